@@ -1,0 +1,10 @@
+//! `faultline analyze`.
+
+use crate::exit::Exit;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<Exit> {
+    anyhow::bail!("`faultline analyze` is not built yet")
+}

@@ -1,0 +1,8 @@
+//! faultline: the controller.
+//!
+//! Cluster control (local processes, SSH hosts, the lab of network
+//! namespaces), the nemesis, the run loop, and every subcommand of the
+//! `faultline` binary. This crate uses all the others; none uses it.
+
+pub mod cmd;
+pub mod exit;

@@ -1,0 +1,121 @@
+//! Planted bugs: `--bug NAME` makes a node wrong in one known way.
+//!
+//! The harness proves its power by catching every one of these. Each bug
+//! names the workload and nemesis that should catch it, so CI can test every
+//! bug with the right setup (`faultline node --list-bugs`).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A deliberate defect. Off by default; a node logs loudly when one is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bug {
+    /// Serve reads from the local state machine, skipping ReadIndex.
+    StaleRead,
+    /// Acknowledge before the write is durable: the WAL is written from a
+    /// user-space buffer lazily, so a crash loses acknowledged entries.
+    NoFsync,
+    /// A new leader expires every lease at once instead of restarting them.
+    LockEarlyExpiry,
+    /// The fenced resource accepts writes with stale tokens.
+    NoFence,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 4] = [
+        Bug::StaleRead,
+        Bug::NoFsync,
+        Bug::LockEarlyExpiry,
+        Bug::NoFence,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "stale-read",
+            Bug::NoFsync => "no-fsync",
+            Bug::LockEarlyExpiry => "lock-early-expiry",
+            Bug::NoFence => "no-fence",
+        }
+    }
+
+    /// The workload that should catch this bug.
+    pub fn workload(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "register",
+            Bug::NoFsync => "register",
+            Bug::LockEarlyExpiry => "lock",
+            Bug::NoFence => "lock",
+        }
+    }
+
+    /// The nemesis that should catch this bug (a `--nemesis` value).
+    pub fn nemesis(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "partition",
+            Bug::NoFsync => "kill",
+            Bug::LockEarlyExpiry => "partition",
+            Bug::NoFence => "pause",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "serve reads from local state, skipping ReadIndex",
+            Bug::NoFsync => "acknowledge writes before they are durable; a crash loses them",
+            Bug::LockEarlyExpiry => "a new leader expires every lease at once",
+            Bug::NoFence => "the fenced resource accepts writes with stale tokens",
+        }
+    }
+
+    /// One line of `faultline node --list-bugs`: NAME, workload, nemesis,
+    /// description, tab-separated.
+    pub fn list_line(self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}",
+            self.name(),
+            self.workload(),
+            self.nemesis(),
+            self.description()
+        )
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown bug {0:?}; `faultline node --list-bugs` lists them")]
+pub struct UnknownBug(pub String);
+
+impl FromStr for Bug {
+    type Err = UnknownBug;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Bug::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBug(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bug_round_trips_through_its_name() {
+        for bug in Bug::ALL {
+            assert_eq!(bug.name().parse::<Bug>().expect("listed name parses"), bug);
+        }
+        assert!("no-such-bug".parse::<Bug>().is_err());
+    }
+
+    #[test]
+    fn list_line_has_four_tab_separated_fields() {
+        for bug in Bug::ALL {
+            assert_eq!(bug.list_line().split('\t').count(), 4, "{bug}");
+        }
+    }
+}
