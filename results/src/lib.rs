@@ -1,4 +1,21 @@
 //! faultline-results: everything on disk.
 //!
-//! The store layout (`store/<test>/<time>/`), the history writer and reader,
-//! latency histograms and the tables printed at the end of a run.
+//! The store layout (`store/<test>/<time>/`, see docs/store.md), the history
+//! writer (JSON Lines, appended as the run goes and flushed at least every
+//! [`history_writer::FLUSH_INTERVAL`], so a crash of the harness still leaves a
+//! checkable history) and reader, per-operation statistics with HdrHistogram
+//! latency percentiles, `results.json`, and the tables printed at the end of
+//! a run. Nothing here knows about networks or clusters.
+
+pub mod history_reader;
+pub mod history_writer;
+pub mod op_stats;
+pub mod run_results;
+pub mod store;
+pub mod table;
+
+pub use history_reader::{read_history, HistoryReadError};
+pub use history_writer::HistoryWriter;
+pub use op_stats::{summarize, OpStats, Summary};
+pub use run_results::{CheckerOutcome, RunResults, VerdictKind};
+pub use store::{RunDir, StoreError};
