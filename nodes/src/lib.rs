@@ -9,3 +9,5 @@
 //! checker).
 
 pub mod bug;
+pub mod consensus;
+pub mod raft;
