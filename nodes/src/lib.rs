@@ -11,3 +11,5 @@
 pub mod bug;
 pub mod consensus;
 pub mod raft;
+pub mod protocol;
+pub mod storage;

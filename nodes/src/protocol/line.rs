@@ -1,0 +1,128 @@
+//! A bounded line reader: never allocates more than its limit for one line.
+//!
+//! `tokio`'s `read_line` grows its buffer without bound; this reader keeps
+//! at most `max_line_bytes` of a line and reports [`LineError::TooLarge`] as
+//! soon as a line is longer, so a peer cannot make the node allocate
+//! unboundedly by never sending a newline.
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// Client lines: 1 MiB (docs/protocol.md).
+pub const MAX_CLIENT_LINE_BYTES: usize = 1 << 20;
+/// Peer lines carry batches of entries and snapshots: 64 MiB.
+pub const MAX_PEER_LINE_BYTES: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("line longer than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("reading a line: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads newline-terminated lines of at most `limit` bytes.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    limit: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(inner: R, limit: usize) -> Self {
+        LineReader {
+            inner,
+            limit,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Change the limit (a connection that turns out to be a peer's).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// The next line without its newline (and without a trailing `\r`), or
+    /// `None` at end of stream. A partial last line without newline is dropped.
+    /// After `TooLarge` the stream is out of sync: close the connection.
+    pub async fn next_line(&mut self) -> Result<Option<&[u8]>, LineError> {
+        self.buf.clear();
+        loop {
+            let available = self.inner.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(None);
+            }
+            match available.iter().position(|&b| b == b'\n') {
+                Some(pos) => {
+                    if self.buf.len() + pos > self.limit {
+                        return Err(LineError::TooLarge { limit: self.limit });
+                    }
+                    self.buf.extend_from_slice(&available[..pos]);
+                    self.inner.consume(pos + 1);
+                    if self.buf.last() == Some(&b'\r') {
+                        self.buf.pop();
+                    }
+                    return Ok(Some(&self.buf));
+                }
+                None => {
+                    let n = available.len();
+                    if self.buf.len() + n > self.limit {
+                        return Err(LineError::TooLarge { limit: self.limit });
+                    }
+                    self.buf.extend_from_slice(available);
+                    self.inner.consume(n);
+                }
+            }
+        }
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::BufReader;
+
+    fn reader(bytes: &'static [u8], limit: usize) -> LineReader<BufReader<&'static [u8]>> {
+        // A tiny buffer so lines span many fill_buf calls.
+        LineReader::new(BufReader::with_capacity(3, bytes), limit)
+    }
+
+    #[tokio::test]
+    async fn splits_lines_and_strips_cr() {
+        let mut r = reader(b"abc\r\n\ndefgh\nrest", 10);
+        assert_eq!(r.next_line().await.expect("ok"), Some(&b"abc"[..]));
+        assert_eq!(r.next_line().await.expect("ok"), Some(&b""[..]));
+        assert_eq!(r.next_line().await.expect("ok"), Some(&b"defgh"[..]));
+        assert_eq!(r.next_line().await.expect("ok"), None, "partial tail dropped");
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_limit_is_refused_before_it_is_buffered() {
+        let mut r = reader(b"0123456789ABCDEF\n", 10);
+        assert!(matches!(r.next_line().await, Err(LineError::TooLarge { limit: 10 })));
+        assert!(r.buf.len() <= 10, "never buffered past the limit");
+        let mut r = reader(b"0123456789\n", 10);
+        assert_eq!(r.next_line().await.expect("exactly the limit is fine"), Some(&b"0123456789"[..]));
+    }
+
+    proptest::proptest! {
+        /// Fuzz: random bytes never panic and never yield a line over the limit.
+        #[test]
+        fn never_panics_nor_exceeds_the_limit(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512), limit in 0usize..64) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            rt.block_on(async {
+                let mut r = LineReader::new(BufReader::with_capacity(7, &bytes[..]), limit);
+                loop {
+                    match r.next_line().await {
+                        Ok(Some(line)) => assert!(line.len() <= limit),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            });
+        }
+    }
+}

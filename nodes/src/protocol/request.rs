@@ -1,0 +1,335 @@
+//! Requests: one JSON object a line, `{"id":N,"op":"...",...}`.
+//!
+//! Decoding never panics and never trusts the input: a line that is not a
+//! JSON object, lacks `op`, names an unknown op or misses a field becomes a
+//! [`DecodeError`] that still carries the request's `id` when it could be read,
+//! so the reply can echo it.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// One request line: an id the reply echoes and an operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Echoed by the reply. Optional only for `auth` and `hello`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// Every operation of docs/protocol.md.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    /// First line of a connection when the node runs with `--auth-token-file`.
+    Auth { token: String },
+    /// First line (after `auth`) of a peer connection: the sender's node id.
+    /// Every later line on that connection is a peer frame.
+    Hello { node: u64 },
+
+    Read {
+        #[serde(deserialize_with = "string_or_number")]
+        key: String,
+    },
+    Write {
+        #[serde(deserialize_with = "string_or_number")]
+        key: String,
+        value: Value,
+    },
+    Cas {
+        #[serde(deserialize_with = "string_or_number")]
+        key: String,
+        from: Value,
+        to: Value,
+    },
+    Append {
+        #[serde(deserialize_with = "string_or_number")]
+        key: String,
+        value: Value,
+    },
+    Add {
+        #[serde(deserialize_with = "string_or_number")]
+        key: String,
+        delta: i64,
+    },
+
+    Acquire {
+        #[serde(deserialize_with = "string_or_number")]
+        lock: String,
+        #[serde(deserialize_with = "string_or_number")]
+        owner: String,
+        ttl_ms: u64,
+    },
+    Renew {
+        #[serde(deserialize_with = "string_or_number")]
+        lock: String,
+        #[serde(deserialize_with = "string_or_number")]
+        owner: String,
+        token: u64,
+        ttl_ms: u64,
+    },
+    Release {
+        #[serde(deserialize_with = "string_or_number")]
+        lock: String,
+        #[serde(deserialize_with = "string_or_number")]
+        owner: String,
+        token: u64,
+    },
+    #[serde(rename = "fenced_write")]
+    FencedWrite {
+        #[serde(deserialize_with = "string_or_number")]
+        key: String,
+        value: Value,
+        token: u64,
+    },
+
+    Status,
+    Filter {
+        /// Node ids whose messages are dropped, both directions.
+        #[serde(default)]
+        drop: Vec<u64>,
+        /// Extra delay on every outgoing peer message.
+        #[serde(default)]
+        delay_ms: u64,
+        /// Probability of dropping a peer message (each direction).
+        #[serde(default)]
+        loss: f64,
+    },
+    Clock {
+        #[serde(default)]
+        offset_ms: i64,
+        #[serde(default = "one")]
+        rate: f64,
+    },
+    TransferLeader { to: u64 },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Keys, lock names and owners are strings on the wire; integers are
+/// accepted too (as their decimal text) since many workloads number keys.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or a number, got {other}"
+        ))),
+    }
+}
+
+impl Op {
+    /// True for operations that change replicated state (go through the log).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Op::Write { .. }
+                | Op::Cas { .. }
+                | Op::Append { .. }
+                | Op::Add { .. }
+                | Op::Acquire { .. }
+                | Op::Renew { .. }
+                | Op::Release { .. }
+                | Op::FencedWrite { .. }
+        )
+    }
+
+    /// The op's wire name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Auth { .. } => "auth",
+            Op::Hello { .. } => "hello",
+            Op::Read { .. } => "read",
+            Op::Write { .. } => "write",
+            Op::Cas { .. } => "cas",
+            Op::Append { .. } => "append",
+            Op::Add { .. } => "add",
+            Op::Acquire { .. } => "acquire",
+            Op::Renew { .. } => "renew",
+            Op::Release { .. } => "release",
+            Op::FencedWrite { .. } => "fenced_write",
+            Op::Status => "status",
+            Op::Filter { .. } => "filter",
+            Op::Clock { .. } => "clock",
+            Op::TransferLeader { .. } => "transfer-leader",
+        }
+    }
+}
+
+/// A line that is not a valid request.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("bad request: {reason}")]
+pub struct DecodeError {
+    /// The request's id, when it could be read, so the reply can echo it.
+    pub id: Option<u64>,
+    pub reason: String,
+}
+
+impl Request {
+    /// Decode one line (without its newline).
+    pub fn decode(line: &[u8]) -> Result<Request, DecodeError> {
+        let value: Value = serde_json::from_slice(line).map_err(|e| DecodeError {
+            id: None,
+            reason: format!("malformed JSON: {e}"),
+        })?;
+        let Value::Object(map) = &value else {
+            return Err(DecodeError {
+                id: None,
+                reason: "a request must be a JSON object".into(),
+            });
+        };
+        let id = match map.get("id") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(id) => Some(id),
+                None => {
+                    return Err(DecodeError {
+                        id: None,
+                        reason: format!("`id` must be a non-negative integer, got {v}"),
+                    })
+                }
+            },
+        };
+        if !map.contains_key("op") {
+            return Err(DecodeError {
+                id,
+                reason: "missing `op`".into(),
+            });
+        }
+        let op = Op::deserialize(value).map_err(|e| DecodeError {
+            id,
+            reason: e.to_string(),
+        })?;
+        if id.is_none() && !matches!(op, Op::Auth { .. } | Op::Hello { .. }) {
+            return Err(DecodeError {
+                id: None,
+                reason: format!("`{}` needs an integer `id`", op.name()),
+            });
+        }
+        Ok(Request { id, op })
+    }
+
+    /// Encode as one line, newline included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec(self).expect("requests always serialize");
+        out.push(b'\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_the_examples_of_the_protocol_doc() {
+        let r = Request::decode(br#"{"id":1,"op":"write","key":"x","value":5}"#).expect("valid");
+        assert_eq!(r.id, Some(1));
+        assert_eq!(
+            r.op,
+            Op::Write {
+                key: "x".into(),
+                value: json!(5)
+            }
+        );
+        let r = Request::decode(br#"{"id":3,"op":"cas","key":"x","from":4,"to":6}"#).expect("valid");
+        assert_eq!(
+            r.op,
+            Op::Cas {
+                key: "x".into(),
+                from: json!(4),
+                to: json!(6)
+            }
+        );
+        let r = Request::decode(br#"{"id":9,"op":"fenced_write","key":7,"value":[1],"token":3}"#)
+            .expect("valid");
+        assert_eq!(
+            r.op,
+            Op::FencedWrite {
+                key: "7".into(),
+                value: json!([1]),
+                token: 3
+            }
+        );
+        let r = Request::decode(br#"{"id":4,"op":"transfer-leader","to":2}"#).expect("valid");
+        assert_eq!(r.op, Op::TransferLeader { to: 2 });
+        let r = Request::decode(br#"{"op":"auth","token":"s3cret"}"#).expect("valid");
+        assert_eq!(r.id, None);
+        let r = Request::decode(br#"{"id":5,"op":"filter","drop":[2,3]}"#).expect("valid");
+        assert_eq!(
+            r.op,
+            Op::Filter {
+                drop: vec![2, 3],
+                delay_ms: 0,
+                loss: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_requests_keep_their_id_when_it_can_be_read() {
+        let e = Request::decode(br#"{"id":7,"op":"frobnicate"}"#).expect_err("unknown op");
+        assert_eq!(e.id, Some(7));
+        let e = Request::decode(br#"{"id":8,"op":"write","key":"x"}"#).expect_err("no value");
+        assert_eq!(e.id, Some(8));
+        let e = Request::decode(br#"{"id":8,"op":"add","key":"x","delta":"one"}"#)
+            .expect_err("delta not a number");
+        assert_eq!(e.id, Some(8));
+        let e = Request::decode(br#"{"id":-1,"op":"read","key":"x"}"#).expect_err("negative id");
+        assert_eq!(e.id, None);
+        let e = Request::decode(br#"{"op":"read","key":"x"}"#).expect_err("no id");
+        assert_eq!(e.id, None);
+        assert!(Request::decode(b"[1,2]").is_err());
+        assert!(Request::decode(b"{").is_err());
+        assert!(Request::decode(br#"{"id":1,"op":"read","key":null}"#).is_err());
+    }
+
+    #[test]
+    fn encode_then_decode_round_trips() {
+        let ops = vec![
+            Op::Read { key: "k".into() },
+            Op::Add {
+                key: "c".into(),
+                delta: -3,
+            },
+            Op::Acquire {
+                lock: "l".into(),
+                owner: "o".into(),
+                ttl_ms: 500,
+            },
+            Op::Status,
+            Op::Clock {
+                offset_ms: -20,
+                rate: 1.5,
+            },
+        ];
+        for (i, op) in ops.into_iter().enumerate() {
+            let r = Request {
+                id: Some(i as u64),
+                op,
+            };
+            let line = r.encode();
+            assert_eq!(line.last(), Some(&b'\n'));
+            let back = Request::decode(&line[..line.len() - 1]).expect("round trip");
+            assert_eq!(back, r);
+        }
+    }
+
+    proptest::proptest! {
+        /// Fuzz: random bytes never panic the decoder.
+        #[test]
+        fn decode_never_panics_on_random_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = Request::decode(&bytes);
+        }
+
+        /// Fuzz: JSON-shaped garbage never panics the decoder either.
+        #[test]
+        fn decode_never_panics_on_jsonish_strings(s in r#"\{("(id|op|key|value|token|to|from|delta|ttl_ms|lock|owner|drop|loss|rate)":(-?[0-9]{1,20}|"[a-z_\-]{0,12}"|null|true|\[[0-9,]{0,8}\]|\{\}),?){0,6}\}"#) {
+            let _ = Request::decode(s.as_bytes());
+        }
+    }
+}

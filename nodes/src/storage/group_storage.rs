@@ -1,0 +1,420 @@
+//! The durable state of one consensus group on one node.
+//!
+//! Lives in `<data-dir>/group-<id>/`: `wal.log` (records, see
+//! [`WalRecord`]) and `snapshot` (the latest state-machine snapshot).
+//! [`GroupStorage::open`] replays both into a [`Recovered`] for the core.
+//! [`GroupStorage::stage`] buffers what a `Ready` asks to persist;
+//! [`GroupStorage::sync`] makes the batch durable with one fsync, and only
+//! then may the runtime acknowledge anything that depends on it.
+//!
+//! With `no_fsync` (the planted bug) `sync` returns at once and the batch
+//! stays in a user-space buffer that [`GroupStorage::flush_lazily`] writes
+//! out every [`LAZY_FLUSH_INTERVAL`]: a SIGKILL loses what was acknowledged.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::record::WalRecord;
+use super::wal::Wal;
+use super::{snapshot_file, StorageError};
+use crate::consensus::{Entry, GroupId, HardState, LogIndex, Recovered, Snapshot, Term};
+
+/// How often the `no-fsync` bug writes its buffer out.
+pub const LAZY_FLUSH_INTERVAL: Duration = Duration::from_millis(1500);
+
+/// One group's WAL and snapshot, plus an in-memory copy of the entries after
+/// the snapshot (to rewrite the WAL on compaction).
+#[derive(Debug)]
+pub struct GroupStorage {
+    dir: PathBuf,
+    wal: Wal,
+    hard_state: HardState,
+    /// (index, term) of the latest stored snapshot; (0, 0) if none.
+    snapshot_index: LogIndex,
+    snapshot_term: Term,
+    /// Entries after the snapshot, contiguous from `snapshot_index + 1`.
+    entries: Vec<Entry>,
+    no_fsync: bool,
+    last_flush: Instant,
+    scratch: Vec<u8>,
+}
+
+impl GroupStorage {
+    /// The directory of `group` under `data_dir`.
+    pub fn group_dir(data_dir: &Path, group: GroupId) -> PathBuf {
+        data_dir.join(format!("group-{}", group.0))
+    }
+
+    /// Open (or create) a group's storage and recover its durable state.
+    pub fn open(
+        data_dir: &Path,
+        group: GroupId,
+        no_fsync: bool,
+    ) -> Result<(GroupStorage, Recovered), StorageError> {
+        let dir = Self::group_dir(data_dir, group);
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let wal_path = dir.join("wal.log");
+        let (wal, recovery) = Wal::open(&wal_path)?;
+
+        let mut hard_state = HardState::default();
+        let mut entries: Vec<Entry> = Vec::new();
+        let (mut snap_index, mut snap_term) = (LogIndex(0), Term(0));
+        for (i, payload) in recovery.payloads.iter().enumerate() {
+            let record = WalRecord::decode(payload).map_err(|e| StorageError::Corrupt {
+                file: wal_path.clone(),
+                offset: 0,
+                reason: format!("record #{i}: {e}"),
+            })?;
+            match record {
+                WalRecord::HardState(hs) => hard_state = hs,
+                WalRecord::Entries(new) => {
+                    if let Err(reason) = splice(&mut entries, snap_index, new) {
+                        return Err(StorageError::Corrupt {
+                            file: wal_path.clone(),
+                            offset: 0,
+                            reason: format!("record #{i}: {reason}"),
+                        });
+                    }
+                }
+                WalRecord::Snapshot {
+                    index,
+                    term,
+                    whole_log,
+                } => {
+                    if whole_log {
+                        entries.clear();
+                    } else {
+                        entries.retain(|e| e.index > index);
+                    }
+                    snap_index = index;
+                    snap_term = term;
+                }
+            }
+        }
+
+        let snap_path = dir.join("snapshot");
+        let snapshot = snapshot_file::read(&snap_path)?;
+        match &snapshot {
+            Some(s) if s.meta.index < snap_index => {
+                return Err(StorageError::Corrupt {
+                    file: snap_path,
+                    offset: 0,
+                    reason: format!(
+                        "snapshot at {} but the WAL says one at {} was stored",
+                        s.meta.index, snap_index
+                    ),
+                })
+            }
+            Some(s) => {
+                // A crash between the snapshot's rename and its WAL record:
+                // the snapshot file is newer; drop what it covers.
+                snap_index = s.meta.index;
+                snap_term = s.meta.term;
+                entries.retain(|e| e.index > snap_index);
+                if entries.first().is_some_and(|e| e.index != snap_index.next()) {
+                    entries.clear();
+                }
+            }
+            None if snap_index > LogIndex(0) => {
+                return Err(StorageError::Corrupt {
+                    file: snap_path,
+                    offset: 0,
+                    reason: format!("missing: the WAL says a snapshot at {snap_index} was stored"),
+                })
+            }
+            None => {}
+        }
+        let recovered = Recovered {
+            hard_state,
+            snapshot,
+            entries: entries.clone(),
+        };
+        tracing::info!(
+            group = %group,
+            term = hard_state.term.0,
+            commit = hard_state.commit.0,
+            snapshot_index = snap_index.0,
+            entries = entries.len(),
+            torn_bytes = recovery.truncated_bytes,
+            "recovered group storage"
+        );
+        Ok((
+            GroupStorage {
+                dir,
+                wal,
+                hard_state,
+                snapshot_index: snap_index,
+                snapshot_term: snap_term,
+                entries,
+                no_fsync,
+                last_flush: Instant::now(),
+                scratch: Vec::new(),
+            },
+            recovered,
+        ))
+    }
+
+    /// Buffer what a Ready asks to persist, in the contract's order:
+    /// snapshot (replaces the whole log), hard state, entries (truncate from
+    /// the first one's index, then append). Nothing is durable until
+    /// [`GroupStorage::sync`]; the snapshot file itself is written durably here.
+    pub fn stage(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        hard_state: Option<HardState>,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
+        if let Some(snap) = snapshot {
+            snapshot_file::write(&self.dir.join("snapshot"), snap)?;
+            self.snapshot_index = snap.meta.index;
+            self.snapshot_term = snap.meta.term;
+            self.entries.clear();
+            self.append_record(&WalRecord::Snapshot {
+                index: snap.meta.index,
+                term: snap.meta.term,
+                whole_log: true,
+            });
+        }
+        if let Some(hs) = hard_state {
+            self.hard_state = hs;
+            self.append_record(&WalRecord::HardState(hs));
+        }
+        if !entries.is_empty() {
+            splice(&mut self.entries, self.snapshot_index, entries.to_vec())
+                .map_err(StorageError::Contract)?;
+            self.append_record(&WalRecord::Entries(entries.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn append_record(&mut self, record: &WalRecord) {
+        self.scratch.clear();
+        record.encode(&mut self.scratch);
+        self.wal.append(&self.scratch);
+    }
+
+    /// Make every staged record durable: write and fsync once. With the
+    /// `no-fsync` bug, returns at once and leaves them in memory.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        if self.no_fsync || !self.wal.has_pending() {
+            return Ok(());
+        }
+        self.wal.sync()
+    }
+
+    /// The `no-fsync` bug's lazy writer: write the buffer out when it is
+    /// older than [`LAZY_FLUSH_INTERVAL`]. A no-op without the bug.
+    pub fn flush_lazily(&mut self, now: Instant) -> Result<(), StorageError> {
+        if self.no_fsync && now.duration_since(self.last_flush) >= LAZY_FLUSH_INTERVAL {
+            self.last_flush = now;
+            self.wal.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Local compaction: store `snap` durably, then drop the entries it
+    /// covers by rewriting the WAL (hard state, snapshot marker, the rest).
+    pub fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        if snap.meta.index <= self.snapshot_index {
+            return Ok(());
+        }
+        snapshot_file::write(&self.dir.join("snapshot"), snap)?;
+        self.snapshot_index = snap.meta.index;
+        self.snapshot_term = snap.meta.term;
+        self.entries.retain(|e| e.index > snap.meta.index);
+        let mut payloads = Vec::with_capacity(3);
+        for record in [
+            WalRecord::HardState(self.hard_state),
+            WalRecord::Snapshot {
+                index: self.snapshot_index,
+                term: self.snapshot_term,
+                whole_log: false,
+            },
+            WalRecord::Entries(self.entries.clone()),
+        ] {
+            let mut buf = Vec::new();
+            record.encode(&mut buf);
+            payloads.push(buf);
+        }
+        self.wal.rewrite(&payloads)
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot_index
+    }
+
+    /// Entries stored after the snapshot.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Size of the WAL file (including anything staged).
+    pub fn wal_bytes(&self) -> u64 {
+        self.wal.len_bytes()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Truncate `log` from `new[0].index` and append `new`, keeping `log`
+/// contiguous after `base` (the snapshot index). Entries at or before `base`
+/// are covered by the snapshot and skipped.
+fn splice(log: &mut Vec<Entry>, base: LogIndex, new: Vec<Entry>) -> Result<(), String> {
+    let new: Vec<Entry> = new.into_iter().filter(|e| e.index > base).collect();
+    let Some(first) = new.first() else {
+        return Ok(());
+    };
+    let first = first.index;
+    let next = LogIndex(base.0 + log.len() as u64 + 1);
+    if first > next {
+        return Err(format!(
+            "entries from {first} leave a gap after {}",
+            next.prev()
+        ));
+    }
+    let keep = (first.0 - base.0 - 1) as usize;
+    log.truncate(keep);
+    log.extend(new);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{EntryKind, NodeId, SnapshotMeta};
+
+    fn e(index: u64, term: u64) -> Entry {
+        Entry {
+            index: LogIndex(index),
+            term: Term(term),
+            kind: EntryKind::Normal(format!("cmd{index}").into_bytes()),
+        }
+    }
+
+    fn hs(term: u64, vote: u64, commit: u64) -> HardState {
+        HardState {
+            term: Term(term),
+            vote: Some(NodeId(vote)),
+            commit: LogIndex(commit),
+        }
+    }
+
+    #[test]
+    fn hard_state_and_entries_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = GroupId(3);
+        let (mut st, rec) = GroupStorage::open(dir.path(), g, false).expect("open");
+        assert_eq!(rec, Recovered::default());
+        st.stage(None, Some(hs(1, 1, 0)), &[e(1, 1), e(2, 1), e(3, 1)]).expect("stage");
+        st.sync().expect("sync");
+        // A new leader overwrites a conflicting suffix.
+        st.stage(None, Some(hs(2, 2, 1)), &[e(2, 2)]).expect("stage");
+        st.sync().expect("sync");
+        drop(st);
+        assert!(dir.path().join("group-3").join("wal.log").exists(), "group id in the path");
+        let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
+        assert_eq!(rec.hard_state, hs(2, 2, 1));
+        assert_eq!(rec.entries, vec![e(1, 1), e(2, 2)]);
+        assert_eq!(rec.snapshot, None);
+    }
+
+    #[test]
+    fn nothing_is_on_disk_before_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut st, _) = GroupStorage::open(dir.path(), GroupId(0), false).expect("open");
+        st.stage(None, Some(hs(5, 1, 0)), &[e(1, 5)]).expect("stage");
+        let (_, rec) = GroupStorage::open(dir.path(), GroupId(0), false).expect("peek");
+        assert_eq!(rec, Recovered::default(), "staged is not durable");
+        st.sync().expect("sync");
+        let (_, rec) = GroupStorage::open(dir.path(), GroupId(0), false).expect("reopen");
+        assert_eq!(rec.hard_state.term, Term(5));
+    }
+
+    #[test]
+    fn no_fsync_bug_loses_acknowledged_entries_on_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut st, _) = GroupStorage::open(dir.path(), GroupId(0), true).expect("open");
+        st.stage(None, Some(hs(1, 1, 0)), &[e(1, 1)]).expect("stage");
+        st.sync().expect("sync returns at once");
+        // A crash now (drop without flush) loses the "synced" entry.
+        let (_, rec) = GroupStorage::open(dir.path(), GroupId(0), false).expect("reopen");
+        assert!(rec.entries.is_empty(), "the bug must lose acknowledged writes");
+        // The lazy flusher writes it out eventually.
+        st.flush_lazily(Instant::now() + LAZY_FLUSH_INTERVAL).expect("flush");
+        let (_, rec) = GroupStorage::open(dir.path(), GroupId(0), false).expect("reopen");
+        assert_eq!(rec.entries, vec![e(1, 1)]);
+    }
+
+    #[test]
+    fn compaction_keeps_the_suffix_and_the_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = GroupId(1);
+        let (mut st, _) = GroupStorage::open(dir.path(), g, false).expect("open");
+        let entries: Vec<Entry> = (1..=10).map(|i| e(i, 1)).collect();
+        st.stage(None, Some(hs(1, 1, 8)), &entries).expect("stage");
+        st.sync().expect("sync");
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(6),
+                term: Term(1),
+                voters: vec![NodeId(1)],
+            },
+            data: b"sm".to_vec(),
+        };
+        let before = st.wal_bytes();
+        st.compact(&snap).expect("compact");
+        assert!(st.wal_bytes() < before, "the WAL shrinks");
+        st.stage(None, None, &[e(11, 2)]).expect("stage");
+        st.sync().expect("sync");
+        let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
+        assert_eq!(rec.snapshot, Some(snap));
+        assert_eq!(rec.entries.first().map(|e| e.index), Some(LogIndex(7)));
+        assert_eq!(rec.entries.last(), Some(&e(11, 2)));
+        assert_eq!(rec.hard_state, hs(1, 1, 8));
+    }
+
+    #[test]
+    fn an_installed_snapshot_replaces_the_whole_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = GroupId(0);
+        let (mut st, _) = GroupStorage::open(dir.path(), g, false).expect("open");
+        st.stage(None, None, &[e(1, 1), e(2, 1), e(3, 1)]).expect("stage");
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(20),
+                term: Term(4),
+                voters: vec![],
+            },
+            data: vec![1, 2, 3],
+        };
+        st.stage(Some(&snap), Some(hs(4, 2, 20)), &[e(21, 4)]).expect("stage");
+        st.sync().expect("sync");
+        let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
+        assert_eq!(rec.snapshot.map(|s| s.meta.index), Some(LogIndex(20)));
+        assert_eq!(rec.entries, vec![e(21, 4)]);
+    }
+
+    #[test]
+    fn a_gap_in_the_entries_is_a_contract_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut st, _) = GroupStorage::open(dir.path(), GroupId(0), false).expect("open");
+        st.stage(None, None, &[e(1, 1)]).expect("stage");
+        assert!(st.stage(None, None, &[e(3, 1)]).is_err());
+    }
+
+    #[test]
+    fn splice_truncates_then_appends() {
+        let mut log = vec![e(5, 1), e(6, 1), e(7, 1)];
+        splice(&mut log, LogIndex(4), vec![e(6, 2), e(7, 2), e(8, 2)]).expect("ok");
+        assert_eq!(log, vec![e(5, 1), e(6, 2), e(7, 2), e(8, 2)]);
+        splice(&mut log, LogIndex(4), vec![e(3, 1), e(4, 1)]).expect("covered by snapshot");
+        assert_eq!(log.len(), 4);
+        assert!(splice(&mut log, LogIndex(4), vec![e(10, 2)]).is_err());
+    }
+}
