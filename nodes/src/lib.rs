@@ -13,3 +13,4 @@ pub mod consensus;
 pub mod raft;
 pub mod protocol;
 pub mod storage;
+pub mod client;

@@ -1,0 +1,219 @@
+//! A small async client for the node protocol (docs/protocol.md).
+//!
+//! [`Connection`] is one pipelined connection to one node. [`Client`] talks
+//! to a cluster: it sends to the node it believes leads, follows `not-leader`
+//! redirects (definite, so retrying is safe), tries the next node when the
+//! leader is unknown or a connection cannot be made, and turns every reply
+//! into an [`Outcome`]: `Ok`, `Fail` (certainly did not happen) or `Unknown`
+//! (timeout, closed connection, or a not-definite error: record `info`).
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use faultline_nodes::client::{Client, ClientConfig, Outcome};
+//! use faultline_nodes::protocol::Op;
+//! let client = Client::new(ClientConfig::new(vec!["127.0.0.1:7001".into()]));
+//! match client.call(Op::Read { key: "x".into() }).await {
+//!     Outcome::Ok(reply) => println!("x = {}", reply.value()),
+//!     Outcome::Fail(reply) => println!("failed: {:?}", reply.error),
+//!     Outcome::Unknown(why) => println!("unknown: {why}"),
+//! }
+//! # }
+//! ```
+
+pub mod connection;
+
+pub use connection::Connection;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::protocol::{ErrorCode, Op, Reply};
+
+/// Why a call has no reply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("{addr} refused the auth token")]
+    Unauthorized { addr: String },
+    /// The request never left this process: it certainly did not happen.
+    #[error("request to {addr} was not sent (connection closed)")]
+    NotSent { addr: String },
+    /// Sent, then the connection closed before the reply: unknown.
+    #[error("connection to {addr} closed before the reply")]
+    Closed { addr: String },
+    /// Sent, no reply in time: unknown.
+    #[error("no reply from {addr} in time")]
+    Timeout { addr: String },
+}
+
+impl ClientError {
+    /// Whether the request certainly did not reach a node.
+    pub fn not_sent(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::Unauthorized { .. } | ClientError::NotSent { .. }
+        )
+    }
+}
+
+/// The outcome of one operation, in Jepsen's terms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// It happened; the reply carries the result.
+    Ok(Reply),
+    /// It certainly did not happen (a definite error reply, or never sent).
+    Fail(Reply),
+    /// It may or may not have happened (record `info`).
+    Unknown(String),
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok(_))
+    }
+}
+
+/// How a [`Client`] behaves.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Client addresses of the nodes (`host:port`).
+    pub nodes: Vec<String>,
+    /// Sent as the first line of every connection when set.
+    pub auth_token: Option<String>,
+    /// How long one call may wait for its reply, redirects included.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Give up (as `Fail`, nothing happened) after this many redirects or
+    /// refused connections.
+    pub max_attempts: usize,
+    /// Pause before retrying when no leader is known.
+    pub retry_backoff: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(nodes: Vec<String>) -> ClientConfig {
+        ClientConfig {
+            nodes,
+            auth_token: None,
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            max_attempts: 20,
+            retry_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A cluster client: pipelined connections, redirects followed.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    connections: tokio::sync::Mutex<HashMap<String, Connection>>,
+    /// The address we believe leads.
+    leader: Mutex<Option<String>>,
+    /// Round-robin position when no leader is known.
+    next_node: Mutex<usize>,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Client {
+        assert!(!config.nodes.is_empty(), "a client needs at least one node");
+        Client {
+            config,
+            connections: tokio::sync::Mutex::new(HashMap::new()),
+            leader: Mutex::new(None),
+            next_node: Mutex::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The address the client currently believes leads, if any.
+    pub fn leader(&self) -> Option<String> {
+        self.leader.lock().expect("leader lock").clone()
+    }
+
+    fn pick_node(&self) -> String {
+        if let Some(l) = self.leader() {
+            return l;
+        }
+        let mut next = self.next_node.lock().expect("next lock");
+        let addr = self.config.nodes[*next % self.config.nodes.len()].clone();
+        *next += 1;
+        addr
+    }
+
+    async fn connection(&self, addr: &str) -> Result<Connection, ClientError> {
+        let mut conns = self.connections.lock().await;
+        if let Some(c) = conns.get(addr) {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Connection::connect(
+            addr,
+            self.config.auth_token.as_deref(),
+            self.config.connect_timeout,
+        )
+        .await?;
+        conns.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Send `op` to one node, no redirects.
+    pub async fn call_node(&self, addr: &str, op: Op) -> Result<Reply, ClientError> {
+        self.connection(addr).await?.call(op, self.config.timeout).await
+    }
+
+    /// Run `op` on the cluster: to the leader, following redirects.
+    pub async fn call(&self, op: Op) -> Outcome {
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let mut last_fail: Option<Reply> = None;
+        for attempt in 0..self.config.max_attempts.max(1) {
+            let addr = self.pick_node();
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            let result = match self.connection(&addr).await {
+                Ok(c) => c.call(op.clone(), remaining).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(reply) if reply.ok => {
+                    *self.leader.lock().expect("leader lock") = Some(addr);
+                    return Outcome::Ok(reply);
+                }
+                Ok(reply) if reply.error == Some(ErrorCode::NotLeader) => {
+                    let hint = reply.leader().map(str::to_string).filter(|l| *l != addr);
+                    let known = hint.is_some();
+                    *self.leader.lock().expect("leader lock") = hint;
+                    last_fail = Some(reply);
+                    if !known {
+                        tokio::time::sleep(self.config.retry_backoff.min(remaining)).await;
+                    }
+                }
+                Ok(reply) if reply.is_definite_failure() => return Outcome::Fail(reply),
+                Ok(reply) => {
+                    return Outcome::Unknown(format!(
+                        "{addr}: {}",
+                        reply.error.map_or("not ok".to_string(), |e| e.to_string())
+                    ))
+                }
+                Err(e) if e.not_sent() => {
+                    tracing::debug!(attempt, error = %e, "not sent; trying another node");
+                    *self.leader.lock().expect("leader lock") = None;
+                    tokio::time::sleep(self.config.retry_backoff.min(remaining)).await;
+                }
+                Err(e) => {
+                    *self.leader.lock().expect("leader lock") = None;
+                    return Outcome::Unknown(e.to_string());
+                }
+            }
+        }
+        Outcome::Fail(last_fail.unwrap_or_else(|| Reply::not_leader(None, None)))
+    }
+}
