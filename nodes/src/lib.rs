@@ -14,3 +14,4 @@ pub mod raft;
 pub mod protocol;
 pub mod storage;
 pub mod client;
+pub mod state;

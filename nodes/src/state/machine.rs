@@ -1,0 +1,405 @@
+//! The replicated state machine: a key-value map and a lock service.
+//!
+//! Deterministic: applying the same commands in the same order gives the
+//! same state and the same results on every replica (no clock, no
+//! randomness, ordered maps). Lease expiry is a command ([`Command::Expire`])
+//! that the leader proposes when its own timer fires, so every replica
+//! expires a lease at the same log position.
+//!
+//! Guarantees: fencing tokens strictly increase per lock (a lock's counter
+//! only grows, and survives release and expiry); a fenced key accepts a
+//! write only with a token at least as large as any it accepted before
+//! (unless built with the `no-fence` bug).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::command::Command;
+
+/// A granted lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub token: u64,
+    pub ttl_ms: u64,
+    /// How many renews this lease has had (identifies its current timer).
+    pub renewals: u64,
+}
+
+/// One lock: its holder, and the last token it handed out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub holder: Option<Lease>,
+    pub last_token: u64,
+}
+
+/// The result of applying one command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    Ok,
+    /// `append` and `add`: the value after the change.
+    Value(Value),
+    CasMismatch { current: Value },
+    Token(u64),
+    LockHeld { holder: String },
+    NotHolder,
+    StaleToken { highest: u64 },
+    /// The command cannot apply to the current value (e.g. `add` to a string).
+    BadRequest(String),
+}
+
+/// What the state machine changed that the runtime's lease timers care about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseChange {
+    /// (Re)start the timer of this lease.
+    Started { lock: String, lease: Lease },
+    /// The lock is free: stop its timer.
+    Ended { lock: String },
+}
+
+/// The whole replicated state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateMachine {
+    kv: BTreeMap<String, Value>,
+    /// Highest fencing token each fenced key accepted.
+    fences: BTreeMap<String, u64>,
+    locks: BTreeMap<String, Lock>,
+    /// Planted bug `no-fence`: fenced writes ignore the token.
+    #[serde(skip)]
+    no_fence: bool,
+}
+
+impl StateMachine {
+    pub fn new(no_fence: bool) -> StateMachine {
+        StateMachine {
+            no_fence,
+            ..StateMachine::default()
+        }
+    }
+
+    /// Read a key (null if absent).
+    pub fn read(&self, key: &str) -> Value {
+        self.kv.get(key).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Every held lease (for a new leader to restart its timers).
+    pub fn leases(&self) -> impl Iterator<Item = (&str, &Lease)> {
+        self.locks
+            .iter()
+            .filter_map(|(name, l)| l.holder.as_ref().map(|h| (name.as_str(), h)))
+    }
+
+    pub fn lock(&self, name: &str) -> Option<&Lock> {
+        self.locks.get(name)
+    }
+
+    /// Apply one command; `lease` receives what changed for lease timers.
+    pub fn apply(&mut self, cmd: Command, lease: &mut Vec<LeaseChange>) -> Applied {
+        match cmd {
+            Command::Write { key, value } => {
+                self.kv.insert(key, value);
+                Applied::Ok
+            }
+            Command::Cas { key, from, to } => {
+                let current = self.read(&key);
+                if current == from {
+                    self.kv.insert(key, to);
+                    Applied::Ok
+                } else {
+                    Applied::CasMismatch { current }
+                }
+            }
+            Command::Append { key, value } => {
+                let list = match self.kv.get(&key) {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(items)) => items.clone(),
+                    Some(other) => {
+                        return Applied::BadRequest(format!(
+                            "append to {key:?}, which holds {other}, not a list"
+                        ))
+                    }
+                };
+                let mut list = list;
+                list.push(value);
+                let value = Value::Array(list);
+                self.kv.insert(key, value.clone());
+                Applied::Value(value)
+            }
+            Command::Add { key, delta } => {
+                let current = match self.kv.get(&key) {
+                    None | Some(Value::Null) => 0,
+                    Some(v) => match v.as_i64() {
+                        Some(n) => n,
+                        None => {
+                            return Applied::BadRequest(format!(
+                                "add to {key:?}, which holds {v}, not an integer"
+                            ))
+                        }
+                    },
+                };
+                let Some(sum) = current.checked_add(delta) else {
+                    return Applied::BadRequest(format!("{current} + {delta} overflows"));
+                };
+                self.kv.insert(key, Value::from(sum));
+                Applied::Value(Value::from(sum))
+            }
+            Command::Acquire {
+                lock,
+                owner,
+                ttl_ms,
+            } => {
+                let l = self.locks.entry(lock.clone()).or_default();
+                if let Some(h) = &l.holder {
+                    return Applied::LockHeld {
+                        holder: h.owner.clone(),
+                    };
+                }
+                l.last_token = l.last_token.checked_add(1).expect("fencing tokens never reach u64::MAX");
+                let granted = Lease {
+                    owner,
+                    token: l.last_token,
+                    ttl_ms,
+                    renewals: 0,
+                };
+                l.holder = Some(granted.clone());
+                lease.push(LeaseChange::Started {
+                    lock,
+                    lease: granted,
+                });
+                Applied::Token(l.last_token)
+            }
+            Command::Renew {
+                lock,
+                owner,
+                token,
+                ttl_ms,
+            } => match self.locks.get_mut(&lock).and_then(|l| l.holder.as_mut()) {
+                Some(h) if h.owner == owner && h.token == token => {
+                    h.ttl_ms = ttl_ms;
+                    h.renewals += 1;
+                    lease.push(LeaseChange::Started {
+                        lock,
+                        lease: h.clone(),
+                    });
+                    Applied::Ok
+                }
+                _ => Applied::NotHolder,
+            },
+            Command::Release { lock, owner, token } => {
+                match self.locks.get_mut(&lock) {
+                    Some(l)
+                        if l
+                            .holder
+                            .as_ref()
+                            .is_some_and(|h| h.owner == owner && h.token == token) =>
+                    {
+                        l.holder = None;
+                        lease.push(LeaseChange::Ended { lock });
+                        Applied::Ok
+                    }
+                    _ => Applied::NotHolder,
+                }
+            }
+            Command::FencedWrite { key, value, token } => {
+                let highest = self.fences.get(&key).copied().unwrap_or(0);
+                if token < highest && !self.no_fence {
+                    return Applied::StaleToken { highest };
+                }
+                self.fences.insert(key.clone(), highest.max(token));
+                self.kv.insert(key, value);
+                Applied::Ok
+            }
+            Command::Expire {
+                lock,
+                token,
+                renewals,
+            } => {
+                if let Some(l) = self.locks.get_mut(&lock) {
+                    if l
+                        .holder
+                        .as_ref()
+                        .is_some_and(|h| h.token == token && h.renewals == renewals)
+                    {
+                        l.holder = None;
+                        lease.push(LeaseChange::Ended { lock });
+                    }
+                }
+                Applied::Ok
+            }
+        }
+    }
+
+    /// Serialize the whole state.
+    pub fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the state machine always serializes")
+    }
+
+    /// Replace the whole state with a snapshot's (bugs are kept).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
+        let mut fresh: StateMachine = serde_json::from_slice(bytes)?;
+        fresh.no_fence = self.no_fence;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Number of keys (for status).
+    pub fn key_count(&self) -> usize {
+        self.kv.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn apply(sm: &mut StateMachine, cmd: Command) -> Applied {
+        sm.apply(cmd, &mut Vec::new())
+    }
+
+    fn acquire(lock: &str, owner: &str) -> Command {
+        Command::Acquire {
+            lock: lock.into(),
+            owner: owner.into(),
+            ttl_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn kv_write_read_cas_append_add() {
+        let mut sm = StateMachine::new(false);
+        assert_eq!(sm.read("x"), Value::Null);
+        assert_eq!(apply(&mut sm, Command::Write { key: "x".into(), value: json!(5) }), Applied::Ok);
+        assert_eq!(sm.read("x"), json!(5));
+        assert_eq!(
+            apply(&mut sm, Command::Cas { key: "x".into(), from: json!(4), to: json!(6) }),
+            Applied::CasMismatch { current: json!(5) }
+        );
+        assert_eq!(sm.read("x"), json!(5), "a failed cas changes nothing");
+        assert_eq!(
+            apply(&mut sm, Command::Cas { key: "x".into(), from: json!(5), to: json!(6) }),
+            Applied::Ok
+        );
+        assert_eq!(sm.read("x"), json!(6));
+        assert_eq!(
+            apply(&mut sm, Command::Cas { key: "nope".into(), from: Value::Null, to: json!(1) }),
+            Applied::Ok,
+            "cas from null on an absent key succeeds"
+        );
+        assert_eq!(
+            apply(&mut sm, Command::Append { key: "l".into(), value: json!(1) }),
+            Applied::Value(json!([1]))
+        );
+        assert_eq!(
+            apply(&mut sm, Command::Append { key: "l".into(), value: json!(2) }),
+            Applied::Value(json!([1, 2]))
+        );
+        assert!(matches!(
+            apply(&mut sm, Command::Append { key: "x".into(), value: json!(2) }),
+            Applied::BadRequest(_)
+        ));
+        assert_eq!(apply(&mut sm, Command::Add { key: "c".into(), delta: 3 }), Applied::Value(json!(3)));
+        assert_eq!(apply(&mut sm, Command::Add { key: "c".into(), delta: -5 }), Applied::Value(json!(-2)));
+        assert!(matches!(apply(&mut sm, Command::Add { key: "l".into(), delta: 1 }), Applied::BadRequest(_)));
+        assert_eq!(sm.read("l"), json!([1, 2]), "a failed add changes nothing");
+    }
+
+    #[test]
+    fn fencing_tokens_strictly_increase_per_lock_across_release_and_expiry() {
+        let mut sm = StateMachine::new(false);
+        let mut tokens = Vec::new();
+        for round in 0..6 {
+            let Applied::Token(t) = apply(&mut sm, acquire("L", "a")) else {
+                panic!("free lock must be granted")
+            };
+            tokens.push(t);
+            assert_eq!(
+                apply(&mut sm, acquire("L", "b")),
+                Applied::LockHeld { holder: "a".into() }
+            );
+            if round % 2 == 0 {
+                assert_eq!(apply(&mut sm, Command::Release { lock: "L".into(), owner: "a".into(), token: t }), Applied::Ok);
+            } else {
+                apply(&mut sm, Command::Expire { lock: "L".into(), token: t, renewals: 0 });
+            }
+        }
+        assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+        // Another lock has its own counter.
+        assert_eq!(apply(&mut sm, acquire("M", "a")), Applied::Token(1));
+    }
+
+    #[test]
+    fn renew_and_release_need_the_right_owner_and_token() {
+        let mut sm = StateMachine::new(false);
+        let Applied::Token(t) = apply(&mut sm, acquire("L", "a")) else { panic!("granted") };
+        let renew = |owner: &str, token| Command::Renew { lock: "L".into(), owner: owner.into(), token, ttl_ms: 50 };
+        assert_eq!(apply(&mut sm, renew("b", t)), Applied::NotHolder);
+        assert_eq!(apply(&mut sm, renew("a", t + 1)), Applied::NotHolder);
+        let mut changes = Vec::new();
+        assert_eq!(sm.apply(renew("a", t), &mut changes), Applied::Ok);
+        assert!(matches!(&changes[..], [LeaseChange::Started { lease, .. }] if lease.renewals == 1 && lease.ttl_ms == 50));
+        assert_eq!(apply(&mut sm, Command::Release { lock: "L".into(), owner: "b".into(), token: t }), Applied::NotHolder);
+        assert_eq!(apply(&mut sm, Command::Release { lock: "X".into(), owner: "a".into(), token: t }), Applied::NotHolder);
+    }
+
+    #[test]
+    fn an_expire_raced_by_a_renew_is_a_no_op() {
+        let mut sm = StateMachine::new(false);
+        let Applied::Token(t) = apply(&mut sm, acquire("L", "a")) else { panic!("granted") };
+        apply(&mut sm, Command::Renew { lock: "L".into(), owner: "a".into(), token: t, ttl_ms: 1000 });
+        // The timer of the lease before the renew fires late.
+        apply(&mut sm, Command::Expire { lock: "L".into(), token: t, renewals: 0 });
+        assert!(sm.lock("L").and_then(|l| l.holder.as_ref()).is_some(), "renewed lease survives");
+        apply(&mut sm, Command::Expire { lock: "L".into(), token: t, renewals: 1 });
+        assert!(sm.lock("L").and_then(|l| l.holder.as_ref()).is_none());
+    }
+
+    #[test]
+    fn fenced_writes_refuse_stale_tokens() {
+        let mut sm = StateMachine::new(false);
+        let fw = |token, v: i64| Command::FencedWrite { key: "r".into(), value: json!(v), token };
+        assert_eq!(apply(&mut sm, fw(3, 1)), Applied::Ok);
+        assert_eq!(apply(&mut sm, fw(3, 2)), Applied::Ok, "equal token is accepted");
+        assert_eq!(apply(&mut sm, fw(2, 3)), Applied::StaleToken { highest: 3 });
+        assert_eq!(sm.read("r"), json!(2));
+        assert_eq!(apply(&mut sm, fw(5, 4)), Applied::Ok);
+        assert_eq!(apply(&mut sm, fw(4, 5)), Applied::StaleToken { highest: 5 });
+    }
+
+    #[test]
+    fn no_fence_bug_accepts_stale_tokens() {
+        let mut sm = StateMachine::new(true);
+        let fw = |token, v: i64| Command::FencedWrite { key: "r".into(), value: json!(v), token };
+        apply(&mut sm, fw(5, 1));
+        assert_eq!(apply(&mut sm, fw(2, 2)), Applied::Ok);
+        assert_eq!(sm.read("r"), json!(2));
+    }
+
+    #[test]
+    fn snapshot_restore_round_trips_and_keeps_the_bug_setting() {
+        let mut sm = StateMachine::new(false);
+        apply(&mut sm, Command::Write { key: "x".into(), value: json!("v") });
+        apply(&mut sm, acquire("L", "a"));
+        apply(&mut sm, Command::FencedWrite { key: "r".into(), value: json!(1), token: 9 });
+        let bytes = sm.snapshot();
+        let mut other = StateMachine::new(false);
+        other.restore(&bytes).expect("restore");
+        assert_eq!(other, sm);
+        assert_eq!(apply(&mut other, acquire("L", "b")), Applied::LockHeld { holder: "a".into() });
+        assert_eq!(
+            apply(&mut other, Command::FencedWrite { key: "r".into(), value: json!(2), token: 8 }),
+            Applied::StaleToken { highest: 9 }
+        );
+        assert!(other.restore(b"not json").is_err());
+    }
+
+    proptest::proptest! {
+        /// Fuzz: snapshot bytes from disk or the wire never panic restore.
+        #[test]
+        fn restore_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
+            let _ = StateMachine::new(false).restore(&bytes);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The replicated state machine of the real node and the simulator.
+//!
+//! [`Command`]s are serialized into log entries; [`StateMachine`] applies
+//! committed ones deterministically and snapshots/restores itself whole.
+
+pub mod command;
+pub mod machine;
+
+pub use command::Command;
+pub use machine::{Applied, Lease, LeaseChange, Lock, StateMachine};
