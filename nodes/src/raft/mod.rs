@@ -2,3 +2,8 @@
 //! contract with the runtime).
 
 pub mod message;
+pub mod log;
+pub mod node;
+pub mod progress;
+
+pub use node::RaftNode;
