@@ -7,3 +7,5 @@
 pub mod cmd;
 pub mod exit;
 pub mod ssh;
+pub mod lab;
+pub mod remote;

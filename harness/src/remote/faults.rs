@@ -1,0 +1,204 @@
+//! Faults on a remote host, as shell scripts run as root over SSH.
+//!
+//! - Partitions: `iptables` DROP rules on INPUT, one per peer address the
+//!   host must not hear from, in a chain of our own (`FL-PARTITION`), so
+//!   healing is one flush and never touches anyone else's rules.
+//! - Packet loss: the `statistic` match in chain `FL-LOSS`, per peer
+//!   address (never the controller's, so SSH keeps working).
+//! - Latency: `tc netem` on the interface that routes to the peers; on a
+//!   kernel without netem the error names the host (no pretending).
+//! - Clock: the node's libfaketime timestamp file (offset and rate).
+//!
+//! Guarantee: [`heal_script`] undoes every one of these and is idempotent,
+//! so it can be retried after a host was unreachable for a while.
+
+use super::layout::Layout;
+use crate::ssh::{sh_quote, Session, SshError};
+
+pub const PARTITION_CHAIN: &str = "FL-PARTITION";
+pub const LOSS_CHAIN: &str = "FL-LOSS";
+
+/// Creates our chains and hooks them into INPUT once.
+fn ensure_chains() -> String {
+    let mut s = String::new();
+    for chain in [PARTITION_CHAIN, LOSS_CHAIN] {
+        s.push_str(&format!(
+            "iptables -w -N {chain} 2>/dev/null; iptables -w -C INPUT -j {chain} 2>/dev/null || iptables -w -I INPUT -j {chain} || exit 1; "
+        ));
+    }
+    s
+}
+
+/// Drop everything from `peers` (replacing the previous partition rules).
+pub fn partition_script(peers: &[String]) -> String {
+    let mut s = ensure_chains();
+    s.push_str(&format!("iptables -w -F {PARTITION_CHAIN} || exit 1; "));
+    for p in peers {
+        s.push_str(&format!("iptables -w -A {PARTITION_CHAIN} -s {} -j DROP || exit 1; ", sh_quote(p)));
+    }
+    s.push_str("echo ok");
+    s
+}
+
+/// Drop each packet from `peers` with `probability` (0..=1).
+pub fn loss_script(peers: &[String], probability: f64) -> String {
+    assert!((0.0..=1.0).contains(&probability), "loss probability {probability} out of 0..=1");
+    let mut s = ensure_chains();
+    s.push_str(&format!("iptables -w -F {LOSS_CHAIN} || exit 1; "));
+    for p in peers {
+        s.push_str(&format!(
+            "iptables -w -A {LOSS_CHAIN} -s {} -m statistic --mode random --probability {probability:.4} -j DROP || exit 1; ",
+            sh_quote(p)
+        ));
+    }
+    s.push_str("echo ok");
+    s
+}
+
+/// Marker a netem failure prints, so the caller can name the cause.
+pub const NO_NETEM: &str = "faultline: netem unavailable";
+
+/// Delay every packet leaving towards `peers` by `delay_ms` ± `jitter_ms`.
+pub fn latency_script(peers: &[String], delay_ms: u32, jitter_ms: u32) -> String {
+    let first = peers.first().map(String::as_str).unwrap_or("127.0.0.1");
+    let jitter = if jitter_ms > 0 { format!(" {jitter_ms}ms distribution normal") } else { String::new() };
+    format!(
+        "DEV=$(ip -o route get {peer} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); [ -n \"$DEV\" ] || {{ echo 'no route to {peer}' >&2; exit 1; }}; \
+         OUT=$(tc qdisc replace dev \"$DEV\" root netem delay {delay_ms}ms{jitter} 2>&1) || {{ \
+           case \"$OUT\" in *nknown*|*'not found'*|*'No such file'*) echo \"{NO_NETEM} on $DEV: $OUT\" >&2;; *) echo \"$OUT\" >&2;; esac; exit 1; }}; echo ok",
+        peer = sh_quote(first),
+    )
+}
+
+/// The libfaketime spec for an offset and a rate: `+10.000`, `-0.250 x2`.
+pub fn faketime_spec(offset_ms: i64, rate: f64) -> String {
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let abs = offset_ms.unsigned_abs();
+    let mut s = format!("{sign}{}.{:03}", abs / 1000, abs % 1000);
+    if (rate - 1.0).abs() > 1e-9 {
+        s.push_str(&format!(" x{rate}"));
+    }
+    s
+}
+
+/// Sets `node`'s clock to real time + `offset_ms`, running at `rate`.
+pub fn clock_script(layout: &Layout, node: &str, offset_ms: i64, rate: f64) -> String {
+    assert!(rate > 0.0 && rate.is_finite(), "clock rate {rate} must be positive");
+    let f = sh_quote(&layout.faketime(node));
+    format!("printf '%s\\n' {} > {f}.tmp && mv -f {f}.tmp {f} && echo ok", sh_quote(&faketime_spec(offset_ms, rate)))
+}
+
+/// Undoes every fault on the host: flushes and removes our chains, removes
+/// a netem root qdisc, resets the clocks of `nodes` and resumes them if
+/// paused. Safe to run again and again.
+pub fn heal_script(layout: &Layout, nodes: &[String]) -> String {
+    let mut s = String::from("command -v iptables >/dev/null 2>&1 && { ");
+    for chain in [PARTITION_CHAIN, LOSS_CHAIN] {
+        s.push_str(&format!(
+            "while iptables -w -D INPUT -j {chain} 2>/dev/null; do :; done; iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; "
+        ));
+    }
+    s.push_str("}; ");
+    s.push_str(
+        "command -v tc >/dev/null 2>&1 && for DEV in $(ls /sys/class/net); do \
+         tc qdisc show dev \"$DEV\" root 2>/dev/null | grep -q '^qdisc netem' && tc qdisc del dev \"$DEV\" root; done; ",
+    );
+    for n in nodes {
+        let f = sh_quote(&layout.faketime(n));
+        s.push_str(&format!("[ -f {f} ] && echo +0 > {f}; "));
+        s.push_str(&format!(
+            "PID=$(cat {} 2>/dev/null) && [ -n \"$PID\" ] && kill -CONT \"$PID\" 2>/dev/null; ",
+            sh_quote(&layout.pidfile(n))
+        ));
+    }
+    s.push_str("echo healed");
+    s
+}
+
+/// The rules now in our chains (for status and tests).
+pub fn rules_script() -> String {
+    format!("iptables -w -S {PARTITION_CHAIN} 2>/dev/null; iptables -w -S {LOSS_CHAIN} 2>/dev/null; true")
+}
+
+/// Runs a fault script, turning the netem marker into a clear message.
+pub fn apply(s: &Session, script: &str, what: &str) -> Result<(), SshError> {
+    match s.run_root(script) {
+        Ok(_) => Ok(()),
+        Err(SshError::Command { host, stderr, status, .. }) => {
+            let stderr = if let Some(rest) = stderr.find(NO_NETEM).map(|i| &stderr[i..]) {
+                format!("the kernel has no netem qdisc (sch_netem), so latency cannot be injected on this host: {rest}")
+            } else {
+                stderr
+            };
+            Err(SshError::Command { host, command: what.to_string(), status, stderr })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faketime_specs() {
+        assert_eq!(faketime_spec(0, 1.0), "+0.000");
+        assert_eq!(faketime_spec(10_000, 1.0), "+10.000");
+        assert_eq!(faketime_spec(-250, 1.0), "-0.250");
+        assert_eq!(faketime_spec(-3_600_000, 2.0), "-3600.000 x2");
+        assert_eq!(faketime_spec(1, 0.5), "+0.001 x0.5");
+    }
+
+    #[test]
+    fn partition_rules_are_per_peer_in_our_chain() {
+        let s = partition_script(&["10.77.0.12".into(), "10.77.0.13".into()]);
+        assert!(s.contains("iptables -w -A FL-PARTITION -s 10.77.0.12 -j DROP"));
+        assert!(s.contains("iptables -w -A FL-PARTITION -s 10.77.0.13 -j DROP"));
+        assert!(s.contains("iptables -w -F FL-PARTITION"), "replaces the previous partition");
+        assert!(!s.contains("-A INPUT"), "never appends to INPUT directly");
+        let l = loss_script(&["10.77.0.12".into()], 0.1);
+        assert!(l.contains("-s 10.77.0.12 -m statistic --mode random --probability 0.1000 -j DROP"), "{l}");
+    }
+
+    #[test]
+    fn heal_removes_chains_netem_clock_and_pause() {
+        let layout = Layout::new("/v");
+        let s = heal_script(&layout, &["n1".into()]);
+        assert!(s.contains("iptables -w -X FL-PARTITION") && s.contains("iptables -w -X FL-LOSS"));
+        assert!(s.contains("tc qdisc del dev \"$DEV\" root"));
+        assert!(s.contains("echo +0 > /v/nodes/n1/faketime"));
+        assert!(s.contains("kill -CONT"));
+        // The script must be valid sh.
+        let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(&s).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for script in [
+            partition_script(&["a".into()]),
+            loss_script(&["a".into()], 0.5),
+            latency_script(&["a".into()], 50, 10),
+            clock_script(&layout, "n1", -5000, 1.5),
+        ] {
+            let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    #[test]
+    fn clock_script_writes_the_spec_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_str().unwrap());
+        std::fs::create_dir_all(layout.node_dir("n1")).unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(clock_script(&layout, "n1", 10_500, 2.0)).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(std::fs::read_to_string(layout.faketime("n1")).unwrap(), "+10.500 x2\n");
+        // PATH without /usr/sbin: the heal must not touch this machine's
+        // own iptables or qdiscs when the test runs as root.
+        let out = std::process::Command::new("sh")
+            .env("PATH", "/usr/bin:/bin")
+            .arg("-c")
+            .arg(heal_script(&layout, &["n1".into()]))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(std::fs::read_to_string(layout.faketime("n1")).unwrap(), "+0\n");
+    }
+}

@@ -1,0 +1,83 @@
+//! Where things live on a remote host, under one folder (default
+//! `/var/lib/faultline`): the deployed executable, and per node its data
+//! folder, pidfile, log and libfaketime timestamp file.
+
+use crate::ssh::sh_quote;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub dir: String,
+}
+
+impl Layout {
+    pub fn new(dir: impl Into<String>) -> Layout {
+        Layout { dir: dir.into() }
+    }
+
+    /// The deployed executable.
+    pub fn bin(&self) -> String {
+        format!("{}/bin/faultline", self.dir)
+    }
+
+    /// One node's folder (its working directory and data).
+    pub fn node_dir(&self, node: &str) -> String {
+        format!("{}/nodes/{node}", self.dir)
+    }
+
+    pub fn pidfile(&self, node: &str) -> String {
+        format!("{}/node.pid", self.node_dir(node))
+    }
+
+    pub fn log(&self, node: &str) -> String {
+        format!("{}/node.log", self.node_dir(node))
+    }
+
+    /// The libfaketime timestamp file the node reads its clock fault from.
+    pub fn faketime(&self, node: &str) -> String {
+        format!("{}/faketime", self.node_dir(node))
+    }
+
+    /// Shell: `PID=...` from the pidfile, or exit 0 with `gone` printed.
+    pub fn read_pid(&self, node: &str) -> String {
+        format!(
+            "PID=$(cat {} 2>/dev/null) || {{ echo gone; exit 0; }}; [ -n \"$PID\" ] || {{ echo gone; exit 0; }}",
+            sh_quote(&self.pidfile(node))
+        )
+    }
+}
+
+/// Node names become path parts: letters, digits, `-`, `_`, `.` only.
+pub fn check_node_name(node: &str) -> Result<(), String> {
+    let ok = !node.is_empty()
+        && node != "."
+        && node != ".."
+        && node.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("node name {node:?} must be letters, digits, '-', '_' or '.'"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_under_the_folder() {
+        let l = Layout::new("/var/lib/faultline");
+        assert_eq!(l.bin(), "/var/lib/faultline/bin/faultline");
+        assert_eq!(l.pidfile("n1"), "/var/lib/faultline/nodes/n1/node.pid");
+        assert_eq!(l.log("n1"), "/var/lib/faultline/nodes/n1/node.log");
+        assert_eq!(l.faketime("n1"), "/var/lib/faultline/nodes/n1/faketime");
+    }
+
+    #[test]
+    fn node_names_cannot_escape_the_folder() {
+        assert!(check_node_name("n1").is_ok());
+        assert!(check_node_name("node-2_a.b").is_ok());
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "$(x)"] {
+            assert!(check_node_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

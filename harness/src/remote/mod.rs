@@ -1,0 +1,21 @@
+//! Remote mode: the nodes run on hosts reached over SSH.
+//!
+//! [`RemoteArgs`] are the flags (`--nodes`, `--nodes-file`, `--lab`, the
+//! `--ssh-*` flags); [`RemoteHosts`] does everything on the hosts: check and
+//! install tools, deploy the executable ([`deploy`]), run node daemons by
+//! pidfile ([`daemon`]), inject and heal faults ([`faults`]), fetch logs.
+//! Every remote command is a shell script built here from quoted parts;
+//! everything a host keeps lives under one folder ([`Layout`]).
+
+pub mod args;
+pub mod daemon;
+pub mod deploy;
+pub mod faults;
+pub mod layout;
+pub mod remote_hosts;
+
+pub use args::{parse_duration, RemoteArgs, RemotePlan};
+pub use daemon::{DaemonSpec, ProcState};
+pub use deploy::{Deployed, Need};
+pub use layout::{check_node_name, Layout};
+pub use remote_hosts::RemoteHosts;
