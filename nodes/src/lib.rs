@@ -9,9 +9,13 @@
 //! checker).
 
 pub mod bug;
+pub mod ring;
 pub mod consensus;
 pub mod raft;
+pub mod sim;
 pub mod protocol;
 pub mod storage;
 pub mod client;
 pub mod state;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,115 @@
+//! The node's event loop: one OS thread owns every group.
+//!
+//! It blocks for the next event or tick, then drains every event already
+//! queued (client requests, peer messages) into the cores before it drives
+//! them: all the proposals that arrived meanwhile land in one Ready and one
+//! fsync (group commit). fsync blocks only this thread; the network keeps
+//! queueing for the next batch.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::clock::NodeClock;
+use super::group::{ClientOp, Group};
+use crate::consensus::{GroupId, Message};
+use crate::protocol::Reply;
+use crate::storage::StorageError;
+use crate::transport::Transport;
+
+/// What the event loop receives.
+#[derive(Debug)]
+pub enum Event {
+    /// A request; `group` None means the node's first group.
+    Client { group: Option<GroupId>, op: ClientOp },
+    Peer(Message),
+    Shutdown,
+}
+
+/// Events handled before the cores are driven, at most.
+const MAX_EVENTS_PER_BATCH: usize = 8192;
+/// How often to time out requests and run the lazy flusher.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Run until `Shutdown` or until every sender is gone. An error is a storage
+/// failure: the node must stop (it cannot promise durability any more).
+pub fn run(
+    mut groups: BTreeMap<GroupId, Group>,
+    events: Receiver<Event>,
+    transport: Transport,
+    clock: NodeClock,
+    tick_ms: u64,
+) -> Result<(), StorageError> {
+    let first_group = *groups.keys().next().expect("a node hosts at least one group");
+    let mut next_tick = Instant::now() + clock.real_duration(tick_ms as f64);
+    let mut next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
+    let result = 'outer: loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let first = match events.recv_timeout(wait) {
+            Ok(ev) => Some(ev),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break 'outer Ok(()),
+        };
+        let now = Instant::now();
+        let mut handled = 0;
+        let mut next = first;
+        while let Some(ev) = next {
+            match ev {
+                Event::Shutdown => break 'outer Ok(()),
+                Event::Client { group, op } => {
+                    let g = group.unwrap_or(first_group);
+                    match groups.get_mut(&g) {
+                        Some(group) => group.handle(op, now),
+                        None => {
+                            let _ = op
+                                .reply
+                                .send(Reply::bad_request(op.id, format!("this node hosts no group {}", g.0)));
+                        }
+                    }
+                }
+                Event::Peer(msg) => match groups.get_mut(&msg.group) {
+                    Some(group) => group.step(msg),
+                    None => tracing::debug!(group = %msg.group, "message for a group this node does not host"),
+                },
+            }
+            handled += 1;
+            next = if handled < MAX_EVENTS_PER_BATCH {
+                events.try_recv().ok()
+            } else {
+                None
+            };
+        }
+
+        let now = Instant::now();
+        if now >= next_tick {
+            for g in groups.values_mut() {
+                g.tick(&clock);
+            }
+            let interval = clock.real_duration(tick_ms as f64);
+            next_tick += interval;
+            if next_tick < now {
+                // Fell behind (a long fsync, a pause): do not burst ticks.
+                next_tick = now + interval;
+            }
+        }
+        for g in groups.values_mut() {
+            g.flush_reads();
+            if let Err(e) = g.drive(&transport, &clock) {
+                break 'outer Err(e);
+            }
+        }
+        if now >= next_housekeeping {
+            next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            for g in groups.values_mut() {
+                g.expire_requests(now);
+                if let Err(e) = g.flush_lazily(now) {
+                    break 'outer Err(e);
+                }
+            }
+        }
+    };
+    for g in groups.values_mut() {
+        g.shut_down();
+    }
+    result
+}

@@ -1,0 +1,595 @@
+//! One consensus group on one node: core + storage + state machine.
+//!
+//! Drives the core by the contract of [`crate::consensus`]: for each Ready,
+//! persist (one fsync for the batch), acknowledge `persisted`, then send its
+//! messages, then apply committed entries and answer the clients whose
+//! proposals they are, then answer reads whose index is applied, then react
+//! to a leadership change (restart lease timers).
+//!
+//! Client writes are matched to committed entries by (index, term): the
+//! entry at the proposal's index with the proposal's term means it
+//! happened; another term there means it definitely did not (`not-leader`,
+//! definite); no answer by the deadline means `timeout` (not definite).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::clock::NodeClock;
+use super::config::NodeConfig;
+use crate::bug::Bug;
+use crate::consensus::{
+    Consensus, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role,
+    Snapshot, Term,
+};
+use crate::protocol::{ErrorCode, Op, Reply};
+use crate::state::{Applied, Command, LeaseChange, StateMachine};
+use crate::storage::{GroupStorage, StorageError};
+use crate::transport::Transport;
+
+/// Where a reply goes: the connection's writer.
+pub type ReplySink = tokio::sync::mpsc::UnboundedSender<Reply>;
+
+/// A request for this group, from a client connection.
+#[derive(Debug)]
+pub struct ClientOp {
+    pub id: Option<u64>,
+    pub op: Op,
+    pub reply: ReplySink,
+}
+
+#[derive(Debug)]
+struct PendingWrite {
+    term: Term,
+    id: Option<u64>,
+    reply: ReplySink,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct PendingRead {
+    id: Option<u64>,
+    key: String,
+    reply: ReplySink,
+    deadline: Instant,
+}
+
+/// The leader's timer for one lease.
+#[derive(Clone, Debug, PartialEq)]
+struct LeaseTimer {
+    token: u64,
+    renewals: u64,
+    /// On the node's clock.
+    deadline_ms: f64,
+}
+
+/// How long the leader waits before proposing an expiry again if the last
+/// one did not take effect.
+const EXPIRE_RETRY_MS: f64 = 500.0;
+
+/// The runtime of one group.
+pub struct Group {
+    id: GroupId,
+    node: NodeId,
+    core: Box<dyn Consensus>,
+    storage: GroupStorage,
+    sm: StateMachine,
+    applied: LogIndex,
+    last_snapshot: LogIndex,
+    snapshot_every_entries: u64,
+    request_timeout: std::time::Duration,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    bugs: Vec<Bug>,
+    consensus_name: &'static str,
+
+    pending_writes: BTreeMap<LogIndex, PendingWrite>,
+    /// Reads received since the last `read_index`: issued together.
+    read_batch: Vec<PendingRead>,
+    reads_in_flight: HashMap<u64, Vec<PendingRead>>,
+    reads_ready: BTreeMap<(LogIndex, u64), Vec<PendingRead>>,
+    next_read_ctx: u64,
+
+    role: Role,
+    leader: Option<NodeId>,
+    lease_timers: BTreeMap<String, LeaseTimer>,
+}
+
+impl Group {
+    /// Open storage, restore the state machine, build the core.
+    pub fn open(
+        cfg: &NodeConfig,
+        group: GroupId,
+        make_core: &dyn Fn(GroupId, crate::consensus::Recovered) -> Result<Box<dyn Consensus>, String>,
+    ) -> Result<Group, String> {
+        let (storage, recovered) =
+            GroupStorage::open(&cfg.data_dir, group, cfg.has_bug(Bug::NoFsync)).map_err(|e| e.to_string())?;
+        let mut sm = StateMachine::new(cfg.has_bug(Bug::NoFence));
+        let mut applied = LogIndex(0);
+        if let Some(snap) = &recovered.snapshot {
+            sm.restore(&snap.data).map_err(|e| {
+                format!(
+                    "{}: the snapshot's state machine does not decode: {e}",
+                    storage.dir().join("snapshot").display()
+                )
+            })?;
+            applied = snap.meta.index;
+        }
+        let core = make_core(group, recovered)?;
+        let status = core.status();
+        Ok(Group {
+            id: group,
+            node: cfg.id,
+            core,
+            storage,
+            sm,
+            applied,
+            last_snapshot: applied,
+            snapshot_every_entries: cfg.snapshot_every_entries.max(1),
+            request_timeout: cfg.request_timeout,
+            peers: cfg.peers.clone(),
+            bugs: cfg.bugs.clone(),
+            consensus_name: cfg.consensus.name(),
+            pending_writes: BTreeMap::new(),
+            read_batch: Vec::new(),
+            reads_in_flight: HashMap::new(),
+            reads_ready: BTreeMap::new(),
+            next_read_ctx: 1,
+            role: status.role,
+            leader: status.leader,
+            lease_timers: BTreeMap::new(),
+        })
+    }
+
+    pub fn id(&self) -> GroupId {
+        self.id
+    }
+
+    fn addr_of(&self, node: Option<NodeId>) -> Option<String> {
+        node.and_then(|n| self.peers.get(&n)).map(|a| a.to_string())
+    }
+
+    fn not_leader(&self, id: Option<u64>, e: NotLeader) -> Reply {
+        Reply::not_leader(id, self.addr_of(e.leader.or(self.leader).filter(|l| *l != self.node)))
+    }
+
+    pub fn step(&mut self, msg: crate::consensus::Message) {
+        if let Err(e) = self.core.step(msg) {
+            tracing::warn!(group = %self.id, error = %e, "peer message refused");
+        }
+    }
+
+    pub fn tick(&mut self, clock: &NodeClock) {
+        self.core.tick();
+        if self.role == Role::Leader {
+            self.fire_lease_timers(clock.now_ms());
+        }
+    }
+
+    /// Take a client request for this group.
+    pub fn handle(&mut self, req: ClientOp, now: Instant) {
+        let ClientOp { id, op, reply } = req;
+        let deadline = now + self.request_timeout;
+        let cmd = match op {
+            Op::Read { key } => {
+                self.read_batch.push(PendingRead {
+                    id,
+                    key,
+                    reply,
+                    deadline,
+                });
+                return;
+            }
+            Op::Status => {
+                let _ = reply.send(self.status_reply(id));
+                return;
+            }
+            Op::TransferLeader { to } => {
+                let r = match self.core.transfer_leader(NodeId(to)) {
+                    Ok(()) => Reply::ok(id),
+                    Err(crate::consensus::TransferError::NotLeader(e)) => self.not_leader(id, e),
+                    Err(e) => Reply::bad_request(id, e.to_string()),
+                };
+                let _ = reply.send(r);
+                return;
+            }
+            Op::Write { key, value } => Command::Write { key, value },
+            Op::Cas { key, from, to } => Command::Cas { key, from, to },
+            Op::Append { key, value } => Command::Append { key, value },
+            Op::Add { key, delta } => Command::Add { key, delta },
+            Op::Acquire { lock, owner, ttl_ms } => Command::Acquire { lock, owner, ttl_ms },
+            Op::Renew {
+                lock,
+                owner,
+                token,
+                ttl_ms,
+            } => Command::Renew {
+                lock,
+                owner,
+                token,
+                ttl_ms,
+            },
+            Op::Release { lock, owner, token } => Command::Release { lock, owner, token },
+            Op::FencedWrite { key, value, token } => Command::FencedWrite { key, value, token },
+            other => {
+                let _ = reply.send(Reply::bad_request(
+                    id,
+                    format!("`{}` is not a group operation", other.name()),
+                ));
+                return;
+            }
+        };
+        match self.core.propose(cmd.encode()) {
+            Ok(p) => {
+                let previous = self.pending_writes.insert(
+                    p.index,
+                    PendingWrite {
+                        term: p.term,
+                        id,
+                        reply,
+                        deadline,
+                    },
+                );
+                if let Some(prev) = previous {
+                    // The index was reused by a later term: the old proposal
+                    // was overwritten and can no longer commit.
+                    assert!(prev.term < p.term, "a term never proposes at one index twice");
+                    let _ = prev.reply.send(self.not_leader(prev.id, NotLeader { leader: None }));
+                }
+            }
+            Err(e) => {
+                let _ = reply.send(self.not_leader(id, e));
+            }
+        }
+    }
+
+    /// Issue one `read_index` for every read received since the last call.
+    pub fn flush_reads(&mut self) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.read_batch);
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self.core.read_index(ctx) {
+            Ok(()) => {
+                self.reads_in_flight.insert(ctx, batch);
+            }
+            Err(e) => {
+                for r in batch {
+                    let _ = r.reply.send(self.not_leader(r.id, e));
+                }
+            }
+        }
+    }
+
+    /// Whether the core has output.
+    pub fn has_ready(&self) -> bool {
+        self.core.has_ready()
+    }
+
+    /// Handle every pending Ready by the ordering rule.
+    pub fn drive(&mut self, transport: &Transport, clock: &NodeClock) -> Result<(), StorageError> {
+        while self.core.has_ready() {
+            let rd = self.core.ready();
+            self.handle_ready(rd, transport, clock)?;
+        }
+        self.maybe_compact()?;
+        Ok(())
+    }
+
+    fn handle_ready(&mut self, rd: Ready, transport: &Transport, clock: &NodeClock) -> Result<(), StorageError> {
+        let Ready {
+            persist_id,
+            snapshot,
+            hard_state,
+            entries,
+            messages,
+            committed,
+            reads,
+            soft_state,
+        } = rd;
+        // 1. Persist: one durable write for the whole Ready.
+        if snapshot.is_some() || hard_state.is_some() || !entries.is_empty() {
+            let durable = self.storage.hard_state();
+            // A hard state that only moves the commit index need not be
+            // fsynced on its own: a lagging commit index is always safe.
+            let must_sync = snapshot.is_some()
+                || !entries.is_empty()
+                || hard_state.is_some_and(|hs| hs.term != durable.term || hs.vote != durable.vote);
+            self.storage.stage(snapshot.as_ref(), hard_state, &entries)?;
+            if must_sync {
+                self.storage.sync()?;
+            }
+        }
+        // 2. Only now acknowledge and send.
+        self.core.persisted(persist_id);
+        for m in messages {
+            transport.send(m);
+        }
+        // 3. Apply.
+        if let Some(snap) = snapshot {
+            self.install_snapshot(&snap)?;
+        }
+        for e in committed {
+            assert_eq!(e.index, self.applied.next(), "committed entries arrive in order");
+            self.applied = e.index;
+            let outcome = match e.kind {
+                EntryKind::Normal(data) => match Command::decode(&data) {
+                    Ok(cmd) => {
+                        let mut changes = Vec::new();
+                        let applied = self.sm.apply(cmd, &mut changes);
+                        self.on_lease_changes(changes, clock);
+                        Some(applied)
+                    }
+                    Err(err) => {
+                        tracing::error!(group = %self.id, index = e.index.0, error = %err, "committed entry is not a command; skipped");
+                        None
+                    }
+                },
+                EntryKind::Noop | EntryKind::ConfigChange(_) => None,
+            };
+            if let Some(p) = self.pending_writes.remove(&e.index) {
+                let reply = if p.term == e.term {
+                    match outcome {
+                        Some(a) => applied_reply(p.id, a),
+                        None => Reply::bad_request(p.id, "entry did not decode"),
+                    }
+                } else {
+                    // Another term's entry took the index: ours never commits.
+                    self.not_leader(p.id, NotLeader { leader: None })
+                };
+                let _ = p.reply.send(reply);
+            }
+        }
+        // 4. Reads.
+        for r in reads {
+            match r {
+                ReadOutcome::Ready { ctx, index } => {
+                    if let Some(batch) = self.reads_in_flight.remove(&ctx) {
+                        self.reads_ready.insert((index, ctx), batch);
+                    }
+                }
+                ReadOutcome::Failed { ctx, error } => {
+                    if let Some(batch) = self.reads_in_flight.remove(&ctx) {
+                        for p in batch {
+                            let _ = p.reply.send(self.not_leader(p.id, error));
+                        }
+                    }
+                }
+            }
+        }
+        self.answer_ready_reads();
+        // 5. Leadership.
+        if let Some(ss) = soft_state {
+            let was_leader = self.role == Role::Leader;
+            self.role = ss.role;
+            self.leader = ss.leader;
+            if ss.role == Role::Leader && !was_leader {
+                self.start_lease_timers(clock);
+            } else if ss.role != Role::Leader {
+                self.lease_timers.clear();
+            }
+            tracing::info!(group = %self.id, role = %ss.role, term = ss.term.0, leader = ?ss.leader.map(|l| l.0), "role changed");
+        }
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        // A snapshot we cannot read: continuing would diverge; stop the node.
+        self.sm.restore(&snap.data).map_err(|e| {
+            StorageError::Contract(format!(
+                "group {}: snapshot at {} does not decode: {e}",
+                self.id, snap.meta.index
+            ))
+        })?;
+        self.applied = snap.meta.index;
+        self.last_snapshot = snap.meta.index;
+        // Proposals the snapshot covers: we cannot tell whether they were ours.
+        let covered: Vec<LogIndex> = self.pending_writes.range(..=snap.meta.index).map(|(i, _)| *i).collect();
+        for i in covered {
+            if let Some(p) = self.pending_writes.remove(&i) {
+                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
+            }
+        }
+        // Leaders never install snapshots; a follower has no timers.
+        self.lease_timers.clear();
+        Ok(())
+    }
+
+    fn answer_ready_reads(&mut self) {
+        while let Some(entry) = self.reads_ready.first_entry() {
+            if entry.key().0 > self.applied {
+                break;
+            }
+            for p in entry.remove() {
+                let _ = p.reply.send(Reply::ok(p.id).with("value", self.sm.read(&p.key)));
+            }
+        }
+    }
+
+    fn on_lease_changes(&mut self, changes: Vec<LeaseChange>, clock: &NodeClock) {
+        if self.role != Role::Leader {
+            return;
+        }
+        for c in changes {
+            match c {
+                LeaseChange::Started { lock, lease } => {
+                    self.lease_timers.insert(
+                        lock,
+                        LeaseTimer {
+                            token: lease.token,
+                            renewals: lease.renewals,
+                            deadline_ms: clock.now_ms() + lease.ttl_ms as f64,
+                        },
+                    );
+                }
+                LeaseChange::Ended { lock } => {
+                    self.lease_timers.remove(&lock);
+                }
+            }
+        }
+    }
+
+    /// A new leader restarts every lease's timer with its full ttl, so a
+    /// leader change never ends a lease early (bug `lock-early-expiry`:
+    /// expire them all at once instead).
+    fn start_lease_timers(&mut self, clock: &NodeClock) {
+        let now = clock.now_ms();
+        let early = self.bugs.contains(&Bug::LockEarlyExpiry);
+        self.lease_timers = self
+            .sm
+            .leases()
+            .map(|(lock, lease)| {
+                (
+                    lock.to_string(),
+                    LeaseTimer {
+                        token: lease.token,
+                        renewals: lease.renewals,
+                        deadline_ms: if early { now } else { now + lease.ttl_ms as f64 },
+                    },
+                )
+            })
+            .collect();
+        if early && !self.lease_timers.is_empty() {
+            tracing::warn!(group = %self.id, leases = self.lease_timers.len(), "bug lock-early-expiry: expiring every lease at once");
+            self.fire_lease_timers(now);
+        }
+    }
+
+    fn fire_lease_timers(&mut self, now_ms: f64) {
+        let due: Vec<(String, LeaseTimer)> = self
+            .lease_timers
+            .iter()
+            .filter(|(_, t)| t.deadline_ms <= now_ms)
+            .map(|(l, t)| (l.clone(), t.clone()))
+            .collect();
+        for (lock, timer) in due {
+            let cmd = Command::Expire {
+                lock: lock.clone(),
+                token: timer.token,
+                renewals: timer.renewals,
+            };
+            if self.core.propose(cmd.encode()).is_err() {
+                return; // no longer leader; the timers are cleared on the role change
+            }
+            if let Some(t) = self.lease_timers.get_mut(&lock) {
+                t.deadline_ms = now_ms + EXPIRE_RETRY_MS;
+            }
+        }
+    }
+
+    /// Answer requests whose deadline passed with `timeout` (not definite).
+    pub fn expire_requests(&mut self, now: Instant) {
+        let late: Vec<LogIndex> = self
+            .pending_writes
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in late {
+            if let Some(p) = self.pending_writes.remove(&i) {
+                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
+            }
+        }
+        // Reads change nothing: a late read is safely answered `timeout` too.
+        let late_ctx: Vec<u64> = self
+            .reads_in_flight
+            .iter()
+            .filter(|(_, b)| b.first().is_some_and(|p| p.deadline <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in late_ctx {
+            for p in self.reads_in_flight.remove(&c).unwrap_or_default() {
+                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
+            }
+        }
+        let late_ready: Vec<(LogIndex, u64)> = self
+            .reads_ready
+            .iter()
+            .filter(|(_, b)| b.first().is_some_and(|p| p.deadline <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in late_ready {
+            for p in self.reads_ready.remove(&k).unwrap_or_default() {
+                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
+            }
+        }
+    }
+
+    /// Everything still waiting gets `shutting-down` (not definite).
+    pub fn shut_down(&mut self) {
+        for (_, p) in std::mem::take(&mut self.pending_writes) {
+            let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
+        }
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), StorageError> {
+        if self.applied.0 < self.last_snapshot.0 + self.snapshot_every_entries {
+            return Ok(());
+        }
+        let data = self.sm.snapshot();
+        match self.core.snapshot_taken(self.applied, data.clone()) {
+            Ok(meta) => {
+                self.storage.compact(&Snapshot { meta, data })?;
+                self.last_snapshot = self.applied;
+                tracing::info!(group = %self.id, index = self.applied.0, "snapshot taken; log compacted");
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.id, error = %e, "snapshot refused by the core");
+                self.last_snapshot = self.applied;
+            }
+        }
+        Ok(())
+    }
+
+    /// The no-fsync bug's lazy writer.
+    pub fn flush_lazily(&mut self, now: Instant) -> Result<(), StorageError> {
+        self.storage.flush_lazily(now)
+    }
+
+    pub fn status_reply(&self, id: Option<u64>) -> Reply {
+        let mut r = Reply::ok(id);
+        for (k, v) in self.status_fields() {
+            r = r.with(k, v);
+        }
+        r
+    }
+
+    /// The fields of `status` for this group.
+    pub fn status_fields(&self) -> Vec<(&'static str, Value)> {
+        let s = self.core.status();
+        vec![
+            ("node", json!(self.node.0)),
+            ("group", json!(self.id.0)),
+            ("role", json!(s.role.to_string())),
+            ("term", json!(s.term.0)),
+            ("leader", json!(s.leader.map(|l| l.0))),
+            ("leader_addr", json!(self.addr_of(s.leader))),
+            ("commit_index", json!(s.commit_index.0)),
+            ("applied_index", json!(self.applied.0)),
+            ("last_index", json!(s.last_index.0)),
+            ("log_len", json!(s.log_len)),
+            ("snapshot_index", json!(self.storage.snapshot_index().0.max(s.snapshot_index.0))),
+            ("wal_bytes", json!(self.storage.wal_bytes())),
+            ("keys", json!(self.sm.key_count())),
+            ("consensus", json!(self.consensus_name)),
+            ("bugs", json!(self.bugs.iter().map(|b| b.name()).collect::<Vec<_>>())),
+        ]
+    }
+}
+
+/// The reply for an applied command.
+fn applied_reply(id: Option<u64>, a: Applied) -> Reply {
+    match a {
+        Applied::Ok => Reply::ok(id),
+        Applied::Value(v) => Reply::ok(id).with("value", v),
+        Applied::Token(t) => Reply::ok(id).with("token", t),
+        Applied::CasMismatch { current } => Reply::error(id, ErrorCode::CasMismatch).with("value", current),
+        Applied::LockHeld { holder } => Reply::error(id, ErrorCode::LockHeld).with("holder", holder),
+        Applied::NotHolder => Reply::error(id, ErrorCode::NotHolder),
+        Applied::StaleToken { highest } => Reply::error(id, ErrorCode::StaleToken).with("token", highest),
+        Applied::BadRequest(reason) => Reply::bad_request(id, reason),
+    }
+}

@@ -1,0 +1,177 @@
+//! The real node: TCP server, peer transport, WAL, state machine, and a
+//! consensus core driven by the contract of [`crate::consensus`].
+//!
+//! Threads: a small tokio runtime serves connections (clients, admin tools
+//! and peers on one port) and sends peer messages; one OS thread
+//! ([`core_loop`]) owns every group and is the only one that touches the
+//! cores, the WAL and the state machine. The runtime is generic over the
+//! core (`Box<dyn Consensus>`): it never names a protocol except to build it.
+//!
+//! Guarantees: a reply `ok` to a write is sent only after its entry was
+//! committed and applied, and every Ready's writes are fsynced before its
+//! messages go out (unless the `no-fsync` bug is on); a read is answered
+//! after a ReadIndex round (unless `stale-read`); requests not answered in
+//! time get `timeout` (not definite).
+
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod core_loop;
+pub mod group;
+
+pub use clock::NodeClock;
+pub use config::{ConsensusKind, NodeConfig};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::consensus::{Consensus, CoreConfig, GroupId, Recovered};
+use crate::transport::{Filter, Transport};
+use core_loop::Event;
+use group::Group;
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A bad flag or configuration (exit 254).
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Storage could not be opened (corruption is named with file and offset).
+    #[error("cannot open group {group}: {reason}")]
+    Open { group: GroupId, reason: String },
+    /// Storage failed while running: the node stopped.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("runtime: {0}")]
+    Runtime(String),
+}
+
+/// Build the consensus core for `group` from its recovered storage.
+pub fn make_core(cfg: &NodeConfig, group: GroupId, recovered: Recovered) -> Result<Box<dyn Consensus>, String> {
+    let voters = cfg.peers.keys().copied().collect();
+    let mut core_cfg = CoreConfig::new(cfg.id, group, voters);
+    core_cfg.election_timeout_ticks = cfg.election_timeout_ticks();
+    core_cfg.heartbeat_interval_ticks = cfg.heartbeat_interval_ticks();
+    core_cfg.lease_reads = cfg.lease_reads;
+    core_cfg.bugs = cfg.bugs.clone();
+    core_cfg.max_batch_entries = 512;
+    // Distinct per node and per start: elections must not tie forever.
+    core_cfg.seed = rand::random::<u64>() ^ cfg.id.0;
+    match cfg.consensus {
+        ConsensusKind::Raft => crate::raft::RaftNode::new(core_cfg, recovered)
+            .map(|n| Box::new(n) as Box<dyn Consensus>)
+            .map_err(|e| e.to_string()),
+        ConsensusKind::Paxos => Err("the Multi-Paxos core is not built yet; use --consensus raft".into()),
+    }
+}
+
+/// Run a node until SIGINT/SIGTERM or a fatal storage error. `on_listening`
+/// is called once the port is bound (the caller prints its ready line).
+pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), NodeError> {
+    cfg.validate().map_err(NodeError::Config)?;
+    for bug in &cfg.bugs {
+        tracing::warn!(bug = bug.name(), "PLANTED BUG ON: {}", bug.description());
+    }
+    let mut groups = BTreeMap::new();
+    for &g in &cfg.groups {
+        let group = Group::open(&cfg, g, &|g, rec| make_core(&cfg, g, rec))
+            .map_err(|reason| NodeError::Open { group: g, reason })?;
+        groups.insert(g, group);
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("faultline-net")
+        .enable_all()
+        .build()
+        .map_err(|e| NodeError::Runtime(e.to_string()))?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(cfg.listen))
+        .map_err(|source| NodeError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| NodeError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+
+    let filter = Filter::default();
+    let clock = NodeClock::new();
+    let peers_but_me: BTreeMap<_, _> = cfg
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != cfg.id)
+        .map(|(id, a)| (*id, *a))
+        .collect();
+    let transport = {
+        let _guard = rt.enter();
+        Transport::start(
+            cfg.id,
+            cfg.listen.ip(),
+            peers_but_me,
+            cfg.auth_token.clone(),
+            filter.clone(),
+        )
+    };
+
+    let (events_tx, events_rx) = std::sync::mpsc::channel::<Event>();
+    let shared = Arc::new(connection::Shared {
+        id: cfg.id,
+        auth_token: cfg.auth_token.clone(),
+        events: events_tx.clone(),
+        filter,
+        clock: clock.clone(),
+        peers: cfg.peers.clone(),
+    });
+
+    let core_clock = clock.clone();
+    let tick_ms = cfg.tick_ms;
+    let core = std::thread::Builder::new()
+        .name("faultline-core".into())
+        .spawn(move || core_loop::run(groups, events_rx, transport, core_clock, tick_ms))
+        .map_err(|e| NodeError::Runtime(e.to_string()))?;
+
+    on_listening(local);
+    tracing::info!(node = cfg.id.0, %local, consensus = cfg.consensus.name(), "listening");
+
+    let shutdown_tx = events_tx.clone();
+    drop(events_tx);
+    rt.spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, remote)) => {
+                    tokio::spawn(connection::serve(stream, remote, shared.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    // Wait for a signal or for the core to stop on its own (storage error).
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    rt.spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received; shutting down");
+        let _ = shutdown_tx.send(Event::Shutdown);
+        let _ = done_tx.send(());
+    });
+    let result = core.join().map_err(|_| NodeError::Runtime("the core thread panicked".into()))?;
+    let _ = done_rx.try_recv();
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    result.map_err(NodeError::Storage)
+}
