@@ -5,8 +5,9 @@
 //!   healing is one flush and never touches anyone else's rules.
 //! - Packet loss: the `statistic` match in chain `FL-LOSS`, per peer
 //!   address (never the controller's, so SSH keeps working).
-//! - Latency: `tc netem` on the interface that routes to the peers; on a
-//!   kernel without netem the error names the host (no pretending).
+//! - Latency: `tc netem` on the interface that routes to the peers, for
+//!   packets to the peers only; on a kernel without netem the error names
+//!   the host (no pretending).
 //! - Clock: the node's libfaketime timestamp file (offset and rate).
 //!
 //! Guarantee: [`heal_script`] undoes every one of these and is idempotent,
@@ -58,15 +59,42 @@ pub fn loss_script(peers: &[String], probability: f64) -> String {
 /// Marker a netem failure prints, so the caller can name the cause.
 pub const NO_NETEM: &str = "faultline: netem unavailable";
 
-/// Delay every packet leaving towards `peers` by `delay_ms` ± `jitter_ms`.
+/// The handle of the root `prio` qdisc latency installs (so heal removes
+/// only ours).
+pub const PRIO_HANDLE: &str = "7f1:";
+
+/// Delay packets this host sends to `peers` by `delay_ms` ± `jitter_ms`,
+/// and nothing else (clients and SSH keep their speed): a root `prio`
+/// qdisc whose fourth band is netem, and one u32 filter per peer sending
+/// its packets there. Replaces any previous latency.
 pub fn latency_script(peers: &[String], delay_ms: u32, jitter_ms: u32) -> String {
     let first = peers.first().map(String::as_str).unwrap_or("127.0.0.1");
-    let jitter = if jitter_ms > 0 { format!(" {jitter_ms}ms distribution normal") } else { String::new() };
-    format!(
+    let jitter = if jitter_ms > 0 { format!(" {jitter_ms}ms") } else { String::new() };
+    let mut s = format!(
         "DEV=$(ip -o route get {peer} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); [ -n \"$DEV\" ] || {{ echo 'no route to {peer}' >&2; exit 1; }}; \
-         OUT=$(tc qdisc replace dev \"$DEV\" root netem delay {delay_ms}ms{jitter} 2>&1) || {{ \
-           case \"$OUT\" in *nknown*|*'not found'*|*'No such file'*) echo \"{NO_NETEM} on $DEV: $OUT\" >&2;; *) echo \"$OUT\" >&2;; esac; exit 1; }}; echo ok",
+         tc qdisc show dev \"$DEV\" root | grep -q '^qdisc prio {PRIO_HANDLE}' && tc qdisc del dev \"$DEV\" root; \
+         OUT=$( {{ tc qdisc add dev \"$DEV\" root handle {PRIO_HANDLE} prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 && \
+                  tc qdisc add dev \"$DEV\" parent {h}4 handle 7f2: netem delay {delay_ms}ms{jitter}; }} 2>&1) || {{ \
+           tc qdisc show dev \"$DEV\" root | grep -q '^qdisc prio {PRIO_HANDLE}' && tc qdisc del dev \"$DEV\" root; \
+           case \"$OUT\" in *nknown*|*'not found'*|*'No such file'*) echo \"{NO_NETEM} on $DEV: $OUT\" >&2;; *) echo \"$OUT\" >&2;; esac; exit 1; }}; ",
         peer = sh_quote(first),
+        h = PRIO_HANDLE,
+    );
+    for p in peers {
+        s.push_str(&format!(
+            "tc filter add dev \"$DEV\" parent {PRIO_HANDLE} protocol ip prio 1 u32 match ip dst {}/32 flowid {PRIO_HANDLE}4 || exit 1; ",
+            sh_quote(p)
+        ));
+    }
+    s.push_str("echo ok");
+    s
+}
+
+/// Removes the latency qdisc (if ours) from every interface.
+pub fn latency_off_script() -> String {
+    format!(
+        "command -v tc >/dev/null 2>&1 || exit 0; for DEV in $(ls /sys/class/net); do \
+         tc qdisc show dev \"$DEV\" root 2>/dev/null | grep -q '^qdisc prio {PRIO_HANDLE}' && tc qdisc del dev \"$DEV\" root; done; echo ok"
     )
 }
 
@@ -99,10 +127,10 @@ pub fn heal_script(layout: &Layout, nodes: &[String]) -> String {
         ));
     }
     s.push_str("}; ");
-    s.push_str(
+    s.push_str(&format!(
         "command -v tc >/dev/null 2>&1 && for DEV in $(ls /sys/class/net); do \
-         tc qdisc show dev \"$DEV\" root 2>/dev/null | grep -q '^qdisc netem' && tc qdisc del dev \"$DEV\" root; done; ",
-    );
+         tc qdisc show dev \"$DEV\" root 2>/dev/null | grep -q '^qdisc prio {PRIO_HANDLE}' && tc qdisc del dev \"$DEV\" root; done; "
+    ));
     for n in nodes {
         let f = sh_quote(&layout.faketime(n));
         s.push_str(&format!("[ -f {f} ] && echo +0 > {f}; "));
@@ -165,7 +193,7 @@ mod tests {
         let layout = Layout::new("/v");
         let s = heal_script(&layout, &["n1".into()]);
         assert!(s.contains("iptables -w -X FL-PARTITION") && s.contains("iptables -w -X FL-LOSS"));
-        assert!(s.contains("tc qdisc del dev \"$DEV\" root"));
+        assert!(s.contains("grep -q '^qdisc prio 7f1:' && tc qdisc del dev \"$DEV\" root"), "{s}");
         assert!(s.contains("echo +0 > /v/nodes/n1/faketime"));
         assert!(s.contains("kill -CONT"));
         // The script must be valid sh.
@@ -174,7 +202,8 @@ mod tests {
         for script in [
             partition_script(&["a".into()]),
             loss_script(&["a".into()], 0.5),
-            latency_script(&["a".into()], 50, 10),
+            latency_script(&["a".into(), "b".into()], 50, 10),
+            latency_off_script(),
             clock_script(&layout, "n1", -5000, 1.5),
         ] {
             let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();

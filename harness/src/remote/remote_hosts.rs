@@ -119,6 +119,11 @@ impl RemoteHosts {
         faults::apply(self.session(i), &faults::latency_script(&peers, delay_ms, jitter_ms), "latency (tc netem)")
     }
 
+    /// Removes host `i`'s latency.
+    pub fn latency_off(&self, i: usize) -> Result<(), SshError> {
+        faults::apply(self.session(i), &faults::latency_off_script(), "latency off")
+    }
+
     /// Node `node` on host `i` sees real time + `offset_ms`, running at `rate`.
     pub fn clock(&self, i: usize, node: &str, offset_ms: i64, rate: f64) -> Result<(), SshError> {
         faults::apply(self.session(i), &faults::clock_script(&self.layout, node, offset_ms, rate), "clock")
