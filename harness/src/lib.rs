@@ -4,8 +4,14 @@
 //! namespaces), the nemesis, the run loop, and every subcommand of the
 //! `faultline` binary. This crate uses all the others; none uses it.
 
+pub mod analysis;
+pub mod check;
+pub mod cluster;
 pub mod cmd;
 pub mod exit;
+pub mod nemesis;
+pub mod parse;
+pub mod run;
 pub mod ssh;
 pub mod lab;
 pub mod remote;

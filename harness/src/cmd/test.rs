@@ -1,10 +1,294 @@
-//! `faultline test`.
+//! `faultline test`: run a Jepsen-style test on this machine.
+//!
+//! Plans the run, creates its directory in the store, starts a local
+//! cluster, runs [`crate::run::execute`] under SIGINT/SIGTERM handlers, and
+//! tears the cluster down on every path (done, error, interrupt, panic)
+//! before checking the history and printing the results.
 
-use crate::exit::Exit;
+use crate::cluster::local::{LocalCluster, LocalConfig};
+use crate::cluster::Cluster;
+use crate::exit::{bad_input, Exit};
+use crate::parse::{self, Concurrency};
+use crate::run::plan::TestPlan;
+use crate::run::recorder::Recorder;
+use anyhow::Context;
+use faultline_results::{HistoryWriter, RunDir, VerdictKind};
+use faultline_workloads::workload::WorkloadOptions;
+use faultline_workloads::{workload_by_name, WORKLOADS};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// What clients do: register, kv, lock, set, counter.
+    #[arg(long, default_value = "register")]
+    pub workload: String,
+    /// Nodes in the cluster.
+    #[arg(long, default_value_t = 5)]
+    pub node_count: u32,
+    /// Client workers: a number (10) or per node (3n).
+    #[arg(long, default_value = "2n", value_parser = parse::concurrency)]
+    pub concurrency: Concurrency,
+    /// Operations per second over all workers (0: as fast as possible).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// How long the main phase runs (60s, 2m, 500ms).
+    #[arg(long, default_value = "30s", value_parser = parse::duration)]
+    pub time_limit: Duration,
+    /// Faults: a comma list of partition, kill, pause, clock, loss, latency; or all; or none.
+    #[arg(long, default_value = "partition,kill")]
+    pub nemesis: String,
+    /// Time between the starts of two faults.
+    #[arg(long, default_value = "10s", value_parser = parse::duration)]
+    pub nemesis_interval: Duration,
+    /// Seed of every random choice (the schedule); random if not given.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Make every node wrong on purpose (`faultline node --list-bugs`).
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// Consensus protocol of the nodes (passed through: raft or paxos).
+    #[arg(long)]
+    pub consensus: Option<String>,
+    /// Where runs are stored.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// The test's name in the store (default: workload and nemesis).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print results.json on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// A client operation with no reply after this is unknown (info).
+    #[arg(long, default_value = "1s", value_parser = parse::duration)]
+    pub op_timeout: Duration,
+    /// How long to wait for a leader after healing.
+    #[arg(long, default_value = "30s", value_parser = parse::duration)]
+    pub recovery_timeout: Duration,
+    /// How long the final reads may retry.
+    #[arg(long, default_value = "15s", value_parser = parse::duration)]
+    pub final_timeout: Duration,
+    /// Never use iptables; partition with the nodes' own message filter.
+    #[arg(long)]
+    pub no_iptables: bool,
+    /// Lock workload: lease of each acquire, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub lock_ttl_ms: u64,
+    /// kv workload: number of independent keys.
+    #[arg(long, default_value_t = 8)]
+    pub kv_keys: usize,
+    /// RUST_LOG of the nodes (their logs go to the run directory).
+    #[arg(long, default_value = "info")]
+    pub node_log_level: String,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<Exit> {
-    anyhow::bail!("`faultline test` is not built yet")
+/// Resolves and validates the options into a plan.
+pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
+    let options = WorkloadOptions {
+        kv_keys: args.kv_keys,
+        lock_ttl_ms: args.lock_ttl_ms,
+        ..WorkloadOptions::default()
+    };
+    let Some(workload) = workload_by_name(&args.workload, &options) else {
+        return Err(bad_input(format!(
+            "--workload {:?}: unknown workload; use one of {}",
+            args.workload,
+            WORKLOADS.join(", ")
+        )));
+    };
+    if args.node_count == 0 || args.node_count > 200 {
+        return Err(bad_input(format!("--node-count {}: use 1 to 200 nodes", args.node_count)));
+    }
+    if !args.rate.is_finite() || args.rate < 0.0 {
+        return Err(bad_input(format!("--rate {}: use a number of operations per second ≥ 0", args.rate)));
+    }
+    if args.kv_keys == 0 || args.lock_ttl_ms == 0 {
+        return Err(bad_input("--kv-keys and --lock-ttl-ms must be at least 1"));
+    }
+    if args.time_limit.is_zero() || args.op_timeout.is_zero() || args.nemesis_interval.is_zero() {
+        return Err(bad_input("--time-limit, --op-timeout and --nemesis-interval must be more than 0"));
+    }
+    let kinds = crate::nemesis::parse_kinds(&args.nemesis).map_err(|e| bad_input(format!("--nemesis: {e}")))?;
+    if let Some(bug) = &args.bug {
+        bug.parse::<faultline_nodes::bug::Bug>().map_err(|e| bad_input(format!("--bug: {e}")))?;
+    }
+    if let Some(c) = &args.consensus {
+        if c != "raft" && c != "paxos" {
+            return Err(bad_input(format!("--consensus {c:?}: use raft or paxos")));
+        }
+    }
+    let nemesis: Vec<String> = kinds.iter().map(|k| k.as_str().to_string()).collect();
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => {
+            let mut n = format!(
+                "{}-{}",
+                args.workload,
+                if nemesis.is_empty() { "none".to_string() } else { nemesis.join("-") }
+            );
+            if let Some(b) = &args.bug {
+                n.push_str("-bug-");
+                n.push_str(b);
+            }
+            n
+        }
+    };
+    Ok(TestPlan {
+        name,
+        workload: args.workload.clone(),
+        checkers: workload.checkers().iter().map(|c| c.to_string()).collect(),
+        node_count: args.node_count,
+        concurrency: args.concurrency.resolve(args.node_count).max(1),
+        rate_per_s: args.rate,
+        time_limit_s: args.time_limit.as_secs_f64(),
+        op_timeout_ms: args.op_timeout.as_millis() as u64,
+        nemesis,
+        nemesis_interval_s: args.nemesis_interval.as_secs_f64(),
+        seed: args.seed.unwrap_or_else(rand::random),
+        bug: args.bug.clone(),
+        consensus: args.consensus.clone(),
+        recovery_timeout_s: args.recovery_timeout.as_secs_f64(),
+        final_timeout_s: args.final_timeout.as_secs_f64(),
+        lock_ttl_ms: args.lock_ttl_ms,
+        kv_keys: args.kv_keys,
+    })
+}
+
+/// Waits for SIGINT or SIGTERM; returns which.
+async fn interrupted(
+    mut sigint: tokio::signal::unix::Signal,
+    mut sigterm: tokio::signal::unix::Signal,
+) -> &'static str {
+    tokio::select! {
+        _ = sigint.recv() => "SIGINT",
+        _ = sigterm.recv() => "SIGTERM",
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let plan = plan(&args)?;
+    let options = WorkloadOptions {
+        kv_keys: plan.kv_keys,
+        lock_ttl_ms: plan.lock_ttl_ms,
+        ..WorkloadOptions::default()
+    };
+    let workload = workload_by_name(&plan.workload, &options).expect("validated by plan()");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Catch signals before anything exists that must be cleaned up.
+    let (sigint, sigterm) = {
+        let _guard = rt.enter();
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        )
+    };
+
+    let started_at = chrono::Utc::now();
+    let run_dir = RunDir::create(&args.store, &plan.name, started_at)
+        .with_context(|| format!("creating the run directory in {}", args.store.display()))?;
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let names: Vec<String> = (1..=plan.node_count).map(|i| format!("n{i}")).collect();
+    let mut node_args = Vec::new();
+    if let Some(b) = &plan.bug {
+        node_args.extend(["--bug".to_string(), b.clone()]);
+    }
+    if let Some(c) = &plan.consensus {
+        node_args.extend(["--consensus".to_string(), c.clone()]);
+    }
+    let cluster = Arc::new(
+        LocalCluster::new(LocalConfig {
+            node_count: plan.node_count,
+            binary: std::env::current_exe().context("finding the faultline executable")?,
+            data_dirs: names.iter().map(|n| run_dir.node_data_dir(n)).collect(),
+            logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
+            node_args,
+            run_id: run_id.clone(),
+            allow_iptables: !args.no_iptables,
+            want_faketime: plan.nemesis.iter().any(|k| k == "clock"),
+            node_log_level: args.node_log_level.clone(),
+        })
+        .context("planning the local cluster")?,
+    );
+    let bind_ip = cluster.client_bind_ip();
+    let mechanisms = cluster.mechanisms();
+    let test_json = serde_json::json!({
+        "plan": plan,
+        "run_id": run_id,
+        "started_at": started_at.to_rfc3339(),
+        "faultline_version": env!("CARGO_PKG_VERSION"),
+        "command_line": std::env::args().collect::<Vec<_>>(),
+        "mechanisms": mechanisms,
+        "notes": {
+            "latency": "the nodes' own delay filter: tc netem on lo would delay the clients too",
+            "clock": "libfaketime shifts the wall clock only (FAKETIME_DONT_FAKE_MONOTONIC=1); without libfaketime, the node's own clock offset",
+        },
+        "cluster": cluster.describe(),
+    });
+    run_dir.write_test_json(&test_json).context("writing test.json")?;
+    eprintln!(
+        "faultline: {} — {} nodes, {} workers at {}/s for {:.0}s, nemesis [{}] (partition: {}), seed {}\nfaultline: store {}",
+        plan.workload,
+        plan.node_count,
+        plan.concurrency,
+        plan.rate_per_s,
+        plan.time_limit_s,
+        plan.nemesis.join(","),
+        mechanisms.partition.as_str(),
+        plan.seed,
+        run_dir.path().display()
+    );
+
+    let writer = HistoryWriter::create(&run_dir.history()).context("creating history.jsonl")?;
+    let recorder = Arc::new(Recorder::new(writer));
+    let dyn_cluster: Arc<dyn Cluster> = cluster.clone();
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = crate::run::execute(&plan, workload.as_ref(), dyn_cluster, bind_ip, Arc::clone(&recorder), !args.json) => Ok(r),
+            s = interrupted(sigint, sigterm) => Err(s),
+        }
+    });
+    // Cancel every task (workers, nemesis) before tearing down, so nothing
+    // restarts a node afterwards.
+    rt.shutdown_timeout(Duration::from_secs(10));
+    let teardown = cluster.teardown();
+    let history = match Arc::try_unwrap(recorder) {
+        Ok(r) => r.finish().context("closing the history"),
+        Err(_) => Ok(0),
+    };
+    let run_path = run_dir.path().display().to_string();
+    match outcome {
+        Err(signal) => {
+            teardown.context("healing and stopping the cluster after an interrupt")?;
+            return Err(anyhow::anyhow!(
+                "interrupted by {signal}: every fault healed and every node stopped; \
+                 the partial history is in {run_path} (`faultline analyze {run_path}` checks it)"
+            ));
+        }
+        Ok(Err(e)) => {
+            if let Err(t) = teardown {
+                tracing::error!("tearing down after an error: {t:#}");
+            }
+            return Err(e.context(format!("test failed; its partial run is in {run_path}")));
+        }
+        Ok(Ok(())) => {}
+    }
+    teardown.context("stopping the cluster")?;
+    history?;
+
+    let results = crate::analysis::analyze_run(&run_dir, &plan)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results).expect("results serialize"));
+    } else {
+        print!("{}", faultline_results::table::render(&results));
+    }
+    Ok(match results.verdict {
+        VerdictKind::Valid => Exit::Valid,
+        VerdictKind::Invalid => Exit::Invalid,
+        VerdictKind::Unknown => Exit::Unknown,
+    })
 }

@@ -1,0 +1,38 @@
+//! Analysis of a stored run: read its history back, check it, summarize
+//! it, write results.json. Used at the end of `faultline test` and by
+//! `faultline analyze`, so both give the same verdict for the same run.
+
+use crate::run::plan::TestPlan;
+use anyhow::Context;
+use faultline_results::{read_history, summarize, RunDir, RunResults};
+
+/// Checks the run in `run` with the plan's checkers and writes results.json.
+pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> {
+    let history = read_history(&run.history()).map_err(|e| crate::exit::bad_input(e.to_string()))?;
+    if history.truncated_tail {
+        tracing::warn!("the history's last line was cut short (a crash?); checking the rest");
+    }
+    let checkers = crate::check::check(&plan.checkers, &history.events);
+    let results = RunResults {
+        verdict: RunResults::overall(&checkers),
+        checkers,
+        stats: summarize(&history.events),
+        history_events: history.events.len() as u64,
+        history_truncated: history.truncated_tail,
+        run_dir: run.path().to_path_buf(),
+    };
+    results
+        .write(&run.results_json())
+        .with_context(|| format!("writing {}", run.results_json().display()))?;
+    Ok(results)
+}
+
+/// Reads the plan recorded in a run's test.json.
+pub fn read_plan(run: &RunDir) -> anyhow::Result<TestPlan> {
+    let test = run.read_test_json().map_err(|e| crate::exit::bad_input(e.to_string()))?;
+    let plan = test.get("plan").cloned().ok_or_else(|| {
+        crate::exit::bad_input(format!("{}: no \"plan\" object", run.test_json().display()))
+    })?;
+    serde_json::from_value(plan)
+        .map_err(|e| crate::exit::bad_input(format!("{}: bad \"plan\": {e}", run.test_json().display())))
+}

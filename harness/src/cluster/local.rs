@@ -1,0 +1,608 @@
+//! A cluster of `faultline node` child processes on this machine.
+//!
+//! Node i listens on 127.0.0.i (a port picked free at start), with its own
+//! data directory and a log file that collects every incarnation's output.
+//! Where binding 127.0.0.i fails (not Linux), every node uses 127.0.0.1 with
+//! its own port. Faults: SIGKILL and SIGSTOP/SIGCONT; partitions and loss
+//! with iptables where this process may use it (root, iptables present, one
+//! address per node), else with the nodes' own message filter; latency
+//! always with the nodes' message filter (tc netem on `lo` would delay the
+//! clients too); clocks with libfaketime where installed and asked for,
+//! else the nodes' own clock offset. Filter and clock settings are re-sent
+//! to a node after it restarts or resumes, so a fault outlives a restart
+//! exactly as long as the nemesis wants.
+//!
+//! Children run in their own process group, so a Ctrl-C at the terminal
+//! reaches the harness (which heals and stops them), not the nodes.
+
+use super::admin;
+use super::iptables::Iptables;
+use super::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use anyhow::{bail, Context};
+use std::collections::BTreeSet;
+use std::fs::OpenOptions;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Where libfaketime is looked for.
+pub const LIBFAKETIME_PATHS: [&str; 3] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+];
+
+/// The address clients bind to when nodes have their own addresses, so
+/// that no packet filter between node addresses ever matches a client.
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 250);
+
+/// How to build a local cluster.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    pub node_count: u32,
+    /// The `faultline` executable (normally `std::env::current_exe()`).
+    pub binary: PathBuf,
+    /// `data_dir(name)` and `log(name)` for node `name`.
+    pub data_dirs: Vec<PathBuf>,
+    pub logs: Vec<PathBuf>,
+    /// Passed to every node: `--bug`, `--consensus`, ….
+    pub node_args: Vec<String>,
+    /// Letters and digits; names the iptables chain and libfaketime files.
+    pub run_id: String,
+    /// Use iptables when usable (false forces the message filter).
+    pub allow_iptables: bool,
+    /// The clock nemesis is on: preload libfaketime where installed.
+    pub want_faketime: bool,
+    /// RUST_LOG of the nodes.
+    pub node_log_level: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Filter {
+    drop: BTreeSet<u32>,
+    delay_ms: u64,
+    loss: f64,
+}
+
+struct Proc {
+    child: Option<Child>,
+    paused: bool,
+    /// The filter and clock settings the node has not acknowledged yet.
+    dirty: bool,
+}
+
+/// A local cluster. See the module docs.
+pub struct LocalCluster {
+    config: LocalConfig,
+    nodes: Vec<NodeInfo>,
+    peers_arg: String,
+    per_node_ip: bool,
+    iptables: Option<Iptables>,
+    faketime: Option<PathBuf>,
+    procs: Mutex<Vec<Proc>>,
+    filters: Mutex<Vec<Filter>>,
+    clocks_ms: Mutex<Vec<i64>>,
+    mechanisms: Mechanisms,
+    /// Set by teardown: no node is started after it.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+const ADMIN_TIMEOUT: Duration = Duration::from_millis(1000);
+
+fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
+    Ok(TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))?.local_addr()?.port())
+}
+
+/// Picks each node's address: 127.0.0.i and a free port, or 127.0.0.1 and
+/// distinct free ports if this system only binds 127.0.0.1.
+fn pick_addresses(n: u32) -> anyhow::Result<(Vec<SocketAddr>, bool)> {
+    let per_node: Option<Vec<SocketAddr>> = (1..=n)
+        .map(|i| {
+            let ip = Ipv4Addr::new(127, 0, 0, u8::try_from(i).ok()?);
+            free_port(ip).ok().map(|p| SocketAddr::new(IpAddr::V4(ip), p))
+        })
+        .collect();
+    if let Some(addrs) = per_node {
+        // The client address must bind too, or clients could not avoid the filter.
+        if free_port(CLIENT_IP).is_ok() {
+            return Ok((addrs, true));
+        }
+    }
+    let mut addrs = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..n {
+        // Hold each listener until all are picked, so ports are distinct.
+        let l = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1 to find a free port")?;
+        addrs.push(l.local_addr().context("reading a bound port")?);
+        held.push(l);
+    }
+    Ok((addrs, false))
+}
+
+impl LocalCluster {
+    /// Plans the cluster (addresses, mechanisms) without starting anything.
+    pub fn new(config: LocalConfig) -> anyhow::Result<LocalCluster> {
+        let n = config.node_count;
+        if n == 0 || n > 200 {
+            bail!("a local cluster has 1 to 200 nodes, not {n}");
+        }
+        assert_eq!(config.data_dirs.len(), n as usize, "one data dir per node");
+        assert_eq!(config.logs.len(), n as usize, "one log per node");
+        let (addrs, per_node_ip) = pick_addresses(n)?;
+        let nodes: Vec<NodeInfo> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| {
+                let id = NodeId(i as u32 + 1);
+                NodeInfo {
+                    id,
+                    name: id.name(),
+                    client_addr: a,
+                }
+            })
+            .collect();
+        let peers_arg = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id.0, n.client_addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let iptables = if per_node_ip && config.allow_iptables && Iptables::usable() {
+            match Iptables::install(&config.run_id, addrs.clone()) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    tracing::warn!("iptables unusable, using the nodes' message filter: {e:#}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let faketime = if config.want_faketime {
+            LIBFAKETIME_PATHS.iter().map(PathBuf::from).find(|p| p.exists())
+        } else {
+            None
+        };
+        let net = if iptables.is_some() { Mechanism::Iptables } else { Mechanism::MessageFilter };
+        let mechanisms = Mechanisms {
+            partition: net,
+            loss: net,
+            latency: Mechanism::MessageFilter,
+            clock: if faketime.is_some() { Mechanism::Libfaketime } else { Mechanism::NodeClock },
+            kill: Mechanism::Signal,
+            pause: Mechanism::Signal,
+        };
+        let procs = (0..n)
+            .map(|_| Proc {
+                child: None,
+                paused: false,
+                dirty: false,
+            })
+            .collect();
+        Ok(LocalCluster {
+            nodes,
+            peers_arg,
+            per_node_ip,
+            iptables,
+            faketime,
+            procs: Mutex::new(procs),
+            filters: Mutex::new(vec![Filter::default(); n as usize]),
+            clocks_ms: Mutex::new(vec![0; n as usize]),
+            mechanisms,
+            config,
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The address clients should bind to, if any.
+    pub fn client_bind_ip(&self) -> Option<IpAddr> {
+        self.per_node_ip.then_some(IpAddr::V4(CLIENT_IP))
+    }
+
+    /// The iptables chain of this run, if iptables is in use.
+    pub fn iptables_chain(&self) -> Option<&str> {
+        self.iptables.as_ref().map(Iptables::chain)
+    }
+
+    fn index(&self, node: NodeId) -> anyhow::Result<usize> {
+        let i = node.0 as usize;
+        if i == 0 || i > self.nodes.len() {
+            bail!("no node {node} in a cluster of {}", self.nodes.len());
+        }
+        Ok(i - 1)
+    }
+
+    fn faketime_file(&self, i: usize) -> PathBuf {
+        let log = &self.config.logs[i];
+        log.with_extension("faketime")
+    }
+
+    fn write_faketime(&self, i: usize, offset_ms: i64) -> anyhow::Result<()> {
+        let path = self.faketime_file(i);
+        let sign = if offset_ms < 0 { '-' } else { '+' };
+        let ms = offset_ms.unsigned_abs();
+        let text = format!("{sign}{}.{:03}\n", ms / 1000, ms % 1000);
+        faultline_results::store::write_atomically(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn spawn(&self, i: usize) -> anyhow::Result<Child> {
+        let info = &self.nodes[i];
+        let data_dir = &self.config.data_dirs[i];
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let log_path = &self.config.logs[i];
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let mut cmd = Command::new(&self.config.binary);
+        cmd.arg("node")
+            .arg("--id")
+            .arg(info.id.0.to_string())
+            .arg("--listen")
+            .arg(info.client_addr.to_string())
+            .arg("--peers")
+            .arg(&self.peers_arg)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(&self.config.node_args)
+            .env("RUST_LOG", &self.config.node_log_level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().context("duplicating the log handle")?))
+            .stderr(Stdio::from(log))
+            .process_group(0);
+        if let Some(lib) = &self.faketime {
+            let offset = self.clocks_ms.lock().expect("clock lock poisoned")[i];
+            self.write_faketime(i, offset)?;
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", self.faketime_file(i))
+                // Re-read the file at most once a second.
+                .env("FAKETIME_CACHE_DURATION", "1")
+                // Wall clock only: see docs/store.md ("clock faults").
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} ({})", info.name, self.config.binary.display()))?;
+        tracing::info!(node = %info.name, pid = child.id(), addr = %info.client_addr, "node started");
+        Ok(child)
+    }
+
+    fn signal(&self, i: usize, sig: libc::c_int) -> anyhow::Result<()> {
+        let procs = self.procs.lock().expect("procs lock poisoned");
+        if let Some(child) = &procs[i].child {
+            let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
+            // SAFETY: kill(2) with a pid of our own unreaped child.
+            if unsafe { libc::kill(pid, sig) } != 0 {
+                bail!("signal {sig} to {}: {}", self.nodes[i].name, std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a node its filter (and, without libfaketime, its clock).
+    fn push_settings(&self, i: usize) -> anyhow::Result<()> {
+        let addr = self.nodes[i].client_addr;
+        let mech = self.mechanisms;
+        let f = self.filters.lock().expect("filter lock poisoned")[i].clone();
+        if mech.partition == Mechanism::MessageFilter || mech.latency == Mechanism::MessageFilter {
+            let req = serde_json::json!({
+                "op": "filter",
+                "drop": f.drop.iter().collect::<Vec<_>>(),
+                "delay_ms": f.delay_ms,
+                "loss": f.loss,
+            });
+            admin::call(addr, &req, ADMIN_TIMEOUT)?;
+        }
+        if mech.clock == Mechanism::NodeClock {
+            let offset_ms = self.clocks_ms.lock().expect("clock lock poisoned")[i];
+            admin::call(addr, &serde_json::json!({"op":"clock","offset_ms":offset_ms,"rate":1.0}), ADMIN_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    /// Pushes settings to every running, unpaused node; a node that cannot
+    /// take them now gets them when it restarts or resumes.
+    fn push_all(&self) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        for i in 0..self.nodes.len() {
+            let (running, paused) = {
+                let p = &self.procs.lock().expect("procs lock poisoned")[i];
+                (p.child.is_some(), p.paused)
+            };
+            let ok = running && !paused && self.push_settings(i).map_err(|e| errors.push(format!("{e:#}"))).is_ok();
+            self.procs.lock().expect("procs lock poisoned")[i].dirty = !ok;
+        }
+        if !errors.is_empty() {
+            tracing::warn!("some nodes will get their filter when they come back: {}", errors.join("; "));
+        }
+        Ok(())
+    }
+
+    /// After a (re)start or resume: retry the settings for a few seconds.
+    fn push_when_ready(&self, i: usize) {
+        let dirty = {
+            let p = &self.procs.lock().expect("procs lock poisoned")[i];
+            p.dirty || self.filters.lock().expect("filter lock poisoned")[i] != Filter::default()
+        };
+        let needs_clock = self.mechanisms.clock == Mechanism::NodeClock
+            && self.clocks_ms.lock().expect("clock lock poisoned")[i] != 0;
+        if !dirty && !needs_clock {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.push_settings(i) {
+                Ok(()) => {
+                    self.procs.lock().expect("procs lock poisoned")[i].dirty = false;
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => {
+                    tracing::warn!(node = %self.nodes[i].name, "could not restore its filter: {e:#}");
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn reap_exited(&self) {
+        let mut procs = self.procs.lock().expect("procs lock poisoned");
+        for (i, p) in procs.iter_mut().enumerate() {
+            if let Some(c) = &mut p.child {
+                if let Ok(Some(status)) = c.try_wait() {
+                    tracing::warn!(node = %self.nodes[i].name, %status, "node exited by itself");
+                    p.child = None;
+                    p.paused = false;
+                }
+            }
+        }
+    }
+}
+
+impl Cluster for LocalCluster {
+    fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    fn mechanisms(&self) -> Mechanisms {
+        self.mechanisms
+    }
+
+    fn start_all(&self) -> anyhow::Result<()> {
+        for n in self.nodes.clone() {
+            self.start(n.id)?;
+        }
+        Ok(())
+    }
+
+    fn start(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        self.reap_exited();
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("the cluster was torn down; not starting {node}");
+        }
+        {
+            let mut procs = self.procs.lock().expect("procs lock poisoned");
+            if procs[i].child.is_some() {
+                return Ok(());
+            }
+            procs[i].child = Some(self.spawn(i)?);
+            procs[i].paused = false;
+        }
+        self.push_when_ready(i);
+        Ok(())
+    }
+
+    fn kill(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        let mut procs = self.procs.lock().expect("procs lock poisoned");
+        if let Some(mut child) = procs[i].child.take() {
+            let _ = child.kill(); // SIGKILL; fails only if already reaped
+            child.wait().with_context(|| format!("reaping {}", self.nodes[i].name))?;
+        }
+        procs[i].paused = false;
+        Ok(())
+    }
+
+    fn pause(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        self.signal(i, libc::SIGSTOP)?;
+        let mut procs = self.procs.lock().expect("procs lock poisoned");
+        procs[i].paused = procs[i].child.is_some();
+        Ok(())
+    }
+
+    fn resume(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        self.signal(i, libc::SIGCONT)?;
+        let was_dirty = {
+            let mut procs = self.procs.lock().expect("procs lock poisoned");
+            procs[i].paused = false;
+            procs[i].dirty
+        };
+        if was_dirty {
+            self.push_when_ready(i);
+        }
+        Ok(())
+    }
+
+    fn is_running(&self, node: NodeId) -> bool {
+        self.reap_exited();
+        self.index(node)
+            .map(|i| self.procs.lock().expect("procs lock poisoned")[i].child.is_some())
+            .unwrap_or(false)
+    }
+
+    fn partition(&self, cuts: &[Cut]) -> anyhow::Result<()> {
+        for &(a, b) in cuts {
+            self.index(a)?;
+            self.index(b)?;
+        }
+        if let Some(ipt) = &self.iptables {
+            let addr = |n: NodeId| self.nodes[n.0 as usize - 1].client_addr;
+            return ipt.set_cuts(cuts.iter().map(|&(a, b)| (addr(a), addr(b))).collect());
+        }
+        {
+            let mut filters = self.filters.lock().expect("filter lock poisoned");
+            for f in filters.iter_mut() {
+                f.drop.clear();
+            }
+            for &(a, b) in cuts {
+                filters[a.0 as usize - 1].drop.insert(b.0);
+                filters[b.0 as usize - 1].drop.insert(a.0);
+            }
+        }
+        self.push_all()
+    }
+
+    fn set_loss(&self, probability: f64) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&probability) {
+            bail!("loss probability {probability} is not in [0, 1]");
+        }
+        if let Some(ipt) = &self.iptables {
+            return ipt.set_loss(probability);
+        }
+        for f in self.filters.lock().expect("filter lock poisoned").iter_mut() {
+            f.loss = probability;
+        }
+        self.push_all()
+    }
+
+    fn set_latency(&self, delay_ms: u64) -> anyhow::Result<()> {
+        for f in self.filters.lock().expect("filter lock poisoned").iter_mut() {
+            f.delay_ms = delay_ms;
+        }
+        self.push_all()
+    }
+
+    fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        self.clocks_ms.lock().expect("clock lock poisoned")[i] = offset_ms;
+        if self.faketime.is_some() {
+            return self.write_faketime(i, offset_ms);
+        }
+        let running = self.procs.lock().expect("procs lock poisoned")[i].child.is_some();
+        if running {
+            if let Err(e) = self.push_settings(i) {
+                self.procs.lock().expect("procs lock poisoned")[i].dirty = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn heal_all(&self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        // Resume first, so the nodes can take their cleared filters.
+        for n in self.nodes.clone() {
+            let paused = self.procs.lock().expect("procs lock poisoned")[n.id.0 as usize - 1].paused;
+            if paused {
+                if let Err(e) = self.resume(n.id) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(ipt) = &self.iptables {
+            if let Err(e) = ipt.clear() {
+                first_error.get_or_insert(e);
+            }
+        }
+        for f in self.filters.lock().expect("filter lock poisoned").iter_mut() {
+            *f = Filter::default();
+        }
+        let offsets: Vec<usize> = {
+            let mut clocks = self.clocks_ms.lock().expect("clock lock poisoned");
+            let changed = clocks.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, _)| i).collect();
+            clocks.iter_mut().for_each(|c| *c = 0);
+            changed
+        };
+        if self.faketime.is_some() {
+            for i in offsets {
+                if let Err(e) = self.write_faketime(i, 0) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.push_all() {
+            first_error.get_or_insert(e);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn teardown(&self) -> anyhow::Result<()> {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut first_error = None;
+        if let Some(ipt) = &self.iptables {
+            if let Err(e) = ipt.remove() {
+                first_error.get_or_insert(e);
+            }
+        }
+        let mut procs = self.procs.lock().expect("procs lock poisoned");
+        // SIGCONT then SIGTERM to every node; SIGKILL whoever is left after 3 s.
+        for p in procs.iter_mut() {
+            if let Some(c) = &p.child {
+                let pid = c.id() as libc::pid_t;
+                // SAFETY: kill(2) on our own unreaped children.
+                unsafe {
+                    libc::kill(pid, libc::SIGCONT);
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            p.paused = false;
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for (i, p) in procs.iter_mut().enumerate() {
+            let Some(mut child) = p.child.take() else { continue };
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                    _ => {
+                        let _ = child.kill();
+                        if let Err(e) = child.wait() {
+                            first_error.get_or_insert(anyhow::anyhow!("reaping {}: {e}", self.nodes[i].name));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "local",
+            "address_mode": if self.per_node_ip { "one-address-per-node" } else { "shared-address" },
+            "client_bind_ip": self.client_bind_ip(),
+            "iptables_chain": self.iptables_chain(),
+            "libfaketime": self.faketime,
+            "binary": self.config.binary,
+            "node_args": self.config.node_args,
+            "nodes": self.nodes.iter().enumerate().map(|(i, n)| serde_json::json!({
+                "id": n.id.0,
+                "name": n.name,
+                "addr": n.client_addr,
+                "data_dir": self.config.data_dirs[i],
+                "log": self.config.logs[i],
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::error!("tearing down the local cluster: {e:#}");
+        }
+    }
+}
+
+/// Is `path` a usable libfaketime? (For test.json and diagnostics.)
+pub fn libfaketime() -> Option<&'static Path> {
+    LIBFAKETIME_PATHS.iter().map(Path::new).find(|p| p.exists())
+}

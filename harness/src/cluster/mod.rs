@@ -1,0 +1,121 @@
+//! The cluster abstraction: what the harness and the nemesis may do to the
+//! nodes under test, whatever runs them.
+//!
+//! [`Cluster`] is implemented by [`local::LocalCluster`] (child processes on
+//! this machine) and, for SSH hosts and the lab, by a remote implementation.
+//! Every method is synchronous (a remote implementation blocks on SSH); call
+//! them from `spawn_blocking` in async code. Guarantees every implementation
+//! must keep: each fault it can start it can undo ([`Cluster::heal_all`]
+//! undoes every network, clock and pause fault at once), and
+//! [`Cluster::teardown`] leaves nothing behind — no process, no packet
+//! filter rule — and may be called any number of times.
+
+pub mod admin;
+pub mod iptables;
+pub mod local;
+
+use serde::Serialize;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A node's id, as `faultline node --id` takes it: 1, 2, …
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    /// `n1`, `n2`, …: the node's name in histories and the store.
+    pub fn name(self) -> String {
+        format!("n{}", self.0)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// What the harness knows about one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub name: String,
+    /// Where clients (and admin requests) connect.
+    pub client_addr: SocketAddr,
+}
+
+/// How a kind of fault is made. Recorded in test.json and in every nemesis
+/// event, so a reader knows what "partition" meant in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mechanism {
+    /// Kernel packet filter rules (real packet drops).
+    Iptables,
+    /// The node's own message filter (admin `filter`).
+    MessageFilter,
+    /// POSIX signals: SIGKILL, SIGSTOP/SIGCONT.
+    Signal,
+    /// LD_PRELOAD libfaketime with a per-node timestamp file.
+    Libfaketime,
+    /// The node's own clock offset (admin `clock`).
+    NodeClock,
+}
+
+impl Mechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::Iptables => "iptables",
+            Mechanism::MessageFilter => "message-filter",
+            Mechanism::Signal => "signal",
+            Mechanism::Libfaketime => "libfaketime",
+            Mechanism::NodeClock => "node-clock",
+        }
+    }
+}
+
+/// The mechanism of each kind of fault in a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Mechanisms {
+    pub partition: Mechanism,
+    pub loss: Mechanism,
+    pub latency: Mechanism,
+    pub clock: Mechanism,
+    pub kill: Mechanism,
+    pub pause: Mechanism,
+}
+
+/// A symmetric cut between two nodes: neither hears the other.
+pub type Cut = (NodeId, NodeId);
+
+/// Control of a cluster of nodes under test.
+pub trait Cluster: Send + Sync {
+    fn nodes(&self) -> &[NodeInfo];
+    fn mechanisms(&self) -> Mechanisms;
+    /// Starts every node (each with its own data directory).
+    fn start_all(&self) -> anyhow::Result<()>;
+    /// Starts a node that is not running (after a kill).
+    fn start(&self, node: NodeId) -> anyhow::Result<()>;
+    /// Kills a node with SIGKILL: no chance to flush anything.
+    fn kill(&self, node: NodeId) -> anyhow::Result<()>;
+    /// Freezes a node (SIGSTOP).
+    fn pause(&self, node: NodeId) -> anyhow::Result<()>;
+    /// Thaws a paused node (SIGCONT).
+    fn resume(&self, node: NodeId) -> anyhow::Result<()>;
+    fn is_running(&self, node: NodeId) -> bool;
+    /// Replaces the current partition by these cuts (empty: no partition).
+    fn partition(&self, cuts: &[Cut]) -> anyhow::Result<()>;
+    /// Drops this fraction of packets between every two nodes (0: none).
+    fn set_loss(&self, probability: f64) -> anyhow::Result<()>;
+    /// Delays every message between nodes by this much (0: none).
+    fn set_latency(&self, delay_ms: u64) -> anyhow::Result<()>;
+    /// Shifts a node's clock by `offset_ms` from true time (0: true time).
+    fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()>;
+    /// Undoes every partition, loss, latency and clock fault and resumes
+    /// paused nodes. Killed nodes stay down (the nemesis restarts them).
+    fn heal_all(&self) -> anyhow::Result<()>;
+    /// Heals everything and stops every node. Idempotent; leaves no process
+    /// and no filter rule behind.
+    fn teardown(&self) -> anyhow::Result<()>;
+    /// How this cluster's nodes are reached and faulted, for test.json.
+    fn describe(&self) -> serde_json::Value;
+}

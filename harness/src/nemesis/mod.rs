@@ -1,0 +1,363 @@
+//! The nemesis: injects faults on a schedule and heals them.
+//!
+//! One fault at a time. Every `interval` it starts a fault (the kinds taken
+//! in a seeded shuffled rotation, so every enabled kind comes up), holds it
+//! for 40–70 % of the interval, and heals it. Each start and stop is a
+//! history event of process `nemesis` whose value names the targets and the
+//! mechanism. Guarantee: when [`Nemesis::run`] returns — stopped, or on
+//! error — every fault it started is healed and every node it killed is
+//! started again (as far as the cluster lets it; errors are returned).
+
+pub mod shape;
+
+use crate::cluster::{Cluster, Mechanism, NodeId};
+use crate::run::recorder::Recorder;
+use anyhow::Context;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use shape::Shape;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A kind of fault, as `--nemesis` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    Partition,
+    Kill,
+    Pause,
+    Clock,
+    Loss,
+    Latency,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::Loss,
+        FaultKind::Latency,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Clock => "clock",
+            FaultKind::Loss => "loss",
+            FaultKind::Latency => "latency",
+        }
+    }
+
+    pub fn mechanism(self, cluster: &dyn Cluster) -> Mechanism {
+        let m = cluster.mechanisms();
+        match self {
+            FaultKind::Partition => m.partition,
+            FaultKind::Kill => m.kill,
+            FaultKind::Pause => m.pause,
+            FaultKind::Clock => m.clock,
+            FaultKind::Loss => m.loss,
+            FaultKind::Latency => m.latency,
+        }
+    }
+}
+
+/// Parses `--nemesis`: a comma list of kinds, or `all`, or `none`.
+pub fn parse_kinds(text: &str) -> Result<Vec<FaultKind>, String> {
+    let mut kinds = Vec::new();
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        match word {
+            "all" => kinds.extend(FaultKind::ALL),
+            "none" => {}
+            w => match FaultKind::ALL.iter().find(|k| k.as_str() == w) {
+                Some(&k) => kinds.push(k),
+                None => {
+                    return Err(format!(
+                        "unknown nemesis {w:?}; use a comma list of partition, kill, pause, clock, loss, latency, or all, or none"
+                    ))
+                }
+            },
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    Ok(kinds)
+}
+
+/// Finds the current leader (async: it asks the nodes).
+pub type LeaderProbe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<NodeId>> + Send>> + Send + Sync>;
+
+/// What is in effect now, to heal it.
+#[derive(Clone, Debug)]
+enum Active {
+    Partition,
+    Kill(Vec<NodeId>),
+    Pause(Vec<NodeId>),
+    Clock,
+    Loss,
+    Latency,
+}
+
+pub struct Nemesis {
+    cluster: Arc<dyn Cluster>,
+    recorder: Arc<Recorder>,
+    probe: LeaderProbe,
+    kinds: Vec<FaultKind>,
+    interval: Duration,
+    rng: SmallRng,
+    rotation: Vec<FaultKind>,
+    active: Option<(FaultKind, Active)>,
+}
+
+async fn blocking<T: Send + 'static>(
+    cluster: &Arc<dyn Cluster>,
+    f: impl FnOnce(&dyn Cluster) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let c = Arc::clone(cluster);
+    tokio::task::spawn_blocking(move || f(&*c))
+        .await
+        .context("a cluster operation panicked")?
+}
+
+fn names(nodes: &[NodeId]) -> Vec<String> {
+    nodes.iter().map(|n| n.name()).collect()
+}
+
+impl Nemesis {
+    pub fn new(
+        cluster: Arc<dyn Cluster>,
+        recorder: Arc<Recorder>,
+        probe: LeaderProbe,
+        kinds: Vec<FaultKind>,
+        interval: Duration,
+        seed: u64,
+    ) -> Nemesis {
+        Nemesis {
+            cluster,
+            recorder,
+            probe,
+            kinds,
+            interval,
+            rng: SmallRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321),
+            rotation: Vec::new(),
+            active: None,
+        }
+    }
+
+    /// Runs until `stop` turns true, then heals. See the module docs.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        if self.kinds.is_empty() {
+            return Ok(());
+        }
+        let result = self.schedule(&mut stop).await;
+        let healed = self.heal_everything().await;
+        result.and(healed)
+    }
+
+    async fn schedule(&mut self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        let quiet_first = self.interval.mul_f64(0.3);
+        if sleep_or_stop(quiet_first, stop).await {
+            return Ok(());
+        }
+        loop {
+            let kind = self.next_kind();
+            let hold = self.interval.mul_f64(self.rng.gen_range(0.4..0.7));
+            self.start(kind).await?;
+            if sleep_or_stop(hold, stop).await {
+                return Ok(());
+            }
+            self.stop_active().await?;
+            if sleep_or_stop(self.interval.saturating_sub(hold), stop).await {
+                return Ok(());
+            }
+        }
+    }
+
+    fn next_kind(&mut self) -> FaultKind {
+        if self.rotation.is_empty() {
+            self.rotation = self.kinds.clone();
+            self.rotation.shuffle(&mut self.rng);
+        }
+        self.rotation.pop().expect("rotation refilled above")
+    }
+
+    fn record(&self, f: String, value: Value, error: Option<String>) -> anyhow::Result<()> {
+        self.recorder.nemesis(f, value, error).context("writing a nemesis event to the history")
+    }
+
+    fn nodes(&self) -> Vec<NodeId> {
+        self.cluster.nodes().iter().map(|n| n.id).collect()
+    }
+
+    /// Picks targets: one, the leader, a majority, or all.
+    async fn targets(&mut self, weights: [u32; 4]) -> (Vec<NodeId>, &'static str) {
+        let mut nodes = self.nodes();
+        nodes.shuffle(&mut self.rng);
+        let total: u32 = weights.iter().sum();
+        let mut roll = self.rng.gen_range(0..total);
+        let mut pick = 0;
+        while roll >= weights[pick] {
+            roll -= weights[pick];
+            pick += 1;
+        }
+        match pick {
+            0 => (nodes[..1].to_vec(), "one"),
+            1 => match (self.probe)().await {
+                Some(l) => (vec![l], "leader"),
+                None => (nodes[..1].to_vec(), "one"),
+            },
+            2 => (nodes[..nodes.len() / 2 + 1].to_vec(), "majority"),
+            _ => (nodes, "all"),
+        }
+    }
+
+    async fn start(&mut self, kind: FaultKind) -> anyhow::Result<()> {
+        let mechanism = kind.mechanism(&*self.cluster).as_str();
+        let f = format!("start-{}", kind.as_str());
+        let (active, mut value, result) = match kind {
+            FaultKind::Partition => {
+                let shape = *Shape::ALL.choose(&mut self.rng).expect("shapes are listed");
+                let leader = if shape == Shape::LeaderIsolated { (self.probe)().await } else { None };
+                let cuts = shape::cuts(shape, &self.nodes(), leader, &mut self.rng);
+                let value = json!({
+                    "shape": shape.as_str(),
+                    "cuts": cuts.iter().map(|(a, b)| [a.name(), b.name()]).collect::<Vec<_>>(),
+                    "leader": leader.map(NodeId::name),
+                });
+                let r = blocking(&self.cluster, move |c| c.partition(&cuts)).await;
+                (Active::Partition, value, r)
+            }
+            FaultKind::Kill => {
+                let (targets, mode) = self.targets([30, 20, 30, 20]).await;
+                let value = json!({"nodes": names(&targets), "mode": mode});
+                let t = targets.clone();
+                let r = blocking(&self.cluster, move |c| t.iter().try_for_each(|&n| c.kill(n))).await;
+                (Active::Kill(targets), value, r)
+            }
+            FaultKind::Pause => {
+                let (targets, mode) = self.targets([50, 30, 20, 0]).await;
+                let value = json!({"nodes": names(&targets), "mode": mode});
+                let t = targets.clone();
+                let r = blocking(&self.cluster, move |c| t.iter().try_for_each(|&n| c.pause(n))).await;
+                (Active::Pause(targets), value, r)
+            }
+            FaultKind::Clock => {
+                let mut nodes = self.nodes();
+                nodes.shuffle(&mut self.rng);
+                let count = self.rng.gen_range(1..=nodes.len());
+                let offsets: Vec<(NodeId, i64)> = nodes[..count]
+                    .iter()
+                    .map(|&n| {
+                        let ms = self.rng.gen_range(1_000..=120_000i64);
+                        (n, if self.rng.gen_bool(0.5) { ms } else { -ms })
+                    })
+                    .collect();
+                let value = json!({
+                    "offsets_ms": offsets.iter().map(|(n, o)| (n.name(), json!(o))).collect::<serde_json::Map<_, _>>(),
+                });
+                let r = blocking(&self.cluster, move |c| offsets.iter().try_for_each(|&(n, o)| c.set_clock(n, o))).await;
+                (Active::Clock, value, r)
+            }
+            FaultKind::Loss => {
+                let p = (self.rng.gen_range(0.05..0.3f64) * 100.0).round() / 100.0;
+                let value = json!({"probability": p});
+                let r = blocking(&self.cluster, move |c| c.set_loss(p)).await;
+                (Active::Loss, value, r)
+            }
+            FaultKind::Latency => {
+                let ms = self.rng.gen_range(20..=200u64);
+                let value = json!({"delay_ms": ms});
+                let r = blocking(&self.cluster, move |c| c.set_latency(ms)).await;
+                (Active::Latency, value, r)
+            }
+        };
+        value["mechanism"] = json!(mechanism);
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        if let Some(e) = &error {
+            tracing::warn!("{f} failed: {e}");
+        }
+        self.record(f, value, error)?;
+        // Even a failed start may have half-applied: heal it as if active.
+        self.active = Some((kind, active));
+        Ok(())
+    }
+
+    async fn stop_active(&mut self) -> anyhow::Result<()> {
+        let Some((kind, active)) = self.active.take() else { return Ok(()) };
+        let mechanism = kind.mechanism(&*self.cluster).as_str();
+        let f = format!("stop-{}", kind.as_str());
+        let (value, result) = match active {
+            Active::Partition => (json!({}), blocking(&self.cluster, |c| c.partition(&[])).await),
+            Active::Kill(nodes) => {
+                let value = json!({"nodes": names(&nodes), "action": "restart"});
+                (value, blocking(&self.cluster, move |c| nodes.iter().try_for_each(|&n| c.start(n))).await)
+            }
+            Active::Pause(nodes) => {
+                let value = json!({"nodes": names(&nodes)});
+                (value, blocking(&self.cluster, move |c| nodes.iter().try_for_each(|&n| c.resume(n))).await)
+            }
+            Active::Clock => {
+                let nodes = self.nodes();
+                (json!({}), blocking(&self.cluster, move |c| nodes.iter().try_for_each(|&n| c.set_clock(n, 0))).await)
+            }
+            Active::Loss => (json!({}), blocking(&self.cluster, |c| c.set_loss(0.0)).await),
+            Active::Latency => (json!({}), blocking(&self.cluster, |c| c.set_latency(0)).await),
+        };
+        let mut value = value;
+        value["mechanism"] = json!(mechanism);
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        self.record(f, value, error)?;
+        result
+    }
+
+    /// Stops the active fault, then heals everything and starts every node
+    /// that is down, whatever the nemesis thinks is active.
+    pub async fn heal_everything(&mut self) -> anyhow::Result<()> {
+        let stopped = self.stop_active().await;
+        let healed = blocking(&self.cluster, |c| {
+            c.heal_all()?;
+            for n in c.nodes().to_vec() {
+                if !c.is_running(n.id) {
+                    c.start(n.id)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        stopped.and(healed)
+    }
+}
+
+/// Sleeps for `d`; returns true if `stop` turned true first.
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        r = stop.wait_for(|s| *s) => { let _ = r; true }
+    };
+    stopped || *stop.borrow()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lists_all_and_none() {
+        assert_eq!(parse_kinds("partition,kill").expect("ok"), [FaultKind::Partition, FaultKind::Kill]);
+        assert_eq!(parse_kinds("all").expect("ok").len(), 6);
+        assert!(parse_kinds("none").expect("ok").is_empty());
+        assert_eq!(parse_kinds("kill, kill").expect("ok"), [FaultKind::Kill]);
+        let e = parse_kinds("partition,flood").expect_err("flood is no fault");
+        assert!(e.contains("\"flood\""), "{e}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Parsers of command-line values: durations with units, concurrency as a
+//! number or per node (`3n`).
+
+use std::time::Duration;
+
+/// `60s`, `500ms`, `2m`, `1.5s`, `1h`, or a bare number of seconds.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}: use a number with a unit, like 60s, 500ms, 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("bad duration {text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 || seconds > 7.0 * 24.0 * 3600.0 {
+        return Err(format!("bad duration {text:?}: must be between 0 and 7 days"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// How many client workers: a number (`10`) or a number per node (`3n`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Concurrency {
+    Total(u32),
+    PerNode(u32),
+}
+
+impl Concurrency {
+    pub fn resolve(self, nodes: u32) -> u32 {
+        match self {
+            Concurrency::Total(n) => n,
+            Concurrency::PerNode(k) => k.saturating_mul(nodes),
+        }
+    }
+}
+
+pub fn concurrency(text: &str) -> Result<Concurrency, String> {
+    let t = text.trim();
+    let bad = || format!("bad concurrency {text:?}: use a number of workers (10) or workers per node (3n)");
+    let c = match t.strip_suffix('n') {
+        Some(k) => Concurrency::PerNode(if k.is_empty() { 1 } else { k.parse().map_err(|_| bad())? }),
+        None => Concurrency::Total(t.parse().map_err(|_| bad())?),
+    };
+    if matches!(c, Concurrency::Total(0) | Concurrency::PerNode(0)) {
+        return Err(format!("bad concurrency {text:?}: at least one worker"));
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units() {
+        assert_eq!(duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(duration("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "10 parsecs", "-1s", "1e400s", "9999999h"] {
+            assert!(duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn concurrency_is_a_number_or_per_node() {
+        assert_eq!(concurrency("10").map(|c| c.resolve(5)), Ok(10));
+        assert_eq!(concurrency("3n").map(|c| c.resolve(5)), Ok(15));
+        assert_eq!(concurrency("n").map(|c| c.resolve(5)), Ok(5));
+        for bad in ["0", "0n", "x", "3m", "-2"] {
+            assert!(concurrency(bad).is_err(), "{bad:?}");
+        }
+    }
+}
