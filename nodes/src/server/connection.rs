@@ -88,6 +88,23 @@ async fn writer(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Reply>, m
     let _ = w.shutdown().await;
 }
 
+/// After refusing a connection: read and discard what the client still
+/// sends (bounded in time and bytes) so that closing does not reset the
+/// connection before the client has read the refusal.
+async fn linger(reader: LineReader<BufReader<tokio::net::tcp::OwnedReadHalf>>) {
+    use tokio::io::AsyncReadExt;
+    let mut inner = reader.into_inner();
+    let mut sink = [0u8; 16 * 1024];
+    let mut left: usize = 16 << 20;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, inner.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => break,
+        }
+    }
+}
+
 /// Send a last reply, then close the connection once it is written.
 fn close(tx: &mpsc::UnboundedSender<Reply>, close_tx: &mut Option<oneshot::Sender<()>>, reply: Reply) {
     let _ = tx.send(reply);
@@ -136,6 +153,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
             }
             None => {
                 let _ = writer_task.await;
+                linger(reader).await;
                 return;
             }
         }
@@ -149,7 +167,10 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
             Err(LineError::TooLarge { limit }) => {
                 tracing::info!(%remote, limit, "line too large; closing");
                 close(&reply_tx, &mut close_tx, Reply::error(None, ErrorCode::TooLarge).with("reason", format!("a line is at most {limit} bytes")));
-                break;
+                drop(reply_tx);
+                let _ = writer_task.await;
+                linger(reader).await;
+                return;
             }
             Err(LineError::Io(_)) => break,
         };
@@ -179,7 +200,10 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                     let _ = reply_tx.send(Reply::ok(id));
                 } else {
                     close(&reply_tx, &mut close_tx, Reply::error(id, ErrorCode::Unauthorized));
-                    break;
+                    drop(reply_tx);
+                    let _ = writer_task.await;
+                    linger(reader).await;
+                    return;
                 }
             }
             Op::Filter { drop, delay_ms, loss } => {
