@@ -1,0 +1,70 @@
+//! Every history of ../shared/testdata/porcupine/expected.tsv gets its
+//! expected verdict: the etcd logs with `cas-register`, the kv logs with
+//! `kv` split by key and also checked whole (`--no-partition`).
+
+use faultline_checker::linearizable::check_linearizable;
+use faultline_checker::{read_history, CheckOptions, HistoryError, ModelKind, Operations, VerdictKind};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/porcupine");
+
+fn cases() -> Vec<(String, ModelKind, VerdictKind)> {
+    let tsv = std::fs::read_to_string(format!("{DIR}/expected.tsv")).expect("testdata present");
+    tsv.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            let model: ModelKind = cols[1].parse().expect("known model");
+            let verdict = match cols[2] {
+                "linearizable" => VerdictKind::Valid,
+                "not-linearizable" => VerdictKind::Invalid,
+                other => panic!("unknown verdict {other}"),
+            };
+            (cols[0].to_string(), model, verdict)
+        })
+        .collect()
+}
+
+fn load(file: &str) -> Result<Operations, HistoryError> {
+    let text = std::fs::read_to_string(format!("{DIR}/{file}")).expect("readable");
+    let h = read_history(file, &text, None)?;
+    Operations::from_events(file, &h.events, &h.lines)
+}
+
+fn check(file: &str, model: ModelKind, partition: bool) -> VerdictKind {
+    let ops = load(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let opts = CheckOptions { partition, ..CheckOptions::default() };
+    check_linearizable(&ops, model, &opts).expect("ops fit the model").verdict.kind()
+}
+
+#[test]
+fn every_etcd_log_gets_its_expected_verdict() {
+    let mut checked = 0;
+    for (file, model, expected) in cases().into_iter().filter(|c| c.0.starts_with("jepsen/")) {
+        if file.ends_with("etcd_095.log") {
+            continue;
+        }
+        assert_eq!(check(&file, model, true), expected, "{file}");
+        checked += 1;
+    }
+    assert_eq!(checked, 102);
+}
+
+#[test]
+fn the_empty_etcd_log_is_an_empty_history_not_a_verdict() {
+    let e = load("jepsen/etcd_095.log").unwrap_err();
+    assert!(matches!(e, HistoryError::Empty(_)), "{e}");
+}
+
+#[test]
+fn every_kv_log_gets_its_expected_verdict_split_by_key() {
+    for (file, model, expected) in cases().into_iter().filter(|c| c.0.starts_with("kv/")) {
+        assert_eq!(check(&file, model, true), expected, "{file}");
+    }
+}
+
+#[test]
+fn every_kv_log_gets_its_expected_verdict_as_one_map() {
+    for (file, model, expected) in cases().into_iter().filter(|c| c.0.starts_with("kv/")) {
+        assert_eq!(check(&file, model, false), expected, "{file} as one map");
+    }
+}
