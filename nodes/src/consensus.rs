@@ -226,6 +226,42 @@ pub struct Message {
 #[serde(rename_all = "snake_case")]
 pub enum Payload {
     Raft(crate::raft::message::RaftMessage),
+    Paxos(crate::paxos::message::PaxosMessage),
+}
+
+impl Payload {
+    /// Which protocol's message this is: `raft` or `paxos`.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Payload::Raft(_) => "raft",
+            Payload::Paxos(_) => "paxos",
+        }
+    }
+
+    /// A short name of the message for traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::Raft(m) => m.kind(),
+            Payload::Paxos(m) => m.kind(),
+        }
+    }
+
+    /// The sender's term (Raft) or the message's ballot (Paxos).
+    pub fn term(&self) -> Term {
+        match self {
+            Payload::Raft(m) => m.term(),
+            Payload::Paxos(m) => m.term(),
+        }
+    }
+
+    /// Whether the message carries a whole state-machine snapshot.
+    pub fn is_snapshot(&self) -> bool {
+        matches!(
+            self,
+            Payload::Raft(crate::raft::message::RaftMessage::InstallSnapshot { .. })
+                | Payload::Paxos(crate::paxos::message::PaxosMessage::InstallSnapshot { .. })
+        )
+    }
 }
 
 /// A node's role in its group.

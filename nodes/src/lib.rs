@@ -12,6 +12,7 @@ pub mod bug;
 pub mod ring;
 pub mod consensus;
 pub mod raft;
+pub mod paxos;
 pub mod sim;
 pub mod protocol;
 pub mod storage;

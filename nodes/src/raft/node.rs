@@ -709,7 +709,9 @@ impl Consensus for RaftNode {
         if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
             return Err(StepError::UnknownPeer { group: self.cfg.group, from: msg.from });
         }
-        let Payload::Raft(raft) = msg.payload;
+        let Payload::Raft(raft) = msg.payload else {
+            return Err(StepError::WrongProtocol { expected: "raft", got: msg.payload.protocol() });
+        };
         self.handle(msg.from, raft);
         self.check_invariants();
         Ok(())

@@ -1,0 +1,113 @@
+//! The Multi-Paxos messages exchanged between the cores of one group
+//! ("Paxos Made Moderately Complex" names in brackets).
+//!
+//! Every message carries a ballot; the envelope
+//! ([`crate::consensus::Message`]) carries group, sender and receiver.
+//! Entries in `Promise` carry the acceptor's stamps (accepted ballot and
+//! origin, see [`super::ballot::Stamp`]); entries in `Accept` are stamped
+//! with the leader's ballot.
+
+use serde::{Deserialize, Serialize};
+
+use super::ballot::Ballot;
+use crate::consensus::{Entry, LogIndex, Snapshot, Term};
+
+/// One Paxos message (the `paxos` payload of a [`crate::consensus::Message`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum PaxosMessage {
+    /// Would you promise `ballot`? Changes no state anywhere (like Raft's
+    /// pre-vote): a partitioned node cannot depose a live leader.
+    PrePrepare { ballot: Ballot },
+    PrePromise { ballot: Ballot, granted: bool, promised: Ballot },
+    /// Phase 1a [P1a] for every slot after `commit` at once. `transfer`
+    /// marks a campaign asked for by the leader (passes leader stickiness).
+    Prepare { ballot: Ballot, commit: LogIndex, transfer: bool },
+    /// Phase 1b [P1b]: the acceptor's accepted values after the candidate's
+    /// commit, and its own commit (its entries up to there are chosen). The
+    /// snapshot comes along when it covers slots the candidate lacks.
+    Promise { ballot: Ballot, commit: LogIndex, snapshot: Option<Snapshot>, entries: Vec<Entry> },
+    /// `ballot` was refused: the sender promised `promised` (preempted).
+    Nack { ballot: Ballot, promised: Ballot },
+    /// Phase 2a [P2a] for contiguous slots, plus the commit notification.
+    Accept { ballot: Ballot, entries: Vec<Entry>, commit: LogIndex },
+    /// Phase 2b [P2b]: `agreed` is the acceptor's last slot such that every
+    /// slot after its commit up to it is durably accepted at `ballot`. Not
+    /// `ok`: the Accept skipped slots; resend from `agreed + 1`.
+    Accepted { ballot: Ballot, ok: bool, agreed: LogIndex },
+    /// Leadership, commit notification to learners, and read rounds.
+    Heartbeat { ballot: Ballot, commit: LogIndex, read_seq: u64 },
+    HeartbeatReply { ballot: Ballot, read_seq: u64, agreed: LogIndex },
+    /// Catch-up for an acceptor whose next slot was compacted away.
+    InstallSnapshot { ballot: Ballot, snapshot: Snapshot },
+    /// Leadership transfer: campaign now.
+    TimeoutNow { ballot: Ballot },
+}
+
+impl PaxosMessage {
+    pub fn ballot(&self) -> Ballot {
+        match self {
+            PaxosMessage::PrePrepare { ballot }
+            | PaxosMessage::PrePromise { ballot, .. }
+            | PaxosMessage::Prepare { ballot, .. }
+            | PaxosMessage::Promise { ballot, .. }
+            | PaxosMessage::Nack { ballot, .. }
+            | PaxosMessage::Accept { ballot, .. }
+            | PaxosMessage::Accepted { ballot, .. }
+            | PaxosMessage::Heartbeat { ballot, .. }
+            | PaxosMessage::HeartbeatReply { ballot, .. }
+            | PaxosMessage::InstallSnapshot { ballot, .. }
+            | PaxosMessage::TimeoutNow { ballot } => *ballot,
+        }
+    }
+
+    /// The ballot as a term (for traces).
+    pub fn term(&self) -> Term {
+        self.ballot().term()
+    }
+
+    /// A short name for traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PaxosMessage::PrePrepare { .. } => "pre-prepare",
+            PaxosMessage::PrePromise { .. } => "pre-promise",
+            PaxosMessage::Prepare { .. } => "prepare",
+            PaxosMessage::Promise { .. } => "promise",
+            PaxosMessage::Nack { .. } => "nack",
+            PaxosMessage::Accept { .. } => "accept",
+            PaxosMessage::Accepted { .. } => "accepted",
+            PaxosMessage::Heartbeat { .. } => "heartbeat",
+            PaxosMessage::HeartbeatReply { .. } => "heartbeat-reply",
+            PaxosMessage::InstallSnapshot { .. } => "install-snapshot",
+            PaxosMessage::TimeoutNow { .. } => "timeout-now",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{EntryKind, GroupId, Message, NodeId, Payload};
+
+    #[test]
+    fn messages_round_trip_through_json() {
+        let b = Ballot::new(3, NodeId(2));
+        let msg = Message {
+            group: GroupId(1),
+            from: NodeId(2),
+            to: NodeId(3),
+            payload: Payload::Paxos(PaxosMessage::Accept {
+                ballot: b,
+                entries: vec![Entry { index: LogIndex(6), term: Term(b.0 << 32 | b.0), kind: EntryKind::Normal(b"x".to_vec()) }],
+                commit: LogIndex(5),
+            }),
+        };
+        let json = serde_json::to_string(&msg).expect("serializes");
+        assert!(json.contains("\"paxos\""), "{json}");
+        assert!(json.contains("\"type\":\"accept\""), "{json}");
+        let back: Message = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, msg);
+        assert_eq!(msg.payload.kind(), "accept");
+        assert_eq!(msg.payload.term(), b.term());
+    }
+}

@@ -1,0 +1,1094 @@
+//! PaxosNode: the Multi-Paxos core of one group on one node, sans-IO.
+//!
+//! Implements [`Consensus`] (see [`crate::consensus`] for the contract and
+//! [`super`] for how Paxos maps onto it). Every node is proposer, acceptor
+//! and learner ("Paxos Made Moderately Complex"); a stable leader runs
+//! phase 1 once for every unchosen slot and then only phase 2 ("Paxos Made
+//! Live" §5.2's master). What it guarantees, given a runtime that follows
+//! the contract (persist before send):
+//! - at most one value is chosen per slot (P2c: phase 1 re-proposes, at the
+//!   new ballot, the value of the highest ballot any promiser accepted, and
+//!   fills slots nobody accepted with no-ops);
+//! - an acceptor never accepts below a ballot it promised, and its promise
+//!   and accepted values are durable before any reply that depends on them;
+//! - learners (every node) apply the same value at every slot, in order;
+//! - reads answered through [`Consensus::read_index`] are linearizable: the
+//!   leader confirms with a quorum heartbeat round that no higher ballot
+//!   was promised by a quorum after the read arrived, then answers at an
+//!   index covering every value that could have been chosen before.
+//!
+//! Leader election: a node that has not heard from a leader for a
+//! randomized timeout first asks (PrePrepare, like Raft's pre-vote) whether
+//! a quorum would promise a higher ballot; acceptors that heard from a live
+//! leader within an election timeout refuse (leader stickiness). Then it runs
+//! phase 1 (Prepare/Promise). A leader that has not heard from a quorum for
+//! an election timeout steps down (check-quorum). A Nack carrying a higher
+//! ballot deposes a stale leader.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::bug::Bug;
+use crate::consensus::{
+    ConfigError, Consensus, CoreConfig, Entry, EntryKind, GroupId, HardState, LogIndex, Message,
+    NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered, Role, Snapshot,
+    SnapshotError, SnapshotMeta, SoftState, Status, StepError, TransferError,
+};
+
+use super::ballot::{Ballot, Stamp};
+use super::log::PaxosLog;
+use super::message::PaxosMessage;
+
+/// What the simulator's cross-node checks learn from a core: only durable
+/// facts (recorded when the runtime acknowledges the write) and learned
+/// values. Recorded only when [`PaxosNode::enable_journal`] was called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// The acceptor's promise of `ballot` is durable.
+    Promised(Ballot),
+    /// The acceptor durably accepted `entry` (its term is a [`Stamp`]).
+    Accepted(Entry),
+    /// The learner handed `entry` (term = origin ballot) to the state machine.
+    Learned(Entry),
+}
+
+/// What a promiser told the candidate.
+#[derive(Clone, Debug)]
+struct PromiseData {
+    commit: LogIndex,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+impl PromiseData {
+    fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        let first = self.entries.first()?.index;
+        if index < first {
+            return None;
+        }
+        self.entries.get((index.0 - first.0) as usize)
+    }
+    fn last(&self) -> LogIndex {
+        self.entries.last().map(|e| e.index).or(self.snapshot.as_ref().map(|s| s.meta.index)).unwrap_or(LogIndex(0)).max(self.commit)
+    }
+}
+
+/// The leader's view of one peer.
+#[derive(Clone, Debug)]
+struct Peer {
+    /// The next slot to send.
+    next: LogIndex,
+    /// Every slot up to here is chosen-and-known or durably accepted at our ballot there.
+    agreed: LogIndex,
+    /// Accept / snapshot messages not yet answered.
+    inflight: usize,
+    /// `agreed` moved since the last heartbeat reply.
+    progressed: bool,
+    /// Heard from since the last check-quorum.
+    recent_active: bool,
+    read_seq_acked: u64,
+    snapshot_sent_tick: Option<u64>,
+}
+
+impl Peer {
+    fn new(next: LogIndex, agreed: LogIndex) -> Peer {
+        Peer { next, agreed, inflight: 0, progressed: false, recent_active: true, read_seq_acked: 0, snapshot_sent_tick: None }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PendingRead {
+    ctx: u64,
+    index: LogIndex,
+    seq: u64,
+}
+
+/// A Ready whose write the runtime has not yet acknowledged.
+#[derive(Clone, Debug)]
+struct Unpersisted {
+    id: u64,
+    promised: Option<Ballot>,
+    /// The last slot written while leading at this ballot.
+    leader_last: Option<(LogIndex, Ballot)>,
+    observations: Vec<Observation>,
+}
+
+/// The Multi-Paxos core. Build with [`PaxosNode::new`], drive through [`Consensus`].
+#[derive(Debug)]
+pub struct PaxosNode {
+    cfg: CoreConfig,
+    rng_state: u64,
+
+    /// The highest ballot promised (persisted as `HardState::term`).
+    promised: Ballot,
+    /// The highest ballot heard of (volatile), to pick the next round.
+    max_seen: Ballot,
+    /// The highest promise known durable.
+    durable_promised: Ballot,
+    role: Role,
+    leader: Option<NodeId>,
+    log: PaxosLog,
+    /// Acceptor: every slot in (commit, agreed] is accepted at `promised`.
+    agreed: LogIndex,
+
+    election_elapsed_ticks: u64,
+    randomized_timeout_ticks: u64,
+    heartbeat_elapsed_ticks: u64,
+    now_ticks: u64,
+    /// Leader stickiness right after a restart: we may have promised a
+    /// lease to a leader we no longer remember.
+    fresh: bool,
+
+    pre_ballot: Ballot,
+    pre_votes: BTreeMap<NodeId, bool>,
+    promises: BTreeMap<NodeId, PromiseData>,
+
+    peers: BTreeMap<NodeId, Peer>,
+    /// Leader: our own slots up to here are durably accepted at our ballot.
+    self_durable: LogIndex,
+    /// Leader: the last slot phase 1 re-proposed; a read waits for it.
+    recovery_end: LogIndex,
+    read_seq: u64,
+    pending_reads: VecDeque<PendingRead>,
+    read_outcomes: Vec<ReadOutcome>,
+    transferee: Option<NodeId>,
+    transfer_elapsed_ticks: u64,
+
+    msgs: Vec<Message>,
+    last_hard_state: HardState,
+    last_soft_state: SoftState,
+    next_persist_id: u64,
+    unpersisted: VecDeque<Unpersisted>,
+    /// Accepts made since the last Ready (journal only).
+    fresh_accepts: Vec<Entry>,
+    journal: Option<Vec<Observation>>,
+}
+
+impl PaxosNode {
+    /// A core from what storage made durable.
+    pub fn new(cfg: CoreConfig, recovered: Recovered) -> Result<PaxosNode, ConfigError> {
+        if !cfg.voters.contains(&cfg.id) {
+            return Err(ConfigError::NotAVoter { id: cfg.id, voters: cfg.voters.clone() });
+        }
+        let distinct: BTreeSet<NodeId> = cfg.voters.iter().copied().collect();
+        if distinct.len() != cfg.voters.len() {
+            return Err(ConfigError::Invalid(format!("voters {:?} repeat a node", cfg.voters)));
+        }
+        if let Some(bad) = cfg.voters.iter().find(|v| v.0 == 0 || v.0 > Ballot::MAX_NODE) {
+            return Err(ConfigError::Invalid(format!("Paxos node ids are 1..={}; {bad} is not", Ballot::MAX_NODE)));
+        }
+        if cfg.election_timeout_ticks < 2 || cfg.heartbeat_interval_ticks == 0 {
+            return Err(ConfigError::Invalid("election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into()));
+        }
+        if cfg.heartbeat_interval_ticks >= cfg.election_timeout_ticks {
+            return Err(ConfigError::Invalid("heartbeat interval must be below the election timeout".into()));
+        }
+        if cfg.max_batch_entries == 0 || cfg.max_inflight_appends == 0 {
+            return Err(ConfigError::Invalid("batch and inflight limits must be ≥ 1".into()));
+        }
+        let hs = recovered.hard_state;
+        if hs.vote.is_some() {
+            return Err(ConfigError::Recovered(format!("a Paxos hard state has no vote, found {:?} (Raft state?)", hs.vote)));
+        }
+        let promised = Ballot::from_term(hs.term).ok_or_else(|| ConfigError::Recovered(format!("term {} is not a Paxos ballot", hs.term)))?;
+        let log = PaxosLog::recovered(recovered.snapshot, recovered.entries, hs.commit).map_err(ConfigError::Recovered)?;
+        if let Some(e) = log.entries().iter().find(|e| Stamp::of(e.term).accepted > promised || Stamp::of(e.term).origin > Stamp::of(e.term).accepted) {
+            return Err(ConfigError::Recovered(format!("entry {} has stamp {:?} beyond the promised ballot {promised}", e.index, Stamp::of(e.term))));
+        }
+        let soft = SoftState { role: Role::Follower, term: promised.term(), leader: None };
+        let mut node = PaxosNode {
+            rng_state: cfg.seed ^ 0x5DEE_CE66_D1CE_4E5B,
+            cfg,
+            promised,
+            max_seen: promised,
+            durable_promised: promised,
+            role: Role::Follower,
+            leader: None,
+            agreed: log.commit(),
+            log,
+            election_elapsed_ticks: 0,
+            randomized_timeout_ticks: 0,
+            heartbeat_elapsed_ticks: 0,
+            now_ticks: 0,
+            fresh: true,
+            pre_ballot: Ballot::NONE,
+            pre_votes: BTreeMap::new(),
+            promises: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            self_durable: LogIndex(0),
+            recovery_end: LogIndex(0),
+            read_seq: 0,
+            pending_reads: VecDeque::new(),
+            read_outcomes: Vec::new(),
+            transferee: None,
+            transfer_elapsed_ticks: 0,
+            msgs: Vec::new(),
+            last_hard_state: hs,
+            last_soft_state: soft,
+            next_persist_id: 0,
+            unpersisted: VecDeque::new(),
+            fresh_accepts: Vec::new(),
+            journal: None,
+        };
+        node.last_hard_state.commit = node.log.commit();
+        node.recompute_agreed();
+        node.reset_randomized_timeout();
+        node.check_invariants();
+        Ok(node)
+    }
+
+    /// Record [`Observation`]s for the simulator's cross-node checks.
+    pub fn enable_journal(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// The observations recorded since the last call.
+    pub fn take_journal(&mut self) -> Vec<Observation> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    // ----- accessors for tests and the simulator -----
+
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn log(&self) -> &PaxosLog {
+        &self.log
+    }
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    fn quorum(&self) -> usize {
+        self.cfg.voters.len() / 2 + 1
+    }
+
+    fn peer_ids(&self) -> Vec<NodeId> {
+        self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.id).collect()
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64: deterministic, no dependency.
+        self.rng_state = self.rng_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn reset_randomized_timeout(&mut self) {
+        let t = self.cfg.election_timeout_ticks;
+        self.randomized_timeout_ticks = t + self.next_random() % t;
+        assert!(self.randomized_timeout_ticks >= t, "randomized timeout below the minimum");
+        assert!(self.randomized_timeout_ticks < 2 * t, "randomized timeout at or beyond twice the minimum");
+    }
+
+    fn send(&mut self, to: NodeId, msg: PaxosMessage) {
+        assert_ne!(to, self.cfg.id, "a core never messages itself");
+        self.msgs.push(Message { group: self.cfg.group, from: self.cfg.id, to, payload: Payload::Paxos(msg) });
+    }
+
+    fn in_lease(&self) -> bool {
+        self.cfg.check_quorum && (self.leader.is_some() || self.fresh) && self.election_elapsed_ticks < self.cfg.election_timeout_ticks
+    }
+
+    fn see(&mut self, b: Ballot) {
+        self.max_seen = self.max_seen.max(b);
+    }
+
+    /// Promise `b` (> promised): accepted values at lower ballots stay, but
+    /// no slot counts as agreed at `b` yet.
+    fn promise(&mut self, b: Ballot) {
+        assert!(b > self.promised, "promises only grow: {b} after {}", self.promised);
+        self.promised = b;
+        self.see(b);
+        self.agreed = self.log.commit();
+        self.recompute_agreed();
+    }
+
+    /// Extend `agreed` over slots accepted at the promised ballot.
+    fn recompute_agreed(&mut self) {
+        self.agreed = self.agreed.max(self.log.commit());
+        while let Some(s) = self.log.stamp_at(self.agreed.next()) {
+            if s.accepted != self.promised {
+                break;
+            }
+            self.agreed = self.agreed.next();
+        }
+        assert!(self.agreed <= self.log.last_index(), "agreed within the log");
+    }
+
+    fn learn_commit(&mut self, leader_commit: LogIndex) {
+        let n = leader_commit.min(self.agreed);
+        self.log.commit_to(n);
+    }
+
+    // ----- role changes -----
+
+    fn fail_reads(&mut self) {
+        let error = NotLeader { leader: self.leader.filter(|&l| l != self.cfg.id) };
+        for r in self.pending_reads.drain(..) {
+            self.read_outcomes.push(ReadOutcome::Failed { ctx: r.ctx, error });
+        }
+    }
+
+    fn become_follower(&mut self, leader: Option<NodeId>) {
+        let was_leading = self.role == Role::Leader;
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.election_elapsed_ticks = 0;
+        self.heartbeat_elapsed_ticks = 0;
+        self.reset_randomized_timeout();
+        self.pre_votes.clear();
+        self.promises.clear();
+        self.peers.clear();
+        self.transferee = None;
+        if was_leading || !self.pending_reads.is_empty() {
+            self.fail_reads();
+        }
+    }
+
+    fn next_ballot(&self) -> Ballot {
+        self.promised.max(self.max_seen).next_for(self.cfg.id)
+    }
+
+    fn campaign(&mut self, pre: bool, transfer: bool) {
+        assert_ne!(self.role, Role::Leader, "a leader does not campaign");
+        self.fail_reads();
+        self.leader = None;
+        self.election_elapsed_ticks = 0;
+        self.reset_randomized_timeout();
+        self.peers.clear();
+        if pre {
+            self.role = Role::PreCandidate;
+            self.pre_ballot = self.next_ballot();
+            self.pre_votes.clear();
+            self.pre_votes.insert(self.cfg.id, true);
+            let ballot = self.pre_ballot;
+            for p in self.peer_ids() {
+                self.send(p, PaxosMessage::PrePrepare { ballot });
+            }
+            self.tally_pre_votes();
+        } else {
+            let ballot = self.next_ballot();
+            self.promise(ballot);
+            self.role = Role::Candidate;
+            self.promises.clear();
+            let commit = self.log.commit();
+            for p in self.peer_ids() {
+                self.send(p, PaxosMessage::Prepare { ballot, commit, transfer });
+            }
+            // Our own promise counts once it is durable (see `persisted`).
+            self.tally_promises();
+        }
+    }
+
+    fn tally_pre_votes(&mut self) {
+        let granted = self.pre_votes.values().filter(|g| **g).count();
+        let refused = self.pre_votes.len() - granted;
+        if granted >= self.quorum() {
+            self.campaign(false, false);
+        } else if refused >= self.quorum() {
+            self.become_follower(None);
+        }
+    }
+
+    fn tally_promises(&mut self) {
+        assert_eq!(self.role, Role::Candidate, "only a candidate counts promises");
+        let own = usize::from(self.durable_promised == self.promised);
+        if self.promises.len() + own >= self.quorum() {
+            self.become_leader();
+        }
+    }
+
+    /// Phase 1 is complete: merge the promises and start phase 2 for every
+    /// slot that may be unchosen.
+    fn become_leader(&mut self) {
+        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        let b = self.promised;
+        assert_eq!(b.node(), self.cfg.id, "we lead only at our own ballot");
+        assert_eq!(self.durable_promised, b, "our own promise is durable");
+        let promises = std::mem::take(&mut self.promises);
+        // 1. A promiser's snapshot beyond what we know is chosen.
+        let best = promises.values().filter_map(|p| p.snapshot.as_ref()).filter(|s| s.meta.index > self.log.commit()).max_by_key(|s| s.meta.index);
+        if let Some(s) = best {
+            self.log.restore(s.clone());
+        }
+        let base = self.log.commit();
+        // 2. The chosen prefix: every promiser's entries up to its commit are chosen.
+        let chosen_to = promises.values().map(|p| p.commit).max().unwrap_or(base).max(base);
+        let max_slot = promises.values().map(PromiseData::last).max().unwrap_or(base).max(self.log.last_index()).max(chosen_to);
+        let mut merged = Vec::with_capacity((max_slot.0 - base.0) as usize);
+        for i in base.0 + 1..=max_slot.0 {
+            let index = LogIndex(i);
+            let (origin, kind) = if index <= chosen_to {
+                let e = promises
+                    .values()
+                    .filter(|p| p.commit >= index)
+                    .find_map(|p| p.entry(index))
+                    .expect("a promiser whose commit covers a slot after the best snapshot holds it");
+                (Stamp::of(e.term).origin, e.kind.clone())
+            } else {
+                // 3. P2c: the value of the highest ballot any promiser accepted.
+                let best = promises
+                    .values()
+                    .filter_map(|p| p.entry(index))
+                    .chain(self.log.entry(index))
+                    .max_by_key(|e| Stamp::of(e.term).accepted);
+                match best {
+                    Some(e) => (Stamp::of(e.term).origin, e.kind.clone()),
+                    // 4. Nobody accepted anything here: fill the gap with a no-op.
+                    None => (b, EntryKind::Noop),
+                }
+            };
+            merged.push(Entry { index, term: Stamp::new(b, origin).term(), kind });
+        }
+        if !merged.is_empty() {
+            if self.journal.is_some() {
+                self.fresh_accepts.extend(merged.iter().cloned());
+            }
+            self.log.replace_from(base.next(), merged);
+        }
+        self.log.commit_to(chosen_to);
+        self.agreed = self.log.last_index();
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id);
+        self.self_durable = self.log.commit();
+        self.recovery_end = self.log.last_index();
+        self.election_elapsed_ticks = 0;
+        self.heartbeat_elapsed_ticks = 0;
+        self.transferee = None;
+        let commit = self.log.commit();
+        for p in self.peer_ids() {
+            let known = promises.get(&p).map(|d| d.commit.min(commit));
+            let peer = match known {
+                Some(c) => Peer::new(c.next(), c),
+                None => Peer::new(commit.next(), LogIndex(0)),
+            };
+            self.peers.insert(p, peer);
+        }
+        for p in self.peer_ids() {
+            self.pump(p, true);
+        }
+        self.maybe_commit();
+    }
+
+    // ----- leader: phase 2 -----
+
+    /// Send `to` what it lacks, pipelined up to the inflight limit; an
+    /// empty Accept (a commit notification) only if `allow_empty`.
+    fn pump(&mut self, to: NodeId, allow_empty: bool) {
+        assert_eq!(self.role, Role::Leader, "only a leader sends accepts");
+        let ballot = self.promised;
+        let mut sent_any = false;
+        loop {
+            let snap_index = self.log.snapshot_index();
+            let last = self.log.last_index();
+            let (next, inflight) = {
+                let pr = &self.peers[&to];
+                (pr.next, pr.inflight)
+            };
+            if inflight >= self.cfg.max_inflight_appends {
+                return;
+            }
+            if next <= snap_index {
+                let pr = self.peers.get_mut(&to).expect("a peer of the group");
+                let due = pr.snapshot_sent_tick.is_none_or(|t| t + self.cfg.election_timeout_ticks <= self.now_ticks);
+                if due {
+                    pr.snapshot_sent_tick = Some(self.now_ticks);
+                    pr.inflight += 1;
+                    pr.next = snap_index.next();
+                    let snapshot = self.log.snapshot().clone();
+                    self.send(to, PaxosMessage::InstallSnapshot { ballot, snapshot });
+                }
+                return;
+            }
+            if next > last {
+                if allow_empty && !sent_any {
+                    let commit = self.log.commit();
+                    self.peers.get_mut(&to).expect("a peer of the group").inflight += 1;
+                    self.send(to, PaxosMessage::Accept { ballot, entries: Vec::new(), commit });
+                }
+                return;
+            }
+            let entries: Vec<Entry> = self
+                .log
+                .slice(next, self.cfg.max_batch_entries)
+                .iter()
+                .map(|e| Entry { index: e.index, term: Stamp::of(e.term).reaccepted(ballot).term(), kind: e.kind.clone() })
+                .collect();
+            assert!(!entries.is_empty(), "next ≤ last has entries");
+            let end = entries.last().expect("non-empty").index;
+            let pr = self.peers.get_mut(&to).expect("a peer of the group");
+            pr.next = end.next();
+            pr.inflight += 1;
+            let commit = self.log.commit();
+            self.send(to, PaxosMessage::Accept { ballot, entries, commit });
+            sent_any = true;
+        }
+    }
+
+    fn broadcast_heartbeat(&mut self) {
+        self.read_seq += 1;
+        let (ballot, commit, read_seq) = (self.promised, self.log.commit(), self.read_seq);
+        for p in self.peer_ids() {
+            self.send(p, PaxosMessage::Heartbeat { ballot, commit, read_seq });
+        }
+    }
+
+    fn maybe_commit(&mut self) {
+        assert_eq!(self.role, Role::Leader, "only a leader counts acceptors");
+        let mut agreed: Vec<LogIndex> = self.peers.values().map(|p| p.agreed).collect();
+        agreed.push(self.self_durable);
+        agreed.sort_unstable_by(|a, b| b.cmp(a));
+        let n = agreed[self.quorum() - 1];
+        if n > self.log.commit() {
+            assert!(n <= self.log.last_index(), "a quorum agreed only on slots we proposed");
+            self.log.commit_to(n);
+        }
+        self.advance_reads();
+    }
+
+    // ----- reads -----
+
+    fn quorum_read_seq(&self) -> u64 {
+        let mut acked: Vec<u64> = self.peers.values().map(|p| p.read_seq_acked).collect();
+        acked.push(self.read_seq);
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        acked[self.quorum() - 1]
+    }
+
+    fn advance_reads(&mut self) {
+        let q = self.quorum_read_seq();
+        while self.pending_reads.front().is_some_and(|r| r.seq <= q && r.index <= self.log.commit()) {
+            let r = self.pending_reads.pop_front().expect("front exists");
+            self.read_outcomes.push(ReadOutcome::Ready { ctx: r.ctx, index: r.index });
+        }
+    }
+
+    // ----- message handling -----
+
+    /// A message from the leader of `b`: refuse it (Nack) below our
+    /// promise, else follow `from`.
+    fn from_leader(&mut self, from: NodeId, b: Ballot) -> bool {
+        if b.node() != from {
+            // Malformed: a leader's ballot names the leader.
+            return false;
+        }
+        if b < self.promised {
+            let promised = self.promised;
+            self.send(from, PaxosMessage::Nack { ballot: b, promised });
+            return false;
+        }
+        let was = self.promised;
+        if b > was {
+            self.promise(b);
+        }
+        if self.role != Role::Follower || self.leader != Some(from) {
+            assert!(self.role != Role::Leader || b > was, "two leaders at ballot {b}");
+            self.become_follower(Some(from));
+        }
+        self.election_elapsed_ticks = 0;
+        self.fresh = false;
+        true
+    }
+
+    fn handle(&mut self, from: NodeId, msg: PaxosMessage) {
+        self.see(msg.ballot());
+        match msg {
+            PaxosMessage::PrePrepare { ballot } => {
+                let granted = ballot > self.promised && !self.in_lease();
+                let promised = self.promised;
+                self.send(from, PaxosMessage::PrePromise { ballot, granted, promised });
+            }
+            PaxosMessage::PrePromise { ballot, granted, promised } => {
+                self.see(promised);
+                if self.role == Role::PreCandidate && ballot == self.pre_ballot {
+                    self.pre_votes.insert(from, granted);
+                    self.tally_pre_votes();
+                }
+            }
+            PaxosMessage::Prepare { ballot, commit, transfer } => {
+                if ballot.node() != from {
+                    return;
+                }
+                if ballot < self.promised {
+                    let promised = self.promised;
+                    self.send(from, PaxosMessage::Nack { ballot, promised });
+                    return;
+                }
+                if ballot > self.promised {
+                    if !transfer && self.in_lease() {
+                        // Leader stickiness: a live leader is not deposed.
+                        return;
+                    }
+                    self.promise(ballot);
+                    self.become_follower(None);
+                }
+                // (ballot == promised: a duplicate; promise again.)
+                let snapshot = (self.log.snapshot_index() > commit).then(|| self.log.snapshot().clone());
+                let entries = self.log.entries_after(commit).to_vec();
+                let my_commit = self.log.commit();
+                self.send(from, PaxosMessage::Promise { ballot, commit: my_commit, snapshot, entries });
+            }
+            PaxosMessage::Promise { ballot, commit, snapshot, entries } => {
+                let well_formed = entries.windows(2).all(|w| w[1].index == w[0].index.next())
+                    && entries.iter().all(|e| {
+                        let s = Stamp::of(e.term);
+                        s.accepted < ballot && s.origin <= s.accepted
+                    })
+                    && entries.first().is_none_or(|e| e.index > snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index))
+                    && snapshot.as_ref().is_none_or(|s| s.meta.index <= commit);
+                // Whatever it claims chosen beyond what we know, it must hold.
+                let known = self.log.commit().max(snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index));
+                let covers = commit <= known
+                    || (entries.first().is_some_and(|e| e.index == known.next()) && entries.last().is_some_and(|e| e.index >= commit));
+                if !well_formed || !covers {
+                    return;
+                }
+                if self.role == Role::Candidate && ballot == self.promised {
+                    self.promises.insert(from, PromiseData { commit, snapshot, entries });
+                    self.tally_promises();
+                }
+            }
+            PaxosMessage::Nack { ballot: _, promised } => {
+                if promised > self.promised {
+                    self.promise(promised);
+                    self.become_follower(None);
+                }
+            }
+            PaxosMessage::Accept { ballot, entries, commit } => {
+                if !self.from_leader(from, ballot) {
+                    return;
+                }
+                self.handle_accept(from, ballot, entries, commit);
+            }
+            PaxosMessage::Heartbeat { ballot, commit, read_seq } => {
+                if !self.from_leader(from, ballot) {
+                    return;
+                }
+                self.learn_commit(commit);
+                let agreed = self.agreed;
+                self.send(from, PaxosMessage::HeartbeatReply { ballot, read_seq, agreed });
+            }
+            PaxosMessage::InstallSnapshot { ballot, snapshot } => {
+                if !self.from_leader(from, ballot) {
+                    return;
+                }
+                if snapshot.meta.index > self.log.commit() {
+                    self.log.restore(snapshot);
+                    self.agreed = self.log.commit();
+                    self.recompute_agreed();
+                }
+                let agreed = self.agreed;
+                self.send(from, PaxosMessage::Accepted { ballot, ok: true, agreed });
+            }
+            PaxosMessage::TimeoutNow { ballot } => {
+                if ballot.node() == from && ballot == self.promised && self.role != Role::Leader {
+                    self.campaign(false, true);
+                }
+            }
+            PaxosMessage::Accepted { ballot, ok, agreed } => {
+                if self.role != Role::Leader || ballot != self.promised {
+                    return;
+                }
+                self.handle_accepted(from, ok, agreed);
+            }
+            PaxosMessage::HeartbeatReply { ballot, read_seq, agreed } => {
+                if self.role != Role::Leader || ballot != self.promised {
+                    return;
+                }
+                let last = self.log.last_index();
+                let read_seq_now = self.read_seq;
+                let pr = self.peers.get_mut(&from).expect("a peer of the group");
+                pr.recent_active = true;
+                pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(read_seq_now));
+                // No Accepted since the last round and still behind: the
+                // pipe lost something. Resend from what it holds.
+                let holds = pr.agreed.max(agreed.min(last));
+                if !pr.progressed {
+                    if pr.next > holds.next() {
+                        pr.next = holds.next();
+                    }
+                    pr.inflight = 0;
+                }
+                pr.progressed = false;
+                self.advance_reads();
+                self.pump(from, false);
+            }
+        }
+    }
+
+    fn handle_accept(&mut self, from: NodeId, ballot: Ballot, entries: Vec<Entry>, commit: LogIndex) {
+        assert_eq!(ballot, self.promised, "accepting at the promised ballot");
+        if let Some(first) = entries.first().map(|e| e.index) {
+            if first > self.agreed.next() {
+                // A gap: ask for the slots we lack.
+                self.learn_commit(commit);
+                let agreed = self.agreed;
+                self.send(from, PaxosMessage::Accepted { ballot, ok: false, agreed });
+                return;
+            }
+            let well_formed = entries.windows(2).all(|w| w[1].index == w[0].index.next())
+                && entries.iter().all(|e| Stamp::of(e.term).accepted == ballot && Stamp::of(e.term).origin <= ballot);
+            if !well_formed {
+                return;
+            }
+            for e in entries {
+                if e.index <= self.log.commit() {
+                    continue;
+                }
+                if self.log.term_at(e.index) == Some(e.term) {
+                    continue;
+                }
+                if self.journal.is_some() {
+                    self.fresh_accepts.push(e.clone());
+                }
+                self.log.put(e);
+            }
+            self.recompute_agreed();
+        }
+        self.learn_commit(commit);
+        let agreed = self.agreed;
+        self.send(from, PaxosMessage::Accepted { ballot, ok: true, agreed });
+    }
+
+    fn handle_accepted(&mut self, from: NodeId, ok: bool, agreed: LogIndex) {
+        let last = self.log.last_index();
+        let agreed = agreed.min(last);
+        let pr = self.peers.get_mut(&from).expect("a peer of the group");
+        pr.recent_active = true;
+        pr.inflight = pr.inflight.saturating_sub(1);
+        let news = agreed > pr.agreed;
+        if news {
+            pr.agreed = agreed;
+            pr.progressed = true;
+        }
+        if !ok && pr.next > pr.agreed.next() {
+            pr.next = pr.agreed.next();
+        }
+        if pr.next <= pr.agreed {
+            pr.next = pr.agreed.next();
+        }
+        if news {
+            self.maybe_commit();
+        }
+        if self.transferee == Some(from) && self.peers[&from].agreed == self.log.last_index() {
+            let ballot = self.promised;
+            self.send(from, PaxosMessage::TimeoutNow { ballot });
+        }
+        self.pump(from, false);
+    }
+
+    fn tick_leader(&mut self) {
+        self.heartbeat_elapsed_ticks += 1;
+        self.election_elapsed_ticks += 1;
+        if self.transferee.is_some() {
+            self.transfer_elapsed_ticks += 1;
+            if self.transfer_elapsed_ticks >= self.cfg.election_timeout_ticks {
+                self.transferee = None;
+            }
+        }
+        if self.election_elapsed_ticks >= self.cfg.election_timeout_ticks {
+            self.election_elapsed_ticks = 0;
+            if self.cfg.check_quorum {
+                let active = 1 + self.peers.values().filter(|p| p.recent_active).count();
+                if active < self.quorum() {
+                    self.become_follower(None);
+                    return;
+                }
+                for pr in self.peers.values_mut() {
+                    pr.recent_active = false;
+                }
+            }
+        }
+        if self.heartbeat_elapsed_ticks >= self.cfg.heartbeat_interval_ticks {
+            self.heartbeat_elapsed_ticks = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// The core's invariants, as a description of the first broken one.
+    pub fn invariants(&self) -> Result<(), String> {
+        let fail = |what: String| Err(format!("{}: {what}", self.cfg.id));
+        if self.role == Role::Leader {
+            if self.leader != Some(self.cfg.id) {
+                return fail("a leader knows it leads".into());
+            }
+            if self.promised.node() != self.cfg.id {
+                return fail(format!("leads at another node's ballot {}", self.promised));
+            }
+            if self.peers.len() + 1 != self.cfg.voters.len() {
+                return fail("a leader tracks every peer".into());
+            }
+            if self.agreed != self.log.last_index() {
+                return fail(format!("a leader accepted its whole log: agreed {} last {}", self.agreed, self.log.last_index()));
+            }
+        } else if !self.peers.is_empty() || !self.pending_reads.is_empty() {
+            return fail("only a leader tracks peers and reads".into());
+        }
+        if self.role == Role::Candidate && self.promised.node() != self.cfg.id {
+            return fail(format!("a candidate runs its own ballot, not {}", self.promised));
+        }
+        if self.durable_promised > self.promised {
+            return fail("durable promise beyond the promise".into());
+        }
+        if self.agreed < self.log.commit() || self.agreed > self.log.last_index() {
+            return fail(format!("agreed {} outside [commit {}, last {}]", self.agreed, self.log.commit(), self.log.last_index()));
+        }
+        for e in self.log.entries() {
+            let s = Stamp::of(e.term);
+            if s.accepted > self.promised {
+                return fail(format!("slot {} accepted at {} beyond the promise {}", e.index, s.accepted, self.promised));
+            }
+            if s.origin > s.accepted {
+                return fail(format!("slot {} has origin {} after its ballot {}", e.index, s.origin, s.accepted));
+            }
+        }
+        for i in self.log.commit().0 + 1..=self.agreed.0 {
+            if self.log.stamp_at(LogIndex(i)).map(|s| s.accepted) != Some(self.promised) {
+                return fail(format!("slot {i} counted as agreed but not accepted at {}", self.promised));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_invariants(&self) {
+        if cfg!(debug_assertions) {
+            if let Err(e) = self.invariants() {
+                panic!("paxos invariant broken: {e}");
+            }
+        }
+        assert!(self.agreed >= self.log.commit(), "agreed covers the chosen prefix");
+        assert!(self.max_seen >= self.promised, "we have seen what we promised");
+    }
+
+    fn hard_state(&self) -> HardState {
+        HardState { term: self.promised.term(), vote: None, commit: self.log.commit() }
+    }
+
+    fn soft_state(&self) -> SoftState {
+        SoftState { role: self.role, term: self.promised.term(), leader: self.leader }
+    }
+}
+
+impl Consensus for PaxosNode {
+    fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    fn group(&self) -> GroupId {
+        self.cfg.group
+    }
+
+    fn tick(&mut self) {
+        self.now_ticks += 1;
+        if self.role == Role::Leader {
+            self.tick_leader();
+        } else {
+            self.election_elapsed_ticks += 1;
+            if self.election_elapsed_ticks >= self.cfg.election_timeout_ticks {
+                self.fresh = false;
+            }
+            if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
+                let pre = self.cfg.pre_vote;
+                self.campaign(pre, false);
+            }
+        }
+        self.check_invariants();
+    }
+
+    fn step(&mut self, msg: Message) -> Result<(), StepError> {
+        if msg.group != self.cfg.group {
+            return Err(StepError::WrongGroup { expected: self.cfg.group, got: msg.group });
+        }
+        if msg.to != self.cfg.id {
+            return Err(StepError::WrongNode { expected: self.cfg.id, got: msg.to });
+        }
+        if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
+            return Err(StepError::UnknownPeer { group: self.cfg.group, from: msg.from });
+        }
+        let Payload::Paxos(m) = msg.payload else {
+            return Err(StepError::WrongProtocol { expected: "paxos", got: msg.payload.protocol() });
+        };
+        self.handle(msg.from, m);
+        self.check_invariants();
+        Ok(())
+    }
+
+    fn propose(&mut self, command: Vec<u8>) -> Result<Proposal, NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader { leader: self.leader });
+        }
+        if self.transferee.is_some() {
+            return Err(NotLeader { leader: None });
+        }
+        let b = self.promised;
+        let index = self.log.last_index().next();
+        let e = Entry { index, term: Stamp::new(b, b).term(), kind: EntryKind::Normal(command) };
+        if self.journal.is_some() {
+            self.fresh_accepts.push(e.clone());
+        }
+        self.log.put(e);
+        self.agreed = index;
+        for p in self.peer_ids() {
+            self.pump(p, false);
+        }
+        Ok(Proposal { index, term: b.term() })
+    }
+
+    fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+        if self.cfg.has_bug(Bug::StaleRead) {
+            // Planted bug: answer from local state with no leadership check.
+            let index = self.log.applied();
+            self.read_outcomes.push(ReadOutcome::Ready { ctx, index });
+            return Ok(());
+        }
+        if self.role != Role::Leader {
+            return Err(NotLeader { leader: self.leader });
+        }
+        if self.transferee.is_some() {
+            return Err(NotLeader { leader: None });
+        }
+        // Every value chosen before now is at or below this index: chosen
+        // by an earlier ballot ⇒ re-proposed by our phase 1 (≤ recovery_end);
+        // chosen by us ⇒ ≤ commit.
+        let index = self.log.commit().max(self.recovery_end);
+        if self.cfg.voters.len() > 1 {
+            self.broadcast_heartbeat();
+        }
+        self.pending_reads.push_back(PendingRead { ctx, index, seq: self.read_seq });
+        self.advance_reads();
+        Ok(())
+    }
+
+    fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError> {
+        if self.role != Role::Leader {
+            return Err(NotLeader { leader: self.leader }.into());
+        }
+        if !self.cfg.voters.contains(&to) {
+            return Err(TransferError::UnknownTarget(to));
+        }
+        if to == self.cfg.id || self.transferee == Some(to) {
+            return Ok(());
+        }
+        self.transferee = Some(to);
+        self.transfer_elapsed_ticks = 0;
+        self.fail_reads();
+        if self.peers[&to].agreed == self.log.last_index() {
+            let ballot = self.promised;
+            self.send(to, PaxosMessage::TimeoutNow { ballot });
+        } else {
+            self.pump(to, true);
+        }
+        Ok(())
+    }
+
+    fn snapshot_taken(&mut self, index: LogIndex, data: Vec<u8>) -> Result<SnapshotMeta, SnapshotError> {
+        if index > self.log.applied() {
+            return Err(SnapshotError::NotApplied { index, applied: self.log.applied() });
+        }
+        if index <= self.log.snapshot_index() {
+            return Err(SnapshotError::Stale { index, current: self.log.snapshot_index() });
+        }
+        let voters = self.cfg.voters.clone();
+        Ok(self.log.compact(index, data, voters))
+    }
+
+    fn has_ready(&self) -> bool {
+        !self.msgs.is_empty()
+            || self.log.has_unstable()
+            || self.log.has_committed()
+            || !self.read_outcomes.is_empty()
+            || self.hard_state() != self.last_hard_state
+            || self.soft_state() != self.last_soft_state
+    }
+
+    fn ready(&mut self) -> Ready {
+        let (snapshot, entries) = self.log.take_unstable();
+        let hs = self.hard_state();
+        let hard_state = (hs != self.last_hard_state).then_some(hs);
+        let promised = (hs.term != self.last_hard_state.term).then_some(self.promised);
+        self.last_hard_state = hs;
+        let soft = self.soft_state();
+        let soft_state = (soft != self.last_soft_state).then_some(soft);
+        self.last_soft_state = soft;
+        self.next_persist_id += 1;
+        let id = self.next_persist_id;
+        let leader_last = match entries.last() {
+            Some(e) if self.role == Role::Leader => Some((e.index, self.promised)),
+            _ => None,
+        };
+        let mut observations = Vec::new();
+        if self.journal.is_some() {
+            if let Some(p) = promised {
+                observations.push(Observation::Promised(p));
+            }
+            observations.extend(self.fresh_accepts.drain(..).map(Observation::Accepted));
+        }
+        if promised.is_some() || leader_last.is_some() || !observations.is_empty() {
+            self.unpersisted.push_back(Unpersisted { id, promised, leader_last, observations });
+        }
+        let committed = self.log.take_committed();
+        if let Some(s) = &snapshot {
+            assert!(committed.first().is_none_or(|e| e.index > s.meta.index), "no entry applied twice around a snapshot");
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.extend(committed.iter().cloned().map(Observation::Learned));
+        }
+        Ready {
+            persist_id: id,
+            snapshot,
+            hard_state,
+            entries,
+            messages: std::mem::take(&mut self.msgs),
+            committed,
+            reads: std::mem::take(&mut self.read_outcomes),
+            soft_state,
+        }
+    }
+
+    fn persisted(&mut self, persist_id: u64) {
+        assert!(persist_id <= self.next_persist_id, "persisted a Ready not yet taken");
+        while self.unpersisted.front().is_some_and(|u| u.id <= persist_id) {
+            let u = self.unpersisted.pop_front().expect("front exists");
+            if let Some(p) = u.promised {
+                self.durable_promised = self.durable_promised.max(p);
+            }
+            if let Some((last, b)) = u.leader_last {
+                if self.role == Role::Leader && b == self.promised {
+                    self.self_durable = self.self_durable.max(last.min(self.log.last_index()));
+                }
+            }
+            if let Some(j) = self.journal.as_mut() {
+                j.extend(u.observations);
+            }
+        }
+        match self.role {
+            Role::Candidate => self.tally_promises(),
+            Role::Leader => self.maybe_commit(),
+            _ => {}
+        }
+        self.check_invariants();
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            id: self.cfg.id,
+            group: self.cfg.group,
+            role: self.role,
+            term: self.promised.term(),
+            leader: self.leader,
+            commit_index: self.log.commit(),
+            applied_index: self.log.applied(),
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snapshot_index(),
+            log_len: self.log.len() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

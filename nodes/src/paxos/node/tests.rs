@@ -1,0 +1,482 @@
+//! Unit tests of the Multi-Paxos core: a tiny in-memory cluster that
+//! persists every Ready at once (through the simulator's storage) and
+//! delivers messages in order, with links that can be cut.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::*;
+use crate::consensus::Term;
+use crate::sim::storage::{SimStorage, Write};
+
+struct Cluster {
+    nodes: BTreeMap<NodeId, Option<PaxosNode>>,
+    storage: BTreeMap<NodeId, SimStorage>,
+    net: VecDeque<Message>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    applied: BTreeMap<NodeId, Vec<Entry>>,
+    reads: Vec<(NodeId, ReadOutcome)>,
+    bugs: Vec<Bug>,
+    n: u64,
+}
+
+fn cfg(id: u64, n: u64, bugs: &[Bug]) -> CoreConfig {
+    let mut c = CoreConfig::new(NodeId(id), GroupId(1), (1..=n).map(NodeId).collect());
+    c.seed = id * 7919;
+    c.bugs = bugs.to_vec();
+    c
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        Cluster::with_bugs(n, &[])
+    }
+
+    fn with_bugs(n: u64, bugs: &[Bug]) -> Cluster {
+        let mut c = Cluster {
+            nodes: BTreeMap::new(),
+            storage: BTreeMap::new(),
+            net: VecDeque::new(),
+            cut: BTreeSet::new(),
+            applied: BTreeMap::new(),
+            reads: Vec::new(),
+            bugs: bugs.to_vec(),
+            n,
+        };
+        for id in 1..=n {
+            c.storage.insert(NodeId(id), SimStorage::default());
+            c.applied.insert(NodeId(id), Vec::new());
+            c.nodes.insert(NodeId(id), None);
+            c.restart(NodeId(id));
+        }
+        c
+    }
+
+    fn node(&mut self, id: u64) -> &mut PaxosNode {
+        self.nodes.get_mut(&NodeId(id)).expect("node exists").as_mut().expect("node is up")
+    }
+
+    fn crash(&mut self, id: u64) {
+        *self.nodes.get_mut(&NodeId(id)).expect("node exists") = None;
+        self.storage.get_mut(&NodeId(id)).expect("storage").crash();
+    }
+
+    fn restart(&mut self, id: NodeId) {
+        let n = self.n;
+        let rec = self.storage[&id].recovered();
+        let mut node = PaxosNode::new(cfg(id.0, n, &self.bugs), rec).expect("recovers");
+        node.enable_journal();
+        // The state machine restarts from the snapshot, so re-applying starts there.
+        let snap = self.storage[&id].durable().snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+        self.applied.get_mut(&id).expect("applied").retain(|e| e.index <= snap);
+        self.nodes.insert(id, Some(node));
+    }
+
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let Some(node) = self.nodes.get_mut(&id).expect("exists").as_mut() else { return };
+            if !node.has_ready() {
+                return;
+            }
+            let rd = node.ready();
+            let st = self.storage.get_mut(&id).expect("storage");
+            if rd.must_persist() {
+                st.write(Write::Ready { snapshot: rd.snapshot.clone(), hard_state: rd.hard_state, entries: rd.entries.clone() });
+                st.sync_all();
+            }
+            node.persisted(rd.persist_id);
+            self.net.extend(rd.messages);
+            let applied = self.applied.get_mut(&id).expect("applied");
+            if let Some(s) = &rd.snapshot {
+                applied.retain(|e| e.index <= s.meta.index);
+                applied.truncate(0);
+                // Stand-in entries for what the snapshot covers.
+                for i in 1..=s.meta.index.0 {
+                    applied.push(Entry { index: LogIndex(i), term: Term(0), kind: EntryKind::Noop });
+                }
+            }
+            for e in rd.committed {
+                assert_eq!(e.index.0, applied.len() as u64 + 1, "{id} applies in order");
+                applied.push(e);
+            }
+            self.reads.extend(rd.reads.into_iter().map(|r| (id, r)));
+        }
+    }
+
+    fn drain_all(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.drain(id);
+        }
+    }
+
+    fn deliver_all(&mut self) {
+        self.drain_all();
+        let mut budget = 100_000;
+        while let Some(m) = self.net.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "the cluster never quiesces");
+            if self.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            let to = m.to;
+            if let Some(node) = self.nodes.get_mut(&to).expect("exists").as_mut() {
+                node.step(m).expect("a well-addressed message");
+                node.invariants().expect("invariants hold");
+                self.drain(to);
+            }
+        }
+    }
+
+    fn tick_all(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                if let Some(n) = self.nodes.get_mut(&id).expect("exists").as_mut() {
+                    n.tick();
+                }
+            }
+            self.deliver_all();
+        }
+    }
+
+    fn leaders(&self) -> Vec<NodeId> {
+        self.nodes.iter().filter(|(_, n)| n.as_ref().is_some_and(|n| n.role() == Role::Leader)).map(|(id, _)| *id).collect()
+    }
+
+    fn elect(&mut self) -> NodeId {
+        for _ in 0..200 {
+            self.tick_all(1);
+            let l = self.leaders();
+            if l.len() == 1 {
+                return l[0];
+            }
+        }
+        panic!("no leader after 200 ticks");
+    }
+
+    fn isolate(&mut self, id: u64) {
+        for other in self.nodes.keys().copied().collect::<Vec<_>>() {
+            if other.0 != id {
+                self.cut.insert((NodeId(id), other));
+                self.cut.insert((other, NodeId(id)));
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    fn values(&self, id: u64) -> Vec<EntryKind> {
+        self.applied[&NodeId(id)].iter().map(|e| e.kind.clone()).collect()
+    }
+}
+
+fn cmd(v: u8) -> EntryKind {
+    EntryKind::Normal(vec![v])
+}
+
+#[test]
+fn a_single_node_leads_itself_and_commits() {
+    let mut c = Cluster::new(1);
+    let l = c.elect();
+    assert_eq!(l, NodeId(1));
+    let p = c.node(1).propose(vec![7]).expect("leader accepts");
+    c.deliver_all();
+    let applied = &c.applied[&NodeId(1)];
+    let e = applied.iter().find(|e| e.index == p.index).expect("the proposal is applied");
+    assert_eq!(e.term, p.term, "the committed entry carries the proposal's ballot");
+    assert_eq!(e.kind, cmd(7));
+}
+
+#[test]
+fn three_nodes_elect_one_leader_and_replicate_in_order() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    let mut props = Vec::new();
+    for v in 1..=20u8 {
+        props.push(c.node(l.0).propose(vec![v]).expect("leader accepts"));
+    }
+    c.tick_all(10);
+    assert_eq!(c.leaders(), vec![l], "one stable leader");
+    for id in 1..=3 {
+        let applied = &c.applied[&NodeId(id)];
+        for (v, p) in props.iter().enumerate() {
+            let e = &applied[(p.index.0 - 1) as usize];
+            assert_eq!(e.kind, cmd(v as u8 + 1), "node {id} slot {}", p.index);
+            assert_eq!(e.term, p.term);
+        }
+    }
+    // Followers refuse proposals and name the leader.
+    let f = if l.0 == 1 { 2 } else { 1 };
+    assert_eq!(c.node(f).propose(vec![1]), Err(NotLeader { leader: Some(l) }));
+}
+
+#[test]
+fn a_new_leader_reproposes_a_value_one_acceptor_accepted() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    c.tick_all(5);
+    let others: Vec<u64> = (1..=3).filter(|&i| i != l.0).collect();
+    let (a, b) = (others[0], others[1]);
+    // Only `a` hears the Accept for the next value.
+    c.cut.insert((l, NodeId(b)));
+    let p = c.node(l.0).propose(vec![42]).expect("leader accepts");
+    c.deliver_all();
+    assert!(c.node(a).log().entry(p.index).is_some(), "a accepted the value");
+    assert!(c.node(b).log().entry(p.index).is_none(), "b never saw it");
+    c.crash(l.0);
+    c.heal();
+    let new = c.elect();
+    assert_ne!(new, l);
+    c.tick_all(10);
+    for id in [a, b] {
+        let e = &c.applied[&NodeId(id)][(p.index.0 - 1) as usize];
+        assert_eq!(e.kind, cmd(42), "the accepted value is chosen at its slot on {id}");
+        assert_eq!(e.term, p.term, "it keeps the ballot that first proposed it");
+    }
+}
+
+#[test]
+fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
+    // Ballots of round 1: the candidate (node 3) outranks both.
+    let b1 = Ballot::new(1, NodeId(1));
+    let b2 = Ballot::new(1, NodeId(2));
+    let e = |i: u64, acc: Ballot, v: u8| Entry { index: LogIndex(i), term: Stamp::new(acc, acc).term(), kind: cmd(v) };
+    let mut node = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
+    // Candidate 3 runs phase 1 with ballot b3.
+    node.campaign(false, false);
+    let b3 = node.promised();
+    assert_eq!(b3.node(), NodeId(3));
+    let rd = node.ready();
+    assert!(rd.hard_state.is_some_and(|h| h.term == b3.term()), "the promise is written before the Prepare goes out");
+    assert_eq!(rd.messages.len(), 2);
+    node.persisted(rd.persist_id);
+    // Acceptor 1 accepted slot 1 = 10 at b1 and slot 3 = 30 at b1; acceptor 2
+    // accepted slot 1 = 11 at b2. Nobody accepted slot 2.
+    let promise = |from: u64, entries: Vec<Entry>| Message {
+        group: GroupId(1),
+        from: NodeId(from),
+        to: NodeId(3),
+        payload: Payload::Paxos(PaxosMessage::Promise { ballot: b3, commit: LogIndex(0), snapshot: None, entries }),
+    };
+    node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)])).expect("promise");
+    assert_eq!(node.role(), Role::Leader, "two of three promised");
+    let merged: Vec<(u64, Ballot, EntryKind)> = node.log().entries().iter().map(|e| (e.index.0, Stamp::of(e.term).accepted, e.kind.clone())).collect();
+    assert_eq!(merged, vec![(1, b3, cmd(10)), (2, b3, cmd(20)), (3, b3, cmd(30))]);
+
+    let mut node = PaxosNode::new(cfg(3, 5, &[]), Recovered::default()).expect("fresh");
+    node.campaign(false, false);
+    let b3 = node.promised();
+    let rd = node.ready();
+    node.persisted(rd.persist_id);
+    let promise = |from: u64, entries: Vec<Entry>| Message {
+        group: GroupId(1),
+        from: NodeId(from),
+        to: NodeId(3),
+        payload: Payload::Paxos(PaxosMessage::Promise { ballot: b3, commit: LogIndex(0), snapshot: None, entries }),
+    };
+    node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)])).expect("promise");
+    let mut e3 = e(3, b2, 33);
+    e3.index = LogIndex(3);
+    node.step(promise(2, vec![e(1, b2, 11), e(2, b1, 20), e3])).expect("promise");
+    assert_eq!(node.role(), Role::Leader, "three of five promised");
+    let kinds: Vec<EntryKind> = node.log().entries().iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds, vec![cmd(11), cmd(20), cmd(33)], "the highest ballot wins each slot");
+    let origin = Stamp::of(node.log().entries()[0].term).origin;
+    assert_eq!(origin, b2, "a re-proposed value keeps its origin ballot");
+    let _ = b1;
+}
+
+#[test]
+fn a_slot_nobody_accepted_becomes_a_noop() {
+    // With contiguous acceptor logs a hole needs a promise that skips a slot;
+    // P2c then leaves the leader free there, and it proposes a no-op.
+    let b1 = Ballot::new(1, NodeId(1));
+    let mut node = PaxosNode::new(cfg(2, 3, &[]), Recovered::default()).expect("fresh");
+    node.campaign(false, false);
+    let b = node.promised();
+    let rd = node.ready();
+    node.persisted(rd.persist_id);
+    let entries = vec![Entry { index: LogIndex(2), term: Stamp::new(b1, b1).term(), kind: cmd(2) }];
+    node.step(Message { group: GroupId(1), from: NodeId(1), to: NodeId(2), payload: Payload::Paxos(PaxosMessage::Promise { ballot: b, commit: LogIndex(0), snapshot: None, entries }) }).expect("promise");
+    assert_eq!(node.role(), Role::Leader);
+    let e1 = node.log().entry(LogIndex(1)).expect("slot 1 filled");
+    assert_eq!(e1.kind, EntryKind::Noop);
+    assert_eq!(Stamp::of(e1.term).origin, b, "the no-op is the new leader's own proposal");
+    assert_eq!(node.log().entry(LogIndex(2)).map(|e| e.kind.clone()), Some(cmd(2)));
+}
+
+#[test]
+fn an_acceptor_refuses_a_lower_ballot_and_the_stale_leader_steps_down() {
+    let mut c = Cluster::new(3);
+    let old = c.elect();
+    c.tick_all(3);
+    c.isolate(old.0);
+    let new = c.elect_excluding(old);
+    assert_ne!(new, old);
+    let new_ballot = c.node(new.0).promised();
+    assert!(new_ballot > c.node(old.0).promised());
+    // The old leader still believes it leads; its Accept is refused.
+    assert_eq!(c.node(old.0).role(), Role::Leader);
+    c.node(old.0).propose(vec![9]).expect("it still thinks it leads");
+    c.heal();
+    c.deliver_all();
+    c.tick_all(10);
+    assert_eq!(c.leaders(), vec![new], "the Nack deposed the stale leader");
+    assert!(c.node(old.0).promised() >= new_ballot, "it learned the higher ballot");
+    // The stale proposal was never applied anywhere.
+    for id in 1..=3 {
+        assert!(!c.values(id).contains(&cmd(9)), "node {id} applied a value of a deposed leader");
+    }
+}
+
+impl Cluster {
+    fn elect_excluding(&mut self, old: NodeId) -> NodeId {
+        for _ in 0..300 {
+            self.tick_all(1);
+            let l: Vec<NodeId> = self.leaders().into_iter().filter(|&l| l != old).collect();
+            if l.len() == 1 {
+                return l[0];
+            }
+        }
+        panic!("no new leader");
+    }
+}
+
+#[test]
+fn an_accept_after_a_gap_is_refused_with_what_the_acceptor_holds() {
+    let mut node = PaxosNode::new(cfg(2, 3, &[]), Recovered::default()).expect("fresh");
+    let b = Ballot::new(1, NodeId(1));
+    let e = Entry { index: LogIndex(3), term: Stamp::new(b, b).term(), kind: cmd(3) };
+    node.step(Message { group: GroupId(1), from: NodeId(1), to: NodeId(2), payload: Payload::Paxos(PaxosMessage::Accept { ballot: b, entries: vec![e], commit: LogIndex(0) }) }).expect("step");
+    let rd = node.ready();
+    assert!(rd.entries.is_empty(), "nothing accepted across a gap");
+    match &rd.messages[..] {
+        [Message { payload: Payload::Paxos(PaxosMessage::Accepted { ok: false, agreed, .. }), .. }] => assert_eq!(*agreed, LogIndex(0)),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(node.promised(), b, "the Accept still counts as a promise of its ballot");
+    assert_eq!(rd.hard_state.map(|h| h.term), Some(b.term()), "and that promise is persisted before the reply");
+}
+
+#[test]
+fn reads_wait_for_a_quorum_round_and_fail_when_leadership_is_lost() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    c.node(l.0).propose(vec![5]).expect("leader");
+    c.deliver_all();
+    c.reads.clear();
+    // Cut the leader off: the read round cannot complete.
+    c.isolate(l.0);
+    c.node(l.0).read_index(1).expect("the leader takes the read");
+    c.deliver_all();
+    assert!(c.reads.is_empty(), "no quorum, no answer");
+    // Check-quorum makes it step down; the read fails.
+    c.tick_all(40);
+    assert!(c.reads.iter().any(|(n, r)| *n == l && matches!(r, ReadOutcome::Failed { ctx: 1, .. })), "{:?}", c.reads);
+    c.heal();
+    let l2 = c.elect();
+    c.tick_all(5);
+    c.reads.clear();
+    c.node(l2.0).read_index(2).expect("leader");
+    c.deliver_all();
+    let commit = c.node(l2.0).log().commit();
+    assert!(matches!(c.reads[..], [(n, ReadOutcome::Ready { ctx: 2, index })] if n == l2 && index <= commit && index >= LogIndex(1)), "{:?}", c.reads);
+    // Followers refuse reads.
+    let f = (1..=3).find(|&i| i != l2.0).expect("a follower");
+    assert!(c.node(f).read_index(3).is_err());
+}
+
+#[test]
+fn stale_read_bug_answers_on_a_follower_at_once() {
+    let mut c = Cluster::with_bugs(3, &[Bug::StaleRead]);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    c.reads.clear();
+    c.node(f).read_index(9).expect("the bug answers anywhere");
+    c.drain_all();
+    assert!(matches!(c.reads[..], [(n, ReadOutcome::Ready { ctx: 9, .. })] if n == NodeId(f)), "{:?}", c.reads);
+}
+
+#[test]
+fn a_lagging_acceptor_catches_up_by_snapshot() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    c.isolate(f);
+    for v in 0..30u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+        c.deliver_all();
+    }
+    let applied = c.node(l.0).log().applied();
+    let meta = c.node(l.0).snapshot_taken(applied, b"sm".to_vec()).expect("snapshot");
+    assert_eq!(meta.index, applied);
+    c.heal();
+    c.tick_all(15);
+    let fnode = c.node(f);
+    assert!(fnode.log().snapshot_index() >= meta.index, "the follower installed the snapshot");
+    assert!(fnode.log().commit() >= applied);
+    assert_eq!(c.storage[&NodeId(f)].durable().snapshot.as_ref().map(|s| s.data.clone()), Some(b"sm".to_vec()));
+}
+
+#[test]
+fn a_restarted_acceptor_keeps_its_promise_and_accepted_values() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    for v in 0..5u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+    }
+    c.deliver_all();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    let (promised, last, commit) = {
+        let n = c.node(f);
+        (n.promised(), n.log().last_index(), n.log().commit())
+    };
+    c.crash(f);
+    c.restart(NodeId(f));
+    let n = c.node(f);
+    assert_eq!(n.promised(), promised);
+    assert_eq!(n.log().last_index(), last);
+    assert_eq!(n.log().commit(), commit);
+    c.tick_all(10);
+    assert_eq!(c.values(f), c.values(l.0), "it re-learns the same values");
+}
+
+#[test]
+fn leadership_transfer_hands_over_to_the_target() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    c.node(l.0).propose(vec![1]).expect("leader");
+    c.deliver_all();
+    let to = NodeId((1..=3).find(|&i| i != l.0).expect("another"));
+    c.node(l.0).transfer_leader(to).expect("leader transfers");
+    c.deliver_all();
+    c.tick_all(3);
+    assert_eq!(c.leaders(), vec![to]);
+    assert!(c.node(l.0).transfer_leader(to).is_err(), "the old leader no longer leads");
+}
+
+#[test]
+fn recovery_refuses_raft_state_and_bad_configs() {
+    let rec = Recovered { hard_state: HardState { term: Term(3), vote: Some(NodeId(1)), commit: LogIndex(0) }, ..Recovered::default() };
+    assert!(matches!(PaxosNode::new(cfg(1, 3, &[]), rec), Err(ConfigError::Recovered(_))));
+    let mut bad = cfg(1, 3, &[]);
+    bad.voters = vec![NodeId(1), NodeId(300)];
+    assert!(matches!(PaxosNode::new(bad, Recovered::default()), Err(ConfigError::Invalid(_))));
+    let mut node = PaxosNode::new(cfg(1, 3, &[]), Recovered::default()).expect("fresh");
+    let raft = Message { group: GroupId(1), from: NodeId(2), to: NodeId(1), payload: Payload::Raft(crate::raft::message::RaftMessage::TimeoutNow { term: Term(1) }) };
+    assert!(matches!(node.step(raft), Err(StepError::WrongProtocol { .. })));
+}
+
+#[test]
+fn the_journal_sees_promises_accepts_and_learned_values() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    c.node(l.0).propose(vec![8]).expect("leader");
+    c.tick_all(3);
+    let j = c.node(l.0).take_journal();
+    assert!(j.iter().any(|o| matches!(o, Observation::Promised(b) if b.node() == l)));
+    assert!(j.iter().any(|o| matches!(o, Observation::Accepted(e) if e.kind == cmd(8))));
+    assert!(j.iter().any(|o| matches!(o, Observation::Learned(e) if e.kind == cmd(8))));
+}
