@@ -1,0 +1,84 @@
+//! SimCore: what the simulator needs from a consensus core beyond
+//! [`Consensus`]: how to build one, a read-only view of its log for the
+//! safety checks, and which of those checks apply to the protocol.
+//! A second protocol (Multi-Paxos) plugs in by implementing this trait.
+
+use crate::consensus::{ConfigError, Consensus, CoreConfig, Entry, LogIndex, Recovered, Role, Term};
+use crate::raft::RaftNode;
+
+/// Which generic checks hold for a protocol. Election safety and state
+/// machine safety are always checked.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks {
+    /// §5.3: same index and term ⇒ same entry and same prefix.
+    pub log_matching: bool,
+    /// §5.4: a new leader holds every committed entry.
+    pub leader_completeness: bool,
+}
+
+/// A read-only view of a core's log.
+#[derive(Clone, Copy, Debug)]
+pub struct CoreView<'a> {
+    pub role: Role,
+    pub term: Term,
+    pub snapshot_index: LogIndex,
+    pub snapshot_term: Term,
+    /// Entries after the snapshot, contiguous.
+    pub entries: &'a [Entry],
+}
+
+impl CoreView<'_> {
+    pub fn last_index(&self) -> LogIndex {
+        LogIndex(self.snapshot_index.0 + self.entries.len() as u64)
+    }
+
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.snapshot_index {
+            return Some(self.snapshot_term);
+        }
+        if index < self.snapshot_index || index > self.last_index() {
+            return None;
+        }
+        Some(self.entries[(index.0 - self.snapshot_index.0 - 1) as usize].term)
+    }
+}
+
+pub trait SimCore: Consensus + Sized {
+    const PROTOCOL: &'static str;
+    const CHECKS: Checks;
+    fn build(cfg: CoreConfig, recovered: Recovered) -> Result<Self, ConfigError>;
+    fn view(&self) -> CoreView<'_>;
+    /// Protocol-specific invariants of one core, checked after every step.
+    fn check_self(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// State for cross-node protocol checks, kept across steps and restarts
+    /// for one run (Paxos: which values were durably accepted and chosen).
+    fn new_oracle(_voters: usize) -> Box<dyn std::any::Any> {
+        Box::new(())
+    }
+    /// Cross-node checks after every step of `node`; Err(property, detail).
+    fn check_cluster(&mut self, _oracle: &mut dyn std::any::Any, _node: crate::consensus::NodeId) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+}
+
+impl SimCore for RaftNode {
+    const PROTOCOL: &'static str = "raft";
+    const CHECKS: Checks = Checks { log_matching: true, leader_completeness: true };
+
+    fn build(cfg: CoreConfig, recovered: Recovered) -> Result<Self, ConfigError> {
+        RaftNode::new(cfg, recovered)
+    }
+
+    fn view(&self) -> CoreView<'_> {
+        let log = self.log();
+        CoreView {
+            role: self.role(),
+            term: self.term(),
+            snapshot_index: log.snapshot_index(),
+            snapshot_term: log.snapshot().meta.term,
+            entries: log.entries(),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! sim: deterministic simulation of the consensus cores.
+//!
+//! 3 to 7 cores run in one thread under one u64 seed and virtual time,
+//! behind a network that drops, delays, duplicates, reorders and partitions
+//! messages, on disks that lose unsynced writes when a node crashes. Clients
+//! run read / write / cas on registers and record a history. After every
+//! step the safety properties of Raft's Figure 3 are checked
+//! ([`check::SafetyMonitor`]); the tests (nodes/tests/sim.rs) check the
+//! history for linearizability with the checker crate.
+//!
+//! Guarantees: the same seed (and options) gives the same trace, bit for
+//! bit ([`world::SimOutcome::trace_hash`]). The generic parts (network,
+//! storage, clients, history, state machine) know nothing of Raft; a
+//! protocol plugs in through [`core::SimCore`].
+
+pub mod check;
+pub mod core;
+pub mod fnv;
+pub mod history;
+pub mod network;
+pub mod register;
+pub mod rng;
+pub mod storage;
+pub mod world;
+
+pub use check::Violation;
+pub use core::SimCore;
+pub use history::{History, SimEvent, SimEventKind};
+pub use world::{run, SimOptions, SimOutcome, SimStats};

@@ -1,0 +1,857 @@
+//! Simulation: 3 to 7 consensus cores in one thread, one seed, virtual time.
+//!
+//! The world is protocol-independent: it drives any [`SimCore`] through the
+//! [`crate::consensus`] contract exactly as the real node does (persist,
+//! then `persisted`, then send; apply; answer reads). Around the cores it
+//! puts a network that drops, delays, duplicates, reorders and partitions
+//! ([`SimNetwork`]), disks that lose unsynced writes on a crash
+//! ([`SimStorage`]), a nemesis (partitions, crashes of one node or of a
+//! majority, leadership transfers) and clients that run read / write / cas
+//! on integer registers and record a history. After every step the
+//! [`SafetyMonitor`] checks the protocol's safety properties; the first
+//! violation stops the run.
+//!
+//! Determinism: every random choice comes from one [`SimRng`] seeded by
+//! `SimOptions::seed`, events at the same virtual time run in the order they
+//! were scheduled, and no hash map is iterated where order matters, so a seed
+//! replays the same trace (its fingerprint is `SimOutcome::trace_hash`).
+//!
+//! Planted bugs: [`Bug::StaleRead`] goes to the cores (it is theirs);
+//! [`Bug::NoFsync`] is the runtime's: a Ready's messages go out and
+//! `persisted` is called before its write is durable, and writes reach the
+//! disk only by a lazy periodic flush.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+use serde_json::Value;
+
+use super::check::{SafetyMonitor, Violation};
+use super::core::SimCore;
+use super::fnv::Fnv;
+use super::history::{History, SimEventKind};
+use super::network::{NetworkFaults, SimNetwork};
+use super::register::{Applied, RegisterCommand, RegisterOp, Registers};
+use super::rng::SimRng;
+use super::storage::{SimStorage, Write};
+use crate::bug::Bug;
+use crate::consensus::{
+    CoreConfig, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome,
+    Ready, Role, Snapshot, Term, TICK_INTERVAL_MS,
+};
+
+/// What one simulation run does.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub seed: u64,
+    /// Cluster size; None draws 3 to 7 from the seed.
+    pub nodes: Option<usize>,
+    /// How long faults are injected, in virtual milliseconds.
+    pub duration_ms: u64,
+    /// After the faults: everything healed and restarted, clients go on.
+    pub settle_ms: u64,
+    pub clients: usize,
+    pub keys: u64,
+    pub bugs: Vec<Bug>,
+    pub lease_reads: bool,
+    pub faults: bool,
+    pub op_timeout_ms: u64,
+    /// Keep a readable trace (for replays); costs time.
+    pub trace: bool,
+}
+
+impl SimOptions {
+    pub fn new(seed: u64) -> SimOptions {
+        SimOptions {
+            seed,
+            nodes: None,
+            duration_ms: 2_000,
+            settle_ms: 1_500,
+            clients: 4,
+            keys: 2,
+            bugs: Vec::new(),
+            lease_reads: false,
+            faults: true,
+            op_timeout_ms: 600,
+            trace: false,
+        }
+    }
+
+    fn has_bug(&self, bug: Bug) -> bool {
+        self.bugs.contains(&bug)
+    }
+}
+
+/// Counters of one run, to see that a run did something.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    pub events: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub transfers: u64,
+    pub terms_with_leader: u64,
+    pub entries_applied: u64,
+    pub snapshots_sent: u64,
+    pub unsynced_writes_lost: u64,
+}
+
+/// The result of one run.
+#[derive(Clone, Debug)]
+pub struct SimOutcome {
+    pub seed: u64,
+    pub nodes: usize,
+    pub protocol: &'static str,
+    pub violation: Option<Violation>,
+    pub history: History,
+    pub trace_hash: u64,
+    pub trace: Vec<String>,
+    pub stats: SimStats,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpKind {
+    Read,
+    Write(u64),
+    Cas(u64, u64),
+}
+
+impl OpKind {
+    fn f(self) -> &'static str {
+        match self {
+            OpKind::Read => "read",
+            OpKind::Write(_) => "write",
+            OpKind::Cas(..) => "cas",
+        }
+    }
+    fn value(self) -> Value {
+        match self {
+            OpKind::Read => Value::Null,
+            OpKind::Write(v) => Value::from(v),
+            OpKind::Cas(a, b) => Value::from(vec![a, b]),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Reply {
+    Redirect(Option<NodeId>),
+    Ok(Value),
+    Fail(&'static str),
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Tick(NodeId, u64),
+    Deliver(Message),
+    Synced(NodeId, u64, u64),
+    LazyFlush(NodeId, u64),
+    Request { client: usize, op_id: u64, node: NodeId },
+    Reply { client: usize, op_id: u64, node: NodeId, reply: Reply },
+    Timeout { client: usize, op_id: u64 },
+    NextOp(usize),
+    Nemesis,
+    Restart(NodeId),
+    EndFaults,
+}
+
+struct Scheduled {
+    time_us: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time_us, self.seq) == (other.time_us, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Min-heap on (time, seq).
+        (other.time_us, other.seq).cmp(&(self.time_us, self.seq))
+    }
+}
+
+struct PendingOp {
+    op_id: u64,
+    kind: OpKind,
+    key: u64,
+    attempts: u32,
+}
+
+struct Client {
+    process: u64,
+    leader_hint: Option<NodeId>,
+    op: Option<PendingOp>,
+}
+
+/// One simulated node: the core plus the runtime around it.
+struct Host<C> {
+    id: NodeId,
+    incarnation: u64,
+    core: Option<C>,
+    storage: SimStorage,
+    sm: Registers,
+    applied: LogIndex,
+    /// Readys whose messages wait for their write to be durable.
+    held: VecDeque<(u64, u64, Vec<Message>)>,
+    last_sync_us: u64,
+    proposals: BTreeMap<LogIndex, (Term, usize, u64)>,
+    reads: BTreeMap<u64, (usize, u64, u64)>,
+    waiting_reads: Vec<(LogIndex, u64)>,
+    snapshot_every: u64,
+}
+
+enum Effect {
+    Send(Message),
+    Reply { client: usize, op_id: u64, reply: Reply },
+    Sync(u64),
+}
+
+struct World<C: SimCore> {
+    opts: SimOptions,
+    rng: SimRng,
+    now_us: u64,
+    seq: u64,
+    queue: BinaryHeap<Scheduled>,
+    hosts: Vec<Host<C>>,
+    voters: Vec<NodeId>,
+    clients: Vec<Client>,
+    history: History,
+    monitor: SafetyMonitor,
+    net: SimNetwork,
+    no_fsync: bool,
+    next_op_id: u64,
+    next_ctx: u64,
+    next_process: u64,
+    faults_on: bool,
+    stop_ops_us: u64,
+    trace_hash: Fnv,
+    trace: Vec<String>,
+    stats: SimStats,
+    max_inflight: usize,
+    max_batch: usize,
+    /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
+    oracle: Box<dyn std::any::Any>,
+}
+
+/// Run one simulation of protocol `C`.
+pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
+    let mut world = World::<C>::new(opts.clone());
+    let violation = world.run().err();
+    world.stats.terms_with_leader = world.monitor.terms_with_leader() as u64;
+    world.stats.entries_applied = world.monitor.applied_count() as u64;
+    SimOutcome {
+        seed: opts.seed,
+        nodes: world.hosts.len(),
+        protocol: C::PROTOCOL,
+        violation,
+        history: world.history,
+        trace_hash: world.trace_hash.finish(),
+        trace: world.trace,
+        stats: world.stats,
+    }
+}
+
+impl<C: SimCore> World<C> {
+    fn new(opts: SimOptions) -> World<C> {
+        let mut rng = SimRng::new(opts.seed);
+        let n = opts.nodes.unwrap_or_else(|| rng.range(3, 8) as usize);
+        assert!((1..=9).contains(&n), "1 to 9 nodes");
+        let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        let faults = if opts.faults { NetworkFaults::random(&mut rng) } else { NetworkFaults::none() };
+        let max_inflight = rng.pick(&[1usize, 2, 4, 8]);
+        let max_batch = rng.pick(&[1usize, 4, 64]);
+        let snapshot_every = rng.pick(&[8u64, 32, 128]);
+        let hosts = voters
+            .iter()
+            .map(|&id| Host {
+                id,
+                incarnation: 0,
+                core: None,
+                storage: SimStorage::default(),
+                sm: Registers::default(),
+                applied: LogIndex(0),
+                held: VecDeque::new(),
+                last_sync_us: 0,
+                proposals: BTreeMap::new(),
+                reads: BTreeMap::new(),
+                waiting_reads: Vec::new(),
+                snapshot_every,
+            })
+            .collect();
+        let clients = (0..opts.clients).map(|c| Client { process: c as u64, leader_hint: None, op: None }).collect();
+        let no_fsync = opts.has_bug(Bug::NoFsync);
+        let stop_ops_us = (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
+        World {
+            monitor: SafetyMonitor::new(C::CHECKS),
+            next_process: opts.clients as u64,
+            faults_on: opts.faults,
+            opts,
+            rng,
+            now_us: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            hosts,
+            voters,
+            clients,
+            history: History::default(),
+            net: SimNetwork::new(faults),
+            no_fsync,
+            next_op_id: 0,
+            next_ctx: 0,
+            stop_ops_us,
+            trace_hash: Fnv::new(),
+            trace: Vec::new(),
+            stats: SimStats::default(),
+            max_inflight,
+            max_batch,
+            oracle: C::new_oracle(n),
+        }
+    }
+
+    fn schedule(&mut self, delay_us: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Scheduled { time_us: self.now_us + delay_us, seq: self.seq, ev });
+    }
+
+    fn idx(id: NodeId) -> usize {
+        (id.0 - 1) as usize
+    }
+
+    fn note(&mut self, tag: u64, a: u64, b: u64, text: impl FnOnce() -> String) {
+        self.trace_hash.u64(self.now_us);
+        self.trace_hash.u64(tag);
+        self.trace_hash.u64(a);
+        self.trace_hash.u64(b);
+        if self.opts.trace {
+            let line = format!("{:>9}µs {}", self.now_us, text());
+            self.trace.push(line);
+        }
+    }
+
+    fn run(&mut self) -> Result<(), Violation> {
+        for i in 0..self.hosts.len() {
+            let id = self.hosts[i].id;
+            self.start_node(id)?;
+        }
+        for c in 0..self.clients.len() {
+            let d = self.rng.range(0, 20_000);
+            self.schedule(d, Ev::NextOp(c));
+        }
+        if self.opts.faults {
+            let d = self.rng.range(100_000, 400_000);
+            self.schedule(d, Ev::Nemesis);
+        }
+        self.schedule(self.opts.duration_ms * 1000, Ev::EndFaults);
+        let end_us = (self.opts.duration_ms + self.opts.settle_ms) * 1000;
+        while let Some(s) = self.queue.pop() {
+            assert!(s.time_us >= self.now_us, "virtual time never goes back");
+            if s.time_us > end_us {
+                break;
+            }
+            self.now_us = s.time_us;
+            self.stats.events += 1;
+            self.handle(s.ev)?;
+        }
+        Ok(())
+    }
+
+    fn core_config(&mut self, id: NodeId) -> CoreConfig {
+        let mut cfg = CoreConfig::new(id, GroupId(1), self.voters.clone());
+        cfg.seed = self.rng.next_u64();
+        cfg.bugs = self.opts.bugs.clone();
+        cfg.lease_reads = self.opts.lease_reads;
+        cfg.max_inflight_appends = self.max_inflight;
+        cfg.max_batch_entries = self.max_batch;
+        cfg
+    }
+
+    fn start_node(&mut self, id: NodeId) -> Result<(), Violation> {
+        let cfg = self.core_config(id);
+        let i = Self::idx(id);
+        let recovered = self.hosts[i].storage.recovered();
+        let core = C::build(cfg, recovered).map_err(|e| Violation {
+            property: "recovery from durable state",
+            detail: format!("{id} cannot restart: {e}"),
+            time_us: self.now_us,
+        })?;
+        let host = &mut self.hosts[i];
+        host.incarnation += 1;
+        let snap = host.storage.durable().snapshot.clone();
+        host.sm = match &snap {
+            Some(s) => Registers::restore(&s.data).expect("the simulator's own snapshot parses"),
+            None => Registers::default(),
+        };
+        host.applied = snap.map_or(LogIndex(0), |s| s.meta.index);
+        host.core = Some(core);
+        let inc = host.incarnation;
+        let phase = self.rng.range(1, TICK_INTERVAL_MS * 1000);
+        self.schedule(phase, Ev::Tick(id, inc));
+        if self.no_fsync {
+            let d = self.rng.range(100_000, 400_000);
+            self.schedule(d, Ev::LazyFlush(id, inc));
+        }
+        self.note(1, id.0, inc, || format!("{id} starts (incarnation {inc})"));
+        self.post_step(id)
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let host = &mut self.hosts[Self::idx(id)];
+        if host.core.is_none() {
+            return;
+        }
+        host.core = None;
+        let lost = host.storage.crash();
+        host.held.clear();
+        host.proposals.clear();
+        host.reads.clear();
+        host.waiting_reads.clear();
+        self.stats.crashes += 1;
+        self.stats.unsynced_writes_lost += lost as u64;
+        self.note(2, id.0, lost as u64, || format!("{id} crashes, losing {lost} unsynced writes"));
+    }
+
+    fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
+        match ev {
+            Ev::Tick(id, inc) => {
+                let host = &mut self.hosts[Self::idx(id)];
+                if host.incarnation != inc || host.core.is_none() {
+                    return Ok(());
+                }
+                host.core.as_mut().expect("alive").tick();
+                self.note(3, id.0, 0, || format!("{id} tick"));
+                self.schedule(TICK_INTERVAL_MS * 1000, Ev::Tick(id, inc));
+                self.post_step(id)
+            }
+            Ev::Deliver(msg) => {
+                let to = msg.to;
+                let host = &mut self.hosts[Self::idx(to)];
+                let Some(core) = host.core.as_mut() else { return Ok(()) };
+                let (kind, term) = (msg.payload.kind(), msg.payload.term());
+                let from = msg.from;
+                if let Err(e) = core.step(msg) {
+                    return Err(Violation { property: "message accepted", detail: format!("{to} refused a message from {from}: {e}"), time_us: self.now_us });
+                }
+                self.stats.messages_delivered += 1;
+                self.note(4, from.0 * 100 + to.0, term.0, || format!("{from} -> {to} {kind} {term}"));
+                self.post_step(to)
+            }
+            Ev::Synced(id, inc, seq) => {
+                let host = &mut self.hosts[Self::idx(id)];
+                if host.incarnation != inc || host.core.is_none() {
+                    return Ok(());
+                }
+                host.storage.sync_to(seq);
+                let mut out = Vec::new();
+                while host.held.front().is_some_and(|(s, _, _)| *s <= seq) {
+                    let (_, pid, msgs) = host.held.pop_front().expect("front exists");
+                    host.core.as_mut().expect("alive").persisted(pid);
+                    out.extend(msgs.into_iter().map(Effect::Send));
+                }
+                self.note(5, id.0, seq, || format!("{id} fsync through write {seq}"));
+                self.apply_effects(id, out);
+                self.post_step(id)
+            }
+            Ev::LazyFlush(id, inc) => {
+                let host = &mut self.hosts[Self::idx(id)];
+                if host.incarnation != inc || host.core.is_none() {
+                    return Ok(());
+                }
+                host.storage.sync_all();
+                let d = self.rng.range(100_000, 400_000);
+                self.schedule(d, Ev::LazyFlush(id, inc));
+                Ok(())
+            }
+            Ev::Request { client, op_id, node } => self.request(client, op_id, node),
+            Ev::Reply { client, op_id, node, reply } => {
+                self.reply(client, op_id, node, reply);
+                Ok(())
+            }
+            Ev::Timeout { client, op_id } => {
+                let c = &mut self.clients[client];
+                if c.op.as_ref().is_some_and(|o| o.op_id == op_id) {
+                    let op = c.op.take().expect("pending");
+                    let process = c.process;
+                    self.history.record(self.now_us * 1000, process, SimEventKind::Info, op.kind.f(), op.key, op.kind.value(), None, Some("timeout".into()));
+                    // A process that got `info` never issues again.
+                    self.clients[client].process = self.next_process;
+                    self.next_process += 1;
+                    self.clients[client].leader_hint = None;
+                    self.schedule(1_000, Ev::NextOp(client));
+                }
+                Ok(())
+            }
+            Ev::NextOp(client) => {
+                self.next_op(client);
+                Ok(())
+            }
+            Ev::Nemesis => self.nemesis(),
+            Ev::Restart(id) => {
+                if self.hosts[Self::idx(id)].core.is_some() {
+                    return Ok(());
+                }
+                self.start_node(id)
+            }
+            Ev::EndFaults => {
+                self.faults_on = false;
+                self.net.heal();
+                self.net.faults = NetworkFaults::none();
+                self.note(6, 0, 0, || "faults end: heal, restart every node".into());
+                for i in 0..self.hosts.len() {
+                    let id = self.hosts[i].id;
+                    if self.hosts[i].core.is_none() {
+                        self.start_node(id)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn nemesis(&mut self) -> Result<(), Violation> {
+        if !self.faults_on {
+            return Ok(());
+        }
+        let n = self.hosts.len();
+        let roll = self.rng.below(100);
+        let up: Vec<NodeId> = self.hosts.iter().filter(|h| h.core.is_some()).map(|h| h.id).collect();
+        if roll < 25 {
+            // A random two-sided partition.
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            for &v in &self.voters {
+                if self.rng.chance(0.5) { a.push(v) } else { b.push(v) }
+            }
+            self.stats.partitions += 1;
+            self.note(7, a.len() as u64, b.len() as u64, || format!("partition {a:?} | {b:?}"));
+            self.net.partition(&[a, b]);
+        } else if roll < 40 {
+            self.net.heal();
+            self.note(8, 0, 0, || "heal".into());
+        } else if roll < 58 {
+            if let Some(&victim) = up.get(self.rng.below(up.len().max(1) as u64) as usize) {
+                self.crash(victim);
+                let d = self.rng.range(20_000, 400_000);
+                self.schedule(d, Ev::Restart(victim));
+            }
+        } else if roll < 64 {
+            // Power loss of a majority (or everyone) at once.
+            let k = if self.rng.chance(0.5) { n } else { n / 2 + 1 };
+            let mut victims = self.voters.clone();
+            for i in (1..victims.len()).rev() {
+                let j = self.rng.below(i as u64 + 1) as usize;
+                victims.swap(i, j);
+            }
+            for &v in victims.iter().take(k) {
+                self.crash(v);
+                let d = self.rng.range(20_000, 300_000);
+                self.schedule(d, Ev::Restart(v));
+            }
+        } else if roll < 74 {
+            let leader = self.hosts.iter().find(|h| h.core.as_ref().is_some_and(|c| c.status().role == Role::Leader)).map(|h| h.id);
+            if let Some(l) = leader {
+                let to = self.rng.pick(&self.voters);
+                let ok = self.hosts[Self::idx(l)].core.as_mut().expect("leader alive").transfer_leader(to).is_ok();
+                self.stats.transfers += 1;
+                self.note(9, l.0, to.0, || format!("transfer leader {l} -> {to}: {ok}"));
+                self.post_step(l)?;
+            }
+        }
+        let d = self.rng.range(50_000, 500_000);
+        self.schedule(d, Ev::Nemesis);
+        Ok(())
+    }
+
+    // ----- clients -----
+
+    fn next_op(&mut self, client: usize) {
+        if self.now_us >= self.stop_ops_us || self.clients[client].op.is_some() {
+            return;
+        }
+        let key = self.rng.below(self.opts.keys);
+        let kind = match self.rng.below(10) {
+            0..=3 => OpKind::Read,
+            4..=6 => OpKind::Write(self.rng.below(5)),
+            _ => OpKind::Cas(self.rng.below(5), self.rng.below(5)),
+        };
+        self.next_op_id += 1;
+        let op_id = self.next_op_id;
+        let process = self.clients[client].process;
+        self.history.record(self.now_us * 1000, process, SimEventKind::Invoke, kind.f(), key, kind.value(), None, None);
+        self.clients[client].op = Some(PendingOp { op_id, kind, key, attempts: 0 });
+        self.schedule(self.opts.op_timeout_ms * 1000, Ev::Timeout { client, op_id });
+        self.send_request(client, op_id);
+    }
+
+    fn send_request(&mut self, client: usize, op_id: u64) {
+        let hint = self.clients[client].leader_hint;
+        // Now and then ask any node: with stale-read, followers answer.
+        let node = match hint {
+            Some(h) if !self.rng.chance(0.2) => h,
+            _ => self.rng.pick(&self.voters),
+        };
+        let d = self.rng.range(50, 500);
+        self.schedule(d, Ev::Request { client, op_id, node });
+    }
+
+    fn request(&mut self, client: usize, op_id: u64, node: NodeId) -> Result<(), Violation> {
+        let Some(op) = self.clients[client].op.as_ref().filter(|o| o.op_id == op_id) else { return Ok(()) };
+        let (kind, key) = (op.kind, op.key);
+        let i = Self::idx(node);
+        let host = &mut self.hosts[i];
+        let Some(core) = host.core.as_mut() else {
+            // Connection refused: definite, nothing happened.
+            let reply = Reply::Redirect(None);
+            let d = self.rng.range(50, 500);
+            self.schedule(d, Ev::Reply { client, op_id, node, reply });
+            return Ok(());
+        };
+        let result = match kind {
+            OpKind::Read => {
+                self.next_ctx += 1;
+                let ctx = self.next_ctx;
+                core.read_index(ctx).map(|()| {
+                    host.reads.insert(ctx, (client, op_id, key));
+                })
+            }
+            OpKind::Write(v) | OpKind::Cas(_, v) => {
+                let op = match kind {
+                    OpKind::Cas(from, _) => RegisterOp::Cas { key, from, to: v },
+                    _ => RegisterOp::Write { key, value: v },
+                };
+                let cmd = RegisterCommand { op_id, op };
+                core.propose(cmd.encode()).map(|p| {
+                    host.proposals.insert(p.index, (p.term, client, op_id));
+                })
+            }
+        };
+        if let Err(e) = result {
+            let d = self.rng.range(50, 500);
+            self.schedule(d, Ev::Reply { client, op_id, node, reply: Reply::Redirect(e.leader) });
+        }
+        self.note(10, node.0, op_id, || format!("client {client} op {op_id} {} at {node}", kind.f()));
+        self.post_step(node)
+    }
+
+    fn reply(&mut self, client: usize, op_id: u64, node: NodeId, reply: Reply) {
+        let now_ns = self.now_us * 1000;
+        if !self.clients[client].op.as_ref().is_some_and(|o| o.op_id == op_id) {
+            return;
+        }
+        let process = self.clients[client].process;
+        match reply {
+            Reply::Redirect(hint) => {
+                let c = &mut self.clients[client];
+                c.leader_hint = hint;
+                let op = c.op.as_mut().expect("pending");
+                op.attempts += 1;
+                if op.attempts >= 8 {
+                    let op = c.op.take().expect("pending");
+                    self.history.record(now_ns, process, SimEventKind::Fail, op.kind.f(), op.key, op.kind.value(), Some(node), Some("not-leader".into()));
+                    let d = self.rng.range(1_000, 20_000);
+                    self.schedule(d, Ev::NextOp(client));
+                } else {
+                    // Back off a little so an election can finish.
+                    let d = self.rng.range(1_000, 15_000);
+                    self.schedule_resend(client, op_id, d);
+                }
+            }
+            Reply::Ok(value) => {
+                let c = &mut self.clients[client];
+                let op = c.op.take().expect("pending");
+                c.leader_hint = Some(node);
+                let value = match op.kind {
+                    OpKind::Read => value,
+                    k => k.value(),
+                };
+                self.history.record(now_ns, process, SimEventKind::Ok, op.kind.f(), op.key, value, Some(node), None);
+                let d = self.rng.range(0, 10_000);
+                self.schedule(d, Ev::NextOp(client));
+            }
+            Reply::Fail(why) => {
+                let op = self.clients[client].op.take().expect("pending");
+                self.history.record(now_ns, process, SimEventKind::Fail, op.kind.f(), op.key, op.kind.value(), Some(node), Some(why.into()));
+                let d = self.rng.range(0, 10_000);
+                self.schedule(d, Ev::NextOp(client));
+            }
+        }
+    }
+
+    fn schedule_resend(&mut self, client: usize, op_id: u64, delay_us: u64) {
+        let hint = self.clients[client].leader_hint;
+        let node = match hint {
+            Some(h) => h,
+            None => self.rng.pick(&self.voters),
+        };
+        self.schedule(delay_us, Ev::Request { client, op_id, node });
+    }
+
+    // ----- the runtime around a core -----
+
+    /// Drain the core's Readys, then check safety.
+    fn post_step(&mut self, id: NodeId) -> Result<(), Violation> {
+        let i = Self::idx(id);
+        loop {
+            let mut out = Vec::new();
+            {
+                let host = &mut self.hosts[i];
+                let Some(core) = host.core.as_mut() else { return Ok(()) };
+                if !core.has_ready() {
+                    break;
+                }
+                let rd = core.ready();
+                process_ready(host, rd, &mut self.monitor, self.now_us, self.no_fsync, &mut out)?;
+            }
+            self.apply_effects(id, out);
+        }
+        let host = &self.hosts[i];
+        if let Some(core) = host.core.as_ref() {
+            let view = core.view();
+            self.monitor.after_step(id, &view, self.now_us)?;
+            core.check_self().map_err(|detail| Violation { property: "protocol invariant", detail, time_us: self.now_us })?;
+        }
+        let oracle = self.oracle.as_mut();
+        if let Some(core) = self.hosts[i].core.as_mut() {
+            core.check_cluster(oracle, id).map_err(|(property, detail)| Violation { property, detail, time_us: self.now_us })?;
+        }
+        Ok(())
+    }
+
+    fn apply_effects(&mut self, id: NodeId, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Send(msg) => {
+                    self.stats.messages_sent += 1;
+                    if msg.payload.is_snapshot() {
+                        self.stats.snapshots_sent += 1;
+                    }
+                    for d in self.net.plan(&mut self.rng, msg.from, msg.to) {
+                        self.schedule(d, Ev::Deliver(msg.clone()));
+                    }
+                }
+                Effect::Reply { client, op_id, reply } => {
+                    let d = self.rng.range(50, 500);
+                    self.schedule(d, Ev::Reply { client, op_id, node: id, reply });
+                }
+                Effect::Sync(seq) => {
+                    let host = &mut self.hosts[Self::idx(id)];
+                    let at = (self.now_us + self.rng.range(100, 2_000)).max(host.last_sync_us);
+                    host.last_sync_us = at;
+                    let inc = host.incarnation;
+                    self.schedule(at - self.now_us, Ev::Synced(id, inc, seq));
+                }
+            }
+        }
+    }
+}
+
+/// The ordering rule of [`crate::consensus`] for one Ready, in the simulator.
+fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut SafetyMonitor, now_us: u64, no_fsync: bool, out: &mut Vec<Effect>) -> Result<(), Violation> {
+    let id = host.id;
+    let core = host.core.as_mut().expect("processing a live core's Ready");
+    if !rd.entries.is_empty() {
+        monitor.appended(id, &rd.entries, &core.view(), now_us)?;
+    }
+    // 1. Persist (buffered until synced); 2. persisted + send after the sync.
+    if rd.must_persist() {
+        let seq = host.storage.write(Write::Ready { snapshot: rd.snapshot.clone(), hard_state: rd.hard_state, entries: rd.entries.clone() });
+        if no_fsync {
+            // Planted bug: acknowledge before the write is durable.
+            core.persisted(rd.persist_id);
+            out.extend(rd.messages.into_iter().map(Effect::Send));
+        } else {
+            host.held.push_back((seq, rd.persist_id, rd.messages));
+            out.push(Effect::Sync(seq));
+        }
+    } else if let Some(last) = host.held.back_mut() {
+        // Keep message order behind an earlier Ready still being synced.
+        last.2.extend(rd.messages);
+    } else {
+        out.extend(rd.messages.into_iter().map(Effect::Send));
+    }
+    // 3. Apply: snapshot first, then committed entries in order.
+    if let Some(s) = &rd.snapshot {
+        restore(host, s)?;
+    }
+    for e in &rd.committed {
+        if e.index != host.applied.next() {
+            return Err(Violation { property: "apply in order", detail: format!("{id} applied {} then {}", host.applied, e.index), time_us: now_us });
+        }
+        monitor.applied(id, e, now_us)?;
+        let result = match &e.kind {
+            EntryKind::Normal(bytes) => {
+                let cmd = RegisterCommand::decode(bytes).expect("the simulator only proposes register commands");
+                Some((cmd.op_id, host.sm.apply(cmd.op)))
+            }
+            EntryKind::Noop | EntryKind::ConfigChange(_) => None,
+        };
+        host.applied = e.index;
+        if let Some((term, client, op_id)) = host.proposals.remove(&e.index) {
+            let reply = if term != e.term {
+                // Another entry took the index: ours can never commit.
+                Reply::Fail("overwritten")
+            } else {
+                let (applied_op, res) = result.expect("our proposal was a register command");
+                assert_eq!(applied_op, op_id, "the entry at our (index, term) is our command");
+                match res {
+                    Applied::Ok => Reply::Ok(Value::Null),
+                    Applied::CasMismatch => Reply::Fail("cas-mismatch"),
+                }
+            };
+            out.push(Effect::Reply { client, op_id, reply });
+        }
+    }
+    // 4. Reads.
+    for r in &rd.reads {
+        match *r {
+            ReadOutcome::Ready { ctx, index } => host.waiting_reads.push((index, ctx)),
+            ReadOutcome::Failed { ctx, error } => {
+                if let Some((client, op_id, _)) = host.reads.remove(&ctx) {
+                    out.push(Effect::Reply { client, op_id, reply: Reply::Redirect(error.leader) });
+                }
+            }
+        }
+    }
+    let applied = host.applied;
+    let mut still = Vec::new();
+    for (index, ctx) in std::mem::take(&mut host.waiting_reads) {
+        if index <= applied {
+            if let Some((client, op_id, key)) = host.reads.remove(&ctx) {
+                let value = host.sm.get(key).map_or(Value::Null, Value::from);
+                out.push(Effect::Reply { client, op_id, reply: Reply::Ok(value) });
+            }
+        } else {
+            still.push((index, ctx));
+        }
+    }
+    host.waiting_reads = still;
+    // Compact now and then.
+    let core = host.core.as_mut().expect("alive");
+    let snap_index = core.status().snapshot_index;
+    if host.applied.0 >= snap_index.0 + host.snapshot_every {
+        let data = host.sm.snapshot();
+        let meta = core.snapshot_taken(host.applied, data.clone()).expect("the applied index can be snapshotted");
+        let seq = host.storage.write(Write::Compact(Snapshot { meta, data }));
+        if !no_fsync {
+            out.push(Effect::Sync(seq));
+        }
+    }
+    Ok(())
+}
+
+fn restore<C>(host: &mut Host<C>, s: &Snapshot) -> Result<(), Violation> {
+    host.sm = Registers::restore(&s.data).expect("snapshots come from the simulator's registers");
+    host.applied = s.meta.index;
+    // Proposals the snapshot covers have an unknown outcome here.
+    host.proposals = host.proposals.split_off(&s.meta.index.next());
+    Ok(())
+}
