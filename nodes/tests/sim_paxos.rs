@@ -1,0 +1,216 @@
+//! Deterministic simulation of the Multi-Paxos core (nodes/src/sim with
+//! nodes/src/paxos): many seeds of faults, each checked after every step for
+//! election safety (one leader per ballot), state machine safety (every node
+//! applies the same value at a slot), the core's own invariants (no accept
+//! above the promise, agreed slots at the promised ballot, ...) and, through
+//! the Paxos oracle, at most one value chosen per slot, no broken promise and
+//! agreeing learners; and at the end for linearizability (faultline-checker,
+//! `cas-register` per key).
+//!
+//! A failure prints its seed and the command that replays it:
+//!     FAULTLINE_SIM_SEED=1234 cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture
+//! (add FAULTLINE_SIM_TRACE=1 for the event trace, FAULTLINE_SIM_BUG=stale-read for a planted bug).
+//! A longer sweep: FAULTLINE_SIM_SEEDS=100000 [FAULTLINE_SIM_SEED_START=N] cargo test -p faultline-nodes --release --test sim_paxos -- paxos_passes_seeds --nocapture
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use faultline_checker::history::{Event, EventType, Process, Value};
+use faultline_checker::linearizable::check_linearizable;
+use faultline_checker::{CheckOptions, ModelKind, Operations, Verdict};
+use faultline_nodes::bug::Bug;
+use faultline_nodes::paxos::PaxosNode;
+use faultline_nodes::sim::{self, History, SimEventKind, SimOptions, SimOutcome};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn to_events(h: &History) -> Vec<Event> {
+    h.events
+        .iter()
+        .map(|e| Event {
+            index: e.index,
+            time: e.time_ns,
+            process: Process::Client(e.process),
+            kind: match e.kind {
+                SimEventKind::Invoke => EventType::Invoke,
+                SimEventKind::Ok => EventType::Ok,
+                SimEventKind::Fail => EventType::Fail,
+                SimEventKind::Info => EventType::Info,
+            },
+            f: e.f.to_string(),
+            key: Some(Value::from(e.key)),
+            value: e.value.clone(),
+            node: e.node.map(|n| n.to_string()),
+            error: e.error.clone(),
+        })
+        .collect()
+}
+
+/// Why a seed failed.
+#[derive(Debug)]
+struct Failure {
+    seed: u64,
+    what: String,
+}
+
+fn replay_command(seed: u64, bugs: &[Bug]) -> String {
+    let bug = bugs.first().map(|b| format!(" FAULTLINE_SIM_BUG={b}")).unwrap_or_default();
+    format!("FAULTLINE_SIM_SEED={seed}{bug} FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture")
+}
+
+/// Linearizability of the clients' history: Ok(true) valid, Ok(false)
+/// unknown (search gave up), Err(why) invalid.
+fn linearizable(h: &History) -> Result<bool, String> {
+    let events = to_events(h);
+    let ops = Operations::from_events("sim", &events, &[]).map_err(|e| format!("history does not parse: {e}"))?;
+    let opts = CheckOptions { threads: 1, time_limit: Some(std::time::Duration::from_secs(20)), ..CheckOptions::default() };
+    let report = check_linearizable(&ops, ModelKind::CasRegister, &opts).map_err(|e| format!("checker error: {e}"))?;
+    match report.verdict {
+        Verdict::Valid => Ok(true),
+        Verdict::Invalid { witness } => {
+            let w = format!("{witness:?}");
+            Err(format!("{}: {}", sim::check::LINEARIZABILITY, w.chars().take(1500).collect::<String>()))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Run one seed and check it; Ok(outcome) when everything holds.
+fn check_seed(opts: &SimOptions) -> Result<SimOutcome, Failure> {
+    let seed = opts.seed;
+    let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<PaxosNode>(opts))).map_err(|p| {
+        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+        Failure { seed, what: format!("panic: {msg}") }
+    })?;
+    if let Some(v) = &outcome.violation {
+        return Err(Failure { seed, what: v.to_string() });
+    }
+    match linearizable(&outcome.history) {
+        Ok(_) => Ok(outcome),
+        Err(what) => Err(Failure { seed, what }),
+    }
+}
+
+fn fail_loudly(f: &Failure, bugs: &[Bug]) -> ! {
+    panic!("simulation seed {} failed: {}\nreplay: {}", f.seed, f.what, replay_command(f.seed, bugs));
+}
+
+#[test]
+fn paxos_passes_seeds() {
+    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
+    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
+    let (mut ok_ops, mut elections, mut crashes, mut snapshots, mut transfers) = (0usize, 0u64, 0u64, 0u64, 0u64);
+    for seed in start..start + seeds {
+        let outcome = check_seed(&SimOptions::new(seed)).unwrap_or_else(|f| fail_loudly(&f, &[]));
+        ok_ops += outcome.history.count(SimEventKind::Ok);
+        elections += outcome.stats.terms_with_leader;
+        crashes += outcome.stats.crashes;
+        snapshots += outcome.stats.snapshots_sent;
+        transfers += outcome.stats.transfers;
+    }
+    eprintln!("{seeds} seeds: {ok_ops} ok operations, {elections} terms with a leader, {crashes} crashes, {snapshots} snapshots sent, {transfers} transfers");
+    // The runs must have exercised something: faults, elections, work.
+    assert!(ok_ops as u64 >= seeds * 20, "clients got too little done: {ok_ops} ok ops over {seeds} seeds");
+    assert!(elections >= seeds, "too few elections: {elections}");
+    assert!(crashes >= seeds / 2, "too few crashes: {crashes}");
+    assert!(snapshots > 0, "no follower ever needed a snapshot");
+}
+
+/// Replays one seed (FAULTLINE_SIM_SEED, default 1) and prints its trace
+/// with FAULTLINE_SIM_TRACE=1.
+#[test]
+fn replay() {
+    let seed = env_u64("FAULTLINE_SIM_SEED", 1);
+    let bugs: Vec<Bug> = match std::env::var("FAULTLINE_SIM_BUG") {
+        Ok(b) => vec![b.parse().unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))],
+        Err(_) => Vec::new(),
+    };
+    let mut opts = SimOptions::new(seed);
+    opts.bugs = bugs.clone();
+    opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok_and(|v| v == "1");
+    let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<PaxosNode>(&opts)));
+    if let Ok(o) = &outcome {
+        for line in &o.trace {
+            println!("{line}");
+        }
+        if opts.trace {
+            print!("{}", o.history.to_jsonl());
+        }
+        eprintln!("seed {seed}: {} nodes, stats {:?}, trace hash {:#x}", o.nodes, o.stats, o.trace_hash);
+    }
+    if let Err(f) = check_seed(&opts) {
+        fail_loudly(&f, &bugs);
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    for seed in [3, 17, 99] {
+        let a = sim::run::<PaxosNode>(&SimOptions::new(seed));
+        let b = sim::run::<PaxosNode>(&SimOptions::new(seed));
+        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} replays differently");
+        assert_eq!(a.history, b.history, "seed {seed}: histories differ");
+        assert_eq!(a.stats, b.stats);
+    }
+    let a = sim::run::<PaxosNode>(&SimOptions::new(1));
+    let b = sim::run::<PaxosNode>(&SimOptions::new(2));
+    assert_ne!(a.trace_hash, b.trace_hash, "different seeds must give different traces");
+}
+
+#[test]
+fn a_quiet_cluster_completes_every_operation() {
+    for seed in 0..20 {
+        let mut opts = SimOptions::new(seed);
+        opts.faults = false;
+        let outcome = check_seed(&opts).unwrap_or_else(|f| fail_loudly(&f, &[]));
+        let h = &outcome.history;
+        assert_eq!(h.count(SimEventKind::Info), 0, "seed {seed}: no operation may time out without faults");
+        let bad_fails = h.events.iter().filter(|e| e.kind == SimEventKind::Fail && e.error.as_deref() != Some("cas-mismatch")).count();
+        assert_eq!(bad_fails, 0, "seed {seed}: only cas mismatches may fail without faults");
+        assert!(h.count(SimEventKind::Ok) > 50, "seed {seed}: a quiet cluster gets work done");
+    }
+}
+
+#[test]
+fn lease_reads_change_nothing_for_paxos() {
+    // The Paxos core always confirms reads with a quorum round.
+    for seed in 0..20 {
+        let mut opts = SimOptions::new(seed);
+        let plain = sim::run::<PaxosNode>(&opts);
+        opts.lease_reads = true;
+        let lease = sim::run::<PaxosNode>(&opts);
+        assert_eq!(plain.trace_hash, lease.trace_hash, "seed {seed}: lease_reads changed the run");
+    }
+}
+
+/// Runs seeds with a planted bug until one fails; returns the first seed found.
+fn find_bug(bug: Bug, max_seeds: u64) -> Option<(u64, String)> {
+    for seed in 0..max_seeds {
+        let mut opts = SimOptions::new(seed);
+        opts.bugs = vec![bug];
+        if let Err(f) = check_seed(&opts) {
+            return Some((f.seed, f.what));
+        }
+    }
+    None
+}
+
+#[test]
+fn stale_read_bug_is_caught() {
+    let found = find_bug(Bug::StaleRead, 50);
+    let (seed, what) = found.expect("stale-read went unnoticed for 50 seeds");
+    eprintln!("stale-read caught at seed {seed}: {what}");
+    assert!(what.contains("linearizability"), "a stale read is a linearizability violation, got: {what}");
+}
+
+#[test]
+fn no_fsync_bug_is_caught() {
+    let found = find_bug(Bug::NoFsync, 200);
+    let (seed, what) = found.expect("no-fsync went unnoticed for 200 seeds");
+    eprintln!("no-fsync caught at seed {seed}: {what}");
+}
+
