@@ -7,12 +7,22 @@
 //! latency percentiles, `results.json`, and the tables printed at the end of
 //! a run. Nothing here knows about networks or clusters.
 
+pub mod compare;
+pub mod fault_interval;
+pub mod histogram_log;
 pub mod history_reader;
 pub mod history_writer;
+pub mod listing;
+pub mod op_span;
 pub mod op_stats;
+pub mod plot;
+pub mod run_metrics;
 pub mod run_results;
+pub mod report;
 pub mod store;
+pub mod synthetic_run;
 pub mod table;
+pub mod timeline;
 
 pub use history_reader::{read_history, HistoryReadError};
 pub use history_writer::HistoryWriter;
