@@ -23,6 +23,8 @@ pub enum ErrorCode {
     LockHeld,
     NotHolder,
     StaleToken,
+    /// The node's queue is full; nothing was done (definite).
+    Overloaded,
     /// A code this version does not know (a newer node): treated as not definite.
     #[serde(other)]
     Unknown,
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::LockHeld => "lock-held",
             ErrorCode::NotHolder => "not-holder",
             ErrorCode::StaleToken => "stale-token",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unknown => "unknown",
         }
     }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -32,7 +32,7 @@ use crate::transport::{decode_message, Filter, FilterRules};
 pub struct Shared {
     pub id: NodeId,
     pub auth_token: Option<String>,
-    pub events: Sender<Event>,
+    pub events: SyncSender<Event>,
     pub filter: Filter,
     pub clock: NodeClock,
     pub peers: BTreeMap<NodeId, SocketAddr>,
@@ -237,8 +237,14 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                         reply: reply_tx.clone(),
                     },
                 };
-                if shared.events.send(event).is_err() {
-                    let _ = reply_tx.send(Reply::error(id, ErrorCode::ShuttingDown));
+                match shared.events.try_send(event) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        let _ = reply_tx.send(Reply::error(id, ErrorCode::Overloaded));
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        let _ = reply_tx.send(Reply::error(id, ErrorCode::ShuttingDown));
+                    }
                 }
             }
         }
@@ -284,8 +290,9 @@ async fn serve_peer(
         if !shared.filter.passes(from) {
             continue;
         }
-        if shared.events.send(Event::Peer(msg)).is_err() {
-            break;
+        match shared.events.try_send(Event::Peer(msg)) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => break,
         }
     }
 }

@@ -31,6 +31,10 @@ use crate::transport::{Filter, Transport};
 use core_loop::Event;
 use group::Group;
 
+/// Events queued for the core thread at most: beyond, peer messages are
+/// dropped (consensus tolerates loss) and requests get `overloaded`.
+pub const EVENT_QUEUE_LEN: usize = 65_536;
+
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -68,7 +72,9 @@ pub fn make_core(cfg: &NodeConfig, group: GroupId, recovered: Recovered) -> Resu
         ConsensusKind::Raft => crate::raft::RaftNode::new(core_cfg, recovered)
             .map(|n| Box::new(n) as Box<dyn Consensus>)
             .map_err(|e| e.to_string()),
-        ConsensusKind::Paxos => Err("the Multi-Paxos core is not built yet; use --consensus raft".into()),
+        ConsensusKind::Paxos => crate::paxos::PaxosNode::new(core_cfg, recovered)
+            .map(|n| Box::new(n) as Box<dyn Consensus>)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -122,7 +128,7 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
         )
     };
 
-    let (events_tx, events_rx) = std::sync::mpsc::channel::<Event>();
+    let (events_tx, events_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE_LEN);
     let shared = Arc::new(connection::Shared {
         id: cfg.id,
         auth_token: cfg.auth_token.clone(),
@@ -167,7 +173,8 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
             _ = term.recv() => {}
         }
         tracing::info!("signal received; shutting down");
-        let _ = shutdown_tx.send(Event::Shutdown);
+        // Blocks only if the queue is full; the core drains it promptly.
+        let _ = tokio::task::spawn_blocking(move || shutdown_tx.send(Event::Shutdown)).await;
         let _ = done_tx.send(());
     });
     let result = core.join().map_err(|_| NodeError::Runtime("the core thread panicked".into()))?;
