@@ -57,8 +57,17 @@ impl Member {
     }
 }
 
+/// What defines a ring, and how it is serialized: a [`Ring`] is
+/// (de)serialized as this, and validated on the way in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RingSpec {
+    pub config: RingConfig,
+    pub members: Vec<Member>,
+}
+
 /// A consistent-hash ring with virtual nodes and weights. Never empty.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(into = "RingSpec", try_from = "RingSpec")]
 pub struct Ring {
     config: RingConfig,
     /// Sorted by id; a member's position here is its slot.
@@ -81,7 +90,25 @@ impl PartialEq for Ring {
     }
 }
 
+impl From<Ring> for RingSpec {
+    fn from(ring: Ring) -> RingSpec {
+        ring.spec()
+    }
+}
+
+impl TryFrom<RingSpec> for Ring {
+    type Error = RingError;
+    fn try_from(spec: RingSpec) -> Result<Ring, RingError> {
+        Ring::new(spec.config, spec.members)
+    }
+}
+
 impl Ring {
+    /// The config and members that define this ring.
+    pub fn spec(&self) -> RingSpec {
+        RingSpec { config: self.config, members: self.members.clone() }
+    }
+
     /// A ring of `members`, in any order.
     pub fn new(config: RingConfig, members: impl IntoIterator<Item = Member>) -> Result<Ring, RingError> {
         let mut members: Vec<Member> = members.into_iter().collect();
@@ -361,6 +388,25 @@ mod tests {
             c.add(Member::new(NodeId(id))).expect("new id");
         }
         assert_eq!(a.points(), c.points());
+    }
+
+    #[test]
+    fn ring_round_trips_through_json_and_bad_json_is_refused() {
+        let ring = Ring::new(cfg(16, 9), [Member::weighted(NodeId(3), 2.0), Member::new(NodeId(1))])
+            .expect("valid ring");
+        let json = serde_json::to_string(&ring).expect("serializable");
+        assert_eq!(
+            json,
+            r#"{"config":{"vnodes":16,"seed":9},"members":[{"id":1,"weight":1.0},{"id":3,"weight":2.0}]}"#
+        );
+        let back: Ring = serde_json::from_str(&json).expect("valid json");
+        assert_eq!(back, ring);
+        assert_eq!(back.points(), ring.points());
+        let dup = r#"{"config":{"vnodes":16,"seed":9},"members":[{"id":1,"weight":1.0},{"id":1,"weight":2.0}]}"#;
+        let err = serde_json::from_str::<Ring>(dup).expect_err("duplicate id");
+        assert!(err.to_string().contains("node n1 is already on the ring"), "{err}");
+        let empty = r#"{"config":{"vnodes":16,"seed":9},"members":[]}"#;
+        assert!(serde_json::from_str::<Ring>(empty).is_err());
     }
 
     #[test]

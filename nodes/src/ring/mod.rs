@@ -52,7 +52,7 @@ mod successors;
 pub use bounded::BoundedLoad;
 pub use diff::{ArcMove, RingDiff};
 pub use error::RingError;
-pub use hash_ring::{Member, Ring, RingConfig, DEFAULT_VNODES, MAX_POINTS, MAX_WEIGHT};
+pub use hash_ring::{Member, Ring, RingConfig, RingSpec, DEFAULT_VNODES, MAX_POINTS, MAX_WEIGHT};
 pub use jump::jump_hash;
 pub use placement::{Placement, ShardId, ShardMove};
 pub use successors::Successors;
