@@ -31,7 +31,7 @@ impl NetworkFaults {
             delay_min_us: 100,
             delay_max_us: rng.pick(&[1_000, 3_000, 10_000]),
             long_delay_prob: rng.pick(&[0.0, 0.01, 0.05]),
-            long_delay_max_us: 60_000,
+            long_delay_max_us: rng.pick(&[60_000, 300_000]),
         }
     }
 }

@@ -65,7 +65,7 @@ impl SimOptions {
         SimOptions {
             seed,
             nodes: None,
-            duration_ms: 2_000,
+            duration_ms: 2_500,
             settle_ms: 1_500,
             clients: 4,
             keys: 2,
@@ -239,8 +239,18 @@ struct World<C: SimCore> {
     stats: SimStats,
     max_inflight: usize,
     max_batch: usize,
+    knobs: Knobs,
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
+}
+
+/// Core settings drawn from the seed, so the sweep covers them all.
+#[derive(Clone, Copy, Debug)]
+struct Knobs {
+    pre_vote: bool,
+    check_quorum: bool,
+    election_timeout_ticks: u64,
+    heartbeat_interval_ticks: u64,
 }
 
 /// Run one simulation of protocol `C`.
@@ -271,6 +281,12 @@ impl<C: SimCore> World<C> {
         let max_inflight = rng.pick(&[1usize, 2, 4, 8]);
         let max_batch = rng.pick(&[1usize, 4, 64]);
         let snapshot_every = rng.pick(&[8u64, 32, 128]);
+        let knobs = Knobs {
+            pre_vote: rng.chance(0.8),
+            check_quorum: rng.chance(0.8),
+            election_timeout_ticks: rng.pick(&[10, 15, 30]),
+            heartbeat_interval_ticks: rng.pick(&[1, 3, 5]),
+        };
         let hosts = voters
             .iter()
             .map(|&id| Host {
@@ -314,6 +330,7 @@ impl<C: SimCore> World<C> {
             stats: SimStats::default(),
             max_inflight,
             max_batch,
+            knobs,
             oracle: C::new_oracle(n),
         }
     }
@@ -372,6 +389,10 @@ impl<C: SimCore> World<C> {
         cfg.lease_reads = self.opts.lease_reads;
         cfg.max_inflight_appends = self.max_inflight;
         cfg.max_batch_entries = self.max_batch;
+        cfg.pre_vote = self.knobs.pre_vote;
+        cfg.check_quorum = self.knobs.check_quorum || self.opts.lease_reads;
+        cfg.election_timeout_ticks = self.knobs.election_timeout_ticks;
+        cfg.heartbeat_interval_ticks = self.knobs.heartbeat_interval_ticks;
         cfg
     }
 
@@ -524,7 +545,7 @@ impl<C: SimCore> World<C> {
         let n = self.hosts.len();
         let roll = self.rng.below(100);
         let up: Vec<NodeId> = self.hosts.iter().filter(|h| h.core.is_some()).map(|h| h.id).collect();
-        if roll < 25 {
+        if roll < 15 {
             // A random two-sided partition.
             let mut a = Vec::new();
             let mut b = Vec::new();
@@ -534,6 +555,23 @@ impl<C: SimCore> World<C> {
             self.stats.partitions += 1;
             self.note(7, a.len() as u64, b.len() as u64, || format!("partition {a:?} | {b:?}"));
             self.net.partition(&[a, b]);
+        } else if roll < 25 {
+            // Cut the leader off with a minority: the classic stale-read setup.
+            let leader = self.hosts.iter().find(|h| h.core.as_ref().is_some_and(|c| c.status().role == Role::Leader)).map(|h| h.id);
+            if let Some(l) = leader {
+                let mut others: Vec<NodeId> = self.voters.iter().copied().filter(|&v| v != l).collect();
+                for i in (1..others.len()).rev() {
+                    let j = self.rng.below(i as u64 + 1) as usize;
+                    others.swap(i, j);
+                }
+                let minority = (n - 1) / 2;
+                let keep = self.rng.below(minority as u64 + 1) as usize;
+                let mut a = vec![l];
+                a.extend(others.drain(..keep));
+                self.stats.partitions += 1;
+                self.note(7, a.len() as u64, others.len() as u64, || format!("isolate leader: {a:?} | {others:?}"));
+                self.net.partition(&[a, others]);
+            }
         } else if roll < 40 {
             self.net.heal();
             self.note(8, 0, 0, || "heal".into());
@@ -566,7 +604,7 @@ impl<C: SimCore> World<C> {
                 self.post_step(l)?;
             }
         }
-        let d = self.rng.range(50_000, 500_000);
+        let d = self.rng.range(30_000, 400_000);
         self.schedule(d, Ev::Nemesis);
         Ok(())
     }
@@ -654,14 +692,14 @@ impl<C: SimCore> World<C> {
                 c.leader_hint = hint;
                 let op = c.op.as_mut().expect("pending");
                 op.attempts += 1;
-                if op.attempts >= 8 {
+                if op.attempts >= 30 {
                     let op = c.op.take().expect("pending");
                     self.history.record(now_ns, process, SimEventKind::Fail, op.kind.f(), op.key, op.kind.value(), Some(node), Some("not-leader".into()));
                     let d = self.rng.range(1_000, 20_000);
                     self.schedule(d, Ev::NextOp(client));
                 } else {
                     // Back off a little so an election can finish.
-                    let d = self.rng.range(1_000, 15_000);
+                    let d = self.rng.range(5_000, 25_000);
                     self.schedule_resend(client, op_id, d);
                 }
             }
