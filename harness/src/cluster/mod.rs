@@ -53,6 +53,8 @@ pub enum Mechanism {
     Iptables,
     /// The node's own message filter (admin `filter`).
     MessageFilter,
+    /// tc netem on the host's interface, for packets to peers (SSH hosts).
+    Netem,
     /// POSIX signals: SIGKILL, SIGSTOP/SIGCONT.
     Signal,
     /// LD_PRELOAD libfaketime with a per-node timestamp file.
@@ -66,6 +68,7 @@ impl Mechanism {
         match self {
             Mechanism::Iptables => "iptables",
             Mechanism::MessageFilter => "message-filter",
+            Mechanism::Netem => "netem",
             Mechanism::Signal => "signal",
             Mechanism::Libfaketime => "libfaketime",
             Mechanism::NodeClock => "node-clock",

@@ -81,6 +81,9 @@ pub struct Args {
     /// RUST_LOG of the nodes (their logs go to the run directory).
     #[arg(long, default_value = "info")]
     pub node_log_level: String,
+    /// Remote mode (one node per SSH host): --nodes, --nodes-file, --lab and the --ssh-* flags.
+    #[command(flatten)]
+    pub remote: crate::remote::RemoteArgs,
 }
 
 /// Resolves and validates the options into a plan.
@@ -167,7 +170,13 @@ async fn interrupted(
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let plan = plan(&args)?;
+    let remote = args.remote.resolve()?;
+    let mut plan = plan(&args)?;
+    if let Some(r) = &remote {
+        // Remote mode runs one node per host.
+        plan.node_count = r.hosts.len() as u32;
+        plan.concurrency = args.concurrency.resolve(plan.node_count).max(1);
+    }
     let options = WorkloadOptions {
         kv_keys: plan.kv_keys,
         lock_ttl_ms: plan.lock_ttl_ms,
@@ -200,21 +209,36 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(c) = &plan.consensus {
         node_args.extend(["--consensus".to_string(), c.clone()]);
     }
-    let cluster = Arc::new(
-        LocalCluster::new(LocalConfig {
-            node_count: plan.node_count,
-            binary: std::env::current_exe().context("finding the faultline executable")?,
-            data_dirs: names.iter().map(|n| run_dir.node_data_dir(n)).collect(),
-            logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
-            node_args,
-            run_id: run_id.clone(),
-            allow_iptables: !args.no_iptables,
-            want_faketime: plan.nemesis.iter().any(|k| k == "clock"),
-            node_log_level: args.node_log_level.clone(),
-        })
-        .context("planning the local cluster")?,
-    );
-    let bind_ip = cluster.client_bind_ip();
+    let (cluster, bind_ip): (Arc<dyn Cluster>, Option<std::net::IpAddr>) = match &remote {
+        Some(r) => {
+            use crate::remote::cluster::{needs_for, RemoteCluster, RemoteConfig};
+            let c = RemoteCluster::new(RemoteConfig {
+                plan: r.clone(),
+                node_args,
+                node_log_level: args.node_log_level.clone(),
+                logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
+                needs: needs_for(&plan.nemesis),
+            })
+            .context("preparing the SSH hosts")?;
+            (Arc::new(c), None)
+        }
+        None => {
+            let c = LocalCluster::new(LocalConfig {
+                node_count: plan.node_count,
+                binary: std::env::current_exe().context("finding the faultline executable")?,
+                data_dirs: names.iter().map(|n| run_dir.node_data_dir(n)).collect(),
+                logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
+                node_args,
+                run_id: run_id.clone(),
+                allow_iptables: !args.no_iptables,
+                want_faketime: plan.nemesis.iter().any(|k| k == "clock"),
+                node_log_level: args.node_log_level.clone(),
+            })
+            .context("planning the local cluster")?;
+            let ip = c.client_bind_ip();
+            (Arc::new(c), ip)
+        }
+    };
     let mechanisms = cluster.mechanisms();
     let test_json = serde_json::json!({
         "plan": plan,

@@ -53,6 +53,9 @@ pub struct RemoteArgs {
     /// Install missing tools (iptables, tc, libfaketime) with apt-get.
     #[arg(long)]
     pub install_deps: bool,
+    /// Port every node listens on, on its host's address (remote mode).
+    #[arg(long, value_name = "PORT", default_value_t = 7000)]
+    pub node_port: u16,
     /// Folder on each host for the executable, node data, pidfiles and logs.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/faultline")]
     pub remote_dir: String,
@@ -62,6 +65,7 @@ pub struct RemoteArgs {
 #[derive(Debug, Clone)]
 pub struct RemotePlan {
     pub hosts: Vec<HostAddr>,
+    pub node_port: u16,
     pub ssh: SshConfig,
     pub node_bin: PathBuf,
     pub install_deps: bool,
@@ -143,8 +147,12 @@ impl RemoteArgs {
         if !self.remote_dir.starts_with('/') || self.remote_dir.contains(char::is_whitespace) {
             return Err(bad_input(format!("--remote-dir {:?} must be an absolute path without spaces", self.remote_dir)));
         }
+        if self.node_port == 0 {
+            return Err(bad_input("--node-port 0 is not a port"));
+        }
         Ok(Some(RemotePlan {
             hosts,
+            node_port: self.node_port,
             ssh,
             node_bin,
             install_deps: self.install_deps,

@@ -104,13 +104,17 @@ pub fn stop_script(layout: &Layout, node: &str, grace: Duration) -> String {
 }
 
 /// Sends `signal` (KILL, STOP, CONT, TERM) to the node; prints `sent` or
-/// `gone`. After KILL it waits until the process is no longer alive.
+/// `gone`. After KILL it waits until the process is no longer alive, after
+/// STOP until it is stopped, after CONT until it runs.
 pub fn signal_script(layout: &Layout, node: &str, signal: &str) -> String {
     assert!(["KILL", "STOP", "CONT", "TERM"].contains(&signal), "unsupported signal {signal}");
-    let wait = if signal == "KILL" {
-        "i=0; while alive \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
-    } else {
-        ""
+    // Signals are delivered asynchronously: wait (bounded) until the
+    // process is in the state the signal asks for, so callers see it.
+    let wait = match signal {
+        "KILL" => "i=0; while alive \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; ",
+        "STOP" => "i=0; while ! ps -o stat= -p \"$PID\" | grep -q '^T' && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
+        "CONT" => "i=0; while ps -o stat= -p \"$PID\" | grep -q '^T' && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
+        _ => "",
     };
     format!(
         "{ALIVE_FN}; {read}; if ! alive \"$PID\"; then echo gone; exit 0; fi; kill -{signal} \"$PID\" && {wait}echo sent",
@@ -124,6 +128,18 @@ pub fn state_script(layout: &Layout, node: &str) -> String {
         "{read}; s=$(ps -o stat= -p \"$PID\" 2>/dev/null) || {{ echo gone; exit 0; }}; \
          case \"$s\" in Z*|'') echo gone;; T*) echo stopped;; *) echo running;; esac",
         read = layout.read_pid(node),
+    )
+}
+
+/// Stops a node left over from an earlier run (if any) and removes its
+/// data, log and clock file, so a run starts from nothing.
+pub fn reset_script(layout: &Layout, node: &str) -> String {
+    format!(
+        "{stop} >/dev/null || exit 1; rm -rf {data} {log} {ft} || exit 1; echo reset",
+        stop = format!("( {} )", stop_script(layout, node, Duration::from_secs(2))),
+        data = sh_quote(&format!("{}/data", layout.node_dir(node))),
+        log = sh_quote(&layout.log(node)),
+        ft = sh_quote(&layout.faketime(node)),
     )
 }
 
@@ -244,6 +260,22 @@ mod tests {
         assert_eq!(out, "killed");
         let log = std::fs::read_to_string(layout.log("n2")).unwrap_or_default();
         assert!(!log.contains("not found"), "{log}");
+    }
+
+    #[test]
+    fn reset_stops_a_leftover_node_and_removes_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_str().unwrap());
+        let (code, pid, err) = sh(&start_script(&layout, &spec("n4")));
+        assert_eq!(code, 0, "{err}");
+        std::fs::create_dir_all(format!("{}/data/group-1", layout.node_dir("n4"))).unwrap();
+        let (code, out, err) = sh(&reset_script(&layout, "n4"));
+        assert_eq!((code, out.as_str()), (0, "reset"), "{err}");
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || sh(&format!("ps -o stat= -p {pid}")).1.starts_with('Z'));
+        assert!(!std::path::Path::new(&format!("{}/data", layout.node_dir("n4"))).exists());
+        assert!(!std::path::Path::new(&layout.log("n4")).exists());
+        // On a host that never ran the node: nothing to do, still fine.
+        assert_eq!(sh(&reset_script(&layout, "n9")).1, "reset");
     }
 
     #[test]

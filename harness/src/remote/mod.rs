@@ -8,6 +8,7 @@
 //! everything a host keeps lives under one folder ([`Layout`]).
 
 pub mod args;
+pub mod cluster;
 pub mod daemon;
 pub mod deploy;
 pub mod faults;

@@ -74,6 +74,11 @@ impl RemoteHosts {
         daemon::start(self.session(i), &self.layout, spec)
     }
 
+    /// Stops a leftover node and removes its data and log (fresh run).
+    pub fn reset(&self, i: usize, node: &str) -> Result<(), SshError> {
+        self.session(i).run_root(&daemon::reset_script(&self.layout, node)).map(|_| ())
+    }
+
     pub fn stop(&self, i: usize, node: &str, grace: Duration) -> Result<bool, SshError> {
         daemon::stop(self.session(i), &self.layout, node, grace)
     }

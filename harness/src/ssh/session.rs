@@ -543,3 +543,36 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(user: &str) -> Session {
+        let cfg = Arc::new(SshConfig::new(user));
+        Session::new(HostAddr { host: "10.77.0.11".into(), port: 22 }, cfg, Arc::new(Mutex::new(())))
+    }
+
+    #[test]
+    fn root_commands_go_through_sudo_only_for_other_users() {
+        assert_eq!(session("root").root_command("iptables -w -F FL-LOSS"), "iptables -w -F FL-LOSS");
+        let cmd = session("deploy").root_command("echo 'a b' > /x");
+        assert_eq!(cmd, "sudo -n sh -c 'echo '\\''a b'\\'' > /x'");
+        // What sudo would run is exactly the original command.
+        let inner = cmd.strip_prefix("sudo -n ").unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(inner.replace("sh -c", "printf %s")).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "echo 'a b' > /x");
+    }
+
+    #[test]
+    fn sha256_of_a_file_matches_sha256sum() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"faultline").unwrap();
+        let ours = sha256_file(&f).unwrap();
+        assert_eq!(ours.len(), 64);
+        if let Ok(out) = std::process::Command::new("sha256sum").arg(&f).output() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap(), ours);
+        }
+    }
+}

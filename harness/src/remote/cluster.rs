@@ -1,0 +1,342 @@
+//! [`Cluster`] over SSH hosts: one node per host, each listening on its
+//! host's address.
+//!
+//! Mechanisms: partitions and loss by iptables rules on each host (by peer
+//! address, so the controller's clients and SSH are never cut), latency by
+//! tc netem on the packets to peers, kill and pause by signals to the
+//! node's pidfile, clock offset by the node's libfaketime timestamp file.
+//! Every call that touches several hosts works them in parallel.
+//!
+//! Guarantees: `heal_all` retries hosts that are unreachable for a while
+//! (within [`HEAL_BUDGET`]); `teardown` heals, stops every node, and
+//! downloads every node's log into the run's store, even after a failed
+//! run, and is idempotent.
+
+use super::args::RemotePlan;
+use super::daemon::{DaemonSpec, ProcState};
+use super::deploy::{Deployed, Need};
+use super::remote_hosts::RemoteHosts;
+use crate::cluster::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use anyhow::{bail, Context};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long heal keeps retrying one unreachable host.
+pub const HEAL_BUDGET: Duration = Duration::from_secs(60);
+/// How long a node gets to answer on its port after start.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to build a remote cluster.
+#[derive(Clone, Debug)]
+pub struct RemoteConfig {
+    pub plan: RemotePlan,
+    /// Passed to every node: `--bug`, `--consensus`, ….
+    pub node_args: Vec<String>,
+    pub node_log_level: String,
+    /// Where each node's log goes in the store (one per host).
+    pub logs: Vec<PathBuf>,
+    /// Tools the chosen faults need (checked on every host before any node starts).
+    pub needs: Vec<Need>,
+}
+
+/// The tools the chosen nemesis kinds need on every host.
+pub fn needs_for(nemesis: &[String]) -> Vec<Need> {
+    let mut needs = Vec::new();
+    if nemesis.iter().any(|k| k == "partition" || k == "loss") {
+        needs.push(Need::Iptables);
+    }
+    if nemesis.iter().any(|k| k == "latency") {
+        needs.push(Need::Tc);
+    }
+    if nemesis.iter().any(|k| k == "clock") {
+        needs.push(Need::Faketime);
+    }
+    needs
+}
+
+pub struct RemoteCluster {
+    hosts: RemoteHosts,
+    config: RemoteConfig,
+    nodes: Vec<NodeInfo>,
+    peers_arg: String,
+    deployed: Vec<Deployed>,
+    prepare_ms: u64,
+    torn_down: Mutex<bool>,
+}
+
+impl RemoteCluster {
+    /// Connects to every host, checks the tools, deploys the executable.
+    pub fn new(config: RemoteConfig) -> anyhow::Result<RemoteCluster> {
+        let n = config.plan.hosts.len();
+        assert_eq!(config.logs.len(), n, "one log per host");
+        let mut nodes = Vec::with_capacity(n);
+        for (i, h) in config.plan.hosts.iter().enumerate() {
+            let ip = (h.host.as_str(), config.plan.node_port)
+                .to_socket_addrs()
+                .with_context(|| format!("resolving host {h}"))?
+                .find(SocketAddr::is_ipv4)
+                .with_context(|| format!("host {h} has no IPv4 address"))?;
+            let id = NodeId(i as u32 + 1);
+            nodes.push(NodeInfo { id, name: id.name(), client_addr: ip });
+        }
+        let peers_arg = nodes.iter().map(|n| format!("{}={}", n.id.0, n.client_addr)).collect::<Vec<_>>().join(",");
+        let mut hosts = RemoteHosts::new(&config.plan);
+        let start = Instant::now();
+        let deployed = hosts.prepare(&config.needs)?;
+        let prepare_ms = start.elapsed().as_millis() as u64;
+        for d in &deployed {
+            tracing::info!(host = %d.host, upload = ?d.upload, ms = d.elapsed.as_millis() as u64, "deployed");
+        }
+        let fresh = hosts.hosts.each(|i, _| hosts.reset(i, &nodes[i].name));
+        crate::ssh::all_ok(fresh).map_err(anyhow::Error::new).context("clearing nodes left from an earlier run")?;
+        if config.needs.contains(&Need::Faketime) {
+            for i in 0..n {
+                if hosts.faketime_lib(i).is_none() {
+                    bail!("{}: libfaketime was checked but not found", hosts.session(i).name());
+                }
+            }
+        }
+        Ok(RemoteCluster { hosts, config, nodes, peers_arg, deployed, prepare_ms, torn_down: Mutex::new(false) })
+    }
+
+    /// The per-host deploy results (for reports and benchmarks).
+    pub fn deployed(&self) -> &[Deployed] {
+        &self.deployed
+    }
+
+    fn index(&self, node: NodeId) -> anyhow::Result<usize> {
+        let i = node.0 as usize;
+        if i == 0 || i > self.nodes.len() {
+            bail!("no node {node} in a cluster of {}", self.nodes.len());
+        }
+        Ok(i - 1)
+    }
+
+    fn spec(&self, i: usize) -> DaemonSpec {
+        let info = &self.nodes[i];
+        let layout = &self.hosts.layout;
+        let mut args = vec![
+            "node".to_string(),
+            "--id".into(),
+            info.id.0.to_string(),
+            "--listen".into(),
+            info.client_addr.to_string(),
+            "--peers".into(),
+            self.peers_arg.clone(),
+            "--data-dir".into(),
+            format!("{}/data", layout.node_dir(&info.name)),
+        ];
+        args.extend(self.config.node_args.iter().cloned());
+        DaemonSpec {
+            name: info.name.clone(),
+            program: layout.bin(),
+            args,
+            env: vec![("RUST_LOG".into(), self.config.node_log_level.clone())],
+            faketime_lib: if self.config.needs.contains(&Need::Faketime) { self.hosts.faketime_lib(i) } else { None },
+            fake_monotonic: false,
+        }
+    }
+
+    fn node_names(&self) -> Vec<Vec<String>> {
+        self.nodes.iter().map(|n| vec![n.name.clone()]).collect()
+    }
+
+    fn wait_ready(&self, i: usize) -> anyhow::Result<()> {
+        let addr = self.nodes[i].client_addr;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    bail!("{} ({}) did not answer on {addr} within {READY_TIMEOUT:?}: {e}", self.nodes[i].name, self.hosts.session(i).name())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn host_err(e: crate::ssh::HostErrors) -> anyhow::Error {
+        anyhow::Error::new(e)
+    }
+}
+
+impl Cluster for RemoteCluster {
+    fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    fn mechanisms(&self) -> Mechanisms {
+        Mechanisms {
+            partition: Mechanism::Iptables,
+            loss: Mechanism::Iptables,
+            latency: Mechanism::Netem,
+            clock: Mechanism::Libfaketime,
+            kill: Mechanism::Signal,
+            pause: Mechanism::Signal,
+        }
+    }
+
+    fn start_all(&self) -> anyhow::Result<()> {
+        let results = self.hosts.hosts.each(|i, _| -> anyhow::Result<()> {
+            self.start(self.nodes[i].id)?;
+            self.wait_ready(i)
+        });
+        let errors: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| format!("{e:#}"))).collect();
+        if !errors.is_empty() {
+            bail!("starting the nodes failed:\n  {}", errors.join("\n  "));
+        }
+        Ok(())
+    }
+
+    fn start(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        match self.hosts.start(i, &self.spec(i)) {
+            Ok(pid) => {
+                tracing::info!(node = %node, host = %self.hosts.session(i).name(), pid, "node started");
+                Ok(())
+            }
+            // Exit 3: already running, which is what was asked for.
+            Err(crate::ssh::SshError::Command { status: 3, .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("starting {node}")),
+        }
+    }
+
+    fn kill(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        self.hosts.kill(i, &self.nodes[i].name).with_context(|| format!("killing {node}"))?;
+        Ok(())
+    }
+
+    fn pause(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        self.hosts.pause(i, &self.nodes[i].name).with_context(|| format!("pausing {node}"))?;
+        Ok(())
+    }
+
+    fn resume(&self, node: NodeId) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        self.hosts.resume(i, &self.nodes[i].name).with_context(|| format!("resuming {node}"))?;
+        Ok(())
+    }
+
+    fn is_running(&self, node: NodeId) -> bool {
+        let Ok(i) = self.index(node) else { return false };
+        matches!(self.hosts.state(i, &self.nodes[i].name), Ok(ProcState::Running | ProcState::Stopped))
+    }
+
+    fn partition(&self, cuts: &[Cut]) -> anyhow::Result<()> {
+        let mut drop_from: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for &(a, b) in cuts {
+            let (ia, ib) = (self.index(a)?, self.index(b)?);
+            drop_from[ia].push(ib);
+            drop_from[ib].push(ia);
+        }
+        self.hosts.partition_all(&drop_from).map_err(Self::host_err).context("partition")
+    }
+
+    fn set_loss(&self, probability: f64) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&probability) {
+            bail!("loss probability {probability} is not in [0, 1]");
+        }
+        let n = self.nodes.len();
+        let results = self.hosts.hosts.each(|i, _| {
+            let peers: Vec<usize> = if probability > 0.0 { (0..n).filter(|&j| j != i).collect() } else { Vec::new() };
+            self.hosts.loss(i, &peers, probability)
+        });
+        crate::ssh::all_ok(results).map(|_| ()).map_err(Self::host_err).context("packet loss")
+    }
+
+    fn set_latency(&self, delay_ms: u64) -> anyhow::Result<()> {
+        let n = self.nodes.len();
+        let delay_ms = u32::try_from(delay_ms).context("latency too large")?;
+        let results = self.hosts.hosts.each(|i, _| {
+            if delay_ms == 0 {
+                self.hosts.latency_off(i)
+            } else {
+                let peers: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+                self.hosts.latency(i, &peers, delay_ms, 0)
+            }
+        });
+        crate::ssh::all_ok(results).map(|_| ()).map_err(Self::host_err).context("latency")
+    }
+
+    fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()> {
+        let i = self.index(node)?;
+        if !self.config.needs.contains(&Need::Faketime) {
+            bail!("clock faults were not planned for this run (libfaketime is preloaded only when the clock nemesis is on)");
+        }
+        self.hosts.clock(i, &self.nodes[i].name, offset_ms, 1.0).with_context(|| format!("clock of {node}"))
+    }
+
+    fn heal_all(&self) -> anyhow::Result<()> {
+        self.hosts.heal_all(&self.node_names(), HEAL_BUDGET).map_err(Self::host_err).context("healing every fault")
+    }
+
+    fn teardown(&self) -> anyhow::Result<()> {
+        let mut done = self.torn_down.lock().expect("teardown lock is never poisoned");
+        if *done {
+            return Ok(());
+        }
+        let names = self.node_names();
+        let mut errors = Vec::new();
+        if let Err(e) = self.hosts.heal_all(&names, HEAL_BUDGET) {
+            errors.push(format!("heal: {e}"));
+        }
+        if let Err(e) = self.hosts.stop_all(&names, Duration::from_secs(5)) {
+            errors.push(format!("stop: {e}"));
+        }
+        // Logs last, so they hold everything the nodes wrote.
+        let results = self.hosts.hosts.each(|i, s| {
+            let local = &self.config.logs[i];
+            if let Some(dir) = local.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            s.download(&self.hosts.layout.log(&self.nodes[i].name), local)
+        });
+        if let Err(e) = crate::ssh::all_ok(results) {
+            errors.push(format!("fetching logs: {e}"));
+        }
+        for s in self.hosts.hosts.sessions() {
+            s.disconnect();
+        }
+        if errors.is_empty() {
+            *done = true;
+        } else {
+            bail!("remote teardown: {}", errors.join("; "));
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        let plan = &self.config.plan;
+        serde_json::json!({
+            "kind": "ssh",
+            "hosts": plan.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            "ssh_user": plan.ssh.user,
+            "known_hosts": plan.ssh.known_hosts,
+            "remote_dir": plan.remote_dir,
+            "node_bin": plan.node_bin,
+            "prepare_ms": self.prepare_ms,
+            "deployed": self.deployed.iter().map(|d| serde_json::json!({
+                "host": d.host,
+                "sent_bytes": match d.upload { crate::ssh::Upload::Sent { bytes } => bytes, crate::ssh::Upload::AlreadyThere => 0 },
+                "ms": d.elapsed.as_millis() as u64,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_follow_the_nemesis() {
+        let k = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(needs_for(&k(&["kill", "pause"])), vec![]);
+        assert_eq!(needs_for(&k(&["partition", "loss"])), vec![Need::Iptables]);
+        assert_eq!(needs_for(&k(&["clock", "latency", "partition"])), vec![Need::Iptables, Need::Tc, Need::Faketime]);
+    }
+}
