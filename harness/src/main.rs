@@ -36,6 +36,16 @@ enum Command {
     Ring(cmd::ring::Args),
     /// Build, inspect or tear down a lab of SSH hosts on this machine.
     Lab(cmd::lab::Args),
+    /// Build a run's report.html, plots and histogram logs.
+    Report(cmd::report::Args),
+    /// Compare two runs (or each test's newest run with a baseline).
+    Compare(cmd::compare::Args),
+    /// Run a matrix of tests from a TOML file; JUnit output.
+    Suite(cmd::suite::Args),
+    /// List the stored runs.
+    Ls(cmd::ls::Args),
+    /// Serve the web UI of the store on localhost.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +69,11 @@ fn main() -> ExitCode {
         Command::Node(a) => cmd::node::run(a),
         Command::Ring(a) => cmd::ring::run(a),
         Command::Lab(a) => cmd::lab::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
+        Command::Suite(a) => cmd::suite::run(a),
+        Command::Ls(a) => cmd::ls::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     if let Err(e) = &result {
         eprintln!("error: {e:#}");

@@ -2,7 +2,12 @@
 
 pub mod analyze;
 pub mod check;
+pub mod compare;
 pub mod lab;
+pub mod ls;
 pub mod node;
+pub mod report;
 pub mod ring;
+pub mod serve;
+pub mod suite;
 pub mod test;
