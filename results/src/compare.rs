@@ -369,4 +369,11 @@ mod tests {
         let new = out.iter().find(|r| r.test == "new-test").expect("new");
         assert!(new.baseline.is_none() && new.comparison.is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn random_thresholds_never_panic(text in "\\PC{0,60}") {
+            let _ = text.parse::<Thresholds>();
+        }
+    }
 }

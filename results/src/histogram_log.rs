@@ -427,4 +427,16 @@ mod tests {
         assert_eq!(OpKey::from_tag("read.maybe"), None);
         assert!(parse_log(Path::new("x"), b"Tag=nope,0.0,1.0,1.0,HISTFAAAAA\n").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn random_log_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = parse_log(Path::new("fuzz"), &bytes);
+        }
+
+        #[test]
+        fn random_log_lines_never_panic(text in "(#\\[BaseTime: [0-9.]{0,8}\\]\n)?(Tag=[a-z.]{0,8},)?[0-9.]{0,6},[0-9.]{0,6},[0-9.]{0,6},HISTF[A-Za-z0-9+/=]{0,40}\n?") {
+            let _ = parse_log(Path::new("fuzz"), text.as_bytes());
+        }
+    }
 }

@@ -388,4 +388,16 @@ json-ish = false
         assert_eq!(worst_exit(&out), 255);
         assert!(table(&out).to_string().contains("c-none"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn random_suite_files_never_panic(text in "\\PC{0,200}") {
+            let _ = SuiteSpec::parse(Path::new("fuzz.toml"), &text).map(|s| s.cases());
+        }
+
+        #[test]
+        fn tomlish_suite_files_never_panic(text in "(workloads = \\[(\"[a-z,-]{0,6}\",? ?){0,3}\\]\n)?(repeats = -?[0-9]{0,4}\n)?(\\[options\\]\n([a-z-]{0,6} = (\"[^\"]{0,5}\"|[0-9.]{1,4}|true|false|\\[\\])\n){0,3})?") {
+            let _ = SuiteSpec::parse(Path::new("fuzz.toml"), &text).map(|s| s.cases());
+        }
+    }
 }
