@@ -12,7 +12,9 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     if history.truncated_tail {
         tracing::warn!("the history's last line was cut short (a crash?); checking the rest");
     }
-    let checkers = crate::check::check(&plan.checkers, &history.events);
+    let checkers = crate::check::check(&plan.workload, &history.events).map_err(|e| {
+        crate::exit::bad_input(format!("checking {}: {e}", run.history().display()))
+    })?;
     let results = RunResults {
         verdict: RunResults::overall(&checkers),
         checkers,
@@ -24,6 +26,12 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     results
         .write(&run.results_json())
         .with_context(|| format!("writing {}", run.results_json().display()))?;
+    // report.html, plots and histogram logs, from the same history. A report
+    // that cannot be drawn never changes the verdict.
+    match faultline_results::report::build(run.path()) {
+        Ok(r) => eprintln!("faultline: report {}", r.path.display()),
+        Err(e) => tracing::warn!("building the report of {}: {e}", run.path().display()),
+    }
     Ok(results)
 }
 

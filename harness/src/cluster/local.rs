@@ -250,6 +250,7 @@ impl LocalCluster {
             .arg(data_dir)
             .args(&self.config.node_args)
             .env("RUST_LOG", &self.config.node_log_level)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().context("duplicating the log handle")?))
             .stderr(Stdio::from(log))

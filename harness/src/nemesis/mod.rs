@@ -200,14 +200,7 @@ impl Nemesis {
     async fn targets(&mut self, weights: [u32; 4]) -> (Vec<NodeId>, &'static str) {
         let mut nodes = self.nodes();
         nodes.shuffle(&mut self.rng);
-        let total: u32 = weights.iter().sum();
-        let mut roll = self.rng.gen_range(0..total);
-        let mut pick = 0;
-        while roll >= weights[pick] {
-            roll -= weights[pick];
-            pick += 1;
-        }
-        match pick {
+        match weighted(&mut self.rng, &weights) {
             0 => (nodes[..1].to_vec(), "one"),
             1 => match (self.probe)().await {
                 Some(l) => (vec![l], "leader"),
@@ -223,7 +216,7 @@ impl Nemesis {
         let f = format!("start-{}", kind.as_str());
         let (active, mut value, result) = match kind {
             FaultKind::Partition => {
-                let shape = *Shape::ALL.choose(&mut self.rng).expect("shapes are listed");
+                let shape = Shape::ALL[weighted(&mut self.rng, &Shape::WEIGHTS)];
                 let leader = if shape == Shape::LeaderIsolated { (self.probe)().await } else { None };
                 let cuts = shape::cuts(shape, &self.nodes(), leader, &mut self.rng);
                 let value = json!({
@@ -333,6 +326,19 @@ impl Nemesis {
         .await;
         stopped.and(healed)
     }
+}
+
+/// An index drawn with the given weights (not all zero).
+fn weighted(rng: &mut impl Rng, weights: &[u32]) -> usize {
+    let total: u32 = weights.iter().sum();
+    assert!(total > 0, "weights must not all be zero");
+    let mut roll = rng.gen_range(0..total);
+    let mut pick = 0;
+    while roll >= weights[pick] {
+        roll -= weights[pick];
+        pick += 1;
+    }
+    pick
 }
 
 /// Sleeps for `d`; returns true if `stop` turned true first.

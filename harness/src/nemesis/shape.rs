@@ -29,6 +29,11 @@ impl Shape {
         Shape::Bridge,
     ];
 
+    /// How often each shape of [`Shape::ALL`] is chosen, in percent. The
+    /// leader's isolation comes up most: it is what tests a leader's
+    /// belief that it still leads (stale reads, early lease expiry).
+    pub const WEIGHTS: [u32; 5] = [20, 20, 30, 15, 15];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Shape::RandomHalves => "random-halves",
