@@ -92,7 +92,11 @@ pub struct Group {
     next_read_ctx: u64,
 
     role: Role,
+    term: Term,
     leader: Option<NodeId>,
+    /// A leader has applied an entry of its own term (its log is the
+    /// cluster's); until then, leases it learns of were granted before it led.
+    caught_up: bool,
     lease_timers: BTreeMap<String, LeaseTimer>,
 }
 
@@ -137,7 +141,9 @@ impl Group {
             reads_ready: BTreeMap::new(),
             next_read_ctx: 1,
             role: status.role,
+            term: status.term,
             leader: status.leader,
+            caught_up: false,
             lease_timers: BTreeMap::new(),
         })
     }
@@ -315,6 +321,9 @@ impl Group {
         for e in committed {
             assert_eq!(e.index, self.applied.next(), "committed entries arrive in order");
             self.applied = e.index;
+            if self.role == Role::Leader && e.term == self.term {
+                self.caught_up = true;
+            }
             let outcome = match e.kind {
                 EntryKind::Normal(data) => match Command::decode(&data) {
                     Ok(cmd) => {
@@ -365,7 +374,9 @@ impl Group {
         if let Some(ss) = soft_state {
             let was_leader = self.role == Role::Leader;
             self.role = ss.role;
+            self.term = ss.term;
             self.leader = ss.leader;
+            self.caught_up = false;
             if ss.role == Role::Leader && !was_leader {
                 self.start_lease_timers(clock);
             } else if ss.role != Role::Leader {
@@ -413,15 +424,19 @@ impl Group {
         if self.role != Role::Leader {
             return;
         }
+        // Bug lock-early-expiry: leases granted under an earlier leader,
+        // which this one applies only now, are expired at once too.
+        let early = self.bugs.contains(&Bug::LockEarlyExpiry) && !self.caught_up;
         for c in changes {
             match c {
                 LeaseChange::Started { lock, lease } => {
+                    let now = clock.now_ms();
                     self.lease_timers.insert(
                         lock,
                         LeaseTimer {
                             token: lease.token,
                             renewals: lease.renewals,
-                            deadline_ms: clock.now_ms() + lease.ttl_ms as f64,
+                            deadline_ms: if early { now } else { now + lease.ttl_ms as f64 },
                         },
                     );
                 }
