@@ -30,7 +30,7 @@ pub fn veth_name(index: usize) -> String {
 
 /// Host `index` (1-based) gets `10.77.0.(10+index)`.
 pub fn host_addr(index: usize) -> String {
-    assert!(index >= 1 && index <= MAX_HOSTS, "host index {index} out of range");
+    assert!((1..=MAX_HOSTS).contains(&index), "host index {index} out of range");
     format!("{SUBNET}.{}", 10 + index)
 }
 

@@ -135,8 +135,8 @@ pub fn state_script(layout: &Layout, node: &str) -> String {
 /// data, log and clock file, so a run starts from nothing.
 pub fn reset_script(layout: &Layout, node: &str) -> String {
     format!(
-        "{stop} >/dev/null || exit 1; rm -rf {data} {log} {ft} || exit 1; echo reset",
-        stop = format!("( {} )", stop_script(layout, node, Duration::from_secs(2))),
+        "( {stop} ) >/dev/null || exit 1; rm -rf {data} {log} {ft} || exit 1; echo reset",
+        stop = stop_script(layout, node, Duration::from_secs(2)),
         data = sh_quote(&format!("{}/data", layout.node_dir(node))),
         log = sh_quote(&layout.log(node)),
         ft = sh_quote(&layout.faketime(node)),

@@ -364,7 +364,7 @@ mod tests {
         kh.append("10.77.0.11", &k).unwrap();
         assert_eq!(kh.check("10.77.0.11", &k), HostKeyStatus::Match { line: 1 });
         // A file without a trailing newline still gets a clean new line.
-        std::fs::write(&path, format!("{}", line("other", &k))).unwrap();
+        std::fs::write(&path, line("other", &k)).unwrap();
         let mut kh = KnownHosts::load(&path).unwrap();
         kh.append("[10.77.0.11]:2222", &k).unwrap();
         let kh = KnownHosts::load(&path).unwrap();
