@@ -78,7 +78,12 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     assert_eq!(r[0]["error"], json!("unauthorized"));
 
     // The right token, then bad input of every kind on the same connection.
-    let auth = format!("{{\"op\":\"auth\",\"token\":\"{TOKEN}\"}}\n");
+    // A good auth without an id is not answered: the first reply is the request's.
+    let quiet_auth = format!("{{\"op\":\"auth\",\"token\":\"{TOKEN}\"}}\n");
+    let r = exchange(&addr, &[quiet_auth.as_bytes(), b"{\"id\":9,\"op\":\"status\"}\n"], 1);
+    assert_eq!(r[0]["id"], json!(9), "{r:?}");
+    assert_eq!(r[0]["ok"], json!(true));
+    let auth = format!("{{\"id\":1,\"op\":\"auth\",\"token\":\"{TOKEN}\"}}\n");
     let replies = exchange(
         &addr,
         &[

@@ -148,9 +148,12 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
             }
         };
         match authorized {
-            Some(id) => {
-                let _ = reply_tx.send(Reply::ok(id));
+            // Acknowledged only when the auth line carries an id: a client
+            // that sends auth without one does not expect a reply.
+            Some(Some(id)) => {
+                let _ = reply_tx.send(Reply::ok(Some(id)));
             }
+            Some(None) => {}
             None => {
                 let _ = writer_task.await;
                 linger(reader).await;
@@ -197,7 +200,9 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
             Op::Auth { token } => {
                 let ok = shared.auth_token.as_deref().is_none_or(|t| token_matches(&token, t));
                 if ok {
-                    let _ = reply_tx.send(Reply::ok(id));
+                    if id.is_some() {
+                        let _ = reply_tx.send(Reply::ok(id));
+                    }
                 } else {
                     close(&reply_tx, &mut close_tx, Reply::error(id, ErrorCode::Unauthorized));
                     drop(reply_tx);
