@@ -193,3 +193,26 @@ fn lab_up_is_idempotent_and_down_leaves_nothing() {
     assert!(!ps.lines().any(|l| l.contains(lab.dir_str())), "processes left:\n{ps}");
     // Dropping `lab` runs down again: must succeed on an already-down lab.
 }
+
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn missing_tools_fail_early_naming_each_host_and_tool() {
+    if !enabled("missing_tools") {
+        return;
+    }
+    let lab = TestLab::up(2);
+    let mut h = remote_hosts(&lab, &[]);
+    h.hosts.connect_all().expect("connect");
+    // Hide tc on host 2 only (a mount inside that host's own mount namespace).
+    h.session(1).run_root("mount --bind /dev/null \"$(command -v tc)\"").expect("hide tc");
+    let err = h.prepare(&[Need::Iptables, Need::Tc]).expect_err("tc is missing on host 2");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("10.77.0.12: tc (package iproute2)"), "{msg}");
+    assert!(!msg.contains("10.77.0.11:"), "host 1 has everything: {msg}");
+    assert!(msg.contains("--install-deps"), "says how to fix it: {msg}");
+    // The run failed before deploying anything.
+    let there = h.session(0).run_root("test -e /var/lib/faultline/bin/faultline && echo yes || echo no").unwrap();
+    assert_eq!(there.trim(), "no");
+    // Without the latency fault, tc is not needed.
+    h.prepare(&[Need::Iptables]).expect("iptables alone is there");
+}

@@ -28,13 +28,13 @@ impl Need {
     fn checks(self) -> &'static [(&'static str, &'static str, &'static str)] {
         match self {
             Need::Daemons => &[
-                ("ps", "command -v ps", "procps"),
-                ("setsid", "command -v setsid", "util-linux"),
-                ("nohup", "command -v nohup", "coreutils"),
-                ("sha256sum", "command -v sha256sum", "coreutils"),
+                ("ps", "exists ps", "procps"),
+                ("setsid", "exists setsid", "util-linux"),
+                ("nohup", "exists nohup", "coreutils"),
+                ("sha256sum", "exists sha256sum", "coreutils"),
             ],
-            Need::Iptables => &[("iptables", "command -v iptables", "iptables")],
-            Need::Tc => &[("tc", "command -v tc", "iproute2"), ("ip", "command -v ip", "iproute2")],
+            Need::Iptables => &[("iptables", "exists iptables", "iptables")],
+            Need::Tc => &[("tc", "exists tc", "iproute2"), ("ip", "exists ip", "iproute2")],
             Need::Faketime => &[("libfaketime", FIND_FAKETIME, "libfaketime")],
         }
     }
@@ -54,7 +54,9 @@ pub struct HostTools {
 /// The check script: one line `missing TOOL PACKAGE` per missing tool, and
 /// `faketime PATH` when libfaketime is wanted and found.
 pub fn check_script(needs: &[Need]) -> String {
-    let mut s = String::new();
+    // A tool counts only as an executable file (not, say, a device node
+    // mounted over it): `command -v` alone does not check that.
+    let mut s = String::from("exists() { p=$(command -v \"$1\") && [ -f \"$p\" ] && [ -x \"$p\" ]; }; ");
     for need in needs {
         for (tool, test, package) in need.checks() {
             if *tool == "libfaketime" {
@@ -165,6 +167,21 @@ mod tests {
         let installed = std::path::Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1").exists();
         assert_eq!(t.faketime_lib.is_some(), installed, "{t:?}");
         assert_eq!(tools.contains(&"libfaketime"), !installed);
+    }
+
+    #[test]
+    fn a_non_executable_file_does_not_count_as_the_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("iptables"), "not a program").unwrap();
+        let script = check_script(&[Need::Iptables]);
+        let out = std::process::Command::new("/bin/sh").env("PATH", dir.path()).arg("-c").arg(&script).output().unwrap();
+        let t = parse_check(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(t.missing, vec![("iptables".to_string(), "iptables".to_string())]);
+        // Executable: found.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("iptables"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new("/bin/sh").env("PATH", dir.path()).arg("-c").arg(&script).output().unwrap();
+        assert!(parse_check(&String::from_utf8_lossy(&out.stdout)).missing.is_empty());
     }
 
     #[test]
