@@ -1,10 +1,13 @@
 //! The node's own monotonic clock, skewable by the admin `clock` op.
 //!
-//! `now_ms = base_ms + (real elapsed since rebase) × rate + offset_ms`. It
+//! Monotonic: `now_ms = base_ms + (real elapsed since rebase) × rate`. It
 //! drives the tick interval (a faster clock ticks faster: elections and
-//! lease timers run fast, like under libfaketime) and the leader's lease
-//! timers. Changing the rate rebases, so the clock never jumps because of a
-//! rate change; changing the offset jumps it on purpose.
+//! lease timers run fast) and the leader's lease timers. Changing the rate
+//! rebases, so the clock never jumps. The offset shifts only the node's
+//! wall clock ([`NodeClock::wall_ms`]), as libfaketime does with
+//! `FAKETIME_DONT_FAKE_MONOTONIC=1`: a monotonic clock never jumps, so an
+//! offset cannot end a lease early; a rate (drift) can, and that is the
+//! fault the lock workload should see.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,10 +44,23 @@ impl NodeClock {
         }
     }
 
-    /// Milliseconds on the node's clock (may be negative after a negative offset).
+    /// Milliseconds on the node's monotonic clock since it started.
     pub fn now_ms(&self) -> f64 {
         let s = self.state.lock().expect("clock lock");
-        s.base_ms + s.rebased_at.elapsed().as_secs_f64() * 1000.0 * s.rate + s.offset_ms as f64
+        s.base_ms + s.rebased_at.elapsed().as_secs_f64() * 1000.0 * s.rate
+    }
+
+    /// The node's wall clock: Unix milliseconds plus the offset.
+    pub fn wall_ms(&self) -> i64 {
+        let offset = self.state.lock().expect("clock lock").offset_ms;
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        unix_ms.saturating_add(offset)
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.state.lock().expect("clock lock").offset_ms
     }
 
     /// Set the offset and the rate. A rate that is not positive and finite
@@ -77,11 +93,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offset_jumps_and_bad_rates_are_refused() {
+    fn offset_moves_the_wall_clock_only_and_bad_rates_are_refused() {
         let c = NodeClock::new();
         let before = c.now_ms();
+        let wall_before = c.wall_ms();
         c.set(10_000, 1.0).expect("valid");
-        assert!(c.now_ms() >= before + 10_000.0);
+        assert!(c.now_ms() < before + 10_000.0, "the monotonic clock does not jump");
+        assert!(c.wall_ms() >= wall_before + 10_000);
+        assert_eq!(c.offset_ms(), 10_000);
         assert!(c.set(0, 0.0).is_err());
         assert!(c.set(0, -1.0).is_err());
         assert!(c.set(0, f64::NAN).is_err());

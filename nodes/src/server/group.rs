@@ -98,6 +98,7 @@ pub struct Group {
     /// cluster's); until then, leases it learns of were granted before it led.
     caught_up: bool,
     lease_timers: BTreeMap<String, LeaseTimer>,
+    clock: NodeClock,
 }
 
 impl Group {
@@ -105,6 +106,7 @@ impl Group {
     pub fn open(
         cfg: &NodeConfig,
         group: GroupId,
+        clock: NodeClock,
         make_core: &dyn Fn(GroupId, crate::consensus::Recovered) -> Result<Box<dyn Consensus>, String>,
     ) -> Result<Group, String> {
         let (storage, recovered) =
@@ -145,6 +147,7 @@ impl Group {
             leader: status.leader,
             caught_up: false,
             lease_timers: BTreeMap::new(),
+            clock,
         })
     }
 
@@ -590,6 +593,8 @@ impl Group {
             ("wal_bytes", json!(self.storage.wal_bytes())),
             ("keys", json!(self.sm.key_count())),
             ("consensus", json!(self.consensus_name)),
+            ("clock_offset_ms", json!(self.clock.offset_ms())),
+            ("clock_rate", json!(self.clock.rate())),
             ("bugs", json!(self.bugs.iter().map(|b| b.name()).collect::<Vec<_>>())),
         ]
     }

@@ -85,9 +85,10 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
     for bug in &cfg.bugs {
         tracing::warn!(bug = bug.name(), "PLANTED BUG ON: {}", bug.description());
     }
+    let clock = NodeClock::new();
     let mut groups = BTreeMap::new();
     for &g in &cfg.groups {
-        let group = Group::open(&cfg, g, &|g, rec| make_core(&cfg, g, rec))
+        let group = Group::open(&cfg, g, clock.clone(), &|g, rec| make_core(&cfg, g, rec))
             .map_err(|reason| NodeError::Open { group: g, reason })?;
         groups.insert(g, group);
     }
@@ -110,7 +111,6 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
     })?;
 
     let filter = Filter::default();
-    let clock = NodeClock::new();
     let peers_but_me: BTreeMap<_, _> = cfg
         .peers
         .iter()
