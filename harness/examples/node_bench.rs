@@ -90,7 +90,9 @@ struct PhaseResult {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let tmp = tempfile::Builder::new().prefix("node-bench-").tempdir_in(args.data_root.clone().unwrap_or(std::env::temp_dir()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("node-bench-")
+        .tempdir_in(args.data_root.clone().unwrap_or(std::env::temp_dir()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,7 +107,10 @@ fn main() -> anyhow::Result<()> {
         "target={:?} clients={} seconds={} keys={} value_bytes={} read_fraction={}",
         args.target, args.clients, args.seconds, args.keys, args.value_bytes, args.read_fraction
     );
-    println!("{:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7}", "phase", "ops", "ops/s", "p50_ms", "p99_ms", "max_ms", "errors");
+    println!(
+        "{:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "phase", "ops", "ops/s", "p50_ms", "p99_ms", "max_ms", "errors"
+    );
     for (phase, reads) in [("write", 0.0), ("mixed", args.read_fraction)] {
         let r = rt.block_on(run_phase(system.clone(), &args, reads))?;
         let h = r.hist.expect("histogram");
@@ -139,7 +144,12 @@ impl System {
             let ready = match self {
                 System::Faultline { nodes } => {
                     let c = Client::new(ClientConfig::new(nodes.clone()));
-                    c.call(Op::Write { key: "ready".into(), value: serde_json::json!(1) }).await.is_ok()
+                    c.call(Op::Write {
+                        key: "ready".into(),
+                        value: serde_json::json!(1),
+                    })
+                    .await
+                    .is_ok()
                 }
                 System::Etcd { endpoints } => match HttpConn::connect(endpoints[0]).await {
                     Ok(mut h) => h.put("ready", "1").await.is_ok(),
@@ -170,7 +180,11 @@ impl System {
     }
 }
 
-async fn run_phase(system: Arc<System>, args: &Args, read_fraction: f64) -> anyhow::Result<PhaseResult> {
+async fn run_phase(
+    system: Arc<System>,
+    args: &Args,
+    read_fraction: f64,
+) -> anyhow::Result<PhaseResult> {
     let warmup = Duration::from_secs(1);
     let measure = Duration::from_secs(args.seconds);
     let stop = Arc::new(AtomicBool::new(false));
@@ -186,7 +200,8 @@ async fn run_phase(system: Arc<System>, args: &Args, read_fraction: f64) -> anyh
         let (keys, value_bytes) = (args.keys, args.value_bytes);
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(client_no as u64);
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut hist =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut errors = 0u64;
             let value: String = std::iter::repeat_n('v', value_bytes).collect();
             enum Conn {
@@ -214,7 +229,10 @@ async fn run_phase(system: Arc<System>, args: &Args, read_fraction: f64) -> anyh
                         let op = if is_read {
                             Op::Read { key }
                         } else {
-                            Op::Write { key, value: serde_json::Value::String(value.clone()) }
+                            Op::Write {
+                                key,
+                                value: serde_json::Value::String(value.clone()),
+                            }
                         };
                         matches!(c.call(op).await, Outcome::Ok(_))
                     }
@@ -229,7 +247,8 @@ async fn run_phase(system: Arc<System>, args: &Args, read_fraction: f64) -> anyh
                 let elapsed = t0.elapsed();
                 if t0.duration_since(start) >= warmup {
                     if ok {
-                        hist.record(elapsed.as_micros().max(1) as u64).expect("latency in bounds");
+                        hist.record(elapsed.as_micros().max(1) as u64)
+                            .expect("latency in bounds");
                     } else {
                         errors += 1;
                     }
@@ -273,7 +292,16 @@ fn start_faultline(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs
     let mut procs = Procs(Vec::new());
     for (i, a) in addrs.iter().enumerate() {
         let child = Command::new(&bin)
-            .args(["node", "--id", &(i + 1).to_string(), "--listen", a, "--peers", &peers, "--data-dir"])
+            .args([
+                "node",
+                "--id",
+                &(i + 1).to_string(),
+                "--listen",
+                a,
+                "--peers",
+                &peers,
+                "--data-dir",
+            ])
             .arg(root.join(format!("n{}", i + 1)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -286,7 +314,11 @@ fn start_faultline(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs
 
 fn start_etcd(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs, System)> {
     let client: Vec<SocketAddr> = (1..=3)
-        .map(|i| format!("127.0.0.{i}:{}", args.base_port + 10 + i as u16).parse().expect("addr"))
+        .map(|i| {
+            format!("127.0.0.{i}:{}", args.base_port + 10 + i as u16)
+                .parse()
+                .expect("addr")
+        })
         .collect();
     let peer: Vec<String> = (1..=3)
         .map(|i| format!("http://127.0.0.{i}:{}", args.base_port + 20 + i as u16))
@@ -304,9 +336,24 @@ fn start_etcd(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs, Sys
             .args(["--name", &format!("e{}", i + 1), "--data-dir"])
             .arg(root.join(format!("e{}", i + 1)))
             .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-            .args(["--listen-peer-urls", &peer[i], "--initial-advertise-peer-urls", &peer[i]])
-            .args(["--initial-cluster", &cluster, "--initial-cluster-state", "new"])
-            .args(["--initial-cluster-token", "node-bench", "--log-level", "error"])
+            .args([
+                "--listen-peer-urls",
+                &peer[i],
+                "--initial-advertise-peer-urls",
+                &peer[i],
+            ])
+            .args([
+                "--initial-cluster",
+                &cluster,
+                "--initial-cluster-state",
+                "new",
+            ])
+            .args([
+                "--initial-cluster-token",
+                "node-bench",
+                "--log-level",
+                "error",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -328,11 +375,21 @@ fn b64(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
     for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -342,7 +399,11 @@ impl HttpConn {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
         let (r, w) = s.into_split();
-        Ok(HttpConn { addr, r: BufReader::new(r), w })
+        Ok(HttpConn {
+            addr,
+            r: BufReader::new(r),
+            w,
+        })
     }
 
     async fn put(&mut self, key: &str, value: &str) -> anyhow::Result<String> {

@@ -37,7 +37,13 @@ fn lost_after_killing_everyone(extra: &[&str], acks: usize) -> Vec<String> {
                 tokio::spawn(async move {
                     for i in 0.. {
                         let key = format!("w{w}-{i}");
-                        if let Outcome::Ok(_) = client.call(Op::Write { key: key.clone(), value: json!(i) }).await {
+                        if let Outcome::Ok(_) = client
+                            .call(Op::Write {
+                                key: key.clone(),
+                                value: json!(i),
+                            })
+                            .await
+                        {
                             acked.lock().expect("lock").insert(key, json!(i));
                         }
                     }
@@ -74,13 +80,19 @@ fn lost_after_killing_everyone(extra: &[&str], acks: usize) -> Vec<String> {
 #[test]
 fn killing_every_node_at_once_loses_no_acknowledged_write() {
     let lost = lost_after_killing_everyone(&[], 300);
-    assert!(lost.is_empty(), "acknowledged writes lost without any bug: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "acknowledged writes lost without any bug: {lost:?}"
+    );
 }
 
 #[test]
 fn no_fsync_bug_loses_acknowledged_writes_when_every_node_dies() {
     let lost = lost_after_killing_everyone(&["--bug", "no-fsync"], 300);
-    assert!(!lost.is_empty(), "the no-fsync bug must lose acknowledged writes");
+    assert!(
+        !lost.is_empty(),
+        "the no-fsync bug must lose acknowledged writes"
+    );
 }
 
 /// Cut one follower off, write through the leader, read on that follower.
@@ -91,11 +103,20 @@ fn read_on_a_cut_off_follower(extra: &[&str]) -> Outcome {
     rt.block_on(async {
         let client = client_for(&nodes, None);
         let leader = wait_for_leader(&client, &nodes, Duration::from_secs(30)).await;
-        ok(&client, Op::Write { key: "x".into(), value: json!("old") }).await;
+        ok(
+            &client,
+            Op::Write {
+                key: "x".into(),
+                value: json!("old"),
+            },
+        )
+        .await;
         let follower = nodes.iter().find(|n| n.id != leader).expect("a follower");
         let faddr = follower.addr.to_string();
         // Wait until the follower applied "old", then cut it off both ways.
-        let commit = ok(&client, Op::Status).await.fields["commit_index"].as_u64().expect("commit");
+        let commit = ok(&client, Op::Status).await.fields["commit_index"]
+            .as_u64()
+            .expect("commit");
         loop {
             let s = client.call_node(&faddr, Op::Status).await.expect("status");
             if s.fields["applied_index"].as_u64().unwrap_or(0) >= commit {
@@ -103,23 +124,53 @@ fn read_on_a_cut_off_follower(extra: &[&str]) -> Outcome {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let others: Vec<u64> = nodes.iter().filter(|n| n.id != follower.id).map(|n| n.id).collect();
-        let r = client.call_node(&faddr, Op::Filter { drop: others, delay_ms: 0, loss: 0.0 }).await.expect("filter");
+        let others: Vec<u64> = nodes
+            .iter()
+            .filter(|n| n.id != follower.id)
+            .map(|n| n.id)
+            .collect();
+        let r = client
+            .call_node(
+                &faddr,
+                Op::Filter {
+                    drop: others,
+                    delay_ms: 0,
+                    loss: 0.0,
+                },
+            )
+            .await
+            .expect("filter");
         assert!(r.ok);
         for n in nodes.iter().filter(|n| n.id != follower.id) {
             let r = client
-                .call_node(&n.addr.to_string(), Op::Filter { drop: vec![follower.id], delay_ms: 0, loss: 0.0 })
+                .call_node(
+                    &n.addr.to_string(),
+                    Op::Filter {
+                        drop: vec![follower.id],
+                        delay_ms: 0,
+                        loss: 0.0,
+                    },
+                )
                 .await
                 .expect("filter");
             assert!(r.ok);
         }
         // The majority moves on.
         loop {
-            if let Outcome::Ok(_) = client.call(Op::Write { key: "x".into(), value: json!("new") }).await {
+            if let Outcome::Ok(_) = client
+                .call(Op::Write {
+                    key: "x".into(),
+                    value: json!("new"),
+                })
+                .await
+            {
                 break;
             }
         }
-        let r = client.call_node(&faddr, Op::Read { key: "x".into() }).await.expect("reply");
+        let r = client
+            .call_node(&faddr, Op::Read { key: "x".into() })
+            .await
+            .expect("reply");
         if r.ok {
             Outcome::Ok(r)
         } else {
@@ -149,12 +200,27 @@ fn lock_taken_over_after_leader_change(extra: &[&str], patience: Duration) -> bo
     rt.block_on(async {
         let client = client_for(&nodes, None);
         let leader = wait_for_leader(&client, &nodes, Duration::from_secs(30)).await;
-        ok(&client, Op::Acquire { lock: "L".into(), owner: "a".into(), ttl_ms: 60_000 }).await;
+        ok(
+            &client,
+            Op::Acquire {
+                lock: "L".into(),
+                owner: "a".into(),
+                ttl_ms: 60_000,
+            },
+        )
+        .await;
         nodes[(leader - 1) as usize].kill();
         wait_for_leader(&client, &nodes, Duration::from_secs(30)).await;
         let until = tokio::time::Instant::now() + patience;
         while tokio::time::Instant::now() < until {
-            if let Outcome::Ok(_) = client.call(Op::Acquire { lock: "L".into(), owner: "b".into(), ttl_ms: 60_000 }).await {
+            if let Outcome::Ok(_) = client
+                .call(Op::Acquire {
+                    lock: "L".into(),
+                    owner: "b".into(),
+                    ttl_ms: 60_000,
+                })
+                .await
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -170,14 +236,31 @@ fn lock_early_expiry_bug_frees_a_held_lock_on_leader_change() {
         "a 60 s lease must survive a leader change"
     );
     assert!(
-        lock_taken_over_after_leader_change(&["--bug", "lock-early-expiry"], Duration::from_secs(30)),
+        lock_taken_over_after_leader_change(
+            &["--bug", "lock-early-expiry"],
+            Duration::from_secs(30)
+        ),
         "with lock-early-expiry the new leader frees the lock"
     );
 }
 
 async fn stale_fenced_write(client: &Client) -> Outcome {
-    ok(client, Op::FencedWrite { key: "r".into(), value: json!(1), token: 5 }).await;
-    client.call(Op::FencedWrite { key: "r".into(), value: json!(2), token: 3 }).await
+    ok(
+        client,
+        Op::FencedWrite {
+            key: "r".into(),
+            value: json!(1),
+            token: 5,
+        },
+    )
+    .await;
+    client
+        .call(Op::FencedWrite {
+            key: "r".into(),
+            value: json!(2),
+            token: 3,
+        })
+        .await
 }
 
 #[test]

@@ -45,39 +45,150 @@ fn three_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
         }
         assert_eq!(ok(&client, read("k7")).await.value(), &json!(7));
         assert_eq!(ok(&client, read("absent")).await.value(), &Value::Null);
-        ok(&client, Op::Cas { key: "k1".into(), from: json!(1), to: json!(100) }).await;
+        ok(
+            &client,
+            Op::Cas {
+                key: "k1".into(),
+                from: json!(1),
+                to: json!(100),
+            },
+        )
+        .await;
         acked.insert("k1".into(), json!(100));
-        let r = fails(&client, Op::Cas { key: "k1".into(), from: json!(1), to: json!(5) }, "cas-mismatch").await;
-        assert_eq!(r.value(), &json!(100), "cas-mismatch carries the current value");
+        let r = fails(
+            &client,
+            Op::Cas {
+                key: "k1".into(),
+                from: json!(1),
+                to: json!(5),
+            },
+            "cas-mismatch",
+        )
+        .await;
+        assert_eq!(
+            r.value(),
+            &json!(100),
+            "cas-mismatch carries the current value"
+        );
         assert!(r.is_definite_failure());
-        ok(&client, Op::Append { key: "list".into(), value: json!("a") }).await;
-        let r = ok(&client, Op::Append { key: "list".into(), value: json!("b") }).await;
+        ok(
+            &client,
+            Op::Append {
+                key: "list".into(),
+                value: json!("a"),
+            },
+        )
+        .await;
+        let r = ok(
+            &client,
+            Op::Append {
+                key: "list".into(),
+                value: json!("b"),
+            },
+        )
+        .await;
         assert_eq!(r.value(), &json!(["a", "b"]));
         acked.insert("list".into(), json!(["a", "b"]));
-        ok(&client, Op::Add { key: "ctr".into(), delta: 5 }).await;
-        let r = ok(&client, Op::Add { key: "ctr".into(), delta: -2 }).await;
+        ok(
+            &client,
+            Op::Add {
+                key: "ctr".into(),
+                delta: 5,
+            },
+        )
+        .await;
+        let r = ok(
+            &client,
+            Op::Add {
+                key: "ctr".into(),
+                delta: -2,
+            },
+        )
+        .await;
         assert_eq!(r.value(), &json!(3));
         acked.insert("ctr".into(), json!(3));
 
         // Locks and fencing.
-        let acquire = |owner: &str| Op::Acquire { lock: "L".into(), owner: owner.into(), ttl_ms: 60_000 };
+        let acquire = |owner: &str| Op::Acquire {
+            lock: "L".into(),
+            owner: owner.into(),
+            ttl_ms: 60_000,
+        };
         let t1 = ok(&client, acquire("alice")).await.token().expect("token");
         let r = fails(&client, acquire("bob"), "lock-held").await;
         assert_eq!(r.fields.get("holder"), Some(&json!("alice")));
-        ok(&client, Op::FencedWrite { key: "res".into(), value: json!("alice-1"), token: t1 }).await;
-        fails(&client, Op::Release { lock: "L".into(), owner: "bob".into(), token: t1 }, "not-holder").await;
-        ok(&client, Op::Renew { lock: "L".into(), owner: "alice".into(), token: t1, ttl_ms: 60_000 }).await;
-        ok(&client, Op::Release { lock: "L".into(), owner: "alice".into(), token: t1 }).await;
+        ok(
+            &client,
+            Op::FencedWrite {
+                key: "res".into(),
+                value: json!("alice-1"),
+                token: t1,
+            },
+        )
+        .await;
+        fails(
+            &client,
+            Op::Release {
+                lock: "L".into(),
+                owner: "bob".into(),
+                token: t1,
+            },
+            "not-holder",
+        )
+        .await;
+        ok(
+            &client,
+            Op::Renew {
+                lock: "L".into(),
+                owner: "alice".into(),
+                token: t1,
+                ttl_ms: 60_000,
+            },
+        )
+        .await;
+        ok(
+            &client,
+            Op::Release {
+                lock: "L".into(),
+                owner: "alice".into(),
+                token: t1,
+            },
+        )
+        .await;
         let t2 = ok(&client, acquire("bob")).await.token().expect("token");
         assert!(t2 > t1, "fencing tokens strictly increase: {t1} then {t2}");
-        ok(&client, Op::FencedWrite { key: "res".into(), value: json!("bob-1"), token: t2 }).await;
-        let r = fails(&client, Op::FencedWrite { key: "res".into(), value: json!("alice-2"), token: t1 }, "stale-token").await;
-        assert_eq!(r.token(), Some(t2), "stale-token carries the highest token seen");
+        ok(
+            &client,
+            Op::FencedWrite {
+                key: "res".into(),
+                value: json!("bob-1"),
+                token: t2,
+            },
+        )
+        .await;
+        let r = fails(
+            &client,
+            Op::FencedWrite {
+                key: "res".into(),
+                value: json!("alice-2"),
+                token: t1,
+            },
+            "stale-token",
+        )
+        .await;
+        assert_eq!(
+            r.token(),
+            Some(t2),
+            "stale-token carries the highest token seen"
+        );
         acked.insert("res".into(), json!("bob-1"));
 
         // A follower redirects to the leader.
         let follower = nodes.iter().find(|n| n.id != leader).expect("a follower");
-        let r = client.call_node(&follower.addr.to_string(), read("k1")).await.expect("reply");
+        let r = client
+            .call_node(&follower.addr.to_string(), read("k1"))
+            .await
+            .expect("reply");
         assert_eq!(r.error.map(|e| e.as_str()), Some("not-leader"));
         let leader_addr = nodes[(leader - 1) as usize].addr.to_string();
         assert_eq!(r.leader(), Some(leader_addr.as_str()));
@@ -93,7 +204,9 @@ fn three_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
             loop {
                 match client.call(write(&key, json!(i))).await {
                     Outcome::Ok(_) => break,
-                    Outcome::Fail(_) | Outcome::Unknown(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Outcome::Fail(_) | Outcome::Unknown(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
                 }
             }
             acked.insert(key, json!(i));
@@ -104,12 +217,19 @@ fn three_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
         // Restart the old leader from its data directory; it catches up.
         nodes[(leader - 1) as usize].start();
         let status = ok(&client, Op::Status).await;
-        let commit = status.fields["commit_index"].as_u64().expect("commit_index");
+        let commit = status.fields["commit_index"]
+            .as_u64()
+            .expect("commit_index");
         let restarted = nodes[(leader - 1) as usize].addr.to_string();
         let mut caught_up = false;
         for _ in 0..600 {
             if let Ok(r) = client.call_node(&restarted, Op::Status).await {
-                if r.fields.get("applied_index").and_then(Value::as_u64).unwrap_or(0) >= commit {
+                if r.fields
+                    .get("applied_index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    >= commit
+                {
                     caught_up = true;
                     break;
                 }
@@ -127,7 +247,10 @@ fn three_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
         let lead_now = wait_for_leader(&client, &nodes, Duration::from_secs(30)).await;
         if lead_now != leader {
             let r = client
-                .call_node(&nodes[(lead_now - 1) as usize].addr.to_string(), Op::TransferLeader { to: leader })
+                .call_node(
+                    &nodes[(lead_now - 1) as usize].addr.to_string(),
+                    Op::TransferLeader { to: leader },
+                )
                 .await
                 .expect("transfer reply");
             assert!(r.ok, "transfer-leader refused: {r:?}");
@@ -144,7 +267,10 @@ fn three_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
         }
         assert!(led, "leadership never moved to the restarted node");
         for (key, value) in &acked {
-            let r = client.call_node(&restarted, read(key)).await.expect("reply");
+            let r = client
+                .call_node(&restarted, read(key))
+                .await
+                .expect("reply");
             assert!(r.ok, "read {key} on the restarted leader: {r:?}");
             assert_eq!(r.value(), value, "key {key} on the restarted node");
         }

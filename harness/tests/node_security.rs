@@ -19,7 +19,8 @@ const TOKEN: &str = "tok-e2e-5ecret-7f3a";
 /// Send lines on a fresh connection; the replies read until EOF or `n`.
 fn exchange(addr: &str, lines: &[&[u8]], n: usize) -> Vec<Value> {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     for l in lines {
         s.write_all(l).expect("write");
     }
@@ -38,7 +39,8 @@ fn exchange(addr: &str, lines: &[&[u8]], n: usize) -> Vec<Value> {
 /// Whether the server closed the connection (EOF within the read timeout).
 fn closed_after(addr: &str, lines: &[&[u8]]) -> (Vec<Value>, bool) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     for l in lines {
         if s.write_all(l).is_err() {
             break;
@@ -69,7 +71,13 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     assert_eq!(r[0]["definite"], json!(true));
     assert!(closed, "an unauthorized connection is closed");
     // A wrong token: the same.
-    let (r, closed) = closed_after(&addr, &[b"{\"op\":\"auth\",\"token\":\"guess\"}\n", b"{\"id\":1,\"op\":\"status\"}\n"]);
+    let (r, closed) = closed_after(
+        &addr,
+        &[
+            b"{\"op\":\"auth\",\"token\":\"guess\"}\n",
+            b"{\"id\":1,\"op\":\"status\"}\n",
+        ],
+    );
     assert_eq!(r.len(), 1, "nothing after the refusal: {r:?}");
     assert_eq!(r[0]["error"], json!("unauthorized"));
     assert!(closed);
@@ -80,7 +88,11 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     // The right token, then bad input of every kind on the same connection.
     // A good auth without an id is not answered: the first reply is the request's.
     let quiet_auth = format!("{{\"op\":\"auth\",\"token\":\"{TOKEN}\"}}\n");
-    let r = exchange(&addr, &[quiet_auth.as_bytes(), b"{\"id\":9,\"op\":\"status\"}\n"], 1);
+    let r = exchange(
+        &addr,
+        &[quiet_auth.as_bytes(), b"{\"id\":9,\"op\":\"status\"}\n"],
+        1,
+    );
     assert_eq!(r[0]["id"], json!(9), "{r:?}");
     assert_eq!(r[0]["ok"], json!(true));
     let auth = format!("{{\"id\":1,\"op\":\"auth\",\"token\":\"{TOKEN}\"}}\n");
@@ -108,7 +120,12 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
         assert_eq!(r["definite"], json!(true));
     }
     assert_eq!(replies[2]["id"], json!(2), "the id is echoed when readable");
-    assert_eq!(replies[10]["ok"], json!(true), "the connection still works: {}", replies[10]);
+    assert_eq!(
+        replies[10]["ok"],
+        json!(true),
+        "the connection still works: {}",
+        replies[10]
+    );
 
     // An oversized line: too-large, closed, and the node allocates no more than the limit.
     let mut big = auth.clone().into_bytes();
@@ -116,7 +133,11 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     big.push(b'\n');
     let (r, closed) = closed_after(&addr, &[&big]);
     assert_eq!(r.first().map(|v| v["ok"].clone()), Some(json!(true)));
-    assert_eq!(r.get(1).map(|v| v["error"].clone()), Some(json!("too-large")), "{r:?}");
+    assert_eq!(
+        r.get(1).map(|v| v["error"].clone()),
+        Some(json!("too-large")),
+        "{r:?}"
+    );
     assert!(closed, "a too-large line closes the connection");
 
     // The node survived all of it and still serves authenticated clients.
@@ -124,8 +145,18 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     rt.block_on(async {
         let client = client_for(&nodes, Some(TOKEN));
         wait_for_leader(&client, &nodes, Duration::from_secs(30)).await;
-        ok(&client, Op::Write { key: "k".into(), value: json!("v") }).await;
-        assert_eq!(ok(&client, Op::Read { key: "k".into() }).await.value(), &json!("v"));
+        ok(
+            &client,
+            Op::Write {
+                key: "k".into(),
+                value: json!("v"),
+            },
+        )
+        .await;
+        assert_eq!(
+            ok(&client, Op::Read { key: "k".into() }).await.value(),
+            &json!("v")
+        );
     });
     nodes[0].kill();
     let log = std::fs::read_to_string(&nodes[0].log).expect("node log");
@@ -142,7 +173,14 @@ fn a_wal_corrupted_in_the_middle_refuses_to_start_with_file_and_offset() {
         let client = client_for(&nodes, None);
         wait_for_leader(&client, &nodes, Duration::from_secs(30)).await;
         for i in 0..20 {
-            ok(&client, Op::Write { key: format!("k{i}"), value: json!(i) }).await;
+            ok(
+                &client,
+                Op::Write {
+                    key: format!("k{i}"),
+                    value: json!(i),
+                },
+            )
+            .await;
         }
     });
     nodes[0].kill();
@@ -157,23 +195,48 @@ fn a_wal_corrupted_in_the_middle_refuses_to_start_with_file_and_offset() {
         .arg(&nodes[0].data_dir)
         .output()
         .expect("run faultline node");
-    assert_eq!(out.status.code(), Some(254), "corruption is bad input: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(254),
+        "corruption is bad input: {out:?}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("wal.log") && err.contains("offset"), "the error names file and offset: {err}");
+    assert!(
+        err.contains("wal.log") && err.contains("offset"),
+        "the error names file and offset: {err}"
+    );
 }
 
 #[test]
 fn list_bugs_prints_one_tab_separated_line_per_bug() {
-    let out = Command::new(BIN).args(["node", "--list-bugs"]).output().expect("run");
+    let out = Command::new(BIN)
+        .args(["node", "--list-bugs"])
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf-8");
-    let names: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap_or("")).collect();
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(""))
+        .collect();
     for bug in ["stale-read", "no-fsync", "lock-early-expiry", "no-fence"] {
         assert!(names.contains(&bug), "{bug} missing from {text}");
     }
     assert!(text.lines().all(|l| l.split('\t').count() == 4), "{text}");
     let out = Command::new(BIN)
-        .args(["node", "--id", "1", "--listen", "127.0.0.1:1", "--peers", "1=127.0.0.1:1", "--data-dir", "/nonexistent-dir-x", "--bug", "no-such-bug"])
+        .args([
+            "node",
+            "--id",
+            "1",
+            "--listen",
+            "127.0.0.1:1",
+            "--peers",
+            "1=127.0.0.1:1",
+            "--data-dir",
+            "/nonexistent-dir-x",
+            "--bug",
+            "no-such-bug",
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(254), "an unknown bug is bad input");

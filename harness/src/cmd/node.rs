@@ -126,7 +126,11 @@ fn redirect_stderr(path: &PathBuf) -> anyhow::Result<()> {
     // SAFETY: dup2 on two valid descriptors; fd 2 is replaced atomically.
     let rc = unsafe { libc::dup2(file.as_raw_fd(), 2) };
     if rc < 0 {
-        anyhow::bail!("redirecting stderr to {}: {}", path.display(), std::io::Error::last_os_error());
+        anyhow::bail!(
+            "redirecting stderr to {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -139,10 +143,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Valid);
     }
-    let (Some(id), Some(listen), Some(peers), Some(data_dir)) =
-        (args.id, args.listen, args.peers.as_deref(), args.data_dir.clone())
-    else {
-        return Err(bad_input("--id, --listen, --peers and --data-dir are required"));
+    let (Some(id), Some(listen), Some(peers), Some(data_dir)) = (
+        args.id,
+        args.listen,
+        args.peers.as_deref(),
+        args.data_dir.clone(),
+    ) else {
+        return Err(bad_input(
+            "--id, --listen, --peers and --data-dir are required",
+        ));
     };
     let peers = parse_peers(peers)?;
     if let Some(path) = &args.log_file {
@@ -190,7 +199,14 @@ mod tests {
         let p = parse_peers("1=127.0.0.1:7001, 2=127.0.0.2:7002").expect("valid");
         assert_eq!(p.len(), 2);
         assert_eq!(p[&NodeId(2)], "127.0.0.2:7002".parse().expect("addr"));
-        for bad in ["", "1", "x=127.0.0.1:1", "0=127.0.0.1:1", "1=nohost", "1=127.0.0.1:1,1=127.0.0.1:2"] {
+        for bad in [
+            "",
+            "1",
+            "x=127.0.0.1:1",
+            "0=127.0.0.1:1",
+            "1=nohost",
+            "1=127.0.0.1:1,1=127.0.0.1:2",
+        ] {
             let e = parse_peers(bad).expect_err(bad);
             assert_eq!(crate::exit::code_for(&Err(e)), 254, "{bad}");
         }

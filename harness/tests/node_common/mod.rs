@@ -57,7 +57,13 @@ impl NodeProc {
             .open(&self.log)
             .expect("open node log");
         let mut child = Command::new(BIN)
-            .args(["node", "--id", &self.id.to_string(), "--listen", &self.addr.to_string()])
+            .args([
+                "node",
+                "--id",
+                &self.id.to_string(),
+                "--listen",
+                &self.addr.to_string(),
+            ])
             .args(["--peers", &self.peers, "--data-dir"])
             .arg(&self.data_dir)
             .args(&self.extra)

@@ -71,7 +71,8 @@ impl Connection {
                 .map_err(|_| connect_err("no reply to auth".into()))?
                 .map_err(|e| connect_err(e.to_string()))?
                 .ok_or_else(|| connect_err("closed during auth".into()))?;
-            let reply = Reply::decode(line).map_err(|e| connect_err(format!("bad auth reply: {e}")))?;
+            let reply =
+                Reply::decode(line).map_err(|e| connect_err(format!("bad auth reply: {e}")))?;
             if !reply.ok {
                 return Err(ClientError::Unauthorized {
                     addr: addr.to_string(),
@@ -106,31 +107,30 @@ impl Connection {
         let closed_r = closed.clone();
         let addr_r = addr.to_string();
         tokio::spawn(async move {
-            loop {
-                match reader.next_line().await {
-                    Ok(Some(line)) => match Reply::decode(line) {
-                        Ok(reply) => {
-                            let waiter = reply
-                                .id
-                                .and_then(|id| pending_r.lock().expect("pending lock").remove(&id));
-                            match waiter {
-                                Some(tx) => {
-                                    let _ = tx.send(reply);
-                                }
-                                None if reply.error == Some(ErrorCode::TooLarge)
-                                    || reply.error == Some(ErrorCode::Unauthorized) =>
-                                {
-                                    break
-                                }
-                                None => tracing::debug!(addr = %addr_r, ?reply.id, "reply for no pending request"),
+            while let Ok(Some(line)) = reader.next_line().await {
+                match Reply::decode(line) {
+                    Ok(reply) => {
+                        let waiter = reply
+                            .id
+                            .and_then(|id| pending_r.lock().expect("pending lock").remove(&id));
+                        match waiter {
+                            Some(tx) => {
+                                let _ = tx.send(reply);
+                            }
+                            None if reply.error == Some(ErrorCode::TooLarge)
+                                || reply.error == Some(ErrorCode::Unauthorized) =>
+                            {
+                                break
+                            }
+                            None => {
+                                tracing::debug!(addr = %addr_r, ?reply.id, "reply for no pending request")
                             }
                         }
-                        Err(e) => {
-                            tracing::warn!(addr = %addr_r, error = %e, "undecodable reply; closing");
-                            break;
-                        }
-                    },
-                    Ok(None) | Err(_) => break,
+                    }
+                    Err(e) => {
+                        tracing::warn!(addr = %addr_r, error = %e, "undecodable reply; closing");
+                        break;
+                    }
                 }
             }
             closed_r.store(true, Ordering::SeqCst);

@@ -53,7 +53,9 @@ impl ClientError {
     pub fn not_sent(&self) -> bool {
         matches!(
             self,
-            ClientError::Connect { .. } | ClientError::Unauthorized { .. } | ClientError::NotSent { .. }
+            ClientError::Connect { .. }
+                | ClientError::Unauthorized { .. }
+                | ClientError::NotSent { .. }
         )
     }
 }
@@ -165,7 +167,10 @@ impl Client {
 
     /// Send `op` to one node, no redirects.
     pub async fn call_node(&self, addr: &str, op: Op) -> Result<Reply, ClientError> {
-        self.connection(addr).await?.call(op, self.config.timeout).await
+        self.connection(addr)
+            .await?
+            .call(op, self.config.timeout)
+            .await
     }
 
     /// Run `op` on the cluster: to the leader, following redirects.

@@ -97,16 +97,26 @@ mod tests {
         assert_eq!(r.next_line().await.expect("ok"), Some(&b"abc"[..]));
         assert_eq!(r.next_line().await.expect("ok"), Some(&b""[..]));
         assert_eq!(r.next_line().await.expect("ok"), Some(&b"defgh"[..]));
-        assert_eq!(r.next_line().await.expect("ok"), None, "partial tail dropped");
+        assert_eq!(
+            r.next_line().await.expect("ok"),
+            None,
+            "partial tail dropped"
+        );
     }
 
     #[tokio::test]
     async fn a_line_over_the_limit_is_refused_before_it_is_buffered() {
         let mut r = reader(b"0123456789ABCDEF\n", 10);
-        assert!(matches!(r.next_line().await, Err(LineError::TooLarge { limit: 10 })));
+        assert!(matches!(
+            r.next_line().await,
+            Err(LineError::TooLarge { limit: 10 })
+        ));
         assert!(r.buf.len() <= 10, "never buffered past the limit");
         let mut r = reader(b"0123456789\n", 10);
-        assert_eq!(r.next_line().await.expect("exactly the limit is fine"), Some(&b"0123456789"[..]));
+        assert_eq!(
+            r.next_line().await.expect("exactly the limit is fine"),
+            Some(&b"0123456789"[..])
+        );
     }
 
     proptest::proptest! {
@@ -116,11 +126,8 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
             rt.block_on(async {
                 let mut r = LineReader::new(BufReader::with_capacity(7, &bytes[..]), limit);
-                loop {
-                    match r.next_line().await {
-                        Ok(Some(line)) => assert!(line.len() <= limit),
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(line)) = r.next_line().await {
+                    assert!(line.len() <= limit);
                 }
             });
         }

@@ -101,7 +101,8 @@ impl Reply {
 
     /// `not-leader` with the leader's client address (null if unknown).
     pub fn not_leader(id: Option<u64>, leader: Option<String>) -> Reply {
-        Reply::error(id, ErrorCode::NotLeader).with("leader", leader.map_or(Value::Null, Value::String))
+        Reply::error(id, ErrorCode::NotLeader)
+            .with("leader", leader.map_or(Value::Null, Value::String))
     }
 
     /// `bad-request` with a human-readable reason.

@@ -23,10 +23,14 @@ pub struct Request {
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
     /// First line of a connection when the node runs with `--auth-token-file`.
-    Auth { token: String },
+    Auth {
+        token: String,
+    },
     /// First line (after `auth`) of a peer connection: the sender's node id.
     /// Every later line on that connection is a peer frame.
-    Hello { node: u64 },
+    Hello {
+        node: u64,
+    },
 
     Read {
         #[serde(deserialize_with = "string_or_number")]
@@ -102,7 +106,9 @@ pub enum Op {
         #[serde(default = "one")]
         rate: f64,
     },
-    TransferLeader { to: u64 },
+    TransferLeader {
+        to: u64,
+    },
 }
 
 fn one() -> f64 {
@@ -236,7 +242,8 @@ mod tests {
                 value: json!(5)
             }
         );
-        let r = Request::decode(br#"{"id":3,"op":"cas","key":"x","from":4,"to":6}"#).expect("valid");
+        let r =
+            Request::decode(br#"{"id":3,"op":"cas","key":"x","from":4,"to":6}"#).expect("valid");
         assert_eq!(
             r.op,
             Op::Cas {

@@ -98,7 +98,10 @@ mod tests {
         let before = c.now_ms();
         let wall_before = c.wall_ms();
         c.set(10_000, 1.0).expect("valid");
-        assert!(c.now_ms() < before + 10_000.0, "the monotonic clock does not jump");
+        assert!(
+            c.now_ms() < before + 10_000.0,
+            "the monotonic clock does not jump"
+        );
         assert!(c.wall_ms() >= wall_before + 10_000);
         assert_eq!(c.offset_ms(), 10_000);
         assert!(c.set(0, 0.0).is_err());

@@ -83,7 +83,12 @@ impl NodeConfig {
     /// Check the configuration; the error says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         match self.peers.get(&self.id) {
-            None => return Err(format!("--peers does not list this node's id {}", self.id.0)),
+            None => {
+                return Err(format!(
+                    "--peers does not list this node's id {}",
+                    self.id.0
+                ))
+            }
             Some(addr) if addr.port() != self.listen.port() || addr.ip() != self.listen.ip() => {
                 if !self.listen.ip().is_unspecified() {
                     return Err(format!(
@@ -108,7 +113,9 @@ impl NodeConfig {
             ));
         }
         if self.heartbeat_ms == 0 || self.heartbeat_ms >= self.election_timeout_ms {
-            return Err("the heartbeat interval must be positive and below the election timeout".into());
+            return Err(
+                "the heartbeat interval must be positive and below the election timeout".into(),
+            );
         }
         if self.groups.is_empty() {
             return Err("a node hosts at least one group".into());

@@ -23,7 +23,8 @@ use super::core_loop::Event;
 use super::group::ClientOp;
 use crate::consensus::NodeId;
 use crate::protocol::{
-    ErrorCode, LineError, LineReader, Op, Reply, Request, MAX_CLIENT_LINE_BYTES, MAX_PEER_LINE_BYTES,
+    ErrorCode, LineError, LineReader, Op, Reply, Request, MAX_CLIENT_LINE_BYTES,
+    MAX_PEER_LINE_BYTES,
 };
 use crate::transport::{decode_message, Filter, FilterRules};
 
@@ -50,7 +51,11 @@ fn token_matches(given: &str, expected: &str) -> bool {
 
 /// Writes replies in batches; on `close`, writes what is queued and shuts
 /// the socket.
-async fn writer(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Reply>, mut close: oneshot::Receiver<()>) {
+async fn writer(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Reply>,
+    mut close: oneshot::Receiver<()>,
+) {
     let mut buf = Vec::with_capacity(4096);
     // A dropped close sender (the reader ended without closing) is not a
     // close: replies still owed are written as they come.
@@ -106,7 +111,11 @@ async fn linger(reader: LineReader<BufReader<tokio::net::tcp::OwnedReadHalf>>) {
 }
 
 /// Send a last reply, then close the connection once it is written.
-fn close(tx: &mpsc::UnboundedSender<Reply>, close_tx: &mut Option<oneshot::Sender<()>>, reply: Reply) {
+fn close(
+    tx: &mpsc::UnboundedSender<Reply>,
+    close_tx: &mut Option<oneshot::Sender<()>>,
+    reply: Reply,
+) {
     let _ = tx.send(reply);
     if let Some(c) = close_tx.take() {
         let _ = c.send(());
@@ -132,18 +141,30 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                 }) if token_matches(&token, expected) => Some(id),
                 Ok(Request { id, .. }) => {
                     tracing::info!(%remote, "connection refused: first line is not a valid auth");
-                    close(&reply_tx, &mut close_tx, Reply::error(id, ErrorCode::Unauthorized));
+                    close(
+                        &reply_tx,
+                        &mut close_tx,
+                        Reply::error(id, ErrorCode::Unauthorized),
+                    );
                     None
                 }
                 Err(e) => {
                     tracing::info!(%remote, "connection refused: first line is not a request");
-                    close(&reply_tx, &mut close_tx, Reply::error(e.id, ErrorCode::Unauthorized));
+                    close(
+                        &reply_tx,
+                        &mut close_tx,
+                        Reply::error(e.id, ErrorCode::Unauthorized),
+                    );
                     None
                 }
             },
             Ok(None) => None,
             Err(_) => {
-                close(&reply_tx, &mut close_tx, Reply::error(None, ErrorCode::Unauthorized));
+                close(
+                    &reply_tx,
+                    &mut close_tx,
+                    Reply::error(None, ErrorCode::Unauthorized),
+                );
                 None
             }
         };
@@ -169,7 +190,12 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
             Ok(None) => break,
             Err(LineError::TooLarge { limit }) => {
                 tracing::info!(%remote, limit, "line too large; closing");
-                close(&reply_tx, &mut close_tx, Reply::error(None, ErrorCode::TooLarge).with("reason", format!("a line is at most {limit} bytes")));
+                close(
+                    &reply_tx,
+                    &mut close_tx,
+                    Reply::error(None, ErrorCode::TooLarge)
+                        .with("reason", format!("a line is at most {limit} bytes")),
+                );
                 drop(reply_tx);
                 let _ = writer_task.await;
                 linger(reader).await;
@@ -198,22 +224,36 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                 let _ = reply_tx.send(Reply::bad_request(id, "`hello` must be the first line"));
             }
             Op::Auth { token } => {
-                let ok = shared.auth_token.as_deref().is_none_or(|t| token_matches(&token, t));
+                let ok = shared
+                    .auth_token
+                    .as_deref()
+                    .is_none_or(|t| token_matches(&token, t));
                 if ok {
                     if id.is_some() {
                         let _ = reply_tx.send(Reply::ok(id));
                     }
                 } else {
-                    close(&reply_tx, &mut close_tx, Reply::error(id, ErrorCode::Unauthorized));
+                    close(
+                        &reply_tx,
+                        &mut close_tx,
+                        Reply::error(id, ErrorCode::Unauthorized),
+                    );
                     drop(reply_tx);
                     let _ = writer_task.await;
                     linger(reader).await;
                     return;
                 }
             }
-            Op::Filter { drop, delay_ms, loss } => {
+            Op::Filter {
+                drop,
+                delay_ms,
+                loss,
+            } => {
                 if !(0.0..=1.0).contains(&loss) {
-                    let _ = reply_tx.send(Reply::bad_request(id, format!("loss must be in [0, 1], got {loss}")));
+                    let _ = reply_tx.send(Reply::bad_request(
+                        id,
+                        format!("loss must be in [0, 1], got {loss}"),
+                    ));
                 } else {
                     shared.filter.set(FilterRules {
                         drop: drop.into_iter().map(NodeId).collect(),

@@ -21,7 +21,10 @@ use crate::transport::Transport;
 #[derive(Debug)]
 pub enum Event {
     /// A request; `group` None means the node's first group.
-    Client { group: Option<GroupId>, op: ClientOp },
+    Client {
+        group: Option<GroupId>,
+        op: ClientOp,
+    },
     Peer(Message),
     Shutdown,
 }
@@ -40,7 +43,10 @@ pub fn run(
     clock: NodeClock,
     tick_ms: u64,
 ) -> Result<(), StorageError> {
-    let first_group = *groups.keys().next().expect("a node hosts at least one group");
+    let first_group = *groups
+        .keys()
+        .next()
+        .expect("a node hosts at least one group");
     let mut next_tick = Instant::now() + clock.real_duration(tick_ms as f64);
     let mut next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
     let result = 'outer: loop {
@@ -61,15 +67,18 @@ pub fn run(
                     match groups.get_mut(&g) {
                         Some(group) => group.handle(op, now),
                         None => {
-                            let _ = op
-                                .reply
-                                .send(Reply::bad_request(op.id, format!("this node hosts no group {}", g.0)));
+                            let _ = op.reply.send(Reply::bad_request(
+                                op.id,
+                                format!("this node hosts no group {}", g.0),
+                            ));
                         }
                     }
                 }
                 Event::Peer(msg) => match groups.get_mut(&msg.group) {
                     Some(group) => group.step(msg),
-                    None => tracing::debug!(group = %msg.group, "message for a group this node does not host"),
+                    None => {
+                        tracing::debug!(group = %msg.group, "message for a group this node does not host")
+                    }
                 },
             }
             handled += 1;

@@ -21,8 +21,8 @@ use super::clock::NodeClock;
 use super::config::NodeConfig;
 use crate::bug::Bug;
 use crate::consensus::{
-    Consensus, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role,
-    Snapshot, Term,
+    Consensus, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role, Snapshot,
+    Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
 use crate::state::{Applied, Command, LeaseChange, StateMachine};
@@ -107,10 +107,14 @@ impl Group {
         cfg: &NodeConfig,
         group: GroupId,
         clock: NodeClock,
-        make_core: &dyn Fn(GroupId, crate::consensus::Recovered) -> Result<Box<dyn Consensus>, String>,
+        make_core: &dyn Fn(
+            GroupId,
+            crate::consensus::Recovered,
+        ) -> Result<Box<dyn Consensus>, String>,
     ) -> Result<Group, String> {
         let (storage, recovered) =
-            GroupStorage::open(&cfg.data_dir, group, cfg.has_bug(Bug::NoFsync)).map_err(|e| e.to_string())?;
+            GroupStorage::open(&cfg.data_dir, group, cfg.has_bug(Bug::NoFsync))
+                .map_err(|e| e.to_string())?;
         let mut sm = StateMachine::new(cfg.has_bug(Bug::NoFence));
         let mut applied = LogIndex(0);
         if let Some(snap) = &recovered.snapshot {
@@ -160,7 +164,10 @@ impl Group {
     }
 
     fn not_leader(&self, id: Option<u64>, e: NotLeader) -> Reply {
-        Reply::not_leader(id, self.addr_of(e.leader.or(self.leader).filter(|l| *l != self.node)))
+        Reply::not_leader(
+            id,
+            self.addr_of(e.leader.or(self.leader).filter(|l| *l != self.node)),
+        )
     }
 
     pub fn step(&mut self, msg: crate::consensus::Message) {
@@ -207,7 +214,15 @@ impl Group {
             Op::Cas { key, from, to } => Command::Cas { key, from, to },
             Op::Append { key, value } => Command::Append { key, value },
             Op::Add { key, delta } => Command::Add { key, delta },
-            Op::Acquire { lock, owner, ttl_ms } => Command::Acquire { lock, owner, ttl_ms },
+            Op::Acquire {
+                lock,
+                owner,
+                ttl_ms,
+            } => Command::Acquire {
+                lock,
+                owner,
+                ttl_ms,
+            },
             Op::Renew {
                 lock,
                 owner,
@@ -243,8 +258,13 @@ impl Group {
                 if let Some(prev) = previous {
                     // The index was reused by a later term: the old proposal
                     // was overwritten and can no longer commit.
-                    assert!(prev.term < p.term, "a term never proposes at one index twice");
-                    let _ = prev.reply.send(self.not_leader(prev.id, NotLeader { leader: None }));
+                    assert!(
+                        prev.term < p.term,
+                        "a term never proposes at one index twice"
+                    );
+                    let _ = prev
+                        .reply
+                        .send(self.not_leader(prev.id, NotLeader { leader: None }));
                 }
             }
             Err(e) => {
@@ -288,7 +308,12 @@ impl Group {
         Ok(())
     }
 
-    fn handle_ready(&mut self, rd: Ready, transport: &Transport, clock: &NodeClock) -> Result<(), StorageError> {
+    fn handle_ready(
+        &mut self,
+        rd: Ready,
+        transport: &Transport,
+        clock: &NodeClock,
+    ) -> Result<(), StorageError> {
         let Ready {
             persist_id,
             snapshot,
@@ -307,7 +332,8 @@ impl Group {
             let must_sync = snapshot.is_some()
                 || !entries.is_empty()
                 || hard_state.is_some_and(|hs| hs.term != durable.term || hs.vote != durable.vote);
-            self.storage.stage(snapshot.as_ref(), hard_state, &entries)?;
+            self.storage
+                .stage(snapshot.as_ref(), hard_state, &entries)?;
             if must_sync {
                 self.storage.sync()?;
             }
@@ -322,7 +348,11 @@ impl Group {
             self.install_snapshot(&snap)?;
         }
         for e in committed {
-            assert_eq!(e.index, self.applied.next(), "committed entries arrive in order");
+            assert_eq!(
+                e.index,
+                self.applied.next(),
+                "committed entries arrive in order"
+            );
             self.applied = e.index;
             if self.role == Role::Leader && e.term == self.term {
                 self.caught_up = true;
@@ -401,7 +431,11 @@ impl Group {
         self.applied = snap.meta.index;
         self.last_snapshot = snap.meta.index;
         // Proposals the snapshot covers: we cannot tell whether they were ours.
-        let covered: Vec<LogIndex> = self.pending_writes.range(..=snap.meta.index).map(|(i, _)| *i).collect();
+        let covered: Vec<LogIndex> = self
+            .pending_writes
+            .range(..=snap.meta.index)
+            .map(|(i, _)| *i)
+            .collect();
         for i in covered {
             if let Some(p) = self.pending_writes.remove(&i) {
                 let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
@@ -418,7 +452,9 @@ impl Group {
                 break;
             }
             for p in entry.remove() {
-                let _ = p.reply.send(Reply::ok(p.id).with("value", self.sm.read(&p.key)));
+                let _ = p
+                    .reply
+                    .send(Reply::ok(p.id).with("value", self.sm.read(&p.key)));
             }
         }
     }
@@ -439,7 +475,11 @@ impl Group {
                         LeaseTimer {
                             token: lease.token,
                             renewals: lease.renewals,
-                            deadline_ms: if early { now } else { now + lease.ttl_ms as f64 },
+                            deadline_ms: if early {
+                                now
+                            } else {
+                                now + lease.ttl_ms as f64
+                            },
                         },
                     );
                 }
@@ -465,7 +505,11 @@ impl Group {
                     LeaseTimer {
                         token: lease.token,
                         renewals: lease.renewals,
-                        deadline_ms: if early { now } else { now + lease.ttl_ms as f64 },
+                        deadline_ms: if early {
+                            now
+                        } else {
+                            now + lease.ttl_ms as f64
+                        },
                     },
                 )
             })
@@ -589,13 +633,19 @@ impl Group {
             ("applied_index", json!(self.applied.0)),
             ("last_index", json!(s.last_index.0)),
             ("log_len", json!(s.log_len)),
-            ("snapshot_index", json!(self.storage.snapshot_index().0.max(s.snapshot_index.0))),
+            (
+                "snapshot_index",
+                json!(self.storage.snapshot_index().0.max(s.snapshot_index.0)),
+            ),
             ("wal_bytes", json!(self.storage.wal_bytes())),
             ("keys", json!(self.sm.key_count())),
             ("consensus", json!(self.consensus_name)),
             ("clock_offset_ms", json!(self.clock.offset_ms())),
             ("clock_rate", json!(self.clock.rate())),
-            ("bugs", json!(self.bugs.iter().map(|b| b.name()).collect::<Vec<_>>())),
+            (
+                "bugs",
+                json!(self.bugs.iter().map(|b| b.name()).collect::<Vec<_>>()),
+            ),
         ]
     }
 }
@@ -606,10 +656,16 @@ fn applied_reply(id: Option<u64>, a: Applied) -> Reply {
         Applied::Ok => Reply::ok(id),
         Applied::Value(v) => Reply::ok(id).with("value", v),
         Applied::Token(t) => Reply::ok(id).with("token", t),
-        Applied::CasMismatch { current } => Reply::error(id, ErrorCode::CasMismatch).with("value", current),
-        Applied::LockHeld { holder } => Reply::error(id, ErrorCode::LockHeld).with("holder", holder),
+        Applied::CasMismatch { current } => {
+            Reply::error(id, ErrorCode::CasMismatch).with("value", current)
+        }
+        Applied::LockHeld { holder } => {
+            Reply::error(id, ErrorCode::LockHeld).with("holder", holder)
+        }
         Applied::NotHolder => Reply::error(id, ErrorCode::NotHolder),
-        Applied::StaleToken { highest } => Reply::error(id, ErrorCode::StaleToken).with("token", highest),
+        Applied::StaleToken { highest } => {
+            Reply::error(id, ErrorCode::StaleToken).with("token", highest)
+        }
         Applied::BadRequest(reason) => Reply::bad_request(id, reason),
     }
 }

@@ -58,7 +58,11 @@ pub enum NodeError {
 }
 
 /// Build the consensus core for `group` from its recovered storage.
-pub fn make_core(cfg: &NodeConfig, group: GroupId, recovered: Recovered) -> Result<Box<dyn Consensus>, String> {
+pub fn make_core(
+    cfg: &NodeConfig,
+    group: GroupId,
+    recovered: Recovered,
+) -> Result<Box<dyn Consensus>, String> {
     let voters = cfg.peers.keys().copied().collect();
     let mut core_cfg = CoreConfig::new(cfg.id, group, voters);
     core_cfg.election_timeout_ticks = cfg.election_timeout_ticks();
@@ -174,10 +178,13 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
         }
         tracing::info!("signal received; shutting down");
         // Blocks only if the queue is full; the core drains it promptly.
-        let _ = tokio::task::spawn_blocking(move || shutdown_tx.send(Event::Shutdown)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || shutdown_tx.send(Event::Shutdown).is_ok()).await;
         let _ = done_tx.send(());
     });
-    let result = core.join().map_err(|_| NodeError::Runtime("the core thread panicked".into()))?;
+    let result = core
+        .join()
+        .map_err(|_| NodeError::Runtime("the core thread panicked".into()))?;
     let _ = done_rx.try_recv();
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     result.map_err(NodeError::Storage)

@@ -12,18 +12,52 @@ use serde_json::Value;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "c", rename_all = "snake_case")]
 pub enum Command {
-    Write { key: String, value: Value },
-    Cas { key: String, from: Value, to: Value },
-    Append { key: String, value: Value },
-    Add { key: String, delta: i64 },
-    Acquire { lock: String, owner: String, ttl_ms: u64 },
-    Renew { lock: String, owner: String, token: u64, ttl_ms: u64 },
-    Release { lock: String, owner: String, token: u64 },
-    FencedWrite { key: String, value: Value, token: u64 },
+    Write {
+        key: String,
+        value: Value,
+    },
+    Cas {
+        key: String,
+        from: Value,
+        to: Value,
+    },
+    Append {
+        key: String,
+        value: Value,
+    },
+    Add {
+        key: String,
+        delta: i64,
+    },
+    Acquire {
+        lock: String,
+        owner: String,
+        ttl_ms: u64,
+    },
+    Renew {
+        lock: String,
+        owner: String,
+        token: u64,
+        ttl_ms: u64,
+    },
+    Release {
+        lock: String,
+        owner: String,
+        token: u64,
+    },
+    FencedWrite {
+        key: String,
+        value: Value,
+        token: u64,
+    },
     /// Proposed by the leader when its lease timer for (`lock`, `token`,
     /// `renewals`) fires. Applied only if that lease is still the one held:
     /// a renew or release that committed first makes it a no-op.
-    Expire { lock: String, token: u64, renewals: u64 },
+    Expire {
+        lock: String,
+        token: u64,
+        renewals: u64,
+    },
 }
 
 impl Command {

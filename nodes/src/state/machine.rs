@@ -41,11 +41,17 @@ pub enum Applied {
     Ok,
     /// `append` and `add`: the value after the change.
     Value(Value),
-    CasMismatch { current: Value },
+    CasMismatch {
+        current: Value,
+    },
     Token(u64),
-    LockHeld { holder: String },
+    LockHeld {
+        holder: String,
+    },
     NotHolder,
-    StaleToken { highest: u64 },
+    StaleToken {
+        highest: u64,
+    },
     /// The command cannot apply to the current value (e.g. `add` to a string).
     BadRequest(String),
 }
@@ -156,7 +162,10 @@ impl StateMachine {
                         holder: h.owner.clone(),
                     };
                 }
-                l.last_token = l.last_token.checked_add(1).expect("fencing tokens never reach u64::MAX");
+                l.last_token = l
+                    .last_token
+                    .checked_add(1)
+                    .expect("fencing tokens never reach u64::MAX");
                 let granted = Lease {
                     owner,
                     token: l.last_token,
@@ -187,21 +196,18 @@ impl StateMachine {
                 }
                 _ => Applied::NotHolder,
             },
-            Command::Release { lock, owner, token } => {
-                match self.locks.get_mut(&lock) {
-                    Some(l)
-                        if l
-                            .holder
-                            .as_ref()
-                            .is_some_and(|h| h.owner == owner && h.token == token) =>
-                    {
-                        l.holder = None;
-                        lease.push(LeaseChange::Ended { lock });
-                        Applied::Ok
-                    }
-                    _ => Applied::NotHolder,
+            Command::Release { lock, owner, token } => match self.locks.get_mut(&lock) {
+                Some(l)
+                    if l.holder
+                        .as_ref()
+                        .is_some_and(|h| h.owner == owner && h.token == token) =>
+                {
+                    l.holder = None;
+                    lease.push(LeaseChange::Ended { lock });
+                    Applied::Ok
                 }
-            }
+                _ => Applied::NotHolder,
+            },
             Command::FencedWrite { key, value, token } => {
                 let highest = self.fences.get(&key).copied().unwrap_or(0);
                 if token < highest && !self.no_fence {
@@ -217,8 +223,7 @@ impl StateMachine {
                 renewals,
             } => {
                 if let Some(l) = self.locks.get_mut(&lock) {
-                    if l
-                        .holder
+                    if l.holder
                         .as_ref()
                         .is_some_and(|h| h.token == token && h.renewals == renewals)
                     {
@@ -271,38 +276,113 @@ mod tests {
     fn kv_write_read_cas_append_add() {
         let mut sm = StateMachine::new(false);
         assert_eq!(sm.read("x"), Value::Null);
-        assert_eq!(apply(&mut sm, Command::Write { key: "x".into(), value: json!(5) }), Applied::Ok);
+        assert_eq!(
+            apply(
+                &mut sm,
+                Command::Write {
+                    key: "x".into(),
+                    value: json!(5)
+                }
+            ),
+            Applied::Ok
+        );
         assert_eq!(sm.read("x"), json!(5));
         assert_eq!(
-            apply(&mut sm, Command::Cas { key: "x".into(), from: json!(4), to: json!(6) }),
+            apply(
+                &mut sm,
+                Command::Cas {
+                    key: "x".into(),
+                    from: json!(4),
+                    to: json!(6)
+                }
+            ),
             Applied::CasMismatch { current: json!(5) }
         );
         assert_eq!(sm.read("x"), json!(5), "a failed cas changes nothing");
         assert_eq!(
-            apply(&mut sm, Command::Cas { key: "x".into(), from: json!(5), to: json!(6) }),
+            apply(
+                &mut sm,
+                Command::Cas {
+                    key: "x".into(),
+                    from: json!(5),
+                    to: json!(6)
+                }
+            ),
             Applied::Ok
         );
         assert_eq!(sm.read("x"), json!(6));
         assert_eq!(
-            apply(&mut sm, Command::Cas { key: "nope".into(), from: Value::Null, to: json!(1) }),
+            apply(
+                &mut sm,
+                Command::Cas {
+                    key: "nope".into(),
+                    from: Value::Null,
+                    to: json!(1)
+                }
+            ),
             Applied::Ok,
             "cas from null on an absent key succeeds"
         );
         assert_eq!(
-            apply(&mut sm, Command::Append { key: "l".into(), value: json!(1) }),
+            apply(
+                &mut sm,
+                Command::Append {
+                    key: "l".into(),
+                    value: json!(1)
+                }
+            ),
             Applied::Value(json!([1]))
         );
         assert_eq!(
-            apply(&mut sm, Command::Append { key: "l".into(), value: json!(2) }),
+            apply(
+                &mut sm,
+                Command::Append {
+                    key: "l".into(),
+                    value: json!(2)
+                }
+            ),
             Applied::Value(json!([1, 2]))
         );
         assert!(matches!(
-            apply(&mut sm, Command::Append { key: "x".into(), value: json!(2) }),
+            apply(
+                &mut sm,
+                Command::Append {
+                    key: "x".into(),
+                    value: json!(2)
+                }
+            ),
             Applied::BadRequest(_)
         ));
-        assert_eq!(apply(&mut sm, Command::Add { key: "c".into(), delta: 3 }), Applied::Value(json!(3)));
-        assert_eq!(apply(&mut sm, Command::Add { key: "c".into(), delta: -5 }), Applied::Value(json!(-2)));
-        assert!(matches!(apply(&mut sm, Command::Add { key: "l".into(), delta: 1 }), Applied::BadRequest(_)));
+        assert_eq!(
+            apply(
+                &mut sm,
+                Command::Add {
+                    key: "c".into(),
+                    delta: 3
+                }
+            ),
+            Applied::Value(json!(3))
+        );
+        assert_eq!(
+            apply(
+                &mut sm,
+                Command::Add {
+                    key: "c".into(),
+                    delta: -5
+                }
+            ),
+            Applied::Value(json!(-2))
+        );
+        assert!(matches!(
+            apply(
+                &mut sm,
+                Command::Add {
+                    key: "l".into(),
+                    delta: 1
+                }
+            ),
+            Applied::BadRequest(_)
+        ));
         assert_eq!(sm.read("l"), json!([1, 2]), "a failed add changes nothing");
     }
 
@@ -320,9 +400,26 @@ mod tests {
                 Applied::LockHeld { holder: "a".into() }
             );
             if round % 2 == 0 {
-                assert_eq!(apply(&mut sm, Command::Release { lock: "L".into(), owner: "a".into(), token: t }), Applied::Ok);
+                assert_eq!(
+                    apply(
+                        &mut sm,
+                        Command::Release {
+                            lock: "L".into(),
+                            owner: "a".into(),
+                            token: t
+                        }
+                    ),
+                    Applied::Ok
+                );
             } else {
-                apply(&mut sm, Command::Expire { lock: "L".into(), token: t, renewals: 0 });
+                apply(
+                    &mut sm,
+                    Command::Expire {
+                        lock: "L".into(),
+                        token: t,
+                        renewals: 0,
+                    },
+                );
             }
         }
         assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
@@ -333,35 +430,99 @@ mod tests {
     #[test]
     fn renew_and_release_need_the_right_owner_and_token() {
         let mut sm = StateMachine::new(false);
-        let Applied::Token(t) = apply(&mut sm, acquire("L", "a")) else { panic!("granted") };
-        let renew = |owner: &str, token| Command::Renew { lock: "L".into(), owner: owner.into(), token, ttl_ms: 50 };
+        let Applied::Token(t) = apply(&mut sm, acquire("L", "a")) else {
+            panic!("granted")
+        };
+        let renew = |owner: &str, token| Command::Renew {
+            lock: "L".into(),
+            owner: owner.into(),
+            token,
+            ttl_ms: 50,
+        };
         assert_eq!(apply(&mut sm, renew("b", t)), Applied::NotHolder);
         assert_eq!(apply(&mut sm, renew("a", t + 1)), Applied::NotHolder);
         let mut changes = Vec::new();
         assert_eq!(sm.apply(renew("a", t), &mut changes), Applied::Ok);
-        assert!(matches!(&changes[..], [LeaseChange::Started { lease, .. }] if lease.renewals == 1 && lease.ttl_ms == 50));
-        assert_eq!(apply(&mut sm, Command::Release { lock: "L".into(), owner: "b".into(), token: t }), Applied::NotHolder);
-        assert_eq!(apply(&mut sm, Command::Release { lock: "X".into(), owner: "a".into(), token: t }), Applied::NotHolder);
+        assert!(
+            matches!(&changes[..], [LeaseChange::Started { lease, .. }] if lease.renewals == 1 && lease.ttl_ms == 50)
+        );
+        assert_eq!(
+            apply(
+                &mut sm,
+                Command::Release {
+                    lock: "L".into(),
+                    owner: "b".into(),
+                    token: t
+                }
+            ),
+            Applied::NotHolder
+        );
+        assert_eq!(
+            apply(
+                &mut sm,
+                Command::Release {
+                    lock: "X".into(),
+                    owner: "a".into(),
+                    token: t
+                }
+            ),
+            Applied::NotHolder
+        );
     }
 
     #[test]
     fn an_expire_raced_by_a_renew_is_a_no_op() {
         let mut sm = StateMachine::new(false);
-        let Applied::Token(t) = apply(&mut sm, acquire("L", "a")) else { panic!("granted") };
-        apply(&mut sm, Command::Renew { lock: "L".into(), owner: "a".into(), token: t, ttl_ms: 1000 });
+        let Applied::Token(t) = apply(&mut sm, acquire("L", "a")) else {
+            panic!("granted")
+        };
+        apply(
+            &mut sm,
+            Command::Renew {
+                lock: "L".into(),
+                owner: "a".into(),
+                token: t,
+                ttl_ms: 1000,
+            },
+        );
         // The timer of the lease before the renew fires late.
-        apply(&mut sm, Command::Expire { lock: "L".into(), token: t, renewals: 0 });
-        assert!(sm.lock("L").and_then(|l| l.holder.as_ref()).is_some(), "renewed lease survives");
-        apply(&mut sm, Command::Expire { lock: "L".into(), token: t, renewals: 1 });
+        apply(
+            &mut sm,
+            Command::Expire {
+                lock: "L".into(),
+                token: t,
+                renewals: 0,
+            },
+        );
+        assert!(
+            sm.lock("L").and_then(|l| l.holder.as_ref()).is_some(),
+            "renewed lease survives"
+        );
+        apply(
+            &mut sm,
+            Command::Expire {
+                lock: "L".into(),
+                token: t,
+                renewals: 1,
+            },
+        );
         assert!(sm.lock("L").and_then(|l| l.holder.as_ref()).is_none());
     }
 
     #[test]
     fn fenced_writes_refuse_stale_tokens() {
         let mut sm = StateMachine::new(false);
-        let fw = |token, v: i64| Command::FencedWrite { key: "r".into(), value: json!(v), token };
+        let fw = |token, v: i64| Command::FencedWrite {
+            key: "r".into(),
+            value: json!(v),
+            token,
+        };
         assert_eq!(apply(&mut sm, fw(3, 1)), Applied::Ok);
-        assert_eq!(apply(&mut sm, fw(3, 2)), Applied::Ok, "equal token is accepted");
+        assert_eq!(
+            apply(&mut sm, fw(3, 2)),
+            Applied::Ok,
+            "equal token is accepted"
+        );
         assert_eq!(apply(&mut sm, fw(2, 3)), Applied::StaleToken { highest: 3 });
         assert_eq!(sm.read("r"), json!(2));
         assert_eq!(apply(&mut sm, fw(5, 4)), Applied::Ok);
@@ -371,7 +532,11 @@ mod tests {
     #[test]
     fn no_fence_bug_accepts_stale_tokens() {
         let mut sm = StateMachine::new(true);
-        let fw = |token, v: i64| Command::FencedWrite { key: "r".into(), value: json!(v), token };
+        let fw = |token, v: i64| Command::FencedWrite {
+            key: "r".into(),
+            value: json!(v),
+            token,
+        };
         apply(&mut sm, fw(5, 1));
         assert_eq!(apply(&mut sm, fw(2, 2)), Applied::Ok);
         assert_eq!(sm.read("r"), json!(2));
@@ -380,16 +545,39 @@ mod tests {
     #[test]
     fn snapshot_restore_round_trips_and_keeps_the_bug_setting() {
         let mut sm = StateMachine::new(false);
-        apply(&mut sm, Command::Write { key: "x".into(), value: json!("v") });
+        apply(
+            &mut sm,
+            Command::Write {
+                key: "x".into(),
+                value: json!("v"),
+            },
+        );
         apply(&mut sm, acquire("L", "a"));
-        apply(&mut sm, Command::FencedWrite { key: "r".into(), value: json!(1), token: 9 });
+        apply(
+            &mut sm,
+            Command::FencedWrite {
+                key: "r".into(),
+                value: json!(1),
+                token: 9,
+            },
+        );
         let bytes = sm.snapshot();
         let mut other = StateMachine::new(false);
         other.restore(&bytes).expect("restore");
         assert_eq!(other, sm);
-        assert_eq!(apply(&mut other, acquire("L", "b")), Applied::LockHeld { holder: "a".into() });
         assert_eq!(
-            apply(&mut other, Command::FencedWrite { key: "r".into(), value: json!(2), token: 8 }),
+            apply(&mut other, acquire("L", "b")),
+            Applied::LockHeld { holder: "a".into() }
+        );
+        assert_eq!(
+            apply(
+                &mut other,
+                Command::FencedWrite {
+                    key: "r".into(),
+                    value: json!(2),
+                    token: 8
+                }
+            ),
             Applied::StaleToken { highest: 9 }
         );
         assert!(other.restore(b"not json").is_err());

@@ -111,7 +111,10 @@ impl GroupStorage {
                 snap_index = s.meta.index;
                 snap_term = s.meta.term;
                 entries.retain(|e| e.index > snap_index);
-                if entries.first().is_some_and(|e| e.index != snap_index.next()) {
+                if entries
+                    .first()
+                    .is_some_and(|e| e.index != snap_index.next())
+                {
                     entries.clear();
                 }
             }
@@ -311,13 +314,18 @@ mod tests {
         let g = GroupId(3);
         let (mut st, rec) = GroupStorage::open(dir.path(), g, false).expect("open");
         assert_eq!(rec, Recovered::default());
-        st.stage(None, Some(hs(1, 1, 0)), &[e(1, 1), e(2, 1), e(3, 1)]).expect("stage");
+        st.stage(None, Some(hs(1, 1, 0)), &[e(1, 1), e(2, 1), e(3, 1)])
+            .expect("stage");
         st.sync().expect("sync");
         // A new leader overwrites a conflicting suffix.
-        st.stage(None, Some(hs(2, 2, 1)), &[e(2, 2)]).expect("stage");
+        st.stage(None, Some(hs(2, 2, 1)), &[e(2, 2)])
+            .expect("stage");
         st.sync().expect("sync");
         drop(st);
-        assert!(dir.path().join("group-3").join("wal.log").exists(), "group id in the path");
+        assert!(
+            dir.path().join("group-3").join("wal.log").exists(),
+            "group id in the path"
+        );
         let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
         assert_eq!(rec.hard_state, hs(2, 2, 1));
         assert_eq!(rec.entries, vec![e(1, 1), e(2, 2)]);
@@ -328,7 +336,8 @@ mod tests {
     fn nothing_is_on_disk_before_sync() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut st, _) = GroupStorage::open(dir.path(), GroupId(0), false).expect("open");
-        st.stage(None, Some(hs(5, 1, 0)), &[e(1, 5)]).expect("stage");
+        st.stage(None, Some(hs(5, 1, 0)), &[e(1, 5)])
+            .expect("stage");
         let (_, rec) = GroupStorage::open(dir.path(), GroupId(0), false).expect("peek");
         assert_eq!(rec, Recovered::default(), "staged is not durable");
         st.sync().expect("sync");
@@ -340,13 +349,18 @@ mod tests {
     fn no_fsync_bug_loses_acknowledged_entries_on_a_crash() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut st, _) = GroupStorage::open(dir.path(), GroupId(0), true).expect("open");
-        st.stage(None, Some(hs(1, 1, 0)), &[e(1, 1)]).expect("stage");
+        st.stage(None, Some(hs(1, 1, 0)), &[e(1, 1)])
+            .expect("stage");
         st.sync().expect("sync returns at once");
         // A crash now (drop without flush) loses the "synced" entry.
         let (_, rec) = GroupStorage::open(dir.path(), GroupId(0), false).expect("reopen");
-        assert!(rec.entries.is_empty(), "the bug must lose acknowledged writes");
+        assert!(
+            rec.entries.is_empty(),
+            "the bug must lose acknowledged writes"
+        );
         // The lazy flusher writes it out eventually.
-        st.flush_lazily(Instant::now() + LAZY_FLUSH_INTERVAL).expect("flush");
+        st.flush_lazily(Instant::now() + LAZY_FLUSH_INTERVAL)
+            .expect("flush");
         let (_, rec) = GroupStorage::open(dir.path(), GroupId(0), false).expect("reopen");
         assert_eq!(rec.entries, vec![e(1, 1)]);
     }
@@ -384,7 +398,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let g = GroupId(0);
         let (mut st, _) = GroupStorage::open(dir.path(), g, false).expect("open");
-        st.stage(None, None, &[e(1, 1), e(2, 1), e(3, 1)]).expect("stage");
+        st.stage(None, None, &[e(1, 1), e(2, 1), e(3, 1)])
+            .expect("stage");
         let snap = Snapshot {
             meta: SnapshotMeta {
                 index: LogIndex(20),
@@ -393,7 +408,8 @@ mod tests {
             },
             data: vec![1, 2, 3],
         };
-        st.stage(Some(&snap), Some(hs(4, 2, 20)), &[e(21, 4)]).expect("stage");
+        st.stage(Some(&snap), Some(hs(4, 2, 20)), &[e(21, 4)])
+            .expect("stage");
         st.sync().expect("sync");
         let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
         assert_eq!(rec.snapshot.map(|s| s.meta.index), Some(LogIndex(20)));

@@ -90,7 +90,10 @@ impl WalRecord {
     }
 
     pub fn decode(payload: &[u8]) -> Result<WalRecord, RecordError> {
-        let mut r = Cursor { buf: payload, pos: 0 };
+        let mut r = Cursor {
+            buf: payload,
+            pos: 0,
+        };
         let record = match r.u8()? {
             TAG_HARD_STATE => {
                 let term = Term(r.u64()?);
@@ -250,7 +253,10 @@ mod tests {
             assert_eq!(WalRecord::decode(&buf).expect("decodes"), rec);
             // Every strict prefix is refused.
             for cut in 0..buf.len() {
-                assert!(WalRecord::decode(&buf[..cut]).is_err(), "prefix {cut} of {rec:?}");
+                assert!(
+                    WalRecord::decode(&buf[..cut]).is_err(),
+                    "prefix {cut} of {rec:?}"
+                );
             }
         }
     }

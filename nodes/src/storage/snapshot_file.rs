@@ -48,23 +48,31 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, StorageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io(path, e)),
     };
-    decode(&bytes).map(Some).map_err(|(offset, reason)| StorageError::Corrupt {
-        file: path.to_path_buf(),
-        offset,
-        reason,
-    })
+    decode(&bytes)
+        .map(Some)
+        .map_err(|(offset, reason)| StorageError::Corrupt {
+            file: path.to_path_buf(),
+            offset,
+            reason,
+        })
 }
 
 /// Decode a snapshot file's bytes; on error, the offset and what is wrong.
 fn decode(bytes: &[u8]) -> Result<Snapshot, (u64, String)> {
     if bytes.len() < 20 || &bytes[..8] != MAGIC {
-        return Err((0, "not a faultline snapshot (bad magic or too short)".into()));
+        return Err((
+            0,
+            "not a faultline snapshot (bad magic or too short)".into(),
+        ));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
     let payload = &bytes[20..];
     if payload.len() as u64 != len {
-        return Err((8, format!("length {len} but {} payload bytes", payload.len())));
+        return Err((
+            8,
+            format!("length {len} but {} payload bytes", payload.len()),
+        ));
     }
     if crc32fast::hash(payload) != crc {
         return Err((20, "checksum mismatch".into()));

@@ -80,7 +80,11 @@ impl Wal {
 
     /// Append one record to the pending batch (not yet written).
     pub fn append(&mut self, payload: &[u8]) {
-        assert!(payload.len() <= MAX_RECORD_BYTES, "record of {} bytes", payload.len());
+        assert!(
+            payload.len() <= MAX_RECORD_BYTES,
+            "record of {} bytes",
+            payload.len()
+        );
         assert!(!payload.is_empty(), "records are never empty");
         self.pending
             .extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -190,7 +194,10 @@ fn scan(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, usize), StorageError>
             return Ok((payloads, offset));
         }
         if len > MAX_RECORD_BYTES {
-            torn_or_corrupt(rest, &format!("record length {len} exceeds {MAX_RECORD_BYTES}"))?;
+            torn_or_corrupt(
+                rest,
+                &format!("record length {len} exceeds {MAX_RECORD_BYTES}"),
+            )?;
             return Ok((payloads, offset));
         }
         let end = HEADER_BYTES + len;
@@ -232,7 +239,10 @@ mod tests {
         let path = dir.path().join("wal.log");
         write_records(&path, &[b"one", b"two", b"three"]);
         let (mut wal, rec) = Wal::open(&path).expect("reopen");
-        assert_eq!(rec.payloads, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(
+            rec.payloads,
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
         assert_eq!(rec.truncated_bytes, 0);
         wal.append(b"four");
         wal.sync().expect("sync");
@@ -254,7 +264,10 @@ mod tests {
             assert_eq!(rec.payloads, vec![b"first".to_vec()], "cut at {cut}");
             assert_eq!(rec.truncated_bytes, (cut - first_len) as u64);
             assert_eq!(wal.len_bytes(), first_len as u64);
-            assert_eq!(std::fs::metadata(&path).expect("meta").len(), first_len as u64);
+            assert_eq!(
+                std::fs::metadata(&path).expect("meta").len(),
+                first_len as u64
+            );
         }
     }
 
@@ -290,7 +303,10 @@ mod tests {
             other => panic!("wrong error {other:?}"),
         }
         let msg = err.to_string();
-        assert!(msg.contains("wal.log") && msg.contains(&second_at.to_string()), "{msg}");
+        assert!(
+            msg.contains("wal.log") && msg.contains(&second_at.to_string()),
+            "{msg}"
+        );
         // The file is left alone for a human to inspect.
         assert_eq!(std::fs::read(&path).expect("read"), bytes);
     }

@@ -29,7 +29,11 @@ pub struct Filter {
 impl Filter {
     pub fn set(&self, rules: FilterRules) {
         let mut r = rules;
-        r.loss = if r.loss.is_finite() { r.loss.clamp(0.0, 1.0) } else { 0.0 };
+        r.loss = if r.loss.is_finite() {
+            r.loss.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         *self.rules.write().expect("filter lock") = r;
     }
 
