@@ -7,7 +7,7 @@
 //! measurement:
 //!
 //!     cargo build --release -p faultline --example node_bench
-//!     target/release/examples/node_bench --target faultline
+//!     target/release/examples/node_bench --target faultline [--consensus raft|paxos|both]
 //!     target/release/examples/node_bench --target etcd --etcd-bin etcd
 //!
 //! Each client has its own connection and one request in flight; the
@@ -37,11 +37,22 @@ enum Target {
     Etcd,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq)]
+enum ConsensusArg {
+    Raft,
+    Paxos,
+    /// Raft, then Paxos, one after the other.
+    Both,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "3-node loopback benchmark: faultline node vs etcd")]
 struct Args {
     #[arg(long, value_enum, default_value_t = Target::Faultline)]
     target: Target,
+    /// The consensus core of the faultline nodes.
+    #[arg(long, value_enum, default_value_t = ConsensusArg::Raft)]
+    consensus: ConsensusArg,
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -90,44 +101,55 @@ struct PhaseResult {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let tmp = tempfile::Builder::new()
-        .prefix("node-bench-")
-        .tempdir_in(args.data_root.clone().unwrap_or(std::env::temp_dir()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (procs, system): (Procs, System) = match args.target {
-        Target::Faultline => start_faultline(&args, tmp.path())?,
-        Target::Etcd => start_etcd(&args, tmp.path())?,
+    let runs: Vec<(&str, Option<&str>)> = match (args.target, args.consensus) {
+        (Target::Etcd, _) => vec![("etcd", None)],
+        (Target::Faultline, ConsensusArg::Raft) => vec![("raft", Some("raft"))],
+        (Target::Faultline, ConsensusArg::Paxos) => vec![("paxos", Some("paxos"))],
+        (Target::Faultline, ConsensusArg::Both) => {
+            vec![("raft", Some("raft")), ("paxos", Some("paxos"))]
+        }
     };
-    let system = Arc::new(system);
-    rt.block_on(system.wait_ready())?;
     println!(
-        "target={:?} clients={} seconds={} keys={} value_bytes={} read_fraction={}",
-        args.target, args.clients, args.seconds, args.keys, args.value_bytes, args.read_fraction
+        "clients={} seconds={} keys={} value_bytes={} read_fraction={}",
+        args.clients, args.seconds, args.keys, args.value_bytes, args.read_fraction
     );
     println!(
-        "{:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "phase", "ops", "ops/s", "p50_ms", "p99_ms", "max_ms", "errors"
+        "{:<8} {:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "system", "phase", "ops", "ops/s", "p50_ms", "p99_ms", "max_ms", "errors"
     );
-    for (phase, reads) in [("write", 0.0), ("mixed", args.read_fraction)] {
-        let r = rt.block_on(run_phase(system.clone(), &args, reads))?;
-        let h = r.hist.expect("histogram");
-        let ops = h.len();
-        println!(
-            "{:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
-            phase,
-            ops,
-            ops as f64 / args.seconds as f64,
-            h.value_at_quantile(0.50) as f64 / 1000.0,
-            h.value_at_quantile(0.99) as f64 / 1000.0,
-            h.max() as f64 / 1000.0,
-            r.errors
-        );
-        std::io::stdout().flush()?;
+    for (label, consensus) in runs {
+        let tmp = tempfile::Builder::new()
+            .prefix("node-bench-")
+            .tempdir_in(args.data_root.clone().unwrap_or(std::env::temp_dir()))?;
+        let (procs, system): (Procs, System) = match consensus {
+            Some(c) => start_faultline(&args, c, tmp.path())?,
+            None => start_etcd(&args, tmp.path())?,
+        };
+        let system = Arc::new(system);
+        rt.block_on(system.wait_ready())?;
+        for (phase, reads) in [("write", 0.0), ("mixed", args.read_fraction)] {
+            let r = rt.block_on(run_phase(system.clone(), &args, reads))?;
+            let h = r.hist.expect("histogram");
+            let ops = h.len();
+            println!(
+                "{:<8} {:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                label,
+                phase,
+                ops,
+                ops as f64 / args.seconds as f64,
+                h.value_at_quantile(0.50) as f64 / 1000.0,
+                h.value_at_quantile(0.99) as f64 / 1000.0,
+                h.max() as f64 / 1000.0,
+                r.errors
+            );
+            std::io::stdout().flush()?;
+        }
+        drop(procs);
     }
-    drop(procs);
     Ok(())
 }
 
@@ -271,7 +293,11 @@ async fn run_phase(
     Ok(total)
 }
 
-fn start_faultline(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs, System)> {
+fn start_faultline(
+    args: &Args,
+    consensus: &str,
+    root: &std::path::Path,
+) -> anyhow::Result<(Procs, System)> {
     let bin = match &args.faultline {
         Some(b) => b.clone(),
         None => std::env::current_exe()?
@@ -303,6 +329,7 @@ fn start_faultline(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs
                 "--data-dir",
             ])
             .arg(root.join(format!("n{}", i + 1)))
+            .args(["--consensus", consensus])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

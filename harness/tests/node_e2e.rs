@@ -25,9 +25,18 @@ fn read(key: &str) -> Op {
 }
 
 #[test]
-fn three_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
+fn three_raft_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
+    leader_kill_scenario("raft");
+}
+
+#[test]
+fn three_paxos_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
+    leader_kill_scenario("paxos");
+}
+
+fn leader_kill_scenario(consensus: &str) {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut nodes = cluster(3, root.path(), &[]);
+    let mut nodes = cluster(3, root.path(), &["--consensus", consensus]);
     for n in nodes.iter_mut() {
         n.start();
     }
