@@ -58,6 +58,9 @@ pub struct SimOptions {
     pub op_timeout_ms: u64,
     /// Keep a readable trace (for replays); costs time.
     pub trace: bool,
+    /// Let node clocks run at different rates (±30%, drawn from the seed for
+    /// half the seeds). Raft's safety must not depend on clocks; lease reads do.
+    pub clock_skew: bool,
 }
 
 impl SimOptions {
@@ -74,6 +77,7 @@ impl SimOptions {
             faults: true,
             op_timeout_ms: 600,
             trace: false,
+            clock_skew: true,
         }
     }
 
@@ -185,6 +189,8 @@ struct PendingOp {
     kind: OpKind,
     key: u64,
     attempts: u32,
+    /// A request is on its way or being served: its outcome is unknown.
+    in_flight: bool,
 }
 
 struct Client {
@@ -208,6 +214,8 @@ struct Host<C> {
     reads: BTreeMap<u64, (usize, u64, u64)>,
     waiting_reads: Vec<(LogIndex, u64)>,
     snapshot_every: u64,
+    /// Virtual µs between two ticks of this node's clock.
+    tick_us: u64,
 }
 
 enum Effect {
@@ -281,6 +289,8 @@ impl<C: SimCore> World<C> {
         let max_inflight = rng.pick(&[1usize, 2, 4, 8]);
         let max_batch = rng.pick(&[1usize, 4, 64]);
         let snapshot_every = rng.pick(&[8u64, 32, 128]);
+        let skewed = opts.clock_skew && rng.chance(0.5);
+        let tick_us: Vec<u64> = (0..n).map(|_| if skewed { rng.range(7_000, 13_001) } else { TICK_INTERVAL_MS * 1000 }).collect();
         let knobs = Knobs {
             pre_vote: rng.chance(0.8),
             check_quorum: rng.chance(0.8),
@@ -302,6 +312,7 @@ impl<C: SimCore> World<C> {
                 reads: BTreeMap::new(),
                 waiting_reads: Vec::new(),
                 snapshot_every,
+                tick_us: tick_us[(id.0 - 1) as usize],
             })
             .collect();
         let clients = (0..opts.clients).map(|c| Client { process: c as u64, leader_hint: None, op: None }).collect();
@@ -415,7 +426,7 @@ impl<C: SimCore> World<C> {
         host.applied = snap.map_or(LogIndex(0), |s| s.meta.index);
         host.core = Some(core);
         let inc = host.incarnation;
-        let phase = self.rng.range(1, TICK_INTERVAL_MS * 1000);
+        let phase = self.rng.range(1, self.hosts[i].tick_us);
         self.schedule(phase, Ev::Tick(id, inc));
         if self.no_fsync {
             let d = self.rng.range(100_000, 400_000);
@@ -449,8 +460,9 @@ impl<C: SimCore> World<C> {
                     return Ok(());
                 }
                 host.core.as_mut().expect("alive").tick();
+                let every = host.tick_us;
                 self.note(3, id.0, 0, || format!("{id} tick"));
-                self.schedule(TICK_INTERVAL_MS * 1000, Ev::Tick(id, inc));
+                self.schedule(every, Ev::Tick(id, inc));
                 self.post_step(id)
             }
             Ev::Deliver(msg) => {
@@ -502,11 +514,16 @@ impl<C: SimCore> World<C> {
                 if c.op.as_ref().is_some_and(|o| o.op_id == op_id) {
                     let op = c.op.take().expect("pending");
                     let process = c.process;
-                    self.history.record(self.now_us * 1000, process, SimEventKind::Info, op.kind.f(), op.key, op.kind.value(), None, Some("timeout".into()));
-                    // A process that got `info` never issues again.
-                    self.clients[client].process = self.next_process;
-                    self.next_process += 1;
-                    self.clients[client].leader_hint = None;
+                    c.leader_hint = None;
+                    if op.in_flight {
+                        self.history.record(self.now_us * 1000, process, SimEventKind::Info, op.kind.f(), op.key, op.kind.value(), None, Some("timeout".into()));
+                        // A process that got `info` never issues again.
+                        self.clients[client].process = self.next_process;
+                        self.next_process += 1;
+                    } else {
+                        // Every attempt was refused: definitely not done.
+                        self.history.record(self.now_us * 1000, process, SimEventKind::Fail, op.kind.f(), op.key, op.kind.value(), None, Some("not-leader".into()));
+                    }
                     self.schedule(1_000, Ev::NextOp(client));
                 }
                 Ok(())
@@ -625,7 +642,7 @@ impl<C: SimCore> World<C> {
         let op_id = self.next_op_id;
         let process = self.clients[client].process;
         self.history.record(self.now_us * 1000, process, SimEventKind::Invoke, kind.f(), key, kind.value(), None, None);
-        self.clients[client].op = Some(PendingOp { op_id, kind, key, attempts: 0 });
+        self.clients[client].op = Some(PendingOp { op_id, kind, key, attempts: 0, in_flight: false });
         self.schedule(self.opts.op_timeout_ms * 1000, Ev::Timeout { client, op_id });
         self.send_request(client, op_id);
     }
@@ -642,7 +659,9 @@ impl<C: SimCore> World<C> {
     }
 
     fn request(&mut self, client: usize, op_id: u64, node: NodeId) -> Result<(), Violation> {
-        let Some(op) = self.clients[client].op.as_ref().filter(|o| o.op_id == op_id) else { return Ok(()) };
+        let Some(op) = self.clients[client].op.as_mut().filter(|o| o.op_id == op_id) else { return Ok(()) };
+        // From here until a definite reply, the outcome is unknown.
+        op.in_flight = true;
         let (kind, key) = (op.kind, op.key);
         let i = Self::idx(node);
         let host = &mut self.hosts[i];
@@ -692,16 +711,11 @@ impl<C: SimCore> World<C> {
                 c.leader_hint = hint;
                 let op = c.op.as_mut().expect("pending");
                 op.attempts += 1;
-                if op.attempts >= 30 {
-                    let op = c.op.take().expect("pending");
-                    self.history.record(now_ns, process, SimEventKind::Fail, op.kind.f(), op.key, op.kind.value(), Some(node), Some("not-leader".into()));
-                    let d = self.rng.range(1_000, 20_000);
-                    self.schedule(d, Ev::NextOp(client));
-                } else {
-                    // Back off a little so an election can finish.
-                    let d = self.rng.range(5_000, 25_000);
-                    self.schedule_resend(client, op_id, d);
-                }
+                op.in_flight = false;
+                // Back off a little so an election can finish; the op's
+                // timeout ends the retries.
+                let d = self.rng.range(5_000, 25_000);
+                self.schedule_resend(client, op_id, d);
             }
             Reply::Ok(value) => {
                 let c = &mut self.clients[client];
