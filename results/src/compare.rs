@@ -170,9 +170,7 @@ impl Comparison {
         t.load_preset(UTF8_FULL_CONDENSED);
         t.set_header(vec!["op", "metric", "A", "B", "change", ""]);
         let fmt = |m: &str, v: f64| {
-            if m == "count" {
-                format!("{v:.0}")
-            } else if v >= 100.0 {
+            if m == "count" || v >= 100.0 {
                 format!("{v:.0}")
             } else {
                 format!("{v:.2}")

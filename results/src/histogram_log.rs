@@ -294,9 +294,12 @@ fn encode_log<'a>(
     Ok(buf)
 }
 
+/// One tagged interval of a log: key, start since the base time, length, histogram.
+pub type LogInterval = (OpKey, Duration, Duration, Histogram<u64>);
+
 /// Reads an interval log: `(key, start since base, duration, histogram)`
 /// per tagged interval. Intervals without a faultline tag are an error.
-pub fn read_log(path: &Path) -> Result<Vec<(OpKey, Duration, Duration, Histogram<u64>)>, HistogramLogError> {
+pub fn read_log(path: &Path) -> Result<Vec<LogInterval>, HistogramLogError> {
     let bytes = std::fs::read(path).map_err(|source| HistogramLogError::Io {
         path: path.to_path_buf(),
         source,
@@ -305,7 +308,7 @@ pub fn read_log(path: &Path) -> Result<Vec<(OpKey, Duration, Duration, Histogram
 }
 
 /// Parses interval-log bytes; `path` only names the source in errors.
-pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<Vec<(OpKey, Duration, Duration, Histogram<u64>)>, HistogramLogError> {
+pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<Vec<LogInterval>, HistogramLogError> {
     let bad = |message: String| HistogramLogError::Bad {
         path: path.to_path_buf(),
         message,

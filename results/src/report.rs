@@ -374,9 +374,9 @@ fn render(p: &Page) -> String {
         }
         None => o.push_str("<p>No test.json.</p>"),
     }
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<p class=meta>Built by faultline {} from {}.</p></body></html>\n",
+        "<p class=meta>Built by faultline {} from {}.</p></body></html>",
         env!("CARGO_PKG_VERSION"),
         escape(HISTORY_FILE)
     );

@@ -183,7 +183,7 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
 }
 
 fn nice_step(raw: f64) -> f64 {
-    if !(raw > 0.0) {
+    if raw.is_nan() || raw <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(raw.log10().floor());
