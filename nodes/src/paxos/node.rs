@@ -81,8 +81,11 @@ struct Peer {
     agreed: LogIndex,
     /// Accept / snapshot messages not yet answered.
     inflight: usize,
-    /// `agreed` moved since the last heartbeat reply.
-    progressed: bool,
+    /// The tick of the last Accepted from this peer (or of the last resend).
+    last_reply_tick: u64,
+    /// The highest `agreed` a heartbeat reply reported (not durable-proof:
+    /// used only to pick where to resend from).
+    reported: LogIndex,
     /// Heard from since the last check-quorum.
     recent_active: bool,
     read_seq_acked: u64,
@@ -90,8 +93,8 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(next: LogIndex, agreed: LogIndex) -> Peer {
-        Peer { next, agreed, inflight: 0, progressed: false, recent_active: true, read_seq_acked: 0, snapshot_sent_tick: None }
+    fn new(next: LogIndex, agreed: LogIndex, now_ticks: u64) -> Peer {
+        Peer { next, agreed, inflight: 0, last_reply_tick: now_ticks, reported: agreed, recent_active: true, read_seq_acked: 0, snapshot_sent_tick: None }
     }
 }
 
@@ -464,8 +467,8 @@ impl PaxosNode {
         for p in self.peer_ids() {
             let known = promises.get(&p).map(|d| d.commit.min(commit));
             let peer = match known {
-                Some(c) => Peer::new(c.next(), c),
-                None => Peer::new(commit.next(), LogIndex(0)),
+                Some(c) => Peer::new(c.next(), c, self.now_ticks),
+                None => Peer::new(commit.next(), LogIndex(0), self.now_ticks),
             };
             self.peers.insert(p, peer);
         }
@@ -705,16 +708,7 @@ impl PaxosNode {
                 let pr = self.peers.get_mut(&from).expect("a peer of the group");
                 pr.recent_active = true;
                 pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(read_seq_now));
-                // No Accepted since the last round and still behind: the
-                // pipe lost something. Resend from what it holds.
-                let holds = pr.agreed.max(agreed.min(last));
-                if !pr.progressed {
-                    if pr.next > holds.next() {
-                        pr.next = holds.next();
-                    }
-                    pr.inflight = 0;
-                }
-                pr.progressed = false;
+                pr.reported = pr.reported.max(agreed.min(last));
                 self.advance_reads();
                 self.pump(from, false);
             }
@@ -761,10 +755,11 @@ impl PaxosNode {
         let pr = self.peers.get_mut(&from).expect("a peer of the group");
         pr.recent_active = true;
         pr.inflight = pr.inflight.saturating_sub(1);
+        pr.last_reply_tick = self.now_ticks;
         let news = agreed > pr.agreed;
         if news {
             pr.agreed = agreed;
-            pr.progressed = true;
+            pr.reported = pr.reported.max(agreed);
         }
         if !ok && pr.next > pr.agreed.next() {
             pr.next = pr.agreed.next();
@@ -807,6 +802,26 @@ impl PaxosNode {
         if self.heartbeat_elapsed_ticks >= self.cfg.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;
             self.broadcast_heartbeat();
+            self.resend_stalled();
+        }
+    }
+
+    /// Accepts in flight and no reply for two heartbeat intervals: some were
+    /// lost. Resend from what the acceptor holds.
+    fn resend_stalled(&mut self) {
+        let stall_ticks = 2 * self.cfg.heartbeat_interval_ticks;
+        let now = self.now_ticks;
+        for p in self.peer_ids() {
+            let pr = self.peers.get_mut(&p).expect("a peer of the group");
+            if pr.inflight > 0 && pr.last_reply_tick + stall_ticks <= now {
+                let holds = pr.agreed.max(pr.reported);
+                if pr.next > holds.next() {
+                    pr.next = holds.next();
+                }
+                pr.inflight = 0;
+                pr.last_reply_tick = now;
+                self.pump(p, false);
+            }
         }
     }
 

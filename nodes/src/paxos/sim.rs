@@ -156,6 +156,16 @@ impl SimCore for PaxosNode {
     fn check_self(&self) -> Result<(), String> {
         self.invariants()
     }
+
+    fn new_oracle(voters: usize) -> Box<dyn std::any::Any> {
+        Box::new(PaxosOracle::new(voters))
+    }
+
+    fn check_cluster(&mut self, oracle: &mut dyn std::any::Any, node: NodeId) -> Result<(), (&'static str, String)> {
+        let oracle = oracle.downcast_mut::<PaxosOracle>().expect("the world holds the oracle new_oracle made");
+        let observations = self.take_journal();
+        oracle.observe(node, observations)
+    }
 }
 
 #[cfg(test)]
