@@ -83,6 +83,7 @@ impl RemoteCluster {
         }
         let peers_arg = nodes.iter().map(|n| format!("{}={}", n.id.0, n.client_addr)).collect::<Vec<_>>().join(",");
         let mut hosts = RemoteHosts::new(&config.plan);
+        hosts.set_addresses(nodes.iter().map(|n| n.client_addr.ip().to_string()).collect());
         let start = Instant::now();
         let deployed = hosts.prepare(&config.needs)?;
         let prepare_ms = start.elapsed().as_millis() as u64;

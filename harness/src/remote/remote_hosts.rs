@@ -24,6 +24,9 @@ pub struct RemoteHosts {
     pub install_deps: bool,
     /// Filled by [`RemoteHosts::prepare`].
     pub tools: Vec<HostTools>,
+    /// The hosts' IP addresses as peers see them (set from resolved node
+    /// addresses); host names as given when not set.
+    peer_ips: Option<Vec<String>>,
 }
 
 impl RemoteHosts {
@@ -34,6 +37,7 @@ impl RemoteHosts {
             node_bin: plan.node_bin.clone(),
             install_deps: plan.install_deps,
             tools: Vec::new(),
+            peer_ips: None,
         }
     }
 
@@ -51,7 +55,17 @@ impl RemoteHosts {
 
     /// Each host's address (what peers see in packets, and the node binds).
     pub fn addresses(&self) -> Vec<String> {
-        self.hosts.sessions().iter().map(|s| s.addr().host.clone()).collect()
+        match &self.peer_ips {
+            Some(ips) => ips.clone(),
+            None => self.hosts.sessions().iter().map(|s| s.addr().host.clone()).collect(),
+        }
+    }
+
+    /// Sets the IP addresses packet filters match (one per host), so rules
+    /// never depend on name resolution on the hosts.
+    pub fn set_addresses(&mut self, ips: Vec<String>) {
+        assert_eq!(ips.len(), self.len(), "one address per host");
+        self.peer_ips = Some(ips);
     }
 
     /// Connects to all hosts, checks tools for `needs`, deploys the node

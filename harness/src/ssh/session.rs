@@ -174,7 +174,9 @@ impl Session {
         }
         let dir = Path::new(remote).parent().and_then(Path::to_str).unwrap_or("/");
         let staging = if self.cfg.needs_sudo() {
-            format!("/tmp/.faultline-upload-{}", std::process::id())
+            // Hosts may share /tmp (the lab's do): name the file per host.
+            let host: String = self.name().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            format!("/tmp/.faultline-upload-{}-{host}", std::process::id())
         } else {
             self.run_root(&format!("mkdir -p {}", sh_quote(dir)))?;
             format!("{remote}.upload-{}", std::process::id())
