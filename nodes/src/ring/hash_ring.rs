@@ -182,7 +182,7 @@ impl Ring {
             if !(m.weight.is_finite() && m.weight > 0.0 && m.weight <= MAX_WEIGHT) {
                 return Err(RingError::BadWeight { node: m.id, got: m.weight, max: MAX_WEIGHT });
             }
-            total += vnode_count(vnodes, m.weight);
+            total = total.saturating_add(vnode_count(vnodes, m.weight));
         }
         if total > MAX_POINTS {
             return Err(RingError::TooManyPoints { got: total, max: MAX_POINTS });
