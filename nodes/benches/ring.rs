@@ -192,6 +192,16 @@ fn lookups(c: &mut Criterion) {
             })
         });
     }
+    let ring = our_ring(0, 128);
+    group.bench_function("faultline-preference-list-r3/128", |b| {
+        let mut i = 0;
+        let mut out = Vec::with_capacity(3);
+        b.iter(|| {
+            i = (i + 1) & mask;
+            ring.preference_list_into(key_hash_u64(black_box(keys[i])), 3, &mut out);
+            out[0]
+        })
+    });
     group.bench_function(BenchmarkId::new("jump", NODES), |b| {
         let mut i = 0;
         b.iter(|| {

@@ -320,6 +320,13 @@ impl Ring {
         self.successors(hash).take(r).collect()
     }
 
+    /// [`Ring::preference_list`] into `out` (cleared first), without
+    /// allocating on rings of up to 128 members once `out` has room.
+    pub fn preference_list_into(&self, hash: u64, r: usize, out: &mut Vec<NodeId>) {
+        out.clear();
+        out.extend(self.successors(hash).take(r));
+    }
+
     /// The points and the slot of each point's owner, in ring order.
     pub(crate) fn points(&self) -> (&[u64], &[u32]) {
         (&self.points, &self.owners)
@@ -565,6 +572,9 @@ mod tests {
             for k in keys {
                 let h = key_hash_u64(k);
                 let list = ring.preference_list(h, r);
+                let mut into = vec![NodeId(999)];
+                ring.preference_list_into(h, r, &mut into);
+                prop_assert_eq!(&into, &list);
                 prop_assert_eq!(list.len(), r.min(n as usize));
                 prop_assert_eq!(list[0], ring.owner(h));
                 let mut sorted = list.clone();

@@ -11,8 +11,10 @@ pub struct Successors<'a> {
     at: usize,
     /// Points left to look at before the walk has gone round.
     left: usize,
-    /// One bit per member slot.
-    seen: Vec<u64>,
+    /// One bit per member slot: inline for rings of up to 128 members
+    /// (no allocation), on the heap beyond.
+    seen_inline: [u64; 2],
+    seen_heap: Vec<u64>,
     found: usize,
 }
 
@@ -24,7 +26,8 @@ impl<'a> Successors<'a> {
             ring,
             at: start,
             left: points.len(),
-            seen: vec![0; ring.len().div_ceil(64)],
+            seen_inline: [0; 2],
+            seen_heap: if ring.len() > 128 { vec![0; ring.len().div_ceil(64)] } else { Vec::new() },
             found: 0,
         }
     }
@@ -43,8 +46,9 @@ impl Iterator for Successors<'_> {
             }
             self.left -= 1;
             let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-            if self.seen[word] & bit == 0 {
-                self.seen[word] |= bit;
+            let seen = if self.seen_heap.is_empty() { &mut self.seen_inline[word] } else { &mut self.seen_heap[word] };
+            if *seen & bit == 0 {
+                *seen |= bit;
                 self.found += 1;
                 return Some(self.ring.node_at(slot));
             }
@@ -59,14 +63,17 @@ mod tests {
 
     #[test]
     fn walk_meets_every_node_once_even_past_the_wrap() {
-        let ring = Ring::uniform(RingConfig { vnodes: 3, seed: 5 }, (0..70).map(NodeId))
-            .expect("valid ring");
-        for h in [0, u64::MAX, u64::MAX / 3] {
-            let mut all: Vec<NodeId> = ring.successors(h).collect();
-            assert_eq!(all.len(), 70, "every node, over 64 to use two bit words");
-            all.sort();
-            all.dedup();
-            assert_eq!(all.len(), 70);
+        // 70: two inline bit words; 200: the heap bitset.
+        for n in [1, 70, 200] {
+            let ring = Ring::uniform(RingConfig { vnodes: 3, seed: 5 }, (0..n).map(NodeId))
+                .expect("valid ring");
+            for h in [0, u64::MAX, u64::MAX / 3] {
+                let mut all: Vec<NodeId> = ring.successors(h).collect();
+                assert_eq!(all.len(), n as usize, "every node once");
+                all.sort();
+                all.dedup();
+                assert_eq!(all.len(), n as usize);
+            }
         }
     }
 }
