@@ -220,6 +220,7 @@ struct Host<C> {
 
 enum Effect {
     Send(Message),
+    Role(crate::consensus::SoftState),
     Reply { client: usize, op_id: u64, reply: Reply },
     Sync(u64),
 }
@@ -593,7 +594,14 @@ impl<C: SimCore> World<C> {
             self.net.heal();
             self.note(8, 0, 0, || "heal".into());
         } else if roll < 58 {
-            if let Some(&victim) = up.get(self.rng.below(up.len().max(1) as u64) as usize) {
+            // Half the time crash the leader: leader churn is where the
+            // subtle cases (§5.4.2, Fig. 8) live.
+            let leader = self.hosts.iter().find(|h| h.core.as_ref().is_some_and(|c| c.status().role == Role::Leader)).map(|h| h.id);
+            let victim = match leader {
+                Some(l) if self.rng.chance(0.5) => Some(l),
+                _ => up.get(self.rng.below(up.len().max(1) as u64) as usize).copied(),
+            };
+            if let Some(victim) = victim {
                 self.crash(victim);
                 let d = self.rng.range(20_000, 400_000);
                 self.schedule(d, Ev::Restart(victim));
@@ -790,7 +798,11 @@ impl<C: SimCore> World<C> {
                         self.schedule(d, Ev::Deliver(msg.clone()));
                     }
                 }
+                Effect::Role(ss) => {
+                    self.note(11, id.0, ss.term.0, || format!("{id} is {} in {}, leader {:?}", ss.role, ss.term, ss.leader));
+                }
                 Effect::Reply { client, op_id, reply } => {
+                    self.note(12, client as u64, op_id, || format!("{id} answers client {client} op {op_id}: {reply:?}"));
                     let d = self.rng.range(50, 500);
                     self.schedule(d, Ev::Reply { client, op_id, node: id, reply });
                 }
@@ -829,6 +841,9 @@ fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut Safety
         last.2.extend(rd.messages);
     } else {
         out.extend(rd.messages.into_iter().map(Effect::Send));
+    }
+    if let Some(ss) = rd.soft_state {
+        out.push(Effect::Role(ss));
     }
     // 3. Apply: snapshot first, then committed entries in order.
     if let Some(s) = &rd.snapshot {
