@@ -3,10 +3,11 @@
 //! a labelled band across every row.
 //!
 //! An operation that never completed runs to the end of the history, drawn
-//! hatched-pale. Bars narrower than a pixel are merged with their neighbour
-//! in the same row when both have the same outcome, so a run of 100,000
-//! operations gives an SVG of a bounded size; a bar that stands for one
-//! operation carries a tooltip (process, f, outcome, latency, node).
+//! hatched. Bars under two pixels wide are rasterized per pixel column and
+//! outcome (a failure is never hidden under an ok), so a run of 100,000
+//! operations gives an SVG of bounded size (at most a few bars per pixel
+//! column and row); a wider bar stands for one operation and carries a
+//! tooltip (process, f, outcome, latency, node).
 
 use crate::fault_interval::FaultInterval;
 use crate::op_span::{OpOutcome, OpSpan};
@@ -19,6 +20,8 @@ pub const TIMELINE_WIDTH: f64 = 1400.0;
 const LABEL_WIDTH: f64 = 56.0;
 const AXIS_HEIGHT: f64 = 22.0;
 const BAND_LABEL_HEIGHT: f64 = 16.0;
+/// Narrower bars are rasterized per pixel column (see [`svg`]).
+const MIN_BAR_PX: f64 = 2.0;
 
 /// Escapes text for HTML and SVG (text and attribute values).
 pub fn escape(s: &str) -> String {
@@ -101,17 +104,24 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                 ty = y + row_h - 3.0
             );
         }
+        // Bars at least MIN_BAR_PX wide (and never-completed ones) are drawn
+        // one by one; narrower ones are rasterized per pixel column and
+        // outcome, and each run of covered columns becomes one bar.
         let mut bars: Vec<Bar> = Vec::new();
+        let columns = (LABEL_WIDTH + TIMELINE_WIDTH).ceil() as usize + 2;
+        // Per outcome and column: is it covered, and how many bars start there.
+        let mut cover: [Vec<bool>; 3] = [vec![false; columns], vec![false; columns], vec![false; columns]];
+        let mut starts: [Vec<u32>; 3] = [vec![0; columns], vec![0; columns], vec![0; columns]];
         for s in ops {
             let open = s.end_ns.is_none();
             let x0 = x(s.start_ns);
             let x1 = x(s.end_ns.unwrap_or(end_ns)).max(x0 + 0.8);
-            if let Some(last) = bars.last_mut() {
-                if last.outcome == s.outcome && !last.open && !open && x0 <= last.x1 + 1.0 && (last.x1 - last.x0 < 2.0 || x1 - x0 < 2.0) {
-                    last.x1 = last.x1.max(x1);
-                    last.ops += 1;
-                    continue;
-                }
+            if !open && x1 - x0 < MIN_BAR_PX {
+                let first = (x0.floor() as usize).min(columns - 1);
+                starts[s.outcome as usize][first] += 1;
+                let last = (x1.ceil() as usize).clamp(first + 1, columns);
+                cover[s.outcome as usize][first..last].fill(true);
+                continue;
             }
             let latency = s
                 .latency_ns()
@@ -134,16 +144,44 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                 tip,
             });
         }
+        // ok first, then info, then fail on top: failures stay visible.
+        let mut runs: Vec<Bar> = Vec::new();
+        for outcome in [OpOutcome::Ok, OpOutcome::Info, OpOutcome::Fail] {
+            let (c, n) = (&cover[outcome as usize], &starts[outcome as usize]);
+            let mut col = 0;
+            while col < columns {
+                if !c[col] {
+                    col += 1;
+                    continue;
+                }
+                let start = col;
+                let mut count = 0u64;
+                while col < columns && c[col] {
+                    count += u64::from(n[col]);
+                    col += 1;
+                }
+                runs.push(Bar {
+                    x0: start as f64,
+                    x1: col as f64,
+                    outcome,
+                    open: false,
+                    ops: count.max(1) as usize,
+                    tip: String::new(),
+                });
+            }
+        }
+        runs.extend(bars);
+        let bars = runs;
         for b in bars {
             let fill = if b.open {
                 "url(#tl-open)".to_string()
             } else {
                 hex(outcome_rgb(b.outcome))
             };
-            let tip = if b.ops == 1 {
-                b.tip
+            let tip = if b.tip.is_empty() {
+                format!("{} short {} operation{}", b.ops, b.outcome.as_str(), if b.ops == 1 { "" } else { "s" })
             } else {
-                format!("{} {} operations (zoom in: open the history)", b.ops, b.outcome.as_str())
+                b.tip
             };
             let _ = write!(
                 out,
@@ -264,6 +302,13 @@ mod tests {
         let bars = svg.matches(r#"<rect class="op "#).count();
         assert!(bars < 5_000, "{bars} bars");
         assert_eq!(svg.matches(r#"class="op fail""#).count(), 100, "every fail still visible");
+        assert_eq!(svg.matches("<title>1 short fail operation</title>").count(), 100);
+        // Every operation is counted in exactly one bar's tooltip.
+        let counted: usize = svg
+            .match_indices("<title>")
+            .filter_map(|(i, _)| svg[i + 7..].split(' ').next()?.parse::<usize>().ok())
+            .sum();
+        assert_eq!(counted, 100_000);
         assert!(svg.len() < 2_000_000, "{} bytes", svg.len());
     }
 }
