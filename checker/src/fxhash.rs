@@ -2,7 +2,7 @@
 //! and a 64-bit finalizer. Used for memo keys, which are in-process only:
 //! no attacker chooses them.
 
-use std::hash::Hasher;
+use std::hash::{BuildHasherDefault, Hasher};
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
@@ -74,3 +74,6 @@ pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     fmix64(*state)
 }
+
+/// A `BuildHasher` for std and hashbrown maps.
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;

@@ -22,10 +22,13 @@ use crate::options::CheckOptions;
 use crate::search::{search, Limits, SearchResult, SearchStats};
 use crate::verdict::{Attempt, LinearizabilityWitness, Verdict, Witness};
 use crate::history::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex as StdMutex;
 use std::time::Instant;
+
+/// Steps a part may take before it yields to the others (then ×4 each round).
+const FIRST_BUDGET: u64 = 1 << 20;
 
 /// What a linearizability check found, with numbers for reports.
 #[derive(Debug, Clone)]
@@ -88,6 +91,7 @@ pub fn check_linearizable(
 enum PartResult {
     Done(Verdict),
     Stopped,
+    OutOfBudget,
     Error(CheckError),
 }
 
@@ -113,7 +117,11 @@ fn run_groups<M: Model>(
     }
     .min(groups.len())
     .max(1);
-    let next = AtomicUsize::new(0);
+    // Parts are searched with a step budget that grows fourfold each time
+    // a part runs out, round-robin: a part that fails fast is found even
+    // when a slow one comes first, at most doubling the total work.
+    let queue: StdMutex<VecDeque<(usize, u64)>> =
+        StdMutex::new(order.iter().map(|&g| (g, FIRST_BUDGET)).collect());
     let results: StdMutex<Vec<Option<PartResult>>> =
         StdMutex::new((0..groups.len()).map(|_| None).collect());
     let totals: StdMutex<(SearchStats, usize)> = StdMutex::new((SearchStats::default(), 0));
@@ -122,16 +130,19 @@ fn run_groups<M: Model>(
         let mut stats = SearchStats::default();
         let mut searched = 0;
         loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&g) = order.get(k) else { break };
+            let Some((g, budget)) = queue.lock().expect("no worker panics").pop_front() else { break };
             if stop.load(Ordering::Relaxed) {
                 results.lock().expect("no worker panics")[g] = Some(PartResult::Stopped);
                 continue;
             }
             let (key, ops) = &groups[g];
-            let r = check_part(model, key.clone(), ops, &limits, &mut stats, &mut searched);
+            let r = check_part(model, key.clone(), ops, &limits, budget, &mut stats, &mut searched);
             if matches!(r, PartResult::Done(Verdict::Invalid { .. }) | PartResult::Error(_)) {
                 stop.store(true, Ordering::Relaxed);
+            }
+            if matches!(r, PartResult::OutOfBudget) {
+                queue.lock().expect("no worker panics").push_back((g, budget.saturating_mul(4)));
+                continue;
             }
             results.lock().expect("no worker panics")[g] = Some(r);
         }
@@ -163,7 +174,7 @@ fn run_groups<M: Model>(
             PartResult::Done(Verdict::Unknown { reason }) => {
                 unknown.get_or_insert(reason);
             }
-            PartResult::Done(Verdict::Valid) | PartResult::Stopped => {}
+            PartResult::Done(Verdict::Valid) | PartResult::Stopped | PartResult::OutOfBudget => {}
         }
     }
     let verdict = match (invalid, unknown) {
@@ -179,6 +190,7 @@ fn check_part<M: Model>(
     key: Option<Value>,
     ops: &[&Operation],
     limits: &Limits<'_>,
+    budget: u64,
     stats: &mut SearchStats,
     searched: &mut usize,
 ) -> PartResult {
@@ -193,10 +205,14 @@ fn check_part<M: Model>(
         .filter(|(op, cop)| !(op.crashed() && model.read_only(cop)))
         .map(|(op, cop)| (*op, cop))
         .unzip();
-    *searched += ops.len();
-    match search(model, &mut ctx, &ops, &cops, limits, stats) {
+    if budget == FIRST_BUDGET {
+        *searched += ops.len();
+    }
+    let r = search(model, &mut ctx, &ops, &cops, limits, budget, stats);
+    match r {
         SearchResult::Valid => PartResult::Done(Verdict::Valid),
         SearchResult::Stopped => PartResult::Stopped,
+        SearchResult::OutOfBudget => PartResult::OutOfBudget,
         SearchResult::Unknown(reason) => PartResult::Done(Verdict::Unknown {
             reason: match &key {
                 Some(k) => format!("key {k}: {reason}"),

@@ -81,7 +81,7 @@ mod tests {
     #[test]
     fn reads_must_lie_between_certain_and_possible_sums() {
         let ops = vec![
-            op(0, "add", 5, Some(5), 0, Some(1)),
+            op(0, "add", 5, Some(5.into()), 0, Some(1)),
             op(1, "add", 3, None, 2, None),
             op(2, "read", Value::Null, Some(8.into()), 4, Some(5)),
             op(3, "read", Value::Null, Some(5.into()), 6, Some(7)),

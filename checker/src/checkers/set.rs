@@ -75,8 +75,8 @@ mod tests {
     #[test]
     fn finds_lost_unexpected_and_duplicated_elements() {
         let ops = vec![
-            op(0, "add", 1, Some(1), 0, Some(1)),
-            op(1, "add", 2, Some(2), 2, Some(3)),
+            op(0, "add", 1, Some(1.into()), 0, Some(1)),
+            op(1, "add", 2, Some(2.into()), 2, Some(3)),
             op(2, "add", 3, None, 4, None),
             op(3, "read", Value::Null, Some(serde_json::json!([1, 3, 9, 3])), 10, Some(11)),
         ];
@@ -90,8 +90,8 @@ mod tests {
     #[test]
     fn an_add_concurrent_with_the_final_read_may_be_missing() {
         let ops = vec![
-            op(0, "add", 1, Some(1), 0, Some(1)),
-            op(1, "add", 2, Some(2), 2, Some(9)),
+            op(0, "add", 1, Some(1.into()), 0, Some(1)),
+            op(1, "add", 2, Some(2.into()), 2, Some(9)),
             op(2, "read", Value::Null, Some(serde_json::json!([1])), 5, Some(6)),
         ];
         assert!(check(&ops).verdict.is_valid());

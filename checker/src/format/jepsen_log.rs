@@ -17,19 +17,23 @@ use super::History;
 use crate::error::HistoryError;
 use crate::history::{Event, EventType, Process, Value};
 
+/// The first field of `s` (separated by tabs or runs of spaces) and the rest.
+fn next_field(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    let end = s.find([' ', '\t']).unwrap_or(s.len());
+    (&s[..end], &s[end..])
+}
+
 pub fn parse(source_name: &str, text: &str) -> Result<History, HistoryError> {
     let mut h = History::default();
     for (i, raw) in text.lines().enumerate() {
         let Some((_, rest)) = raw.split_once("jepsen.util - ") else { continue };
-        let mut fields = rest.trim().splitn(4, |c: char| c == '\t' || c == ' ');
-        let (Some(p), Some(kind), Some(f)) = (fields.next(), fields.next(), fields.next()) else { continue };
-        let value_text = fields.next().unwrap_or("").trim();
-        let Ok(process) = p.trim().parse::<u64>() else {
-            if p.trim() == ":nemesis" {
-                continue;
-            }
-            continue;
-        };
+        let (p, rest) = next_field(rest);
+        let (kind, rest) = next_field(rest);
+        let (f, rest) = next_field(rest);
+        let value_text = rest.trim();
+        // Nemesis lines and anything else that is not a client op are ignored.
+        let Ok(process) = p.parse::<u64>() else { continue };
         let bad = |message: String| HistoryError::Parse { source_name: source_name.to_string(), line: i + 1, message };
         let kind = match kind.trim() {
             ":invoke" => EventType::Invoke,

@@ -46,6 +46,9 @@ impl<M: Model> Model for MapOf<M> {
         s[op.slot as usize] = next;
         Some(s)
     }
+    fn component(&self, op: &Self::Op) -> Option<u32> {
+        Some(op.slot)
+    }
     fn read_only(&self, op: &Self::Op) -> bool {
         self.inner.read_only(&op.op)
     }

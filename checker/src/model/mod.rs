@@ -22,6 +22,7 @@ use crate::error::CheckError;
 use crate::history::Value;
 use crate::operation::Operation;
 use serde::Serialize;
+use crate::fxhash::FxBuildHasher;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -31,15 +32,46 @@ use std::str::FromStr;
 pub const NIL: u32 = 0;
 
 /// Interned values and per-search caches, shared by every model.
+///
+/// Strings carry a fingerprint (polynomial hash and length), so that
+/// `append` builds its result in O(1) as a node (prefix id, suffix id) and
+/// finds an equal string already interned by fingerprint; a fingerprint
+/// match is confirmed by comparing the texts, so ids stay exact: two ids
+/// are equal if and only if the values are.
 #[derive(Debug, Default, Clone)]
 pub struct Ctx {
-    ids: HashMap<String, u32>,
-    values: Vec<Value>,
+    /// Integers by value, anything else but strings by its JSON text.
+    ints: HashMap<i64, u32, FxBuildHasher>,
+    ids: HashMap<String, u32, FxBuildHasher>,
+    /// Every string by fingerprint (collisions chain).
+    strings: HashMap<(u64, u32), Vec<u32>, FxBuildHasher>,
+    values: Vec<Slot>,
     /// kv `append`: (current value, suffix) -> concatenation.
-    pub(crate) append_cache: HashMap<(u32, u32), u32>,
-    /// kv as one map: key -> slot.
+    pub(crate) append_cache: HashMap<(u32, u32), u32, FxBuildHasher>,
+    /// Models over a whole map: key -> slot.
     pub(crate) slots: HashMap<String, u32>,
     pub(crate) slot_keys: Vec<Value>,
+    /// Fingerprints of string ids, computed once.
+    fps: HashMap<u32, (u64, u32, u64), FxBuildHasher>,
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Plain(Value),
+    /// A string made by `append`, with its fingerprint.
+    Concat { prefix: u32, suffix: u32 },
+}
+
+const BASE: u64 = 0x100_0000_01b3;
+
+/// (hash, length, BASE^length) of a string.
+fn fingerprint(s: &str) -> (u64, u32, u64) {
+    let (mut h, mut p) = (0u64, 1u64);
+    for b in s.bytes() {
+        h = h.wrapping_mul(BASE).wrapping_add(b as u64 + 1);
+        p = p.wrapping_mul(BASE);
+    }
+    (h, s.len() as u32, p)
 }
 
 impl Ctx {
@@ -50,20 +82,132 @@ impl Ctx {
         c
     }
 
-    /// The id of a value; equal values (as JSON) get equal ids.
-    pub fn intern(&mut self, v: &Value) -> u32 {
-        let k = v.to_string();
-        if let Some(&id) = self.ids.get(&k) {
-            return id;
-        }
+    fn push(&mut self, slot: Slot) -> u32 {
         let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct values");
-        self.ids.insert(k, id);
-        self.values.push(v.clone());
+        self.values.push(slot);
         id
     }
 
-    pub fn value(&self, id: u32) -> &Value {
-        &self.values[id as usize]
+    /// The id of a value; equal values (as JSON) get equal ids.
+    pub fn intern(&mut self, v: &Value) -> u32 {
+        match v {
+            Value::String(s) => {
+                let (h, len, _) = fingerprint(s);
+                if let Some(ids) = self.strings.get(&(h, len)) {
+                    for &id in ids {
+                        if self.text(id) == *s {
+                            return id;
+                        }
+                    }
+                }
+                let id = self.push(Slot::Plain(v.clone()));
+                self.strings.entry((h, len)).or_default().push(id);
+                id
+            }
+            Value::Number(n) if n.is_i64() => {
+                let k = n.as_i64().expect("is_i64");
+                if let Some(&id) = self.ints.get(&k) {
+                    return id;
+                }
+                let id = self.push(Slot::Plain(v.clone()));
+                self.ints.insert(k, id);
+                id
+            }
+            other => {
+                let k = other.to_string();
+                if let Some(&id) = self.ids.get(&k) {
+                    return id;
+                }
+                let id = self.push(Slot::Plain(v.clone()));
+                self.ids.insert(k, id);
+                id
+            }
+        }
+    }
+
+    /// The value of an id (strings made by `append` are put together).
+    pub fn value(&self, id: u32) -> Value {
+        match &self.values[id as usize] {
+            Slot::Plain(v) => v.clone(),
+            Slot::Concat { .. } => Value::String(self.text(id)),
+        }
+    }
+
+    /// The text of a string id (`null` is the empty string).
+    fn text(&self, id: u32) -> String {
+        let mut parts = Vec::new();
+        let mut cur = id;
+        loop {
+            match &self.values[cur as usize] {
+                Slot::Concat { prefix, suffix } => {
+                    parts.push(*suffix);
+                    cur = *prefix;
+                }
+                Slot::Plain(v) => {
+                    parts.push(cur);
+                    let _ = v;
+                    break;
+                }
+            }
+        }
+        let mut out = String::new();
+        for &p in parts.iter().rev() {
+            match &self.values[p as usize] {
+                Slot::Plain(Value::String(s)) => out.push_str(s),
+                Slot::Plain(Value::Null) => {}
+                Slot::Plain(other) => out.push_str(&other.to_string()),
+                Slot::Concat { .. } => out.push_str(&self.text(p)),
+            }
+        }
+        out
+    }
+
+    fn fp(&self, id: u32) -> (u64, u32, u64) {
+        // Fingerprints are recomputed from the chain's plain pieces: the
+        // chain is walked once per new concatenation (cached by the caller).
+        fingerprint(&self.text(id))
+    }
+
+    /// `cur` with the string `suffix` appended, interned; cached.
+    pub(crate) fn append(&mut self, cur: u32, suffix: u32) -> u32 {
+        if let Some(&id) = self.append_cache.get(&(cur, suffix)) {
+            return id;
+        }
+        let id = if cur == NIL {
+            suffix
+        } else if suffix == NIL {
+            cur
+        } else {
+            let (h1, _, _) = self.fp_cached(cur);
+            let (h2, l2, p2) = self.fp_cached(suffix);
+            let (_, l1, p1) = self.fp_cached(cur);
+            let (h, len) = (h1.wrapping_mul(p2).wrapping_add(h2), l1 + l2);
+            let mut found = None;
+            if let Some(ids) = self.strings.get(&(h, len)) {
+                let want = self.text(cur) + &self.text(suffix);
+                found = ids.iter().copied().find(|&c| self.text(c) == want);
+            }
+            match found {
+                Some(c) => c,
+                None => {
+                    let id = self.push(Slot::Concat { prefix: cur, suffix });
+                    self.strings.entry((h, len)).or_default().push(id);
+                    self.fps.insert(id, (h, len, p1.wrapping_mul(p2)));
+                    id
+                }
+            }
+        };
+        self.append_cache.insert((cur, suffix), id);
+        id
+    }
+
+    fn fp_cached(&mut self, id: u32) -> (u64, u32, u64) {
+        if let Some(&f) = self.fps.get(&id) {
+            return f;
+        }
+        let f = self.fp(id);
+        self.fps.insert(id, f);
+        f
     }
 
     /// The slot of a key for models over a whole map.
@@ -94,6 +238,13 @@ pub trait Model: Sync {
     /// True when a crashed instance of `op` changes nothing (a read): such
     /// operations are dropped before the search.
     fn read_only(&self, op: &Self::Op) -> bool;
+    /// The independent component (key) an operation touches, for models
+    /// that are maps of independent objects; `None` otherwise. Operations
+    /// of different components commute, which the search uses to jump
+    /// back over them (see `search`).
+    fn component(&self, _op: &Self::Op) -> Option<u32> {
+        None
+    }
     /// A short rendering of a state, for witnesses.
     fn show(&self, ctx: &Ctx, state: &Self::State) -> String;
     /// Bytes a state holds, for the memory bound.

@@ -107,18 +107,7 @@ impl Register {
 
 /// Interned concatenation, cached.
 fn append(ctx: &mut Ctx, cur: u32, suffix: u32) -> u32 {
-    if let Some(&id) = ctx.append_cache.get(&(cur, suffix)) {
-        return id;
-    }
-    let mut s = match ctx.value(cur) {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    s.push_str(ctx.value(suffix).as_str().unwrap_or_default());
-    let id = if s.is_empty() { NIL } else { ctx.intern(&Value::String(s)) };
-    ctx.append_cache.insert((cur, suffix), id);
-    id
+    ctx.append(cur, suffix)
 }
 
 pub(crate) fn show_value(ctx: &Ctx, id: u32) -> String {

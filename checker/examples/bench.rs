@@ -1,0 +1,199 @@
+//! The checker's benchmark: check time only (parsing excluded, as in
+//! Porcupine's own numbers), best of several runs.
+//!
+//!     cargo run --release -p faultline-checker --example bench [-- NAME...]
+//!
+//! Names: etcd-all, etcd-002, kv-c50-split, kv-c10-whole, kv-all, gen-1m.
+//! With no name, all of them. `gen-1m` generates a history of 1,000,000
+//! operations on 1,000 keys by 20 processes with 1% crashed operations
+//! and reports the peak memory of this process (VmHWM).
+
+use faultline_checker::history::{Event, EventType, Process, Value};
+use faultline_checker::linearizable::check_linearizable;
+use faultline_checker::{read_history, CheckOptions, ModelKind, Operations, VerdictKind};
+use std::time::{Duration, Instant};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/porcupine");
+
+fn load(file: &str) -> Operations {
+    let text = std::fs::read_to_string(format!("{DIR}/{file}")).expect("testdata present");
+    let h = read_history(file, &text, None).expect("parses");
+    Operations::from_events(file, &h.events, &h.lines).expect("well formed")
+}
+
+fn time_best(runs: usize, mut f: impl FnMut() -> VerdictKind) -> (Duration, VerdictKind) {
+    let mut best = Duration::MAX;
+    let mut verdict = VerdictKind::Unknown;
+    for _ in 0..runs {
+        let t = Instant::now();
+        verdict = f();
+        best = best.min(t.elapsed());
+    }
+    (best, verdict)
+}
+
+fn check(ops: &Operations, model: ModelKind, partition: bool) -> VerdictKind {
+    let opts = CheckOptions { partition, ..CheckOptions::default() };
+    check_linearizable(ops, model, &opts).expect("fits").verdict.kind()
+}
+
+fn report(name: &str, porcupine_s: f64, d: Duration, v: VerdictKind) {
+    let s = d.as_secs_f64();
+    println!("{name:<28} {:>10.3} ms   verdict {v:<8} porcupine {:>7.0} ms   speed-up {:>6.1}x", s * 1e3, porcupine_s * 1e3, porcupine_s / s);
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A linearizable history of a kv of registers: every process runs
+/// read/write/cas on random keys against a sequential store, each op's
+/// effect placed at a random point inside its interval; 1% of ops crash
+/// (their completion never comes, the process is replaced).
+pub fn generate(ops_total: usize, keys: u64, processes: usize, seed: u64) -> Vec<Event> {
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut store = vec![Value::Null; keys as usize];
+    let mut events: Vec<Event> = Vec::with_capacity(ops_total * 2);
+    // Per worker: (process id, pending op: (f, key, input, effect applied?, output))
+    struct Pending {
+        f: &'static str,
+        key: u64,
+        input: Value,
+        output: Option<Value>,
+        crash: bool,
+    }
+    let mut procs: Vec<(u64, Option<Pending>)> = (0..processes as u64).map(|p| (p, None)).collect();
+    let mut next_process = processes as u64;
+    let mut issued = 0usize;
+    let mut time = 0u64;
+    let push = |events: &mut Vec<Event>, time: u64, p: u64, kind: EventType, f: &str, key: u64, value: Value| {
+        let index = events.len() as u64;
+        events.push(Event { index, time, process: Process::Client(p), kind, f: f.to_string(), key: Some(Value::from(key)), value, node: None, error: None });
+    };
+    while issued < ops_total || procs.iter().any(|p| p.1.is_some()) {
+        time += 1000;
+        let w = (next() % processes as u64) as usize;
+        let (p, pending) = &mut procs[w];
+        match pending.take() {
+            None if issued < ops_total => {
+                issued += 1;
+                let key = next() % keys;
+                let (f, input) = match next() % 3 {
+                    0 => ("read", Value::Null),
+                    1 => ("write", Value::from(next() % 5)),
+                    _ => ("cas", Value::from(vec![next() % 5, next() % 5])),
+                };
+                push(&mut events, time, *p, EventType::Invoke, f, key, input.clone());
+                *pending = Some(Pending { f, key, input, output: None, crash: next() % 100 == 0 });
+            }
+            None => {}
+            Some(mut op) => {
+                if op.output.is_none() {
+                    // Take effect now (the linearization point), complete later.
+                    let cur = &mut store[op.key as usize];
+                    op.output = Some(match op.f {
+                        "read" => cur.clone(),
+                        "write" => {
+                            *cur = op.input.clone();
+                            op.input.clone()
+                        }
+                        _ => {
+                            let pair = op.input.as_array().expect("cas pair").clone();
+                            if *cur == pair[0] {
+                                *cur = pair[1].clone();
+                                op.input.clone()
+                            } else {
+                                Value::Bool(false)
+                            }
+                        }
+                    });
+                    if op.crash {
+                        // Crashed: never completes; the worker gets a new process.
+                        *p = next_process;
+                        next_process += 1;
+                    } else {
+                        *pending = Some(op);
+                    }
+                } else {
+                    let out = op.output.expect("applied");
+                    let kind = if op.f == "cas" && out == Value::Bool(false) { EventType::Fail } else { EventType::Ok };
+                    push(&mut events, time, *p, kind, op.f, op.key, out);
+                }
+            }
+        }
+    }
+    events
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
+    println!("check time only, best of several runs; {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if want("etcd-all") {
+        let tsv = std::fs::read_to_string(format!("{DIR}/expected.tsv")).expect("testdata");
+        let all: Vec<Operations> = tsv
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .filter(|f| f.starts_with("jepsen/") && !f.ends_with("etcd_095.log"))
+            .map(load)
+            .collect();
+        let (d, v) = time_best(5, || {
+            all.iter().map(|ops| check(ops, ModelKind::CasRegister, true)).max().expect("logs")
+        });
+        report(&format!("etcd all {} logs", all.len()), 0.55, d, v);
+    }
+    if want("etcd-002") {
+        let ops = load("jepsen/etcd_002.log");
+        let (d, v) = time_best(20, || check(&ops, ModelKind::CasRegister, true));
+        report("etcd_002", 0.18, d, v);
+    }
+    if want("kv-c50-split") {
+        let ops = load("kv/c50-ok.txt");
+        let (d, v) = time_best(10, || check(&ops, ModelKind::Kv, true));
+        report("kv c50-ok split by key", 0.44, d, v);
+    }
+    if want("kv-c10-whole") {
+        let ops = load("kv/c10-ok.txt");
+        let (d, v) = time_best(3, || check(&ops, ModelKind::Kv, false));
+        report("kv c10-ok as one map", 4.1, d, v);
+    }
+    if want("kv-all") {
+        for f in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
+            let ops = load(&format!("kv/{f}.txt"));
+            for partition in [true, false] {
+                let (d, v) = time_best(1, || check(&ops, ModelKind::Kv, partition));
+                println!("kv {f:<8} {:<12} {:>10.3} ms   verdict {v}", if partition { "split" } else { "as one map" }, d.as_secs_f64() * 1e3);
+            }
+        }
+    }
+    if want("gen-1m") {
+        let t = Instant::now();
+        let events = generate(1_000_000, 1000, 20, 0x5eed);
+        let gen = t.elapsed();
+        let t = Instant::now();
+        let ops = Operations::from_events("generated", &events, &[]).expect("well formed");
+        let pair = t.elapsed();
+        drop(events);
+        let crashed = ops.ops.iter().filter(|o| o.crashed()).count();
+        let t = Instant::now();
+        let v = check(&ops, ModelKind::CasRegister, true);
+        let d = t.elapsed();
+        println!(
+            "generated 1M ops, 1000 keys, 20 procs: {} ops ({crashed} crashed); generate {:.2} s, pair {:.2} s, check {:.3} s, verdict {v}; peak RSS {:.0} MiB",
+            ops.ops.len(),
+            gen.as_secs_f64(),
+            pair.as_secs_f64(),
+            d.as_secs_f64(),
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    }
+}
