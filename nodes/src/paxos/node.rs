@@ -400,8 +400,10 @@ impl PaxosNode {
 
     fn tally_promises(&mut self) {
         assert_eq!(self.role, Role::Candidate, "only a candidate counts promises");
-        let own = usize::from(self.durable_promised == self.promised);
-        if self.promises.len() + own >= self.quorum() {
+        // Our own acceptor is always part of the quorum: its accepted values
+        // join the merge, so its promise must be durable first.
+        let own_durable = self.durable_promised == self.promised;
+        if own_durable && self.promises.len() + 1 >= self.quorum() {
             self.become_leader();
         }
     }

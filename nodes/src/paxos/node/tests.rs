@@ -480,3 +480,18 @@ fn the_journal_sees_promises_accepts_and_learned_values() {
     assert!(j.iter().any(|o| matches!(o, Observation::Accepted(e) if e.kind == cmd(8))));
     assert!(j.iter().any(|o| matches!(o, Observation::Learned(e) if e.kind == cmd(8))));
 }
+
+#[test]
+fn a_candidate_leads_only_once_its_own_promise_is_durable() {
+    let mut node = PaxosNode::new(cfg(1, 5, &[]), Recovered::default()).expect("fresh");
+    node.campaign(false, false);
+    let b = node.promised();
+    let rd = node.ready();
+    for from in 2..=4 {
+        let m = Message { group: GroupId(1), from: NodeId(from), to: NodeId(1), payload: Payload::Paxos(PaxosMessage::Promise { ballot: b, commit: LogIndex(0), snapshot: None, entries: vec![] }) };
+        node.step(m).expect("promise");
+    }
+    assert_eq!(node.role(), Role::Candidate, "three remote promises, but our own is not on disk yet");
+    node.persisted(rd.persist_id);
+    assert_eq!(node.role(), Role::Leader);
+}
