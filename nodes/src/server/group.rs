@@ -669,3 +669,308 @@ fn applied_reply(id: Option<u64>, a: Applied) -> Reply {
         Applied::BadRequest(reason) => Reply::bad_request(id, reason),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{
+        Entry, HardState, Proposal, SnapshotError, SnapshotMeta, Status, StepError, TransferError,
+    };
+    use crate::storage::GroupStorage;
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    /// A scripted core: proposals get consecutive indexes in `term`; the
+    /// test pushes the Readys it wants the runtime to handle.
+    #[derive(Default)]
+    struct Script {
+        term: u64,
+        next_index: u64,
+        readys: VecDeque<Ready>,
+        reads: Vec<u64>,
+        persisted: Vec<u64>,
+    }
+
+    struct FakeCore(Arc<Mutex<Script>>);
+
+    impl Consensus for FakeCore {
+        fn id(&self) -> NodeId {
+            NodeId(1)
+        }
+        fn group(&self) -> GroupId {
+            GroupId(0)
+        }
+        fn tick(&mut self) {}
+        fn step(&mut self, _msg: crate::consensus::Message) -> Result<(), StepError> {
+            Ok(())
+        }
+        fn propose(&mut self, _command: Vec<u8>) -> Result<Proposal, NotLeader> {
+            let mut s = self.0.lock().expect("script");
+            s.next_index += 1;
+            Ok(Proposal {
+                index: LogIndex(s.next_index),
+                term: Term(s.term),
+            })
+        }
+        fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
+            self.0.lock().expect("script").reads.push(ctx);
+            Ok(())
+        }
+        fn transfer_leader(&mut self, _to: NodeId) -> Result<(), TransferError> {
+            Ok(())
+        }
+        fn snapshot_taken(
+            &mut self,
+            index: LogIndex,
+            _data: Vec<u8>,
+        ) -> Result<SnapshotMeta, SnapshotError> {
+            Ok(SnapshotMeta {
+                index,
+                term: Term(1),
+                voters: vec![NodeId(1)],
+            })
+        }
+        fn has_ready(&self) -> bool {
+            !self.0.lock().expect("script").readys.is_empty()
+        }
+        fn ready(&mut self) -> Ready {
+            self.0
+                .lock()
+                .expect("script")
+                .readys
+                .pop_front()
+                .unwrap_or_default()
+        }
+        fn persisted(&mut self, persist_id: u64) {
+            self.0.lock().expect("script").persisted.push(persist_id);
+        }
+        fn status(&self) -> Status {
+            Status {
+                id: NodeId(1),
+                group: GroupId(0),
+                role: Role::Leader,
+                term: Term(self.0.lock().expect("script").term),
+                leader: Some(NodeId(1)),
+                commit_index: LogIndex(0),
+                applied_index: LogIndex(0),
+                last_index: LogIndex(0),
+                snapshot_index: LogIndex(0),
+                log_len: 0,
+            }
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        data_dir: std::path::PathBuf,
+        script: Arc<Mutex<Script>>,
+        group: Group,
+        transport: Transport,
+        clock: NodeClock,
+        replies: tokio::sync::mpsc::UnboundedReceiver<Reply>,
+        sink: ReplySink,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_path_buf();
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let cfg = NodeConfig::new(
+            NodeId(1),
+            addr,
+            [(NodeId(1), addr)].into_iter().collect(),
+            data_dir.clone(),
+        );
+        let script = Arc::new(Mutex::new(Script {
+            term: 2,
+            ..Script::default()
+        }));
+        let s2 = script.clone();
+        let clock = NodeClock::new();
+        let group = Group::open(&cfg, GroupId(0), clock.clone(), &move |_, _| {
+            Ok(Box::new(FakeCore(s2.clone())))
+        })
+        .expect("open");
+        let transport = Transport::start(
+            NodeId(1),
+            addr.ip(),
+            BTreeMap::new(),
+            None,
+            Default::default(),
+        );
+        let (sink, replies) = tokio::sync::mpsc::unbounded_channel();
+        Fixture {
+            _dir: dir,
+            data_dir,
+            script,
+            group,
+            transport,
+            clock,
+            replies,
+            sink,
+        }
+    }
+
+    impl Fixture {
+        fn request(&mut self, id: u64, op: Op) {
+            let req = ClientOp {
+                id: Some(id),
+                op,
+                reply: self.sink.clone(),
+            };
+            self.group.handle(req, Instant::now());
+            self.group.flush_reads();
+        }
+        fn push(&mut self, rd: Ready) {
+            self.script.lock().expect("script").readys.push_back(rd);
+            self.group
+                .drive(&self.transport, &self.clock)
+                .expect("drive");
+        }
+        fn reply(&mut self) -> Option<Reply> {
+            self.replies.try_recv().ok()
+        }
+    }
+
+    fn normal(index: u64, term: u64, cmd: Command) -> Entry {
+        Entry {
+            index: LogIndex(index),
+            term: Term(term),
+            kind: EntryKind::Normal(cmd.encode()),
+        }
+    }
+
+    fn write(key: &str, v: i64) -> Command {
+        Command::Write {
+            key: key.into(),
+            value: json!(v),
+        }
+    }
+
+    #[test]
+    fn a_write_is_answered_only_when_its_entry_commits_with_its_term() {
+        let mut f = fixture();
+        f.request(
+            1,
+            Op::Write {
+                key: "x".into(),
+                value: json!(1),
+            },
+        );
+        f.request(
+            2,
+            Op::Write {
+                key: "y".into(),
+                value: json!(2),
+            },
+        );
+        assert!(f.reply().is_none(), "nothing is answered before commit");
+        // Both entries are persisted; durable before `persisted` is called.
+        f.push(Ready {
+            persist_id: 1,
+            hard_state: Some(HardState {
+                term: Term(2),
+                vote: Some(NodeId(1)),
+                commit: LogIndex(0),
+            }),
+            entries: vec![normal(1, 2, write("x", 1)), normal(2, 2, write("y", 2))],
+            ..Ready::default()
+        });
+        assert_eq!(f.script.lock().expect("script").persisted, vec![1]);
+        let (_, rec) = GroupStorage::open(&f.data_dir, GroupId(0), false).expect("reopen");
+        assert_eq!(
+            rec.entries.len(),
+            2,
+            "entries were durable when persisted was called"
+        );
+        assert!(f.reply().is_none(), "persisted is not committed");
+        // Index 1 commits with our term; index 2 with another leader's.
+        f.push(Ready {
+            persist_id: 2,
+            committed: vec![normal(1, 2, write("x", 1)), normal(2, 3, write("y", 9))],
+            ..Ready::default()
+        });
+        let r1 = f.reply().expect("reply 1");
+        assert_eq!((r1.id, r1.ok), (Some(1), true));
+        let r2 = f.reply().expect("reply 2");
+        assert_eq!(r2.id, Some(2));
+        assert_eq!(r2.error, Some(ErrorCode::NotLeader));
+        assert_eq!(
+            r2.definite,
+            Some(true),
+            "another term's entry at our index: definitely not ours"
+        );
+    }
+
+    #[test]
+    fn a_read_waits_until_its_index_is_applied() {
+        let mut f = fixture();
+        f.request(
+            1,
+            Op::Write {
+                key: "x".into(),
+                value: json!(1),
+            },
+        );
+        f.request(2, Op::Read { key: "x".into() });
+        let ctx = *f
+            .script
+            .lock()
+            .expect("script")
+            .reads
+            .first()
+            .expect("read_index called");
+        f.push(Ready {
+            persist_id: 1,
+            reads: vec![ReadOutcome::Ready {
+                ctx,
+                index: LogIndex(1),
+            }],
+            ..Ready::default()
+        });
+        assert!(f.reply().is_none(), "index 1 is not applied yet");
+        f.push(Ready {
+            persist_id: 2,
+            committed: vec![normal(1, 2, write("x", 1))],
+            ..Ready::default()
+        });
+        let replies: Vec<Reply> = std::iter::from_fn(|| f.reply()).collect();
+        let read = replies
+            .iter()
+            .find(|r| r.id == Some(2))
+            .expect("read answered");
+        assert_eq!(read.value(), &json!(1), "the read sees the write before it");
+    }
+
+    #[test]
+    fn unanswered_requests_time_out_as_not_definite() {
+        let mut f = fixture();
+        f.request(
+            1,
+            Op::Add {
+                key: "c".into(),
+                delta: 1,
+            },
+        );
+        f.group
+            .expire_requests(Instant::now() + std::time::Duration::from_secs(3600));
+        let r = f.reply().expect("timeout reply");
+        assert_eq!(r.error, Some(ErrorCode::Timeout));
+        assert_eq!(r.definite, Some(false));
+        // The entry may still commit later: it is applied, but nobody is answered twice.
+        f.push(Ready {
+            persist_id: 1,
+            committed: vec![normal(
+                1,
+                2,
+                Command::Add {
+                    key: "c".into(),
+                    delta: 1,
+                },
+            )],
+            ..Ready::default()
+        });
+        assert!(f.reply().is_none());
+        assert_eq!(f.group.sm.read("c"), json!(1));
+    }
+}
