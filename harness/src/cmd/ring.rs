@@ -5,6 +5,7 @@
 
 use crate::exit::{bad_input, Exit};
 use anyhow::Context;
+use std::io::Write;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use faultline_nodes::ring::quality::{measure, QualityOptions, QualityReport, Summary, TrialQuality};
 use faultline_nodes::ring::DEFAULT_VNODES;
@@ -33,7 +34,7 @@ pub struct Args {
     seed: u64,
     /// Also assign the keys with bounded load ("Consistent Hashing with
     /// Bounded Loads"), capping every node at (1+EPSILON) × the mean.
-    #[arg(long, value_name = "EPSILON")]
+    #[arg(long, value_name = "EPSILON", allow_hyphen_values = true)]
     epsilon: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -74,12 +75,17 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     tracing::info!(?options, "measuring ring quality");
     // Every failure left is a flag combination the checks above missed.
     let report = measure(options).map_err(|e| bad_input(e.to_string()))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).context("serializing the ring report")?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).context("serializing the ring report")? + "\n"
     } else {
-        print_table(&report);
+        render_table(&report)
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        // A reader that stopped early (`| head`) is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Valid),
+        r => r.map(|()| Exit::Valid).context("writing the ring report to stdout"),
     }
-    Ok(Exit::Valid)
 }
 
 fn pct(x: f64) -> String {
@@ -98,11 +104,11 @@ fn yes(b: bool) -> String {
     if b { "yes" } else { "NO" }.to_string()
 }
 
-fn print_table(r: &QualityReport) {
+fn render_table(r: &QualityReport) -> String {
     let o = &r.options;
     let first: &TrialQuality = r.trials.first().expect("at least one trial");
     let last_seed = o.seed.wrapping_add(u64::from(o.trials) - 1);
-    println!(
+    let heading = format!(
         "ring: {} nodes × {} vnodes = {} points; {} keys; {} trial(s), ring seeds {}..={}",
         o.nodes, o.vnodes, r.points, o.keys, o.trials, o.seed, last_seed
     );
@@ -193,7 +199,7 @@ fn print_table(r: &QualityReport) {
         Cell::new(yes(r.moves_minimal)).set_alignment(CellAlignment::Right),
         Cell::new("yes"),
     ]);
-    println!("{table}");
+    format!("{heading}\n{table}\n")
 }
 
 #[cfg(test)]
@@ -218,6 +224,29 @@ mod tests {
         ] {
             let desc = format!("{a:?}");
             assert_eq!(code_for(&run(a)), 254, "{desc}");
+        }
+    }
+
+    #[test]
+    fn negative_epsilon_gets_our_message_not_a_flag_error() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cli = Cli::try_parse_from(["ring", "--epsilon", "-1"]).expect("-1 is a value");
+        let err = run(cli.args).expect_err("negative epsilon");
+        assert!(err.to_string().contains("--epsilon must be"), "{err}");
+    }
+
+    #[test]
+    fn table_names_every_metric() {
+        let report = measure(QualityOptions { nodes: 3, vnodes: 8, keys: 500, seed: 0, trials: 2, epsilon: Some(0.2) })
+            .expect("valid options");
+        let text = render_table(&report);
+        for needle in ["3 nodes × 8 vnodes = 24 points", "load std dev", "keys moved, one node added", "bounded load: max / mean", "mean of 2"] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
     }
 
