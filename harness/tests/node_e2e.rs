@@ -26,17 +26,27 @@ fn read(key: &str) -> Op {
 
 #[test]
 fn three_raft_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
-    leader_kill_scenario("raft");
+    leader_kill_scenario("raft", &[]);
 }
 
 #[test]
 fn three_paxos_nodes_survive_a_leader_kill_without_losing_acknowledged_writes() {
-    leader_kill_scenario("paxos");
+    leader_kill_scenario("paxos", &[]);
 }
 
-fn leader_kill_scenario(consensus: &str) {
+/// Snapshots every 20 entries: the restarted node is behind the leader's
+/// compacted log and must catch up from an installed snapshot.
+#[test]
+fn a_restarted_node_catches_up_from_a_snapshot() {
+    leader_kill_scenario("raft", &["--snapshot-every", "20"]);
+    leader_kill_scenario("paxos", &["--snapshot-every", "20"]);
+}
+
+fn leader_kill_scenario(consensus: &str, extra: &[&str]) {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut nodes = cluster(3, root.path(), &["--consensus", consensus]);
+    let mut args = vec!["--consensus", consensus];
+    args.extend_from_slice(extra);
+    let mut nodes = cluster(3, root.path(), &args);
     for n in nodes.iter_mut() {
         n.start();
     }
@@ -246,6 +256,13 @@ fn leader_kill_scenario(consensus: &str) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(caught_up, "the restarted node never applied up to {commit}");
+        if extra.contains(&"--snapshot-every") {
+            let log = std::fs::read_to_string(&nodes[(leader - 1) as usize].log).expect("node log");
+            assert!(
+                log.contains("installed a snapshot from the leader"),
+                "{consensus}: the restarted node should have caught up from a snapshot"
+            );
+        }
 
         // No acknowledged write is lost.
         for (key, value) in &acked {

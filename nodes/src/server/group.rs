@@ -430,6 +430,7 @@ impl Group {
         })?;
         self.applied = snap.meta.index;
         self.last_snapshot = snap.meta.index;
+        tracing::info!(group = %self.id, index = snap.meta.index.0, bytes = snap.data.len(), "installed a snapshot from the leader");
         // Proposals the snapshot covers: we cannot tell whether they were ours.
         let covered: Vec<LogIndex> = self
             .pending_writes
