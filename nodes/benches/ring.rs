@@ -36,7 +36,10 @@ fn hash_ring(node_set: u64, vnodes: u32, nodes: u64) -> HashRing<HrVnode> {
     let mut all = Vec::new();
     for i in 0..nodes {
         for index in 0..vnodes {
-            all.push(HrVnode { node: node_set * 1000 + i, index });
+            all.push(HrVnode {
+                node: node_set * 1000 + i,
+                index,
+            });
         }
     }
     ring.batch_add(all);
@@ -47,7 +50,11 @@ fn hash_ring(node_set: u64, vnodes: u32, nodes: u64) -> HashRing<HrVnode> {
 fn spread(loads: &[u64]) -> (f64, f64) {
     let n = loads.len() as f64;
     let mean = loads.iter().sum::<u64>() as f64 / n;
-    let var = loads.iter().map(|&l| (l as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let var = loads
+        .iter()
+        .map(|&l| (l as f64 - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0);
     let max = *loads.iter().max().expect("nodes") as f64;
     (var.sqrt() / mean, max / mean)
 }
@@ -104,7 +111,11 @@ fn print_quality() {
     );
     println!(
         "{:<22} {:>10} {:>10} {:>10.2}% {:>9.2}%",
-        "ideal", "", "1.000", 100.0 / (NODES + 1) as f64, 100.0 / NODES as f64
+        "ideal",
+        "",
+        "1.000",
+        100.0 / (NODES + 1) as f64,
+        100.0 / NODES as f64
     );
     let line = |name: String, r: &Row, v: Option<u32>| {
         println!(
@@ -114,7 +125,10 @@ fn print_quality() {
             r.max_over_mean,
             r.moved_add * 100.0,
             r.moved_remove * 100.0,
-            v.map_or(String::new(), |v| format!("{:.2}%", 100.0 / f64::from(v).sqrt()))
+            v.map_or(String::new(), |v| format!(
+                "{:.2}%",
+                100.0 / f64::from(v).sqrt()
+            ))
         )
     };
     for vnodes in VNODES {
@@ -124,7 +138,9 @@ fn print_quality() {
             let base = set * 1000;
             let ring = our_ring(set, vnodes);
             let mut grown = ring.clone();
-            grown.add(Member::new(NodeId(base + NODES))).expect("new id");
+            grown
+                .add(Member::new(NodeId(base + NODES)))
+                .expect("new id");
             let mut shrunk = ring.clone();
             shrunk.remove(NodeId(base + set % NODES)).expect("member");
             ours.add(quality(
@@ -138,7 +154,10 @@ fn print_quality() {
             let hr_grown = hash_ring(set, vnodes, NODES + 1);
             let mut hr_shrunk = hr.clone();
             for index in 0..vnodes {
-                hr_shrunk.remove(&HrVnode { node: base + set % NODES, index });
+                hr_shrunk.remove(&HrVnode {
+                    node: base + set % NODES,
+                    index,
+                });
             }
             theirs.add(quality(
                 |k| hr.get(&k).expect("non-empty").node,
@@ -163,7 +182,9 @@ fn print_quality() {
 }
 
 fn lookups(c: &mut Criterion) {
-    let keys: Vec<u64> = (0..LOOKUP_KEYS as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    let keys: Vec<u64> = (0..LOOKUP_KEYS as u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
     let mask = LOOKUP_KEYS - 1;
     let mut group = c.benchmark_group("lookup");
     for vnodes in VNODES {
@@ -176,13 +197,17 @@ fn lookups(c: &mut Criterion) {
             })
         });
         let hashes: Vec<u64> = keys.iter().map(|&k| key_hash_u64(k)).collect();
-        group.bench_with_input(BenchmarkId::new("faultline-prehashed", vnodes), &ring, |b, ring| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) & mask;
-                ring.owner(black_box(hashes[i]))
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("faultline-prehashed", vnodes),
+            &ring,
+            |b, ring| {
+                let mut i = 0;
+                b.iter(|| {
+                    i = (i + 1) & mask;
+                    ring.owner(black_box(hashes[i]))
+                })
+            },
+        );
         let hr = hash_ring(0, vnodes, NODES);
         group.bench_with_input(BenchmarkId::new("hashring", vnodes), &hr, |b, hr| {
             let mut i = 0;

@@ -5,10 +5,12 @@
 
 use crate::exit::{bad_input, Exit};
 use anyhow::Context;
-use std::io::Write;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use faultline_nodes::ring::quality::{measure, QualityOptions, QualityReport, Summary, TrialQuality};
+use faultline_nodes::ring::quality::{
+    measure, QualityOptions, QualityReport, Summary, TrialQuality,
+};
 use faultline_nodes::ring::DEFAULT_VNODES;
+use std::io::Write;
 
 const MAX_NODES: u32 = 100_000;
 const MAX_KEYS: u64 = 50_000_000;
@@ -43,9 +45,14 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if !(2..=MAX_NODES).contains(&args.nodes) {
-        return Err(bad_input(format!("--nodes must be between 2 and {MAX_NODES}, got {}", args.nodes)));
+        return Err(bad_input(format!(
+            "--nodes must be between 2 and {MAX_NODES}, got {}",
+            args.nodes
+        )));
     }
-    if args.vnodes == 0 || u64::from(args.vnodes) * u64::from(args.nodes + 1) > faultline_nodes::ring::MAX_POINTS {
+    if args.vnodes == 0
+        || u64::from(args.vnodes) * u64::from(args.nodes + 1) > faultline_nodes::ring::MAX_POINTS
+    {
         return Err(bad_input(format!(
             "--vnodes must be at least 1 and (--nodes + 1) × --vnodes at most {}, got {} × {}",
             faultline_nodes::ring::MAX_POINTS,
@@ -54,14 +61,22 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         )));
     }
     if !(1..=MAX_KEYS).contains(&args.keys) {
-        return Err(bad_input(format!("--keys must be between 1 and {MAX_KEYS}, got {}", args.keys)));
+        return Err(bad_input(format!(
+            "--keys must be between 1 and {MAX_KEYS}, got {}",
+            args.keys
+        )));
     }
     if !(1..=MAX_TRIALS).contains(&args.trials) {
-        return Err(bad_input(format!("--trials must be between 1 and {MAX_TRIALS}, got {}", args.trials)));
+        return Err(bad_input(format!(
+            "--trials must be between 1 and {MAX_TRIALS}, got {}",
+            args.trials
+        )));
     }
     if let Some(eps) = args.epsilon {
         if !(eps.is_finite() && eps > 0.0 && eps <= 100.0) {
-            return Err(bad_input(format!("--epsilon must be a number in (0, 100], got {eps}")));
+            return Err(bad_input(format!(
+                "--epsilon must be a number in (0, 100], got {eps}"
+            )));
         }
     }
     let options = QualityOptions {
@@ -81,10 +96,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         render_table(&report)
     };
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         // A reader that stopped early (`| head`) is not a failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Valid),
-        r => r.map(|()| Exit::Valid).context("writing the ring report to stdout"),
+        r => r
+            .map(|()| Exit::Valid)
+            .context("writing the ring report to stdout"),
     }
 }
 
@@ -121,14 +141,24 @@ fn render_table(r: &QualityReport) -> String {
         format!("worst of {}", o.trials),
         "ideal / goal".to_string(),
     ]);
-    type Row<'a> = (&'a str, Box<dyn Fn(&Summary) -> String + 'a>, String, String);
+    type Row<'a> = (
+        &'a str,
+        Box<dyn Fn(&Summary) -> String + 'a>,
+        String,
+        String,
+    );
     let i = &r.ideal;
     let mut rows: Vec<Row> = vec![
         (
             "load std dev / mean (keys)",
             Box::new(|s| pct(s.load_stddev)),
             pct(first.load_stddev),
-            format!("1/√{} = {} (goal ≤ {})", o.vnodes, pct(i.load_stddev), pct(i.load_stddev_goal)),
+            format!(
+                "1/√{} = {} (goal ≤ {})",
+                o.vnodes,
+                pct(i.load_stddev),
+                pct(i.load_stddev_goal)
+            ),
         ),
         (
             "std dev / mean (hash space)",
@@ -136,8 +166,18 @@ fn render_table(r: &QualityReport) -> String {
             pct(first.space_stddev),
             pct(i.load_stddev),
         ),
-        ("max / mean", Box::new(|s| ratio(s.max_over_mean)), ratio(first.max_over_mean), ratio(1.0)),
-        ("min / mean", Box::new(|s| ratio(s.min_over_mean)), ratio(first.min_over_mean), ratio(1.0)),
+        (
+            "max / mean",
+            Box::new(|s| ratio(s.max_over_mean)),
+            ratio(first.max_over_mean),
+            ratio(1.0),
+        ),
+        (
+            "min / mean",
+            Box::new(|s| ratio(s.min_over_mean)),
+            ratio(first.min_over_mean),
+            ratio(1.0),
+        ),
         (
             "keys moved, one node added",
             Box::new(|s| pct(s.moved_on_add)),
@@ -208,7 +248,15 @@ mod tests {
     use crate::exit::code_for;
 
     fn args(nodes: u32, vnodes: u32, keys: u64, trials: u32, epsilon: Option<f64>) -> Args {
-        Args { nodes, vnodes, keys, trials, seed: 0, epsilon, json: true }
+        Args {
+            nodes,
+            vnodes,
+            keys,
+            trials,
+            seed: 0,
+            epsilon,
+            json: true,
+        }
     }
 
     #[test]
@@ -242,10 +290,23 @@ mod tests {
 
     #[test]
     fn table_names_every_metric() {
-        let report = measure(QualityOptions { nodes: 3, vnodes: 8, keys: 500, seed: 0, trials: 2, epsilon: Some(0.2) })
-            .expect("valid options");
+        let report = measure(QualityOptions {
+            nodes: 3,
+            vnodes: 8,
+            keys: 500,
+            seed: 0,
+            trials: 2,
+            epsilon: Some(0.2),
+        })
+        .expect("valid options");
         let text = render_table(&report);
-        for needle in ["3 nodes × 8 vnodes = 24 points", "load std dev", "keys moved, one node added", "bounded load: max / mean", "mean of 2"] {
+        for needle in [
+            "3 nodes × 8 vnodes = 24 points",
+            "load std dev",
+            "keys moved, one node added",
+            "bounded load: max / mean",
+            "mean of 2",
+        ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
     }

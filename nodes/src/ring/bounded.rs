@@ -93,7 +93,12 @@ impl<'a> BoundedLoad<'a> {
     /// always finds `r` members when the sum held before (it does from the
     /// start whenever weights are equal); otherwise the missing replicas go
     /// to the least-loaded members and count as overflow.
-    pub fn assign_replicas(&mut self, hash: u64, r: usize, out: &mut Vec<NodeId>) -> Result<(), RingError> {
+    pub fn assign_replicas(
+        &mut self,
+        hash: u64,
+        r: usize,
+        out: &mut Vec<NodeId>,
+    ) -> Result<(), RingError> {
         if r == 0 {
             return Err(RingError::BadReplication(r));
         }
@@ -102,7 +107,9 @@ impl<'a> BoundedLoad<'a> {
         let left_items = (self.total.saturating_sub(self.placed) / want as u64).max(1);
         let room = |s: &Self, slot: usize| s.capacities[slot].saturating_sub(s.loads[slot]);
         let after: u64 = left_items - 1;
-        let fit_after: u64 = (0..self.loads.len()).map(|slot| room(self, slot).min(after)).sum();
+        let fit_after: u64 = (0..self.loads.len())
+            .map(|slot| room(self, slot).min(after))
+            .sum();
         let mut slack = i128::from(fit_after) - i128::from(after) * want as i128;
         let mut chosen: Vec<usize> = Vec::with_capacity(want);
         let (points, owners) = self.ring.points();
@@ -128,7 +135,9 @@ impl<'a> BoundedLoad<'a> {
         }
         while chosen.len() < want {
             self.overflowed += 1;
-            let slot = self.least_loaded(&chosen).expect("fewer chosen than members");
+            let slot = self
+                .least_loaded(&chosen)
+                .expect("fewer chosen than members");
             chosen.push(slot);
         }
         for slot in chosen {
@@ -212,10 +221,16 @@ mod tests {
     fn bad_epsilon_and_replication_are_refused() {
         let r = ring(3, 8, 0);
         for eps in [0.0, -0.5, f64::NAN, f64::INFINITY] {
-            assert!(matches!(BoundedLoad::new(&r, eps, 10), Err(RingError::BadEpsilon(_))), "{eps}");
+            assert!(
+                matches!(BoundedLoad::new(&r, eps, 10), Err(RingError::BadEpsilon(_))),
+                "{eps}"
+            );
         }
         let mut b = BoundedLoad::new(&r, 0.1, 10).expect("valid");
-        assert_eq!(b.assign_replicas(1, 0, &mut Vec::new()), Err(RingError::BadReplication(0)));
+        assert_eq!(
+            b.assign_replicas(1, 0, &mut Vec::new()),
+            Err(RingError::BadReplication(0))
+        );
     }
 
     #[test]
@@ -292,13 +307,18 @@ mod tests {
         // one replica of every item: the caps cannot all hold.
         let r = Ring::new(
             RingConfig { vnodes: 8, seed: 0 },
-            [Member::weighted(NodeId(0), 10.0), Member::new(NodeId(1)), Member::new(NodeId(2))],
+            [
+                Member::weighted(NodeId(0), 10.0),
+                Member::new(NodeId(1)),
+                Member::new(NodeId(2)),
+            ],
         )
         .expect("valid ring");
         let mut b = BoundedLoad::new(&r, 0.1, 200).expect("valid");
         let mut out = Vec::new();
         for s in 0..100 {
-            b.assign_replicas(key_hash_u64(s), 2, &mut out).expect("r >= 1");
+            b.assign_replicas(key_hash_u64(s), 2, &mut out)
+                .expect("r >= 1");
             assert_eq!(out.len(), 2);
             assert_ne!(out[0], out[1]);
         }
@@ -309,8 +329,14 @@ mod tests {
     #[test]
     fn weighted_capacities_follow_weights() {
         let r = Ring::new(
-            RingConfig { vnodes: 16, seed: 0 },
-            [Member::weighted(NodeId(0), 1.0), Member::weighted(NodeId(1), 3.0)],
+            RingConfig {
+                vnodes: 16,
+                seed: 0,
+            },
+            [
+                Member::weighted(NodeId(0), 1.0),
+                Member::weighted(NodeId(1), 3.0),
+            ],
         )
         .expect("valid ring");
         let b = BoundedLoad::new(&r, 0.25, 400).expect("valid");

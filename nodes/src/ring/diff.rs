@@ -54,7 +54,13 @@ impl RingDiff {
     /// the same point of `old` and the same point of `new`, so comparing the
     /// owners at each point of the union covers the whole space.
     pub fn between(old: &Ring, new: &Ring) -> RingDiff {
-        let mut cuts: Vec<u64> = old.points().0.iter().chain(new.points().0).copied().collect();
+        let mut cuts: Vec<u64> = old
+            .points()
+            .0
+            .iter()
+            .chain(new.points().0)
+            .copied()
+            .collect();
         cuts.sort_unstable();
         cuts.dedup();
         let n = cuts.len();
@@ -67,8 +73,15 @@ impl RingDiff {
                 continue;
             }
             match moves.last_mut() {
-                Some(last) if last.end == start && last.from == from && last.to == to => last.end = end,
-                _ => moves.push(ArcMove { start, end, from, to }),
+                Some(last) if last.end == start && last.from == from && last.to == to => {
+                    last.end = end
+                }
+                _ => moves.push(ArcMove {
+                    start,
+                    end,
+                    from,
+                    to,
+                }),
             }
         }
         // The first and last arcs may be one arc across the wrap.
@@ -124,9 +137,16 @@ mod tests {
         let mut new = old.clone();
         new.remove(NodeId(3)).expect("member");
         let d = RingDiff::between(&old, &new);
-        assert!(d.moves.iter().all(|m| m.from == NodeId(3) && m.to != NodeId(3)));
+        assert!(d
+            .moves
+            .iter()
+            .all(|m| m.from == NodeId(3) && m.to != NodeId(3)));
         let share = old.shares()[old.slot_of(NodeId(3)).expect("member")];
-        assert!((d.moved_share() - share).abs() < 1e-12, "{} vs {share}", d.moved_share());
+        assert!(
+            (d.moved_share() - share).abs() < 1e-12,
+            "{} vs {share}",
+            d.moved_share()
+        );
     }
 
     #[test]

@@ -47,13 +47,19 @@ fn avalanche(mut h: u64) -> u64 {
 
 #[inline(always)]
 fn read_u64(bytes: &[u8]) -> u64 {
-    u64::from_le_bytes(bytes[..8].try_into().expect("caller passes at least 8 bytes"))
+    u64::from_le_bytes(
+        bytes[..8]
+            .try_into()
+            .expect("caller passes at least 8 bytes"),
+    )
 }
 
 #[inline(always)]
 fn read_u32(bytes: &[u8]) -> u64 {
     u64::from(u32::from_le_bytes(
-        bytes[..4].try_into().expect("caller passes at least 4 bytes"),
+        bytes[..4]
+            .try_into()
+            .expect("caller passes at least 4 bytes"),
     ))
 }
 

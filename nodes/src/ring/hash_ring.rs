@@ -33,7 +33,10 @@ pub struct RingConfig {
 
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig { vnodes: DEFAULT_VNODES, seed: 0 }
+        RingConfig {
+            vnodes: DEFAULT_VNODES,
+            seed: 0,
+        }
     }
 }
 
@@ -106,11 +109,17 @@ impl TryFrom<RingSpec> for Ring {
 impl Ring {
     /// The config and members that define this ring.
     pub fn spec(&self) -> RingSpec {
-        RingSpec { config: self.config, members: self.members.clone() }
+        RingSpec {
+            config: self.config,
+            members: self.members.clone(),
+        }
     }
 
     /// A ring of `members`, in any order.
-    pub fn new(config: RingConfig, members: impl IntoIterator<Item = Member>) -> Result<Ring, RingError> {
+    pub fn new(
+        config: RingConfig,
+        members: impl IntoIterator<Item = Member>,
+    ) -> Result<Ring, RingError> {
         let mut members: Vec<Member> = members.into_iter().collect();
         members.sort_by_key(|m| m.id);
         if let Some(w) = members.windows(2).find(|w| w[0].id == w[1].id) {
@@ -129,7 +138,10 @@ impl Ring {
     }
 
     /// A ring of `ids`, each of weight 1.
-    pub fn uniform(config: RingConfig, ids: impl IntoIterator<Item = NodeId>) -> Result<Ring, RingError> {
+    pub fn uniform(
+        config: RingConfig,
+        ids: impl IntoIterator<Item = NodeId>,
+    ) -> Result<Ring, RingError> {
         Ring::new(config, ids.into_iter().map(Member::new))
     }
 
@@ -171,24 +183,40 @@ impl Ring {
     fn rebuild(&mut self, members: Vec<Member>) -> Result<(), RingError> {
         let vnodes = self.config.vnodes;
         if vnodes == 0 || u64::from(vnodes) > MAX_POINTS {
-            return Err(RingError::BadVnodes { got: vnodes, max: MAX_POINTS as u32 });
+            return Err(RingError::BadVnodes {
+                got: vnodes,
+                max: MAX_POINTS as u32,
+            });
         }
         if members.is_empty() {
             return Err(RingError::NoNodes);
         }
-        debug_assert!(members.windows(2).all(|w| w[0].id < w[1].id), "members sorted and distinct");
+        debug_assert!(
+            members.windows(2).all(|w| w[0].id < w[1].id),
+            "members sorted and distinct"
+        );
         let mut total: u64 = 0;
         for m in &members {
             if !(m.weight.is_finite() && m.weight > 0.0 && m.weight <= MAX_WEIGHT) {
-                return Err(RingError::BadWeight { node: m.id, got: m.weight, max: MAX_WEIGHT });
+                return Err(RingError::BadWeight {
+                    node: m.id,
+                    got: m.weight,
+                    max: MAX_WEIGHT,
+                });
             }
             total = total.saturating_add(vnode_count(vnodes, m.weight));
         }
         if total > MAX_POINTS {
-            return Err(RingError::TooManyPoints { got: total, max: MAX_POINTS });
+            return Err(RingError::TooManyPoints {
+                got: total,
+                max: MAX_POINTS,
+            });
         }
         if members.len() > u32::MAX as usize {
-            return Err(RingError::TooManyPoints { got: members.len() as u64, max: MAX_POINTS });
+            return Err(RingError::TooManyPoints {
+                got: members.len() as u64,
+                max: MAX_POINTS,
+            });
         }
 
         let mut placed: Vec<(u64, u32)> = Vec::with_capacity(total as usize);
@@ -399,8 +427,11 @@ mod tests {
 
     #[test]
     fn ring_round_trips_through_json_and_bad_json_is_refused() {
-        let ring = Ring::new(cfg(16, 9), [Member::weighted(NodeId(3), 2.0), Member::new(NodeId(1))])
-            .expect("valid ring");
+        let ring = Ring::new(
+            cfg(16, 9),
+            [Member::weighted(NodeId(3), 2.0), Member::new(NodeId(1))],
+        )
+        .expect("valid ring");
         let json = serde_json::to_string(&ring).expect("serializable");
         assert_eq!(
             json,
@@ -411,7 +442,10 @@ mod tests {
         assert_eq!(back.points(), ring.points());
         let dup = r#"{"config":{"vnodes":16,"seed":9},"members":[{"id":1,"weight":1.0},{"id":1,"weight":2.0}]}"#;
         let err = serde_json::from_str::<Ring>(dup).expect_err("duplicate id");
-        assert!(err.to_string().contains("node n1 is already on the ring"), "{err}");
+        assert!(
+            err.to_string().contains("node n1 is already on the ring"),
+            "{err}"
+        );
         let empty = r#"{"config":{"vnodes":16,"seed":9},"members":[]}"#;
         assert!(serde_json::from_str::<Ring>(empty).is_err());
     }
@@ -427,18 +461,39 @@ mod tests {
     fn refused_changes_name_the_problem_and_leave_the_ring_alone() {
         let mut ring = Ring::uniform(cfg(8, 0), ids(2)).expect("valid ring");
         let before = ring.clone();
-        assert_eq!(ring.add(Member::new(NodeId(1))), Err(RingError::DuplicateNode(NodeId(1))));
-        assert_eq!(ring.remove(NodeId(9)), Err(RingError::UnknownNode(NodeId(9))));
-        assert!(matches!(ring.set_weight(NodeId(0), f64::NAN), Err(RingError::BadWeight { .. })));
-        assert!(matches!(ring.set_weight(NodeId(0), -1.0), Err(RingError::BadWeight { .. })));
-        assert!(matches!(ring.set_weight(NodeId(0), 0.0), Err(RingError::BadWeight { .. })));
-        assert!(matches!(ring.add(Member::weighted(NodeId(5), 1e9)), Err(RingError::BadWeight { .. })));
+        assert_eq!(
+            ring.add(Member::new(NodeId(1))),
+            Err(RingError::DuplicateNode(NodeId(1)))
+        );
+        assert_eq!(
+            ring.remove(NodeId(9)),
+            Err(RingError::UnknownNode(NodeId(9)))
+        );
+        assert!(matches!(
+            ring.set_weight(NodeId(0), f64::NAN),
+            Err(RingError::BadWeight { .. })
+        ));
+        assert!(matches!(
+            ring.set_weight(NodeId(0), -1.0),
+            Err(RingError::BadWeight { .. })
+        ));
+        assert!(matches!(
+            ring.set_weight(NodeId(0), 0.0),
+            Err(RingError::BadWeight { .. })
+        ));
+        assert!(matches!(
+            ring.add(Member::weighted(NodeId(5), 1e9)),
+            Err(RingError::BadWeight { .. })
+        ));
         assert_eq!(ring, before);
         assert_eq!(ring.points(), before.points());
         ring.remove(NodeId(0)).expect("one left");
         assert_eq!(ring.remove(NodeId(1)), Err(RingError::LastNode(NodeId(1))));
         assert_eq!(Ring::uniform(cfg(8, 0), []), Err(RingError::NoNodes));
-        assert!(matches!(Ring::uniform(cfg(0, 0), ids(1)), Err(RingError::BadVnodes { .. })));
+        assert!(matches!(
+            Ring::uniform(cfg(0, 0), ids(1)),
+            Err(RingError::BadVnodes { .. })
+        ));
         assert_eq!(
             Ring::uniform(cfg(8, 0), [NodeId(1), NodeId(1)]),
             Err(RingError::DuplicateNode(NodeId(1)))
@@ -453,7 +508,11 @@ mod tests {
     fn weights_scale_vnodes_and_shares() {
         let ring = Ring::new(
             cfg(128, 0),
-            [Member::weighted(NodeId(0), 1.0), Member::weighted(NodeId(1), 3.0), Member::weighted(NodeId(2), 0.001)],
+            [
+                Member::weighted(NodeId(0), 1.0),
+                Member::weighted(NodeId(1), 3.0),
+                Member::weighted(NodeId(2), 0.001),
+            ],
         )
         .expect("valid ring");
         assert_eq!(ring.vnodes_of(NodeId(0)), Some(128));
@@ -462,7 +521,10 @@ mod tests {
         assert_eq!(ring.point_count(), 513);
         let shares = ring.shares();
         assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-        assert!(shares[1] > 2.0 * shares[0], "weight 3 owns about 3x weight 1: {shares:?}");
+        assert!(
+            shares[1] > 2.0 * shares[0],
+            "weight 3 owns about 3x weight 1: {shares:?}"
+        );
     }
 
     #[test]

@@ -64,12 +64,20 @@ pub struct ShardMove {
 impl ShardMove {
     /// Nodes that must receive the shard.
     pub fn added(&self) -> Vec<NodeId> {
-        self.after.iter().copied().filter(|n| !self.before.contains(n)).collect()
+        self.after
+            .iter()
+            .copied()
+            .filter(|n| !self.before.contains(n))
+            .collect()
     }
 
     /// Nodes that must give the shard up.
     pub fn removed(&self) -> Vec<NodeId> {
-        self.before.iter().copied().filter(|n| !self.after.contains(n)).collect()
+        self.before
+            .iter()
+            .copied()
+            .filter(|n| !self.after.contains(n))
+            .collect()
     }
 }
 
@@ -83,14 +91,22 @@ impl Placement {
         let replicas = (0..shards)
             .map(|s| ring.preference_list(ShardId(s).point(), r))
             .collect();
-        Ok(Placement { replication: r, replicas })
+        Ok(Placement {
+            replication: r,
+            replicas,
+        })
     }
 
     /// Each of `shards` shards on `r` distinct nodes by bounded load,
     /// assigned in shard order: no node holds more than
     /// `ceil((1+ε) × shards × r × its weight share)` replicas (see
     /// [`BoundedLoad`] for the one exception on tiny rings).
-    pub fn bounded(ring: &Ring, shards: u32, r: usize, epsilon: f64) -> Result<Placement, RingError> {
+    pub fn bounded(
+        ring: &Ring,
+        shards: u32,
+        r: usize,
+        epsilon: f64,
+    ) -> Result<Placement, RingError> {
         if r == 0 {
             return Err(RingError::BadReplication(r));
         }
@@ -102,7 +118,10 @@ impl Placement {
             load.assign_replicas(ShardId(s).point(), r, &mut out)?;
             replicas.push(out.clone());
         }
-        Ok(Placement { replication: r, replicas })
+        Ok(Placement {
+            replication: r,
+            replicas,
+        })
     }
 
     pub fn shard_count(&self) -> u32 {
@@ -115,7 +134,9 @@ impl Placement {
 
     /// The replicas of `shard`, preferred first; empty for an unknown shard.
     pub fn replicas(&self, shard: ShardId) -> &[NodeId] {
-        self.replicas.get(shard.0 as usize).map_or(&[], |r| r.as_slice())
+        self.replicas
+            .get(shard.0 as usize)
+            .map_or(&[], |r| r.as_slice())
     }
 
     /// The shards `node` holds a replica of.
@@ -140,7 +161,10 @@ impl Placement {
     /// placements must have the same shard count: resharding is not a move.
     pub fn diff(&self, new: &Placement) -> Result<Vec<ShardMove>, RingError> {
         if self.shard_count() != new.shard_count() {
-            return Err(RingError::ShardCountMismatch { old: self.shard_count(), new: new.shard_count() });
+            return Err(RingError::ShardCountMismatch {
+                old: self.shard_count(),
+                new: new.shard_count(),
+            });
         }
         let mut moves = Vec::new();
         for (s, (before, after)) in self.replicas.iter().zip(&new.replicas).enumerate() {
@@ -149,7 +173,11 @@ impl Placement {
             a.sort();
             b.sort();
             if a != b {
-                moves.push(ShardMove { shard: ShardId(s as u32), before: before.clone(), after: after.clone() });
+                moves.push(ShardMove {
+                    shard: ShardId(s as u32),
+                    before: before.clone(),
+                    after: after.clone(),
+                });
             }
         }
         Ok(moves)
@@ -174,7 +202,10 @@ mod tests {
             let s = ShardId::of_hash(key_hash_u64(k), 16);
             counts[s.0 as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
         assert_eq!(ShardId::of_hash(u64::MAX, 7), ShardId(6));
         assert_eq!(ShardId::of_hash(0, 7), ShardId(0));
     }
@@ -192,8 +223,14 @@ mod tests {
         let r = ring(3, 8, 0);
         let a = Placement::by_ring(&r, 4, 2).expect("valid");
         let b = Placement::by_ring(&r, 5, 2).expect("valid");
-        assert_eq!(a.diff(&b), Err(RingError::ShardCountMismatch { old: 4, new: 5 }));
-        assert_eq!(Placement::by_ring(&r, 4, 0), Err(RingError::BadReplication(0)));
+        assert_eq!(
+            a.diff(&b),
+            Err(RingError::ShardCountMismatch { old: 4, new: 5 })
+        );
+        assert_eq!(
+            Placement::by_ring(&r, 4, 0),
+            Err(RingError::BadReplication(0))
+        );
     }
 
     #[test]
@@ -203,8 +240,16 @@ mod tests {
         let plain = Placement::by_ring(&r, 100, 3).expect("valid");
         let bounded = Placement::bounded(&r, 100, 3, 0.1).expect("valid");
         let cap = (1.1f64 * 300.0 / 5.0).ceil() as usize;
-        assert!(bounded.loads().values().all(|&l| l <= cap), "{:?}", bounded.loads());
-        assert!(plain.loads().values().any(|&l| l > cap), "the test needs a skewed ring: {:?}", plain.loads());
+        assert!(
+            bounded.loads().values().all(|&l| l <= cap),
+            "{:?}",
+            bounded.loads()
+        );
+        assert!(
+            plain.loads().values().any(|&l| l > cap),
+            "the test needs a skewed ring: {:?}",
+            plain.loads()
+        );
     }
 
     proptest! {

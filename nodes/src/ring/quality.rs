@@ -164,7 +164,9 @@ pub fn measure(options: QualityOptions) -> Result<QualityReport, QualityError> {
         points = p;
         trials.push(trial);
     }
-    let mean = summarize(&trials, &ideal, |xs, _| xs.iter().sum::<f64>() / xs.len() as f64);
+    let mean = summarize(&trials, &ideal, |xs, _| {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    });
     let worst = summarize(&trials, &ideal, |xs, target| match target {
         Worst::Highest => xs.iter().copied().fold(f64::MIN, f64::max),
         Worst::Lowest => xs.iter().copied().fold(f64::MAX, f64::min),
@@ -175,7 +177,15 @@ pub fn measure(options: QualityOptions) -> Result<QualityReport, QualityError> {
             .expect("at least one trial"),
     });
     let moves_minimal = trials.iter().all(|t| t.moves_minimal);
-    Ok(QualityReport { options, points, ideal, trials, mean, worst, moves_minimal })
+    Ok(QualityReport {
+        options,
+        points,
+        ideal,
+        trials,
+        mean,
+        worst,
+        moves_minimal,
+    })
 }
 
 enum Worst {
@@ -185,7 +195,9 @@ enum Worst {
 }
 
 fn summarize(trials: &[TrialQuality], ideal: &Ideal, f: impl Fn(&[f64], Worst) -> f64) -> Summary {
-    let col = |g: &dyn Fn(&TrialQuality) -> f64, w: Worst| f(&trials.iter().map(g).collect::<Vec<_>>(), w);
+    let col = |g: &dyn Fn(&TrialQuality) -> f64, w: Worst| {
+        f(&trials.iter().map(g).collect::<Vec<_>>(), w)
+    };
     let bcol = |g: &dyn Fn(&BoundedQuality) -> f64, w: Worst| -> Option<f64> {
         let xs: Option<Vec<f64>> = trials.iter().map(|t| t.bounded.as_ref().map(g)).collect();
         xs.map(|xs| f(&xs, w))
@@ -196,12 +208,18 @@ fn summarize(trials: &[TrialQuality], ideal: &Ideal, f: impl Fn(&[f64], Worst) -
         max_over_mean: col(&|t| t.max_over_mean, Worst::Highest),
         min_over_mean: col(&|t| t.min_over_mean, Worst::Lowest),
         moved_on_add: col(&|t| t.moved_on_add, Worst::Farthest(ideal.moved_on_add)),
-        moved_on_remove: col(&|t| t.moved_on_remove, Worst::Farthest(ideal.moved_on_remove)),
+        moved_on_remove: col(
+            &|t| t.moved_on_remove,
+            Worst::Farthest(ideal.moved_on_remove),
+        ),
         lookup_ns: col(&|t| t.lookup_ns, Worst::Highest),
         lookup_ns_best: col(&|t| t.lookup_ns_best, Worst::Highest),
         bounded_max_over_mean: bcol(&|b| b.max_over_mean, Worst::Highest),
         bounded_moved_on_add: bcol(&|b| b.moved_on_add, Worst::Farthest(ideal.moved_on_add)),
-        bounded_moved_on_remove: bcol(&|b| b.moved_on_remove, Worst::Farthest(ideal.moved_on_remove)),
+        bounded_moved_on_remove: bcol(
+            &|b| b.moved_on_remove,
+            Worst::Farthest(ideal.moved_on_remove),
+        ),
     }
 }
 
@@ -222,7 +240,10 @@ fn measure_one(
     victim: NodeId,
     hashes: &[u64],
 ) -> Result<(TrialQuality, usize), QualityError> {
-    let config = RingConfig { vnodes: options.vnodes, seed };
+    let config = RingConfig {
+        vnodes: options.vnodes,
+        seed,
+    };
     let ring = Ring::uniform(config, (0..u64::from(options.nodes)).map(NodeId))?;
     let added = NodeId(u64::from(options.nodes));
     let mut grown = ring.clone();
@@ -322,23 +343,53 @@ fn measure_bounded(
     };
     let (g, _, _) = assign(grown)?;
     let (s, _, _) = assign(shrunk)?;
-    Ok(BoundedQuality { max_over_mean, moved_on_add: moved(&g), moved_on_remove: moved(&s), overflowed })
+    Ok(BoundedQuality {
+        max_over_mean,
+        moved_on_add: moved(&g),
+        moved_on_remove: moved(&s),
+        overflowed,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn opts(nodes: u32, vnodes: u32, keys: u64, trials: u32, epsilon: Option<f64>) -> QualityOptions {
-        QualityOptions { nodes, vnodes, keys, seed: 0, trials, epsilon }
+    fn opts(
+        nodes: u32,
+        vnodes: u32,
+        keys: u64,
+        trials: u32,
+        epsilon: Option<f64>,
+    ) -> QualityOptions {
+        QualityOptions {
+            nodes,
+            vnodes,
+            keys,
+            seed: 0,
+            trials,
+            epsilon,
+        }
     }
 
     #[test]
     fn bad_options_are_refused_by_name() {
-        assert_eq!(measure(opts(1, 8, 10, 1, None)), Err(QualityError::TooFewNodes(1)));
-        assert_eq!(measure(opts(3, 8, 0, 1, None)), Err(QualityError::NoKeys(0)));
-        assert_eq!(measure(opts(3, 8, 10, 0, None)), Err(QualityError::NoTrials(0)));
-        assert!(matches!(measure(opts(3, 0, 10, 1, None)), Err(QualityError::Ring(RingError::BadVnodes { .. }))));
+        assert_eq!(
+            measure(opts(1, 8, 10, 1, None)),
+            Err(QualityError::TooFewNodes(1))
+        );
+        assert_eq!(
+            measure(opts(3, 8, 0, 1, None)),
+            Err(QualityError::NoKeys(0))
+        );
+        assert_eq!(
+            measure(opts(3, 8, 10, 0, None)),
+            Err(QualityError::NoTrials(0))
+        );
+        assert!(matches!(
+            measure(opts(3, 0, 10, 1, None)),
+            Err(QualityError::Ring(RingError::BadVnodes { .. }))
+        ));
         assert!(matches!(
             measure(opts(3, 8, 10, 1, Some(-1.0))),
             Err(QualityError::Ring(RingError::BadEpsilon(_)))

@@ -27,7 +27,11 @@ impl<'a> Successors<'a> {
             at: start,
             left: points.len(),
             seen_inline: [0; 2],
-            seen_heap: if ring.len() > 128 { vec![0; ring.len().div_ceil(64)] } else { Vec::new() },
+            seen_heap: if ring.len() > 128 {
+                vec![0; ring.len().div_ceil(64)]
+            } else {
+                Vec::new()
+            },
             found: 0,
         }
     }
@@ -46,7 +50,11 @@ impl Iterator for Successors<'_> {
             }
             self.left -= 1;
             let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-            let seen = if self.seen_heap.is_empty() { &mut self.seen_inline[word] } else { &mut self.seen_heap[word] };
+            let seen = if self.seen_heap.is_empty() {
+                &mut self.seen_inline[word]
+            } else {
+                &mut self.seen_heap[word]
+            };
             if *seen & bit == 0 {
                 *seen |= bit;
                 self.found += 1;
