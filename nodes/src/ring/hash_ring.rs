@@ -554,6 +554,43 @@ mod tests {
         }
     }
 
+    /// Issue 8's quality goals, on exact hash-space shares over 50 seeds
+    /// (deterministic): mean std dev within 10% of 1/sqrt(vnodes), mean
+    /// keys moved within half a point of 1/(n+1) and 1/n. A placement that
+    /// correlates vnodes (a weak hash, a seed ignored) breaks it.
+    #[test]
+    fn balance_and_movement_match_random_placement_over_50_seeds() {
+        let (n, vnodes, seeds) = (10u64, 128u32, 50u64);
+        let (mut stddev, mut added, mut removed) = (0.0, 0.0, 0.0);
+        for seed in 0..seeds {
+            let ring = Ring::uniform(cfg(vnodes, seed), ids(n)).expect("valid ring");
+            let shares = ring.shares();
+            let mean = 1.0 / n as f64;
+            let var = shares.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            stddev += var.sqrt() / mean / seeds as f64;
+            let mut grown = ring.clone();
+            grown.add(Member::new(NodeId(n))).expect("new id");
+            added += crate::ring::RingDiff::between(&ring, &grown).moved_share() / seeds as f64;
+            let mut shrunk = ring.clone();
+            shrunk.remove(NodeId(seed % n)).expect("member");
+            removed += crate::ring::RingDiff::between(&ring, &shrunk).moved_share() / seeds as f64;
+        }
+        let ideal = 1.0 / f64::from(vnodes).sqrt();
+        assert!(
+            stddev <= 1.1 * ideal,
+            "std dev {stddev} vs 1/sqrt(v) {ideal}"
+        );
+        assert!(stddev >= 0.8 * ideal, "suspiciously even: {stddev}");
+        assert!(
+            (added - 1.0 / (n + 1) as f64).abs() < 0.005,
+            "moved on add {added}"
+        );
+        assert!(
+            (removed - 1.0 / n as f64).abs() < 0.005,
+            "moved on remove {removed}"
+        );
+    }
+
     proptest! {
         #[test]
         fn indexed_lookup_equals_binary_search(
