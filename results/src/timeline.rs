@@ -4,7 +4,8 @@
 //!
 //! An operation that never completed runs to the end of the history, drawn
 //! hatched. Bars under two pixels wide are rasterized per pixel column and
-//! outcome (a failure is never hidden under an ok), so a run of 100,000
+//! outcome, each outcome in its own third of the row (so neither hides the
+//! other), so a run of 100,000
 //! operations gives an SVG of bounded size (at most a few bars per pixel
 //! column and row); a wider bar stands for one operation and carries a
 //! tooltip (process, f, outcome, latency, node).
@@ -46,6 +47,8 @@ struct Bar {
     open: bool,
     ops: usize,
     tip: String,
+    /// Rasterized bars sit in their outcome's third of the row.
+    lane: Option<usize>,
 }
 
 /// Draws the timeline. `end_ns` is the end of the history.
@@ -142,11 +145,14 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                 open,
                 ops: 1,
                 tip,
+                lane: None,
             });
         }
-        // ok first, then info, then fail on top: failures stay visible.
+        // Each outcome in its own third of the row (ok, fail, info from the
+        // top), so a rare failure among many oks stays visible and a common
+        // one does not hide them.
         let mut runs: Vec<Bar> = Vec::new();
-        for outcome in [OpOutcome::Ok, OpOutcome::Info, OpOutcome::Fail] {
+        for outcome in OpOutcome::ALL {
             let (c, n) = (&cover[outcome as usize], &starts[outcome as usize]);
             let mut col = 0;
             while col < columns {
@@ -167,6 +173,7 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                     open: false,
                     ops: count.max(1) as usize,
                     tip: String::new(),
+                    lane: Some(outcome as usize),
                 });
             }
         }
@@ -188,9 +195,12 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                 r#"<rect class="op {cls}" x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{fill}"><title>{tip}</title></rect>"#,
                 cls = b.outcome.as_str(),
                 x0 = b.x0,
-                y = y + 1.0,
+                y = y + 1.0 + b.lane.map_or(0.0, |l| l as f64 * (row_h - 2.0) / 3.0),
                 w = b.x1 - b.x0,
-                h = (row_h - 2.0).max(1.0),
+                h = match b.lane {
+                    Some(_) => ((row_h - 2.0) / 3.0).max(1.0),
+                    None => (row_h - 2.0).max(1.0),
+                },
                 tip = escape(&tip),
             );
         }
