@@ -57,16 +57,6 @@ pub use jump::jump_hash;
 pub use placement::{Placement, ShardId, ShardMove};
 pub use successors::Successors;
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// A physical node of the ring. Its raw value is what the ring hashes to
-/// place the node's virtual nodes, so it must be the same on every node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct NodeId(pub u64);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "n{}", self.0)
-    }
-}
+/// A physical node of the ring: the cluster's node id. Its raw value is
+/// what the ring hashes to place the node's virtual nodes.
+pub use crate::consensus::NodeId;
