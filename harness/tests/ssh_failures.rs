@@ -33,6 +33,16 @@ fn unreachable_address_fails_naming_the_host_within_the_connect_timeout() {
     eprintln!("unreachable: exit {code} after {ms} ms");
     assert_eq!(code, 255, "{out}");
     assert!(out.contains("error: 10.77.0.99: unreachable after"), "{out}");
+    // `faultline test` in remote mode fails the same way, before any node starts.
+    let store = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = run(&[
+        "test", "--nodes", "10.77.0.99", "--ssh-key", &key, "--known-hosts", &kh, "--ssh-connect-timeout", "3s",
+        "--store", store.path().to_str().unwrap(), "--time-limit", "1s",
+    ]);
+    eprintln!("faultline test, unreachable: exit {:?} after {} ms", out.status.code(), start.elapsed().as_millis());
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(text(&out).contains("10.77.0.99: unreachable after"), "{}", text(&out));
     // A port nobody listens on: refused, retried with back-off, then the same error.
     let (code, out, ms) =
         ping(&["--nodes", &format!("{}:2222", lab.addr(1)), "--ssh-key", &key, "--known-hosts", &kh, "--ssh-connect-timeout", "2s"]);
