@@ -111,5 +111,7 @@ ps -eo args | grep -v grep | grep -q -- "$LAB" && left="$left processes"
 
 echo "lab timings: up 5 hosts ${up_ms} ms; deploy to 5 hosts ${deploy_ms} ms (again, skipped by checksum: ${redeploy_ms} ms); down ${down_ms} ms${remote_ms:+; remote fault test ${remote_ms} ms}"
 rm -rf "$LAB"
+# Keep the runs for inspection only when something failed.
+if [ "$failed" = 0 ]; then rm -rf "$STORE"; else echo "lab: runs kept in $STORE"; fi
 echo "lab: $passed passed, $failed failed"
 [ "$failed" = 0 ]
