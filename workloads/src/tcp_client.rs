@@ -1,0 +1,297 @@
+//! A [`Client`] that speaks the node protocol (docs/protocol.md) over TCP:
+//! one JSON object a line, one request outstanding per connection.
+//!
+//! It keeps one connection per node. Every call starts at the worker's home
+//! node (as Jepsen binds each client to a node, so that a node cut off with
+//! its clients keeps serving them, and stale answers can show) and follows
+//! `not-leader` redirects (definite, so safe to retry) until the call's
+//! timeout. Once a request has been written, any failure to read its
+//! reply makes the call [`CallResult::Unknown`]; it is never retried.
+
+use crate::client::{CallResult, Client};
+use crate::protocol::{Envelope, Reply, Request};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{timeout_at, Instant};
+
+/// A node as the client knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddr {
+    /// `n1`, `n2`, … (what the history's `node` field says).
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+struct Conn {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    line: String,
+}
+
+/// The TCP client of one worker.
+pub struct TcpClient {
+    nodes: Vec<NodeAddr>,
+    home: usize,
+    conns: HashMap<usize, Conn>,
+    bind_ip: Option<IpAddr>,
+    auth_token: Option<String>,
+    next_id: u64,
+}
+
+/// The longest a connect may take before the node counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl TcpClient {
+    /// A client whose home is node `home` (modulo the node count).
+    /// Outgoing connections bind to `bind_ip` when given (so packet filters
+    /// between node addresses never match client traffic).
+    pub fn new(nodes: Vec<NodeAddr>, home: usize, bind_ip: Option<IpAddr>, auth_token: Option<String>) -> TcpClient {
+        assert!(!nodes.is_empty(), "a client needs at least one node");
+        let home = home % nodes.len();
+        TcpClient {
+            nodes,
+            home,
+            conns: HashMap::new(),
+            bind_ip,
+            auth_token,
+            next_id: 1,
+        }
+    }
+
+    async fn connect(&mut self, i: usize, deadline: Instant) -> std::io::Result<()> {
+        if self.conns.contains_key(&i) {
+            return Ok(());
+        }
+        let addr = self.nodes[i].addr;
+        let connect_deadline = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+        let stream = timeout_at(connect_deadline, connect(addr, self.bind_ip))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        let mut conn = Conn {
+            reader: BufReader::new(r),
+            writer: w,
+            line: String::new(),
+        };
+        if let Some(token) = &self.auth_token {
+            let mut line = serde_json::to_string(&serde_json::json!({"op":"auth","token":token}))
+                .expect("a JSON value serializes");
+            line.push('\n');
+            timeout_at(connect_deadline, conn.writer.write_all(line.as_bytes()))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "auth timed out"))??;
+        }
+        self.conns.insert(i, conn);
+        Ok(())
+    }
+
+    fn index_of(&self, addr: &str) -> Option<usize> {
+        let parsed: SocketAddr = addr.parse().ok()?;
+        self.nodes.iter().position(|n| n.addr == parsed)
+    }
+
+    /// One attempt at node `i`: Ok(reply), or Err((sent, error)).
+    async fn attempt(&mut self, i: usize, request: &Request, deadline: Instant) -> Result<Reply, (bool, String)> {
+        self.connect(i, deadline).await.map_err(|e| (false, format!("connect: {e}")))?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = serde_json::to_string(&Envelope { id, request }).expect("requests serialize");
+        line.push('\n');
+        let conn = self.conns.get_mut(&i).expect("connected above");
+        // A failed write may still have delivered the whole line: unknown.
+        match timeout_at(deadline, conn.writer.write_all(line.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.conns.remove(&i);
+                return Err((true, format!("write: {e}")));
+            }
+            Err(_) => {
+                self.conns.remove(&i);
+                return Err((true, "timeout".into()));
+            }
+        }
+        loop {
+            conn.line.clear();
+            match timeout_at(deadline, conn.reader.read_line(&mut conn.line)).await {
+                Err(_) => {
+                    self.conns.remove(&i);
+                    return Err((true, "timeout".into()));
+                }
+                Ok(Err(e)) => {
+                    self.conns.remove(&i);
+                    return Err((true, format!("read: {e}")));
+                }
+                Ok(Ok(0)) => {
+                    self.conns.remove(&i);
+                    return Err((true, "connection closed".into()));
+                }
+                Ok(Ok(_)) => {}
+            }
+            match serde_json::from_str::<Reply>(&conn.line) {
+                Ok(reply) if reply.id == Some(id) || reply.id.is_none() => return Ok(reply),
+                Ok(_) => continue, // a late reply to an earlier request
+                Err(e) => {
+                    self.conns.remove(&i);
+                    return Err((true, format!("bad reply: {e}")));
+                }
+            }
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr, bind_ip: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    match bind_ip {
+        None => TcpStream::connect(addr).await,
+        Some(ip) => {
+            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await
+        }
+    }
+}
+
+impl Client for TcpClient {
+    async fn call(&mut self, request: &Request, timeout: Duration) -> CallResult {
+        let deadline = Instant::now() + timeout;
+        let n = self.nodes.len();
+        let mut target = self.home;
+        let mut last_error = String::from("no attempt");
+        let mut last_node = None;
+        let mut attempts = 0u32;
+        while Instant::now() < deadline {
+            attempts += 1;
+            let name = self.nodes[target].name.clone();
+            last_node = Some(name.clone());
+            match self.attempt(target, request, deadline).await {
+                Ok(reply) if !reply.ok && reply.error.as_deref() == Some("not-leader") => {
+                    last_error = "not-leader".into();
+                    let next = reply.leader_addr().and_then(|a| self.index_of(a));
+                    let pause_ms = match next {
+                        Some(j) if j != target => {
+                            target = j;
+                            0
+                        }
+                        _ => {
+                            target = (target + 1) % n;
+                            if attempts as usize % n == 0 { 50 } else { 5 }
+                        }
+                    };
+                    if pause_ms > 0 {
+                        tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(pause_ms))).await;
+                    }
+                }
+                Ok(reply) => {
+                    return CallResult::Replied { node: name, reply };
+                }
+                Err((true, error)) => return CallResult::Unknown { node: name, error },
+                Err((false, error)) => {
+                    last_error = error;
+                    target = (target + 1) % n;
+                    let pause = if attempts as usize % n == 0 { 50 } else { 5 };
+                    tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(pause))).await;
+                }
+            }
+        }
+        CallResult::NotSent {
+            node: last_node,
+            error: last_error,
+        }
+    }
+}
+
+/// Asks one node for its `status` (docs/protocol.md, admin operations).
+pub async fn status(addr: SocketAddr, bind_ip: Option<IpAddr>, timeout: Duration) -> Result<Reply, String> {
+    let mut c = TcpClient::new(
+        vec![NodeAddr {
+            name: addr.to_string(),
+            addr,
+        }],
+        0,
+        bind_ip,
+        None,
+    );
+    let deadline = Instant::now() + timeout;
+    c.attempt(0, &Request::Status, deadline).await.map_err(|(_, e)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+    use tokio::net::TcpListener;
+
+    type Responder = std::sync::Arc<dyn Fn(&serde_json::Value) -> Option<serde_json::Value> + Send + Sync>;
+
+    /// A node stand-in: answers each request line with `reply(request)`.
+    async fn node(reply: Responder) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = listener.accept().await.expect("accept");
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = s.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let req: serde_json::Value = serde_json::from_str(&line).expect("client sends JSON");
+                        if let Some(mut rep) = reply(&req) {
+                            rep["id"] = req["id"].clone();
+                            let mut text = rep.to_string();
+                            text.push('\n');
+                            w.write_all(text.as_bytes()).await.expect("write");
+                        }
+                    }
+                });
+            }
+        });
+        a
+    }
+
+    #[tokio::test]
+    async fn follows_a_redirect_and_starts_each_call_at_home() {
+        let leader = node(std::sync::Arc::new(|_: &serde_json::Value| Some(serde_json::json!({"ok":true,"value":7})))).await;
+        let l = leader.to_string();
+        let follower = node(std::sync::Arc::new(move |_: &serde_json::Value| {
+            Some(serde_json::json!({"ok":false,"error":"not-leader","definite":true,"leader":l}))
+        }))
+        .await;
+        let nodes = vec![
+            NodeAddr { name: "n1".into(), addr: follower },
+            NodeAddr { name: "n2".into(), addr: leader },
+        ];
+        let mut c = TcpClient::new(nodes, 0, None, None);
+        let r = c.call(&Request::Read { key: "x".into() }, Duration::from_secs(5)).await;
+        match r {
+            CallResult::Replied { node, reply } => {
+                assert_eq!(node, "n2");
+                assert_eq!(reply.value, Some(serde_json::json!(7)));
+            }
+            other => panic!("expected a reply, got {other:?}"),
+        }
+        assert_eq!(c.home, 0, "the home node stays");
+        let r = c.call(&Request::Read { key: "x".into() }, Duration::from_secs(5)).await;
+        assert!(matches!(r, CallResult::Replied { ref node, .. } if node == "n2"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn no_reply_is_unknown_and_refused_connections_are_not_sent() {
+        let silent = node(std::sync::Arc::new(|_: &serde_json::Value| None)).await;
+        let mut c = TcpClient::new(vec![NodeAddr { name: "n1".into(), addr: silent }], 0, None, None);
+        let r = c.call(&Request::Write { key: "x".into(), value: 1.into() }, Duration::from_millis(300)).await;
+        assert!(matches!(r, CallResult::Unknown { ref error, .. } if error == "timeout"), "{r:?}");
+
+        // A port nobody listens on: bind, learn the port, close.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = l.local_addr().expect("addr");
+        drop(l);
+        let mut c = TcpClient::new(vec![NodeAddr { name: "n1".into(), addr: dead }], 0, None, None);
+        let r = c.call(&Request::Write { key: "x".into(), value: 1.into() }, Duration::from_millis(300)).await;
+        assert!(matches!(r, CallResult::NotSent { .. }), "{r:?}");
+    }
+}
