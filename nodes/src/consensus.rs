@@ -136,7 +136,11 @@ id_newtype!(
 
 impl LogIndex {
     pub fn next(self) -> LogIndex {
-        LogIndex(self.0.checked_add(1).expect("a log index never reaches u64::MAX"))
+        LogIndex(
+            self.0
+                .checked_add(1)
+                .expect("a log index never reaches u64::MAX"),
+        )
     }
     /// The index before this one; `LogIndex(0).prev()` is 0.
     pub fn prev(self) -> LogIndex {
@@ -146,7 +150,11 @@ impl LogIndex {
 
 impl Term {
     pub fn next(self) -> Term {
-        Term(self.0.checked_add(1).expect("a term never reaches u64::MAX"))
+        Term(
+            self.0
+                .checked_add(1)
+                .expect("a term never reaches u64::MAX"),
+        )
     }
 }
 
@@ -378,7 +386,10 @@ pub enum StepError {
     #[error("message from {from}, which is not a member of group {group}")]
     UnknownPeer { group: GroupId, from: NodeId },
     #[error("a {got} message reached a {expected} core")]
-    WrongProtocol { expected: &'static str, got: &'static str },
+    WrongProtocol {
+        expected: &'static str,
+        got: &'static str,
+    },
 }
 
 /// A snapshot the core cannot take.
@@ -476,8 +487,11 @@ pub trait Consensus: Send {
     /// Ask the leader to hand leadership to `to`.
     fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError>;
     /// The runtime snapshotted its state machine at applied index `index`.
-    fn snapshot_taken(&mut self, index: LogIndex, data: Vec<u8>)
-        -> Result<SnapshotMeta, SnapshotError>;
+    fn snapshot_taken(
+        &mut self,
+        index: LogIndex,
+        data: Vec<u8>,
+    ) -> Result<SnapshotMeta, SnapshotError>;
     /// Whether [`Consensus::ready`] has anything.
     fn has_ready(&self) -> bool;
     /// Take the pending output (see the ordering rule in the module docs).

@@ -18,7 +18,10 @@ use faultline_nodes::sim::{self, History, SimEventKind, SimOptions, SimOutcome};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
         Err(_) => default,
     }
 }
@@ -53,7 +56,10 @@ struct Failure {
 }
 
 fn replay_command(seed: u64, bugs: &[Bug]) -> String {
-    let bug = bugs.first().map(|b| format!(" FAULTLINE_SIM_BUG={b}")).unwrap_or_default();
+    let bug = bugs
+        .first()
+        .map(|b| format!(" FAULTLINE_SIM_BUG={b}"))
+        .unwrap_or_default();
     format!("FAULTLINE_SIM_SEED={seed}{bug} FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- replay --nocapture")
 }
 
@@ -61,14 +67,24 @@ fn replay_command(seed: u64, bugs: &[Bug]) -> String {
 /// unknown (search gave up), Err(why) invalid.
 fn linearizable(h: &History) -> Result<bool, String> {
     let events = to_events(h);
-    let ops = Operations::from_events("sim", &events, &[]).map_err(|e| format!("history does not parse: {e}"))?;
-    let opts = CheckOptions { threads: 1, time_limit: Some(std::time::Duration::from_secs(20)), ..CheckOptions::default() };
-    let report = check_linearizable(&ops, ModelKind::CasRegister, &opts).map_err(|e| format!("checker error: {e}"))?;
+    let ops = Operations::from_events("sim", &events, &[])
+        .map_err(|e| format!("history does not parse: {e}"))?;
+    let opts = CheckOptions {
+        threads: 1,
+        time_limit: Some(std::time::Duration::from_secs(20)),
+        ..CheckOptions::default()
+    };
+    let report = check_linearizable(&ops, ModelKind::CasRegister, &opts)
+        .map_err(|e| format!("checker error: {e}"))?;
     match report.verdict {
         Verdict::Valid => Ok(true),
         Verdict::Invalid { witness } => {
             let w = format!("{witness:?}");
-            Err(format!("{}: {}", sim::check::LINEARIZABILITY, w.chars().take(1500).collect::<String>()))
+            Err(format!(
+                "{}: {}",
+                sim::check::LINEARIZABILITY,
+                w.chars().take(1500).collect::<String>()
+            ))
         }
         _ => Ok(false),
     }
@@ -84,11 +100,21 @@ fn check_seed(opts: &SimOptions) -> Result<SimOutcome, Failure> {
 fn check_seed_verdict(opts: &SimOptions) -> Result<(SimOutcome, bool), Failure> {
     let seed = opts.seed;
     let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<RaftNode>(opts))).map_err(|p| {
-        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
-        Failure { seed, what: format!("panic: {msg}") }
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Failure {
+            seed,
+            what: format!("panic: {msg}"),
+        }
     })?;
     if let Some(v) = &outcome.violation {
-        return Err(Failure { seed, what: v.to_string() });
+        return Err(Failure {
+            seed,
+            what: v.to_string(),
+        });
     }
     match linearizable(&outcome.history) {
         Ok(decided) => Ok((outcome, decided)),
@@ -97,17 +123,24 @@ fn check_seed_verdict(opts: &SimOptions) -> Result<(SimOutcome, bool), Failure> 
 }
 
 fn fail_loudly(f: &Failure, bugs: &[Bug]) -> ! {
-    panic!("simulation seed {} failed: {}\nreplay: {}", f.seed, f.what, replay_command(f.seed, bugs));
+    panic!(
+        "simulation seed {} failed: {}\nreplay: {}",
+        f.seed,
+        f.what,
+        replay_command(f.seed, bugs)
+    );
 }
 
 #[test]
 fn raft_passes_seeds() {
     let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
     let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
-    let (mut ok_ops, mut elections, mut crashes, mut snapshots, mut transfers) = (0usize, 0u64, 0u64, 0u64, 0u64);
+    let (mut ok_ops, mut elections, mut crashes, mut snapshots, mut transfers) =
+        (0usize, 0u64, 0u64, 0u64, 0u64);
     let mut unknown = 0u64;
     for seed in start..start + seeds {
-        let (outcome, decided) = check_seed_verdict(&SimOptions::new(seed)).unwrap_or_else(|f| fail_loudly(&f, &[]));
+        let (outcome, decided) =
+            check_seed_verdict(&SimOptions::new(seed)).unwrap_or_else(|f| fail_loudly(&f, &[]));
         if !decided {
             eprintln!("seed {seed}: linearizability unknown (the search gave up)");
             unknown += 1;
@@ -119,9 +152,15 @@ fn raft_passes_seeds() {
         transfers += outcome.stats.transfers;
     }
     eprintln!("{seeds} seeds: {ok_ops} ok operations, {elections} terms with a leader, {crashes} crashes, {snapshots} snapshots sent, {transfers} transfers, {unknown} unknown verdicts");
-    assert!(unknown * 20 <= seeds, "the linearizability search gave up on {unknown} of {seeds} seeds");
+    assert!(
+        unknown * 20 <= seeds,
+        "the linearizability search gave up on {unknown} of {seeds} seeds"
+    );
     // The runs must have exercised something: faults, elections, work.
-    assert!(ok_ops as u64 >= seeds * 20, "clients got too little done: {ok_ops} ok ops over {seeds} seeds");
+    assert!(
+        ok_ops as u64 >= seeds * 20,
+        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+    );
     assert!(elections >= seeds, "too few elections: {elections}");
     assert!(crashes >= seeds / 2, "too few crashes: {crashes}");
     assert!(snapshots > 0, "no follower ever needed a snapshot");
@@ -133,7 +172,9 @@ fn raft_passes_seeds() {
 fn replay() {
     let seed = env_u64("FAULTLINE_SIM_SEED", 1);
     let bugs: Vec<Bug> = match std::env::var("FAULTLINE_SIM_BUG") {
-        Ok(b) => vec![b.parse().unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))],
+        Ok(b) => vec![b
+            .parse()
+            .unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))],
         Err(_) => Vec::new(),
     };
     let mut opts = SimOptions::new(seed);
@@ -147,7 +188,10 @@ fn replay() {
         if opts.trace {
             print!("{}", o.history.to_jsonl());
         }
-        eprintln!("seed {seed}: {} nodes, stats {:?}, trace hash {:#x}", o.nodes, o.stats, o.trace_hash);
+        eprintln!(
+            "seed {seed}: {} nodes, stats {:?}, trace hash {:#x}",
+            o.nodes, o.stats, o.trace_hash
+        );
     }
     if let Err(f) = check_seed(&opts) {
         fail_loudly(&f, &bugs);
@@ -159,13 +203,19 @@ fn the_same_seed_gives_the_same_trace() {
     for seed in [3, 17, 99] {
         let a = sim::run::<RaftNode>(&SimOptions::new(seed));
         let b = sim::run::<RaftNode>(&SimOptions::new(seed));
-        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} replays differently");
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed} replays differently"
+        );
         assert_eq!(a.history, b.history, "seed {seed}: histories differ");
         assert_eq!(a.stats, b.stats);
     }
     let a = sim::run::<RaftNode>(&SimOptions::new(1));
     let b = sim::run::<RaftNode>(&SimOptions::new(2));
-    assert_ne!(a.trace_hash, b.trace_hash, "different seeds must give different traces");
+    assert_ne!(
+        a.trace_hash, b.trace_hash,
+        "different seeds must give different traces"
+    );
 }
 
 #[test]
@@ -176,12 +226,29 @@ fn a_quiet_cluster_completes_every_operation() {
         opts.clock_skew = false;
         let outcome = check_seed(&opts).unwrap_or_else(|f| fail_loudly(&f, &[]));
         let h = &outcome.history;
-        assert_eq!(h.count(SimEventKind::Info), 0, "seed {seed}: no operation may time out without faults");
+        assert_eq!(
+            h.count(SimEventKind::Info),
+            0,
+            "seed {seed}: no operation may time out without faults"
+        );
         // Once the first leader is up, every operation succeeds (or its cas mismatches).
-        let first_ok = h.events.iter().position(|e| e.kind == SimEventKind::Ok).expect("some operation succeeds");
-        let bad_fails: Vec<_> = h.events[first_ok..].iter().filter(|e| e.kind == SimEventKind::Fail && e.error.as_deref() != Some("cas-mismatch")).collect();
-        assert!(bad_fails.is_empty(), "seed {seed}: only cas mismatches may fail without faults: {bad_fails:?}");
-        assert!(h.count(SimEventKind::Ok) > 50, "seed {seed}: a quiet cluster gets work done");
+        let first_ok = h
+            .events
+            .iter()
+            .position(|e| e.kind == SimEventKind::Ok)
+            .expect("some operation succeeds");
+        let bad_fails: Vec<_> = h.events[first_ok..]
+            .iter()
+            .filter(|e| e.kind == SimEventKind::Fail && e.error.as_deref() != Some("cas-mismatch"))
+            .collect();
+        assert!(
+            bad_fails.is_empty(),
+            "seed {seed}: only cas mismatches may fail without faults: {bad_fails:?}"
+        );
+        assert!(
+            h.count(SimEventKind::Ok) > 50,
+            "seed {seed}: a quiet cluster gets work done"
+        );
     }
 }
 
@@ -212,7 +279,10 @@ fn stale_read_bug_is_caught() {
     let found = find_bug(Bug::StaleRead, 50);
     let (seed, what) = found.expect("stale-read went unnoticed for 50 seeds");
     eprintln!("stale-read caught at seed {seed}: {what}");
-    assert!(what.contains("linearizability"), "a stale read is a linearizability violation, got: {what}");
+    assert!(
+        what.contains("linearizability"),
+        "a stale read is a linearizability violation, got: {what}"
+    );
 }
 
 #[test]

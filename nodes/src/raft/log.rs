@@ -26,25 +26,37 @@ pub struct RaftLog {
 
 impl RaftLog {
     /// A log recovered from durable state: everything in it is persisted.
-    pub fn recovered(snapshot: Option<Snapshot>, entries: Vec<Entry>, commit: LogIndex) -> Result<RaftLog, String> {
+    pub fn recovered(
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    ) -> Result<RaftLog, String> {
         let snapshot = snapshot.unwrap_or_default();
         let base = snapshot.meta.index;
         for (k, e) in entries.iter().enumerate() {
             let want = LogIndex(base.0 + 1 + k as u64);
             if e.index != want {
-                return Err(format!("entry {k} after the snapshot at {base} has index {}, expected {want}", e.index));
+                return Err(format!(
+                    "entry {k} after the snapshot at {base} has index {}, expected {want}",
+                    e.index
+                ));
             }
         }
         let mut prev_term = snapshot.meta.term;
         for e in &entries {
             if e.term < prev_term {
-                return Err(format!("term decreases at {}: {} after {}", e.index, e.term, prev_term));
+                return Err(format!(
+                    "term decreases at {}: {} after {}",
+                    e.index, e.term, prev_term
+                ));
             }
             prev_term = e.term;
         }
         let last = LogIndex(base.0 + entries.len() as u64);
         if commit > last {
-            return Err(format!("commit {commit} is beyond the last durable entry {last}"));
+            return Err(format!(
+                "commit {commit} is beyond the last durable entry {last}"
+            ));
         }
         let commit = commit.max(base);
         let log = RaftLog {
@@ -61,12 +73,25 @@ impl RaftLog {
     }
 
     fn check(&self) {
-        assert!(self.applied >= self.snapshot.meta.index, "applied below the snapshot");
+        assert!(
+            self.applied >= self.snapshot.meta.index,
+            "applied below the snapshot"
+        );
         assert!(self.commit >= self.applied, "applied beyond commit");
-        assert!(self.last_index() >= self.commit, "commit beyond the last entry");
+        assert!(
+            self.last_index() >= self.commit,
+            "commit beyond the last entry"
+        );
         if let Some(first) = self.entries.first() {
-            assert_eq!(first.index, self.snapshot.meta.index.next(), "entries start right after the snapshot");
-            assert!(first.term >= self.snapshot.meta.term, "term decreases after the snapshot");
+            assert_eq!(
+                first.index,
+                self.snapshot.meta.index.next(),
+                "entries start right after the snapshot"
+            );
+            assert!(
+                first.term >= self.snapshot.meta.term,
+                "term decreases after the snapshot"
+            );
         }
     }
 
@@ -83,7 +108,9 @@ impl RaftLog {
         LogIndex(self.snapshot.meta.index.0 + self.entries.len() as u64)
     }
     pub fn last_term(&self) -> Term {
-        self.entries.last().map_or(self.snapshot.meta.term, |e| e.term)
+        self.entries
+            .last()
+            .map_or(self.snapshot.meta.term, |e| e.term)
     }
     pub fn commit(&self) -> LogIndex {
         self.commit
@@ -120,7 +147,10 @@ impl RaftLog {
 
     /// Up to `max` entries from `from` (which must not be compacted).
     pub fn slice(&self, from: LogIndex, max: usize) -> Vec<Entry> {
-        assert!(from > self.snapshot.meta.index, "slice from a compacted index");
+        assert!(
+            from > self.snapshot.meta.index,
+            "slice from a compacted index"
+        );
         if from > self.last_index() {
             return Vec::new();
         }
@@ -131,7 +161,8 @@ impl RaftLog {
 
     /// §5.4.1: is a log ending at (index, term) at least as up to date as ours?
     pub fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
-        last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
+        last_term > self.last_term()
+            || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
     /// The last index holding `term`, searching back from `from`; None if no
@@ -165,8 +196,15 @@ impl RaftLog {
     /// Leader: append new entries at the end.
     pub fn append(&mut self, entries: Vec<Entry>) {
         let Some(first) = entries.first() else { return };
-        assert_eq!(first.index, self.last_index().next(), "leader appends at the end");
-        assert!(first.term >= self.last_term(), "leader appends no older term");
+        assert_eq!(
+            first.index,
+            self.last_index().next(),
+            "leader appends at the end"
+        );
+        assert!(
+            first.term >= self.last_term(),
+            "leader appends no older term"
+        );
         self.mark_dirty(first.index);
         self.entries.extend(entries);
     }
@@ -174,23 +212,41 @@ impl RaftLog {
     /// Follower (§5.3): if our log holds (prev_index, prev_term), merge
     /// `entries` after it (truncating a conflicting suffix) and return the
     /// index of the last new entry; None if the consistency check fails.
-    pub fn maybe_append(&mut self, prev_index: LogIndex, prev_term: Term, entries: Vec<Entry>) -> Option<LogIndex> {
+    pub fn maybe_append(
+        &mut self,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry>,
+    ) -> Option<LogIndex> {
         if self.term_at(prev_index) != Some(prev_term) {
             return None;
         }
         let last_new = LogIndex(prev_index.0 + entries.len() as u64);
         for (k, e) in entries.iter().enumerate() {
-            assert_eq!(e.index, LogIndex(prev_index.0 + 1 + k as u64), "append entries are contiguous");
+            assert_eq!(
+                e.index,
+                LogIndex(prev_index.0 + 1 + k as u64),
+                "append entries are contiguous"
+            );
         }
-        let conflict = entries.iter().position(|e| self.term_at(e.index) != Some(e.term));
+        let conflict = entries
+            .iter()
+            .position(|e| self.term_at(e.index) != Some(e.term));
         if let Some(k) = conflict {
             let at = entries[k].index;
-            assert!(at > self.commit, "conflict at {at} would truncate a committed entry (commit {})", self.commit);
+            assert!(
+                at > self.commit,
+                "conflict at {at} would truncate a committed entry (commit {})",
+                self.commit
+            );
             if at <= self.last_index() {
                 self.truncate_from(at);
             }
             let tail: Vec<Entry> = entries.into_iter().skip(k).collect();
-            assert!(tail[0].term >= self.last_term(), "appended term is not older than our last");
+            assert!(
+                tail[0].term >= self.last_term(),
+                "appended term is not older than our last"
+            );
             self.mark_dirty(at);
             self.entries.extend(tail);
         }
@@ -198,7 +254,10 @@ impl RaftLog {
     }
 
     fn truncate_from(&mut self, at: LogIndex) {
-        assert!(at > self.snapshot.meta.index, "truncating into the snapshot");
+        assert!(
+            at > self.snapshot.meta.index,
+            "truncating into the snapshot"
+        );
         assert!(at > self.commit, "truncating a committed entry");
         let keep = (at.0 - self.snapshot.meta.index.0 - 1) as usize;
         self.entries.truncate(keep);
@@ -213,7 +272,11 @@ impl RaftLog {
         if index <= self.commit {
             return false;
         }
-        assert!(index <= self.last_index(), "commit {index} beyond last {}", self.last_index());
+        assert!(
+            index <= self.last_index(),
+            "commit {index} beyond last {}",
+            self.last_index()
+        );
         self.commit = index;
         true
     }
@@ -223,8 +286,15 @@ impl RaftLog {
         if self.commit <= self.applied {
             return Vec::new();
         }
-        let out = self.slice(self.applied.next(), (self.commit.0 - self.applied.0) as usize);
-        assert_eq!(out.len() as u64, self.commit.0 - self.applied.0, "every committed entry is in memory");
+        let out = self.slice(
+            self.applied.next(),
+            (self.commit.0 - self.applied.0) as usize,
+        );
+        assert_eq!(
+            out.len() as u64,
+            self.commit.0 - self.applied.0,
+            "every committed entry is in memory"
+        );
         self.applied = self.commit;
         out
     }
@@ -239,7 +309,11 @@ impl RaftLog {
 
     /// What storage must write next: (snapshot to install, entries to append).
     pub fn take_unstable(&mut self) -> (Option<Snapshot>, Vec<Entry>) {
-        let snap = if std::mem::take(&mut self.snapshot_dirty) { Some(self.snapshot.clone()) } else { None };
+        let snap = if std::mem::take(&mut self.snapshot_dirty) {
+            Some(self.snapshot.clone())
+        } else {
+            None
+        };
         let entries = match self.dirty_from.take() {
             Some(from) if from <= self.last_index() => {
                 let from = from.max(self.first_index());
@@ -262,16 +336,37 @@ impl RaftLog {
     }
 
     /// The runtime snapshotted applied state at `index`: drop entries ≤ index.
-    pub fn compact(&mut self, index: LogIndex, data: Vec<u8>, voters: Vec<crate::consensus::NodeId>) -> SnapshotMeta {
+    pub fn compact(
+        &mut self,
+        index: LogIndex,
+        data: Vec<u8>,
+        voters: Vec<crate::consensus::NodeId>,
+    ) -> SnapshotMeta {
         assert!(index > self.snapshot.meta.index, "compaction moves forward");
-        assert!(index <= self.applied, "compaction only covers applied entries");
-        let term = self.term_at(index).expect("an applied index above the snapshot is in memory");
+        assert!(
+            index <= self.applied,
+            "compaction only covers applied entries"
+        );
+        let term = self
+            .term_at(index)
+            .expect("an applied index above the snapshot is in memory");
         let drop = (index.0 - self.snapshot.meta.index.0) as usize;
         self.entries.drain(..drop);
-        self.snapshot = Snapshot { meta: SnapshotMeta { index, term, voters }, data };
+        self.snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters,
+            },
+            data,
+        };
         if let Some(d) = self.dirty_from {
             if d <= index {
-                self.dirty_from = if self.last_index() > index { Some(index.next()) } else { None };
+                self.dirty_from = if self.last_index() > index {
+                    Some(index.next())
+                } else {
+                    None
+                };
             }
         }
         self.check();
@@ -280,7 +375,10 @@ impl RaftLog {
 
     /// §7: replace the whole log by a snapshot from the leader.
     pub fn restore(&mut self, snapshot: Snapshot) {
-        assert!(snapshot.meta.index > self.commit, "restoring a snapshot behind commit");
+        assert!(
+            snapshot.meta.index > self.commit,
+            "restoring a snapshot behind commit"
+        );
         self.entries.clear();
         self.commit = snapshot.meta.index;
         self.applied = snapshot.meta.index;
@@ -298,11 +396,19 @@ mod tests {
     use crate::consensus::EntryKind;
 
     fn e(index: u64, term: u64) -> Entry {
-        Entry { index: LogIndex(index), term: Term(term), kind: EntryKind::Noop }
+        Entry {
+            index: LogIndex(index),
+            term: Term(term),
+            kind: EntryKind::Noop,
+        }
     }
 
     fn log_with(terms: &[u64]) -> RaftLog {
-        let entries = terms.iter().enumerate().map(|(k, t)| e(k as u64 + 1, *t)).collect();
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(k, t)| e(k as u64 + 1, *t))
+            .collect();
         RaftLog::recovered(None, entries, LogIndex(0)).expect("valid log")
     }
 
@@ -316,7 +422,10 @@ mod tests {
     #[test]
     fn maybe_append_truncates_only_the_conflicting_suffix() {
         let mut log = log_with(&[1, 1, 2, 2]);
-        assert_eq!(log.maybe_append(LogIndex(2), Term(1), vec![e(3, 3)]), Some(LogIndex(3)));
+        assert_eq!(
+            log.maybe_append(LogIndex(2), Term(1), vec![e(3, 3)]),
+            Some(LogIndex(3))
+        );
         assert_eq!(log.last_index(), LogIndex(3));
         assert_eq!(log.term_at(LogIndex(3)), Some(Term(3)));
         let (_, unstable) = log.take_unstable();
@@ -326,8 +435,15 @@ mod tests {
     #[test]
     fn stale_shorter_append_keeps_the_suffix() {
         let mut log = log_with(&[1, 1, 1]);
-        assert_eq!(log.maybe_append(LogIndex(0), Term(0), vec![e(1, 1)]), Some(LogIndex(1)));
-        assert_eq!(log.last_index(), LogIndex(3), "a matching prefix must not truncate");
+        assert_eq!(
+            log.maybe_append(LogIndex(0), Term(0), vec![e(1, 1)]),
+            Some(LogIndex(1))
+        );
+        assert_eq!(
+            log.last_index(),
+            LogIndex(3),
+            "a matching prefix must not truncate"
+        );
         assert!(!log.has_unstable());
     }
 
@@ -342,7 +458,10 @@ mod tests {
     fn conflict_hints_skip_a_term() {
         let log = log_with(&[1, 2, 2, 2, 3]);
         assert_eq!(log.first_index_of_term_at(LogIndex(4)), LogIndex(2));
-        assert_eq!(log.last_index_of_term(Term(2), LogIndex(5)), Some(LogIndex(4)));
+        assert_eq!(
+            log.last_index_of_term(Term(2), LogIndex(5)),
+            Some(LogIndex(4))
+        );
         assert_eq!(log.last_index_of_term(Term(4), LogIndex(5)), None);
     }
 
@@ -362,11 +481,21 @@ mod tests {
     #[test]
     fn restore_replaces_the_log_and_marks_the_snapshot_unstable() {
         let mut log = log_with(&[1, 1]);
-        let snap = Snapshot { meta: SnapshotMeta { index: LogIndex(5), term: Term(3), voters: vec![] }, data: vec![1] };
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(5),
+                term: Term(3),
+                voters: vec![],
+            },
+            data: vec![1],
+        };
         log.restore(snap.clone());
         assert_eq!(log.last_index(), LogIndex(5));
         assert_eq!(log.commit(), LogIndex(5));
-        assert!(log.take_committed().is_empty(), "the snapshot itself is not re-applied entry by entry");
+        assert!(
+            log.take_committed().is_empty(),
+            "the snapshot itself is not re-applied entry by entry"
+        );
         let (s, entries) = log.take_unstable();
         assert_eq!(s, Some(snap));
         assert!(entries.is_empty());

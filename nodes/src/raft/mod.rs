@@ -1,8 +1,8 @@
 //! raft: the Raft consensus core, sans-IO (see [`crate::consensus`] for the
 //! contract with the runtime).
 
-pub mod message;
 pub mod log;
+pub mod message;
 pub mod node;
 pub mod progress;
 

@@ -83,20 +83,32 @@ impl RaftNode {
     /// A core from what storage made durable.
     pub fn new(cfg: CoreConfig, recovered: Recovered) -> Result<RaftNode, ConfigError> {
         if !cfg.voters.contains(&cfg.id) {
-            return Err(ConfigError::NotAVoter { id: cfg.id, voters: cfg.voters.clone() });
+            return Err(ConfigError::NotAVoter {
+                id: cfg.id,
+                voters: cfg.voters.clone(),
+            });
         }
         let distinct: BTreeSet<NodeId> = cfg.voters.iter().copied().collect();
         if distinct.len() != cfg.voters.len() {
-            return Err(ConfigError::Invalid(format!("voters {:?} repeat a node", cfg.voters)));
+            return Err(ConfigError::Invalid(format!(
+                "voters {:?} repeat a node",
+                cfg.voters
+            )));
         }
         if cfg.election_timeout_ticks < 2 || cfg.heartbeat_interval_ticks == 0 {
-            return Err(ConfigError::Invalid("election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into()));
+            return Err(ConfigError::Invalid(
+                "election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into(),
+            ));
         }
         if cfg.heartbeat_interval_ticks >= cfg.election_timeout_ticks {
-            return Err(ConfigError::Invalid("heartbeat interval must be below the election timeout".into()));
+            return Err(ConfigError::Invalid(
+                "heartbeat interval must be below the election timeout".into(),
+            ));
         }
         if cfg.max_batch_entries == 0 || cfg.max_inflight_appends == 0 {
-            return Err(ConfigError::Invalid("batch and inflight limits must be ≥ 1".into()));
+            return Err(ConfigError::Invalid(
+                "batch and inflight limits must be ≥ 1".into(),
+            ));
         }
         if cfg.lease_reads && !cfg.check_quorum {
             return Err(ConfigError::Invalid("lease reads need check-quorum".into()));
@@ -111,7 +123,11 @@ impl RaftNode {
                 hs.term
             )));
         }
-        let soft = SoftState { role: Role::Follower, term: hs.term, leader: None };
+        let soft = SoftState {
+            role: Role::Follower,
+            term: hs.term,
+            leader: None,
+        };
         let mut node = RaftNode {
             rng_state: cfg.seed ^ 0x9E37_79B9_7F4A_7C15,
             cfg,
@@ -135,7 +151,11 @@ impl RaftNode {
             transferee: None,
             transfer_elapsed_ticks: 0,
             msgs: Vec::new(),
-            last_hard_state: HardState { term: hs.term, vote: hs.vote, commit: hs.commit },
+            last_hard_state: HardState {
+                term: hs.term,
+                vote: hs.vote,
+                commit: hs.commit,
+            },
             last_soft_state: soft,
             next_persist_id: 0,
             unpersisted: VecDeque::new(),
@@ -165,7 +185,12 @@ impl RaftNode {
     }
 
     fn peers(&self) -> Vec<NodeId> {
-        self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.id).collect()
+        self.cfg
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.cfg.id)
+            .collect()
     }
 
     fn next_random(&mut self) -> u64 {
@@ -180,13 +205,24 @@ impl RaftNode {
     fn reset_randomized_timeout(&mut self) {
         let t = self.cfg.election_timeout_ticks;
         self.randomized_timeout_ticks = t + self.next_random() % t;
-        assert!(self.randomized_timeout_ticks >= t, "randomized timeout below the minimum");
-        assert!(self.randomized_timeout_ticks < 2 * t, "randomized timeout at or beyond twice the minimum");
+        assert!(
+            self.randomized_timeout_ticks >= t,
+            "randomized timeout below the minimum"
+        );
+        assert!(
+            self.randomized_timeout_ticks < 2 * t,
+            "randomized timeout at or beyond twice the minimum"
+        );
     }
 
     fn send(&mut self, to: NodeId, msg: RaftMessage) {
         assert_ne!(to, self.cfg.id, "a core never messages itself");
-        self.msgs.push(Message { group: self.cfg.group, from: self.cfg.id, to, payload: Payload::Raft(msg) });
+        self.msgs.push(Message {
+            group: self.cfg.group,
+            from: self.cfg.id,
+            to,
+            payload: Payload::Raft(msg),
+        });
     }
 
     fn in_lease(&self) -> bool {
@@ -215,9 +251,12 @@ impl RaftNode {
     }
 
     fn fail_reads(&mut self) {
-        let error = NotLeader { leader: self.leader };
+        let error = NotLeader {
+            leader: self.leader,
+        };
         for r in self.pending_reads.drain(..) {
-            self.read_outcomes.push(ReadOutcome::Failed { ctx: r.ctx, error });
+            self.read_outcomes
+                .push(ReadOutcome::Failed { ctx: r.ctx, error });
         }
         for ctx in self.reads_awaiting_commit.drain(..) {
             self.read_outcomes.push(ReadOutcome::Failed { ctx, error });
@@ -251,7 +290,11 @@ impl RaftNode {
     }
 
     fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
         assert_eq!(self.vote, Some(self.cfg.id), "a leader voted for itself");
         let term = self.term;
         self.reset(term);
@@ -262,7 +305,11 @@ impl RaftNode {
             self.progress.insert(p, Progress::new(next));
         }
         // §5.4.2: commit the entries of earlier terms through one of ours.
-        self.log.append(vec![Entry { index: next, term, kind: EntryKind::Noop }]);
+        self.log.append(vec![Entry {
+            index: next,
+            term,
+            kind: EntryKind::Noop,
+        }]);
         self.broadcast_append();
         self.maybe_commit();
     }
@@ -274,10 +321,23 @@ impl RaftNode {
             self.become_candidate();
         }
         self.votes.insert(self.cfg.id, true);
-        let term = if pre_vote { self.term.next() } else { self.term };
+        let term = if pre_vote {
+            self.term.next()
+        } else {
+            self.term
+        };
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for p in self.peers() {
-            self.send(p, RaftMessage::RequestVote { term, pre_vote, transfer, last_log_index, last_log_term });
+            self.send(
+                p,
+                RaftMessage::RequestVote {
+                    term,
+                    pre_vote,
+                    transfer,
+                    last_log_index,
+                    last_log_term,
+                },
+            );
         }
         self.tally_votes(pre_vote);
     }
@@ -316,10 +376,16 @@ impl RaftNode {
         let prev = pr.next.prev();
         match self.log.term_at(prev) {
             None => {
-                assert!(prev < self.log.snapshot_index(), "prev is missing only when compacted");
+                assert!(
+                    prev < self.log.snapshot_index(),
+                    "prev is missing only when compacted"
+                );
                 let snapshot = self.log.snapshot().clone();
                 let index = snapshot.meta.index;
-                self.progress.get_mut(&to).expect("peer").become_snapshot(index);
+                self.progress
+                    .get_mut(&to)
+                    .expect("peer")
+                    .become_snapshot(index);
                 let term = self.term;
                 self.send(to, RaftMessage::InstallSnapshot { term, snapshot });
             }
@@ -331,7 +397,16 @@ impl RaftNode {
                 let last = entries.last().map(|e| e.index);
                 self.progress.get_mut(&to).expect("peer").sent(last);
                 let (term, leader_commit) = (self.term, self.log.commit());
-                self.send(to, RaftMessage::AppendEntries { term, prev_log_index: prev, prev_log_term: prev_term, entries, leader_commit });
+                self.send(
+                    to,
+                    RaftMessage::AppendEntries {
+                        term,
+                        prev_log_index: prev,
+                        prev_log_term: prev_term,
+                        entries,
+                        leader_commit,
+                    },
+                );
             }
         }
     }
@@ -344,7 +419,14 @@ impl RaftNode {
             let matched = self.progress[&p].matched;
             let commit = self.log.commit().min(matched);
             let term = self.term;
-            self.send(p, RaftMessage::Heartbeat { term, commit, read_seq: seq });
+            self.send(
+                p,
+                RaftMessage::Heartbeat {
+                    term,
+                    commit,
+                    read_seq: seq,
+                },
+            );
         }
     }
 
@@ -376,14 +458,21 @@ impl RaftNode {
 
     fn start_read(&mut self, ctx: u64) {
         assert_eq!(self.role, Role::Leader, "reads start on the leader");
-        assert!(self.committed_in_term(), "a read index is known once the leader committed in its term");
+        assert!(
+            self.committed_in_term(),
+            "a read index is known once the leader committed in its term"
+        );
         let index = self.log.commit();
         if self.cfg.voters.len() == 1 || (self.cfg.lease_reads && self.lease_valid()) {
             self.read_outcomes.push(ReadOutcome::Ready { ctx, index });
             return;
         }
         self.broadcast_heartbeat();
-        self.pending_reads.push_back(PendingRead { ctx, index, seq: self.read_seq });
+        self.pending_reads.push_back(PendingRead {
+            ctx,
+            index,
+            seq: self.read_seq,
+        });
     }
 
     /// The highest read round a quorum (us included) acknowledged.
@@ -399,7 +488,9 @@ impl RaftNode {
             return false;
         }
         let q = self.quorum_read_seq();
-        let Some((_, &sent)) = self.read_seq_sent_tick.range(..=q).next_back() else { return false };
+        let Some((_, &sent)) = self.read_seq_sent_tick.range(..=q).next_back() else {
+            return false;
+        };
         // Followers refuse votes for an election timeout after hearing from
         // us; keep a margin of two ticks for tick granularity.
         sent + self.cfg.election_timeout_ticks > self.now_ticks + 2
@@ -409,11 +500,21 @@ impl RaftNode {
         let q = self.quorum_read_seq();
         while self.pending_reads.front().is_some_and(|r| r.seq <= q) {
             let r = self.pending_reads.pop_front().expect("front exists");
-            assert!(r.index <= self.log.commit(), "read index never beyond commit");
-            self.read_outcomes.push(ReadOutcome::Ready { ctx: r.ctx, index: r.index });
+            assert!(
+                r.index <= self.log.commit(),
+                "read index never beyond commit"
+            );
+            self.read_outcomes.push(ReadOutcome::Ready {
+                ctx: r.ctx,
+                index: r.index,
+            });
         }
         // Keep the send tick of the newest confirmed round (for leases).
-        let keep_from = self.read_seq_sent_tick.range(..=q).next_back().map(|(s, _)| *s);
+        let keep_from = self
+            .read_seq_sent_tick
+            .range(..=q)
+            .next_back()
+            .map(|(s, _)| *s);
         if let Some(k) = keep_from {
             self.read_seq_sent_tick = self.read_seq_sent_tick.split_off(&k);
         }
@@ -431,22 +532,37 @@ impl RaftNode {
                     return;
                 }
                 RaftMessage::RequestVote { pre_vote: true, .. } => {}
-                RaftMessage::VoteResponse { pre_vote: true, granted: true, .. } => {}
-                RaftMessage::AppendEntries { .. } | RaftMessage::Heartbeat { .. } | RaftMessage::InstallSnapshot { .. } => {
+                RaftMessage::VoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                } => {}
+                RaftMessage::AppendEntries { .. }
+                | RaftMessage::Heartbeat { .. }
+                | RaftMessage::InstallSnapshot { .. } => {
                     self.become_follower(m_term, Some(from));
                 }
                 _ => self.become_follower(m_term, None),
             }
         } else if m_term < self.term {
             match msg {
-                RaftMessage::AppendEntries { .. } | RaftMessage::Heartbeat { .. } | RaftMessage::InstallSnapshot { .. } => {
+                RaftMessage::AppendEntries { .. }
+                | RaftMessage::Heartbeat { .. }
+                | RaftMessage::InstallSnapshot { .. } => {
                     // Tell a deposed leader about the new term.
                     let term = self.term;
                     self.send(from, RaftMessage::HeartbeatResponse { term, read_seq: 0 });
                 }
                 RaftMessage::RequestVote { pre_vote, .. } => {
                     let term = self.term;
-                    self.send(from, RaftMessage::VoteResponse { term, pre_vote, granted: false });
+                    self.send(
+                        from,
+                        RaftMessage::VoteResponse {
+                            term,
+                            pre_vote,
+                            granted: false,
+                        },
+                    );
                 }
                 _ => {}
             }
@@ -454,7 +570,13 @@ impl RaftNode {
         }
 
         match msg {
-            RaftMessage::RequestVote { term, pre_vote, transfer: _, last_log_index, last_log_term } => {
+            RaftMessage::RequestVote {
+                term,
+                pre_vote,
+                transfer: _,
+                last_log_index,
+                last_log_term,
+            } => {
                 let can_vote = self.vote == Some(from)
                     || (self.vote.is_none() && self.leader.is_none())
                     || (pre_vote && term > self.term);
@@ -465,9 +587,20 @@ impl RaftNode {
                     self.election_elapsed_ticks = 0;
                 }
                 let reply_term = if granted { term } else { self.term };
-                self.send(from, RaftMessage::VoteResponse { term: reply_term, pre_vote, granted });
+                self.send(
+                    from,
+                    RaftMessage::VoteResponse {
+                        term: reply_term,
+                        pre_vote,
+                        granted,
+                    },
+                );
             }
-            RaftMessage::VoteResponse { term, pre_vote, granted } => {
+            RaftMessage::VoteResponse {
+                term,
+                pre_vote,
+                granted,
+            } => {
                 let expected = match (self.role, pre_vote) {
                     (Role::PreCandidate, true) => self.term.next(),
                     (Role::Candidate, false) => self.term,
@@ -479,11 +612,21 @@ impl RaftNode {
                 self.votes.insert(from, granted);
                 self.tally_votes(pre_vote);
             }
-            RaftMessage::AppendEntries { term, prev_log_index, prev_log_term, entries, leader_commit } => {
+            RaftMessage::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => {
                 self.follow(term, from);
                 self.handle_append(from, prev_log_index, prev_log_term, entries, leader_commit);
             }
-            RaftMessage::Heartbeat { term, commit, read_seq } => {
+            RaftMessage::Heartbeat {
+                term,
+                commit,
+                read_seq,
+            } => {
                 self.follow(term, from);
                 let commit = commit.min(self.log.last_index());
                 self.log.commit_to(commit);
@@ -501,14 +644,17 @@ impl RaftNode {
                     self.log.restore(snapshot);
                     index
                 };
-                self.send(from, RaftMessage::AppendResponse {
-                    term,
-                    success: true,
-                    match_index,
-                    rejected: LogIndex(0),
-                    conflict_index: LogIndex(0),
-                    conflict_term: None,
-                });
+                self.send(
+                    from,
+                    RaftMessage::AppendResponse {
+                        term,
+                        success: true,
+                        match_index,
+                        rejected: LogIndex(0),
+                        conflict_index: LogIndex(0),
+                        conflict_term: None,
+                    },
+                );
             }
             RaftMessage::TimeoutNow { term } => {
                 assert_eq!(term, self.term, "same-term TimeoutNow after the term check");
@@ -517,11 +663,25 @@ impl RaftNode {
                     self.campaign(false, true);
                 }
             }
-            RaftMessage::AppendResponse { term: _, success, match_index, rejected, conflict_index, conflict_term } => {
+            RaftMessage::AppendResponse {
+                term: _,
+                success,
+                match_index,
+                rejected,
+                conflict_index,
+                conflict_term,
+            } => {
                 if self.role != Role::Leader {
                     return;
                 }
-                self.handle_append_response(from, success, match_index, rejected, conflict_index, conflict_term);
+                self.handle_append_response(
+                    from,
+                    success,
+                    match_index,
+                    rejected,
+                    conflict_index,
+                    conflict_term,
+                );
             }
             RaftMessage::HeartbeatResponse { term: _, read_seq } => {
                 if self.role != Role::Leader {
@@ -532,7 +692,9 @@ impl RaftNode {
                 pr.heard();
                 pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(self.read_seq));
                 let behind = pr.matched < last;
-                if matches!(pr.state, ProgressState::Snapshot { .. }) && pr.snapshot_elapsed_ticks >= self.cfg.election_timeout_ticks {
+                if matches!(pr.state, ProgressState::Snapshot { .. })
+                    && pr.snapshot_elapsed_ticks >= self.cfg.election_timeout_ticks
+                {
                     // The snapshot was lost: try again.
                     pr.become_probe();
                 }
@@ -548,7 +710,12 @@ impl RaftNode {
     fn follow(&mut self, term: Term, leader: NodeId) {
         assert_eq!(term, self.term, "after the term check");
         if self.role != Role::Follower {
-            assert_ne!(self.role, Role::Leader, "two leaders in term {term}: {} and {leader}", self.cfg.id);
+            assert_ne!(
+                self.role,
+                Role::Leader,
+                "two leaders in term {term}: {} and {leader}",
+                self.cfg.id
+            );
             self.become_follower(term, Some(leader));
         }
         if let Some(known) = self.leader {
@@ -559,34 +726,85 @@ impl RaftNode {
         self.fresh = false;
     }
 
-    fn handle_append(&mut self, from: NodeId, prev: LogIndex, prev_term: Term, entries: Vec<Entry>, leader_commit: LogIndex) {
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    ) {
         let term = self.term;
         if prev < self.log.commit() {
             // Everything through commit matches the leader already.
             let match_index = self.log.commit();
-            self.send(from, RaftMessage::AppendResponse { term, success: true, match_index, rejected: LogIndex(0), conflict_index: LogIndex(0), conflict_term: None });
+            self.send(
+                from,
+                RaftMessage::AppendResponse {
+                    term,
+                    success: true,
+                    match_index,
+                    rejected: LogIndex(0),
+                    conflict_index: LogIndex(0),
+                    conflict_term: None,
+                },
+            );
             return;
         }
         match self.log.maybe_append(prev, prev_term, entries) {
             Some(last_new) => {
                 self.log.commit_to(leader_commit.min(last_new));
-                self.send(from, RaftMessage::AppendResponse { term, success: true, match_index: last_new, rejected: LogIndex(0), conflict_index: LogIndex(0), conflict_term: None });
+                self.send(
+                    from,
+                    RaftMessage::AppendResponse {
+                        term,
+                        success: true,
+                        match_index: last_new,
+                        rejected: LogIndex(0),
+                        conflict_index: LogIndex(0),
+                        conflict_term: None,
+                    },
+                );
             }
             None => {
                 let (conflict_index, conflict_term) = if prev > self.log.last_index() {
                     (self.log.last_index().next(), None)
                 } else {
-                    let t = self.log.term_at(prev).expect("prev ≥ commit ≥ snapshot index is in the log");
+                    let t = self
+                        .log
+                        .term_at(prev)
+                        .expect("prev ≥ commit ≥ snapshot index is in the log");
                     (self.log.first_index_of_term_at(prev), Some(t))
                 };
-                self.send(from, RaftMessage::AppendResponse { term, success: false, match_index: LogIndex(0), rejected: prev, conflict_index, conflict_term });
+                self.send(
+                    from,
+                    RaftMessage::AppendResponse {
+                        term,
+                        success: false,
+                        match_index: LogIndex(0),
+                        rejected: prev,
+                        conflict_index,
+                        conflict_term,
+                    },
+                );
             }
         }
     }
 
-    fn handle_append_response(&mut self, from: NodeId, success: bool, match_index: LogIndex, rejected: LogIndex, conflict_index: LogIndex, conflict_term: Option<Term>) {
+    fn handle_append_response(
+        &mut self,
+        from: NodeId,
+        success: bool,
+        match_index: LogIndex,
+        rejected: LogIndex,
+        conflict_index: LogIndex,
+        conflict_term: Option<Term>,
+    ) {
         let last = self.log.last_index();
-        assert!(match_index <= last || !success, "a follower cannot match beyond the leader's log in its term");
+        assert!(
+            match_index <= last || !success,
+            "a follower cannot match beyond the leader's log in its term"
+        );
         if success {
             let pr = self.progress.get_mut(&from).expect("peer of the group");
             pr.recent_active = true;
@@ -599,13 +817,18 @@ impl RaftNode {
             if news {
                 self.maybe_commit();
             }
-            if self.transferee == Some(from) && self.progress[&from].matched == self.log.last_index() {
+            if self.transferee == Some(from)
+                && self.progress[&from].matched == self.log.last_index()
+            {
                 let term = self.term;
                 self.send(from, RaftMessage::TimeoutNow { term });
             }
             // Keep the pipe full.
             self.send_append(from, false);
-            while self.progress[&from].state == ProgressState::Replicate && !self.progress[&from].is_paused(self.cfg.max_inflight_appends) && self.progress[&from].next <= self.log.last_index() {
+            while self.progress[&from].state == ProgressState::Replicate
+                && !self.progress[&from].is_paused(self.cfg.max_inflight_appends)
+                && self.progress[&from].next <= self.log.last_index()
+            {
                 self.send_append(from, false);
             }
         } else {
@@ -660,7 +883,11 @@ impl RaftNode {
         if self.role == Role::Leader {
             assert_eq!(self.leader, Some(self.cfg.id), "a leader knows it leads");
             assert_eq!(self.vote, Some(self.cfg.id), "a leader voted for itself");
-            assert_eq!(self.progress.len() + 1, self.cfg.voters.len(), "a progress per peer");
+            assert_eq!(
+                self.progress.len() + 1,
+                self.cfg.voters.len(),
+                "a progress per peer"
+            );
         } else {
             assert!(self.progress.is_empty(), "only a leader tracks progress");
             assert!(self.pending_reads.is_empty(), "only a leader holds reads");
@@ -668,7 +895,10 @@ impl RaftNode {
         if self.role == Role::Candidate {
             assert_eq!(self.vote, Some(self.cfg.id), "a candidate voted for itself");
         }
-        assert!(self.log.last_term() <= self.term, "no entry from a future term");
+        assert!(
+            self.log.last_term() <= self.term,
+            "no entry from a future term"
+        );
     }
 }
 
@@ -701,16 +931,28 @@ impl Consensus for RaftNode {
 
     fn step(&mut self, msg: Message) -> Result<(), StepError> {
         if msg.group != self.cfg.group {
-            return Err(StepError::WrongGroup { expected: self.cfg.group, got: msg.group });
+            return Err(StepError::WrongGroup {
+                expected: self.cfg.group,
+                got: msg.group,
+            });
         }
         if msg.to != self.cfg.id {
-            return Err(StepError::WrongNode { expected: self.cfg.id, got: msg.to });
+            return Err(StepError::WrongNode {
+                expected: self.cfg.id,
+                got: msg.to,
+            });
         }
         if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
-            return Err(StepError::UnknownPeer { group: self.cfg.group, from: msg.from });
+            return Err(StepError::UnknownPeer {
+                group: self.cfg.group,
+                from: msg.from,
+            });
         }
         let Payload::Raft(raft) = msg.payload else {
-            return Err(StepError::WrongProtocol { expected: "raft", got: msg.payload.protocol() });
+            return Err(StepError::WrongProtocol {
+                expected: "raft",
+                got: msg.payload.protocol(),
+            });
         };
         self.handle(msg.from, raft);
         self.check_invariants();
@@ -719,14 +961,20 @@ impl Consensus for RaftNode {
 
     fn propose(&mut self, command: Vec<u8>) -> Result<Proposal, NotLeader> {
         if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader });
+            return Err(NotLeader {
+                leader: self.leader,
+            });
         }
         if self.transferee.is_some() {
             return Err(NotLeader { leader: None });
         }
         let index = self.log.last_index().next();
         let term = self.term;
-        self.log.append(vec![Entry { index, term, kind: EntryKind::Normal(command) }]);
+        self.log.append(vec![Entry {
+            index,
+            term,
+            kind: EntryKind::Normal(command),
+        }]);
         for p in self.peers() {
             self.send_append(p, false);
         }
@@ -744,7 +992,9 @@ impl Consensus for RaftNode {
             return Ok(());
         }
         if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader });
+            return Err(NotLeader {
+                leader: self.leader,
+            });
         }
         if self.transferee.is_some() {
             return Err(NotLeader { leader: None });
@@ -759,7 +1009,10 @@ impl Consensus for RaftNode {
 
     fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError> {
         if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader }.into());
+            return Err(NotLeader {
+                leader: self.leader,
+            }
+            .into());
         }
         if !self.cfg.voters.contains(&to) {
             return Err(TransferError::UnknownTarget(to));
@@ -779,12 +1032,22 @@ impl Consensus for RaftNode {
         Ok(())
     }
 
-    fn snapshot_taken(&mut self, index: LogIndex, data: Vec<u8>) -> Result<SnapshotMeta, SnapshotError> {
+    fn snapshot_taken(
+        &mut self,
+        index: LogIndex,
+        data: Vec<u8>,
+    ) -> Result<SnapshotMeta, SnapshotError> {
         if index > self.log.applied() {
-            return Err(SnapshotError::NotApplied { index, applied: self.log.applied() });
+            return Err(SnapshotError::NotApplied {
+                index,
+                applied: self.log.applied(),
+            });
         }
         if index <= self.log.snapshot_index() {
-            return Err(SnapshotError::Stale { index, current: self.log.snapshot_index() });
+            return Err(SnapshotError::Stale {
+                index,
+                current: self.log.snapshot_index(),
+            });
         }
         let voters = self.cfg.voters.clone();
         Ok(self.log.compact(index, data, voters))
@@ -810,13 +1073,20 @@ impl Consensus for RaftNode {
         self.next_persist_id += 1;
         let persist_id = self.next_persist_id;
         if let Some(last) = entries.last() {
-            self.unpersisted.push_back((persist_id, last.index, last.term));
+            self.unpersisted
+                .push_back((persist_id, last.index, last.term));
         } else if let Some(s) = &snapshot {
-            self.unpersisted.push_back((persist_id, s.meta.index, s.meta.term));
+            self.unpersisted
+                .push_back((persist_id, s.meta.index, s.meta.term));
         }
         let committed = self.log.take_committed();
         if let Some(s) = &snapshot {
-            assert!(committed.first().map_or(true, |e| e.index > s.meta.index), "no entry applied twice around a snapshot");
+            if let Some(first) = committed.first() {
+                assert!(
+                    first.index > s.meta.index,
+                    "no entry applied twice around a snapshot"
+                );
+            }
         }
         Ready {
             persist_id,
@@ -831,8 +1101,15 @@ impl Consensus for RaftNode {
     }
 
     fn persisted(&mut self, persist_id: u64) {
-        assert!(persist_id <= self.next_persist_id, "persisted a Ready not yet taken");
-        while self.unpersisted.front().is_some_and(|(id, _, _)| *id <= persist_id) {
+        assert!(
+            persist_id <= self.next_persist_id,
+            "persisted a Ready not yet taken"
+        );
+        while self
+            .unpersisted
+            .front()
+            .is_some_and(|(id, _, _)| *id <= persist_id)
+        {
             let (_, index, term) = self.unpersisted.pop_front().expect("front exists");
             self.log.stable_to(index, term);
         }
@@ -859,11 +1136,19 @@ impl Consensus for RaftNode {
 
 impl RaftNode {
     fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote, commit: self.log.commit() }
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.commit(),
+        }
     }
 
     fn soft_state(&self) -> SoftState {
-        SoftState { role: self.role, term: self.term, leader: self.leader }
+        SoftState {
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+        }
     }
 }
 

@@ -92,7 +92,9 @@ impl Progress {
                 }
             }
             ProgressState::Probe => self.paused = true,
-            ProgressState::Snapshot { .. } => unreachable!("no append while a snapshot is in flight"),
+            ProgressState::Snapshot { .. } => {
+                unreachable!("no append while a snapshot is in flight")
+            }
         }
     }
 
@@ -179,11 +181,17 @@ mod tests {
         let mut p = Progress::new(LogIndex(10));
         p.matched = LogIndex(4);
         p.become_replicate();
-        assert!(!p.rejected(LogIndex(3), LogIndex(1)), "rejection at or below matched is stale");
+        assert!(
+            !p.rejected(LogIndex(3), LogIndex(1)),
+            "rejection at or below matched is stale"
+        );
         assert!(p.rejected(LogIndex(7), LogIndex(6)));
         assert_eq!(p.state, ProgressState::Probe);
         assert_eq!(p.next, LogIndex(6));
-        assert!(!p.rejected(LogIndex(9), LogIndex(2)), "probe only takes the answer to its own prev");
+        assert!(
+            !p.rejected(LogIndex(9), LogIndex(2)),
+            "probe only takes the answer to its own prev"
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} violated at {} µs: {}", self.property, self.time_us, self.detail)
+        write!(
+            f,
+            "{} violated at {} µs: {}",
+            self.property, self.time_us, self.detail
+        )
     }
 }
 
@@ -61,23 +65,42 @@ pub struct SafetyMonitor {
 
 impl SafetyMonitor {
     pub fn new(checks: Checks) -> SafetyMonitor {
-        SafetyMonitor { checks, leader_of_term: HashMap::new(), seen: HashMap::new(), applied: BTreeMap::new(), last_role: HashMap::new() }
+        SafetyMonitor {
+            checks,
+            leader_of_term: HashMap::new(),
+            seen: HashMap::new(),
+            applied: BTreeMap::new(),
+            last_role: HashMap::new(),
+        }
     }
 
     fn violation(property: &'static str, detail: String, now_us: u64) -> Violation {
-        Violation { property, detail, time_us: now_us }
+        Violation {
+            property,
+            detail,
+            time_us: now_us,
+        }
     }
 
     /// After any step of `node`: election safety, and leader completeness
     /// when it just became leader.
-    pub fn after_step(&mut self, node: NodeId, view: &CoreView<'_>, now_us: u64) -> Result<(), Violation> {
+    pub fn after_step(
+        &mut self,
+        node: NodeId,
+        view: &CoreView<'_>,
+        now_us: u64,
+    ) -> Result<(), Violation> {
         let prev = self.last_role.insert(node, (view.role, view.term));
         if view.role != Role::Leader {
             return Ok(());
         }
         match self.leader_of_term.get(&view.term) {
             Some(&other) if other != node => {
-                return Err(Self::violation(ELECTION_SAFETY, format!("{node} and {other} both lead term {}", view.term), now_us));
+                return Err(Self::violation(
+                    ELECTION_SAFETY,
+                    format!("{node} and {other} both lead term {}", view.term),
+                    now_us,
+                ));
             }
             Some(_) => return Ok(()),
             None => {
@@ -109,7 +132,13 @@ impl SafetyMonitor {
     }
 
     /// Entries a node is about to persist (its log already holds them).
-    pub fn appended(&mut self, node: NodeId, entries: &[Entry], view: &CoreView<'_>, now_us: u64) -> Result<(), Violation> {
+    pub fn appended(
+        &mut self,
+        node: NodeId,
+        entries: &[Entry],
+        view: &CoreView<'_>,
+        now_us: u64,
+    ) -> Result<(), Violation> {
         if !self.checks.log_matching {
             return Ok(());
         }
@@ -119,11 +148,25 @@ impl SafetyMonitor {
             match self.seen.get(&(e.index, e.term)) {
                 Some(&(d0, p0)) => {
                     if d0 != d {
-                        return Err(Self::violation(LOG_MATCHING, format!("{node} holds a different entry at ({}, {})", e.index, e.term), now_us));
+                        return Err(Self::violation(
+                            LOG_MATCHING,
+                            format!(
+                                "{node} holds a different entry at ({}, {})",
+                                e.index, e.term
+                            ),
+                            now_us,
+                        ));
                     }
                     if let (Some(p0), Some(p)) = (p0, prev_term) {
                         if p0 != p {
-                            return Err(Self::violation(LOG_MATCHING, format!("{node}: entry ({}, {}) follows term {p}, elsewhere term {p0}", e.index, e.term), now_us));
+                            return Err(Self::violation(
+                                LOG_MATCHING,
+                                format!(
+                                    "{node}: entry ({}, {}) follows term {p}, elsewhere term {p0}",
+                                    e.index, e.term
+                                ),
+                                now_us,
+                            ));
                         }
                     }
                 }
@@ -142,7 +185,10 @@ impl SafetyMonitor {
         match self.applied.get(&entry.index) {
             Some(&(t, d0, by)) if t != entry.term || d0 != d => Err(Self::violation(
                 STATE_MACHINE_SAFETY,
-                format!("{node} applied ({}, {}) at {} but {by} applied term {t} there", entry.index, entry.term, entry.index),
+                format!(
+                    "{node} applied ({}, {}) at {} but {by} applied term {t} there",
+                    entry.index, entry.term, entry.index
+                ),
                 now_us,
             )),
             Some(_) => Ok(()),
@@ -167,20 +213,36 @@ mod tests {
     use super::*;
 
     fn view<'a>(role: Role, term: u64, entries: &'a [Entry]) -> CoreView<'a> {
-        CoreView { role, term: Term(term), snapshot_index: LogIndex(0), snapshot_term: Term(0), entries }
+        CoreView {
+            role,
+            term: Term(term),
+            snapshot_index: LogIndex(0),
+            snapshot_term: Term(0),
+            entries,
+        }
     }
 
     fn e(i: u64, t: u64, b: u8) -> Entry {
-        Entry { index: LogIndex(i), term: Term(t), kind: EntryKind::Normal(vec![b]) }
+        Entry {
+            index: LogIndex(i),
+            term: Term(t),
+            kind: EntryKind::Normal(vec![b]),
+        }
     }
 
-    const ALL: Checks = Checks { log_matching: true, leader_completeness: true };
+    const ALL: Checks = Checks {
+        log_matching: true,
+        leader_completeness: true,
+    };
 
     #[test]
     fn two_leaders_in_one_term_are_caught() {
         let mut m = SafetyMonitor::new(ALL);
-        m.after_step(NodeId(1), &view(Role::Leader, 2, &[]), 0).expect("first leader");
-        let v = m.after_step(NodeId(2), &view(Role::Leader, 2, &[]), 1).expect_err("second leader");
+        m.after_step(NodeId(1), &view(Role::Leader, 2, &[]), 0)
+            .expect("first leader");
+        let v = m
+            .after_step(NodeId(2), &view(Role::Leader, 2, &[]), 1)
+            .expect_err("second leader");
         assert_eq!(v.property, ELECTION_SAFETY);
     }
 
@@ -189,7 +251,9 @@ mod tests {
         let mut m = SafetyMonitor::new(ALL);
         m.applied(NodeId(1), &e(1, 1, 1), 0).expect("first");
         m.applied(NodeId(2), &e(1, 1, 1), 0).expect("same entry");
-        let v = m.applied(NodeId(3), &e(1, 1, 2), 0).expect_err("different entry");
+        let v = m
+            .applied(NodeId(3), &e(1, 1, 2), 0)
+            .expect_err("different entry");
         assert_eq!(v.property, STATE_MACHINE_SAFETY);
     }
 
@@ -198,7 +262,9 @@ mod tests {
         let mut m = SafetyMonitor::new(ALL);
         m.applied(NodeId(1), &e(1, 1, 1), 0).expect("first");
         let log = [e(1, 2, 9)];
-        let v = m.after_step(NodeId(2), &view(Role::Leader, 3, &log), 1).expect_err("lacks entry");
+        let v = m
+            .after_step(NodeId(2), &view(Role::Leader, 3, &log), 1)
+            .expect_err("lacks entry");
         assert_eq!(v.property, LEADER_COMPLETENESS);
     }
 
@@ -206,9 +272,12 @@ mod tests {
     fn log_matching_catches_same_index_and_term_with_other_content() {
         let mut m = SafetyMonitor::new(ALL);
         let a = [e(1, 1, 1)];
-        m.appended(NodeId(1), &a, &view(Role::Follower, 1, &a), 0).expect("first");
+        m.appended(NodeId(1), &a, &view(Role::Follower, 1, &a), 0)
+            .expect("first");
         let b = [e(1, 1, 2)];
-        let v = m.appended(NodeId(2), &b, &view(Role::Follower, 1, &b), 0).expect_err("conflict");
+        let v = m
+            .appended(NodeId(2), &b, &view(Role::Follower, 1, &b), 0)
+            .expect_err("conflict");
         assert_eq!(v.property, LOG_MATCHING);
     }
 }

@@ -3,7 +3,9 @@
 //! safety checks, and which of those checks apply to the protocol.
 //! A second protocol (Multi-Paxos) plugs in by implementing this trait.
 
-use crate::consensus::{ConfigError, Consensus, CoreConfig, Entry, LogIndex, Recovered, Role, Term};
+use crate::consensus::{
+    ConfigError, Consensus, CoreConfig, Entry, LogIndex, Recovered, Role, Term,
+};
 use crate::raft::RaftNode;
 
 /// Which generic checks hold for a protocol. Election safety and state
@@ -58,14 +60,21 @@ pub trait SimCore: Consensus + Sized {
         Box::new(())
     }
     /// Cross-node checks after every step of `node`; Err(property, detail).
-    fn check_cluster(&mut self, _oracle: &mut dyn std::any::Any, _node: crate::consensus::NodeId) -> Result<(), (&'static str, String)> {
+    fn check_cluster(
+        &mut self,
+        _oracle: &mut dyn std::any::Any,
+        _node: crate::consensus::NodeId,
+    ) -> Result<(), (&'static str, String)> {
         Ok(())
     }
 }
 
 impl SimCore for RaftNode {
     const PROTOCOL: &'static str = "raft";
-    const CHECKS: Checks = Checks { log_matching: true, leader_completeness: true };
+    const CHECKS: Checks = Checks {
+        log_matching: true,
+        leader_completeness: true,
+    };
 
     fn build(cfg: CoreConfig, recovered: Recovered) -> Result<Self, ConfigError> {
         RaftNode::new(cfg, recovered)

@@ -39,9 +39,29 @@ pub struct History {
 
 impl History {
     #[allow(clippy::too_many_arguments)]
-    pub fn record(&mut self, time_ns: u64, process: u64, kind: SimEventKind, f: &'static str, key: u64, value: Value, node: Option<NodeId>, error: Option<String>) {
+    pub fn record(
+        &mut self,
+        time_ns: u64,
+        process: u64,
+        kind: SimEventKind,
+        f: &'static str,
+        key: u64,
+        value: Value,
+        node: Option<NodeId>,
+        error: Option<String>,
+    ) {
         let index = self.events.len() as u64;
-        self.events.push(SimEvent { index, time_ns, process, kind, f, key, value, node, error });
+        self.events.push(SimEvent {
+            index,
+            time_ns,
+            process,
+            kind,
+            f,
+            key,
+            value,
+            node,
+            error,
+        });
     }
 
     pub fn count(&self, kind: SimEventKind) -> usize {

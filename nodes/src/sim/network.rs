@@ -21,7 +21,14 @@ pub struct NetworkFaults {
 
 impl NetworkFaults {
     pub fn none() -> NetworkFaults {
-        NetworkFaults { drop_prob: 0.0, duplicate_prob: 0.0, delay_min_us: 100, delay_max_us: 1_000, long_delay_prob: 0.0, long_delay_max_us: 1_000 }
+        NetworkFaults {
+            drop_prob: 0.0,
+            duplicate_prob: 0.0,
+            delay_min_us: 100,
+            delay_max_us: 1_000,
+            long_delay_prob: 0.0,
+            long_delay_max_us: 1_000,
+        }
     }
 
     pub fn random(rng: &mut SimRng) -> NetworkFaults {
@@ -45,7 +52,10 @@ pub struct SimNetwork {
 
 impl SimNetwork {
     pub fn new(faults: NetworkFaults) -> SimNetwork {
-        SimNetwork { faults, cut: BTreeSet::new() }
+        SimNetwork {
+            faults,
+            cut: BTreeSet::new(),
+        }
     }
 
     /// Delays (µs) of each copy that will arrive: none if dropped or cut.
@@ -53,7 +63,11 @@ impl SimNetwork {
         if self.cut.contains(&(from, to)) || rng.chance(self.faults.drop_prob) {
             return Vec::new();
         }
-        let copies = if rng.chance(self.faults.duplicate_prob) { 2 } else { 1 };
+        let copies = if rng.chance(self.faults.duplicate_prob) {
+            2
+        } else {
+            1
+        };
         (0..copies)
             .map(|_| {
                 if rng.chance(self.faults.long_delay_prob) {
@@ -101,7 +115,11 @@ mod tests {
         net.partition(&[vec![NodeId(1)], vec![NodeId(2), NodeId(3)]]);
         assert!(net.plan(&mut rng, NodeId(1), NodeId(2)).is_empty());
         assert!(net.plan(&mut rng, NodeId(3), NodeId(1)).is_empty());
-        assert_eq!(net.plan(&mut rng, NodeId(2), NodeId(3)).len(), 1, "same side still talks");
+        assert_eq!(
+            net.plan(&mut rng, NodeId(2), NodeId(3)).len(),
+            1,
+            "same side still talks"
+        );
         net.heal();
         assert_eq!(net.plan(&mut rng, NodeId(1), NodeId(2)).len(), 1);
     }

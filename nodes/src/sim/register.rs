@@ -93,9 +93,24 @@ mod tests {
     #[test]
     fn cas_only_swaps_on_a_match() {
         let mut r = Registers::default();
-        assert_eq!(r.apply(RegisterOp::Cas { key: 1, from: 0, to: 2 }), Applied::CasMismatch, "absent is not 0");
+        assert_eq!(
+            r.apply(RegisterOp::Cas {
+                key: 1,
+                from: 0,
+                to: 2
+            }),
+            Applied::CasMismatch,
+            "absent is not 0"
+        );
         r.apply(RegisterOp::Write { key: 1, value: 3 });
-        assert_eq!(r.apply(RegisterOp::Cas { key: 1, from: 3, to: 4 }), Applied::Ok);
+        assert_eq!(
+            r.apply(RegisterOp::Cas {
+                key: 1,
+                from: 3,
+                to: 4
+            }),
+            Applied::Ok
+        );
         assert_eq!(r.get(1), Some(4));
     }
 
@@ -106,7 +121,14 @@ mod tests {
         let back = Registers::restore(&r.snapshot()).expect("own snapshot parses");
         assert_eq!(back, r);
         assert_eq!(back.digest(), r.digest());
-        let cmd = RegisterCommand { op_id: 5, op: RegisterOp::Cas { key: 1, from: 2, to: 3 } };
+        let cmd = RegisterCommand {
+            op_id: 5,
+            op: RegisterOp::Cas {
+                key: 1,
+                from: 2,
+                to: 3,
+            },
+        };
         assert_eq!(RegisterCommand::decode(&cmd.encode()).expect("parses"), cmd);
     }
 }

@@ -12,7 +12,9 @@ pub struct SimRng {
 
 impl SimRng {
     pub fn new(seed: u64) -> SimRng {
-        SimRng { state: seed ^ 0xD1B5_4A32_D192_ED03 }
+        SimRng {
+            state: seed ^ 0xD1B5_4A32_D192_ED03,
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -58,9 +60,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_different_seeds_differ() {
-        let a: Vec<u64> = { let mut r = SimRng::new(7); (0..5).map(|_| r.next_u64()).collect() };
-        let b: Vec<u64> = { let mut r = SimRng::new(7); (0..5).map(|_| r.next_u64()).collect() };
-        let c: Vec<u64> = { let mut r = SimRng::new(8); (0..5).map(|_| r.next_u64()).collect() };
+        let a: Vec<u64> = {
+            let mut r = SimRng::new(7);
+            (0..5).map(|_| r.next_u64()).collect()
+        };
+        let b: Vec<u64> = {
+            let mut r = SimRng::new(7);
+            (0..5).map(|_| r.next_u64()).collect()
+        };
+        let c: Vec<u64> = {
+            let mut r = SimRng::new(8);
+            (0..5).map(|_| r.next_u64()).collect()
+        };
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -76,7 +87,10 @@ mod tests {
                 hits += 1;
             }
         }
-        assert!((2000..3000).contains(&hits), "chance(0.25) hit {hits} of 10000");
+        assert!(
+            (2000..3000).contains(&hits),
+            "chance(0.25) hit {hits} of 10000"
+        );
         assert!(!r.chance(0.0));
         assert!(r.chance(1.0));
     }

@@ -12,7 +12,11 @@ use crate::consensus::{Entry, HardState, Recovered, Snapshot};
 #[derive(Clone, Debug)]
 pub enum Write {
     /// Step 1 of the ordering rule for one Ready.
-    Ready { snapshot: Option<Snapshot>, hard_state: Option<HardState>, entries: Vec<Entry> },
+    Ready {
+        snapshot: Option<Snapshot>,
+        hard_state: Option<HardState>,
+        entries: Vec<Entry>,
+    },
     /// A local snapshot: store it, then drop the entries it covers.
     Compact(Snapshot),
 }
@@ -84,7 +88,11 @@ fn snapshot_index(d: &Durable) -> u64 {
 
 fn apply(d: &mut Durable, w: Write) {
     match w {
-        Write::Ready { snapshot, hard_state, entries } => {
+        Write::Ready {
+            snapshot,
+            hard_state,
+            entries,
+        } => {
             if let Some(s) = snapshot {
                 if s.meta.index.0 > snapshot_index(d) {
                     d.entries.clear();
@@ -98,9 +106,13 @@ fn apply(d: &mut Durable, w: Write) {
                 let first_index = first.index.0;
                 let base = snapshot_index(d);
                 let last = d.entries.last().map_or(base, |e| e.index.0);
-                assert!(first_index <= last + 1, "storage gap: appending {first_index} after {last}");
+                assert!(
+                    first_index <= last + 1,
+                    "storage gap: appending {first_index} after {last}"
+                );
                 d.entries.retain(|e| e.index.0 < first_index);
-                d.entries.extend(entries.into_iter().filter(|e| e.index.0 > base));
+                d.entries
+                    .extend(entries.into_iter().filter(|e| e.index.0 > base));
             }
         }
         Write::Compact(s) => {
@@ -123,14 +135,26 @@ mod tests {
     use crate::consensus::{EntryKind, LogIndex, SnapshotMeta, Term};
 
     fn e(i: u64, t: u64) -> Entry {
-        Entry { index: LogIndex(i), term: Term(t), kind: EntryKind::Noop }
+        Entry {
+            index: LogIndex(i),
+            term: Term(t),
+            kind: EntryKind::Noop,
+        }
     }
 
     #[test]
     fn a_crash_loses_exactly_the_unsynced_suffix() {
         let mut s = SimStorage::default();
-        let a = s.write(Write::Ready { snapshot: None, hard_state: None, entries: vec![e(1, 1), e(2, 1)] });
-        s.write(Write::Ready { snapshot: None, hard_state: None, entries: vec![e(3, 1)] });
+        let a = s.write(Write::Ready {
+            snapshot: None,
+            hard_state: None,
+            entries: vec![e(1, 1), e(2, 1)],
+        });
+        s.write(Write::Ready {
+            snapshot: None,
+            hard_state: None,
+            entries: vec![e(3, 1)],
+        });
         s.sync_to(a);
         assert_eq!(s.crash(), 1);
         assert_eq!(s.recovered().entries, vec![e(1, 1), e(2, 1)]);
@@ -139,8 +163,16 @@ mod tests {
     #[test]
     fn entries_truncate_a_conflicting_suffix() {
         let mut s = SimStorage::default();
-        s.write(Write::Ready { snapshot: None, hard_state: None, entries: vec![e(1, 1), e(2, 1), e(3, 1)] });
-        s.write(Write::Ready { snapshot: None, hard_state: None, entries: vec![e(2, 2)] });
+        s.write(Write::Ready {
+            snapshot: None,
+            hard_state: None,
+            entries: vec![e(1, 1), e(2, 1), e(3, 1)],
+        });
+        s.write(Write::Ready {
+            snapshot: None,
+            hard_state: None,
+            entries: vec![e(2, 2)],
+        });
         s.sync_all();
         assert_eq!(s.recovered().entries, vec![e(1, 1), e(2, 2)]);
     }
@@ -148,8 +180,19 @@ mod tests {
     #[test]
     fn compaction_keeps_the_entries_after_the_snapshot() {
         let mut s = SimStorage::default();
-        s.write(Write::Ready { snapshot: None, hard_state: None, entries: vec![e(1, 1), e(2, 1), e(3, 1)] });
-        let snap = Snapshot { meta: SnapshotMeta { index: LogIndex(2), term: Term(1), voters: vec![] }, data: vec![] };
+        s.write(Write::Ready {
+            snapshot: None,
+            hard_state: None,
+            entries: vec![e(1, 1), e(2, 1), e(3, 1)],
+        });
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(2),
+                term: Term(1),
+                voters: vec![],
+            },
+            data: vec![],
+        };
         s.write(Write::Compact(snap.clone()));
         s.sync_all();
         let r = s.recovered();

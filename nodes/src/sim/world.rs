@@ -36,8 +36,8 @@ use super::rng::SimRng;
 use super::storage::{SimStorage, Write};
 use crate::bug::Bug;
 use crate::consensus::{
-    CoreConfig, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome,
-    Ready, Role, Snapshot, Term, TICK_INTERVAL_MS,
+    CoreConfig, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role, Snapshot,
+    Term, TICK_INTERVAL_MS,
 };
 
 /// What one simulation run does.
@@ -151,9 +151,21 @@ enum Ev {
     Deliver(Message),
     Synced(NodeId, u64, u64),
     LazyFlush(NodeId, u64),
-    Request { client: usize, op_id: u64, node: NodeId },
-    Reply { client: usize, op_id: u64, node: NodeId, reply: Reply },
-    Timeout { client: usize, op_id: u64 },
+    Request {
+        client: usize,
+        op_id: u64,
+        node: NodeId,
+    },
+    Reply {
+        client: usize,
+        op_id: u64,
+        node: NodeId,
+        reply: Reply,
+    },
+    Timeout {
+        client: usize,
+        op_id: u64,
+    },
     NextOp(usize),
     Nemesis,
     Restart(NodeId),
@@ -221,7 +233,11 @@ struct Host<C> {
 enum Effect {
     Send(Message),
     Role(crate::consensus::SoftState),
-    Reply { client: usize, op_id: u64, reply: Reply },
+    Reply {
+        client: usize,
+        op_id: u64,
+        reply: Reply,
+    },
     Sync(u64),
 }
 
@@ -286,12 +302,24 @@ impl<C: SimCore> World<C> {
         let n = opts.nodes.unwrap_or_else(|| rng.range(3, 8) as usize);
         assert!((1..=9).contains(&n), "1 to 9 nodes");
         let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
-        let faults = if opts.faults { NetworkFaults::random(&mut rng) } else { NetworkFaults::none() };
+        let faults = if opts.faults {
+            NetworkFaults::random(&mut rng)
+        } else {
+            NetworkFaults::none()
+        };
         let max_inflight = rng.pick(&[1usize, 2, 4, 8]);
         let max_batch = rng.pick(&[1usize, 4, 64]);
         let snapshot_every = rng.pick(&[8u64, 32, 128]);
         let skewed = opts.clock_skew && rng.chance(0.5);
-        let tick_us: Vec<u64> = (0..n).map(|_| if skewed { rng.range(7_000, 13_001) } else { TICK_INTERVAL_MS * 1000 }).collect();
+        let tick_us: Vec<u64> = (0..n)
+            .map(|_| {
+                if skewed {
+                    rng.range(7_000, 13_001)
+                } else {
+                    TICK_INTERVAL_MS * 1000
+                }
+            })
+            .collect();
         let knobs = Knobs {
             pre_vote: rng.chance(0.8),
             check_quorum: rng.chance(0.8),
@@ -316,9 +344,16 @@ impl<C: SimCore> World<C> {
                 tick_us: tick_us[(id.0 - 1) as usize],
             })
             .collect();
-        let clients = (0..opts.clients).map(|c| Client { process: c as u64, leader_hint: None, op: None }).collect();
+        let clients = (0..opts.clients)
+            .map(|c| Client {
+                process: c as u64,
+                leader_hint: None,
+                op: None,
+            })
+            .collect();
         let no_fsync = opts.has_bug(Bug::NoFsync);
-        let stop_ops_us = (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
+        let stop_ops_us =
+            (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
         World {
             monitor: SafetyMonitor::new(C::CHECKS),
             next_process: opts.clients as u64,
@@ -349,7 +384,11 @@ impl<C: SimCore> World<C> {
 
     fn schedule(&mut self, delay_us: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Scheduled { time_us: self.now_us + delay_us, seq: self.seq, ev });
+        self.queue.push(Scheduled {
+            time_us: self.now_us + delay_us,
+            seq: self.seq,
+            ev,
+        });
     }
 
     fn idx(id: NodeId) -> usize {
@@ -450,7 +489,9 @@ impl<C: SimCore> World<C> {
         host.waiting_reads.clear();
         self.stats.crashes += 1;
         self.stats.unsynced_writes_lost += lost as u64;
-        self.note(2, id.0, lost as u64, || format!("{id} crashes, losing {lost} unsynced writes"));
+        self.note(2, id.0, lost as u64, || {
+            format!("{id} crashes, losing {lost} unsynced writes")
+        });
     }
 
     fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
@@ -469,14 +510,22 @@ impl<C: SimCore> World<C> {
             Ev::Deliver(msg) => {
                 let to = msg.to;
                 let host = &mut self.hosts[Self::idx(to)];
-                let Some(core) = host.core.as_mut() else { return Ok(()) };
+                let Some(core) = host.core.as_mut() else {
+                    return Ok(());
+                };
                 let (kind, term) = (msg.payload.kind(), msg.payload.term());
                 let from = msg.from;
                 if let Err(e) = core.step(msg) {
-                    return Err(Violation { property: "message accepted", detail: format!("{to} refused a message from {from}: {e}"), time_us: self.now_us });
+                    return Err(Violation {
+                        property: "message accepted",
+                        detail: format!("{to} refused a message from {from}: {e}"),
+                        time_us: self.now_us,
+                    });
                 }
                 self.stats.messages_delivered += 1;
-                self.note(4, from.0 * 100 + to.0, term.0, || format!("{from} -> {to} {kind} {term}"));
+                self.note(4, from.0 * 100 + to.0, term.0, || {
+                    format!("{from} -> {to} {kind} {term}")
+                });
                 self.post_step(to)
             }
             Ev::Synced(id, inc, seq) => {
@@ -505,8 +554,17 @@ impl<C: SimCore> World<C> {
                 self.schedule(d, Ev::LazyFlush(id, inc));
                 Ok(())
             }
-            Ev::Request { client, op_id, node } => self.request(client, op_id, node),
-            Ev::Reply { client, op_id, node, reply } => {
+            Ev::Request {
+                client,
+                op_id,
+                node,
+            } => self.request(client, op_id, node),
+            Ev::Reply {
+                client,
+                op_id,
+                node,
+                reply,
+            } => {
                 self.reply(client, op_id, node, reply);
                 Ok(())
             }
@@ -517,13 +575,31 @@ impl<C: SimCore> World<C> {
                     let process = c.process;
                     c.leader_hint = None;
                     if op.in_flight {
-                        self.history.record(self.now_us * 1000, process, SimEventKind::Info, op.kind.f(), op.key, op.kind.value(), None, Some("timeout".into()));
+                        self.history.record(
+                            self.now_us * 1000,
+                            process,
+                            SimEventKind::Info,
+                            op.kind.f(),
+                            op.key,
+                            op.kind.value(),
+                            None,
+                            Some("timeout".into()),
+                        );
                         // A process that got `info` never issues again.
                         self.clients[client].process = self.next_process;
                         self.next_process += 1;
                     } else {
                         // Every attempt was refused: definitely not done.
-                        self.history.record(self.now_us * 1000, process, SimEventKind::Fail, op.kind.f(), op.key, op.kind.value(), None, Some("not-leader".into()));
+                        self.history.record(
+                            self.now_us * 1000,
+                            process,
+                            SimEventKind::Fail,
+                            op.kind.f(),
+                            op.key,
+                            op.kind.value(),
+                            None,
+                            Some("not-leader".into()),
+                        );
                     }
                     self.schedule(1_000, Ev::NextOp(client));
                 }
@@ -562,22 +638,42 @@ impl<C: SimCore> World<C> {
         }
         let n = self.hosts.len();
         let roll = self.rng.below(100);
-        let up: Vec<NodeId> = self.hosts.iter().filter(|h| h.core.is_some()).map(|h| h.id).collect();
+        let up: Vec<NodeId> = self
+            .hosts
+            .iter()
+            .filter(|h| h.core.is_some())
+            .map(|h| h.id)
+            .collect();
         if roll < 15 {
             // A random two-sided partition.
             let mut a = Vec::new();
             let mut b = Vec::new();
             for &v in &self.voters {
-                if self.rng.chance(0.5) { a.push(v) } else { b.push(v) }
+                if self.rng.chance(0.5) {
+                    a.push(v)
+                } else {
+                    b.push(v)
+                }
             }
             self.stats.partitions += 1;
-            self.note(7, a.len() as u64, b.len() as u64, || format!("partition {a:?} | {b:?}"));
+            self.note(7, a.len() as u64, b.len() as u64, || {
+                format!("partition {a:?} | {b:?}")
+            });
             self.net.partition(&[a, b]);
         } else if roll < 25 {
             // Cut the leader off with a minority: the classic stale-read setup.
-            let leader = self.hosts.iter().find(|h| h.core.as_ref().is_some_and(|c| c.status().role == Role::Leader)).map(|h| h.id);
+            let leader = self
+                .hosts
+                .iter()
+                .find(|h| {
+                    h.core
+                        .as_ref()
+                        .is_some_and(|c| c.status().role == Role::Leader)
+                })
+                .map(|h| h.id);
             if let Some(l) = leader {
-                let mut others: Vec<NodeId> = self.voters.iter().copied().filter(|&v| v != l).collect();
+                let mut others: Vec<NodeId> =
+                    self.voters.iter().copied().filter(|&v| v != l).collect();
                 for i in (1..others.len()).rev() {
                     let j = self.rng.below(i as u64 + 1) as usize;
                     others.swap(i, j);
@@ -587,7 +683,9 @@ impl<C: SimCore> World<C> {
                 let mut a = vec![l];
                 a.extend(others.drain(..keep));
                 self.stats.partitions += 1;
-                self.note(7, a.len() as u64, others.len() as u64, || format!("isolate leader: {a:?} | {others:?}"));
+                self.note(7, a.len() as u64, others.len() as u64, || {
+                    format!("isolate leader: {a:?} | {others:?}")
+                });
                 self.net.partition(&[a, others]);
             }
         } else if roll < 40 {
@@ -596,10 +694,20 @@ impl<C: SimCore> World<C> {
         } else if roll < 58 {
             // Half the time crash the leader: leader churn is where the
             // subtle cases (§5.4.2, Fig. 8) live.
-            let leader = self.hosts.iter().find(|h| h.core.as_ref().is_some_and(|c| c.status().role == Role::Leader)).map(|h| h.id);
+            let leader = self
+                .hosts
+                .iter()
+                .find(|h| {
+                    h.core
+                        .as_ref()
+                        .is_some_and(|c| c.status().role == Role::Leader)
+                })
+                .map(|h| h.id);
             let victim = match leader {
                 Some(l) if self.rng.chance(0.5) => Some(l),
-                _ => up.get(self.rng.below(up.len().max(1) as u64) as usize).copied(),
+                _ => up
+                    .get(self.rng.below(up.len().max(1) as u64) as usize)
+                    .copied(),
             };
             if let Some(victim) = victim {
                 self.crash(victim);
@@ -620,12 +728,27 @@ impl<C: SimCore> World<C> {
                 self.schedule(d, Ev::Restart(v));
             }
         } else if roll < 74 {
-            let leader = self.hosts.iter().find(|h| h.core.as_ref().is_some_and(|c| c.status().role == Role::Leader)).map(|h| h.id);
+            let leader = self
+                .hosts
+                .iter()
+                .find(|h| {
+                    h.core
+                        .as_ref()
+                        .is_some_and(|c| c.status().role == Role::Leader)
+                })
+                .map(|h| h.id);
             if let Some(l) = leader {
                 let to = self.rng.pick(&self.voters);
-                let ok = self.hosts[Self::idx(l)].core.as_mut().expect("leader alive").transfer_leader(to).is_ok();
+                let ok = self.hosts[Self::idx(l)]
+                    .core
+                    .as_mut()
+                    .expect("leader alive")
+                    .transfer_leader(to)
+                    .is_ok();
                 self.stats.transfers += 1;
-                self.note(9, l.0, to.0, || format!("transfer leader {l} -> {to}: {ok}"));
+                self.note(9, l.0, to.0, || {
+                    format!("transfer leader {l} -> {to}: {ok}")
+                });
                 self.post_step(l)?;
             }
         }
@@ -649,9 +772,27 @@ impl<C: SimCore> World<C> {
         self.next_op_id += 1;
         let op_id = self.next_op_id;
         let process = self.clients[client].process;
-        self.history.record(self.now_us * 1000, process, SimEventKind::Invoke, kind.f(), key, kind.value(), None, None);
-        self.clients[client].op = Some(PendingOp { op_id, kind, key, attempts: 0, in_flight: false });
-        self.schedule(self.opts.op_timeout_ms * 1000, Ev::Timeout { client, op_id });
+        self.history.record(
+            self.now_us * 1000,
+            process,
+            SimEventKind::Invoke,
+            kind.f(),
+            key,
+            kind.value(),
+            None,
+            None,
+        );
+        self.clients[client].op = Some(PendingOp {
+            op_id,
+            kind,
+            key,
+            attempts: 0,
+            in_flight: false,
+        });
+        self.schedule(
+            self.opts.op_timeout_ms * 1000,
+            Ev::Timeout { client, op_id },
+        );
         self.send_request(client, op_id);
     }
 
@@ -663,11 +804,24 @@ impl<C: SimCore> World<C> {
             _ => self.rng.pick(&self.voters),
         };
         let d = self.rng.range(50, 500);
-        self.schedule(d, Ev::Request { client, op_id, node });
+        self.schedule(
+            d,
+            Ev::Request {
+                client,
+                op_id,
+                node,
+            },
+        );
     }
 
     fn request(&mut self, client: usize, op_id: u64, node: NodeId) -> Result<(), Violation> {
-        let Some(op) = self.clients[client].op.as_mut().filter(|o| o.op_id == op_id) else { return Ok(()) };
+        let Some(op) = self.clients[client]
+            .op
+            .as_mut()
+            .filter(|o| o.op_id == op_id)
+        else {
+            return Ok(());
+        };
         // From here until a definite reply, the outcome is unknown.
         op.in_flight = true;
         let (kind, key) = (op.kind, op.key);
@@ -677,7 +831,15 @@ impl<C: SimCore> World<C> {
             // Connection refused: definite, nothing happened.
             let reply = Reply::Redirect(None);
             let d = self.rng.range(50, 500);
-            self.schedule(d, Ev::Reply { client, op_id, node, reply });
+            self.schedule(
+                d,
+                Ev::Reply {
+                    client,
+                    op_id,
+                    node,
+                    reply,
+                },
+            );
             return Ok(());
         };
         let result = match kind {
@@ -701,15 +863,25 @@ impl<C: SimCore> World<C> {
         };
         if let Err(e) = result {
             let d = self.rng.range(50, 500);
-            self.schedule(d, Ev::Reply { client, op_id, node, reply: Reply::Redirect(e.leader) });
+            self.schedule(
+                d,
+                Ev::Reply {
+                    client,
+                    op_id,
+                    node,
+                    reply: Reply::Redirect(e.leader),
+                },
+            );
         }
-        self.note(10, node.0, op_id, || format!("client {client} op {op_id} {} at {node}", kind.f()));
+        self.note(10, node.0, op_id, || {
+            format!("client {client} op {op_id} {} at {node}", kind.f())
+        });
         self.post_step(node)
     }
 
     fn reply(&mut self, client: usize, op_id: u64, node: NodeId, reply: Reply) {
         let now_ns = self.now_us * 1000;
-        if !self.clients[client].op.as_ref().is_some_and(|o| o.op_id == op_id) {
+        if self.clients[client].op.as_ref().map(|o| o.op_id) != Some(op_id) {
             return;
         }
         let process = self.clients[client].process;
@@ -733,13 +905,31 @@ impl<C: SimCore> World<C> {
                     OpKind::Read => value,
                     k => k.value(),
                 };
-                self.history.record(now_ns, process, SimEventKind::Ok, op.kind.f(), op.key, value, Some(node), None);
+                self.history.record(
+                    now_ns,
+                    process,
+                    SimEventKind::Ok,
+                    op.kind.f(),
+                    op.key,
+                    value,
+                    Some(node),
+                    None,
+                );
                 let d = self.rng.range(0, 10_000);
                 self.schedule(d, Ev::NextOp(client));
             }
             Reply::Fail(why) => {
                 let op = self.clients[client].op.take().expect("pending");
-                self.history.record(now_ns, process, SimEventKind::Fail, op.kind.f(), op.key, op.kind.value(), Some(node), Some(why.into()));
+                self.history.record(
+                    now_ns,
+                    process,
+                    SimEventKind::Fail,
+                    op.kind.f(),
+                    op.key,
+                    op.kind.value(),
+                    Some(node),
+                    Some(why.into()),
+                );
                 let d = self.rng.range(0, 10_000);
                 self.schedule(d, Ev::NextOp(client));
             }
@@ -752,7 +942,14 @@ impl<C: SimCore> World<C> {
             Some(h) => h,
             None => self.rng.pick(&self.voters),
         };
-        self.schedule(delay_us, Ev::Request { client, op_id, node });
+        self.schedule(
+            delay_us,
+            Ev::Request {
+                client,
+                op_id,
+                node,
+            },
+        );
     }
 
     // ----- the runtime around a core -----
@@ -764,12 +961,21 @@ impl<C: SimCore> World<C> {
             let mut out = Vec::new();
             {
                 let host = &mut self.hosts[i];
-                let Some(core) = host.core.as_mut() else { return Ok(()) };
+                let Some(core) = host.core.as_mut() else {
+                    return Ok(());
+                };
                 if !core.has_ready() {
                     break;
                 }
                 let rd = core.ready();
-                process_ready(host, rd, &mut self.monitor, self.now_us, self.no_fsync, &mut out)?;
+                process_ready(
+                    host,
+                    rd,
+                    &mut self.monitor,
+                    self.now_us,
+                    self.no_fsync,
+                    &mut out,
+                )?;
             }
             self.apply_effects(id, out);
         }
@@ -777,11 +983,20 @@ impl<C: SimCore> World<C> {
         if let Some(core) = host.core.as_ref() {
             let view = core.view();
             self.monitor.after_step(id, &view, self.now_us)?;
-            core.check_self().map_err(|detail| Violation { property: "protocol invariant", detail, time_us: self.now_us })?;
+            core.check_self().map_err(|detail| Violation {
+                property: "protocol invariant",
+                detail,
+                time_us: self.now_us,
+            })?;
         }
         let oracle = self.oracle.as_mut();
         if let Some(core) = self.hosts[i].core.as_mut() {
-            core.check_cluster(oracle, id).map_err(|(property, detail)| Violation { property, detail, time_us: self.now_us })?;
+            core.check_cluster(oracle, id)
+                .map_err(|(property, detail)| Violation {
+                    property,
+                    detail,
+                    time_us: self.now_us,
+                })?;
         }
         Ok(())
     }
@@ -799,12 +1014,28 @@ impl<C: SimCore> World<C> {
                     }
                 }
                 Effect::Role(ss) => {
-                    self.note(11, id.0, ss.term.0, || format!("{id} is {} in {}, leader {:?}", ss.role, ss.term, ss.leader));
+                    self.note(11, id.0, ss.term.0, || {
+                        format!("{id} is {} in {}, leader {:?}", ss.role, ss.term, ss.leader)
+                    });
                 }
-                Effect::Reply { client, op_id, reply } => {
-                    self.note(12, client as u64, op_id, || format!("{id} answers client {client} op {op_id}: {reply:?}"));
+                Effect::Reply {
+                    client,
+                    op_id,
+                    reply,
+                } => {
+                    self.note(12, client as u64, op_id, || {
+                        format!("{id} answers client {client} op {op_id}: {reply:?}")
+                    });
                     let d = self.rng.range(50, 500);
-                    self.schedule(d, Ev::Reply { client, op_id, node: id, reply });
+                    self.schedule(
+                        d,
+                        Ev::Reply {
+                            client,
+                            op_id,
+                            node: id,
+                            reply,
+                        },
+                    );
                 }
                 Effect::Sync(seq) => {
                     let host = &mut self.hosts[Self::idx(id)];
@@ -819,7 +1050,14 @@ impl<C: SimCore> World<C> {
 }
 
 /// The ordering rule of [`crate::consensus`] for one Ready, in the simulator.
-fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut SafetyMonitor, now_us: u64, no_fsync: bool, out: &mut Vec<Effect>) -> Result<(), Violation> {
+fn process_ready<C: SimCore>(
+    host: &mut Host<C>,
+    rd: Ready,
+    monitor: &mut SafetyMonitor,
+    now_us: u64,
+    no_fsync: bool,
+    out: &mut Vec<Effect>,
+) -> Result<(), Violation> {
     let id = host.id;
     let core = host.core.as_mut().expect("processing a live core's Ready");
     if !rd.entries.is_empty() {
@@ -827,7 +1065,11 @@ fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut Safety
     }
     // 1. Persist (buffered until synced); 2. persisted + send after the sync.
     if rd.must_persist() {
-        let seq = host.storage.write(Write::Ready { snapshot: rd.snapshot.clone(), hard_state: rd.hard_state, entries: rd.entries.clone() });
+        let seq = host.storage.write(Write::Ready {
+            snapshot: rd.snapshot.clone(),
+            hard_state: rd.hard_state,
+            entries: rd.entries.clone(),
+        });
         if no_fsync {
             // Planted bug: acknowledge before the write is durable.
             core.persisted(rd.persist_id);
@@ -851,12 +1093,17 @@ fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut Safety
     }
     for e in &rd.committed {
         if e.index != host.applied.next() {
-            return Err(Violation { property: "apply in order", detail: format!("{id} applied {} then {}", host.applied, e.index), time_us: now_us });
+            return Err(Violation {
+                property: "apply in order",
+                detail: format!("{id} applied {} then {}", host.applied, e.index),
+                time_us: now_us,
+            });
         }
         monitor.applied(id, e, now_us)?;
         let result = match &e.kind {
             EntryKind::Normal(bytes) => {
-                let cmd = RegisterCommand::decode(bytes).expect("the simulator only proposes register commands");
+                let cmd = RegisterCommand::decode(bytes)
+                    .expect("the simulator only proposes register commands");
                 Some((cmd.op_id, host.sm.apply(cmd.op)))
             }
             EntryKind::Noop | EntryKind::ConfigChange(_) => None,
@@ -868,13 +1115,20 @@ fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut Safety
                 Reply::Fail("overwritten")
             } else {
                 let (applied_op, res) = result.expect("our proposal was a register command");
-                assert_eq!(applied_op, op_id, "the entry at our (index, term) is our command");
+                assert_eq!(
+                    applied_op, op_id,
+                    "the entry at our (index, term) is our command"
+                );
                 match res {
                     Applied::Ok => Reply::Ok(Value::Null),
                     Applied::CasMismatch => Reply::Fail("cas-mismatch"),
                 }
             };
-            out.push(Effect::Reply { client, op_id, reply });
+            out.push(Effect::Reply {
+                client,
+                op_id,
+                reply,
+            });
         }
     }
     // 4. Reads.
@@ -883,7 +1137,11 @@ fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut Safety
             ReadOutcome::Ready { ctx, index } => host.waiting_reads.push((index, ctx)),
             ReadOutcome::Failed { ctx, error } => {
                 if let Some((client, op_id, _)) = host.reads.remove(&ctx) {
-                    out.push(Effect::Reply { client, op_id, reply: Reply::Redirect(error.leader) });
+                    out.push(Effect::Reply {
+                        client,
+                        op_id,
+                        reply: Reply::Redirect(error.leader),
+                    });
                 }
             }
         }
@@ -894,7 +1152,11 @@ fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut Safety
         if index <= applied {
             if let Some((client, op_id, key)) = host.reads.remove(&ctx) {
                 let value = host.sm.get(key).map_or(Value::Null, Value::from);
-                out.push(Effect::Reply { client, op_id, reply: Reply::Ok(value) });
+                out.push(Effect::Reply {
+                    client,
+                    op_id,
+                    reply: Reply::Ok(value),
+                });
             }
         } else {
             still.push((index, ctx));
@@ -906,7 +1168,9 @@ fn process_ready<C: SimCore>(host: &mut Host<C>, rd: Ready, monitor: &mut Safety
     let snap_index = core.status().snapshot_index;
     if host.applied.0 >= snap_index.0 + host.snapshot_every {
         let data = host.sm.snapshot();
-        let meta = core.snapshot_taken(host.applied, data.clone()).expect("the applied index can be snapshotted");
+        let meta = core
+            .snapshot_taken(host.applied, data.clone())
+            .expect("the applied index can be snapshotted");
         let seq = host.storage.write(Write::Compact(Snapshot { meta, data }));
         if !no_fsync {
             out.push(Effect::Sync(seq));

@@ -32,7 +32,10 @@ impl Cluster {
         for id in 1..=n {
             let mut cfg = config(id, n);
             tweak(&mut cfg);
-            nodes.insert(NodeId(id), RaftNode::new(cfg, Recovered::default()).expect("valid config"));
+            nodes.insert(
+                NodeId(id),
+                RaftNode::new(cfg, Recovered::default()).expect("valid config"),
+            );
         }
         Cluster {
             nodes,
@@ -86,7 +89,11 @@ impl Cluster {
                 if self.cut.contains(&(m.from, m.to)) {
                     continue;
                 }
-                self.nodes.get_mut(&m.to).expect("peer").step(m).expect("valid message");
+                self.nodes
+                    .get_mut(&m.to)
+                    .expect("peer")
+                    .step(m)
+                    .expect("valid message");
             }
             if !progressed {
                 return;
@@ -104,7 +111,11 @@ impl Cluster {
     }
 
     fn leaders(&self) -> Vec<NodeId> {
-        self.nodes.values().filter(|n| n.role() == Role::Leader).map(|n| n.id()).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.role() == Role::Leader)
+            .map(|n| n.id())
+            .collect()
     }
 
     fn elect(&mut self) -> NodeId {
@@ -141,7 +152,10 @@ fn single_node_elects_itself_and_commits_after_persisting() {
     let p = c.node(1).propose(b"a".to_vec()).expect("leader accepts");
     let rd = c.node(1).ready();
     assert_eq!(rd.entries.len(), 1);
-    assert!(rd.committed.is_empty(), "nothing commits before the leader's own write is durable");
+    assert!(
+        rd.committed.is_empty(),
+        "nothing commits before the leader's own write is durable"
+    );
     c.node(1).persisted(rd.persist_id);
     let rd = c.node(1).ready();
     assert_eq!(rd.committed.last().map(|e| e.index), Some(p.index));
@@ -152,13 +166,21 @@ fn three_nodes_elect_one_leader_and_replicate_in_order() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
     for k in 0..10u8 {
-        c.nodes.get_mut(&leader).expect("leader").propose(vec![k]).expect("leader accepts");
+        c.nodes
+            .get_mut(&leader)
+            .expect("leader")
+            .propose(vec![k])
+            .expect("leader accepts");
     }
     c.settle();
     c.tick_all(10);
     let want: Vec<Vec<u8>> = (0..10u8).map(|k| vec![k]).collect();
     for id in 1..=3 {
-        assert_eq!(c.normal_applied(NodeId(id)), want, "node {id} applies every command in order");
+        assert_eq!(
+            c.normal_applied(NodeId(id)),
+            want,
+            "node {id} applies every command in order"
+        );
     }
     assert_eq!(c.leaders(), vec![leader], "still one leader");
 }
@@ -167,8 +189,16 @@ fn three_nodes_elect_one_leader_and_replicate_in_order() {
 fn followers_refuse_proposals_and_name_the_leader() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
-    let follower = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
-    let err = c.nodes.get_mut(&follower).expect("f").propose(vec![1]).expect_err("followers refuse");
+    let follower = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
+    let err = c
+        .nodes
+        .get_mut(&follower)
+        .expect("f")
+        .propose(vec![1])
+        .expect_err("followers refuse");
     assert_eq!(err.leader, Some(leader));
 }
 
@@ -177,13 +207,24 @@ fn pre_vote_keeps_an_isolated_node_from_inflating_its_term() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
     let term = c.nodes[&leader].term();
-    let follower = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
+    let follower = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
     c.isolate(follower.0);
     c.tick_all(200);
-    assert_eq!(c.nodes[&follower].term(), term, "pre-vote fails, the term stays");
+    assert_eq!(
+        c.nodes[&follower].term(),
+        term,
+        "pre-vote fails, the term stays"
+    );
     c.heal();
     c.tick_all(30);
-    assert_eq!(c.leaders(), vec![leader], "the rejoining node does not depose the leader");
+    assert_eq!(
+        c.leaders(),
+        vec![leader],
+        "the rejoining node does not depose the leader"
+    );
     assert_eq!(c.nodes[&leader].term(), term);
 }
 
@@ -192,10 +233,16 @@ fn without_pre_vote_an_isolated_node_does_inflate_its_term() {
     let mut c = Cluster::with(3, |cfg| cfg.pre_vote = false);
     let leader = c.elect();
     let term = c.nodes[&leader].term();
-    let follower = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
+    let follower = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
     c.isolate(follower.0);
     c.tick_all(200);
-    assert!(c.nodes[&follower].term() > term, "this is what pre-vote prevents");
+    assert!(
+        c.nodes[&follower].term() > term,
+        "this is what pre-vote prevents"
+    );
 }
 
 #[test]
@@ -204,7 +251,11 @@ fn check_quorum_makes_an_isolated_leader_step_down() {
     let leader = c.elect();
     c.isolate(leader.0);
     c.tick_all(60);
-    assert_ne!(c.nodes[&leader].role(), Role::Leader, "no quorum heard, the leader steps down");
+    assert_ne!(
+        c.nodes[&leader].role(),
+        Role::Leader,
+        "no quorum heard, the leader steps down"
+    );
     let leaders = c.leaders();
     assert_eq!(leaders.len(), 1, "the majority side elects a new leader");
     assert_ne!(leaders[0], leader);
@@ -217,43 +268,77 @@ fn a_divergent_follower_is_repaired_by_conflict_back_off() {
     c.isolate(old.0);
     // Uncommitted entries on the isolated old leader.
     for k in 0..20u8 {
-        c.nodes.get_mut(&old).expect("old").propose(vec![100 + k]).expect("still thinks it leads");
+        c.nodes
+            .get_mut(&old)
+            .expect("old")
+            .propose(vec![100 + k])
+            .expect("still thinks it leads");
     }
     c.settle();
     c.tick_all(60);
     let new = c.leaders()[0];
     assert_ne!(new, old);
     for k in 0..5u8 {
-        c.nodes.get_mut(&new).expect("new").propose(vec![k]).expect("leader accepts");
+        c.nodes
+            .get_mut(&new)
+            .expect("new")
+            .propose(vec![k])
+            .expect("leader accepts");
     }
     c.settle();
     c.heal();
     c.tick_all(40);
     let want: Vec<Vec<u8>> = (0..5u8).map(|k| vec![k]).collect();
-    assert_eq!(c.normal_applied(old), want, "the old leader's uncommitted suffix is replaced");
-    assert_eq!(c.nodes[&old].log().last_index(), c.nodes[&new].log().last_index());
+    assert_eq!(
+        c.normal_applied(old),
+        want,
+        "the old leader's uncommitted suffix is replaced"
+    );
+    assert_eq!(
+        c.nodes[&old].log().last_index(),
+        c.nodes[&new].log().last_index()
+    );
 }
 
 #[test]
 fn a_lagging_follower_catches_up_by_install_snapshot() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
-    let lagger = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
+    let lagger = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
     c.isolate(lagger.0);
     // Keep the leader alive: the other follower still answers.
     for k in 0..30u8 {
-        c.nodes.get_mut(&leader).expect("leader").propose(vec![k]).expect("leader accepts");
+        c.nodes
+            .get_mut(&leader)
+            .expect("leader")
+            .propose(vec![k])
+            .expect("leader accepts");
         c.settle();
     }
     let applied = c.nodes[&leader].log().applied();
-    let meta = c.nodes.get_mut(&leader).expect("leader").snapshot_taken(applied, b"state".to_vec()).expect("applied");
+    let meta = c
+        .nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .snapshot_taken(applied, b"state".to_vec())
+        .expect("applied");
     assert_eq!(meta.index, applied);
     assert_eq!(c.nodes[&leader].log().snapshot_index(), applied);
     c.heal();
     c.tick_all(30);
-    assert_eq!(c.snapshots_installed.get(&lagger).copied(), Some(1), "exactly one snapshot reached the lagger");
+    assert_eq!(
+        c.snapshots_installed.get(&lagger).copied(),
+        Some(1),
+        "exactly one snapshot reached the lagger"
+    );
     assert_eq!(c.nodes[&lagger].log().snapshot().data, b"state".to_vec());
-    assert_eq!(c.nodes[&lagger].log().last_index(), c.nodes[&leader].log().last_index());
+    assert_eq!(
+        c.nodes[&lagger].log().last_index(),
+        c.nodes[&leader].log().last_index()
+    );
 }
 
 #[test]
@@ -261,7 +346,10 @@ fn snapshot_beyond_applied_is_refused() {
     let mut c = Cluster::new(1);
     c.elect();
     let applied = c.node(1).log().applied();
-    let err = c.node(1).snapshot_taken(applied.next(), vec![]).expect_err("not applied yet");
+    let err = c
+        .node(1)
+        .snapshot_taken(applied.next(), vec![])
+        .expect_err("not applied yet");
     assert!(matches!(err, SnapshotError::NotApplied { .. }));
 }
 
@@ -270,14 +358,30 @@ fn read_index_waits_for_a_heartbeat_quorum() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
     c.tick_all(5);
-    c.nodes.get_mut(&leader).expect("leader").read_index(42).expect("leader reads");
+    c.nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .read_index(42)
+        .expect("leader reads");
     let rd = c.nodes.get_mut(&leader).expect("leader").ready();
-    assert!(rd.reads.is_empty(), "no answer before a quorum confirmed leadership");
-    assert!(rd.messages.iter().any(|m| matches!(m.payload, Payload::Raft(RaftMessage::Heartbeat { .. }))));
+    assert!(
+        rd.reads.is_empty(),
+        "no answer before a quorum confirmed leadership"
+    );
+    assert!(rd
+        .messages
+        .iter()
+        .any(|m| matches!(m.payload, Payload::Raft(RaftMessage::Heartbeat { .. }))));
     c.queue.extend(rd.messages);
     c.settle();
     let commit = c.nodes[&leader].log().commit();
-    assert_eq!(c.reads[&leader], vec![ReadOutcome::Ready { ctx: 42, index: commit }]);
+    assert_eq!(
+        c.reads[&leader],
+        vec![ReadOutcome::Ready {
+            ctx: 42,
+            index: commit
+        }]
+    );
 }
 
 #[test]
@@ -286,19 +390,41 @@ fn read_index_on_an_isolated_leader_never_succeeds() {
     let leader = c.elect();
     c.tick_all(5);
     c.isolate(leader.0);
-    c.nodes.get_mut(&leader).expect("leader").read_index(7).expect("still thinks it leads");
+    c.nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .read_index(7)
+        .expect("still thinks it leads");
     c.tick_all(60);
     let outcomes = c.reads.get(&leader).cloned().unwrap_or_default();
-    assert!(outcomes.iter().all(|r| !matches!(r, ReadOutcome::Ready { ctx: 7, .. })), "a deposed leader must not serve the read");
-    assert!(outcomes.iter().any(|r| matches!(r, ReadOutcome::Failed { ctx: 7, .. })), "it fails the read when it steps down");
+    assert!(
+        outcomes
+            .iter()
+            .all(|r| !matches!(r, ReadOutcome::Ready { ctx: 7, .. })),
+        "a deposed leader must not serve the read"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|r| matches!(r, ReadOutcome::Failed { ctx: 7, .. })),
+        "it fails the read when it steps down"
+    );
 }
 
 #[test]
 fn read_index_on_a_follower_is_refused() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
-    let follower = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
-    let err = c.nodes.get_mut(&follower).expect("f").read_index(1).expect_err("followers refuse");
+    let follower = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
+    let err = c
+        .nodes
+        .get_mut(&follower)
+        .expect("f")
+        .read_index(1)
+        .expect_err("followers refuse");
     assert_eq!(err.leader, Some(leader));
 }
 
@@ -306,10 +432,20 @@ fn read_index_on_a_follower_is_refused() {
 fn stale_read_bug_answers_on_a_follower_at_once() {
     let mut c = Cluster::with(3, |cfg| cfg.bugs = vec![Bug::StaleRead]);
     let leader = c.elect();
-    let follower = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
-    c.nodes.get_mut(&follower).expect("f").read_index(5).expect("the bug answers anywhere");
+    let follower = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
+    c.nodes
+        .get_mut(&follower)
+        .expect("f")
+        .read_index(5)
+        .expect("the bug answers anywhere");
     let rd = c.nodes.get_mut(&follower).expect("f").ready();
-    assert!(matches!(rd.reads.as_slice(), [ReadOutcome::Ready { ctx: 5, .. }]));
+    assert!(matches!(
+        rd.reads.as_slice(),
+        [ReadOutcome::Ready { ctx: 5, .. }]
+    ));
 }
 
 #[test]
@@ -320,75 +456,202 @@ fn lease_reads_answer_without_a_round_trip_while_the_lease_holds() {
     let l = c.nodes.get_mut(&leader).expect("leader");
     l.read_index(9).expect("leader reads");
     let rd = l.ready();
-    assert!(matches!(rd.reads.as_slice(), [ReadOutcome::Ready { ctx: 9, .. }]), "{:?}", rd.reads);
+    assert!(
+        matches!(rd.reads.as_slice(), [ReadOutcome::Ready { ctx: 9, .. }]),
+        "{:?}",
+        rd.reads
+    );
 }
 
 #[test]
 fn leadership_transfer_hands_over_to_the_target() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
-    let target = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
-    c.nodes.get_mut(&leader).expect("leader").transfer_leader(target).expect("leader transfers");
+    let target = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
+    c.nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .transfer_leader(target)
+        .expect("leader transfers");
     c.settle();
-    assert_eq!(c.leaders(), vec![target], "TimeoutNow makes the target win at once");
-    let err = c.nodes.get_mut(&leader).expect("old").transfer_leader(target).expect_err("no longer leader");
+    assert_eq!(
+        c.leaders(),
+        vec![target],
+        "TimeoutNow makes the target win at once"
+    );
+    let err = c
+        .nodes
+        .get_mut(&leader)
+        .expect("old")
+        .transfer_leader(target)
+        .expect_err("no longer leader");
     assert!(matches!(err, TransferError::NotLeader(_)));
 }
 
 #[test]
 fn messages_for_another_group_are_refused() {
     let mut c = Cluster::new(3);
-    let m = Message { group: GroupId(9), from: NodeId(2), to: NodeId(1), payload: Payload::Raft(RaftMessage::TimeoutNow { term: Term(1) }) };
-    assert!(matches!(c.node(1).step(m), Err(StepError::WrongGroup { .. })));
-    let m = Message { group: GroupId(1), from: NodeId(8), to: NodeId(1), payload: Payload::Raft(RaftMessage::TimeoutNow { term: Term(1) }) };
-    assert!(matches!(c.node(1).step(m), Err(StepError::UnknownPeer { .. })));
+    let m = Message {
+        group: GroupId(9),
+        from: NodeId(2),
+        to: NodeId(1),
+        payload: Payload::Raft(RaftMessage::TimeoutNow { term: Term(1) }),
+    };
+    assert!(matches!(
+        c.node(1).step(m),
+        Err(StepError::WrongGroup { .. })
+    ));
+    let m = Message {
+        group: GroupId(1),
+        from: NodeId(8),
+        to: NodeId(1),
+        payload: Payload::Raft(RaftMessage::TimeoutNow { term: Term(1) }),
+    };
+    assert!(matches!(
+        c.node(1).step(m),
+        Err(StepError::UnknownPeer { .. })
+    ));
 }
 
 /// Figure 8 of the Raft paper: an entry of an older term replicated on a
 /// majority must not be committed by counting.
 #[test]
 fn an_old_term_entry_on_a_majority_is_not_committed_by_counting() {
-    let old = |i: u64, t: u64| Entry { index: LogIndex(i), term: Term(t), kind: EntryKind::Normal(vec![i as u8]) };
+    let old = |i: u64, t: u64| Entry {
+        index: LogIndex(i),
+        term: Term(t),
+        kind: EntryKind::Normal(vec![i as u8]),
+    };
     let recovered = |entries: Vec<Entry>, term: u64| Recovered {
-        hard_state: HardState { term: Term(term), vote: None, commit: LogIndex(0) },
+        hard_state: HardState {
+            term: Term(term),
+            vote: None,
+            commit: LogIndex(0),
+        },
         snapshot: None,
         entries,
     };
     // Node 1 has (1,t1),(2,t2); node 2 has the same; node 3 has only (1,t1).
-    let mut n1 = RaftNode::new(config(1, 3), recovered(vec![old(1, 1), old(2, 2)], 3)).expect("valid");
+    let mut n1 =
+        RaftNode::new(config(1, 3), recovered(vec![old(1, 1), old(2, 2)], 3)).expect("valid");
     n1.campaign(false, false);
     assert_eq!(n1.term(), Term(4));
     let _ = n1.ready();
     for from in [2, 3] {
-        n1.step(Message { group: GroupId(1), from: NodeId(from), to: NodeId(1), payload: Payload::Raft(RaftMessage::VoteResponse { term: Term(4), pre_vote: false, granted: true }) }).expect("valid");
+        n1.step(Message {
+            group: GroupId(1),
+            from: NodeId(from),
+            to: NodeId(1),
+            payload: Payload::Raft(RaftMessage::VoteResponse {
+                term: Term(4),
+                pre_vote: false,
+                granted: true,
+            }),
+        })
+        .expect("valid");
     }
     assert_eq!(n1.role(), Role::Leader);
     let rd = n1.ready();
     n1.persisted(rd.persist_id);
     // Node 2 acknowledges index 2 (the term-2 entry) but not the noop at 3.
-    n1.step(Message { group: GroupId(1), from: NodeId(2), to: NodeId(1), payload: Payload::Raft(RaftMessage::AppendResponse { term: Term(4), success: true, match_index: LogIndex(2), rejected: LogIndex(0), conflict_index: LogIndex(0), conflict_term: None }) }).expect("valid");
-    assert_eq!(n1.log().commit(), LogIndex(0), "§5.4.2: an old-term entry is not committed by counting");
-    n1.step(Message { group: GroupId(1), from: NodeId(2), to: NodeId(1), payload: Payload::Raft(RaftMessage::AppendResponse { term: Term(4), success: true, match_index: LogIndex(3), rejected: LogIndex(0), conflict_index: LogIndex(0), conflict_term: None }) }).expect("valid");
-    assert_eq!(n1.log().commit(), LogIndex(3), "the current-term noop commits everything before it");
+    n1.step(Message {
+        group: GroupId(1),
+        from: NodeId(2),
+        to: NodeId(1),
+        payload: Payload::Raft(RaftMessage::AppendResponse {
+            term: Term(4),
+            success: true,
+            match_index: LogIndex(2),
+            rejected: LogIndex(0),
+            conflict_index: LogIndex(0),
+            conflict_term: None,
+        }),
+    })
+    .expect("valid");
+    assert_eq!(
+        n1.log().commit(),
+        LogIndex(0),
+        "§5.4.2: an old-term entry is not committed by counting"
+    );
+    n1.step(Message {
+        group: GroupId(1),
+        from: NodeId(2),
+        to: NodeId(1),
+        payload: Payload::Raft(RaftMessage::AppendResponse {
+            term: Term(4),
+            success: true,
+            match_index: LogIndex(3),
+            rejected: LogIndex(0),
+            conflict_index: LogIndex(0),
+            conflict_term: None,
+        }),
+    })
+    .expect("valid");
+    assert_eq!(
+        n1.log().commit(),
+        LogIndex(3),
+        "the current-term noop commits everything before it"
+    );
 }
 
 #[test]
 fn recovery_refuses_a_log_from_a_future_term() {
     let r = Recovered {
-        hard_state: HardState { term: Term(1), vote: None, commit: LogIndex(0) },
-        snapshot: Some(Snapshot { meta: SnapshotMeta { index: LogIndex(0), term: Term(0), voters: vec![] }, data: vec![] }),
-        entries: vec![Entry { index: LogIndex(1), term: Term(2), kind: EntryKind::Noop }],
+        hard_state: HardState {
+            term: Term(1),
+            vote: None,
+            commit: LogIndex(0),
+        },
+        snapshot: Some(Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(0),
+                term: Term(0),
+                voters: vec![],
+            },
+            data: vec![],
+        }),
+        entries: vec![Entry {
+            index: LogIndex(1),
+            term: Term(2),
+            kind: EntryKind::Noop,
+        }],
     };
-    assert!(matches!(RaftNode::new(config(1, 3), r), Err(ConfigError::Recovered(_))));
+    assert!(matches!(
+        RaftNode::new(config(1, 3), r),
+        Err(ConfigError::Recovered(_))
+    ));
 }
 
 #[test]
 fn restart_reapplies_committed_entries_from_storage() {
-    let entries: Vec<Entry> = (1..=3).map(|i| Entry { index: LogIndex(i), term: Term(1), kind: EntryKind::Normal(vec![i as u8]) }).collect();
-    let r = Recovered { hard_state: HardState { term: Term(1), vote: Some(NodeId(1)), commit: LogIndex(2) }, snapshot: None, entries };
+    let entries: Vec<Entry> = (1..=3)
+        .map(|i| Entry {
+            index: LogIndex(i),
+            term: Term(1),
+            kind: EntryKind::Normal(vec![i as u8]),
+        })
+        .collect();
+    let r = Recovered {
+        hard_state: HardState {
+            term: Term(1),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(2),
+        },
+        snapshot: None,
+        entries,
+    };
     let mut n = RaftNode::new(config(1, 3), r).expect("valid");
     let rd = n.ready();
-    assert_eq!(rd.committed.iter().map(|e| e.index.0).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(rd.hard_state.is_none(), "nothing new to persist after recovery");
+    assert_eq!(
+        rd.committed.iter().map(|e| e.index.0).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(
+        rd.hard_state.is_none(),
+        "nothing new to persist after recovery"
+    );
     assert!(rd.entries.is_empty());
 }
