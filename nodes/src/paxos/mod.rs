@@ -47,6 +47,16 @@
 //! chosen. Leases (`CoreConfig::lease_reads`) are not used by this core.
 //! `Bug::StaleRead` answers at once from the local applied index on any node.
 
+//!
+//! # Simulation
+//! [`sim`] plugs the core into the deterministic simulator
+//! ([`crate::sim::SimCore`]): after every step the world checks the core's
+//! own invariants ([`PaxosNode::invariants`]) and feeds what the core
+//! journaled (durable promises and accepts, learned values) to the
+//! [`sim::PaxosOracle`]: at most one value chosen per slot, one value per
+//! (slot, ballot), no acceptor breaks a durable promise, learners agree.
+//! nodes/tests/sim_paxos.rs runs the seeds and checks linearizability.
+
 pub mod ballot;
 pub mod log;
 pub mod message;
