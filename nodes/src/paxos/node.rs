@@ -577,7 +577,7 @@ impl PaxosNode {
 
     /// A message from the leader of `b`: refuse it (Nack) below our
     /// promise, else follow `from`.
-    fn from_leader(&mut self, from: NodeId, b: Ballot) -> bool {
+    fn heard_leader(&mut self, from: NodeId, b: Ballot) -> bool {
         if b.node() != from {
             // Malformed: a leader's ballot names the leader.
             return false;
@@ -665,13 +665,13 @@ impl PaxosNode {
                 }
             }
             PaxosMessage::Accept { ballot, entries, commit } => {
-                if !self.from_leader(from, ballot) {
+                if !self.heard_leader(from, ballot) {
                     return;
                 }
                 self.handle_accept(from, ballot, entries, commit);
             }
             PaxosMessage::Heartbeat { ballot, commit, read_seq } => {
-                if !self.from_leader(from, ballot) {
+                if !self.heard_leader(from, ballot) {
                     return;
                 }
                 self.learn_commit(commit);
@@ -679,7 +679,7 @@ impl PaxosNode {
                 self.send(from, PaxosMessage::HeartbeatReply { ballot, read_seq, agreed });
             }
             PaxosMessage::InstallSnapshot { ballot, snapshot } => {
-                if !self.from_leader(from, ballot) {
+                if !self.heard_leader(from, ballot) {
                     return;
                 }
                 if snapshot.meta.index > self.log.commit() {
