@@ -77,7 +77,9 @@ impl fmt::Display for Operation {
         if let Some(k) = &self.key {
             write!(f, " key={k}")?;
         }
-        write!(f, " {}", self.input)?;
+        if !self.input.is_null() {
+            write!(f, " {}", self.input)?;
+        }
         match (&self.outcome, &self.output) {
             (Outcome::Ok, Some(v)) => write!(f, " -> ok {v}"),
             (Outcome::Ok, None) => write!(f, " -> ok"),

@@ -145,3 +145,57 @@ fn numbered(path: &Path, n: usize) -> PathBuf {
     let ext = path.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "html".into());
     path.with_file_name(format!("{stem}-{n}.{ext}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::code_for;
+
+    fn args(files: Vec<PathBuf>) -> Args {
+        Args {
+            model: None,
+            workload: None,
+            format: None,
+            no_partition: false,
+            time_limit: None,
+            memory_limit_mib: 64,
+            json: true,
+            html: None,
+            files,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("temp file");
+        p
+    }
+
+    #[test]
+    fn exit_codes_follow_the_verdict_and_bad_input_is_254() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ev = |i: u64, p: u64, t: &str, f: &str, v: &str| {
+            format!("{{\"index\":{i},\"time\":{i},\"process\":{p},\"type\":\"{t}\",\"f\":\"{f}\",\"value\":{v}}}\n")
+        };
+        let valid = [ev(0, 1, "invoke", "write", "1"), ev(1, 1, "ok", "write", "1"), ev(2, 2, "invoke", "read", "null"), ev(3, 2, "ok", "read", "1")].concat();
+        let invalid = [ev(0, 1, "invoke", "write", "1"), ev(1, 1, "ok", "write", "1"), ev(2, 2, "invoke", "read", "null"), ev(3, 2, "ok", "read", "2")].concat();
+        let orphan = ev(0, 1, "ok", "write", "1");
+        let v = write(dir.path(), "v.jsonl", &valid);
+        let i = write(dir.path(), "i.jsonl", &invalid);
+        assert_eq!(code_for(&run(args(vec![v.clone()]))), 0);
+        let mut a = args(vec![v.clone(), i.clone()]);
+        a.html = Some(dir.path().join("t.html"));
+        assert_eq!(code_for(&run(a)), 1, "the worst verdict wins");
+        assert!(dir.path().join("t-2.html").exists(), "one page per input");
+        let e = write(dir.path(), "e.log", "");
+        assert_eq!(code_for(&run(args(vec![e]))), 254, "empty history");
+        let o = write(dir.path(), "o.jsonl", &orphan);
+        let r = run(args(vec![o]));
+        assert_eq!(code_for(&r), 254, "completion without invoke");
+        assert!(format!("{:#}", r.unwrap_err()).contains("o.jsonl:1"), "names file and line");
+        assert_eq!(code_for(&run(args(vec![dir.path().join("missing")]))), 254);
+        let mut m = args(vec![v]);
+        m.model = Some("no-such-model".into());
+        assert_eq!(code_for(&run(m)), 254);
+    }
+}
