@@ -2,16 +2,25 @@
 //! lists, tested with the workload and nemesis it names, ends invalid
 //! (exit 1); the same tests with no bug end valid (exit 0).
 //!
-//! Short runs (12 s of operations, a fault every 4 s), one after another.
+//! Short runs (12 s of operations, a fault every 3 s: four faults, so the
+//! kill nemesis's rotation includes killing every node), one after another.
 //! Seeds are fixed so a failure replays: each failure prints its command.
+//!
+//! A fault schedule is random, and a single 12 s run does not always hit
+//! the one moment a bug needs (measured: most bugs are caught by most
+//! seeds, not all). So a bug counts as caught when one of up to
+//! [`ATTEMPTS`] runs with consecutive seeds ends invalid; a run without a
+//! bug must end valid every time (a false alarm is never retried away).
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 
-/// Seed of every run of this test (the nemesis schedule and the ops).
-const SEED: &str = "20260126";
+/// Seed of the first run of each test (the nemesis schedule and the ops).
+const SEED: u64 = 20260126;
+/// Runs (seeds SEED, SEED+1, …) a bug gets to be caught.
+const ATTEMPTS: u64 = 3;
 
 struct Listed {
     bug: String,
@@ -39,7 +48,8 @@ fn list_bugs() -> Vec<Listed> {
 }
 
 /// Runs one short test; returns (exit code, the command, a digest of its output).
-fn run(store: &str, workload: &str, nemesis: &str, bug: Option<&str>) -> (Option<i32>, String, String) {
+fn run(store: &str, workload: &str, nemesis: &str, bug: Option<&str>, seed: u64) -> (Option<i32>, String, String) {
+    let seed = seed.to_string();
     let mut args: Vec<String> = [
         "test",
         "--workload",
@@ -49,9 +59,9 @@ fn run(store: &str, workload: &str, nemesis: &str, bug: Option<&str>) -> (Option
         "--time-limit",
         "12s",
         "--nemesis-interval",
-        "4s",
+        "3s",
         "--seed",
-        SEED,
+        &seed,
         "--store",
         store,
     ]
@@ -77,15 +87,23 @@ fn every_listed_bug_is_caught_and_the_same_tests_without_it_pass() {
     let store = store.path().to_str().expect("utf-8 path").to_string();
     let mut failures = Vec::new();
     for b in &bugs {
-        let (code, cmd, digest) = run(&store, &b.workload, &b.nemesis, Some(&b.bug));
-        eprintln!("bug {}: exit {code:?}", b.bug);
-        if code != Some(1) {
-            failures.push(format!("bug {} was not caught (exit {code:?}, want 1)\n  {cmd}\n{digest}", b.bug));
+        let mut misses = Vec::new();
+        for seed in SEED..SEED + ATTEMPTS {
+            let (code, cmd, digest) = run(&store, &b.workload, &b.nemesis, Some(&b.bug), seed);
+            eprintln!("bug {} seed {seed}: exit {code:?}", b.bug);
+            if code == Some(1) {
+                misses.clear();
+                break;
+            }
+            misses.push(format!("exit {code:?}, want 1\n  {cmd}\n{digest}"));
+        }
+        if !misses.is_empty() {
+            failures.push(format!("bug {} was not caught in {ATTEMPTS} runs:\n{}", b.bug, misses.join("\n")));
         }
     }
     let clean: BTreeSet<(String, String)> = bugs.iter().map(|b| (b.workload.clone(), b.nemesis.clone())).collect();
     for (workload, nemesis) in clean {
-        let (code, cmd, digest) = run(&store, &workload, &nemesis, None);
+        let (code, cmd, digest) = run(&store, &workload, &nemesis, None, SEED);
         eprintln!("{workload} / {nemesis} without a bug: exit {code:?}");
         if code != Some(0) {
             failures.push(format!("{workload} / {nemesis} without a bug is not valid (exit {code:?}, want 0)\n  {cmd}\n{digest}"));

@@ -105,7 +105,7 @@ impl WorkerGen for LockGen {
             );
         };
         let roll = self.rng.gen_range(0..100);
-        if roll < 50 {
+        if roll < 55 {
             let slow = self.rng.gen_bool(self.slow_probability);
             // Slow: sleep past the lease, so the lock has moved on.
             let delay = if slow { Duration::from_millis(ttl_ms + ttl_ms / 2 + 500) } else { Duration::ZERO };
@@ -114,7 +114,7 @@ impl WorkerGen for LockGen {
                 self.held = None;
             }
             self.fenced_write(token, delay)
-        } else if roll < 70 {
+        } else if roll < 80 {
             now(
                 Op { f: "renew", key: Some(json!(LOCK)), value: json!({"owner": o, "token": token, "ttl_ms": ttl_ms}) },
                 Request::Renew { lock: LOCK.into(), owner: o, token, ttl_ms },

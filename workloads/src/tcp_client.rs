@@ -62,9 +62,28 @@ impl TcpClient {
         }
     }
 
+    /// True when a cached connection still looks usable: the peer has not
+    /// closed or reset it and nothing unasked-for is waiting on it. A node
+    /// that died since the last request is noticed here, before a request
+    /// is written, so the request counts as never sent instead of unknown.
+    fn still_open(conn: &Conn) -> bool {
+        if !conn.reader.buffer().is_empty() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match conn.reader.get_ref().try_read(&mut byte) {
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            // EOF (the peer closed) or a stray late reply: start afresh.
+            Ok(_) => false,
+        }
+    }
+
     async fn connect(&mut self, i: usize, deadline: Instant) -> std::io::Result<()> {
-        if self.conns.contains_key(&i) {
-            return Ok(());
+        if let Some(conn) = self.conns.get(&i) {
+            if Self::still_open(conn) {
+                return Ok(());
+            }
+            self.conns.remove(&i);
         }
         let addr = self.nodes[i].addr;
         let connect_deadline = deadline.min(Instant::now() + CONNECT_TIMEOUT);
@@ -277,6 +296,35 @@ mod tests {
         assert_eq!(c.home, 0, "the home node stays");
         let r = c.call(&Request::Read { key: "x".into() }, Duration::from_secs(5)).await;
         assert!(matches!(r, CallResult::Replied { ref node, .. } if node == "n2"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_node_closed_is_not_reused() {
+        // The node answers one request per connection, then closes it (as a
+        // node that died between two requests). The second request must go
+        // out on a fresh connection and get a reply, not become unknown.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = listener.accept().await.expect("accept");
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                if let Ok(Some(line)) = lines.next_line().await {
+                    let req: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+                    let rep = serde_json::json!({"id": req["id"], "ok": true, "value": 1});
+                    w.write_all(format!("{rep}\n").as_bytes()).await.expect("write");
+                }
+                // Dropping both halves closes the connection.
+            }
+        });
+        let mut c = TcpClient::new(vec![NodeAddr { name: "n1".into(), addr }], 0, None, None);
+        for _ in 0..3 {
+            let r = c.call(&Request::Write { key: "x".into(), value: 1.into() }, Duration::from_secs(5)).await;
+            assert!(matches!(r, CallResult::Replied { .. }), "{r:?}");
+            // Let the close arrive.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     #[tokio::test]

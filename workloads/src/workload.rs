@@ -47,8 +47,8 @@ impl Default for WorkloadOptions {
     fn default() -> Self {
         WorkloadOptions {
             kv_keys: 8,
-            lock_ttl_ms: 3000,
-            lock_slow_probability: 0.1,
+            lock_ttl_ms: 1000,
+            lock_slow_probability: 0.25,
         }
     }
 }

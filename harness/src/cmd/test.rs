@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long)]
     pub no_iptables: bool,
     /// Lock workload: lease of each acquire, in milliseconds.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 1000)]
     pub lock_ttl_ms: u64,
     /// kv workload: number of independent keys.
     #[arg(long, default_value_t = 8)]

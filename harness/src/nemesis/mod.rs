@@ -2,7 +2,11 @@
 //!
 //! One fault at a time. Every `interval` it starts a fault (the kinds taken
 //! in a seeded shuffled rotation, so every enabled kind comes up), holds it
-//! for 40–70 % of the interval, and heals it. Each start and stop is a
+//! for 40–70 % of the interval, and heals it. Kills hit one node, the
+//! leader, a majority or every node, and pauses one node, the leader or a
+//! majority, each also in a shuffled rotation (four kills in a row always
+//! include killing every node at once, which is what loses unsynced
+//! writes). Partition shapes are drawn with [`Shape::WEIGHTS`]. Each start and stop is a
 //! history event of process `nemesis` whose value names the targets and the
 //! mechanism. Guarantee: when [`Nemesis::run`] returns — stopped, or on
 //! error — every fault it started is healed and every node it killed is
@@ -113,6 +117,8 @@ pub struct Nemesis {
     interval: Duration,
     rng: SmallRng,
     rotation: Vec<FaultKind>,
+    kill_modes: Vec<&'static str>,
+    pause_modes: Vec<&'static str>,
     active: Option<(FaultKind, Active)>,
 }
 
@@ -147,6 +153,8 @@ impl Nemesis {
             interval,
             rng: SmallRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321),
             rotation: Vec::new(),
+            kill_modes: Vec::new(),
+            pause_modes: Vec::new(),
             active: None,
         }
     }
@@ -196,18 +204,27 @@ impl Nemesis {
         self.cluster.nodes().iter().map(|n| n.id).collect()
     }
 
-    /// Picks targets: one, the leader, a majority, or all.
-    async fn targets(&mut self, weights: [u32; 4]) -> (Vec<NodeId>, &'static str) {
+    /// Picks targets: one, the leader, a majority, or all, taking `modes`
+    /// in a seeded shuffled rotation (kept in `rotation`), so every mode
+    /// comes up once in each round: k kills with k = modes.len() always
+    /// include killing every node at once.
+    async fn targets(&mut self, modes: &[&'static str], for_kill: bool) -> (Vec<NodeId>, &'static str) {
         let mut nodes = self.nodes();
         nodes.shuffle(&mut self.rng);
-        match weighted(&mut self.rng, &weights) {
-            0 => (nodes[..1].to_vec(), "one"),
-            1 => match (self.probe)().await {
+        let rotation = if for_kill { &mut self.kill_modes } else { &mut self.pause_modes };
+        if rotation.is_empty() {
+            *rotation = modes.to_vec();
+            rotation.shuffle(&mut self.rng);
+        }
+        let mode = rotation.pop().expect("rotation refilled above");
+        match mode {
+            "leader" => match (self.probe)().await {
                 Some(l) => (vec![l], "leader"),
                 None => (nodes[..1].to_vec(), "one"),
             },
-            2 => (nodes[..nodes.len() / 2 + 1].to_vec(), "majority"),
-            _ => (nodes, "all"),
+            "majority" => (nodes[..nodes.len() / 2 + 1].to_vec(), "majority"),
+            "all" => (nodes, "all"),
+            _ => (nodes[..1].to_vec(), "one"),
         }
     }
 
@@ -228,14 +245,14 @@ impl Nemesis {
                 (Active::Partition, value, r)
             }
             FaultKind::Kill => {
-                let (targets, mode) = self.targets([30, 20, 30, 20]).await;
+                let (targets, mode) = self.targets(&["one", "leader", "majority", "all"], true).await;
                 let value = json!({"nodes": names(&targets), "mode": mode});
                 let t = targets.clone();
                 let r = blocking(&self.cluster, move |c| t.iter().try_for_each(|&n| c.kill(n))).await;
                 (Active::Kill(targets), value, r)
             }
             FaultKind::Pause => {
-                let (targets, mode) = self.targets([50, 30, 20, 0]).await;
+                let (targets, mode) = self.targets(&["one", "leader", "majority"], false).await;
                 let value = json!({"nodes": names(&targets), "mode": mode});
                 let t = targets.clone();
                 let r = blocking(&self.cluster, move |c| t.iter().try_for_each(|&n| c.pause(n))).await;
