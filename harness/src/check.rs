@@ -16,12 +16,28 @@ pub const SEARCH_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs the checkers of `workload` over the history.
 pub fn check(workload: &str, events: &[Event]) -> Result<Vec<CheckerOutcome>, CheckError> {
+    check_with_witness(workload, events).map(|(outcomes, _)| outcomes)
+}
+
+/// Runs the checkers of `workload` over the history; when a checker finds
+/// the history invalid, also draws the checker's witness page (one row per
+/// process, the failing window highlighted) for the run's report.
+pub fn check_with_witness(
+    workload: &str,
+    events: &[Event],
+) -> Result<(Vec<CheckerOutcome>, Option<String>), CheckError> {
     let opts = CheckOptions {
         time_limit: Some(SEARCH_TIME_LIMIT),
         ..CheckOptions::default()
     };
     let report = check_history(events, workload, &opts)?;
-    Ok(report
+    let witness = (report.verdict == CheckerVerdict::Invalid)
+        .then(|| {
+            faultline_checker::operation::Operations::from_events("history.jsonl", events, &[]).ok()
+        })
+        .flatten()
+        .map(|ops| faultline_checker::html::render("history.jsonl", &ops, &report));
+    let outcomes = report
         .results
         .into_iter()
         .map(|r| {
@@ -31,11 +47,17 @@ pub fn check(workload: &str, events: &[Event]) -> Result<Vec<CheckerOutcome>, Ch
                 CheckerVerdict::Invalid => VerdictKind::Invalid,
             };
             let summary = match &r.verdict {
-                faultline_checker::Verdict::Unknown { reason } => format!("{} — {reason}", r.summary),
+                faultline_checker::Verdict::Unknown { reason } => {
+                    format!("{} — {reason}", r.summary)
+                }
                 faultline_checker::Verdict::Invalid { witness } => {
                     let first = witness.to_string();
                     let first = first.lines().next().unwrap_or("").to_string();
-                    if first.is_empty() { r.summary.clone() } else { format!("{} — {first}", r.summary) }
+                    if first.is_empty() {
+                        r.summary.clone()
+                    } else {
+                        format!("{} — {first}", r.summary)
+                    }
                 }
                 faultline_checker::Verdict::Valid => r.summary.clone(),
             };
@@ -47,7 +69,8 @@ pub fn check(workload: &str, events: &[Event]) -> Result<Vec<CheckerOutcome>, Ch
                 detail: serde_json::to_value(&r).unwrap_or(serde_json::Value::Null),
             }
         })
-        .collect())
+        .collect();
+    Ok((outcomes, witness))
 }
 
 #[cfg(test)]
@@ -57,7 +80,17 @@ mod tests {
     use serde_json::json;
 
     fn ev(i: u64, p: u64, kind: EventType, f: &str, value: Value) -> Event {
-        Event { index: i, time: i * 1000, process: Process::Client(p), kind, f: f.into(), key: None, value, node: None, error: None }
+        Event {
+            index: i,
+            time: i * 1000,
+            process: Process::Client(p),
+            kind,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        }
     }
 
     #[test]
@@ -71,10 +104,28 @@ mod tests {
         let mut stale = h.clone();
         stale.push(ev(3, 1, Ok, "read", Value::Null));
         h.push(ev(3, 1, Ok, "read", json!(1)));
-        let worst = |events: &[Event]| check("register", events).expect("checks").iter().map(|o| o.verdict).max();
+        let worst = |events: &[Event]| {
+            check("register", events)
+                .expect("checks")
+                .iter()
+                .map(|o| o.verdict)
+                .max()
+        };
         assert_eq!(worst(&h), Some(VerdictKind::Valid));
         assert_eq!(worst(&stale), Some(VerdictKind::Invalid));
-        let names: Vec<String> = check("register", &h).expect("checks").into_iter().map(|o| o.checker).collect();
+        let (_, witness) = check_with_witness("register", &stale).expect("checks");
+        assert!(witness
+            .expect("an invalid history has a witness page")
+            .contains("<svg"));
+        assert!(check_with_witness("register", &h)
+            .expect("checks")
+            .1
+            .is_none());
+        let names: Vec<String> = check("register", &h)
+            .expect("checks")
+            .into_iter()
+            .map(|o| o.checker)
+            .collect();
         assert!(names.contains(&"linearizable".to_string()), "{names:?}");
     }
 }
