@@ -13,7 +13,10 @@ use faultline_checker::linearizable::check_linearizable;
 use faultline_checker::{read_history, CheckOptions, ModelKind, Operations, VerdictKind};
 use std::time::{Duration, Instant};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/porcupine");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/testdata/porcupine"
+);
 
 fn load(file: &str) -> Operations {
     let text = std::fs::read_to_string(format!("{DIR}/{file}")).expect("testdata present");
@@ -33,13 +36,24 @@ fn time_best(runs: usize, mut f: impl FnMut() -> VerdictKind) -> (Duration, Verd
 }
 
 fn check(ops: &Operations, model: ModelKind, partition: bool) -> VerdictKind {
-    let opts = CheckOptions { partition, ..CheckOptions::default() };
-    check_linearizable(ops, model, &opts).expect("fits").verdict.kind()
+    let opts = CheckOptions {
+        partition,
+        ..CheckOptions::default()
+    };
+    check_linearizable(ops, model, &opts)
+        .expect("fits")
+        .verdict
+        .kind()
 }
 
 fn report(name: &str, porcupine_s: f64, d: Duration, v: VerdictKind) {
     let s = d.as_secs_f64();
-    println!("{name:<28} {:>10.3} ms   verdict {v:<8} porcupine {:>7.0} ms   speed-up {:>6.1}x", s * 1e3, porcupine_s * 1e3, porcupine_s / s);
+    println!(
+        "{name:<28} {:>10.3} ms   verdict {v:<8} porcupine {:>7.0} ms   speed-up {:>6.1}x",
+        s * 1e3,
+        porcupine_s * 1e3,
+        porcupine_s / s
+    );
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -75,9 +89,25 @@ pub fn generate(ops_total: usize, keys: u64, processes: usize, seed: u64) -> Vec
     let mut next_process = processes as u64;
     let mut issued = 0usize;
     let mut time = 0u64;
-    let push = |events: &mut Vec<Event>, time: u64, p: u64, kind: EventType, f: &str, key: u64, value: Value| {
+    let push = |events: &mut Vec<Event>,
+                time: u64,
+                p: u64,
+                kind: EventType,
+                f: &str,
+                key: u64,
+                value: Value| {
         let index = events.len() as u64;
-        events.push(Event { index, time, process: Process::Client(p), kind, f: f.to_string(), key: Some(Value::from(key)), value, node: None, error: None });
+        events.push(Event {
+            index,
+            time,
+            process: Process::Client(p),
+            kind,
+            f: f.to_string(),
+            key: Some(Value::from(key)),
+            value,
+            node: None,
+            error: None,
+        });
     };
     while issued < ops_total || procs.iter().any(|p| p.1.is_some()) {
         time += 1000;
@@ -92,8 +122,22 @@ pub fn generate(ops_total: usize, keys: u64, processes: usize, seed: u64) -> Vec
                     1 => ("write", Value::from(next() % 5)),
                     _ => ("cas", Value::from(vec![next() % 5, next() % 5])),
                 };
-                push(&mut events, time, *p, EventType::Invoke, f, key, input.clone());
-                *pending = Some(Pending { f, key, input, output: None, crash: next() % 100 == 0 });
+                push(
+                    &mut events,
+                    time,
+                    *p,
+                    EventType::Invoke,
+                    f,
+                    key,
+                    input.clone(),
+                );
+                *pending = Some(Pending {
+                    f,
+                    key,
+                    input,
+                    output: None,
+                    crash: next() % 100 == 0,
+                });
             }
             None => {}
             Some(mut op) => {
@@ -125,7 +169,11 @@ pub fn generate(ops_total: usize, keys: u64, processes: usize, seed: u64) -> Vec
                     }
                 } else {
                     let out = op.output.expect("applied");
-                    let kind = if op.f == "cas" && out == Value::Bool(false) { EventType::Fail } else { EventType::Ok };
+                    let kind = if op.f == "cas" && out == Value::Bool(false) {
+                        EventType::Fail
+                    } else {
+                        EventType::Ok
+                    };
                     push(&mut events, time, *p, kind, op.f, op.key, out);
                 }
             }
@@ -137,7 +185,12 @@ pub fn generate(ops_total: usize, keys: u64, processes: usize, seed: u64) -> Vec
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
-    println!("check time only, best of several runs; {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "check time only, best of several runs; {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     if want("etcd-all") {
         let tsv = std::fs::read_to_string(format!("{DIR}/expected.tsv")).expect("testdata");
         let all: Vec<Operations> = tsv
@@ -147,7 +200,10 @@ fn main() {
             .map(load)
             .collect();
         let (d, v) = time_best(5, || {
-            all.iter().map(|ops| check(ops, ModelKind::CasRegister, true)).max().expect("logs")
+            all.iter()
+                .map(|ops| check(ops, ModelKind::CasRegister, true))
+                .max()
+                .expect("logs")
         });
         report(&format!("etcd all {} logs", all.len()), 0.55, d, v);
     }
@@ -167,12 +223,27 @@ fn main() {
         report("kv c10-ok as one map", 4.1, d, v);
     }
     if want("kv-all") {
-        for f in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
+        for f in [
+            "c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad",
+        ] {
             let ops = load(&format!("kv/{f}.txt"));
             for partition in [true, false] {
-                let opts = CheckOptions { partition, time_limit: Some(Duration::from_secs(10)), ..CheckOptions::default() };
-                let (d, v) = time_best(1, || check_linearizable(&ops, ModelKind::Kv, &opts).expect("fits").verdict.kind());
-                println!("kv {f:<8} {:<12} {:>10.3} ms   verdict {v}", if partition { "split" } else { "as one map" }, d.as_secs_f64() * 1e3);
+                let opts = CheckOptions {
+                    partition,
+                    time_limit: Some(Duration::from_secs(10)),
+                    ..CheckOptions::default()
+                };
+                let (d, v) = time_best(1, || {
+                    check_linearizable(&ops, ModelKind::Kv, &opts)
+                        .expect("fits")
+                        .verdict
+                        .kind()
+                });
+                println!(
+                    "kv {f:<8} {:<12} {:>10.3} ms   verdict {v}",
+                    if partition { "split" } else { "as one map" },
+                    d.as_secs_f64() * 1e3
+                );
             }
         }
     }

@@ -10,13 +10,19 @@
 use crate::error::CheckError;
 use crate::model::map::MapOf;
 use crate::model::{compile_all, Ctx, Model, ModelKind};
-use crate::model::{counter::Counter, lock::Lock, mutex::Mutex, queue::Queue, register::Register, set::Set};
+use crate::model::{
+    counter::Counter, lock::Lock, mutex::Mutex, queue::Queue, register::Register, set::Set,
+};
 use crate::operation::{Operation, Operations, Outcome};
 
 /// Is `ops` linearizable against `model`? Keyed operations are checked as
 /// one map of independent objects (never split).
 pub fn linearizable(ops: &Operations, model: ModelKind) -> Result<bool, CheckError> {
-    let keep: Vec<&Operation> = ops.ops.iter().filter(|o| o.outcome != Outcome::Fail).collect();
+    let keep: Vec<&Operation> = ops
+        .ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Fail)
+        .collect();
     assert!(keep.len() <= 16, "brute force is for small histories");
     macro_rules! go {
         ($m:expr) => {
@@ -42,7 +48,14 @@ fn run<M: Model>(model: &M, ops: &[&Operation]) -> Result<bool, CheckError> {
     Ok(dfs(model, &mut ctx, ops, &cops, 0, &state))
 }
 
-fn dfs<M: Model>(model: &M, ctx: &mut Ctx, ops: &[&Operation], cops: &[M::Op], used: u32, state: &M::State) -> bool {
+fn dfs<M: Model>(
+    model: &M,
+    ctx: &mut Ctx,
+    ops: &[&Operation],
+    cops: &[M::Op],
+    used: u32,
+    state: &M::State,
+) -> bool {
     let done = (0..ops.len()).all(|i| used >> i & 1 == 1 || ops[i].crashed());
     if done {
         return true;
@@ -53,7 +66,8 @@ fn dfs<M: Model>(model: &M, ctx: &mut Ctx, ops: &[&Operation], cops: &[M::Op], u
         }
         // Every unused operation that completed before this one began
         // would come after it: not allowed.
-        let blocked = (0..ops.len()).any(|j| j != i && used >> j & 1 == 0 && ops[j].precedes(ops[i]) && !ops[j].crashed());
+        let blocked = (0..ops.len())
+            .any(|j| j != i && used >> j & 1 == 0 && ops[j].precedes(ops[i]) && !ops[j].crashed());
         if blocked {
             continue;
         }

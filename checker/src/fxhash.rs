@@ -55,8 +55,6 @@ impl Hasher for FxHasher {
     }
 }
 
-
-
 /// MurmurHash3's 64-bit finalizer: spreads every input bit over the output,
 /// so the top bits (which the hash table uses) are good.
 #[inline]

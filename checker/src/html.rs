@@ -17,7 +17,10 @@ const ROW: f64 = 22.0;
 const LEFT: f64 = 70.0;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// What to highlight: the failing op, the concurrent ones, the prefix.
@@ -34,17 +37,28 @@ fn marks(ops: &Operations, report: &Report) -> Marks {
     let mut m = Marks::default();
     let by_id = |id: usize| ops.ops.get(id);
     for r in &report.results {
-        let Verdict::Invalid { witness } = &r.verdict else { continue };
+        let Verdict::Invalid { witness } = &r.verdict else {
+            continue;
+        };
         let involved: Vec<&Operation> = match witness {
             Witness::Linearizability(w) => {
                 m.failing.insert(w.failing_op.id);
                 m.concurrent.extend(w.concurrent.iter().map(|a| a.op.id));
                 m.prefix.extend(w.prefix.iter().map(|o| o.id));
                 m.key = w.key.as_ref().map(|k| k.to_string());
-                w.concurrent.iter().map(|a| &a.op).chain(std::iter::once(&w.failing_op)).collect()
+                w.concurrent
+                    .iter()
+                    .map(|a| &a.op)
+                    .chain(std::iter::once(&w.failing_op))
+                    .collect()
             }
             Witness::Fencing(f) => {
-                let v: Vec<&Operation> = f.violations.iter().take(1).flat_map(|v| v.ops.iter()).collect();
+                let v: Vec<&Operation> = f
+                    .violations
+                    .iter()
+                    .take(1)
+                    .flat_map(|v| v.ops.iter())
+                    .collect();
                 m.failing.extend(v.iter().map(|o| o.id));
                 v
             }
@@ -59,7 +73,11 @@ fn marks(ops: &Operations, report: &Report) -> Marks {
                 v
             }
         };
-        let start = involved.iter().filter_map(|o| by_id(o.id)).map(|o| o.invoke_time).min();
+        let start = involved
+            .iter()
+            .filter_map(|o| by_id(o.id))
+            .map(|o| o.invoke_time)
+            .min();
         let end = involved
             .iter()
             .filter_map(|o| by_id(o.id))
@@ -88,7 +106,9 @@ pub fn render(name: &str, ops: &Operations, report: &Report) -> String {
             Some((s, _)) => shown.partition_point(|o| o.invoke_time < s),
             None => 0,
         };
-        let from = centre.saturating_sub(MAX_OPS / 2).min(shown.len() - MAX_OPS);
+        let from = centre
+            .saturating_sub(MAX_OPS / 2)
+            .min(shown.len() - MAX_OPS);
         shown = shown[from..from + MAX_OPS].to_vec();
     }
     let t0 = shown.iter().map(|o| o.invoke_time).min().unwrap_or(0);
@@ -100,7 +120,9 @@ pub fn render(name: &str, ops: &Operations, report: &Report) -> String {
         .max(m.window.map(|w| w.1).unwrap_or(0))
         .max(t0 + 1);
     let crashed_end = t1 + (t1 - t0) / 50 + 1;
-    let x = |t: u64| LEFT + (t.saturating_sub(t0)) as f64 / (crashed_end - t0) as f64 * (WIDTH - LEFT - 10.0);
+    let x = |t: u64| {
+        LEFT + (t.saturating_sub(t0)) as f64 / (crashed_end - t0) as f64 * (WIDTH - LEFT - 10.0)
+    };
     let mut rows: BTreeMap<u64, usize> = BTreeMap::new();
     for o in &shown {
         let n = rows.len();
@@ -113,7 +135,10 @@ pub fn render(name: &str, ops: &Operations, report: &Report) -> String {
     let height = rows.len() as f64 * ROW + 40.0;
 
     let mut svg = String::new();
-    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}">"#);
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}">"#
+    );
     if let Some((s, e)) = m.window {
         let _ = write!(
             svg,
@@ -124,7 +149,13 @@ pub fn render(name: &str, ops: &Operations, report: &Report) -> String {
     }
     for (p, row) in &rows {
         let y = *row as f64 * ROW + 20.0;
-        let _ = write!(svg, r##"<text x="4" y="{:.1}" class="p">p{p}</text><line x1="{LEFT}" x2="{WIDTH}" y1="{:.1}" y2="{:.1}" stroke="#eee"/>"##, y + 14.0, y + ROW, y + ROW);
+        let _ = write!(
+            svg,
+            r##"<text x="4" y="{:.1}" class="p">p{p}</text><line x1="{LEFT}" x2="{WIDTH}" y1="{:.1}" y2="{:.1}" stroke="#eee"/>"##,
+            y + 14.0,
+            y + ROW,
+            y + ROW
+        );
     }
     for o in &shown {
         let y = rows[&o.process] as f64 * ROW + 22.0;
@@ -154,7 +185,10 @@ pub fn render(name: &str, ops: &Operations, report: &Report) -> String {
             ROW - 6.0,
             x0 + 3.0,
             y + 12.0,
-            esc(&label.chars().take(((x1 - x0) / 6.5) as usize).collect::<String>()),
+            esc(&label
+                .chars()
+                .take(((x1 - x0) / 6.5) as usize)
+                .collect::<String>()),
             esc(&o.to_string())
         );
     }
@@ -175,20 +209,47 @@ pub fn render(name: &str, ops: &Operations, report: &Report) -> String {
     for r in &report.results {
         match &r.verdict {
             Verdict::Invalid { witness } => {
-                let _ = write!(details, "<h3>{}</h3><pre>{}</pre>", esc(&r.name), esc(&witness.to_string()));
+                let _ = write!(
+                    details,
+                    "<h3>{}</h3><pre>{}</pre>",
+                    esc(&r.name),
+                    esc(&witness.to_string())
+                );
             }
             Verdict::Unknown { reason } => {
-                let _ = write!(details, "<h3>{}</h3><pre>unknown: {}</pre>", esc(&r.name), esc(reason));
+                let _ = write!(
+                    details,
+                    "<h3>{}</h3><pre>unknown: {}</pre>",
+                    esc(&r.name),
+                    esc(reason)
+                );
             }
             Verdict::Valid => {}
         }
     }
     let cut = if shown.len() < total {
-        format!("<p>Showing {} of {} operations{}.</p>", shown.len(), total, if m.window.is_some() { ", around the failing window" } else { "" })
+        format!(
+            "<p>Showing {} of {} operations{}.</p>",
+            shown.len(),
+            total,
+            if m.window.is_some() {
+                ", around the failing window"
+            } else {
+                ""
+            }
+        )
     } else {
         String::new()
     };
-    let key = m.key.map(|k| format!("<p>Operations on key {} only (the key that fails).</p>", esc(&k))).unwrap_or_default();
+    let key = m
+        .key
+        .map(|k| {
+            format!(
+                "<p>Operations on key {} only (the key that fails).</p>",
+                esc(&k)
+            )
+        })
+        .unwrap_or_default();
     format!(
         r##"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>faultline check: {title}</title>
@@ -237,13 +298,25 @@ mod tests {
             event_count: 4,
             end_time: 3_000_000,
         };
-        let r = check_linearizable(&ops, ModelKind::Register, &CheckOptions::default()).expect("fits");
+        let r =
+            check_linearizable(&ops, ModelKind::Register, &CheckOptions::default()).expect("fits");
         assert!(r.verdict.is_invalid());
-        let report = Report::new(vec![CheckerResult { name: "linearizable".into(), verdict: r.verdict, summary: "s <b>".into(), details: Value::Null }]);
+        let report = Report::new(vec![CheckerResult {
+            name: "linearizable".into(),
+            verdict: r.verdict,
+            summary: "s <b>".into(),
+            details: Value::Null,
+        }]);
         let page = render("h<1>.jsonl", &ops, &report);
-        assert!(page.contains(r#"<g class="failing">"#), "the read is the failing op");
+        assert!(
+            page.contains(r#"<g class="failing">"#),
+            "the read is the failing op"
+        );
         assert!(page.contains("failing window"));
-        assert!(page.contains("h&lt;1&gt;.jsonl") && !page.contains("<b>"), "text is escaped");
+        assert!(
+            page.contains("h&lt;1&gt;.jsonl") && !page.contains("<b>"),
+            "text is escaped"
+        );
         assert!(!page.contains("<script"), "self-contained, no scripts");
     }
 }

@@ -72,14 +72,22 @@ use history::Event;
 /// Runs the checkers of `workload` (by name: `register`, `kv`, `set`,
 /// `counter`, `lock`) on a history, plus `stats`. The history is named
 /// "history" in errors; use [`check_workload`] to name it yourself.
-pub fn check_history(events: &[Event], workload: &str, opts: &CheckOptions) -> Result<Report, CheckError> {
+pub fn check_history(
+    events: &[Event],
+    workload: &str,
+    opts: &CheckOptions,
+) -> Result<Report, CheckError> {
     let workload: Workload = workload.parse()?;
     let ops = Operations::from_events("history", events, &[])?;
     check_workload(&ops, workload, opts)
 }
 
 /// Runs the checkers of `workload` on paired operations, plus `stats`.
-pub fn check_workload(ops: &Operations, workload: Workload, opts: &CheckOptions) -> Result<Report, CheckError> {
+pub fn check_workload(
+    ops: &Operations,
+    workload: Workload,
+    opts: &CheckOptions,
+) -> Result<Report, CheckError> {
     let mut results = Vec::new();
     match workload {
         Workload::Register | Workload::Kv => {
@@ -95,12 +103,23 @@ pub fn check_workload(ops: &Operations, workload: Workload, opts: &CheckOptions)
 }
 
 /// Checks linearizability against `model`, plus `stats`.
-pub fn check_model(ops: &Operations, model: ModelKind, opts: &CheckOptions) -> Result<Report, CheckError> {
-    let results = vec![linearizability_result(ops, model, opts)?, checkers::stats::check(&ops.ops)];
+pub fn check_model(
+    ops: &Operations,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<Report, CheckError> {
+    let results = vec![
+        linearizability_result(ops, model, opts)?,
+        checkers::stats::check(&ops.ops),
+    ];
     Ok(Report::new(results))
 }
 
-fn linearizability_result(ops: &Operations, model: ModelKind, opts: &CheckOptions) -> Result<CheckerResult, CheckError> {
+fn linearizability_result(
+    ops: &Operations,
+    model: ModelKind,
+    opts: &CheckOptions,
+) -> Result<CheckerResult, CheckError> {
     let r = linearizable::check_linearizable(ops, model, opts)?;
     let summary = format!(
         "{} on {} operations in {} part{} ({} steps, {} memoized configurations)",

@@ -9,6 +9,7 @@
 //! too, since they may always be linearized as if they never happened.
 
 use crate::error::CheckError;
+use crate::history::Value;
 use crate::model::counter::Counter;
 use crate::model::lock::Lock;
 use crate::model::map::MapOf;
@@ -21,7 +22,6 @@ use crate::operation::{Operation, Operations, Outcome};
 use crate::options::CheckOptions;
 use crate::search::{search, Limits, SearchResult, SearchStats};
 use crate::verdict::{Attempt, LinearizabilityWitness, Verdict, Witness};
-use crate::history::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex as StdMutex;
@@ -49,7 +49,11 @@ pub fn check_linearizable(
     model: ModelKind,
     opts: &CheckOptions,
 ) -> Result<LinearizabilityReport, CheckError> {
-    let relevant: Vec<&Operation> = ops.ops.iter().filter(|o| o.outcome != Outcome::Fail).collect();
+    let relevant: Vec<&Operation> = ops
+        .ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Fail)
+        .collect();
     let keyed = relevant.iter().any(|o| o.key.is_some());
     let groups: Vec<(Option<Value>, Vec<&Operation>)> = if keyed && opts.partition {
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -112,7 +116,9 @@ fn run_groups<M: Model>(
     let mut order: Vec<usize> = (0..groups.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(groups[i].1.len()));
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         t => t,
     }
     .min(groups.len())
@@ -130,18 +136,34 @@ fn run_groups<M: Model>(
         let mut stats = SearchStats::default();
         let mut searched = 0;
         loop {
-            let Some((g, budget)) = queue.lock().expect("no worker panics").pop_front() else { break };
+            let Some((g, budget)) = queue.lock().expect("no worker panics").pop_front() else {
+                break;
+            };
             if stop.load(Ordering::Relaxed) {
                 results.lock().expect("no worker panics")[g] = Some(PartResult::Stopped);
                 continue;
             }
             let (key, ops) = &groups[g];
-            let r = check_part(model, key.clone(), ops, &limits, budget, &mut stats, &mut searched);
-            if matches!(r, PartResult::Done(Verdict::Invalid { .. }) | PartResult::Error(_)) {
+            let r = check_part(
+                model,
+                key.clone(),
+                ops,
+                &limits,
+                budget,
+                &mut stats,
+                &mut searched,
+            );
+            if matches!(
+                r,
+                PartResult::Done(Verdict::Invalid { .. }) | PartResult::Error(_)
+            ) {
                 stop.store(true, Ordering::Relaxed);
             }
             if matches!(r, PartResult::OutOfBudget) {
-                queue.lock().expect("no worker panics").push_back((g, budget.saturating_mul(4)));
+                queue
+                    .lock()
+                    .expect("no worker panics")
+                    .push_back((g, budget.saturating_mul(4)));
                 continue;
             }
             results.lock().expect("no worker panics")[g] = Some(r);
@@ -184,7 +206,12 @@ fn run_groups<M: Model>(
     };
     let _ = searched;
     let ops = groups.iter().map(|g| g.1.len()).sum();
-    Ok(LinearizabilityReport { verdict, stats, parts: groups.len(), ops })
+    Ok(LinearizabilityReport {
+        verdict,
+        stats,
+        parts: groups.len(),
+        ops,
+    })
 }
 
 fn check_part<M: Model>(
@@ -223,7 +250,9 @@ fn check_part<M: Model>(
         }),
         SearchResult::Invalid { best_prefix } => {
             let w = witness(model, &mut ctx, key, &ops, &cops, &best_prefix);
-            PartResult::Done(Verdict::Invalid { witness: Witness::Linearizability(Box::new(w)) })
+            PartResult::Done(Verdict::Invalid {
+                witness: Witness::Linearizability(Box::new(w)),
+            })
         }
     }
 }
@@ -240,7 +269,9 @@ fn witness<M: Model>(
     prefix: &[usize],
 ) -> LinearizabilityWitness {
     let mut state = model.init(ctx);
-    let from = prefix.len().saturating_sub(LinearizabilityWitness::STATES_KEPT);
+    let from = prefix
+        .len()
+        .saturating_sub(LinearizabilityWitness::STATES_KEPT);
     let mut prefix_states = Vec::new();
     let mut in_prefix = vec![false; ops.len()];
     for (i, &o) in prefix.iter().enumerate() {
@@ -266,10 +297,16 @@ fn witness<M: Model>(
         .iter()
         .map(|&o| Attempt {
             op: ops[o].clone(),
-            next_state: model.step(ctx, &state, &cops[o]).map(|s| model.show(ctx, &s)),
+            next_state: model
+                .step(ctx, &state, &cops[o])
+                .map(|s| model.show(ctx, &s)),
         })
         .collect();
-    let start = candidates.iter().map(|&o| ops[o].invoke_pos).min().unwrap_or(0);
+    let start = candidates
+        .iter()
+        .map(|&o| ops[o].invoke_pos)
+        .min()
+        .unwrap_or(0);
     let end = candidates
         .iter()
         .filter_map(|&o| ops[o].complete_pos)

@@ -248,7 +248,10 @@ mod tests {
     fn rejects_completion_without_invoke_and_double_invoke() {
         let evs = vec![ev(0, 1, EventType::Ok, "write", 3.into())];
         let e = Operations::from_events("h.jsonl", &evs, &[7]).unwrap_err();
-        assert!(matches!(e, HistoryError::CompletionWithoutInvoke { line: 7, .. }), "{e}");
+        assert!(
+            matches!(e, HistoryError::CompletionWithoutInvoke { line: 7, .. }),
+            "{e}"
+        );
         let evs = vec![
             ev(0, 1, EventType::Invoke, "write", 3.into()),
             ev(1, 1, EventType::Invoke, "read", Value::Null),

@@ -73,7 +73,9 @@ pub enum SearchResult {
     Valid,
     /// Not linearizable; the longest linearizable prefix found (indices into
     /// the search's operations, in linearization order).
-    Invalid { best_prefix: Vec<usize> },
+    Invalid {
+        best_prefix: Vec<usize>,
+    },
     Unknown(String),
     /// Another search found the history invalid.
     Stopped,
@@ -117,7 +119,11 @@ struct Bits {
 
 impl Bits {
     fn new(n: usize) -> Bits {
-        Bits { words: vec![0; n.div_ceil(64) + 1], low: 0, high: 0 }
+        Bits {
+            words: vec![0; n.div_ceil(64) + 1],
+            low: 0,
+            high: 0,
+        }
     }
     #[inline]
     fn set(&mut self, i: usize) {
@@ -300,7 +306,10 @@ pub fn search<M: Model>(
         return SearchResult::Valid;
     }
     // Index of each op among the completed or among the crashed ones.
-    let crashed: Vec<bool> = ops.iter().map(|o| o.crashed() || o.complete_pos.is_none()).collect();
+    let crashed: Vec<bool> = ops
+        .iter()
+        .map(|o| o.crashed() || o.complete_pos.is_none())
+        .collect();
     let mut index = vec![0usize; n];
     let (mut nc, mut nk) = (0, 0);
     for o in 0..n {
@@ -330,8 +339,13 @@ pub fn search<M: Model>(
 
     // Backjumping (see the module docs): per memo entry, the key blamed
     // for its failure; per configuration on the path, its failed children.
-    let comp: Vec<u32> = cops.iter().map(|c| model.component(c).unwrap_or(ANY)).collect();
-    let cbj = !crashed.iter().any(|&c| c) && comp.iter().all(|&c| c != ANY) && comp.iter().any(|&c| c != comp[0]);
+    let comp: Vec<u32> = cops
+        .iter()
+        .map(|c| model.component(c).unwrap_or(ANY))
+        .collect();
+    let cbj = !crashed.iter().any(|&c| c)
+        && comp.iter().all(|&c| c != ANY)
+        && comp.iter().any(|&c| c != comp[0]);
     let mut blame_of: Vec<u32> = Vec::new();
     let mut recs: Vec<(u32, u32)> = Vec::new();
 
@@ -404,7 +418,8 @@ pub fn search<M: Model>(
                 });
                 let new = match found {
                     Some(m) => {
-                        let seen = |&(at, len): &(usize, u32)| subset(&arena[at..at + len as usize], ks);
+                        let seen =
+                            |&(at, len): &(usize, u32)| subset(&arena[at..at + len as usize], ks);
                         if seen(&m.k0) || m.more.iter().any(seen) {
                             if cbj {
                                 recs.push((comp[o], blame_of[m.id as usize]));
@@ -540,20 +555,27 @@ pub fn search<M: Model>(
             // infeasible too, whatever its other candidates.
         }
         if invalid {
-            break SearchResult::Invalid { best_prefix: best.iter().map(|&o| o as usize).collect() };
+            break SearchResult::Invalid {
+                best_prefix: best.iter().map(|&o| o as usize).collect(),
+            };
         }
     };
     stats.memo_entries += memo.len() as u64;
     let held: usize = memo
         .iter()
         .map(|m| {
-            entry_overhead + 16 * m.more.len() + model.state_bytes(&m.state) - std::mem::size_of::<M::State>()
+            entry_overhead + 16 * m.more.len() + model.state_bytes(&m.state)
+                - std::mem::size_of::<M::State>()
         })
         .sum::<usize>()
         + 8 * arena.len();
     stats.memo_bytes += held as u64;
     // Give the memory back to the shared budget: this search is done.
     limits.memory_used.fetch_add(local_bytes, Ordering::Relaxed);
-    let _ = limits.memory_used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| Some(m.saturating_sub(held)));
+    let _ = limits
+        .memory_used
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+            Some(m.saturating_sub(held))
+        });
     result
 }

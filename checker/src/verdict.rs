@@ -5,8 +5,8 @@
 //! checker could not decide (time limit, memory bound, nothing to check).
 //! Every witness renders as text (`Display`) and serializes to JSON.
 
-use crate::operation::Operation;
 use crate::history::Value;
+use crate::operation::Operation;
 use serde::Serialize;
 use std::fmt;
 
@@ -44,7 +44,9 @@ impl Verdict {
         matches!(self, Verdict::Invalid { .. })
     }
     pub fn unknown(reason: impl Into<String>) -> Verdict {
-        Verdict::Unknown { reason: reason.into() }
+        Verdict::Unknown {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -146,7 +148,12 @@ impl fmt::Display for LinearizabilityWitness {
         let shown = 8.min(self.prefix.len());
         if shown > 0 {
             writeln!(f, "  last {shown} of the prefix (op => state):")?;
-            for (i, op) in self.prefix.iter().enumerate().skip(self.prefix.len() - shown) {
+            for (i, op) in self
+                .prefix
+                .iter()
+                .enumerate()
+                .skip(self.prefix.len() - shown)
+            {
                 let state = i
                     .checked_sub(self.prefix_states_from)
                     .and_then(|j| self.prefix_states.get(j))
@@ -155,7 +162,11 @@ impl fmt::Display for LinearizabilityWitness {
                 writeln!(f, "    {op}  => {state}")?;
             }
         }
-        writeln!(f, "  concurrent operations not yet linearized, applied to {}:", self.final_state)?;
+        writeln!(
+            f,
+            "  concurrent operations not yet linearized, applied to {}:",
+            self.final_state
+        )?;
         for a in &self.concurrent {
             match &a.next_state {
                 Some(s) => writeln!(f, "    {}  => {s}", a.op)?,
@@ -183,7 +194,11 @@ impl fmt::Display for SetWitness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |v: &[Value]| {
             let shown: Vec<String> = v.iter().take(20).map(Value::to_string).collect();
-            let more = if v.len() > 20 { format!(" … ({} in all)", v.len()) } else { String::new() };
+            let more = if v.len() > 20 {
+                format!(" … ({} in all)", v.len())
+            } else {
+                String::new()
+            };
             format!("[{}]{more}", shown.join(", "))
         };
         writeln!(f, "set anomalies against the final read:")?;
@@ -218,7 +233,11 @@ impl fmt::Display for CounterWitness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} counter read(s) out of bounds:", self.errors.len())?;
         for e in self.errors.iter().take(20) {
-            writeln!(f, "  {} read {} not in [{}, {}]", e.read, e.value, e.lower, e.upper)?;
+            writeln!(
+                f,
+                "  {} read {} not in [{}, {}]",
+                e.read, e.value, e.lower, e.upper
+            )?;
         }
         Ok(())
     }

@@ -25,7 +25,13 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [Workload::Register, Workload::Kv, Workload::Set, Workload::Counter, Workload::Lock];
+    pub const ALL: [Workload; 5] = [
+        Workload::Register,
+        Workload::Kv,
+        Workload::Set,
+        Workload::Counter,
+        Workload::Lock,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -59,7 +65,11 @@ impl Workload {
                 .ops
                 .iter()
                 .any(|o| o.f == "read" && o.output.as_ref().is_some_and(|v| v.is_array()));
-            return if list_read { Workload::Set } else { Workload::Counter };
+            return if list_read {
+                Workload::Set
+            } else {
+                Workload::Counter
+            };
         }
         if has("get") || has("put") || has("append") {
             return Workload::Kv;
@@ -77,10 +87,13 @@ impl fmt::Display for Workload {
 impl FromStr for Workload {
     type Err = CheckError;
     fn from_str(s: &str) -> Result<Self, CheckError> {
-        Workload::ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| CheckError::UnknownName {
-            what: "workload",
-            name: s.to_string(),
-            expected: Workload::ALL.map(Workload::name).join(", "),
-        })
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| CheckError::UnknownName {
+                what: "workload",
+                name: s.to_string(),
+                expected: Workload::ALL.map(Workload::name).join(", "),
+            })
     }
 }

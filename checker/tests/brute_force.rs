@@ -31,7 +31,11 @@ fn op_for(model: ModelKind, rng: &mut Rng, process: u64) -> (&'static str, Value
             let n = if model == ModelKind::Register { 2 } else { 3 };
             match rng.below(n) {
                 0 => {
-                    let out = if rng.below(4) == 0 { Value::Null } else { v(rng) };
+                    let out = if rng.below(4) == 0 {
+                        Value::Null
+                    } else {
+                        v(rng)
+                    };
                     ("read", Value::Null, out)
                 }
                 1 => {
@@ -40,21 +44,41 @@ fn op_for(model: ModelKind, rng: &mut Rng, process: u64) -> (&'static str, Value
                 }
                 _ => {
                     let pair = json!([rng.below(3), rng.below(3)]);
-                    let out = if rng.below(3) == 0 { Value::Bool(false) } else { pair.clone() };
+                    let out = if rng.below(3) == 0 {
+                        Value::Bool(false)
+                    } else {
+                        pair.clone()
+                    };
                     ("cas", pair, out)
                 }
             }
         }
         ModelKind::Mutex => {
-            if rng.below(2) == 0 { ("acquire", Value::Null, Value::Null) } else { ("release", Value::Null, Value::Null) }
+            if rng.below(2) == 0 {
+                ("acquire", Value::Null, Value::Null)
+            } else {
+                ("release", Value::Null, Value::Null)
+            }
         }
         ModelKind::Lock => {
             let owner = format!("o{process}");
             let token = rng.below(4) + 1;
             match rng.below(3) {
-                0 => ("acquire", json!({"owner": owner, "ttl_ms": 100}), json!({"owner": owner, "ttl_ms": 100, "token": token})),
-                1 => ("release", json!({"owner": owner, "token": token}), json!({"owner": owner, "token": token})),
-                _ => ("renew", json!({"owner": owner, "token": token, "ttl_ms": 100}), json!({"owner": owner, "token": token})),
+                0 => (
+                    "acquire",
+                    json!({"owner": owner, "ttl_ms": 100}),
+                    json!({"owner": owner, "ttl_ms": 100, "token": token}),
+                ),
+                1 => (
+                    "release",
+                    json!({"owner": owner, "token": token}),
+                    json!({"owner": owner, "token": token}),
+                ),
+                _ => (
+                    "renew",
+                    json!({"owner": owner, "token": token, "ttl_ms": 100}),
+                    json!({"owner": owner, "token": token}),
+                ),
             }
         }
         ModelKind::Set => {
@@ -79,7 +103,11 @@ fn op_for(model: ModelKind, rng: &mut Rng, process: u64) -> (&'static str, Value
                 let x = Value::from(rng.below(3) + 1);
                 ("enqueue", x.clone(), x)
             } else {
-                let out = if rng.below(3) == 0 { Value::Null } else { Value::from(rng.below(3) + 1) };
+                let out = if rng.below(3) == 0 {
+                    Value::Null
+                } else {
+                    Value::from(rng.below(3) + 1)
+                };
                 ("dequeue", Value::Null, out)
             }
         }
@@ -96,9 +124,24 @@ fn history(model: ModelKind, seed: u64, max_ops: usize, keyed: bool) -> Vec<Even
     let mut procs: Vec<u64> = (0..4).collect();
     let mut next_proc = 4;
     let mut issued = 0;
-    let push = |events: &mut Vec<Event>, p: u64, kind: EventType, f: &str, key: Option<Value>, value: Value| {
+    let push = |events: &mut Vec<Event>,
+                p: u64,
+                kind: EventType,
+                f: &str,
+                key: Option<Value>,
+                value: Value| {
         let i = events.len() as u64;
-        events.push(Event { index: i, time: i * 10, process: Process::Client(p), kind, f: f.into(), key, value, node: None, error: None });
+        events.push(Event {
+            index: i,
+            time: i * 10,
+            process: Process::Client(p),
+            kind,
+            f: f.into(),
+            key,
+            value,
+            node: None,
+            error: None,
+        });
     };
     loop {
         let w = rng.below(4) as usize;
@@ -124,7 +167,9 @@ fn history(model: ModelKind, seed: u64, max_ops: usize, keyed: bool) -> Vec<Even
                     _ => push(&mut events, p, EventType::Ok, f, key, out),
                 }
                 // A process that crashed or never completed is replaced.
-                if events.last().map(|e| e.kind) != Some(EventType::Ok) && events.last().map(|e| e.kind) != Some(EventType::Fail) {
+                if events.last().map(|e| e.kind) != Some(EventType::Ok)
+                    && events.last().map(|e| e.kind) != Some(EventType::Fail)
+                {
                     procs[w] = next_proc;
                     next_proc += 1;
                 }
@@ -136,12 +181,24 @@ fn history(model: ModelKind, seed: u64, max_ops: usize, keyed: bool) -> Vec<Even
 
 fn agree(model: ModelKind, seed: u64, keyed: bool) -> Result<(), TestCaseError> {
     let events = history(model, seed, 8, keyed);
-    let ops = Operations::from_events("generated", &events, &[]).expect("generated histories are well formed");
+    let ops = Operations::from_events("generated", &events, &[])
+        .expect("generated histories are well formed");
     let expected = brute::linearizable(&ops, model).expect("ops fit the model");
     for partition in [true, false] {
-        let opts = CheckOptions { partition, threads: 1, ..CheckOptions::default() };
-        let got = check_linearizable(&ops, model, &opts).expect("ops fit the model").verdict.kind();
-        let want = if expected { VerdictKind::Valid } else { VerdictKind::Invalid };
+        let opts = CheckOptions {
+            partition,
+            threads: 1,
+            ..CheckOptions::default()
+        };
+        let got = check_linearizable(&ops, model, &opts)
+            .expect("ops fit the model")
+            .verdict
+            .kind();
+        let want = if expected {
+            VerdictKind::Valid
+        } else {
+            VerdictKind::Invalid
+        };
         prop_assert_eq!(
             got,
             want,
@@ -149,7 +206,11 @@ fn agree(model: ModelKind, seed: u64, keyed: bool) -> Result<(), TestCaseError> 
             model,
             seed,
             partition,
-            events.iter().map(|e| serde_json::to_string(e).expect("json")).collect::<Vec<_>>().join("\n")
+            events
+                .iter()
+                .map(|e| serde_json::to_string(e).expect("json"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         if !keyed {
             break;
@@ -173,8 +234,16 @@ macro_rules! model_test {
 }
 
 model_test!(register_agrees_with_brute_force, ModelKind::Register, false);
-model_test!(cas_register_agrees_with_brute_force, ModelKind::CasRegister, false);
-model_test!(kv_split_and_whole_agree_with_brute_force, ModelKind::Kv, true);
+model_test!(
+    cas_register_agrees_with_brute_force,
+    ModelKind::CasRegister,
+    false
+);
+model_test!(
+    kv_split_and_whole_agree_with_brute_force,
+    ModelKind::Kv,
+    true
+);
 model_test!(mutex_agrees_with_brute_force, ModelKind::Mutex, false);
 model_test!(lock_agrees_with_brute_force, ModelKind::Lock, false);
 model_test!(set_agrees_with_brute_force, ModelKind::Set, false);
@@ -188,7 +257,12 @@ fn generated_histories_are_a_mix_of_valid_and_invalid() {
     for model in ModelKind::ALL {
         let valid = (0..300u64)
             .filter(|&s| {
-                let ops = Operations::from_events("g", &history(model, s, 8, model == ModelKind::Kv), &[]).expect("well formed");
+                let ops = Operations::from_events(
+                    "g",
+                    &history(model, s, 8, model == ModelKind::Kv),
+                    &[],
+                )
+                .expect("well formed");
                 brute::linearizable(&ops, model).expect("fits")
             })
             .count();

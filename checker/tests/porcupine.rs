@@ -3,9 +3,14 @@
 //! `kv` split by key and also checked whole (`--no-partition`).
 
 use faultline_checker::linearizable::check_linearizable;
-use faultline_checker::{read_history, CheckOptions, HistoryError, ModelKind, Operations, VerdictKind};
+use faultline_checker::{
+    read_history, CheckOptions, HistoryError, ModelKind, Operations, VerdictKind,
+};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/porcupine");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/testdata/porcupine"
+);
 
 fn cases() -> Vec<(String, ModelKind, VerdictKind)> {
     let tsv = std::fs::read_to_string(format!("{DIR}/expected.tsv")).expect("testdata present");
@@ -32,8 +37,14 @@ fn load(file: &str) -> Result<Operations, HistoryError> {
 
 fn check(file: &str, model: ModelKind, partition: bool) -> VerdictKind {
     let ops = load(file).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let opts = CheckOptions { partition, ..CheckOptions::default() };
-    check_linearizable(&ops, model, &opts).expect("ops fit the model").verdict.kind()
+    let opts = CheckOptions {
+        partition,
+        ..CheckOptions::default()
+    };
+    check_linearizable(&ops, model, &opts)
+        .expect("ops fit the model")
+        .verdict
+        .kind()
 }
 
 #[test]
@@ -64,7 +75,10 @@ fn every_kv_log_gets_its_expected_verdict_split_by_key() {
 
 #[test]
 fn the_c01_and_c10_kv_logs_get_their_expected_verdict_as_one_map() {
-    for (file, model, expected) in cases().into_iter().filter(|c| c.0.starts_with("kv/c01") || c.0.starts_with("kv/c10")) {
+    for (file, model, expected) in cases()
+        .into_iter()
+        .filter(|c| c.0.starts_with("kv/c01") || c.0.starts_with("kv/c10"))
+    {
         assert_eq!(check(&file, model, false), expected, "{file} as one map");
     }
 }
@@ -77,9 +91,18 @@ fn the_c01_and_c10_kv_logs_get_their_expected_verdict_as_one_map() {
 fn the_c50_kv_logs_as_one_map_are_right_or_unknown_within_the_time_limit() {
     for (file, model, expected) in cases().into_iter().filter(|c| c.0.starts_with("kv/c50")) {
         let ops = load(&file).expect("parses");
-        let opts = CheckOptions { partition: false, time_limit: Some(std::time::Duration::from_secs(3)), ..CheckOptions::default() };
-        let got = check_linearizable(&ops, model, &opts).expect("fits").verdict;
-        assert!(got.kind() == expected || got.kind() == VerdictKind::Unknown, "{file}: {got}");
+        let opts = CheckOptions {
+            partition: false,
+            time_limit: Some(std::time::Duration::from_secs(3)),
+            ..CheckOptions::default()
+        };
+        let got = check_linearizable(&ops, model, &opts)
+            .expect("fits")
+            .verdict;
+        assert!(
+            got.kind() == expected || got.kind() == VerdictKind::Unknown,
+            "{file}: {got}"
+        );
         if let faultline_checker::Verdict::Unknown { reason } = &got {
             assert!(reason.contains("time limit"), "{reason}");
         }

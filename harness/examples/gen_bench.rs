@@ -18,15 +18,26 @@ use std::time::Duration;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let seconds: f64 = args.next().map(|s| s.parse().expect("SECONDS is a number")).unwrap_or(5.0);
-    let workers: usize = args.next().map(|s| s.parse().expect("WORKERS is a number")).unwrap_or(10);
+    let seconds: f64 = args
+        .next()
+        .map(|s| s.parse().expect("SECONDS is a number"))
+        .unwrap_or(5.0);
+    let workers: usize = args
+        .next()
+        .map(|s| s.parse().expect("WORKERS is a number"))
+        .unwrap_or(10);
     let workload = args.next().unwrap_or_else(|| "register".into());
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("history.jsonl");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let wl = workload_by_name(&workload, &WorkloadOptions::default()).expect("a known workload");
     let store = FakeStore::new();
-    let recorder = Arc::new(Recorder::new(HistoryWriter::create(&path).expect("history file")));
+    let recorder = Arc::new(Recorder::new(
+        HistoryWriter::create(&path).expect("history file"),
+    ));
     let started = std::time::Instant::now();
     rt.block_on(async {
         let ws = (0..workers)
@@ -43,11 +54,16 @@ fn main() {
             op_timeout: Duration::from_secs(1),
             concurrency: workers as u64,
         };
-        main_phase(ws, Arc::clone(&recorder), cfg).await.expect("main phase");
+        main_phase(ws, Arc::clone(&recorder), cfg)
+            .await
+            .expect("main phase");
     });
     let elapsed = started.elapsed().as_secs_f64();
     let recorder = Arc::into_inner(recorder).expect("workers are done");
-    let ops = recorder.counts.invoked.load(std::sync::atomic::Ordering::Relaxed);
+    let ops = recorder
+        .counts
+        .invoked
+        .load(std::sync::atomic::Ordering::Relaxed);
     let events = recorder.finish().expect("history closes");
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(

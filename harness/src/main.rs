@@ -7,7 +7,11 @@ use faultline::exit::{code_for, Exit};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version, about = "Jepsen-style fault-injection testing: run, break, check, report")]
+#[command(
+    name = "faultline",
+    version,
+    about = "Jepsen-style fault-injection testing: run, break, check, report"
+)]
 struct Cli {
     /// Log format on stderr (RUST_LOG sets the level).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]

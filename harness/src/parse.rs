@@ -6,20 +6,28 @@ use std::time::Duration;
 /// `60s`, `500ms`, `2m`, `1.5s`, `1h`, or a bare number of seconds.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {text:?}: use a number with a unit, like 60s, 500ms, 2m"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("bad duration {text:?}: use a number with a unit, like 60s, 500ms, 2m")
+    })?;
     let seconds = match unit.trim() {
         "" | "s" | "sec" | "secs" => value,
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("bad duration {text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "bad duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ))
+        }
     };
     if !seconds.is_finite() || seconds < 0.0 || seconds > 7.0 * 24.0 * 3600.0 {
-        return Err(format!("bad duration {text:?}: must be between 0 and 7 days"));
+        return Err(format!(
+            "bad duration {text:?}: must be between 0 and 7 days"
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -42,9 +50,15 @@ impl Concurrency {
 
 pub fn concurrency(text: &str) -> Result<Concurrency, String> {
     let t = text.trim();
-    let bad = || format!("bad concurrency {text:?}: use a number of workers (10) or workers per node (3n)");
+    let bad = || {
+        format!("bad concurrency {text:?}: use a number of workers (10) or workers per node (3n)")
+    };
     let c = match t.strip_suffix('n') {
-        Some(k) => Concurrency::PerNode(if k.is_empty() { 1 } else { k.parse().map_err(|_| bad())? }),
+        Some(k) => Concurrency::PerNode(if k.is_empty() {
+            1
+        } else {
+            k.parse().map_err(|_| bad())?
+        }),
         None => Concurrency::Total(t.parse().map_err(|_| bad())?),
     };
     if matches!(c, Concurrency::Total(0) | Concurrency::PerNode(0)) {

@@ -43,9 +43,29 @@ fn remote_test_runs_faults_fetches_logs_and_leaves_nothing() {
     let lab = TestLab::up(3);
     let store = tempfile::tempdir().unwrap();
     let out = Command::new(faultline())
-        .args(["test", "--lab", lab.dir_str(), "--store", store.path().to_str().unwrap(), "--name", "remote"])
-        .args(["--workload", "register", "--nemesis", "partition,kill,pause,clock,loss"])
-        .args(["--nemesis-interval", "2s", "--time-limit", "12s", "--seed", "11"])
+        .args([
+            "test",
+            "--lab",
+            lab.dir_str(),
+            "--store",
+            store.path().to_str().unwrap(),
+            "--name",
+            "remote",
+        ])
+        .args([
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition,kill,pause,clock,loss",
+        ])
+        .args([
+            "--nemesis-interval",
+            "2s",
+            "--time-limit",
+            "12s",
+            "--seed",
+            "11",
+        ])
         .output()
         .unwrap();
     let code = out.status.code().unwrap_or(-1);
@@ -57,15 +77,23 @@ fn remote_test_runs_faults_fetches_logs_and_leaves_nothing() {
         let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{} missing or empty", log.display());
     }
-    let test_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("test.json")).unwrap()).unwrap();
+    let test_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("test.json")).unwrap()).unwrap();
     assert_eq!(test_json["cluster"]["kind"], "ssh");
     assert_eq!(test_json["mechanisms"]["partition"], "iptables");
     assert_eq!(test_json["mechanisms"]["clock"], "libfaketime");
     assert_eq!(test_json["cluster"]["hosts"].as_array().unwrap().len(), 3);
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
-    assert!(history.contains("\"process\":\"nemesis\""), "faults were recorded");
+    assert!(
+        history.contains("\"process\":\"nemesis\""),
+        "faults were recorded"
+    );
     for i in 1..=3 {
-        assert_eq!(leftovers(&lab, &lab.addr(i)), "rules=0 procs=0 clocks=0", "host {i}");
+        assert_eq!(
+            leftovers(&lab, &lab.addr(i)),
+            "rules=0 procs=0 clocks=0",
+            "host {i}"
+        );
     }
 }
 
@@ -78,9 +106,29 @@ fn sigint_mid_run_heals_stops_and_fetches_logs() {
     let lab = TestLab::up(3);
     let store = tempfile::tempdir().unwrap();
     let mut child = Command::new(faultline())
-        .args(["test", "--lab", lab.dir_str(), "--store", store.path().to_str().unwrap(), "--name", "sigint"])
-        .args(["--workload", "register", "--nemesis", "partition,pause,clock,loss"])
-        .args(["--nemesis-interval", "1s", "--time-limit", "120s", "--seed", "5"])
+        .args([
+            "test",
+            "--lab",
+            lab.dir_str(),
+            "--store",
+            store.path().to_str().unwrap(),
+            "--name",
+            "sigint",
+        ])
+        .args([
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition,pause,clock,loss",
+        ])
+        .args([
+            "--nemesis-interval",
+            "1s",
+            "--time-limit",
+            "120s",
+            "--seed",
+            "5",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -88,13 +136,20 @@ fn sigint_mid_run_heals_stops_and_fetches_logs() {
     // Wait until the nemesis has started something, then interrupt.
     let dir = loop {
         std::thread::sleep(Duration::from_millis(500));
-        if let Some(d) = std::fs::read_dir(store.path().join("sigint")).ok().and_then(|mut r| r.next()).map(|e| e.unwrap().path()) {
+        if let Some(d) = std::fs::read_dir(store.path().join("sigint"))
+            .ok()
+            .and_then(|mut r| r.next())
+            .map(|e| e.unwrap().path())
+        {
             let h = std::fs::read_to_string(d.join("history.jsonl")).unwrap_or_default();
             if h.matches("\"process\":\"nemesis\"").count() >= 3 {
                 break d;
             }
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was interrupted");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was interrupted"
+        );
     };
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -102,9 +157,20 @@ fn sigint_mid_run_heals_stops_and_fetches_logs() {
     }
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(255), "{}", text(&out));
-    assert!(text(&out).contains("interrupted by SIGINT"), "{}", text(&out));
+    assert!(
+        text(&out).contains("interrupted by SIGINT"),
+        "{}",
+        text(&out)
+    );
     for i in 1..=3 {
-        assert_eq!(leftovers(&lab, &lab.addr(i)), "rules=0 procs=0 clocks=0", "host {i}");
-        assert!(dir.join("nodes").join(format!("n{i}.log")).exists(), "logs fetched after an interrupt");
+        assert_eq!(
+            leftovers(&lab, &lab.addr(i)),
+            "rules=0 procs=0 clocks=0",
+            "host {i}"
+        );
+        assert!(
+            dir.join("nodes").join(format!("n{i}.log")).exists(),
+            "logs fetched after an interrupt"
+        );
     }
 }

@@ -18,7 +18,11 @@ fn code(o: &Output) -> i32 {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn p(path: &Path) -> &str {
@@ -29,14 +33,37 @@ fn p(path: &Path) -> &str {
 fn compare_exits_1_on_an_injected_regression_and_0_on_equal_runs() {
     let store = tempfile::tempdir().expect("tempdir");
     let a = write_run(store.path(), &RunSpec::default());
-    let same = write_run(store.path(), &RunSpec { start_offset_s: 1, ..RunSpec::default() });
-    let slow = write_run(store.path(), &RunSpec { latency_scale: 1.5, start_offset_s: 2, ..RunSpec::default() });
+    let same = write_run(
+        store.path(),
+        &RunSpec {
+            start_offset_s: 1,
+            ..RunSpec::default()
+        },
+    );
+    let slow = write_run(
+        store.path(),
+        &RunSpec {
+            latency_scale: 1.5,
+            start_offset_s: 2,
+            ..RunSpec::default()
+        },
+    );
     let limits = "--max-regression=p99=10%,throughput=5%";
 
     let o = faultline(&["compare", p(&a), p(&same), limits]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let out = text(&o);
-    for needle in ["p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "throughput /s", "count", "+0.0%", "verdict: valid → valid"] {
+    for needle in [
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "throughput /s",
+        "count",
+        "+0.0%",
+        "verdict: valid → valid",
+    ] {
         assert!(out.contains(needle), "missing {needle} in\n{out}");
     }
 
@@ -51,7 +78,14 @@ fn compare_exits_1_on_an_injected_regression_and_0_on_equal_runs() {
     assert!(!json["regressions"].as_array().expect("array").is_empty());
 
     // --baseline: the newest run of the test (slow) against a baseline run.
-    let o = faultline(&["compare", "--baseline", p(&a), "--store", p(store.path()), limits]);
+    let o = faultline(&[
+        "compare",
+        "--baseline",
+        p(&a),
+        "--store",
+        p(store.path()),
+        limits,
+    ]);
     assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(text(&o).contains("REGRESSED"));
 
@@ -68,7 +102,13 @@ fn compare_exits_1_on_an_injected_regression_and_0_on_equal_runs() {
 #[test]
 fn report_and_ls_work_on_a_stored_run_and_refuse_what_is_not_one() {
     let store = tempfile::tempdir().expect("tempdir");
-    let run = write_run(store.path(), &RunSpec { invalid: true, ..RunSpec::default() });
+    let run = write_run(
+        store.path(),
+        &RunSpec {
+            invalid: true,
+            ..RunSpec::default()
+        },
+    );
     let o = faultline(&["report", p(&store.path().join("latest"))]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let html = std::fs::read_to_string(run.join("report.html")).expect("report.html");
@@ -82,11 +122,17 @@ fn report_and_ls_work_on_a_stored_run_and_refuse_what_is_not_one() {
     let o = faultline(&["ls", "--store", p(store.path())]);
     assert_eq!(code(&o), 0);
     let out = text(&o);
-    assert!(out.contains("register-partition-kill") && out.contains("invalid"), "{out}");
+    assert!(
+        out.contains("register-partition-kill") && out.contains("invalid"),
+        "{out}"
+    );
     let o = faultline(&["ls", "--store", p(store.path()), "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(runs[0]["verdict"], "invalid");
-    assert_eq!(code(&faultline(&["ls", "--store", "/nonexistent/store"])), 254);
+    assert_eq!(
+        code(&faultline(&["ls", "--store", "/nonexistent/store"])),
+        254
+    );
 }
 
 #[test]
@@ -110,18 +156,33 @@ no-iptables = true
     )
     .expect("suite file");
     let junit = dir.path().join("junit.xml");
-    let o = faultline(&["suite", p(&suite), "--store", p(&store), "--junit", p(&junit)]);
+    let o = faultline(&[
+        "suite",
+        p(&suite),
+        "--store",
+        p(&store),
+        "--junit",
+        p(&junit),
+    ]);
     let out = text(&o);
     // Both runs of a correct system: valid, or unknown if a check gave up.
     assert!(matches!(code(&o), 0 | 2), "{out}");
-    assert!(out.contains("register-none") && out.contains("register-kill"), "{out}");
+    assert!(
+        out.contains("register-none") && out.contains("register-kill"),
+        "{out}"
+    );
     let xml = std::fs::read_to_string(&junit).expect("junit.xml");
     let doc = roxmltree::Document::parse(&xml).expect("JUnit is well-formed XML");
-    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
     assert_eq!(cases.len(), 2, "{xml}");
     assert_eq!(cases[0].attribute("name"), Some("register-none#1"));
     for test in ["register-none", "register-kill"] {
-        let runs: Vec<_> = std::fs::read_dir(store.join(test)).expect("test dir").collect();
+        let runs: Vec<_> = std::fs::read_dir(store.join(test))
+            .expect("test dir")
+            .collect();
         assert_eq!(runs.len(), 1, "{test}");
         let run = runs[0].as_ref().expect("entry").path();
         assert!(run.join("report.html").is_file(), "{test}: report built");
@@ -129,7 +190,11 @@ no-iptables = true
 
     // A bad option is bad input before anything runs.
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "workloads = [\"register\"]\n[options]\nnode-count = 0\n").expect("bad suite");
+    std::fs::write(
+        &bad,
+        "workloads = [\"register\"]\n[options]\nnode-count = 0\n",
+    )
+    .expect("bad suite");
     let o = faultline(&["suite", p(&bad), "--store", p(&dir.path().join("store2"))]);
     assert_eq!(code(&o), 254, "{}", text(&o));
     assert!(text(&o).contains("--node-count 0"), "{}", text(&o));

@@ -29,15 +29,25 @@ struct Listed {
 }
 
 fn list_bugs() -> Vec<Listed> {
-    let out = Command::new(BIN).args(["node", "--list-bugs"]).output().expect("faultline node --list-bugs runs");
-    assert!(out.status.success(), "--list-bugs failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["node", "--list-bugs"])
+        .output()
+        .expect("faultline node --list-bugs runs");
+    assert!(
+        out.status.success(),
+        "--list-bugs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .expect("utf-8")
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            assert!(f.len() >= 3, "a --list-bugs line has name, workload, nemesis: {l:?}");
+            assert!(
+                f.len() >= 3,
+                "a --list-bugs line has name, workload, nemesis: {l:?}"
+            );
             Listed {
                 bug: f[0].into(),
                 workload: f[1].into(),
@@ -48,7 +58,13 @@ fn list_bugs() -> Vec<Listed> {
 }
 
 /// Runs one short test; returns (exit code, the command, a digest of its output).
-fn run(store: &str, workload: &str, nemesis: &str, bug: Option<&str>, seed: u64) -> (Option<i32>, String, String) {
+fn run(
+    store: &str,
+    workload: &str,
+    nemesis: &str,
+    bug: Option<&str>,
+    seed: u64,
+) -> (Option<i32>, String, String) {
     let seed = seed.to_string();
     let mut args: Vec<String> = [
         "test",
@@ -70,13 +86,25 @@ fn run(store: &str, workload: &str, nemesis: &str, bug: Option<&str>, seed: u64)
     if let Some(b) = bug {
         args.extend(["--bug".to_string(), b.to_string()]);
     }
-    let out = Command::new(BIN).args(&args).output().expect("faultline test runs");
+    let out = Command::new(BIN)
+        .args(&args)
+        .output()
+        .expect("faultline test runs");
     let digest = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr).lines().rev().take(15).collect::<Vec<_>>().join("\n")
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    (out.status.code(), format!("faultline {}", args.join(" ")), digest)
+    (
+        out.status.code(),
+        format!("faultline {}", args.join(" ")),
+        digest,
+    )
 }
 
 #[test]
@@ -98,10 +126,17 @@ fn every_listed_bug_is_caught_and_the_same_tests_without_it_pass() {
             misses.push(format!("exit {code:?}, want 1\n  {cmd}\n{digest}"));
         }
         if !misses.is_empty() {
-            failures.push(format!("bug {} was not caught in {ATTEMPTS} runs:\n{}", b.bug, misses.join("\n")));
+            failures.push(format!(
+                "bug {} was not caught in {ATTEMPTS} runs:\n{}",
+                b.bug,
+                misses.join("\n")
+            ));
         }
     }
-    let clean: BTreeSet<(String, String)> = bugs.iter().map(|b| (b.workload.clone(), b.nemesis.clone())).collect();
+    let clean: BTreeSet<(String, String)> = bugs
+        .iter()
+        .map(|b| (b.workload.clone(), b.nemesis.clone()))
+        .collect();
     for (workload, nemesis) in clean {
         let (code, cmd, digest) = run(&store, &workload, &nemesis, None, SEED);
         eprintln!("{workload} / {nemesis} without a bug: exit {code:?}");

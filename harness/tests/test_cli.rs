@@ -8,7 +8,10 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 
 fn faultline(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("faultline runs");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("faultline runs");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -33,7 +36,10 @@ fn bad_flags_exit_254_naming_the_flag() {
         a.extend(["--store", s]);
         let (code, _, err) = faultline(&a);
         assert_eq!(code, Some(254), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: the message should name {needle:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: the message should name {needle:?}: {err}"
+        );
     }
     // Bad flags start nothing: no run directory was made.
     assert_eq!(std::fs::read_dir(store.path()).expect("store").count(), 0);
@@ -47,8 +53,11 @@ fn analyze_refuses_what_is_not_a_run() {
     let (code, _, err) = faultline(&["analyze", &dir.path().to_string_lossy()]);
     assert_eq!(code, Some(254), "{err}");
     assert!(err.contains("history.jsonl"), "{err}");
-    std::fs::write(dir.path().join("history.jsonl"), "{\"index\":0,\"time\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n")
-        .expect("write");
+    std::fs::write(
+        dir.path().join("history.jsonl"),
+        "{\"index\":0,\"time\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n",
+    )
+    .expect("write");
     std::fs::write(dir.path().join("test.json"), r#"{"plan":{}}"#).expect("write");
     let (code, _, err) = faultline(&["analyze", &dir.path().to_string_lossy()]);
     assert_eq!(code, Some(254), "{err}");
@@ -75,7 +84,8 @@ fn analyze_finds_a_stale_read_in_a_stored_history() {
     std::fs::write(dir.path().join("history.jsonl"), history + "\n").expect("write");
     let (code, out, err) = faultline(&["analyze", "--json", &dir.path().to_string_lossy()]);
     assert_eq!(code, Some(1), "{out}\n{err}");
-    let results: serde_json::Value = serde_json::from_str(&out).expect("--json prints results.json");
+    let results: serde_json::Value =
+        serde_json::from_str(&out).expect("--json prints results.json");
     assert_eq!(results["verdict"], "invalid");
     assert!(dir.path().join("results.json").is_file());
 }
@@ -85,19 +95,40 @@ fn a_short_run_stores_everything_and_analyze_agrees() {
     let store = tempfile::tempdir().expect("tempdir");
     let s = store.path().to_str().expect("utf-8");
     let (code, out, err) = faultline(&[
-        "test", "--workload", "set", "--time-limit", "3s", "--nemesis", "none", "--seed", "5", "--json", "--store", s,
+        "test",
+        "--workload",
+        "set",
+        "--time-limit",
+        "3s",
+        "--nemesis",
+        "none",
+        "--seed",
+        "5",
+        "--json",
+        "--store",
+        s,
     ]);
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
-    let results: serde_json::Value = serde_json::from_str(&out).expect("--json prints results.json");
+    let results: serde_json::Value =
+        serde_json::from_str(&out).expect("--json prints results.json");
     assert_eq!(results["verdict"], "valid");
     let run = std::fs::canonicalize(store.path().join("latest")).expect("store/latest resolves");
-    assert!(run.starts_with(std::fs::canonicalize(store.path().join("set-none")).expect("test dir")));
-    for f in ["history.jsonl", "test.json", "results.json", "nodes/n1.log", "nodes/n5.log"] {
+    assert!(
+        run.starts_with(std::fs::canonicalize(store.path().join("set-none")).expect("test dir"))
+    );
+    for f in [
+        "history.jsonl",
+        "test.json",
+        "results.json",
+        "nodes/n1.log",
+        "nodes/n5.log",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
     }
     assert!(run.join("nodes/n3").is_dir(), "node data dir missing");
     let test: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).expect("read")).expect("JSON");
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).expect("read"))
+            .expect("JSON");
     assert_eq!(test["plan"]["seed"], 5);
     assert_eq!(test["plan"]["workload"], "set");
     assert_eq!(test["plan"]["concurrency"], 10, "2n of 5 nodes");
@@ -109,9 +140,16 @@ fn a_short_run_stores_everything_and_analyze_agrees() {
         .find(|o| o["f"] == "add")
         .expect("the set workload adds");
     assert!(adds["ok"].as_u64().expect("count") > 10, "{adds}");
-    assert!(adds["latency_ms_p99"].as_f64().expect("p99") >= adds["latency_ms_p50"].as_f64().expect("p50"));
+    assert!(
+        adds["latency_ms_p99"].as_f64().expect("p99")
+            >= adds["latency_ms_p50"].as_f64().expect("p50")
+    );
 
-    let (code, out2, err) = faultline(&["analyze", "--json", &store.path().join("latest").to_string_lossy()]);
+    let (code, out2, err) = faultline(&[
+        "analyze",
+        "--json",
+        &store.path().join("latest").to_string_lossy(),
+    ]);
     assert_eq!(code, Some(0), "{err}");
     let again: serde_json::Value = serde_json::from_str(&out2).expect("JSON");
     assert_eq!(again["verdict"], results["verdict"]);

@@ -13,10 +13,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 /// Processes whose command line mentions `needle` (our run's store).
 fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
         if cmd.contains(needle) && cmd.contains(" node ") {
             found.push((pid, cmd));
@@ -77,19 +83,36 @@ fn interrupt_mid_run(signal: libc::c_int, signal_name: &str) {
     };
     let output = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(faulted, "no fault started before the interrupt; stderr:\n{stderr}");
+    assert!(
+        faulted,
+        "no fault started before the interrupt; stderr:\n{stderr}"
+    );
     // No kill in this nemesis: all 5 nodes are up (maybe paused), or "none
     // left" below would prove nothing.
-    assert_eq!(nodes_before, 5, "the run's nodes before the interrupt; stderr:\n{stderr}");
-    assert_eq!(status.code(), Some(255), "an interrupted run is a harness failure; stderr:\n{stderr}");
-    assert!(stderr.contains(&format!("interrupted by {signal_name}")), "stderr:\n{stderr}");
+    assert_eq!(
+        nodes_before, 5,
+        "the run's nodes before the interrupt; stderr:\n{stderr}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(255),
+        "an interrupted run is a harness failure; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("interrupted by {signal_name}")),
+        "stderr:\n{stderr}"
+    );
 
     let left = processes_mentioning(&store_path);
-    assert!(left.is_empty(), "node processes left after {signal_name}: {left:?}");
+    assert!(
+        left.is_empty(),
+        "node processes left after {signal_name}: {left:?}"
+    );
 
-    let test_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(store.path().join("latest/test.json")).expect("test.json"))
-            .expect("test.json is JSON");
+    let test_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(store.path().join("latest/test.json")).expect("test.json"),
+    )
+    .expect("test.json is JSON");
     if let Some(chain) = test_json["cluster"]["iptables_chain"].as_str() {
         let exists = Command::new("iptables")
             .args(["-w", "-n", "-L", chain])
@@ -99,7 +122,10 @@ fn interrupt_mid_run(signal: libc::c_int, signal_name: &str) {
             .map(|s| s.success())
             .unwrap_or(false);
         assert!(!exists, "iptables chain {chain} left after {signal_name}");
-        let rules = Command::new("iptables").args(["-w", "-S", "INPUT"]).output().expect("iptables -S");
+        let rules = Command::new("iptables")
+            .args(["-w", "-S", "INPUT"])
+            .output()
+            .expect("iptables -S");
         assert!(
             !String::from_utf8_lossy(&rules.stdout).contains(chain),
             "a jump to {chain} is left in INPUT"

@@ -9,14 +9,14 @@
 //! checker).
 
 pub mod bug;
-pub mod ring;
-pub mod consensus;
-pub mod raft;
-pub mod paxos;
-pub mod sim;
-pub mod protocol;
-pub mod storage;
 pub mod client;
-pub mod state;
+pub mod consensus;
+pub mod paxos;
+pub mod protocol;
+pub mod raft;
+pub mod ring;
 pub mod server;
+pub mod sim;
+pub mod state;
+pub mod storage;
 pub mod transport;

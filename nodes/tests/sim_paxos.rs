@@ -23,7 +23,10 @@ use faultline_nodes::sim::{self, History, SimEventKind, SimOptions, SimOutcome};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
         Err(_) => default,
     }
 }
@@ -58,7 +61,10 @@ struct Failure {
 }
 
 fn replay_command(seed: u64, bugs: &[Bug]) -> String {
-    let bug = bugs.first().map(|b| format!(" FAULTLINE_SIM_BUG={b}")).unwrap_or_default();
+    let bug = bugs
+        .first()
+        .map(|b| format!(" FAULTLINE_SIM_BUG={b}"))
+        .unwrap_or_default();
     format!("FAULTLINE_SIM_SEED={seed}{bug} FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture")
 }
 
@@ -66,14 +72,24 @@ fn replay_command(seed: u64, bugs: &[Bug]) -> String {
 /// unknown (search gave up), Err(why) invalid.
 fn linearizable(h: &History) -> Result<bool, String> {
     let events = to_events(h);
-    let ops = Operations::from_events("sim", &events, &[]).map_err(|e| format!("history does not parse: {e}"))?;
-    let opts = CheckOptions { threads: 1, time_limit: Some(std::time::Duration::from_secs(20)), ..CheckOptions::default() };
-    let report = check_linearizable(&ops, ModelKind::CasRegister, &opts).map_err(|e| format!("checker error: {e}"))?;
+    let ops = Operations::from_events("sim", &events, &[])
+        .map_err(|e| format!("history does not parse: {e}"))?;
+    let opts = CheckOptions {
+        threads: 1,
+        time_limit: Some(std::time::Duration::from_secs(20)),
+        ..CheckOptions::default()
+    };
+    let report = check_linearizable(&ops, ModelKind::CasRegister, &opts)
+        .map_err(|e| format!("checker error: {e}"))?;
     match report.verdict {
         Verdict::Valid => Ok(true),
         Verdict::Invalid { witness } => {
             let w = format!("{witness:?}");
-            Err(format!("{}: {}", sim::check::LINEARIZABILITY, w.chars().take(1500).collect::<String>()))
+            Err(format!(
+                "{}: {}",
+                sim::check::LINEARIZABILITY,
+                w.chars().take(1500).collect::<String>()
+            ))
         }
         _ => Ok(false),
     }
@@ -83,11 +99,21 @@ fn linearizable(h: &History) -> Result<bool, String> {
 fn check_seed(opts: &SimOptions) -> Result<SimOutcome, Failure> {
     let seed = opts.seed;
     let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<PaxosNode>(opts))).map_err(|p| {
-        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
-        Failure { seed, what: format!("panic: {msg}") }
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Failure {
+            seed,
+            what: format!("panic: {msg}"),
+        }
     })?;
     if let Some(v) = &outcome.violation {
-        return Err(Failure { seed, what: v.to_string() });
+        return Err(Failure {
+            seed,
+            what: v.to_string(),
+        });
     }
     match linearizable(&outcome.history) {
         Ok(_) => Ok(outcome),
@@ -96,14 +122,20 @@ fn check_seed(opts: &SimOptions) -> Result<SimOutcome, Failure> {
 }
 
 fn fail_loudly(f: &Failure, bugs: &[Bug]) -> ! {
-    panic!("simulation seed {} failed: {}\nreplay: {}", f.seed, f.what, replay_command(f.seed, bugs));
+    panic!(
+        "simulation seed {} failed: {}\nreplay: {}",
+        f.seed,
+        f.what,
+        replay_command(f.seed, bugs)
+    );
 }
 
 #[test]
 fn paxos_passes_seeds() {
     let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
     let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
-    let (mut ok_ops, mut elections, mut crashes, mut snapshots, mut transfers) = (0usize, 0u64, 0u64, 0u64, 0u64);
+    let (mut ok_ops, mut elections, mut crashes, mut snapshots, mut transfers) =
+        (0usize, 0u64, 0u64, 0u64, 0u64);
     for seed in start..start + seeds {
         let outcome = check_seed(&SimOptions::new(seed)).unwrap_or_else(|f| fail_loudly(&f, &[]));
         ok_ops += outcome.history.count(SimEventKind::Ok);
@@ -114,7 +146,10 @@ fn paxos_passes_seeds() {
     }
     eprintln!("{seeds} seeds: {ok_ops} ok operations, {elections} terms with a leader, {crashes} crashes, {snapshots} snapshots sent, {transfers} transfers");
     // The runs must have exercised something: faults, elections, work.
-    assert!(ok_ops as u64 >= seeds * 20, "clients got too little done: {ok_ops} ok ops over {seeds} seeds");
+    assert!(
+        ok_ops as u64 >= seeds * 20,
+        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+    );
     assert!(elections >= seeds, "too few elections: {elections}");
     assert!(crashes >= seeds / 2, "too few crashes: {crashes}");
     assert!(snapshots > 0, "no follower ever needed a snapshot");
@@ -126,7 +161,9 @@ fn paxos_passes_seeds() {
 fn replay() {
     let seed = env_u64("FAULTLINE_SIM_SEED", 1);
     let bugs: Vec<Bug> = match std::env::var("FAULTLINE_SIM_BUG") {
-        Ok(b) => vec![b.parse().unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))],
+        Ok(b) => vec![b
+            .parse()
+            .unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))],
         Err(_) => Vec::new(),
     };
     let mut opts = SimOptions::new(seed);
@@ -140,7 +177,10 @@ fn replay() {
         if opts.trace {
             print!("{}", o.history.to_jsonl());
         }
-        eprintln!("seed {seed}: {} nodes, stats {:?}, trace hash {:#x}", o.nodes, o.stats, o.trace_hash);
+        eprintln!(
+            "seed {seed}: {} nodes, stats {:?}, trace hash {:#x}",
+            o.nodes, o.stats, o.trace_hash
+        );
     }
     if let Err(f) = check_seed(&opts) {
         fail_loudly(&f, &bugs);
@@ -152,13 +192,19 @@ fn the_same_seed_gives_the_same_trace() {
     for seed in [3, 17, 99] {
         let a = sim::run::<PaxosNode>(&SimOptions::new(seed));
         let b = sim::run::<PaxosNode>(&SimOptions::new(seed));
-        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} replays differently");
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed} replays differently"
+        );
         assert_eq!(a.history, b.history, "seed {seed}: histories differ");
         assert_eq!(a.stats, b.stats);
     }
     let a = sim::run::<PaxosNode>(&SimOptions::new(1));
     let b = sim::run::<PaxosNode>(&SimOptions::new(2));
-    assert_ne!(a.trace_hash, b.trace_hash, "different seeds must give different traces");
+    assert_ne!(
+        a.trace_hash, b.trace_hash,
+        "different seeds must give different traces"
+    );
 }
 
 #[test]
@@ -168,10 +214,24 @@ fn a_quiet_cluster_completes_every_operation() {
         opts.faults = false;
         let outcome = check_seed(&opts).unwrap_or_else(|f| fail_loudly(&f, &[]));
         let h = &outcome.history;
-        assert_eq!(h.count(SimEventKind::Info), 0, "seed {seed}: no operation may time out without faults");
-        let bad_fails = h.events.iter().filter(|e| e.kind == SimEventKind::Fail && e.error.as_deref() != Some("cas-mismatch")).count();
-        assert_eq!(bad_fails, 0, "seed {seed}: only cas mismatches may fail without faults");
-        assert!(h.count(SimEventKind::Ok) > 50, "seed {seed}: a quiet cluster gets work done");
+        assert_eq!(
+            h.count(SimEventKind::Info),
+            0,
+            "seed {seed}: no operation may time out without faults"
+        );
+        let bad_fails = h
+            .events
+            .iter()
+            .filter(|e| e.kind == SimEventKind::Fail && e.error.as_deref() != Some("cas-mismatch"))
+            .count();
+        assert_eq!(
+            bad_fails, 0,
+            "seed {seed}: only cas mismatches may fail without faults"
+        );
+        assert!(
+            h.count(SimEventKind::Ok) > 50,
+            "seed {seed}: a quiet cluster gets work done"
+        );
     }
 }
 
@@ -203,7 +263,10 @@ fn stale_read_bug_is_caught() {
     let found = find_bug(Bug::StaleRead, 50);
     let (seed, what) = found.expect("stale-read went unnoticed for 50 seeds");
     eprintln!("stale-read caught at seed {seed}: {what}");
-    assert!(what.contains("linearizability"), "a stale read is a linearizability violation, got: {what}");
+    assert!(
+        what.contains("linearizability"),
+        "a stale read is a linearizability violation, got: {what}"
+    );
 }
 
 #[test]
@@ -212,4 +275,3 @@ fn no_fsync_bug_is_caught() {
     let (seed, what) = found.expect("no-fsync went unnoticed for 200 seeds");
     eprintln!("no-fsync caught at seed {seed}: {what}");
 }
-

@@ -9,14 +9,32 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let ops: usize = args.next().map_or(100_000, |a| a.parse().expect("ops: a number"));
-    let repeats: usize = args.next().map_or(3, |a| a.parse().expect("repeats: a number"));
+    let ops: usize = args
+        .next()
+        .map_or(100_000, |a| a.parse().expect("ops: a number"));
+    let repeats: usize = args
+        .next()
+        .map_or(3, |a| a.parse().expect("repeats: a number"));
     let keep = std::env::var_os("KEEP").map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let run = write_run(&root, &RunSpec { ops, concurrency: 10, invalid: true, ..RunSpec::default() });
-    let history_bytes = std::fs::metadata(run.join("history.jsonl")).expect("history").len();
-    println!("run: {} ({ops} operations, history {:.1} MB)", run.display(), history_bytes as f64 / 1e6);
+    let run = write_run(
+        &root,
+        &RunSpec {
+            ops,
+            concurrency: 10,
+            invalid: true,
+            ..RunSpec::default()
+        },
+    );
+    let history_bytes = std::fs::metadata(run.join("history.jsonl"))
+        .expect("history")
+        .len();
+    println!(
+        "run: {} ({ops} operations, history {:.1} MB)",
+        run.display(),
+        history_bytes as f64 / 1e6
+    );
     let mut times = Vec::new();
     for _ in 0..repeats {
         let t = Instant::now();
@@ -26,7 +44,9 @@ fn main() {
             println!("warnings: {:?}", s.warnings);
         }
     }
-    let report = std::fs::metadata(run.join("report.html")).expect("report").len();
+    let report = std::fs::metadata(run.join("report.html"))
+        .expect("report")
+        .len();
     let pngs: u64 = std::fs::read_dir(run.join("plots"))
         .expect("plots")
         .filter_map(Result::ok)

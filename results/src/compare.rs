@@ -41,7 +41,10 @@ impl std::str::FromStr for Thresholds {
                 n => n,
             };
             if !METRICS.contains(&name) {
-                return Err(format!("{name:?}: unknown metric; use one of {}", METRICS.join(", ")));
+                return Err(format!(
+                    "{name:?}: unknown metric; use one of {}",
+                    METRICS.join(", ")
+                ));
             }
             let v = value.trim().trim_end_matches('%').trim();
             let pct: f64 = v
@@ -131,11 +134,20 @@ pub fn compare(a: &RunMetrics, b: &RunMetrics, thresholds: &Thresholds) -> Compa
     });
     let mut regressions = Vec::new();
     for row in &rows {
-        let (Some(ra), Some(rb)) = (&row.a, &row.b) else { continue };
+        let (Some(ra), Some(rb)) = (&row.a, &row.b) else {
+            continue;
+        };
         for (metric, limit) in &thresholds.0 {
-            let (va, vb) = (ra.metric(metric).expect("parsed metric"), rb.metric(metric).expect("parsed metric"));
+            let (va, vb) = (
+                ra.metric(metric).expect("parsed metric"),
+                rb.metric(metric).expect("parsed metric"),
+            );
             let change = change_pct(va, vb);
-            let worse = if higher_is_better(metric) { -change } else { change };
+            let worse = if higher_is_better(metric) {
+                -change
+            } else {
+                change
+            };
             if worse > *limit {
                 regressions.push(Regression {
                     f: row.f.clone(),
@@ -195,7 +207,9 @@ impl Comparison {
                     .regressions
                     .iter()
                     .find(|r| r.f == row.f && r.metric == *m)
-                    .map_or(String::new(), |r| format!("REGRESSION (limit {}%)", r.limit_pct));
+                    .map_or(String::new(), |r| {
+                        format!("REGRESSION (limit {}%)", r.limit_pct)
+                    });
                 let unit = match *m {
                     "count" => "",
                     "throughput" => " /s",
@@ -242,7 +256,11 @@ impl Comparison {
                 r.metric,
                 r.a,
                 r.b,
-                if r.change_pct.is_infinite() { "from 0".into() } else { format!("{:+.1}%", r.change_pct) },
+                if r.change_pct.is_infinite() {
+                    "from 0".into()
+                } else {
+                    format!("{:+.1}%", r.change_pct)
+                },
                 r.limit_pct
             ));
         }
@@ -263,10 +281,18 @@ pub struct BaselineResult {
 /// directory (every test against it) or a store (each test against the
 /// newest run of the same test there; a test with none is reported, not
 /// compared).
-pub fn compare_baseline(store: &Path, baseline: &Path, thresholds: &Thresholds) -> Result<Vec<BaselineResult>, RunReadError> {
+pub fn compare_baseline(
+    store: &Path,
+    baseline: &Path,
+    thresholds: &Thresholds,
+) -> Result<Vec<BaselineResult>, RunReadError> {
     let newest = newest_per_test(&list_runs(store)?);
     let baseline_is_run = baseline.join(crate::store::HISTORY_FILE).is_file();
-    let baseline_runs = if baseline_is_run { Default::default() } else { newest_per_test(&list_runs(baseline)?) };
+    let baseline_runs = if baseline_is_run {
+        Default::default()
+    } else {
+        newest_per_test(&list_runs(baseline)?)
+    };
     let mut out = Vec::new();
     for (test, entry) in newest {
         let base: Option<PathBuf> = if baseline_is_run {
@@ -275,9 +301,14 @@ pub fn compare_baseline(store: &Path, baseline: &Path, thresholds: &Thresholds) 
             baseline_runs.get(&test).map(|e| e.path.clone())
         };
         // The baseline store may be the store itself: never compare a run with itself.
-        let base = base.filter(|b| std::fs::canonicalize(b).ok() != std::fs::canonicalize(&entry.path).ok());
+        let base = base
+            .filter(|b| std::fs::canonicalize(b).ok() != std::fs::canonicalize(&entry.path).ok());
         let comparison = match &base {
-            Some(b) => Some(compare(&RunMetrics::load(b)?, &RunMetrics::load(&entry.path)?, thresholds)),
+            Some(b) => Some(compare(
+                &RunMetrics::load(b)?,
+                &RunMetrics::load(&entry.path)?,
+                thresholds,
+            )),
             None => None,
         };
         out.push(BaselineResult {
@@ -298,8 +329,21 @@ mod tests {
     #[test]
     fn parses_thresholds_and_names_bad_ones() {
         let t: Thresholds = "p99=10%, throughput=5,p999=1.5%".parse().expect("parse");
-        assert_eq!(t.0, vec![("p99".into(), 10.0), ("throughput".into(), 5.0), ("p99.9".into(), 1.5)]);
-        for (bad, needle) in [("p98=1%", "unknown metric"), ("p99", "METRIC=PERCENT"), ("p99=x%", "not a percentage"), ("p99=-1", "≥ 0"), ("", "no thresholds")] {
+        assert_eq!(
+            t.0,
+            vec![
+                ("p99".into(), 10.0),
+                ("throughput".into(), 5.0),
+                ("p99.9".into(), 1.5)
+            ]
+        );
+        for (bad, needle) in [
+            ("p98=1%", "unknown metric"),
+            ("p99", "METRIC=PERCENT"),
+            ("p99=x%", "not a percentage"),
+            ("p99=-1", "≥ 0"),
+            ("", "no thresholds"),
+        ] {
             let e = bad.parse::<Thresholds>().expect_err(bad);
             assert!(e.contains(needle), "{bad}: {e}");
         }
@@ -309,8 +353,21 @@ mod tests {
     fn equal_runs_do_not_regress_and_a_slower_run_does() {
         let root = tempfile::tempdir().expect("tempdir");
         let a = write_run(root.path(), &RunSpec::default());
-        let same = write_run(root.path(), &RunSpec { start_offset_s: 1, ..RunSpec::default() });
-        let slow = write_run(root.path(), &RunSpec { latency_scale: 1.5, start_offset_s: 2, ..RunSpec::default() });
+        let same = write_run(
+            root.path(),
+            &RunSpec {
+                start_offset_s: 1,
+                ..RunSpec::default()
+            },
+        );
+        let slow = write_run(
+            root.path(),
+            &RunSpec {
+                latency_scale: 1.5,
+                start_offset_s: 2,
+                ..RunSpec::default()
+            },
+        );
         let th: Thresholds = "p99=10%,throughput=5%".parse().expect("thresholds");
         let (ma, msame, mslow) = (
             RunMetrics::load(&a).expect("a"),
@@ -322,7 +379,11 @@ mod tests {
         assert_eq!(c.rows.last().expect("all row").f, "all");
         let c = compare(&ma, &mslow, &th);
         assert!(c.regressed());
-        let p99 = c.regressions.iter().find(|r| r.f == "all" && r.metric == "p99").expect("p99 regression");
+        let p99 = c
+            .regressions
+            .iter()
+            .find(|r| r.f == "all" && r.metric == "p99")
+            .expect("p99 regression");
         assert!(p99.change_pct > 30.0 && p99.change_pct < 70.0, "{p99:?}");
         assert!(c.render().contains("REGRESSION (limit 10%)"));
         // The other way round B is faster: no latency regression.
@@ -334,8 +395,15 @@ mod tests {
     fn a_worse_verdict_is_a_regression() {
         let root = tempfile::tempdir().expect("tempdir");
         let a = RunMetrics::load(&write_run(root.path(), &RunSpec::default())).expect("a");
-        let b = RunMetrics::load(&write_run(root.path(), &RunSpec { invalid: true, start_offset_s: 1, ..RunSpec::default() }))
-            .expect("b");
+        let b = RunMetrics::load(&write_run(
+            root.path(),
+            &RunSpec {
+                invalid: true,
+                start_offset_s: 1,
+                ..RunSpec::default()
+            },
+        ))
+        .expect("b");
         let c = compare(&a, &b, &Thresholds::default());
         assert!(c.verdict_worse && c.regressed());
         assert!(c.render().contains("valid → invalid  WORSE"));
@@ -354,14 +422,42 @@ mod tests {
         let store = tempfile::tempdir().expect("store");
         let base = tempfile::tempdir().expect("baseline");
         write_run(base.path(), &RunSpec::default());
-        write_run(base.path(), &RunSpec { test_name: "only-in-baseline".into(), ..RunSpec::default() });
-        write_run(store.path(), &RunSpec { start_offset_s: 5, ..RunSpec::default() });
-        let newest = write_run(store.path(), &RunSpec { latency_scale: 2.0, start_offset_s: 9, ..RunSpec::default() });
-        write_run(store.path(), &RunSpec { test_name: "new-test".into(), ..RunSpec::default() });
+        write_run(
+            base.path(),
+            &RunSpec {
+                test_name: "only-in-baseline".into(),
+                ..RunSpec::default()
+            },
+        );
+        write_run(
+            store.path(),
+            &RunSpec {
+                start_offset_s: 5,
+                ..RunSpec::default()
+            },
+        );
+        let newest = write_run(
+            store.path(),
+            &RunSpec {
+                latency_scale: 2.0,
+                start_offset_s: 9,
+                ..RunSpec::default()
+            },
+        );
+        write_run(
+            store.path(),
+            &RunSpec {
+                test_name: "new-test".into(),
+                ..RunSpec::default()
+            },
+        );
         let th: Thresholds = "p99=10%".parse().expect("th");
         let out = compare_baseline(store.path(), base.path(), &th).expect("baseline");
         assert_eq!(out.len(), 2);
-        let reg = out.iter().find(|r| r.test == "register-partition-kill").expect("register");
+        let reg = out
+            .iter()
+            .find(|r| r.test == "register-partition-kill")
+            .expect("register");
         assert_eq!(reg.run, newest);
         assert!(reg.comparison.as_ref().expect("compared").regressed());
         let new = out.iter().find(|r| r.test == "new-test").expect("new");

@@ -45,7 +45,14 @@ fn describe(value: &Value) -> String {
         };
     };
     let mut parts = Vec::new();
-    for key in ["shape", "nodes", "mode", "offsets_ms", "probability", "delay_ms"] {
+    for key in [
+        "shape",
+        "nodes",
+        "mode",
+        "offsets_ms",
+        "probability",
+        "delay_ms",
+    ] {
         let Some(v) = map.get(key) else { continue };
         let text = match v {
             Value::String(s) => s.clone(),
@@ -77,7 +84,9 @@ pub fn faults_of(events: &[Event], end_ns: u64) -> Vec<FaultInterval> {
             continue;
         }
         if let Some(kind) = e.f.strip_prefix("start-") {
-            open.entry(kind.to_string()).or_default().push_back(out.len());
+            open.entry(kind.to_string())
+                .or_default()
+                .push_back(out.len());
             out.push(FaultInterval {
                 fault: kind.to_string(),
                 start_ns: e.time,
@@ -118,7 +127,10 @@ mod tests {
         ];
         let f = faults_of(&h, 99_000_000);
         assert_eq!(f.len(), 2);
-        assert_eq!((f[0].fault.as_str(), f[0].start_ns, f[0].end_ns, f[0].healed), ("partition", 10_000_000, 20_000_000, true));
+        assert_eq!(
+            (f[0].fault.as_str(), f[0].start_ns, f[0].end_ns, f[0].healed),
+            ("partition", 10_000_000, 20_000_000, true)
+        );
         assert_eq!(f[0].label(), "partition majorities-ring");
         assert_eq!((f[1].end_ns, f[1].healed), (99_000_000, false));
         assert_eq!(f[1].detail, "n1,n3 majority");

@@ -15,7 +15,9 @@
 
 use crate::op_span::{OpOutcome, OpSpan};
 use base64::Engine;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
+};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -64,7 +66,13 @@ impl OpKey {
         let f: String = self
             .f
             .chars()
-            .map(|c| if c == ',' || c.is_whitespace() { '_' } else { c })
+            .map(|c| {
+                if c == ',' || c.is_whitespace() {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect();
         format!("{f}.{}", self.outcome.as_str())
     }
@@ -89,7 +97,10 @@ fn interval_histogram() -> Histogram<u64> {
 /// The interval length for a run of `duration_ns`: 1 s, longer for runs of
 /// more than [`MAX_INTERVALS`] seconds (whole seconds).
 pub fn interval_ns_for(duration_ns: u64) -> u64 {
-    let secs = duration_ns.div_ceil(1_000_000_000).div_ceil(MAX_INTERVALS).max(1);
+    let secs = duration_ns
+        .div_ceil(1_000_000_000)
+        .div_ceil(MAX_INTERVALS)
+        .max(1);
     secs * 1_000_000_000
 }
 
@@ -111,7 +122,9 @@ impl LatencyHistograms {
         let mut intervals: Vec<BTreeMap<OpKey, Histogram<u64>>> =
             vec![BTreeMap::new(); (duration_ns / interval_ns + 1) as usize];
         for s in spans {
-            let (Some(end), Some(latency_ns)) = (s.end_ns, s.latency_ns()) else { continue };
+            let (Some(end), Some(latency_ns)) = (s.end_ns, s.latency_ns()) else {
+                continue;
+            };
             let us = (latency_ns / 1000).clamp(1, MAX_LATENCY_US);
             let key = OpKey::new(&s.f, s.outcome);
             let i = (end / interval_ns) as usize;
@@ -194,17 +207,26 @@ impl LatencyHistograms {
         };
         let interval = Duration::from_nanos(self.interval_ns);
         let per_interval = self.intervals.iter().enumerate().flat_map(|(i, m)| {
-            m.iter().map(move |(k, h)| (k, h, interval * i as u32, interval))
+            m.iter()
+                .map(move |(k, h)| (k, h, interval * i as u32, interval))
         });
         let path = dir.join(LATENCY_LOG_FILE);
-        let bytes = encode_log(per_interval, started, "per-interval latency, microseconds, by completion time")
-            .map_err(io(&path))?;
+        let bytes = encode_log(
+            per_interval,
+            started,
+            "per-interval latency, microseconds, by completion time",
+        )
+        .map_err(io(&path))?;
         crate::store::write_atomically(&path, &bytes).map_err(io(&path))?;
 
         let whole = Duration::from_nanos(self.interval_ns * self.intervals.len() as u64);
-        let totals = self.totals.iter().map(|(k, h)| (k, h, Duration::ZERO, whole));
+        let totals = self
+            .totals
+            .iter()
+            .map(|(k, h)| (k, h, Duration::ZERO, whole));
         let path = dir.join(LATENCY_TOTAL_FILE);
-        let bytes = encode_log(totals, started, "whole-run latency, microseconds").map_err(io(&path))?;
+        let bytes =
+            encode_log(totals, started, "whole-run latency, microseconds").map_err(io(&path))?;
         crate::store::write_atomically(&path, &bytes).map_err(io(&path))?;
 
         let path = dir.join(THROUGHPUT_FILE);
@@ -279,7 +301,9 @@ fn encode_log<'a>(
     let mut buf = Vec::new();
     let mut ser = V2DeflateSerializer::new();
     let mut builder = IntervalLogWriterBuilder::new();
-    builder.add_comment(&format!("faultline {comment}; tags are <operation>.<outcome>"));
+    builder.add_comment(&format!(
+        "faultline {comment}; tags are <operation>.<outcome>"
+    ));
     if let Some(t) = started {
         builder.with_start_time(t).with_base_time(t);
     }
@@ -320,8 +344,12 @@ pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<Vec<LogInterval>, Histogra
             // Timestamps are written as seconds since BaseTime (the test's start).
             LogEntry::BaseTime(_) | LogEntry::StartTime(_) => {}
             LogEntry::Interval(ilh) => {
-                let tag = ilh.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
-                let key = OpKey::from_tag(&tag).ok_or_else(|| bad(format!("tag {tag:?} is not <operation>.<ok|fail|info>")))?;
+                let tag = ilh
+                    .tag()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default();
+                let key = OpKey::from_tag(&tag)
+                    .ok_or_else(|| bad(format!("tag {tag:?} is not <operation>.<ok|fail|info>")))?;
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(ilh.encoded_histogram())
                     .map_err(|e| bad(format!("tag {tag}: bad base64: {e}")))?;
@@ -378,7 +406,12 @@ mod tests {
         assert_eq!(h.totals[&OpKey::new("cas", OpOutcome::Info)].len(), 1);
         assert!(!h.totals.contains_key(&OpKey::new("write", OpOutcome::Info)));
         // Every completion is in exactly one interval.
-        let in_intervals: u64 = h.intervals.iter().flat_map(|m| m.values()).map(Histogram::len).sum();
+        let in_intervals: u64 = h
+            .intervals
+            .iter()
+            .flat_map(|m| m.values())
+            .map(Histogram::len)
+            .sum();
         assert_eq!(in_intervals, 4001);
         // The cas completes at 3.5 s: interval 3.
         assert_eq!(h.intervals[3][&OpKey::new("cas", OpOutcome::Info)].len(), 1);
@@ -419,14 +452,20 @@ mod tests {
             }
         }
         let csv = std::fs::read_to_string(dir.path().join(THROUGHPUT_FILE)).expect("csv");
-        assert!(csv.starts_with("time_s,f,ok_per_s,fail_per_s,info_per_s\n0.000,read,995,0,0\n"), "{csv}");
+        assert!(
+            csv.starts_with("time_s,f,ok_per_s,fail_per_s,info_per_s\n0.000,read,995,0,0\n"),
+            "{csv}"
+        );
     }
 
     #[test]
     fn tags_survive_odd_operation_names() {
         let k = OpKey::new("fenced write,x", OpOutcome::Fail);
         assert_eq!(k.tag(), "fenced_write_x.fail");
-        assert_eq!(OpKey::from_tag("a.b.ok"), Some(OpKey::new("a.b", OpOutcome::Ok)));
+        assert_eq!(
+            OpKey::from_tag("a.b.ok"),
+            Some(OpKey::new("a.b", OpOutcome::Ok))
+        );
         assert_eq!(OpKey::from_tag("read.maybe"), None);
         assert!(parse_log(Path::new("x"), b"Tag=nope,0.0,1.0,1.0,HISTFAAAAA\n").is_err());
     }

@@ -31,7 +31,9 @@ pub enum HistoryReadError {
         line: usize,
         message: String,
     },
-    #[error("{path}:{line}: index {index} does not follow {previous} (indexes must strictly increase)")]
+    #[error(
+        "{path}:{line}: index {index} does not follow {previous} (indexes must strictly increase)"
+    )]
     BadIndex {
         path: PathBuf,
         line: usize,
@@ -133,7 +135,10 @@ mod tests {
     fn indexes_must_increase() {
         let text = GOOD.replace("\"index\":1", "\"index\":0");
         let err = parse_history(Path::new("h"), text.as_bytes()).expect_err("repeated index");
-        assert!(matches!(err, HistoryReadError::BadIndex { line: 2, .. }), "{err}");
+        assert!(
+            matches!(err, HistoryReadError::BadIndex { line: 2, .. }),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -81,9 +81,14 @@ impl HistoryWriter {
     /// Sets `event.index` and `event.time` and appends it. Returns an error if
     /// this or any earlier write failed (the history is then incomplete).
     pub fn record(&self, event: &mut Event) -> io::Result<()> {
-        let mut inner = self.inner.lock().expect("history writer lock poisoned by a panic");
+        let mut inner = self
+            .inner
+            .lock()
+            .expect("history writer lock poisoned by a panic");
         if let Some(e) = &inner.failed {
-            return Err(io::Error::other(format!("history writer failed earlier: {e}")));
+            return Err(io::Error::other(format!(
+                "history writer failed earlier: {e}"
+            )));
         }
         event.index = inner.next_index;
         event.time = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -104,7 +109,10 @@ impl HistoryWriter {
 
     /// How many events were recorded.
     pub fn len(&self) -> u64 {
-        self.inner.lock().expect("history writer lock poisoned by a panic").next_index
+        self.inner
+            .lock()
+            .expect("history writer lock poisoned by a panic")
+            .next_index
     }
 
     pub fn is_empty(&self) -> bool {
@@ -113,7 +121,10 @@ impl HistoryWriter {
 
     /// Flushes buffered events to the OS now.
     pub fn flush(&self) -> io::Result<()> {
-        let mut inner = self.inner.lock().expect("history writer lock poisoned by a panic");
+        let mut inner = self
+            .inner
+            .lock()
+            .expect("history writer lock poisoned by a panic");
         inner.out.flush()
     }
 
@@ -134,7 +145,10 @@ impl HistoryWriter {
         if let Some(h) = self.flusher.take() {
             let _ = h.join();
         }
-        let mut inner = self.inner.lock().expect("history writer lock poisoned by a panic");
+        let mut inner = self
+            .inner
+            .lock()
+            .expect("history writer lock poisoned by a panic");
         inner.out.flush()?;
         inner.out.get_ref().sync_all()?;
         if let Some(e) = &inner.failed {
@@ -163,7 +177,9 @@ fn flush_loop(inner: &Mutex<Inner>, stop: &(Mutex<bool>, Condvar)) {
         if *stopped {
             return;
         }
-        let mut inner = inner.lock().expect("history writer lock poisoned by a panic");
+        let mut inner = inner
+            .lock()
+            .expect("history writer lock poisoned by a panic");
         if inner.failed.is_none() {
             if let Err(e) = inner.out.flush() {
                 inner.failed = Some(e.to_string());

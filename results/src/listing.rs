@@ -46,7 +46,10 @@ fn id_to_rfc3339(id: &str) -> String {
 }
 
 fn read_entry(test: &str, dir: &Path) -> RunEntry {
-    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let results = RunResults::read(&dir.join(RESULTS_FILE)).ok();
     let test_json: Option<serde_json::Value> = std::fs::read_to_string(dir.join(TEST_FILE))
         .ok()
@@ -101,7 +104,12 @@ pub fn list_runs(store: &Path) -> Result<Vec<RunEntry>, RunReadError> {
             }
         }
     }
-    runs.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)).then(a.test.cmp(&b.test)));
+    runs.sort_by(|a, b| {
+        b.started
+            .cmp(&a.started)
+            .then(b.id.cmp(&a.id))
+            .then(a.test.cmp(&b.test))
+    });
     Ok(runs)
 }
 
@@ -124,7 +132,9 @@ pub fn table(runs: &[RunEntry]) -> comfy_table::Table {
     use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(vec!["test", "run", "started", "verdict", "ops", "p99 ms", "path"]);
+    t.set_header(vec![
+        "test", "run", "started", "verdict", "ops", "p99 ms", "path",
+    ]);
     for r in runs {
         t.add_row(vec![
             r.test.clone(),
@@ -152,11 +162,31 @@ mod tests {
     #[test]
     fn lists_runs_newest_first_and_skips_what_is_not_a_run() {
         let root = tempfile::tempdir().expect("tempdir");
-        let a = write_run(root.path(), &RunSpec { ops: 20, ..RunSpec::default() });
-        let b = write_run(root.path(), &RunSpec { ops: 30, invalid: true, start_offset_s: 60, ..RunSpec::default() });
+        let a = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 20,
+                ..RunSpec::default()
+            },
+        );
+        let b = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 30,
+                invalid: true,
+                start_offset_s: 60,
+                ..RunSpec::default()
+            },
+        );
         let c = write_run(
             root.path(),
-            &RunSpec { test_name: "kv".into(), ops: 10, results: false, start_offset_s: 30, ..RunSpec::default() },
+            &RunSpec {
+                test_name: "kv".into(),
+                ops: 10,
+                results: false,
+                start_offset_s: 30,
+                ..RunSpec::default()
+            },
         );
         std::fs::create_dir_all(root.path().join("kv/not-a-run")).expect("mkdir");
         std::fs::create_dir_all(root.path().join(".hidden/x")).expect("mkdir");
@@ -166,18 +196,26 @@ mod tests {
         assert_eq!(runs[0].verdict, Some(VerdictKind::Invalid));
         assert_eq!(runs[0].ops, Some(30));
         assert!(runs[0].latency_ms_p99.expect("p99") > 0.0);
-        assert_eq!((runs[1].verdict, runs[1].ops, runs[1].verdict_str()), (None, None, "unchecked"));
+        assert_eq!(
+            (runs[1].verdict, runs[1].ops, runs[1].verdict_str()),
+            (None, None, "unchecked")
+        );
         assert_eq!(runs[2].started, "2026-01-01T00:00:00+00:00");
         let newest = newest_per_test(&runs);
         assert_eq!(newest.len(), 2);
         assert_eq!(newest["register-partition-kill"].path, b);
         let text = table(&runs).to_string();
-        assert!(text.contains("invalid") && text.contains("unchecked"), "{text}");
+        assert!(
+            text.contains("invalid") && text.contains("unchecked"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_missing_store_is_an_error_naming_it() {
-        let err = list_runs(Path::new("/nonexistent/store")).expect_err("missing").to_string();
+        let err = list_runs(Path::new("/nonexistent/store"))
+            .expect_err("missing")
+            .to_string();
         assert!(err.contains("/nonexistent/store"), "{err}");
     }
 }

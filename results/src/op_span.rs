@@ -66,7 +66,9 @@ pub fn spans_of(events: &[Event]) -> Vec<OpSpan> {
     let mut spans: Vec<OpSpan> = Vec::new();
     let mut open: HashMap<u64, usize> = HashMap::new();
     for e in events {
-        let Process::Client(p) = e.process else { continue };
+        let Process::Client(p) = e.process else {
+            continue;
+        };
         match e.kind {
             EventType::Invoke => {
                 // A second invoke while one is open: the first never completed
@@ -139,10 +141,22 @@ pub(crate) mod tests {
         ];
         let s = spans_of(&h);
         assert_eq!(s.len(), 4);
-        assert_eq!((s[0].process, s[0].outcome, s[0].latency_ns()), (1, OpOutcome::Ok, Some(9_000_000)));
-        assert_eq!((s[1].process, s[1].outcome, s[1].latency_ns()), (2, OpOutcome::Fail, Some(4_000_000)));
-        assert_eq!((s[2].f.as_str(), s[2].outcome, s[2].end_ns), ("cas", OpOutcome::Info, None));
-        assert_eq!((s[3].outcome, s[3].latency_ns()), (OpOutcome::Info, Some(1_000_000)));
+        assert_eq!(
+            (s[0].process, s[0].outcome, s[0].latency_ns()),
+            (1, OpOutcome::Ok, Some(9_000_000))
+        );
+        assert_eq!(
+            (s[1].process, s[1].outcome, s[1].latency_ns()),
+            (2, OpOutcome::Fail, Some(4_000_000))
+        );
+        assert_eq!(
+            (s[2].f.as_str(), s[2].outcome, s[2].end_ns),
+            ("cas", OpOutcome::Info, None)
+        );
+        assert_eq!(
+            (s[3].outcome, s[3].latency_ns()),
+            (OpOutcome::Info, Some(1_000_000))
+        );
         assert_eq!(history_end_ns(&h), 13_000_000);
     }
 }

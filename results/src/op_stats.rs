@@ -80,7 +80,11 @@ impl Acc {
             ok: self.ok,
             fail: self.fail,
             info: self.info,
-            ok_per_s: if duration_s > 0.0 { self.ok as f64 / duration_s } else { 0.0 },
+            ok_per_s: if duration_s > 0.0 {
+                self.ok as f64 / duration_s
+            } else {
+                0.0
+            },
             latency_ms_p50: p50,
             latency_ms_p95: p95,
             latency_ms_p99: p99,
@@ -96,7 +100,9 @@ impl Acc {
             EventType::Invoke => unreachable!("completions only"),
         }
         let us = (latency_ns / 1000).clamp(1, 3_600_000_000);
-        self.latency_us.record(us).expect("value clamped into the histogram's bounds");
+        self.latency_us
+            .record(us)
+            .expect("value clamped into the histogram's bounds");
     }
 }
 
@@ -128,7 +134,10 @@ pub fn summarize(events: &[Event]) -> Summary {
             total.count += 1;
         } else if let Some((f, t0)) = open.remove(&p) {
             let latency = e.time.saturating_sub(t0);
-            per_f.get_mut(&f).expect("opened ops are counted").complete(e.kind, latency);
+            per_f
+                .get_mut(&f)
+                .expect("opened ops are counted")
+                .complete(e.kind, latency);
             total.complete(e.kind, latency);
         }
     }
@@ -181,11 +190,17 @@ mod tests {
         assert_eq!(s.nemesis_events, 2);
         assert!((s.duration_s - 1.0).abs() < 1e-9);
         let read = &s.ops[0];
-        assert_eq!((read.f.as_str(), read.count, read.ok, read.fail, read.info), ("read", 2, 1, 1, 0));
+        assert_eq!(
+            (read.f.as_str(), read.count, read.ok, read.fail, read.info),
+            ("read", 2, 1, 1, 0)
+        );
         assert!((read.latency_ms_p50 - 10.0).abs() < 0.1, "{read:?}");
         assert!((read.latency_ms_max - 30.0).abs() < 0.1, "{read:?}");
         let write = &s.ops[1];
-        assert_eq!((write.count, write.ok, write.fail, write.info), (2, 0, 0, 2));
+        assert_eq!(
+            (write.count, write.ok, write.fail, write.info),
+            (2, 0, 0, 2)
+        );
         assert_eq!(s.total.count, 4);
         assert_eq!(s.total.ok + s.total.fail + s.total.info, 4);
         assert!((read.ok_per_s - 1.0).abs() < 1e-9);

@@ -119,7 +119,9 @@ pub fn ensure_font() -> Result<(), PlotError> {
         }
         candidates.extend(FONT_PATHS.iter().map(PathBuf::from));
         for path in &candidates {
-            let Ok(bytes) = std::fs::read(path) else { continue };
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
             // The font must live as long as the process: plotters keeps it.
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             let ok = ["sans-serif", "serif", "monospace"].iter().all(|family| {
@@ -131,7 +133,11 @@ pub fn ensure_font() -> Result<(), PlotError> {
             }
         }
         Err(PlotError::NoFont(
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         ))
     })
     .clone()
@@ -162,7 +168,11 @@ pub fn png(kind: PlotKind, data: &PlotData, path: &Path) -> Result<(), PlotError
     })
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, kind: PlotKind, data: &PlotData) -> Result<(), String> {
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    kind: PlotKind,
+    data: &PlotData,
+) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     match kind {
         PlotKind::Latency => draw_latency(&root, data),
@@ -198,13 +208,20 @@ where
     for f in faults {
         let c = fault_rgb(&f.fault);
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(f.start_ns as f64 / 1e9, y_lo.clone()), (f.end_ns as f64 / 1e9, y_hi.clone())],
+            [
+                (f.start_ns as f64 / 1e9, y_lo.clone()),
+                (f.end_ns as f64 / 1e9, y_hi.clone()),
+            ],
             c.mix(0.13).filled(),
         )))?;
     }
     for (i, f) in faults.iter().enumerate() {
         let c = fault_rgb(&f.fault);
-        let text = if f.healed { f.label() } else { format!("{} (not healed)", f.label()) };
+        let text = if f.healed {
+            f.label()
+        } else {
+            format!("{} (not healed)", f.label())
+        };
         chart.draw_series(std::iter::once(Text::new(
             text,
             (f.start_ns as f64 / 1e9, label_y(i % 3)),
@@ -214,7 +231,10 @@ where
     Ok(())
 }
 
-fn draw_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> DrawResult<DB> {
+fn draw_latency<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &PlotData,
+) -> DrawResult<DB> {
     let lat_ms = |s: &OpSpan| s.latency_ns().map(|ns| (ns as f64 / 1e6).max(0.001));
     let (mut min_ms, mut max_ms) = (f64::MAX, 0.0f64);
     for ms in data.spans.iter().filter_map(lat_ms) {
@@ -235,7 +255,9 @@ fn draw_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotDa
         .y_desc("latency (ms)")
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    draw_faults(&mut chart, data.faults, lo, hi, |i| hi / 10f64.powf(0.12 * i as f64 + 0.02))?;
+    draw_faults(&mut chart, data.faults, lo, hi, |i| {
+        hi / 10f64.powf(0.12 * i as f64 + 0.02)
+    })?;
     // One point per 2×2 pixels and outcome (points are 4 px wide): the
     // picture is the same, the SVG small.
     let (log_lo, log_hi) = (lo.log10(), hi.log10());
@@ -255,7 +277,11 @@ fn draw_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotDa
             .collect();
         let c = outcome_rgb(outcome);
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.mix(0.75).filled())))?
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 2, c.mix(0.75).filled())),
+            )?
             .label(outcome.as_str())
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
     }
@@ -268,7 +294,10 @@ fn draw_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotDa
     Ok(())
 }
 
-fn draw_quantiles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> DrawResult<DB> {
+fn draw_quantiles<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &PlotData,
+) -> DrawResult<DB> {
     let h = data.histograms;
     let quantiles: [(f64, &str, RGBColor); 5] = [
         (0.5, "p50", RGBColor(0x25, 0x63, 0xeb)),
@@ -284,7 +313,10 @@ fn draw_quantiles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Plot
         .collect();
     let ms = |us: u64| (us as f64 / 1000.0).max(0.001);
     let max_ms = merged.iter().map(|(_, m)| ms(m.max())).fold(0.0, f64::max);
-    let min_ms = merged.iter().map(|(_, m)| ms(m.min())).fold(f64::MAX, f64::min);
+    let min_ms = merged
+        .iter()
+        .map(|(_, m)| ms(m.min()))
+        .fold(f64::MAX, f64::min);
     let (lo, hi) = latency_range(if merged.is_empty() { 0.1 } else { min_ms }, max_ms);
     let x_max = data.duration_s.max(1e-3);
     let mut chart = ChartBuilder::on(root)
@@ -299,9 +331,14 @@ fn draw_quantiles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Plot
         .y_desc("latency (ms)")
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    draw_faults(&mut chart, data.faults, lo, hi, |i| hi / 10f64.powf(0.12 * i as f64 + 0.02))?;
+    draw_faults(&mut chart, data.faults, lo, hi, |i| {
+        hi / 10f64.powf(0.12 * i as f64 + 0.02)
+    })?;
     for (q, name, c) in quantiles {
-        let line: Vec<(f64, f64)> = merged.iter().map(|(t, m)| (*t, ms(m.value_at_quantile(q)))).collect();
+        let line: Vec<(f64, f64)> = merged
+            .iter()
+            .map(|(t, m)| (*t, ms(m.value_at_quantile(q))))
+            .collect();
         chart
             .draw_series(LineSeries::new(line.clone(), c.stroke_width(2)))?
             .label(name)
@@ -319,11 +356,18 @@ fn draw_quantiles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Plot
     Ok(())
 }
 
-fn draw_throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData) -> DrawResult<DB> {
+fn draw_throughput<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &PlotData,
+) -> DrawResult<DB> {
     let h = data.histograms;
     let half = h.interval_ns as f64 / 2e9;
     let tp = h.throughput();
-    let y_max = tp.iter().flat_map(|(_, v)| v.iter().copied()).fold(1.0, f64::max) * 1.15;
+    let y_max = tp
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(1.0, f64::max)
+        * 1.15;
     let x_max = data.duration_s.max(1e-3);
     let mut chart = ChartBuilder::on(root)
         .caption(PlotKind::Throughput.title(), ("sans-serif", 16))
@@ -337,10 +381,15 @@ fn draw_throughput<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &Plo
         .y_desc("operations / s")
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    draw_faults(&mut chart, data.faults, 0.0, y_max, |i| y_max * (0.99 - 0.06 * i as f64))?;
+    draw_faults(&mut chart, data.faults, 0.0, y_max, |i| {
+        y_max * (0.99 - 0.06 * i as f64)
+    })?;
     for outcome in OpOutcome::ALL {
         let c = outcome_rgb(outcome);
-        let line: Vec<(f64, f64)> = tp.iter().map(|(t, v)| (t + half, v[outcome as usize])).collect();
+        let line: Vec<(f64, f64)> = tp
+            .iter()
+            .map(|(t, v)| (t + half, v[outcome as usize]))
+            .collect();
         chart
             .draw_series(LineSeries::new(line, c.stroke_width(2)))?
             .label(outcome.as_str())
@@ -405,10 +454,16 @@ mod tests {
         // Thinned, but every outcome drawn: fewer points than ops, more than a few.
         assert!(circles > 300 && circles < 20_000, "{circles} circles");
         for outcome in ["ok", "fail", "info"] {
-            assert!(svg.contains(&format!(">{outcome}<")) || svg.contains(&format!(">\n{outcome}")), "legend {outcome}");
+            assert!(
+                svg.contains(&format!(">{outcome}<")) || svg.contains(&format!(">\n{outcome}")),
+                "legend {outcome}"
+            );
         }
         let q = super::svg(PlotKind::Quantiles, &d).expect("quantiles");
-        assert!(q.contains("p99.9") && q.contains("<polyline"), "quantile lines");
+        assert!(
+            q.contains("p99.9") && q.contains("<polyline"),
+            "quantile lines"
+        );
         let t = super::svg(PlotKind::Throughput, &d).expect("throughput");
         assert!(t.contains("operations / s") && t.contains("partition"));
     }

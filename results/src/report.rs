@@ -46,7 +46,11 @@ pub fn build(run_path: &Path) -> Result<ReportSummary, RunReadError> {
     let data = RunData::read(&run)?;
     let results = match RunResults::read(&run.results_json()) {
         Ok(r) => Some(r),
-        Err(crate::StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
+        Err(crate::StoreError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
         Err(e) => return Err(e.into()),
     };
     let test = run.read_test_json().ok();
@@ -182,7 +186,14 @@ fn metrics_table(out: &mut String, rows: &[OpMetrics]) {
 /// Relative links to the run's files that exist.
 fn file_links(run: &RunDir) -> Vec<(String, String)> {
     let mut links = Vec::new();
-    for name in [HISTORY_FILE, TEST_FILE, RESULTS_FILE, LATENCY_TOTAL_FILE, LATENCY_LOG_FILE, THROUGHPUT_FILE] {
+    for name in [
+        HISTORY_FILE,
+        TEST_FILE,
+        RESULTS_FILE,
+        LATENCY_TOTAL_FILE,
+        LATENCY_LOG_FILE,
+        THROUGHPUT_FILE,
+    ] {
         if run.path().join(name).is_file() {
             links.push((name.to_string(), name.to_string()));
         }
@@ -196,7 +207,10 @@ fn file_links(run: &RunDir) -> Vec<(String, String)> {
             .collect();
         logs.sort();
         for l in logs {
-            links.push((format!("{NODES_DIR}/{l}"), format!("node log {}", l.trim_end_matches(".log"))));
+            links.push((
+                format!("{NODES_DIR}/{l}"),
+                format!("node log {}", l.trim_end_matches(".log")),
+            ));
         }
     }
     links
@@ -204,7 +218,9 @@ fn file_links(run: &RunDir) -> Vec<(String, String)> {
 
 /// Witness renderings saved beside the history (`witness*.html`).
 fn witness_files(run: &RunDir) -> Vec<(String, String)> {
-    let Ok(rd) = std::fs::read_dir(run.path()) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(run.path()) else {
+        return Vec::new();
+    };
     let mut names: Vec<String> = rd
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -221,7 +237,12 @@ fn witness_files(run: &RunDir) -> Vec<(String, String)> {
 fn render(p: &Page) -> String {
     let mut o = String::with_capacity(256 * 1024);
     let verdict = p.results.map(|r| r.verdict);
-    let title = format!("{} {} — {}", p.test_name, p.id, verdict.map_or("not checked", VerdictKind::as_str));
+    let title = format!(
+        "{} {} — {}",
+        p.test_name,
+        p.id,
+        verdict.map_or("not checked", VerdictKind::as_str)
+    );
     let _ = write!(
         o,
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{}</title><style>{STYLE}</style></head><body>",
@@ -299,7 +320,13 @@ fn render(p: &Page) -> String {
     o.push_str("<h2 id=plots>Plots</h2>");
     let legend: String = OpOutcome::ALL
         .iter()
-        .map(|x| format!(r#"<span style="background:{}"></span>{}"#, hex(outcome_rgb(*x)), x.as_str()))
+        .map(|x| {
+            format!(
+                r#"<span style="background:{}"></span>{}"#,
+                hex(outcome_rgb(*x)),
+                x.as_str()
+            )
+        })
         .collect();
     let _ = write!(o, "<div class=legend>{legend} — shaded bands: faults</div>");
     for (kind, svg) in p.plots {
@@ -315,7 +342,12 @@ fn render(p: &Page) -> String {
                 );
             }
             Err(e) => {
-                let _ = write!(o, "<p class=warn>{}: not drawn: {}</p>", kind.title(), escape(e));
+                let _ = write!(
+                    o,
+                    "<p class=warn>{}: not drawn: {}</p>",
+                    kind.title(),
+                    escape(e)
+                );
             }
         }
         o.push_str("</figure>");
@@ -328,7 +360,10 @@ fn render(p: &Page) -> String {
 
     // Percentiles.
     o.push_str("<h2 id=percentiles>Latency percentiles</h2>");
-    metrics_table(&mut o, &outcome_rows(&p.data.histograms, p.data.end_ns as f64 / 1e9));
+    metrics_table(
+        &mut o,
+        &outcome_rows(&p.data.histograms, p.data.end_ns as f64 / 1e9),
+    );
 
     // Faults.
     let _ = write!(o, "<h2 id=faults>Faults</h2>");
@@ -362,7 +397,12 @@ fn render(p: &Page) -> String {
                         serde_json::Value::String(s) => s.clone(),
                         v => v.to_string(),
                     };
-                    let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(&text));
+                    let _ = write!(
+                        o,
+                        "<tr><th>{}</th><td>{}</td></tr>",
+                        escape(k),
+                        escape(&text)
+                    );
                 }
                 o.push_str("</table>");
             }
@@ -391,9 +431,19 @@ mod tests {
     #[test]
     fn builds_a_self_contained_report_with_every_section() {
         let root = tempfile::tempdir().expect("tempdir");
-        let run = write_run(root.path(), &RunSpec { ops: 2000, invalid: true, ..RunSpec::default() });
-        std::fs::write(run.join("witness-linearizable.html"), "<html><body><b id=w>cannot place p3 read</b></body></html>")
-            .expect("witness");
+        let run = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 2000,
+                invalid: true,
+                ..RunSpec::default()
+            },
+        );
+        std::fs::write(
+            run.join("witness-linearizable.html"),
+            "<html><body><b id=w>cannot place p3 read</b></body></html>",
+        )
+        .expect("witness");
         let s = build(&run).expect("report");
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
@@ -419,11 +469,19 @@ mod tests {
         }
         // Self-contained: nothing fetched from anywhere.
         for banned in ["<script src", "<link ", "http://", "https://", "<img "] {
-            let found = html.replace("http://www.w3.org/2000/svg", "").replace("http://www.w3.org/1999/xlink", "");
-            assert!(!found.contains(banned), "report fetches something: {banned}");
+            let found = html
+                .replace("http://www.w3.org/2000/svg", "")
+                .replace("http://www.w3.org/1999/xlink", "");
+            assert!(
+                !found.contains(banned),
+                "report fetches something: {banned}"
+            );
         }
         for kind in PlotKind::ALL {
-            assert!(run.join(PLOTS_DIR).join(format!("{}.png", kind.stem())).is_file());
+            assert!(run
+                .join(PLOTS_DIR)
+                .join(format!("{}.png", kind.stem()))
+                .is_file());
         }
         for f in [LATENCY_LOG_FILE, LATENCY_TOTAL_FILE, THROUGHPUT_FILE] {
             assert!(run.join(f).is_file(), "{f}");
@@ -433,7 +491,14 @@ mod tests {
     #[test]
     fn a_run_never_checked_still_gets_a_report() {
         let root = tempfile::tempdir().expect("tempdir");
-        let run = write_run(root.path(), &RunSpec { ops: 50, results: false, ..RunSpec::default() });
+        let run = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 50,
+                results: false,
+                ..RunSpec::default()
+            },
+        );
         build(&run).expect("report");
         let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
         assert!(html.contains(r#"data-verdict="none""#));
@@ -443,7 +508,13 @@ mod tests {
     #[test]
     fn a_bad_history_is_an_error_naming_the_line() {
         let root = tempfile::tempdir().expect("tempdir");
-        let run = write_run(root.path(), &RunSpec { ops: 5, ..RunSpec::default() });
+        let run = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 5,
+                ..RunSpec::default()
+            },
+        );
         let mut text = std::fs::read_to_string(run.join(HISTORY_FILE)).expect("read");
         text.insert_str(0, "{not json}\n");
         std::fs::write(run.join(HISTORY_FILE), text).expect("write");

@@ -54,7 +54,14 @@ pub struct OpMetrics {
 }
 
 impl OpMetrics {
-    fn new(f: &str, outcome: Option<OpOutcome>, count: u64, per_s_count: u64, lat: &Histogram<u64>, duration_s: f64) -> OpMetrics {
+    fn new(
+        f: &str,
+        outcome: Option<OpOutcome>,
+        count: u64,
+        per_s_count: u64,
+        lat: &Histogram<u64>,
+        duration_s: f64,
+    ) -> OpMetrics {
         let ms = |q: f64| {
             if lat.is_empty() {
                 0.0
@@ -66,12 +73,20 @@ impl OpMetrics {
             f: f.to_string(),
             outcome,
             count,
-            throughput_per_s: if duration_s > 0.0 { per_s_count as f64 / duration_s } else { 0.0 },
+            throughput_per_s: if duration_s > 0.0 {
+                per_s_count as f64 / duration_s
+            } else {
+                0.0
+            },
             latency_ms_p50: ms(0.5),
             latency_ms_p90: ms(0.9),
             latency_ms_p99: ms(0.99),
             latency_ms_p999: ms(0.999),
-            latency_ms_max: if lat.is_empty() { 0.0 } else { lat.max() as f64 / 1000.0 },
+            latency_ms_max: if lat.is_empty() {
+                0.0
+            } else {
+                lat.max() as f64 / 1000.0
+            },
         }
     }
 
@@ -94,11 +109,20 @@ impl OpMetrics {
 /// Per operation (all outcomes, ok latencies) and `all`, from histograms.
 pub fn op_rows(h: &LatencyHistograms, duration_s: f64) -> (Vec<OpMetrics>, OpMetrics) {
     let row = |f: &str, keep: &dyn Fn(&OpKey) -> bool| {
-        let count = h.totals.iter().filter(|(k, _)| keep(k)).map(|(_, x)| x.len()).sum();
+        let count = h
+            .totals
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(_, x)| x.len())
+            .sum();
         let ok = h.merged_total(|k| keep(k) && k.outcome == OpOutcome::Ok);
         OpMetrics::new(f, None, count, ok.len(), &ok, duration_s)
     };
-    let ops = h.ops().iter().map(|f| row(f, &|k: &OpKey| &k.f == f)).collect();
+    let ops = h
+        .ops()
+        .iter()
+        .map(|f| row(f, &|k: &OpKey| &k.f == f))
+        .collect();
     (ops, row("all", &|_| true))
 }
 
@@ -113,7 +137,14 @@ pub fn outcome_rows(h: &LatencyHistograms, duration_s: f64) -> Vec<OpMetrics> {
     for o in OpOutcome::ALL {
         let m = h.merged_total(|k| k.outcome == o);
         if !m.is_empty() {
-            rows.push(OpMetrics::new("all", Some(o), m.len(), m.len(), &m, duration_s));
+            rows.push(OpMetrics::new(
+                "all",
+                Some(o),
+                m.len(),
+                m.len(),
+                &m,
+                duration_s,
+            ));
         }
     }
     rows
@@ -178,14 +209,17 @@ impl RunMetrics {
         let run = RunDir::open(path)?;
         let results = RunResults::read(&run.results_json()).ok();
         let (test, id) = test_and_id(path);
-        let (histograms, duration_s) = match (&results, run.path().join(LATENCY_TOTAL_FILE).is_file()) {
-            (Some(r), true) => (LatencyHistograms::read(run.path())?, r.stats.duration_s),
-            _ => {
-                let data = RunData::read(&run)?;
-                let d = results.as_ref().map_or(data.end_ns as f64 / 1e9, |r| r.stats.duration_s);
-                (data.histograms, d)
-            }
-        };
+        let (histograms, duration_s) =
+            match (&results, run.path().join(LATENCY_TOTAL_FILE).is_file()) {
+                (Some(r), true) => (LatencyHistograms::read(run.path())?, r.stats.duration_s),
+                _ => {
+                    let data = RunData::read(&run)?;
+                    let d = results
+                        .as_ref()
+                        .map_or(data.end_ns as f64 / 1e9, |r| r.stats.duration_s);
+                    (data.histograms, d)
+                }
+            };
         let (ops, total) = op_rows(&histograms, duration_s);
         Ok(RunMetrics {
             run_dir: run.path().to_path_buf(),
@@ -239,7 +273,10 @@ mod tests {
         assert_eq!(r.metric("p99.9"), Some(r.latency_ms_p999));
         assert_eq!(total.count, 1010);
         let by_outcome = outcome_rows(&h, 10.0);
-        let fail = by_outcome.iter().find(|m| m.f == "read" && m.outcome == Some(OpOutcome::Fail)).expect("fail row");
+        let fail = by_outcome
+            .iter()
+            .find(|m| m.f == "read" && m.outcome == Some(OpOutcome::Fail))
+            .expect("fail row");
         assert!((fail.latency_ms_p50 - 5000.0).abs() < 5.0, "{fail:?}");
     }
 }

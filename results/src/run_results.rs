@@ -106,9 +106,18 @@ mod tests {
     fn overall_is_the_worst_verdict() {
         use VerdictKind::*;
         assert_eq!(RunResults::overall(&[]), Unknown);
-        assert_eq!(RunResults::overall(&[outcome(Valid), outcome(Valid)]), Valid);
-        assert_eq!(RunResults::overall(&[outcome(Valid), outcome(Unknown)]), Unknown);
-        assert_eq!(RunResults::overall(&[outcome(Invalid), outcome(Unknown)]), Invalid);
+        assert_eq!(
+            RunResults::overall(&[outcome(Valid), outcome(Valid)]),
+            Valid
+        );
+        assert_eq!(
+            RunResults::overall(&[outcome(Valid), outcome(Unknown)]),
+            Unknown
+        );
+        assert_eq!(
+            RunResults::overall(&[outcome(Invalid), outcome(Unknown)]),
+            Invalid
+        );
     }
 
     #[test]

@@ -56,7 +56,14 @@ pub async fn serve(listener: tokio::net::TcpListener, store: PathBuf) -> std::io
 }
 
 fn not_found(what: &str) -> Response {
-    (StatusCode::NOT_FOUND, Html(page("not found", &format!("<p>{}</p><p><a href=\"/\">all runs</a></p>", escape(what))))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Html(page(
+            "not found",
+            &format!("<p>{}</p><p><a href=\"/\">all runs</a></p>", escape(what)),
+        )),
+    )
+        .into_response()
 }
 
 /// A single safe path component: no `..`, not hidden, no separators.
@@ -117,7 +124,11 @@ fn select(mut runs: Vec<RunEntry>, q: &IndexQuery) -> Vec<RunEntry> {
     if let Some(t) = q.test.as_deref().filter(|t| !t.is_empty()) {
         runs.retain(|r| r.test.contains(t));
     }
-    if let Some(v) = q.verdict.as_deref().filter(|v| !v.is_empty() && *v != "any") {
+    if let Some(v) = q
+        .verdict
+        .as_deref()
+        .filter(|v| !v.is_empty() && *v != "any")
+    {
         runs.retain(|r| r.verdict_str() == v);
     }
     let sort = q.sort.as_deref().unwrap_or("date");
@@ -132,7 +143,10 @@ fn select(mut runs: Vec<RunEntry>, q: &IndexQuery) -> Vec<RunEntry> {
             "test" => a.test.cmp(&b.test).then(a.started.cmp(&b.started)),
             "verdict" => rank(a).cmp(&rank(b)).then(a.started.cmp(&b.started)),
             "ops" => a.ops.cmp(&b.ops),
-            "p99" => a.latency_ms_p99.unwrap_or(-1.0).total_cmp(&b.latency_ms_p99.unwrap_or(-1.0)),
+            "p99" => a
+                .latency_ms_p99
+                .unwrap_or(-1.0)
+                .total_cmp(&b.latency_ms_p99.unwrap_or(-1.0)),
             _ => a.started.cmp(&b.started).then(a.id.cmp(&b.id)),
         };
         o.then(a.test.cmp(&b.test))
@@ -166,7 +180,13 @@ async fn index(State(state): State<Arc<AppState>>, Query(q): Query<IndexQuery>) 
     let listed = tokio::task::spawn_blocking(move || list_runs(&store)).await;
     let runs = match listed {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, Html(page("error", &format!("<p>{}</p>", escape(&e.to_string()))))).into_response(),
+        Ok(Err(e)) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html(page("error", &format!("<p>{}</p>", escape(&e.to_string())))),
+            )
+                .into_response()
+        }
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
     let total = runs.len();
@@ -175,7 +195,12 @@ async fn index(State(state): State<Arc<AppState>>, Query(q): Query<IndexQuery>) 
     tests.dedup();
     let shown = select(runs, &q);
     let mut b = String::new();
-    let _ = write!(b, "<h1>faultline runs</h1><p>{} of {total} runs in <code>{}</code></p>", shown.len(), escape(&state.store.display().to_string()));
+    let _ = write!(
+        b,
+        "<h1>faultline runs</h1><p>{} of {total} runs in <code>{}</code></p>",
+        shown.len(),
+        escape(&state.store.display().to_string())
+    );
     let cur_test = q.test.clone().unwrap_or_default();
     let cur_verdict = q.verdict.clone().unwrap_or_default();
     b.push_str("<form method=get action=\"/\" id=filter><label>test <select name=test><option value=\"\">any</option>");
@@ -200,16 +225,43 @@ async fn index(State(state): State<Arc<AppState>>, Query(q): Query<IndexQuery>) 
             Some("desc") => true,
             _ => matches!(cur, "date" | "ops" | "p99"),
         };
-        let order = if cur == key && desc_now { "asc" } else if cur == key { "desc" } else { "" };
-        let mut href = format!("/?sort={key}&test={}&verdict={}", url_encode(&cur_test), url_encode(&cur_verdict));
+        let order = if cur == key && desc_now {
+            "asc"
+        } else if cur == key {
+            "desc"
+        } else {
+            ""
+        };
+        let mut href = format!(
+            "/?sort={key}&test={}&verdict={}",
+            url_encode(&cur_test),
+            url_encode(&cur_verdict)
+        );
         if !order.is_empty() {
             href.push_str(&format!("&order={order}"));
         }
-        let arrow = if cur == key { if desc_now { " ▼" } else { " ▲" } } else { "" };
-        format!("<th><a class=sort href=\"{}\">{label}{arrow}</a></th>", escape(&href))
+        let arrow = if cur == key {
+            if desc_now {
+                " ▼"
+            } else {
+                " ▲"
+            }
+        } else {
+            ""
+        };
+        format!(
+            "<th><a class=sort href=\"{}\">{label}{arrow}</a></th>",
+            escape(&href)
+        )
     };
     b.push_str("<table id=runs><tr>");
-    for (k, l) in [("test", "test"), ("date", "started"), ("verdict", "verdict"), ("ops", "ops"), ("p99", "p99 ms")] {
+    for (k, l) in [
+        ("test", "test"),
+        ("date", "started"),
+        ("verdict", "verdict"),
+        ("ops", "ops"),
+        ("p99", "p99 ms"),
+    ] {
         b.push_str(&sort_link(k, l));
     }
     b.push_str("<th>run</th><th>files</th></tr>");
@@ -250,24 +302,33 @@ fn modified(p: &Path) -> Option<std::time::SystemTime> {
 
 /// Is report.html missing or older than what it is built from?
 fn report_stale(dir: &Path) -> bool {
-    let Some(r) = modified(&dir.join(REPORT_FILE)) else { return true };
+    let Some(r) = modified(&dir.join(REPORT_FILE)) else {
+        return true;
+    };
     [HISTORY_FILE, RESULTS_FILE]
         .iter()
         .filter_map(|f| modified(&dir.join(f)))
         .any(|t| t > r)
 }
 
-async fn run_report(State(state): State<Arc<AppState>>, UrlPath((test, id)): UrlPath<(String, String)>) -> Response {
-    let Some(dir) = run_dir(&state, &test, &id) else { return not_found("no such run") };
+async fn run_report(
+    State(state): State<Arc<AppState>>,
+    UrlPath((test, id)): UrlPath<(String, String)>,
+) -> Response {
+    let Some(dir) = run_dir(&state, &test, &id) else {
+        return not_found("no such run");
+    };
     let st = state.clone();
     let built = tokio::task::spawn_blocking(move || {
         let _guard = st.building.lock().unwrap_or_else(|e| e.into_inner());
         if report_stale(&dir) {
             report::build(&dir).map(|_| ())?;
         }
-        std::fs::read_to_string(dir.join(REPORT_FILE)).map_err(|source| crate::run_metrics::RunReadError::Io {
-            path: dir.join(REPORT_FILE),
-            source,
+        std::fs::read_to_string(dir.join(REPORT_FILE)).map_err(|source| {
+            crate::run_metrics::RunReadError::Io {
+                path: dir.join(REPORT_FILE),
+                source,
+            }
         })
     })
     .await;
@@ -275,7 +336,13 @@ async fn run_report(State(state): State<Arc<AppState>>, UrlPath((test, id)): Url
         Ok(Ok(html)) => Html(html).into_response(),
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            Html(page("report failed", &format!("<h1>cannot build the report</h1><p>{}</p><p><a href=\"files\">files</a></p>", escape(&e.to_string())))),
+            Html(page(
+                "report failed",
+                &format!(
+                    "<h1>cannot build the report</h1><p>{}</p><p><a href=\"files\">files</a></p>",
+                    escape(&e.to_string())
+                ),
+            )),
         )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -287,7 +354,9 @@ fn files_of(dir: &Path) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(dir.join(&rel)) else { continue };
+        let Ok(rd) = std::fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
@@ -298,7 +367,10 @@ fn files_of(dir: &Path) -> Vec<(String, u64)> {
             if ft.is_dir() {
                 stack.push(r);
             } else if ft.is_file() {
-                out.push((r.to_string_lossy().into_owned(), e.metadata().map_or(0, |m| m.len())));
+                out.push((
+                    r.to_string_lossy().into_owned(),
+                    e.metadata().map_or(0, |m| m.len()),
+                ));
             }
         }
     }
@@ -306,9 +378,16 @@ fn files_of(dir: &Path) -> Vec<(String, u64)> {
     out
 }
 
-async fn run_files(State(state): State<Arc<AppState>>, UrlPath((test, id)): UrlPath<(String, String)>) -> Response {
-    let Some(dir) = run_dir(&state, &test, &id) else { return not_found("no such run") };
-    let files = tokio::task::spawn_blocking(move || files_of(&dir)).await.unwrap_or_default();
+async fn run_files(
+    State(state): State<Arc<AppState>>,
+    UrlPath((test, id)): UrlPath<(String, String)>,
+) -> Response {
+    let Some(dir) = run_dir(&state, &test, &id) else {
+        return not_found("no such run");
+    };
+    let files = tokio::task::spawn_blocking(move || files_of(&dir))
+        .await
+        .unwrap_or_default();
     let mut b = format!(
         "<h1>{} {}</h1><p><a href=\"./\">report</a> · <a href=\"/\">all runs</a></p><table id=files><tr><th>file</th><th>bytes</th><th></th></tr>",
         escape(&test),
@@ -348,11 +427,17 @@ async fn run_file(
     UrlPath((test, id, path)): UrlPath<(String, String, String)>,
     Query(q): Query<FileQuery>,
 ) -> Response {
-    let Some(dir) = run_dir(&state, &test, &id) else { return not_found("no such run") };
-    let Some(rel) = safe_relative(&path) else { return not_found("no such file") };
+    let Some(dir) = run_dir(&state, &test, &id) else {
+        return not_found("no such run");
+    };
+    let Some(rel) = safe_relative(&path) else {
+        return not_found("no such file");
+    };
     let file = dir.join(&rel);
     // Symlinks inside the run must not lead out of it.
-    let (Ok(canon_dir), Ok(canon_file)) = (std::fs::canonicalize(&dir), std::fs::canonicalize(&file)) else {
+    let (Ok(canon_dir), Ok(canon_file)) =
+        (std::fs::canonicalize(&dir), std::fs::canonicalize(&file))
+    else {
         return not_found("no such file");
     };
     if !canon_file.starts_with(&canon_dir) || !canon_file.is_file() {
@@ -364,11 +449,19 @@ async fn run_file(
     };
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&rel)));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&rel)),
+    );
     if q.download.is_some() {
         let name: String = rel
             .file_name()
-            .map(|n| n.to_string_lossy().chars().filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\').collect())
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+                    .collect()
+            })
             .unwrap_or_else(|| "file".into());
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
             h.insert(header::CONTENT_DISPOSITION, v);
@@ -383,8 +476,20 @@ mod tests {
 
     #[test]
     fn relative_paths_with_dots_or_hidden_parts_are_refused() {
-        assert_eq!(safe_relative("nodes/n1.log"), Some(PathBuf::from("nodes/n1.log")));
-        for bad in ["../x", "a/../../x", "/etc/passwd", ".hidden", "a/.b", "", "a\\..\\b", "./x"] {
+        assert_eq!(
+            safe_relative("nodes/n1.log"),
+            Some(PathBuf::from("nodes/n1.log"))
+        );
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            ".hidden",
+            "a/.b",
+            "",
+            "a\\..\\b",
+            "./x",
+        ] {
             assert_eq!(safe_relative(bad), None, "{bad}");
         }
         assert!(!safe_component(".."));
@@ -415,16 +520,31 @@ mod tests {
             entry("kv", "2026-01-01", None, 9.0),
         ];
         let ids = |v: Vec<RunEntry>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(ids(select(runs.clone(), &IndexQuery::default())), ["2026-01-03", "2026-01-02", "2026-01-01"]);
+        assert_eq!(
+            ids(select(runs.clone(), &IndexQuery::default())),
+            ["2026-01-03", "2026-01-02", "2026-01-01"]
+        );
         let q = |test: &str, verdict: &str, sort: &str, order: &str| IndexQuery {
             test: Some(test.into()),
             verdict: Some(verdict.into()),
             sort: Some(sort.into()),
             order: (!order.is_empty()).then(|| order.into()),
         };
-        assert_eq!(ids(select(runs.clone(), &q("kv", "", "date", "asc"))), ["2026-01-01", "2026-01-02"]);
-        assert_eq!(ids(select(runs.clone(), &q("", "unchecked", "", ""))), ["2026-01-01"]);
-        assert_eq!(ids(select(runs.clone(), &q("", "any", "verdict", ""))), ["2026-01-03", "2026-01-01", "2026-01-02"]);
-        assert_eq!(ids(select(runs, &q("", "", "p99", ""))), ["2026-01-01", "2026-01-02", "2026-01-03"]);
+        assert_eq!(
+            ids(select(runs.clone(), &q("kv", "", "date", "asc"))),
+            ["2026-01-01", "2026-01-02"]
+        );
+        assert_eq!(
+            ids(select(runs.clone(), &q("", "unchecked", "", ""))),
+            ["2026-01-01"]
+        );
+        assert_eq!(
+            ids(select(runs.clone(), &q("", "any", "verdict", ""))),
+            ["2026-01-03", "2026-01-01", "2026-01-02"]
+        );
+        assert_eq!(
+            ids(select(runs, &q("", "", "p99", ""))),
+            ["2026-01-01", "2026-01-02", "2026-01-03"]
+        );
     }
 }

@@ -27,7 +27,9 @@ pub enum StoreError {
     BadFile { path: PathBuf, message: String },
     #[error("{path} is not a run directory: it has no {HISTORY_FILE}")]
     NotARun { path: PathBuf },
-    #[error("bad test name {name:?}: use letters, digits, '-', '_', ',', '.' (no '/', not '.' or '..')")]
+    #[error(
+        "bad test name {name:?}: use letters, digits, '-', '_', ',', '.' (no '/', not '.' or '..')"
+    )]
     BadTestName { name: String },
 }
 
@@ -47,7 +49,11 @@ pub struct RunDir {
 impl RunDir {
     /// Creates `root/<test_name>/<time>/` (with a suffix if taken) and points
     /// `root/latest` at it.
-    pub fn create(root: &Path, test_name: &str, started: DateTime<Utc>) -> Result<RunDir, StoreError> {
+    pub fn create(
+        root: &Path,
+        test_name: &str,
+        started: DateTime<Utc>,
+    ) -> Result<RunDir, StoreError> {
         if test_name.is_empty()
             || test_name == "."
             || test_name == ".."
@@ -65,7 +71,11 @@ impl RunDir {
         let stamp = started.format("%Y%m%dT%H%M%S").to_string();
         let mut n = 1;
         let path = loop {
-            let name = if n == 1 { stamp.clone() } else { format!("{stamp}-{n}") };
+            let name = if n == 1 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{n}")
+            };
             let candidate = test_dir.join(&name);
             match std::fs::create_dir(&candidate) {
                 Ok(()) => break candidate,
@@ -95,7 +105,10 @@ impl RunDir {
     }
 
     fn point_latest(&self, root: &Path) -> Result<(), StoreError> {
-        let target = self.path.strip_prefix(root).expect("run dirs are created under the root");
+        let target = self
+            .path
+            .strip_prefix(root)
+            .expect("run dirs are created under the root");
         let link = root.join(LATEST_LINK);
         let tmp = root.join(format!(".latest.{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
@@ -163,7 +176,10 @@ mod tests {
     #[test]
     fn creates_the_layout_and_points_latest_at_the_newest_run() {
         let root = tempfile::tempdir().expect("tempdir");
-        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().expect("valid time");
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .single()
+            .expect("valid time");
         let a = RunDir::create(root.path(), "register", t).expect("first");
         assert_eq!(a.path(), root.path().join("register/20260102T030405"));
         assert!(a.path().join(NODES_DIR).is_dir());
@@ -178,10 +194,16 @@ mod tests {
     fn open_needs_a_history_and_follows_latest() {
         let root = tempfile::tempdir().expect("tempdir");
         let run = RunDir::create(root.path(), "kv", Utc::now()).expect("create");
-        assert!(matches!(RunDir::open(run.path()), Err(StoreError::NotARun { .. })));
+        assert!(matches!(
+            RunDir::open(run.path()),
+            Err(StoreError::NotARun { .. })
+        ));
         std::fs::write(run.history(), "").expect("write history");
         RunDir::open(&root.path().join(LATEST_LINK)).expect("open through latest");
-        assert!(matches!(RunDir::open(&root.path().join("nope")), Err(StoreError::Io { .. })));
+        assert!(matches!(
+            RunDir::open(&root.path().join("nope")),
+            Err(StoreError::Io { .. })
+        ));
     }
 
     #[test]
@@ -189,7 +211,10 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         for bad in ["", "..", "a/b", "latest", "x y"] {
             assert!(
-                matches!(RunDir::create(root.path(), bad, Utc::now()), Err(StoreError::BadTestName { .. })),
+                matches!(
+                    RunDir::create(root.path(), bad, Utc::now()),
+                    Err(StoreError::BadTestName { .. })
+                ),
                 "{bad:?}"
             );
         }

@@ -62,7 +62,8 @@ fn one() -> u32 {
 }
 
 /// Flags the matrix sets; the shared options may not.
-pub const RESERVED_OPTIONS: [&str; 6] = ["workload", "nemesis", "consensus", "name", "json", "store"];
+pub const RESERVED_OPTIONS: [&str; 6] =
+    ["workload", "nemesis", "consensus", "name", "json", "store"];
 
 /// One run of the matrix.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -100,29 +101,49 @@ impl SuiteSpec {
             path: path.to_path_buf(),
             message,
         };
-        let spec: SuiteSpec = toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        let spec: SuiteSpec =
+            toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
         if spec.workloads.is_empty() {
             return Err(bad("workloads: list at least one workload".into()));
         }
         if spec.nemeses.is_empty() {
-            return Err(bad("nemeses: list at least one (\"none\" for no faults)".into()));
+            return Err(bad(
+                "nemeses: list at least one (\"none\" for no faults)".into()
+            ));
         }
         if spec.repeats == 0 || spec.repeats > 1000 {
             return Err(bad(format!("repeats = {}: use 1 to 1000", spec.repeats)));
         }
         for (k, v) in &spec.options {
             if RESERVED_OPTIONS.contains(&k.as_str()) {
-                return Err(bad(format!("options.{k}: set by the suite's matrix or command line, not here")));
+                return Err(bad(format!(
+                    "options.{k}: set by the suite's matrix or command line, not here"
+                )));
             }
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-                return Err(bad(format!("options.{k}: option names are kebab-case flags of `faultline test`")));
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(bad(format!(
+                    "options.{k}: option names are kebab-case flags of `faultline test`"
+                )));
             }
             if option_value(v).is_none() {
-                return Err(bad(format!("options.{k}: use a string, number, boolean or list of those")));
+                return Err(bad(format!(
+                    "options.{k}: use a string, number, boolean or list of those"
+                )));
             }
         }
-        for (what, list) in [("workloads", &spec.workloads), ("nemeses", &spec.nemeses), ("consensus", &spec.consensus)] {
-            if let Some(x) = list.iter().find(|x| x.trim().is_empty() || x.starts_with('-')) {
+        for (what, list) in [
+            ("workloads", &spec.workloads),
+            ("nemeses", &spec.nemeses),
+            ("consensus", &spec.consensus),
+        ] {
+            if let Some(x) = list
+                .iter()
+                .find(|x| x.trim().is_empty() || x.starts_with('-'))
+            {
                 return Err(bad(format!("{what}: {x:?} is not a name")));
             }
         }
@@ -166,7 +187,13 @@ impl SuiteSpec {
                     }
                     let test: String = test
                         .chars()
-                        .map(|ch| if ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.') { ch } else { '_' })
+                        .map(|ch| {
+                            if ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.') {
+                                ch
+                            } else {
+                                '_'
+                            }
+                        })
                         .collect();
                     for repeat in 1..=self.repeats {
                         let mut args = vec![
@@ -203,7 +230,11 @@ fn option_value(v: &toml::Value) -> Option<String> {
         toml::Value::Integer(i) => i.to_string(),
         toml::Value::Float(f) => f.to_string(),
         toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(a) => a.iter().map(option_value).collect::<Option<Vec<_>>>()?.join(","),
+        toml::Value::Array(a) => a
+            .iter()
+            .map(option_value)
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
         _ => return None,
     })
 }
@@ -242,7 +273,11 @@ pub trait CaseRunner {
 }
 
 /// Runs every case, going on after failures; `done` sees each result as it comes.
-pub fn run_suite(cases: &[SuiteCase], runner: &mut dyn CaseRunner, mut done: impl FnMut(usize, &CaseResult)) -> Vec<CaseResult> {
+pub fn run_suite(
+    cases: &[SuiteCase],
+    runner: &mut dyn CaseRunner,
+    mut done: impl FnMut(usize, &CaseResult),
+) -> Vec<CaseResult> {
     cases
         .iter()
         .enumerate()
@@ -320,12 +355,35 @@ json-ish = false
         let cases = s.cases();
         assert_eq!(cases.len(), 2 * 2 * 2 * 2);
         let c = &cases[3];
-        assert_eq!((c.workload.as_str(), c.nemesis.as_str(), c.consensus.as_deref(), c.repeat), ("register", "partition", Some("paxos"), 2));
+        assert_eq!(
+            (
+                c.workload.as_str(),
+                c.nemesis.as_str(),
+                c.consensus.as_deref(),
+                c.repeat
+            ),
+            ("register", "partition", Some("paxos"), 2)
+        );
         assert_eq!(c.test, "register-partition-paxos");
         assert_eq!(cases[4].test, "register-partition-kill-raft");
-        assert_eq!(cases[4].args[..6], ["--workload", "register", "--nemesis", "partition,kill", "--name", "register-partition-kill-raft"]);
+        assert_eq!(
+            cases[4].args[..6],
+            [
+                "--workload",
+                "register",
+                "--nemesis",
+                "partition,kill",
+                "--name",
+                "register-partition-kill-raft"
+            ]
+        );
         let tail = c.args.join(" ");
-        assert!(tail.ends_with("--consensus paxos --no-iptables --node-count 3 --rate 12.5 --time-limit 20s"), "{tail}");
+        assert!(
+            tail.ends_with(
+                "--consensus paxos --no-iptables --node-count 3 --rate 12.5 --time-limit 20s"
+            ),
+            "{tail}"
+        );
         assert!(!tail.contains("json-ish"));
         assert_eq!(s.name_or(Path::new("x.toml")), "nightly");
     }
@@ -335,20 +393,37 @@ json-ish = false
         for (text, needle) in [
             ("workloads = []", "at least one workload"),
             ("workloads = [\"kv\"]\nrepeats = 0", "repeats = 0"),
-            ("workloads = [\"kv\"]\n[options]\nname = \"x\"", "options.name"),
-            ("workloads = [\"kv\"]\n[options]\nTime_Limit = 1", "kebab-case"),
-            ("workloads = [\"kv\"]\nnemesis = [\"kill\"]", "unknown field"),
+            (
+                "workloads = [\"kv\"]\n[options]\nname = \"x\"",
+                "options.name",
+            ),
+            (
+                "workloads = [\"kv\"]\n[options]\nTime_Limit = 1",
+                "kebab-case",
+            ),
+            (
+                "workloads = [\"kv\"]\nnemesis = [\"kill\"]",
+                "unknown field",
+            ),
             ("workloads = [\"--rm\"]", "not a name"),
             ("workloads = [", "n.toml"),
         ] {
-            let e = SuiteSpec::parse(Path::new("n.toml"), text).expect_err(text).to_string();
-            assert!(e.starts_with("n.toml: ") && e.contains(needle), "{text}: {e}");
+            let e = SuiteSpec::parse(Path::new("n.toml"), text)
+                .expect_err(text)
+                .to_string();
+            assert!(
+                e.starts_with("n.toml: ") && e.contains(needle),
+                "{text}: {e}"
+            );
         }
     }
 
     fn result(code: u8) -> CaseResult {
         CaseResult {
-            case: SuiteSpec::parse(Path::new("s"), "workloads=[\"kv\"]").expect("parse").cases().remove(0),
+            case: SuiteSpec::parse(Path::new("s"), "workloads=[\"kv\"]")
+                .expect("parse")
+                .cases()
+                .remove(0),
             exit_code: code,
             verdict: None,
             run_dir: None,
@@ -384,7 +459,10 @@ json-ish = false
         let mut seen = Vec::new();
         let out = run_suite(&s.cases(), &mut Fake(vec![255, 1, 0]), |i, _| seen.push(i));
         assert_eq!(seen, vec![0, 1, 2]);
-        assert_eq!(out.iter().map(CaseResult::outcome).collect::<Vec<_>>(), ["crashed", "invalid", "valid"]);
+        assert_eq!(
+            out.iter().map(CaseResult::outcome).collect::<Vec<_>>(),
+            ["crashed", "invalid", "valid"]
+        );
         assert_eq!(worst_exit(&out), 255);
         assert!(table(&out).to_string().contains("c-none"));
     }

@@ -69,7 +69,8 @@ pub fn write_run(root: &Path, spec: &RunSpec) -> PathBuf {
         .single()
         .expect("a valid date")
         + chrono::Duration::seconds(spec.start_offset_s);
-    let run = RunDir::create(root, &spec.test_name, started).expect("creating the synthetic run directory");
+    let run = RunDir::create(root, &spec.test_name, started)
+        .expect("creating the synthetic run directory");
     let events = history(spec);
     let file = std::fs::File::create(run.history()).expect("creating history.jsonl");
     let mut out = std::io::BufWriter::new(file);
@@ -89,10 +90,18 @@ pub fn write_run(root: &Path, spec: &RunSpec) -> PathBuf {
     });
     run.write_test_json(&test).expect("writing test.json");
     for n in ["n1", "n2", "n3"] {
-        std::fs::write(run.node_log(n), format!("{n} started\n{n} became follower\n")).expect("writing a node log");
+        std::fs::write(
+            run.node_log(n),
+            format!("{n} started\n{n} became follower\n"),
+        )
+        .expect("writing a node log");
     }
     if spec.results {
-        let verdict = if spec.invalid { VerdictKind::Invalid } else { VerdictKind::Valid };
+        let verdict = if spec.invalid {
+            VerdictKind::Invalid
+        } else {
+            VerdictKind::Valid
+        };
         let checkers = vec![CheckerOutcome {
             checker: "linearizable".into(),
             scope: None,
@@ -116,7 +125,9 @@ pub fn write_run(root: &Path, spec: &RunSpec) -> PathBuf {
             history_truncated: false,
             run_dir: run.path().to_path_buf(),
         };
-        results.write(&run.results_json()).expect("writing results.json");
+        results
+            .write(&run.results_json())
+            .expect("writing results.json");
     }
     run.path().to_path_buf()
 }
@@ -126,7 +137,9 @@ pub fn history(spec: &RunSpec) -> Vec<Event> {
     let mut rng = SplitMix(spec.seed);
     let concurrency = spec.concurrency.max(1);
     // Each worker: (process id, next free time ns).
-    let mut workers: Vec<(u64, u64)> = (0..concurrency).map(|p| (p, rng.next() % 2_000_000)).collect();
+    let mut workers: Vec<(u64, u64)> = (0..concurrency)
+        .map(|p| (p, rng.next() % 2_000_000))
+        .collect();
     let mut next_process = concurrency;
     let per_worker_rate = 200.0; // ops/s per worker when fast
     let expected_ns = (spec.ops as f64 / concurrency as f64 / per_worker_rate * 1e9) as u64 + 1;
@@ -134,28 +147,41 @@ pub fn history(spec: &RunSpec) -> Vec<Event> {
     let kill = (expected_ns * 6 / 10, expected_ns * 7 / 10);
     let in_fault = |t: u64| (t >= partition.0 && t < partition.1) || (t >= kill.0 && t < kill.1);
     let mut raw: Vec<(u64, u8, Event)> = Vec::with_capacity(spec.ops * 2 + 4);
-    let mut ev = |time: u64, order: u8, process: Process, kind: EventType, f: &str, value: Value| {
-        raw.push((
-            time,
-            order,
-            Event {
-                index: 0,
+    let mut ev =
+        |time: u64, order: u8, process: Process, kind: EventType, f: &str, value: Value| {
+            raw.push((
                 time,
-                process,
-                kind,
-                f: f.to_string(),
-                key: None,
-                value,
-                node: None,
-                error: None,
-            },
-        ));
-    };
+                order,
+                Event {
+                    index: 0,
+                    time,
+                    process,
+                    kind,
+                    f: f.to_string(),
+                    key: None,
+                    value,
+                    node: None,
+                    error: None,
+                },
+            ));
+        };
     for (f, t, v) in [
-        ("start-partition", partition.0, serde_json::json!({"shape": "majorities-ring", "mechanism": "iptables"})),
+        (
+            "start-partition",
+            partition.0,
+            serde_json::json!({"shape": "majorities-ring", "mechanism": "iptables"}),
+        ),
         ("stop-partition", partition.1, serde_json::json!({})),
-        ("start-kill", kill.0, serde_json::json!({"nodes": ["n2"], "mode": "one", "mechanism": "signal"})),
-        ("stop-kill", kill.1, serde_json::json!({"nodes": ["n2"], "action": "restart"})),
+        (
+            "start-kill",
+            kill.0,
+            serde_json::json!({"nodes": ["n2"], "mode": "one", "mechanism": "signal"}),
+        ),
+        (
+            "stop-kill",
+            kill.1,
+            serde_json::json!({"nodes": ["n2"], "action": "restart"}),
+        ),
     ] {
         ev(t, 0, Process::Nemesis, EventType::Info, f, v);
     }
@@ -167,7 +193,13 @@ pub fn history(spec: &RunSpec) -> Vec<Event> {
             5..=7 => "write",
             _ => "cas",
         };
-        let base_ms = 0.4 + 3.0 * rng.unit() * rng.unit() + if rng.unit() < 0.01 { 40.0 * rng.unit() } else { 0.0 };
+        let base_ms = 0.4
+            + 3.0 * rng.unit() * rng.unit()
+            + if rng.unit() < 0.01 {
+                40.0 * rng.unit()
+            } else {
+                0.0
+            };
         let faulty = in_fault(t0);
         let (kind, latency_ms) = if faulty && rng.unit() < 0.3 {
             (EventType::Info, 1000.0)
@@ -185,7 +217,11 @@ pub fn history(spec: &RunSpec) -> Vec<Event> {
             "write" => Value::from(v),
             _ => serde_json::json!([v, (v + 1) % 5]),
         };
-        let result = if f == "read" { Value::from(v) } else { arg.clone() };
+        let result = if f == "read" {
+            Value::from(v)
+        } else {
+            arg.clone()
+        };
         ev(t0, 1, Process::Client(process), EventType::Invoke, f, arg);
         let t1 = t0 + latency_ns;
         ev(t1, 2, Process::Client(process), kind, f, result);

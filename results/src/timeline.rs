@@ -81,7 +81,11 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
     for (i, f) in faults.iter().enumerate() {
         let (x0, x1) = (x(f.start_ns), x(f.end_ns).max(x(f.start_ns) + 1.0));
         let c = hex(fault_rgb(&f.fault));
-        let label = if f.healed { f.label() } else { format!("{} (not healed)", f.label()) };
+        let label = if f.healed {
+            f.label()
+        } else {
+            format!("{} (not healed)", f.label())
+        };
         let _ = write!(
             out,
             r#"<g class="fault"><title>{title}</title><rect x="{x0:.1}" y="{top:.1}" width="{w:.1}" height="{h:.1}" fill="{c}" fill-opacity="0.14"/><text x="{x0:.1}" y="{ty:.1}" fill="{c}">{label}</text></g>"#,
@@ -113,7 +117,11 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
         let mut bars: Vec<Bar> = Vec::new();
         let columns = (LABEL_WIDTH + TIMELINE_WIDTH).ceil() as usize + 2;
         // Per outcome and column: is it covered, and how many bars start there.
-        let mut cover: [Vec<bool>; 3] = [vec![false; columns], vec![false; columns], vec![false; columns]];
+        let mut cover: [Vec<bool>; 3] = [
+            vec![false; columns],
+            vec![false; columns],
+            vec![false; columns],
+        ];
         let mut starts: [Vec<u32>; 3] = [vec![0; columns], vec![0; columns], vec![0; columns]];
         for s in ops {
             let open = s.end_ns.is_none();
@@ -126,9 +134,10 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                 cover[s.outcome as usize][first..last].fill(true);
                 continue;
             }
-            let latency = s
-                .latency_ns()
-                .map_or_else(|| "never completed".to_string(), |l| format!("{:.3} ms", l as f64 / 1e6));
+            let latency = s.latency_ns().map_or_else(
+                || "never completed".to_string(),
+                |l| format!("{:.3} ms", l as f64 / 1e6),
+            );
             let tip = format!(
                 "p{} {} {} at {:.3}s, {}{}",
                 s.process,
@@ -136,7 +145,10 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                 s.outcome.as_str(),
                 s.start_ns as f64 / 1e9,
                 latency,
-                s.node.as_ref().map(|n| format!(", {n}")).unwrap_or_default()
+                s.node
+                    .as_ref()
+                    .map(|n| format!(", {n}"))
+                    .unwrap_or_default()
             );
             bars.push(Bar {
                 x0,
@@ -186,7 +198,12 @@ pub fn svg(spans: &[OpSpan], faults: &[FaultInterval], end_ns: u64) -> String {
                 hex(outcome_rgb(b.outcome))
             };
             let tip = if b.tip.is_empty() {
-                format!("{} short {} operation{}", b.ops, b.outcome.as_str(), if b.ops == 1 { "" } else { "s" })
+                format!(
+                    "{} short {} operation{}",
+                    b.ops,
+                    b.outcome.as_str(),
+                    if b.ops == 1 { "" } else { "s" }
+                )
             } else {
                 b.tip
             };
@@ -287,7 +304,10 @@ mod tests {
         assert_eq!(svg.matches(r#"<rect class="op "#).count(), 3);
         assert_eq!(svg.matches(">p1</text>").count(), 1);
         assert!(svg.contains(r#"class="op fail""#));
-        assert!(svg.contains("url(#tl-open)"), "never-completed op is hatched");
+        assert!(
+            svg.contains("url(#tl-open)"),
+            "never-completed op is hatched"
+        );
         assert!(svg.contains(">kill n1</text>"));
         assert!(svg.contains("n&lt;1&gt;"), "tooltips are escaped");
         assert!(!svg.contains("n<1>"));
@@ -304,15 +324,26 @@ mod tests {
                 f: "write".into(),
                 start_ns: i * 1_000_000,
                 end_ns: Some(i * 1_000_000 + 900_000),
-                outcome: if i % 1000 == 7 { OpOutcome::Fail } else { OpOutcome::Ok },
+                outcome: if i % 1000 == 7 {
+                    OpOutcome::Fail
+                } else {
+                    OpOutcome::Ok
+                },
                 node: None,
             })
             .collect();
         let svg = svg(&spans, &[], 100_000 * 1_000_000);
         let bars = svg.matches(r#"<rect class="op "#).count();
         assert!(bars < 5_000, "{bars} bars");
-        assert_eq!(svg.matches(r#"class="op fail""#).count(), 100, "every fail still visible");
-        assert_eq!(svg.matches("<title>1 short fail operation</title>").count(), 100);
+        assert_eq!(
+            svg.matches(r#"class="op fail""#).count(),
+            100,
+            "every fail still visible"
+        );
+        assert_eq!(
+            svg.matches("<title>1 short fail operation</title>").count(),
+            100
+        );
         // Every operation is counted in exactly one bar's tooltip.
         let counted: usize = svg
             .match_indices("<title>")

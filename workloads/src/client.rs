@@ -21,5 +21,9 @@ pub enum CallResult {
 /// One worker's connection to the cluster. Follows `not-leader` redirects
 /// itself (they are definite, so retrying is safe) within `timeout`.
 pub trait Client: Send + 'static {
-    fn call(&mut self, request: &Request, timeout: Duration) -> impl Future<Output = CallResult> + Send;
+    fn call(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+    ) -> impl Future<Output = CallResult> + Send;
 }

@@ -22,7 +22,9 @@ impl Workload for Counter {
         &["counter"]
     }
     fn worker(&self, worker: usize, _workers: usize, seed: u64) -> Box<dyn WorkerGen> {
-        Box::new(CounterGen { rng: worker_rng(seed, worker) })
+        Box::new(CounterGen {
+            rng: worker_rng(seed, worker),
+        })
     }
 }
 
@@ -31,7 +33,14 @@ struct CounterGen {
 }
 
 fn read() -> Planned {
-    now(Op { f: "read", key: None, value: Value::Null }, Request::Read { key: KEY.into() })
+    now(
+        Op {
+            f: "read",
+            key: None,
+            value: Value::Null,
+        },
+        Request::Read { key: KEY.into() },
+    )
 }
 
 impl WorkerGen for CounterGen {
@@ -41,8 +50,15 @@ impl WorkerGen for CounterGen {
         }
         let delta = self.rng.gen_range(1..=5i64);
         now(
-            Op { f: "add", key: None, value: json!(delta) },
-            Request::Add { key: KEY.into(), delta },
+            Op {
+                f: "add",
+                key: None,
+                value: json!(delta),
+            },
+            Request::Add {
+                key: KEY.into(),
+                delta,
+            },
         )
     }
     fn final_ops(&mut self, _process: u64) -> Vec<Planned> {
@@ -73,7 +89,13 @@ mod tests {
         for _ in 0..100 {
             let p = g.next(0);
             let reply = store.execute(&p.request);
-            let c = g.complete(&p, CallResult::Replied { node: "n1".into(), reply });
+            let c = g.complete(
+                &p,
+                CallResult::Replied {
+                    node: "n1".into(),
+                    reply,
+                },
+            );
             match p.op.f {
                 "add" => sum += p.op.value.as_i64().expect("int delta"),
                 "read" => assert_eq!(c.value, json!(sum)),

@@ -64,7 +64,9 @@ impl FakeStore {
                 }
             }
             Request::Append { key, value } => {
-                let entry = s.kv.entry(key.clone()).or_insert_with(|| Value::Array(Vec::new()));
+                let entry =
+                    s.kv.entry(key.clone())
+                        .or_insert_with(|| Value::Array(Vec::new()));
                 match entry {
                     Value::Array(items) => {
                         items.push(value.clone());
@@ -83,7 +85,11 @@ impl FakeStore {
                     None => Reply::error("bad-request", true),
                 }
             }
-            Request::Acquire { lock, owner, ttl_ms } => {
+            Request::Acquire {
+                lock,
+                owner,
+                ttl_ms,
+            } => {
                 if let Some((holder, _, expires)) = s.locks.get(lock) {
                     if *expires > now && holder != owner {
                         let mut r = Reply::error("lock-held", true);
@@ -93,14 +99,21 @@ impl FakeStore {
                 }
                 s.next_token += 1;
                 let token = s.next_token;
-                s.locks
-                    .insert(lock.clone(), (owner.clone(), token, now + Duration::from_millis(*ttl_ms)));
+                s.locks.insert(
+                    lock.clone(),
+                    (owner.clone(), token, now + Duration::from_millis(*ttl_ms)),
+                );
                 Reply {
                     token: Some(token),
                     ..Reply::ok(None)
                 }
             }
-            Request::Renew { lock, owner, token, ttl_ms } => match s.locks.get_mut(lock) {
+            Request::Renew {
+                lock,
+                owner,
+                token,
+                ttl_ms,
+            } => match s.locks.get_mut(lock) {
                 Some((h, t, expires)) if h == owner && t == token && *expires > now => {
                     *expires = now + Duration::from_millis(*ttl_ms);
                     Reply::ok(None)
@@ -158,19 +171,75 @@ mod tests {
     fn follows_the_protocol_semantics() {
         let s = FakeStore::new();
         let k = || "x".to_string();
-        assert_eq!(s.execute(&Request::Read { key: k() }).value, Some(Value::Null));
-        assert!(s.execute(&Request::Write { key: k(), value: json!(1) }).ok);
-        let r = s.execute(&Request::Cas { key: k(), from: json!(2), to: json!(3) });
-        assert_eq!((r.ok, r.error.as_deref(), r.value), (false, Some("cas-mismatch"), Some(json!(1))));
-        assert!(s.execute(&Request::Cas { key: k(), from: json!(1), to: json!(3) }).ok);
-        let a = s.execute(&Request::Acquire { lock: "l".into(), owner: "a".into(), ttl_ms: 60_000 });
+        assert_eq!(
+            s.execute(&Request::Read { key: k() }).value,
+            Some(Value::Null)
+        );
+        assert!(
+            s.execute(&Request::Write {
+                key: k(),
+                value: json!(1)
+            })
+            .ok
+        );
+        let r = s.execute(&Request::Cas {
+            key: k(),
+            from: json!(2),
+            to: json!(3),
+        });
+        assert_eq!(
+            (r.ok, r.error.as_deref(), r.value),
+            (false, Some("cas-mismatch"), Some(json!(1)))
+        );
+        assert!(
+            s.execute(&Request::Cas {
+                key: k(),
+                from: json!(1),
+                to: json!(3)
+            })
+            .ok
+        );
+        let a = s.execute(&Request::Acquire {
+            lock: "l".into(),
+            owner: "a".into(),
+            ttl_ms: 60_000,
+        });
         let t = a.token.expect("token");
-        let b = s.execute(&Request::Acquire { lock: "l".into(), owner: "b".into(), ttl_ms: 60_000 });
+        let b = s.execute(&Request::Acquire {
+            lock: "l".into(),
+            owner: "b".into(),
+            ttl_ms: 60_000,
+        });
         assert_eq!(b.error.as_deref(), Some("lock-held"));
-        assert!(s.execute(&Request::FencedWrite { key: "r".into(), value: json!(1), token: t + 5 }).ok);
-        let stale = s.execute(&Request::FencedWrite { key: "r".into(), value: json!(2), token: t });
+        assert!(
+            s.execute(&Request::FencedWrite {
+                key: "r".into(),
+                value: json!(1),
+                token: t + 5
+            })
+            .ok
+        );
+        let stale = s.execute(&Request::FencedWrite {
+            key: "r".into(),
+            value: json!(2),
+            token: t,
+        });
         assert_eq!(stale.error.as_deref(), Some("stale-token"));
-        assert_eq!(s.execute(&Request::Add { key: "c".into(), delta: 3 }).value, Some(json!(3)));
-        assert_eq!(s.execute(&Request::Append { key: "s".into(), value: json!(9) }).value, Some(json!([9])));
+        assert_eq!(
+            s.execute(&Request::Add {
+                key: "c".into(),
+                delta: 3
+            })
+            .value,
+            Some(json!(3))
+        );
+        assert_eq!(
+            s.execute(&Request::Append {
+                key: "s".into(),
+                value: json!(9)
+            })
+            .value,
+            Some(json!([9]))
+        );
     }
 }

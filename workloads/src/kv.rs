@@ -83,7 +83,10 @@ mod tests {
             assert_eq!(key, Value::from(wire));
         }
         let finals = g.final_ops(2);
-        let keys: Vec<_> = finals.iter().map(|p| p.op.key.clone().expect("key")).collect();
+        let keys: Vec<_> = finals
+            .iter()
+            .map(|p| p.op.key.clone().expect("key"))
+            .collect();
         assert_eq!(keys, ["k0", "k1", "k2", "k3"].map(Value::from).to_vec());
     }
 }

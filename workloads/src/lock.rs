@@ -65,8 +65,14 @@ fn owner(process: u64) -> String {
 
 fn read() -> Planned {
     now(
-        Op { f: "read", key: Some(json!(RESOURCE)), value: Value::Null },
-        Request::Read { key: RESOURCE.into() },
+        Op {
+            f: "read",
+            key: Some(json!(RESOURCE)),
+            value: Value::Null,
+        },
+        Request::Read {
+            key: RESOURCE.into(),
+        },
     )
 }
 
@@ -80,7 +86,11 @@ impl LockGen {
                 key: Some(json!(RESOURCE)),
                 value: json!({"token": token, "value": v}),
             },
-            request: Request::FencedWrite { key: RESOURCE.into(), value: json!(v), token },
+            request: Request::FencedWrite {
+                key: RESOURCE.into(),
+                value: json!(v),
+                token,
+            },
             delay_before: delay,
         }
     }
@@ -100,15 +110,27 @@ impl WorkerGen for LockGen {
                 return read();
             }
             return now(
-                Op { f: "acquire", key: Some(json!(LOCK)), value: json!({"owner": o, "ttl_ms": ttl_ms}) },
-                Request::Acquire { lock: LOCK.into(), owner: o, ttl_ms },
+                Op {
+                    f: "acquire",
+                    key: Some(json!(LOCK)),
+                    value: json!({"owner": o, "ttl_ms": ttl_ms}),
+                },
+                Request::Acquire {
+                    lock: LOCK.into(),
+                    owner: o,
+                    ttl_ms,
+                },
             );
         };
         let roll = self.rng.gen_range(0..100);
         if roll < 55 {
             let slow = self.rng.gen_bool(self.slow_probability);
             // Slow: sleep past the lease, so the lock has moved on.
-            let delay = if slow { Duration::from_millis(ttl_ms + ttl_ms / 2 + 500) } else { Duration::ZERO };
+            let delay = if slow {
+                Duration::from_millis(ttl_ms + ttl_ms / 2 + 500)
+            } else {
+                Duration::ZERO
+            };
             if slow {
                 // After this write the worker knows its lease is gone.
                 self.held = None;
@@ -116,13 +138,30 @@ impl WorkerGen for LockGen {
             self.fenced_write(token, delay)
         } else if roll < 80 {
             now(
-                Op { f: "renew", key: Some(json!(LOCK)), value: json!({"owner": o, "token": token, "ttl_ms": ttl_ms}) },
-                Request::Renew { lock: LOCK.into(), owner: o, token, ttl_ms },
+                Op {
+                    f: "renew",
+                    key: Some(json!(LOCK)),
+                    value: json!({"owner": o, "token": token, "ttl_ms": ttl_ms}),
+                },
+                Request::Renew {
+                    lock: LOCK.into(),
+                    owner: o,
+                    token,
+                    ttl_ms,
+                },
             )
         } else if roll < 90 {
             now(
-                Op { f: "release", key: Some(json!(LOCK)), value: json!({"owner": o, "token": token}) },
-                Request::Release { lock: LOCK.into(), owner: o, token },
+                Op {
+                    f: "release",
+                    key: Some(json!(LOCK)),
+                    value: json!({"owner": o, "token": token}),
+                },
+                Request::Release {
+                    lock: LOCK.into(),
+                    owner: o,
+                    token,
+                },
             )
         } else {
             read()
@@ -166,7 +205,10 @@ mod tests {
     #[test]
     fn writes_only_with_a_token_it_was_granted_and_is_sometimes_slow() {
         let store = FakeStore::new();
-        let lock = Lock { ttl_ms: 60_000, slow_probability: 0.3 };
+        let lock = Lock {
+            ttl_ms: 60_000,
+            slow_probability: 0.3,
+        };
         let mut g = lock.worker(0, 1, 11);
         let mut granted = Vec::new();
         let mut slow = 0;
@@ -182,9 +224,19 @@ mod tests {
                 }
             }
             let reply = store.execute(&p.request);
-            let c = g.complete(&p, CallResult::Replied { node: "n1".into(), reply });
+            let c = g.complete(
+                &p,
+                CallResult::Replied {
+                    node: "n1".into(),
+                    reply,
+                },
+            );
             if p.op.f == "acquire" && c.outcome == Outcome::Ok {
-                granted.push(c.value["token"].as_u64().expect("acquire ok carries its token"));
+                granted.push(
+                    c.value["token"]
+                        .as_u64()
+                        .expect("acquire ok carries its token"),
+                );
                 assert_eq!(c.value["owner"], json!("p0"));
             }
         }
@@ -194,19 +246,33 @@ mod tests {
     #[test]
     fn a_fresh_process_holds_nothing() {
         let store = FakeStore::new();
-        let mut g = Lock { ttl_ms: 60_000, slow_probability: 0.0 }.worker(0, 1, 1);
+        let mut g = Lock {
+            ttl_ms: 60_000,
+            slow_probability: 0.0,
+        }
+        .worker(0, 1, 1);
         loop {
             let p = g.next(0);
             let is_acquire = p.op.f == "acquire";
             let reply = store.execute(&p.request);
-            let c = g.complete(&p, CallResult::Replied { node: "n1".into(), reply });
+            let c = g.complete(
+                &p,
+                CallResult::Replied {
+                    node: "n1".into(),
+                    reply,
+                },
+            );
             if is_acquire && c.outcome == Outcome::Ok {
                 break;
             }
         }
         for _ in 0..20 {
             let p = g.next(5);
-            assert!(matches!(p.op.f, "acquire" | "read"), "process 5 never acquired, got {}", p.op.f);
+            assert!(
+                matches!(p.op.f, "acquire" | "read"),
+                "process 5 never acquired, got {}",
+                p.op.f
+            );
         }
     }
 }

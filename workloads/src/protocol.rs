@@ -19,7 +19,11 @@ pub enum Request {
     #[serde(rename = "add")]
     Add { key: String, delta: i64 },
     #[serde(rename = "acquire")]
-    Acquire { lock: String, owner: String, ttl_ms: u64 },
+    Acquire {
+        lock: String,
+        owner: String,
+        ttl_ms: u64,
+    },
     #[serde(rename = "renew")]
     Renew {
         lock: String,
@@ -28,9 +32,17 @@ pub enum Request {
         ttl_ms: u64,
     },
     #[serde(rename = "release")]
-    Release { lock: String, owner: String, token: u64 },
+    Release {
+        lock: String,
+        owner: String,
+        token: u64,
+    },
     #[serde(rename = "fenced_write")]
-    FencedWrite { key: String, value: Value, token: u64 },
+    FencedWrite {
+        key: String,
+        value: Value,
+        token: u64,
+    },
     #[serde(rename = "status")]
     Status,
 }
@@ -128,20 +140,29 @@ mod tests {
         };
         let line = serde_json::to_value(Envelope { id: 1, request: &f }).expect("serializes");
         assert_eq!(line["op"], "fenced_write");
-        let s = serde_json::to_value(Envelope { id: 2, request: &Request::Status }).expect("serializes");
+        let s = serde_json::to_value(Envelope {
+            id: 2,
+            request: &Request::Status,
+        })
+        .expect("serializes");
         assert_eq!(s, json!({"id":2,"op":"status"}));
     }
 
     #[test]
     fn replies_parse_with_and_without_optional_fields() {
-        let r: Reply = serde_json::from_str(r#"{"id":3,"ok":false,"error":"cas-mismatch","definite":true,"value":5}"#)
-            .expect("parses");
+        let r: Reply = serde_json::from_str(
+            r#"{"id":3,"ok":false,"error":"cas-mismatch","definite":true,"value":5}"#,
+        )
+        .expect("parses");
         assert!(r.is_definite());
         assert_eq!(r.value, Some(json!(5)));
-        let r: Reply = serde_json::from_str(r#"{"id":1,"ok":false,"error":"timeout"}"#).expect("parses");
+        let r: Reply =
+            serde_json::from_str(r#"{"id":1,"ok":false,"error":"timeout"}"#).expect("parses");
         assert!(!r.is_definite(), "a missing definite flag is unknown");
-        let r: Reply = serde_json::from_str(r#"{"id":1,"ok":false,"error":"not-leader","definite":true,"leader":"127.0.0.2:7002"}"#)
-            .expect("parses");
+        let r: Reply = serde_json::from_str(
+            r#"{"id":1,"ok":false,"error":"not-leader","definite":true,"leader":"127.0.0.2:7002"}"#,
+        )
+        .expect("parses");
         assert_eq!(r.leader_addr(), Some("127.0.0.2:7002"));
     }
 }

@@ -44,8 +44,14 @@ pub struct RegisterGen {
 impl RegisterGen {
     pub fn read(&self) -> Planned {
         now(
-            Op { f: "read", key: self.history_key.clone(), value: Value::Null },
-            Request::Read { key: self.key.clone() },
+            Op {
+                f: "read",
+                key: self.history_key.clone(),
+                value: Value::Null,
+            },
+            Request::Read {
+                key: self.key.clone(),
+            },
         )
     }
 
@@ -56,15 +62,30 @@ impl RegisterGen {
         } else if roll < 75 {
             let v = self.rng.gen_range(0..VALUES);
             now(
-                Op { f: "write", key: self.history_key.clone(), value: json!(v) },
-                Request::Write { key: self.key.clone(), value: json!(v) },
+                Op {
+                    f: "write",
+                    key: self.history_key.clone(),
+                    value: json!(v),
+                },
+                Request::Write {
+                    key: self.key.clone(),
+                    value: json!(v),
+                },
             )
         } else {
             let from = self.rng.gen_range(0..VALUES);
             let to = self.rng.gen_range(0..VALUES);
             now(
-                Op { f: "cas", key: self.history_key.clone(), value: json!([from, to]) },
-                Request::Cas { key: self.key.clone(), from: json!(from), to: json!(to) },
+                Op {
+                    f: "cas",
+                    key: self.history_key.clone(),
+                    value: json!([from, to]),
+                },
+                Request::Cas {
+                    key: self.key.clone(),
+                    from: json!(from),
+                    to: json!(to),
+                },
             )
         }
     }
@@ -104,7 +125,13 @@ mod tests {
         for _ in 0..200 {
             let p = g.next(0);
             let reply = store.execute(&p.request);
-            let c = g.complete(&p, CallResult::Replied { node: "n1".into(), reply: reply.clone() });
+            let c = g.complete(
+                &p,
+                CallResult::Replied {
+                    node: "n1".into(),
+                    reply: reply.clone(),
+                },
+            );
             match p.op.f {
                 "read" => {
                     saw_read = true;

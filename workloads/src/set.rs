@@ -38,7 +38,14 @@ struct SetGen {
 }
 
 fn read() -> Planned {
-    now(Op { f: "read", key: None, value: Value::Null }, Request::Read { key: KEY.into() })
+    now(
+        Op {
+            f: "read",
+            key: None,
+            value: Value::Null,
+        },
+        Request::Read { key: KEY.into() },
+    )
 }
 
 impl WorkerGen for SetGen {
@@ -49,8 +56,15 @@ impl WorkerGen for SetGen {
         let e = self.next;
         self.next += self.stride;
         now(
-            Op { f: "add", key: None, value: json!(e) },
-            Request::Append { key: KEY.into(), value: json!(e) },
+            Op {
+                f: "add",
+                key: None,
+                value: json!(e),
+            },
+            Request::Append {
+                key: KEY.into(),
+                value: json!(e),
+            },
         )
     }
     fn final_ops(&mut self, _process: u64) -> Vec<Planned> {
@@ -81,7 +95,11 @@ mod tests {
             for _ in 0..100 {
                 let p = g.next(w as u64);
                 if p.op.f == "add" {
-                    assert!(seen.insert(p.op.value.as_u64().expect("int")), "duplicate {}", p.op.value);
+                    assert!(
+                        seen.insert(p.op.value.as_u64().expect("int")),
+                        "duplicate {}",
+                        p.op.value
+                    );
                 }
             }
         }

@@ -49,7 +49,12 @@ impl TcpClient {
     /// A client whose home is node `home` (modulo the node count).
     /// Outgoing connections bind to `bind_ip` when given (so packet filters
     /// between node addresses never match client traffic).
-    pub fn new(nodes: Vec<NodeAddr>, home: usize, bind_ip: Option<IpAddr>, auth_token: Option<String>) -> TcpClient {
+    pub fn new(
+        nodes: Vec<NodeAddr>,
+        home: usize,
+        bind_ip: Option<IpAddr>,
+        auth_token: Option<String>,
+    ) -> TcpClient {
         assert!(!nodes.is_empty(), "a client needs at least one node");
         let home = home % nodes.len();
         TcpClient {
@@ -89,7 +94,9 @@ impl TcpClient {
         let connect_deadline = deadline.min(Instant::now() + CONNECT_TIMEOUT);
         let stream = timeout_at(connect_deadline, connect(addr, self.bind_ip))
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
         stream.set_nodelay(true)?;
         let (r, w) = stream.into_split();
         let mut conn = Conn {
@@ -103,7 +110,9 @@ impl TcpClient {
             line.push('\n');
             timeout_at(connect_deadline, conn.writer.write_all(line.as_bytes()))
                 .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "auth timed out"))??;
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "auth timed out")
+                })??;
         }
         self.conns.insert(i, conn);
         Ok(())
@@ -115,11 +124,19 @@ impl TcpClient {
     }
 
     /// One attempt at node `i`: Ok(reply), or Err((sent, error)).
-    async fn attempt(&mut self, i: usize, request: &Request, deadline: Instant) -> Result<Reply, (bool, String)> {
-        self.connect(i, deadline).await.map_err(|e| (false, format!("connect: {e}")))?;
+    async fn attempt(
+        &mut self,
+        i: usize,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Reply, (bool, String)> {
+        self.connect(i, deadline)
+            .await
+            .map_err(|e| (false, format!("connect: {e}")))?;
         let id = self.next_id;
         self.next_id += 1;
-        let mut line = serde_json::to_string(&Envelope { id, request }).expect("requests serialize");
+        let mut line =
+            serde_json::to_string(&Envelope { id, request }).expect("requests serialize");
         line.push('\n');
         let conn = self.conns.get_mut(&i).expect("connected above");
         // A failed write may still have delivered the whole line: unknown.
@@ -167,7 +184,11 @@ async fn connect(addr: SocketAddr, bind_ip: Option<IpAddr>) -> std::io::Result<T
     match bind_ip {
         None => TcpStream::connect(addr).await,
         Some(ip) => {
-            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
             socket.bind(SocketAddr::new(ip, 0))?;
             socket.connect(addr).await
         }
@@ -197,11 +218,18 @@ impl Client for TcpClient {
                         }
                         _ => {
                             target = (target + 1) % n;
-                            if attempts as usize % n == 0 { 50 } else { 5 }
+                            if attempts as usize % n == 0 {
+                                50
+                            } else {
+                                5
+                            }
                         }
                     };
                     if pause_ms > 0 {
-                        tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(pause_ms))).await;
+                        tokio::time::sleep_until(
+                            deadline.min(Instant::now() + Duration::from_millis(pause_ms)),
+                        )
+                        .await;
                     }
                 }
                 Ok(reply) => {
@@ -212,7 +240,10 @@ impl Client for TcpClient {
                     last_error = error;
                     target = (target + 1) % n;
                     let pause = if attempts as usize % n == 0 { 50 } else { 5 };
-                    tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(pause))).await;
+                    tokio::time::sleep_until(
+                        deadline.min(Instant::now() + Duration::from_millis(pause)),
+                    )
+                    .await;
                 }
             }
         }
@@ -224,7 +255,11 @@ impl Client for TcpClient {
 }
 
 /// Asks one node for its `status` (docs/protocol.md, admin operations).
-pub async fn status(addr: SocketAddr, bind_ip: Option<IpAddr>, timeout: Duration) -> Result<Reply, String> {
+pub async fn status(
+    addr: SocketAddr,
+    bind_ip: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<Reply, String> {
     let mut c = TcpClient::new(
         vec![NodeAddr {
             name: addr.to_string(),
@@ -235,7 +270,9 @@ pub async fn status(addr: SocketAddr, bind_ip: Option<IpAddr>, timeout: Duration
         None,
     );
     let deadline = Instant::now() + timeout;
-    c.attempt(0, &Request::Status, deadline).await.map_err(|(_, e)| e)
+    c.attempt(0, &Request::Status, deadline)
+        .await
+        .map_err(|(_, e)| e)
 }
 
 #[cfg(test)]
@@ -244,7 +281,8 @@ mod tests {
     use tokio::io::AsyncBufReadExt;
     use tokio::net::TcpListener;
 
-    type Responder = std::sync::Arc<dyn Fn(&serde_json::Value) -> Option<serde_json::Value> + Send + Sync>;
+    type Responder =
+        std::sync::Arc<dyn Fn(&serde_json::Value) -> Option<serde_json::Value> + Send + Sync>;
 
     /// A node stand-in: answers each request line with `reply(request)`.
     async fn node(reply: Responder) -> SocketAddr {
@@ -258,7 +296,8 @@ mod tests {
                     let (r, mut w) = s.into_split();
                     let mut lines = BufReader::new(r).lines();
                     while let Ok(Some(line)) = lines.next_line().await {
-                        let req: serde_json::Value = serde_json::from_str(&line).expect("client sends JSON");
+                        let req: serde_json::Value =
+                            serde_json::from_str(&line).expect("client sends JSON");
                         if let Some(mut rep) = reply(&req) {
                             rep["id"] = req["id"].clone();
                             let mut text = rep.to_string();
@@ -274,18 +313,29 @@ mod tests {
 
     #[tokio::test]
     async fn follows_a_redirect_and_starts_each_call_at_home() {
-        let leader = node(std::sync::Arc::new(|_: &serde_json::Value| Some(serde_json::json!({"ok":true,"value":7})))).await;
+        let leader = node(std::sync::Arc::new(|_: &serde_json::Value| {
+            Some(serde_json::json!({"ok":true,"value":7}))
+        }))
+        .await;
         let l = leader.to_string();
         let follower = node(std::sync::Arc::new(move |_: &serde_json::Value| {
             Some(serde_json::json!({"ok":false,"error":"not-leader","definite":true,"leader":l}))
         }))
         .await;
         let nodes = vec![
-            NodeAddr { name: "n1".into(), addr: follower },
-            NodeAddr { name: "n2".into(), addr: leader },
+            NodeAddr {
+                name: "n1".into(),
+                addr: follower,
+            },
+            NodeAddr {
+                name: "n2".into(),
+                addr: leader,
+            },
         ];
         let mut c = TcpClient::new(nodes, 0, None, None);
-        let r = c.call(&Request::Read { key: "x".into() }, Duration::from_secs(5)).await;
+        let r = c
+            .call(&Request::Read { key: "x".into() }, Duration::from_secs(5))
+            .await;
         match r {
             CallResult::Replied { node, reply } => {
                 assert_eq!(node, "n2");
@@ -294,8 +344,13 @@ mod tests {
             other => panic!("expected a reply, got {other:?}"),
         }
         assert_eq!(c.home, 0, "the home node stays");
-        let r = c.call(&Request::Read { key: "x".into() }, Duration::from_secs(5)).await;
-        assert!(matches!(r, CallResult::Replied { ref node, .. } if node == "n2"), "{r:?}");
+        let r = c
+            .call(&Request::Read { key: "x".into() }, Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(r, CallResult::Replied { ref node, .. } if node == "n2"),
+            "{r:?}"
+        );
     }
 
     #[tokio::test]
@@ -313,14 +368,32 @@ mod tests {
                 if let Ok(Some(line)) = lines.next_line().await {
                     let req: serde_json::Value = serde_json::from_str(&line).expect("JSON");
                     let rep = serde_json::json!({"id": req["id"], "ok": true, "value": 1});
-                    w.write_all(format!("{rep}\n").as_bytes()).await.expect("write");
+                    w.write_all(format!("{rep}\n").as_bytes())
+                        .await
+                        .expect("write");
                 }
                 // Dropping both halves closes the connection.
             }
         });
-        let mut c = TcpClient::new(vec![NodeAddr { name: "n1".into(), addr }], 0, None, None);
+        let mut c = TcpClient::new(
+            vec![NodeAddr {
+                name: "n1".into(),
+                addr,
+            }],
+            0,
+            None,
+            None,
+        );
         for _ in 0..3 {
-            let r = c.call(&Request::Write { key: "x".into(), value: 1.into() }, Duration::from_secs(5)).await;
+            let r = c
+                .call(
+                    &Request::Write {
+                        key: "x".into(),
+                        value: 1.into(),
+                    },
+                    Duration::from_secs(5),
+                )
+                .await;
             assert!(matches!(r, CallResult::Replied { .. }), "{r:?}");
             // Let the close arrive.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -330,16 +403,51 @@ mod tests {
     #[tokio::test]
     async fn no_reply_is_unknown_and_refused_connections_are_not_sent() {
         let silent = node(std::sync::Arc::new(|_: &serde_json::Value| None)).await;
-        let mut c = TcpClient::new(vec![NodeAddr { name: "n1".into(), addr: silent }], 0, None, None);
-        let r = c.call(&Request::Write { key: "x".into(), value: 1.into() }, Duration::from_millis(300)).await;
-        assert!(matches!(r, CallResult::Unknown { ref error, .. } if error == "timeout"), "{r:?}");
+        let mut c = TcpClient::new(
+            vec![NodeAddr {
+                name: "n1".into(),
+                addr: silent,
+            }],
+            0,
+            None,
+            None,
+        );
+        let r = c
+            .call(
+                &Request::Write {
+                    key: "x".into(),
+                    value: 1.into(),
+                },
+                Duration::from_millis(300),
+            )
+            .await;
+        assert!(
+            matches!(r, CallResult::Unknown { ref error, .. } if error == "timeout"),
+            "{r:?}"
+        );
 
         // A port nobody listens on: bind, learn the port, close.
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let dead = l.local_addr().expect("addr");
         drop(l);
-        let mut c = TcpClient::new(vec![NodeAddr { name: "n1".into(), addr: dead }], 0, None, None);
-        let r = c.call(&Request::Write { key: "x".into(), value: 1.into() }, Duration::from_millis(300)).await;
+        let mut c = TcpClient::new(
+            vec![NodeAddr {
+                name: "n1".into(),
+                addr: dead,
+            }],
+            0,
+            None,
+            None,
+        );
+        let r = c
+            .call(
+                &Request::Write {
+                    key: "x".into(),
+                    value: 1.into(),
+                },
+                Duration::from_millis(300),
+            )
+            .await;
         assert!(matches!(r, CallResult::NotSent { .. }), "{r:?}");
     }
 }

@@ -57,7 +57,9 @@ impl Default for WorkloadOptions {
 pub fn workload_by_name(name: &str, options: &WorkloadOptions) -> Option<Box<dyn Workload>> {
     Some(match name {
         "register" => Box::new(crate::register::Register),
-        "kv" => Box::new(crate::kv::Kv { keys: options.kv_keys.max(1) }),
+        "kv" => Box::new(crate::kv::Kv {
+            keys: options.kv_keys.max(1),
+        }),
         "lock" => Box::new(crate::lock::Lock {
             ttl_ms: options.lock_ttl_ms.max(1),
             slow_probability: options.lock_slow_probability.clamp(0.0, 1.0),
@@ -81,9 +83,17 @@ pub fn worker_rng(seed: u64, worker: usize) -> SmallRng {
 /// `ok` with `ok_value(reply)`; definite errors and requests that never
 /// reached a node give `fail`; anything else gives `info` — except for
 /// read-only operations, which have no effect to take later, so `fail`.
-pub fn standard_completion(planned: &Planned, result: CallResult, ok_value: impl FnOnce(&Reply) -> Value) -> Completion {
+pub fn standard_completion(
+    planned: &Planned,
+    result: CallResult,
+    ok_value: impl FnOnce(&Reply) -> Value,
+) -> Completion {
     let read_only = planned.request.is_read_only();
-    let unknown = if read_only { Outcome::Fail } else { Outcome::Info };
+    let unknown = if read_only {
+        Outcome::Fail
+    } else {
+        Outcome::Info
+    };
     match result {
         CallResult::Replied { node, reply } if reply.ok => Completion {
             outcome: Outcome::Ok,
@@ -92,7 +102,11 @@ pub fn standard_completion(planned: &Planned, result: CallResult, ok_value: impl
             node: Some(node),
         },
         CallResult::Replied { node, reply } => Completion {
-            outcome: if reply.is_definite() { Outcome::Fail } else { unknown },
+            outcome: if reply.is_definite() {
+                Outcome::Fail
+            } else {
+                unknown
+            },
             value: planned.op.value.clone(),
             error: Some(reply.error.unwrap_or_else(|| "error without a code".into())),
             node: Some(node),
@@ -127,26 +141,69 @@ mod tests {
     use crate::protocol::Request;
 
     fn planned(request: Request) -> Planned {
-        now(Op { f: "x", key: None, value: Value::from(1) }, request)
+        now(
+            Op {
+                f: "x",
+                key: None,
+                value: Value::from(1),
+            },
+            request,
+        )
     }
 
     #[test]
     fn unknown_writes_are_info_but_unknown_reads_are_fail() {
-        let w = planned(Request::Write { key: "k".into(), value: 1.into() });
+        let w = planned(Request::Write {
+            key: "k".into(),
+            value: 1.into(),
+        });
         let r = planned(Request::Read { key: "k".into() });
-        let unknown = || CallResult::Unknown { node: "n1".into(), error: "timeout".into() };
-        assert_eq!(standard_completion(&w, unknown(), |_| Value::Null).outcome, Outcome::Info);
-        assert_eq!(standard_completion(&r, unknown(), |_| Value::Null).outcome, Outcome::Fail);
-        let indefinite = CallResult::Replied { node: "n1".into(), reply: Reply::error("timeout", false) };
-        assert_eq!(standard_completion(&w, indefinite, |_| Value::Null).outcome, Outcome::Info);
-        let definite = CallResult::Replied { node: "n1".into(), reply: Reply::error("not-leader", true) };
+        let unknown = || CallResult::Unknown {
+            node: "n1".into(),
+            error: "timeout".into(),
+        };
+        assert_eq!(
+            standard_completion(&w, unknown(), |_| Value::Null).outcome,
+            Outcome::Info
+        );
+        assert_eq!(
+            standard_completion(&r, unknown(), |_| Value::Null).outcome,
+            Outcome::Fail
+        );
+        let indefinite = CallResult::Replied {
+            node: "n1".into(),
+            reply: Reply::error("timeout", false),
+        };
+        assert_eq!(
+            standard_completion(&w, indefinite, |_| Value::Null).outcome,
+            Outcome::Info
+        );
+        let definite = CallResult::Replied {
+            node: "n1".into(),
+            reply: Reply::error("not-leader", true),
+        };
         let c = standard_completion(&w, definite, |_| Value::Null);
-        assert_eq!((c.outcome, c.error.as_deref()), (Outcome::Fail, Some("not-leader")));
-        let not_sent = CallResult::NotSent { node: None, error: "refused".into() };
-        assert_eq!(standard_completion(&w, not_sent, |_| Value::Null).outcome, Outcome::Fail);
-        let ok = CallResult::Replied { node: "n2".into(), reply: Reply::ok(Some(Value::from(5))) };
+        assert_eq!(
+            (c.outcome, c.error.as_deref()),
+            (Outcome::Fail, Some("not-leader"))
+        );
+        let not_sent = CallResult::NotSent {
+            node: None,
+            error: "refused".into(),
+        };
+        assert_eq!(
+            standard_completion(&w, not_sent, |_| Value::Null).outcome,
+            Outcome::Fail
+        );
+        let ok = CallResult::Replied {
+            node: "n2".into(),
+            reply: Reply::ok(Some(Value::from(5))),
+        };
         let c = standard_completion(&r, ok, |rep| rep.value.clone().unwrap_or(Value::Null));
-        assert_eq!((c.outcome, c.value, c.node.as_deref()), (Outcome::Ok, Value::from(5), Some("n2")));
+        assert_eq!(
+            (c.outcome, c.value, c.node.as_deref()),
+            (Outcome::Ok, Value::from(5), Some("n2"))
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //! `fail` adds never count.
 
 use super::by_key;
+use crate::history::Value;
 use crate::operation::{Operation, Outcome};
 use crate::verdict::{CheckerResult, CounterError, CounterWitness, Verdict, Witness};
-use crate::history::Value;
 
 pub fn check(ops: &[Operation]) -> CheckerResult {
     let mut errors = Vec::new();
@@ -46,8 +46,13 @@ pub fn check(ops: &[Operation]) -> CheckerResult {
         let certain_neg = prefix(&certain, |d| d.min(0));
         let possible_pos = prefix(&possible, |d| d.max(0));
         let possible_neg = prefix(&possible, |d| d.min(0));
-        for r in ops.iter().filter(|o| o.f == "read" && o.outcome == Outcome::Ok) {
-            let Some(v) = r.output.as_ref().and_then(Value::as_i64) else { continue };
+        for r in ops
+            .iter()
+            .filter(|o| o.f == "read" && o.outcome == Outcome::Ok)
+        {
+            let Some(v) = r.output.as_ref().and_then(Value::as_i64) else {
+                continue;
+            };
             reads_checked += 1;
             let (inv, comp) = (r.invoke_pos, r.complete_pos.expect("ok ops complete"));
             // Certain: completed before the read began.
@@ -58,19 +63,34 @@ pub fn check(ops: &[Operation]) -> CheckerResult {
             let lower = certain_sum[c] + (possible_neg[p] - certain_neg[c]);
             let upper = certain_sum[c] + (possible_pos[p] - certain_pos[c]);
             if v < lower || v > upper {
-                errors.push(CounterError { read: (*r).clone(), value: v, lower, upper });
+                errors.push(CounterError {
+                    read: (*r).clone(),
+                    value: v,
+                    lower,
+                    upper,
+                });
             }
         }
     }
-    let summary = format!("{reads_checked} reads checked, {} out of bounds", errors.len());
+    let summary = format!(
+        "{reads_checked} reads checked, {} out of bounds",
+        errors.len()
+    );
     let verdict = if !errors.is_empty() {
-        Verdict::Invalid { witness: Witness::Counter(CounterWitness { errors }) }
+        Verdict::Invalid {
+            witness: Witness::Counter(CounterWitness { errors }),
+        }
     } else if reads_checked == 0 {
         Verdict::unknown("no successful read of the counter")
     } else {
         Verdict::Valid
     };
-    CheckerResult { name: "counter".into(), summary, verdict, details: Value::Null }
+    CheckerResult {
+        name: "counter".into(),
+        summary,
+        verdict,
+        details: Value::Null,
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +110,12 @@ mod tests {
         let mut bad = ops.clone();
         bad[3].output = Some(4.into());
         let r = check(&bad);
-        let Verdict::Invalid { witness: Witness::Counter(w) } = r.verdict else { panic!() };
+        let Verdict::Invalid {
+            witness: Witness::Counter(w),
+        } = r.verdict
+        else {
+            panic!()
+        };
         assert_eq!((w.errors[0].lower, w.errors[0].upper), (5, 8));
         let mut bad = ops;
         bad[2].output = Some(9.into());

@@ -15,10 +15,10 @@
 //! inside that window was granted while the lease was certainly held.
 
 use super::by_key;
+use crate::history::Value;
 use crate::model::field;
 use crate::operation::{Operation, Outcome};
 use crate::verdict::{CheckerResult, FencingViolation, FencingWitness, Verdict, Witness};
-use crate::history::Value;
 use std::collections::HashMap;
 
 fn token(op: &Operation) -> Option<u64> {
@@ -83,10 +83,15 @@ pub fn check(ops: &[Operation]) -> Vec<CheckerResult> {
     let mut fencing = Vec::new();
     let mut exclusion = Vec::new();
     let (mut acquires, mut writes) = (0usize, 0usize);
-    let lock_ops = ops.iter().filter(|o| matches!(o.f.as_str(), "acquire" | "renew" | "release"));
+    let lock_ops = ops
+        .iter()
+        .filter(|o| matches!(o.f.as_str(), "acquire" | "renew" | "release"));
     for (key, ops) in by_key(lock_ops) {
-        let granted: Vec<&Operation> =
-            ops.iter().copied().filter(|o| o.f == "acquire" && o.outcome == Outcome::Ok).collect();
+        let granted: Vec<&Operation> = ops
+            .iter()
+            .copied()
+            .filter(|o| o.f == "acquire" && o.outcome == Outcome::Ok)
+            .collect();
         acquires += granted.len();
         // No token granted twice.
         let mut seen: HashMap<u64, &Operation> = HashMap::new();
@@ -95,7 +100,10 @@ pub fn check(ops: &[Operation]) -> Vec<CheckerResult> {
             if let Some(first) = seen.insert(t, a) {
                 fencing.push(FencingViolation {
                     rule: "token-order".into(),
-                    message: format!("token {t} of lock {} granted twice", key.clone().unwrap_or(Value::Null)),
+                    message: format!(
+                        "token {t} of lock {} granted twice",
+                        key.clone().unwrap_or(Value::Null)
+                    ),
                     ops: vec![first.clone(), (*a).clone()],
                 });
             }
@@ -103,24 +111,39 @@ pub fn check(ops: &[Operation]) -> Vec<CheckerResult> {
         monotonic(&granted, true, "token-order", &mut fencing);
         mutual_exclusion(&ops, &granted, &mut exclusion);
     }
-    let write_ops = ops.iter().filter(|o| o.f == "fenced-write" && o.outcome == Outcome::Ok);
+    let write_ops = ops
+        .iter()
+        .filter(|o| o.f == "fenced-write" && o.outcome == Outcome::Ok);
     for (_key, ws) in by_key(write_ops) {
         writes += ws.len();
         monotonic(&ws, false, "stale-write", &mut fencing);
     }
     let result = |name: &str, violations: Vec<FencingViolation>, summary: String| {
         let verdict = if !violations.is_empty() {
-            Verdict::Invalid { witness: Witness::Fencing(FencingWitness { violations }) }
+            Verdict::Invalid {
+                witness: Witness::Fencing(FencingWitness { violations }),
+            }
         } else if acquires == 0 {
             Verdict::unknown("no acquire succeeded")
         } else {
             Verdict::Valid
         };
-        CheckerResult { name: name.into(), verdict, summary, details: Value::Null }
+        CheckerResult {
+            name: name.into(),
+            verdict,
+            summary,
+            details: Value::Null,
+        }
     };
-    let fsum = format!("{acquires} grants, {writes} accepted fenced writes, {} violations", fencing.len());
+    let fsum = format!(
+        "{acquires} grants, {writes} accepted fenced writes, {} violations",
+        fencing.len()
+    );
     let esum = format!("{acquires} grants, {} overlapping leases", exclusion.len());
-    vec![result("fencing", fencing, fsum), result("mutual-exclusion", exclusion, esum)]
+    vec![
+        result("fencing", fencing, fsum),
+        result("mutual-exclusion", exclusion, esum),
+    ]
 }
 
 fn mutual_exclusion(ops: &[&Operation], granted: &[&Operation], out: &mut Vec<FencingViolation>) {
@@ -128,7 +151,9 @@ fn mutual_exclusion(ops: &[&Operation], granted: &[&Operation], out: &mut Vec<Fe
     let mut renews: HashMap<(String, u64), Vec<&Operation>> = HashMap::new();
     let mut releases: HashMap<(String, u64), Vec<&Operation>> = HashMap::new();
     for o in ops {
-        let (Some(w), Some(t)) = (owner(o), token(o)) else { continue };
+        let (Some(w), Some(t)) = (owner(o), token(o)) else {
+            continue;
+        };
         match o.f.as_str() {
             "renew" if o.outcome == Outcome::Ok => renews.entry((w, t)).or_default().push(o),
             "release" => releases.entry((w, t)).or_default().push(o),
@@ -138,7 +163,9 @@ fn mutual_exclusion(ops: &[&Operation], granted: &[&Operation], out: &mut Vec<Fe
     let mut by_invoke: Vec<&Operation> = granted.to_vec();
     by_invoke.sort_by_key(|o| o.invoke_time);
     for a in granted {
-        let (Some(ttl), Some(w), Some(t), Some(done)) = (ttl_ns(a), owner(a), token(a), a.complete_time) else {
+        let (Some(ttl), Some(w), Some(t), Some(done)) =
+            (ttl_ns(a), owner(a), token(a), a.complete_time)
+        else {
             continue;
         };
         let mut end = a.invoke_time.saturating_add(ttl);
@@ -190,7 +217,14 @@ mod tests {
     use serde_json::json;
 
     fn acq(id: usize, owner: &str, token: u64, inv: u64, done: u64) -> Operation {
-        let mut o = op(id, "acquire", json!({"owner": owner, "ttl_ms": 100}), Some(json!({"owner": owner, "ttl_ms": 100, "token": token})), inv, Some(done));
+        let mut o = op(
+            id,
+            "acquire",
+            json!({"owner": owner, "ttl_ms": 100}),
+            Some(json!({"owner": owner, "ttl_ms": 100, "token": token})),
+            inv,
+            Some(done),
+        );
         o.key = Some(json!("l"));
         o
     }
@@ -213,7 +247,14 @@ mod tests {
         assert!(r[0].verdict.is_valid());
         assert!(r[1].verdict.is_invalid(), "{:?}", r[1]);
         // Released at 40 ms: no overlap.
-        let mut rel = op(2, "release", json!({"owner": "a", "token": 5}), Some(json!({"owner": "a", "token": 5})), 40, Some(41));
+        let mut rel = op(
+            2,
+            "release",
+            json!({"owner": "a", "token": 5}),
+            Some(json!({"owner": "a", "token": 5})),
+            40,
+            Some(41),
+        );
         rel.key = Some(json!("l"));
         let ops = vec![acq(0, "a", 5, 0, 1), acq(1, "b", 6, 50, 60), rel];
         assert!(check(&ops)[1].verdict.is_valid());
@@ -222,13 +263,25 @@ mod tests {
     #[test]
     fn a_resource_never_accepts_a_stale_token() {
         let w = |id: usize, t: u64, inv: u64| {
-            let mut o = op(id, "fenced-write", json!({"token": t, "value": id}), Some(json!({"token": t, "value": id})), inv, Some(inv + 1));
+            let mut o = op(
+                id,
+                "fenced-write",
+                json!({"token": t, "value": id}),
+                Some(json!({"token": t, "value": id})),
+                inv,
+                Some(inv + 1),
+            );
             o.key = Some(json!("r"));
             o
         };
         let ops = vec![acq(9, "a", 1, 0, 1), w(0, 7, 2), w(1, 7, 4), w(2, 6, 6)];
         let r = check(&ops);
-        let Verdict::Invalid { witness: Witness::Fencing(f) } = &r[0].verdict else { panic!("{r:?}") };
+        let Verdict::Invalid {
+            witness: Witness::Fencing(f),
+        } = &r[0].verdict
+        else {
+            panic!("{r:?}")
+        };
         assert_eq!(f.violations.len(), 1);
         assert_eq!(f.violations[0].rule, "stale-write");
     }

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 
 /// Groups operations by key, in order of first appearance (no key: one
 /// group with key `None`).
-pub(crate) fn by_key<'a>(ops: impl Iterator<Item = &'a Operation>) -> Vec<(Option<Value>, Vec<&'a Operation>)> {
+pub(crate) fn by_key<'a>(
+    ops: impl Iterator<Item = &'a Operation>,
+) -> Vec<(Option<Value>, Vec<&'a Operation>)> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<(Option<Value>, Vec<&Operation>)> = Vec::new();
     for op in ops {

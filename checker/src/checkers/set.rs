@@ -6,9 +6,9 @@
 //! still running when it began may or may not be in it.
 
 use super::by_key;
+use crate::history::Value;
 use crate::operation::{Operation, Outcome};
 use crate::verdict::{CheckerResult, SetWitness, Verdict, Witness};
-use crate::history::Value;
 use std::collections::{HashMap, HashSet};
 
 pub fn check(ops: &[Operation]) -> CheckerResult {
@@ -27,14 +27,26 @@ pub fn check(ops: &[Operation]) -> CheckerResult {
             });
             continue;
         };
-        let read: Vec<Value> = final_read.output.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
-        let attempted: HashSet<String> = ops.iter().filter(|o| o.f == "add").map(|o| o.input.to_string()).collect();
+        let read: Vec<Value> = final_read
+            .output
+            .as_ref()
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let attempted: HashSet<String> = ops
+            .iter()
+            .filter(|o| o.f == "add")
+            .map(|o| o.input.to_string())
+            .collect();
         let mut count: HashMap<String, usize> = HashMap::new();
         for e in &read {
             *count.entry(e.to_string()).or_default() += 1;
         }
         let mut lost = 0;
-        for add in ops.iter().filter(|o| o.f == "add" && o.outcome == Outcome::Ok && o.precedes(final_read)) {
+        for add in ops
+            .iter()
+            .filter(|o| o.f == "add" && o.outcome == Outcome::Ok && o.precedes(final_read))
+        {
             if !count.contains_key(&add.input.to_string()) {
                 witness.lost.push(add.input.clone());
                 lost += 1;
@@ -50,21 +62,37 @@ pub fn check(ops: &[Operation]) -> CheckerResult {
                 witness.duplicated.push(e.clone());
             }
         }
-        let acked = ops.iter().filter(|o| o.f == "add" && o.outcome == Outcome::Ok).count();
-        summary.push(format!("{} acknowledged adds, {} in the final read, {lost} lost", acked, read.len()));
+        let acked = ops
+            .iter()
+            .filter(|o| o.f == "add" && o.outcome == Outcome::Ok)
+            .count();
+        summary.push(format!(
+            "{} acknowledged adds, {} in the final read, {lost} lost",
+            acked,
+            read.len()
+        ));
         if witness.final_read.is_none() {
             witness.final_read = Some((*final_read).clone());
         }
     }
-    let bad = !(witness.lost.is_empty() && witness.unexpected.is_empty() && witness.duplicated.is_empty());
+    let bad = !(witness.lost.is_empty()
+        && witness.unexpected.is_empty()
+        && witness.duplicated.is_empty());
     let verdict = if bad {
-        Verdict::Invalid { witness: Witness::Set(witness) }
+        Verdict::Invalid {
+            witness: Witness::Set(witness),
+        }
     } else if let Some(reason) = unknown {
         Verdict::Unknown { reason }
     } else {
         Verdict::Valid
     };
-    CheckerResult { name: "set".into(), summary: summary.join("; "), verdict, details: Value::Null }
+    CheckerResult {
+        name: "set".into(),
+        summary: summary.join("; "),
+        verdict,
+        details: Value::Null,
+    }
 }
 
 #[cfg(test)]
@@ -78,10 +106,22 @@ mod tests {
             op(0, "add", 1, Some(1.into()), 0, Some(1)),
             op(1, "add", 2, Some(2.into()), 2, Some(3)),
             op(2, "add", 3, None, 4, None),
-            op(3, "read", Value::Null, Some(serde_json::json!([1, 3, 9, 3])), 10, Some(11)),
+            op(
+                3,
+                "read",
+                Value::Null,
+                Some(serde_json::json!([1, 3, 9, 3])),
+                10,
+                Some(11),
+            ),
         ];
         let r = check(&ops);
-        let Verdict::Invalid { witness: Witness::Set(w) } = r.verdict else { panic!("{:?}", r.verdict) };
+        let Verdict::Invalid {
+            witness: Witness::Set(w),
+        } = r.verdict
+        else {
+            panic!("{:?}", r.verdict)
+        };
         assert_eq!(w.lost, vec![Value::from(2)]);
         assert_eq!(w.unexpected, vec![Value::from(9)]);
         assert_eq!(w.duplicated, vec![Value::from(3)]);
@@ -92,7 +132,14 @@ mod tests {
         let ops = vec![
             op(0, "add", 1, Some(1.into()), 0, Some(1)),
             op(1, "add", 2, Some(2.into()), 2, Some(9)),
-            op(2, "read", Value::Null, Some(serde_json::json!([1])), 5, Some(6)),
+            op(
+                2,
+                "read",
+                Value::Null,
+                Some(serde_json::json!([1])),
+                5,
+                Some(6),
+            ),
         ];
         assert!(check(&ops).verdict.is_valid());
         assert!(matches!(check(&ops[..2]).verdict, Verdict::Unknown { .. }));

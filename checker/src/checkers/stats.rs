@@ -17,10 +17,15 @@ pub fn check(ops: &[Operation]) -> CheckerResult {
             Outcome::Info => 2,
         }] += 1;
     }
-    let total: [u64; 3] = by_f.values().fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
+    let total: [u64; 3] = by_f
+        .values()
+        .fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
     let details = json!(by_f
         .iter()
-        .map(|(f, c)| (f.to_string(), json!({"ok": c[0], "fail": c[1], "info": c[2]})))
+        .map(|(f, c)| (
+            f.to_string(),
+            json!({"ok": c[0], "fail": c[1], "info": c[2]})
+        ))
         .collect::<serde_json::Map<_, _>>());
     let summary = by_f
         .iter()
@@ -32,7 +37,12 @@ pub fn check(ops: &[Operation]) -> CheckerResult {
     } else {
         Verdict::Valid
     };
-    CheckerResult { name: "stats".into(), verdict, summary, details }
+    CheckerResult {
+        name: "stats".into(),
+        verdict,
+        summary,
+        details,
+    }
 }
 
 #[cfg(test)]

@@ -44,7 +44,11 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn err(&self, message: impl Into<String>) -> HistoryError {
-        HistoryError::Parse { source_name: self.source.to_string(), line: self.line, message: message.into() }
+        HistoryError::Parse {
+            source_name: self.source.to_string(),
+            line: self.line,
+            message: message.into(),
+        }
     }
 
     fn skip_ws(&mut self) {
@@ -66,7 +70,21 @@ impl<'a> Parser<'a> {
     }
 
     fn is_delim(c: u8) -> bool {
-        matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+        matches!(
+            c,
+            b' ' | b'\t'
+                | b'\r'
+                | b'\n'
+                | b','
+                | b'('
+                | b')'
+                | b'['
+                | b']'
+                | b'{'
+                | b'}'
+                | b'"'
+                | b';'
+        )
     }
 
     fn token(&mut self) -> &'a str {
@@ -100,7 +118,9 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 let items = self.seq(b'}', depth)?;
                 if items.len() % 2 != 0 {
-                    return Err(self.err(format!("map starting on line {line} has an odd number of forms")));
+                    return Err(self.err(format!(
+                        "map starting on line {line} has an odd number of forms"
+                    )));
                 }
                 let mut it = items.into_iter();
                 let mut entries = Vec::new();
@@ -223,8 +243,13 @@ impl<'a> Parser<'a> {
                         b'"' => out.push(b'"'),
                         b'\\' => out.push(b'\\'),
                         b'u' => {
-                            let hex = self.s.get(self.pos..self.pos + 4).and_then(|h| std::str::from_utf8(h).ok());
-                            let ch = hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32);
+                            let hex = self
+                                .s
+                                .get(self.pos..self.pos + 4)
+                                .and_then(|h| std::str::from_utf8(h).ok());
+                            let ch = hex
+                                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                .and_then(char::from_u32);
                             let Some(ch) = ch else {
                                 return Err(self.err("bad \\u escape in a string"));
                             };
@@ -232,13 +257,19 @@ impl<'a> Parser<'a> {
                             let mut buf = [0u8; 4];
                             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         }
-                        other => return Err(self.err(format!("unknown escape \\{} in a string", other as char))),
+                        other => {
+                            return Err(
+                                self.err(format!("unknown escape \\{} in a string", other as char))
+                            )
+                        }
                     }
                 }
                 _ => out.push(c),
             }
         }
-        String::from_utf8(out).map(Edn::Str).map_err(|_| self.err("string is not valid UTF-8"))
+        String::from_utf8(out)
+            .map(Edn::Str)
+            .map_err(|_| self.err("string is not valid UTF-8"))
     }
 }
 
@@ -253,7 +284,8 @@ fn atom(t: &str) -> Option<Edn> {
         return (!k.is_empty()).then(|| Edn::Keyword(k.to_string()));
     }
     let b = t.as_bytes();
-    let numeric = b[0].is_ascii_digit() || (b.len() > 1 && (b[0] == b'-' || b[0] == b'+') && b[1].is_ascii_digit());
+    let numeric = b[0].is_ascii_digit()
+        || (b.len() > 1 && (b[0] == b'-' || b[0] == b'+') && b[1].is_ascii_digit());
     if numeric {
         let digits = t.strip_suffix('N').unwrap_or(t);
         if let Ok(i) = digits.parse::<i64>() {
@@ -270,7 +302,12 @@ fn atom(t: &str) -> Option<Edn> {
 
 /// Every top-level form of `text`, with the line each starts on.
 pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<(usize, Edn)>, HistoryError> {
-    let mut p = Parser { s: text.as_bytes(), pos: 0, line: 1, source: source_name };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        pos: 0,
+        line: 1,
+        source: source_name,
+    };
     let mut out = Vec::new();
     loop {
         p.skip_ws();
@@ -289,11 +326,18 @@ pub fn to_json(e: &Edn) -> Value {
         Edn::Nil => Value::Null,
         Edn::Bool(b) => Value::Bool(*b),
         Edn::Int(i) => Value::from(*i),
-        Edn::BigInt(s) => s.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(s.clone())),
-        Edn::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::String(f.to_string())),
+        Edn::BigInt(s) => s
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(s.clone())),
+        Edn::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::String(f.to_string())),
         Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => Value::String(s.clone()),
         Edn::Char(c) => Value::String(c.to_string()),
-        Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => Value::Array(v.iter().map(to_json).collect()),
+        Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => {
+            Value::Array(v.iter().map(to_json).collect())
+        }
         Edn::Map(entries, _) => Value::Object(
             entries
                 .iter()
@@ -311,7 +355,10 @@ pub fn to_json(e: &Edn) -> Value {
 }
 
 fn get<'a>(entries: &'a [(Edn, Edn)], name: &str) -> Option<&'a Edn> {
-    entries.iter().find(|(k, _)| matches!(k, Edn::Keyword(s) if s == name)).map(|(_, v)| v)
+    entries
+        .iter()
+        .find(|(k, _)| matches!(k, Edn::Keyword(s) if s == name))
+        .map(|(_, v)| v)
 }
 
 /// Reads a Jepsen EDN history: one vector of op maps, or op maps one after
@@ -334,7 +381,11 @@ pub fn parse_history(source_name: &str, text: &str) -> Result<History, HistoryEr
     };
     let mut h = History::default();
     for (pos, (line, form)) in maps.iter().enumerate() {
-        let bad = |message: String| HistoryError::Parse { source_name: source_name.to_string(), line: *line, message };
+        let bad = |message: String| HistoryError::Parse {
+            source_name: source_name.to_string(),
+            line: *line,
+            message,
+        };
         let entries = match form {
             Edn::Map(e, _) => e,
             Edn::Tagged(_, inner) => match &**inner {
@@ -345,8 +396,15 @@ pub fn parse_history(source_name: &str, text: &str) -> Result<History, HistoryEr
         };
         let process = match get(entries, "process") {
             Some(Edn::Int(p)) if *p >= 0 => Process::Client(*p as u64),
-            Some(Edn::Keyword(k) | Edn::Str(k) | Edn::Symbol(k)) if k == "nemesis" => Process::Nemesis,
-            Some(other) => return Err(bad(format!(":process: expected a non-negative integer or :nemesis, got {}", to_json(other)))),
+            Some(Edn::Keyword(k) | Edn::Str(k) | Edn::Symbol(k)) if k == "nemesis" => {
+                Process::Nemesis
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    ":process: expected a non-negative integer or :nemesis, got {}",
+                    to_json(other)
+                )))
+            }
             None => return Err(bad("missing :process".into())),
         };
         let kind = match get(entries, "type") {
@@ -355,9 +413,18 @@ pub fn parse_history(source_name: &str, text: &str) -> Result<History, HistoryEr
                 "ok" => EventType::Ok,
                 "fail" => EventType::Fail,
                 "info" => EventType::Info,
-                other => return Err(bad(format!(":type: expected :invoke, :ok, :fail or :info, got :{other}"))),
+                other => {
+                    return Err(bad(format!(
+                        ":type: expected :invoke, :ok, :fail or :info, got :{other}"
+                    )))
+                }
             },
-            Some(other) => return Err(bad(format!(":type: expected a keyword, got {}", to_json(other)))),
+            Some(other) => {
+                return Err(bad(format!(
+                    ":type: expected a keyword, got {}",
+                    to_json(other)
+                )))
+            }
             None => return Err(bad("missing :type".into())),
         };
         let f = match get(entries, "f") {
@@ -368,11 +435,17 @@ pub fn parse_history(source_name: &str, text: &str) -> Result<History, HistoryEr
         let uint = |name: &str| match get(entries, name) {
             Some(Edn::Int(i)) if *i >= 0 => Ok(Some(*i as u64)),
             None | Some(Edn::Nil) => Ok(None),
-            Some(other) => Err(bad(format!(":{name}: expected a non-negative integer, got {}", to_json(other)))),
+            Some(other) => Err(bad(format!(
+                ":{name}: expected a non-negative integer, got {}",
+                to_json(other)
+            ))),
         };
         let index = uint("index")?.unwrap_or(pos as u64);
         let time = uint("time")?.unwrap_or(pos as u64);
-        let (mut key, mut value) = (get(entries, "key").map(to_json), get(entries, "value").map(to_json).unwrap_or(Value::Null));
+        let (mut key, mut value) = (
+            get(entries, "key").map(to_json),
+            get(entries, "value").map(to_json).unwrap_or(Value::Null),
+        );
         if let Some(Edn::Tagged(tag, inner)) = get(entries, "value") {
             if tag.ends_with("Tuple") {
                 if let Edn::Map(e, _) = &**inner {
@@ -389,7 +462,17 @@ pub fn parse_history(source_name: &str, text: &str) -> Result<History, HistoryEr
             Value::String(s) => s,
             other => other.to_string(),
         });
-        h.events.push(Event { index, time, process, kind, f, key, value, node, error });
+        h.events.push(Event {
+            index,
+            time,
+            process,
+            kind,
+            f,
+            key,
+            value,
+            node,
+            error,
+        });
         h.lines.push(*line);
     }
     split_independent_tuples(&mut h.events);
@@ -404,7 +487,8 @@ fn split_independent_tuples(events: &mut [Event]) {
     let clients = || events.iter().filter(|e| e.process != Process::Nemesis);
     let pair = |v: &Value| v.as_array().is_some_and(|a| a.len() == 2);
     let all_pairs = clients().all(|e| e.key.is_none() && pair(&e.value));
-    let read_pair = clients().any(|e| e.kind == EventType::Invoke && e.f != "cas" && pair(&e.value));
+    let read_pair =
+        clients().any(|e| e.kind == EventType::Invoke && e.f != "cas" && pair(&e.value));
     if !all_pairs || !read_pair || clients().next().is_none() {
         return;
     }
@@ -427,7 +511,10 @@ mod tests {
         let forms = parse_all("t", "{:a 1, :b [nil true \"x\\\"y\" :k -3 2.5 12345678901234567890N]} #{1 2} (3) #_ 9 #foo/bar {:x 1}").expect("valid");
         assert_eq!(forms.len(), 4);
         let j = to_json(&forms[0].1);
-        assert_eq!(j, serde_json::json!({"a": 1, "b": [null, true, "x\"y", "k", -3, 2.5, 12345678901234567890u64]}));
+        assert_eq!(
+            j,
+            serde_json::json!({"a": 1, "b": [null, true, "x\"y", "k", -3, 2.5, 12345678901234567890u64]})
+        );
         assert_eq!(to_json(&forms[1].1), serde_json::json!([1, 2]));
         assert_eq!(to_json(&forms[3].1), serde_json::json!({"x": 1}));
     }
@@ -438,8 +525,15 @@ mod tests {
         assert!(e.to_string().starts_with("h.edn:2:"), "{e}");
         let deep = "[".repeat(10_000);
         assert!(parse_all("deep", &deep).is_err());
-        let e = parse_history("h.edn", "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :done, :f :read}").unwrap_err();
-        assert!(e.to_string().contains("h.edn:2:") && e.to_string().contains(":type"), "{e}");
+        let e = parse_history(
+            "h.edn",
+            "{:process 0, :type :invoke, :f :read}\n{:process 0, :type :done, :f :read}",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("h.edn:2:") && e.to_string().contains(":type"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -27,14 +27,22 @@ fn next_field(s: &str) -> (&str, &str) {
 pub fn parse(source_name: &str, text: &str) -> Result<History, HistoryError> {
     let mut h = History::default();
     for (i, raw) in text.lines().enumerate() {
-        let Some((_, rest)) = raw.split_once("jepsen.util - ") else { continue };
+        let Some((_, rest)) = raw.split_once("jepsen.util - ") else {
+            continue;
+        };
         let (p, rest) = next_field(rest);
         let (kind, rest) = next_field(rest);
         let (f, rest) = next_field(rest);
         let value_text = rest.trim();
         // Nemesis lines and anything else that is not a client op are ignored.
-        let Ok(process) = p.parse::<u64>() else { continue };
-        let bad = |message: String| HistoryError::Parse { source_name: source_name.to_string(), line: i + 1, message };
+        let Ok(process) = p.parse::<u64>() else {
+            continue;
+        };
+        let bad = |message: String| HistoryError::Parse {
+            source_name: source_name.to_string(),
+            line: i + 1,
+            message,
+        };
         let kind = match kind.trim() {
             ":invoke" => EventType::Invoke,
             ":ok" => EventType::Ok,
@@ -61,7 +69,17 @@ pub fn parse(source_name: &str, text: &str) -> Result<History, HistoryError> {
             k => (k, value),
         };
         let n = h.events.len() as u64;
-        h.events.push(Event { index: n, time: n, process: Process::Client(process), kind, f, key: None, value, node: None, error: timed_out.then(|| "timed-out".to_string()) });
+        h.events.push(Event {
+            index: n,
+            time: n,
+            process: Process::Client(process),
+            kind,
+            f,
+            key: None,
+            value,
+            node: None,
+            error: timed_out.then(|| "timed-out".to_string()),
+        });
         h.lines.push(i + 1);
     }
     Ok(h)

@@ -14,14 +14,19 @@ pub fn parse(source_name: &str, text: &str) -> Result<History, HistoryError> {
         let ev: Event = serde_json::from_str(line).map_err(|e| HistoryError::Parse {
             source_name: source_name.to_string(),
             line: i + 1,
-            message: format!("expected an event object (index, time, process, type, f, value): {e}"),
+            message: format!(
+                "expected an event object (index, time, process, type, f, value): {e}"
+            ),
         })?;
         if let Some(prev) = h.events.last() {
             if ev.index <= prev.index {
                 return Err(HistoryError::Parse {
                     source_name: source_name.to_string(),
                     line: i + 1,
-                    message: format!("index {} after index {}: indices must strictly increase", ev.index, prev.index),
+                    message: format!(
+                        "index {} after index {}: indices must strictly increase",
+                        ev.index, prev.index
+                    ),
                 });
             }
         }
@@ -41,7 +46,11 @@ mod tests {
         let h = parse("h.jsonl", text).expect("valid");
         assert_eq!(h.events.len(), 2);
         assert_eq!(h.lines, vec![1, 3]);
-        let e = parse("h.jsonl", "{\"index\":0,\"time\":1,\"process\":-1,\"type\":\"invoke\",\"f\":\"w\"}").unwrap_err();
+        let e = parse(
+            "h.jsonl",
+            "{\"index\":0,\"time\":1,\"process\":-1,\"type\":\"invoke\",\"f\":\"w\"}",
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("h.jsonl:1:"), "{msg}");
         assert!(msg.contains("negative"), "{msg}");

@@ -50,9 +50,10 @@ impl fmt::Display for Format {
 impl FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Format::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
-            format!("unknown format {s:?}; expected one of: jsonl, edn, jepsen-log")
-        })
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format {s:?}; expected one of: jsonl, edn, jepsen-log"))
     }
 }
 
@@ -76,7 +77,11 @@ pub fn detect(text: &str) -> Option<Format> {
         }
         if let Some(rest) = t.strip_prefix('{') {
             let rest = rest.trim_start();
-            return Some(if rest.starts_with('"') || rest.starts_with('}') { Format::Jsonl } else { Format::Edn });
+            return Some(if rest.starts_with('"') || rest.starts_with('}') {
+                Format::Jsonl
+            } else {
+                Format::Edn
+            });
         }
         if t.starts_with('[') || t.starts_with('#') {
             return Some(Format::Edn);
@@ -88,12 +93,18 @@ pub fn detect(text: &str) -> Option<Format> {
 
 /// Reads a history from text. `source_name` (a file name) appears in
 /// every error. An empty text is [`HistoryError::Empty`].
-pub fn read_history(source_name: &str, text: &str, format: Option<Format>) -> Result<History, HistoryError> {
+pub fn read_history(
+    source_name: &str,
+    text: &str,
+    format: Option<Format>,
+) -> Result<History, HistoryError> {
     let format = match format {
         Some(f) => f,
         None => match detect(text) {
             Some(f) => f,
-            None if text.trim().is_empty() => return Err(HistoryError::Empty(source_name.to_string())),
+            None if text.trim().is_empty() => {
+                return Err(HistoryError::Empty(source_name.to_string()))
+            }
             None => {
                 let (line, first) = text
                     .lines()
@@ -131,9 +142,15 @@ mod tests {
         assert_eq!(detect("{\"index\":0}"), Some(Format::Jsonl));
         assert_eq!(detect("\n{:process 0, :type :invoke}"), Some(Format::Edn));
         assert_eq!(detect("[{:process 0}]"), Some(Format::Edn));
-        assert_eq!(detect("INFO  jepsen.util - 4\t:invoke\t:read\tnil"), Some(Format::JepsenLog));
+        assert_eq!(
+            detect("INFO  jepsen.util - 4\t:invoke\t:read\tnil"),
+            Some(Format::JepsenLog)
+        );
         assert_eq!(detect("hello"), None);
-        assert!(matches!(read_history("e.log", "", None), Err(HistoryError::Empty(_))));
+        assert!(matches!(
+            read_history("e.log", "", None),
+            Err(HistoryError::Empty(_))
+        ));
     }
 
     proptest! {

@@ -22,11 +22,15 @@ impl Model for Counter {
         match op.f.as_str() {
             "add" | "incr" => Ok(CounterOp::Add(as_i64(&op.input, "add")?)),
             "read" => match (&op.outcome, &op.output) {
-                (Outcome::Ok, Some(v)) if !v.is_null() => Ok(CounterOp::Read(Some(as_i64(v, "read")?))),
+                (Outcome::Ok, Some(v)) if !v.is_null() => {
+                    Ok(CounterOp::Read(Some(as_i64(v, "read")?)))
+                }
                 (Outcome::Ok, _) => Ok(CounterOp::Read(Some(0))),
                 _ => Ok(CounterOp::Read(None)),
             },
-            other => Err(format!("unknown operation {other:?}; counter accepts add, read")),
+            other => Err(format!(
+                "unknown operation {other:?}; counter accepts add, read"
+            )),
         }
     }
     fn init(&self, _ctx: &Ctx) -> i64 {
@@ -46,4 +50,3 @@ impl Model for Counter {
         s.to_string()
     }
 }
-

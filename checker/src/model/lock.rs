@@ -30,9 +30,18 @@ pub struct LockState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockOp {
     /// Token granted, `None` when unknown (crashed).
-    Acquire { owner: u32, token: Option<u64> },
-    Renew { owner: u32, token: u64 },
-    Release { owner: u32, token: u64 },
+    Acquire {
+        owner: u32,
+        token: Option<u64>,
+    },
+    Renew {
+        owner: u32,
+        token: u64,
+    },
+    Release {
+        owner: u32,
+        token: u64,
+    },
 }
 
 fn token(v: Option<&Value>) -> Option<u64> {
@@ -54,38 +63,64 @@ impl Model for Lock {
             "acquire" => {
                 let token = if op.outcome == Outcome::Ok {
                     Some(token(op.output.as_ref()).ok_or_else(|| {
-                        format!("ok acquire without a \"token\" in its value {:?}", op.output)
+                        format!(
+                            "ok acquire without a \"token\" in its value {:?}",
+                            op.output
+                        )
                     })?)
                 } else {
                     None
                 };
                 Ok(LockOp::Acquire { owner, token })
             }
-            "renew" => Ok(LockOp::Renew { owner, token: given.ok_or("renew without a \"token\"")? }),
-            "release" => Ok(LockOp::Release { owner, token: given.ok_or("release without a \"token\"")? }),
-            other => Err(format!("unknown operation {other:?}; lock accepts acquire, renew, release")),
+            "renew" => Ok(LockOp::Renew {
+                owner,
+                token: given.ok_or("renew without a \"token\"")?,
+            }),
+            "release" => Ok(LockOp::Release {
+                owner,
+                token: given.ok_or("release without a \"token\"")?,
+            }),
+            other => Err(format!(
+                "unknown operation {other:?}; lock accepts acquire, renew, release"
+            )),
         }
     }
     fn init(&self, _ctx: &Ctx) -> LockState {
-        LockState { holder: None, token: 0, last: 0 }
+        LockState {
+            holder: None,
+            token: 0,
+            last: 0,
+        }
     }
     fn step(&self, _ctx: &mut Ctx, s: &LockState, op: &LockOp) -> Option<LockState> {
         match *op {
-            LockOp::Acquire { owner, token: Some(t) } => {
-                (t > s.last).then_some(LockState { holder: Some(owner), token: t, last: t })
-            }
+            LockOp::Acquire {
+                owner,
+                token: Some(t),
+            } => (t > s.last).then_some(LockState {
+                holder: Some(owner),
+                token: t,
+                last: t,
+            }),
             // A crashed acquire: if it took effect, its token is unknown but
             // larger than every earlier one; later tokens must only exceed
             // the known ones.
-            LockOp::Acquire { owner, token: None } => {
-                Some(LockState { holder: Some(owner), token: u64::MAX, last: s.last })
-            }
+            LockOp::Acquire { owner, token: None } => Some(LockState {
+                holder: Some(owner),
+                token: u64::MAX,
+                last: s.last,
+            }),
             LockOp::Renew { owner, token } => {
                 (s.holder == Some(owner) && (s.token == token || s.token == u64::MAX)).then_some(*s)
             }
             LockOp::Release { owner, token } => (s.holder == Some(owner)
                 && (s.token == token || s.token == u64::MAX))
-                .then_some(LockState { holder: None, token: 0, last: s.last.max(token) }),
+                .then_some(LockState {
+                    holder: None,
+                    token: 0,
+                    last: s.last.max(token),
+                }),
         }
     }
     fn read_only(&self, op: &LockOp) -> bool {
@@ -93,7 +128,12 @@ impl Model for Lock {
     }
     fn show(&self, ctx: &Ctx, s: &LockState) -> String {
         match s.holder {
-            Some(o) => format!("held by {} (token {}, max {})", ctx.value(o), s.token, s.last),
+            Some(o) => format!(
+                "held by {} (token {}, max {})",
+                ctx.value(o),
+                s.token,
+                s.last
+            ),
             None => format!("free (max token {})", s.last),
         }
     }

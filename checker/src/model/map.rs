@@ -34,7 +34,10 @@ impl<M: Model> Model for MapOf<M> {
             Some(k) => ctx.slot(k),
             None => ctx.slot(&crate::history::Value::Null),
         };
-        Ok(SlotOp { slot, op: self.inner.compile(op, ctx)? })
+        Ok(SlotOp {
+            slot,
+            op: self.inner.compile(op, ctx)?,
+        })
     }
     fn init(&self, ctx: &Ctx) -> Self::State {
         vec![self.inner.init(ctx); ctx.slot_keys.len().max(1)].into_boxed_slice()
@@ -57,13 +60,20 @@ impl<M: Model> Model for MapOf<M> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let key = ctx.slot_keys.get(i).map(ToString::to_string).unwrap_or_default();
+                let key = ctx
+                    .slot_keys
+                    .get(i)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 format!("{key}: {}", self.inner.show(ctx, s))
             })
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
     fn state_bytes(&self, state: &Self::State) -> usize {
-        16 + state.iter().map(|s| self.inner.state_bytes(s)).sum::<usize>()
+        16 + state
+            .iter()
+            .map(|s| self.inner.state_bytes(s))
+            .sum::<usize>()
     }
 }

@@ -11,18 +11,18 @@
 //! with the output that was observed.
 
 pub mod counter;
-pub mod map;
 pub mod lock;
+pub mod map;
 pub mod mutex;
 pub mod queue;
 pub mod register;
 pub mod set;
 
 use crate::error::CheckError;
+use crate::fxhash::FxBuildHasher;
 use crate::history::Value;
 use crate::operation::Operation;
 use serde::Serialize;
-use crate::fxhash::FxBuildHasher;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -59,7 +59,10 @@ pub struct Ctx {
 enum Slot {
     Plain(Value),
     /// A string made by `append`, with its fingerprint.
-    Concat { prefix: u32, suffix: u32 },
+    Concat {
+        prefix: u32,
+        suffix: u32,
+    },
 }
 
 const BASE: u64 = 0x100_0000_01b3;
@@ -190,7 +193,10 @@ impl Ctx {
             match found {
                 Some(c) => c,
                 None => {
-                    let id = self.push(Slot::Concat { prefix: cur, suffix });
+                    let id = self.push(Slot::Concat {
+                        prefix: cur,
+                        suffix,
+                    });
                     self.strings.entry((h, len)).or_default().push(id);
                     self.fps.insert(id, (h, len, p1.wrapping_mul(p2)));
                     id
@@ -333,7 +339,8 @@ impl FromStr for ModelKind {
 
 /// Helpers shared by the models' `compile`.
 pub(crate) fn as_i64(v: &Value, what: &str) -> Result<i64, String> {
-    v.as_i64().ok_or_else(|| format!("{what}: expected an integer, got {v}"))
+    v.as_i64()
+        .ok_or_else(|| format!("{what}: expected an integer, got {v}"))
 }
 
 /// `{"k": ...}` field of an object value.

@@ -23,7 +23,9 @@ impl Model for Mutex {
         match op.f.as_str() {
             "acquire" | "lock" => Ok(MutexOp::Acquire),
             "release" | "unlock" => Ok(MutexOp::Release),
-            other => Err(format!("unknown operation {other:?}; mutex accepts acquire, release")),
+            other => Err(format!(
+                "unknown operation {other:?}; mutex accepts acquire, release"
+            )),
         }
     }
     fn init(&self, _ctx: &Ctx) -> bool {

@@ -34,7 +34,9 @@ impl Model for Queue {
                 (Outcome::Ok, None) => Some(NIL),
                 _ => None,
             })),
-            other => Err(format!("unknown operation {other:?}; queue accepts enqueue, dequeue")),
+            other => Err(format!(
+                "unknown operation {other:?}; queue accepts enqueue, dequeue"
+            )),
         }
     }
     fn init(&self, _ctx: &Ctx) -> VecDeque<u32> {

@@ -18,7 +18,11 @@ pub enum RegOp {
     Write(u32),
     /// `ok`: `Some(true)` swapped, `Some(false)` compare did not match,
     /// `None` unknown.
-    Cas { expected: u32, new: u32, ok: Option<bool> },
+    Cas {
+        expected: u32,
+        new: u32,
+        ok: Option<bool>,
+    },
     /// Append a string (kv).
     Append(u32),
 }
@@ -32,9 +36,18 @@ pub struct Register {
 }
 
 impl Register {
-    pub const PLAIN: Register = Register { cas: false, kv: false };
-    pub const CAS: Register = Register { cas: true, kv: false };
-    pub const KV: Register = Register { cas: true, kv: true };
+    pub const PLAIN: Register = Register {
+        cas: false,
+        kv: false,
+    };
+    pub const CAS: Register = Register {
+        cas: true,
+        kv: false,
+    };
+    pub const KV: Register = Register {
+        cas: true,
+        kv: true,
+    };
 
     fn intern(&self, ctx: &mut Ctx, v: &Value) -> u32 {
         if self.kv && v.as_str() == Some("") {
@@ -52,7 +65,9 @@ impl Register {
                 let out = op.output.as_ref().filter(|_| known);
                 Ok(RegOp::Read(out.map(|v| self.intern(ctx, v))))
             }
-            "write" | "put" if self.kv || op.f == "write" => Ok(RegOp::Write(self.intern(ctx, &op.input))),
+            "write" | "put" if self.kv || op.f == "write" => {
+                Ok(RegOp::Write(self.intern(ctx, &op.input)))
+            }
             "cas" if self.cas => {
                 let pair = op
                     .input

@@ -54,7 +54,9 @@ impl Model for Set {
                     return Ok(SetOp::Read(None));
                 }
                 let out = op.output.as_ref().unwrap_or(&Value::Null);
-                let list = out.as_array().ok_or_else(|| format!("read: expected a list, got {out}"))?;
+                let list = out
+                    .as_array()
+                    .ok_or_else(|| format!("read: expected a list, got {out}"))?;
                 let mut bits = Vec::new();
                 let mut dup = false;
                 for e in list {
@@ -63,7 +65,9 @@ impl Model for Set {
                 }
                 Ok(SetOp::Read(Some((!dup).then(|| trim(bits)))))
             }
-            other => Err(format!("unknown operation {other:?}; set accepts add, read")),
+            other => Err(format!(
+                "unknown operation {other:?}; set accepts add, read"
+            )),
         }
     }
     fn init(&self, _ctx: &Ctx) -> Box<[u64]> {

@@ -72,7 +72,10 @@ impl Iptables {
     /// Creates the chain and the jump from INPUT.
     pub fn install(run_id: &str, nodes: Vec<SocketAddr>) -> anyhow::Result<Iptables> {
         let chain = Self::chain_for(run_id);
-        assert!(chain.len() <= 28, "iptables chain names have at most 28 characters");
+        assert!(
+            chain.len() <= 28,
+            "iptables chain names have at most 28 characters"
+        );
         iptables(&["-N", &chain]).with_context(|| format!("creating chain {chain}"))?;
         let ipt = Iptables {
             chain,
@@ -82,7 +85,8 @@ impl Iptables {
             }),
             installed: Mutex::new(true),
         };
-        iptables(&["-I", "INPUT", "1", "-j", &ipt.chain]).context("jumping from INPUT to our chain")?;
+        iptables(&["-I", "INPUT", "1", "-j", &ipt.chain])
+            .context("jumping from INPUT to our chain")?;
         Ok(ipt)
     }
 
@@ -91,12 +95,18 @@ impl Iptables {
     }
 
     pub fn set_cuts(&self, cuts: Vec<(SocketAddr, SocketAddr)>) -> anyhow::Result<()> {
-        self.wanted.lock().expect("iptables state lock poisoned").cuts = cuts;
+        self.wanted
+            .lock()
+            .expect("iptables state lock poisoned")
+            .cuts = cuts;
         self.apply()
     }
 
     pub fn set_loss(&self, probability: f64) -> anyhow::Result<()> {
-        self.wanted.lock().expect("iptables state lock poisoned").loss = probability;
+        self.wanted
+            .lock()
+            .expect("iptables state lock poisoned")
+            .loss = probability;
         self.apply()
     }
 
@@ -117,21 +127,45 @@ impl Iptables {
         let (pa, pb) = (a.port().to_string(), b.port().to_string());
         vec![
             // a's connection to b's port: a's requests arrive at b.
-            vec!["-s".into(), ia.clone(), "-d".into(), ib.clone(), "-p".into(), "tcp".into(), "--dport".into(), pb],
+            vec![
+                "-s".into(),
+                ia.clone(),
+                "-d".into(),
+                ib.clone(),
+                "-p".into(),
+                "tcp".into(),
+                "--dport".into(),
+                pb,
+            ],
             // b's connection to a's port: a's replies arrive at b.
-            vec!["-s".into(), ia, "-d".into(), ib, "-p".into(), "tcp".into(), "--sport".into(), pa],
+            vec![
+                "-s".into(),
+                ia,
+                "-d".into(),
+                ib,
+                "-p".into(),
+                "tcp".into(),
+                "--sport".into(),
+                pa,
+            ],
         ]
     }
 
     fn apply(&self) -> anyhow::Result<()> {
-        let installed = self.installed.lock().expect("iptables install lock poisoned");
+        let installed = self
+            .installed
+            .lock()
+            .expect("iptables install lock poisoned");
         if !*installed {
             bail!("chain {} was removed", self.chain);
         }
         let w = self.wanted.lock().expect("iptables state lock poisoned");
         iptables(&["-F", &self.chain])?;
         for &(a, b) in &w.cuts {
-            for rule in Self::link_rules(a, b).into_iter().chain(Self::link_rules(b, a)) {
+            for rule in Self::link_rules(a, b)
+                .into_iter()
+                .chain(Self::link_rules(b, a))
+            {
                 let mut args: Vec<&str> = vec!["-A", &self.chain];
                 args.extend(rule.iter().map(String::as_str));
                 args.extend(["-j", "DROP"]);
@@ -148,7 +182,16 @@ impl Iptables {
                     for rule in Self::link_rules(a, b) {
                         let mut args: Vec<&str> = vec!["-A", &self.chain];
                         args.extend(rule.iter().map(String::as_str));
-                        args.extend(["-m", "statistic", "--mode", "random", "--probability", &p, "-j", "DROP"]);
+                        args.extend([
+                            "-m",
+                            "statistic",
+                            "--mode",
+                            "random",
+                            "--probability",
+                            &p,
+                            "-j",
+                            "DROP",
+                        ]);
                         iptables(&args)?;
                     }
                 }
@@ -159,7 +202,10 @@ impl Iptables {
 
     /// Deletes the jump and the chain. Idempotent.
     pub fn remove(&self) -> anyhow::Result<()> {
-        let mut installed = self.installed.lock().expect("iptables install lock poisoned");
+        let mut installed = self
+            .installed
+            .lock()
+            .expect("iptables install lock poisoned");
         if !*installed {
             return Ok(());
         }

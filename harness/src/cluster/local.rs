@@ -93,7 +93,9 @@ pub struct LocalCluster {
 const ADMIN_TIMEOUT: Duration = Duration::from_millis(1000);
 
 fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
-    Ok(TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))?.local_addr()?.port())
+    Ok(TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))?
+        .local_addr()?
+        .port())
 }
 
 /// Picks each node's address: 127.0.0.i and a free port, or 127.0.0.1 and
@@ -102,7 +104,9 @@ fn pick_addresses(n: u32) -> anyhow::Result<(Vec<SocketAddr>, bool)> {
     let per_node: Option<Vec<SocketAddr>> = (1..=n)
         .map(|i| {
             let ip = Ipv4Addr::new(127, 0, 0, u8::try_from(i).ok()?);
-            free_port(ip).ok().map(|p| SocketAddr::new(IpAddr::V4(ip), p))
+            free_port(ip)
+                .ok()
+                .map(|p| SocketAddr::new(IpAddr::V4(ip), p))
         })
         .collect();
     if let Some(addrs) = per_node {
@@ -115,7 +119,8 @@ fn pick_addresses(n: u32) -> anyhow::Result<(Vec<SocketAddr>, bool)> {
     let mut held = Vec::new();
     for _ in 0..n {
         // Hold each listener until all are picked, so ports are distinct.
-        let l = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1 to find a free port")?;
+        let l =
+            TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1 to find a free port")?;
         addrs.push(l.local_addr().context("reading a bound port")?);
         held.push(l);
     }
@@ -161,16 +166,27 @@ impl LocalCluster {
             None
         };
         let faketime = if config.want_faketime {
-            LIBFAKETIME_PATHS.iter().map(PathBuf::from).find(|p| p.exists())
+            LIBFAKETIME_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
         } else {
             None
         };
-        let net = if iptables.is_some() { Mechanism::Iptables } else { Mechanism::MessageFilter };
+        let net = if iptables.is_some() {
+            Mechanism::Iptables
+        } else {
+            Mechanism::MessageFilter
+        };
         let mechanisms = Mechanisms {
             partition: net,
             loss: net,
             latency: Mechanism::MessageFilter,
-            clock: if faketime.is_some() { Mechanism::Libfaketime } else { Mechanism::NodeClock },
+            clock: if faketime.is_some() {
+                Mechanism::Libfaketime
+            } else {
+                Mechanism::NodeClock
+            },
             kill: Mechanism::Signal,
             pause: Mechanism::Signal,
         };
@@ -231,7 +247,8 @@ impl LocalCluster {
     fn spawn(&self, i: usize) -> anyhow::Result<Child> {
         let info = &self.nodes[i];
         let data_dir = &self.config.data_dirs[i];
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
         let log_path = &self.config.logs[i];
         let log = OpenOptions::new()
             .create(true)
@@ -252,7 +269,9 @@ impl LocalCluster {
             .env("RUST_LOG", &self.config.node_log_level)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().context("duplicating the log handle")?))
+            .stdout(Stdio::from(
+                log.try_clone().context("duplicating the log handle")?,
+            ))
             .stderr(Stdio::from(log))
             .process_group(0);
         if let Some(lib) = &self.faketime {
@@ -265,9 +284,9 @@ impl LocalCluster {
                 // Wall clock only: see docs/store.md ("clock faults").
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {} ({})", info.name, self.config.binary.display()))?;
+        let child = cmd.spawn().with_context(|| {
+            format!("starting {} ({})", info.name, self.config.binary.display())
+        })?;
         tracing::info!(node = %info.name, pid = child.id(), addr = %info.client_addr, "node started");
         Ok(child)
     }
@@ -278,7 +297,11 @@ impl LocalCluster {
             let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
             // SAFETY: kill(2) with a pid of our own unreaped child.
             if unsafe { libc::kill(pid, sig) } != 0 {
-                bail!("signal {sig} to {}: {}", self.nodes[i].name, std::io::Error::last_os_error());
+                bail!(
+                    "signal {sig} to {}: {}",
+                    self.nodes[i].name,
+                    std::io::Error::last_os_error()
+                );
             }
         }
         Ok(())
@@ -300,7 +323,11 @@ impl LocalCluster {
         }
         if mech.clock == Mechanism::NodeClock {
             let offset_ms = self.clocks_ms.lock().expect("clock lock poisoned")[i];
-            admin::call(addr, &serde_json::json!({"op":"clock","offset_ms":offset_ms,"rate":1.0}), ADMIN_TIMEOUT)?;
+            admin::call(
+                addr,
+                &serde_json::json!({"op":"clock","offset_ms":offset_ms,"rate":1.0}),
+                ADMIN_TIMEOUT,
+            )?;
         }
         Ok(())
     }
@@ -314,11 +341,19 @@ impl LocalCluster {
                 let p = &self.procs.lock().expect("procs lock poisoned")[i];
                 (p.child.is_some(), p.paused)
             };
-            let ok = running && !paused && self.push_settings(i).map_err(|e| errors.push(format!("{e:#}"))).is_ok();
+            let ok = running
+                && !paused
+                && self
+                    .push_settings(i)
+                    .map_err(|e| errors.push(format!("{e:#}")))
+                    .is_ok();
             self.procs.lock().expect("procs lock poisoned")[i].dirty = !ok;
         }
         if !errors.is_empty() {
-            tracing::warn!("some nodes will get their filter when they come back: {}", errors.join("; "));
+            tracing::warn!(
+                "some nodes will get their filter when they come back: {}",
+                errors.join("; ")
+            );
         }
         Ok(())
     }
@@ -403,7 +438,9 @@ impl Cluster for LocalCluster {
         let mut procs = self.procs.lock().expect("procs lock poisoned");
         if let Some(mut child) = procs[i].child.take() {
             let _ = child.kill(); // SIGKILL; fails only if already reaped
-            child.wait().with_context(|| format!("reaping {}", self.nodes[i].name))?;
+            child
+                .wait()
+                .with_context(|| format!("reaping {}", self.nodes[i].name))?;
         }
         procs[i].paused = false;
         Ok(())
@@ -434,7 +471,11 @@ impl Cluster for LocalCluster {
     fn is_running(&self, node: NodeId) -> bool {
         self.reap_exited();
         self.index(node)
-            .map(|i| self.procs.lock().expect("procs lock poisoned")[i].child.is_some())
+            .map(|i| {
+                self.procs.lock().expect("procs lock poisoned")[i]
+                    .child
+                    .is_some()
+            })
             .unwrap_or(false)
     }
 
@@ -467,14 +508,24 @@ impl Cluster for LocalCluster {
         if let Some(ipt) = &self.iptables {
             return ipt.set_loss(probability);
         }
-        for f in self.filters.lock().expect("filter lock poisoned").iter_mut() {
+        for f in self
+            .filters
+            .lock()
+            .expect("filter lock poisoned")
+            .iter_mut()
+        {
             f.loss = probability;
         }
         self.push_all()
     }
 
     fn set_latency(&self, delay_ms: u64) -> anyhow::Result<()> {
-        for f in self.filters.lock().expect("filter lock poisoned").iter_mut() {
+        for f in self
+            .filters
+            .lock()
+            .expect("filter lock poisoned")
+            .iter_mut()
+        {
             f.delay_ms = delay_ms;
         }
         self.push_all()
@@ -486,7 +537,9 @@ impl Cluster for LocalCluster {
         if self.faketime.is_some() {
             return self.write_faketime(i, offset_ms);
         }
-        let running = self.procs.lock().expect("procs lock poisoned")[i].child.is_some();
+        let running = self.procs.lock().expect("procs lock poisoned")[i]
+            .child
+            .is_some();
         if running {
             if let Err(e) = self.push_settings(i) {
                 self.procs.lock().expect("procs lock poisoned")[i].dirty = true;
@@ -500,7 +553,8 @@ impl Cluster for LocalCluster {
         let mut first_error = None;
         // Resume first, so the nodes can take their cleared filters.
         for n in self.nodes.clone() {
-            let paused = self.procs.lock().expect("procs lock poisoned")[n.id.0 as usize - 1].paused;
+            let paused =
+                self.procs.lock().expect("procs lock poisoned")[n.id.0 as usize - 1].paused;
             if paused {
                 if let Err(e) = self.resume(n.id) {
                     first_error.get_or_insert(e);
@@ -512,12 +566,22 @@ impl Cluster for LocalCluster {
                 first_error.get_or_insert(e);
             }
         }
-        for f in self.filters.lock().expect("filter lock poisoned").iter_mut() {
+        for f in self
+            .filters
+            .lock()
+            .expect("filter lock poisoned")
+            .iter_mut()
+        {
             *f = Filter::default();
         }
         let offsets: Vec<usize> = {
             let mut clocks = self.clocks_ms.lock().expect("clock lock poisoned");
-            let changed = clocks.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, _)| i).collect();
+            let changed = clocks
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c != 0)
+                .map(|(i, _)| i)
+                .collect();
             clocks.iter_mut().for_each(|c| *c = 0);
             changed
         };
@@ -557,15 +621,22 @@ impl Cluster for LocalCluster {
         }
         let deadline = Instant::now() + Duration::from_secs(3);
         for (i, p) in procs.iter_mut().enumerate() {
-            let Some(mut child) = p.child.take() else { continue };
+            let Some(mut child) = p.child.take() else {
+                continue;
+            };
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
                     _ => {
                         let _ = child.kill();
                         if let Err(e) = child.wait() {
-                            first_error.get_or_insert(anyhow::anyhow!("reaping {}: {e}", self.nodes[i].name));
+                            first_error.get_or_insert(anyhow::anyhow!(
+                                "reaping {}: {e}",
+                                self.nodes[i].name
+                            ));
                         }
                         break;
                     }

@@ -23,7 +23,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let plan = crate::analysis::read_plan(&run)?;
     let results = crate::analysis::analyze_run(&run, &plan)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results).expect("results serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).expect("results serialize")
+        );
     } else {
         print!("{}", faultline_results::table::render(&results));
     }

@@ -14,8 +14,8 @@ use crate::parse;
 use anyhow::Context;
 use faultline_checker::format::{read_history, Format};
 use faultline_checker::{
-    check_model, check_workload, html, CheckError, CheckOptions, ModelKind, Operations, Report, Verdict,
-    VerdictKind, Workload,
+    check_model, check_workload, html, CheckError, CheckOptions, ModelKind, Operations, Report,
+    Verdict, VerdictKind, Workload,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,11 +61,17 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         None => None,
     };
     let model = match &args.model {
-        Some(m) => Some(m.parse::<ModelKind>().map_err(|e| bad_input(e.to_string()))?),
+        Some(m) => Some(
+            m.parse::<ModelKind>()
+                .map_err(|e| bad_input(e.to_string()))?,
+        ),
         None => None,
     };
     let workload = match &args.workload {
-        Some(w) => Some(w.parse::<Workload>().map_err(|e| bad_input(e.to_string()))?),
+        Some(w) => Some(
+            w.parse::<Workload>()
+                .map_err(|e| bad_input(e.to_string()))?,
+        ),
         None => None,
     };
     let opts = CheckOptions {
@@ -77,7 +83,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mut worst = Exit::Valid;
     for (i, file) in args.files.iter().enumerate() {
         let name = file.display().to_string();
-        let text = std::fs::read(file).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
+        let text =
+            std::fs::read(file).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
         let text = String::from_utf8_lossy(&text);
         let history = read_history(&name, &text, format).map_err(|e| bad_input(e.to_string()))?;
         let ops = Operations::from_events(&name, &history.events, &history.lines)
@@ -110,12 +117,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 "verdict": report.verdict,
                 "results": report.results,
             });
-            println!("{}", serde_json::to_string(&obj).context("serializing the verdict")?);
+            println!(
+                "{}",
+                serde_json::to_string(&obj).context("serializing the verdict")?
+            );
         } else {
             print_text(&name, format_name, &what, &ops, &report);
         }
         if let Some(path) = &args.html {
-            let path = if args.files.len() == 1 { path.clone() } else { numbered(path, i + 1) };
+            let path = if args.files.len() == 1 {
+                path.clone()
+            } else {
+                numbered(path, i + 1)
+            };
             let page = html::render(&name, &ops, &report);
             std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
             tracing::info!(path = %path.display(), "wrote the timeline");
@@ -125,9 +139,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 }
 
 fn print_text(name: &str, format: &str, what: &str, ops: &Operations, report: &Report) {
-    println!("{name}: {} ({format}, {} operations, {what})", report.verdict, ops.ops.len());
+    println!(
+        "{name}: {} ({format}, {} operations, {what})",
+        report.verdict,
+        ops.ops.len()
+    );
     for r in &report.results {
-        println!("  {:<17} {:<8} {}", r.name, r.verdict.kind().to_string(), r.summary);
+        println!(
+            "  {:<17} {:<8} {}",
+            r.name,
+            r.verdict.kind().to_string(),
+            r.summary
+        );
         match &r.verdict {
             Verdict::Invalid { witness } => {
                 for line in witness.to_string().lines() {
@@ -141,8 +164,14 @@ fn print_text(name: &str, format: &str, what: &str, ops: &Operations, report: &R
 }
 
 fn numbered(path: &Path, n: usize) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "timeline".into());
-    let ext = path.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "html".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "timeline".into());
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_string())
+        .unwrap_or_else(|| "html".into());
     path.with_file_name(format!("{stem}-{n}.{ext}"))
 }
 
@@ -177,8 +206,20 @@ mod tests {
         let ev = |i: u64, p: u64, t: &str, f: &str, v: &str| {
             format!("{{\"index\":{i},\"time\":{i},\"process\":{p},\"type\":\"{t}\",\"f\":\"{f}\",\"value\":{v}}}\n")
         };
-        let valid = [ev(0, 1, "invoke", "write", "1"), ev(1, 1, "ok", "write", "1"), ev(2, 2, "invoke", "read", "null"), ev(3, 2, "ok", "read", "1")].concat();
-        let invalid = [ev(0, 1, "invoke", "write", "1"), ev(1, 1, "ok", "write", "1"), ev(2, 2, "invoke", "read", "null"), ev(3, 2, "ok", "read", "2")].concat();
+        let valid = [
+            ev(0, 1, "invoke", "write", "1"),
+            ev(1, 1, "ok", "write", "1"),
+            ev(2, 2, "invoke", "read", "null"),
+            ev(3, 2, "ok", "read", "1"),
+        ]
+        .concat();
+        let invalid = [
+            ev(0, 1, "invoke", "write", "1"),
+            ev(1, 1, "ok", "write", "1"),
+            ev(2, 2, "invoke", "read", "null"),
+            ev(3, 2, "ok", "read", "2"),
+        ]
+        .concat();
         let orphan = ev(0, 1, "ok", "write", "1");
         let v = write(dir.path(), "v.jsonl", &valid);
         let i = write(dir.path(), "i.jsonl", &invalid);
@@ -192,7 +233,10 @@ mod tests {
         let o = write(dir.path(), "o.jsonl", &orphan);
         let r = run(args(vec![o]));
         assert_eq!(code_for(&r), 254, "completion without invoke");
-        assert!(format!("{:#}", r.unwrap_err()).contains("o.jsonl:1"), "names file and line");
+        assert!(
+            format!("{:#}", r.unwrap_err()).contains("o.jsonl:1"),
+            "names file and line"
+        );
         assert_eq!(code_for(&run(args(vec![dir.path().join("missing")]))), 254);
         let mut m = args(vec![v]);
         m.model = Some("no-such-model".into());

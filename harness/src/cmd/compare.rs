@@ -31,19 +31,30 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let thresholds = match &args.max_regression {
-        Some(s) => s.parse::<Thresholds>().map_err(|e| bad_input(format!("--max-regression: {e}")))?,
+        Some(s) => s
+            .parse::<Thresholds>()
+            .map_err(|e| bad_input(format!("--max-regression: {e}")))?,
         None => Thresholds::default(),
     };
     let regressed = if let Some(base) = &args.baseline {
         if !args.runs.is_empty() {
-            return Err(bad_input("give either RUN_A RUN_B or --baseline DIR, not both"));
+            return Err(bad_input(
+                "give either RUN_A RUN_B or --baseline DIR, not both",
+            ));
         }
-        let results = compare_baseline(&args.store, base, &thresholds).map_err(super::report::read_error)?;
+        let results =
+            compare_baseline(&args.store, base, &thresholds).map_err(super::report::read_error)?;
         if results.is_empty() {
-            return Err(bad_input(format!("--store {}: no runs to compare", args.store.display())));
+            return Err(bad_input(format!(
+                "--store {}: no runs to compare",
+                args.store.display()
+            )));
         }
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&results).expect("comparisons serialize"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).expect("comparisons serialize")
+            );
         }
         let mut any = false;
         for r in &results {
@@ -51,28 +62,45 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 Some(c) => {
                     any |= c.regressed();
                     if !args.json {
-                        println!("== {} {}", r.test, if c.regressed() { "REGRESSED" } else { "ok" });
+                        println!(
+                            "== {} {}",
+                            r.test,
+                            if c.regressed() { "REGRESSED" } else { "ok" }
+                        );
                         print!("{}", c.render());
                     }
                 }
-                None if !args.json => println!("== {}: no baseline run (newest: {})", r.test, r.run.display()),
+                None if !args.json => println!(
+                    "== {}: no baseline run (newest: {})",
+                    r.test,
+                    r.run.display()
+                ),
                 None => {}
             }
         }
         any
     } else {
         let [a, b] = args.runs.as_slice() else {
-            return Err(bad_input("compare needs two runs (RUN_A RUN_B) or --baseline DIR"));
+            return Err(bad_input(
+                "compare needs two runs (RUN_A RUN_B) or --baseline DIR",
+            ));
         };
         let a = RunMetrics::load(a).map_err(super::report::read_error)?;
         let b = RunMetrics::load(b).map_err(super::report::read_error)?;
         let c = compare(&a, &b, &thresholds);
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&c).expect("comparison serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&c).expect("comparison serializes")
+            );
         } else {
             print!("{}", c.render());
         }
         c.regressed()
     };
-    Ok(if regressed { Exit::Invalid } else { Exit::Valid })
+    Ok(if regressed {
+        Exit::Invalid
+    } else {
+        Exit::Valid
+    })
 }

@@ -68,12 +68,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
 fn up(hosts: usize, dir: &Path) -> anyhow::Result<Exit> {
     let start = Instant::now();
-    let outcome = lab::up(&UpOptions { hosts, dir: dir.to_path_buf(), ready_timeout: Duration::from_secs(20) })?;
+    let outcome = lab::up(&UpOptions {
+        hosts,
+        dir: dir.to_path_buf(),
+        ready_timeout: Duration::from_secs(20),
+    })?;
     let (st, verb) = match &outcome {
         UpOutcome::Built(st) => (st, "built"),
         UpOutcome::AlreadyUp(st) => (st, "already up"),
     };
-    eprintln!("lab {verb}: {} hosts in {} ms", st.hosts.len(), start.elapsed().as_millis());
+    eprintln!(
+        "lab {verb}: {} hosts in {} ms",
+        st.hosts.len(),
+        start.elapsed().as_millis()
+    );
     for h in &st.hosts {
         println!("{}\t{}", h.ns, h.addr);
     }
@@ -84,7 +92,10 @@ fn up(hosts: usize, dir: &Path) -> anyhow::Result<Exit> {
     println!("run a test on it:");
     println!("  faultline test --lab {d}");
     println!("  (the same as: faultline test --nodes-file {d}/nodes --ssh-user root --ssh-key {d}/id_ed25519 --known-hosts {d}/known_hosts)");
-    println!("log in:      ssh -i {d}/id_ed25519 -o UserKnownHostsFile={d}/known_hosts root@{}", st.hosts[0].addr);
+    println!(
+        "log in:      ssh -i {d}/id_ed25519 -o UserKnownHostsFile={d}/known_hosts root@{}",
+        st.hosts[0].addr
+    );
     println!("take it down: faultline lab down --dir {d}");
     Ok(Exit::Valid)
 }
@@ -93,27 +104,58 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<Exit> {
     let Some(st) = lab::LabState::load(dir)? else {
         let left = lab::leftovers();
         if left.is_empty() {
-            anyhow::bail!("no lab in {} (`faultline lab up --dir {}` builds one)", dir.display(), dir.display());
+            anyhow::bail!(
+                "no lab in {} (`faultline lab up --dir {}` builds one)",
+                dir.display(),
+                dir.display()
+            );
         }
-        anyhow::bail!("no lab record in {}, but lab objects exist: {}", dir.display(), left.join(", "));
+        anyhow::bail!(
+            "no lab record in {}, but lab objects exist: {}",
+            dir.display(),
+            left.join(", ")
+        );
     };
     let s = lab::status(&st);
     if json {
-        println!("{}", serde_json::to_string_pretty(&s).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("status serializes")
+        );
     } else {
         let mut t = comfy_table::Table::new();
         t.set_header(["host", "address", "namespace", "process", "sshd"]);
         let yn = |b: bool| if b { "up" } else { "DOWN" };
         for h in &s.hosts {
-            t.add_row([h.ns.as_str(), h.addr.as_str(), yn(h.namespace), yn(h.process), yn(h.sshd)]);
+            t.add_row([
+                h.ns.as_str(),
+                h.addr.as_str(),
+                yn(h.namespace),
+                yn(h.process),
+                yn(h.sshd),
+            ]);
         }
         println!("{t}");
-        println!("lab {} in {}", if s.healthy() { "healthy" } else if s.complete { "DEGRADED" } else { "HALF BUILT" }, s.dir);
+        println!(
+            "lab {} in {}",
+            if s.healthy() {
+                "healthy"
+            } else if s.complete {
+                "DEGRADED"
+            } else {
+                "HALF BUILT"
+            },
+            s.dir
+        );
     }
     if s.healthy() {
         Ok(Exit::Valid)
     } else {
-        anyhow::bail!("the lab in {} is not healthy (see above); `faultline lab down --dir {}` then up again", dir.display(), dir.display())
+        anyhow::bail!(
+            "the lab in {} is not healthy (see above); `faultline lab down --dir {}` then up again",
+            dir.display(),
+            dir.display()
+        )
     }
 }
 
@@ -132,9 +174,11 @@ fn down(dir: &Path) -> anyhow::Result<Exit> {
 }
 
 fn hosts_from(remote: &RemoteArgs, cmd: &str) -> anyhow::Result<crate::remote::RemotePlan> {
-    remote
-        .resolve()?
-        .ok_or_else(|| crate::exit::bad_input(format!("`faultline lab {cmd}` needs --nodes, --nodes-file or --lab")))
+    remote.resolve()?.ok_or_else(|| {
+        crate::exit::bad_input(format!(
+            "`faultline lab {cmd}` needs --nodes, --nodes-file or --lab"
+        ))
+    })
 }
 
 fn ping(remote: &RemoteArgs, count: u32) -> anyhow::Result<Exit> {
@@ -184,6 +228,11 @@ fn deploy(remote: &RemoteArgs) -> anyhow::Result<Exit> {
         };
         println!("{}\t{what}\t{} ms", d.host, d.elapsed.as_millis());
     }
-    println!("deployed {} to {} hosts in {} ms", plan.node_bin.display(), deployed.len(), start.elapsed().as_millis());
+    println!(
+        "deployed {} to {} hosts in {} ms",
+        plan.node_bin.display(),
+        deployed.len(),
+        start.elapsed().as_millis()
+    );
     Ok(Exit::Valid)
 }

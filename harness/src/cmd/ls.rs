@@ -19,14 +19,21 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if !args.store.is_dir() {
-        return Err(bad_input(format!("--store {}: no such directory", args.store.display())));
+        return Err(bad_input(format!(
+            "--store {}: no such directory",
+            args.store.display()
+        )));
     }
-    let mut runs = faultline_results::listing::list_runs(&args.store).map_err(super::report::read_error)?;
+    let mut runs =
+        faultline_results::listing::list_runs(&args.store).map_err(super::report::read_error)?;
     if let Some(t) = &args.test {
         runs.retain(|r| r.test.contains(t.as_str()));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs).expect("runs serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).expect("runs serialize")
+        );
     } else {
         println!("{}", faultline_results::listing::table(&runs));
     }

@@ -23,10 +23,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if !args.store.is_dir() {
-        return Err(bad_input(format!("--store {}: no such directory", args.store.display())));
+        return Err(bad_input(format!(
+            "--store {}: no such directory",
+            args.store.display()
+        )));
     }
     if !args.bind.is_loopback() {
-        tracing::warn!("serving on {}: not loopback, anyone who reaches it can read every run", args.bind);
+        tracing::warn!(
+            "serving on {}: not loopback, anyone who reaches it can read every run",
+            args.bind
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -13,7 +13,9 @@
 use crate::exit::{bad_input, Exit};
 use anyhow::Context;
 use clap::Parser;
-use faultline_results::suite::{run_suite, worst_exit, CaseResult, CaseRunner, SuiteCase, SuiteSpec};
+use faultline_results::suite::{
+    run_suite, worst_exit, CaseResult, CaseRunner, SuiteCase, SuiteSpec,
+};
 use faultline_results::RunResults;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -107,7 +109,11 @@ impl CaseRunner for ChildRunner {
             Vec::from(tail).join("\n")
         });
         let mut stdout = String::new();
-        let _ = child.stdout.take().expect("stdout is piped").read_to_string(&mut stdout);
+        let _ = child
+            .stdout
+            .take()
+            .expect("stdout is piped")
+            .read_to_string(&mut stdout);
         let status = child.wait();
         let tail = echo.join().unwrap_or_default();
         result.duration_s = t0.elapsed().as_secs_f64();
@@ -151,7 +157,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     if args.dry_run {
         for c in &cases {
-            println!("{}: faultline test {}", c.label(), child_args(c, &args.store).join(" "));
+            println!(
+                "{}: faultline test {}",
+                c.label(),
+                child_args(c, &args.store).join(" ")
+            );
         }
         return Ok(Exit::Valid);
     }
@@ -176,7 +186,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results).expect("results serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).expect("results serialize")
+        );
     } else {
         println!("{}", faultline_results::suite::table(&results));
     }
@@ -186,7 +199,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         0 => Ok(Exit::Valid),
         1 => Ok(Exit::Invalid),
         2 => Ok(Exit::Unknown),
-        254 => Err(bad_input(format!("suite {name}: a run had bad input (exit 254)"))),
+        254 => Err(bad_input(format!(
+            "suite {name}: a run had bad input (exit 254)"
+        ))),
         _ => Err(anyhow::anyhow!("suite {name}: a run crashed (exit 255)")),
     }
 }

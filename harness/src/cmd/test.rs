@@ -101,20 +101,30 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
         )));
     };
     if args.node_count == 0 || args.node_count > 200 {
-        return Err(bad_input(format!("--node-count {}: use 1 to 200 nodes", args.node_count)));
+        return Err(bad_input(format!(
+            "--node-count {}: use 1 to 200 nodes",
+            args.node_count
+        )));
     }
     if !args.rate.is_finite() || args.rate < 0.0 {
-        return Err(bad_input(format!("--rate {}: use a number of operations per second ≥ 0", args.rate)));
+        return Err(bad_input(format!(
+            "--rate {}: use a number of operations per second ≥ 0",
+            args.rate
+        )));
     }
     if args.kv_keys == 0 || args.lock_ttl_ms == 0 {
         return Err(bad_input("--kv-keys and --lock-ttl-ms must be at least 1"));
     }
     if args.time_limit.is_zero() || args.op_timeout.is_zero() || args.nemesis_interval.is_zero() {
-        return Err(bad_input("--time-limit, --op-timeout and --nemesis-interval must be more than 0"));
+        return Err(bad_input(
+            "--time-limit, --op-timeout and --nemesis-interval must be more than 0",
+        ));
     }
-    let kinds = crate::nemesis::parse_kinds(&args.nemesis).map_err(|e| bad_input(format!("--nemesis: {e}")))?;
+    let kinds = crate::nemesis::parse_kinds(&args.nemesis)
+        .map_err(|e| bad_input(format!("--nemesis: {e}")))?;
     if let Some(bug) = &args.bug {
-        bug.parse::<faultline_nodes::bug::Bug>().map_err(|e| bad_input(format!("--bug: {e}")))?;
+        bug.parse::<faultline_nodes::bug::Bug>()
+            .map_err(|e| bad_input(format!("--bug: {e}")))?;
     }
     if let Some(c) = &args.consensus {
         if c != "raft" && c != "paxos" {
@@ -128,7 +138,11 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
             let mut n = format!(
                 "{}-{}",
                 args.workload,
-                if nemesis.is_empty() { "none".to_string() } else { nemesis.join("-") }
+                if nemesis.is_empty() {
+                    "none".to_string()
+                } else {
+                    nemesis.join("-")
+                }
             );
             if let Some(b) = &args.bug {
                 n.push_str("-bug-");
@@ -253,7 +267,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         },
         "cluster": cluster.describe(),
     });
-    run_dir.write_test_json(&test_json).context("writing test.json")?;
+    run_dir
+        .write_test_json(&test_json)
+        .context("writing test.json")?;
     eprintln!(
         "faultline: {} — {} nodes, {} workers at {}/s for {:.0}s, nemesis [{}] (partition: {}), seed {}\nfaultline: store {}",
         plan.workload,
@@ -306,7 +322,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
     let results = crate::analysis::analyze_run(&run_dir, &plan)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results).expect("results serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).expect("results serialize")
+        );
     } else {
         print!("{}", faultline_results::table::render(&results));
     }

@@ -9,7 +9,9 @@
 //! can undo a half-built lab.
 
 use super::sshd_config::SshdConfig;
-use super::state::{self, LabHost, LabState, BRIDGE, BRIDGE_ADDR, REMOTE_DIR, RULE_COMMENT, SUBNET};
+use super::state::{
+    self, LabHost, LabState, BRIDGE, BRIDGE_ADDR, REMOTE_DIR, RULE_COMMENT, SUBNET,
+};
 use super::system::{self, run};
 use anyhow::{bail, Context};
 use std::io::Read;
@@ -37,22 +39,44 @@ pub enum UpOutcome {
 /// Builds the lab. On any error, everything built so far is taken down again.
 pub fn up(opts: &UpOptions) -> anyhow::Result<UpOutcome> {
     if !(1..=state::MAX_HOSTS).contains(&opts.hosts) {
-        return Err(crate::exit::bad_input(format!("--hosts {} is out of range 1..={}", opts.hosts, state::MAX_HOSTS)));
+        return Err(crate::exit::bad_input(format!(
+            "--hosts {} is out of range 1..={}",
+            opts.hosts,
+            state::MAX_HOSTS
+        )));
     }
     if !system::is_root() {
         bail!("`faultline lab up` needs root: it creates network namespaces, a bridge and sshd processes");
     }
-    for tool in ["ip", "unshare", "ssh-keygen", "iptables", "/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] {
-        let found = if tool.starts_with('/') { Path::new(tool).exists() } else { system::try_run("sh", &["-c", &format!("command -v {tool}")]) };
+    for tool in [
+        "ip",
+        "unshare",
+        "ssh-keygen",
+        "iptables",
+        "/usr/sbin/sshd",
+        "/usr/lib/openssh/sftp-server",
+    ] {
+        let found = if tool.starts_with('/') {
+            Path::new(tool).exists()
+        } else {
+            system::try_run("sh", &["-c", &format!("command -v {tool}")])
+        };
         if !found {
             bail!("`faultline lab up` needs {tool}; install it (Debian: apt-get install -y openssh-server iptables iproute2 util-linux)");
         }
     }
-    std::fs::create_dir_all(&opts.dir).with_context(|| format!("creating lab folder {}", opts.dir.display()))?;
-    let dir = opts.dir.canonicalize().with_context(|| format!("resolving {}", opts.dir.display()))?;
+    std::fs::create_dir_all(&opts.dir)
+        .with_context(|| format!("creating lab folder {}", opts.dir.display()))?;
+    let dir = opts
+        .dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", opts.dir.display()))?;
 
     if let Some(existing) = LabState::load(&dir)? {
-        if existing.complete && existing.hosts.len() == opts.hosts && super::status::status(&existing).healthy() {
+        if existing.complete
+            && existing.hosts.len() == opts.hosts
+            && super::status::status(&existing).healthy()
+        {
             return Ok(UpOutcome::AlreadyUp(existing));
         }
         bail!(
@@ -95,7 +119,9 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<UpOutcome> {
         Err(e) => {
             tracing::warn!(error = %e, "lab up failed; taking down what was built");
             if let Err(down_err) = super::teardown::down(&dir) {
-                return Err(e.context(format!("and taking the half-built lab down failed too: {down_err:#}")));
+                return Err(e.context(format!(
+                    "and taking the half-built lab down failed too: {down_err:#}"
+                )));
             }
             Err(e)
         }
@@ -109,11 +135,13 @@ fn build(st: &mut LabState, opts: &UpOptions) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(f);
     }
     keygen(&key, "faultline-lab")?;
-    std::fs::copy(key.with_extension("pub"), dir.join("authorized_keys")).context("writing authorized_keys")?;
+    std::fs::copy(key.with_extension("pub"), dir.join("authorized_keys"))
+        .context("writing authorized_keys")?;
 
     // The folder each host mounts its own copy over.
     if !Path::new(REMOTE_DIR).exists() {
-        std::fs::create_dir_all(REMOTE_DIR).with_context(|| format!("creating mount point {REMOTE_DIR}"))?;
+        std::fs::create_dir_all(REMOTE_DIR)
+            .with_context(|| format!("creating mount point {REMOTE_DIR}"))?;
         st.created_remote_dir = true;
         st.save()?;
     }
@@ -121,18 +149,36 @@ fn build(st: &mut LabState, opts: &UpOptions) -> anyhow::Result<()> {
     st.bridge = true;
     st.save()?;
     run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
-    run("ip", &["addr", "add", &format!("{BRIDGE_ADDR}/24"), "dev", BRIDGE])?;
+    run(
+        "ip",
+        &["addr", "add", &format!("{BRIDGE_ADDR}/24"), "dev", BRIDGE],
+    )?;
     run("ip", &["link", "set", BRIDGE, "up"])?;
 
     // With bridge netfilter on, bridged frames pass the FORWARD chain; a
     // DROP policy there would cut the hosts off from each other.
-    let br_nf = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables").unwrap_or_default();
+    let br_nf =
+        std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables").unwrap_or_default();
     if br_nf.trim() == "1" {
         st.forward_rule = true;
         st.save()?;
         run(
             "iptables",
-            &["-w", "-I", "FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-m", "comment", "--comment", RULE_COMMENT, "-j", "ACCEPT"],
+            &[
+                "-w",
+                "-I",
+                "FORWARD",
+                "-i",
+                BRIDGE,
+                "-o",
+                BRIDGE,
+                "-m",
+                "comment",
+                "--comment",
+                RULE_COMMENT,
+                "-j",
+                "ACCEPT",
+            ],
         )?;
     }
 
@@ -166,7 +212,11 @@ fn build(st: &mut LabState, opts: &UpOptions) -> anyhow::Result<()> {
 
 fn keygen(path: &Path, comment: &str) -> anyhow::Result<()> {
     let p = path.to_str().context("lab folder path is not UTF-8")?;
-    run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", p]).map(|_| ())
+    run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", p],
+    )
+    .map(|_| ())
 }
 
 /// Makes one host and starts its sshd; returns the PID of the `unshare`
@@ -193,10 +243,26 @@ fn make_host(dir: &Path, host: &LabHost) -> anyhow::Result<u32> {
     let ns = host.ns.as_str();
     let veth = host.veth.as_str();
     run("ip", &["netns", "add", ns])?;
-    run("ip", &["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])?;
+    run(
+        "ip",
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ],
+    )?;
     run("ip", &["link", "set", veth, "master", BRIDGE])?;
     run("ip", &["link", "set", veth, "up"])?;
-    run("ip", &["-n", ns, "addr", "add", &format!("{}/24", host.addr), "dev", "eth0"])?;
+    run(
+        "ip",
+        &[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{}/24", host.addr),
+            "dev",
+            "eth0",
+        ],
+    )?;
     run("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
     run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
     // Deliberately no default route: only 10.77.0.0/24 is reachable.
@@ -206,11 +272,23 @@ fn make_host(dir: &Path, host: &LabHost) -> anyhow::Result<u32> {
     std::fs::write(&boot_path, boot).context("writing boot.sh")?;
     let log = std::fs::File::create(hdir.join("host.log")).context("creating host.log")?;
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, "unshare", "--uts", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "sh"])
-        .arg(&boot_path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().context("duplicating log handle")?)
-        .stderr(log);
+    cmd.args([
+        "netns",
+        "exec",
+        ns,
+        "unshare",
+        "--uts",
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "sh",
+    ])
+    .arg(&boot_path)
+    .stdin(Stdio::null())
+    .stdout(log.try_clone().context("duplicating log handle")?)
+    .stderr(log);
     // SAFETY: setsid is async-signal-safe; it detaches the host from our
     // terminal so it outlives this command.
     unsafe {
@@ -219,7 +297,9 @@ fn make_host(dir: &Path, host: &LabHost) -> anyhow::Result<u32> {
             Ok(())
         });
     }
-    let child = cmd.spawn().context("starting the host's namespaces (ip netns exec ... unshare)")?;
+    let child = cmd
+        .spawn()
+        .context("starting the host's namespaces (ip netns exec ... unshare)")?;
     Ok(child.id())
 }
 
@@ -247,13 +327,21 @@ pub fn boot_script(host: &LabHost, fs: &Path, sshd_config: &Path) -> String {
 }
 
 fn wait_for_sshd(host: &LabHost, dir: &Path, deadline: Instant) -> anyhow::Result<()> {
-    let addr: SocketAddr = format!("{}:22", host.addr).parse().expect("lab addresses are valid");
+    let addr: SocketAddr = format!("{}:22", host.addr)
+        .parse()
+        .expect("lab addresses are valid");
     let mut last = String::new();
     while Instant::now() < deadline {
         if let Some(pid) = host.pid {
             if !system::alive(pid as i32) {
-                let log = std::fs::read_to_string(host.dir(dir).join("host.log")).unwrap_or_default();
-                bail!("host {} ({}) died while starting: {}", host.ns, host.addr, log.trim());
+                let log =
+                    std::fs::read_to_string(host.dir(dir).join("host.log")).unwrap_or_default();
+                bail!(
+                    "host {} ({}) died while starting: {}",
+                    host.ns,
+                    host.addr,
+                    log.trim()
+                );
             }
         }
         match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
@@ -270,7 +358,12 @@ fn wait_for_sshd(host: &LabHost, dir: &Path, deadline: Instant) -> anyhow::Resul
         std::thread::sleep(Duration::from_millis(50));
     }
     let log = std::fs::read_to_string(host.dir(dir).join("host.log")).unwrap_or_default();
-    bail!("sshd on {} ({}) did not answer in time ({last}); its log: {}", host.ns, host.addr, log.trim())
+    bail!(
+        "sshd on {} ({}) did not answer in time ({last}); its log: {}",
+        host.ns,
+        host.addr,
+        log.trim()
+    )
 }
 
 #[cfg(test)]
@@ -280,12 +373,32 @@ mod tests {
     #[test]
     fn boot_script_isolates_run_and_the_remote_dir_then_execs_sshd() {
         let host = LabHost::new(3);
-        let s = boot_script(&host, Path::new("/tmp/my lab/hosts/fl-lab-3/fs"), Path::new("/tmp/my lab/sshd_config"));
+        let s = boot_script(
+            &host,
+            Path::new("/tmp/my lab/hosts/fl-lab-3/fs"),
+            Path::new("/tmp/my lab/sshd_config"),
+        );
         assert!(s.contains("hostname fl-lab-3\n"));
         assert!(s.contains("mount -t tmpfs -o mode=0755 lab-run /run\n"));
-        assert!(s.contains("mount --bind '/tmp/my lab/hosts/fl-lab-3/fs' /var/lib/faultline\n"), "{s}");
-        assert!(s.trim_end().ends_with("exec /usr/sbin/sshd -D -e -f '/tmp/my lab/sshd_config'"), "{s}");
-        let out = Command::new("sh").arg("-n").arg("-c").arg(&s).output().unwrap();
-        assert!(out.status.success(), "sh -n: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            s.contains("mount --bind '/tmp/my lab/hosts/fl-lab-3/fs' /var/lib/faultline\n"),
+            "{s}"
+        );
+        assert!(
+            s.trim_end()
+                .ends_with("exec /usr/sbin/sshd -D -e -f '/tmp/my lab/sshd_config'"),
+            "{s}"
+        );
+        let out = Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&s)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sh -n: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -56,7 +56,14 @@ mod tests {
         let key = PathBuf::from("/lab/hosts/fl-lab-1/ssh_host_ed25519_key");
         let auth = PathBuf::from("/lab/authorized_keys");
         let pid = PathBuf::from("/run/sshd.pid");
-        SshdConfig { listen_addr: "10.77.0.11", port: 22, host_key: &key, authorized_keys: &auth, pid_file: &pid }.render()
+        SshdConfig {
+            listen_addr: "10.77.0.11",
+            port: 22,
+            host_key: &key,
+            authorized_keys: &auth,
+            pid_file: &pid,
+        }
+        .render()
     }
 
     #[test]
@@ -76,7 +83,10 @@ mod tests {
         ] {
             assert!(lines.contains(&want), "missing {want:?} in:\n{text}");
         }
-        assert!(!text.contains("0.0.0.0"), "must not listen on every address");
+        assert!(
+            !text.contains("0.0.0.0"),
+            "must not listen on every address"
+        );
     }
 
     #[test]
@@ -102,14 +112,28 @@ mod tests {
         let auth = dir.path().join("ak");
         let pid = dir.path().join("pid");
         let cfg = dir.path().join("sshd_config");
-        let text = SshdConfig { listen_addr: "127.0.0.1", port: 2222, host_key: &key, authorized_keys: &auth, pid_file: &pid }
-            .render();
+        let text = SshdConfig {
+            listen_addr: "127.0.0.1",
+            port: 2222,
+            host_key: &key,
+            authorized_keys: &auth,
+            pid_file: &pid,
+        }
+        .render();
         std::fs::write(&cfg, text).unwrap();
-        let out = std::process::Command::new(sshd).arg("-t").arg("-f").arg(&cfg).output().unwrap();
+        let out = std::process::Command::new(sshd)
+            .arg("-t")
+            .arg("-f")
+            .arg(&cfg)
+            .output()
+            .unwrap();
         // As non-root sshd -t may complain about privilege separation
         // (/run/sshd); only a config error is a failure here.
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("Bad configuration option") && !err.contains("bad configuration"), "{err}");
+        assert!(
+            !err.contains("Bad configuration option") && !err.contains("bad configuration"),
+            "{err}"
+        );
         assert!(!err.contains("terminating, "), "{err}");
     }
 }

@@ -30,7 +30,10 @@ pub fn veth_name(index: usize) -> String {
 
 /// Host `index` (1-based) gets `10.77.0.(10+index)`.
 pub fn host_addr(index: usize) -> String {
-    assert!((1..=MAX_HOSTS).contains(&index), "host index {index} out of range");
+    assert!(
+        (1..=MAX_HOSTS).contains(&index),
+        "host index {index} out of range"
+    );
     format!("{SUBNET}.{}", 10 + index)
 }
 
@@ -67,7 +70,13 @@ pub struct LabHost {
 
 impl LabHost {
     pub fn new(index: usize) -> LabHost {
-        LabHost { index, ns: ns_name(index), veth: veth_name(index), addr: host_addr(index), pid: None }
+        LabHost {
+            index,
+            ns: ns_name(index),
+            veth: veth_name(index),
+            addr: host_addr(index),
+            pid: None,
+        }
     }
 
     /// The host's own folder under the lab folder.
@@ -85,9 +94,11 @@ impl LabState {
         use anyhow::Context;
         let path = LabState::path(dir);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(
-                serde_json::from_str(&text).with_context(|| format!("{} is not a lab record", path.display()))?,
-            )),
+            Ok(text) => {
+                Ok(Some(serde_json::from_str(&text).with_context(|| {
+                    format!("{} is not a lab record", path.display())
+                })?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -98,9 +109,13 @@ impl LabState {
         use anyhow::Context;
         let path = LabState::path(&self.dir);
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("lab state serializes"))
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} into place", tmp.display()))
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).expect("lab state serializes"),
+        )
+        .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("renaming {} into place", tmp.display()))
     }
 }
 
@@ -111,7 +126,10 @@ mod tests {
     #[test]
     fn names_fit_linux_limits_and_are_recognised() {
         for i in [1, 9, 10, MAX_HOSTS] {
-            assert!(ns_name(i).len() <= 15 && veth_name(i).len() <= 15, "IFNAMSIZ is 16 with the NUL");
+            assert!(
+                ns_name(i).len() <= 15 && veth_name(i).len() <= 15,
+                "IFNAMSIZ is 16 with the NUL"
+            );
             assert!(is_lab_name(&ns_name(i)) && is_lab_name(&veth_name(i)));
         }
         assert!(is_lab_name(BRIDGE));
@@ -125,7 +143,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = LabState {
             dir: dir.path().to_path_buf(),
-            hosts: vec![LabHost::new(1), LabHost { pid: Some(42), ..LabHost::new(2) }],
+            hosts: vec![
+                LabHost::new(1),
+                LabHost {
+                    pid: Some(42),
+                    ..LabHost::new(2)
+                },
+            ],
             bridge: true,
             forward_rule: false,
             created_remote_dir: true,

@@ -26,7 +26,11 @@ pub struct LabStatus {
 
 impl LabStatus {
     pub fn healthy(&self) -> bool {
-        self.complete && self.hosts.iter().all(|h| h.namespace && h.process && h.sshd)
+        self.complete
+            && self
+                .hosts
+                .iter()
+                .all(|h| h.namespace && h.process && h.sshd)
     }
 }
 
@@ -39,16 +43,26 @@ pub fn status(st: &LabState) -> LabStatus {
             ns: h.ns.clone(),
             addr: h.addr.clone(),
             namespace: namespaces.contains(&h.ns),
-            process: h.pid.is_some_and(|p| system::alive(p as i32) && system::cmdline(p as i32).contains("unshare")),
+            process: h.pid.is_some_and(|p| {
+                system::alive(p as i32) && system::cmdline(p as i32).contains("unshare")
+            }),
             sshd: sshd_answers(&h.addr),
         })
         .collect();
-    LabStatus { dir: st.dir.display().to_string(), complete: st.complete, hosts }
+    LabStatus {
+        dir: st.dir.display().to_string(),
+        complete: st.complete,
+        hosts,
+    }
 }
 
 fn sshd_answers(addr: &str) -> bool {
-    let Ok(sock) = format!("{addr}:22").parse::<SocketAddr>() else { return false };
-    let Ok(mut s) = TcpStream::connect_timeout(&sock, Duration::from_millis(500)) else { return false };
+    let Ok(sock) = format!("{addr}:22").parse::<SocketAddr>() else {
+        return false;
+    };
+    let Ok(mut s) = TcpStream::connect_timeout(&sock, Duration::from_millis(500)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     let mut banner = [0u8; 4];
     s.read_exact(&mut banner).is_ok() && &banner == b"SSH-"

@@ -40,7 +40,10 @@ pub fn try_run(prog: &str, args: &[&str]) -> bool {
 /// Names of network namespaces on this machine.
 pub fn netns_list() -> Vec<String> {
     let out = run("ip", &["netns", "list"]).unwrap_or_default();
-    out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Names of network links in the root namespace.
@@ -66,7 +69,10 @@ pub fn netns_pids(ns: &str) -> Vec<i32> {
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the first field after the ")" that ends the name.
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).is_some_and(|s| s != 'Z'),
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|s| s != 'Z'),
         Err(_) => false,
     }
 }
@@ -74,7 +80,12 @@ pub fn alive(pid: i32) -> bool {
 /// The command line of `pid`, NULs as spaces ("" if gone).
 pub fn cmdline(pid: i32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -89,11 +100,19 @@ mod tests {
 
     #[test]
     fn errors_quote_the_command_and_its_stderr() {
-        let err = run("sh", &["-c", "echo boom >&2; exit 3"]).unwrap_err().to_string();
-        assert!(err.contains("`sh -c echo boom >&2; exit 3` failed"), "{err}");
+        let err = run("sh", &["-c", "echo boom >&2; exit 3"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`sh -c echo boom >&2; exit 3` failed"),
+            "{err}"
+        );
         assert!(err.contains("boom"), "{err}");
         assert_eq!(run("sh", &["-c", "echo hi"]).unwrap(), "hi\n");
-        assert!(run("no-such-program-faultline", &[]).unwrap_err().to_string().contains("is it installed"));
+        assert!(run("no-such-program-faultline", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("is it installed"));
     }
 
     #[test]
@@ -110,7 +129,13 @@ mod tests {
         let mut zombie = false;
         for _ in 0..500 {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            if stat.rsplit_once(')').unwrap().1.trim_start().starts_with('Z') {
+            if stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .starts_with('Z')
+            {
                 zombie = true;
                 break;
             }

@@ -29,7 +29,10 @@ pub fn down(dir: &Path) -> anyhow::Result<DownReport> {
     // 1. Processes: the unshare holder of each host first (SIGKILL takes
     //    its whole PID namespace with it), then anything else still in a
     //    lab namespace.
-    let mut namespaces: Vec<String> = system::netns_list().into_iter().filter(|n| state::is_lab_name(n)).collect();
+    let mut namespaces: Vec<String> = system::netns_list()
+        .into_iter()
+        .filter(|n| state::is_lab_name(n))
+        .collect();
     if let Some(st) = &st {
         for h in &st.hosts {
             if let Some(pid) = h.pid {
@@ -45,7 +48,10 @@ pub fn down(dir: &Path) -> anyhow::Result<DownReport> {
     let deadline = Instant::now() + Duration::from_secs(10);
     for ns in &namespaces {
         loop {
-            let pids: Vec<i32> = system::netns_pids(ns).into_iter().filter(|&p| system::alive(p)).collect();
+            let pids: Vec<i32> = system::netns_pids(ns)
+                .into_iter()
+                .filter(|&p| system::alive(p))
+                .collect();
             if pids.is_empty() {
                 break;
             }
@@ -70,8 +76,10 @@ pub fn down(dir: &Path) -> anyhow::Result<DownReport> {
     //    left, wait for them, then the bridge.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let veths: Vec<String> =
-            system::link_list().into_iter().filter(|l| state::is_lab_name(l) && l != BRIDGE).collect();
+        let veths: Vec<String> = system::link_list()
+            .into_iter()
+            .filter(|l| state::is_lab_name(l) && l != BRIDGE)
+            .collect();
         if veths.is_empty() {
             break;
         }
@@ -110,10 +118,16 @@ pub fn down(dir: &Path) -> anyhow::Result<DownReport> {
 /// Every lab object still on the machine, by kind and name ("" if none).
 pub fn leftovers() -> Vec<String> {
     let mut left = Vec::new();
-    for ns in system::netns_list().into_iter().filter(|n| state::is_lab_name(n)) {
+    for ns in system::netns_list()
+        .into_iter()
+        .filter(|n| state::is_lab_name(n))
+    {
         left.push(format!("namespace {ns}"));
     }
-    for l in system::link_list().into_iter().filter(|n| state::is_lab_name(n)) {
+    for l in system::link_list()
+        .into_iter()
+        .filter(|n| state::is_lab_name(n))
+    {
         left.push(format!("link {l}"));
     }
     if forward_rules().map(|r| !r.is_empty()).unwrap_or(false) {
@@ -136,7 +150,11 @@ fn forward_rules() -> anyhow::Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let rules = run("iptables", &["-w", "-S", "FORWARD"])?;
-    Ok(rules.lines().filter(|l| l.contains(RULE_COMMENT)).map(str::to_string).collect())
+    Ok(rules
+        .lines()
+        .filter(|l| l.contains(RULE_COMMENT))
+        .map(str::to_string)
+        .collect())
 }
 
 fn remove_forward_rules() -> anyhow::Result<usize> {

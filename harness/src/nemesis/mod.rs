@@ -96,7 +96,8 @@ pub fn parse_kinds(text: &str) -> Result<Vec<FaultKind>, String> {
 }
 
 /// Finds the current leader (async: it asks the nodes).
-pub type LeaderProbe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<NodeId>> + Send>> + Send + Sync>;
+pub type LeaderProbe =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<NodeId>> + Send>> + Send + Sync>;
 
 /// What is in effect now, to heal it.
 #[derive(Clone, Debug)]
@@ -197,7 +198,9 @@ impl Nemesis {
     }
 
     fn record(&self, f: String, value: Value, error: Option<String>) -> anyhow::Result<()> {
-        self.recorder.nemesis(f, value, error).context("writing a nemesis event to the history")
+        self.recorder
+            .nemesis(f, value, error)
+            .context("writing a nemesis event to the history")
     }
 
     fn nodes(&self) -> Vec<NodeId> {
@@ -208,10 +211,18 @@ impl Nemesis {
     /// in a seeded shuffled rotation (kept in `rotation`), so every mode
     /// comes up once in each round: k kills with k = modes.len() always
     /// include killing every node at once.
-    async fn targets(&mut self, modes: &[&'static str], for_kill: bool) -> (Vec<NodeId>, &'static str) {
+    async fn targets(
+        &mut self,
+        modes: &[&'static str],
+        for_kill: bool,
+    ) -> (Vec<NodeId>, &'static str) {
         let mut nodes = self.nodes();
         nodes.shuffle(&mut self.rng);
-        let rotation = if for_kill { &mut self.kill_modes } else { &mut self.pause_modes };
+        let rotation = if for_kill {
+            &mut self.kill_modes
+        } else {
+            &mut self.pause_modes
+        };
         if rotation.is_empty() {
             *rotation = modes.to_vec();
             rotation.shuffle(&mut self.rng);
@@ -234,7 +245,11 @@ impl Nemesis {
         let (active, mut value, result) = match kind {
             FaultKind::Partition => {
                 let shape = Shape::ALL[weighted(&mut self.rng, &Shape::WEIGHTS)];
-                let leader = if shape == Shape::LeaderIsolated { (self.probe)().await } else { None };
+                let leader = if shape == Shape::LeaderIsolated {
+                    (self.probe)().await
+                } else {
+                    None
+                };
                 let cuts = shape::cuts(shape, &self.nodes(), leader, &mut self.rng);
                 let value = json!({
                     "shape": shape.as_str(),
@@ -245,17 +260,25 @@ impl Nemesis {
                 (Active::Partition, value, r)
             }
             FaultKind::Kill => {
-                let (targets, mode) = self.targets(&["one", "leader", "majority", "all"], true).await;
+                let (targets, mode) = self
+                    .targets(&["one", "leader", "majority", "all"], true)
+                    .await;
                 let value = json!({"nodes": names(&targets), "mode": mode});
                 let t = targets.clone();
-                let r = blocking(&self.cluster, move |c| t.iter().try_for_each(|&n| c.kill(n))).await;
+                let r = blocking(&self.cluster, move |c| {
+                    t.iter().try_for_each(|&n| c.kill(n))
+                })
+                .await;
                 (Active::Kill(targets), value, r)
             }
             FaultKind::Pause => {
                 let (targets, mode) = self.targets(&["one", "leader", "majority"], false).await;
                 let value = json!({"nodes": names(&targets), "mode": mode});
                 let t = targets.clone();
-                let r = blocking(&self.cluster, move |c| t.iter().try_for_each(|&n| c.pause(n))).await;
+                let r = blocking(&self.cluster, move |c| {
+                    t.iter().try_for_each(|&n| c.pause(n))
+                })
+                .await;
                 (Active::Pause(targets), value, r)
             }
             FaultKind::Clock => {
@@ -272,7 +295,10 @@ impl Nemesis {
                 let value = json!({
                     "offsets_ms": offsets.iter().map(|(n, o)| (n.name(), json!(o))).collect::<serde_json::Map<_, _>>(),
                 });
-                let r = blocking(&self.cluster, move |c| offsets.iter().try_for_each(|&(n, o)| c.set_clock(n, o))).await;
+                let r = blocking(&self.cluster, move |c| {
+                    offsets.iter().try_for_each(|&(n, o)| c.set_clock(n, o))
+                })
+                .await;
                 (Active::Clock, value, r)
             }
             FaultKind::Loss => {
@@ -300,25 +326,54 @@ impl Nemesis {
     }
 
     async fn stop_active(&mut self) -> anyhow::Result<()> {
-        let Some((kind, active)) = self.active.take() else { return Ok(()) };
+        let Some((kind, active)) = self.active.take() else {
+            return Ok(());
+        };
         let mechanism = kind.mechanism(&*self.cluster).as_str();
         let f = format!("stop-{}", kind.as_str());
         let (value, result) = match active {
-            Active::Partition => (json!({}), blocking(&self.cluster, |c| c.partition(&[])).await),
+            Active::Partition => (
+                json!({}),
+                blocking(&self.cluster, |c| c.partition(&[])).await,
+            ),
             Active::Kill(nodes) => {
                 let value = json!({"nodes": names(&nodes), "action": "restart"});
-                (value, blocking(&self.cluster, move |c| nodes.iter().try_for_each(|&n| c.start(n))).await)
+                (
+                    value,
+                    blocking(&self.cluster, move |c| {
+                        nodes.iter().try_for_each(|&n| c.start(n))
+                    })
+                    .await,
+                )
             }
             Active::Pause(nodes) => {
                 let value = json!({"nodes": names(&nodes)});
-                (value, blocking(&self.cluster, move |c| nodes.iter().try_for_each(|&n| c.resume(n))).await)
+                (
+                    value,
+                    blocking(&self.cluster, move |c| {
+                        nodes.iter().try_for_each(|&n| c.resume(n))
+                    })
+                    .await,
+                )
             }
             Active::Clock => {
                 let nodes = self.nodes();
-                (json!({}), blocking(&self.cluster, move |c| nodes.iter().try_for_each(|&n| c.set_clock(n, 0))).await)
+                (
+                    json!({}),
+                    blocking(&self.cluster, move |c| {
+                        nodes.iter().try_for_each(|&n| c.set_clock(n, 0))
+                    })
+                    .await,
+                )
             }
-            Active::Loss => (json!({}), blocking(&self.cluster, |c| c.set_loss(0.0)).await),
-            Active::Latency => (json!({}), blocking(&self.cluster, |c| c.set_latency(0)).await),
+            Active::Loss => (
+                json!({}),
+                blocking(&self.cluster, |c| c.set_loss(0.0)).await,
+            ),
+            Active::Latency => (
+                json!({}),
+                blocking(&self.cluster, |c| c.set_latency(0)).await,
+            ),
         };
         let mut value = value;
         value["mechanism"] = json!(mechanism);
@@ -376,7 +431,10 @@ mod tests {
 
     #[test]
     fn parses_lists_all_and_none() {
-        assert_eq!(parse_kinds("partition,kill").expect("ok"), [FaultKind::Partition, FaultKind::Kill]);
+        assert_eq!(
+            parse_kinds("partition,kill").expect("ok"),
+            [FaultKind::Partition, FaultKind::Kill]
+        );
         assert_eq!(parse_kinds("all").expect("ok").len(), 6);
         assert!(parse_kinds("none").expect("ok").is_empty());
         assert_eq!(parse_kinds("kill, kill").expect("ok"), [FaultKind::Kill]);

@@ -59,7 +59,12 @@ fn between(a: &[NodeId], b: &[NodeId]) -> Vec<Cut> {
 
 /// The cuts of `shape` over `nodes`. `leader` is used by LeaderIsolated
 /// (which isolates a random node when there is no known leader).
-pub fn cuts(shape: Shape, nodes: &[NodeId], leader: Option<NodeId>, rng: &mut impl Rng) -> Vec<Cut> {
+pub fn cuts(
+    shape: Shape,
+    nodes: &[NodeId],
+    leader: Option<NodeId>,
+    rng: &mut impl Rng,
+) -> Vec<Cut> {
     let n = nodes.len();
     if n < 2 {
         return Vec::new();
@@ -119,7 +124,13 @@ mod tests {
         let cut: HashSet<Cut> = cuts.iter().copied().collect();
         nodes
             .iter()
-            .map(|&a| nodes.iter().copied().filter(|&b| a == b || !cut.contains(&(a.min(b), a.max(b)))).collect())
+            .map(|&a| {
+                nodes
+                    .iter()
+                    .copied()
+                    .filter(|&b| a == b || !cut.contains(&(a.min(b), a.max(b))))
+                    .collect()
+            })
             .collect()
     }
 
@@ -131,7 +142,11 @@ mod tests {
             let c = cuts(Shape::MajoritiesRing, &nodes, None, &mut rng);
             let views = sees(&nodes, &c);
             for v in &views {
-                assert!(v.len() > n as usize / 2, "n={n}: a view of {} is no majority", v.len());
+                assert!(
+                    v.len() > n as usize / 2,
+                    "n={n}: a view of {} is no majority",
+                    v.len()
+                );
                 assert!(v.len() < n as usize, "n={n}: someone sees everyone");
             }
             let distinct: HashSet<Vec<NodeId>> = views
@@ -142,7 +157,11 @@ mod tests {
                     v
                 })
                 .collect();
-            assert_eq!(distinct.len(), n as usize, "n={n}: two nodes share a majority");
+            assert_eq!(
+                distinct.len(),
+                n as usize,
+                "n={n}: two nodes share a majority"
+            );
         }
     }
 
@@ -169,6 +188,9 @@ mod tests {
         let c = cuts(Shape::LeaderIsolated, &nodes, Some(NodeId(4)), &mut rng);
         let views = sees(&nodes, &c);
         assert_eq!(views[3].len(), 1, "the leader n4 hears no one");
-        assert!(views.iter().enumerate().all(|(i, v)| i == 3 || v.len() == 4));
+        assert!(views
+            .iter()
+            .enumerate()
+            .all(|(i, v)| i == 3 || v.len() == 4));
     }
 }

@@ -85,7 +85,10 @@ impl RemoteArgs {
         }
         let mut ssh = SshConfig::new(self.ssh_user.clone());
         if self.ssh_user.is_empty() || self.ssh_user.contains(char::is_whitespace) {
-            return Err(bad_input(format!("--ssh-user {:?} is not a user name", self.ssh_user)));
+            return Err(bad_input(format!(
+                "--ssh-user {:?} is not a user name",
+                self.ssh_user
+            )));
         }
         if self.ssh_port == 0 {
             return Err(bad_input("--ssh-port 0 is not a port"));
@@ -112,12 +115,17 @@ impl RemoteArgs {
         } else {
             let mut hosts = Vec::new();
             for n in &self.nodes {
-                hosts.push(HostAddr::parse(n, self.ssh_port).map_err(|e| bad_input(format!("--nodes: {e}")))?);
+                hosts.push(
+                    HostAddr::parse(n, self.ssh_port)
+                        .map_err(|e| bad_input(format!("--nodes: {e}")))?,
+                );
             }
             hosts
         };
         if hosts.is_empty() {
-            return Err(bad_input("remote mode needs at least one host (--nodes, --nodes-file or --lab)"));
+            return Err(bad_input(
+                "remote mode needs at least one host (--nodes, --nodes-file or --lab)",
+            ));
         }
         for (i, h) in hosts.iter().enumerate() {
             if hosts[..i].contains(h) {
@@ -142,10 +150,14 @@ impl RemoteArgs {
                 }
                 p.clone()
             }
-            None => std::env::current_exe().map_err(|e| anyhow::anyhow!("finding this executable to deploy: {e}"))?,
+            None => std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("finding this executable to deploy: {e}"))?,
         };
         if !self.remote_dir.starts_with('/') || self.remote_dir.contains(char::is_whitespace) {
-            return Err(bad_input(format!("--remote-dir {:?} must be an absolute path without spaces", self.remote_dir)));
+            return Err(bad_input(format!(
+                "--remote-dir {:?} must be an absolute path without spaces",
+                self.remote_dir
+            )));
         }
         if self.node_port == 0 {
             return Err(bad_input("--node-port 0 is not a port"));
@@ -162,8 +174,10 @@ impl RemoteArgs {
 }
 
 fn read_hosts_file(path: &Path, port: u16, flag: &str) -> anyhow::Result<Vec<HostAddr>> {
-    let text = std::fs::read_to_string(path).map_err(|e| bad_input(format!("{flag} {}: {e}", path.display())))?;
-    HostAddr::parse_lines(&text, port).map_err(|e| bad_input(format!("{flag} {}: {e}", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad_input(format!("{flag} {}: {e}", path.display())))?;
+    HostAddr::parse_lines(&text, port)
+        .map_err(|e| bad_input(format!("{flag} {}: {e}", path.display())))
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
@@ -173,7 +187,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (like 500ms, 10s, 2m)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (like 500ms, 10s, 2m)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -226,7 +242,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("k");
         std::fs::write(&key, "key").unwrap();
-        let a = parse(&["--nodes", "10.77.0.11,10.77.0.12:2222", "--ssh-key", key.to_str().unwrap(), "--ssh-user", "tester"]).unwrap();
+        let a = parse(&[
+            "--nodes",
+            "10.77.0.11,10.77.0.12:2222",
+            "--ssh-key",
+            key.to_str().unwrap(),
+            "--ssh-user",
+            "tester",
+        ])
+        .unwrap();
         let p = a.resolve().unwrap().unwrap();
         assert_eq!(p.hosts.len(), 2);
         assert_eq!(p.hosts[1].port, 2222);
@@ -246,11 +270,20 @@ mod tests {
         std::fs::write(dir.path().join("id_ed25519"), "key").unwrap();
         let a = parse(&["--lab", dir.path().to_str().unwrap()]).unwrap();
         let p = a.resolve().unwrap().unwrap();
-        assert_eq!(p.hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>(), ["10.77.0.11", "10.77.0.12"]);
-        assert_eq!(p.ssh.identity, Identity::File(dir.path().join("id_ed25519")));
+        assert_eq!(
+            p.hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>(),
+            ["10.77.0.11", "10.77.0.12"]
+        );
+        assert_eq!(
+            p.ssh.identity,
+            Identity::File(dir.path().join("id_ed25519"))
+        );
         assert_eq!(p.ssh.known_hosts, dir.path().join("known_hosts"));
         assert!(!p.ssh.needs_sudo());
-        assert!(parse(&["--lab", "x", "--nodes", "a"]).is_err(), "--lab and --nodes conflict");
+        assert!(
+            parse(&["--lab", "x", "--nodes", "a"]).is_err(),
+            "--lab and --nodes conflict"
+        );
     }
 
     #[test]
@@ -264,16 +297,32 @@ mod tests {
         let cases: Vec<(Vec<&str>, &str)> = vec![
             (vec!["--nodes", "a,a", "--ssh-key", k], "listed twice"),
             (vec!["--nodes", "a:0", "--ssh-key", k], "--nodes: bad port"),
-            (vec!["--nodes-file", nodes.to_str().unwrap(), "--ssh-key", k], "line 2"),
-            (vec!["--nodes-file", "/nonexistent/nodes", "--ssh-key", k], "/nonexistent/nodes"),
-            (vec!["--nodes", "a", "--ssh-key", "/nonexistent/key"], "SSH key /nonexistent/key"),
+            (
+                vec!["--nodes-file", nodes.to_str().unwrap(), "--ssh-key", k],
+                "line 2",
+            ),
+            (
+                vec!["--nodes-file", "/nonexistent/nodes", "--ssh-key", k],
+                "/nonexistent/nodes",
+            ),
+            (
+                vec!["--nodes", "a", "--ssh-key", "/nonexistent/key"],
+                "SSH key /nonexistent/key",
+            ),
             (vec!["--lab", "/nonexistent/lab"], "is a lab up?"),
-            (vec!["--nodes", "a", "--ssh-key", k, "--remote-dir", "rel"], "--remote-dir"),
+            (
+                vec!["--nodes", "a", "--ssh-key", k, "--remote-dir", "rel"],
+                "--remote-dir",
+            ),
         ];
         for (args, want) in cases {
             let err = parse(&args).unwrap().resolve().unwrap_err();
             assert!(format!("{err:#}").contains(want), "{args:?}: {err:#}");
-            assert_eq!(crate::exit::code_for(&Err(err)), 254, "{args:?} must exit 254");
+            assert_eq!(
+                crate::exit::code_for(&Err(err)),
+                254,
+                "{args:?} must exit 254"
+            );
         }
     }
 }

@@ -79,11 +79,24 @@ impl RemoteCluster {
                 .find(SocketAddr::is_ipv4)
                 .with_context(|| format!("host {h} has no IPv4 address"))?;
             let id = NodeId(i as u32 + 1);
-            nodes.push(NodeInfo { id, name: id.name(), client_addr: ip });
+            nodes.push(NodeInfo {
+                id,
+                name: id.name(),
+                client_addr: ip,
+            });
         }
-        let peers_arg = nodes.iter().map(|n| format!("{}={}", n.id.0, n.client_addr)).collect::<Vec<_>>().join(",");
+        let peers_arg = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id.0, n.client_addr))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut hosts = RemoteHosts::new(&config.plan);
-        hosts.set_addresses(nodes.iter().map(|n| n.client_addr.ip().to_string()).collect());
+        hosts.set_addresses(
+            nodes
+                .iter()
+                .map(|n| n.client_addr.ip().to_string())
+                .collect(),
+        );
         let start = Instant::now();
         let deployed = hosts.prepare(&config.needs)?;
         let prepare_ms = start.elapsed().as_millis() as u64;
@@ -91,15 +104,28 @@ impl RemoteCluster {
             tracing::info!(host = %d.host, upload = ?d.upload, ms = d.elapsed.as_millis() as u64, "deployed");
         }
         let fresh = hosts.hosts.each(|i, _| hosts.reset(i, &nodes[i].name));
-        crate::ssh::all_ok(fresh).map_err(anyhow::Error::new).context("clearing nodes left from an earlier run")?;
+        crate::ssh::all_ok(fresh)
+            .map_err(anyhow::Error::new)
+            .context("clearing nodes left from an earlier run")?;
         if config.needs.contains(&Need::Faketime) {
             for i in 0..n {
                 if hosts.faketime_lib(i).is_none() {
-                    bail!("{}: libfaketime was checked but not found", hosts.session(i).name());
+                    bail!(
+                        "{}: libfaketime was checked but not found",
+                        hosts.session(i).name()
+                    );
                 }
             }
         }
-        Ok(RemoteCluster { hosts, config, nodes, peers_arg, deployed, prepare_ms, torn_down: Mutex::new(false) })
+        Ok(RemoteCluster {
+            hosts,
+            config,
+            nodes,
+            peers_arg,
+            deployed,
+            prepare_ms,
+            torn_down: Mutex::new(false),
+        })
     }
 
     /// The per-host deploy results (for reports and benchmarks).
@@ -135,7 +161,11 @@ impl RemoteCluster {
             program: layout.bin(),
             args,
             env: vec![("RUST_LOG".into(), self.config.node_log_level.clone())],
-            faketime_lib: if self.config.needs.contains(&Need::Faketime) { self.hosts.faketime_lib(i) } else { None },
+            faketime_lib: if self.config.needs.contains(&Need::Faketime) {
+                self.hosts.faketime_lib(i)
+            } else {
+                None
+            },
             fake_monotonic: false,
         }
     }
@@ -151,7 +181,11 @@ impl RemoteCluster {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
                 Ok(_) => return Ok(()),
                 Err(e) if Instant::now() > deadline => {
-                    bail!("{} ({}) did not answer on {addr} within {READY_TIMEOUT:?}: {e}", self.nodes[i].name, self.hosts.session(i).name())
+                    bail!(
+                        "{} ({}) did not answer on {addr} within {READY_TIMEOUT:?}: {e}",
+                        self.nodes[i].name,
+                        self.hosts.session(i).name()
+                    )
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
@@ -184,7 +218,10 @@ impl Cluster for RemoteCluster {
             self.start(self.nodes[i].id)?;
             self.wait_ready(i)
         });
-        let errors: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| format!("{e:#}"))).collect();
+        let errors: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+            .collect();
         if !errors.is_empty() {
             bail!("starting the nodes failed:\n  {}", errors.join("\n  "));
         }
@@ -206,25 +243,36 @@ impl Cluster for RemoteCluster {
 
     fn kill(&self, node: NodeId) -> anyhow::Result<()> {
         let i = self.index(node)?;
-        self.hosts.kill(i, &self.nodes[i].name).with_context(|| format!("killing {node}"))?;
+        self.hosts
+            .kill(i, &self.nodes[i].name)
+            .with_context(|| format!("killing {node}"))?;
         Ok(())
     }
 
     fn pause(&self, node: NodeId) -> anyhow::Result<()> {
         let i = self.index(node)?;
-        self.hosts.pause(i, &self.nodes[i].name).with_context(|| format!("pausing {node}"))?;
+        self.hosts
+            .pause(i, &self.nodes[i].name)
+            .with_context(|| format!("pausing {node}"))?;
         Ok(())
     }
 
     fn resume(&self, node: NodeId) -> anyhow::Result<()> {
         let i = self.index(node)?;
-        self.hosts.resume(i, &self.nodes[i].name).with_context(|| format!("resuming {node}"))?;
+        self.hosts
+            .resume(i, &self.nodes[i].name)
+            .with_context(|| format!("resuming {node}"))?;
         Ok(())
     }
 
     fn is_running(&self, node: NodeId) -> bool {
-        let Ok(i) = self.index(node) else { return false };
-        matches!(self.hosts.state(i, &self.nodes[i].name), Ok(ProcState::Running | ProcState::Stopped))
+        let Ok(i) = self.index(node) else {
+            return false;
+        };
+        matches!(
+            self.hosts.state(i, &self.nodes[i].name),
+            Ok(ProcState::Running | ProcState::Stopped)
+        )
     }
 
     fn partition(&self, cuts: &[Cut]) -> anyhow::Result<()> {
@@ -234,7 +282,10 @@ impl Cluster for RemoteCluster {
             drop_from[ia].push(ib);
             drop_from[ib].push(ia);
         }
-        self.hosts.partition_all(&drop_from).map_err(Self::host_err).context("partition")
+        self.hosts
+            .partition_all(&drop_from)
+            .map_err(Self::host_err)
+            .context("partition")
     }
 
     fn set_loss(&self, probability: f64) -> anyhow::Result<()> {
@@ -243,10 +294,17 @@ impl Cluster for RemoteCluster {
         }
         let n = self.nodes.len();
         let results = self.hosts.hosts.each(|i, _| {
-            let peers: Vec<usize> = if probability > 0.0 { (0..n).filter(|&j| j != i).collect() } else { Vec::new() };
+            let peers: Vec<usize> = if probability > 0.0 {
+                (0..n).filter(|&j| j != i).collect()
+            } else {
+                Vec::new()
+            };
             self.hosts.loss(i, &peers, probability)
         });
-        crate::ssh::all_ok(results).map(|_| ()).map_err(Self::host_err).context("packet loss")
+        crate::ssh::all_ok(results)
+            .map(|_| ())
+            .map_err(Self::host_err)
+            .context("packet loss")
     }
 
     fn set_latency(&self, delay_ms: u64) -> anyhow::Result<()> {
@@ -260,7 +318,10 @@ impl Cluster for RemoteCluster {
                 self.hosts.latency(i, &peers, delay_ms, 0)
             }
         });
-        crate::ssh::all_ok(results).map(|_| ()).map_err(Self::host_err).context("latency")
+        crate::ssh::all_ok(results)
+            .map(|_| ())
+            .map_err(Self::host_err)
+            .context("latency")
     }
 
     fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()> {
@@ -268,15 +329,23 @@ impl Cluster for RemoteCluster {
         if !self.config.needs.contains(&Need::Faketime) {
             bail!("clock faults were not planned for this run (libfaketime is preloaded only when the clock nemesis is on)");
         }
-        self.hosts.clock(i, &self.nodes[i].name, offset_ms, 1.0).with_context(|| format!("clock of {node}"))
+        self.hosts
+            .clock(i, &self.nodes[i].name, offset_ms, 1.0)
+            .with_context(|| format!("clock of {node}"))
     }
 
     fn heal_all(&self) -> anyhow::Result<()> {
-        self.hosts.heal_all(&self.node_names(), HEAL_BUDGET).map_err(Self::host_err).context("healing every fault")
+        self.hosts
+            .heal_all(&self.node_names(), HEAL_BUDGET)
+            .map_err(Self::host_err)
+            .context("healing every fault")
     }
 
     fn teardown(&self) -> anyhow::Result<()> {
-        let mut done = self.torn_down.lock().expect("teardown lock is never poisoned");
+        let mut done = self
+            .torn_down
+            .lock()
+            .expect("teardown lock is never poisoned");
         if *done {
             return Ok(());
         }
@@ -338,6 +407,9 @@ mod tests {
         let k = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(needs_for(&k(&["kill", "pause"])), vec![]);
         assert_eq!(needs_for(&k(&["partition", "loss"])), vec![Need::Iptables]);
-        assert_eq!(needs_for(&k(&["clock", "latency", "partition"])), vec![Need::Iptables, Need::Tc, Need::Faketime]);
+        assert_eq!(
+            needs_for(&k(&["clock", "latency", "partition"])),
+            vec![Need::Iptables, Need::Tc, Need::Faketime]
+        );
     }
 }

@@ -62,7 +62,12 @@ pub fn start_script(layout: &Layout, spec: &DaemonSpec) -> String {
             env.push("FAKETIME_DONT_FAKE_MONOTONIC=1".into());
         }
         // A node starts with its clock true; a clock fault rewrites this file.
-        prep = format!("echo +0 > {}.tmp && mv -f {}.tmp {}; ", sh_quote(&ft), sh_quote(&ft), sh_quote(&ft));
+        prep = format!(
+            "echo +0 > {}.tmp && mv -f {}.tmp {}; ",
+            sh_quote(&ft),
+            sh_quote(&ft),
+            sh_quote(&ft)
+        );
     }
     let mut exec: Vec<String> = vec!["exec".into(), "env".into()];
     exec.extend(env);
@@ -107,7 +112,10 @@ pub fn stop_script(layout: &Layout, node: &str, grace: Duration) -> String {
 /// `gone`. After KILL it waits until the process is no longer alive, after
 /// STOP until it is stopped, after CONT until it runs.
 pub fn signal_script(layout: &Layout, node: &str, signal: &str) -> String {
-    assert!(["KILL", "STOP", "CONT", "TERM"].contains(&signal), "unsupported signal {signal}");
+    assert!(
+        ["KILL", "STOP", "CONT", "TERM"].contains(&signal),
+        "unsupported signal {signal}"
+    );
     // Signals are delivered asynchronously: wait (bounded) until the
     // process is in the state the signal asks for, so callers see it.
     let wait = match signal {
@@ -156,11 +164,19 @@ pub fn start(s: &Session, layout: &Layout, spec: &DaemonSpec) -> Result<u32, Ssh
 
 /// Stops the node; `true` if it was running.
 pub fn stop(s: &Session, layout: &Layout, node: &str, grace: Duration) -> Result<bool, SshError> {
-    let timeout = s.config().command_timeout.max(grace + Duration::from_secs(10));
+    let timeout = s
+        .config()
+        .command_timeout
+        .max(grace + Duration::from_secs(10));
     let cmd = stop_script(layout, node, grace);
     let out = s.exec_root(&cmd, timeout)?;
     if !out.success() {
-        return Err(SshError::Command { host: s.name(), command: format!("stop node {node}"), status: out.status, stderr: out.stderr });
+        return Err(SshError::Command {
+            host: s.name(),
+            command: format!("stop node {node}"),
+            status: out.status,
+            stderr: out.stderr,
+        });
     }
     Ok(out.stdout.trim() != "gone")
 }
@@ -237,7 +253,10 @@ mod tests {
         assert_eq!(out, "stopped");
         assert!(!std::path::Path::new(&layout.pidfile("n1")).exists());
         assert_eq!(sh(&state_script(&layout, "n1")).1, "gone");
-        assert_eq!(sh(&stop_script(&layout, "n1", Duration::from_secs(1))).1, "gone");
+        assert_eq!(
+            sh(&stop_script(&layout, "n1", Duration::from_secs(1))).1,
+            "gone"
+        );
         assert_eq!(sh(&signal_script(&layout, "n1", "KILL")).1, "gone");
     }
 
@@ -248,7 +267,10 @@ mod tests {
         let mut sp = spec("n2");
         // A node that ignores SIGTERM must still be stopped.
         sp.program = "sh".into();
-        sp.args = vec!["-c".into(), "trap '' TERM; while :; do sleep 1; done".into()];
+        sp.args = vec![
+            "-c".into(),
+            "trap '' TERM; while :; do sleep 1; done".into(),
+        ];
         let (code, _, err) = sh(&start_script(&layout, &sp));
         assert_eq!(code, 0, "{err}");
         assert_eq!(sh(&signal_script(&layout, "n2", "KILL")).1, "sent");
@@ -271,7 +293,10 @@ mod tests {
         std::fs::create_dir_all(format!("{}/data/group-1", layout.node_dir("n4"))).unwrap();
         let (code, out, err) = sh(&reset_script(&layout, "n4"));
         assert_eq!((code, out.as_str()), (0, "reset"), "{err}");
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || sh(&format!("ps -o stat= -p {pid}")).1.starts_with('Z'));
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || sh(&format!("ps -o stat= -p {pid}")).1.starts_with('Z')
+        );
         assert!(!std::path::Path::new(&format!("{}/data", layout.node_dir("n4"))).exists());
         assert!(!std::path::Path::new(&layout.log("n4")).exists());
         // On a host that never ran the node: nothing to do, still fine.
@@ -285,7 +310,10 @@ mod tests {
         sp.faketime_lib = Some("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1".into());
         let s = start_script(&layout, &sp);
         assert!(s.contains("echo +0 > /x/nodes/n3/faketime.tmp"), "{s}");
-        assert!(s.contains("FAKETIME_TIMESTAMP_FILE=/x/nodes/n3/faketime"), "{s}");
+        assert!(
+            s.contains("FAKETIME_TIMESTAMP_FILE=/x/nodes/n3/faketime"),
+            "{s}"
+        );
         assert!(s.contains("FAKETIME_DONT_FAKE_MONOTONIC=1"), "{s}");
         sp.fake_monotonic = true;
         assert!(!start_script(&layout, &sp).contains("DONT_FAKE_MONOTONIC"));

@@ -34,7 +34,10 @@ impl Need {
                 ("sha256sum", "exists sha256sum", "coreutils"),
             ],
             Need::Iptables => &[("iptables", "exists iptables", "iptables")],
-            Need::Tc => &[("tc", "exists tc", "iproute2"), ("ip", "exists ip", "iproute2")],
+            Need::Tc => &[
+                ("tc", "exists tc", "iproute2"),
+                ("ip", "exists ip", "iproute2"),
+            ],
             Need::Faketime => &[("libfaketime", FIND_FAKETIME, "libfaketime")],
         }
     }
@@ -56,13 +59,16 @@ pub struct HostTools {
 pub fn check_script(needs: &[Need]) -> String {
     // A tool counts only as an executable file (not, say, a device node
     // mounted over it): `command -v` alone does not check that.
-    let mut s = String::from("exists() { p=$(command -v \"$1\") && [ -f \"$p\" ] && [ -x \"$p\" ]; }; ");
+    let mut s =
+        String::from("exists() { p=$(command -v \"$1\") && [ -f \"$p\" ] && [ -x \"$p\" ]; }; ");
     for need in needs {
         for (tool, test, package) in need.checks() {
             if *tool == "libfaketime" {
                 s.push_str(&format!("F=$( ({test}) ) && echo \"faketime $F\" || echo 'missing libfaketime {package}'; "));
             } else {
-                s.push_str(&format!("{test} >/dev/null 2>&1 || echo 'missing {tool} {package}'; "));
+                s.push_str(&format!(
+                    "{test} >/dev/null 2>&1 || echo 'missing {tool} {package}'; "
+                ));
             }
         }
     }
@@ -85,7 +91,11 @@ pub fn parse_check(out: &str) -> HostTools {
 
 /// Checks every host; installs what is missing when `install`; fails with
 /// every host's missing tools otherwise.
-pub fn ensure_tools(hosts: &Hosts, needs: &[Need], install: bool) -> anyhow::Result<Vec<HostTools>> {
+pub fn ensure_tools(
+    hosts: &Hosts,
+    needs: &[Need],
+    install: bool,
+) -> anyhow::Result<Vec<HostTools>> {
     let script = check_script(needs);
     let results = hosts.each(|_, s| -> Result<HostTools, SshError> {
         let mut tools = parse_check(&s.run_root(&script)?);
@@ -115,7 +125,11 @@ pub fn ensure_tools(hosts: &Hosts, needs: &[Need], install: bool) -> anyhow::Res
         .zip(hosts.sessions())
         .filter(|(t, _)| !t.missing.is_empty())
         .map(|(t, s)| {
-            let list: Vec<String> = t.missing.iter().map(|(tool, pkg)| format!("{tool} (package {pkg})")).collect();
+            let list: Vec<String> = t
+                .missing
+                .iter()
+                .map(|(tool, pkg)| format!("{tool} (package {pkg})"))
+                .collect();
             format!("{}: {}", s.name(), list.join(", "))
         })
         .collect();
@@ -123,7 +137,11 @@ pub fn ensure_tools(hosts: &Hosts, needs: &[Need], install: bool) -> anyhow::Res
         anyhow::bail!(
             "hosts lack tools the chosen faults need:\n  {}\n{}",
             lacking.join("\n  "),
-            if install { "apt-get could not install them" } else { "pass --install-deps to install them with apt-get" }
+            if install {
+                "apt-get could not install them"
+            } else {
+                "pass --install-deps to install them with apt-get"
+            }
         );
     }
     Ok(tools)
@@ -140,14 +158,21 @@ pub struct Deployed {
 /// Uploads `local` to every host's [`Layout::bin`] in parallel.
 pub fn deploy(hosts: &Hosts, layout: &Layout, local: &Path) -> anyhow::Result<Vec<Deployed>> {
     use anyhow::Context;
-    let sum = sha256_file(local).with_context(|| format!("reading {} to deploy it", local.display()))?;
+    let sum =
+        sha256_file(local).with_context(|| format!("reading {} to deploy it", local.display()))?;
     let remote = layout.bin();
     let results = hosts.each(|_, s| {
         let start = Instant::now();
         let upload = s.upload_if_changed(local, &remote, &sum)?;
-        Ok::<_, SshError>(Deployed { host: s.name(), upload, elapsed: start.elapsed() })
+        Ok::<_, SshError>(Deployed {
+            host: s.name(),
+            upload,
+            elapsed: start.elapsed(),
+        })
     });
-    all_ok(results).map_err(|e: HostErrors| anyhow::Error::new(e).context(format!("deploying {}", local.display())))
+    all_ok(results).map_err(|e: HostErrors| {
+        anyhow::Error::new(e).context(format!("deploying {}", local.display()))
+    })
 }
 
 #[cfg(test)]
@@ -158,13 +183,22 @@ mod tests {
     fn check_script_reports_missing_tools_and_finds_libfaketime() {
         let script = check_script(&[Need::Daemons, Need::Iptables, Need::Faketime]);
         // Run with an empty PATH: every `command -v` tool is missing.
-        let out = std::process::Command::new("/bin/sh").env("PATH", "/nonexistent").arg("-c").arg(&script).output().unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .env("PATH", "/nonexistent")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
         let t = parse_check(&String::from_utf8_lossy(&out.stdout));
         let tools: Vec<&str> = t.missing.iter().map(|(t, _)| t.as_str()).collect();
-        assert!(tools.contains(&"ps") && tools.contains(&"iptables"), "{tools:?}");
+        assert!(
+            tools.contains(&"ps") && tools.contains(&"iptables"),
+            "{tools:?}"
+        );
         assert!(t.missing.contains(&("iptables".into(), "iptables".into())));
         // libfaketime is found by path, not PATH.
-        let installed = std::path::Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1").exists();
+        let installed =
+            std::path::Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1").exists();
         assert_eq!(t.faketime_lib.is_some(), installed, "{t:?}");
         assert_eq!(tools.contains(&"libfaketime"), !installed);
     }
@@ -174,20 +208,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("iptables"), "not a program").unwrap();
         let script = check_script(&[Need::Iptables]);
-        let out = std::process::Command::new("/bin/sh").env("PATH", dir.path()).arg("-c").arg(&script).output().unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .env("PATH", dir.path())
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
         let t = parse_check(&String::from_utf8_lossy(&out.stdout));
-        assert_eq!(t.missing, vec![("iptables".to_string(), "iptables".to_string())]);
+        assert_eq!(
+            t.missing,
+            vec![("iptables".to_string(), "iptables".to_string())]
+        );
         // Executable: found.
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path().join("iptables"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = std::process::Command::new("/bin/sh").env("PATH", dir.path()).arg("-c").arg(&script).output().unwrap();
-        assert!(parse_check(&String::from_utf8_lossy(&out.stdout)).missing.is_empty());
+        std::fs::set_permissions(
+            dir.path().join("iptables"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .env("PATH", dir.path())
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(parse_check(&String::from_utf8_lossy(&out.stdout))
+            .missing
+            .is_empty());
     }
 
     #[test]
     fn parse_check_ignores_noise() {
-        let t = parse_check("motd line\nmissing tc iproute2\nfaketime /usr/lib/x/libfaketime.so.1\n");
+        let t =
+            parse_check("motd line\nmissing tc iproute2\nfaketime /usr/lib/x/libfaketime.so.1\n");
         assert_eq!(t.missing, vec![("tc".to_string(), "iproute2".to_string())]);
-        assert_eq!(t.faketime_lib.as_deref(), Some("/usr/lib/x/libfaketime.so.1"));
+        assert_eq!(
+            t.faketime_lib.as_deref(),
+            Some("/usr/lib/x/libfaketime.so.1")
+        );
     }
 }

@@ -35,7 +35,10 @@ pub fn partition_script(peers: &[String]) -> String {
     let mut s = ensure_chains();
     s.push_str(&format!("iptables -w -F {PARTITION_CHAIN} || exit 1; "));
     for p in peers {
-        s.push_str(&format!("iptables -w -A {PARTITION_CHAIN} -s {} -j DROP || exit 1; ", sh_quote(p)));
+        s.push_str(&format!(
+            "iptables -w -A {PARTITION_CHAIN} -s {} -j DROP || exit 1; ",
+            sh_quote(p)
+        ));
     }
     s.push_str("echo ok");
     s
@@ -43,7 +46,10 @@ pub fn partition_script(peers: &[String]) -> String {
 
 /// Drop each packet from `peers` with `probability` (0..=1).
 pub fn loss_script(peers: &[String], probability: f64) -> String {
-    assert!((0.0..=1.0).contains(&probability), "loss probability {probability} out of 0..=1");
+    assert!(
+        (0.0..=1.0).contains(&probability),
+        "loss probability {probability} out of 0..=1"
+    );
     let mut s = ensure_chains();
     s.push_str(&format!("iptables -w -F {LOSS_CHAIN} || exit 1; "));
     for p in peers {
@@ -69,7 +75,11 @@ pub const PRIO_HANDLE: &str = "7f1:";
 /// its packets there. Replaces any previous latency.
 pub fn latency_script(peers: &[String], delay_ms: u32, jitter_ms: u32) -> String {
     let first = peers.first().map(String::as_str).unwrap_or("127.0.0.1");
-    let jitter = if jitter_ms > 0 { format!(" {jitter_ms}ms") } else { String::new() };
+    let jitter = if jitter_ms > 0 {
+        format!(" {jitter_ms}ms")
+    } else {
+        String::new()
+    };
     let mut s = format!(
         "DEV=$(ip -o route get {peer} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); [ -n \"$DEV\" ] || {{ echo 'no route to {peer}' >&2; exit 1; }}; \
          tc qdisc show dev \"$DEV\" root | grep -q '^qdisc prio {PRIO_HANDLE}' && tc qdisc del dev \"$DEV\" root; \
@@ -111,9 +121,15 @@ pub fn faketime_spec(offset_ms: i64, rate: f64) -> String {
 
 /// Sets `node`'s clock to real time + `offset_ms`, running at `rate`.
 pub fn clock_script(layout: &Layout, node: &str, offset_ms: i64, rate: f64) -> String {
-    assert!(rate > 0.0 && rate.is_finite(), "clock rate {rate} must be positive");
+    assert!(
+        rate > 0.0 && rate.is_finite(),
+        "clock rate {rate} must be positive"
+    );
     let f = sh_quote(&layout.faketime(node));
-    format!("printf '%s\\n' {} > {f}.tmp && mv -f {f}.tmp {f} && echo ok", sh_quote(&faketime_spec(offset_ms, rate)))
+    format!(
+        "printf '%s\\n' {} > {f}.tmp && mv -f {f}.tmp {f} && echo ok",
+        sh_quote(&faketime_spec(offset_ms, rate))
+    )
 }
 
 /// Undoes every fault on the host: flushes and removes our chains, removes
@@ -152,13 +168,23 @@ pub fn rules_script() -> String {
 pub fn apply(s: &Session, script: &str, what: &str) -> Result<(), SshError> {
     match s.run_root(script) {
         Ok(_) => Ok(()),
-        Err(SshError::Command { host, stderr, status, .. }) => {
+        Err(SshError::Command {
+            host,
+            stderr,
+            status,
+            ..
+        }) => {
             let stderr = if let Some(rest) = stderr.find(NO_NETEM).map(|i| &stderr[i..]) {
                 format!("the kernel has no netem qdisc (sch_netem), so latency cannot be injected on this host: {rest}")
             } else {
                 stderr
             };
-            Err(SshError::Command { host, command: what.to_string(), status, stderr })
+            Err(SshError::Command {
+                host,
+                command: what.to_string(),
+                status,
+                stderr,
+            })
         }
         Err(e) => Err(e),
     }
@@ -182,10 +208,16 @@ mod tests {
         let s = partition_script(&["10.77.0.12".into(), "10.77.0.13".into()]);
         assert!(s.contains("iptables -w -A FL-PARTITION -s 10.77.0.12 -j DROP"));
         assert!(s.contains("iptables -w -A FL-PARTITION -s 10.77.0.13 -j DROP"));
-        assert!(s.contains("iptables -w -F FL-PARTITION"), "replaces the previous partition");
+        assert!(
+            s.contains("iptables -w -F FL-PARTITION"),
+            "replaces the previous partition"
+        );
         assert!(!s.contains("-A INPUT"), "never appends to INPUT directly");
         let l = loss_script(&["10.77.0.12".into()], 0.1);
-        assert!(l.contains("-s 10.77.0.12 -m statistic --mode random --probability 0.1000 -j DROP"), "{l}");
+        assert!(
+            l.contains("-s 10.77.0.12 -m statistic --mode random --probability 0.1000 -j DROP"),
+            "{l}"
+        );
     }
 
     #[test]
@@ -193,12 +225,24 @@ mod tests {
         let layout = Layout::new("/v");
         let s = heal_script(&layout, &["n1".into()]);
         assert!(s.contains("iptables -w -X FL-PARTITION") && s.contains("iptables -w -X FL-LOSS"));
-        assert!(s.contains("grep -q '^qdisc prio 7f1:' && tc qdisc del dev \"$DEV\" root"), "{s}");
+        assert!(
+            s.contains("grep -q '^qdisc prio 7f1:' && tc qdisc del dev \"$DEV\" root"),
+            "{s}"
+        );
         assert!(s.contains("echo +0 > /v/nodes/n1/faketime"));
         assert!(s.contains("kill -CONT"));
         // The script must be valid sh.
-        let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(&s).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&s)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for script in [
             partition_script(&["a".into()]),
             loss_script(&["a".into()], 0.5),
@@ -206,8 +250,17 @@ mod tests {
             latency_off_script(),
             clock_script(&layout, "n1", -5000, 1.5),
         ] {
-            let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();
-            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = std::process::Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 
@@ -216,9 +269,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path().to_str().unwrap());
         std::fs::create_dir_all(layout.node_dir("n1")).unwrap();
-        let out = std::process::Command::new("sh").arg("-c").arg(clock_script(&layout, "n1", 10_500, 2.0)).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(clock_script(&layout, "n1", 10_500, 2.0))
+            .output()
+            .unwrap();
         assert!(out.status.success());
-        assert_eq!(std::fs::read_to_string(layout.faketime("n1")).unwrap(), "+10.500 x2\n");
+        assert_eq!(
+            std::fs::read_to_string(layout.faketime("n1")).unwrap(),
+            "+10.500 x2\n"
+        );
         // PATH without /usr/sbin: the heal must not touch this machine's
         // own iptables or qdiscs when the test runs as root.
         let out = std::process::Command::new("sh")
@@ -228,6 +288,9 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success());
-        assert_eq!(std::fs::read_to_string(layout.faketime("n1")).unwrap(), "+0\n");
+        assert_eq!(
+            std::fs::read_to_string(layout.faketime("n1")).unwrap(),
+            "+0\n"
+        );
     }
 }

@@ -51,11 +51,15 @@ pub fn check_node_name(node: &str) -> Result<(), String> {
     let ok = !node.is_empty()
         && node != "."
         && node != ".."
-        && node.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("node name {node:?} must be letters, digits, '-', '_' or '.'"))
+        Err(format!(
+            "node name {node:?} must be letters, digits, '-', '_' or '.'"
+        ))
     }
 }
 

@@ -8,11 +8,11 @@
 //! unreachable (reconnecting with back-off) until its budget is spent, so a
 //! host that was cut off for a while still gets healed.
 
+use super::args::RemotePlan;
 use super::daemon::{self, DaemonSpec, ProcState};
 use super::deploy::{self, Deployed, HostTools, Need};
 use super::faults;
 use super::layout::Layout;
-use super::args::RemotePlan;
 use crate::ssh::{all_ok, HostErrors, Hosts, Session, SshError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,7 +57,12 @@ impl RemoteHosts {
     pub fn addresses(&self) -> Vec<String> {
         match &self.peer_ips {
             Some(ips) => ips.clone(),
-            None => self.hosts.sessions().iter().map(|s| s.addr().host.clone()).collect(),
+            None => self
+                .hosts
+                .sessions()
+                .iter()
+                .map(|s| s.addr().host.clone())
+                .collect(),
         }
     }
 
@@ -90,7 +95,9 @@ impl RemoteHosts {
 
     /// Stops a leftover node and removes its data and log (fresh run).
     pub fn reset(&self, i: usize, node: &str) -> Result<(), SshError> {
-        self.session(i).run_root(&daemon::reset_script(&self.layout, node)).map(|_| ())
+        self.session(i)
+            .run_root(&daemon::reset_script(&self.layout, node))
+            .map(|_| ())
     }
 
     pub fn stop(&self, i: usize, node: &str, grace: Duration) -> Result<bool, SshError> {
@@ -116,7 +123,11 @@ impl RemoteHosts {
     /// Host `i` stops hearing from the hosts in `from` (indices).
     pub fn partition(&self, i: usize, from: &[usize]) -> Result<(), SshError> {
         let peers = self.peer_addrs(from);
-        faults::apply(self.session(i), &faults::partition_script(&peers), "partition")
+        faults::apply(
+            self.session(i),
+            &faults::partition_script(&peers),
+            "partition",
+        )
     }
 
     /// Applies a whole partition shape at once: for each host, the hosts it
@@ -129,31 +140,55 @@ impl RemoteHosts {
     /// Host `i` drops packets from the hosts in `from` with `probability`.
     pub fn loss(&self, i: usize, from: &[usize], probability: f64) -> Result<(), SshError> {
         let peers = self.peer_addrs(from);
-        faults::apply(self.session(i), &faults::loss_script(&peers, probability), "packet loss")
+        faults::apply(
+            self.session(i),
+            &faults::loss_script(&peers, probability),
+            "packet loss",
+        )
     }
 
     /// Delays packets host `i` sends to the hosts in `to`.
-    pub fn latency(&self, i: usize, to: &[usize], delay_ms: u32, jitter_ms: u32) -> Result<(), SshError> {
+    pub fn latency(
+        &self,
+        i: usize,
+        to: &[usize],
+        delay_ms: u32,
+        jitter_ms: u32,
+    ) -> Result<(), SshError> {
         let peers = self.peer_addrs(to);
-        faults::apply(self.session(i), &faults::latency_script(&peers, delay_ms, jitter_ms), "latency (tc netem)")
+        faults::apply(
+            self.session(i),
+            &faults::latency_script(&peers, delay_ms, jitter_ms),
+            "latency (tc netem)",
+        )
     }
 
     /// Removes host `i`'s latency.
     pub fn latency_off(&self, i: usize) -> Result<(), SshError> {
-        faults::apply(self.session(i), &faults::latency_off_script(), "latency off")
+        faults::apply(
+            self.session(i),
+            &faults::latency_off_script(),
+            "latency off",
+        )
     }
 
     /// Node `node` on host `i` sees real time + `offset_ms`, running at `rate`.
     pub fn clock(&self, i: usize, node: &str, offset_ms: i64, rate: f64) -> Result<(), SshError> {
-        faults::apply(self.session(i), &faults::clock_script(&self.layout, node, offset_ms, rate), "clock")
+        faults::apply(
+            self.session(i),
+            &faults::clock_script(&self.layout, node, offset_ms, rate),
+            "clock",
+        )
     }
 
     /// Undoes every fault on every host (nodes: node names per host),
     /// retrying unreachable hosts within `budget` each.
     pub fn heal_all(&self, nodes: &[Vec<String>], budget: Duration) -> Result<(), HostErrors> {
         assert_eq!(nodes.len(), self.len(), "one list per host");
-        all_ok(self.hosts.each(|i, s| s.run_root_retrying(&faults::heal_script(&self.layout, &nodes[i]), budget)))
-            .map(|_| ())
+        all_ok(self.hosts.each(|i, s| {
+            s.run_root_retrying(&faults::heal_script(&self.layout, &nodes[i]), budget)
+        }))
+        .map(|_| ())
     }
 
     /// The rules in our iptables chains on host `i` (for checks).
@@ -163,7 +198,11 @@ impl RemoteHosts {
 
     /// Downloads each host's node logs into `store/nodes/<host>/<node>.log`.
     /// Tries every host even when some fail; returns the files written.
-    pub fn fetch_logs(&self, nodes: &[Vec<String>], store: &Path) -> Result<Vec<PathBuf>, HostErrors> {
+    pub fn fetch_logs(
+        &self,
+        nodes: &[Vec<String>],
+        store: &Path,
+    ) -> Result<Vec<PathBuf>, HostErrors> {
         assert_eq!(nodes.len(), self.len(), "one list per host");
         let results = self.hosts.each(|i, s| {
             let dir = store.join("nodes").join(sanitize(&s.name()));
@@ -203,5 +242,13 @@ impl RemoteHosts {
 
 /// A host name as a folder name.
 fn sanitize(host: &str) -> String {
-    host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+    host.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

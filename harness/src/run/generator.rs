@@ -55,10 +55,12 @@ impl Pacer {
         let slot = loop {
             // Never schedule in the past: a late slot does not make a burst.
             let slot = cur.max(now_ns);
-            match self
-                .next_ns
-                .compare_exchange_weak(cur, slot + self.interval_ns, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.next_ns.compare_exchange_weak(
+                cur,
+                slot + self.interval_ns,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break slot,
                 Err(actual) => cur = actual,
             }
@@ -72,14 +74,21 @@ impl Pacer {
     }
 }
 
-async fn main_loop<C: Client>(mut w: Worker<C>, recorder: Arc<Recorder>, pacer: Arc<Pacer>, cfg: PhaseConfig) -> anyhow::Result<Worker<C>> {
+async fn main_loop<C: Client>(
+    mut w: Worker<C>,
+    recorder: Arc<Recorder>,
+    pacer: Arc<Pacer>,
+    cfg: PhaseConfig,
+) -> anyhow::Result<Worker<C>> {
     let mut ops = 0u64;
     while pacer.wait(cfg.deadline).await {
         let planned = w.gen.next(w.process);
         if !planned.delay_before.is_zero() {
             tokio::time::sleep(planned.delay_before).await;
         }
-        recorder.invoke(w.process, &planned.op).context("recording an invoke")?;
+        recorder
+            .invoke(w.process, &planned.op)
+            .context("recording an invoke")?;
         let result = w.client.call(&planned.request, cfg.op_timeout).await;
         let completion = w.gen.complete(&planned, result);
         recorder
@@ -97,14 +106,20 @@ async fn main_loop<C: Client>(mut w: Worker<C>, recorder: Arc<Recorder>, pacer: 
     Ok(w)
 }
 
-async fn final_loop<C: Client>(mut w: Worker<C>, recorder: Arc<Recorder>, cfg: PhaseConfig) -> anyhow::Result<Worker<C>> {
+async fn final_loop<C: Client>(
+    mut w: Worker<C>,
+    recorder: Arc<Recorder>,
+    cfg: PhaseConfig,
+) -> anyhow::Result<Worker<C>> {
     let ops = w.gen.final_ops(w.process);
     for planned in ops {
         loop {
             if Instant::now() >= cfg.deadline {
                 break;
             }
-            recorder.invoke(w.process, &planned.op).context("recording an invoke")?;
+            recorder
+                .invoke(w.process, &planned.op)
+                .context("recording an invoke")?;
             let result = w.client.call(&planned.request, cfg.op_timeout).await;
             let completion = w.gen.complete(&planned, result);
             recorder
@@ -121,7 +136,9 @@ async fn final_loop<C: Client>(mut w: Worker<C>, recorder: Arc<Recorder>, cfg: P
     Ok(w)
 }
 
-async fn join_all<C: Client>(mut set: JoinSet<anyhow::Result<Worker<C>>>) -> anyhow::Result<Vec<Worker<C>>> {
+async fn join_all<C: Client>(
+    mut set: JoinSet<anyhow::Result<Worker<C>>>,
+) -> anyhow::Result<Vec<Worker<C>>> {
     let mut workers = Vec::new();
     while let Some(r) = set.join_next().await {
         workers.push(r.context("a worker panicked")??);
@@ -131,8 +148,16 @@ async fn join_all<C: Client>(mut set: JoinSet<anyhow::Result<Worker<C>>>) -> any
 }
 
 /// The main phase: every worker issues operations until the deadline.
-pub async fn main_phase<C: Client>(workers: Vec<Worker<C>>, recorder: Arc<Recorder>, cfg: PhaseConfig) -> anyhow::Result<Vec<Worker<C>>> {
-    let interval_ns = if cfg.rate_per_s > 0.0 { (1e9 / cfg.rate_per_s) as u64 } else { 0 };
+pub async fn main_phase<C: Client>(
+    workers: Vec<Worker<C>>,
+    recorder: Arc<Recorder>,
+    cfg: PhaseConfig,
+) -> anyhow::Result<Vec<Worker<C>>> {
+    let interval_ns = if cfg.rate_per_s > 0.0 {
+        (1e9 / cfg.rate_per_s) as u64
+    } else {
+        0
+    };
     let pacer = Arc::new(Pacer {
         start: Instant::now(),
         interval_ns,
@@ -147,7 +172,11 @@ pub async fn main_phase<C: Client>(workers: Vec<Worker<C>>, recorder: Arc<Record
 
 /// The final phase: every worker runs its final reads, retrying each until
 /// it succeeds or the deadline passes.
-pub async fn final_phase<C: Client>(workers: Vec<Worker<C>>, recorder: Arc<Recorder>, cfg: PhaseConfig) -> anyhow::Result<Vec<Worker<C>>> {
+pub async fn final_phase<C: Client>(
+    workers: Vec<Worker<C>>,
+    recorder: Arc<Recorder>,
+    cfg: PhaseConfig,
+) -> anyhow::Result<Vec<Worker<C>>> {
     let mut set = JoinSet::new();
     for w in workers {
         set.spawn(final_loop(w, Arc::clone(&recorder), cfg));
@@ -176,9 +205,15 @@ mod tests {
         async fn call(&mut self, request: &Request, _t: Duration) -> CallResult {
             self.n += 1;
             if self.n % 3 == 0 && !request.is_read_only() {
-                return CallResult::Unknown { node: "n1".into(), error: "timeout".into() };
+                return CallResult::Unknown {
+                    node: "n1".into(),
+                    error: "timeout".into(),
+                };
             }
-            CallResult::Replied { node: "n1".into(), reply: self.store.execute(request) }
+            CallResult::Replied {
+                node: "n1".into(),
+                reply: self.store.execute(request),
+            }
         }
     }
 
@@ -186,7 +221,9 @@ mod tests {
     async fn processes_never_invoke_after_info_and_every_invoke_completes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.jsonl");
-        let recorder = Arc::new(Recorder::new(HistoryWriter::create(&path).expect("history")));
+        let recorder = Arc::new(Recorder::new(
+            HistoryWriter::create(&path).expect("history"),
+        ));
         let store = FakeStore::new();
         let wl = workload_by_name("register", &WorkloadOptions::default()).expect("register");
         let workers: Vec<_> = (0..4)
@@ -194,7 +231,10 @@ mod tests {
                 index: i,
                 process: i as u64,
                 gen: wl.worker(i, 4, 42),
-                client: Flaky { store: store.clone(), n: i as u64 },
+                client: Flaky {
+                    store: store.clone(),
+                    n: i as u64,
+                },
             })
             .collect();
         let cfg = PhaseConfig {
@@ -203,10 +243,17 @@ mod tests {
             op_timeout: Duration::from_secs(1),
             concurrency: 4,
         };
-        let workers = main_phase(workers, Arc::clone(&recorder), cfg).await.expect("main phase");
+        let workers = main_phase(workers, Arc::clone(&recorder), cfg)
+            .await
+            .expect("main phase");
         let before_final = recorder.writer().len() as usize;
-        let cfg = PhaseConfig { deadline: Instant::now() + Duration::from_secs(5), ..cfg };
-        final_phase(workers, Arc::clone(&recorder), cfg).await.expect("final phase");
+        let cfg = PhaseConfig {
+            deadline: Instant::now() + Duration::from_secs(5),
+            ..cfg
+        };
+        final_phase(workers, Arc::clone(&recorder), cfg)
+            .await
+            .expect("final phase");
         let recorder = Arc::into_inner(recorder).expect("workers are done");
         recorder.finish().expect("finish");
         let h = read_history(&path).expect("read").events;
@@ -215,12 +262,20 @@ mod tests {
         let mut dead = std::collections::HashSet::new();
         let mut infos = 0;
         for e in &h {
-            let Process::Client(p) = e.process else { panic!("no nemesis here") };
+            let Process::Client(p) = e.process else {
+                panic!("no nemesis here")
+            };
             assert!(!dead.contains(&p), "process {p} acted after an info");
             if e.kind == EventType::Invoke {
-                assert!(open.insert(p, true).is_none(), "process {p} invoked twice at once");
+                assert!(
+                    open.insert(p, true).is_none(),
+                    "process {p} invoked twice at once"
+                );
             } else {
-                assert!(open.remove(&p).is_some(), "process {p} completed without invoking");
+                assert!(
+                    open.remove(&p).is_some(),
+                    "process {p} completed without invoking"
+                );
                 if e.kind == EventType::Info {
                     dead.insert(p);
                     infos += 1;
@@ -229,18 +284,31 @@ mod tests {
         }
         assert!(open.is_empty(), "unfinished ops {open:?}");
         assert!(infos > 0, "the flaky client must have produced infos");
-        let final_reads = h[before_final..].iter().filter(|e| e.f == "read" && e.kind == EventType::Ok).count();
-        assert_eq!(final_reads, 4, "every worker ends with one successful final read");
+        let final_reads = h[before_final..]
+            .iter()
+            .filter(|e| e.f == "read" && e.kind == EventType::Ok)
+            .count();
+        assert_eq!(
+            final_reads, 4,
+            "every worker ends with one successful final read"
+        );
     }
 
     #[tokio::test]
     async fn the_rate_bounds_the_number_of_operations() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let recorder = Arc::new(Recorder::new(HistoryWriter::create(&dir.path().join("h")).expect("history")));
+        let recorder = Arc::new(Recorder::new(
+            HistoryWriter::create(&dir.path().join("h")).expect("history"),
+        ));
         let store = FakeStore::new();
         let wl = workload_by_name("counter", &WorkloadOptions::default()).expect("counter");
         let workers: Vec<_> = (0..3)
-            .map(|i| Worker { index: i, process: i as u64, gen: wl.worker(i, 3, 1), client: store.client("n1") })
+            .map(|i| Worker {
+                index: i,
+                process: i as u64,
+                gen: wl.worker(i, 3, 1),
+                client: store.client("n1"),
+            })
             .collect();
         // 20 ops/s for 0.5 s: slots at 0, 50, …, 450 ms: at most 10, however
         // slow the machine (a late slot is never made up for).
@@ -250,8 +318,13 @@ mod tests {
             op_timeout: Duration::from_secs(1),
             concurrency: 3,
         };
-        main_phase(workers, Arc::clone(&recorder), cfg).await.expect("main phase");
+        main_phase(workers, Arc::clone(&recorder), cfg)
+            .await
+            .expect("main phase");
         let invoked = recorder.counts.invoked.load(Ordering::Relaxed);
-        assert!((1..=10).contains(&invoked), "{invoked} ops at 20/s for 0.5 s");
+        assert!(
+            (1..=10).contains(&invoked),
+            "{invoked} ops at 20/s for 0.5 s"
+        );
     }
 }

@@ -70,7 +70,12 @@ pub async fn execute(
         })
         .collect();
 
-    let progress = show_progress.then(|| progress::Progress::start(Duration::from_secs_f64(plan.time_limit_s), Arc::clone(&recorder)));
+    let progress = show_progress.then(|| {
+        progress::Progress::start(
+            Duration::from_secs_f64(plan.time_limit_s),
+            Arc::clone(&recorder),
+        )
+    });
     let kinds = parse_kinds(&plan.nemesis.join(",")).map_err(anyhow::Error::msg)?;
     let probe: LeaderProbe = {
         let nodes = nodes.clone();
@@ -127,7 +132,11 @@ pub async fn execute(
 }
 
 /// Waits until some node answers a read with `ok` (the cluster serves).
-async fn wait_until_serving(addrs: &[NodeAddr], bind_ip: Option<IpAddr>, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_until_serving(
+    addrs: &[NodeAddr],
+    bind_ip: Option<IpAddr>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut client = TcpClient::new(addrs.to_vec(), 0, bind_ip, None);
     let probe = Request::Read {

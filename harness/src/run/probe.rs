@@ -18,7 +18,11 @@ pub async fn find_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Option<
         if !reply.ok {
             continue;
         }
-        let role = reply.rest.get("role").and_then(|v| v.as_str()).unwrap_or("");
+        let role = reply
+            .rest
+            .get("role")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         if role != "leader" {
             continue;
         }
@@ -31,7 +35,11 @@ pub async fn find_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Option<
 }
 
 /// Polls until a leader is found or `timeout` passes.
-pub async fn wait_for_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>, timeout: Duration) -> Option<NodeId> {
+pub async fn wait_for_leader(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+    timeout: Duration,
+) -> Option<NodeId> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(l) = find_leader(nodes, bind_ip).await {
@@ -45,7 +53,9 @@ pub async fn wait_for_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>, timeou
 }
 
 /// Runs futures concurrently and returns their outputs in order.
-async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
 where
     F: Send + 'static,
     F::Output: Send + 'static,

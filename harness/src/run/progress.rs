@@ -15,17 +15,27 @@ pub struct Progress {
 impl Progress {
     /// Starts a bar of `time_limit` that refreshes from the recorder's counts.
     pub fn start(time_limit: Duration, recorder: Arc<Recorder>) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(time_limit.as_secs().max(1)), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(
+            Some(time_limit.as_secs().max(1)),
+            ProgressDrawTarget::stderr(),
+        );
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}")
-                .expect("constant template parses"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}",
+            )
+            .expect("constant template parses"),
         );
         let b = bar.clone();
         let task = tokio::spawn(async move {
             let started = tokio::time::Instant::now();
             loop {
                 let c = &recorder.counts;
-                b.set_position(started.elapsed().as_secs().min(b.length().unwrap_or(u64::MAX)));
+                b.set_position(
+                    started
+                        .elapsed()
+                        .as_secs()
+                        .min(b.length().unwrap_or(u64::MAX)),
+                );
                 b.set_message(format!(
                     "ok {} fail {} info {} | faults active {} (started {})",
                     c.ok.load(Ordering::Relaxed),

@@ -17,7 +17,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial_ms: 100, factor: 2, max_ms: 2_000 }
+        Backoff {
+            initial_ms: 100,
+            factor: 2,
+            max_ms: 2_000,
+        }
     }
 }
 
@@ -57,7 +61,11 @@ mod tests {
 
     #[test]
     fn delays_double_then_stay_at_the_cap() {
-        let b = Backoff { initial_ms: 100, factor: 2, max_ms: 1_000 };
+        let b = Backoff {
+            initial_ms: 100,
+            factor: 2,
+            max_ms: 1_000,
+        };
         let ms: Vec<u64> = (0..7).map(|a| b.delay(a).as_millis() as u64).collect();
         assert_eq!(ms, vec![100, 200, 400, 800, 1_000, 1_000, 1_000]);
         // No overflow for absurd attempt numbers.
@@ -73,7 +81,14 @@ mod tests {
         // 100+200+400+800+1600 = 3100; the next 2000 would exceed 5000.
         assert_eq!(s.len(), 5);
         assert!(b.schedule(Duration::from_millis(50)).is_empty());
-        let zero = Backoff { initial_ms: 0, factor: 2, max_ms: 0 };
-        assert!(zero.schedule(Duration::from_secs(1)).is_empty(), "a zero delay must not loop forever");
+        let zero = Backoff {
+            initial_ms: 0,
+            factor: 2,
+            max_ms: 0,
+        };
+        assert!(
+            zero.schedule(Duration::from_secs(1)).is_empty(),
+            "a zero delay must not loop forever"
+        );
     }
 }

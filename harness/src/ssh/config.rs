@@ -59,7 +59,9 @@ impl SshConfig {
 
 /// The home folder of the user running the harness.
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
 }
 
 /// One host: a name or address, and a port.
@@ -91,7 +93,9 @@ impl HostAddr {
         }
         let bad_port = |p: &str| format!("bad port {p:?} in host {s:?} (want 1-65535)");
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, after) = rest.split_once(']').ok_or_else(|| format!("missing ']' in host {s:?}"))?;
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("missing ']' in host {s:?}"))?;
             let port = match after {
                 "" => default_port,
                 p => p
@@ -104,7 +108,11 @@ impl HostAddr {
         } else if s.matches(':').count() > 1 {
             (s.to_string(), default_port) // bare IPv6
         } else if let Some((h, p)) = s.split_once(':') {
-            let port = p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad_port(p))?;
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| bad_port(p))?;
             (h.to_string(), port)
         } else {
             (s.to_string(), default_port)
@@ -112,8 +120,13 @@ impl HostAddr {
         if host.is_empty() {
             return Err(format!("empty host name in {s:?}"));
         }
-        if host.chars().any(|c| c.is_whitespace() || c == '/' || c == '@' || c == ',') {
-            return Err(format!("host {host:?} has a character a host name cannot have"));
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@' || c == ',')
+        {
+            return Err(format!(
+                "host {host:?} has a character a host name cannot have"
+            ));
         }
         Ok(HostAddr { host, port })
     }
@@ -127,7 +140,9 @@ impl HostAddr {
             if line.is_empty() {
                 continue;
             }
-            out.push(HostAddr::parse(line, default_port).map_err(|e| format!("line {}: {e}", i + 1))?);
+            out.push(
+                HostAddr::parse(line, default_port).map_err(|e| format!("line {}: {e}", i + 1))?,
+            );
         }
         Ok(out)
     }
@@ -139,13 +154,42 @@ mod tests {
 
     #[test]
     fn host_forms() {
-        assert_eq!(HostAddr::parse("10.77.0.11", 22).unwrap(), HostAddr { host: "10.77.0.11".into(), port: 22 });
-        assert_eq!(HostAddr::parse(" db1:2222 ", 22).unwrap(), HostAddr { host: "db1".into(), port: 2222 });
-        assert_eq!(HostAddr::parse("[::1]:2200", 22).unwrap(), HostAddr { host: "::1".into(), port: 2200 });
-        assert_eq!(HostAddr::parse("::1", 2201).unwrap(), HostAddr { host: "::1".into(), port: 2201 });
+        assert_eq!(
+            HostAddr::parse("10.77.0.11", 22).unwrap(),
+            HostAddr {
+                host: "10.77.0.11".into(),
+                port: 22
+            }
+        );
+        assert_eq!(
+            HostAddr::parse(" db1:2222 ", 22).unwrap(),
+            HostAddr {
+                host: "db1".into(),
+                port: 2222
+            }
+        );
+        assert_eq!(
+            HostAddr::parse("[::1]:2200", 22).unwrap(),
+            HostAddr {
+                host: "::1".into(),
+                port: 2200
+            }
+        );
+        assert_eq!(
+            HostAddr::parse("::1", 2201).unwrap(),
+            HostAddr {
+                host: "::1".into(),
+                port: 2201
+            }
+        );
         assert_eq!(HostAddr::parse("h", 2022).unwrap().port, 2022);
-        for bad in ["", "h:", "h:0", "h:99999", "h:x", "[::1", "[::1]x", "a b", "root@h", ":22"] {
-            assert!(HostAddr::parse(bad, 22).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "", "h:", "h:0", "h:99999", "h:x", "[::1", "[::1]x", "a b", "root@h", ":22",
+        ] {
+            assert!(
+                HostAddr::parse(bad, 22).is_err(),
+                "{bad:?} should be refused"
+            );
         }
         assert_eq!(HostAddr::parse("h:2222", 22).unwrap().to_string(), "h:2222");
         assert_eq!(HostAddr::parse("h", 22).unwrap().to_string(), "h");
@@ -153,7 +197,8 @@ mod tests {
 
     #[test]
     fn host_lists_skip_comments_and_name_the_bad_line() {
-        let hosts = HostAddr::parse_lines("# lab\n10.77.0.11\n\n10.77.0.12  # second\n", 22).unwrap();
+        let hosts =
+            HostAddr::parse_lines("# lab\n10.77.0.11\n\n10.77.0.12  # second\n", 22).unwrap();
         assert_eq!(hosts.len(), 2);
         assert_eq!(hosts[1].host, "10.77.0.12");
         let err = HostAddr::parse_lines("a\nb:notaport\n", 22).unwrap_err();

@@ -7,7 +7,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
     #[error("{host}: unreachable after {attempts} attempt(s) in {waited_ms} ms: {cause}")]
-    Unreachable { host: String, attempts: u32, waited_ms: u64, cause: String },
+    Unreachable {
+        host: String,
+        attempts: u32,
+        waited_ms: u64,
+        cause: String,
+    },
 
     #[error("{host}: SSH handshake failed: {cause}")]
     Handshake { host: String, cause: String },
@@ -16,35 +21,70 @@ pub enum SshError {
         "{host}: host key is not in {known_hosts} ({fingerprint}); refusing to connect. \
          Pass --ssh-accept-new to record it, or add it with ssh-keyscan"
     )]
-    HostKeyUnknown { host: String, known_hosts: PathBuf, fingerprint: String },
+    HostKeyUnknown {
+        host: String,
+        known_hosts: PathBuf,
+        fingerprint: String,
+    },
 
     #[error(
         "{host}: HOST KEY HAS CHANGED: {known_hosts} line {line} holds a different key than the {fingerprint} \
          the host presents now; refusing to connect (someone may be intercepting the connection, or the host \
          was reinstalled: if you know it was, remove that line)"
     )]
-    HostKeyChanged { host: String, known_hosts: PathBuf, line: usize, fingerprint: String },
+    HostKeyChanged {
+        host: String,
+        known_hosts: PathBuf,
+        line: usize,
+        fingerprint: String,
+    },
 
     #[error("{host}: host key {fingerprint} is marked @revoked in {known_hosts} line {line}; refusing to connect")]
-    HostKeyRevoked { host: String, known_hosts: PathBuf, line: usize, fingerprint: String },
+    HostKeyRevoked {
+        host: String,
+        known_hosts: PathBuf,
+        line: usize,
+        fingerprint: String,
+    },
 
     #[error("{host}: cannot read or write known_hosts file {path}: {cause}")]
-    KnownHostsFile { host: String, path: PathBuf, cause: String },
+    KnownHostsFile {
+        host: String,
+        path: PathBuf,
+        cause: String,
+    },
 
     #[error("{host}: authentication as {user} failed: {tried}")]
-    Auth { host: String, user: String, tried: String },
+    Auth {
+        host: String,
+        user: String,
+        tried: String,
+    },
 
     #[error("{host}: command timed out after {} ms: {command}", after.as_millis())]
-    Timeout { host: String, command: String, after: Duration },
+    Timeout {
+        host: String,
+        command: String,
+        after: Duration,
+    },
 
     #[error("{host}: connection lost: {cause}")]
     Lost { host: String, cause: String },
 
     #[error("{host}: `{command}` exited with {status}: {stderr}")]
-    Command { host: String, command: String, status: i32, stderr: String },
+    Command {
+        host: String,
+        command: String,
+        status: i32,
+        stderr: String,
+    },
 
     #[error("{host}: file transfer of {path} failed: {cause}")]
-    Transfer { host: String, path: String, cause: String },
+    Transfer {
+        host: String,
+        path: String,
+        cause: String,
+    },
 }
 
 impl SshError {
@@ -70,7 +110,10 @@ impl SshError {
     pub fn is_connection_problem(&self) -> bool {
         matches!(
             self,
-            SshError::Unreachable { .. } | SshError::Handshake { .. } | SshError::Timeout { .. } | SshError::Lost { .. }
+            SshError::Unreachable { .. }
+                | SshError::Handshake { .. }
+                | SshError::Timeout { .. }
+                | SshError::Lost { .. }
         )
     }
 }

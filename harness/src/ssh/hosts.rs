@@ -19,7 +19,12 @@ impl Hosts {
     pub fn new(addrs: Vec<HostAddr>, cfg: SshConfig) -> Hosts {
         let cfg = Arc::new(cfg);
         let lock = Arc::new(Mutex::new(()));
-        Hosts { sessions: addrs.into_iter().map(|a| Session::new(a, cfg.clone(), lock.clone())).collect() }
+        Hosts {
+            sessions: addrs
+                .into_iter()
+                .map(|a| Session::new(a, cfg.clone(), lock.clone()))
+                .collect(),
+        }
     }
 
     pub fn sessions(&self) -> &[Session] {
@@ -57,8 +62,15 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync)
     }
     std::thread::scope(|scope| {
         let f = &f;
-        let handles: Vec<_> = items.iter().enumerate().map(|(i, t)| scope.spawn(move || f(i, t))).collect();
-        handles.into_iter().map(|h| h.join().expect("per-host work does not panic")).collect()
+        let handles: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| scope.spawn(move || f(i, t)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("per-host work does not panic"))
+            .collect()
     })
 }
 
@@ -111,16 +123,25 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(8 - *x));
             (i, x * 10)
         });
-        assert_eq!(out, (0..8).map(|i| (i as usize, i * 10)).collect::<Vec<_>>());
+        assert_eq!(
+            out,
+            (0..8).map(|i| (i as usize, i * 10)).collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn all_ok_lists_every_failed_host() {
-        let e = |h: &str| SshError::Lost { host: h.into(), cause: "reset".into() };
+        let e = |h: &str| SshError::Lost {
+            host: h.into(),
+            cause: "reset".into(),
+        };
         let r = all_ok(vec![Ok(1), Err(e("a")), Ok(2), Err(e("b"))]);
         let msg = r.unwrap_err().to_string();
         assert!(msg.starts_with("2 hosts failed"), "{msg}");
-        assert!(msg.contains("a: connection lost") && msg.contains("b: connection lost"), "{msg}");
+        assert!(
+            msg.contains("a: connection lost") && msg.contains("b: connection lost"),
+            "{msg}"
+        );
         assert_eq!(all_ok::<i32>(vec![Ok(1), Ok(2)]).unwrap(), vec![1, 2]);
     }
 }

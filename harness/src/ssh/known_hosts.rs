@@ -38,12 +38,18 @@ pub enum Patterns {
 /// What the file says about a host and the key it presented.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostKeyStatus {
-    Match { line: usize },
+    Match {
+        line: usize,
+    },
     /// No line names this host with a key of this type.
     Unknown,
     /// A line names this host with a different key of the same type.
-    Changed { line: usize },
-    Revoked { line: usize },
+    Changed {
+        line: usize,
+    },
+    Revoked {
+        line: usize,
+    },
 }
 
 /// A parsed known_hosts file.
@@ -68,7 +74,10 @@ pub fn lookup_name(host: &str, port: u16) -> String {
 /// `SHA256:...` as `ssh-keygen -l` prints it.
 pub fn fingerprint(key: &[u8]) -> String {
     let digest = Sha256::digest(key);
-    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest))
+    format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+    )
 }
 
 /// The key type named inside an SSH wire-format public key blob.
@@ -83,15 +92,19 @@ impl KnownHosts {
     pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
         match std::fs::read_to_string(path) {
             Ok(text) => Ok(KnownHosts::parse(path, &text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(KnownHosts { path: path.to_path_buf(), ..Default::default() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts {
+                path: path.to_path_buf(),
+                ..Default::default()
+            }),
             Err(e) => Err(e),
         }
     }
 
     pub fn parse(path: &Path, text: &str) -> KnownHosts {
-        let mut kh = KnownHosts { path: path.to_path_buf(), ..Default::default() };
+        let mut kh = KnownHosts {
+            path: path.to_path_buf(),
+            ..Default::default()
+        };
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let trimmed = raw.trim();
@@ -111,14 +124,21 @@ impl KnownHosts {
     /// presented (an SSH wire-format blob).
     pub fn check(&self, name: &str, key: &[u8]) -> HostKeyStatus {
         let key_type = blob_key_type(key).unwrap_or_default();
-        let matching: Vec<&Entry> = self.entries.iter().filter(|e| e.patterns.matches(name)).collect();
+        let matching: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.patterns.matches(name))
+            .collect();
         if let Some(e) = matching.iter().find(|e| e.revoked && e.key == key) {
             return HostKeyStatus::Revoked { line: e.line };
         }
         if let Some(e) = matching.iter().find(|e| !e.revoked && e.key == key) {
             return HostKeyStatus::Match { line: e.line };
         }
-        if let Some(e) = matching.iter().find(|e| !e.revoked && e.key_type == key_type) {
+        if let Some(e) = matching
+            .iter()
+            .find(|e| !e.revoked && e.key_type == key_type)
+        {
             return HostKeyStatus::Changed { line: e.line };
         }
         HostKeyStatus::Unknown
@@ -128,7 +148,11 @@ impl KnownHosts {
     /// ask the server for a key type we can verify.
     pub fn key_types_for(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for e in self.entries.iter().filter(|e| !e.revoked && e.patterns.matches(name)) {
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| !e.revoked && e.patterns.matches(name))
+        {
             if !out.contains(&e.key_type) {
                 out.push(e.key_type.clone());
             }
@@ -150,12 +174,16 @@ impl KnownHosts {
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&self.path)?;
         // Make sure we start on a fresh line even if the file lacks a final newline.
-        let needs_newline = std::fs::read(&self.path).map(|b| !b.is_empty() && !b.ends_with(b"\n")).unwrap_or(false);
+        let needs_newline = std::fs::read(&self.path)
+            .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
+            .unwrap_or(false);
         if needs_newline {
             f.write_all(b"\n")?;
         }
         f.write_all(text.as_bytes())?;
-        let line = std::fs::read_to_string(&self.path).map(|t| t.lines().count()).unwrap_or(0);
+        let line = std::fs::read_to_string(&self.path)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
         self.entries.push(Entry {
             line,
             revoked: false,
@@ -187,22 +215,36 @@ fn parse_line(line: usize, text: &str) -> Option<Option<Entry>> {
     }
     let patterns = if let Some(rest) = first.strip_prefix("|1|") {
         let (salt, hash) = rest.split_once('|')?;
-        Patterns::Hashed { salt: B64.decode(salt).ok()?, hash: B64.decode(hash).ok()? }
+        Patterns::Hashed {
+            salt: B64.decode(salt).ok()?,
+            hash: B64.decode(hash).ok()?,
+        }
     } else {
-        let list: Vec<String> = first.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect();
+        let list: Vec<String> = first
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
         if list.is_empty() {
             return None;
         }
         Patterns::List(list)
     };
-    Some(Some(Entry { line, revoked, patterns, key_type, key }))
+    Some(Some(Entry {
+        line,
+        revoked,
+        patterns,
+        key_type,
+        key,
+    }))
 }
 
 impl Patterns {
     pub fn matches(&self, name: &str) -> bool {
         match self {
             Patterns::Hashed { salt, hash } => {
-                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(salt).expect("HMAC takes a key of any length");
+                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(salt)
+                    .expect("HMAC takes a key of any length");
                 mac.update(name.as_bytes());
                 mac.verify_slice(hash).is_ok()
             }
@@ -280,12 +322,30 @@ mod tests {
         let kh = KnownHosts::parse(Path::new("kh"), &text);
         assert_eq!(kh.entries.len(), 3);
         assert!(kh.skipped_lines.is_empty());
-        assert_eq!(kh.check("10.77.0.11", &k1), HostKeyStatus::Match { line: 3 });
-        assert_eq!(kh.check("FL-LAB-1", &k1), HostKeyStatus::Match { line: 3 }, "names are case-insensitive");
-        assert_eq!(kh.check(&lookup_name("10.77.0.12", 2222), &k2), HostKeyStatus::Match { line: 4 });
-        assert_eq!(kh.check(&lookup_name("10.77.0.12", 22), &k2), HostKeyStatus::Unknown, "port 22 is a different name");
+        assert_eq!(
+            kh.check("10.77.0.11", &k1),
+            HostKeyStatus::Match { line: 3 }
+        );
+        assert_eq!(
+            kh.check("FL-LAB-1", &k1),
+            HostKeyStatus::Match { line: 3 },
+            "names are case-insensitive"
+        );
+        assert_eq!(
+            kh.check(&lookup_name("10.77.0.12", 2222), &k2),
+            HostKeyStatus::Match { line: 4 }
+        );
+        assert_eq!(
+            kh.check(&lookup_name("10.77.0.12", 22), &k2),
+            HostKeyStatus::Unknown,
+            "port 22 is a different name"
+        );
         assert_eq!(kh.check("10.77.1.7", &k1), HostKeyStatus::Match { line: 5 });
-        assert_eq!(kh.check("10.77.1.5", &k1), HostKeyStatus::Unknown, "negation excludes the host");
+        assert_eq!(
+            kh.check("10.77.1.5", &k1),
+            HostKeyStatus::Unknown,
+            "negation excludes the host"
+        );
     }
 
     #[test]
@@ -316,7 +376,12 @@ mod tests {
         mac.update(b"10.77.0.11");
         let hash = mac.finalize().into_bytes();
         let k = blob("ssh-ed25519", b"k");
-        let text = format!("|1|{}|{} ssh-ed25519 {}\n", B64.encode(salt), B64.encode(hash), B64.encode(&k));
+        let text = format!(
+            "|1|{}|{} ssh-ed25519 {}\n",
+            B64.encode(salt),
+            B64.encode(hash),
+            B64.encode(&k)
+        );
         let kh = KnownHosts::parse(Path::new("kh"), &text);
         assert_eq!(kh.check("10.77.0.11", &k), HostKeyStatus::Match { line: 1 });
         assert_eq!(kh.check("10.77.0.12", &k), HostKeyStatus::Unknown);
@@ -328,14 +393,25 @@ mod tests {
         let kh_path = dir.path().join("known_hosts");
         let k = blob("ssh-ed25519", &[7u8; 32]);
         std::fs::write(&kh_path, format!("{}\n", line("10.77.0.13", &k))).unwrap();
-        let status = std::process::Command::new("ssh-keygen").arg("-H").arg("-f").arg(&kh_path).output();
+        let status = std::process::Command::new("ssh-keygen")
+            .arg("-H")
+            .arg("-f")
+            .arg(&kh_path)
+            .output();
         let Ok(out) = status else {
             eprintln!("ssh-keygen not installed; hashed-file check skipped");
             return;
         };
-        assert!(out.status.success(), "ssh-keygen -H: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ssh-keygen -H: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let kh = KnownHosts::load(&kh_path).unwrap();
-        assert!(matches!(kh.entries[0].patterns, Patterns::Hashed { .. }), "ssh-keygen -H hashed the name");
+        assert!(
+            matches!(kh.entries[0].patterns, Patterns::Hashed { .. }),
+            "ssh-keygen -H hashed the name"
+        );
         assert_eq!(kh.check("10.77.0.13", &k), HostKeyStatus::Match { line: 1 });
     }
 
@@ -369,7 +445,10 @@ mod tests {
         kh.append("[10.77.0.11]:2222", &k).unwrap();
         let kh = KnownHosts::load(&path).unwrap();
         assert_eq!(kh.entries.len(), 2);
-        assert_eq!(kh.check("[10.77.0.11]:2222", &k), HostKeyStatus::Match { line: 2 });
+        assert_eq!(
+            kh.check("[10.77.0.11]:2222", &k),
+            HostKeyStatus::Match { line: 2 }
+        );
     }
 
     #[test]

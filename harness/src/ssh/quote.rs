@@ -12,7 +12,8 @@
 /// quotes, with each `'` written as `'\''`.
 pub fn sh_quote(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
     if plain {
         return s.to_string();
     }
@@ -31,7 +32,10 @@ pub fn sh_quote(s: &str) -> String {
 
 /// A command line: each argument quoted, joined by spaces.
 pub fn sh_join<S: AsRef<str>>(args: &[S]) -> String {
-    args.iter().map(|a| sh_quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| sh_quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -41,7 +45,10 @@ mod tests {
 
     #[test]
     fn plain_words_stay_readable_and_the_rest_is_single_quoted() {
-        assert_eq!(sh_quote("/var/lib/faultline/node.log"), "/var/lib/faultline/node.log");
+        assert_eq!(
+            sh_quote("/var/lib/faultline/node.log"),
+            "/var/lib/faultline/node.log"
+        );
         assert_eq!(sh_quote("10.77.0.11:7000"), "10.77.0.11:7000");
         assert_eq!(sh_quote(""), "''");
         assert_eq!(sh_quote("a b"), "'a b'");
@@ -72,7 +79,11 @@ mod tests {
                 .output()
                 .expect("sh exists on every machine the harness runs on");
             assert!(out.status.success(), "sh failed for {s:?}");
-            assert_eq!(String::from_utf8_lossy(&out.stdout), s, "round trip of {s:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                s,
+                "round trip of {s:?}"
+            );
         }
     }
 }

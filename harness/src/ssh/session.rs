@@ -61,7 +61,12 @@ pub struct Session {
 
 impl Session {
     pub fn new(addr: HostAddr, cfg: Arc<SshConfig>, known_hosts_lock: Arc<Mutex<()>>) -> Session {
-        Session { addr, cfg, known_hosts_lock, conn: Mutex::new(None) }
+        Session {
+            addr,
+            cfg,
+            known_hosts_lock,
+            conn: Mutex::new(None),
+        }
     }
 
     pub fn addr(&self) -> &HostAddr {
@@ -79,7 +84,10 @@ impl Session {
 
     /// Connects now if not connected (with retries and back-off).
     pub fn connect(&self) -> Result<(), SshError> {
-        let mut guard = self.conn.lock().expect("session lock is never poisoned: no panics while held");
+        let mut guard = self
+            .conn
+            .lock()
+            .expect("session lock is never poisoned: no panics while held");
         if guard.is_none() {
             *guard = Some(self.open()?);
         }
@@ -153,7 +161,10 @@ impl Session {
         let mut attempt = 0u32;
         loop {
             match self.run_root(command) {
-                Err(e) if e.is_connection_problem() && start.elapsed() + self.cfg.backoff.delay(attempt) < budget => {
+                Err(e)
+                    if e.is_connection_problem()
+                        && start.elapsed() + self.cfg.backoff.delay(attempt) < budget =>
+                {
                     tracing::warn!(host = %self.name(), error = %e, "retrying after a connection problem");
                     std::thread::sleep(self.cfg.backoff.delay(attempt));
                     attempt += 1;
@@ -167,15 +178,30 @@ impl Session {
     /// file already has `sha256` (hex). Writes to a temporary name and
     /// renames, so a running copy of the old file is not disturbed, then
     /// verifies the checksum.
-    pub fn upload_if_changed(&self, local: &Path, remote: &str, sha256: &str) -> Result<Upload, SshError> {
-        let have = self.exec_root(&format!("sha256sum {} 2>/dev/null", sh_quote(remote)), self.cfg.command_timeout)?;
+    pub fn upload_if_changed(
+        &self,
+        local: &Path,
+        remote: &str,
+        sha256: &str,
+    ) -> Result<Upload, SshError> {
+        let have = self.exec_root(
+            &format!("sha256sum {} 2>/dev/null", sh_quote(remote)),
+            self.cfg.command_timeout,
+        )?;
         if have.stdout.split_whitespace().next() == Some(sha256) {
             return Ok(Upload::AlreadyThere);
         }
-        let dir = Path::new(remote).parent().and_then(Path::to_str).unwrap_or("/");
+        let dir = Path::new(remote)
+            .parent()
+            .and_then(Path::to_str)
+            .unwrap_or("/");
         let staging = if self.cfg.needs_sudo() {
             // Hosts may share /tmp (the lab's do): name the file per host.
-            let host: String = self.name().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            let host: String = self
+                .name()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
             format!("/tmp/.faultline-upload-{}-{host}", std::process::id())
         } else {
             self.run_root(&format!("mkdir -p {}", sh_quote(dir)))?;
@@ -193,7 +219,10 @@ impl Session {
             return Err(SshError::Transfer {
                 host: self.name(),
                 path: remote.to_string(),
-                cause: format!("checksum after upload is {:?}, expected {sha256}", after.trim()),
+                cause: format!(
+                    "checksum after upload is {:?}, expected {sha256}",
+                    after.trim()
+                ),
             });
         }
         Ok(Upload::Sent { bytes })
@@ -202,7 +231,11 @@ impl Session {
     /// Downloads `remote` into the local file `local` by SFTP. Returns the
     /// bytes copied.
     pub fn download(&self, remote: &str, local: &Path) -> Result<u64, SshError> {
-        let transfer = |cause: String| SshError::Transfer { host: self.name(), path: remote.to_string(), cause };
+        let transfer = |cause: String| SshError::Transfer {
+            host: self.name(),
+            path: remote.to_string(),
+            cause,
+        };
         let mut guard = self.conn.lock().expect("session lock is never poisoned");
         if guard.is_none() {
             *guard = Some(self.open()?);
@@ -211,9 +244,15 @@ impl Session {
         conn.sess.set_blocking(true);
         conn.sess.set_timeout(timeout_ms(self.cfg.command_timeout));
         let result = (|| {
-            let sftp = conn.sess.sftp().map_err(|e| transfer(format!("sftp: {e}")))?;
-            let mut file = sftp.open(Path::new(remote)).map_err(|e| transfer(format!("open: {e}")))?;
-            let mut out = std::fs::File::create(local).map_err(|e| transfer(format!("create {}: {e}", local.display())))?;
+            let sftp = conn
+                .sess
+                .sftp()
+                .map_err(|e| transfer(format!("sftp: {e}")))?;
+            let mut file = sftp
+                .open(Path::new(remote))
+                .map_err(|e| transfer(format!("open: {e}")))?;
+            let mut out = std::fs::File::create(local)
+                .map_err(|e| transfer(format!("create {}: {e}", local.display())))?;
             std::io::copy(&mut file, &mut out).map_err(|e| transfer(format!("copy: {e}")))
         })();
         if result.is_err() {
@@ -223,8 +262,13 @@ impl Session {
     }
 
     fn sftp_put(&self, local: &Path, remote: &str) -> Result<u64, SshError> {
-        let transfer = |cause: String| SshError::Transfer { host: self.name(), path: remote.to_string(), cause };
-        let mut input = std::fs::File::open(local).map_err(|e| transfer(format!("open {}: {e}", local.display())))?;
+        let transfer = |cause: String| SshError::Transfer {
+            host: self.name(),
+            path: remote.to_string(),
+            cause,
+        };
+        let mut input = std::fs::File::open(local)
+            .map_err(|e| transfer(format!("open {}: {e}", local.display())))?;
         let mut guard = self.conn.lock().expect("session lock is never poisoned");
         if guard.is_none() {
             *guard = Some(self.open()?);
@@ -233,16 +277,24 @@ impl Session {
         conn.sess.set_blocking(true);
         conn.sess.set_timeout(timeout_ms(self.cfg.command_timeout));
         let result = (|| {
-            let sftp = conn.sess.sftp().map_err(|e| transfer(format!("sftp: {e}")))?;
-            let mut file = sftp.create(Path::new(remote)).map_err(|e| transfer(format!("create: {e}")))?;
+            let sftp = conn
+                .sess
+                .sftp()
+                .map_err(|e| transfer(format!("sftp: {e}")))?;
+            let mut file = sftp
+                .create(Path::new(remote))
+                .map_err(|e| transfer(format!("create: {e}")))?;
             let mut buf = vec![0u8; 256 * 1024];
             let mut total = 0u64;
             loop {
-                let n = input.read(&mut buf).map_err(|e| transfer(format!("read local file: {e}")))?;
+                let n = input
+                    .read(&mut buf)
+                    .map_err(|e| transfer(format!("read local file: {e}")))?;
                 if n == 0 {
                     break;
                 }
-                file.write_all(&buf[..n]).map_err(|e| transfer(format!("write: {e}")))?;
+                file.write_all(&buf[..n])
+                    .map_err(|e| transfer(format!("write: {e}")))?;
                 total += n as u64;
             }
             file.close().map_err(|e| transfer(format!("close: {e}")))?;
@@ -283,22 +335,33 @@ impl Session {
     }
 
     fn try_open(&self, deadline: Instant) -> Result<Conn, Retry> {
-        let remaining = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let remaining = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        };
         let addrs: Vec<_> = (self.addr.host.as_str(), self.addr.port)
             .to_socket_addrs()
             .map_err(|e| Retry::Yes(format!("cannot resolve: {e}")))?
             .collect();
-        let addr = *addrs.first().ok_or_else(|| Retry::Yes("name resolves to no address".into()))?;
-        let tcp = TcpStream::connect_timeout(&addr, remaining()).map_err(|e| Retry::Yes(format!("TCP connect to {addr}: {e}")))?;
+        let addr = *addrs
+            .first()
+            .ok_or_else(|| Retry::Yes("name resolves to no address".into()))?;
+        let tcp = TcpStream::connect_timeout(&addr, remaining())
+            .map_err(|e| Retry::Yes(format!("TCP connect to {addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let fd = tcp.as_raw_fd();
-        let mut sess = ssh2::Session::new().map_err(|e| Retry::No(self.handshake_err(e.to_string())))?;
+        let mut sess =
+            ssh2::Session::new().map_err(|e| Retry::No(self.handshake_err(e.to_string())))?;
         sess.set_tcp_stream(tcp);
         sess.set_timeout(timeout_ms(remaining()));
 
         let name = lookup_name(&self.addr.host, self.addr.port);
         let known = {
-            let _g = self.known_hosts_lock.lock().expect("known_hosts lock is never poisoned");
+            let _g = self
+                .known_hosts_lock
+                .lock()
+                .expect("known_hosts lock is never poisoned");
             KnownHosts::load(&self.cfg.known_hosts).map_err(|e| {
                 Retry::No(SshError::KnownHostsFile {
                     host: self.name(),
@@ -330,19 +393,29 @@ impl Session {
             Retry::Yes(format!("SSH handshake: {e}"))
         })?;
 
-        let (key, _) = sess.host_key().ok_or_else(|| Retry::No(self.handshake_err("server sent no host key".into())))?;
+        let (key, _) = sess
+            .host_key()
+            .ok_or_else(|| Retry::No(self.handshake_err("server sent no host key".into())))?;
         let key = key.to_vec();
-        self.verify_host_key(&name, &key, known).map_err(Retry::No)?;
+        self.verify_host_key(&name, &key, known)
+            .map_err(Retry::No)?;
         self.authenticate(&sess).map_err(Retry::No)?;
         Ok(Conn { sess, fd })
     }
 
     fn handshake_err(&self, cause: String) -> SshError {
-        SshError::Handshake { host: self.name(), cause }
+        SshError::Handshake {
+            host: self.name(),
+            cause,
+        }
     }
 
     fn verify_host_key(&self, name: &str, key: &[u8], known: KnownHosts) -> Result<(), SshError> {
-        let fp = format!("{} {}", blob_key_type(key).unwrap_or_default(), fingerprint(key));
+        let fp = format!(
+            "{} {}",
+            blob_key_type(key).unwrap_or_default(),
+            fingerprint(key)
+        );
         match known.check(name, key) {
             HostKeyStatus::Match { .. } => Ok(()),
             HostKeyStatus::Changed { line } => Err(SshError::HostKeyChanged {
@@ -358,23 +431,30 @@ impl Session {
                 fingerprint: fp,
             }),
             HostKeyStatus::Unknown if self.cfg.accept_new => {
-                let _g = self.known_hosts_lock.lock().expect("known_hosts lock is never poisoned");
+                let _g = self
+                    .known_hosts_lock
+                    .lock()
+                    .expect("known_hosts lock is never poisoned");
                 // Reload under the lock: another session may have just added a line.
-                let mut fresh = KnownHosts::load(&self.cfg.known_hosts).map_err(|e| SshError::KnownHostsFile {
-                    host: self.name(),
-                    path: self.cfg.known_hosts.clone(),
-                    cause: e.to_string(),
+                let mut fresh = KnownHosts::load(&self.cfg.known_hosts).map_err(|e| {
+                    SshError::KnownHostsFile {
+                        host: self.name(),
+                        path: self.cfg.known_hosts.clone(),
+                        cause: e.to_string(),
+                    }
                 })?;
                 match fresh.check(name, key) {
                     HostKeyStatus::Match { .. } => return Ok(()),
                     HostKeyStatus::Unknown => {}
                     _ => return self.verify_host_key(name, key, fresh),
                 }
-                fresh.append(name, key).map_err(|e| SshError::KnownHostsFile {
-                    host: self.name(),
-                    path: self.cfg.known_hosts.clone(),
-                    cause: e.to_string(),
-                })?;
+                fresh
+                    .append(name, key)
+                    .map_err(|e| SshError::KnownHostsFile {
+                        host: self.name(),
+                        path: self.cfg.known_hosts.clone(),
+                        cause: e.to_string(),
+                    })?;
                 tracing::info!(host = %self.name(), key = %fp, file = %self.cfg.known_hosts.display(), "recorded new host key");
                 Ok(())
             }
@@ -390,13 +470,11 @@ impl Session {
         let user = &self.cfg.user;
         let mut tried: Vec<String> = Vec::new();
         match &self.cfg.identity {
-            Identity::File(path) => {
-                match sess.userauth_pubkey_file(user, None, path, None) {
-                    Ok(()) if sess.authenticated() => return Ok(()),
-                    Ok(()) => tried.push(format!("key {} (not accepted)", path.display())),
-                    Err(e) => tried.push(format!("key {} ({})", path.display(), e.message())),
-                }
-            }
+            Identity::File(path) => match sess.userauth_pubkey_file(user, None, path, None) {
+                Ok(()) if sess.authenticated() => return Ok(()),
+                Ok(()) => tried.push(format!("key {} (not accepted)", path.display())),
+                Err(e) => tried.push(format!("key {} ({})", path.display(), e.message())),
+            },
             Identity::Default => {
                 if std::env::var_os("SSH_AUTH_SOCK").is_some() {
                     match sess.userauth_agent(user) {
@@ -417,23 +495,45 @@ impl Session {
                     }
                 }
                 if tried.is_empty() {
-                    tried.push("nothing: no SSH agent, no ~/.ssh/id_ed25519 or id_rsa (pass --ssh-key)".into());
+                    tried.push(
+                        "nothing: no SSH agent, no ~/.ssh/id_ed25519 or id_rsa (pass --ssh-key)"
+                            .into(),
+                    );
                 }
             }
         }
-        Err(SshError::Auth { host: self.name(), user: user.clone(), tried: format!("tried {}", tried.join(", ")) })
+        Err(SshError::Auth {
+            host: self.name(),
+            user: user.clone(),
+            tried: format!("tried {}", tried.join(", ")),
+        })
     }
 
-    fn exec_on(&self, conn: &Conn, command: &str, timeout: Duration) -> Result<CmdOutput, SshError> {
+    fn exec_on(
+        &self,
+        conn: &Conn,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CmdOutput, SshError> {
         let start = Instant::now();
         let deadline = start + timeout;
-        let lost = |e: ssh2::Error| SshError::Lost { host: self.name(), cause: e.to_string() };
-        let timed_out = || SshError::Timeout { host: self.name(), command: command.to_string(), after: timeout };
+        let lost = |e: ssh2::Error| SshError::Lost {
+            host: self.name(),
+            cause: e.to_string(),
+        };
+        let timed_out = || SshError::Timeout {
+            host: self.name(),
+            command: command.to_string(),
+            after: timeout,
+        };
         let sess = &conn.sess;
         sess.set_blocking(true);
         sess.set_timeout(timeout_ms(timeout));
-        let mut ch = sess.channel_session().map_err(|e| if is_timeout(&e) { timed_out() } else { lost(e) })?;
-        ch.exec(command).map_err(|e| if is_timeout(&e) { timed_out() } else { lost(e) })?;
+        let mut ch =
+            sess.channel_session()
+                .map_err(|e| if is_timeout(&e) { timed_out() } else { lost(e) })?;
+        ch.exec(command)
+            .map_err(|e| if is_timeout(&e) { timed_out() } else { lost(e) })?;
 
         // Read both streams without blocking until EOF or the deadline.
         sess.set_blocking(false);
@@ -450,7 +550,12 @@ impl Session {
                         Ok(0) => break,
                         Ok(n) => {
                             progressed = true;
-                            if stream_id == 0 { &mut stdout } else { &mut stderr }.extend_from_slice(&buf[..n]);
+                            if stream_id == 0 {
+                                &mut stdout
+                            } else {
+                                &mut stderr
+                            }
+                            .extend_from_slice(&buf[..n]);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => {
@@ -461,7 +566,10 @@ impl Session {
                 }
             }
             if let Some(e) = failed {
-                break Err(SshError::Lost { host: self.name(), cause: e.to_string() });
+                break Err(SshError::Lost {
+                    host: self.name(),
+                    cause: e.to_string(),
+                });
             }
             if ch.eof() {
                 if progressed {
@@ -479,13 +587,20 @@ impl Session {
         };
         sess.set_blocking(true);
         result?;
-        sess.set_timeout(timeout_ms(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500))));
-        ch.wait_close().map_err(|e| if is_timeout(&e) { timed_out() } else { lost(e) })?;
+        sess.set_timeout(timeout_ms(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(500)),
+        ));
+        ch.wait_close()
+            .map_err(|e| if is_timeout(&e) { timed_out() } else { lost(e) })?;
         let status = ch.exit_status().map_err(lost)?;
         // A command killed by a signal has no exit status (0 from libssh2):
         // report 128+n like a shell would.
         let status = match ch.exit_signal() {
-            Ok(sig) if sig.exit_signal.is_some() => 128 + signal_number(sig.exit_signal.as_deref().unwrap_or("")),
+            Ok(sig) if sig.exit_signal.is_some() => {
+                128 + signal_number(sig.exit_signal.as_deref().unwrap_or(""))
+            }
             _ => status,
         };
         Ok(CmdOutput {
@@ -530,7 +645,11 @@ fn signal_number(name: &str) -> i32 {
 
 /// Waits until the socket has data (or the timeout passes).
 fn wait_readable(fd: RawFd, timeout: Duration) {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: one valid pollfd on the stack, count 1; the fd belongs to the
     // live session, which outlives this call.
@@ -560,17 +679,31 @@ mod tests {
 
     fn session(user: &str) -> Session {
         let cfg = Arc::new(SshConfig::new(user));
-        Session::new(HostAddr { host: "10.77.0.11".into(), port: 22 }, cfg, Arc::new(Mutex::new(())))
+        Session::new(
+            HostAddr {
+                host: "10.77.0.11".into(),
+                port: 22,
+            },
+            cfg,
+            Arc::new(Mutex::new(())),
+        )
     }
 
     #[test]
     fn root_commands_go_through_sudo_only_for_other_users() {
-        assert_eq!(session("root").root_command("iptables -w -F FL-LOSS"), "iptables -w -F FL-LOSS");
+        assert_eq!(
+            session("root").root_command("iptables -w -F FL-LOSS"),
+            "iptables -w -F FL-LOSS"
+        );
         let cmd = session("deploy").root_command("echo 'a b' > /x");
         assert_eq!(cmd, "sudo -n sh -c 'echo '\\''a b'\\'' > /x'");
         // What sudo would run is exactly the original command.
         let inner = cmd.strip_prefix("sudo -n ").unwrap();
-        let out = std::process::Command::new("sh").arg("-c").arg(inner.replace("sh -c", "printf %s")).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(inner.replace("sh -c", "printf %s"))
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "echo 'a b' > /x");
     }
 
@@ -582,7 +715,13 @@ mod tests {
         let ours = sha256_file(&f).unwrap();
         assert_eq!(ours.len(), 64);
         if let Ok(out) = std::process::Command::new("sha256sum").arg(&f).output() {
-            assert_eq!(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap(), ours);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .next()
+                    .unwrap(),
+                ours
+            );
         }
     }
 }

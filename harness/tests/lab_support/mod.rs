@@ -21,11 +21,18 @@ pub fn faultline() -> PathBuf {
 
 /// Runs `faultline args...`.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(faultline()).args(args).output().expect("the faultline binary runs")
+    Command::new(faultline())
+        .args(args)
+        .output()
+        .expect("the faultline binary runs")
 }
 
 pub fn text(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Whether lab tests were asked for; prints why not otherwise.
@@ -46,8 +53,18 @@ pub struct TestLab {
 impl TestLab {
     pub fn up(hosts: usize) -> TestLab {
         let guard = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = tempfile::Builder::new().prefix("faultline-labtest-").tempdir().expect("temp dir");
-        let out = run(&["lab", "up", "--hosts", &hosts.to_string(), "--dir", dir.path().to_str().unwrap()]);
+        let dir = tempfile::Builder::new()
+            .prefix("faultline-labtest-")
+            .tempdir()
+            .expect("temp dir");
+        let out = run(&[
+            "lab",
+            "up",
+            "--hosts",
+            &hosts.to_string(),
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "lab up failed:\n{}", text(&out));
         TestLab { dir, _guard: guard }
     }

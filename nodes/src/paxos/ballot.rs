@@ -16,7 +16,9 @@ use std::fmt;
 use crate::consensus::{NodeId, Term};
 
 /// A Paxos ballot: (round, node id) packed as `round << 8 | node`. 0 is "none".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Ballot(pub u64);
 
@@ -29,7 +31,10 @@ impl Ballot {
 
     pub fn new(round: u64, node: NodeId) -> Ballot {
         assert!(round >= 1, "round 0 is reserved for 'no ballot'");
-        assert!(round <= Self::MAX_ROUND, "ballot round {round} overflows 24 bits");
+        assert!(
+            round <= Self::MAX_ROUND,
+            "ballot round {round} overflows 24 bits"
+        );
         assert!(node.0 >= 1, "node ids start at 1");
         assert!(node.0 <= Self::MAX_NODE, "node id {node} overflows 8 bits");
         Ballot(round << 8 | node.0)
@@ -76,9 +81,15 @@ pub struct Stamp {
 
 impl Stamp {
     pub fn new(accepted: Ballot, origin: Ballot) -> Stamp {
-        assert!(accepted.0 <= u32::MAX as u64, "accepted ballot fits 32 bits");
+        assert!(
+            accepted.0 <= u32::MAX as u64,
+            "accepted ballot fits 32 bits"
+        );
         assert!(origin.0 <= u32::MAX as u64, "origin ballot fits 32 bits");
-        assert!(origin <= accepted, "a value is accepted at or after the ballot that proposed it");
+        assert!(
+            origin <= accepted,
+            "a value is accepted at or after the ballot that proposed it"
+        );
         Stamp { accepted, origin }
     }
 
@@ -87,7 +98,10 @@ impl Stamp {
     }
 
     pub fn of(t: Term) -> Stamp {
-        Stamp { accepted: Ballot(t.0 >> 32), origin: Ballot(t.0 & 0xFFFF_FFFF) }
+        Stamp {
+            accepted: Ballot(t.0 >> 32),
+            origin: Ballot(t.0 & 0xFFFF_FFFF),
+        }
     }
 
     /// The same value accepted again at `ballot`.

@@ -30,35 +30,61 @@ pub struct PaxosLog {
 
 impl PaxosLog {
     /// The log as storage recovered it.
-    pub fn recovered(snapshot: Option<Snapshot>, entries: Vec<Entry>, commit: LogIndex) -> Result<PaxosLog, String> {
+    pub fn recovered(
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    ) -> Result<PaxosLog, String> {
         let snapshot = snapshot.unwrap_or_default();
         let mut expect = snapshot.meta.index.next();
         for e in &entries {
             if e.index != expect {
-                return Err(format!("entries are not contiguous after snapshot {}: found {} where {} was expected", snapshot.meta.index, e.index, expect));
+                return Err(format!(
+                    "entries are not contiguous after snapshot {}: found {} where {} was expected",
+                    snapshot.meta.index, e.index, expect
+                ));
             }
             expect = expect.next();
         }
         let last = LogIndex(snapshot.meta.index.0 + entries.len() as u64);
         if commit > last {
-            return Err(format!("commit index {commit} is beyond the last entry {last}"));
+            return Err(format!(
+                "commit index {commit} is beyond the last entry {last}"
+            ));
         }
         let commit = commit.max(snapshot.meta.index);
         let applied = snapshot.meta.index;
-        let log = PaxosLog { snapshot, entries, commit, applied, snapshot_unstable: false, unstable_from: None };
+        let log = PaxosLog {
+            snapshot,
+            entries,
+            commit,
+            applied,
+            snapshot_unstable: false,
+            unstable_from: None,
+        };
         log.check();
         Ok(log)
     }
 
     fn check(&self) {
-        assert!(self.snapshot.meta.index <= self.applied, "applied before the snapshot");
+        assert!(
+            self.snapshot.meta.index <= self.applied,
+            "applied before the snapshot"
+        );
         assert!(self.applied <= self.commit, "applied beyond commit");
         assert!(self.commit <= self.last_index(), "commit beyond the log");
         if let Some(first) = self.entries.first() {
-            assert_eq!(first.index, self.snapshot.meta.index.next(), "log starts right after the snapshot");
+            assert_eq!(
+                first.index,
+                self.snapshot.meta.index.next(),
+                "log starts right after the snapshot"
+            );
         }
         if let Some(u) = self.unstable_from {
-            assert!(u > self.snapshot.meta.index, "unstable slots after the snapshot");
+            assert!(
+                u > self.snapshot.meta.index,
+                "unstable slots after the snapshot"
+            );
         }
     }
 
@@ -88,7 +114,8 @@ impl PaxosLog {
     }
 
     fn offset(&self, index: LogIndex) -> Option<usize> {
-        (index > self.snapshot.meta.index && index <= self.last_index()).then(|| (index.0 - self.snapshot.meta.index.0 - 1) as usize)
+        (index > self.snapshot.meta.index && index <= self.last_index())
+            .then(|| (index.0 - self.snapshot.meta.index.0 - 1) as usize)
     }
 
     /// The entry at `index`, if held (not compacted, not beyond the end).
@@ -110,8 +137,13 @@ impl PaxosLog {
 
     /// Up to `max` entries from `from` (which must be after the snapshot).
     pub fn slice(&self, from: LogIndex, max: usize) -> &[Entry] {
-        assert!(from > self.snapshot.meta.index, "slice from a compacted slot");
-        let Some(start) = self.offset(from) else { return &[] };
+        assert!(
+            from > self.snapshot.meta.index,
+            "slice from a compacted slot"
+        );
+        let Some(start) = self.offset(from) else {
+            return &[];
+        };
         let end = (start + max).min(self.entries.len());
         &self.entries[start..end]
     }
@@ -132,12 +164,19 @@ impl PaxosLog {
     /// Accept `e` at its slot: the slot after the end, or an unchosen slot
     /// rewritten in place.
     pub fn put(&mut self, e: Entry) {
-        assert!(e.index > self.commit, "a chosen slot is never rewritten ({} ≤ commit {})", e.index, self.commit);
+        assert!(
+            e.index > self.commit,
+            "a chosen slot is never rewritten ({} ≤ commit {})",
+            e.index,
+            self.commit
+        );
         let index = e.index;
         if index == self.last_index().next() {
             self.entries.push(e);
         } else {
-            let o = self.offset(index).expect("a slot is put at most one past the end");
+            let o = self
+                .offset(index)
+                .expect("a slot is put at most one past the end");
             self.entries[o] = e;
         }
         self.mark(index);
@@ -146,12 +185,22 @@ impl PaxosLog {
     /// Replace every slot from `from` on by `entries` (contiguous from
     /// `from`, reaching at least the current end): phase 1's merge.
     pub fn replace_from(&mut self, from: LogIndex, entries: Vec<Entry>) {
-        assert!(from > self.commit, "the merge starts after the chosen prefix");
+        assert!(
+            from > self.commit,
+            "the merge starts after the chosen prefix"
+        );
         assert!(from <= self.last_index().next(), "the merge leaves no gap");
         let end = LogIndex(from.0 + entries.len() as u64).prev();
-        assert!(end >= self.last_index(), "the merge covers every slot we hold");
+        assert!(
+            end >= self.last_index(),
+            "the merge covers every slot we hold"
+        );
         for (k, e) in entries.iter().enumerate() {
-            assert_eq!(e.index.0, from.0 + k as u64, "merged entries are contiguous");
+            assert_eq!(
+                e.index.0,
+                from.0 + k as u64,
+                "merged entries are contiguous"
+            );
         }
         let o = (from.0 - self.snapshot.meta.index.0 - 1) as usize;
         self.entries.truncate(o);
@@ -165,7 +214,11 @@ impl PaxosLog {
         if index <= self.commit {
             return false;
         }
-        assert!(index <= self.last_index(), "commit {index} beyond the log end {}", self.last_index());
+        assert!(
+            index <= self.last_index(),
+            "commit {index} beyond the log end {}",
+            self.last_index()
+        );
         self.commit = index;
         true
     }
@@ -180,8 +233,14 @@ impl PaxosLog {
         let from = self.applied.next();
         let out: Vec<Entry> = (from.0..=self.commit.0)
             .map(|i| {
-                let e = self.entry(LogIndex(i)).expect("committed entries after the applied snapshot are held");
-                Entry { index: e.index, term: Stamp::of(e.term).origin.term(), kind: e.kind.clone() }
+                let e = self
+                    .entry(LogIndex(i))
+                    .expect("committed entries after the applied snapshot are held");
+                Entry {
+                    index: e.index,
+                    term: Stamp::of(e.term).origin.term(),
+                    kind: e.kind.clone(),
+                }
             })
             .collect();
         self.applied = self.commit;
@@ -210,8 +269,15 @@ impl PaxosLog {
         let term = self.term_at(index).expect("an applied slot is held");
         let drop = (index.0 - self.snapshot.meta.index.0) as usize;
         self.entries.drain(..drop);
-        let meta = SnapshotMeta { index, term, voters };
-        self.snapshot = Snapshot { meta: meta.clone(), data };
+        let meta = SnapshotMeta {
+            index,
+            term,
+            voters,
+        };
+        self.snapshot = Snapshot {
+            meta: meta.clone(),
+            data,
+        };
         if let Some(u) = self.unstable_from {
             if u <= index {
                 self.unstable_from = (!self.entries.is_empty()).then(|| index.next());
@@ -225,7 +291,10 @@ impl PaxosLog {
     /// it are kept (and written again after the snapshot).
     pub fn restore(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.index;
-        assert!(index > self.commit, "restore only a snapshot beyond what we know is chosen");
+        assert!(
+            index > self.commit,
+            "restore only a snapshot beyond what we know is chosen"
+        );
         let keep: Vec<Entry> = self.entries_after(index).to_vec();
         self.entries = keep;
         self.snapshot = snapshot;
@@ -247,14 +316,21 @@ mod tests {
         Ballot::new(r, NodeId(1))
     }
     fn e(i: u64, acc: u64, origin: u64, v: u8) -> Entry {
-        Entry { index: LogIndex(i), term: Stamp::new(b(acc), b(origin)).term(), kind: EntryKind::Normal(vec![v]) }
+        Entry {
+            index: LogIndex(i),
+            term: Stamp::new(b(acc), b(origin)).term(),
+            kind: EntryKind::Normal(vec![v]),
+        }
     }
 
     #[test]
     fn recovered_refuses_a_gap_and_a_commit_beyond_the_end() {
-        assert!(PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(3, 1, 1, 3)], LogIndex(0)).is_err());
+        assert!(
+            PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(3, 1, 1, 3)], LogIndex(0)).is_err()
+        );
         assert!(PaxosLog::recovered(None, vec![e(1, 1, 1, 1)], LogIndex(2)).is_err());
-        let log = PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(2, 1, 1, 2)], LogIndex(1)).expect("valid");
+        let log = PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(2, 1, 1, 2)], LogIndex(1))
+            .expect("valid");
         assert_eq!(log.last_index(), LogIndex(2));
         assert_eq!(log.commit(), LogIndex(1));
         assert_eq!(log.applied(), LogIndex(0));
@@ -262,7 +338,12 @@ mod tests {
 
     #[test]
     fn rewriting_a_middle_slot_rewrites_the_suffix_and_keeps_later_values() {
-        let mut log = PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(2, 1, 1, 2), e(3, 1, 1, 3)], LogIndex(1)).expect("valid");
+        let mut log = PaxosLog::recovered(
+            None,
+            vec![e(1, 1, 1, 1), e(2, 1, 1, 2), e(3, 1, 1, 3)],
+            LogIndex(1),
+        )
+        .expect("valid");
         log.put(e(2, 2, 2, 9));
         let (snap, entries) = log.take_unstable();
         assert!(snap.is_none());
@@ -290,8 +371,20 @@ mod tests {
 
     #[test]
     fn restore_keeps_accepted_values_after_the_snapshot() {
-        let mut log = PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(2, 1, 1, 2), e(3, 1, 1, 3), e(4, 1, 1, 4)], LogIndex(0)).expect("valid");
-        let snap = Snapshot { meta: SnapshotMeta { index: LogIndex(2), term: e(2, 2, 1, 2).term, voters: vec![] }, data: vec![7] };
+        let mut log = PaxosLog::recovered(
+            None,
+            vec![e(1, 1, 1, 1), e(2, 1, 1, 2), e(3, 1, 1, 3), e(4, 1, 1, 4)],
+            LogIndex(0),
+        )
+        .expect("valid");
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(2),
+                term: e(2, 2, 1, 2).term,
+                voters: vec![],
+            },
+            data: vec![7],
+        };
         log.restore(snap.clone());
         assert_eq!(log.commit(), LogIndex(2));
         assert_eq!(log.applied(), LogIndex(2));
@@ -302,7 +395,12 @@ mod tests {
 
     #[test]
     fn compaction_drops_the_prefix_and_keeps_terms() {
-        let mut log = PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(2, 1, 1, 2), e(3, 1, 1, 3)], LogIndex(2)).expect("valid");
+        let mut log = PaxosLog::recovered(
+            None,
+            vec![e(1, 1, 1, 1), e(2, 1, 1, 2), e(3, 1, 1, 3)],
+            LogIndex(2),
+        )
+        .expect("valid");
         log.take_committed();
         let meta = log.compact(LogIndex(2), vec![1], vec![NodeId(1)]);
         assert_eq!(meta.index, LogIndex(2));
@@ -314,7 +412,8 @@ mod tests {
 
     #[test]
     fn replace_from_installs_the_merge() {
-        let mut log = PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(2, 1, 1, 2)], LogIndex(1)).expect("valid");
+        let mut log = PaxosLog::recovered(None, vec![e(1, 1, 1, 1), e(2, 1, 1, 2)], LogIndex(1))
+            .expect("valid");
         log.replace_from(LogIndex(2), vec![e(2, 3, 1, 2), e(3, 3, 3, 0)]);
         assert_eq!(log.last_index(), LogIndex(3));
         let (_, entries) = log.take_unstable();

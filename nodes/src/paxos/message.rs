@@ -19,25 +19,54 @@ pub enum PaxosMessage {
     /// Would you promise `ballot`? Changes no state anywhere (like Raft's
     /// pre-vote): a partitioned node cannot depose a live leader.
     PrePrepare { ballot: Ballot },
-    PrePromise { ballot: Ballot, granted: bool, promised: Ballot },
+    PrePromise {
+        ballot: Ballot,
+        granted: bool,
+        promised: Ballot,
+    },
     /// Phase 1a [P1a] for every slot after `commit` at once. `transfer`
     /// marks a campaign asked for by the leader (passes leader stickiness).
-    Prepare { ballot: Ballot, commit: LogIndex, transfer: bool },
+    Prepare {
+        ballot: Ballot,
+        commit: LogIndex,
+        transfer: bool,
+    },
     /// Phase 1b [P1b]: the acceptor's accepted values after the candidate's
     /// commit, and its own commit (its entries up to there are chosen). The
     /// snapshot comes along when it covers slots the candidate lacks.
-    Promise { ballot: Ballot, commit: LogIndex, snapshot: Option<Snapshot>, entries: Vec<Entry> },
+    Promise {
+        ballot: Ballot,
+        commit: LogIndex,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+    },
     /// `ballot` was refused: the sender promised `promised` (preempted).
     Nack { ballot: Ballot, promised: Ballot },
     /// Phase 2a [P2a] for contiguous slots, plus the commit notification.
-    Accept { ballot: Ballot, entries: Vec<Entry>, commit: LogIndex },
+    Accept {
+        ballot: Ballot,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    },
     /// Phase 2b [P2b]: `agreed` is the acceptor's last slot such that every
     /// slot after its commit up to it is durably accepted at `ballot`. Not
     /// `ok`: the Accept skipped slots; resend from `agreed + 1`.
-    Accepted { ballot: Ballot, ok: bool, agreed: LogIndex },
+    Accepted {
+        ballot: Ballot,
+        ok: bool,
+        agreed: LogIndex,
+    },
     /// Leadership, commit notification to learners, and read rounds.
-    Heartbeat { ballot: Ballot, commit: LogIndex, read_seq: u64 },
-    HeartbeatReply { ballot: Ballot, read_seq: u64, agreed: LogIndex },
+    Heartbeat {
+        ballot: Ballot,
+        commit: LogIndex,
+        read_seq: u64,
+    },
+    HeartbeatReply {
+        ballot: Ballot,
+        read_seq: u64,
+        agreed: LogIndex,
+    },
     /// Catch-up for an acceptor whose next slot was compacted away.
     InstallSnapshot { ballot: Ballot, snapshot: Snapshot },
     /// Leadership transfer: campaign now.
@@ -98,7 +127,11 @@ mod tests {
             to: NodeId(3),
             payload: Payload::Paxos(PaxosMessage::Accept {
                 ballot: b,
-                entries: vec![Entry { index: LogIndex(6), term: Term(b.0 << 32 | b.0), kind: EntryKind::Normal(b"x".to_vec()) }],
+                entries: vec![Entry {
+                    index: LogIndex(6),
+                    term: Term(b.0 << 32 | b.0),
+                    kind: EntryKind::Normal(b"x".to_vec()),
+                }],
                 commit: LogIndex(5),
             }),
         };

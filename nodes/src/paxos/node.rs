@@ -68,7 +68,12 @@ impl PromiseData {
         self.entries.get((index.0 - first.0) as usize)
     }
     fn last(&self) -> LogIndex {
-        self.entries.last().map(|e| e.index).or(self.snapshot.as_ref().map(|s| s.meta.index)).unwrap_or(LogIndex(0)).max(self.commit)
+        self.entries
+            .last()
+            .map(|e| e.index)
+            .or(self.snapshot.as_ref().map(|s| s.meta.index))
+            .unwrap_or(LogIndex(0))
+            .max(self.commit)
     }
 }
 
@@ -94,7 +99,16 @@ struct Peer {
 
 impl Peer {
     fn new(next: LogIndex, agreed: LogIndex, now_ticks: u64) -> Peer {
-        Peer { next, agreed, inflight: 0, last_reply_tick: now_ticks, reported: agreed, recent_active: true, read_seq_acked: 0, snapshot_sent_tick: None }
+        Peer {
+            next,
+            agreed,
+            inflight: 0,
+            last_reply_tick: now_ticks,
+            reported: agreed,
+            recent_active: true,
+            read_seq_acked: 0,
+            snapshot_sent_tick: None,
+        }
     }
 }
 
@@ -170,34 +184,70 @@ impl PaxosNode {
     /// A core from what storage made durable.
     pub fn new(cfg: CoreConfig, recovered: Recovered) -> Result<PaxosNode, ConfigError> {
         if !cfg.voters.contains(&cfg.id) {
-            return Err(ConfigError::NotAVoter { id: cfg.id, voters: cfg.voters.clone() });
+            return Err(ConfigError::NotAVoter {
+                id: cfg.id,
+                voters: cfg.voters.clone(),
+            });
         }
         let distinct: BTreeSet<NodeId> = cfg.voters.iter().copied().collect();
         if distinct.len() != cfg.voters.len() {
-            return Err(ConfigError::Invalid(format!("voters {:?} repeat a node", cfg.voters)));
+            return Err(ConfigError::Invalid(format!(
+                "voters {:?} repeat a node",
+                cfg.voters
+            )));
         }
-        if let Some(bad) = cfg.voters.iter().find(|v| v.0 == 0 || v.0 > Ballot::MAX_NODE) {
-            return Err(ConfigError::Invalid(format!("Paxos node ids are 1..={}; {bad} is not", Ballot::MAX_NODE)));
+        if let Some(bad) = cfg
+            .voters
+            .iter()
+            .find(|v| v.0 == 0 || v.0 > Ballot::MAX_NODE)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "Paxos node ids are 1..={}; {bad} is not",
+                Ballot::MAX_NODE
+            )));
         }
         if cfg.election_timeout_ticks < 2 || cfg.heartbeat_interval_ticks == 0 {
-            return Err(ConfigError::Invalid("election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into()));
+            return Err(ConfigError::Invalid(
+                "election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into(),
+            ));
         }
         if cfg.heartbeat_interval_ticks >= cfg.election_timeout_ticks {
-            return Err(ConfigError::Invalid("heartbeat interval must be below the election timeout".into()));
+            return Err(ConfigError::Invalid(
+                "heartbeat interval must be below the election timeout".into(),
+            ));
         }
         if cfg.max_batch_entries == 0 || cfg.max_inflight_appends == 0 {
-            return Err(ConfigError::Invalid("batch and inflight limits must be ≥ 1".into()));
+            return Err(ConfigError::Invalid(
+                "batch and inflight limits must be ≥ 1".into(),
+            ));
         }
         let hs = recovered.hard_state;
         if hs.vote.is_some() {
-            return Err(ConfigError::Recovered(format!("a Paxos hard state has no vote, found {:?} (Raft state?)", hs.vote)));
+            return Err(ConfigError::Recovered(format!(
+                "a Paxos hard state has no vote, found {:?} (Raft state?)",
+                hs.vote
+            )));
         }
-        let promised = Ballot::from_term(hs.term).ok_or_else(|| ConfigError::Recovered(format!("term {} is not a Paxos ballot", hs.term)))?;
-        let log = PaxosLog::recovered(recovered.snapshot, recovered.entries, hs.commit).map_err(ConfigError::Recovered)?;
-        if let Some(e) = log.entries().iter().find(|e| Stamp::of(e.term).accepted > promised || Stamp::of(e.term).origin > Stamp::of(e.term).accepted) {
-            return Err(ConfigError::Recovered(format!("entry {} has stamp {:?} beyond the promised ballot {promised}", e.index, Stamp::of(e.term))));
+        let promised = Ballot::from_term(hs.term).ok_or_else(|| {
+            ConfigError::Recovered(format!("term {} is not a Paxos ballot", hs.term))
+        })?;
+        let log = PaxosLog::recovered(recovered.snapshot, recovered.entries, hs.commit)
+            .map_err(ConfigError::Recovered)?;
+        if let Some(e) = log.entries().iter().find(|e| {
+            Stamp::of(e.term).accepted > promised
+                || Stamp::of(e.term).origin > Stamp::of(e.term).accepted
+        }) {
+            return Err(ConfigError::Recovered(format!(
+                "entry {} has stamp {:?} beyond the promised ballot {promised}",
+                e.index,
+                Stamp::of(e.term)
+            )));
         }
-        let soft = SoftState { role: Role::Follower, term: promised.term(), leader: None };
+        let soft = SoftState {
+            role: Role::Follower,
+            term: promised.term(),
+            leader: None,
+        };
         let mut node = PaxosNode {
             rng_state: cfg.seed ^ 0x5DEE_CE66_D1CE_4E5B,
             cfg,
@@ -246,7 +296,10 @@ impl PaxosNode {
 
     /// The observations recorded since the last call.
     pub fn take_journal(&mut self) -> Vec<Observation> {
-        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     // ----- accessors for tests and the simulator -----
@@ -269,7 +322,12 @@ impl PaxosNode {
     }
 
     fn peer_ids(&self) -> Vec<NodeId> {
-        self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.id).collect()
+        self.cfg
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.cfg.id)
+            .collect()
     }
 
     fn next_random(&mut self) -> u64 {
@@ -284,17 +342,30 @@ impl PaxosNode {
     fn reset_randomized_timeout(&mut self) {
         let t = self.cfg.election_timeout_ticks;
         self.randomized_timeout_ticks = t + self.next_random() % t;
-        assert!(self.randomized_timeout_ticks >= t, "randomized timeout below the minimum");
-        assert!(self.randomized_timeout_ticks < 2 * t, "randomized timeout at or beyond twice the minimum");
+        assert!(
+            self.randomized_timeout_ticks >= t,
+            "randomized timeout below the minimum"
+        );
+        assert!(
+            self.randomized_timeout_ticks < 2 * t,
+            "randomized timeout at or beyond twice the minimum"
+        );
     }
 
     fn send(&mut self, to: NodeId, msg: PaxosMessage) {
         assert_ne!(to, self.cfg.id, "a core never messages itself");
-        self.msgs.push(Message { group: self.cfg.group, from: self.cfg.id, to, payload: Payload::Paxos(msg) });
+        self.msgs.push(Message {
+            group: self.cfg.group,
+            from: self.cfg.id,
+            to,
+            payload: Payload::Paxos(msg),
+        });
     }
 
     fn in_lease(&self) -> bool {
-        self.cfg.check_quorum && (self.leader.is_some() || self.fresh) && self.election_elapsed_ticks < self.cfg.election_timeout_ticks
+        self.cfg.check_quorum
+            && (self.leader.is_some() || self.fresh)
+            && self.election_elapsed_ticks < self.cfg.election_timeout_ticks
     }
 
     fn see(&mut self, b: Ballot) {
@@ -304,7 +375,11 @@ impl PaxosNode {
     /// Promise `b` (> promised): accepted values at lower ballots stay, but
     /// no slot counts as agreed at `b` yet.
     fn promise(&mut self, b: Ballot) {
-        assert!(b > self.promised, "promises only grow: {b} after {}", self.promised);
+        assert!(
+            b > self.promised,
+            "promises only grow: {b} after {}",
+            self.promised
+        );
         self.promised = b;
         self.see(b);
         self.agreed = self.log.commit();
@@ -320,7 +395,10 @@ impl PaxosNode {
             }
             self.agreed = self.agreed.next();
         }
-        assert!(self.agreed <= self.log.last_index(), "agreed within the log");
+        assert!(
+            self.agreed <= self.log.last_index(),
+            "agreed within the log"
+        );
     }
 
     fn learn_commit(&mut self, leader_commit: LogIndex) {
@@ -331,9 +409,12 @@ impl PaxosNode {
     // ----- role changes -----
 
     fn fail_reads(&mut self) {
-        let error = NotLeader { leader: self.leader.filter(|&l| l != self.cfg.id) };
+        let error = NotLeader {
+            leader: self.leader.filter(|&l| l != self.cfg.id),
+        };
         for r in self.pending_reads.drain(..) {
-            self.read_outcomes.push(ReadOutcome::Failed { ctx: r.ctx, error });
+            self.read_outcomes
+                .push(ReadOutcome::Failed { ctx: r.ctx, error });
         }
     }
 
@@ -381,7 +462,14 @@ impl PaxosNode {
             self.promises.clear();
             let commit = self.log.commit();
             for p in self.peer_ids() {
-                self.send(p, PaxosMessage::Prepare { ballot, commit, transfer });
+                self.send(
+                    p,
+                    PaxosMessage::Prepare {
+                        ballot,
+                        commit,
+                        transfer,
+                    },
+                );
             }
             // Our own promise counts once it is durable (see `persisted`).
             self.tally_promises();
@@ -399,7 +487,11 @@ impl PaxosNode {
     }
 
     fn tally_promises(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate counts promises");
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate counts promises"
+        );
         // Our own acceptor is always part of the quorum: its accepted values
         // join the merge, so its promise must be durable first.
         let own_durable = self.durable_promised == self.promised;
@@ -411,20 +503,39 @@ impl PaxosNode {
     /// Phase 1 is complete: merge the promises and start phase 2 for every
     /// slot that may be unchosen.
     fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
         let b = self.promised;
         assert_eq!(b.node(), self.cfg.id, "we lead only at our own ballot");
         assert_eq!(self.durable_promised, b, "our own promise is durable");
         let promises = std::mem::take(&mut self.promises);
         // 1. A promiser's snapshot beyond what we know is chosen.
-        let best = promises.values().filter_map(|p| p.snapshot.as_ref()).filter(|s| s.meta.index > self.log.commit()).max_by_key(|s| s.meta.index);
+        let best = promises
+            .values()
+            .filter_map(|p| p.snapshot.as_ref())
+            .filter(|s| s.meta.index > self.log.commit())
+            .max_by_key(|s| s.meta.index);
         if let Some(s) = best {
             self.log.restore(s.clone());
         }
         let base = self.log.commit();
         // 2. The chosen prefix: every promiser's entries up to its commit are chosen.
-        let chosen_to = promises.values().map(|p| p.commit).max().unwrap_or(base).max(base);
-        let max_slot = promises.values().map(PromiseData::last).max().unwrap_or(base).max(self.log.last_index()).max(chosen_to);
+        let chosen_to = promises
+            .values()
+            .map(|p| p.commit)
+            .max()
+            .unwrap_or(base)
+            .max(base);
+        let max_slot = promises
+            .values()
+            .map(PromiseData::last)
+            .max()
+            .unwrap_or(base)
+            .max(self.log.last_index())
+            .max(chosen_to);
         let mut merged = Vec::with_capacity((max_slot.0 - base.0) as usize);
         for i in base.0 + 1..=max_slot.0 {
             let index = LogIndex(i);
@@ -433,7 +544,9 @@ impl PaxosNode {
                     .values()
                     .filter(|p| p.commit >= index)
                     .find_map(|p| p.entry(index))
-                    .expect("a promiser whose commit covers a slot after the best snapshot holds it");
+                    .expect(
+                        "a promiser whose commit covers a slot after the best snapshot holds it",
+                    );
                 (Stamp::of(e.term).origin, e.kind.clone())
             } else {
                 // 3. P2c: the value of the highest ballot any promiser accepted.
@@ -448,7 +561,11 @@ impl PaxosNode {
                     None => (b, EntryKind::Noop),
                 }
             };
-            merged.push(Entry { index, term: Stamp::new(b, origin).term(), kind });
+            merged.push(Entry {
+                index,
+                term: Stamp::new(b, origin).term(),
+                kind,
+            });
         }
         if !merged.is_empty() {
             if self.journal.is_some() {
@@ -500,7 +617,9 @@ impl PaxosNode {
             }
             if next <= snap_index {
                 let pr = self.peers.get_mut(&to).expect("a peer of the group");
-                let due = pr.snapshot_sent_tick.is_none_or(|t| t + self.cfg.election_timeout_ticks <= self.now_ticks);
+                let due = pr
+                    .snapshot_sent_tick
+                    .is_none_or(|t| t + self.cfg.election_timeout_ticks <= self.now_ticks);
                 if due {
                     pr.snapshot_sent_tick = Some(self.now_ticks);
                     pr.inflight += 1;
@@ -513,8 +632,18 @@ impl PaxosNode {
             if next > last {
                 if allow_empty && !sent_any {
                     let commit = self.log.commit();
-                    self.peers.get_mut(&to).expect("a peer of the group").inflight += 1;
-                    self.send(to, PaxosMessage::Accept { ballot, entries: Vec::new(), commit });
+                    self.peers
+                        .get_mut(&to)
+                        .expect("a peer of the group")
+                        .inflight += 1;
+                    self.send(
+                        to,
+                        PaxosMessage::Accept {
+                            ballot,
+                            entries: Vec::new(),
+                            commit,
+                        },
+                    );
                 }
                 return;
             }
@@ -522,7 +651,11 @@ impl PaxosNode {
                 .log
                 .slice(next, self.cfg.max_batch_entries)
                 .iter()
-                .map(|e| Entry { index: e.index, term: Stamp::of(e.term).reaccepted(ballot).term(), kind: e.kind.clone() })
+                .map(|e| Entry {
+                    index: e.index,
+                    term: Stamp::of(e.term).reaccepted(ballot).term(),
+                    kind: e.kind.clone(),
+                })
                 .collect();
             assert!(!entries.is_empty(), "next ≤ last has entries");
             let end = entries.last().expect("non-empty").index;
@@ -530,7 +663,14 @@ impl PaxosNode {
             pr.next = end.next();
             pr.inflight += 1;
             let commit = self.log.commit();
-            self.send(to, PaxosMessage::Accept { ballot, entries, commit });
+            self.send(
+                to,
+                PaxosMessage::Accept {
+                    ballot,
+                    entries,
+                    commit,
+                },
+            );
             sent_any = true;
         }
     }
@@ -539,7 +679,14 @@ impl PaxosNode {
         self.read_seq += 1;
         let (ballot, commit, read_seq) = (self.promised, self.log.commit(), self.read_seq);
         for p in self.peer_ids() {
-            self.send(p, PaxosMessage::Heartbeat { ballot, commit, read_seq });
+            self.send(
+                p,
+                PaxosMessage::Heartbeat {
+                    ballot,
+                    commit,
+                    read_seq,
+                },
+            );
         }
     }
 
@@ -550,7 +697,10 @@ impl PaxosNode {
         agreed.sort_unstable_by(|a, b| b.cmp(a));
         let n = agreed[self.quorum() - 1];
         if n > self.log.commit() {
-            assert!(n <= self.log.last_index(), "a quorum agreed only on slots we proposed");
+            assert!(
+                n <= self.log.last_index(),
+                "a quorum agreed only on slots we proposed"
+            );
             self.log.commit_to(n);
         }
         self.advance_reads();
@@ -567,9 +717,16 @@ impl PaxosNode {
 
     fn advance_reads(&mut self) {
         let q = self.quorum_read_seq();
-        while self.pending_reads.front().is_some_and(|r| r.seq <= q && r.index <= self.log.commit()) {
+        while self
+            .pending_reads
+            .front()
+            .is_some_and(|r| r.seq <= q && r.index <= self.log.commit())
+        {
             let r = self.pending_reads.pop_front().expect("front exists");
-            self.read_outcomes.push(ReadOutcome::Ready { ctx: r.ctx, index: r.index });
+            self.read_outcomes.push(ReadOutcome::Ready {
+                ctx: r.ctx,
+                index: r.index,
+            });
         }
     }
 
@@ -584,7 +741,13 @@ impl PaxosNode {
         }
         if b < self.promised {
             let promised = self.promised;
-            self.send(from, PaxosMessage::Nack { ballot: b, promised });
+            self.send(
+                from,
+                PaxosMessage::Nack {
+                    ballot: b,
+                    promised,
+                },
+            );
             return false;
         }
         let was = self.promised;
@@ -592,7 +755,10 @@ impl PaxosNode {
             self.promise(b);
         }
         if self.role != Role::Follower || self.leader != Some(from) {
-            assert!(self.role != Role::Leader || b > was, "two leaders at ballot {b}");
+            assert!(
+                self.role != Role::Leader || b > was,
+                "two leaders at ballot {b}"
+            );
             self.become_follower(Some(from));
         }
         self.election_elapsed_ticks = 0;
@@ -606,16 +772,31 @@ impl PaxosNode {
             PaxosMessage::PrePrepare { ballot } => {
                 let granted = ballot > self.promised && !self.in_lease();
                 let promised = self.promised;
-                self.send(from, PaxosMessage::PrePromise { ballot, granted, promised });
+                self.send(
+                    from,
+                    PaxosMessage::PrePromise {
+                        ballot,
+                        granted,
+                        promised,
+                    },
+                );
             }
-            PaxosMessage::PrePromise { ballot, granted, promised } => {
+            PaxosMessage::PrePromise {
+                ballot,
+                granted,
+                promised,
+            } => {
                 self.see(promised);
                 if self.role == Role::PreCandidate && ballot == self.pre_ballot {
                     self.pre_votes.insert(from, granted);
                     self.tally_pre_votes();
                 }
             }
-            PaxosMessage::Prepare { ballot, commit, transfer } => {
+            PaxosMessage::Prepare {
+                ballot,
+                commit,
+                transfer,
+            } => {
                 if ballot.node() != from {
                     return;
                 }
@@ -633,50 +814,95 @@ impl PaxosNode {
                     self.become_follower(None);
                 }
                 // (ballot == promised: a duplicate; promise again.)
-                let snapshot = (self.log.snapshot_index() > commit).then(|| self.log.snapshot().clone());
+                let snapshot =
+                    (self.log.snapshot_index() > commit).then(|| self.log.snapshot().clone());
                 let entries = self.log.entries_after(commit).to_vec();
                 let my_commit = self.log.commit();
-                self.send(from, PaxosMessage::Promise { ballot, commit: my_commit, snapshot, entries });
+                self.send(
+                    from,
+                    PaxosMessage::Promise {
+                        ballot,
+                        commit: my_commit,
+                        snapshot,
+                        entries,
+                    },
+                );
             }
-            PaxosMessage::Promise { ballot, commit, snapshot, entries } => {
+            PaxosMessage::Promise {
+                ballot,
+                commit,
+                snapshot,
+                entries,
+            } => {
                 let well_formed = entries.windows(2).all(|w| w[1].index == w[0].index.next())
                     && entries.iter().all(|e| {
                         let s = Stamp::of(e.term);
                         s.accepted < ballot && s.origin <= s.accepted
                     })
-                    && entries.first().is_none_or(|e| e.index > snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index))
+                    && entries.first().is_none_or(|e| {
+                        e.index > snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index)
+                    })
                     && snapshot.as_ref().is_none_or(|s| s.meta.index <= commit);
                 // Whatever it claims chosen beyond what we know, it must hold.
-                let known = self.log.commit().max(snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index));
+                let known = self
+                    .log
+                    .commit()
+                    .max(snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index));
                 let covers = commit <= known
-                    || (entries.first().is_some_and(|e| e.index == known.next()) && entries.last().is_some_and(|e| e.index >= commit));
+                    || (entries.first().is_some_and(|e| e.index == known.next())
+                        && entries.last().is_some_and(|e| e.index >= commit));
                 if !well_formed || !covers {
                     return;
                 }
                 if self.role == Role::Candidate && ballot == self.promised {
-                    self.promises.insert(from, PromiseData { commit, snapshot, entries });
+                    self.promises.insert(
+                        from,
+                        PromiseData {
+                            commit,
+                            snapshot,
+                            entries,
+                        },
+                    );
                     self.tally_promises();
                 }
             }
-            PaxosMessage::Nack { ballot: _, promised } => {
+            PaxosMessage::Nack {
+                ballot: _,
+                promised,
+            } => {
                 if promised > self.promised {
                     self.promise(promised);
                     self.become_follower(None);
                 }
             }
-            PaxosMessage::Accept { ballot, entries, commit } => {
+            PaxosMessage::Accept {
+                ballot,
+                entries,
+                commit,
+            } => {
                 if !self.heard_leader(from, ballot) {
                     return;
                 }
                 self.handle_accept(from, ballot, entries, commit);
             }
-            PaxosMessage::Heartbeat { ballot, commit, read_seq } => {
+            PaxosMessage::Heartbeat {
+                ballot,
+                commit,
+                read_seq,
+            } => {
                 if !self.heard_leader(from, ballot) {
                     return;
                 }
                 self.learn_commit(commit);
                 let agreed = self.agreed;
-                self.send(from, PaxosMessage::HeartbeatReply { ballot, read_seq, agreed });
+                self.send(
+                    from,
+                    PaxosMessage::HeartbeatReply {
+                        ballot,
+                        read_seq,
+                        agreed,
+                    },
+                );
             }
             PaxosMessage::InstallSnapshot { ballot, snapshot } => {
                 if !self.heard_leader(from, ballot) {
@@ -688,7 +914,14 @@ impl PaxosNode {
                     self.recompute_agreed();
                 }
                 let agreed = self.agreed;
-                self.send(from, PaxosMessage::Accepted { ballot, ok: true, agreed });
+                self.send(
+                    from,
+                    PaxosMessage::Accepted {
+                        ballot,
+                        ok: true,
+                        agreed,
+                    },
+                );
             }
             PaxosMessage::TimeoutNow { ballot } => {
                 if ballot.node() == from && ballot == self.promised && self.role != Role::Leader {
@@ -701,7 +934,11 @@ impl PaxosNode {
                 }
                 self.handle_accepted(from, ok, agreed);
             }
-            PaxosMessage::HeartbeatReply { ballot, read_seq, agreed } => {
+            PaxosMessage::HeartbeatReply {
+                ballot,
+                read_seq,
+                agreed,
+            } => {
                 if self.role != Role::Leader || ballot != self.promised {
                     return;
                 }
@@ -717,18 +954,33 @@ impl PaxosNode {
         }
     }
 
-    fn handle_accept(&mut self, from: NodeId, ballot: Ballot, entries: Vec<Entry>, commit: LogIndex) {
+    fn handle_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    ) {
         assert_eq!(ballot, self.promised, "accepting at the promised ballot");
         if let Some(first) = entries.first().map(|e| e.index) {
             if first > self.agreed.next() {
                 // A gap: ask for the slots we lack.
                 self.learn_commit(commit);
                 let agreed = self.agreed;
-                self.send(from, PaxosMessage::Accepted { ballot, ok: false, agreed });
+                self.send(
+                    from,
+                    PaxosMessage::Accepted {
+                        ballot,
+                        ok: false,
+                        agreed,
+                    },
+                );
                 return;
             }
             let well_formed = entries.windows(2).all(|w| w[1].index == w[0].index.next())
-                && entries.iter().all(|e| Stamp::of(e.term).accepted == ballot && Stamp::of(e.term).origin <= ballot);
+                && entries.iter().all(|e| {
+                    Stamp::of(e.term).accepted == ballot && Stamp::of(e.term).origin <= ballot
+                });
             if !well_formed {
                 return;
             }
@@ -748,7 +1000,14 @@ impl PaxosNode {
         }
         self.learn_commit(commit);
         let agreed = self.agreed;
-        self.send(from, PaxosMessage::Accepted { ballot, ok: true, agreed });
+        self.send(
+            from,
+            PaxosMessage::Accepted {
+                ballot,
+                ok: true,
+                agreed,
+            },
+        );
     }
 
     fn handle_accepted(&mut self, from: NodeId, ok: bool, agreed: LogIndex) {
@@ -841,32 +1100,53 @@ impl PaxosNode {
                 return fail("a leader tracks every peer".into());
             }
             if self.agreed != self.log.last_index() {
-                return fail(format!("a leader accepted its whole log: agreed {} last {}", self.agreed, self.log.last_index()));
+                return fail(format!(
+                    "a leader accepted its whole log: agreed {} last {}",
+                    self.agreed,
+                    self.log.last_index()
+                ));
             }
         } else if !self.peers.is_empty() || !self.pending_reads.is_empty() {
             return fail("only a leader tracks peers and reads".into());
         }
         if self.role == Role::Candidate && self.promised.node() != self.cfg.id {
-            return fail(format!("a candidate runs its own ballot, not {}", self.promised));
+            return fail(format!(
+                "a candidate runs its own ballot, not {}",
+                self.promised
+            ));
         }
         if self.durable_promised > self.promised {
             return fail("durable promise beyond the promise".into());
         }
         if self.agreed < self.log.commit() || self.agreed > self.log.last_index() {
-            return fail(format!("agreed {} outside [commit {}, last {}]", self.agreed, self.log.commit(), self.log.last_index()));
+            return fail(format!(
+                "agreed {} outside [commit {}, last {}]",
+                self.agreed,
+                self.log.commit(),
+                self.log.last_index()
+            ));
         }
         for e in self.log.entries() {
             let s = Stamp::of(e.term);
             if s.accepted > self.promised {
-                return fail(format!("slot {} accepted at {} beyond the promise {}", e.index, s.accepted, self.promised));
+                return fail(format!(
+                    "slot {} accepted at {} beyond the promise {}",
+                    e.index, s.accepted, self.promised
+                ));
             }
             if s.origin > s.accepted {
-                return fail(format!("slot {} has origin {} after its ballot {}", e.index, s.origin, s.accepted));
+                return fail(format!(
+                    "slot {} has origin {} after its ballot {}",
+                    e.index, s.origin, s.accepted
+                ));
             }
         }
         for i in self.log.commit().0 + 1..=self.agreed.0 {
             if self.log.stamp_at(LogIndex(i)).map(|s| s.accepted) != Some(self.promised) {
-                return fail(format!("slot {i} counted as agreed but not accepted at {}", self.promised));
+                return fail(format!(
+                    "slot {i} counted as agreed but not accepted at {}",
+                    self.promised
+                ));
             }
         }
         Ok(())
@@ -878,16 +1158,30 @@ impl PaxosNode {
                 panic!("paxos invariant broken: {e}");
             }
         }
-        assert!(self.agreed >= self.log.commit(), "agreed covers the chosen prefix");
-        assert!(self.max_seen >= self.promised, "we have seen what we promised");
+        assert!(
+            self.agreed >= self.log.commit(),
+            "agreed covers the chosen prefix"
+        );
+        assert!(
+            self.max_seen >= self.promised,
+            "we have seen what we promised"
+        );
     }
 
     fn hard_state(&self) -> HardState {
-        HardState { term: self.promised.term(), vote: None, commit: self.log.commit() }
+        HardState {
+            term: self.promised.term(),
+            vote: None,
+            commit: self.log.commit(),
+        }
     }
 
     fn soft_state(&self) -> SoftState {
-        SoftState { role: self.role, term: self.promised.term(), leader: self.leader }
+        SoftState {
+            role: self.role,
+            term: self.promised.term(),
+            leader: self.leader,
+        }
     }
 }
 
@@ -919,16 +1213,28 @@ impl Consensus for PaxosNode {
 
     fn step(&mut self, msg: Message) -> Result<(), StepError> {
         if msg.group != self.cfg.group {
-            return Err(StepError::WrongGroup { expected: self.cfg.group, got: msg.group });
+            return Err(StepError::WrongGroup {
+                expected: self.cfg.group,
+                got: msg.group,
+            });
         }
         if msg.to != self.cfg.id {
-            return Err(StepError::WrongNode { expected: self.cfg.id, got: msg.to });
+            return Err(StepError::WrongNode {
+                expected: self.cfg.id,
+                got: msg.to,
+            });
         }
         if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
-            return Err(StepError::UnknownPeer { group: self.cfg.group, from: msg.from });
+            return Err(StepError::UnknownPeer {
+                group: self.cfg.group,
+                from: msg.from,
+            });
         }
         let Payload::Paxos(m) = msg.payload else {
-            return Err(StepError::WrongProtocol { expected: "paxos", got: msg.payload.protocol() });
+            return Err(StepError::WrongProtocol {
+                expected: "paxos",
+                got: msg.payload.protocol(),
+            });
         };
         self.handle(msg.from, m);
         self.check_invariants();
@@ -937,14 +1243,20 @@ impl Consensus for PaxosNode {
 
     fn propose(&mut self, command: Vec<u8>) -> Result<Proposal, NotLeader> {
         if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader });
+            return Err(NotLeader {
+                leader: self.leader,
+            });
         }
         if self.transferee.is_some() {
             return Err(NotLeader { leader: None });
         }
         let b = self.promised;
         let index = self.log.last_index().next();
-        let e = Entry { index, term: Stamp::new(b, b).term(), kind: EntryKind::Normal(command) };
+        let e = Entry {
+            index,
+            term: Stamp::new(b, b).term(),
+            kind: EntryKind::Normal(command),
+        };
         if self.journal.is_some() {
             self.fresh_accepts.push(e.clone());
         }
@@ -953,7 +1265,10 @@ impl Consensus for PaxosNode {
         for p in self.peer_ids() {
             self.pump(p, false);
         }
-        Ok(Proposal { index, term: b.term() })
+        Ok(Proposal {
+            index,
+            term: b.term(),
+        })
     }
 
     fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader> {
@@ -964,7 +1279,9 @@ impl Consensus for PaxosNode {
             return Ok(());
         }
         if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader });
+            return Err(NotLeader {
+                leader: self.leader,
+            });
         }
         if self.transferee.is_some() {
             return Err(NotLeader { leader: None });
@@ -976,14 +1293,21 @@ impl Consensus for PaxosNode {
         if self.cfg.voters.len() > 1 {
             self.broadcast_heartbeat();
         }
-        self.pending_reads.push_back(PendingRead { ctx, index, seq: self.read_seq });
+        self.pending_reads.push_back(PendingRead {
+            ctx,
+            index,
+            seq: self.read_seq,
+        });
         self.advance_reads();
         Ok(())
     }
 
     fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError> {
         if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader }.into());
+            return Err(NotLeader {
+                leader: self.leader,
+            }
+            .into());
         }
         if !self.cfg.voters.contains(&to) {
             return Err(TransferError::UnknownTarget(to));
@@ -1003,12 +1327,22 @@ impl Consensus for PaxosNode {
         Ok(())
     }
 
-    fn snapshot_taken(&mut self, index: LogIndex, data: Vec<u8>) -> Result<SnapshotMeta, SnapshotError> {
+    fn snapshot_taken(
+        &mut self,
+        index: LogIndex,
+        data: Vec<u8>,
+    ) -> Result<SnapshotMeta, SnapshotError> {
         if index > self.log.applied() {
-            return Err(SnapshotError::NotApplied { index, applied: self.log.applied() });
+            return Err(SnapshotError::NotApplied {
+                index,
+                applied: self.log.applied(),
+            });
         }
         if index <= self.log.snapshot_index() {
-            return Err(SnapshotError::Stale { index, current: self.log.snapshot_index() });
+            return Err(SnapshotError::Stale {
+                index,
+                current: self.log.snapshot_index(),
+            });
         }
         let voters = self.cfg.voters.clone();
         Ok(self.log.compact(index, data, voters))
@@ -1046,11 +1380,19 @@ impl Consensus for PaxosNode {
             observations.extend(self.fresh_accepts.drain(..).map(Observation::Accepted));
         }
         if promised.is_some() || leader_last.is_some() || !observations.is_empty() {
-            self.unpersisted.push_back(Unpersisted { id, promised, leader_last, observations });
+            self.unpersisted.push_back(Unpersisted {
+                id,
+                promised,
+                leader_last,
+                observations,
+            });
         }
         let committed = self.log.take_committed();
         if let Some(s) = &snapshot {
-            assert!(committed.first().is_none_or(|e| e.index > s.meta.index), "no entry applied twice around a snapshot");
+            assert!(
+                committed.first().is_none_or(|e| e.index > s.meta.index),
+                "no entry applied twice around a snapshot"
+            );
         }
         if let Some(j) = self.journal.as_mut() {
             j.extend(committed.iter().cloned().map(Observation::Learned));
@@ -1068,7 +1410,10 @@ impl Consensus for PaxosNode {
     }
 
     fn persisted(&mut self, persist_id: u64) {
-        assert!(persist_id <= self.next_persist_id, "persisted a Ready not yet taken");
+        assert!(
+            persist_id <= self.next_persist_id,
+            "persisted a Ready not yet taken"
+        );
         while self.unpersisted.front().is_some_and(|u| u.id <= persist_id) {
             let u = self.unpersisted.pop_front().expect("front exists");
             if let Some(p) = u.promised {

@@ -64,11 +64,18 @@ pub struct PaxosOracle {
 
 impl PaxosOracle {
     pub fn new(voters: usize) -> PaxosOracle {
-        PaxosOracle { quorum: voters / 2 + 1, ..PaxosOracle::default() }
+        PaxosOracle {
+            quorum: voters / 2 + 1,
+            ..PaxosOracle::default()
+        }
     }
 
     /// Check one node's new observations, in the order it made them.
-    pub fn observe(&mut self, node: NodeId, observations: Vec<Observation>) -> Result<(), (&'static str, String)> {
+    pub fn observe(
+        &mut self,
+        node: NodeId,
+        observations: Vec<Observation>,
+    ) -> Result<(), (&'static str, String)> {
         assert!(self.quorum > 0, "the oracle knows the cluster size");
         for o in observations {
             self.observations += 1;
@@ -83,17 +90,37 @@ impl PaxosOracle {
                     let v = value(&e);
                     if let Some(&(v0, by)) = self.learned.get(&e.index) {
                         if v0 != v {
-                            return Err((LEARNED_AGREE, format!("{node} learned {v:?} at slot {} but {by} learned {v0:?}", e.index)));
+                            return Err((
+                                LEARNED_AGREE,
+                                format!(
+                                    "{node} learned {v:?} at slot {} but {by} learned {v0:?}",
+                                    e.index
+                                ),
+                            ));
                         }
                     } else {
                         self.learned.insert(e.index, (v, node));
                     }
                     match self.chosen.get(&e.index) {
                         Some(&(c, _)) if c != v => {
-                            return Err((LEARNED_AGREE, format!("{node} learned {v:?} at slot {} but {c:?} was chosen", e.index)));
+                            return Err((
+                                LEARNED_AGREE,
+                                format!(
+                                    "{node} learned {v:?} at slot {} but {c:?} was chosen",
+                                    e.index
+                                ),
+                            ));
                         }
                         Some(_) => {}
-                        None => return Err((LEARNED_AGREE, format!("{node} learned {v:?} at slot {}, which no quorum accepted", e.index))),
+                        None => {
+                            return Err((
+                                LEARNED_AGREE,
+                                format!(
+                                    "{node} learned {v:?} at slot {}, which no quorum accepted",
+                                    e.index
+                                ),
+                            ))
+                        }
                     }
                 }
             }
@@ -105,18 +132,39 @@ impl PaxosOracle {
         let s = Stamp::of(e.term);
         let promised = self.promised.get(&node).copied().unwrap_or_default();
         if s.accepted < promised {
-            return Err((PROMISES_KEPT, format!("{node} accepted slot {} at {} after durably promising {promised}", e.index, s.accepted)));
+            return Err((
+                PROMISES_KEPT,
+                format!(
+                    "{node} accepted slot {} at {} after durably promising {promised}",
+                    e.index, s.accepted
+                ),
+            ));
         }
         let v = value(e);
-        let (v0, who) = self.accepts.entry((e.index, s.accepted)).or_insert_with(|| (v, BTreeSet::new()));
+        let (v0, who) = self
+            .accepts
+            .entry((e.index, s.accepted))
+            .or_insert_with(|| (v, BTreeSet::new()));
         if *v0 != v {
-            return Err((ONE_VALUE_PER_BALLOT, format!("slot {} ballot {}: {node} accepted {v:?}, others {:?} accepted {v0:?}", e.index, s.accepted, who)));
+            return Err((
+                ONE_VALUE_PER_BALLOT,
+                format!(
+                    "slot {} ballot {}: {node} accepted {v:?}, others {:?} accepted {v0:?}",
+                    e.index, s.accepted, who
+                ),
+            ));
         }
         who.insert(node);
         if who.len() >= self.quorum {
             match self.chosen.get(&e.index) {
                 Some(&(c, at)) if c != v => {
-                    return Err((ONE_VALUE_PER_SLOT, format!("slot {}: {v:?} chosen at {} by {who:?}, but {c:?} was chosen at {at}", e.index, s.accepted)));
+                    return Err((
+                        ONE_VALUE_PER_SLOT,
+                        format!(
+                            "slot {}: {v:?} chosen at {} by {who:?}, but {c:?} was chosen at {at}",
+                            e.index, s.accepted
+                        ),
+                    ));
                 }
                 Some(_) => {}
                 None => {
@@ -134,7 +182,10 @@ impl SimCore for PaxosNode {
     // Raft's log matching and leader completeness are about terms of a log
     // that only a leader writes; Paxos re-stamps values per ballot. Its own
     // properties are checked by `check_self` and the oracle.
-    const CHECKS: Checks = Checks { log_matching: false, leader_completeness: false };
+    const CHECKS: Checks = Checks {
+        log_matching: false,
+        leader_completeness: false,
+    };
 
     fn build(cfg: CoreConfig, recovered: Recovered) -> Result<Self, ConfigError> {
         let mut node = PaxosNode::new(cfg, recovered)?;
@@ -161,8 +212,14 @@ impl SimCore for PaxosNode {
         Box::new(PaxosOracle::new(voters))
     }
 
-    fn check_cluster(&mut self, oracle: &mut dyn std::any::Any, node: NodeId) -> Result<(), (&'static str, String)> {
-        let oracle = oracle.downcast_mut::<PaxosOracle>().expect("the world holds the oracle new_oracle made");
+    fn check_cluster(
+        &mut self,
+        oracle: &mut dyn std::any::Any,
+        node: NodeId,
+    ) -> Result<(), (&'static str, String)> {
+        let oracle = oracle
+            .downcast_mut::<PaxosOracle>()
+            .expect("the world holds the oracle new_oracle made");
         let observations = self.take_journal();
         oracle.observe(node, observations)
     }
@@ -174,17 +231,26 @@ mod tests {
     use crate::consensus::Term;
 
     fn acc(i: u64, b: Ballot, origin: Ballot, v: u8) -> Observation {
-        Observation::Accepted(Entry { index: LogIndex(i), term: Stamp::new(b, origin).term(), kind: EntryKind::Normal(vec![v]) })
+        Observation::Accepted(Entry {
+            index: LogIndex(i),
+            term: Stamp::new(b, origin).term(),
+            kind: EntryKind::Normal(vec![v]),
+        })
     }
 
     #[test]
     fn two_values_chosen_at_one_slot_are_caught() {
         let (b1, b2) = (Ballot::new(1, NodeId(1)), Ballot::new(2, NodeId(2)));
         let mut o = PaxosOracle::new(3);
-        o.observe(NodeId(1), vec![acc(1, b1, b1, 7)]).expect("one accept");
-        o.observe(NodeId(2), vec![acc(1, b1, b1, 7)]).expect("chosen");
-        o.observe(NodeId(3), vec![acc(1, b2, b2, 8)]).expect("a minority value");
-        let err = o.observe(NodeId(2), vec![acc(1, b2, b2, 8)]).expect_err("a second value chosen");
+        o.observe(NodeId(1), vec![acc(1, b1, b1, 7)])
+            .expect("one accept");
+        o.observe(NodeId(2), vec![acc(1, b1, b1, 7)])
+            .expect("chosen");
+        o.observe(NodeId(3), vec![acc(1, b2, b2, 8)])
+            .expect("a minority value");
+        let err = o
+            .observe(NodeId(2), vec![acc(1, b2, b2, 8)])
+            .expect_err("a second value chosen");
         assert_eq!(err.0, ONE_VALUE_PER_SLOT);
     }
 
@@ -192,22 +258,44 @@ mod tests {
     fn accepting_below_a_durable_promise_is_caught() {
         let (b1, b2) = (Ballot::new(1, NodeId(1)), Ballot::new(2, NodeId(2)));
         let mut o = PaxosOracle::new(3);
-        o.observe(NodeId(3), vec![Observation::Promised(b2)]).expect("promise");
-        let err = o.observe(NodeId(3), vec![acc(1, b1, b1, 1)]).expect_err("broken promise");
+        o.observe(NodeId(3), vec![Observation::Promised(b2)])
+            .expect("promise");
+        let err = o
+            .observe(NodeId(3), vec![acc(1, b1, b1, 1)])
+            .expect_err("broken promise");
         assert_eq!(err.0, PROMISES_KEPT);
     }
 
     #[test]
     fn a_learned_value_must_have_been_chosen_and_agree() {
         let b1 = Ballot::new(1, NodeId(1));
-        let learned = |v: u8| Observation::Learned(Entry { index: LogIndex(1), term: Term(b1.0), kind: EntryKind::Normal(vec![v]) });
+        let learned = |v: u8| {
+            Observation::Learned(Entry {
+                index: LogIndex(1),
+                term: Term(b1.0),
+                kind: EntryKind::Normal(vec![v]),
+            })
+        };
         let mut o = PaxosOracle::new(3);
-        assert_eq!(o.observe(NodeId(1), vec![learned(1)]).expect_err("not chosen").0, LEARNED_AGREE);
+        assert_eq!(
+            o.observe(NodeId(1), vec![learned(1)])
+                .expect_err("not chosen")
+                .0,
+            LEARNED_AGREE
+        );
         let mut o = PaxosOracle::new(3);
-        o.observe(NodeId(1), vec![acc(1, b1, b1, 1), acc(1, b1, b1, 1)]).expect("same node twice");
+        o.observe(NodeId(1), vec![acc(1, b1, b1, 1), acc(1, b1, b1, 1)])
+            .expect("same node twice");
         assert_eq!(o.chosen_slots, 0, "one acceptor is not a quorum");
-        o.observe(NodeId(2), vec![acc(1, b1, b1, 1)]).expect("chosen");
-        o.observe(NodeId(1), vec![learned(1)]).expect("learned the chosen value");
-        assert_eq!(o.observe(NodeId(2), vec![learned(2)]).expect_err("disagrees").0, LEARNED_AGREE);
+        o.observe(NodeId(2), vec![acc(1, b1, b1, 1)])
+            .expect("chosen");
+        o.observe(NodeId(1), vec![learned(1)])
+            .expect("learned the chosen value");
+        assert_eq!(
+            o.observe(NodeId(2), vec![learned(2)])
+                .expect_err("disagrees")
+                .0,
+            LEARNED_AGREE
+        );
     }
 }

@@ -52,7 +52,11 @@ impl Cluster {
     }
 
     fn node(&mut self, id: u64) -> &mut PaxosNode {
-        self.nodes.get_mut(&NodeId(id)).expect("node exists").as_mut().expect("node is up")
+        self.nodes
+            .get_mut(&NodeId(id))
+            .expect("node exists")
+            .as_mut()
+            .expect("node is up")
     }
 
     fn crash(&mut self, id: u64) {
@@ -66,21 +70,34 @@ impl Cluster {
         let mut node = PaxosNode::new(cfg(id.0, n, &self.bugs), rec).expect("recovers");
         node.enable_journal();
         // The state machine restarts from the snapshot, so re-applying starts there.
-        let snap = self.storage[&id].durable().snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
-        self.applied.get_mut(&id).expect("applied").retain(|e| e.index <= snap);
+        let snap = self.storage[&id]
+            .durable()
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.index);
+        self.applied
+            .get_mut(&id)
+            .expect("applied")
+            .retain(|e| e.index <= snap);
         self.nodes.insert(id, Some(node));
     }
 
     fn drain(&mut self, id: NodeId) {
         loop {
-            let Some(node) = self.nodes.get_mut(&id).expect("exists").as_mut() else { return };
+            let Some(node) = self.nodes.get_mut(&id).expect("exists").as_mut() else {
+                return;
+            };
             if !node.has_ready() {
                 return;
             }
             let rd = node.ready();
             let st = self.storage.get_mut(&id).expect("storage");
             if rd.must_persist() {
-                st.write(Write::Ready { snapshot: rd.snapshot.clone(), hard_state: rd.hard_state, entries: rd.entries.clone() });
+                st.write(Write::Ready {
+                    snapshot: rd.snapshot.clone(),
+                    hard_state: rd.hard_state,
+                    entries: rd.entries.clone(),
+                });
                 st.sync_all();
             }
             node.persisted(rd.persist_id);
@@ -91,7 +108,11 @@ impl Cluster {
                 applied.truncate(0);
                 // Stand-in entries for what the snapshot covers.
                 for i in 1..=s.meta.index.0 {
-                    applied.push(Entry { index: LogIndex(i), term: Term(0), kind: EntryKind::Noop });
+                    applied.push(Entry {
+                        index: LogIndex(i),
+                        term: Term(0),
+                        kind: EntryKind::Noop,
+                    });
                 }
             }
             for e in rd.committed {
@@ -140,7 +161,11 @@ impl Cluster {
     }
 
     fn leaders(&self) -> Vec<NodeId> {
-        self.nodes.iter().filter(|(_, n)| n.as_ref().is_some_and(|n| n.role() == Role::Leader)).map(|(id, _)| *id).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.as_ref().is_some_and(|n| n.role() == Role::Leader))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn elect(&mut self) -> NodeId {
@@ -168,7 +193,10 @@ impl Cluster {
     }
 
     fn values(&self, id: u64) -> Vec<EntryKind> {
-        self.applied[&NodeId(id)].iter().map(|e| e.kind.clone()).collect()
+        self.applied[&NodeId(id)]
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect()
     }
 }
 
@@ -184,8 +212,14 @@ fn a_single_node_leads_itself_and_commits() {
     let p = c.node(1).propose(vec![7]).expect("leader accepts");
     c.deliver_all();
     let applied = &c.applied[&NodeId(1)];
-    let e = applied.iter().find(|e| e.index == p.index).expect("the proposal is applied");
-    assert_eq!(e.term, p.term, "the committed entry carries the proposal's ballot");
+    let e = applied
+        .iter()
+        .find(|e| e.index == p.index)
+        .expect("the proposal is applied");
+    assert_eq!(
+        e.term, p.term,
+        "the committed entry carries the proposal's ballot"
+    );
     assert_eq!(e.kind, cmd(7));
 }
 
@@ -209,7 +243,10 @@ fn three_nodes_elect_one_leader_and_replicate_in_order() {
     }
     // Followers refuse proposals and name the leader.
     let f = if l.0 == 1 { 2 } else { 1 };
-    assert_eq!(c.node(f).propose(vec![1]), Err(NotLeader { leader: Some(l) }));
+    assert_eq!(
+        c.node(f).propose(vec![1]),
+        Err(NotLeader { leader: Some(l) })
+    );
 }
 
 #[test]
@@ -223,7 +260,10 @@ fn a_new_leader_reproposes_a_value_one_acceptor_accepted() {
     c.cut.insert((l, NodeId(b)));
     let p = c.node(l.0).propose(vec![42]).expect("leader accepts");
     c.deliver_all();
-    assert!(c.node(a).log().entry(p.index).is_some(), "a accepted the value");
+    assert!(
+        c.node(a).log().entry(p.index).is_some(),
+        "a accepted the value"
+    );
     assert!(c.node(b).log().entry(p.index).is_none(), "b never saw it");
     c.crash(l.0);
     c.heal();
@@ -232,7 +272,11 @@ fn a_new_leader_reproposes_a_value_one_acceptor_accepted() {
     c.tick_all(10);
     for id in [a, b] {
         let e = &c.applied[&NodeId(id)][(p.index.0 - 1) as usize];
-        assert_eq!(e.kind, cmd(42), "the accepted value is chosen at its slot on {id}");
+        assert_eq!(
+            e.kind,
+            cmd(42),
+            "the accepted value is chosen at its slot on {id}"
+        );
         assert_eq!(e.term, p.term, "it keeps the ballot that first proposed it");
     }
 }
@@ -242,14 +286,21 @@ fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
     // Ballots of round 1: the candidate (node 3) outranks both.
     let b1 = Ballot::new(1, NodeId(1));
     let b2 = Ballot::new(1, NodeId(2));
-    let e = |i: u64, acc: Ballot, v: u8| Entry { index: LogIndex(i), term: Stamp::new(acc, acc).term(), kind: cmd(v) };
+    let e = |i: u64, acc: Ballot, v: u8| Entry {
+        index: LogIndex(i),
+        term: Stamp::new(acc, acc).term(),
+        kind: cmd(v),
+    };
     let mut node = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
     // Candidate 3 runs phase 1 with ballot b3.
     node.campaign(false, false);
     let b3 = node.promised();
     assert_eq!(b3.node(), NodeId(3));
     let rd = node.ready();
-    assert!(rd.hard_state.is_some_and(|h| h.term == b3.term()), "the promise is written before the Prepare goes out");
+    assert!(
+        rd.hard_state.is_some_and(|h| h.term == b3.term()),
+        "the promise is written before the Prepare goes out"
+    );
     assert_eq!(rd.messages.len(), 2);
     node.persisted(rd.persist_id);
     // Acceptor 1 accepted slot 1 = 10 at b1 and slot 3 = 30 at b1; acceptor 2
@@ -258,12 +309,26 @@ fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
         group: GroupId(1),
         from: NodeId(from),
         to: NodeId(3),
-        payload: Payload::Paxos(PaxosMessage::Promise { ballot: b3, commit: LogIndex(0), snapshot: None, entries }),
+        payload: Payload::Paxos(PaxosMessage::Promise {
+            ballot: b3,
+            commit: LogIndex(0),
+            snapshot: None,
+            entries,
+        }),
     };
-    node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)])).expect("promise");
+    node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)]))
+        .expect("promise");
     assert_eq!(node.role(), Role::Leader, "two of three promised");
-    let merged: Vec<(u64, Ballot, EntryKind)> = node.log().entries().iter().map(|e| (e.index.0, Stamp::of(e.term).accepted, e.kind.clone())).collect();
-    assert_eq!(merged, vec![(1, b3, cmd(10)), (2, b3, cmd(20)), (3, b3, cmd(30))]);
+    let merged: Vec<(u64, Ballot, EntryKind)> = node
+        .log()
+        .entries()
+        .iter()
+        .map(|e| (e.index.0, Stamp::of(e.term).accepted, e.kind.clone()))
+        .collect();
+    assert_eq!(
+        merged,
+        vec![(1, b3, cmd(10)), (2, b3, cmd(20)), (3, b3, cmd(30))]
+    );
 
     let mut node = PaxosNode::new(cfg(3, 5, &[]), Recovered::default()).expect("fresh");
     node.campaign(false, false);
@@ -274,15 +339,31 @@ fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
         group: GroupId(1),
         from: NodeId(from),
         to: NodeId(3),
-        payload: Payload::Paxos(PaxosMessage::Promise { ballot: b3, commit: LogIndex(0), snapshot: None, entries }),
+        payload: Payload::Paxos(PaxosMessage::Promise {
+            ballot: b3,
+            commit: LogIndex(0),
+            snapshot: None,
+            entries,
+        }),
     };
-    node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)])).expect("promise");
+    node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)]))
+        .expect("promise");
     let mut e3 = e(3, b2, 33);
     e3.index = LogIndex(3);
-    node.step(promise(2, vec![e(1, b2, 11), e(2, b1, 20), e3])).expect("promise");
+    node.step(promise(2, vec![e(1, b2, 11), e(2, b1, 20), e3]))
+        .expect("promise");
     assert_eq!(node.role(), Role::Leader, "three of five promised");
-    let kinds: Vec<EntryKind> = node.log().entries().iter().map(|e| e.kind.clone()).collect();
-    assert_eq!(kinds, vec![cmd(11), cmd(20), cmd(33)], "the highest ballot wins each slot");
+    let kinds: Vec<EntryKind> = node
+        .log()
+        .entries()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![cmd(11), cmd(20), cmd(33)],
+        "the highest ballot wins each slot"
+    );
     let origin = Stamp::of(node.log().entries()[0].term).origin;
     assert_eq!(origin, b2, "a re-proposed value keeps its origin ballot");
     let _ = b1;
@@ -298,13 +379,35 @@ fn a_slot_nobody_accepted_becomes_a_noop() {
     let b = node.promised();
     let rd = node.ready();
     node.persisted(rd.persist_id);
-    let entries = vec![Entry { index: LogIndex(2), term: Stamp::new(b1, b1).term(), kind: cmd(2) }];
-    node.step(Message { group: GroupId(1), from: NodeId(1), to: NodeId(2), payload: Payload::Paxos(PaxosMessage::Promise { ballot: b, commit: LogIndex(0), snapshot: None, entries }) }).expect("promise");
+    let entries = vec![Entry {
+        index: LogIndex(2),
+        term: Stamp::new(b1, b1).term(),
+        kind: cmd(2),
+    }];
+    node.step(Message {
+        group: GroupId(1),
+        from: NodeId(1),
+        to: NodeId(2),
+        payload: Payload::Paxos(PaxosMessage::Promise {
+            ballot: b,
+            commit: LogIndex(0),
+            snapshot: None,
+            entries,
+        }),
+    })
+    .expect("promise");
     assert_eq!(node.role(), Role::Leader);
     let e1 = node.log().entry(LogIndex(1)).expect("slot 1 filled");
     assert_eq!(e1.kind, EntryKind::Noop);
-    assert_eq!(Stamp::of(e1.term).origin, b, "the no-op is the new leader's own proposal");
-    assert_eq!(node.log().entry(LogIndex(2)).map(|e| e.kind.clone()), Some(cmd(2)));
+    assert_eq!(
+        Stamp::of(e1.term).origin,
+        b,
+        "the no-op is the new leader's own proposal"
+    );
+    assert_eq!(
+        node.log().entry(LogIndex(2)).map(|e| e.kind.clone()),
+        Some(cmd(2))
+    );
 }
 
 #[test]
@@ -319,15 +422,23 @@ fn an_acceptor_refuses_a_lower_ballot_and_the_stale_leader_steps_down() {
     assert!(new_ballot > c.node(old.0).promised());
     // The old leader still believes it leads; its Accept is refused.
     assert_eq!(c.node(old.0).role(), Role::Leader);
-    c.node(old.0).propose(vec![9]).expect("it still thinks it leads");
+    c.node(old.0)
+        .propose(vec![9])
+        .expect("it still thinks it leads");
     c.heal();
     c.deliver_all();
     c.tick_all(10);
     assert_eq!(c.leaders(), vec![new], "the Nack deposed the stale leader");
-    assert!(c.node(old.0).promised() >= new_ballot, "it learned the higher ballot");
+    assert!(
+        c.node(old.0).promised() >= new_ballot,
+        "it learned the higher ballot"
+    );
     // The stale proposal was never applied anywhere.
     for id in 1..=3 {
-        assert!(!c.values(id).contains(&cmd(9)), "node {id} applied a value of a deposed leader");
+        assert!(
+            !c.values(id).contains(&cmd(9)),
+            "node {id} applied a value of a deposed leader"
+        );
     }
 }
 
@@ -348,16 +459,44 @@ impl Cluster {
 fn an_accept_after_a_gap_is_refused_with_what_the_acceptor_holds() {
     let mut node = PaxosNode::new(cfg(2, 3, &[]), Recovered::default()).expect("fresh");
     let b = Ballot::new(1, NodeId(1));
-    let e = Entry { index: LogIndex(3), term: Stamp::new(b, b).term(), kind: cmd(3) };
-    node.step(Message { group: GroupId(1), from: NodeId(1), to: NodeId(2), payload: Payload::Paxos(PaxosMessage::Accept { ballot: b, entries: vec![e], commit: LogIndex(0) }) }).expect("step");
+    let e = Entry {
+        index: LogIndex(3),
+        term: Stamp::new(b, b).term(),
+        kind: cmd(3),
+    };
+    node.step(Message {
+        group: GroupId(1),
+        from: NodeId(1),
+        to: NodeId(2),
+        payload: Payload::Paxos(PaxosMessage::Accept {
+            ballot: b,
+            entries: vec![e],
+            commit: LogIndex(0),
+        }),
+    })
+    .expect("step");
     let rd = node.ready();
     assert!(rd.entries.is_empty(), "nothing accepted across a gap");
     match &rd.messages[..] {
-        [Message { payload: Payload::Paxos(PaxosMessage::Accepted { ok: false, agreed, .. }), .. }] => assert_eq!(*agreed, LogIndex(0)),
+        [Message {
+            payload:
+                Payload::Paxos(PaxosMessage::Accepted {
+                    ok: false, agreed, ..
+                }),
+            ..
+        }] => assert_eq!(*agreed, LogIndex(0)),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(node.promised(), b, "the Accept still counts as a promise of its ballot");
-    assert_eq!(rd.hard_state.map(|h| h.term), Some(b.term()), "and that promise is persisted before the reply");
+    assert_eq!(
+        node.promised(),
+        b,
+        "the Accept still counts as a promise of its ballot"
+    );
+    assert_eq!(
+        rd.hard_state.map(|h| h.term),
+        Some(b.term()),
+        "and that promise is persisted before the reply"
+    );
 }
 
 #[test]
@@ -369,12 +508,20 @@ fn reads_wait_for_a_quorum_round_and_fail_when_leadership_is_lost() {
     c.reads.clear();
     // Cut the leader off: the read round cannot complete.
     c.isolate(l.0);
-    c.node(l.0).read_index(1).expect("the leader takes the read");
+    c.node(l.0)
+        .read_index(1)
+        .expect("the leader takes the read");
     c.deliver_all();
     assert!(c.reads.is_empty(), "no quorum, no answer");
     // Check-quorum makes it step down; the read fails.
     c.tick_all(40);
-    assert!(c.reads.iter().any(|(n, r)| *n == l && matches!(r, ReadOutcome::Failed { ctx: 1, .. })), "{:?}", c.reads);
+    assert!(
+        c.reads
+            .iter()
+            .any(|(n, r)| *n == l && matches!(r, ReadOutcome::Failed { ctx: 1, .. })),
+        "{:?}",
+        c.reads
+    );
     c.heal();
     let l2 = c.elect();
     c.tick_all(5);
@@ -382,7 +529,11 @@ fn reads_wait_for_a_quorum_round_and_fail_when_leadership_is_lost() {
     c.node(l2.0).read_index(2).expect("leader");
     c.deliver_all();
     let commit = c.node(l2.0).log().commit();
-    assert!(matches!(c.reads[..], [(n, ReadOutcome::Ready { ctx: 2, index })] if n == l2 && index <= commit && index >= LogIndex(1)), "{:?}", c.reads);
+    assert!(
+        matches!(c.reads[..], [(n, ReadOutcome::Ready { ctx: 2, index })] if n == l2 && index <= commit && index >= LogIndex(1)),
+        "{:?}",
+        c.reads
+    );
     // Followers refuse reads.
     let f = (1..=3).find(|&i| i != l2.0).expect("a follower");
     assert!(c.node(f).read_index(3).is_err());
@@ -396,7 +547,11 @@ fn stale_read_bug_answers_on_a_follower_at_once() {
     c.reads.clear();
     c.node(f).read_index(9).expect("the bug answers anywhere");
     c.drain_all();
-    assert!(matches!(c.reads[..], [(n, ReadOutcome::Ready { ctx: 9, .. })] if n == NodeId(f)), "{:?}", c.reads);
+    assert!(
+        matches!(c.reads[..], [(n, ReadOutcome::Ready { ctx: 9, .. })] if n == NodeId(f)),
+        "{:?}",
+        c.reads
+    );
 }
 
 #[test]
@@ -410,14 +565,27 @@ fn a_lagging_acceptor_catches_up_by_snapshot() {
         c.deliver_all();
     }
     let applied = c.node(l.0).log().applied();
-    let meta = c.node(l.0).snapshot_taken(applied, b"sm".to_vec()).expect("snapshot");
+    let meta = c
+        .node(l.0)
+        .snapshot_taken(applied, b"sm".to_vec())
+        .expect("snapshot");
     assert_eq!(meta.index, applied);
     c.heal();
     c.tick_all(15);
     let fnode = c.node(f);
-    assert!(fnode.log().snapshot_index() >= meta.index, "the follower installed the snapshot");
+    assert!(
+        fnode.log().snapshot_index() >= meta.index,
+        "the follower installed the snapshot"
+    );
     assert!(fnode.log().commit() >= applied);
-    assert_eq!(c.storage[&NodeId(f)].durable().snapshot.as_ref().map(|s| s.data.clone()), Some(b"sm".to_vec()));
+    assert_eq!(
+        c.storage[&NodeId(f)]
+            .durable()
+            .snapshot
+            .as_ref()
+            .map(|s| s.data.clone()),
+        Some(b"sm".to_vec())
+    );
 }
 
 #[test]
@@ -454,19 +622,43 @@ fn leadership_transfer_hands_over_to_the_target() {
     c.deliver_all();
     c.tick_all(3);
     assert_eq!(c.leaders(), vec![to]);
-    assert!(c.node(l.0).transfer_leader(to).is_err(), "the old leader no longer leads");
+    assert!(
+        c.node(l.0).transfer_leader(to).is_err(),
+        "the old leader no longer leads"
+    );
 }
 
 #[test]
 fn recovery_refuses_raft_state_and_bad_configs() {
-    let rec = Recovered { hard_state: HardState { term: Term(3), vote: Some(NodeId(1)), commit: LogIndex(0) }, ..Recovered::default() };
-    assert!(matches!(PaxosNode::new(cfg(1, 3, &[]), rec), Err(ConfigError::Recovered(_))));
+    let rec = Recovered {
+        hard_state: HardState {
+            term: Term(3),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(0),
+        },
+        ..Recovered::default()
+    };
+    assert!(matches!(
+        PaxosNode::new(cfg(1, 3, &[]), rec),
+        Err(ConfigError::Recovered(_))
+    ));
     let mut bad = cfg(1, 3, &[]);
     bad.voters = vec![NodeId(1), NodeId(300)];
-    assert!(matches!(PaxosNode::new(bad, Recovered::default()), Err(ConfigError::Invalid(_))));
+    assert!(matches!(
+        PaxosNode::new(bad, Recovered::default()),
+        Err(ConfigError::Invalid(_))
+    ));
     let mut node = PaxosNode::new(cfg(1, 3, &[]), Recovered::default()).expect("fresh");
-    let raft = Message { group: GroupId(1), from: NodeId(2), to: NodeId(1), payload: Payload::Raft(crate::raft::message::RaftMessage::TimeoutNow { term: Term(1) }) };
-    assert!(matches!(node.step(raft), Err(StepError::WrongProtocol { .. })));
+    let raft = Message {
+        group: GroupId(1),
+        from: NodeId(2),
+        to: NodeId(1),
+        payload: Payload::Raft(crate::raft::message::RaftMessage::TimeoutNow { term: Term(1) }),
+    };
+    assert!(matches!(
+        node.step(raft),
+        Err(StepError::WrongProtocol { .. })
+    ));
 }
 
 #[test]
@@ -476,9 +668,15 @@ fn the_journal_sees_promises_accepts_and_learned_values() {
     c.node(l.0).propose(vec![8]).expect("leader");
     c.tick_all(3);
     let j = c.node(l.0).take_journal();
-    assert!(j.iter().any(|o| matches!(o, Observation::Promised(b) if b.node() == l)));
-    assert!(j.iter().any(|o| matches!(o, Observation::Accepted(e) if e.kind == cmd(8))));
-    assert!(j.iter().any(|o| matches!(o, Observation::Learned(e) if e.kind == cmd(8))));
+    assert!(j
+        .iter()
+        .any(|o| matches!(o, Observation::Promised(b) if b.node() == l)));
+    assert!(j
+        .iter()
+        .any(|o| matches!(o, Observation::Accepted(e) if e.kind == cmd(8))));
+    assert!(j
+        .iter()
+        .any(|o| matches!(o, Observation::Learned(e) if e.kind == cmd(8))));
 }
 
 #[test]
@@ -488,10 +686,24 @@ fn a_candidate_leads_only_once_its_own_promise_is_durable() {
     let b = node.promised();
     let rd = node.ready();
     for from in 2..=4 {
-        let m = Message { group: GroupId(1), from: NodeId(from), to: NodeId(1), payload: Payload::Paxos(PaxosMessage::Promise { ballot: b, commit: LogIndex(0), snapshot: None, entries: vec![] }) };
+        let m = Message {
+            group: GroupId(1),
+            from: NodeId(from),
+            to: NodeId(1),
+            payload: Payload::Paxos(PaxosMessage::Promise {
+                ballot: b,
+                commit: LogIndex(0),
+                snapshot: None,
+                entries: vec![],
+            }),
+        };
         node.step(m).expect("promise");
     }
-    assert_eq!(node.role(), Role::Candidate, "three remote promises, but our own is not on disk yet");
+    assert_eq!(
+        node.role(),
+        Role::Candidate,
+        "three remote promises, but our own is not on disk yet"
+    );
     node.persisted(rd.persist_id);
     assert_eq!(node.role(), Role::Leader);
 }
