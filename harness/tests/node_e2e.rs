@@ -216,7 +216,9 @@ fn leader_kill_scenario(consensus: &str, extra: &[&str]) {
         nodes[(leader - 1) as usize].kill();
         let new_leader = wait_for_leader(&client, &nodes, Duration::from_secs(30)).await;
         assert_ne!(new_leader, leader);
-        for i in 50..80 {
+        // Enough writes that, with --snapshot-every 20, the new leader has
+        // compacted its log well past the killed node's last entry.
+        for i in 50..150 {
             let key = format!("k{i}");
             // Right after the election a write may come back unknown; retry
             // until one is acknowledged (a retried write of the same value is harmless).
