@@ -12,10 +12,11 @@
 //! [`ATTEMPTS`] runs with consecutive seeds ends invalid; a run without a
 //! bug must end valid every time (a false alarm is never retried away).
 
+mod test_common;
+
 use std::collections::BTreeSet;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+use test_common::{args, caught_within, run_test, BIN};
 
 /// Seed of the first run of each test (the nemesis schedule and the ops).
 const SEED: u64 = 20260126;
@@ -57,17 +58,9 @@ fn list_bugs() -> Vec<Listed> {
         .collect()
 }
 
-/// Runs one short test; returns (exit code, the command, a digest of its output).
-fn run(
-    store: &str,
-    workload: &str,
-    nemesis: &str,
-    bug: Option<&str>,
-    seed: u64,
-) -> (Option<i32>, String, String) {
-    let seed = seed.to_string();
-    let mut args: Vec<String> = [
-        "test",
+/// The arguments of one short test (12 s of ops, a fault every 3 s).
+fn test_args(store: &str, workload: &str, nemesis: &str) -> Vec<String> {
+    args(&[
         "--workload",
         workload,
         "--nemesis",
@@ -76,35 +69,9 @@ fn run(
         "12s",
         "--nemesis-interval",
         "3s",
-        "--seed",
-        &seed,
         "--store",
         store,
-    ]
-    .map(String::from)
-    .to_vec();
-    if let Some(b) = bug {
-        args.extend(["--bug".to_string(), b.to_string()]);
-    }
-    let out = Command::new(BIN)
-        .args(&args)
-        .output()
-        .expect("faultline test runs");
-    let digest = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .rev()
-            .take(15)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    (
-        out.status.code(),
-        format!("faultline {}", args.join(" ")),
-        digest,
-    )
+    ])
 }
 
 #[test]
@@ -115,33 +82,24 @@ fn every_listed_bug_is_caught_and_the_same_tests_without_it_pass() {
     let store = store.path().to_str().expect("utf-8 path").to_string();
     let mut failures = Vec::new();
     for b in &bugs {
-        let mut misses = Vec::new();
-        for seed in SEED..SEED + ATTEMPTS {
-            let (code, cmd, digest) = run(&store, &b.workload, &b.nemesis, Some(&b.bug), seed);
-            eprintln!("bug {} seed {seed}: exit {code:?}", b.bug);
-            if code == Some(1) {
-                misses.clear();
-                break;
-            }
-            misses.push(format!("exit {code:?}, want 1\n  {cmd}\n{digest}"));
-        }
-        if !misses.is_empty() {
-            failures.push(format!(
-                "bug {} was not caught in {ATTEMPTS} runs:\n{}",
-                b.bug,
-                misses.join("\n")
-            ));
-        }
+        let mut a = test_args(&store, &b.workload, &b.nemesis);
+        a.extend(args(&["--bug", &b.bug]));
+        failures.extend(caught_within(&a, SEED, ATTEMPTS, &format!("bug {}", b.bug)));
     }
     let clean: BTreeSet<(String, String)> = bugs
         .iter()
         .map(|b| (b.workload.clone(), b.nemesis.clone()))
         .collect();
     for (workload, nemesis) in clean {
-        let (code, cmd, digest) = run(&store, &workload, &nemesis, None, SEED);
-        eprintln!("{workload} / {nemesis} without a bug: exit {code:?}");
-        if code != Some(0) {
-            failures.push(format!("{workload} / {nemesis} without a bug is not valid (exit {code:?}, want 0)\n  {cmd}\n{digest}"));
+        let mut a = test_args(&store, &workload, &nemesis);
+        a.extend(args(&["--seed", &SEED.to_string()]));
+        let r = run_test(&a);
+        eprintln!("{workload} / {nemesis} without a bug: exit {:?}", r.code);
+        if r.code != Some(0) {
+            failures.push(format!(
+                "{workload} / {nemesis} without a bug is not valid (exit {:?}, want 0)\n  {}\n{}",
+                r.code, r.command, r.digest
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
