@@ -21,7 +21,7 @@ use test_common::{args, caught_within, run_test, BIN};
 /// Seed of the first run of each test (the nemesis schedule and the ops).
 const SEED: u64 = 20260126;
 /// Runs (seeds SEED, SEED+1, …) a bug gets to be caught.
-const ATTEMPTS: u64 = 3;
+const ATTEMPTS: u64 = 4;
 
 struct Listed {
     bug: String,
