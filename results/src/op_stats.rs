@@ -156,21 +156,7 @@ pub fn summarize(events: &[Event]) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faultline_checker::history::Value;
-
-    fn e(time_ms: u64, p: Option<u64>, kind: EventType, f: &str) -> Event {
-        Event {
-            index: 0,
-            time: time_ms * 1_000_000,
-            process: p.map_or(Process::Nemesis, Process::Client),
-            kind,
-            f: f.into(),
-            key: None,
-            value: Value::Null,
-            node: None,
-            error: None,
-        }
-    }
+    use crate::op_span::tests::ev as e;
 
     #[test]
     fn counts_outcomes_and_latencies_per_op() {
