@@ -27,6 +27,16 @@
 //! - [`Consensus::persisted`]: storage completion, see the ordering rule.
 //! - [`Consensus::snapshot_taken`]: the runtime snapshotted its state machine.
 //! - [`Consensus::transfer_leader`]: hand leadership to another voter.
+//! - [`Consensus::change_membership`]: move the group to another voter set.
+//!
+//! # Membership
+//! A core's configuration is the latest [`EntryKind::ConfigChange`] in its
+//! log (or its snapshot's), not [`CoreConfig::voters`], which only seeds a
+//! brand-new group. A node added to a running group starts with no voters
+//! ("joining") and learns its configuration from the leader. When the
+//! runtime applies a committed simple configuration that does not contain
+//! its node, the group is no longer this node's: the runtime may stop the
+//! core and delete the group's storage.
 //!
 //! # Processing a Ready: the ordering rule
 //! After any input, while [`Consensus::has_ready`] is true, the runtime takes
@@ -167,9 +177,42 @@ pub enum EntryKind {
     /// Appended by a new leader to commit the entries of earlier terms
     /// (Raft §5.4.2); applying it changes nothing.
     Noop,
-    /// A change of the voter set. Reserved: no core proposes one yet; the
-    /// state machine ignores it.
-    ConfigChange(Vec<NodeId>),
+    /// A voter configuration (see [`Membership`] and
+    /// [`Consensus::change_membership`]); the state machine ignores it, the
+    /// runtime watches it to learn when a change is done.
+    ConfigChange(Membership),
+}
+
+/// A group's voter configuration, as a config entry, a snapshot and
+/// [`Status`] carry it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    /// The voters (during a joint configuration: the incoming voters).
+    pub voters: Vec<NodeId>,
+    /// Raft joint consensus (C_old,new): the outgoing voters. Empty when the
+    /// configuration is simple. While non-empty, every decision (an
+    /// election, a commit, a read quorum) needs a majority of `voters` AND a
+    /// majority of `outgoing`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outgoing: Vec<NodeId>,
+}
+
+impl Membership {
+    pub fn simple(voters: Vec<NodeId>) -> Membership {
+        Membership {
+            voters,
+            outgoing: Vec::new(),
+        }
+    }
+
+    pub fn is_joint(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
+    /// Whether `node` votes in this configuration (in either half of a joint one).
+    pub fn contains(&self, node: NodeId) -> bool {
+        self.voters.contains(&node) || self.outgoing.contains(&node)
+    }
 }
 
 /// One entry of the replicated log.
@@ -202,6 +245,10 @@ pub struct SnapshotMeta {
     pub term: Term,
     /// The voters of the group as of `index`.
     pub voters: Vec<NodeId>,
+    /// The outgoing voters as of `index` if a joint configuration was in
+    /// force there (see [`Membership::outgoing`]); usually empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outgoing: Vec<NodeId>,
 }
 
 /// A state-machine snapshot: its place in the log and the runtime's bytes.
@@ -354,6 +401,12 @@ pub struct Status {
     pub snapshot_index: LogIndex,
     /// Entries held in memory (after the snapshot).
     pub log_len: u64,
+    /// The configuration in force at this node (Raft: the latest config
+    /// entry in its log, committed or not; Paxos: see its module docs).
+    pub membership: Membership,
+    /// A membership change started by this leader (or seen in its log) is
+    /// not finished yet: a new [`Consensus::change_membership`] is refused.
+    pub membership_pending: bool,
 }
 
 impl Status {
@@ -392,6 +445,19 @@ pub enum StepError {
     },
 }
 
+/// A refused membership change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    #[error("a membership change is already in progress")]
+    InProgress,
+    #[error("invalid membership: {0}")]
+    Invalid(String),
+    #[error("this core does not support membership changes")]
+    Unsupported,
+}
+
 /// A snapshot the core cannot take.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
@@ -415,7 +481,12 @@ pub enum TransferError {
 pub struct CoreConfig {
     pub id: NodeId,
     pub group: GroupId,
-    /// Every voter of the group, this node included.
+    /// Every voter of the group, this node included: the group's initial
+    /// configuration, used only when [`Recovered`] holds no configuration
+    /// (no snapshot, no config entry). Empty means "joining": the node was
+    /// added to an existing group and waits, campaigning for nothing, until
+    /// the group's leader sends it a log or snapshot that holds a
+    /// configuration; until then it accepts messages from any peer.
     pub voters: Vec<NodeId>,
     /// Minimum election timeout; each election picks one in [t, 2t).
     pub election_timeout_ticks: u64,
@@ -486,6 +557,18 @@ pub trait Consensus: Send {
     fn read_index(&mut self, ctx: u64) -> Result<(), NotLeader>;
     /// Ask the leader to hand leadership to `to`.
     fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError>;
+    /// Leader only: start moving the group to the voter set `voters`
+    /// (sorted, distinct, non-empty). Raft: joint consensus, appending
+    /// C_old,new, and C_new once C_old,new commits; Paxos: a reconfiguration
+    /// entry. Returns where the first config entry landed. The change is
+    /// done once an entry `ConfigChange(Membership::simple(voters))` shows up
+    /// in [`Ready::committed`] (and `status().membership_pending` is false).
+    /// New voters catch up by snapshot or log like any lagging follower; a
+    /// leader that is not in `voters` steps down once the change is done.
+    fn change_membership(&mut self, voters: Vec<NodeId>) -> Result<Proposal, MembershipError> {
+        let _ = voters;
+        Err(MembershipError::Unsupported)
+    }
     /// The runtime snapshotted its state machine at applied index `index`.
     fn snapshot_taken(
         &mut self,

@@ -273,6 +273,7 @@ impl PaxosLog {
             index,
             term,
             voters,
+            outgoing: Vec::new(),
         };
         self.snapshot = Snapshot {
             meta: meta.clone(),
@@ -382,6 +383,7 @@ mod tests {
                 index: LogIndex(2),
                 term: e(2, 2, 1, 2).term,
                 voters: vec![],
+                outgoing: Vec::new(),
             },
             data: vec![7],
         };

@@ -1448,6 +1448,8 @@ impl Consensus for PaxosNode {
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
             log_len: self.log.len() as u64,
+            membership: crate::consensus::Membership::simple(self.cfg.voters.clone()),
+            membership_pending: false,
         }
     }
 }

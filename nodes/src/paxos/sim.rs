@@ -39,7 +39,11 @@ fn value(e: &Entry) -> Value {
         EntryKind::Noop => h.u64(2),
         EntryKind::ConfigChange(v) => {
             h.u64(3);
-            for n in v {
+            for n in &v.voters {
+                h.u64(n.0);
+            }
+            h.u64(u64::MAX);
+            for n in &v.outgoing {
                 h.u64(n.0);
             }
         }

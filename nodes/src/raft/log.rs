@@ -357,6 +357,7 @@ impl RaftLog {
                 index,
                 term,
                 voters,
+                outgoing: Vec::new(),
             },
             data,
         };
@@ -486,6 +487,7 @@ mod tests {
                 index: LogIndex(5),
                 term: Term(3),
                 voters: vec![],
+                outgoing: Vec::new(),
             },
             data: vec![1],
         };

@@ -1130,6 +1130,8 @@ impl Consensus for RaftNode {
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
             log_len: self.log.len() as u64,
+            membership: crate::consensus::Membership::simple(self.cfg.voters.clone()),
+            membership_pending: false,
         }
     }
 }

@@ -729,6 +729,7 @@ mod tests {
                 index,
                 term: Term(1),
                 voters: vec![NodeId(1)],
+                outgoing: Vec::new(),
             })
         }
         fn has_ready(&self) -> bool {
@@ -757,6 +758,8 @@ mod tests {
                 last_index: LogIndex(0),
                 snapshot_index: LogIndex(0),
                 log_len: 0,
+                membership: crate::consensus::Membership::simple(vec![NodeId(1)]),
+                membership_pending: false,
             }
         }
     }

@@ -190,6 +190,7 @@ mod tests {
                 index: LogIndex(2),
                 term: Term(1),
                 voters: vec![],
+                outgoing: Vec::new(),
             },
             data: vec![],
         };

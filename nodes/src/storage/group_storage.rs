@@ -381,6 +381,7 @@ mod tests {
                 index: LogIndex(6),
                 term: Term(1),
                 voters: vec![NodeId(1)],
+                outgoing: Vec::new(),
             },
             data: b"sm".to_vec(),
         };
@@ -408,6 +409,7 @@ mod tests {
                 index: LogIndex(20),
                 term: Term(4),
                 voters: vec![],
+                outgoing: Vec::new(),
             },
             data: vec![1, 2, 3],
         };

@@ -5,7 +5,7 @@
 //! entries after it. The encoding is little-endian, hand-written (no schema
 //! crate), and its decoder rejects every malformed payload with an error.
 
-use crate::consensus::{Entry, EntryKind, HardState, LogIndex, NodeId, Term};
+use crate::consensus::{Entry, EntryKind, HardState, LogIndex, Membership, NodeId, Term};
 
 /// One change to durable state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,11 +66,13 @@ impl WalRecord {
                             out.extend_from_slice(data);
                         }
                         EntryKind::Noop => out.push(KIND_NOOP),
-                        EntryKind::ConfigChange(voters) => {
+                        EntryKind::ConfigChange(m) => {
                             out.push(KIND_CONFIG);
-                            put_u64(out, voters.len() as u64);
-                            for v in voters {
-                                put_u64(out, v.0);
+                            for set in [&m.voters, &m.outgoing] {
+                                put_u64(out, set.len() as u64);
+                                for v in set {
+                                    put_u64(out, v.0);
+                                }
                             }
                         }
                     }
@@ -118,12 +120,16 @@ impl WalRecord {
                         }
                         KIND_NOOP => EntryKind::Noop,
                         KIND_CONFIG => {
-                            let n = r.len_prefix(8)?;
-                            let mut voters = Vec::with_capacity(n);
-                            for _ in 0..n {
-                                voters.push(NodeId(r.u64()?));
+                            let mut sets = [Vec::new(), Vec::new()];
+                            for set in &mut sets {
+                                let n = r.len_prefix(8)?;
+                                set.reserve(n);
+                                for _ in 0..n {
+                                    set.push(NodeId(r.u64()?));
+                                }
                             }
-                            EntryKind::ConfigChange(voters)
+                            let [voters, outgoing] = sets;
+                            EntryKind::ConfigChange(Membership { voters, outgoing })
                         }
                         k => return Err(RecordError(format!("bad entry kind {k}"))),
                     };
@@ -233,7 +239,10 @@ mod tests {
                 Entry {
                     index: LogIndex(7),
                     term: Term(3),
-                    kind: EntryKind::ConfigChange(vec![NodeId(1), NodeId(4)]),
+                    kind: EntryKind::ConfigChange(Membership {
+                        voters: vec![NodeId(1), NodeId(4)],
+                        outgoing: vec![NodeId(2)],
+                    }),
                 },
             ]),
             WalRecord::Entries(vec![]),

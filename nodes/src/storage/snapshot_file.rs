@@ -1,7 +1,8 @@
 //! The snapshot file of a group: written whole, replaced by atomic rename.
 //!
 //! Layout: `FLSNAP01 | len: u64 LE | crc32: u32 LE | payload`, where the
-//! payload is `index: u64 | term: u64 | voters: u64 count, u64 each | data`.
+//! payload is `index: u64 | term: u64 | voters: u64 count, u64 each |
+//! outgoing voters: u64 count, u64 each | data`.
 //! A snapshot is written to a temporary file, fsynced, renamed over the old
 //! one and the directory fsynced: a crash leaves the old or the new one,
 //! never a mix. A snapshot file that fails its checksum refuses to load.
@@ -12,7 +13,7 @@ use super::wal::sync_dir;
 use super::StorageError;
 use crate::consensus::{LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
 
-const MAGIC: &[u8; 8] = b"FLSNAP01";
+const MAGIC: &[u8; 8] = b"FLSNAP02";
 
 /// Write `snap` to `path` atomically and durably.
 pub fn write(path: &Path, snap: &Snapshot) -> Result<(), StorageError> {
@@ -21,6 +22,10 @@ pub fn write(path: &Path, snap: &Snapshot) -> Result<(), StorageError> {
     payload.extend_from_slice(&snap.meta.term.0.to_le_bytes());
     payload.extend_from_slice(&(snap.meta.voters.len() as u64).to_le_bytes());
     for v in &snap.meta.voters {
+        payload.extend_from_slice(&v.0.to_le_bytes());
+    }
+    payload.extend_from_slice(&(snap.meta.outgoing.len() as u64).to_le_bytes());
+    for v in &snap.meta.outgoing {
         payload.extend_from_slice(&v.0.to_le_bytes());
     }
     payload.extend_from_slice(&snap.data);
@@ -93,12 +98,25 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, (u64, String)> {
     for i in 0..n as usize {
         voters.push(NodeId(u64_at(24 + 8 * i)?));
     }
-    let data_at = 24 + 8 * n as usize;
+    let out_at = 24 + 8 * n as usize;
+    let m = u64_at(out_at)?;
+    if m > (payload.len() as u64) / 8 {
+        return Err((
+            20 + out_at as u64,
+            format!("{m} outgoing voters cannot fit"),
+        ));
+    }
+    let mut outgoing = Vec::with_capacity(m as usize);
+    for i in 0..m as usize {
+        outgoing.push(NodeId(u64_at(out_at + 8 + 8 * i)?));
+    }
+    let data_at = out_at + 8 + 8 * m as usize;
     Ok(Snapshot {
         meta: SnapshotMeta {
             index: LogIndex(index),
             term: Term(term),
             voters,
+            outgoing,
         },
         data: payload[data_at..].to_vec(),
     })
@@ -114,6 +132,7 @@ mod tests {
                 index: LogIndex(42),
                 term: Term(3),
                 voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+                outgoing: vec![NodeId(4)],
             },
             data: b"state machine bytes".to_vec(),
         }

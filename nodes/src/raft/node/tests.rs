@@ -610,6 +610,7 @@ fn recovery_refuses_a_log_from_a_future_term() {
                 index: LogIndex(0),
                 term: Term(0),
                 voters: vec![],
+                outgoing: Vec::new(),
             },
             data: vec![],
         }),
