@@ -38,6 +38,11 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
         history_events: history.events.len() as u64,
         history_truncated: history.truncated_tail,
         run_dir: run.path().to_path_buf(),
+        membership: faultline_results::shard_ownership::ShardOwnership::of_history(
+            &history.events,
+            faultline_results::op_span::history_end_ns(&history.events),
+        )
+        .changes,
     };
     results
         .write(&run.results_json())

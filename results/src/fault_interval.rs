@@ -46,6 +46,8 @@ fn describe(value: &Value) -> String {
     };
     let mut parts = Vec::new();
     for key in [
+        "action",
+        "node",
         "shape",
         "nodes",
         "mode",

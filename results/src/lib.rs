@@ -21,6 +21,8 @@ pub mod report;
 pub mod run_metrics;
 pub mod run_results;
 pub mod serve;
+pub mod shard_ownership;
+pub mod shard_timeline;
 pub mod store;
 pub mod suite;
 pub mod synthetic_run;

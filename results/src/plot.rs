@@ -99,6 +99,7 @@ pub fn fault_rgb(fault: &str) -> RGBColor {
         "clock" => RGBColor(0x0d, 0x94, 0x88),
         "loss" => RGBColor(0x92, 0x40, 0x0e),
         "latency" => RGBColor(0x15, 0x80, 0x3d),
+        "membership" => RGBColor(0x1d, 0x4e, 0xd8),
         _ => RGBColor(0x52, 0x52, 0x5b),
     }
 }

@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained page per run.
 //!
 //! It holds the verdicts with their witnesses, the plots (inline SVG; PNG
-//! copies in `plots/`), the timeline, the percentile table, the faults, the
+//! copies in `plots/`), the timeline, for sharded runs the shard ownership
+//! over time, the percentile table, the faults, the
 //! test's options, and relative links to the history, the histogram logs
 //! and the node logs. Everything it shows is inside the file (no script, no
 //! style sheet, no image is fetched), so it opens from the file system with
@@ -19,6 +20,7 @@ use crate::op_span::OpOutcome;
 use crate::plot::{hex, outcome_rgb, PlotData, PlotKind};
 use crate::run_metrics::{outcome_rows, test_and_id, OpMetrics, RunData, RunReadError};
 use crate::run_results::{RunResults, VerdictKind};
+use crate::shard_timeline;
 use crate::store::{RunDir, HISTORY_FILE, NODES_DIR, RESULTS_FILE, TEST_FILE};
 use crate::timeline::{self, escape};
 use std::fmt::Write;
@@ -358,6 +360,25 @@ fn render(p: &Page) -> String {
     o.push_str(p.timeline);
     o.push_str("</div>");
 
+    // Shards: who owns which over time (sharded runs only).
+    let own = &p.data.ownership;
+    if !own.is_empty() {
+        let _ = write!(
+            o,
+            "<h2 id=shards>Shards</h2><p class=meta>{} shards; one row per shard, its replica set over time (one colour per set; dashed: a move that did not finish, so the ring's target, not confirmed); hatched: the shard moving during a membership change; markers: nodes added (+) and removed (-). {} membership changes, {} completed.</p><div class=timeline-wrap>",
+            own.shards,
+            own.changes.len(),
+            own.changes.iter().filter(|c| c.completed()).count()
+        );
+        o.push_str(&shard_timeline::svg(own, p.data.end_ns));
+        o.push_str("</div><h3>Placements</h3>");
+        o.push_str(&shard_timeline::placements_table(own));
+        if !own.changes.is_empty() {
+            o.push_str("<h3>Membership changes</h3>");
+            o.push_str(&shard_timeline::changes_table(own));
+        }
+    }
+
     // Percentiles.
     o.push_str("<h2 id=percentiles>Latency percentiles</h2>");
     metrics_table(
@@ -486,6 +507,72 @@ mod tests {
         for f in [LATENCY_LOG_FILE, LATENCY_TOTAL_FILE, THROUGHPUT_FILE] {
             assert!(run.join(f).is_file(), "{f}");
         }
+    }
+
+    #[test]
+    fn a_sharded_run_shows_who_owns_which_shard_over_time() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let run = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 200,
+                ..RunSpec::default()
+            },
+        );
+        let path = run.join(HISTORY_FILE);
+        let text = std::fs::read_to_string(&path).expect("read");
+        let events = crate::read_history(&path).expect("history").events;
+        let (mut index, end) = (
+            events.last().expect("events").index + 1,
+            crate::op_span::history_end_ns(&events),
+        );
+        let mut extra = String::new();
+        for (f, time, value) in [
+            (
+                "placement",
+                0,
+                serde_json::json!({"shards":2,"replicas":2,"members":["n1","n2","n3"],"placement":[["n1","n2"],["n2","n3"]]}),
+            ),
+            (
+                "start-membership",
+                end / 3,
+                serde_json::json!({"action":"add","node":"n4","members":["n1","n2","n3","n4"],"placement":[["n1","n2"],["n4","n3"]],"moves":[{"shard":1,"before":["n2","n3"],"after":["n4","n3"]}],"mechanism":"admin"}),
+            ),
+            (
+                "stop-membership",
+                end / 2,
+                serde_json::json!({"action":"add","node":"n4","members":["n1","n2","n3","n4"],"placement":[["n1","n2"],["n4","n3"]],"moves":[{"shard":1,"before":["n2","n3"],"after":["n4","n3"],"outcome":"done"}],"mechanism":"admin"}),
+            ),
+        ] {
+            let e = serde_json::json!({"index":index,"time":time,"process":"nemesis","type":"info","f":f,"value":value});
+            extra.push_str(&format!("{e}\n"));
+            index += 1;
+        }
+        std::fs::write(&path, format!("{text}{extra}")).expect("write");
+        build(&run).expect("report");
+        let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
+        for needle in [
+            "<h2 id=shards>Shards</h2>",
+            "1 membership changes, 1 completed",
+            r#"<svg xmlns="http://www.w3.org/2000/svg" class="shards""#,
+            "<table class=placements>",
+            "s1 n2,n3 → n4,n3 done",
+            ">membership add n4<",
+        ] {
+            assert!(html.contains(needle), "missing {needle}");
+        }
+        // An unsharded run has no such section.
+        let plain = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 20,
+                start_offset_s: 60,
+                ..RunSpec::default()
+            },
+        );
+        build(&plain).expect("report");
+        let html = std::fs::read_to_string(plain.join(REPORT_FILE)).expect("read");
+        assert!(!html.contains("id=shards"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::fault_interval::{faults_of, FaultInterval};
 use crate::histogram_log::{LatencyHistograms, OpKey, LATENCY_TOTAL_FILE};
 use crate::op_span::{history_end_ns, spans_of, OpOutcome, OpSpan};
 use crate::run_results::{RunResults, VerdictKind};
+use crate::shard_ownership::ShardOwnership;
 use crate::store::RunDir;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -158,6 +159,8 @@ pub struct RunData {
     pub end_ns: u64,
     pub events: u64,
     pub truncated: bool,
+    /// Which nodes own which shards over time (empty for unsharded runs).
+    pub ownership: ShardOwnership,
 }
 
 impl RunData {
@@ -175,6 +178,7 @@ impl RunData {
             end_ns,
             events: history.events.len() as u64,
             truncated: history.truncated_tail,
+            ownership: ShardOwnership::of_history(&history.events, end_ns),
         })
     }
 }

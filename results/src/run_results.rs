@@ -6,6 +6,7 @@
 //! added, so later tools (compare, reports) can read older runs.
 
 use crate::op_stats::Summary;
+use crate::shard_ownership::MembershipChange;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,10 @@ pub struct RunResults {
     pub history_truncated: bool,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// Sharded runs: every ring membership change, from the history's
+    /// `start-membership` / `stop-membership` events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub membership: Vec<MembershipChange>,
 }
 
 impl RunResults {
@@ -130,6 +135,15 @@ mod tests {
             history_events: 0,
             history_truncated: false,
             run_dir: dir.path().to_path_buf(),
+            membership: vec![MembershipChange {
+                start_ns: 1,
+                end_ns: Some(2),
+                action: "add".into(),
+                node: "n4".into(),
+                members: vec!["n1".into(), "n4".into()],
+                moves: Vec::new(),
+                error: None,
+            }],
         };
         let p = dir.path().join("results.json");
         r.write(&p).expect("write");

@@ -124,6 +124,7 @@ pub fn write_run(root: &Path, spec: &RunSpec) -> PathBuf {
             history_events: events.len() as u64,
             history_truncated: false,
             run_dir: run.path().to_path_buf(),
+            membership: Vec::new(),
         };
         results
             .write(&run.results_json())

@@ -59,10 +59,16 @@ pub fn verdicts_table(checkers: &[CheckerOutcome]) -> Table {
     t
 }
 
-/// Everything printed at the end of a run, for humans.
+/// Everything printed at the end of a run, for humans: with a line per
+/// ring membership change for sharded runs.
 pub fn render(results: &RunResults) -> String {
+    let membership: String = results
+        .membership
+        .iter()
+        .map(|c| format!("{}\n", c.line()))
+        .collect();
     format!(
-        "{}\n{}\nverdict: {}\nstore:   {}\n",
+        "{}\n{membership}{}\nverdict: {}\nstore:   {}\n",
         ops_table(&results.stats),
         verdicts_table(&results.checkers),
         results.verdict.as_str(),
@@ -102,9 +108,26 @@ mod tests {
             history_events: 2,
             history_truncated: false,
             run_dir: "store/x/1".into(),
+            membership: vec![crate::shard_ownership::MembershipChange {
+                start_ns: 1_000_000_000,
+                end_ns: Some(2_500_000_000),
+                action: "remove".into(),
+                node: "n2".into(),
+                members: vec!["n1".into(), "n3".into()],
+                moves: Vec::new(),
+                error: None,
+            }],
         };
         let text = render(&r);
-        for needle in ["cas", "linearizable", "k1", "invalid", "store/x/1", "2.0"] {
+        for needle in [
+            "cas",
+            "linearizable",
+            "k1",
+            "invalid",
+            "store/x/1",
+            "2.0",
+            "membership 1.0s–2.5s -n2: members n1,n3; no shard moved",
+        ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
     }
