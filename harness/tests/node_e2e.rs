@@ -277,7 +277,10 @@ fn leader_kill_scenario(consensus: &str, extra: &[&str]) {
             let r = client
                 .call_node(
                     &nodes[(lead_now - 1) as usize].addr.to_string(),
-                    Op::TransferLeader { to: leader },
+                    Op::TransferLeader {
+                        to: leader,
+                        group: None,
+                    },
                 )
                 .await
                 .expect("transfer reply");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use faultline_nodes::bug::Bug;
 use faultline_nodes::consensus::NodeId;
-use faultline_nodes::server::{self, ConsensusKind, NodeConfig, NodeError};
+use faultline_nodes::server::{self, ConsensusKind, NodeConfig, NodeError, Sharding};
 
 use crate::exit::{bad_input, Exit};
 
@@ -71,6 +71,37 @@ pub struct Args {
     /// Snapshot the state machine and compact the WAL every N applied entries.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
+    /// Split the keyspace into S shards, one consensus group each, placed
+    /// on the ring (default: unsharded, one group of every peer).
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Replicas of every shard (with --shards).
+    #[arg(long, default_value_t = 3, requires = "shards")]
+    pub replicas: usize,
+    /// The initial ring members, `1,2,3` (with --shards; default: every peer).
+    #[arg(long, requires = "shards")]
+    pub members: Option<String>,
+    /// Virtual nodes per ring member (with --shards).
+    #[arg(long, default_value_t = 128, requires = "shards")]
+    pub vnodes: u32,
+}
+
+/// Parse `1,2,3` into node ids.
+pub fn parse_members(s: &str) -> anyhow::Result<Vec<NodeId>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let id: u64 = part
+            .parse()
+            .map_err(|_| bad_input(format!("--members: {part:?} is not a node id")))?;
+        if id == 0 {
+            return Err(bad_input("--members: node ids start at 1"));
+        }
+        out.push(NodeId(id));
+    }
+    if out.is_empty() {
+        return Err(bad_input("--members lists no node"));
+    }
+    Ok(out)
 }
 
 /// Parse `1=host:port,2=host:port`.
@@ -171,6 +202,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     cfg.lease_reads = args.lease_reads;
     cfg.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
     cfg.snapshot_every_entries = args.snapshot_every.max(1);
+    if let Some(shards) = args.shards {
+        let members = match &args.members {
+            Some(m) => parse_members(m)?,
+            None => cfg.peers.keys().copied().collect(),
+        };
+        cfg.sharding = Some(Sharding {
+            shards,
+            replicas: args.replicas,
+            members,
+            vnodes: args.vnodes,
+        });
+    }
     cfg.validate().map_err(bad_input)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating --data-dir {}", data_dir.display()))?;
@@ -208,6 +251,18 @@ mod tests {
             "1=127.0.0.1:1,1=127.0.0.1:2",
         ] {
             let e = parse_peers(bad).expect_err(bad);
+            assert_eq!(crate::exit::code_for(&Err(e)), 254, "{bad}");
+        }
+    }
+
+    #[test]
+    fn members_parse_and_bad_members_are_bad_input() {
+        assert_eq!(
+            parse_members("1, 2,3").expect("valid"),
+            vec![NodeId(1), NodeId(2), NodeId(3)]
+        );
+        for bad in ["", ",", "x", "0,1", "1,-2"] {
+            let e = parse_members(bad).expect_err(bad);
             assert_eq!(crate::exit::code_for(&Err(e)), 254, "{bad}");
         }
     }

@@ -2,10 +2,15 @@
 //!
 //! [`Connection`] is one pipelined connection to one node. [`Client`] talks
 //! to a cluster: it sends to the node it believes leads, follows `not-leader`
-//! redirects (definite, so retrying is safe), tries the next node when the
+//! and `moved` redirects (both definite: nothing happened, so retrying is
+//! safe; at most `max_attempts` hops), tries the next node when the
 //! leader is unknown or a connection cannot be made, and turns every reply
 //! into an [`Outcome`]: `Ok`, `Fail` (certainly did not happen) or `Unknown`
 //! (timeout, closed connection, or a not-definite error: record `info`).
+//!
+//! Against a sharded cluster, set [`ClientConfig::shards`]: the client then
+//! remembers one leader per shard (each shard is its own group with its own
+//! leader); without it, it remembers one and follows redirects as they come.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -29,6 +34,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::protocol::{ErrorCode, Op, Reply};
+use crate::ring::ShardId;
 
 /// Why a call has no reply.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +98,9 @@ pub struct ClientConfig {
     pub max_attempts: usize,
     /// Pause before retrying when no leader is known.
     pub retry_backoff: Duration,
+    /// The cluster's shard count (`--shards`), if sharded: leaders are
+    /// remembered per shard.
+    pub shards: Option<u32>,
 }
 
 impl ClientConfig {
@@ -103,6 +112,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(1),
             max_attempts: 20,
             retry_backoff: Duration::from_millis(50),
+            shards: None,
         }
     }
 }
@@ -112,8 +122,9 @@ impl ClientConfig {
 pub struct Client {
     config: ClientConfig,
     connections: tokio::sync::Mutex<HashMap<String, Connection>>,
-    /// The address we believe leads.
-    leader: Mutex<Option<String>>,
+    /// The address we believe leads, per shard (None: unsharded, or an op
+    /// with no key).
+    leaders: Mutex<HashMap<Option<u32>, String>>,
     /// Round-robin position when no leader is known.
     next_node: Mutex<usize>,
 }
@@ -124,7 +135,7 @@ impl Client {
         Client {
             config,
             connections: tokio::sync::Mutex::new(HashMap::new()),
-            leader: Mutex::new(None),
+            leaders: Mutex::new(HashMap::new()),
             next_node: Mutex::new(0),
         }
     }
@@ -133,13 +144,37 @@ impl Client {
         &self.config
     }
 
-    /// The address the client currently believes leads, if any.
+    /// The address the client currently believes leads ops without a key
+    /// (or every op, unsharded), if any.
     pub fn leader(&self) -> Option<String> {
-        self.leader.lock().expect("leader lock").clone()
+        self.leader_of(None)
     }
 
-    fn pick_node(&self) -> String {
-        if let Some(l) = self.leader() {
+    fn leader_of(&self, shard: Option<u32>) -> Option<String> {
+        self.leaders
+            .lock()
+            .expect("leader lock")
+            .get(&shard)
+            .cloned()
+    }
+
+    fn set_leader(&self, shard: Option<u32>, addr: Option<String>) {
+        let mut leaders = self.leaders.lock().expect("leader lock");
+        match addr {
+            Some(a) => leaders.insert(shard, a),
+            None => leaders.remove(&shard),
+        };
+    }
+
+    /// The shard whose leader `op` needs (None when unsharded or keyless).
+    fn shard_of(&self, op: &Op) -> Option<u32> {
+        let shards = self.config.shards.filter(|&s| s > 0)?;
+        let name = op.routing_key()?;
+        Some(ShardId::of_key(name.as_bytes(), shards).0)
+    }
+
+    fn pick_node(&self, shard: Option<u32>) -> String {
+        if let Some(l) = self.leader_of(shard) {
             return l;
         }
         let mut next = self.next_node.lock().expect("next lock");
@@ -176,9 +211,10 @@ impl Client {
     /// Run `op` on the cluster: to the leader, following redirects.
     pub async fn call(&self, op: Op) -> Outcome {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let shard = self.shard_of(&op);
         let mut last_fail: Option<Reply> = None;
         for attempt in 0..self.config.max_attempts.max(1) {
-            let addr = self.pick_node();
+            let addr = self.pick_node(shard);
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             if remaining.is_zero() {
                 break;
@@ -189,13 +225,17 @@ impl Client {
             };
             match result {
                 Ok(reply) if reply.ok => {
-                    *self.leader.lock().expect("leader lock") = Some(addr);
+                    self.set_leader(shard, Some(addr));
                     return Outcome::Ok(reply);
                 }
-                Ok(reply) if reply.error == Some(ErrorCode::NotLeader) => {
+                // Redirects are definite (nothing happened): follow them.
+                Ok(reply)
+                    if reply.error == Some(ErrorCode::NotLeader)
+                        || reply.error == Some(ErrorCode::Moved) =>
+                {
                     let hint = reply.leader().map(str::to_string).filter(|l| *l != addr);
                     let known = hint.is_some();
-                    *self.leader.lock().expect("leader lock") = hint;
+                    self.set_leader(shard, hint);
                     last_fail = Some(reply);
                     if !known {
                         tokio::time::sleep(self.config.retry_backoff.min(remaining)).await;
@@ -210,11 +250,11 @@ impl Client {
                 }
                 Err(e) if e.not_sent() => {
                     tracing::debug!(attempt, error = %e, "not sent; trying another node");
-                    *self.leader.lock().expect("leader lock") = None;
+                    self.set_leader(shard, None);
                     tokio::time::sleep(self.config.retry_backoff.min(remaining)).await;
                 }
                 Err(e) => {
-                    *self.leader.lock().expect("leader lock") = None;
+                    self.set_leader(shard, None);
                     return Outcome::Unknown(e.to_string());
                 }
             }

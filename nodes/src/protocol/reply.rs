@@ -25,6 +25,13 @@ pub enum ErrorCode {
     StaleToken,
     /// The node's queue is full; nothing was done (definite).
     Overloaded,
+    /// The request's shard is not hosted here (definite); the reply names
+    /// the `shard` and a replica's address in `leader`.
+    Moved,
+    /// A membership change is already running in that group (definite).
+    InProgress,
+    /// The consensus core cannot change membership (definite).
+    Unsupported,
     /// A code this version does not know (a newer node): treated as not definite.
     #[serde(other)]
     Unknown,
@@ -52,6 +59,9 @@ impl ErrorCode {
             ErrorCode::NotHolder => "not-holder",
             ErrorCode::StaleToken => "stale-token",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Moved => "moved",
+            ErrorCode::InProgress => "in-progress",
+            ErrorCode::Unsupported => "unsupported",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -105,6 +115,14 @@ impl Reply {
             .with("leader", leader.map_or(Value::Null, Value::String))
     }
 
+    /// `moved`: `shard` lives elsewhere; `leader` is a replica's client
+    /// address in this node's ring view (null if none is known).
+    pub fn moved(id: Option<u64>, shard: u32, leader: Option<String>) -> Reply {
+        Reply::error(id, ErrorCode::Moved)
+            .with("shard", shard)
+            .with("leader", leader.map_or(Value::Null, Value::String))
+    }
+
     /// `bad-request` with a human-readable reason.
     pub fn bad_request(id: Option<u64>, reason: impl Into<String>) -> Reply {
         Reply::error(id, ErrorCode::BadRequest).with("reason", Value::String(reason.into()))
@@ -121,7 +139,7 @@ impl Reply {
         self.fields.get("value").unwrap_or(&Value::Null)
     }
 
-    /// `leader` of a `not-leader` reply, when known.
+    /// `leader` of a `not-leader` or `moved` reply, when known.
     pub fn leader(&self) -> Option<&str> {
         self.fields.get("leader").and_then(Value::as_str)
     }
@@ -173,6 +191,20 @@ mod tests {
         );
         let r = Reply::error(Some(5), ErrorCode::Timeout);
         assert_eq!(r.definite, Some(false));
+        let r = Reply::moved(Some(6), 3, Some("127.0.0.1:7002".into()));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&r.encode()).expect("json"),
+            json!({"id":6,"ok":false,"error":"moved","definite":true,"shard":3,"leader":"127.0.0.1:7002"})
+        );
+        for code in [
+            ErrorCode::Moved,
+            ErrorCode::InProgress,
+            ErrorCode::Unsupported,
+        ] {
+            let line = serde_json::to_string(&code).expect("code");
+            assert_eq!(line, format!("\"{}\"", code.as_str()));
+            assert!(code.definite());
+        }
     }
 
     #[test]

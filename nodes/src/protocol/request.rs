@@ -108,6 +108,31 @@ pub enum Op {
     },
     TransferLeader {
         to: u64,
+        /// Which hosted group (default: the first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<u64>,
+    },
+
+    /// Every group this node hosts, and its ring view.
+    Groups,
+    /// Host `group` as a joining core (no voters until the leader sends a
+    /// configuration). Idempotent.
+    JoinGroup {
+        group: u64,
+    },
+    /// Stop hosting `group` and delete its storage, for a node the
+    /// group's leader already reports removed.
+    LeaveGroup {
+        group: u64,
+    },
+    /// At `group`'s leader: snapshot, then move the group to `voters`.
+    ChangeMembership {
+        group: u64,
+        voters: Vec<u64>,
+    },
+    /// Replace this node's ring view (used for `moved` redirects).
+    SetMembers {
+        members: Vec<u64>,
     },
 }
 
@@ -161,6 +186,28 @@ impl Op {
             Op::Filter { .. } => "filter",
             Op::Clock { .. } => "clock",
             Op::TransferLeader { .. } => "transfer-leader",
+            Op::Groups => "groups",
+            Op::JoinGroup { .. } => "join-group",
+            Op::LeaveGroup { .. } => "leave-group",
+            Op::ChangeMembership { .. } => "change-membership",
+            Op::SetMembers { .. } => "set-members",
+        }
+    }
+
+    /// What a sharded node routes this op by: the key of a key-value op or
+    /// of `fenced_write`, the lock name of a lock op; None for admin ops.
+    pub fn routing_key(&self) -> Option<&str> {
+        match self {
+            Op::Read { key }
+            | Op::Write { key, .. }
+            | Op::Cas { key, .. }
+            | Op::Append { key, .. }
+            | Op::Add { key, .. }
+            | Op::FencedWrite { key, .. } => Some(key),
+            Op::Acquire { lock, .. } | Op::Renew { lock, .. } | Op::Release { lock, .. } => {
+                Some(lock)
+            }
+            _ => None,
         }
     }
 }
@@ -263,7 +310,16 @@ mod tests {
             }
         );
         let r = Request::decode(br#"{"id":4,"op":"transfer-leader","to":2}"#).expect("valid");
-        assert_eq!(r.op, Op::TransferLeader { to: 2 });
+        assert_eq!(r.op, Op::TransferLeader { to: 2, group: None });
+        let r =
+            Request::decode(br#"{"id":4,"op":"transfer-leader","to":2,"group":3}"#).expect("valid");
+        assert_eq!(
+            r.op,
+            Op::TransferLeader {
+                to: 2,
+                group: Some(3)
+            }
+        );
         let r = Request::decode(br#"{"op":"auth","token":"s3cret"}"#).expect("valid");
         assert_eq!(r.id, None);
         let r = Request::decode(br#"{"id":5,"op":"filter","drop":[2,3]}"#).expect("valid");
@@ -296,6 +352,60 @@ mod tests {
     }
 
     #[test]
+    fn admin_ops_decode_and_bad_ones_are_refused() {
+        let r = Request::decode(br#"{"id":1,"op":"groups"}"#).expect("valid");
+        assert_eq!(r.op, Op::Groups);
+        let r = Request::decode(br#"{"id":2,"op":"join-group","group":5}"#).expect("valid");
+        assert_eq!(r.op, Op::JoinGroup { group: 5 });
+        let r = Request::decode(br#"{"id":3,"op":"change-membership","group":1,"voters":[3,1,2]}"#)
+            .expect("valid");
+        assert_eq!(
+            r.op,
+            Op::ChangeMembership {
+                group: 1,
+                voters: vec![3, 1, 2]
+            }
+        );
+        let r = Request::decode(br#"{"id":4,"op":"set-members","members":[1,2]}"#).expect("valid");
+        assert_eq!(
+            r.op,
+            Op::SetMembers {
+                members: vec![1, 2]
+            }
+        );
+        for bad in [
+            &br#"{"id":5,"op":"join-group"}"#[..],
+            br#"{"id":5,"op":"join-group","group":-1}"#,
+            br#"{"id":5,"op":"change-membership","group":1}"#,
+            br#"{"id":5,"op":"change-membership","group":1,"voters":"1,2"}"#,
+            br#"{"id":5,"op":"set-members","members":[1,"x"]}"#,
+        ] {
+            let e = Request::decode(bad).expect_err("refused");
+            assert_eq!(e.id, Some(5), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn ops_route_by_key_or_lock_name() {
+        assert_eq!(Op::Read { key: "k".into() }.routing_key(), Some("k"));
+        let fenced = Op::FencedWrite {
+            key: "f".into(),
+            value: json!(1),
+            token: 1,
+        };
+        assert_eq!(fenced.routing_key(), Some("f"));
+        let renew = Op::Renew {
+            lock: "L".into(),
+            owner: "o".into(),
+            token: 1,
+            ttl_ms: 1,
+        };
+        assert_eq!(renew.routing_key(), Some("L"));
+        assert_eq!(Op::Groups.routing_key(), None);
+        assert_eq!(Op::Status.routing_key(), None);
+    }
+
+    #[test]
     fn encode_then_decode_round_trips() {
         let ops = vec![
             Op::Read { key: "k".into() },
@@ -309,6 +419,20 @@ mod tests {
                 ttl_ms: 500,
             },
             Op::Status,
+            Op::Groups,
+            Op::JoinGroup { group: 3 },
+            Op::LeaveGroup { group: 3 },
+            Op::ChangeMembership {
+                group: 2,
+                voters: vec![1, 2, 4],
+            },
+            Op::SetMembers {
+                members: vec![1, 2, 3, 4],
+            },
+            Op::TransferLeader {
+                to: 2,
+                group: Some(1),
+            },
             Op::Clock {
                 offset_ms: -20,
                 rate: 1.5,
@@ -335,7 +459,7 @@ mod tests {
 
         /// Fuzz: JSON-shaped garbage never panics the decoder either.
         #[test]
-        fn decode_never_panics_on_jsonish_strings(s in r#"\{("(id|op|key|value|token|to|from|delta|ttl_ms|lock|owner|drop|loss|rate)":(-?[0-9]{1,20}|"[a-z_\-]{0,12}"|null|true|\[[0-9,]{0,8}\]|\{\}),?){0,6}\}"#) {
+        fn decode_never_panics_on_jsonish_strings(s in r#"\{("(id|op|key|value|token|to|from|delta|ttl_ms|lock|owner|drop|loss|rate|group|voters|members)":(-?[0-9]{1,20}|"[a-z_\-]{0,12}"|null|true|\[[0-9,]{0,8}\]|\{\}),?){0,6}\}"#) {
             let _ = Request::decode(s.as_bytes());
         }
     }

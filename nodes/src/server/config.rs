@@ -24,6 +24,22 @@ impl ConsensusKind {
     }
 }
 
+/// How a sharded node splits the keyspace (`--shards`, `--replicas`,
+/// `--members`, `--vnodes`). Every node of a cluster gets the same values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sharding {
+    /// S: a key's (or lock's) shard is `ShardId::of_key(name, S)`; shard s
+    /// is consensus group `GroupId(s)`.
+    pub shards: u32,
+    /// R: replicas of every shard.
+    pub replicas: usize,
+    /// The initial ring members (every node agrees on them): they decide
+    /// which groups a node hosts from the start, and with which voters.
+    pub members: Vec<NodeId>,
+    /// Virtual nodes per member on the ring.
+    pub vnodes: u32,
+}
+
 /// A node's configuration (built by `faultline node` from its flags).
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -36,8 +52,11 @@ pub struct NodeConfig {
     pub bugs: Vec<Bug>,
     /// Required as the first line of every connection when set. Never logged.
     pub auth_token: Option<String>,
-    /// Consensus groups hosted by this node (client ops go to the first).
+    /// Unsharded: the consensus groups hosted by this node, every peer a
+    /// voter (client ops go to the first). Ignored when `sharding` is set.
     pub groups: Vec<GroupId>,
+    /// Sharded: the groups come from the ring's placement instead.
+    pub sharding: Option<Sharding>,
     /// Real milliseconds between ticks at clock rate 1.
     pub tick_ms: u64,
     pub election_timeout_ms: u64,
@@ -67,6 +86,7 @@ impl NodeConfig {
             bugs: Vec::new(),
             auth_token: None,
             groups: vec![GroupId(0)],
+            sharding: None,
             tick_ms: TICK_INTERVAL_MS,
             election_timeout_ms: 150,
             heartbeat_ms: 50,
@@ -117,10 +137,37 @@ impl NodeConfig {
                 "the heartbeat interval must be positive and below the election timeout".into(),
             );
         }
-        if self.groups.is_empty() {
-            return Err("a node hosts at least one group".into());
+        match &self.sharding {
+            None if self.groups.is_empty() => {
+                return Err("a node hosts at least one group".into());
+            }
+            None => {}
+            Some(sh) => {
+                if sh.shards == 0 {
+                    return Err("--shards must be at least 1".into());
+                }
+                if sh.replicas == 0 {
+                    return Err("--replicas must be at least 1".into());
+                }
+                if sh.vnodes == 0 {
+                    return Err("--vnodes must be at least 1".into());
+                }
+                check_members("--members", &sh.members, &self.peers)?;
+                if sh.replicas > sh.members.len() {
+                    return Err(format!(
+                        "--replicas {} is more than the {} --members",
+                        sh.replicas,
+                        sh.members.len()
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether the node shards the keyspace.
+    pub fn is_sharded(&self) -> bool {
+        self.sharding.is_some()
     }
 
     pub fn election_timeout_ticks(&self) -> u64 {
@@ -129,5 +176,79 @@ impl NodeConfig {
 
     pub fn heartbeat_interval_ticks(&self) -> u64 {
         (self.heartbeat_ms / self.tick_ms).max(1)
+    }
+}
+
+/// Check a member (or voter) list from outside: not empty, no duplicates,
+/// every id a known peer. `what` names the list in the error.
+pub fn check_members(
+    what: &str,
+    members: &[NodeId],
+    peers: &BTreeMap<NodeId, SocketAddr>,
+) -> Result<(), String> {
+    if members.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for m in members {
+        if !seen.insert(*m) {
+            return Err(format!("{what} lists node {} twice", m.0));
+        }
+        if !peers.contains_key(m) {
+            return Err(format!(
+                "{what} names node {}, which is not in --peers",
+                m.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NodeConfig {
+        let peers: BTreeMap<NodeId, SocketAddr> = (1..=4)
+            .map(|i| {
+                (
+                    NodeId(i),
+                    format!("127.0.0.{i}:700{i}").parse().expect("addr"),
+                )
+            })
+            .collect();
+        let listen = peers[&NodeId(1)];
+        NodeConfig::new(NodeId(1), listen, peers, PathBuf::from("/nonexistent"))
+    }
+
+    #[test]
+    fn sharding_flags_are_checked_with_a_clear_reason() {
+        let mut c = cfg();
+        c.sharding = Some(Sharding {
+            shards: 4,
+            replicas: 3,
+            members: vec![NodeId(1), NodeId(2), NodeId(3)],
+            vnodes: 128,
+        });
+        c.validate().expect("valid");
+        let bad = |f: &dyn Fn(&mut Sharding), want: &str| {
+            let mut c = c.clone();
+            f(c.sharding.as_mut().expect("sharded"));
+            let e = c.validate().expect_err(want);
+            assert!(e.contains(want), "{e:?} should mention {want:?}");
+        };
+        bad(&|s| s.shards = 0, "--shards");
+        bad(&|s| s.replicas = 0, "--replicas");
+        bad(&|s| s.replicas = 4, "--replicas 4");
+        bad(&|s| s.vnodes = 0, "--vnodes");
+        bad(&|s| s.members = vec![], "--members is empty");
+        bad(
+            &|s| s.members = vec![NodeId(1), NodeId(1), NodeId(2)],
+            "twice",
+        );
+        bad(
+            &|s| s.members = vec![NodeId(1), NodeId(2), NodeId(9)],
+            "node 9",
+        );
     }
 }

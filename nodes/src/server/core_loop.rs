@@ -6,21 +6,20 @@
 //! fsync (group commit). fsync blocks only this thread; the network keeps
 //! queueing for the next batch.
 
-use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::clock::NodeClock;
-use super::group::{ClientOp, Group};
+use super::group::ClientOp;
+use super::host::Host;
 use crate::consensus::{GroupId, Message};
-use crate::protocol::Reply;
 use crate::storage::StorageError;
 use crate::transport::Transport;
 
 /// What the event loop receives.
 #[derive(Debug)]
 pub enum Event {
-    /// A request; `group` None means the node's first group.
+    /// A request; `group` None: routed by its key (see [`Host::handle`]).
     Client {
         group: Option<GroupId>,
         op: ClientOp,
@@ -37,16 +36,12 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(50);
 /// Run until `Shutdown` or until every sender is gone. An error is a storage
 /// failure: the node must stop (it cannot promise durability any more).
 pub fn run(
-    mut groups: BTreeMap<GroupId, Group>,
+    mut host: Host,
     events: Receiver<Event>,
     transport: Transport,
     clock: NodeClock,
     tick_ms: u64,
 ) -> Result<(), StorageError> {
-    let first_group = *groups
-        .keys()
-        .next()
-        .expect("a node hosts at least one group");
     let mut next_tick = Instant::now() + clock.real_duration(tick_ms as f64);
     let mut next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
     let result = 'outer: loop {
@@ -62,24 +57,8 @@ pub fn run(
         while let Some(ev) = next {
             match ev {
                 Event::Shutdown => break 'outer Ok(()),
-                Event::Client { group, op } => {
-                    let g = group.unwrap_or(first_group);
-                    match groups.get_mut(&g) {
-                        Some(group) => group.handle(op, now),
-                        None => {
-                            let _ = op.reply.send(Reply::bad_request(
-                                op.id,
-                                format!("this node hosts no group {}", g.0),
-                            ));
-                        }
-                    }
-                }
-                Event::Peer(msg) => match groups.get_mut(&msg.group) {
-                    Some(group) => group.step(msg),
-                    None => {
-                        tracing::debug!(group = %msg.group, "message for a group this node does not host")
-                    }
-                },
+                Event::Client { group, op } => host.handle(group, op, now),
+                Event::Peer(msg) => host.step(msg),
             }
             handled += 1;
             next = if handled < MAX_EVENTS_PER_BATCH {
@@ -91,9 +70,7 @@ pub fn run(
 
         let now = Instant::now();
         if now >= next_tick {
-            for g in groups.values_mut() {
-                g.tick(&clock);
-            }
+            host.tick(&clock);
             let interval = clock.real_duration(tick_ms as f64);
             next_tick += interval;
             if next_tick < now {
@@ -101,24 +78,16 @@ pub fn run(
                 next_tick = now + interval;
             }
         }
-        for g in groups.values_mut() {
-            g.flush_reads();
-            if let Err(e) = g.drive(&transport, &clock) {
-                break 'outer Err(e);
-            }
+        if let Err(e) = host.drive(&transport, &clock) {
+            break 'outer Err(e);
         }
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_INTERVAL;
-            for g in groups.values_mut() {
-                g.expire_requests(now);
-                if let Err(e) = g.flush_lazily(now) {
-                    break 'outer Err(e);
-                }
+            if let Err(e) = host.housekeeping(now) {
+                break 'outer Err(e);
             }
         }
     };
-    for g in groups.values_mut() {
-        g.shut_down();
-    }
+    host.shut_down();
     result
 }

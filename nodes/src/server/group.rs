@@ -99,6 +99,9 @@ pub struct Group {
     caught_up: bool,
     lease_timers: BTreeMap<String, LeaseTimer>,
     clock: NodeClock,
+    /// The last committed configuration this node applied leaves it out:
+    /// the group is no longer this node's (the host retires it).
+    removed: bool,
 }
 
 impl Group {
@@ -152,6 +155,7 @@ impl Group {
             caught_up: false,
             lease_timers: BTreeMap::new(),
             clock,
+            removed: false,
         })
     }
 
@@ -201,7 +205,7 @@ impl Group {
                 let _ = reply.send(self.status_reply(id));
                 return;
             }
-            Op::TransferLeader { to } => {
+            Op::TransferLeader { to, .. } => {
                 let r = match self.core.transfer_leader(NodeId(to)) {
                     Ok(()) => Reply::ok(id),
                     Err(crate::consensus::TransferError::NotLeader(e)) => self.not_leader(id, e),
@@ -370,7 +374,18 @@ impl Group {
                         None
                     }
                 },
-                EntryKind::Noop | EntryKind::ConfigChange(_) => None,
+                EntryKind::ConfigChange(m) => {
+                    // A committed simple configuration without this node
+                    // ends its part in the group; a later one with it (a
+                    // re-add) cancels that.
+                    let removed = !m.is_joint() && !m.contains(self.node);
+                    if removed != self.removed {
+                        tracing::info!(group = %self.id, voters = ?m.voters, removed, "committed configuration applied");
+                    }
+                    self.removed = removed;
+                    None
+                }
+                EntryKind::Noop => None,
             };
             if let Some(p) = self.pending_writes.remove(&e.index) {
                 let reply = if p.term == e.term {
@@ -586,12 +601,77 @@ impl Group {
         for (_, p) in std::mem::take(&mut self.pending_writes) {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
         }
+        let reads = std::mem::take(&mut self.read_batch)
+            .into_iter()
+            .chain(
+                std::mem::take(&mut self.reads_in_flight)
+                    .into_values()
+                    .flatten(),
+            )
+            .chain(
+                std::mem::take(&mut self.reads_ready)
+                    .into_values()
+                    .flatten(),
+            );
+        for p in reads {
+            let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
+        }
+    }
+
+    /// Whether a committed configuration without this node was applied
+    /// last (and none with it since).
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// Whether this node leads the group (by the core's own account).
+    pub fn is_leader(&self) -> bool {
+        self.core.status().is_leader()
+    }
+
+    /// The configuration in force at this node.
+    pub fn membership(&self) -> crate::consensus::Membership {
+        self.core.status().membership
+    }
+
+    /// Leader only: snapshot the state machine at the applied index (so
+    /// that new voters, whose logs are empty, get InstallSnapshot), then
+    /// start moving the group to `voters` (sorted, distinct).
+    pub fn change_membership(
+        &mut self,
+        voters: Vec<NodeId>,
+    ) -> Result<Result<crate::consensus::Proposal, crate::consensus::MembershipError>, StorageError>
+    {
+        let status = self.core.status();
+        if !status.is_leader() {
+            return Ok(Err(NotLeader {
+                leader: status.leader,
+            }
+            .into()));
+        }
+        if status.membership_pending {
+            return Ok(Err(crate::consensus::MembershipError::InProgress));
+        }
+        if self.applied > status.snapshot_index {
+            self.take_snapshot()?;
+        }
+        Ok(self.core.change_membership(voters))
+    }
+
+    /// The `not-leader` reply for this group (leader's address if known).
+    pub fn not_leader_reply(&self, id: Option<u64>, e: NotLeader) -> Reply {
+        self.not_leader(id, e)
     }
 
     fn maybe_compact(&mut self) -> Result<(), StorageError> {
         if self.applied.0 < self.last_snapshot.0 + self.snapshot_every_entries {
             return Ok(());
         }
+        self.take_snapshot()
+    }
+
+    /// Snapshot the state machine at the applied index and compact the log.
+    fn take_snapshot(&mut self) -> Result<(), StorageError> {
         let data = self.sm.snapshot();
         match self.core.snapshot_taken(self.applied, data.clone()) {
             Ok(meta) => {
@@ -618,6 +698,26 @@ impl Group {
             r = r.with(k, v);
         }
         r
+    }
+
+    /// This group's entry in the `groups` reply.
+    pub fn groups_entry(&self) -> Value {
+        let s = self.core.status();
+        let joining = s.membership.voters.is_empty() && s.membership.outgoing.is_empty();
+        json!({
+            "group": self.id.0,
+            "role": s.role.to_string(),
+            "term": s.term.0,
+            "leader": s.leader.map(|l| l.0),
+            "leader_addr": self.addr_of(s.leader),
+            "voters": s.membership.voters.iter().map(|n| n.0).collect::<Vec<_>>(),
+            "outgoing": s.membership.outgoing.iter().map(|n| n.0).collect::<Vec<_>>(),
+            "pending": s.membership_pending,
+            "applied_index": self.applied.0,
+            "commit_index": s.commit_index.0,
+            "joining": joining,
+            "retiring": self.removed,
+        })
     }
 
     /// The fields of `status` for this group.

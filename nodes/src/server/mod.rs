@@ -12,24 +12,34 @@
 //! messages go out (unless the `no-fsync` bug is on); a read is answered
 //! after a ReadIndex round (unless `stale-read`); requests not answered in
 //! time get `timeout` (not definite).
+//!
+//! Sharded (`--shards`), a node hosts one group per shard it holds a
+//! replica of, over the same transport, and routes each request by its key
+//! or lock name ([`host::Host`]); a request for a shard it does not host is
+//! answered `moved` (definite). Groups are joined, left and reconfigured at
+//! run time by admin requests, recorded in `groups.json`
+//! ([`groups_file`]).
 
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod core_loop;
 pub mod group;
+pub mod groups_file;
+pub mod host;
+pub mod shard_map;
 
 pub use clock::NodeClock;
-pub use config::{ConsensusKind, NodeConfig};
+pub use config::{ConsensusKind, NodeConfig, Sharding};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::consensus::{Consensus, CoreConfig, GroupId, Recovered};
+use crate::consensus::{Consensus, CoreConfig, GroupId, NodeId, Recovered};
 use crate::transport::{Filter, Transport};
 use core_loop::Event;
-use group::Group;
+use host::Host;
 
 /// Events queued for the core thread at most: beyond, peer messages are
 /// dropped (consensus tolerates loss) and requests get `overloaded`.
@@ -58,12 +68,14 @@ pub enum NodeError {
 }
 
 /// Build the consensus core for `group` from its recovered storage.
+/// `voters` seeds a brand-new group (unsharded: every peer; sharded: the
+/// placement's replicas of the shard); empty makes a joining core.
 pub fn make_core(
     cfg: &NodeConfig,
     group: GroupId,
+    voters: Vec<NodeId>,
     recovered: Recovered,
 ) -> Result<Box<dyn Consensus>, String> {
-    let voters = cfg.peers.keys().copied().collect();
     let mut core_cfg = CoreConfig::new(cfg.id, group, voters);
     core_cfg.election_timeout_ticks = cfg.election_timeout_ticks();
     core_cfg.heartbeat_interval_ticks = cfg.heartbeat_interval_ticks();
@@ -90,12 +102,12 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
         tracing::warn!(bug = bug.name(), "PLANTED BUG ON: {}", bug.description());
     }
     let clock = NodeClock::new();
-    let mut groups = BTreeMap::new();
-    for &g in &cfg.groups {
-        let group = Group::open(&cfg, g, clock.clone(), &|g, rec| make_core(&cfg, g, rec))
-            .map_err(|reason| NodeError::Open { group: g, reason })?;
-        groups.insert(g, group);
-    }
+    let core_cfg = cfg.clone();
+    let host = Host::open(
+        cfg.clone(),
+        clock.clone(),
+        Box::new(move |g, voters, rec| make_core(&core_cfg, g, voters, rec)),
+    )?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -146,11 +158,11 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
     let tick_ms = cfg.tick_ms;
     let core = std::thread::Builder::new()
         .name("faultline-core".into())
-        .spawn(move || core_loop::run(groups, events_rx, transport, core_clock, tick_ms))
+        .spawn(move || core_loop::run(host, events_rx, transport, core_clock, tick_ms))
         .map_err(|e| NodeError::Runtime(e.to_string()))?;
 
     on_listening(local);
-    tracing::info!(node = cfg.id.0, %local, consensus = cfg.consensus.name(), "listening");
+    tracing::info!(node = cfg.id.0, %local, consensus = cfg.consensus.name(), sharded = cfg.is_sharded(), "listening");
 
     let shutdown_tx = events_tx.clone();
     drop(events_tx);
