@@ -354,3 +354,51 @@ fn shard_scenario(consensus: &str) {
         }
     });
 }
+
+/// Bad sharding flags and a corrupt groups.json stop the node with exit
+/// 254 and a message naming the flag or the file.
+#[test]
+fn bad_sharding_input_exits_254_naming_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let port = free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let peers = format!("1={listen},2=127.0.0.2:1,3=127.0.0.3:1");
+    let run = |extra: &[&str], data_dir: &std::path::Path| {
+        let out = std::process::Command::new(BIN)
+            .args(["node", "--id", "1", "--listen", &listen, "--peers", &peers])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .output()
+            .expect("run faultline node");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let dir = root.path().join("d");
+    for (extra, says) in [
+        (&["--shards", "0"][..], "--shards"),
+        (&["--shards", "4", "--replicas", "4"], "--replicas 4"),
+        (&["--shards", "4", "--members", "1,2,9"], "node 9"),
+        (&["--shards", "4", "--members", "1,x"], "--members"),
+        (&["--shards", "4", "--vnodes", "0"], "--vnodes"),
+        (&["--replicas", "2"], "--shards"),
+    ] {
+        let (code, stderr) = run(extra, &dir);
+        assert_eq!(code, Some(254), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{extra:?}: {stderr:?} should name {says:?}"
+        );
+    }
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("groups.json");
+    std::fs::write(&file, b"{\"version\":1,\"joined\":[").expect("write");
+    let (code, stderr) = run(&["--shards", "4"], &dir);
+    assert_eq!(code, Some(254), "{stderr}");
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "{stderr:?} names the file"
+    );
+}
