@@ -4,8 +4,9 @@
 //! It keeps one connection per node. Every call starts at the worker's home
 //! node (as Jepsen binds each client to a node, so that a node cut off with
 //! its clients keeps serving them, and stale answers can show) and follows
-//! `not-leader` redirects (definite, so safe to retry) until the call's
-//! timeout. Once a request has been written, any failure to read its
+//! `not-leader` and `moved` redirects (definite, so safe to retry) until
+//! the call's timeout: a redirect to the node just asked, or to no known
+//! node, moves on to the next node instead. Once a request has been written, any failure to read its
 //! reply makes the call [`CallResult::Unknown`]; it is never retried.
 
 use crate::client::{CallResult, Client};
@@ -208,8 +209,11 @@ impl Client for TcpClient {
             let name = self.nodes[target].name.clone();
             last_node = Some(name.clone());
             match self.attempt(target, request, deadline).await {
-                Ok(reply) if !reply.ok && reply.error.as_deref() == Some("not-leader") => {
-                    last_error = "not-leader".into();
+                Ok(reply)
+                    if !reply.ok
+                        && matches!(reply.error.as_deref(), Some("not-leader" | "moved")) =>
+                {
+                    last_error = reply.error.clone().unwrap_or_default();
                     let next = reply.leader_addr().and_then(|a| self.index_of(a));
                     let pause_ms = match next {
                         Some(j) if j != target => {
@@ -351,6 +355,56 @@ mod tests {
             matches!(r, CallResult::Replied { ref node, .. } if node == "n2"),
             "{r:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn follows_moved_then_not_leader_and_a_moved_to_itself_tries_the_next_node() {
+        let leader = node(std::sync::Arc::new(|_: &serde_json::Value| {
+            Some(serde_json::json!({"ok":true,"value":3}))
+        }))
+        .await;
+        let l = leader.to_string();
+        let replica = node(std::sync::Arc::new(move |_: &serde_json::Value| {
+            Some(serde_json::json!({"ok":false,"error":"not-leader","definite":true,"leader":l}))
+        }))
+        .await;
+        let r = replica.to_string();
+        let elsewhere = node(std::sync::Arc::new(move |_: &serde_json::Value| {
+            Some(serde_json::json!({"ok":false,"error":"moved","definite":true,"shard":2,"leader":r}))
+        }))
+        .await;
+        // A node whose ring view names itself (or nothing): no loop on it.
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let me = std::sync::Arc::clone(&lost);
+        let confused = node(std::sync::Arc::new(move |_: &serde_json::Value| {
+            Some(serde_json::json!({"ok":false,"error":"moved","definite":true,"shard":2,"leader":me.lock().expect("lock").clone()}))
+        }))
+        .await;
+        *lost.lock().expect("lock") = Some(confused.to_string());
+        let addrs = [
+            ("n1", elsewhere),
+            ("n2", replica),
+            ("n3", leader),
+            ("n4", confused),
+        ];
+        let nodes: Vec<NodeAddr> = addrs
+            .iter()
+            .map(|(n, a)| NodeAddr {
+                name: n.to_string(),
+                addr: *a,
+            })
+            .collect();
+        for home in [0, 3] {
+            let mut c = TcpClient::new(nodes.clone(), home, None, None);
+            let r = c
+                .call(&Request::Read { key: "k".into() }, Duration::from_secs(5))
+                .await;
+            assert!(
+                matches!(&r, CallResult::Replied { node, reply } if node == "n3" && reply.ok),
+                "home n{}: {r:?}",
+                home + 1
+            );
+        }
     }
 
     #[tokio::test]

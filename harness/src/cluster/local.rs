@@ -189,6 +189,7 @@ impl LocalCluster {
             },
             kill: Mechanism::Signal,
             pause: Mechanism::Signal,
+            membership: Mechanism::Admin,
         };
         let procs = (0..n)
             .map(|_| Proc {

@@ -11,6 +11,7 @@
 //! filter rule — and may be called any number of times.
 
 pub mod admin;
+pub mod groups;
 pub mod iptables;
 pub mod local;
 
@@ -61,6 +62,9 @@ pub enum Mechanism {
     Libfaketime,
     /// The node's own clock offset (admin `clock`).
     NodeClock,
+    /// The nodes' admin operations (`join-group`, `change-membership`,
+    /// `set-members`): ring membership changes.
+    Admin,
 }
 
 impl Mechanism {
@@ -72,6 +76,7 @@ impl Mechanism {
             Mechanism::Signal => "signal",
             Mechanism::Libfaketime => "libfaketime",
             Mechanism::NodeClock => "node-clock",
+            Mechanism::Admin => "admin",
         }
     }
 }
@@ -85,6 +90,7 @@ pub struct Mechanisms {
     pub clock: Mechanism,
     pub kill: Mechanism,
     pub pause: Mechanism,
+    pub membership: Mechanism,
 }
 
 /// A symmetric cut between two nodes: neither hears the other.

@@ -36,7 +36,8 @@ pub struct Args {
     /// How long the main phase runs (60s, 2m, 500ms).
     #[arg(long, default_value = "30s", value_parser = parse::duration)]
     pub time_limit: Duration,
-    /// Faults: a comma list of partition, kill, pause, clock, loss, latency; or all; or none.
+    /// Faults: a comma list of partition, kill, pause, clock, loss, latency,
+    /// membership (ring changes; needs --shards); or all; or none.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
     /// Time between the starts of two faults.
@@ -78,6 +79,17 @@ pub struct Args {
     /// kv workload: number of independent keys.
     #[arg(long, default_value_t = 8)]
     pub kv_keys: usize,
+    /// Split the keyspace into S shards, each its own consensus group placed
+    /// on --replicas nodes by the ring (default: unsharded, one group of
+    /// every node).
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Replicas of every shard (with --shards; default 3, at most the node count).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Virtual nodes per ring member (with --shards; default 128).
+    #[arg(long)]
+    pub vnodes: Option<u32>,
     /// RUST_LOG of the nodes (their logs go to the run directory).
     #[arg(long, default_value = "info")]
     pub node_log_level: String,
@@ -86,8 +98,77 @@ pub struct Args {
     pub remote: crate::remote::RemoteArgs,
 }
 
+/// The most shards a test may ask for.
+pub const MAX_SHARDS: u32 = 1024;
+
+/// Validates the sharding flags for a cluster of `node_count` nodes
+/// (`nodes_flag` names where that count came from); returns (shards,
+/// replicas, vnodes, initial members), or None when unsharded.
+pub fn sharding(
+    args: &Args,
+    node_count: u32,
+    nodes_flag: &str,
+    membership: bool,
+) -> anyhow::Result<Option<(u32, u32, u32, Vec<u64>)>> {
+    let Some(shards) = args.shards else {
+        for (given, flag) in [
+            (args.replicas.is_some(), "--replicas"),
+            (args.vnodes.is_some(), "--vnodes"),
+        ] {
+            if given {
+                return Err(bad_input(format!(
+                    "{flag} places shards: it needs --shards"
+                )));
+            }
+        }
+        return Ok(None);
+    };
+    if shards == 0 || shards > MAX_SHARDS {
+        return Err(bad_input(format!(
+            "--shards {shards}: use 1 to {MAX_SHARDS} shards"
+        )));
+    }
+    let replicas = args.replicas.unwrap_or(3);
+    if replicas == 0 {
+        return Err(bad_input(
+            "--replicas 0: every shard needs at least 1 replica",
+        ));
+    }
+    if replicas > node_count {
+        return Err(bad_input(format!(
+            "--replicas {replicas}: more replicas than nodes ({nodes_flag} {node_count}); use at most {node_count}"
+        )));
+    }
+    if membership && replicas >= node_count {
+        return Err(bad_input(format!(
+            "--nemesis membership: adds and removes ring members between --replicas {replicas} and {nodes_flag} {node_count}: it needs more nodes than replicas"
+        )));
+    }
+    let vnodes = args.vnodes.unwrap_or(faultline_nodes::ring::DEFAULT_VNODES);
+    if vnodes == 0 || vnodes > 4096 {
+        return Err(bad_input(format!(
+            "--vnodes {vnodes}: use 1 to 4096 virtual nodes per member"
+        )));
+    }
+    let members = crate::nemesis::ring_plan::RingPlan::initial_members(node_count, membership);
+    crate::nemesis::ring_plan::RingPlan::new(
+        vnodes,
+        shards,
+        replicas as usize,
+        node_count,
+        &members,
+    )
+    .map_err(|e| bad_input(format!("--shards {shards} --replicas {replicas}: {e}")))?;
+    Ok(Some((shards, replicas, vnodes, members)))
+}
+
 /// Resolves and validates the options into a plan.
 pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
+    plan_for(args, args.node_count, "--node-count")
+}
+
+/// [`plan`] for a cluster of `node_count` nodes (remote mode: the hosts).
+pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Result<TestPlan> {
     let options = WorkloadOptions {
         kv_keys: args.kv_keys,
         lock_ttl_ms: args.lock_ttl_ms,
@@ -120,8 +201,10 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
             "--time-limit, --op-timeout and --nemesis-interval must be more than 0",
         ));
     }
-    let kinds = crate::nemesis::parse_kinds(&args.nemesis)
+    let kinds = crate::nemesis::parse_kinds(&args.nemesis, args.shards.is_some())
         .map_err(|e| bad_input(format!("--nemesis: {e}")))?;
+    let membership = kinds.contains(&crate::nemesis::FaultKind::Membership);
+    let sharding = sharding(args, node_count, nodes_flag, membership)?;
     if let Some(bug) = &args.bug {
         bug.parse::<faultline_nodes::bug::Bug>()
             .map_err(|e| bad_input(format!("--bug: {e}")))?;
@@ -148,6 +231,9 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
                 n.push_str("-bug-");
                 n.push_str(b);
             }
+            if let Some((shards, replicas, ..)) = &sharding {
+                n.push_str(&format!("-s{shards}r{replicas}"));
+            }
             n
         }
     };
@@ -155,8 +241,8 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
         name,
         workload: args.workload.clone(),
         checkers: workload.checkers().iter().map(|c| c.to_string()).collect(),
-        node_count: args.node_count,
-        concurrency: args.concurrency.resolve(args.node_count).max(1),
+        node_count,
+        concurrency: args.concurrency.resolve(node_count).max(1),
         rate_per_s: args.rate,
         time_limit_s: args.time_limit.as_secs_f64(),
         op_timeout_ms: args.op_timeout.as_millis() as u64,
@@ -169,6 +255,12 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
         final_timeout_s: args.final_timeout.as_secs_f64(),
         lock_ttl_ms: args.lock_ttl_ms,
         kv_keys: args.kv_keys,
+        shards: sharding.as_ref().map(|s| s.0),
+        replicas: sharding.as_ref().map_or(3, |s| s.1),
+        vnodes: sharding
+            .as_ref()
+            .map_or(faultline_nodes::ring::DEFAULT_VNODES, |s| s.2),
+        members: sharding.map(|s| s.3).unwrap_or_default(),
     })
 }
 
@@ -185,12 +277,11 @@ async fn interrupted(
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let remote = args.remote.resolve()?;
-    let mut plan = plan(&args)?;
-    if let Some(r) = &remote {
+    let plan = match &remote {
         // Remote mode runs one node per host.
-        plan.node_count = r.hosts.len() as u32;
-        plan.concurrency = args.concurrency.resolve(plan.node_count).max(1);
-    }
+        Some(r) => plan_for(&args, r.hosts.len() as u32, "--nodes (hosts)")?,
+        None => plan(&args)?,
+    };
     let options = WorkloadOptions {
         kv_keys: plan.kv_keys,
         lock_ttl_ms: plan.lock_ttl_ms,
@@ -223,6 +314,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if let Some(c) = &plan.consensus {
         node_args.extend(["--consensus".to_string(), c.clone()]);
     }
+    node_args.extend(plan.node_sharding_args());
     let (cluster, bind_ip): (Arc<dyn Cluster>, Option<std::net::IpAddr>) = match &remote {
         Some(r) => {
             use crate::remote::cluster::{needs_for, RemoteCluster, RemoteConfig};
@@ -270,8 +362,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     run_dir
         .write_test_json(&test_json)
         .context("writing test.json")?;
+    let shards = match plan.shards {
+        Some(s) => format!(
+            ", {s} shards × {} replicas (members {})",
+            plan.replicas,
+            plan.members
+                .iter()
+                .map(|m| format!("n{m}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        None => String::new(),
+    };
     eprintln!(
-        "faultline: {} — {} nodes, {} workers at {}/s for {:.0}s, nemesis [{}] (partition: {}), seed {}\nfaultline: store {}",
+        "faultline: {} — {} nodes{shards}, {} workers at {}/s for {:.0}s, nemesis [{}] (partition: {}), seed {}\nfaultline: store {}",
         plan.workload,
         plan.node_count,
         plan.concurrency,

@@ -11,7 +11,18 @@
 //! mechanism. Guarantee: when [`Nemesis::run`] returns — stopped, or on
 //! error — every fault it started is healed and every node it killed is
 //! started again (as far as the cluster lets it; errors are returned).
+//!
+//! `membership` (sharded clusters only) adds a node to the ring or removes
+//! one ([`ring_plan`] chooses, [`membership`] carries it out); its
+//! `start-membership` event is recorded when the change begins and its
+//! `stop-membership` when every moved shard is done, timed out or
+//! abandoned, both carrying the members and the placement after the
+//! change. A change is not undone at the end: healing lets the change in
+//! flight finish within a short grace (or abandons it), and the ring keeps
+//! its last members.
 
+pub mod membership;
+pub mod ring_plan;
 pub mod shape;
 
 use crate::cluster::{Cluster, Mechanism, NodeId};
@@ -37,17 +48,30 @@ pub enum FaultKind {
     Clock,
     Loss,
     Latency,
+    /// Ring membership changes (needs a sharded cluster).
+    Membership,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    /// Every kind `--nemesis` names.
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Clock,
         FaultKind::Loss,
         FaultKind::Latency,
+        FaultKind::Membership,
     ];
+
+    /// What `--nemesis all` means: every kind, but membership only on a
+    /// sharded cluster.
+    pub fn all(sharded: bool) -> Vec<FaultKind> {
+        FaultKind::ALL
+            .into_iter()
+            .filter(|&k| sharded || k != FaultKind::Membership)
+            .collect()
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +81,7 @@ impl FaultKind {
             FaultKind::Clock => "clock",
             FaultKind::Loss => "loss",
             FaultKind::Latency => "latency",
+            FaultKind::Membership => "membership",
         }
     }
 
@@ -69,22 +94,34 @@ impl FaultKind {
             FaultKind::Clock => m.clock,
             FaultKind::Loss => m.loss,
             FaultKind::Latency => m.latency,
+            FaultKind::Membership => m.membership,
         }
     }
 }
 
+/// The kinds as `--nemesis` lists them, for help and errors.
+pub const KINDS_HELP: &str =
+    "partition, kill, pause, clock, loss, latency, membership (with --shards)";
+
 /// Parses `--nemesis`: a comma list of kinds, or `all`, or `none`.
-pub fn parse_kinds(text: &str) -> Result<Vec<FaultKind>, String> {
+/// `membership` needs a sharded cluster; `all` includes it only there.
+pub fn parse_kinds(text: &str, sharded: bool) -> Result<Vec<FaultKind>, String> {
     let mut kinds = Vec::new();
     for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         match word {
-            "all" => kinds.extend(FaultKind::ALL),
+            "all" => kinds.extend(FaultKind::all(sharded)),
             "none" => {}
             w => match FaultKind::ALL.iter().find(|k| k.as_str() == w) {
+                Some(&FaultKind::Membership) if !sharded => {
+                    return Err(
+                        "membership changes the ring of a sharded cluster: it needs --shards"
+                            .to_string(),
+                    )
+                }
                 Some(&k) => kinds.push(k),
                 None => {
                     return Err(format!(
-                        "unknown nemesis {w:?}; use a comma list of partition, kill, pause, clock, loss, latency, or all, or none"
+                        "unknown nemesis {w:?}; use a comma list of {KINDS_HELP}, or all, or none"
                     ))
                 }
             },
@@ -93,6 +130,13 @@ pub fn parse_kinds(text: &str) -> Result<Vec<FaultKind>, String> {
     kinds.sort();
     kinds.dedup();
     Ok(kinds)
+}
+
+/// The membership nemesis's state: the ring it drives and how it reaches
+/// the nodes.
+pub struct MembershipNemesis {
+    pub plan: ring_plan::RingPlan,
+    pub admin: Arc<membership::Admin>,
 }
 
 /// Finds the current leader (async: it asks the nodes).
@@ -121,6 +165,7 @@ pub struct Nemesis {
     kill_modes: Vec<&'static str>,
     pause_modes: Vec<&'static str>,
     active: Option<(FaultKind, Active)>,
+    membership: Option<MembershipNemesis>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -145,6 +190,7 @@ impl Nemesis {
         kinds: Vec<FaultKind>,
         interval: Duration,
         seed: u64,
+        membership: Option<MembershipNemesis>,
     ) -> Nemesis {
         Nemesis {
             cluster,
@@ -157,6 +203,7 @@ impl Nemesis {
             kill_modes: Vec::new(),
             pause_modes: Vec::new(),
             active: None,
+            membership,
         }
     }
 
@@ -178,7 +225,7 @@ impl Nemesis {
         loop {
             let kind = self.next_kind();
             let hold = self.interval.mul_f64(self.rng.gen_range(0.4..0.7));
-            self.start(kind).await?;
+            self.start(kind, stop.clone()).await?;
             if sleep_or_stop(hold, stop).await {
                 return Ok(());
             }
@@ -239,8 +286,11 @@ impl Nemesis {
         }
     }
 
-    async fn start(&mut self, kind: FaultKind) -> anyhow::Result<()> {
+    async fn start(&mut self, kind: FaultKind, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mechanism = kind.mechanism(&*self.cluster).as_str();
+        if kind == FaultKind::Membership {
+            return self.change_membership(mechanism, stop).await;
+        }
         let f = format!("start-{}", kind.as_str());
         let (active, mut value, result) = match kind {
             FaultKind::Partition => {
@@ -313,6 +363,7 @@ impl Nemesis {
                 let r = blocking(&self.cluster, move |c| c.set_latency(ms)).await;
                 (Active::Latency, value, r)
             }
+            FaultKind::Membership => unreachable!("handled above"),
         };
         value["mechanism"] = json!(mechanism);
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
@@ -323,6 +374,45 @@ impl Nemesis {
         // Even a failed start may have half-applied: heal it as if active.
         self.active = Some((kind, active));
         Ok(())
+    }
+
+    /// One ring membership change, start to end (see the module docs): it
+    /// holds nothing afterwards, so nothing is left active.
+    async fn change_membership(
+        &mut self,
+        mechanism: &'static str,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let Some(m) = self.membership.as_mut() else {
+            anyhow::bail!("the membership nemesis runs only on a sharded cluster");
+        };
+        let Some(step) = m.plan.choose(&mut self.rng) else {
+            tracing::info!("membership: no node to add or remove within the bounds");
+            return Ok(());
+        };
+        let admin = Arc::clone(&m.admin);
+        let mut value = ring_plan::step_value(&step);
+        value["mechanism"] = json!(mechanism);
+        self.record("start-membership".into(), value, None)?;
+        tracing::info!(
+            action = step.action.as_str(),
+            node = step.node,
+            moves = step.moves.len(),
+            "membership change"
+        );
+        let report = membership::execute(&admin, &step, stop).await;
+        self.membership
+            .as_mut()
+            .expect("checked above")
+            .plan
+            .apply(&step);
+        let mut value = report.stop_value(&step);
+        value["mechanism"] = json!(mechanism);
+        let error = report.error();
+        if let Some(e) = &error {
+            tracing::warn!("membership change incomplete: {e}");
+        }
+        self.record("stop-membership".into(), value, error)
     }
 
     async fn stop_active(&mut self) -> anyhow::Result<()> {
@@ -432,13 +522,30 @@ mod tests {
     #[test]
     fn parses_lists_all_and_none() {
         assert_eq!(
-            parse_kinds("partition,kill").expect("ok"),
+            parse_kinds("partition,kill", false).expect("ok"),
             [FaultKind::Partition, FaultKind::Kill]
         );
-        assert_eq!(parse_kinds("all").expect("ok").len(), 6);
-        assert!(parse_kinds("none").expect("ok").is_empty());
-        assert_eq!(parse_kinds("kill, kill").expect("ok"), [FaultKind::Kill]);
-        let e = parse_kinds("partition,flood").expect_err("flood is no fault");
+        assert_eq!(parse_kinds("all", false).expect("ok").len(), 6);
+        assert!(parse_kinds("none", false).expect("ok").is_empty());
+        assert_eq!(
+            parse_kinds("kill, kill", false).expect("ok"),
+            [FaultKind::Kill]
+        );
+        let e = parse_kinds("partition,flood", false).expect_err("flood is no fault");
         assert!(e.contains("\"flood\""), "{e}");
+        assert!(e.contains("membership"), "the list names every kind: {e}");
+    }
+
+    #[test]
+    fn membership_needs_a_sharded_cluster_and_all_includes_it_there() {
+        let e = parse_kinds("membership,kill", false).expect_err("unsharded");
+        assert!(e.contains("--shards"), "{e}");
+        assert_eq!(
+            parse_kinds("membership,partition,kill", true).expect("ok"),
+            [FaultKind::Partition, FaultKind::Kill, FaultKind::Membership]
+        );
+        let all = parse_kinds("all", true).expect("ok");
+        assert_eq!(all.len(), 7);
+        assert!(all.contains(&FaultKind::Membership));
     }
 }

@@ -210,6 +210,7 @@ impl Cluster for RemoteCluster {
             clock: Mechanism::Libfaketime,
             kill: Mechanism::Signal,
             pause: Mechanism::Signal,
+            membership: Mechanism::Admin,
         }
     }
 

@@ -1,6 +1,9 @@
-//! The run loop of `faultline test`: start the cluster, wait for a leader,
-//! drive it with the workload's workers while the nemesis breaks it, heal
-//! every fault, wait for recovery, run the final reads, stop the cluster.
+//! The run loop of `faultline test`: start the cluster, wait for a leader
+//! (sharded: until every shard's group has one), drive it with the
+//! workload's workers while the nemesis breaks it, heal every fault, wait
+//! for recovery, run the final reads, stop the cluster. A sharded run
+//! records its initial placement as a `placement` nemesis event before the
+//! first operation (docs/history-format.md).
 //!
 //! Every event goes to the [`recorder::Recorder`] as it happens. This
 //! module does not check anything and does not own the cluster's lifetime:
@@ -13,8 +16,10 @@ pub mod probe;
 pub mod progress;
 pub mod recorder;
 
-use crate::cluster::Cluster;
-use crate::nemesis::{parse_kinds, LeaderProbe, Nemesis};
+use crate::cluster::{Cluster, NodeInfo};
+use crate::nemesis::membership::Admin;
+use crate::nemesis::ring_plan::RingPlan;
+use crate::nemesis::{parse_kinds, FaultKind, LeaderProbe, MembershipNemesis, Nemesis};
 use anyhow::{bail, Context};
 use faultline_workloads::tcp_client::{NodeAddr, TcpClient};
 use faultline_workloads::{CallResult, Client, Request, Workload};
@@ -46,11 +51,29 @@ pub async fn execute(
             .context("starting nodes panicked")?
             .context("starting the nodes")?;
     }
-    let leader = probe::wait_for_leader(&nodes, bind_ip, STARTUP_TIMEOUT).await;
-    let Some(leader) = leader else {
-        bail!("no node became leader within {STARTUP_TIMEOUT:?}; see the node logs");
+    if let Err(e) = wait_for_leaders(plan, &nodes, bind_ip, STARTUP_TIMEOUT).await {
+        bail!("{e} within {STARTUP_TIMEOUT:?} of starting; see the node logs");
+    }
+    let ring = match plan.shards {
+        Some(shards) => {
+            let ring = RingPlan::new(
+                plan.vnodes,
+                shards,
+                plan.replicas as usize,
+                plan.node_count,
+                &plan.members,
+            )
+            .map_err(anyhow::Error::msg)
+            .context("planning the ring")?;
+            let mut value = ring.placement_value();
+            value["mechanism"] = serde_json::json!(cluster.mechanisms().membership.as_str());
+            recorder
+                .nemesis("placement".into(), value, None)
+                .context("recording the initial placement")?;
+            Some(ring)
+        }
+        None => None,
     };
-    tracing::info!(%leader, "leader elected");
     let addrs: Vec<NodeAddr> = nodes
         .iter()
         .map(|n| NodeAddr {
@@ -76,13 +99,27 @@ pub async fn execute(
             Arc::clone(&recorder),
         )
     });
-    let kinds = parse_kinds(&plan.nemesis.join(",")).map_err(anyhow::Error::msg)?;
+    let kinds = parse_kinds(&plan.nemesis.join(","), plan.sharded()).map_err(anyhow::Error::msg)?;
+    let sharded = plan.sharded();
     let probe: LeaderProbe = {
         let nodes = nodes.clone();
         Arc::new(move || {
             let nodes = nodes.clone();
-            Box::pin(async move { probe::find_leader(&nodes, bind_ip).await })
+            Box::pin(async move {
+                if sharded {
+                    probe::busiest_leader(&nodes, bind_ip).await
+                } else {
+                    probe::find_leader(&nodes, bind_ip).await
+                }
+            })
         })
+    };
+    let membership = match ring {
+        Some(plan) if kinds.contains(&FaultKind::Membership) => Some(MembershipNemesis {
+            plan,
+            admin: Arc::new(Admin::new(nodes.clone(), bind_ip)),
+        }),
+        _ => None,
     };
     let nemesis = Nemesis::new(
         Arc::clone(&cluster),
@@ -91,6 +128,7 @@ pub async fn execute(
         kinds,
         Duration::from_secs_f64(plan.nemesis_interval_s),
         plan.seed,
+        membership,
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
@@ -115,9 +153,9 @@ pub async fn execute(
         p.phase("waiting for the cluster to recover");
     }
     let recovery = Duration::from_secs_f64(plan.recovery_timeout_s);
-    match probe::wait_for_leader(&nodes, bind_ip, recovery).await {
-        Some(l) => tracing::info!(leader = %l, "recovered"),
-        None => tracing::warn!("no leader {recovery:?} after healing; the final reads may fail"),
+    match wait_for_leaders(plan, &nodes, bind_ip, recovery).await {
+        Ok(()) => tracing::info!("recovered"),
+        Err(e) => tracing::warn!("{e} {recovery:?} after healing; the final reads may fail"),
     }
     if let Some(p) = &progress {
         p.phase("final reads");
@@ -129,6 +167,43 @@ pub async fn execute(
     generator::final_phase(workers, Arc::clone(&recorder), cfg).await?;
     drop(progress);
     Ok(())
+}
+
+/// Waits until the cluster has a leader: unsharded, some node says it
+/// leads; sharded, every shard's group has a leader. The error says what
+/// is missing.
+async fn wait_for_leaders(
+    plan: &TestPlan,
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    match plan.shards {
+        None => match probe::wait_for_leader(nodes, bind_ip, timeout).await {
+            Some(leader) => {
+                tracing::info!(%leader, "leader elected");
+                Ok(())
+            }
+            None => bail!("no node became leader"),
+        },
+        Some(shards) => {
+            match probe::wait_for_group_leaders(nodes, bind_ip, shards, timeout).await {
+                Ok(()) => {
+                    tracing::info!(shards, "every shard has a leader");
+                    Ok(())
+                }
+                Err(missing) => bail!(
+                    "no leader for shard{} {}",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing
+                        .iter()
+                        .map(|s| format!("s{s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    }
 }
 
 /// Waits until some node answers a read with `ok` (the cluster serves).

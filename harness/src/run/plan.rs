@@ -29,4 +29,50 @@ pub struct TestPlan {
     pub lock_ttl_ms: u64,
     /// kv workload: number of keys.
     pub kv_keys: usize,
+    /// Shards of the keyspace, each its own consensus group; None:
+    /// unsharded (one group of every node).
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// Replicas of every shard (sharded runs).
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Virtual nodes per ring member (sharded runs).
+    #[serde(default = "default_vnodes")]
+    pub vnodes: u32,
+    /// The initial ring members, node ids (sharded runs; empty otherwise).
+    #[serde(default)]
+    pub members: Vec<u64>,
+}
+
+fn default_replicas() -> u32 {
+    3
+}
+
+fn default_vnodes() -> u32 {
+    faultline_nodes::ring::DEFAULT_VNODES
+}
+
+impl TestPlan {
+    pub fn sharded(&self) -> bool {
+        self.shards.is_some()
+    }
+
+    /// The flags every node gets for sharding: `--shards S --replicas R
+    /// --members 1,2,… --vnodes V`; none when unsharded.
+    pub fn node_sharding_args(&self) -> Vec<String> {
+        let Some(shards) = self.shards else {
+            return Vec::new();
+        };
+        let members: Vec<String> = self.members.iter().map(u64::to_string).collect();
+        vec![
+            "--shards".into(),
+            shards.to_string(),
+            "--replicas".into(),
+            self.replicas.to_string(),
+            "--members".into(),
+            members.join(","),
+            "--vnodes".into(),
+            self.vnodes.to_string(),
+        ]
+    }
 }

@@ -1,7 +1,10 @@
-//! Asking nodes who leads (`status`, docs/protocol.md).
+//! Asking nodes who leads (`status`, and `groups` for a sharded cluster,
+//! where every shard is a group with its own leader; docs/protocol.md).
 
+use crate::cluster::groups;
 use crate::cluster::{NodeId, NodeInfo};
 use faultline_workloads::tcp_client::status;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -52,8 +55,69 @@ pub async fn wait_for_leader(
     }
 }
 
+/// The leader of every group any node reports leading (the highest term
+/// wins), from the nodes' `groups` replies: group → (term, leader).
+pub async fn group_leaders(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+) -> BTreeMap<u64, (u64, NodeId)> {
+    let timeout = Duration::from_millis(500);
+    let asks = nodes.iter().map(|n| {
+        let (id, addr) = (n.id, n.client_addr);
+        async move { (id, groups::groups(addr, bind_ip, timeout).await) }
+    });
+    let mut leaders: BTreeMap<u64, (u64, NodeId)> = BTreeMap::new();
+    for (id, reply) in futures_join_all(asks).await {
+        let Ok(reply) = reply else { continue };
+        for g in reply.groups.iter().filter(|g| g.is_leader()) {
+            let e = leaders.entry(g.group).or_insert((g.term, id));
+            if g.term > e.0 {
+                *e = (g.term, id);
+            }
+        }
+    }
+    leaders
+}
+
+/// The node that leads the most groups (a sharded cluster's "leader" for
+/// the nemesis), if any node leads one.
+pub async fn busiest_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Option<NodeId> {
+    let mut counts: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for (_, (_, node)) in group_leaders(nodes, bind_ip).await {
+        *counts.entry(node).or_insert(0) += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(node, n)| (n, std::cmp::Reverse(node)))
+        .map(|(node, _)| node)
+}
+
+/// Polls until every shard `0..shards` has a leader; on timeout, returns
+/// the shards that still have none.
+pub async fn wait_for_group_leaders(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+    shards: u32,
+    timeout: Duration,
+) -> Result<(), Vec<u64>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let leaders = group_leaders(nodes, bind_ip).await;
+        let missing: Vec<u64> = (0..u64::from(shards))
+            .filter(|s| !leaders.contains_key(s))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(missing);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs futures concurrently and returns their outputs in order.
-async fn futures_join_all<F: std::future::Future>(
+pub async fn futures_join_all<F: std::future::Future>(
     futs: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output>
 where
