@@ -64,6 +64,73 @@ fn raft_passes_seeds() {
     assert!(snapshots > 0, "no follower ever needed a snapshot");
 }
 
+/// Membership changes under faults: each seed starts 3 to 5 voters out of a
+/// pool of 2 more node ids, and the world asks the leader to add, remove or
+/// swap voters (joint consensus) while crashes, partitions and loss go on.
+#[test]
+fn raft_membership_passes_seeds() {
+    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
+    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
+    let (mut ok_ops, mut unknown) = (0usize, 0u64);
+    let mut total = sim::SimStats::default();
+    for seed in start..start + seeds {
+        let (outcome, decided) = check_seed_verdict(&SimOptions::with_membership(seed))
+            .unwrap_or_else(|f| fail_loudly(&f, &[]));
+        if !decided {
+            eprintln!("seed {seed}: linearizability unknown (the search gave up)");
+            unknown += 1;
+        }
+        ok_ops += outcome.history.count(SimEventKind::Ok);
+        let s = &outcome.stats;
+        total.membership_requested += s.membership_requested;
+        total.membership_accepted += s.membership_accepted;
+        total.membership_done += s.membership_done;
+        total.joins += s.joins;
+        total.joined_by_snapshot += s.joined_by_snapshot;
+        total.joined_by_log += s.joined_by_log;
+        total.removals += s.removals;
+        total.leader_removals += s.leader_removals;
+        total.crashes += s.crashes;
+    }
+    eprintln!(
+        "{seeds} seeds with membership: {ok_ops} ok operations, {} changes requested, {} accepted, {} done, {} joins ({} caught up by snapshot, {} by log), {} removals ({} of a leader), {} crashes, {unknown} unknown verdicts",
+        total.membership_requested,
+        total.membership_accepted,
+        total.membership_done,
+        total.joins,
+        total.joined_by_snapshot,
+        total.joined_by_log,
+        total.removals,
+        total.leader_removals,
+        total.crashes
+    );
+    assert!(
+        unknown * 20 <= seeds,
+        "the linearizability search gave up on {unknown} of {seeds} seeds"
+    );
+    assert!(
+        ok_ops as u64 >= seeds * 20,
+        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+    );
+    assert!(
+        total.membership_done >= seeds,
+        "too few membership changes finished: {} over {seeds} seeds",
+        total.membership_done
+    );
+    assert!(
+        total.joined_by_snapshot > 0,
+        "no new node ever caught up by snapshot"
+    );
+    assert!(total.joined_by_log > 0, "no new node ever caught up by log");
+    assert!(total.removals > 0, "no node was ever removed");
+    assert!(total.leader_removals > 0, "no leader was ever removed");
+    assert!(
+        total.crashes >= seeds / 2,
+        "too few crashes: {}",
+        total.crashes
+    );
+}
+
 /// Replays one seed (FAULTLINE_SIM_SEED, default 1) and prints its trace
 /// with FAULTLINE_SIM_TRACE=1.
 #[test]
@@ -76,6 +143,9 @@ fn replay() {
         Err(_) => Vec::new(),
     };
     let mut opts = SimOptions::new(seed);
+    opts.membership = std::env::var("FAULTLINE_SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
+    opts.membership_bug = std::env::var("FAULTLINE_SIM_MEMBERSHIP_BUG").is_ok_and(|v| v == "1");
+    opts.membership |= opts.membership_bug;
     opts.bugs = bugs.clone();
     opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok_and(|v| v == "1");
     let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<RaftNode>(&opts)));
@@ -180,6 +250,25 @@ fn stale_read_bug_is_caught() {
     assert!(
         what.contains("linearizability"),
         "a stale read is a linearizability violation, got: {what}"
+    );
+}
+
+/// Proof of power for the membership sweep: cores that skip the joint phase
+/// (C_old straight to C_new) must be caught. A swap of voters then lets a
+/// majority of C_old and a majority of C_new decide apart.
+#[test]
+fn skipping_the_joint_phase_is_caught() {
+    let max_seeds = 300;
+    let found = (0..max_seeds).find_map(|seed| {
+        let mut opts = SimOptions::with_membership(seed);
+        opts.membership_bug = true;
+        check_seed(&opts).err()
+    });
+    let f = found
+        .unwrap_or_else(|| panic!("skipping the joint phase went unnoticed for {max_seeds} seeds"));
+    eprintln!(
+        "skipping the joint phase caught at seed {}: {} (replay: FAULTLINE_SIM_MEMBERSHIP_BUG=1 FAULTLINE_SIM_SEED={} FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- replay --nocapture)",
+        f.seed, f.what, f.seed
     );
 }
 

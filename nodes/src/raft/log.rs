@@ -340,7 +340,7 @@ impl RaftLog {
         &mut self,
         index: LogIndex,
         data: Vec<u8>,
-        voters: Vec<crate::consensus::NodeId>,
+        membership: crate::consensus::Membership,
     ) -> SnapshotMeta {
         assert!(index > self.snapshot.meta.index, "compaction moves forward");
         assert!(
@@ -356,8 +356,8 @@ impl RaftLog {
             meta: SnapshotMeta {
                 index,
                 term,
-                voters,
-                outgoing: Vec::new(),
+                voters: membership.voters,
+                outgoing: membership.outgoing,
             },
             data,
         };
@@ -471,7 +471,7 @@ mod tests {
         let mut log = log_with(&[1, 1, 2, 2]);
         log.commit_to(LogIndex(3));
         assert_eq!(log.take_committed().len(), 3);
-        let meta = log.compact(LogIndex(3), b"s".to_vec(), vec![]);
+        let meta = log.compact(LogIndex(3), b"s".to_vec(), Default::default());
         assert_eq!(meta.term, Term(2));
         assert_eq!(log.term_at(LogIndex(3)), Some(Term(2)));
         assert_eq!(log.term_at(LogIndex(2)), None);

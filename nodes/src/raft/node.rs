@@ -12,15 +12,27 @@
 //! with leader stickiness, pipelined appends with per-follower flow control
 //! and conflict-term back-off, commit by counting only current-term entries
 //! (§5.4.2), snapshots and InstallSnapshot (§7), leadership transfer via
-//! TimeoutNow.
+//! TimeoutNow, membership changes by joint consensus (§6 of Ongaro's
+//! thesis).
+//!
+//! Membership: a node's configuration is the latest config entry in its log,
+//! committed or not (a truncated config entry reverts it to the previous
+//! one), else its snapshot's, else [`CoreConfig::voters`]. While the
+//! configuration is joint (C_old,new), elections, commits and ReadIndex
+//! rounds need a majority of both halves. A change appends C_old,new; once
+//! it commits, the leader (this one or the next) appends C_new. A leader
+//! that is not in C_new leads until C_new commits, then steps down. A node
+//! with no configuration (joining) or outside its own never campaigns; every
+//! node ignores vote requests from nodes outside its configuration, so a
+//! removed node cannot disrupt the group.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::bug::Bug;
 use crate::consensus::{
-    ConfigError, Consensus, CoreConfig, Entry, EntryKind, GroupId, HardState, LogIndex, Message,
-    NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered, Role, SnapshotError,
-    SnapshotMeta, SoftState, Status, StepError, Term, TransferError,
+    ConfigError, Consensus, CoreConfig, Entry, EntryKind, GroupId, HardState, LogIndex, Membership,
+    MembershipError, Message, NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered,
+    Role, SnapshotError, SnapshotMeta, SoftState, Status, StepError, Term, TransferError,
 };
 
 use super::log::RaftLog;
@@ -77,12 +89,62 @@ pub struct RaftNode {
     next_persist_id: u64,
     /// (persist id, last index, last term) of Readys not yet durable.
     unpersisted: VecDeque<(u64, LogIndex, Term)>,
+
+    /// The configuration as of the snapshot (or [`CoreConfig::voters`]).
+    base_config: Membership,
+    /// The config entries of the log after the snapshot, ascending: the
+    /// last one is in force; truncating it reverts to the one before.
+    configs: Vec<(LogIndex, Term, Membership)>,
+    /// Planted bug (proof of power only): changes skip the joint phase.
+    skip_joint_bug: bool,
+}
+
+/// A majority of `half` satisfies `pred`.
+fn half_agrees(half: &[NodeId], pred: &impl Fn(NodeId) -> bool) -> bool {
+    let yes = half.iter().filter(|&&v| pred(v)).count();
+    yes > half.len() / 2
+}
+
+/// The largest value a majority of `half` reaches (None for no members).
+fn half_quorum_value<T: Ord + Copy>(half: &[NodeId], value: &impl Fn(NodeId) -> T) -> Option<T> {
+    if half.is_empty() {
+        return None;
+    }
+    let mut vals: Vec<T> = half.iter().map(|&v| value(v)).collect();
+    vals.sort_unstable_by(|a, b| b.cmp(a));
+    Some(vals[half.len() / 2])
+}
+
+/// The config entries of `entries`, as (index, term, configuration).
+fn config_entries(entries: &[Entry]) -> Vec<(LogIndex, Term, Membership)> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::ConfigChange(m) => Some((e.index, e.term, m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sorted, distinct, non-empty, no node 0.
+fn check_voters(voters: &[NodeId]) -> Result<(), String> {
+    if voters.is_empty() {
+        return Err("a configuration needs at least one voter".into());
+    }
+    if !voters.windows(2).all(|w| w[0] < w[1]) {
+        return Err(format!("voters {voters:?} must be sorted and distinct"));
+    }
+    if voters.contains(&NodeId(0)) {
+        return Err("node 0 is not a node".into());
+    }
+    Ok(())
 }
 
 impl RaftNode {
     /// A core from what storage made durable.
     pub fn new(cfg: CoreConfig, recovered: Recovered) -> Result<RaftNode, ConfigError> {
-        if !cfg.voters.contains(&cfg.id) {
+        // Empty voters: a joining node (it learns its configuration later).
+        if !cfg.voters.is_empty() && !cfg.voters.contains(&cfg.id) {
             return Err(ConfigError::NotAVoter {
                 id: cfg.id,
                 voters: cfg.voters.clone(),
@@ -114,6 +176,19 @@ impl RaftNode {
             return Err(ConfigError::Invalid("lease reads need check-quorum".into()));
         }
         let hs = recovered.hard_state;
+        let base_config = match &recovered.snapshot {
+            Some(s) if !s.meta.voters.is_empty() => Membership {
+                voters: s.meta.voters.clone(),
+                outgoing: s.meta.outgoing.clone(),
+            },
+            _ => Membership::simple(cfg.voters.clone()),
+        };
+        let configs = config_entries(&recovered.entries);
+        for (_, _, m) in &configs {
+            check_voters(&m.voters).map_err(|e| {
+                ConfigError::Recovered(format!("a config entry in the log is invalid: {e}"))
+            })?;
+        }
         let log = RaftLog::recovered(recovered.snapshot, recovered.entries, hs.commit)
             .map_err(ConfigError::Recovered)?;
         if log.last_term() > hs.term {
@@ -159,6 +234,9 @@ impl RaftNode {
             last_soft_state: soft,
             next_persist_id: 0,
             unpersisted: VecDeque::new(),
+            base_config,
+            configs,
+            skip_joint_bug: false,
         };
         node.last_hard_state.commit = node.log.commit();
         node.reset_randomized_timeout();
@@ -180,17 +258,214 @@ impl RaftNode {
         &self.cfg
     }
 
-    fn quorum(&self) -> usize {
-        self.cfg.voters.len() / 2 + 1
+    /// Proof of power only: from now on, membership changes go from C_old
+    /// straight to C_new (no joint phase): two disjoint majorities can then
+    /// decide. The simulator's sweep must catch it.
+    #[doc(hidden)]
+    pub fn plant_skip_joint_bug(&mut self) {
+        self.skip_joint_bug = true;
     }
 
-    fn peers(&self) -> Vec<NodeId> {
-        self.cfg
-            .voters
+    /// The configuration in force: the latest in the log, else the snapshot's.
+    pub fn membership(&self) -> &Membership {
+        self.configs.last().map_or(&self.base_config, |c| &c.2)
+    }
+
+    /// The index of the configuration in force (the snapshot index, or 0,
+    /// for the base configuration).
+    fn config_index(&self) -> LogIndex {
+        self.configs
+            .last()
+            .map_or(self.log.snapshot_index(), |c| c.0)
+    }
+
+    /// The configuration as of `index` (≥ the snapshot index).
+    fn config_at(&self, index: LogIndex) -> Membership {
+        self.configs
             .iter()
-            .copied()
-            .filter(|&v| v != self.cfg.id)
+            .rev()
+            .find(|c| c.0 <= index)
+            .map_or_else(|| self.base_config.clone(), |c| c.2.clone())
+    }
+
+    /// A change is under way: joint, or the latest configuration not committed.
+    fn membership_pending(&self) -> bool {
+        self.membership().is_joint() || self.config_index() > self.log.commit()
+    }
+
+    /// Whether this node may campaign: it votes in its configuration.
+    fn promotable(&self) -> bool {
+        self.membership().contains(self.cfg.id)
+    }
+
+    /// A majority of every half of the configuration satisfies `pred`.
+    fn has_quorum(&self, pred: impl Fn(NodeId) -> bool) -> bool {
+        let c = self.membership();
+        !c.voters.is_empty()
+            && half_agrees(&c.voters, &pred)
+            && (c.outgoing.is_empty() || half_agrees(&c.outgoing, &pred))
+    }
+
+    /// The largest value a quorum (a majority of every half) reaches.
+    fn quorum_value<T: Ord + Copy>(&self, value: impl Fn(NodeId) -> T) -> Option<T> {
+        let c = self.membership();
+        let new = half_quorum_value(&c.voters, &value)?;
+        match half_quorum_value(&c.outgoing, &value) {
+            Some(old) => Some(new.min(old)),
+            None => Some(new),
+        }
+    }
+
+    /// Whether the refusals already make the election impossible to win.
+    fn vote_lost(&self) -> bool {
+        let c = self.membership();
+        let refused = |half: &[NodeId]| {
+            let n = half
+                .iter()
+                .filter(|v| self.votes.get(v) == Some(&false))
+                .count();
+            !half.is_empty() && n > half.len() - (half.len() / 2 + 1)
+        };
+        refused(&c.voters) || refused(&c.outgoing)
+    }
+
+    /// Every voter of the configuration (both halves) but this node.
+    fn peers(&self) -> Vec<NodeId> {
+        let c = self.membership();
+        let all: BTreeSet<NodeId> = c.voters.iter().chain(&c.outgoing).copied().collect();
+        all.into_iter().filter(|&v| v != self.cfg.id).collect()
+    }
+
+    /// Voters of a finished joint phase that C_new drops, while C_new is not
+    /// committed: the leader still replicates to them so that they learn
+    /// they were removed (and their runtime can stop the group).
+    fn leaving(&self) -> Vec<NodeId> {
+        let (prev, (index, _, last)) = match self.configs.as_slice() {
+            [.., (_, _, prev), last] => (prev, last),
+            [last] => (&self.base_config, last),
+            [] => return Vec::new(),
+        };
+        if last.is_joint() || !prev.is_joint() || *index <= self.log.commit() {
+            return Vec::new();
+        }
+        let all: BTreeSet<NodeId> = prev.voters.iter().chain(&prev.outgoing).copied().collect();
+        all.into_iter()
+            .filter(|&v| v != self.cfg.id && !last.contains(v))
             .collect()
+    }
+
+    /// The nodes a leader replicates to: its peers and the leaving voters.
+    fn tracked(&self) -> Vec<NodeId> {
+        let mut all = self.peers();
+        all.extend(self.leaving());
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Leader: track every node of [`RaftNode::tracked`] (new ones from `next`), no others.
+    fn sync_progress(&mut self, next: LogIndex) {
+        let peers = self.tracked();
+        self.progress.retain(|p, _| peers.contains(p));
+        for p in peers {
+            self.progress
+                .entry(p)
+                .or_insert_with(|| Progress::new(next));
+        }
+        if self
+            .transferee
+            .is_some_and(|t| !self.progress.contains_key(&t))
+        {
+            self.transferee = None;
+        }
+    }
+
+    /// Leader: append a config entry; it is in force at once.
+    fn append_config(&mut self, m: Membership) -> Proposal {
+        assert_eq!(self.role, Role::Leader, "only a leader changes membership");
+        let index = self.log.last_index().next();
+        let term = self.term;
+        self.log.append(vec![Entry {
+            index,
+            term,
+            kind: EntryKind::ConfigChange(m.clone()),
+        }]);
+        self.configs.push((index, term, m));
+        self.sync_progress(index);
+        for p in self.tracked() {
+            self.send_append(p, false);
+        }
+        Proposal { index, term }
+    }
+
+    /// Leader, after its commit index moved: finish a joint change by
+    /// appending C_new, or step down once a C_new without us committed.
+    fn config_follow_up(&mut self) {
+        if self.role != Role::Leader || self.config_index() > self.log.commit() {
+            return;
+        }
+        let c = self.membership().clone();
+        if c.is_joint() {
+            self.append_config(Membership::simple(c.voters));
+            return;
+        }
+        // C_new committed: tell the voters it removed (one last heartbeat
+        // carrying the commit), then stop tracking them.
+        let tracked = self.tracked();
+        let gone: Vec<NodeId> = self
+            .progress
+            .keys()
+            .copied()
+            .filter(|p| !tracked.contains(p))
+            .collect();
+        for p in gone {
+            let commit = self.log.commit().min(self.progress[&p].matched);
+            let (term, read_seq) = (self.term, self.read_seq);
+            self.send(
+                p,
+                RaftMessage::Heartbeat {
+                    term,
+                    commit,
+                    read_seq,
+                },
+            );
+        }
+        let next = self.log.last_index().next();
+        self.sync_progress(next);
+        if !c.contains(self.cfg.id) {
+            // Hand over to the most caught-up new voter, then step down.
+            let last = self.log.last_index();
+            let best = self
+                .progress
+                .iter()
+                .filter(|(p, pr)| c.voters.contains(p) && pr.matched == last)
+                .map(|(p, _)| *p)
+                .next();
+            if let Some(to) = best {
+                let term = self.term;
+                self.send(to, RaftMessage::TimeoutNow { term });
+            }
+            let term = self.term;
+            self.become_follower(term, None);
+        }
+    }
+
+    /// Follower: after the log took entries (maybe truncating a suffix),
+    /// drop config entries no longer in it and add the new ones.
+    fn sync_configs(&mut self, new: Vec<(LogIndex, Term, Membership)>) {
+        while self
+            .configs
+            .last()
+            .is_some_and(|c| self.log.term_at(c.0) != Some(c.1))
+        {
+            self.configs.pop();
+        }
+        for c in new {
+            let after_last = self.configs.last().is_none_or(|l| l.0 < c.0);
+            if after_last && c.0 > self.log.snapshot_index() && self.log.term_at(c.0) == Some(c.1) {
+                self.configs.push(c);
+            }
+        }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -301,9 +576,7 @@ impl RaftNode {
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         let next = self.log.last_index().next();
-        for p in self.peers() {
-            self.progress.insert(p, Progress::new(next));
-        }
+        self.sync_progress(next);
         // §5.4.2: commit the entries of earlier terms through one of ours.
         self.log.append(vec![Entry {
             index: next,
@@ -315,6 +588,7 @@ impl RaftNode {
     }
 
     fn campaign(&mut self, pre_vote: bool, transfer: bool) {
+        assert!(self.promotable(), "only a voter campaigns");
         if pre_vote {
             self.become_pre_candidate();
         } else {
@@ -343,15 +617,13 @@ impl RaftNode {
     }
 
     fn tally_votes(&mut self, pre_vote: bool) {
-        let granted = self.votes.values().filter(|g| **g).count();
-        let refused = self.votes.len() - granted;
-        if granted >= self.quorum() {
+        if self.has_quorum(|v| self.votes.get(&v) == Some(&true)) {
             if pre_vote {
                 self.campaign(false, false);
             } else {
                 self.become_leader();
             }
-        } else if refused >= self.quorum() {
+        } else if self.vote_lost() {
             let term = self.term;
             self.become_follower(term, None);
         }
@@ -360,7 +632,7 @@ impl RaftNode {
     // ----- leader replication -----
 
     fn broadcast_append(&mut self) {
-        for p in self.peers() {
+        for p in self.tracked() {
             self.send_append(p, true);
         }
     }
@@ -415,7 +687,7 @@ impl RaftNode {
         self.read_seq += 1;
         let seq = self.read_seq;
         self.read_seq_sent_tick.insert(seq, self.now_ticks);
-        for p in self.peers() {
+        for p in self.tracked() {
             let matched = self.progress[&p].matched;
             let commit = self.log.commit().min(matched);
             let term = self.term;
@@ -432,16 +704,25 @@ impl RaftNode {
 
     fn maybe_commit(&mut self) {
         assert_eq!(self.role, Role::Leader, "only a leader counts replicas");
-        let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.matched).collect();
-        matched.push(self.log.persisted());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[self.quorum() - 1];
+        let me = self.cfg.id;
+        let persisted = self.log.persisted();
+        let Some(n) = self.quorum_value(|v| {
+            if v == me {
+                persisted
+            } else {
+                self.progress.get(&v).map_or(LogIndex(0), |p| p.matched)
+            }
+        }) else {
+            return;
+        };
         // §5.4.2: count replicas only for entries of the current term.
         if n > self.log.commit() && self.log.term_at(n) == Some(self.term) {
             let first_commit_in_term = self.log.term_at(self.log.commit()) != Some(self.term);
             assert!(n <= self.log.last_index(), "quorum index within the log");
             self.log.commit_to(n);
-            if first_commit_in_term {
+            // May step down (a leader not in C_new): reads then fail.
+            self.config_follow_up();
+            if first_commit_in_term && self.role == Role::Leader {
                 let waiting = std::mem::take(&mut self.reads_awaiting_commit);
                 for ctx in waiting {
                     self.start_read(ctx);
@@ -463,7 +744,8 @@ impl RaftNode {
             "a read index is known once the leader committed in its term"
         );
         let index = self.log.commit();
-        if self.cfg.voters.len() == 1 || (self.cfg.lease_reads && self.lease_valid()) {
+        let me = self.cfg.id;
+        if self.has_quorum(|v| v == me) || (self.cfg.lease_reads && self.lease_valid()) {
             self.read_outcomes.push(ReadOutcome::Ready { ctx, index });
             return;
         }
@@ -477,10 +759,15 @@ impl RaftNode {
 
     /// The highest read round a quorum (us included) acknowledged.
     fn quorum_read_seq(&self) -> u64 {
-        let mut acked: Vec<u64> = self.progress.values().map(|p| p.read_seq_acked).collect();
-        acked.push(self.read_seq);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        acked[self.quorum() - 1]
+        let me = self.cfg.id;
+        self.quorum_value(|v| {
+            if v == me {
+                self.read_seq
+            } else {
+                self.progress.get(&v).map_or(0, |p| p.read_seq_acked)
+            }
+        })
+        .unwrap_or(0)
     }
 
     fn lease_valid(&self) -> bool {
@@ -523,6 +810,15 @@ impl RaftNode {
     // ----- message handling -----
 
     fn handle(&mut self, from: NodeId, msg: RaftMessage) {
+        if matches!(
+            msg,
+            RaftMessage::RequestVote { .. } | RaftMessage::VoteResponse { .. }
+        ) && !self.membership().contains(from)
+        {
+            // A removed (or not yet known) node must not disrupt us: its
+            // votes and vote requests are not ours to count or answer.
+            return;
+        }
         let m_term = msg.term();
         if m_term > self.term {
             match &msg {
@@ -641,6 +937,11 @@ impl RaftNode {
                     self.log.commit_to(index);
                     index
                 } else {
+                    self.base_config = Membership {
+                        voters: snapshot.meta.voters.clone(),
+                        outgoing: snapshot.meta.outgoing.clone(),
+                    };
+                    self.configs.clear();
                     self.log.restore(snapshot);
                     index
                 };
@@ -658,7 +959,7 @@ impl RaftNode {
             }
             RaftMessage::TimeoutNow { term } => {
                 assert_eq!(term, self.term, "same-term TimeoutNow after the term check");
-                if self.role != Role::Leader {
+                if self.role != Role::Leader && self.promotable() {
                     // Skip pre-vote; `transfer` lets it through leader stickiness.
                     self.campaign(false, true);
                 }
@@ -688,7 +989,9 @@ impl RaftNode {
                     return;
                 }
                 let last = self.log.last_index();
-                let pr = self.progress.get_mut(&from).expect("peer of the group");
+                let Some(pr) = self.progress.get_mut(&from) else {
+                    return; // no longer a peer
+                };
                 pr.heard();
                 pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(self.read_seq));
                 let behind = pr.matched < last;
@@ -751,8 +1054,10 @@ impl RaftNode {
             );
             return;
         }
+        let new_configs = config_entries(&entries);
         match self.log.maybe_append(prev, prev_term, entries) {
             Some(last_new) => {
+                self.sync_configs(new_configs);
                 self.log.commit_to(leader_commit.min(last_new));
                 self.send(
                     from,
@@ -805,6 +1110,9 @@ impl RaftNode {
             match_index <= last || !success,
             "a follower cannot match beyond the leader's log in its term"
         );
+        if !self.progress.contains_key(&from) {
+            return; // no longer a peer
+        }
         if success {
             let pr = self.progress.get_mut(&from).expect("peer of the group");
             pr.recent_active = true;
@@ -816,6 +1124,9 @@ impl RaftNode {
             }
             if news {
                 self.maybe_commit();
+                if self.role != Role::Leader || !self.progress.contains_key(&from) {
+                    return; // stepped down (removed) or `from` left the configuration
+                }
             }
             if self.transferee == Some(from)
                 && self.progress[&from].matched == self.log.last_index()
@@ -862,8 +1173,10 @@ impl RaftNode {
         if self.election_elapsed_ticks >= self.cfg.election_timeout_ticks {
             self.election_elapsed_ticks = 0;
             if self.cfg.check_quorum {
-                let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
-                if active < self.quorum() {
+                let me = self.cfg.id;
+                let active =
+                    |v: NodeId| v == me || self.progress.get(&v).is_some_and(|p| p.recent_active);
+                if !self.has_quorum(active) {
                     let term = self.term;
                     self.become_follower(term, None);
                     return;
@@ -883,9 +1196,8 @@ impl RaftNode {
         if self.role == Role::Leader {
             assert_eq!(self.leader, Some(self.cfg.id), "a leader knows it leads");
             assert_eq!(self.vote, Some(self.cfg.id), "a leader voted for itself");
-            assert_eq!(
-                self.progress.len() + 1,
-                self.cfg.voters.len(),
+            assert!(
+                self.progress.keys().copied().eq(self.tracked()),
                 "a progress per peer"
             );
         } else {
@@ -922,8 +1234,10 @@ impl Consensus for RaftNode {
             }
             if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
                 self.election_elapsed_ticks = 0;
-                let pre_vote = self.cfg.pre_vote;
-                self.campaign(pre_vote, false);
+                if self.promotable() {
+                    let pre_vote = self.cfg.pre_vote;
+                    self.campaign(pre_vote, false);
+                }
             }
         }
         self.check_invariants();
@@ -942,7 +1256,9 @@ impl Consensus for RaftNode {
                 got: msg.to,
             });
         }
-        if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
+        // Any other node may be a member of some configuration of the group
+        // (old, joint, new, or one this node has not seen yet).
+        if msg.from == self.cfg.id || msg.from == NodeId(0) {
             return Err(StepError::UnknownPeer {
                 group: self.cfg.group,
                 from: msg.from,
@@ -975,10 +1291,11 @@ impl Consensus for RaftNode {
             term,
             kind: EntryKind::Normal(command),
         }]);
-        for p in self.peers() {
+        for p in self.tracked() {
             self.send_append(p, false);
         }
-        if self.cfg.voters.len() == 1 {
+        let me = self.cfg.id;
+        if self.has_quorum(|v| v == me) {
             self.maybe_commit();
         }
         Ok(Proposal { index, term })
@@ -1014,7 +1331,7 @@ impl Consensus for RaftNode {
             }
             .into());
         }
-        if !self.cfg.voters.contains(&to) {
+        if !self.membership().voters.contains(&to) {
             return Err(TransferError::UnknownTarget(to));
         }
         if to == self.cfg.id || self.transferee == Some(to) {
@@ -1030,6 +1347,34 @@ impl Consensus for RaftNode {
             self.send_append(to, true);
         }
         Ok(())
+    }
+
+    fn change_membership(&mut self, voters: Vec<NodeId>) -> Result<Proposal, MembershipError> {
+        check_voters(&voters).map_err(MembershipError::Invalid)?;
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            }
+            .into());
+        }
+        if self.transferee.is_some() {
+            return Err(NotLeader { leader: None }.into());
+        }
+        // One change at a time, and only once this leader committed in its
+        // term (so its log holds every committed configuration).
+        if self.membership_pending() || !self.committed_in_term() {
+            return Err(MembershipError::InProgress);
+        }
+        let old = self.membership().voters.clone();
+        let m = if self.skip_joint_bug {
+            Membership::simple(voters)
+        } else {
+            Membership {
+                voters,
+                outgoing: old,
+            }
+        };
+        Ok(self.append_config(m))
     }
 
     fn snapshot_taken(
@@ -1049,8 +1394,10 @@ impl Consensus for RaftNode {
                 current: self.log.snapshot_index(),
             });
         }
-        let voters = self.cfg.voters.clone();
-        Ok(self.log.compact(index, data, voters))
+        let m = self.config_at(index);
+        self.configs.retain(|c| c.0 > index);
+        self.base_config = m.clone();
+        Ok(self.log.compact(index, data, m))
     }
 
     fn has_ready(&self) -> bool {
@@ -1130,8 +1477,8 @@ impl Consensus for RaftNode {
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
             log_len: self.log.len() as u64,
-            membership: crate::consensus::Membership::simple(self.cfg.voters.clone()),
-            membership_pending: false,
+            membership: self.membership().clone(),
+            membership_pending: self.membership_pending(),
         }
     }
 }

@@ -59,6 +59,10 @@ pub trait SimCore: Consensus + Sized {
     fn new_oracle(_voters: usize) -> Box<dyn std::any::Any> {
         Box::new(())
     }
+    /// Proof of power only ([`super::SimOptions::membership_bug`]): make
+    /// this core's membership changes unsafe in a known way (Raft: skip the
+    /// joint phase, going from C_old straight to C_new). Default: no bug.
+    fn plant_membership_bug(&mut self) {}
     /// Cross-node checks after every step of `node`; Err(property, detail).
     fn check_cluster(
         &mut self,
@@ -78,6 +82,10 @@ impl SimCore for RaftNode {
 
     fn build(cfg: CoreConfig, recovered: Recovered) -> Result<Self, ConfigError> {
         RaftNode::new(cfg, recovered)
+    }
+
+    fn plant_membership_bug(&mut self) {
+        self.plant_skip_joint_bug();
     }
 
     fn view(&self) -> CoreView<'_> {

@@ -61,6 +61,21 @@ pub struct SimOptions {
     /// Let node clocks run at different rates (±30%, drawn from the seed for
     /// half the seeds). Raft's safety must not depend on clocks; lease reads do.
     pub clock_skew: bool,
+    /// Membership changes (off by default, so seeds without it replay as
+    /// before): the group starts with `nodes` voters (None: 3 to 5) out of a
+    /// pool of `pool` node ids; during the faults the world asks the leader
+    /// to [`crate::consensus::Consensus::change_membership`] now and then
+    /// (add one, remove one, swap one or two voters), starts a joining core
+    /// (empty voters) on every added node that does not run the group, and
+    /// stops and wipes a node once it applied a committed simple
+    /// configuration without itself.
+    pub membership: bool,
+    /// With `membership`: the number of node ids (initial voters plus
+    /// spares); None = initial voters + 2, at most 9.
+    pub pool: Option<usize>,
+    /// A planted membership bug for the proof of power: every core is asked
+    /// to [`SimCore::plant_membership_bug`] (Raft: skip the joint phase).
+    pub membership_bug: bool,
 }
 
 impl SimOptions {
@@ -78,6 +93,17 @@ impl SimOptions {
             op_timeout_ms: 600,
             trace: false,
             clock_skew: true,
+            membership: false,
+            pool: None,
+            membership_bug: false,
+        }
+    }
+
+    /// [`SimOptions::new`] with membership changes on.
+    pub fn with_membership(seed: u64) -> SimOptions {
+        SimOptions {
+            membership: true,
+            ..SimOptions::new(seed)
         }
     }
 
@@ -99,13 +125,32 @@ pub struct SimStats {
     pub entries_applied: u64,
     pub snapshots_sent: u64,
     pub unsynced_writes_lost: u64,
+    /// `change_membership` calls the world made / the leader accepted.
+    pub membership_requested: u64,
+    pub membership_accepted: u64,
+    /// Committed simple configurations applied somewhere (each is a
+    /// finished change: the initial configuration is not in the log).
+    pub membership_done: u64,
+    /// Joining cores started on added nodes.
+    pub joins: u64,
+    /// Joining cores that got their first configuration from a snapshot /
+    /// from log entries.
+    pub joined_by_snapshot: u64,
+    pub joined_by_log: u64,
+    /// Nodes stopped and wiped after applying a configuration without them.
+    pub removals: u64,
+    /// Removed leaders among those (they stepped down first).
+    pub leader_removals: u64,
 }
 
 /// The result of one run.
 #[derive(Clone, Debug)]
 pub struct SimOutcome {
     pub seed: u64,
+    /// Node ids in play (with membership: the whole pool).
     pub nodes: usize,
+    /// The initial voters.
+    pub initial_voters: usize,
     pub protocol: &'static str,
     pub violation: Option<Violation>,
     pub history: History,
@@ -168,6 +213,7 @@ enum Ev {
     },
     NextOp(usize),
     Nemesis,
+    Membership,
     Restart(NodeId),
     EndFaults,
 }
@@ -228,6 +274,24 @@ struct Host<C> {
     snapshot_every: u64,
     /// Virtual µs between two ticks of this node's clock.
     tick_us: u64,
+    /// The node runs the group (a core, up or crashed); false before it
+    /// joins and after it was removed and wiped.
+    hosting: bool,
+    /// `CoreConfig::voters` for this node: the initial voters for an initial
+    /// member, empty for a node that joined later.
+    seed_voters: Vec<NodeId>,
+    /// The index of the config entry that last added this node (0 for an
+    /// initial member). Configurations at or below it are history the node
+    /// replays while catching up, not its removal.
+    member_from: LogIndex,
+    /// Started joining and has no configuration yet.
+    joining: bool,
+    /// Applied a committed simple configuration without itself: stop and wipe.
+    removed: bool,
+    /// The core led when it was last heard of (its latest soft state).
+    leading: bool,
+    /// It led until the configuration that removed it committed.
+    removed_leader: bool,
 }
 
 enum Effect {
@@ -239,6 +303,12 @@ enum Effect {
         reply: Reply,
     },
     Sync(u64),
+    /// A config entry was applied.
+    Config(LogIndex, crate::consensus::Membership),
+    /// A joining core got its first configuration.
+    Joined {
+        by_snapshot: bool,
+    },
 }
 
 struct World<C: SimCore> {
@@ -248,7 +318,12 @@ struct World<C: SimCore> {
     seq: u64,
     queue: BinaryHeap<Scheduled>,
     hosts: Vec<Host<C>>,
+    /// The initial voters.
     voters: Vec<NodeId>,
+    /// Every node id in play (the initial voters plus spares).
+    pool: Vec<NodeId>,
+    /// Committed configurations applied somewhere, by index.
+    configs: BTreeMap<LogIndex, crate::consensus::Membership>,
     clients: Vec<Client>,
     history: History,
     monitor: SafetyMonitor,
@@ -287,6 +362,7 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     SimOutcome {
         seed: opts.seed,
         nodes: world.hosts.len(),
+        initial_voters: world.voters.len(),
         protocol: C::PROTOCOL,
         violation,
         history: world.history,
@@ -299,9 +375,23 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
 impl<C: SimCore> World<C> {
     fn new(opts: SimOptions) -> World<C> {
         let mut rng = SimRng::new(opts.seed);
-        let n = opts.nodes.unwrap_or_else(|| rng.range(3, 8) as usize);
+        let n = match (opts.nodes, opts.membership) {
+            (Some(n), _) => n,
+            (None, false) => rng.range(3, 8) as usize,
+            (None, true) => rng.range(3, 6) as usize,
+        };
         assert!((1..=9).contains(&n), "1 to 9 nodes");
         let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        let pool_size = if opts.membership {
+            opts.pool.unwrap_or((n + 2).min(9))
+        } else {
+            n
+        };
+        assert!(
+            (n..=9).contains(&pool_size),
+            "the pool holds the initial voters, at most 9 nodes"
+        );
+        let pool: Vec<NodeId> = (1..=pool_size as u64).map(NodeId).collect();
         let faults = if opts.faults {
             NetworkFaults::random(&mut rng)
         } else {
@@ -311,7 +401,7 @@ impl<C: SimCore> World<C> {
         let max_batch = rng.pick(&[1usize, 4, 64]);
         let snapshot_every = rng.pick(&[8u64, 32, 128]);
         let skewed = opts.clock_skew && rng.chance(0.5);
-        let tick_us: Vec<u64> = (0..n)
+        let tick_us: Vec<u64> = (0..pool_size)
             .map(|_| {
                 if skewed {
                     rng.range(7_000, 13_001)
@@ -326,7 +416,7 @@ impl<C: SimCore> World<C> {
             election_timeout_ticks: rng.pick(&[10, 15, 30]),
             heartbeat_interval_ticks: rng.pick(&[1, 3, 5]),
         };
-        let hosts = voters
+        let hosts = pool
             .iter()
             .map(|&id| Host {
                 id,
@@ -342,6 +432,17 @@ impl<C: SimCore> World<C> {
                 waiting_reads: Vec::new(),
                 snapshot_every,
                 tick_us: tick_us[(id.0 - 1) as usize],
+                hosting: voters.contains(&id),
+                seed_voters: if voters.contains(&id) {
+                    voters.clone()
+                } else {
+                    Vec::new()
+                },
+                member_from: LogIndex(0),
+                joining: false,
+                removed: false,
+                leading: false,
+                removed_leader: false,
             })
             .collect();
         let clients = (0..opts.clients)
@@ -365,6 +466,8 @@ impl<C: SimCore> World<C> {
             queue: BinaryHeap::new(),
             hosts,
             voters,
+            pool,
+            configs: BTreeMap::new(),
             clients,
             history: History::default(),
             net: SimNetwork::new(faults),
@@ -409,7 +512,9 @@ impl<C: SimCore> World<C> {
     fn run(&mut self) -> Result<(), Violation> {
         for i in 0..self.hosts.len() {
             let id = self.hosts[i].id;
-            self.start_node(id)?;
+            if self.hosts[i].hosting {
+                self.start_node(id)?;
+            }
         }
         for c in 0..self.clients.len() {
             let d = self.rng.range(0, 20_000);
@@ -418,6 +523,10 @@ impl<C: SimCore> World<C> {
         if self.opts.faults {
             let d = self.rng.range(100_000, 400_000);
             self.schedule(d, Ev::Nemesis);
+            if self.opts.membership {
+                let d = self.rng.range(150_000, 500_000);
+                self.schedule(d, Ev::Membership);
+            }
         }
         self.schedule(self.opts.duration_ms * 1000, Ev::EndFaults);
         let end_us = (self.opts.duration_ms + self.opts.settle_ms) * 1000;
@@ -434,7 +543,8 @@ impl<C: SimCore> World<C> {
     }
 
     fn core_config(&mut self, id: NodeId) -> CoreConfig {
-        let mut cfg = CoreConfig::new(id, GroupId(1), self.voters.clone());
+        let seed_voters = self.hosts[Self::idx(id)].seed_voters.clone();
+        let mut cfg = CoreConfig::new(id, GroupId(1), seed_voters);
         cfg.seed = self.rng.next_u64();
         cfg.bugs = self.opts.bugs.clone();
         cfg.lease_reads = self.opts.lease_reads;
@@ -451,11 +561,14 @@ impl<C: SimCore> World<C> {
         let cfg = self.core_config(id);
         let i = Self::idx(id);
         let recovered = self.hosts[i].storage.recovered();
-        let core = C::build(cfg, recovered).map_err(|e| Violation {
+        let mut core = C::build(cfg, recovered).map_err(|e| Violation {
             property: "recovery from durable state",
             detail: format!("{id} cannot restart: {e}"),
             time_us: self.now_us,
         })?;
+        if self.opts.membership_bug {
+            core.plant_membership_bug();
+        }
         let host = &mut self.hosts[i];
         host.incarnation += 1;
         let snap = host.storage.durable().snapshot.clone();
@@ -482,6 +595,7 @@ impl<C: SimCore> World<C> {
             return;
         }
         host.core = None;
+        host.leading = false;
         let lost = host.storage.crash();
         host.held.clear();
         host.proposals.clear();
@@ -541,7 +655,7 @@ impl<C: SimCore> World<C> {
                     out.extend(msgs.into_iter().map(Effect::Send));
                 }
                 self.note(5, id.0, seq, || format!("{id} fsync through write {seq}"));
-                self.apply_effects(id, out);
+                self.apply_effects(id, out)?;
                 self.post_step(id)
             }
             Ev::LazyFlush(id, inc) => {
@@ -611,11 +725,13 @@ impl<C: SimCore> World<C> {
             }
             Ev::Nemesis => self.nemesis(),
             Ev::Restart(id) => {
-                if self.hosts[Self::idx(id)].core.is_some() {
+                let host = &self.hosts[Self::idx(id)];
+                if host.core.is_some() || !host.hosting {
                     return Ok(());
                 }
                 self.start_node(id)
             }
+            Ev::Membership => self.membership_change(),
             Ev::EndFaults => {
                 self.faults_on = false;
                 self.net.heal();
@@ -623,7 +739,7 @@ impl<C: SimCore> World<C> {
                 self.note(6, 0, 0, || "faults end: heal, restart every node".into());
                 for i in 0..self.hosts.len() {
                     let id = self.hosts[i].id;
-                    if self.hosts[i].core.is_none() {
+                    if self.hosts[i].core.is_none() && self.hosts[i].hosting {
                         self.start_node(id)?;
                     }
                 }
@@ -648,7 +764,7 @@ impl<C: SimCore> World<C> {
             // A random two-sided partition.
             let mut a = Vec::new();
             let mut b = Vec::new();
-            for &v in &self.voters {
+            for &v in &self.pool {
                 if self.rng.chance(0.5) {
                     a.push(v)
                 } else {
@@ -673,7 +789,7 @@ impl<C: SimCore> World<C> {
                 .map(|h| h.id);
             if let Some(l) = leader {
                 let mut others: Vec<NodeId> =
-                    self.voters.iter().copied().filter(|&v| v != l).collect();
+                    self.pool.iter().copied().filter(|&v| v != l).collect();
                 for i in (1..others.len()).rev() {
                     let j = self.rng.below(i as u64 + 1) as usize;
                     others.swap(i, j);
@@ -717,7 +833,7 @@ impl<C: SimCore> World<C> {
         } else if roll < 64 {
             // Power loss of a majority (or everyone) at once.
             let k = if self.rng.chance(0.5) { n } else { n / 2 + 1 };
-            let mut victims = self.voters.clone();
+            let mut victims = self.pool.clone();
             for i in (1..victims.len()).rev() {
                 let j = self.rng.below(i as u64 + 1) as usize;
                 victims.swap(i, j);
@@ -738,7 +854,7 @@ impl<C: SimCore> World<C> {
                 })
                 .map(|h| h.id);
             if let Some(l) = leader {
-                let to = self.rng.pick(&self.voters);
+                let to = self.rng.pick(&self.pool);
                 let ok = self.hosts[Self::idx(l)]
                     .core
                     .as_mut()
@@ -755,6 +871,195 @@ impl<C: SimCore> World<C> {
         let d = self.rng.range(30_000, 400_000);
         self.schedule(d, Ev::Nemesis);
         Ok(())
+    }
+
+    // ----- membership -----
+
+    /// The live leader of the highest term, if any.
+    fn current_leader(&self) -> Option<NodeId> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.core.as_ref().map(|c| (h.id, c.status())))
+            .filter(|(_, st)| st.role == Role::Leader)
+            .max_by_key(|(_, st)| st.term)
+            .map(|(id, _)| id)
+    }
+
+    /// Ask the leader to move the group to another voter set.
+    fn membership_change(&mut self) -> Result<(), Violation> {
+        if !self.faults_on {
+            return Ok(());
+        }
+        let d = self.rng.range(150_000, 500_000);
+        self.schedule(d, Ev::Membership);
+        let Some(l) = self.current_leader() else {
+            return Ok(());
+        };
+        let st = self.hosts[Self::idx(l)]
+            .core
+            .as_ref()
+            .expect("the leader is up")
+            .status();
+        let cur = st.membership.voters.clone();
+        let outside: Vec<NodeId> = self
+            .pool
+            .iter()
+            .copied()
+            .filter(|n| !cur.contains(n))
+            .collect();
+        let mut new = cur.clone();
+        let roll = self.rng.below(10);
+        let can_add = !outside.is_empty() && cur.len() < 7;
+        let prefer_add = cur.len() < 3 && !self.rng.chance(0.1);
+        let prefer_remove = cur.len() > 5;
+        if can_add && (prefer_add || (!prefer_remove && roll < 3)) {
+            new.push(self.rng.pick(&outside));
+        } else if cur.len() > 1 && (prefer_remove || roll < 6 || outside.is_empty()) {
+            let k = self.rng.below(cur.len() as u64) as usize;
+            new.remove(k);
+        } else if !outside.is_empty() {
+            // Swap one voter, or two (a change of 2+ voters: the joint
+            // phase is what keeps C_old and C_new majorities intersecting).
+            let swaps = if roll == 9 { 2 } else { 1 };
+            let mut out = outside.clone();
+            for _ in 0..swaps.min(out.len()).min(new.len()) {
+                let k = self.rng.below(new.len() as u64) as usize;
+                new.remove(k);
+                let j = self.rng.below(out.len() as u64) as usize;
+                new.push(out.remove(j));
+            }
+        }
+        new.sort_unstable();
+        self.stats.membership_requested += 1;
+        let result = self.hosts[Self::idx(l)]
+            .core
+            .as_mut()
+            .expect("the leader is up")
+            .change_membership(new.clone());
+        let text = format!("{l}: change membership {cur:?} -> {new:?}: {result:?}");
+        self.note(13, l.0, new.len() as u64, || text);
+        if let Ok(p) = result {
+            self.stats.membership_accepted += 1;
+            let added: Vec<NodeId> = new.iter().copied().filter(|n| !cur.contains(n)).collect();
+            for &a in &added {
+                let i = Self::idx(a);
+                self.hosts[i].member_from = p.index;
+                if !self.hosts[i].hosting {
+                    self.start_joining(a)?;
+                }
+            }
+            if self.rng.chance(0.3) {
+                // Cut the leader and the added nodes off from the rest while
+                // the change is young: only joint consensus keeps the two
+                // sides from both deciding.
+                let mut a = vec![l];
+                a.extend(added.iter().copied().filter(|&x| x != l));
+                let b: Vec<NodeId> = self
+                    .pool
+                    .iter()
+                    .copied()
+                    .filter(|x| !a.contains(x))
+                    .collect();
+                self.stats.partitions += 1;
+                self.note(7, a.len() as u64, b.len() as u64, || {
+                    format!("isolate the change: {a:?} | {b:?}")
+                });
+                self.net.partition(&[a, b]);
+            }
+        }
+        self.post_step(l)
+    }
+
+    /// Host the group on `id` as a joining core (no voters, empty disk).
+    fn start_joining(&mut self, id: NodeId) -> Result<(), Violation> {
+        let host = &mut self.hosts[Self::idx(id)];
+        assert!(!host.hosting, "{id} joins a group it does not run");
+        host.hosting = true;
+        host.seed_voters = Vec::new();
+        host.joining = true;
+        host.storage = SimStorage::default();
+        self.stats.joins += 1;
+        self.start_node(id)
+    }
+
+    /// `id` applied a committed configuration without itself: as the real
+    /// runtime does, stop the core (after a clean flush) and delete the
+    /// group's storage.
+    fn remove_node(&mut self, id: NodeId) -> Result<(), Violation> {
+        let i = Self::idx(id);
+        let host = &mut self.hosts[i];
+        let Some(mut core) = host.core.take() else {
+            return Ok(());
+        };
+        let was_leader = host.removed_leader;
+        // A clean shutdown: the disk is synced, then what waited for it is sent.
+        host.storage.sync_all();
+        let mut out = Vec::new();
+        while let Some((_, pid, msgs)) = host.held.pop_front() {
+            core.persisted(pid);
+            out.extend(msgs.into_iter().map(Effect::Send));
+        }
+        host.incarnation += 1;
+        host.storage = SimStorage::default();
+        host.sm = Registers::default();
+        host.applied = LogIndex(0);
+        host.proposals.clear();
+        host.reads.clear();
+        host.waiting_reads.clear();
+        host.hosting = false;
+        host.seed_voters = Vec::new();
+        host.member_from = LogIndex(0);
+        host.joining = false;
+        host.removed = false;
+        host.leading = false;
+        host.removed_leader = false;
+        self.stats.removals += 1;
+        if was_leader {
+            self.stats.leader_removals += 1;
+        }
+        self.note(14, id.0, was_leader as u64, || {
+            format!("{id} left the group: stopped and wiped")
+        });
+        self.apply_effects(id, out)
+    }
+
+    /// A committed configuration was applied at `id`: count finished
+    /// changes, and remember it for the leaders to come.
+    fn config_applied(&mut self, index: LogIndex, m: crate::consensus::Membership) {
+        if self.configs.insert(index, m.clone()).is_none() && !m.is_joint() {
+            self.stats.membership_done += 1;
+        }
+    }
+
+    /// Every committed configuration is seen by all later leaders (else two
+    /// disjoint quorums could decide).
+    fn check_new_leader_config(&self, id: NodeId) -> Result<(), Violation> {
+        if !C::CHECKS.leader_completeness {
+            return Ok(());
+        }
+        let Some((&index, m)) = self.configs.iter().next_back() else {
+            return Ok(());
+        };
+        let Some(core) = self.hosts[Self::idx(id)].core.as_ref() else {
+            return Ok(());
+        };
+        let view = core.view();
+        if index <= view.snapshot_index {
+            return Ok(());
+        }
+        let held = (index <= view.last_index())
+            .then(|| &view.entries[(index.0 - view.snapshot_index.0 - 1) as usize].kind);
+        match held {
+            Some(EntryKind::ConfigChange(h)) if h == m => Ok(()),
+            other => Err(Violation {
+                property: "config completeness (every committed configuration reaches later leaders)",
+                detail: format!(
+                    "new leader {id} of {} lacks the configuration {m:?} committed at {index}; holds {other:?}",
+                    view.term
+                ),
+                time_us: self.now_us,
+            }),
+        }
     }
 
     // ----- clients -----
@@ -801,7 +1106,7 @@ impl<C: SimCore> World<C> {
         // Now and then ask any node: with stale-read, followers answer.
         let node = match hint {
             Some(h) if !self.rng.chance(0.2) => h,
-            _ => self.rng.pick(&self.voters),
+            _ => self.rng.pick(&self.pool),
         };
         let d = self.rng.range(50, 500);
         self.schedule(
@@ -940,7 +1245,7 @@ impl<C: SimCore> World<C> {
         let hint = self.clients[client].leader_hint;
         let node = match hint {
             Some(h) => h,
-            None => self.rng.pick(&self.voters),
+            None => self.rng.pick(&self.pool),
         };
         self.schedule(
             delay_us,
@@ -977,7 +1282,7 @@ impl<C: SimCore> World<C> {
                     &mut out,
                 )?;
             }
-            self.apply_effects(id, out);
+            self.apply_effects(id, out)?;
         }
         let host = &self.hosts[i];
         if let Some(core) = host.core.as_ref() {
@@ -998,10 +1303,13 @@ impl<C: SimCore> World<C> {
                     time_us: self.now_us,
                 })?;
         }
+        if self.hosts[i].removed {
+            self.remove_node(id)?;
+        }
         Ok(())
     }
 
-    fn apply_effects(&mut self, id: NodeId, effects: Vec<Effect>) {
+    fn apply_effects(&mut self, id: NodeId, effects: Vec<Effect>) -> Result<(), Violation> {
         for e in effects {
             match e {
                 Effect::Send(msg) => {
@@ -1016,6 +1324,20 @@ impl<C: SimCore> World<C> {
                 Effect::Role(ss) => {
                     self.note(11, id.0, ss.term.0, || {
                         format!("{id} is {} in {}, leader {:?}", ss.role, ss.term, ss.leader)
+                    });
+                    if ss.role == Role::Leader && self.opts.membership {
+                        self.check_new_leader_config(id)?;
+                    }
+                }
+                Effect::Config(index, m) => self.config_applied(index, m),
+                Effect::Joined { by_snapshot } => {
+                    if by_snapshot {
+                        self.stats.joined_by_snapshot += 1;
+                    } else {
+                        self.stats.joined_by_log += 1;
+                    }
+                    self.note(15, id.0, by_snapshot as u64, || {
+                        format!("{id} learned its configuration (snapshot: {by_snapshot})")
                     });
                 }
                 Effect::Reply {
@@ -1046,6 +1368,7 @@ impl<C: SimCore> World<C> {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -1084,8 +1407,24 @@ fn process_ready<C: SimCore>(
     } else {
         out.extend(rd.messages.into_iter().map(Effect::Send));
     }
+    let was_leading = host.leading;
     if let Some(ss) = rd.soft_state {
+        host.leading = ss.role == Role::Leader;
         out.push(Effect::Role(ss));
+    }
+    if host.joining {
+        let by_snapshot = rd
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| !s.meta.voters.is_empty());
+        let by_log = rd
+            .entries
+            .iter()
+            .any(|e| matches!(e.kind, EntryKind::ConfigChange(_)));
+        if by_snapshot || by_log {
+            host.joining = false;
+            out.push(Effect::Joined { by_snapshot });
+        }
     }
     // 3. Apply: snapshot first, then committed entries in order.
     if let Some(s) = &rd.snapshot {
@@ -1106,7 +1445,16 @@ fn process_ready<C: SimCore>(
                     .expect("the simulator only proposes register commands");
                 Some((cmd.op_id, host.sm.apply(cmd.op)))
             }
-            EntryKind::Noop | EntryKind::ConfigChange(_) => None,
+            EntryKind::Noop => None,
+            EntryKind::ConfigChange(m) => {
+                out.push(Effect::Config(e.index, m.clone()));
+                if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
+                    // The runtime's rule: the group is no longer this node's.
+                    host.removed = true;
+                    host.removed_leader = was_leading || host.leading;
+                }
+                None
+            }
         };
         host.applied = e.index;
         if let Some((term, client, op_id)) = host.proposals.remove(&e.index) {

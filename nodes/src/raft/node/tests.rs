@@ -506,7 +506,7 @@ fn messages_for_another_group_are_refused() {
     ));
     let m = Message {
         group: GroupId(1),
-        from: NodeId(8),
+        from: NodeId(1),
         to: NodeId(1),
         payload: Payload::Raft(RaftMessage::TimeoutNow { term: Term(1) }),
     };
@@ -514,6 +514,20 @@ fn messages_for_another_group_are_refused() {
         c.node(1).step(m),
         Err(StepError::UnknownPeer { .. })
     ));
+    // A node outside the configuration may be a member of one this node has
+    // not seen yet: accepted (its vote requests are ignored, see below).
+    let m = Message {
+        group: GroupId(1),
+        from: NodeId(8),
+        to: NodeId(1),
+        payload: Payload::Raft(RaftMessage::HeartbeatResponse {
+            term: Term(0),
+            read_seq: 0,
+        }),
+    };
+    c.node(1)
+        .step(m)
+        .expect("a message from another node is accepted");
 }
 
 /// Figure 8 of the Raft paper: an entry of an older term replicated on a
