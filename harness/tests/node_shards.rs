@@ -147,7 +147,6 @@ async fn must(client: &Client, op: Op) -> Reply {
 }
 
 #[test]
-#[ignore = "needs Raft's change_membership and joining cores (raft helper, in progress)"]
 fn raft_shards_move_to_a_new_node_and_a_removed_node_retires() {
     shard_scenario("raft");
 }
