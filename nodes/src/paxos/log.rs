@@ -209,6 +209,42 @@ impl PaxosLog {
         self.check();
     }
 
+    /// Write `entries` (contiguous, from an unchosen slot at most one past
+    /// the end) in place, keeping every slot after them: phase 1's merge
+    /// up to a configuration slot, beyond which this acceptor's own older
+    /// values stay (an acceptor never forgets an accepted value).
+    pub fn overwrite(&mut self, entries: Vec<Entry>) {
+        for e in entries {
+            self.put(e);
+        }
+        self.check();
+    }
+
+    /// The latest configuration entry at a slot < `before` that this log
+    /// holds (not compacted), with its slot.
+    pub fn config_before(&self, before: LogIndex) -> Option<(LogIndex, &[NodeId])> {
+        let end = before.prev().min(self.last_index());
+        let o = self.offset(end)?;
+        self.entries[..=o].iter().rev().find_map(|e| match &e.kind {
+            crate::consensus::EntryKind::ConfigChange(m) => Some((e.index, m.voters.as_slice())),
+            _ => None,
+        })
+    }
+
+    /// The first configuration entry in `from ..= to` that this log holds.
+    pub fn first_config_in(&self, from: LogIndex, to: LogIndex) -> Option<(LogIndex, &[NodeId])> {
+        let from = from.max(self.snapshot.meta.index.next());
+        let to = to.min(self.last_index());
+        if from > to {
+            return None;
+        }
+        let (a, b) = (self.offset(from)?, self.offset(to)?);
+        self.entries[a..=b].iter().find_map(|e| match &e.kind {
+            crate::consensus::EntryKind::ConfigChange(m) => Some((e.index, m.voters.as_slice())),
+            _ => None,
+        })
+    }
+
     /// Learn that every slot ≤ `index` is chosen. Never goes back.
     pub fn commit_to(&mut self, index: LogIndex) -> bool {
         if index <= self.commit {

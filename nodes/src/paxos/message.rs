@@ -69,8 +69,14 @@ pub enum PaxosMessage {
     },
     /// Catch-up for an acceptor whose next slot was compacted away.
     InstallSnapshot { ballot: Ballot, snapshot: Snapshot },
-    /// Leadership transfer: campaign now.
-    TimeoutNow { ballot: Ballot },
+    /// Leadership transfer: campaign now. `commit` lets a leader that a
+    /// new configuration removed tell its successor that the configuration
+    /// making it a voter is chosen.
+    TimeoutNow {
+        ballot: Ballot,
+        #[serde(default)]
+        commit: LogIndex,
+    },
 }
 
 impl PaxosMessage {
@@ -86,7 +92,7 @@ impl PaxosMessage {
             | PaxosMessage::Heartbeat { ballot, .. }
             | PaxosMessage::HeartbeatReply { ballot, .. }
             | PaxosMessage::InstallSnapshot { ballot, .. }
-            | PaxosMessage::TimeoutNow { ballot } => *ballot,
+            | PaxosMessage::TimeoutNow { ballot, .. } => *ballot,
         }
     }
 

@@ -29,8 +29,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::bug::Bug;
 use crate::consensus::{
-    ConfigError, Consensus, CoreConfig, Entry, EntryKind, GroupId, HardState, LogIndex, Message,
-    NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered, Role, Snapshot,
+    ConfigError, Consensus, CoreConfig, Entry, EntryKind, GroupId, HardState, LogIndex, Membership,
+    MembershipError, Message, NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered, Role, Snapshot,
     SnapshotError, SnapshotMeta, SoftState, Status, StepError, TransferError,
 };
 
@@ -49,6 +49,30 @@ pub enum Observation {
     Accepted(Entry),
     /// The learner handed `entry` (term = origin ballot) to the state machine.
     Learned(Entry),
+    /// The core started from empty durable state (a new or wiped node):
+    /// it has no promise and no accepted value.
+    Blank,
+    /// The core's configuration is the seed ([`CoreConfig::voters`]): no
+    /// configuration entry or snapshot in its durable state.
+    Seeded(Vec<NodeId>),
+}
+
+fn quorum_of(voters: &[NodeId]) -> usize {
+    voters.len() / 2 + 1
+}
+
+/// The voters of a configuration entry.
+fn config_of(e: &Entry) -> Option<&[NodeId]> {
+    match &e.kind {
+        EntryKind::ConfigChange(m) => Some(&m.voters),
+        _ => None,
+    }
+}
+
+fn same_voters(a: &[NodeId], b: &[NodeId]) -> bool {
+    let a: BTreeSet<NodeId> = a.iter().copied().collect();
+    let b: BTreeSet<NodeId> = b.iter().copied().collect();
+    a == b
 }
 
 /// What a promiser told the candidate.
@@ -95,6 +119,10 @@ struct Peer {
     recent_active: bool,
     read_seq_acked: u64,
     snapshot_sent_tick: Option<u64>,
+    /// Removed from every configuration the leader tracks: still told
+    /// about commits until a heartbeat reply after `read_seq` shows it
+    /// agreed up to `slot` (so it learned the configuration without it).
+    departing: Option<(LogIndex, u64)>,
 }
 
 impl Peer {
@@ -108,8 +136,28 @@ impl Peer {
             recent_active: true,
             read_seq_acked: 0,
             snapshot_sent_tick: None,
+            departing: None,
         }
     }
+}
+
+/// A phase-1 round: promises at our ballot from a quorum of `voters`, the
+/// configuration governing the first slot the round is for.
+#[derive(Clone, Debug)]
+struct Round {
+    voters: Vec<NodeId>,
+    transfer: bool,
+    promises: BTreeMap<NodeId, PromiseData>,
+}
+
+/// How a finished phase-1 round leaves the candidate or leader.
+enum RoundEnd {
+    /// The chosen prefix the promises revealed ends in another
+    /// configuration: run phase 1 again in it.
+    Again,
+    /// Lead; phase 1 covers the slots up to this one (a configuration
+    /// slot) or all slots (None).
+    Lead(Option<LogIndex>),
 }
 
 #[derive(Clone, Debug)]
@@ -157,7 +205,17 @@ pub struct PaxosNode {
 
     pre_ballot: Ballot,
     pre_votes: BTreeMap<NodeId, bool>,
-    promises: BTreeMap<NodeId, PromiseData>,
+    /// The phase-1 round in progress (a candidate's, or a leader's re-run
+    /// in a new configuration).
+    round: Option<Round>,
+    /// The voters governing the first unchosen slot (commit + 1): the
+    /// latest configuration in the chosen prefix, else the snapshot's, else
+    /// the seed ([`CoreConfig::voters`]). Empty: not known yet (joining).
+    known_config: Vec<NodeId>,
+    /// Leader: phase 1 at our ballot covers the slots up to here only (a
+    /// configuration slot phase 1 found unchosen; our own older values may
+    /// follow it in the log). None: every slot.
+    covered: Option<LogIndex>,
 
     peers: BTreeMap<NodeId, Peer>,
     /// Leader: our own slots up to here are durably accepted at our ballot.
@@ -178,12 +236,22 @@ pub struct PaxosNode {
     /// Accepts made since the last Ready (journal only).
     fresh_accepts: Vec<Entry>,
     journal: Option<Vec<Observation>>,
+    /// What the journal starts with (see [`Observation::Blank`], [`Observation::Seeded`]).
+    startup: Vec<Observation>,
 }
 
 impl PaxosNode {
     /// A core from what storage made durable.
     pub fn new(cfg: CoreConfig, recovered: Recovered) -> Result<PaxosNode, ConfigError> {
-        if !cfg.voters.contains(&cfg.id) {
+        if cfg.id.0 == 0 || cfg.id.0 > Ballot::MAX_NODE {
+            return Err(ConfigError::Invalid(format!(
+                "Paxos node ids are 1..={}; {} is not",
+                Ballot::MAX_NODE,
+                cfg.id
+            )));
+        }
+        // Empty voters: joining a running group (see the module docs).
+        if !cfg.voters.is_empty() && !cfg.voters.contains(&cfg.id) {
             return Err(ConfigError::NotAVoter {
                 id: cfg.id,
                 voters: cfg.voters.clone(),
@@ -222,6 +290,9 @@ impl PaxosNode {
             ));
         }
         let hs = recovered.hard_state;
+        let blank = hs == HardState::default()
+            && recovered.snapshot.is_none()
+            && recovered.entries.is_empty();
         if hs.vote.is_some() {
             return Err(ConfigError::Recovered(format!(
                 "a Paxos hard state has no vote, found {:?} (Raft state?)",
@@ -265,7 +336,9 @@ impl PaxosNode {
             fresh: true,
             pre_ballot: Ballot::NONE,
             pre_votes: BTreeMap::new(),
-            promises: BTreeMap::new(),
+            round: None,
+            known_config: Vec::new(),
+            covered: None,
             peers: BTreeMap::new(),
             self_durable: LogIndex(0),
             recovery_end: LogIndex(0),
@@ -281,8 +354,18 @@ impl PaxosNode {
             unpersisted: VecDeque::new(),
             fresh_accepts: Vec::new(),
             journal: None,
+            startup: Vec::new(),
         };
         node.last_hard_state.commit = node.log.commit();
+        node.known_config = node.config_from_log(node.log.commit().next());
+        if blank {
+            node.startup.push(Observation::Blank);
+        }
+        let seeded = node.log.snapshot_index() == LogIndex(0)
+            && node.log.config_before(node.log.last_index().next()).is_none();
+        if seeded && !node.cfg.voters.is_empty() {
+            node.startup.push(Observation::Seeded(node.cfg.voters.clone()));
+        }
         node.recompute_agreed();
         node.reset_randomized_timeout();
         node.check_invariants();
@@ -291,7 +374,7 @@ impl PaxosNode {
 
     /// Record [`Observation`]s for the simulator's cross-node checks.
     pub fn enable_journal(&mut self) {
-        self.journal = Some(Vec::new());
+        self.journal = Some(std::mem::take(&mut self.startup));
     }
 
     /// The observations recorded since the last call.
@@ -317,17 +400,135 @@ impl PaxosNode {
         &self.cfg
     }
 
-    fn quorum(&self) -> usize {
-        self.cfg.voters.len() / 2 + 1
+    /// The configuration governing the first unchosen slot (empty: not known).
+    pub fn known_config(&self) -> &[NodeId] {
+        &self.known_config
     }
 
+    /// Whether this node votes in [`PaxosNode::known_config`]: only then
+    /// does it campaign.
+    pub fn is_member(&self) -> bool {
+        self.known_config.contains(&self.cfg.id)
+    }
+
+    /// The voters governing slot `s` by this log alone: the latest
+    /// configuration entry before `s`, else the snapshot's voters, else
+    /// (no snapshot) the seed. Empty: not known.
+    fn config_from_log(&self, s: LogIndex) -> Vec<NodeId> {
+        if let Some((_, v)) = self.log.config_before(s) {
+            return v.to_vec();
+        }
+        if self.log.snapshot_index() > LogIndex(0) {
+            self.log.snapshot().meta.voters.clone()
+        } else {
+            self.cfg.voters.clone()
+        }
+    }
+
+    /// The first configuration entry after the chosen prefix: while there
+    /// is one, no slot beyond it is proposed (α = 1) and no other change starts.
+    fn pending_config(&self) -> Option<LogIndex> {
+        let commit = self.log.commit();
+        self.log
+            .first_config_in(commit.next(), self.log.last_index())
+            .map(|(i, _)| i)
+    }
+
+    /// Every configuration this node may need a quorum or an answer from:
+    /// the one in force and those after the chosen prefix in its log.
+    /// (A leader's own older values after the slot phase 1 covers are not in play.)
+    fn configs_in_play(&self) -> Vec<&[NodeId]> {
+        let mut out: Vec<&[NodeId]> = vec![self.known_config.as_slice()];
+        let end = match (self.role, self.covered) {
+            (Role::Leader, Some(c)) => c.min(self.log.last_index()),
+            _ => self.log.last_index(),
+        };
+        let mut i = self.log.commit().next();
+        while let Some((j, v)) = self.log.first_config_in(i, end) {
+            out.push(v);
+            i = j.next();
+        }
+        out
+    }
+
+    /// Whether `from` may ask this node for promises: a voter of a
+    /// configuration in play (anyone while this node knows none).
+    fn may_campaign_here(&self, from: NodeId) -> bool {
+        self.known_config.is_empty() || self.configs_in_play().iter().any(|c| c.contains(&from))
+    }
+
+    /// Leader: the last slot it may send (α = 1: nothing beyond an
+    /// unchosen configuration slot, nor beyond what phase 1 covered).
+    fn send_limit(&self) -> LogIndex {
+        let mut lim = self.log.last_index();
+        if let Some(c) = self.covered {
+            lim = lim.min(c);
+        }
+        if let Some(j) = self.pending_config() {
+            lim = lim.min(j);
+        }
+        lim
+    }
+
+    /// Leader: proposals wait (a configuration slot is unchosen, or phase 1
+    /// in a new configuration is not done).
+    fn stalled(&self) -> bool {
+        self.round.is_some() || self.covered.is_some() || self.pending_config().is_some()
+    }
+
+    /// The peers a leader sends to.
     fn peer_ids(&self) -> Vec<NodeId> {
-        self.cfg
-            .voters
-            .iter()
+        self.peers.keys().copied().collect()
+    }
+
+    /// Leader: every voter of a configuration in play (and of the round),
+    /// but itself.
+    fn wanted_peers(&self) -> BTreeSet<NodeId> {
+        let mut w: BTreeSet<NodeId> = self
+            .configs_in_play()
+            .into_iter()
+            .flatten()
             .copied()
-            .filter(|&v| v != self.cfg.id)
-            .collect()
+            .collect();
+        if let Some(r) = &self.round {
+            w.extend(r.voters.iter().copied());
+        }
+        w.remove(&self.cfg.id);
+        w
+    }
+
+    /// Leader: track every wanted peer; peers no configuration wants any
+    /// more are kept, departing, until they know the commit that removed them.
+    fn sync_peers(&mut self) {
+        let wanted = self.wanted_peers();
+        let (commit, seq, now) = (self.log.commit(), self.read_seq, self.now_ticks);
+        for &w in &wanted {
+            let pr = self
+                .peers
+                .entry(w)
+                .or_insert_with(|| Peer::new(commit.next(), LogIndex(0), now));
+            pr.departing = None;
+        }
+        for (id, pr) in self.peers.iter_mut() {
+            if !wanted.contains(id) && pr.departing.is_none() {
+                pr.departing = Some((commit, seq));
+            }
+        }
+    }
+
+    /// Learn that every slot ≤ `index` is chosen; the configuration in
+    /// force follows the chosen prefix.
+    fn advance_commit(&mut self, index: LogIndex) -> bool {
+        let old = self.log.commit();
+        if !self.log.commit_to(index) {
+            return false;
+        }
+        let mut i = old.next();
+        while let Some((j, v)) = self.log.first_config_in(i, index) {
+            self.known_config = v.to_vec();
+            i = j.next();
+        }
+        true
     }
 
     fn next_random(&mut self) -> u64 {
@@ -403,7 +604,7 @@ impl PaxosNode {
 
     fn learn_commit(&mut self, leader_commit: LogIndex) {
         let n = leader_commit.min(self.agreed);
-        self.log.commit_to(n);
+        self.advance_commit(n);
     }
 
     // ----- role changes -----
@@ -426,7 +627,8 @@ impl PaxosNode {
         self.heartbeat_elapsed_ticks = 0;
         self.reset_randomized_timeout();
         self.pre_votes.clear();
-        self.promises.clear();
+        self.round = None;
+        self.covered = None;
         self.peers.clear();
         self.transferee = None;
         if was_leading || !self.pending_reads.is_empty() {
@@ -440,78 +642,123 @@ impl PaxosNode {
 
     fn campaign(&mut self, pre: bool, transfer: bool) {
         assert_ne!(self.role, Role::Leader, "a leader does not campaign");
+        assert!(self.is_member(), "only a voter campaigns");
         self.fail_reads();
         self.leader = None;
         self.election_elapsed_ticks = 0;
         self.reset_randomized_timeout();
         self.peers.clear();
+        self.round = None;
+        self.covered = None;
         if pre {
             self.role = Role::PreCandidate;
             self.pre_ballot = self.next_ballot();
             self.pre_votes.clear();
             self.pre_votes.insert(self.cfg.id, true);
             let ballot = self.pre_ballot;
-            for p in self.peer_ids() {
-                self.send(p, PaxosMessage::PrePrepare { ballot });
+            for p in self.known_config.clone() {
+                if p != self.cfg.id {
+                    self.send(p, PaxosMessage::PrePrepare { ballot });
+                }
             }
             self.tally_pre_votes();
         } else {
             let ballot = self.next_ballot();
             self.promise(ballot);
             self.role = Role::Candidate;
-            self.promises.clear();
-            let commit = self.log.commit();
-            for p in self.peer_ids() {
-                self.send(
-                    p,
-                    PaxosMessage::Prepare {
-                        ballot,
-                        commit,
-                        transfer,
-                    },
-                );
-            }
-            // Our own promise counts once it is durable (see `persisted`).
-            self.tally_promises();
+            self.start_round(transfer);
+        }
+    }
+
+    /// Phase 1 at our ballot in the configuration governing our first
+    /// unchosen slot, for every slot after our commit.
+    fn start_round(&mut self, transfer: bool) {
+        assert!(self.is_member(), "a round runs in a configuration we vote in");
+        self.round = Some(Round {
+            voters: self.known_config.clone(),
+            transfer,
+            promises: BTreeMap::new(),
+        });
+        if self.role == Role::Leader {
+            self.sync_peers();
+        }
+        self.send_prepares();
+        // Our own promise counts once it is durable (see `persisted`).
+        self.tally_round();
+    }
+
+    /// (Re)send the round's Prepare to every voter that has not promised.
+    fn send_prepares(&mut self) {
+        let Some(r) = &self.round else {
+            return;
+        };
+        let (ballot, commit, transfer) = (self.promised, self.log.commit(), r.transfer);
+        let missing: Vec<NodeId> = r
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != self.cfg.id && !r.promises.contains_key(v))
+            .collect();
+        for p in missing {
+            self.send(
+                p,
+                PaxosMessage::Prepare {
+                    ballot,
+                    commit,
+                    transfer,
+                },
+            );
         }
     }
 
     fn tally_pre_votes(&mut self) {
-        let granted = self.pre_votes.values().filter(|g| **g).count();
-        let refused = self.pre_votes.len() - granted;
-        if granted >= self.quorum() {
+        let config = &self.known_config;
+        let granted = self
+            .pre_votes
+            .iter()
+            .filter(|(n, g)| **g && config.contains(n))
+            .count();
+        let refused = self
+            .pre_votes
+            .iter()
+            .filter(|(n, g)| !**g && config.contains(n))
+            .count();
+        let quorum = quorum_of(config);
+        if granted >= quorum {
             self.campaign(false, false);
-        } else if refused >= self.quorum() {
+        } else if refused >= quorum {
             self.become_follower(None);
         }
     }
 
-    fn tally_promises(&mut self) {
-        assert_eq!(
-            self.role,
-            Role::Candidate,
-            "only a candidate counts promises"
+    fn tally_round(&mut self) {
+        let Some(r) = &self.round else {
+            return;
+        };
+        assert!(
+            matches!(self.role, Role::Candidate | Role::Leader),
+            "only a candidate or a leader runs phase 1"
         );
         // Our own acceptor is always part of the quorum: its accepted values
         // join the merge, so its promise must be durable first.
-        let own_durable = self.durable_promised == self.promised;
-        if own_durable && self.promises.len() + 1 >= self.quorum() {
-            self.become_leader();
+        let own_durable = self.durable_promised == self.promised && r.voters.contains(&self.cfg.id);
+        let promised = r.promises.keys().filter(|p| r.voters.contains(p)).count();
+        if own_durable && promised + 1 >= quorum_of(&r.voters) {
+            self.finish_round();
         }
     }
 
-    /// Phase 1 is complete: merge the promises and start phase 2 for every
-    /// slot that may be unchosen.
-    fn become_leader(&mut self) {
-        assert_eq!(
-            self.role,
-            Role::Candidate,
-            "only a candidate becomes leader"
-        );
+    /// Phase 1 is complete in the round's configuration: merge the
+    /// promises, take the chosen prefix they reveal, and re-propose (or
+    /// fill with no-ops) the slots that configuration governs, up to the
+    /// first configuration slot after the chosen prefix. Then lead, or run
+    /// phase 1 again if the chosen prefix moved into another configuration.
+    fn finish_round(&mut self) {
         let b = self.promised;
-        assert_eq!(b.node(), self.cfg.id, "we lead only at our own ballot");
+        assert_eq!(b.node(), self.cfg.id, "we run phase 1 only at our own ballot");
         assert_eq!(self.durable_promised, b, "our own promise is durable");
-        let promises = std::mem::take(&mut self.promises);
+        let round = self.round.take().expect("a round to finish");
+        let promises = round.promises;
         // 1. A promiser's snapshot beyond what we know is chosen.
         let best = promises
             .values()
@@ -520,6 +767,7 @@ impl PaxosNode {
             .max_by_key(|s| s.meta.index);
         if let Some(s) = best {
             self.log.restore(s.clone());
+            self.known_config = self.config_from_log(self.log.commit().next());
         }
         let base = self.log.commit();
         // 2. The chosen prefix: every promiser's entries up to its commit are chosen.
@@ -567,23 +815,82 @@ impl PaxosNode {
                 kind,
             });
         }
+        // 5. How far this round's quorum speaks for the slots: the chosen
+        // prefix always; beyond it only while the round's configuration
+        // governs, i.e. up to the first configuration slot.
+        let config_after_chosen = merged
+            .iter()
+            .take_while(|e| e.index <= chosen_to)
+            .filter_map(config_of)
+            .last()
+            .map(<[NodeId]>::to_vec)
+            .unwrap_or_else(|| self.known_config.clone());
+        let (cut, end) = if !same_voters(&config_after_chosen, &round.voters) {
+            (chosen_to, RoundEnd::Again)
+        } else {
+            match merged
+                .iter()
+                .find(|e| e.index > chosen_to && config_of(e).is_some())
+            {
+                Some(e) => (e.index, RoundEnd::Lead(Some(e.index))),
+                None => (max_slot, RoundEnd::Lead(None)),
+            }
+        };
+        merged.truncate((cut.0 - base.0) as usize);
         if !merged.is_empty() {
             if self.journal.is_some() {
                 self.fresh_accepts.extend(merged.iter().cloned());
             }
-            self.log.replace_from(base.next(), merged);
+            self.log.overwrite(merged);
         }
-        self.log.commit_to(chosen_to);
-        self.agreed = self.log.last_index();
+        self.advance_commit(chosen_to);
+        self.agreed = self.log.commit();
+        self.recompute_agreed();
+        assert_eq!(self.agreed, cut, "we accepted every slot this round decided");
+        match end {
+            RoundEnd::Again => {
+                if !self.is_member() {
+                    // A configuration without us is chosen: not ours to lead.
+                    self.become_follower(None);
+                    return;
+                }
+                if self.role == Role::Leader {
+                    self.covered = Some(self.log.commit());
+                }
+                self.start_round(round.transfer);
+            }
+            RoundEnd::Lead(covered) => {
+                self.covered = covered;
+                self.recovery_end = cut;
+                if self.role == Role::Candidate {
+                    self.become_leader(&promises);
+                } else {
+                    self.sync_peers();
+                    for p in self.peer_ids() {
+                        self.pump(p, true);
+                    }
+                    self.maybe_commit();
+                }
+            }
+        }
+    }
+
+    /// Phase 1 is done: start phase 2 for every slot that may be unchosen.
+    fn become_leader(&mut self, promises: &BTreeMap<NodeId, PromiseData>) {
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         self.self_durable = self.log.commit();
-        self.recovery_end = self.log.last_index();
         self.election_elapsed_ticks = 0;
         self.heartbeat_elapsed_ticks = 0;
         self.transferee = None;
         let commit = self.log.commit();
-        for p in self.peer_ids() {
+        self.peers.clear();
+        for p in self.wanted_peers() {
             let known = promises.get(&p).map(|d| d.commit.min(commit));
             let peer = match known {
                 Some(c) => Peer::new(c.next(), c, self.now_ticks),
@@ -607,7 +914,7 @@ impl PaxosNode {
         let mut sent_any = false;
         loop {
             let snap_index = self.log.snapshot_index();
-            let last = self.log.last_index();
+            let last = self.send_limit();
             let (next, inflight) = {
                 let pr = &self.peers[&to];
                 (pr.next, pr.inflight)
@@ -647,9 +954,13 @@ impl PaxosNode {
                 }
                 return;
             }
+            let max = self
+                .cfg
+                .max_batch_entries
+                .min((last.0 - next.0 + 1) as usize);
             let entries: Vec<Entry> = self
                 .log
-                .slice(next, self.cfg.max_batch_entries)
+                .slice(next, max)
                 .iter()
                 .map(|e| Entry {
                     index: e.index,
@@ -690,29 +1001,114 @@ impl PaxosNode {
         }
     }
 
+    /// How far a quorum of `voters` agreed, each capped at `cap` (our own
+    /// acceptor counts its durable accepts).
+    fn quorum_agreed(&self, voters: &[NodeId], cap: LogIndex) -> LogIndex {
+        let mut agreed: Vec<LogIndex> = voters
+            .iter()
+            .map(|v| {
+                let a = if *v == self.cfg.id {
+                    self.self_durable
+                } else {
+                    self.peers.get(v).map_or(LogIndex(0), |p| p.agreed)
+                };
+                a.min(cap)
+            })
+            .collect();
+        agreed.sort_unstable_by(|a, b| b.cmp(a));
+        agreed[quorum_of(voters) - 1]
+    }
+
+    /// Commit what quorums agreed on, slot range by slot range, each in the
+    /// configuration governing it; then act on a newly chosen configuration.
     fn maybe_commit(&mut self) {
         assert_eq!(self.role, Role::Leader, "only a leader counts acceptors");
-        let mut agreed: Vec<LogIndex> = self.peers.values().map(|p| p.agreed).collect();
-        agreed.push(self.self_durable);
-        agreed.sort_unstable_by(|a, b| b.cmp(a));
-        let n = agreed[self.quorum() - 1];
-        if n > self.log.commit() {
+        let before = self.log.commit();
+        loop {
+            let limit = self.send_limit();
+            let commit = self.log.commit();
+            if limit <= commit || self.known_config.is_empty() {
+                break;
+            }
+            let voters = self.known_config.clone();
+            let n = self.quorum_agreed(&voters, limit);
+            if n <= commit {
+                break;
+            }
             assert!(
                 n <= self.log.last_index(),
                 "a quorum agreed only on slots we proposed"
             );
-            self.log.commit_to(n);
+            self.advance_commit(n);
         }
-        self.advance_reads();
+        if self.log.commit() > before {
+            self.after_commit();
+        }
+        if self.role == Role::Leader {
+            self.advance_reads();
+        }
+    }
+
+    /// Leader: the chosen prefix moved. A configuration without us: hand
+    /// over and step down. A configuration slot phase 1 found unchosen is
+    /// now chosen: run phase 1 in the configuration it governs.
+    fn after_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if !self.is_member() {
+            self.hand_over();
+            return;
+        }
+        self.sync_peers();
+        if self.round.is_none() && self.covered.is_some_and(|c| self.log.commit() >= c) {
+            self.covered = Some(self.log.commit());
+            self.start_round(true);
+        }
+    }
+
+    /// A leader the chosen configuration removed: tell everyone the commit,
+    /// ask the most caught-up new voter to campaign at once, step down.
+    fn hand_over(&mut self) {
+        assert_eq!(self.role, Role::Leader, "only a leader hands over");
+        self.broadcast_heartbeat();
+        let commit = self.log.commit();
+        let target = self
+            .known_config
+            .iter()
+            .filter_map(|v| self.peers.get(v).map(|p| (p.agreed, *v)))
+            .filter(|(a, _)| *a >= commit)
+            .max();
+        if let Some((_, to)) = target {
+            let ballot = self.promised;
+            self.send(to, PaxosMessage::TimeoutNow { ballot, commit });
+        }
+        self.become_follower(None);
     }
 
     // ----- reads -----
 
+    /// The highest read round that a quorum of every configuration in play
+    /// acknowledged at our ballot.
     fn quorum_read_seq(&self) -> u64 {
-        let mut acked: Vec<u64> = self.peers.values().map(|p| p.read_seq_acked).collect();
-        acked.push(self.read_seq);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        acked[self.quorum() - 1]
+        self.configs_in_play()
+            .into_iter()
+            .map(|voters| {
+                let mut acked: Vec<u64> = voters
+                    .iter()
+                    .map(|v| {
+                        if *v == self.cfg.id {
+                            self.read_seq
+                        } else {
+                            self.peers.get(v).map_or(0, |p| p.read_seq_acked)
+                        }
+                    })
+                    .collect();
+                acked.sort_unstable_by(|a, b| b.cmp(a));
+                acked[quorum_of(voters) - 1]
+            })
+            .min()
+            .expect("the configuration in force is in play")
     }
 
     fn advance_reads(&mut self) {
@@ -770,7 +1166,10 @@ impl PaxosNode {
         self.see(msg.ballot());
         match msg {
             PaxosMessage::PrePrepare { ballot } => {
-                let granted = ballot > self.promised && !self.in_lease();
+                // A node outside our configurations (a removed one that
+                // does not know it yet) gets no promise.
+                let granted =
+                    ballot > self.promised && !self.in_lease() && self.may_campaign_here(from);
                 let promised = self.promised;
                 self.send(
                     from,
@@ -797,7 +1196,7 @@ impl PaxosNode {
                 commit,
                 transfer,
             } => {
-                if ballot.node() != from {
+                if ballot.node() != from || !self.may_campaign_here(from) {
                     return;
                 }
                 if ballot < self.promised {
@@ -854,8 +1253,11 @@ impl PaxosNode {
                 if !well_formed || !covers {
                     return;
                 }
-                if self.role == Role::Candidate && ballot == self.promised {
-                    self.promises.insert(
+                if ballot != self.promised {
+                    return;
+                }
+                if let Some(r) = self.round.as_mut().filter(|r| r.voters.contains(&from)) {
+                    r.promises.insert(
                         from,
                         PromiseData {
                             commit,
@@ -863,7 +1265,7 @@ impl PaxosNode {
                             entries,
                         },
                     );
-                    self.tally_promises();
+                    self.tally_round();
                 }
             }
             PaxosMessage::Nack {
@@ -908,8 +1310,14 @@ impl PaxosNode {
                 if !self.heard_leader(from, ballot) {
                     return;
                 }
-                if snapshot.meta.index > self.log.commit() {
+                let ids_ok = snapshot
+                    .meta
+                    .voters
+                    .iter()
+                    .all(|v| v.0 >= 1 && v.0 <= Ballot::MAX_NODE);
+                if ids_ok && snapshot.meta.index > self.log.commit() {
                     self.log.restore(snapshot);
+                    self.known_config = self.config_from_log(self.log.commit().next());
                     self.agreed = self.log.commit();
                     self.recompute_agreed();
                 }
@@ -923,13 +1331,21 @@ impl PaxosNode {
                     },
                 );
             }
-            PaxosMessage::TimeoutNow { ballot } => {
+            PaxosMessage::TimeoutNow { ballot, commit } => {
                 if ballot.node() == from && ballot == self.promised && self.role != Role::Leader {
-                    self.campaign(false, true);
+                    // A leader handing over may have just chosen the
+                    // configuration that makes us a voter.
+                    self.learn_commit(commit);
+                    if self.is_member() {
+                        self.campaign(false, true);
+                    }
                 }
             }
             PaxosMessage::Accepted { ballot, ok, agreed } => {
-                if self.role != Role::Leader || ballot != self.promised {
+                if self.role != Role::Leader
+                    || ballot != self.promised
+                    || !self.peers.contains_key(&from)
+                {
                     return;
                 }
                 self.handle_accepted(from, ok, agreed);
@@ -944,10 +1360,21 @@ impl PaxosNode {
                 }
                 let last = self.log.last_index();
                 let read_seq_now = self.read_seq;
-                let pr = self.peers.get_mut(&from).expect("a peer of the group");
+                let Some(pr) = self.peers.get_mut(&from) else {
+                    return;
+                };
                 pr.recent_active = true;
                 pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(read_seq_now));
                 pr.reported = pr.reported.max(agreed.min(last));
+                if pr
+                    .departing
+                    .is_some_and(|(slot, seq)| read_seq > seq && agreed >= slot)
+                {
+                    // It learned the commit that removed it.
+                    self.peers.remove(&from);
+                    self.advance_reads();
+                    return;
+                }
                 self.advance_reads();
                 self.pump(from, false);
             }
@@ -1030,10 +1457,15 @@ impl PaxosNode {
         }
         if news {
             self.maybe_commit();
+            if self.role != Role::Leader || !self.peers.contains_key(&from) {
+                // A configuration without us (or without it) was just chosen.
+                return;
+            }
         }
         if self.transferee == Some(from) && self.peers[&from].agreed == self.log.last_index() {
             let ballot = self.promised;
-            self.send(from, PaxosMessage::TimeoutNow { ballot });
+            let commit = self.log.commit();
+            self.send(from, PaxosMessage::TimeoutNow { ballot, commit });
         }
         self.pump(from, false);
     }
@@ -1050,8 +1482,14 @@ impl PaxosNode {
         if self.election_elapsed_ticks >= self.cfg.election_timeout_ticks {
             self.election_elapsed_ticks = 0;
             if self.cfg.check_quorum {
-                let active = 1 + self.peers.values().filter(|p| p.recent_active).count();
-                if active < self.quorum() {
+                let active = self
+                    .known_config
+                    .iter()
+                    .filter(|v| {
+                        **v == self.cfg.id || self.peers.get(v).is_some_and(|p| p.recent_active)
+                    })
+                    .count();
+                if active < quorum_of(&self.known_config) {
                     self.become_follower(None);
                     return;
                 }
@@ -1064,6 +1502,7 @@ impl PaxosNode {
             self.heartbeat_elapsed_ticks = 0;
             self.broadcast_heartbeat();
             self.resend_stalled();
+            self.send_prepares();
         }
     }
 
@@ -1096,18 +1535,58 @@ impl PaxosNode {
             if self.promised.node() != self.cfg.id {
                 return fail(format!("leads at another node's ballot {}", self.promised));
             }
-            if self.peers.len() + 1 != self.cfg.voters.len() {
-                return fail("a leader tracks every peer".into());
+            let wanted = self.wanted_peers();
+            if let Some(w) = wanted.iter().find(|w| !self.peers.contains_key(w)) {
+                return fail(format!("a leader tracks every voter in play, not {w}"));
             }
-            if self.agreed != self.log.last_index() {
+            if let Some((p, _)) = self
+                .peers
+                .iter()
+                .find(|(p, pr)| !wanted.contains(p) && pr.departing.is_none())
+            {
+                return fail(format!("{p} is tracked but in no configuration in play"));
+            }
+            if !self.is_member() {
+                return fail("a leader votes in the configuration in force".into());
+            }
+            let ours = self.covered.unwrap_or(self.log.last_index());
+            if self.agreed != ours {
                 return fail(format!(
-                    "a leader accepted its whole log: agreed {} last {}",
+                    "a leader accepted its log up to {ours} (covered {:?}): agreed {} last {}",
+                    self.covered,
                     self.agreed,
                     self.log.last_index()
                 ));
             }
+            let pending = self.pending_config();
+            match self.covered {
+                Some(c) if c > self.log.commit() => {
+                    if pending != Some(c) {
+                        return fail(format!(
+                            "phase 1 covers up to {c}, not the first configuration slot after the commit ({pending:?})"
+                        ));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(j) = pending.filter(|j| *j < self.log.last_index()) {
+                        return fail(format!(
+                            "a leader proposed beyond the unchosen configuration slot {j}"
+                        ));
+                    }
+                }
+            }
         } else if !self.peers.is_empty() || !self.pending_reads.is_empty() {
             return fail("only a leader tracks peers and reads".into());
+        }
+        if self.role != Role::Leader && self.covered.is_some() {
+            return fail("only a leader has a phase-1 cover".into());
+        }
+        if self.round.is_some() && !matches!(self.role, Role::Candidate | Role::Leader) {
+            return fail("only a candidate or a leader runs phase 1".into());
+        }
+        if self.role == Role::Candidate && self.round.is_none() {
+            return fail("a candidate runs a phase-1 round".into());
         }
         if self.role == Role::Candidate && self.promised.node() != self.cfg.id {
             return fail(format!(
@@ -1204,8 +1683,15 @@ impl Consensus for PaxosNode {
                 self.fresh = false;
             }
             if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
-                let pre = self.cfg.pre_vote;
-                self.campaign(pre, false);
+                if self.is_member() {
+                    let pre = self.cfg.pre_vote;
+                    self.campaign(pre, false);
+                } else {
+                    // Not a voter of the configuration in force (joining,
+                    // or removed): no initiative.
+                    self.election_elapsed_ticks = 0;
+                    self.reset_randomized_timeout();
+                }
             }
         }
         self.check_invariants();
@@ -1224,7 +1710,10 @@ impl Consensus for PaxosNode {
                 got: msg.to,
             });
         }
-        if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
+        // Any node of the group may write to us (a new leader we do not
+        // know as a voter yet, a removed node); campaign messages from
+        // outside our configurations are ignored in `handle`.
+        if msg.from == self.cfg.id || msg.from.0 == 0 || msg.from.0 > Ballot::MAX_NODE {
             return Err(StepError::UnknownPeer {
                 group: self.cfg.group,
                 from: msg.from,
@@ -1249,6 +1738,13 @@ impl Consensus for PaxosNode {
         }
         if self.transferee.is_some() {
             return Err(NotLeader { leader: None });
+        }
+        if self.stalled() {
+            // α = 1: nothing goes beyond an unchosen configuration slot;
+            // the client retries here in a moment.
+            return Err(NotLeader {
+                leader: Some(self.cfg.id),
+            });
         }
         let b = self.promised;
         let index = self.log.last_index().next();
@@ -1286,11 +1782,18 @@ impl Consensus for PaxosNode {
         if self.transferee.is_some() {
             return Err(NotLeader { leader: None });
         }
+        if self.round.is_some() || self.covered.is_some() {
+            // Values chosen in the next configuration may still be unknown
+            // to us until phase 1 there is done.
+            return Err(NotLeader {
+                leader: Some(self.cfg.id),
+            });
+        }
         // Every value chosen before now is at or below this index: chosen
         // by an earlier ballot ⇒ re-proposed by our phase 1 (≤ recovery_end);
         // chosen by us ⇒ ≤ commit.
         let index = self.log.commit().max(self.recovery_end);
-        if self.cfg.voters.len() > 1 {
+        if !self.peers.is_empty() {
             self.broadcast_heartbeat();
         }
         self.pending_reads.push_back(PendingRead {
@@ -1309,7 +1812,7 @@ impl Consensus for PaxosNode {
             }
             .into());
         }
-        if !self.cfg.voters.contains(&to) {
+        if !self.known_config.contains(&to) {
             return Err(TransferError::UnknownTarget(to));
         }
         if to == self.cfg.id || self.transferee == Some(to) {
@@ -1320,11 +1823,65 @@ impl Consensus for PaxosNode {
         self.fail_reads();
         if self.peers[&to].agreed == self.log.last_index() {
             let ballot = self.promised;
-            self.send(to, PaxosMessage::TimeoutNow { ballot });
+            let commit = self.log.commit();
+            self.send(to, PaxosMessage::TimeoutNow { ballot, commit });
         } else {
             self.pump(to, true);
         }
         Ok(())
+    }
+
+    fn change_membership(&mut self, voters: Vec<NodeId>) -> Result<Proposal, MembershipError> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            }
+            .into());
+        }
+        if voters.is_empty() {
+            return Err(MembershipError::Invalid("no voters".into()));
+        }
+        if !voters.windows(2).all(|w| w[0] < w[1]) {
+            return Err(MembershipError::Invalid(format!(
+                "voters {voters:?} are not sorted and distinct"
+            )));
+        }
+        if let Some(bad) = voters.iter().find(|v| v.0 == 0 || v.0 > Ballot::MAX_NODE) {
+            return Err(MembershipError::Invalid(format!(
+                "Paxos node ids are 1..={}; {bad} is not",
+                Ballot::MAX_NODE
+            )));
+        }
+        if self.stalled() {
+            return Err(MembershipError::InProgress);
+        }
+        if self.transferee.is_some() {
+            return Err(NotLeader { leader: None }.into());
+        }
+        // A fresh configuration slot: nothing was ever accepted at it or
+        // beyond it below our ballot that could be chosen (see the module
+        // docs), so no phase 1 in the new configuration is needed; we only
+        // stall until it is chosen.
+        let b = self.promised;
+        let index = self.log.last_index().next();
+        let e = Entry {
+            index,
+            term: Stamp::new(b, b).term(),
+            kind: EntryKind::ConfigChange(Membership::simple(voters)),
+        };
+        if self.journal.is_some() {
+            self.fresh_accepts.push(e.clone());
+        }
+        self.log.put(e);
+        self.agreed = index;
+        self.sync_peers();
+        for p in self.peer_ids() {
+            self.pump(p, false);
+        }
+        Ok(Proposal {
+            index,
+            term: b.term(),
+        })
     }
 
     fn snapshot_taken(
@@ -1344,7 +1901,8 @@ impl Consensus for PaxosNode {
                 current: self.log.snapshot_index(),
             });
         }
-        let voters = self.cfg.voters.clone();
+        // The configuration as of `index`: the one governing the slot after it.
+        let voters = self.config_from_log(index.next());
         Ok(self.log.compact(index, data, voters))
     }
 
@@ -1368,8 +1926,10 @@ impl Consensus for PaxosNode {
         self.last_soft_state = soft;
         self.next_persist_id += 1;
         let id = self.next_persist_id;
+        // Beyond `agreed` the Ready may rewrite our own older values (kept
+        // after a configuration slot): those are not accepted at our ballot.
         let leader_last = match entries.last() {
-            Some(e) if self.role == Role::Leader => Some((e.index, self.promised)),
+            Some(e) if self.role == Role::Leader => Some((e.index.min(self.agreed), self.promised)),
             _ => None,
         };
         let mut observations = Vec::new();
@@ -1429,8 +1989,13 @@ impl Consensus for PaxosNode {
             }
         }
         match self.role {
-            Role::Candidate => self.tally_promises(),
-            Role::Leader => self.maybe_commit(),
+            Role::Candidate => self.tally_round(),
+            Role::Leader => {
+                self.tally_round();
+                if self.role == Role::Leader {
+                    self.maybe_commit();
+                }
+            }
             _ => {}
         }
         self.check_invariants();
@@ -1448,8 +2013,9 @@ impl Consensus for PaxosNode {
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
             log_len: self.log.len() as u64,
-            membership: crate::consensus::Membership::simple(self.cfg.voters.clone()),
-            membership_pending: false,
+            membership: Membership::simple(self.known_config.clone()),
+            membership_pending: self.pending_config().is_some()
+                || (self.role == Role::Leader && (self.round.is_some() || self.covered.is_some())),
         }
     }
 }

@@ -6,7 +6,18 @@
 //! - one value per (slot, ballot) (a leader proposes once per slot);
 //! - no acceptor breaks its promise: nothing is durably accepted below a
 //!   ballot the same acceptor durably promised, across restarts;
-//! - learned values agree across nodes and were chosen.
+//! - learned values agree across nodes and were chosen;
+//! - across membership changes, "a quorum" is always a majority of the
+//!   configuration governing the slot: the seed for the first slots, then
+//!   the latest *chosen* configuration before the slot (α = 1). The oracle
+//!   learns configurations from what it saw chosen, not from the cores, so
+//!   a core that counts the wrong acceptors for a slot is caught as soon as
+//!   two values get chosen there; and a configuration chosen after a later
+//!   slot was chosen (a leader that proposed beyond an unchosen
+//!   configuration) is a violation of its own.
+//! A node wiped and added again starts [`Observation::Blank`]: its old
+//! promises no longer bind it (it votes only in configurations after the
+//! one that removed it).
 //!
 //! The oracle only believes durable facts, which the core records when the
 //! runtime acknowledges a write: with the `no-fsync` bug those are lies,
@@ -25,6 +36,9 @@ pub const ONE_VALUE_PER_SLOT: &str = "at most one value chosen per slot (Paxos P
 pub const ONE_VALUE_PER_BALLOT: &str = "one value per slot and ballot (Paxos P2a)";
 pub const PROMISES_KEPT: &str = "no acceptor breaks its promise (Paxos P1a)";
 pub const LEARNED_AGREE: &str = "learned values agree and were chosen";
+pub const SEEDS_AGREE: &str = "every core of a new group is seeded with the same voters";
+pub const CONFIG_FIRST: &str =
+    "a configuration is chosen before any later slot (α = 1: no slot beyond an unchosen configuration)";
 
 /// A value's identity: its origin ballot and a digest of its bytes.
 type Value = (Ballot, u64);
@@ -54,85 +68,122 @@ fn value(e: &Entry) -> Value {
 /// Cross-node Paxos safety checks with memory across steps and restarts.
 #[derive(Debug, Default)]
 pub struct PaxosOracle {
-    quorum: usize,
+    /// slot → voters: the seed configuration at slot 0, then every chosen
+    /// configuration at its slot; it governs the slots after it (α = 1).
+    configs: BTreeMap<LogIndex, Vec<NodeId>>,
     promised: BTreeMap<NodeId, Ballot>,
-    /// (slot, ballot) → the value and who durably accepted it.
-    accepts: HashMap<(LogIndex, Ballot), (Value, BTreeSet<NodeId>)>,
+    /// (slot, ballot) → the value (and its voters if it is a
+    /// configuration) and who durably accepted it.
+    accepts: HashMap<(LogIndex, Ballot), Accepts>,
     /// slot → (value, ballot it was chosen at).
-    chosen: HashMap<LogIndex, (Value, Ballot)>,
+    chosen: BTreeMap<LogIndex, (Value, Ballot)>,
     /// slot → (value, first learner).
     learned: HashMap<LogIndex, (Value, NodeId)>,
     pub chosen_slots: u64,
+    /// Configurations chosen (not counting the seed).
+    pub configs_chosen: u64,
     pub observations: u64,
 }
 
+#[derive(Debug)]
+struct Accepts {
+    value: Value,
+    config: Option<Vec<NodeId>>,
+    who: BTreeSet<NodeId>,
+}
+
+type Check = Result<(), (&'static str, String)>;
+
 impl PaxosOracle {
-    pub fn new(voters: usize) -> PaxosOracle {
-        PaxosOracle {
-            quorum: voters / 2 + 1,
-            ..PaxosOracle::default()
-        }
+    /// An oracle for one run; it learns the seed configuration from the
+    /// cores ([`Observation::Seeded`]), so the voter count is not used.
+    pub fn new(_voters: usize) -> PaxosOracle {
+        PaxosOracle::default()
+    }
+
+    /// The voters governing `slot`: the latest chosen configuration before it.
+    pub fn config_for(&self, slot: LogIndex) -> &[NodeId] {
+        self.configs
+            .range(..slot)
+            .next_back()
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// Whether `who` holds a quorum of the configuration governing `slot`.
+    fn is_quorum(&self, slot: LogIndex, who: &BTreeSet<NodeId>) -> bool {
+        let c = self.config_for(slot);
+        !c.is_empty() && c.iter().filter(|v| who.contains(v)).count() > c.len() / 2
     }
 
     /// Check one node's new observations, in the order it made them.
-    pub fn observe(
-        &mut self,
-        node: NodeId,
-        observations: Vec<Observation>,
-    ) -> Result<(), (&'static str, String)> {
-        assert!(self.quorum > 0, "the oracle knows the cluster size");
+    pub fn observe(&mut self, node: NodeId, observations: Vec<Observation>) -> Check {
         for o in observations {
             self.observations += 1;
             match o {
+                Observation::Blank => {
+                    // A new or wiped node: nothing of it is durable any more.
+                    self.promised.remove(&node);
+                }
+                Observation::Seeded(voters) => match self.configs.get(&LogIndex(0)) {
+                    None => {
+                        self.configs.insert(LogIndex(0), voters);
+                    }
+                    Some(v) if *v == voters => {}
+                    Some(v) => {
+                        return Err((
+                            SEEDS_AGREE,
+                            format!("{node} was seeded with {voters:?}, others with {v:?}"),
+                        ))
+                    }
+                },
                 Observation::Promised(b) => {
                     let p = self.promised.entry(node).or_default();
                     *p = (*p).max(b);
                 }
                 Observation::Accepted(e) => self.accepted(node, &e)?,
-                Observation::Learned(e) => {
-                    // Learned entries carry the origin as their term: the low bits of a stamp.
-                    let v = value(&e);
-                    if let Some(&(v0, by)) = self.learned.get(&e.index) {
-                        if v0 != v {
-                            return Err((
-                                LEARNED_AGREE,
-                                format!(
-                                    "{node} learned {v:?} at slot {} but {by} learned {v0:?}",
-                                    e.index
-                                ),
-                            ));
-                        }
-                    } else {
-                        self.learned.insert(e.index, (v, node));
-                    }
-                    match self.chosen.get(&e.index) {
-                        Some(&(c, _)) if c != v => {
-                            return Err((
-                                LEARNED_AGREE,
-                                format!(
-                                    "{node} learned {v:?} at slot {} but {c:?} was chosen",
-                                    e.index
-                                ),
-                            ));
-                        }
-                        Some(_) => {}
-                        None => {
-                            return Err((
-                                LEARNED_AGREE,
-                                format!(
-                                    "{node} learned {v:?} at slot {}, which no quorum accepted",
-                                    e.index
-                                ),
-                            ))
-                        }
-                    }
-                }
+                Observation::Learned(e) => self.learned(node, &e)?,
             }
         }
         Ok(())
     }
 
-    fn accepted(&mut self, node: NodeId, e: &Entry) -> Result<(), (&'static str, String)> {
+    fn learned(&mut self, node: NodeId, e: &Entry) -> Check {
+        // Learned entries carry the origin as their term: the low bits of a stamp.
+        let v = value(e);
+        if let Some(&(v0, by)) = self.learned.get(&e.index) {
+            if v0 != v {
+                return Err((
+                    LEARNED_AGREE,
+                    format!(
+                        "{node} learned {v:?} at slot {} but {by} learned {v0:?}",
+                        e.index
+                    ),
+                ));
+            }
+        } else {
+            self.learned.insert(e.index, (v, node));
+        }
+        match self.chosen.get(&e.index) {
+            Some(&(c, _)) if c != v => Err((
+                LEARNED_AGREE,
+                format!(
+                    "{node} learned {v:?} at slot {} but {c:?} was chosen",
+                    e.index
+                ),
+            )),
+            Some(_) => Ok(()),
+            None => Err((
+                LEARNED_AGREE,
+                format!(
+                    "{node} learned {v:?} at slot {}, which no quorum of {:?} accepted",
+                    e.index,
+                    self.config_for(e.index)
+                ),
+            )),
+        }
+    }
+
+    fn accepted(&mut self, node: NodeId, e: &Entry) -> Check {
         let s = Stamp::of(e.term);
         let promised = self.promised.get(&node).copied().unwrap_or_default();
         if s.accepted < promised {
@@ -145,37 +196,79 @@ impl PaxosOracle {
             ));
         }
         let v = value(e);
-        let (v0, who) = self
+        let config = match &e.kind {
+            EntryKind::ConfigChange(m) => Some(m.voters.clone()),
+            _ => None,
+        };
+        let a = self
             .accepts
             .entry((e.index, s.accepted))
-            .or_insert_with(|| (v, BTreeSet::new()));
-        if *v0 != v {
+            .or_insert_with(|| Accepts {
+                value: v,
+                config,
+                who: BTreeSet::new(),
+            });
+        if a.value != v {
             return Err((
                 ONE_VALUE_PER_BALLOT,
                 format!(
-                    "slot {} ballot {}: {node} accepted {v:?}, others {:?} accepted {v0:?}",
-                    e.index, s.accepted, who
+                    "slot {} ballot {}: {node} accepted {v:?}, others {:?} accepted {:?}",
+                    e.index, s.accepted, a.who, a.value
                 ),
             ));
         }
-        who.insert(node);
-        if who.len() >= self.quorum {
-            match self.chosen.get(&e.index) {
-                Some(&(c, at)) if c != v => {
-                    return Err((
-                        ONE_VALUE_PER_SLOT,
-                        format!(
-                            "slot {}: {v:?} chosen at {} by {who:?}, but {c:?} was chosen at {at}",
-                            e.index, s.accepted
-                        ),
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    self.chosen.insert(e.index, (v, s.accepted));
-                    self.chosen_slots += 1;
-                }
+        a.who.insert(node);
+        if self.is_quorum(e.index, &self.accepts[&(e.index, s.accepted)].who) {
+            self.chosen_at(e.index, s.accepted)?;
+        }
+        Ok(())
+    }
+
+    /// A quorum of the configuration governing `slot` accepted the value of
+    /// `ballot` there: it is chosen.
+    fn chosen_at(&mut self, slot: LogIndex, ballot: Ballot) -> Check {
+        let a = &self.accepts[&(slot, ballot)];
+        let (v, config) = (a.value, a.config.clone());
+        match self.chosen.get(&slot) {
+            Some(&(c, at)) if c != v => {
+                return Err((
+                    ONE_VALUE_PER_SLOT,
+                    format!(
+                        "slot {slot}: {v:?} chosen at {ballot} by {:?}, but {c:?} was chosen at {at}",
+                        a.who
+                    ),
+                ));
             }
+            Some(_) => return Ok(()),
+            None => {
+                self.chosen.insert(slot, (v, ballot));
+                self.chosen_slots += 1;
+            }
+        }
+        let Some(voters) = config else {
+            return Ok(());
+        };
+        // α = 1: no slot after an undecided configuration slot is chosen.
+        if let Some((&later, _)) = self.chosen.range(slot.next()..).next() {
+            return Err((
+                CONFIG_FIRST,
+                format!(
+                    "configuration {voters:?} chosen at slot {slot} after slot {later} was chosen"
+                ),
+            ));
+        }
+        self.configs.insert(slot, voters);
+        self.configs_chosen += 1;
+        // Accepts after it now count in the new configuration.
+        let mut later: Vec<(LogIndex, Ballot)> = self
+            .accepts
+            .iter()
+            .filter(|((i, _), a)| *i > slot && self.is_quorum(*i, &a.who))
+            .map(|(k, _)| *k)
+            .collect();
+        later.sort_unstable();
+        for (i, b) in later {
+            self.chosen_at(i, b)?;
         }
         Ok(())
     }
@@ -242,10 +335,85 @@ mod tests {
         })
     }
 
+    fn oracle(voters: &[u64]) -> PaxosOracle {
+        let mut o = PaxosOracle::new(voters.len());
+        o.observe(
+            NodeId(voters[0]),
+            vec![Observation::Seeded(voters.iter().copied().map(NodeId).collect())],
+        )
+        .expect("seeded");
+        o
+    }
+
+    fn acc_config(i: u64, b: Ballot, voters: &[u64]) -> Observation {
+        Observation::Accepted(Entry {
+            index: LogIndex(i),
+            term: Stamp::new(b, b).term(),
+            kind: EntryKind::ConfigChange(crate::consensus::Membership::simple(
+                voters.iter().copied().map(NodeId).collect(),
+            )),
+        })
+    }
+
+    #[test]
+    fn quorums_follow_the_chosen_configuration() {
+        let b1 = Ballot::new(1, NodeId(1));
+        let mut o = oracle(&[1, 2, 3]);
+        // Slot 1 moves the group to {3, 4, 5}.
+        o.observe(NodeId(1), vec![acc_config(1, b1, &[3, 4, 5])])
+            .expect("one accept");
+        o.observe(NodeId(2), vec![acc_config(1, b1, &[3, 4, 5])])
+            .expect("chosen by {1, 2}");
+        assert_eq!(o.configs_chosen, 1);
+        assert_eq!(o.config_for(LogIndex(2)), &[NodeId(3), NodeId(4), NodeId(5)]);
+        // {1, 2} are no quorum for slot 2 any more; {4, 5} are.
+        o.observe(NodeId(1), vec![acc(2, b1, b1, 7)]).expect("accept");
+        o.observe(NodeId(2), vec![acc(2, b1, b1, 7)]).expect("accept");
+        assert_eq!(o.chosen_slots, 1, "old voters choose nothing after slot 1");
+        let b2 = Ballot::new(2, NodeId(4));
+        o.observe(NodeId(4), vec![acc(2, b2, b2, 8)]).expect("accept");
+        o.observe(NodeId(5), vec![acc(2, b2, b2, 8)]).expect("chosen by {4, 5}");
+        assert_eq!(o.chosen_slots, 2);
+        // A value the old voters learned at slot 2 was not chosen.
+        let learned = Observation::Learned(Entry {
+            index: LogIndex(2),
+            term: Term(b1.0),
+            kind: EntryKind::Normal(vec![7]),
+        });
+        assert_eq!(
+            o.observe(NodeId(1), vec![learned]).expect_err("not chosen").0,
+            LEARNED_AGREE
+        );
+    }
+
+    #[test]
+    fn a_configuration_chosen_after_a_later_slot_is_caught() {
+        let b1 = Ballot::new(1, NodeId(1));
+        let mut o = oracle(&[1, 2, 3]);
+        o.observe(NodeId(1), vec![acc(2, b1, b1, 7), acc_config(1, b1, &[1, 2])])
+            .expect("accepts");
+        o.observe(NodeId(2), vec![acc(2, b1, b1, 7)])
+            .expect("slot 2 chosen in the seed configuration");
+        let err = o
+            .observe(NodeId(2), vec![acc_config(1, b1, &[1, 2])])
+            .expect_err("slot 1's configuration came too late");
+        assert_eq!(err.0, CONFIG_FIRST);
+    }
+
+    #[test]
+    fn a_wiped_node_is_bound_by_no_old_promise() {
+        let (b1, b2) = (Ballot::new(1, NodeId(1)), Ballot::new(2, NodeId(2)));
+        let mut o = oracle(&[1, 2, 3]);
+        o.observe(NodeId(3), vec![Observation::Promised(b2)])
+            .expect("promise");
+        o.observe(NodeId(3), vec![Observation::Blank, acc(5, b1, b1, 1)])
+            .expect("a new incarnation on an empty disk");
+    }
+
     #[test]
     fn two_values_chosen_at_one_slot_are_caught() {
         let (b1, b2) = (Ballot::new(1, NodeId(1)), Ballot::new(2, NodeId(2)));
-        let mut o = PaxosOracle::new(3);
+        let mut o = oracle(&[1, 2, 3]);
         o.observe(NodeId(1), vec![acc(1, b1, b1, 7)])
             .expect("one accept");
         o.observe(NodeId(2), vec![acc(1, b1, b1, 7)])
@@ -261,7 +429,7 @@ mod tests {
     #[test]
     fn accepting_below_a_durable_promise_is_caught() {
         let (b1, b2) = (Ballot::new(1, NodeId(1)), Ballot::new(2, NodeId(2)));
-        let mut o = PaxosOracle::new(3);
+        let mut o = oracle(&[1, 2, 3]);
         o.observe(NodeId(3), vec![Observation::Promised(b2)])
             .expect("promise");
         let err = o
@@ -280,14 +448,14 @@ mod tests {
                 kind: EntryKind::Normal(vec![v]),
             })
         };
-        let mut o = PaxosOracle::new(3);
+        let mut o = oracle(&[1, 2, 3]);
         assert_eq!(
             o.observe(NodeId(1), vec![learned(1)])
                 .expect_err("not chosen")
                 .0,
             LEARNED_AGREE
         );
-        let mut o = PaxosOracle::new(3);
+        let mut o = oracle(&[1, 2, 3]);
         o.observe(NodeId(1), vec![acc(1, b1, b1, 1), acc(1, b1, b1, 1)])
             .expect("same node twice");
         assert_eq!(o.chosen_slots, 0, "one acceptor is not a quorum");
