@@ -416,3 +416,9 @@ fn bad_sharding_input_exits_254_naming_it() {
         "{stderr:?} names the file"
     );
 }
+
+#[test]
+#[ignore = "needs Paxos's change_membership and joining cores (paxos helper, in progress)"]
+fn paxos_shards_move_to_a_new_node_and_a_removed_node_retires() {
+    shard_scenario("paxos");
+}
