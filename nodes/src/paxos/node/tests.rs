@@ -16,6 +16,8 @@ struct Cluster {
     applied: BTreeMap<NodeId, Vec<Entry>>,
     reads: Vec<(NodeId, ReadOutcome)>,
     bugs: Vec<Bug>,
+    /// Nodes 1..=n are the seed voters; nodes after them are spares that
+    /// start joining (empty voters).
     n: u64,
 }
 
@@ -29,6 +31,18 @@ fn cfg(id: u64, n: u64, bugs: &[Bug]) -> CoreConfig {
 impl Cluster {
     fn new(n: u64) -> Cluster {
         Cluster::with_bugs(n, &[])
+    }
+
+    /// `n` seed voters and `spares` joining nodes (ids n+1 ..= n+spares).
+    fn with_spares(n: u64, spares: u64) -> Cluster {
+        let mut c = Cluster::new(n);
+        for id in n + 1..=n + spares {
+            c.storage.insert(NodeId(id), SimStorage::default());
+            c.applied.insert(NodeId(id), Vec::new());
+            c.nodes.insert(NodeId(id), None);
+            c.restart(NodeId(id));
+        }
+        c
     }
 
     fn with_bugs(n: u64, bugs: &[Bug]) -> Cluster {
@@ -67,7 +81,11 @@ impl Cluster {
     fn restart(&mut self, id: NodeId) {
         let n = self.n;
         let rec = self.storage[&id].recovered();
-        let mut node = PaxosNode::new(cfg(id.0, n, &self.bugs), rec).expect("recovers");
+        let mut c = cfg(id.0, n, &self.bugs);
+        if id.0 > n {
+            c.voters = Vec::new();
+        }
+        let mut node = PaxosNode::new(c, rec).expect("recovers");
         node.enable_journal();
         // The state machine restarts from the snapshot, so re-applying starts there.
         let snap = self.storage[&id]
@@ -186,6 +204,30 @@ impl Cluster {
                 self.cut.insert((other, NodeId(id)));
             }
         }
+    }
+
+    /// Deliver messages one by one until `done` holds (or the network is empty).
+    fn deliver_until(&mut self, mut done: impl FnMut(&mut Cluster) -> bool) {
+        self.drain_all();
+        while !done(self) {
+            let Some(m) = self.net.pop_front() else {
+                return;
+            };
+            if self.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            let to = m.to;
+            if let Some(node) = self.nodes.get_mut(&to).expect("exists").as_mut() {
+                node.step(m).expect("a well-addressed message");
+                node.invariants().expect("invariants hold");
+                self.drain(to);
+            }
+        }
+    }
+
+    fn cut_both(&mut self, a: u64, b: u64) {
+        self.cut.insert((NodeId(a), NodeId(b)));
+        self.cut.insert((NodeId(b), NodeId(a)));
     }
 
     fn heal(&mut self) {
@@ -706,4 +748,328 @@ fn a_candidate_leads_only_once_its_own_promise_is_durable() {
     );
     node.persisted(rd.persist_id);
     assert_eq!(node.role(), Role::Leader);
+}
+
+// ----- membership -----
+
+fn ids(v: &[u64]) -> Vec<NodeId> {
+    v.iter().copied().map(NodeId).collect()
+}
+
+fn config(v: &[u64]) -> EntryKind {
+    EntryKind::ConfigChange(Membership::simple(ids(v)))
+}
+
+#[test]
+fn change_membership_refuses_bad_sets_and_followers() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    assert!(matches!(
+        c.node(f).change_membership(ids(&[1, 2])),
+        Err(MembershipError::NotLeader(NotLeader { leader: Some(x) })) if x == l
+    ));
+    for bad in [vec![], vec![2, 1], vec![1, 1, 2], vec![0, 1], vec![1, 256]] {
+        assert!(
+            matches!(
+                c.node(l.0).change_membership(ids(&bad)),
+                Err(MembershipError::Invalid(_))
+            ),
+            "{bad:?} is refused"
+        );
+    }
+    assert!(!c.node(l.0).status().membership_pending);
+}
+
+#[test]
+fn a_leader_proposes_nothing_beyond_an_unchosen_configuration_slot() {
+    let mut c = Cluster::with_spares(3, 1);
+    let l = c.elect();
+    c.node(l.0).propose(vec![1]).expect("leader");
+    c.deliver_all();
+    // The leader hears nobody: the configuration slot stays unchosen.
+    for i in 1..=4 {
+        if i != l.0 {
+            c.cut.insert((l, NodeId(i)));
+        }
+    }
+    let p = c
+        .node(l.0)
+        .change_membership(ids(&[1, 2, 3, 4]))
+        .expect("leader starts the change");
+    c.deliver_all();
+    let st = c.node(l.0).status();
+    assert!(st.membership_pending, "the change is in flight");
+    assert_eq!(st.membership.voters, ids(&[1, 2, 3]), "still the old configuration");
+    assert_eq!(
+        c.node(l.0).propose(vec![2]),
+        Err(NotLeader { leader: Some(l) }),
+        "α = 1: no proposal beyond the unchosen configuration slot"
+    );
+    assert_eq!(
+        c.node(l.0).change_membership(ids(&[1, 2, 3])),
+        Err(MembershipError::InProgress)
+    );
+    assert_eq!(c.node(l.0).log().last_index(), p.index, "nothing after it");
+    c.heal();
+    c.tick_all(10);
+    let st = c.node(l.0).status();
+    assert!(!st.membership_pending, "the change is done");
+    assert_eq!(st.membership.voters, ids(&[1, 2, 3, 4]));
+    assert!(c.applied[&l]
+        .iter()
+        .any(|e| e.index == p.index && e.kind == config(&[1, 2, 3, 4])));
+    // Now proposals flow again, decided by a majority of the new voters.
+    let q = c.node(l.0).propose(vec![3]).expect("no longer stalled");
+    assert_eq!(q.index, p.index.next());
+    c.tick_all(10);
+    for id in 1..=4 {
+        assert!(
+            c.applied[&NodeId(id)]
+                .iter()
+                .any(|e| e.index == q.index && e.kind == cmd(3)),
+            "node {id} applied the value after the configuration"
+        );
+        assert_eq!(c.node(id).status().membership.voters, ids(&[1, 2, 3, 4]));
+    }
+}
+
+#[test]
+fn phase_one_runs_again_in_the_configuration_it_finds() {
+    // {1,2,3} -> {1,2,3,4,5}. The old leader gets the configuration chosen
+    // (its followers accept it but never hear it is chosen), then gets X
+    // chosen after it by {leader, 4, 5} alone, and crashes. A new leader's
+    // phase 1 in {1,2,3} finds the configuration unchosen; only phase 1 in
+    // {1,..,5} can reveal X.
+    let mut c = Cluster::with_spares(3, 2);
+    let l = c.elect();
+    let others: Vec<u64> = (1..=3).filter(|&i| i != l.0).collect();
+    let (a, b) = (others[0], others[1]);
+    let p = c
+        .node(l.0)
+        .change_membership(ids(&[1, 2, 3, 4, 5]))
+        .expect("leader");
+    let j = p.index;
+    c.deliver_until(|c| c.node(l.0).log().commit() >= j);
+    for f in [a, b] {
+        c.cut.insert((l, NodeId(f)));
+    }
+    c.deliver_all();
+    let x = c.node(l.0).propose(vec![42]).expect("the configuration is chosen");
+    assert_eq!(x.index, j.next());
+    c.deliver_all();
+    c.tick_all(3);
+    assert!(c.node(l.0).log().commit() >= x.index, "X chosen by {{l, 4, 5}}");
+    for f in [a, b] {
+        assert!(c.node(f).log().commit() < j, "{f} never learned the commit");
+        assert!(c.node(f).log().entry(x.index).is_none(), "{f} never saw X");
+    }
+    c.crash(l.0);
+    c.heal();
+    // 4 and 5 cannot reach the old voters yet.
+    for f in [a, b] {
+        for s in [4, 5] {
+            c.cut_both(f, s);
+        }
+    }
+    let new = c.elect();
+    assert!(new.0 == a || new.0 == b, "an old voter leads");
+    c.tick_all(5);
+    let st = c.node(new.0).status();
+    assert!(st.commit_index >= j, "it got the configuration chosen again");
+    assert_eq!(st.membership.voters, ids(&[1, 2, 3, 4, 5]));
+    assert!(
+        st.membership_pending,
+        "phase 1 in the new configuration is not done"
+    );
+    assert!(
+        c.node(new.0).log().entry(x.index).is_none(),
+        "it proposed nothing after the configuration"
+    );
+    assert_eq!(
+        c.node(new.0).propose(vec![7]),
+        Err(NotLeader { leader: Some(new) })
+    );
+    c.heal();
+    c.tick_all(20);
+    let leader = c.leaders();
+    assert_eq!(leader.len(), 1, "one leader");
+    for id in [a, b, 4, 5] {
+        let e = c.applied[&NodeId(id)]
+            .iter()
+            .find(|e| e.index == x.index)
+            .unwrap_or_else(|| panic!("{id} applied slot {}", x.index));
+        assert_eq!(e.kind, cmd(42), "X survives at its slot on {id}");
+        assert_eq!(e.term, x.term);
+    }
+    assert!(!c.node(leader[0].0).status().membership_pending);
+}
+
+#[test]
+fn a_joining_node_learns_its_configuration_from_a_snapshot() {
+    let mut c = Cluster::with_spares(3, 1);
+    // A joining node takes no initiative.
+    c.tick_all(1);
+    let st = c.node(4).status();
+    assert!(st.membership.voters.is_empty(), "it knows no configuration");
+    let l = c.elect();
+    for _ in 0..100 {
+        c.tick_all(1);
+        assert_eq!(c.node(4).role(), Role::Follower, "a joining node never campaigns");
+    }
+    for v in 0..20u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+    }
+    c.deliver_all();
+    let applied = c.node(l.0).log().applied();
+    let meta = c
+        .node(l.0)
+        .snapshot_taken(applied, b"sm".to_vec())
+        .expect("snapshot");
+    assert_eq!(meta.voters, ids(&[1, 2, 3]), "the configuration as of the snapshot");
+    let p = c
+        .node(l.0)
+        .change_membership(ids(&[1, 2, 3, 4]))
+        .expect("leader");
+    c.tick_all(10);
+    let n4 = c.node(4);
+    assert!(
+        n4.log().snapshot_index() >= meta.index,
+        "node 4 caught up by snapshot"
+    );
+    assert!(n4.log().commit() >= p.index);
+    assert_eq!(n4.status().membership.voters, ids(&[1, 2, 3, 4]));
+    assert!(n4.is_member());
+    let durable = c.storage[&NodeId(4)].durable();
+    assert_eq!(
+        durable.snapshot.as_ref().map(|s| s.meta.voters.clone()),
+        Some(ids(&[1, 2, 3]))
+    );
+    // A snapshot after the change records the new voters.
+    let applied = c.node(l.0).log().applied();
+    let meta = c
+        .node(l.0)
+        .snapshot_taken(applied, b"sm2".to_vec())
+        .expect("snapshot");
+    assert_eq!(meta.voters, ids(&[1, 2, 3, 4]));
+}
+
+#[test]
+fn recovery_picks_the_latest_configuration() {
+    let b = Ballot::new(1, NodeId(1));
+    let e = |i: u64, kind: EntryKind| Entry {
+        index: LogIndex(i),
+        term: Stamp::new(b, b).term(),
+        kind,
+    };
+    let hs = HardState {
+        term: b.term(),
+        vote: None,
+        commit: LogIndex(3),
+    };
+    // Chosen configurations at 1 and 3, an unchosen one at 4.
+    let rec = Recovered {
+        hard_state: hs,
+        snapshot: None,
+        entries: vec![
+            e(1, config(&[1, 2, 4])),
+            e(2, cmd(1)),
+            e(3, config(&[1, 4, 5])),
+            e(4, config(&[1, 5])),
+        ],
+    };
+    let node = PaxosNode::new(cfg(1, 3, &[]), rec).expect("recovers");
+    let st = node.status();
+    assert_eq!(st.membership.voters, ids(&[1, 4, 5]), "the latest chosen one");
+    assert!(st.membership_pending, "slot 4 is not known chosen");
+    // A snapshot carries the configuration as of its index.
+    let rec = Recovered {
+        hard_state: HardState {
+            commit: LogIndex(9),
+            ..hs
+        },
+        snapshot: Some(Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(9),
+                term: Stamp::new(b, b).term(),
+                voters: ids(&[2, 3]),
+                outgoing: Vec::new(),
+            },
+            data: vec![],
+        }),
+        entries: vec![],
+    };
+    let mut node = PaxosNode::new(cfg(1, 3, &[]), rec).expect("recovers");
+    assert_eq!(node.status().membership.voters, ids(&[2, 3]));
+    assert!(!node.is_member(), "node 1 is not in it");
+    for _ in 0..100 {
+        node.tick();
+    }
+    assert_eq!(node.role(), Role::Follower, "a removed node never campaigns");
+    assert!(node.ready().messages.is_empty());
+    // And through a whole cluster: a change survives a restart of everyone.
+    let mut c = Cluster::with_spares(3, 1);
+    let l = c.elect();
+    c.node(l.0).change_membership(ids(&[2, 3, 4])).expect("leader");
+    c.tick_all(20);
+    for id in 1..=4 {
+        c.crash(id);
+    }
+    for id in 1..=4 {
+        c.restart(NodeId(id));
+        assert_eq!(
+            c.node(id).status().membership.voters,
+            ids(&[2, 3, 4]),
+            "node {id} recovers the new configuration"
+        );
+    }
+    let l2 = c.elect();
+    assert_ne!(l2, NodeId(1), "the removed node does not lead");
+}
+
+#[test]
+fn a_removed_leader_hands_over_and_steps_down() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    let rest: Vec<u64> = (1..=3).filter(|&i| i != l.0).collect();
+    let p = c
+        .node(l.0)
+        .change_membership(ids(&rest))
+        .expect("leader");
+    c.deliver_all();
+    c.tick_all(3);
+    let old = c.node(l.0).status();
+    assert_eq!(old.role, Role::Follower, "the removed leader stepped down");
+    assert!(old.commit_index >= p.index, "it knows it was removed");
+    assert_eq!(old.membership.voters, ids(&rest));
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1);
+    assert!(rest.contains(&leaders[0].0), "a remaining voter took over");
+    // The group goes on without the removed node, which stays quiet.
+    c.isolate(l.0);
+    let q = c.node(leaders[0].0).propose(vec![9]).expect("new leader");
+    for _ in 0..50 {
+        c.tick_all(1);
+        assert_ne!(c.node(l.0).role(), Role::Leader);
+        assert_ne!(c.node(l.0).role(), Role::PreCandidate, "no initiative");
+    }
+    for id in &rest {
+        assert!(c.node(*id).log().commit() >= q.index);
+    }
+    // Members ignore a campaign from outside their configuration.
+    let f = rest[0];
+    let ballot = Ballot::new(1000, l);
+    c.node(f)
+        .step(Message {
+            group: GroupId(1),
+            from: l,
+            to: NodeId(f),
+            payload: Payload::Paxos(PaxosMessage::Prepare {
+                ballot,
+                commit: LogIndex(0),
+                transfer: true,
+            }),
+        })
+        .expect("accepted, then ignored");
+    assert!(c.node(f).promised() < ballot, "no promise to a removed node");
 }
