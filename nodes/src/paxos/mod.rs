@@ -48,6 +48,91 @@
 //! `Bug::StaleRead` answers at once from the local applied index on any node.
 
 //!
+//! # Membership (reconfiguration, α = 1)
+//! A configuration is a log entry, `EntryKind::ConfigChange(Membership::
+//! simple(voters))` (`outgoing` stays empty: Paxos needs no joint phase),
+//! proposed by [`crate::consensus::Consensus::change_membership`] like a
+//! value. **A configuration chosen at slot k governs every slot after k**;
+//! slot k itself, and the slots before, belong to the configuration before
+//! it. The voters governing slot s, C(s), are thus a function of the values
+//! chosen below s: the seed ([`crate::consensus::CoreConfig::voters`]) for
+//! the slots before the first configuration entry, and a snapshot carries
+//! the configuration as of its index (`SnapshotMeta::voters`). A node's
+//! `Status::membership` is C(commit + 1), the configuration in force for the
+//! first slot it does not know chosen; recovery recomputes it from the
+//! recovered snapshot and log, never from the seed when they hold one.
+//!
+//! Rules:
+//! 1. **Stall.** A leader sends no slot beyond an unchosen configuration
+//!    slot in its log: while a configuration is in flight, `propose` and
+//!    `change_membership` are refused (`NotLeader` naming itself, resp.
+//!    `InProgress`). So at most one configuration is in flight, and no
+//!    acceptor ever accepts a value at ballot b beyond a configuration slot
+//!    that the leader of b did not know to be chosen.
+//! 2. **Phase 1 per configuration.** A candidate runs phase 1 (Prepare for
+//!    every slot after its commit) with a quorum of C(commit + 1). Merging
+//!    the promises gives a chosen prefix (promisers' commits, snapshots) and,
+//!    after it, the P2c values. If the chosen prefix ends in another
+//!    configuration, phase 1 runs again, at the same ballot, in that one
+//!    (for the slots after the prefix). Otherwise the merge is kept only up
+//!    to the first configuration slot j after the chosen prefix: the leader
+//!    re-proposes slots up to j and stalls there (rule 1); once j is
+//!    chosen it runs phase 1 again, in C(j + 1), for the slots after j,
+//!    before proposing any (values chosen there are only visible to the new
+//!    acceptors). Proposals and reads wait meanwhile. Its own older values
+//!    after j stay in its log (an acceptor forgets nothing) and join that
+//!    second merge.
+//! 3. **Phase 2 per slot.** A slot s is chosen when a majority of C(s)
+//!    durably accepted it at one ballot; the leader's commit advances one
+//!    configuration range at a time. A read round needs a majority of
+//!    every configuration in play (the one in force and an unchosen one).
+//! 4. **A fresh configuration** (proposed by `change_membership` at the end
+//!    of the log, not found by phase 1) needs no phase 1 in the new
+//!    configuration: nobody can have a value chosen after it (rule 1 and
+//!    the ballot's phase-1 quorum, see below).
+//! 5. **Joining and leaving.** A node started with empty voters ("joining")
+//!    and any node not in C(commit + 1) never campaigns; it follows any
+//!    leader's Accepts and snapshots and learns the configuration from the
+//!    chosen log or an InstallSnapshot. Prepares and PrePrepares from nodes
+//!    outside every configuration in play are ignored, so a removed node
+//!    cannot depose the group. A leader whose node the chosen configuration
+//!    drops broadcasts the commit, sends `TimeoutNow` (with the commit) to
+//!    the most caught-up new voter and steps down. The leader keeps telling
+//!    removed peers the commit until they acknowledge it, so their runtime
+//!    sees the configuration without them applied. New voters catch up by
+//!    log or InstallSnapshot like any lagging acceptor.
+//!
+//! Why it is safe (the only new thing to show is that two quorums that
+//! could choose values at the same slot intersect). Call a value at slot s
+//! chosen iff a majority of the true C(s) accepted it at one ballot. By
+//! induction on s, assume every slot below s has at most one chosen value,
+//! so C(s) is well defined once they are chosen. Take x chosen at s at
+//! ballot b1 and a leader at b2 > b1 proposing at s. It proposes at s only
+//! after a phase-1 round whose configuration covers s; that configuration is
+//! C(s): its rounds start at a chosen prefix (configurations known chosen),
+//! stop at the first configuration slot found (rule 2), and a configuration
+//! chosen at some j < s at a ballot below b2 is seen by the round covering
+//! j (quorums of C(j) intersect: induction), so the leader's view of the
+//! configuration at s is the true one. Its quorum of C(s) meets the quorum
+//! that chose x, so by the usual P2c argument it proposes x. A leader's
+//! view could only be wrong about a slot after an unchosen configuration
+//! slot j; there rule 1 guarantees that values at ballot b exist after j
+//! only if the leader of b knew j chosen, and rule 2 makes a leader that
+//! finds j unchosen consult C(j + 1) before proposing after it. For a fresh
+//! configuration at j (rule 4): nothing was accepted at j by the phase-1
+//! quorum of b, so nothing is chosen at j below b and, by rule 1, nothing
+//! after j at any ballot below b; ballots below b can no longer get a
+//! majority of C(j) (they promised b), so they never learn j chosen and
+//! never propose after it. Supersets of promises are harmless: every value
+//! accepted at s at a ballot in [b1, b2) is x. Finally acceptors never
+//! forget (joining acceptors start empty and are counted only in
+//! configurations after the one that added them).
+//! Caveat: that last point needs a node wiped after its removal never to
+//! come back with the same id and an empty disk while a stale peer could
+//! still count it in an old configuration; see the report in
+//! /work/notes/s2/paxos-to-raft.md (the runtime must keep a removed
+//! group's durable state, or never reuse the id).
+//!
 //! # Simulation
 //! [`sim`] plugs the core into the deterministic simulator
 //! ([`crate::sim::SimCore`]): after every step the world checks the core's
