@@ -62,8 +62,12 @@ pub struct SafetyMonitor {
     leader_of_term: HashMap<Term, NodeId>,
     /// (index, term) → (digest, term of the previous entry).
     seen: HashMap<(LogIndex, Term), (u64, Option<Term>)>,
-    /// index → (term, digest) of the entry some node applied there.
-    applied: BTreeMap<LogIndex, (Term, u64, NodeId)>,
+    /// index → (term, digest, first node, bound) of the entry some node
+    /// applied there; `bound` is the highest term any node had reached when
+    /// it was first applied: it was committed in a term ≤ bound.
+    applied: BTreeMap<LogIndex, (Term, u64, NodeId, Term)>,
+    /// The highest term any node reached so far.
+    max_term: Term,
     last_role: HashMap<NodeId, (Role, Term)>,
 }
 
@@ -74,6 +78,7 @@ impl SafetyMonitor {
             leader_of_term: HashMap::new(),
             seen: HashMap::new(),
             applied: BTreeMap::new(),
+            max_term: Term(0),
             last_role: HashMap::new(),
         }
     }
@@ -94,6 +99,7 @@ impl SafetyMonitor {
         view: &CoreView<'_>,
         now_us: u64,
     ) -> Result<(), Violation> {
+        self.max_term = self.max_term.max(view.term);
         let prev = self.last_role.insert(node, (view.role, view.term));
         if view.role != Role::Leader {
             return Ok(());
@@ -114,8 +120,13 @@ impl SafetyMonitor {
         if prev == Some((Role::Leader, view.term)) || !self.checks.leader_completeness {
             return Ok(());
         }
-        // A new leader: it must hold every entry applied anywhere.
-        for (&index, &(term, d, by)) in self.applied.range(view.snapshot_index.next()..) {
+        // A new leader: it must hold every entry applied anywhere that was
+        // committed in an earlier term (§5.4). A leader elected late in a
+        // stale term (delayed votes) need not hold what later terms committed.
+        for (&index, &(term, d, by, bound)) in self.applied.range(view.snapshot_index.next()..) {
+            if bound >= view.term {
+                continue;
+            }
             match view.term_at(index) {
                 Some(t) if t == term => {
                     let e = &view.entries[(index.0 - view.snapshot_index.0 - 1) as usize];
@@ -187,7 +198,7 @@ impl SafetyMonitor {
     pub fn applied(&mut self, node: NodeId, entry: &Entry, now_us: u64) -> Result<(), Violation> {
         let d = digest(&entry.kind);
         match self.applied.get(&entry.index) {
-            Some(&(t, d0, by)) if t != entry.term || d0 != d => Err(Self::violation(
+            Some(&(t, d0, by, _)) if t != entry.term || d0 != d => Err(Self::violation(
                 STATE_MACHINE_SAFETY,
                 format!(
                     "{node} applied ({}, {}) at {} but {by} applied term {t} there",
@@ -197,10 +208,17 @@ impl SafetyMonitor {
             )),
             Some(_) => Ok(()),
             None => {
-                self.applied.insert(entry.index, (entry.term, d, node));
+                let bound = self.max_term.max(entry.term);
+                self.applied
+                    .insert(entry.index, (entry.term, d, node, bound));
                 Ok(())
             }
         }
+    }
+
+    /// The highest term any node reached so far.
+    pub fn max_term(&self) -> Term {
+        self.max_term
     }
 
     pub fn applied_count(&self) -> usize {
@@ -269,6 +287,22 @@ mod tests {
         let v = m
             .after_step(NodeId(2), &view(Role::Leader, 3, &log), 1)
             .expect_err("lacks entry");
+        assert_eq!(v.property, LEADER_COMPLETENESS);
+    }
+
+    #[test]
+    fn a_late_leader_of_a_stale_term_need_not_hold_later_commits() {
+        let mut m = SafetyMonitor::new(ALL);
+        m.after_step(NodeId(1), &view(Role::Leader, 3, &[]), 0)
+            .expect("leader of 3");
+        m.applied(NodeId(1), &e(1, 3, 1), 0)
+            .expect("committed in 3");
+        // Delayed votes of term 2 arrive: n2 leads term 2, a stale term.
+        m.after_step(NodeId(2), &view(Role::Leader, 2, &[]), 1)
+            .expect("§5.4 only binds leaders of later terms");
+        let v = m
+            .after_step(NodeId(3), &view(Role::Leader, 4, &[]), 2)
+            .expect_err("a leader of term 4 must hold it");
         assert_eq!(v.property, LEADER_COMPLETENESS);
     }
 

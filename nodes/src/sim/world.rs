@@ -304,7 +304,7 @@ enum Effect {
     },
     Sync(u64),
     /// A config entry was applied.
-    Config(LogIndex, crate::consensus::Membership),
+    Config(LogIndex, Term, crate::consensus::Membership),
     /// A joining core got its first configuration.
     Joined {
         by_snapshot: bool,
@@ -322,8 +322,9 @@ struct World<C: SimCore> {
     voters: Vec<NodeId>,
     /// Every node id in play (the initial voters plus spares).
     pool: Vec<NodeId>,
-    /// Committed configurations applied somewhere, by index.
-    configs: BTreeMap<LogIndex, crate::consensus::Membership>,
+    /// Committed configurations applied somewhere, by index, with the
+    /// highest term any node had then (they committed in a term ≤ it).
+    configs: BTreeMap<LogIndex, (crate::consensus::Membership, Term)>,
     clients: Vec<Client>,
     history: History,
     monitor: SafetyMonitor,
@@ -1025,10 +1026,15 @@ impl<C: SimCore> World<C> {
 
     /// A committed configuration was applied at `id`: count finished
     /// changes, and remember it for the leaders to come.
-    fn config_applied(&mut self, index: LogIndex, m: crate::consensus::Membership) {
-        if self.configs.insert(index, m.clone()).is_none() && !m.is_joint() {
+    fn config_applied(&mut self, index: LogIndex, term: Term, m: crate::consensus::Membership) {
+        if self.configs.contains_key(&index) {
+            return;
+        }
+        let bound = self.monitor.max_term().max(term);
+        if !m.is_joint() {
             self.stats.membership_done += 1;
         }
+        self.configs.insert(index, (m, bound));
     }
 
     /// Every committed configuration is seen by all later leaders (else two
@@ -1037,13 +1043,20 @@ impl<C: SimCore> World<C> {
         if !C::CHECKS.leader_completeness {
             return Ok(());
         }
-        let Some((&index, m)) = self.configs.iter().next_back() else {
-            return Ok(());
-        };
         let Some(core) = self.hosts[Self::idx(id)].core.as_ref() else {
             return Ok(());
         };
         let view = core.view();
+        // The latest configuration committed in an earlier term (a leader
+        // elected late in a stale term need not hold later commits).
+        let Some((&index, (m, _))) = self
+            .configs
+            .iter()
+            .rev()
+            .find(|(_, (_, bound))| *bound < view.term)
+        else {
+            return Ok(());
+        };
         if index <= view.snapshot_index {
             return Ok(());
         }
@@ -1329,7 +1342,7 @@ impl<C: SimCore> World<C> {
                         self.check_new_leader_config(id)?;
                     }
                 }
-                Effect::Config(index, m) => self.config_applied(index, m),
+                Effect::Config(index, term, m) => self.config_applied(index, term, m),
                 Effect::Joined { by_snapshot } => {
                     if by_snapshot {
                         self.stats.joined_by_snapshot += 1;
@@ -1447,7 +1460,7 @@ fn process_ready<C: SimCore>(
             }
             EntryKind::Noop => None,
             EntryKind::ConfigChange(m) => {
-                out.push(Effect::Config(e.index, m.clone()));
+                out.push(Effect::Config(e.index, e.term, m.clone()));
                 if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
                     // The runtime's rule: the group is no longer this node's.
                     host.removed = true;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::*;
-use crate::consensus::{Snapshot, SnapshotMeta};
+use crate::consensus::{Membership, MembershipError, Snapshot, SnapshotMeta};
 
 struct Cluster {
     nodes: BTreeMap<NodeId, RaftNode>,
@@ -89,11 +89,10 @@ impl Cluster {
                 if self.cut.contains(&(m.from, m.to)) {
                     continue;
                 }
-                self.nodes
-                    .get_mut(&m.to)
-                    .expect("peer")
-                    .step(m)
-                    .expect("valid message");
+                // A message to a node that does not run (yet) is lost.
+                if let Some(to) = self.nodes.get_mut(&m.to) {
+                    to.step(m).expect("valid message");
+                }
             }
             if !progressed {
                 return;
@@ -669,4 +668,535 @@ fn restart_reapplies_committed_entries_from_storage() {
         "nothing new to persist after recovery"
     );
     assert!(rd.entries.is_empty());
+}
+
+// ----- membership -----
+
+fn ids(v: &[u64]) -> Vec<NodeId> {
+    v.iter().copied().map(NodeId).collect()
+}
+
+fn config_entry(index: u64, term: u64, voters: &[u64], outgoing: &[u64]) -> Entry {
+    Entry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::ConfigChange(Membership {
+            voters: ids(voters),
+            outgoing: ids(outgoing),
+        }),
+    }
+}
+
+fn raft_msg(from: u64, to: u64, payload: RaftMessage) -> Message {
+    Message {
+        group: GroupId(1),
+        from: NodeId(from),
+        to: NodeId(to),
+        payload: Payload::Raft(payload),
+    }
+}
+
+fn vote_granted(from: u64, term: u64) -> Message {
+    raft_msg(
+        from,
+        1,
+        RaftMessage::VoteResponse {
+            term: Term(term),
+            pre_vote: false,
+            granted: true,
+        },
+    )
+}
+
+fn acked(from: u64, term: u64, index: u64) -> Message {
+    raft_msg(
+        from,
+        1,
+        RaftMessage::AppendResponse {
+            term: Term(term),
+            success: true,
+            match_index: LogIndex(index),
+            rejected: LogIndex(0),
+            conflict_index: LogIndex(0),
+            conflict_term: None,
+        },
+    )
+}
+
+impl Cluster {
+    /// Start a joining core (no voters) on node `id`.
+    fn add_joining(&mut self, id: u64) {
+        let mut cfg = CoreConfig::new(NodeId(id), GroupId(1), Vec::new());
+        cfg.seed = id * 7919;
+        let node = RaftNode::new(cfg, Recovered::default()).expect("a joining core");
+        self.nodes.insert(NodeId(id), node);
+    }
+
+    fn leader_node(&mut self) -> &mut RaftNode {
+        let l = self.leaders();
+        assert_eq!(l.len(), 1, "one leader");
+        self.nodes.get_mut(&l[0]).expect("leader")
+    }
+
+    fn applied_configs(&self, id: u64) -> Vec<Membership> {
+        self.applied
+            .get(&NodeId(id))
+            .map(|es| {
+                es.iter()
+                    .filter_map(|e| match &e.kind {
+                        EntryKind::ConfigChange(m) => Some(m.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Node 1 as a candidate of term 2 in the joint configuration
+/// C_old = {1,2,3}, C_new = {1,4,5} (an uncommitted entry at index 1).
+fn joint_candidate() -> RaftNode {
+    let r = Recovered {
+        hard_state: HardState {
+            term: Term(1),
+            vote: None,
+            commit: LogIndex(0),
+        },
+        snapshot: None,
+        entries: vec![config_entry(1, 1, &[1, 4, 5], &[1, 2, 3])],
+    };
+    let mut n = RaftNode::new(config(1, 3), r).expect("valid");
+    assert_eq!(
+        n.status().membership,
+        Membership {
+            voters: ids(&[1, 4, 5]),
+            outgoing: ids(&[1, 2, 3])
+        },
+        "the uncommitted config entry is in force"
+    );
+    assert!(n.status().membership_pending);
+    n.campaign(false, false);
+    assert_eq!(n.term(), Term(2));
+    let rd = n.ready();
+    let mut asked: Vec<NodeId> = rd.messages.iter().map(|m| m.to).collect();
+    asked.sort_unstable();
+    assert_eq!(
+        asked,
+        ids(&[2, 3, 4, 5]),
+        "a joint candidate asks both halves"
+    );
+    n
+}
+
+#[test]
+fn a_joint_election_needs_a_majority_of_both_halves() {
+    let mut n = joint_candidate();
+    n.step(vote_granted(2, 2)).expect("valid");
+    n.step(vote_granted(3, 2)).expect("valid");
+    assert_eq!(
+        n.role(),
+        Role::Candidate,
+        "all of C_old is not enough: C_new has only the candidate"
+    );
+    n.step(vote_granted(4, 2)).expect("valid");
+    assert_eq!(
+        n.role(),
+        Role::Leader,
+        "{{1,2,3}} and {{1,4}} are majorities of both"
+    );
+
+    let mut n = joint_candidate();
+    n.step(vote_granted(4, 2)).expect("valid");
+    n.step(vote_granted(5, 2)).expect("valid");
+    assert_eq!(
+        n.role(),
+        Role::Candidate,
+        "all of C_new is not enough: C_old has only the candidate"
+    );
+    for from in [4, 5] {
+        n.step(raft_msg(
+            from,
+            1,
+            RaftMessage::VoteResponse {
+                term: Term(2),
+                pre_vote: false,
+                granted: false,
+            },
+        ))
+        .expect("valid");
+    }
+    n.step(raft_msg(
+        2,
+        1,
+        RaftMessage::VoteResponse {
+            term: Term(2),
+            pre_vote: false,
+            granted: false,
+        },
+    ))
+    .expect("valid");
+    n.step(raft_msg(
+        3,
+        1,
+        RaftMessage::VoteResponse {
+            term: Term(2),
+            pre_vote: false,
+            granted: false,
+        },
+    ))
+    .expect("valid");
+    assert_eq!(
+        n.role(),
+        Role::Follower,
+        "C_old refused: the election is lost even though C_new granted"
+    );
+}
+
+#[test]
+fn a_joint_commit_needs_a_majority_of_both_halves_then_c_new_follows() {
+    let mut n = joint_candidate();
+    for from in [2, 4] {
+        n.step(vote_granted(from, 2)).expect("valid");
+    }
+    assert_eq!(n.role(), Role::Leader);
+    let rd = n.ready();
+    assert_eq!(
+        rd.entries.last().map(|e| e.index),
+        Some(LogIndex(2)),
+        "the noop"
+    );
+    n.persisted(rd.persist_id);
+    n.step(acked(2, 2, 2)).expect("valid");
+    n.step(acked(3, 2, 2)).expect("valid");
+    assert_eq!(
+        n.log().commit(),
+        LogIndex(0),
+        "a majority of C_old alone commits nothing"
+    );
+    n.step(acked(4, 2, 2)).expect("valid");
+    assert_eq!(n.log().commit(), LogIndex(2), "now both halves hold it");
+    let rd = n.ready();
+    let last = rd.entries.last().expect("C_new appended");
+    assert_eq!(last.index, LogIndex(3));
+    assert_eq!(
+        last.kind,
+        EntryKind::ConfigChange(Membership::simple(ids(&[1, 4, 5]))),
+        "the joint config committed: the leader appends C_new"
+    );
+    let st = n.status();
+    assert_eq!(st.membership, Membership::simple(ids(&[1, 4, 5])));
+    assert!(st.membership_pending, "C_new is not committed yet");
+    n.persisted(rd.persist_id);
+    n.step(acked(2, 2, 3)).expect("valid");
+    n.step(acked(3, 2, 3)).expect("valid");
+    assert_eq!(
+        n.log().commit(),
+        LogIndex(2),
+        "under C_new the old voters count for nothing"
+    );
+    n.step(acked(5, 2, 3)).expect("valid");
+    assert_eq!(n.log().commit(), LogIndex(3));
+    assert!(!n.status().membership_pending);
+    assert!(
+        n.change_membership(ids(&[1, 2])).is_ok(),
+        "the next change may start"
+    );
+}
+
+#[test]
+fn change_membership_validates_and_runs_one_at_a_time() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    c.tick_all(3);
+    let follower = (1..=3).map(NodeId).find(|&n| n != leader).expect("f");
+    let l = c.nodes.get_mut(&leader).expect("leader");
+    assert!(matches!(
+        l.change_membership(vec![]),
+        Err(MembershipError::Invalid(_))
+    ));
+    assert!(matches!(
+        l.change_membership(ids(&[2, 1])),
+        Err(MembershipError::Invalid(_))
+    ));
+    assert!(matches!(
+        l.change_membership(ids(&[1, 1, 2])),
+        Err(MembershipError::Invalid(_))
+    ));
+    l.change_membership(ids(&[1, 2, 3, 4])).expect("accepted");
+    assert!(matches!(
+        l.change_membership(ids(&[1, 2, 3])),
+        Err(MembershipError::InProgress)
+    ));
+    assert!(matches!(
+        c.nodes
+            .get_mut(&follower)
+            .expect("f")
+            .change_membership(ids(&[1, 2])),
+        Err(MembershipError::NotLeader(_))
+    ));
+}
+
+#[test]
+fn a_removed_leader_steps_down_once_c_new_commits() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    c.tick_all(3);
+    let others: Vec<NodeId> = (1..=3).map(NodeId).filter(|&n| n != leader).collect();
+    let term = c.nodes[&leader].term();
+    c.nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .change_membership(others.clone())
+        .expect("accepted");
+    c.settle();
+    let old = &c.nodes[&leader];
+    assert_ne!(old.role(), Role::Leader, "the removed leader stepped down");
+    assert_eq!(old.status().membership, Membership::simple(others.clone()));
+    assert!(!old.status().membership_pending);
+    assert_eq!(
+        c.applied_configs(leader.0).last(),
+        Some(&Membership::simple(others.clone())),
+        "the removed leader applied the committed C_new (its runtime now leaves)"
+    );
+    c.tick_all(100);
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1, "the remaining voters elect a leader");
+    assert!(others.contains(&leaders[0]));
+    assert!(c.nodes[&leaders[0]].term() > term);
+    assert_ne!(
+        c.nodes[&leader].role(),
+        Role::Leader,
+        "never campaigns again"
+    );
+    let p = c.leader_node().propose(b"after".to_vec()).expect("leader");
+    c.settle();
+    c.tick_all(5);
+    for &o in &others {
+        assert!(
+            c.nodes[&o].log().commit() >= p.index,
+            "{o}: two voters commit without the removed one"
+        );
+    }
+}
+
+#[test]
+fn a_joining_node_catches_up_by_snapshot_and_adopts_the_config() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    for k in 0..20u8 {
+        c.nodes
+            .get_mut(&leader)
+            .expect("leader")
+            .propose(vec![k])
+            .expect("leader accepts");
+        c.settle();
+    }
+    let applied = c.nodes[&leader].log().applied();
+    let meta = c
+        .nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .snapshot_taken(applied, b"state".to_vec())
+        .expect("applied");
+    assert_eq!(
+        meta.voters,
+        ids(&[1, 2, 3]),
+        "the snapshot records its config"
+    );
+    c.add_joining(4);
+    assert_eq!(
+        c.nodes[&NodeId(4)].status().membership,
+        Membership::default()
+    );
+    c.tick_all(50);
+    assert_ne!(c.nodes[&NodeId(4)].role(), Role::Leader);
+    assert_eq!(
+        c.nodes[&NodeId(4)].term(),
+        Term(0),
+        "a joining node never campaigns"
+    );
+    c.nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .change_membership(ids(&[1, 2, 3, 4]))
+        .expect("accepted");
+    c.tick_all(30);
+    assert_eq!(
+        c.snapshots_installed.get(&NodeId(4)).copied(),
+        Some(1),
+        "the new voter got the snapshot"
+    );
+    let n4 = &c.nodes[&NodeId(4)];
+    assert_eq!(n4.log().snapshot().data, b"state".to_vec());
+    assert_eq!(n4.log().last_index(), c.nodes[&leader].log().last_index());
+    assert_eq!(
+        n4.status().membership,
+        Membership::simple(ids(&[1, 2, 3, 4]))
+    );
+    assert!(
+        !c.nodes[&leader].status().membership_pending,
+        "the change finished"
+    );
+    assert_eq!(
+        c.applied_configs(4).last(),
+        Some(&Membership::simple(ids(&[1, 2, 3, 4])))
+    );
+}
+
+#[test]
+fn a_truncated_config_entry_reverts_the_config() {
+    let r = Recovered {
+        hard_state: HardState {
+            term: Term(1),
+            vote: None,
+            commit: LogIndex(1),
+        },
+        snapshot: None,
+        entries: vec![Entry {
+            index: LogIndex(1),
+            term: Term(1),
+            kind: EntryKind::Noop,
+        }],
+    };
+    let mut n = RaftNode::new(config(2, 3), r).expect("valid");
+    let joint = Membership {
+        voters: ids(&[1, 2, 3, 4]),
+        outgoing: ids(&[1, 2, 3]),
+    };
+    n.step(raft_msg(
+        1,
+        2,
+        RaftMessage::AppendEntries {
+            term: Term(2),
+            prev_log_index: LogIndex(1),
+            prev_log_term: Term(1),
+            entries: vec![config_entry(2, 2, &[1, 2, 3, 4], &[1, 2, 3])],
+            leader_commit: LogIndex(1),
+        },
+    ))
+    .expect("valid");
+    assert_eq!(n.status().membership, joint, "in force once appended");
+    assert!(n.status().membership_pending);
+    n.step(raft_msg(
+        3,
+        2,
+        RaftMessage::AppendEntries {
+            term: Term(3),
+            prev_log_index: LogIndex(1),
+            prev_log_term: Term(1),
+            entries: vec![Entry {
+                index: LogIndex(2),
+                term: Term(3),
+                kind: EntryKind::Normal(vec![7]),
+            }],
+            leader_commit: LogIndex(1),
+        },
+    ))
+    .expect("valid");
+    assert_eq!(
+        n.status().membership,
+        Membership::simple(ids(&[1, 2, 3])),
+        "the config entry was truncated: back to the previous one"
+    );
+    assert!(!n.status().membership_pending);
+}
+
+#[test]
+fn recovery_picks_the_latest_config() {
+    let snap = |voters: &[u64]| Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(5),
+            term: Term(1),
+            voters: ids(voters),
+            outgoing: Vec::new(),
+        },
+        data: vec![],
+    };
+    let recovered = |snapshot: Option<Snapshot>, entries: Vec<Entry>, commit: u64| Recovered {
+        hard_state: HardState {
+            term: Term(2),
+            vote: None,
+            commit: LogIndex(commit),
+        },
+        snapshot,
+        entries,
+    };
+    // The latest config entry wins over the snapshot and the seed.
+    let n = RaftNode::new(
+        config(1, 3),
+        recovered(
+            Some(snap(&[1, 2, 3])),
+            vec![
+                config_entry(6, 2, &[1, 2, 4], &[1, 2, 3]),
+                config_entry(7, 2, &[1, 2, 4], &[]),
+            ],
+            6,
+        ),
+    )
+    .expect("valid");
+    assert_eq!(n.status().membership, Membership::simple(ids(&[1, 2, 4])));
+    assert!(n.status().membership_pending, "C_new at 7 is not committed");
+    // No config entry: the snapshot's.
+    let n =
+        RaftNode::new(config(1, 3), recovered(Some(snap(&[1, 3, 5])), vec![], 5)).expect("valid");
+    assert_eq!(n.status().membership, Membership::simple(ids(&[1, 3, 5])));
+    assert!(!n.status().membership_pending);
+    // Neither: the seed.
+    let n = RaftNode::new(config(1, 3), recovered(None, vec![], 0)).expect("valid");
+    assert_eq!(n.status().membership, Membership::simple(ids(&[1, 2, 3])));
+    // A joining node that restarts before it learned anything stays joining.
+    let mut cfg = config(4, 3);
+    cfg.voters = Vec::new();
+    let n = RaftNode::new(cfg, recovered(None, vec![], 0)).expect("valid");
+    assert_eq!(n.status().membership, Membership::default());
+    // A snapshot records the config as of its index, not the latest one.
+    let mut n = RaftNode::new(
+        config(1, 3),
+        recovered(
+            Some(snap(&[1, 2, 3])),
+            vec![
+                config_entry(6, 2, &[1, 2, 4], &[1, 2, 3]),
+                config_entry(7, 2, &[1, 2, 4], &[]),
+            ],
+            7,
+        ),
+    )
+    .expect("valid");
+    let _ = n.ready();
+    let meta = n.snapshot_taken(LogIndex(6), vec![]).expect("applied");
+    assert_eq!(
+        (meta.voters, meta.outgoing),
+        (ids(&[1, 2, 4]), ids(&[1, 2, 3])),
+        "the joint config as of index 6"
+    );
+    assert_eq!(n.status().membership, Membership::simple(ids(&[1, 2, 4])));
+}
+
+#[test]
+fn vote_requests_from_outside_the_config_are_ignored() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    c.tick_all(3);
+    let follower = (1..=3).map(NodeId).find(|&n| n != leader).expect("f");
+    let term = c.nodes[&follower].term();
+    let n = c.nodes.get_mut(&follower).expect("f");
+    for pre_vote in [true, false] {
+        n.step(raft_msg(
+            9,
+            follower.0,
+            RaftMessage::RequestVote {
+                term: Term(term.0 + 5),
+                pre_vote,
+                transfer: true,
+                last_log_index: LogIndex(1000),
+                last_log_term: Term(term.0 + 4),
+            },
+        ))
+        .expect("accepted, then ignored");
+    }
+    assert_eq!(n.term(), term, "a removed node cannot bump our term");
+    assert!(
+        !n.ready().messages.iter().any(|m| m.to == NodeId(9)),
+        "and gets no answer"
+    );
 }
