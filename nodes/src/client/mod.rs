@@ -262,3 +262,117 @@ impl Client {
         Outcome::Fail(last_fail.unwrap_or_else(|| Reply::not_leader(None, None)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Request;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A fake node: answers every request with `answer(request)`, counts them.
+    async fn fake_node(
+        answer: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let answer = Arc::new(answer);
+        let c = count.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (answer, c) = (answer.clone(), c.clone());
+                tokio::spawn(async move {
+                    let (r, mut w) = stream.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let req = Request::decode(line.as_bytes()).expect("a valid request");
+                        c.fetch_add(1, Ordering::SeqCst);
+                        let mut reply = answer(&req);
+                        reply.id = req.id;
+                        if w.write_all(&reply.encode()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, count)
+    }
+
+    fn config(nodes: Vec<String>) -> ClientConfig {
+        let mut cfg = ClientConfig::new(nodes);
+        cfg.timeout = Duration::from_secs(5);
+        cfg.retry_backoff = Duration::from_millis(1);
+        cfg
+    }
+
+    #[tokio::test]
+    async fn moved_is_followed_like_not_leader_and_the_leader_is_remembered_per_shard() {
+        let (b, b_count) = fake_node(|_| Reply::ok(None).with("value", 7)).await;
+        let b2 = b.clone();
+        let (a, a_count) = fake_node(move |_| Reply::moved(None, 1, Some(b2.clone()))).await;
+        let mut cfg = config(vec![a.clone()]);
+        cfg.shards = Some(4);
+        let client = Client::new(cfg);
+        let key = (0..1000)
+            .map(|i| format!("k{i}"))
+            .find(|k| ShardId::of_key(k.as_bytes(), 4).0 == 1)
+            .expect("a key of shard 1");
+        let other = (0..1000)
+            .map(|i| format!("k{i}"))
+            .find(|k| ShardId::of_key(k.as_bytes(), 4).0 != 1)
+            .expect("a key of another shard");
+        let r = client.call(Op::Read { key: key.clone() }).await;
+        assert!(
+            matches!(&r, Outcome::Ok(rep) if rep.value() == &serde_json::json!(7)),
+            "{r:?}"
+        );
+        assert_eq!(
+            (
+                a_count.load(Ordering::SeqCst),
+                b_count.load(Ordering::SeqCst)
+            ),
+            (1, 1)
+        );
+        // The same shard goes straight to where it succeeded.
+        assert!(client.call(Op::Read { key }).await.is_ok());
+        assert_eq!(a_count.load(Ordering::SeqCst), 1, "no second detour");
+        // Another shard has no remembered leader yet: it starts over.
+        assert!(client.call(Op::Read { key: other }).await.is_ok());
+        assert_eq!(a_count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn endless_moved_redirects_end_as_a_definite_failure_after_max_attempts() {
+        // Two nodes pointing at each other forever.
+        let slot: Arc<Mutex<String>> = Arc::default();
+        let s = slot.clone();
+        let (a, a_count) =
+            fake_node(move |_| Reply::moved(None, 0, Some(s.lock().expect("slot").clone()))).await;
+        let a2 = a.clone();
+        let (b, b_count) = fake_node(move |_| Reply::moved(None, 0, Some(a2.clone()))).await;
+        *slot.lock().expect("slot") = b;
+        let mut cfg = config(vec![a]);
+        cfg.max_attempts = 6;
+        let client = Client::new(cfg);
+        let out = client
+            .call(Op::Write {
+                key: "x".into(),
+                value: serde_json::json!(1),
+            })
+            .await;
+        let Outcome::Fail(r) = out else {
+            panic!("redirect loops are definite failures: {out:?}")
+        };
+        assert_eq!(r.error, Some(ErrorCode::Moved));
+        assert_eq!(
+            a_count.load(Ordering::SeqCst) + b_count.load(Ordering::SeqCst),
+            6,
+            "bounded hops"
+        );
+    }
+}

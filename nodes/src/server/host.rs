@@ -223,6 +223,10 @@ impl Host {
                 Ok(()) => Reply::ok(id),
                 Err(reason) => Reply::bad_request(id, reason),
             },
+            // Unsharded, with its only group left: nowhere to run it.
+            other if other.routing_key().is_some() => {
+                Reply::bad_request(id, "this node hosts no group")
+            }
             other => Reply::bad_request(
                 id,
                 format!("`{}` is not an operation a node runs", other.name()),
