@@ -69,6 +69,22 @@ fn sharded_membership_run(consensus: &str) -> Option<String> {
         ));
     }
     let run = run_dir(dir.path());
+    // A node that panicked and was restarted can leave a valid history:
+    // a crash is a failure all the same.
+    for log in std::fs::read_dir(run.join("nodes"))
+        .expect("node logs")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        if let Some(at) = text.find("panicked at") {
+            let excerpt: String = text[at..].chars().take(300).collect();
+            return Some(format!(
+                "{consensus}: {} panicked: {excerpt}\n  {}",
+                log.path().display(),
+                r.command
+            ));
+        }
+    }
     let history = faultline_results::read_history(&run.join("history.jsonl"))
         .expect("the history reads back")
         .events;

@@ -101,15 +101,24 @@ pub struct Args {
 /// The most shards a test may ask for.
 pub const MAX_SHARDS: u32 = 1024;
 
+/// The sharding flags, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sharding {
+    pub shards: u32,
+    pub replicas: u32,
+    pub vnodes: u32,
+    /// The initial ring members.
+    pub members: Vec<u64>,
+}
+
 /// Validates the sharding flags for a cluster of `node_count` nodes
-/// (`nodes_flag` names where that count came from); returns (shards,
-/// replicas, vnodes, initial members), or None when unsharded.
+/// (`nodes_flag` names where that count came from); None when unsharded.
 pub fn sharding(
     args: &Args,
     node_count: u32,
     nodes_flag: &str,
     membership: bool,
-) -> anyhow::Result<Option<(u32, u32, u32, Vec<u64>)>> {
+) -> anyhow::Result<Option<Sharding>> {
     let Some(shards) = args.shards else {
         for (given, flag) in [
             (args.replicas.is_some(), "--replicas"),
@@ -159,7 +168,12 @@ pub fn sharding(
         &members,
     )
     .map_err(|e| bad_input(format!("--shards {shards} --replicas {replicas}: {e}")))?;
-    Ok(Some((shards, replicas, vnodes, members)))
+    Ok(Some(Sharding {
+        shards,
+        replicas,
+        vnodes,
+        members,
+    }))
 }
 
 /// Resolves and validates the options into a plan.
@@ -231,8 +245,8 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
                 n.push_str("-bug-");
                 n.push_str(b);
             }
-            if let Some((shards, replicas, ..)) = &sharding {
-                n.push_str(&format!("-s{shards}r{replicas}"));
+            if let Some(s) = &sharding {
+                n.push_str(&format!("-s{}r{}", s.shards, s.replicas));
             }
             n
         }
@@ -255,12 +269,12 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         final_timeout_s: args.final_timeout.as_secs_f64(),
         lock_ttl_ms: args.lock_ttl_ms,
         kv_keys: args.kv_keys,
-        shards: sharding.as_ref().map(|s| s.0),
-        replicas: sharding.as_ref().map_or(3, |s| s.1),
+        shards: sharding.as_ref().map(|s| s.shards),
+        replicas: sharding.as_ref().map_or(3, |s| s.replicas),
         vnodes: sharding
             .as_ref()
-            .map_or(faultline_nodes::ring::DEFAULT_VNODES, |s| s.2),
-        members: sharding.map(|s| s.3).unwrap_or_default(),
+            .map_or(faultline_nodes::ring::DEFAULT_VNODES, |s| s.vnodes),
+        members: sharding.map(|s| s.members).unwrap_or_default(),
     })
 }
 

@@ -76,3 +76,54 @@ impl TestPlan {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(shards: Option<u32>) -> TestPlan {
+        TestPlan {
+            name: "t".into(),
+            workload: "kv".into(),
+            checkers: vec![],
+            node_count: 5,
+            concurrency: 10,
+            rate_per_s: 50.0,
+            time_limit_s: 1.0,
+            op_timeout_ms: 1000,
+            nemesis: vec![],
+            nemesis_interval_s: 1.0,
+            seed: 1,
+            bug: None,
+            consensus: None,
+            recovery_timeout_s: 1.0,
+            final_timeout_s: 1.0,
+            lock_ttl_ms: 1000,
+            kv_keys: 8,
+            shards,
+            replicas: 3,
+            vnodes: 64,
+            members: vec![1, 2, 3, 4],
+        }
+    }
+
+    #[test]
+    fn nodes_get_the_sharding_flags_only_when_sharded() {
+        assert!(plan(None).node_sharding_args().is_empty());
+        assert_eq!(
+            plan(Some(8)).node_sharding_args().join(" "),
+            "--shards 8 --replicas 3 --members 1,2,3,4 --vnodes 64"
+        );
+    }
+
+    #[test]
+    fn a_test_json_from_before_sharding_reads_as_unsharded() {
+        let mut v = serde_json::to_value(plan(Some(8))).expect("serializes");
+        for k in ["shards", "replicas", "vnodes", "members"] {
+            v.as_object_mut().expect("object").remove(k);
+        }
+        let p: TestPlan = serde_json::from_value(v).expect("old plans read");
+        assert_eq!((p.shards, p.replicas, p.vnodes), (None, 3, 128));
+        assert!(!p.sharded() && p.members.is_empty());
+    }
+}
