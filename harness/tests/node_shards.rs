@@ -358,6 +358,52 @@ fn shard_scenario(consensus: &str) {
         );
         assert_eq!(r1.fields["members"], json!([1, 2, 3, 4]), "ring view kept");
 
+        // Replace another group's leader by node 4 in one change (what the
+        // membership nemesis does): the leader steps down once C_new
+        // commits and retires; the group keeps every key.
+        let h = (0..u64::from(SHARDS))
+            .find(|&s| s != g)
+            .expect("another shard");
+        let old = leader_of(&client, &nodes, h).await;
+        let old_id = nodes[old].id;
+        let mut target: Vec<u64> = vec![1, 2, 3, 4]
+            .into_iter()
+            .filter(|&n| n != old_id)
+            .collect();
+        target.sort();
+        admin_ok(&client, &nodes[3], Op::JoinGroup { group: h }).await;
+        let new_leader = change_membership(&client, &nodes, h, &target).await;
+        assert_ne!(nodes[new_leader].id, old_id, "a removed leader steps down");
+        let start = Instant::now();
+        loop {
+            let r = client
+                .call_node(&nodes[old].addr.to_string(), Op::LeaveGroup { group: h })
+                .await
+                .expect("reply");
+            if r.ok {
+                break;
+            }
+            // Refused only while it still leads.
+            assert_eq!(r.error, Some(ErrorCode::BadRequest), "{r:?}");
+            assert!(
+                start.elapsed() < LIMIT,
+                "node {old_id} kept leading group {h}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = groups(&client, &nodes[old]).await.expect("answers");
+        assert!(
+            entry(&r, h).is_none(),
+            "node {old_id} left group {h}: {r:?}"
+        );
+        for (key, value) in acked.iter().filter(|(k, _)| shard_of(k) == h) {
+            assert_eq!(
+                must(&client, Op::Read { key: key.clone() }).await.value(),
+                value,
+                "key {key} after group {h} moved to {target:?}"
+            );
+        }
+
         // Every acknowledged write is still there.
         for (key, value) in &acked {
             assert_eq!(
