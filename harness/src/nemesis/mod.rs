@@ -1,6 +1,6 @@
 //! The nemesis: injects faults on a schedule and heals them.
 //!
-//! One fault at a time. Every `interval` it starts a fault (the kinds taken
+//! One fault at a time (membership aside, below). Every `interval` it starts a fault (the kinds taken
 //! in a seeded shuffled rotation, so every enabled kind comes up), holds it
 //! for 40–70 % of the interval, and heals it. Kills hit one node, the
 //! leader, a majority or every node, and pauses one node, the leader or a
@@ -12,14 +12,17 @@
 //! error — every fault it started is healed and every node it killed is
 //! started again (as far as the cluster lets it; errors are returned).
 //!
-//! `membership` (sharded clusters only) adds a node to the ring or removes
-//! one ([`ring_plan`] chooses, [`membership`] carries it out); its
-//! `start-membership` event is recorded when the change begins and its
-//! `stop-membership` when every moved shard is done, timed out or
-//! abandoned, both carrying the members and the placement after the
-//! change. A change is not undone at the end: healing lets the change in
-//! flight finish within a short grace (or abandons it), and the ring keeps
-//! its last members.
+//! `membership` (sharded clusters only) runs on its own track, alongside
+//! the rotation of the other faults (so a change can meet a partition or a
+//! kill): every interval it adds a node to the ring or removes one
+//! ([`ring_plan`] chooses, with its own seeded generator; [`membership`]
+//! carries it out). Its `start-membership` event is recorded when the
+//! change begins and its `stop-membership` when every moved shard is done,
+//! timed out or abandoned, both carrying the members and the placement
+//! after the change. A change is not undone at the end: the other faults
+//! are healed at once, the change in flight gets a short grace to finish
+//! (or is abandoned), and the ring keeps its last members. `run` returns
+//! when both tracks are done.
 
 pub mod membership;
 pub mod ring_plan;
@@ -139,6 +142,71 @@ pub struct MembershipNemesis {
     pub admin: Arc<membership::Admin>,
 }
 
+impl MembershipNemesis {
+    /// The membership track: a change every `interval` (start to start,
+    /// the first after half an interval) until `stop`; a change in flight
+    /// at `stop` finishes within its grace. Its own seeded random choices,
+    /// so the steps depend on the seed alone.
+    async fn run(
+        mut self,
+        recorder: Arc<Recorder>,
+        interval: Duration,
+        seed: u64,
+        mechanism: &'static str,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x6d65_6d62_6572_7321);
+        if sleep_or_stop(interval.mul_f64(0.5), &mut stop).await {
+            return Ok(());
+        }
+        loop {
+            let started = tokio::time::Instant::now();
+            self.change(&recorder, &mut rng, mechanism, stop.clone())
+                .await?;
+            let rest = interval.saturating_sub(started.elapsed());
+            if sleep_or_stop(rest, &mut stop).await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One ring membership change, start to end (see the module docs).
+    async fn change(
+        &mut self,
+        recorder: &Recorder,
+        rng: &mut SmallRng,
+        mechanism: &'static str,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let Some(step) = self.plan.choose(rng) else {
+            tracing::info!("membership: no node to add or remove within the bounds");
+            return Ok(());
+        };
+        let mut value = ring_plan::step_value(&step);
+        value["mechanism"] = json!(mechanism);
+        recorder
+            .nemesis("start-membership".into(), value, None)
+            .context("writing a nemesis event to the history")?;
+        tracing::info!(
+            action = step.action.as_str(),
+            node = step.node,
+            moves = step.moves.len(),
+            "membership change"
+        );
+        let report = membership::execute(&self.admin, &step, stop).await;
+        self.plan.apply(&step);
+        let mut value = report.stop_value(&step);
+        value["mechanism"] = json!(mechanism);
+        let error = report.error();
+        if let Some(e) = &error {
+            tracing::warn!("membership change incomplete: {e}");
+        }
+        recorder
+            .nemesis("stop-membership".into(), value, error)
+            .context("writing a nemesis event to the history")
+    }
+}
+
 /// Finds the current leader (async: it asks the nodes).
 pub type LeaderProbe =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<NodeId>> + Send>> + Send + Sync>;
@@ -160,6 +228,7 @@ pub struct Nemesis {
     probe: LeaderProbe,
     kinds: Vec<FaultKind>,
     interval: Duration,
+    seed: u64,
     rng: SmallRng,
     rotation: Vec<FaultKind>,
     kill_modes: Vec<&'static str>,
@@ -198,6 +267,7 @@ impl Nemesis {
             probe,
             kinds,
             interval,
+            seed,
             rng: SmallRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321),
             rotation: Vec::new(),
             kill_modes: Vec::new(),
@@ -208,13 +278,36 @@ impl Nemesis {
     }
 
     /// Runs until `stop` turns true, then heals. See the module docs.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        if self.kinds.is_empty() {
-            return Ok(());
-        }
-        let result = self.schedule(&mut stop).await;
-        let healed = self.heal_everything().await;
-        result.and(healed)
+    pub async fn run(mut self, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let track = match self.membership.take() {
+            Some(m) if self.kinds.contains(&FaultKind::Membership) => Some(m),
+            _ => None,
+        };
+        self.kinds.retain(|&k| k != FaultKind::Membership);
+        let mechanism = FaultKind::Membership.mechanism(&*self.cluster).as_str();
+        let (recorder, interval, seed) = (Arc::clone(&self.recorder), self.interval, self.seed);
+        let changes = async {
+            match track {
+                Some(m) => {
+                    m.run(recorder, interval, seed, mechanism, stop.clone())
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let mut fault_stop = stop.clone();
+        let faults = async {
+            if self.kinds.is_empty() {
+                return Ok(());
+            }
+            // Heal as soon as the run stops, while a membership change in
+            // flight gets its grace, so the change can finish.
+            let result = self.schedule(&mut fault_stop).await;
+            let healed = self.heal_everything().await;
+            result.and(healed)
+        };
+        let (faults, changes) = tokio::join!(faults, changes);
+        faults.and(changes)
     }
 
     async fn schedule(&mut self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -225,7 +318,7 @@ impl Nemesis {
         loop {
             let kind = self.next_kind();
             let hold = self.interval.mul_f64(self.rng.gen_range(0.4..0.7));
-            self.start(kind, stop.clone()).await?;
+            self.start(kind).await?;
             if sleep_or_stop(hold, stop).await {
                 return Ok(());
             }
@@ -286,10 +379,10 @@ impl Nemesis {
         }
     }
 
-    async fn start(&mut self, kind: FaultKind, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn start(&mut self, kind: FaultKind) -> anyhow::Result<()> {
         let mechanism = kind.mechanism(&*self.cluster).as_str();
         if kind == FaultKind::Membership {
-            return self.change_membership(mechanism, stop).await;
+            anyhow::bail!("membership changes run on their own track, not in the rotation");
         }
         let f = format!("start-{}", kind.as_str());
         let (active, mut value, result) = match kind {
@@ -374,45 +467,6 @@ impl Nemesis {
         // Even a failed start may have half-applied: heal it as if active.
         self.active = Some((kind, active));
         Ok(())
-    }
-
-    /// One ring membership change, start to end (see the module docs): it
-    /// holds nothing afterwards, so nothing is left active.
-    async fn change_membership(
-        &mut self,
-        mechanism: &'static str,
-        stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
-        let Some(m) = self.membership.as_mut() else {
-            anyhow::bail!("the membership nemesis runs only on a sharded cluster");
-        };
-        let Some(step) = m.plan.choose(&mut self.rng) else {
-            tracing::info!("membership: no node to add or remove within the bounds");
-            return Ok(());
-        };
-        let admin = Arc::clone(&m.admin);
-        let mut value = ring_plan::step_value(&step);
-        value["mechanism"] = json!(mechanism);
-        self.record("start-membership".into(), value, None)?;
-        tracing::info!(
-            action = step.action.as_str(),
-            node = step.node,
-            moves = step.moves.len(),
-            "membership change"
-        );
-        let report = membership::execute(&admin, &step, stop).await;
-        self.membership
-            .as_mut()
-            .expect("checked above")
-            .plan
-            .apply(&step);
-        let mut value = report.stop_value(&step);
-        value["mechanism"] = json!(mechanism);
-        let error = report.error();
-        if let Some(e) = &error {
-            tracing::warn!("membership change incomplete: {e}");
-        }
-        self.record("stop-membership".into(), value, error)
     }
 
     async fn stop_active(&mut self) -> anyhow::Result<()> {
