@@ -101,6 +101,12 @@ impl Host {
             fatal: None,
         };
         for (g, voters) in host.file.hosted(&initial) {
+            host.check_group_id(g).map_err(|e| {
+                NodeError::Config(format!(
+                    "{} records a joined group that cannot be hosted: {e}",
+                    GroupsFile::path(&host.cfg.data_dir).display()
+                ))
+            })?;
             let group = host.open_group(g, voters)?;
             host.groups.insert(g, group);
         }
@@ -1149,5 +1155,14 @@ mod tests {
             panic!("a ring view naming an unknown node must not start the node")
         };
         assert!(e.contains("groups.json") && e.contains("node 9"), "{e}");
+        std::fs::write(
+            dir.path().join("groups.json"),
+            b"{\"version\":1,\"joined\":[7]}",
+        )
+        .expect("write");
+        let Err(NodeError::Config(e)) = open(&cfg).map(|_| ()) else {
+            panic!("a joined group beyond --shards must not start the node")
+        };
+        assert!(e.contains("groups.json") && e.contains("group 7"), "{e}");
     }
 }
