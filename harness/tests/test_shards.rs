@@ -18,14 +18,18 @@ use test_common::{args, run_test, BIN};
 
 const SEED: u64 = 11;
 
-/// The one run directory under `store` (store/<test>/<id>/).
+/// The one run directory under `store` (store/<test>/<id>/; `latest`
+/// links are skipped).
 fn run_dir(store: &Path) -> PathBuf {
-    let mut dirs = Vec::new();
-    for test in std::fs::read_dir(store).expect("store").flatten() {
-        for run in std::fs::read_dir(test.path()).expect("test dir").flatten() {
-            dirs.push(run.path());
-        }
-    }
+    let real_dirs = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .expect("a store directory")
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    };
+    let mut dirs: Vec<PathBuf> = real_dirs(store).iter().flat_map(|t| real_dirs(t)).collect();
     assert_eq!(dirs.len(), 1, "one run in {}: {dirs:?}", store.display());
     dirs.pop().expect("one run")
 }
