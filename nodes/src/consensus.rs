@@ -33,7 +33,11 @@
 //! A core's configuration is the latest [`EntryKind::ConfigChange`] in its
 //! log (or its snapshot's), not [`CoreConfig::voters`], which only seeds a
 //! brand-new group. A node added to a running group starts with no voters
-//! ("joining") and learns its configuration from the leader. When the
+//! ("joining") and learns its configuration from the leader. Start a
+//! joining core with `Recovered::hard_state.term` = the current term of the
+//! group's leader (persisted before the core runs): a node id that was a
+//! voter before, was removed and wiped, must not follow a stale leader of an
+//! older term that still counts it (it forgot the votes it gave). When the
 //! runtime applies a committed simple configuration that does not contain
 //! its node, the group is no longer this node's: the runtime may stop the
 //! core and delete the group's storage.

@@ -4,7 +4,9 @@
 //!
 //! A failure prints its seed and the command that replays it:
 //!     FAULTLINE_SIM_SEED=1234 cargo test -p faultline-nodes --release --test sim -- replay --nocapture
-//! (add FAULTLINE_SIM_TRACE=1 for the event trace, FAULTLINE_SIM_BUG=stale-read for a planted bug).
+//! (add FAULTLINE_SIM_TRACE=1 for the event trace, FAULTLINE_SIM_BUG=stale-read for a planted bug,
+//! FAULTLINE_SIM_MEMBERSHIP=1 for a seed of the membership sweep, FAULTLINE_SIM_MEMBERSHIP_BUG=1
+//! for the planted skip-the-joint-phase bug).
 //! A longer sweep: FAULTLINE_SIM_SEEDS=100000 [FAULTLINE_SIM_SEED_START=N] cargo test -p faultline-nodes --release --test sim -- raft_passes_seeds --nocapture
 
 mod sim_common;
@@ -75,7 +77,14 @@ fn raft_membership_passes_seeds() {
     let mut total = sim::SimStats::default();
     for seed in start..start + seeds {
         let (outcome, decided) = check_seed_verdict(&SimOptions::with_membership(seed))
-            .unwrap_or_else(|f| fail_loudly(&f, &[]));
+            .unwrap_or_else(|f| {
+                panic!(
+                    "simulation seed {} (membership) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1 {}",
+                    f.seed,
+                    f.what,
+                    sim_common::replay_command(TEST, f.seed, &[])
+                )
+            });
         if !decided {
             eprintln!("seed {seed}: linearizability unknown (the search gave up)");
             unknown += 1;

@@ -8,6 +8,12 @@
 //! ([`check::SafetyMonitor`]); the tests (nodes/tests/sim.rs) check the
 //! history for linearizability with the checker crate.
 //!
+//! With [`SimOptions::membership`] (opt-in) the group also changes its
+//! voters under the faults: the world asks the leader to add, remove or swap
+//! voters out of a larger pool of node ids, starts joining cores on added
+//! nodes and wipes removed ones, and checks that every committed
+//! configuration reaches the later leaders.
+//!
 //! Guarantees: the same seed (and options) gives the same trace, bit for
 //! bit ([`world::SimOutcome::trace_hash`]). The generic parts (network,
 //! storage, clients, history, state machine) know nothing of Raft; a

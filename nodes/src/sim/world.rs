@@ -11,6 +11,17 @@
 //! [`SafetyMonitor`] checks the protocol's safety properties; the first
 //! violation stops the run.
 //!
+//! Membership (opt-in, [`SimOptions::membership`]): the hosts are a pool of
+//! node ids larger than the initial voter set. Now and then the world asks
+//! the current leader to `change_membership` (add one, remove one, swap one
+//! or two voters), starts a joining core (no voters, empty disk) on every
+//! added node that does not run the group, and, as the real runtime does,
+//! stops and wipes a node once it applied a committed simple configuration
+//! without itself (at an index above the entry that last added it: an old
+//! removal replayed while catching up does not count). Crashes, partitions
+//! and loss go on meanwhile; a new leader must hold the latest configuration
+//! committed before its term.
+//!
 //! Determinism: every random choice comes from one [`SimRng`] seeded by
 //! `SimOptions::seed`, events at the same virtual time run in the order they
 //! were scheduled, and no hash map is iterated where order matters, so a seed
@@ -946,7 +957,7 @@ impl<C: SimCore> World<C> {
                 let i = Self::idx(a);
                 self.hosts[i].member_from = p.index;
                 if !self.hosts[i].hosting {
-                    self.start_joining(a)?;
+                    self.start_joining(a, p.term)?;
                 }
             }
             if self.rng.chance(0.3) {
@@ -971,14 +982,28 @@ impl<C: SimCore> World<C> {
         self.post_step(l)
     }
 
-    /// Host the group on `id` as a joining core (no voters, empty disk).
-    fn start_joining(&mut self, id: NodeId) -> Result<(), Violation> {
+    /// Host the group on `id` as a joining core (no voters, empty disk but
+    /// for the term of the leader that added it). The term matters when `id`
+    /// was a voter before, was removed and wiped: a leader of an older term
+    /// may still count `id` from back then, and a core that forgot its
+    /// votes would follow it (two quorums that no longer intersect).
+    fn start_joining(&mut self, id: NodeId, term: Term) -> Result<(), Violation> {
         let host = &mut self.hosts[Self::idx(id)];
         assert!(!host.hosting, "{id} joins a group it does not run");
         host.hosting = true;
         host.seed_voters = Vec::new();
         host.joining = true;
         host.storage = SimStorage::default();
+        host.storage.write(Write::Ready {
+            snapshot: None,
+            hard_state: Some(crate::consensus::HardState {
+                term,
+                vote: None,
+                commit: LogIndex(0),
+            }),
+            entries: Vec::new(),
+        });
+        host.storage.sync_all();
         self.stats.joins += 1;
         self.start_node(id)
     }
