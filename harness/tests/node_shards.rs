@@ -405,6 +405,51 @@ fn shard_scenario(consensus: &str) {
             );
         }
 
+        // Node 4 restarts: it hosts the groups it joined again (from
+        // groups.json and their storage), with their configurations.
+        nodes[3].kill();
+        nodes[3].start();
+        // A write to each of its groups, so that a leader that only
+        // replicates with new entries (Paxos) catches it up too.
+        for shard in [g, h] {
+            let key = (0..10_000)
+                .map(|i| format!("after-restart-{i}"))
+                .find(|k| shard_of(k) == shard)
+                .expect("a key of the shard");
+            must(
+                &client,
+                Op::Write {
+                    key: key.clone(),
+                    value: json!(shard),
+                },
+            )
+            .await;
+            acked.insert(key, json!(shard));
+        }
+        let start = Instant::now();
+        loop {
+            let r4 = groups(&client, &nodes[3]).await.expect("node 4 answers");
+            let hosted: Vec<u64> = r4.fields["groups"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|e| e["group"].as_u64().expect("id"))
+                .collect();
+            let mut want = vec![g, h];
+            want.sort();
+            assert_eq!(hosted, want, "node 4 hosts what it joined");
+            let eg = entry(&r4, g).expect("g");
+            let eh = entry(&r4, h).expect("h");
+            if ids(&eg["voters"]) == [2, 3, 4] && ids(&eh["voters"]) == target {
+                break;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "node 4 lost its configurations: {r4:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
         // Every acknowledged write is still there.
         for (key, value) in &acked {
             assert_eq!(
