@@ -131,3 +131,62 @@ where
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// A node stand-in answering every request with `reply`.
+    async fn node(id: u32, reply: String) -> NodeInfo {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = s.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    while let Ok(Some(_)) = lines.next_line().await {
+                        let _ = w.write_all(format!("{reply}\n").as_bytes()).await;
+                    }
+                });
+            }
+        });
+        NodeInfo {
+            id: NodeId(id),
+            name: format!("n{id}"),
+            client_addr: addr,
+        }
+    }
+
+    fn groups_reply(groups: &[(u64, &str, u64)]) -> String {
+        let g: Vec<serde_json::Value> = groups
+            .iter()
+            .map(|(g, role, term)| serde_json::json!({"group": g, "role": role, "term": term}))
+            .collect();
+        serde_json::json!({"id": 1, "ok": true, "members": [1, 2, 3], "groups": g}).to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_group_needs_a_leader_and_the_highest_term_wins() {
+        // n1 still thinks it leads g0 (term 2); n2 leads g0 in term 3 and g1.
+        let n1 = node(1, groups_reply(&[(0, "leader", 2), (1, "follower", 4)])).await;
+        let n2 = node(2, groups_reply(&[(0, "leader", 3), (1, "leader", 4)])).await;
+        // n3 answers nonsense: ignored, not fatal.
+        let n3 = node(3, "garbage".into()).await;
+        let nodes = [n1, n2, n3];
+        let leaders = group_leaders(&nodes, None).await;
+        assert_eq!(leaders.get(&0), Some(&(3, NodeId(2))));
+        assert_eq!(leaders.get(&1), Some(&(4, NodeId(2))));
+        assert_eq!(busiest_leader(&nodes, None).await, Some(NodeId(2)));
+        let t = Duration::from_millis(300);
+        assert_eq!(wait_for_group_leaders(&nodes, None, 2, t).await, Ok(()));
+        assert_eq!(
+            wait_for_group_leaders(&nodes, None, 4, t).await,
+            Err(vec![2, 3]),
+            "s2 and s3 have no leader"
+        );
+    }
+}
