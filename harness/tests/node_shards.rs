@@ -240,8 +240,15 @@ fn shard_scenario(consensus: &str) {
 
         // Add node 4 to the group of k0's shard.
         let g = shard_of("k0");
-        admin_ok(&client, &nodes[3], Op::JoinGroup { group: g }).await;
-        admin_ok(&client, &nodes[3], Op::JoinGroup { group: g }).await; // idempotent
+        // The controller passes the leader's term as the new core's floor.
+        let l = leader_of(&client, &nodes, g).await;
+        let term = groups(&client, &nodes[l])
+            .await
+            .and_then(|r| entry(&r, g))
+            .and_then(|e| e["term"].as_u64());
+        let join = Op::JoinGroup { group: g, term };
+        admin_ok(&client, &nodes[3], join.clone()).await;
+        admin_ok(&client, &nodes[3], join).await; // idempotent
         change_membership(&client, &nodes, g, &[1, 2, 3, 4]).await;
         for n in nodes.iter() {
             admin_ok(
@@ -371,7 +378,15 @@ fn shard_scenario(consensus: &str) {
             .filter(|&n| n != old_id)
             .collect();
         target.sort();
-        admin_ok(&client, &nodes[3], Op::JoinGroup { group: h }).await;
+        admin_ok(
+            &client,
+            &nodes[3],
+            Op::JoinGroup {
+                group: h,
+                term: None,
+            },
+        )
+        .await;
         // Done may be reported by the old leader itself, before it hands
         // over; leave-group is refused until it no longer leads.
         change_membership(&client, &nodes, h, &target).await;

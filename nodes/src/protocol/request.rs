@@ -119,6 +119,11 @@ pub enum Op {
     /// configuration). Idempotent.
     JoinGroup {
         group: u64,
+        /// A term floor for the new core (the group leader's current term):
+        /// a node re-added after it was removed and wiped must not vote
+        /// again in a term it already voted in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        term: Option<u64>,
     },
     /// Stop hosting `group` and delete its storage, for a node the
     /// group's leader already reports removed.
@@ -356,7 +361,22 @@ mod tests {
         let r = Request::decode(br#"{"id":1,"op":"groups"}"#).expect("valid");
         assert_eq!(r.op, Op::Groups);
         let r = Request::decode(br#"{"id":2,"op":"join-group","group":5}"#).expect("valid");
-        assert_eq!(r.op, Op::JoinGroup { group: 5 });
+        assert_eq!(
+            r.op,
+            Op::JoinGroup {
+                group: 5,
+                term: None
+            }
+        );
+        let r =
+            Request::decode(br#"{"id":2,"op":"join-group","group":5,"term":9}"#).expect("valid");
+        assert_eq!(
+            r.op,
+            Op::JoinGroup {
+                group: 5,
+                term: Some(9)
+            }
+        );
         let r = Request::decode(br#"{"id":3,"op":"change-membership","group":1,"voters":[3,1,2]}"#)
             .expect("valid");
         assert_eq!(
@@ -376,6 +396,7 @@ mod tests {
         for bad in [
             &br#"{"id":5,"op":"join-group"}"#[..],
             br#"{"id":5,"op":"join-group","group":-1}"#,
+            br#"{"id":5,"op":"join-group","group":1,"term":"x"}"#,
             br#"{"id":5,"op":"change-membership","group":1}"#,
             br#"{"id":5,"op":"change-membership","group":1,"voters":"1,2"}"#,
             br#"{"id":5,"op":"set-members","members":[1,"x"]}"#,
@@ -420,7 +441,10 @@ mod tests {
             },
             Op::Status,
             Op::Groups,
-            Op::JoinGroup { group: 3 },
+            Op::JoinGroup {
+                group: 3,
+                term: Some(4),
+            },
             Op::LeaveGroup { group: 3 },
             Op::ChangeMembership {
                 group: 2,
@@ -459,7 +483,7 @@ mod tests {
 
         /// Fuzz: JSON-shaped garbage never panics the decoder either.
         #[test]
-        fn decode_never_panics_on_jsonish_strings(s in r#"\{("(id|op|key|value|token|to|from|delta|ttl_ms|lock|owner|drop|loss|rate|group|voters|members)":(-?[0-9]{1,20}|"[a-z_\-]{0,12}"|null|true|\[[0-9,]{0,8}\]|\{\}),?){0,6}\}"#) {
+        fn decode_never_panics_on_jsonish_strings(s in r#"\{("(id|op|key|value|token|to|from|delta|ttl_ms|lock|owner|drop|loss|rate|group|voters|members|term)":(-?[0-9]{1,20}|"[a-z_\-]{0,12}"|null|true|\[[0-9,]{0,8}\]|\{\}),?){0,6}\}"#) {
             let _ = Request::decode(s.as_bytes());
         }
     }

@@ -624,14 +624,19 @@ impl Group {
         self.removed
     }
 
+    /// The highest term (ballot) this node has seen in the group.
+    pub fn term(&self) -> crate::consensus::Term {
+        self.core.status().term
+    }
+
     /// Whether this node leads the group (by the core's own account).
     pub fn is_leader(&self) -> bool {
         self.core.status().is_leader()
     }
 
-    /// The configuration in force at this node.
-    pub fn membership(&self) -> crate::consensus::Membership {
-        self.core.status().membership
+    /// The core's status.
+    pub fn core_status(&self) -> crate::consensus::Status {
+        self.core.status()
     }
 
     /// Leader only: snapshot the state machine at the applied index (so

@@ -8,7 +8,7 @@
 //! silently ignored (ignoring it could resurrect a group this node left).
 //! A missing file means "nothing joined or left yet".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,11 @@ pub struct GroupsFile {
     /// start, even if the initial placement gives them to this node.
     #[serde(default)]
     pub left: BTreeSet<GroupId>,
+    /// For each group this node left: the highest term (ballot) it had
+    /// seen there. A later join starts its core at least at that term, so
+    /// the wiped node never votes twice in a term.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub terms: BTreeMap<GroupId, u64>,
     /// The ring view set by `set-members`; None: the initial `--members`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<NodeId>>,
@@ -104,10 +109,18 @@ impl GroupsFile {
         self.joined.insert(group);
     }
 
-    /// `group` is no longer hosted.
-    pub fn record_leave(&mut self, group: GroupId) {
+    /// `group` is no longer hosted; `term` is the highest term this node
+    /// saw in it (kept as a floor for a later join).
+    pub fn record_leave(&mut self, group: GroupId, term: u64) {
         self.joined.remove(&group);
         self.left.insert(group);
+        let floor = self.terms.entry(group).or_insert(0);
+        *floor = (*floor).max(term);
+    }
+
+    /// The term a new core of `group` must start at, at least.
+    pub fn term_floor(&self, group: GroupId) -> u64 {
+        self.terms.get(&group).copied().unwrap_or(0)
     }
 
     /// The groups to host at start and their seed voters: the initial
@@ -146,7 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut f = GroupsFile::load(dir.path()).expect("load");
         f.record_join(GroupId(3));
-        f.record_leave(GroupId(1));
+        f.record_leave(GroupId(1), 7);
         f.members = Some(ids(&[1, 2, 4]));
         f.save(dir.path()).expect("save");
         assert!(!dir.path().join("groups.json.tmp").exists(), "renamed away");
@@ -154,10 +167,15 @@ mod tests {
         assert_eq!(back, f);
         // Leaving what was joined moves it; joining what was left moves it back.
         let mut g = back.clone();
-        g.record_leave(GroupId(3));
+        g.record_leave(GroupId(3), 2);
         g.record_join(GroupId(1));
         assert_eq!(g.joined, [GroupId(1)].into_iter().collect());
         assert_eq!(g.left, [GroupId(3)].into_iter().collect());
+        // Term floors survive a re-join and only grow.
+        assert_eq!(g.term_floor(GroupId(1)), 7);
+        g.record_leave(GroupId(1), 5);
+        assert_eq!(g.term_floor(GroupId(1)), 7);
+        g.record_join(GroupId(1));
         g.save(dir.path()).expect("save again");
         assert_eq!(GroupsFile::load(dir.path()).expect("reload"), g);
     }
@@ -191,9 +209,9 @@ mod tests {
             (GroupId(2), ids(&[1, 2, 3])),
         ];
         let mut f = GroupsFile::default();
-        f.record_leave(GroupId(1));
+        f.record_leave(GroupId(1), 1);
         f.record_join(GroupId(5));
-        f.record_leave(GroupId(2));
+        f.record_leave(GroupId(2), 1);
         f.record_join(GroupId(2));
         assert_eq!(
             f.hosted(&initial),

@@ -214,7 +214,7 @@ impl Host {
                 return forward(self, group.map(GroupId), Op::TransferLeader { to, group })
             }
             Op::Groups => self.groups_reply(id),
-            Op::JoinGroup { group } => match self.join_group(GroupId(group)) {
+            Op::JoinGroup { group, term } => match self.join_group(GroupId(group), term) {
                 Ok(()) => Reply::ok(id),
                 Err(reason) => Reply::bad_request(id, reason),
             },
@@ -294,14 +294,34 @@ impl Host {
         }
     }
 
-    fn join_group(&mut self, g: GroupId) -> Result<(), String> {
+    fn join_group(&mut self, g: GroupId, term: Option<u64>) -> Result<(), String> {
         self.check_group_id(g)?;
         if self.groups.contains_key(&g) {
             return Ok(());
         }
-        // Fresh: whatever an earlier membership left on disk is not ours.
+        // Fresh: whatever an earlier membership left on disk is not ours,
+        // but the terms it saw are a floor (never vote twice in a term).
         let dir = GroupStorage::group_dir(&self.cfg.data_dir, g);
+        let mut floor = term.unwrap_or(0).max(self.file.term_floor(g));
+        if dir.exists() {
+            if let Ok((_, rec)) = GroupStorage::open(&self.cfg.data_dir, g, false) {
+                floor = floor.max(rec.hard_state.term.0);
+            }
+        }
         remove_dir_if_present(&dir)?;
+        if floor > 0 {
+            let (mut storage, _) =
+                GroupStorage::open(&self.cfg.data_dir, g, false).map_err(|e| e.to_string())?;
+            let hs = crate::consensus::HardState {
+                term: crate::consensus::Term(floor),
+                vote: None,
+                commit: crate::consensus::LogIndex(0),
+            };
+            storage
+                .stage(None, Some(hs), &[])
+                .and_then(|()| storage.sync())
+                .map_err(|e| e.to_string())?;
+        }
         let group = self.open_group(g, Vec::new()).map_err(|e| e.to_string())?;
         let mut file = self.file.clone();
         file.record_join(g);
@@ -309,7 +329,7 @@ impl Host {
         self.file = file;
         self.groups.insert(g, group);
         self.removed_since.remove(&g);
-        tracing::info!(group = %g, "joined a group (joining core, no voters yet)");
+        tracing::info!(group = %g, term_floor = floor, "joined a group (joining core, no voters yet)");
         Ok(())
     }
 
@@ -380,10 +400,11 @@ impl Host {
             return Ok(());
         };
         group.shut_down();
+        let term = group.term().0;
         drop(group);
         self.removed_since.remove(&g);
         let mut file = self.file.clone();
-        file.record_leave(g);
+        file.record_leave(g, term);
         file.save(&self.cfg.data_dir)
             .map_err(StorageError::Contract)?;
         self.file = file;
@@ -443,7 +464,13 @@ impl Host {
         let me = self.cfg.id;
         let mut due = Vec::new();
         for (g, group) in &self.groups {
-            let removed = group.is_removed() && !group.membership().contains(me);
+            // The last applied committed config, the core's latest one and
+            // its pending flag must all agree (a node catching up may replay
+            // an old removal before the config that re-added it).
+            let removed = group.is_removed() && {
+                let s = group.core_status();
+                !s.membership.contains(me) && !s.membership.is_joint() && !s.membership_pending
+            };
             if !removed {
                 self.removed_since.remove(g);
                 continue;
@@ -493,6 +520,9 @@ mod tests {
     #[derive(Default)]
     struct Script {
         seed_voters: Vec<NodeId>,
+        /// The term of the hard state the core was built from.
+        recovered_term: u64,
+        term: u64,
         membership: Membership,
         leader: Option<NodeId>,
         pending: bool,
@@ -598,7 +628,7 @@ mod tests {
                 } else {
                     Role::Follower
                 },
-                term: Term(1),
+                term: Term(s.term),
                 leader: s.leader,
                 commit_index: LogIndex(s.applied),
                 applied_index: LogIndex(s.applied),
@@ -648,8 +678,10 @@ mod tests {
         let scripts: Scripts = Arc::default();
         let reg = scripts.clone();
         let me = cfg.id;
-        let factory: CoreFactory = Box::new(move |g, voters: Vec<NodeId>, _rec| {
+        let factory: CoreFactory = Box::new(move |g, voters: Vec<NodeId>, rec: Recovered| {
             let s = Arc::new(Mutex::new(Script {
+                recovered_term: rec.hard_state.term.0,
+                term: rec.hard_state.term.0,
                 membership: Membership::simple(voters.clone()),
                 seed_voters: voters,
                 ..Script::default()
@@ -813,7 +845,14 @@ mod tests {
         let cfg = config(1, dir.path(), sharding(4, 3, &[1, 2, 3]));
         let (mut host, _) = open(&cfg).expect("open");
         let mut c = Caller::new();
-        c.bad(&mut host, Op::JoinGroup { group: 4 }, "does not exist");
+        c.bad(
+            &mut host,
+            Op::JoinGroup {
+                group: 4,
+                term: None,
+            },
+            "does not exist",
+        );
         c.bad(&mut host, Op::LeaveGroup { group: 77 }, "does not exist");
         c.bad(
             &mut host,
@@ -954,12 +993,18 @@ mod tests {
         let old = GroupStorage::group_dir(dir.path(), GroupId(2));
         std::fs::create_dir_all(&old).expect("mkdir");
         std::fs::write(old.join("stale"), b"x").expect("write");
-        assert!(c.expect(&mut host, Op::JoinGroup { group: 2 }).ok);
-        assert!(!old.join("stale").exists(), "joined fresh");
-        assert!(
-            c.expect(&mut host, Op::JoinGroup { group: 2 }).ok,
-            "idempotent"
+        let join2 = Op::JoinGroup {
+            group: 2,
+            term: Some(4),
+        };
+        assert!(c.expect(&mut host, join2.clone()).ok);
+        assert_eq!(
+            script(&scripts, 2).lock().expect("s").recovered_term,
+            4,
+            "the joining core starts at the given term floor"
         );
+        assert!(!old.join("stale").exists(), "joined fresh");
+        assert!(c.expect(&mut host, join2).ok, "idempotent");
         assert_eq!(host.group_ids(), vec![GroupId(2)]);
         assert!(
             script(&scripts, 2)
@@ -1014,6 +1059,7 @@ mod tests {
             ..Ready::default()
         });
         s1.lock().expect("s").membership = Membership::simple(ids(&[2, 3, 4]));
+        s1.lock().expect("s").term = 5;
         drive(&mut host);
         let later = Instant::now() + Duration::from_millis(1);
         host.housekeeping(Instant::now()).expect("housekeeping");
@@ -1042,13 +1088,27 @@ mod tests {
         assert_eq!(r.error, Some(ErrorCode::Moved));
         // A restart does not resurrect it, though the initial placement has it.
         drop(host);
-        let (mut host, _) = open(&cfg).expect("reopen");
+        let (mut host, scripts) = open(&cfg).expect("reopen");
         assert_eq!(host.group_ids(), vec![GroupId(0)]);
         // Joining again recreates it, fresh.
-        assert!(c.expect(&mut host, Op::JoinGroup { group: 1 }).ok);
+        assert!(
+            c.expect(
+                &mut host,
+                Op::JoinGroup {
+                    group: 1,
+                    term: Some(3),
+                }
+            )
+            .ok
+        );
         assert_eq!(host.group_ids(), vec![GroupId(0), GroupId(1)]);
         let file = GroupsFile::load(dir.path()).expect("recorded");
         assert!(file.left.is_empty() && file.joined.contains(&GroupId(1)));
+        assert_eq!(
+            script(&scripts, 1).lock().expect("s").recovered_term,
+            5,
+            "the term it had seen before it left, above the given 3: it never votes twice in a term"
+        );
     }
 
     #[test]
@@ -1127,7 +1187,14 @@ mod tests {
             Op::SetMembers { members: vec![1] },
             "not sharded",
         );
-        c.bad(&mut host, Op::JoinGroup { group: 1 }, "does not exist");
+        c.bad(
+            &mut host,
+            Op::JoinGroup {
+                group: 1,
+                term: None,
+            },
+            "does not exist",
+        );
         let r = c.expect(&mut host, Op::Groups);
         assert_eq!(r.fields["shards"], serde_json::Value::Null);
         assert_eq!(r.fields["groups"][0]["group"], 0);
