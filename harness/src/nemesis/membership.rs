@@ -204,13 +204,21 @@ pub async fn execute(admin: &Arc<Admin>, step: &Step, stop: watch::Receiver<bool
         async move { move_shard(&admin, &m, deadline).await }
     });
     let moves = futures_join_all(moves).await;
-    let members = step.members.clone();
+    let set_members_errors = set_members_everywhere(admin, &step.members).await;
+    ChangeReport {
+        moves,
+        set_members_errors,
+    }
+}
+
+/// `set-members` on every node, each retried a few times (a node
+/// restarting right now); returns the nodes that still refused, with why.
+pub async fn set_members_everywhere(admin: &Arc<Admin>, members: &[u64]) -> Vec<String> {
     let sets = admin.nodes.iter().map(|n| {
         let admin = Arc::clone(admin);
         let id = u64::from(n.id.0);
-        let request = groups::set_members(&members);
+        let request = groups::set_members(members);
         async move {
-            // A node restarting right now gets a few tries.
             let mut last = None;
             for attempt in 0..10u32 {
                 match admin.call(id, &request).await {
@@ -222,11 +230,7 @@ pub async fn execute(admin: &Arc<Admin>, step: &Step, stop: watch::Receiver<bool
             last
         }
     });
-    let set_members_errors = futures_join_all(sets).await.into_iter().flatten().collect();
-    ChangeReport {
-        moves,
-        set_members_errors,
-    }
+    futures_join_all(sets).await.into_iter().flatten().collect()
 }
 
 fn ids(nodes: &[faultline_nodes::consensus::NodeId]) -> Vec<u64> {

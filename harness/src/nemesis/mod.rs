@@ -159,28 +159,45 @@ impl MembershipNemesis {
         if sleep_or_stop(interval.mul_f64(0.5), &mut stop).await {
             return Ok(());
         }
-        loop {
+        let stale_views = loop {
             let started = tokio::time::Instant::now();
-            self.change(&recorder, &mut rng, mechanism, stop.clone())
+            let stale = self
+                .change(&recorder, &mut rng, mechanism, stop.clone())
                 .await?;
             let rest = interval.saturating_sub(started.elapsed());
             if sleep_or_stop(rest, &mut stop).await {
-                return Ok(());
+                break stale;
+            }
+        };
+        if stale_views {
+            // A node that was down for the last change's set-members gets
+            // the ring view now, once the other faults are healed (they
+            // heal at once at the end) and killed nodes are back.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let errors =
+                membership::set_members_everywhere(&self.admin, &self.plan.members()).await;
+            if !errors.is_empty() {
+                tracing::warn!(
+                    "ring views still stale after the run: {}",
+                    errors.join("; ")
+                );
             }
         }
+        Ok(())
     }
 
-    /// One ring membership change, start to end (see the module docs).
+    /// One ring membership change, start to end (see the module docs);
+    /// true when some node's ring view could not be updated.
     async fn change(
         &mut self,
         recorder: &Recorder,
         rng: &mut SmallRng,
         mechanism: &'static str,
         stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let Some(step) = self.plan.choose(rng) else {
             tracing::info!("membership: no node to add or remove within the bounds");
-            return Ok(());
+            return Ok(false);
         };
         let mut value = ring_plan::step_value(&step);
         value["mechanism"] = json!(mechanism);
@@ -203,7 +220,8 @@ impl MembershipNemesis {
         }
         recorder
             .nemesis("stop-membership".into(), value, error)
-            .context("writing a nemesis event to the history")
+            .context("writing a nemesis event to the history")?;
+        Ok(!report.set_members_errors.is_empty())
     }
 }
 
