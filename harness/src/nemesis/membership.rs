@@ -13,9 +13,11 @@
 //! Guarantees: every shard's outcome is one of `done`, `timeout` (no
 //! settled configuration within the change's deadline), `abandoned` (the
 //! run ended: the deadline was cut to a short grace), or `failed` (the
-//! node refused for good: `unsupported`, `bad-request`); none is an error
-//! of the harness. A change never outlives its deadline by more than one
-//! admin timeout. Requests are absolute (whole voter sets), so resending
+//! node refused for good: `unsupported`, or `bad-request` three times, or
+//! `bad-request` to `join-group`); none is an error
+//! of the harness. A change outlives its deadline by at most the admin
+//! requests in flight when it passes (each bounded to 1 s) and the final
+//! `set-members` round. Requests are absolute (whole voter sets), so resending
 //! after a lost reply, or a later change of a shard whose move timed out,
 //! is safe.
 
