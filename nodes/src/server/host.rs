@@ -1232,4 +1232,57 @@ mod tests {
         };
         assert!(e.contains("groups.json") && e.contains("group 7"), "{e}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Fuzz: any sequence of admin requests with any ids is answered,
+        /// with `ok` or a definite error, and never panics; groups.json
+        /// always reloads.
+        #[test]
+        fn random_admin_requests_never_panic(
+            ops in proptest::collection::vec((0u8..6, 0u64..6, proptest::collection::vec(0u64..6, 0..5)), 1..24),
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cfg = config(2, dir.path(), sharding(4, 3, &[1, 2, 3]));
+            let (mut host, scripts) = open(&cfg).expect("open");
+            host.set_retire_grace(Duration::ZERO);
+            let mut c = Caller::new();
+            for (kind, n, list) in ops {
+                let op = match kind {
+                    0 => Op::JoinGroup { group: n, term: list.first().copied() },
+                    1 => Op::LeaveGroup { group: n },
+                    2 => Op::ChangeMembership { group: n, voters: list },
+                    3 => Op::SetMembers { members: list },
+                    4 => Op::Groups,
+                    _ => {
+                        // Make a group's core a leader, or apply a removal.
+                        if let Some(s) = scripts.lock().expect("registry").get(&GroupId(n)) {
+                            let mut s = s.lock().expect("s");
+                            if list.is_empty() {
+                                s.leader = Some(NodeId(2));
+                            } else {
+                                s.membership = Membership::simple(list.iter().copied().map(NodeId).collect());
+                                let next = s.applied + 1;
+                                s.readys.push_back(Ready {
+                                    committed: vec![config_entry(next, &list)],
+                                    ..Ready::default()
+                                });
+                            }
+                        }
+                        drive(&mut host);
+                        host.housekeeping(Instant::now()).expect("housekeeping");
+                        continue;
+                    }
+                };
+                let r = c.expect(&mut host, op);
+                proptest::prop_assert!(r.ok || r.definite == Some(true), "{r:?}");
+            }
+            let file = GroupsFile::load(dir.path()).expect("groups.json reloads");
+            drop(host);
+            let (host, _) = open(&cfg).expect("reopens");
+            for g in &file.left {
+                proptest::prop_assert!(!host.group_ids().contains(g) || file.joined.contains(g));
+            }
+        }
+    }
 }
