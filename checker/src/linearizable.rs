@@ -126,8 +126,14 @@ fn run_groups<M: Model>(
     // Parts are searched with a step budget that grows fourfold each time
     // a part runs out, round-robin: a part that fails fast is found even
     // when a slow one comes first, at most doubling the total work.
+    // One part alone has nothing to yield to: no budget.
+    let first_budget = if groups.len() == 1 {
+        u64::MAX
+    } else {
+        FIRST_BUDGET
+    };
     let queue: StdMutex<VecDeque<(usize, u64)>> =
-        StdMutex::new(order.iter().map(|&g| (g, FIRST_BUDGET)).collect());
+        StdMutex::new(order.iter().map(|&g| (g, first_budget)).collect());
     let results: StdMutex<Vec<Option<PartResult>>> =
         StdMutex::new((0..groups.len()).map(|_| None).collect());
     let totals: StdMutex<(SearchStats, usize)> = StdMutex::new((SearchStats::default(), 0));
@@ -234,7 +240,7 @@ fn check_part<M: Model>(
         .filter(|(op, cop)| !(op.crashed() && model.read_only(cop)))
         .map(|(op, cop)| (*op, cop))
         .unzip();
-    if budget == FIRST_BUDGET {
+    if budget == FIRST_BUDGET || budget == u64::MAX {
         *searched += ops.len();
     }
     let r = search(model, &mut ctx, &ops, &cops, limits, budget, stats);

@@ -2,45 +2,93 @@
 //! memoization, over one (sub-)history and one model.
 //!
 //! Entries (invokes and completions) sit in a doubly-linked list in
-//! real-time order. The search walks the list: at an invoke it tries to
-//! linearize that operation now (apply it to the model state); if the
-//! (linearized set, state) pair is new it lifts the operation out of the
-//! list and starts again from the head; at a completion it has run out of
-//! candidates that may precede that completion and backtracks. Memoizing
-//! the pairs makes every configuration explored at most once.
+//! real-time order. A configuration is (linearized set L, model state s);
+//! its candidates are the operations left that were invoked before the
+//! first completion left (`stop`): exactly the operations that may come
+//! next in a linearization. The search tries each candidate (applies it to
+//! the model state); if the new configuration is worth exploring it lifts
+//! the operation out of the list and goes on from there; once every
+//! candidate failed, the configuration is exhausted and the search
+//! backtracks. Memoizing the configurations makes each explored at most
+//! once. Every configuration reached satisfies the invariant (I): no
+//! operation left completed before an operation of L was invoked.
 //!
-//! Guarantees and refinements:
+//! Guarantees and refinements (each changes speed, never the verdict):
 //! - Crashed operations (info, or never completed) complete at +infinity:
 //!   they may be linearized at any point after their invoke, or never. They
 //!   live in a list of their own; once every completed operation is
 //!   linearized the search succeeds, whatever crashed ones are left. A
-//!   crashed candidate is tried only after every completed candidate before
-//!   the next completion has failed (the order of tries changes speed, not
-//!   the verdict).
+//!   crashed candidate is tried only after every completed candidate has
+//!   failed (the order of tries changes speed, not the verdict).
 //! - Subsumption for crashed operations: a configuration is (state,
 //!   completed operations linearized, crashed operations linearized). If
 //!   (s, C, K') was explored, then (s, C, K) with K' ⊆ K needs no
 //!   exploring: crashed operations never constrain others in real time and
 //!   may stay unapplied forever, so every continuation of the latter is one
 //!   of the former. The memo keeps, per (s, C), the sets K seen.
-//! - Conflict-directed backjumping for maps of independent objects (the
-//!   whole-map `kv`), when nothing crashed: a configuration is feasible
-//!   exactly when each key's projection (that key's state and linearized
-//!   operations) is (Herlihy & Wing's locality, applied to what is left).
-//!   When a configuration is exhausted the search names the key to blame:
-//!   key j if a child, reached by an operation of another key, failed
-//!   because of j (the projection on j is the same); else the key k of the
-//!   completion it is stuck at, if every child reached by an operation of
-//!   k failed because of k; else no key. Every ancestor reached by an
-//!   operation of another key than the blamed one has the same projection
-//!   on it, so is infeasible too: the search pops it without trying its
-//!   other candidates. This is still one search over whole-map
-//!   configurations; it only skips alternatives that cannot succeed.
+//! - Forced reads. If a candidate r never changes the state when it
+//!   succeeds (`Model::read_only`: a read, a renew) and succeeds in s,
+//!   then (L, s) is feasible iff (L + r, s) is: take any linearization σ
+//!   of what is left and move r to its front. Every operation left
+//!   completes no earlier than `stop`, after r's invoke, so none must
+//!   precede r in real time; r sees s, which it accepts; every other
+//!   operation sees the state it saw in σ, since r changes none. So the
+//!   search tries r first and, if that fails, gives up on the
+//!   configuration without trying the other candidates.
+//! - Maps of independent objects (the whole-map `kv`, `--no-partition`),
+//!   when nothing crashed and at least two keys are touched. The
+//!   projection of a configuration on key k is (L_k, s[k]): its linearized
+//!   operations of key k and its state of key k. It is feasible when the
+//!   operations of k left can be linearized from s[k], respecting real
+//!   time among themselves; that depends on (k, L_k, s[k]) and the
+//!   history only. By (I) and Herlihy & Wing's locality (a history is
+//!   linearizable iff each object's sub-history is), applied to what is
+//!   left from s: a configuration is feasible iff each of its projections
+//!   is. Three things follow.
+//!   * Blame. An exhausted configuration X names a key whose projection
+//!     is infeasible. (1) If a child X + o, o of key m, was infeasible
+//!     because of key j ≠ m, blame j: o does not touch key j, so X has the
+//!     child's projection on j. (2) Else every child failed because of its
+//!     own operation's key; blame the key k of `stop`. Proof for (2): the
+//!     first completion left of key k is `stop` itself, so the candidates
+//!     of X's projection on k (operations of k left invoked before the
+//!     first completion of k left) are exactly X's candidates of key k,
+//!     and each child projection (L_k + o, s[k]·o) failed: refused by the
+//!     model, or blamed on k. Wing & Gong's argument on the projection (the
+//!     first operation of any linearization of it is one of its
+//!     candidates) makes the projection infeasible. By induction over the
+//!     search, blame is always some key here (a child is either refused by
+//!     the model, or pruned by a nogood of its key, or explored and
+//!     blamed).
+//!   * Backjumping. Every ancestor of X reached by an operation of another
+//!     key than the blamed j has X's projection on j, so is infeasible:
+//!     the search pops it without trying its other candidates, down to the
+//!     last configuration reached by an operation of j, which goes on with
+//!     its next candidate, a child failed because of j noted. And once all
+//!     candidates of `stop`'s key failed because of that key, rule (2)
+//!     holds whatever the other keys' candidates do: the search tries the
+//!     candidates of `stop`'s key first (then the others, each group
+//!     earliest completion first) and stops there.
+//!   * Nogoods. When X is exhausted with blame j, (j, L_j, s[j]) is
+//!     remembered as infeasible; a child whose projection on the key of
+//!     its operation is a nogood is infeasible and not explored. This
+//!     replaces the memo, which is not kept in this mode: an exhausted
+//!     configuration's projection on its blamed key is a nogood from then
+//!     on, so reaching the configuration again is stopped at the last
+//!     operation of that key on the new path (if that operation was older
+//!     than the nogood, the configuration it led to was an ancestor of the
+//!     exhausted one and was popped by backjumping). Dropping a memo never
+//!     changes a verdict, only the work (Wing & Gong without one is
+//!     complete); the nogoods cut at least what it cut, across different
+//!     states of the other keys, which the whole-map memo cannot. This is
+//!     still one search over whole-map configurations: it only skips
+//!     configurations proven infeasible.
 //! - The linearized set is a bitset hashed incrementally (Zobrist: one
-//!   random word per operation, xor-ed in and out); memo entries store it
-//!   compactly as (number of leading full words, the words after them up to
-//!   the last non-zero one), so long histories whose linearized set is
-//!   mostly a prefix stay small.
+//!   random word per operation, xor-ed in and out), per key too for the
+//!   nogoods; memo entries and nogoods store it compactly as (number of
+//!   leading full words, the words after them up to the last non-zero
+//!   one), so long histories whose linearized set is mostly a prefix stay
+//!   small. Hash matches are confirmed by comparing sets and states.
 //! - The search never runs past its [`Limits`]: a deadline, a shared stop
 //!   flag and a shared memory budget, each ending in [`SearchResult::Unknown`]
 //!   (or `Stopped`) with the reason.
@@ -94,8 +142,6 @@ pub struct SearchStats {
 /// A memo entry: one (state, completed set) with the crashed sets seen.
 struct MemoEntry<S> {
     hash: u64,
-    /// Index into the blame table.
-    id: u32,
     low: u32,
     tail_len: u32,
     /// Completed set's tail words, in the arena.
@@ -105,6 +151,23 @@ struct MemoEntry<S> {
     /// the first inline, the others (rare) in `more`.
     k0: (usize, u32),
     more: Vec<(usize, u32)>,
+}
+
+/// A learned nogood: one component's projection (its part of the state
+/// and its linearized operations, compact as in [`MemoEntry`]) from which
+/// that component's operations left cannot be linearized.
+struct Nogood<P> {
+    hash: u64,
+    comp: u32,
+    low: u32,
+    tail_len: u32,
+    tail_at: usize,
+    part: P,
+}
+
+#[inline]
+fn nogood_hash<P: Hash>(comp: usize, zobrist: u64, part: &P) -> u64 {
+    fmix64(zobrist ^ state_hash(part) ^ (comp as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// A set of operations as a bitset, with the first non-full and the last
@@ -268,13 +331,20 @@ impl Entries {
 struct Frame<S> {
     entry: u32,
     state: S,
-    /// Memo id of the configuration this frame's operation led to, and
-    /// where that configuration's records of failed children start.
-    child_id: u32,
+    /// Where the records of the failed children of the configuration
+    /// this frame's operation led to start.
     child_recs: usize,
     /// Were we trying crashed candidates, and up to which position.
     crashed_phase: bool,
     limit_pos: u64,
+    /// The parent's candidates: where they start and end in the candidate
+    /// stack, which one this frame tried, and the completion they precede.
+    cands_lo: u32,
+    cands_hi: u32,
+    ci: u32,
+    ci_split: u32,
+    stop: u32,
+    forced: bool,
 }
 
 #[inline]
@@ -287,6 +357,27 @@ fn state_hash<S: Hash>(s: &S) -> u64 {
 #[inline]
 fn subset(small: &[u64], big: &[u64]) -> bool {
     small.len() <= big.len() && small.iter().zip(big).all(|(a, b)| a & !b == 0)
+}
+
+/// Among the candidates `cands[lo..]`, a read (an operation that never
+/// changes the state) that succeeds in `state`: moved to the front, and true.
+fn forced_read<M: Model>(
+    model: &M,
+    ctx: &mut Ctx,
+    state: &M::State,
+    cops: &[M::Op],
+    list: &Entries,
+    cands: &mut [u32],
+    lo: usize,
+) -> bool {
+    for i in lo..cands.len() {
+        let o = &cops[list.op[cands[i] as usize] as usize];
+        if model.read_only(o) && model.step(ctx, state, o).is_some_and(|s| s == *state) {
+            cands[lo..=i].rotate_right(1);
+            return true;
+        }
+    }
+    false
 }
 
 /// Searches for a linearization of `ops` (already compiled into `cops`).
@@ -346,13 +437,61 @@ pub fn search<M: Model>(
     let cbj = !crashed.iter().any(|&c| c)
         && comp.iter().all(|&c| c != ANY)
         && comp.iter().any(|&c| c != comp[0]);
-    let mut blame_of: Vec<u32> = Vec::new();
     let mut recs: Vec<(u32, u32)> = Vec::new();
+    // Nogoods (see the module docs): per component, its operations'
+    // indices among its own, its linearized set and that set's hash.
+    let ncomp = if cbj {
+        comp.iter().map(|&c| c as usize + 1).max().unwrap_or(0)
+    } else {
+        0
+    };
+    let mut cidx = vec![0usize; if cbj { n } else { 0 }];
+    let mut ccount = vec![0usize; ncomp];
+    for o in 0..cidx.len() {
+        cidx[o] = ccount[comp[o] as usize];
+        ccount[comp[o] as usize] += 1;
+    }
+    let mut cbits: Vec<Bits> = ccount.iter().map(|&c| Bits::new(c)).collect();
+    let mut cz = vec![0u64; ncomp];
+    let mut nogoods: HashTable<Nogood<M::Part>> = HashTable::new();
+    let mut nogood_arena: Vec<u64> = Vec::new();
+    let nogood_overhead = std::mem::size_of::<Nogood<M::Part>>() * 8 / 7 + 1;
 
-    let mut entry = list.next[HEAD as usize];
-    if entry == NONE {
+    if list.next[HEAD as usize] == NONE {
         return SearchResult::Valid;
     }
+    // Candidates of each configuration on the path, stacked: the completed
+    // operations invoked before the first completion left (`stop`), earliest
+    // completion first (the order changes speed, never the verdict).
+    let mut cands: Vec<u32> = Vec::new();
+    let comp_of = |o: u32| comp[o as usize];
+    let enter = |list: &Entries, cands: &mut Vec<u32>| -> (u32, usize) {
+        let lo = cands.len();
+        let mut e = list.next[HEAD as usize];
+        while list.is_call[e as usize] {
+            cands.push(e);
+            e = list.next[e as usize];
+        }
+        let ks = comp_of(list.op[e as usize]);
+        if cbj {
+            cands[lo..].sort_unstable_by_key(|&c| {
+                (
+                    comp_of(list.op[c as usize]) != ks,
+                    list.pos[list.ret[c as usize] as usize],
+                )
+            });
+        }
+        let same = cands[lo..]
+            .iter()
+            .take_while(|&&c| comp_of(list.op[c as usize]) == ks)
+            .count();
+        (e, lo + same)
+    };
+    let mut cands_lo = 0usize;
+    let (mut stop, mut ci_split) = enter(&list, &mut cands);
+    let mut forced = forced_read(model, ctx, &state, cops, &list, &mut cands, 0);
+    let mut ci = 0usize;
+    let mut entry = NONE;
     let mut crashed_phase = false;
     let mut limit_pos = 0u64;
     let mut countdown = CHECK_EVERY;
@@ -389,14 +528,30 @@ pub fn search<M: Model>(
             }
         }
         stats.steps += 1;
-        let e = entry as usize;
-        // Is `entry` a candidate to try now?
+        if forced && ci > cands_lo {
+            // The forced read failed: so does this configuration (module
+            // docs), whatever its other candidates.
+            ci = cands.len();
+        } else if cbj && ci == ci_split && ci < cands.len() {
+            // Every candidate of the stop key is tried: if each failed
+            // because of that key, so does this configuration (rule 2 in
+            // the module docs), whatever the other keys' candidates.
+            let ks = comp[list.op[stop as usize] as usize];
+            let seg = &recs[stack.last().map_or(0, |f| f.child_recs)..];
+            if seg.iter().all(|&(ck, b)| ck != ks || b == ks) {
+                ci = cands.len();
+            }
+        }
+        // The next candidate to try, if any.
         let candidate = if crashed_phase {
-            entry != NONE && list.pos[e] < limit_pos
+            entry != NONE && list.pos[entry as usize] < limit_pos
         } else {
-            debug_assert_ne!(entry, NONE, "the main list ends with a completion");
-            list.is_call[e]
+            if ci < cands.len() {
+                entry = cands[ci];
+            }
+            ci < cands.len()
         };
+        let e = entry as usize;
         if candidate {
             let o = list.op[e] as usize;
             if let Some(next_state) = model.step(ctx, &state, &cops[o]) {
@@ -406,35 +561,63 @@ pub fn search<M: Model>(
                     bits.set(index[o]);
                     zhash ^= zob[o];
                 }
-                let h = fmix64(zhash ^ state_hash(&next_state));
+                let k = comp[o] as usize;
+                let mut stuck = false;
+                if cbj {
+                    cbits[k].set(cidx[o]);
+                    cz[k] ^= zob[o];
+                    let part = model.part(&next_state, k as u32).expect("maps have parts");
+                    let hp = nogood_hash(k, cz[k], &part);
+                    let (cb, low) = (&cbits[k], cbits[k].low as u32);
+                    stuck = nogoods
+                        .find(hp, |g| {
+                            g.hash == hp
+                                && g.comp == k as u32
+                                && g.low == low
+                                && nogood_arena[g.tail_at..g.tail_at + g.tail_len as usize]
+                                    == *cb.tail()
+                                && g.part == part
+                        })
+                        .is_some();
+                }
+                let h = if cbj {
+                    0
+                } else {
+                    fmix64(zhash ^ state_hash(&next_state))
+                };
                 let tail = bits.tail();
                 let low = bits.low as u32;
                 let ks = kbits.trimmed();
-                let found = memo.find_mut(h, |m| {
-                    m.hash == h
-                        && m.low == low
-                        && &arena[m.tail_at..m.tail_at + m.tail_len as usize] == tail
-                        && m.state == next_state
-                });
+                let found = if cbj {
+                    None
+                } else {
+                    memo.find_mut(h, |m| {
+                        m.hash == h
+                            && m.low == low
+                            && &arena[m.tail_at..m.tail_at + m.tail_len as usize] == tail
+                            && m.state == next_state
+                    })
+                };
                 let new = match found {
+                    _ if stuck => {
+                        recs.push((k as u32, k as u32));
+                        None
+                    }
+                    // No memo with nogoods: they subsume it (module docs).
+                    _ if cbj => Some(()),
                     Some(m) => {
                         let seen =
                             |&(at, len): &(usize, u32)| subset(&arena[at..at + len as usize], ks);
                         if seen(&m.k0) || m.more.iter().any(seen) {
-                            if cbj {
-                                recs.push((comp[o], blame_of[m.id as usize]));
-                            }
                             None
                         } else {
                             m.more.push((arena.len(), ks.len() as u32));
                             arena.extend_from_slice(ks);
                             local_bytes += 16 + 8 * ks.len();
-                            Some(m.id)
+                            Some(())
                         }
                     }
                     None => {
-                        let id = blame_of.len() as u32;
-                        blame_of.push(ANY);
                         let tail_at = arena.len();
                         arena.extend_from_slice(tail);
                         let ks_at = arena.len();
@@ -448,7 +631,6 @@ pub fn search<M: Model>(
                             h,
                             MemoEntry {
                                 hash: h,
-                                id,
                                 low,
                                 tail_len: tail.len() as u32,
                                 tail_at,
@@ -458,18 +640,23 @@ pub fn search<M: Model>(
                             },
                             |m| m.hash,
                         );
-                        Some(id)
+                        Some(())
                     }
                 };
-                if let Some(child_id) = new {
+                if new.is_some() {
                     let prev_state = std::mem::replace(&mut state, next_state);
                     stack.push(Frame {
                         entry,
                         state: prev_state,
-                        child_id,
                         child_recs: recs.len(),
                         crashed_phase,
                         limit_pos,
+                        cands_lo: cands_lo as u32,
+                        cands_hi: cands.len() as u32,
+                        ci: ci as u32,
+                        ci_split: ci_split as u32,
+                        stop,
+                        forced,
                     });
                     list.lift(entry);
                     // Track the longest prefix without copying it each time.
@@ -482,13 +669,16 @@ pub fn search<M: Model>(
                         best.extend(stack[agree..].iter().map(|f| list.op[f.entry as usize]));
                         agree = d;
                     }
-                    entry = list.next[HEAD as usize];
                     crashed_phase = false;
-                    if entry == NONE {
+                    if list.next[HEAD as usize] == NONE {
                         // Every completed operation is linearized; the
                         // crashed ones left may never have happened.
                         break SearchResult::Valid;
                     }
+                    cands_lo = cands.len();
+                    (stop, ci_split) = enter(&list, &mut cands);
+                    forced = forced_read(model, ctx, &state, cops, &list, &mut cands, cands_lo);
+                    ci = cands_lo;
                     continue;
                 }
                 if crashed[o] {
@@ -497,28 +687,72 @@ pub fn search<M: Model>(
                     bits.clear(index[o]);
                     zhash ^= zob[o];
                 }
+                if cbj {
+                    cbits[k].clear(cidx[o]);
+                    cz[k] ^= zob[o];
+                }
             }
-            entry = list.next[e];
+            if crashed_phase {
+                entry = list.next[e];
+            } else {
+                ci += 1;
+            }
             continue;
         }
-        if !crashed_phase && list.next[CHEAD as usize] != NONE {
+        if !crashed_phase && !forced && list.next[CHEAD as usize] != NONE {
             // Out of completed candidates before this completion: try the
             // crashed operations invoked before it.
             crashed_phase = true;
-            limit_pos = list.pos[e];
+            limit_pos = list.pos[stop as usize];
             entry = list.next[CHEAD as usize];
             continue;
         }
         // This configuration is exhausted. Whom to blame?
         let mut blame = ANY;
         if cbj {
-            let k = comp[list.op[e] as usize];
+            let k = comp[list.op[stop as usize] as usize];
             let seg = &recs[stack.last().map_or(0, |f| f.child_recs)..];
             blame = match seg.iter().find(|&&(ck, b)| b != ANY && b != ck) {
+                _ if forced => seg.first().map_or(ANY, |&(_, b)| b),
                 Some(&(_, b)) => b,
                 None if seg.iter().all(|&(ck, b)| ck != k || b == k) => k,
                 None => ANY,
             };
+            if blame != ANY {
+                // Remember that this component is stuck from here.
+                let b = blame as usize;
+                let part = model.part(&state, blame).expect("maps have parts");
+                let hp = nogood_hash(b, cz[b], &part);
+                let (cb, low) = (&cbits[b], cbits[b].low as u32);
+                let known = nogoods
+                    .find(hp, |g| {
+                        g.hash == hp
+                            && g.comp == blame
+                            && g.low == low
+                            && nogood_arena[g.tail_at..g.tail_at + g.tail_len as usize]
+                                == *cb.tail()
+                            && g.part == part
+                    })
+                    .is_some();
+                if !known {
+                    let tail = cb.tail();
+                    let tail_at = nogood_arena.len();
+                    nogood_arena.extend_from_slice(tail);
+                    local_bytes += nogood_overhead + 8 * tail.len();
+                    nogoods.insert_unique(
+                        hp,
+                        Nogood {
+                            hash: hp,
+                            comp: blame,
+                            low,
+                            tail_len: tail.len() as u32,
+                            tail_at,
+                            part,
+                        },
+                        |g| g.hash,
+                    );
+                }
+            }
         }
         let mut invalid = false;
         loop {
@@ -530,9 +764,6 @@ pub fn search<M: Model>(
             if agree > stack.len() {
                 agree = stack.len();
             }
-            if cbj {
-                blame_of[frame.child_id as usize] = blame;
-            }
             state = frame.state;
             list.unlift(frame.entry);
             let fo = list.op[frame.entry as usize] as usize;
@@ -542,9 +773,24 @@ pub fn search<M: Model>(
                 bits.clear(index[fo]);
                 zhash ^= zob[fo];
             }
-            entry = list.next[frame.entry as usize];
+            if cbj {
+                let k = comp[fo] as usize;
+                cbits[k].clear(cidx[fo]);
+                cz[k] ^= zob[fo];
+            }
             crashed_phase = frame.crashed_phase;
             limit_pos = frame.limit_pos;
+            cands.truncate(frame.cands_hi as usize);
+            cands_lo = frame.cands_lo as usize;
+            stop = frame.stop;
+            ci = frame.ci as usize;
+            ci_split = frame.ci_split as usize;
+            forced = frame.forced;
+            if crashed_phase {
+                entry = list.next[frame.entry as usize];
+            } else {
+                ci += 1;
+            }
             if blame == ANY || comp[fo] == blame {
                 if cbj {
                     recs.push((comp[fo], blame));
@@ -568,7 +814,9 @@ pub fn search<M: Model>(
                 - std::mem::size_of::<M::State>()
         })
         .sum::<usize>()
-        + 8 * arena.len();
+        + 8 * arena.len()
+        + nogoods.len() * nogood_overhead
+        + 8 * nogood_arena.len();
     stats.memo_bytes += held as u64;
     // Give the memory back to the shared budget: this search is done.
     limits.memory_used.fetch_add(local_bytes, Ordering::Relaxed);

@@ -23,6 +23,50 @@ impl Rng {
     }
 }
 
+/// A kv operation on strings: get, put or append, with a completion value
+/// from a small set so that some histories are linearizable and some not.
+fn append_op(rng: &mut Rng) -> (&'static str, Value, Value) {
+    const PIECES: [&str; 3] = ["a", "b", "c"];
+    const SEEN: [&str; 8] = ["", "a", "b", "ab", "ba", "ac", "abc", "bc"];
+    let piece = |rng: &mut Rng| Value::from(PIECES[rng.below(3) as usize]);
+    match rng.below(3) {
+        0 => ("get", Value::Null, Value::from(SEEN[rng.below(8) as usize])),
+        1 => {
+            let x = piece(rng);
+            ("put", x.clone(), x)
+        }
+        _ => {
+            let x = piece(rng);
+            ("append", x.clone(), x)
+        }
+    }
+}
+
+/// What a generated history looks like.
+#[derive(Clone, Copy)]
+struct Shape {
+    max_ops: usize,
+    /// Keys to spread operations over (0: no keys).
+    keys: u64,
+    /// Whether operations may crash (info, or never complete).
+    crashes: bool,
+    /// kv on strings (get/put/append) rather than read/write/cas.
+    appends: bool,
+}
+
+impl Shape {
+    const PLAIN: Shape = Shape {
+        max_ops: 8,
+        keys: 0,
+        crashes: true,
+        appends: false,
+    };
+    const KV: Shape = Shape {
+        keys: 2,
+        ..Shape::PLAIN
+    };
+}
+
 /// An operation's invoke value and a plausible completion value.
 fn op_for(model: ModelKind, rng: &mut Rng, process: u64) -> (&'static str, Value, Value) {
     let v = |rng: &mut Rng| Value::from(rng.below(3));
@@ -114,11 +158,12 @@ fn op_for(model: ModelKind, rng: &mut Rng, process: u64) -> (&'static str, Value
     }
 }
 
-/// A random history of up to `max_ops` operations by up to 4 processes,
-/// each completing ok (mostly), fail, info, or never.
-fn history(model: ModelKind, seed: u64, max_ops: usize, keyed: bool) -> Vec<Event> {
+/// A random history of up to `shape.max_ops` operations by up to 4
+/// processes, each completing ok (mostly), fail, and (if `shape.crashes`)
+/// info or never.
+fn history(model: ModelKind, seed: u64, shape: Shape) -> Vec<Event> {
     let mut rng = Rng(seed);
-    let n_ops = 1 + rng.below(max_ops as u64) as usize;
+    let n_ops = 1 + rng.below(shape.max_ops as u64) as usize;
     let mut events = Vec::new();
     let mut pending: Vec<Option<(u64, &'static str, Value, Option<Value>)>> = vec![None; 4];
     let mut procs: Vec<u64> = (0..4).collect();
@@ -149,8 +194,12 @@ fn history(model: ModelKind, seed: u64, max_ops: usize, keyed: bool) -> Vec<Even
             None if issued < n_ops => {
                 issued += 1;
                 let p = procs[w];
-                let (f, input, out) = op_for(model, &mut rng, p);
-                let key = keyed.then(|| Value::from(rng.below(2)));
+                let (f, input, out) = if shape.appends {
+                    append_op(&mut rng)
+                } else {
+                    op_for(model, &mut rng, p)
+                };
+                let key = (shape.keys > 0).then(|| Value::from(rng.below(shape.keys)));
                 push(&mut events, p, EventType::Invoke, f, key.clone(), input);
                 pending[w] = Some((p, f, out, key));
             }
@@ -161,9 +210,11 @@ fn history(model: ModelKind, seed: u64, max_ops: usize, keyed: bool) -> Vec<Even
             }
             Some((p, f, out, key)) => {
                 match rng.below(12) {
-                    0 => push(&mut events, p, EventType::Info, f, key, Value::Null),
+                    0 if shape.crashes => {
+                        push(&mut events, p, EventType::Info, f, key, Value::Null)
+                    }
                     1 => push(&mut events, p, EventType::Fail, f, key, Value::Null),
-                    2 if issued >= n_ops => {} // never completes
+                    2 if shape.crashes && issued >= n_ops => {} // never completes
                     _ => push(&mut events, p, EventType::Ok, f, key, out),
                 }
                 // A process that crashed or never completed is replaced.
@@ -179,8 +230,9 @@ fn history(model: ModelKind, seed: u64, max_ops: usize, keyed: bool) -> Vec<Even
     events
 }
 
-fn agree(model: ModelKind, seed: u64, keyed: bool) -> Result<(), TestCaseError> {
-    let events = history(model, seed, 8, keyed);
+fn agree(model: ModelKind, seed: u64, shape: Shape) -> Result<(), TestCaseError> {
+    let keyed = shape.keys > 0;
+    let events = history(model, seed, shape);
     let ops = Operations::from_events("generated", &events, &[])
         .expect("generated histories are well formed");
     let expected = brute::linearizable(&ops, model).expect("ops fit the model");
@@ -222,50 +274,116 @@ fn agree(model: ModelKind, seed: u64, keyed: bool) -> Result<(), TestCaseError> 
 const CASES: u32 = 1500;
 
 macro_rules! model_test {
-    ($name:ident, $model:expr, $keyed:expr) => {
+    ($name:ident, $model:expr, $shape:expr) => {
         proptest! {
             #![proptest_config(ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() })]
             #[test]
             fn $name(seed in any::<u64>()) {
-                agree($model, seed, $keyed)?;
+                agree($model, seed, $shape)?;
             }
         }
     };
 }
 
-model_test!(register_agrees_with_brute_force, ModelKind::Register, false);
+/// The whole-map search's backjumping and nogoods work only when nothing
+/// crashed and at least two keys are touched: histories of 4 keys with no
+/// crashes exercise them.
+const KV_SEVERAL_KEYS: Shape = Shape {
+    max_ops: 10,
+    keys: 4,
+    crashes: false,
+    appends: false,
+};
+/// get/put/append on strings over 3 keys, with and without crashes.
+const KV_APPENDS: Shape = Shape {
+    max_ops: 10,
+    keys: 3,
+    crashes: false,
+    appends: true,
+};
+const KV_APPENDS_CRASHING: Shape = Shape {
+    crashes: true,
+    ..KV_APPENDS
+};
+
+model_test!(
+    register_agrees_with_brute_force,
+    ModelKind::Register,
+    Shape::PLAIN
+);
 model_test!(
     cas_register_agrees_with_brute_force,
     ModelKind::CasRegister,
-    false
+    Shape::PLAIN
 );
 model_test!(
     kv_split_and_whole_agree_with_brute_force,
     ModelKind::Kv,
-    true
+    Shape::KV
 );
-model_test!(mutex_agrees_with_brute_force, ModelKind::Mutex, false);
-model_test!(lock_agrees_with_brute_force, ModelKind::Lock, false);
-model_test!(set_agrees_with_brute_force, ModelKind::Set, false);
-model_test!(counter_agrees_with_brute_force, ModelKind::Counter, false);
-model_test!(queue_agrees_with_brute_force, ModelKind::Queue, false);
+model_test!(
+    kv_of_four_keys_without_crashes_split_and_whole_agree_with_brute_force,
+    ModelKind::Kv,
+    KV_SEVERAL_KEYS
+);
+model_test!(
+    kv_appends_on_three_keys_split_and_whole_agree_with_brute_force,
+    ModelKind::Kv,
+    KV_APPENDS
+);
+model_test!(
+    kv_appends_with_crashes_split_and_whole_agree_with_brute_force,
+    ModelKind::Kv,
+    KV_APPENDS_CRASHING
+);
+model_test!(
+    mutex_agrees_with_brute_force,
+    ModelKind::Mutex,
+    Shape::PLAIN
+);
+model_test!(lock_agrees_with_brute_force, ModelKind::Lock, Shape::PLAIN);
+model_test!(set_agrees_with_brute_force, ModelKind::Set, Shape::PLAIN);
+model_test!(
+    counter_agrees_with_brute_force,
+    ModelKind::Counter,
+    Shape::PLAIN
+);
+model_test!(
+    queue_agrees_with_brute_force,
+    ModelKind::Queue,
+    Shape::PLAIN
+);
 
 #[test]
 fn generated_histories_are_a_mix_of_valid_and_invalid() {
     // A generator that only makes valid (or invalid) histories would make
     // the agreement above meaningless.
-    for model in ModelKind::ALL {
+    let shapes = ModelKind::ALL
+        .into_iter()
+        .map(|m| {
+            let shape = if m == ModelKind::Kv {
+                Shape::KV
+            } else {
+                Shape::PLAIN
+            };
+            (m, shape, "")
+        })
+        .chain([
+            (ModelKind::Kv, KV_SEVERAL_KEYS, " of four keys"),
+            (ModelKind::Kv, KV_APPENDS, " appends"),
+            (ModelKind::Kv, KV_APPENDS_CRASHING, " appends, crashing"),
+        ]);
+    for (model, shape, what) in shapes {
         let valid = (0..300u64)
             .filter(|&s| {
-                let ops = Operations::from_events(
-                    "g",
-                    &history(model, s, 8, model == ModelKind::Kv),
-                    &[],
-                )
-                .expect("well formed");
+                let ops = Operations::from_events("g", &history(model, s, shape), &[])
+                    .expect("well formed");
                 brute::linearizable(&ops, model).expect("fits")
             })
             .count();
-        assert!((20..280).contains(&valid), "{model}: {valid} of 300 valid");
+        assert!(
+            (20..280).contains(&valid),
+            "{model}{what}: {valid} of 300 valid"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub enum CounterOp {
 impl Model for Counter {
     type State = i64;
     type Op = CounterOp;
+    type Part = ();
     fn name(&self) -> &'static str {
         "counter"
     }

@@ -51,6 +51,7 @@ fn token(v: Option<&Value>) -> Option<u64> {
 impl Model for Lock {
     type State = LockState;
     type Op = LockOp;
+    type Part = ();
     fn name(&self) -> &'static str {
         "lock"
     }

@@ -4,7 +4,9 @@
 //! model as one map.
 //!
 //! The search over the whole map is genuine: it interleaves operations of
-//! every key, and its memo holds (linearized set, whole map) pairs.
+//! every key over whole-map states. It uses that operations of different
+//! keys commute (backjumping, nogoods on one key's share of a state: see
+//! `search`), which skips only configurations proven infeasible.
 
 use super::{Ctx, Model};
 use crate::operation::Operation;
@@ -25,6 +27,7 @@ pub struct SlotOp<O> {
 impl<M: Model> Model for MapOf<M> {
     type State = Box<[M::State]>;
     type Op = SlotOp<M::Op>;
+    type Part = M::State;
 
     fn name(&self) -> &'static str {
         self.inner.name()
@@ -51,6 +54,10 @@ impl<M: Model> Model for MapOf<M> {
     }
     fn component(&self, op: &Self::Op) -> Option<u32> {
         Some(op.slot)
+    }
+    #[inline]
+    fn part(&self, state: &Self::State, c: u32) -> Option<M::State> {
+        Some(state[c as usize].clone())
     }
     fn read_only(&self, op: &Self::Op) -> bool {
         self.inner.read_only(&op.op)

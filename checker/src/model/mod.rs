@@ -241,14 +241,26 @@ pub trait Model: Sync {
     /// The initial state, once every operation has been compiled.
     fn init(&self, ctx: &Ctx) -> Self::State;
     fn step(&self, ctx: &mut Ctx, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
-    /// True when a crashed instance of `op` changes nothing (a read): such
-    /// operations are dropped before the search.
+    /// True when `op` never changes the state when it succeeds (a read):
+    /// `step` returns the state it was given, or `None`. Crashed such
+    /// operations are dropped before the search, and a succeeding one is
+    /// linearized at once (see `search`).
     fn read_only(&self, op: &Self::Op) -> bool;
     /// The independent component (key) an operation touches, for models
     /// that are maps of independent objects; `None` otherwise. Operations
     /// of different components commute, which the search uses to jump
     /// back over them (see `search`).
     fn component(&self, _op: &Self::Op) -> Option<u32> {
+        None
+    }
+    /// One component's share of a state (maps of independent objects; `()`
+    /// for the others). Two states with equal parts on component `c` behave
+    /// the same for every operation of `c`, which lets the search remember
+    /// that a component alone is stuck (see `search`).
+    type Part: Clone + Eq + Hash + Send + Sync + fmt::Debug;
+    /// The part of `state` on component `c`; `None` for models that are not
+    /// maps (those whose `component` is always `None`).
+    fn part(&self, _state: &Self::State, _c: u32) -> Option<Self::Part> {
         None
     }
     /// A short rendering of a state, for witnesses.

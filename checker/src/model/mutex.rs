@@ -16,6 +16,7 @@ pub enum MutexOp {
 impl Model for Mutex {
     type State = bool;
     type Op = MutexOp;
+    type Part = ();
     fn name(&self) -> &'static str {
         "mutex"
     }

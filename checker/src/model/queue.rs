@@ -18,6 +18,7 @@ pub enum QueueOp {
 impl Model for Queue {
     type State = VecDeque<u32>;
     type Op = QueueOp;
+    type Part = ();
     fn name(&self) -> &'static str {
         "queue"
     }

@@ -132,6 +132,7 @@ pub(crate) fn show_value(ctx: &Ctx, id: u32) -> String {
 impl Model for Register {
     type State = u32;
     type Op = RegOp;
+    type Part = ();
 
     fn name(&self) -> &'static str {
         match (self.kv, self.cas) {

@@ -43,6 +43,7 @@ fn trim(mut v: Vec<u64>) -> Box<[u64]> {
 impl Model for Set {
     type State = Box<[u64]>;
     type Op = SetOp;
+    type Part = ();
     fn name(&self) -> &'static str {
         "set"
     }
