@@ -187,31 +187,21 @@ impl Host {
         now: Instant,
         sink: &super::group::ReplySink,
     ) -> Option<Reply> {
-        let forward = |host: &mut Host, g: Option<GroupId>, op: Op| -> Option<Reply> {
-            match g.or(host.first_group()) {
-                Some(g) if host.groups.contains_key(&g) => {
-                    let group = host.groups.get_mut(&g).expect("checked");
-                    group.handle(
-                        ClientOp {
-                            id,
-                            op,
-                            reply: sink.clone(),
-                        },
-                        now,
-                    );
-                    None
-                }
-                Some(g) => Some(Reply::bad_request(
-                    id,
-                    format!("this node hosts no group {}", g.0),
-                )),
-                None => Some(Reply::bad_request(id, "this node hosts no group")),
-            }
-        };
         Some(match op {
             Op::Status => return Some(self.status_reply(id)),
             Op::TransferLeader { to, group } => {
-                return forward(self, group.map(GroupId), Op::TransferLeader { to, group })
+                // A group op; `group` picks which (default: the first).
+                match group.map(GroupId).or(self.first_group()) {
+                    Some(g) if self.groups.contains_key(&g) => {
+                        let target = self.groups.get_mut(&g).expect("checked above");
+                        let op = Op::TransferLeader { to, group };
+                        let reply = sink.clone();
+                        target.handle(ClientOp { id, op, reply }, now);
+                        return None;
+                    }
+                    Some(g) => Reply::bad_request(id, format!("this node hosts no group {}", g.0)),
+                    None => Reply::bad_request(id, "this node hosts no group"),
+                }
             }
             Op::Groups => self.groups_reply(id),
             Op::JoinGroup { group, term } => match self.join_group(GroupId(group), term) {
