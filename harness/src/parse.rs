@@ -24,7 +24,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 7.0 * 24.0 * 3600.0 {
+    if !seconds.is_finite() || !(0.0..=7.0 * 24.0 * 3600.0).contains(&seconds) {
         return Err(format!(
             "bad duration {text:?}: must be between 0 and 7 days"
         ));

@@ -222,7 +222,7 @@ impl Client for TcpClient {
                         }
                         _ => {
                             target = (target + 1) % n;
-                            if attempts as usize % n == 0 {
+                            if (attempts as usize).is_multiple_of(n) {
                                 50
                             } else {
                                 5
@@ -243,7 +243,11 @@ impl Client for TcpClient {
                 Err((false, error)) => {
                     last_error = error;
                     target = (target + 1) % n;
-                    let pause = if attempts as usize % n == 0 { 50 } else { 5 };
+                    let pause = if (attempts as usize).is_multiple_of(n) {
+                        50
+                    } else {
+                        5
+                    };
                     tokio::time::sleep_until(
                         deadline.min(Instant::now() + Duration::from_millis(pause)),
                     )

@@ -98,7 +98,7 @@ async fn main_loop<C: Client>(
             w.process += cfg.concurrency;
         }
         ops += 1;
-        if ops % 256 == 0 {
+        if ops.is_multiple_of(256) {
             // Let other tasks run even when the client never waits.
             tokio::task::yield_now().await;
         }
@@ -204,7 +204,7 @@ mod tests {
     impl Client for Flaky {
         async fn call(&mut self, request: &Request, _t: Duration) -> CallResult {
             self.n += 1;
-            if self.n % 3 == 0 && !request.is_read_only() {
+            if self.n.is_multiple_of(3) && !request.is_read_only() {
                 return CallResult::Unknown {
                     node: "n1".into(),
                     error: "timeout".into(),
