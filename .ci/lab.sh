@@ -45,10 +45,10 @@ cleanup() { "$BIN" lab down --dir "$LAB" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 echo "== lab: failure paths and remote operations against real sshd"
-if FAULTLINE_LAB_TESTS=1 cargo test --release -p faultline --test ssh_failures --test lab_remote --test lab_test_remote -- --ignored --test-threads=1; then
-  ok "gated lab tests (ssh_failures, lab_remote, lab_test_remote)"
+if FAULTLINE_LAB_TESTS=1 cargo test --release -p faultline --test ssh_failures --test lab_remote --test lab_test_remote --test test_shards_lab -- --ignored --test-threads=1; then
+  ok "gated lab tests (ssh_failures, lab_remote, lab_test_remote, test_shards_lab)"
 else
-  bad "gated lab tests (ssh_failures, lab_remote, lab_test_remote)"
+  bad "gated lab tests (ssh_failures, lab_remote, lab_test_remote, test_shards_lab)"
 fi
 
 echo "== lab: 5 hosts"

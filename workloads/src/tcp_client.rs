@@ -93,7 +93,7 @@ impl TcpClient {
         }
         let addr = self.nodes[i].addr;
         let connect_deadline = deadline.min(Instant::now() + CONNECT_TIMEOUT);
-        let stream = timeout_at(connect_deadline, connect(addr, self.bind_ip))
+        let stream = timeout_at(connect_deadline, connect_from(addr, self.bind_ip))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
@@ -181,7 +181,9 @@ impl TcpClient {
     }
 }
 
-async fn connect(addr: SocketAddr, bind_ip: Option<IpAddr>) -> std::io::Result<TcpStream> {
+/// Connect to `addr`, from `bind_ip` when given (the lab binds each host's
+/// address so that partitions by source address hold).
+pub async fn connect_from(addr: SocketAddr, bind_ip: Option<IpAddr>) -> std::io::Result<TcpStream> {
     match bind_ip {
         None => TcpStream::connect(addr).await,
         Some(ip) => {

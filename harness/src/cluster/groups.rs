@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
 
 /// The longest admin reply line read (a `groups` reply of many groups).
 const MAX_REPLY_BYTES: u64 = 4 << 20;
@@ -120,21 +119,6 @@ impl NodeGroups {
     }
 }
 
-async fn connect(addr: SocketAddr, bind_ip: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    match bind_ip {
-        None => TcpStream::connect(addr).await,
-        Some(ip) => {
-            let socket = if addr.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.bind(SocketAddr::new(ip, 0))?;
-            socket.connect(addr).await
-        }
-    }
-}
-
 /// Sends one admin request (a JSON object with `op`) and returns the whole
 /// reply object of an `ok` answer.
 pub async fn call(
@@ -154,7 +138,7 @@ pub async fn call(
         reason,
     };
     let exchange = async {
-        let mut stream = connect(addr, bind_ip)
+        let mut stream = faultline_workloads::tcp_client::connect_from(addr, bind_ip)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
