@@ -4,7 +4,7 @@
 
 use crate::run::plan::TestPlan;
 use anyhow::Context;
-use faultline_results::{read_history, summarize, RunDir, RunResults};
+use faultline_results::{read_history, summarize, CheckerOutcome, RunDir, RunResults, VerdictKind};
 
 /// Checks the run in `run` with the plan's checkers and writes results.json.
 pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> {
@@ -31,6 +31,10 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
             }
         },
     }
+    let mut checkers = checkers;
+    if let Some(crashes) = node_crashes(&run.path().join("nodes"))? {
+        checkers.push(crashes);
+    }
     let results = RunResults {
         verdict: RunResults::overall(&checkers),
         checkers,
@@ -56,6 +60,78 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     Ok(results)
 }
 
+/// The `node-crashes` check: a node of the system under test that panicked
+/// (an assertion in a consensus core, say) is a bug found, even when the
+/// history it left is linearizable: the node's log names where. Reads every
+/// `nodes/*.log` of the run; `None` when the run kept no node logs (a run
+/// whose logs were not fetched is not called crash-free).
+pub fn node_crashes(nodes_dir: &std::path::Path) -> anyhow::Result<Option<CheckerOutcome>> {
+    use std::io::BufRead;
+    let entries = match std::fs::read_dir(nodes_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", nodes_dir.display())),
+    };
+    let mut logs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    if logs.is_empty() {
+        return Ok(None);
+    }
+    logs.sort();
+    let mut panics = Vec::new();
+    for log in &logs {
+        let file =
+            std::fs::File::open(log).with_context(|| format!("reading {}", log.display()))?;
+        let node = log
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Lossy lines: a log is outside input, and a torn UTF-8 tail must not stop the scan.
+        let mut reader = std::io::BufReader::new(file);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("reading {}", log.display()))?;
+            if n == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&buf);
+            if let Some(at) = line.find("panicked at ") {
+                let what: String = line[at..].trim_end().chars().take(300).collect();
+                panics.push(serde_json::json!({ "node": node, "panic": what }));
+            }
+        }
+    }
+    let outcome = if panics.is_empty() {
+        CheckerOutcome {
+            checker: "node-crashes".into(),
+            scope: None,
+            verdict: VerdictKind::Valid,
+            summary: format!("no node panicked ({} node logs read)", logs.len()),
+            detail: serde_json::Value::Null,
+        }
+    } else {
+        let first = &panics[0];
+        CheckerOutcome {
+            checker: "node-crashes".into(),
+            scope: None,
+            verdict: VerdictKind::Invalid,
+            summary: format!(
+                "{} node panic(s); first: {} {}",
+                panics.len(),
+                first["node"].as_str().unwrap_or("?"),
+                first["panic"].as_str().unwrap_or("?")
+            ),
+            detail: serde_json::Value::Array(panics),
+        }
+    };
+    Ok(Some(outcome))
+}
+
 /// Reads the plan recorded in a run's test.json.
 pub fn read_plan(run: &RunDir) -> anyhow::Result<TestPlan> {
     let test = run
@@ -67,4 +143,39 @@ pub fn read_plan(run: &RunDir) -> anyhow::Result<TestPlan> {
     serde_json::from_value(plan).map_err(|e| {
         crate::exit::bad_input(format!("{}: bad \"plan\": {e}", run.test_json().display()))
     })
+}
+
+#[cfg(test)]
+mod node_crash_tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_any_node_log_is_an_invalid_outcome_naming_node_and_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("n1.log"), "INFO listening\n").expect("write");
+        std::fs::write(
+            dir.path().join("n2.log"),
+            b"INFO up\nthread 'faultline-core' panicked at nodes/src/paxos/node.rs:907:9:\n\xff\xfe torn\n",
+        )
+        .expect("write");
+        let out = node_crashes(dir.path())
+            .expect("readable")
+            .expect("logs exist");
+        assert_eq!(out.verdict, VerdictKind::Invalid);
+        assert!(out.summary.contains("n2"), "{}", out.summary);
+        assert!(out.summary.contains("paxos/node.rs:907"), "{}", out.summary);
+        assert_eq!(out.detail.as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn clean_logs_are_valid_and_no_logs_is_no_claim() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(node_crashes(&dir.path().join("absent"))
+            .expect("ok")
+            .is_none());
+        assert!(node_crashes(dir.path()).expect("ok").is_none());
+        std::fs::write(dir.path().join("n1.log"), "INFO listening\n").expect("write");
+        let out = node_crashes(dir.path()).expect("ok").expect("one log");
+        assert_eq!(out.verdict, VerdictKind::Valid);
+    }
 }
