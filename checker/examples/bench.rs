@@ -7,6 +7,12 @@
 //! With no name, all of them. `gen-1m` generates a history of 1,000,000
 //! operations on 1,000 keys by 20 processes with 1% crashed operations
 //! and reports the peak memory of this process (VmHWM).
+//!
+//!     cargo run --release -p faultline-checker --example bench -- --write FILE
+//!
+//! writes that generated history as a JSON Lines history file instead (the
+//! native format, docs/history-format.md), to time `faultline check FILE`
+//! end to end: `--model cas-register` (it is a kv of cas registers).
 
 use faultline_checker::history::{Event, EventType, Process, Value};
 use faultline_checker::linearizable::check_linearizable;
@@ -182,8 +188,33 @@ pub fn generate(ops_total: usize, keys: u64, processes: usize, seed: u64) -> Vec
     events
 }
 
+/// Writes the generated 1M-operation history as JSON Lines to `path`.
+fn write_generated(path: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let events = generate(1_000_000, 1000, 20, 0x5eed);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in &events {
+        serde_json::to_writer(&mut out, e)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    println!("wrote {} events to {path}", events.len());
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--write") {
+        let Some(path) = args.get(i + 1) else {
+            eprintln!("--write needs a FILE");
+            std::process::exit(254);
+        };
+        if let Err(e) = write_generated(path) {
+            eprintln!("writing {path}: {e}");
+            std::process::exit(255);
+        }
+        return;
+    }
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
     println!(
         "check time only, best of several runs; {} cores",
