@@ -509,7 +509,7 @@ pub fn search<M: Model>(
                 break SearchResult::Unknown(format!(
                     "time limit reached after {} steps and {} memoized configurations ({} of {} operations linearized at best)",
                     stats.steps,
-                    memo.len(),
+                    memo.len() + nogoods.len(),
                     best.len(),
                     n
                 ));
@@ -521,7 +521,7 @@ pub fn search<M: Model>(
                     "memory bound of {} MiB reached after {} steps and {} memoized configurations ({} of {} operations linearized at best)",
                     limits.memory_limit_bytes >> 20,
                     stats.steps,
-                    memo.len(),
+                    memo.len() + nogoods.len(),
                     best.len(),
                     n
                 ));
@@ -806,7 +806,8 @@ pub fn search<M: Model>(
             };
         }
     };
-    stats.memo_entries += memo.len() as u64;
+    // Nogoods are memoized configurations too (projected on one key).
+    stats.memo_entries += (memo.len() + nogoods.len()) as u64;
     let held: usize = memo
         .iter()
         .map(|m| {

@@ -158,6 +158,9 @@ fn op_for(model: ModelKind, rng: &mut Rng, process: u64) -> (&'static str, Value
     }
 }
 
+/// A worker's outstanding operation: process, f, completion value, key.
+type Pending = Option<(u64, &'static str, Value, Option<Value>)>;
+
 /// A random history of up to `shape.max_ops` operations by up to 4
 /// processes, each completing ok (mostly), fail, and (if `shape.crashes`)
 /// info or never.
@@ -165,7 +168,7 @@ fn history(model: ModelKind, seed: u64, shape: Shape) -> Vec<Event> {
     let mut rng = Rng(seed);
     let n_ops = 1 + rng.below(shape.max_ops as u64) as usize;
     let mut events = Vec::new();
-    let mut pending: Vec<Option<(u64, &'static str, Value, Option<Value>)>> = vec![None; 4];
+    let mut pending: Vec<Pending> = vec![None; 4];
     let mut procs: Vec<u64> = (0..4).collect();
     let mut next_proc = 4;
     let mut issued = 0;
