@@ -266,6 +266,31 @@ impl RaftNode {
         self.skip_joint_bug = true;
     }
 
+    /// The tracked configurations agree with the log and the snapshot: the
+    /// config entries kept aside are exactly those of the log (none lost to
+    /// a truncation, none missed), and the base is the snapshot's. O(log);
+    /// the simulator checks it after every step.
+    pub fn check_membership(&self) -> Result<(), String> {
+        let in_log = config_entries(self.log.entries());
+        if in_log != self.configs {
+            return Err(format!(
+                "{}: tracked configs {:?} but the log holds {:?}",
+                self.cfg.id, self.configs, in_log
+            ));
+        }
+        let meta = &self.log.snapshot().meta;
+        if meta.index > LogIndex(0)
+            && (meta.voters != self.base_config.voters
+                || meta.outgoing != self.base_config.outgoing)
+        {
+            return Err(format!(
+                "{}: base config {:?} but the snapshot at {} records {:?} / {:?}",
+                self.cfg.id, self.base_config, meta.index, meta.voters, meta.outgoing
+            ));
+        }
+        Ok(())
+    }
+
     /// The configuration in force: the latest in the log, else the snapshot's.
     pub fn membership(&self) -> &Membership {
         self.configs.last().map_or(&self.base_config, |c| &c.2)

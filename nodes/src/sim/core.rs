@@ -88,6 +88,10 @@ impl SimCore for RaftNode {
         self.plant_skip_joint_bug();
     }
 
+    fn check_self(&self) -> Result<(), String> {
+        self.check_membership()
+    }
+
     fn view(&self) -> CoreView<'_> {
         let log = self.log();
         CoreView {
