@@ -82,9 +82,9 @@
 //!    acceptors). Proposals and reads wait meanwhile. Its own older values
 //!    after j stay in its log (an acceptor forgets nothing) and join that
 //!    second merge.
-//! 3. **Phase 2 per slot.** A slot s is chosen when a majority of C(s)
-//!    durably accepted it at one ballot; the leader's commit advances one
-//!    configuration range at a time. A read round needs a majority of
+//! 3. **Phase 2 per slot.** The leader counts slot s as chosen when a
+//!    majority of C(s) durably accepted it at its ballot; its commit
+//!    advances one configuration range at a time. A read round needs a majority of
 //!    every configuration in play (the one in force and an unchosen one).
 //! 4. **A fresh configuration** (proposed by `change_membership` at the end
 //!    of the log, not found by phase 1) needs no phase 1 in the new
@@ -102,36 +102,40 @@
 //!    sees the configuration without them applied. New voters catch up by
 //!    log or InstallSnapshot like any lagging acceptor.
 //!
-//! Why it is safe (the only new thing to show is that two quorums that
-//! could choose values at the same slot intersect). Call a value at slot s
-//! chosen iff a majority of the true C(s) accepted it at one ballot. By
-//! induction on s, assume every slot below s has at most one chosen value,
-//! so C(s) is well defined once they are chosen. Take x chosen at s at
-//! ballot b1 and a leader at b2 > b1 proposing at s. It proposes at s only
-//! after a phase-1 round whose configuration covers s; that configuration is
-//! C(s): its rounds start at a chosen prefix (configurations known chosen),
-//! stop at the first configuration slot found (rule 2), and a configuration
-//! chosen at some j < s at a ballot below b2 is seen by the round covering
-//! j (quorums of C(j) intersect: induction), so the leader's view of the
-//! configuration at s is the true one. Its quorum of C(s) meets the quorum
-//! that chose x, so by the usual P2c argument it proposes x. A leader's
-//! view could only be wrong about a slot after an unchosen configuration
-//! slot j; there rule 1 guarantees that values at ballot b exist after j
-//! only if the leader of b knew j chosen, and rule 2 makes a leader that
-//! finds j unchosen consult C(j + 1) before proposing after it. For a fresh
-//! configuration at j (rule 4): nothing was accepted at j by the phase-1
-//! quorum of b, so nothing is chosen at j below b and, by rule 1, nothing
-//! after j at any ballot below b; ballots below b can no longer get a
-//! majority of C(j) (they promised b), so they never learn j chosen and
-//! never propose after it. Supersets of promises are harmless: every value
-//! accepted at s at a ballot in [b1, b2) is x. Finally acceptors never
-//! forget (joining acceptors start empty and are counted only in
-//! configurations after the one that added them).
-//! Caveat: that last point needs a node wiped after its removal never to
-//! come back with the same id and an empty disk while a stale peer could
-//! still count it in an old configuration; see the report in
-//! /work/notes/s2/paxos-to-raft.md (the runtime must keep a removed
-//! group's durable state, or never reuse the id).
+//! Why it is safe (the new thing to show is that two quorums that could
+//! choose values at the same slot intersect). Say ballot b *chooses* v at
+//! slot s when a majority of C_b(s) durably accepted v at b, where C_b(s)
+//! is the configuration governing s in b's log (b's own values, and below
+//! them what b knew chosen). That is what b's leader counts, and the
+//! simulator's oracle checks exactly this, independently of the cores.
+//! (a) b chooses at s ⇒ every slot below s is chosen, with the value in
+//! b's log, so C_b(s) is the true C(s): acceptors hold their slots
+//! contiguously, so the majority that accepted s at b accepted b's values
+//! at every slot after what they knew chosen, and by rule 1 b's log has no
+//! configuration below s that b did not know chosen (induction on s).
+//! (b) P2c per slot: let b1 choose x at s and b2 > b1 propose at s. By
+//! induction on slots and (a), b2's values below s are the chosen ones
+//! (a lower slot is covered by a phase-1 round of b2 in its true
+//! configuration, or was known chosen), so C_b2(s) = C(s) = C_b1(s); b2
+//! proposes at s only after a phase-1 round covering s in that
+//! configuration (rule 2), whose majority meets b1's, so the usual argument
+//! makes b2 propose x. Supersets of promises are harmless: every value
+//! accepted at s at a ballot in [b1, b2) is x.
+//! (c) The exception, rule 4: b2 proposes after its fresh configuration
+//! slot j without a round in C(j + 1). If b1 < b2 chose x at s > j, by (a)
+//! slot j is chosen with b1's value, and b2's own configuration entry (a
+//! different value: its origin is b2) gets chosen at j too: impossible by
+//! (b) at j. So nothing after j was chosen below b2. (Lower ballots'
+//! values after j, accepted before j became a configuration, are not
+//! chosen by the new voters: their ballot never counted them there.)
+//! Finally acceptors never forget (joining acceptors start empty and are
+//! counted only in configurations after the one that added them).
+//! Caveat: that last point needs a node that was wiped after its removal
+//! never to come back to the same group with the same id and an empty disk
+//! while a stale peer could still count it in an old configuration (the
+//! empty acceptor has forgotten what its old self promised and accepted;
+//! Raft has the same hole with votes). The runtime must keep a removed
+//! group's durable state for a re-add, or never re-add a wiped id.
 //!
 //! # Simulation
 //! [`sim`] plugs the core into the deterministic simulator

@@ -290,9 +290,11 @@ impl PaxosNode {
             ));
         }
         let hs = recovered.hard_state;
-        let blank = hs == HardState::default()
+        // (A joining core may start with a ballot floor as its promise.)
+        let blank = hs.commit == LogIndex(0)
             && recovered.snapshot.is_none()
-            && recovered.entries.is_empty();
+            && recovered.entries.is_empty()
+            && cfg.voters.is_empty();
         if hs.vote.is_some() {
             return Err(ConfigError::Recovered(format!(
                 "a Paxos hard state has no vote, found {:?} (Raft state?)",
@@ -507,7 +509,10 @@ impl PaxosNode {
                 .peers
                 .entry(w)
                 .or_insert_with(|| Peer::new(commit.next(), LogIndex(0), now));
-            pr.departing = None;
+            if pr.departing.is_some() {
+                // Removed and added again: it may be a new, empty acceptor.
+                *pr = Peer::new(commit.next(), LogIndex(0), now);
+            }
         }
         for (id, pr) in self.peers.iter_mut() {
             if !wanted.contains(id) && pr.departing.is_none() {
@@ -1448,6 +1453,14 @@ impl PaxosNode {
         if news {
             pr.agreed = agreed;
             pr.reported = pr.reported.max(agreed);
+        }
+        if !ok && agreed < pr.agreed {
+            // The acceptor holds less than it once told us: a stale reply,
+            // or a node wiped and added again. Resend from what it holds
+            // (counting it low is safe; counting it high would loop forever
+            // resending slots it cannot take).
+            pr.agreed = agreed;
+            pr.reported = pr.reported.min(agreed);
         }
         if !ok && pr.next > pr.agreed.next() {
             pr.next = pr.agreed.next();

@@ -7,14 +7,18 @@
 //! - no acceptor breaks its promise: nothing is durably accepted below a
 //!   ballot the same acceptor durably promised, across restarts;
 //! - learned values agree across nodes and were chosen;
-//! - across membership changes, "a quorum" is always a majority of the
-//!   configuration governing the slot: the seed for the first slots, then
-//!   the latest *chosen* configuration before the slot (α = 1). The oracle
-//!   learns configurations from what it saw chosen, not from the cores, so
-//!   a core that counts the wrong acceptors for a slot is caught as soon as
-//!   two values get chosen there; and a configuration chosen after a later
-//!   slot was chosen (a leader that proposed beyond an unchosen
-//!   configuration) is a violation of its own.
+//! - across membership changes, a value is chosen at slot s by ballot b
+//!   when a majority of the configuration governing s *in b's log* durably
+//!   accepted it: the latest configuration before s among b's own values
+//!   (what acceptors accepted at b), else among the chosen values, else the
+//!   seed (α = 1). (A lower ballot's values after a slot that a higher
+//!   ballot later turns into a configuration are not chosen by the new
+//!   voters: b never counted them so.) The oracle derives configurations
+//!   from accepts and chosen values, not from the cores, so a core that
+//!   counts the wrong acceptors for a slot is caught as soon as two values
+//!   get chosen there; and a configuration chosen after a later slot was
+//!   chosen (a leader that proposed beyond an unchosen configuration) is a
+//!   violation of its own.
 //! A node wiped and added again starts [`Observation::Blank`]: its old
 //! promises no longer bind it (it votes only in configurations after the
 //! one that removed it).
@@ -75,6 +79,8 @@ pub struct PaxosOracle {
     /// (slot, ballot) → the value (and its voters if it is a
     /// configuration) and who durably accepted it.
     accepts: HashMap<(LogIndex, Ballot), Accepts>,
+    /// ballot → the configuration values accepted at it, by slot.
+    ballot_configs: HashMap<Ballot, BTreeMap<LogIndex, Vec<NodeId>>>,
     /// slot → (value, ballot it was chosen at).
     chosen: BTreeMap<LogIndex, (Value, Ballot)>,
     /// slot → (value, first learner).
@@ -109,9 +115,34 @@ impl PaxosOracle {
             .map_or(&[], |(_, v)| v.as_slice())
     }
 
-    /// Whether `who` holds a quorum of the configuration governing `slot`.
-    fn is_quorum(&self, slot: LogIndex, who: &BTreeSet<NodeId>) -> bool {
-        let c = self.config_for(slot);
+    /// The voters governing `slot` in the log of ballot `b`: the latest
+    /// configuration before `slot` among b's own values (what acceptors
+    /// accepted at b) and, where b has no value, the chosen ones.
+    pub fn config_at_ballot(&self, slot: LogIndex, b: Ballot) -> &[NodeId] {
+        let own = self
+            .ballot_configs
+            .get(&b)
+            .and_then(|m| m.range(..slot).next_back());
+        for (jc, v) in self.configs.range(..slot).rev() {
+            if own.is_some_and(|(j, _)| jc <= j) {
+                break;
+            }
+            if self
+                .accepts
+                .get(&(*jc, b))
+                .is_some_and(|a| a.config.is_none())
+            {
+                // b put an ordinary value there: in b's log it is no configuration.
+                continue;
+            }
+            return v;
+        }
+        own.map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// Whether `who` holds a quorum, for `slot` at ballot `b`.
+    fn is_quorum(&self, slot: LogIndex, b: Ballot, who: &BTreeSet<NodeId>) -> bool {
+        let c = self.config_at_ballot(slot, b);
         !c.is_empty() && c.iter().filter(|v| who.contains(v)).count() > c.len() / 2
     }
 
@@ -205,7 +236,7 @@ impl PaxosOracle {
             .entry((e.index, s.accepted))
             .or_insert_with(|| Accepts {
                 value: v,
-                config,
+                config: config.clone(),
                 who: BTreeSet::new(),
             });
         if a.value != v {
@@ -218,7 +249,13 @@ impl PaxosOracle {
             ));
         }
         a.who.insert(node);
-        if self.is_quorum(e.index, &self.accepts[&(e.index, s.accepted)].who) {
+        if let Some(c) = config {
+            self.ballot_configs
+                .entry(s.accepted)
+                .or_default()
+                .insert(e.index, c);
+        }
+        if self.is_quorum(e.index, s.accepted, &self.accepts[&(e.index, s.accepted)].who) {
             self.chosen_at(e.index, s.accepted)?;
         }
         Ok(())
@@ -263,7 +300,7 @@ impl PaxosOracle {
         let mut later: Vec<(LogIndex, Ballot)> = self
             .accepts
             .iter()
-            .filter(|((i, _), a)| *i > slot && self.is_quorum(*i, &a.who))
+            .filter(|((i, b), a)| *i > slot && self.is_quorum(*i, *b, &a.who))
             .map(|(k, _)| *k)
             .collect();
         later.sort_unstable();
@@ -384,6 +421,43 @@ mod tests {
             o.observe(NodeId(1), vec![learned]).expect_err("not chosen").0,
             LEARNED_AGREE
         );
+    }
+
+    #[test]
+    fn quorums_are_counted_in_the_configuration_of_the_ballots_own_log() {
+        // Seed {1,2,3}. Ballot b1 put ordinary values at 6 and 7 (accepted
+        // by 3 and 5 only); the higher b2 chose configuration {2,3,5} at 6.
+        // In b1's log slot 7 is still governed by {1,2,3}: {3,5} chose
+        // nothing there, and b2 may choose another value at 7.
+        let (b1, b2) = (Ballot::new(1, NodeId(3)), Ballot::new(2, NodeId(2)));
+        let mut o = oracle(&[1, 2, 3]);
+        for n in [3, 5] {
+            o.observe(NodeId(n), vec![acc(6, b1, b1, 1), acc(7, b1, b1, 2)])
+                .expect("b1's accepts");
+        }
+        for n in [1, 2] {
+            o.observe(NodeId(n), vec![acc_config(6, b2, &[2, 3, 5])])
+                .expect("b2 chooses the configuration");
+        }
+        assert_eq!(o.config_for(LogIndex(7)), &[NodeId(2), NodeId(3), NodeId(5)]);
+        assert_eq!(o.config_at_ballot(LogIndex(7), b1), &[NodeId(1), NodeId(2), NodeId(3)]);
+        assert_eq!(o.chosen_slots, 1, "only b2's configuration is chosen");
+        for n in [2, 3] {
+            o.observe(NodeId(n), vec![acc(7, b2, b2, 9)])
+                .expect("b2 chooses its value at 7");
+        }
+        assert_eq!(o.chosen_slots, 2);
+        // But had b2 (knowing slot 6 chosen) let {3, 5} choose one value and
+        // {2, 3} another at 8, that is two values.
+        for n in [3, 5] {
+            o.observe(NodeId(n), vec![acc(8, b2, b2, 4)]).expect("chosen");
+        }
+        let b3 = Ballot::new(3, NodeId(2));
+        o.observe(NodeId(2), vec![acc(8, b3, b3, 5)]).expect("one accept");
+        let err = o
+            .observe(NodeId(3), vec![acc(8, b3, b3, 5)])
+            .expect_err("a second value chosen at 8");
+        assert_eq!(err.0, ONE_VALUE_PER_SLOT);
     }
 
     #[test]

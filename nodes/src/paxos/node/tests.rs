@@ -19,6 +19,8 @@ struct Cluster {
     /// Nodes 1..=n are the seed voters; nodes after them are spares that
     /// start joining (empty voters).
     n: u64,
+    /// Nodes restarted as joining cores (empty voters) after a wipe.
+    joining: BTreeSet<NodeId>,
 }
 
 fn cfg(id: u64, n: u64, bugs: &[Bug]) -> CoreConfig {
@@ -55,6 +57,7 @@ impl Cluster {
             reads: Vec::new(),
             bugs: bugs.to_vec(),
             n,
+            joining: BTreeSet::new(),
         };
         for id in 1..=n {
             c.storage.insert(NodeId(id), SimStorage::default());
@@ -82,7 +85,7 @@ impl Cluster {
         let n = self.n;
         let rec = self.storage[&id].recovered();
         let mut c = cfg(id.0, n, &self.bugs);
-        if id.0 > n {
+        if id.0 > n || self.joining.contains(&id) {
             c.voters = Vec::new();
         }
         let mut node = PaxosNode::new(c, rec).expect("recovers");
@@ -223,6 +226,16 @@ impl Cluster {
                 self.drain(to);
             }
         }
+    }
+
+    /// Stop `id`, delete its storage and start it again as a joining core
+    /// (what a runtime does to a removed node that is added back later).
+    fn wipe_and_join(&mut self, id: u64) {
+        self.crash(id);
+        self.storage.insert(NodeId(id), SimStorage::default());
+        self.applied.insert(NodeId(id), Vec::new());
+        self.joining.insert(NodeId(id));
+        self.restart(NodeId(id));
     }
 
     fn cut_both(&mut self, a: u64, b: u64) {
@@ -1072,4 +1085,34 @@ fn a_removed_leader_hands_over_and_steps_down() {
         })
         .expect("accepted, then ignored");
     assert!(c.node(f).promised() < ballot, "no promise to a removed node");
+}
+
+#[test]
+fn a_node_wiped_and_added_again_catches_up_from_scratch() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    let rest: Vec<u64> = (1..=3).filter(|&i| i != f).collect();
+    for v in 0..5u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+    }
+    c.deliver_all();
+    // Remove f; it never hears that the removal is chosen, so the leader
+    // still tracks it (departing) with everything it once agreed to.
+    c.node(l.0).change_membership(ids(&rest)).expect("leader");
+    c.deliver_until(|c| c.node(f).log().last_index() > LogIndex(5));
+    c.isolate(f);
+    c.tick_all(3);
+    assert_eq!(c.node(l.0).status().membership.voters, ids(&rest));
+    // Its runtime wipes it; it is added back as an empty joining core.
+    c.wipe_and_join(f);
+    c.heal();
+    let p = c
+        .node(l.0)
+        .change_membership(ids(&[1, 2, 3]))
+        .expect("leader");
+    c.tick_all(10);
+    assert!(c.node(f).log().commit() >= p.index, "it caught up from slot 1");
+    assert_eq!(c.values(f), c.values(l.0), "with the same values");
+    assert!(c.node(f).is_member());
 }
