@@ -234,6 +234,8 @@ struct Entries {
     is_call: Vec<bool>,
     /// For an invoke of a completed operation, its completion entry.
     ret: Vec<u32>,
+    /// For a completion, its invoke entry.
+    call: Vec<u32>,
     /// Event position of the entry.
     pos: Vec<u64>,
 }
@@ -265,6 +267,7 @@ impl Entries {
             op: vec![NONE; n],
             is_call: vec![false; n],
             ret: vec![NONE; n],
+            call: vec![NONE; n],
             pos: vec![0; n],
         };
         let mut call_of = vec![NONE; ops.len()];
@@ -281,6 +284,7 @@ impl Entries {
                     let call = call_of[o as usize];
                     assert_ne!(call, NONE, "an invoke precedes its completion");
                     e.ret[call as usize] = id;
+                    e.call[id as usize] = call;
                 }
                 e.prev[id as usize] = last;
                 e.next[last as usize] = id;
@@ -465,26 +469,30 @@ pub fn search<M: Model>(
     // completion first (the order changes speed, never the verdict).
     let mut cands: Vec<u32> = Vec::new();
     let comp_of = |o: u32| comp[o as usize];
-    let enter = |list: &Entries, cands: &mut Vec<u32>| -> (u32, usize) {
+    // Sort keys: (not of the stop key, completion entry); completion
+    // entries are numbered in real-time order.
+    let mut keys: Vec<u64> = Vec::new();
+    let mut enter = |list: &Entries, cands: &mut Vec<u32>| -> (u32, usize) {
         let lo = cands.len();
         let mut e = list.next[HEAD as usize];
         while list.is_call[e as usize] {
             cands.push(e);
             e = list.next[e as usize];
         }
-        let ks = comp_of(list.op[e as usize]);
-        if cbj {
-            cands[lo..].sort_unstable_by_key(|&c| {
-                (
-                    comp_of(list.op[c as usize]) != ks,
-                    list.pos[list.ret[c as usize] as usize],
-                )
-            });
+        if !cbj {
+            return (e, cands.len());
         }
-        let same = cands[lo..]
-            .iter()
-            .take_while(|&&c| comp_of(list.op[c as usize]) == ks)
-            .count();
+        let ks = comp_of(list.op[e as usize]);
+        keys.clear();
+        keys.extend(cands[lo..].iter().map(|&c| {
+            u64::from(comp_of(list.op[c as usize]) != ks) << 32 | u64::from(list.ret[c as usize])
+        }));
+        keys.sort_unstable();
+        let mut same = 0;
+        for (slot, &k) in cands[lo..].iter_mut().zip(&keys) {
+            *slot = list.call[(k & u64::from(u32::MAX)) as usize];
+            same += usize::from(k >> 32 == 0);
+        }
         (e, lo + same)
     };
     let mut cands_lo = 0usize;
