@@ -76,15 +76,18 @@ fn raft_membership_passes_seeds() {
     let (mut ok_ops, mut unknown) = (0usize, 0u64);
     let mut total = sim::SimStats::default();
     for seed in start..start + seeds {
-        let (outcome, decided) = check_seed_verdict(&SimOptions::with_membership(seed))
-            .unwrap_or_else(|f| {
-                panic!(
-                    "simulation seed {} (membership) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1 {}",
-                    f.seed,
-                    f.what,
-                    sim_common::replay_command(TEST, f.seed, &[])
-                )
-            });
+        let mut opts = SimOptions::with_membership(seed);
+        // Raft re-adds wiped node ids safely (a joining core starts at the
+        // adding leader's term), as the real runtime does: cover it.
+        opts.reuse_ids = true;
+        let (outcome, decided) = check_seed_verdict(&opts).unwrap_or_else(|f| {
+            panic!(
+                "simulation seed {} (membership) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1 {}",
+                f.seed,
+                f.what,
+                sim_common::replay_command(TEST, f.seed, &[])
+            )
+        });
         if !decided {
             eprintln!("seed {seed}: linearizability unknown (the search gave up)");
             unknown += 1;
@@ -99,10 +102,11 @@ fn raft_membership_passes_seeds() {
         total.joined_by_log += s.joined_by_log;
         total.removals += s.removals;
         total.leader_removals += s.leader_removals;
+        total.rejoins += s.rejoins;
         total.crashes += s.crashes;
     }
     eprintln!(
-        "{seeds} seeds with membership: {ok_ops} ok operations, {} changes requested, {} accepted, {} done, {} joins ({} caught up by snapshot, {} by log), {} removals ({} of a leader), {} crashes, {unknown} unknown verdicts",
+        "{seeds} seeds with membership: {ok_ops} ok operations, {} changes requested, {} accepted, {} done, {} joins ({} caught up by snapshot, {} by log), {} removals ({} of a leader), {} wiped ids re-added, {} crashes, {unknown} unknown verdicts",
         total.membership_requested,
         total.membership_accepted,
         total.membership_done,
@@ -111,6 +115,7 @@ fn raft_membership_passes_seeds() {
         total.joined_by_log,
         total.removals,
         total.leader_removals,
+        total.rejoins,
         total.crashes
     );
     assert!(
@@ -133,6 +138,7 @@ fn raft_membership_passes_seeds() {
     assert!(total.joined_by_log > 0, "no new node ever caught up by log");
     assert!(total.removals > 0, "no node was ever removed");
     assert!(total.leader_removals > 0, "no leader was ever removed");
+    assert!(total.rejoins > 0, "no wiped node id was ever re-added");
     assert!(
         total.crashes >= seeds / 2,
         "too few crashes: {}",
@@ -155,6 +161,7 @@ fn replay() {
     opts.membership = std::env::var("FAULTLINE_SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
     opts.membership_bug = std::env::var("FAULTLINE_SIM_MEMBERSHIP_BUG").is_ok_and(|v| v == "1");
     opts.membership |= opts.membership_bug;
+    opts.reuse_ids = opts.membership;
     opts.bugs = bugs.clone();
     opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok_and(|v| v == "1");
     let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<RaftNode>(&opts)));
@@ -270,6 +277,7 @@ fn skipping_the_joint_phase_is_caught() {
     let max_seeds = 300;
     let found = (0..max_seeds).find_map(|seed| {
         let mut opts = SimOptions::with_membership(seed);
+        opts.reuse_ids = true;
         opts.membership_bug = true;
         check_seed(&opts).err()
     });

@@ -434,8 +434,10 @@ impl RaftNode {
             self.append_config(Membership::simple(c.voters));
             return;
         }
-        // C_new committed: tell the voters it removed (one last heartbeat
-        // carrying the commit), then stop tracking them.
+        // C_new committed: tell the voters it removed, then stop tracking
+        // them: one last message carrying the commit (a heartbeat if they
+        // hold C_new, else an append of what they lack through C_new), so
+        // that their runtime can retire them.
         let tracked = self.tracked();
         let gone: Vec<NodeId> = self
             .progress
@@ -443,17 +445,40 @@ impl RaftNode {
             .copied()
             .filter(|p| !tracked.contains(p))
             .collect();
+        let c_new_index = self.config_index();
         for p in gone {
-            let commit = self.log.commit().min(self.progress[&p].matched);
-            let (term, read_seq) = (self.term, self.read_seq);
-            self.send(
-                p,
-                RaftMessage::Heartbeat {
-                    term,
-                    commit,
-                    read_seq,
-                },
-            );
+            let matched = self.progress[&p].matched;
+            let (term, commit) = (self.term, self.log.commit());
+            let lacking = c_new_index.0.saturating_sub(matched.0);
+            match self.log.term_at(matched) {
+                Some(prev_term)
+                    if matched < c_new_index
+                        && lacking <= self.cfg.max_batch_entries as u64 * 4 =>
+                {
+                    let entries = self.log.slice(matched.next(), lacking as usize);
+                    self.send(
+                        p,
+                        RaftMessage::AppendEntries {
+                            term,
+                            prev_log_index: matched,
+                            prev_log_term: prev_term,
+                            entries,
+                            leader_commit: commit,
+                        },
+                    );
+                }
+                _ => {
+                    let read_seq = self.read_seq;
+                    self.send(
+                        p,
+                        RaftMessage::Heartbeat {
+                            term,
+                            commit: commit.min(matched),
+                            read_seq,
+                        },
+                    );
+                }
+            }
         }
         let next = self.log.last_index().next();
         self.sync_progress(next);

@@ -87,6 +87,12 @@ pub struct SimOptions {
     /// A planted membership bug for the proof of power: every core is asked
     /// to [`SimCore::plant_membership_bug`] (Raft: skip the joint phase).
     pub membership_bug: bool,
+    /// With `membership`: the world may re-add a node id whose disk it
+    /// wiped after a removal (as the real runtime does). Off: only ids that
+    /// never left the group are added (a wiped voter forgot its promises;
+    /// protocols that cannot tell a stale leader from a current one without
+    /// them stay safe only if ids are never reused).
+    pub reuse_ids: bool,
 }
 
 impl SimOptions {
@@ -107,6 +113,7 @@ impl SimOptions {
             membership: false,
             pool: None,
             membership_bug: false,
+            reuse_ids: false,
         }
     }
 
@@ -152,6 +159,8 @@ pub struct SimStats {
     pub removals: u64,
     /// Removed leaders among those (they stepped down first).
     pub leader_removals: u64,
+    /// Wiped node ids added again (only with `reuse_ids`).
+    pub rejoins: u64,
 }
 
 /// The result of one run.
@@ -333,6 +342,8 @@ struct World<C: SimCore> {
     voters: Vec<NodeId>,
     /// Every node id in play (the initial voters plus spares).
     pool: Vec<NodeId>,
+    /// Node ids wiped after a removal (not added again unless `reuse_ids`).
+    wiped: std::collections::BTreeSet<NodeId>,
     /// Committed configurations applied somewhere, by index, with the
     /// highest term any node had then (they committed in a term ≤ it).
     configs: BTreeMap<LogIndex, (crate::consensus::Membership, Term)>,
@@ -479,6 +490,7 @@ impl<C: SimCore> World<C> {
             hosts,
             voters,
             pool,
+            wiped: std::collections::BTreeSet::new(),
             configs: BTreeMap::new(),
             clients,
             history: History::default(),
@@ -913,11 +925,12 @@ impl<C: SimCore> World<C> {
             .expect("the leader is up")
             .status();
         let cur = st.membership.voters.clone();
+        let reuse = self.opts.reuse_ids;
         let outside: Vec<NodeId> = self
             .pool
             .iter()
             .copied()
-            .filter(|n| !cur.contains(n))
+            .filter(|n| !cur.contains(n) && (reuse || !self.wiped.contains(n)))
             .collect();
         let mut new = cur.clone();
         let roll = self.rng.below(10);
@@ -942,6 +955,12 @@ impl<C: SimCore> World<C> {
             }
         }
         new.sort_unstable();
+        if self.rng.chance(0.5) {
+            // As the real runtime does half the time here (always, there):
+            // snapshot first, so that new voters catch up from a snapshot
+            // taken after every earlier configuration.
+            self.snapshot_now(l);
+        }
         self.stats.membership_requested += 1;
         let result = self.hosts[Self::idx(l)]
             .core
@@ -957,6 +976,9 @@ impl<C: SimCore> World<C> {
                 let i = Self::idx(a);
                 self.hosts[i].member_from = p.index;
                 if !self.hosts[i].hosting {
+                    if self.wiped.contains(&a) {
+                        self.stats.rejoins += 1;
+                    }
                     self.start_joining(a, p.term)?;
                 }
             }
@@ -980,6 +1002,25 @@ impl<C: SimCore> World<C> {
             }
         }
         self.post_step(l)
+    }
+
+    /// The runtime snapshots `id`'s state machine at its applied index.
+    fn snapshot_now(&mut self, id: NodeId) {
+        let host = &mut self.hosts[Self::idx(id)];
+        let Some(core) = host.core.as_mut() else {
+            return;
+        };
+        if host.applied <= core.status().snapshot_index {
+            return;
+        }
+        let data = host.sm.snapshot();
+        let meta = core
+            .snapshot_taken(host.applied, data.clone())
+            .expect("the applied index can be snapshotted");
+        let seq = host.storage.write(Write::Compact(Snapshot { meta, data }));
+        if !self.no_fsync {
+            let _ = self.apply_effects(id, vec![Effect::Sync(seq)]);
+        }
     }
 
     /// Host the group on `id` as a joining core (no voters, empty disk but
@@ -1040,6 +1081,7 @@ impl<C: SimCore> World<C> {
         host.leading = false;
         host.removed_leader = false;
         self.stats.removals += 1;
+        self.wiped.insert(id);
         if was_leader {
             self.stats.leader_removals += 1;
         }
