@@ -212,6 +212,10 @@ pub struct PaxosNode {
     /// latest configuration in the chosen prefix, else the snapshot's, else
     /// the seed ([`CoreConfig::voters`]). Empty: not known yet (joining).
     known_config: Vec<NodeId>,
+    /// Started joining on an empty disk and no chosen configuration has
+    /// made us a voter yet: promise nothing (see the module docs, "a node
+    /// wiped and added again").
+    provisional: bool,
     /// Leader: phase 1 at our ballot covers the slots up to here only (a
     /// configuration slot phase 1 found unchosen; our own older values may
     /// follow it in the log). None: every slot.
@@ -340,6 +344,7 @@ impl PaxosNode {
             pre_votes: BTreeMap::new(),
             round: None,
             known_config: Vec::new(),
+            provisional: blank,
             covered: None,
             peers: BTreeMap::new(),
             self_durable: LogIndex(0),
@@ -533,6 +538,7 @@ impl PaxosNode {
             self.known_config = v.to_vec();
             i = j.next();
         }
+        self.provisional &= !self.is_member();
         true
     }
 
@@ -1173,8 +1179,10 @@ impl PaxosNode {
             PaxosMessage::PrePrepare { ballot } => {
                 // A node outside our configurations (a removed one that
                 // does not know it yet) gets no promise.
-                let granted =
-                    ballot > self.promised && !self.in_lease() && self.may_campaign_here(from);
+                let granted = ballot > self.promised
+                    && !self.in_lease()
+                    && !self.provisional
+                    && self.may_campaign_here(from);
                 let promised = self.promised;
                 self.send(
                     from,
@@ -1201,7 +1209,10 @@ impl PaxosNode {
                 commit,
                 transfer,
             } => {
-                if ballot.node() != from || !self.may_campaign_here(from) {
+                if ballot.node() != from || !self.may_campaign_here(from) || self.provisional {
+                    // (An empty joining acceptor may be a wiped voter added
+                    // back: its empty report could hide what its old self
+                    // accepted from a candidate that still counts it.)
                     return;
                 }
                 if ballot < self.promised {
@@ -1323,6 +1334,7 @@ impl PaxosNode {
                 if ids_ok && snapshot.meta.index > self.log.commit() {
                     self.log.restore(snapshot);
                     self.known_config = self.config_from_log(self.log.commit().next());
+                    self.provisional &= !self.is_member();
                     self.agreed = self.log.commit();
                     self.recompute_agreed();
                 }

@@ -1116,3 +1116,38 @@ fn a_node_wiped_and_added_again_catches_up_from_scratch() {
     assert_eq!(c.values(f), c.values(l.0), "with the same values");
     assert!(c.node(f).is_member());
 }
+
+#[test]
+fn an_empty_joining_acceptor_promises_nothing_until_a_configuration_includes_it() {
+    let mut c4 = cfg(4, 3, &[]);
+    c4.voters = Vec::new();
+    let mut node = PaxosNode::new(c4, Recovered::default()).expect("joining");
+    let prepare = |ballot: Ballot| Message {
+        group: GroupId(1),
+        from: ballot.node(),
+        to: NodeId(4),
+        payload: Payload::Paxos(PaxosMessage::Prepare {
+            ballot,
+            commit: LogIndex(0),
+            transfer: true,
+        }),
+    };
+    node.step(prepare(Ballot::new(5, NodeId(1)))).expect("accepted, then ignored");
+    assert!(
+        node.ready().messages.is_empty(),
+        "no promise: it may be a wiped voter whose old self accepted values"
+    );
+    // Once a chosen configuration makes it a voter, it promises.
+    let mut c = Cluster::with_spares(3, 1);
+    let l = c.elect();
+    c.node(l.0).change_membership(ids(&[1, 2, 3, 4])).expect("leader");
+    c.tick_all(10);
+    assert!(c.node(4).is_member());
+    let b = Ballot::new(100, NodeId(2));
+    c.node(4).step(prepare(b)).expect("prepare");
+    let rd = c.node(4).ready();
+    assert!(rd.messages.iter().any(|m| matches!(
+        m.payload,
+        Payload::Paxos(PaxosMessage::Promise { ballot, .. }) if ballot == b
+    )));
+}
