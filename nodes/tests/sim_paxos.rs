@@ -11,6 +11,13 @@
 //!     FAULTLINE_SIM_SEED=1234 cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture
 //! (add FAULTLINE_SIM_TRACE=1 for the event trace, FAULTLINE_SIM_BUG=stale-read for a planted bug).
 //! A longer sweep: FAULTLINE_SIM_SEEDS=100000 [FAULTLINE_SIM_SEED_START=N] cargo test -p faultline-nodes --release --test sim_paxos -- paxos_passes_seeds --nocapture
+//!
+//! `paxos_membership_passes_seeds` runs the same checks with membership
+//! changes in the schedule (`SimOptions::with_membership`: voters added,
+//! removed and swapped, joining cores, removed nodes wiped), the oracle
+//! counting every slot's quorum in the configuration governing it, and
+//! asserts that changes complete (replay a seed with FAULTLINE_SIM_MEMBERSHIP=1).
+//! Triage: `-- membership_scan --ignored --nocapture` lists every failing seed.
 
 mod sim_common;
 
@@ -55,8 +62,65 @@ fn paxos_passes_seeds() {
     assert!(snapshots > 0, "no follower ever needed a snapshot");
 }
 
+/// Membership changes in the random schedule (add, remove, swap voters;
+/// joining cores on added nodes, removed nodes stopped and wiped), with the
+/// oracle counting quorums in the configuration chosen for each slot.
+#[test]
+fn paxos_membership_passes_seeds() {
+    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
+    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
+    let (mut ok_ops, mut requested, mut accepted, mut done) = (0usize, 0u64, 0u64, 0u64);
+    let (mut joins, mut by_snapshot, mut removals, mut leader_removals) = (0u64, 0u64, 0u64, 0u64);
+    let mut seeds_with_change = 0u64;
+    for seed in start..start + seeds {
+        let opts = SimOptions::with_membership(seed);
+        let outcome = check_seed(&opts).unwrap_or_else(|f| fail_membership(&f));
+        ok_ops += outcome.history.count(SimEventKind::Ok);
+        let st = &outcome.stats;
+        requested += st.membership_requested;
+        accepted += st.membership_accepted;
+        done += st.membership_done;
+        joins += st.joins;
+        by_snapshot += st.joined_by_snapshot;
+        removals += st.removals;
+        leader_removals += st.leader_removals;
+        seeds_with_change += (st.membership_done > 0) as u64;
+    }
+    eprintln!(
+        "{seeds} seeds with membership changes: {ok_ops} ok operations; changes {requested} requested, \
+         {accepted} accepted, {done} done (in {seeds_with_change} seeds); {joins} joins \
+         ({by_snapshot} by snapshot), {removals} removals ({leader_removals} leaders)"
+    );
+    assert!(
+        ok_ops as u64 >= seeds * 10,
+        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+    );
+    // Changes must actually finish, in most seeds, and exercise the paths
+    // that matter: new voters catching up, removed nodes (leaders too) leaving.
+    assert!(
+        seeds_with_change * 2 >= seeds,
+        "changes completed in only {seeds_with_change} of {seeds} seeds"
+    );
+    assert!(done * 2 >= accepted, "only {done} of {accepted} accepted changes finished");
+    assert!(joins > 0 && removals > 0, "no node joined ({joins}) or left ({removals})");
+    if seeds >= 100 {
+        assert!(by_snapshot > 0, "no joining node caught up by snapshot");
+        assert!(leader_removals > 0, "no leader ever removed itself");
+    }
+}
+
+fn fail_membership(f: &Failure) -> ! {
+    panic!(
+        "simulation seed {} (membership changes on) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1 {}",
+        f.seed,
+        f.what,
+        sim_common::replay_command(TEST, f.seed, &[])
+    );
+}
+
 /// Replays one seed (FAULTLINE_SIM_SEED, default 1) and prints its trace
-/// with FAULTLINE_SIM_TRACE=1.
+/// with FAULTLINE_SIM_TRACE=1 (FAULTLINE_SIM_MEMBERSHIP=1: with membership
+/// changes, as `paxos_membership_passes_seeds` runs it).
 #[test]
 fn replay() {
     let seed = env_u64("FAULTLINE_SIM_SEED", 1);
@@ -67,6 +131,7 @@ fn replay() {
         Err(_) => Vec::new(),
     };
     let mut opts = SimOptions::new(seed);
+    opts.membership = std::env::var("FAULTLINE_SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
     opts.bugs = bugs.clone();
     opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok_and(|v| v == "1");
     let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<PaxosNode>(&opts)));
@@ -174,4 +239,24 @@ fn no_fsync_bug_is_caught() {
     let found = find_bug(Bug::NoFsync, 200);
     let (seed, what) = found.expect("no-fsync went unnoticed for 200 seeds");
     eprintln!("no-fsync caught at seed {seed}: {what}");
+}
+
+/// Lists every failing seed of a membership sweep instead of stopping at
+/// the first (a triage tool; run with --ignored --nocapture).
+#[test]
+#[ignore]
+fn membership_scan() {
+    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 1000);
+    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
+    let mut failed = 0;
+    for seed in start..start + seeds {
+        if std::env::var("FAULTLINE_SIM_PROGRESS").is_ok() {
+            eprintln!("seed {seed} ...");
+        }
+        if let Err(f) = check_seed(&SimOptions::with_membership(seed)) {
+            failed += 1;
+            eprintln!("seed {seed}: {}", f.what.chars().take(300).collect::<String>());
+        }
+    }
+    eprintln!("{failed} of {seeds} seeds failed");
 }
