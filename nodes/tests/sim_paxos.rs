@@ -101,8 +101,14 @@ fn paxos_membership_passes_seeds() {
         seeds_with_change * 2 >= seeds,
         "changes completed in only {seeds_with_change} of {seeds} seeds"
     );
-    assert!(done * 2 >= accepted, "only {done} of {accepted} accepted changes finished");
-    assert!(joins > 0 && removals > 0, "no node joined ({joins}) or left ({removals})");
+    assert!(
+        done * 2 >= accepted,
+        "only {done} of {accepted} accepted changes finished"
+    );
+    assert!(
+        joins > 0 && removals > 0,
+        "no node joined ({joins}) or left ({removals})"
+    );
     if seeds >= 100 {
         assert!(by_snapshot > 0, "no joining node caught up by snapshot");
         assert!(leader_removals > 0, "no leader ever removed itself");
@@ -255,7 +261,10 @@ fn membership_scan() {
         }
         if let Err(f) = check_seed(&SimOptions::with_membership(seed)) {
             failed += 1;
-            eprintln!("seed {seed}: {}", f.what.chars().take(300).collect::<String>());
+            eprintln!(
+                "seed {seed}: {}",
+                f.what.chars().take(300).collect::<String>()
+            );
         }
     }
     eprintln!("{failed} of {seeds} seeds failed");

@@ -93,7 +93,13 @@
 //! 5. **Joining and leaving.** A node started with empty voters ("joining")
 //!    and any node not in C(commit + 1) never campaigns; it follows any
 //!    leader's Accepts and snapshots and learns the configuration from the
-//!    chosen log or an InstallSnapshot. Prepares and PrePrepares from nodes
+//!    chosen log or an InstallSnapshot. A joining core that started on an
+//!    empty disk promises nothing (no Promise, no PrePromise grant) until a
+//!    chosen configuration includes it: it may be a wiped voter added back,
+//!    and its empty report would hide what its old self accepted from a
+//!    stale candidate that still counts it (see the caveat below). Its
+//!    promise starts at the ballot floor the runtime persists for it
+//!    (`Recovered::hard_state.term`, the adding leader's ballot), if any. Prepares and PrePrepares from nodes
 //!    outside every configuration in play are ignored, so a removed node
 //!    cannot depose the group. A leader whose node the chosen configuration
 //!    drops broadcasts the commit, sends `TimeoutNow` (with the commit) to
@@ -134,8 +140,12 @@
 //! never to come back to the same group with the same id and an empty disk
 //! while a stale peer could still count it in an old configuration (the
 //! empty acceptor has forgotten what its old self promised and accepted;
-//! Raft has the same hole with votes). The runtime must keep a removed
-//! group's durable state for a re-add, or never re-add a wiped id.
+//! Raft has the same hole with votes). Rule 5's promise-nothing and the
+//! ballot floor close the common paths (a stale candidate getting an empty
+//! promise, a stale leader below the floor); what remains is an empty
+//! acceptor whose first state came from an old snapshot that still lists
+//! it. The safe runtime rule: keep a removed group's durable state for a
+//! re-add, or never re-add a wiped id.
 //!
 //! # Simulation
 //! [`sim`] plugs the core into the deterministic simulator

@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::bug::Bug;
 use crate::consensus::{
     ConfigError, Consensus, CoreConfig, Entry, EntryKind, GroupId, HardState, LogIndex, Membership,
-    MembershipError, Message, NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered, Role, Snapshot,
-    SnapshotError, SnapshotMeta, SoftState, Status, StepError, TransferError,
+    MembershipError, Message, NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered,
+    Role, Snapshot, SnapshotError, SnapshotMeta, SoftState, Status, StepError, TransferError,
 };
 
 use super::ballot::{Ballot, Stamp};
@@ -369,9 +369,13 @@ impl PaxosNode {
             node.startup.push(Observation::Blank);
         }
         let seeded = node.log.snapshot_index() == LogIndex(0)
-            && node.log.config_before(node.log.last_index().next()).is_none();
+            && node
+                .log
+                .config_before(node.log.last_index().next())
+                .is_none();
         if seeded && !node.cfg.voters.is_empty() {
-            node.startup.push(Observation::Seeded(node.cfg.voters.clone()));
+            node.startup
+                .push(Observation::Seeded(node.cfg.voters.clone()));
         }
         node.recompute_agreed();
         node.reset_randomized_timeout();
@@ -684,7 +688,10 @@ impl PaxosNode {
     /// Phase 1 at our ballot in the configuration governing our first
     /// unchosen slot, for every slot after our commit.
     fn start_round(&mut self, transfer: bool) {
-        assert!(self.is_member(), "a round runs in a configuration we vote in");
+        assert!(
+            self.is_member(),
+            "a round runs in a configuration we vote in"
+        );
         self.round = Some(Round {
             voters: self.known_config.clone(),
             transfer,
@@ -766,7 +773,11 @@ impl PaxosNode {
     /// phase 1 again if the chosen prefix moved into another configuration.
     fn finish_round(&mut self) {
         let b = self.promised;
-        assert_eq!(b.node(), self.cfg.id, "we run phase 1 only at our own ballot");
+        assert_eq!(
+            b.node(),
+            self.cfg.id,
+            "we run phase 1 only at our own ballot"
+        );
         assert_eq!(self.durable_promised, b, "our own promise is durable");
         let round = self.round.take().expect("a round to finish");
         let promises = round.promises;
@@ -857,7 +868,10 @@ impl PaxosNode {
         self.advance_commit(chosen_to);
         self.agreed = self.log.commit();
         self.recompute_agreed();
-        assert_eq!(self.agreed, cut, "we accepted every slot this round decided");
+        assert_eq!(
+            self.agreed, cut,
+            "we accepted every slot this round decided"
+        );
         match end {
             RoundEnd::Again => {
                 if !self.is_member() {

@@ -19,9 +19,10 @@
 //!   get chosen there; and a configuration chosen after a later slot was
 //!   chosen (a leader that proposed beyond an unchosen configuration) is a
 //!   violation of its own.
-//! A node wiped and added again starts [`Observation::Blank`]: its old
-//! promises no longer bind it (it votes only in configurations after the
-//! one that removed it).
+//!
+//! A joining core on an empty disk starts with [`Observation::Blank`]: the
+//! promises of a wiped node's old self no longer bind it (it votes only in
+//! configurations after the one that removed it).
 //!
 //! The oracle only believes durable facts, which the core records when the
 //! runtime acknowledges a write: with the `no-fsync` bug those are lies,
@@ -255,7 +256,11 @@ impl PaxosOracle {
                 .or_default()
                 .insert(e.index, c);
         }
-        if self.is_quorum(e.index, s.accepted, &self.accepts[&(e.index, s.accepted)].who) {
+        if self.is_quorum(
+            e.index,
+            s.accepted,
+            &self.accepts[&(e.index, s.accepted)].who,
+        ) {
             self.chosen_at(e.index, s.accepted)?;
         }
         Ok(())
@@ -376,7 +381,9 @@ mod tests {
         let mut o = PaxosOracle::new(voters.len());
         o.observe(
             NodeId(voters[0]),
-            vec![Observation::Seeded(voters.iter().copied().map(NodeId).collect())],
+            vec![Observation::Seeded(
+                voters.iter().copied().map(NodeId).collect(),
+            )],
         )
         .expect("seeded");
         o
@@ -402,14 +409,21 @@ mod tests {
         o.observe(NodeId(2), vec![acc_config(1, b1, &[3, 4, 5])])
             .expect("chosen by {1, 2}");
         assert_eq!(o.configs_chosen, 1);
-        assert_eq!(o.config_for(LogIndex(2)), &[NodeId(3), NodeId(4), NodeId(5)]);
+        assert_eq!(
+            o.config_for(LogIndex(2)),
+            &[NodeId(3), NodeId(4), NodeId(5)]
+        );
         // {1, 2} are no quorum for slot 2 any more; {4, 5} are.
-        o.observe(NodeId(1), vec![acc(2, b1, b1, 7)]).expect("accept");
-        o.observe(NodeId(2), vec![acc(2, b1, b1, 7)]).expect("accept");
+        o.observe(NodeId(1), vec![acc(2, b1, b1, 7)])
+            .expect("accept");
+        o.observe(NodeId(2), vec![acc(2, b1, b1, 7)])
+            .expect("accept");
         assert_eq!(o.chosen_slots, 1, "old voters choose nothing after slot 1");
         let b2 = Ballot::new(2, NodeId(4));
-        o.observe(NodeId(4), vec![acc(2, b2, b2, 8)]).expect("accept");
-        o.observe(NodeId(5), vec![acc(2, b2, b2, 8)]).expect("chosen by {4, 5}");
+        o.observe(NodeId(4), vec![acc(2, b2, b2, 8)])
+            .expect("accept");
+        o.observe(NodeId(5), vec![acc(2, b2, b2, 8)])
+            .expect("chosen by {4, 5}");
         assert_eq!(o.chosen_slots, 2);
         // A value the old voters learned at slot 2 was not chosen.
         let learned = Observation::Learned(Entry {
@@ -418,7 +432,9 @@ mod tests {
             kind: EntryKind::Normal(vec![7]),
         });
         assert_eq!(
-            o.observe(NodeId(1), vec![learned]).expect_err("not chosen").0,
+            o.observe(NodeId(1), vec![learned])
+                .expect_err("not chosen")
+                .0,
             LEARNED_AGREE
         );
     }
@@ -439,8 +455,14 @@ mod tests {
             o.observe(NodeId(n), vec![acc_config(6, b2, &[2, 3, 5])])
                 .expect("b2 chooses the configuration");
         }
-        assert_eq!(o.config_for(LogIndex(7)), &[NodeId(2), NodeId(3), NodeId(5)]);
-        assert_eq!(o.config_at_ballot(LogIndex(7), b1), &[NodeId(1), NodeId(2), NodeId(3)]);
+        assert_eq!(
+            o.config_for(LogIndex(7)),
+            &[NodeId(2), NodeId(3), NodeId(5)]
+        );
+        assert_eq!(
+            o.config_at_ballot(LogIndex(7), b1),
+            &[NodeId(1), NodeId(2), NodeId(3)]
+        );
         assert_eq!(o.chosen_slots, 1, "only b2's configuration is chosen");
         for n in [2, 3] {
             o.observe(NodeId(n), vec![acc(7, b2, b2, 9)])
@@ -450,10 +472,12 @@ mod tests {
         // But had b2 (knowing slot 6 chosen) let {3, 5} choose one value and
         // {2, 3} another at 8, that is two values.
         for n in [3, 5] {
-            o.observe(NodeId(n), vec![acc(8, b2, b2, 4)]).expect("chosen");
+            o.observe(NodeId(n), vec![acc(8, b2, b2, 4)])
+                .expect("chosen");
         }
         let b3 = Ballot::new(3, NodeId(2));
-        o.observe(NodeId(2), vec![acc(8, b3, b3, 5)]).expect("one accept");
+        o.observe(NodeId(2), vec![acc(8, b3, b3, 5)])
+            .expect("one accept");
         let err = o
             .observe(NodeId(3), vec![acc(8, b3, b3, 5)])
             .expect_err("a second value chosen at 8");
@@ -464,8 +488,11 @@ mod tests {
     fn a_configuration_chosen_after_a_later_slot_is_caught() {
         let b1 = Ballot::new(1, NodeId(1));
         let mut o = oracle(&[1, 2, 3]);
-        o.observe(NodeId(1), vec![acc(2, b1, b1, 7), acc_config(1, b1, &[1, 2])])
-            .expect("accepts");
+        o.observe(
+            NodeId(1),
+            vec![acc(2, b1, b1, 7), acc_config(1, b1, &[1, 2])],
+        )
+        .expect("accepts");
         o.observe(NodeId(2), vec![acc(2, b1, b1, 7)])
             .expect("slot 2 chosen in the seed configuration");
         let err = o

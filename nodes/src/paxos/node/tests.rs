@@ -813,7 +813,11 @@ fn a_leader_proposes_nothing_beyond_an_unchosen_configuration_slot() {
     c.deliver_all();
     let st = c.node(l.0).status();
     assert!(st.membership_pending, "the change is in flight");
-    assert_eq!(st.membership.voters, ids(&[1, 2, 3]), "still the old configuration");
+    assert_eq!(
+        st.membership.voters,
+        ids(&[1, 2, 3]),
+        "still the old configuration"
+    );
     assert_eq!(
         c.node(l.0).propose(vec![2]),
         Err(NotLeader { leader: Some(l) }),
@@ -868,11 +872,17 @@ fn phase_one_runs_again_in_the_configuration_it_finds() {
         c.cut.insert((l, NodeId(f)));
     }
     c.deliver_all();
-    let x = c.node(l.0).propose(vec![42]).expect("the configuration is chosen");
+    let x = c
+        .node(l.0)
+        .propose(vec![42])
+        .expect("the configuration is chosen");
     assert_eq!(x.index, j.next());
     c.deliver_all();
     c.tick_all(3);
-    assert!(c.node(l.0).log().commit() >= x.index, "X chosen by {{l, 4, 5}}");
+    assert!(
+        c.node(l.0).log().commit() >= x.index,
+        "X chosen by {{l, 4, 5}}"
+    );
     for f in [a, b] {
         assert!(c.node(f).log().commit() < j, "{f} never learned the commit");
         assert!(c.node(f).log().entry(x.index).is_none(), "{f} never saw X");
@@ -889,7 +899,10 @@ fn phase_one_runs_again_in_the_configuration_it_finds() {
     assert!(new.0 == a || new.0 == b, "an old voter leads");
     c.tick_all(5);
     let st = c.node(new.0).status();
-    assert!(st.commit_index >= j, "it got the configuration chosen again");
+    assert!(
+        st.commit_index >= j,
+        "it got the configuration chosen again"
+    );
     assert_eq!(st.membership.voters, ids(&[1, 2, 3, 4, 5]));
     assert!(
         st.membership_pending,
@@ -928,7 +941,11 @@ fn a_joining_node_learns_its_configuration_from_a_snapshot() {
     let l = c.elect();
     for _ in 0..100 {
         c.tick_all(1);
-        assert_eq!(c.node(4).role(), Role::Follower, "a joining node never campaigns");
+        assert_eq!(
+            c.node(4).role(),
+            Role::Follower,
+            "a joining node never campaigns"
+        );
     }
     for v in 0..20u8 {
         c.node(l.0).propose(vec![v]).expect("leader");
@@ -939,7 +956,11 @@ fn a_joining_node_learns_its_configuration_from_a_snapshot() {
         .node(l.0)
         .snapshot_taken(applied, b"sm".to_vec())
         .expect("snapshot");
-    assert_eq!(meta.voters, ids(&[1, 2, 3]), "the configuration as of the snapshot");
+    assert_eq!(
+        meta.voters,
+        ids(&[1, 2, 3]),
+        "the configuration as of the snapshot"
+    );
     let p = c
         .node(l.0)
         .change_membership(ids(&[1, 2, 3, 4]))
@@ -993,7 +1014,11 @@ fn recovery_picks_the_latest_configuration() {
     };
     let node = PaxosNode::new(cfg(1, 3, &[]), rec).expect("recovers");
     let st = node.status();
-    assert_eq!(st.membership.voters, ids(&[1, 4, 5]), "the latest chosen one");
+    assert_eq!(
+        st.membership.voters,
+        ids(&[1, 4, 5]),
+        "the latest chosen one"
+    );
     assert!(st.membership_pending, "slot 4 is not known chosen");
     // A snapshot carries the configuration as of its index.
     let rec = Recovered {
@@ -1018,12 +1043,18 @@ fn recovery_picks_the_latest_configuration() {
     for _ in 0..100 {
         node.tick();
     }
-    assert_eq!(node.role(), Role::Follower, "a removed node never campaigns");
+    assert_eq!(
+        node.role(),
+        Role::Follower,
+        "a removed node never campaigns"
+    );
     assert!(node.ready().messages.is_empty());
     // And through a whole cluster: a change survives a restart of everyone.
     let mut c = Cluster::with_spares(3, 1);
     let l = c.elect();
-    c.node(l.0).change_membership(ids(&[2, 3, 4])).expect("leader");
+    c.node(l.0)
+        .change_membership(ids(&[2, 3, 4]))
+        .expect("leader");
     c.tick_all(20);
     for id in 1..=4 {
         c.crash(id);
@@ -1045,10 +1076,7 @@ fn a_removed_leader_hands_over_and_steps_down() {
     let mut c = Cluster::new(3);
     let l = c.elect();
     let rest: Vec<u64> = (1..=3).filter(|&i| i != l.0).collect();
-    let p = c
-        .node(l.0)
-        .change_membership(ids(&rest))
-        .expect("leader");
+    let p = c.node(l.0).change_membership(ids(&rest)).expect("leader");
     c.deliver_all();
     c.tick_all(3);
     let old = c.node(l.0).status();
@@ -1084,7 +1112,10 @@ fn a_removed_leader_hands_over_and_steps_down() {
             }),
         })
         .expect("accepted, then ignored");
-    assert!(c.node(f).promised() < ballot, "no promise to a removed node");
+    assert!(
+        c.node(f).promised() < ballot,
+        "no promise to a removed node"
+    );
 }
 
 #[test]
@@ -1112,7 +1143,10 @@ fn a_node_wiped_and_added_again_catches_up_from_scratch() {
         .change_membership(ids(&[1, 2, 3]))
         .expect("leader");
     c.tick_all(10);
-    assert!(c.node(f).log().commit() >= p.index, "it caught up from slot 1");
+    assert!(
+        c.node(f).log().commit() >= p.index,
+        "it caught up from slot 1"
+    );
     assert_eq!(c.values(f), c.values(l.0), "with the same values");
     assert!(c.node(f).is_member());
 }
@@ -1132,7 +1166,8 @@ fn an_empty_joining_acceptor_promises_nothing_until_a_configuration_includes_it(
             transfer: true,
         }),
     };
-    node.step(prepare(Ballot::new(5, NodeId(1)))).expect("accepted, then ignored");
+    node.step(prepare(Ballot::new(5, NodeId(1))))
+        .expect("accepted, then ignored");
     assert!(
         node.ready().messages.is_empty(),
         "no promise: it may be a wiped voter whose old self accepted values"
@@ -1140,7 +1175,9 @@ fn an_empty_joining_acceptor_promises_nothing_until_a_configuration_includes_it(
     // Once a chosen configuration makes it a voter, it promises.
     let mut c = Cluster::with_spares(3, 1);
     let l = c.elect();
-    c.node(l.0).change_membership(ids(&[1, 2, 3, 4])).expect("leader");
+    c.node(l.0)
+        .change_membership(ids(&[1, 2, 3, 4]))
+        .expect("leader");
     c.tick_all(10);
     assert!(c.node(4).is_member());
     let b = Ballot::new(100, NodeId(2));
