@@ -1397,6 +1397,10 @@ impl PaxosNode {
                 pr.recent_active = true;
                 pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(read_seq_now));
                 pr.reported = pr.reported.max(agreed.min(last));
+                if pr.inflight == 0 && pr.next > agreed.min(last).max(pr.agreed).next() {
+                    // An idle leader still catches up a peer that lacks slots.
+                    pr.next = agreed.min(last).max(pr.agreed).next();
+                }
                 if pr
                     .departing
                     .is_some_and(|(slot, seq)| read_seq > seq && agreed >= slot)
@@ -1488,8 +1492,11 @@ impl PaxosNode {
             pr.agreed = agreed;
             pr.reported = pr.reported.min(agreed);
         }
-        if !ok && pr.next > pr.agreed.next() {
-            pr.next = pr.agreed.next();
+        if (!ok || pr.inflight == 0) && pr.next > agreed.next().max(pr.agreed.next()) {
+            // It lacks slots we think we sent, and nothing in flight will
+            // fill them (a peer a new leader never heard from starts at our
+            // commit; it may hold less): resend from what it holds.
+            pr.next = agreed.max(pr.agreed).next();
         }
         if pr.next <= pr.agreed {
             pr.next = pr.agreed.next();

@@ -1188,3 +1188,30 @@ fn an_empty_joining_acceptor_promises_nothing_until_a_configuration_includes_it(
         Payload::Paxos(PaxosMessage::Promise { ballot, .. }) if ballot == b
     )));
 }
+
+#[test]
+fn an_idle_leader_catches_up_a_follower_that_lacks_slots() {
+    // A new leader starts a peer whose promise it never counted at its own
+    // commit, with nothing in flight; the peer may hold less. Heartbeat
+    // replies alone must bring it up to date (no new writes).
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    c.isolate(f);
+    for v in 0..3u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+    }
+    c.tick_all(3);
+    let leader = c.node(l.0);
+    let next = leader.log.commit().next();
+    let pr = leader.peers.get_mut(&NodeId(f)).expect("a peer");
+    *pr = Peer::new(next, LogIndex(0), leader.now_ticks);
+    c.heal();
+    c.tick_all(30);
+    let (lead_commit, f_commit) = (c.node(l.0).log().commit(), c.node(f).log().commit());
+    assert_eq!(
+        f_commit, lead_commit,
+        "f learned every chosen slot without new writes"
+    );
+    assert_eq!(c.values(f), c.values(l.0));
+}
