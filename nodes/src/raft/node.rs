@@ -24,7 +24,15 @@
 //! that is not in C_new leads until C_new commits, then steps down. A node
 //! with no configuration (joining) or outside its own never campaigns; every
 //! node ignores vote requests from nodes outside its configuration, so a
-//! removed node cannot disrupt the group.
+//! removed node cannot disrupt the group. Until C_new commits the leader
+//! keeps replicating to the voters it drops, and then sends them one last
+//! message carrying the commit, so that their runtime learns they left.
+//! Message senders are not checked against the configuration (a node may be
+//! a member of one this node has not seen yet); only a message from this
+//! node itself is refused ([`StepError::UnknownPeer`]). Liveness limit: a
+//! joining node votes only once it holds a configuration, so if the leader
+//! dies during a change whose new half is mostly new nodes that have not
+//! received C_old,new yet, no candidate can win until it comes back.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
