@@ -71,10 +71,13 @@ fn paxos_membership_passes_seeds() {
     let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
     let (mut ok_ops, mut requested, mut accepted, mut done) = (0usize, 0u64, 0u64, 0u64);
     let (mut joins, mut by_snapshot, mut removals, mut leader_removals) = (0u64, 0u64, 0u64, 0u64);
-    let mut seeds_with_change = 0u64;
+    let (mut seeds_with_change, mut rejoins) = (0u64, 0u64);
     for seed in start..start + seeds {
-        let opts = SimOptions::with_membership(seed);
-        let outcome = check_seed(&opts).unwrap_or_else(|f| fail_membership(&f));
+        let mut opts = SimOptions::with_membership(seed);
+        // Odd seeds also add wiped node ids back (an empty acceptor that
+        // was a voter before: see the paxos module docs).
+        opts.reuse_ids = seed % 2 == 1;
+        let outcome = check_seed(&opts).unwrap_or_else(|f| fail_membership(&f, opts.reuse_ids));
         ok_ops += outcome.history.count(SimEventKind::Ok);
         let st = &outcome.stats;
         requested += st.membership_requested;
@@ -84,12 +87,13 @@ fn paxos_membership_passes_seeds() {
         by_snapshot += st.joined_by_snapshot;
         removals += st.removals;
         leader_removals += st.leader_removals;
+        rejoins += st.rejoins;
         seeds_with_change += (st.membership_done > 0) as u64;
     }
     eprintln!(
         "{seeds} seeds with membership changes: {ok_ops} ok operations; changes {requested} requested, \
          {accepted} accepted, {done} done (in {seeds_with_change} seeds); {joins} joins \
-         ({by_snapshot} by snapshot), {removals} removals ({leader_removals} leaders)"
+         ({by_snapshot} by snapshot, {rejoins} of wiped ids), {removals} removals ({leader_removals} leaders)"
     );
     assert!(
         ok_ops as u64 >= seeds * 10,
@@ -112,12 +116,18 @@ fn paxos_membership_passes_seeds() {
     if seeds >= 100 {
         assert!(by_snapshot > 0, "no joining node caught up by snapshot");
         assert!(leader_removals > 0, "no leader ever removed itself");
+        assert!(rejoins > 0, "no wiped node id was ever added back");
     }
 }
 
-fn fail_membership(f: &Failure) -> ! {
+fn fail_membership(f: &Failure, reuse_ids: bool) -> ! {
+    let reuse = if reuse_ids {
+        " FAULTLINE_SIM_REUSE_IDS=1"
+    } else {
+        ""
+    };
     panic!(
-        "simulation seed {} (membership changes on) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1 {}",
+        "simulation seed {} (membership changes on) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1{reuse} {}",
         f.seed,
         f.what,
         sim_common::replay_command(TEST, f.seed, &[])
@@ -138,6 +148,7 @@ fn replay() {
     };
     let mut opts = SimOptions::new(seed);
     opts.membership = std::env::var("FAULTLINE_SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
+    opts.reuse_ids = std::env::var("FAULTLINE_SIM_REUSE_IDS").is_ok_and(|v| v == "1");
     opts.bugs = bugs.clone();
     opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok_and(|v| v == "1");
     let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<PaxosNode>(&opts)));
@@ -259,7 +270,9 @@ fn membership_scan() {
         if std::env::var("FAULTLINE_SIM_PROGRESS").is_ok() {
             eprintln!("seed {seed} ...");
         }
-        if let Err(f) = check_seed(&SimOptions::with_membership(seed)) {
+        let mut opts = SimOptions::with_membership(seed);
+        opts.reuse_ids = std::env::var("FAULTLINE_SIM_REUSE_IDS").is_ok_and(|v| v == "1");
+        if let Err(f) = check_seed(&opts) {
             failed += 1;
             eprintln!(
                 "seed {seed}: {}",
