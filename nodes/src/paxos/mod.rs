@@ -93,9 +93,12 @@
 //! 5. **Joining and leaving.** A node started with empty voters ("joining")
 //!    and any node not in C(commit + 1) never campaigns; it follows any
 //!    leader's Accepts and snapshots and learns the configuration from the
-//!    chosen log or an InstallSnapshot. A joining core that started on an
-//!    empty disk promises nothing (no Promise, no PrePromise grant) until a
-//!    chosen configuration includes it: it may be a wiped voter added back,
+//!    chosen log or an InstallSnapshot. A joining core (empty seed voters)
+//!    promises nothing (no Promise, no PrePromise grant) and never
+//!    campaigns until a chosen configuration *entry* in its log includes it
+//!    (a snapshot's voters do not count: an old snapshot may still list a
+//!    wiped node's old self; this is derived from the log, so it survives
+//!    restarts): it may be a wiped voter added back,
 //!    and its empty report would hide what its old self accepted from a
 //!    stale candidate that still counts it (see the caveat below). Its
 //!    promise starts at the ballot floor the runtime persists for it
@@ -142,10 +145,11 @@
 //! empty acceptor has forgotten what its old self promised and accepted;
 //! Raft has the same hole with votes). Rule 5's promise-nothing and the
 //! ballot floor close the common paths (a stale candidate getting an empty
-//! promise, a stale leader below the floor); what remains is an empty
-//! acceptor whose first state came from an old snapshot that still lists
-//! it. The safe runtime rule: keep a removed group's durable state for a
-//! re-add, or never re-add a wiped id.
+//! promise, a stale leader below the floor, an old snapshot listing it);
+//! what remains is an empty acceptor caught up by log from slot 1 (the
+//! leader never compacted) that sees its old self's configuration entry
+//! chosen before the entry that removed it. The safe runtime rule: keep a
+//! removed group's durable state for a re-add, or never re-add a wiped id.
 //!
 //! # Simulation
 //! [`sim`] plugs the core into the deterministic simulator

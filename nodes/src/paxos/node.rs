@@ -212,9 +212,10 @@ pub struct PaxosNode {
     /// latest configuration in the chosen prefix, else the snapshot's, else
     /// the seed ([`CoreConfig::voters`]). Empty: not known yet (joining).
     known_config: Vec<NodeId>,
-    /// Started joining on an empty disk and no chosen configuration has
-    /// made us a voter yet: promise nothing (see the module docs, "a node
-    /// wiped and added again").
+    /// A joining core (empty seed voters) that no chosen configuration
+    /// *entry* has made a voter yet (a snapshot's voters do not count: an
+    /// old snapshot may list a wiped node's old self): promise nothing
+    /// (see the module docs, "a node wiped and added again").
     provisional: bool,
     /// Leader: phase 1 at our ballot covers the slots up to here only (a
     /// configuration slot phase 1 found unchosen; our own older values may
@@ -344,7 +345,7 @@ impl PaxosNode {
             pre_votes: BTreeMap::new(),
             round: None,
             known_config: Vec::new(),
-            provisional: blank,
+            provisional: false,
             covered: None,
             peers: BTreeMap::new(),
             self_durable: LogIndex(0),
@@ -365,6 +366,11 @@ impl PaxosNode {
         };
         node.last_hard_state.commit = node.log.commit();
         node.known_config = node.config_from_log(node.log.commit().next());
+        node.provisional = node.cfg.voters.is_empty()
+            && node
+                .log
+                .config_before(node.log.commit().next())
+                .is_none_or(|(_, v)| !v.contains(&node.cfg.id));
         if blank {
             node.startup.push(Observation::Blank);
         }
@@ -538,11 +544,15 @@ impl PaxosNode {
             return false;
         }
         let mut i = old.next();
+        let mut entry_config = false;
         while let Some((j, v)) = self.log.first_config_in(i, index) {
             self.known_config = v.to_vec();
+            entry_config = true;
             i = j.next();
         }
-        self.provisional &= !self.is_member();
+        if entry_config && self.is_member() {
+            self.provisional = false;
+        }
         true
     }
 
@@ -1348,7 +1358,6 @@ impl PaxosNode {
                 if ids_ok && snapshot.meta.index > self.log.commit() {
                     self.log.restore(snapshot);
                     self.known_config = self.config_from_log(self.log.commit().next());
-                    self.provisional &= !self.is_member();
                     self.agreed = self.log.commit();
                     self.recompute_agreed();
                 }
@@ -1367,7 +1376,7 @@ impl PaxosNode {
                     // A leader handing over may have just chosen the
                     // configuration that makes us a voter.
                     self.learn_commit(commit);
-                    if self.is_member() {
+                    if self.is_member() && !self.provisional {
                         self.campaign(false, true);
                     }
                 }
@@ -1729,7 +1738,7 @@ impl Consensus for PaxosNode {
                 self.fresh = false;
             }
             if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
-                if self.is_member() {
+                if self.is_member() && !self.provisional {
                     let pre = self.cfg.pre_vote;
                     self.campaign(pre, false);
                 } else {
