@@ -1172,7 +1172,38 @@ fn an_empty_joining_acceptor_promises_nothing_until_a_configuration_includes_it(
         node.ready().messages.is_empty(),
         "no promise: it may be a wiped voter whose old self accepted values"
     );
-    // Once a chosen configuration makes it a voter, it promises.
+    // A snapshot that lists it (maybe its wiped old self) is not enough.
+    let mut c4 = cfg(4, 3, &[]);
+    c4.voters = Vec::new();
+    let b = Ballot::new(1, NodeId(1));
+    let rec = Recovered {
+        hard_state: HardState {
+            term: b.term(),
+            vote: None,
+            commit: LogIndex(7),
+        },
+        snapshot: Some(Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(7),
+                term: Stamp::new(b, b).term(),
+                voters: ids(&[1, 2, 4]),
+                outgoing: Vec::new(),
+            },
+            data: vec![],
+        }),
+        entries: vec![],
+    };
+    let mut node = PaxosNode::new(c4, rec).expect("joining, restarted");
+    assert!(node.is_member(), "the snapshot lists it");
+    node.step(prepare(Ballot::new(5, NodeId(1))))
+        .expect("accepted, then ignored");
+    assert!(node.ready().messages.is_empty(), "still no promise");
+    for _ in 0..100 {
+        node.tick();
+    }
+    assert_eq!(node.role(), Role::Follower, "and no campaign");
+    // Once a chosen configuration entry makes it a voter, it promises,
+    // also after a restart.
     let mut c = Cluster::with_spares(3, 1);
     let l = c.elect();
     c.node(l.0)
@@ -1181,6 +1212,15 @@ fn an_empty_joining_acceptor_promises_nothing_until_a_configuration_includes_it(
     c.tick_all(10);
     assert!(c.node(4).is_member());
     let b = Ballot::new(100, NodeId(2));
+    c.node(4).step(prepare(b)).expect("prepare");
+    let rd = c.node(4).ready();
+    assert!(rd.messages.iter().any(|m| matches!(
+        m.payload,
+        Payload::Paxos(PaxosMessage::Promise { ballot, .. }) if ballot == b
+    )));
+    c.crash(4);
+    c.restart(NodeId(4));
+    let b = Ballot::new(200, NodeId(2));
     c.node(4).step(prepare(b)).expect("prepare");
     let rd = c.node(4).ready();
     assert!(rd.messages.iter().any(|m| matches!(
