@@ -30,10 +30,12 @@
 //! Message senders are not checked against the configuration (a node may be
 //! a member of one this node has not seen yet); only a message from this
 //! node itself is refused ([`StepError::UnknownPeer`]). Liveness limit: a
-//! joining node (no configuration yet) votes only for candidates whose last
-//! log term reaches the term it was started at (the runtime's floor: the
-//! adding leader's term); a runtime that starts joining cores at term 0
-//! gets no protection from stale candidates for a re-used node id.
+//! joining node (no configuration yet) answers no vote request: with an empty
+//! log it would grant any, and a stale candidate that still counts a re-used
+//! node id from before its removal could win with it. So if the leader dies
+//! during a change whose new half is mostly new nodes that have not received
+//! C_old,new yet, no candidate can win until enough of them get it (letting
+//! them vote safely needs the (term, index) of the entry that added them).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -106,9 +108,6 @@ pub struct RaftNode {
     configs: Vec<(LogIndex, Term, Membership)>,
     /// Planted bug (proof of power only): changes skip the joint phase.
     skip_joint_bug: bool,
-    /// The term this core started at (for a joining core: the floor the
-    /// runtime gave it, the adding leader's term).
-    join_term: Term,
 }
 
 /// A majority of `half` satisfies `pred`.
@@ -249,7 +248,6 @@ impl RaftNode {
             base_config,
             configs,
             skip_joint_bug: false,
-            join_term: hs.term,
         };
         node.last_hard_state.commit = node.log.commit();
         node.reset_randomized_timeout();
@@ -873,23 +871,10 @@ impl RaftNode {
     // ----- message handling -----
 
     fn handle(&mut self, from: NodeId, msg: RaftMessage) {
-        let joining_vote = match &msg {
-            // A joining node (no configuration yet) votes only for candidates
-            // whose log reaches the term it joined at: their log holds every
-            // configuration committed before it was added (a stale
-            // candidate that still counts this node id from before a removal
-            // and wipe does not). Without these votes a change whose new half
-            // is mostly new nodes could not elect a leader after a crash.
-            RaftMessage::RequestVote { last_log_term, .. } => {
-                self.membership().voters.is_empty() && *last_log_term >= self.join_term
-            }
-            _ => false,
-        };
         if matches!(
             msg,
             RaftMessage::RequestVote { .. } | RaftMessage::VoteResponse { .. }
         ) && !self.membership().contains(from)
-            && !joining_vote
         {
             // A removed (or not yet known) node must not disrupt us: its
             // votes and vote requests are not ours to count or answer.
