@@ -508,6 +508,14 @@ pub struct CoreConfig {
     /// Seeds the core's own randomness (election timeouts): a seeded core is
     /// deterministic.
     pub seed: u64,
+    /// For a joining core (empty `voters`): the (term, index) of the config
+    /// entry that added this node, i.e. the [`Proposal`] of
+    /// [`Consensus::change_membership`], if the runtime knows it. Raft: until
+    /// it learns a configuration, a joining core grants votes only to
+    /// candidates whose log is at least as up to date as that entry (they
+    /// hold it); None: it grants none (safe, but a change whose new half is
+    /// mostly new nodes cannot elect a leader if the old one dies early).
+    pub join_floor: Option<(Term, LogIndex)>,
     pub bugs: Vec<Bug>,
 }
 
@@ -526,6 +534,7 @@ impl CoreConfig {
             check_quorum: true,
             lease_reads: false,
             seed: id.0,
+            join_floor: None,
             bugs: Vec::new(),
         }
     }

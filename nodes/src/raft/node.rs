@@ -30,12 +30,13 @@
 //! Message senders are not checked against the configuration (a node may be
 //! a member of one this node has not seen yet); only a message from this
 //! node itself is refused ([`StepError::UnknownPeer`]). Liveness limit: a
-//! joining node (no configuration yet) answers no vote request: with an empty
-//! log it would grant any, and a stale candidate that still counts a re-used
-//! node id from before its removal could win with it. So if the leader dies
+//! joining node (no configuration yet) answers a vote request only if the
+//! runtime gave it [`CoreConfig::join_floor`] (the entry that added it) and
+//! the candidate's log holds that entry: with an empty log it would grant
+//! any, and a stale candidate that still counts a re-used node id from
+//! before its removal could win with it. Without a floor, if the leader dies
 //! during a change whose new half is mostly new nodes that have not received
-//! C_old,new yet, no candidate can win until enough of them get it (letting
-//! them vote safely needs the (term, index) of the entry that added them).
+//! C_old,new yet, no candidate can win until enough of them get it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -871,10 +872,25 @@ impl RaftNode {
     // ----- message handling -----
 
     fn handle(&mut self, from: NodeId, msg: RaftMessage) {
+        // A joining node votes only for candidates holding the entry that
+        // added it (CoreConfig::join_floor): their configuration is that one
+        // or a later one, never a stale one that still counts a re-used id.
+        let joining_vote = match (&msg, self.cfg.join_floor) {
+            (
+                RaftMessage::RequestVote {
+                    last_log_term,
+                    last_log_index,
+                    ..
+                },
+                Some((t, i)),
+            ) => self.membership().voters.is_empty() && (*last_log_term, *last_log_index) >= (t, i),
+            _ => false,
+        };
         if matches!(
             msg,
             RaftMessage::RequestVote { .. } | RaftMessage::VoteResponse { .. }
         ) && !self.membership().contains(from)
+            && !joining_vote
         {
             // A removed (or not yet known) node must not disrupt us: its
             // votes and vote requests are not ours to count or answer.

@@ -306,6 +306,8 @@ struct Host<C> {
     member_from: LogIndex,
     /// Started joining and has no configuration yet.
     joining: bool,
+    /// `CoreConfig::join_floor`: the (term, index) of the entry that added it.
+    join_floor: Option<(Term, LogIndex)>,
     /// Applied a committed simple configuration without itself: stop and wipe.
     removed: bool,
     /// The core led when it was last heard of (its latest soft state).
@@ -463,6 +465,7 @@ impl<C: SimCore> World<C> {
                 },
                 member_from: LogIndex(0),
                 joining: false,
+                join_floor: None,
                 removed: false,
                 leading: false,
                 removed_leader: false,
@@ -569,6 +572,7 @@ impl<C: SimCore> World<C> {
     fn core_config(&mut self, id: NodeId) -> CoreConfig {
         let seed_voters = self.hosts[Self::idx(id)].seed_voters.clone();
         let mut cfg = CoreConfig::new(id, GroupId(1), seed_voters);
+        cfg.join_floor = self.hosts[Self::idx(id)].join_floor;
         cfg.seed = self.rng.next_u64();
         cfg.bugs = self.opts.bugs.clone();
         cfg.lease_reads = self.opts.lease_reads;
@@ -979,6 +983,7 @@ impl<C: SimCore> World<C> {
                     if self.wiped.contains(&a) {
                         self.stats.rejoins += 1;
                     }
+                    self.hosts[i].join_floor = Some((p.term, p.index));
                     self.start_joining(a, p.term)?;
                 }
             }
@@ -1077,6 +1082,7 @@ impl<C: SimCore> World<C> {
         host.seed_voters = Vec::new();
         host.member_from = LogIndex(0);
         host.joining = false;
+        host.join_floor = None;
         host.removed = false;
         host.leading = false;
         host.removed_leader = false;

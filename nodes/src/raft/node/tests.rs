@@ -1202,9 +1202,10 @@ fn vote_requests_from_outside_the_config_are_ignored() {
 }
 
 #[test]
-fn joining_nodes_answer_no_vote_request() {
-    // A blank joining core would grant any vote (its log is empty): it must
-    // not, or a stale candidate counting a re-used node id could win.
+fn joining_nodes_vote_only_for_candidates_holding_the_entry_that_added_them() {
+    // A blank joining core would grant any vote (its log is empty): without
+    // a floor it must not, or a stale candidate counting a re-used node id
+    // could win; with one, only candidates that hold that entry.
     let mut n = joint_candidate();
     n.campaign(false, false);
     let requests = n.ready().messages;
@@ -1218,17 +1219,32 @@ fn joining_nodes_answer_no_vote_request() {
         },
         ..Recovered::default()
     };
-    let mut j = RaftNode::new(cfg, r).expect("joining core");
-    for _ in 0..40 {
-        j.tick();
-    }
-    assert_eq!(j.term(), Term(1), "a joining node never campaigns");
     let req = requests
         .iter()
         .find(|m| m.to == NodeId(4))
         .expect("asked")
         .clone();
-    j.step(req).expect("accepted, then ignored");
-    assert_eq!(j.term(), Term(1), "no term bump from a vote request");
-    assert!(j.ready().messages.is_empty(), "and no answer");
+    // The candidate's log ends at (index 1, term 1): the joint entry.
+    for (floor, grants) in [(None, false), (Some((1, 1)), true), (Some((1, 2)), false)] {
+        let mut cfg = cfg.clone();
+        cfg.join_floor = floor.map(|(t, i)| (Term(t), LogIndex(i)));
+        let mut j = RaftNode::new(cfg, r.clone()).expect("joining core");
+        for _ in 0..40 {
+            j.tick(); // past a lease it might have promised before a restart
+        }
+        assert_eq!(j.term(), Term(1), "a joining node never campaigns");
+        j.step(req.clone()).expect("accepted");
+        let replies = j.ready().messages;
+        let granted = replies.iter().any(|m| {
+            matches!(
+                m.payload,
+                Payload::Raft(RaftMessage::VoteResponse { granted: true, .. })
+            )
+        });
+        assert_eq!(granted, grants, "floor {floor:?}");
+        if !grants {
+            assert_eq!(j.term(), Term(1), "no term bump from an ignored request");
+            assert!(replies.is_empty(), "and no answer");
+        }
+    }
 }
