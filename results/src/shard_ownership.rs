@@ -50,6 +50,20 @@ pub struct MembershipChange {
     pub error: Option<String>,
 }
 
+impl std::fmt::Display for ShardMoveOutcome {
+    /// `s3 1,2,3 → 1,2,4 done`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "s{} {} → {} {}",
+            self.shard,
+            self.before.join(","),
+            self.after.join(","),
+            self.outcome
+        )
+    }
+}
+
 impl MembershipChange {
     /// Moves whose outcome is `done`.
     pub fn done(&self) -> usize {
@@ -73,15 +87,7 @@ impl MembershipChange {
         } else {
             self.moves
                 .iter()
-                .map(|m| {
-                    format!(
-                        "s{} {}→{} {}",
-                        m.shard,
-                        m.before.join(","),
-                        m.after.join(","),
-                        m.outcome
-                    )
-                })
+                .map(|m| m.to_string())
                 .collect::<Vec<_>>()
                 .join("; ")
         };
@@ -346,8 +352,8 @@ mod tests {
         assert_eq!(c.moves[1].error.as_deref(), Some("no leader"));
         let line = c.line();
         assert!(line.contains("1.0s–3.0s +n4"), "{line}");
-        assert!(line.contains("s1 n2,n3→n4,n3 done"), "{line}");
-        assert!(line.contains("s2 n3,n1→n3,n4 timeout"), "{line}");
+        assert!(line.contains("s1 n2,n3 → n4,n3 done"), "{line}");
+        assert!(line.contains("s2 n3,n1 → n3,n4 timeout"), "{line}");
     }
 
     #[test]

@@ -210,19 +210,7 @@ pub fn placements_table(o: &ShardOwnership) -> String {
 pub fn changes_table(o: &ShardOwnership) -> String {
     let mut out = String::from("<table class=membership><tr><th>start s</th><th>end s</th><th>change</th><th>members after</th><th>moved shards</th><th>error</th></tr>");
     for c in &o.changes {
-        let moves: Vec<String> = c
-            .moves
-            .iter()
-            .map(|m| {
-                format!(
-                    "s{} {} → {} {}",
-                    m.shard,
-                    m.before.join(","),
-                    m.after.join(","),
-                    m.outcome
-                )
-            })
-            .collect();
+        let moves: Vec<String> = c.moves.iter().map(|m| m.to_string()).collect();
         let _ = write!(
             out,
             "<tr><td class=n>{:.3}</td><td class=n>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
