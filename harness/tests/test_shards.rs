@@ -3,7 +3,8 @@
 //! of 4 nodes out of 5 while nodes join and leave the ring, the network
 //! partitions and nodes die; ends valid for Raft and for Paxos, and its
 //! history shows at least one completed membership change, with the
-//! ownership drawn in report.html. Bad sharding flags exit 254 naming the
+//! ownership drawn in report.html; a planted stale read in the same
+//! sharded cluster ends invalid. Bad sharding flags exit 254 naming the
 //! flag and start nothing.
 //!
 //! Runs are sequential (one cluster at a time on a 2-core machine) and
@@ -147,6 +148,45 @@ fn sharded_kv_is_valid_under_membership_partition_and_kill_for_raft_and_paxos() 
     let failures: Vec<String> = ["raft", "paxos"]
         .into_iter()
         .filter_map(sharded_membership_run)
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Proof of power under sharding: the same harness that finds the sharded
+/// runs above valid finds a planted stale read invalid, for both protocols
+/// (stale reads are served by a follower of one shard's group while the
+/// partition isolates it).
+#[test]
+fn a_planted_stale_read_is_caught_in_a_sharded_cluster() {
+    let failures: Vec<String> = ["raft", "paxos"]
+        .into_iter()
+        .filter_map(|consensus| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = dir.path().to_str().expect("utf-8 path").to_string();
+            let a = args(&[
+                "--workload",
+                "kv",
+                "--shards",
+                "8",
+                "--replicas",
+                "3",
+                "--node-count",
+                "5",
+                "--bug",
+                "stale-read",
+                "--nemesis",
+                "partition",
+                "--nemesis-interval",
+                "3s",
+                "--time-limit",
+                "20s",
+                "--consensus",
+                consensus,
+                "--store",
+                &store,
+            ]);
+            test_common::caught_within(&a, 1, 3, &format!("{consensus} sharded stale-read"))
+        })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
