@@ -19,6 +19,16 @@ use test_common::{args, run_test, BIN};
 
 const SEED: u64 = 11;
 
+/// One cluster at a time: the tests of this file would otherwise run their
+/// 5-node clusters side by side on a 2-core machine, and a membership change
+/// starved of CPU can time out.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
+    // A test that failed while holding the lock poisons it; the next may still run.
+    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The one run directory under `store` (store/<test>/<id>/; `latest`
 /// links are skipped).
 fn run_dir(store: &Path) -> PathBuf {
@@ -145,6 +155,7 @@ fn sharded_membership_run(consensus: &str) -> Option<String> {
 
 #[test]
 fn sharded_kv_is_valid_under_membership_partition_and_kill_for_raft_and_paxos() {
+    let _cluster = one_cluster();
     let failures: Vec<String> = ["raft", "paxos"]
         .into_iter()
         .filter_map(sharded_membership_run)
@@ -158,6 +169,7 @@ fn sharded_kv_is_valid_under_membership_partition_and_kill_for_raft_and_paxos() 
 /// partition isolates it).
 #[test]
 fn a_planted_stale_read_is_caught_in_a_sharded_cluster() {
+    let _cluster = one_cluster();
     let failures: Vec<String> = ["raft", "paxos"]
         .into_iter()
         .filter_map(|consensus| {
