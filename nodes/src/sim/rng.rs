@@ -47,6 +47,15 @@ impl SimRng {
         items[self.below(items.len() as u64) as usize]
     }
 
+    /// Fisher–Yates shuffle in place (draws one number per position after
+    /// the first, from the back).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+
     /// An independent generator (for a component that must not shift the
     /// main stream when it draws more or fewer numbers).
     pub fn fork(&mut self) -> SimRng {

@@ -806,22 +806,11 @@ impl<C: SimCore> World<C> {
             self.net.partition(&[a, b]);
         } else if roll < 25 {
             // Cut the leader off with a minority: the classic stale-read setup.
-            let leader = self
-                .hosts
-                .iter()
-                .find(|h| {
-                    h.core
-                        .as_ref()
-                        .is_some_and(|c| c.status().role == Role::Leader)
-                })
-                .map(|h| h.id);
+            let leader = self.first_leader();
             if let Some(l) = leader {
                 let mut others: Vec<NodeId> =
                     self.pool.iter().copied().filter(|&v| v != l).collect();
-                for i in (1..others.len()).rev() {
-                    let j = self.rng.below(i as u64 + 1) as usize;
-                    others.swap(i, j);
-                }
+                self.rng.shuffle(&mut others);
                 let minority = (n - 1) / 2;
                 let keep = self.rng.below(minority as u64 + 1) as usize;
                 let mut a = vec![l];
@@ -838,15 +827,7 @@ impl<C: SimCore> World<C> {
         } else if roll < 58 {
             // Half the time crash the leader: leader churn is where the
             // subtle cases (§5.4.2, Fig. 8) live.
-            let leader = self
-                .hosts
-                .iter()
-                .find(|h| {
-                    h.core
-                        .as_ref()
-                        .is_some_and(|c| c.status().role == Role::Leader)
-                })
-                .map(|h| h.id);
+            let leader = self.first_leader();
             let victim = match leader {
                 Some(l) if self.rng.chance(0.5) => Some(l),
                 _ => up
@@ -862,25 +843,14 @@ impl<C: SimCore> World<C> {
             // Power loss of a majority (or everyone) at once.
             let k = if self.rng.chance(0.5) { n } else { n / 2 + 1 };
             let mut victims = self.pool.clone();
-            for i in (1..victims.len()).rev() {
-                let j = self.rng.below(i as u64 + 1) as usize;
-                victims.swap(i, j);
-            }
+            self.rng.shuffle(&mut victims);
             for &v in victims.iter().take(k) {
                 self.crash(v);
                 let d = self.rng.range(20_000, 300_000);
                 self.schedule(d, Ev::Restart(v));
             }
         } else if roll < 74 {
-            let leader = self
-                .hosts
-                .iter()
-                .find(|h| {
-                    h.core
-                        .as_ref()
-                        .is_some_and(|c| c.status().role == Role::Leader)
-                })
-                .map(|h| h.id);
+            let leader = self.first_leader();
             if let Some(l) = leader {
                 let to = self.rng.pick(&self.pool);
                 let ok = self.hosts[Self::idx(l)]
@@ -902,6 +872,19 @@ impl<C: SimCore> World<C> {
     }
 
     // ----- membership -----
+
+    /// The first live node (in host order) that believes it leads: the
+    /// nemesis's target (any leader will do; a stale one is a fine victim).
+    fn first_leader(&self) -> Option<NodeId> {
+        self.hosts
+            .iter()
+            .find(|h| {
+                h.core
+                    .as_ref()
+                    .is_some_and(|c| c.status().role == Role::Leader)
+            })
+            .map(|h| h.id)
+    }
 
     /// The live leader of the highest term, if any.
     fn current_leader(&self) -> Option<NodeId> {
