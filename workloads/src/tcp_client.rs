@@ -321,6 +321,28 @@ mod tests {
         a
     }
 
+    /// A client of one node, `n1` at `addr`.
+    fn one_node(addr: SocketAddr) -> TcpClient {
+        TcpClient::new(
+            vec![NodeAddr {
+                name: "n1".into(),
+                addr,
+            }],
+            0,
+            None,
+            None,
+        )
+    }
+
+    /// `write x 1`.
+    async fn write_x(c: &mut TcpClient, timeout: Duration) -> CallResult {
+        let write = Request::Write {
+            key: "x".into(),
+            value: 1.into(),
+        };
+        c.call(&write, timeout).await
+    }
+
     #[tokio::test]
     async fn follows_a_redirect_and_starts_each_call_at_home() {
         let leader = node(std::sync::Arc::new(|_: &serde_json::Value| {
@@ -435,25 +457,9 @@ mod tests {
                 // Dropping both halves closes the connection.
             }
         });
-        let mut c = TcpClient::new(
-            vec![NodeAddr {
-                name: "n1".into(),
-                addr,
-            }],
-            0,
-            None,
-            None,
-        );
+        let mut c = one_node(addr);
         for _ in 0..3 {
-            let r = c
-                .call(
-                    &Request::Write {
-                        key: "x".into(),
-                        value: 1.into(),
-                    },
-                    Duration::from_secs(5),
-                )
-                .await;
+            let r = write_x(&mut c, Duration::from_secs(5)).await;
             assert!(matches!(r, CallResult::Replied { .. }), "{r:?}");
             // Let the close arrive.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -463,24 +469,8 @@ mod tests {
     #[tokio::test]
     async fn no_reply_is_unknown_and_refused_connections_are_not_sent() {
         let silent = node(std::sync::Arc::new(|_: &serde_json::Value| None)).await;
-        let mut c = TcpClient::new(
-            vec![NodeAddr {
-                name: "n1".into(),
-                addr: silent,
-            }],
-            0,
-            None,
-            None,
-        );
-        let r = c
-            .call(
-                &Request::Write {
-                    key: "x".into(),
-                    value: 1.into(),
-                },
-                Duration::from_millis(300),
-            )
-            .await;
+        let mut c = one_node(silent);
+        let r = write_x(&mut c, Duration::from_millis(300)).await;
         assert!(
             matches!(r, CallResult::Unknown { ref error, .. } if error == "timeout"),
             "{r:?}"
@@ -490,24 +480,8 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let dead = l.local_addr().expect("addr");
         drop(l);
-        let mut c = TcpClient::new(
-            vec![NodeAddr {
-                name: "n1".into(),
-                addr: dead,
-            }],
-            0,
-            None,
-            None,
-        );
-        let r = c
-            .call(
-                &Request::Write {
-                    key: "x".into(),
-                    value: 1.into(),
-                },
-                Duration::from_millis(300),
-            )
-            .await;
+        let mut c = one_node(dead);
+        let r = write_x(&mut c, Duration::from_millis(300)).await;
         assert!(matches!(r, CallResult::NotSent { .. }), "{r:?}");
     }
 }
