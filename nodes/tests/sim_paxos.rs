@@ -17,7 +17,8 @@
 //! removed and swapped, joining cores, removed nodes wiped), the oracle
 //! counting every slot's quorum in the configuration governing it, and
 //! asserts that changes complete (replay a seed with FAULTLINE_SIM_MEMBERSHIP=1).
-//! Triage: `-- membership_scan --ignored --nocapture` lists every failing seed.
+//! `membership_scan` sweeps other seeds with node ids re-used and lists every
+//! failing seed (FAULTLINE_SIM_REUSE_IDS=0 turns re-use off).
 
 mod sim_common;
 
@@ -258,27 +259,33 @@ fn no_fsync_bug_is_caught() {
     eprintln!("no-fsync caught at seed {seed}: {what}");
 }
 
-/// Lists every failing seed of a membership sweep instead of stopping at
-/// the first (a triage tool; run with --ignored --nocapture).
+/// A second membership sweep, over seeds the main sweep does not run and
+/// with wiped node ids always added back; it lists every failing seed
+/// instead of stopping at the first, so it doubles as the triage tool
+/// (`FAULTLINE_SIM_SEEDS=10000 FAULTLINE_SIM_SEED_START=N ... -- membership_scan --nocapture`).
 #[test]
-#[ignore]
 fn membership_scan() {
-    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 1000);
-    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
+    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 200);
+    let start = env_u64("FAULTLINE_SIM_SEED_START", 100_000);
     let mut failed = 0;
     for seed in start..start + seeds {
         if std::env::var("FAULTLINE_SIM_PROGRESS").is_ok() {
             eprintln!("seed {seed} ...");
         }
         let mut opts = SimOptions::with_membership(seed);
-        opts.reuse_ids = std::env::var("FAULTLINE_SIM_REUSE_IDS").is_ok_and(|v| v == "1");
+        opts.reuse_ids = std::env::var("FAULTLINE_SIM_REUSE_IDS").map_or(true, |v| v != "0");
         if let Err(f) = check_seed(&opts) {
             failed += 1;
             eprintln!(
-                "seed {seed}: {}",
-                f.what.chars().take(300).collect::<String>()
+                "seed {seed}: {}\n  replay: FAULTLINE_SIM_MEMBERSHIP=1 FAULTLINE_SIM_REUSE_IDS={} FAULTLINE_SIM_SEED={seed} cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture",
+                f.what.chars().take(300).collect::<String>(),
+                u8::from(opts.reuse_ids)
             );
         }
     }
     eprintln!("{failed} of {seeds} seeds failed");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {seeds} membership seeds failed (listed above)"
+    );
 }
