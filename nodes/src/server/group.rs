@@ -6,10 +6,13 @@
 //! proposals they are, then answer reads whose index is applied, then react
 //! to a leadership change (restart lease timers).
 //!
-//! Client writes are matched to committed entries by (index, term): the
-//! entry at the proposal's index with the proposal's term means it
-//! happened; another term there means it definitely did not (`not-leader`,
-//! definite); no answer by the deadline means `timeout` (not definite).
+//! Client writes are matched to committed entries by (index, term) in a
+//! [`PendingWrites`] table: the entry committed at the proposal's index
+//! with the proposal's term means it happened; another term committed there
+//! means it definitely did not (`not-leader`, definite); no answer by the
+//! deadline means `timeout` (not definite). Nothing else settles a write:
+//! not this node's own log dropping the entry, which other nodes may still
+//! hold and commit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -19,6 +22,7 @@ use serde_json::{json, Value};
 
 use super::clock::NodeClock;
 use super::config::NodeConfig;
+use super::pending_writes::PendingWrites;
 use crate::bug::Bug;
 use crate::consensus::{
     Consensus, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role, Snapshot,
@@ -42,10 +46,8 @@ pub struct ClientOp {
 
 #[derive(Debug)]
 struct PendingWrite {
-    term: Term,
     id: Option<u64>,
     reply: ReplySink,
-    deadline: Instant,
 }
 
 #[derive(Debug)]
@@ -84,7 +86,7 @@ pub struct Group {
     bugs: Vec<Bug>,
     consensus_name: &'static str,
 
-    pending_writes: BTreeMap<LogIndex, PendingWrite>,
+    pending_writes: PendingWrites<PendingWrite>,
     /// Reads received since the last `read_index`: issued together.
     read_batch: Vec<PendingRead>,
     reads_in_flight: HashMap<u64, Vec<PendingRead>>,
@@ -144,7 +146,7 @@ impl Group {
             peers: cfg.peers.clone(),
             bugs: cfg.bugs.clone(),
             consensus_name: cfg.consensus.name(),
-            pending_writes: BTreeMap::new(),
+            pending_writes: PendingWrites::default(),
             read_batch: Vec::new(),
             reads_in_flight: HashMap::new(),
             reads_ready: BTreeMap::new(),
@@ -250,26 +252,10 @@ impl Group {
         };
         match self.core.propose(cmd.encode()) {
             Ok(p) => {
-                let previous = self.pending_writes.insert(
-                    p.index,
-                    PendingWrite {
-                        term: p.term,
-                        id,
-                        reply,
-                        deadline,
-                    },
-                );
-                if let Some(prev) = previous {
-                    // The index was reused by a later term: the old proposal
-                    // was overwritten and can no longer commit.
-                    assert!(
-                        prev.term < p.term,
-                        "a term never proposes at one index twice"
-                    );
-                    let _ = prev
-                        .reply
-                        .send(self.not_leader(prev.id, NotLeader { leader: None }));
-                }
+                // An older write this node proposed at the same index stays
+                // pending: its entry is gone from our log, not from others'.
+                self.pending_writes
+                    .insert(p.index, p.term, deadline, PendingWrite { id, reply });
             }
             Err(e) => {
                 let _ = reply.send(self.not_leader(id, e));
@@ -387,17 +373,19 @@ impl Group {
                 }
                 EntryKind::Noop => None,
             };
-            if let Some(p) = self.pending_writes.remove(&e.index) {
-                let reply = if p.term == e.term {
-                    match outcome {
-                        Some(a) => applied_reply(p.id, a),
-                        None => Reply::bad_request(p.id, "entry did not decode"),
-                    }
-                } else {
-                    // Another term's entry took the index: ours never commits.
-                    self.not_leader(p.id, NotLeader { leader: None })
+            let settled = self.pending_writes.settle(e.index, e.term);
+            if let Some(p) = settled.ours {
+                let reply = match outcome {
+                    Some(a) => applied_reply(p.id, a),
+                    None => Reply::bad_request(p.id, "entry did not decode"),
                 };
                 let _ = p.reply.send(reply);
+            }
+            for p in settled.lost {
+                // Another term's entry committed at the index: ours never will.
+                let _ = p
+                    .reply
+                    .send(self.not_leader(p.id, NotLeader { leader: None }));
             }
         }
         // 4. Reads.
@@ -447,15 +435,8 @@ impl Group {
         self.last_snapshot = snap.meta.index;
         tracing::info!(group = %self.id, index = snap.meta.index.0, bytes = snap.data.len(), "installed a snapshot from the leader");
         // Proposals the snapshot covers: we cannot tell whether they were ours.
-        let covered: Vec<LogIndex> = self
-            .pending_writes
-            .range(..=snap.meta.index)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in covered {
-            if let Some(p) = self.pending_writes.remove(&i) {
-                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
-            }
+        for p in self.pending_writes.take_through(snap.meta.index) {
+            let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
         // Leaders never install snapshots; a follower has no timers.
         self.lease_timers.clear();
@@ -560,16 +541,8 @@ impl Group {
 
     /// Answer requests whose deadline passed with `timeout` (not definite).
     pub fn expire_requests(&mut self, now: Instant) {
-        let late: Vec<LogIndex> = self
-            .pending_writes
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in late {
-            if let Some(p) = self.pending_writes.remove(&i) {
-                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
-            }
+        for p in self.pending_writes.take_expired(now) {
+            let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
         // Reads change nothing: a late read is safely answered `timeout` too.
         let late_ctx: Vec<u64> = self
@@ -598,7 +571,7 @@ impl Group {
 
     /// Everything still waiting gets `shutting-down` (not definite).
     pub fn shut_down(&mut self) {
-        for (_, p) in std::mem::take(&mut self.pending_writes) {
+        for p in self.pending_writes.take_all() {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
         }
         let reads = std::mem::take(&mut self.read_batch)
@@ -1081,5 +1054,233 @@ mod tests {
         });
         assert!(f.reply().is_none());
         assert_eq!(f.group.sm.read("c"), json!(1));
+    }
+
+    /// Five nodes for finding 1 of issue 21: node 1 ("A") is the real
+    /// runtime (this Group over a RaftNode and its WAL), nodes 2..5 ("B".."E")
+    /// bare RaftNodes. Nothing is ticked unless a test says so; a message is
+    /// delivered only if the current `allow` filter lets it through.
+    struct FiveNodes {
+        _dir: tempfile::TempDir,
+        a: Group,
+        a_out: tokio::sync::mpsc::Receiver<(tokio::time::Instant, crate::consensus::Message)>,
+        transport: Transport,
+        clock: NodeClock,
+        others: BTreeMap<NodeId, crate::raft::RaftNode>,
+        committed: BTreeMap<NodeId, Vec<Entry>>,
+        allow: Box<dyn Fn(&crate::consensus::Message) -> bool>,
+        sink: ReplySink,
+        replies: tokio::sync::mpsc::UnboundedReceiver<Reply>,
+    }
+
+    /// Pre-vote as shipped; check-quorum off, so that a follower that is not
+    /// ticked still votes (leader stickiness is a liveness aid, not safety).
+    fn five_node_core(id: u64) -> crate::consensus::CoreConfig {
+        let mut cfg = crate::consensus::CoreConfig::new(
+            NodeId(id),
+            GroupId(0),
+            (1..=5).map(NodeId).collect(),
+        );
+        cfg.check_quorum = false;
+        cfg.seed = id * 7919;
+        cfg
+    }
+
+    fn five_nodes() -> FiveNodes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let peers: BTreeMap<NodeId, SocketAddr> = (1..=5)
+            .map(|n| {
+                let addr: SocketAddr = format!("127.0.0.{n}:1").parse().expect("addr");
+                (NodeId(n), addr)
+            })
+            .collect();
+        let cfg = NodeConfig::new(NodeId(1), peers[&NodeId(1)], peers, dir.path().into());
+        let clock = NodeClock::new();
+        let a = Group::open(&cfg, GroupId(0), clock.clone(), &|_, rec| {
+            crate::raft::RaftNode::new(five_node_core(1), rec)
+                .map(|n| Box::new(n) as Box<dyn Consensus>)
+                .map_err(|e| e.to_string())
+        })
+        .expect("open A");
+        let (transport, a_out) = Transport::capture(&(2..=5).map(NodeId).collect::<Vec<_>>());
+        let others = (2..=5)
+            .map(|n| {
+                let core = crate::raft::RaftNode::new(five_node_core(n), Default::default())
+                    .expect("core");
+                (NodeId(n), core)
+            })
+            .collect();
+        let (sink, replies) = tokio::sync::mpsc::unbounded_channel();
+        FiveNodes {
+            _dir: dir,
+            a,
+            a_out,
+            transport,
+            clock,
+            others,
+            committed: BTreeMap::new(),
+            allow: Box::new(|_| true),
+            sink,
+            replies,
+        }
+    }
+
+    const A: u64 = 1;
+    const B: u64 = 2;
+    const C: u64 = 3;
+    const D: u64 = 4;
+    const E: u64 = 5;
+
+    fn is_vote(m: &crate::consensus::Message) -> bool {
+        matches!(
+            m.payload.kind(),
+            "pre-vote" | "request-vote" | "vote-response"
+        )
+    }
+
+    /// Whether `m` goes between `x` and one of `ys`, either way.
+    fn between(m: &crate::consensus::Message, x: u64, ys: &[u64]) -> bool {
+        let (from, to) = (m.from.0, m.to.0);
+        (from == x && ys.contains(&to)) || (to == x && ys.contains(&from))
+    }
+
+    impl FiveNodes {
+        /// Drain every Ready and deliver what `allow` lets through, until quiet.
+        fn settle(&mut self) {
+            loop {
+                let mut queue = Vec::new();
+                self.a
+                    .drive(&self.transport, &self.clock)
+                    .expect("A's storage");
+                while let Ok((_, m)) = self.a_out.try_recv() {
+                    queue.push(m);
+                }
+                for (id, core) in &mut self.others {
+                    while core.has_ready() {
+                        let rd = core.ready();
+                        core.persisted(rd.persist_id);
+                        self.committed.entry(*id).or_default().extend(rd.committed);
+                        queue.extend(rd.messages);
+                    }
+                }
+                if queue.is_empty() {
+                    return;
+                }
+                for m in queue.into_iter().filter(|m| (self.allow)(m)) {
+                    match self.others.get_mut(&m.to) {
+                        Some(core) => core.step(m).expect("valid message"),
+                        None => self.a.step(m),
+                    }
+                }
+            }
+        }
+
+        fn role(&self, id: u64) -> Role {
+            match self.others.get(&NodeId(id)) {
+                Some(core) => core.status().role,
+                None => self.a.core_status().role,
+            }
+        }
+
+        /// Tick only `id` until it leads (messages filtered by `allow`).
+        fn elect(&mut self, id: u64) -> Term {
+            for _ in 0..200 {
+                match self.others.get_mut(&NodeId(id)) {
+                    Some(core) => core.tick(),
+                    None => self.a.tick(&self.clock),
+                }
+                self.settle();
+                if self.role(id) == Role::Leader {
+                    return match self.others.get(&NodeId(id)) {
+                        Some(core) => core.status().term,
+                        None => self.a.term(),
+                    };
+                }
+            }
+            panic!("node {id} did not win an election in 200 ticks");
+        }
+
+        /// A client writes `key`=`value` through A.
+        fn write_at_a(&mut self, request: u64, key: &str, value: i64) {
+            let op = ClientOp {
+                id: Some(request),
+                op: Op::Write {
+                    key: key.into(),
+                    value: json!(value),
+                },
+                reply: self.sink.clone(),
+            };
+            self.a.handle(op, Instant::now());
+            self.settle();
+        }
+
+        fn replies(&mut self) -> BTreeMap<u64, Reply> {
+            std::iter::from_fn(|| self.replies.try_recv().ok())
+                .map(|r| (r.id.expect("every request has an id"), r))
+                .collect()
+        }
+    }
+
+    /// Regression (issue 21, finding 1): a leader that proposed again at an
+    /// index it held a write for answered that write `not-leader` (definite)
+    /// at once, though the write still sat on another node and committed there.
+    #[test]
+    fn a_write_overwritten_in_the_leaders_log_is_not_failed_while_another_node_can_commit_it() {
+        let mut n = five_nodes();
+        let t = n.elect(A);
+        // A (term T) appends W1, W2, X; they reach only B.
+        n.allow = Box::new(|m| between(m, A, &[B]));
+        n.write_at_a(1, "w1", 1);
+        n.write_at_a(2, "w2", 2);
+        n.write_at_a(3, "x", 3);
+        assert!(
+            n.replies().is_empty(),
+            "two of five hold the writes: nothing commits"
+        );
+        // C wins T+1 with D and E; its append reaches only A and truncates
+        // W1..X there. Then C dies.
+        n.allow = Box::new(|m| (is_vote(m) && between(m, C, &[D, E])) || between(m, C, &[A]));
+        assert_eq!(n.elect(C), Term(t.0 + 1));
+        assert_eq!(n.role(A), Role::Follower, "C's append reached A");
+        // A wins T+2 with D and E; its appends reach nobody. Its next
+        // proposal lands at X's index.
+        n.allow = Box::new(|m| is_vote(m) && between(m, A, &[D, E]));
+        assert_eq!(n.elect(A), Term(t.0 + 2));
+        n.write_at_a(4, "y", 4);
+        let early = n.replies();
+        assert!(
+            early.values().all(|r| !r.is_definite_failure()),
+            "nothing committed at X's index yet, so no write may be failed: {early:?}"
+        );
+        // A dies. B wins T+3 with D and E and commits W1, W2 and X.
+        n.allow = Box::new(|m| between(m, B, &[D, E]));
+        assert!(n.elect(B) > Term(t.0 + 2));
+        let x_committed = n.committed[&NodeId(B)].iter().any(|e| {
+            e.term == t
+                && matches!(&e.kind, EntryKind::Normal(d)
+                    if Command::decode(d).ok() == Some(write("x", 3)))
+        });
+        assert!(x_committed, "B committed X (term T) with D and E");
+        // A comes back and learns the commit: X is answered `ok` (it took
+        // effect) and Y, proposed at X's index in T+2, definitely failed.
+        n.allow = Box::new(|m| between(m, B, &[A, D, E]));
+        let b_commit = n.others[&NodeId(B)].status().commit_index;
+        for _ in 0..50 {
+            n.others.get_mut(&NodeId(B)).expect("B").tick();
+            n.settle();
+        }
+        assert!(
+            n.a.core_status().applied_index >= b_commit,
+            "A caught up with B"
+        );
+        let late = n.replies();
+        for request in [1, 2, 3] {
+            assert!(late[&request].ok, "write {request} committed: {late:?}");
+        }
+        assert_eq!(late[&4].error, Some(ErrorCode::NotLeader));
+        assert!(
+            late[&4].is_definite_failure(),
+            "X holds Y's index: {late:?}"
+        );
     }
 }

@@ -27,6 +27,7 @@ pub mod core_loop;
 pub mod group;
 pub mod groups_file;
 pub mod host;
+pub mod pending_writes;
 pub mod shard_map;
 
 pub use clock::NodeClock;

@@ -76,6 +76,15 @@ impl Transport {
         Transport { queues }
     }
 
+    /// A transport that sends nothing: every message for `peers` lands in
+    /// the returned queue instead (tests drive a runtime by hand with it).
+    #[cfg(test)]
+    pub(crate) fn capture(peers: &[NodeId]) -> (Transport, mpsc::Receiver<(Instant, Message)>) {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE_LEN);
+        let queues = peers.iter().map(|&p| (p, tx.clone())).collect();
+        (Transport { queues }, rx)
+    }
+
     /// Queue a message; dropped if the peer is unknown or its queue is full.
     pub fn send(&self, msg: Message) {
         match self.queues.get(&msg.to) {
