@@ -8,11 +8,12 @@
 //! operations on 1,000 keys by 20 processes with 1% crashed operations
 //! and reports the peak memory of this process (VmHWM).
 //!
-//!     cargo run --release -p faultline-checker --example bench -- --write FILE
+//!     cargo run --release -p faultline-checker --example bench -- --write PREFIX
 //!
-//! writes that generated history as a JSON Lines history file instead (the
-//! native format, docs/history-format.md), to time `faultline check FILE`
-//! end to end: `--model cas-register` (it is a kv of cas registers).
+//! writes that generated history instead, twice: PREFIX.jsonl (the native
+//! format, docs/history-format.md) and PREFIX.edn (Jepsen's history.edn,
+//! one op map a line, `[key value]` tuples), to time `faultline check`
+//! end to end on each: `--model cas-register` (a kv of cas registers).
 
 use faultline_checker::history::{Event, EventType, Process, Value};
 use faultline_checker::linearizable::check_linearizable;
@@ -188,25 +189,58 @@ pub fn generate(ops_total: usize, keys: u64, processes: usize, seed: u64) -> Vec
     events
 }
 
-/// Writes the generated 1M-operation history as JSON Lines to `path`.
-fn write_generated(path: &str) -> std::io::Result<()> {
+/// Writes the generated 1M-operation history twice: as faultline JSON
+/// Lines (`PREFIX.jsonl`) and as Jepsen's history.edn, one op map a line
+/// with independent `[key value]` tuples (`PREFIX.edn`).
+fn write_generated(prefix: &str) -> std::io::Result<()> {
     use std::io::Write;
     let events = generate(1_000_000, 1000, 20, 0x5eed);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let jsonl = format!("{prefix}.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&jsonl)?);
     for e in &events {
         serde_json::to_writer(&mut out, e)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
-    println!("wrote {} events to {path}", events.len());
+    let edn = format!("{prefix}.edn");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&edn)?);
+    for e in &events {
+        writeln!(out, "{}", edn_line(e))?;
+    }
+    out.flush()?;
+    println!("wrote {} events to {jsonl} and {edn}", events.len());
     Ok(())
+}
+
+/// One event as Jepsen 0.3 writes it to history.edn.
+fn edn_line(e: &Event) -> String {
+    fn edn(v: &Value) -> String {
+        match v {
+            Value::Null => "nil".into(),
+            Value::Array(a) => {
+                let items: Vec<String> = a.iter().map(edn).collect();
+                format!("[{}]", items.join(" "))
+            }
+            other => other.to_string(),
+        }
+    }
+    let key = e.key.as_ref().map(edn).unwrap_or_else(|| "nil".into());
+    format!(
+        "{{:index {}, :time {}, :type :{}, :process {}, :f :{}, :value [{key} {}]}}",
+        e.index,
+        e.time,
+        e.kind,
+        e.process,
+        e.f,
+        edn(&e.value)
+    )
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--write") {
         let Some(path) = args.get(i + 1) else {
-            eprintln!("--write needs a FILE");
+            eprintln!("--write needs a PREFIX");
             std::process::exit(254);
         };
         if let Err(e) = write_generated(path) {

@@ -16,9 +16,24 @@ pub enum HistoryError {
         line: usize,
         message: String,
     },
-    /// A history with no client operation at all.
-    #[error("{0}: empty history: no client operation to check")]
+    /// Blank input, or a history with no event at all.
+    #[error("{0}: empty history: no operation in it")]
     Empty(String),
+    /// Input that is no history at all (a README, a binary, some other
+    /// JSON): its first meaningful line, and why it is not one.
+    #[error("{source_name}:{line}: not a history: {reason}; its first line: {first_line:?}")]
+    NotAHistory {
+        source_name: String,
+        line: usize,
+        first_line: String,
+        reason: String,
+    },
+    /// The input could not be read at all.
+    #[error("{source_name}: cannot read: {message}")]
+    Read {
+        source_name: String,
+        message: String,
+    },
     /// A completion whose process has no outstanding invoke.
     #[error("{source_name}:{line}: process {process} completes {f:?} ({kind}) but has no outstanding invoke")]
     CompletionWithoutInvoke {

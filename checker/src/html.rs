@@ -297,6 +297,7 @@ mod tests {
             source_name: "t".into(),
             event_count: 4,
             end_time: 3_000_000,
+            ..Operations::default()
         };
         let r =
             check_linearizable(&ops, ModelKind::Register, &CheckOptions::default()).expect("fits");

@@ -26,21 +26,28 @@
 //! # Ok::<(), faultline_checker::CheckError>(())
 //! ```
 //!
-//! - [`check_history`]`(events, workload, opts)`: the checkers of a
-//!   workload (`register`, `kv`, `set`, `counter`, `lock`), plus `stats`.
+//! - [`check_history`]`(events, workload, opts)`: a run's checkers (the
+//!   workload's: `register`, `kv`, `set`, `counter`, `lock`), plus `stats`,
+//!   which judges too (a run where nothing succeeded tested nothing).
 //! - [`check_model`]`(ops, model, opts)`: linearizability against one
-//!   [`ModelKind`], plus `stats` (what `faultline check --model` does).
-//! - [`check_workload`]`(ops, workload, opts)`: as `check_history`, on
-//!   operations already paired ([`Operations::from_events`]).
-//! - [`format::read_history`]: reads JSON Lines, Jepsen EDN or Jepsen
-//!   console logs (detected), giving events and their source lines.
+//!   [`ModelKind`] (what `faultline check --model` does); `stats` is
+//!   listed and judges nothing.
+//! - [`check_workload`]`(ops, workload, opts)`: the workload's checkers on
+//!   operations already paired; `stats` listed, judging nothing.
+//! - [`Operations::read`]: streams a history file (JSON Lines, Jepsen EDN
+//!   in any shape, Jepsen console logs; detected) into paired operations.
+//! - [`format::read_history`]: the events of a history held in memory,
+//!   with their source lines; [`format::edn::OpReader`]: EDN ops one at a
+//!   time, `:value` left as an EDN value.
 //! - [`linearizable::check_linearizable`]: the search alone, with its
 //!   numbers ([`search::SearchStats`]).
 //! - [`html::render`]: a self-contained HTML timeline of a witness.
 //!
 //! Each [`CheckerResult`] has a `name`: `linearizable`, `set`, `counter`,
 //! `fencing`, `mutual-exclusion` or `stats`. A [`Report`]'s verdict is the
-//! worst of its results (invalid, then unknown, then valid).
+//! worst of its results (invalid, then unknown, then valid). A
+//! history with no client operation, or whose operations all failed, is
+//! linearizable: nothing had to be linearized.
 
 pub mod brute;
 pub mod checkers;
@@ -67,11 +74,13 @@ pub use options::CheckOptions;
 pub use verdict::{CheckerResult, Report, Verdict, VerdictKind, Witness};
 pub use workload::Workload;
 
+use checkers::stats::Role;
 use history::Event;
 
 /// Runs the checkers of `workload` (by name: `register`, `kv`, `set`,
-/// `counter`, `lock`) on a history, plus `stats`. The history is named
-/// "history" in errors; use [`check_workload`] to name it yourself.
+/// `counter`, `lock`) on a run's history, plus `stats`, which judges too:
+/// a run in which no operation succeeded tested nothing and is `unknown`.
+/// The history is named "history" in errors.
 pub fn check_history(
     events: &[Event],
     workload: &str,
@@ -79,15 +88,29 @@ pub fn check_history(
 ) -> Result<Report, CheckError> {
     let workload: Workload = workload.parse()?;
     let ops = Operations::from_events("history", events, &[])?;
-    check_workload(&ops, workload, opts)
+    let mut results = workload_results(&ops, workload, opts)?;
+    results.push(checkers::stats::check(&ops.ops, Role::Judge));
+    Ok(Report::new(results))
 }
 
-/// Runs the checkers of `workload` on paired operations, plus `stats`.
+/// Runs the checkers of `workload` on paired operations; `stats` only
+/// counts and judges nothing (a
+/// history whose operations all failed is valid: nothing had to happen).
 pub fn check_workload(
     ops: &Operations,
     workload: Workload,
     opts: &CheckOptions,
 ) -> Result<Report, CheckError> {
+    let mut results = workload_results(ops, workload, opts)?;
+    results.push(checkers::stats::check(&ops.ops, Role::Inform));
+    Ok(Report::new(results))
+}
+
+fn workload_results(
+    ops: &Operations,
+    workload: Workload,
+    opts: &CheckOptions,
+) -> Result<Vec<CheckerResult>, CheckError> {
     let mut results = Vec::new();
     match workload {
         Workload::Register | Workload::Kv => {
@@ -98,21 +121,20 @@ pub fn check_workload(
         Workload::Counter => results.push(checkers::counter::check(&ops.ops)),
         Workload::Lock => results.extend(checkers::fencing::check(&ops.ops)),
     }
-    results.push(checkers::stats::check(&ops.ops));
-    Ok(Report::new(results))
+    Ok(results)
 }
 
-/// Checks linearizability against `model`, plus `stats`.
+/// Checks linearizability against `model`: the report's verdict is the
+/// model's; `stats` is listed after it and judges nothing.
 pub fn check_model(
     ops: &Operations,
     model: ModelKind,
     opts: &CheckOptions,
 ) -> Result<Report, CheckError> {
-    let results = vec![
+    Ok(Report::new(vec![
         linearizability_result(ops, model, opts)?,
-        checkers::stats::check(&ops.ops),
-    ];
-    Ok(Report::new(results))
+        checkers::stats::check(&ops.ops, Role::Inform),
+    ]))
 }
 
 fn linearizability_result(
@@ -121,15 +143,22 @@ fn linearizability_result(
     opts: &CheckOptions,
 ) -> Result<CheckerResult, CheckError> {
     let r = linearizable::check_linearizable(ops, model, opts)?;
-    let summary = format!(
-        "{} on {} operations in {} part{} ({} steps, {} memoized configurations)",
-        model,
-        r.ops,
-        r.parts,
-        if r.parts == 1 { "" } else { "s" },
-        r.stats.steps,
-        r.stats.memo_entries
-    );
+    let summary = if r.ops == 0 {
+        match ops.ops.len() {
+            0 => "no client operation: nothing had to be linearized".to_string(),
+            n => format!("all {n} operations failed: nothing had to be linearized"),
+        }
+    } else {
+        format!(
+            "{} on {} operations in {} part{} ({} steps, {} memoized configurations)",
+            model,
+            r.ops,
+            r.parts,
+            if r.parts == 1 { "" } else { "s" },
+            r.stats.steps,
+            r.stats.memo_entries
+        )
+    };
     Ok(CheckerResult {
         name: "linearizable".into(),
         verdict: r.verdict,

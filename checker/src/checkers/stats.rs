@@ -1,13 +1,22 @@
 //! The stats checker: how many operations of each `f` ended ok, fail and
-//! info. It judges nothing but one thing: a history in which no operation
-//! succeeded checked nothing, and is `unknown`.
+//! info. Where it judges (a test run, [`Role::Judge`]) it judges one thing:
+//! a run in which no operation succeeded tested nothing, and is `unknown`.
+//! Checking a history file ([`Role::Inform`]) it only counts: a history
+//! whose operations all failed is what it is, and the model judges it.
 
 use crate::operation::{Operation, Outcome};
 use crate::verdict::{CheckerResult, Verdict};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-pub fn check(ops: &[Operation]) -> CheckerResult {
+/// Whether the stats judge the history or only describe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Judge,
+    Inform,
+}
+
+pub fn check(ops: &[Operation], role: Role) -> CheckerResult {
     let mut by_f: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
     for op in ops {
         let c = by_f.entry(op.f.as_str()).or_default();
@@ -32,7 +41,7 @@ pub fn check(ops: &[Operation]) -> CheckerResult {
         .map(|(f, c)| format!("{f}: {} ok, {} fail, {} info", c[0], c[1], c[2]))
         .collect::<Vec<_>>()
         .join("; ");
-    let verdict = if total[0] == 0 {
+    let verdict = if total[0] == 0 && role == Role::Judge {
         Verdict::unknown("no operation succeeded")
     } else {
         Verdict::Valid
@@ -58,9 +67,14 @@ mod tests {
             op(1, "write", 1, None, 2, Some(3)),
             op(2, "write", 1, None, 4, None),
         ];
-        let r = check(&ops);
+        let r = check(&ops, Role::Judge);
         assert!(r.verdict.is_valid());
         assert_eq!(r.details["write"], json!({"ok": 0, "fail": 1, "info": 1}));
-        assert!(matches!(check(&ops[1..]).verdict, Verdict::Unknown { .. }));
+        let nothing_succeeded = &ops[1..];
+        assert!(matches!(
+            check(nothing_succeeded, Role::Judge).verdict,
+            Verdict::Unknown { .. }
+        ));
+        assert!(check(nothing_succeeded, Role::Inform).verdict.is_valid());
     }
 }

@@ -1,60 +1,70 @@
 //! The native format: JSON Lines, one [`Event`] a line
-//! (docs/history-format.md). Blank lines are skipped.
+//! (docs/history-format.md). Blank lines are skipped; indices must
+//! strictly increase.
 
-use super::History;
+use super::input::Input;
 use crate::error::HistoryError;
 use crate::history::Event;
+use std::io::Read;
 
-pub fn parse(source_name: &str, text: &str) -> Result<History, HistoryError> {
-    let mut h = History::default();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+/// Reads every event, handing each with its line to `sink`.
+pub fn read<R: Read>(
+    input: &mut Input<R>,
+    sink: &mut impl FnMut(Event, usize) -> Result<(), HistoryError>,
+) -> Result<(), HistoryError> {
+    let mut previous: Option<u64> = None;
+    loop {
+        let number = input.line;
+        let Some(line) = input.line()? else {
+            return Ok(());
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let ev: Event = serde_json::from_str(line).map_err(|e| HistoryError::Parse {
-            source_name: source_name.to_string(),
-            line: i + 1,
-            message: format!(
-                "expected an event object (index, time, process, type, f, value): {e}"
-            ),
+        let event: Event = serde_json::from_slice(line).map_err(|e| {
+            input.error_at(
+                number,
+                format!("expected an event object (index, time, process, type, f, value): {e}"),
+            )
         })?;
-        if let Some(prev) = h.events.last() {
-            if ev.index <= prev.index {
-                return Err(HistoryError::Parse {
-                    source_name: source_name.to_string(),
-                    line: i + 1,
-                    message: format!(
-                        "index {} after index {}: indices must strictly increase",
-                        ev.index, prev.index
-                    ),
-                });
-            }
+        if let Some(prev) = previous.filter(|&p| event.index <= p) {
+            return Err(input.error_at(
+                number,
+                format!(
+                    "index {} after index {prev}: indices must strictly increase",
+                    event.index
+                ),
+            ));
         }
-        h.events.push(ev);
-        h.lines.push(i + 1);
+        previous = Some(event.index);
+        sink(event, number)?;
     }
-    Ok(h)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::format::{read_history, Format};
+
+    fn parse(name: &str, text: &str) -> Result<crate::format::History, crate::HistoryError> {
+        read_history(name, text, Some(Format::Jsonl))
+    }
 
     #[test]
     fn reads_events_and_names_the_bad_line() {
-        let text = "{\"index\":0,\"time\":1,\"process\":3,\"type\":\"invoke\",\"f\":\"write\",\"value\":4}\n\n{\"index\":1,\"time\":2,\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start-kill\"}\n";
-        let h = parse("h.jsonl", text).expect("valid");
+        let first = "{\"index\":0,\"time\":1,\"process\":3,\"type\":\"invoke\",\"f\":\"write\",\"value\":4}";
+        let text = format!("{first}\n\n{{\"index\":1,\"time\":2,\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start-kill\"}}\r\n");
+        let h = parse("h.jsonl", &text).expect("valid");
         assert_eq!(h.events.len(), 2);
         assert_eq!(h.lines, vec![1, 3]);
         let e = parse(
             "h.jsonl",
-            "{\"index\":0,\"time\":1,\"process\":-1,\"type\":\"invoke\",\"f\":\"w\"}",
+            &format!("{first}\n{{\"index\":1,\"time\":1,\"process\":-1,\"type\":\"invoke\",\"f\":\"w\"}}"),
         )
         .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("h.jsonl:1:"), "{msg}");
+        assert!(msg.starts_with("h.jsonl:2:"), "{msg}");
         assert!(msg.contains("negative"), "{msg}");
-        let e = parse("h.jsonl", "{\"index\":1,\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"w\"}\n{\"index\":1,\"time\":1,\"process\":2,\"type\":\"invoke\",\"f\":\"w\"}").unwrap_err();
+        let e = parse("h.jsonl", &format!("{first}\n{first}")).unwrap_err();
         assert!(e.to_string().contains("h.jsonl:2:"), "{e}");
     }
 }

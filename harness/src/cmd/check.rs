@@ -1,18 +1,21 @@
 //! `faultline check`: check history files for linearizability and the
 //! workloads' invariants.
 //!
-//! Each file is read in its format (detected, or `--format`), its
-//! operations paired, and checked either against one `--model`
+//! Each file (or run directory: its history.edn or history.jsonl) is
+//! streamed in its format (detected, or `--format`), its operations paired
+//! as they are read, and checked either against one `--model`
 //! (linearizability) or by the checkers of its workload (`--workload`, or
 //! guessed from the operations). Prints a verdict per file (text, or one
 //! JSON object per file with `--json`), optionally draws the first
 //! failing window as HTML (`--html`), and exits with the worst verdict:
-//! 0 valid, 1 invalid, 2 unknown; 254 for unreadable or malformed input.
+//! 0 valid, 1 invalid, 2 unknown; 254 for unreadable, empty or malformed
+//! input. A history with no client operation (only nemesis events), or
+//! whose operations all failed, is valid: nothing had to be linearized.
 
 use crate::exit::{bad_input, Exit};
 use crate::parse;
 use anyhow::Context;
-use faultline_checker::format::{read_history, Format};
+use faultline_checker::format::Format;
 use faultline_checker::{
     check_model, check_workload, html, CheckError, CheckOptions, ModelKind, Operations, Report,
     Verdict, VerdictKind, Workload,
@@ -50,7 +53,9 @@ pub struct Args {
     /// self-contained HTML page (FILE; with several inputs FILE-<n>.html).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// History files.
+    /// History files, or run directories (a Jepsen store's
+    /// store/<test>/<time>/, a faultline run): their history.edn or
+    /// history.jsonl is read.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -82,13 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     };
     let mut worst = Exit::Valid;
     for (i, file) in args.files.iter().enumerate() {
-        let name = file.display().to_string();
-        let text =
-            std::fs::read(file).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
-        let text = String::from_utf8_lossy(&text);
-        let history = read_history(&name, &text, format).map_err(|e| bad_input(e.to_string()))?;
-        let ops = Operations::from_events(&name, &history.events, &history.lines)
-            .map_err(|e| bad_input(e.to_string()))?;
+        let (name, ops, format) = read(file, format)?;
         let (what, report) = match (model, workload) {
             (Some(m), _) => (format!("model {m}"), check_model(&ops, m, &opts)),
             (None, w) => {
@@ -107,13 +106,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             VerdictKind::Unknown => Exit::Unknown,
         };
         worst = worst.max(exit);
-        let format_name = history.format.map(|f| f.name()).unwrap_or("?");
         if args.json {
             let obj = serde_json::json!({
                 "file": name,
-                "format": format_name,
+                "format": format.name(),
                 "checked": what,
                 "operations": ops.ops.len(),
+                "faults": ops.faults.len(),
                 "verdict": report.verdict,
                 "results": report.results,
             });
@@ -122,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 serde_json::to_string(&obj).context("serializing the verdict")?
             );
         } else {
-            print_text(&name, format_name, &what, &ops, &report);
+            print_text(&name, format.name(), &what, &ops, &report);
         }
         if let Some(path) = &args.html {
             let path = if args.files.len() == 1 {
@@ -138,9 +137,43 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     Ok(worst)
 }
 
+/// The history files a run directory may hold, in the order looked for:
+/// Jepsen's store (`store/<test>/<time>/history.edn`) and faultline's.
+const RUN_HISTORIES: [&str; 2] = ["history.edn", "history.jsonl"];
+
+/// Reads one history (a file, or a run directory's history), streaming:
+/// its name for messages, its operations and its format.
+fn read(path: &Path, format: Option<Format>) -> anyhow::Result<(String, Operations, Format)> {
+    let mut path = path.to_path_buf();
+    if path.is_dir() {
+        let found = RUN_HISTORIES
+            .iter()
+            .map(|h| path.join(h))
+            .find(|p| p.is_file());
+        path = found.ok_or_else(|| {
+            bad_input(format!(
+                "{}: a directory without a history: expected {} in it (a Jepsen or faultline run directory)",
+                path.display(),
+                RUN_HISTORIES.join(" or ")
+            ))
+        })?;
+    }
+    let name = path.display().to_string();
+    let file =
+        std::fs::File::open(&path).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
+    let (ops, format) =
+        Operations::read(&name, file, format).map_err(|e| bad_input(e.to_string()))?;
+    Ok((name, ops, format))
+}
+
 fn print_text(name: &str, format: &str, what: &str, ops: &Operations, report: &Report) {
+    let faults = match ops.faults.len() {
+        0 => String::new(),
+        1 => ", 1 nemesis event".to_string(),
+        n => format!(", {n} nemesis events"),
+    };
     println!(
-        "{name}: {} ({format}, {} operations, {what})",
+        "{name}: {} ({format}, {} operations{faults}, {what})",
         report.verdict,
         ops.ops.len()
     );
@@ -241,5 +274,51 @@ mod tests {
         let mut m = args(vec![v]);
         m.model = Some("no-such-model".into());
         assert_eq!(code_for(&run(m)), 254);
+    }
+
+    #[test]
+    fn nothing_to_linearize_is_valid_and_only_blank_input_is_254() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let failed = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :fail, :f :write, :value 1}\n";
+        let faults = "{:process :nemesis, :type :info, :f :start, :value nil}\n{:process :nemesis, :type :info, :f :stop, :value nil}\n";
+        for (name, text) in [("failed.edn", failed), ("faults.edn", faults)] {
+            let f = write(dir.path(), name, text);
+            assert_eq!(code_for(&run(args(vec![f.clone()]))), 0, "{name}");
+            let mut m = args(vec![f]);
+            m.model = Some("cas-register".into());
+            assert_eq!(code_for(&run(m)), 0, "{name} with --model");
+        }
+        for blank in ["", "\n\n", "[]"] {
+            let f = write(dir.path(), "blank.edn", blank);
+            assert_eq!(code_for(&run(args(vec![f]))), 254, "{blank:?}");
+        }
+    }
+
+    #[test]
+    fn a_run_directory_is_read_through_its_history_and_a_readme_is_not_a_history() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run_dir = dir.path().join("store/etcd/20240101T000000.000Z");
+        std::fs::create_dir_all(&run_dir).expect("run dir");
+        write(
+            &run_dir,
+            "history.edn",
+            "{:index 0, :type :invoke, :process 0, :f :write, :value 1}\n{:index 1, :type :ok, :process 0, :f :write, :value 1}\n{:index 2, :type :invoke, :process 1, :f :read, :value nil}\n{:index 3, :type :ok, :process 1, :f :read, :value 2}\n",
+        );
+        assert_eq!(
+            code_for(&run(args(vec![run_dir.clone()]))),
+            1,
+            "read 2 after write 1"
+        );
+        let r = run(args(vec![dir.path().to_path_buf()]));
+        assert_eq!(code_for(&r), 254, "no history in it");
+        assert!(format!("{:#}", r.unwrap_err()).contains("history.edn or history.jsonl"));
+        let readme = write(dir.path(), "README.md", "# faultline\n\nA harness.\n");
+        let r = run(args(vec![readme]));
+        assert_eq!(code_for(&r), 254);
+        let msg = format!("{:#}", r.unwrap_err());
+        assert!(
+            msg.contains("not a history") && msg.contains("# faultline"),
+            "{msg}"
+        );
     }
 }
