@@ -4,6 +4,7 @@
 //! namespaces), the nemesis, the run loop, and every subcommand of the
 //! `faultline` binary. This crate uses all the others; none uses it.
 
+pub mod adapter;
 pub mod analysis;
 pub mod check;
 pub mod cluster;
