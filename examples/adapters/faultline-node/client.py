@@ -13,18 +13,14 @@ so safe to retry) until its deadline, and moves on to the next node when a
 connection is refused. Once a request is written, no reply means unknown.
 
   fail  the node refused it definitely, or no node took the request;
-  info  sent but no definite answer (a read answers fail: it changes nothing).
+  info  sent but no definite answer (faultline records an unknown read as
+        fail itself: a read changes nothing).
 """
 
 import json
 import socket
 import sys
 import time
-
-# The keys the built-in workloads use on the wire (workloads/src/*.rs).
-KEYS = {"register": "register", "set": "set", "counter": "counter"}
-LOCK = "lock"
-
 
 def log(*parts):
     print(*parts, file=sys.stderr, flush=True)
@@ -83,7 +79,6 @@ class Client:
         self.nodes = init["nodes"]
         self.addrs = [(n["ip"], n["ports"]["client"]) for n in self.nodes]
         self.home = next(i for i, n in enumerate(self.nodes) if n["name"] == init["home"])
-        self.workload = init["workload"]
         self.op_timeout = init["op_timeout_ms"] / 1000.0
         self.conns = {}
         self.next_id = 1
@@ -154,67 +149,55 @@ class Client:
             return reply, name
         raise NotSent(last)
 
-    def request(self, f, key, value):
-        """The wire request of a workload's operation (docs/history-format.md)."""
-        w = self.workload
-        if w == "lock":
-            v = value or {}
-            if f == "acquire":
-                return {"op": "acquire", "lock": key, "owner": v["owner"], "ttl_ms": v["ttl_ms"]}
-            if f == "renew":
-                return {"op": "renew", "lock": key, "owner": v["owner"], "token": v["token"],
-                        "ttl_ms": v["ttl_ms"]}
-            if f == "release":
-                return {"op": "release", "lock": key, "owner": v["owner"], "token": v["token"]}
-            if f == "fenced-write":
-                return {"op": "fenced_write", "key": key, "value": v["value"], "token": v["token"]}
-            if f == "read":
-                return {"op": "read", "key": key}
-        wire_key = key if w == "kv" else KEYS.get(w)
-        if wire_key is not None:
-            if f == "read":
-                return {"op": "read", "key": wire_key}
-            if w in ("register", "kv"):
-                if f == "write":
-                    return {"op": "write", "key": wire_key, "value": value}
-                if f == "cas":
-                    return {"op": "cas", "key": wire_key, "from": value[0], "to": value[1]}
-            if w == "set" and f == "add":
-                return {"op": "append", "key": wire_key, "value": value}
-            if w == "counter" and f == "add":
-                return {"op": "add", "key": wire_key, "delta": value}
-        return None
-
-    def ok_value(self, f, value, reply):
-        if f == "read":
-            v = reply.get("value")
-            if self.workload == "set" and v is None:
-                return []
-            if self.workload == "counter" and v is None:
-                return 0
-            return v
-        if f == "acquire":
-            return dict(value, token=reply.get("token"))
-        return value
-
-    def invoke(self, op):
-        f, key, value = op["f"], op.get("key"), op.get("value")
-        request = self.request(f, key, value)
-        if request is None:
-            return {"type": "fail", "error": "unsupported operation %r of %r" % (f, self.workload)}
-        read_only = f == "read"
-        deadline = time.monotonic() + self.op_timeout * 0.9
+    def invoke(self, call):
+        """Runs one call (docs/adapters.md): its wire request is the same
+        operation under the node's name for it."""
+        f = call["f"]
+        op = WIRE_OPS.get(f)
+        if op is None:
+            return {"type": "fail", "error": "unsupported call %r" % f}
+        request = {"op": op}
+        for field, value in call.items():
+            if field in ("f", "type", "id", "process", "timeout_ms"):
+                continue
+            request[RENAMED.get((f, field), field)] = value
+        timeout = call.get("timeout_ms", self.op_timeout * 1000) / 1000.0
+        deadline = time.monotonic() + timeout * 0.9
         try:
             reply, node = self.call(request, deadline)
         except NotSent as e:
             return {"type": "fail", "error": str(e)}
         except Unknown as e:
-            return {"type": "fail" if read_only else "info", "error": str(e)}
+            return {"type": "info", "error": str(e)}
         if reply.get("ok"):
-            return {"type": "ok", "value": self.ok_value(f, value, reply), "node": node}
-        error = reply.get("error") or "error without a code"
-        definite = reply.get("definite") is True
-        return {"type": "fail" if definite or read_only else "info", "error": error, "node": node}
+            answer = {"type": "ok", "node": node}
+            for field in ("value", "token"):
+                if reply.get(field) is not None:
+                    answer[field] = reply[field]
+            return answer
+        answer = {
+            "type": "fail" if reply.get("definite") is True else "info",
+            "error": reply.get("error") or "error without a code",
+            "node": node,
+        }
+        if reply.get("token") is not None:
+            answer["token"] = reply["token"]
+        return answer
+
+
+# The node's wire operation for each call, and the fields it names otherwise.
+WIRE_OPS = {
+    "read": "read",
+    "write": "write",
+    "cas": "cas",
+    "set-add": "append",
+    "increment": "add",
+    "acquire": "acquire",
+    "renew": "renew",
+    "release": "release",
+    "fenced-write": "fenced_write",
+}
+RENAMED = {("set-add", "element"): "value"}
 
 
 def leader(addrs):
@@ -251,9 +234,9 @@ def main():
     sys.stdout.write(json.dumps({"type": "init_ok"}) + "\n")
     sys.stdout.flush()
     for line in sys.stdin:
-        op = json.loads(line)
-        reply = client.invoke(op)
-        reply["id"] = op["id"]
+        call = json.loads(line)
+        reply = client.invoke(call)
+        reply["id"] = call["id"]
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

@@ -11,16 +11,17 @@ sentinels (its home node's first, as Jepsen's 2013 clients did, each bound
 to a node) which instance is the master of `mymaster`, then sends the
 command there. Operations:
 
-  set       add  -> SADD faultline-set E         read -> SMEMBERS faultline-set
-  register  write-> SET  faultline-register V    read -> GET   cas -> a Lua compare-and-set
-  kv        the same as register on the key kv/<key>
-  counter   add  -> INCRBY faultline-counter D   read -> GET (0 if absent)
+  read       GET KEY (SMEMBERS KEY in the set workload), values as JSON text
+  write      SET KEY V
+  cas        a Lua script: SET KEY TO if GET KEY is FROM (a missing key is null)
+  set-add    SADD KEY E
+  increment  INCRBY KEY D
 
 What an error means (the contract: fail only when it surely did not happen):
 no primary known, or no connection to it -> fail (nothing was sent);
 READONLY / LOADING / MASTERDOWN error replies -> fail (Redis refused it);
-a timeout or a dropped connection after the command was sent -> info for
-writes, fail for reads (a read changes nothing).
+a timeout or a dropped connection after the command was sent -> info
+(faultline itself records an unknown read as fail: a read changes nothing).
 
 Needs Debian's python3-redis (redis-py 4.x), so run it with /usr/bin/python3.
 """
@@ -61,6 +62,8 @@ class Refused(Exception):
 class Client:
     def __init__(self, init):
         self.nodes = init["nodes"]
+        # A read is SMEMBERS of a set, GET of anything else.
+        self.workload = init["workload"]
         self.op_timeout = init["op_timeout_ms"] / 1000.0
         home = next(i for i, n in enumerate(self.nodes) if n["name"] == init["home"])
         # The home node's sentinel first, then the others in ring order.
@@ -127,54 +130,58 @@ class Client:
             raise Unknown("%s: %s" % (node, e))
         return reply, node
 
-    def invoke(self, op):
-        f, key, value = op["f"], op.get("key"), op.get("value")
-        read_only = f == "read"
-        deadline = time.monotonic() + self.op_timeout * 0.8
+    def invoke(self, call):
+        f = call["f"]
+        timeout = call.get("timeout_ms", self.op_timeout * 1000) / 1000.0
+        deadline = time.monotonic() + timeout * 0.8
         try:
-            result, node = self.run(f, key, value, deadline)
+            answer = self.run(call, deadline)
         except Refused as e:
             return {"type": "fail", "error": str(e)}
         except Unknown as e:
-            return {"type": "fail" if read_only else "info", "error": str(e)}
-        if result is FAILED:
-            return {"type": "fail", "error": "cas-mismatch", "node": node}
-        return {"type": "ok", "value": result, "node": node}
+            return {"type": "info", "error": str(e)}
+        if answer is None:
+            return {"type": "fail", "error": "unsupported call %r for workload %r" % (f, self.workload)}
+        return answer
 
-    def run(self, f, key, value, deadline):
-        workload = self.workload
-        if workload == "set":
-            if f == "add":
-                _, node = self.command(deadline, "SADD", "faultline-set", json.dumps(value))
-                return value, node
-            if f == "read":
-                members, node = self.command(deadline, "SMEMBERS", "faultline-set")
-                return sorted(json.loads(m) for m in members), node
-        elif workload in ("register", "kv"):
-            k = "faultline-register" if key is None else "kv/" + json.dumps(key)
-            if f == "read":
-                v, node = self.command(deadline, "GET", k)
-                return (None if v is None else json.loads(v)), node
-            if f == "write":
-                _, node = self.command(deadline, "SET", k, json.dumps(value))
-                return value, node
-            if f == "cas":
-                expected, new = value
-                swapped, node = self.command(
-                    deadline, "EVAL", CAS_SCRIPT, 1, k, json.dumps(expected), json.dumps(new)
-                )
-                return (value if swapped == 1 else FAILED), node
-        elif workload == "counter":
-            if f == "add":
-                _, node = self.command(deadline, "INCRBY", "faultline-counter", int(value))
-                return value, node
-            if f == "read":
-                v, node = self.command(deadline, "GET", "faultline-counter")
-                return (0 if v is None else int(v)), node
-        raise Refused("unsupported operation %r of workload %r" % (f, workload))
+    def run(self, call, deadline):
+        """The Redis command(s) of one call; the answer, or None."""
+        f, key = call["f"], call.get("key")
+        if f == "read" and self.workload == "set":
+            members, node = self.command(deadline, "SMEMBERS", key)
+            return ok(sorted(json.loads(m) for m in members), node)
+        if f == "read" and self.workload == "counter":
+            v, node = self.command(deadline, "GET", key)
+            return ok(None if v is None else int(v), node)
+        if f == "read":
+            v, node = self.command(deadline, "GET", key)
+            return ok(None if v is None else json.loads(v), node)
+        if f == "write":
+            _, node = self.command(deadline, "SET", key, json.dumps(call["value"]))
+            return ok(None, node)
+        if f == "cas":
+            swapped, node = self.command(
+                deadline, "EVAL", CAS_SCRIPT, 1, key, json.dumps(call["from"]), json.dumps(call["to"])
+            )
+            if swapped != 1:
+                return {"type": "fail", "error": "cas-mismatch", "node": node}
+            return ok(None, node)
+        if f == "set-add":
+            _, node = self.command(deadline, "SADD", key, json.dumps(call["element"]))
+            return ok(None, node)
+        if f == "increment":
+            total, node = self.command(deadline, "INCRBY", key, int(call["delta"]))
+            return ok(int(total), node)
+        return None
 
 
-FAILED = object()
+def ok(value, node):
+    answer = {"type": "ok", "node": node}
+    if value is not None:
+        answer["value"] = value
+    return answer
+
+
 
 
 def main():
@@ -184,13 +191,12 @@ def main():
         return
     init = json.loads(first)
     client = Client(init)
-    client.workload = init["workload"]
     out.write(json.dumps({"type": "init_ok"}) + "\n")
     out.flush()
     for line in sys.stdin:
-        op = json.loads(line)
-        reply = client.invoke(op)
-        reply["id"] = op["id"]
+        call = json.loads(line)
+        reply = client.invoke(call)
+        reply["id"] = call["id"]
         out.write(json.dumps(reply) + "\n")
         out.flush()
 

@@ -8,6 +8,7 @@
 //! templates ([`template`]). Guarantees: no input makes it panic; every
 //! refusal names the file and line.
 
+pub mod client_process;
 pub mod file;
 pub mod template;
 
