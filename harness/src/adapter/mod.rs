@@ -9,6 +9,7 @@
 //! refusal names the file and line.
 
 pub mod client_process;
+pub mod command;
 pub mod file;
 pub mod template;
 
