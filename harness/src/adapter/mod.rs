@@ -8,9 +8,12 @@
 //! templates ([`template`]). Guarantees: no input makes it panic; every
 //! refusal names the file and line.
 
+pub mod client;
 pub mod client_process;
 pub mod command;
 pub mod file;
+pub mod node;
+pub mod procfs;
 pub mod template;
 
 pub use file::{AdapterFile, AdapterFileError};

@@ -1,0 +1,104 @@
+//! What /proc says about a node's processes: the members of a process
+//! group, and whether a process has a library mapped (libfaketime only
+//! moves the clock of a process it was loaded into: a statically linked
+//! program, or a Go program reading the time through the vDSO, ignores it).
+
+use std::path::Path;
+
+/// A process as /proc shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    /// The command name (`comm`).
+    pub name: String,
+    /// The state letter (`R`, `S`, `T` stopped, `Z` zombie, …).
+    pub state: char,
+}
+
+/// Parses /proc/PID/stat: (name, state, process group).
+fn parse_stat(stat: &str) -> Option<(String, char, i32)> {
+    // The name is in parentheses and may itself hold spaces or ')'.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let _ppid = rest.next()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    Some((name, state, pgrp))
+}
+
+/// Every live (not zombie) process of process group `pgid`.
+pub fn group_members(pgid: i32) -> Vec<ProcInfo> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut members = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((name, state, pgrp)) = parse_stat(&stat) {
+            if pgrp == pgid && state != 'Z' {
+                members.push(ProcInfo { pid, name, state });
+            }
+        }
+    }
+    members.sort_by_key(|p| p.pid);
+    members
+}
+
+/// True when process `pid` has a file whose name contains `library`
+/// mapped (None: /proc could not tell).
+pub fn maps_library(pid: i32, library: &str) -> Option<bool> {
+    let maps = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("maps")).ok()?;
+    Some(maps.lines().any(|l| l.contains(library)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    #[test]
+    fn stat_lines_parse_even_with_odd_names() {
+        let s = "4242 (redis-server *:6379) S 1 4240 4240 0 -1";
+        assert_eq!(parse_stat(s), Some(("redis-server *:6379".into(), 'S', 4240)));
+        let s = "7 (a) b) T 1 9 9";
+        assert_eq!(parse_stat(s), Some(("a) b".into(), 'T', 9)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn a_groups_members_and_their_libraries_are_seen() {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg("sleep 30 & sleep 30")
+            .process_group(0)
+            .spawn()
+            .expect("sh runs");
+        let pgid = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut members = Vec::new();
+        while std::time::Instant::now() < deadline {
+            members = group_members(pgid);
+            if members.len() == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(members.len(), 3, "{members:?}");
+        assert!(members.iter().any(|p| p.name == "sleep"));
+        assert_eq!(maps_library(pgid, "libc"), Some(true));
+        assert_eq!(maps_library(pgid, "libfaketime"), Some(false));
+        // SAFETY: kill(2) on the group this test created.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+}
