@@ -5,6 +5,13 @@
 //! Heartbeats are separate from appends (as in raft-rs): they carry only a
 //! commit index the follower is known to hold, and the ReadIndex round
 //! (`read_seq`) the leader uses to confirm its leadership.
+//!
+//! Replication messages carry the leader's replication `session` with the
+//! receiver, and answers echo it: a leader numbers every follower record
+//! ([`super::progress::Progress`]) it creates, so an answer meant for an
+//! earlier record (one sent by the previous incarnation of a node id that
+//! was removed, wiped and added again in the same term) is told apart and
+//! ignored instead of being taken as news about the new one.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +43,8 @@ pub enum RaftMessage {
         prev_log_term: Term,
         entries: Vec<Entry>,
         leader_commit: LogIndex,
+        #[serde(default)]
+        session: u64,
     },
     /// On success, the follower's log matches the leader's through
     /// `match_index` (durably). On rejection, `rejected` is the request's
@@ -47,21 +56,32 @@ pub enum RaftMessage {
         rejected: LogIndex,
         conflict_index: LogIndex,
         conflict_term: Option<Term>,
+        /// The `session` of the append (or snapshot) this answers.
+        #[serde(default)]
+        session: u64,
     },
     /// Leadership assertion; `commit` is at most what the follower holds.
     Heartbeat {
         term: Term,
         commit: LogIndex,
         read_seq: u64,
+        #[serde(default)]
+        session: u64,
     },
+    /// Answers a heartbeat (echoing its `session`), or tells a deposed
+    /// leader of a newer term (`session` 0).
     HeartbeatResponse {
         term: Term,
         read_seq: u64,
+        #[serde(default)]
+        session: u64,
     },
     /// §7: the follower's next entry was compacted away on the leader.
     InstallSnapshot {
         term: Term,
         snapshot: Snapshot,
+        #[serde(default)]
+        session: u64,
     },
     /// §3.10 of Ongaro's thesis: start an election now (leadership transfer).
     TimeoutNow {
@@ -97,6 +117,60 @@ impl RaftMessage {
             RaftMessage::TimeoutNow { .. } => "timeout-now",
         }
     }
+
+    /// The fields that matter for a trace line, entries and snapshot data
+    /// left out: `append t3 prev=i7/t2 n=4 commit=i6`.
+    pub fn summary(&self) -> String {
+        let kind = self.kind();
+        match self {
+            RaftMessage::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+                transfer,
+                ..
+            } => format!("{kind} {term} last={last_log_index}/{last_log_term} transfer={transfer}"),
+            RaftMessage::VoteResponse { term, granted, .. } => {
+                format!("{kind} {term} granted={granted}")
+            }
+            RaftMessage::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                ..
+            } => format!(
+                "{kind} {term} prev={prev_log_index}/{prev_log_term} n={} commit={leader_commit}",
+                entries.len()
+            ),
+            RaftMessage::AppendResponse {
+                term,
+                success,
+                match_index,
+                rejected,
+                conflict_index,
+                conflict_term,
+                ..
+            } => format!(
+                "{kind} {term} success={success} match={match_index} rejected={rejected} hint={conflict_index}/{conflict_term:?}"
+            ),
+            RaftMessage::Heartbeat {
+                term,
+                commit,
+                read_seq,
+                ..
+            } => format!("{kind} {term} commit={commit} seq={read_seq}"),
+            RaftMessage::HeartbeatResponse { term, read_seq, .. } => {
+                format!("{kind} {term} seq={read_seq}")
+            }
+            RaftMessage::InstallSnapshot { term, snapshot, .. } => format!(
+                "{kind} {term} at={}/{} voters={:?}",
+                snapshot.meta.index, snapshot.meta.term, snapshot.meta.voters
+            ),
+            RaftMessage::TimeoutNow { term } => format!("{kind} {term}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +194,7 @@ mod tests {
                     kind: EntryKind::Normal(b"x".to_vec()),
                 }],
                 leader_commit: LogIndex(5),
+                session: 1,
             }),
         };
         let json = serde_json::to_string(&msg).expect("serializes");

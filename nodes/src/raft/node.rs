@@ -83,6 +83,9 @@ pub struct RaftNode {
 
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
+    /// The last replication session handed to a [`Progress`] (see
+    /// [`RaftMessage`]'s docs): answers of an older session are ignored.
+    last_session: u64,
 
     read_seq: u64,
     /// Tick at which each read round's heartbeat went out (for leases).
@@ -230,6 +233,7 @@ impl RaftNode {
             fresh: true,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
+            last_session: 0,
             read_seq: 0,
             read_seq_sent_tick: BTreeMap::new(),
             pending_reads: VecDeque::new(),
@@ -405,9 +409,12 @@ impl RaftNode {
         let peers = self.tracked();
         self.progress.retain(|p, _| peers.contains(p));
         for p in peers {
-            self.progress
-                .entry(p)
-                .or_insert_with(|| Progress::new(next));
+            if !self.progress.contains_key(&p) {
+                // A new session: what an earlier record of `p` was told or
+                // answered (maybe by a wiped incarnation of the id) is void.
+                self.last_session += 1;
+                self.progress.insert(p, Progress::new(next, self.last_session));
+            }
         }
         if self
             .transferee
@@ -459,7 +466,7 @@ impl RaftNode {
             .collect();
         let c_new_index = self.config_index();
         for p in gone {
-            let matched = self.progress[&p].matched;
+            let (matched, session) = (self.progress[&p].matched, self.progress[&p].session);
             let (term, commit) = (self.term, self.log.commit());
             let lacking = c_new_index.0.saturating_sub(matched.0);
             match self.log.term_at(matched) {
@@ -476,6 +483,7 @@ impl RaftNode {
                             prev_log_term: prev_term,
                             entries,
                             leader_commit: commit,
+                            session,
                         },
                     );
                 }
@@ -487,6 +495,7 @@ impl RaftNode {
                             term,
                             commit: commit.min(matched),
                             read_seq,
+                            session,
                         },
                     );
                 }
@@ -707,7 +716,7 @@ impl RaftNode {
         if pr.is_paused(max_inflight) {
             return;
         }
-        let prev = pr.next.prev();
+        let (prev, session) = (pr.next.prev(), pr.session);
         match self.log.term_at(prev) {
             None => {
                 assert!(
@@ -721,7 +730,14 @@ impl RaftNode {
                     .expect("peer")
                     .become_snapshot(index);
                 let term = self.term;
-                self.send(to, RaftMessage::InstallSnapshot { term, snapshot });
+                self.send(
+                    to,
+                    RaftMessage::InstallSnapshot {
+                        term,
+                        snapshot,
+                        session,
+                    },
+                );
             }
             Some(prev_term) => {
                 let entries = self.log.slice(prev.next(), self.cfg.max_batch_entries);
@@ -739,6 +755,7 @@ impl RaftNode {
                         prev_log_term: prev_term,
                         entries,
                         leader_commit,
+                        session,
                     },
                 );
             }
@@ -750,7 +767,7 @@ impl RaftNode {
         let seq = self.read_seq;
         self.read_seq_sent_tick.insert(seq, self.now_ticks);
         for p in self.tracked() {
-            let matched = self.progress[&p].matched;
+            let (matched, session) = (self.progress[&p].matched, self.progress[&p].session);
             let commit = self.log.commit().min(matched);
             let term = self.term;
             self.send(
@@ -759,6 +776,7 @@ impl RaftNode {
                     term,
                     commit,
                     read_seq: seq,
+                    session,
                 },
             );
         }
@@ -924,7 +942,14 @@ impl RaftNode {
                 | RaftMessage::InstallSnapshot { .. } => {
                     // Tell a deposed leader about the new term.
                     let term = self.term;
-                    self.send(from, RaftMessage::HeartbeatResponse { term, read_seq: 0 });
+                    self.send(
+                        from,
+                        RaftMessage::HeartbeatResponse {
+                            term,
+                            read_seq: 0,
+                            session: 0,
+                        },
+                    );
                 }
                 RaftMessage::RequestVote { pre_vote, .. } => {
                     let term = self.term;
@@ -991,21 +1016,41 @@ impl RaftNode {
                 prev_log_term,
                 entries,
                 leader_commit,
+                session,
             } => {
                 self.follow(term, from);
-                self.handle_append(from, prev_log_index, prev_log_term, entries, leader_commit);
+                self.handle_append(
+                    from,
+                    session,
+                    prev_log_index,
+                    prev_log_term,
+                    entries,
+                    leader_commit,
+                );
             }
             RaftMessage::Heartbeat {
                 term,
                 commit,
                 read_seq,
+                session,
             } => {
                 self.follow(term, from);
                 let commit = commit.min(self.log.last_index());
                 self.log.commit_to(commit);
-                self.send(from, RaftMessage::HeartbeatResponse { term, read_seq });
+                self.send(
+                    from,
+                    RaftMessage::HeartbeatResponse {
+                        term,
+                        read_seq,
+                        session,
+                    },
+                );
             }
-            RaftMessage::InstallSnapshot { term, snapshot } => {
+            RaftMessage::InstallSnapshot {
+                term,
+                snapshot,
+                session,
+            } => {
                 self.follow(term, from);
                 let index = snapshot.meta.index;
                 let match_index = if index <= self.log.commit() {
@@ -1031,6 +1076,7 @@ impl RaftNode {
                         rejected: LogIndex(0),
                         conflict_index: LogIndex(0),
                         conflict_term: None,
+                        session,
                     },
                 );
             }
@@ -1048,8 +1094,9 @@ impl RaftNode {
                 rejected,
                 conflict_index,
                 conflict_term,
+                session,
             } => {
-                if self.role != Role::Leader {
+                if self.role != Role::Leader || !self.in_session(from, session) {
                     return;
                 }
                 self.handle_append_response(
@@ -1061,8 +1108,12 @@ impl RaftNode {
                     conflict_term,
                 );
             }
-            RaftMessage::HeartbeatResponse { term: _, read_seq } => {
-                if self.role != Role::Leader {
+            RaftMessage::HeartbeatResponse {
+                term: _,
+                read_seq,
+                session,
+            } => {
+                if self.role != Role::Leader || !self.in_session(from, session) {
                     return;
                 }
                 let last = self.log.last_index();
@@ -1084,6 +1135,13 @@ impl RaftNode {
                 }
             }
         }
+    }
+
+    /// Leader: an answer from `from` belongs to its current replication
+    /// session (not to an earlier record of the id, nor to a node that is
+    /// no longer tracked).
+    fn in_session(&self, from: NodeId, session: u64) -> bool {
+        self.progress.get(&from).is_some_and(|pr| pr.session == session)
     }
 
     /// A message from the leader of our term.
@@ -1109,6 +1167,7 @@ impl RaftNode {
     fn handle_append(
         &mut self,
         from: NodeId,
+        session: u64,
         prev: LogIndex,
         prev_term: Term,
         entries: Vec<Entry>,
@@ -1127,6 +1186,7 @@ impl RaftNode {
                     rejected: LogIndex(0),
                     conflict_index: LogIndex(0),
                     conflict_term: None,
+                    session,
                 },
             );
             return;
@@ -1145,6 +1205,7 @@ impl RaftNode {
                         rejected: LogIndex(0),
                         conflict_index: LogIndex(0),
                         conflict_term: None,
+                        session,
                     },
                 );
             }
@@ -1167,6 +1228,7 @@ impl RaftNode {
                         rejected: prev,
                         conflict_index,
                         conflict_term,
+                        session,
                     },
                 );
             }

@@ -33,11 +33,16 @@ pub struct Progress {
     pub read_seq_acked: u64,
     /// Ticks since the snapshot was sent (Snapshot state).
     pub snapshot_elapsed_ticks: u64,
+    /// The leader's number for this record: every message to the follower
+    /// carries it and every answer echoes it, so answers meant for an
+    /// earlier record of the same node id are told apart.
+    pub session: u64,
 }
 
 impl Progress {
-    pub fn new(next: LogIndex) -> Progress {
+    pub fn new(next: LogIndex, session: u64) -> Progress {
         Progress {
+            session,
             matched: LogIndex(0),
             next,
             state: ProgressState::Probe,
@@ -165,7 +170,7 @@ mod tests {
 
     #[test]
     fn replicate_pipelines_until_the_window_is_full() {
-        let mut p = Progress::new(LogIndex(1));
+        let mut p = Progress::new(LogIndex(1), 1);
         p.become_replicate();
         p.sent(Some(LogIndex(3)));
         p.sent(Some(LogIndex(5)));
@@ -178,7 +183,7 @@ mod tests {
 
     #[test]
     fn stale_rejections_are_ignored() {
-        let mut p = Progress::new(LogIndex(10));
+        let mut p = Progress::new(LogIndex(10), 1);
         p.matched = LogIndex(4);
         p.become_replicate();
         assert!(
@@ -196,7 +201,7 @@ mod tests {
 
     #[test]
     fn hint_never_goes_below_matched() {
-        let mut p = Progress::new(LogIndex(10));
+        let mut p = Progress::new(LogIndex(10), 1);
         p.matched = LogIndex(4);
         p.next = LogIndex(8);
         assert!(p.rejected(LogIndex(7), LogIndex(1)));

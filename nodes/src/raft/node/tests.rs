@@ -64,8 +64,11 @@ impl Cluster {
         self.cut.clear();
     }
 
-    /// Drain every Ready and deliver every message until quiet.
+    /// Drain every Ready and deliver every message until quiet; a cluster
+    /// that never goes quiet (a message storm) fails the test instead of
+    /// hanging it.
     fn settle(&mut self) {
+        let mut delivered = 0u64;
         loop {
             let mut progressed = false;
             let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
@@ -86,6 +89,11 @@ impl Cluster {
             }
             while let Some(m) = self.queue.pop_front() {
                 progressed = true;
+                delivered += 1;
+                assert!(
+                    delivered <= 100_000,
+                    "the cluster never goes quiet: a message storm ({m:?})"
+                );
                 if self.cut.contains(&(m.from, m.to)) {
                     continue;
                 }
@@ -522,6 +530,7 @@ fn messages_for_another_group_are_refused() {
         payload: Payload::Raft(RaftMessage::HeartbeatResponse {
             term: Term(0),
             read_seq: 0,
+            session: 0,
         }),
     };
     c.node(1)
@@ -570,6 +579,7 @@ fn an_old_term_entry_on_a_majority_is_not_committed_by_counting() {
     let rd = n1.ready();
     n1.persisted(rd.persist_id);
     // Node 2 acknowledges index 2 (the term-2 entry) but not the noop at 3.
+    let session = n1.progress[&NodeId(2)].session;
     n1.step(Message {
         group: GroupId(1),
         from: NodeId(2),
@@ -581,6 +591,7 @@ fn an_old_term_entry_on_a_majority_is_not_committed_by_counting() {
             rejected: LogIndex(0),
             conflict_index: LogIndex(0),
             conflict_term: None,
+            session,
         }),
     })
     .expect("valid");
@@ -600,6 +611,7 @@ fn an_old_term_entry_on_a_majority_is_not_committed_by_counting() {
             rejected: LogIndex(0),
             conflict_index: LogIndex(0),
             conflict_term: None,
+            session,
         }),
     })
     .expect("valid");
@@ -708,7 +720,9 @@ fn vote_granted(from: u64, term: u64) -> Message {
     )
 }
 
-fn acked(from: u64, term: u64, index: u64) -> Message {
+/// `from` acknowledges `leader`'s log through `index`, in its current session.
+fn acked(leader: &RaftNode, from: u64, term: u64, index: u64) -> Message {
+    let session = leader.progress[&NodeId(from)].session;
     raft_msg(
         from,
         1,
@@ -719,6 +733,7 @@ fn acked(from: u64, term: u64, index: u64) -> Message {
             rejected: LogIndex(0),
             conflict_index: LogIndex(0),
             conflict_term: None,
+            session,
         },
     )
 }
@@ -866,14 +881,14 @@ fn a_joint_commit_needs_a_majority_of_both_halves_then_c_new_follows() {
         "the noop"
     );
     n.persisted(rd.persist_id);
-    n.step(acked(2, 2, 2)).expect("valid");
-    n.step(acked(3, 2, 2)).expect("valid");
+    n.step(acked(&n, 2, 2, 2)).expect("valid");
+    n.step(acked(&n, 3, 2, 2)).expect("valid");
     assert_eq!(
         n.log().commit(),
         LogIndex(0),
         "a majority of C_old alone commits nothing"
     );
-    n.step(acked(4, 2, 2)).expect("valid");
+    n.step(acked(&n, 4, 2, 2)).expect("valid");
     assert_eq!(n.log().commit(), LogIndex(2), "now both halves hold it");
     let rd = n.ready();
     let last = rd.entries.last().expect("C_new appended");
@@ -887,14 +902,14 @@ fn a_joint_commit_needs_a_majority_of_both_halves_then_c_new_follows() {
     assert_eq!(st.membership, Membership::simple(ids(&[1, 4, 5])));
     assert!(st.membership_pending, "C_new is not committed yet");
     n.persisted(rd.persist_id);
-    n.step(acked(2, 2, 3)).expect("valid");
-    n.step(acked(3, 2, 3)).expect("valid");
+    n.step(acked(&n, 2, 2, 3)).expect("valid");
+    n.step(acked(&n, 3, 2, 3)).expect("valid");
     assert_eq!(
         n.log().commit(),
         LogIndex(2),
         "under C_new the old voters count for nothing"
     );
-    n.step(acked(5, 2, 3)).expect("valid");
+    n.step(acked(&n, 5, 2, 3)).expect("valid");
     assert_eq!(n.log().commit(), LogIndex(3));
     assert!(!n.status().membership_pending);
     assert!(
@@ -1072,6 +1087,7 @@ fn a_truncated_config_entry_reverts_the_config() {
             prev_log_term: Term(1),
             entries: vec![config_entry(2, 2, &[1, 2, 3, 4], &[1, 2, 3])],
             leader_commit: LogIndex(1),
+            session: 1,
         },
     ))
     .expect("valid");
@@ -1090,6 +1106,7 @@ fn a_truncated_config_entry_reverts_the_config() {
                 kind: EntryKind::Normal(vec![7]),
             }],
             leader_commit: LogIndex(1),
+            session: 1,
         },
     ))
     .expect("valid");
@@ -1247,4 +1264,66 @@ fn joining_nodes_vote_only_for_candidates_holding_the_entry_that_added_them() {
             assert!(replies.is_empty(), "and no answer");
         }
     }
+}
+
+/// Seed 1015515 of the membership sweep never ended (issue 20): an
+/// acknowledgement sent by the previous incarnation of a node id (removed,
+/// wiped, and added again in the same term) reached the leader after the
+/// re-add; the leader took it as news about the new, empty node, probed it
+/// at that index forever, and the network's duplicates multiplied the probes.
+#[test]
+fn a_stale_ack_from_a_wiped_incarnation_of_a_reused_node_id_is_ignored() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let victim = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
+    for k in 0..5u8 {
+        c.leader_node().propose(vec![k]).expect("leader accepts");
+        c.settle();
+    }
+    let term = c.nodes[&leader].term();
+    let old_last = c.nodes[&victim].log().last_index();
+    let old_session = c.nodes[&leader].progress[&victim].session;
+    let stale_ack = raft_msg(
+        victim.0,
+        leader.0,
+        RaftMessage::AppendResponse {
+            term,
+            success: true,
+            match_index: old_last,
+            rejected: LogIndex(0),
+            conflict_index: LogIndex(0),
+            conflict_term: None,
+            session: old_session,
+        },
+    );
+    let all: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let remaining: Vec<NodeId> = all.iter().copied().filter(|&n| n != victim).collect();
+    c.leader_node()
+        .change_membership(remaining.clone())
+        .expect("accepted");
+    c.settle();
+    assert_eq!(
+        c.applied_configs(victim.0).last(),
+        Some(&Membership::simple(remaining)),
+        "the victim applied the configuration that removed it"
+    );
+    // Its runtime wipes the group; later the id is added back, empty.
+    c.nodes.remove(&victim);
+    c.add_joining(victim.0);
+    c.leader_node().change_membership(all).expect("accepted");
+    assert_eq!(c.nodes[&leader].term(), term, "the same term");
+    c.leader_node().step(stale_ack).expect("valid message");
+    assert_eq!(
+        c.nodes[&leader].progress[&victim].matched,
+        LogIndex(0),
+        "an answer of an earlier session is no news about the new node"
+    );
+    c.tick_all(30);
+    let last = c.nodes[&leader].log().last_index();
+    assert_eq!(
+        c.nodes[&victim].log().last_index(),
+        last,
+        "the re-added node caught up"
+    );
+    assert!(!c.nodes[&leader].status().membership_pending, "the change finished");
 }
