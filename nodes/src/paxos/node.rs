@@ -119,6 +119,10 @@ struct Peer {
     recent_active: bool,
     read_seq_acked: u64,
     snapshot_sent_tick: Option<u64>,
+    /// The tick of the last rewind of `next` on a reply (at most one a
+    /// tick: the network duplicates replies, and a rewind on every copy
+    /// resent the whole window once per copy, a storm that doubled as it went).
+    rewound_tick: Option<u64>,
     /// Removed from every configuration the leader tracks: still told
     /// about commits until a heartbeat reply after `read_seq` shows it
     /// agreed up to `slot` (so it learned the configuration without it).
@@ -136,6 +140,7 @@ impl Peer {
             recent_active: true,
             read_seq_acked: 0,
             snapshot_sent_tick: None,
+            rewound_tick: None,
             departing: None,
         }
     }
@@ -1501,11 +1506,15 @@ impl PaxosNode {
             pr.agreed = agreed;
             pr.reported = pr.reported.min(agreed);
         }
-        if (!ok || pr.inflight == 0) && pr.next > agreed.next().max(pr.agreed.next()) {
+        if (!ok || pr.inflight == 0)
+            && pr.next > agreed.next().max(pr.agreed.next())
+            && pr.rewound_tick != Some(self.now_ticks)
+        {
             // It lacks slots we think we sent, and nothing in flight will
             // fill them (a peer a new leader never heard from starts at our
             // commit; it may hold less): resend from what it holds.
             pr.next = agreed.max(pr.agreed).next();
+            pr.rewound_tick = Some(self.now_ticks);
         }
         if pr.next <= pr.agreed {
             pr.next = pr.agreed.next();

@@ -1255,3 +1255,51 @@ fn an_idle_leader_catches_up_a_follower_that_lacks_slots() {
     );
     assert_eq!(c.values(f), c.values(l.0));
 }
+
+/// Paxos seed 9 of the membership sweep (found by issue 20's watchdog
+/// headroom report): every network duplicate of one Accepted reply rewound
+/// the leader to the lagging acceptor's agreed slot and resent the window,
+/// so its catch-up grew into a storm (895 messages in flight, 191 events per
+/// virtual ms). A reply may rewind a peer once a tick.
+#[test]
+fn duplicated_replies_rewind_a_lagging_acceptor_once_a_tick() {
+    let mut c = Cluster::new(3);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    c.isolate(f);
+    for v in 0..10u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+        c.deliver_all();
+    }
+    c.heal();
+    let lagging = c.node(f).agreed;
+    let ballot = c.node(l.0).promised();
+    let reply = Message {
+        group: GroupId(1),
+        from: NodeId(f),
+        to: l,
+        payload: Payload::Paxos(PaxosMessage::Accepted {
+            ballot,
+            ok: true,
+            agreed: lagging,
+        }),
+    };
+    let _ = c.node(l.0).ready();
+    for _ in 0..20 {
+        c.node(l.0).step(reply.clone()).expect("a well-addressed message");
+    }
+    let resent = c
+        .node(l.0)
+        .ready()
+        .messages
+        .iter()
+        .filter(|m| {
+            m.to == NodeId(f)
+                && matches!(&m.payload, Payload::Paxos(PaxosMessage::Accept { entries, .. })
+                    if entries.first().map(|e| e.index) == Some(lagging.next()))
+        })
+        .count();
+    assert_eq!(resent, 1, "twenty copies of one reply resend the lacking slots once");
+    c.tick_all(5);
+    assert_eq!(c.values(f), c.values(l.0), "and the acceptor catches up");
+}
