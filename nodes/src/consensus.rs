@@ -305,6 +305,14 @@ impl Payload {
         }
     }
 
+    /// The message's fields for a trace line (no entries, no snapshot data).
+    pub fn summary(&self) -> String {
+        match self {
+            Payload::Raft(m) => m.summary(),
+            Payload::Paxos(m) => m.summary(),
+        }
+    }
+
     /// The sender's term (Raft) or the message's ballot (Paxos).
     pub fn term(&self) -> Term {
         match self {

@@ -2,184 +2,173 @@
 //! faults, each checked step by step for Raft's safety properties and at the
 //! end for linearizability (faultline-checker, `cas-register` per key).
 //!
-//! A failure prints its seed and the command that replays it:
-//!     FAULTLINE_SIM_SEED=1234 cargo test -p faultline-nodes --release --test sim -- replay --nocapture
-//! (add FAULTLINE_SIM_TRACE=1 for the event trace, FAULTLINE_SIM_BUG=stale-read for a planted bug,
-//! FAULTLINE_SIM_MEMBERSHIP=1 for a seed of the membership sweep, FAULTLINE_SIM_MEMBERSHIP_BUG=1
-//! for the planted skip-the-joint-phase bug).
+//! A failure prints its seed and the command that replays it, e.g.:
+//!     FAULTLINE_SIM_SEED=1234 FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- replay --nocapture
+//! (the command carries the seed's options: FAULTLINE_SIM_BUG=stale-read for a planted bug,
+//! FAULTLINE_SIM_MEMBERSHIP=1 FAULTLINE_SIM_REUSE_IDS=1 for a seed of the membership sweep,
+//! FAULTLINE_SIM_MEMBERSHIP_BUG=1 for the planted skip-the-joint-phase bug).
 //! A longer sweep: FAULTLINE_SIM_SEEDS=100000 [FAULTLINE_SIM_SEED_START=N] cargo test -p faultline-nodes --release --test sim -- raft_passes_seeds --nocapture
-
 mod sim_common;
 
 use faultline_nodes::bug::Bug;
 use faultline_nodes::raft::RaftNode;
+use faultline_nodes::sim::watchdog::LIVENESS;
 use faultline_nodes::sim::{self, SimEventKind, SimOptions, SimOutcome};
-use sim_common::{env_u64, Failure};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use sim_common::storm::StormCore;
+use sim_common::sweep::{sweep, OnFailure};
+use sim_common::{Failure, Swept};
 
-const TEST: &str = "sim";
+impl Swept for RaftNode {
+    const TEST: &'static str = "sim";
+}
 
 fn check_seed(opts: &SimOptions) -> Result<SimOutcome, Failure> {
     sim_common::check_seed::<RaftNode>(opts)
 }
 
-fn check_seed_verdict(opts: &SimOptions) -> Result<(SimOutcome, bool), Failure> {
-    sim_common::check_seed_verdict::<RaftNode>(opts)
-}
-
-fn fail_loudly(f: &Failure, bugs: &[Bug]) -> ! {
-    sim_common::fail_loudly(TEST, f, bugs)
-}
-
 #[test]
 fn raft_passes_seeds() {
-    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
-    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
-    let (mut ok_ops, mut elections, mut crashes, mut snapshots, mut transfers) =
-        (0usize, 0u64, 0u64, 0u64, 0u64);
-    let mut unknown = 0u64;
-    for seed in start..start + seeds {
-        let (outcome, decided) =
-            check_seed_verdict(&SimOptions::new(seed)).unwrap_or_else(|f| fail_loudly(&f, &[]));
-        if !decided {
-            eprintln!("seed {seed}: linearizability unknown (the search gave up)");
-            unknown += 1;
-        }
-        ok_ops += outcome.history.count(SimEventKind::Ok);
-        elections += outcome.stats.terms_with_leader;
-        crashes += outcome.stats.crashes;
-        snapshots += outcome.stats.snapshots_sent;
-        transfers += outcome.stats.transfers;
-    }
-    eprintln!("{seeds} seeds: {ok_ops} ok operations, {elections} terms with a leader, {crashes} crashes, {snapshots} snapshots sent, {transfers} transfers, {unknown} unknown verdicts");
+    let t = sweep::<RaftNode>("raft_passes_seeds", 0, OnFailure::Stop, SimOptions::new);
+    let (seeds, s) = (t.seeds, &t.stats);
+    eprintln!(
+        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshots sent, {} transfers, {} unknown verdicts",
+        t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.transfers, t.unknown
+    );
     assert!(
-        unknown * 20 <= seeds,
-        "the linearizability search gave up on {unknown} of {seeds} seeds"
+        t.unknown * 20 <= seeds,
+        "the linearizability search gave up on {} of {seeds} seeds",
+        t.unknown
     );
     // The runs must have exercised something: faults, elections, work.
     assert!(
-        ok_ops as u64 >= seeds * 20,
-        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+        t.ok_ops >= seeds * 20,
+        "clients got too little done: {} ok ops over {seeds} seeds",
+        t.ok_ops
     );
-    assert!(elections >= seeds, "too few elections: {elections}");
-    assert!(crashes >= seeds / 2, "too few crashes: {crashes}");
-    assert!(snapshots > 0, "no follower ever needed a snapshot");
+    assert!(s.terms_with_leader >= seeds, "too few elections: {}", s.terms_with_leader);
+    assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
+    assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
 }
 
 /// Membership changes under faults: each seed starts 3 to 5 voters out of a
 /// pool of 2 more node ids, and the world asks the leader to add, remove or
 /// swap voters (joint consensus) while crashes, partitions and loss go on.
+/// Raft re-adds wiped node ids safely (a joining core starts at the adding
+/// leader's term), as the real runtime does: every seed covers it.
 #[test]
 fn raft_membership_passes_seeds() {
-    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
-    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
-    let (mut ok_ops, mut unknown) = (0usize, 0u64);
-    let mut total = sim::SimStats::default();
-    for seed in start..start + seeds {
-        let mut opts = SimOptions::with_membership(seed);
-        // Raft re-adds wiped node ids safely (a joining core starts at the
-        // adding leader's term), as the real runtime does: cover it.
-        opts.reuse_ids = true;
-        let (outcome, decided) = check_seed_verdict(&opts).unwrap_or_else(|f| {
-            panic!(
-                "simulation seed {} (membership) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1 {}",
-                f.seed,
-                f.what,
-                sim_common::replay_command(TEST, f.seed, &[])
-            )
-        });
-        if !decided {
-            eprintln!("seed {seed}: linearizability unknown (the search gave up)");
-            unknown += 1;
+    let t = sweep::<RaftNode>("raft_membership_passes_seeds", 0, OnFailure::Stop, |seed| {
+        SimOptions {
+            reuse_ids: true,
+            ..SimOptions::with_membership(seed)
         }
-        ok_ops += outcome.history.count(SimEventKind::Ok);
-        let s = &outcome.stats;
-        total.membership_requested += s.membership_requested;
-        total.membership_accepted += s.membership_accepted;
-        total.membership_done += s.membership_done;
-        total.joins += s.joins;
-        total.joined_by_snapshot += s.joined_by_snapshot;
-        total.joined_by_log += s.joined_by_log;
-        total.removals += s.removals;
-        total.leader_removals += s.leader_removals;
-        total.rejoins += s.rejoins;
-        total.crashes += s.crashes;
-    }
+    });
+    let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
-        "{seeds} seeds with membership: {ok_ops} ok operations, {} changes requested, {} accepted, {} done, {} joins ({} caught up by snapshot, {} by log), {} removals ({} of a leader), {} wiped ids re-added, {} crashes, {unknown} unknown verdicts",
-        total.membership_requested,
-        total.membership_accepted,
-        total.membership_done,
-        total.joins,
-        total.joined_by_snapshot,
-        total.joined_by_log,
-        total.removals,
-        total.leader_removals,
-        total.rejoins,
-        total.crashes
+        "{seeds} seeds with membership: {} ok operations, {} changes requested, {} accepted, {} done, {} joins ({} caught up by snapshot, {} by log), {} removals ({} of a leader), {} wiped ids re-added, {} crashes, {} unknown verdicts",
+        t.ok_ops,
+        s.membership_requested,
+        s.membership_accepted,
+        s.membership_done,
+        s.joins,
+        s.joined_by_snapshot,
+        s.joined_by_log,
+        s.removals,
+        s.leader_removals,
+        s.rejoins,
+        s.crashes,
+        t.unknown
     );
     assert!(
-        unknown * 20 <= seeds,
-        "the linearizability search gave up on {unknown} of {seeds} seeds"
+        t.unknown * 20 <= seeds,
+        "the linearizability search gave up on {} of {seeds} seeds",
+        t.unknown
     );
     assert!(
-        ok_ops as u64 >= seeds * 20,
-        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+        t.ok_ops >= seeds * 20,
+        "clients got too little done: {} ok ops over {seeds} seeds",
+        t.ok_ops
     );
     assert!(
-        total.membership_done >= seeds,
+        s.membership_done >= seeds,
         "too few membership changes finished: {} over {seeds} seeds",
-        total.membership_done
+        s.membership_done
     );
     assert!(
-        total.joined_by_snapshot > 0,
+        s.joined_by_snapshot > 0,
         "no new node ever caught up by snapshot"
     );
-    assert!(total.joined_by_log > 0, "no new node ever caught up by log");
-    assert!(total.removals > 0, "no node was ever removed");
-    assert!(total.leader_removals > 0, "no leader was ever removed");
-    assert!(total.rejoins > 0, "no wiped node id was ever re-added");
+    assert!(s.joined_by_log > 0, "no new node ever caught up by log");
+    assert!(s.removals > 0, "no node was ever removed");
+    assert!(s.leader_removals > 0, "no leader was ever removed");
+    assert!(s.rejoins > 0, "no wiped node id was ever re-added");
+    assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
+}
+
+/// Seed 1015515 of the membership sweep never ended (issue 20): a wiped
+/// node id's previous incarnation acknowledged entries that reached the
+/// leader after the id was added back, and the leader probed the new, empty
+/// node at that index forever (see the core's regression test
+/// a_stale_ack_from_a_wiped_incarnation_of_a_reused_node_id_is_ignored).
+#[test]
+fn seed_1015515_a_stale_ack_from_a_wiped_node_id_no_longer_storms() {
+    let opts = SimOptions {
+        reuse_ids: true,
+        ..SimOptions::with_membership(1015515)
+    };
+    let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
+    assert!(outcome.stats.rejoins > 0, "the seed still re-adds a wiped id");
+}
+
+/// Replays one seed (FAULTLINE_SIM_SEED, default 1, with the options the
+/// failing sweep printed) and prints its trace with FAULTLINE_SIM_TRACE=1.
+#[test]
+fn replay() {
+    sim_common::replay::<RaftNode>();
+}
+
+/// The watchdog's proof of power: a core that answers every message with two
+/// to every peer would run (and allocate) without end; the seed must fail as
+/// a liveness failure that names what grew, with its replay command.
+#[test]
+fn a_planted_message_storm_fails_the_seed_as_a_liveness_failure() {
+    let f = sim_common::check_seed::<StormCore<false>>(&SimOptions::new(7))
+        .expect_err("a storm never passes");
+    let report = f.report();
+    eprintln!("{report}");
+    assert!(f.what.starts_with(LIVENESS), "{report}");
+    assert!(f.what.contains("heartbeat ×"), "names the kind that grew: {report}");
     assert!(
-        total.crashes >= seeds / 2,
-        "too few crashes: {}",
-        total.crashes
+        report.contains(
+            "replay: FAULTLINE_SIM_SEED=7 FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- planted_storm_replay"
+        ),
+        "{report}"
     );
 }
 
-/// Replays one seed (FAULTLINE_SIM_SEED, default 1) and prints its trace
-/// with FAULTLINE_SIM_TRACE=1.
+/// As above, for a core whose `has_ready` never turns false: the world would
+/// spin inside one step.
 #[test]
-fn replay() {
-    let seed = env_u64("FAULTLINE_SIM_SEED", 1);
-    let bugs: Vec<Bug> = match std::env::var("FAULTLINE_SIM_BUG") {
-        Ok(b) => vec![b
-            .parse()
-            .unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))],
-        Err(_) => Vec::new(),
-    };
-    let mut opts = SimOptions::new(seed);
-    opts.membership = std::env::var("FAULTLINE_SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
-    opts.membership_bug = std::env::var("FAULTLINE_SIM_MEMBERSHIP_BUG").is_ok_and(|v| v == "1");
-    opts.membership |= opts.membership_bug;
-    opts.reuse_ids = opts.membership;
-    opts.bugs = bugs.clone();
-    opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok_and(|v| v == "1");
-    let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<RaftNode>(&opts)));
-    if let Ok(o) = &outcome {
-        for line in &o.trace {
-            println!("{line}");
-        }
-        if opts.trace {
-            print!("{}", o.history.to_jsonl());
-        }
-        eprintln!(
-            "seed {seed}: {} nodes, stats {:?}, trace hash {:#x}",
-            o.nodes, o.stats, o.trace_hash
-        );
-    }
-    if let Err(f) = check_seed(&opts) {
-        fail_loudly(&f, &bugs);
-    }
+fn a_planted_endless_ready_fails_the_seed_as_a_liveness_failure() {
+    let f = sim_common::check_seed::<StormCore<true>>(&SimOptions::new(7))
+        .expect_err("a spinning core never passes");
+    assert!(f.what.starts_with(LIVENESS), "{}", f.report());
+    assert!(f.what.contains("Readys after one input"), "{}", f.report());
+    assert!(f.report().contains("planted_spin_replay"), "{}", f.report());
+}
+
+/// The replay the storm test prints (ignored: it fails by design).
+#[test]
+#[ignore]
+fn planted_storm_replay() {
+    sim_common::replay::<StormCore<false>>();
+}
+
+/// The replay the endless-Ready test prints (ignored: it fails by design).
+#[test]
+#[ignore]
+fn planted_spin_replay() {
+    sim_common::replay::<StormCore<true>>();
 }
 
 #[test]
@@ -208,7 +197,7 @@ fn a_quiet_cluster_completes_every_operation() {
         let mut opts = SimOptions::new(seed);
         opts.faults = false;
         opts.clock_skew = false;
-        let outcome = check_seed(&opts).unwrap_or_else(|f| fail_loudly(&f, &[]));
+        let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
         let h = &outcome.history;
         assert_eq!(
             h.count(SimEventKind::Info),
@@ -283,9 +272,11 @@ fn skipping_the_joint_phase_is_caught() {
     });
     let f = found
         .unwrap_or_else(|| panic!("skipping the joint phase went unnoticed for {max_seeds} seeds"));
-    eprintln!(
-        "skipping the joint phase caught at seed {}: {} (replay: FAULTLINE_SIM_MEMBERSHIP_BUG=1 FAULTLINE_SIM_SEED={} FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- replay --nocapture)",
-        f.seed, f.what, f.seed
+    eprintln!("skipping the joint phase caught: {}", f.report());
+    assert!(
+        f.replay.contains("FAULTLINE_SIM_MEMBERSHIP_BUG=1"),
+        "the replay command plants the bug: {}",
+        f.replay
     );
 }
 

@@ -7,16 +7,16 @@
 //! agreeing learners; and at the end for linearizability (faultline-checker,
 //! `cas-register` per key).
 //!
-//! A failure prints its seed and the command that replays it:
-//!     FAULTLINE_SIM_SEED=1234 cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture
-//! (add FAULTLINE_SIM_TRACE=1 for the event trace, FAULTLINE_SIM_BUG=stale-read for a planted bug).
+//! A failure prints its seed and the command that replays it, with the
+//! seed's options (FAULTLINE_SIM_BUG, FAULTLINE_SIM_MEMBERSHIP, FAULTLINE_SIM_REUSE_IDS, ...):
+//!     FAULTLINE_SIM_SEED=1234 FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture
 //! A longer sweep: FAULTLINE_SIM_SEEDS=100000 [FAULTLINE_SIM_SEED_START=N] cargo test -p faultline-nodes --release --test sim_paxos -- paxos_passes_seeds --nocapture
 //!
 //! `paxos_membership_passes_seeds` runs the same checks with membership
 //! changes in the schedule (`SimOptions::with_membership`: voters added,
 //! removed and swapped, joining cores, removed nodes wiped), the oracle
 //! counting every slot's quorum in the configuration governing it, and
-//! asserts that changes complete (replay a seed with FAULTLINE_SIM_MEMBERSHIP=1).
+//! asserts that changes complete.
 //! `membership_scan` sweeps other seeds with node ids re-used and lists every
 //! failing seed (FAULTLINE_SIM_REUSE_IDS=0 turns re-use off).
 
@@ -25,149 +25,101 @@ mod sim_common;
 use faultline_nodes::bug::Bug;
 use faultline_nodes::paxos::PaxosNode;
 use faultline_nodes::sim::{self, SimEventKind, SimOptions, SimOutcome};
-use sim_common::{env_u64, Failure};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use sim_common::sweep::{sweep, OnFailure};
+use sim_common::{Failure, Swept};
 
-const TEST: &str = "sim_paxos";
+impl Swept for PaxosNode {
+    const TEST: &'static str = "sim_paxos";
+}
 
 fn check_seed(opts: &SimOptions) -> Result<SimOutcome, Failure> {
     sim_common::check_seed::<PaxosNode>(opts)
 }
 
-fn fail_loudly(f: &Failure, bugs: &[Bug]) -> ! {
-    sim_common::fail_loudly(TEST, f, bugs)
-}
-
 #[test]
 fn paxos_passes_seeds() {
-    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
-    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
-    let (mut ok_ops, mut elections, mut crashes, mut snapshots, mut transfers) =
-        (0usize, 0u64, 0u64, 0u64, 0u64);
-    for seed in start..start + seeds {
-        let outcome = check_seed(&SimOptions::new(seed)).unwrap_or_else(|f| fail_loudly(&f, &[]));
-        ok_ops += outcome.history.count(SimEventKind::Ok);
-        elections += outcome.stats.terms_with_leader;
-        crashes += outcome.stats.crashes;
-        snapshots += outcome.stats.snapshots_sent;
-        transfers += outcome.stats.transfers;
-    }
-    eprintln!("{seeds} seeds: {ok_ops} ok operations, {elections} terms with a leader, {crashes} crashes, {snapshots} snapshots sent, {transfers} transfers");
+    let t = sweep::<PaxosNode>("paxos_passes_seeds", 0, OnFailure::Stop, SimOptions::new);
+    let (seeds, s) = (t.seeds, &t.stats);
+    eprintln!(
+        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshots sent, {} transfers",
+        t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.transfers
+    );
     // The runs must have exercised something: faults, elections, work.
     assert!(
-        ok_ops as u64 >= seeds * 20,
-        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+        t.ok_ops >= seeds * 20,
+        "clients got too little done: {} ok ops over {seeds} seeds",
+        t.ok_ops
     );
-    assert!(elections >= seeds, "too few elections: {elections}");
-    assert!(crashes >= seeds / 2, "too few crashes: {crashes}");
-    assert!(snapshots > 0, "no follower ever needed a snapshot");
+    assert!(s.terms_with_leader >= seeds, "too few elections: {}", s.terms_with_leader);
+    assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
+    assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
 }
 
 /// Membership changes in the random schedule (add, remove, swap voters;
 /// joining cores on added nodes, removed nodes stopped and wiped), with the
-/// oracle counting quorums in the configuration chosen for each slot.
+/// oracle counting quorums in the configuration chosen for each slot. Odd
+/// seeds also add wiped node ids back (an empty acceptor that was a voter
+/// before: see the paxos module docs).
 #[test]
 fn paxos_membership_passes_seeds() {
-    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 500);
-    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
-    let (mut ok_ops, mut requested, mut accepted, mut done) = (0usize, 0u64, 0u64, 0u64);
-    let (mut joins, mut by_snapshot, mut removals, mut leader_removals) = (0u64, 0u64, 0u64, 0u64);
-    let (mut seeds_with_change, mut rejoins) = (0u64, 0u64);
-    for seed in start..start + seeds {
-        let mut opts = SimOptions::with_membership(seed);
-        // Odd seeds also add wiped node ids back (an empty acceptor that
-        // was a voter before: see the paxos module docs).
-        opts.reuse_ids = seed % 2 == 1;
-        let outcome = check_seed(&opts).unwrap_or_else(|f| fail_membership(&f, opts.reuse_ids));
-        ok_ops += outcome.history.count(SimEventKind::Ok);
-        let st = &outcome.stats;
-        requested += st.membership_requested;
-        accepted += st.membership_accepted;
-        done += st.membership_done;
-        joins += st.joins;
-        by_snapshot += st.joined_by_snapshot;
-        removals += st.removals;
-        leader_removals += st.leader_removals;
-        rejoins += st.rejoins;
-        seeds_with_change += (st.membership_done > 0) as u64;
-    }
+    let t = sweep::<PaxosNode>("paxos_membership_passes_seeds", 0, OnFailure::Stop, |seed| {
+        SimOptions {
+            reuse_ids: seed % 2 == 1,
+            ..SimOptions::with_membership(seed)
+        }
+    });
+    let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
-        "{seeds} seeds with membership changes: {ok_ops} ok operations; changes {requested} requested, \
-         {accepted} accepted, {done} done (in {seeds_with_change} seeds); {joins} joins \
-         ({by_snapshot} by snapshot, {rejoins} of wiped ids), {removals} removals ({leader_removals} leaders)"
+        "{seeds} seeds with membership changes: {} ok operations; changes {} requested, \
+         {} accepted, {} done (in {} seeds); {} joins \
+         ({} by snapshot, {} of wiped ids), {} removals ({} leaders)",
+        t.ok_ops,
+        s.membership_requested,
+        s.membership_accepted,
+        s.membership_done,
+        t.seeds_with_change,
+        s.joins,
+        s.joined_by_snapshot,
+        s.rejoins,
+        s.removals,
+        s.leader_removals
     );
     assert!(
-        ok_ops as u64 >= seeds * 10,
-        "clients got too little done: {ok_ops} ok ops over {seeds} seeds"
+        t.ok_ops >= seeds * 10,
+        "clients got too little done: {} ok ops over {seeds} seeds",
+        t.ok_ops
     );
     // Changes must actually finish, in most seeds, and exercise the paths
     // that matter: new voters catching up, removed nodes (leaders too) leaving.
     assert!(
-        seeds_with_change * 2 >= seeds,
-        "changes completed in only {seeds_with_change} of {seeds} seeds"
+        t.seeds_with_change * 2 >= seeds,
+        "changes completed in only {} of {seeds} seeds",
+        t.seeds_with_change
     );
     assert!(
-        done * 2 >= accepted,
-        "only {done} of {accepted} accepted changes finished"
+        s.membership_done * 2 >= s.membership_accepted,
+        "only {} of {} accepted changes finished",
+        s.membership_done,
+        s.membership_accepted
     );
     assert!(
-        joins > 0 && removals > 0,
-        "no node joined ({joins}) or left ({removals})"
+        s.joins > 0 && s.removals > 0,
+        "no node joined ({}) or left ({})",
+        s.joins,
+        s.removals
     );
     if seeds >= 100 {
-        assert!(by_snapshot > 0, "no joining node caught up by snapshot");
-        assert!(leader_removals > 0, "no leader ever removed itself");
-        assert!(rejoins > 0, "no wiped node id was ever added back");
+        assert!(s.joined_by_snapshot > 0, "no joining node caught up by snapshot");
+        assert!(s.leader_removals > 0, "no leader ever removed itself");
+        assert!(s.rejoins > 0, "no wiped node id was ever added back");
     }
 }
 
-fn fail_membership(f: &Failure, reuse_ids: bool) -> ! {
-    let reuse = if reuse_ids {
-        " FAULTLINE_SIM_REUSE_IDS=1"
-    } else {
-        ""
-    };
-    panic!(
-        "simulation seed {} (membership changes on) failed: {}\nreplay: FAULTLINE_SIM_MEMBERSHIP=1{reuse} {}",
-        f.seed,
-        f.what,
-        sim_common::replay_command(TEST, f.seed, &[])
-    );
-}
-
-/// Replays one seed (FAULTLINE_SIM_SEED, default 1) and prints its trace
-/// with FAULTLINE_SIM_TRACE=1 (FAULTLINE_SIM_MEMBERSHIP=1: with membership
-/// changes, as `paxos_membership_passes_seeds` runs it).
+/// Replays one seed (FAULTLINE_SIM_SEED, default 1, with the options the
+/// failing sweep printed) and prints its trace with FAULTLINE_SIM_TRACE=1.
 #[test]
 fn replay() {
-    let seed = env_u64("FAULTLINE_SIM_SEED", 1);
-    let bugs: Vec<Bug> = match std::env::var("FAULTLINE_SIM_BUG") {
-        Ok(b) => vec![b
-            .parse()
-            .unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))],
-        Err(_) => Vec::new(),
-    };
-    let mut opts = SimOptions::new(seed);
-    opts.membership = std::env::var("FAULTLINE_SIM_MEMBERSHIP").is_ok_and(|v| v == "1");
-    opts.reuse_ids = std::env::var("FAULTLINE_SIM_REUSE_IDS").is_ok_and(|v| v == "1");
-    opts.bugs = bugs.clone();
-    opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok_and(|v| v == "1");
-    let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<PaxosNode>(&opts)));
-    if let Ok(o) = &outcome {
-        for line in &o.trace {
-            println!("{line}");
-        }
-        if opts.trace {
-            print!("{}", o.history.to_jsonl());
-        }
-        eprintln!(
-            "seed {seed}: {} nodes, stats {:?}, trace hash {:#x}",
-            o.nodes, o.stats, o.trace_hash
-        );
-    }
-    if let Err(f) = check_seed(&opts) {
-        fail_loudly(&f, &bugs);
-    }
+    sim_common::replay::<PaxosNode>();
 }
 
 #[test]
@@ -195,7 +147,7 @@ fn a_quiet_cluster_completes_every_operation() {
     for seed in 0..20 {
         let mut opts = SimOptions::new(seed);
         opts.faults = false;
-        let outcome = check_seed(&opts).unwrap_or_else(|f| fail_loudly(&f, &[]));
+        let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
         let h = &outcome.history;
         assert_eq!(
             h.count(SimEventKind::Info),
@@ -260,32 +212,17 @@ fn no_fsync_bug_is_caught() {
 }
 
 /// A second membership sweep, over seeds the main sweep does not run and
-/// with wiped node ids always added back; it lists every failing seed
-/// instead of stopping at the first, so it doubles as the triage tool
+/// with wiped node ids always added back (FAULTLINE_SIM_REUSE_IDS=0 turns
+/// re-use off); it lists every failing seed with its replay command instead
+/// of stopping at the first, so it doubles as the triage tool
 /// (`FAULTLINE_SIM_SEEDS=10000 FAULTLINE_SIM_SEED_START=N ... -- membership_scan --nocapture`).
 #[test]
 fn membership_scan() {
-    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 200);
-    let start = env_u64("FAULTLINE_SIM_SEED_START", 100_000);
-    let mut failed = 0;
-    for seed in start..start + seeds {
-        if std::env::var("FAULTLINE_SIM_PROGRESS").is_ok() {
-            eprintln!("seed {seed} ...");
+    let reuse_ids = std::env::var("FAULTLINE_SIM_REUSE_IDS").map_or(true, |v| v != "0");
+    sweep::<PaxosNode>("membership_scan", 100_000, OnFailure::ListAndGoOn, |seed| {
+        SimOptions {
+            reuse_ids,
+            ..SimOptions::with_membership(seed)
         }
-        let mut opts = SimOptions::with_membership(seed);
-        opts.reuse_ids = std::env::var("FAULTLINE_SIM_REUSE_IDS").map_or(true, |v| v != "0");
-        if let Err(f) = check_seed(&opts) {
-            failed += 1;
-            eprintln!(
-                "seed {seed}: {}\n  replay: FAULTLINE_SIM_MEMBERSHIP=1 FAULTLINE_SIM_REUSE_IDS={} FAULTLINE_SIM_SEED={seed} cargo test -p faultline-nodes --release --test sim_paxos -- replay --nocapture",
-                f.what.chars().take(300).collect::<String>(),
-                u8::from(opts.reuse_ids)
-            );
-        }
-    }
-    eprintln!("{failed} of {seeds} seeds failed");
-    assert_eq!(
-        failed, 0,
-        "{failed} of {seeds} membership seeds failed (listed above)"
-    );
+    });
 }

@@ -117,6 +117,64 @@ impl PaxosMessage {
             PaxosMessage::TimeoutNow { .. } => "timeout-now",
         }
     }
+
+    /// The fields that matter for a trace line, entries and snapshot data
+    /// left out.
+    pub fn summary(&self) -> String {
+        let kind = self.kind();
+        match self {
+            PaxosMessage::PrePrepare { ballot } => format!("{kind} {ballot:?}"),
+            PaxosMessage::PrePromise {
+                ballot,
+                granted,
+                promised,
+            } => format!("{kind} {ballot:?} granted={granted} promised={promised:?}"),
+            PaxosMessage::Prepare { ballot, commit, .. } => {
+                format!("{kind} {ballot:?} commit={commit}")
+            }
+            PaxosMessage::Promise {
+                ballot,
+                commit,
+                snapshot,
+                entries,
+            } => format!(
+                "{kind} {ballot:?} commit={commit} snapshot={} n={}",
+                snapshot.is_some(),
+                entries.len()
+            ),
+            PaxosMessage::Nack { ballot, promised } => {
+                format!("{kind} {ballot:?} promised={promised:?}")
+            }
+            PaxosMessage::Accept {
+                ballot,
+                entries,
+                commit,
+            } => format!(
+                "{kind} {ballot:?} from={:?} n={} commit={commit}",
+                entries.first().map(|e| e.index),
+                entries.len()
+            ),
+            PaxosMessage::Accepted { ballot, ok, agreed } => {
+                format!("{kind} {ballot:?} ok={ok} agreed={agreed}")
+            }
+            PaxosMessage::Heartbeat {
+                ballot,
+                commit,
+                read_seq,
+            } => format!("{kind} {ballot:?} commit={commit} seq={read_seq}"),
+            PaxosMessage::HeartbeatReply {
+                ballot,
+                read_seq,
+                agreed,
+            } => format!("{kind} {ballot:?} seq={read_seq} agreed={agreed}"),
+            PaxosMessage::InstallSnapshot { ballot, snapshot } => {
+                format!("{kind} {ballot:?} at={}", snapshot.meta.index)
+            }
+            PaxosMessage::TimeoutNow { ballot, commit } => {
+                format!("{kind} {ballot:?} commit={commit}")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,9 +27,11 @@ pub mod network;
 pub mod register;
 pub mod rng;
 pub mod storage;
+pub mod watchdog;
 pub mod world;
 
 pub use check::Violation;
 pub use core::SimCore;
 pub use history::{History, SimEvent, SimEventKind};
+pub use watchdog::SimLimits;
 pub use world::{run, SimOptions, SimOutcome, SimStats};

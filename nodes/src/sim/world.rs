@@ -45,6 +45,7 @@ use super::network::{NetworkFaults, SimNetwork};
 use super::register::{Applied, RegisterCommand, RegisterOp, Registers};
 use super::rng::SimRng;
 use super::storage::{SimStorage, Write};
+use super::watchdog::{SimLimits, Watchdog};
 use crate::bug::Bug;
 use crate::consensus::{
     CoreConfig, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role, Snapshot,
@@ -93,6 +94,9 @@ pub struct SimOptions {
     /// protocols that cannot tell a stale leader from a current one without
     /// them stay safe only if ids are never reused).
     pub reuse_ids: bool,
+    /// The watchdog's bounds ([`super::watchdog`]): a run that passes one
+    /// fails as a liveness failure instead of running without end.
+    pub limits: SimLimits,
 }
 
 impl SimOptions {
@@ -114,6 +118,7 @@ impl SimOptions {
             pool: None,
             membership_bug: false,
             reuse_ids: false,
+            limits: SimLimits::default(),
         }
     }
 
@@ -161,6 +166,42 @@ pub struct SimStats {
     pub leader_removals: u64,
     /// Wiped node ids added again (only with `reuse_ids`).
     pub rejoins: u64,
+    /// The watchdog's peaks: how close the run came to its bounds.
+    pub peak_messages_in_flight: u64,
+    pub peak_readys_per_step: u64,
+    pub peak_events_per_virtual_ms: u64,
+}
+
+impl SimStats {
+    /// Adds another run's counters to these (the peaks: the larger one).
+    pub fn add(&mut self, other: &SimStats) {
+        self.events += other.events;
+        self.messages_sent += other.messages_sent;
+        self.messages_delivered += other.messages_delivered;
+        self.crashes += other.crashes;
+        self.partitions += other.partitions;
+        self.transfers += other.transfers;
+        self.terms_with_leader += other.terms_with_leader;
+        self.entries_applied += other.entries_applied;
+        self.snapshots_sent += other.snapshots_sent;
+        self.unsynced_writes_lost += other.unsynced_writes_lost;
+        self.membership_requested += other.membership_requested;
+        self.membership_accepted += other.membership_accepted;
+        self.membership_done += other.membership_done;
+        self.joins += other.joins;
+        self.joined_by_snapshot += other.joined_by_snapshot;
+        self.joined_by_log += other.joined_by_log;
+        self.removals += other.removals;
+        self.leader_removals += other.leader_removals;
+        self.rejoins += other.rejoins;
+        self.peak_messages_in_flight = self
+            .peak_messages_in_flight
+            .max(other.peak_messages_in_flight);
+        self.peak_readys_per_step = self.peak_readys_per_step.max(other.peak_readys_per_step);
+        self.peak_events_per_virtual_ms = self
+            .peak_events_per_virtual_ms
+            .max(other.peak_events_per_virtual_ms);
+    }
 }
 
 /// The result of one run.
@@ -367,6 +408,7 @@ struct World<C: SimCore> {
     knobs: Knobs,
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
+    watchdog: Watchdog,
 }
 
 /// Core settings drawn from the seed, so the sweep covers them all.
@@ -384,6 +426,10 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     let violation = world.run().err();
     world.stats.terms_with_leader = world.monitor.terms_with_leader() as u64;
     world.stats.entries_applied = world.monitor.applied_count() as u64;
+    let peaks = world.watchdog.peaks();
+    world.stats.peak_messages_in_flight = peaks.messages_in_flight;
+    world.stats.peak_readys_per_step = peaks.readys_per_step;
+    world.stats.peak_events_per_virtual_ms = peaks.events_per_virtual_ms;
     SimOutcome {
         seed: opts.seed,
         nodes: world.hosts.len(),
@@ -479,6 +525,7 @@ impl<C: SimCore> World<C> {
             })
             .collect();
         let no_fsync = opts.has_bug(Bug::NoFsync);
+        let opts_limits = opts.limits;
         let stop_ops_us =
             (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
         World {
@@ -509,6 +556,7 @@ impl<C: SimCore> World<C> {
             max_batch,
             knobs,
             oracle: C::new_oracle(n),
+            watchdog: Watchdog::new(opts_limits),
         }
     }
 
@@ -557,6 +605,7 @@ impl<C: SimCore> World<C> {
         }
         self.schedule(self.opts.duration_ms * 1000, Ev::EndFaults);
         let end_us = (self.opts.duration_ms + self.opts.settle_ms) * 1000;
+        self.watchdog.check_horizon(end_us)?;
         while let Some(s) = self.queue.pop() {
             assert!(s.time_us >= self.now_us, "virtual time never goes back");
             if s.time_us > end_us {
@@ -564,6 +613,19 @@ impl<C: SimCore> World<C> {
             }
             self.now_us = s.time_us;
             self.stats.events += 1;
+            if matches!(s.ev, Ev::Deliver(_)) {
+                self.watchdog.message_arrived();
+            }
+            let queue = &self.queue;
+            self.watchdog.event(self.now_us, || {
+                queue
+                    .iter()
+                    .filter_map(|q| match &q.ev {
+                        Ev::Deliver(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect()
+            })?;
             self.handle(s.ev)?;
         }
         Ok(())
@@ -656,6 +718,7 @@ impl<C: SimCore> World<C> {
                     return Ok(());
                 };
                 let (kind, term) = (msg.payload.kind(), msg.payload.term());
+                let summary = self.opts.trace.then(|| msg.payload.summary());
                 let from = msg.from;
                 if let Err(e) = core.step(msg) {
                     return Err(Violation {
@@ -665,8 +728,9 @@ impl<C: SimCore> World<C> {
                     });
                 }
                 self.stats.messages_delivered += 1;
-                self.note(4, from.0 * 100 + to.0, term.0, || {
-                    format!("{from} -> {to} {kind} {term}")
+                self.note(4, from.0 * 100 + to.0, term.0, || match summary {
+                    Some(s) => format!("{from} -> {to} {s}"),
+                    None => format!("{from} -> {to} {kind} {term}"),
                 });
                 self.post_step(to)
             }
@@ -1331,6 +1395,7 @@ impl<C: SimCore> World<C> {
     /// Drain the core's Readys, then check safety.
     fn post_step(&mut self, id: NodeId) -> Result<(), Violation> {
         let i = Self::idx(id);
+        let mut readys = 0u64;
         loop {
             let mut out = Vec::new();
             {
@@ -1341,6 +1406,8 @@ impl<C: SimCore> World<C> {
                 if !core.has_ready() {
                     break;
                 }
+                readys += 1;
+                self.watchdog.ready_drained(id, readys, self.now_us)?;
                 let rd = core.ready();
                 process_ready(
                     host,
@@ -1387,6 +1454,7 @@ impl<C: SimCore> World<C> {
                         self.stats.snapshots_sent += 1;
                     }
                     for d in self.net.plan(&mut self.rng, msg.from, msg.to) {
+                        self.watchdog.message_sent(&msg);
                         self.schedule(d, Ev::Deliver(msg.clone()));
                     }
                 }

@@ -1,9 +1,12 @@
 //! Shared by the simulator's seed sweeps (sim.rs for Raft, sim_paxos.rs for
 //! Multi-Paxos): run one seed of a core, check the per-step violations the
 //! world reports and the clients' history for linearizability (the
-//! checker's `cas-register` per key), and print the command that replays a
-//! failing seed.
+//! checker's `cas-register` per key), print the command that replays a
+//! failing seed, and run whole sweeps with progress lines.
 #![allow(dead_code)]
+
+pub mod storm;
+pub mod sweep;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -13,6 +16,14 @@ use faultline_checker::{CheckOptions, ModelKind, Operations, Verdict};
 use faultline_nodes::bug::Bug;
 use faultline_nodes::sim::{self, History, SimCore, SimEventKind, SimOptions, SimOutcome};
 
+/// A core the sweeps run, and how to replay one of its seeds.
+pub trait Swept: SimCore {
+    /// The test binary (`cargo test --test <TEST>`).
+    const TEST: &'static str;
+    /// What follows `--` in the replay command.
+    const REPLAY: &'static str = "replay --nocapture";
+}
+
 pub fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(v) => v
@@ -21,6 +32,75 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
         Err(_) => default,
     }
+}
+
+fn env_flag(name: &str) -> Option<bool> {
+    std::env::var(name).ok().map(|v| v.trim() == "1")
+}
+
+/// The options of one seed as the replay command's environment sets them
+/// (the inverse of [`options_from_env`]).
+pub fn replay_env(opts: &SimOptions) -> String {
+    let mut env = vec![format!("FAULTLINE_SIM_SEED={}", opts.seed)];
+    if opts.membership {
+        env.push("FAULTLINE_SIM_MEMBERSHIP=1".into());
+        env.push(format!(
+            "FAULTLINE_SIM_REUSE_IDS={}",
+            u8::from(opts.reuse_ids)
+        ));
+    }
+    if opts.membership_bug {
+        env.push("FAULTLINE_SIM_MEMBERSHIP_BUG=1".into());
+    }
+    if !opts.bugs.is_empty() {
+        let bugs: Vec<String> = opts.bugs.iter().map(|b| b.to_string()).collect();
+        env.push(format!("FAULTLINE_SIM_BUG={}", bugs.join(",")));
+    }
+    if opts.lease_reads {
+        env.push("FAULTLINE_SIM_LEASE_READS=1".into());
+    }
+    if !opts.faults {
+        env.push("FAULTLINE_SIM_FAULTS=0".into());
+    }
+    if !opts.clock_skew {
+        env.push("FAULTLINE_SIM_CLOCK_SKEW=0".into());
+    }
+    env.join(" ")
+}
+
+/// The options a replay runs with, from the environment that
+/// [`replay_env`] prints (FAULTLINE_SIM_SEED, default 1).
+pub fn options_from_env() -> SimOptions {
+    let mut opts = SimOptions::new(env_u64("FAULTLINE_SIM_SEED", 1));
+    opts.membership = env_flag("FAULTLINE_SIM_MEMBERSHIP").unwrap_or(false);
+    opts.membership_bug = env_flag("FAULTLINE_SIM_MEMBERSHIP_BUG").unwrap_or(false);
+    opts.membership |= opts.membership_bug;
+    opts.reuse_ids = env_flag("FAULTLINE_SIM_REUSE_IDS").unwrap_or(opts.membership);
+    if let Ok(list) = std::env::var("FAULTLINE_SIM_BUG") {
+        opts.bugs = list
+            .split(',')
+            .map(|b| {
+                b.trim()
+                    .parse::<Bug>()
+                    .unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))
+            })
+            .collect();
+    }
+    opts.lease_reads = env_flag("FAULTLINE_SIM_LEASE_READS").unwrap_or(false);
+    opts.faults = env_flag("FAULTLINE_SIM_FAULTS").unwrap_or(true);
+    opts.clock_skew = env_flag("FAULTLINE_SIM_CLOCK_SKEW").unwrap_or(true);
+    opts.trace = env_flag("FAULTLINE_SIM_TRACE").unwrap_or(false);
+    opts
+}
+
+/// The command that replays the seed of `opts` for core `C`.
+pub fn replay_command<C: Swept>(opts: &SimOptions) -> String {
+    format!(
+        "{} FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test {} -- {}",
+        replay_env(opts),
+        C::TEST,
+        C::REPLAY
+    )
 }
 
 pub fn to_events(h: &History) -> Vec<Event> {
@@ -45,20 +125,26 @@ pub fn to_events(h: &History) -> Vec<Event> {
         .collect()
 }
 
-/// Why a seed failed.
+/// Why a seed failed, and the command that replays it.
 #[derive(Debug)]
 pub struct Failure {
     pub seed: u64,
     pub what: String,
+    pub replay: String,
 }
 
-/// The command that replays `seed` of the test binary `test`.
-pub fn replay_command(test: &str, seed: u64, bugs: &[Bug]) -> String {
-    let bug = bugs
-        .first()
-        .map(|b| format!(" FAULTLINE_SIM_BUG={b}"))
-        .unwrap_or_default();
-    format!("FAULTLINE_SIM_SEED={seed}{bug} FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test {test} -- replay --nocapture")
+impl Failure {
+    /// What a failing sweep prints: the seed, what broke, the replay command.
+    pub fn report(&self) -> String {
+        format!(
+            "simulation seed {} failed: {}\nreplay: {}",
+            self.seed, self.what, self.replay
+        )
+    }
+
+    pub fn fail(&self) -> ! {
+        panic!("{}", self.report())
+    }
 }
 
 /// Linearizability of the clients' history: Ok(true) valid, Ok(false)
@@ -89,42 +175,53 @@ pub fn linearizable(h: &History) -> Result<bool, String> {
 }
 
 /// Run one seed and check it; Ok(outcome) when everything holds.
-pub fn check_seed<C: SimCore>(opts: &SimOptions) -> Result<SimOutcome, Failure> {
+pub fn check_seed<C: Swept>(opts: &SimOptions) -> Result<SimOutcome, Failure> {
     check_seed_verdict::<C>(opts).map(|(o, _)| o)
 }
 
 /// As [`check_seed`], also saying whether the linearizability search decided
 /// (false: it gave up, verdict unknown).
-pub fn check_seed_verdict<C: SimCore>(opts: &SimOptions) -> Result<(SimOutcome, bool), Failure> {
-    let seed = opts.seed;
+pub fn check_seed_verdict<C: Swept>(opts: &SimOptions) -> Result<(SimOutcome, bool), Failure> {
+    let failure = |what: String| Failure {
+        seed: opts.seed,
+        what,
+        replay: replay_command::<C>(opts),
+    };
     let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<C>(opts))).map_err(|p| {
         let msg = p
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        Failure {
-            seed,
-            what: format!("panic: {msg}"),
-        }
+        failure(format!("panic: {msg}"))
     })?;
     if let Some(v) = &outcome.violation {
-        return Err(Failure {
-            seed,
-            what: v.to_string(),
-        });
+        return Err(failure(v.to_string()));
     }
     match linearizable(&outcome.history) {
         Ok(decided) => Ok((outcome, decided)),
-        Err(what) => Err(Failure { seed, what }),
+        Err(what) => Err(failure(what)),
     }
 }
 
-pub fn fail_loudly(test: &str, f: &Failure, bugs: &[Bug]) -> ! {
-    panic!(
-        "simulation seed {} failed: {}\nreplay: {}",
-        f.seed,
-        f.what,
-        replay_command(test, f.seed, bugs)
-    );
+/// Replays one seed from the environment ([`options_from_env`]), prints its
+/// trace with FAULTLINE_SIM_TRACE=1, and fails as the sweep would.
+pub fn replay<C: Swept>() {
+    let opts = options_from_env();
+    let outcome = catch_unwind(AssertUnwindSafe(|| sim::run::<C>(&opts)));
+    if let Ok(o) = &outcome {
+        for line in &o.trace {
+            println!("{line}");
+        }
+        if opts.trace {
+            print!("{}", o.history.to_jsonl());
+        }
+        eprintln!(
+            "seed {}: {} nodes, stats {:?}, trace hash {:#x}",
+            opts.seed, o.nodes, o.stats, o.trace_hash
+        );
+    }
+    if let Err(f) = check_seed::<C>(&opts) {
+        f.fail();
+    }
 }
