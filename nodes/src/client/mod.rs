@@ -29,7 +29,7 @@ pub mod connection;
 
 pub use connection::Connection;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -96,7 +96,9 @@ pub struct ClientConfig {
     /// Give up (as `Fail`, nothing happened) after this many redirects or
     /// refused connections.
     pub max_attempts: usize,
-    /// Pause before retrying when no leader is known.
+    /// The first pause before retrying when no leader is known or the
+    /// leader hints go round in a loop; it doubles with each such retry in
+    /// a call, up to [`MAX_BACKOFF_FACTOR`] times this.
     pub retry_backoff: Duration,
     /// The cluster's shard count (`--shards`), if sharded: leaders are
     /// remembered per shard.
@@ -114,6 +116,29 @@ impl ClientConfig {
             retry_backoff: Duration::from_millis(50),
             shards: None,
         }
+    }
+}
+
+/// The longest wait between redirects, as a multiple of
+/// [`ClientConfig::retry_backoff`].
+pub const MAX_BACKOFF_FACTOR: u32 = 8;
+
+/// Doubling waits, from `base` up to `base * MAX_BACKOFF_FACTOR`.
+#[derive(Debug)]
+struct Backoff {
+    base: Duration,
+    factor: u32,
+}
+
+impl Backoff {
+    fn new(base: Duration) -> Backoff {
+        Backoff { base, factor: 1 }
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.base * self.factor;
+        self.factor = (self.factor * 2).min(MAX_BACKOFF_FACTOR);
+        wait
     }
 }
 
@@ -209,10 +234,21 @@ impl Client {
     }
 
     /// Run `op` on the cluster: to the leader, following redirects.
+    ///
+    /// A redirect to a node not yet tried in this call is followed at once.
+    /// A redirect with no hint, or one that points back at a node that
+    /// already redirected this call (the nodes' views disagree: a leader
+    /// that just left the group, an election under way), waits first, each
+    /// such wait twice the last (from `retry_backoff`, at most
+    /// [`MAX_BACKOFF_FACTOR`] times it): following a stale hint at once would
+    /// spend every attempt in a loop within milliseconds, long before the
+    /// group elects the leader the call needs.
     pub async fn call(&self, op: Op) -> Outcome {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let shard = self.shard_of(&op);
         let mut last_fail: Option<Reply> = None;
+        let mut backoff = Backoff::new(self.config.retry_backoff);
+        let mut redirected_by: HashSet<String> = HashSet::new();
         for attempt in 0..self.config.max_attempts.max(1) {
             let addr = self.pick_node(shard);
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -234,11 +270,14 @@ impl Client {
                         || reply.error == Some(ErrorCode::Moved) =>
                 {
                     let hint = reply.leader().map(str::to_string).filter(|l| *l != addr);
-                    let known = hint.is_some();
+                    let settled = hint.as_ref().is_some_and(|h| !redirected_by.contains(h));
+                    redirected_by.insert(addr);
                     self.set_leader(shard, hint);
                     last_fail = Some(reply);
-                    if !known {
-                        tokio::time::sleep(self.config.retry_backoff.min(remaining)).await;
+                    if !settled {
+                        tracing::debug!(attempt, "no fresh leader hint; backing off");
+                        redirected_by.clear();
+                        tokio::time::sleep(backoff.next().min(remaining)).await;
                     }
                 }
                 Ok(reply) if reply.is_definite_failure() => return Outcome::Fail(reply),
@@ -344,6 +383,45 @@ mod tests {
         // Another shard has no remembered leader yet: it starts over.
         assert!(client.call(Op::Read { key: other }).await.is_ok());
         assert_eq!(a_count.load(Ordering::SeqCst), 2);
+    }
+
+    /// Regression (node_shards, Paxos, 1 run in 4): a removed leader and a
+    /// follower that still named it sent the client back and forth until
+    /// every attempt was spent, in milliseconds, before the group elected.
+    #[tokio::test]
+    async fn a_loop_of_stale_leader_hints_is_waited_out_not_followed_until_attempts_run_out() {
+        let settled_at = std::time::Instant::now() + Duration::from_millis(300);
+        let slot: Arc<Mutex<String>> = Arc::default();
+        let s = slot.clone();
+        let (a, a_count) = fake_node(move |_| {
+            if std::time::Instant::now() < settled_at {
+                Reply::not_leader(None, Some(s.lock().expect("slot").clone()))
+            } else {
+                Reply::ok(None).with("value", 1)
+            }
+        })
+        .await;
+        let a2 = a.clone();
+        let (b, b_count) = fake_node(move |_| Reply::not_leader(None, Some(a2.clone()))).await;
+        *slot.lock().expect("slot") = b;
+        let mut cfg = config(vec![a]);
+        cfg.max_attempts = 20;
+        cfg.retry_backoff = Duration::from_millis(10);
+        let client = Client::new(cfg);
+        let out = client.call(Op::Read { key: "x".into() }).await;
+        assert!(
+            out.is_ok(),
+            "the loop ends once a leader is elected: {out:?}"
+        );
+        let hops = a_count.load(Ordering::SeqCst) + b_count.load(Ordering::SeqCst);
+        assert!(hops <= 20, "within max_attempts: {hops}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_millis(10));
+        let waits: Vec<u128> = (0..6).map(|_| b.next().as_millis()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 80, 80]);
     }
 
     #[tokio::test]

@@ -169,11 +169,18 @@ impl Group {
         node.and_then(|n| self.peers.get(&n)).map(|a| a.to_string())
     }
 
+    /// `not-leader`, with the leader as a hint only if it is still in the
+    /// group's configuration: a leader that was just removed (and hands
+    /// over, or left) can only send the client back here.
     fn not_leader(&self, id: Option<u64>, e: NotLeader) -> Reply {
-        Reply::not_leader(
-            id,
-            self.addr_of(e.leader.or(self.leader).filter(|l| *l != self.node)),
-        )
+        let membership = self.core.status().membership;
+        let config_known = !membership.voters.is_empty() || membership.is_joint();
+        let hint = e
+            .leader
+            .or(self.leader)
+            .filter(|l| *l != self.node)
+            .filter(|l| !config_known || membership.contains(*l));
+        Reply::not_leader(id, self.addr_of(hint))
     }
 
     pub fn step(&mut self, msg: crate::consensus::Message) {
@@ -768,6 +775,9 @@ mod tests {
         readys: VecDeque<Ready>,
         reads: Vec<u64>,
         persisted: Vec<u64>,
+        /// Set: a follower of this leader, with `voters` as its configuration.
+        follower_of: Option<NodeId>,
+        voters: Vec<NodeId>,
     }
 
     struct FakeCore(Arc<Mutex<Script>>);
@@ -785,6 +795,11 @@ mod tests {
         }
         fn propose(&mut self, _command: Vec<u8>) -> Result<Proposal, NotLeader> {
             let mut s = self.0.lock().expect("script");
+            if let Some(leader) = s.follower_of {
+                return Err(NotLeader {
+                    leader: Some(leader),
+                });
+            }
             s.next_index += 1;
             Ok(Proposal {
                 index: LogIndex(s.next_index),
@@ -825,18 +840,28 @@ mod tests {
             self.0.lock().expect("script").persisted.push(persist_id);
         }
         fn status(&self) -> Status {
+            let s = self.0.lock().expect("script");
+            let voters = if s.voters.is_empty() {
+                vec![NodeId(1)]
+            } else {
+                s.voters.clone()
+            };
             Status {
                 id: NodeId(1),
                 group: GroupId(0),
-                role: Role::Leader,
-                term: Term(self.0.lock().expect("script").term),
-                leader: Some(NodeId(1)),
+                role: if s.follower_of.is_some() {
+                    Role::Follower
+                } else {
+                    Role::Leader
+                },
+                term: Term(s.term),
+                leader: Some(s.follower_of.unwrap_or(NodeId(1))),
                 commit_index: LogIndex(0),
                 applied_index: LogIndex(0),
                 last_index: LogIndex(0),
                 snapshot_index: LogIndex(0),
                 log_len: 0,
-                membership: crate::consensus::Membership::simple(vec![NodeId(1)]),
+                membership: crate::consensus::Membership::simple(voters),
                 membership_pending: false,
             }
         }
@@ -857,12 +882,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_path_buf();
         let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
-        let cfg = NodeConfig::new(
-            NodeId(1),
-            addr,
-            [(NodeId(1), addr)].into_iter().collect(),
-            data_dir.clone(),
-        );
+        let peers = (1..=3)
+            .map(|n| (NodeId(n), SocketAddr::from(([127, 0, 0, n as u8], 1))))
+            .collect();
+        let cfg = NodeConfig::new(NodeId(1), addr, peers, data_dir.clone());
         let script = Arc::new(Mutex::new(Script {
             term: 2,
             ..Script::default()
@@ -982,6 +1005,31 @@ mod tests {
             Some(true),
             "another term's entry at our index: definitely not ours"
         );
+    }
+
+    /// Regression (node_shards, Paxos): a follower named the leader the
+    /// last configuration removed, and that node sent the client back.
+    #[test]
+    fn a_follower_hints_its_leader_only_while_the_configuration_holds_it() {
+        let mut f = fixture();
+        let write = |key: &str| Op::Write {
+            key: key.into(),
+            value: json!(1),
+        };
+        {
+            let mut s = f.script.lock().expect("script");
+            s.follower_of = Some(NodeId(2));
+            s.voters = vec![NodeId(1), NodeId(2), NodeId(3)];
+        }
+        f.request(1, write("x"));
+        let r = f.reply().expect("reply");
+        assert_eq!(r.error, Some(ErrorCode::NotLeader));
+        assert_eq!(r.leader(), Some("127.0.0.2:1"), "a voter leader is named");
+        f.script.lock().expect("script").voters = vec![NodeId(1), NodeId(3)];
+        f.request(2, write("y"));
+        let r = f.reply().expect("reply");
+        assert_eq!(r.error, Some(ErrorCode::NotLeader));
+        assert_eq!(r.leader(), None, "a removed leader is not named: {r:?}");
     }
 
     #[test]
