@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The workloads the harness runs; each names the checkers that judge it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// Linearizability against `cas-register` (split by key if keyed).

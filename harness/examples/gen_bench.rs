@@ -11,8 +11,7 @@ use faultline::run::generator::{main_phase, PhaseConfig, Worker};
 use faultline::run::recorder::Recorder;
 use faultline_results::HistoryWriter;
 use faultline_workloads::fake_client::FakeStore;
-use faultline_workloads::workload::WorkloadOptions;
-use faultline_workloads::workload_by_name;
+use faultline_workloads::{workload_for, WorkloadKind, WorkloadOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +32,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let wl = workload_by_name(&workload, &WorkloadOptions::default()).expect("a known workload");
+    let kind: WorkloadKind = workload.parse().expect("a known workload");
+    let wl = workload_for(kind, &WorkloadOptions::default());
     let store = FakeStore::new();
     let recorder = Arc::new(Recorder::new(
         HistoryWriter::create(&path).expect("history file"),

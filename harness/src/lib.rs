@@ -16,3 +16,4 @@ pub mod parse;
 pub mod remote;
 pub mod run;
 pub mod ssh;
+pub mod system;

@@ -1,29 +1,26 @@
-//! The client side of one worker: sends a request, follows redirects, and
-//! says how it ended.
+//! Jepsen's Client protocol, system-neutral: one client per worker,
+//! opened by its system (`System::client`), asked to [`Client::invoke`]
+//! one [`Call`] at a time, and dropped at the end (closing whatever it
+//! holds). A client never panics on what a system answers and never waits
+//! past the call's timeout: what it cannot know is an `info` answer.
 
-use crate::protocol::{Reply, Request};
+use crate::call::{Answer, Call};
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-/// How a call ended, from the client's point of view.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CallResult {
-    /// A node replied (ok, or an error with its `definite` flag).
-    Replied { node: String, reply: Reply },
-    /// The request reached no node that could take it (refused connections,
-    /// redirects only): it certainly did not take effect.
-    NotSent { node: Option<String>, error: String },
-    /// The request was sent but no reply came (timeout, connection closed):
-    /// it may or may not take effect.
-    Unknown { node: String, error: String },
+/// A boxed future, so that clients of different systems can sit behind one
+/// `Box<dyn Client>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One worker's connection to the system under test.
+pub trait Client: Send + 'static {
+    /// Performs `call` within `timeout` and says how it ended.
+    fn invoke<'a>(&'a mut self, call: &'a Call, timeout: Duration) -> BoxFuture<'a, Answer>;
 }
 
-/// One worker's connection to the cluster. Follows `not-leader` redirects
-/// itself (they are definite, so retrying is safe) within `timeout`.
-pub trait Client: Send + 'static {
-    fn call(
-        &mut self,
-        request: &Request,
-        timeout: Duration,
-    ) -> impl Future<Output = CallResult> + Send;
+impl Client for Box<dyn Client> {
+    fn invoke<'a>(&'a mut self, call: &'a Call, timeout: Duration) -> BoxFuture<'a, Answer> {
+        (**self).invoke(call, timeout)
+    }
 }

@@ -2,9 +2,8 @@
 //! every read must lie between the sum of acknowledged adds and the sum of
 //! adds that may have happened.
 
-use crate::client::CallResult;
 use crate::op::{Completion, Op, Planned};
-use crate::protocol::Request;
+use crate::call::{Answer, Call};
 use crate::workload::{now, standard_completion, worker_rng, WorkerGen, Workload};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -39,7 +38,7 @@ fn read() -> Planned {
             key: None,
             value: Value::Null,
         },
-        Request::Read { key: KEY.into() },
+        Call::Read { key: KEY.into() },
     )
 }
 
@@ -55,7 +54,7 @@ impl WorkerGen for CounterGen {
                 key: None,
                 value: json!(delta),
             },
-            Request::Add {
+            Call::Increment {
                 key: KEY.into(),
                 delta,
             },
@@ -64,10 +63,10 @@ impl WorkerGen for CounterGen {
     fn final_ops(&mut self, _process: u64) -> Vec<Planned> {
         vec![read()]
     }
-    fn complete(&mut self, planned: &Planned, result: CallResult) -> Completion {
-        standard_completion(planned, result, |reply| match planned.op.f {
+    fn complete(&mut self, planned: &Planned, answer: Answer) -> Completion {
+        standard_completion(planned, answer, |answer| match planned.op.f {
             // An absent counter reads as null: zero.
-            "read" => match reply.value.clone() {
+            "read" => match answer.value.clone() {
                 None | Some(Value::Null) => json!(0),
                 Some(v) => v,
             },
@@ -88,14 +87,8 @@ mod tests {
         let mut sum = 0;
         for _ in 0..100 {
             let p = g.next(0);
-            let reply = store.execute(&p.request);
-            let c = g.complete(
-                &p,
-                CallResult::Replied {
-                    node: "n1".into(),
-                    reply,
-                },
-            );
+            let answer = store.execute(&p.call);
+            let c = g.complete(&p, answer);
             match p.op.f {
                 "add" => sum += p.op.value.as_i64().expect("int delta"),
                 "read" => assert_eq!(c.value, json!(sum)),

@@ -1,12 +1,13 @@
-//! An in-memory, linearizable stand-in for a cluster: every request runs
-//! under one mutex, with the semantics of docs/protocol.md. No network.
+//! An in-memory, linearizable stand-in for a system under test: every call
+//! runs under one mutex, with the semantics [`crate::call::Call`] documents
+//! (those of faultline's node, docs/protocol.md). No network.
 //!
 //! Used by tests of the generator and recorder and by the generator
 //! benchmark (`harness/examples/gen_bench.rs`): with it, whatever limits
-//! throughput is the harness, not a node.
+//! throughput is the harness, not a system.
 
-use crate::client::{CallResult, Client};
-use crate::protocol::{Reply, Request};
+use crate::call::{Answer, Call};
+use crate::client::{BoxFuture, Client};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ struct State {
     fences: HashMap<String, u64>,
 }
 
-/// The shared state of a fake cluster. Clone it to share.
+/// The shared state of a fake system. Clone it to share.
 #[derive(Clone, Default)]
 pub struct FakeStore {
     state: Arc<Mutex<State>>,
@@ -41,60 +42,66 @@ impl FakeStore {
         }
     }
 
-    /// Executes one request atomically.
-    pub fn execute(&self, request: &Request) -> Reply {
+    /// Executes one call atomically; the answer names node `n1`.
+    pub fn execute(&self, call: &Call) -> Answer {
+        let mut answer = self.apply(call);
+        answer.node = Some("n1".into());
+        answer
+    }
+
+    fn apply(&self, call: &Call) -> Answer {
         let mut s = self.state.lock().expect("fake store lock poisoned");
         let now = Instant::now();
-        match request {
-            Request::Read { key } => Reply::ok(Some(s.kv.get(key).cloned().unwrap_or(Value::Null))),
-            Request::Write { key, value } => {
-                s.kv.insert(key.clone(), value.clone());
-                Reply::ok(None)
+        match call {
+            Call::Read { key } => {
+                Answer::ok(Some(s.kv.get(key).cloned().unwrap_or(Value::Null)), None)
             }
-            Request::Cas { key, from, to } => {
+            Call::Write { key, value } => {
+                s.kv.insert(key.clone(), value.clone());
+                Answer::ok(None, None)
+            }
+            Call::Cas { key, from, to } => {
                 let current = s.kv.get(key).cloned().unwrap_or(Value::Null);
                 if &current == from {
                     s.kv.insert(key.clone(), to.clone());
-                    Reply::ok(None)
+                    Answer::ok(None, None)
                 } else {
-                    Reply {
+                    Answer {
                         value: Some(current),
-                        ..Reply::error("cas-mismatch", true)
+                        ..Answer::fail("cas-mismatch", None)
                     }
                 }
             }
-            Request::Append { key, value } => {
+            Call::SetAdd { key, element } => {
                 let entry =
                     s.kv.entry(key.clone())
                         .or_insert_with(|| Value::Array(Vec::new()));
                 match entry {
                     Value::Array(items) => {
-                        items.push(value.clone());
-                        Reply::ok(Some(entry.clone()))
+                        items.push(element.clone());
+                        Answer::ok(Some(entry.clone()), None)
                     }
-                    _ => Reply::error("bad-request", true),
+                    _ => Answer::fail("bad-request", None),
                 }
             }
-            Request::Add { key, delta } => {
+            Call::Increment { key, delta } => {
                 let entry = s.kv.entry(key.clone()).or_insert_with(|| Value::from(0));
                 match entry.as_i64() {
                     Some(v) => {
                         *entry = Value::from(v + delta);
-                        Reply::ok(Some(entry.clone()))
+                        Answer::ok(Some(entry.clone()), None)
                     }
-                    None => Reply::error("bad-request", true),
+                    None => Answer::fail("bad-request", None),
                 }
             }
-            Request::Acquire {
+            Call::Acquire {
                 lock,
                 owner,
                 ttl_ms,
             } => {
                 if let Some((holder, _, expires)) = s.locks.get(lock) {
                     if *expires > now && holder != owner {
-                        let mut r = Reply::error("lock-held", true);
-                        r.rest.insert("holder".into(), Value::from(holder.clone()));
-                        return r;
+                        return Answer::fail("lock-held", None);
                     }
                 }
                 s.next_token += 1;
@@ -103,12 +110,12 @@ impl FakeStore {
                     lock.clone(),
                     (owner.clone(), token, now + Duration::from_millis(*ttl_ms)),
                 );
-                Reply {
+                Answer {
                     token: Some(token),
-                    ..Reply::ok(None)
+                    ..Answer::ok(None, None)
                 }
             }
-            Request::Renew {
+            Call::Renew {
                 lock,
                 owner,
                 token,
@@ -116,32 +123,28 @@ impl FakeStore {
             } => match s.locks.get_mut(lock) {
                 Some((h, t, expires)) if h == owner && t == token && *expires > now => {
                     *expires = now + Duration::from_millis(*ttl_ms);
-                    Reply::ok(None)
+                    Answer::ok(None, None)
                 }
-                _ => Reply::error("not-holder", true),
+                _ => Answer::fail("not-holder", None),
             },
-            Request::Release { lock, owner, token } => match s.locks.get(lock) {
+            Call::Release { lock, owner, token } => match s.locks.get(lock) {
                 Some((h, t, expires)) if h == owner && t == token && *expires > now => {
                     s.locks.remove(lock);
-                    Reply::ok(None)
+                    Answer::ok(None, None)
                 }
-                _ => Reply::error("not-holder", true),
+                _ => Answer::fail("not-holder", None),
             },
-            Request::FencedWrite { key, value, token } => {
+            Call::FencedWrite { key, value, token } => {
                 let highest = s.fences.get(key).copied().unwrap_or(0);
                 if *token < highest {
-                    let mut r = Reply::error("stale-token", true);
-                    r.token = Some(highest);
-                    return r;
+                    return Answer {
+                        token: Some(highest),
+                        ..Answer::fail("stale-token", None)
+                    };
                 }
                 s.fences.insert(key.clone(), *token);
                 s.kv.insert(key.clone(), value.clone());
-                Reply::ok(None)
-            }
-            Request::Status => {
-                let mut r = Reply::ok(None);
-                r.rest.insert("role".into(), Value::from("leader"));
-                r
+                Answer::ok(None, None)
             }
         }
     }
@@ -154,79 +157,73 @@ pub struct FakeClient {
 }
 
 impl Client for FakeClient {
-    async fn call(&mut self, request: &Request, _timeout: Duration) -> CallResult {
-        CallResult::Replied {
-            node: self.node.clone(),
-            reply: self.store.execute(request),
-        }
+    fn invoke<'a>(&'a mut self, call: &'a Call, _timeout: Duration) -> BoxFuture<'a, Answer> {
+        let mut answer = self.store.apply(call);
+        answer.node = Some(self.node.clone());
+        Box::pin(std::future::ready(answer))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::op::Outcome;
     use serde_json::json;
 
     #[test]
-    fn follows_the_protocol_semantics() {
+    fn follows_the_documented_semantics() {
         let s = FakeStore::new();
         let k = || "x".to_string();
-        assert_eq!(
-            s.execute(&Request::Read { key: k() }).value,
-            Some(Value::Null)
-        );
-        assert!(
-            s.execute(&Request::Write {
-                key: k(),
-                value: json!(1)
-            })
-            .ok
-        );
-        let r = s.execute(&Request::Cas {
+        assert_eq!(s.execute(&Call::Read { key: k() }).value, Some(Value::Null));
+        let w = s.execute(&Call::Write {
+            key: k(),
+            value: json!(1),
+        });
+        assert_eq!(w.outcome, Outcome::Ok);
+        let r = s.execute(&Call::Cas {
             key: k(),
             from: json!(2),
             to: json!(3),
         });
         assert_eq!(
-            (r.ok, r.error.as_deref(), r.value),
-            (false, Some("cas-mismatch"), Some(json!(1)))
+            (r.outcome, r.error.as_deref(), r.value),
+            (Outcome::Fail, Some("cas-mismatch"), Some(json!(1)))
         );
-        assert!(
-            s.execute(&Request::Cas {
-                key: k(),
-                from: json!(1),
-                to: json!(3)
-            })
-            .ok
-        );
-        let a = s.execute(&Request::Acquire {
+        let r = s.execute(&Call::Cas {
+            key: k(),
+            from: json!(1),
+            to: json!(3),
+        });
+        assert_eq!(r.outcome, Outcome::Ok);
+        let a = s.execute(&Call::Acquire {
             lock: "l".into(),
             owner: "a".into(),
             ttl_ms: 60_000,
         });
         let t = a.token.expect("token");
-        let b = s.execute(&Request::Acquire {
+        let b = s.execute(&Call::Acquire {
             lock: "l".into(),
             owner: "b".into(),
             ttl_ms: 60_000,
         });
         assert_eq!(b.error.as_deref(), Some("lock-held"));
-        assert!(
-            s.execute(&Request::FencedWrite {
-                key: "r".into(),
-                value: json!(1),
-                token: t + 5
-            })
-            .ok
-        );
-        let stale = s.execute(&Request::FencedWrite {
+        let fresh = s.execute(&Call::FencedWrite {
+            key: "r".into(),
+            value: json!(1),
+            token: t + 5,
+        });
+        assert_eq!(fresh.outcome, Outcome::Ok);
+        let stale = s.execute(&Call::FencedWrite {
             key: "r".into(),
             value: json!(2),
             token: t,
         });
-        assert_eq!(stale.error.as_deref(), Some("stale-token"));
         assert_eq!(
-            s.execute(&Request::Add {
+            (stale.error.as_deref(), stale.token),
+            (Some("stale-token"), Some(t + 5))
+        );
+        assert_eq!(
+            s.execute(&Call::Increment {
                 key: "c".into(),
                 delta: 3
             })
@@ -234,9 +231,9 @@ mod tests {
             Some(json!(3))
         );
         assert_eq!(
-            s.execute(&Request::Append {
+            s.execute(&Call::SetAdd {
                 key: "s".into(),
-                value: json!(9)
+                element: json!(9)
             })
             .value,
             Some(json!([9]))

@@ -1,7 +1,7 @@
 //! `kv`: many independent registers (keys `k0`, `k1`, …), each checked for
 //! linearizability on its own (the history's `key` field splits them).
 
-use crate::client::CallResult;
+use crate::call::Answer;
 use crate::op::{Completion, Planned};
 use crate::register::RegisterGen;
 use crate::workload::{worker_rng, WorkerGen, Workload};
@@ -58,8 +58,8 @@ impl WorkerGen for KvGen {
             })
             .collect()
     }
-    fn complete(&mut self, planned: &Planned, result: CallResult) -> Completion {
-        RegisterGen::completion(planned, result)
+    fn complete(&mut self, planned: &Planned, answer: Answer) -> Completion {
+        RegisterGen::completion(planned, answer)
     }
 }
 
@@ -74,11 +74,11 @@ mod tests {
         for _ in 0..100 {
             let p = g.next(2);
             let key = p.op.key.clone().expect("kv ops carry a key");
-            let wire = match &p.request {
-                crate::protocol::Request::Read { key }
-                | crate::protocol::Request::Write { key, .. }
-                | crate::protocol::Request::Cas { key, .. } => key.clone(),
-                other => panic!("unexpected request {other:?}"),
+            let wire = match &p.call {
+                crate::call::Call::Read { key }
+                | crate::call::Call::Write { key, .. }
+                | crate::call::Call::Cas { key, .. } => key.clone(),
+                other => panic!("unexpected call {other:?}"),
             };
             assert_eq!(key, Value::from(wire));
         }

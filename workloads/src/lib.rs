@@ -1,18 +1,20 @@
 //! faultline-workloads: what clients do.
 //!
 //! Per workload: the operation generator (a [`workload::WorkerGen`] per
-//! client worker, seeded, so a seed gives the same schedule), how an
-//! operation becomes a request of the node protocol (docs/protocol.md) and
-//! how a reply becomes a completion of the history
+//! client worker, seeded, so a seed gives the same schedule), the
+//! system-neutral [`call::Call`] that carries each operation out, how a
+//! client's [`call::Answer`] becomes a completion of the history
 //! (docs/history-format.md), and which checkers judge it.
 //!
-//! Guarantees: a completion is `ok` only on an `ok` reply; `fail` only when
-//! the operation certainly did not take effect (a definite error, or the
-//! request never reached a node) or when it is a read; everything else is
-//! `info`. The [`client::Client`] trait hides the transport: [`tcp_client`]
-//! speaks the protocol over TCP, [`fake_client`] executes requests in memory
-//! (for tests and the generator benchmark).
+//! Guarantees: a completion is `ok` only on an `ok` answer; `fail` only
+//! when the operation certainly did not take effect or when it is a read;
+//! everything else is `info`. The [`client::Client`] trait (Jepsen's Client
+//! protocol) is what every system under test implements, in the harness;
+//! [`fake_client`] executes calls in memory (for tests and the generator
+//! benchmark). [`tcp_client`] and [`protocol`] are faultline's own node's
+//! wire client, which the harness's faultline system wraps.
 
+pub mod call;
 pub mod client;
 pub mod counter;
 pub mod fake_client;
@@ -25,7 +27,7 @@ pub mod set;
 pub mod tcp_client;
 pub mod workload;
 
-pub use client::{CallResult, Client};
+pub use call::{Answer, Call};
+pub use client::{BoxFuture, Client};
 pub use op::{Completion, Op, Outcome, Planned};
-pub use protocol::{Reply, Request};
-pub use workload::{workload_by_name, WorkerGen, Workload, WORKLOADS};
+pub use workload::{workload_for, WorkerGen, Workload, WorkloadKind, WorkloadOptions};

@@ -9,9 +9,8 @@
 //! accepts it). Checked for mutual exclusion, token order, and no stale
 //! write accepted.
 
-use crate::client::CallResult;
 use crate::op::{Completion, Op, Outcome, Planned};
-use crate::protocol::Request;
+use crate::call::{Answer, Call};
 use crate::workload::{now, standard_completion, worker_rng, WorkerGen, Workload};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -70,7 +69,7 @@ fn read() -> Planned {
             key: Some(json!(RESOURCE)),
             value: Value::Null,
         },
-        Request::Read {
+        Call::Read {
             key: RESOURCE.into(),
         },
     )
@@ -86,7 +85,7 @@ impl LockGen {
                 key: Some(json!(RESOURCE)),
                 value: json!({"token": token, "value": v}),
             },
-            request: Request::FencedWrite {
+            call: Call::FencedWrite {
                 key: RESOURCE.into(),
                 value: json!(v),
                 token,
@@ -115,7 +114,7 @@ impl WorkerGen for LockGen {
                     key: Some(json!(LOCK)),
                     value: json!({"owner": o, "ttl_ms": ttl_ms}),
                 },
-                Request::Acquire {
+                Call::Acquire {
                     lock: LOCK.into(),
                     owner: o,
                     ttl_ms,
@@ -143,7 +142,7 @@ impl WorkerGen for LockGen {
                     key: Some(json!(LOCK)),
                     value: json!({"owner": o, "token": token, "ttl_ms": ttl_ms}),
                 },
-                Request::Renew {
+                Call::Renew {
                     lock: LOCK.into(),
                     owner: o,
                     token,
@@ -157,7 +156,7 @@ impl WorkerGen for LockGen {
                     key: Some(json!(LOCK)),
                     value: json!({"owner": o, "token": token}),
                 },
-                Request::Release {
+                Call::Release {
                     lock: LOCK.into(),
                     owner: o,
                     token,
@@ -172,12 +171,12 @@ impl WorkerGen for LockGen {
         vec![read()]
     }
 
-    fn complete(&mut self, planned: &Planned, result: CallResult) -> Completion {
-        let c = standard_completion(planned, result, |reply| match planned.op.f {
-            "read" => reply.value.clone().unwrap_or(Value::Null),
+    fn complete(&mut self, planned: &Planned, answer: Answer) -> Completion {
+        let c = standard_completion(planned, answer, |answer| match planned.op.f {
+            "read" => answer.value.clone().unwrap_or(Value::Null),
             "acquire" => {
                 let mut v = planned.op.value.clone();
-                v["token"] = json!(reply.token);
+                v["token"] = json!(answer.token);
                 v
             }
             _ => planned.op.value.clone(),
@@ -223,14 +222,8 @@ mod tests {
                     slow += 1;
                 }
             }
-            let reply = store.execute(&p.request);
-            let c = g.complete(
-                &p,
-                CallResult::Replied {
-                    node: "n1".into(),
-                    reply,
-                },
-            );
+            let answer = store.execute(&p.call);
+            let c = g.complete(&p, answer);
             if p.op.f == "acquire" && c.outcome == Outcome::Ok {
                 granted.push(
                     c.value["token"]
@@ -254,14 +247,8 @@ mod tests {
         loop {
             let p = g.next(0);
             let is_acquire = p.op.f == "acquire";
-            let reply = store.execute(&p.request);
-            let c = g.complete(
-                &p,
-                CallResult::Replied {
-                    node: "n1".into(),
-                    reply,
-                },
-            );
+            let answer = store.execute(&p.call);
+            let c = g.complete(&p, answer);
             if is_acquire && c.outcome == Outcome::Ok {
                 break;
             }

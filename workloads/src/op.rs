@@ -1,6 +1,6 @@
 //! Operations as the history sees them.
 
-use crate::protocol::Request;
+use crate::call::Call;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -13,13 +13,13 @@ pub struct Op {
     pub value: Value,
 }
 
-/// What the generator hands a worker: the operation, the request that
-/// carries it, and how long the worker waits before invoking it (a slow
+/// What the generator hands a worker: the operation (as the history records
+/// it), the system-neutral call that carries it out, and how long the worker waits before invoking it (a slow
 /// client; zero for almost every operation).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Planned {
     pub op: Op,
-    pub request: Request,
+    pub call: Call,
     pub delay_before: Duration,
 }
 

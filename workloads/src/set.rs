@@ -2,9 +2,8 @@
 //! a final read after every fault healed must hold every acknowledged add
 //! (and nothing never added).
 
-use crate::client::CallResult;
 use crate::op::{Completion, Op, Planned};
-use crate::protocol::Request;
+use crate::call::{Answer, Call};
 use crate::workload::{now, standard_completion, worker_rng, WorkerGen, Workload};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -44,7 +43,7 @@ fn read() -> Planned {
             key: None,
             value: Value::Null,
         },
-        Request::Read { key: KEY.into() },
+        Call::Read { key: KEY.into() },
     )
 }
 
@@ -61,19 +60,19 @@ impl WorkerGen for SetGen {
                 key: None,
                 value: json!(e),
             },
-            Request::Append {
+            Call::SetAdd {
                 key: KEY.into(),
-                value: json!(e),
+                element: json!(e),
             },
         )
     }
     fn final_ops(&mut self, _process: u64) -> Vec<Planned> {
         vec![read()]
     }
-    fn complete(&mut self, planned: &Planned, result: CallResult) -> Completion {
-        standard_completion(planned, result, |reply| match planned.op.f {
+    fn complete(&mut self, planned: &Planned, answer: Answer) -> Completion {
+        standard_completion(planned, answer, |answer| match planned.op.f {
             // An absent key reads as null: the empty set.
-            "read" => match reply.value.clone() {
+            "read" => match answer.value.clone() {
                 None | Some(Value::Null) => json!([]),
                 Some(v) => v,
             },

@@ -1,4 +1,4 @@
-//! A [`Client`] that speaks the node protocol (docs/protocol.md) over TCP:
+//! faultline's own node's client: it speaks the node protocol (docs/protocol.md) over TCP:
 //! one JSON object a line, one request outstanding per connection.
 //!
 //! It keeps one connection per node. Every call starts at the worker's home
@@ -8,8 +8,10 @@
 //! the call's timeout: a redirect to the node just asked, or to no known
 //! node, moves on to the next node instead. Once a request has been written, any failure to read its
 //! reply makes the call [`CallResult::Unknown`]; it is never retried.
+//!
+//! This is transport only: the harness's faultline system maps a
+//! system-neutral call to a [`Request`] and a [`CallResult`] to an answer.
 
-use crate::client::{CallResult, Client};
 use crate::protocol::{Envelope, Reply, Request};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +20,19 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
+
+/// How a call ended, from the client's point of view.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallResult {
+    /// A node replied (ok, or an error with its `definite` flag).
+    Replied { node: String, reply: Reply },
+    /// The request reached no node that could take it (refused connections,
+    /// redirects only): it certainly did not take effect.
+    NotSent { node: Option<String>, error: String },
+    /// The request was sent but no reply came (timeout, connection closed):
+    /// it may or may not take effect.
+    Unknown { node: String, error: String },
+}
 
 /// A node as the client knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,8 +213,10 @@ pub async fn connect_from(addr: SocketAddr, bind_ip: Option<IpAddr>) -> std::io:
     }
 }
 
-impl Client for TcpClient {
-    async fn call(&mut self, request: &Request, timeout: Duration) -> CallResult {
+impl TcpClient {
+    /// Sends `request`, following `not-leader` and `moved` redirects (they
+    /// are definite, so retrying is safe) within `timeout`.
+    pub async fn call(&mut self, request: &Request, timeout: Duration) -> CallResult {
         let deadline = Instant::now() + timeout;
         let n = self.nodes.len();
         let mut target = self.home;

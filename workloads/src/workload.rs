@@ -1,8 +1,7 @@
 //! The workload abstraction: what each worker does and who judges it.
 
-use crate::client::CallResult;
+use crate::call::{Answer, Call};
 use crate::op::{Completion, Op, Outcome, Planned};
-use crate::protocol::Reply;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::Value;
@@ -25,12 +24,13 @@ pub trait WorkerGen: Send {
     fn next(&mut self, process: u64) -> Planned;
     /// The operations of the final phase (reads after every fault healed).
     fn final_ops(&mut self, process: u64) -> Vec<Planned>;
-    /// The completion for a call's result; updates the worker's state.
-    fn complete(&mut self, planned: &Planned, result: CallResult) -> Completion;
+    /// The completion for the client's answer; updates the worker's state.
+    fn complete(&mut self, planned: &Planned, answer: Answer) -> Completion;
 }
 
-/// Workloads by name, for `--workload`.
-pub const WORKLOADS: [&str; 5] = ["register", "kv", "lock", "set", "counter"];
+/// Which workload: the checker's list, so that a workload's name and the
+/// checkers that judge it are defined once.
+pub use faultline_checker::workload::Workload as WorkloadKind;
 
 /// Tunables shared by the workloads.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,21 +53,20 @@ impl Default for WorkloadOptions {
     }
 }
 
-/// The workload called `name`, or None.
-pub fn workload_by_name(name: &str, options: &WorkloadOptions) -> Option<Box<dyn Workload>> {
-    Some(match name {
-        "register" => Box::new(crate::register::Register),
-        "kv" => Box::new(crate::kv::Kv {
+/// The generator of workload `kind`.
+pub fn workload_for(kind: WorkloadKind, options: &WorkloadOptions) -> Box<dyn Workload> {
+    match kind {
+        WorkloadKind::Register => Box::new(crate::register::Register),
+        WorkloadKind::Kv => Box::new(crate::kv::Kv {
             keys: options.kv_keys.max(1),
         }),
-        "lock" => Box::new(crate::lock::Lock {
+        WorkloadKind::Lock => Box::new(crate::lock::Lock {
             ttl_ms: options.lock_ttl_ms.max(1),
             slow_probability: options.lock_slow_probability.clamp(0.0, 1.0),
         }),
-        "set" => Box::new(crate::set::Set),
-        "counter" => Box::new(crate::counter::Counter),
-        _ => return None,
-    })
+        WorkloadKind::Set => Box::new(crate::set::Set),
+        WorkloadKind::Counter => Box::new(crate::counter::Counter),
+    }
 }
 
 /// The random source of one worker: a function of the seed and the worker.
@@ -79,58 +78,39 @@ pub fn worker_rng(seed: u64, worker: usize) -> SmallRng {
     SmallRng::seed_from_u64(z ^ (z >> 31))
 }
 
-/// The usual mapping from a call's result to a completion: ok replies give
-/// `ok` with `ok_value(reply)`; definite errors and requests that never
-/// reached a node give `fail`; anything else gives `info` — except for
-/// read-only operations, which have no effect to take later, so `fail`.
+/// The usual mapping from a client's answer to a completion: `ok` with
+/// `ok_value(answer)`; `fail` as answered; `info` as answered, except for
+/// read-only calls, which have no effect to take later, so `fail`.
 pub fn standard_completion(
     planned: &Planned,
-    result: CallResult,
-    ok_value: impl FnOnce(&Reply) -> Value,
+    answer: Answer,
+    ok_value: impl FnOnce(&Answer) -> Value,
 ) -> Completion {
-    let read_only = planned.request.is_read_only();
-    let unknown = if read_only {
-        Outcome::Fail
-    } else {
-        Outcome::Info
-    };
-    match result {
-        CallResult::Replied { node, reply } if reply.ok => Completion {
+    match answer.outcome {
+        Outcome::Ok => Completion {
             outcome: Outcome::Ok,
-            value: ok_value(&reply),
+            value: ok_value(&answer),
             error: None,
-            node: Some(node),
+            node: answer.node,
         },
-        CallResult::Replied { node, reply } => Completion {
-            outcome: if reply.is_definite() {
-                Outcome::Fail
+        Outcome::Fail | Outcome::Info => Completion {
+            outcome: if answer.outcome == Outcome::Info && !planned.call.is_read_only() {
+                Outcome::Info
             } else {
-                unknown
+                Outcome::Fail
             },
             value: planned.op.value.clone(),
-            error: Some(reply.error.unwrap_or_else(|| "error without a code".into())),
-            node: Some(node),
-        },
-        CallResult::NotSent { node, error } => Completion {
-            outcome: Outcome::Fail,
-            value: planned.op.value.clone(),
-            error: Some(error),
-            node,
-        },
-        CallResult::Unknown { node, error } => Completion {
-            outcome: unknown,
-            value: planned.op.value.clone(),
-            error: Some(error),
-            node: Some(node),
+            error: Some(answer.error.unwrap_or_else(|| "error without a code".into())),
+            node: answer.node,
         },
     }
 }
 
 /// An operation with no delay.
-pub fn now(op: Op, request: crate::protocol::Request) -> Planned {
+pub fn now(op: Op, call: Call) -> Planned {
     Planned {
         op,
-        request,
+        call,
         delay_before: std::time::Duration::ZERO,
     }
 }
@@ -138,30 +118,26 @@ pub fn now(op: Op, request: crate::protocol::Request) -> Planned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Request;
 
-    fn planned(request: Request) -> Planned {
+    fn planned(call: Call) -> Planned {
         now(
             Op {
                 f: "x",
                 key: None,
                 value: Value::from(1),
             },
-            request,
+            call,
         )
     }
 
     #[test]
     fn unknown_writes_are_info_but_unknown_reads_are_fail() {
-        let w = planned(Request::Write {
+        let w = planned(Call::Write {
             key: "k".into(),
             value: 1.into(),
         });
-        let r = planned(Request::Read { key: "k".into() });
-        let unknown = || CallResult::Unknown {
-            node: "n1".into(),
-            error: "timeout".into(),
-        };
+        let r = planned(Call::Read { key: "k".into() });
+        let unknown = || Answer::info("timeout", Some("n1".into()));
         assert_eq!(
             standard_completion(&w, unknown(), |_| Value::Null).outcome,
             Outcome::Info
@@ -170,63 +146,45 @@ mod tests {
             standard_completion(&r, unknown(), |_| Value::Null).outcome,
             Outcome::Fail
         );
-        let indefinite = CallResult::Replied {
-            node: "n1".into(),
-            reply: Reply::error("timeout", false),
-        };
+        let c = standard_completion(&w, Answer::fail("not-leader", None), |_| Value::Null);
         assert_eq!(
-            standard_completion(&w, indefinite, |_| Value::Null).outcome,
-            Outcome::Info
+            (c.outcome, c.error.as_deref(), c.value),
+            (Outcome::Fail, Some("not-leader"), Value::from(1))
         );
-        let definite = CallResult::Replied {
-            node: "n1".into(),
-            reply: Reply::error("not-leader", true),
-        };
-        let c = standard_completion(&w, definite, |_| Value::Null);
-        assert_eq!(
-            (c.outcome, c.error.as_deref()),
-            (Outcome::Fail, Some("not-leader"))
-        );
-        let not_sent = CallResult::NotSent {
-            node: None,
-            error: "refused".into(),
-        };
-        assert_eq!(
-            standard_completion(&w, not_sent, |_| Value::Null).outcome,
-            Outcome::Fail
-        );
-        let ok = CallResult::Replied {
-            node: "n2".into(),
-            reply: Reply::ok(Some(Value::from(5))),
-        };
-        let c = standard_completion(&r, ok, |rep| rep.value.clone().unwrap_or(Value::Null));
+        let ok = Answer::ok(Some(Value::from(5)), Some("n2".into()));
+        let c = standard_completion(&r, ok, |a| a.value.clone().unwrap_or(Value::Null));
         assert_eq!(
             (c.outcome, c.value, c.node.as_deref()),
             (Outcome::Ok, Value::from(5), Some("n2"))
         );
+        let mut coded = Answer::info("x", None);
+        coded.error = None;
+        assert_eq!(
+            standard_completion(&w, coded, |_| Value::Null).error.as_deref(),
+            Some("error without a code")
+        );
     }
 
     #[test]
-    fn every_listed_workload_exists_and_names_checkers() {
-        for name in WORKLOADS {
-            let w = workload_by_name(name, &WorkloadOptions::default()).expect(name);
-            assert_eq!(w.name(), name);
-            assert!(!w.checkers().is_empty(), "{name}");
+    fn every_workload_kind_has_a_generator_naming_checkers() {
+        for kind in WorkloadKind::ALL {
+            let w = workload_for(kind, &WorkloadOptions::default());
+            assert_eq!(w.name(), kind.name());
+            assert!(!w.checkers().is_empty(), "{kind}");
         }
-        assert!(workload_by_name("nope", &WorkloadOptions::default()).is_none());
     }
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        for name in WORKLOADS {
-            let w = workload_by_name(name, &WorkloadOptions::default()).expect(name);
+        for kind in WorkloadKind::ALL {
+            let w = workload_for(kind, &WorkloadOptions::default());
             let ops = |seed| {
                 let mut g = w.worker(1, 4, seed);
                 (0..50).map(|_| g.next(1).op).collect::<Vec<_>>()
             };
-            assert_eq!(ops(7), ops(7), "{name}");
-            if name != "set" {
-                assert_ne!(ops(7), ops(8), "{name}: the seed must matter");
+            assert_eq!(ops(7), ops(7), "{kind}");
+            if kind != WorkloadKind::Set {
+                assert_ne!(ops(7), ops(8), "{kind}: the seed must matter");
             }
         }
     }

@@ -1,31 +1,36 @@
-//! A cluster of `faultline node` child processes on this machine.
+//! A cluster of child processes on this machine, one per node, running
+//! whatever [`System`] it is given (the system says how to run a node).
 //!
-//! Node i listens on 127.0.0.i (a port picked free at start), with its own
-//! data directory and a log file that collects every incarnation's output.
-//! Where binding 127.0.0.i fails (not Linux), every node uses 127.0.0.1 with
-//! its own port. Faults: SIGKILL and SIGSTOP/SIGCONT; partitions and loss
-//! with iptables where this process may use it (root, iptables present, one
-//! address per node), else with the nodes' own message filter; latency
-//! always with the nodes' message filter (tc netem on `lo` would delay the
-//! clients too); clocks with libfaketime where installed and asked for,
-//! else the nodes' own clock offset. Filter and clock settings are re-sent
-//! to a node after it restarts or resumes, so a fault outlives a restart
-//! exactly as long as the nemesis wants.
+//! Node i listens on 127.0.0.i (its ports picked free at start), with its
+//! own data directory and a log file that collects every incarnation's
+//! output. Where binding 127.0.0.i fails (not Linux), every node uses
+//! 127.0.0.1 with its own ports. Faults: SIGKILL and SIGSTOP/SIGCONT;
+//! partitions and loss with iptables where this process may use it (root,
+//! iptables present, one address per node; rules match the nodes' peer
+//! ports), else with the nodes' own message filter where the system has
+//! one; latency only with such a filter (tc netem on `lo` would delay the
+//! clients too); clocks with libfaketime where installed, asked for and
+//! honoured by the system, else the nodes' own clock offset where the
+//! system has one. A fault no mechanism can make is
+//! [`Mechanism::Unsupported`], with the reason. Filter and clock settings
+//! are re-sent to a node after it restarts or resumes, so a fault outlives
+//! a restart exactly as long as the nemesis wants.
 //!
 //! Children run in their own process group, so a Ctrl-C at the terminal
 //! reaches the harness (which heals and stops them), not the nodes.
 
-use super::admin;
 use super::iptables::Iptables;
 use super::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use crate::nemesis::FaultKind;
+use crate::system::{MessageFilter, NodeSite, Support, System};
 use anyhow::{bail, Context};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where libfaketime is looked for.
@@ -40,24 +45,20 @@ pub const LIBFAKETIME_PATHS: [&str; 3] = [
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 250);
 
 /// How to build a local cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LocalConfig {
+    /// What runs on the nodes.
+    pub system: Arc<dyn System>,
     pub node_count: u32,
-    /// The `faultline` executable (normally `std::env::current_exe()`).
-    pub binary: PathBuf,
     /// `data_dir(name)` and `log(name)` for node `name`.
     pub data_dirs: Vec<PathBuf>,
     pub logs: Vec<PathBuf>,
-    /// Passed to every node: `--bug`, `--consensus`, ….
-    pub node_args: Vec<String>,
     /// Letters and digits; names the iptables chain and libfaketime files.
     pub run_id: String,
     /// Use iptables when usable (false forces the message filter).
     pub allow_iptables: bool,
     /// The clock nemesis is on: preload libfaketime where installed.
     pub want_faketime: bool,
-    /// RUST_LOG of the nodes.
-    pub node_log_level: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -78,7 +79,6 @@ struct Proc {
 pub struct LocalCluster {
     config: LocalConfig,
     nodes: Vec<NodeInfo>,
-    peers_arg: String,
     per_node_ip: bool,
     iptables: Option<Iptables>,
     faketime: Option<PathBuf>,
@@ -86,11 +86,11 @@ pub struct LocalCluster {
     filters: Mutex<Vec<Filter>>,
     clocks_ms: Mutex<Vec<i64>>,
     mechanisms: Mechanisms,
+    /// Why each unsupported kind of fault is.
+    unsupported: BTreeMap<FaultKind, String>,
     /// Set by teardown: no node is started after it.
     closed: std::sync::atomic::AtomicBool,
 }
-
-const ADMIN_TIMEOUT: Duration = Duration::from_millis(1000);
 
 fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
     Ok(TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))?
@@ -98,16 +98,20 @@ fn free_port(ip: Ipv4Addr) -> std::io::Result<u16> {
         .port())
 }
 
-/// Picks each node's address: 127.0.0.i and a free port, or 127.0.0.1 and
-/// distinct free ports if this system only binds 127.0.0.1.
-fn pick_addresses(n: u32) -> anyhow::Result<(Vec<SocketAddr>, bool)> {
-    let per_node: Option<Vec<SocketAddr>> = (1..=n)
-        .map(|i| {
-            let ip = Ipv4Addr::new(127, 0, 0, u8::try_from(i).ok()?);
-            free_port(ip)
-                .ok()
-                .map(|p| SocketAddr::new(IpAddr::V4(ip), p))
-        })
+/// `count` distinct free ports on `ip` (each listener is held until all
+/// are picked, so they differ).
+fn free_ports(ip: Ipv4Addr, count: usize) -> std::io::Result<Vec<SocketAddr>> {
+    let held = (0..count)
+        .map(|_| TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    held.iter().map(TcpListener::local_addr).collect()
+}
+
+/// Picks each node's `ports` addresses: 127.0.0.i and free ports, or
+/// 127.0.0.1 and distinct free ports if this machine only binds 127.0.0.1.
+fn pick_addresses(n: u32, ports: usize) -> anyhow::Result<(Vec<Vec<SocketAddr>>, bool)> {
+    let per_node: Option<Vec<Vec<SocketAddr>>> = (1..=n)
+        .map(|i| free_ports(Ipv4Addr::new(127, 0, 0, u8::try_from(i).ok()?), ports).ok())
         .collect();
     if let Some(addrs) = per_node {
         // The client address must bind too, or clients could not avoid the filter.
@@ -115,16 +119,78 @@ fn pick_addresses(n: u32) -> anyhow::Result<(Vec<SocketAddr>, bool)> {
             return Ok((addrs, true));
         }
     }
-    let mut addrs = Vec::new();
-    let mut held = Vec::new();
-    for _ in 0..n {
-        // Hold each listener until all are picked, so ports are distinct.
-        let l =
-            TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1 to find a free port")?;
-        addrs.push(l.local_addr().context("reading a bound port")?);
-        held.push(l);
+    let all = free_ports(Ipv4Addr::LOCALHOST, n as usize * ports)
+        .context("binding 127.0.0.1 to find free ports")?;
+    Ok((all.chunks(ports).map(<[SocketAddr]>::to_vec).collect(), false))
+}
+
+/// Each kind of fault's mechanism on a local cluster of `system`, and why
+/// the unsupported ones are.
+fn local_mechanisms(
+    system: &dyn System,
+    iptables: bool,
+    per_node_ip: bool,
+    faketime: bool,
+) -> (Mechanisms, BTreeMap<FaultKind, String>) {
+    let node = system.node_faults();
+    let name = system.kind();
+    let mut unsupported = BTreeMap::new();
+    let net = if iptables {
+        Mechanism::Iptables
+    } else if node.message_filter {
+        Mechanism::MessageFilter
+    } else {
+        let why = if per_node_ip {
+            "needs iptables (run as root with iptables installed)"
+        } else {
+            "needs iptables and an address per node (127.0.0.N)"
+        };
+        for kind in [FaultKind::Partition, FaultKind::Loss] {
+            unsupported.insert(kind, format!("{name} has no message filter; {why}"));
+        }
+        Mechanism::Unsupported
+    };
+    let latency = if node.message_filter {
+        Mechanism::MessageFilter
+    } else {
+        unsupported.insert(
+            FaultKind::Latency,
+            format!("{name} has no message filter, and tc netem on lo would delay the clients too"),
+        );
+        Mechanism::Unsupported
+    };
+    let clock = if faketime {
+        Mechanism::Libfaketime
+    } else if node.own_clock {
+        Mechanism::NodeClock
+    } else {
+        let why = if node.libfaketime {
+            "libfaketime is not installed"
+        } else {
+            "it does not follow libfaketime"
+        };
+        unsupported.insert(
+            FaultKind::Clock,
+            format!("{name} has no clock offset of its own and {why}"),
+        );
+        Mechanism::Unsupported
+    };
+    let mut mechanisms = Mechanisms {
+        partition: net,
+        loss: net,
+        latency,
+        clock,
+        kill: Mechanism::Signal,
+        pause: Mechanism::Signal,
+        membership: Mechanism::Admin,
+    };
+    for kind in FaultKind::ALL {
+        if let Support::Unsupported(why) = system.fault_support(kind) {
+            mechanisms.set(kind, Mechanism::Unsupported);
+            unsupported.insert(kind, why);
+        }
     }
-    Ok((addrs, false))
+    (mechanisms, unsupported)
 }
 
 impl LocalCluster {
@@ -136,26 +202,23 @@ impl LocalCluster {
         }
         assert_eq!(config.data_dirs.len(), n as usize, "one data dir per node");
         assert_eq!(config.logs.len(), n as usize, "one log per node");
-        let (addrs, per_node_ip) = pick_addresses(n)?;
+        let ports = config.system.ports();
+        let (addrs, per_node_ip) = pick_addresses(n, ports.count)?;
         let nodes: Vec<NodeInfo> = addrs
             .iter()
             .enumerate()
-            .map(|(i, &a)| {
+            .map(|(i, a)| {
                 let id = NodeId(i as u32 + 1);
                 NodeInfo {
                     id,
                     name: id.name(),
-                    client_addr: a,
+                    client_addr: a[ports.client],
+                    peer_addr: a[ports.peer],
                 }
             })
             .collect();
-        let peers_arg = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.id.0, n.client_addr))
-            .collect::<Vec<_>>()
-            .join(",");
         let iptables = if per_node_ip && config.allow_iptables && Iptables::usable() {
-            match Iptables::install(&config.run_id, addrs.clone()) {
+            match Iptables::install(&config.run_id, nodes.iter().map(|n| n.peer_addr).collect()) {
                 Ok(i) => Some(i),
                 Err(e) => {
                     tracing::warn!("iptables unusable, using the nodes' message filter: {e:#}");
@@ -165,7 +228,7 @@ impl LocalCluster {
         } else {
             None
         };
-        let faketime = if config.want_faketime {
+        let faketime = if config.want_faketime && config.system.node_faults().libfaketime {
             LIBFAKETIME_PATHS
                 .iter()
                 .map(PathBuf::from)
@@ -173,24 +236,12 @@ impl LocalCluster {
         } else {
             None
         };
-        let net = if iptables.is_some() {
-            Mechanism::Iptables
-        } else {
-            Mechanism::MessageFilter
-        };
-        let mechanisms = Mechanisms {
-            partition: net,
-            loss: net,
-            latency: Mechanism::MessageFilter,
-            clock: if faketime.is_some() {
-                Mechanism::Libfaketime
-            } else {
-                Mechanism::NodeClock
-            },
-            kill: Mechanism::Signal,
-            pause: Mechanism::Signal,
-            membership: Mechanism::Admin,
-        };
+        let (mechanisms, unsupported) = local_mechanisms(
+            &*config.system,
+            iptables.is_some(),
+            per_node_ip,
+            faketime.is_some(),
+        );
         let procs = (0..n)
             .map(|_| Proc {
                 child: None,
@@ -200,7 +251,6 @@ impl LocalCluster {
             .collect();
         Ok(LocalCluster {
             nodes,
-            peers_arg,
             per_node_ip,
             iptables,
             faketime,
@@ -208,6 +258,7 @@ impl LocalCluster {
             filters: Mutex::new(vec![Filter::default(); n as usize]),
             clocks_ms: Mutex::new(vec![0; n as usize]),
             mechanisms,
+            unsupported,
             config,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -256,19 +307,15 @@ impl LocalCluster {
             .append(true)
             .open(log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        let mut cmd = Command::new(&self.config.binary);
-        cmd.arg("node")
-            .arg("--id")
-            .arg(info.id.0.to_string())
-            .arg("--listen")
-            .arg(info.client_addr.to_string())
-            .arg("--peers")
-            .arg(&self.peers_arg)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(&self.config.node_args)
-            .env("RUST_LOG", &self.config.node_log_level)
-            .env("NO_COLOR", "1")
+        let spec = self.config.system.process(&NodeSite {
+            node: info,
+            cluster: &self.nodes,
+            data_dir: data_dir.display().to_string(),
+            program: self.config.system.local_program().display().to_string(),
+        });
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(
                 log.try_clone().context("duplicating the log handle")?,
@@ -285,9 +332,9 @@ impl LocalCluster {
                 // Wall clock only: see docs/store.md ("clock faults").
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
-        let child = cmd.spawn().with_context(|| {
-            format!("starting {} ({})", info.name, self.config.binary.display())
-        })?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} ({})", info.name, spec.program))?;
         tracing::info!(node = %info.name, pid = child.id(), addr = %info.client_addr, "node started");
         Ok(child)
     }
@@ -310,27 +357,30 @@ impl LocalCluster {
 
     /// Sends a node its filter (and, without libfaketime, its clock).
     fn push_settings(&self, i: usize) -> anyhow::Result<()> {
-        let addr = self.nodes[i].client_addr;
+        let node = &self.nodes[i];
         let mech = self.mechanisms;
         let f = self.filters.lock().expect("filter lock poisoned")[i].clone();
         if mech.partition == Mechanism::MessageFilter || mech.latency == Mechanism::MessageFilter {
-            let req = serde_json::json!({
-                "op": "filter",
-                "drop": f.drop.iter().collect::<Vec<_>>(),
-                "delay_ms": f.delay_ms,
-                "loss": f.loss,
-            });
-            admin::call(addr, &req, ADMIN_TIMEOUT)?;
+            let filter = MessageFilter {
+                drop: f.drop.iter().copied().collect(),
+                delay_ms: f.delay_ms,
+                loss: f.loss,
+            };
+            self.config.system.set_filter(node, &filter)?;
         }
         if mech.clock == Mechanism::NodeClock {
             let offset_ms = self.clocks_ms.lock().expect("clock lock poisoned")[i];
-            admin::call(
-                addr,
-                &serde_json::json!({"op":"clock","offset_ms":offset_ms,"rate":1.0}),
-                ADMIN_TIMEOUT,
-            )?;
+            self.config.system.set_clock(node, offset_ms)?;
         }
         Ok(())
+    }
+
+    /// Refuses a fault this cluster cannot make.
+    fn check_supported(&self, kind: FaultKind) -> anyhow::Result<()> {
+        match self.unsupported.get(&kind) {
+            Some(why) => bail!("{} faults are unsupported here: {why}", kind.as_str()),
+            None => Ok(()),
+        }
     }
 
     /// Pushes settings to every running, unpaused node; a node that cannot
@@ -481,6 +531,9 @@ impl Cluster for LocalCluster {
     }
 
     fn partition(&self, cuts: &[Cut]) -> anyhow::Result<()> {
+        if !cuts.is_empty() {
+            self.check_supported(FaultKind::Partition)?;
+        }
         for &(a, b) in cuts {
             self.index(a)?;
             self.index(b)?;
@@ -506,6 +559,9 @@ impl Cluster for LocalCluster {
         if !(0.0..=1.0).contains(&probability) {
             bail!("loss probability {probability} is not in [0, 1]");
         }
+        if probability > 0.0 {
+            self.check_supported(FaultKind::Loss)?;
+        }
         if let Some(ipt) = &self.iptables {
             return ipt.set_loss(probability);
         }
@@ -521,6 +577,9 @@ impl Cluster for LocalCluster {
     }
 
     fn set_latency(&self, delay_ms: u64) -> anyhow::Result<()> {
+        if delay_ms > 0 {
+            self.check_supported(FaultKind::Latency)?;
+        }
         for f in self
             .filters
             .lock()
@@ -534,6 +593,9 @@ impl Cluster for LocalCluster {
 
     fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()> {
         let i = self.index(node)?;
+        if offset_ms != 0 {
+            self.check_supported(FaultKind::Clock)?;
+        }
         self.clocks_ms.lock().expect("clock lock poisoned")[i] = offset_ms;
         if self.faketime.is_some() {
             return self.write_faketime(i, offset_ms);
@@ -647,19 +709,24 @@ impl Cluster for LocalCluster {
         first_error.map_or(Ok(()), Err)
     }
 
+    fn unsupported(&self, kind: FaultKind) -> Option<String> {
+        self.unsupported.get(&kind).cloned()
+    }
+
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": "local",
+            "system": self.config.system.kind(),
             "address_mode": if self.per_node_ip { "one-address-per-node" } else { "shared-address" },
             "client_bind_ip": self.client_bind_ip(),
             "iptables_chain": self.iptables_chain(),
             "libfaketime": self.faketime,
-            "binary": self.config.binary,
-            "node_args": self.config.node_args,
+            "program": self.config.system.local_program(),
             "nodes": self.nodes.iter().enumerate().map(|(i, n)| serde_json::json!({
                 "id": n.id.0,
                 "name": n.name,
                 "addr": n.client_addr,
+                "peer_addr": n.peer_addr,
                 "data_dir": self.config.data_dirs[i],
                 "log": self.config.logs[i],
             })).collect::<Vec<_>>(),

@@ -1,8 +1,10 @@
 //! The cluster abstraction: what the harness and the nemesis may do to the
-//! nodes under test, whatever runs them.
+//! nodes under test, whatever runs them and whatever system they are.
 //!
 //! [`Cluster`] is implemented by [`local::LocalCluster`] (child processes on
 //! this machine) and, for SSH hosts and the lab, by a remote implementation.
+//! Both run any [`crate::system::System`]: the system says how to run a
+//! node and what the node offers; the cluster runs it and breaks it.
 //! Every method is synchronous (a remote implementation blocks on SSH); call
 //! them from `spawn_blocking` in async code. Guarantees every implementation
 //! must keep: each fault it can start it can undo ([`Cluster::heal_all`]
@@ -43,6 +45,21 @@ pub struct NodeInfo {
     pub name: String,
     /// Where clients (and admin requests) connect.
     pub client_addr: SocketAddr,
+    /// Where the other nodes connect: the traffic partitions and packet
+    /// loss cut (the client address, for a system with one port).
+    pub peer_addr: SocketAddr,
+}
+
+impl NodeInfo {
+    /// A node of a system whose clients and peers share one address.
+    pub fn one_port(id: NodeId, addr: SocketAddr) -> NodeInfo {
+        NodeInfo {
+            id,
+            name: id.name(),
+            client_addr: addr,
+            peer_addr: addr,
+        }
+    }
 }
 
 /// How a kind of fault is made. Recorded in test.json and in every nemesis
@@ -65,6 +82,9 @@ pub enum Mechanism {
     /// The nodes' admin operations (`join-group`, `change-membership`,
     /// `set-members`): ring membership changes.
     Admin,
+    /// This cluster cannot make this kind of fault (the system or the
+    /// machine lacks what it takes); [`Cluster::unsupported`] says why.
+    Unsupported,
 }
 
 impl Mechanism {
@@ -77,6 +97,7 @@ impl Mechanism {
             Mechanism::Libfaketime => "libfaketime",
             Mechanism::NodeClock => "node-clock",
             Mechanism::Admin => "admin",
+            Mechanism::Unsupported => "unsupported",
         }
     }
 }
@@ -91,6 +112,37 @@ pub struct Mechanisms {
     pub kill: Mechanism,
     pub pause: Mechanism,
     pub membership: Mechanism,
+}
+
+impl Mechanisms {
+    /// The mechanism of `kind`.
+    pub fn get(&self, kind: crate::nemesis::FaultKind) -> Mechanism {
+        use crate::nemesis::FaultKind;
+        match kind {
+            FaultKind::Partition => self.partition,
+            FaultKind::Kill => self.kill,
+            FaultKind::Pause => self.pause,
+            FaultKind::Clock => self.clock,
+            FaultKind::Loss => self.loss,
+            FaultKind::Latency => self.latency,
+            FaultKind::Membership => self.membership,
+        }
+    }
+
+    /// Sets the mechanism of `kind`.
+    pub fn set(&mut self, kind: crate::nemesis::FaultKind, mechanism: Mechanism) {
+        use crate::nemesis::FaultKind;
+        let slot = match kind {
+            FaultKind::Partition => &mut self.partition,
+            FaultKind::Kill => &mut self.kill,
+            FaultKind::Pause => &mut self.pause,
+            FaultKind::Clock => &mut self.clock,
+            FaultKind::Loss => &mut self.loss,
+            FaultKind::Latency => &mut self.latency,
+            FaultKind::Membership => &mut self.membership,
+        };
+        *slot = mechanism;
+    }
 }
 
 /// A symmetric cut between two nodes: neither hears the other.
@@ -127,4 +179,10 @@ pub trait Cluster: Send + Sync {
     fn teardown(&self) -> anyhow::Result<()>;
     /// How this cluster's nodes are reached and faulted, for test.json.
     fn describe(&self) -> serde_json::Value;
+    /// Why a kind of fault whose mechanism is [`Mechanism::Unsupported`]
+    /// cannot be made here.
+    fn unsupported(&self, kind: crate::nemesis::FaultKind) -> Option<String> {
+        let _ = kind;
+        None
+    }
 }

@@ -1,26 +1,33 @@
 //! `faultline test`: run a Jepsen-style test on this machine.
 //!
-//! Plans the run, creates its directory in the store, starts a local
-//! cluster, runs [`crate::run::execute`] under SIGINT/SIGTERM handlers, and
-//! tears the cluster down on every path (done, error, interrupt, panic)
-//! before checking the history and printing the results.
+//! Turns the flags into one typed [`TestPlan`] (the only place a flag's
+//! text is parsed), builds the system under test from it, creates the run's
+//! directory in the store, starts a local or remote cluster, runs
+//! [`crate::run::execute`] under SIGINT/SIGTERM handlers, and tears the
+//! cluster down on every path (done, error, interrupt, panic) before
+//! checking the history and printing the results.
 
 use crate::cluster::local::{LocalCluster, LocalConfig};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Mechanism};
 use crate::exit::{bad_input, Exit};
+use crate::nemesis::FaultKind;
 use crate::parse::{self, Concurrency};
-use crate::run::plan::TestPlan;
+use crate::run::plan::{consensus_kind, Sharding, TestPlan};
 use crate::run::recorder::Recorder;
+use crate::system::faultline::FaultlineSystem;
+use crate::system::{Support, System, SystemKind};
 use anyhow::Context;
 use faultline_results::{HistoryWriter, RunDir, VerdictKind};
-use faultline_workloads::workload::WorkloadOptions;
-use faultline_workloads::{workload_by_name, WORKLOADS};
+use faultline_workloads::{workload_for, WorkloadKind, WorkloadOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The system under test: faultline (its own node, the default).
+    #[arg(long, default_value = "faultline")]
+    pub system: String,
     /// What clients do: register, kv, lock, set, counter.
     #[arg(long, default_value = "register")]
     pub workload: String,
@@ -101,16 +108,6 @@ pub struct Args {
 /// The most shards a test may ask for.
 pub const MAX_SHARDS: u32 = 1024;
 
-/// The sharding flags, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sharding {
-    pub shards: u32,
-    pub replicas: u32,
-    pub vnodes: u32,
-    /// The initial ring members.
-    pub members: Vec<u64>,
-}
-
 /// Validates the sharding flags for a cluster of `node_count` nodes
 /// (`nodes_flag` names where that count came from); None when unsharded.
 pub fn sharding(
@@ -160,20 +157,9 @@ pub fn sharding(
         )));
     }
     let members = crate::nemesis::ring_plan::RingPlan::initial_members(node_count, membership);
-    crate::nemesis::ring_plan::RingPlan::new(
-        vnodes,
-        shards,
-        replicas as usize,
-        node_count,
-        &members,
-    )
-    .map_err(|e| bad_input(format!("--shards {shards} --replicas {replicas}: {e}")))?;
-    Ok(Some(Sharding {
-        shards,
-        replicas,
-        vnodes,
-        members,
-    }))
+    Sharding::new(shards, replicas, vnodes, node_count, members)
+        .map(Some)
+        .map_err(|e| bad_input(format!("--shards {shards} --replicas {replicas}: {e}")))
 }
 
 /// Resolves and validates the options into a plan.
@@ -183,18 +169,14 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
 
 /// [`plan`] for a cluster of `node_count` nodes (remote mode: the hosts).
 pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Result<TestPlan> {
-    let options = WorkloadOptions {
-        kv_keys: args.kv_keys,
-        lock_ttl_ms: args.lock_ttl_ms,
-        ..WorkloadOptions::default()
-    };
-    let Some(workload) = workload_by_name(&args.workload, &options) else {
-        return Err(bad_input(format!(
+    let system = SystemKind::parse(&args.system).map_err(|e| bad_input(format!("--system {e}")))?;
+    let workload: WorkloadKind = args.workload.parse().map_err(|_| {
+        bad_input(format!(
             "--workload {:?}: unknown workload; use one of {}",
             args.workload,
-            WORKLOADS.join(", ")
-        )));
-    };
+            WorkloadKind::ALL.map(WorkloadKind::name).join(", ")
+        ))
+    })?;
     if args.node_count == 0 || args.node_count > 200 {
         return Err(bad_input(format!(
             "--node-count {}: use 1 to 200 nodes",
@@ -217,33 +199,38 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
     }
     let kinds = crate::nemesis::parse_kinds(&args.nemesis, args.shards.is_some())
         .map_err(|e| bad_input(format!("--nemesis: {e}")))?;
-    let membership = kinds.contains(&crate::nemesis::FaultKind::Membership);
+    let membership = kinds.contains(&FaultKind::Membership);
     let sharding = sharding(args, node_count, nodes_flag, membership)?;
-    if let Some(bug) = &args.bug {
-        bug.parse::<faultline_nodes::bug::Bug>()
-            .map_err(|e| bad_input(format!("--bug: {e}")))?;
-    }
-    if let Some(c) = &args.consensus {
-        if c != "raft" && c != "paxos" {
-            return Err(bad_input(format!("--consensus {c:?}: use raft or paxos")));
-        }
-    }
-    let nemesis: Vec<String> = kinds.iter().map(|k| k.as_str().to_string()).collect();
+    let bug = match &args.bug {
+        Some(b) => Some(
+            b.parse::<faultline_nodes::bug::Bug>()
+                .map_err(|e| bad_input(format!("--bug: {e}")))?,
+        ),
+        None => None,
+    };
+    let consensus = match &args.consensus {
+        Some(c) => Some(
+            consensus_kind(c)
+                .ok_or_else(|| bad_input(format!("--consensus {c:?}: use raft or paxos")))?,
+        ),
+        None => None,
+    };
     let name = match &args.name {
         Some(n) => n.clone(),
         None => {
+            let nemesis: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
             let mut n = format!(
                 "{}-{}",
-                args.workload,
+                workload.name(),
                 if nemesis.is_empty() {
                     "none".to_string()
                 } else {
                     nemesis.join("-")
                 }
             );
-            if let Some(b) = &args.bug {
+            if let Some(b) = bug {
                 n.push_str("-bug-");
-                n.push_str(b);
+                n.push_str(&b.to_string());
             }
             if let Some(s) = &sharding {
                 n.push_str(&format!("-s{}r{}", s.shards, s.replicas));
@@ -251,31 +238,67 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             n
         }
     };
+    let options = workload_options(args);
     Ok(TestPlan {
         name,
-        workload: args.workload.clone(),
-        checkers: workload.checkers().iter().map(|c| c.to_string()).collect(),
+        system,
+        workload,
+        checkers: workload_for(workload, &options)
+            .checkers()
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         node_count,
         concurrency: args.concurrency.resolve(node_count).max(1),
         rate_per_s: args.rate,
         time_limit_s: args.time_limit.as_secs_f64(),
         op_timeout_ms: args.op_timeout.as_millis() as u64,
-        nemesis,
+        nemesis: kinds,
         nemesis_interval_s: args.nemesis_interval.as_secs_f64(),
         seed: args.seed.unwrap_or_else(rand::random),
-        bug: args.bug.clone(),
-        consensus: args.consensus.clone(),
+        bug,
+        consensus,
         recovery_timeout_s: args.recovery_timeout.as_secs_f64(),
         final_timeout_s: args.final_timeout.as_secs_f64(),
         lock_ttl_ms: args.lock_ttl_ms,
         kv_keys: args.kv_keys,
-        shards: sharding.as_ref().map(|s| s.shards),
-        replicas: sharding.as_ref().map_or(3, |s| s.replicas),
-        vnodes: sharding
-            .as_ref()
-            .map_or(faultline_nodes::ring::DEFAULT_VNODES, |s| s.vnodes),
-        members: sharding.map(|s| s.members).unwrap_or_default(),
+        sharding,
     })
+}
+
+/// The workloads' tunables from the flags.
+fn workload_options(args: &Args) -> WorkloadOptions {
+    WorkloadOptions {
+        kv_keys: args.kv_keys,
+        lock_ttl_ms: args.lock_ttl_ms,
+        ..WorkloadOptions::default()
+    }
+}
+
+/// The system under test the plan names, configured from the flags.
+/// `binary` is the faultline executable to run (locally) or deploy
+/// (remote mode).
+pub fn system_for(
+    plan: &TestPlan,
+    args: &Args,
+    binary: std::path::PathBuf,
+) -> anyhow::Result<std::sync::Arc<dyn System>> {
+    let system: std::sync::Arc<dyn System> = match plan.system {
+        SystemKind::Faultline => std::sync::Arc::new(FaultlineSystem {
+            binary,
+            node_args: plan.node_args(),
+            node_log_level: args.node_log_level.clone(),
+            shards: plan.sharding.as_ref().map(|s| s.shards),
+        }),
+    };
+    if let Support::Unsupported(why) = system.supports_workload(plan.workload) {
+        return Err(bad_input(format!(
+            "--workload {}: {} cannot run it: {why}",
+            plan.workload,
+            plan.system
+        )));
+    }
+    Ok(system)
 }
 
 /// Waits for SIGINT or SIGTERM; returns which.
@@ -296,12 +319,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Some(r) => plan_for(&args, r.hosts.len() as u32, "--nodes (hosts)")?,
         None => plan(&args)?,
     };
-    let options = WorkloadOptions {
-        kv_keys: plan.kv_keys,
-        lock_ttl_ms: plan.lock_ttl_ms,
-        ..WorkloadOptions::default()
-    };
-    let workload = workload_by_name(&plan.workload, &options).expect("validated by plan()");
+    let workload = workload_for(plan.workload, &workload_options(&args));
+    let system = system_for(
+        &plan,
+        &args,
+        match &remote {
+            Some(r) => r.node_bin.clone(),
+            None => std::env::current_exe().context("finding the faultline executable")?,
+        },
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -321,38 +347,35 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .with_context(|| format!("creating the run directory in {}", args.store.display()))?;
     let run_id = format!("{:08x}", rand::random::<u32>());
     let names: Vec<String> = (1..=plan.node_count).map(|i| format!("n{i}")).collect();
-    let mut node_args = Vec::new();
-    if let Some(b) = &plan.bug {
-        node_args.extend(["--bug".to_string(), b.clone()]);
-    }
-    if let Some(c) = &plan.consensus {
-        node_args.extend(["--consensus".to_string(), c.clone()]);
-    }
-    node_args.extend(plan.node_sharding_args());
+    // The faults this system can take at all: the remote hosts need tools
+    // (and local nodes libfaketime) only for those.
+    let wanted: Vec<FaultKind> = plan
+        .nemesis
+        .iter()
+        .copied()
+        .filter(|&k| system.fault_support(k) == Support::Supported)
+        .collect();
     let (cluster, bind_ip): (Arc<dyn Cluster>, Option<std::net::IpAddr>) = match &remote {
         Some(r) => {
             use crate::remote::cluster::{needs_for, RemoteCluster, RemoteConfig};
             let c = RemoteCluster::new(RemoteConfig {
                 plan: r.clone(),
-                node_args,
-                node_log_level: args.node_log_level.clone(),
+                system: Arc::clone(&system),
                 logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
-                needs: needs_for(&plan.nemesis),
+                needs: needs_for(&wanted),
             })
             .context("preparing the SSH hosts")?;
             (Arc::new(c), None)
         }
         None => {
             let c = LocalCluster::new(LocalConfig {
+                system: Arc::clone(&system),
                 node_count: plan.node_count,
-                binary: std::env::current_exe().context("finding the faultline executable")?,
                 data_dirs: names.iter().map(|n| run_dir.node_data_dir(n)).collect(),
                 logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
-                node_args,
                 run_id: run_id.clone(),
                 allow_iptables: !args.no_iptables,
-                want_faketime: plan.nemesis.iter().any(|k| k == "clock"),
-                node_log_level: args.node_log_level.clone(),
+                want_faketime: wanted.contains(&FaultKind::Clock),
             })
             .context("planning the local cluster")?;
             let ip = c.client_bind_ip();
@@ -360,11 +383,40 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
     };
     let mechanisms = cluster.mechanisms();
+    // Faults asked for that this system or machine cannot make: said here,
+    // in test.json and in the history, and left out of the schedule.
+    let unsupported: Vec<(FaultKind, String)> = plan
+        .nemesis
+        .iter()
+        .filter(|&&k| mechanisms.get(k) == Mechanism::Unsupported)
+        .map(|&k| {
+            let why = cluster
+                .unsupported(k)
+                .unwrap_or_else(|| "no mechanism for it here".to_string());
+            (k, why)
+        })
+        .collect();
+    for (kind, why) in &unsupported {
+        eprintln!(
+            "faultline: {} faults are unsupported for {} here and will not happen: {why}",
+            kind.as_str(),
+            plan.system
+        );
+    }
     let test_json = serde_json::json!({
         "plan": plan,
         "run_id": run_id,
         "started_at": started_at.to_rfc3339(),
         "faultline_version": env!("CARGO_PKG_VERSION"),
+        "system": {
+            "kind": plan.system,
+            "version": system.version(),
+            "settings": system.describe(),
+        },
+        "unsupported_faults": unsupported
+            .iter()
+            .map(|(k, why)| (k.as_str().to_string(), serde_json::json!(why)))
+            .collect::<serde_json::Map<_, _>>(),
         "command_line": std::env::args().collect::<Vec<_>>(),
         "mechanisms": mechanisms,
         "notes": {
@@ -376,11 +428,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     run_dir
         .write_test_json(&test_json)
         .context("writing test.json")?;
-    let shards = match plan.shards {
+    let shards = match &plan.sharding {
         Some(s) => format!(
-            ", {s} shards × {} replicas (members {})",
-            plan.replicas,
-            plan.members
+            ", {} shards × {} replicas (members {})",
+            s.shards,
+            s.replicas,
+            s.members
                 .iter()
                 .map(|m| format!("n{m}"))
                 .collect::<Vec<_>>()
@@ -395,7 +448,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         plan.concurrency,
         plan.rate_per_s,
         plan.time_limit_s,
-        plan.nemesis.join(","),
+        plan.nemesis
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         mechanisms.partition.as_str(),
         plan.seed,
         run_dir.path().display()
@@ -406,7 +463,16 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let dyn_cluster: Arc<dyn Cluster> = cluster.clone();
     let outcome = rt.block_on(async {
         tokio::select! {
-            r = crate::run::execute(&plan, workload.as_ref(), dyn_cluster, bind_ip, Arc::clone(&recorder), !args.json) => Ok(r),
+            r = crate::run::execute(crate::run::Run {
+                plan: &plan,
+                workload: workload.as_ref(),
+                system: Arc::clone(&system),
+                cluster: dyn_cluster,
+                bind_ip,
+                recorder: Arc::clone(&recorder),
+                unsupported: &unsupported,
+                show_progress: !args.json,
+            }) => Ok(r),
             s = interrupted(sigint, sigterm) => Err(s),
         }
     });

@@ -501,11 +501,7 @@ mod tests {
                 .expect("state")
                 .addrs
                 .insert(u64::from(id), addr);
-            nodes.push(NodeInfo {
-                id: NodeId(id),
-                name: format!("n{id}"),
-                client_addr: addr,
-            });
+            nodes.push(NodeInfo::one_port(NodeId(id), addr));
             let state = Arc::clone(&state);
             tokio::spawn(async move {
                 while let Ok((sock, _)) = listener.accept().await {

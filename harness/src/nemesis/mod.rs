@@ -43,7 +43,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// A kind of fault, as `--nemesis` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     Partition,
     Kill,
@@ -89,16 +92,12 @@ impl FaultKind {
     }
 
     pub fn mechanism(self, cluster: &dyn Cluster) -> Mechanism {
-        let m = cluster.mechanisms();
-        match self {
-            FaultKind::Partition => m.partition,
-            FaultKind::Kill => m.kill,
-            FaultKind::Pause => m.pause,
-            FaultKind::Clock => m.clock,
-            FaultKind::Loss => m.loss,
-            FaultKind::Latency => m.latency,
-            FaultKind::Membership => m.membership,
-        }
+        cluster.mechanisms().get(self)
+    }
+
+    /// Parses one kind's name.
+    pub fn parse(word: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.as_str() == word)
     }
 }
 
@@ -114,14 +113,14 @@ pub fn parse_kinds(text: &str, sharded: bool) -> Result<Vec<FaultKind>, String> 
         match word {
             "all" => kinds.extend(FaultKind::all(sharded)),
             "none" => {}
-            w => match FaultKind::ALL.iter().find(|k| k.as_str() == w) {
-                Some(&FaultKind::Membership) if !sharded => {
+            w => match FaultKind::parse(w) {
+                Some(FaultKind::Membership) if !sharded => {
                     return Err(
                         "membership changes the ring of a sharded cluster: it needs --shards"
                             .to_string(),
                     )
                 }
-                Some(&k) => kinds.push(k),
+                Some(k) => kinds.push(k),
                 None => {
                     return Err(format!(
                         "unknown nemesis {w:?}; use a comma list of {KINDS_HELP}, or all, or none"

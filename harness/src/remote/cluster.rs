@@ -1,5 +1,6 @@
 //! [`Cluster`] over SSH hosts: one node per host, each listening on its
-//! host's address.
+//! host's address (the system's ports from `--node-port` up), running
+//! whatever [`System`] it is given.
 //!
 //! Mechanisms: partitions and loss by iptables rules on each host (by peer
 //! address, so the controller's clients and SSH are never cut), latency by
@@ -17,10 +18,13 @@ use super::daemon::{DaemonSpec, ProcState};
 use super::deploy::{Deployed, Need};
 use super::remote_hosts::RemoteHosts;
 use crate::cluster::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use crate::nemesis::FaultKind;
+use crate::system::{NodeSite, Support, System};
 use anyhow::{bail, Context};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long heal keeps retrying one unreachable host.
@@ -29,12 +33,11 @@ pub const HEAL_BUDGET: Duration = Duration::from_secs(60);
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to build a remote cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RemoteConfig {
     pub plan: RemotePlan,
-    /// Passed to every node: `--bug`, `--consensus`, ….
-    pub node_args: Vec<String>,
-    pub node_log_level: String,
+    /// What runs on the nodes.
+    pub system: Arc<dyn System>,
     /// Where each node's log goes in the store (one per host).
     pub logs: Vec<PathBuf>,
     /// Tools the chosen faults need (checked on every host before any node starts).
@@ -42,26 +45,58 @@ pub struct RemoteConfig {
 }
 
 /// The tools the chosen nemesis kinds need on every host.
-pub fn needs_for(nemesis: &[String]) -> Vec<Need> {
+pub fn needs_for(nemesis: &[FaultKind]) -> Vec<Need> {
     let mut needs = Vec::new();
-    if nemesis.iter().any(|k| k == "partition" || k == "loss") {
+    if nemesis.contains(&FaultKind::Partition) || nemesis.contains(&FaultKind::Loss) {
         needs.push(Need::Iptables);
     }
-    if nemesis.iter().any(|k| k == "latency") {
+    if nemesis.contains(&FaultKind::Latency) {
         needs.push(Need::Tc);
     }
-    if nemesis.iter().any(|k| k == "clock") {
+    if nemesis.contains(&FaultKind::Clock) {
         needs.push(Need::Faketime);
     }
     needs
+}
+
+/// Each kind of fault's mechanism on SSH hosts running `system`, and why
+/// the unsupported ones are.
+fn remote_mechanisms(system: &dyn System) -> (Mechanisms, BTreeMap<FaultKind, String>) {
+    let mut unsupported = BTreeMap::new();
+    let clock = if system.node_faults().libfaketime {
+        Mechanism::Libfaketime
+    } else {
+        unsupported.insert(
+            FaultKind::Clock,
+            format!("{} does not follow libfaketime", system.kind()),
+        );
+        Mechanism::Unsupported
+    };
+    let mut mechanisms = Mechanisms {
+        partition: Mechanism::Iptables,
+        loss: Mechanism::Iptables,
+        latency: Mechanism::Netem,
+        clock,
+        kill: Mechanism::Signal,
+        pause: Mechanism::Signal,
+        membership: Mechanism::Admin,
+    };
+    for kind in FaultKind::ALL {
+        if let Support::Unsupported(why) = system.fault_support(kind) {
+            mechanisms.set(kind, Mechanism::Unsupported);
+            unsupported.insert(kind, why);
+        }
+    }
+    (mechanisms, unsupported)
 }
 
 pub struct RemoteCluster {
     hosts: RemoteHosts,
     config: RemoteConfig,
     nodes: Vec<NodeInfo>,
-    peers_arg: String,
     deployed: Vec<Deployed>,
+    mechanisms: Mechanisms,
+    unsupported: BTreeMap<FaultKind, String>,
     prepare_ms: u64,
     torn_down: Mutex<bool>,
 }
@@ -71,25 +106,35 @@ impl RemoteCluster {
     pub fn new(config: RemoteConfig) -> anyhow::Result<RemoteCluster> {
         let n = config.plan.hosts.len();
         assert_eq!(config.logs.len(), n, "one log per host");
+        let ports = config.system.ports();
+        let port = |k: usize| -> anyhow::Result<u16> {
+            u16::try_from(usize::from(config.plan.node_port) + k).map_err(|_| {
+                crate::exit::bad_input(format!(
+                    "--node-port {}: {} needs {} ports from there",
+                    config.plan.node_port,
+                    config.system.kind(),
+                    ports.count
+                ))
+            })
+        };
+        let (client_port, peer_port) = (port(ports.client)?, port(ports.peer)?);
         let mut nodes = Vec::with_capacity(n);
         for (i, h) in config.plan.hosts.iter().enumerate() {
             let ip = (h.host.as_str(), config.plan.node_port)
                 .to_socket_addrs()
                 .with_context(|| format!("resolving host {h}"))?
                 .find(SocketAddr::is_ipv4)
-                .with_context(|| format!("host {h} has no IPv4 address"))?;
+                .with_context(|| format!("host {h} has no IPv4 address"))?
+                .ip();
             let id = NodeId(i as u32 + 1);
             nodes.push(NodeInfo {
                 id,
                 name: id.name(),
-                client_addr: ip,
+                client_addr: SocketAddr::new(ip, client_port),
+                peer_addr: SocketAddr::new(ip, peer_port),
             });
         }
-        let peers_arg = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.id.0, n.client_addr))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (mechanisms, unsupported) = remote_mechanisms(&*config.system);
         let mut hosts = RemoteHosts::new(&config.plan);
         hosts.set_addresses(
             nodes
@@ -121,8 +166,9 @@ impl RemoteCluster {
             hosts,
             config,
             nodes,
-            peers_arg,
             deployed,
+            mechanisms,
+            unsupported,
             prepare_ms,
             torn_down: Mutex::new(false),
         })
@@ -144,23 +190,17 @@ impl RemoteCluster {
     fn spec(&self, i: usize) -> DaemonSpec {
         let info = &self.nodes[i];
         let layout = &self.hosts.layout;
-        let mut args = vec![
-            "node".to_string(),
-            "--id".into(),
-            info.id.0.to_string(),
-            "--listen".into(),
-            info.client_addr.to_string(),
-            "--peers".into(),
-            self.peers_arg.clone(),
-            "--data-dir".into(),
-            format!("{}/data", layout.node_dir(&info.name)),
-        ];
-        args.extend(self.config.node_args.iter().cloned());
+        let process = self.config.system.process(&NodeSite {
+            node: info,
+            cluster: &self.nodes,
+            data_dir: format!("{}/data", layout.node_dir(&info.name)),
+            program: layout.bin(),
+        });
         DaemonSpec {
             name: info.name.clone(),
-            program: layout.bin(),
-            args,
-            env: vec![("RUST_LOG".into(), self.config.node_log_level.clone())],
+            program: process.program,
+            args: process.args,
+            env: process.env,
             faketime_lib: if self.config.needs.contains(&Need::Faketime) {
                 self.hosts.faketime_lib(i)
             } else {
@@ -203,15 +243,11 @@ impl Cluster for RemoteCluster {
     }
 
     fn mechanisms(&self) -> Mechanisms {
-        Mechanisms {
-            partition: Mechanism::Iptables,
-            loss: Mechanism::Iptables,
-            latency: Mechanism::Netem,
-            clock: Mechanism::Libfaketime,
-            kill: Mechanism::Signal,
-            pause: Mechanism::Signal,
-            membership: Mechanism::Admin,
-        }
+        self.mechanisms
+    }
+
+    fn unsupported(&self, kind: FaultKind) -> Option<String> {
+        self.unsupported.get(&kind).cloned()
     }
 
     fn start_all(&self) -> anyhow::Result<()> {
@@ -384,6 +420,7 @@ impl Cluster for RemoteCluster {
         let plan = &self.config.plan;
         serde_json::json!({
             "kind": "ssh",
+            "system": self.config.system.kind(),
             "hosts": plan.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
             "ssh_user": plan.ssh.user,
             "known_hosts": plan.ssh.known_hosts,
@@ -405,11 +442,11 @@ mod tests {
 
     #[test]
     fn needs_follow_the_nemesis() {
-        let k = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(needs_for(&k(&["kill", "pause"])), vec![]);
-        assert_eq!(needs_for(&k(&["partition", "loss"])), vec![Need::Iptables]);
+        use FaultKind::*;
+        assert_eq!(needs_for(&[Kill, Pause]), vec![]);
+        assert_eq!(needs_for(&[Partition, Loss]), vec![Need::Iptables]);
         assert_eq!(
-            needs_for(&k(&["clock", "latency", "partition"])),
+            needs_for(&[Clock, Latency, Partition]),
             vec![Need::Iptables, Need::Tc, Need::Faketime]
         );
     }

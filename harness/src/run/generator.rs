@@ -89,8 +89,8 @@ async fn main_loop<C: Client>(
         recorder
             .invoke(w.process, &planned.op)
             .context("recording an invoke")?;
-        let result = w.client.call(&planned.request, cfg.op_timeout).await;
-        let completion = w.gen.complete(&planned, result);
+        let answer = w.client.invoke(&planned.call, cfg.op_timeout).await;
+        let completion = w.gen.complete(&planned, answer);
         recorder
             .complete(w.process, &planned.op, &completion)
             .context("recording a completion")?;
@@ -120,8 +120,8 @@ async fn final_loop<C: Client>(
             recorder
                 .invoke(w.process, &planned.op)
                 .context("recording an invoke")?;
-            let result = w.client.call(&planned.request, cfg.op_timeout).await;
-            let completion = w.gen.complete(&planned, result);
+            let answer = w.client.invoke(&planned.call, cfg.op_timeout).await;
+            let completion = w.gen.complete(&planned, answer);
             recorder
                 .complete(w.process, &planned.op, &completion)
                 .context("recording a completion")?;
@@ -190,9 +190,7 @@ mod tests {
     use faultline_checker::history::{EventType, Process};
     use faultline_results::{read_history, HistoryWriter};
     use faultline_workloads::fake_client::FakeStore;
-    use faultline_workloads::protocol::Request;
-    use faultline_workloads::workload::WorkloadOptions;
-    use faultline_workloads::{workload_by_name, CallResult};
+    use faultline_workloads::{workload_for, Answer, BoxFuture, Call, WorkloadKind, WorkloadOptions};
     use std::collections::HashMap;
 
     /// Answers every third write with silence (unknown), the rest from the store.
@@ -202,18 +200,14 @@ mod tests {
     }
 
     impl Client for Flaky {
-        async fn call(&mut self, request: &Request, _t: Duration) -> CallResult {
+        fn invoke<'a>(&'a mut self, call: &'a Call, _t: Duration) -> BoxFuture<'a, Answer> {
             self.n += 1;
-            if self.n.is_multiple_of(3) && !request.is_read_only() {
-                return CallResult::Unknown {
-                    node: "n1".into(),
-                    error: "timeout".into(),
-                };
-            }
-            CallResult::Replied {
-                node: "n1".into(),
-                reply: self.store.execute(request),
-            }
+            let answer = if self.n.is_multiple_of(3) && !call.is_read_only() {
+                Answer::info("timeout", Some("n1".into()))
+            } else {
+                self.store.execute(call)
+            };
+            Box::pin(std::future::ready(answer))
         }
     }
 
@@ -225,7 +219,7 @@ mod tests {
             HistoryWriter::create(&path).expect("history"),
         ));
         let store = FakeStore::new();
-        let wl = workload_by_name("register", &WorkloadOptions::default()).expect("register");
+        let wl = workload_for(WorkloadKind::Register, &WorkloadOptions::default());
         let workers: Vec<_> = (0..4)
             .map(|i| Worker {
                 index: i,
@@ -301,7 +295,7 @@ mod tests {
             HistoryWriter::create(&dir.path().join("h")).expect("history"),
         ));
         let store = FakeStore::new();
-        let wl = workload_by_name("counter", &WorkloadOptions::default()).expect("counter");
+        let wl = workload_for(WorkloadKind::Counter, &WorkloadOptions::default());
         let workers: Vec<_> = (0..3)
             .map(|i| Worker {
                 index: i,

@@ -1,9 +1,11 @@
-//! The run loop of `faultline test`: start the cluster, wait for a leader
-//! (sharded: until every shard's group has one), drive it with the
-//! workload's workers while the nemesis breaks it, heal every fault, wait
-//! for recovery, run the final reads, stop the cluster. A sharded run
+//! The run loop of `faultline test`: start the cluster, wait until the
+//! system under test has elected (sharded faultline: every shard's group)
+//! and serves, drive it with the workload's workers (one client per worker,
+//! opened by the system) while the nemesis breaks it, heal every fault,
+//! wait for recovery, run the final reads, stop the cluster. A sharded run
 //! records its initial placement as a `placement` nemesis event before the
-//! first operation (docs/history-format.md).
+//! first operation, and a fault kind the cluster cannot make as an
+//! `unsupported-<kind>` nemesis event (docs/history-format.md).
 //!
 //! Every event goes to the [`recorder::Recorder`] as it happens. This
 //! module does not check anything and does not own the cluster's lifetime:
@@ -16,13 +18,12 @@ pub mod probe;
 pub mod progress;
 pub mod recorder;
 
-use crate::cluster::{Cluster, NodeInfo};
+use crate::cluster::Cluster;
 use crate::nemesis::membership::Admin;
-use crate::nemesis::ring_plan::RingPlan;
-use crate::nemesis::{parse_kinds, FaultKind, LeaderProbe, MembershipNemesis, Nemesis};
+use crate::nemesis::{FaultKind, LeaderProbe, MembershipNemesis, Nemesis};
+use crate::system::System;
 use anyhow::{bail, Context};
-use faultline_workloads::tcp_client::{NodeAddr, TcpClient};
-use faultline_workloads::{CallResult, Client, Request, Workload};
+use faultline_workloads::{Client, Workload};
 use generator::{PhaseConfig, Worker};
 use plan::TestPlan;
 use recorder::Recorder;
@@ -34,15 +35,34 @@ use tokio::time::Instant;
 /// How long the cluster may take to elect its first leader.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs the test described by `plan` against `cluster`; see the module docs.
-pub async fn execute(
-    plan: &TestPlan,
-    workload: &dyn Workload,
-    cluster: Arc<dyn Cluster>,
-    bind_ip: Option<IpAddr>,
-    recorder: Arc<Recorder>,
-    show_progress: bool,
-) -> anyhow::Result<()> {
+/// Everything a run needs, built by `faultline test` from the plan.
+pub struct Run<'a> {
+    pub plan: &'a TestPlan,
+    pub workload: &'a dyn Workload,
+    pub system: Arc<dyn System>,
+    pub cluster: Arc<dyn Cluster>,
+    /// The address clients bind to (local clusters with an address per node).
+    pub bind_ip: Option<IpAddr>,
+    pub recorder: Arc<Recorder>,
+    /// Fault kinds the plan asks for that this cluster cannot make, and
+    /// why: recorded in the history, left out of the schedule.
+    pub unsupported: &'a [(FaultKind, String)],
+    pub show_progress: bool,
+}
+
+/// Runs the test described by `run.plan` against `run.cluster`; see the
+/// module docs.
+pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
+    let Run {
+        plan,
+        workload,
+        system,
+        cluster,
+        bind_ip,
+        recorder,
+        unsupported,
+        show_progress,
+    } = run;
     let nodes = cluster.nodes().to_vec();
     {
         let c = Arc::clone(&cluster);
@@ -51,20 +71,21 @@ pub async fn execute(
             .context("starting nodes panicked")?
             .context("starting the nodes")?;
     }
-    if let Err(e) = wait_for_leaders(plan, &nodes, bind_ip, STARTUP_TIMEOUT).await {
+    if let Err(e) = system.await_leader(&nodes, bind_ip, STARTUP_TIMEOUT).await {
         bail!("{e} within {STARTUP_TIMEOUT:?} of starting; see the node logs");
     }
-    let ring = match plan.shards {
-        Some(shards) => {
-            let ring = RingPlan::new(
-                plan.vnodes,
-                shards,
-                plan.replicas as usize,
-                plan.node_count,
-                &plan.members,
+    for (kind, why) in unsupported {
+        recorder
+            .nemesis(
+                format!("unsupported-{}", kind.as_str()),
+                serde_json::json!({"system": system.kind(), "reason": why}),
+                None,
             )
-            .map_err(anyhow::Error::msg)
-            .context("planning the ring")?;
+            .context("recording an unsupported fault")?;
+    }
+    let ring = match &plan.sharding {
+        Some(sharding) => {
+            let ring = sharding.ring.clone();
             let mut value = ring.placement_value();
             value["mechanism"] = serde_json::json!(cluster.mechanisms().membership.as_str());
             recorder
@@ -74,24 +95,21 @@ pub async fn execute(
         }
         None => None,
     };
-    let addrs: Vec<NodeAddr> = nodes
-        .iter()
-        .map(|n| NodeAddr {
-            name: n.name.clone(),
-            addr: n.client_addr,
-        })
-        .collect();
-    wait_until_serving(&addrs, bind_ip, STARTUP_TIMEOUT).await?;
+    system.await_serving(&nodes, bind_ip, STARTUP_TIMEOUT).await?;
 
     let concurrency = plan.concurrency as usize;
-    let workers: Vec<Worker<TcpClient>> = (0..concurrency)
-        .map(|i| Worker {
-            index: i,
-            process: i as u64,
-            gen: workload.worker(i, concurrency, plan.seed),
-            client: TcpClient::new(addrs.clone(), i, bind_ip, None),
+    let workers = (0..concurrency)
+        .map(|i| {
+            Ok(Worker {
+                index: i,
+                process: i as u64,
+                gen: workload.worker(i, concurrency, plan.seed),
+                client: system
+                    .client(i, &nodes, bind_ip)
+                    .with_context(|| format!("opening the client of worker {i}"))?,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<Worker<Box<dyn Client>>>>>()?;
 
     let progress = show_progress.then(|| {
         progress::Progress::start(
@@ -99,19 +117,19 @@ pub async fn execute(
             Arc::clone(&recorder),
         )
     });
-    let kinds = parse_kinds(&plan.nemesis.join(","), plan.sharded()).map_err(anyhow::Error::msg)?;
-    let sharded = plan.sharded();
+    let kinds: Vec<FaultKind> = plan
+        .nemesis
+        .iter()
+        .copied()
+        .filter(|k| !unsupported.iter().any(|(u, _)| u == k))
+        .collect();
     let probe: LeaderProbe = {
         let nodes = nodes.clone();
+        let system = Arc::clone(&system);
         Arc::new(move || {
             let nodes = nodes.clone();
-            Box::pin(async move {
-                if sharded {
-                    probe::busiest_leader(&nodes, bind_ip).await
-                } else {
-                    probe::find_leader(&nodes, bind_ip).await
-                }
-            })
+            let system = Arc::clone(&system);
+            Box::pin(async move { system.leader(&nodes, bind_ip).await })
         })
     };
     let membership = match ring {
@@ -153,7 +171,7 @@ pub async fn execute(
         p.phase("waiting for the cluster to recover");
     }
     let recovery = Duration::from_secs_f64(plan.recovery_timeout_s);
-    match wait_for_leaders(plan, &nodes, bind_ip, recovery).await {
+    match system.await_leader(&nodes, bind_ip, recovery).await {
         Ok(()) => tracing::info!("recovered"),
         Err(e) => tracing::warn!("{e} {recovery:?} after healing; the final reads may fail"),
     }
@@ -167,63 +185,4 @@ pub async fn execute(
     generator::final_phase(workers, Arc::clone(&recorder), cfg).await?;
     drop(progress);
     Ok(())
-}
-
-/// Waits until the cluster has a leader: unsharded, some node says it
-/// leads; sharded, every shard's group has a leader. The error says what
-/// is missing.
-async fn wait_for_leaders(
-    plan: &TestPlan,
-    nodes: &[NodeInfo],
-    bind_ip: Option<IpAddr>,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    match plan.shards {
-        None => match probe::wait_for_leader(nodes, bind_ip, timeout).await {
-            Some(leader) => {
-                tracing::info!(%leader, "leader elected");
-                Ok(())
-            }
-            None => bail!("no node became leader"),
-        },
-        Some(shards) => {
-            match probe::wait_for_group_leaders(nodes, bind_ip, shards, timeout).await {
-                Ok(()) => {
-                    tracing::info!(shards, "every shard has a leader");
-                    Ok(())
-                }
-                Err(missing) => bail!(
-                    "no leader for shard{} {}",
-                    if missing.len() == 1 { "" } else { "s" },
-                    missing
-                        .iter()
-                        .map(|s| format!("s{s}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        }
-    }
-}
-
-/// Waits until some node answers a read with `ok` (the cluster serves).
-async fn wait_until_serving(
-    addrs: &[NodeAddr],
-    bind_ip: Option<IpAddr>,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let mut client = TcpClient::new(addrs.to_vec(), 0, bind_ip, None);
-    let probe = Request::Read {
-        key: "faultline-ready".into(),
-    };
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match client.call(&probe, Duration::from_secs(2)).await {
-            CallResult::Replied { reply, .. } if reply.ok => return Ok(()),
-            other => last = format!("{other:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the cluster elected a leader but served no read within {timeout:?}; last answer: {last}")
 }

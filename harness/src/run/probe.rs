@@ -152,11 +152,7 @@ mod tests {
                 });
             }
         });
-        NodeInfo {
-            id: NodeId(id),
-            name: format!("n{id}"),
-            client_addr: addr,
-        }
+        NodeInfo::one_port(NodeId(id), addr)
     }
 
     fn groups_reply(groups: &[(u64, &str, u64)]) -> String {

@@ -1,0 +1,220 @@
+//! faultline's own node (`faultline node`, this very binary) as a system
+//! under test: the first implementation of the [`System`] boundary.
+//!
+//! One port per node for clients and peers; the node takes `--id`,
+//! `--listen`, `--peers`, `--data-dir` and the run's own flags (`--bug`,
+//! `--consensus`, the sharding flags). It has a message filter and a clock
+//! offset of its own (admin `filter` and `clock`, docs/protocol.md), so
+//! partitions work without iptables and clocks without libfaketime. Who
+//! leads comes from `status` (unsharded) or `groups` (sharded: every shard
+//! is a group with its own leader).
+
+pub mod client;
+
+use super::{
+    MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support, System,
+    SystemKind,
+};
+use crate::cluster::{admin, NodeId, NodeInfo};
+use crate::nemesis::FaultKind;
+use crate::run::probe;
+use anyhow::bail;
+use faultline_workloads::tcp_client::{NodeAddr, TcpClient};
+use faultline_workloads::{BoxFuture, Client, WorkloadKind};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a filter or clock request may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// faultline's node, configured for one run.
+#[derive(Clone, Debug)]
+pub struct FaultlineSystem {
+    /// The executable: run locally, uploaded to remote hosts.
+    pub binary: PathBuf,
+    /// Passed to every node: `--bug`, `--consensus`, the sharding flags.
+    pub node_args: Vec<String>,
+    /// RUST_LOG of the nodes.
+    pub node_log_level: String,
+    /// The shard count of a sharded cluster (every shard's group must
+    /// elect); None: one group of every node.
+    pub shards: Option<u32>,
+}
+
+impl System for FaultlineSystem {
+    fn kind(&self) -> SystemKind {
+        SystemKind::Faultline
+    }
+
+    fn version(&self) -> String {
+        format!("faultline {}", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn supports_workload(&self, _workload: WorkloadKind) -> Support {
+        Support::Supported
+    }
+
+    fn fault_support(&self, _kind: FaultKind) -> Support {
+        Support::Supported
+    }
+
+    fn ports(&self) -> Ports {
+        Ports::ONE
+    }
+
+    fn node_faults(&self) -> NodeFaults {
+        NodeFaults {
+            message_filter: true,
+            own_clock: true,
+            libfaketime: true,
+        }
+    }
+
+    fn local_program(&self) -> PathBuf {
+        self.binary.clone()
+    }
+
+    fn remote_program(&self) -> RemoteProgram {
+        RemoteProgram::Upload(self.binary.clone())
+    }
+
+    fn process(&self, site: &NodeSite<'_>) -> ProcessSpec {
+        let peers = site
+            .cluster
+            .iter()
+            .map(|n| format!("{}={}", n.id.0, n.peer_addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut args = vec![
+            "node".to_string(),
+            "--id".into(),
+            site.node.id.0.to_string(),
+            "--listen".into(),
+            site.node.client_addr.to_string(),
+            "--peers".into(),
+            peers,
+            "--data-dir".into(),
+            site.data_dir.clone(),
+        ];
+        args.extend(self.node_args.iter().cloned());
+        ProcessSpec {
+            program: site.program.clone(),
+            args,
+            env: vec![
+                ("RUST_LOG".into(), self.node_log_level.clone()),
+                ("NO_COLOR".into(), "1".into()),
+            ],
+        }
+    }
+
+    fn set_filter(&self, node: &NodeInfo, filter: &MessageFilter) -> anyhow::Result<()> {
+        let request = serde_json::json!({
+            "op": "filter",
+            "drop": filter.drop,
+            "delay_ms": filter.delay_ms,
+            "loss": filter.loss,
+        });
+        admin::call(node.client_addr, &request, ADMIN_TIMEOUT).map(|_| ())
+    }
+
+    fn set_clock(&self, node: &NodeInfo, offset_ms: i64) -> anyhow::Result<()> {
+        let request = serde_json::json!({"op": "clock", "offset_ms": offset_ms, "rate": 1.0});
+        admin::call(node.client_addr, &request, ADMIN_TIMEOUT).map(|_| ())
+    }
+
+    fn await_leader<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            match self.shards {
+                None => match probe::wait_for_leader(nodes, bind_ip, timeout).await {
+                    Some(leader) => {
+                        tracing::info!(%leader, "leader elected");
+                        Ok(())
+                    }
+                    None => bail!("no node became leader"),
+                },
+                Some(shards) => {
+                    match probe::wait_for_group_leaders(nodes, bind_ip, shards, timeout).await {
+                        Ok(()) => {
+                            tracing::info!(shards, "every shard has a leader");
+                            Ok(())
+                        }
+                        Err(missing) => bail!(
+                            "no leader for shard{} {}",
+                            if missing.len() == 1 { "" } else { "s" },
+                            missing
+                                .iter()
+                                .map(|s| format!("s{s}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }
+                }
+            }
+        })
+    }
+
+    fn await_serving<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(client::wait_until_serving(node_addrs(nodes), bind_ip, timeout))
+    }
+
+    fn leader<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> BoxFuture<'a, Option<NodeId>> {
+        Box::pin(async move {
+            if self.shards.is_some() {
+                probe::busiest_leader(nodes, bind_ip).await
+            } else {
+                probe::find_leader(nodes, bind_ip).await
+            }
+        })
+    }
+
+    fn client(
+        &self,
+        worker: usize,
+        nodes: &[NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> anyhow::Result<Box<dyn Client>> {
+        if nodes.is_empty() {
+            bail!("a client needs at least one node");
+        }
+        Ok(Box::new(client::FaultlineClient::new(TcpClient::new(
+            node_addrs(nodes),
+            worker,
+            bind_ip,
+            None,
+        ))))
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "binary": self.binary,
+            "node_args": self.node_args,
+            "node_log_level": self.node_log_level,
+        })
+    }
+}
+
+/// The nodes as the wire client knows them.
+fn node_addrs(nodes: &[NodeInfo]) -> Vec<NodeAddr> {
+    nodes
+        .iter()
+        .map(|n| NodeAddr {
+            name: n.name.clone(),
+            addr: n.client_addr,
+        })
+        .collect()
+}

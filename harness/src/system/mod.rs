@@ -1,0 +1,218 @@
+//! The system under test: a boundary any database fits behind, modelled on
+//! Jepsen's DB and Client protocols. faultline's own node is one
+//! implementation ([`faultline::FaultlineSystem`]); nothing outside
+//! `system/` names one.
+//!
+//! A [`System`] says, for one kind of database:
+//! - its nodes' layout ([`System::ports`]): how many ports each node
+//!   listens on, which one clients use and which one peers use — the
+//!   traffic partitions and packet loss cut ([`NodeInfo::peer_addr`]);
+//! - how to run node i ([`System::process`]): program, arguments and
+//!   environment, given every node's addresses and the node's data folder.
+//!   The cluster (local child processes, or daemons on SSH hosts) runs that
+//!   spec, keeps its output as the node's log file, and starts, stops,
+//!   kills (SIGKILL, then restart on the same data), pauses and resumes it
+//!   by signals: Jepsen's DB `start!`, `kill!`, `pause!`, `resume!` and
+//!   `log-files`, done the same way for every system;
+//! - what must be on a remote host ([`System::remote_program`]): this
+//!   machine's executable uploaded, or a package installed (`setup!`);
+//! - which faults it can take ([`System::fault_support`]) and what the node
+//!   itself offers the nemesis ([`System::node_faults`]: faultline's node
+//!   has a message filter and its own clock offset, most systems neither);
+//! - when a cluster is ready ([`System::await_leader`],
+//!   [`System::await_serving`]) and who leads ([`System::leader`], for the
+//!   nemesis's `leader` targets);
+//! - one [`Client`] per worker ([`System::client`], Jepsen's Client `open!`):
+//!   system-neutral [`faultline_workloads::Call`]s in, answers out.
+//!
+//! Guarantees every implementation keeps: nothing it returns starts a
+//! process or opens a connection that outlives the cluster's teardown; a
+//! fault kind it cannot take is said so ([`Support::Unsupported`], with the
+//! reason), never faked.
+
+pub mod faultline;
+
+use crate::cluster::{NodeId, NodeInfo};
+use crate::nemesis::FaultKind;
+use faultline_workloads::{BoxFuture, Client, WorkloadKind};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which system a run tests (`--system`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SystemKind {
+    /// faultline's own node (`faultline node`), deployed from this binary.
+    Faultline,
+}
+
+impl SystemKind {
+    pub const ALL: [SystemKind; 1] = [SystemKind::Faultline];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemKind::Faultline => "faultline",
+        }
+    }
+
+    /// Parses `--system`: a system's name.
+    pub fn parse(text: &str) -> Result<SystemKind, String> {
+        SystemKind::ALL
+            .into_iter()
+            .find(|k| k.name() == text)
+            .ok_or_else(|| {
+                format!(
+                    "{text:?}: unknown system; use one of {}",
+                    SystemKind::ALL.map(SystemKind::name).join(", ")
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for SystemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The ports of one node: how many it listens on, and which of them
+/// clients and peers connect to (indices into its ports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    pub count: usize,
+    pub client: usize,
+    pub peer: usize,
+}
+
+impl Ports {
+    /// One port for clients and peers alike.
+    pub const ONE: Ports = Ports {
+        count: 1,
+        client: 0,
+        peer: 0,
+    };
+}
+
+/// How to run one node: what the cluster executes (as a child process, or
+/// as a daemon on an SSH host) and keeps the output of as the node's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Where a node runs, as [`System::process`] needs to know it.
+#[derive(Clone, Debug)]
+pub struct NodeSite<'a> {
+    pub node: &'a NodeInfo,
+    /// Every node of the cluster, this one included, in id order.
+    pub cluster: &'a [NodeInfo],
+    /// The node's data folder (on the node's host).
+    pub data_dir: String,
+    /// The program to run, where the cluster put it or found it.
+    pub program: String,
+}
+
+/// What a remote host needs to run a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteProgram {
+    /// This local executable, uploaded to the host (skipped when the same
+    /// checksum is already there).
+    Upload(PathBuf),
+}
+
+/// Whether a system can take a kind of fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Support {
+    Supported,
+    /// It cannot; the reason goes to the output, test.json and history.
+    Unsupported(String),
+}
+
+/// What a node itself offers the nemesis, beside signals and packet filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeFaults {
+    /// It drops, delays and loses peer messages on request (faultline's
+    /// admin `filter`): partitions without iptables, and latency.
+    pub message_filter: bool,
+    /// It shifts its own clock on request (faultline's admin `clock`).
+    pub own_clock: bool,
+    /// Its clock follows libfaketime (not Go programs: they read the time
+    /// through the vDSO).
+    pub libfaketime: bool,
+}
+
+/// A node's message filter, as the cluster wants it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MessageFilter {
+    /// Node ids whose messages it drops.
+    pub drop: Vec<u32>,
+    pub delay_ms: u64,
+    pub loss: f64,
+}
+
+/// One kind of system under test. See the module docs.
+pub trait System: Send + Sync {
+    fn kind(&self) -> SystemKind;
+    /// The version under test, for test.json and the report
+    /// (`faultline 0.1.0`, `etcd 3.4.23`).
+    fn version(&self) -> String;
+    /// The workloads its client can run; others are bad input.
+    fn supports_workload(&self, workload: WorkloadKind) -> Support;
+    /// Whether it can take this kind of fault at all (whatever the
+    /// cluster's mechanisms).
+    fn fault_support(&self, kind: FaultKind) -> Support;
+    fn ports(&self) -> Ports;
+    fn node_faults(&self) -> NodeFaults;
+    /// The program a local cluster runs.
+    fn local_program(&self) -> PathBuf;
+    /// What a remote host needs.
+    fn remote_program(&self) -> RemoteProgram;
+    /// How to run one node.
+    fn process(&self, site: &NodeSite<'_>) -> ProcessSpec;
+    /// Sets a node's message filter (only if [`NodeFaults::message_filter`]).
+    fn set_filter(&self, node: &NodeInfo, filter: &MessageFilter) -> anyhow::Result<()> {
+        let _ = filter;
+        anyhow::bail!("{}: {} has no message filter", node.name, self.kind())
+    }
+    /// Shifts a node's own clock (only if [`NodeFaults::own_clock`]).
+    fn set_clock(&self, node: &NodeInfo, offset_ms: i64) -> anyhow::Result<()> {
+        let _ = offset_ms;
+        anyhow::bail!("{}: {} has no clock of its own", node.name, self.kind())
+    }
+    /// Waits until the cluster has elected (every group, where there are
+    /// several); the error says what is missing.
+    fn await_leader<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Waits until the cluster answers a read.
+    fn await_serving<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// The node that leads now, if any says so (for `leader` targets).
+    fn leader<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> BoxFuture<'a, Option<NodeId>>;
+    /// The client of worker `worker` (Jepsen's `open!`); its home node is
+    /// `worker` modulo the node count. Clients bind to `bind_ip` when given,
+    /// so that packet filters between nodes never match them.
+    fn client(
+        &self,
+        worker: usize,
+        nodes: &[NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> anyhow::Result<Box<dyn Client>>;
+    /// The system's settings, for test.json.
+    fn describe(&self) -> serde_json::Value;
+}

@@ -1,0 +1,165 @@
+//! The system-neutral operation a client is asked to perform.
+//!
+//! A workload says *what* it wants done (Jepsen's `{f, key, value}`, with
+//! the value's shape made a type); each system's client (faultline's node,
+//! etcd, an adapter, …) maps a [`Call`] to its own API and answers with an
+//! [`Answer`]. Nothing here names a system or a wire format. The history
+//! records the workload's [`crate::Op`], not the call: the call is what the
+//! client executes, the op is what the checkers see.
+//!
+//! A call serializes as `{"f": "...", ...fields}` (`f` in kebab-case), the
+//! form a client process outside faultline can read.
+
+use crate::op::Outcome;
+use serde::Serialize;
+use serde_json::Value;
+
+/// One operation for a system's client to perform.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum Call {
+    /// Read the value at `key` (absent: null).
+    Read { key: String },
+    /// Write `value` at `key`.
+    Write { key: String, value: Value },
+    /// Write `to` at `key` if it holds `from` (a definite `fail` otherwise).
+    Cas { key: String, from: Value, to: Value },
+    /// Add `element` to the set at `key` (read back as a list).
+    SetAdd { key: String, element: Value },
+    /// Add `delta` to the counter at `key` (absent: 0).
+    Increment { key: String, delta: i64 },
+    /// Acquire `lock` for `owner` with a lease of `ttl_ms`; the answer
+    /// carries the fencing token.
+    Acquire {
+        lock: String,
+        owner: String,
+        ttl_ms: u64,
+    },
+    /// Extend the lease of `lock` held with `token`.
+    Renew {
+        lock: String,
+        owner: String,
+        token: u64,
+        ttl_ms: u64,
+    },
+    /// Release `lock` held with `token`.
+    Release {
+        lock: String,
+        owner: String,
+        token: u64,
+    },
+    /// Write `value` at `key`, a resource protected by fencing tokens: the
+    /// system refuses (definite `fail`) a token older than one it took.
+    FencedWrite { key: String, value: Value, token: u64 },
+}
+
+impl Call {
+    /// True for calls that change nothing: an unknown outcome of one can be
+    /// recorded as `fail`, since it has no effect to take later.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Call::Read { .. })
+    }
+
+    /// The call's name, as it serializes (`read`, `set-add`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::Read { .. } => "read",
+            Call::Write { .. } => "write",
+            Call::Cas { .. } => "cas",
+            Call::SetAdd { .. } => "set-add",
+            Call::Increment { .. } => "increment",
+            Call::Acquire { .. } => "acquire",
+            Call::Renew { .. } => "renew",
+            Call::Release { .. } => "release",
+            Call::FencedWrite { .. } => "fenced-write",
+        }
+    }
+}
+
+/// How a system's client says a call ended: Jepsen's completed op, before
+/// the workload shapes it into the history's completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// `Ok`: it happened. `Fail`: it certainly did not. `Info`: unknown
+    /// (a client never decides that an unknown read is a `fail`: the
+    /// workload does, see [`crate::workload::standard_completion`]).
+    pub outcome: Outcome,
+    /// What the system returned: the value a read saw (None or null: the
+    /// key is absent), the state after a set add or an increment.
+    pub value: Option<Value>,
+    /// The fencing token an acquire was granted (or, on a refused fenced
+    /// write, the newer token the resource holds, when the system says).
+    pub token: Option<u64>,
+    /// Why it failed or is unknown: a short code (`cas-mismatch`,
+    /// `timeout`, `not-holder`, …).
+    pub error: Option<String>,
+    /// The node that answered (or was last tried): `n1`, `n2`, …
+    pub node: Option<String>,
+}
+
+impl Answer {
+    /// It happened, observing `value`.
+    pub fn ok(value: Option<Value>, node: Option<String>) -> Answer {
+        Answer {
+            outcome: Outcome::Ok,
+            value,
+            token: None,
+            error: None,
+            node,
+        }
+    }
+
+    /// It certainly did not happen, because of `error`.
+    pub fn fail(error: impl Into<String>, node: Option<String>) -> Answer {
+        Answer {
+            outcome: Outcome::Fail,
+            error: Some(error.into()),
+            ..Answer::ok(None, node)
+        }
+    }
+
+    /// It may or may not happen, because of `error`.
+    pub fn info(error: impl Into<String>, node: Option<String>) -> Answer {
+        Answer {
+            outcome: Outcome::Info,
+            error: Some(error.into()),
+            ..Answer::ok(None, node)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn calls_serialize_as_f_and_fields() {
+        let c = Call::Cas {
+            key: "x".into(),
+            from: json!(1),
+            to: json!(2),
+        };
+        assert_eq!(
+            serde_json::to_value(&c).expect("serializes"),
+            json!({"f":"cas","key":"x","from":1,"to":2})
+        );
+        let f = Call::FencedWrite {
+            key: "r".into(),
+            value: json!(3),
+            token: 9,
+        };
+        let v = serde_json::to_value(&f).expect("serializes");
+        assert_eq!(v["f"], f.name());
+        assert_eq!(
+            serde_json::to_value(Call::SetAdd {
+                key: "s".into(),
+                element: json!(4)
+            })
+            .expect("serializes")["f"],
+            "set-add"
+        );
+        assert!(Call::Read { key: "k".into() }.is_read_only());
+        assert!(!f.is_read_only());
+    }
+}
