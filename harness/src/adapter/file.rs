@@ -267,13 +267,14 @@ impl AdapterFile {
 
         let mut workloads = Vec::new();
         for w in file.workloads.get_ref() {
-            if !faultline_workloads::WORKLOADS.contains(&w.get_ref().as_str()) {
+            let known = faultline_workloads::WorkloadKind::ALL.map(|k| k.name());
+            if !known.contains(&w.get_ref().as_str()) {
                 return Err(reader.error_at(
                     w.span(),
                     format!(
                         "workloads: {:?} is not a workload of faultline; use some of {}",
                         w.get_ref(),
-                        faultline_workloads::WORKLOADS.join(", ")
+                        known.join(", ")
                     ),
                 ));
             }
