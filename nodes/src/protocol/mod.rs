@@ -11,4 +11,4 @@ pub mod request;
 
 pub use line::{LineError, LineReader, MAX_CLIENT_LINE_BYTES, MAX_PEER_LINE_BYTES};
 pub use reply::{ErrorCode, Reply};
-pub use request::{DecodeError, Op, Request};
+pub use request::{nesting_depth, DecodeError, Op, Request, MAX_REQUEST_DEPTH};

@@ -8,6 +8,27 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+/// How deep a request line may nest arrays and objects, the request object
+/// itself counting as the first level (so a value nests at most 63 deep).
+///
+/// What a node stores wraps values again (an `append` list, a snapshot's
+/// maps), and every reader of those bytes (a restarting node, a follower
+/// installing a snapshot, a client reading the key) parses them with
+/// serde_json's recursion limit of 128. The limit keeps every one of them
+/// far below that: a request deeper than this is refused (`bad-request`),
+/// never stored (issue 21, finding 2).
+pub const MAX_REQUEST_DEPTH: usize = 64;
+
+/// How deep `value` nests arrays and objects (a scalar is 0). Values come
+/// from serde_json, whose parser stops at depth 128, so the recursion is bounded.
+pub fn nesting_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(nesting_depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(nesting_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// One request line: an id the reply echoes and an operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -251,6 +272,15 @@ impl Request {
                 }
             },
         };
+        let depth = nesting_depth(&value);
+        if depth > MAX_REQUEST_DEPTH {
+            return Err(DecodeError {
+                id,
+                reason: format!(
+                    "the request nests {depth} levels of arrays and objects; at most {MAX_REQUEST_DEPTH} (the request object counts as one)"
+                ),
+            });
+        }
         if !map.contains_key("op") {
             return Err(DecodeError {
                 id,
@@ -282,6 +312,24 @@ impl Request {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_request_nested_past_the_limit_is_refused_with_its_id() {
+        let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let line = |depth: usize| {
+            format!(
+                r#"{{"id":7,"op":"write","key":"k","value":{}}}"#,
+                nested(depth)
+            )
+        };
+        // The request object is the first level.
+        assert!(Request::decode(line(MAX_REQUEST_DEPTH - 1).as_bytes()).is_ok());
+        let err = Request::decode(line(MAX_REQUEST_DEPTH).as_bytes()).expect_err("too deep");
+        assert_eq!(err.id, Some(7), "the reply can echo the id");
+        assert!(err.reason.contains("at most 64"), "{}", err.reason);
+        assert_eq!(nesting_depth(&json!({"a": [1, {"b": []}]})), 4);
+        assert_eq!(nesting_depth(&json!(5)), 0);
+    }
 
     #[test]
     fn decodes_the_examples_of_the_protocol_doc() {

@@ -583,6 +583,55 @@ mod tests {
         assert!(other.restore(b"not json").is_err());
     }
 
+    /// A JSON value `depth` arrays deep: `[[...[1]...]]`.
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// Regression (issue 21, finding 2): a write could carry a value nested
+    /// 126 deep, which the snapshot wrapped past serde_json's recursion
+    /// limit: after the next compaction no node could restart or install it.
+    #[test]
+    fn the_deepest_value_a_request_may_carry_survives_snapshot_and_restore() {
+        use crate::protocol::{Op, Request};
+        let accepted = |depth: usize| {
+            let line = format!(
+                r#"{{"id":1,"op":"write","key":"k","value":{}}}"#,
+                nested(depth)
+            );
+            Request::decode(line.as_bytes()).ok()
+        };
+        let deepest = (0..200)
+            .take_while(|&d| accepted(d).is_some())
+            .last()
+            .expect("a flat value is accepted");
+        let Some(Request {
+            op: Op::Write { value, .. },
+            ..
+        }) = accepted(deepest)
+        else {
+            panic!("a write decodes as a write");
+        };
+        let mut sm = StateMachine::new(false);
+        let write = |key: &str| Command::Write {
+            key: key.into(),
+            value: value.clone(),
+        };
+        let append = Command::Append {
+            key: "list".into(),
+            value: value.clone(),
+        };
+        assert_eq!(apply(&mut sm, write("k")), Applied::Ok);
+        assert!(matches!(apply(&mut sm, append), Applied::Value(_)));
+        let decoded = Command::decode(&write("k").encode()).expect("the command round-trips");
+        assert_eq!(decoded, write("k"));
+        let mut restored = StateMachine::new(false);
+        restored.restore(&sm.snapshot()).unwrap_or_else(|e| {
+            panic!("a snapshot holding a value {deepest} deep does not restore: {e}")
+        });
+        assert_eq!(restored, sm);
+    }
+
     proptest::proptest! {
         /// Fuzz: snapshot bytes from disk or the wire never panic restore.
         #[test]
