@@ -7,6 +7,12 @@
 //! `bad-request` reply; a line over the limit gets `too-large` and the
 //! connection is closed. Nothing here panics on input, and the token never
 //! reaches a log.
+//!
+//! Back-pressure: the reader takes a permit (of [`MAX_OWED_REPLIES`])
+//! before it reads each line, and the writer gives it back once the reply
+//! is written to the socket (see [`super::reply_sink`]). A client that does
+//! not read its replies is therefore no longer read either, and what the
+//! node holds for the connection stays bounded.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,11 +22,12 @@ use std::sync::Arc;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::clock::NodeClock;
 use super::core_loop::Event;
 use super::group::ClientOp;
+use super::reply_sink::{OwedReply, ReplySink, MAX_OWED_REPLIES};
 use crate::consensus::NodeId;
 use crate::protocol::{
     ErrorCode, LineError, LineReader, Op, Reply, Request, MAX_CLIENT_LINE_BYTES,
@@ -50,13 +57,14 @@ fn token_matches(given: &str, expected: &str) -> bool {
 }
 
 /// Writes replies in batches; on `close`, writes what is queued and shuts
-/// the socket.
+/// the socket. A reply's permit is given back only once it is written.
 async fn writer(
     mut w: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Reply>,
+    mut rx: mpsc::UnboundedReceiver<OwedReply>,
     mut close: oneshot::Receiver<()>,
 ) {
     let mut buf = Vec::with_capacity(4096);
+    let mut batch: Vec<OwedReply> = Vec::new();
     // A dropped close sender (the reader ended without closing) is not a
     // close: replies still owed are written as they come.
     let mut close_armed = true;
@@ -74,20 +82,21 @@ async fn writer(
         };
         let Some(first) = first else { break };
         buf.clear();
-        buf.extend_from_slice(&first.encode());
-        while let Ok(more) = rx.try_recv() {
-            buf.extend_from_slice(&more.encode());
-            if buf.len() > 1 << 20 {
-                break;
-            }
+        buf.extend_from_slice(&first.reply.encode());
+        batch.push(first);
+        while buf.len() <= 1 << 20 {
+            let Ok(more) = rx.try_recv() else { break };
+            buf.extend_from_slice(&more.reply.encode());
+            batch.push(more);
         }
         if w.write_all(&buf).await.is_err() {
             return;
         }
+        batch.drain(..).for_each(OwedReply::written);
     }
     buf.clear();
     while let Ok(more) = rx.try_recv() {
-        buf.extend_from_slice(&more.encode());
+        buf.extend_from_slice(&more.reply.encode());
     }
     let _ = w.write_all(&buf).await;
     let _ = w.shutdown().await;
@@ -112,14 +121,24 @@ async fn linger(reader: LineReader<BufReader<tokio::net::tcp::OwnedReadHalf>>) {
 
 /// Send a last reply, then close the connection once it is written.
 fn close(
-    tx: &mpsc::UnboundedSender<Reply>,
+    tx: &mpsc::UnboundedSender<OwedReply>,
     close_tx: &mut Option<oneshot::Sender<()>>,
     reply: Reply,
 ) {
-    let _ = tx.send(reply);
+    let _ = ReplySink::new(tx.clone()).send(reply);
     if let Some(c) = close_tx.take() {
         let _ = c.send(());
     }
+}
+
+/// The next permit of the connection's budget: waits while
+/// [`MAX_OWED_REPLIES`] replies are owed (the budget is never closed).
+async fn next_permit(budget: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    budget
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("a connection's reply budget is never closed")
 }
 
 /// Serve one connection until it closes.
@@ -127,7 +146,8 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     stream.set_nodelay(true).ok();
     let (r, w) = stream.into_split();
     let mut reader = LineReader::new(BufReader::new(r), MAX_CLIENT_LINE_BYTES);
-    let (reply_tx, reply_rx) = mpsc::unbounded_channel::<Reply>();
+    let (reply_tx, reply_rx) = mpsc::unbounded_channel::<OwedReply>();
+    let budget = Arc::new(Semaphore::new(MAX_OWED_REPLIES));
     let (close_tx, close_rx) = oneshot::channel();
     let writer_task = tokio::spawn(writer(w, reply_rx, close_rx));
     let mut close_tx = Some(close_tx);
@@ -172,7 +192,8 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
             // Acknowledged only when the auth line carries an id: a client
             // that sends auth without one does not expect a reply.
             Some(Some(id)) => {
-                let _ = reply_tx.send(Reply::ok(Some(id)));
+                let sink = ReplySink::owed(reply_tx.clone(), next_permit(&budget).await);
+                let _ = sink.send(Reply::ok(Some(id)));
             }
             Some(None) => {}
             None => {
@@ -185,6 +206,10 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
 
     let mut first = true;
     loop {
+        // Owed before it is read: with the budget spent, the client's
+        // requests wait in its socket until it reads some replies.
+        let permit = next_permit(&budget).await;
+        let sink = ReplySink::owed(reply_tx.clone(), permit);
         let line = match reader.next_line().await {
             Ok(Some(line)) => line,
             Ok(None) => break,
@@ -206,7 +231,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
         let req = match Request::decode(line) {
             Ok(req) => req,
             Err(e) => {
-                let _ = reply_tx.send(Reply::bad_request(e.id, e.reason));
+                let _ = sink.send(Reply::bad_request(e.id, e.reason));
                 first = false;
                 continue;
             }
@@ -221,7 +246,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                 return;
             }
             Op::Hello { .. } => {
-                let _ = reply_tx.send(Reply::bad_request(id, "`hello` must be the first line"));
+                let _ = sink.send(Reply::bad_request(id, "`hello` must be the first line"));
             }
             Op::Auth { token } => {
                 let ok = shared
@@ -230,7 +255,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                     .is_none_or(|t| token_matches(&token, t));
                 if ok {
                     if id.is_some() {
-                        let _ = reply_tx.send(Reply::ok(id));
+                        let _ = sink.send(Reply::ok(id));
                     }
                 } else {
                     close(
@@ -250,7 +275,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                 loss,
             } => {
                 if !(0.0..=1.0).contains(&loss) {
-                    let _ = reply_tx.send(Reply::bad_request(
+                    let _ = sink.send(Reply::bad_request(
                         id,
                         format!("loss must be in [0, 1], got {loss}"),
                     ));
@@ -261,16 +286,16 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                         loss,
                     });
                     tracing::warn!(rules = ?shared.filter.rules(), "message filter changed");
-                    let _ = reply_tx.send(Reply::ok(id));
+                    let _ = sink.send(Reply::ok(id));
                 }
             }
             Op::Clock { offset_ms, rate } => match shared.clock.set(offset_ms, rate) {
                 Ok(()) => {
                     tracing::warn!(offset_ms, rate, "node clock changed");
-                    let _ = reply_tx.send(Reply::ok(id));
+                    let _ = sink.send(Reply::ok(id));
                 }
                 Err(reason) => {
-                    let _ = reply_tx.send(Reply::bad_request(id, reason));
+                    let _ = sink.send(Reply::bad_request(id, reason));
                 }
             },
             op => {
@@ -279,17 +304,16 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                     op: ClientOp {
                         id,
                         op,
-                        reply: reply_tx.clone(),
+                        reply: sink,
                     },
                 };
-                match shared.events.try_send(event) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        let _ = reply_tx.send(Reply::error(id, ErrorCode::Overloaded));
-                    }
-                    Err(TrySendError::Disconnected(_)) => {
-                        let _ = reply_tx.send(Reply::error(id, ErrorCode::ShuttingDown));
-                    }
+                let refused = match shared.events.try_send(event) {
+                    Ok(()) => None,
+                    Err(TrySendError::Full(ev)) => Some((ev, ErrorCode::Overloaded)),
+                    Err(TrySendError::Disconnected(ev)) => Some((ev, ErrorCode::ShuttingDown)),
+                };
+                if let Some((Event::Client { op, .. }, code)) = refused {
+                    let _ = op.reply.send(Reply::error(id, code));
                 }
             }
         }
@@ -344,7 +368,114 @@ async fn serve_peer(
 
 #[cfg(test)]
 mod tests {
-    use super::token_matches;
+    use super::*;
+    use std::sync::mpsc::{Receiver, RecvTimeoutError};
+    use std::time::Duration;
+
+    /// A node's connection handling over a real socket, with the core
+    /// thread replaced by the test: it receives every request as an event.
+    async fn node_without_core() -> (SocketAddr, Receiver<Event>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (events, received) = std::sync::mpsc::sync_channel(1 << 20);
+        let shared = Arc::new(Shared {
+            id: NodeId(1),
+            auth_token: None,
+            events,
+            filter: Filter::default(),
+            clock: NodeClock::new(),
+            peers: BTreeMap::new(),
+        });
+        tokio::spawn(async move {
+            while let Ok((stream, remote)) = listener.accept().await {
+                tokio::spawn(serve(stream, remote, shared.clone()));
+            }
+        });
+        (addr, received)
+    }
+
+    /// The requests the node read, waiting for `n` (up to a minute, for a
+    /// loaded machine), then making sure no more come for a while.
+    fn read_exactly(received: &Receiver<Event>, n: usize) -> Vec<ClientOp> {
+        let mut ops = Vec::new();
+        while ops.len() < n {
+            match received.recv_timeout(Duration::from_secs(60)) {
+                Ok(Event::Client { op, .. }) => ops.push(op),
+                Ok(other) => panic!("unexpected event {other:?}"),
+                Err(e) => panic!("only {} of {n} requests read: {e}", ops.len()),
+            }
+        }
+        match received.recv_timeout(Duration::from_millis(300)) {
+            Err(RecvTimeoutError::Timeout) => ops,
+            other => panic!("read past the {n} owed replies: {other:?}"),
+        }
+    }
+
+    /// Regression (issue 21, finding 4): replies were queued without limit
+    /// for a client that sends requests and never reads; 2 MiB of requests
+    /// took a node from 19 MB to 815 MB. Now it is not read past the
+    /// replies it is owed, and is read again as soon as replies are written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_reads_is_not_read_past_its_owed_replies() {
+        let (addr, received) = node_without_core().await;
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let mut lines = Vec::new();
+        for id in 0..1000u64 {
+            lines.extend_from_slice(
+                &Request {
+                    id: Some(id),
+                    op: Op::Read { key: "k".into() },
+                }
+                .encode(),
+            );
+        }
+        client
+            .write_all(&lines)
+            .await
+            .expect("the socket buffers hold them");
+        let received = tokio::task::spawn_blocking(move || {
+            let owed = read_exactly(&received, MAX_OWED_REPLIES);
+            // Answer them (small replies: the socket takes them although
+            // the client reads nothing): that many more are read, no more.
+            for op in owed {
+                let _ = op.reply.send(Reply::ok(op.id).with("value", 1));
+            }
+            let next = read_exactly(&received, MAX_OWED_REPLIES);
+            assert_eq!(next[0].id, Some(MAX_OWED_REPLIES as u64), "in order");
+            received
+        })
+        .await
+        .expect("the node stops reading");
+        drop((client, received));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_that_are_not_answered_owe_nothing() {
+        let (addr, received) = node_without_core().await;
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        // Bad lines are answered at once; auth without id gets no reply.
+        let mut lines = b"not json\n{\"op\":\"auth\",\"token\":\"x\"}\n".repeat(200);
+        lines.extend_from_slice(
+            &Request {
+                id: Some(9),
+                op: Op::Status,
+            }
+            .encode(),
+        );
+        client.write_all(&lines).await.expect("write");
+        let mut reader = LineReader::new(BufReader::new(client), MAX_CLIENT_LINE_BYTES);
+        for _ in 0..200 {
+            let line = reader.next_line().await.expect("read").expect("a reply");
+            let r = Reply::decode(line).expect("a reply");
+            assert_eq!(r.error, Some(ErrorCode::BadRequest));
+        }
+        let op = tokio::task::spawn_blocking(move || read_exactly(&received, 1))
+            .await
+            .expect("the status request is read");
+        assert_eq!(op[0].id, Some(9));
+    }
 
     #[test]
     fn token_comparison_is_exact() {

@@ -33,8 +33,7 @@ use crate::state::{Applied, Command, LeaseChange, StateMachine};
 use crate::storage::{GroupStorage, StorageError};
 use crate::transport::Transport;
 
-/// Where a reply goes: the connection's writer.
-pub type ReplySink = tokio::sync::mpsc::UnboundedSender<Reply>;
+pub use super::reply_sink::ReplySink;
 
 /// A request for this group, from a client connection.
 #[derive(Debug)]
@@ -762,6 +761,7 @@ mod tests {
     use crate::consensus::{
         Entry, HardState, Proposal, SnapshotError, SnapshotMeta, Status, StepError, TransferError,
     };
+    use crate::server::reply_sink::OwedReply;
     use crate::storage::GroupStorage;
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
@@ -874,8 +874,8 @@ mod tests {
         group: Group,
         transport: Transport,
         clock: NodeClock,
-        replies: tokio::sync::mpsc::UnboundedReceiver<Reply>,
-        sink: ReplySink,
+        replies: tokio::sync::mpsc::UnboundedReceiver<OwedReply>,
+        sink: tokio::sync::mpsc::UnboundedSender<OwedReply>,
     }
 
     fn fixture() -> Fixture {
@@ -921,7 +921,7 @@ mod tests {
             let req = ClientOp {
                 id: Some(id),
                 op,
-                reply: self.sink.clone(),
+                reply: ReplySink::new(self.sink.clone()),
             };
             self.group.handle(req, Instant::now());
             self.group.flush_reads();
@@ -933,7 +933,7 @@ mod tests {
                 .expect("drive");
         }
         fn reply(&mut self) -> Option<Reply> {
-            self.replies.try_recv().ok()
+            self.replies.try_recv().ok().map(|o| o.reply)
         }
     }
 
@@ -1117,8 +1117,8 @@ mod tests {
         others: BTreeMap<NodeId, crate::raft::RaftNode>,
         committed: BTreeMap<NodeId, Vec<Entry>>,
         allow: Box<dyn Fn(&crate::consensus::Message) -> bool>,
-        sink: ReplySink,
-        replies: tokio::sync::mpsc::UnboundedReceiver<Reply>,
+        sink: tokio::sync::mpsc::UnboundedSender<OwedReply>,
+        replies: tokio::sync::mpsc::UnboundedReceiver<OwedReply>,
     }
 
     /// Pre-vote as shipped; check-quorum off, so that a follower that is not
@@ -1256,7 +1256,7 @@ mod tests {
                     key: key.into(),
                     value: json!(value),
                 },
-                reply: self.sink.clone(),
+                reply: ReplySink::new(self.sink.clone()),
             };
             self.a.handle(op, Instant::now());
             self.settle();
@@ -1264,7 +1264,7 @@ mod tests {
 
         fn replies(&mut self) -> BTreeMap<u64, Reply> {
             std::iter::from_fn(|| self.replies.try_recv().ok())
-                .map(|r| (r.id.expect("every request has an id"), r))
+                .map(|o| (o.reply.id.expect("every request has an id"), o.reply))
                 .collect()
         }
     }

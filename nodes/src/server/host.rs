@@ -169,35 +169,24 @@ impl Host {
                     .reply
                     .send(Reply::moved(op.id, shard.0, self.addr_of(to)));
             }
-            Route::Node => {
-                let reply = self.node_op(op.id, op.op, now, &op.reply);
-                if let Some(r) = reply {
-                    let _ = op.reply.send(r);
-                }
-            }
+            Route::Node => self.node_op(op, now),
         }
     }
 
-    /// Ops about the node; None when the op was handed to a group (which
-    /// answers it).
-    fn node_op(
-        &mut self,
-        id: Option<u64>,
-        op: Op,
-        now: Instant,
-        sink: &super::group::ReplySink,
-    ) -> Option<Reply> {
-        Some(match op {
-            Op::Status => return Some(self.status_reply(id)),
+    /// Ops about the node, answered here or handed to a group (which
+    /// answers them).
+    fn node_op(&mut self, op: ClientOp, now: Instant) {
+        let ClientOp { id, op, reply } = op;
+        let answer = match op {
+            Op::Status => self.status_reply(id),
             Op::TransferLeader { to, group } => {
                 // A group op; `group` picks which (default: the first).
                 match group.map(GroupId).or(self.first_group()) {
                     Some(g) if self.groups.contains_key(&g) => {
                         let target = self.groups.get_mut(&g).expect("checked above");
                         let op = Op::TransferLeader { to, group };
-                        let reply = sink.clone();
                         target.handle(ClientOp { id, op, reply }, now);
-                        return None;
+                        return;
                     }
                     Some(g) => Reply::bad_request(id, format!("this node hosts no group {}", g.0)),
                     None => Reply::bad_request(id, "this node hosts no group"),
@@ -227,7 +216,8 @@ impl Host {
                 id,
                 format!("`{}` is not an operation a node runs", other.name()),
             ),
-        })
+        };
+        let _ = reply.send(answer);
     }
 
     fn status_reply(&self, id: Option<u64>) -> Reply {
@@ -692,8 +682,8 @@ mod tests {
     }
 
     struct Caller {
-        tx: super::super::group::ReplySink,
-        rx: tokio::sync::mpsc::UnboundedReceiver<Reply>,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::server::reply_sink::OwedReply>,
+        rx: tokio::sync::mpsc::UnboundedReceiver<crate::server::reply_sink::OwedReply>,
     }
 
     impl Caller {
@@ -708,11 +698,11 @@ mod tests {
                 ClientOp {
                     id: Some(1),
                     op,
-                    reply: self.tx.clone(),
+                    reply: crate::server::group::ReplySink::new(self.tx.clone()),
                 },
                 Instant::now(),
             );
-            self.rx.try_recv().ok()
+            self.rx.try_recv().ok().map(|o| o.reply)
         }
         fn expect(&mut self, host: &mut Host, op: Op) -> Reply {
             let what = format!("{op:?}");

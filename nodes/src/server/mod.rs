@@ -28,6 +28,7 @@ pub mod group;
 pub mod groups_file;
 pub mod host;
 pub mod pending_writes;
+pub mod reply_sink;
 pub mod shard_map;
 
 pub use clock::NodeClock;
