@@ -1,11 +1,19 @@
 //! The write-ahead log file: framed, checksummed records, group commit.
 //!
-//! Frame: `len: u32 LE | crc32(payload): u32 LE | payload`. Appends go to a
-//! buffer; [`Wal::sync`] writes the buffer and fsyncs once for the whole
-//! batch. Recovery ([`Wal::open`]) reads every frame: a bad frame that runs
-//! to the end of the file is a torn tail (a crash mid-write) and is
-//! truncated away; a bad frame followed by more data is corruption in the
-//! middle, and opening fails with the file and the offset.
+//! File: `FLWAL002` (8 bytes), then frames. Frame:
+//! `len: u32 LE | crc32(payload): u32 LE | crc32(the 8 bytes before): u32 LE | payload`.
+//! The header has its own checksum, so a damaged length is known for what
+//! it is and never taken for a record cut short by a crash.
+//!
+//! Appends go to a buffer; [`Wal::sync`] writes the buffer and fsyncs once
+//! for the whole batch. Recovery ([`Wal::open`]) reads every frame. A bad
+//! frame (header or payload) is a torn tail, a crash mid-write, only if no
+//! valid frame starts anywhere after it: then it is truncated away. If one
+//! does, acknowledged records follow the damage, and opening fails with the
+//! file and the offset, leaving the file untouched (issue 21, finding 6).
+//!
+//! Creating the file fsyncs its directory, so the new name survives a power
+//! loss along with what is written into the file (finding 7).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -13,8 +21,10 @@ use std::path::{Path, PathBuf};
 
 use super::StorageError;
 
-/// Frame header: length and checksum.
-pub const HEADER_BYTES: usize = 8;
+/// The first bytes of every WAL file (the format's version is in it).
+pub const MAGIC: &[u8; 8] = b"FLWAL002";
+/// Frame header: length, payload checksum, header checksum.
+pub const HEADER_BYTES: usize = 12;
 /// No record is larger (a length above this is corruption, not a torn tail).
 pub const MAX_RECORD_BYTES: usize = 256 << 20;
 
@@ -51,6 +61,25 @@ impl Wal {
             .map_err(io)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io)?;
+        if data.len() < MAGIC.len() && MAGIC.starts_with(&data) {
+            // New, or a crash while it was being created: start it over.
+            file.set_len(0).map_err(io)?;
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            file.write_all(MAGIC).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            sync_dir(path)?;
+            data = MAGIC.to_vec();
+        }
+        if !data.starts_with(MAGIC) {
+            return Err(StorageError::Corrupt {
+                file: path.to_path_buf(),
+                offset: 0,
+                reason: format!(
+                    "not a faultline WAL of this version (it does not start with {:?})",
+                    String::from_utf8_lossy(MAGIC)
+                ),
+            });
+        }
         let (payloads, good_len) = scan(path, &data)?;
         let truncated_bytes = (data.len() - good_len) as u64;
         if truncated_bytes > 0 {
@@ -86,10 +115,7 @@ impl Wal {
             payload.len()
         );
         assert!(!payload.is_empty(), "records are never empty");
-        self.pending
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.pending
-            .extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        self.pending.extend_from_slice(&frame_header(payload));
         self.pending.extend_from_slice(payload);
     }
 
@@ -142,7 +168,7 @@ impl Wal {
         let mut fresh = Wal {
             path: tmp.clone(),
             file: File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?,
-            pending: Vec::new(),
+            pending: MAGIC.to_vec(),
             written_bytes: 0,
         };
         for p in payloads {
@@ -157,65 +183,120 @@ impl Wal {
     }
 }
 
-/// fsync the directory holding `path`, so a create or rename in it is durable.
+/// The header of a frame holding `payload`.
+fn frame_header(payload: &[u8]) -> [u8; HEADER_BYTES] {
+    let mut header = [0u8; HEADER_BYTES];
+    header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4..8].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let header_crc = crc32fast::hash(&header[0..8]);
+    header[8..12].copy_from_slice(&header_crc.to_le_bytes());
+    header
+}
+
+/// fsync the directory holding `path`, so a create, rename or removal in
+/// it is durable.
 pub fn sync_dir(path: &Path) -> Result<(), StorageError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    #[cfg(test)]
+    synced_dirs::record(dir);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StorageError::io(dir, e))
 }
 
-/// Read frames from `data`: the payloads and the length of the good prefix.
+/// Create `dir` and any missing parents, fsyncing the parent of each one
+/// created so that the new names survive a power loss.
+pub fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => break,
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+    for created in missing.iter().rev() {
+        sync_dir(created)?;
+    }
+    Ok(())
+}
+
+/// Remove `dir` and everything in it, if present, and fsync its parent so
+/// that the removal is durable before anything replaces it.
+pub fn remove_dir_durably(dir: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(dir, e)),
+    }
+}
+
+/// Tests: which directories this thread fsynced.
+#[cfg(test)]
+pub(crate) mod synced_dirs {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static SYNCED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn record(dir: &Path) {
+        SYNCED.with(|s| s.borrow_mut().push(dir.to_path_buf()));
+    }
+
+    /// Every directory fsynced on this thread since the last call.
+    pub(crate) fn take() -> Vec<PathBuf> {
+        SYNCED.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
+}
+
+/// A valid frame starts at the beginning of `rest`: its length, if so.
+fn valid_frame_at(rest: &[u8]) -> Option<usize> {
+    let header = rest.get(..HEADER_BYTES)?;
+    let header_crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if crc32fast::hash(&header[0..8]) != header_crc {
+        return None;
+    }
+    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_RECORD_BYTES {
+        return None;
+    }
+    let payload = rest.get(HEADER_BYTES..HEADER_BYTES + len)?;
+    (crc32fast::hash(payload) == crc).then_some(HEADER_BYTES + len)
+}
+
+/// Read frames from `data` (which starts with [`MAGIC`]): the payloads and
+/// the length of the good prefix.
 fn scan(path: &Path, data: &[u8]) -> Result<(Vec<Vec<u8>>, usize), StorageError> {
     let mut payloads = Vec::new();
-    let mut offset = 0usize;
+    let mut offset = MAGIC.len();
     while offset < data.len() {
         let rest = &data[offset..];
-        // A bad frame followed by nothing but zeros (a file extended but
-        // never written) is a torn tail; followed by data, it is corruption.
-        let torn_or_corrupt = |after: &[u8], reason: &str| -> Result<(), StorageError> {
-            if after.iter().all(|&b| b == 0) {
-                return Ok(());
+        let Some(frame_len) = valid_frame_at(rest) else {
+            // A bad frame: torn only if nothing valid follows it. A valid
+            // frame after it means acknowledged records follow the damage.
+            let next_valid = (1..rest.len()).find(|&at| valid_frame_at(&rest[at..]).is_some());
+            if let Some(at) = next_valid {
+                return Err(StorageError::Corrupt {
+                    file: path.to_path_buf(),
+                    offset: offset as u64,
+                    reason: format!(
+                        "a damaged record, followed by a valid one at byte offset {}",
+                        offset + at
+                    ),
+                });
             }
-            Err(StorageError::Corrupt {
-                file: path.to_path_buf(),
-                offset: offset as u64,
-                reason: reason.to_string(),
-            })
+            return Ok((payloads, offset));
         };
-        if rest.len() < HEADER_BYTES {
-            // A header cut short can only be the last write.
-            return Ok((payloads, offset));
-        }
-        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if len == 0 {
-            torn_or_corrupt(rest, "zero-length record")?;
-            return Ok((payloads, offset));
-        }
-        if len > MAX_RECORD_BYTES {
-            torn_or_corrupt(
-                rest,
-                &format!("record length {len} exceeds {MAX_RECORD_BYTES}"),
-            )?;
-            return Ok((payloads, offset));
-        }
-        let end = HEADER_BYTES + len;
-        if end > rest.len() {
-            // The record runs past the end of the file: torn.
-            return Ok((payloads, offset));
-        }
-        let payload = &rest[HEADER_BYTES..end];
-        if crc32fast::hash(payload) != crc {
-            if end == rest.len() {
-                // The last record, half written: torn.
-                return Ok((payloads, offset));
-            }
-            torn_or_corrupt(&rest[end..], "checksum mismatch")?;
-            return Ok((payloads, offset));
-        }
-        payloads.push(payload.to_vec());
-        offset += end;
+        payloads.push(rest[HEADER_BYTES..frame_len].to_vec());
+        offset += frame_len;
     }
     Ok((payloads, offset))
 }
@@ -257,7 +338,7 @@ mod tests {
         let path = dir.path().join("wal.log");
         write_records(&path, &[b"first", b"second-record"]);
         let full = std::fs::read(&path).expect("read");
-        let first_len = HEADER_BYTES + 5;
+        let first_len = MAGIC.len() + HEADER_BYTES + 5;
         for cut in first_len..full.len() {
             std::fs::write(&path, &full[..cut]).expect("write");
             let (wal, rec) = Wal::open(&path).expect("a torn tail is not an error");
@@ -291,7 +372,7 @@ mod tests {
         let path = dir.path().join("wal.log");
         write_records(&path, &[b"first", b"second", b"third"]);
         let mut bytes = std::fs::read(&path).expect("read");
-        let second_at = HEADER_BYTES + 5;
+        let second_at = MAGIC.len() + HEADER_BYTES + 5;
         bytes[second_at + HEADER_BYTES + 2] ^= 0x01; // flip a bit in "second"
         std::fs::write(&path, &bytes).expect("write");
         let err = Wal::open(&path).expect_err("corruption in the middle");
@@ -311,6 +392,81 @@ mod tests {
         assert_eq!(std::fs::read(&path).expect("read"), bytes);
     }
 
+    /// Regression (issue 21, finding 6): a bit flip in a middle record's
+    /// length made it run past the end of the file; recovery took it for a
+    /// torn tail, dropped it and every acknowledged record after it, and
+    /// truncated the file.
+    #[test]
+    fn a_corrupted_length_mid_wal_refuses_to_open_and_truncates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wal.log");
+        write_records(&path, &[b"first", b"second", b"third"]);
+        let second_at = MAGIC.len() + HEADER_BYTES + 5;
+        for bit in [0, 7, 20, 27] {
+            let mut bytes = std::fs::read(&path).expect("read");
+            bytes[second_at + bit / 8] ^= 1 << (bit % 8); // in the length field
+            let damaged = dir.path().join(format!("damaged-{bit}.log"));
+            std::fs::write(&damaged, &bytes).expect("write");
+            match Wal::open(&damaged) {
+                Err(StorageError::Corrupt { offset, .. }) => {
+                    assert_eq!(offset, second_at as u64, "length bit {bit}")
+                }
+                other => panic!("length bit {bit}: {other:?}"),
+            }
+            assert_eq!(
+                std::fs::read(&damaged).expect("read"),
+                bytes,
+                "length bit {bit}: the evidence is left alone"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_of_another_format_refuses_to_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wal.log");
+        std::fs::write(&path, b"\x05\0\0\0garbage-from-an-older-format").expect("write");
+        let err = Wal::open(&path).expect_err("not ours");
+        assert!(err.to_string().contains("FLWAL002"), "{err}");
+    }
+
+    /// Regression (issue 21, finding 7): a new WAL file's directory entry
+    /// was never fsynced, so a power loss could take the file, and what
+    /// was fsynced into it, away.
+    #[test]
+    fn creating_a_wal_fsyncs_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wal.log");
+        synced_dirs::take();
+        let (mut wal, _) = Wal::open(&path).expect("create");
+        assert_eq!(synced_dirs::take(), vec![dir.path().to_path_buf()]);
+        wal.append(b"x");
+        wal.sync().expect("sync");
+        drop(wal);
+        Wal::open(&path).expect("reopen");
+        assert!(
+            synced_dirs::take().is_empty(),
+            "an existing file needs none"
+        );
+    }
+
+    #[test]
+    fn create_dir_durably_fsyncs_the_parent_of_every_new_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deep = dir.path().join("a").join("b");
+        synced_dirs::take();
+        create_dir_durably(&deep).expect("create");
+        assert_eq!(
+            synced_dirs::take(),
+            vec![dir.path().to_path_buf(), dir.path().join("a")]
+        );
+        create_dir_durably(&deep).expect("exists");
+        assert!(synced_dirs::take().is_empty());
+        remove_dir_durably(&dir.path().join("a")).expect("remove");
+        assert_eq!(synced_dirs::take(), vec![dir.path().to_path_buf()]);
+        assert!(!deep.exists());
+    }
+
     #[test]
     fn rewrite_replaces_the_contents_atomically() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -328,7 +484,9 @@ mod tests {
         /// Fuzz: recovery over arbitrary file contents never panics.
         #[test]
         fn scan_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = scan(Path::new("fuzz"), &bytes);
+            let mut data = MAGIC.to_vec();
+            data.extend_from_slice(&bytes);
+            let _ = scan(Path::new("fuzz"), &data);
         }
     }
 }
