@@ -476,12 +476,10 @@ impl Host {
     }
 }
 
+/// Remove a group's directory durably: a join that replaces it must not
+/// find the old one back after a power loss.
 fn remove_dir_if_present(dir: &std::path::Path) -> Result<(), String> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("removing {}: {e}", dir.display())),
-    }
+    crate::storage::wal::remove_dir_durably(dir).map_err(|e| format!("removing: {e}"))
 }
 
 #[cfg(test)]

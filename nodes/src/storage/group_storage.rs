@@ -7,6 +7,17 @@
 //! [`GroupStorage::sync`] makes the batch durable with one fsync, and only
 //! then may the runtime acknowledge anything that depends on it.
 //!
+//! A new snapshot (installed from the leader, or taken by compaction) is
+//! atomic with its WAL record, the commit point: it is first written
+//! durably as `snapshot.pending`; the WAL record naming it is made durable;
+//! only then is the file renamed to `snapshot`. Recovery trusts the WAL:
+//! a pending file the WAL names is renamed into place (the crash came
+//! after the commit point), one it does not name is deleted (before it).
+//! So a crash at any point recovers the state before the snapshot or the
+//! state after it, never the new snapshot over the old log's suffix
+//! (issue 21, finding 5). Creating the group's directory fsyncs its parent
+//! (finding 7).
+//!
 //! With `no_fsync` (the planted bug) `sync` returns at once and the batch
 //! stays in a user-space buffer that [`GroupStorage::flush_lazily`] writes
 //! out every [`LAZY_FLUSH_INTERVAL`]: a SIGKILL loses what was acknowledged.
@@ -15,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::record::WalRecord;
-use super::wal::Wal;
+use super::wal::{create_dir_durably, sync_dir, Wal};
 use super::{snapshot_file, StorageError};
 use crate::consensus::{Entry, GroupId, HardState, LogIndex, Recovered, Snapshot, Term};
 
@@ -37,6 +48,9 @@ pub struct GroupStorage {
     snapshot_term: Term,
     /// Entries after the snapshot, contiguous from `snapshot_index + 1`.
     entries: Vec<Entry>,
+    /// An installed snapshot staged in `snapshot.pending`, whose WAL record
+    /// is not durable yet: `sync` renames it into place once it is.
+    snapshot_pending: bool,
     no_fsync: bool,
     last_flush: Instant,
     scratch: Vec<u8>,
@@ -55,7 +69,7 @@ impl GroupStorage {
         no_fsync: bool,
     ) -> Result<(GroupStorage, Recovered), StorageError> {
         let dir = Self::group_dir(data_dir, group);
-        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        create_dir_durably(&dir)?;
         let wal_path = dir.join("wal.log");
         let (wal, recovery) = Wal::open(&wal_path)?;
 
@@ -94,42 +108,7 @@ impl GroupStorage {
                 }
             }
         }
-
-        let snap_path = dir.join("snapshot");
-        let snapshot = snapshot_file::read(&snap_path)?;
-        match &snapshot {
-            Some(s) if s.meta.index < snap_index => {
-                return Err(StorageError::Corrupt {
-                    file: snap_path,
-                    offset: 0,
-                    reason: format!(
-                        "snapshot at {} but the WAL says one at {} was stored",
-                        s.meta.index, snap_index
-                    ),
-                })
-            }
-            Some(s) => {
-                // A crash between the snapshot's rename and its WAL record:
-                // the snapshot file is newer; drop what it covers.
-                snap_index = s.meta.index;
-                snap_term = s.meta.term;
-                entries.retain(|e| e.index > snap_index);
-                if entries
-                    .first()
-                    .is_some_and(|e| e.index != snap_index.next())
-                {
-                    entries.clear();
-                }
-            }
-            None if snap_index > LogIndex(0) => {
-                return Err(StorageError::Corrupt {
-                    file: snap_path,
-                    offset: 0,
-                    reason: format!("missing: the WAL says a snapshot at {snap_index} was stored"),
-                })
-            }
-            None => {}
-        }
+        let snapshot = Self::recover_snapshot(&dir, snap_index, snap_term)?;
         let recovered = Recovered {
             hard_state,
             snapshot,
@@ -152,6 +131,7 @@ impl GroupStorage {
                 snapshot_index: snap_index,
                 snapshot_term: snap_term,
                 entries,
+                snapshot_pending: false,
                 no_fsync,
                 last_flush: Instant::now(),
                 scratch: Vec::new(),
@@ -160,10 +140,59 @@ impl GroupStorage {
         ))
     }
 
+    /// The snapshot the WAL's last snapshot record names, (`index`, `term`),
+    /// or none if `index` is 0: from `snapshot`, or from `snapshot.pending`
+    /// (renamed into place: the crash came after the record was durable).
+    /// A pending file the WAL does not name is deleted.
+    fn recover_snapshot(
+        dir: &Path,
+        index: LogIndex,
+        term: Term,
+    ) -> Result<Option<Snapshot>, StorageError> {
+        let path = dir.join("snapshot");
+        let pending_path = dir.join("snapshot.pending");
+        let names = |s: &Snapshot| (s.meta.index, s.meta.term) == (index, term);
+        let pending = snapshot_file::read(&pending_path)?;
+        let snapshot = match snapshot_file::read(&path)? {
+            Some(s) if names(&s) => Some(s),
+            current => match pending {
+                Some(p) if names(&p) => {
+                    std::fs::rename(&pending_path, &path)
+                        .map_err(|e| StorageError::io(&path, e))?;
+                    sync_dir(&path)?;
+                    tracing::info!(dir = %dir.display(), index = index.0, "finished installing a snapshot the WAL had committed");
+                    return Ok(Some(p));
+                }
+                _ if index == LogIndex(0) && current.is_none() => None,
+                _ => {
+                    return Err(StorageError::Corrupt {
+                        file: path,
+                        offset: 0,
+                        reason: format!(
+                            "the WAL's last snapshot record names one at {index} (term {}), but the file holds {}",
+                            term.0,
+                            current.map_or("none".to_string(), |s| format!(
+                                "one at {} (term {})",
+                                s.meta.index, s.meta.term.0
+                            ))
+                        ),
+                    })
+                }
+            },
+        };
+        if pending_path.exists() {
+            // Staged by an install or compaction whose record never became durable.
+            std::fs::remove_file(&pending_path).map_err(|e| StorageError::io(&pending_path, e))?;
+            sync_dir(&pending_path)?;
+        }
+        Ok(snapshot)
+    }
+
     /// Buffer what a Ready asks to persist, in the contract's order:
     /// snapshot (replaces the whole log), hard state, entries (truncate from
     /// the first one's index, then append). Nothing is durable until
-    /// [`GroupStorage::sync`]; the snapshot file itself is written durably here.
+    /// [`GroupStorage::sync`]; a snapshot is written durably here, but to
+    /// `snapshot.pending`: it takes effect with its WAL record.
     pub fn stage(
         &mut self,
         snapshot: Option<&Snapshot>,
@@ -171,7 +200,8 @@ impl GroupStorage {
         entries: &[Entry],
     ) -> Result<(), StorageError> {
         if let Some(snap) = snapshot {
-            snapshot_file::write(&self.dir.join("snapshot"), snap)?;
+            snapshot_file::write(&self.dir.join("snapshot.pending"), snap)?;
+            self.snapshot_pending = true;
             self.snapshot_index = snap.meta.index;
             self.snapshot_term = snap.meta.term;
             self.entries.clear();
@@ -202,10 +232,32 @@ impl GroupStorage {
     /// Make every staged record durable: write and fsync once. With the
     /// `no-fsync` bug, returns at once and leaves them in memory.
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        if self.no_fsync || !self.wal.has_pending() {
+        if self.no_fsync {
+            if self.snapshot_pending {
+                // Even the bug keeps the files consistent for a SIGKILL:
+                // the record reaches the page cache before the rename.
+                self.wal.write_pending()?;
+                self.install_pending_snapshot()?;
+            }
             return Ok(());
         }
-        self.wal.sync()
+        if self.wal.has_pending() {
+            self.wal.sync()?;
+        }
+        self.install_pending_snapshot()
+    }
+
+    /// The WAL record of a staged snapshot is durable: put the file in place.
+    fn install_pending_snapshot(&mut self) -> Result<(), StorageError> {
+        if !self.snapshot_pending {
+            return Ok(());
+        }
+        let path = self.dir.join("snapshot");
+        std::fs::rename(self.dir.join("snapshot.pending"), &path)
+            .map_err(|e| StorageError::io(&path, e))?;
+        sync_dir(&path)?;
+        self.snapshot_pending = false;
+        Ok(())
     }
 
     /// The `no-fsync` bug's lazy writer: write the buffer out when it is
@@ -224,7 +276,8 @@ impl GroupStorage {
         if snap.meta.index <= self.snapshot_index {
             return Ok(());
         }
-        snapshot_file::write(&self.dir.join("snapshot"), snap)?;
+        snapshot_file::write(&self.dir.join("snapshot.pending"), snap)?;
+        self.snapshot_pending = true;
         self.snapshot_index = snap.meta.index;
         self.snapshot_term = snap.meta.term;
         self.entries.retain(|e| e.index > snap.meta.index);
@@ -242,7 +295,8 @@ impl GroupStorage {
             record.encode(&mut buf);
             payloads.push(buf);
         }
-        self.wal.rewrite(&payloads)
+        self.wal.rewrite(&payloads)?;
+        self.install_pending_snapshot()
     }
 
     pub fn hard_state(&self) -> HardState {
@@ -419,6 +473,154 @@ mod tests {
         let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
         assert_eq!(rec.snapshot.map(|s| s.meta.index), Some(LogIndex(20)));
         assert_eq!(rec.entries, vec![e(21, 4)]);
+    }
+
+    /// A Raft core for node 1 of 3 from what storage recovered.
+    fn raft_starts(rec: Recovered) -> Result<crate::raft::RaftNode, crate::consensus::ConfigError> {
+        let cfg = crate::consensus::CoreConfig::new(
+            NodeId(1),
+            GroupId(0),
+            vec![NodeId(1), NodeId(2), NodeId(3)],
+        );
+        crate::raft::RaftNode::new(cfg, rec)
+    }
+
+    /// Regression (issue 21, finding 5): an installed snapshot was put in
+    /// place durably before its WAL record; a kill in between recovered the
+    /// new snapshot over the old log's suffix (a deposed leader's entries),
+    /// and the core refused to start ("term decreases").
+    #[test]
+    fn a_kill_during_snapshot_install_leaves_a_node_that_starts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = GroupId(0);
+        // Entries 1..=27 from term 1; 28 and 29 from a deposed leader of term 3.
+        let log: Vec<Entry> = (1..=29).map(|i| e(i, if i < 28 { 1 } else { 3 })).collect();
+        let before = {
+            let (mut st, _) = GroupStorage::open(dir.path(), g, false).expect("open");
+            st.stage(None, Some(hs(3, 2, 27)), &log).expect("stage");
+            st.sync().expect("sync");
+            drop(st);
+            let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
+            rec
+        };
+        raft_starts(before.clone()).expect("the log before the install is sound");
+        // The leader of term 5 installs a snapshot at 28; killed before the
+        // WAL record is durable.
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(28),
+                term: Term(5),
+                voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+                outgoing: Vec::new(),
+            },
+            data: b"sm at 28".to_vec(),
+        };
+        let (mut st, _) = GroupStorage::open(dir.path(), g, false).expect("open");
+        st.stage(Some(&snap), Some(hs(5, 2, 28)), &[])
+            .expect("stage");
+        drop(st); // killed: nothing synced
+        let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen after the kill");
+        raft_starts(rec.clone()).expect("a killed install leaves a node that starts");
+        assert_eq!(rec, before, "the install never happened");
+        assert!(!dir.path().join("group-0").join("snapshot.pending").exists());
+        // Killed after the WAL record is durable, before the rename.
+        let (mut st, _) = GroupStorage::open(dir.path(), g, false).expect("open");
+        st.stage(Some(&snap), Some(hs(5, 2, 28)), &[])
+            .expect("stage");
+        st.sync().expect("sync");
+        drop(st);
+        let gdir = dir.path().join("group-0");
+        std::fs::rename(gdir.join("snapshot"), gdir.join("snapshot.pending"))
+            .expect("undo the rename");
+        let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen after the kill");
+        raft_starts(rec.clone()).expect("a committed install leaves a node that starts");
+        assert_eq!(rec.snapshot, Some(snap), "the install is finished");
+        assert!(
+            rec.entries.is_empty(),
+            "the snapshot replaced the whole log"
+        );
+        assert_eq!(rec.hard_state, hs(5, 2, 28));
+    }
+
+    #[test]
+    fn a_kill_during_compaction_recovers_the_log_before_or_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = GroupId(0);
+        let (mut st, _) = GroupStorage::open(dir.path(), g, false).expect("open");
+        let log: Vec<Entry> = (1..=10).map(|i| e(i, 1)).collect();
+        st.stage(None, Some(hs(1, 1, 8)), &log).expect("stage");
+        st.sync().expect("sync");
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(6),
+                term: Term(1),
+                voters: vec![NodeId(1)],
+                outgoing: Vec::new(),
+            },
+            data: b"sm".to_vec(),
+        };
+        st.compact(&snap).expect("compact");
+        drop(st);
+        // Killed after the WAL rewrite, before the rename: rolled forward.
+        let gdir = dir.path().join("group-0");
+        std::fs::rename(gdir.join("snapshot"), gdir.join("snapshot.pending")).expect("undo");
+        let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
+        assert_eq!(rec.snapshot, Some(snap.clone()));
+        assert_eq!(rec.entries.first().map(|e| e.index), Some(LogIndex(7)));
+        // A pending file the WAL never named is dropped.
+        let mut later = snap.clone();
+        later.meta.index = LogIndex(9);
+        snapshot_file::write(&gdir.join("snapshot.pending"), &later).expect("write");
+        let (_, rec) = GroupStorage::open(dir.path(), g, false).expect("reopen");
+        assert_eq!(rec.snapshot, Some(snap));
+        assert!(!gdir.join("snapshot.pending").exists());
+    }
+
+    #[test]
+    fn a_missing_snapshot_the_wal_names_refuses_to_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut st, _) = GroupStorage::open(dir.path(), GroupId(0), false).expect("open");
+        st.stage(None, None, &[e(1, 1), e(2, 1)]).expect("stage");
+        st.sync().expect("sync");
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(2),
+                term: Term(1),
+                voters: vec![NodeId(1)],
+                outgoing: Vec::new(),
+            },
+            data: b"sm".to_vec(),
+        };
+        st.compact(&snap).expect("compact");
+        drop(st);
+        std::fs::remove_file(dir.path().join("group-0").join("snapshot")).expect("rm");
+        let err = GroupStorage::open(dir.path(), GroupId(0), false).expect_err("missing");
+        assert!(err.to_string().contains("snapshot"), "{err}");
+    }
+
+    /// Regression (issue 21, finding 7): a new group's directory was never
+    /// fsynced into its parent, so a power loss could take the group's vote,
+    /// entries or term floor away with the directory entry.
+    #[test]
+    fn a_new_group_directory_is_fsynced_into_the_data_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        crate::storage::wal::synced_dirs::take();
+        let (mut st, _) = GroupStorage::open(&data_dir, GroupId(4), false).expect("open");
+        let synced = crate::storage::wal::synced_dirs::take();
+        for parent in [
+            dir.path().to_path_buf(),
+            data_dir.clone(),
+            data_dir.join("group-4"),
+        ] {
+            assert!(
+                synced.contains(&parent),
+                "{} not fsynced: {synced:?}",
+                parent.display()
+            );
+        }
+        st.stage(None, Some(hs(7, 1, 0)), &[]).expect("stage");
+        st.sync().expect("sync");
     }
 
     #[test]
