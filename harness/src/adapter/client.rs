@@ -48,7 +48,11 @@ impl ReplacementCounts {
             if self.total() == 1 { "" } else { "s" },
             why.join(", "),
             if self.by_worker.len() == 1 { "" } else { "s" },
-            self.by_worker.keys().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            self.by_worker
+                .keys()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         if self.start_failures > 0 {
             line.push_str(&format!(
@@ -85,13 +89,25 @@ impl AdapterClient {
         }
     }
 
+    /// Starts the client process now (the handshake included), if none
+    /// runs; the first call otherwise starts it.
+    pub async fn open(&mut self) -> Result<(), ClientFault> {
+        if self.process.is_none() {
+            self.process = Some(ClientProcess::start(&self.command).await?);
+        }
+        Ok(())
+    }
+
     /// Performs `call` (an object with `f` and its fields) for `process`.
     pub async fn call(&mut self, call: &Value, process: u64, timeout: Duration) -> ClientAnswer {
         if self.process.is_none() {
             match ClientProcess::start(&self.command).await {
                 Ok(p) => self.process = Some(p),
                 Err(fault) => {
-                    self.replacements.lock().expect("counts lock").start_failures += 1;
+                    self.replacements
+                        .lock()
+                        .expect("counts lock")
+                        .start_failures += 1;
                     // Nothing was sent: the call certainly did not happen.
                     return answer(
                         Outcome::Fail,
@@ -124,7 +140,9 @@ impl AdapterClient {
             .entry(fault.kind())
             .or_default() += 1;
         if counts.examples.len() < EXAMPLES_KEPT {
-            counts.examples.push(format!("worker {}: {fault}", self.worker));
+            counts
+                .examples
+                .push(format!("worker {}: {fault}", self.worker));
         }
         tracing::warn!(worker = self.worker, "adapter client {fault}; replacing it");
     }
@@ -177,7 +195,11 @@ mod tests {
         let counts: Replacements = Arc::default();
         let t = Duration::from_millis(400);
         rt.block_on(async {
-            for (w, bad) in [(0, "echo 'oops not json'; continue"), (1, "exit 1"), (2, "sleep 5")] {
+            for (w, bad) in [
+                (0, "echo 'oops not json'; continue"),
+                (1, "exit 1"),
+                (2, "sleep 5"),
+            ] {
                 let mut c = AdapterClient::new(w, flaky(dir.path(), 2, bad), Arc::clone(&counts));
                 let outcomes: Vec<Outcome> = {
                     let mut v = Vec::new();
@@ -197,7 +219,10 @@ mod tests {
         assert_eq!(counts.by_worker[&1]["exited"], 1);
         assert_eq!(counts.by_worker[&2]["no answer in time"], 1);
         let line = counts.summary().expect("something to say");
-        assert!(line.starts_with("adapter clients replaced 3 times ("), "{line}");
+        assert!(
+            line.starts_with("adapter clients replaced 3 times ("),
+            "{line}"
+        );
         assert!(line.ends_with("in workers 0, 1, 2"), "{line}");
     }
 
@@ -214,11 +239,24 @@ mod tests {
             ..flaky(dir.path(), 1, "")
         };
         let mut c = AdapterClient::new(3, command, Arc::clone(&counts));
-        let a = rt.block_on(c.call(&json!({"f":"set-add","key":"s","element":1}), 0, Duration::from_millis(300)));
+        let a = rt.block_on(c.call(
+            &json!({"f":"set-add","key":"s","element":1}),
+            0,
+            Duration::from_millis(300),
+        ));
         assert_eq!(a.outcome, Outcome::Fail);
-        assert!(a.error.as_deref().unwrap_or("").starts_with("the client of worker 3 exited"), "{a:?}");
+        assert!(
+            a.error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("the client of worker 3 exited"),
+            "{a:?}"
+        );
         let counts = counts.lock().expect("counts").clone();
         assert_eq!((counts.total(), counts.start_failures), (0, 1));
-        assert!(counts.summary().expect("said").contains("1 call failed because no client could start"));
+        assert!(counts
+            .summary()
+            .expect("said")
+            .contains("1 call failed because no client could start"));
     }
 }

@@ -13,7 +13,7 @@ pub mod client_process;
 pub mod command;
 pub mod file;
 pub mod node;
-pub mod procfs;
+pub mod system;
 pub mod template;
 
 pub use file::{AdapterFile, AdapterFileError};

@@ -12,7 +12,9 @@
 //!   others and exits with that daemon's status, so the cluster sees a
 //!   node whose daemon died as a node that exited.
 //!
-//! A node with one daemon and no setup is just that daemon's command.
+//! Even a node of one daemon runs under the script, so that its log says
+//! when and how the daemon exited (the harness reads that line to fail a
+//! start at once, naming the daemon and its status).
 
 /// The marker of a node that was set up, in its data directory.
 pub const SETUP_MARKER: &str = ".faultline-setup-done";
@@ -23,11 +25,15 @@ pub const SETUP_FAILED_STATUS: i32 = 90;
 /// The script of node `name`, from its rendered setup and daemon commands
 /// (name, start). Runs in the node's data directory.
 pub fn node_script(name: &str, setup: Option<&str>, daemons: &[(String, String)]) -> String {
-    assert!(!daemons.is_empty(), "a node has at least one daemon (checked when the file is read)");
-    if setup.is_none() && daemons.len() == 1 {
-        return daemons[0].1.clone();
-    }
-    let mut s = String::from("set -u\n");
+    assert!(
+        !daemons.is_empty(),
+        "a node has at least one daemon (checked when the file is read)"
+    );
+    // Any other end of the script (a shell error) says so too; a kill by
+    // SIGKILL or SIGTERM says nothing, as a crash would not.
+    let mut s = format!(
+        "set -u\ntrap 'echo \"faultline: {name}: the node script ended (status $?); stopping the node\" >&2' EXIT\n"
+    );
     if let Some(setup) = setup {
         s.push_str(&format!(
             "if [ ! -e {SETUP_MARKER} ]; then\n\
@@ -43,10 +49,16 @@ pub fn node_script(name: &str, setup: Option<&str>, daemons: &[(String, String)]
             "(\n{start}\n) &\ndaemon[$!]={daemon}\necho \"faultline: {name}: daemon {daemon} started, pid $!\" >&2\n"
         ));
     }
+    // `wait -n -p` leaves the variable unset when the daemon had already
+    // exited (bash 5.2): then the dead one is found by its pid.
     s.push_str(&format!(
-        "wait -n -p exited\n\
+        "exited=\n\
+         wait -n -p exited\n\
          status=$?\n\
-         echo \"faultline: {name}: daemon ${{daemon[$exited]}} (pid $exited) exited with status $status; stopping the node\" >&2\n\
+         if [ -z \"$exited\" ]; then\n\
+         \x20 for pid in \"${{!daemon[@]}}\"; do kill -0 \"$pid\" 2>/dev/null || {{ exited=$pid; break; }}; done\n\
+         fi\n\
+         echo \"faultline: {name}: daemon ${{daemon[${{exited:-0}}]:-?}} (pid ${{exited:-?}}) exited with status $status; stopping the node\" >&2\n\
          trap '' TERM\n\
          kill -TERM 0 2>/dev/null\n\
          exit $status\n"
@@ -92,9 +104,21 @@ mod tests {
     }
 
     #[test]
-    fn one_daemon_without_setup_is_its_own_command() {
-        let d = vec![("server".to_string(), "exec demo --x".to_string())];
-        assert_eq!(node_script("n1", None, &d), "exec demo --x");
+    fn a_lone_daemon_that_exits_at_once_is_named_with_its_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = vec![(
+            "server".to_string(),
+            "echo no such port >&2; exit 3".to_string(),
+        )];
+        let out = bash(&node_script("n1", None, &d), dir.path());
+        assert_eq!(out.status.code(), Some(3));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("no such port"), "{log}");
+        assert!(log.contains("faultline: n1: daemon server (pid "), "{log}");
+        assert!(
+            log.contains("exited with status 3; stopping the node"),
+            "{log}"
+        );
     }
 
     #[test]
@@ -107,11 +131,22 @@ mod tests {
         let script = node_script("n2", Some("echo set-up >> setups"), &daemons);
         let started = Instant::now();
         let out = bash(&script, dir.path());
-        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(started.elapsed() < Duration::from_secs(10), "the slow daemon was stopped");
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the slow daemon was stopped"
+        );
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(log.contains("faultline: n2: daemon quick (pid "), "{log}");
-        assert!(log.contains("exited with status 7; stopping the node"), "{log}");
+        assert!(
+            log.contains("exited with status 7; stopping the node"),
+            "{log}"
+        );
         // A restart does not run setup again.
         bash(&script, dir.path());
         let setups = std::fs::read_to_string(dir.path().join("setups")).expect("setup ran");
@@ -122,19 +157,37 @@ mod tests {
     fn a_failing_setup_ends_the_node_and_says_so() {
         let dir = tempfile::tempdir().expect("tempdir");
         let daemons = vec![("server".to_string(), "exec sleep 30".to_string())];
-        let out = bash(&node_script("n3", Some("echo boom >&2; exit 2"), &daemons), dir.path());
+        let out = bash(
+            &node_script("n3", Some("echo boom >&2; exit 2"), &daemons),
+            dir.path(),
+        );
         assert_eq!(out.status.code(), Some(SETUP_FAILED_STATUS));
         let log = String::from_utf8_lossy(&out.stderr);
-        assert!(log.contains("boom") && log.contains("faultline: n3: node.setup failed (exit status 2)"), "{log}");
-        assert!(!dir.path().join(SETUP_MARKER).exists(), "a failed setup is tried again");
+        assert!(
+            log.contains("boom")
+                && log.contains("faultline: n3: node.setup failed (exit status 2)"),
+            "{log}"
+        );
+        assert!(
+            !dir.path().join(SETUP_MARKER).exists(),
+            "a failed setup is tried again"
+        );
     }
 
     #[test]
     fn the_primary_is_read_by_name_id_or_address() {
         let a = |s: &str| s.parse::<std::net::SocketAddr>().expect("addr");
         let nodes = vec![
-            ("n1".to_string(), 1, vec![a("127.0.0.11:4001"), a("127.0.0.11:4002")]),
-            ("n2".to_string(), 2, vec![a("127.0.0.12:4003"), a("127.0.0.12:4004")]),
+            (
+                "n1".to_string(),
+                1,
+                vec![a("127.0.0.11:4001"), a("127.0.0.11:4002")],
+            ),
+            (
+                "n2".to_string(),
+                2,
+                vec![a("127.0.0.12:4003"), a("127.0.0.12:4004")],
+            ),
         ];
         assert_eq!(node_named("n2\n", &nodes), Some(2));
         assert_eq!(node_named("\n 1 \n", &nodes), Some(1));

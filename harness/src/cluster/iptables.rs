@@ -3,7 +3,9 @@
 //! All rules of a run live in one chain, `FAULTLINE-<run id>`, jumped to
 //! from INPUT, so cleanup is exact and never touches another run's rules or
 //! anyone else's. Rules match source and destination address *and* the
-//! nodes' ports, so two runs on the same addresses never cut each other.
+//! nodes' ports (every port a node listens on: a system whose nodes talk on
+//! several ports, such as Redis and its Sentinel, is cut on all of them),
+//! so two runs on the same addresses never cut each other.
 //! Every change rewrites the chain from the wanted state (partition cuts and
 //! loss), so healing one fault keeps the others. [`Iptables::remove`]
 //! deletes the jump and the chain; it is idempotent.
@@ -16,14 +18,17 @@ use std::sync::Mutex;
 /// The prefix of every chain faultline creates.
 pub const CHAIN_PREFIX: &str = "FAULTLINE-";
 
+/// One node's listening addresses (one IP, one or more ports).
+pub type NodeAddrs = Vec<SocketAddr>;
+
 #[derive(Default)]
 struct Wanted {
-    /// Pairs of node addresses that must not hear each other.
-    cuts: Vec<(SocketAddr, SocketAddr)>,
+    /// Pairs of nodes that must not hear each other.
+    cuts: Vec<(NodeAddrs, NodeAddrs)>,
     /// Probability of dropping a packet between any two nodes.
     loss: f64,
-    /// Every node address (for loss).
-    nodes: Vec<SocketAddr>,
+    /// Every node's addresses (for loss).
+    nodes: Vec<NodeAddrs>,
 }
 
 /// A run's iptables chain.
@@ -70,7 +75,7 @@ impl Iptables {
     }
 
     /// Creates the chain and the jump from INPUT.
-    pub fn install(run_id: &str, nodes: Vec<SocketAddr>) -> anyhow::Result<Iptables> {
+    pub fn install(run_id: &str, nodes: Vec<NodeAddrs>) -> anyhow::Result<Iptables> {
         let chain = Self::chain_for(run_id);
         assert!(
             chain.len() <= 28,
@@ -94,7 +99,7 @@ impl Iptables {
         &self.chain
     }
 
-    pub fn set_cuts(&self, cuts: Vec<(SocketAddr, SocketAddr)>) -> anyhow::Result<()> {
+    pub fn set_cuts(&self, cuts: Vec<(NodeAddrs, NodeAddrs)>) -> anyhow::Result<()> {
         self.wanted
             .lock()
             .expect("iptables state lock poisoned")
@@ -120,35 +125,31 @@ impl Iptables {
         self.apply()
     }
 
-    /// The rules that cut `a`'s traffic to and from `b`, in one direction
-    /// of arrival: packets from a to b, of connections to either's port.
-    fn link_rules(a: SocketAddr, b: SocketAddr) -> Vec<Vec<String>> {
-        let (ia, ib) = (a.ip().to_string(), b.ip().to_string());
-        let (pa, pb) = (a.port().to_string(), b.port().to_string());
-        vec![
-            // a's connection to b's port: a's requests arrive at b.
-            vec![
-                "-s".into(),
-                ia.clone(),
-                "-d".into(),
-                ib.clone(),
-                "-p".into(),
-                "tcp".into(),
-                "--dport".into(),
-                pb,
-            ],
-            // b's connection to a's port: a's replies arrive at b.
-            vec![
-                "-s".into(),
-                ia,
-                "-d".into(),
-                ib,
-                "-p".into(),
-                "tcp".into(),
-                "--sport".into(),
-                pa,
-            ],
-        ]
+    /// The rules that cut `a`'s traffic to `b`, in one direction of
+    /// arrival: packets from a to b, of connections to any of b's ports (a's
+    /// requests) or from any of a's ports (a's replies to b's connections).
+    fn link_rules(a: &[SocketAddr], b: &[SocketAddr]) -> Vec<Vec<String>> {
+        let (Some(first_a), Some(first_b)) = (a.first(), b.first()) else {
+            return Vec::new();
+        };
+        let (ia, ib) = (first_a.ip().to_string(), first_b.ip().to_string());
+        let rule = |direction: &str, port: u16| -> Vec<String> {
+            [
+                "-s",
+                &ia,
+                "-d",
+                &ib,
+                "-p",
+                "tcp",
+                direction,
+                &port.to_string(),
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let requests = b.iter().map(|p| rule("--dport", p.port()));
+        let replies = a.iter().map(|p| rule("--sport", p.port()));
+        requests.chain(replies).collect()
     }
 
     fn apply(&self) -> anyhow::Result<()> {
@@ -161,7 +162,7 @@ impl Iptables {
         }
         let w = self.wanted.lock().expect("iptables state lock poisoned");
         iptables(&["-F", &self.chain])?;
-        for &(a, b) in &w.cuts {
+        for (a, b) in &w.cuts {
             for rule in Self::link_rules(a, b)
                 .into_iter()
                 .chain(Self::link_rules(b, a))
@@ -174,8 +175,8 @@ impl Iptables {
         }
         if w.loss > 0.0 {
             let p = format!("{:.4}", w.loss.clamp(0.0, 1.0));
-            for &a in &w.nodes {
-                for &b in &w.nodes {
+            for a in &w.nodes {
+                for b in &w.nodes {
                     if a == b {
                         continue;
                     }
@@ -242,5 +243,36 @@ impl Drop for Iptables {
         if let Err(e) = self.remove() {
             tracing::error!(chain = %self.chain, "removing iptables chain failed: {e:#}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> NodeAddrs {
+        list.iter()
+            .map(|a| a.parse().expect("socket address"))
+            .collect()
+    }
+
+    #[test]
+    fn a_cut_matches_every_port_of_both_nodes() {
+        let a = addrs(&["127.0.0.11:22001", "127.0.0.11:22002"]);
+        let b = addrs(&["127.0.0.12:22003", "127.0.0.12:22004"]);
+        let rules: Vec<String> = Iptables::link_rules(&a, &b)
+            .iter()
+            .map(|r| r.join(" "))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "-s 127.0.0.11 -d 127.0.0.12 -p tcp --dport 22003",
+                "-s 127.0.0.11 -d 127.0.0.12 -p tcp --dport 22004",
+                "-s 127.0.0.11 -d 127.0.0.12 -p tcp --sport 22001",
+                "-s 127.0.0.11 -d 127.0.0.12 -p tcp --sport 22002",
+            ]
+        );
+        assert!(Iptables::link_rules(&a, &[]).is_empty());
     }
 }

@@ -1,9 +1,11 @@
 //! A cluster of child processes on this machine, one per node, running
 //! whatever [`System`] it is given (the system says how to run a node).
 //!
-//! Node i listens on 127.0.0.i (its ports picked free at start), with its
-//! own data directory and a log file that collects every incarnation's
-//! output. Where binding 127.0.0.i fails (not Linux), every node uses
+//! Node i listens on 127.0.0.(10+i) (its ports picked free at start), with
+//! its own data directory and a log file that collects every incarnation's
+//! output. No node is 127.0.0.1, so a client that cannot bind an address of
+//! its own (an adapter's client program) is never taken for a node by the
+//! packet filter. Where binding 127.0.0.(10+i) fails (not Linux), every node uses
 //! 127.0.0.1 with its own ports. Faults: SIGKILL and SIGSTOP/SIGCONT;
 //! partitions and loss with iptables where this process may use it (root,
 //! iptables present, one address per node; rules match the nodes' peer
@@ -17,9 +19,13 @@
 //! a restart exactly as long as the nemesis wants.
 //!
 //! Children run in their own process group, so a Ctrl-C at the terminal
-//! reaches the harness (which heals and stops them), not the nodes.
+//! reaches the harness (which heals and stops them), not the nodes. Every
+//! signal goes to the node's whole process group: a node that is a script
+//! running several daemons (an adapter's node) is killed, paused and
+//! resumed as one machine would be, and teardown leaves none of them.
 
 use super::iptables::Iptables;
+use super::procfs;
 use super::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::system::{MessageFilter, NodeSite, Support, System};
@@ -107,11 +113,22 @@ fn free_ports(ip: Ipv4Addr, count: usize) -> std::io::Result<Vec<SocketAddr>> {
     held.iter().map(TcpListener::local_addr).collect()
 }
 
-/// Picks each node's `ports` addresses: 127.0.0.i and free ports, or
+/// The first node's address is 127.0.0.(FIRST_NODE_HOST + 1).
+const FIRST_NODE_HOST: u32 = 10;
+
+/// Node `id`'s own address: 127.0.0.(10+id), never 127.0.0.1 (where
+/// clients that bind no address of their own connect from) nor
+/// [`CLIENT_IP`]; None past the addresses a local cluster may use.
+pub fn node_ip(id: u32) -> Option<Ipv4Addr> {
+    let host = u8::try_from(FIRST_NODE_HOST + id).ok()?;
+    (id >= 1 && host < 250).then(|| Ipv4Addr::new(127, 0, 0, host))
+}
+
+/// Picks each node's `ports` addresses: 127.0.0.(10+i) and free ports, or
 /// 127.0.0.1 and distinct free ports if this machine only binds 127.0.0.1.
 fn pick_addresses(n: u32, ports: usize) -> anyhow::Result<(Vec<Vec<SocketAddr>>, bool)> {
     let per_node: Option<Vec<Vec<SocketAddr>>> = (1..=n)
-        .map(|i| free_ports(Ipv4Addr::new(127, 0, 0, u8::try_from(i).ok()?), ports).ok())
+        .map(|i| free_ports(node_ip(i)?, ports).ok())
         .collect();
     if let Some(addrs) = per_node {
         // The client address must bind too, or clients could not avoid the filter.
@@ -214,11 +231,12 @@ impl LocalCluster {
                     name: id.name(),
                     client_addr: a[ports.client],
                     peer_addr: a[ports.peer],
+                    addrs: a.clone(),
                 }
             })
             .collect();
         let iptables = if per_node_ip && config.allow_iptables && Iptables::usable() {
-            match Iptables::install(&config.run_id, nodes.iter().map(|n| n.peer_addr).collect()) {
+            match Iptables::install(&config.run_id, nodes.iter().map(|n| n.addrs.clone()).collect()) {
                 Ok(i) => Some(i),
                 Err(e) => {
                     tracing::warn!("iptables unusable, using the nodes' message filter: {e:#}");
@@ -343,8 +361,10 @@ impl LocalCluster {
         let procs = self.procs.lock().expect("procs lock poisoned");
         if let Some(child) = &procs[i].child {
             let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
-            // SAFETY: kill(2) with a pid of our own unreaped child.
-            if unsafe { libc::kill(pid, sig) } != 0 {
+            // SAFETY: kill(2) to the process group of our own unreaped child
+            // (it leads its group: process_group(0); unreaped, its id cannot
+            // be reused).
+            if unsafe { libc::kill(-pid, sig) } != 0 {
                 bail!(
                     "signal {sig} to {}: {}",
                     self.nodes[i].name,
@@ -441,6 +461,8 @@ impl LocalCluster {
         for (i, p) in procs.iter_mut().enumerate() {
             if let Some(c) = &mut p.child {
                 if let Ok(Some(status)) = c.try_wait() {
+                    // What its daemons left behind goes with it.
+                    kill_group(c, libc::SIGKILL);
                     tracing::warn!(node = %self.nodes[i].name, %status, "node exited by itself");
                     p.child = None;
                     p.paused = false;
@@ -488,7 +510,8 @@ impl Cluster for LocalCluster {
         let i = self.index(node)?;
         let mut procs = self.procs.lock().expect("procs lock poisoned");
         if let Some(mut child) = procs[i].child.take() {
-            let _ = child.kill(); // SIGKILL; fails only if already reaped
+            kill_group(&child, libc::SIGKILL);
+            let _ = child.kill(); // the leader, should the group signal fail
             child
                 .wait()
                 .with_context(|| format!("reaping {}", self.nodes[i].name))?;
@@ -539,8 +562,8 @@ impl Cluster for LocalCluster {
             self.index(b)?;
         }
         if let Some(ipt) = &self.iptables {
-            let addr = |n: NodeId| self.nodes[n.0 as usize - 1].client_addr;
-            return ipt.set_cuts(cuts.iter().map(|&(a, b)| (addr(a), addr(b))).collect());
+            let addrs = |n: NodeId| self.nodes[n.0 as usize - 1].addrs.clone();
+            return ipt.set_cuts(cuts.iter().map(|&(a, b)| (addrs(a), addrs(b))).collect());
         }
         {
             let mut filters = self.filters.lock().expect("filter lock poisoned");
@@ -670,15 +693,14 @@ impl Cluster for LocalCluster {
             }
         }
         let mut procs = self.procs.lock().expect("procs lock poisoned");
-        // SIGCONT then SIGTERM to every node; SIGKILL whoever is left after 3 s.
+        // SIGCONT then SIGTERM to every node's group; SIGKILL to the groups
+        // of whoever is left after 3 s. A group is signalled before its
+        // leader is reaped (an unreaped leader keeps the group id from being
+        // reused), so daemons a node script started go with it.
         for p in procs.iter_mut() {
             if let Some(c) = &p.child {
-                let pid = c.id() as libc::pid_t;
-                // SAFETY: kill(2) on our own unreaped children.
-                unsafe {
-                    libc::kill(pid, libc::SIGCONT);
-                    libc::kill(pid, libc::SIGTERM);
-                }
+                kill_group(c, libc::SIGCONT);
+                kill_group(c, libc::SIGTERM);
             }
             p.paused = false;
         }
@@ -687,23 +709,17 @@ impl Cluster for LocalCluster {
             let Some(mut child) = p.child.take() else {
                 continue;
             };
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        if let Err(e) = child.wait() {
-                            first_error.get_or_insert(anyhow::anyhow!(
-                                "reaping {}: {e}",
-                                self.nodes[i].name
-                            ));
-                        }
-                        break;
-                    }
-                }
+            // Until every live process of its group is gone (the leader's
+            // zombie does not count) or time is up; then SIGKILL to what is
+            // left, before the leader is reaped.
+            let pgid = child.id() as i32;
+            while Instant::now() < deadline && !procfs::group_members(pgid).is_empty() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            kill_group(&child, libc::SIGKILL);
+            let _ = child.kill();
+            if let Err(e) = child.wait() {
+                first_error.get_or_insert(anyhow::anyhow!("reaping {}: {e}", self.nodes[i].name));
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -738,6 +754,17 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         if let Err(e) = self.teardown() {
             tracing::error!("tearing down the local cluster: {e:#}");
+        }
+    }
+}
+
+/// Sends `signal` to the process group `child` leads (every local node
+/// leads its own). Call it only before `child` is reaped.
+fn kill_group(child: &Child, signal: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) to the group of our own unreaped child.
+        unsafe {
+            libc::kill(-pid, signal);
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod groups;
 pub mod iptables;
 pub mod local;
+pub mod procfs;
 
 use serde::Serialize;
 use std::fmt;
@@ -45,9 +46,13 @@ pub struct NodeInfo {
     pub name: String,
     /// Where clients (and admin requests) connect.
     pub client_addr: SocketAddr,
-    /// Where the other nodes connect: the traffic partitions and packet
-    /// loss cut (the client address, for a system with one port).
+    /// Where the other nodes connect (the client address, for a system
+    /// with one port).
     pub peer_addr: SocketAddr,
+    /// Every port the node listens on, in the system's order
+    /// ([`crate::system::Ports`]); the client and peer addresses are among
+    /// them. Partitions and packet loss cut traffic on all of them.
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl NodeInfo {
@@ -58,6 +63,7 @@ impl NodeInfo {
             name: id.name(),
             client_addr: addr,
             peer_addr: addr,
+            addrs: vec![addr],
         }
     }
 }

@@ -14,20 +14,28 @@ use crate::nemesis::FaultKind;
 use crate::parse::{self, Concurrency};
 use crate::run::plan::{consensus_kind, Sharding, TestPlan};
 use crate::run::recorder::Recorder;
+use crate::adapter::system::{missing_programs, AdapterRun, AdapterSystem};
+use crate::adapter::AdapterFile;
 use crate::system::faultline::FaultlineSystem;
 use crate::system::{Support, System, SystemKind};
 use anyhow::Context;
 use faultline_results::{HistoryWriter, RunDir, VerdictKind};
 use faultline_workloads::{workload_for, WorkloadKind, WorkloadOptions};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The system under test: faultline (its own node, the default).
+    /// The system under test: faultline (its own node, the default), or an
+    /// adapter file (a path ending .toml; docs/adapters.md).
     #[arg(long, default_value = "faultline")]
     pub system: String,
+    /// An adapter's param (NAME=VALUE, repeatable): overrides the default
+    /// its file's [params] gives.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
     /// What clients do: register, kv, lock, set, counter.
     #[arg(long, default_value = "register")]
     pub workload: String,
@@ -169,7 +177,11 @@ pub fn plan(args: &Args) -> anyhow::Result<TestPlan> {
 
 /// [`plan`] for a cluster of `node_count` nodes (remote mode: the hosts).
 pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Result<TestPlan> {
-    let system = SystemKind::parse(&args.system).map_err(|e| bad_input(format!("--system {e}")))?;
+    let adapter = adapter_file(args)?;
+    let system = match &adapter {
+        Some(_) => SystemKind::Adapter,
+        None => SystemKind::parse(&args.system).map_err(|e| bad_input(format!("--system {e}")))?,
+    };
     let workload: WorkloadKind = args.workload.parse().map_err(|_| {
         bad_input(format!(
             "--workload {:?}: unknown workload; use one of {}",
@@ -197,8 +209,11 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             "--time-limit, --op-timeout and --nemesis-interval must be more than 0",
         ));
     }
-    let kinds = crate::nemesis::parse_kinds(&args.nemesis, args.shards.is_some())
+    let mut kinds = crate::nemesis::parse_kinds(&args.nemesis, args.shards.is_some())
         .map_err(|e| bad_input(format!("--nemesis: {e}")))?;
+    if let Some(file) = &adapter {
+        kinds = adapter_kinds(file, args, workload, kinds)?;
+    }
     let membership = kinds.contains(&FaultKind::Membership);
     let sharding = sharding(args, node_count, nodes_flag, membership)?;
     let bug = match &args.bug {
@@ -220,7 +235,8 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         None => {
             let nemesis: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
             let mut n = format!(
-                "{}-{}",
+                "{}{}-{}",
+                adapter.as_ref().map(|f| format!("{}-", f.name)).unwrap_or_default(),
                 workload.name(),
                 if nemesis.is_empty() {
                     "none".to_string()
@@ -266,6 +282,92 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
     })
 }
 
+/// The adapter file `--system` names, read and checked, with the flags
+/// that only an adapter takes checked against it; None for a built-in
+/// system. Every refusal is bad input naming the file (and line).
+fn adapter_file(args: &Args) -> anyhow::Result<Option<AdapterFile>> {
+    if !SystemKind::is_adapter_file(&args.system) {
+        if let Some(p) = args.params.first() {
+            return Err(bad_input(format!(
+                "--param {p}: params belong to an adapter file; --system {} has none",
+                args.system
+            )));
+        }
+        return Ok(None);
+    }
+    let file = AdapterFile::read(std::path::Path::new(&args.system))
+        .map_err(|e| bad_input(format!("--system {e}")))?;
+    if !args.remote.nodes.is_empty() || args.remote.lab.is_some() || args.remote.nodes_file.is_some() {
+        return Err(bad_input(format!(
+            "--system {}: adapters run in local mode only for now (remote mode with an adapter is not built yet)",
+            args.system
+        )));
+    }
+    adapter_params(&file, args)?;
+    let missing = missing_programs(&file);
+    if !missing.is_empty() {
+        return Err(bad_input(format!(
+            "--system {}: requires {}, not found on PATH{}",
+            args.system,
+            missing.join(", "),
+            match &file.install {
+                Some(i) => format!(" (its install command: {})", i.source()),
+                None => String::new(),
+            }
+        )));
+    }
+    Ok(Some(file))
+}
+
+/// `--param NAME=VALUE` flags applied to the file's defaults.
+fn adapter_params(file: &AdapterFile, args: &Args) -> anyhow::Result<BTreeMap<String, String>> {
+    let pairs = args
+        .params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(bad_input(format!("--param {p:?}: use NAME=VALUE"))),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    file.params_with(&pairs).map_err(bad_input)
+}
+
+/// The fault kinds of an adapter run: `--nemesis all` means every kind the
+/// file lists; a kind named that it does not list is refused, as is a
+/// workload it does not list.
+fn adapter_kinds(
+    file: &AdapterFile,
+    args: &Args,
+    workload: WorkloadKind,
+    kinds: Vec<FaultKind>,
+) -> anyhow::Result<Vec<FaultKind>> {
+    if !file.workloads.iter().any(|w| w == workload.name()) {
+        return Err(bad_input(format!(
+            "--workload {workload}: {} lists workloads = [{}]",
+            args.system,
+            file.workloads.join(", ")
+        )));
+    }
+    if args.nemesis.split(',').any(|w| w.trim() == "all") {
+        return Ok(kinds.into_iter().filter(|k| file.faults.contains(k)).collect());
+    }
+    let refused: Vec<&str> = kinds
+        .iter()
+        .filter(|k| !file.faults.contains(k))
+        .map(|k| k.as_str())
+        .collect();
+    if !refused.is_empty() {
+        return Err(bad_input(format!(
+            "--nemesis {}: {} cannot take {} (its faults = [{}])",
+            args.nemesis,
+            args.system,
+            refused.join(", "),
+            file.faults.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(kinds)
+}
+
 /// The workloads' tunables from the flags.
 fn workload_options(args: &Args) -> WorkloadOptions {
     WorkloadOptions {
@@ -282,6 +384,7 @@ pub fn system_for(
     plan: &TestPlan,
     args: &Args,
     binary: std::path::PathBuf,
+    run_dir: &RunDir,
 ) -> anyhow::Result<std::sync::Arc<dyn System>> {
     let system: std::sync::Arc<dyn System> = match plan.system {
         SystemKind::Faultline => std::sync::Arc::new(FaultlineSystem {
@@ -290,6 +393,21 @@ pub fn system_for(
             node_log_level: args.node_log_level.clone(),
             shards: plan.sharding.as_ref().map(|s| s.shards),
         }),
+        SystemKind::Adapter => {
+            let file = adapter_file(args)?.expect("an adapter plan comes from an adapter file");
+            let params = adapter_params(&file, args)?;
+            std::sync::Arc::new(AdapterSystem::new(
+                file,
+                AdapterRun {
+                    params,
+                    workload: plan.workload,
+                    run_dir: run_dir.clone(),
+                    faultline: binary,
+                    op_timeout: Duration::from_millis(plan.op_timeout_ms),
+                    concurrency: plan.concurrency,
+                },
+            )?)
+        }
     };
     if let Support::Unsupported(why) = system.supports_workload(plan.workload) {
         return Err(bad_input(format!(
@@ -320,14 +438,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         None => plan(&args)?,
     };
     let workload = workload_for(plan.workload, &workload_options(&args));
-    let system = system_for(
-        &plan,
-        &args,
-        match &remote {
-            Some(r) => r.node_bin.clone(),
-            None => std::env::current_exe().context("finding the faultline executable")?,
-        },
-    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -345,6 +455,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let started_at = chrono::Utc::now();
     let run_dir = RunDir::create(&args.store, &plan.name, started_at)
         .with_context(|| format!("creating the run directory in {}", args.store.display()))?;
+    let system = system_for(
+        &plan,
+        &args,
+        match &remote {
+            Some(r) => r.node_bin.clone(),
+            None => std::env::current_exe().context("finding the faultline executable")?,
+        },
+        &run_dir,
+    )?;
     let run_id = format!("{:08x}", rand::random::<u32>());
     let names: Vec<String> = (1..=plan.node_count).map(|i| format!("n{i}")).collect();
     // The faults this system can take at all: the remote hosts need tools
@@ -503,6 +622,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     teardown.context("stopping the cluster")?;
     history?;
+    if let Some(note) = system.closing_note() {
+        eprintln!("faultline: {note}");
+    }
 
     let results = crate::analysis::analyze_run(&run_dir, &plan)?;
     if args.json {

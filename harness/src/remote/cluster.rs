@@ -118,6 +118,7 @@ impl RemoteCluster {
             })
         };
         let (client_port, peer_port) = (port(ports.client)?, port(ports.peer)?);
+        let all_ports = (0..ports.count).map(port).collect::<anyhow::Result<Vec<u16>>>()?;
         let mut nodes = Vec::with_capacity(n);
         for (i, h) in config.plan.hosts.iter().enumerate() {
             let ip = (h.host.as_str(), config.plan.node_port)
@@ -132,6 +133,7 @@ impl RemoteCluster {
                 name: id.name(),
                 client_addr: SocketAddr::new(ip, client_port),
                 peer_addr: SocketAddr::new(ip, peer_port),
+                addrs: all_ports.iter().map(|&p| SocketAddr::new(ip, p)).collect(),
             });
         }
         let (mechanisms, unsupported) = remote_mechanisms(&*config.system);

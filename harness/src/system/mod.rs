@@ -46,25 +46,36 @@ use std::time::Duration;
 pub enum SystemKind {
     /// faultline's own node (`faultline node`), deployed from this binary.
     Faultline,
+    /// Any system described by an adapter file (`--system FILE.toml`;
+    /// docs/adapters.md): the file's path is in test.json's system settings.
+    Adapter,
 }
 
 impl SystemKind {
+    /// The systems `--system` names (an adapter is named by its file).
     pub const ALL: [SystemKind; 1] = [SystemKind::Faultline];
 
     pub fn name(self) -> &'static str {
         match self {
             SystemKind::Faultline => "faultline",
+            SystemKind::Adapter => "adapter",
         }
     }
 
-    /// Parses `--system`: a system's name.
+    /// True when `--system`'s text names an adapter file rather than a
+    /// built-in system: a path (it holds a `/`) or a name ending `.toml`.
+    pub fn is_adapter_file(text: &str) -> bool {
+        text.contains('/') || text.ends_with(".toml")
+    }
+
+    /// Parses `--system`: a built-in system's name.
     pub fn parse(text: &str) -> Result<SystemKind, String> {
         SystemKind::ALL
             .into_iter()
             .find(|k| k.name() == text)
             .ok_or_else(|| {
                 format!(
-                    "{text:?}: unknown system; use one of {}",
+                    "{text:?}: unknown system; use one of {}, or an adapter file (a path ending .toml, docs/adapters.md)",
                     SystemKind::ALL.map(SystemKind::name).join(", ")
                 )
             })
@@ -215,4 +226,10 @@ pub trait System: Send + Sync {
     ) -> anyhow::Result<Box<dyn Client>>;
     /// The system's settings, for test.json.
     fn describe(&self) -> serde_json::Value;
+    /// What the system has to say when the run's operations are done (an
+    /// adapter: how often its client processes were replaced, and why),
+    /// for stderr; None: nothing.
+    fn closing_note(&self) -> Option<String> {
+        None
+    }
 }

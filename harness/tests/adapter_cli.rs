@@ -1,0 +1,312 @@
+//! `faultline test --system FILE.toml` from the outside (docs/adapters.md):
+//! bad adapter files and flags exit 254 naming the file and line before
+//! anything starts; a node that cannot start is a harness error naming it;
+//! a client that breaks the protocol is replaced and the run goes on; kill
+//! and pause reach a node's whole process group; nothing is left running.
+//!
+//! The runs use examples/adapters/faultline-node.toml (faultline's own node
+//! behind the adapter path, its client Python with only the standard
+//! library), so they need /usr/bin/python3 and nothing else. Tests that
+//! need root (partitions by iptables) or Redis are in adapter_redis.rs,
+//! run by .ci/adapters.sh.
+
+mod test_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use test_common::BIN;
+
+fn faultline(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("faultline runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/adapters")
+}
+
+/// The faultline-node adapter with `edit` applied, written into `dir`
+/// (its `{{adapter_dir}}` made to point at the shipped one).
+fn node_adapter(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let shipped = examples().join("faultline-node.toml");
+    let text = std::fs::read_to_string(&shipped).expect("shipped adapter");
+    let text = text.replace("{{adapter_dir}}", &examples().to_string_lossy());
+    let path = dir.join(name);
+    std::fs::write(&path, edit(text)).expect("write adapter");
+    path
+}
+
+/// Live processes whose command line or working directory mentions
+/// `needle` (the test's own directory), other than this test.
+fn left_running(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if stat.is_empty() || stat.contains(") Z ") {
+            continue;
+        }
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if cmd.contains(needle) || cwd.to_string_lossy().contains(needle) {
+            found.push(format!("{name}: {cmd}"));
+        }
+    }
+    found
+}
+
+fn require_python() {
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "these tests run the faultline-node adapter, whose client needs /usr/bin/python3"
+    );
+}
+
+#[test]
+fn a_bad_adapter_file_or_flag_exits_254_naming_file_line_and_what() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let s = store.to_str().expect("utf-8");
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            node_adapter(dir.path(), "no-client.toml", |t| {
+                let at = t.find("[client]").expect("has a client");
+                t[..at].to_string()
+            }),
+            "no-client.toml:1: missing field `client`",
+        ),
+        (
+            node_adapter(dir.path(), "placeholder.toml", |t| {
+                t.replace("{{addr.client}} --peers", "{{adress.client}} --peers")
+            }),
+            "placeholder.toml:24: node.daemon \"node\" start: {{adress.client}}: unknown placeholder",
+        ),
+        (
+            node_adapter(dir.path(), "fault.toml", |t| t.replace("\"clock\"]", "\"latency\"]")),
+            "fault.toml:12: faults: latency is not available through an adapter",
+        ),
+        (
+            node_adapter(dir.path(), "requires.toml", |t| {
+                t.replace("requires = [", "requires = [\"no-such-program-xyz\", ")
+            }),
+            "requires no-such-program-xyz, not found on PATH",
+        ),
+        (dir.path().join("absent.toml"), "absent.toml: cannot read it"),
+    ];
+    for (file, want) in cases {
+        let f = file.to_str().expect("utf-8");
+        let (code, _, err) = faultline(&["test", "--system", f, "--store", s]);
+        assert_eq!(code, Some(254), "{f}: {err}");
+        assert!(err.contains(want), "{f}: want {want:?} in:\n{err}");
+    }
+    let good = node_adapter(dir.path(), "good.toml", |t| {
+        t.replace(
+            "workloads = [\"register\", \"kv\", \"lock\", \"set\", \"counter\"]",
+            "workloads = [\"register\", \"set\"]",
+        )
+        .replace(
+            "faults = [\"partition\", \"loss\", \"kill\", \"pause\", \"clock\"]",
+            "faults = [\"kill\", \"pause\"]",
+        )
+    });
+    let g = good.to_str().expect("utf-8");
+    for (args, want) in [
+        (vec!["--workload", "counter"], "--workload counter: "),
+        (
+            vec!["--workload", "register", "--nemesis", "partition,kill"],
+            "cannot take partition (its faults = [kill, pause])",
+        ),
+        (vec!["--param", "bogus=1"], "declares no param \"bogus\""),
+        (vec!["--param", "bug=a b"], "one plain word"),
+        (vec!["--param", "bug"], "use NAME=VALUE"),
+    ] {
+        let mut a = vec!["test", "--system", g, "--store", s];
+        a.extend(args.iter().copied());
+        let (code, _, err) = faultline(&a);
+        assert_eq!(code, Some(254), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in:\n{err}");
+    }
+    let (code, _, err) = faultline(&["test", "--param", "x=1", "--store", s]);
+    assert_eq!(code, Some(254), "{err}");
+    assert!(err.contains("params belong to an adapter file"), "{err}");
+    // Nothing was started: no run directory.
+    let runs = std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        runs,
+        0,
+        "a refused run made a run directory in {}",
+        store.display()
+    );
+}
+
+#[test]
+fn a_start_command_that_exits_at_once_names_the_node_and_leaves_nothing() {
+    require_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let bad = node_adapter(dir.path(), "exits.toml", |t| {
+        t.replace(
+            "start = \"\"\"bug=",
+            "start = \"\"\"echo no such daemon >&2; exit 3; bug=",
+        )
+    });
+    let started = std::time::Instant::now();
+    let (code, _, err) = faultline(&[
+        "test",
+        "--system",
+        bad.to_str().expect("utf-8"),
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "5s",
+        "--store",
+        store.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(255), "{err}");
+    assert!(
+        err.contains("node n1: daemon node (pid ") && err.contains("exited with status 3"),
+        "names the node, the daemon and its status: {err}"
+    );
+    assert!(
+        err.contains("no such daemon"),
+        "quotes the node's log: {err}"
+    );
+    // The error comes when the node exits, not at the end of the 30 s wait.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "took {:?}",
+        started.elapsed()
+    );
+    let left = left_running(&dir.path().to_string_lossy());
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn a_client_that_breaks_the_protocol_is_replaced_and_the_run_goes_on() {
+    require_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let saboteur = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/adapters/saboteur.py");
+    for (mode, said) in [
+        ("garbage", "printed a line that is not JSON"),
+        ("wrong-id", "answered wrongly"),
+        ("exit", "exited"),
+        ("silent", "no answer in time"),
+    ] {
+        let store = dir.path().join(format!("store-{mode}"));
+        let file = node_adapter(dir.path(), &format!("{mode}.toml"), |t| {
+            t.replace(
+                "command = \"/usr/bin/python3 ",
+                &format!(
+                    "command = \"/usr/bin/python3 {} {mode} 7 /usr/bin/python3 ",
+                    saboteur.display()
+                ),
+            )
+        });
+        let (code, out, err) = faultline(&[
+            "test",
+            "--system",
+            file.to_str().expect("utf-8"),
+            "--workload",
+            "register",
+            "--nemesis",
+            "none",
+            "--node-count",
+            "3",
+            "--time-limit",
+            "5s",
+            "--rate",
+            "20",
+            "--op-timeout",
+            "1s",
+            "--seed",
+            "7",
+            "--store",
+            store.to_str().expect("utf-8"),
+        ]);
+        // Replaced clients make some operations info; the history stays valid.
+        assert_eq!(code, Some(0), "{mode}: {out}\n{err}");
+        assert!(
+            err.contains("adapter clients replaced") && err.contains(said),
+            "{mode}: {err}"
+        );
+        let clients =
+            std::fs::read_to_string(store.join("latest/clients.json")).expect("clients.json");
+        assert!(
+            clients.contains(said),
+            "{mode}: clients.json records why: {clients}"
+        );
+        let history = std::fs::read_to_string(store.join("latest/history.jsonl")).expect("history");
+        assert!(
+            history.contains("; replaced"),
+            "{mode}: an info op names the replacement"
+        );
+    }
+    let left = left_running(&dir.path().to_string_lossy());
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn kill_and_pause_reach_the_whole_node_and_the_run_ends_valid() {
+    require_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    // Two daemons per node: faultline's node and a sleeper that must die,
+    // stop and continue with it.
+    let file = node_adapter(dir.path(), "two.toml", |t| {
+        t.replace(
+            "[lists.peers]",
+            "[[node.daemon]]\nname = \"sidecar\"\nstart = \"exec sleep 600\"\n\n[lists.peers]",
+        )
+    });
+    let (code, out, err) = faultline(&[
+        "test",
+        "--system",
+        file.to_str().expect("utf-8"),
+        "--workload",
+        "register",
+        "--nemesis",
+        "kill,pause",
+        "--nemesis-interval",
+        "2s",
+        "--time-limit",
+        "10s",
+        "--seed",
+        "11",
+        "--store",
+        store.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let history = std::fs::read_to_string(store.join("latest/history.jsonl")).expect("history");
+    for event in ["\"kill\"", "\"pause\""] {
+        assert!(history.contains(event), "no {event} fault in the history");
+    }
+    // Every incarnation of a killed node started both daemons again, and
+    // some node was killed and restarted (a sidecar that outlived its
+    // node's kill would still be running: checked below).
+    let mut restarts = 0;
+    for n in 1..=5 {
+        let log = std::fs::read_to_string(store.join(format!("latest/nodes/n{n}.log")))
+            .expect("node log");
+        let starts = log.matches(&format!("faultline: n{n}: starting")).count();
+        let sidecars = log.matches("daemon sidecar started").count();
+        assert_eq!(starts, sidecars, "n{n}: {log}");
+        restarts += starts.saturating_sub(1);
+    }
+    assert!(restarts > 0, "no node was killed and restarted");
+    let test_json = std::fs::read_to_string(store.join("latest/test.json")).expect("test.json");
+    assert!(test_json.contains("\"kind\": \"adapter\""), "{test_json}");
+    let left = left_running(&dir.path().to_string_lossy());
+    assert!(left.is_empty(), "left running: {left:?}");
+}
