@@ -289,7 +289,7 @@ fn kill_and_pause_reach_the_whole_node_and_the_run_ends_valid() {
     ]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let history = std::fs::read_to_string(store.join("latest/history.jsonl")).expect("history");
-    for event in ["\"kill\"", "\"pause\""] {
+    for event in ["\"f\":\"start-kill\"", "\"f\":\"start-pause\""] {
         assert!(history.contains(event), "no {event} fault in the history");
     }
     // Every incarnation of a killed node started both daemons again, and

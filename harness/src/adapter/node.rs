@@ -49,14 +49,20 @@ pub fn node_script(name: &str, setup: Option<&str>, daemons: &[(String, String)]
             "(\n{start}\n) &\ndaemon[$!]={daemon}\necho \"faultline: {name}: daemon {daemon} started, pid $!\" >&2\n"
         ));
     }
-    // `wait -n -p` leaves the variable unset when the daemon had already
-    // exited (bash 5.2): then the dead one is found by its pid.
+    // When a daemon had exited before `wait -n` (bash 5.2, `bash -c`),
+    // `wait -n` returns 127 and leaves the `-p` variable unset: then the
+    // dead one is found in /proc (gone or a zombie) and its status asked of
+    // `wait PID`, which bash keeps.
     s.push_str(&format!(
         "exited=\n\
          wait -n -p exited\n\
          status=$?\n\
-         if [ -z \"$exited\" ]; then\n\
-         \x20 for pid in \"${{!daemon[@]}}\"; do kill -0 \"$pid\" 2>/dev/null || {{ exited=$pid; break; }}; done\n\
+         if [ -z \"${{exited:-}}\" ]; then\n\
+         \x20 for pid in \"${{!daemon[@]}}\"; do\n\
+         \x20   if [ ! -e /proc/$pid ] || grep -q '^State:[[:space:]]*Z' /proc/$pid/status 2>/dev/null; then\n\
+         \x20     exited=$pid; wait \"$pid\"; status=$?; break\n\
+         \x20   fi\n\
+         \x20 done\n\
          fi\n\
          echo \"faultline: {name}: daemon ${{daemon[${{exited:-0}}]:-?}} (pid ${{exited:-?}}) exited with status $status; stopping the node\" >&2\n\
          trap '' TERM\n\
