@@ -310,3 +310,48 @@ fn kill_and_pause_reach_the_whole_node_and_the_run_ends_valid() {
     let left = left_running(&dir.path().to_string_lossy());
     assert!(left.is_empty(), "left running: {left:?}");
 }
+
+#[test]
+fn a_daemon_that_ignores_libfaketime_stops_a_clock_run_instead_of_faking_it() {
+    require_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    // The sidecar drops LD_PRELOAD, as a static binary or a Go program
+    // would ignore it: clock faults could not reach it.
+    let file = node_adapter(dir.path(), "deaf.toml", |t| {
+        t.replace(
+            "[lists.peers]",
+            "[[node.daemon]]\nname = \"sidecar\"\nstart = \"exec env -u LD_PRELOAD sleep 600\"\n\n[lists.peers]",
+        )
+    });
+    let (code, out, err) = faultline(&[
+        "test",
+        "--system",
+        file.to_str().expect("utf-8"),
+        "--nemesis",
+        "clock",
+        "--node-count",
+        "3",
+        "--time-limit",
+        "5s",
+        "--store",
+        store.to_str().expect("utf-8"),
+    ]);
+    if faultline::cluster::local::libfaketime().is_some() {
+        assert_eq!(code, Some(255), "{out}\n{err}");
+        assert!(
+            err.contains("daemon sidecar (pid ") && err.contains("does not map libfaketime"),
+            "{err}"
+        );
+    } else {
+        // Without libfaketime the fault is recorded as unsupported, never faked.
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        let test_json = std::fs::read_to_string(store.join("latest/test.json")).expect("test.json");
+        assert!(
+            test_json.contains("\"clock\": \"adapter has no clock"),
+            "{test_json}"
+        );
+    }
+    let left = left_running(&dir.path().to_string_lossy());
+    assert!(left.is_empty(), "left running: {left:?}");
+}

@@ -19,7 +19,7 @@ use super::command;
 use super::file::AdapterFile;
 use super::node::{node_named, node_script};
 use super::template::{NodeValues, Template, Values};
-use crate::cluster::{NodeId, NodeInfo};
+use crate::cluster::{procfs, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::system::{
     NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support, System, SystemKind,
@@ -268,6 +268,51 @@ impl AdapterSystem {
         ))
     }
 
+    /// The daemons of node `name`'s current incarnation and their pids, as
+    /// its script logged them.
+    fn daemon_pids(&self, name: &str) -> Vec<(String, i32)> {
+        let prefix = format!("faultline: {name}: daemon ");
+        self.current_log(name)
+            .iter()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(&prefix)?;
+                let (daemon, pid) = rest.split_once(" started, pid ")?;
+                Some((daemon.to_string(), pid.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Why node `name`'s clock cannot be faulted although libfaketime was
+    /// preloaded into it: a daemon that does not map it (a static binary, a
+    /// Go program, one that dropped LD_PRELOAD). None when the node was not
+    /// given libfaketime, or every daemon maps it.
+    fn clock_deaf_daemon(&self, name: &str) -> Option<String> {
+        let lines = self.current_log(name);
+        let script_pid: i32 = lines.first().and_then(|l| {
+            let rest = l.split_once("starting (pid ")?.1;
+            rest.trim_end_matches(')').parse().ok()
+        })?;
+        let environ = std::fs::read(format!("/proc/{script_pid}/environ")).ok()?;
+        let preloaded = environ.split(|&b| b == 0).any(|kv| {
+            kv.starts_with(b"LD_PRELOAD=") && kv.windows(11).any(|w| w == b"libfaketime")
+        });
+        if !preloaded {
+            return None;
+        }
+        self.daemon_pids(name)
+            .into_iter()
+            .find_map(|(daemon, pid)| {
+                (procfs::maps_library(pid, "libfaketime") == Some(false)).then(|| {
+                    format!(
+                    "{name}: daemon {daemon} (pid {pid}) does not map libfaketime, so clock faults \
+                     would not reach it (a static binary, a Go program, or LD_PRELOAD dropped); \
+                     leave clock out of --nemesis, or out of {}'s faults",
+                    self.file.path.display()
+                )
+                })
+            })
+    }
+
     /// Waits until every node is ready and then the cluster healthy.
     async fn await_ready(&self, nodes: &[NodeInfo], timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
@@ -275,7 +320,12 @@ impl AdapterSystem {
             let name = &nodes[index].name;
             loop {
                 let why = match self.node_ready(nodes, index).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        if let Some(deaf) = self.clock_deaf_daemon(name) {
+                            bail!("node {deaf}");
+                        }
+                        break;
+                    }
                     Err(why) => why,
                 };
                 if let Some(failure) = self.node_failure(name) {
