@@ -15,6 +15,8 @@ apt-get install -y -qq --no-install-recommends \
 # the tests' nodes use their own addresses and free ports, so those are
 # left alone.
 echo "adapters: packages installed in $(( $(date +%s) - start )) s"
-FAULTLINE_ADAPTER_TESTS=1 cargo test --release -p faultline --test adapter_redis --test adapter_bugs -- \
+# --workspace, as .ci/run's `cargo test --workspace --release`: the same
+# feature set, so nothing is rebuilt (-p faultline would rebuild the crates).
+FAULTLINE_ADAPTER_TESTS=1 cargo test --workspace --release --test adapter_redis --test adapter_bugs -- \
   --ignored --test-threads 1 --nocapture
 echo "adapters: done in $(( $(date +%s) - start )) s"
