@@ -67,6 +67,8 @@ fn marks(ops: &Operations, report: &Report) -> Marks {
                 m.failing.extend(v.iter().map(|o| o.id));
                 v
             }
+            // Drawn by txn::html (a cycle, not a timeline).
+            Witness::Txn(_) => Vec::new(),
             Witness::Set(s) => {
                 let v: Vec<&Operation> = s.final_read.iter().collect();
                 m.failing.extend(v.iter().map(|o| o.id));

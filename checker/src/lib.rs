@@ -27,8 +27,11 @@
 //! ```
 //!
 //! - [`check_history`]`(events, workload, opts)`: a run's checkers (the
-//!   workload's: `register`, `kv`, `set`, `counter`, `lock`), plus `stats`,
-//!   which judges too (a run where nothing succeeded tested nothing).
+//!   workload's: `register`, `kv`, `set`, `counter`, `lock`, `list-append`,
+//!   `rw-register`), plus `stats`, which judges too (a run where nothing
+//!   succeeded tested nothing).
+//! - [`txn::check`]: transactional isolation (Elle's list-append and
+//!   rw-register), against any set of consistency models.
 //! - [`check_model`]`(ops, model, opts)`: linearizability against one
 //!   [`ModelKind`] (what `faultline check --model` does); `stats` is
 //!   listed and judges nothing.
@@ -63,6 +66,7 @@ pub mod options;
 pub mod search;
 #[cfg(test)]
 mod testutil;
+pub mod txn;
 pub mod verdict;
 pub mod workload;
 
@@ -120,6 +124,14 @@ fn workload_results(
         Workload::Set => results.push(checkers::set::check(&ops.ops)),
         Workload::Counter => results.push(checkers::counter::check(&ops.ops)),
         Workload::Lock => results.extend(checkers::fencing::check(&ops.ops)),
+        Workload::ListAppend | Workload::RwRegister => {
+            let model = workload.txn_model().expect("a transactional workload");
+            let txn_opts = txn::TxnOptions {
+                time_limit: opts.time_limit,
+                ..txn::TxnOptions::default()
+            };
+            results.push(txn::check_operations(ops, model, &txn_opts)?);
+        }
     }
     Ok(results)
 }

@@ -78,6 +78,8 @@ pub enum Witness {
     Set(SetWitness),
     Counter(CounterWitness),
     Fencing(FencingWitness),
+    /// Transactional anomalies (list-append, rw-register).
+    Txn(Box<crate::txn::TxnWitness>),
 }
 
 impl fmt::Display for Witness {
@@ -87,6 +89,7 @@ impl fmt::Display for Witness {
             Witness::Set(w) => w.fmt(f),
             Witness::Counter(w) => w.fmt(f),
             Witness::Fencing(w) => w.fmt(f),
+            Witness::Txn(w) => w.fmt(f),
         }
     }
 }

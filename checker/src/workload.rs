@@ -3,6 +3,7 @@
 
 use crate::error::CheckError;
 use crate::model::ModelKind;
+use crate::history::Value;
 use crate::operation::Operations;
 use serde::Serialize;
 use std::fmt;
@@ -22,15 +23,21 @@ pub enum Workload {
     Counter,
     /// Fencing and mutual exclusion of leases.
     Lock,
+    /// Transactions of appends and list reads: isolation (Elle's list-append).
+    ListAppend,
+    /// Transactions of register writes and reads: isolation (rw-register).
+    RwRegister,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 7] = [
         Workload::Register,
         Workload::Kv,
         Workload::Set,
         Workload::Counter,
         Workload::Lock,
+        Workload::ListAppend,
+        Workload::RwRegister,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +47,8 @@ impl Workload {
             Workload::Set => "set",
             Workload::Counter => "counter",
             Workload::Lock => "lock",
+            Workload::ListAppend => "list-append",
+            Workload::RwRegister => "rw-register",
         }
     }
 
@@ -48,15 +57,41 @@ impl Workload {
         match self {
             Workload::Register => Some(ModelKind::CasRegister),
             Workload::Kv => Some(ModelKind::Kv),
-            Workload::Set | Workload::Counter | Workload::Lock => None,
+            Workload::Set
+            | Workload::Counter
+            | Workload::Lock
+            | Workload::ListAppend
+            | Workload::RwRegister => None,
         }
     }
 
-    /// Guesses from the operations' names and values: acquire → lock;
+    /// The transactional model it is checked with, if any.
+    pub fn txn_model(self) -> Option<crate::txn::TxnModel> {
+        match self {
+            Workload::ListAppend => Some(crate::txn::TxnModel::ListAppend),
+            Workload::RwRegister => Some(crate::txn::TxnModel::RwRegister),
+            _ => None,
+        }
+    }
+
+    /// Guesses from the operations' names and values: txn → list-append
+    /// when some micro-op appends, else rw-register; acquire → lock;
     /// add with a list read → set, with a number read → counter;
     /// get/put/append → kv; otherwise register.
     pub fn infer(ops: &Operations) -> Workload {
         let has = |f: &str| ops.ops.iter().any(|o| o.f == f);
+        if has("txn") {
+            let appends = ops.ops.iter().filter(|o| o.f == "txn").any(|o| {
+                o.input
+                    .as_array()
+                    .is_some_and(|mops| mops.iter().any(|m| m.get(0).and_then(Value::as_str) == Some("append")))
+            });
+            return if appends {
+                Workload::ListAppend
+            } else {
+                Workload::RwRegister
+            };
+        }
         if has("acquire") || has("fenced-write") {
             return Workload::Lock;
         }

@@ -1,0 +1,258 @@
+//! Transactional checker bench: a generated list-append history of
+//! 1,000,000 transactions (10 processes, 1-4 micro-ops each, Elle's
+//! rotating pool of 10 active keys with an exponential key distribution,
+//! at most 32 appends per key, about 1% crashed and 1% failed), made by a
+//! small in-memory database that applies each transaction atomically at
+//! its completion (so the history is strict serializable), then checked
+//! at strict-serializable.
+//!
+//!     cargo run --release -p faultline-checker --example txn_bench
+//!     cargo run --release -p faultline-checker --example txn_bench -- --txns 200000
+//!     cargo run --release -p faultline-checker --example txn_bench -- --write-edn gen1m.edn
+//!     /usr/bin/time -v faultline check --model list-append gen1m.edn
+//!
+//! Prints the time to build the compact history from events, the check
+//! time, and transactions per second for both together ("check time").
+
+use faultline_checker::history::{Event, EventType, Process, Value};
+use faultline_checker::txn::{self, TxnHistoryBuilder, TxnModel, TxnOptions};
+use serde_json::json;
+use std::io::Write;
+use std::time::Instant;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Elle's wr-txns key pool: `key_count` active keys, key i chosen with
+/// weight base^-i; a key retires after its write budget (uniform in
+/// 1..=max) and a fresh key takes its place.
+struct KeyPool {
+    active: Vec<u64>,
+    writes_left: Vec<u64>,
+    next_key: u64,
+    next_value: std::collections::HashMap<u64, u64>,
+    max_writes: u64,
+}
+
+impl KeyPool {
+    fn new(key_count: usize, max_writes: u64, rng: &mut Rng) -> KeyPool {
+        KeyPool {
+            active: (0..key_count as u64).collect(),
+            writes_left: (0..key_count).map(|_| 1 + rng.below(max_writes)).collect(),
+            next_key: key_count as u64,
+            next_value: Default::default(),
+            max_writes,
+        }
+    }
+
+    fn pick(&self, rng: &mut Rng) -> usize {
+        // Exponential, base 2: P(i) ∝ 2^-i.
+        let n = self.active.len() as i32;
+        let u = rng.unit() * (1.0 - 0.5f64.powi(n));
+        let i = (-(1.0 - u).log2()).floor() as usize;
+        i.min(self.active.len() - 1)
+    }
+
+    /// A micro-op: read or append, on a key of the pool.
+    fn mop(&mut self, rng: &mut Rng) -> (bool, u64, u64) {
+        let i = self.pick(rng);
+        if rng.below(2) == 0 {
+            return (false, self.active[i], 0);
+        }
+        if self.writes_left[i] == 0 {
+            self.active[i] = self.next_key;
+            self.next_key += 1;
+            self.writes_left[i] = 1 + rng.below(self.max_writes);
+        }
+        self.writes_left[i] -= 1;
+        let k = self.active[i];
+        let v = self.next_value.entry(k).or_insert(0);
+        *v += 1;
+        (true, k, *v)
+    }
+}
+
+fn mops_json(mops: &[(bool, u64, u64)], reads: Option<&[Vec<u64>]>) -> Value {
+    let mut r = 0;
+    Value::Array(
+        mops.iter()
+            .map(|&(write, k, v)| {
+                if write {
+                    json!(["append", k, v])
+                } else {
+                    let value = match reads {
+                        Some(rs) => {
+                            r += 1;
+                            json!(rs[r - 1])
+                        }
+                        None => Value::Null,
+                    };
+                    json!(["r", k, value])
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The history's events.
+fn generate(txns: usize, seed: u64) -> Vec<Event> {
+    let mut rng = Rng(seed);
+    let processes = 10u64;
+    let mut pool = KeyPool::new(10, 32, &mut rng);
+    let mut lists: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+    let mut running: Vec<Option<Vec<(bool, u64, u64)>>> = vec![None; processes as usize];
+    let mut process_ids: Vec<u64> = (0..processes).collect();
+    let mut events = Vec::with_capacity(txns * 2);
+    let mut started = 0;
+    let mut time = 0u64;
+    let mut push = |events: &mut Vec<Event>, p: u64, kind: EventType, value: Value| {
+        time += 1000 + rng_time(events.len());
+        events.push(Event {
+            index: events.len() as u64,
+            time,
+            process: Process::Client(p),
+            kind,
+            f: "txn".into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        });
+    };
+    while started < txns || running.iter().any(Option::is_some) {
+        let slot = rng.below(processes) as usize;
+        match running[slot].take() {
+            None if started < txns => {
+                started += 1;
+                let len = 1 + rng.below(4);
+                let mops: Vec<(bool, u64, u64)> = (0..len).map(|_| pool.mop(&mut rng)).collect();
+                push(&mut events, process_ids[slot], EventType::Invoke, mops_json(&mops, None));
+                running[slot] = Some(mops);
+            }
+            None => {}
+            Some(mops) => {
+                let roll = rng.below(100);
+                let (kind, applied) = match roll {
+                    0 => (EventType::Info, rng.below(2) == 0),
+                    1 => (EventType::Fail, false),
+                    _ => (EventType::Ok, true),
+                };
+                let mut reads = Vec::new();
+                if applied {
+                    for &(write, k, v) in &mops {
+                        let list = lists.entry(k).or_default();
+                        if write {
+                            list.push(v);
+                        } else {
+                            reads.push(list.clone());
+                        }
+                    }
+                }
+                let value = if kind == EventType::Ok { mops_json(&mops, Some(&reads)) } else { mops_json(&mops, None) };
+                push(&mut events, process_ids[slot], kind, value);
+                if kind == EventType::Info {
+                    process_ids[slot] += processes;
+                }
+            }
+        }
+    }
+    events
+}
+
+fn rng_time(i: usize) -> u64 {
+    (i as u64).wrapping_mul(2654435761) % 5000
+}
+
+fn edn_value(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("nil"),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                match x.as_str() {
+                    Some(s) if i == 0 && a.len() == 3 => {
+                        out.push(':');
+                        out.push_str(s);
+                    }
+                    _ => edn_value(x, out),
+                }
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_edn(path: &str, events: &[Event]) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut line = String::new();
+    for e in events {
+        line.clear();
+        let Process::Client(p) = e.process else { continue };
+        line.push_str(&format!("{{:index {}, :time {}, :type :{}, :process {p}, :f :txn, :value ", e.index, e.time, e.kind));
+        edn_value(&e.value, &mut line);
+        line.push_str("}\n");
+        w.write_all(line.as_bytes())?;
+    }
+    w.flush()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let txns: usize = arg("--txns").map(|s| s.parse().expect("--txns N")).unwrap_or(1_000_000);
+    let t = Instant::now();
+    let events = generate(txns, 0x5eed);
+    println!("generated {txns} transactions ({} events) in {:.2?}", events.len(), t.elapsed());
+    if let Some(path) = arg("--write-edn") {
+        write_edn(&path, &events).expect("writing the EDN history");
+        println!("wrote {path} ({} MB)", std::fs::metadata(&path).map(|m| m.len() >> 20).unwrap_or(0));
+        return;
+    }
+    let runs = 3;
+    let mut best = f64::MAX;
+    for run in 0..runs {
+        let t0 = Instant::now();
+        let mut b = TxnHistoryBuilder::new("generated", TxnModel::ListAppend);
+        for (i, e) in events.iter().enumerate() {
+            b.push(e, i + 1).expect("well-formed");
+        }
+        let h = b.finish().expect("a history");
+        let built = t0.elapsed();
+        let t1 = Instant::now();
+        let c = txn::check(&h, TxnModel::ListAppend, &TxnOptions::default()).expect("checkable");
+        let checked = t1.elapsed();
+        let total = t0.elapsed().as_secs_f64();
+        best = best.min(total);
+        println!(
+            "run {}: build {:.3}s, check {:.3}s ({} edges, {} cyclic components), verdict {}; {:.0} txns/s",
+            run + 1,
+            built.as_secs_f64(),
+            checked.as_secs_f64(),
+            c.stats.edges,
+            c.stats.components,
+            c.verdict.kind(),
+            txns as f64 / total
+        );
+        assert!(c.verdict.is_valid(), "the generated history is strict serializable: {}", c.verdict);
+    }
+    println!("best: {:.3}s for {txns} transactions = {:.0} txns/s (goal: 1,000,000)", best, txns as f64 / best);
+}

@@ -1,0 +1,658 @@
+//! The transactional history in compact form: every transaction an index,
+//! every key a dense number, every value a `u64`.
+//!
+//! A transaction's value is a list of micro-ops, Jepsen's
+//! `[[:append k v] [:r k [1 2]] [:w k v]]` (EDN keywords arrive as strings
+//! after import). Keys and values may be any scalar: integers in
+//! `0..2^62` are stored as themselves, anything else (strings, negative or
+//! huge numbers, floats, booleans) is interned, so the analyses compare
+//! plain integers and never hash a JSON value.
+//!
+//! [`TxnHistoryBuilder`] takes events one at a time (so a streaming reader
+//! need not keep the file) and pairs invokes with completions by the
+//! history's rules (docs/history-format.md). An `ok` transaction's micro-ops
+//! come from its completion (reads filled in); a `fail` or `info` one keeps
+//! its invoke's, whose reads are unknown.
+
+use crate::error::{CheckError, HistoryError};
+use crate::fxhash::FxBuildHasher;
+use crate::history::{Event, EventType, Process, Value};
+use crate::operation::{Operations, Outcome};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+
+/// A key or value, encoded: small non-negative integers as themselves,
+/// anything else as an interned id with the top bit set.
+pub type Scalar = u64;
+
+/// The `nil` register value (and the initial state of every register).
+pub const NIL: Scalar = u64::MAX;
+
+const INTERNED: u64 = 1 << 63;
+const DIRECT_MAX: u64 = (1 << 62) - 1;
+
+/// Which transactional workload a history is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxnModel {
+    /// Micro-ops `append` and `r` over lists (Elle's list-append).
+    ListAppend,
+    /// Micro-ops `w` and `r` over registers (Elle's rw-register).
+    RwRegister,
+}
+
+impl TxnModel {
+    pub const ALL: [TxnModel; 2] = [TxnModel::ListAppend, TxnModel::RwRegister];
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnModel::ListAppend => "list-append",
+            TxnModel::RwRegister => "rw-register",
+        }
+    }
+}
+
+impl fmt::Display for TxnModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TxnModel {
+    type Err = CheckError;
+    fn from_str(s: &str) -> Result<Self, CheckError> {
+        TxnModel::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| CheckError::UnknownName {
+                what: "transactional model",
+                name: s.to_string(),
+                expected: "list-append, rw-register".into(),
+            })
+    }
+}
+
+/// What a micro-op does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MopKind {
+    /// `[:append k v]`: appends `v` to the list at `k`.
+    Append,
+    /// `[:w k v]`: sets the register `k` to `v`.
+    Write,
+    /// `[:r k v]`: reads `k`.
+    Read,
+}
+
+/// One micro-op. For a list read, `elems` indexes
+/// [`TxnHistory::elems`]; for a register read `value` is what was read.
+/// A read whose result is unknown (an invoke, or a `fail`/`info`
+/// transaction) has `known == false`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mop {
+    pub kind: MopKind,
+    /// Dense key number: [`TxnHistory::key_name`] gives it back.
+    pub key: u32,
+    /// The appended or written value, or a register read's value.
+    pub value: Scalar,
+    /// A list read's elements, as `start..start + len` of `elems`.
+    pub start: u32,
+    pub len: u32,
+    pub known: bool,
+}
+
+impl Mop {
+    pub fn is_write(&self) -> bool {
+        matches!(self.kind, MopKind::Append | MopKind::Write)
+    }
+}
+
+/// One transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Txn {
+    pub process: u64,
+    pub outcome: Outcome,
+    /// Position of the invoke among all events; completions of crashed
+    /// transactions are at +infinity (`None`).
+    pub invoke_pos: u64,
+    pub complete_pos: Option<u64>,
+    /// The `index` field of the invoke and of the completion, for messages.
+    pub invoke_index: u64,
+    pub complete_index: Option<u64>,
+    pub invoke_time: u64,
+    pub complete_time: Option<u64>,
+    /// Source line of the invoke (1-based).
+    pub line: usize,
+    /// Its micro-ops, as a range of [`TxnHistory::mops`].
+    pub mops: Range<u32>,
+}
+
+/// A whole transactional history.
+#[derive(Clone, Debug, Default)]
+pub struct TxnHistory {
+    pub source_name: String,
+    /// In invoke order (transaction `i` was the `i`th invoked).
+    pub txns: Vec<Txn>,
+    pub mops: Vec<Mop>,
+    /// Elements of every known list read, concatenated.
+    pub elems: Vec<Scalar>,
+    /// Key number → encoded key.
+    keys: Vec<Scalar>,
+    interned: Vec<Value>,
+    /// Events read, nemesis included.
+    pub event_count: u64,
+}
+
+impl TxnHistory {
+    pub fn mops_of(&self, t: usize) -> &[Mop] {
+        let r = &self.txns[t].mops;
+        &self.mops[r.start as usize..r.end as usize]
+    }
+
+    /// The elements of a known list read.
+    pub fn read_elems(&self, m: &Mop) -> &[Scalar] {
+        &self.elems[m.start as usize..(m.start + m.len) as usize]
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// A scalar as the JSON value it came from.
+    pub fn value_of(&self, s: Scalar) -> Value {
+        if s == NIL {
+            Value::Null
+        } else if s & INTERNED != 0 {
+            self.interned[(s & !INTERNED) as usize].clone()
+        } else {
+            Value::from(s)
+        }
+    }
+
+    pub fn key_name(&self, key: u32) -> Value {
+        self.value_of(self.keys[key as usize])
+    }
+
+    /// A scalar as text: `3`, `"x"`, `nil`.
+    pub fn show(&self, s: Scalar) -> String {
+        match self.value_of(s) {
+            Value::Null => "nil".into(),
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+
+    pub fn show_key(&self, key: u32) -> String {
+        self.show(self.keys[key as usize])
+    }
+
+    /// A micro-op as Jepsen writes it: `[append x 3]`, `[r x [1 2]]`.
+    pub fn show_mop(&self, m: &Mop) -> String {
+        let key = self.show_key(m.key);
+        match m.kind {
+            MopKind::Append => format!("[append {key} {}]", self.show(m.value)),
+            MopKind::Write => format!("[w {key} {}]", self.show(m.value)),
+            MopKind::Read if !m.known => format!("[r {key} nil]"),
+            MopKind::Read if m.len == u32::MAX || m.start == u32::MAX => {
+                format!("[r {key} {}]", self.show(m.value))
+            }
+            MopKind::Read => format!("[r {key} {}]", self.show_list(self.read_elems(m))),
+        }
+    }
+
+    /// A list as `[1 2 3]`, long ones elided in the middle.
+    pub fn show_list(&self, elems: &[Scalar]) -> String {
+        let shown: Vec<String> = if elems.len() <= 12 {
+            elems.iter().map(|e| self.show(*e)).collect()
+        } else {
+            let mut v: Vec<String> = elems[..4].iter().map(|e| self.show(*e)).collect();
+            v.push(format!("…{} more…", elems.len() - 8));
+            v.extend(elems[elems.len() - 4..].iter().map(|e| self.show(*e)));
+            v
+        };
+        format!("[{}]", shown.join(" "))
+    }
+
+    /// A transaction as one line: `p3 ok [[append x 3] [r y [1]]] (event 12, line 25)`.
+    pub fn show_txn(&self, t: usize) -> String {
+        let txn = &self.txns[t];
+        let mops: Vec<String> = self.mops_of(t).iter().map(|m| self.show_mop(m)).collect();
+        let outcome = match txn.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+        };
+        format!(
+            "p{} {outcome} [{}] (event {}, line {})",
+            txn.process,
+            mops.join(" "),
+            txn.invoke_index,
+            txn.line
+        )
+    }
+
+    /// Builds from operations already paired (the harness's path).
+    pub fn from_operations(ops: &Operations, model: TxnModel) -> Result<TxnHistory, CheckError> {
+        let mut b = TxnHistoryBuilder::new(&ops.source_name, model);
+        for op in &ops.ops {
+            let outcome = op.outcome;
+            let value = match (outcome, &op.output) {
+                (Outcome::Ok, Some(v)) => v,
+                _ => &op.input,
+            };
+            let (mops, elems) = b.parse_value(value, outcome == Outcome::Ok, op.index, &op.f)?;
+            b.add_txn(
+                Txn {
+                    process: op.process,
+                    outcome,
+                    invoke_pos: op.invoke_pos,
+                    complete_pos: op.complete_pos,
+                    invoke_index: op.index,
+                    complete_index: None,
+                    invoke_time: op.invoke_time,
+                    complete_time: op.complete_time,
+                    line: op.line,
+                    mops: 0..0,
+                },
+                mops,
+                elems,
+            );
+        }
+        b.history.event_count = ops.event_count;
+        Ok(b.history)
+    }
+}
+
+/// An invoke waiting for its completion.
+struct Pending {
+    txn: Txn,
+    f: String,
+    mops: Vec<Mop>,
+}
+
+/// Builds a [`TxnHistory`] from events, one at a time.
+pub struct TxnHistoryBuilder {
+    model: TxnModel,
+    history: TxnHistory,
+    pending: HashMap<u64, Pending, FxBuildHasher>,
+    key_ids: HashMap<Scalar, u32, FxBuildHasher>,
+    interned_ids: HashMap<String, u64, FxBuildHasher>,
+    scratch_mops: Vec<Mop>,
+    scratch_elems: Vec<Scalar>,
+    position: u64,
+}
+
+impl TxnHistoryBuilder {
+    pub fn new(source_name: &str, model: TxnModel) -> TxnHistoryBuilder {
+        TxnHistoryBuilder {
+            model,
+            history: TxnHistory {
+                source_name: source_name.to_string(),
+                ..TxnHistory::default()
+            },
+            pending: HashMap::default(),
+            key_ids: HashMap::default(),
+            interned_ids: HashMap::default(),
+            scratch_mops: Vec::new(),
+            scratch_elems: Vec::new(),
+            position: 0,
+        }
+    }
+
+    /// Takes the next event of the history; `line` is its source line.
+    /// Nemesis events are counted and skipped.
+    pub fn push(&mut self, ev: &Event, line: usize) -> Result<(), CheckError> {
+        let pos = self.position;
+        self.position += 1;
+        self.history.event_count = self.position;
+        let Process::Client(process) = ev.process else {
+            return Ok(());
+        };
+        let source_name = &self.history.source_name;
+        match ev.kind {
+            EventType::Invoke => {
+                if let Some(p) = self.pending.get(&process) {
+                    return Err(HistoryError::DoubleInvoke {
+                        source_name: source_name.clone(),
+                        line,
+                        process,
+                        f: ev.f.clone(),
+                        outstanding: p.f.clone(),
+                        outstanding_line: p.txn.line,
+                    }
+                    .into());
+                }
+                let (mops, elems) = self.parse_value(&ev.value, false, ev.index, &ev.f)?;
+                debug_assert!(elems.is_empty(), "an invoke's reads carry no elements");
+                let txn = Txn {
+                    process,
+                    outcome: Outcome::Info,
+                    invoke_pos: pos,
+                    complete_pos: None,
+                    invoke_index: ev.index,
+                    complete_index: None,
+                    invoke_time: ev.time,
+                    complete_time: None,
+                    line,
+                    mops: 0..0,
+                };
+                self.pending.insert(
+                    process,
+                    Pending {
+                        txn,
+                        f: ev.f.clone(),
+                        mops,
+                    },
+                );
+            }
+            kind => {
+                let Some(mut p) = self.pending.remove(&process) else {
+                    return Err(HistoryError::CompletionWithoutInvoke {
+                        source_name: source_name.clone(),
+                        line,
+                        process,
+                        f: ev.f.clone(),
+                        kind: kind.to_string(),
+                    }
+                    .into());
+                };
+                if p.f != ev.f {
+                    return Err(HistoryError::MismatchedCompletion {
+                        source_name: source_name.clone(),
+                        line,
+                        process,
+                        got: ev.f.clone(),
+                        invoked: p.f.clone(),
+                        invoke_line: p.txn.line,
+                    }
+                    .into());
+                }
+                let mut elems = Vec::new();
+                match kind {
+                    EventType::Ok => {
+                        p.txn.outcome = Outcome::Ok;
+                        p.txn.complete_pos = Some(pos);
+                        p.txn.complete_index = Some(ev.index);
+                        p.txn.complete_time = Some(ev.time);
+                        let (mops, e) = self.parse_value(&ev.value, true, ev.index, &ev.f)?;
+                        p.mops = mops;
+                        elems = e;
+                    }
+                    EventType::Fail => {
+                        p.txn.outcome = Outcome::Fail;
+                        p.txn.complete_pos = Some(pos);
+                        p.txn.complete_index = Some(ev.index);
+                        p.txn.complete_time = Some(ev.time);
+                    }
+                    EventType::Info | EventType::Invoke => {}
+                }
+                self.add_txn(p.txn, p.mops, elems);
+            }
+        }
+        Ok(())
+    }
+
+    /// The history; invokes never completed become `info` transactions.
+    pub fn finish(mut self) -> Result<TxnHistory, CheckError> {
+        let mut left: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        left.sort_by_key(|p| p.txn.invoke_pos);
+        for p in left {
+            self.add_txn(p.txn, p.mops, Vec::new());
+        }
+        // Transactions were added in completion order: renumber by invoke.
+        let h = &mut self.history;
+        if h.txns.windows(2).any(|w| w[0].invoke_pos > w[1].invoke_pos) {
+            h.txns.sort_by_key(|t| t.invoke_pos);
+        }
+        if h.txns.is_empty() {
+            return Err(HistoryError::Empty(h.source_name.clone()).into());
+        }
+        Ok(self.history)
+    }
+
+    fn add_txn(&mut self, mut txn: Txn, mops: Vec<Mop>, elems: Vec<Scalar>) {
+        let h = &mut self.history;
+        let base = u32::try_from(h.elems.len()).expect("fewer than 2^32 read elements");
+        h.elems.extend_from_slice(&elems);
+        let start = h.mops.len() as u32;
+        h.mops.extend(mops.into_iter().map(|mut m| {
+            if m.kind == MopKind::Read && m.known && m.start != u32::MAX {
+                m.start += base;
+            }
+            m
+        }));
+        txn.mops = start..h.mops.len() as u32;
+        h.txns.push(txn);
+    }
+
+    fn encode(&mut self, v: &Value) -> Option<Scalar> {
+        match v {
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    if u <= DIRECT_MAX {
+                        return Some(u);
+                    }
+                }
+                Some(self.intern(v))
+            }
+            Value::String(_) | Value::Bool(_) => Some(self.intern(v)),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+
+    fn intern(&mut self, v: &Value) -> Scalar {
+        let text = v.to_string();
+        if let Some(&id) = self.interned_ids.get(&text) {
+            return id;
+        }
+        let id = INTERNED | self.history.interned.len() as u64;
+        self.history.interned.push(v.clone());
+        self.interned_ids.insert(text, id);
+        id
+    }
+
+    fn key_id(&mut self, k: Scalar) -> u32 {
+        if let Some(&id) = self.key_ids.get(&k) {
+            return id;
+        }
+        let id = self.history.keys.len() as u32;
+        self.history.keys.push(k);
+        self.key_ids.insert(k, id);
+        id
+    }
+
+    /// Parses a transaction's value into micro-ops (and list-read
+    /// elements, numbered from 0). `completed` says whether reads carry
+    /// results (an `ok` completion).
+    fn parse_value(
+        &mut self,
+        value: &Value,
+        completed: bool,
+        index: u64,
+        f: &str,
+    ) -> Result<(Vec<Mop>, Vec<Scalar>), CheckError> {
+        let model = self.model;
+        let bad = |message: String| CheckError::Op {
+            model: model.name().into(),
+            index,
+            op: format!("{f} {}", short(value)),
+            message,
+        };
+        if f != "txn" {
+            return Err(bad(format!(
+                "expected :f :txn (a transaction), got {f:?}"
+            )));
+        }
+        let Value::Array(items) = value else {
+            return Err(bad(
+                "expected the value to be a list of micro-ops like [[append x 1] [r y nil]]".into(),
+            ));
+        };
+        let mut mops = std::mem::take(&mut self.scratch_mops);
+        let mut elems = std::mem::take(&mut self.scratch_elems);
+        mops.clear();
+        elems.clear();
+        for (i, item) in items.iter().enumerate() {
+            let mop = self
+                .parse_mop(item, completed, &mut elems)
+                .map_err(|m| bad(format!("micro-op {} ({}): {m}", i + 1, short(item))))?;
+            mops.push(mop);
+        }
+        let out = (mops.clone(), elems.clone());
+        self.scratch_mops = mops;
+        self.scratch_elems = elems;
+        Ok(out)
+    }
+
+    fn parse_mop(
+        &mut self,
+        item: &Value,
+        completed: bool,
+        elems: &mut Vec<Scalar>,
+    ) -> Result<Mop, String> {
+        let Some([f, k, v]) = item.as_array().map(Vec::as_slice) else {
+            return Err("expected [f key value]".into());
+        };
+        let f = f.as_str().ok_or("the function must be a keyword or string")?;
+        let key = self
+            .encode(k)
+            .ok_or_else(|| format!("the key must be a scalar, got {k}"))?;
+        let key = self.key_id(key);
+        let mut mop = Mop {
+            kind: MopKind::Read,
+            key,
+            value: NIL,
+            start: u32::MAX,
+            len: u32::MAX,
+            known: false,
+        };
+        match (self.model, f) {
+            (TxnModel::ListAppend, "append") | (TxnModel::RwRegister, "w") => {
+                mop.kind = if f == "w" {
+                    MopKind::Write
+                } else {
+                    MopKind::Append
+                };
+                mop.value = self
+                    .encode(v)
+                    .ok_or_else(|| format!("the value must be a scalar, got {v}"))?;
+            }
+            (TxnModel::ListAppend, "r") => {
+                if completed {
+                    mop.known = true;
+                    mop.start = elems.len() as u32;
+                    match v {
+                        Value::Null => {}
+                        Value::Array(list) => {
+                            for e in list {
+                                let e = self.encode(e).ok_or_else(|| {
+                                    format!("list elements must be scalars, got {e}")
+                                })?;
+                                elems.push(e);
+                            }
+                        }
+                        other => return Err(format!("a list read must be a list or nil, got {other}")),
+                    }
+                    mop.len = elems.len() as u32 - mop.start;
+                }
+            }
+            (TxnModel::RwRegister, "r") => {
+                if completed {
+                    mop.known = true;
+                    mop.value = match v {
+                        Value::Null => NIL,
+                        other => self
+                            .encode(other)
+                            .ok_or_else(|| format!("a register value must be a scalar, got {other}"))?,
+                    };
+                }
+            }
+            (model, other) => {
+                return Err(format!(
+                    "{model} takes {}, not {other:?}",
+                    match model {
+                        TxnModel::ListAppend => "append and r",
+                        TxnModel::RwRegister => "w and r",
+                    }
+                ))
+            }
+        }
+        Ok(mop)
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 {
+        let mut end = 77;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(index: u64, p: u64, kind: EventType, value: Value) -> Event {
+        Event {
+            index,
+            time: index,
+            process: Process::Client(p),
+            kind,
+            f: "txn".into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn ok_txns_take_the_completion_and_crashed_ones_the_invoke() {
+        let mut b = TxnHistoryBuilder::new("h", TxnModel::ListAppend);
+        let evs = [
+            ev(0, 1, EventType::Invoke, json!([["append", "x", 1], ["r", "x", null]])),
+            ev(1, 2, EventType::Invoke, json!([["append", "x", 2]])),
+            ev(2, 1, EventType::Ok, json!([["append", "x", 1], ["r", "x", [1]]])),
+            ev(3, 3, EventType::Invoke, json!([["r", -4, null]])),
+            ev(4, 3, EventType::Fail, json!([["r", -4, null]])),
+        ];
+        for (i, e) in evs.iter().enumerate() {
+            b.push(e, i + 1).expect("valid event");
+        }
+        let h = b.finish().expect("a history");
+        assert_eq!(h.txns.len(), 3);
+        assert_eq!(h.txns[0].outcome, Outcome::Ok);
+        assert_eq!(h.txns[1].outcome, Outcome::Info, "never completed");
+        assert_eq!(h.txns[2].outcome, Outcome::Fail);
+        let read = h.mops_of(0)[1];
+        assert!(read.known);
+        assert_eq!(h.read_elems(&read), &[1]);
+        assert!(!h.mops_of(2)[0].known, "a failed read is unknown");
+        assert_eq!(h.show_key(h.mops_of(2)[0].key), "-4", "negative keys are interned");
+        assert_eq!(h.show_txn(0), "p1 ok [[append x 1] [r x [1]]] (event 0, line 1)");
+    }
+
+    #[test]
+    fn bad_micro_ops_are_errors_naming_the_event() {
+        let mut b = TxnHistoryBuilder::new("h", TxnModel::ListAppend);
+        let e = b
+            .push(&ev(7, 1, EventType::Invoke, json!([["w", "x", 1]])), 3)
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("event 7") && text.contains("micro-op 1"), "{text}");
+        let mut b = TxnHistoryBuilder::new("h", TxnModel::RwRegister);
+        let e = b
+            .push(&ev(0, 1, EventType::Invoke, json!([["w", [1], 1]])), 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("scalar"), "{e}");
+        let mut b = TxnHistoryBuilder::new("h.edn", TxnModel::RwRegister);
+        let e = b.push(&ev(0, 1, EventType::Ok, json!([])), 9).unwrap_err();
+        assert!(e.to_string().contains("h.edn:9"), "{e}");
+    }
+}

@@ -1,0 +1,770 @@
+//! List-append: transactions append unique values to lists and read whole
+//! lists, so every read shows the order of the appends before it.
+//!
+//! The version order of a key is its longest read (without duplicates):
+//! every other read must be a prefix of it, or the key has an
+//! `incompatible-order`. An append nobody read came after every element
+//! anybody read (appends are never lost in a correct system; if they are,
+//! reads disagree). From the version order, for each key:
+//!
+//! - `ww`: the transaction that appended element `i` precedes the one that
+//!   appended element `i + 1` (an unread append follows the last element);
+//! - `wr`: the transaction that appended a read's last element precedes
+//!   the reader;
+//! - `rw`: a reader of the state with `i` elements precedes the
+//!   transaction that appended element `i + 1`.
+//!
+//! And the anomalies that need no cycle: G1a (a read shows an element a
+//! failed transaction appended), G1b (a read ends at an element another
+//! transaction appended and then appended after), garbage reads (an
+//! element nobody appended), duplicate elements, incompatible orders,
+//! dirty updates (a committed append right after failed ones), internal
+//! inconsistency (a transaction that does not read its own writes), future
+//! reads, and lost updates (two committed transactions read the same state
+//! of a key and both appended to it).
+//!
+//! Speed: a read that is a prefix of the longest ends in the state with
+//! `len` elements, so its place in the version order costs no lookup; the
+//! only hash map is (key, value) → append.
+
+use super::anomaly::{bind, Anomalies, Case};
+use super::graph::{EdgeList, Rels};
+use super::history::{Mop, MopKind, Scalar, TxnHistory};
+use crate::error::CheckError;
+use crate::fxhash::FxBuildHasher;
+use crate::operation::Outcome;
+use std::collections::{HashMap, HashSet};
+
+const NONE: u32 = u32::MAX;
+
+/// One append micro-op.
+#[derive(Clone, Copy, Debug)]
+struct Append {
+    txn: u32,
+    key: u32,
+    value: Scalar,
+    /// Its place in the key's version order, or NONE if never read.
+    pos: u32,
+    /// Its transaction appends to the same key again later.
+    intermediate: bool,
+}
+
+/// A read micro-op of an `ok` transaction.
+#[derive(Clone, Copy, Debug)]
+struct Read {
+    txn: u32,
+    mop: u32,
+}
+
+/// What list-append learned of a history: version orders, and who read
+/// which state. Kept to explain edges.
+pub struct ListAppend<'h> {
+    h: &'h TxnHistory,
+    appends: Vec<Append>,
+    append_of: HashMap<(u32, Scalar), u32, FxBuildHasher>,
+    /// Per key, `order_offsets[k]..order_offsets[k + 1]` of `order`
+    /// (append ids, NONE for an element nobody appended) and `order_elems`.
+    order_offsets: Vec<u32>,
+    order: Vec<u32>,
+    order_elems: Vec<Scalar>,
+    /// Per key: every read is a prefix of the longest, which has no
+    /// duplicates (so a read's state is its length).
+    regular: Vec<bool>,
+    /// Readers per state: the state with `s` elements of key `k` is slot
+    /// `order_offsets[k] + k + s`.
+    slot_offsets: Vec<u32>,
+    slot_readers: Vec<Read>,
+}
+
+impl<'h> ListAppend<'h> {
+    /// Analyses a list-append history: anomalies found without cycles go
+    /// to `anomalies`, dependency edges to `edges`. Fails only on input
+    /// that breaks the workload's rules (a value appended twice to a key).
+    pub fn analyze(
+        h: &'h TxnHistory,
+        anomalies: &mut Anomalies,
+        edges: &mut EdgeList,
+    ) -> Result<ListAppend<'h>, CheckError> {
+        let mut la = ListAppend {
+            h,
+            appends: Vec::new(),
+            append_of: HashMap::default(),
+            order_offsets: Vec::new(),
+            order: Vec::new(),
+            order_elems: Vec::new(),
+            regular: Vec::new(),
+            slot_offsets: Vec::new(),
+            slot_readers: Vec::new(),
+        };
+        la.index_appends()?;
+        let reads_by_key = la.reads_by_key();
+        la.version_orders(&reads_by_key, anomalies);
+        la.index_readers();
+        la.read_anomalies(&reads_by_key, anomalies);
+        la.internal(anomalies);
+        la.dirty_updates(anomalies);
+        la.lost_updates(anomalies);
+        la.edges(edges);
+        Ok(la)
+    }
+
+    fn failed(&self, txn: u32) -> bool {
+        self.h.txns[txn as usize].outcome == Outcome::Fail
+    }
+
+    fn index_appends(&mut self) -> Result<(), CheckError> {
+        let h = self.h;
+        self.appends.reserve(h.mops.len());
+        self.append_of.reserve(h.mops.len());
+        for t in 0..h.txns.len() {
+            let mops = h.mops_of(t);
+            for (i, m) in mops.iter().enumerate() {
+                if m.kind != MopKind::Append {
+                    continue;
+                }
+                let intermediate = mops[i + 1..]
+                    .iter()
+                    .any(|n| n.kind == MopKind::Append && n.key == m.key);
+                let id = self.appends.len() as u32;
+                if let Some(other) = self.append_of.insert((m.key, m.value), id) {
+                    let first = self.appends[other as usize].txn as usize;
+                    return Err(CheckError::Op {
+                        model: "list-append".into(),
+                        index: h.txns[t].invoke_index,
+                        op: h.show_txn(t),
+                        message: format!(
+                            "appends {} to key {}, which {} appended too: list-append needs every value appended to a key once",
+                            h.show(m.value),
+                            h.show_key(m.key),
+                            if first == t { "it".to_string() } else { format!("the transaction at line {}", h.txns[first].line) }
+                        ),
+                    });
+                }
+                self.appends.push(Append {
+                    txn: t as u32,
+                    key: m.key,
+                    value: m.value,
+                    pos: NONE,
+                    intermediate,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Known reads of `ok` transactions, grouped by key.
+    fn reads_by_key(&self) -> (Vec<u32>, Vec<Read>) {
+        let h = self.h;
+        let keys = h.key_count();
+        let mut offsets = vec![0u32; keys + 1];
+        let each_read = |f: &mut dyn FnMut(Read, &Mop)| {
+            for (t, txn) in h.txns.iter().enumerate() {
+                if txn.outcome != Outcome::Ok {
+                    continue;
+                }
+                for (i, m) in h.mops_of(t).iter().enumerate() {
+                    if m.kind == MopKind::Read && m.known {
+                        f(
+                            Read {
+                                txn: t as u32,
+                                mop: txn.mops.start + i as u32,
+                            },
+                            m,
+                        );
+                    }
+                }
+            }
+        };
+        each_read(&mut |_, m| offsets[m.key as usize + 1] += 1);
+        for k in 0..keys {
+            offsets[k + 1] += offsets[k];
+        }
+        let mut fill = offsets.clone();
+        let mut reads = vec![Read { txn: 0, mop: 0 }; offsets[keys] as usize];
+        each_read(&mut |r, m| {
+            let slot = &mut fill[m.key as usize];
+            reads[*slot as usize] = r;
+            *slot += 1;
+        });
+        (offsets, reads)
+    }
+
+    fn mop(&self, r: Read) -> &Mop {
+        &self.h.mops[r.mop as usize]
+    }
+
+    fn version_orders(&mut self, (offsets, reads): &(Vec<u32>, Vec<Read>), anomalies: &mut Anomalies) {
+        let h = self.h;
+        let keys = h.key_count();
+        self.order_offsets = Vec::with_capacity(keys + 1);
+        self.order_offsets.push(0);
+        self.regular = vec![true; keys];
+        let mut seen: HashSet<Scalar, FxBuildHasher> = HashSet::default();
+        for k in 0..keys {
+            let key_reads = &reads[offsets[k] as usize..offsets[k + 1] as usize];
+            let longest = key_reads
+                .iter()
+                .copied()
+                .max_by_key(|r| (self.mop(*r).len, std::cmp::Reverse(r.mop)));
+            if let Some(longest) = longest {
+                let long = h.read_elems(self.mop(longest));
+                let mut conflict = None;
+                for r in key_reads {
+                    if !long.starts_with(h.read_elems(self.mop(*r))) {
+                        self.regular[k] = false;
+                        conflict.get_or_insert(*r);
+                    }
+                }
+                if let Some(r) = conflict {
+                    anomalies.add("incompatible-order", || {
+                        let ids = vec![r.txn as usize, longest.txn as usize];
+                        Case {
+                            txns: bind(h, &ids),
+                            txn_ids: ids,
+                            steps: Vec::new(),
+                            explanation: format!(
+                                "T1 read {k} = {}, and T2 read {k} = {}: the first is not a prefix of the second, so no single order of appends to {k} explains both reads.",
+                                h.show_list(h.read_elems(self.mop(r))),
+                                h.show_list(long),
+                                k = h.show_key(k as u32)
+                            ),
+                        }
+                    });
+                }
+                seen.clear();
+                for &e in long {
+                    if seen.insert(e) {
+                        self.order_elems.push(e);
+                    } else {
+                        self.regular[k] = false;
+                    }
+                }
+            }
+            let start = *self.order_offsets.last().expect("starts with 0") as usize;
+            for i in start..self.order_elems.len() {
+                let e = self.order_elems[i];
+                let id = self.append_of.get(&(k as u32, e)).copied().unwrap_or(NONE);
+                if id != NONE {
+                    self.appends[id as usize].pos = (i - start) as u32;
+                }
+                self.order.push(id);
+            }
+            self.order_offsets.push(self.order_elems.len() as u32);
+        }
+    }
+
+    fn order_of(&self, key: u32) -> &[u32] {
+        let k = key as usize;
+        &self.order[self.order_offsets[k] as usize..self.order_offsets[k + 1] as usize]
+    }
+
+    /// The state a read saw: the number of elements of the version order
+    /// before and at its last element. `None` when its last element is
+    /// not in the order (an incompatible read).
+    fn slot(&self, m: &Mop) -> Option<u32> {
+        if m.len == 0 {
+            return Some(0);
+        }
+        if self.regular[m.key as usize] {
+            return Some(m.len);
+        }
+        let last = *self.h.read_elems(m).last().expect("len > 0");
+        let k = m.key as usize;
+        let elems = &self.order_elems[self.order_offsets[k] as usize..self.order_offsets[k + 1] as usize];
+        match self.append_of.get(&(m.key, last)) {
+            Some(&id) if self.appends[id as usize].pos != NONE => Some(self.appends[id as usize].pos + 1),
+            _ => elems.iter().position(|e| *e == last).map(|p| p as u32 + 1),
+        }
+    }
+
+    fn slot_id(&self, key: u32, slot: u32) -> usize {
+        (self.order_offsets[key as usize] + key + slot) as usize
+    }
+
+    fn index_readers(&mut self) {
+        let h = self.h;
+        let keys = h.key_count();
+        let slots = self.order.len() + keys;
+        let mut offsets = vec![0u32; slots + 1];
+        let mut placed: Vec<(usize, Read)> = Vec::new();
+        for (t, txn) in h.txns.iter().enumerate() {
+            if txn.outcome != Outcome::Ok {
+                continue;
+            }
+            for (i, m) in h.mops_of(t).iter().enumerate() {
+                if m.kind == MopKind::Read && m.known {
+                    if let Some(s) = self.slot(m) {
+                        let id = self.slot_id(m.key, s);
+                        offsets[id + 1] += 1;
+                        placed.push((
+                            id,
+                            Read {
+                                txn: t as u32,
+                                mop: txn.mops.start + i as u32,
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        for i in 0..slots {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut readers = vec![Read { txn: 0, mop: 0 }; placed.len()];
+        for (id, r) in placed {
+            readers[fill[id] as usize] = r;
+            fill[id] += 1;
+        }
+        self.slot_offsets = offsets;
+        self.slot_readers = readers;
+    }
+
+    fn readers(&self, key: u32, slot: u32) -> &[Read] {
+        let id = self.slot_id(key, slot);
+        &self.slot_readers[self.slot_offsets[id] as usize..self.slot_offsets[id + 1] as usize]
+    }
+
+    /// The append whose element ends the state `slot` of `key`.
+    fn writer_at(&self, key: u32, slot: u32) -> Option<&Append> {
+        if slot == 0 {
+            return None;
+        }
+        match self.order_of(key).get(slot as usize - 1) {
+            Some(&id) if id != NONE => Some(&self.appends[id as usize]),
+            _ => None,
+        }
+    }
+
+    /// The state an append was made on: its place in the version order,
+    /// or after the last element for an append nobody read.
+    fn prev_slot(&self, a: &Append) -> u32 {
+        if a.pos != NONE {
+            a.pos
+        } else {
+            self.order_of(a.key).len() as u32
+        }
+    }
+
+    /// G1a, G1b, garbage reads and duplicates, read by read.
+    fn read_anomalies(&self, (offsets, reads): &(Vec<u32>, Vec<Read>), anomalies: &mut Anomalies) {
+        let h = self.h;
+        for k in 0..h.key_count() {
+            let order = self.order_of(k as u32);
+            let bad = |id: u32| id == NONE || self.failed(self.appends[id as usize].txn);
+            let first_bad = order.iter().position(|id| bad(*id));
+            let key_reads = &reads[offsets[k] as usize..offsets[k + 1] as usize];
+            for r in key_reads {
+                let m = self.mop(*r);
+                let elems = h.read_elems(m);
+                if self.regular[k] {
+                    if let Some(fb) = first_bad {
+                        if (fb as u32) < m.len {
+                            self.report_bad_elements(*r, &order[fb..m.len as usize], anomalies);
+                        }
+                    }
+                } else {
+                    let ids: Vec<u32> = elems
+                        .iter()
+                        .map(|e| self.append_of.get(&(k as u32, *e)).copied().unwrap_or(NONE))
+                        .collect();
+                    self.report_bad_elements(*r, &ids, anomalies);
+                    self.report_duplicates(*r, anomalies);
+                }
+                self.report_intermediate(*r, anomalies);
+            }
+        }
+    }
+
+    fn report_bad_elements(&self, r: Read, ids: &[u32], anomalies: &mut Anomalies) {
+        let h = self.h;
+        let m = self.mop(r);
+        if let Some(id) = ids.iter().find(|id| **id != NONE && self.failed(self.appends[**id as usize].txn)) {
+            let a = self.appends[*id as usize];
+            anomalies.add("G1a", || {
+                let ids = vec![r.txn as usize, a.txn as usize];
+                Case {
+                    txns: bind(h, &ids),
+                    txn_ids: ids,
+                    steps: Vec::new(),
+                    explanation: format!(
+                        "T1 read {} = {}, which holds {}; T2 appended {} to {} and failed: T1 read the write of an aborted transaction.",
+                        h.show_key(m.key),
+                        h.show_list(h.read_elems(m)),
+                        h.show(a.value),
+                        h.show(a.value),
+                        h.show_key(m.key)
+                    ),
+                }
+            });
+        }
+        if let Some(i) = ids.iter().position(|id| *id == NONE) {
+            // `ids` is a tail of the read when the key is regular: find the
+            // element by what the read holds from the end.
+            let elems = h.read_elems(m);
+            let e = elems[elems.len() - ids.len() + i];
+            anomalies.add("garbage-read", || {
+                let ids = vec![r.txn as usize];
+                Case {
+                    txns: bind(h, &ids),
+                    txn_ids: ids,
+                    steps: Vec::new(),
+                    explanation: format!(
+                        "T1 read {} = {}, which holds {}, a value no transaction appended to {}.",
+                        h.show_key(m.key),
+                        h.show_list(elems),
+                        h.show(e),
+                        h.show_key(m.key)
+                    ),
+                }
+            });
+        }
+    }
+
+    fn report_duplicates(&self, r: Read, anomalies: &mut Anomalies) {
+        let h = self.h;
+        let m = self.mop(r);
+        let elems = h.read_elems(m);
+        let mut seen: HashSet<Scalar, FxBuildHasher> = HashSet::default();
+        if let Some(dup) = elems.iter().find(|e| !seen.insert(**e)) {
+            anomalies.add("duplicate-elements", || {
+                let ids = vec![r.txn as usize];
+                Case {
+                    txns: bind(h, &ids),
+                    txn_ids: ids,
+                    steps: Vec::new(),
+                    explanation: format!(
+                        "T1 read {} = {}, in which {} appears {} times, but it was appended once.",
+                        h.show_key(m.key),
+                        h.show_list(elems),
+                        h.show(*dup),
+                        elems.iter().filter(|e| *e == dup).count()
+                    ),
+                }
+            });
+        }
+    }
+
+    fn report_intermediate(&self, r: Read, anomalies: &mut Anomalies) {
+        let h = self.h;
+        let m = self.mop(r);
+        let Some(&last) = h.read_elems(m).last() else {
+            return;
+        };
+        let Some(&id) = self.append_of.get(&(m.key, last)) else {
+            return;
+        };
+        let a = self.appends[id as usize];
+        if a.intermediate && a.txn != r.txn {
+            anomalies.add("G1b", || {
+                let ids = vec![r.txn as usize, a.txn as usize];
+                Case {
+                    txns: bind(h, &ids),
+                    txn_ids: ids,
+                    steps: Vec::new(),
+                    explanation: format!(
+                        "T1 read {} = {}, ending at {}; T2 appended {} to {} and then appended to {} again: T1 read an intermediate state of T2.",
+                        h.show_key(m.key),
+                        h.show_list(h.read_elems(m)),
+                        h.show(a.value),
+                        h.show(a.value),
+                        h.show_key(m.key),
+                        h.show_key(m.key)
+                    ),
+                }
+            });
+        }
+    }
+
+    /// Internal consistency and future reads, within each `ok` transaction
+    /// that touches a key more than once.
+    fn internal(&self, anomalies: &mut Anomalies) {
+        let h = self.h;
+        for (t, txn) in h.txns.iter().enumerate() {
+            if txn.outcome != Outcome::Ok {
+                continue;
+            }
+            let mops = h.mops_of(t);
+            let repeats = mops
+                .iter()
+                .enumerate()
+                .any(|(i, m)| mops[i + 1..].iter().any(|n| n.key == m.key));
+            if !repeats {
+                continue;
+            }
+            // Per key: the expected state, and whether its prefix is known.
+            let mut state: Vec<(u32, bool, Vec<Scalar>)> = Vec::new();
+            let mut read_elements: Vec<(u32, Scalar, usize)> = Vec::new();
+            for (i, m) in mops.iter().enumerate() {
+                let entry = state.iter().position(|s| s.0 == m.key);
+                match m.kind {
+                    MopKind::Append => {
+                        if let Some(&(_, _, j)) = read_elements.iter().find(|(k, e, _)| *k == m.key && *e == m.value) {
+                            anomalies.add("future-read", || {
+                                let ids = vec![t];
+                                Case {
+                                    txns: bind(h, &ids),
+                                    txn_ids: ids,
+                                    steps: Vec::new(),
+                                    explanation: format!(
+                                        "T1's micro-op {} {} shows {}, which T1 itself appends later, in micro-op {}.",
+                                        j + 1,
+                                        h.show_mop(&mops[j]),
+                                        h.show(m.value),
+                                        i + 1
+                                    ),
+                                }
+                            });
+                        }
+                        match entry {
+                            Some(e) => state[e].2.push(m.value),
+                            None => state.push((m.key, false, vec![m.value])),
+                        }
+                    }
+                    MopKind::Read if m.known => {
+                        let got = h.read_elems(m);
+                        read_elements.extend(got.iter().map(|e| (m.key, *e, i)));
+                        if let Some(e) = entry {
+                            let (_, known, expected) = &state[e];
+                            let consistent = if *known {
+                                got == expected.as_slice()
+                            } else {
+                                got.ends_with(expected)
+                            };
+                            if !consistent {
+                                anomalies.add("internal", || {
+                                    let ids = vec![t];
+                                    Case {
+                                        txns: bind(h, &ids),
+                                        txn_ids: ids,
+                                        steps: Vec::new(),
+                                        explanation: format!(
+                                            "T1's micro-op {} {} does not show what T1 itself did to {} before: expected {}{}.",
+                                            i + 1,
+                                            h.show_mop(m),
+                                            h.show_key(m.key),
+                                            if *known { "" } else { "a list ending in " },
+                                            h.show_list(expected)
+                                        ),
+                                    }
+                                });
+                                break;
+                            }
+                            state[e] = (m.key, true, got.to_vec());
+                        } else {
+                            state.push((m.key, true, got.to_vec()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// A committed append right after an aborted one in a version order.
+    fn dirty_updates(&self, anomalies: &mut Anomalies) {
+        let h = self.h;
+        for k in 0..h.key_count() as u32 {
+            let mut last: (Outcome, Option<u32>) = (Outcome::Ok, None);
+            for &id in self.order_of(k) {
+                if id == NONE {
+                    continue;
+                }
+                let a = self.appends[id as usize];
+                let outcome = h.txns[a.txn as usize].outcome;
+                match (last.0, outcome) {
+                    (Outcome::Fail, Outcome::Ok) => {
+                        let aborted = last.1.expect("a failed append came first");
+                        let b = self.appends[aborted as usize];
+                        anomalies.add("dirty-update", || {
+                            let ids = vec![b.txn as usize, a.txn as usize];
+                            Case {
+                                txns: bind(h, &ids),
+                                txn_ids: ids,
+                                steps: Vec::new(),
+                                explanation: format!(
+                                    "T1 appended {} to {} and failed, yet the version order of {} has it, and T2 (committed) appended {} after it: a committed write built on an aborted one.",
+                                    h.show(b.value),
+                                    h.show_key(k),
+                                    h.show_key(k),
+                                    h.show(a.value)
+                                ),
+                            }
+                        });
+                        last = (Outcome::Ok, Some(id));
+                    }
+                    (_, Outcome::Ok) | (Outcome::Ok | Outcome::Info, Outcome::Fail) => last = (outcome, Some(id)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Two committed transactions that read the same state of a key and
+    /// both appended to it.
+    fn lost_updates(&self, anomalies: &mut Anomalies) {
+        let h = self.h;
+        let mut candidates: Vec<(u32, u32, u32, u32)> = Vec::new(); // key, slot, txn, mop
+        for (t, txn) in h.txns.iter().enumerate() {
+            if txn.outcome != Outcome::Ok {
+                continue;
+            }
+            let mops = h.mops_of(t);
+            for (i, m) in mops.iter().enumerate() {
+                let first_on_key = !mops[..i].iter().any(|n| n.key == m.key);
+                if first_on_key && m.kind == MopKind::Read && m.known && mops[i + 1..].iter().any(|n| n.key == m.key && n.kind == MopKind::Append) {
+                    if let Some(s) = self.slot(m) {
+                        candidates.push((m.key, s, t as u32, txn.mops.start + i as u32));
+                    }
+                }
+            }
+        }
+        candidates.sort_unstable();
+        for group in candidates.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+            if group.len() < 2 {
+                continue;
+            }
+            anomalies.add("lost-update", || {
+                let ids: Vec<usize> = group.iter().map(|c| c.2 as usize).collect();
+                let m = &h.mops[group[0].3 as usize];
+                Case {
+                    txns: bind(h, &ids),
+                    txn_ids: ids.clone(),
+                    steps: Vec::new(),
+                    explanation: format!(
+                        "{} all read {} = {} and then appended to {}: whichever committed last did not see the others' appends, so an update was lost.",
+                        (1..=ids.len()).map(|i| format!("T{i}")).collect::<Vec<_>>().join(", "),
+                        h.show_key(m.key),
+                        h.show_list(h.read_elems(m)),
+                        h.show_key(m.key)
+                    ),
+                }
+            });
+        }
+    }
+
+    fn edges(&self, edges: &mut EdgeList) {
+        let h = self.h;
+        // wr: the appender of a read's last element precedes the reader.
+        for (t, txn) in h.txns.iter().enumerate() {
+            if txn.outcome != Outcome::Ok {
+                continue;
+            }
+            for m in h.mops_of(t) {
+                if m.kind != MopKind::Read || !m.known || m.len == 0 {
+                    continue;
+                }
+                if let Some(a) = self.last_writer(m) {
+                    if !self.failed(a.txn) {
+                        edges.add(a.txn as usize, t, Rels::WR);
+                    }
+                }
+            }
+        }
+        // ww and rw, from each append's place in the version order.
+        for a in &self.appends {
+            if self.failed(a.txn) {
+                continue;
+            }
+            let prev = self.prev_slot(a);
+            if let Some(w) = self.writer_at(a.key, prev) {
+                if !self.failed(w.txn) {
+                    edges.add(w.txn as usize, a.txn as usize, Rels::WW);
+                }
+            }
+            for r in self.readers(a.key, prev) {
+                edges.add(r.txn as usize, a.txn as usize, Rels::RW);
+            }
+        }
+    }
+
+    fn last_writer(&self, m: &Mop) -> Option<&Append> {
+        if m.len == 0 {
+            return None;
+        }
+        if self.regular[m.key as usize] {
+            return self.writer_at(m.key, m.len);
+        }
+        let last = *self.h.read_elems(m).last()?;
+        self.append_of
+            .get(&(m.key, last))
+            .map(|id| &self.appends[*id as usize])
+    }
+
+    /// Why `a` precedes `b` by `rel` (ww, wr or rw), naming them `an`, `bn`.
+    pub fn explain(&self, a: usize, b: usize, rel: Rels, an: &str, bn: &str) -> Option<String> {
+        let h = self.h;
+        let state = |m: &Mop| -> String {
+            if m.len == 0 {
+                "[] (its initial, empty state)".into()
+            } else {
+                h.show_list(h.read_elems(m))
+            }
+        };
+        match rel {
+            Rels::WR => h.mops_of(b).iter().find_map(|m| {
+                if m.kind != MopKind::Read || !m.known {
+                    return None;
+                }
+                let w = self.last_writer(m)?;
+                (w.txn as usize == a).then(|| {
+                    format!(
+                        "{bn} read {} = {}, which ends with {an}'s append of {}",
+                        h.show_key(m.key),
+                        h.show_list(h.read_elems(m)),
+                        h.show(w.value)
+                    )
+                })
+            }),
+            Rels::WW => self.appends_of(b).find_map(|x| {
+                let w = self.writer_at(x.key, self.prev_slot(x))?;
+                (w.txn as usize == a).then(|| {
+                    if x.pos == NONE {
+                        format!(
+                            "{an} appended {} to {}, the last element anyone read, and {bn}'s append of {} was never read, so it came after",
+                            h.show(w.value),
+                            h.show_key(x.key),
+                            h.show(x.value)
+                        )
+                    } else {
+                        format!(
+                            "{an} appended {} to {} and {bn} appended {} right after it",
+                            h.show(w.value),
+                            h.show_key(x.key),
+                            h.show(x.value)
+                        )
+                    }
+                })
+            }),
+            Rels::RW => self.appends_of(b).find_map(|x| {
+                let prev = self.prev_slot(x);
+                let r = self.readers(x.key, prev).iter().find(|r| r.txn as usize == a)?;
+                let m = self.mop(*r);
+                Some(if x.pos == NONE {
+                    format!(
+                        "{an} read {} = {}, and {bn} appended {}, which nobody read, so it came after that state: {an} did not see {bn}'s append",
+                        h.show_key(x.key),
+                        state(m),
+                        h.show(x.value)
+                    )
+                } else {
+                    format!(
+                        "{an} read {} = {}, without {}, which {bn} appended next: {an} did not see {bn}'s append",
+                        h.show_key(x.key),
+                        state(m),
+                        h.show(x.value)
+                    )
+                })
+            }),
+            _ => None,
+        }
+    }
+
+    fn appends_of(&self, t: usize) -> impl Iterator<Item = &Append> + '_ {
+        self.h.mops_of(t).iter().filter(|m| m.kind == MopKind::Append).filter_map(move |m| {
+            self.append_of
+                .get(&(m.key, m.value))
+                .map(|id| &self.appends[*id as usize])
+        })
+    }
+}

@@ -1,0 +1,485 @@
+//! Transactional isolation checking, after Elle (Kingsbury and Alvaro,
+//! "Elle: Inferring Isolation Anomalies from Experimental Observations",
+//! VLDB 2020) and Adya's dependency graphs.
+//!
+//! A history of transactions (`:f :txn`, micro-ops `append`/`r` or
+//! `w`/`r`) is turned into a graph over transactions whose edges are
+//! dependencies: `ww`, `wr` and `rw` inferred from the values (see
+//! [`list_append`] and [`rw_register`]), plus `process` or `realtime`
+//! order when the consistency models asked for need them. Strongly
+//! connected components of that graph hold every cycle; inside each, a
+//! search ([`cycle`]) names the worst cycles by Adya's and Elle's names
+//! (G0, G1c, G-single, G-nonadjacent, G2-item, and their `-process` and
+//! `-realtime` forms). Anomalies that need no cycle (G1a, G1b, garbage
+//! reads, duplicates, incompatible orders, dirty updates, internal
+//! inconsistency, lost updates) are found directly.
+//!
+//! The verdict is invalid when an anomaly the requested models prohibit is
+//! found ([`consistency`]); the result also names the models the history
+//! rules out, weakest first (Elle's `:not`). Every anomaly comes with its
+//! transactions and an explanation in words; cycles are drawn by
+//! [`html`].
+//!
+//! Guarantees: no input makes it panic (bad micro-ops are a
+//! [`CheckError`]); memory is linear in the history (examples are capped
+//! per anomaly type); every cycle search has a step budget, and a time
+//! limit ends the search with `unknown`, naming what was and was not
+//! searched.
+
+pub mod anomaly;
+pub mod brute;
+pub mod consistency;
+pub mod cycle;
+pub mod graph;
+pub mod history;
+pub mod html;
+pub mod list_append;
+pub mod rw_register;
+#[cfg(test)]
+mod tests;
+
+pub use anomaly::{Anomalies, Case, Step};
+pub use history::{TxnHistory, TxnHistoryBuilder, TxnModel};
+pub use rw_register::Inference;
+
+use crate::error::CheckError;
+use crate::operation::{Operations, Outcome};
+use crate::verdict::{CheckerResult, Verdict, Witness};
+use anomaly::bind;
+use cycle::{Cycle, Found, Searcher};
+use graph::{EdgeList, Graph, Rels};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How to check a transactional history.
+#[derive(Clone, Debug)]
+pub struct TxnOptions {
+    /// The models the history should satisfy (canonical names, see
+    /// [`consistency::canonical_model`]). Elle's default:
+    /// strict-serializable.
+    pub consistency_models: Vec<&'static str>,
+    /// rw-register's version-order inferences.
+    pub inference: Inference,
+    /// Stop searching for cycles after this long: `unknown` unless an
+    /// anomaly was already found.
+    pub time_limit: Option<Duration>,
+    /// Steps one search for one cycle type in one component may take.
+    pub search_budget: u64,
+}
+
+impl Default for TxnOptions {
+    fn default() -> Self {
+        TxnOptions {
+            consistency_models: vec!["strict-serializable"],
+            inference: Inference::standard(),
+            time_limit: None,
+            search_budget: 20_000_000,
+        }
+    }
+}
+
+impl TxnOptions {
+    /// Parses a comma-separated list of model names (aliases allowed).
+    pub fn parse_models(list: &str) -> Result<Vec<&'static str>, String> {
+        let models: Result<Vec<_>, _> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(consistency::canonical_model)
+            .collect();
+        let models = models?;
+        if models.is_empty() {
+            return Err("no consistency model given".into());
+        }
+        Ok(models)
+    }
+}
+
+/// Numbers of one check.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TxnStats {
+    pub txns: usize,
+    pub ok: usize,
+    pub info: usize,
+    pub fail: usize,
+    pub keys: usize,
+    pub edges: usize,
+    /// Nontrivial strongly connected components, and the largest.
+    pub components: usize,
+    pub largest_component: usize,
+    pub search_steps: u64,
+}
+
+/// The witness of an invalid transactional history.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxnWitness {
+    pub model: TxnModel,
+    pub consistency_models: Vec<&'static str>,
+    /// Anomaly types found that the models prohibit.
+    pub anomaly_types: Vec<&'static str>,
+    pub anomalies: Anomalies,
+    /// The weakest models the history rules out (Elle's `:not`), and the
+    /// stronger ones (`:also-not`).
+    pub not: Vec<&'static str>,
+    pub also_not: Vec<&'static str>,
+    /// Searches that did not finish (budget or time), if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
+}
+
+impl fmt::Display for TxnWitness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "not {} ({}): {}",
+            self.consistency_models.join(", "),
+            self.model,
+            self.anomaly_types.join(", ")
+        )?;
+        writeln!(f, "  rules out: {}", self.not.join(", "))?;
+        if !self.also_not.is_empty() {
+            writeln!(f, "  and also: {}", self.also_not.join(", "))?;
+        }
+        for (name, cases) in &self.anomalies.types {
+            if !self.anomaly_types.contains(name) {
+                continue;
+            }
+            let shown = cases.examples.len();
+            writeln!(
+                f,
+                "  {name}: {} case{}{}",
+                cases.count,
+                if cases.count == 1 { "" } else { "s" },
+                if (shown as u64) < cases.count { format!(", first {shown}") } else { String::new() }
+            )?;
+            for (i, case) in cases.examples.iter().enumerate().take(3) {
+                writeln!(f, "   {}. let", i + 1)?;
+                for t in &case.txns {
+                    writeln!(f, "        {t}")?;
+                }
+                for line in case.explanation.lines() {
+                    writeln!(f, "      {line}")?;
+                }
+            }
+        }
+        for i in &self.incomplete {
+            writeln!(f, "  not fully searched: {i}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one check, with its numbers.
+pub struct TxnCheck {
+    pub verdict: Verdict,
+    pub stats: TxnStats,
+    /// Every anomaly found, prohibited or not.
+    pub all_anomalies: Vec<&'static str>,
+}
+
+/// The analysis a model made, to explain edges.
+enum Analysis<'h> {
+    ListAppend(list_append::ListAppend<'h>),
+    RwRegister(rw_register::RwRegister<'h>),
+}
+
+/// Checks a transactional history.
+pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCheck, CheckError> {
+    let started = Instant::now();
+    let deadline = opts.time_limit.map(|d| started + d);
+    let mut anomalies = Anomalies::default();
+    let mut edges = EdgeList::default();
+    let analysis = match model {
+        TxnModel::ListAppend => Analysis::ListAppend(list_append::ListAppend::analyze(h, &mut anomalies, &mut edges)?),
+        TxnModel::RwRegister => {
+            Analysis::RwRegister(rw_register::RwRegister::analyze(h, opts.inference, &mut anomalies, &mut edges)?)
+        }
+    };
+    let prohibited = consistency::prohibited_anomalies(&opts.consistency_models);
+    let specs: Vec<cycle::CycleSpec> = cycle::specs().into_iter().filter(|s| prohibited.contains(s.name)).collect();
+    let wants = |r: Rels| specs.iter().any(|s| s.required.contains(r));
+    // Real time covers process order (a process's transactions follow each
+    // other in real time), so only one of the two is added, as Elle does.
+    let order = if wants(Rels::REALTIME) {
+        realtime_edges(h, &mut edges);
+        Rels::REALTIME
+    } else if wants(Rels::PROCESS) {
+        process_edges(h, &mut edges);
+        Rels::PROCESS
+    } else {
+        Rels::NONE
+    };
+    let specs: Vec<cycle::CycleSpec> = specs
+        .into_iter()
+        .filter(|s| s.required.contains(Rels::REALTIME) == (order == Rels::REALTIME) || !s.required.intersects(Rels::PROCESS | Rels::REALTIME))
+        .filter(|s| !s.required.intersects(Rels::PROCESS | Rels::REALTIME) || s.required.intersects(order))
+        .collect();
+    let mut stats = TxnStats {
+        txns: h.txns.len(),
+        ok: h.txns.iter().filter(|t| t.outcome == Outcome::Ok).count(),
+        info: h.txns.iter().filter(|t| t.outcome == Outcome::Info).count(),
+        fail: h.txns.iter().filter(|t| t.outcome == Outcome::Fail).count(),
+        keys: h.key_count(),
+        edges: edges.len(),
+        ..TxnStats::default()
+    };
+    let graph = Graph::build(h.txns.len(), edges);
+    stats.edges = graph.edge_count();
+    let mask = specs.iter().fold(Rels::NONE, |m, s| m | s.allowed);
+    let mut incomplete = Vec::new();
+    if !mask.is_empty() {
+        let components = graph.sccs(mask, None);
+        stats.components = components.len();
+        stats.largest_component = components.iter().map(Vec::len).max().unwrap_or(0);
+        for (i, component) in components.iter().enumerate() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                incomplete.push(format!(
+                    "time limit reached: {} of {} cyclic components searched; the other {} (largest {} transactions) were not",
+                    i,
+                    components.len(),
+                    components.len() - i,
+                    components[i..].iter().map(Vec::len).max().unwrap_or(0)
+                ));
+                break;
+            }
+            let explain = |c: &Cycle| explain_cycle(h, &analysis, c);
+            search_component(&graph, component, &specs, &prohibited, mask, opts.search_budget, deadline, &mut anomalies, &mut incomplete, &mut stats, &explain);
+        }
+    }
+    let found: Vec<&'static str> = anomalies.names();
+    let bad: Vec<&'static str> = found.iter().copied().filter(|a| prohibited.contains(a)).collect();
+    let (not, also_not) = consistency::boundary(&found);
+    let verdict = if !bad.is_empty() {
+        let mut shown = anomalies.clone();
+        shown.types.retain(|k, _| prohibited.contains(k));
+        Verdict::Invalid {
+            witness: Witness::Txn(Box::new(TxnWitness {
+                model,
+                consistency_models: opts.consistency_models.clone(),
+                anomaly_types: bad,
+                anomalies: shown,
+                not,
+                also_not,
+                incomplete,
+            })),
+        }
+    } else if !incomplete.is_empty() {
+        Verdict::unknown(format!("no prohibited anomaly found, but {}", incomplete.join("; ")))
+    } else {
+        Verdict::Valid
+    };
+    Ok(TxnCheck {
+        verdict,
+        stats,
+        all_anomalies: found,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_component(
+    graph: &Graph,
+    component: &[usize],
+    specs: &[cycle::CycleSpec],
+    prohibited: &BTreeSet<&'static str>,
+    mask: Rels,
+    budget: u64,
+    deadline: Option<Instant>,
+    anomalies: &mut Anomalies,
+    incomplete: &mut Vec<String>,
+    stats: &mut TxnStats,
+    explain: &dyn Fn(&Cycle) -> Case,
+) {
+    let mut searcher = Searcher::new(graph, component, deadline);
+    let mut implied: BTreeSet<&'static str> = BTreeSet::new();
+    let mut found_any = false;
+    // Sub-components per relation mask, computed once each.
+    let mut by_mask: Vec<(Rels, Vec<Vec<usize>>)> = Vec::new();
+    for spec in specs {
+        if implied.contains(spec.name) {
+            continue;
+        }
+        if !by_mask.iter().any(|(m, _)| *m == spec.allowed) {
+            by_mask.push((spec.allowed, graph.sccs(spec.allowed, Some(component))));
+        }
+        let subs = &by_mask.iter().find(|(m, _)| *m == spec.allowed).expect("just added").1;
+        for sub in subs {
+            let mut members = vec![false; component.len()];
+            for v in sub {
+                let i = component.binary_search(v).expect("a sub-component lies in its component");
+                members[i] = true;
+            }
+            match searcher.search(spec, &members, budget) {
+                Found::Cycle(c) => {
+                    debug_assert_eq!(cycle::classify(&c.rels), spec.name);
+                    anomalies.add(spec.name, || explain(&c));
+                    implied.extend(consistency::implied_anomalies(spec.name));
+                    found_any = true;
+                    break;
+                }
+                Found::OutOfBudget => {
+                    incomplete.push(format!(
+                        "{} in a component of {} transactions (search budget or time ran out)",
+                        spec.name,
+                        component.len()
+                    ));
+                    break;
+                }
+                Found::None => {}
+            }
+        }
+    }
+    if !found_any {
+        if let Some(c) = searcher.fallback(mask) {
+            let name = cycle::classify(&c.rels);
+            if prohibited.contains(name) {
+                anomalies.add(name, || explain(&c));
+            }
+        }
+    }
+    stats.search_steps += searcher.steps;
+}
+
+/// Process order: each transaction of a process precedes its next
+/// (failed transactions did nothing and are skipped).
+fn process_edges(h: &TxnHistory, edges: &mut EdgeList) {
+    let mut last: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for (t, txn) in h.txns.iter().enumerate() {
+        if txn.outcome == Outcome::Fail {
+            continue;
+        }
+        if let Some(prev) = last.insert(txn.process, t) {
+            edges.add(prev, t, Rels::PROCESS);
+        }
+    }
+}
+
+/// Real-time order, transitively reduced as Elle does: each invoke gets
+/// an edge from every `ok` transaction that completed before it and is not
+/// already implied by another such (a completed transaction leaves the
+/// buffer once one that began after it completes).
+fn realtime_edges(h: &TxnHistory, edges: &mut EdgeList) {
+    let mut completions: Vec<(u64, usize)> = h
+        .txns
+        .iter()
+        .enumerate()
+        .filter_map(|(t, x)| match (x.outcome, x.complete_pos) {
+            (Outcome::Ok, Some(c)) => Some((c, t)),
+            _ => None,
+        })
+        .collect();
+    completions.sort_unstable();
+    let mut buffer: Vec<(usize, u64)> = Vec::new(); // (txn, completion position)
+    let mut next = completions.iter().peekable();
+    for (t, txn) in h.txns.iter().enumerate() {
+        while let Some(&&(c, done)) = next.peek() {
+            if c > txn.invoke_pos {
+                break;
+            }
+            next.next();
+            let invoked = h.txns[done].invoke_pos;
+            buffer.retain(|(_, bc)| *bc > invoked);
+            buffer.push((done, c));
+        }
+        if txn.outcome == Outcome::Fail {
+            continue;
+        }
+        for &(b, _) in &buffer {
+            edges.add(b, t, Rels::REALTIME);
+        }
+    }
+}
+
+/// A cycle explained step by step, in words.
+fn explain_cycle(h: &TxnHistory, analysis: &Analysis, c: &Cycle) -> Case {
+    let n = c.txns.len();
+    let name = |i: usize| format!("T{}", i % n + 1);
+    let mut steps = Vec::new();
+    let mut lines = Vec::new();
+    for i in 0..n {
+        let (a, b, rel) = (c.txns[i], c.txns[(i + 1) % n], c.rels[i]);
+        let (an, bn) = (name(i), name(i + 1));
+        let why = explain_edge(h, analysis, a, b, rel, &an, &bn)
+            .unwrap_or_else(|| format!("{an} precedes {bn} ({})", rel.name()));
+        lines.push(format!("{an} {}→ {bn}: {why}.", rel.name()));
+        steps.push(Step {
+            from: a,
+            to: b,
+            rel: rel.name(),
+            why,
+        });
+    }
+    lines.push(format!(
+        "So T1 precedes itself: a {} cycle, which no serial order allows.",
+        cycle::classify(&c.rels)
+    ));
+    Case {
+        txns: bind(h, &c.txns),
+        txn_ids: c.txns.clone(),
+        steps,
+        explanation: lines.join("\n"),
+    }
+}
+
+fn explain_edge(h: &TxnHistory, analysis: &Analysis, a: usize, b: usize, rel: Rels, an: &str, bn: &str) -> Option<String> {
+    let (x, y) = (&h.txns[a], &h.txns[b]);
+    match rel {
+        Rels::PROCESS => Some(format!("both ran on process {}, {an} first", x.process)),
+        Rels::REALTIME => Some(format!(
+            "{an} completed (event {}) before {bn} was invoked (event {})",
+            x.complete_index.map(|i| i.to_string()).unwrap_or_else(|| "?".into()),
+            y.invoke_index
+        )),
+        _ => match analysis {
+            Analysis::ListAppend(la) => la.explain(a, b, rel, an, bn),
+            Analysis::RwRegister(rr) => rr.explain(a, b, rel, an, bn),
+        },
+    }
+}
+
+/// Checks operations already paired (the harness's path), as a checker
+/// result named after the model.
+pub fn check_operations(ops: &Operations, model: TxnModel, opts: &TxnOptions) -> Result<CheckerResult, CheckError> {
+    let h = TxnHistory::from_operations(ops, model)?;
+    Ok(result(&h, model, opts)?.0)
+}
+
+/// Checks a built history and summarises it as a [`CheckerResult`].
+pub fn result(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<(CheckerResult, TxnStats), CheckError> {
+    let c = check(h, model, opts)?;
+    let s = &c.stats;
+    let summary = format!(
+        "{} against {}: {} txns ({} ok, {} info, {} fail) on {} keys, {} edges, {} cyclic component{}{}",
+        model,
+        opts.consistency_models.join(", "),
+        s.txns,
+        s.ok,
+        s.info,
+        s.fail,
+        s.keys,
+        s.edges,
+        s.components,
+        if s.components == 1 { "" } else { "s" },
+        if c.all_anomalies.is_empty() {
+            String::new()
+        } else {
+            format!("; anomalies: {}", c.all_anomalies.join(", "))
+        }
+    );
+    let details = serde_json::json!({
+        "model": model.name(),
+        "consistency_models": opts.consistency_models,
+        "anomaly_types": c.all_anomalies,
+        "stats": s,
+    });
+    Ok((
+        CheckerResult {
+            name: model.name().into(),
+            verdict: c.verdict,
+            summary,
+            details,
+        },
+        c.stats,
+    ))
+}
