@@ -2,8 +2,8 @@
 //! history that does not say.
 
 use crate::error::CheckError;
-use crate::model::ModelKind;
 use crate::history::Value;
+use crate::model::ModelKind;
 use crate::operation::Operations;
 use serde::Serialize;
 use std::fmt;
@@ -82,9 +82,10 @@ impl Workload {
         let has = |f: &str| ops.ops.iter().any(|o| o.f == f);
         if has("txn") {
             let appends = ops.ops.iter().filter(|o| o.f == "txn").any(|o| {
-                o.input
-                    .as_array()
-                    .is_some_and(|mops| mops.iter().any(|m| m.get(0).and_then(Value::as_str) == Some("append")))
+                o.input.as_array().is_some_and(|mops| {
+                    mops.iter()
+                        .any(|m| m.get(0).and_then(Value::as_str) == Some("append"))
+                })
             });
             return if appends {
                 Workload::ListAppend

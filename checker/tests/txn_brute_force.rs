@@ -69,8 +69,18 @@ fn mop_json(model: TxnModel, write: bool, key: u64, value: Value) -> Value {
 
 /// Runs the transaction on `state` (or its snapshot), returning the
 /// completion's micro-ops and the new state.
-fn execute(model: TxnModel, p: &Planned, state: &State, history: &[State], rng: &mut Rng) -> (Vec<Value>, State) {
-    let mut view = if p.mode == Mode::Snapshot { p.snapshot.clone().expect("a snapshot") } else { state.clone() };
+fn execute(
+    model: TxnModel,
+    p: &Planned,
+    state: &State,
+    history: &[State],
+    rng: &mut Rng,
+) -> (Vec<Value>, State) {
+    let mut view = if p.mode == Mode::Snapshot {
+        p.snapshot.clone().expect("a snapshot")
+    } else {
+        state.clone()
+    };
     let mut out = Vec::new();
     let mut real = state.clone();
     let stale_at = (p.mode == Mode::Stale).then(|| rng.below(p.mops.len() as u64) as usize);
@@ -148,14 +158,26 @@ fn history(model: TxnModel, seed: u64) -> Vec<Event> {
                         }
                     })
                     .collect();
-                let invoke: Vec<Value> = mops.iter().map(|&(w, k, v)| mop_json(model, w, k, if w { json!(v) } else { Value::Null })).collect();
-                push(&mut events, process_ids[slot], EventType::Invoke, Value::Array(invoke));
+                let invoke: Vec<Value> = mops
+                    .iter()
+                    .map(|&(w, k, v)| mop_json(model, w, k, if w { json!(v) } else { Value::Null }))
+                    .collect();
+                push(
+                    &mut events,
+                    process_ids[slot],
+                    EventType::Invoke,
+                    Value::Array(invoke),
+                );
                 let mode = match rng.below(10) {
                     0..=4 => Mode::Atomic,
                     5..=7 => Mode::Snapshot,
                     _ => Mode::Stale,
                 };
-                running[slot] = Some(Planned { mops, snapshot: Some(state.clone()), mode });
+                running[slot] = Some(Planned {
+                    mops,
+                    snapshot: Some(state.clone()),
+                    mode,
+                });
             }
             None => {}
             Some(p) => {
@@ -173,7 +195,14 @@ fn history(model: TxnModel, seed: u64) -> Vec<Event> {
                 let value = if kind == EventType::Ok {
                     Value::Array(completion)
                 } else {
-                    Value::Array(p.mops.iter().map(|&(w, k, v)| mop_json(model, w, k, if w { json!(v) } else { Value::Null })).collect())
+                    Value::Array(
+                        p.mops
+                            .iter()
+                            .map(|&(w, k, v)| {
+                                mop_json(model, w, k, if w { json!(v) } else { Value::Null })
+                            })
+                            .collect(),
+                    )
                 };
                 push(&mut events, process_ids[slot], kind, value);
                 if kind == EventType::Info {
@@ -186,7 +215,10 @@ fn history(model: TxnModel, seed: u64) -> Vec<Event> {
 }
 
 fn cases() -> u64 {
-    std::env::var("FAULTLINE_TXN_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000)
+    std::env::var("FAULTLINE_TXN_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
 }
 
 fn verdict(h: &txn::TxnHistory, model: TxnModel, consistency: &'static str) -> Verdict {
@@ -194,7 +226,9 @@ fn verdict(h: &txn::TxnHistory, model: TxnModel, consistency: &'static str) -> V
         consistency_models: vec![consistency],
         ..TxnOptions::default()
     };
-    txn::check(h, model, &opts).expect("generated histories are well-formed").verdict
+    txn::check(h, model, &opts)
+        .expect("generated histories are well-formed")
+        .verdict
 }
 
 fn build(model: TxnModel, events: &[Event]) -> txn::TxnHistory {
@@ -206,7 +240,11 @@ fn build(model: TxnModel, events: &[Event]) -> txn::TxnHistory {
 }
 
 fn show(events: &[Event]) -> String {
-    events.iter().map(|e| format!("  p{} {:?} {}", e.process, e.kind, e.value)).collect::<Vec<_>>().join("\n")
+    events
+        .iter()
+        .map(|e| format!("  p{} {:?} {}", e.process, e.kind, e.value))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -215,9 +253,15 @@ fn list_append_verdicts_agree_with_brute_force() {
     for seed in 0..cases() {
         let events = history(TxnModel::ListAppend, seed);
         let h = build(TxnModel::ListAppend, &events);
-        for (i, (name, realtime)) in [("serializable", false), ("strict-serializable", true)].into_iter().enumerate() {
+        for (i, (name, realtime)) in [("serializable", false), ("strict-serializable", true)]
+            .into_iter()
+            .enumerate()
+        {
             let v = verdict(&h, TxnModel::ListAppend, name);
-            assert!(!matches!(v, Verdict::Unknown { .. }), "seed {seed}: unknown {v}");
+            assert!(
+                !matches!(v, Verdict::Unknown { .. }),
+                "seed {seed}: unknown {v}"
+            );
             let expected = brute::serializable(&h, TxnModel::ListAppend, realtime);
             assert_eq!(
                 v.is_valid(),
@@ -229,9 +273,15 @@ fn list_append_verdicts_agree_with_brute_force() {
             counts[i][v.is_invalid() as usize] += 1;
         }
     }
-    eprintln!("list-append: serializable valid/invalid {:?}, strict {:?}", counts[0], counts[1]);
+    eprintln!(
+        "list-append: serializable valid/invalid {:?}, strict {:?}",
+        counts[0], counts[1]
+    );
     for c in counts {
-        assert!(c[0] * 10 > c[1] && c[1] * 10 > c[0], "both verdicts are common: {c:?}");
+        assert!(
+            c[0] * 10 > c[1] && c[1] * 10 > c[0],
+            "both verdicts are common: {c:?}"
+        );
     }
 }
 
@@ -254,5 +304,8 @@ fn rw_register_never_rejects_a_serializable_history() {
         }
     }
     eprintln!("rw-register: {invalid} invalid verdicts, {missed} non-serializable histories the inference could not see");
-    assert!(invalid > cases() / 20, "the generator makes anomalies the checker finds: {invalid}");
+    assert!(
+        invalid > cases() / 20,
+        "the generator makes anomalies the checker finds: {invalid}"
+    );
 }

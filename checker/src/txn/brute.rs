@@ -15,7 +15,9 @@ use crate::operation::Outcome;
 /// Does a serial order exist? Panics on more than 12 candidate
 /// transactions (the search would not end in a test's lifetime).
 pub fn serializable(h: &TxnHistory, model: TxnModel, realtime: bool) -> bool {
-    let candidates: Vec<usize> = (0..h.txns.len()).filter(|t| h.txns[*t].outcome != Outcome::Fail).collect();
+    let candidates: Vec<usize> = (0..h.txns.len())
+        .filter(|t| h.txns[*t].outcome != Outcome::Fail)
+        .collect();
     assert!(candidates.len() <= 12, "brute force is for tiny histories");
     let keys = h.key_count();
     let mut search = Search {

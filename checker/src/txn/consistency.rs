@@ -49,7 +49,15 @@ const ALIASES: &[(&str, &str)] = &[
 pub const MODELS: &[(&str, &[&str])] = &[
     ("causal-cerone", &["read-atomic"]),
     ("consistent-view", &["cursor-stability", "monotonic-view"]),
-    ("serializable", &["repeatable-read", "update-serializable", "snapshot-isolation", "view-serializable"]),
+    (
+        "serializable",
+        &[
+            "repeatable-read",
+            "update-serializable",
+            "snapshot-isolation",
+            "view-serializable",
+        ],
+    ),
     ("cursor-stability", &["read-committed"]),
     ("forward-consistent-view", &["consistent-view"]),
     ("read-committed", &["read-uncommitted"]),
@@ -57,31 +65,71 @@ pub const MODELS: &[(&str, &[&str])] = &[
     ("monotonic-atomic-view", &["read-committed"]),
     ("monotonic-view", &["read-committed"]),
     ("monotonic-snapshot-read", &["read-committed"]),
-    ("parallel-snapshot-isolation", &["causal-cerone", "update-atomic"]),
+    (
+        "parallel-snapshot-isolation",
+        &["causal-cerone", "update-atomic"],
+    ),
     ("prefix", &["causal-cerone"]),
     ("read-atomic", &["monotonic-atomic-view"]),
-    ("repeatable-read", &["cursor-stability", "monotonic-atomic-view"]),
+    (
+        "repeatable-read",
+        &["cursor-stability", "monotonic-atomic-view"],
+    ),
     ("update-atomic", &["read-atomic"]),
     ("session-serializable", &["1SR"]),
     (
         "snapshot-isolation",
-        &["forward-consistent-view", "monotonic-atomic-view", "monotonic-snapshot-read", "parallel-snapshot-isolation", "prefix"],
+        &[
+            "forward-consistent-view",
+            "monotonic-atomic-view",
+            "monotonic-snapshot-read",
+            "parallel-snapshot-isolation",
+            "prefix",
+        ],
     ),
     (
         "strict-serializable",
-        &["serializable", "linearizable", "snapshot-isolation", "strong-snapshot-isolation", "strong-session-serializable", "session-serializable"],
+        &[
+            "serializable",
+            "linearizable",
+            "snapshot-isolation",
+            "strong-snapshot-isolation",
+            "strong-session-serializable",
+            "session-serializable",
+        ],
     ),
     ("strong-session-read-uncommitted", &["read-uncommitted"]),
-    ("strong-session-read-committed", &["read-committed", "strong-session-read-uncommitted"]),
-    ("strong-read-uncommitted", &["strong-session-read-uncommitted"]),
-    ("strong-read-committed", &["strong-session-read-committed", "strong-read-uncommitted"]),
-    ("strong-session-serializable", &["serializable", "strong-session-snapshot-isolation"]),
-    ("strong-session-snapshot-isolation", &["snapshot-isolation", "strong-session-read-committed"]),
-    ("strong-snapshot-isolation", &["strong-session-snapshot-isolation", "strong-read-committed"]),
+    (
+        "strong-session-read-committed",
+        &["read-committed", "strong-session-read-uncommitted"],
+    ),
+    (
+        "strong-read-uncommitted",
+        &["strong-session-read-uncommitted"],
+    ),
+    (
+        "strong-read-committed",
+        &["strong-session-read-committed", "strong-read-uncommitted"],
+    ),
+    (
+        "strong-session-serializable",
+        &["serializable", "strong-session-snapshot-isolation"],
+    ),
+    (
+        "strong-session-snapshot-isolation",
+        &["snapshot-isolation", "strong-session-read-committed"],
+    ),
+    (
+        "strong-snapshot-isolation",
+        &["strong-session-snapshot-isolation", "strong-read-committed"],
+    ),
     ("linearizable", &["sequential"]),
     ("sequential", &["causal"]),
     ("causal", &["writes-follow-reads", "PRAM"]),
-    ("PRAM", &["monotonic-reads", "monotonic-writes", "read-your-writes"]),
+    (
+        "PRAM",
+        &["monotonic-reads", "monotonic-writes", "read-your-writes"],
+    ),
 ];
 
 /// Anomaly `a` is also anomaly `b`.
@@ -97,10 +145,16 @@ pub const IMPLIED: &[(&str, &[&str])] = &[
     ("G1", &["G1-process"]),
     ("G1-process", &["G1-realtime"]),
     ("G-single", &["G-nonadjacent", "G-single-process"]),
-    ("G-single-process", &["G-nonadjacent-process", "G-single-realtime"]),
+    (
+        "G-single-process",
+        &["G-nonadjacent-process", "G-single-realtime"],
+    ),
     ("G-single-realtime", &["G-nonadjacent-realtime"]),
     ("G-nonadjacent", &["G2-item", "G-nonadjacent-process"]),
-    ("G-nonadjacent-process", &["G2-item-process", "G-nonadjacent-realtime"]),
+    (
+        "G-nonadjacent-process",
+        &["G2-item-process", "G-nonadjacent-realtime"],
+    ),
     ("G-nonadjacent-realtime", &["G2-item-realtime"]),
     ("G2-item", &["G2", "G2-item-process"]),
     ("G2-item-process", &["G2-process", "G2-item-realtime"]),
@@ -130,19 +184,36 @@ pub const PROSCRIBED: &[(&str, &[&str])] = &[
     ("read-committed", &["G1"]),
     // Elle: G0, duplicate elements, cyclic versions. faultline adds garbage
     // reads (a value nobody wrote), which no model of anything allows.
-    ("read-uncommitted", &["G0", "duplicate-elements", "cyclic-versions", "garbage-read"]),
+    (
+        "read-uncommitted",
+        &[
+            "G0",
+            "duplicate-elements",
+            "cyclic-versions",
+            "garbage-read",
+        ],
+    ),
     ("prefix", &["internal", "G1a"]),
     ("snapshot-isolation", &["internal", "G1", "G-nonadjacent"]),
     ("read-atomic", &["internal", "G1a", "future-read"]),
     ("repeatable-read", &["G1", "G2-item", "lost-update"]),
     ("update-atomic", &["lost-update"]),
-    ("strict-serializable", &["G1", "G1c-realtime", "G2-realtime"]),
+    (
+        "strict-serializable",
+        &["G1", "G1c-realtime", "G2-realtime"],
+    ),
     ("strong-session-read-uncommitted", &["G0-process"]),
     ("strong-session-read-committed", &["G1c-process"]),
     ("strong-read-uncommitted", &["G0-realtime"]),
     ("strong-read-committed", &["G1c-realtime"]),
-    ("strong-session-snapshot-isolation", &["internal", "G1-process", "G-nonadjacent-process"]),
-    ("strong-snapshot-isolation", &["internal", "G1-realtime", "G-nonadjacent-realtime"]),
+    (
+        "strong-session-snapshot-isolation",
+        &["internal", "G1-process", "G-nonadjacent-process"],
+    ),
+    (
+        "strong-snapshot-isolation",
+        &["internal", "G1-realtime", "G-nonadjacent-realtime"],
+    ),
     ("strong-session-serializable", &["G1-process", "G2-process"]),
     ("update-serializable", &["G1"]),
 ];
@@ -164,12 +235,15 @@ pub fn canonical_model(name: &str) -> Result<&'static str, String> {
         .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
         .map(|(_, canonical)| *canonical)
         .unwrap_or(name);
-    all_models().into_iter().find(|m| *m == name).ok_or_else(|| {
-        format!(
-            "unknown consistency model {name:?}; known: {}",
-            all_models().into_iter().collect::<Vec<_>>().join(", ")
-        )
-    })
+    all_models()
+        .into_iter()
+        .find(|m| *m == name)
+        .ok_or_else(|| {
+            format!(
+                "unknown consistency model {name:?}; known: {}",
+                all_models().into_iter().collect::<Vec<_>>().join(", ")
+            )
+        })
 }
 
 fn out<'a>(graph: &'a [(&'static str, &'static [&'static str])], v: &str) -> &'a [&'static str] {
@@ -258,12 +332,27 @@ mod tests {
     #[test]
     fn strict_serializable_prohibits_every_cycle_and_serializable_not_realtime_ones() {
         let ss = prohibited_anomalies(&["strict-serializable"]);
-        for a in ["G0", "G1a", "G1b", "G1c", "G-single", "G2-item", "G-single-realtime", "G2-item-realtime", "internal", "garbage-read", "incompatible-order"] {
+        for a in [
+            "G0",
+            "G1a",
+            "G1b",
+            "G1c",
+            "G-single",
+            "G2-item",
+            "G-single-realtime",
+            "G2-item-realtime",
+            "internal",
+            "garbage-read",
+            "incompatible-order",
+        ] {
             assert!(ss.contains(a), "strict-serializable prohibits {a}");
         }
         let s = prohibited_anomalies(&["serializable"]);
         assert!(s.contains("G2-item") && s.contains("G1c") && s.contains("lost-update"));
-        assert!(!s.contains("G-single-realtime"), "serializable says nothing of real time");
+        assert!(
+            !s.contains("G-single-realtime"),
+            "serializable says nothing of real time"
+        );
         let si = prohibited_anomalies(&["snapshot-isolation"]);
         assert!(si.contains("G-single") && si.contains("G-nonadjacent"));
         assert!(!si.contains("G2-item"), "write skew is allowed under SI");
@@ -277,24 +366,39 @@ mod tests {
         let (not, also) = boundary(&["G2-item"]);
         assert_eq!(not, vec!["repeatable-read"]);
         assert!(also.contains(&"serializable") && also.contains(&"strict-serializable"));
-        assert!(!also.contains(&"snapshot-isolation"), "G2-item is allowed under SI");
+        assert!(
+            !also.contains(&"snapshot-isolation"),
+            "G2-item is allowed under SI"
+        );
         let (not, _) = boundary(&["G1c"]);
         assert_eq!(not, vec!["read-committed"], "G1c rules out read committed");
         let (not, _) = boundary(&["G0"]);
         assert!(not.contains(&"read-uncommitted"), "{not:?}");
         let (not, also) = boundary(&["G-single-realtime"]);
-        assert!(not.contains(&"strong-snapshot-isolation") || also.contains(&"strong-snapshot-isolation"));
+        assert!(
+            not.contains(&"strong-snapshot-isolation")
+                || also.contains(&"strong-snapshot-isolation")
+        );
         assert!(!not.contains(&"serializable") && !also.contains(&"serializable"));
         let (not, also) = boundary(&["G-single"]);
-        assert!(not.contains(&"consistent-view") && also.contains(&"snapshot-isolation"), "{not:?}");
+        assert!(
+            not.contains(&"consistent-view") && also.contains(&"snapshot-isolation"),
+            "{not:?}"
+        );
     }
 
     #[test]
     fn model_names_and_aliases() {
         assert_eq!(canonical_model("PL-3"), Ok("serializable"));
-        assert_eq!(canonical_model("strict-serializable"), Ok("strict-serializable"));
+        assert_eq!(
+            canonical_model("strict-serializable"),
+            Ok("strict-serializable")
+        );
         let e = canonical_model("serialisable").unwrap_err();
-        assert!(e.contains("serialisable") && e.contains("snapshot-isolation"), "{e}");
+        assert!(
+            e.contains("serialisable") && e.contains("snapshot-isolation"),
+            "{e}"
+        );
         assert_eq!(implied_anomalies("G-single").len(), 12);
     }
 }

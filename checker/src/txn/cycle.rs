@@ -65,12 +65,28 @@ pub fn specs() -> Vec<CycleSpec> {
     let names = |suffix: &str| -> [&'static str; 5] {
         match suffix {
             "" => ["G0", "G1c", "G-single", "G-nonadjacent", "G2-item"],
-            "-process" => ["G0-process", "G1c-process", "G-single-process", "G-nonadjacent-process", "G2-item-process"],
-            _ => ["G0-realtime", "G1c-realtime", "G-single-realtime", "G-nonadjacent-realtime", "G2-item-realtime"],
+            "-process" => [
+                "G0-process",
+                "G1c-process",
+                "G-single-process",
+                "G-nonadjacent-process",
+                "G2-item-process",
+            ],
+            _ => [
+                "G0-realtime",
+                "G1c-realtime",
+                "G-single-realtime",
+                "G-nonadjacent-realtime",
+                "G2-item-realtime",
+            ],
         }
     };
     let mut out = Vec::new();
-    for (suffix, extra) in [("", Rels::NONE), ("-process", Rels::PROCESS), ("-realtime", Rels::REALTIME)] {
+    for (suffix, extra) in [
+        ("", Rels::NONE),
+        ("-process", Rels::PROCESS),
+        ("-realtime", Rels::REALTIME),
+    ] {
         for (i, (_, allowed, rw, required)) in base.iter().enumerate() {
             out.push(CycleSpec {
                 name: names(suffix)[i],
@@ -120,7 +136,11 @@ pub fn classify(rels: &[Rels]) -> &'static str {
     };
     const NAMES: [[&str; 3]; 5] = [
         ["G-single", "G-single-process", "G-single-realtime"],
-        ["G-nonadjacent", "G-nonadjacent-process", "G-nonadjacent-realtime"],
+        [
+            "G-nonadjacent",
+            "G-nonadjacent-process",
+            "G-nonadjacent-realtime",
+        ],
         ["G2-item", "G2-item-process", "G2-item-realtime"],
         ["G1c", "G1c-process", "G1c-realtime"],
         ["G0", "G0-process", "G0-realtime"],
@@ -165,15 +185,26 @@ struct State {
 
 impl State {
     fn pack(self) -> usize {
-        (self.rw as usize) | (self.last_rw as usize) << 2 | (self.adjacent as usize) << 3 | (self.required as usize) << 4
+        (self.rw as usize)
+            | (self.last_rw as usize) << 2
+            | (self.adjacent as usize) << 3
+            | (self.required as usize) << 4
     }
 }
 
 impl<'g> Searcher<'g> {
-    pub fn new(g: &'g Graph, component: &[usize], deadline: Option<std::time::Instant>) -> Searcher<'g> {
+    pub fn new(
+        g: &'g Graph,
+        component: &[usize],
+        deadline: Option<std::time::Instant>,
+    ) -> Searcher<'g> {
         Searcher {
             g,
-            local: component.iter().enumerate().map(|(i, v)| (*v, i as u32)).collect(),
+            local: component
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (*v, i as u32))
+                .collect(),
             vertices: component.to_vec(),
             stamps: Vec::new(),
             stamp: 0,
@@ -184,12 +215,18 @@ impl<'g> Searcher<'g> {
     }
 
     fn expired(&self) -> bool {
-        self.steps % 4096 == 0 && self.deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        self.steps % 4096 == 0
+            && self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     /// The required relations as a list of (at most two) single bits.
     fn required_bits(spec: &CycleSpec) -> Vec<Rels> {
-        Rels::ALL.into_iter().filter(|r| spec.required.contains(*r)).collect()
+        Rels::ALL
+            .into_iter()
+            .filter(|r| spec.required.contains(*r))
+            .collect()
     }
 
     /// Searches for a simple cycle of `spec` within `members` (a subset of
@@ -216,7 +253,8 @@ impl<'g> Searcher<'g> {
                 .g
                 .out(a)
                 .filter(|(b, rels)| {
-                    rels.intersects(anchor) && self.local.get(b).is_some_and(|l| members[*l as usize])
+                    rels.intersects(anchor)
+                        && self.local.get(b).is_some_and(|l| members[*l as usize])
                 })
                 .collect();
             for (b, rels) in anchors {
@@ -225,7 +263,10 @@ impl<'g> Searcher<'g> {
                 let first = if anchor.0.count_ones() == 1 {
                     anchor
                 } else {
-                    Rels::ALL.into_iter().find(|r| rels.intersects(*r) && spec.allowed.contains(*r)).expect("anchor")
+                    Rels::ALL
+                        .into_iter()
+                        .find(|r| rels.intersects(*r) && spec.allowed.contains(*r))
+                        .expect("anchor")
                 };
                 let mut start = State {
                     rw: (first == Rels::RW) as u8,
@@ -331,7 +372,9 @@ impl<'g> Searcher<'g> {
                     return Found::OutOfBudget;
                 }
                 self.budget -= 1;
-                let Some(&w_local) = self.local.get(&w) else { continue };
+                let Some(&w_local) = self.local.get(&w) else {
+                    continue;
+                };
                 if !members[w_local as usize] {
                     continue;
                 }
@@ -339,7 +382,9 @@ impl<'g> Searcher<'g> {
                     if !rels.intersects(r) || !spec.allowed.contains(r) {
                         continue;
                     }
-                    let Some(next) = Self::step(spec, required, s, r) else { continue };
+                    let Some(next) = Self::step(spec, required, s, r) else {
+                        continue;
+                    };
                     if w == a {
                         if Self::closes(spec, required, next, first) {
                             // Walk back from v to b: (vertex, relation into it).
@@ -351,7 +396,10 @@ impl<'g> Searcher<'g> {
                                 e = parent;
                             }
                             path.reverse();
-                            let mut cycle = Cycle { txns: vec![a], rels: Vec::new() };
+                            let mut cycle = Cycle {
+                                txns: vec![a],
+                                rels: Vec::new(),
+                            };
                             for (pv, into) in path {
                                 cycle.txns.push(pv);
                                 cycle.rels.push(into);
@@ -400,7 +448,10 @@ impl<'g> Searcher<'g> {
                     let rels = (0..txns.len())
                         .map(|i| {
                             let e = self.g.edge(txns[i], txns[(i + 1) % txns.len()]);
-                            Rels::ALL.into_iter().find(|r| e.intersects(*r) && mask.contains(*r)).expect("an edge in mask")
+                            Rels::ALL
+                                .into_iter()
+                                .find(|r| e.intersects(*r) && mask.contains(*r))
+                                .expect("an edge in mask")
                         })
                         .collect();
                     return Some(Cycle { txns, rels });

@@ -85,6 +85,13 @@ impl EdgeList {
     pub fn len(&self) -> usize {
         self.edges.len()
     }
+    pub fn reserve(&mut self, more: usize) {
+        self.edges.reserve(more);
+    }
+    /// Moves every edge of `other` here.
+    pub fn append(&mut self, mut other: EdgeList) {
+        self.edges.append(&mut other.edges);
+    }
     pub fn is_empty(&self) -> bool {
         self.edges.is_empty()
     }
@@ -286,7 +293,10 @@ mod tests {
         assert_eq!(g.edge(0, 1), Rels::WW | Rels::RW);
         assert_eq!(g.edge(1, 0), Rels::NONE);
         assert_eq!(g.sccs(Rels::DATA, None), vec![vec![0, 1, 2]]);
-        assert!(g.sccs(Rels::WW | Rels::WR, None).is_empty(), "the cycle needs rw");
+        assert!(
+            g.sccs(Rels::WW | Rels::WR, None).is_empty(),
+            "the cycle needs rw"
+        );
         let all = g.sccs(Rels::DATA | Rels::REALTIME, None);
         assert_eq!(all.len(), 2);
         assert_eq!(g.sccs(Rels::DATA, Some(&[0, 1])), Vec::<Vec<usize>>::new());

@@ -239,7 +239,16 @@ impl TxnHistory {
                 (Outcome::Ok, Some(v)) => v,
                 _ => &op.input,
             };
-            let (mops, elems) = b.parse_value(value, outcome == Outcome::Ok, op.index, &op.f)?;
+            let mut mops = Vec::new();
+            let mut elems = Vec::new();
+            b.parse_value(
+                value,
+                outcome == Outcome::Ok,
+                op.index,
+                &op.f,
+                &mut mops,
+                &mut elems,
+            )?;
             b.add_txn(
                 Txn {
                     process: op.process,
@@ -262,24 +271,19 @@ impl TxnHistory {
     }
 }
 
-/// An invoke waiting for its completion.
-struct Pending {
-    txn: Txn,
-    f: String,
-    mops: Vec<Mop>,
-}
-
 /// Builds a [`TxnHistory`] from events, one at a time.
 pub struct TxnHistoryBuilder {
     model: TxnModel,
     history: TxnHistory,
-    pending: HashMap<u64, Pending, FxBuildHasher>,
+    /// Per process: its outstanding transaction (if any) and that
+    /// invoke's micro-ops (the buffer is kept and reused).
+    pending: HashMap<u64, (u32, Vec<Mop>), FxBuildHasher>,
     key_ids: HashMap<Scalar, u32, FxBuildHasher>,
     interned_ids: HashMap<String, u64, FxBuildHasher>,
-    scratch_mops: Vec<Mop>,
-    scratch_elems: Vec<Scalar>,
     position: u64,
 }
+
+const IDLE: u32 = u32::MAX;
 
 impl TxnHistoryBuilder {
     pub fn new(source_name: &str, model: TxnModel) -> TxnHistoryBuilder {
@@ -292,8 +296,6 @@ impl TxnHistoryBuilder {
             pending: HashMap::default(),
             key_ids: HashMap::default(),
             interned_ids: HashMap::default(),
-            scratch_mops: Vec::new(),
-            scratch_elems: Vec::new(),
             position: 0,
         }
     }
@@ -307,23 +309,59 @@ impl TxnHistoryBuilder {
         let Process::Client(process) = ev.process else {
             return Ok(());
         };
+        let (outstanding, mut invoke_mops) = match self.pending.get_mut(&process) {
+            Some((t, mops)) => (*t, std::mem::take(mops)),
+            None => (IDLE, Vec::new()),
+        };
+        let result = self.take(ev, line, pos, process, outstanding, &mut invoke_mops);
+        match self.pending.get_mut(&process) {
+            Some(entry) => entry.1 = invoke_mops,
+            None => {
+                self.pending.insert(process, (IDLE, invoke_mops));
+            }
+        }
+        let next = result?;
+        self.pending.get_mut(&process).expect("just inserted").0 = next;
+        Ok(())
+    }
+
+    /// Handles one client event; returns the process's outstanding
+    /// transaction afterwards.
+    fn take(
+        &mut self,
+        ev: &Event,
+        line: usize,
+        pos: u64,
+        process: u64,
+        outstanding: u32,
+        invoke_mops: &mut Vec<Mop>,
+    ) -> Result<u32, CheckError> {
         let source_name = &self.history.source_name;
         match ev.kind {
             EventType::Invoke => {
-                if let Some(p) = self.pending.get(&process) {
+                if outstanding != IDLE {
                     return Err(HistoryError::DoubleInvoke {
                         source_name: source_name.clone(),
                         line,
                         process,
                         f: ev.f.clone(),
-                        outstanding: p.f.clone(),
-                        outstanding_line: p.txn.line,
+                        outstanding: "txn".into(),
+                        outstanding_line: self.history.txns[outstanding as usize].line,
                     }
                     .into());
                 }
-                let (mops, elems) = self.parse_value(&ev.value, false, ev.index, &ev.f)?;
-                debug_assert!(elems.is_empty(), "an invoke's reads carry no elements");
-                let txn = Txn {
+                invoke_mops.clear();
+                let mut no_elems = Vec::new();
+                self.parse_value(
+                    &ev.value,
+                    false,
+                    ev.index,
+                    &ev.f,
+                    invoke_mops,
+                    &mut no_elems,
+                )?;
+                let t = self.history.txns.len() as u32;
+                self.history.txns.push(Txn {
                     process,
                     outcome: Outcome::Info,
                     invoke_pos: pos,
@@ -334,18 +372,11 @@ impl TxnHistoryBuilder {
                     complete_time: None,
                     line,
                     mops: 0..0,
-                };
-                self.pending.insert(
-                    process,
-                    Pending {
-                        txn,
-                        f: ev.f.clone(),
-                        mops,
-                    },
-                );
+                });
+                Ok(t)
             }
             kind => {
-                let Some(mut p) = self.pending.remove(&process) else {
+                if outstanding == IDLE {
                     return Err(HistoryError::CompletionWithoutInvoke {
                         source_name: source_name.clone(),
                         line,
@@ -354,57 +385,64 @@ impl TxnHistoryBuilder {
                         kind: kind.to_string(),
                     }
                     .into());
-                };
-                if p.f != ev.f {
+                }
+                let t = outstanding as usize;
+                if ev.f != "txn" {
                     return Err(HistoryError::MismatchedCompletion {
                         source_name: source_name.clone(),
                         line,
                         process,
                         got: ev.f.clone(),
-                        invoked: p.f.clone(),
-                        invoke_line: p.txn.line,
+                        invoked: "txn".into(),
+                        invoke_line: self.history.txns[t].line,
                     }
                     .into());
                 }
-                let mut elems = Vec::new();
-                match kind {
-                    EventType::Ok => {
-                        p.txn.outcome = Outcome::Ok;
-                        p.txn.complete_pos = Some(pos);
-                        p.txn.complete_index = Some(ev.index);
-                        p.txn.complete_time = Some(ev.time);
-                        let (mops, e) = self.parse_value(&ev.value, true, ev.index, &ev.f)?;
-                        p.mops = mops;
-                        elems = e;
-                    }
-                    EventType::Fail => {
-                        p.txn.outcome = Outcome::Fail;
-                        p.txn.complete_pos = Some(pos);
-                        p.txn.complete_index = Some(ev.index);
-                        p.txn.complete_time = Some(ev.time);
-                    }
-                    EventType::Info | EventType::Invoke => {}
+                let start = self.history.mops.len() as u32;
+                if kind == EventType::Ok {
+                    let mut mops = std::mem::take(&mut self.history.mops);
+                    let mut elems = std::mem::take(&mut self.history.elems);
+                    let parsed =
+                        self.parse_value(&ev.value, true, ev.index, &ev.f, &mut mops, &mut elems);
+                    self.history.mops = mops;
+                    self.history.elems = elems;
+                    parsed?;
+                } else {
+                    self.history.mops.extend_from_slice(invoke_mops);
                 }
-                self.add_txn(p.txn, p.mops, elems);
+                let txn = &mut self.history.txns[t];
+                txn.mops = start..self.history.mops.len() as u32;
+                if kind != EventType::Info {
+                    txn.outcome = if kind == EventType::Ok {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Fail
+                    };
+                    txn.complete_pos = Some(pos);
+                    txn.complete_index = Some(ev.index);
+                    txn.complete_time = Some(ev.time);
+                }
+                Ok(IDLE)
             }
         }
-        Ok(())
     }
 
     /// The history; invokes never completed become `info` transactions.
     pub fn finish(mut self) -> Result<TxnHistory, CheckError> {
-        let mut left: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        left.sort_by_key(|p| p.txn.invoke_pos);
-        for p in left {
-            self.add_txn(p.txn, p.mops, Vec::new());
+        let mut left: Vec<(u32, Vec<Mop>)> = self
+            .pending
+            .drain()
+            .map(|(_, p)| p)
+            .filter(|p| p.0 != IDLE)
+            .collect();
+        left.sort_by_key(|p| p.0);
+        for (t, mops) in left {
+            let start = self.history.mops.len() as u32;
+            self.history.mops.extend_from_slice(&mops);
+            self.history.txns[t as usize].mops = start..self.history.mops.len() as u32;
         }
-        // Transactions were added in completion order: renumber by invoke.
-        let h = &mut self.history;
-        if h.txns.windows(2).any(|w| w[0].invoke_pos > w[1].invoke_pos) {
-            h.txns.sort_by_key(|t| t.invoke_pos);
-        }
-        if h.txns.is_empty() {
-            return Err(HistoryError::Empty(h.source_name.clone()).into());
+        if self.history.txns.is_empty() {
+            return Err(HistoryError::Empty(self.history.source_name.clone()).into());
         }
         Ok(self.history)
     }
@@ -460,16 +498,18 @@ impl TxnHistoryBuilder {
         id
     }
 
-    /// Parses a transaction's value into micro-ops (and list-read
-    /// elements, numbered from 0). `completed` says whether reads carry
-    /// results (an `ok` completion).
+    /// Parses a transaction's value into micro-ops appended to `mops`
+    /// (list-read elements appended to `elems`, which the micro-ops index).
+    /// `completed` says whether reads carry results (an `ok` completion).
     fn parse_value(
         &mut self,
         value: &Value,
         completed: bool,
         index: u64,
         f: &str,
-    ) -> Result<(Vec<Mop>, Vec<Scalar>), CheckError> {
+        mops: &mut Vec<Mop>,
+        elems: &mut Vec<Scalar>,
+    ) -> Result<(), CheckError> {
         let model = self.model;
         let bad = |message: String| CheckError::Op {
             model: model.name().into(),
@@ -478,29 +518,20 @@ impl TxnHistoryBuilder {
             message,
         };
         if f != "txn" {
-            return Err(bad(format!(
-                "expected :f :txn (a transaction), got {f:?}"
-            )));
+            return Err(bad(format!("expected :f :txn (a transaction), got {f:?}")));
         }
         let Value::Array(items) = value else {
             return Err(bad(
                 "expected the value to be a list of micro-ops like [[append x 1] [r y nil]]".into(),
             ));
         };
-        let mut mops = std::mem::take(&mut self.scratch_mops);
-        let mut elems = std::mem::take(&mut self.scratch_elems);
-        mops.clear();
-        elems.clear();
         for (i, item) in items.iter().enumerate() {
             let mop = self
-                .parse_mop(item, completed, &mut elems)
+                .parse_mop(item, completed, elems)
                 .map_err(|m| bad(format!("micro-op {} ({}): {m}", i + 1, short(item))))?;
             mops.push(mop);
         }
-        let out = (mops.clone(), elems.clone());
-        self.scratch_mops = mops;
-        self.scratch_elems = elems;
-        Ok(out)
+        Ok(())
     }
 
     fn parse_mop(
@@ -512,7 +543,9 @@ impl TxnHistoryBuilder {
         let Some([f, k, v]) = item.as_array().map(Vec::as_slice) else {
             return Err("expected [f key value]".into());
         };
-        let f = f.as_str().ok_or("the function must be a keyword or string")?;
+        let f = f
+            .as_str()
+            .ok_or("the function must be a keyword or string")?;
         let key = self
             .encode(k)
             .ok_or_else(|| format!("the key must be a scalar, got {k}"))?;
@@ -550,7 +583,9 @@ impl TxnHistoryBuilder {
                                 elems.push(e);
                             }
                         }
-                        other => return Err(format!("a list read must be a list or nil, got {other}")),
+                        other => {
+                            return Err(format!("a list read must be a list or nil, got {other}"))
+                        }
                     }
                     mop.len = elems.len() as u32 - mop.start;
                 }
@@ -560,9 +595,9 @@ impl TxnHistoryBuilder {
                     mop.known = true;
                     mop.value = match v {
                         Value::Null => NIL,
-                        other => self
-                            .encode(other)
-                            .ok_or_else(|| format!("a register value must be a scalar, got {other}"))?,
+                        other => self.encode(other).ok_or_else(|| {
+                            format!("a register value must be a scalar, got {other}")
+                        })?,
                     };
                 }
             }
@@ -616,9 +651,19 @@ mod tests {
     fn ok_txns_take_the_completion_and_crashed_ones_the_invoke() {
         let mut b = TxnHistoryBuilder::new("h", TxnModel::ListAppend);
         let evs = [
-            ev(0, 1, EventType::Invoke, json!([["append", "x", 1], ["r", "x", null]])),
+            ev(
+                0,
+                1,
+                EventType::Invoke,
+                json!([["append", "x", 1], ["r", "x", null]]),
+            ),
             ev(1, 2, EventType::Invoke, json!([["append", "x", 2]])),
-            ev(2, 1, EventType::Ok, json!([["append", "x", 1], ["r", "x", [1]]])),
+            ev(
+                2,
+                1,
+                EventType::Ok,
+                json!([["append", "x", 1], ["r", "x", [1]]]),
+            ),
             ev(3, 3, EventType::Invoke, json!([["r", -4, null]])),
             ev(4, 3, EventType::Fail, json!([["r", -4, null]])),
         ];
@@ -634,8 +679,15 @@ mod tests {
         assert!(read.known);
         assert_eq!(h.read_elems(&read), &[1]);
         assert!(!h.mops_of(2)[0].known, "a failed read is unknown");
-        assert_eq!(h.show_key(h.mops_of(2)[0].key), "-4", "negative keys are interned");
-        assert_eq!(h.show_txn(0), "p1 ok [[append x 1] [r x [1]]] (event 0, line 1)");
+        assert_eq!(
+            h.show_key(h.mops_of(2)[0].key),
+            "-4",
+            "negative keys are interned"
+        );
+        assert_eq!(
+            h.show_txn(0),
+            "p1 ok [[append x 1] [r x [1]]] (event 0, line 1)"
+        );
     }
 
     #[test]
@@ -645,7 +697,10 @@ mod tests {
             .push(&ev(7, 1, EventType::Invoke, json!([["w", "x", 1]])), 3)
             .unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("event 7") && text.contains("micro-op 1"), "{text}");
+        assert!(
+            text.contains("event 7") && text.contains("micro-op 1"),
+            "{text}"
+        );
         let mut b = TxnHistoryBuilder::new("h", TxnModel::RwRegister);
         let e = b
             .push(&ev(0, 1, EventType::Invoke, json!([["w", [1], 1]])), 1)

@@ -56,7 +56,12 @@ pub fn cycle_svg(case: &Case) -> String {
         let len = (dx * dx + dy * dy).sqrt().max(1.0);
         let (ux, uy) = (dx / len, dy / len);
         // Shorten to the circles' edges, bow outwards a little.
-        let (sx, sy, ex, ey) = (x1 + ux * 24.0, y1 + uy * 24.0, x2 - ux * 24.0, y2 - uy * 24.0);
+        let (sx, sy, ex, ey) = (
+            x1 + ux * 24.0,
+            y1 + uy * 24.0,
+            x2 - ux * 24.0,
+            y2 - uy * 24.0,
+        );
         let (mx, my) = ((sx + ex) / 2.0 + uy * 18.0, (sy + ey) / 2.0 - ux * 18.0);
         let c = colour(step.rel);
         let _ = writeln!(
@@ -94,11 +99,15 @@ pub fn render(name: &str, result: &CheckerResult) -> String {
         esc(&result.summary)
     );
     match &result.verdict {
-        Verdict::Valid => body.push_str("<p>No anomaly the requested consistency models prohibit.</p>"),
+        Verdict::Valid => {
+            body.push_str("<p>No anomaly the requested consistency models prohibit.</p>")
+        }
         Verdict::Unknown { reason } => {
             let _ = writeln!(body, "<p>Unknown: {}</p>", esc(reason));
         }
-        Verdict::Invalid { witness: Witness::Txn(w) } => witness_html(&mut body, w),
+        Verdict::Invalid {
+            witness: Witness::Txn(w),
+        } => witness_html(&mut body, w),
         Verdict::Invalid { witness } => {
             let _ = writeln!(body, "<pre>{}</pre>", esc(&witness.to_string()));
         }

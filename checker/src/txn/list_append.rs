@@ -56,12 +56,84 @@ struct Read {
     mop: u32,
 }
 
+/// (key, value) → append, dense where a key's values are small integers
+/// (Elle's generators append 1, 2, 3, … to each key), hashed otherwise.
+#[derive(Default)]
+struct AppendIndex {
+    /// Per key: start of its dense table in `dense`, and its length (0:
+    /// the key's values go to `sparse`).
+    tables: Vec<(u32, u32)>,
+    dense: Vec<u32>,
+    sparse: HashMap<(u32, Scalar), u32, FxBuildHasher>,
+}
+
+impl AppendIndex {
+    /// Sizes the dense tables from every append of the history.
+    fn new(h: &TxnHistory) -> AppendIndex {
+        let keys = h.key_count();
+        let mut count = vec![0u64; keys];
+        let mut max = vec![0u64; keys];
+        for m in &h.mops {
+            if m.kind == MopKind::Append {
+                count[m.key as usize] += 1;
+                max[m.key as usize] = max[m.key as usize].max(m.value);
+            }
+        }
+        let mut tables = Vec::with_capacity(keys);
+        let mut size = 0u64;
+        for k in 0..keys {
+            // Dense when the values are direct integers not much larger
+            // than the number of appends.
+            let span = max[k] + 1;
+            if count[k] > 0
+                && max[k] < (1 << 62)
+                && span <= 4 * count[k] + 64
+                && size + span < u32::MAX as u64
+            {
+                tables.push((size as u32, span as u32));
+                size += span;
+            } else {
+                tables.push((0, 0));
+            }
+        }
+        AppendIndex {
+            tables,
+            dense: vec![NONE; size as usize],
+            sparse: HashMap::default(),
+        }
+    }
+
+    fn slot(&self, key: u32, value: Scalar) -> Option<usize> {
+        let (start, len) = self.tables[key as usize];
+        (value < len as u64).then(|| start as usize + value as usize)
+    }
+
+    fn get(&self, key: u32, value: Scalar) -> Option<u32> {
+        match self.slot(key, value) {
+            Some(i) => Some(self.dense[i]).filter(|id| *id != NONE),
+            None if self.tables[key as usize].1 > 0 => None,
+            None => self.sparse.get(&(key, value)).copied(),
+        }
+    }
+
+    /// Records an append; returns the one already there, if any.
+    fn insert(&mut self, key: u32, value: Scalar, id: u32) -> Option<u32> {
+        match self.slot(key, value) {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.dense[i], id);
+                (old != NONE).then_some(old)
+            }
+            None => self.sparse.insert((key, value), id),
+        }
+    }
+}
+
 /// What list-append learned of a history: version orders, and who read
 /// which state. Kept to explain edges.
 pub struct ListAppend<'h> {
     h: &'h TxnHistory,
     appends: Vec<Append>,
-    append_of: HashMap<(u32, Scalar), u32, FxBuildHasher>,
+    append_of: AppendIndex,
     /// Per key, `order_offsets[k]..order_offsets[k + 1]` of `order`
     /// (append ids, NONE for an element nobody appended) and `order_elems`.
     order_offsets: Vec<u32>,
@@ -88,7 +160,7 @@ impl<'h> ListAppend<'h> {
         let mut la = ListAppend {
             h,
             appends: Vec::new(),
-            append_of: HashMap::default(),
+            append_of: AppendIndex::new(h),
             order_offsets: Vec::new(),
             order: Vec::new(),
             order_elems: Vec::new(),
@@ -115,7 +187,6 @@ impl<'h> ListAppend<'h> {
     fn index_appends(&mut self) -> Result<(), CheckError> {
         let h = self.h;
         self.appends.reserve(h.mops.len());
-        self.append_of.reserve(h.mops.len());
         for t in 0..h.txns.len() {
             let mops = h.mops_of(t);
             for (i, m) in mops.iter().enumerate() {
@@ -126,7 +197,7 @@ impl<'h> ListAppend<'h> {
                     .iter()
                     .any(|n| n.kind == MopKind::Append && n.key == m.key);
                 let id = self.appends.len() as u32;
-                if let Some(other) = self.append_of.insert((m.key, m.value), id) {
+                if let Some(other) = self.append_of.insert(m.key, m.value, id) {
                     let first = self.appends[other as usize].txn as usize;
                     return Err(CheckError::Op {
                         model: "list-append".into(),
@@ -193,7 +264,11 @@ impl<'h> ListAppend<'h> {
         &self.h.mops[r.mop as usize]
     }
 
-    fn version_orders(&mut self, (offsets, reads): &(Vec<u32>, Vec<Read>), anomalies: &mut Anomalies) {
+    fn version_orders(
+        &mut self,
+        (offsets, reads): &(Vec<u32>, Vec<Read>),
+        anomalies: &mut Anomalies,
+    ) {
         let h = self.h;
         let keys = h.key_count();
         self.order_offsets = Vec::with_capacity(keys + 1);
@@ -243,7 +318,7 @@ impl<'h> ListAppend<'h> {
             let start = *self.order_offsets.last().expect("starts with 0") as usize;
             for i in start..self.order_elems.len() {
                 let e = self.order_elems[i];
-                let id = self.append_of.get(&(k as u32, e)).copied().unwrap_or(NONE);
+                let id = self.append_of.get(k as u32, e).unwrap_or(NONE);
                 if id != NONE {
                     self.appends[id as usize].pos = (i - start) as u32;
                 }
@@ -270,9 +345,12 @@ impl<'h> ListAppend<'h> {
         }
         let last = *self.h.read_elems(m).last().expect("len > 0");
         let k = m.key as usize;
-        let elems = &self.order_elems[self.order_offsets[k] as usize..self.order_offsets[k + 1] as usize];
-        match self.append_of.get(&(m.key, last)) {
-            Some(&id) if self.appends[id as usize].pos != NONE => Some(self.appends[id as usize].pos + 1),
+        let elems =
+            &self.order_elems[self.order_offsets[k] as usize..self.order_offsets[k + 1] as usize];
+        match self.append_of.get(m.key, last) {
+            Some(id) if self.appends[id as usize].pos != NONE => {
+                Some(self.appends[id as usize].pos + 1)
+            }
             _ => elems.iter().position(|e| *e == last).map(|p| p as u32 + 1),
         }
     }
@@ -366,7 +444,7 @@ impl<'h> ListAppend<'h> {
                 } else {
                     let ids: Vec<u32> = elems
                         .iter()
-                        .map(|e| self.append_of.get(&(k as u32, *e)).copied().unwrap_or(NONE))
+                        .map(|e| self.append_of.get(k as u32, *e).unwrap_or(NONE))
                         .collect();
                     self.report_bad_elements(*r, &ids, anomalies);
                     self.report_duplicates(*r, anomalies);
@@ -379,7 +457,10 @@ impl<'h> ListAppend<'h> {
     fn report_bad_elements(&self, r: Read, ids: &[u32], anomalies: &mut Anomalies) {
         let h = self.h;
         let m = self.mop(r);
-        if let Some(id) = ids.iter().find(|id| **id != NONE && self.failed(self.appends[**id as usize].txn)) {
+        if let Some(id) = ids
+            .iter()
+            .find(|id| **id != NONE && self.failed(self.appends[**id as usize].txn))
+        {
             let a = self.appends[*id as usize];
             anomalies.add("G1a", || {
                 let ids = vec![r.txn as usize, a.txn as usize];
@@ -448,13 +529,9 @@ impl<'h> ListAppend<'h> {
     fn report_intermediate(&self, r: Read, anomalies: &mut Anomalies) {
         let h = self.h;
         let m = self.mop(r);
-        let Some(&last) = h.read_elems(m).last() else {
+        let Some(a) = self.last_writer(m).copied() else {
             return;
         };
-        let Some(&id) = self.append_of.get(&(m.key, last)) else {
-            return;
-        };
-        let a = self.appends[id as usize];
         if a.intermediate && a.txn != r.txn {
             anomalies.add("G1b", || {
                 let ids = vec![r.txn as usize, a.txn as usize];
@@ -477,7 +554,9 @@ impl<'h> ListAppend<'h> {
     }
 
     /// Internal consistency and future reads, within each `ok` transaction
-    /// that touches a key more than once.
+    /// that touches a key more than once. A read must show the
+    /// transaction's own earlier read of the key followed by its appends
+    /// since, or (with no earlier read) end with its appends so far.
     fn internal(&self, anomalies: &mut Anomalies) {
         let h = self.h;
         for (t, txn) in h.txns.iter().enumerate() {
@@ -492,14 +571,17 @@ impl<'h> ListAppend<'h> {
             if !repeats {
                 continue;
             }
-            // Per key: the expected state, and whether its prefix is known.
-            let mut state: Vec<(u32, bool, Vec<Scalar>)> = Vec::new();
-            let mut read_elements: Vec<(u32, Scalar, usize)> = Vec::new();
             for (i, m) in mops.iter().enumerate() {
-                let entry = state.iter().position(|s| s.0 == m.key);
+                let before = &mops[..i];
                 match m.kind {
                     MopKind::Append => {
-                        if let Some(&(_, _, j)) = read_elements.iter().find(|(k, e, _)| *k == m.key && *e == m.value) {
+                        let future = before.iter().enumerate().find(|(_, r)| {
+                            r.kind == MopKind::Read
+                                && r.known
+                                && r.key == m.key
+                                && h.read_elems(r).contains(&m.value)
+                        });
+                        if let Some((j, r)) = future {
                             anomalies.add("future-read", || {
                                 let ids = vec![t];
                                 Case {
@@ -509,50 +591,63 @@ impl<'h> ListAppend<'h> {
                                     explanation: format!(
                                         "T1's micro-op {} {} shows {}, which T1 itself appends later, in micro-op {}.",
                                         j + 1,
-                                        h.show_mop(&mops[j]),
+                                        h.show_mop(r),
                                         h.show(m.value),
                                         i + 1
                                     ),
                                 }
                             });
                         }
-                        match entry {
-                            Some(e) => state[e].2.push(m.value),
-                            None => state.push((m.key, false, vec![m.value])),
-                        }
                     }
                     MopKind::Read if m.known => {
+                        // The last earlier read of this key, and the appends since.
+                        let base = before
+                            .iter()
+                            .rposition(|r| r.kind == MopKind::Read && r.known && r.key == m.key);
+                        let since = &before[base.map_or(0, |b| b + 1)..];
+                        let appended = || {
+                            since
+                                .iter()
+                                .filter(|a| a.kind == MopKind::Append && a.key == m.key)
+                                .map(|a| a.value)
+                        };
+                        if base.is_none() && appended().next().is_none() {
+                            continue;
+                        }
                         let got = h.read_elems(m);
-                        read_elements.extend(got.iter().map(|e| (m.key, *e, i)));
-                        if let Some(e) = entry {
-                            let (_, known, expected) = &state[e];
-                            let consistent = if *known {
-                                got == expected.as_slice()
-                            } else {
-                                got.ends_with(expected)
-                            };
-                            if !consistent {
-                                anomalies.add("internal", || {
-                                    let ids = vec![t];
-                                    Case {
-                                        txns: bind(h, &ids),
-                                        txn_ids: ids,
-                                        steps: Vec::new(),
-                                        explanation: format!(
-                                            "T1's micro-op {} {} does not show what T1 itself did to {} before: expected {}{}.",
-                                            i + 1,
-                                            h.show_mop(m),
-                                            h.show_key(m.key),
-                                            if *known { "" } else { "a list ending in " },
-                                            h.show_list(expected)
-                                        ),
-                                    }
-                                });
-                                break;
+                        let n = appended().count();
+                        let consistent = match base {
+                            Some(b) => {
+                                let prior = h.read_elems(&before[b]);
+                                got.len() == prior.len() + n
+                                    && got.starts_with(prior)
+                                    && got[prior.len()..].iter().copied().eq(appended())
                             }
-                            state[e] = (m.key, true, got.to_vec());
-                        } else {
-                            state.push((m.key, true, got.to_vec()));
+                            None => {
+                                got.len() >= n
+                                    && got[got.len() - n..].iter().copied().eq(appended())
+                            }
+                        };
+                        if !consistent {
+                            anomalies.add("internal", || {
+                                let mut expected: Vec<Scalar> = base.map(|b| h.read_elems(&before[b]).to_vec()).unwrap_or_default();
+                                expected.extend(appended());
+                                let ids = vec![t];
+                                Case {
+                                    txns: bind(h, &ids),
+                                    txn_ids: ids,
+                                    steps: Vec::new(),
+                                    explanation: format!(
+                                        "T1's micro-op {} {} does not show what T1 itself did to {} before: expected {}{}.",
+                                        i + 1,
+                                        h.show_mop(m),
+                                        h.show_key(m.key),
+                                        if base.is_some() { "" } else { "a list ending in " },
+                                        h.show_list(&expected)
+                                    ),
+                                }
+                            });
+                            break;
                         }
                     }
                     _ => {}
@@ -593,7 +688,9 @@ impl<'h> ListAppend<'h> {
                         });
                         last = (Outcome::Ok, Some(id));
                     }
-                    (_, Outcome::Ok) | (Outcome::Ok | Outcome::Info, Outcome::Fail) => last = (outcome, Some(id)),
+                    (_, Outcome::Ok) | (Outcome::Ok | Outcome::Info, Outcome::Fail) => {
+                        last = (outcome, Some(id))
+                    }
                     _ => {}
                 }
             }
@@ -612,7 +709,13 @@ impl<'h> ListAppend<'h> {
             let mops = h.mops_of(t);
             for (i, m) in mops.iter().enumerate() {
                 let first_on_key = !mops[..i].iter().any(|n| n.key == m.key);
-                if first_on_key && m.kind == MopKind::Read && m.known && mops[i + 1..].iter().any(|n| n.key == m.key && n.kind == MopKind::Append) {
+                if first_on_key
+                    && m.kind == MopKind::Read
+                    && m.known
+                    && mops[i + 1..]
+                        .iter()
+                        .any(|n| n.key == m.key && n.kind == MopKind::Append)
+                {
                     if let Some(s) = self.slot(m) {
                         candidates.push((m.key, s, t as u32, txn.mops.start + i as u32));
                     }
@@ -645,6 +748,7 @@ impl<'h> ListAppend<'h> {
 
     fn edges(&self, edges: &mut EdgeList) {
         let h = self.h;
+        edges.reserve(h.mops.len() * 2);
         // wr: the appender of a read's last element precedes the reader.
         for (t, txn) in h.txns.iter().enumerate() {
             if txn.outcome != Outcome::Ok {
@@ -687,8 +791,8 @@ impl<'h> ListAppend<'h> {
         }
         let last = *self.h.read_elems(m).last()?;
         self.append_of
-            .get(&(m.key, last))
-            .map(|id| &self.appends[*id as usize])
+            .get(m.key, last)
+            .map(|id| &self.appends[id as usize])
     }
 
     /// Why `a` precedes `b` by `rel` (ww, wr or rw), naming them `an`, `bn`.
@@ -761,10 +865,14 @@ impl<'h> ListAppend<'h> {
     }
 
     fn appends_of(&self, t: usize) -> impl Iterator<Item = &Append> + '_ {
-        self.h.mops_of(t).iter().filter(|m| m.kind == MopKind::Append).filter_map(move |m| {
-            self.append_of
-                .get(&(m.key, m.value))
-                .map(|id| &self.appends[*id as usize])
-        })
+        self.h
+            .mops_of(t)
+            .iter()
+            .filter(|m| m.kind == MopKind::Append)
+            .filter_map(move |m| {
+                self.append_of
+                    .get(m.key, m.value)
+                    .map(|id| &self.appends[id as usize])
+            })
     }
 }

@@ -110,6 +110,11 @@ pub struct TxnStats {
     pub components: usize,
     pub largest_component: usize,
     pub search_steps: u64,
+    /// Wall time of inferring edges and non-cycle anomalies, of building
+    /// the graph, and of the component and cycle searches.
+    pub analysis_ms: u64,
+    pub graph_ms: u64,
+    pub search_ms: u64,
 }
 
 /// The witness of an invalid transactional history.
@@ -152,7 +157,11 @@ impl fmt::Display for TxnWitness {
                 "  {name}: {} case{}{}",
                 cases.count,
                 if cases.count == 1 { "" } else { "s" },
-                if (shown as u64) < cases.count { format!(", first {shown}") } else { String::new() }
+                if (shown as u64) < cases.count {
+                    format!(", first {shown}")
+                } else {
+                    String::new()
+                }
             )?;
             for (i, case) in cases.examples.iter().enumerate().take(3) {
                 writeln!(f, "   {}. let", i + 1)?;
@@ -189,32 +198,60 @@ enum Analysis<'h> {
 pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCheck, CheckError> {
     let started = Instant::now();
     let deadline = opts.time_limit.map(|d| started + d);
-    let mut anomalies = Anomalies::default();
-    let mut edges = EdgeList::default();
-    let analysis = match model {
-        TxnModel::ListAppend => Analysis::ListAppend(list_append::ListAppend::analyze(h, &mut anomalies, &mut edges)?),
-        TxnModel::RwRegister => {
-            Analysis::RwRegister(rw_register::RwRegister::analyze(h, opts.inference, &mut anomalies, &mut edges)?)
-        }
-    };
     let prohibited = consistency::prohibited_anomalies(&opts.consistency_models);
-    let specs: Vec<cycle::CycleSpec> = cycle::specs().into_iter().filter(|s| prohibited.contains(s.name)).collect();
+    let specs: Vec<cycle::CycleSpec> = cycle::specs()
+        .into_iter()
+        .filter(|s| prohibited.contains(s.name))
+        .collect();
     let wants = |r: Rels| specs.iter().any(|s| s.required.contains(r));
     // Real time covers process order (a process's transactions follow each
     // other in real time), so only one of the two is added, as Elle does.
     let order = if wants(Rels::REALTIME) {
-        realtime_edges(h, &mut edges);
         Rels::REALTIME
     } else if wants(Rels::PROCESS) {
-        process_edges(h, &mut edges);
         Rels::PROCESS
     } else {
         Rels::NONE
     };
+    let mut anomalies = Anomalies::default();
+    let mut edges = EdgeList::default();
+    // The order edges need only the history: build them on another core
+    // while the model infers the data edges.
+    let (analysis, order_edges) = std::thread::scope(|scope| {
+        let order_edges = scope.spawn(|| {
+            let mut list = EdgeList::default();
+            match order {
+                Rels::REALTIME => realtime_edges(h, &mut list),
+                Rels::PROCESS => process_edges(h, &mut list),
+                _ => {}
+            }
+            list
+        });
+        let analysis = match model {
+            TxnModel::ListAppend => list_append::ListAppend::analyze(h, &mut anomalies, &mut edges)
+                .map(Analysis::ListAppend),
+            TxnModel::RwRegister => {
+                rw_register::RwRegister::analyze(h, opts.inference, &mut anomalies, &mut edges)
+                    .map(Analysis::RwRegister)
+            }
+        };
+        (
+            analysis,
+            order_edges
+                .join()
+                .expect("building order edges does not panic"),
+        )
+    });
+    let analysis = analysis?;
+    edges.append(order_edges);
+    let analyzed = started.elapsed();
+    // Search only the types whose edges the graph has.
     let specs: Vec<cycle::CycleSpec> = specs
         .into_iter()
-        .filter(|s| s.required.contains(Rels::REALTIME) == (order == Rels::REALTIME) || !s.required.intersects(Rels::PROCESS | Rels::REALTIME))
-        .filter(|s| !s.required.intersects(Rels::PROCESS | Rels::REALTIME) || s.required.intersects(order))
+        .filter(|s| {
+            let needs = s.required & (Rels::PROCESS | Rels::REALTIME);
+            needs.is_empty() || needs == order
+        })
         .collect();
     let mut stats = TxnStats {
         txns: h.txns.len(),
@@ -227,6 +264,7 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
     };
     let graph = Graph::build(h.txns.len(), edges);
     stats.edges = graph.edge_count();
+    let built = started.elapsed();
     let mask = specs.iter().fold(Rels::NONE, |m, s| m | s.allowed);
     let mut incomplete = Vec::new();
     if !mask.is_empty() {
@@ -245,11 +283,30 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
                 break;
             }
             let explain = |c: &Cycle| explain_cycle(h, &analysis, c);
-            search_component(&graph, component, &specs, &prohibited, mask, opts.search_budget, deadline, &mut anomalies, &mut incomplete, &mut stats, &explain);
+            search_component(
+                &graph,
+                component,
+                &specs,
+                &prohibited,
+                mask,
+                opts.search_budget,
+                deadline,
+                &mut anomalies,
+                &mut incomplete,
+                &mut stats,
+                &explain,
+            );
         }
     }
+    stats.analysis_ms = analyzed.as_millis() as u64;
+    stats.graph_ms = (built - analyzed).as_millis() as u64;
+    stats.search_ms = (started.elapsed() - built).as_millis() as u64;
     let found: Vec<&'static str> = anomalies.names();
-    let bad: Vec<&'static str> = found.iter().copied().filter(|a| prohibited.contains(a)).collect();
+    let bad: Vec<&'static str> = found
+        .iter()
+        .copied()
+        .filter(|a| prohibited.contains(a))
+        .collect();
     let (not, also_not) = consistency::boundary(&found);
     let verdict = if !bad.is_empty() {
         let mut shown = anomalies.clone();
@@ -266,7 +323,10 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
             })),
         }
     } else if !incomplete.is_empty() {
-        Verdict::unknown(format!("no prohibited anomaly found, but {}", incomplete.join("; ")))
+        Verdict::unknown(format!(
+            "no prohibited anomaly found, but {}",
+            incomplete.join("; ")
+        ))
     } else {
         Verdict::Valid
     };
@@ -303,11 +363,17 @@ fn search_component(
         if !by_mask.iter().any(|(m, _)| *m == spec.allowed) {
             by_mask.push((spec.allowed, graph.sccs(spec.allowed, Some(component))));
         }
-        let subs = &by_mask.iter().find(|(m, _)| *m == spec.allowed).expect("just added").1;
+        let subs = &by_mask
+            .iter()
+            .find(|(m, _)| *m == spec.allowed)
+            .expect("just added")
+            .1;
         for sub in subs {
             let mut members = vec![false; component.len()];
             for v in sub {
-                let i = component.binary_search(v).expect("a sub-component lies in its component");
+                let i = component
+                    .binary_search(v)
+                    .expect("a sub-component lies in its component");
                 members[i] = true;
             }
             match searcher.search(spec, &members, budget) {
@@ -422,13 +488,23 @@ fn explain_cycle(h: &TxnHistory, analysis: &Analysis, c: &Cycle) -> Case {
     }
 }
 
-fn explain_edge(h: &TxnHistory, analysis: &Analysis, a: usize, b: usize, rel: Rels, an: &str, bn: &str) -> Option<String> {
+fn explain_edge(
+    h: &TxnHistory,
+    analysis: &Analysis,
+    a: usize,
+    b: usize,
+    rel: Rels,
+    an: &str,
+    bn: &str,
+) -> Option<String> {
     let (x, y) = (&h.txns[a], &h.txns[b]);
     match rel {
         Rels::PROCESS => Some(format!("both ran on process {}, {an} first", x.process)),
         Rels::REALTIME => Some(format!(
             "{an} completed (event {}) before {bn} was invoked (event {})",
-            x.complete_index.map(|i| i.to_string()).unwrap_or_else(|| "?".into()),
+            x.complete_index
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "?".into()),
             y.invoke_index
         )),
         _ => match analysis {
@@ -440,13 +516,21 @@ fn explain_edge(h: &TxnHistory, analysis: &Analysis, a: usize, b: usize, rel: Re
 
 /// Checks operations already paired (the harness's path), as a checker
 /// result named after the model.
-pub fn check_operations(ops: &Operations, model: TxnModel, opts: &TxnOptions) -> Result<CheckerResult, CheckError> {
+pub fn check_operations(
+    ops: &Operations,
+    model: TxnModel,
+    opts: &TxnOptions,
+) -> Result<CheckerResult, CheckError> {
     let h = TxnHistory::from_operations(ops, model)?;
     Ok(result(&h, model, opts)?.0)
 }
 
 /// Checks a built history and summarises it as a [`CheckerResult`].
-pub fn result(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<(CheckerResult, TxnStats), CheckError> {
+pub fn result(
+    h: &TxnHistory,
+    model: TxnModel,
+    opts: &TxnOptions,
+) -> Result<(CheckerResult, TxnStats), CheckError> {
     let c = check(h, model, opts)?;
     let s = &c.stats;
     let summary = format!(

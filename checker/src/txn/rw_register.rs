@@ -86,7 +86,8 @@ fn externals(h: &TxnHistory, t: usize) -> (Vec<(u32, Scalar)>, Vec<(u32, Scalar)
     for m in h.mops_of(t) {
         match m.kind {
             MopKind::Read if m.known => {
-                let touched = reads.iter().any(|r| r.0 == m.key) || writes.iter().any(|w| w.0 == m.key);
+                let touched =
+                    reads.iter().any(|r| r.0 == m.key) || writes.iter().any(|w| w.0 == m.key);
                 if !touched {
                     reads.push((m.key, m.value));
                 }
@@ -131,11 +132,19 @@ impl<'h> RwRegister<'h> {
                 if m.kind != MopKind::Write {
                     continue;
                 }
-                let intermediate = mops[i + 1..].iter().any(|n| n.kind == MopKind::Write && n.key == m.key);
+                let intermediate = mops[i + 1..]
+                    .iter()
+                    .any(|n| n.kind == MopKind::Write && n.key == m.key);
                 if m.value == NIL {
                     return Err(self.bad(t, format!("writes nil to key {}: rw-register needs written values to be unique and not nil", h.show_key(m.key))));
                 }
-                if let Some(other) = self.writes.insert((m.key, m.value), Write { txn: t as u32, intermediate }) {
+                if let Some(other) = self.writes.insert(
+                    (m.key, m.value),
+                    Write {
+                        txn: t as u32,
+                        intermediate,
+                    },
+                ) {
                     return Err(self.bad(
                         t,
                         format!(
@@ -362,7 +371,8 @@ impl<'h> RwRegister<'h> {
                     continue;
                 }
                 for (k, first, final_value) in touch(t) {
-                    if let Some((v, prev)) = last.insert((txn.process, k), (final_value, t as u32)) {
+                    if let Some((v, prev)) = last.insert((txn.process, k), (final_value, t as u32))
+                    {
                         if v != first {
                             seq.push((k, v, first, Source::Sequential(prev, t as u32)));
                         }
@@ -398,7 +408,10 @@ impl<'h> RwRegister<'h> {
                 sources.push(name);
             }
         }
-        self.version_edges = kept.into_iter().map(|(k, a, b, s)| ((k, a, b), s)).collect();
+        self.version_edges = kept
+            .into_iter()
+            .map(|(k, a, b, s)| ((k, a, b), s))
+            .collect();
     }
 
     /// Per key, the transactions that touched it and completed before
@@ -461,7 +474,9 @@ impl<'h> RwRegister<'h> {
             }
         }
         for &(k, v1, v2) in self.version_edges.keys() {
-            let Some(w2) = self.writer(k, v2) else { continue };
+            let Some(w2) = self.writer(k, v2) else {
+                continue;
+            };
             if let Some(w1) = self.writer(k, v1) {
                 edges.add(w1 as usize, w2 as usize, Rels::WW);
             }

@@ -73,7 +73,9 @@ fn run(model: TxnModel, evs: &[Event], models: &[&'static str]) -> TxnCheck {
 
 fn witness(c: &TxnCheck) -> &TxnWitness {
     match &c.verdict {
-        Verdict::Invalid { witness: Witness::Txn(w) } => w,
+        Verdict::Invalid {
+            witness: Witness::Txn(w),
+        } => w,
         other => panic!("expected invalid, got {other}"),
     }
 }
@@ -107,7 +109,13 @@ fn g0_write_cycle() {
     assert!(w.not.contains(&"read-uncommitted"), "{:?}", w.not);
     let case = &w.anomalies.types["G0"].examples[0];
     assert_eq!(case.steps.len(), 2);
-    assert!(case.explanation.contains("appended 2 to y and T2 appended 1 right after it") || case.explanation.contains("right after it"), "{}", case.explanation);
+    assert!(
+        case.explanation
+            .contains("appended 2 to y and T2 appended 1 right after it")
+            || case.explanation.contains("right after it"),
+        "{}",
+        case.explanation
+    );
 }
 
 #[test]
@@ -123,7 +131,10 @@ fn g1c_circular_information_flow() {
     assert_eq!(w.anomaly_types, vec!["G1c"]);
     assert_eq!(w.not, vec!["read-committed"]);
     let text = &w.anomalies.types["G1c"].examples[0].explanation;
-    assert!(text.contains("wr→") && text.contains("which ends with"), "{text}");
+    assert!(
+        text.contains("wr→") && text.contains("which ends with"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -137,9 +148,17 @@ fn g_single_read_skew_and_its_realtime_form() {
     let c = run(TxnModel::ListAppend, &evs, SS);
     let w = witness(&c);
     assert_eq!(w.anomaly_types, vec!["G-single"]);
-    assert!(w.not.contains(&"consistent-view") && w.also_not.contains(&"snapshot-isolation"), "{:?} {:?}", w.not, w.also_not);
+    assert!(
+        w.not.contains(&"consistent-view") && w.also_not.contains(&"snapshot-isolation"),
+        "{:?} {:?}",
+        w.not,
+        w.also_not
+    );
     let text = &w.anomalies.types["G-single"].examples[0].explanation;
-    assert!(text.contains("rw→") && text.contains("[] (its initial, empty state)"), "{text}");
+    assert!(
+        text.contains("rw→") && text.contains("[] (its initial, empty state)"),
+        "{text}"
+    );
     // A stale read after the write completed: only real time orders them.
     let evs = serial(&[
         (0, "ok", json!([["append", "x", 1]])),
@@ -149,9 +168,16 @@ fn g_single_read_skew_and_its_realtime_form() {
     let c = run(TxnModel::ListAppend, &evs, SS);
     assert_eq!(witness(&c).anomaly_types, vec!["G-single-realtime"]);
     let text = &witness(&c).anomalies.types["G-single-realtime"].examples[0].explanation;
-    assert!(text.contains("realtime→") && text.contains("completed (event"), "{text}");
+    assert!(
+        text.contains("realtime→") && text.contains("completed (event"),
+        "{text}"
+    );
     let c = run(TxnModel::ListAppend, &evs, &["serializable"]);
-    assert!(c.verdict.is_valid(), "serializable allows a stale read: {}", c.verdict);
+    assert!(
+        c.verdict.is_valid(),
+        "serializable allows a stale read: {}",
+        c.verdict
+    );
     let c = run(TxnModel::ListAppend, &evs, &["strong-session-serializable"]);
     assert!(c.verdict.is_valid(), "different processes: {}", c.verdict);
 }
@@ -172,27 +198,80 @@ fn g2_item_write_skew_is_allowed_by_snapshot_isolation() {
     assert_eq!(w.not, vec!["repeatable-read"]);
     let c = run(TxnModel::ListAppend, &evs, &["snapshot-isolation"]);
     assert!(c.verdict.is_valid(), "{}", c.verdict);
-    assert_eq!(c.all_anomalies, Vec::<&str>::new(), "G2-item is not searched for under SI");
+    assert_eq!(
+        c.all_anomalies,
+        Vec::<&str>::new(),
+        "G2-item is not searched for under SI"
+    );
 }
 
 #[test]
 fn non_cycle_anomalies_each_named() {
     let cases: Vec<(&str, Vec<Event>)> = vec![
-        ("G1a", serial(&[(0, "fail", json!([["append", "x", 1]])), (1, "ok", json!([["r", "x", [1]]]))])),
-        ("G1b", serial(&[(0, "ok", json!([["append", "x", 1], ["append", "x", 2]])), (1, "ok", json!([["r", "x", [1]]]))])),
-        ("internal", serial(&[(0, "ok", json!([["append", "x", 1], ["r", "x", []]]))])),
-        ("incompatible-order", serial(&[(0, "ok", json!([["append", "x", 1]])), (1, "ok", json!([["append", "x", 2]])), (2, "ok", json!([["r", "x", [1, 2]]])), (3, "ok", json!([["r", "x", [2, 1]]]))])),
-        ("duplicate-elements", serial(&[(0, "ok", json!([["append", "x", 1]])), (1, "ok", json!([["r", "x", [1, 1]]]))])),
-        ("garbage-read", serial(&[(1, "ok", json!([["r", "x", [9]]]))])),
-        ("future-read", serial(&[(0, "ok", json!([["r", "x", [1]], ["append", "x", 1]]))])),
-        ("dirty-update", serial(&[(0, "fail", json!([["append", "x", 1]])), (1, "ok", json!([["append", "x", 2]])), (2, "ok", json!([["r", "x", [1, 2]]]))])),
+        (
+            "G1a",
+            serial(&[
+                (0, "fail", json!([["append", "x", 1]])),
+                (1, "ok", json!([["r", "x", [1]]])),
+            ]),
+        ),
+        (
+            "G1b",
+            serial(&[
+                (0, "ok", json!([["append", "x", 1], ["append", "x", 2]])),
+                (1, "ok", json!([["r", "x", [1]]])),
+            ]),
+        ),
+        (
+            "internal",
+            serial(&[(0, "ok", json!([["append", "x", 1], ["r", "x", []]]))]),
+        ),
+        (
+            "incompatible-order",
+            serial(&[
+                (0, "ok", json!([["append", "x", 1]])),
+                (1, "ok", json!([["append", "x", 2]])),
+                (2, "ok", json!([["r", "x", [1, 2]]])),
+                (3, "ok", json!([["r", "x", [2, 1]]])),
+            ]),
+        ),
+        (
+            "duplicate-elements",
+            serial(&[
+                (0, "ok", json!([["append", "x", 1]])),
+                (1, "ok", json!([["r", "x", [1, 1]]])),
+            ]),
+        ),
+        (
+            "garbage-read",
+            serial(&[(1, "ok", json!([["r", "x", [9]]]))]),
+        ),
+        (
+            "future-read",
+            serial(&[(0, "ok", json!([["r", "x", [1]], ["append", "x", 1]]))]),
+        ),
+        (
+            "dirty-update",
+            serial(&[
+                (0, "fail", json!([["append", "x", 1]])),
+                (1, "ok", json!([["append", "x", 2]])),
+                (2, "ok", json!([["r", "x", [1, 2]]])),
+            ]),
+        ),
     ];
     for (name, evs) in cases {
         let c = run(TxnModel::ListAppend, &evs, SS);
         let w = witness(&c);
-        assert!(w.anomaly_types.contains(&name), "{name}: found {:?}", w.anomaly_types);
+        assert!(
+            w.anomaly_types.contains(&name),
+            "{name}: found {:?}",
+            w.anomaly_types
+        );
         let case = &w.anomalies.types[name].examples[0];
-        assert!(!case.explanation.is_empty() && !case.txns.is_empty(), "{name} is explained");
+        assert!(
+            !case.explanation.is_empty() && !case.txns.is_empty(),
+            "{name} is explained"
+        );
     }
     let lost = events(&[
         (0, "invoke", json!([["r", "x", null], ["append", "x", 1]])),
@@ -208,7 +287,11 @@ fn non_cycle_anomalies_each_named() {
     // rw edge, so a G-single, as Elle names it.
     assert_eq!(w.anomaly_types, vec!["G-single", "lost-update"]);
     let c = run(TxnModel::ListAppend, &lost, &["read-committed"]);
-    assert!(c.verdict.is_valid(), "read committed allows lost updates: {}", c.verdict);
+    assert!(
+        c.verdict.is_valid(),
+        "read committed allows lost updates: {}",
+        c.verdict
+    );
 }
 
 #[test]
@@ -223,7 +306,10 @@ fn crashed_transactions_may_or_may_not_have_happened() {
     let c = run(TxnModel::ListAppend, &evs, SS);
     assert!(c.verdict.is_valid(), "{}", c.verdict);
     // An info append somebody read happened, before the reader.
-    let evs = serial(&[(0, "info", json!([["append", "x", 1]])), (1, "ok", json!([["r", "x", [1]]]))]);
+    let evs = serial(&[
+        (0, "info", json!([["append", "x", 1]])),
+        (1, "ok", json!([["r", "x", [1]]])),
+    ]);
     assert!(run(TxnModel::ListAppend, &evs, SS).verdict.is_valid());
 }
 
@@ -235,7 +321,10 @@ fn rw_register_cycles_and_inferences() {
         (0, "ok", json!([["w", "x", 1], ["r", "y", 1]])),
         (1, "ok", json!([["w", "y", 1], ["r", "x", 1]])),
     ]);
-    assert_eq!(witness(&run(TxnModel::RwRegister, &g1c, SS)).anomaly_types, vec!["G1c"]);
+    assert_eq!(
+        witness(&run(TxnModel::RwRegister, &g1c, SS)).anomaly_types,
+        vec!["G1c"]
+    );
     let skew = events(&[
         (0, "invoke", json!([["r", "x", null], ["w", "y", 1]])),
         (1, "invoke", json!([["r", "y", null], ["w", "x", 1]])),
@@ -246,34 +335,62 @@ fn rw_register_cycles_and_inferences() {
     let w = witness(&c);
     assert_eq!(w.anomaly_types, vec!["G2-item"]);
     let text = &w.anomalies.types["G2-item"].examples[0].explanation;
-    assert!(text.contains("every value follows the initial nil"), "{text}");
+    assert!(
+        text.contains("every value follows the initial nil"),
+        "{text}"
+    );
     // Writes follow reads: T1 read x=1 then wrote x=2, so 1 < 2; T3 read
     // x=2 then T2's y... a G-single through the inferred order.
     let wfr = serial(&[
         (0, "ok", json!([["w", "x", 1]])),
-        (1, "ok", json!([["r", "x", 1], ["w", "x", 2], ["w", "y", 1]])),
+        (
+            1,
+            "ok",
+            json!([["r", "x", 1], ["w", "x", 2], ["w", "y", 1]]),
+        ),
         (2, "ok", json!([["r", "y", 1], ["r", "x", 1]])),
     ]);
     let c = run(TxnModel::RwRegister, &wfr, &["serializable"]);
     let w = witness(&c);
     assert_eq!(w.anomaly_types, vec!["G-single"]);
-    assert!(w.anomalies.types["G-single"].examples[0].explanation.contains("read 1 and then wrote 2"));
+    assert!(w.anomalies.types["G-single"].examples[0]
+        .explanation
+        .contains("read 1 and then wrote 2"));
     let opts = TxnOptions {
         consistency_models: vec!["serializable"],
         inference: Inference::default(),
         ..TxnOptions::default()
     };
-    let c = check(&build(TxnModel::RwRegister, &wfr), TxnModel::RwRegister, &opts).expect("checkable");
-    assert!(c.verdict.is_valid(), "without writes-follow-reads the order is unknown: {}", c.verdict);
-    let g1a = serial(&[(0, "fail", json!([["w", "x", 1]])), (1, "ok", json!([["r", "x", 1]]))]);
-    assert!(witness(&run(TxnModel::RwRegister, &g1a, SS)).anomaly_types.contains(&"G1a"));
+    let c = check(
+        &build(TxnModel::RwRegister, &wfr),
+        TxnModel::RwRegister,
+        &opts,
+    )
+    .expect("checkable");
+    assert!(
+        c.verdict.is_valid(),
+        "without writes-follow-reads the order is unknown: {}",
+        c.verdict
+    );
+    let g1a = serial(&[
+        (0, "fail", json!([["w", "x", 1]])),
+        (1, "ok", json!([["r", "x", 1]])),
+    ]);
+    assert!(witness(&run(TxnModel::RwRegister, &g1a, SS))
+        .anomaly_types
+        .contains(&"G1a"));
 }
 
 #[test]
 fn duplicate_appends_are_bad_input_naming_the_transaction() {
-    let evs = serial(&[(0, "ok", json!([["append", "x", 1]])), (1, "ok", json!([["append", "x", 1]]))]);
+    let evs = serial(&[
+        (0, "ok", json!([["append", "x", 1]])),
+        (1, "ok", json!([["append", "x", 1]])),
+    ]);
     let h = build(TxnModel::ListAppend, &evs);
-    let e = check(&h, TxnModel::ListAppend, &TxnOptions::default()).err().expect("an error");
+    let e = check(&h, TxnModel::ListAppend, &TxnOptions::default())
+        .err()
+        .expect("an error");
     assert!(e.to_string().contains("appended too"), "{e}");
 }
 
@@ -288,8 +405,15 @@ fn the_page_draws_the_cycle() {
     let h = build(TxnModel::ListAppend, &evs);
     let (r, _) = result(&h, TxnModel::ListAppend, &TxnOptions::default()).expect("checkable");
     let page = html::render("g1c.edn", &r);
-    assert!(page.contains("<svg") && page.contains("G1c") && page.contains("arrow-wr"), "{page}");
-    assert_eq!(page.matches("<circle").count(), 2, "one circle per transaction");
+    assert!(
+        page.contains("<svg") && page.contains("G1c") && page.contains("arrow-wr"),
+        "{page}"
+    );
+    assert_eq!(
+        page.matches("<circle").count(),
+        2,
+        "one circle per transaction"
+    );
 }
 
 #[test]
@@ -306,7 +430,10 @@ fn a_time_limit_of_zero_gives_unknown_not_a_hang() {
     };
     let c = check(&h, TxnModel::ListAppend, &opts).expect("checkable");
     match c.verdict {
-        Verdict::Unknown { reason } => assert!(reason.contains("time limit") && reason.contains("0 of 1"), "{reason}"),
+        Verdict::Unknown { reason } => assert!(
+            reason.contains("time limit") && reason.contains("0 of 1"),
+            "{reason}"
+        ),
         other => panic!("expected unknown, got {other}"),
     }
 }

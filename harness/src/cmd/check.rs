@@ -26,10 +26,17 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Check linearizability against this model: register, cas-register,
-    /// kv, mutex, lock, set, counter, queue. Without it, the checkers of
-    /// the workload run (see --workload).
+    /// kv, mutex, lock, set, counter, queue; or transactional isolation:
+    /// list-append, rw-register. Without it, the checkers of the workload
+    /// run (see --workload).
     #[arg(long)]
     pub model: Option<String>,
+    /// With --model list-append|rw-register: the consistency models the
+    /// history should satisfy, comma-separated (default
+    /// strict-serializable; e.g. serializable, snapshot-isolation,
+    /// repeatable-read, read-committed).
+    #[arg(long, value_name = "M,...")]
+    pub consistency_models: Option<String>,
     /// Run the checkers of this workload: register, kv, set, counter, lock.
     /// Guessed from the operations when neither --model nor --workload.
     #[arg(long, conflicts_with = "model")]
@@ -65,10 +72,22 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Some(f) => Some(f.parse::<Format>().map_err(bad_input)?),
         None => None,
     };
+    if let Some(txn_model) = args
+        .model
+        .as_deref()
+        .and_then(|m| m.parse::<faultline_checker::txn::TxnModel>().ok())
+    {
+        return super::check_txn::run(&args, txn_model, format);
+    }
+    if args.consistency_models.is_some() {
+        return Err(bad_input(
+            "--consistency-models needs --model list-append or rw-register",
+        ));
+    }
     let model = match &args.model {
         Some(m) => Some(
             m.parse::<ModelKind>()
-                .map_err(|e| bad_input(e.to_string()))?,
+                .map_err(|e| bad_input(format!("{e}, list-append, rw-register")))?,
         ),
         None => None,
     };
@@ -217,6 +236,7 @@ mod tests {
         Args {
             model: None,
             workload: None,
+            consistency_models: None,
             format: None,
             no_partition: false,
             time_limit: None,

@@ -18,7 +18,8 @@ use std::path::PathBuf;
 
 pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Result<Exit> {
     let consistency_models = match &args.consistency_models {
-        Some(list) => TxnOptions::parse_models(list).map_err(|e| bad_input(format!("--consistency-models: {e}")))?,
+        Some(list) => TxnOptions::parse_models(list)
+            .map_err(|e| bad_input(format!("--consistency-models: {e}")))?,
         None => TxnOptions::default().consistency_models,
     };
     let opts = TxnOptions {
@@ -29,19 +30,28 @@ pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Resu
     let mut worst = Exit::Valid;
     for (i, file) in args.files.iter().enumerate() {
         let name = file.display().to_string();
-        let text = std::fs::read(file).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
+        let text =
+            std::fs::read(file).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
         let text = String::from_utf8_lossy(&text);
         let history = read_history(&name, &text, format).map_err(|e| bad_input(e.to_string()))?;
         drop(text);
         let mut builder = TxnHistoryBuilder::new(&name, model);
-        for (event, line) in history.events.iter().zip(history.lines.iter().copied().chain(std::iter::repeat(0))) {
-            builder.push(event, line).map_err(|e| bad_input(e.to_string()))?;
+        for (event, line) in history
+            .events
+            .iter()
+            .zip(history.lines.iter().copied().chain(std::iter::repeat(0)))
+        {
+            builder
+                .push(event, line)
+                .map_err(|e| bad_input(e.to_string()))?;
         }
         let format_name = history.format.map(|f| f.name()).unwrap_or("?");
         drop(history);
         let h = builder.finish().map_err(|e| bad_input(e.to_string()))?;
         let (result, stats) = txn::result(&h, model, &opts).map_err(|e| match e {
-            CheckError::History(_) | CheckError::Op { .. } | CheckError::UnknownName { .. } => bad_input(format!("{name}: {e}")),
+            CheckError::History(_) | CheckError::Op { .. } | CheckError::UnknownName { .. } => {
+                bad_input(format!("{name}: {e}"))
+            }
         })?;
         let exit = match result.verdict.kind() {
             VerdictKind::Valid => Exit::Valid,
@@ -58,10 +68,22 @@ pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Resu
                 "verdict": result.verdict.kind(),
                 "results": [result],
             });
-            println!("{}", serde_json::to_string(&obj).context("serializing the verdict")?);
+            println!(
+                "{}",
+                serde_json::to_string(&obj).context("serializing the verdict")?
+            );
         } else {
-            println!("{name}: {} ({format_name}, {} transactions, model {model})", result.verdict.kind(), stats.txns);
-            println!("  {:<17} {:<8} {}", result.name, result.verdict.kind().to_string(), result.summary);
+            println!(
+                "{name}: {} ({format_name}, {} transactions, model {model})",
+                result.verdict.kind(),
+                stats.txns
+            );
+            println!(
+                "  {:<17} {:<8} {}",
+                result.name,
+                result.verdict.kind().to_string(),
+                result.summary
+            );
             match &result.verdict {
                 Verdict::Invalid { witness } => {
                     for line in witness.to_string().lines() {
@@ -76,7 +98,10 @@ pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Resu
             let path = if args.files.len() == 1 {
                 path.clone()
             } else {
-                let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "cycles".into());
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "cycles".into());
                 path.with_file_name(format!("{stem}-{}.html", i + 1))
             };
             write_page(&path, &txn::html::render(&name, &result))?;
@@ -122,10 +147,17 @@ mod tests {
 "#;
         let file = dir.path().join("skew.edn");
         std::fs::write(&file, skew).expect("write");
-        assert_eq!(code_for(&super::super::check::run(args(vec![file.clone()], None))), 1);
+        assert_eq!(
+            code_for(&super::super::check::run(args(vec![file.clone()], None))),
+            1
+        );
         let mut a = args(vec![file.clone()], Some("read-committed"));
         a.html = Some(dir.path().join("c.html"));
-        assert_eq!(code_for(&super::super::check::run(a)), 0, "read committed allows read skew");
+        assert_eq!(
+            code_for(&super::super::check::run(a)),
+            0,
+            "read committed allows read skew"
+        );
         let mut a = args(vec![file.clone()], None);
         a.html = Some(dir.path().join("c.html"));
         assert_eq!(code_for(&super::super::check::run(a)), 1);
@@ -134,7 +166,11 @@ mod tests {
         let r = super::super::check::run(args(vec![file.clone()], Some("serialisable")));
         assert_eq!(code_for(&r), 254, "unknown model");
         let bad = dir.path().join("bad.edn");
-        std::fs::write(&bad, "{:type :invoke, :f :txn, :value [[:w :x 1]], :process 0}\n").expect("write");
+        std::fs::write(
+            &bad,
+            "{:type :invoke, :f :txn, :value [[:w :x 1]], :process 0}\n",
+        )
+        .expect("write");
         let r = super::super::check::run(args(vec![bad], None));
         assert_eq!(code_for(&r), 254, "a write in list-append is bad input");
         assert!(format!("{:#}", r.unwrap_err()).contains("micro-op 1"));

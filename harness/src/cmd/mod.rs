@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod check;
+pub mod check_txn;
 pub mod compare;
 pub mod lab;
 pub mod ls;
