@@ -11,9 +11,9 @@
 use super::check::Args;
 use crate::exit::{bad_input, Exit};
 use anyhow::Context;
-use faultline_checker::format::{read_history, Format};
+use faultline_checker::format::{read_events, Format};
 use faultline_checker::txn::{self, TxnHistoryBuilder, TxnModel, TxnOptions};
-use faultline_checker::{CheckError, Verdict, VerdictKind};
+use faultline_checker::{CheckError, HistoryError, Verdict, VerdictKind};
 use std::path::PathBuf;
 
 pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Result<Exit> {
@@ -30,23 +30,31 @@ pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Resu
     let mut worst = Exit::Valid;
     for (i, file) in args.files.iter().enumerate() {
         let name = file.display().to_string();
-        let text =
-            std::fs::read(file).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
-        let text = String::from_utf8_lossy(&text);
-        let history = read_history(&name, &text, format).map_err(|e| bad_input(e.to_string()))?;
-        drop(text);
+        let reader = std::fs::File::open(file)
+            .map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
+        // Events go straight from the reader to the builder: the file is
+        // never held in memory, only the compact history.
         let mut builder = TxnHistoryBuilder::new(&name, model);
-        for (event, line) in history
-            .events
-            .iter()
-            .zip(history.lines.iter().copied().chain(std::iter::repeat(0)))
-        {
-            builder
-                .push(event, line)
-                .map_err(|e| bad_input(e.to_string()))?;
-        }
-        let format_name = history.format.map(|f| f.name()).unwrap_or("?");
-        drop(history);
+        let mut refused: Option<CheckError> = None;
+        let read = read_events(
+            &name,
+            std::io::BufReader::new(reader),
+            format,
+            |event, line| {
+                builder.push(&event, line).map_err(|e| match e {
+                    CheckError::History(h) => h,
+                    other => {
+                        refused = Some(other);
+                        HistoryError::Empty(String::new())
+                    }
+                })
+            },
+        );
+        let format_name = match (read, refused) {
+            (_, Some(e)) => return Err(bad_input(e.to_string())),
+            (Err(e), None) => return Err(bad_input(e.to_string())),
+            (Ok(f), None) => f.name(),
+        };
         let h = builder.finish().map_err(|e| bad_input(e.to_string()))?;
         let (result, stats) = txn::result(&h, model, &opts).map_err(|e| match e {
             CheckError::History(_) | CheckError::Op { .. } | CheckError::UnknownName { .. } => {
