@@ -11,6 +11,7 @@
 //! form a client process outside faultline can read.
 
 use crate::op::Outcome;
+use serde::ser::{SerializeTuple, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -51,13 +52,74 @@ pub enum Call {
     /// Write `value` at `key`, a resource protected by fencing tokens: the
     /// system refuses (definite `fail`) a token older than one it took.
     FencedWrite { key: String, value: Value, token: u64 },
+    /// A transaction: its micro-ops (Jepsen's `[f, key, value]`) take
+    /// effect atomically, in order, and it reads its own writes. The
+    /// answer's value is the same list with every read's value filled in.
+    Txn { value: Vec<MicroOp> },
+}
+
+/// What a micro-op of a transaction does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MicroOpKind {
+    /// `r`: read the key (a list for list-append, a register otherwise;
+    /// absent: null).
+    Read,
+    /// `w`: set the register at the key.
+    Write,
+    /// `append`: append to the list at the key (absent: empty).
+    Append,
+}
+
+impl MicroOpKind {
+    /// Jepsen's name: `r`, `w`, `append`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MicroOpKind::Read => "r",
+            MicroOpKind::Write => "w",
+            MicroOpKind::Append => "append",
+        }
+    }
+}
+
+/// One micro-op, `[f, key, value]` as Jepsen and the history write it
+/// (a read's value is null until it is answered).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MicroOp {
+    pub kind: MicroOpKind,
+    pub key: Value,
+    pub value: Value,
+}
+
+impl MicroOp {
+    /// `[f, key, value]`, the history's form.
+    pub fn to_json(&self) -> Value {
+        Value::Array(vec![
+            Value::from(self.kind.name()),
+            self.key.clone(),
+            self.value.clone(),
+        ])
+    }
+}
+
+impl Serialize for MicroOp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(3)?;
+        tuple.serialize_element(self.kind.name())?;
+        tuple.serialize_element(&self.key)?;
+        tuple.serialize_element(&self.value)?;
+        tuple.end()
+    }
 }
 
 impl Call {
     /// True for calls that change nothing: an unknown outcome of one can be
     /// recorded as `fail`, since it has no effect to take later.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Call::Read { .. })
+        match self {
+            Call::Read { .. } => true,
+            Call::Txn { value } => value.iter().all(|m| m.kind == MicroOpKind::Read),
+            _ => false,
+        }
     }
 
     /// The call's name, as it serializes (`read`, `set-add`, …).
@@ -72,6 +134,7 @@ impl Call {
             Call::Renew { .. } => "renew",
             Call::Release { .. } => "release",
             Call::FencedWrite { .. } => "fenced-write",
+            Call::Txn { .. } => "txn",
         }
     }
 }
@@ -161,5 +224,29 @@ mod tests {
         );
         assert!(Call::Read { key: "k".into() }.is_read_only());
         assert!(!f.is_read_only());
+    }
+
+    #[test]
+    fn a_txn_serializes_as_jepsen_micro_ops_and_is_read_only_only_without_writes() {
+        let read = MicroOp {
+            kind: MicroOpKind::Read,
+            key: json!(3),
+            value: Value::Null,
+        };
+        let append = MicroOp {
+            kind: MicroOpKind::Append,
+            key: json!(3),
+            value: json!(7),
+        };
+        let txn = Call::Txn {
+            value: vec![append.clone(), read.clone()],
+        };
+        assert_eq!(
+            serde_json::to_value(&txn).expect("serializes"),
+            json!({"f":"txn","value":[["append",3,7],["r",3,null]]})
+        );
+        assert!(!txn.is_read_only());
+        assert!(Call::Txn { value: vec![read] }.is_read_only());
+        assert_eq!(append.to_json(), json!(["append", 3, 7]));
     }
 }

@@ -6,7 +6,7 @@
 //! benchmark (`harness/examples/gen_bench.rs`): with it, whatever limits
 //! throughput is the harness, not a system.
 
-use crate::call::{Answer, Call};
+use crate::call::{Answer, Call, MicroOpKind};
 use crate::client::{BoxFuture, Client};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -134,6 +134,41 @@ impl FakeStore {
                 }
                 _ => Answer::fail("not-holder", None),
             },
+            Call::Txn { value: mops } => {
+                // Atomic: run against a copy of the touched keys, then commit.
+                let mut local: HashMap<String, Value> = HashMap::new();
+                let mut done = Vec::with_capacity(mops.len());
+                for m in mops {
+                    let key = match &m.key {
+                        Value::String(k) => k.clone(),
+                        other => other.to_string(),
+                    };
+                    let current = local
+                        .get(&key)
+                        .or_else(|| s.kv.get(&key))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    let mut out = m.clone();
+                    match m.kind {
+                        MicroOpKind::Read => out.value = current,
+                        MicroOpKind::Write => {
+                            local.insert(key, m.value.clone());
+                        }
+                        MicroOpKind::Append => {
+                            let mut list = match current {
+                                Value::Null => Vec::new(),
+                                Value::Array(items) => items,
+                                _ => return Answer::fail("bad-request", None),
+                            };
+                            list.push(m.value.clone());
+                            local.insert(key, Value::Array(list));
+                        }
+                    }
+                    done.push(out.to_json());
+                }
+                s.kv.extend(local);
+                Answer::ok(Some(Value::Array(done)), None)
+            }
             Call::FencedWrite { key, value, token } => {
                 let highest = s.fences.get(key).copied().unwrap_or(0);
                 if *token < highest {

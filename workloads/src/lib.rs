@@ -25,9 +25,10 @@ pub mod protocol;
 pub mod register;
 pub mod set;
 pub mod tcp_client;
+pub mod txn;
 pub mod workload;
 
-pub use call::{Answer, Call};
+pub use call::{Answer, Call, MicroOp, MicroOpKind};
 pub use client::{BoxFuture, Client};
 pub use op::{Completion, Op, Outcome, Planned};
 pub use workload::{workload_for, WorkerGen, Workload, WorkloadKind, WorkloadOptions};

@@ -43,6 +43,9 @@ pub enum Request {
         value: Value,
         token: u64,
     },
+    /// Micro-ops `[f, key, value]` (`r`, `w`, `append`) applied atomically.
+    #[serde(rename = "txn")]
+    Txn { mops: Vec<(String, Value, Value)> },
     #[serde(rename = "status")]
     Status,
 }
@@ -51,7 +54,11 @@ impl Request {
     /// True for requests that change nothing: an unknown outcome of one can
     /// be recorded as `fail`, since it has no effect to take later.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Request::Read { .. } | Request::Status)
+        match self {
+            Request::Read { .. } | Request::Status => true,
+            Request::Txn { mops } => mops.iter().all(|(f, _, _)| f == "r"),
+            _ => false,
+        }
     }
 }
 

@@ -66,6 +66,14 @@ pub fn workload_for(kind: WorkloadKind, options: &WorkloadOptions) -> Box<dyn Wo
         }),
         WorkloadKind::Set => Box::new(crate::set::Set),
         WorkloadKind::Counter => Box::new(crate::counter::Counter),
+        WorkloadKind::ListAppend => Box::new(crate::txn::Txn {
+            kind: crate::txn::TxnKind::ListAppend,
+            shape: crate::txn::TxnShape::default(),
+        }),
+        WorkloadKind::RwRegister => Box::new(crate::txn::Txn {
+            kind: crate::txn::TxnKind::RwRegister,
+            shape: crate::txn::TxnShape::default(),
+        }),
     }
 }
 

@@ -60,6 +60,12 @@ pub fn request(call: &Call) -> Request {
         },
         Call::Release { lock, owner, token } => Request::Release { lock, owner, token },
         Call::FencedWrite { key, value, token } => Request::FencedWrite { key, value, token },
+        Call::Txn { value } => Request::Txn {
+            mops: value
+                .into_iter()
+                .map(|m| (m.kind.name().to_string(), m.key, m.value))
+                .collect(),
+        },
     }
 }
 
