@@ -19,14 +19,23 @@ pub enum Bug {
     LockEarlyExpiry,
     /// The fenced resource accepts writes with stale tokens.
     NoFence,
+    /// A transaction's writes to keys other than the first it writes take
+    /// effect one log entry late: the next entry sees it half applied.
+    TxnNonAtomic,
+    /// Read-only transactions are answered from the node's own applied
+    /// state (a follower's, a deposed leader's), not through the log:
+    /// serializable, but stale, so not strict serializable.
+    TxnFollowerRead,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 6] = [
         Bug::StaleRead,
         Bug::NoFsync,
         Bug::LockEarlyExpiry,
         Bug::NoFence,
+        Bug::TxnNonAtomic,
+        Bug::TxnFollowerRead,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +44,8 @@ impl Bug {
             Bug::NoFsync => "no-fsync",
             Bug::LockEarlyExpiry => "lock-early-expiry",
             Bug::NoFence => "no-fence",
+            Bug::TxnNonAtomic => "txn-non-atomic",
+            Bug::TxnFollowerRead => "txn-follower-read",
         }
     }
 
@@ -45,6 +56,8 @@ impl Bug {
             Bug::NoFsync => "register",
             Bug::LockEarlyExpiry => "lock",
             Bug::NoFence => "lock",
+            Bug::TxnNonAtomic => "list-append",
+            Bug::TxnFollowerRead => "list-append",
         }
     }
 
@@ -58,6 +71,11 @@ impl Bug {
             // in place, and then the bug has nothing to act on.
             Bug::LockEarlyExpiry => "kill",
             Bug::NoFence => "pause",
+            // Concurrent transactions alone expose it: the next entry sees
+            // half a transaction whatever the faults.
+            Bug::TxnNonAtomic => "none",
+            // A partitioned follower falls behind and keeps answering.
+            Bug::TxnFollowerRead => "partition",
         }
     }
 
@@ -67,6 +85,12 @@ impl Bug {
             Bug::NoFsync => "acknowledge writes before they are durable; a crash loses them",
             Bug::LockEarlyExpiry => "a new leader expires every lease at once",
             Bug::NoFence => "the fenced resource accepts writes with stale tokens",
+            Bug::TxnNonAtomic => {
+                "a txn's writes past its first key apply one log entry late (not atomic)"
+            }
+            Bug::TxnFollowerRead => {
+                "read-only txns answered from the node's local state, not through the log"
+            }
         }
     }
 

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use crate::state::txn::MicroOp;
+
 /// How deep a request line may nest arrays and objects, the request object
 /// itself counting as the first level (so a value nests at most 63 deep).
 ///
@@ -77,6 +79,11 @@ pub enum Op {
         #[serde(deserialize_with = "string_or_number")]
         key: String,
         delta: i64,
+    },
+    /// Micro-ops `[f, key, value]` (`r`, `w`, `append`) on keys of one
+    /// shard, applied atomically as one log entry.
+    Txn {
+        mops: Vec<MicroOp>,
     },
 
     Acquire {
@@ -187,6 +194,7 @@ impl Op {
                 | Op::Cas { .. }
                 | Op::Append { .. }
                 | Op::Add { .. }
+                | Op::Txn { .. }
                 | Op::Acquire { .. }
                 | Op::Renew { .. }
                 | Op::Release { .. }
@@ -204,6 +212,7 @@ impl Op {
             Op::Cas { .. } => "cas",
             Op::Append { .. } => "append",
             Op::Add { .. } => "add",
+            Op::Txn { .. } => "txn",
             Op::Acquire { .. } => "acquire",
             Op::Renew { .. } => "renew",
             Op::Release { .. } => "release",
@@ -233,7 +242,16 @@ impl Op {
             Op::Acquire { lock, .. } | Op::Renew { lock, .. } | Op::Release { lock, .. } => {
                 Some(lock)
             }
+            Op::Txn { mops } => mops.first().map(|m| m.key.as_str()),
             _ => None,
+        }
+    }
+
+    /// Every key the op touches (a txn's micro-ops may name several).
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Op::Txn { mops } => mops.iter().map(|m| m.key.as_str()).collect(),
+            other => other.routing_key().into_iter().collect(),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::consensus::{
     Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
-use crate::state::{Applied, Command, LeaseChange, StateMachine};
+use crate::state::{Applied, Command, LeaseChange, MicroOpKind, StateMachine};
 use crate::storage::{GroupStorage, StorageError};
 use crate::transport::Transport;
 
@@ -119,7 +119,8 @@ impl Group {
         let (storage, recovered) =
             GroupStorage::open(&cfg.data_dir, group, cfg.has_bug(Bug::NoFsync))
                 .map_err(|e| e.to_string())?;
-        let mut sm = StateMachine::new(cfg.has_bug(Bug::NoFence));
+        let mut sm = StateMachine::new(cfg.has_bug(Bug::NoFence))
+            .with_non_atomic_txns(cfg.has_bug(Bug::TxnNonAtomic));
         let mut applied = LogIndex(0);
         if let Some(snap) = &recovered.snapshot {
             sm.restore(&snap.data).map_err(|e| {
@@ -226,6 +227,29 @@ impl Group {
             Op::Cas { key, from, to } => Command::Cas { key, from, to },
             Op::Append { key, value } => Command::Append { key, value },
             Op::Add { key, delta } => Command::Add { key, delta },
+            Op::Txn { mops } => {
+                if let Err(reason) = crate::state::txn::validate(&mops) {
+                    let _ = reply.send(Reply::bad_request(id, reason));
+                    return;
+                }
+                if self.bugs.contains(&Bug::TxnFollowerRead)
+                    && mops.iter().all(|m| m.kind == MicroOpKind::Read)
+                {
+                    // Planted: a read-only txn answered from this node's
+                    // own applied state, whatever its role, without the log.
+                    let _ = reply.send(match self.sm.execute_txn(&mops) {
+                        Ok((results, _)) => applied_reply(
+                            id,
+                            Applied::Value(
+                                serde_json::to_value(results).expect("micro-ops always serialize"),
+                            ),
+                        ),
+                        Err(reason) => Reply::bad_request(id, reason),
+                    });
+                    return;
+                }
+                Command::Txn { mops }
+            }
             Op::Acquire {
                 lock,
                 owner,

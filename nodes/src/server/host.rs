@@ -169,6 +169,9 @@ impl Host {
                     .reply
                     .send(Reply::moved(op.id, shard.0, self.addr_of(to)));
             }
+            Route::CrossShard(reason) => {
+                let _ = op.reply.send(Reply::bad_request(op.id, reason));
+            }
             Route::Node => self.node_op(op, now),
         }
     }

@@ -115,6 +115,9 @@ pub enum Route {
     Moved { shard: ShardId, to: Option<NodeId> },
     /// An op about the node itself (status, admin): no key to route by.
     Node,
+    /// A transaction whose keys lie in more than one shard: refused
+    /// (definite), with the reason.
+    CrossShard(String),
 }
 
 /// The routing decision for `op` at node `me`. Unsharded: every keyed op
@@ -137,6 +140,13 @@ pub fn route(
         },
         Some(map) => {
             let shard = map.shard_of(name);
+            if let Some(other) = op.keys().into_iter().find(|k| map.shard_of(k) != shard) {
+                return Route::CrossShard(format!(
+                    "cross-shard txn: key {name:?} is in shard {} and key {other:?} in shard {}; a txn's keys must share one shard",
+                    shard.0,
+                    map.shard_of(other).0
+                ));
+            }
             let group = GroupId(u64::from(shard.0));
             if hosts(group) {
                 Route::Group(group)
@@ -210,6 +220,31 @@ mod tests {
                 assert!(m.voters_of(shard).contains(&to));
             }
         }
+    }
+
+    #[test]
+    fn a_txn_routes_by_its_keys_shard_and_a_cross_shard_txn_is_refused() {
+        let m = map();
+        let (a, b) = (key_in(&m, 1), key_in(&m, 3));
+        let txn = |keys: &[&String]| -> Op {
+            let mops: Vec<serde_json::Value> = keys.iter().map(|k| json!(["r", k, null])).collect();
+            serde_json::from_value(json!({"op": "txn", "mops": mops})).expect("a txn op")
+        };
+        let all = |_: GroupId| true;
+        assert_eq!(
+            route(&txn(&[&a, &a]), Some(&m), NodeId(1), None, all),
+            Route::Group(GroupId(1))
+        );
+        let Route::CrossShard(reason) = route(&txn(&[&a, &b]), Some(&m), NodeId(1), None, all)
+        else {
+            panic!("a txn over shards 1 and 3 is refused")
+        };
+        assert!(reason.contains(&a) && reason.contains(&b), "{reason}");
+        assert_eq!(
+            route(&txn(&[&a, &b]), None, NodeId(1), Some(GroupId(0)), all),
+            Route::Group(GroupId(0)),
+            "unsharded, one group holds every key"
+        );
     }
 
     #[test]

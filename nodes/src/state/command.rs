@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::txn::MicroOp;
+
 /// One replicated operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "c", rename_all = "snake_case")]
@@ -57,6 +59,11 @@ pub enum Command {
         lock: String,
         token: u64,
         renewals: u64,
+    },
+    /// A transaction: its micro-ops run in order, atomically, in this one
+    /// entry (see [`super::txn`]).
+    Txn {
+        mops: Vec<MicroOp>,
     },
 }
 

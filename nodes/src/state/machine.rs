@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::command::Command;
+use super::txn;
 
 /// A granted lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +76,15 @@ pub struct StateMachine {
     /// Planted bug `no-fence`: fenced writes ignore the token.
     #[serde(skip)]
     no_fence: bool,
+    /// Planted bug `txn-non-atomic`: a transaction's writes to keys other
+    /// than the first it writes take effect only after the next command.
+    #[serde(skip)]
+    non_atomic_txns: bool,
+    /// Under `txn-non-atomic`: the held-back writes and appends of the last
+    /// transaction, applied right after the next command. In the snapshot,
+    /// so every replica holds back the same ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    held_back: Vec<txn::MicroOp>,
 }
 
 impl StateMachine {
@@ -83,6 +93,14 @@ impl StateMachine {
             no_fence,
             ..StateMachine::default()
         }
+    }
+
+    /// With the planted bug `txn-non-atomic`: a transaction's micro-ops on
+    /// keys other than the first key it writes take effect one command
+    /// late, so the next command sees the transaction half applied.
+    pub fn with_non_atomic_txns(mut self, on: bool) -> StateMachine {
+        self.non_atomic_txns = on;
+        self
     }
 
     /// Read a key (null if absent).
@@ -103,6 +121,33 @@ impl StateMachine {
 
     /// Apply one command; `lease` receives what changed for lease timers.
     pub fn apply(&mut self, cmd: Command, lease: &mut Vec<LeaseChange>) -> Applied {
+        let held_back = std::mem::take(&mut self.held_back);
+        let applied = self.apply_command(cmd, lease);
+        self.apply_held_back(held_back);
+        applied
+    }
+
+    /// The late half of a transaction under `txn-non-atomic`: each write
+    /// or append applied to the state as it is now.
+    fn apply_held_back(&mut self, mops: Vec<txn::MicroOp>) {
+        for m in mops {
+            match m.kind {
+                txn::MicroOpKind::Read => {}
+                txn::MicroOpKind::Write => {
+                    self.kv.insert(m.key, m.value);
+                }
+                txn::MicroOpKind::Append => match self.kv.get_mut(&m.key) {
+                    Some(Value::Array(items)) => items.push(m.value),
+                    None | Some(Value::Null) => {
+                        self.kv.insert(m.key, Value::Array(vec![m.value]));
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+
+    fn apply_command(&mut self, cmd: Command, lease: &mut Vec<LeaseChange>) -> Applied {
         match cmd {
             Command::Write { key, value } => {
                 self.kv.insert(key, value);
@@ -217,6 +262,30 @@ impl StateMachine {
                 self.kv.insert(key, value);
                 Applied::Ok
             }
+            Command::Txn { mops } => match txn::execute(&self.kv, &mops) {
+                Ok((results, writes)) => {
+                    let first_written = self
+                        .non_atomic_txns
+                        .then(|| mops.iter().find(|m| m.kind != txn::MicroOpKind::Read))
+                        .flatten()
+                        .map(|m| m.key.clone());
+                    match first_written {
+                        None => self.kv.extend(writes),
+                        Some(first) => {
+                            self.kv
+                                .extend(writes.into_iter().filter(|(k, _)| *k == first));
+                            self.held_back
+                                .extend(mops.into_iter().filter(|m| {
+                                    m.kind != txn::MicroOpKind::Read && m.key != first
+                                }));
+                        }
+                    }
+                    Applied::Value(
+                        serde_json::to_value(results).expect("micro-ops always serialize"),
+                    )
+                }
+                Err(reason) => Applied::BadRequest(reason),
+            },
             Command::Expire {
                 lock,
                 token,
@@ -236,6 +305,15 @@ impl StateMachine {
         }
     }
 
+    /// Runs a transaction's micro-ops against the current state without
+    /// changing it: what they would read, and the writes they would make.
+    pub fn execute_txn(
+        &self,
+        mops: &[txn::MicroOp],
+    ) -> Result<(Vec<txn::MicroOp>, Vec<(String, Value)>), String> {
+        txn::execute(&self.kv, mops)
+    }
+
     /// Serialize the whole state.
     pub fn snapshot(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("the state machine always serializes")
@@ -245,6 +323,7 @@ impl StateMachine {
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
         let mut fresh: StateMachine = serde_json::from_slice(bytes)?;
         fresh.no_fence = self.no_fence;
+        fresh.non_atomic_txns = self.non_atomic_txns;
         *self = fresh;
         Ok(())
     }
@@ -384,6 +463,88 @@ mod tests {
             Applied::BadRequest(_)
         ));
         assert_eq!(sm.read("l"), json!([1, 2]), "a failed add changes nothing");
+    }
+
+    #[test]
+    fn a_txn_applies_whole_or_not_at_all() {
+        let mut sm = StateMachine::new(false);
+        let mops: Vec<txn::MicroOp> =
+            serde_json::from_value(json!([["append", "x", 1], ["r", "x", null], ["w", "y", 2]]))
+                .expect("micro-ops");
+        assert_eq!(
+            apply(&mut sm, Command::Txn { mops }),
+            Applied::Value(json!([["append", "x", 1], ["r", "x", [1]], ["w", "y", 2]]))
+        );
+        assert_eq!((sm.read("x"), sm.read("y")), (json!([1]), json!(2)));
+        apply(
+            &mut sm,
+            Command::Write {
+                key: "s".into(),
+                value: json!("text"),
+            },
+        );
+        let mops: Vec<txn::MicroOp> =
+            serde_json::from_value(json!([["append", "x", 2], ["append", "s", 3]]))
+                .expect("micro-ops");
+        assert!(matches!(
+            apply(&mut sm, Command::Txn { mops }),
+            Applied::BadRequest(_)
+        ));
+        assert_eq!(
+            sm.read("x"),
+            json!([1]),
+            "the failed txn's first append did not happen"
+        );
+    }
+
+    #[test]
+    fn txn_non_atomic_lets_the_next_command_see_half_a_txn() {
+        let mops = |v| -> Vec<txn::MicroOp> { serde_json::from_value(v).expect("micro-ops") };
+        for bug in [false, true] {
+            let mut sm = StateMachine::new(false).with_non_atomic_txns(bug);
+            let done = apply(
+                &mut sm,
+                Command::Txn {
+                    mops: mops(json!([
+                        ["append", "x", 1],
+                        ["append", "y", 1],
+                        ["r", "y", null]
+                    ])),
+                },
+            );
+            assert_eq!(
+                done,
+                Applied::Value(json!([
+                    ["append", "x", 1],
+                    ["append", "y", 1],
+                    ["r", "y", [1]]
+                ])),
+                "the txn itself reads its own writes either way"
+            );
+            let seen = apply(
+                &mut sm,
+                Command::Txn {
+                    mops: mops(json!([["r", "x", null], ["r", "y", null]])),
+                },
+            );
+            let y = if bug { json!(null) } else { json!([1]) };
+            assert_eq!(
+                seen,
+                Applied::Value(json!([["r", "x", [1]], ["r", "y", y]])),
+                "bug {bug}"
+            );
+            assert_eq!(
+                sm.read("y"),
+                json!([1]),
+                "the held-back append lands after the next command"
+            );
+            let restored = {
+                let mut r = StateMachine::new(false).with_non_atomic_txns(bug);
+                r.restore(&sm.snapshot()).expect("restores");
+                r
+            };
+            assert_eq!(restored, sm);
+        }
     }
 
     #[test]

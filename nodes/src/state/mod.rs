@@ -5,6 +5,8 @@
 
 pub mod command;
 pub mod machine;
+pub mod txn;
 
 pub use command::Command;
 pub use machine::{Applied, Lease, LeaseChange, Lock, StateMachine};
+pub use txn::{MicroOp, MicroOpKind};
