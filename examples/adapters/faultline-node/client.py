@@ -196,8 +196,9 @@ WIRE_OPS = {
     "renew": "renew",
     "release": "release",
     "fenced-write": "fenced_write",
+    "txn": "txn",
 }
-RENAMED = {("set-add", "element"): "value"}
+RENAMED = {("set-add", "element"): "value", ("txn", "value"): "mops"}
 
 
 def leader(addrs):
