@@ -31,12 +31,29 @@ pub fn check_with_witness(
         ..CheckOptions::default()
     };
     let report = check_history(events, workload, &opts)?;
-    let witness = (report.verdict == CheckerVerdict::Invalid)
-        .then(|| {
-            faultline_checker::operation::Operations::from_events("history.jsonl", events, &[]).ok()
-        })
-        .flatten()
-        .map(|ops| faultline_checker::html::render("history.jsonl", &ops, &report));
+    // A transactional witness is a cycle of transactions, drawn by the txn
+    // page; every other witness is a window of the timeline.
+    let txn_witness = report.results.iter().find(|r| {
+        matches!(
+            &r.verdict,
+            faultline_checker::Verdict::Invalid {
+                witness: faultline_checker::Witness::Txn(_)
+            }
+        )
+    });
+    let witness = match txn_witness {
+        Some(result) => Some(faultline_checker::txn::html::render(
+            "history.jsonl",
+            result,
+        )),
+        None => (report.verdict == CheckerVerdict::Invalid)
+            .then(|| {
+                faultline_checker::operation::Operations::from_events("history.jsonl", events, &[])
+                    .ok()
+            })
+            .flatten()
+            .map(|ops| faultline_checker::html::render("history.jsonl", &ops, &report)),
+    };
     let outcomes = report
         .results
         .into_iter()

@@ -16,8 +16,8 @@ use test_common::{args, run_test};
 const SEED: u64 = 1400;
 const ATTEMPTS: u64 = 3;
 
-/// The txn checker's entry of the one run stored under `store`.
-fn txn_result(store: &Path, checker: &str) -> Value {
+/// The one file called `name` in the one run stored under `store`.
+fn find_file(store: &Path, name: &str) -> std::path::PathBuf {
     let mut found = Vec::new();
     let mut stack = vec![store.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -25,15 +25,20 @@ fn txn_result(store: &Path, checker: &str) -> Value {
             let path = entry.expect("dir entry").path();
             if path.is_dir() && !path.is_symlink() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == "results.json") {
+            } else if path.file_name().is_some_and(|n| n == name) {
                 found.push(path);
             }
         }
     }
-    assert_eq!(found.len(), 1, "one run in {}: {found:?}", store.display());
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(&found[0]).expect("results.json reads"))
-            .expect("results.json is JSON");
+    assert_eq!(found.len(), 1, "one {name} in {}: {found:?}", store.display());
+    found.remove(0)
+}
+
+/// The txn checker's entry of the one run stored under `store`.
+fn txn_result(store: &Path, checker: &str) -> Value {
+    let path = find_file(store, "results.json");
+    let results: Value = serde_json::from_slice(&std::fs::read(&path).expect("results.json reads"))
+        .expect("results.json is JSON");
     let text = results.to_string();
     let checkers = results["checkers"]
         .as_array()
@@ -123,6 +128,12 @@ fn caught(workload: &str, nemesis: &str, bug: &str) -> Value {
         let r = run_test(&a);
         eprintln!("bug {bug} seed {seed}: exit {:?}", r.code);
         if r.code == Some(1) {
+            let page = find_file(dir.path(), "witness.html");
+            let page = std::fs::read_to_string(&page).expect("witness.html reads");
+            assert!(
+                page.contains("<svg") && page.contains("arrow-rw"),
+                "the run's witness.html draws the cycle ({bug}, seed {seed})"
+            );
             return txn_result(dir.path(), workload);
         }
         misses.push(format!("exit {:?}\n  {}\n{}", r.code, r.command, r.digest));
