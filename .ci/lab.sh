@@ -38,6 +38,13 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 case "$TARGET" in /*) ;; *) TARGET="$(pwd)/$TARGET";; esac
 BIN="$TARGET/release/faultline"
 [ -x "$BIN" ] || { echo "no faultline binary at $BIN"; exit 1; }
+# The executable deployed to hosts needs no OpenSSL of theirs (Debian 11,
+# Ubuntu 20.04 have no libssl.so.3): it is linked in.
+if ldd "$BIN" | grep -E 'libssl|libcrypto'; then
+  bad "the deployed executable links the system's OpenSSL (above)"
+else
+  ok "the deployed executable needs no libssl or libcrypto (ldd)"
+fi
 
 LAB="$(mktemp -d /tmp/faultline-ci-lab.XXXXXX)"
 STORE="$(mktemp -d /tmp/faultline-ci-store.XXXXXX)"
@@ -45,10 +52,10 @@ cleanup() { "$BIN" lab down --dir "$LAB" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 echo "== lab: failure paths and remote operations against real sshd"
-if FAULTLINE_LAB_TESTS=1 cargo test --release -p faultline --test ssh_failures --test lab_remote --test lab_test_remote --test test_shards_lab -- --ignored --test-threads=1; then
-  ok "gated lab tests (ssh_failures, lab_remote, lab_test_remote, test_shards_lab)"
+if FAULTLINE_LAB_TESTS=1 cargo test --release -p faultline --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab -- --ignored --test-threads=1; then
+  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab)"
 else
-  bad "gated lab tests (ssh_failures, lab_remote, lab_test_remote, test_shards_lab)"
+  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab)"
 fi
 
 echo "== lab: 5 hosts"

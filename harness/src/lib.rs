@@ -15,5 +15,6 @@ pub mod nemesis;
 pub mod parse;
 pub mod remote;
 pub mod run;
+pub mod runlog;
 pub mod ssh;
 pub mod system;

@@ -21,7 +21,7 @@ use crate::plot::{hex, outcome_rgb, PlotData, PlotKind};
 use crate::run_metrics::{outcome_rows, test_and_id, OpMetrics, RunData, RunReadError};
 use crate::run_results::{RunResults, VerdictKind};
 use crate::shard_timeline;
-use crate::store::{RunDir, HISTORY_FILE, NODES_DIR, RESULTS_FILE, TEST_FILE};
+use crate::store::{RunDir, HARNESS_LOG_FILE, HISTORY_FILE, NODES_DIR, RESULTS_FILE, TEST_FILE};
 use crate::timeline::{self, escape};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -188,6 +188,12 @@ fn metrics_table(out: &mut String, rows: &[OpMetrics]) {
 /// Relative links to the run's files that exist.
 fn file_links(run: &RunDir) -> Vec<(String, String)> {
     let mut links = Vec::new();
+    if run.harness_log().is_file() {
+        links.push((
+            HARNESS_LOG_FILE.to_string(),
+            format!("harness log ({HARNESS_LOG_FILE})"),
+        ));
+    }
     for name in [
         HISTORY_FILE,
         TEST_FILE,
@@ -590,6 +596,20 @@ mod tests {
         let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
         assert!(html.contains(r#"data-verdict="none""#));
         assert!(html.contains("never checked"));
+    }
+
+    #[test]
+    fn links_the_harness_log_when_the_run_has_one() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let run = write_run(root.path(), &RunSpec::default());
+        let link = r#"<a href="faultline.log">harness log (faultline.log)</a>"#;
+        build(&run).expect("report");
+        let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
+        assert!(!html.contains(link), "no log, no link");
+        std::fs::write(run.join(HARNESS_LOG_FILE), "INFO faultline: started\n").expect("log");
+        build(&run).expect("report");
+        let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
+        assert!(html.contains(link), "the report links faultline.log");
     }
 
     #[test]

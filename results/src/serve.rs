@@ -175,9 +175,18 @@ fn url_encode(s: &str) -> String {
     out
 }
 
+/// The store's runs; none while the store folder does not exist yet (the
+/// first `faultline test` makes it).
+fn runs_or_none(store: &Path) -> Result<Vec<RunEntry>, crate::run_metrics::RunReadError> {
+    if !store.exists() {
+        return Ok(Vec::new());
+    }
+    list_runs(store)
+}
+
 async fn index(State(state): State<Arc<AppState>>, Query(q): Query<IndexQuery>) -> Response {
     let store = state.store.clone();
-    let listed = tokio::task::spawn_blocking(move || list_runs(&store)).await;
+    let listed = tokio::task::spawn_blocking(move || runs_or_none(&store)).await;
     let runs = match listed {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -201,6 +210,11 @@ async fn index(State(state): State<Arc<AppState>>, Query(q): Query<IndexQuery>) 
         shown.len(),
         escape(&state.store.display().to_string())
     );
+    if total == 0 {
+        b.push_str(
+            "<p id=no-runs>No runs yet: <code>faultline test</code> stores its runs here.</p>",
+        );
+    }
     let cur_test = q.test.clone().unwrap_or_default();
     let cur_verdict = q.verdict.clone().unwrap_or_default();
     b.push_str("<form method=get action=\"/\" id=filter><label>test <select name=test><option value=\"\">any</option>");
@@ -284,7 +298,7 @@ async fn index(State(state): State<Arc<AppState>>, Query(q): Query<IndexQuery>) 
 
 async fn api_runs(State(state): State<Arc<AppState>>) -> Response {
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || list_runs(&store)).await {
+    match tokio::task::spawn_blocking(move || runs_or_none(&store)).await {
         Ok(Ok(runs)) => axum::Json(runs).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

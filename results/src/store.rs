@@ -13,6 +13,8 @@ pub const HISTORY_FILE: &str = "history.jsonl";
 pub const TEST_FILE: &str = "test.json";
 pub const RESULTS_FILE: &str = "results.json";
 pub const NODES_DIR: &str = "nodes";
+/// The harness's own log of the run (what it did, every fault, every error).
+pub const HARNESS_LOG_FILE: &str = "faultline.log";
 pub const LATEST_LINK: &str = "latest";
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,10 @@ impl RunDir {
     }
     pub fn results_json(&self) -> PathBuf {
         self.path.join(RESULTS_FILE)
+    }
+    /// `faultline.log`: the harness's own log of the run.
+    pub fn harness_log(&self) -> PathBuf {
+        self.path.join(HARNESS_LOG_FILE)
     }
     /// `nodes/<name>/`: the node's data directory.
     pub fn node_data_dir(&self, node: &str) -> PathBuf {

@@ -41,7 +41,8 @@ pub enum LabCommand {
         dir: PathBuf,
     },
     /// Connect to hosts over SSH and run one command on each: checks keys,
-    /// host keys and reachability exactly as `faultline test` would.
+    /// host keys and reachability exactly as `faultline test` would; prints
+    /// each host's hostname and the user logged in as.
     Ping {
         #[command(flatten)]
         remote: RemoteArgs,
@@ -189,21 +190,25 @@ fn ping(remote: &RemoteArgs, count: u32) -> anyhow::Result<Exit> {
         s.connect()?;
         let connect = start.elapsed();
         let t = Instant::now();
-        let mut out = s.exec("hostname", plan.ssh.command_timeout)?;
+        let command = "echo \"$(hostname) $(id -un)\"";
+        let mut out = s.exec(command, plan.ssh.command_timeout)?;
         for _ in 1..count {
-            out = s.exec("hostname", plan.ssh.command_timeout)?;
+            out = s.exec(command, plan.ssh.command_timeout)?;
         }
         Ok::<_, crate::ssh::SshError>((out.stdout.trim().to_string(), connect, t.elapsed() / count))
     });
     let mut failed = Vec::new();
     for (s, r) in hosts.sessions().iter().zip(results) {
         match r {
-            Ok((name, connect, cmd)) => println!(
-                "{}\tok\thostname={name}\tconnect_ms={}\tcommand_us={}",
-                s.name(),
-                connect.as_millis(),
-                cmd.as_micros()
-            ),
+            Ok((who, connect, cmd)) => {
+                let (name, user) = who.split_once(' ').unwrap_or((who.as_str(), ""));
+                println!(
+                    "{}\tok\thostname={name}\tuser={user}\tconnect_ms={}\tcommand_us={}",
+                    s.name(),
+                    connect.as_millis(),
+                    cmd.as_micros()
+                )
+            }
             Err(e) => {
                 println!("{}\tFAILED", s.name());
                 failed.push(e);
@@ -226,7 +231,12 @@ fn deploy(remote: &RemoteArgs) -> anyhow::Result<Exit> {
             Upload::Sent { bytes } => format!("sent {bytes} bytes"),
             Upload::AlreadyThere => "already there (same sha256)".to_string(),
         };
-        println!("{}\t{what}\t{} ms", d.host, d.elapsed.as_millis());
+        println!(
+            "{}\t{what}\t{}\t{} ms",
+            d.host,
+            d.version,
+            d.elapsed.as_millis()
+        );
     }
     println!(
         "deployed {} to {} hosts in {} ms",

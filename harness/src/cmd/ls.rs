@@ -18,9 +18,22 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if !args.store.exists() {
+        // No store yet is no runs yet, not an error: the first test makes it.
+        if args.json {
+            println!("[]");
+        } else {
+            println!(
+                "no runs: {} does not exist yet (`faultline test --store {}` makes it)",
+                args.store.display(),
+                args.store.display()
+            );
+        }
+        return Ok(Exit::Valid);
+    }
     if !args.store.is_dir() {
         return Err(bad_input(format!(
-            "--store {}: no such directory",
+            "--store {}: not a directory",
             args.store.display()
         )));
     }
@@ -34,6 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             "{}",
             serde_json::to_string_pretty(&runs).expect("runs serialize")
         );
+    } else if runs.is_empty() {
+        println!("no runs in {}", args.store.display());
     } else {
         println!("{}", faultline_results::listing::table(&runs));
     }

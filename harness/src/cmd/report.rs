@@ -11,6 +11,9 @@ pub struct Args {
     /// Run directories (store/<test>/<time>, or store/latest).
     #[arg(required = true)]
     pub run_dirs: Vec<PathBuf>,
+    /// Print what was built as JSON (one object per run), not text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Maps a read error to bad input (the run is broken) or a failure (we could not write).
@@ -27,6 +30,7 @@ pub fn read_error(e: RunReadError) -> anyhow::Error {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let mut built = Vec::new();
     for dir in &args.run_dirs {
         let s = faultline_results::report::build(dir)
             .map_err(read_error)
@@ -34,12 +38,29 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         for w in &s.warnings {
             eprintln!("warning: {w}");
         }
+        if args.json {
+            built.push(serde_json::json!({
+                "run": dir,
+                "report": s.path,
+                "operations": s.operations,
+                "bytes": s.bytes,
+                "elapsed_ms": s.elapsed.as_secs_f64() * 1000.0,
+                "warnings": s.warnings,
+            }));
+        } else {
+            println!(
+                "{} ({} operations, {:.1} KB, {:.2} s)",
+                s.path.display(),
+                s.operations,
+                s.bytes as f64 / 1024.0,
+                s.elapsed.as_secs_f64()
+            );
+        }
+    }
+    if args.json {
         println!(
-            "{} ({} operations, {:.1} KB, {:.2} s)",
-            s.path.display(),
-            s.operations,
-            s.bytes as f64 / 1024.0,
-            s.elapsed.as_secs_f64()
+            "{}",
+            serde_json::to_string_pretty(&built).expect("report summaries serialize")
         );
     }
     Ok(Exit::Valid)

@@ -22,9 +22,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    if !args.store.is_dir() {
+    if !args.store.exists() {
+        // Served all the same: the list fills as runs are stored.
+        eprintln!(
+            "faultline: no runs: {} does not exist yet (`faultline test --store {}` makes it)",
+            args.store.display(),
+            args.store.display()
+        );
+    } else if !args.store.is_dir() {
         return Err(bad_input(format!(
-            "--store {}: no such directory",
+            "--store {}: not a directory",
             args.store.display()
         )));
     }

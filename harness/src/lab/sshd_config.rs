@@ -36,7 +36,8 @@ impl SshdConfig<'_> {
              PrintMotd no\n\
              PrintLastLog no\n\
              X11Forwarding no\n\
-             AllowTcpForwarding no\n\
+             # ProxyJump through a lab host (its traffic stays in the lab).\n\
+             AllowTcpForwarding local\n\
              LogLevel INFO\n",
             addr = self.listen_addr,
             port = self.port,

@@ -200,9 +200,7 @@ impl MembershipNemesis {
         };
         let mut value = ring_plan::step_value(&step);
         value["mechanism"] = json!(mechanism);
-        recorder
-            .nemesis("start-membership".into(), value, None)
-            .context("writing a nemesis event to the history")?;
+        record_fault(recorder, "start-membership".into(), value, None)?;
         tracing::info!(
             action = step.action.as_str(),
             node = step.node,
@@ -217,9 +215,7 @@ impl MembershipNemesis {
         if let Some(e) = &error {
             tracing::warn!("membership change incomplete: {e}");
         }
-        recorder
-            .nemesis("stop-membership".into(), value, error)
-            .context("writing a nemesis event to the history")?;
+        record_fault(recorder, "stop-membership".into(), value, error)?;
         Ok(!report.set_members_errors.is_empty())
     }
 }
@@ -355,9 +351,7 @@ impl Nemesis {
     }
 
     fn record(&self, f: String, value: Value, error: Option<String>) -> anyhow::Result<()> {
-        self.recorder
-            .nemesis(f, value, error)
-            .context("writing a nemesis event to the history")
+        record_fault(&self.recorder, f, value, error)
     }
 
     fn nodes(&self) -> Vec<NodeId> {
@@ -477,9 +471,6 @@ impl Nemesis {
         };
         value["mechanism"] = json!(mechanism);
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        if let Some(e) = &error {
-            tracing::warn!("{f} failed: {e}");
-        }
         self.record(f, value, error)?;
         // Even a failed start may have half-applied: heal it as if active.
         self.active = Some((kind, active));
@@ -559,6 +550,23 @@ impl Nemesis {
         .await;
         stopped.and(healed)
     }
+}
+
+/// Writes a nemesis event to the history and logs it (the run log,
+/// faultline.log, keeps every fault with its mechanism, which is in `value`).
+fn record_fault(
+    recorder: &Recorder,
+    f: String,
+    value: Value,
+    error: Option<String>,
+) -> anyhow::Result<()> {
+    match &error {
+        None => tracing::info!("nemesis {f} {value}"),
+        Some(e) => tracing::warn!("nemesis {f} {value} failed: {e}"),
+    }
+    recorder
+        .nemesis(f, value, error)
+        .context("writing a nemesis event to the history")
 }
 
 /// An index drawn with the given weights (not all zero).

@@ -1,12 +1,15 @@
 //! Getting hosts ready: check (and with `--install-deps` install) the tools
 //! the chosen faults need, and upload the node executable, skipping hosts
-//! that already have the same checksum.
+//! that already have the same checksum; then each host runs the executable
+//! (`--version`) to prove it can.
 //!
 //! Guarantee: a run fails before starting any node if a tool is missing,
-//! with one message listing every host and what it lacks.
+//! with one message listing every host and what it lacks, or if a host
+//! cannot run the executable (an older C library, a missing library or
+//! loader), naming the host with the loader's own error.
 
 use super::layout::Layout;
-use crate::ssh::{all_ok, sha256_file, HostErrors, Hosts, SshError, Upload};
+use crate::ssh::{all_ok, sh_quote, sha256_file, HostErrors, Hosts, Session, SshError, Upload};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -152,6 +155,8 @@ pub fn ensure_tools(
 pub struct Deployed {
     pub host: String,
     pub upload: Upload,
+    /// What the executable said to `--version` on the host.
+    pub version: String,
     pub elapsed: Duration,
 }
 
@@ -164,15 +169,35 @@ pub fn deploy(hosts: &Hosts, layout: &Layout, local: &Path) -> anyhow::Result<Ve
     let results = hosts.each(|_, s| {
         let start = Instant::now();
         let upload = s.upload_if_changed(local, &remote, &sum)?;
+        let version = check_runs(s, &remote)?;
         Ok::<_, SshError>(Deployed {
             host: s.name(),
             upload,
+            version,
             elapsed: start.elapsed(),
         })
     });
     all_ok(results).map_err(|e: HostErrors| {
         anyhow::Error::new(e).context(format!("deploying {}", local.display()))
     })
+}
+
+/// Runs `remote --version` on the host (as the nodes will run: as root);
+/// its first line, or the loader's error naming the host.
+fn check_runs(s: &Session, remote: &str) -> Result<String, SshError> {
+    let out = s.exec_root(
+        &format!("{} --version", sh_quote(remote)),
+        s.config().command_timeout,
+    )?;
+    if !out.success() {
+        return Err(SshError::NotRunnable {
+            host: s.name(),
+            path: remote.to_string(),
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        });
+    }
+    Ok(out.stdout.lines().next().unwrap_or("").trim().to_string())
 }
 
 #[cfg(test)]

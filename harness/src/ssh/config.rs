@@ -2,24 +2,61 @@
 //! addresses as users write them (`host`, `host:port`, `[v6]:port`).
 
 use super::backoff::Backoff;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Which private key to offer.
+/// Which private keys to offer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Identity {
-    /// This key file only.
+    /// This key file only (`--ssh-key`).
     File(PathBuf),
-    /// The SSH agent (if `SSH_AUTH_SOCK` is set), then `~/.ssh/id_ed25519`
-    /// and `~/.ssh/id_rsa` (OpenSSH's default order, trimmed).
+    /// The SSH agent (if `SSH_AUTH_SOCK` is set), then the host's
+    /// IdentityFile lines from the OpenSSH config, or when it has none
+    /// `~/.ssh/id_ed25519`, `id_ecdsa` and `id_rsa` (OpenSSH's defaults).
     Default,
+}
+
+/// The default identity files, in the order they are offered.
+pub const DEFAULT_IDENTITY_FILES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
+
+/// A password (Jepsen's `--password`), kept out of Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<hidden>)")
+    }
+}
+
+/// How to log in to one host, when the OpenSSH config says more than the
+/// run-wide settings (see `RemoteArgs::resolve`: explicit flags win).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostLogin {
+    /// The name the user gave (`n1`) when it is not the address itself.
+    pub alias: Option<String>,
+    /// The user for this host, if not the run-wide one.
+    pub user: Option<String>,
+    /// IdentityFile lines for this host (with [`Identity::Default`]).
+    pub identity_files: Vec<PathBuf>,
+    /// IdentitiesOnly: do not offer the agent's keys.
+    pub identities_only: bool,
+    /// ProxyJump: reach this host through that one (whose own login is in
+    /// the same map).
+    pub proxy_jump: Option<HostAddr>,
 }
 
 /// Settings shared by every host of a run.
 #[derive(Clone, Debug)]
 pub struct SshConfig {
+    /// The user for hosts whose login does not name one.
     pub user: String,
+    /// Per host, what the OpenSSH config added (alias, user, keys).
+    pub logins: BTreeMap<HostAddr, HostLogin>,
+    /// Log in with this password when keys fail (or there are none).
+    pub password: Option<Password>,
     /// Port for hosts given without one.
     pub port: u16,
     pub identity: Identity,
@@ -41,6 +78,8 @@ impl SshConfig {
     pub fn new(user: impl Into<String>) -> SshConfig {
         SshConfig {
             user: user.into(),
+            logins: BTreeMap::new(),
+            password: None,
             port: 22,
             identity: Identity::Default,
             known_hosts: home_dir().join(".ssh/known_hosts"),
@@ -51,9 +90,25 @@ impl SshConfig {
         }
     }
 
-    /// Whether commands that need root must go through `sudo`.
-    pub fn needs_sudo(&self) -> bool {
-        self.user != "root"
+    /// The user to log in to `addr` as.
+    pub fn user_for(&self, addr: &HostAddr) -> &str {
+        self.logins
+            .get(addr)
+            .and_then(|l| l.user.as_deref())
+            .unwrap_or(&self.user)
+    }
+
+    /// Whether commands that need root must go through `sudo` on `addr`.
+    pub fn needs_sudo(&self, addr: &HostAddr) -> bool {
+        self.user_for(addr) != "root"
+    }
+
+    /// How messages name `addr`: the alias the user gave, with the address.
+    pub fn display_name(&self, addr: &HostAddr) -> String {
+        match self.logins.get(addr).and_then(|l| l.alias.as_deref()) {
+            Some(alias) => format!("{alias} ({addr})"),
+            None => addr.to_string(),
+        }
     }
 }
 
@@ -65,7 +120,7 @@ pub fn home_dir() -> PathBuf {
 }
 
 /// One host: a name or address, and a port.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HostAddr {
     pub host: String,
     pub port: u16,

@@ -79,6 +79,16 @@ pub enum SshError {
         stderr: String,
     },
 
+    #[error(
+        "{host}: the uploaded {path} does not run there (`{path} --version` exited with {status}): {stderr}"
+    )]
+    NotRunnable {
+        host: String,
+        path: String,
+        status: i32,
+        stderr: String,
+    },
+
     #[error("{host}: file transfer of {path} failed: {cause}")]
     Transfer {
         host: String,
@@ -101,6 +111,7 @@ impl SshError {
             | SshError::Timeout { host, .. }
             | SshError::Lost { host, .. }
             | SshError::Command { host, .. }
+            | SshError::NotRunnable { host, .. }
             | SshError::Transfer { host, .. } => host,
         }
     }

@@ -11,15 +11,18 @@
 //!   connection the connection is dropped, and the next command reconnects.
 //! - stdout and stderr are read together, so a chatty command cannot stall.
 
-use super::config::{home_dir, HostAddr, Identity, SshConfig};
+use super::config::{home_dir, HostAddr, Identity, SshConfig, DEFAULT_IDENTITY_FILES};
 use super::error::SshError;
+use super::key_file;
 use super::known_hosts::{blob_key_type, fingerprint, lookup_name, HostKeyStatus, KnownHosts};
 use super::quote::sh_quote;
+use super::tunnel;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,9 +76,14 @@ impl Session {
         &self.addr
     }
 
-    /// The host as messages name it.
+    /// The host as messages name it (its alias too, if it has one).
     pub fn name(&self) -> String {
-        self.addr.to_string()
+        self.cfg.display_name(&self.addr)
+    }
+
+    /// The user this session logs in as.
+    pub fn user(&self) -> &str {
+        self.cfg.user_for(&self.addr)
     }
 
     pub fn config(&self) -> &SshConfig {
@@ -125,7 +133,7 @@ impl Session {
 
     /// `command` as root: wrapped in `sudo -n sh -c` when the user is not root.
     pub fn root_command(&self, command: &str) -> String {
-        if self.cfg.needs_sudo() {
+        if self.cfg.needs_sudo(&self.addr) {
             format!("sudo -n sh -c {}", sh_quote(command))
         } else {
             command.to_string()
@@ -195,7 +203,7 @@ impl Session {
             .parent()
             .and_then(Path::to_str)
             .unwrap_or("/");
-        let staging = if self.cfg.needs_sudo() {
+        let staging = if self.cfg.needs_sudo(&self.addr) {
             // Hosts may share /tmp (the lab's do): name the file per host.
             let host: String = self
                 .name()
@@ -340,20 +348,22 @@ impl Session {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1))
         };
-        let addrs: Vec<_> = (self.addr.host.as_str(), self.addr.port)
-            .to_socket_addrs()
-            .map_err(|e| Retry::Yes(format!("cannot resolve: {e}")))?
-            .collect();
-        let addr = *addrs
-            .first()
-            .ok_or_else(|| Retry::Yes("name resolves to no address".into()))?;
-        let tcp = TcpStream::connect_timeout(&addr, remaining())
-            .map_err(|e| Retry::Yes(format!("TCP connect to {addr}: {e}")))?;
-        let _ = tcp.set_nodelay(true);
-        let fd = tcp.as_raw_fd();
         let mut sess =
             ssh2::Session::new().map_err(|e| Retry::No(self.handshake_err(e.to_string())))?;
-        sess.set_tcp_stream(tcp);
+        let fd = match self.jump_host() {
+            None => {
+                let tcp = self.tcp_connect(remaining())?;
+                let fd = tcp.as_raw_fd();
+                sess.set_tcp_stream(tcp);
+                fd
+            }
+            Some(jump) => {
+                let stream = self.tunnel(&jump, deadline)?;
+                let fd = stream.as_raw_fd();
+                sess.set_tcp_stream(stream);
+                fd
+            }
+        };
         sess.set_timeout(timeout_ms(remaining()));
 
         let name = lookup_name(&self.addr.host, self.addr.port);
@@ -401,6 +411,58 @@ impl Session {
             .map_err(Retry::No)?;
         self.authenticate(&sess).map_err(Retry::No)?;
         Ok(Conn { sess, fd })
+    }
+
+    /// The jump host (ProxyJump) this host is reached through, if any.
+    fn jump_host(&self) -> Option<HostAddr> {
+        self.cfg
+            .logins
+            .get(&self.addr)
+            .and_then(|l| l.proxy_jump.clone())
+    }
+
+    fn tcp_connect(&self, timeout: Duration) -> Result<TcpStream, Retry> {
+        let addrs: Vec<_> = (self.addr.host.as_str(), self.addr.port)
+            .to_socket_addrs()
+            .map_err(|e| Retry::Yes(format!("cannot resolve: {e}")))?
+            .collect();
+        let addr = *addrs
+            .first()
+            .ok_or_else(|| Retry::Yes("name resolves to no address".into()))?;
+        let tcp = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| Retry::Yes(format!("TCP connect to {addr}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// Connects to `jump` (verified and logged in to as any host is) and
+    /// opens a channel from it to this host; the socket to run over.
+    fn tunnel(&self, jump: &HostAddr, deadline: Instant) -> Result<UnixStream, Retry> {
+        let via = Session::new(
+            jump.clone(),
+            self.cfg.clone(),
+            self.known_hosts_lock.clone(),
+        );
+        let conn = via.try_open(deadline).map_err(|r| match r {
+            Retry::Yes(cause) => Retry::Yes(format!("via jump host {}: {cause}", via.name())),
+            Retry::No(e) => Retry::No(self.handshake_err(format!("via jump host: {e}"))),
+        })?;
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        conn.sess.set_timeout(timeout_ms(remaining));
+        let channel = conn
+            .sess
+            .channel_direct_tcpip(&self.addr.host, self.addr.port, None)
+            .map_err(|e| {
+                Retry::Yes(format!(
+                    "jump host {} could not open a channel to {} ({e}; does its sshd allow TCP forwarding?)",
+                    via.name(),
+                    self.addr
+                ))
+            })?;
+        tunnel::start(conn.sess, conn.fd, channel)
+            .map_err(|e| Retry::No(self.handshake_err(format!("starting the jump pump: {e}"))))
     }
 
     fn handshake_err(&self, cause: String) -> SshError {
@@ -466,47 +528,107 @@ impl Session {
         }
     }
 
+    /// Offers, in OpenSSH's order: the agent's keys (unless `--ssh-key`
+    /// or IdentitiesOnly), the key files (the flag's, the OpenSSH config's,
+    /// or the default ones that exist), then the password if one was given.
+    /// The error lists everything tried and why each failed.
     fn authenticate(&self, sess: &ssh2::Session) -> Result<(), SshError> {
-        let user = &self.cfg.user;
+        let user = self.user().to_string();
+        let login = self.cfg.logins.get(&self.addr);
         let mut tried: Vec<String> = Vec::new();
-        match &self.cfg.identity {
-            Identity::File(path) => match sess.userauth_pubkey_file(user, None, path, None) {
-                Ok(()) if sess.authenticated() => return Ok(()),
-                Ok(()) => tried.push(format!("key {} (not accepted)", path.display())),
-                Err(e) => tried.push(format!("key {} ({})", path.display(), e.message())),
-            },
+        let files: Vec<PathBuf> = match &self.cfg.identity {
+            Identity::File(path) => vec![path.clone()],
             Identity::Default => {
-                if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-                    match sess.userauth_agent(user) {
+                let identities_only = login.is_some_and(|l| l.identities_only);
+                if !identities_only && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                    match sess.userauth_agent(&user) {
                         Ok(()) if sess.authenticated() => return Ok(()),
                         Ok(()) => tried.push("the SSH agent (no key accepted)".into()),
                         Err(e) => tried.push(format!("the SSH agent ({})", e.message())),
                     }
                 }
-                for name in ["id_ed25519", "id_rsa"] {
-                    let path = home_dir().join(".ssh").join(name);
-                    if !path.exists() {
-                        continue;
-                    }
-                    match sess.userauth_pubkey_file(user, None, &path, None) {
-                        Ok(()) if sess.authenticated() => return Ok(()),
-                        Ok(()) => tried.push(format!("key {} (not accepted)", path.display())),
-                        Err(e) => tried.push(format!("key {} ({})", path.display(), e.message())),
-                    }
-                }
-                if tried.is_empty() {
-                    tried.push(
-                        "nothing: no SSH agent, no ~/.ssh/id_ed25519 or id_rsa (pass --ssh-key)"
-                            .into(),
-                    );
+                match login.map(|l| &l.identity_files) {
+                    Some(files) if !files.is_empty() => files.clone(),
+                    _ => DEFAULT_IDENTITY_FILES
+                        .iter()
+                        .map(|name| home_dir().join(".ssh").join(name))
+                        .filter(|p| p.exists())
+                        .collect(),
                 }
             }
+        };
+        for path in &files {
+            if self.try_key(sess, &user, path, &mut tried) {
+                return Ok(());
+            }
+        }
+        if let Some(password) = &self.cfg.password {
+            match sess.userauth_password(&user, &password.0) {
+                Ok(()) if sess.authenticated() => return Ok(()),
+                Ok(()) => tried.push("the password (not accepted)".into()),
+                Err(e) => tried.push(format!("the password ({})", e.message())),
+            }
+        }
+        if tried.is_empty() {
+            tried.push(
+                "nothing: no SSH agent, no ~/.ssh/id_ed25519, id_ecdsa or id_rsa (pass --ssh-key, \
+                 an IdentityFile in ~/.ssh/config, or --password)"
+                    .into(),
+            );
         }
         Err(SshError::Auth {
             host: self.name(),
-            user: user.clone(),
+            user,
             tried: format!("tried {}", tried.join(", ")),
         })
+    }
+
+    /// Offers one key file; true when it logged us in, else notes why not.
+    fn try_key(
+        &self,
+        sess: &ssh2::Session,
+        user: &str,
+        path: &Path,
+        tried: &mut Vec<String>,
+    ) -> bool {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                tried.push(format!("key {} ({e})", path.display()));
+                return false;
+            }
+        };
+        let passphrase = if key_file::is_encrypted(&text) {
+            match key_file::passphrase_for(path) {
+                Some(p) => Some(p),
+                None => {
+                    tried.push(format!(
+                        "key {} (encrypted: add it to the SSH agent, set {}, or run on a terminal to be asked)",
+                        path.display(),
+                        key_file::PASSPHRASE_ENV
+                    ));
+                    return false;
+                }
+            }
+        } else {
+            None
+        };
+        match sess.userauth_pubkey_file(user, None, path, passphrase.as_deref()) {
+            Ok(()) if sess.authenticated() => true,
+            Ok(()) => {
+                tried.push(format!("key {} (not accepted)", path.display()));
+                false
+            }
+            Err(e) => {
+                let hint = if passphrase.is_some() {
+                    ", wrong passphrase?"
+                } else {
+                    ""
+                };
+                tried.push(format!("key {} ({}{hint})", path.display(), e.message()));
+                false
+            }
+        }
     }
 
     fn exec_on(
