@@ -129,10 +129,10 @@ fn report_and_ls_work_on_a_stored_run_and_refuse_what_is_not_one() {
     let o = faultline(&["ls", "--store", p(store.path()), "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(runs[0]["verdict"], "invalid");
-    assert_eq!(
-        code(&faultline(&["ls", "--store", "/nonexistent/store"])),
-        254
-    );
+    // No store yet is no runs, not bad input (issue 18).
+    let o = faultline(&["ls", "--store", "/nonexistent/store"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).starts_with("no runs"), "{}", text(&o));
 }
 
 #[test]
