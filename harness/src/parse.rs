@@ -1,5 +1,5 @@
 //! Parsers of command-line values: durations with units, concurrency as a
-//! number or per node (`3n`).
+//! number or per node (`3n`), and names from a closed set ([`one_of`]).
 
 use std::time::Duration;
 
@@ -67,6 +67,26 @@ pub fn concurrency(text: &str) -> Result<Concurrency, String> {
     Ok(c)
 }
 
+/// A clap value parser for a closed set of names, given as the values of a
+/// type (`WorkloadKind::ALL`): `--help` and the shell completions list the
+/// names, clap refuses any other with its list (and a "did you mean"), and
+/// the flag's value is the type itself, so nothing below parses it again.
+/// The types stay free of clap: each needs only `Display` (its name) and
+/// `FromStr` that reads that name back.
+pub fn one_of<T>(
+    all: impl IntoIterator<Item = T>,
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + std::fmt::Display + Clone + Send + Sync + 'static,
+{
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    let names: Vec<String> = all.into_iter().map(|value| value.to_string()).collect();
+    PossibleValuesParser::new(names).map(|name: String| match name.parse::<T>() {
+        Ok(value) => value,
+        Err(_) => unreachable!("{name:?} is a listed name, and every listed name reads back"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +111,51 @@ mod tests {
         for bad in ["0", "0n", "x", "3m", "-2"] {
             assert!(concurrency(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Colour {
+        Red,
+        DarkBlue,
+    }
+
+    impl std::fmt::Display for Colour {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(match self {
+                Colour::Red => "red",
+                Colour::DarkBlue => "dark-blue",
+            })
+        }
+    }
+
+    impl std::str::FromStr for Colour {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Colour, ()> {
+            match s {
+                "red" => Ok(Colour::Red),
+                "dark-blue" => Ok(Colour::DarkBlue),
+                _ => Err(()),
+            }
+        }
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[arg(long, value_parser = one_of([Colour::Red, Colour::DarkBlue]))]
+        colour: Colour,
+    }
+
+    #[test]
+    fn one_of_gives_the_type_lists_the_names_and_refuses_others() {
+        use clap::{CommandFactory, Parser};
+        let cli = Cli::try_parse_from(["t", "--colour", "dark-blue"]).expect("a listed name");
+        assert_eq!(cli.colour, Colour::DarkBlue);
+        let err = Cli::try_parse_from(["t", "--colour", "dark-blu"])
+            .expect_err("not a listed name")
+            .to_string();
+        assert!(err.contains("[possible values: red, dark-blue]"), "{err}");
+        assert!(err.contains("'dark-blue'"), "did you mean: {err}");
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("red") && help.contains("dark-blue"), "{help}");
     }
 }
