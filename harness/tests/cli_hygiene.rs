@@ -223,7 +223,8 @@ fn report_json_describes_each_report_built() {
 }
 
 /// A short real run with logging at info, stderr to a pipe: not a single
-/// escape byte in it, while `--color always` (the control) has some.
+/// escape byte in it, while `--color always` (the control) has some; and
+/// the run's own log, faultline.log, in the store.
 #[test]
 fn logs_to_a_file_have_no_colour() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -260,6 +261,29 @@ fn logs_to_a_file_have_no_colour() {
     assert_eq!(escapes(&plain.stdout), 0, "{}", stdout(&plain));
     let forced = run(&dir.path().join("forced"), "always");
     assert!(escapes(&forced.stderr) > 0, "the control run is coloured");
+    // Each run keeps its own log, never coloured (even with --color
+    // always), saying what the harness did, linked from report.html.
+    for store in ["plain", "forced"] {
+        let run = dir.path().join(store).join("latest");
+        let log = std::fs::read_to_string(run.join("faultline.log"))
+            .unwrap_or_else(|e| panic!("{store}: faultline.log: {e}"));
+        assert_eq!(escapes(log.as_bytes()), 0, "{store}: {log}");
+        for said in [
+            "test register-partition: register on faultline (3 nodes)",
+            "node started",
+            "nemesis start-partition",
+            "\"mechanism\"",
+            "nemesis stop-partition",
+            "verdict: ",
+        ] {
+            assert!(log.contains(said), "{store}: faultline.log lacks {said:?}:\n{log}");
+        }
+        let report = std::fs::read_to_string(run.join("report.html")).expect("report.html");
+        assert!(
+            report.contains(r#"<a href="faultline.log">"#),
+            "{store}: report.html links faultline.log"
+        );
+    }
 }
 
 /// On a terminal (a pty from `script`), logs are coloured unless NO_COLOR.

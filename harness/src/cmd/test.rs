@@ -455,6 +455,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let started_at = chrono::Utc::now();
     let run_dir = RunDir::create(&args.store, &plan.name, started_at)
         .with_context(|| format!("creating the run directory in {}", args.store.display()))?;
+    // The run's own log (faultline.log), from what was logged so far on.
+    crate::runlog::start(&run_dir.harness_log())
+        .with_context(|| format!("creating {}", run_dir.harness_log().display()))?;
     let system = system_for(
         &plan,
         &args,
@@ -577,6 +580,16 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         run_dir.path().display()
     );
 
+    tracing::info!(
+        "test {}: {} on {} ({} nodes), nemesis [{}], seed {}, in {}",
+        plan.name,
+        plan.workload,
+        plan.system,
+        plan.node_count,
+        plan.nemesis.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","),
+        plan.seed,
+        run_dir.path().display()
+    );
     let writer = HistoryWriter::create(&run_dir.history()).context("creating history.jsonl")?;
     let recorder = Arc::new(Recorder::new(writer));
     let dyn_cluster: Arc<dyn Cluster> = cluster.clone();
@@ -627,6 +640,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
 
     let results = crate::analysis::analyze_run(&run_dir, &plan)?;
+    tracing::info!("verdict: {:?}", results.verdict);
     if args.json {
         println!(
             "{}",
