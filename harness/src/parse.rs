@@ -67,6 +67,18 @@ pub fn concurrency(text: &str) -> Result<Concurrency, String> {
     Ok(c)
 }
 
+/// A clap value parser that accepts only the given names and keeps the
+/// text: `--help` and the completions list them, and clap refuses any
+/// other name with the list and a "did you mean". For flags whose text the
+/// plan reads once below (a comma list, a name another module turns into
+/// its type); [`one_of`] when the flag can carry the type itself.
+pub fn names<T: std::fmt::Display>(
+    all: impl IntoIterator<Item = T>,
+) -> clap::builder::PossibleValuesParser {
+    let names: Vec<String> = all.into_iter().map(|name| name.to_string()).collect();
+    clap::builder::PossibleValuesParser::new(names)
+}
+
 /// A clap value parser for a closed set of names, given as the values of a
 /// type (`WorkloadKind::ALL`): `--help` and the shell completions list the
 /// names, clap refuses any other with its list (and a "did you mean"), and
@@ -143,6 +155,23 @@ mod tests {
     struct Cli {
         #[arg(long, value_parser = one_of([Colour::Red, Colour::DarkBlue]))]
         colour: Colour,
+        #[arg(long, value_delimiter = ',', value_parser = names(["red", "dark-blue", "all"]))]
+        colours: Vec<String>,
+    }
+
+    #[test]
+    fn names_keeps_the_text_lists_the_names_and_refuses_others() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["t", "--colour", "red", "--colours", "red,all"])
+            .expect("listed names");
+        assert_eq!(cli.colours, ["red", "all"]);
+        let err = Cli::try_parse_from(["t", "--colour", "red", "--colours", "red,bleu"])
+            .expect_err("not a listed name")
+            .to_string();
+        assert!(
+            err.contains("[possible values: red, dark-blue, all]"),
+            "{err}"
+        );
     }
 
     #[test]

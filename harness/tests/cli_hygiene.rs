@@ -276,7 +276,10 @@ fn logs_to_a_file_have_no_colour() {
             "nemesis stop-partition",
             "verdict: ",
         ] {
-            assert!(log.contains(said), "{store}: faultline.log lacks {said:?}:\n{log}");
+            assert!(
+                log.contains(said),
+                "{store}: faultline.log lacks {said:?}:\n{log}"
+            );
         }
         let report = std::fs::read_to_string(run.join("report.html")).expect("report.html");
         assert!(

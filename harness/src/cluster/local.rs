@@ -725,6 +725,42 @@ impl Cluster for LocalCluster {
         first_error.map_or(Ok(()), Err)
     }
 
+    fn leave_running(&self) -> anyhow::Result<String> {
+        self.heal_all().context("healing every fault")?;
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(ipt) = &self.iptables {
+            ipt.remove().context("removing the run's iptables rules")?;
+        }
+        let mut procs = self.procs.lock().expect("procs lock poisoned");
+        let mut out = String::new();
+        let mut groups = Vec::new();
+        for (i, p) in procs.iter_mut().enumerate() {
+            let node = &self.nodes[i];
+            // Letting go of a Child neither kills nor waits for it: the
+            // node runs on in its own process group, writing its log.
+            match p.child.take() {
+                Some(child) => {
+                    out.push_str(&format!(
+                        "  {}: client {}, pid {}, log {}\n",
+                        node.name,
+                        node.client_addr,
+                        child.id(),
+                        self.config.logs[i].display()
+                    ));
+                    groups.push(format!("-{}", child.id()));
+                }
+                None => out.push_str(&format!("  {}: not running\n", node.name)),
+            }
+        }
+        if !groups.is_empty() {
+            out.push_str(&format!(
+                "  stop them: kill -TERM {}\n",
+                groups.join(" ")
+            ));
+        }
+        Ok(out)
+    }
+
     fn unsupported(&self, kind: FaultKind) -> Option<String> {
         self.unsupported.get(&kind).cloned()
     }

@@ -183,6 +183,10 @@ pub trait Cluster: Send + Sync {
     /// Heals everything and stops every node. Idempotent; leaves no process
     /// and no filter rule behind.
     fn teardown(&self) -> anyhow::Result<()>;
+    /// Heals everything and lets the nodes run on after the harness exits
+    /// (`--leave-db-running`); returns how to reach each node and how to
+    /// stop them, one line each. Teardown leaves them alone afterwards.
+    fn leave_running(&self) -> anyhow::Result<String>;
     /// How this cluster's nodes are reached and faulted, for test.json.
     fn describe(&self) -> serde_json::Value;
     /// Why a kind of fault whose mechanism is [`Mechanism::Unsupported`]

@@ -29,7 +29,7 @@ pub struct Args {
     /// kv, mutex, lock, set, counter, queue; or transactional isolation:
     /// list-append, rw-register. Without it, the checkers of the workload
     /// run (see --workload).
-    #[arg(long)]
+    #[arg(long, value_parser = model_names())]
     pub model: Option<String>,
     /// With --model list-append|rw-register: the consistency models the
     /// history should satisfy, comma-separated (default
@@ -39,10 +39,10 @@ pub struct Args {
     pub consistency_models: Option<String>,
     /// Run the checkers of this workload: register, kv, set, counter, lock.
     /// Guessed from the operations when neither --model nor --workload.
-    #[arg(long, conflicts_with = "model")]
+    #[arg(long, conflicts_with = "model", value_parser = parse::names(Workload::ALL))]
     pub workload: Option<String>,
     /// Input format: jsonl, edn, jepsen-log (detected when absent).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::names(Format::ALL))]
     pub format: Option<String>,
     /// Check a keyed history whole, as one map, instead of key by key.
     #[arg(long)]
@@ -65,6 +65,13 @@ pub struct Args {
     /// history.jsonl is read.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// `--model`: the linearizability models, then the transactional ones.
+fn model_names() -> clap::builder::PossibleValuesParser {
+    let models = ModelKind::ALL.map(|m| m.to_string());
+    let txn = faultline_checker::txn::TxnModel::ALL.map(|m| m.to_string());
+    parse::names(models.into_iter().chain(txn))
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {

@@ -19,6 +19,7 @@ use crate::adapter::AdapterFile;
 use crate::system::faultline::FaultlineSystem;
 use crate::system::{Support, System, SystemKind};
 use anyhow::Context;
+use faultline_nodes::server::ConsensusKind;
 use faultline_results::{HistoryWriter, RunDir, VerdictKind};
 use faultline_workloads::{workload_for, WorkloadKind, WorkloadOptions};
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ pub struct Args {
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// What clients do: register, kv, lock, set, counter.
-    #[arg(long, default_value = "register")]
+    #[arg(short = 'w', long, default_value = "register", value_parser = parse::names(WorkloadKind::ALL))]
     pub workload: String,
     /// Nodes in the cluster.
     #[arg(long, default_value_t = 5)]
@@ -53,8 +54,8 @@ pub struct Args {
     pub time_limit: Duration,
     /// Faults: a comma list of partition, kill, pause, clock, loss, latency,
     /// membership (ring changes; needs --shards); or all; or none.
-    #[arg(long, default_value = "partition,kill")]
-    pub nemesis: String,
+    #[arg(long, default_value = "partition,kill", value_delimiter = ',', value_parser = nemesis_names())]
+    pub nemesis: Vec<String>,
     /// Time between the starts of two faults.
     #[arg(long, default_value = "10s", value_parser = parse::duration)]
     pub nemesis_interval: Duration,
@@ -65,7 +66,7 @@ pub struct Args {
     #[arg(long)]
     pub bug: Option<String>,
     /// Consensus protocol of the nodes (passed through: raft or paxos).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::names([ConsensusKind::Raft, ConsensusKind::Paxos].map(ConsensusKind::name)))]
     pub consensus: Option<String>,
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
@@ -105,12 +106,28 @@ pub struct Args {
     /// Virtual nodes per ring member (with --shards; default 128).
     #[arg(long)]
     pub vnodes: Option<u32>,
+    /// Run the test this many times (each its own run in the store, each
+    /// with a new seed unless --seed), stop at the first that is not valid,
+    /// and exit with the worst result, as Jepsen's --test-count.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub test_count: u32,
+    /// Keep the cluster up after the run, every fault healed, and print how
+    /// to reach each node and how to stop them (as Jepsen's
+    /// --leave-db-running). With --test-count, the last run's cluster.
+    #[arg(long)]
+    pub leave_db_running: bool,
     /// RUST_LOG of the nodes (their logs go to the run directory).
     #[arg(long, default_value = "info")]
     pub node_log_level: String,
     /// Remote mode (one node per SSH host): --nodes, --nodes-file, --lab and the --ssh-* flags.
     #[command(flatten)]
     pub remote: crate::remote::RemoteArgs,
+}
+
+/// `--nemesis`: the fault kinds, `all` and `none`.
+fn nemesis_names() -> clap::builder::PossibleValuesParser {
+    let kinds = FaultKind::ALL.map(FaultKind::as_str);
+    parse::names(kinds.into_iter().chain(["all", "none"]))
 }
 
 /// The most shards a test may ask for.
@@ -209,7 +226,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             "--time-limit, --op-timeout and --nemesis-interval must be more than 0",
         ));
     }
-    let mut kinds = crate::nemesis::parse_kinds(&args.nemesis, args.shards.is_some())
+    let mut kinds = crate::nemesis::parse_kinds(&args.nemesis.join(","), args.shards.is_some())
         .map_err(|e| bad_input(format!("--nemesis: {e}")))?;
     if let Some(file) = &adapter {
         kinds = adapter_kinds(file, args, workload, kinds)?;
@@ -348,7 +365,7 @@ fn adapter_kinds(
             file.workloads.join(", ")
         )));
     }
-    if args.nemesis.split(',').any(|w| w.trim() == "all") {
+    if args.nemesis.iter().any(|w| w == "all") {
         return Ok(kinds.into_iter().filter(|k| file.faults.contains(k)).collect());
     }
     let refused: Vec<&str> = kinds
@@ -359,7 +376,7 @@ fn adapter_kinds(
     if !refused.is_empty() {
         return Err(bad_input(format!(
             "--nemesis {}: {} cannot take {} (its faults = [{}])",
-            args.nemesis,
+            args.nemesis.join(","),
             args.system,
             refused.join(", "),
             file.faults.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
@@ -430,14 +447,54 @@ async fn interrupted(
     }
 }
 
+/// Runs the test `--test-count` times (stopping at the first run that is
+/// not valid) and exits with the worst result; with `--leave-db-running`,
+/// the last run's cluster stays up.
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let count = args.test_count;
+    if count == 0 {
+        return Err(bad_input("--test-count 0: run the test at least once"));
+    }
+    let (worst, left_running) = crate::run::repeat::repeat(
+        count,
+        |previous: Arc<dyn Cluster>| {
+            previous
+                .teardown()
+                .context("stopping the previous run's cluster")
+        },
+        |i| {
+            if count > 1 {
+                eprintln!("faultline: test {i} of {count}");
+            }
+            let (exit, cluster) = run_once(&args)?;
+            if exit != Exit::Valid && i < count {
+                eprintln!(
+                    "faultline: test {i} of {count} is {exit:?}: stopping there (--test-count)"
+                );
+            }
+            Ok((exit, cluster))
+        },
+    )?;
+    if let Some(cluster) = left_running {
+        let how = cluster
+            .leave_running()
+            .context("leaving the cluster running (--leave-db-running)")?;
+        tracing::info!("left running (--leave-db-running):\n{how}");
+        eprint!("faultline: the cluster is left running (--leave-db-running), every fault healed:\n{how}");
+    }
+    Ok(worst)
+}
+
+/// One run of the test: its verdict, and its cluster, healed and still up,
+/// when `--leave-db-running` and the run completed.
+fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     let remote = args.remote.resolve()?;
     let plan = match &remote {
         // Remote mode runs one node per host.
-        Some(r) => plan_for(&args, r.hosts.len() as u32, "--nodes (hosts)")?,
-        None => plan(&args)?,
+        Some(r) => plan_for(args, r.hosts.len() as u32, "--nodes (hosts)")?,
+        None => plan(args)?,
     };
-    let workload = workload_for(plan.workload, &workload_options(&args));
+    let workload = workload_for(plan.workload, &workload_options(args));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -586,7 +643,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         plan.workload,
         plan.system,
         plan.node_count,
-        plan.nemesis.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","),
+        plan.nemesis
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         plan.seed,
         run_dir.path().display()
     );
@@ -611,7 +672,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     // Cancel every task (workers, nemesis) before tearing down, so nothing
     // restarts a node afterwards.
     rt.shutdown_timeout(Duration::from_secs(10));
-    let teardown = cluster.teardown();
+    // --leave-db-running: a run that completed keeps its nodes, healed.
+    let keep = args.leave_db_running && matches!(outcome, Ok(Ok(())));
+    let teardown = if keep {
+        cluster.heal_all().context("healing every fault")
+    } else {
+        cluster.teardown()
+    };
     let history = match Arc::try_unwrap(recorder) {
         Ok(r) => r.finish().context("closing the history"),
         Err(_) => Ok(0),
@@ -633,13 +700,26 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
         Ok(Ok(())) => {}
     }
-    teardown.context("stopping the cluster")?;
-    history?;
-    if let Some(note) = system.closing_note() {
-        eprintln!("faultline: {note}");
-    }
-
-    let results = crate::analysis::analyze_run(&run_dir, &plan)?;
+    let checked = teardown
+        .context("stopping the cluster")
+        .and_then(|()| history)
+        .and_then(|_| {
+            if let Some(note) = system.closing_note() {
+                eprintln!("faultline: {note}");
+            }
+            crate::analysis::analyze_run(&run_dir, &plan)
+        });
+    let results = match checked {
+        Ok(results) => results,
+        Err(e) => {
+            if keep {
+                if let Err(t) = cluster.teardown() {
+                    tracing::error!("tearing down after an error: {t:#}");
+                }
+            }
+            return Err(e);
+        }
+    };
     tracing::info!("verdict: {:?}", results.verdict);
     if args.json {
         println!(
@@ -649,9 +729,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     } else {
         print!("{}", faultline_results::table::render(&results));
     }
-    Ok(match results.verdict {
+    let exit = match results.verdict {
         VerdictKind::Valid => Exit::Valid,
         VerdictKind::Invalid => Exit::Invalid,
         VerdictKind::Unknown => Exit::Unknown,
-    })
+    };
+    Ok((exit, keep.then_some(cluster)))
 }

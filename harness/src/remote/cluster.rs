@@ -418,6 +418,48 @@ impl Cluster for RemoteCluster {
         Ok(())
     }
 
+    fn leave_running(&self) -> anyhow::Result<String> {
+        let mut done = self
+            .torn_down
+            .lock()
+            .expect("teardown lock is never poisoned");
+        if *done {
+            bail!("the cluster is already torn down");
+        }
+        self.heal_all()?;
+        // The logs as they are now; the nodes go on writing theirs.
+        let results = self.hosts.hosts.each(|i, s| {
+            let local = &self.config.logs[i];
+            if let Some(dir) = local.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            s.download(&self.hosts.layout.log(&self.nodes[i].name), local)
+        });
+        if let Err(e) = crate::ssh::all_ok(results) {
+            tracing::warn!("fetching the nodes' logs so far: {e}");
+        }
+        let mut out = String::new();
+        let ssh = &self.config.plan.ssh;
+        for (i, s) in self.hosts.hosts.sessions().iter().enumerate() {
+            let node = &self.nodes[i];
+            let addr = &self.config.plan.hosts[i];
+            let sudo = if ssh.needs_sudo(addr) { "sudo -n " } else { "" };
+            out.push_str(&format!(
+                "  {}: client {} on {}; stop it: ssh -p {} {}@{} '{sudo}kill -TERM $(cat {})'\n",
+                node.name,
+                node.client_addr,
+                s.name(),
+                addr.port,
+                ssh.user_for(addr),
+                addr.host,
+                self.hosts.layout.pidfile(&node.name)
+            ));
+            s.disconnect();
+        }
+        *done = true;
+        Ok(out)
+    }
+
     fn describe(&self) -> serde_json::Value {
         let plan = &self.config.plan;
         serde_json::json!({

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod recorder;
+pub mod repeat;
 
 use crate::cluster::Cluster;
 use crate::nemesis::membership::Admin;
