@@ -33,7 +33,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== lab: build"
-cargo build --release -p faultline
+# --workspace, as .ci/run's `cargo test --workspace --release` (so nothing
+# is rebuilt there): `-p faultline` unifies the dependencies' features
+# differently and rebuilt every crate, the vendored OpenSSL included.
+cargo test --release --workspace --no-run
 TARGET="${CARGO_TARGET_DIR:-target}"
 case "$TARGET" in /*) ;; *) TARGET="$(pwd)/$TARGET";; esac
 BIN="$TARGET/release/faultline"
@@ -52,7 +55,7 @@ cleanup() { "$BIN" lab down --dir "$LAB" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 echo "== lab: failure paths and remote operations against real sshd"
-if FAULTLINE_LAB_TESTS=1 cargo test --release -p faultline --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab -- --ignored --test-threads=1; then
+if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab -- --ignored --test-threads=1; then
   ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab)"
 else
   bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab)"
