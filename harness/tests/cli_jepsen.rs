@@ -115,7 +115,9 @@ fn help_lists_the_possible_values_of_every_closed_set() {
         names(
             faultline_checker::ModelKind::ALL
                 .map(|m| m.to_string())
-                .to_vec()
+                .into_iter()
+                .chain(faultline_checker::txn::TxnModel::ALL.map(|m| m.to_string()))
+                .collect()
         )
     );
     assert_eq!(
