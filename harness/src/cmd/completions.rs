@@ -2,9 +2,11 @@
 //! clap_complete from the same definition that parses the command line, so
 //! it always knows every subcommand, flag and possible value.
 //!
-//!     faultline completions bash > ~/.local/share/bash-completion/completions/faultline
-//!     faultline completions zsh > ~/.zfunc/_faultline
-//!     faultline completions fish > ~/.config/fish/completions/faultline.fish
+//! ```text
+//! faultline completions bash > ~/.local/share/bash-completion/completions/faultline
+//! faultline completions zsh > ~/.zfunc/_faultline
+//! faultline completions fish > ~/.config/fish/completions/faultline.fish
+//! ```
 
 use crate::exit::Exit;
 

@@ -2,8 +2,10 @@
 //! or with `--dir` one page per subcommand as well (`faultline-test.1`, ...),
 //! from the same definition that parses the command line.
 //!
-//!     faultline man | man -l -
-//!     faultline man --dir /usr/local/share/man/man1
+//! ```text
+//! faultline man | man -l -
+//! faultline man --dir /usr/local/share/man/man1
+//! ```
 
 use crate::exit::Exit;
 use anyhow::Context;
