@@ -13,8 +13,8 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     if history.truncated_tail {
         tracing::warn!("the history's last line was cut short (a crash?); checking the rest");
     }
-    let (checkers, witness) = crate::check::check_with_witness(plan.workload.name(), &history.events)
-        .map_err(|e| {
+    let (checkers, witness) =
+        crate::check::check_with_witness(plan.workload.name(), &history.events).map_err(|e| {
             crate::exit::bad_input(format!("checking {}: {e}", run.history().display()))
         })?;
     // The checker's drawing of an invalid history, which report.html embeds;

@@ -130,7 +130,10 @@ fn a_bad_adapter_file_or_flag_exits_254_naming_file_line_and_what() {
                 }
             })
             .collect();
-        assert_eq!(replaced, 2, "the example names its workloads and faults on lines of their own");
+        assert_eq!(
+            replaced, 2,
+            "the example names its workloads and faults on lines of their own"
+        );
         out.join("\n") + "\n"
     });
     let g = good.to_str().expect("utf-8");

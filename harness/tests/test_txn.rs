@@ -30,7 +30,12 @@ fn find_file(store: &Path, name: &str) -> std::path::PathBuf {
             }
         }
     }
-    assert_eq!(found.len(), 1, "one {name} in {}: {found:?}", store.display());
+    assert_eq!(
+        found.len(),
+        1,
+        "one {name} in {}: {found:?}",
+        store.display()
+    );
     found.remove(0)
 }
 
@@ -52,7 +57,11 @@ fn txn_result(store: &Path, checker: &str) -> Value {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -124,7 +133,14 @@ fn caught(workload: &str, nemesis: &str, bug: &str) -> Value {
     for seed in SEED..SEED + ATTEMPTS {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut a = common(dir.path(), workload);
-        a.extend(args(&["--nemesis", nemesis, "--bug", bug, "--seed", &seed.to_string()]));
+        a.extend(args(&[
+            "--nemesis",
+            nemesis,
+            "--bug",
+            bug,
+            "--seed",
+            &seed.to_string(),
+        ]));
         let r = run_test(&a);
         eprintln!("bug {bug} seed {seed}: exit {:?}", r.code);
         if r.code == Some(1) {
@@ -138,7 +154,10 @@ fn caught(workload: &str, nemesis: &str, bug: &str) -> Value {
         }
         misses.push(format!("exit {:?}\n  {}\n{}", r.code, r.command, r.digest));
     }
-    panic!("{bug} not caught in {ATTEMPTS} runs:\n{}", misses.join("\n"));
+    panic!(
+        "{bug} not caught in {ATTEMPTS} runs:\n{}",
+        misses.join("\n")
+    );
 }
 
 #[test]
@@ -173,7 +192,17 @@ fn follower_reads_are_caught_as_serializable_but_not_strict_serializable() {
     );
     // Stale, but each read sees a prefix of the log: no anomaly that
     // serializability forbids.
-    for plain in ["G0", "G1a", "G1b", "G1c", "G-single", "G-nonadjacent", "G2-item", "incompatible-order", "garbage-read"] {
+    for plain in [
+        "G0",
+        "G1a",
+        "G1b",
+        "G1c",
+        "G-single",
+        "G-nonadjacent",
+        "G2-item",
+        "incompatible-order",
+        "garbage-read",
+    ] {
         assert!(
             !anomalies.iter().any(|a| a == plain),
             "{plain} found, which a stale prefix read cannot cause: {anomalies:?} in {result}"

@@ -45,7 +45,11 @@ fn raft_passes_seeds() {
         "clients got too little done: {} ok ops over {seeds} seeds",
         t.ok_ops
     );
-    assert!(s.terms_with_leader >= seeds, "too few elections: {}", s.terms_with_leader);
+    assert!(
+        s.terms_with_leader >= seeds,
+        "too few elections: {}",
+        s.terms_with_leader
+    );
     assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
     assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
 }
@@ -117,7 +121,10 @@ fn seed_1015515_a_stale_ack_from_a_wiped_node_id_no_longer_storms() {
         ..SimOptions::with_membership(1015515)
     };
     let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
-    assert!(outcome.stats.rejoins > 0, "the seed still re-adds a wiped id");
+    assert!(
+        outcome.stats.rejoins > 0,
+        "the seed still re-adds a wiped id"
+    );
 }
 
 /// Replays one seed (FAULTLINE_SIM_SEED, default 1, with the options the
@@ -137,7 +144,10 @@ fn a_planted_message_storm_fails_the_seed_as_a_liveness_failure() {
     let report = f.report();
     eprintln!("{report}");
     assert!(f.what.starts_with(LIVENESS), "{report}");
-    assert!(f.what.contains("heartbeat ×"), "names the kind that grew: {report}");
+    assert!(
+        f.what.contains("heartbeat ×"),
+        "names the kind that grew: {report}"
+    );
     assert!(
         report.contains(
             "replay: FAULTLINE_SIM_SEED=7 FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- planted_storm_replay"

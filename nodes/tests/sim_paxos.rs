@@ -50,7 +50,11 @@ fn paxos_passes_seeds() {
         "clients got too little done: {} ok ops over {seeds} seeds",
         t.ok_ops
     );
-    assert!(s.terms_with_leader >= seeds, "too few elections: {}", s.terms_with_leader);
+    assert!(
+        s.terms_with_leader >= seeds,
+        "too few elections: {}",
+        s.terms_with_leader
+    );
     assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
     assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
 }
@@ -62,12 +66,15 @@ fn paxos_passes_seeds() {
 /// before: see the paxos module docs).
 #[test]
 fn paxos_membership_passes_seeds() {
-    let t = sweep::<PaxosNode>("paxos_membership_passes_seeds", 0, OnFailure::Stop, |seed| {
-        SimOptions {
+    let t = sweep::<PaxosNode>(
+        "paxos_membership_passes_seeds",
+        0,
+        OnFailure::Stop,
+        |seed| SimOptions {
             reuse_ids: seed % 2 == 1,
             ..SimOptions::with_membership(seed)
-        }
-    });
+        },
+    );
     let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
         "{seeds} seeds with membership changes: {} ok operations; changes {} requested, \
@@ -109,7 +116,10 @@ fn paxos_membership_passes_seeds() {
         s.removals
     );
     if seeds >= 100 {
-        assert!(s.joined_by_snapshot > 0, "no joining node caught up by snapshot");
+        assert!(
+            s.joined_by_snapshot > 0,
+            "no joining node caught up by snapshot"
+        );
         assert!(s.leader_removals > 0, "no leader ever removed itself");
         assert!(s.rejoins > 0, "no wiped node id was ever added back");
     }

@@ -51,7 +51,11 @@ pub enum Call {
     },
     /// Write `value` at `key`, a resource protected by fencing tokens: the
     /// system refuses (definite `fail`) a token older than one it took.
-    FencedWrite { key: String, value: Value, token: u64 },
+    FencedWrite {
+        key: String,
+        value: Value,
+        token: u64,
+    },
     /// A transaction: its micro-ops (Jepsen's `[f, key, value]`) take
     /// effect atomically, in order, and it reads its own writes. The
     /// answer's value is the same list with every read's value filled in.

@@ -2,8 +2,8 @@
 //! every read must lie between the sum of acknowledged adds and the sum of
 //! adds that may have happened.
 
-use crate::op::{Completion, Op, Planned};
 use crate::call::{Answer, Call};
+use crate::op::{Completion, Op, Planned};
 use crate::workload::{now, standard_completion, worker_rng, WorkerGen, Workload};
 use rand::rngs::SmallRng;
 use rand::Rng;

@@ -9,8 +9,8 @@
 //! accepts it). Checked for mutual exclusion, token order, and no stale
 //! write accepted.
 
-use crate::op::{Completion, Op, Outcome, Planned};
 use crate::call::{Answer, Call};
+use crate::op::{Completion, Op, Outcome, Planned};
 use crate::workload::{now, standard_completion, worker_rng, WorkerGen, Workload};
 use rand::rngs::SmallRng;
 use rand::Rng;

@@ -1,8 +1,8 @@
 //! `register`: one key, read / write / cas over small integers, checked
 //! for linearizability against a compare-and-set register.
 
-use crate::op::{Completion, Op, Planned};
 use crate::call::{Answer, Call};
+use crate::op::{Completion, Op, Planned};
 use crate::workload::{now, standard_completion, worker_rng, WorkerGen, Workload};
 use rand::rngs::SmallRng;
 use rand::Rng;

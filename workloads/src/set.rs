@@ -2,8 +2,8 @@
 //! a final read after every fault healed must hold every acknowledged add
 //! (and nothing never added).
 
-use crate::op::{Completion, Op, Planned};
 use crate::call::{Answer, Call};
+use crate::op::{Completion, Op, Planned};
 use crate::workload::{now, standard_completion, worker_rng, WorkerGen, Workload};
 use rand::rngs::SmallRng;
 use rand::Rng;

@@ -108,7 +108,11 @@ pub fn standard_completion(
                 Outcome::Fail
             },
             value: planned.op.value.clone(),
-            error: Some(answer.error.unwrap_or_else(|| "error without a code".into())),
+            error: Some(
+                answer
+                    .error
+                    .unwrap_or_else(|| "error without a code".into()),
+            ),
             node: answer.node,
         },
     }
@@ -168,7 +172,9 @@ mod tests {
         let mut coded = Answer::info("x", None);
         coded.error = None;
         assert_eq!(
-            standard_completion(&w, coded, |_| Value::Null).error.as_deref(),
+            standard_completion(&w, coded, |_| Value::Null)
+                .error
+                .as_deref(),
             Some("error without a code")
         );
     }

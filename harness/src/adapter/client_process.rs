@@ -88,7 +88,10 @@ impl fmt::Display for ClientFault {
             ClientFault::Spawn(e) => write!(f, "could not start: {e}"),
             ClientFault::NoAnswer { waited_ms } => write!(f, "no answer within {waited_ms} ms"),
             ClientFault::NotJson { line, why } => {
-                write!(f, "printed a line that is not a JSON object ({why}): {line:?}")
+                write!(
+                    f,
+                    "printed a line that is not a JSON object ({why}): {line:?}"
+                )
             }
             ClientFault::TooLong => write!(f, "printed a line over {MAX_LINE_BYTES} bytes"),
             ClientFault::WrongAnswer { line, why } => write!(f, "{why}: {line:?}"),
@@ -189,7 +192,8 @@ impl ClientProcess {
     /// Why the client stopped reading or writing: its exit status when it
     /// exits soon, else that it closed its end.
     async fn exit_fault(&mut self) -> ClientFault {
-        let status = match tokio::time::timeout(Duration::from_millis(500), self.child.wait()).await {
+        let status = match tokio::time::timeout(Duration::from_millis(500), self.child.wait()).await
+        {
             Ok(Ok(s)) => s.to_string(),
             Ok(Err(e)) => format!("waiting for it: {e}"),
             Err(_) => "closed its stdin or stdout but is still running".to_string(),
@@ -297,7 +301,11 @@ pub fn parse_answer(line: &str, id: u64) -> Result<ClientAnswer, ClientFault> {
     match m.get("id") {
         Some(v) if v.as_u64() == Some(id) => {}
         Some(v) => return Err(wrong(format!("the answer's id is {v}, the invoke's {id}"))),
-        None => return Err(wrong(format!("the answer has no id (the invoke's is {id})"))),
+        None => {
+            return Err(wrong(format!(
+                "the answer has no id (the invoke's is {id})"
+            )))
+        }
     }
     let outcome = match m.get("type").and_then(Value::as_str) {
         Some("ok") => Outcome::Ok,
@@ -373,10 +381,16 @@ mod tests {
     fn a_well_behaved_client_answers_each_invoke() {
         let dir = tempfile::tempdir().expect("tempdir");
         rt().block_on(async {
-            let c = sh_client(dir.path(), r#"{"type":"ok","id":%s,"value":[1,2],"token":7,"node":"n2"}"#);
+            let c = sh_client(
+                dir.path(),
+                r#"{"type":"ok","id":%s,"value":[1,2],"token":7,"node":"n2"}"#,
+            );
             let mut p = ClientProcess::start(&c).await.expect("starts");
             for _ in 0..3 {
-                let a = p.invoke(&json!({"f":"read","key":"set"}), 4, T).await.expect("answers");
+                let a = p
+                    .invoke(&json!({"f":"read","key":"set"}), 4, T)
+                    .await
+                    .expect("answers");
                 assert_eq!(a.outcome, Outcome::Ok);
                 assert_eq!(a.value, Some(json!([1, 2])));
                 assert_eq!((a.token, a.node.as_deref()), (Some(7), Some("n2")));
@@ -390,7 +404,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cases: [(&str, &str); 5] = [
             ("Traceback (most recent call last):", "not a JSON object"),
-            (r#"{"type":"ok","id":99}"#, "the answer's id is 99, the invoke's 1"),
+            (
+                r#"{"type":"ok","id":99}"#,
+                "the answer's id is 99, the invoke's 1",
+            ),
             (r#"{"type":"maybe","id":%s}"#, "type must be"),
             (r#"{"type":"ok","id":%s,"token":-1}"#, "token -1"),
             ("[1,2]", "not an object"),
@@ -399,7 +416,10 @@ mod tests {
             for (answer, want) in cases {
                 let c = sh_client(dir.path(), answer);
                 let mut p = ClientProcess::start(&c).await.expect("starts");
-                let e = p.invoke(&json!({"f":"read"}), 0, T).await.expect_err(answer);
+                let e = p
+                    .invoke(&json!({"f":"read"}), 0, T)
+                    .await
+                    .expect_err(answer);
                 assert!(e.to_string().contains(want), "{answer}: {e}");
             }
             // Silent: no answer within the timeout plus the grace.
@@ -409,7 +429,10 @@ mod tests {
             };
             let mut p = ClientProcess::start(&silent).await.expect("starts");
             let started = std::time::Instant::now();
-            let e = p.invoke(&json!({"f":"read"}), 0, T).await.expect_err("silent");
+            let e = p
+                .invoke(&json!({"f":"read"}), 0, T)
+                .await
+                .expect_err("silent");
             assert_eq!(e, ClientFault::NoAnswer { waited_ms: 750 });
             assert!(started.elapsed() < Duration::from_secs(5));
             // Exits mid-run.
@@ -418,8 +441,16 @@ mod tests {
                 ..sh_client(dir.path(), "")
             };
             let mut p = ClientProcess::start(&quits).await.expect("starts");
-            let e = p.invoke(&json!({"f":"read"}), 0, T).await.expect_err("exits");
-            assert_eq!(e, ClientFault::Exited { status: "exit status: 3".into() });
+            let e = p
+                .invoke(&json!({"f":"read"}), 0, T)
+                .await
+                .expect_err("exits");
+            assert_eq!(
+                e,
+                ClientFault::Exited {
+                    status: "exit status: 3".into()
+                }
+            );
         });
     }
 
@@ -432,7 +463,10 @@ mod tests {
                 ..sh_client(dir.path(), "")
             };
             let e = ClientProcess::start(&missing).await.err().expect("fails");
-            assert!(matches!(e, ClientFault::Exited { ref status } if status.contains("127")), "{e}");
+            assert!(
+                matches!(e, ClientFault::Exited { ref status } if status.contains("127")),
+                "{e}"
+            );
             let wrong = ClientCommand {
                 command: "read line; echo '{\"type\":\"ready\"}'; sleep 5".into(),
                 ..sh_client(dir.path(), "")

@@ -132,9 +132,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         rt().block_on(async {
             let env = vec![("GREETING".to_string(), "hi".to_string())];
-            let o = run("echo $GREETING; pwd; echo oops >&2; exit 3", dir.path(), &env, Duration::from_secs(5))
-                .await
-                .expect("runs");
+            let o = run(
+                "echo $GREETING; pwd; echo oops >&2; exit 3",
+                dir.path(),
+                &env,
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("runs");
             assert_eq!(o.code, Some(3));
             assert!(!o.success());
             assert_eq!(o.stdout.lines().next(), Some("hi"));
@@ -142,13 +147,23 @@ mod tests {
             assert_eq!(o.status(Duration::from_secs(5)), "exit status 3");
             let started = std::time::Instant::now();
             // A background child holding stdout must not keep it waiting.
-            let o = run("sleep 30 & sleep 30", dir.path(), &[], Duration::from_millis(300))
-                .await
-                .expect("runs");
+            let o = run(
+                "sleep 30 & sleep 30",
+                dir.path(),
+                &[],
+                Duration::from_millis(300),
+            )
+            .await
+            .expect("runs");
             assert!(o.timed_out && started.elapsed() < Duration::from_secs(5));
-            let o = run("(sleep 30 &); echo done", dir.path(), &[], Duration::from_secs(5))
-                .await
-                .expect("runs");
+            let o = run(
+                "(sleep 30 &); echo done",
+                dir.path(),
+                &[],
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("runs");
             assert!(o.success() && o.stdout == "done\n", "{o:?}");
         });
     }
@@ -157,7 +172,12 @@ mod tests {
     fn huge_output_keeps_its_end() {
         let dir = tempfile::tempdir().expect("tempdir");
         let o = rt()
-            .block_on(run("seq 1 200000", dir.path(), &[], Duration::from_secs(10)))
+            .block_on(run(
+                "seq 1 200000",
+                dir.path(),
+                &[],
+                Duration::from_secs(10),
+            ))
             .expect("runs");
         assert!(o.stdout.len() <= OUTPUT_LIMIT_BYTES);
         assert_eq!(o.stdout.lines().last(), Some("200000"));

@@ -154,8 +154,7 @@ struct RawClient {
 fn plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
@@ -165,7 +164,11 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn error_at(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> AdapterFileError {
+    fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> AdapterFileError {
         AdapterFileError {
             file: self.path.to_path_buf(),
             line: Some(line_of(self.raw, span.start)),
@@ -233,7 +236,8 @@ impl AdapterFile {
         let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read it: {e}")))?;
         let raw = String::from_utf8(bytes)
             .map_err(|e| whole(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
-        let absolute = std::path::absolute(path).map_err(|e| whole(format!("cannot resolve its path: {e}")))?;
+        let absolute = std::path::absolute(path)
+            .map_err(|e| whole(format!("cannot resolve its path: {e}")))?;
         Self::parse(&absolute, &raw).map_err(|mut e| {
             // Name the file as the user gave it.
             e.file = path.to_path_buf();
@@ -257,7 +261,9 @@ impl AdapterFile {
         let name = file.name.get_ref().clone();
         if name.is_empty()
             || name.len() > 64
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
             return Err(reader.error_at(
                 file.name.span(),
@@ -296,10 +302,19 @@ impl AdapterFile {
         let mut params = BTreeMap::new();
         for (k, v) in file.params.iter().flatten() {
             if !plain_name(k) {
-                return Err(reader.error_at(v.span(), format!("params: name {k:?}: use lowercase letters, digits, '_' and '-'")));
+                return Err(reader.error_at(
+                    v.span(),
+                    format!("params: name {k:?}: use lowercase letters, digits, '_' and '-'"),
+                ));
             }
             check_word(v.get_ref()).map_err(|why| {
-                reader.error_at(v.span(), format!("params.{k}: the default {:?} {why}: a param is one plain word", v.get_ref()))
+                reader.error_at(
+                    v.span(),
+                    format!(
+                        "params.{k}: the default {:?} {why}: a param is one plain word",
+                        v.get_ref()
+                    ),
+                )
             })?;
             params.insert(k.clone(), v.get_ref().clone());
         }
@@ -308,7 +323,10 @@ impl AdapterFile {
         let mut ports = Vec::new();
         for (k, v) in node.ports.get_ref() {
             if !plain_name(k) {
-                return Err(reader.error_at(v.span(), format!("node.ports: name {k:?}: use lowercase letters, digits, '_' and '-'")));
+                return Err(reader.error_at(
+                    v.span(),
+                    format!("node.ports: name {k:?}: use lowercase letters, digits, '_' and '-'"),
+                ));
             }
             if *v.get_ref() == 0 {
                 return Err(reader.error_at(v.span(), format!("node.ports.{k}: 0 is not a port (local mode picks free ports itself; this number is for remote hosts)")));
@@ -331,7 +349,10 @@ impl AdapterFile {
         let mut lists = BTreeMap::new();
         for (k, v) in file.lists.iter().flatten() {
             if !plain_name(k) {
-                return Err(reader.error_at(v.span(), format!("lists: name {k:?}: use lowercase letters, digits, '_' and '-'")));
+                return Err(reader.error_at(
+                    v.span(),
+                    format!("lists: name {k:?}: use lowercase letters, digits, '_' and '-'"),
+                ));
             }
             let l = v.get_ref();
             let over = match l.over.as_ref().map(|o| o.get_ref().as_str()) {
@@ -339,7 +360,10 @@ impl AdapterFile {
                 Some("peers") => Over::Peers,
                 Some(other) => {
                     let span = l.over.as_ref().expect("matched Some").span();
-                    return Err(reader.error_at(span, format!("lists.{k}.over: {other:?}: use \"nodes\" or \"peers\"")));
+                    return Err(reader.error_at(
+                        span,
+                        format!("lists.{k}.over: {other:?}: use \"nodes\" or \"peers\""),
+                    ));
                 }
             };
             let item = reader.template(&l.item, &format!("lists.{k}.item"), Scope::Node, &names)?;
@@ -359,14 +383,27 @@ impl AdapterFile {
             let raw_daemon = d.get_ref();
             let dname = raw_daemon.name.get_ref();
             if !plain_name(dname) {
-                return Err(reader.error_at(raw_daemon.name.span(), format!("node.daemon: name {dname:?}: use lowercase letters, digits, '_' and '-'")));
+                return Err(reader.error_at(
+                    raw_daemon.name.span(),
+                    format!(
+                        "node.daemon: name {dname:?}: use lowercase letters, digits, '_' and '-'"
+                    ),
+                ));
             }
             if daemons.iter().any(|x| &x.name == dname) {
-                return Err(reader.error_at(raw_daemon.name.span(), format!("node.daemon: two daemons named {dname:?}")));
+                return Err(reader.error_at(
+                    raw_daemon.name.span(),
+                    format!("node.daemon: two daemons named {dname:?}"),
+                ));
             }
             daemons.push(DaemonSpec {
                 name: dname.clone(),
-                start: reader.template(&raw_daemon.start, &format!("node.daemon {dname:?} start"), Scope::Node, &names)?,
+                start: reader.template(
+                    &raw_daemon.start,
+                    &format!("node.daemon {dname:?} start"),
+                    Scope::Node,
+                    &names,
+                )?,
             });
         }
         if daemons.is_empty() {
@@ -393,7 +430,13 @@ impl AdapterFile {
         let mut requires = Vec::new();
         for r in file.requires.iter().flatten() {
             if r.get_ref().trim().is_empty() || r.get_ref().chars().any(char::is_whitespace) {
-                return Err(reader.error_at(r.span(), format!("requires: {:?}: name one program (a name on PATH or an absolute path)", r.get_ref())));
+                return Err(reader.error_at(
+                    r.span(),
+                    format!(
+                        "requires: {:?}: name one program (a name on PATH or an absolute path)",
+                        r.get_ref()
+                    ),
+                ));
             }
             requires.push(r.get_ref().clone());
         }
@@ -419,23 +462,37 @@ impl AdapterFile {
             node: node_spec,
             primary,
             healthy,
-            client: reader.template(&file.client.get_ref().command, "client.command", Scope::Client, &names)?,
+            client: reader.template(
+                &file.client.get_ref().command,
+                "client.command",
+                Scope::Client,
+                &names,
+            )?,
         })
     }
 
     /// The params with `--param NAME=VALUE` overrides applied; an unknown
     /// name or a value that is not one plain word is refused.
-    pub fn params_with(&self, overrides: &[(String, String)]) -> Result<BTreeMap<String, String>, String> {
+    pub fn params_with(
+        &self,
+        overrides: &[(String, String)],
+    ) -> Result<BTreeMap<String, String>, String> {
         let mut params = self.params.clone();
         for (k, v) in overrides {
             let Some(slot) = params.get_mut(k) else {
                 return Err(format!(
                     "--param {k}={v}: {} declares no param {k:?} (its params: {})",
                     self.path.display(),
-                    if self.params.is_empty() { "none".to_string() } else { self.params.keys().cloned().collect::<Vec<_>>().join(", ") }
+                    if self.params.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
                 ));
             };
-            check_word(v).map_err(|why| format!("--param {k}={v:?}: the value {why}: a param is one plain word"))?;
+            check_word(v).map_err(|why| {
+                format!("--param {k}={v:?}: the value {why}: a param is one plain word")
+            })?;
             *slot = v.clone();
         }
         Ok(params)
@@ -513,17 +570,32 @@ command = "python3 {{adapter_dir}}/client.py {{worker}}"
         assert_eq!(a.name, "demo");
         assert_eq!(a.dir, Path::new("/ad"));
         assert_eq!(a.workloads, ["set", "register"]);
-        assert_eq!(a.faults, [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause]);
-        assert_eq!(a.node.ports, [("client".to_string(), 7000), ("peer".to_string(), 7100)]);
+        assert_eq!(
+            a.faults,
+            [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause]
+        );
+        assert_eq!(
+            a.node.ports,
+            [("client".to_string(), 7000), ("peer".to_string(), 7100)]
+        );
         assert_eq!(a.node.daemons.len(), 1);
         assert_eq!(a.node.daemons[0].start.origin().line, 25);
         assert!(a.node.setup.is_some() && a.primary.is_some() && a.healthy.is_none());
         assert_eq!(a.params["quorum"], "2");
-        let p = a.params_with(&[("quorum".into(), "3".into())]).expect("known param");
+        let p = a
+            .params_with(&[("quorum".into(), "3".into())])
+            .expect("known param");
         assert_eq!(p["quorum"], "3");
-        let e = a.params_with(&[("bug".into(), "x".into())]).expect_err("unknown param");
-        assert!(e.contains("declares no param \"bug\" (its params: quorum)"), "{e}");
-        let e = a.params_with(&[("quorum".into(), "2; rm".into())]).expect_err("not a word");
+        let e = a
+            .params_with(&[("bug".into(), "x".into())])
+            .expect_err("unknown param");
+        assert!(
+            e.contains("declares no param \"bug\" (its params: quorum)"),
+            "{e}"
+        );
+        let e = a
+            .params_with(&[("quorum".into(), "2; rm".into())])
+            .expect_err("not a word");
         assert!(e.contains("one plain word"), "{e}");
     }
 
@@ -533,11 +605,17 @@ command = "python3 {{adapter_dir}}/client.py {{worker}}"
 
     #[test]
     fn a_missing_required_field_names_the_file_line_and_field() {
-        let without_client = GOOD.replace("[client]\ncommand = \"python3 {{adapter_dir}}/client.py {{worker}}\"\n", "");
+        let without_client = GOOD.replace(
+            "[client]\ncommand = \"python3 {{adapter_dir}}/client.py {{worker}}\"\n",
+            "",
+        );
         let e = error(&without_client);
         assert!(e.starts_with("/ad/demo.toml:"), "{e}");
         assert!(e.contains("missing field `client`"), "{e}");
-        let without_start = GOOD.replace("start = \"exec demo-server --listen {{addr.client}} --cluster {{list.cluster}}\"\n", "");
+        let without_start = GOOD.replace(
+            "start = \"exec demo-server --listen {{addr.client}} --cluster {{list.cluster}}\"\n",
+            "",
+        );
         let e = error(&without_start);
         assert!(e.starts_with("/ad/demo.toml:23:"), "{e}");
         assert!(e.contains("missing field `start`"), "{e}");
@@ -548,23 +626,45 @@ command = "python3 {{adapter_dir}}/client.py {{worker}}"
     #[test]
     fn an_unknown_placeholder_names_the_file_and_its_line() {
         let e = error(&GOOD.replace("echo {{param.quorum}}", "echo {{param.qorum}}"));
-        assert!(e.starts_with("/ad/demo.toml:18: node.setup: {{param.qorum}}: no param named \"qorum\""), "{e}");
+        assert!(
+            e.starts_with(
+                "/ad/demo.toml:18: node.setup: {{param.qorum}}: no param named \"qorum\""
+            ),
+            "{e}"
+        );
         let e = error(&GOOD.replace("{{addr.client}} --cluster", "{{adr.client}} --cluster"));
         assert!(e.starts_with("/ad/demo.toml:25: node.daemon \"server\" start: {{adr.client}}: unknown placeholder"), "{e}");
         let e = error(&GOOD.replace("client.py {{worker}}", "client.py {{data_dir}}"));
-        assert!(e.starts_with("/ad/demo.toml:31: client.command: {{data_dir}}"), "{e}");
+        assert!(
+            e.starts_with("/ad/demo.toml:31: client.command: {{data_dir}}"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_fields_workloads_and_faults_are_refused_with_the_reason() {
         let e = error(&GOOD.replace("[cluster]", "[cluster]\nleader = \"x\""));
-        assert!(e.contains(":28:") && e.contains("unknown field `leader`"), "{e}");
+        assert!(
+            e.contains(":28:") && e.contains("unknown field `leader`"),
+            "{e}"
+        );
         let e = error(&GOOD.replace("\"set\", \"register\"", "\"set\", \"queue\""));
-        assert!(e.starts_with("/ad/demo.toml:5: workloads: \"queue\" is not a workload"), "{e}");
+        assert!(
+            e.starts_with("/ad/demo.toml:5: workloads: \"queue\" is not a workload"),
+            "{e}"
+        );
         let e = error(&GOOD.replace("\"pause\"]", "\"latency\"]"));
-        assert!(e.contains(":6: faults: latency is not available through an adapter"), "{e}");
+        assert!(
+            e.contains(":6: faults: latency is not available through an adapter"),
+            "{e}"
+        );
         let e = error(&GOOD.replace("\"pause\"]", "\"flood\"]"));
-        assert!(e.contains("\"flood\" is not a fault; an adapter may list partition, loss, kill, pause, clock"), "{e}");
+        assert!(
+            e.contains(
+                "\"flood\" is not a fault; an adapter may list partition, loss, kill, pause, clock"
+            ),
+            "{e}"
+        );
         let e = error(&GOOD.replace("client = 7000", "client = 70000"));
         assert!(e.contains(":15:"), "{e}");
         let e = error(&GOOD.replace("name = \"server\"", "name = \"Server X\""));
@@ -575,10 +675,19 @@ command = "python3 {{adapter_dir}}/client.py {{worker}}"
 
     #[test]
     fn lists_cannot_nest_and_peer_lists_stay_in_node_commands() {
-        let e = error(&GOOD.replace("item = \"{{name}}={{addr.peer}}\"", "item = \"{{list.cluster}}\""));
-        assert!(e.contains("lists.cluster.item: {{list.cluster}}: no list named"), "{e}");
+        let e = error(&GOOD.replace(
+            "item = \"{{name}}={{addr.peer}}\"",
+            "item = \"{{list.cluster}}\"",
+        ));
+        assert!(
+            e.contains("lists.cluster.item: {{list.cluster}}: no list named"),
+            "{e}"
+        );
         let peers = GOOD.replace("[lists.cluster]\n", "[lists.cluster]\nover = \"peers\"\n");
-        let e = error(&peers.replace("primary = \"demo-cli --at {{nodes.addr.client}} leader\"", "primary = \"demo-cli {{list.cluster}}\""));
+        let e = error(&peers.replace(
+            "primary = \"demo-cli --at {{nodes.addr.client}} leader\"",
+            "primary = \"demo-cli {{list.cluster}}\"",
+        ));
         assert!(e.contains("cluster.primary: {{list.cluster}}"), "{e}");
     }
 

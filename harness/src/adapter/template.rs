@@ -176,7 +176,13 @@ impl Key {
                 Some(_) => Ok(Key::List(rest.to_string())),
                 None => Err(format!(
                     "no list named {rest:?}: [lists] declares {}",
-                    list_or_none(&names.lists.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
+                    list_or_none(
+                        &names
+                            .lists
+                            .iter()
+                            .map(|(n, _)| n.clone())
+                            .collect::<Vec<_>>()
+                    )
                 )),
             },
             "nodes" | "peers" => {
@@ -450,7 +456,12 @@ impl Values<'_> {
             .ok_or_else(|| "no node to take it from".to_string())
     }
 
-    fn value(&self, key: &Key, node: Option<usize>, worker: Option<usize>) -> Result<String, String> {
+    fn value(
+        &self,
+        key: &Key,
+        node: Option<usize>,
+        worker: Option<usize>,
+    ) -> Result<String, String> {
         let path = |p: &Path| p.to_string_lossy().into_owned();
         match key {
             Key::Own(field) => self.own(node)?.field(field),
@@ -482,7 +493,11 @@ impl Values<'_> {
                     if spec.over == Over::Peers && Some(i) == node {
                         continue;
                     }
-                    items.push(spec.item.render(self, Some(i), worker).map_err(|e| e.to_string())?);
+                    items.push(
+                        spec.item
+                            .render(self, Some(i), worker)
+                            .map_err(|e| e.to_string())?,
+                    );
                 }
                 Ok(items.join(&spec.separator))
             }
@@ -511,7 +526,10 @@ mod tests {
         Names {
             ports: vec!["redis".into(), "sentinel".into()],
             params: vec!["quorum".into()],
-            lists: vec![("cluster".into(), Over::Nodes), ("others".into(), Over::Peers)],
+            lists: vec![
+                ("cluster".into(), Over::Nodes),
+                ("others".into(), Over::Peers),
+            ],
         }
     }
 
@@ -533,9 +551,12 @@ mod tests {
                 id: i,
                 name: format!("n{i}"),
                 ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + i as u8)),
-                ports: [("redis".to_string(), 6000 + i as u16), ("sentinel".to_string(), 7000 + i as u16)]
-                    .into_iter()
-                    .collect(),
+                ports: [
+                    ("redis".to_string(), 6000 + i as u16),
+                    ("sentinel".to_string(), 7000 + i as u16),
+                ]
+                .into_iter()
+                .collect(),
                 data_dir: PathBuf::from(format!("/s/n{i}")),
             })
             .collect()
@@ -543,12 +564,34 @@ mod tests {
 
     fn render(t: &Template, node: Option<usize>) -> Result<String, TemplateError> {
         let nodes = nodes();
-        let params = [("quorum".to_string(), "2".to_string())].into_iter().collect();
-        let item = Template::parse("{{name}}=http://{{addr.redis}}", Scope::Node, &names(), origin("lists.cluster.item"), None)
-            .expect("item parses");
+        let params = [("quorum".to_string(), "2".to_string())]
+            .into_iter()
+            .collect();
+        let item = Template::parse(
+            "{{name}}=http://{{addr.redis}}",
+            Scope::Node,
+            &names(),
+            origin("lists.cluster.item"),
+            None,
+        )
+        .expect("item parses");
         let lists = [
-            ("cluster".to_string(), ListSpec { over: Over::Nodes, item: item.clone(), separator: ",".into() }),
-            ("others".to_string(), ListSpec { over: Over::Peers, item, separator: " ".into() }),
+            (
+                "cluster".to_string(),
+                ListSpec {
+                    over: Over::Nodes,
+                    item: item.clone(),
+                    separator: ",".into(),
+                },
+            ),
+            (
+                "others".to_string(),
+                ListSpec {
+                    over: Over::Peers,
+                    item,
+                    separator: " ".into(),
+                },
+            ),
         ]
         .into_iter()
         .collect();
@@ -580,24 +623,53 @@ mod tests {
              [n1=http://127.0.0.11:6001 n3=http://127.0.0.13:6003] 3 2 /a /bin/faultline /s"
         );
         let c = parse("python3 c.py {{worker}} {{n3.ip}}", Scope::Client).expect("parses");
-        assert_eq!(render(&c, None).expect("renders"), "python3 c.py 4 127.0.0.13");
+        assert_eq!(
+            render(&c, None).expect("renders"),
+            "python3 c.py 4 127.0.0.13"
+        );
     }
 
     #[test]
     fn unknown_and_out_of_scope_placeholders_name_the_line_and_why() {
         let e = parse("x {{prot.redis}}", Scope::Node).expect_err("unknown");
         assert_eq!((e.file.to_str(), e.line), (Some("x.toml"), 7));
-        assert!(e.message.starts_with("node.setup: {{prot.redis}}: unknown placeholder"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("node.setup: {{prot.redis}}: unknown placeholder"),
+            "{}",
+            e.message
+        );
         let e = parse("{{port.memcached}}", Scope::Node).expect_err("no such port");
-        assert!(e.message.contains("no port named \"memcached\": [node.ports] declares redis, sentinel"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("no port named \"memcached\": [node.ports] declares redis, sentinel"),
+            "{}",
+            e.message
+        );
         let e = parse("{{ip}}", Scope::Cluster).expect_err("no own node");
-        assert!(e.message.contains("a cluster command runs for no node"), "{}", e.message);
+        assert!(
+            e.message.contains("a cluster command runs for no node"),
+            "{}",
+            e.message
+        );
         let e = parse("{{peers.ip}}", Scope::Client).expect_err("no own node");
-        assert!(e.message.contains("the client command runs for no node"), "{}", e.message);
+        assert!(
+            e.message.contains("the client command runs for no node"),
+            "{}",
+            e.message
+        );
         let e = parse("{{worker}}", Scope::Node).expect_err("client only");
-        assert!(e.message.contains("only in [client] command"), "{}", e.message);
+        assert!(
+            e.message.contains("only in [client] command"),
+            "{}",
+            e.message
+        );
         let e = parse("{{param.bug}}", Scope::Node).expect_err("undeclared param");
-        assert!(e.message.contains("[params] declares quorum"), "{}", e.message);
+        assert!(
+            e.message.contains("[params] declares quorum"),
+            "{}",
+            e.message
+        );
         let e = parse("{{n0.ip}}", Scope::Node).expect_err("n0");
         assert!(e.message.contains("numbered from 1"), "{}", e.message);
         let e = parse("echo {{ip", Scope::Node).expect_err("unclosed");
@@ -610,8 +682,14 @@ mod tests {
         let start = raw.find("\"\"\"").expect("value");
         let span = start..raw.len() - 1;
         let text = "mkdir {{data_dir}}\necho {{bogus}}\n";
-        let e = Template::parse(text, Scope::Node, &names(), origin("node.setup"), Some((raw, span)))
-            .expect_err("bogus");
+        let e = Template::parse(
+            text,
+            Scope::Node,
+            &names(),
+            origin("node.setup"),
+            Some((raw, span)),
+        )
+        .expect_err("bogus");
         assert_eq!(e.line, 4, "{e}");
     }
 
@@ -619,7 +697,11 @@ mod tests {
     fn a_node_beyond_the_cluster_or_an_unsafe_value_is_refused_when_rendering() {
         let t = parse("{{n5.ip}}", Scope::Node).expect("parses: the count is known later");
         let e = render(&t, Some(0)).expect_err("no n5");
-        assert!(e.message.contains("no node n5 in a cluster of 3"), "{}", e.message);
+        assert!(
+            e.message.contains("no node n5 in a cluster of 3"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.line, 7);
         assert!(check_word("/tmp/my store").is_err());
         assert!(check_word("$(rm -rf x)").is_err());

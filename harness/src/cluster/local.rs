@@ -138,7 +138,10 @@ fn pick_addresses(n: u32, ports: usize) -> anyhow::Result<(Vec<Vec<SocketAddr>>,
     }
     let all = free_ports(Ipv4Addr::LOCALHOST, n as usize * ports)
         .context("binding 127.0.0.1 to find free ports")?;
-    Ok((all.chunks(ports).map(<[SocketAddr]>::to_vec).collect(), false))
+    Ok((
+        all.chunks(ports).map(<[SocketAddr]>::to_vec).collect(),
+        false,
+    ))
 }
 
 /// Each kind of fault's mechanism on a local cluster of `system`, and why
@@ -236,7 +239,10 @@ impl LocalCluster {
             })
             .collect();
         let iptables = if per_node_ip && config.allow_iptables && Iptables::usable() {
-            match Iptables::install(&config.run_id, nodes.iter().map(|n| n.addrs.clone()).collect()) {
+            match Iptables::install(
+                &config.run_id,
+                nodes.iter().map(|n| n.addrs.clone()).collect(),
+            ) {
                 Ok(i) => Some(i),
                 Err(e) => {
                     tracing::warn!("iptables unusable, using the nodes' message filter: {e:#}");
@@ -753,10 +759,7 @@ impl Cluster for LocalCluster {
             }
         }
         if !groups.is_empty() {
-            out.push_str(&format!(
-                "  stop them: kill -TERM {}\n",
-                groups.join(" ")
-            ));
+            out.push_str(&format!("  stop them: kill -TERM {}\n", groups.join(" ")));
         }
         Ok(out)
     }

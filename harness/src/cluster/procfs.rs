@@ -35,7 +35,11 @@ pub fn group_members(pgid: i32) -> Vec<ProcInfo> {
     };
     let mut members = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -54,7 +58,8 @@ pub fn group_members(pgid: i32) -> Vec<ProcInfo> {
 /// True when process `pid` has a file whose name contains `library`
 /// mapped (None: /proc could not tell).
 pub fn maps_library(pid: i32, library: &str) -> Option<bool> {
-    let maps = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("maps")).ok()?;
+    let maps =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("maps")).ok()?;
     Some(maps.lines().any(|l| l.contains(library)))
 }
 
@@ -67,7 +72,10 @@ mod tests {
     #[test]
     fn stat_lines_parse_even_with_odd_names() {
         let s = "4242 (redis-server *:6379) S 1 4240 4240 0 -1";
-        assert_eq!(parse_stat(s), Some(("redis-server *:6379".into(), 'S', 4240)));
+        assert_eq!(
+            parse_stat(s),
+            Some(("redis-server *:6379".into(), 'S', 4240))
+        );
         let s = "7 (a) b) T 1 9 9";
         assert_eq!(parse_stat(s), Some(("a) b".into(), 'T', 9)));
         assert_eq!(parse_stat("garbage"), None);

@@ -7,6 +7,8 @@
 //! cluster down on every path (done, error, interrupt, panic) before
 //! checking the history and printing the results.
 
+use crate::adapter::system::{missing_programs, AdapterRun, AdapterSystem};
+use crate::adapter::AdapterFile;
 use crate::cluster::local::{LocalCluster, LocalConfig};
 use crate::cluster::{Cluster, Mechanism};
 use crate::exit::{bad_input, Exit};
@@ -14,8 +16,6 @@ use crate::nemesis::FaultKind;
 use crate::parse::{self, Concurrency};
 use crate::run::plan::{consensus_kind, Sharding, TestPlan};
 use crate::run::recorder::Recorder;
-use crate::adapter::system::{missing_programs, AdapterRun, AdapterSystem};
-use crate::adapter::AdapterFile;
 use crate::system::faultline::FaultlineSystem;
 use crate::system::{Support, System, SystemKind};
 use anyhow::Context;
@@ -253,7 +253,10 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             let nemesis: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
             let mut n = format!(
                 "{}{}-{}",
-                adapter.as_ref().map(|f| format!("{}-", f.name)).unwrap_or_default(),
+                adapter
+                    .as_ref()
+                    .map(|f| format!("{}-", f.name))
+                    .unwrap_or_default(),
                 workload.name(),
                 if nemesis.is_empty() {
                     "none".to_string()
@@ -314,7 +317,10 @@ fn adapter_file(args: &Args) -> anyhow::Result<Option<AdapterFile>> {
     }
     let file = AdapterFile::read(std::path::Path::new(&args.system))
         .map_err(|e| bad_input(format!("--system {e}")))?;
-    if !args.remote.nodes.is_empty() || args.remote.lab.is_some() || args.remote.nodes_file.is_some() {
+    if !args.remote.nodes.is_empty()
+        || args.remote.lab.is_some()
+        || args.remote.nodes_file.is_some()
+    {
         return Err(bad_input(format!(
             "--system {}: adapters run in local mode only for now (remote mode with an adapter is not built yet)",
             args.system
@@ -366,7 +372,10 @@ fn adapter_kinds(
         )));
     }
     if args.nemesis.iter().any(|w| w == "all") {
-        return Ok(kinds.into_iter().filter(|k| file.faults.contains(k)).collect());
+        return Ok(kinds
+            .into_iter()
+            .filter(|k| file.faults.contains(k))
+            .collect());
     }
     let refused: Vec<&str> = kinds
         .iter()
@@ -379,7 +388,11 @@ fn adapter_kinds(
             args.nemesis.join(","),
             args.system,
             refused.join(", "),
-            file.faults.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            file.faults
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(kinds)
@@ -429,8 +442,7 @@ pub fn system_for(
     if let Support::Unsupported(why) = system.supports_workload(plan.workload) {
         return Err(bad_input(format!(
             "--workload {}: {} cannot run it: {why}",
-            plan.workload,
-            plan.system
+            plan.workload, plan.system
         )));
     }
     Ok(system)

@@ -118,7 +118,9 @@ impl RemoteCluster {
             })
         };
         let (client_port, peer_port) = (port(ports.client)?, port(ports.peer)?);
-        let all_ports = (0..ports.count).map(port).collect::<anyhow::Result<Vec<u16>>>()?;
+        let all_ports = (0..ports.count)
+            .map(port)
+            .collect::<anyhow::Result<Vec<u16>>>()?;
         let mut nodes = Vec::with_capacity(n);
         for (i, h) in config.plan.hosts.iter().enumerate() {
             let ip = (h.host.as_str(), config.plan.node_port)

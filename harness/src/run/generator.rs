@@ -190,7 +190,9 @@ mod tests {
     use faultline_checker::history::{EventType, Process};
     use faultline_results::{read_history, HistoryWriter};
     use faultline_workloads::fake_client::FakeStore;
-    use faultline_workloads::{workload_for, Answer, BoxFuture, Call, WorkloadKind, WorkloadOptions};
+    use faultline_workloads::{
+        workload_for, Answer, BoxFuture, Call, WorkloadKind, WorkloadOptions,
+    };
     use std::collections::HashMap;
 
     /// Answers every third write with silence (unknown), the rest from the store.

@@ -96,7 +96,9 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         }
         None => None,
     };
-    system.await_serving(&nodes, bind_ip, STARTUP_TIMEOUT).await?;
+    system
+        .await_serving(&nodes, bind_ip, STARTUP_TIMEOUT)
+        .await?;
 
     let concurrency = plan.concurrency as usize;
     let workers = (0..concurrency)

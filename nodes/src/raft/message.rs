@@ -84,9 +84,7 @@ pub enum RaftMessage {
         session: u64,
     },
     /// §3.10 of Ongaro's thesis: start an election now (leadership transfer).
-    TimeoutNow {
-        term: Term,
-    },
+    TimeoutNow { term: Term },
 }
 
 impl RaftMessage {

@@ -413,7 +413,8 @@ impl RaftNode {
                 // A new session: what an earlier record of `p` was told or
                 // answered (maybe by a wiped incarnation of the id) is void.
                 self.last_session += 1;
-                self.progress.insert(p, Progress::new(next, self.last_session));
+                self.progress
+                    .insert(p, Progress::new(next, self.last_session));
             }
         }
         if self
@@ -1141,7 +1142,9 @@ impl RaftNode {
     /// session (not to an earlier record of the id, nor to a node that is
     /// no longer tracked).
     fn in_session(&self, from: NodeId, session: u64) -> bool {
-        self.progress.get(&from).is_some_and(|pr| pr.session == session)
+        self.progress
+            .get(&from)
+            .is_some_and(|pr| pr.session == session)
     }
 
     /// A message from the leader of our term.

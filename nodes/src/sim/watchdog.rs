@@ -291,7 +291,11 @@ mod tests {
             .event(500, || held.iter().collect())
             .expect_err("four in flight passes a bound of three");
         assert_eq!(v.property, LIVENESS);
-        assert!(v.detail.contains("more than 3 messages in flight"), "{}", v.detail);
+        assert!(
+            v.detail.contains("more than 3 messages in flight"),
+            "{}",
+            v.detail
+        );
         assert!(v.detail.contains("n2 heartbeat ×4"), "{}", v.detail);
         assert_eq!(dog.peaks().messages_in_flight, 4);
     }
@@ -308,11 +312,17 @@ mod tests {
             dog.event(7, Vec::new).expect("within the rate");
         }
         let v = dog.event(7, Vec::new).expect_err("past the rate");
-        assert!(v.detail.contains("more than 200 events within 100 virtual ms"), "{}", v.detail);
+        assert!(
+            v.detail
+                .contains("more than 200 events within 100 virtual ms"),
+            "{}",
+            v.detail
+        );
         // A new window starts afresh.
         let mut dog = Watchdog::new(limits);
         for t in 0..1_000 {
-            dog.event(t * 1_000, Vec::new).expect("one event a virtual ms is fine");
+            dog.event(t * 1_000, Vec::new)
+                .expect("one event a virtual ms is fine");
         }
         assert_eq!(dog.peaks().events_per_virtual_ms, 1);
     }
@@ -335,7 +345,13 @@ mod tests {
         assert!(dog.check_horizon(1_000).is_ok());
         assert!(dog.check_horizon(1_001).is_err());
         assert!(dog.ready_drained(NodeId(1), 2, 0).is_ok());
-        let v = dog.ready_drained(NodeId(1), 3, 0).expect_err("a third Ready");
-        assert!(v.detail.contains("n1 produced more than 2 Readys"), "{}", v.detail);
+        let v = dog
+            .ready_drained(NodeId(1), 3, 0)
+            .expect_err("a third Ready");
+        assert!(
+            v.detail.contains("n1 produced more than 2 Readys"),
+            "{}",
+            v.detail
+        );
     }
 }

@@ -145,8 +145,7 @@ mod tests {
         );
         let maybe = answer(replied(Reply::error("timeout", false)));
         assert_eq!(maybe.outcome, Outcome::Info);
-        let unflagged: Reply =
-            serde_json::from_str(r#"{"ok":false,"error":"x"}"#).expect("parses");
+        let unflagged: Reply = serde_json::from_str(r#"{"ok":false,"error":"x"}"#).expect("parses");
         assert_eq!(answer(replied(unflagged)).outcome, Outcome::Info);
         let not_sent = answer(CallResult::NotSent {
             node: None,

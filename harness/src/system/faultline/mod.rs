@@ -165,7 +165,11 @@ impl System for FaultlineSystem {
         bind_ip: Option<IpAddr>,
         timeout: Duration,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(client::wait_until_serving(node_addrs(nodes), bind_ip, timeout))
+        Box::pin(client::wait_until_serving(
+            node_addrs(nodes),
+            bind_ip,
+            timeout,
+        ))
     }
 
     fn leader<'a>(

@@ -1286,7 +1286,9 @@ fn duplicated_replies_rewind_a_lagging_acceptor_once_a_tick() {
     };
     let _ = c.node(l.0).ready();
     for _ in 0..20 {
-        c.node(l.0).step(reply.clone()).expect("a well-addressed message");
+        c.node(l.0)
+            .step(reply.clone())
+            .expect("a well-addressed message");
     }
     let resent = c
         .node(l.0)
@@ -1299,7 +1301,10 @@ fn duplicated_replies_rewind_a_lagging_acceptor_once_a_tick() {
                     if entries.first().map(|e| e.index) == Some(lagging.next()))
         })
         .count();
-    assert_eq!(resent, 1, "twenty copies of one reply resend the lacking slots once");
+    assert_eq!(
+        resent, 1,
+        "twenty copies of one reply resend the lacking slots once"
+    );
     c.tick_all(5);
     assert_eq!(c.values(f), c.values(l.0), "and the acceptor catches up");
 }

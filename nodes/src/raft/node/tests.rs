@@ -1275,7 +1275,10 @@ fn joining_nodes_vote_only_for_candidates_holding_the_entry_that_added_them() {
 fn a_stale_ack_from_a_wiped_incarnation_of_a_reused_node_id_is_ignored() {
     let mut c = Cluster::new(3);
     let leader = c.elect();
-    let victim = (1..=3).map(NodeId).find(|&n| n != leader).expect("a follower");
+    let victim = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
     for k in 0..5u8 {
         c.leader_node().propose(vec![k]).expect("leader accepts");
         c.settle();
@@ -1325,5 +1328,8 @@ fn a_stale_ack_from_a_wiped_incarnation_of_a_reused_node_id_is_ignored() {
         last,
         "the re-added node caught up"
     );
-    assert!(!c.nodes[&leader].status().membership_pending, "the change finished");
+    assert!(
+        !c.nodes[&leader].status().membership_pending,
+        "the change finished"
+    );
 }
