@@ -9,42 +9,41 @@
 
 use crate::error::CheckError;
 use crate::model::map::MapOf;
-use crate::model::{compile_all, Ctx, Model, ModelKind};
-use crate::model::{
-    counter::Counter, lock::Lock, mutex::Mutex, queue::Queue, register::Register, set::Set,
-};
+use crate::model::{compile_all, Ctx, Model, ModelKind, ModelOptions, ModelVisitor};
 use crate::operation::{Operation, Operations, Outcome};
 
-/// Is `ops` linearizable against `model`? Keyed operations are checked as
-/// one map of independent objects (never split).
-pub fn linearizable(ops: &Operations, model: ModelKind) -> Result<bool, CheckError> {
+/// Is `ops` linearizable against `model` (made with `options`)? Keyed
+/// operations are checked as one map of independent objects (never split).
+pub fn linearizable(
+    ops: &Operations,
+    model: ModelKind,
+    options: &ModelOptions,
+) -> Result<bool, CheckError> {
     let keep: Vec<&Operation> = ops
         .ops
         .iter()
         .filter(|o| o.outcome != Outcome::Fail)
         .collect();
     assert!(keep.len() <= 16, "brute force is for small histories");
-    macro_rules! go {
-        ($m:expr) => {
-            run(&MapOf { inner: $m }, &keep)
+    model.visit(options, Brute(&keep))
+}
+
+struct Brute<'a>(&'a [&'a Operation]);
+
+impl ModelVisitor for Brute<'_> {
+    type Output = Result<bool, CheckError>;
+    fn visit<M: Model>(self, model: &M) -> Self::Output {
+        let map = MapOf {
+            inner: model.clone(),
         };
-    }
-    match model {
-        ModelKind::Register => go!(Register::PLAIN),
-        ModelKind::CasRegister => go!(Register::CAS),
-        ModelKind::Kv => go!(Register::KV),
-        ModelKind::Mutex => go!(Mutex),
-        ModelKind::Lock => go!(Lock),
-        ModelKind::Set => go!(Set),
-        ModelKind::Counter => go!(Counter),
-        ModelKind::Queue => go!(Queue),
+        run(&map, self.0)
     }
 }
 
 fn run<M: Model>(model: &M, ops: &[&Operation]) -> Result<bool, CheckError> {
     let mut ctx = Ctx::new();
     let cops = compile_all(model, ops, &mut ctx)?;
-    let state = model.init(&ctx);
+    let state = model.init(&mut ctx);
     Ok(dfs(model, &mut ctx, ops, &cops, 0, &state))
 }
 

@@ -10,14 +10,8 @@
 
 use crate::error::CheckError;
 use crate::history::Value;
-use crate::model::counter::Counter;
-use crate::model::lock::Lock;
 use crate::model::map::MapOf;
-use crate::model::mutex::Mutex;
-use crate::model::queue::Queue;
-use crate::model::register::Register;
-use crate::model::set::Set;
-use crate::model::{compile_all, Ctx, Model, ModelKind};
+use crate::model::{compile_all, Ctx, Model, ModelKind, ModelVisitor};
 use crate::operation::{Operation, Operations, Outcome};
 use crate::options::CheckOptions;
 use crate::search::{search, Limits, SearchResult, SearchStats};
@@ -71,24 +65,35 @@ pub fn check_linearizable(
         vec![(None, relevant)]
     };
     let as_map = keyed && !opts.partition;
-    macro_rules! go {
-        ($m:expr) => {
-            if as_map {
-                run_groups(&MapOf { inner: $m }, &groups, opts)
-            } else {
-                run_groups(&$m, &groups, opts)
-            }
-        };
-    }
-    match model {
-        ModelKind::Register => go!(Register::PLAIN),
-        ModelKind::CasRegister => go!(Register::CAS),
-        ModelKind::Kv => go!(Register::KV),
-        ModelKind::Mutex => go!(Mutex),
-        ModelKind::Lock => go!(Lock),
-        ModelKind::Set => go!(Set),
-        ModelKind::Counter => go!(Counter),
-        ModelKind::Queue => go!(Queue),
+    model.visit(
+        &opts.model_options,
+        Parts {
+            groups: &groups,
+            as_map,
+            opts,
+        },
+    )
+}
+
+/// Searches the parts with the model chosen at run time.
+struct Parts<'a> {
+    groups: &'a [(Option<Value>, Vec<&'a Operation>)],
+    /// Check keyed operations as one map of independent objects.
+    as_map: bool,
+    opts: &'a CheckOptions,
+}
+
+impl ModelVisitor for Parts<'_> {
+    type Output = Result<LinearizabilityReport, CheckError>;
+    fn visit<M: Model>(self, model: &M) -> Self::Output {
+        if self.as_map {
+            let map = MapOf {
+                inner: model.clone(),
+            };
+            run_groups(&map, self.groups, self.opts)
+        } else {
+            run_groups(model, self.groups, self.opts)
+        }
     }
 }
 

@@ -293,12 +293,16 @@ impl OperationsBuilder {
 }
 
 /// Jepsen's independent histories carry `[key value]` tuples as values.
-/// When no operation has a key, every input and ok output is a pair, and
-/// some operation other than a cas invokes a pair (a plain register's read
+/// When no operation has a key, every input and ok output is a pair whose
+/// key is a scalar (not a txn's micro-op, which is a list), and some
+/// operation other than a cas invokes a pair (a plain register's read
 /// invokes `nil`, a cas register's cas `[old new]`), the pairs are split
 /// into key and value.
 fn split_independent_tuples(ops: &mut [Operation]) {
-    let pair = |v: &Value| v.as_array().is_some_and(|a| a.len() == 2);
+    let pair = |v: &Value| {
+        v.as_array()
+            .is_some_and(|a| a.len() == 2 && !a[0].is_array() && !a[0].is_object())
+    };
     let all_pairs = ops
         .iter()
         .all(|o| o.key.is_none() && pair(&o.input) && o.output.as_ref().is_none_or(pair));
@@ -424,6 +428,21 @@ mod tests {
         assert_eq!(ops.ops[0].complete_time, Some(20));
         assert_eq!(ops.ops[0].line, 1);
         assert_eq!(ops.faults.len(), 1);
+    }
+
+    #[test]
+    fn a_txn_of_two_micro_ops_is_not_taken_for_a_tuple() {
+        let txn = "[[:read :x nil] [:write :y 1]]";
+        let ops = edn_ops(&format!("{{:process 0, :type :invoke, :f :txn, :value {txn}}}\n{{:process 0, :type :ok, :f :txn, :value {txn}}}"));
+        assert_eq!(ops.ops[0].key, None);
+        let keyed = edn_ops(&format!(
+            "{{:process 0, :type :invoke, :f :txn, :value [7 {txn}]}}"
+        ));
+        assert_eq!(
+            keyed.ops[0].key,
+            Some(Value::from(7)),
+            "an independent txn is split"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Options of a check.
 
+use crate::model::ModelOptions;
 use std::time::Duration;
 
 /// How to check. `Default` gives: split by key, no time limit, a 4 GiB
-/// memory bound, every core.
+/// memory bound, every core, registers starting empty and nil reads read
+/// as "no value".
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
     /// Split histories of independent keys and check each key alone
@@ -16,6 +18,8 @@ pub struct CheckOptions {
     pub memory_limit_bytes: usize,
     /// Worker threads for independent keys; 0 means one per core.
     pub threads: usize,
+    /// Registers' initial value and the meaning of nil reads.
+    pub model_options: ModelOptions,
 }
 
 impl Default for CheckOptions {
@@ -25,6 +29,7 @@ impl Default for CheckOptions {
             time_limit: None,
             memory_limit_bytes: 4 << 30,
             threads: 0,
+            model_options: ModelOptions::default(),
         }
     }
 }

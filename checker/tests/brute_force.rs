@@ -1,10 +1,13 @@
 //! The search agrees with the brute-force reference (every order tried)
 //! on random histories of up to 8 operations, for every model; keyed kv
-//! histories both split by key and checked as one map.
+//! histories both split by key and checked as one map; the register models
+//! also with random initial values and both meanings of a nil read, and
+//! Knossos's multi-register on random txns.
 
 use faultline_checker::brute;
 use faultline_checker::history::{Event, EventType, Process, Value};
 use faultline_checker::linearizable::check_linearizable;
+use faultline_checker::model::{ModelOptions, NilReads};
 use faultline_checker::{CheckOptions, ModelKind, Operations, VerdictKind};
 use proptest::prelude::*;
 use serde_json::json;
@@ -142,6 +145,28 @@ fn op_for(model: ModelKind, rng: &mut Rng, process: u64) -> (&'static str, Value
                 ("read", Value::Null, Value::from(rng.below(4) as i64 - 1))
             }
         }
+        ModelKind::MultiRegister => {
+            let registers = ["x", "y", "z"];
+            let n = 1 + rng.below(3);
+            let (mut input, mut output) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                let k = registers[rng.below(3) as usize];
+                if rng.below(2) == 0 {
+                    let seen = if rng.below(4) == 0 {
+                        Value::Null
+                    } else {
+                        v(rng)
+                    };
+                    input.push(json!(["read", k, null]));
+                    output.push(json!(["read", k, seen]));
+                } else {
+                    let x = v(rng);
+                    input.push(json!(["write", k, x]));
+                    output.push(json!(["write", k, x]));
+                }
+            }
+            ("txn", Value::Array(input), Value::Array(output))
+        }
         ModelKind::Queue => {
             if rng.below(2) == 0 {
                 let x = Value::from(rng.below(3) + 1);
@@ -233,16 +258,50 @@ fn history(model: ModelKind, seed: u64, shape: Shape) -> Vec<Event> {
     events
 }
 
-fn agree(model: ModelKind, seed: u64, shape: Shape) -> Result<(), TestCaseError> {
+/// Which register semantics a case is checked under.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Semantics {
+    /// Registers start empty, a nil read means "no value".
+    Default,
+    /// A random initial value (or none) and a random meaning of nil reads.
+    Random,
+}
+
+fn options(seed: u64, semantics: Semantics) -> ModelOptions {
+    if semantics == Semantics::Default {
+        return ModelOptions::default();
+    }
+    let mut rng = Rng(seed ^ 0x0123_4567_89ab_cdef);
+    ModelOptions {
+        initial_value: match rng.below(3) {
+            0 => None,
+            _ => Some(Value::from(rng.below(3))),
+        },
+        nil_reads: if rng.below(2) == 0 {
+            NilReads::Absent
+        } else {
+            NilReads::Unknown
+        },
+    }
+}
+
+fn agree(
+    model: ModelKind,
+    seed: u64,
+    shape: Shape,
+    semantics: Semantics,
+) -> Result<(), TestCaseError> {
     let keyed = shape.keys > 0;
     let events = history(model, seed, shape);
     let ops = Operations::from_events("generated", &events, &[])
         .expect("generated histories are well formed");
-    let expected = brute::linearizable(&ops, model).expect("ops fit the model");
+    let model_options = options(seed, semantics);
+    let expected = brute::linearizable(&ops, model, &model_options).expect("ops fit the model");
     for partition in [true, false] {
         let opts = CheckOptions {
             partition,
             threads: 1,
+            model_options: model_options.clone(),
             ..CheckOptions::default()
         };
         let got = check_linearizable(&ops, model, &opts)
@@ -257,10 +316,11 @@ fn agree(model: ModelKind, seed: u64, shape: Shape) -> Result<(), TestCaseError>
         prop_assert_eq!(
             got,
             want,
-            "model {} seed {} partition {}:\n{}",
+            "model {} seed {} partition {} options {:?}:\n{}",
             model,
             seed,
             partition,
+            model_options,
             events
                 .iter()
                 .map(|e| serde_json::to_string(e).expect("json"))
@@ -278,11 +338,14 @@ const CASES: u32 = 1500;
 
 macro_rules! model_test {
     ($name:ident, $model:expr, $shape:expr) => {
+        model_test!($name, $model, $shape, Semantics::Default);
+    };
+    ($name:ident, $model:expr, $shape:expr, $semantics:expr) => {
         proptest! {
             #![proptest_config(ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() })]
             #[test]
             fn $name(seed in any::<u64>()) {
-                agree($model, seed, $shape)?;
+                agree($model, seed, $shape, $semantics)?;
             }
         }
     };
@@ -340,6 +403,35 @@ model_test!(
     KV_APPENDS_CRASHING
 );
 model_test!(
+    register_with_initial_values_and_nil_reads_agrees_with_brute_force,
+    ModelKind::Register,
+    Shape::PLAIN,
+    Semantics::Random
+);
+model_test!(
+    cas_register_with_initial_values_and_nil_reads_agrees_with_brute_force,
+    ModelKind::CasRegister,
+    Shape::PLAIN,
+    Semantics::Random
+);
+model_test!(
+    kv_with_initial_values_and_nil_reads_split_and_whole_agree_with_brute_force,
+    ModelKind::Kv,
+    Shape::KV,
+    Semantics::Random
+);
+model_test!(
+    multi_register_agrees_with_brute_force,
+    ModelKind::MultiRegister,
+    Shape::PLAIN
+);
+model_test!(
+    multi_register_with_initial_values_and_nil_reads_agrees_with_brute_force,
+    ModelKind::MultiRegister,
+    Shape::PLAIN,
+    Semantics::Random
+);
+model_test!(
     mutex_agrees_with_brute_force,
     ModelKind::Mutex,
     Shape::PLAIN
@@ -376,12 +468,40 @@ fn generated_histories_are_a_mix_of_valid_and_invalid() {
             (ModelKind::Kv, KV_APPENDS, " appends"),
             (ModelKind::Kv, KV_APPENDS_CRASHING, " appends, crashing"),
         ]);
-    for (model, shape, what) in shapes {
+    let shapes = shapes
+        .map(|(m, shape, what)| (m, shape, what, Semantics::Default))
+        .chain([
+            (
+                ModelKind::Register,
+                Shape::PLAIN,
+                " with random semantics",
+                Semantics::Random,
+            ),
+            (
+                ModelKind::CasRegister,
+                Shape::PLAIN,
+                " with random semantics",
+                Semantics::Random,
+            ),
+            (
+                ModelKind::Kv,
+                Shape::KV,
+                " with random semantics",
+                Semantics::Random,
+            ),
+            (
+                ModelKind::MultiRegister,
+                Shape::PLAIN,
+                " with random semantics",
+                Semantics::Random,
+            ),
+        ]);
+    for (model, shape, what, semantics) in shapes {
         let valid = (0..300u64)
             .filter(|&s| {
                 let ops = Operations::from_events("g", &history(model, s, shape), &[])
                     .expect("well formed");
-                brute::linearizable(&ops, model).expect("fits")
+                brute::linearizable(&ops, model, &options(s, semantics)).expect("fits")
             })
             .count();
         assert!(

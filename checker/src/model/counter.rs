@@ -34,7 +34,7 @@ impl Model for Counter {
             )),
         }
     }
-    fn init(&self, _ctx: &Ctx) -> i64 {
+    fn init(&self, _ctx: &mut Ctx) -> i64 {
         0
     }
     fn step(&self, _ctx: &mut Ctx, s: &i64, op: &CounterOp) -> Option<i64> {

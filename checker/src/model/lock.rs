@@ -87,7 +87,7 @@ impl Model for Lock {
             )),
         }
     }
-    fn init(&self, _ctx: &Ctx) -> LockState {
+    fn init(&self, _ctx: &mut Ctx) -> LockState {
         LockState {
             holder: None,
             token: 0,

@@ -42,7 +42,7 @@ impl<M: Model> Model for MapOf<M> {
             op: self.inner.compile(op, ctx)?,
         })
     }
-    fn init(&self, ctx: &Ctx) -> Self::State {
+    fn init(&self, ctx: &mut Ctx) -> Self::State {
         vec![self.inner.init(ctx); ctx.slot_keys.len().max(1)].into_boxed_slice()
     }
     #[inline]

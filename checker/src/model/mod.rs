@@ -13,6 +13,7 @@
 pub mod counter;
 pub mod lock;
 pub mod map;
+pub mod multi_register;
 pub mod mutex;
 pub mod queue;
 pub mod register;
@@ -51,6 +52,9 @@ pub struct Ctx {
     /// Models over a whole map: key -> slot.
     pub(crate) slots: HashMap<String, u32>,
     pub(crate) slot_keys: Vec<Value>,
+    /// The multi-register's registers: key -> number, and back.
+    registers: HashMap<String, u32>,
+    register_keys: Vec<Value>,
     /// Fingerprints of string ids, computed once.
     fps: HashMap<u32, (u64, u32, u64), FxBuildHasher>,
 }
@@ -229,8 +233,80 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// The number of a multi-register's register `key`, numbered in the
+    /// order first seen.
+    pub(crate) fn register(&mut self, key: &Value) -> u32 {
+        let k = key.to_string();
+        if let Some(&r) = self.registers.get(&k) {
+            return r;
+        }
+        let r = u32::try_from(self.register_keys.len()).expect("fewer than 2^32 registers");
+        self.registers.insert(k, r);
+        self.register_keys.push(key.clone());
+        r
+    }
+
+    pub(crate) fn registers_len(&self) -> usize {
+        self.register_keys.len()
+    }
+
+    pub(crate) fn register_key(&self, r: u32) -> &Value {
+        &self.register_keys[r as usize]
+    }
+}
+
+/// How an `ok` read that returned nil (null) is understood.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NilReads {
+    /// The register held no value (never written, or written nil): what
+    /// faultline's recorder and Porcupine mean by it. A nil read after an
+    /// acknowledged write is then an anomaly (a lost write, a stale read).
+    #[default]
+    Absent,
+    /// The read's value is not known: it constrains nothing. Knossos's
+    /// registers read it so (its histories record nil for reads whose value
+    /// the client never got).
+    Unknown,
+}
+
+impl NilReads {
+    pub fn name(self) -> &'static str {
+        match self {
+            NilReads::Absent => "absent",
+            NilReads::Unknown => "unknown",
+        }
+    }
+}
+
+/// The register models' choices: where registers start, what a nil read
+/// means. Knossos's models are these with `nil_reads: Unknown`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelOptions {
+    /// Every register (each key's, each of a multi-register's) starts at
+    /// this value; `None` starts them empty (nil).
+    pub initial_value: Option<Value>,
+    pub nil_reads: NilReads,
+}
+
+impl ModelOptions {
+    /// The interned initial value (`intern` as the model interns values),
+    /// or [`NIL`].
+    pub(crate) fn initial_id(
+        &self,
+        ctx: &mut Ctx,
+        intern: impl Fn(&mut Ctx, &Value) -> u32,
+    ) -> u32 {
+        match &self.initial_value {
+            Some(v) => intern(ctx, v),
+            None => NIL,
+        }
+    }
+}
+
 /// A sequential specification. See the module docs.
-pub trait Model: Sync {
+pub trait Model: Sync + Clone {
     type State: Clone + Eq + Hash + Send + Sync + fmt::Debug;
     type Op: Clone + Send + Sync + fmt::Debug;
 
@@ -239,7 +315,7 @@ pub trait Model: Sync {
     /// the operation does not fit this model.
     fn compile(&self, op: &Operation, ctx: &mut Ctx) -> Result<Self::Op, String>;
     /// The initial state, once every operation has been compiled.
-    fn init(&self, ctx: &Ctx) -> Self::State;
+    fn init(&self, ctx: &mut Ctx) -> Self::State;
     fn step(&self, ctx: &mut Ctx, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
     /// True when `op` never changes the state when it succeeds (a read):
     /// `step` returns the state it was given, or `None`. Crashed such
@@ -301,10 +377,11 @@ pub enum ModelKind {
     Set,
     Counter,
     Queue,
+    MultiRegister,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 8] = [
+    pub const ALL: [ModelKind; 9] = [
         ModelKind::Register,
         ModelKind::CasRegister,
         ModelKind::Kv,
@@ -313,6 +390,7 @@ impl ModelKind {
         ModelKind::Set,
         ModelKind::Counter,
         ModelKind::Queue,
+        ModelKind::MultiRegister,
     ];
 
     pub fn name(self) -> &'static str {
@@ -325,7 +403,18 @@ impl ModelKind {
             ModelKind::Set => "set",
             ModelKind::Counter => "counter",
             ModelKind::Queue => "queue",
+            ModelKind::MultiRegister => "multi-register",
         }
+    }
+
+    /// Whether the model's objects are registers, which start at
+    /// [`ModelOptions::initial_value`] and read nil per
+    /// [`ModelOptions::nil_reads`].
+    pub fn has_registers(self) -> bool {
+        matches!(
+            self,
+            ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv | ModelKind::MultiRegister
+        )
     }
 }
 
@@ -346,6 +435,31 @@ impl FromStr for ModelKind {
                 name: s.to_string(),
                 expected: ModelKind::ALL.map(ModelKind::name).join(", "),
             })
+    }
+}
+
+/// Code to run with a model whose type is known only at run time
+/// ([`ModelKind::visit`]).
+pub trait ModelVisitor {
+    type Output;
+    fn visit<M: Model>(self, model: &M) -> Self::Output;
+}
+
+impl ModelKind {
+    /// Runs `visitor` with the model of this kind, made with `options`.
+    pub fn visit<V: ModelVisitor>(self, options: &ModelOptions, visitor: V) -> V::Output {
+        use register::{Flavour, Register};
+        match self {
+            ModelKind::Register => visitor.visit(&Register::new(Flavour::Plain, options)),
+            ModelKind::CasRegister => visitor.visit(&Register::new(Flavour::Cas, options)),
+            ModelKind::Kv => visitor.visit(&Register::new(Flavour::Kv, options)),
+            ModelKind::Mutex => visitor.visit(&mutex::Mutex),
+            ModelKind::Lock => visitor.visit(&lock::Lock),
+            ModelKind::Set => visitor.visit(&set::Set),
+            ModelKind::Counter => visitor.visit(&counter::Counter),
+            ModelKind::Queue => visitor.visit(&queue::Queue),
+            ModelKind::MultiRegister => visitor.visit(&multi_register::MultiRegister::new(options)),
+        }
     }
 }
 

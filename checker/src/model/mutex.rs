@@ -29,7 +29,7 @@ impl Model for Mutex {
             )),
         }
     }
-    fn init(&self, _ctx: &Ctx) -> bool {
+    fn init(&self, _ctx: &mut Ctx) -> bool {
         false
     }
     fn step(&self, _ctx: &mut Ctx, held: &bool, op: &MutexOp) -> Option<bool> {

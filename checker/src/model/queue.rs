@@ -40,7 +40,7 @@ impl Model for Queue {
             )),
         }
     }
-    fn init(&self, _ctx: &Ctx) -> VecDeque<u32> {
+    fn init(&self, _ctx: &mut Ctx) -> VecDeque<u32> {
         VecDeque::new()
     }
     fn step(&self, _ctx: &mut Ctx, s: &VecDeque<u32>, op: &QueueOp) -> Option<VecDeque<u32>> {

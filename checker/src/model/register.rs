@@ -5,8 +5,12 @@
 //! The state is one interned value id. `cas` takes `[expected, new]`; an
 //! `ok` cas swapped (or, with the completion value `false`, completed and
 //! found a different value, as Jepsen's console logs report it).
+//!
+//! A register starts at [`ModelOptions::initial_value`] (nil without one)
+//! and reads an `ok` read of nil per [`ModelOptions::nil_reads`]: as "no
+//! value" (faultline, Porcupine) or as "not known" (Knossos).
 
-use super::{Ctx, Model, NIL};
+use super::{Ctx, Model, ModelOptions, NilReads, NIL};
 use crate::history::Value;
 use crate::operation::{Operation, Outcome};
 
@@ -27,48 +31,63 @@ pub enum RegOp {
     Append(u32),
 }
 
-/// A register; which operations it accepts depends on the flavour.
-#[derive(Clone, Copy, Debug)]
+/// Which operations a register accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// read, write.
+    Plain,
+    /// read, write, cas.
+    Cas,
+    /// get/read, put/write, append, cas on strings; `""` is the same as
+    /// never written.
+    Kv,
+}
+
+/// A register of one flavour, with its initial value and nil reads.
+#[derive(Clone, Debug)]
 pub struct Register {
-    pub cas: bool,
-    /// kv flavour: get/put/append accepted; `""` is the same as never written.
-    pub kv: bool,
+    pub flavour: Flavour,
+    pub options: ModelOptions,
 }
 
 impl Register {
-    pub const PLAIN: Register = Register {
-        cas: false,
-        kv: false,
-    };
-    pub const CAS: Register = Register {
-        cas: true,
-        kv: false,
-    };
-    pub const KV: Register = Register {
-        cas: true,
-        kv: true,
-    };
+    pub fn new(flavour: Flavour, options: &ModelOptions) -> Register {
+        Register {
+            flavour,
+            options: options.clone(),
+        }
+    }
 
     fn intern(&self, ctx: &mut Ctx, v: &Value) -> u32 {
-        if self.kv && v.as_str() == Some("") {
+        if self.flavour == Flavour::Kv && v.as_str() == Some("") {
             NIL
         } else {
             ctx.intern(v)
         }
     }
 
+    /// What an `ok` read saw: `None` when unknown (a nil read, with
+    /// [`NilReads::Unknown`]).
+    fn read_value(&self, ctx: &mut Ctx, seen: &Value) -> Option<u32> {
+        match seen {
+            Value::Null if self.options.nil_reads == NilReads::Unknown => None,
+            v => Some(self.intern(ctx, v)),
+        }
+    }
+
     /// Shared with the whole-map kv model.
     pub(crate) fn compile_reg(&self, op: &Operation, ctx: &mut Ctx) -> Result<RegOp, String> {
         let known = op.outcome == Outcome::Ok;
+        let kv = self.flavour == Flavour::Kv;
         match op.f.as_str() {
-            "read" | "get" if self.kv || op.f == "read" => {
+            "read" | "get" if kv || op.f == "read" => {
                 let out = op.output.as_ref().filter(|_| known);
-                Ok(RegOp::Read(out.map(|v| self.intern(ctx, v))))
+                Ok(RegOp::Read(out.and_then(|v| self.read_value(ctx, v))))
             }
-            "write" | "put" if self.kv || op.f == "write" => {
+            "write" | "put" if kv || op.f == "write" => {
                 Ok(RegOp::Write(self.intern(ctx, &op.input)))
             }
-            "cas" if self.cas => {
+            "cas" if self.flavour != Flavour::Plain => {
                 let pair = op
                     .input
                     .as_array()
@@ -85,7 +104,7 @@ impl Register {
                     ok,
                 })
             }
-            "append" if self.kv => {
+            "append" if kv => {
                 if !op.input.is_string() {
                     return Err(format!("append: expected a string, got {}", op.input));
                 }
@@ -94,10 +113,10 @@ impl Register {
             other => Err(format!(
                 "unknown operation {other:?}; {} accepts {}",
                 self.name(),
-                match (self.kv, self.cas) {
-                    (true, _) => "read/get, write/put, append, cas",
-                    (false, true) => "read, write, cas",
-                    (false, false) => "read, write",
+                match self.flavour {
+                    Flavour::Kv => "read/get, write/put, append, cas",
+                    Flavour::Cas => "read, write, cas",
+                    Flavour::Plain => "read, write",
                 }
             )),
         }
@@ -135,17 +154,17 @@ impl Model for Register {
     type Part = ();
 
     fn name(&self) -> &'static str {
-        match (self.kv, self.cas) {
-            (true, _) => "kv",
-            (false, true) => "cas-register",
-            (false, false) => "register",
+        match self.flavour {
+            Flavour::Kv => "kv",
+            Flavour::Cas => "cas-register",
+            Flavour::Plain => "register",
         }
     }
     fn compile(&self, op: &Operation, ctx: &mut Ctx) -> Result<RegOp, String> {
         self.compile_reg(op, ctx)
     }
-    fn init(&self, _ctx: &Ctx) -> u32 {
-        NIL
+    fn init(&self, ctx: &mut Ctx) -> u32 {
+        self.options.initial_id(ctx, |ctx, v| self.intern(ctx, v))
     }
     #[inline]
     fn step(&self, ctx: &mut Ctx, state: &u32, op: &RegOp) -> Option<u32> {

@@ -71,7 +71,7 @@ impl Model for Set {
             )),
         }
     }
-    fn init(&self, _ctx: &Ctx) -> Box<[u64]> {
+    fn init(&self, _ctx: &mut Ctx) -> Box<[u64]> {
         Box::new([])
     }
     fn step(&self, _ctx: &mut Ctx, s: &Box<[u64]>, op: &SetOp) -> Option<Box<[u64]>> {

@@ -15,7 +15,9 @@
 use crate::exit::{bad_input, Exit};
 use crate::parse;
 use anyhow::Context;
-use faultline_checker::format::Format;
+use faultline_checker::format::{edn, Format};
+use faultline_checker::history::Value;
+use faultline_checker::model::{ModelOptions, NilReads};
 use faultline_checker::{
     check_model, check_workload, html, CheckError, CheckOptions, ModelKind, Operations, Report,
     Verdict, VerdictKind, Workload,
@@ -26,9 +28,9 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Check linearizability against this model: register, cas-register,
-    /// kv, mutex, lock, set, counter, queue; or transactional isolation:
-    /// list-append, rw-register. Without it, the checkers of the workload
-    /// run (see --workload).
+    /// kv, multi-register, mutex, lock, set, counter, queue; or
+    /// transactional isolation: list-append, rw-register. Without it, the
+    /// checkers of the workload run (see --workload).
     #[arg(long, value_parser = model_names())]
     pub model: Option<String>,
     /// With --model list-append|rw-register: the consistency models the
@@ -37,6 +39,20 @@ pub struct Args {
     /// repeatable-read, read-committed).
     #[arg(long, value_name = "M,...")]
     pub consistency_models: Option<String>,
+    /// Registers start at this value (register, cas-register, kv per key,
+    /// multi-register), written in EDN or JSON: 0, "x", :x. Without it they
+    /// start empty (nil). Knossos's cas-register tests start at 0.
+    #[arg(long, value_name = "VALUE")]
+    pub initial_value: Option<String>,
+    /// What an ok read of nil means. absent (the default): the register
+    /// held no value; so a nil read after an acknowledged write is a lost
+    /// write or a stale read, which faultline's recorder (it writes null
+    /// only for a missing key) and Porcupine mean and which is the stricter
+    /// check. unknown: the read's value is not known and constrains
+    /// nothing, as Knossos reads it (its histories record nil for reads
+    /// whose value the client never got); use it to get Knossos's verdicts.
+    #[arg(long, value_enum, value_name = "MEANING")]
+    pub nil_reads: Option<NilReadsArg>,
     /// Run the checkers of this workload: register, kv, set, counter, lock.
     /// Guessed from the operations when neither --model nor --workload.
     #[arg(long, conflicts_with = "model", value_parser = parse::names(Workload::ALL))]
@@ -74,6 +90,53 @@ fn model_names() -> clap::builder::PossibleValuesParser {
     parse::names(models.into_iter().chain(txn))
 }
 
+/// `--nil-reads`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NilReadsArg {
+    Absent,
+    Unknown,
+}
+
+/// `--initial-value` and `--nil-reads`, checked against the model that
+/// will use them.
+fn model_options(args: &Args, model: Option<ModelKind>) -> anyhow::Result<ModelOptions> {
+    let model = model.or_else(|| {
+        let workload = args.workload.as_ref()?.parse::<Workload>().ok()?;
+        workload.model()
+    });
+    let given = args.initial_value.is_some() || args.nil_reads.is_some();
+    if given && !model.is_some_and(ModelKind::has_registers) {
+        return Err(bad_input(
+            "--initial-value and --nil-reads need a register model: --model register, cas-register, kv or multi-register (or --workload register or kv)",
+        ));
+    }
+    let initial_value = match &args.initial_value {
+        Some(text) => Some(initial_value(text).map_err(bad_input)?),
+        None => None,
+    };
+    Ok(ModelOptions {
+        initial_value,
+        nil_reads: match args.nil_reads {
+            Some(NilReadsArg::Unknown) => NilReads::Unknown,
+            Some(NilReadsArg::Absent) | None => NilReads::Absent,
+        },
+    })
+}
+
+/// One EDN (or JSON) value: `0`, `"x"`, `:x`, `nil` (`null` too).
+fn initial_value(text: &str) -> Result<Value, String> {
+    if text.trim() == "null" {
+        return Ok(Value::Null);
+    }
+    let forms = edn::parse_all("--initial-value", text).map_err(|e| e.to_string())?;
+    match <[_; 1]>::try_from(forms) {
+        Ok([(_, v)]) => Ok(v.into_json()),
+        Err(_) => Err(format!(
+            "--initial-value {text:?}: expected one value (0, \"x\", :x, nil)"
+        )),
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let format = match &args.format {
         Some(f) => Some(f.parse::<Format>().map_err(bad_input)?),
@@ -84,6 +147,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         .as_deref()
         .and_then(|m| m.parse::<faultline_checker::txn::TxnModel>().ok())
     {
+        if args.initial_value.is_some() || args.nil_reads.is_some() {
+            return Err(bad_input(
+                "--initial-value and --nil-reads are for register models, not list-append or rw-register",
+            ));
+        }
         return super::check_txn::run(&args, txn_model, format);
     }
     if args.consistency_models.is_some() {
@@ -110,6 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         time_limit: args.time_limit,
         memory_limit_bytes: args.memory_limit_mib.saturating_mul(1 << 20),
         threads: 0,
+        model_options: model_options(&args, model)?,
     };
     let mut worst = Exit::Valid;
     for (i, file) in args.files.iter().enumerate() {
@@ -242,6 +311,8 @@ mod tests {
     fn args(files: Vec<PathBuf>) -> Args {
         Args {
             model: None,
+            initial_value: None,
+            nil_reads: None,
             workload: None,
             consistency_models: None,
             format: None,
@@ -347,5 +418,45 @@ mod tests {
             msg.contains("not a history") && msg.contains("# faultline"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn initial_value_and_nil_reads_reach_the_model_and_only_register_models_take_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Knossos's view: the register starts at 0 and a nil read is unknown.
+        let text = "{:process 0, :type :invoke, :f :cas, :value [0 1]}\n{:process 0, :type :ok, :f :cas, :value [0 1]}\n\
+                    {:process 1, :type :invoke, :f :read, :value nil}\n{:process 1, :type :ok, :f :read, :value nil}\n";
+        let f = write(dir.path(), "k.edn", text);
+        let with = |initial: Option<&str>, nil: Option<NilReadsArg>, model: &str| {
+            let mut a = args(vec![f.clone()]);
+            a.model = Some(model.into());
+            a.initial_value = initial.map(String::from);
+            a.nil_reads = nil;
+            code_for(&run(a))
+        };
+        assert_eq!(with(None, None, "cas-register"), 1, "cas from nil");
+        assert_eq!(
+            with(Some("0"), None, "cas-register"),
+            1,
+            "the nil read after it"
+        );
+        assert_eq!(
+            with(Some("0"), Some(NilReadsArg::Unknown), "cas-register"),
+            0
+        );
+        assert_eq!(
+            with(Some("0"), Some(NilReadsArg::Absent), "cas-register"),
+            1
+        );
+        assert_eq!(with(Some("0"), None, "set"), 254, "a set has no registers");
+        assert_eq!(with(None, Some(NilReadsArg::Unknown), "counter"), 254);
+        assert_eq!(with(Some("[1"), None, "cas-register"), 254, "not one value");
+        assert_eq!(initial_value(":x").expect("edn"), Value::from("x"));
+        assert_eq!(initial_value("null").expect("json null"), Value::Null);
+        assert_eq!(
+            initial_value("\"x y\"").expect("string"),
+            Value::from("x y")
+        );
+        assert!(initial_value("1 2").is_err());
     }
 }

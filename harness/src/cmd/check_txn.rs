@@ -132,6 +132,8 @@ mod tests {
     fn args(files: Vec<PathBuf>, models: Option<&str>) -> Args {
         Args {
             model: Some("list-append".into()),
+            initial_value: None,
+            nil_reads: None,
             workload: None,
             consistency_models: models.map(str::to_string),
             format: None,
