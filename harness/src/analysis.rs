@@ -54,7 +54,7 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     // report.html, plots and histogram logs, from the same history. A report
     // that cannot be drawn never changes the verdict.
     match faultline_results::report::build(run.path()) {
-        Ok(r) => eprintln!("faultline: report {}", r.path.display()),
+        Ok(r) => crate::errln!("faultline: report {}", r.path.display()),
         Err(e) => tracing::warn!("building the report of {}: {e}", run.path().display()),
     }
     Ok(results)

@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod exit;
 pub mod lab;
 pub mod nemesis;
+pub mod output;
 pub mod parse;
 pub mod remote;
 pub mod run;

@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         Command::Man(a) => cmd::man::run(a, Cli::command()),
     };
     if let Err(e) = &result {
-        eprintln!("error: {e:#}");
+        faultline::errln!("error: {e:#}");
         runlog::error(&format!("{e:#}"));
     }
     ExitCode::from(code_for(&result))
@@ -135,7 +135,7 @@ fn usage_error(e: &clap::Error) -> u8 {
         if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
             let args: Vec<String> = std::env::args().collect();
             if let Some(message) = negative_value_message(&args, arg) {
-                eprintln!("error: {message}");
+                faultline::errln!("error: {message}");
                 return Exit::BAD_INPUT;
             }
         }

@@ -23,12 +23,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let plan = crate::analysis::read_plan(&run)?;
     let results = crate::analysis::analyze_run(&run, &plan)?;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&results).expect("results serialize")
         );
     } else {
-        print!("{}", faultline_results::table::render(&results));
+        crate::out!("{}", faultline_results::table::render(&results));
     }
     Ok(match results.verdict {
         VerdictKind::Valid => Exit::Valid,

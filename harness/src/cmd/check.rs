@@ -211,7 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 "verdict": report.verdict,
                 "results": report.results,
             });
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string(&obj).context("serializing the verdict")?
             );
@@ -267,13 +267,13 @@ fn print_text(name: &str, format: &str, what: &str, ops: &Operations, report: &R
         1 => ", 1 nemesis event".to_string(),
         n => format!(", {n} nemesis events"),
     };
-    println!(
+    crate::outln!(
         "{name}: {} ({format}, {} operations{faults}, {what})",
         report.verdict,
         ops.ops.len()
     );
     for r in &report.results {
-        println!(
+        crate::outln!(
             "  {:<17} {:<8} {}",
             r.name,
             r.verdict.kind().to_string(),
@@ -282,10 +282,10 @@ fn print_text(name: &str, format: &str, what: &str, ops: &Operations, report: &R
         match &r.verdict {
             Verdict::Invalid { witness } => {
                 for line in witness.to_string().lines() {
-                    println!("    {line}");
+                    crate::outln!("    {line}");
                 }
             }
-            Verdict::Unknown { reason } => println!("    {reason}"),
+            Verdict::Unknown { reason } => crate::outln!("    {reason}"),
             Verdict::Valid => {}
         }
     }

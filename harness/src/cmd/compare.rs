@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             )));
         }
         if args.json {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&results).expect("comparisons serialize")
             );
@@ -62,15 +62,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 Some(c) => {
                     any |= c.regressed();
                     if !args.json {
-                        println!(
+                        crate::outln!(
                             "== {} {}",
                             r.test,
                             if c.regressed() { "REGRESSED" } else { "ok" }
                         );
-                        print!("{}", c.render());
+                        crate::out!("{}", c.render());
                     }
                 }
-                None if !args.json => println!(
+                None if !args.json => crate::outln!(
                     "== {}: no baseline run (newest: {})",
                     r.test,
                     r.run.display()
@@ -89,12 +89,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         let b = RunMetrics::load(b).map_err(super::report::read_error)?;
         let c = compare(&a, &b, &thresholds);
         if args.json {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&c).expect("comparison serializes")
             );
         } else {
-            print!("{}", c.render());
+            crate::out!("{}", c.render());
         }
         c.regressed()
     };

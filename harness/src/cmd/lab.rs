@@ -78,26 +78,26 @@ fn up(hosts: usize, dir: &Path) -> anyhow::Result<Exit> {
         UpOutcome::Built(st) => (st, "built"),
         UpOutcome::AlreadyUp(st) => (st, "already up"),
     };
-    eprintln!(
+    crate::errln!(
         "lab {verb}: {} hosts in {} ms",
         st.hosts.len(),
         start.elapsed().as_millis()
     );
     for h in &st.hosts {
-        println!("{}\t{}", h.ns, h.addr);
+        crate::outln!("{}\t{}", h.ns, h.addr);
     }
     let d = st.dir.display();
-    println!("nodes file:  {d}/nodes");
-    println!("ssh key:     {d}/id_ed25519");
-    println!("known_hosts: {d}/known_hosts");
-    println!("run a test on it:");
-    println!("  faultline test --lab {d}");
-    println!("  (the same as: faultline test --nodes-file {d}/nodes --ssh-user root --ssh-key {d}/id_ed25519 --known-hosts {d}/known_hosts)");
-    println!(
+    crate::outln!("nodes file:  {d}/nodes");
+    crate::outln!("ssh key:     {d}/id_ed25519");
+    crate::outln!("known_hosts: {d}/known_hosts");
+    crate::outln!("run a test on it:");
+    crate::outln!("  faultline test --lab {d}");
+    crate::outln!("  (the same as: faultline test --nodes-file {d}/nodes --ssh-user root --ssh-key {d}/id_ed25519 --known-hosts {d}/known_hosts)");
+    crate::outln!(
         "log in:      ssh -i {d}/id_ed25519 -o UserKnownHostsFile={d}/known_hosts root@{}",
         st.hosts[0].addr
     );
-    println!("take it down: faultline lab down --dir {d}");
+    crate::outln!("take it down: faultline lab down --dir {d}");
     Ok(Exit::Valid)
 }
 
@@ -119,7 +119,7 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<Exit> {
     };
     let s = lab::status(&st);
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&s).expect("status serializes")
         );
@@ -136,8 +136,8 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<Exit> {
                 yn(h.sshd),
             ]);
         }
-        println!("{t}");
-        println!(
+        crate::outln!("{t}");
+        crate::outln!(
             "lab {} in {}",
             if s.healthy() {
                 "healthy"
@@ -163,7 +163,7 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<Exit> {
 fn down(dir: &Path) -> anyhow::Result<Exit> {
     let start = Instant::now();
     let r = lab::down(dir)?;
-    eprintln!(
+    crate::errln!(
         "lab down in {} ms: {} namespaces, {} links, {} processes, {} rules removed; nothing left",
         start.elapsed().as_millis(),
         r.namespaces.len(),
@@ -202,7 +202,7 @@ fn ping(remote: &RemoteArgs, count: u32) -> anyhow::Result<Exit> {
         match r {
             Ok((who, connect, cmd)) => {
                 let (name, user) = who.split_once(' ').unwrap_or((who.as_str(), ""));
-                println!(
+                crate::outln!(
                     "{}\tok\thostname={name}\tuser={user}\tconnect_ms={}\tcommand_us={}",
                     s.name(),
                     connect.as_millis(),
@@ -210,7 +210,7 @@ fn ping(remote: &RemoteArgs, count: u32) -> anyhow::Result<Exit> {
                 )
             }
             Err(e) => {
-                println!("{}\tFAILED", s.name());
+                crate::outln!("{}\tFAILED", s.name());
                 failed.push(e);
             }
         }
@@ -231,14 +231,14 @@ fn deploy(remote: &RemoteArgs) -> anyhow::Result<Exit> {
             Upload::Sent { bytes } => format!("sent {bytes} bytes"),
             Upload::AlreadyThere => "already there (same sha256)".to_string(),
         };
-        println!(
+        crate::outln!(
             "{}\t{what}\t{}\t{} ms",
             d.host,
             d.version,
             d.elapsed.as_millis()
         );
     }
-    println!(
+    crate::outln!(
         "deployed {} to {} hosts in {} ms",
         plan.node_bin.display(),
         deployed.len(),

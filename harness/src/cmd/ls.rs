@@ -43,14 +43,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         runs.retain(|r| r.test.contains(t.as_str()));
     }
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&runs).expect("runs serialize")
         );
     } else if runs.is_empty() {
         println!("no runs in {}", args.store.display());
     } else {
-        println!("{}", faultline_results::listing::table(&runs));
+        crate::outln!("{}", faultline_results::listing::table(&runs));
     }
     Ok(Exit::Valid)
 }

@@ -168,9 +168,8 @@ fn redirect_stderr(path: &PathBuf) -> anyhow::Result<()> {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if args.list_bugs {
-        let mut out = std::io::stdout().lock();
         for bug in Bug::ALL {
-            writeln!(out, "{}", bug.list_line())?;
+            crate::outln!("{}", bug.list_line());
         }
         return Ok(Exit::Valid);
     }
@@ -222,7 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .with_context(|| format!("writing --pidfile {}", pidfile.display()))?;
     }
     let result = server::run(cfg, |addr| {
-        println!("faultline node {id} listening on {addr}");
+        crate::outln!("faultline node {id} listening on {addr}");
         let _ = std::io::stdout().flush();
     });
     match result {

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .map_err(read_error)
             .with_context(|| format!("building the report of {}", dir.display()))?;
         for w in &s.warnings {
-            eprintln!("warning: {w}");
+            crate::errln!("warning: {w}");
         }
         if args.json {
             built.push(serde_json::json!({
@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 "warnings": s.warnings,
             }));
         } else {
-            println!(
+            crate::outln!(
                 "{} ({} operations, {:.1} KB, {:.2} s)",
                 s.path.display(),
                 s.operations,
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
     }
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&built).expect("report summaries serialize")
         );

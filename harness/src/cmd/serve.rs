@@ -4,7 +4,6 @@
 
 use crate::exit::{bad_input, Exit};
 use anyhow::Context;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -51,9 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .await
             .with_context(|| format!("listening on {}:{}", args.bind, args.port))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        println!("http://{addr}/");
-        std::io::stdout().flush().context("writing the URL")?;
-        eprintln!("faultline: serving {} on http://{addr}/ (Ctrl-C stops)", args.store.display());
+        crate::outln!("http://{addr}/");
+        crate::errln!("faultline: serving {} on http://{addr}/ (Ctrl-C stops)", args.store.display());
         tokio::select! {
             r = faultline_results::serve::serve(listener, args.store.clone()) => r.context("serving"),
             _ = tokio::signal::ctrl_c() => Ok(()),

@@ -100,7 +100,7 @@ impl CaseRunner for ChildRunner {
         let echo = std::thread::spawn(move || {
             let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[{label}] {line}");
+                crate::errln!("[{label}] {line}");
                 if tail.len() == 30 {
                     tail.pop_front();
                 }
@@ -157,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     if args.dry_run {
         for c in &cases {
-            println!(
+            crate::outln!(
                 "{}: faultline test {}",
                 c.label(),
                 child_args(c, &args.store).join(" ")
@@ -172,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     };
     let total = cases.len();
     let results = run_suite(&cases, &mut runner, |i, r| {
-        eprintln!(
+        crate::errln!(
             "faultline suite {name}: {}/{total} {} → {} (exit {}, {:.1} s)",
             i + 1,
             r.case.label(),
@@ -186,15 +186,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&results).expect("results serialize")
         );
     } else {
-        println!("{}", faultline_results::suite::table(&results));
+        crate::outln!("{}", faultline_results::suite::table(&results));
     }
     let worst = worst_exit(&results);
-    println!("suite {name}: {total} runs, exit {worst}");
+    crate::outln!("suite {name}: {total} runs, exit {worst}");
     match worst {
         0 => Ok(Exit::Valid),
         1 => Ok(Exit::Invalid),

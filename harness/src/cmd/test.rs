@@ -588,7 +588,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         })
         .collect();
     for (kind, why) in &unsupported {
-        eprintln!(
+        crate::errln!(
             "faultline: {} faults are unsupported for {} here and will not happen: {why}",
             kind.as_str(),
             plan.system
@@ -632,7 +632,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         ),
         None => String::new(),
     };
-    eprintln!(
+    crate::errln!(
         "faultline: {} — {} nodes{shards}, {} workers at {}/s for {:.0}s, nemesis [{}] (partition: {}), seed {}\nfaultline: store {}",
         plan.workload,
         plan.node_count,
@@ -734,12 +734,12 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     };
     tracing::info!("verdict: {:?}", results.verdict);
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&results).expect("results serialize")
         );
     } else {
-        print!("{}", faultline_results::table::render(&results));
+        crate::out!("{}", faultline_results::table::render(&results));
     }
     let exit = match results.verdict {
         VerdictKind::Valid => Exit::Valid,

@@ -95,7 +95,7 @@ mod tests {
         // `sshd -t` checks the syntax; it needs the host key to exist.
         let sshd = Path::new("/usr/sbin/sshd");
         if !sshd.exists() {
-            eprintln!("sshd not installed; config syntax check skipped");
+            crate::errln!("sshd not installed; config syntax check skipped");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -107,7 +107,7 @@ mod tests {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            eprintln!("ssh-keygen failed; config syntax check skipped");
+            crate::errln!("ssh-keygen failed; config syntax check skipped");
             return;
         }
         let auth = dir.path().join("ak");

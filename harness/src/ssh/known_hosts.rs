@@ -399,7 +399,7 @@ mod tests {
             .arg(&kh_path)
             .output();
         let Ok(out) = status else {
-            eprintln!("ssh-keygen not installed; hashed-file check skipped");
+            crate::errln!("ssh-keygen not installed; hashed-file check skipped");
             return;
         };
         assert!(
