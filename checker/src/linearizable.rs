@@ -14,7 +14,7 @@ use crate::model::map::MapOf;
 use crate::model::{compile_all, Ctx, Model, ModelKind, ModelVisitor};
 use crate::operation::{Operation, Operations, Outcome};
 use crate::options::CheckOptions;
-use crate::search::{search, Limits, SearchResult, SearchStats};
+use crate::search::{search, Limits, Scratch, SearchResult, SearchStats};
 use crate::verdict::{Attempt, LinearizabilityWitness, Verdict, Witness};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -141,11 +141,11 @@ fn run_groups<M: Model>(
         StdMutex::new(order.iter().map(|&g| (g, first_budget)).collect());
     let results: StdMutex<Vec<Option<PartResult>>> =
         StdMutex::new((0..groups.len()).map(|_| None).collect());
-    let totals: StdMutex<(SearchStats, usize)> = StdMutex::new((SearchStats::default(), 0));
+    let totals: StdMutex<SearchStats> = StdMutex::new(SearchStats::default());
 
     let work = || {
         let mut stats = SearchStats::default();
-        let mut searched = 0;
+        let mut scratch = Scratch::default();
         loop {
             let Some((g, budget)) = queue.lock().expect("no worker panics").pop_front() else {
                 break;
@@ -162,7 +162,7 @@ fn run_groups<M: Model>(
                 &limits,
                 budget,
                 &mut stats,
-                &mut searched,
+                &mut scratch,
             );
             if matches!(
                 r,
@@ -179,11 +179,10 @@ fn run_groups<M: Model>(
             }
             results.lock().expect("no worker panics")[g] = Some(r);
         }
-        let mut t = totals.lock().expect("no worker panics");
-        t.0.steps += stats.steps;
-        t.0.memo_entries += stats.memo_entries;
-        t.0.memo_bytes += stats.memo_bytes;
-        t.1 += searched;
+        let mut total = totals.lock().expect("no worker panics");
+        total.steps += stats.steps;
+        total.memo_entries += stats.memo_entries;
+        total.memo_bytes += stats.memo_bytes;
     };
     if threads == 1 {
         work();
@@ -195,7 +194,7 @@ fn run_groups<M: Model>(
         });
     }
     let results = results.into_inner().expect("no worker panics");
-    let (stats, searched) = totals.into_inner().expect("no worker panics");
+    let stats = totals.into_inner().expect("no worker panics");
     let mut unknown: Option<String> = None;
     let mut invalid: Option<Verdict> = None;
     for r in results.into_iter().flatten() {
@@ -215,7 +214,6 @@ fn run_groups<M: Model>(
         (None, Some(reason)) => Verdict::Unknown { reason },
         (None, None) => Verdict::Valid,
     };
-    let _ = searched;
     let ops = groups.iter().map(|g| g.1.len()).sum();
     Ok(LinearizabilityReport {
         verdict,
@@ -232,7 +230,7 @@ fn check_part<M: Model>(
     limits: &Limits<'_>,
     budget: u64,
     stats: &mut SearchStats,
-    searched: &mut usize,
+    scratch: &mut Scratch<M::State>,
 ) -> PartResult {
     let mut ctx = Ctx::new();
     let cops = match compile_all(model, ops, &mut ctx) {
@@ -245,10 +243,7 @@ fn check_part<M: Model>(
         .filter(|(op, cop)| !(op.crashed() && model.read_only(cop)))
         .map(|(op, cop)| (*op, cop))
         .unzip();
-    if budget == FIRST_BUDGET || budget == u64::MAX {
-        *searched += ops.len();
-    }
-    let r = search(model, &mut ctx, &ops, &cops, limits, budget, stats);
+    let r = search(model, &mut ctx, &ops, &cops, limits, budget, stats, scratch);
     match r {
         SearchResult::Valid => PartResult::Done(Verdict::Valid),
         SearchResult::Stopped => PartResult::Stopped,

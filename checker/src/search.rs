@@ -139,6 +139,24 @@ pub struct SearchStats {
     pub memo_bytes: u64,
 }
 
+/// Memory one worker keeps from one search to the next, so that the
+/// parts of a split history after the first (the largest) find the memo
+/// table and its arena already grown: clearing keeps their capacity. Only
+/// speed depends on it; every search starts from an empty memo.
+pub struct Scratch<S> {
+    memo: HashTable<MemoEntry<S>>,
+    arena: Vec<u64>,
+}
+
+impl<S> Default for Scratch<S> {
+    fn default() -> Scratch<S> {
+        Scratch {
+            memo: HashTable::new(),
+            arena: Vec::new(),
+        }
+    }
+}
+
 /// A memo entry: one (state, completed set) with the crashed sets seen.
 struct MemoEntry<S> {
     hash: u64,
@@ -384,7 +402,8 @@ fn forced_read<M: Model>(
     false
 }
 
-/// Searches for a linearization of `ops` (already compiled into `cops`).
+/// Searches for a linearization of `ops` (already compiled into `cops`),
+/// in memory kept in `scratch` (emptied first).
 pub fn search<M: Model>(
     model: &M,
     ctx: &mut Ctx,
@@ -393,6 +412,7 @@ pub fn search<M: Model>(
     limits: &Limits<'_>,
     step_budget: u64,
     stats: &mut SearchStats,
+    scratch: &mut Scratch<M::State>,
 ) -> SearchResult {
     assert_eq!(ops.len(), cops.len());
     let steps_at_start = stats.steps;
@@ -424,8 +444,10 @@ pub fn search<M: Model>(
     let mut kbits = Bits::new(nk);
     let mut zhash: u64 = 0;
     let mut state = model.init(ctx);
-    let mut memo: HashTable<MemoEntry<M::State>> = HashTable::new();
-    let mut arena: Vec<u64> = Vec::new();
+    scratch.memo.clear();
+    scratch.arena.clear();
+    let memo = &mut scratch.memo;
+    let arena = &mut scratch.arena;
     let mut stack: Vec<Frame<M::State>> = Vec::new();
     let mut best: Vec<u32> = Vec::new();
     let mut agree: usize = 0;

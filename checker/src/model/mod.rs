@@ -34,19 +34,24 @@ pub const NIL: u32 = 0;
 
 /// Interned values and per-search caches, shared by every model.
 ///
-/// Strings carry a fingerprint (polynomial hash and length), so that
-/// `append` builds its result in O(1) as a node (prefix id, suffix id) and
-/// finds an equal string already interned by fingerprint; a fingerprint
-/// match is confirmed by comparing the texts, so ids stay exact: two ids
-/// are equal if and only if the values are.
+/// Every value carries a fingerprint of its text (polynomial hash and
+/// length), so that `append` builds its result in O(1) as a node (prefix
+/// id, suffix id) and finds an equal string already interned by
+/// fingerprint; a fingerprint match is confirmed by comparing the texts,
+/// so ids stay exact: two ids are equal if and only if the values are.
 #[derive(Debug, Default, Clone)]
 pub struct Ctx {
     /// Integers by value, anything else but strings by its JSON text.
     ints: HashMap<i64, u32, FxBuildHasher>,
     ids: HashMap<String, u32, FxBuildHasher>,
-    /// Every string by fingerprint (collisions chain).
-    strings: HashMap<(u64, u32), Vec<u32>, FxBuildHasher>,
+    /// Strings by fingerprint: the first id with it; the others chain
+    /// through `same_fingerprint`.
+    strings: HashMap<(u64, u32), u32, FxBuildHasher>,
     values: Vec<Slot>,
+    /// Per id: its text's fingerprint, and the next string id with the
+    /// same fingerprint (`NO_ID` at the end of a chain).
+    fingerprints: Vec<Fingerprint>,
+    same_fingerprint: Vec<u32>,
     /// kv `append`: (current value, suffix) -> concatenation.
     pub(crate) append_cache: HashMap<(u32, u32), u32, FxBuildHasher>,
     /// Models over a whole map: key -> slot.
@@ -55,30 +60,55 @@ pub struct Ctx {
     /// The multi-register's registers: key -> number, and back.
     registers: HashMap<String, u32>,
     register_keys: Vec<Value>,
-    /// Fingerprints of string ids, computed once.
-    fps: HashMap<u32, (u64, u32, u64), FxBuildHasher>,
 }
 
 #[derive(Debug, Clone)]
 enum Slot {
     Plain(Value),
-    /// A string made by `append`, with its fingerprint.
+    /// A string made by `append`.
     Concat {
         prefix: u32,
         suffix: u32,
     },
 }
 
-const BASE: u64 = 0x100_0000_01b3;
+/// (hash, length, BASE^length) of a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    hash: u64,
+    len: u32,
+    power: u64,
+}
 
-/// (hash, length, BASE^length) of a string.
-fn fingerprint(s: &str) -> (u64, u32, u64) {
-    let (mut h, mut p) = (0u64, 1u64);
-    for b in s.bytes() {
-        h = h.wrapping_mul(BASE).wrapping_add(b as u64 + 1);
-        p = p.wrapping_mul(BASE);
+const BASE: u64 = 0x100_0000_01b3;
+/// No id (the end of a fingerprint chain).
+const NO_ID: u32 = u32::MAX;
+
+impl Fingerprint {
+    fn of(s: &str) -> Fingerprint {
+        let (mut hash, mut power) = (0u64, 1u64);
+        for b in s.bytes() {
+            hash = hash.wrapping_mul(BASE).wrapping_add(b as u64 + 1);
+            power = power.wrapping_mul(BASE);
+        }
+        Fingerprint {
+            hash,
+            len: s.len() as u32,
+            power,
+        }
     }
-    (h, s.len() as u32, p)
+
+    /// The fingerprint of the concatenation.
+    fn then(self, suffix: Fingerprint) -> Fingerprint {
+        Fingerprint {
+            hash: self
+                .hash
+                .wrapping_mul(suffix.power)
+                .wrapping_add(suffix.hash),
+            len: self.len + suffix.len,
+            power: self.power.wrapping_mul(suffix.power),
+        }
+    }
 }
 
 impl Ctx {
@@ -89,26 +119,47 @@ impl Ctx {
         c
     }
 
-    fn push(&mut self, slot: Slot) -> u32 {
+    fn push(&mut self, slot: Slot, fingerprint: Fingerprint) -> u32 {
         let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct values");
+        assert_ne!(id, NO_ID, "fewer than 2^32 - 1 distinct values");
         self.values.push(slot);
+        self.fingerprints.push(fingerprint);
+        self.same_fingerprint.push(NO_ID);
         id
+    }
+
+    /// A string id with this fingerprint whose text is `text()`, if any
+    /// (`text` is called only on a fingerprint match).
+    fn find_string(&self, fingerprint: Fingerprint, text: impl FnOnce() -> String) -> Option<u32> {
+        let mut id = *self.strings.get(&(fingerprint.hash, fingerprint.len))?;
+        let want = text();
+        while id != NO_ID {
+            if self.text(id) == want {
+                return Some(id);
+            }
+            id = self.same_fingerprint[id as usize];
+        }
+        None
+    }
+
+    /// Files a new string id under its fingerprint.
+    fn index_string(&mut self, id: u32, fingerprint: Fingerprint) {
+        let key = (fingerprint.hash, fingerprint.len);
+        if let Some(first) = self.strings.insert(key, id) {
+            self.same_fingerprint[id as usize] = first;
+        }
     }
 
     /// The id of a value; equal values (as JSON) get equal ids.
     pub fn intern(&mut self, v: &Value) -> u32 {
         match v {
             Value::String(s) => {
-                let (h, len, _) = fingerprint(s);
-                if let Some(ids) = self.strings.get(&(h, len)) {
-                    for &id in ids {
-                        if self.text(id) == *s {
-                            return id;
-                        }
-                    }
+                let fingerprint = Fingerprint::of(s);
+                if let Some(id) = self.find_string(fingerprint, || s.clone()) {
+                    return id;
                 }
-                let id = self.push(Slot::Plain(v.clone()));
-                self.strings.entry((h, len)).or_default().push(id);
+                let id = self.push(Slot::Plain(v.clone()), fingerprint);
+                self.index_string(id, fingerprint);
                 id
             }
             Value::Number(n) if n.is_i64() => {
@@ -116,7 +167,7 @@ impl Ctx {
                 if let Some(&id) = self.ints.get(&k) {
                     return id;
                 }
-                let id = self.push(Slot::Plain(v.clone()));
+                let id = self.push(Slot::Plain(v.clone()), Fingerprint::of(&k.to_string()));
                 self.ints.insert(k, id);
                 id
             }
@@ -125,7 +176,12 @@ impl Ctx {
                 if let Some(&id) = self.ids.get(&k) {
                     return id;
                 }
-                let id = self.push(Slot::Plain(v.clone()));
+                let text = if other.is_null() {
+                    String::new()
+                } else {
+                    k.clone()
+                };
+                let id = self.push(Slot::Plain(v.clone()), Fingerprint::of(&text));
                 self.ids.insert(k, id);
                 id
             }
@@ -140,25 +196,18 @@ impl Ctx {
         }
     }
 
-    /// The text of a string id (`null` is the empty string).
+    /// The text of an id: a string's, `null`'s is empty, any other
+    /// value's its JSON.
     fn text(&self, id: u32) -> String {
-        let mut parts = Vec::new();
+        let mut pieces = Vec::new();
         let mut cur = id;
-        loop {
-            match &self.values[cur as usize] {
-                Slot::Concat { prefix, suffix } => {
-                    parts.push(*suffix);
-                    cur = *prefix;
-                }
-                Slot::Plain(v) => {
-                    parts.push(cur);
-                    let _ = v;
-                    break;
-                }
-            }
+        while let Slot::Concat { prefix, suffix } = &self.values[cur as usize] {
+            pieces.push(*suffix);
+            cur = *prefix;
         }
+        pieces.push(cur);
         let mut out = String::new();
-        for &p in parts.iter().rev() {
+        for &p in pieces.iter().rev() {
             match &self.values[p as usize] {
                 Slot::Plain(Value::String(s)) => out.push_str(s),
                 Slot::Plain(Value::Null) => {}
@@ -167,12 +216,6 @@ impl Ctx {
             }
         }
         out
-    }
-
-    fn fp(&self, id: u32) -> (u64, u32, u64) {
-        // Fingerprints are recomputed from the chain's plain pieces: the
-        // chain is walked once per new concatenation (cached by the caller).
-        fingerprint(&self.text(id))
     }
 
     /// `cur` with the string `suffix` appended, interned; cached.
@@ -185,39 +228,25 @@ impl Ctx {
         } else if suffix == NIL {
             cur
         } else {
-            let (h1, _, _) = self.fp_cached(cur);
-            let (h2, l2, p2) = self.fp_cached(suffix);
-            let (_, l1, p1) = self.fp_cached(cur);
-            let (h, len) = (h1.wrapping_mul(p2).wrapping_add(h2), l1 + l2);
-            let mut found = None;
-            if let Some(ids) = self.strings.get(&(h, len)) {
-                let want = self.text(cur) + &self.text(suffix);
-                found = ids.iter().copied().find(|&c| self.text(c) == want);
-            }
-            match found {
-                Some(c) => c,
+            let fingerprint =
+                self.fingerprints[cur as usize].then(self.fingerprints[suffix as usize]);
+            match self.find_string(fingerprint, || self.text(cur) + &self.text(suffix)) {
+                Some(found) => found,
                 None => {
-                    let id = self.push(Slot::Concat {
-                        prefix: cur,
-                        suffix,
-                    });
-                    self.strings.entry((h, len)).or_default().push(id);
-                    self.fps.insert(id, (h, len, p1.wrapping_mul(p2)));
+                    let id = self.push(
+                        Slot::Concat {
+                            prefix: cur,
+                            suffix,
+                        },
+                        fingerprint,
+                    );
+                    self.index_string(id, fingerprint);
                     id
                 }
             }
         };
         self.append_cache.insert((cur, suffix), id);
         id
-    }
-
-    fn fp_cached(&mut self, id: u32) -> (u64, u32, u64) {
-        if let Some(&f) = self.fps.get(&id) {
-            return f;
-        }
-        let f = self.fp(id);
-        self.fps.insert(id, f);
-        f
     }
 
     /// The slot of a key for models over a whole map.
