@@ -4,7 +4,17 @@
 //!     cargo run --release -p faultline-checker --example bench [-- NAME...]
 //!
 //! Names: etcd-all, etcd-002, kv-c50-split, kv-c10-whole, kv-all, gen-1m.
-//! With no name, all of them. `gen-1m` generates a history of 1,000,000
+//! With no name, all of them.
+//!
+//! Porcupine's times default to those of its current release (55508eb,
+//! `go test -bench`) on the shared 2-core machine at low load. To compare
+//! in the same window, run Porcupine's benchmarks first and hand this
+//! program their output:
+//!
+//!     go test -c -o porcupine.test . && ./porcupine.test -test.run '^$' \
+//!         -test.bench 'EtcdJepsen|Kv50ClientsOk$|KvNoPartition10ClientsOk$' \
+//!         -test.benchtime 3x > porcupine.txt
+//!     cargo run --release -p faultline-checker --example bench -- --porcupine porcupine.txt `gen-1m` generates a history of 1,000,000
 //! operations on 1,000 keys by 20 processes with 1% crashed operations
 //! and reports the peak memory of this process (VmHWM).
 //!
@@ -51,6 +61,50 @@ fn check(ops: &Operations, model: ModelKind, partition: bool) -> VerdictKind {
         .expect("fits")
         .verdict
         .kind()
+}
+
+/// Porcupine's ns/op per benchmark name (without the `-N` cpu suffix),
+/// from `go test -bench` output.
+fn porcupine_times(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?.strip_prefix("Benchmark")?;
+            let name = name.rsplit_once('-').map_or(name, |(n, _)| n);
+            let _runs = words.next()?;
+            let ns: f64 = words.next()?.parse().ok()?;
+            (words.next()? == "ns/op").then(|| (name.to_string(), ns))
+        })
+        .collect()
+}
+
+/// Porcupine's seconds for one of our cases: the sum of its benchmarks'
+/// times from `--porcupine`, else the default.
+fn porcupine_s(
+    measured: &Option<std::collections::HashMap<String, f64>>,
+    prefix: &str,
+    exact: bool,
+    default_s: f64,
+) -> f64 {
+    let Some(m) = measured else {
+        return default_s;
+    };
+    let times: Vec<f64> = m
+        .iter()
+        .filter(|(n, _)| {
+            if exact {
+                *n == prefix
+            } else {
+                n.starts_with(prefix)
+            }
+        })
+        .map(|(_, ns)| ns / 1e9)
+        .collect();
+    if times.is_empty() {
+        f64::NAN
+    } else {
+        times.iter().sum()
+    }
 }
 
 fn report(name: &str, porcupine_s: f64, d: Duration, v: VerdictKind) {
@@ -249,6 +303,27 @@ fn main() {
         }
         return;
     }
+    let mut args = args;
+    let porcupine = match args.iter().position(|a| a == "--porcupine") {
+        Some(i) => {
+            let Some(path) = args.get(i + 1).cloned() else {
+                eprintln!("--porcupine needs the output of Porcupine's go test -bench");
+                std::process::exit(254);
+            };
+            args.drain(i..=i + 1);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(porcupine_times(&text)),
+                Err(e) => {
+                    eprintln!("reading {path}: {e}");
+                    std::process::exit(254);
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(p) = &porcupine {
+        println!("porcupine: {} benchmark times read", p.len());
+    }
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
     println!(
         "check time only, best of several runs; {} cores",
@@ -270,22 +345,42 @@ fn main() {
                 .max()
                 .expect("logs")
         });
-        report(&format!("etcd all {} logs", all.len()), 0.55, d, v);
+        report(
+            &format!("etcd all {} logs", all.len()),
+            porcupine_s(&porcupine, "EtcdJepsen", false, 0.365),
+            d,
+            v,
+        );
     }
     if want("etcd-002") {
         let ops = load("jepsen/etcd_002.log");
         let (d, v) = time_best(20, || check(&ops, ModelKind::CasRegister, true));
-        report("etcd_002", 0.18, d, v);
+        report(
+            "etcd_002",
+            porcupine_s(&porcupine, "EtcdJepsen002", true, 0.146),
+            d,
+            v,
+        );
     }
     if want("kv-c50-split") {
         let ops = load("kv/c50-ok.txt");
         let (d, v) = time_best(10, || check(&ops, ModelKind::Kv, true));
-        report("kv c50-ok split by key", 0.44, d, v);
+        report(
+            "kv c50-ok split by key",
+            porcupine_s(&porcupine, "Kv50ClientsOk", true, 0.113),
+            d,
+            v,
+        );
     }
     if want("kv-c10-whole") {
         let ops = load("kv/c10-ok.txt");
         let (d, v) = time_best(3, || check(&ops, ModelKind::Kv, false));
-        report("kv c10-ok as one map", 4.1, d, v);
+        report(
+            "kv c10-ok as one map",
+            porcupine_s(&porcupine, "KvNoPartition10ClientsOk", true, 1.448),
+            d,
+            v,
+        );
     }
     if want("kv-all") {
         for f in [
