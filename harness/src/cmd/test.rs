@@ -717,7 +717,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         .and_then(|()| history)
         .and_then(|_| {
             if let Some(note) = system.closing_note() {
-                eprintln!("faultline: {note}");
+                crate::errln!("faultline: {note}");
             }
             crate::analysis::analyze_run(&run_dir, &plan)
         });
