@@ -76,17 +76,17 @@ pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Resu
                 "verdict": result.verdict.kind(),
                 "results": [result],
             });
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string(&obj).context("serializing the verdict")?
             );
         } else {
-            println!(
+            crate::outln!(
                 "{name}: {} ({format_name}, {} transactions, model {model})",
                 result.verdict.kind(),
                 stats.txns
             );
-            println!(
+            crate::outln!(
                 "  {:<17} {:<8} {}",
                 result.name,
                 result.verdict.kind().to_string(),
@@ -95,10 +95,10 @@ pub fn run(args: &Args, model: TxnModel, format: Option<Format>) -> anyhow::Resu
             match &result.verdict {
                 Verdict::Invalid { witness } => {
                     for line in witness.to_string().lines() {
-                        println!("    {line}");
+                        crate::outln!("    {line}");
                     }
                 }
-                Verdict::Unknown { reason } => println!("    {reason}"),
+                Verdict::Unknown { reason } => crate::outln!("    {reason}"),
                 Verdict::Valid => {}
             }
         }
