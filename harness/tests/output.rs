@@ -51,7 +51,7 @@ fn a_closed_stdout_ends_each_command_quietly_with_its_own_exit_code() {
         invalid.to_str().expect("utf-8"),
         store.to_str().expect("utf-8"),
     );
-    let cases: [(&[&str], i32); 9] = [
+    let cases: [(&[&str], i32); 11] = [
         (&["check", valid], 0),
         (&["check", invalid], 1),
         (&["check", "--json", valid, invalid], 1),
@@ -60,6 +60,8 @@ fn a_closed_stdout_ends_each_command_quietly_with_its_own_exit_code() {
         (&["--version"], 0),
         (&["node", "--list-bugs"], 0),
         (&["ls", "--store", store], 0),
+        (&["completions", "bash"], 0),
+        (&["man"], 0),
         (
             &["ring", "--nodes", "3", "--vnodes", "4", "--keys", "1000"],
             0,

@@ -20,6 +20,10 @@ pub struct Args {
 /// Writes the script for `command` (the whole `faultline` command line).
 pub fn run(args: Args, mut command: clap::Command) -> anyhow::Result<Exit> {
     let name = command.get_name().to_string();
-    clap_complete::generate(args.shell, &mut command, name, &mut std::io::stdout());
+    // clap_complete panics on a failed write: render, then print through
+    // output.rs, so `faultline completions bash | head` ends quietly.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, name, &mut script);
+    crate::out!("{}", String::from_utf8_lossy(&script));
     Ok(Exit::Valid)
 }

@@ -21,9 +21,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if !args.store.exists() {
         // No store yet is no runs yet, not an error: the first test makes it.
         if args.json {
-            println!("[]");
+            crate::outln!("[]");
         } else {
-            println!(
+            crate::outln!(
                 "no runs: {} does not exist yet (`faultline test --store {}` makes it)",
                 args.store.display(),
                 args.store.display()
@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             serde_json::to_string_pretty(&runs).expect("runs serialize")
         );
     } else if runs.is_empty() {
-        println!("no runs in {}", args.store.display());
+        crate::outln!("no runs in {}", args.store.display());
     } else {
         crate::outln!("{}", faultline_results::listing::table(&runs));
     }

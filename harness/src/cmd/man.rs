@@ -9,7 +9,6 @@
 
 use crate::exit::Exit;
 use anyhow::Context;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -28,15 +27,14 @@ pub fn run(args: Args, command: clap::Command) -> anyhow::Result<Exit> {
             clap_mangen::Man::new(command)
                 .render(&mut out)
                 .context("rendering the man page")?;
-            std::io::stdout()
-                .write_all(&out)
-                .context("writing the man page")?;
+            // Through output.rs: `faultline man | head` must not fail.
+            crate::out!("{}", String::from_utf8_lossy(&out));
         }
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let written = write_pages(&command, dir)?;
             for path in written {
-                println!("{}", path.display());
+                crate::outln!("{}", path.display());
             }
         }
     }

@@ -23,7 +23,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if !args.store.exists() {
         // Served all the same: the list fills as runs are stored.
-        eprintln!(
+        crate::errln!(
             "faultline: no runs: {} does not exist yet (`faultline test --store {}` makes it)",
             args.store.display(),
             args.store.display()

@@ -476,11 +476,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         },
         |i| {
             if count > 1 {
-                eprintln!("faultline: test {i} of {count}");
+                crate::errln!("faultline: test {i} of {count}");
             }
             let (exit, cluster) = run_once(&args)?;
             if exit != Exit::Valid && i < count {
-                eprintln!(
+                crate::errln!(
                     "faultline: test {i} of {count} is {exit:?}: stopping there (--test-count)"
                 );
             }
@@ -492,7 +492,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             .leave_running()
             .context("leaving the cluster running (--leave-db-running)")?;
         tracing::info!("left running (--leave-db-running):\n{how}");
-        eprint!("faultline: the cluster is left running (--leave-db-running), every fault healed:\n{how}");
+        crate::errln!(
+            "faultline: the cluster is left running (--leave-db-running), every fault healed:\n{}",
+            how.trim_end()
+        );
     }
     Ok(worst)
 }

@@ -105,7 +105,7 @@ mod tests {
     fn tells_encrypted_keys_from_plain_ones() {
         let dir = tempfile::tempdir().expect("tempdir");
         let Some(plain) = keygen(dir.path(), "plain", "ed25519", "", &[]) else {
-            eprintln!("SKIPPED: no ssh-keygen");
+            crate::errln!("SKIPPED: no ssh-keygen");
             return;
         };
         assert!(!is_encrypted(&plain));
