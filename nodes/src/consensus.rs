@@ -176,8 +176,9 @@ impl Term {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
-    /// A command for the state machine, opaque to the core.
-    Normal(Vec<u8>),
+    /// A command for the state machine, opaque to the core (base64 on the
+    /// wire: [`crate::wire_bytes`]).
+    Normal(#[serde(with = "crate::wire_bytes")] Vec<u8>),
     /// Appended by a new leader to commit the entries of earlier terms
     /// (Raft §5.4.2); applying it changes nothing.
     Noop,
@@ -228,6 +229,34 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
+impl Entry {
+    /// What the entry weighs against [`CoreConfig::max_batch_bytes`]: its
+    /// command's bytes, or a small constant for a no-op or a configuration.
+    pub fn payload_bytes(&self) -> usize {
+        match &self.kind {
+            EntryKind::Normal(command) => command.len(),
+            EntryKind::Noop => 0,
+            EntryKind::ConfigChange(m) => 16 * (m.voters.len() + m.outgoing.len()),
+        }
+    }
+}
+
+/// The leading entries of `entries` that fit a batch: at most `max_entries`
+/// and, after the first (always taken, so a batch is never empty and any
+/// entry can travel), at most `max_bytes` of [`Entry::payload_bytes`].
+pub fn batch_len(entries: &[Entry], max_entries: usize, max_bytes: usize) -> usize {
+    let mut bytes = 0usize;
+    let mut taken = 0usize;
+    for entry in entries.iter().take(max_entries) {
+        bytes = bytes.saturating_add(entry.payload_bytes());
+        if taken > 0 && bytes > max_bytes {
+            break;
+        }
+        taken += 1;
+    }
+    taken
+}
+
 /// The state a core must find again after a crash: persisted before any
 /// message that depends on it is sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -259,6 +288,8 @@ pub struct SnapshotMeta {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
+    /// The runtime's bytes (base64 on the wire: [`crate::wire_bytes`]).
+    #[serde(with = "crate::wire_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -505,6 +536,10 @@ pub struct CoreConfig {
     pub heartbeat_interval_ticks: u64,
     /// At most this many entries in one append message.
     pub max_batch_entries: usize,
+    /// At most this many command bytes in one append message (beyond its
+    /// first entry, which always goes): the message must fit the peer line
+    /// limit however large the values ([`Entry::payload_bytes`]).
+    pub max_batch_bytes: usize,
     /// At most this many append messages unacknowledged per follower.
     pub max_inflight_appends: usize,
     /// Raft §9.6: ask before disrupting the cluster with a higher term.
@@ -537,6 +572,7 @@ impl CoreConfig {
             election_timeout_ticks: 15,
             heartbeat_interval_ticks: 5,
             max_batch_entries: 64,
+            max_batch_bytes: 1 << 20,
             max_inflight_appends: 4,
             pre_vote: true,
             check_quorum: true,

@@ -148,6 +148,13 @@ impl PaxosLog {
         &self.entries[start..end]
     }
 
+    /// One accept's worth from `from` (after the snapshot): at most
+    /// `max_entries` and `max_bytes` (see [`crate::consensus::batch_len`]).
+    pub fn batch(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> &[Entry] {
+        let rest = self.slice(from, max_entries);
+        &rest[..crate::consensus::batch_len(rest, max_entries, max_bytes)]
+    }
+
     /// The entries after `after` (clamped to the snapshot).
     pub fn entries_after(&self, after: LogIndex) -> &[Entry] {
         let from = after.max(self.snapshot.meta.index).next();

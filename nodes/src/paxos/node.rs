@@ -1000,7 +1000,7 @@ impl PaxosNode {
                 .min((last.0 - next.0 + 1) as usize);
             let entries: Vec<Entry> = self
                 .log
-                .slice(next, max)
+                .batch(next, max, self.cfg.max_batch_bytes)
                 .iter()
                 .map(|e| Entry {
                     index: e.index,

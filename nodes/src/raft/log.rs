@@ -159,6 +159,21 @@ impl RaftLog {
         self.entries[start..end].to_vec()
     }
 
+    /// One append's worth from `from` (not compacted): at most
+    /// `max_entries` and `max_bytes` (see [`crate::consensus::batch_len`]).
+    pub fn batch(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
+        assert!(
+            from > self.snapshot.meta.index,
+            "batch from a compacted index"
+        );
+        if from > self.last_index() {
+            return Vec::new();
+        }
+        let start = (from.0 - self.snapshot.meta.index.0 - 1) as usize;
+        let rest = &self.entries[start..];
+        rest[..crate::consensus::batch_len(rest, max_entries, max_bytes)].to_vec()
+    }
+
     /// §5.4.1: is a log ending at (index, term) at least as up to date as ours?
     pub fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
         last_term > self.last_term()

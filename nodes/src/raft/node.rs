@@ -470,12 +470,23 @@ impl RaftNode {
             let (matched, session) = (self.progress[&p].matched, self.progress[&p].session);
             let (term, commit) = (self.term, self.log.commit());
             let lacking = c_new_index.0.saturating_sub(matched.0);
-            match self.log.term_at(matched) {
+            // What they lack through C_new, if it fits four batches.
+            let catch_up = match self.log.term_at(matched) {
                 Some(prev_term)
                     if matched < c_new_index
                         && lacking <= self.cfg.max_batch_entries as u64 * 4 =>
                 {
-                    let entries = self.log.slice(matched.next(), lacking as usize);
+                    let entries = self.log.batch(
+                        matched.next(),
+                        lacking as usize,
+                        self.cfg.max_batch_bytes.saturating_mul(4),
+                    );
+                    (entries.len() as u64 == lacking).then_some((prev_term, entries))
+                }
+                _ => None,
+            };
+            match catch_up {
+                Some((prev_term, entries)) => {
                     self.send(
                         p,
                         RaftMessage::AppendEntries {
@@ -488,7 +499,7 @@ impl RaftNode {
                         },
                     );
                 }
-                _ => {
+                None => {
                     let read_seq = self.read_seq;
                     self.send(
                         p,
@@ -741,7 +752,11 @@ impl RaftNode {
                 );
             }
             Some(prev_term) => {
-                let entries = self.log.slice(prev.next(), self.cfg.max_batch_entries);
+                let entries = self.log.batch(
+                    prev.next(),
+                    self.cfg.max_batch_entries,
+                    self.cfg.max_batch_bytes,
+                );
                 if entries.is_empty() && !allow_empty {
                     return;
                 }

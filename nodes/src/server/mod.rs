@@ -69,6 +69,15 @@ pub enum NodeError {
     Runtime(String),
 }
 
+/// At most this many entries in one append or accept message.
+pub const NODE_MAX_BATCH_ENTRIES: usize = 512;
+
+/// At most this many command bytes in one append or accept message (beyond
+/// its first entry): base64 makes them about 5.4 MiB on the wire, far under
+/// the peer line limit ([`crate::protocol::line::MAX_PEER_LINE_BYTES`]),
+/// whatever the values' size.
+pub const NODE_MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// Build the consensus core for `group` from its recovered storage.
 /// `voters` seeds a brand-new group (unsharded: every peer; sharded: the
 /// placement's replicas of the shard); empty makes a joining core.
@@ -83,7 +92,8 @@ pub fn make_core(
     core_cfg.heartbeat_interval_ticks = cfg.heartbeat_interval_ticks();
     core_cfg.lease_reads = cfg.lease_reads;
     core_cfg.bugs = cfg.bugs.clone();
-    core_cfg.max_batch_entries = 512;
+    core_cfg.max_batch_entries = NODE_MAX_BATCH_ENTRIES;
+    core_cfg.max_batch_bytes = NODE_MAX_BATCH_BYTES;
     // Distinct per node and per start: elections must not tie forever.
     core_cfg.seed = rand::random::<u64>() ^ cfg.id.0;
     match cfg.consensus {

@@ -21,6 +21,12 @@ struct Cluster {
     n: u64,
     /// Nodes restarted as joining cores (empty voters) after a wipe.
     joining: BTreeSet<NodeId>,
+    /// (max_batch_entries, max_batch_bytes) for cores started from now on.
+    batch_limits: Option<(usize, usize)>,
+    /// If set, a message whose JSON line is longer is lost, as the real
+    /// transport's line reader refuses it; `oversized` counts them.
+    line_limit: Option<usize>,
+    oversized: usize,
 }
 
 fn cfg(id: u64, n: u64, bugs: &[Bug]) -> CoreConfig {
@@ -58,6 +64,9 @@ impl Cluster {
             bugs: bugs.to_vec(),
             n,
             joining: BTreeSet::new(),
+            batch_limits: None,
+            line_limit: None,
+            oversized: 0,
         };
         for id in 1..=n {
             c.storage.insert(NodeId(id), SimStorage::default());
@@ -87,6 +96,10 @@ impl Cluster {
         let mut c = cfg(id.0, n, &self.bugs);
         if id.0 > n || self.joining.contains(&id) {
             c.voters = Vec::new();
+        }
+        if let Some((entries, bytes)) = self.batch_limits {
+            c.max_batch_entries = entries;
+            c.max_batch_bytes = bytes;
         }
         let mut node = PaxosNode::new(c, rec).expect("recovers");
         node.enable_journal();
@@ -157,7 +170,7 @@ impl Cluster {
         while let Some(m) = self.net.pop_front() {
             budget -= 1;
             assert!(budget > 0, "the cluster never quiesces");
-            if self.cut.contains(&(m.from, m.to)) {
+            if self.cut.contains(&(m.from, m.to)) || self.oversized(&m) {
                 continue;
             }
             let to = m.to;
@@ -167,6 +180,17 @@ impl Cluster {
                 self.drain(to);
             }
         }
+    }
+
+    /// Whether `m` passes the line limit (and is then lost, and counted).
+    fn oversized(&mut self, m: &Message) -> bool {
+        let Some(limit) = self.line_limit else {
+            return false;
+        };
+        let line = serde_json::to_vec(m).expect("a message serializes");
+        let over = line.len() > limit;
+        self.oversized += usize::from(over);
+        over
     }
 
     fn tick_all(&mut self, ticks: u64) {
@@ -1307,4 +1331,42 @@ fn duplicated_replies_rewind_a_lagging_acceptor_once_a_tick() {
     );
     c.tick_all(5);
     assert_eq!(c.values(f), c.values(l.0), "and the acceptor catches up");
+}
+
+/// Regression (issue 21, finding 3): accepts were capped by entry count only
+/// and entry data travelled as an array of numbers, so after a partition
+/// under 900 KiB writes the catch-up batch passed the 64 MiB peer line limit,
+/// was refused, and was resent forever: the acceptor never caught up.
+#[test]
+fn an_acceptor_lagging_behind_large_values_catches_up_under_the_peer_line_limit() {
+    use crate::protocol::line::MAX_PEER_LINE_BYTES;
+    use crate::server::{NODE_MAX_BATCH_BYTES, NODE_MAX_BATCH_ENTRIES};
+    let mut c = Cluster::new(3);
+    c.batch_limits = Some((NODE_MAX_BATCH_ENTRIES, NODE_MAX_BATCH_BYTES));
+    for id in 1..=3 {
+        c.restart(NodeId(id));
+    }
+    c.line_limit = Some(MAX_PEER_LINE_BYTES);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    c.isolate(f);
+    const VALUE_BYTES: usize = 900 << 10;
+    let values = 40u8;
+    for v in 0..values {
+        c.node(l.0).propose(vec![v; VALUE_BYTES]).expect("leader");
+        c.deliver_all();
+    }
+    c.heal();
+    c.tick_all(60);
+    assert_eq!(c.oversized, 0, "no message passed the peer line limit");
+    assert_eq!(c.node(f).log().commit(), c.node(l.0).log().commit());
+    let caught_up: Vec<EntryKind> = c
+        .values(f)
+        .into_iter()
+        .filter(|k| matches!(k, EntryKind::Normal(_)))
+        .collect();
+    assert_eq!(caught_up.len(), values as usize, "the acceptor applied every value");
+    for (v, kind) in caught_up.iter().enumerate() {
+        assert_eq!(kind, &EntryKind::Normal(vec![v as u8; VALUE_BYTES]));
+    }
 }

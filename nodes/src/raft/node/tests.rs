@@ -14,6 +14,10 @@ struct Cluster {
     reads: BTreeMap<NodeId, Vec<ReadOutcome>>,
     cut: BTreeSet<(NodeId, NodeId)>,
     queue: VecDeque<Message>,
+    /// If set, a message whose JSON line is longer is lost, as the real
+    /// transport's line reader refuses it; `oversized` counts them.
+    line_limit: Option<usize>,
+    oversized: usize,
 }
 
 fn config(id: u64, n: u64) -> CoreConfig {
@@ -44,6 +48,8 @@ impl Cluster {
             reads: BTreeMap::new(),
             cut: BTreeSet::new(),
             queue: VecDeque::new(),
+            line_limit: None,
+            oversized: 0,
         }
     }
 
@@ -96,6 +102,13 @@ impl Cluster {
                 );
                 if self.cut.contains(&(m.from, m.to)) {
                     continue;
+                }
+                if let Some(limit) = self.line_limit {
+                    let line = serde_json::to_vec(&m).expect("a message serializes");
+                    if line.len() > limit {
+                        self.oversized += 1;
+                        continue;
+                    }
                 }
                 // A message to a node that does not run (yet) is lost.
                 if let Some(to) = self.nodes.get_mut(&m.to) {
@@ -346,6 +359,46 @@ fn a_lagging_follower_catches_up_by_install_snapshot() {
         c.nodes[&lagger].log().last_index(),
         c.nodes[&leader].log().last_index()
     );
+}
+
+/// Regression (issue 21, finding 3): appends were capped by entry count only
+/// and entry data travelled as an array of numbers, so after a partition
+/// under 900 KiB writes the catch-up batch passed the 64 MiB peer line limit,
+/// was refused, and was resent forever: the follower never caught up.
+#[test]
+fn a_follower_lagging_behind_large_values_catches_up_under_the_peer_line_limit() {
+    use crate::protocol::line::MAX_PEER_LINE_BYTES;
+    use crate::server::{NODE_MAX_BATCH_BYTES, NODE_MAX_BATCH_ENTRIES};
+    let mut c = Cluster::with(3, |cfg| {
+        cfg.max_batch_entries = NODE_MAX_BATCH_ENTRIES;
+        cfg.max_batch_bytes = NODE_MAX_BATCH_BYTES;
+    });
+    c.line_limit = Some(MAX_PEER_LINE_BYTES);
+    let leader = c.elect();
+    let lagger = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
+    c.isolate(lagger.0);
+    const VALUE_BYTES: usize = 900 << 10;
+    let values = 40u8;
+    for k in 0..values {
+        c.nodes
+            .get_mut(&leader)
+            .expect("leader")
+            .propose(vec![k; VALUE_BYTES])
+            .expect("leader accepts");
+        c.settle();
+    }
+    c.heal();
+    c.tick_all(60);
+    assert_eq!(c.oversized, 0, "no message passed the peer line limit");
+    let caught_up = c.normal_applied(lagger);
+    assert_eq!(caught_up.len(), values as usize, "the lagger applied every value");
+    assert!(caught_up
+        .iter()
+        .enumerate()
+        .all(|(k, v)| v.len() == VALUE_BYTES && v[0] == k as u8));
 }
 
 #[test]
