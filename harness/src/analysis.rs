@@ -35,6 +35,9 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     if let Some(crashes) = node_crashes(&run.path().join("nodes"))? {
         checkers.push(crashes);
     }
+    if let Some(caught_up) = caught_up(&history.events) {
+        checkers.push(caught_up);
+    }
     let results = RunResults {
         verdict: RunResults::overall(&checkers),
         checkers,
@@ -132,6 +135,49 @@ pub fn node_crashes(nodes_dir: &std::path::Path) -> anyhow::Result<Option<Checke
     Ok(Some(outcome))
 }
 
+/// The `caught-up` check, from the run's last `caught-up` nemesis event
+/// (written after the final reads, see `System::await_caught_up`): every
+/// node must hold what the cluster committed. A follower left behind (one
+/// that could never catch up after a partition, say) is a failure the final
+/// reads cannot see. `None` when the run has no such event (the system
+/// cannot tell, or an older run).
+pub fn caught_up(events: &[faultline_checker::history::Event]) -> Option<CheckerOutcome> {
+    use faultline_checker::history::Process;
+    let event = events
+        .iter()
+        .rev()
+        .find(|e| e.process == Process::Nemesis && e.f == "caught-up")?;
+    let outcome = |verdict, summary: String| CheckerOutcome {
+        checker: "caught-up".into(),
+        scope: None,
+        verdict,
+        summary,
+        detail: event.value.clone(),
+    };
+    let Ok(catch_up) = serde_json::from_value::<crate::system::CatchUp>(event.value.clone()) else {
+        return Some(outcome(
+            VerdictKind::Unknown,
+            format!("the caught-up event (history line {}) is malformed", event.index + 1),
+        ));
+    };
+    let describe = |(node, applied): (&String, &Option<u64>)| match applied {
+        Some(index) => format!("{node} at {index}"),
+        None => format!("{node} did not answer"),
+    };
+    let nodes: Vec<String> = catch_up.applied.iter().map(describe).collect();
+    Some(if catch_up.caught_up {
+        outcome(
+            VerdictKind::Valid,
+            format!("every node caught up ({})", nodes.join(", ")),
+        )
+    } else {
+        outcome(
+            VerdictKind::Invalid,
+            format!("not every node caught up after the run: {}", nodes.join(", ")),
+        )
+    })
+}
+
 /// Reads the plan recorded in a run's test.json.
 pub fn read_plan(run: &RunDir) -> anyhow::Result<TestPlan> {
     let test = run
@@ -177,5 +223,50 @@ mod node_crash_tests {
         std::fs::write(dir.path().join("n1.log"), "INFO listening\n").expect("write");
         let out = node_crashes(dir.path()).expect("ok").expect("one log");
         assert_eq!(out.verdict, VerdictKind::Valid);
+    }
+}
+
+#[cfg(test)]
+mod caught_up_tests {
+    use super::*;
+    use faultline_checker::history::{Event, EventType, Process};
+
+    fn event(f: &str, value: serde_json::Value) -> Event {
+        Event {
+            index: 7,
+            time: 0,
+            process: Process::Nemesis,
+            kind: EventType::Info,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_node_left_behind_makes_the_run_invalid_naming_it() {
+        let behind = event(
+            "caught-up",
+            serde_json::json!({"caught_up": false, "applied": {"n1": 812, "n2": 812, "n3": 1, "n4": null}}),
+        );
+        let out = caught_up(&[behind]).expect("an event");
+        assert_eq!(out.verdict, VerdictKind::Invalid);
+        assert!(out.summary.contains("n3 at 1"), "{}", out.summary);
+        assert!(out.summary.contains("n4 did not answer"), "{}", out.summary);
+        let fine = event(
+            "caught-up",
+            serde_json::json!({"caught_up": true, "applied": {"n1": 812, "n2": 812}}),
+        );
+        assert_eq!(caught_up(&[fine]).expect("an event").verdict, VerdictKind::Valid);
+    }
+
+    #[test]
+    fn no_event_is_no_claim_and_a_bad_one_is_unknown() {
+        assert!(caught_up(&[event("start-partition", serde_json::Value::Null)]).is_none());
+        let bad = caught_up(&[event("caught-up", serde_json::json!("?"))]).expect("an event");
+        assert_eq!(bad.verdict, VerdictKind::Unknown);
+        assert!(bad.summary.contains("line 8"), "{}", bad.summary);
     }
 }

@@ -188,3 +188,37 @@ mod tests {
         assert!(help.contains("red") && help.contains("dark-blue"), "{help}");
     }
 }
+
+/// A size: `900KiB`, `1MiB`, `4096`, `512B` (binary units: KiB = 1024,
+/// MiB = 1024²; KB and MB are taken as the same, as most people mean them).
+pub fn bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("bad size {text:?}: use a number of bytes with a unit, like 900KiB, 1MiB or 4096");
+    let value: usize = num.parse().map_err(|_| bad())?;
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" | "k" | "kB" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        _ => return Err(bad()),
+    };
+    value.checked_mul(scale).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    use super::bytes;
+
+    #[test]
+    fn sizes_take_binary_units_and_refuse_the_rest() {
+        assert_eq!(bytes("900KiB"), Ok(900 * 1024));
+        assert_eq!(bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(bytes("4096"), Ok(4096));
+        assert_eq!(bytes(" 12B "), Ok(12));
+        for bad in ["", "KiB", "1.5MiB", "9GiB", "-1", "99999999999999999999999MiB"] {
+            let err = bytes(bad).expect_err(bad);
+            assert!(err.contains("bad size"), "{bad}: {err}");
+        }
+    }
+}

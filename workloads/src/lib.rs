@@ -26,9 +26,11 @@ pub mod register;
 pub mod set;
 pub mod tcp_client;
 pub mod txn;
+pub mod value_shape;
 pub mod workload;
 
 pub use call::{Answer, Call, MicroOp, MicroOpKind};
 pub use client::{BoxFuture, Client};
 pub use op::{Completion, Op, Outcome, Planned};
+pub use value_shape::{ShapedClient, ValueShape};
 pub use workload::{workload_for, WorkerGen, Workload, WorkloadKind, WorkloadOptions};

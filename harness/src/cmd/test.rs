@@ -21,7 +21,7 @@ use crate::system::{Support, System, SystemKind};
 use anyhow::Context;
 use faultline_nodes::server::ConsensusKind;
 use faultline_results::{HistoryWriter, RunDir, VerdictKind};
-use faultline_workloads::{workload_for, WorkloadKind, WorkloadOptions};
+use faultline_workloads::{workload_for, ValueShape, WorkloadKind, WorkloadOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,6 +95,14 @@ pub struct Args {
     /// kv workload: number of independent keys.
     #[arg(long, default_value_t = 8)]
     pub kv_keys: usize,
+    /// register and kv workloads: send every value padded to about this
+    /// size (900KiB, 1MiB, …); the history keeps the small value.
+    #[arg(long, value_parser = parse::bytes)]
+    pub value_size: Option<usize>,
+    /// register and kv workloads: nest every value this many arrays deep
+    /// (at most 60: the node refuses requests nested past 64 levels).
+    #[arg(long)]
+    pub value_depth: Option<usize>,
     /// Split the keyspace into S shards, each its own consensus group placed
     /// on --replicas nodes by the ring (default: unsharded, one group of
     /// every node).
@@ -274,6 +282,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             n
         }
     };
+    let value_shape = value_shape(args, workload)?;
     let options = workload_options(args);
     Ok(TestPlan {
         name,
@@ -299,6 +308,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         lock_ttl_ms: args.lock_ttl_ms,
         kv_keys: args.kv_keys,
         sharding,
+        value_shape,
     })
 }
 
@@ -396,6 +406,40 @@ fn adapter_kinds(
         )));
     }
     Ok(kinds)
+}
+
+/// The deepest `--value-depth`: the value sits in a request object and a
+/// padded object, and faultline's node refuses requests nested past 64
+/// levels; a little margin for a cas's and a system's own wrapping.
+pub const MAX_VALUE_DEPTH: usize = 60;
+
+/// The largest `--value-size`: faultline's node reads request lines of at
+/// most 1 MiB, and the request around the value needs room.
+pub const MAX_VALUE_SIZE_BYTES: usize = (1 << 20) - (16 << 10);
+
+/// `--value-size` and `--value-depth`, validated; None when neither is given.
+fn value_shape(args: &Args, workload: WorkloadKind) -> anyhow::Result<Option<ValueShape>> {
+    if args.value_size.is_none() && args.value_depth.is_none() {
+        return Ok(None);
+    }
+    if !matches!(workload, WorkloadKind::Register | WorkloadKind::Kv) {
+        return Err(bad_input(format!(
+            "--value-size and --value-depth shape register and kv values; --workload {workload} has none to shape"
+        )));
+    }
+    let size_bytes = args.value_size.unwrap_or(0);
+    if size_bytes > MAX_VALUE_SIZE_BYTES {
+        return Err(bad_input(format!(
+            "--value-size {size_bytes} bytes: at most {MAX_VALUE_SIZE_BYTES} (a request line is at most 1 MiB)"
+        )));
+    }
+    let depth = args.value_depth.unwrap_or(0);
+    if depth > MAX_VALUE_DEPTH {
+        return Err(bad_input(format!(
+            "--value-depth {depth}: at most {MAX_VALUE_DEPTH} (requests nest at most 64 levels)"
+        )));
+    }
+    Ok(Some(ValueShape { size_bytes, depth }))
 }
 
 /// The workloads' tunables from the flags.

@@ -2,7 +2,8 @@
 //! system under test has elected (sharded faultline: every shard's group)
 //! and serves, drive it with the workload's workers (one client per worker,
 //! opened by the system) while the nemesis breaks it, heal every fault,
-//! wait for recovery, run the final reads, stop the cluster. A sharded run
+//! wait for recovery, run the final reads, record whether every node caught
+//! up (the `caught-up` nemesis event), stop the cluster. A sharded run
 //! records its initial placement as a `placement` nemesis event before the
 //! first operation, and a fault kind the cluster cannot make as an
 //! `unsupported-<kind>` nemesis event (docs/history-format.md).
@@ -24,7 +25,7 @@ use crate::nemesis::membership::Admin;
 use crate::nemesis::{FaultKind, LeaderProbe, MembershipNemesis, Nemesis};
 use crate::system::System;
 use anyhow::{bail, Context};
-use faultline_workloads::{Client, Workload};
+use faultline_workloads::{Client, ShapedClient, Workload};
 use generator::{PhaseConfig, Worker};
 use plan::TestPlan;
 use recorder::Recorder;
@@ -103,13 +104,20 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
     let concurrency = plan.concurrency as usize;
     let workers = (0..concurrency)
         .map(|i| {
+            let client = system
+                .client(i, &nodes, bind_ip)
+                .with_context(|| format!("opening the client of worker {i}"))?;
             Ok(Worker {
                 index: i,
                 process: i as u64,
                 gen: workload.worker(i, concurrency, plan.seed),
-                client: system
-                    .client(i, &nodes, bind_ip)
-                    .with_context(|| format!("opening the client of worker {i}"))?,
+                client: match plan.value_shape {
+                    Some(shape) => Box::new(ShapedClient {
+                        inner: client,
+                        shape,
+                    }) as Box<dyn Client>,
+                    None => client,
+                },
             })
         })
         .collect::<anyhow::Result<Vec<Worker<Box<dyn Client>>>>>()?;
@@ -186,6 +194,15 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         ..cfg
     };
     generator::final_phase(workers, Arc::clone(&recorder), cfg).await?;
+    if let Some(p) = &progress {
+        p.phase("waiting for every node to catch up");
+    }
+    if let Some(catch_up) = system.await_caught_up(&nodes, bind_ip, recovery).await {
+        let value = serde_json::to_value(&catch_up).context("describing the catch-up")?;
+        recorder
+            .nemesis("caught-up".into(), value, None)
+            .context("recording whether every node caught up")?;
+    }
     drop(progress);
     Ok(())
 }

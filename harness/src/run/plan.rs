@@ -14,7 +14,7 @@ use crate::nemesis::FaultKind;
 use crate::system::SystemKind;
 use faultline_nodes::bug::Bug;
 use faultline_nodes::server::ConsensusKind;
-use faultline_workloads::WorkloadKind;
+use faultline_workloads::{ValueShape, WorkloadKind};
 use serde::{Deserialize, Serialize};
 
 /// Every option of a run, resolved (no "3n", no defaults left implicit).
@@ -52,6 +52,9 @@ pub struct TestPlan {
     /// The keyspace split into shards on a ring; None: one group of every
     /// node.
     pub sharding: Option<Sharding>,
+    /// register and kv: values sent padded and nested (`--value-size`,
+    /// `--value-depth`); None: as the workload makes them.
+    pub value_shape: Option<ValueShape>,
 }
 
 /// A sharded cluster's ring, planned once.
@@ -165,6 +168,11 @@ struct PlanRecord {
     vnodes: u32,
     #[serde(default)]
     members: Vec<u64>,
+    /// `--value-size` in bytes, `--value-depth` (absent: not shaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value_size_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value_depth: Option<usize>,
 }
 
 fn default_system() -> SystemKind {
@@ -208,6 +216,8 @@ impl From<TestPlan> for PlanRecord {
             replicas,
             vnodes,
             members,
+            value_size_bytes: p.value_shape.map(|v| v.size_bytes),
+            value_depth: p.value_shape.map(|v| v.depth),
         }
     }
 }
@@ -252,6 +262,12 @@ impl TryFrom<PlanRecord> for TestPlan {
             lock_ttl_ms: r.lock_ttl_ms,
             kv_keys: r.kv_keys,
             sharding,
+            value_shape: (r.value_size_bytes.is_some() || r.value_depth.is_some()).then(|| {
+                ValueShape {
+                    size_bytes: r.value_size_bytes.unwrap_or(0),
+                    depth: r.value_depth.unwrap_or(0),
+                }
+            }),
         })
     }
 }
@@ -282,6 +298,10 @@ mod tests {
             kv_keys: 8,
             sharding: sharded
                 .then(|| Sharding::new(8, 3, 64, 5, vec![1, 2, 3, 4]).expect("a valid ring")),
+            value_shape: sharded.then_some(ValueShape {
+                size_bytes: 900 << 10,
+                depth: 20,
+            }),
         }
     }
 
@@ -315,11 +335,20 @@ mod tests {
     #[test]
     fn a_test_json_from_before_sharding_and_systems_reads_as_unsharded_faultline() {
         let mut v = serde_json::to_value(plan(true)).expect("serializes");
-        for k in ["shards", "replicas", "vnodes", "members", "system"] {
+        for k in [
+            "shards",
+            "replicas",
+            "vnodes",
+            "members",
+            "system",
+            "value_size_bytes",
+            "value_depth",
+        ] {
             v.as_object_mut().expect("object").remove(k);
         }
         let p: TestPlan = serde_json::from_value(v).expect("old plans read");
         assert_eq!(p.sharding, None);
+        assert_eq!(p.value_shape, None);
         assert_eq!(p.system, SystemKind::Faultline);
         assert!(!p.sharded());
     }

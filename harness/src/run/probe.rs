@@ -116,6 +116,50 @@ pub async fn wait_for_group_leaders(
     }
 }
 
+/// Every node's applied log index from `status` (None: no answer).
+pub async fn applied_indexes(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+) -> BTreeMap<String, Option<u64>> {
+    let timeout = Duration::from_millis(500);
+    let asks = nodes.iter().map(|n| {
+        let (name, addr) = (n.name.clone(), n.client_addr);
+        async move { (name, status(addr, bind_ip, timeout).await) }
+    });
+    futures_join_all(asks)
+        .await
+        .into_iter()
+        .map(|(name, reply)| {
+            let applied = reply
+                .ok()
+                .filter(|r| r.ok)
+                .and_then(|r| r.rest.get("applied_index").and_then(|v| v.as_u64()));
+            (name, applied)
+        })
+        .collect()
+}
+
+/// Polls until every node answers with the same applied index (nothing is
+/// written any more: the run's operations are over), or `timeout` passes;
+/// the last answers either way.
+pub async fn wait_for_caught_up(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+    timeout: Duration,
+) -> crate::system::CatchUp {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let applied = applied_indexes(nodes, bind_ip).await;
+        let mut positions = applied.values();
+        let first = positions.next().copied().flatten();
+        let caught_up = first.is_some() && positions.all(|&p| p == first);
+        if caught_up || tokio::time::Instant::now() >= deadline {
+            return crate::system::CatchUp { caught_up, applied };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Runs futures concurrently and returns their outputs in order.
 pub async fn futures_join_all<F>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where

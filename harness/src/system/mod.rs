@@ -22,6 +22,8 @@
 //! - when a cluster is ready ([`System::await_leader`],
 //!   [`System::await_serving`]) and who leads ([`System::leader`], for the
 //!   nemesis's `leader` targets);
+//! - after the final reads, whether every node holds everything committed
+//!   ([`System::await_caught_up`]; a system that cannot tell says None);
 //! - one [`Client`] per worker ([`System::client`], Jepsen's Client `open!`):
 //!   system-neutral [`faultline_workloads::Call`]s in, answers out.
 //!
@@ -232,4 +234,28 @@ pub trait System: Send + Sync {
     fn closing_note(&self) -> Option<String> {
         None
     }
+    /// After the final reads: waits up to `timeout` until every node holds
+    /// everything the cluster committed (a follower that never catches up
+    /// is a failure the reads alone cannot see, as they go to a leader), and
+    /// says what each node holds. None: this system cannot tell.
+    fn await_caught_up<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Option<CatchUp>> {
+        let _ = (nodes, bind_ip, timeout);
+        Box::pin(async { None })
+    }
+}
+
+/// Whether every node caught up at the end of a run, recorded in the
+/// history as the nemesis event `caught-up` (docs/history-format.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    /// Every node answered and holds the same applied position.
+    pub caught_up: bool,
+    /// Each node's applied position (faultline: its applied log index);
+    /// None: it did not answer.
+    pub applied: std::collections::BTreeMap<String, Option<u64>>,
 }

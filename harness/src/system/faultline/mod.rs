@@ -12,7 +12,7 @@
 pub mod client;
 
 use super::{
-    MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support, System,
+    CatchUp, MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support, System,
     SystemKind,
 };
 use crate::cluster::{admin, NodeId, NodeInfo};
@@ -201,6 +201,22 @@ impl System for FaultlineSystem {
             bind_ip,
             None,
         ))))
+    }
+
+    fn await_caught_up<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Option<CatchUp>> {
+        Box::pin(async move {
+            // A sharded node hosts groups with different replica sets;
+            // `status` describes one of them, so only unsharded runs tell.
+            if self.shards.is_some() {
+                return None;
+            }
+            Some(probe::wait_for_caught_up(nodes, bind_ip, timeout).await)
+        })
     }
 
     fn describe(&self) -> serde_json::Value {
