@@ -157,7 +157,10 @@ pub fn caught_up(events: &[faultline_checker::history::Event]) -> Option<Checker
     let Ok(catch_up) = serde_json::from_value::<crate::system::CatchUp>(event.value.clone()) else {
         return Some(outcome(
             VerdictKind::Unknown,
-            format!("the caught-up event (history line {}) is malformed", event.index + 1),
+            format!(
+                "the caught-up event (history line {}) is malformed",
+                event.index + 1
+            ),
         ));
     };
     let describe = |(node, applied): (&String, &Option<u64>)| match applied {
@@ -173,7 +176,10 @@ pub fn caught_up(events: &[faultline_checker::history::Event]) -> Option<Checker
     } else {
         outcome(
             VerdictKind::Invalid,
-            format!("not every node caught up after the run: {}", nodes.join(", ")),
+            format!(
+                "not every node caught up after the run: {}",
+                nodes.join(", ")
+            ),
         )
     })
 }
@@ -259,7 +265,10 @@ mod caught_up_tests {
             "caught-up",
             serde_json::json!({"caught_up": true, "applied": {"n1": 812, "n2": 812}}),
         );
-        assert_eq!(caught_up(&[fine]).expect("an event").verdict, VerdictKind::Valid);
+        assert_eq!(
+            caught_up(&[fine]).expect("an event").verdict,
+            VerdictKind::Valid
+        );
     }
 
     #[test]

@@ -195,7 +195,9 @@ pub fn bytes(text: &str) -> Result<usize, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("bad size {text:?}: use a number of bytes with a unit, like 900KiB, 1MiB or 4096");
+    let bad = || {
+        format!("bad size {text:?}: use a number of bytes with a unit, like 900KiB, 1MiB or 4096")
+    };
     let value: usize = num.parse().map_err(|_| bad())?;
     let scale: usize = match unit.trim() {
         "" | "B" => 1,
@@ -216,7 +218,14 @@ mod bytes_tests {
         assert_eq!(bytes("1MiB"), Ok(1 << 20));
         assert_eq!(bytes("4096"), Ok(4096));
         assert_eq!(bytes(" 12B "), Ok(12));
-        for bad in ["", "KiB", "1.5MiB", "9GiB", "-1", "99999999999999999999999MiB"] {
+        for bad in [
+            "",
+            "KiB",
+            "1.5MiB",
+            "9GiB",
+            "-1",
+            "99999999999999999999999MiB",
+        ] {
             let err = bytes(bad).expect_err(bad);
             assert!(err.contains("bad size"), "{bad}: {err}");
         }

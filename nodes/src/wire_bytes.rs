@@ -64,7 +64,11 @@ mod tests {
         let bytes: Vec<u8> = (0..=255).collect();
         let json = serde_json::to_string(&Holder(bytes.clone())).expect("serializes");
         assert!(json.starts_with('"'), "one string, not an array: {json}");
-        assert!(json.len() < 256 * 4 / 3 + 8, "about 4/3 of the size: {}", json.len());
+        assert!(
+            json.len() < 256 * 4 / 3 + 8,
+            "about 4/3 of the size: {}",
+            json.len()
+        );
         let back: Holder = serde_json::from_str(&json).expect("reads back");
         assert_eq!(back.0, bytes);
     }

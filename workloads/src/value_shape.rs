@@ -137,7 +137,11 @@ mod tests {
             "about the size asked: {}",
             text.len()
         );
-        assert!(text.starts_with("[[[{"), "three arrays deep: {}", &text[..8]);
+        assert!(
+            text.starts_with("[[[{"),
+            "three arrays deep: {}",
+            &text[..8]
+        );
         assert_eq!(SHAPE.unwrap(shaped), json!(17));
         assert_eq!(SHAPE.unwrap(Value::Null), Value::Null);
     }
@@ -187,6 +191,9 @@ mod tests {
             .execute(&Call::Read { key: "k".into() })
             .value
             .expect("written");
-        assert!(stored.to_string().len() > 4000, "the store holds the large value");
+        assert!(
+            stored.to_string().len() > 4000,
+            "the store holds the large value"
+        );
     }
 }

@@ -12,8 +12,8 @@
 pub mod client;
 
 use super::{
-    CatchUp, MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support, System,
-    SystemKind,
+    CatchUp, MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support,
+    System, SystemKind,
 };
 use crate::cluster::{admin, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;

@@ -1365,7 +1365,11 @@ fn an_acceptor_lagging_behind_large_values_catches_up_under_the_peer_line_limit(
         .into_iter()
         .filter(|k| matches!(k, EntryKind::Normal(_)))
         .collect();
-    assert_eq!(caught_up.len(), values as usize, "the acceptor applied every value");
+    assert_eq!(
+        caught_up.len(),
+        values as usize,
+        "the acceptor applied every value"
+    );
     for (v, kind) in caught_up.iter().enumerate() {
         assert_eq!(kind, &EntryKind::Normal(vec![v as u8; VALUE_BYTES]));
     }

@@ -394,7 +394,11 @@ fn a_follower_lagging_behind_large_values_catches_up_under_the_peer_line_limit()
     c.tick_all(60);
     assert_eq!(c.oversized, 0, "no message passed the peer line limit");
     let caught_up = c.normal_applied(lagger);
-    assert_eq!(caught_up.len(), values as usize, "the lagger applied every value");
+    assert_eq!(
+        caught_up.len(),
+        values as usize,
+        "the lagger applied every value"
+    );
     assert!(caught_up
         .iter()
         .enumerate()
