@@ -37,7 +37,9 @@
 //! joining core with `Recovered::hard_state.term` = the current term of the
 //! group's leader (persisted before the core runs): a node id that was a
 //! voter before, was removed and wiped, must not follow a stale leader of an
-//! older term that still counts it (it forgot the votes it gave). When the
+//! older term that still counts it (it forgot the votes it gave), and give
+//! it [`CoreConfig::join_floor`] if the id may have been a member before (it
+//! must not count itself in a configuration that meant its old self). When the
 //! runtime applies a committed simple configuration that does not contain
 //! its node, the group is no longer this node's: the runtime may stop the
 //! core and delete the group's storage.
@@ -551,13 +553,19 @@ pub struct CoreConfig {
     /// Seeds the core's own randomness (election timeouts): a seeded core is
     /// deterministic.
     pub seed: u64,
-    /// For a joining core (empty `voters`): the (term, index) of the config
-    /// entry that added this node, i.e. the [`Proposal`] of
-    /// [`Consensus::change_membership`], if the runtime knows it. Raft: until
-    /// it learns a configuration, a joining core grants votes only to
-    /// candidates whose log is at least as up to date as that entry (they
-    /// hold it); None: it grants none (safe, but a change whose new half is
-    /// mostly new nodes cannot elect a leader if the old one dies early).
+    /// For a joining core whose node id may have been a member before
+    /// (removed, wiped, added back): a log position (term, index) by which
+    /// the configuration that removed the earlier incarnation was known
+    /// committed: the [`Proposal`] of the [`Consensus::change_membership`]
+    /// that added this node, or the (term, commit index) the node had when
+    /// it retired after applying its removal. Until its log reaches the floor
+    /// (compared as for an up-to-date log) the core counts itself in no
+    /// configuration, whatever voters an old snapshot or entry names: it
+    /// does not campaign, and it grants votes only to candidates whose log
+    /// reaches the floor. None: a node that grants no vote until it learns
+    /// a configuration, and then trusts it (right for an id never used
+    /// before). See the Raft core's docs, "Re-used node ids". The runtime
+    /// passes it at every start of the group, so it survives restarts.
     pub join_floor: Option<(Term, LogIndex)>,
     pub bugs: Vec<Bug>,
 }

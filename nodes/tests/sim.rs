@@ -127,6 +127,25 @@ fn seed_1015515_a_stale_ack_from_a_wiped_node_id_no_longer_storms() {
     );
 }
 
+/// Seed 1055330 of the membership sweep elected a leader without a committed
+/// configuration: two wiped, re-added node ids caught up only to an old
+/// snapshot and entries whose configuration named their old selves, and
+/// counted each other in it (see the core's regression test
+/// a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_old_configuration).
+#[test]
+fn seed_1055330_rejoined_node_ids_no_longer_elect_a_leader_in_a_stale_configuration() {
+    let opts = SimOptions {
+        reuse_ids: true,
+        ..SimOptions::with_membership(1055330)
+    };
+    let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
+    assert!(
+        outcome.stats.rejoins >= 2,
+        "the seed still re-adds wiped ids: {:?}",
+        outcome.stats
+    );
+}
+
 /// Replays one seed (FAULTLINE_SIM_SEED, default 1, with the options the
 /// failing sweep printed) and prints its trace with FAULTLINE_SIM_TRACE=1.
 #[test]

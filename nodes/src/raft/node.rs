@@ -29,14 +29,63 @@
 //! message carrying the commit, so that their runtime learns they left.
 //! Message senders are not checked against the configuration (a node may be
 //! a member of one this node has not seen yet); only a message from this
-//! node itself is refused ([`StepError::UnknownPeer`]). Liveness limit: a
-//! joining node (no configuration yet) answers a vote request only if the
-//! runtime gave it [`CoreConfig::join_floor`] (the entry that added it) and
-//! the candidate's log holds that entry: with an empty log it would grant
-//! any, and a stale candidate that still counts a re-used node id from
-//! before its removal could win with it. Without a floor, if the leader dies
-//! during a change whose new half is mostly new nodes that have not received
-//! C_old,new yet, no candidate can win until enough of them get it.
+//! node itself is refused ([`StepError::UnknownPeer`]). A node below its
+//! join floor counts itself in no configuration (next section). Liveness
+//! limit: a joining node answers a vote request only if the runtime gave it
+//! [`CoreConfig::join_floor`] and the candidate's log reaches that floor:
+//! with an empty log it would grant any, and a stale candidate that still
+//! counts a re-used node id from before its removal could win with it.
+//! Without a floor, if the leader dies during a change whose new half is
+//! mostly new nodes that have not received C_old,new yet, no candidate can
+//! win until enough of them get it.
+//!
+//! # Re-used node ids: the join floor
+//! A node id removed from a group, wiped, and added back is a new server
+//! under an old name. Ongaro's thesis (§3.8) lets a server that lost its
+//! persistent state rejoin only under a new identity; the runtime re-uses
+//! the id, so the core must make it new in effect: no configuration that
+//! counted the old incarnation may count the new one. The hazard: the new
+//! incarnation catches up only part of the way, to an old snapshot or old
+//! config entries, finds its id there, and (§4.1: a server uses the latest
+//! configuration in its log) campaigns and grants votes in it. Membership
+//! sweep seed 1055330: n2 and n3 of [2,3,5] were removed and wiped, added
+//! back by an entry that was never committed, caught up to a snapshot and
+//! entries naming [2,3,5], and elected n3 with n2's vote, without the
+//! committed [1,4,5]: their old selves had held entries the new ones lack.
+//! (Removed servers disrupting the group, §4.2.3, are the mirror image: vote
+//! requests from outside a node's configuration are ignored.)
+//!
+//! The rule: a node whose log (last entry, or snapshot) is below its
+//! [`CoreConfig::join_floor`] (term, index), compared as for an up-to-date
+//! log, is joining whatever voters its log names: it never campaigns (not
+//! on TimeoutNow either), and answers vote requests and pre-votes only from
+//! candidates whose last entry is at or past its floor. At or past the
+//! floor, the configuration in its log is its own; a truncation that takes
+//! the log below the floor makes it joining again.
+//!
+//! Why it is safe. Let C_rem be the committed configuration that removed the
+//! id's last wiped incarnation, at index r. A floor (t, i) must be a place
+//! where C_rem was known committed: C_rem committed in a term ≤ t, and the
+//! leader of term t (if any) holds C_rem at r ≤ i. Then every log whose last
+//! entry (t', i') ≥ (t, i) holds C_rem: if t' > t, the leader of t' made that
+//! entry and holds C_rem (leader completeness, §5.4); if t' = t and i' ≥ i,
+//! the leader of t made it, and the log matches that leader's through i'
+//! (log matching, §5.3). So the log's latest configuration is C_rem or one
+//! appended after it, which counts the id only if a change after the removal
+//! added it back: this incarnation (a later one has a later floor). Hence a
+//! node at or past its floor counts itself only where the group counts this
+//! incarnation, a candidate at or past the floor holds such a configuration
+//! (so a vote given to it is never counted for the old incarnation), and
+//! below the floor the node gives nothing an old configuration could count.
+//! Two floors meet the definition: the adding entry itself (the
+//! [`Proposal`] of [`Consensus::change_membership`]: its leader had C_rem
+//! committed, one change at a time), which stays a valid floor when that
+//! entry is truncated and a later leader adds the id again (seed 1055330);
+//! and the node's (term, commit index) when it retired after applying C_rem
+//! (it learned that commit from a leader of a term ≤ its own). The simulator
+//! gives the first; the real runtime, which joins before the change is
+//! proposed, persists the second in groups.json and passes it at every start
+//! of the group, so a restarted joining node keeps its floor.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -334,9 +383,24 @@ impl RaftNode {
         self.membership().is_joint() || self.config_index() > self.log.commit()
     }
 
-    /// Whether this node may campaign: it votes in its configuration.
+    /// Whether this node may campaign: its log reached its join floor and
+    /// it votes in its configuration.
     fn promotable(&self) -> bool {
-        self.membership().contains(self.cfg.id)
+        self.reached_join_floor() && self.membership().contains(self.cfg.id)
+    }
+
+    /// Whether the configuration in this node's log may count this node:
+    /// there is no [`CoreConfig::join_floor`], or the log's last entry (or
+    /// its snapshot) is at least as up to date as the floor, so the log
+    /// holds the committed removal of every wiped earlier incarnation of
+    /// this node id (see "Re-used node ids" in the module docs). Below the
+    /// floor the configuration may name such an incarnation: the node then
+    /// behaves as joining (no campaign; votes only for candidates at or
+    /// past the floor), whatever voters it holds.
+    fn reached_join_floor(&self) -> bool {
+        self.cfg
+            .join_floor
+            .is_none_or(|floor| (self.log.last_term(), self.log.last_index()) >= floor)
     }
 
     /// A majority of every half of the configuration satisfies `pred`.
@@ -906,25 +970,28 @@ impl RaftNode {
     // ----- message handling -----
 
     fn handle(&mut self, from: NodeId, msg: RaftMessage) {
-        // A joining node votes only for candidates holding the entry that
-        // added it (CoreConfig::join_floor): their configuration is that one
-        // or a later one, never a stale one that still counts a re-used id.
-        let joining_vote = match (&msg, self.cfg.join_floor) {
+        // A joining node (no configuration yet, or a log below its join
+        // floor) votes only for candidates at or past its floor: their
+        // configuration is the one that added it or a later one, never a
+        // stale one that still counts a wiped earlier incarnation of its id.
+        // Every other node answers only the voters of its configuration.
+        let joining = self.membership().voters.is_empty() || !self.reached_join_floor();
+        let vote_allowed = match (&msg, self.cfg.join_floor) {
             (
                 RaftMessage::RequestVote {
                     last_log_term,
                     last_log_index,
                     ..
                 },
-                Some((t, i)),
-            ) => self.membership().voters.is_empty() && (*last_log_term, *last_log_index) >= (t, i),
-            _ => false,
+                Some(floor),
+            ) if joining => (*last_log_term, *last_log_index) >= floor,
+            _ if joining => false,
+            _ => self.membership().contains(from),
         };
         if matches!(
             msg,
             RaftMessage::RequestVote { .. } | RaftMessage::VoteResponse { .. }
-        ) && !self.membership().contains(from)
-            && !joining_vote
+        ) && !vote_allowed
         {
             // A removed (or not yet known) node must not disrupt us: its
             // votes and vote requests are not ours to count or answer.
@@ -1364,6 +1431,12 @@ impl RaftNode {
         if self.role == Role::Candidate {
             assert_eq!(self.vote, Some(self.cfg.id), "a candidate voted for itself");
         }
+        if self.role != Role::Follower {
+            assert!(
+                self.reached_join_floor(),
+                "only a node past its join floor campaigns or leads"
+            );
+        }
         assert!(
             self.log.last_term() <= self.term,
             "no entry from a future term"
@@ -1389,12 +1462,13 @@ impl Consensus for RaftNode {
             if self.election_elapsed_ticks >= self.cfg.election_timeout_ticks {
                 self.fresh = false;
             }
-            if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
+            // A node that may not campaign keeps counting: past an election
+            // timeout without a leader it is out of the leader's lease and
+            // grants the votes it may grant.
+            if self.election_elapsed_ticks >= self.randomized_timeout_ticks && self.promotable() {
                 self.election_elapsed_ticks = 0;
-                if self.promotable() {
-                    let pre_vote = self.cfg.pre_vote;
-                    self.campaign(pre_vote, false);
-                }
+                let pre_vote = self.cfg.pre_vote;
+                self.campaign(pre_vote, false);
             }
         }
         self.check_invariants();

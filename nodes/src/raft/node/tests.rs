@@ -1390,3 +1390,169 @@ fn a_stale_ack_from_a_wiped_incarnation_of_a_reused_node_id_is_ignored() {
         "the change finished"
     );
 }
+
+fn votes_granted(messages: &[Message]) -> Vec<(NodeId, bool)> {
+    messages
+        .iter()
+        .filter_map(|m| match m.payload {
+            Payload::Raft(RaftMessage::VoteResponse { granted, .. }) => Some((m.to, granted)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Seed 1055330 of the membership sweep elected a leader without a committed
+/// configuration: two node ids removed, wiped and added back caught up only
+/// to an old snapshot whose configuration named their old selves, and one
+/// won an election in it with the other's vote. Below its join floor a
+/// joining core neither campaigns nor votes in such a configuration.
+#[test]
+fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_old_configuration() {
+    // n3 was added back by [2,3,4] (joint with [1,4,5]) at index 27, term 2.
+    let mut cfg = CoreConfig::new(NodeId(3), GroupId(1), Vec::new());
+    cfg.seed = 3;
+    cfg.join_floor = Some((Term(2), LogIndex(27)));
+    let r = Recovered {
+        hard_state: HardState {
+            term: Term(2),
+            vote: None,
+            commit: LogIndex(0),
+        },
+        ..Recovered::default()
+    };
+    let mut n = RaftNode::new(cfg, r).expect("a joining core");
+    let step = |n: &mut RaftNode, m: Message| -> Vec<Message> {
+        n.step(m).expect("a valid message");
+        let rd = n.ready();
+        n.persisted(rd.persist_id);
+        rd.messages
+    };
+    // The leader of term 2 sends an old snapshot (index 25): its voters
+    // [2,3,5] are n3's and n2's wiped old selves.
+    let snapshot = Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(25),
+            term: Term(1),
+            voters: ids(&[2, 3, 5]),
+            outgoing: Vec::new(),
+        },
+        data: Vec::new(),
+    };
+    step(
+        &mut n,
+        raft_msg(
+            5,
+            3,
+            RaftMessage::InstallSnapshot {
+                term: Term(2),
+                snapshot,
+                session: 1,
+            },
+        ),
+    );
+    assert_eq!(
+        n.status().membership,
+        Membership::simple(ids(&[2, 3, 5])),
+        "it holds the old configuration"
+    );
+    // The leader dies before n3 gets further: n3 must not campaign in [2,3,5].
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        n.tick();
+        let rd = n.ready();
+        n.persisted(rd.persist_id);
+        sent.extend(rd.messages);
+    }
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m.payload, Payload::Raft(RaftMessage::RequestVote { .. }))),
+        "no campaign below the join floor: {sent:?}"
+    );
+    assert_eq!(n.term(), Term(2), "and no term bump");
+    // n2, added back as well and just as stale, campaigns in [2,3,5]: no vote.
+    for pre_vote in [true, false] {
+        let replies = step(
+            &mut n,
+            raft_msg(
+                2,
+                3,
+                RaftMessage::RequestVote {
+                    term: Term(3),
+                    pre_vote,
+                    transfer: false,
+                    last_log_index: LogIndex(25),
+                    last_log_term: Term(1),
+                },
+            ),
+        );
+        assert!(
+            votes_granted(&replies).iter().all(|&(_, granted)| !granted),
+            "pre-vote {pre_vote}: no vote for a candidate below the floor: {replies:?}"
+        );
+    }
+    assert_eq!(n.term(), Term(2), "an ignored request bumps no term");
+    // A candidate past the floor gets the vote (the floor keeps elections
+    // live): n4 of [1,4,5], whose log ends at (index 27, term 3).
+    let replies = step(
+        &mut n,
+        raft_msg(
+            4,
+            3,
+            RaftMessage::RequestVote {
+                term: Term(3),
+                pre_vote: false,
+                transfer: false,
+                last_log_index: LogIndex(27),
+                last_log_term: Term(3),
+            },
+        ),
+    );
+    assert_eq!(votes_granted(&replies), vec![(NodeId(4), true)]);
+    // n4 leads term 3 without the entry that added n3 (it was truncated):
+    // its log holds the removal (26), its no-op (27) and [1,3,4,5] (28).
+    // Past the floor, the configuration in n3's log is its own.
+    let entries = vec![
+        config_entry(26, 1, &[1, 4, 5], &[]),
+        Entry {
+            index: LogIndex(27),
+            term: Term(3),
+            kind: EntryKind::Noop,
+        },
+        config_entry(28, 3, &[1, 3, 4, 5], &[1, 4, 5]),
+    ];
+    step(
+        &mut n,
+        raft_msg(
+            4,
+            3,
+            RaftMessage::AppendEntries {
+                term: Term(3),
+                prev_log_index: LogIndex(25),
+                prev_log_term: Term(1),
+                entries,
+                leader_commit: LogIndex(26),
+                session: 1,
+            },
+        ),
+    );
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        n.tick();
+        let rd = n.ready();
+        n.persisted(rd.persist_id);
+        sent.extend(rd.messages);
+    }
+    let mut asked: Vec<NodeId> = sent
+        .iter()
+        .filter(|m| matches!(m.payload, Payload::Raft(RaftMessage::RequestVote { .. })))
+        .map(|m| m.to)
+        .collect();
+    asked.sort_unstable();
+    asked.dedup();
+    assert_eq!(
+        asked,
+        ids(&[1, 4, 5]),
+        "past its floor, n3 campaigns in [1,3,4,5] joint with [1,4,5]"
+    );
+}
