@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::consensus::{GroupId, NodeId};
+use crate::consensus::{GroupId, LogIndex, NodeId, Term};
 
 /// The file's name inside the data directory.
 pub const GROUPS_FILE: &str = "groups.json";
@@ -37,6 +37,14 @@ pub struct GroupsFile {
     /// the wiped node never votes twice in a term.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub terms: BTreeMap<GroupId, u64>,
+    /// For each group this node left: its join floor for a later join, the
+    /// (term, commit index) it had when it left (the largest such). After
+    /// a removal it applied, every log that reaches this position holds that
+    /// removal, so a joining core counts itself only in configurations
+    /// that mean its new self (`CoreConfig::join_floor`). Kept while the
+    /// group is joined again, so a restarted joining node keeps its floor.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub join_floors: BTreeMap<GroupId, (u64, u64)>,
     /// The ring view set by `set-members`; None: the initial `--members`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<NodeId>>,
@@ -109,13 +117,23 @@ impl GroupsFile {
         self.joined.insert(group);
     }
 
-    /// `group` is no longer hosted; `term` is the highest term this node
-    /// saw in it (kept as a floor for a later join).
-    pub fn record_leave(&mut self, group: GroupId, term: u64) {
+    /// `group` is no longer hosted; `term` and `commit` are the highest
+    /// term this node saw in it and its commit index then (kept as floors
+    /// for a later join).
+    pub fn record_leave(&mut self, group: GroupId, term: u64, commit: u64) {
         self.joined.remove(&group);
         self.left.insert(group);
         let floor = self.terms.entry(group).or_insert(0);
         *floor = (*floor).max(term);
+        let join_floor = self.join_floors.entry(group).or_insert((0, 0));
+        *join_floor = (*join_floor).max((term, commit));
+    }
+
+    /// The join floor of a new core of `group` (None: never left it).
+    pub fn join_floor(&self, group: GroupId) -> Option<(Term, LogIndex)> {
+        self.join_floors
+            .get(&group)
+            .map(|&(term, index)| (Term(term), LogIndex(index)))
     }
 
     /// The term a new core of `group` must start at, at least.
@@ -159,7 +177,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut f = GroupsFile::load(dir.path()).expect("load");
         f.record_join(GroupId(3));
-        f.record_leave(GroupId(1), 7);
+        f.record_leave(GroupId(1), 7, 40);
         f.members = Some(ids(&[1, 2, 4]));
         f.save(dir.path()).expect("save");
         assert!(!dir.path().join("groups.json.tmp").exists(), "renamed away");
@@ -167,14 +185,19 @@ mod tests {
         assert_eq!(back, f);
         // Leaving what was joined moves it; joining what was left moves it back.
         let mut g = back.clone();
-        g.record_leave(GroupId(3), 2);
+        g.record_leave(GroupId(3), 2, 9);
         g.record_join(GroupId(1));
         assert_eq!(g.joined, [GroupId(1)].into_iter().collect());
         assert_eq!(g.left, [GroupId(3)].into_iter().collect());
         // Term floors survive a re-join and only grow.
         assert_eq!(g.term_floor(GroupId(1)), 7);
-        g.record_leave(GroupId(1), 5);
+        g.record_leave(GroupId(1), 5, 90);
         assert_eq!(g.term_floor(GroupId(1)), 7);
+        // So do join floors, compared as log positions (term first).
+        assert_eq!(g.join_floor(GroupId(1)), Some((Term(7), LogIndex(40))));
+        g.record_leave(GroupId(1), 7, 52);
+        assert_eq!(g.join_floor(GroupId(1)), Some((Term(7), LogIndex(52))));
+        assert_eq!(g.join_floor(GroupId(2)), None, "never left");
         g.record_join(GroupId(1));
         g.save(dir.path()).expect("save again");
         assert_eq!(GroupsFile::load(dir.path()).expect("reload"), g);
@@ -209,9 +232,9 @@ mod tests {
             (GroupId(2), ids(&[1, 2, 3])),
         ];
         let mut f = GroupsFile::default();
-        f.record_leave(GroupId(1), 1);
+        f.record_leave(GroupId(1), 1, 0);
         f.record_join(GroupId(5));
-        f.record_leave(GroupId(2), 1);
+        f.record_leave(GroupId(2), 1, 0);
         f.record_join(GroupId(2));
         assert_eq!(
             f.hosted(&initial),

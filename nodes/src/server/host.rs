@@ -15,7 +15,14 @@
 //!   out is retired after a grace period (so a removed leader can still tell
 //!   the others that the change committed): its core is stopped, waiting
 //!   requests are answered `shutting-down`, it is recorded as left and its
-//!   storage is deleted.
+//!   storage is deleted. It records the term it saw and its (term,
+//!   commit index) there: a later `join-group` starts the joining core at
+//!   that term and gives it that join floor (`CoreConfig::join_floor`), at
+//!   every start, so the wiped node id never counts itself in an old
+//!   configuration that meant its previous incarnation. A `leave-group`
+//!   before the node applied its removal records what it knew then, which
+//!   cannot cover a removal it never saw (like a lost disk, that is the
+//!   operator's risk).
 //! - Every bad admin request gets `bad-request` with a reason; none panics.
 
 use std::collections::BTreeMap;
@@ -29,15 +36,26 @@ use super::group::{ClientOp, Group};
 use super::groups_file::GroupsFile;
 use super::shard_map::{route, Route, ShardMap};
 use super::NodeError;
-use crate::consensus::{Consensus, GroupId, MembershipError, Message, NodeId, Recovered};
+use crate::consensus::{
+    Consensus, GroupId, LogIndex, MembershipError, Message, NodeId, Recovered, Term,
+};
 use crate::protocol::{ErrorCode, Op, Reply};
 use crate::storage::{GroupStorage, StorageError};
 use crate::transport::Transport;
 
-/// Builds a group's core: (group, seed voters, recovered state). Empty
-/// voters: a joining core.
-pub type CoreFactory =
-    Box<dyn Fn(GroupId, Vec<NodeId>, Recovered) -> Result<Box<dyn Consensus>, String> + Send>;
+/// Builds a group's core: (group, seed voters, join floor, recovered
+/// state). Empty voters: a joining core; the join floor
+/// (`CoreConfig::join_floor`) is the one groups.json records for a group
+/// this node left before, at every start of the group.
+pub type CoreFactory = Box<
+    dyn Fn(
+            GroupId,
+            Vec<NodeId>,
+            Option<(Term, LogIndex)>,
+            Recovered,
+        ) -> Result<Box<dyn Consensus>, String>
+        + Send,
+>;
 
 /// The groups of one node and its ring view.
 pub struct Host {
@@ -119,7 +137,8 @@ impl Host {
     }
 
     fn open_group(&self, g: GroupId, voters: Vec<NodeId>) -> Result<Group, NodeError> {
-        let make = |g: GroupId, rec: Recovered| (self.make_core)(g, voters.clone(), rec);
+        let floor = self.file.join_floor(g);
+        let make = |g: GroupId, rec: Recovered| (self.make_core)(g, voters.clone(), floor, rec);
         Group::open(&self.cfg, g, self.clock.clone(), &make)
             .map_err(|reason| NodeError::Open { group: g, reason })
     }
@@ -383,11 +402,13 @@ impl Host {
             return Ok(());
         };
         group.shut_down();
-        let term = group.term().0;
+        // The join floor for a later join: once the removal is applied,
+        // every log that reaches (term, commit) holds it.
+        let status = group.core_status();
         drop(group);
         self.removed_since.remove(&g);
         let mut file = self.file.clone();
-        file.record_leave(g, term);
+        file.record_leave(g, status.term.0, status.commit_index.0);
         file.save(&self.cfg.data_dir)
             .map_err(StorageError::Contract)?;
         self.file = file;
@@ -501,6 +522,8 @@ mod tests {
     #[derive(Default)]
     struct Script {
         seed_voters: Vec<NodeId>,
+        /// The join floor the core was built with.
+        join_floor: Option<(Term, LogIndex)>,
         /// The term of the hard state the core was built from.
         recovered_term: u64,
         term: u64,
@@ -659,21 +682,23 @@ mod tests {
         let scripts: Scripts = Arc::default();
         let reg = scripts.clone();
         let me = cfg.id;
-        let factory: CoreFactory = Box::new(move |g, voters: Vec<NodeId>, rec: Recovered| {
-            let s = Arc::new(Mutex::new(Script {
-                recovered_term: rec.hard_state.term.0,
-                term: rec.hard_state.term.0,
-                membership: Membership::simple(voters.clone()),
-                seed_voters: voters,
-                ..Script::default()
-            }));
-            reg.lock().expect("registry").insert(g, s.clone());
-            Ok(Box::new(Fake {
-                id: me,
-                group: g,
-                s,
-            }) as Box<dyn Consensus>)
-        });
+        let factory: CoreFactory =
+            Box::new(move |g, voters: Vec<NodeId>, floor, rec: Recovered| {
+                let s = Arc::new(Mutex::new(Script {
+                    join_floor: floor,
+                    recovered_term: rec.hard_state.term.0,
+                    term: rec.hard_state.term.0,
+                    membership: Membership::simple(voters.clone()),
+                    seed_voters: voters,
+                    ..Script::default()
+                }));
+                reg.lock().expect("registry").insert(g, s.clone());
+                Ok(Box::new(Fake {
+                    id: me,
+                    group: g,
+                    s,
+                }) as Box<dyn Consensus>)
+            });
         let host = Host::open(cfg.clone(), NodeClock::new(), factory)?;
         Ok((host, scripts))
     }
@@ -1090,6 +1115,22 @@ mod tests {
             5,
             "the term it had seen before it left, above the given 3: it never votes twice in a term"
         );
+        let floor = Some((Term(5), LogIndex(1)));
+        assert_eq!(
+            script(&scripts, 1).lock().expect("s").join_floor,
+            floor,
+            "its join floor: (term, commit) when it left, after applying its removal at 1"
+        );
+        assert_eq!(
+            script(&scripts, 0).lock().expect("s").join_floor,
+            None,
+            "a group never left has none"
+        );
+        // A restarted joining node keeps its floor.
+        drop(host);
+        let (host, scripts) = open(&cfg).expect("reopen");
+        assert_eq!(host.group_ids(), vec![GroupId(0), GroupId(1)]);
+        assert_eq!(script(&scripts, 1).lock().expect("s").join_floor, floor);
     }
 
     #[test]

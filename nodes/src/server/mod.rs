@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::consensus::{Consensus, CoreConfig, GroupId, NodeId, Recovered};
+use crate::consensus::{Consensus, CoreConfig, GroupId, LogIndex, NodeId, Recovered, Term};
 use crate::transport::{Filter, Transport};
 use core_loop::Event;
 use host::Host;
@@ -81,13 +81,17 @@ pub const NODE_MAX_BATCH_BYTES: usize = 4 << 20;
 /// Build the consensus core for `group` from its recovered storage.
 /// `voters` seeds a brand-new group (unsharded: every peer; sharded: the
 /// placement's replicas of the shard); empty makes a joining core.
+/// `join_floor`: see [`CoreConfig::join_floor`] (groups.json's, for a group
+/// this node left before).
 pub fn make_core(
     cfg: &NodeConfig,
     group: GroupId,
     voters: Vec<NodeId>,
+    join_floor: Option<(Term, LogIndex)>,
     recovered: Recovered,
 ) -> Result<Box<dyn Consensus>, String> {
     let mut core_cfg = CoreConfig::new(cfg.id, group, voters);
+    core_cfg.join_floor = join_floor;
     core_cfg.election_timeout_ticks = cfg.election_timeout_ticks();
     core_cfg.heartbeat_interval_ticks = cfg.heartbeat_interval_ticks();
     core_cfg.lease_reads = cfg.lease_reads;
@@ -118,7 +122,7 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
     let host = Host::open(
         cfg.clone(),
         clock.clone(),
-        Box::new(move |g, voters, rec| make_core(&core_cfg, g, voters, rec)),
+        Box::new(move |g, voters, floor, rec| make_core(&core_cfg, g, voters, floor, rec)),
     )?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
