@@ -122,8 +122,15 @@ fn workload_results(
             results.push(linearizability_result(ops, model, opts)?);
         }
         Workload::Set => results.push(checkers::set::check(&ops.ops)),
-        Workload::Counter => results.push(checkers::counter::check(&ops.ops)),
-        Workload::Lock => results.extend(checkers::fencing::check(&ops.ops)),
+        Workload::Counter | Workload::LockCounter => {
+            results.push(checkers::counter::check(&ops.ops))
+        }
+        Workload::Lock => {
+            results.extend(checkers::fencing::check(&ops.ops));
+            if checkers::mutex::applies(&ops.ops) {
+                results.push(checkers::mutex::check(ops, opts)?);
+            }
+        }
         Workload::ListAppend | Workload::RwRegister => {
             let model = workload.txn_model().expect("a transactional workload");
             let txn_opts = txn::TxnOptions {

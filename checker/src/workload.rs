@@ -21,8 +21,13 @@ pub enum Workload {
     Set,
     /// The counter checker.
     Counter,
-    /// Fencing and mutual exclusion of leases.
+    /// Fencing and mutual exclusion of leases; with kept-alive leases
+    /// (`"keepalive": true` in the acquires), Jepsen's linearizable mutex too.
     Lock,
+    /// The counter checker, over a counter that holders of a lock
+    /// read-modify-write without any other guard: a lost update is a lost
+    /// exclusion.
+    LockCounter,
     /// Transactions of appends and list reads: isolation (Elle's list-append).
     ListAppend,
     /// Transactions of register writes and reads: isolation (rw-register).
@@ -30,7 +35,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Register,
         Workload::Kv,
         Workload::Set,
@@ -38,6 +43,7 @@ impl Workload {
         Workload::Lock,
         Workload::ListAppend,
         Workload::RwRegister,
+        Workload::LockCounter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +55,7 @@ impl Workload {
             Workload::Lock => "lock",
             Workload::ListAppend => "list-append",
             Workload::RwRegister => "rw-register",
+            Workload::LockCounter => "lock-counter",
         }
     }
 
@@ -60,6 +67,7 @@ impl Workload {
             Workload::Set
             | Workload::Counter
             | Workload::Lock
+            | Workload::LockCounter
             | Workload::ListAppend
             | Workload::RwRegister => None,
         }

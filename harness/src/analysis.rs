@@ -32,7 +32,9 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
         },
     }
     let mut checkers = checkers;
-    if let Some(crashes) = node_crashes(&run.path().join("nodes"))? {
+    if let Some(crashes) =
+        node_crashes(&run.path().join("nodes"), plan.system.crash_markers())?
+    {
         checkers.push(crashes);
     }
     if let Some(caught_up) = caught_up(&history.events) {
@@ -68,7 +70,10 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
 /// history it left is linearizable: the node's log names where. Reads every
 /// `nodes/*.log` of the run; `None` when the run kept no node logs (a run
 /// whose logs were not fetched is not called crash-free).
-pub fn node_crashes(nodes_dir: &std::path::Path) -> anyhow::Result<Option<CheckerOutcome>> {
+pub fn node_crashes(
+    nodes_dir: &std::path::Path,
+    markers: &[&str],
+) -> anyhow::Result<Option<CheckerOutcome>> {
     use std::io::BufRead;
     let entries = match std::fs::read_dir(nodes_dir) {
         Ok(e) => e,
@@ -103,7 +108,7 @@ pub fn node_crashes(nodes_dir: &std::path::Path) -> anyhow::Result<Option<Checke
                 break;
             }
             let line = String::from_utf8_lossy(&buf);
-            if let Some(at) = line.find("panicked at ") {
+            if let Some(at) = markers.iter().filter_map(|m| line.find(m)).min() {
                 let what: String = line[at..].trim_end().chars().take(300).collect();
                 panics.push(serde_json::json!({ "node": node, "panic": what }));
             }
@@ -210,7 +215,7 @@ mod node_crash_tests {
             b"INFO up\nthread 'faultline-core' panicked at nodes/src/paxos/node.rs:907:9:\n\xff\xfe torn\n",
         )
         .expect("write");
-        let out = node_crashes(dir.path())
+        let out = node_crashes(dir.path(), &["panicked at "])
             .expect("readable")
             .expect("logs exist");
         assert_eq!(out.verdict, VerdictKind::Invalid);
@@ -222,12 +227,12 @@ mod node_crash_tests {
     #[test]
     fn clean_logs_are_valid_and_no_logs_is_no_claim() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(node_crashes(&dir.path().join("absent"))
+        assert!(node_crashes(&dir.path().join("absent"), &["panicked at "])
             .expect("ok")
             .is_none());
-        assert!(node_crashes(dir.path()).expect("ok").is_none());
+        assert!(node_crashes(dir.path(), &["panicked at "]).expect("ok").is_none());
         std::fs::write(dir.path().join("n1.log"), "INFO listening\n").expect("write");
-        let out = node_crashes(dir.path()).expect("ok").expect("one log");
+        let out = node_crashes(dir.path(), &["panicked at "]).expect("ok").expect("one log");
         assert_eq!(out.verdict, VerdictKind::Valid);
     }
 }

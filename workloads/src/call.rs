@@ -25,8 +25,10 @@ pub enum Call {
     Write { key: String, value: Value },
     /// Write `to` at `key` if it holds `from` (a definite `fail` otherwise).
     Cas { key: String, from: Value, to: Value },
-    /// Add `element` to the set at `key` (read back as a list).
+    /// Add `element` to the set at `key`.
     SetAdd { key: String, element: Value },
+    /// Read the set at `key`: the list of its elements (absent: empty).
+    ReadSet { key: String },
     /// Add `delta` to the counter at `key` (absent: 0).
     Increment { key: String, delta: i64 },
     /// Acquire `lock` for `owner` with a lease of `ttl_ms`; the answer
@@ -56,6 +58,24 @@ pub enum Call {
         value: Value,
         token: u64,
     },
+    /// Under `lock` (acquired for `owner` as [`Call::Acquire`] does),
+    /// read the counter `resource`, wait `hold_ms`, write back the sum with
+    /// `delta` with no other guard, release. The counter lives in the
+    /// client side's memory, shared by the run's clients (Jepsen's
+    /// lock-set keeps its set the same way): only the lock orders the
+    /// read-modify-writes, so a lost update is a lost exclusion. The answer
+    /// is `ok` once the write happened, whatever the release did, and
+    /// `fail` when the lock was not had (the counter untouched).
+    LockedIncrement {
+        lock: String,
+        owner: String,
+        ttl_ms: u64,
+        resource: String,
+        delta: i64,
+        hold_ms: u64,
+    },
+    /// Read the counter `resource` of [`Call::LockedIncrement`].
+    ReadResource { resource: String },
     /// A transaction: its micro-ops (Jepsen's `[f, key, value]`) take
     /// effect atomically, in order, and it reads its own writes. The
     /// answer's value is the same list with every read's value filled in.
@@ -120,7 +140,7 @@ impl Call {
     /// recorded as `fail`, since it has no effect to take later.
     pub fn is_read_only(&self) -> bool {
         match self {
-            Call::Read { .. } => true,
+            Call::Read { .. } | Call::ReadSet { .. } | Call::ReadResource { .. } => true,
             Call::Txn { value } => value.iter().all(|m| m.kind == MicroOpKind::Read),
             _ => false,
         }
@@ -133,12 +153,15 @@ impl Call {
             Call::Write { .. } => "write",
             Call::Cas { .. } => "cas",
             Call::SetAdd { .. } => "set-add",
+            Call::ReadSet { .. } => "read-set",
             Call::Increment { .. } => "increment",
             Call::Acquire { .. } => "acquire",
             Call::Renew { .. } => "renew",
             Call::Release { .. } => "release",
             Call::FencedWrite { .. } => "fenced-write",
             Call::Txn { .. } => "txn",
+            Call::LockedIncrement { .. } => "locked-increment",
+            Call::ReadResource { .. } => "read-resource",
         }
     }
 }

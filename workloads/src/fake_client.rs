@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 struct State {
     kv: HashMap<String, Value>,
+    /// The counters of locked increments.
+    resources: HashMap<String, i64>,
     /// lock → (owner, token, expires)
     locks: HashMap<String, (String, u64, Instant)>,
     next_token: u64,
@@ -56,6 +58,22 @@ impl FakeStore {
             Call::Read { key } => {
                 Answer::ok(Some(s.kv.get(key).cloned().unwrap_or(Value::Null)), None)
             }
+            Call::ReadSet { key } => Answer::ok(
+                Some(s.kv.get(key).cloned().unwrap_or_else(|| Value::Array(Vec::new()))),
+                None,
+            ),
+            Call::LockedIncrement {
+                resource, delta, ..
+            } => {
+                // One mutex orders everything here: the lock always holds.
+                let counter = s.resources.entry(resource.clone()).or_insert(0);
+                *counter += delta;
+                Answer::ok(Some(Value::from(*counter)), None)
+            }
+            Call::ReadResource { resource } => Answer::ok(
+                Some(Value::from(s.resources.get(resource).copied().unwrap_or(0))),
+                None,
+            ),
             Call::Write { key, value } => {
                 s.kv.insert(key.clone(), value.clone());
                 Answer::ok(None, None)

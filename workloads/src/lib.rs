@@ -20,6 +20,7 @@ pub mod counter;
 pub mod fake_client;
 pub mod kv;
 pub mod lock;
+pub mod lock_counter;
 pub mod op;
 pub mod protocol;
 pub mod register;

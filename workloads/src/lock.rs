@@ -8,6 +8,14 @@
 //! resource refuses the stale write (and a node with the `no-fence` bug
 //! accepts it). Checked for mutual exclusion, token order, and no stale
 //! write accepted.
+//!
+//! With `keepalive` (a system whose client keeps a holder's lease alive for
+//! as long as it holds the lock, an etcd session) holders behave as a
+//! program using a mutex does: acquire, idle for a random while holding
+//! (`hold_max_ms`: the window in which a pause or a partition can cost the
+//! holder its lease unseen), one fenced write, release — always, whatever
+//! the write said. Acquires say `"keepalive": true`, which also has them
+//! checked as Jepsen's linearizable mutex.
 
 use crate::call::{Answer, Call};
 use crate::op::{Completion, Op, Outcome, Planned};
@@ -25,6 +33,10 @@ pub const RESOURCE: &str = "resource";
 pub struct Lock {
     pub ttl_ms: u64,
     pub slow_probability: f64,
+    /// Holders' leases are kept alive by their clients (see the module docs).
+    pub keepalive: bool,
+    /// With keepalive: the longest a holder idles before its fenced write.
+    pub hold_max_ms: u64,
 }
 
 impl Workload for Lock {
@@ -39,6 +51,9 @@ impl Workload for Lock {
             rng: worker_rng(seed, worker),
             ttl_ms: self.ttl_ms,
             slow_probability: self.slow_probability,
+            keepalive: self.keepalive,
+            hold_max_ms: self.hold_max_ms,
+            wrote: false,
             process: None,
             held: None,
             next_value: worker as u64,
@@ -51,6 +66,10 @@ struct LockGen {
     rng: SmallRng,
     ttl_ms: u64,
     slow_probability: f64,
+    keepalive: bool,
+    hold_max_ms: u64,
+    /// With keepalive: the holder made its fenced write; next, release.
+    wrote: bool,
     process: Option<u64>,
     /// The token this worker believes it holds.
     held: Option<u64>,
@@ -95,12 +114,58 @@ impl LockGen {
     }
 }
 
+impl LockGen {
+    fn release(&self, owner: String, token: u64) -> Planned {
+        now(
+            Op {
+                f: "release",
+                key: Some(json!(LOCK)),
+                value: json!({"owner": owner, "token": token}),
+            },
+            Call::Release {
+                lock: LOCK.into(),
+                owner,
+                token,
+            },
+        )
+    }
+
+    /// Keepalive holders: acquire, idle, one fenced write, release.
+    fn next_session(&mut self, owner: String) -> Planned {
+        let ttl_ms = self.ttl_ms;
+        match self.held {
+            None if self.rng.gen_bool(0.1) => read(),
+            None => now(
+                Op {
+                    f: "acquire",
+                    key: Some(json!(LOCK)),
+                    value: json!({"owner": owner, "ttl_ms": ttl_ms, "keepalive": true}),
+                },
+                Call::Acquire {
+                    lock: LOCK.into(),
+                    owner,
+                    ttl_ms,
+                },
+            ),
+            Some(token) if !self.wrote => {
+                self.wrote = true;
+                let hold = Duration::from_millis(self.rng.gen_range(0..=self.hold_max_ms));
+                self.fenced_write(token, hold)
+            }
+            Some(token) => self.release(owner, token),
+        }
+    }
+}
+
 impl WorkerGen for LockGen {
     fn next(&mut self, process: u64) -> Planned {
         if self.process != Some(process) {
             // A fresh process owns nothing.
             self.process = Some(process);
             self.held = None;
+        }
+        if self.keepalive {
+            return self.next_session(owner(process));
         }
         let o = owner(process);
         let ttl_ms = self.ttl_ms;
@@ -150,18 +215,7 @@ impl WorkerGen for LockGen {
                 },
             )
         } else if roll < 90 {
-            now(
-                Op {
-                    f: "release",
-                    key: Some(json!(LOCK)),
-                    value: json!({"owner": o, "token": token}),
-                },
-                Call::Release {
-                    lock: LOCK.into(),
-                    owner: o,
-                    token,
-                },
-            )
+            self.release(o, token)
         } else {
             read()
         }
@@ -183,13 +237,15 @@ impl WorkerGen for LockGen {
         });
         match (planned.op.f, c.outcome) {
             ("acquire", Outcome::Ok) => {
+                self.wrote = false;
                 self.held = match &c.value["token"] {
                     Value::Number(n) => n.as_u64(),
                     _ => None,
                 }
             }
             ("release", _) => self.held = None,
-            ("renew" | "fenced-write", Outcome::Fail) => self.held = None,
+            // A session holder releases after its write, whatever it said.
+            ("renew" | "fenced-write", Outcome::Fail) if !self.keepalive => self.held = None,
             _ => {}
         }
         c
@@ -207,6 +263,8 @@ mod tests {
         let lock = Lock {
             ttl_ms: 60_000,
             slow_probability: 0.3,
+            keepalive: false,
+            hold_max_ms: 0,
         };
         let mut g = lock.worker(0, 1, 11);
         let mut granted = Vec::new();
@@ -242,6 +300,8 @@ mod tests {
         let mut g = Lock {
             ttl_ms: 60_000,
             slow_probability: 0.0,
+            keepalive: false,
+            hold_max_ms: 0,
         }
         .worker(0, 1, 1);
         loop {
@@ -261,5 +321,42 @@ mod tests {
                 p.op.f
             );
         }
+    }
+
+    #[test]
+    fn a_session_holder_acquires_idles_writes_once_and_always_releases() {
+        let store = FakeStore::new();
+        let mut g = Lock {
+            ttl_ms: 60_000,
+            slow_probability: 0.0,
+            keepalive: true,
+            hold_max_ms: 50,
+        }
+        .worker(0, 1, 3);
+        let mut sequence = Vec::new();
+        for _ in 0..60 {
+            let p = g.next(0);
+            if p.op.f == "acquire" {
+                assert_eq!(p.op.value["keepalive"], json!(true));
+            }
+            if p.op.f == "fenced-write" {
+                assert!(p.delay_before <= Duration::from_millis(50));
+            }
+            let mut answer = store.execute(&p.call);
+            if p.op.f == "fenced-write" {
+                // Even a refused write is followed by the release.
+                answer = Answer::fail("stale-token", None);
+            }
+            g.complete(&p, answer);
+            if p.op.f != "read" {
+                sequence.push(p.op.f);
+            }
+        }
+        for cycle in sequence.chunks(3) {
+            if cycle.len() == 3 {
+                assert_eq!(cycle, ["acquire", "fenced-write", "release"]);
+            }
+        }
+        assert!(sequence.len() >= 30, "{sequence:?}");
     }
 }

@@ -43,7 +43,7 @@ fn read() -> Planned {
             key: None,
             value: Value::Null,
         },
-        Call::Read { key: KEY.into() },
+        Call::ReadSet { key: KEY.into() },
     )
 }
 

@@ -41,6 +41,12 @@ pub struct WorkloadOptions {
     pub lock_ttl_ms: u64,
     /// Probability that a `lock` worker delays a fenced write past its lease.
     pub lock_slow_probability: f64,
+    /// Lock holders' leases are kept alive by the system's client (an etcd
+    /// session): holders idle, write once and always release (lock.rs).
+    pub lock_keepalive: bool,
+    /// The longest a holder idles inside its critical section (`lock` with
+    /// keepalive, `lock-counter`).
+    pub lock_hold_max_ms: u64,
 }
 
 impl Default for WorkloadOptions {
@@ -49,6 +55,8 @@ impl Default for WorkloadOptions {
             kv_keys: 8,
             lock_ttl_ms: 1000,
             lock_slow_probability: 0.25,
+            lock_keepalive: false,
+            lock_hold_max_ms: 2000,
         }
     }
 }
@@ -63,6 +71,12 @@ pub fn workload_for(kind: WorkloadKind, options: &WorkloadOptions) -> Box<dyn Wo
         WorkloadKind::Lock => Box::new(crate::lock::Lock {
             ttl_ms: options.lock_ttl_ms.max(1),
             slow_probability: options.lock_slow_probability.clamp(0.0, 1.0),
+            keepalive: options.lock_keepalive,
+            hold_max_ms: options.lock_hold_max_ms,
+        }),
+        WorkloadKind::LockCounter => Box::new(crate::lock_counter::LockCounter {
+            ttl_ms: options.lock_ttl_ms.max(1),
+            hold_max_ms: options.lock_hold_max_ms,
         }),
         WorkloadKind::Set => Box::new(crate::set::Set),
         WorkloadKind::Counter => Box::new(crate::counter::Counter),

@@ -4,6 +4,7 @@
 
 pub mod counter;
 pub mod fencing;
+pub mod mutex;
 pub mod set;
 pub mod stats;
 

@@ -9,6 +9,16 @@
 //! Every change rewrites the chain from the wanted state (partition cuts and
 //! loss), so healing one fault keeps the others. [`Iptables::remove`]
 //! deletes the jump and the chain; it is idempotent.
+//!
+//! Two ways to tell nodes apart. By address ([`Iptables::install`], the
+//! chain jumped to from INPUT): for nodes that dial their peers from their
+//! own address (faultline's node binds it). By socket owner
+//! ([`Iptables::install_by_owner`], jumped to from OUTPUT, where the owner
+//! match works): for programs that dial without binding, whose connections
+//! all come from 127.0.0.1 (etcd). Each such node runs as a uid of its own;
+//! a rule marks every connection a node opens with the node's number
+//! (CONNMARK, in bits 16–23), and a cut drops a node's packets to the
+//! other's peer port, and its packets on connections the other opened.
 
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
@@ -31,9 +41,30 @@ struct Wanted {
     nodes: Vec<NodeAddrs>,
 }
 
+/// The bits of a connection's mark that name the node that opened it.
+const MARK_MASK: u32 = 0x00ff_0000;
+
+/// The built-in chain a run's chain is jumped to from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Anchor {
+    Input,
+    Output,
+}
+
+impl Anchor {
+    fn name(self) -> &'static str {
+        match self {
+            Anchor::Input => "INPUT",
+            Anchor::Output => "OUTPUT",
+        }
+    }
+}
+
 /// A run's iptables chain.
 pub struct Iptables {
     chain: String,
+    /// By owner: each node's uid, in the order of `Wanted::nodes`.
+    owners: Option<Vec<u32>>,
     wanted: Mutex<Wanted>,
     installed: Mutex<bool>,
 }
@@ -74,8 +105,30 @@ impl Iptables {
         format!("{CHAIN_PREFIX}{run_id}")
     }
 
-    /// Creates the chain and the jump from INPUT.
+    /// Creates the chain and the jump from INPUT: nodes told apart by
+    /// address (`nodes`: every port of each node).
     pub fn install(run_id: &str, nodes: Vec<NodeAddrs>) -> anyhow::Result<Iptables> {
+        Self::create(run_id, nodes, Anchor::Input, None)
+    }
+
+    /// Creates the chain and the jump from OUTPUT: nodes told apart by the
+    /// uid each runs as (`owners[i]` for `nodes[i]`).
+    pub fn install_by_owner(
+        run_id: &str,
+        nodes: Vec<NodeAddrs>,
+        owners: Vec<u32>,
+    ) -> anyhow::Result<Iptables> {
+        assert_eq!(nodes.len(), owners.len(), "one owner per node");
+        assert!(nodes.len() < 256, "node numbers fit the mark's 8 bits");
+        Self::create(run_id, nodes, Anchor::Output, Some(owners))
+    }
+
+    fn create(
+        run_id: &str,
+        nodes: Vec<NodeAddrs>,
+        anchor: Anchor,
+        owners: Option<Vec<u32>>,
+    ) -> anyhow::Result<Iptables> {
         let chain = Self::chain_for(run_id);
         assert!(
             chain.len() <= 28,
@@ -84,14 +137,17 @@ impl Iptables {
         iptables(&["-N", &chain]).with_context(|| format!("creating chain {chain}"))?;
         let ipt = Iptables {
             chain,
+            owners,
             wanted: Mutex::new(Wanted {
                 nodes,
                 ..Wanted::default()
             }),
             installed: Mutex::new(true),
         };
-        iptables(&["-I", "INPUT", "1", "-j", &ipt.chain])
-            .context("jumping from INPUT to our chain")?;
+        iptables(&["-I", anchor.name(), "1", "-j", &ipt.chain])
+            .with_context(|| format!("jumping from {} to our chain", anchor.name()))?;
+        // By owner, connections must be marked from the start.
+        ipt.apply()?;
         Ok(ipt)
     }
 
@@ -152,6 +208,49 @@ impl Iptables {
         requests.chain(replies).collect()
     }
 
+    /// By owner: the mark of node number `i` (from 0) in a connection's mark.
+    fn mark(i: usize) -> String {
+        let m = u32::try_from(i + 1).expect("fewer than 256 nodes") << 16;
+        format!("{m:#x}/{MARK_MASK:#x}")
+    }
+
+    /// By owner: the rules that cut node `a`'s traffic to node `b` (by
+    /// index): its packets to any of b's ports, and its packets on the
+    /// connections b opened to any of a's ports.
+    fn owner_rules(&self, nodes: &[NodeAddrs], a: usize, b: usize) -> Vec<Vec<String>> {
+        let owners = self.owners.as_ref().expect("owner mode");
+        let uid = owners[a].to_string();
+        let s = |x: &str| x.to_string();
+        let requests = nodes[b].iter().map(|nb| {
+            vec![
+                s("-m"), s("owner"), s("--uid-owner"), uid.clone(),
+                s("-d"), nb.ip().to_string(), s("-p"), s("tcp"),
+                s("--dport"), nb.port().to_string(),
+            ]
+        });
+        let replies = nodes[a].iter().map(|na| {
+            vec![
+                s("-m"), s("owner"), s("--uid-owner"), uid.clone(),
+                s("-m"), s("connmark"), s("--mark"), Self::mark(b),
+                s("-s"), na.ip().to_string(), s("-p"), s("tcp"),
+                s("--sport"), na.port().to_string(),
+            ]
+        });
+        requests.chain(replies).collect()
+    }
+
+    /// The rules of one direction of a cut, in the chain's mode.
+    fn directed_rules(&self, w: &Wanted, a: &[SocketAddr], b: &[SocketAddr]) -> Vec<Vec<String>> {
+        if self.owners.is_none() {
+            return Self::link_rules(a, b);
+        }
+        let index = |x: &[SocketAddr]| w.nodes.iter().position(|n| n.as_slice() == x);
+        match (index(a), index(b)) {
+            (Some(ia), Some(ib)) => self.owner_rules(&w.nodes, ia, ib),
+            _ => Vec::new(),
+        }
+    }
+
     fn apply(&self) -> anyhow::Result<()> {
         let installed = self
             .installed
@@ -162,10 +261,21 @@ impl Iptables {
         }
         let w = self.wanted.lock().expect("iptables state lock poisoned");
         iptables(&["-F", &self.chain])?;
+        if let Some(owners) = &self.owners {
+            for (i, uid) in owners.iter().enumerate() {
+                let uid = uid.to_string();
+                let mark = Self::mark(i);
+                iptables(&[
+                    "-A", &self.chain, "-m", "owner", "--uid-owner", &uid, "-m", "conntrack",
+                    "--ctstate", "NEW", "-j", "CONNMARK", "--set-xmark", &mark,
+                ])?;
+            }
+        }
         for (a, b) in &w.cuts {
-            for rule in Self::link_rules(a, b)
+            for rule in self
+                .directed_rules(&w, a, b)
                 .into_iter()
-                .chain(Self::link_rules(b, a))
+                .chain(self.directed_rules(&w, b, a))
             {
                 let mut args: Vec<&str> = vec!["-A", &self.chain];
                 args.extend(rule.iter().map(String::as_str));
@@ -180,7 +290,7 @@ impl Iptables {
                     if a == b {
                         continue;
                     }
-                    for rule in Self::link_rules(a, b) {
+                    for rule in self.directed_rules(&w, a, b) {
                         let mut args: Vec<&str> = vec!["-A", &self.chain];
                         args.extend(rule.iter().map(String::as_str));
                         args.extend([
@@ -216,10 +326,11 @@ impl Iptables {
     }
 }
 
-/// Deletes every jump from INPUT to `chain`, then the chain. Succeeds if
-/// the chain does not exist.
+/// Deletes every jump from INPUT or OUTPUT to `chain`, then the chain.
+/// Succeeds if the chain does not exist.
 pub fn remove_chain(chain: &str) -> anyhow::Result<()> {
     while iptables(&["-D", "INPUT", "-j", chain]).is_ok() {}
+    while iptables(&["-D", "OUTPUT", "-j", chain]).is_ok() {}
     if chain_exists(chain) {
         iptables(&["-F", chain])?;
         iptables(&["-X", chain])?;

@@ -23,6 +23,19 @@
 //! signal goes to the node's whole process group: a node that is a script
 //! running several daemons (an adapter's node) is killed, paused and
 //! resumed as one machine would be, and teardown leaves none of them.
+//!
+//! A system whose nodes dial their peers without binding their own address
+//! (etcd: every connection then comes from 127.0.0.1) cannot be cut by
+//! address: with iptables, each of its nodes runs as a uid of its own
+//! ([`owner_uid`]) and the run's chain tells them apart by socket owner
+//! (cluster/iptables.rs). Such a node's data folder is given to its uid;
+//! where the store's folders do not let other users through, the data
+//! lives in a folder of its own under the temporary directory instead,
+//! removed at teardown.
+//!
+//! Start: every node's client port must accept connections within
+//! [`START_TIMEOUT`]; a node that exits first, or never listens, is an
+//! error naming the node, how it ended and the last lines of its log.
 
 use super::iptables::Iptables;
 use super::procfs;
@@ -32,7 +45,7 @@ use crate::system::{MessageFilter, NodeSite, Support, System};
 use anyhow::{bail, Context};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,6 +100,11 @@ pub struct LocalCluster {
     nodes: Vec<NodeInfo>,
     per_node_ip: bool,
     iptables: Option<Iptables>,
+    /// The uid each node runs as, when iptables tells nodes apart by owner.
+    owners: Option<Vec<u32>>,
+    /// Where each node keeps its data (the configured folder, or a private
+    /// one under the temporary directory; see the module docs).
+    data_dirs: Vec<PathBuf>,
     faketime: Option<PathBuf>,
     procs: Mutex<Vec<Proc>>,
     filters: Mutex<Vec<Filter>>,
@@ -213,6 +231,52 @@ fn local_mechanisms(
     (mechanisms, unsupported)
 }
 
+/// How long a started node may take to listen on its client port.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many lines of a node's log an error quotes.
+const LOG_TAIL_LINES: usize = 12;
+
+/// The uid node number `i` (from 0) of run `run_id` runs as, when nodes
+/// are told apart by socket owner: high, numeric, no account needed, and
+/// different for concurrent runs.
+pub fn owner_uid(run_id: &str, i: usize) -> u32 {
+    let run = run_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    3_000_000_000 + (run % 1_000_000) * 256 + u32::try_from(i).expect("fewer than 256 nodes")
+}
+
+/// True when every folder above `path` lets other users through (o+x).
+fn others_can_reach(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(abs) = std::path::absolute(path) else {
+        return false;
+    };
+    abs.ancestors().skip(1).all(|dir| {
+        std::fs::metadata(dir)
+            .map(|m| m.permissions().mode() & 0o001 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// The last `n` lines of a log file (lossy), for error messages.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return format!("(cannot read {}: {e})", path.display()),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(n)..];
+    if tail.is_empty() {
+        "(the log is empty)".to_string()
+    } else {
+        tail.iter()
+            .map(|l| format!("    | {}", l.chars().take(300).collect::<String>()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 impl LocalCluster {
     /// Plans the cluster (addresses, mechanisms) without starting anything.
     pub fn new(config: LocalConfig) -> anyhow::Result<LocalCluster> {
@@ -238,11 +302,16 @@ impl LocalCluster {
                 }
             })
             .collect();
+        let by_owner = !config.system.node_faults().binds_source_ip;
+        let owners: Option<Vec<u32>> = (by_owner && per_node_ip && config.allow_iptables)
+            .then(|| (0..n as usize).map(|i| owner_uid(&config.run_id, i)).collect());
+        let node_addrs: Vec<Vec<SocketAddr>> = nodes.iter().map(|n| n.addrs.clone()).collect();
         let iptables = if per_node_ip && config.allow_iptables && Iptables::usable() {
-            match Iptables::install(
-                &config.run_id,
-                nodes.iter().map(|n| n.addrs.clone()).collect(),
-            ) {
+            let installed = match &owners {
+                Some(uids) => Iptables::install_by_owner(&config.run_id, node_addrs, uids.clone()),
+                None => Iptables::install(&config.run_id, node_addrs),
+            };
+            match installed {
                 Ok(i) => Some(i),
                 Err(e) => {
                     tracing::warn!("iptables unusable, using the nodes' message filter: {e:#}");
@@ -251,6 +320,25 @@ impl LocalCluster {
             }
         } else {
             None
+        };
+        let iptables_in_use = iptables.is_some();
+        let data_dirs: Vec<PathBuf> = if iptables_in_use && owners.is_some() {
+            config
+                .data_dirs
+                .iter()
+                .zip(&nodes)
+                .map(|(d, node)| {
+                    if others_can_reach(d) {
+                        d.clone()
+                    } else {
+                        std::env::temp_dir()
+                            .join(format!("faultline-{}", config.run_id))
+                            .join(&node.name)
+                    }
+                })
+                .collect()
+        } else {
+            config.data_dirs.clone()
         };
         let faketime = if config.want_faketime && config.system.node_faults().libfaketime {
             LIBFAKETIME_PATHS
@@ -278,6 +366,8 @@ impl LocalCluster {
             per_node_ip,
             iptables,
             faketime,
+            owners: owners.filter(|_| iptables_in_use),
+            data_dirs,
             procs: Mutex::new(procs),
             filters: Mutex::new(vec![Filter::default(); n as usize]),
             clocks_ms: Mutex::new(vec![0; n as usize]),
@@ -322,9 +412,13 @@ impl LocalCluster {
 
     fn spawn(&self, i: usize) -> anyhow::Result<Child> {
         let info = &self.nodes[i];
-        let data_dir = &self.config.data_dirs[i];
+        let data_dir = &self.data_dirs[i];
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
+        if let Some(owners) = &self.owners {
+            std::os::unix::fs::chown(data_dir, Some(owners[i]), Some(owners[i]))
+                .with_context(|| format!("giving {} to uid {}", data_dir.display(), owners[i]))?;
+        }
         let log_path = &self.config.logs[i];
         let log = OpenOptions::new()
             .create(true)
@@ -346,6 +440,9 @@ impl LocalCluster {
             ))
             .stderr(Stdio::from(log))
             .process_group(0);
+        if let Some(owners) = &self.owners {
+            cmd.uid(owners[i]).gid(owners[i]);
+        }
         if let Some(lib) = &self.faketime {
             let offset = self.clocks_ms.lock().expect("clock lock poisoned")[i];
             self.write_faketime(i, offset)?;
@@ -462,6 +559,62 @@ impl LocalCluster {
         }
     }
 
+    /// Waits until every node's client port accepts connections; a node
+    /// that exits first, or never listens, is an error naming it, how it
+    /// ended and its log's last lines.
+    fn await_listening(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut waiting: Vec<usize> = (0..self.nodes.len()).collect();
+        while !waiting.is_empty() {
+            let mut still = Vec::new();
+            for i in waiting {
+                let node = &self.nodes[i];
+                let exited = {
+                    let mut procs = self.procs.lock().expect("procs lock poisoned");
+                    match procs[i].child.as_mut().map(Child::try_wait) {
+                        Some(Ok(Some(status))) => {
+                            procs[i].child = None;
+                            Some(status.to_string())
+                        }
+                        None => Some("not running".to_string()),
+                        _ => None,
+                    }
+                };
+                if let Some(how) = exited {
+                    bail!(
+                        "{} ({}) exited during start ({how}); the last lines of {}:\n{}",
+                        node.name,
+                        self.config.system.kind(),
+                        self.config.logs[i].display(),
+                        log_tail(&self.config.logs[i], LOG_TAIL_LINES)
+                    );
+                }
+                if TcpStream::connect_timeout(&node.client_addr, Duration::from_millis(200))
+                    .is_err()
+                {
+                    still.push(i);
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let i = waiting[0];
+                bail!(
+                    "{} ({}) did not listen on {} within {timeout:?}; the last lines of {}:\n{}",
+                    self.nodes[i].name,
+                    self.config.system.kind(),
+                    self.nodes[i].client_addr,
+                    self.config.logs[i].display(),
+                    log_tail(&self.config.logs[i], LOG_TAIL_LINES)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
     fn reap_exited(&self) {
         let mut procs = self.procs.lock().expect("procs lock poisoned");
         for (i, p) in procs.iter_mut().enumerate() {
@@ -491,7 +644,32 @@ impl Cluster for LocalCluster {
         for n in self.nodes.clone() {
             self.start(n.id)?;
         }
+        self.await_listening(START_TIMEOUT)
+    }
+
+    fn verify_running(&self) -> anyhow::Result<()> {
+        let mut procs = self.procs.lock().expect("procs lock poisoned");
+        for (i, p) in procs.iter_mut().enumerate() {
+            let exited = match p.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => status.to_string(),
+                None => "not running".to_string(),
+                Some(_) => continue,
+            };
+            p.child = None;
+            bail!(
+                "{} ({}) exited during start ({exited}); the last lines of {}:\n{}",
+                self.nodes[i].name,
+                self.config.system.kind(),
+                self.config.logs[i].display(),
+                log_tail(&self.config.logs[i], LOG_TAIL_LINES)
+            );
+        }
         Ok(())
+    }
+
+    fn log_tail(&self, node: NodeId) -> Option<String> {
+        let i = self.index(node).ok()?;
+        Some(log_tail(&self.config.logs[i], LOG_TAIL_LINES))
     }
 
     fn start(&self, node: NodeId) -> anyhow::Result<()> {
@@ -728,6 +906,22 @@ impl Cluster for LocalCluster {
                 first_error.get_or_insert(anyhow::anyhow!("reaping {}: {e}", self.nodes[i].name));
             }
         }
+        drop(procs);
+        // Private data folders live outside the store: nothing is kept.
+        for (mine, configured) in self.data_dirs.iter().zip(&self.config.data_dirs) {
+            if mine != configured {
+                if let Some(run_dir) = mine.parent() {
+                    if let Err(e) = std::fs::remove_dir_all(run_dir) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            first_error.get_or_insert(anyhow::anyhow!(
+                                "removing {}: {e}",
+                                run_dir.display()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
         first_error.map_or(Ok(()), Err)
     }
 
@@ -775,6 +969,7 @@ impl Cluster for LocalCluster {
             "address_mode": if self.per_node_ip { "one-address-per-node" } else { "shared-address" },
             "client_bind_ip": self.client_bind_ip(),
             "iptables_chain": self.iptables_chain(),
+            "node_uids": self.owners,
             "libfaketime": self.faketime,
             "program": self.config.system.local_program(),
             "nodes": self.nodes.iter().enumerate().map(|(i, n)| serde_json::json!({
@@ -782,7 +977,7 @@ impl Cluster for LocalCluster {
                 "name": n.name,
                 "addr": n.client_addr,
                 "peer_addr": n.peer_addr,
-                "data_dir": self.config.data_dirs[i],
+                "data_dir": self.data_dirs[i],
                 "log": self.config.logs[i],
             })).collect::<Vec<_>>(),
         })

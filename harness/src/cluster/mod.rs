@@ -189,6 +189,19 @@ pub trait Cluster: Send + Sync {
     fn leave_running(&self) -> anyhow::Result<String>;
     /// How this cluster's nodes are reached and faulted, for test.json.
     fn describe(&self) -> serde_json::Value;
+    /// Fails, naming the node, how it ended and its log's last lines, when
+    /// a node the cluster started has exited by itself (called once the
+    /// system is serving, before any fault: a member that listened, then
+    /// died, must not leave a smaller cluster under test).
+    fn verify_running(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The last lines of a node's log, for error messages (None where the
+    /// log is not at hand, e.g. on a remote host before teardown).
+    fn log_tail(&self, node: NodeId) -> Option<String> {
+        let _ = node;
+        None
+    }
     /// Why a kind of fault whose mechanism is [`Mechanism::Unsupported`]
     /// cannot be made here.
     fn unsupported(&self, kind: crate::nemesis::FaultKind) -> Option<String> {

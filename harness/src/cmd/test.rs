@@ -29,15 +29,19 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The system under test: faultline (its own node, the default), or an
-    /// adapter file (a path ending .toml; docs/adapters.md).
+    /// The system under test: faultline (its own node, the default), etcd,
+    /// or an adapter file (a path ending .toml; docs/adapters.md).
     #[arg(long, default_value = "faultline")]
     pub system: String,
     /// An adapter's param (NAME=VALUE, repeatable): overrides the default
     /// its file's [params] gives.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// What clients do: register, kv, lock, set, counter.
+    /// The system's executable (etcd: default `etcd` on PATH, from Debian's
+    /// etcd-server; remote mode uploads it to every host).
+    #[arg(long, value_name = "FILE")]
+    pub system_bin: Option<PathBuf>,
+    /// What clients do: register, kv, lock, set, counter, lock-counter.
     #[arg(short = 'w', long, default_value = "register", value_parser = parse::names(WorkloadKind::ALL))]
     pub workload: String,
     /// Nodes in the cluster.
@@ -92,6 +96,14 @@ pub struct Args {
     /// Lock workload: lease of each acquire, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub lock_ttl_ms: u64,
+    /// Lock workloads: lease of each acquire, with a unit (2s, 1500ms);
+    /// overrides --lock-ttl-ms. etcd rounds leases up to whole seconds.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub lock_ttl: Option<Duration>,
+    /// Lock holders idle up to this long inside their critical section
+    /// (etcd's lock, lock-counter); default: twice the lease.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub lock_hold: Option<Duration>,
     /// kv workload: number of independent keys.
     #[arg(long, default_value_t = 8)]
     pub kv_keys: usize,
@@ -226,8 +238,21 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             args.rate
         )));
     }
-    if args.kv_keys == 0 || args.lock_ttl_ms == 0 {
-        return Err(bad_input("--kv-keys and --lock-ttl-ms must be at least 1"));
+    if args.kv_keys == 0 || lock_ttl_ms(args) == 0 {
+        return Err(bad_input("--kv-keys and --lock-ttl(-ms) must be at least 1"));
+    }
+    if system == SystemKind::Etcd {
+        for (given, flag) in [
+            (args.bug.is_some(), "--bug"),
+            (args.consensus.is_some(), "--consensus"),
+            (args.shards.is_some(), "--shards"),
+        ] {
+            if given {
+                return Err(bad_input(format!(
+                    "{flag} configures faultline's own node; --system {system} runs as shipped"
+                )));
+            }
+        }
     }
     if args.time_limit.is_zero() || args.op_timeout.is_zero() || args.nemesis_interval.is_zero() {
         return Err(bad_input(
@@ -259,12 +284,16 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         Some(n) => n.clone(),
         None => {
             let nemesis: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            let system_prefix = match system {
+                SystemKind::Faultline => String::new(),
+                other => format!("{other}-"),
+            };
             let mut n = format!(
                 "{}{}-{}",
-                adapter
-                    .as_ref()
-                    .map(|f| format!("{}-", f.name))
-                    .unwrap_or_default(),
+                match &adapter {
+                    Some(f) => format!("{}-", f.name),
+                    None => system_prefix,
+                },
                 workload.name(),
                 if nemesis.is_empty() {
                     "none".to_string()
@@ -283,7 +312,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         }
     };
     let value_shape = value_shape(args, workload)?;
-    let options = workload_options(args);
+    let options = workload_options(args, false);
     Ok(TestPlan {
         name,
         system,
@@ -305,7 +334,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         consensus,
         recovery_timeout_s: args.recovery_timeout.as_secs_f64(),
         final_timeout_s: args.final_timeout.as_secs_f64(),
-        lock_ttl_ms: args.lock_ttl_ms,
+        lock_ttl_ms: lock_ttl_ms(args),
         kv_keys: args.kv_keys,
         sharding,
         value_shape,
@@ -442,11 +471,23 @@ fn value_shape(args: &Args, workload: WorkloadKind) -> anyhow::Result<Option<Val
     Ok(Some(ValueShape { size_bytes, depth }))
 }
 
-/// The workloads' tunables from the flags.
-fn workload_options(args: &Args) -> WorkloadOptions {
+/// The lease of lock acquires: --lock-ttl, else --lock-ttl-ms.
+fn lock_ttl_ms(args: &Args) -> u64 {
+    args.lock_ttl
+        .map_or(args.lock_ttl_ms, |d| d.as_millis() as u64)
+}
+
+/// The workloads' tunables from the flags; `keepalive`: the system keeps
+/// lock holders' leases alive.
+fn workload_options(args: &Args, keepalive: bool) -> WorkloadOptions {
+    let ttl_ms = lock_ttl_ms(args);
     WorkloadOptions {
         kv_keys: args.kv_keys,
-        lock_ttl_ms: args.lock_ttl_ms,
+        lock_ttl_ms: ttl_ms,
+        lock_keepalive: keepalive,
+        lock_hold_max_ms: args
+            .lock_hold
+            .map_or(ttl_ms.saturating_mul(2), |d| d.as_millis() as u64),
         ..WorkloadOptions::default()
     }
 }
@@ -459,10 +500,14 @@ pub fn system_for(
     args: &Args,
     binary: std::path::PathBuf,
     run_dir: &RunDir,
+    etcd: Option<crate::system::etcd::EtcdSystem>,
 ) -> anyhow::Result<std::sync::Arc<dyn System>> {
     let system: std::sync::Arc<dyn System> = match plan.system {
+        SystemKind::Etcd => std::sync::Arc::new(
+            etcd.expect("an etcd plan finds etcd before the run directory is made"),
+        ),
         SystemKind::Faultline => std::sync::Arc::new(FaultlineSystem {
-            binary,
+            binary: args.system_bin.clone().unwrap_or(binary),
             node_args: plan.node_args(),
             node_log_level: args.node_log_level.clone(),
             shards: plan.sharding.as_ref().map(|s| s.shards),
@@ -553,7 +598,16 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         Some(r) => plan_for(args, r.hosts.len() as u32, "--nodes (hosts)")?,
         None => plan(args)?,
     };
-    let workload = workload_for(plan.workload, &workload_options(args));
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    // etcd is looked for before anything is created: a missing one is bad
+    // input (254) that leaves nothing behind.
+    let etcd = match plan.system {
+        SystemKind::Etcd => Some(crate::system::etcd::EtcdSystem::find(
+            args.system_bin.as_deref(),
+            format!("faultline-{run_id}"),
+        )?),
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -582,8 +636,12 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
             None => std::env::current_exe().context("finding the faultline executable")?,
         },
         &run_dir,
+        etcd,
     )?;
-    let run_id = format!("{:08x}", rand::random::<u32>());
+    let workload = workload_for(
+        plan.workload,
+        &workload_options(&args, system.lock_keepalive()),
+    );
     let names: Vec<String> = (1..=plan.node_count).map(|i| format!("n{i}")).collect();
     // The faults this system can take at all: the remote hosts need tools
     // (and local nodes libfaketime) only for those.

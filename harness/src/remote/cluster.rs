@@ -19,7 +19,7 @@ use super::deploy::{Deployed, Need};
 use super::remote_hosts::RemoteHosts;
 use crate::cluster::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
-use crate::system::{NodeSite, Support, System};
+use crate::system::{NodeSite, RemoteProgram, Support, System};
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -93,6 +93,8 @@ fn remote_mechanisms(system: &dyn System) -> (Mechanisms, BTreeMap<FaultKind, St
 pub struct RemoteCluster {
     hosts: RemoteHosts,
     config: RemoteConfig,
+    /// The program every node runs, on the hosts.
+    program: String,
     nodes: Vec<NodeInfo>,
     deployed: Vec<Deployed>,
     mechanisms: Mechanisms,
@@ -147,7 +149,27 @@ impl RemoteCluster {
                 .collect(),
         );
         let start = Instant::now();
-        let deployed = hosts.prepare(&config.needs)?;
+        let (program, deployed) = match config.system.remote_program() {
+            RemoteProgram::Upload(local) => {
+                let name = local
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "node".into());
+                // faultline's node keeps its usual place.
+                let remote = if config.system.kind() == crate::system::SystemKind::Faultline {
+                    hosts.layout.bin()
+                } else {
+                    hosts.layout.program(&name)
+                };
+                let deployed = hosts.prepare_with(&config.needs, Some((&local, &remote)))?;
+                (remote, deployed)
+            }
+            RemoteProgram::Package { program, .. } => {
+                let mut needs = config.needs.clone();
+                needs.push(Need::Etcd);
+                (program.to_string(), hosts.prepare_with(&needs, None)?)
+            }
+        };
         let prepare_ms = start.elapsed().as_millis() as u64;
         for d in &deployed {
             tracing::info!(host = %d.host, upload = ?d.upload, ms = d.elapsed.as_millis() as u64, "deployed");
@@ -169,6 +191,7 @@ impl RemoteCluster {
         Ok(RemoteCluster {
             hosts,
             config,
+            program,
             nodes,
             deployed,
             mechanisms,
@@ -198,7 +221,7 @@ impl RemoteCluster {
             node: info,
             cluster: &self.nodes,
             data_dir: format!("{}/data", layout.node_dir(&info.name)),
-            program: layout.bin(),
+            program: self.program.clone(),
         });
         DaemonSpec {
             name: info.name.clone(),

@@ -24,6 +24,8 @@ pub enum Need {
     Tc,
     /// Clock offset and rate.
     Faketime,
+    /// The etcd server (`--system etcd` without `--system-bin`).
+    Etcd,
 }
 
 impl Need {
@@ -42,6 +44,7 @@ impl Need {
                 ("ip", "exists ip", "iproute2"),
             ],
             Need::Faketime => &[("libfaketime", FIND_FAKETIME, "libfaketime")],
+            Need::Etcd => &[("etcd", "exists etcd", "etcd-server")],
         }
     }
 }
@@ -162,10 +165,15 @@ pub struct Deployed {
 
 /// Uploads `local` to every host's [`Layout::bin`] in parallel.
 pub fn deploy(hosts: &Hosts, layout: &Layout, local: &Path) -> anyhow::Result<Vec<Deployed>> {
+    deploy_to(hosts, local, &layout.bin())
+}
+
+/// Uploads `local` to `remote` on every host in parallel.
+pub fn deploy_to(hosts: &Hosts, local: &Path, remote: &str) -> anyhow::Result<Vec<Deployed>> {
     use anyhow::Context;
     let sum =
         sha256_file(local).with_context(|| format!("reading {} to deploy it", local.display()))?;
-    let remote = layout.bin();
+    let remote = remote.to_string();
     let results = hosts.each(|_, s| {
         let start = Instant::now();
         let upload = s.upload_if_changed(local, &remote, &sum)?;

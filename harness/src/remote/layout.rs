@@ -19,6 +19,11 @@ impl Layout {
         format!("{}/bin/faultline", self.dir)
     }
 
+    /// An uploaded program called `name` (a system's own binary).
+    pub fn program(&self, name: &str) -> String {
+        format!("{}/bin/{name}", self.dir)
+    }
+
     /// One node's folder (its working directory and data).
     pub fn node_dir(&self, node: &str) -> String {
         format!("{}/nodes/{node}", self.dir)

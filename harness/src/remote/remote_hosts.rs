@@ -76,11 +76,26 @@ impl RemoteHosts {
     /// Connects to all hosts, checks tools for `needs`, deploys the node
     /// executable. Returns the per-host deploy results.
     pub fn prepare(&mut self, needs: &[Need]) -> anyhow::Result<Vec<Deployed>> {
+        let bin = self.layout.bin();
+        let node_bin = self.node_bin.clone();
+        self.prepare_with(needs, Some((&node_bin, &bin)))
+    }
+
+    /// Connects to all hosts, checks tools for `needs`, and uploads
+    /// `upload` (local file, remote path) when given.
+    pub fn prepare_with(
+        &mut self,
+        needs: &[Need],
+        upload: Option<(&Path, &str)>,
+    ) -> anyhow::Result<Vec<Deployed>> {
         self.hosts.connect_all().map_err(anyhow::Error::new)?;
         let mut all = vec![Need::Daemons];
         all.extend(needs.iter().copied().filter(|n| *n != Need::Daemons));
         self.tools = deploy::ensure_tools(&self.hosts, &all, self.install_deps)?;
-        deploy::deploy(&self.hosts, &self.layout, &self.node_bin)
+        match upload {
+            Some((local, remote)) => deploy::deploy_to(&self.hosts, local, remote),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// libfaketime's path on host `i`, if the check found it.

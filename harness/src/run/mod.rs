@@ -74,7 +74,17 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
             .context("starting the nodes")?;
     }
     if let Err(e) = system.await_leader(&nodes, bind_ip, STARTUP_TIMEOUT).await {
-        bail!("{e} within {STARTUP_TIMEOUT:?} of starting; see the node logs");
+        let tails: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| cluster.log_tail(n.id).map(|t| format!("  {}:\n{t}", n.name)))
+            .collect();
+        if tails.is_empty() {
+            bail!("{e} within {STARTUP_TIMEOUT:?} of starting; see the node logs");
+        }
+        bail!(
+            "{e} within {STARTUP_TIMEOUT:?} of starting; the last lines of each node's log:\n{}",
+            tails.join("\n")
+        );
     }
     for (kind, why) in unsupported {
         recorder
@@ -97,9 +107,8 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         }
         None => None,
     };
-    system
-        .await_serving(&nodes, bind_ip, STARTUP_TIMEOUT)
-        .await?;
+    system.await_serving(&nodes, bind_ip, STARTUP_TIMEOUT).await?;
+    cluster.verify_running()?;
 
     let concurrency = plan.concurrency as usize;
     let workers = (0..concurrency)

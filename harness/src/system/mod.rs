@@ -32,6 +32,7 @@
 //! fault kind it cannot take is said so ([`Support::Unsupported`], with the
 //! reason), never faked.
 
+pub mod etcd;
 pub mod faultline;
 
 use crate::cluster::{NodeId, NodeInfo};
@@ -48,6 +49,8 @@ use std::time::Duration;
 pub enum SystemKind {
     /// faultline's own node (`faultline node`), deployed from this binary.
     Faultline,
+    /// etcd (Debian's etcd-server, or `--system-bin`).
+    Etcd,
     /// Any system described by an adapter file (`--system FILE.toml`;
     /// docs/adapters.md): the file's path is in test.json's system settings.
     Adapter,
@@ -55,12 +58,22 @@ pub enum SystemKind {
 
 impl SystemKind {
     /// The systems `--system` names (an adapter is named by its file).
-    pub const ALL: [SystemKind; 1] = [SystemKind::Faultline];
+    pub const ALL: [SystemKind; 2] = [SystemKind::Faultline, SystemKind::Etcd];
 
     pub fn name(self) -> &'static str {
         match self {
             SystemKind::Faultline => "faultline",
+            SystemKind::Etcd => "etcd",
             SystemKind::Adapter => "adapter",
+        }
+    }
+
+    /// What a crashed node of this system leaves in its log, for the
+    /// `node-crashes` check: a Rust panic; a Go panic or a fatal zap entry.
+    pub fn crash_markers(self) -> &'static [&'static str] {
+        match self {
+            SystemKind::Faultline | SystemKind::Adapter => &["panicked at "],
+            SystemKind::Etcd => &["panic: ", "\"level\":\"panic\"", "\"level\":\"fatal\""],
         }
     }
 
@@ -135,6 +148,12 @@ pub enum RemoteProgram {
     /// This local executable, uploaded to the host (skipped when the same
     /// checksum is already there).
     Upload(PathBuf),
+    /// A program from a Debian package, which the host must have (or get
+    /// with `--install-deps`).
+    Package {
+        package: &'static str,
+        program: &'static str,
+    },
 }
 
 /// Whether a system can take a kind of fault.
@@ -156,6 +175,30 @@ pub struct NodeFaults {
     /// Its clock follows libfaketime (not Go programs: they read the time
     /// through the vDSO).
     pub libfaketime: bool,
+    /// It dials its peers from its own address (faultline's node binds it),
+    /// so packet filters can tell nodes apart by address; otherwise (etcd)
+    /// a local cluster tells them apart by socket owner.
+    pub binds_source_ip: bool,
+}
+
+/// Counters in the harness's memory that lock holders read-modify-write
+/// (`lock-counter`): the resource a lock protects, shared by the run's
+/// clients, touched by nothing but them.
+#[derive(Debug, Default)]
+pub struct Resources {
+    counters: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl Resources {
+    pub fn get(&self, name: &str) -> i64 {
+        let counters = self.counters.lock().expect("resources lock poisoned");
+        counters.get(name).copied().unwrap_or(0)
+    }
+
+    pub fn set(&self, name: &str, value: i64) {
+        let mut counters = self.counters.lock().expect("resources lock poisoned");
+        counters.insert(name.to_string(), value);
+    }
 }
 
 /// A node's message filter, as the cluster wants it.
@@ -180,6 +223,12 @@ pub trait System: Send + Sync {
     fn fault_support(&self, kind: FaultKind) -> Support;
     fn ports(&self) -> Ports;
     fn node_faults(&self) -> NodeFaults;
+    /// Its client keeps a lock holder's lease alive for as long as it holds
+    /// the lock (an etcd session): lock holders then behave as mutex users
+    /// (workloads/src/lock.rs) and are checked as a linearizable mutex too.
+    fn lock_keepalive(&self) -> bool {
+        false
+    }
     /// The program a local cluster runs.
     fn local_program(&self) -> PathBuf;
     /// What a remote host needs.

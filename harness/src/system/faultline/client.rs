@@ -27,10 +27,11 @@ impl FaultlineClient {
     }
 }
 
-/// The node protocol's request for a call.
-pub fn request(call: &Call) -> Request {
-    match call.clone() {
-        Call::Read { key } => Request::Read { key },
+/// The node protocol's request for a call; None for calls faultline's
+/// node has no request for (its system refuses their workloads up front).
+pub fn request(call: &Call) -> Option<Request> {
+    Some(match call.clone() {
+        Call::Read { key } | Call::ReadSet { key } => Request::Read { key },
         Call::Write { key, value } => Request::Write { key, value },
         Call::Cas { key, from, to } => Request::Cas { key, from, to },
         Call::SetAdd { key, element } => Request::Append {
@@ -60,13 +61,14 @@ pub fn request(call: &Call) -> Request {
         },
         Call::Release { lock, owner, token } => Request::Release { lock, owner, token },
         Call::FencedWrite { key, value, token } => Request::FencedWrite { key, value, token },
+        Call::LockedIncrement { .. } | Call::ReadResource { .. } => return None,
         Call::Txn { value } => Request::Txn {
             mops: value
                 .into_iter()
                 .map(|m| (m.kind.name().to_string(), m.key, m.value))
                 .collect(),
         },
-    }
+    })
 }
 
 /// The answer for what the transport saw.
@@ -92,7 +94,12 @@ pub fn answer(result: CallResult) -> Answer {
 
 impl Client for FaultlineClient {
     fn invoke<'a>(&'a mut self, call: &'a Call, timeout: Duration) -> BoxFuture<'a, Answer> {
-        Box::pin(async move { answer(self.tcp.call(&request(call), timeout).await) })
+        Box::pin(async move {
+            match request(call) {
+                Some(request) => answer(self.tcp.call(&request, timeout).await),
+                None => Answer::fail(format!("unsupported call {}", call.name()), None),
+            }
+        })
     }
 }
 
@@ -187,7 +194,7 @@ mod tests {
             ),
         ];
         for (call, op) in calls {
-            let wire = serde_json::to_value(request(&call)).expect("serializes");
+            let wire = serde_json::to_value(request(&call).expect("a request")).expect("serializes");
             assert_eq!(wire["op"], op, "{call:?}");
         }
     }

@@ -51,8 +51,15 @@ impl System for FaultlineSystem {
         format!("faultline {}", env!("CARGO_PKG_VERSION"))
     }
 
-    fn supports_workload(&self, _workload: WorkloadKind) -> Support {
-        Support::Supported
+    fn supports_workload(&self, workload: WorkloadKind) -> Support {
+        match workload {
+            WorkloadKind::LockCounter => Support::Unsupported(
+                "its locks are leases without keepalive: a holder that idles past its lease \
+                 loses the lock by design, so lost updates would say nothing; use --workload lock"
+                    .into(),
+            ),
+            _ => Support::Supported,
+        }
     }
 
     fn fault_support(&self, _kind: FaultKind) -> Support {
@@ -68,6 +75,7 @@ impl System for FaultlineSystem {
             message_filter: true,
             own_clock: true,
             libfaketime: true,
+            binds_source_ip: true,
         }
     }
 
