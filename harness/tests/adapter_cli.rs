@@ -191,7 +191,7 @@ fn a_start_command_that_exits_at_once_names_the_node_and_leaves_nothing() {
     ]);
     assert_eq!(code, Some(255), "{err}");
     assert!(
-        err.contains("node n1: daemon node (pid ") && err.contains("exited with status 3"),
+        err.contains("n1: daemon node (pid ") && err.contains("exited with status 3"),
         "names the node, the daemon and its status: {err}"
     );
     assert!(

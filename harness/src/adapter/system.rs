@@ -447,6 +447,8 @@ impl System for AdapterSystem {
             message_filter: false,
             own_clock: false,
             libfaketime: self.file.faults.contains(&FaultKind::Clock),
+            // Cut by address, as before (a uid per node is etcd's way).
+            binds_source_ip: true,
         }
     }
 
