@@ -25,10 +25,8 @@ pub enum Call {
     Write { key: String, value: Value },
     /// Write `to` at `key` if it holds `from` (a definite `fail` otherwise).
     Cas { key: String, from: Value, to: Value },
-    /// Add `element` to the set at `key`.
+    /// Add `element` to the set at `key` (read back as a list).
     SetAdd { key: String, element: Value },
-    /// Read the set at `key`: the list of its elements (absent: empty).
-    ReadSet { key: String },
     /// Add `delta` to the counter at `key` (absent: 0).
     Increment { key: String, delta: i64 },
     /// Acquire `lock` for `owner` with a lease of `ttl_ms`; the answer
@@ -140,7 +138,7 @@ impl Call {
     /// recorded as `fail`, since it has no effect to take later.
     pub fn is_read_only(&self) -> bool {
         match self {
-            Call::Read { .. } | Call::ReadSet { .. } | Call::ReadResource { .. } => true,
+            Call::Read { .. } | Call::ReadResource { .. } => true,
             Call::Txn { value } => value.iter().all(|m| m.kind == MicroOpKind::Read),
             _ => false,
         }
@@ -153,7 +151,6 @@ impl Call {
             Call::Write { .. } => "write",
             Call::Cas { .. } => "cas",
             Call::SetAdd { .. } => "set-add",
-            Call::ReadSet { .. } => "read-set",
             Call::Increment { .. } => "increment",
             Call::Acquire { .. } => "acquire",
             Call::Renew { .. } => "renew",

@@ -58,10 +58,6 @@ impl FakeStore {
             Call::Read { key } => {
                 Answer::ok(Some(s.kv.get(key).cloned().unwrap_or(Value::Null)), None)
             }
-            Call::ReadSet { key } => Answer::ok(
-                Some(s.kv.get(key).cloned().unwrap_or_else(|| Value::Array(Vec::new()))),
-                None,
-            ),
             Call::LockedIncrement {
                 resource, delta, ..
             } => {

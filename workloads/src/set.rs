@@ -43,7 +43,7 @@ fn read() -> Planned {
             key: None,
             value: Value::Null,
         },
-        Call::ReadSet { key: KEY.into() },
+        Call::Read { key: KEY.into() },
     )
 }
 

@@ -5,8 +5,9 @@
 //!
 //! - `read`, `write`: a linearizable Range and a Put of the value's JSON;
 //!   `cas`: a Txn comparing the value (a version of 0 for an absent key);
-//! - set: one key per element under `KEY/` (`set-add` is a Put of
-//!   `KEY/<element>`, `read-set` a linearizable Range of the prefix);
+//! - set: the set is a JSON list at its key; `set-add` appends by
+//!   compare-and-set on the key's mod revision (as counter does), a read
+//!   is a linearizable Range of the key;
 //! - counter: `increment` is a compare-and-set loop: a Range, then a Txn
 //!   guarded on the key's mod revision (its create revision 0 when absent)
 //!   that puts the sum, again on a lost race until the call's time is up;
@@ -32,7 +33,7 @@ use super::super::Resources;
 use crate::cluster::{NodeId, NodeInfo};
 use anyhow::{bail, Context};
 use etcd_client::{
-    Client as Etcd, Compare, CompareOp, GetOptions, LockOptions, Txn, TxnOp,
+    Client as Etcd, Compare, CompareOp, LockOptions, Txn, TxnOp,
 };
 use faultline_workloads::{Answer, BoxFuture, Call, Client, Outcome};
 use serde_json::Value;
@@ -225,21 +226,41 @@ impl EtcdClient {
         }
     }
 
-    async fn read_set(&mut self, key: &str, deadline: Instant) -> Answer {
-        let prefix = format!("{key}/");
-        let options = GetOptions::new().with_prefix().with_keys_only();
-        match timeout_at(deadline, self.etcd.get(prefix.as_str(), Some(options))).await {
-            Err(_) => timeout(&self.node),
-            Ok(Err(e)) => failed(&e, &self.node),
-            Ok(Ok(r)) => {
-                let mut elements = Vec::with_capacity(r.kvs().len());
-                for kv in r.kvs() {
-                    match kv.key().strip_prefix(prefix.as_bytes()).map(decode) {
-                        Some(Ok(v)) => elements.push(v),
-                        _ => return Answer::info("a set element that is not JSON", self.node()),
-                    }
+    /// Appends `element` to the JSON list at `key` by compare-and-set on
+    /// the key's mod revision, again on a lost race, until `deadline`.
+    async fn set_add(&mut self, key: &str, element: &Value, deadline: Instant) -> Answer {
+        loop {
+            let (mut list, guard) = match timeout_at(deadline, self.etcd.get(key, None)).await {
+                Err(_) => return Answer::fail("timeout before any write", self.node()),
+                Ok(Err(e)) => {
+                    return Answer::fail(format!("read: {}", classify(&e).1), self.node())
                 }
-                Answer::ok(Some(Value::Array(elements)), self.node())
+                Ok(Ok(r)) => match r.kvs().first() {
+                    None => (Vec::new(), Compare::create_revision(key, CompareOp::Equal, 0)),
+                    Some(kv) => match decode(kv.value()) {
+                        Ok(Value::Array(list)) => (
+                            list,
+                            Compare::mod_revision(key, CompareOp::Equal, kv.mod_revision()),
+                        ),
+                        _ => return Answer::fail("the set is not a JSON list", self.node()),
+                    },
+                },
+            };
+            list.push(element.clone());
+            let txn = Txn::new()
+                .when(vec![guard])
+                .and_then(vec![TxnOp::put(key, encode(&Value::Array(list)), None)]);
+            match timeout_at(deadline, self.etcd.txn(txn)).await {
+                Err(_) => return timeout(&self.node),
+                Ok(Err(e)) => return failed(&e, &self.node),
+                Ok(Ok(r)) if r.succeeded() => return Answer::ok(None, self.node()),
+                Ok(Ok(_)) => {
+                    if Instant::now() >= deadline {
+                        return Answer::fail("lost every compare-and-set race", self.node());
+                    }
+                    let pause = Duration::from_millis(rand::random::<u64>() % 20 + 1);
+                    tokio::time::sleep(pause).await;
+                }
             }
         }
     }
@@ -468,11 +489,7 @@ impl Client for EtcdClient {
                 Call::Read { key } => self.read(key, deadline).await,
                 Call::Write { key, value } => self.put(key, encode(value), deadline).await,
                 Call::Cas { key, from, to } => self.cas(key, from, to, deadline).await,
-                Call::SetAdd { key, element } => {
-                    let member = format!("{key}/{}", serde_json::to_string(element).expect("JSON"));
-                    self.put(&member, Vec::new(), deadline).await
-                }
-                Call::ReadSet { key } => self.read_set(key, deadline).await,
+                Call::SetAdd { key, element } => self.set_add(key, element, deadline).await,
                 Call::Increment { key, delta } => self.increment(key, *delta, deadline).await,
                 Call::Acquire { lock, ttl_ms, .. } => self.acquire(lock, *ttl_ms, deadline).await,
                 Call::Renew { token, .. } => self.renew(*token, deadline).await,

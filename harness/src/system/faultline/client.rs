@@ -31,7 +31,7 @@ impl FaultlineClient {
 /// node has no request for (its system refuses their workloads up front).
 pub fn request(call: &Call) -> Option<Request> {
     Some(match call.clone() {
-        Call::Read { key } | Call::ReadSet { key } => Request::Read { key },
+        Call::Read { key } => Request::Read { key },
         Call::Write { key, value } => Request::Write { key, value },
         Call::Cas { key, from, to } => Request::Cas { key, from, to },
         Call::SetAdd { key, element } => Request::Append {
