@@ -32,9 +32,7 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
         },
     }
     let mut checkers = checkers;
-    if let Some(crashes) =
-        node_crashes(&run.path().join("nodes"), plan.system.crash_markers())?
-    {
+    if let Some(crashes) = node_crashes(&run.path().join("nodes"), plan.system.crash_markers())? {
         checkers.push(crashes);
     }
     if let Some(caught_up) = caught_up(&history.events) {
@@ -230,9 +228,13 @@ mod node_crash_tests {
         assert!(node_crashes(&dir.path().join("absent"), &["panicked at "])
             .expect("ok")
             .is_none());
-        assert!(node_crashes(dir.path(), &["panicked at "]).expect("ok").is_none());
+        assert!(node_crashes(dir.path(), &["panicked at "])
+            .expect("ok")
+            .is_none());
         std::fs::write(dir.path().join("n1.log"), "INFO listening\n").expect("write");
-        let out = node_crashes(dir.path(), &["panicked at "]).expect("ok").expect("one log");
+        let out = node_crashes(dir.path(), &["panicked at "])
+            .expect("ok")
+            .expect("one log");
         assert_eq!(out.verdict, VerdictKind::Valid);
     }
 }

@@ -27,8 +27,7 @@ use std::collections::BTreeMap;
 /// True when the history's acquires say their holders keep the lease alive.
 pub fn applies(ops: &[Operation]) -> bool {
     ops.iter().any(|o| {
-        o.f == "acquire"
-            && field(&o.input, "keepalive").and_then(|v| v.as_bool()) == Some(true)
+        o.f == "acquire" && field(&o.input, "keepalive").and_then(|v| v.as_bool()) == Some(true)
     })
 }
 

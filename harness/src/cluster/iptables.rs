@@ -223,17 +223,34 @@ impl Iptables {
         let s = |x: &str| x.to_string();
         let requests = nodes[b].iter().map(|nb| {
             vec![
-                s("-m"), s("owner"), s("--uid-owner"), uid.clone(),
-                s("-d"), nb.ip().to_string(), s("-p"), s("tcp"),
-                s("--dport"), nb.port().to_string(),
+                s("-m"),
+                s("owner"),
+                s("--uid-owner"),
+                uid.clone(),
+                s("-d"),
+                nb.ip().to_string(),
+                s("-p"),
+                s("tcp"),
+                s("--dport"),
+                nb.port().to_string(),
             ]
         });
         let replies = nodes[a].iter().map(|na| {
             vec![
-                s("-m"), s("owner"), s("--uid-owner"), uid.clone(),
-                s("-m"), s("connmark"), s("--mark"), Self::mark(b),
-                s("-s"), na.ip().to_string(), s("-p"), s("tcp"),
-                s("--sport"), na.port().to_string(),
+                s("-m"),
+                s("owner"),
+                s("--uid-owner"),
+                uid.clone(),
+                s("-m"),
+                s("connmark"),
+                s("--mark"),
+                Self::mark(b),
+                s("-s"),
+                na.ip().to_string(),
+                s("-p"),
+                s("tcp"),
+                s("--sport"),
+                na.port().to_string(),
             ]
         });
         requests.chain(replies).collect()
@@ -266,8 +283,20 @@ impl Iptables {
                 let uid = uid.to_string();
                 let mark = Self::mark(i);
                 iptables(&[
-                    "-A", &self.chain, "-m", "owner", "--uid-owner", &uid, "-m", "conntrack",
-                    "--ctstate", "NEW", "-j", "CONNMARK", "--set-xmark", &mark,
+                    "-A",
+                    &self.chain,
+                    "-m",
+                    "owner",
+                    "--uid-owner",
+                    &uid,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW",
+                    "-j",
+                    "CONNMARK",
+                    "--set-xmark",
+                    &mark,
                 ])?;
             }
         }

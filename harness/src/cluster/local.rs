@@ -303,8 +303,12 @@ impl LocalCluster {
             })
             .collect();
         let by_owner = !config.system.node_faults().binds_source_ip;
-        let owners: Option<Vec<u32>> = (by_owner && per_node_ip && config.allow_iptables)
-            .then(|| (0..n as usize).map(|i| owner_uid(&config.run_id, i)).collect());
+        let owners: Option<Vec<u32>> =
+            (by_owner && per_node_ip && config.allow_iptables).then(|| {
+                (0..n as usize)
+                    .map(|i| owner_uid(&config.run_id, i))
+                    .collect()
+            });
         let node_addrs: Vec<Vec<SocketAddr>> = nodes.iter().map(|n| n.addrs.clone()).collect();
         let iptables = if per_node_ip && config.allow_iptables && Iptables::usable() {
             let installed = match &owners {

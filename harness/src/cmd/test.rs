@@ -239,7 +239,9 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         )));
     }
     if args.kv_keys == 0 || lock_ttl_ms(args) == 0 {
-        return Err(bad_input("--kv-keys and --lock-ttl(-ms) must be at least 1"));
+        return Err(bad_input(
+            "--kv-keys and --lock-ttl(-ms) must be at least 1",
+        ));
     }
     if system == SystemKind::Etcd {
         for (given, flag) in [

@@ -76,7 +76,11 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
     if let Err(e) = system.await_leader(&nodes, bind_ip, STARTUP_TIMEOUT).await {
         let tails: Vec<String> = nodes
             .iter()
-            .filter_map(|n| cluster.log_tail(n.id).map(|t| format!("  {}:\n{t}", n.name)))
+            .filter_map(|n| {
+                cluster
+                    .log_tail(n.id)
+                    .map(|t| format!("  {}:\n{t}", n.name))
+            })
             .collect();
         if tails.is_empty() {
             bail!("{e} within {STARTUP_TIMEOUT:?} of starting; see the node logs");
@@ -107,7 +111,9 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         }
         None => None,
     };
-    system.await_serving(&nodes, bind_ip, STARTUP_TIMEOUT).await?;
+    system
+        .await_serving(&nodes, bind_ip, STARTUP_TIMEOUT)
+        .await?;
     cluster.verify_running()?;
 
     let concurrency = plan.concurrency as usize;

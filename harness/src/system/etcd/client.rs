@@ -32,9 +32,7 @@
 use super::super::Resources;
 use crate::cluster::{NodeId, NodeInfo};
 use anyhow::{bail, Context};
-use etcd_client::{
-    Client as Etcd, Compare, CompareOp, LockOptions, Txn, TxnOp,
-};
+use etcd_client::{Client as Etcd, Compare, CompareOp, LockOptions, Txn, TxnOp};
 use faultline_workloads::{Answer, BoxFuture, Call, Client, Outcome};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
@@ -58,8 +56,11 @@ pub fn connect(addr: SocketAddr, bind_ip: Option<IpAddr>) -> anyhow::Result<Etcd
         .local_address(bind_ip);
     let channel = endpoint.connect_lazy();
     // from_channel sends nothing without a user to authenticate.
-    futures_lite_block(Etcd::from_channel(etcd_client::Channel::Tonic(channel), None))
-        .with_context(|| format!("a client of {addr}"))
+    futures_lite_block(Etcd::from_channel(
+        etcd_client::Channel::Tonic(channel),
+        None,
+    ))
+    .with_context(|| format!("a client of {addr}"))
 }
 
 /// Runs a future that completes without waiting (no I/O is needed).
@@ -236,7 +237,10 @@ impl EtcdClient {
                     return Answer::fail(format!("read: {}", classify(&e).1), self.node())
                 }
                 Ok(Ok(r)) => match r.kvs().first() {
-                    None => (Vec::new(), Compare::create_revision(key, CompareOp::Equal, 0)),
+                    None => (
+                        Vec::new(),
+                        Compare::create_revision(key, CompareOp::Equal, 0),
+                    ),
                     Some(kv) => match decode(kv.value()) {
                         Ok(Value::Array(list)) => (
                             list,
@@ -247,9 +251,11 @@ impl EtcdClient {
                 },
             };
             list.push(element.clone());
-            let txn = Txn::new()
-                .when(vec![guard])
-                .and_then(vec![TxnOp::put(key, encode(&Value::Array(list)), None)]);
+            let txn = Txn::new().when(vec![guard]).and_then(vec![TxnOp::put(
+                key,
+                encode(&Value::Array(list)),
+                None,
+            )]);
             match timeout_at(deadline, self.etcd.txn(txn)).await {
                 Err(_) => return timeout(&self.node),
                 Ok(Err(e)) => return failed(&e, &self.node),
@@ -286,9 +292,11 @@ impl EtcdClient {
                 },
             };
             let sum = current + delta;
-            let txn = Txn::new()
-                .when(vec![guard])
-                .and_then(vec![TxnOp::put(key, encode(&Value::from(sum)), None)]);
+            let txn = Txn::new().when(vec![guard]).and_then(vec![TxnOp::put(
+                key,
+                encode(&Value::from(sum)),
+                None,
+            )]);
             match timeout_at(deadline, self.etcd.txn(txn)).await {
                 Err(_) => return timeout(&self.node),
                 Ok(Err(e)) => return failed(&e, &self.node),
@@ -327,9 +335,7 @@ impl EtcdClient {
         let lease = match timeout_at(deadline, self.etcd.lease_grant(ttl_s, None)).await {
             // A lease alone holds no lock: the acquire did not happen.
             Err(_) => return Answer::fail("timeout granting the lease", self.node()),
-            Ok(Err(e)) => {
-                return Answer::fail(format!("lease: {}", classify(&e).1), self.node())
-            }
+            Ok(Err(e)) => return Answer::fail(format!("lease: {}", classify(&e).1), self.node()),
             Ok(Ok(r)) => r.id(),
         };
         let keepalive = tokio::spawn(keep_alive(
@@ -359,7 +365,11 @@ impl EtcdClient {
         let Some(token) = token else {
             // Held, but without its token it cannot be used: give it back.
             let mut answer = self
-                .give_up(lease, keepalive, "the lock key's revision could not be read".into())
+                .give_up(
+                    lease,
+                    keepalive,
+                    "the lock key's revision could not be read".into(),
+                )
                 .await;
             answer.outcome = Outcome::Info;
             return answer;
@@ -437,14 +447,24 @@ impl EtcdClient {
         }
     }
 
-    async fn fenced_write(&mut self, key: &str, value: &Value, token: u64, deadline: Instant) -> Answer {
+    async fn fenced_write(
+        &mut self,
+        key: &str,
+        value: &Value,
+        token: u64,
+        deadline: Instant,
+    ) -> Answer {
         let lock_key = match self.held(token) {
             Ok(h) => h.key.clone(),
             Err(answer) => return answer,
         };
         let revision = i64::try_from(token).unwrap_or(i64::MAX);
         let txn = Txn::new()
-            .when(vec![Compare::create_revision(lock_key, CompareOp::Equal, revision)])
+            .when(vec![Compare::create_revision(
+                lock_key,
+                CompareOp::Equal,
+                revision,
+            )])
             .and_then(vec![TxnOp::put(key, encode(value), None)]);
         match timeout_at(deadline, self.etcd.txn(txn)).await {
             Err(_) => timeout(&self.node),

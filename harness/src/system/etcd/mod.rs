@@ -20,8 +20,7 @@
 pub mod client;
 
 use super::{
-    NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Resources, Support, System,
-    SystemKind,
+    NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Resources, Support, System, SystemKind,
 };
 use crate::cluster::{NodeId, NodeInfo};
 use crate::exit::bad_input;
@@ -64,7 +63,10 @@ impl EtcdSystem {
                         path.display()
                     )));
                 }
-                (path.to_path_buf(), RemoteProgram::Upload(path.to_path_buf()))
+                (
+                    path.to_path_buf(),
+                    RemoteProgram::Upload(path.to_path_buf()),
+                )
             }
             None => match find_on_path("etcd") {
                 Some(path) => (
@@ -351,8 +353,14 @@ mod tests {
         });
         let args = spec.args.join(" ");
         assert!(args.contains("--name n2 --data-dir /d/n2"), "{args}");
-        assert!(args.contains("--listen-client-urls http://127.0.0.2:2379"), "{args}");
-        assert!(args.contains("--listen-peer-urls http://127.0.0.2:2380"), "{args}");
+        assert!(
+            args.contains("--listen-client-urls http://127.0.0.2:2379"),
+            "{args}"
+        );
+        assert!(
+            args.contains("--listen-peer-urls http://127.0.0.2:2380"),
+            "{args}"
+        );
         assert!(
             args.contains("--initial-cluster n1=http://127.0.0.1:2380,n2=http://127.0.0.2:2380"),
             "{args}"

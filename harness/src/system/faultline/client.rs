@@ -194,7 +194,8 @@ mod tests {
             ),
         ];
         for (call, op) in calls {
-            let wire = serde_json::to_value(request(&call).expect("a request")).expect("serializes");
+            let wire =
+                serde_json::to_value(request(&call).expect("a request")).expect("serializes");
             assert_eq!(wire["op"], op, "{call:?}");
         }
     }
