@@ -9,7 +9,7 @@
 //! iptables rule outlives a run.
 //!
 //! Needs etcd (Debian's etcd-server) and root (iptables, a uid per member):
-//! `FAULTLINE_ETCD_TESTS=1 cargo test --release -p faultline --test test_etcd -- --ignored --test-threads=1`
+//! `FAULTLINE_ETCD_TESTS=1 cargo test --release --workspace --test test_etcd -- --ignored`
 //! (.ci/etcd.sh). Each failure prints the command that replays it.
 
 mod test_common;
