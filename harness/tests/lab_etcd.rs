@@ -81,10 +81,6 @@ fn etcd_in_the_lab_is_valid_under_partitions_and_kills_and_leaves_nothing() {
         "the clients got answers from the members"
     );
     for i in 1..=3 {
-        assert_eq!(
-            leftovers(&lab, &lab.addr(i)),
-            "rules=0 procs=0",
-            "host {i}"
-        );
+        assert_eq!(leftovers(&lab, &lab.addr(i)), "rules=0 procs=0", "host {i}");
     }
 }
