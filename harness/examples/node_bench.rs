@@ -2,17 +2,23 @@
 //! closed-loop clients doing writes, then a mixed read/write load.
 //! Prints throughput and p50/p99/max latency per phase.
 //!
-//! The same program drives etcd (the anchor) through its v3 JSON gateway,
-//! so both systems see the same client count, key space, value size and
-//! measurement:
+//! The same program drives etcd (the anchor) through its gRPC API, with the
+//! client `faultline test --system etcd` uses (the etcd-client crate over a
+//! tonic channel, system/etcd/client.rs), so both systems see the same
+//! client count, key space, value size, load and measurement. `--target
+//! both` runs faultline's node (Raft) and then etcd in the same run and
+//! prints the ratios:
 //!
 //!     cargo build --release -p faultline --example node_bench
+//!     target/release/examples/node_bench --target both
 //!     target/release/examples/node_bench --target faultline [--consensus raft|paxos|both]
 //!     target/release/examples/node_bench --target etcd --etcd-bin etcd
 //!
 //! Each client has its own connection and one request in flight; the
-//! latency of a request is from send to reply. Errors (timeouts, redirects
-//! that ran out) are counted, not timed.
+//! latency of a request is from send to reply. Writes are etcd Puts;
+//! reads are linearizable Ranges (etcd's default), as faultline's reads
+//! are linearizable. Errors (timeouts, redirects that ran out) are
+//! counted, not timed.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -28,13 +34,13 @@ use faultline_nodes::client::{Client, ClientConfig, Outcome};
 use faultline_nodes::protocol::Op;
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq)]
 enum Target {
     Faultline,
     Etcd,
+    /// faultline's node (with --consensus), then etcd, in one run.
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq)]
@@ -105,14 +111,18 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let runs: Vec<(&str, Option<&str>)> = match (args.target, args.consensus) {
-        (Target::Etcd, _) => vec![("etcd", None)],
-        (Target::Faultline, ConsensusArg::Raft) => vec![("raft", Some("raft"))],
-        (Target::Faultline, ConsensusArg::Paxos) => vec![("paxos", Some("paxos"))],
-        (Target::Faultline, ConsensusArg::Both) => {
-            vec![("raft", Some("raft")), ("paxos", Some("paxos"))]
-        }
+    let mut runs: Vec<(&str, Option<&str>)> = match args.consensus {
+        ConsensusArg::Raft => vec![("raft", Some("raft"))],
+        ConsensusArg::Paxos => vec![("paxos", Some("paxos"))],
+        ConsensusArg::Both => vec![("raft", Some("raft")), ("paxos", Some("paxos"))],
     };
+    match args.target {
+        Target::Faultline => {}
+        Target::Etcd => runs = vec![("etcd", None)],
+        Target::Both => runs.push(("etcd", None)),
+    }
+    // (system, phase) -> (ops/s, p99 ms), for the closing comparison.
+    let mut measured: Vec<(String, &str, f64, f64)> = Vec::new();
     println!(
         "clients={} seconds={} keys={} value_bytes={} read_fraction={}",
         args.clients, args.seconds, args.keys, args.value_bytes, args.read_fraction
@@ -135,6 +145,12 @@ fn main() -> anyhow::Result<()> {
             let r = rt.block_on(run_phase(system.clone(), &args, reads))?;
             let h = r.hist.expect("histogram");
             let ops = h.len();
+            measured.push((
+                label.to_string(),
+                phase,
+                ops as f64 / args.seconds as f64,
+                h.value_at_quantile(0.99) as f64 / 1000.0,
+            ));
             println!(
                 "{:<8} {:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
                 label,
@@ -150,7 +166,32 @@ fn main() -> anyhow::Result<()> {
         }
         drop(procs);
     }
+    compare(&measured);
     Ok(())
+}
+
+/// faultline's node against etcd, phase by phase, when both ran.
+fn compare(measured: &[(String, &str, f64, f64)]) {
+    for phase in ["write", "mixed"] {
+        let find = |system: &str| {
+            measured
+                .iter()
+                .find(|m| m.0 == system && m.1 == phase)
+                .map(|m| (m.2, m.3))
+        };
+        let Some((etcd_ops, etcd_p99)) = find("etcd") else {
+            continue;
+        };
+        for system in ["raft", "paxos"] {
+            if let Some((ops, p99)) = find(system) {
+                println!(
+                    "{phase}: {system} {ops:.0} ops/s p99 {p99:.2} ms vs etcd {etcd_ops:.0} ops/s p99 {etcd_p99:.2} ms: {:.2}x the throughput, p99 {:.2}x",
+                    ops / etcd_ops.max(f64::MIN_POSITIVE),
+                    p99 / etcd_p99.max(f64::MIN_POSITIVE),
+                );
+            }
+        }
+    }
 }
 
 /// A system under benchmark.
@@ -173,8 +214,12 @@ impl System {
                     .await
                     .is_ok()
                 }
-                System::Etcd { endpoints } => match HttpConn::connect(endpoints[0]).await {
-                    Ok(mut h) => h.put("ready", "1").await.is_ok(),
+                System::Etcd { endpoints } => match etcd_connect(endpoints[0]) {
+                    Ok(mut c) => {
+                        tokio::time::timeout(Duration::from_secs(2), c.put("ready", "1", None))
+                            .await
+                            .is_ok_and(|r| r.is_ok())
+                    }
                     Err(_) => false,
                 },
             };
@@ -191,10 +236,12 @@ impl System {
     /// The leader's endpoint for etcd (clients talk to it, as to faultline's leader).
     async fn etcd_leader(endpoints: &[SocketAddr]) -> anyhow::Result<SocketAddr> {
         for &ep in endpoints {
-            let mut h = HttpConn::connect(ep).await?;
-            let body = h.post("/v3/maintenance/status", "{}").await?;
-            let v: serde_json::Value = serde_json::from_str(&body)?;
-            if v["header"]["member_id"] == v["leader"] {
+            let status = etcd_connect(ep)?
+                .status()
+                .await
+                .with_context(|| format!("the status of {ep}"))?;
+            let member = status.header().map(|h| h.member_id());
+            if status.leader() != 0 && member == Some(status.leader()) {
                 return Ok(ep);
             }
         }
@@ -228,7 +275,7 @@ async fn run_phase(
             let value: String = std::iter::repeat_n('v', value_bytes).collect();
             enum Conn {
                 F(Client),
-                E(HttpConn),
+                E(etcd_client::Client),
             }
             let mut conn = match &*system {
                 System::Faultline { nodes } => {
@@ -237,9 +284,7 @@ async fn run_phase(
                     Conn::F(Client::new(cfg))
                 }
                 System::Etcd { .. } => Conn::E(
-                    HttpConn::connect(etcd_leader.expect("etcd leader"))
-                        .await
-                        .expect("connect to etcd"),
+                    etcd_connect(etcd_leader.expect("etcd leader")).expect("a client of etcd"),
                 ),
             };
             while !stop.load(Ordering::Relaxed) {
@@ -258,12 +303,19 @@ async fn run_phase(
                         };
                         matches!(c.call(op).await, Outcome::Ok(_))
                     }
-                    Conn::E(h) => {
-                        if is_read {
-                            h.get(&key).await.is_ok()
-                        } else {
-                            h.put(&key, &value).await.is_ok()
-                        }
+                    Conn::E(c) => {
+                        let call = async {
+                            if is_read {
+                                c.get(key.as_str(), None).await.map(drop)
+                            } else {
+                                c.put(key.as_str(), value.as_str(), None).await.map(drop)
+                            }
+                        };
+                        // The same bound as faultline's client.
+                        matches!(
+                            tokio::time::timeout(Duration::from_secs(5), call).await,
+                            Ok(Ok(()))
+                        )
                     }
                 };
                 let elapsed = t0.elapsed();
@@ -390,107 +442,8 @@ fn start_etcd(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs, Sys
     Ok((procs, System::Etcd { endpoints: client }))
 }
 
-/// A minimal HTTP/1.1 keep-alive client for etcd's JSON gateway.
-struct HttpConn {
-    addr: SocketAddr,
-    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    w: tokio::net::tcp::OwnedWriteHalf,
-}
-
-fn b64(s: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
-impl HttpConn {
-    async fn connect(addr: SocketAddr) -> anyhow::Result<HttpConn> {
-        let s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        let (r, w) = s.into_split();
-        Ok(HttpConn {
-            addr,
-            r: BufReader::new(r),
-            w,
-        })
-    }
-
-    async fn put(&mut self, key: &str, value: &str) -> anyhow::Result<String> {
-        let body = format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", b64(key), b64(value));
-        self.post("/v3/kv/put", &body).await
-    }
-
-    async fn get(&mut self, key: &str) -> anyhow::Result<String> {
-        let body = format!("{{\"key\":\"{}\"}}", b64(key));
-        self.post("/v3/kv/range", &body).await
-    }
-
-    async fn post(&mut self, path: &str, body: &str) -> anyhow::Result<String> {
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        self.w.write_all(req.as_bytes()).await?;
-        let mut status = String::new();
-        self.r.read_line(&mut status).await?;
-        let ok = status.split_whitespace().nth(1) == Some("200");
-        let (mut len, mut chunked) = (None, false);
-        loop {
-            let mut h = String::new();
-            if self.r.read_line(&mut h).await? == 0 {
-                bail!("connection closed");
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let lower = h.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                len = Some(v.trim().parse::<usize>()?);
-            } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                chunked = true;
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                self.r.read_line(&mut size).await?;
-                let n = usize::from_str_radix(size.trim(), 16)?;
-                let mut chunk = vec![0; n + 2];
-                self.r.read_exact(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else if let Some(n) = len {
-            body.resize(n, 0);
-            self.r.read_exact(&mut body).await?;
-        }
-        let text = String::from_utf8_lossy(&body).into_owned();
-        if !ok {
-            bail!("{}: {}", status.trim(), text);
-        }
-        Ok(text)
-    }
+/// A gRPC connection of its own to one member: the harness's etcd client
+/// (system/etcd/client.rs), not bound to any source address.
+fn etcd_connect(addr: SocketAddr) -> anyhow::Result<etcd_client::Client> {
+    faultline::system::etcd::client::connect(addr, None)
 }
