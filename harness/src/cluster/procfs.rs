@@ -94,13 +94,20 @@ mod tests {
         let mut members = Vec::new();
         while std::time::Instant::now() < deadline {
             members = group_members(pgid);
-            if members.len() == 3 {
+            // Three members, and the forked children have exec'd sleep: a
+            // child is named sh between its fork and its exec (CI saw it).
+            let sleeping = members.iter().filter(|p| p.name == "sleep").count();
+            if members.len() == 3 && sleeping == 2 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         assert_eq!(members.len(), 3, "{members:?}");
-        assert!(members.iter().any(|p| p.name == "sleep"));
+        assert_eq!(
+            members.iter().filter(|p| p.name == "sleep").count(),
+            2,
+            "{members:?}"
+        );
         assert_eq!(maps_library(pgid, "libc"), Some(true));
         assert_eq!(maps_library(pgid, "libfaketime"), Some(false));
         // SAFETY: kill(2) on the group this test created.
