@@ -125,6 +125,23 @@ fn paxos_membership_passes_seeds() {
     }
 }
 
+/// Seed 1052535 of the membership sweep chose two values for slot 100: a
+/// wiped node id added back voted at a slot governed by a configuration
+/// that named its old self (see the core's regression test
+/// a_joining_acceptor_never_votes_below_its_join_floor).
+#[test]
+fn seed_1052535_a_wiped_node_added_back_never_votes_for_its_old_self() {
+    let opts = SimOptions {
+        reuse_ids: true,
+        ..SimOptions::with_membership(1052535)
+    };
+    let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
+    assert!(
+        outcome.stats.rejoins > 0,
+        "the seed still re-adds a wiped id"
+    );
+}
+
 /// Replays one seed (FAULTLINE_SIM_SEED, default 1, with the options the
 /// failing sweep printed) and prints its trace with FAULTLINE_SIM_TRACE=1.
 #[test]

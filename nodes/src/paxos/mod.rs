@@ -100,7 +100,7 @@
 //!    wiped node's old self; this is derived from the log, so it survives
 //!    restarts): it may be a wiped voter added back,
 //!    and its empty report would hide what its old self accepted from a
-//!    stale candidate that still counts it (see the caveat below). Its
+//!    stale candidate that still counts it (rule 6). Its
 //!    promise starts at the ballot floor the runtime persists for it
 //!    (`Recovered::hard_state.term`, the adding leader's ballot), if any. Prepares and PrePrepares from nodes
 //!    outside every configuration in play are ignored, so a removed node
@@ -110,6 +110,20 @@
 //!    removed peers the commit until they acknowledge it, so their runtime
 //!    sees the configuration without them applied. New voters catch up by
 //!    log or InstallSnapshot like any lagging acceptor.
+//! 6. **Join floor.** A wiped node added back under its old id starts
+//!    empty: it forgot what its old self promised and accepted. Its runtime
+//!    gives its core a floor slot f (the index of
+//!    [`crate::consensus::CoreConfig::join_floor`]): the simulator the slot
+//!    j of the configuration entry that added it, the real runtime one past
+//!    the last slot its previous incarnation held (recorded in groups.json
+//!    when it left, beside the ballot floor, so a restart keeps it). Below
+//!    f the core never votes: it stores a value there only when the
+//!    Accept's commit says it is chosen (it learns it), refuses the others
+//!    (`Accepted { ok: false }` with what it holds), and it stays
+//!    provisional (no Promise, no PrePromise grant, no campaign) until a
+//!    chosen configuration entry *at or after f* includes it: an entry
+//!    below f may name its old self. Without a floor (None: the id never
+//!    ran the group before) nothing changes.
 //!
 //! Why it is safe (the new thing to show is that two quorums that could
 //! choose values at the same slot intersect). Say ballot b *chooses* v at
@@ -137,19 +151,31 @@
 //! (b) at j. So nothing after j was chosen below b2. (Lower ballots'
 //! values after j, accepted before j became a configuration, are not
 //! chosen by the new voters: their ballot never counted them there.)
-//! Finally acceptors never forget (joining acceptors start empty and are
-//! counted only in configurations after the one that added them).
-//! Caveat: that last point needs a node that was wiped after its removal
-//! never to come back to the same group with the same id and an empty disk
-//! while a stale peer could still count it in an old configuration (the
-//! empty acceptor has forgotten what its old self promised and accepted;
-//! Raft has the same hole with votes). Rule 5's promise-nothing and the
-//! ballot floor close the common paths (a stale candidate getting an empty
-//! promise, a stale leader below the floor, an old snapshot listing it);
-//! what remains is an empty acceptor caught up by log from slot 1 (the
-//! leader never compacted) that sees its old self's configuration entry
-//! chosen before the entry that removed it. The safe runtime rule: keep a
-//! removed group's durable state for a re-add, or never re-add a wiped id.
+//! (d) Acceptors never forget, except a wiped id added back (rule 6). Let
+//! A0 be its old incarnation, removed by the entry chosen at slot r, and A1
+//! the new one with floor f. The floor must satisfy one of: (i) f > r (the
+//! simulator's j does: the adding leader knew r chosen and proposed j at
+//! the end of its log); (ii) f is past every slot A0 accepted and A1's
+//! ballot floor is at least every ballot A0 promised (the runtime's). Then
+//! A0 followed by A1 is one legal acceptor that stopped voting below f:
+//! an acceptor that stops answering is always allowed, and learning a
+//! chosen value is not a vote. At a slot s ≥ f: under (ii), A0 accepted
+//! nothing there and promised no more than A1 starts at, so A1's state is
+//! the one A0 would have. Under (i), no quorum ever counted A0 at s: a
+//! ballot counts A0 only in a configuration naming it, and by (a) the
+//! configuration governing s > r follows r, so it names the id only through
+//! an entry that re-added it, proposed after A0 was wiped, after all of
+//! A0's votes (a phase-1 round in a configuration naming A0 covers only
+//! slots up to the next configuration slot, so not s either). Reports: A1
+//! promises only once a chosen entry at k ≥ f includes it, so its commit
+//! is at least k ≥ f and it reports only its own slots after that. If the
+//! entry that added A1 is never chosen (another value wins slot j), A1
+//! stays provisional until a later entry re-adds it; its floor stays below
+//! that entry, so it loses no liveness. A runtime floor above j + 1 (A0
+//! held never-chosen values beyond j) costs liveness only: A1 waits to
+//! learn those slots before it votes after them. (Before this rule, seed
+//! 1052535 of the membership sweep chose two values at one slot: A1 had
+//! learned A0's configuration entry chosen and promised as a voter of it.)
 //!
 //! # Simulation
 //! [`sim`] plugs the core into the deterministic simulator

@@ -371,11 +371,12 @@ impl PaxosNode {
         };
         node.last_hard_state.commit = node.log.commit();
         node.known_config = node.config_from_log(node.log.commit().next());
+        let floor = node.join_floor();
         node.provisional = node.cfg.voters.is_empty()
             && node
                 .log
                 .config_before(node.log.commit().next())
-                .is_none_or(|(_, v)| !v.contains(&node.cfg.id));
+                .is_none_or(|(k, v)| k < floor || !v.contains(&node.cfg.id));
         if blank {
             node.startup.push(Observation::Blank);
         }
@@ -425,6 +426,13 @@ impl PaxosNode {
     /// The configuration governing the first unchosen slot (empty: not known).
     pub fn known_config(&self) -> &[NodeId] {
         &self.known_config
+    }
+
+    /// The slot from which a joining core votes ([`CoreConfig::join_floor`];
+    /// 0: no floor). Below it the core only learns values the leader
+    /// knows chosen (see the module docs, rule 6).
+    pub fn join_floor(&self) -> LogIndex {
+        self.cfg.join_floor.map_or(LogIndex(0), |(_, index)| index)
     }
 
     /// Whether this node votes in [`PaxosNode::known_config`]: only then
@@ -549,10 +557,13 @@ impl PaxosNode {
             return false;
         }
         let mut i = old.next();
+        // Whether the configuration now in force comes from an entry at or
+        // after the join floor (one below it may name this id's old self).
         let mut entry_config = false;
+        let floor = self.join_floor();
         while let Some((j, v)) = self.log.first_config_in(i, index) {
             self.known_config = v.to_vec();
-            entry_config = true;
+            entry_config = j >= floor;
             i = j.next();
         }
         if entry_config && self.is_member() {
@@ -1438,6 +1449,7 @@ impl PaxosNode {
         commit: LogIndex,
     ) {
         assert_eq!(ballot, self.promised, "accepting at the promised ballot");
+        let mut refused = false;
         if let Some(first) = entries.first().map(|e| e.index) {
             if first > self.agreed.next() {
                 // A gap: ask for the slots we lack.
@@ -1460,6 +1472,17 @@ impl PaxosNode {
             if !well_formed {
                 return;
             }
+            // Below its join floor an acceptor only learns what the leader
+            // knows chosen; it never votes there (module docs, rule 6).
+            let floor = self.join_floor();
+            let mut entries = entries;
+            if let Some(cut) = entries
+                .iter()
+                .position(|e| e.index < floor && e.index > commit)
+            {
+                entries.truncate(cut);
+                refused = true;
+            }
             for e in entries {
                 if e.index <= self.log.commit() {
                     continue;
@@ -1480,7 +1503,7 @@ impl PaxosNode {
             from,
             PaxosMessage::Accepted {
                 ballot,
-                ok: true,
+                ok: !refused,
                 agreed,
             },
         );
@@ -1683,6 +1706,13 @@ impl PaxosNode {
                     e.index, s.origin, s.accepted
                 ));
             }
+        }
+        let floor = self.join_floor();
+        if self.log.last_index() > self.log.commit() && self.log.commit().next() < floor {
+            return fail(format!(
+                "holds slot {} below its join floor {floor} without knowing it chosen",
+                self.log.commit().next()
+            ));
         }
         for i in self.log.commit().0 + 1..=self.agreed.0 {
             if self.log.stamp_at(LogIndex(i)).map(|s| s.accepted) != Some(self.promised) {

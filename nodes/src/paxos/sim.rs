@@ -33,7 +33,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::ballot::{Ballot, Stamp};
 use super::node::{Observation, PaxosNode};
-use crate::consensus::{ConfigError, CoreConfig, Entry, EntryKind, LogIndex, NodeId, Recovered};
+use crate::consensus::{
+    ConfigError, CoreConfig, Entry, EntryKind, LogIndex, NodeId, Recovered, Term,
+};
 use crate::sim::core::{Checks, CoreView, SimCore};
 use crate::sim::fnv::Fnv;
 
@@ -325,6 +327,24 @@ impl SimCore for PaxosNode {
         log_matching: false,
         leader_completeness: false,
     };
+
+    /// As the real runtime does (`join-group`, groups.json): a node added
+    /// back starts at a ballot no lower than any its old self had, and
+    /// votes only from the slot after the last one its old self held, or
+    /// from the adding entry's slot if that is later (the module docs,
+    /// rule 6: either keeps it off every slot its old self voted at).
+    fn joining(
+        adding: (Term, LogIndex),
+        left: Option<(Term, LogIndex)>,
+    ) -> (Term, Option<(Term, LogIndex)>) {
+        let Some((left_term, left_last)) = left else {
+            return (adding.0, Some(adding));
+        };
+        (
+            adding.0.max(left_term),
+            Some((adding.0, adding.1.max(left_last.next()))),
+        )
+    }
 
     fn build(cfg: CoreConfig, recovered: Recovered) -> Result<Self, ConfigError> {
         let mut node = PaxosNode::new(cfg, recovered)?;

@@ -59,6 +59,19 @@ pub trait SimCore: Consensus + Sized {
     fn new_oracle(_voters: usize) -> Box<dyn std::any::Any> {
         Box::new(())
     }
+    /// How a node added to the group starts: its initial term and its
+    /// [`CoreConfig::join_floor`], from the entry that added it
+    /// (`adding`: term, index) and what its previous incarnation in this
+    /// group left behind (`left`: the highest term it had and the last
+    /// index it held; None: the id never ran the group). The real runtime
+    /// keeps `left` in groups.json. Default (Raft): the adding leader's
+    /// term and the adding entry.
+    fn joining(
+        adding: (Term, LogIndex),
+        _left: Option<(Term, LogIndex)>,
+    ) -> (Term, Option<(Term, LogIndex)>) {
+        (adding.0, Some(adding))
+    }
     /// Proof of power only ([`super::SimOptions::membership_bug`]): make
     /// this core's membership changes unsafe in a known way (Raft: skip the
     /// joint phase, going from C_old straight to C_new). Default: no bug.

@@ -347,8 +347,11 @@ struct Host<C> {
     member_from: LogIndex,
     /// Started joining and has no configuration yet.
     joining: bool,
-    /// `CoreConfig::join_floor`: the (term, index) of the entry that added it.
+    /// `CoreConfig::join_floor`, from [`SimCore::joining`].
     join_floor: Option<(Term, LogIndex)>,
+    /// What its earlier incarnations left when they were wiped: the highest
+    /// term and the last index they held (the runtime's groups.json).
+    left: Option<(Term, LogIndex)>,
     /// Applied a committed simple configuration without itself: stop and wipe.
     removed: bool,
     /// The core led when it was last heard of (its latest soft state).
@@ -512,6 +515,7 @@ impl<C: SimCore> World<C> {
                 member_from: LogIndex(0),
                 joining: false,
                 join_floor: None,
+                left: None,
                 removed: false,
                 leading: false,
                 removed_leader: false,
@@ -1030,8 +1034,9 @@ impl<C: SimCore> World<C> {
                     if self.wiped.contains(&a) {
                         self.stats.rejoins += 1;
                     }
-                    self.hosts[i].join_floor = Some((p.term, p.index));
-                    self.start_joining(a, p.term)?;
+                    let (term, floor) = C::joining((p.term, p.index), self.hosts[i].left);
+                    self.hosts[i].join_floor = floor;
+                    self.start_joining(a, term)?;
                 }
             }
             if self.rng.chance(0.3) {
@@ -1118,6 +1123,11 @@ impl<C: SimCore> World<C> {
             core.persisted(pid);
             out.extend(msgs.into_iter().map(Effect::Send));
         }
+        let st = core.status();
+        host.left = Some(match host.left {
+            None => (st.term, st.last_index),
+            Some((t, i)) => (t.max(st.term), i.max(st.last_index)),
+        });
         host.incarnation += 1;
         host.storage = SimStorage::default();
         host.sm = Registers::default();

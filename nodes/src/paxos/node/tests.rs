@@ -1374,3 +1374,147 @@ fn an_acceptor_lagging_behind_large_values_catches_up_under_the_peer_line_limit(
         assert_eq!(kind, &EntryKind::Normal(vec![v as u8; VALUE_BYTES]));
     }
 }
+
+/// Seed 1052535 (membership sweep): a wiped id added back at slot 106
+/// promised and accepted at slot 100, where the configuration still named
+/// its old self, and two values were chosen there.
+#[test]
+fn a_joining_acceptor_never_votes_below_its_join_floor() {
+    let b = Ballot::new(3, NodeId(1));
+    let mut c4 = cfg(4, 3, &[]);
+    c4.voters = Vec::new();
+    // Added back by the configuration entry at slot 6.
+    c4.join_floor = Some((b.term(), LogIndex(6)));
+    let mut node = PaxosNode::new(c4, Recovered::default()).expect("joining");
+    let entry = |i: u64, kind: EntryKind| Entry {
+        index: LogIndex(i),
+        term: Stamp::new(b, b).term(),
+        kind,
+    };
+    let from_leader = |msg: PaxosMessage| Message {
+        group: GroupId(1),
+        from: NodeId(1),
+        to: NodeId(4),
+        payload: Payload::Paxos(msg),
+    };
+    let accepted = |ok: bool, agreed: u64| {
+        vec![Message {
+            group: GroupId(1),
+            from: NodeId(4),
+            to: NodeId(1),
+            payload: Payload::Paxos(PaxosMessage::Accepted {
+                ballot: b,
+                ok,
+                agreed: LogIndex(agreed),
+            }),
+        }]
+    };
+    // Slot 1 (its old self's configuration) is chosen: learned. Slots 2
+    // and 3 are not known chosen and lie below the floor: refused.
+    let old_config = entry(1, config(&[1, 2, 4]));
+    node.step(from_leader(PaxosMessage::Accept {
+        ballot: b,
+        entries: vec![old_config.clone(), entry(2, cmd(2)), entry(3, cmd(3))],
+        commit: LogIndex(1),
+    }))
+    .expect("step");
+    let rd = node.ready();
+    assert_eq!(rd.entries, vec![old_config], "only the chosen slot");
+    assert_eq!(rd.messages, accepted(false, 1));
+    node.persisted(rd.persist_id);
+    assert_eq!(node.log().commit(), LogIndex(1));
+    assert!(node.is_member(), "the old configuration names its id");
+    // A candidate that counts it in that configuration gets no promise:
+    // its report would hide what its old self accepted at slots 2 to 5.
+    let b2 = Ballot::new(5, NodeId(2));
+    node.step(Message {
+        group: GroupId(1),
+        from: NodeId(2),
+        to: NodeId(4),
+        payload: Payload::Paxos(PaxosMessage::Prepare {
+            ballot: b2,
+            commit: LogIndex(1),
+            transfer: true,
+        }),
+    })
+    .expect("step");
+    assert!(
+        node.ready().messages.is_empty(),
+        "no promise below the floor"
+    );
+    for _ in 0..100 {
+        node.tick();
+    }
+    assert_eq!(node.role(), Role::Follower, "and no campaign");
+    let _ = node.ready();
+    // Once slots 2 to 5 are chosen it learns them, and votes from the
+    // floor on: its own adding entry at 6 and slot 7.
+    let b3 = Ballot::new(6, NodeId(1));
+    let entry3 = |i: u64, kind: EntryKind| Entry {
+        index: LogIndex(i),
+        term: Stamp::new(b3, b3).term(),
+        kind,
+    };
+    let batch: Vec<Entry> = (2..=5)
+        .map(|i| entry3(i, cmd(i as u8)))
+        .chain([entry3(6, config(&[1, 2, 3, 4])), entry3(7, cmd(7))])
+        .collect();
+    node.step(Message {
+        group: GroupId(1),
+        from: NodeId(1),
+        to: NodeId(4),
+        payload: Payload::Paxos(PaxosMessage::Accept {
+            ballot: b3,
+            entries: batch.clone(),
+            commit: LogIndex(5),
+        }),
+    })
+    .expect("step");
+    let rd = node.ready();
+    assert_eq!(rd.entries, batch);
+    assert_eq!(
+        rd.messages,
+        vec![Message {
+            group: GroupId(1),
+            from: NodeId(4),
+            to: NodeId(1),
+            payload: Payload::Paxos(PaxosMessage::Accepted {
+                ballot: b3,
+                ok: true,
+                agreed: LogIndex(7),
+            }),
+        }]
+    );
+    node.persisted(rd.persist_id);
+    // Its adding entry chosen, it is a voter of its new self's configuration.
+    node.step(Message {
+        group: GroupId(1),
+        from: NodeId(1),
+        to: NodeId(4),
+        payload: Payload::Paxos(PaxosMessage::Heartbeat {
+            ballot: b3,
+            commit: LogIndex(6),
+            read_seq: 1,
+        }),
+    })
+    .expect("step");
+    let _ = node.ready();
+    assert_eq!(node.known_config(), ids(&[1, 2, 3, 4]).as_slice());
+    let b4 = Ballot::new(9, NodeId(2));
+    node.step(Message {
+        group: GroupId(1),
+        from: NodeId(2),
+        to: NodeId(4),
+        payload: Payload::Paxos(PaxosMessage::Prepare {
+            ballot: b4,
+            commit: LogIndex(6),
+            transfer: true,
+        }),
+    })
+    .expect("step");
+    let rd = node.ready();
+    assert!(rd.messages.iter().any(|m| matches!(
+        m.payload,
+        Payload::Paxos(PaxosMessage::Promise { ballot, .. }) if ballot == b4
+    )));
+}
