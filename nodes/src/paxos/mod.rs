@@ -114,9 +114,10 @@
 //!    empty: it forgot what its old self promised and accepted. Its runtime
 //!    gives its core a floor slot f (the index of
 //!    [`crate::consensus::CoreConfig::join_floor`]): the simulator the slot
-//!    j of the configuration entry that added it, the real runtime one past
-//!    the last slot its previous incarnation held (recorded in groups.json
-//!    when it left, beside the ballot floor, so a restart keeps it). Below
+//!    j of the configuration entry that added it or, if later, the slot
+//!    after the last one its previous incarnation held (with a ballot no
+//!    lower than that incarnation's), as the real runtime records them in
+//!    groups.json when a node leaves a group (so a restart keeps them). Below
 //!    f the core never votes: it stores a value there only when the
 //!    Accept's commit says it is chosen (it learns it), refuses the others
 //!    (`Accepted { ok: false }` with what it holds), and it stays
