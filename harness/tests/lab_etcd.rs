@@ -5,7 +5,8 @@
 //! host's peer port with iptables on the host, kills are SIGKILL and a
 //! restart on the same data; the register workload ends valid, every
 //! member's log reaches the store, test.json names etcd and its version,
-//! and no etcd process or iptables rule is left on any host.
+//! and no etcd process or iptables rule is left on any host. The version in
+//! test.json is the one every host's etcd reported.
 //!
 //! Needs root: `FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test lab_etcd -- --ignored`
 //! (.ci/lab.sh), and etcd on PATH.
@@ -71,6 +72,14 @@ fn etcd_in_the_lab_is_valid_under_partitions_and_kills_and_leaves_nothing() {
             .starts_with("etcd 3."),
         "{test}"
     );
+    // The version is what the hosts' etcd said, every host asked.
+    let said = test["cluster"]["host_versions"]
+        .as_array()
+        .expect("host_versions");
+    assert_eq!(said.len(), 3, "{test}");
+    for h in said {
+        assert_eq!(h["version"], test["system"]["version"], "{test}");
+    }
     assert_eq!(test["mechanisms"]["partition"], "iptables");
     let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
     for fault in ["start-partition", "start-kill"] {

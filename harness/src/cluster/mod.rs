@@ -189,6 +189,14 @@ pub trait Cluster: Send + Sync {
     fn leave_running(&self) -> anyhow::Result<String>;
     /// How this cluster's nodes are reached and faulted, for test.json.
     fn describe(&self) -> serde_json::Value;
+    /// The version under test when the hosts, not this machine, decide it
+    /// (remote hosts running a package's program: what they said to
+    /// `--version`); None: the system's own [`System::version`].
+    ///
+    /// [`System::version`]: crate::system::System::version
+    fn system_version(&self) -> Option<String> {
+        None
+    }
     /// Fails, naming the node, how it ended and its log's last lines, when
     /// a node the cluster started has exited by itself (called once the
     /// system is serving, before any fault: a member that listened, then

@@ -607,6 +607,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         SystemKind::Etcd => Some(crate::system::etcd::EtcdSystem::find(
             args.system_bin.as_deref(),
             format!("faultline-{run_id}"),
+            remote.is_some(),
         )?),
         _ => None,
     };
@@ -708,7 +709,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         "faultline_version": env!("CARGO_PKG_VERSION"),
         "system": {
             "kind": plan.system,
-            "version": system.version(),
+            "version": cluster.system_version().unwrap_or_else(|| system.version()),
             "settings": system.describe(),
         },
         "unsupported_faults": unsupported

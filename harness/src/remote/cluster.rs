@@ -100,7 +100,27 @@ pub struct RemoteCluster {
     mechanisms: Mechanisms,
     unsupported: BTreeMap<FaultKind, String>,
     prepare_ms: u64,
+    /// What each host's program said to `--version`, when the hosts bring
+    /// the program themselves (a package): (host, version).
+    host_versions: Vec<(String, String)>,
     torn_down: Mutex<bool>,
+}
+
+/// The version under test from what the hosts said: one version when they
+/// agree, every host's otherwise (so a mixed cluster is never reported as
+/// one version); None when no host was asked.
+fn host_version(said: &[(String, String)]) -> Option<String> {
+    let first = &said.first()?.1;
+    if said.iter().all(|(_, v)| v == first) {
+        Some(first.clone())
+    } else {
+        Some(
+            said.iter()
+                .map(|(host, v)| format!("{v} on {host}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    }
 }
 
 impl RemoteCluster {
@@ -170,6 +190,26 @@ impl RemoteCluster {
                 (program.to_string(), hosts.prepare_with(&needs, None)?)
             }
         };
+        // What the hosts run is the version under test: a package's
+        // program says it on each host (an uploaded one already did).
+        let host_versions: Vec<(String, String)> = match config.system.remote_program() {
+            RemoteProgram::Package { .. } => {
+                let said = hosts
+                    .hosts
+                    .each(|_, s| crate::remote::deploy::check_runs(s, &program));
+                crate::ssh::all_ok(said)
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("asking the hosts' {program} for its version"))?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, line)| {
+                        let version = config.system.version_from_output(&line).unwrap_or(line);
+                        (hosts.session(i).name(), version)
+                    })
+                    .collect()
+            }
+            RemoteProgram::Upload(_) => Vec::new(),
+        };
         let prepare_ms = start.elapsed().as_millis() as u64;
         for d in &deployed {
             tracing::info!(host = %d.host, upload = ?d.upload, ms = d.elapsed.as_millis() as u64, "deployed");
@@ -197,6 +237,7 @@ impl RemoteCluster {
             mechanisms,
             unsupported,
             prepare_ms,
+            host_versions,
             torn_down: Mutex::new(false),
         })
     }
@@ -485,6 +526,10 @@ impl Cluster for RemoteCluster {
         Ok(out)
     }
 
+    fn system_version(&self) -> Option<String> {
+        host_version(&self.host_versions)
+    }
+
     fn describe(&self) -> serde_json::Value {
         let plan = &self.config.plan;
         serde_json::json!({
@@ -496,6 +541,10 @@ impl Cluster for RemoteCluster {
             "remote_dir": plan.remote_dir,
             "node_bin": plan.node_bin,
             "prepare_ms": self.prepare_ms,
+            "host_versions": self.host_versions.iter().map(|(host, v)| serde_json::json!({
+                "host": host,
+                "version": v,
+            })).collect::<Vec<_>>(),
             "deployed": self.deployed.iter().map(|d| serde_json::json!({
                 "host": d.host,
                 "sent_bytes": match d.upload { crate::ssh::Upload::Sent { bytes } => bytes, crate::ssh::Upload::AlreadyThere => 0 },
@@ -508,6 +557,25 @@ impl Cluster for RemoteCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_that_agree_give_one_version_and_a_mixed_cluster_names_each() {
+        let said = |vs: &[&str]| -> Vec<(String, String)> {
+            vs.iter()
+                .enumerate()
+                .map(|(i, v)| (format!("root@10.77.0.{}", i + 11), v.to_string()))
+                .collect()
+        };
+        assert_eq!(host_version(&[]), None);
+        assert_eq!(
+            host_version(&said(&["etcd 3.4.23", "etcd 3.4.23"])).as_deref(),
+            Some("etcd 3.4.23")
+        );
+        assert_eq!(
+            host_version(&said(&["etcd 3.4.23", "etcd 3.5.9"])).as_deref(),
+            Some("etcd 3.4.23 on root@10.77.0.11, etcd 3.5.9 on root@10.77.0.12")
+        );
+    }
 
     #[test]
     fn needs_follow_the_nemesis() {

@@ -192,7 +192,7 @@ pub fn deploy_to(hosts: &Hosts, local: &Path, remote: &str) -> anyhow::Result<Ve
 
 /// Runs `remote --version` on the host (as the nodes will run: as root);
 /// its first line, or the loader's error naming the host.
-fn check_runs(s: &Session, remote: &str) -> Result<String, SshError> {
+pub fn check_runs(s: &Session, remote: &str) -> Result<String, SshError> {
     let out = s.exec_root(
         &format!("{} --version", sh_quote(remote)),
         s.config().command_timeout,

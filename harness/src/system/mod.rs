@@ -216,6 +216,13 @@ pub trait System: Send + Sync {
     /// The version under test, for test.json and the report
     /// (`faultline 0.1.0`, `etcd 3.4.23`).
     fn version(&self) -> String;
+    /// The version in what `<program> --version` printed on a remote host
+    /// (for a program the hosts bring themselves, such as a Debian
+    /// package's); None: this system cannot read it.
+    fn version_from_output(&self, output: &str) -> Option<String> {
+        let _ = output;
+        None
+    }
     /// The workloads its client can run; others are bad input.
     fn supports_workload(&self, workload: WorkloadKind) -> Support;
     /// Whether it can take this kind of fault at all (whatever the

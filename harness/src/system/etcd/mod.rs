@@ -54,7 +54,16 @@ impl EtcdSystem {
     /// etcd from `system_bin`, or `etcd` on PATH. A missing binary is bad
     /// input naming the package to install; one that does not run is left
     /// for the start to report (naming the member and its log).
-    pub fn find(system_bin: Option<&Path>, cluster_token: String) -> anyhow::Result<EtcdSystem> {
+    ///
+    /// In remote mode (`on_hosts`) without `--system-bin`, the hosts run
+    /// their own etcd from Debian's package: this machine needs none, and
+    /// the version under test is what the hosts' etcd says (the cluster
+    /// asks them after deploy: `Cluster::system_version`).
+    pub fn find(
+        system_bin: Option<&Path>,
+        cluster_token: String,
+        on_hosts: bool,
+    ) -> anyhow::Result<EtcdSystem> {
         let (binary, remote) = match system_bin {
             Some(path) => {
                 if !path.is_file() {
@@ -68,14 +77,9 @@ impl EtcdSystem {
                     RemoteProgram::Upload(path.to_path_buf()),
                 )
             }
+            None if on_hosts => (PathBuf::from("etcd"), HOSTS_PACKAGE),
             None => match find_on_path("etcd") {
-                Some(path) => (
-                    path,
-                    RemoteProgram::Package {
-                        package: PACKAGE,
-                        program: "etcd",
-                    },
-                ),
+                Some(path) => (path, HOSTS_PACKAGE),
                 None => {
                     return Err(bad_input(format!(
                         "--system etcd: no `etcd` on PATH; install Debian's {PACKAGE} package \
@@ -84,7 +88,11 @@ impl EtcdSystem {
                 }
             },
         };
-        let version = version_of(&binary).unwrap_or_else(|| "etcd (version unknown)".into());
+        let version = if on_hosts && system_bin.is_none() {
+            format!("etcd (the hosts' {PACKAGE})")
+        } else {
+            version_of(&binary).unwrap_or_else(|| "etcd (version unknown)".into())
+        };
         Ok(EtcdSystem {
             binary,
             version,
@@ -94,6 +102,12 @@ impl EtcdSystem {
         })
     }
 }
+
+/// What remote hosts run without `--system-bin`: `etcd` from the package.
+const HOSTS_PACKAGE: RemoteProgram = RemoteProgram::Package {
+    package: PACKAGE,
+    program: "etcd",
+};
 
 /// The first executable file called `name` on PATH.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -157,6 +171,10 @@ impl System for EtcdSystem {
 
     fn version(&self) -> String {
         self.version.clone()
+    }
+
+    fn version_from_output(&self, output: &str) -> Option<String> {
+        parse_version(output)
     }
 
     fn supports_workload(&self, workload: WorkloadKind) -> Support {
@@ -317,11 +335,25 @@ mod tests {
 
     #[test]
     fn a_missing_etcd_is_bad_input_naming_the_package() {
-        let e = match EtcdSystem::find(Some(Path::new("/nonexistent/etcd")), "t".into()) {
+        let e = match EtcdSystem::find(Some(Path::new("/nonexistent/etcd")), "t".into(), false) {
             Err(e) => e,
             Ok(_) => panic!("a missing binary must be refused"),
         };
         assert_eq!(crate::exit::code_for(&Err(e)), 254);
+    }
+
+    #[test]
+    fn remote_hosts_with_their_own_package_need_no_etcd_here() {
+        // Whatever this machine's PATH holds: the hosts run the package's etcd.
+        let system = EtcdSystem::find(None, "t".into(), true).expect("no local etcd needed");
+        assert_eq!(system.remote_program(), HOSTS_PACKAGE);
+        assert_eq!(system.version(), "etcd (the hosts' etcd-server)");
+        assert_eq!(
+            system
+                .version_from_output("etcd Version: 3.5.9\nGit SHA: x\n")
+                .as_deref(),
+            Some("etcd 3.5.9")
+        );
     }
 
     #[test]
