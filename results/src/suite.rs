@@ -5,6 +5,8 @@
 //! workloads = ["register", "kv"]
 //! nemeses = ["partition", "kill", "partition,kill", "none"]
 //! consensus = ["raft", "paxos"]      # optional: left to the default if absent
+//! systems = ["faultline", "etcd"]     # optional: faultline if absent; an
+//!                                     # adapter file's path is a system too
 //! repeats = 2
 //! [options]                           # passed to every `faultline test`
 //! time-limit = "20s"
@@ -13,9 +15,10 @@
 //! no-iptables = true
 //! ```
 //!
-//! Each case is one `faultline test` with `--workload`, `--nemesis`,
-//! `--consensus` and `--name <workload>-<nemesis>[-<consensus>]` set by the
-//! matrix and the shared options as flags (`key = value` → `--key value`,
+//! Each case is one `faultline test` with `--system`, `--workload`,
+//! `--nemesis`, `--consensus` and
+//! `--name [<system>-]<workload>-<nemesis>[-<consensus>]` set by the matrix
+//! and the shared options as flags (`key = value` → `--key value`,
 //! `key = true` → `--key`). A suite goes on after a failed case and ends
 //! with the worst result, as Jepsen's test-all does: 255 over 254 over 2
 //! over 1 over 0. Running a case is the caller's job ([`CaseRunner`]): the
@@ -48,6 +51,11 @@ pub struct SuiteSpec {
     pub nemeses: Vec<String>,
     #[serde(default)]
     pub consensus: Vec<String>,
+    /// Systems under test (`--system`): built-in names or adapter files.
+    /// The consensus axis applies to faultline's own node only: another
+    /// system runs once per workload and nemesis, without `--consensus`.
+    #[serde(default)]
+    pub systems: Vec<String>,
     #[serde(default = "one")]
     pub repeats: u32,
     #[serde(default)]
@@ -62,14 +70,23 @@ fn one() -> u32 {
 }
 
 /// Flags the matrix sets; the shared options may not.
-pub const RESERVED_OPTIONS: [&str; 6] =
-    ["workload", "nemesis", "consensus", "name", "json", "store"];
+pub const RESERVED_OPTIONS: [&str; 7] = [
+    "workload",
+    "nemesis",
+    "consensus",
+    "system",
+    "name",
+    "json",
+    "store",
+];
 
 /// One run of the matrix.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SuiteCase {
     /// The test's name in the store.
     pub test: String,
+    /// `--system`, when the suite has a systems axis.
+    pub system: Option<String>,
     pub workload: String,
     pub nemesis: String,
     pub consensus: Option<String>,
@@ -139,6 +156,7 @@ impl SuiteSpec {
             ("workloads", &spec.workloads),
             ("nemeses", &spec.nemeses),
             ("consensus", &spec.consensus),
+            ("systems", &spec.systems),
         ] {
             if let Some(x) = list
                 .iter()
@@ -158,7 +176,8 @@ impl SuiteSpec {
         })
     }
 
-    /// Every case: workloads × nemeses × consensus × repeats, in that nesting.
+    /// Every case: systems × workloads × nemeses × consensus × repeats, in
+    /// that nesting (consensus for faultline's node only).
     pub fn cases(&self) -> Vec<SuiteCase> {
         let mut shared = Vec::new();
         for (k, v) in &self.options {
@@ -171,16 +190,45 @@ impl SuiteSpec {
                 }
             }
         }
-        let consensus: Vec<Option<String>> = if self.consensus.is_empty() {
+        let all_consensus: Vec<Option<String>> = if self.consensus.is_empty() {
             vec![None]
         } else {
             self.consensus.iter().cloned().map(Some).collect()
         };
+        let systems: Vec<Option<String>> = if self.systems.is_empty() {
+            vec![None]
+        } else {
+            self.systems.iter().cloned().map(Some).collect()
+        };
         let mut out = Vec::new();
+        for sys in &systems {
+            let own_node = sys.as_deref().is_none_or(|s| s == "faultline");
+            let consensus = if own_node {
+                all_consensus.clone()
+            } else {
+                vec![None]
+            };
+            self.cases_of(sys, &consensus, &shared, &mut out);
+        }
+        out
+    }
+
+    fn cases_of(
+        &self,
+        sys: &Option<String>,
+        consensus: &[Option<String>],
+        shared: &[String],
+        out: &mut Vec<SuiteCase>,
+    ) {
         for w in &self.workloads {
             for n in &self.nemeses {
-                for c in &consensus {
-                    let mut test = format!("{w}-{}", n.replace([',', ' '], "-"));
+                for c in consensus {
+                    let mut test = String::new();
+                    if let Some(s) = sys {
+                        test.push_str(&system_label(s));
+                        test.push('-');
+                    }
+                    test.push_str(&format!("{w}-{}", n.replace([',', ' '], "-")));
                     if let Some(c) = c {
                         test.push('-');
                         test.push_str(c);
@@ -196,20 +244,25 @@ impl SuiteSpec {
                         })
                         .collect();
                     for repeat in 1..=self.repeats {
-                        let mut args = vec![
+                        let mut args = Vec::new();
+                        if let Some(s) = sys {
+                            args.extend(["--system".to_string(), s.clone()]);
+                        }
+                        args.extend([
                             "--workload".to_string(),
                             w.clone(),
                             "--nemesis".to_string(),
                             n.clone(),
                             "--name".to_string(),
                             test.clone(),
-                        ];
+                        ]);
                         if let Some(c) = c {
                             args.extend(["--consensus".to_string(), c.clone()]);
                         }
                         args.extend(shared.iter().cloned());
                         out.push(SuiteCase {
                             test: test.clone(),
+                            system: sys.clone(),
                             workload: w.clone(),
                             nemesis: n.clone(),
                             consensus: c.clone(),
@@ -220,7 +273,18 @@ impl SuiteSpec {
                 }
             }
         }
-        out
+    }
+}
+
+/// A system's part of a test name: its name, or an adapter file's stem
+/// (`adapters/redis.toml` → `redis`).
+fn system_label(system: &str) -> String {
+    if system.ends_with(".toml") || system.contains('/') {
+        Path::new(system)
+            .file_stem()
+            .map_or_else(|| system.to_string(), |s| s.to_string_lossy().into_owned())
+    } else {
+        system.to_string()
     }
 }
 
@@ -389,6 +453,47 @@ json-ish = false
     }
 
     #[test]
+    fn a_systems_axis_runs_consensus_for_faultlines_node_only() {
+        let s = SuiteSpec::parse(
+            Path::new("s.toml"),
+            r#"
+workloads = ["register"]
+nemeses = ["partition"]
+consensus = ["raft", "paxos"]
+systems = ["faultline", "etcd", "examples/adapters/redis-sentinel.toml"]
+[options]
+time-limit = "10s"
+"#,
+        )
+        .expect("parse");
+        let cases = s.cases();
+        assert_eq!(
+            cases.iter().map(|c| c.test.as_str()).collect::<Vec<_>>(),
+            [
+                "faultline-register-partition-raft",
+                "faultline-register-partition-paxos",
+                "etcd-register-partition",
+                "redis-sentinel-register-partition",
+            ]
+        );
+        assert_eq!(cases[2].system.as_deref(), Some("etcd"));
+        assert_eq!(
+            cases[2].args.join(" "),
+            "--system etcd --workload register --nemesis partition \
+             --name etcd-register-partition --time-limit 10s"
+        );
+        assert!(cases[3].args.starts_with(&[
+            "--system".into(),
+            "examples/adapters/redis-sentinel.toml".into()
+        ]));
+        assert!(!cases[3].args.contains(&"--consensus".to_string()));
+        // Without the axis, names and arguments are as before.
+        let plain = SuiteSpec::parse(Path::new("s"), "workloads=[\"kv\"]").expect("parse");
+        assert_eq!(plain.cases()[0].system, None);
+        assert_eq!(plain.cases()[0].args[0], "--workload");
+    }
+
+    #[test]
     fn bad_suites_name_the_file_and_the_problem() {
         for (text, needle) in [
             ("workloads = []", "at least one workload"),
@@ -406,6 +511,11 @@ json-ish = false
                 "unknown field",
             ),
             ("workloads = [\"--rm\"]", "not a name"),
+            ("workloads = [\"kv\"]\nsystems = [\"\"]", "systems"),
+            (
+                "workloads = [\"kv\"]\n[options]\nsystem = \"etcd\"",
+                "options.system",
+            ),
             ("workloads = [", "n.toml"),
         ] {
             let e = SuiteSpec::parse(Path::new("n.toml"), text)
