@@ -362,34 +362,14 @@ fn an_etcd_whose_port_is_taken_is_a_harness_error_naming_the_member_and_its_log(
         return;
     }
     // A wrapper that makes member n2 also listen on a port someone holds.
-    let dir = tempfile::tempdir().expect("tempdir");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
     let etcd = which_etcd();
-    let wrapper = dir.path().join("etcd");
-    std::fs::write(
-        &wrapper,
-        format!(
+    let r = run_etcd_as(
+        &format!(
             "#!/bin/sh\ncase \"$*\" in *'--name n2 '*) exec {etcd} \"$@\" --listen-metrics-urls http://127.0.0.1:{port};; esac\nexec {etcd} \"$@\"\n"
         ),
-    )
-    .expect("write");
-    make_executable(&wrapper);
-    // Members run as uids of their own: they must reach the wrapper.
-    make_executable(dir.path());
-    let store = tempfile::tempdir().expect("tempdir");
-    let r = etcd_run(
-        store.path(),
-        &[
-            "--system-bin",
-            wrapper.to_str().expect("utf-8"),
-            "--node-count",
-            "3",
-            "--time-limit",
-            "5s",
-            "--nemesis",
-            "none",
-        ],
+        3,
     );
     assert_eq!(r.code, Some(255), "{}: {}", r.command, r.digest);
     assert!(r.digest.contains("n2"), "names the member: {}", r.digest);
@@ -407,29 +387,9 @@ fn a_member_that_never_listens_is_a_harness_error_naming_it() {
     if !enabled("etcd_never_listens") {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let wrapper = dir.path().join("etcd");
-    std::fs::write(
-        &wrapper,
+    let r = run_etcd_as(
         "#!/bin/sh\necho 'waiting for nothing' >&2\nexec sleep 600\n",
-    )
-    .expect("write");
-    make_executable(&wrapper);
-    // Members run as uids of their own: they must reach the wrapper.
-    make_executable(dir.path());
-    let store = tempfile::tempdir().expect("tempdir");
-    let r = etcd_run(
-        store.path(),
-        &[
-            "--system-bin",
-            wrapper.to_str().expect("utf-8"),
-            "--node-count",
-            "1",
-            "--time-limit",
-            "5s",
-            "--nemesis",
-            "none",
-        ],
+        1,
     );
     assert_eq!(r.code, Some(255), "{}: {}", r.command, r.digest);
     assert!(
@@ -442,6 +402,32 @@ fn a_member_that_never_listens_is_a_harness_error_naming_it() {
         "quotes its log: {}",
         r.digest
     );
+}
+
+/// A 5 s fault-free run of `node_count` members whose `--system-bin` is
+/// `script` (a wrapper standing in for etcd), in a store of its own.
+fn run_etcd_as(script: &str, node_count: u32) -> test_common::RunOutcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrapper = dir.path().join("etcd");
+    std::fs::write(&wrapper, script).expect("write");
+    make_executable(&wrapper);
+    // Members run as uids of their own: they must reach the wrapper.
+    make_executable(dir.path());
+    let store = tempfile::tempdir().expect("tempdir");
+    let nodes = node_count.to_string();
+    etcd_run(
+        store.path(),
+        &[
+            "--system-bin",
+            wrapper.to_str().expect("utf-8"),
+            "--node-count",
+            &nodes,
+            "--time-limit",
+            "5s",
+            "--nemesis",
+            "none",
+        ],
+    )
 }
 
 fn which_etcd() -> String {
