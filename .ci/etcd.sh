@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # etcd CI (called by .ci/run, as root): the gated end-to-end tests of etcd
 # built in (harness/tests/test_etcd.rs) against Debian's etcd-server:
-# register, kv, set and counter valid under partition, kill and pause;
+# register, kv, set and counter valid under partition, kill and pause, and
+# list-append and rw-register strict serializable under the same faults;
 # Jepsen's lock finding reproduced (mutex invalid, fencing valid) and lost
 # updates under the lock; the clock fault recorded as unsupported; an etcd
 # that cannot start, or never listens, a harness error naming the member;

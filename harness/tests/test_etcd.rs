@@ -179,6 +179,64 @@ fn key_value_workloads_are_valid_under_partition_kill_pause() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Jepsen found etcd's transactions strict serializable (2020): list-append
+/// and rw-register through guarded Txns, checked by the txn checker against
+/// strict-serializable, under the same faults as the key-value workloads.
+#[test]
+#[ignore = "needs etcd and root; run by .ci/etcd.sh with FAULTLINE_ETCD_TESTS=1"]
+fn transactions_on_etcd_are_strict_serializable_under_partition_kill_pause() {
+    if !enabled("etcd_transactions") {
+        return;
+    }
+    let mut failures = Vec::new();
+    for workload in ["list-append", "rw-register"] {
+        let store = tempfile::tempdir().expect("tempdir");
+        let r = etcd_run(
+            store.path(),
+            &[
+                "--workload",
+                workload,
+                "--node-count",
+                "3",
+                "--nemesis",
+                "partition,kill,pause",
+                "--nemesis-interval",
+                "3s",
+                "--time-limit",
+                "12s",
+                "--rate",
+                "40",
+                "--seed",
+                &SEED.to_string(),
+            ],
+        );
+        eprintln!("etcd {workload}: exit {:?}", r.code);
+        if r.code != Some(0) {
+            failures.push(format!(
+                "{workload}: exit {:?}, want 0\n  {}\n{}",
+                r.code, r.command, r.digest
+            ));
+            continue;
+        }
+        // Enough transactions committed for the verdict to mean something.
+        let history = std::fs::read_to_string(store.path().join("latest").join("history.jsonl"))
+            .expect("history");
+        let committed = history
+            .lines()
+            .filter(|l| l.contains("\"type\":\"ok\"") && l.contains("\"f\":\"txn\""))
+            .count();
+        if committed < 50 {
+            failures.push(format!(
+                "{workload}: only {committed} transactions committed, too few to judge"
+            ));
+        }
+        let results = results(store.path());
+        let txn = checker(&results, workload);
+        assert_eq!(txn["verdict"], "valid", "{workload}: {txn}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Jepsen's lock test: acquire, hold, one fenced write, release. Faults
 /// that outlast the lease (pauses, partitions of the holder's member) let
 /// the lease expire while its holder, unaware, still holds.

@@ -18,6 +18,14 @@
 //!   that puts only while the holder's lock key still has that revision
 //!   (what etcd advises); `release` stops the keepalive, Unlocks and revokes
 //!   the lease; `renew` sends one keepalive;
+//! - transactions (list-append, rw-register), as Jepsen's etcd tests do
+//!   them: one Txn of Ranges reads every key the transaction touches at one
+//!   revision; the micro-ops run on that snapshot here (a list is a JSON
+//!   array at its key); a second Txn puts what changed, guarded on every
+//!   touched key's mod revision (create revision 0 when absent), so it
+//!   commits only if nothing it read or wrote moved: strict serializable.
+//!   A lost race writes nothing and starts over until the call's time is
+//!   up; a read-only transaction is the first Txn alone;
 //! - `locked-increment` (lock-counter): acquire as above, read the
 //!   protected counter (this process's memory, shared by the run's
 //!   clients), hold for the call's time, write the sum back with no other
@@ -33,7 +41,7 @@ use super::super::Resources;
 use crate::cluster::{NodeId, NodeInfo};
 use anyhow::{bail, Context};
 use etcd_client::{Client as Etcd, Compare, CompareOp, LockOptions, Txn, TxnOp};
-use faultline_workloads::{Answer, BoxFuture, Call, Client, Outcome};
+use faultline_workloads::{Answer, BoxFuture, Call, Client, MicroOp, MicroOpKind, Outcome};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -315,6 +323,82 @@ impl EtcdClient {
         }
     }
 
+    /// A transaction of micro-ops (see the module docs): its micro-ops with
+    /// the reads filled in, when it committed.
+    async fn txn(&mut self, mops: &[MicroOp], deadline: Instant) -> Answer {
+        let mut keys: Vec<String> = mops.iter().map(|m| txn_key(&m.key)).collect();
+        keys.sort();
+        keys.dedup();
+        loop {
+            let snapshot = Txn::new().and_then(
+                keys.iter()
+                    .map(|k| TxnOp::get(k.as_str(), None))
+                    .collect::<Vec<_>>(),
+            );
+            let read = match timeout_at(deadline, self.etcd.txn(snapshot)).await {
+                Err(_) => return Answer::fail("timeout before any write", self.node()),
+                Ok(Err(e)) => {
+                    return Answer::fail(format!("read: {}", classify(&e).1), self.node())
+                }
+                Ok(Ok(r)) => r,
+            };
+            // Each key's value and guard, as of the snapshot's revision.
+            let mut state: std::collections::BTreeMap<String, (Value, Compare)> =
+                std::collections::BTreeMap::new();
+            for (key, op) in keys.iter().zip(read.op_responses()) {
+                let etcd_client::TxnOpResponse::Get(got) = op else {
+                    return Answer::fail("a Range answered as another op", self.node());
+                };
+                let entry = match got.kvs().first() {
+                    None => (
+                        Value::Null,
+                        Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
+                    ),
+                    Some(kv) => match decode(kv.value()) {
+                        Ok(v) => (
+                            v,
+                            Compare::mod_revision(
+                                key.as_str(),
+                                CompareOp::Equal,
+                                kv.mod_revision(),
+                            ),
+                        ),
+                        Err(e) => return Answer::fail(e, self.node()),
+                    },
+                };
+                state.insert(key.clone(), entry);
+            }
+            let (done, writes) = match run_micro_ops(mops, &state) {
+                Ok(x) => x,
+                Err(e) => return Answer::fail(e, self.node()),
+            };
+            if writes.is_empty() {
+                return Answer::ok(Some(Value::Array(done)), self.node());
+            }
+            let guards: Vec<Compare> = state.into_values().map(|(_, guard)| guard).collect();
+            let puts: Vec<TxnOp> = writes
+                .iter()
+                .map(|(k, v)| TxnOp::put(k.as_str(), encode(v), None))
+                .collect();
+            let commit = Txn::new().when(guards).and_then(puts);
+            match timeout_at(deadline, self.etcd.txn(commit)).await {
+                Err(_) => return timeout(&self.node),
+                Ok(Err(e)) => return failed(&e, &self.node),
+                Ok(Ok(r)) if r.succeeded() => {
+                    return Answer::ok(Some(Value::Array(done)), self.node())
+                }
+                Ok(Ok(_)) => {
+                    // A key moved since the snapshot: nothing was written.
+                    if Instant::now() >= deadline {
+                        return Answer::fail("lost every compare-and-set race", self.node());
+                    }
+                    let pause = Duration::from_millis(rand::random::<u64>() % 20 + 1);
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
     /// Gives up whatever this client still holds (a process that crashed
     /// while holding): stops the keepalive and revokes in the background.
     fn abandon_holding(&mut self) {
@@ -535,16 +619,59 @@ impl Client for EtcdClient {
                     )
                     .await
                 }
-                Call::Txn { .. } => Answer::fail(
-                    "transactions of micro-ops are not mapped to etcd yet",
-                    self.node(),
-                ),
+                Call::Txn { value } => self.txn(value, deadline).await,
                 Call::ReadResource { resource } => {
                     Answer::ok(Some(Value::from(self.resources.get(resource))), self.node())
                 }
             }
         })
     }
+}
+
+/// A micro-op's key as an etcd key: a string as it is, a number in decimal.
+fn txn_key(key: &Value) -> String {
+    match key {
+        Value::String(k) => k.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs a transaction's micro-ops in order on `state` (each key's value at
+/// the snapshot; reads see the transaction's own earlier writes): the
+/// micro-ops with reads filled in, and each changed key's new value.
+#[allow(clippy::type_complexity)]
+fn run_micro_ops<G>(
+    mops: &[MicroOp],
+    state: &std::collections::BTreeMap<String, (Value, G)>,
+) -> Result<(Vec<Value>, std::collections::BTreeMap<String, Value>), String> {
+    let mut writes: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    let mut done = Vec::with_capacity(mops.len());
+    for m in mops {
+        let key = txn_key(&m.key);
+        let current = writes
+            .get(&key)
+            .or_else(|| state.get(&key).map(|(v, _)| v))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut out = m.clone();
+        match m.kind {
+            MicroOpKind::Read => out.value = current,
+            MicroOpKind::Write => {
+                writes.insert(key, m.value.clone());
+            }
+            MicroOpKind::Append => {
+                let mut list = match current {
+                    Value::Null => Vec::new(),
+                    Value::Array(items) => items,
+                    other => return Err(format!("key {key} holds {other}, not a list")),
+                };
+                list.push(m.value.clone());
+                writes.insert(key, Value::Array(list));
+            }
+        }
+        done.push(out.to_json());
+    }
+    Ok((done, writes))
 }
 
 /// The member that says it leads (its own id is the leader it reports),
@@ -591,4 +718,72 @@ pub async fn wait_until_serving(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("etcd elected a leader but served no read within {timeout:?}; last answer: {last}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn mop(kind: MicroOpKind, key: Value, value: Value) -> MicroOp {
+        MicroOp { kind, key, value }
+    }
+
+    #[test]
+    fn micro_ops_run_in_order_on_the_snapshot_and_see_their_own_writes() {
+        let mut state: BTreeMap<String, (Value, ())> = BTreeMap::new();
+        state.insert("1".into(), (json!([3]), ()));
+        state.insert("2".into(), (Value::Null, ()));
+        let mops = [
+            mop(MicroOpKind::Read, json!(1), Value::Null),
+            mop(MicroOpKind::Append, json!(1), json!(4)),
+            mop(MicroOpKind::Read, json!(1), Value::Null),
+            mop(MicroOpKind::Append, json!(2), json!(5)),
+            mop(MicroOpKind::Read, json!(2), Value::Null),
+        ];
+        let (done, writes) = run_micro_ops(&mops, &state).expect("runs");
+        assert_eq!(
+            Value::Array(done),
+            json!([
+                ["r", 1, [3]],
+                ["append", 1, 4],
+                ["r", 1, [3, 4]],
+                ["append", 2, 5],
+                ["r", 2, [5]]
+            ])
+        );
+        assert_eq!(writes.get("1"), Some(&json!([3, 4])));
+        assert_eq!(writes.get("2"), Some(&json!([5])));
+    }
+
+    #[test]
+    fn a_read_only_transaction_writes_nothing_and_a_register_write_is_read_back() {
+        let mut state: BTreeMap<String, (Value, ())> = BTreeMap::new();
+        state.insert("x".into(), (json!(7), ()));
+        let (done, writes) =
+            run_micro_ops(&[mop(MicroOpKind::Read, json!("x"), Value::Null)], &state)
+                .expect("runs");
+        assert_eq!(Value::Array(done), json!([["r", "x", 7]]));
+        assert!(writes.is_empty());
+        let (done, writes) = run_micro_ops(
+            &[
+                mop(MicroOpKind::Write, json!("x"), json!(8)),
+                mop(MicroOpKind::Read, json!("x"), Value::Null),
+            ],
+            &state,
+        )
+        .expect("runs");
+        assert_eq!(Value::Array(done), json!([["w", "x", 8], ["r", "x", 8]]));
+        assert_eq!(writes.get("x"), Some(&json!(8)));
+    }
+
+    #[test]
+    fn appending_to_a_key_that_holds_no_list_fails_naming_it() {
+        let mut state: BTreeMap<String, (Value, ())> = BTreeMap::new();
+        state.insert("1".into(), (json!(7), ()));
+        let e = run_micro_ops(&[mop(MicroOpKind::Append, json!(1), json!(2))], &state)
+            .expect_err("not a list");
+        assert!(e.contains("key 1 holds 7"), "{e}");
+    }
 }

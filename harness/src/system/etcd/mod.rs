@@ -177,13 +177,9 @@ impl System for EtcdSystem {
         parse_version(output)
     }
 
-    fn supports_workload(&self, workload: WorkloadKind) -> Support {
-        match workload {
-            WorkloadKind::ListAppend | WorkloadKind::RwRegister => Support::Unsupported(
-                "transactions of micro-ops are not mapped to etcd's Txn yet".into(),
-            ),
-            _ => Support::Supported,
-        }
+    fn supports_workload(&self, _workload: WorkloadKind) -> Support {
+        // Every workload maps (client.rs); transactions as guarded Txns.
+        Support::Supported
     }
 
     fn fault_support(&self, kind: FaultKind) -> Support {
