@@ -188,6 +188,30 @@ no-iptables = true
         assert!(run.join("report.html").is_file(), "{test}: report built");
     }
 
+    // A systems axis: consensus for faultline's own node only (issue 12).
+    let systems = dir.path().join("systems.toml");
+    std::fs::write(
+        &systems,
+        "workloads = [\"register\"]\nconsensus = [\"raft\", \"paxos\"]\nsystems = [\"faultline\", \"etcd\"]\n",
+    )
+    .expect("suite file");
+    let o = faultline(&["suite", p(&systems), "--dry-run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let lines: Vec<&str> = std::str::from_utf8(&o.stdout)
+        .expect("utf-8")
+        .lines()
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with("faultline-register-none-raft#1: faultline test --system faultline")
+    );
+    assert!(lines[1].contains("--consensus paxos"), "{lines:?}");
+    assert!(
+        lines[2].starts_with("etcd-register-none#1: faultline test --system etcd")
+            && !lines[2].contains("--consensus"),
+        "{lines:?}"
+    );
+
     // A bad option is bad input before anything runs.
     let bad = dir.path().join("bad.toml");
     std::fs::write(
