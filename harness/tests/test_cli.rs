@@ -112,6 +112,14 @@ fn a_short_run_stores_everything_and_analyze_agrees() {
     let results: serde_json::Value =
         serde_json::from_str(&out).expect("--json prints results.json");
     assert_eq!(results["verdict"], "valid");
+    // Every run, not only value-shaped ones, checks that no node was left behind.
+    let caught_up = results["checkers"]
+        .as_array()
+        .expect("checkers")
+        .iter()
+        .find(|c| c["checker"] == "caught-up")
+        .unwrap_or_else(|| panic!("a plain run has no caught-up check: {out}"));
+    assert_eq!(caught_up["verdict"], "valid", "{caught_up}");
     let run = std::fs::canonicalize(store.path().join("latest")).expect("store/latest resolves");
     assert!(
         run.starts_with(std::fs::canonicalize(store.path().join("set-none")).expect("test dir"))

@@ -10,7 +10,10 @@
 //! Guarantees: sending never blocks the caller (a bounded queue per peer; a
 //! full queue drops the message, which consensus tolerates); a broken
 //! connection is re-dialled with exponential back-off; the [`Filter`] is
-//! applied to every message sent.
+//! applied to every message sent. Under its delay a message leaves once
+//! `queued_at + delay` has passed, the delay read as it is then (a delay
+//! cleared while messages wait releases them at once); a batch takes only
+//! messages already due, so a steady stream keeps flowing.
 
 pub mod filter;
 
@@ -163,25 +166,35 @@ async fn peer_sender(
         }
         tracing::debug!(%peer, %addr, "connected to peer");
         backoff = Duration::from_millis(20);
-        while let Some((queued_at, msg)) = rx.recv().await {
-            let delay = filter.delay();
-            if !delay.is_zero() {
-                tokio::time::sleep_until(queued_at + delay).await;
-            }
+        // A message taken from the queue that was not due yet: it opens the
+        // next batch.
+        let mut held: Option<(Instant, Message)> = None;
+        loop {
+            let (queued_at, msg) = match held.take() {
+                Some(next) => next,
+                None => match rx.recv().await {
+                    Some(next) => next,
+                    None => return,
+                },
+            };
+            wait_until_due(&filter, queued_at).await;
             buf.clear();
             if filter.passes(peer) {
                 encode_message(&msg, &mut buf);
             }
-            // Batch whatever else is ready (and already due).
+            // Batch whatever else is queued and already due; never wait for
+            // a message inside a batch, or a steady stream would keep the
+            // batch open and nothing would be written.
             while buf.len() < 1 << 20 {
                 match rx.try_recv() {
-                    Ok((q, m)) => {
-                        if !delay.is_zero() {
-                            tokio::time::sleep_until(q + delay).await;
-                        }
+                    Ok((q, m)) if is_due(&filter, q) => {
                         if filter.passes(peer) {
                             encode_message(&m, &mut buf);
                         }
+                    }
+                    Ok(not_due) => {
+                        held = Some(not_due);
+                        break;
                     }
                     Err(_) => break,
                 }
@@ -194,7 +207,25 @@ async fn peer_sender(
                 continue 'reconnect;
             }
         }
-        return;
+    }
+}
+
+/// Whether a message queued at `queued_at` may leave under the filter's
+/// delay as it is now.
+fn is_due(filter: &Filter, queued_at: Instant) -> bool {
+    queued_at + filter.delay() <= Instant::now()
+}
+
+/// Waits until a message queued at `queued_at` is due, reading the filter's
+/// delay afresh after each wait, so a delay cleared or changed meanwhile
+/// takes effect for the messages already queued.
+async fn wait_until_due(filter: &Filter, queued_at: Instant) {
+    loop {
+        let due = queued_at + filter.delay();
+        if due <= Instant::now() {
+            return;
+        }
+        tokio::time::sleep_until(due).await;
     }
 }
 
@@ -215,3 +246,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod peer_sender_tests;
