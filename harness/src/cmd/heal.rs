@@ -1,0 +1,58 @@
+//! `faultline heal`: undo what runs that died without cleaning up left
+//! behind (their ledgers in the store: see [`crate::ledger`]), and say what
+//! was undone, one line per thing. `faultline test` does the same first.
+
+use crate::exit::Exit;
+use crate::ledger::heal::{heal_store, HealReport};
+use anyhow::bail;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store whose unfinished runs to heal.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Print what was done as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints a heal's report: one line per thing undone on `out`, runs left
+/// alone and failures as warnings on stderr; each line starts `prefix`.
+pub fn print_report(report: &HealReport, prefix: &str, out: &mut dyn std::io::Write) {
+    for a in &report.actions {
+        let _ = writeln!(out, "{prefix}healed run {}: {}", a.run_id, a.action);
+    }
+    for warning in &report.warnings {
+        eprintln!("{prefix}warning: {warning}");
+    }
+    for live in &report.live {
+        eprintln!("{prefix}run {live} is in progress: left alone");
+    }
+    for e in &report.errors {
+        eprintln!("{prefix}could not heal {e}");
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let report = heal_store(&args.store);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a heal report serializes")
+        );
+    } else {
+        print_report(&report, "", &mut std::io::stdout());
+        if report.actions.is_empty() && report.errors.is_empty() {
+            println!("nothing to heal in {}", args.store.display());
+        }
+    }
+    if !report.errors.is_empty() {
+        bail!(
+            "{} thing(s) could not be healed; their ledgers stay in {}",
+            report.errors.len(),
+            crate::ledger::ledger_dir(&args.store).display()
+        );
+    }
+    Ok(Exit::Valid)
+}
