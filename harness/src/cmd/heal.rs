@@ -56,3 +56,34 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     Ok(Exit::Valid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::heal::Action;
+
+    #[test]
+    fn one_line_per_thing_undone_with_the_run_and_the_prefix() {
+        let report = HealReport {
+            actions: vec![
+                Action {
+                    run_id: "1a2b3c4d".into(),
+                    action: "killed n1 (pid 4250), still running".into(),
+                },
+                Action {
+                    run_id: "1a2b3c4d".into(),
+                    action: "removed iptables chain FAULTLINE-1a2b3c4d and its jump from INPUT"
+                        .into(),
+                },
+            ],
+            ..HealReport::default()
+        };
+        let mut out = Vec::new();
+        print_report(&report, "faultline test: ", &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "faultline test: healed run 1a2b3c4d: killed n1 (pid 4250), still running\n\
+             faultline test: healed run 1a2b3c4d: removed iptables chain FAULTLINE-1a2b3c4d and its jump from INPUT\n"
+        );
+    }
+}

@@ -97,7 +97,12 @@ fn heal_ledger(path: &Path, report: &mut HealReport) -> anyhow::Result<()> {
         report.live.push(format!("{run} (pid {pid})"));
         return Ok(());
     }
-    // Locked by us now: read again, the run may have written more before it died.
+    // Locked by us now. The run may have closed and moved its ledger while
+    // we waited: then the path no longer names the file we locked.
+    if !still_at(&file, path)? {
+        return Ok(());
+    }
+    // Read again, the run may have written more before it died.
     let recorded = read_ledger(path)?;
     let run_id = recorded
         .run_id
@@ -150,6 +155,17 @@ fn heal_ledger(path: &Path, report: &mut HealReport) -> anyhow::Result<()> {
     retire(path, recorded.run_dir.as_deref())?;
     report.retired += 1;
     Ok(())
+}
+
+/// Whether `path` still names the open `file` (not retired or replaced).
+fn still_at(file: &std::fs::File, path: &Path) -> anyhow::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata().context("reading")?;
+    match std::fs::metadata(path) {
+        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).context("reading"),
+    }
 }
 
 /// Reads and parses a ledger file, refusing one too large to be a ledger.
@@ -250,6 +266,34 @@ mod tests {
         (id, path, ledger)
     }
 
+    /// Heals `store` once no ledger in it is held. A ledger's lock can
+    /// outlive its Ledger by a moment: a child that another test thread is
+    /// forking shares the descriptor until it execs (close-on-exec).
+    fn heal_dead(store: &Path) -> HealReport {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let report = heal_store(store);
+            if report.live.is_empty() || Instant::now() > deadline {
+                return report;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `run_id` marks a live process whose command line
+    /// starts with `cmdline` (a forked child carries the mark only once
+    /// it has exec'd).
+    fn await_marked(run_id: &str, cmdline: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !process::marked(run_id)
+            .iter()
+            .any(|(_, c)| c.starts_with(cmdline))
+        {
+            assert!(Instant::now() < deadline, "no `{cmdline}` marked {run_id}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn a_dead_runs_process_and_file_are_undone_and_reported_once() {
         let store = tempfile::tempdir().expect("tempdir");
@@ -280,7 +324,7 @@ mod tests {
         drop(_f);
         drop(_held);
         drop(ledger); // the run "dies": its lock goes
-        let report = heal_store(store.path());
+        let report = heal_dead(store.path());
         child.wait().expect("reap the killed child");
         let lines: Vec<&str> = report.actions.iter().map(|a| a.action.as_str()).collect();
         assert_eq!(lines.len(), 2, "{report:?}");
@@ -318,7 +362,7 @@ mod tests {
             .expect("the process entry alone would say 'still running'");
         drop(_paused);
         drop(ledger);
-        let report = heal_store(store.path());
+        let report = heal_dead(store.path());
         let status = child.wait().expect("reap");
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
@@ -343,13 +387,13 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "sleep 61 & wait"]);
         let (mut child, held) = ledger.spawn(cmd, "n3").expect("spawn");
-        std::thread::sleep(Duration::from_millis(200));
+        await_marked(ledger.run_id(), "sleep 61");
         held.release().expect("release"); // as if the shell had been reaped
         let shell = ProcessIdentity::of(child.id()).expect("alive");
         assert!(process::kill_identified(shell));
         child.wait().expect("reap the shell");
         drop(ledger);
-        let report = heal_store(store.path());
+        let report = heal_dead(store.path());
         let lines: Vec<&str> = report.actions.iter().map(|a| a.action.as_str()).collect();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("`sleep 61`"), "{lines:?}");
@@ -385,7 +429,7 @@ mod tests {
         file.write_all(b"\xff\xfe not json\n{\"event\":\"create\",\"id\":2,\"reso")
             .expect("damage");
         drop(file);
-        let report = heal_store(store.path());
+        let report = heal_dead(store.path());
         assert!(report.errors.is_empty(), "{report:?}");
         assert!(!faketime.exists(), "the good lines are healed");
         assert_eq!(report.actions.len(), 1, "{report:?}");

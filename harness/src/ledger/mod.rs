@@ -49,6 +49,9 @@ use std::sync::{Arc, Mutex};
 /// The folder of a store that holds the ledgers of runs in progress (and
 /// of runs that could not clean up).
 pub const LEDGER_DIR: &str = ".ledger";
+/// A ledger being made, before it has its lock and open line; heal skips
+/// these (they do not end in `.jsonl`).
+pub const DRAFT_SUFFIX: &str = ".jsonl.draft";
 /// A finished run's ledger, in its run directory.
 pub const RUN_LEDGER_FILE: &str = "ledger.jsonl";
 
@@ -130,43 +133,81 @@ impl Ledger {
         let dir = ledger_dir(store);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the ledger folder {}", dir.display()))?;
-        // A run id taken by a ledger in the store is never reused.
-        let (run_id, path, file) = loop {
+        // The ledger is made under a name heal does not look at, locked,
+        // given its open line, and only then published under its run id:
+        // a heal never sees a ledger that is unlocked or has no owner. A
+        // run id already in the store is never reused (hard_link does not
+        // overwrite).
+        loop {
             let run_id = new_run_id();
-            let path = dir.join(format!("{run_id}.jsonl"));
-            match OpenOptions::new().append(true).create_new(true).open(&path) {
-                Ok(file) => break (run_id, path, file),
+            let draft = dir.join(format!("{run_id}{DRAFT_SUFFIX}"));
+            let file = match OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&draft)
+            {
+                Ok(file) => file,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(e)
-                        .with_context(|| format!("creating the ledger {}", path.display()))
+                        .with_context(|| format!("creating the ledger {}", draft.display()))
                 }
-            }
-        };
-        if !try_lock(&file).with_context(|| format!("locking {}", path.display()))? {
-            bail!("{} is locked by another process", path.display());
-        }
-        let ledger = Ledger {
-            inner: Arc::new(Inner {
-                run_id: run_id.clone(),
-                path: Some(path),
-                run_dir: run_dir.map(Path::to_path_buf),
-                state: Mutex::new(State {
-                    file: Some(file),
-                    next_id: 1,
-                    held: BTreeMap::new(),
+            };
+            let path = dir.join(format!("{run_id}.jsonl"));
+            let ledger = Ledger {
+                inner: Arc::new(Inner {
+                    run_id: run_id.clone(),
+                    path: Some(path),
+                    run_dir: run_dir.map(Path::to_path_buf),
+                    state: Mutex::new(State {
+                        file: Some(file),
+                        next_id: 1,
+                        held: BTreeMap::new(),
+                    }),
                 }),
-            }),
-        };
-        ledger.append(&Line::Open {
+            };
+            let published = ledger.start_draft(&draft, command, run_dir);
+            let _ = std::fs::remove_file(&draft);
+            if published? {
+                return Ok(ledger);
+            }
+            // The run id was taken meanwhile: draw another.
+        }
+    }
+
+    /// Locks the draft ledger, writes its open line, and links it under
+    /// its run id: Ok(false) if a ledger of that run id exists already.
+    fn start_draft(
+        &self,
+        draft: &Path,
+        command: &str,
+        run_dir: Option<&Path>,
+    ) -> anyhow::Result<bool> {
+        {
+            let state = self.state();
+            let file = state.file.as_ref().expect("a new ledger has its file");
+            if !try_lock(file).with_context(|| format!("locking {}", draft.display()))? {
+                bail!("{} is locked by another process", draft.display());
+            }
+        }
+        self.append(&Line::Open {
             version: file::VERSION,
-            run_id,
+            run_id: self.inner.run_id.clone(),
             command: command.to_string(),
             pid: std::process::id(),
             started_at: chrono::Utc::now().to_rfc3339(),
             run_dir: run_dir.map(Path::to_path_buf),
         })?;
-        Ok(ledger)
+        let path = self
+            .inner
+            .path
+            .as_deref()
+            .expect("a recorded ledger has a path");
+        match std::fs::hard_link(draft, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("publishing the ledger {}", path.display())),
+        }
     }
 
     /// A ledger that writes nothing: processes still die with the harness
@@ -372,10 +413,43 @@ mod tests {
         let other = File::open(ledger.path().expect("recorded")).expect("open again");
         assert!(!try_lock(&other).expect("flock"), "held by the run");
         drop(ledger);
-        assert!(
-            try_lock(&other).expect("flock"),
-            "free once the run is gone"
-        );
+        // Free once the run is gone (a moment later if another test
+        // thread is forking a child, which shares the descriptor until it
+        // execs).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !try_lock(&other).expect("flock") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still locked after the run is gone"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_published_ledger_is_locked_and_names_its_run_and_no_draft_is_left() {
+        let store = tempfile::tempdir().expect("tempdir");
+        let run_dir = store.path().join("t").join("1");
+        let a = Ledger::open(store.path(), "test", Some(&run_dir)).expect("open");
+        let b = Ledger::open(store.path(), "lab up", None).expect("open");
+        assert_ne!(a.run_id(), b.run_id());
+        let recorded = Recorded::parse(&std::fs::read(a.path().expect("recorded")).expect("read"));
+        assert_eq!(recorded.run_id.as_deref(), Some(a.run_id()));
+        assert_eq!(recorded.command.as_deref(), Some("test"));
+        assert_eq!(recorded.pid, Some(std::process::id()));
+        assert_eq!(recorded.run_dir.as_deref(), Some(run_dir.as_path()));
+        assert!(recorded.bad_lines.is_empty() && !recorded.closed);
+        let mut names: Vec<String> = std::fs::read_dir(ledger_dir(store.path()))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut expected = vec![
+            format!("{}.jsonl", a.run_id()),
+            format!("{}.jsonl", b.run_id()),
+        ];
+        expected.sort();
+        assert_eq!(names, expected, "no draft left behind");
     }
 
     #[test]

@@ -220,10 +220,18 @@ mod tests {
         let mut child = std::thread::spawn(move || spawn(cmd).expect("spawn sleep"))
             .join()
             .expect("thread");
-        std::thread::sleep(std::time::Duration::from_millis(100));
         let id = ProcessIdentity::of(child.id()).expect("alive");
+        // The mark and the command line are there once the child has
+        // exec'd: wait for that, not for a time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let found = loop {
+            let found = marked(&run_id);
+            if !found.is_empty() || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         assert!(id.is_alive(), "the child outlives the thread that asked");
-        let found = marked(&run_id);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, id);
         assert!(found[0].1.starts_with("sleep 30"), "{found:?}");
@@ -232,5 +240,61 @@ mod tests {
         assert!(!id.is_alive());
         assert!(marked(&run_id).is_empty());
         assert!(!kill_identified(id), "nothing left to kill");
+    }
+
+    const HELPER_ENV: &str = "FAULTLINE_TEST_PDEATHSIG_HELPER";
+
+    /// Not a test: the "harness" that `a_child_dies_when_the_harness_is_killed`
+    /// runs as a separate process and SIGKILLs. It starts a child through
+    /// [`spawn`], prints its pid, and waits to be killed.
+    #[test]
+    #[ignore = "a fixture run by a_child_dies_when_the_harness_is_killed"]
+    fn pdeathsig_helper() {
+        let Ok(run_id) = std::env::var(HELPER_ENV) else {
+            return;
+        };
+        let mut cmd = Command::new("sleep");
+        cmd.arg("120").env(RUN_ID_ENV, &run_id);
+        let child = spawn(cmd).expect("spawn sleep");
+        println!("PDEATHSIG-CHILD {}", child.id());
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_child_dies_when_the_harness_is_killed() {
+        use std::io::BufRead;
+        let run_id = format!("test{:08x}", rand::random::<u32>());
+        let mut harness = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "ledger::process::tests::pdeathsig_helper",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER_ENV, &run_id)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the helper");
+        let stdout = harness.stdout.take().expect("piped");
+        let pid: u32 = std::io::BufReader::new(stdout)
+            .lines()
+            .map(|l| l.expect("helper output"))
+            // libtest prints the test's name first, on the same line.
+            .find_map(|l| l.split_once("PDEATHSIG-CHILD ")?.1.trim().parse().ok())
+            .expect("the helper prints its child's pid");
+        let child = ProcessIdentity::of(pid).expect("the child runs");
+        assert!(child.is_alive());
+        harness.kill().expect("SIGKILL the helper");
+        harness.wait().expect("reap the helper");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while child.is_alive() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} outlived the harness that started it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(marked(&run_id).is_empty(), "nothing of the run is left");
     }
 }
