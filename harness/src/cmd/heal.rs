@@ -34,6 +34,14 @@ pub fn print_report(report: &HealReport, prefix: &str, out: &mut dyn std::io::Wr
     }
 }
 
+/// What `faultline test` does first: heals `store`, printing one line per
+/// thing undone on stderr (stdout carries the run's results). A failure
+/// is a warning: the run goes on, and the ledger stays for `faultline heal`.
+pub fn heal_before_run(store: &std::path::Path) {
+    let report = heal_store(store);
+    print_report(&report, "faultline: ", &mut std::io::stderr());
+}
+
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let report = heal_store(&args.store);
     if args.json {
@@ -72,8 +80,7 @@ mod tests {
                 },
                 Action {
                     run_id: "1a2b3c4d".into(),
-                    action: "removed iptables chain FAULTLINE-1a2b3c4d and its jump from INPUT"
-                        .into(),
+                    action: "removed iptables chain FAULTLINE-1a2b3c4d and the jump to it".into(),
                 },
             ],
             ..HealReport::default()
@@ -83,7 +90,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             "faultline test: healed run 1a2b3c4d: killed n1 (pid 4250), still running\n\
-             faultline test: healed run 1a2b3c4d: removed iptables chain FAULTLINE-1a2b3c4d and its jump from INPUT\n"
+             faultline test: healed run 1a2b3c4d: removed iptables chain FAULTLINE-1a2b3c4d and the jump to it\n"
         );
     }
 }

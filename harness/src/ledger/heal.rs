@@ -194,12 +194,34 @@ fn undo(resource: &Resource) -> anyhow::Result<Option<String>> {
                 .then(|| format!("killed {name} (pid {}), still running", identity.pid)))
         }
         Resource::IptablesChain { chain } => undo_chain(chain),
-        Resource::File { path, what } => match std::fs::remove_file(path) {
-            Ok(()) => Ok(Some(format!("removed {what} {}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
-        },
+        Resource::File { path, what } => undo_file(path, what),
         Resource::Lab { dir } => undo_lab(dir),
+    }
+}
+
+/// Deletes a file, or a folder faultline made (named `faultline-…`).
+fn undo_file(path: &Path, what: &str) -> anyhow::Result<Option<String>> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Ok(m) if m.is_dir() => {
+            let ours = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("faultline-"));
+            if !ours {
+                bail!(
+                    "refusing to remove folder {}: not one faultline makes",
+                    path.display()
+                );
+            }
+            std::fs::remove_dir_all(path)
+        }
+        Ok(_) => std::fs::remove_file(path),
+    };
+    match removed {
+        Ok(()) => Ok(Some(format!("removed {what} {}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
     }
 }
 
@@ -231,7 +253,7 @@ fn undo_chain(chain: &str) -> anyhow::Result<Option<String>> {
     }
     iptables::remove_chain(chain)?;
     Ok(Some(format!(
-        "removed iptables chain {chain} and its jump from INPUT"
+        "removed iptables chain {chain} and the jump to it"
     )))
 }
 
@@ -498,6 +520,26 @@ mod tests {
             "{report:?}"
         );
         assert!(big.exists(), "left for a person to look at");
+    }
+
+    #[test]
+    fn a_private_data_folder_is_removed_and_a_folder_not_faultlines_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ours = tmp.path().join("faultline-1a2b3c4d");
+        std::fs::create_dir_all(ours.join("n1")).expect("mkdir");
+        std::fs::write(ours.join("n1").join("wal"), b"x").expect("write");
+        let done = undo_file(&ours, "private data folder").expect("removed");
+        assert_eq!(
+            done,
+            Some(format!("removed private data folder {}", ours.display()))
+        );
+        assert!(!ours.exists());
+        assert_eq!(undo_file(&ours, "private data folder").expect("gone"), None);
+        let theirs = tmp.path().join("home");
+        std::fs::create_dir(&theirs).expect("mkdir");
+        let e = undo_file(&theirs, "private data folder").expect_err("refused");
+        assert!(format!("{e}").contains("not one faultline makes"), "{e}");
+        assert!(theirs.exists());
     }
 
     #[test]

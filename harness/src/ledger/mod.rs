@@ -121,6 +121,16 @@ impl Held {
     }
 }
 
+/// Whether a child the ledger starts dies with the harness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Killed by the kernel when the harness dies (`PR_SET_PDEATHSIG`).
+    DiesWithHarness,
+    /// Left alone when the harness exits (`--leave-db-running`): still
+    /// recorded and marked, so a heal of a run that died finds it.
+    MayOutliveHarness,
+}
+
 /// A fresh run id: 8 hex digits (an iptables chain name has room for it).
 pub fn new_run_id() -> String {
     format!("{:08x}", rand::random::<u32>())
@@ -130,6 +140,39 @@ impl Ledger {
     /// Opens a new ledger in `store` for a run of `command` with a fresh
     /// run id (`run_dir`: where the ledger goes when the run ends).
     pub fn open(store: &Path, command: &str, run_dir: Option<&Path>) -> anyhow::Result<Ledger> {
+        loop {
+            // A run id already in the store is drawn again.
+            if let Some(ledger) = Self::try_open(store, &new_run_id(), command, run_dir)? {
+                return Ok(ledger);
+            }
+        }
+    }
+
+    /// Opens a new ledger for a run whose id was drawn already (it names
+    /// things made before the ledger: an etcd cluster token, say). An id
+    /// already in the store is an error.
+    pub fn open_as(
+        store: &Path,
+        run_id: &str,
+        command: &str,
+        run_dir: Option<&Path>,
+    ) -> anyhow::Result<Ledger> {
+        match Self::try_open(store, run_id, command, run_dir)? {
+            Some(ledger) => Ok(ledger),
+            None => bail!(
+                "run id {run_id} has a ledger in {} already",
+                ledger_dir(store).display()
+            ),
+        }
+    }
+
+    /// Opens the ledger of `run_id`; Ok(None) if that run id is taken.
+    fn try_open(
+        store: &Path,
+        run_id: &str,
+        command: &str,
+        run_dir: Option<&Path>,
+    ) -> anyhow::Result<Option<Ledger>> {
         let dir = ledger_dir(store);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the ledger folder {}", dir.display()))?;
@@ -138,41 +181,34 @@ impl Ledger {
         // a heal never sees a ledger that is unlocked or has no owner. A
         // run id already in the store is never reused (hard_link does not
         // overwrite).
-        loop {
-            let run_id = new_run_id();
-            let draft = dir.join(format!("{run_id}{DRAFT_SUFFIX}"));
-            let file = match OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&draft)
-            {
-                Ok(file) => file,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("creating the ledger {}", draft.display()))
-                }
-            };
-            let path = dir.join(format!("{run_id}.jsonl"));
-            let ledger = Ledger {
-                inner: Arc::new(Inner {
-                    run_id: run_id.clone(),
-                    path: Some(path),
-                    run_dir: run_dir.map(Path::to_path_buf),
-                    state: Mutex::new(State {
-                        file: Some(file),
-                        next_id: 1,
-                        held: BTreeMap::new(),
-                    }),
-                }),
-            };
-            let published = ledger.start_draft(&draft, command, run_dir);
-            let _ = std::fs::remove_file(&draft);
-            if published? {
-                return Ok(ledger);
+        let draft = dir.join(format!("{run_id}{DRAFT_SUFFIX}"));
+        let file = match OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&draft)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating the ledger {}", draft.display()))
             }
-            // The run id was taken meanwhile: draw another.
-        }
+        };
+        let path = dir.join(format!("{run_id}.jsonl"));
+        let ledger = Ledger {
+            inner: Arc::new(Inner {
+                run_id: run_id.to_string(),
+                path: Some(path),
+                run_dir: run_dir.map(Path::to_path_buf),
+                state: Mutex::new(State {
+                    file: Some(file),
+                    next_id: 1,
+                    held: BTreeMap::new(),
+                }),
+            }),
+        };
+        let published = ledger.start_draft(&draft, command, run_dir);
+        let _ = std::fs::remove_file(&draft);
+        Ok(published?.then_some(ledger))
     }
 
     /// Locks the draft ledger, writes its open line, and links it under
@@ -292,9 +328,23 @@ impl Ledger {
     /// Starts `cmd` as process `name` of the run: marked with the run id,
     /// killed by the kernel if the harness dies, recorded. A child the
     /// ledger could not record is killed before the error returns.
-    pub fn spawn(&self, mut cmd: Command, name: &str) -> anyhow::Result<(Child, Held)> {
+    pub fn spawn(&self, cmd: Command, name: &str) -> anyhow::Result<(Child, Held)> {
+        self.spawn_as(cmd, name, Lifetime::DiesWithHarness)
+    }
+
+    /// [`Ledger::spawn`], with the child's [`Lifetime`] chosen.
+    pub fn spawn_as(
+        &self,
+        mut cmd: Command,
+        name: &str,
+        lifetime: Lifetime,
+    ) -> anyhow::Result<(Child, Held)> {
         cmd.env(RUN_ID_ENV, self.run_id());
-        let mut child = process::spawn(cmd).with_context(|| format!("starting {name}"))?;
+        let mut child = match lifetime {
+            Lifetime::DiesWithHarness => process::spawn(cmd),
+            Lifetime::MayOutliveHarness => cmd.spawn(),
+        }
+        .with_context(|| format!("starting {name}"))?;
         let identity = ProcessIdentity::of(child.id()).unwrap_or(ProcessIdentity {
             pid: child.id(),
             // Not found: it already exited. No heal will match it by pid.

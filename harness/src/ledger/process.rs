@@ -243,6 +243,11 @@ mod tests {
     }
 
     const HELPER_ENV: &str = "FAULTLINE_TEST_PDEATHSIG_HELPER";
+    /// Set: the helper starts its child as cluster/local.rs starts a node
+    /// (its own process group and, as root, a uid of its own), the two
+    /// changes std makes before `pre_exec` and that a set-uid would clear
+    /// the death signal on, were it armed earlier.
+    const AS_NODE_ENV: &str = "FAULTLINE_TEST_PDEATHSIG_AS_NODE";
 
     /// Not a test: the "harness" that `a_child_dies_when_the_harness_is_killed`
     /// runs as a separate process and SIGKILLs. It starts a child through
@@ -255,6 +260,15 @@ mod tests {
         };
         let mut cmd = Command::new("sleep");
         cmd.arg("120").env(RUN_ID_ENV, &run_id);
+        if std::env::var_os(AS_NODE_ENV).is_some() {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            if unsafe { libc::geteuid() } == 0 {
+                let uid = crate::cluster::local::owner_uid(&run_id, 0);
+                cmd.uid(uid).gid(uid);
+            }
+        }
         let child = spawn(cmd).expect("spawn sleep");
         println!("PDEATHSIG-CHILD {}", child.id());
         std::thread::sleep(std::time::Duration::from_secs(120));
@@ -262,9 +276,27 @@ mod tests {
 
     #[test]
     fn a_child_dies_when_the_harness_is_killed() {
+        child_dies_with_the_harness(Spawned::Plain);
+    }
+
+    #[test]
+    fn a_node_in_its_own_group_and_uid_dies_when_the_harness_is_killed() {
+        child_dies_with_the_harness(Spawned::AsNode);
+    }
+
+    enum Spawned {
+        Plain,
+        AsNode,
+    }
+
+    fn child_dies_with_the_harness(spawned: Spawned) {
         use std::io::BufRead;
         let run_id = format!("test{:08x}", rand::random::<u32>());
-        let mut harness = Command::new(std::env::current_exe().expect("test binary"))
+        let mut helper = Command::new(std::env::current_exe().expect("test binary"));
+        if matches!(spawned, Spawned::AsNode) {
+            helper.env(AS_NODE_ENV, "1");
+        }
+        let mut harness = helper
             .args([
                 "--exact",
                 "ledger::process::tests::pdeathsig_helper",
@@ -285,6 +317,20 @@ mod tests {
             .expect("the helper prints its child's pid");
         let child = ProcessIdentity::of(pid).expect("the child runs");
         assert!(child.is_alive());
+        if matches!(spawned, Spawned::AsNode) {
+            // It really is in a group of its own, under its own uid as root.
+            let pid_t = libc::pid_t::try_from(pid).expect("pid fits");
+            // SAFETY: getpgid has no memory preconditions.
+            assert_eq!(unsafe { libc::getpgid(pid_t) }, pid_t);
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            if unsafe { libc::geteuid() } == 0 {
+                use std::os::unix::fs::MetadataExt;
+                let uid = std::fs::metadata(format!("/proc/{pid}"))
+                    .expect("its /proc entry")
+                    .uid();
+                assert_eq!(uid, crate::cluster::local::owner_uid(&run_id, 0));
+            }
+        }
         harness.kill().expect("SIGKILL the helper");
         harness.wait().expect("reap the helper");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

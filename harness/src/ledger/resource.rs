@@ -26,11 +26,14 @@ pub enum Resource {
         #[serde(flatten)]
         identity: ProcessIdentity,
     },
-    /// An iptables chain of this machine, jumped to from INPUT. Undone:
+    /// An iptables chain of this machine, jumped to from INPUT or OUTPUT.
+    /// Undone:
     /// the jumps deleted, the chain flushed and deleted.
     IptablesChain { chain: String },
     /// A file the run's processes read a fault from (a libfaketime
-    /// timestamp file). Undone: deleted.
+    /// timestamp file), or a folder of the run's outside the store (the
+    /// private data folders, `faultline-<run id>`). Undone: deleted (a
+    /// folder only if its name starts `faultline-`).
     File { path: PathBuf, what: String },
     /// A lab being built by `faultline lab up` in `dir` (namespaces,
     /// bridge, sshd processes). Released once the lab is complete: from
