@@ -25,5 +25,8 @@ etcd --version | sed -n 1p
 # run side by side (each run has its own ports, member uids and iptables
 # chain): 3 at a time keeps the stage to a few minutes on 2 cores.
 FAULTLINE_ETCD_TESTS=1 cargo test --release --workspace --test test_etcd -- --ignored --test-threads=3
+# A SIGKILLed `faultline test --system etcd`: members (own process group,
+# own uid) die with it, and `faultline heal` removes its chain.
+FAULTLINE_ETCD_TESTS=1 cargo test --release --workspace --test test_killed -- --ignored
 
 echo "etcd: done in $(( $(date +%s) - start )) s"

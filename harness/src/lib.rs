@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod exit;
 pub mod lab;
+pub mod ledger;
 pub mod nemesis;
 pub mod output;
 pub mod parse;

@@ -85,6 +85,8 @@ enum Command {
     Completions(cmd::completions::Args),
     /// Print the man page, or write one per subcommand into a folder.
     Man(cmd::man::Args),
+    /// Undo what runs that died without cleaning up left behind.
+    Heal(cmd::heal::Args),
 }
 
 impl Command {
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Completions(a) => cmd::completions::run(a, Cli::command()),
         Command::Man(a) => cmd::man::run(a, Cli::command()),
+        Command::Heal(a) => cmd::heal::run(a),
     };
     if let Err(e) = &result {
         faultline::errln!("error: {e:#}");

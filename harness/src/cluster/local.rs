@@ -40,6 +40,7 @@
 use super::iptables::Iptables;
 use super::procfs;
 use super::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use crate::ledger::{Held, Ledger, Lifetime, Resource};
 use crate::nemesis::FaultKind;
 use crate::system::{MessageFilter, NodeSite, Support, System};
 use anyhow::{bail, Context};
@@ -78,6 +79,12 @@ pub struct LocalConfig {
     pub allow_iptables: bool,
     /// The clock nemesis is on: preload libfaketime where installed.
     pub want_faketime: bool,
+    /// Where every node process, pause, chain and libfaketime file is
+    /// written down as it is made (see [`crate::ledger`]).
+    pub ledger: Ledger,
+    /// Whether nodes die with the harness (they may outlive it only when
+    /// they are to be left running).
+    pub node_lifetime: Lifetime,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -89,6 +96,9 @@ struct Filter {
 
 struct Proc {
     child: Option<Child>,
+    /// The ledger's entries for the process and, while it is, its pause.
+    held: Option<Held>,
+    paused_held: Option<Held>,
     paused: bool,
     /// The filter and clock settings the node has not acknowledged yet.
     dirty: bool,
@@ -106,6 +116,11 @@ pub struct LocalCluster {
     /// one under the temporary directory; see the module docs).
     data_dirs: Vec<PathBuf>,
     faketime: Option<PathBuf>,
+    /// The ledger's entries for the chain, the private data folders and
+    /// each libfaketime file.
+    chain_held: Mutex<Option<Held>>,
+    private_held: Mutex<Option<Held>>,
+    faketime_held: Mutex<Vec<Option<Held>>>,
     procs: Mutex<Vec<Proc>>,
     filters: Mutex<Vec<Filter>>,
     clocks_ms: Mutex<Vec<i64>>,
@@ -310,7 +325,13 @@ impl LocalCluster {
                     .collect()
             });
         let node_addrs: Vec<Vec<SocketAddr>> = nodes.iter().map(|n| n.addrs.clone()).collect();
+        let mut chain_held = None;
         let iptables = if per_node_ip && config.allow_iptables && Iptables::usable() {
+            // Written down before it exists: a harness killed meanwhile
+            // leaves a chain the next heal removes.
+            chain_held = Some(config.ledger.record(Resource::IptablesChain {
+                chain: Iptables::chain_for(&config.run_id),
+            })?);
             let installed = match &owners {
                 Some(uids) => Iptables::install_by_owner(&config.run_id, node_addrs, uids.clone()),
                 None => Iptables::install(&config.run_id, node_addrs),
@@ -318,6 +339,7 @@ impl LocalCluster {
             match installed {
                 Ok(i) => Some(i),
                 Err(e) => {
+                    release(chain_held.take());
                     tracing::warn!("iptables unusable, using the nodes' message filter: {e:#}");
                     None
                 }
@@ -326,6 +348,7 @@ impl LocalCluster {
             None
         };
         let iptables_in_use = iptables.is_some();
+        let private_dir = std::env::temp_dir().join(format!("faultline-{}", config.run_id));
         let data_dirs: Vec<PathBuf> = if iptables_in_use && owners.is_some() {
             config
                 .data_dirs
@@ -335,14 +358,20 @@ impl LocalCluster {
                     if others_can_reach(d) {
                         d.clone()
                     } else {
-                        std::env::temp_dir()
-                            .join(format!("faultline-{}", config.run_id))
-                            .join(&node.name)
+                        private_dir.join(&node.name)
                     }
                 })
                 .collect()
         } else {
             config.data_dirs.clone()
+        };
+        let private_held = if data_dirs.iter().any(|d| d.starts_with(&private_dir)) {
+            Some(config.ledger.record(Resource::File {
+                path: private_dir,
+                what: "private data folder".to_string(),
+            })?)
+        } else {
+            None
         };
         let faketime = if config.want_faketime && config.system.node_faults().libfaketime {
             LIBFAKETIME_PATHS
@@ -361,6 +390,8 @@ impl LocalCluster {
         let procs = (0..n)
             .map(|_| Proc {
                 child: None,
+                held: None,
+                paused_held: None,
                 paused: false,
                 dirty: false,
             })
@@ -370,6 +401,9 @@ impl LocalCluster {
             per_node_ip,
             iptables,
             faketime,
+            chain_held: Mutex::new(chain_held),
+            private_held: Mutex::new(private_held),
+            faketime_held: Mutex::new((0..n).map(|_| None).collect()),
             owners: owners.filter(|_| iptables_in_use),
             data_dirs,
             procs: Mutex::new(procs),
@@ -407,6 +441,15 @@ impl LocalCluster {
 
     fn write_faketime(&self, i: usize, offset_ms: i64) -> anyhow::Result<()> {
         let path = self.faketime_file(i);
+        {
+            let mut held = self.faketime_held.lock().expect("faketime lock poisoned");
+            if held[i].is_none() {
+                held[i] = Some(self.config.ledger.record(Resource::File {
+                    path: path.clone(),
+                    what: "libfaketime file".to_string(),
+                })?);
+            }
+        }
         let sign = if offset_ms < 0 { '-' } else { '+' };
         let ms = offset_ms.unsigned_abs();
         let text = format!("{sign}{}.{:03}\n", ms / 1000, ms % 1000);
@@ -414,7 +457,7 @@ impl LocalCluster {
             .with_context(|| format!("writing {}", path.display()))
     }
 
-    fn spawn(&self, i: usize) -> anyhow::Result<Child> {
+    fn spawn(&self, i: usize) -> anyhow::Result<(Child, Held)> {
         let info = &self.nodes[i];
         let data_dir = &self.data_dirs[i];
         std::fs::create_dir_all(data_dir)
@@ -457,11 +500,15 @@ impl LocalCluster {
                 // Wall clock only: see docs/store.md ("clock faults").
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
-        let child = cmd
-            .spawn()
+        // The ledger's spawn sets PR_SET_PDEATHSIG last before exec, after
+        // std has changed the uid and process group, which would clear it.
+        let (child, held) = self
+            .config
+            .ledger
+            .spawn_as(cmd, &info.name, self.config.node_lifetime)
             .with_context(|| format!("starting {} ({})", info.name, spec.program))?;
         tracing::info!(node = %info.name, pid = child.id(), addr = %info.client_addr, "node started");
-        Ok(child)
+        Ok((child, held))
     }
 
     fn signal(&self, i: usize, sig: libc::c_int) -> anyhow::Result<()> {
@@ -479,6 +526,26 @@ impl LocalCluster {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Writes down that node `i` is about to be paused (before SIGSTOP: a
+    /// harness killed in between leaves a pause the next heal undoes).
+    fn record_pause(&self, i: usize) -> anyhow::Result<()> {
+        let mut procs = self.procs.lock().expect("procs lock poisoned");
+        let p = &mut procs[i];
+        let Some(child) = &p.child else {
+            return Ok(());
+        };
+        if p.paused_held.is_some() {
+            return Ok(());
+        }
+        let identity = crate::ledger::ProcessIdentity::of(child.id())
+            .with_context(|| format!("{} (pid {}) is gone", self.nodes[i].name, child.id()))?;
+        p.paused_held = Some(self.config.ledger.record(Resource::Paused {
+            name: self.nodes[i].name.clone(),
+            identity,
+        })?);
         Ok(())
     }
 
@@ -628,7 +695,7 @@ impl LocalCluster {
                     kill_group(c, libc::SIGKILL);
                     tracing::warn!(node = %self.nodes[i].name, %status, "node exited by itself");
                     p.child = None;
-                    p.paused = false;
+                    p.forget();
                 }
             }
         }
@@ -660,6 +727,7 @@ impl Cluster for LocalCluster {
                 Some(_) => continue,
             };
             p.child = None;
+            p.forget();
             bail!(
                 "{} ({}) exited during start ({exited}); the last lines of {}:\n{}",
                 self.nodes[i].name,
@@ -687,8 +755,10 @@ impl Cluster for LocalCluster {
             if procs[i].child.is_some() {
                 return Ok(());
             }
-            procs[i].child = Some(self.spawn(i)?);
-            procs[i].paused = false;
+            let (child, held) = self.spawn(i)?;
+            procs[i].forget();
+            procs[i].child = Some(child);
+            procs[i].held = Some(held);
         }
         self.push_when_ready(i);
         Ok(())
@@ -704,13 +774,18 @@ impl Cluster for LocalCluster {
                 .wait()
                 .with_context(|| format!("reaping {}", self.nodes[i].name))?;
         }
-        procs[i].paused = false;
+        procs[i].forget();
         Ok(())
     }
 
     fn pause(&self, node: NodeId) -> anyhow::Result<()> {
         let i = self.index(node)?;
-        self.signal(i, libc::SIGSTOP)?;
+        self.record_pause(i)?;
+        if let Err(e) = self.signal(i, libc::SIGSTOP) {
+            let mut procs = self.procs.lock().expect("procs lock poisoned");
+            release(procs[i].paused_held.take());
+            return Err(e);
+        }
         let mut procs = self.procs.lock().expect("procs lock poisoned");
         procs[i].paused = procs[i].child.is_some();
         Ok(())
@@ -722,6 +797,7 @@ impl Cluster for LocalCluster {
         let was_dirty = {
             let mut procs = self.procs.lock().expect("procs lock poisoned");
             procs[i].paused = false;
+            release(procs[i].paused_held.take());
             procs[i].dirty
         };
         if was_dirty {
@@ -876,8 +952,11 @@ impl Cluster for LocalCluster {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut first_error = None;
         if let Some(ipt) = &self.iptables {
-            if let Err(e) = ipt.remove() {
-                first_error.get_or_insert(e);
+            match ipt.remove() {
+                Ok(()) => release(self.chain_held.lock().expect("chain lock poisoned").take()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         let mut procs = self.procs.lock().expect("procs lock poisoned");
@@ -906,17 +985,32 @@ impl Cluster for LocalCluster {
             }
             kill_group(&child, libc::SIGKILL);
             let _ = child.kill();
-            if let Err(e) = child.wait() {
-                first_error.get_or_insert(anyhow::anyhow!("reaping {}: {e}", self.nodes[i].name));
+            match child.wait() {
+                Ok(_) => p.forget(),
+                Err(e) => {
+                    first_error
+                        .get_or_insert(anyhow::anyhow!("reaping {}: {e}", self.nodes[i].name));
+                }
             }
         }
         drop(procs);
+        // The nodes that read them are gone.
+        for held in self
+            .faketime_held
+            .lock()
+            .expect("faketime lock poisoned")
+            .iter_mut()
+        {
+            release(held.take());
+        }
         // Private data folders live outside the store: nothing is kept.
+        let mut private_removed = true;
         for (mine, configured) in self.data_dirs.iter().zip(&self.config.data_dirs) {
             if mine != configured {
                 if let Some(run_dir) = mine.parent() {
                     if let Err(e) = std::fs::remove_dir_all(run_dir) {
                         if e.kind() != std::io::ErrorKind::NotFound {
+                            private_removed = false;
                             first_error.get_or_insert(anyhow::anyhow!(
                                 "removing {}: {e}",
                                 run_dir.display()
@@ -926,6 +1020,14 @@ impl Cluster for LocalCluster {
                 }
             }
         }
+        if private_removed {
+            release(
+                self.private_held
+                    .lock()
+                    .expect("private lock poisoned")
+                    .take(),
+            );
+        }
         first_error.map_or(Ok(()), Err)
     }
 
@@ -934,8 +1036,24 @@ impl Cluster for LocalCluster {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(ipt) = &self.iptables {
             ipt.remove().context("removing the run's iptables rules")?;
+            release(self.chain_held.lock().expect("chain lock poisoned").take());
         }
         let mut procs = self.procs.lock().expect("procs lock poisoned");
+        // The nodes are left on purpose: no longer the run's to undo.
+        for p in procs.iter_mut() {
+            p.forget();
+        }
+        for held in self
+            .faketime_held
+            .lock()
+            .expect("faketime lock poisoned")
+            .iter_mut()
+        {
+            release(held.take());
+        }
+        if let Err(e) = self.config.ledger.close() {
+            tracing::warn!("closing the run's ledger: {e:#}");
+        }
         let mut out = String::new();
         let mut groups = Vec::new();
         for (i, p) in procs.iter_mut().enumerate() {
@@ -992,6 +1110,25 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         if let Err(e) = self.teardown() {
             tracing::error!("tearing down the local cluster: {e:#}");
+        }
+    }
+}
+
+impl Proc {
+    /// The process is gone (or no longer the run's): its ledger entries go.
+    fn forget(&mut self) {
+        self.paused = false;
+        release(self.paused_held.take());
+        release(self.held.take());
+    }
+}
+
+/// Writes down that a held resource was undone; a ledger that cannot be
+/// written is logged (the next heal finds the resource gone).
+fn release(held: Option<Held>) {
+    if let Some(held) = held {
+        if let Err(e) = held.release() {
+            tracing::warn!("{e:#}");
         }
     }
 }

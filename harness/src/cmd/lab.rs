@@ -26,6 +26,10 @@ pub enum LabCommand {
         /// Folder for the lab's key, known_hosts, nodes file and host files.
         #[arg(long, default_value = "faultline-lab")]
         dir: PathBuf,
+        /// The store whose ledger records the lab while it is being built,
+        /// so that `faultline heal` takes down one left half-built.
+        #[arg(long, default_value = "store")]
+        store: PathBuf,
     },
     /// Show each host of the lab: namespace, process, sshd.
     Status {
@@ -59,7 +63,7 @@ pub enum LabCommand {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.command {
-        LabCommand::Up { hosts, dir } => up(hosts, &dir),
+        LabCommand::Up { hosts, dir, store } => up(hosts, &dir, &store),
         LabCommand::Status { dir, json } => status(&dir, json),
         LabCommand::Down { dir } => down(&dir),
         LabCommand::Ping { remote, count } => ping(&remote, count.max(1)),
@@ -67,13 +71,29 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
 }
 
-fn up(hosts: usize, dir: &Path) -> anyhow::Result<Exit> {
+fn up(hosts: usize, dir: &Path, store: &Path) -> anyhow::Result<Exit> {
     let start = Instant::now();
+    // A lab being built is the run's until it is complete: written down
+    // first, so a `lab up` killed halfway leaves a lab the next heal takes
+    // down. lab::up takes down what it built on any error it returns.
+    let ledger = crate::ledger::Ledger::open(store, "lab up", None)
+        .context("opening the ledger for the lab being built")?;
+    let building = match lab::LabState::load(dir)? {
+        Some(_) => None, // already up (or recorded): not this run's to undo
+        None => Some(ledger.record(crate::ledger::Resource::Lab {
+            dir: dir.to_path_buf(),
+        })?),
+    };
     let outcome = lab::up(&UpOptions {
         hosts,
         dir: dir.to_path_buf(),
         ready_timeout: Duration::from_secs(20),
-    })?;
+    });
+    if let Some(held) = building {
+        held.release()?;
+    }
+    ledger.close()?;
+    let outcome = outcome?;
     let (st, verb) = match &outcome {
         UpOutcome::Built(st) => (st, "built"),
         UpOutcome::AlreadyUp(st) => (st, "already up"),

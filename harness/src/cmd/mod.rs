@@ -5,6 +5,7 @@ pub mod check;
 pub mod check_txn;
 pub mod compare;
 pub mod completions;
+pub mod heal;
 pub mod lab;
 pub mod ls;
 pub mod man;

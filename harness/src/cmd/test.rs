@@ -558,6 +558,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if count == 0 {
         return Err(bad_input("--test-count 0: run the test at least once"));
     }
+    // What runs that died (SIGKILL, out of memory) left behind goes first.
+    crate::cmd::heal::heal_before_run(&args.store);
     let (worst, left_running) = crate::run::repeat::repeat(
         count,
         |previous: Arc<dyn Cluster>| {
@@ -631,6 +633,8 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     // The run's own log (faultline.log), from what was logged so far on.
     crate::runlog::start(&run_dir.harness_log())
         .with_context(|| format!("creating {}", run_dir.harness_log().display()))?;
+    let ledger = crate::ledger::Ledger::open_as(&args.store, &run_id, "test", Some(run_dir.path()))
+        .context("opening the run's ledger")?;
     let system = system_for(
         &plan,
         &args,
@@ -675,6 +679,12 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
                 run_id: run_id.clone(),
                 allow_iptables: !args.no_iptables,
                 want_faketime: wanted.contains(&FaultKind::Clock),
+                ledger: ledger.clone(),
+                node_lifetime: if args.leave_db_running {
+                    crate::ledger::Lifetime::MayOutliveHarness
+                } else {
+                    crate::ledger::Lifetime::DiesWithHarness
+                },
             })
             .context("planning the local cluster")?;
             let ip = c.client_bind_ip();
@@ -799,6 +809,12 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     } else {
         cluster.teardown()
     };
+    if !keep {
+        // A kept cluster's ledger is closed when it is left running.
+        if let Err(e) = ledger.close() {
+            crate::errln!("faultline: warning: {e:#}");
+        }
+    }
     let history = match Arc::try_unwrap(recorder) {
         Ok(r) => r.finish().context("closing the history"),
         Err(_) => Ok(0),
