@@ -238,12 +238,21 @@ fn auth_with_a_system_that_cannot_take_a_token_exits_254_and_starts_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store");
     let store = store.to_str().expect("utf-8 path");
+    let adapter = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/adapters/faultline-node.toml")
+        .to_str()
+        .expect("utf-8 path")
+        .to_string();
     for (extra, says) in [
         (
             &["--system", "etcd"][..],
             "etcd cannot take the run's token",
         ),
         (&["--nodes", "h1,h2,h3"][..], "local clusters only"),
+        (
+            &["--system", &adapter][..],
+            "adapter cannot take the run's token",
+        ),
     ] {
         let mut a = args(&["--auth", "--store", store]);
         a.extend(args(extra));
