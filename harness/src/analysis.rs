@@ -38,6 +38,9 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     if let Some(caught_up) = caught_up(&history.events) {
         checkers.push(caught_up);
     }
+    if let Some(auth) = auth(&history.events) {
+        checkers.push(auth);
+    }
     let results = RunResults {
         verdict: RunResults::overall(&checkers),
         checkers,
@@ -187,6 +190,65 @@ pub fn caught_up(events: &[faultline_checker::history::Event]) -> Option<Checker
     })
 }
 
+/// The `auth` check, from the run's `auth` nemesis event (`--auth`: every
+/// node was sent a request without the token before the first operation):
+/// every node must refuse it. A node that served it is invalid (auth that
+/// does not hold); one that did not answer leaves it unknown. `None` when
+/// the run had no auth.
+pub fn auth(events: &[faultline_checker::history::Event]) -> Option<CheckerOutcome> {
+    use faultline_checker::history::Process;
+    let event = events
+        .iter()
+        .find(|e| e.process == Process::Nemesis && e.f == "auth")?;
+    let outcome = |verdict, summary: String| CheckerOutcome {
+        checker: "auth".into(),
+        scope: None,
+        verdict,
+        summary,
+        detail: event.value.clone(),
+    };
+    let Ok(probe) = serde_json::from_value::<crate::system::AuthProbe>(event.value.clone()) else {
+        return Some(outcome(
+            VerdictKind::Unknown,
+            format!(
+                "the auth event (history line {}) is malformed",
+                event.index + 1
+            ),
+        ));
+    };
+    let asked = probe.refused.len() + probe.served.len() + probe.no_answer.len();
+    let list = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter()
+            .map(|(node, what)| format!("{node}: {what}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(if !probe.served.is_empty() {
+        outcome(
+            VerdictKind::Invalid,
+            format!(
+                "{} of {asked} nodes served a request without the token ({})",
+                probe.served.len(),
+                list(&probe.served)
+            ),
+        )
+    } else if !probe.no_answer.is_empty() || asked == 0 {
+        outcome(
+            VerdictKind::Unknown,
+            format!(
+                "{} of {asked} nodes refused a request without the token; no answer from {}",
+                probe.refused.len(),
+                list(&probe.no_answer)
+            ),
+        )
+    } else {
+        outcome(
+            VerdictKind::Valid,
+            format!("{asked} of {asked} nodes refused a request without the token (unauthorized)"),
+        )
+    })
+}
+
 /// Reads the plan recorded in a run's test.json.
 pub fn read_plan(run: &RunDir) -> anyhow::Result<TestPlan> {
     let test = run
@@ -284,5 +346,63 @@ mod caught_up_tests {
         let bad = caught_up(&[event("caught-up", serde_json::json!("?"))]).expect("an event");
         assert_eq!(bad.verdict, VerdictKind::Unknown);
         assert!(bad.summary.contains("line 8"), "{}", bad.summary);
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+    use faultline_checker::history::{Event, EventType, Process};
+
+    fn event(value: serde_json::Value) -> Event {
+        Event {
+            index: 3,
+            time: 0,
+            process: Process::Nemesis,
+            kind: EventType::Info,
+            f: "auth".into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn every_node_must_refuse_a_request_without_the_token() {
+        let all = event(
+            serde_json::json!({"refused": ["n1", "n2", "n3"], "served": {}, "no_answer": {}}),
+        );
+        let out = auth(&[all]).expect("an event");
+        assert_eq!(out.verdict, VerdictKind::Valid);
+        assert!(
+            out.summary.starts_with("3 of 3 nodes refused"),
+            "{}",
+            out.summary
+        );
+        let leak = event(
+            serde_json::json!({"refused": ["n1"], "served": {"n2": "ok"}, "no_answer": {"n3": "timeout"}}),
+        );
+        let out = auth(&[leak]).expect("an event");
+        assert_eq!(
+            out.verdict,
+            VerdictKind::Invalid,
+            "a node that serves without the token is a finding"
+        );
+        assert!(out.summary.contains("n2: ok"), "{}", out.summary);
+        let silent = event(
+            serde_json::json!({"refused": ["n1"], "served": {}, "no_answer": {"n3": "timeout"}}),
+        );
+        let out = auth(&[silent]).expect("an event");
+        assert_eq!(out.verdict, VerdictKind::Unknown);
+        assert!(out.summary.contains("n3: timeout"), "{}", out.summary);
+    }
+
+    #[test]
+    fn no_event_is_no_claim_and_a_bad_one_is_unknown() {
+        assert!(auth(&[]).is_none());
+        let bad = auth(&[event(serde_json::json!([1]))]).expect("an event");
+        assert_eq!(bad.verdict, VerdictKind::Unknown);
+        assert!(bad.summary.contains("line 4"), "{}", bad.summary);
     }
 }

@@ -81,9 +81,37 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     assert_eq!(r.len(), 1, "nothing after the refusal: {r:?}");
     assert_eq!(r[0]["error"], json!("unauthorized"));
     assert!(closed);
-    // A peer without the token cannot join either.
+    // A peer without the token cannot join either, nor one with a wrong token.
     let (r, _) = closed_after(&addr, &[b"{\"op\":\"hello\",\"node\":1}\n"]);
     assert_eq!(r[0]["error"], json!("unauthorized"));
+    let (r, closed) = closed_after(
+        &addr,
+        &[
+            b"{\"op\":\"auth\",\"token\":\"guess\"}\n",
+            b"{\"op\":\"hello\",\"node\":1}\n",
+        ],
+    );
+    assert_eq!(r.len(), 1, "a refused peer gets one reply: {r:?}");
+    assert_eq!(r[0]["error"], json!("unauthorized"));
+    assert!(closed, "a peer with a wrong token is closed");
+    // A client operation and an admin operation without the token: refused
+    // and closed; the write never happens (read back below, with the token).
+    for line in [
+        &b"{\"id\":1,\"op\":\"write\",\"key\":\"unauthorized-write\",\"value\":1}\n"[..],
+        &b"{\"id\":1,\"op\":\"filter\",\"drop\":[2,3]}\n"[..],
+        &b"{\"id\":1,\"op\":\"clock\",\"offset_ms\":5000}\n"[..],
+    ] {
+        let (r, closed) = closed_after(&addr, &[line]);
+        let what = String::from_utf8_lossy(line);
+        assert_eq!(r.len(), 1, "{what}: {r:?}");
+        assert_eq!(r[0]["error"], json!("unauthorized"), "{what}");
+        assert_eq!(
+            r[0]["id"],
+            json!(1),
+            "{what}: the refusal names the request"
+        );
+        assert!(closed, "{what}: closed after the refusal");
+    }
 
     // The right token, then bad input of every kind on the same connection.
     // A good auth without an id is not answered: the first reply is the request's.
@@ -156,6 +184,14 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
         assert_eq!(
             ok(&client, Op::Read { key: "k".into() }).await.value(),
             &json!("v")
+        );
+        let unauthorized = Op::Read {
+            key: "unauthorized-write".into(),
+        };
+        assert_eq!(
+            ok(&client, unauthorized).await.value(),
+            &Value::Null,
+            "a write without the token never took effect"
         );
     });
     nodes[0].kill();

@@ -16,6 +16,9 @@ pub const NODES_DIR: &str = "nodes";
 /// The harness's own log of the run (what it did, every fault, every error).
 pub const HARNESS_LOG_FILE: &str = "faultline.log";
 pub const LATEST_LINK: &str = "latest";
+/// The run's auth token (`faultline test --auth`), mode 0600: a dot file,
+/// so `faultline serve` neither lists nor serves it.
+pub const AUTH_TOKEN_FILE: &str = ".auth-token";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,6 +136,10 @@ impl RunDir {
     /// `faultline.log`: the harness's own log of the run.
     pub fn harness_log(&self) -> PathBuf {
         self.path.join(HARNESS_LOG_FILE)
+    }
+    /// `.auth-token`: the run's auth token, when it has one.
+    pub fn auth_token_file(&self) -> PathBuf {
+        self.path.join(AUTH_TOKEN_FILE)
     }
     /// `nodes/<name>/`: the node's data directory.
     pub fn node_data_dir(&self, node: &str) -> PathBuf {

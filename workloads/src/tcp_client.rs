@@ -121,9 +121,7 @@ impl TcpClient {
             line: String::new(),
         };
         if let Some(token) = &self.auth_token {
-            let mut line = serde_json::to_string(&serde_json::json!({"op":"auth","token":token}))
-                .expect("a JSON value serializes");
-            line.push('\n');
+            let line = auth_line(token);
             timeout_at(connect_deadline, conn.writer.write_all(line.as_bytes()))
                 .await
                 .map_err(|_| {
@@ -194,6 +192,16 @@ impl TcpClient {
             }
         }
     }
+}
+
+/// The line that authenticates a connection to a node started with
+/// `--auth-token-file` (docs/protocol.md): an `auth` without an id, which
+/// the node does not answer when the token is right; sent first.
+pub fn auth_line(token: &str) -> String {
+    let mut line = serde_json::to_string(&serde_json::json!({"op": "auth", "token": token}))
+        .expect("a JSON value serializes");
+    line.push('\n');
+    line
 }
 
 /// Connect to `addr`, from `bind_ip` when given (the lab binds each host's
@@ -281,10 +289,25 @@ impl TcpClient {
     }
 }
 
-/// Asks one node for its `status` (docs/protocol.md, admin operations).
+/// Asks one node for its `status` (docs/protocol.md, admin operations),
+/// first sending `auth_token` when given (a node started with a token
+/// answers nothing else).
 pub async fn status(
     addr: SocketAddr,
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
+    timeout: Duration,
+) -> Result<Reply, String> {
+    request_once(addr, bind_ip, auth_token, &Request::Status, timeout).await
+}
+
+/// Sends `request` to the one node at `addr` (no redirect followed), first
+/// `auth_token` when given, and returns its reply or why none came.
+pub async fn request_once(
+    addr: SocketAddr,
+    bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
+    request: &Request,
     timeout: Duration,
 ) -> Result<Reply, String> {
     let mut c = TcpClient::new(
@@ -294,10 +317,9 @@ pub async fn status(
         }],
         0,
         bind_ip,
-        None,
+        auth_token.map(str::to_string),
     );
-    let deadline = Instant::now() + timeout;
-    c.attempt(0, &Request::Status, deadline)
+    c.attempt(0, request, Instant::now() + timeout)
         .await
         .map_err(|(_, e)| e)
 }

@@ -8,9 +8,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Sends one admin request and returns the reply; an `ok: false` reply is
-/// an error naming the node's error code.
+/// an error naming the node's error code. With `auth_token`, the
+/// connection authenticates first (a node started with a token refuses
+/// everything else).
 pub fn call(
     addr: SocketAddr,
+    auth_token: Option<&str>,
     request: &serde_json::Value,
     timeout: Duration,
 ) -> anyhow::Result<serde_json::Value> {
@@ -25,7 +28,10 @@ pub fn call(
     stream.set_nodelay(true).context("setting nodelay")?;
     let mut req = request.clone();
     req["id"] = serde_json::Value::from(1);
-    let mut line = req.to_string();
+    let mut line = auth_token
+        .map(faultline_workloads::tcp_client::auth_line)
+        .unwrap_or_default();
+    line.push_str(&req.to_string());
     line.push('\n');
     (&stream)
         .write_all(line.as_bytes())

@@ -120,10 +120,11 @@ impl NodeGroups {
 }
 
 /// Sends one admin request (a JSON object with `op`) and returns the whole
-/// reply object of an `ok` answer.
+/// reply object of an `ok` answer; with `auth_token`, after authenticating.
 pub async fn call(
     addr: SocketAddr,
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
     request: &Value,
     timeout: Duration,
 ) -> Result<Value, AdminError> {
@@ -144,7 +145,10 @@ pub async fn call(
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut req = request.clone();
         req["id"] = json!(1);
-        let mut line = req.to_string();
+        let mut line = auth_token
+            .map(faultline_workloads::tcp_client::auth_line)
+            .unwrap_or_default();
+        line.push_str(&req.to_string());
         line.push('\n');
         stream
             .write_all(line.as_bytes())
@@ -190,9 +194,10 @@ pub async fn call(
 pub async fn groups(
     addr: SocketAddr,
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
     timeout: Duration,
 ) -> Result<NodeGroups, AdminError> {
-    let v = call(addr, bind_ip, &json!({"op": "groups"}), timeout).await?;
+    let v = call(addr, bind_ip, auth_token, &json!({"op": "groups"}), timeout).await?;
     serde_json::from_value(v).map_err(|e| AdminError::NoAnswer {
         addr,
         op: "groups".into(),
@@ -254,7 +259,7 @@ mod tests {
             r#"{"id":1,"ok":true,"node":2,"shards":8,"replicas":3,"members":[1,2,3],"groups":[{"group":0,"role":"leader","term":3,"leader":2,"leader_addr":"127.0.0.2:7","voters":[3,1,2],"outgoing":[],"pending":false,"applied_index":9,"commit_index":9},{"group":4,"role":"follower","term":1,"leader":null,"leader_addr":null,"voters":[1,2,4],"outgoing":[1,2,3],"pending":true,"joining":false,"retiring":false}]}"#,
         )
         .await;
-        let g = groups(addr, None, T).await.expect("groups");
+        let g = groups(addr, None, None, T).await.expect("groups");
         assert_eq!(g.members, [1, 2, 3]);
         let g0 = g.group(0).expect("group 0");
         assert!(g0.is_leader());
@@ -266,7 +271,9 @@ mod tests {
         assert!(g.group(7).is_none());
         let bare =
             node(r#"{"id":1,"ok":true,"members":null,"groups":[{"group":1,"voters":null}]}"#).await;
-        let g = groups(bare, None, T).await.expect("nulls read as empty");
+        let g = groups(bare, None, None, T)
+            .await
+            .expect("nulls read as empty");
         assert!(g.members.is_empty());
         assert!(g.group(1).expect("group 1").voters.is_empty());
     }
@@ -277,18 +284,18 @@ mod tests {
             r#"{"id":1,"ok":false,"error":"not-leader","definite":true,"leader":"127.0.0.3:9"}"#,
         )
         .await;
-        let e = call(addr, None, &change_membership(2, &[1, 2, 4]), T)
+        let e = call(addr, None, None, &change_membership(2, &[1, 2, 4]), T)
             .await
             .expect_err("refused");
         assert_eq!(e.code(), Some("not-leader"));
         assert!(matches!(&e, AdminError::Refused { leader: Some(l), .. } if l == "127.0.0.3:9"));
         let mute = node("").await;
-        let e = call(mute, None, &join_group(1), T)
+        let e = call(mute, None, None, &join_group(1), T)
             .await
             .expect_err("closed");
         assert!(matches!(e, AdminError::NoAnswer { .. }), "{e:?}");
         let garbage = node("not json").await;
-        let e = groups(garbage, None, T).await.expect_err("garbage");
+        let e = groups(garbage, None, None, T).await.expect_err("garbage");
         assert!(e.to_string().contains("bad JSON"), "{e}");
     }
 

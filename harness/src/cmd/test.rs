@@ -16,6 +16,7 @@ use crate::nemesis::FaultKind;
 use crate::parse::{self, Concurrency};
 use crate::run::plan::{consensus_kind, Sharding, TestPlan};
 use crate::run::recorder::Recorder;
+use crate::system::faultline::auth::AuthToken;
 use crate::system::faultline::FaultlineSystem;
 use crate::system::{Support, System, SystemKind};
 use anyhow::Context;
@@ -139,6 +140,12 @@ pub struct Args {
     /// RUST_LOG of the nodes (their logs go to the run directory).
     #[arg(long, default_value = "info")]
     pub node_log_level: String,
+    /// Run the nodes with a token made for this run (in the run's
+    /// `.auth-token`, mode 0600) that every client, probe and admin request
+    /// sends; a request without it is checked to be refused (the `auth`
+    /// check). faultline's own node, local mode.
+    #[arg(long)]
+    pub auth: bool,
     /// Remote mode (one node per SSH host): --nodes, --nodes-file, --lab and the --ssh-* flags.
     #[command(flatten)]
     pub remote: crate::remote::RemoteArgs,
@@ -256,6 +263,9 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             }
         }
     }
+    if args.auth {
+        auth_supported(args, system)?;
+    }
     if args.time_limit.is_zero() || args.op_timeout.is_zero() || args.nemesis_interval.is_zero() {
         return Err(bad_input(
             "--time-limit, --op-timeout and --nemesis-interval must be more than 0",
@@ -340,7 +350,27 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         kv_keys: args.kv_keys,
         sharding,
         value_shape,
+        auth: args.auth,
     })
+}
+
+/// `--auth` runs faultline's own node, in local mode: refused (254)
+/// elsewhere, naming why.
+fn auth_supported(args: &Args, system: SystemKind) -> anyhow::Result<()> {
+    if system != SystemKind::Faultline {
+        return Err(bad_input(format!(
+            "--auth: {system} cannot take the run's token (only faultline's own node reads --auth-token-file); run without --auth"
+        )));
+    }
+    if !args.remote.nodes.is_empty()
+        || args.remote.lab.is_some()
+        || args.remote.nodes_file.is_some()
+    {
+        return Err(bad_input(
+            "--auth runs local clusters only for now (remote mode does not upload the token yet); run without --auth",
+        ));
+    }
+    Ok(())
 }
 
 /// The adapter file `--system` names, read and checked, with the flags
@@ -513,6 +543,10 @@ pub fn system_for(
             node_args: plan.node_args(),
             node_log_level: args.node_log_level.clone(),
             shards: plan.sharding.as_ref().map(|s| s.shards),
+            auth: match plan.auth {
+                true => Some(AuthToken::create(&run_dir.auth_token_file())?),
+                false => None,
+            },
         }),
         SystemKind::Adapter => {
             let file = adapter_file(args)?.expect("an adapter plan comes from an adapter file");

@@ -143,6 +143,8 @@ impl Deadline {
 pub struct Admin {
     pub nodes: Vec<NodeInfo>,
     pub bind_ip: Option<IpAddr>,
+    /// Sent first on every admin connection (`faultline test --auth`).
+    pub auth_token: Option<String>,
     /// How long one change may take ([`CHANGE_TIMEOUT`]).
     pub change_timeout: Duration,
     /// How long a change still gets once the run stops ([`STOP_GRACE`]).
@@ -155,6 +157,7 @@ impl Admin {
         Admin {
             nodes,
             bind_ip,
+            auth_token: None,
             change_timeout: CHANGE_TIMEOUT,
             stop_grace: STOP_GRACE,
         }
@@ -172,7 +175,8 @@ impl Admin {
                 reason: format!("no node n{id} in the cluster"),
             });
         };
-        groups::call(n.client_addr, self.bind_ip, request, ADMIN_TIMEOUT).await
+        let token = self.auth_token.as_deref();
+        groups::call(n.client_addr, self.bind_ip, token, request, ADMIN_TIMEOUT).await
     }
 
     /// The leader's view of `group` (highest term among nodes that say
@@ -180,7 +184,11 @@ impl Admin {
     async fn leader_of(&self, group: u64) -> Option<(u64, GroupInfo)> {
         let asks = self.nodes.iter().map(|n| {
             let (id, addr, bind) = (u64::from(n.id.0), n.client_addr, self.bind_ip);
-            async move { (id, groups::groups(addr, bind, ADMIN_TIMEOUT).await) }
+            let token = self.auth_token.clone();
+            async move {
+                let reply = groups::groups(addr, bind, token.as_deref(), ADMIN_TIMEOUT).await;
+                (id, reply)
+            }
         });
         futures_join_all(asks)
             .await

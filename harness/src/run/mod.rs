@@ -3,7 +3,9 @@
 //! and serves, drive it with the workload's workers (one client per worker,
 //! opened by the system) while the nemesis breaks it, heal every fault,
 //! wait for recovery, run the final reads, record whether every node caught
-//! up (the `caught-up` nemesis event), stop the cluster. A sharded run
+//! up (the `caught-up` nemesis event), stop the cluster. With `--auth`,
+//! before the first operation, what every node answers a request without
+//! the token (the `auth` nemesis event). A sharded run
 //! records its initial placement as a `placement` nemesis event before the
 //! first operation, and a fault kind the cluster cannot make as an
 //! `unsupported-<kind>` nemesis event (docs/history-format.md).
@@ -115,6 +117,12 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         .await_serving(&nodes, bind_ip, STARTUP_TIMEOUT)
         .await?;
     cluster.verify_running()?;
+    if let Some(auth) = system.auth_probe(&nodes, bind_ip).await {
+        let value = serde_json::to_value(&auth).context("describing the auth probe")?;
+        recorder
+            .nemesis("auth".into(), value, None)
+            .context("recording the auth probe")?;
+    }
 
     let concurrency = plan.concurrency as usize;
     let workers = (0..concurrency)
@@ -161,7 +169,10 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
     let membership = match ring {
         Some(plan) if kinds.contains(&FaultKind::Membership) => Some(MembershipNemesis {
             plan,
-            admin: Arc::new(Admin::new(nodes.clone(), bind_ip)),
+            admin: Arc::new(Admin {
+                auth_token: system.auth_token().map(str::to_string),
+                ..Admin::new(nodes.clone(), bind_ip)
+            }),
         }),
         _ => None,
     };

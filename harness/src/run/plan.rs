@@ -55,6 +55,9 @@ pub struct TestPlan {
     /// register and kv: values sent padded and nested (`--value-size`,
     /// `--value-depth`); None: as the workload makes them.
     pub value_shape: Option<ValueShape>,
+    /// `--auth`: the nodes require a token made for the run (test.json
+    /// says only that; the token stays in the run's `.auth-token`).
+    pub auth: bool,
 }
 
 /// A sharded cluster's ring, planned once.
@@ -173,6 +176,9 @@ struct PlanRecord {
     value_size_bytes: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     value_depth: Option<usize>,
+    /// `--auth` (absent: off).
+    #[serde(default)]
+    auth: bool,
 }
 
 fn default_system() -> SystemKind {
@@ -218,6 +224,7 @@ impl From<TestPlan> for PlanRecord {
             members,
             value_size_bytes: p.value_shape.map(|v| v.size_bytes),
             value_depth: p.value_shape.map(|v| v.depth),
+            auth: p.auth,
         }
     }
 }
@@ -268,6 +275,7 @@ impl TryFrom<PlanRecord> for TestPlan {
                     depth: r.value_depth.unwrap_or(0),
                 }
             }),
+            auth: r.auth,
         })
     }
 }
@@ -302,6 +310,7 @@ mod tests {
                 size_bytes: 900 << 10,
                 depth: 20,
             }),
+            auth: sharded,
         }
     }
 
@@ -327,6 +336,7 @@ mod tests {
             assert_eq!(v["bug"], "stale-read");
             assert_eq!(v["consensus"], "paxos");
             assert_eq!(v["system"], "faultline");
+            assert_eq!(v["auth"], sharded, "test.json says whether auth was on");
             let back: TestPlan = serde_json::from_value(v).expect("reads back");
             assert_eq!(back, p);
         }
@@ -343,6 +353,7 @@ mod tests {
             "system",
             "value_size_bytes",
             "value_depth",
+            "auth",
         ] {
             v.as_object_mut().expect("object").remove(k);
         }
@@ -351,6 +362,7 @@ mod tests {
         assert_eq!(p.value_shape, None);
         assert_eq!(p.system, SystemKind::Faultline);
         assert!(!p.sharded());
+        assert!(!p.auth, "a plan from before --auth ran without it");
     }
 
     #[test]

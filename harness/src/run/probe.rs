@@ -1,5 +1,6 @@
 //! Asking nodes who leads (`status`, and `groups` for a sharded cluster,
 //! where every shard is a group with its own leader; docs/protocol.md).
+//! Every probe sends the run's auth token first when it has one.
 
 use crate::cluster::groups;
 use crate::cluster::{NodeId, NodeInfo};
@@ -9,11 +10,16 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// The node that says it is leader with the highest term, if any answers.
-pub async fn find_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Option<NodeId> {
+pub async fn find_leader(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
+) -> Option<NodeId> {
     let timeout = Duration::from_millis(500);
     let asks = nodes.iter().map(|n| {
         let (id, addr) = (n.id, n.client_addr);
-        async move { (id, status(addr, bind_ip, timeout).await) }
+        let token = auth_token.map(str::to_string);
+        async move { (id, status(addr, bind_ip, token.as_deref(), timeout).await) }
     });
     let mut best: Option<(u64, NodeId)> = None;
     for (id, reply) in futures_join_all(asks).await {
@@ -41,11 +47,12 @@ pub async fn find_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Option<
 pub async fn wait_for_leader(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
     timeout: Duration,
 ) -> Option<NodeId> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(l) = find_leader(nodes, bind_ip).await {
+        if let Some(l) = find_leader(nodes, bind_ip, auth_token).await {
             return Some(l);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -60,11 +67,16 @@ pub async fn wait_for_leader(
 pub async fn group_leaders(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
 ) -> BTreeMap<u64, (u64, NodeId)> {
     let timeout = Duration::from_millis(500);
     let asks = nodes.iter().map(|n| {
         let (id, addr) = (n.id, n.client_addr);
-        async move { (id, groups::groups(addr, bind_ip, timeout).await) }
+        let token = auth_token.map(str::to_string);
+        async move {
+            let reply = groups::groups(addr, bind_ip, token.as_deref(), timeout).await;
+            (id, reply)
+        }
     });
     let mut leaders: BTreeMap<u64, (u64, NodeId)> = BTreeMap::new();
     for (id, reply) in futures_join_all(asks).await {
@@ -81,9 +93,13 @@ pub async fn group_leaders(
 
 /// The node that leads the most groups (a sharded cluster's "leader" for
 /// the nemesis), if any node leads one.
-pub async fn busiest_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Option<NodeId> {
+pub async fn busiest_leader(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
+) -> Option<NodeId> {
     let mut counts: BTreeMap<NodeId, usize> = BTreeMap::new();
-    for (_, (_, node)) in group_leaders(nodes, bind_ip).await {
+    for (_, (_, node)) in group_leaders(nodes, bind_ip, auth_token).await {
         *counts.entry(node).or_insert(0) += 1;
     }
     counts
@@ -97,12 +113,13 @@ pub async fn busiest_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Opti
 pub async fn wait_for_group_leaders(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
     shards: u32,
     timeout: Duration,
 ) -> Result<(), Vec<u64>> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let leaders = group_leaders(nodes, bind_ip).await;
+        let leaders = group_leaders(nodes, bind_ip, auth_token).await;
         let missing: Vec<u64> = (0..u64::from(shards))
             .filter(|s| !leaders.contains_key(s))
             .collect();
@@ -120,11 +137,13 @@ pub async fn wait_for_group_leaders(
 pub async fn applied_indexes(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
 ) -> BTreeMap<String, Option<u64>> {
     let timeout = Duration::from_millis(500);
     let asks = nodes.iter().map(|n| {
         let (name, addr) = (n.name.clone(), n.client_addr);
-        async move { (name, status(addr, bind_ip, timeout).await) }
+        let token = auth_token.map(str::to_string);
+        async move { (name, status(addr, bind_ip, token.as_deref(), timeout).await) }
     });
     futures_join_all(asks)
         .await
@@ -145,11 +164,12 @@ pub async fn applied_indexes(
 pub async fn wait_for_caught_up(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
     timeout: Duration,
 ) -> crate::system::CatchUp {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let applied = applied_indexes(nodes, bind_ip).await;
+        let applied = applied_indexes(nodes, bind_ip, auth_token).await;
         let mut positions = applied.values();
         let first = positions.next().copied().flatten();
         let caught_up = first.is_some() && positions.all(|&p| p == first);
@@ -215,14 +235,17 @@ mod tests {
         // n3 answers nonsense: ignored, not fatal.
         let n3 = node(3, "garbage".into()).await;
         let nodes = [n1, n2, n3];
-        let leaders = group_leaders(&nodes, None).await;
+        let leaders = group_leaders(&nodes, None, None).await;
         assert_eq!(leaders.get(&0), Some(&(3, NodeId(2))));
         assert_eq!(leaders.get(&1), Some(&(4, NodeId(2))));
-        assert_eq!(busiest_leader(&nodes, None).await, Some(NodeId(2)));
+        assert_eq!(busiest_leader(&nodes, None, None).await, Some(NodeId(2)));
         let t = Duration::from_millis(300);
-        assert_eq!(wait_for_group_leaders(&nodes, None, 2, t).await, Ok(()));
         assert_eq!(
-            wait_for_group_leaders(&nodes, None, 4, t).await,
+            wait_for_group_leaders(&nodes, None, None, 2, t).await,
+            Ok(())
+        );
+        assert_eq!(
+            wait_for_group_leaders(&nodes, None, None, 4, t).await,
             Err(vec![2, 3]),
             "s2 and s3 have no leader"
         );

@@ -25,7 +25,9 @@
 //! - after the final reads, whether every node holds everything committed
 //!   ([`System::await_caught_up`]; a system that cannot tell says None);
 //! - one [`Client`] per worker ([`System::client`], Jepsen's Client `open!`):
-//!   system-neutral [`faultline_workloads::Call`]s in, answers out.
+//!   system-neutral [`faultline_workloads::Call`]s in, answers out;
+//! - with `--auth`, the token its connections send ([`System::auth_token`])
+//!   and what its nodes answer without it ([`System::auth_probe`]).
 //!
 //! Guarantees every implementation keeps: nothing it returns starts a
 //! process or opens a connection that outlives the cluster's teardown; a
@@ -290,6 +292,22 @@ pub trait System: Send + Sync {
     fn closing_note(&self) -> Option<String> {
         None
     }
+    /// The token every connection to its nodes sends first (`faultline
+    /// test --auth`), for the harness's own admin requests; None: no auth.
+    fn auth_token(&self) -> Option<&str> {
+        None
+    }
+    /// With auth on: what every node answers a request sent without the
+    /// token (each must refuse it), recorded as the nemesis event `auth`
+    /// and judged by the `auth` check. None: this run has no auth.
+    fn auth_probe<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> BoxFuture<'a, Option<AuthProbe>> {
+        let _ = (nodes, bind_ip);
+        Box::pin(async { None })
+    }
     /// After the final reads: waits up to `timeout` until every node holds
     /// everything the cluster committed (a follower that never catches up
     /// is a failure the reads alone cannot see, as they go to a leader), and
@@ -314,4 +332,17 @@ pub struct CatchUp {
     /// Each node's applied position (faultline: its applied log index);
     /// None: it did not answer.
     pub applied: std::collections::BTreeMap<String, Option<u64>>,
+}
+
+/// What the nodes answered a request sent without the run's auth token,
+/// recorded in the history as the nemesis event `auth`
+/// (docs/history-format.md): every node must refuse it (`unauthorized`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthProbe {
+    /// Nodes that refused it as unauthorized.
+    pub refused: Vec<String>,
+    /// Nodes that read it and answered something else, and what.
+    pub served: std::collections::BTreeMap<String, String>,
+    /// Nodes that gave no answer, and why.
+    pub no_answer: std::collections::BTreeMap<String, String>,
 }

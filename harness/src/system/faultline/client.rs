@@ -107,10 +107,11 @@ impl Client for FaultlineClient {
 pub async fn wait_until_serving(
     addrs: Vec<NodeAddr>,
     bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut client = TcpClient::new(addrs, 0, bind_ip, None);
+    let mut client = TcpClient::new(addrs, 0, bind_ip, auth_token.map(str::to_string));
     let probe = Request::Read {
         key: "faultline-ready".into(),
     };

@@ -9,11 +9,12 @@
 //! leads comes from `status` (unsharded) or `groups` (sharded: every shard
 //! is a group with its own leader).
 
+pub mod auth;
 pub mod client;
 
 use super::{
-    CatchUp, MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support,
-    System, SystemKind,
+    AuthProbe, CatchUp, MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram,
+    Support, System, SystemKind,
 };
 use crate::cluster::{admin, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
@@ -40,6 +41,14 @@ pub struct FaultlineSystem {
     /// The shard count of a sharded cluster (every shard's group must
     /// elect); None: one group of every node.
     pub shards: Option<u32>,
+    /// `--auth`: every node gets the token file, every connection sends it.
+    pub auth: Option<auth::AuthToken>,
+}
+
+impl FaultlineSystem {
+    fn token(&self) -> Option<&str> {
+        self.auth.as_ref().map(auth::AuthToken::token)
+    }
 }
 
 impl System for FaultlineSystem {
@@ -106,6 +115,10 @@ impl System for FaultlineSystem {
             site.data_dir.clone(),
         ];
         args.extend(self.node_args.iter().cloned());
+        if let Some(auth) = &self.auth {
+            args.push("--auth-token-file".into());
+            args.push(auth.file().display().to_string());
+        }
         ProcessSpec {
             program: site.program.clone(),
             args,
@@ -123,12 +136,12 @@ impl System for FaultlineSystem {
             "delay_ms": filter.delay_ms,
             "loss": filter.loss,
         });
-        admin::call(node.client_addr, &request, ADMIN_TIMEOUT).map(|_| ())
+        admin::call(node.client_addr, self.token(), &request, ADMIN_TIMEOUT).map(|_| ())
     }
 
     fn set_clock(&self, node: &NodeInfo, offset_ms: i64) -> anyhow::Result<()> {
         let request = serde_json::json!({"op": "clock", "offset_ms": offset_ms, "rate": 1.0});
-        admin::call(node.client_addr, &request, ADMIN_TIMEOUT).map(|_| ())
+        admin::call(node.client_addr, self.token(), &request, ADMIN_TIMEOUT).map(|_| ())
     }
 
     fn await_leader<'a>(
@@ -139,7 +152,7 @@ impl System for FaultlineSystem {
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             match self.shards {
-                None => match probe::wait_for_leader(nodes, bind_ip, timeout).await {
+                None => match probe::wait_for_leader(nodes, bind_ip, self.token(), timeout).await {
                     Some(leader) => {
                         tracing::info!(%leader, "leader elected");
                         Ok(())
@@ -147,7 +160,10 @@ impl System for FaultlineSystem {
                     None => bail!("no node became leader"),
                 },
                 Some(shards) => {
-                    match probe::wait_for_group_leaders(nodes, bind_ip, shards, timeout).await {
+                    let token = self.token();
+                    match probe::wait_for_group_leaders(nodes, bind_ip, token, shards, timeout)
+                        .await
+                    {
                         Ok(()) => {
                             tracing::info!(shards, "every shard has a leader");
                             Ok(())
@@ -176,6 +192,7 @@ impl System for FaultlineSystem {
         Box::pin(client::wait_until_serving(
             node_addrs(nodes),
             bind_ip,
+            self.token(),
             timeout,
         ))
     }
@@ -187,9 +204,9 @@ impl System for FaultlineSystem {
     ) -> BoxFuture<'a, Option<NodeId>> {
         Box::pin(async move {
             if self.shards.is_some() {
-                probe::busiest_leader(nodes, bind_ip).await
+                probe::busiest_leader(nodes, bind_ip, self.token()).await
             } else {
-                probe::find_leader(nodes, bind_ip).await
+                probe::find_leader(nodes, bind_ip, self.token()).await
             }
         })
     }
@@ -207,7 +224,7 @@ impl System for FaultlineSystem {
             node_addrs(nodes),
             worker,
             bind_ip,
-            None,
+            self.token().map(str::to_string),
         ))))
     }
 
@@ -223,7 +240,24 @@ impl System for FaultlineSystem {
             if self.shards.is_some() {
                 return None;
             }
-            Some(probe::wait_for_caught_up(nodes, bind_ip, timeout).await)
+            Some(probe::wait_for_caught_up(nodes, bind_ip, self.token(), timeout).await)
+        })
+    }
+
+    fn auth_token(&self) -> Option<&str> {
+        self.token()
+    }
+
+    fn auth_probe<'a>(
+        &'a self,
+        nodes: &'a [NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> BoxFuture<'a, Option<AuthProbe>> {
+        Box::pin(async move {
+            match self.auth {
+                Some(_) => Some(auth::probe_without_token(nodes, bind_ip).await),
+                None => None,
+            }
         })
     }
 
@@ -232,6 +266,7 @@ impl System for FaultlineSystem {
             "binary": self.binary,
             "node_args": self.node_args,
             "node_log_level": self.node_log_level,
+            "auth": self.auth.is_some(),
         })
     }
 }

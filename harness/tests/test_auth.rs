@@ -1,0 +1,291 @@
+//! `faultline test --auth` (issue 17, item 3): the nodes run with a token
+//! made for the run, every client, probe and admin request of the harness
+//! sends it, and the run ends valid for every workload of faultline's own
+//! node, under faults that go through admin requests (the message filter,
+//! the membership nemesis). Each run also asks every node something
+//! without the token, and results.json's `auth` check counts the refusals.
+//! The token stays in the run's `.auth-token` (mode 0600): no other file
+//! of the run holds it, and the node logs show no refused connection but
+//! the probe's (one per node). `--auth` with a system that cannot take a
+//! token exits 254 and starts nothing.
+//!
+//! Runs are short, sequential (one cluster at a time on a 2-core machine)
+//! and seeded, so a failure prints the command that replays it.
+
+mod test_common;
+
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use test_common::{args, run_test};
+
+const SEED: u64 = 1717;
+
+/// One cluster at a time (see test_shards.rs).
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The one run directory under `store` (store/<test>/<id>/).
+fn run_dir(store: &Path) -> PathBuf {
+    let real_dirs = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .expect("a store directory")
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    };
+    let mut dirs: Vec<PathBuf> = real_dirs(store).iter().flat_map(|t| real_dirs(t)).collect();
+    assert_eq!(dirs.len(), 1, "one run in {}: {dirs:?}", store.display());
+    dirs.pop().expect("one run")
+}
+
+/// Every regular file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable").flatten() {
+            let t = e.file_type().expect("file type");
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Checks one finished `--auth` run in `store`; the problems found.
+fn check_auth_run(store: &Path, nodes: usize) -> Vec<String> {
+    let mut problems = Vec::new();
+    let run = run_dir(store);
+    let token_file = run.join(".auth-token");
+    let mode = std::fs::metadata(&token_file)
+        .expect("the run keeps its token file")
+        .permissions()
+        .mode();
+    if mode & 0o777 != 0o600 {
+        problems.push(format!(
+            "{} has mode {:o}, want 600",
+            token_file.display(),
+            mode & 0o777
+        ));
+    }
+    let token = std::fs::read_to_string(&token_file).expect("readable token");
+    let token = token.trim();
+    assert!(token.len() >= 32, "a token of at least 128 bits: {token:?}");
+    for file in files_under(&run) {
+        if file == token_file {
+            continue;
+        }
+        let bytes = std::fs::read(&file).expect("readable run file");
+        if bytes.windows(token.len()).any(|w| w == token.as_bytes()) {
+            problems.push(format!("the token is in {}", file.display()));
+        }
+    }
+    // Every connection the harness opened carried the token but the
+    // probe's one per node: a worker, probe or admin request without it
+    // would show as one more refusal in the node logs.
+    let refusals: usize = (1..=nodes)
+        .map(|i| {
+            let log = std::fs::read_to_string(run.join("nodes").join(format!("n{i}.log")))
+                .expect("a node log");
+            log.matches("connection refused: first line is not a valid auth")
+                .count()
+        })
+        .sum();
+    if refusals != nodes {
+        problems.push(format!(
+            "the node logs show {refusals} refused connections, want {nodes} (the probe's)"
+        ));
+    }
+    let test: Value =
+        serde_json::from_slice(&std::fs::read(run.join("test.json")).expect("test.json"))
+            .expect("test.json is JSON");
+    if test["plan"]["auth"] != Value::Bool(true) {
+        problems.push(format!(
+            "test.json's plan.auth is {}, want true",
+            test["plan"]["auth"]
+        ));
+    }
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(run.join("results.json")).expect("results.json"))
+            .expect("results.json is JSON");
+    let caught_up = results["checkers"]
+        .as_array()
+        .expect("checkers")
+        .iter()
+        .find(|c| c["checker"] == "caught-up");
+    if let Some(c) = caught_up {
+        if c["verdict"] != "valid" {
+            problems.push(format!("caught-up check: {c}"));
+        }
+    }
+    let auth = results["checkers"]
+        .as_array()
+        .expect("checkers")
+        .iter()
+        .find(|c| c["checker"] == "auth");
+    match auth {
+        None => problems.push("results.json has no auth check".into()),
+        Some(c) => {
+            let want = format!("{nodes} of {nodes} nodes refused a request without the token");
+            let summary = c["summary"].as_str().unwrap_or("");
+            if c["verdict"] != "valid" || !summary.starts_with(&want) {
+                problems.push(format!("auth check: {c}, want valid and {want:?}"));
+            }
+            if c["detail"]["refused"].as_array().map(Vec::len) != Some(nodes) {
+                problems.push(format!("auth check's refusals: {}", c["detail"]));
+            }
+        }
+    }
+    problems
+}
+
+/// Runs `faultline test --auth` with `extra` in a fresh store, `seconds`
+/// of operations and a fault every `interval`: None when it ended valid
+/// and [`check_auth_run`] found nothing.
+fn auth_run(
+    label: &str,
+    nodes: usize,
+    (seconds, interval): (&str, &str),
+    extra: &[&str],
+) -> Option<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().to_str().expect("utf-8 path");
+    let mut a = args(&[
+        "--auth",
+        "--store",
+        store,
+        "--node-count",
+        &nodes.to_string(),
+        "--time-limit",
+        seconds,
+        "--nemesis-interval",
+        interval,
+        "--seed",
+        &SEED.to_string(),
+    ]);
+    a.extend(args(extra));
+    let r = run_test(&a);
+    eprintln!("{label} with --auth: exit {:?}", r.code);
+    if r.code != Some(0) {
+        return Some(format!(
+            "{label} with --auth is not valid (exit {:?}, want 0)\n  {}\n{}",
+            r.code, r.command, r.digest
+        ));
+    }
+    let problems = check_auth_run(dir.path(), nodes);
+    (!problems.is_empty()).then(|| format!("{label}: {}\n  {}", problems.join("; "), r.command))
+}
+
+#[test]
+fn every_workload_runs_valid_with_auth_and_the_token_stays_in_its_file() {
+    let _one = one_cluster();
+    let mut failures = Vec::new();
+    for workload in [
+        "register",
+        "kv",
+        "set",
+        "counter",
+        "lock",
+        "list-append",
+        "rw-register",
+    ] {
+        failures.extend(auth_run(
+            workload,
+            3,
+            ("5s", "2s"),
+            &["--workload", workload, "--nemesis", "partition,kill"],
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn admin_requests_carry_the_token_filter_clock_and_membership() {
+    let _one = one_cluster();
+    let mut failures = Vec::new();
+    // The message filter and the node's own clock are admin requests.
+    failures.extend(auth_run(
+        "register / filter partition, latency, clock",
+        3,
+        ("6s", "2s"),
+        &[
+            "--no-iptables",
+            "--nemesis",
+            "partition,latency,clock",
+            "--consensus",
+            "paxos",
+        ],
+    ));
+    // Shaped values add the caught-up probe after the final reads (no
+    // latency fault here: a peer sender stalled after one is a known
+    // liveness bug of its own, NOTES.md 12:35).
+    failures.extend(auth_run(
+        "register / kill, caught-up probe",
+        3,
+        ("5s", "2s"),
+        &["--nemesis", "kill", "--value-size", "2KiB"],
+    ));
+    // Membership changes: join-group, change-membership, groups, set-members.
+    failures.extend(auth_run(
+        "sharded kv / membership",
+        4,
+        ("10s", "3s"),
+        &[
+            "--workload",
+            "kv",
+            "--shards",
+            "4",
+            "--replicas",
+            "3",
+            "--nemesis",
+            "membership",
+        ],
+    ));
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn auth_with_a_system_that_cannot_take_a_token_exits_254_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let store = store.to_str().expect("utf-8 path");
+    let adapter = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/adapters/faultline-node.toml")
+        .to_str()
+        .expect("utf-8 path")
+        .to_string();
+    for (extra, says) in [
+        (
+            &["--system", "etcd"][..],
+            "etcd cannot take the run's token",
+        ),
+        (&["--nodes", "h1,h2,h3"][..], "local clusters only"),
+        (
+            &["--system", &adapter][..],
+            "adapter cannot take the run's token",
+        ),
+    ] {
+        let mut a = args(&["--auth", "--store", store]);
+        a.extend(args(extra));
+        let r = run_test(&a);
+        assert_eq!(r.code, Some(254), "{}\n{}", r.command, r.digest);
+        assert!(
+            r.digest.contains(says),
+            "{} should say {says:?}:\n{}",
+            r.command,
+            r.digest
+        );
+    }
+    assert!(
+        !Path::new(store).exists(),
+        "a refused run makes no run directory"
+    );
+}
