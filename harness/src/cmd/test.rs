@@ -31,7 +31,7 @@ use std::time::Duration;
 pub struct Args {
     /// The system under test: faultline (its own node, the default), etcd,
     /// or an adapter file (a path ending .toml; docs/adapters.md).
-    #[arg(long, default_value = "faultline")]
+    #[arg(long, default_value = "faultline", value_parser = parse::SystemArg)]
     pub system: String,
     /// An adapter's param (NAME=VALUE, repeatable): overrides the default
     /// its file's [params] gives.
