@@ -38,6 +38,9 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     if let Some(caught_up) = caught_up(&history.events) {
         checkers.push(caught_up);
     }
+    if let Some(memory) = crate::nemesis::slow_reader::check(&history.events) {
+        checkers.push(memory);
+    }
     let results = RunResults {
         verdict: RunResults::overall(&checkers),
         checkers,

@@ -57,7 +57,9 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = parse::duration)]
     pub time_limit: Duration,
     /// Faults: a comma list of partition, kill, pause, clock, loss, latency,
-    /// membership (ring changes; needs --shards); or all; or none.
+    /// membership (ring changes; needs --shards), slow-reader (clients that
+    /// never read; the node's memory checked); or all (every kind but
+    /// slow-reader); or none.
     #[arg(long, default_value = "partition,kill", value_delimiter = ',', value_parser = nemesis_names())]
     pub nemesis: Vec<String>,
     /// Time between the starts of two faults.
