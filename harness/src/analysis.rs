@@ -41,6 +41,9 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     if let Some(auth) = auth(&history.events) {
         checkers.push(auth);
     }
+    if let Some(memory) = crate::nemesis::slow_reader::check(&history.events) {
+        checkers.push(memory);
+    }
     let results = RunResults {
         verdict: RunResults::overall(&checkers),
         checkers,

@@ -1,5 +1,6 @@
 //! Parsers of command-line values: durations with units, concurrency as a
-//! number or per node (`3n`), and names from a closed set ([`one_of`]).
+//! number or per node (`3n`), names from a closed set ([`one_of`]), and
+//! `--system`'s names or adapter file ([`SystemArg`]).
 
 use std::time::Duration;
 
@@ -99,6 +100,48 @@ where
     })
 }
 
+/// `--system`'s value parser: a built-in system's name (listed in `--help`
+/// and the completions, with `PATH.toml` for an adapter file) or the path
+/// of an adapter file, which is kept as given (a path is never refused
+/// here: the plan reads and checks the file). Any other name is refused by
+/// clap with the list of names and a "did you mean".
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemArg;
+
+/// How `--help` and the completions name an adapter file.
+pub const ADAPTER_FILE_VALUE: &str = "PATH.toml";
+
+impl clap::builder::TypedValueParser for SystemArg {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        use crate::system::SystemKind;
+        if let Some(text) = value.to_str() {
+            if SystemKind::is_adapter_file(text) {
+                return Ok(text.to_string());
+            }
+        }
+        names(SystemKind::ALL.map(SystemKind::name)).parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        use crate::system::SystemKind;
+        use clap::builder::PossibleValue;
+        let built_in = SystemKind::ALL.map(|kind| PossibleValue::new(kind.name()));
+        // No help text: clap would then print every value on a line of
+        // its own, unlike every other flag's `[possible values: …]`.
+        let adapter = PossibleValue::new(ADAPTER_FILE_VALUE);
+        Some(Box::new(built_in.into_iter().chain([adapter])))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +214,36 @@ mod tests {
         assert!(
             err.contains("[possible values: red, dark-blue, all]"),
             "{err}"
+        );
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct SystemCli {
+        #[arg(long, default_value = "faultline", value_parser = SystemArg)]
+        system: String,
+    }
+
+    #[test]
+    fn system_lists_the_built_in_names_and_an_adapter_file_and_takes_paths() {
+        use clap::{CommandFactory, Parser};
+        for given in [
+            "faultline",
+            "etcd",
+            "examples/adapters/redis.toml",
+            "mine.toml",
+        ] {
+            let cli = SystemCli::try_parse_from(["t", "--system", given]).expect(given);
+            assert_eq!(cli.system, given);
+        }
+        let err = SystemCli::try_parse_from(["t", "--system", "etdc"])
+            .expect_err("not a system")
+            .to_string();
+        assert!(err.contains("[possible values: faultline, etcd]"), "{err}");
+        assert!(err.contains("'etcd'"), "did you mean: {err}");
+        let help = SystemCli::command().render_long_help().to_string();
+        assert!(
+            help.contains("[possible values: faultline, etcd, PATH.toml]"),
+            "{help}"
         );
     }
 

@@ -155,6 +155,21 @@ fn completions_for_bash_zsh_and_fish() {
         for flag in ["time-limit", "nemesis", "workload"] {
             assert!(script.contains(flag), "{shell} completes --{flag}");
         }
+        // --system offers the built-in systems and an adapter file's shape
+        // (it also takes any path; the parser does not refuse one). Each
+        // shell names the flag, then its values on the next lines.
+        let marker = match shell {
+            "bash" => "--system)",
+            "zsh" => "'--system=",
+            _ => "-l system ",
+        };
+        let at = script
+            .find(marker)
+            .unwrap_or_else(|| panic!("{shell} completes --system:\n{script}"));
+        let values: String = script[at..].lines().take(4).collect::<Vec<_>>().join("\n");
+        for value in ["faultline", "etcd", "PATH.toml"] {
+            assert!(values.contains(value), "{shell}: {value} in {values}");
+        }
     }
     // The bash script is valid bash.
     let o = faultline(&["completions", "bash"]);

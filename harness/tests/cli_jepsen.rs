@@ -105,6 +105,10 @@ fn help_lists_the_possible_values_of_every_closed_set() {
     faults.extend(["all".to_string(), "none".to_string()]);
     assert_eq!(possible_values(&help, "--nemesis"), names(faults));
     assert_eq!(possible_values(&help, "--consensus"), "raft, paxos");
+    assert_eq!(
+        possible_values(&help, "--system"),
+        "faultline, etcd, PATH.toml"
+    );
     assert!(help.contains("-w, --workload <WORKLOAD>"), "{help}");
 
     let o = faultline(&["check", "--help"]);
@@ -136,6 +140,26 @@ fn help_lists_the_possible_values_of_every_closed_set() {
                 .to_vec()
         )
     );
+}
+
+/// `--system` lists its names but takes an adapter file's path as given
+/// (into the plan), and refuses an unknown name with the list (exit 254).
+#[test]
+fn system_takes_its_names_and_any_adapter_path() {
+    assert_eq!(plan(&["--system", "etcd", "--seed", "7"])["system"], "etcd");
+    assert_eq!(plan(&["--seed", "7"])["system"], "faultline");
+    let cli = TestCli::try_parse_from(["--system", "examples/adapters/redis.toml"])
+        .expect("a path is taken");
+    assert_eq!(cli.args.system, "examples/adapters/redis.toml");
+    let o = faultline(&["test", "--system", "etdc"]);
+    assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("--system"), "{err}");
+    assert!(err.contains("'etcd'"), "did you mean: {err}");
+    // A path that is not there is named by the plan, not refused by clap.
+    let o = faultline(&["test", "--system", "/nonexistent/x.toml"]);
+    assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent/x.toml"), "{}", stderr(&o));
 }
 
 #[test]

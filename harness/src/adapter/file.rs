@@ -516,6 +516,9 @@ fn adapter_fault(word: &str) -> Result<FaultKind, String> {
         Some(FaultKind::Membership) => Err(
             "faults: membership needs faultline's own node's admin operations; an adapter has none".to_string(),
         ),
+        Some(FaultKind::SlowReader) => Err(
+            "faults: slow-reader writes faultline's own node's wire protocol; an adapter's client speaks its own".to_string(),
+        ),
         _ => Err(format!(
             "faults: {word:?} is not a fault; an adapter may list {}",
             ADAPTER_FAULTS.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")

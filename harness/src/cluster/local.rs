@@ -236,6 +236,7 @@ fn local_mechanisms(
         kill: Mechanism::Signal,
         pause: Mechanism::Signal,
         membership: Mechanism::Admin,
+        slow_reader: Mechanism::UnreadConnections,
     };
     for kind in FaultKind::ALL {
         if let Support::Unsupported(why) = system.fault_support(kind) {
@@ -424,6 +425,15 @@ impl LocalCluster {
     /// The iptables chain of this run, if iptables is in use.
     pub fn iptables_chain(&self) -> Option<&str> {
         self.iptables.as_ref().map(Iptables::chain)
+    }
+
+    /// The process group a running node leads (its child's pid).
+    fn process_group(&self, node: NodeId) -> anyhow::Result<i32> {
+        let i = self.index(node)?;
+        match &self.procs.lock().expect("procs lock poisoned")[i].child {
+            Some(child) => i32::try_from(child.id()).context("pid out of range"),
+            None => bail!("{node} is not running"),
+        }
     }
 
     fn index(&self, node: NodeId) -> anyhow::Result<usize> {
@@ -815,6 +825,18 @@ impl Cluster for LocalCluster {
                     .is_some()
             })
             .unwrap_or(false)
+    }
+
+    fn memory(&self, node: NodeId) -> anyhow::Result<crate::nemesis::slow_reader::NodeMemory> {
+        let pgid = self.process_group(node)?;
+        procfs::group_memory(pgid)
+            .with_context(|| format!("reading the memory of {node} (process group {pgid})"))
+    }
+
+    fn reset_peak_memory(&self, node: NodeId) -> anyhow::Result<()> {
+        let pgid = self.process_group(node)?;
+        procfs::reset_group_peak(pgid)
+            .with_context(|| format!("resetting the peak memory of {node} (process group {pgid})"))
     }
 
     fn partition(&self, cuts: &[Cut]) -> anyhow::Result<()> {

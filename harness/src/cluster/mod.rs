@@ -88,6 +88,9 @@ pub enum Mechanism {
     /// The nodes' admin operations (`join-group`, `change-membership`,
     /// `set-members`): ring membership changes.
     Admin,
+    /// Client connections that write requests and never read (the
+    /// slow-reader fault), the node's memory read from /proc.
+    UnreadConnections,
     /// This cluster cannot make this kind of fault (the system or the
     /// machine lacks what it takes); [`Cluster::unsupported`] says why.
     Unsupported,
@@ -103,6 +106,7 @@ impl Mechanism {
             Mechanism::Libfaketime => "libfaketime",
             Mechanism::NodeClock => "node-clock",
             Mechanism::Admin => "admin",
+            Mechanism::UnreadConnections => "unread-connections",
             Mechanism::Unsupported => "unsupported",
         }
     }
@@ -118,6 +122,7 @@ pub struct Mechanisms {
     pub kill: Mechanism,
     pub pause: Mechanism,
     pub membership: Mechanism,
+    pub slow_reader: Mechanism,
 }
 
 impl Mechanisms {
@@ -132,6 +137,7 @@ impl Mechanisms {
             FaultKind::Loss => self.loss,
             FaultKind::Latency => self.latency,
             FaultKind::Membership => self.membership,
+            FaultKind::SlowReader => self.slow_reader,
         }
     }
 
@@ -146,6 +152,7 @@ impl Mechanisms {
             FaultKind::Loss => &mut self.loss,
             FaultKind::Latency => &mut self.latency,
             FaultKind::Membership => &mut self.membership,
+            FaultKind::SlowReader => &mut self.slow_reader,
         };
         *slot = mechanism;
     }
@@ -209,6 +216,17 @@ pub trait Cluster: Send + Sync {
     fn log_tail(&self, node: NodeId) -> Option<String> {
         let _ = node;
         None
+    }
+    /// A node's memory (its processes' VmRSS and VmHWM), for the
+    /// slow-reader fault; an error where the cluster cannot read it.
+    fn memory(&self, node: NodeId) -> anyhow::Result<crate::nemesis::slow_reader::NodeMemory> {
+        anyhow::bail!("{node}: this cluster cannot read a node's memory")
+    }
+    /// Resets a node's peak resident set to its current one, so the next
+    /// [`Cluster::memory`] peaks over what came after; an error where the
+    /// cluster cannot.
+    fn reset_peak_memory(&self, node: NodeId) -> anyhow::Result<()> {
+        anyhow::bail!("{node}: this cluster cannot reset a node's peak memory")
     }
     /// Why a kind of fault whose mechanism is [`Mechanism::Unsupported`]
     /// cannot be made here.

@@ -1,5 +1,6 @@
 //! What /proc says about a node's processes: the members of a process
-//! group, and whether a process has a library mapped (libfaketime only
+//! group, their memory (the slow-reader fault), and whether a process has
+//! a library mapped (libfaketime only
 //! moves the clock of a process it was loaded into: a statically linked
 //! program, or a Go program reading the time through the vDSO, ignores it).
 
@@ -55,6 +56,65 @@ pub fn group_members(pgid: i32) -> Vec<ProcInfo> {
     members
 }
 
+/// A field of /proc/PID/status in KiB (`VmRSS:`, `VmHWM:`).
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.trim().strip_suffix("kB"))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The memory of process group `pgid`: the sum of its live members'
+/// resident sets (VmRSS) and of their peaks (VmHWM; a bound on the group's
+/// peak). An error when the group has no member, or /proc says nothing.
+pub fn group_memory(pgid: i32) -> anyhow::Result<crate::nemesis::slow_reader::NodeMemory> {
+    let members = group_members(pgid);
+    anyhow::ensure!(
+        !members.is_empty(),
+        "process group {pgid} has no live process"
+    );
+    let mut memory = crate::nemesis::slow_reader::NodeMemory {
+        rss_kib: 0,
+        peak_rss_kib: 0,
+    };
+    for member in &members {
+        let path = Path::new("/proc")
+            .join(member.pid.to_string())
+            .join("status");
+        // A member that exited since it was listed holds no memory.
+        let Ok(status) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let (Some(rss), Some(peak)) =
+            (status_kib(&status, "VmRSS:"), status_kib(&status, "VmHWM:"))
+        else {
+            anyhow::bail!("{}: no VmRSS or VmHWM", path.display());
+        };
+        memory.rss_kib += rss;
+        memory.peak_rss_kib += peak;
+    }
+    Ok(memory)
+}
+
+/// Resets the peak resident set (VmHWM) of process group `pgid`'s members
+/// to their current one (`5` to /proc/PID/clear_refs, Linux 4.0+), so a
+/// later [`group_memory`] peaks over what came after. An error if a
+/// member's could not be reset.
+pub fn reset_group_peak(pgid: i32) -> anyhow::Result<()> {
+    for member in group_members(pgid) {
+        let path = Path::new("/proc")
+            .join(member.pid.to_string())
+            .join("clear_refs");
+        match std::fs::write(&path, "5") {
+            Ok(()) => {}
+            // Exited since it was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("writing {}: {e}", path.display()),
+        }
+    }
+    Ok(())
+}
+
 /// True when process `pid` has a file whose name contains `library`
 /// mapped (None: /proc could not tell).
 pub fn maps_library(pid: i32, library: &str) -> Option<bool> {
@@ -79,6 +139,34 @@ mod tests {
         let s = "7 (a) b) T 1 9 9";
         assert_eq!(parse_stat(s), Some(("a) b".into(), 'T', 9)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn status_fields_parse_in_kib() {
+        let status = "Name:\tfaultline\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\n";
+        assert_eq!(status_kib(status, "VmRSS:"), Some(40960));
+        assert_eq!(status_kib(status, "VmHWM:"), Some(51200));
+        assert_eq!(status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn a_groups_memory_is_read_and_a_missing_group_is_an_error() {
+        let mut child = Command::new("/bin/sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep runs");
+        let pgid = child.id() as i32;
+        let memory = group_memory(pgid).expect("sleep's memory");
+        assert!(memory.rss_kib > 0, "{memory:?}");
+        assert!(memory.peak_rss_kib >= memory.rss_kib, "{memory:?}");
+        reset_group_peak(pgid).expect("our own child's peak resets");
+        // SAFETY: kill(2) on the group this test created.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        assert!(group_memory(pgid).is_err(), "a reaped group has no memory");
     }
 
     #[test]

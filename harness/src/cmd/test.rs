@@ -32,7 +32,7 @@ use std::time::Duration;
 pub struct Args {
     /// The system under test: faultline (its own node, the default), etcd,
     /// or an adapter file (a path ending .toml; docs/adapters.md).
-    #[arg(long, default_value = "faultline")]
+    #[arg(long, default_value = "faultline", value_parser = parse::SystemArg)]
     pub system: String,
     /// An adapter's param (NAME=VALUE, repeatable): overrides the default
     /// its file's [params] gives.
@@ -58,7 +58,9 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = parse::duration)]
     pub time_limit: Duration,
     /// Faults: a comma list of partition, kill, pause, clock, loss, latency,
-    /// membership (ring changes; needs --shards); or all; or none.
+    /// membership (ring changes; needs --shards), slow-reader (clients that
+    /// never read; the node's memory checked); or all (every kind but
+    /// slow-reader); or none.
     #[arg(long, default_value = "partition,kill", value_delimiter = ',', value_parser = nemesis_names())]
     pub nemesis: Vec<String>,
     /// Time between the starts of two faults.

@@ -27,6 +27,7 @@
 pub mod membership;
 pub mod ring_plan;
 pub mod shape;
+pub mod slow_reader;
 
 use crate::cluster::{Cluster, Mechanism, NodeId};
 use crate::run::recorder::Recorder;
@@ -56,11 +57,14 @@ pub enum FaultKind {
     Latency,
     /// Ring membership changes (needs a sharded cluster).
     Membership,
+    /// Clients that write requests and never read the replies, the node's
+    /// memory checked ([`slow_reader`]).
+    SlowReader,
 }
 
 impl FaultKind {
     /// Every kind `--nemesis` names.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
@@ -68,14 +72,19 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::Latency,
         FaultKind::Membership,
+        FaultKind::SlowReader,
     ];
 
     /// What `--nemesis all` means: every kind, but membership only on a
-    /// sharded cluster.
+    /// sharded cluster, and never slow-reader (a resource fault, asked for
+    /// by name: it is checked by the node's memory, not by the history, and
+    /// would take a turn from the faults the existing `all` runs are timed
+    /// for).
     pub fn all(sharded: bool) -> Vec<FaultKind> {
         FaultKind::ALL
             .into_iter()
             .filter(|&k| sharded || k != FaultKind::Membership)
+            .filter(|&k| k != FaultKind::SlowReader)
             .collect()
     }
 
@@ -88,6 +97,7 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::Latency => "latency",
             FaultKind::Membership => "membership",
+            FaultKind::SlowReader => "slow-reader",
         }
     }
 
@@ -103,7 +113,7 @@ impl FaultKind {
 
 /// The kinds as `--nemesis` lists them, for help and errors.
 pub const KINDS_HELP: &str =
-    "partition, kill, pause, clock, loss, latency, membership (with --shards)";
+    "partition, kill, pause, clock, loss, latency, membership (with --shards), slow-reader";
 
 /// Parses `--nemesis`: a comma list of kinds, or `all`, or `none`.
 /// `membership` needs a sharded cluster; `all` includes it only there.
@@ -225,7 +235,7 @@ pub type LeaderProbe =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<NodeId>> + Send>> + Send + Sync>;
 
 /// What is in effect now, to heal it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 enum Active {
     Partition,
     Kill(Vec<NodeId>),
@@ -233,6 +243,24 @@ enum Active {
     Clock,
     Loss,
     Latency,
+    SlowReader(SlowReaderWindow),
+}
+
+/// A slow-reader fault in effect: its node, its open connections, and the
+/// node's resident set when it started (None: could not be read).
+struct SlowReaderWindow {
+    node: NodeId,
+    readers: Option<slow_reader::SlowReaders>,
+    rss_before_kib: Option<u64>,
+}
+
+impl std::fmt::Debug for SlowReaderWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowReaderWindow")
+            .field("node", &self.node)
+            .field("rss_before_kib", &self.rss_before_kib)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct Nemesis {
@@ -248,6 +276,7 @@ pub struct Nemesis {
     pause_modes: Vec<&'static str>,
     active: Option<(FaultKind, Active)>,
     membership: Option<MembershipNemesis>,
+    slow_reader: Option<slow_reader::SlowReaderSetup>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -287,7 +316,15 @@ impl Nemesis {
             pause_modes: Vec::new(),
             active: None,
             membership,
+            slow_reader: None,
         }
+    }
+
+    /// What the slow-reader fault writes (the system's request lines);
+    /// without it a slow-reader fault fails to start, recorded as such.
+    pub fn with_slow_reader(mut self, setup: slow_reader::SlowReaderSetup) -> Nemesis {
+        self.slow_reader = Some(setup);
+        self
     }
 
     /// Runs until `stop` turns true, then heals. See the module docs.
@@ -467,6 +504,10 @@ impl Nemesis {
                 let r = blocking(&self.cluster, move |c| c.set_latency(ms)).await;
                 (Active::Latency, value, r)
             }
+            FaultKind::SlowReader => {
+                let (window, value, r) = self.start_slow_reader().await;
+                (Active::SlowReader(window), value, r)
+            }
             FaultKind::Membership => unreachable!("handled above"),
         };
         value["mechanism"] = json!(mechanism);
@@ -526,12 +567,108 @@ impl Nemesis {
                 json!({}),
                 blocking(&self.cluster, |c| c.set_latency(0)).await,
             ),
+            Active::SlowReader(window) => self.stop_slow_reader(window).await,
         };
         let mut value = value;
         value["mechanism"] = json!(mechanism);
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
         self.record(f, value, error)?;
+        if kind == FaultKind::SlowReader {
+            // Its connections are closed whatever happened: a node whose
+            // memory could not be read is the node-memory check's unknown,
+            // not a fault left unhealed.
+            return Ok(());
+        }
         result
+    }
+
+    /// Opens the slow readers on the leader (whose replies carry the
+    /// value; a follower answers `not-leader`), or on a node drawn when
+    /// there is none, after reading its memory.
+    async fn start_slow_reader(&mut self) -> (SlowReaderWindow, Value, anyhow::Result<()>) {
+        let leader = (self.probe)().await;
+        let node = match leader {
+            Some(l) => l,
+            None => *self
+                .nodes()
+                .choose(&mut self.rng)
+                .expect("a cluster has nodes"),
+        };
+        // The peak from here on is the fault's (VmHWM reset to VmRSS).
+        let before = blocking(&self.cluster, move |c| {
+            c.reset_peak_memory(node)?;
+            c.memory(node)
+        })
+        .await;
+        let mut window = SlowReaderWindow {
+            node,
+            readers: None,
+            rss_before_kib: before.as_ref().ok().map(|m| m.rss_kib),
+        };
+        let mut value = json!({
+            "node": node.name(),
+            "leader": leader.is_some(),
+            "connections": slow_reader::CONNECTIONS,
+            "reads_per_connection": slow_reader::READS_PER_CONNECTION,
+            "value_bytes": slow_reader::VALUE_BYTES,
+            "rss_kib": window.rss_before_kib,
+        });
+        let addr = self
+            .cluster
+            .nodes()
+            .iter()
+            .find(|n| n.id == node)
+            .map(|n| n.client_addr);
+        let result = match (&self.slow_reader, addr, before) {
+            (None, _, _) => Err(anyhow::anyhow!(
+                "the system gave no requests for the slow-reader fault"
+            )),
+            (_, None, _) => Err(anyhow::anyhow!("{node} is not in the cluster")),
+            (_, _, Err(e)) => Err(e.context(format!("reading {node}'s memory"))),
+            (Some(setup), Some(addr), Ok(_)) => {
+                match slow_reader::SlowReaders::open(addr, setup).await {
+                    Ok(readers) => {
+                        window.readers = Some(readers);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if result.is_err() {
+            value["rss_kib"] = Value::Null;
+            window.rss_before_kib = None;
+        }
+        (window, value, result)
+    }
+
+    /// Reads the node's memory (its peak since the fault started) while the
+    /// readers are still open, then
+    /// closes them: the stop event carries the growth the node-memory
+    /// check judges.
+    async fn stop_slow_reader(&mut self, window: SlowReaderWindow) -> (Value, anyhow::Result<()>) {
+        let node = window.node;
+        let after = blocking(&self.cluster, move |c| c.memory(node)).await;
+        let written = window.readers.map(slow_reader::SlowReaders::close);
+        let mut value = json!({
+            "node": node.name(),
+            "bytes_written": written,
+            "bound_kib": slow_reader::GROWTH_BOUND_KIB,
+        });
+        let result = match (window.rss_before_kib, after) {
+            (Some(before), Ok(after)) => {
+                value["rss_before_kib"] = json!(before);
+                value["rss_kib"] = json!(after.rss_kib);
+                value["peak_rss_kib"] = json!(after.peak_rss_kib);
+                value["growth_kib"] = json!(after.peak_rss_kib.saturating_sub(before));
+                Ok(())
+            }
+            (None, Ok(_)) => Err(anyhow::anyhow!(
+                "the fault did not start on {node} (its start event says why)"
+            )),
+            (_, Err(e)) => Err(e.context(format!("reading {node}'s memory"))),
+        };
+        (value, result)
     }
 
     /// Stops the active fault, then heals everything and starts every node

@@ -80,7 +80,14 @@ fn remote_mechanisms(system: &dyn System) -> (Mechanisms, BTreeMap<FaultKind, St
         kill: Mechanism::Signal,
         pause: Mechanism::Signal,
         membership: Mechanism::Admin,
+        slow_reader: Mechanism::Unsupported,
     };
+    unsupported.insert(
+        FaultKind::SlowReader,
+        "the slow-reader fault reads the node's memory from this machine's /proc; \
+         it is not built for SSH hosts yet (run it in local mode)"
+            .to_string(),
+    );
     for kind in FaultKind::ALL {
         if let Support::Unsupported(why) = system.fault_support(kind) {
             mechanisms.set(kind, Mechanism::Unsupported);

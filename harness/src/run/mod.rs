@@ -24,7 +24,7 @@ pub mod repeat;
 
 use crate::cluster::Cluster;
 use crate::nemesis::membership::Admin;
-use crate::nemesis::{FaultKind, LeaderProbe, MembershipNemesis, Nemesis};
+use crate::nemesis::{slow_reader, FaultKind, LeaderProbe, MembershipNemesis, Nemesis};
 use crate::system::System;
 use anyhow::{bail, Context};
 use faultline_workloads::{Client, ShapedClient, Workload};
@@ -176,7 +176,11 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         }),
         _ => None,
     };
-    let nemesis = Nemesis::new(
+    let slow_reader = kinds
+        .contains(&FaultKind::SlowReader)
+        .then(|| system.slow_reader_lines(slow_reader::VALUE_BYTES))
+        .flatten();
+    let mut nemesis = Nemesis::new(
         Arc::clone(&cluster),
         Arc::clone(&recorder),
         probe,
@@ -185,6 +189,9 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         plan.seed,
         membership,
     );
+    if let Some(lines) = slow_reader {
+        nemesis = nemesis.with_slow_reader(slow_reader::SlowReaderSetup { lines, bind_ip });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
 

@@ -244,6 +244,18 @@ pub trait System: Send + Sync {
     fn remote_program(&self) -> RemoteProgram;
     /// How to run one node.
     fn process(&self, site: &NodeSite<'_>) -> ProcessSpec;
+    /// The slow-reader fault's request lines (nemesis/slow_reader.rs): one
+    /// that stores `value_bytes` at a key of the fault's own, one that
+    /// reads it back. None for a system whose wire the harness does not
+    /// speak raw (its [`System::fault_support`] says slow-reader is
+    /// unsupported).
+    fn slow_reader_lines(
+        &self,
+        value_bytes: usize,
+    ) -> Option<crate::nemesis::slow_reader::SlowReaderLines> {
+        let _ = value_bytes;
+        None
+    }
     /// Sets a node's message filter (only if [`NodeFaults::message_filter`]).
     fn set_filter(&self, node: &NodeInfo, filter: &MessageFilter) -> anyhow::Result<()> {
         let _ = filter;

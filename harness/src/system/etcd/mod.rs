@@ -190,6 +190,11 @@ impl System for EtcdSystem {
             FaultKind::Membership => Support::Unsupported(
                 "the membership nemesis changes faultline's shard ring; etcd member changes are not built yet".into(),
             ),
+            FaultKind::SlowReader => Support::Unsupported(
+                "the slow-reader fault writes faultline's wire protocol raw; etcd speaks gRPC over HTTP/2 \
+                 (whose flow control bounds what a client that never reads can queue), not built for it"
+                    .into(),
+            ),
             _ => Support::Supported,
         }
     }

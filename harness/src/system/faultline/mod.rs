@@ -71,8 +71,41 @@ impl System for FaultlineSystem {
         }
     }
 
-    fn fault_support(&self, _kind: FaultKind) -> Support {
-        Support::Supported
+    fn fault_support(&self, kind: FaultKind) -> Support {
+        match (kind, self.shards) {
+            (FaultKind::SlowReader, Some(_)) => Support::Unsupported(
+                "the slow-reader fault reads one key from one group's leader; a sharded node \
+                 answers a key it does not hold with `moved`, so it runs on unsharded clusters only"
+                    .into(),
+            ),
+            _ => Support::Supported,
+        }
+    }
+
+    fn slow_reader_lines(
+        &self,
+        value_bytes: usize,
+    ) -> Option<crate::nemesis::slow_reader::SlowReaderLines> {
+        // A key no workload uses (docs/protocol.md, "Requests and replies").
+        let key = "faultline-slow-reader";
+        let line = |request: serde_json::Value| {
+            let mut bytes = request.to_string().into_bytes();
+            bytes.push(b'\n');
+            bytes
+        };
+        // With --auth a connection's first line is the token, or the node
+        // closes it and the fault would measure nothing.
+        let mut store = match self.token() {
+            Some(token) => faultline_workloads::tcp_client::auth_line(token).into_bytes(),
+            None => Vec::new(),
+        };
+        store.extend(line(serde_json::json!({
+            "id": 0, "op": "write", "key": key, "value": "v".repeat(value_bytes),
+        })));
+        Some(crate::nemesis::slow_reader::SlowReaderLines {
+            store,
+            read: line(serde_json::json!({"id": 1, "op": "read", "key": key})),
+        })
     }
 
     fn ports(&self) -> Ports {
