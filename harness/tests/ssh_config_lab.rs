@@ -1,7 +1,8 @@
 //! Reaching lab hosts the way their users reach them with `ssh n1`: by a
 //! Host alias of an OpenSSH config that gives the address, a user that is
 //! not root, a port that is not 22, and the key; explicit flags winning;
-//! encrypted keys opened by FAULTLINE_SSH_PASSPHRASE or by the agent. And
+//! encrypted keys opened by FAULTLINE_SSH_PASSPHRASE or by the agent; the
+//! default `~/.ssh/id_ecdsa` offered when nothing else is given. And
 //! the deploy check: a host that cannot run the uploaded executable (here a
 //! library its loader needs is missing on that host only) fails the deploy
 //! naming that host and the loader's error.
@@ -509,4 +510,64 @@ fn a_host_cut_off_from_us_is_reached_through_its_proxy_jump() {
         "the version it reported: {}",
         text(&o)
     );
+}
+
+/// OpenSSH's default identities include `id_ecdsa`: with no agent, no
+/// `--ssh-key` and no config, a key at `~/.ssh/id_ecdsa` is offered, named
+/// in the error while the host does not accept it, and reaches the host
+/// once it does.
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn the_default_id_ecdsa_key_is_offered_when_nothing_else_is_given() {
+    if !enabled("default_id_ecdsa") {
+        return;
+    }
+    let lab = TestLab::up(1);
+    let home = tempfile::tempdir().expect("an empty HOME");
+    let ssh_dir = home.path().join(".ssh");
+    std::fs::create_dir(&ssh_dir).expect("~/.ssh");
+    let key = ssh_dir.join("id_ecdsa");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-C", "faultline-ecdsa", "-f"])
+        .arg(&key)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "ssh-keygen -t ecdsa");
+    let known_hosts = lab.path().join("known_hosts");
+    let addr = lab.addr(1);
+    let ping = || {
+        let o = run_env(
+            &[
+                "lab",
+                "ping",
+                "--nodes",
+                &addr,
+                "--ssh-config",
+                "none",
+                "--known-hosts",
+                p(&known_hosts),
+                "--ssh-user",
+                "root",
+                "--ssh-connect-timeout",
+                "5s",
+            ],
+            &[("HOME", p(home.path()))],
+            &["SSH_AUTH_SOCK", "FAULTLINE_SSH_PASSPHRASE"],
+        );
+        (o.status.code(), text(&o))
+    };
+    let (code, out) = ping();
+    assert_ne!(code, Some(0), "not authorized yet: {out}");
+    assert!(
+        out.contains(&format!("key {} (", key.display())),
+        "id_ecdsa was offered: {out}"
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("id_ecdsa.pub");
+    let authorized = lab.path().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).expect("the lab's authorized_keys");
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).expect("authorize id_ecdsa");
+    let (code, out) = ping();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok\thostname=fl-lab-1\tuser=root"), "{out}");
 }
