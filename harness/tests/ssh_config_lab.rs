@@ -2,7 +2,9 @@
 //! Host alias of an OpenSSH config that gives the address, a user that is
 //! not root, a port that is not 22, and the key; explicit flags winning;
 //! encrypted keys opened by FAULTLINE_SSH_PASSPHRASE or by the agent; the
-//! default `~/.ssh/id_ecdsa` offered when nothing else is given. And
+//! default `~/.ssh/id_ecdsa` offered when nothing else is given; Jepsen's
+//! `-n`, `--username` and `--password` (or FAULTLINE_SSH_PASSWORD) on a
+//! host that takes password logins only. And
 //! the deploy check: a host that cannot run the uploaded executable (here a
 //! library its loader needs is missing on that host only) fails the deploy
 //! naming that host and the loader's error.
@@ -90,12 +92,22 @@ struct ExtraSshd {
 
 impl ExtraSshd {
     fn start(lab: &TestLab) -> ExtraSshd {
+        ExtraSshd::start_with(lab, &[])
+    }
+
+    /// With some of the lab's settings replaced (`("PasswordAuthentication", "yes")`).
+    fn start_with(lab: &TestLab, settings: &[(&str, &str)]) -> ExtraSshd {
         let host_dir = lab.path().join("hosts/fl-lab-1");
         let base = std::fs::read_to_string(host_dir.join("sshd_config")).expect("sshd_config");
         let config: String = base
             .lines()
             .map(|l| {
-                if l.starts_with("Port ") {
+                let replaced = settings
+                    .iter()
+                    .find(|(name, _)| l.starts_with(&format!("{name} ")));
+                if let Some((name, value)) = replaced {
+                    format!("{name} {value}\n")
+                } else if l.starts_with("Port ") {
                     format!("Port {EXTRA_PORT}\n")
                 } else if l.starts_with("PidFile ") {
                     format!("PidFile {}\n", lab.path().join("extra-sshd.pid").display())
@@ -570,4 +582,101 @@ fn the_default_id_ecdsa_key_is_offered_when_nothing_else_is_given() {
     let (code, out) = ping();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("ok\thostname=fl-lab-1\tuser=root"), "{out}");
+}
+
+/// Jepsen's `--password` (and FAULTLINE_SSH_PASSWORD) for a host that takes
+/// password logins only: no agent, no key anywhere; a wrong password fails
+/// naming the host and the password tried.
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn a_password_only_host_is_reached_with_jepsens_password_flag() {
+    if !enabled("password_login") {
+        return;
+    }
+    let lab = TestLab::up(1);
+    let _user = TestUser::make();
+    let password = "fl-pw-3141";
+    let _password = UserPassword::set(password);
+    let _sshd = ExtraSshd::start_with(
+        &lab,
+        &[
+            ("PasswordAuthentication", "yes"),
+            ("PubkeyAuthentication", "no"),
+        ],
+    );
+    let kh = known_hosts(&lab);
+    let home = tempfile::tempdir().expect("an empty HOME: no default keys");
+    let host = format!("{}:{EXTRA_PORT}", lab.addr(1));
+    let ping = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            "lab",
+            "ping",
+            "-n",
+            &host,
+            "--username",
+            TEST_USER,
+            "--ssh-config",
+            "none",
+            "--known-hosts",
+            p(&kh),
+            "--ssh-connect-timeout",
+            "5s",
+        ];
+        args.extend_from_slice(extra);
+        let mut env = env.to_vec();
+        env.push(("HOME", p(home.path())));
+        // No agent, no passphrase, and no password but the one given.
+        let mut remove = vec!["SSH_AUTH_SOCK", "FAULTLINE_SSH_PASSPHRASE"];
+        if !env
+            .iter()
+            .any(|(name, _)| *name == "FAULTLINE_SSH_PASSWORD")
+        {
+            remove.push("FAULTLINE_SSH_PASSWORD");
+        }
+        let o = run_env(&args, &env, &remove);
+        (o.status.code(), text(&o))
+    };
+    let (code, out) = ping(&["--password", password], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("ok\thostname=fl-lab-1\tuser={TEST_USER}")),
+        "{out}"
+    );
+    let (code, out) = ping(&[], &[("FAULTLINE_SSH_PASSWORD", password)]);
+    assert_eq!(code, Some(0), "FAULTLINE_SSH_PASSWORD: {out}");
+    let (code, out) = ping(&["--password", "not-it"], &[]);
+    assert_eq!(code, Some(255), "{out}");
+    assert!(
+        out.contains(&host) && out.contains("the password ("),
+        "names the host and the password tried: {out}"
+    );
+}
+
+/// Sets TEST_USER's password for one test; locks it again on drop.
+struct UserPassword;
+
+impl UserPassword {
+    fn set(password: &str) -> UserPassword {
+        use std::io::Write;
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd runs");
+        chpasswd
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{TEST_USER}:{password}\n").as_bytes())
+            .expect("write to chpasswd");
+        assert!(chpasswd.wait().expect("chpasswd").success(), "chpasswd");
+        UserPassword
+    }
+}
+
+impl Drop for UserPassword {
+    fn drop(&mut self) {
+        let _ = Command::new("usermod")
+            .args(["-p", "*", TEST_USER])
+            .status();
+    }
 }
