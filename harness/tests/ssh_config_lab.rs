@@ -1,7 +1,10 @@
 //! Reaching lab hosts the way their users reach them with `ssh n1`: by a
 //! Host alias of an OpenSSH config that gives the address, a user that is
 //! not root, a port that is not 22, and the key; explicit flags winning;
-//! encrypted keys opened by FAULTLINE_SSH_PASSPHRASE or by the agent. And
+//! encrypted keys opened by FAULTLINE_SSH_PASSPHRASE or by the agent; the
+//! default `~/.ssh/id_ecdsa` offered when nothing else is given; Jepsen's
+//! `-n`, `--username` and `--password` (or FAULTLINE_SSH_PASSWORD) on a
+//! host that takes password logins only. And
 //! the deploy check: a host that cannot run the uploaded executable (here a
 //! library its loader needs is missing on that host only) fails the deploy
 //! naming that host and the loader's error.
@@ -89,12 +92,22 @@ struct ExtraSshd {
 
 impl ExtraSshd {
     fn start(lab: &TestLab) -> ExtraSshd {
+        ExtraSshd::start_with(lab, &[])
+    }
+
+    /// With some of the lab's settings replaced (`("PasswordAuthentication", "yes")`).
+    fn start_with(lab: &TestLab, settings: &[(&str, &str)]) -> ExtraSshd {
         let host_dir = lab.path().join("hosts/fl-lab-1");
         let base = std::fs::read_to_string(host_dir.join("sshd_config")).expect("sshd_config");
         let config: String = base
             .lines()
             .map(|l| {
-                if l.starts_with("Port ") {
+                let replaced = settings
+                    .iter()
+                    .find(|(name, _)| l.starts_with(&format!("{name} ")));
+                if let Some((name, value)) = replaced {
+                    format!("{name} {value}\n")
+                } else if l.starts_with("Port ") {
                     format!("Port {EXTRA_PORT}\n")
                 } else if l.starts_with("PidFile ") {
                     format!("PidFile {}\n", lab.path().join("extra-sshd.pid").display())
@@ -509,4 +522,161 @@ fn a_host_cut_off_from_us_is_reached_through_its_proxy_jump() {
         "the version it reported: {}",
         text(&o)
     );
+}
+
+/// OpenSSH's default identities include `id_ecdsa`: with no agent, no
+/// `--ssh-key` and no config, a key at `~/.ssh/id_ecdsa` is offered, named
+/// in the error while the host does not accept it, and reaches the host
+/// once it does.
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn the_default_id_ecdsa_key_is_offered_when_nothing_else_is_given() {
+    if !enabled("default_id_ecdsa") {
+        return;
+    }
+    let lab = TestLab::up(1);
+    let home = tempfile::tempdir().expect("an empty HOME");
+    let ssh_dir = home.path().join(".ssh");
+    std::fs::create_dir(&ssh_dir).expect("~/.ssh");
+    let key = ssh_dir.join("id_ecdsa");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-C", "faultline-ecdsa", "-f"])
+        .arg(&key)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "ssh-keygen -t ecdsa");
+    let known_hosts = lab.path().join("known_hosts");
+    let addr = lab.addr(1);
+    let ping = || {
+        let o = run_env(
+            &[
+                "lab",
+                "ping",
+                "--nodes",
+                &addr,
+                "--ssh-config",
+                "none",
+                "--known-hosts",
+                p(&known_hosts),
+                "--ssh-user",
+                "root",
+                "--ssh-connect-timeout",
+                "5s",
+            ],
+            &[("HOME", p(home.path()))],
+            &["SSH_AUTH_SOCK", "FAULTLINE_SSH_PASSPHRASE"],
+        );
+        (o.status.code(), text(&o))
+    };
+    let (code, out) = ping();
+    assert_ne!(code, Some(0), "not authorized yet: {out}");
+    assert!(
+        out.contains(&format!("key {} (", key.display())),
+        "id_ecdsa was offered: {out}"
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("id_ecdsa.pub");
+    let authorized = lab.path().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).expect("the lab's authorized_keys");
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).expect("authorize id_ecdsa");
+    let (code, out) = ping();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok\thostname=fl-lab-1\tuser=root"), "{out}");
+}
+
+/// Jepsen's `--password` (and FAULTLINE_SSH_PASSWORD) for a host that takes
+/// password logins only: no agent, no key anywhere; a wrong password fails
+/// naming the host and the password tried.
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn a_password_only_host_is_reached_with_jepsens_password_flag() {
+    if !enabled("password_login") {
+        return;
+    }
+    let lab = TestLab::up(1);
+    let _user = TestUser::make();
+    let password = "fl-pw-3141";
+    let _password = UserPassword::set(password);
+    let _sshd = ExtraSshd::start_with(
+        &lab,
+        &[
+            ("PasswordAuthentication", "yes"),
+            ("PubkeyAuthentication", "no"),
+        ],
+    );
+    let kh = known_hosts(&lab);
+    let home = tempfile::tempdir().expect("an empty HOME: no default keys");
+    let host = format!("{}:{EXTRA_PORT}", lab.addr(1));
+    let ping = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            "lab",
+            "ping",
+            "-n",
+            &host,
+            "--username",
+            TEST_USER,
+            "--ssh-config",
+            "none",
+            "--known-hosts",
+            p(&kh),
+            "--ssh-connect-timeout",
+            "5s",
+        ];
+        args.extend_from_slice(extra);
+        let mut env = env.to_vec();
+        env.push(("HOME", p(home.path())));
+        // No agent, no passphrase, and no password but the one given.
+        let mut remove = vec!["SSH_AUTH_SOCK", "FAULTLINE_SSH_PASSPHRASE"];
+        if !env
+            .iter()
+            .any(|(name, _)| *name == "FAULTLINE_SSH_PASSWORD")
+        {
+            remove.push("FAULTLINE_SSH_PASSWORD");
+        }
+        let o = run_env(&args, &env, &remove);
+        (o.status.code(), text(&o))
+    };
+    let (code, out) = ping(&["--password", password], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("ok\thostname=fl-lab-1\tuser={TEST_USER}")),
+        "{out}"
+    );
+    let (code, out) = ping(&[], &[("FAULTLINE_SSH_PASSWORD", password)]);
+    assert_eq!(code, Some(0), "FAULTLINE_SSH_PASSWORD: {out}");
+    let (code, out) = ping(&["--password", "not-it"], &[]);
+    assert_eq!(code, Some(255), "{out}");
+    assert!(
+        out.contains(&host) && out.contains("the password ("),
+        "names the host and the password tried: {out}"
+    );
+}
+
+/// Sets TEST_USER's password for one test; locks it again on drop.
+struct UserPassword;
+
+impl UserPassword {
+    fn set(password: &str) -> UserPassword {
+        use std::io::Write;
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd runs");
+        chpasswd
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{TEST_USER}:{password}\n").as_bytes())
+            .expect("write to chpasswd");
+        assert!(chpasswd.wait().expect("chpasswd").success(), "chpasswd");
+        UserPassword
+    }
+}
+
+impl Drop for UserPassword {
+    fn drop(&mut self) {
+        let _ = Command::new("usermod")
+            .args(["-p", "*", TEST_USER])
+            .status();
+    }
 }

@@ -661,6 +661,11 @@ command = "python3 {{adapter_dir}}/client.py {{worker}}"
             e.contains(":6: faults: latency is not available through an adapter"),
             "{e}"
         );
+        let e = error(&GOOD.replace("\"pause\"]", "\"slow-reader\"]"));
+        assert!(
+            e.contains(":6: faults: slow-reader writes faultline's own node's wire protocol"),
+            "{e}"
+        );
         let e = error(&GOOD.replace("\"pause\"]", "\"flood\"]"));
         assert!(
             e.contains(

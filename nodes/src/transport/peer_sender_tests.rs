@@ -11,12 +11,14 @@ use crate::consensus::{GroupId, Payload, Term};
 use crate::raft::message::RaftMessage;
 
 /// How often the test's "core" queues a message: far more often than the
-/// 116 ms delay, as a Paxos node's replies to a leader's heartbeats and
+/// delay, as a Paxos node's replies to a leader's heartbeats and
 /// accepts are.
 const STREAM_INTERVAL: Duration = Duration::from_millis(10);
 
-/// The latency fault's delay in the run that found the stall.
-const DELAY_MS: u64 = 116;
+/// A delay like the latency fault's (116 ms in the run that found the
+/// stall), longer so that a loaded runner descheduling the test's stream
+/// for a moment does not open the gap that let the old sender write.
+const DELAY_MS: u64 = 250;
 
 /// How long a message may take to reach the peer before the test calls the
 /// link stalled: generous for a loaded 2-core machine; the stall it catches
