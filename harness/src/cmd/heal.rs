@@ -24,13 +24,13 @@ pub fn print_report(report: &HealReport, prefix: &str, out: &mut dyn std::io::Wr
         let _ = writeln!(out, "{prefix}healed run {}: {}", a.run_id, a.action);
     }
     for warning in &report.warnings {
-        eprintln!("{prefix}warning: {warning}");
+        crate::errln!("{prefix}warning: {warning}");
     }
     for live in &report.live {
-        eprintln!("{prefix}run {live} is in progress: left alone");
+        crate::errln!("{prefix}run {live} is in progress: left alone");
     }
     for e in &report.errors {
-        eprintln!("{prefix}could not heal {e}");
+        crate::errln!("{prefix}could not heal {e}");
     }
 }
 
@@ -45,14 +45,14 @@ pub fn heal_before_run(store: &std::path::Path) {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let report = heal_store(&args.store);
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a heal report serializes")
         );
     } else {
         print_report(&report, "", &mut std::io::stdout());
         if report.actions.is_empty() && report.errors.is_empty() {
-            println!("nothing to heal in {}", args.store.display());
+            crate::outln!("nothing to heal in {}", args.store.display());
         }
     }
     if !report.errors.is_empty() {

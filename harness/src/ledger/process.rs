@@ -270,7 +270,7 @@ mod tests {
             }
         }
         let child = spawn(cmd).expect("spawn sleep");
-        println!("PDEATHSIG-CHILD {}", child.id());
+        crate::outln!("PDEATHSIG-CHILD {}", child.id());
         std::thread::sleep(std::time::Duration::from_secs(120));
     }
 
