@@ -654,7 +654,15 @@ impl LocalCluster {
                     let mut procs = self.procs.lock().expect("procs lock poisoned");
                     match procs[i].child.as_mut().map(Child::try_wait) {
                         Some(Ok(Some(status))) => {
+                            // As reap_exited: what its daemons left goes
+                            // with it, and so does its ledger entry (left
+                            // held, the run's close warned that it still
+                            // held a process that was gone).
+                            if let Some(c) = &procs[i].child {
+                                kill_group(c, libc::SIGKILL);
+                            }
                             procs[i].child = None;
+                            procs[i].forget();
                             Some(status.to_string())
                         }
                         None => Some("not running".to_string()),
