@@ -113,6 +113,14 @@ pub struct MicroOp {
 }
 
 impl MicroOp {
+    /// The key as a store names it: a string as it is, a number in decimal.
+    pub fn key_string(&self) -> String {
+        match &self.key {
+            Value::String(k) => k.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// `[f, key, value]`, the history's form.
     pub fn to_json(&self) -> Value {
         Value::Array(vec![
@@ -121,6 +129,46 @@ impl MicroOp {
             self.value.clone(),
         ])
     }
+}
+
+/// Runs a transaction's micro-ops in order on a snapshot (`current`: each
+/// key's value before the transaction, None when absent), reads seeing the
+/// transaction's own earlier writes: the micro-ops with reads filled in, in
+/// the history's form, and each changed key's new value. An append to a key
+/// that holds no list is an error naming it. What commits the writes, and
+/// how atomically, is the store's business.
+#[allow(clippy::type_complexity)]
+pub fn apply_micro_ops(
+    mops: &[MicroOp],
+    current: impl Fn(&str) -> Option<Value>,
+) -> Result<(Vec<Value>, std::collections::BTreeMap<String, Value>), String> {
+    let mut writes = std::collections::BTreeMap::new();
+    let mut done = Vec::with_capacity(mops.len());
+    for m in mops {
+        let key = m.key_string();
+        let value = match writes.get(&key) {
+            Some(v) => Value::clone(v),
+            None => current(&key).unwrap_or(Value::Null),
+        };
+        let mut out = m.clone();
+        match m.kind {
+            MicroOpKind::Read => out.value = value,
+            MicroOpKind::Write => {
+                writes.insert(key, m.value.clone());
+            }
+            MicroOpKind::Append => {
+                let mut list = match value {
+                    Value::Null => Vec::new(),
+                    Value::Array(items) => items,
+                    other => return Err(format!("key {key} holds {other}, not a list")),
+                };
+                list.push(m.value.clone());
+                writes.insert(key, Value::Array(list));
+            }
+        }
+        done.push(out.to_json());
+    }
+    Ok((done, writes))
 }
 
 impl Serialize for MicroOp {

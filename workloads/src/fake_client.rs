@@ -6,7 +6,7 @@
 //! benchmark (`harness/examples/gen_bench.rs`): with it, whatever limits
 //! throughput is the harness, not a system.
 
-use crate::call::{Answer, Call, MicroOpKind};
+use crate::call::{apply_micro_ops, Answer, Call};
 use crate::client::{BoxFuture, Client};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -149,39 +149,14 @@ impl FakeStore {
                 _ => Answer::fail("not-holder", None),
             },
             Call::Txn { value: mops } => {
-                // Atomic: run against a copy of the touched keys, then commit.
-                let mut local: HashMap<String, Value> = HashMap::new();
-                let mut done = Vec::with_capacity(mops.len());
-                for m in mops {
-                    let key = match &m.key {
-                        Value::String(k) => k.clone(),
-                        other => other.to_string(),
-                    };
-                    let current = local
-                        .get(&key)
-                        .or_else(|| s.kv.get(&key))
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    let mut out = m.clone();
-                    match m.kind {
-                        MicroOpKind::Read => out.value = current,
-                        MicroOpKind::Write => {
-                            local.insert(key, m.value.clone());
-                        }
-                        MicroOpKind::Append => {
-                            let mut list = match current {
-                                Value::Null => Vec::new(),
-                                Value::Array(items) => items,
-                                _ => return Answer::fail("bad-request", None),
-                            };
-                            list.push(m.value.clone());
-                            local.insert(key, Value::Array(list));
-                        }
+                // Atomic: computed on the store as it is, then committed at once.
+                match apply_micro_ops(mops, |k| s.kv.get(k).cloned()) {
+                    Ok((done, writes)) => {
+                        s.kv.extend(writes);
+                        Answer::ok(Some(Value::Array(done)), None)
                     }
-                    done.push(out.to_json());
+                    Err(_) => Answer::fail("bad-request", None),
                 }
-                s.kv.extend(local);
-                Answer::ok(Some(Value::Array(done)), None)
             }
             Call::FencedWrite { key, value, token } => {
                 let highest = s.fences.get(key).copied().unwrap_or(0);

@@ -30,7 +30,7 @@ pub mod txn;
 pub mod value_shape;
 pub mod workload;
 
-pub use call::{Answer, Call, MicroOp, MicroOpKind};
+pub use call::{apply_micro_ops, Answer, Call, MicroOp, MicroOpKind};
 pub use client::{BoxFuture, Client};
 pub use op::{Completion, Op, Outcome, Planned};
 pub use value_shape::{ShapedClient, ValueShape};

@@ -41,7 +41,7 @@ use super::super::Resources;
 use crate::cluster::{NodeId, NodeInfo};
 use anyhow::{bail, Context};
 use etcd_client::{Client as Etcd, Compare, CompareOp, LockOptions, Txn, TxnOp};
-use faultline_workloads::{Answer, BoxFuture, Call, Client, MicroOp, MicroOpKind, Outcome};
+use faultline_workloads::{apply_micro_ops, Answer, BoxFuture, Call, Client, MicroOp, Outcome};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -326,7 +326,7 @@ impl EtcdClient {
     /// A transaction of micro-ops (see the module docs): its micro-ops with
     /// the reads filled in, when it committed.
     async fn txn(&mut self, mops: &[MicroOp], deadline: Instant) -> Answer {
-        let mut keys: Vec<String> = mops.iter().map(|m| txn_key(&m.key)).collect();
+        let mut keys: Vec<String> = mops.iter().map(MicroOp::key_string).collect();
         keys.sort();
         keys.dedup();
         loop {
@@ -368,10 +368,11 @@ impl EtcdClient {
                 };
                 state.insert(key.clone(), entry);
             }
-            let (done, writes) = match run_micro_ops(mops, &state) {
-                Ok(x) => x,
-                Err(e) => return Answer::fail(e, self.node()),
-            };
+            let (done, writes) =
+                match apply_micro_ops(mops, |k| state.get(k).map(|(v, _)| v.clone())) {
+                    Ok(x) => x,
+                    Err(e) => return Answer::fail(e, self.node()),
+                };
             if writes.is_empty() {
                 return Answer::ok(Some(Value::Array(done)), self.node());
             }
@@ -628,52 +629,6 @@ impl Client for EtcdClient {
     }
 }
 
-/// A micro-op's key as an etcd key: a string as it is, a number in decimal.
-fn txn_key(key: &Value) -> String {
-    match key {
-        Value::String(k) => k.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Runs a transaction's micro-ops in order on `state` (each key's value at
-/// the snapshot; reads see the transaction's own earlier writes): the
-/// micro-ops with reads filled in, and each changed key's new value.
-#[allow(clippy::type_complexity)]
-fn run_micro_ops<G>(
-    mops: &[MicroOp],
-    state: &std::collections::BTreeMap<String, (Value, G)>,
-) -> Result<(Vec<Value>, std::collections::BTreeMap<String, Value>), String> {
-    let mut writes: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
-    let mut done = Vec::with_capacity(mops.len());
-    for m in mops {
-        let key = txn_key(&m.key);
-        let current = writes
-            .get(&key)
-            .or_else(|| state.get(&key).map(|(v, _)| v))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let mut out = m.clone();
-        match m.kind {
-            MicroOpKind::Read => out.value = current,
-            MicroOpKind::Write => {
-                writes.insert(key, m.value.clone());
-            }
-            MicroOpKind::Append => {
-                let mut list = match current {
-                    Value::Null => Vec::new(),
-                    Value::Array(items) => items,
-                    other => return Err(format!("key {key} holds {other}, not a list")),
-                };
-                list.push(m.value.clone());
-                writes.insert(key, Value::Array(list));
-            }
-        }
-        done.push(out.to_json());
-    }
-    Ok((done, writes))
-}
-
 /// The member that says it leads (its own id is the leader it reports),
 /// asking every member at once.
 pub async fn find_leader(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> Option<NodeId> {
@@ -723,6 +678,7 @@ pub async fn wait_until_serving(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faultline_workloads::MicroOpKind;
     use serde_json::json;
     use std::collections::BTreeMap;
 
@@ -742,7 +698,8 @@ mod tests {
             mop(MicroOpKind::Append, json!(2), json!(5)),
             mop(MicroOpKind::Read, json!(2), Value::Null),
         ];
-        let (done, writes) = run_micro_ops(&mops, &state).expect("runs");
+        let (done, writes) =
+            apply_micro_ops(&mops, |k| state.get(k).map(|(v, _)| v.clone())).expect("runs");
         assert_eq!(
             Value::Array(done),
             json!([
@@ -762,16 +719,18 @@ mod tests {
         let mut state: BTreeMap<String, (Value, ())> = BTreeMap::new();
         state.insert("x".into(), (json!(7), ()));
         let (done, writes) =
-            run_micro_ops(&[mop(MicroOpKind::Read, json!("x"), Value::Null)], &state)
-                .expect("runs");
+            apply_micro_ops(&[mop(MicroOpKind::Read, json!("x"), Value::Null)], |k| {
+                state.get(k).map(|(v, _)| v.clone())
+            })
+            .expect("runs");
         assert_eq!(Value::Array(done), json!([["r", "x", 7]]));
         assert!(writes.is_empty());
-        let (done, writes) = run_micro_ops(
+        let (done, writes) = apply_micro_ops(
             &[
                 mop(MicroOpKind::Write, json!("x"), json!(8)),
                 mop(MicroOpKind::Read, json!("x"), Value::Null),
             ],
-            &state,
+            |k| state.get(k).map(|(v, _)| v.clone()),
         )
         .expect("runs");
         assert_eq!(Value::Array(done), json!([["w", "x", 8], ["r", "x", 8]]));
@@ -782,8 +741,10 @@ mod tests {
     fn appending_to_a_key_that_holds_no_list_fails_naming_it() {
         let mut state: BTreeMap<String, (Value, ())> = BTreeMap::new();
         state.insert("1".into(), (json!(7), ()));
-        let e = run_micro_ops(&[mop(MicroOpKind::Append, json!(1), json!(2))], &state)
-            .expect_err("not a list");
+        let e = apply_micro_ops(&[mop(MicroOpKind::Append, json!(1), json!(2))], |k| {
+            state.get(k).map(|(v, _)| v.clone())
+        })
+        .expect_err("not a list");
         assert!(e.contains("key 1 holds 7"), "{e}");
     }
 }
