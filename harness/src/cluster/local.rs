@@ -39,7 +39,7 @@
 
 use super::iptables::Iptables;
 use super::procfs;
-use super::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use super::{ClockFault, Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
 use crate::ledger::{Held, Ledger, Lifetime, Resource};
 use crate::nemesis::FaultKind;
 use crate::system::{MessageFilter, NodeSite, Support, System};
@@ -102,6 +102,8 @@ struct Proc {
     paused: bool,
     /// The filter and clock settings the node has not acknowledged yet.
     dirty: bool,
+    /// When the process was started (libfaketime's rate counts from then).
+    started_at: Option<Instant>,
 }
 
 /// A local cluster. See the module docs.
@@ -123,7 +125,7 @@ pub struct LocalCluster {
     faketime_held: Mutex<Vec<Option<Held>>>,
     procs: Mutex<Vec<Proc>>,
     filters: Mutex<Vec<Filter>>,
-    clocks_ms: Mutex<Vec<i64>>,
+    clocks: Mutex<Vec<ClockFault>>,
     mechanisms: Mechanisms,
     /// Why each unsupported kind of fault is.
     unsupported: BTreeMap<FaultKind, String>,
@@ -395,6 +397,7 @@ impl LocalCluster {
                 paused_held: None,
                 paused: false,
                 dirty: false,
+                started_at: None,
             })
             .collect();
         Ok(LocalCluster {
@@ -409,7 +412,7 @@ impl LocalCluster {
             data_dirs,
             procs: Mutex::new(procs),
             filters: Mutex::new(vec![Filter::default(); n as usize]),
-            clocks_ms: Mutex::new(vec![0; n as usize]),
+            clocks: Mutex::new(vec![ClockFault::TRUE; n as usize]),
             mechanisms,
             unsupported,
             config,
@@ -449,7 +452,8 @@ impl LocalCluster {
         log.with_extension("faketime")
     }
 
-    fn write_faketime(&self, i: usize, offset_ms: i64) -> anyhow::Result<()> {
+    /// Writes node `i`'s libfaketime file for a process started `age` ago.
+    fn write_faketime(&self, i: usize, fault: ClockFault, age: Duration) -> anyhow::Result<()> {
         let path = self.faketime_file(i);
         {
             let mut held = self.faketime_held.lock().expect("faketime lock poisoned");
@@ -460,9 +464,7 @@ impl LocalCluster {
                 })?);
             }
         }
-        let sign = if offset_ms < 0 { '-' } else { '+' };
-        let ms = offset_ms.unsigned_abs();
-        let text = format!("{sign}{}.{:03}\n", ms / 1000, ms % 1000);
+        let text = format!("{}\n", fault.faketime_spec(age));
         faultline_results::store::write_atomically(&path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))
     }
@@ -501,8 +503,9 @@ impl LocalCluster {
             cmd.uid(owners[i]).gid(owners[i]);
         }
         if let Some(lib) = &self.faketime {
-            let offset = self.clocks_ms.lock().expect("clock lock poisoned")[i];
-            self.write_faketime(i, offset)?;
+            // The process about to start loads libfaketime now: age 0.
+            let fault = self.clocks.lock().expect("clock lock poisoned")[i];
+            self.write_faketime(i, fault, Duration::ZERO)?;
             cmd.env("LD_PRELOAD", lib)
                 .env("FAKETIME_TIMESTAMP_FILE", self.faketime_file(i))
                 // Re-read the file at most once a second.
@@ -573,8 +576,8 @@ impl LocalCluster {
             self.config.system.set_filter(node, &filter)?;
         }
         if mech.clock == Mechanism::NodeClock {
-            let offset_ms = self.clocks_ms.lock().expect("clock lock poisoned")[i];
-            self.config.system.set_clock(node, offset_ms)?;
+            let fault = self.clocks.lock().expect("clock lock poisoned")[i];
+            self.config.system.set_clock(node, fault)?;
         }
         Ok(())
     }
@@ -620,7 +623,7 @@ impl LocalCluster {
             p.dirty || self.filters.lock().expect("filter lock poisoned")[i] != Filter::default()
         };
         let needs_clock = self.mechanisms.clock == Mechanism::NodeClock
-            && self.clocks_ms.lock().expect("clock lock poisoned")[i] != 0;
+            && !self.clocks.lock().expect("clock lock poisoned")[i].is_true();
         if !dirty && !needs_clock {
             return;
         }
@@ -777,6 +780,7 @@ impl Cluster for LocalCluster {
             procs[i].forget();
             procs[i].child = Some(child);
             procs[i].held = Some(held);
+            procs[i].started_at = Some(Instant::now());
         }
         self.push_when_ready(i);
         Ok(())
@@ -908,14 +912,17 @@ impl Cluster for LocalCluster {
         self.push_all()
     }
 
-    fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()> {
+    fn set_clock(&self, node: NodeId, fault: ClockFault) -> anyhow::Result<()> {
         let i = self.index(node)?;
-        if offset_ms != 0 {
+        if !fault.is_true() {
             self.check_supported(FaultKind::Clock)?;
         }
-        self.clocks_ms.lock().expect("clock lock poisoned")[i] = offset_ms;
+        self.clocks.lock().expect("clock lock poisoned")[i] = fault;
         if self.faketime.is_some() {
-            return self.write_faketime(i, offset_ms);
+            let age = self.procs.lock().expect("procs lock poisoned")[i]
+                .started_at
+                .map_or(Duration::ZERO, |at| at.elapsed());
+            return self.write_faketime(i, fault, age);
         }
         let running = self.procs.lock().expect("procs lock poisoned")[i]
             .child
@@ -955,19 +962,19 @@ impl Cluster for LocalCluster {
             *f = Filter::default();
         }
         let offsets: Vec<usize> = {
-            let mut clocks = self.clocks_ms.lock().expect("clock lock poisoned");
+            let mut clocks = self.clocks.lock().expect("clock lock poisoned");
             let changed = clocks
                 .iter()
                 .enumerate()
-                .filter(|(_, &c)| c != 0)
+                .filter(|(_, c)| !c.is_true())
                 .map(|(i, _)| i)
                 .collect();
-            clocks.iter_mut().for_each(|c| *c = 0);
+            clocks.iter_mut().for_each(|c| *c = ClockFault::TRUE);
             changed
         };
         if self.faketime.is_some() {
             for i in offsets {
-                if let Err(e) = self.write_faketime(i, 0) {
+                if let Err(e) = self.write_faketime(i, ClockFault::TRUE, Duration::ZERO) {
                     first_error.get_or_insert(e);
                 }
             }
