@@ -13,14 +13,20 @@
 # each, every one of which must stay within what the level allows.
 # Then: a harness killed outright (SIGKILL) mid-run leaves no PostgreSQL
 # process, and `faultline heal` finds the run's ledger.
-# Runs as root; PostgreSQL itself runs as the postgres user.
+# Runs as root; PostgreSQL itself runs as the postgres user. SEED (the
+# first run's seed less one), TRIES, SECONDS_PER_RUN and FAULTLINE (a
+# built binary: then nothing is built) may be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -qq --no-install-recommends postgresql-15 python3-psycopg2 >/dev/null
-cargo build --release -p faultline --bin faultline
-faultline="$PWD/target/release/faultline"
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-20s}
+# --workspace, as .ci/run's `cargo test --workspace --release`: the same
+# feature set, so nothing is rebuilt (-p faultline would rebuild the crates).
+if [ -z "${FAULTLINE:-}" ]; then
+  cargo build --workspace --release --bin faultline
+fi
+faultline="${FAULTLINE:-$PWD/target/release/faultline}"
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-30s}
 TRIES=${TRIES:-3}
 work="$(mktemp -d /tmp/faultline-pg-ci.XXXXXX)"
 chmod 755 "$work"
@@ -49,7 +55,7 @@ run_level() {
   local level=$1 seed=$2 store="$work/$1-$2"
   set +e
   "$faultline" test --system examples/adapters/postgres.toml --node-count 1 \
-    --workload list-append --isolation "$level" --nemesis kill,pause --nemesis-interval 5s \
+    --workload list-append --isolation "$level" --nemesis kill,pause --nemesis-interval 10s \
     --time-limit "$SECONDS_PER_RUN" --concurrency 10 --rate 200 --seed "$seed" \
     --store "$store" >"$store.out" 2>"$store.err"
   local code=$?
@@ -106,14 +112,16 @@ else:
     want = "invalid with G-single or G2-item, no G0 or G1"
 ok = allowed and wanted
 status = "as expected" if ok else ("NOT as expected" if not allowed else "anomaly not seen")
-print(f"{level:16} seed {seed}  exit {code} ({verdict})  anomalies: "
+total = results.get("stats", {}).get("total", {})
+counts = f"{total.get('ok', '?')} ok / {total.get('fail', '?')} fail / {total.get('info', '?')} info txns"
+print(f"{level:16} seed {seed}  exit {code} ({verdict})  {counts}  anomalies: "
       f"{', '.join(sorted(found)) or 'none'}  -> {status} ({want})  {os.path.dirname(path)}")
 sys.exit(0 if ok else (3 if allowed else 1))
 EOF
 }
 
 failures=0
-seed=20261206
+seed=${SEED:-20261206}
 for level in serializable repeatable-read read-committed; do
   tries=$TRIES
   [ "$level" = serializable ] && tries=2
