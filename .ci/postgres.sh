@@ -20,10 +20,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -qq --no-install-recommends postgresql-15 python3-psycopg2 >/dev/null
-# --workspace, as .ci/run's `cargo test --workspace --release`: the same
-# feature set, so nothing is rebuilt (-p faultline would rebuild the crates).
+# The binary `cargo test --workspace --release` builds for the integration
+# tests (target/release/faultline): after .ci/run's test stage nothing is
+# rebuilt (`cargo build -p faultline`, and even `cargo build --workspace`,
+# would build the crates again with another feature set).
 if [ -z "${FAULTLINE:-}" ]; then
-  cargo build --workspace --release --bin faultline
+  cargo test --workspace --release --no-run --test adapter_cli
 fi
 faultline="${FAULTLINE:-$PWD/target/release/faultline}"
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-30s}
