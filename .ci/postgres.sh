@@ -161,10 +161,11 @@ store="$work/killed"
   --nemesis none --time-limit 60s --concurrency 4 --store "$store" >"$store.out" 2>"$store.err" &
 harness=$!
 for _ in $(seq 1 300); do
-  live_in "$store" | grep -q "postgres -D" && break
+  [[ "$(live_in "$store")" == *"postgres -D"* ]] && break
   sleep 0.1
 done
-if ! live_in "$store" | grep -q "postgres -D"; then
+# (Not `live_in | grep -q`: with pipefail, grep leaving early fails the pipe.)
+if [[ "$(live_in "$store")" != *"postgres -D"* ]]; then
   echo "postgres: killed run: PostgreSQL never started" >&2
   cat "$store.err" >&2
   failures=$((failures + 1))
