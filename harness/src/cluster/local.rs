@@ -20,9 +20,10 @@
 //!
 //! Children run in their own process group, so a Ctrl-C at the terminal
 //! reaches the harness (which heals and stops them), not the nodes. Every
-//! signal goes to the node's whole process group: a node that is a script
-//! running several daemons (an adapter's node) is killed, paused and
-//! resumed as one machine would be, and teardown leaves none of them.
+//! signal goes to the node's whole process group, and to any descendant
+//! that left it (PostgreSQL's backends call setsid()): a node that is a
+//! script running several daemons (an adapter's node) is killed, paused
+//! and resumed as one machine would be, and teardown leaves none of them.
 //!
 //! A system whose nodes dial their peers without binding their own address
 //! (etcd: every connection then comes from 127.0.0.1) cannot be cut by
@@ -528,16 +529,17 @@ impl LocalCluster {
         let procs = self.procs.lock().expect("procs lock poisoned");
         if let Some(child) = &procs[i].child {
             let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
-            // SAFETY: kill(2) to the process group of our own unreaped child
-            // (it leads its group: process_group(0); unreaped, its id cannot
-            // be reused).
-            if unsafe { libc::kill(-pid, sig) } != 0 {
+            // SAFETY: kill(2) with signal 0 to the process group of our own
+            // unreaped child (it leads its group: process_group(0);
+            // unreaped, its id cannot be reused): only whether it exists.
+            if unsafe { libc::kill(-pid, 0) } != 0 {
                 bail!(
                     "signal {sig} to {}: {}",
                     self.nodes[i].name,
                     std::io::Error::last_os_error()
                 );
             }
+            signal_node(pid, sig);
         }
         Ok(())
     }
@@ -1174,9 +1176,59 @@ fn release(held: Option<Held>) {
 /// leads its own). Call it only before `child` is reaped.
 fn kill_group(child: &Child, signal: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) to the group of our own unreaped child.
+        signal_node(pid, signal);
+    }
+}
+
+/// Sends `signal` to the node whose process group `leader` leads: to the
+/// group, and to every descendant of the leader that left it (a daemon
+/// whose children call setsid(), as every child of PostgreSQL's postmaster
+/// does: a signal to the group alone would pause the postmaster while its
+/// backends go on serving). Such a tree is first frozen (SIGSTOP, again
+/// until no new descendant appears: a stopped process forks nothing), so
+/// that no child escapes between the listing and the signal, and a
+/// SIGKILL still finds the children that its parent's death would
+/// orphan; after any signal but SIGSTOP and SIGKILL the tree is woken
+/// (SIGCONT) so it can act on it. A node with no such descendant gets one
+/// signal to its group, as before.
+fn signal_node(leader: libc::pid_t, signal: libc::c_int) {
+    let send = |pid: libc::pid_t, sig: libc::c_int| {
+        // SAFETY: kill(2) has no memory preconditions. Its target is the
+        // group of our own unreaped child (whose id cannot be reused) or a
+        // descendant listed from /proc a moment ago (a pid reused within
+        // that moment is the risk any kill by pid takes).
         unsafe {
-            libc::kill(-pid, signal);
+            libc::kill(pid, sig);
+        }
+    };
+    let mut outside = procfs::descendants_outside_group(leader);
+    if outside.is_empty() {
+        send(-leader, signal);
+        return;
+    }
+    if signal != libc::SIGCONT {
+        send(-leader, libc::SIGSTOP);
+        // Bounded: a frozen tree stops growing at once.
+        for _ in 0..16 {
+            for &pid in &outside {
+                send(pid, libc::SIGSTOP);
+            }
+            let now = procfs::descendants_outside_group(leader);
+            let grown = now.iter().any(|p| !outside.contains(p));
+            outside = now;
+            if !grown {
+                break;
+            }
+        }
+    }
+    send(-leader, signal);
+    for &pid in &outside {
+        send(pid, signal);
+    }
+    if signal != libc::SIGSTOP && signal != libc::SIGKILL && signal != libc::SIGCONT {
+        send(-leader, libc::SIGCONT);
+        for &pid in &outside {
+            send(pid, libc::SIGCONT);
         }
     }
 }
@@ -1184,4 +1236,78 @@ fn kill_group(child: &Child, signal: libc::c_int) {
 /// Is `path` a usable libfaketime? (For test.json and diagnostics.)
 pub fn libfaketime() -> Option<&'static Path> {
     LIBFAKETIME_PATHS.iter().map(Path::new).find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state letter of `pid` (None: gone or a zombie).
+    fn state(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .next()?
+            .chars()
+            .next()?;
+        (state != 'Z').then_some(state)
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_signal_reaches_descendants_that_left_the_nodes_group() {
+        // A node whose daemon's child made a session of its own, as every
+        // child of PostgreSQL's postmaster does.
+        let mut node = Command::new("/bin/sh")
+            .arg("-c")
+            .arg("setsid sleep 31 & sleep 30 & wait")
+            .process_group(0)
+            .spawn()
+            .expect("sh runs");
+        let leader = node.id() as i32;
+        let mut outside = Vec::new();
+        wait_for("the setsid'd child", || {
+            outside = procfs::descendants_outside_group(leader);
+            outside.len() == 1
+        });
+        let escaped = outside[0];
+        // Whatever fails below, no process of the test is left (stopped).
+        struct KillOnDrop(i32, i32);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                // SAFETY: kill(2) to the processes this test started.
+                unsafe {
+                    libc::kill(self.0, libc::SIGKILL);
+                    libc::kill(-self.1, libc::SIGKILL);
+                }
+            }
+        }
+        let _guard = KillOnDrop(escaped, leader);
+        signal_node(leader, libc::SIGSTOP);
+        // A signal is delivered when its target next runs: wait, never
+        // assert at once (CI-like load saw the group not yet stopped).
+        wait_for("the escaped child to stop", || state(escaped) == Some('T'));
+        wait_for("the group to stop", || {
+            procfs::group_members(leader).iter().all(|p| p.state == 'T')
+        });
+        signal_node(leader, libc::SIGCONT);
+        wait_for("the escaped child to run", || state(escaped) != Some('T'));
+        signal_node(leader, libc::SIGKILL);
+        let _ = node.wait();
+        wait_for("the escaped child to die", || state(escaped).is_none());
+        // A killed process exits when it next runs (CI-like load saw the
+        // group's sleep not yet gone when its leader was reaped).
+        wait_for("the group to die", || {
+            procfs::group_members(leader).is_empty()
+        });
+    }
 }
