@@ -78,6 +78,9 @@ pub struct EdgeList {
 
 impl EdgeList {
     pub fn add(&mut self, from: usize, to: usize, rel: Rels) {
+        // Tarjan follows every edge when its mask covers every relation
+        // present, so an edge must carry one.
+        debug_assert!(!rel.is_empty(), "an edge carries a relation");
         if from != to {
             self.edges.push((from as u32, to as u32, rel));
         }
@@ -115,26 +118,24 @@ impl Graph {
     /// another first). Large graphs are built in two halves by source
     /// vertex, one per core, each scanning every list for its edges.
     pub fn build_from(vertex_count: usize, lists: &[EdgeList]) -> Graph {
-        let present = lists
-            .iter()
-            .flat_map(|l| l.edges.iter())
-            .fold(Rels::NONE, |acc, e| acc | e.2);
-        let (offsets, targets, rels) = if vertex_count < PARALLEL_VERTICES {
+        let (offsets, targets, rels, present) = if vertex_count < PARALLEL_VERTICES {
             Graph::build_range(0..vertex_count, lists)
         } else {
             let middle = vertex_count / 2;
-            let ((mut offsets, mut targets, mut rels), (high_offsets, high_targets, high_rels)) =
-                std::thread::scope(|scope| {
-                    let high = scope.spawn(|| Graph::build_range(middle..vertex_count, lists));
-                    let low = Graph::build_range(0..middle, lists);
-                    (low, high.join().expect("building the graph does not panic"))
-                });
+            let (
+                (mut offsets, mut targets, mut rels, low_present),
+                (high_offsets, high_targets, high_rels, high_present),
+            ) = std::thread::scope(|scope| {
+                let high = scope.spawn(|| Graph::build_range(middle..vertex_count, lists));
+                let low = Graph::build_range(0..middle, lists);
+                (low, high.join().expect("building the graph does not panic"))
+            });
             let shift = targets.len() as u32;
             offsets.pop();
             offsets.extend(high_offsets.iter().map(|o| o + shift));
             targets.extend_from_slice(&high_targets);
             rels.extend_from_slice(&high_rels);
-            (offsets, targets, rels)
+            (offsets, targets, rels, low_present | high_present)
         };
         Graph {
             offsets,
@@ -145,11 +146,12 @@ impl Graph {
     }
 
     /// The merged, sorted adjacency of the vertices in `range`: offsets
-    /// (from 0, one more than the vertices), targets and relations.
+    /// (from 0, one more than the vertices), targets, relations, and every
+    /// relation they carry.
     fn build_range(
         range: std::ops::Range<usize>,
         lists: &[EdgeList],
-    ) -> (Vec<u32>, Vec<u32>, Vec<Rels>) {
+    ) -> (Vec<u32>, Vec<u32>, Vec<Rels>, Rels) {
         let (low, high) = (range.start as u32, range.end as u32);
         let n = range.len();
         let mut offsets = vec![0u32; n + 1];
@@ -197,7 +199,8 @@ impl Graph {
             }
             merged_offsets[v + 1] = targets.len() as u32;
         }
-        (merged_offsets, targets, rels)
+        let present = rels.iter().fold(Rels::NONE, |acc, r| acc | *r);
+        (merged_offsets, targets, rels, present)
     }
 
     pub fn vertex_count(&self) -> usize {

@@ -164,7 +164,7 @@ pub struct ListAppend<'h> {
 
 impl<'h> ListAppend<'h> {
     /// Analyses a list-append history: anomalies found without cycles go
-    /// to `anomalies`, dependency edges to `edges`. Fails only on input
+    /// to `anomalies`, dependency edges (as lists) to `edges`. Fails only on input
     /// that breaks the workload's rules (a value appended twice to a key).
     ///
     /// `reads_by_key` gives [`ListAppend::reads_by_key`] of `h`, and
@@ -175,7 +175,7 @@ impl<'h> ListAppend<'h> {
         reads_by_key: impl FnOnce() -> ReadsByKey,
         lost_update_candidates: impl FnOnce() -> LostUpdateCandidates,
         anomalies: &mut Anomalies,
-        edges: &mut EdgeList,
+        edges: &mut Vec<EdgeList>,
     ) -> Result<ListAppend<'h>, CheckError> {
         let append_of = AppendIndex::new(h);
         let mut la = ListAppend {
@@ -197,7 +197,9 @@ impl<'h> ListAppend<'h> {
         la.read_anomalies(&reads_by_key, anomalies);
         la.dirty_updates(anomalies);
         la.lost_updates(lost_update_candidates(), anomalies);
-        la.edges(&reads_by_key, edges);
+        edges.push(EdgeList::default());
+        let from_appends = la.edges(&reads_by_key, edges.last_mut().expect("just pushed"));
+        edges.push(from_appends);
         Ok(la)
     }
 
@@ -772,31 +774,43 @@ impl<'h> ListAppend<'h> {
         }
     }
 
-    fn edges(&self, ReadsByKey { reads, .. }: &ReadsByKey, edges: &mut EdgeList) {
-        edges.reserve(reads.len() + 2 * self.appends.len());
-        // wr: the appender of a read's last element precedes the reader.
-        for r in reads {
-            if let Some(a) = self.last_writer(self.mop(*r)) {
-                if !self.failed(a.txn) {
-                    edges.add(a.txn as usize, r.txn as usize, Rels::WR);
+    /// The ww and rw edges (from the appends) on another core, the wr
+    /// edges (from the reads) on this one: two lists.
+    fn edges(&self, ReadsByKey { reads, .. }: &ReadsByKey, edges: &mut EdgeList) -> EdgeList {
+        std::thread::scope(|scope| {
+            let from_appends = scope.spawn(|| {
+                let mut list = EdgeList::default();
+                list.reserve(2 * self.appends.len());
+                // ww and rw, from each append's place in the version order.
+                for a in &self.appends {
+                    if self.failed(a.txn) {
+                        continue;
+                    }
+                    let prev = self.prev_slot(a);
+                    if let Some(w) = self.writer_at(a.key, prev) {
+                        if !self.failed(w.txn) {
+                            list.add(w.txn as usize, a.txn as usize, Rels::WW);
+                        }
+                    }
+                    for r in self.readers(a.key, prev) {
+                        list.add(r.txn as usize, a.txn as usize, Rels::RW);
+                    }
+                }
+                list
+            });
+            edges.reserve(reads.len());
+            // wr: the appender of a read's last element precedes the reader.
+            for r in reads {
+                if let Some(a) = self.last_writer(self.mop(*r)) {
+                    if !self.failed(a.txn) {
+                        edges.add(a.txn as usize, r.txn as usize, Rels::WR);
+                    }
                 }
             }
-        }
-        // ww and rw, from each append's place in the version order.
-        for a in &self.appends {
-            if self.failed(a.txn) {
-                continue;
-            }
-            let prev = self.prev_slot(a);
-            if let Some(w) = self.writer_at(a.key, prev) {
-                if !self.failed(w.txn) {
-                    edges.add(w.txn as usize, a.txn as usize, Rels::WW);
-                }
-            }
-            for r in self.readers(a.key, prev) {
-                edges.add(r.txn as usize, a.txn as usize, Rels::RW);
-            }
-        }
+            from_appends
+                .join()
+                .expect("inferring ww and rw edges does not panic")
+        })
     }
 
     fn last_writer(&self, m: &Mop) -> Option<&Append> {

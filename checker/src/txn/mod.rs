@@ -214,7 +214,7 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
         Rels::NONE
     };
     let mut anomalies = Anomalies::default();
-    let mut edges = EdgeList::default();
+    let mut edges = vec![EdgeList::default()];
     // The order edges (and list-append's internal consistency) need only
     // the history: build them on another core while the model infers the
     // data edges.
@@ -223,8 +223,16 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
     // the caller reports.
     let (reads_sender, reads) = std::sync::mpsc::sync_channel(1);
     let (candidates_sender, candidates) = std::sync::mpsc::sync_channel(1);
-    let (analysis, (order_edges, internal)) = std::thread::scope(|scope| {
+    let (analysis, (order_edges, internal, outcome_counts)) = std::thread::scope(|scope| {
         let order_edges = scope.spawn(move || {
+            let mut outcome_counts = [0usize; 3];
+            for t in &h.txns {
+                outcome_counts[match t.outcome {
+                    Outcome::Ok => 0,
+                    Outcome::Info => 1,
+                    Outcome::Fail => 2,
+                }] += 1;
+            }
             let mut internal = Anomalies::default();
             if model == TxnModel::ListAppend {
                 let _ = reads_sender.send(list_append::ListAppend::reads_by_key(h));
@@ -237,7 +245,7 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
                 Rels::PROCESS => process_edges(h, &mut list),
                 _ => {}
             }
-            (list, internal)
+            (list, internal, outcome_counts)
         });
         let analysis = match model {
             TxnModel::ListAppend => list_append::ListAppend::analyze(
@@ -257,7 +265,7 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
             )
             .map(Analysis::ListAppend),
             TxnModel::RwRegister => {
-                rw_register::RwRegister::analyze(h, opts.inference, &mut anomalies, &mut edges)
+                rw_register::RwRegister::analyze(h, opts.inference, &mut anomalies, &mut edges[0])
                     .map(Analysis::RwRegister)
             }
         };
@@ -279,16 +287,18 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
             needs.is_empty() || needs == order
         })
         .collect();
+    let [ok, info, fail] = outcome_counts;
     let mut stats = TxnStats {
         txns: h.txns.len(),
-        ok: h.txns.iter().filter(|t| t.outcome == Outcome::Ok).count(),
-        info: h.txns.iter().filter(|t| t.outcome == Outcome::Info).count(),
-        fail: h.txns.iter().filter(|t| t.outcome == Outcome::Fail).count(),
+        ok,
+        info,
+        fail,
         keys: h.key_count(),
-        edges: edges.len() + order_edges.len(),
+        edges: edges.iter().map(EdgeList::len).sum::<usize>() + order_edges.len(),
         ..TxnStats::default()
     };
-    let graph = Graph::build_from(h.txns.len(), &[edges, order_edges]);
+    edges.push(order_edges);
+    let graph = Graph::build_from(h.txns.len(), &edges);
     stats.edges = graph.edge_count();
     let built = started.elapsed();
     let mask = specs.iter().fold(Rels::NONE, |m, s| m | s.allowed);
