@@ -8,13 +8,24 @@ use faultline_checker::{
     read_history, CheckOptions, HistoryError, ModelKind, Operations, VerdictKind,
 };
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/porcupine"
-);
+/// The shared Porcupine test data: `shared/testdata/porcupine` beside the
+/// nearest ancestor of this crate that has it (a checkout at /work/main
+/// and a worktree at /work/wt/NAME both find /work/shared), or
+/// `$FAULTLINE_TESTDATA/porcupine`.
+fn testdata_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("FAULTLINE_TESTDATA") {
+        return std::path::Path::new(&dir).join("porcupine");
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/testdata/porcupine"))
+        .find(|d| d.join("expected.tsv").is_file())
+        .expect("shared/testdata/porcupine beside an ancestor of the checker, or FAULTLINE_TESTDATA set")
+}
 
 fn cases() -> Vec<(String, ModelKind, VerdictKind)> {
-    let tsv = std::fs::read_to_string(format!("{DIR}/expected.tsv")).expect("testdata present");
+    let tsv =
+        std::fs::read_to_string(testdata_dir().join("expected.tsv")).expect("testdata present");
     tsv.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -31,7 +42,7 @@ fn cases() -> Vec<(String, ModelKind, VerdictKind)> {
 }
 
 fn load(file: &str) -> Result<Operations, HistoryError> {
-    let text = std::fs::read_to_string(format!("{DIR}/{file}")).expect("readable");
+    let text = std::fs::read_to_string(testdata_dir().join(file)).expect("readable");
     let h = read_history(file, &text, None)?;
     Operations::from_events(file, &h.events, &h.lines)
 }
