@@ -587,11 +587,17 @@ pub fn search<M: Model>(
     let nogood_overhead = std::mem::size_of::<Nogood<M::Part>>() * 8 / 7 + 1;
 
     // Look-ahead (see the module docs), where some read may refuse.
-    let reach: Vec<Reach<M::State>> = cops.iter().map(|c| model.reach(c)).collect();
     let pins: Vec<bool> = (0..n)
         .map(|o| !crashed[o] && model.pins(&cops[o]))
         .collect();
     let lookahead = !cbj && pins.iter().any(|&p| p);
+    // Only a search that looks ahead reads `reach`: the others (registers,
+    // whose models pin no read) do not pay for it.
+    let reach: Vec<Reach<M::State>> = if lookahead {
+        cops.iter().map(|c| model.reach(c)).collect()
+    } else {
+        Vec::new()
+    };
     let mut sets: Vec<M::State> = Vec::new();
     let mut crashed_sets: Vec<(u64, M::State)> = Vec::new();
 
