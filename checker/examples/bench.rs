@@ -31,20 +31,9 @@ use faultline_checker::linearizable::check_linearizable;
 use faultline_checker::{read_history, CheckOptions, ModelKind, Operations, VerdictKind};
 use std::time::{Duration, Instant};
 
-/// The shared Porcupine test data: `shared/testdata/porcupine` beside the
-/// nearest ancestor of this crate that has it (a checkout at /work/main
-/// and a worktree at /work/wt/NAME both find /work/shared), or
-/// `$FAULTLINE_TESTDATA/porcupine`.
-fn testdata_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("FAULTLINE_TESTDATA") {
-        return std::path::Path::new(&dir).join("porcupine");
-    }
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/testdata/porcupine"))
-        .find(|d| d.join("expected.tsv").is_file())
-        .expect("shared/testdata/porcupine beside an ancestor of the checker, or FAULTLINE_TESTDATA set")
-}
+#[path = "../tests/support/testdata.rs"]
+mod testdata;
+use testdata::testdata_dir;
 
 fn load(file: &str) -> Operations {
     let text = std::fs::read_to_string(testdata_dir().join(file)).expect("testdata present");

@@ -31,14 +31,6 @@ impl ClockFault {
         rate: 1.0,
     };
 
-    /// Just an offset, at true speed.
-    pub fn offset(offset_ms: i64) -> ClockFault {
-        ClockFault {
-            offset_ms,
-            rate: 1.0,
-        }
-    }
-
     pub fn is_true(&self) -> bool {
         self.offset_ms == 0 && !self.changes_rate()
     }
@@ -105,7 +97,11 @@ mod tests {
         };
         assert_eq!(slow.faketime_spec(age), "+30.000 x0.5");
         // An offset alone needs no correction, whatever the age.
-        assert_eq!(ClockFault::offset(-250).faketime_spec(age), "-0.250");
+        let offset_only = ClockFault {
+            offset_ms: -250,
+            rate: 1.0,
+        };
+        assert_eq!(offset_only.faketime_spec(age), "-0.250");
         assert_eq!(ClockFault::TRUE.faketime_spec(age), "+0.000");
         assert!(ClockFault::TRUE.is_true());
         assert!(!slow.is_true());
