@@ -573,12 +573,7 @@ impl PaxosNode {
     }
 
     fn next_random(&mut self) -> u64 {
-        // splitmix64: deterministic, no dependency.
-        self.rng_state = self.rng_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng_state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        crate::splitmix::splitmix64(&mut self.rng_state)
     }
 
     fn reset_randomized_timeout(&mut self) {
