@@ -7,7 +7,7 @@
 
 use crate::history::Value;
 use crate::operation::Operation;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The conclusion of one checker.
@@ -21,12 +21,24 @@ pub enum Verdict {
 
 /// The three kinds of verdict, ordered from best to worst for aggregation
 /// (invalid beats unknown beats valid).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// It is also the verdict `results.json` stores (faultline-results uses this
+/// type; there is no second definition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerdictKind {
     Valid,
     Unknown,
     Invalid,
+}
+
+impl VerdictKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Valid => "valid",
+            VerdictKind::Unknown => "unknown",
+            VerdictKind::Invalid => "invalid",
+        }
+    }
 }
 
 impl Verdict {
@@ -52,11 +64,7 @@ impl Verdict {
 
 impl fmt::Display for VerdictKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            VerdictKind::Valid => "valid",
-            VerdictKind::Unknown => "unknown",
-            VerdictKind::Invalid => "invalid",
-        })
+        f.write_str(self.as_str())
     }
 }
 

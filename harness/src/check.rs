@@ -7,7 +7,7 @@
 //! passed through; checkers ignore them.
 
 use faultline_checker::history::Event;
-use faultline_checker::{check_history, CheckError, CheckOptions, VerdictKind as CheckerVerdict};
+use faultline_checker::{check_history, CheckError, CheckOptions};
 use faultline_results::{CheckerOutcome, VerdictKind};
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ pub fn check_with_witness(
             "history.jsonl",
             result,
         )),
-        None => (report.verdict == CheckerVerdict::Invalid)
+        None => (report.verdict == VerdictKind::Invalid)
             .then(|| {
                 faultline_checker::operation::Operations::from_events("history.jsonl", events, &[])
                     .ok()
@@ -58,11 +58,7 @@ pub fn check_with_witness(
         .results
         .into_iter()
         .map(|r| {
-            let verdict = match r.verdict.kind() {
-                CheckerVerdict::Valid => VerdictKind::Valid,
-                CheckerVerdict::Unknown => VerdictKind::Unknown,
-                CheckerVerdict::Invalid => VerdictKind::Invalid,
-            };
+            let verdict = r.verdict.kind();
             let summary = match &r.verdict {
                 faultline_checker::Verdict::Unknown { reason } => {
                     format!("{} — {reason}", r.summary)

@@ -10,24 +10,9 @@ use crate::shard_ownership::MembershipChange;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A verdict, as stored. Ordered: valid < unknown < invalid (worse is greater).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VerdictKind {
-    Valid,
-    Unknown,
-    Invalid,
-}
-
-impl VerdictKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerdictKind::Valid => "valid",
-            VerdictKind::Unknown => "unknown",
-            VerdictKind::Invalid => "invalid",
-        }
-    }
-}
+/// A verdict, as stored: the checker's own type. Ordered: valid < unknown <
+/// invalid (worse is greater).
+pub use faultline_checker::VerdictKind;
 
 /// What one checker said.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
