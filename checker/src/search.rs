@@ -374,21 +374,24 @@ impl Entries {
     }
 }
 
+/// A configuration on the path: the operation (`entry`) that left it, its
+/// state, and where its candidates stood.
 struct Frame<S> {
     entry: u32,
     state: S,
-    /// Where the records of the failed children of the configuration
-    /// this frame's operation led to start.
-    child_recs: usize,
+    /// Where the failed children of the configuration this frame's
+    /// operation led to start in `Search::failed_children`.
+    failed_children_start: usize,
     /// Were we trying crashed candidates, and up to which position.
     crashed_phase: bool,
     limit_pos: u64,
-    /// The parent's candidates: where they start and end in the candidate
-    /// stack, which one this frame tried, and the completion they precede.
-    cands_lo: u32,
-    cands_hi: u32,
-    ci: u32,
-    ci_split: u32,
+    /// Its candidates: where they start and end in the candidate stack,
+    /// the one this frame tried, the end of those of the stop's key, and
+    /// the completion they precede.
+    candidates_start: u32,
+    candidates_end: u32,
+    next: u32,
+    stop_key_end: u32,
     stop: u32,
     forced: bool,
 }
@@ -518,483 +521,704 @@ pub fn search<M: Model>(
     scratch: &mut Scratch<M::State>,
 ) -> SearchResult {
     assert_eq!(ops.len(), cops.len());
-    let steps_at_start = stats.steps;
-    let n = ops.len();
-    if n == 0 {
+    if ops.is_empty() {
         return SearchResult::Valid;
     }
-    // Index of each op among the completed or among the crashed ones.
-    let crashed: Vec<bool> = ops
-        .iter()
-        .map(|o| o.crashed() || o.complete_pos.is_none())
-        .collect();
-    let mut index = vec![0usize; n];
-    let (mut nc, mut nk) = (0, 0);
-    for o in 0..n {
-        if crashed[o] {
-            index[o] = nk;
-            nk += 1;
-        } else {
-            index[o] = nc;
-            nc += 1;
-        }
-    }
-    let mut list = Entries::build(ops);
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ n as u64;
-    let zob: Vec<u64> = (0..n).map(|_| splitmix64(&mut seed)).collect();
+    let mut search = Search::new(model, ctx, ops, cops, limits, stats, scratch);
+    let result = search.run(step_budget);
+    search.give_back_memory();
+    result
+}
 
-    let mut bits = Bits::new(nc);
-    let mut kbits = Bits::new(nk);
-    let mut zhash: u64 = 0;
-    let mut state = model.init(ctx);
-    scratch.memo.clear();
-    scratch.arena.clear();
-    let memo = &mut scratch.memo;
-    let arena = &mut scratch.arena;
-    let mut stack: Vec<Frame<M::State>> = Vec::new();
-    let mut best: Vec<u32> = Vec::new();
-    let mut agree: usize = 0;
-    let mut local_bytes: usize = 0;
-    let entry_overhead = std::mem::size_of::<MemoEntry<M::State>>() * 8 / 7 + 1;
+/// One search: the configuration on the path, what it remembers (memo or
+/// nogoods) and its scratch space. The steps of the module docs are its
+/// methods: [`Search::enter`] a configuration, [`Search::try_candidate`],
+/// [`Search::blame_exhausted`] and [`Search::backtrack`].
+struct Search<'a, 'l, M: Model> {
+    model: &'a M,
+    ctx: &'a mut Ctx,
+    cops: &'a [M::Op],
+    limits: &'a Limits<'l>,
+    stats: &'a mut SearchStats,
+    steps_at_start: u64,
 
-    // Backjumping (see the module docs): per memo entry, the key blamed
-    // for its failure; per configuration on the path, its failed children.
-    let comp: Vec<u32> = cops
-        .iter()
-        .map(|c| model.component(c).unwrap_or(ANY))
-        .collect();
-    let cbj = !crashed.iter().any(|&c| c)
-        && comp.iter().all(|&c| c != ANY)
-        && comp.iter().any(|&c| c != comp[0]);
-    let mut recs: Vec<(u32, u32)> = Vec::new();
-    // Nogoods (see the module docs): per component, its operations'
-    // indices among its own, its linearized set and that set's hash.
-    let ncomp = if cbj {
-        comp.iter().map(|&c| c as usize + 1).max().unwrap_or(0)
-    } else {
-        0
-    };
-    let mut cidx = vec![0usize; if cbj { n } else { 0 }];
-    let mut ccount = vec![0usize; ncomp];
-    for o in 0..cidx.len() {
-        cidx[o] = ccount[comp[o] as usize];
-        ccount[comp[o] as usize] += 1;
-    }
-    let mut cbits: Vec<Bits> = ccount.iter().map(|&c| Bits::new(c)).collect();
-    let mut cz = vec![0u64; ncomp];
-    let mut nogoods: HashTable<Nogood<M::Part>> = HashTable::new();
-    let mut nogood_arena: Vec<u64> = Vec::new();
-    let nogood_overhead = std::mem::size_of::<Nogood<M::Part>>() * 8 / 7 + 1;
+    /// Per operation: crashed (info, or never completed); its index among
+    /// the completed or among the crashed ones; its Zobrist word.
+    crashed: Vec<bool>,
+    index: Vec<usize>,
+    zobrist: Vec<u64>,
+    list: Entries,
 
-    // Look-ahead (see the module docs), where some read may refuse.
-    let pins: Vec<bool> = (0..n)
-        .map(|o| !crashed[o] && model.pins(&cops[o]))
-        .collect();
-    let lookahead = !cbj && pins.iter().any(|&p| p);
-    // Only a search that looks ahead reads `reach`: the others (registers,
-    // whose models pin no read) do not pay for it.
-    let reach: Vec<Reach<M::State>> = if lookahead {
-        cops.iter().map(|c| model.reach(c)).collect()
-    } else {
-        Vec::new()
-    };
-    let mut sets: Vec<M::State> = Vec::new();
-    let mut crashed_sets: Vec<(u64, M::State)> = Vec::new();
+    /// The configuration: the linearized sets, the completed set's hash,
+    /// the model state.
+    completed_set: Bits,
+    crashed_set: Bits,
+    completed_hash: u64,
+    state: M::State,
+    /// The configurations on the path to this one.
+    path: Vec<Frame<M::State>>,
+    /// The longest linearized prefix seen, and how much of it `path` is.
+    best: Vec<u32>,
+    best_on_path: usize,
 
-    if list.next[HEAD as usize] == NONE {
-        return SearchResult::Valid;
-    }
-    // Candidates of each configuration on the path, stacked: the completed
-    // operations invoked before the first completion left (`stop`), earliest
-    // completion first (the order changes speed, never the verdict).
-    let mut cands: Vec<u32> = Vec::new();
-    let comp_of = |o: u32| comp[o as usize];
-    // Sort keys: (not of the stop key, completion entry); completion
-    // entries are numbered in real-time order.
-    let mut keys: Vec<u64> = Vec::new();
-    let mut enter = |list: &Entries, cands: &mut Vec<u32>| -> (u32, usize) {
-        let lo = cands.len();
-        let mut e = list.next[HEAD as usize];
-        while list.is_call[e as usize] {
-            cands.push(e);
-            e = list.next[e as usize];
+    /// The memo (none with nogoods), and the bytes not yet counted in the
+    /// shared budget.
+    memo: &'a mut HashTable<MemoEntry<M::State>>,
+    arena: &'a mut Vec<u64>,
+    memo_entry_bytes: usize,
+    uncounted_bytes: usize,
+
+    /// Backjumping and nogoods (module docs): on when nothing crashed and
+    /// the operations touch at least two keys (components).
+    backjumping: bool,
+    component: Vec<u32>,
+    /// Per operation, its index among its component's operations; per
+    /// component, its linearized set and that set's hash.
+    index_in_component: Vec<usize>,
+    component_sets: Vec<Bits>,
+    component_hashes: Vec<u64>,
+    /// Failed children of the configurations on the path, as (key of the
+    /// child's operation, key blamed), each configuration's after its
+    /// frame's `failed_children_start`.
+    failed_children: Vec<(u32, u32)>,
+    nogoods: HashTable<Nogood<M::Part>>,
+    nogood_arena: Vec<u64>,
+    nogood_entry_bytes: usize,
+
+    /// Look-ahead (module docs): which operations are reads that pin, what
+    /// each may do to a state, and scratch space.
+    lookahead: bool,
+    pins: Vec<bool>,
+    reach: Vec<Reach<M::State>>,
+    sets: Vec<M::State>,
+    crashed_sets: Vec<(u64, M::State)>,
+
+    /// Candidates of each configuration on the path, stacked: the
+    /// completed operations invoked before the first completion left
+    /// (`stop`). This configuration's start at `candidates_start`, those of
+    /// the stop's key first (up to `stop_key_end`), each group earliest
+    /// completion first (the order changes speed, never the verdict).
+    candidates: Vec<u32>,
+    sort_keys: Vec<u64>,
+    candidates_start: usize,
+    stop_key_end: usize,
+    stop: u32,
+    /// The first candidate is a read forced to the front.
+    forced: bool,
+    /// The next candidate to try, and the entry it names.
+    next: usize,
+    entry: u32,
+    /// Trying crashed operations invoked before `limit_pos` (the stop's
+    /// position), once the completed candidates all failed.
+    crashed_phase: bool,
+    limit_pos: u64,
+}
+
+impl<'a, 'l, M: Model> Search<'a, 'l, M> {
+    fn new(
+        model: &'a M,
+        ctx: &'a mut Ctx,
+        ops: &[&Operation],
+        cops: &'a [M::Op],
+        limits: &'a Limits<'l>,
+        stats: &'a mut SearchStats,
+        scratch: &'a mut Scratch<M::State>,
+    ) -> Self {
+        let n = ops.len();
+        let crashed: Vec<bool> = ops
+            .iter()
+            .map(|o| o.crashed() || o.complete_pos.is_none())
+            .collect();
+        let mut index = vec![0usize; n];
+        let (mut completed_count, mut crashed_count) = (0, 0);
+        for o in 0..n {
+            let count = match crashed[o] {
+                true => &mut crashed_count,
+                false => &mut completed_count,
+            };
+            index[o] = *count;
+            *count += 1;
         }
-        if !cbj {
-            return (e, cands.len());
-        }
-        let ks = comp_of(list.op[e as usize]);
-        keys.clear();
-        keys.extend(cands[lo..].iter().map(|&c| {
-            u64::from(comp_of(list.op[c as usize]) != ks) << 32 | u64::from(list.ret[c as usize])
-        }));
-        keys.sort_unstable();
-        let mut same = 0;
-        for (slot, &k) in cands[lo..].iter_mut().zip(&keys) {
-            *slot = list.call[(k & u64::from(u32::MAX)) as usize];
-            same += usize::from(k >> 32 == 0);
-        }
-        (e, lo + same)
-    };
-    let mut cands_lo = 0usize;
-    let (mut stop, mut ci_split) = enter(&list, &mut cands);
-    let mut forced = forced_read(model, ctx, &state, cops, &list, &mut cands, 0);
-    let mut ci = 0usize;
-    let mut entry = NONE;
-    let mut crashed_phase = false;
-    let mut limit_pos = 0u64;
-    let mut countdown = CHECK_EVERY;
-    let result = loop {
-        countdown -= 1;
-        if countdown == 0 {
-            countdown = CHECK_EVERY;
-            if limits.stop.load(Ordering::Relaxed) {
-                break SearchResult::Stopped;
-            }
-            if stats.steps - steps_at_start > step_budget {
-                break SearchResult::OutOfBudget;
-            }
-            if limits.deadline.is_some_and(|d| Instant::now() >= d) {
-                break SearchResult::Unknown(format!(
-                    "time limit reached after {} steps and {} memoized configurations ({} of {} operations linearized at best)",
-                    stats.steps,
-                    memo.len() + nogoods.len(),
-                    best.len(),
-                    n
-                ));
-            }
-            let total = limits.memory_used.fetch_add(local_bytes, Ordering::Relaxed) + local_bytes;
-            local_bytes = 0;
-            if total > limits.memory_limit_bytes {
-                break SearchResult::Unknown(format!(
-                    "memory bound of {} MiB reached after {} steps and {} memoized configurations ({} of {} operations linearized at best)",
-                    limits.memory_limit_bytes >> 20,
-                    stats.steps,
-                    memo.len() + nogoods.len(),
-                    best.len(),
-                    n
-                ));
-            }
-        }
-        stats.steps += 1;
-        if forced && ci > cands_lo {
-            // The forced read failed: so does this configuration (module
-            // docs), whatever its other candidates.
-            ci = cands.len();
-        } else if cbj && ci == ci_split && ci < cands.len() {
-            // Every candidate of the stop key is tried: if each failed
-            // because of that key, so does this configuration (rule 2 in
-            // the module docs), whatever the other keys' candidates.
-            let ks = comp[list.op[stop as usize] as usize];
-            let seg = &recs[stack.last().map_or(0, |f| f.child_recs)..];
-            if seg.iter().all(|&(ck, b)| ck != ks || b == ks) {
-                ci = cands.len();
-            }
-        }
-        // The next candidate to try, if any.
-        let candidate = if crashed_phase {
-            entry != NONE && list.pos[entry as usize] < limit_pos
-        } else {
-            if ci < cands.len() {
-                entry = cands[ci];
-            }
-            ci < cands.len()
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ n as u64;
+        let zobrist: Vec<u64> = (0..n).map(|_| splitmix64(&mut seed)).collect();
+        scratch.memo.clear();
+        scratch.arena.clear();
+
+        let component: Vec<u32> = cops
+            .iter()
+            .map(|c| model.component(c).unwrap_or(ANY))
+            .collect();
+        let backjumping = !crashed.iter().any(|&c| c)
+            && component.iter().all(|&c| c != ANY)
+            && component.iter().any(|&c| c != component[0]);
+        let components = match backjumping {
+            true => component.iter().map(|&c| c as usize + 1).max().unwrap_or(0),
+            false => 0,
         };
-        let e = entry as usize;
-        if candidate {
-            let o = list.op[e] as usize;
-            let next = match model.step(ctx, &state, &cops[o]) {
-                Some(s)
-                    if lookahead
-                        && pinned_out(
-                            model,
-                            ctx,
-                            &s,
-                            cops,
-                            &list,
-                            &reach,
-                            &pins,
-                            o as u32,
-                            &mut sets,
-                            &mut crashed_sets,
-                        ) =>
-                {
-                    None
-                }
-                next => next,
-            };
-            if let Some(next_state) = next {
-                if crashed[o] {
-                    kbits.set(index[o]);
-                } else {
-                    bits.set(index[o]);
-                    zhash ^= zob[o];
-                }
-                let k = comp[o] as usize;
-                let mut stuck = false;
-                if cbj {
-                    cbits[k].set(cidx[o]);
-                    cz[k] ^= zob[o];
-                    let part = model.part(&next_state, k as u32).expect("maps have parts");
-                    let hp = nogood_hash(k, cz[k], &part);
-                    let (cb, low) = (&cbits[k], cbits[k].low as u32);
-                    stuck = nogoods
-                        .find(hp, |g| {
-                            g.hash == hp
-                                && g.comp == k as u32
-                                && g.low == low
-                                && nogood_arena[g.tail_at..g.tail_at + g.tail_len as usize]
-                                    == *cb.tail()
-                                && g.part == part
-                        })
-                        .is_some();
-                }
-                let h = if cbj {
-                    0
-                } else {
-                    fmix64(zhash ^ state_hash(&next_state))
-                };
-                let tail = bits.tail();
-                let low = bits.low as u32;
-                let ks = kbits.trimmed();
-                let found = if cbj {
-                    None
-                } else {
-                    memo.find_mut(h, |m| {
-                        m.hash == h
-                            && m.low == low
-                            && &arena[m.tail_at..m.tail_at + m.tail_len as usize] == tail
-                            && m.state == next_state
-                    })
-                };
-                let new = match found {
-                    _ if stuck => {
-                        recs.push((k as u32, k as u32));
-                        None
-                    }
-                    // No memo with nogoods: they subsume it (module docs).
-                    _ if cbj => Some(()),
-                    Some(m) => {
-                        let seen =
-                            |&(at, len): &(usize, u32)| subset(&arena[at..at + len as usize], ks);
-                        if seen(&m.k0) || m.more.iter().any(seen) {
-                            None
-                        } else {
-                            m.more.push((arena.len(), ks.len() as u32));
-                            arena.extend_from_slice(ks);
-                            local_bytes += 16 + 8 * ks.len();
-                            Some(())
-                        }
-                    }
-                    None => {
-                        let tail_at = arena.len();
-                        arena.extend_from_slice(tail);
-                        let ks_at = arena.len();
-                        arena.extend_from_slice(ks);
-                        local_bytes += entry_overhead
-                            + 16
-                            + 8 * (tail.len() + ks.len())
-                            + model.state_bytes(&next_state)
-                            - std::mem::size_of::<M::State>();
-                        memo.insert_unique(
-                            h,
-                            MemoEntry {
-                                hash: h,
-                                low,
-                                tail_len: tail.len() as u32,
-                                tail_at,
-                                state: next_state.clone(),
-                                k0: (ks_at, ks.len() as u32),
-                                more: Vec::new(),
-                            },
-                            |m| m.hash,
-                        );
-                        Some(())
-                    }
-                };
-                if new.is_some() {
-                    let prev_state = std::mem::replace(&mut state, next_state);
-                    stack.push(Frame {
-                        entry,
-                        state: prev_state,
-                        child_recs: recs.len(),
-                        crashed_phase,
-                        limit_pos,
-                        cands_lo: cands_lo as u32,
-                        cands_hi: cands.len() as u32,
-                        ci: ci as u32,
-                        ci_split: ci_split as u32,
-                        stop,
-                        forced,
-                    });
-                    list.lift(entry);
-                    // Track the longest prefix without copying it each time.
-                    let d = stack.len();
-                    if agree == d - 1 && best.get(d - 1) == Some(&(o as u32)) {
-                        agree = d;
-                    }
-                    if d > best.len() {
-                        best.truncate(agree);
-                        best.extend(stack[agree..].iter().map(|f| list.op[f.entry as usize]));
-                        agree = d;
-                    }
-                    crashed_phase = false;
-                    if list.next[HEAD as usize] == NONE {
-                        // Every completed operation is linearized; the
-                        // crashed ones left may never have happened.
-                        break SearchResult::Valid;
-                    }
-                    cands_lo = cands.len();
-                    (stop, ci_split) = enter(&list, &mut cands);
-                    forced = forced_read(model, ctx, &state, cops, &list, &mut cands, cands_lo);
-                    ci = cands_lo;
-                    continue;
-                }
-                if crashed[o] {
-                    kbits.clear(index[o]);
-                } else {
-                    bits.clear(index[o]);
-                    zhash ^= zob[o];
-                }
-                if cbj {
-                    cbits[k].clear(cidx[o]);
-                    cz[k] ^= zob[o];
-                }
-            }
-            if crashed_phase {
-                entry = list.next[e];
-            } else {
-                ci += 1;
-            }
-            continue;
+        let mut index_in_component = vec![0usize; if backjumping { n } else { 0 }];
+        let mut component_sizes = vec![0usize; components];
+        for o in 0..index_in_component.len() {
+            index_in_component[o] = component_sizes[component[o] as usize];
+            component_sizes[component[o] as usize] += 1;
         }
-        if !crashed_phase && !forced && list.next[CHEAD as usize] != NONE {
-            // Out of completed candidates before this completion: try the
-            // crashed operations invoked before it.
-            crashed_phase = true;
-            limit_pos = list.pos[stop as usize];
-            entry = list.next[CHEAD as usize];
-            continue;
+
+        let pins: Vec<bool> = (0..n)
+            .map(|o| !crashed[o] && model.pins(&cops[o]))
+            .collect();
+        let lookahead = !backjumping && pins.iter().any(|&p| p);
+        // Only a search that looks ahead reads `reach`: the others
+        // (registers, whose models pin no read) do not pay for it.
+        let reach: Vec<Reach<M::State>> = match lookahead {
+            true => cops.iter().map(|c| model.reach(c)).collect(),
+            false => Vec::new(),
+        };
+        let state = model.init(ctx);
+        Search {
+            model,
+            ctx,
+            cops,
+            limits,
+            steps_at_start: stats.steps,
+            stats,
+            crashed,
+            index,
+            zobrist,
+            list: Entries::build(ops),
+            completed_set: Bits::new(completed_count),
+            crashed_set: Bits::new(crashed_count),
+            completed_hash: 0,
+            state,
+            path: Vec::new(),
+            best: Vec::new(),
+            best_on_path: 0,
+            memo: &mut scratch.memo,
+            arena: &mut scratch.arena,
+            memo_entry_bytes: std::mem::size_of::<MemoEntry<M::State>>() * 8 / 7 + 1,
+            uncounted_bytes: 0,
+            backjumping,
+            component,
+            index_in_component,
+            component_sets: component_sizes.iter().map(|&c| Bits::new(c)).collect(),
+            component_hashes: vec![0u64; components],
+            failed_children: Vec::new(),
+            nogoods: HashTable::new(),
+            nogood_arena: Vec::new(),
+            nogood_entry_bytes: std::mem::size_of::<Nogood<M::Part>>() * 8 / 7 + 1,
+            lookahead,
+            pins,
+            reach,
+            sets: Vec::new(),
+            crashed_sets: Vec::new(),
+            candidates: Vec::new(),
+            sort_keys: Vec::new(),
+            candidates_start: 0,
+            stop_key_end: 0,
+            stop: NONE,
+            forced: false,
+            next: 0,
+            entry: NONE,
+            crashed_phase: false,
+            limit_pos: 0,
         }
-        // This configuration is exhausted. Whom to blame?
-        let mut blame = ANY;
-        if cbj {
-            let k = comp[list.op[stop as usize] as usize];
-            let seg = &recs[stack.last().map_or(0, |f| f.child_recs)..];
-            blame = match seg.iter().find(|&&(ck, b)| b != ANY && b != ck) {
-                _ if forced => seg.first().map_or(ANY, |&(_, b)| b),
-                Some(&(_, b)) => b,
-                None if seg.iter().all(|&(ck, b)| ck != k || b == k) => k,
-                None => ANY,
-            };
-            if blame != ANY {
-                // Remember that this component is stuck from here.
-                let b = blame as usize;
-                let part = model.part(&state, blame).expect("maps have parts");
-                let hp = nogood_hash(b, cz[b], &part);
-                let (cb, low) = (&cbits[b], cbits[b].low as u32);
-                let known = nogoods
-                    .find(hp, |g| {
-                        g.hash == hp
-                            && g.comp == blame
-                            && g.low == low
-                            && nogood_arena[g.tail_at..g.tail_at + g.tail_len as usize]
-                                == *cb.tail()
-                            && g.part == part
-                    })
-                    .is_some();
-                if !known {
-                    let tail = cb.tail();
-                    let tail_at = nogood_arena.len();
-                    nogood_arena.extend_from_slice(tail);
-                    local_bytes += nogood_overhead + 8 * tail.len();
-                    nogoods.insert_unique(
-                        hp,
-                        Nogood {
-                            hash: hp,
-                            comp: blame,
-                            low,
-                            tail_len: tail.len() as u32,
-                            tail_at,
-                            part,
-                        },
-                        |g| g.hash,
-                    );
-                }
-            }
+    }
+
+    /// The search loop: one candidate tried, or one configuration
+    /// exhausted, a step.
+    fn run(&mut self, step_budget: u64) -> SearchResult {
+        if self.list.next[HEAD as usize] == NONE {
+            return SearchResult::Valid;
         }
-        let mut invalid = false;
+        self.enter();
+        let mut countdown = CHECK_EVERY;
         loop {
-            let Some(frame) = stack.pop() else {
-                invalid = true;
-                break;
-            };
-            recs.truncate(frame.child_recs);
-            if agree > stack.len() {
-                agree = stack.len();
-            }
-            state = frame.state;
-            list.unlift(frame.entry);
-            let fo = list.op[frame.entry as usize] as usize;
-            if crashed[fo] {
-                kbits.clear(index[fo]);
-            } else {
-                bits.clear(index[fo]);
-                zhash ^= zob[fo];
-            }
-            if cbj {
-                let k = comp[fo] as usize;
-                cbits[k].clear(cidx[fo]);
-                cz[k] ^= zob[fo];
-            }
-            crashed_phase = frame.crashed_phase;
-            limit_pos = frame.limit_pos;
-            cands.truncate(frame.cands_hi as usize);
-            cands_lo = frame.cands_lo as usize;
-            stop = frame.stop;
-            ci = frame.ci as usize;
-            ci_split = frame.ci_split as usize;
-            forced = frame.forced;
-            if crashed_phase {
-                entry = list.next[frame.entry as usize];
-            } else {
-                ci += 1;
-            }
-            if blame == ANY || comp[fo] == blame {
-                if cbj {
-                    recs.push((comp[fo], blame));
+            countdown -= 1;
+            if countdown == 0 {
+                countdown = CHECK_EVERY;
+                if let Some(end) = self.limit_reached(step_budget) {
+                    return end;
                 }
-                break;
             }
-            // The parent has the same projection on the blamed key: it is
-            // infeasible too, whatever its other candidates.
+            self.stats.steps += 1;
+            self.skip_candidates_bound_to_fail();
+            if let Some(entry) = self.next_candidate() {
+                if !self.try_candidate(entry) {
+                    self.advance();
+                } else if self.list.next[HEAD as usize] == NONE {
+                    // Every completed operation is linearized; the
+                    // crashed ones left may never have happened.
+                    return SearchResult::Valid;
+                } else {
+                    self.enter();
+                }
+                continue;
+            }
+            if self.start_crashed_phase() {
+                continue;
+            }
+            let blame = self.blame_exhausted();
+            if !self.backtrack(blame) {
+                return SearchResult::Invalid {
+                    best_prefix: self.best.iter().map(|&o| o as usize).collect(),
+                };
+            }
         }
-        if invalid {
-            break SearchResult::Invalid {
-                best_prefix: best.iter().map(|&o| o as usize).collect(),
+    }
+
+    /// The end the shared flags, the step budget, the deadline or the
+    /// memory bound call for, if any.
+    fn limit_reached(&mut self, step_budget: u64) -> Option<SearchResult> {
+        let limits = self.limits;
+        if limits.stop.load(Ordering::Relaxed) {
+            return Some(SearchResult::Stopped);
+        }
+        if self.stats.steps - self.steps_at_start > step_budget {
+            return Some(SearchResult::OutOfBudget);
+        }
+        let progress = || {
+            format!(
+                "after {} steps and {} memoized configurations ({} of {} operations linearized at best)",
+                self.stats.steps,
+                self.memo.len() + self.nogoods.len(),
+                self.best.len(),
+                self.crashed.len()
+            )
+        };
+        if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(SearchResult::Unknown(format!(
+                "time limit reached {}",
+                progress()
+            )));
+        }
+        let total = limits
+            .memory_used
+            .fetch_add(self.uncounted_bytes, Ordering::Relaxed)
+            + self.uncounted_bytes;
+        self.uncounted_bytes = 0;
+        if total > limits.memory_limit_bytes {
+            return Some(SearchResult::Unknown(format!(
+                "memory bound of {} MiB reached {}",
+                limits.memory_limit_bytes >> 20,
+                progress()
+            )));
+        }
+        None
+    }
+
+    /// Enters the configuration just reached: stacks its candidates and
+    /// puts a forced read first.
+    fn enter(&mut self) {
+        self.candidates_start = self.candidates.len();
+        let mut e = self.list.next[HEAD as usize];
+        while self.list.is_call[e as usize] {
+            self.candidates.push(e);
+            e = self.list.next[e as usize];
+        }
+        self.stop = e;
+        self.stop_key_end = self.candidates.len();
+        if self.backjumping {
+            self.put_stop_key_first();
+        }
+        self.forced = forced_read(
+            self.model,
+            self.ctx,
+            &self.state,
+            self.cops,
+            &self.list,
+            &mut self.candidates,
+            self.candidates_start,
+        );
+        self.next = self.candidates_start;
+    }
+
+    /// Orders this configuration's candidates: the stop's key first, then
+    /// the others, each group earliest completion first.
+    fn put_stop_key_first(&mut self) {
+        let start = self.candidates_start;
+        let stop_key = self.component[self.list.op[self.stop as usize] as usize];
+        // Sort keys: (not of the stop key, completion entry); completion
+        // entries are numbered in real-time order.
+        self.sort_keys.clear();
+        self.sort_keys
+            .extend(self.candidates[start..].iter().map(|&c| {
+                let other_key = self.component[self.list.op[c as usize] as usize] != stop_key;
+                u64::from(other_key) << 32 | u64::from(self.list.ret[c as usize])
+            }));
+        self.sort_keys.sort_unstable();
+        let mut of_stop_key = 0;
+        for (slot, &k) in self.candidates[start..].iter_mut().zip(&self.sort_keys) {
+            *slot = self.list.call[(k & u64::from(u32::MAX)) as usize];
+            of_stop_key += usize::from(k >> 32 == 0);
+        }
+        self.stop_key_end = start + of_stop_key;
+    }
+
+    /// The failed children of this configuration.
+    fn children_failed(&self) -> &[(u32, u32)] {
+        let start = self.path.last().map_or(0, |f| f.failed_children_start);
+        &self.failed_children[start..]
+    }
+
+    /// Skips this configuration's candidates left when it fails whatever
+    /// they do: its forced read failed, or every candidate of the stop's
+    /// key failed because of that key (rule 2 in the module docs).
+    fn skip_candidates_bound_to_fail(&mut self) {
+        if self.forced && self.next > self.candidates_start {
+            self.next = self.candidates.len();
+        } else if self.backjumping
+            && self.next == self.stop_key_end
+            && self.next < self.candidates.len()
+        {
+            let stop_key = self.component[self.list.op[self.stop as usize] as usize];
+            if self
+                .children_failed()
+                .iter()
+                .all(|&(child, blamed)| child != stop_key || blamed == stop_key)
+            {
+                self.next = self.candidates.len();
+            }
+        }
+    }
+
+    /// The next candidate to try, if any.
+    fn next_candidate(&mut self) -> Option<u32> {
+        if self.crashed_phase {
+            let before_stop =
+                self.entry != NONE && self.list.pos[self.entry as usize] < self.limit_pos;
+            return before_stop.then_some(self.entry);
+        }
+        self.entry = *self.candidates.get(self.next)?;
+        Some(self.entry)
+    }
+
+    /// Moves past the candidate just tried.
+    fn advance(&mut self) {
+        if self.crashed_phase {
+            self.entry = self.list.next[self.entry as usize];
+        } else {
+            self.next += 1;
+        }
+    }
+
+    /// Out of completed candidates: try the crashed operations invoked
+    /// before the stop, if any (and if no forced read failed).
+    fn start_crashed_phase(&mut self) -> bool {
+        if self.crashed_phase || self.forced || self.list.next[CHEAD as usize] == NONE {
+            return false;
+        }
+        self.crashed_phase = true;
+        self.limit_pos = self.list.pos[self.stop as usize];
+        self.entry = self.list.next[CHEAD as usize];
+        true
+    }
+
+    /// Tries the candidate at `entry`: true when it leads to a new
+    /// configuration, which is now the search's.
+    fn try_candidate(&mut self, entry: u32) -> bool {
+        let o = self.list.op[entry as usize] as usize;
+        let Some(next_state) = self.apply(o) else {
+            return false;
+        };
+        self.mark(o);
+        let new = match self.backjumping {
+            // No memo with nogoods: they subsume it (module docs).
+            true => !self.refused_by_nogood(o, &next_state),
+            false => self.remember(&next_state),
+        };
+        if !new {
+            self.unmark(o);
+            return false;
+        }
+        self.descend(entry, o, next_state);
+        true
+    }
+
+    /// The state operation `o` leads to, unless the model or the
+    /// look-ahead refuses it.
+    fn apply(&mut self, o: usize) -> Option<M::State> {
+        let next = self.model.step(self.ctx, &self.state, &self.cops[o])?;
+        let pinned = self.lookahead
+            && pinned_out(
+                self.model,
+                self.ctx,
+                &next,
+                self.cops,
+                &self.list,
+                &self.reach,
+                &self.pins,
+                o as u32,
+                &mut self.sets,
+                &mut self.crashed_sets,
+            );
+        (!pinned).then_some(next)
+    }
+
+    /// Adds `o` to the linearized sets and their hashes.
+    fn mark(&mut self, o: usize) {
+        if self.crashed[o] {
+            self.crashed_set.set(self.index[o]);
+        } else {
+            self.completed_set.set(self.index[o]);
+            self.completed_hash ^= self.zobrist[o];
+        }
+        if self.backjumping {
+            let k = self.component[o] as usize;
+            self.component_sets[k].set(self.index_in_component[o]);
+            self.component_hashes[k] ^= self.zobrist[o];
+        }
+    }
+
+    /// Takes `o` out of the linearized sets and their hashes.
+    fn unmark(&mut self, o: usize) {
+        if self.crashed[o] {
+            self.crashed_set.clear(self.index[o]);
+        } else {
+            self.completed_set.clear(self.index[o]);
+            self.completed_hash ^= self.zobrist[o];
+        }
+        if self.backjumping {
+            let k = self.component[o] as usize;
+            self.component_sets[k].clear(self.index_in_component[o]);
+            self.component_hashes[k] ^= self.zobrist[o];
+        }
+    }
+
+    /// Whether the configuration `o` (marked) led to is a nogood on `o`'s
+    /// key; a refused child is noted as failed because of that key.
+    fn refused_by_nogood(&mut self, o: usize, next_state: &M::State) -> bool {
+        let k = self.component[o];
+        let part = self.model.part(next_state, k).expect("maps have parts");
+        let (_, known) = self.find_nogood(k, &part);
+        if known {
+            self.failed_children.push((k, k));
+        }
+        known
+    }
+
+    /// The hash of key `k`'s projection (its linearized set and `part`),
+    /// and whether it is a known nogood.
+    fn find_nogood(&self, k: u32, part: &M::Part) -> (u64, bool) {
+        let set = &self.component_sets[k as usize];
+        let hash = nogood_hash(k as usize, self.component_hashes[k as usize], part);
+        let low = set.low as u32;
+        let known = self
+            .nogoods
+            .find(hash, |g| {
+                g.hash == hash
+                    && g.comp == k
+                    && g.low == low
+                    && self.nogood_arena[g.tail_at..g.tail_at + g.tail_len as usize] == *set.tail()
+                    && g.part == *part
+            })
+            .is_some();
+        (hash, known)
+    }
+
+    /// Memoizes the configuration (the marked sets, `next_state`): true
+    /// when it was not explored before, nor one it subsumes.
+    fn remember(&mut self, next_state: &M::State) -> bool {
+        let Search {
+            memo,
+            arena,
+            completed_set,
+            crashed_set,
+            ..
+        } = self;
+        let hash = fmix64(self.completed_hash ^ state_hash(next_state));
+        let tail = completed_set.tail();
+        let low = completed_set.low as u32;
+        let crashed_words = crashed_set.trimmed();
+        let found = memo.find_mut(hash, |m| {
+            m.hash == hash
+                && m.low == low
+                && &arena[m.tail_at..m.tail_at + m.tail_len as usize] == tail
+                && m.state == *next_state
+        });
+        match found {
+            Some(m) => {
+                let seen = |&(at, len): &(usize, u32)| {
+                    subset(&arena[at..at + len as usize], crashed_words)
+                };
+                if seen(&m.k0) || m.more.iter().any(seen) {
+                    return false;
+                }
+                m.more.push((arena.len(), crashed_words.len() as u32));
+                arena.extend_from_slice(crashed_words);
+                self.uncounted_bytes += 16 + 8 * crashed_words.len();
+            }
+            None => {
+                let tail_at = arena.len();
+                arena.extend_from_slice(tail);
+                let crashed_at = arena.len();
+                arena.extend_from_slice(crashed_words);
+                self.uncounted_bytes += self.memo_entry_bytes
+                    + 16
+                    + 8 * (tail.len() + crashed_words.len())
+                    + self.model.state_bytes(next_state)
+                    - std::mem::size_of::<M::State>();
+                memo.insert_unique(
+                    hash,
+                    MemoEntry {
+                        hash,
+                        low,
+                        tail_len: tail.len() as u32,
+                        tail_at,
+                        state: next_state.clone(),
+                        k0: (crashed_at, crashed_words.len() as u32),
+                        more: Vec::new(),
+                    },
+                    |m| m.hash,
+                );
+            }
+        }
+        true
+    }
+
+    /// Makes the configuration `o` (at `entry`, marked) led to the
+    /// search's, the one it left on the path.
+    fn descend(&mut self, entry: u32, o: usize, next_state: M::State) {
+        let previous = std::mem::replace(&mut self.state, next_state);
+        self.path.push(Frame {
+            entry,
+            state: previous,
+            failed_children_start: self.failed_children.len(),
+            crashed_phase: self.crashed_phase,
+            limit_pos: self.limit_pos,
+            candidates_start: self.candidates_start as u32,
+            candidates_end: self.candidates.len() as u32,
+            next: self.next as u32,
+            stop_key_end: self.stop_key_end as u32,
+            stop: self.stop,
+            forced: self.forced,
+        });
+        self.list.lift(entry);
+        // Track the longest prefix without copying it each time.
+        let depth = self.path.len();
+        if self.best_on_path == depth - 1 && self.best.get(depth - 1) == Some(&(o as u32)) {
+            self.best_on_path = depth;
+        }
+        if depth > self.best.len() {
+            self.best.truncate(self.best_on_path);
+            self.best.extend(
+                self.path[self.best_on_path..]
+                    .iter()
+                    .map(|f| self.list.op[f.entry as usize]),
+            );
+            self.best_on_path = depth;
+        }
+        self.crashed_phase = false;
+    }
+
+    /// The key to blame for this exhausted configuration (module docs), or
+    /// ANY; a blamed key's projection is remembered as a nogood.
+    fn blame_exhausted(&mut self) -> u32 {
+        if !self.backjumping {
+            return ANY;
+        }
+        let stop_key = self.component[self.list.op[self.stop as usize] as usize];
+        let failed = self.children_failed();
+        let blame = match failed
+            .iter()
+            .find(|&&(child, blamed)| blamed != ANY && blamed != child)
+        {
+            _ if self.forced => failed.first().map_or(ANY, |&(_, blamed)| blamed),
+            Some(&(_, blamed)) => blamed,
+            None if failed
+                .iter()
+                .all(|&(child, blamed)| child != stop_key || blamed == stop_key) =>
+            {
+                stop_key
+            }
+            None => ANY,
+        };
+        if blame != ANY {
+            self.learn_nogood(blame);
+        }
+        blame
+    }
+
+    /// Remembers that key `k` is stuck from its projection here.
+    fn learn_nogood(&mut self, k: u32) {
+        let part = self.model.part(&self.state, k).expect("maps have parts");
+        let (hash, known) = self.find_nogood(k, &part);
+        if known {
+            return;
+        }
+        let set = &self.component_sets[k as usize];
+        let tail = set.tail();
+        let tail_at = self.nogood_arena.len();
+        self.nogood_arena.extend_from_slice(tail);
+        self.uncounted_bytes += self.nogood_entry_bytes + 8 * tail.len();
+        self.nogoods.insert_unique(
+            hash,
+            Nogood {
+                hash,
+                comp: k,
+                low: set.low as u32,
+                tail_len: tail.len() as u32,
+                tail_at,
+                part,
+            },
+            |g| g.hash,
+        );
+    }
+
+    /// Returns to the parent configuration, and on past every ancestor
+    /// that has the same projection on the blamed key (infeasible too,
+    /// whatever its other candidates); false when there is none left (the
+    /// history is not linearizable).
+    fn backtrack(&mut self, blame: u32) -> bool {
+        loop {
+            let Some(frame) = self.path.pop() else {
+                return false;
             };
+            self.failed_children.truncate(frame.failed_children_start);
+            self.best_on_path = self.best_on_path.min(self.path.len());
+            self.state = frame.state;
+            self.list.unlift(frame.entry);
+            let o = self.list.op[frame.entry as usize] as usize;
+            self.unmark(o);
+            self.crashed_phase = frame.crashed_phase;
+            self.limit_pos = frame.limit_pos;
+            self.candidates.truncate(frame.candidates_end as usize);
+            self.candidates_start = frame.candidates_start as usize;
+            self.stop = frame.stop;
+            self.next = frame.next as usize;
+            self.stop_key_end = frame.stop_key_end as usize;
+            self.forced = frame.forced;
+            self.entry = frame.entry;
+            self.advance();
+            if blame == ANY || self.component[o] == blame {
+                if self.backjumping {
+                    self.failed_children.push((self.component[o], blame));
+                }
+                return true;
+            }
         }
-    };
-    // Nogoods are memoized configurations too (projected on one key).
-    stats.memo_entries += (memo.len() + nogoods.len()) as u64;
-    let held: usize = memo
-        .iter()
-        .map(|m| {
-            entry_overhead + 16 * m.more.len() + model.state_bytes(&m.state)
-                - std::mem::size_of::<M::State>()
-        })
-        .sum::<usize>()
-        + 8 * arena.len()
-        + nogoods.len() * nogood_overhead
-        + 8 * nogood_arena.len();
-    stats.memo_bytes += held as u64;
-    // Give the memory back to the shared budget: this search is done.
-    limits.memory_used.fetch_add(local_bytes, Ordering::Relaxed);
-    let _ = limits
-        .memory_used
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+    }
+
+    /// Counts what this search held and gives its memory back to the
+    /// shared budget: the search is done.
+    fn give_back_memory(self) {
+        // Nogoods are memoized configurations too (projected on one key).
+        self.stats.memo_entries += (self.memo.len() + self.nogoods.len()) as u64;
+        let held: usize = self
+            .memo
+            .iter()
+            .map(|m| {
+                self.memo_entry_bytes + 16 * m.more.len() + self.model.state_bytes(&m.state)
+                    - std::mem::size_of::<M::State>()
+            })
+            .sum::<usize>()
+            + 8 * self.arena.len()
+            + self.nogoods.len() * self.nogood_entry_bytes
+            + 8 * self.nogood_arena.len();
+        self.stats.memo_bytes += held as u64;
+        let memory_used = self.limits.memory_used;
+        memory_used.fetch_add(self.uncounted_bytes, Ordering::Relaxed);
+        let _ = memory_used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
             Some(m.saturating_sub(held))
         });
-    result
+    }
 }
 
 #[cfg(test)]
