@@ -96,153 +96,11 @@ fn marks(ops: &Operations, report: &Report) -> Marks {
 /// Renders the page for one history and its report.
 pub fn render(name: &str, ops: &Operations, report: &Report) -> String {
     let m = marks(ops, report);
-    // Which operations to draw: the failing key's, around the window.
-    let mut shown: Vec<&Operation> = ops
-        .ops
-        .iter()
-        .filter(|o| m.key.is_none() || o.key.as_ref().map(|k| k.to_string()) == m.key)
-        .collect();
-    let total = shown.len();
-    if shown.len() > MAX_OPS {
-        let centre = match m.window {
-            Some((s, _)) => shown.partition_point(|o| o.invoke_time < s),
-            None => 0,
-        };
-        let from = centre
-            .saturating_sub(MAX_OPS / 2)
-            .min(shown.len() - MAX_OPS);
-        shown = shown[from..from + MAX_OPS].to_vec();
-    }
-    let t0 = shown.iter().map(|o| o.invoke_time).min().unwrap_or(0);
-    let t1 = shown
-        .iter()
-        .map(|o| o.complete_time.unwrap_or(o.invoke_time))
-        .max()
-        .unwrap_or(t0)
-        .max(m.window.map(|w| w.1).unwrap_or(0))
-        .max(t0 + 1);
-    let crashed_end = t1 + (t1 - t0) / 50 + 1;
-    let x = |t: u64| {
-        LEFT + (t.saturating_sub(t0)) as f64 / (crashed_end - t0) as f64 * (WIDTH - LEFT - 10.0)
-    };
-    let mut rows: BTreeMap<u64, usize> = BTreeMap::new();
-    for o in &shown {
-        let n = rows.len();
-        rows.entry(o.process).or_insert(n);
-    }
-    // Re-number rows in process order.
-    for (i, v) in rows.values_mut().enumerate() {
-        *v = i;
-    }
-    let height = rows.len() as f64 * ROW + 40.0;
-
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}">"#
-    );
-    if let Some((s, e)) = m.window {
-        let _ = write!(
-            svg,
-            r##"<rect x="{:.1}" y="0" width="{:.1}" height="{height}" fill="#fff3b0"><title>failing window</title></rect>"##,
-            x(s),
-            (x(e) - x(s)).max(2.0)
-        );
-    }
-    for (p, row) in &rows {
-        let y = *row as f64 * ROW + 20.0;
-        let _ = write!(
-            svg,
-            r##"<text x="4" y="{:.1}" class="p">p{p}</text><line x1="{LEFT}" x2="{WIDTH}" y1="{:.1}" y2="{:.1}" stroke="#eee"/>"##,
-            y + 14.0,
-            y + ROW,
-            y + ROW
-        );
-    }
-    for o in &shown {
-        let y = rows[&o.process] as f64 * ROW + 22.0;
-        let x0 = x(o.invoke_time);
-        let x1 = x(o.complete_time.unwrap_or(crashed_end)).max(x0 + 3.0);
-        let class = if m.failing.contains(&o.id) {
-            "failing"
-        } else if m.concurrent.contains(&o.id) {
-            "concurrent"
-        } else if m.prefix.contains(&o.id) {
-            "prefix"
-        } else {
-            match o.outcome {
-                Outcome::Ok => "ok",
-                Outcome::Fail => "fail",
-                Outcome::Info => "info",
-            }
-        };
-        let label = match (&o.outcome, &o.output) {
-            (Outcome::Ok, Some(v)) if o.input.is_null() => format!("{} {}", o.f, v),
-            _ => format!("{} {}", o.f, o.input),
-        };
-        let _ = write!(
-            svg,
-            r#"<g class="{class}"><rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" rx="3"/><text x="{:.1}" y="{:.1}">{}</text><title>{}</title></g>"#,
-            x1 - x0,
-            ROW - 6.0,
-            x0 + 3.0,
-            y + 12.0,
-            esc(&label
-                .chars()
-                .take(((x1 - x0) / 6.5) as usize)
-                .collect::<String>()),
-            esc(&o.to_string())
-        );
-    }
-    svg.push_str("</svg>");
-
-    let mut results = String::new();
-    for r in &report.results {
-        let _ = write!(
-            results,
-            "<tr><td>{}</td><td class=\"v-{}\">{}</td><td>{}</td></tr>",
-            esc(&r.name),
-            r.verdict.kind(),
-            r.verdict.kind(),
-            esc(&r.summary)
-        );
-    }
-    let mut details = String::new();
-    for r in &report.results {
-        match &r.verdict {
-            Verdict::Invalid { witness } => {
-                let _ = write!(
-                    details,
-                    "<h3>{}</h3><pre>{}</pre>",
-                    esc(&r.name),
-                    esc(&witness.to_string())
-                );
-            }
-            Verdict::Unknown { reason } => {
-                let _ = write!(
-                    details,
-                    "<h3>{}</h3><pre>unknown: {}</pre>",
-                    esc(&r.name),
-                    esc(reason)
-                );
-            }
-            Verdict::Valid => {}
-        }
-    }
-    let cut = if shown.len() < total {
-        format!(
-            "<p>Showing {} of {} operations{}.</p>",
-            shown.len(),
-            total,
-            if m.window.is_some() {
-                ", around the failing window"
-            } else {
-                ""
-            }
-        )
-    } else {
-        String::new()
-    };
+    let (shown, total) = shown_ops(ops, &m);
+    let svg = timeline_svg(&shown, &m);
+    let results = result_rows(report);
+    let details = witness_details(report);
+    let cut = cut_note(shown.len(), total, &m);
     let key = m
         .key
         .map(|k| {
@@ -277,6 +135,202 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
 "##,
         title = esc(name),
         verdict = report.verdict,
+    )
+}
+
+/// The operations to draw (the failing key's, at most `MAX_OPS` around
+/// the failing window) and how many there were before the cut.
+fn shown_ops<'o>(ops: &'o Operations, m: &Marks) -> (Vec<&'o Operation>, usize) {
+    let mut shown: Vec<&Operation> = ops
+        .ops
+        .iter()
+        .filter(|o| m.key.is_none() || o.key.as_ref().map(|k| k.to_string()) == m.key)
+        .collect();
+    let total = shown.len();
+    if shown.len() > MAX_OPS {
+        let centre = match m.window {
+            Some((s, _)) => shown.partition_point(|o| o.invoke_time < s),
+            None => 0,
+        };
+        let from = centre
+            .saturating_sub(MAX_OPS / 2)
+            .min(shown.len() - MAX_OPS);
+        shown = shown[from..from + MAX_OPS].to_vec();
+    }
+    (shown, total)
+}
+
+/// Where things go on the timeline: x of a time (crashed operations run
+/// to `crashed_end`), and a row per process in process order.
+struct Layout {
+    t0: u64,
+    crashed_end: u64,
+    rows: BTreeMap<u64, usize>,
+}
+
+impl Layout {
+    fn new(shown: &[&Operation], m: &Marks) -> Layout {
+        let t0 = shown.iter().map(|o| o.invoke_time).min().unwrap_or(0);
+        let t1 = shown
+            .iter()
+            .map(|o| o.complete_time.unwrap_or(o.invoke_time))
+            .max()
+            .unwrap_or(t0)
+            .max(m.window.map(|w| w.1).unwrap_or(0))
+            .max(t0 + 1);
+        let mut rows: BTreeMap<u64, usize> = BTreeMap::new();
+        for o in shown {
+            let n = rows.len();
+            rows.entry(o.process).or_insert(n);
+        }
+        // Re-number rows in process order.
+        for (i, v) in rows.values_mut().enumerate() {
+            *v = i;
+        }
+        Layout {
+            t0,
+            crashed_end: t1 + (t1 - t0) / 50 + 1,
+            rows,
+        }
+    }
+
+    fn x(&self, t: u64) -> f64 {
+        LEFT + (t.saturating_sub(self.t0)) as f64 / (self.crashed_end - self.t0) as f64
+            * (WIDTH - LEFT - 10.0)
+    }
+}
+
+/// The timeline: the failing window, a row per process, a bar per
+/// operation.
+fn timeline_svg(shown: &[&Operation], m: &Marks) -> String {
+    let layout = Layout::new(shown, m);
+    let height = layout.rows.len() as f64 * ROW + 40.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}">"#
+    );
+    if let Some((s, e)) = m.window {
+        let _ = write!(
+            svg,
+            r##"<rect x="{:.1}" y="0" width="{:.1}" height="{height}" fill="#fff3b0"><title>failing window</title></rect>"##,
+            layout.x(s),
+            (layout.x(e) - layout.x(s)).max(2.0)
+        );
+    }
+    for (p, row) in &layout.rows {
+        let y = *row as f64 * ROW + 20.0;
+        let _ = write!(
+            svg,
+            r##"<text x="4" y="{:.1}" class="p">p{p}</text><line x1="{LEFT}" x2="{WIDTH}" y1="{:.1}" y2="{:.1}" stroke="#eee"/>"##,
+            y + 14.0,
+            y + ROW,
+            y + ROW
+        );
+    }
+    for o in shown {
+        operation_bar(&mut svg, o, m, &layout);
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// One operation's bar, coloured by its part in the failure or its outcome.
+fn operation_bar(svg: &mut String, o: &Operation, m: &Marks, layout: &Layout) {
+    let y = layout.rows[&o.process] as f64 * ROW + 22.0;
+    let x0 = layout.x(o.invoke_time);
+    let x1 = layout
+        .x(o.complete_time.unwrap_or(layout.crashed_end))
+        .max(x0 + 3.0);
+    let class = if m.failing.contains(&o.id) {
+        "failing"
+    } else if m.concurrent.contains(&o.id) {
+        "concurrent"
+    } else if m.prefix.contains(&o.id) {
+        "prefix"
+    } else {
+        match o.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+        }
+    };
+    let label = match (&o.outcome, &o.output) {
+        (Outcome::Ok, Some(v)) if o.input.is_null() => format!("{} {}", o.f, v),
+        _ => format!("{} {}", o.f, o.input),
+    };
+    let _ = write!(
+        svg,
+        r#"<g class="{class}"><rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" rx="3"/><text x="{:.1}" y="{:.1}">{}</text><title>{}</title></g>"#,
+        x1 - x0,
+        ROW - 6.0,
+        x0 + 3.0,
+        y + 12.0,
+        esc(&label
+            .chars()
+            .take(((x1 - x0) / 6.5) as usize)
+            .collect::<String>()),
+        esc(&o.to_string())
+    );
+}
+
+/// A table row per checker: name, verdict, summary.
+fn result_rows(report: &Report) -> String {
+    let mut results = String::new();
+    for r in &report.results {
+        let _ = write!(
+            results,
+            "<tr><td>{}</td><td class=\"v-{}\">{}</td><td>{}</td></tr>",
+            esc(&r.name),
+            r.verdict.kind(),
+            r.verdict.kind(),
+            esc(&r.summary)
+        );
+    }
+    results
+}
+
+/// The witness of each invalid verdict and the reason of each unknown one.
+fn witness_details(report: &Report) -> String {
+    let mut details = String::new();
+    for r in &report.results {
+        match &r.verdict {
+            Verdict::Invalid { witness } => {
+                let _ = write!(
+                    details,
+                    "<h3>{}</h3><pre>{}</pre>",
+                    esc(&r.name),
+                    esc(&witness.to_string())
+                );
+            }
+            Verdict::Unknown { reason } => {
+                let _ = write!(
+                    details,
+                    "<h3>{}</h3><pre>unknown: {}</pre>",
+                    esc(&r.name),
+                    esc(reason)
+                );
+            }
+            Verdict::Valid => {}
+        }
+    }
+    details
+}
+
+/// Says so when the timeline shows fewer operations than there are.
+fn cut_note(shown: usize, total: usize, m: &Marks) -> String {
+    if shown >= total {
+        return String::new();
+    }
+    format!(
+        "<p>Showing {} of {} operations{}.</p>",
+        shown,
+        total,
+        if m.window.is_some() {
+            ", around the failing window"
+        } else {
+            ""
+        }
     )
 }
 
