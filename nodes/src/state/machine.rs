@@ -147,6 +147,7 @@ impl StateMachine {
         }
     }
 
+    /// One command, by kind: the data commands, then the lock commands.
     fn apply_command(&mut self, cmd: Command, lease: &mut Vec<LeaseChange>) -> Applied {
         match cmd {
             Command::Write { key, value } => {
@@ -162,147 +163,202 @@ impl StateMachine {
                     Applied::CasMismatch { current }
                 }
             }
-            Command::Append { key, value } => {
-                let list = match self.kv.get(&key) {
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(Value::Array(items)) => items.clone(),
-                    Some(other) => {
-                        return Applied::BadRequest(format!(
-                            "append to {key:?}, which holds {other}, not a list"
-                        ))
-                    }
-                };
-                let mut list = list;
-                list.push(value);
-                let value = Value::Array(list);
-                self.kv.insert(key, value.clone());
-                Applied::Value(value)
-            }
-            Command::Add { key, delta } => {
-                let current = match self.kv.get(&key) {
-                    None | Some(Value::Null) => 0,
-                    Some(v) => match v.as_i64() {
-                        Some(n) => n,
-                        None => {
-                            return Applied::BadRequest(format!(
-                                "add to {key:?}, which holds {v}, not an integer"
-                            ))
-                        }
-                    },
-                };
-                let Some(sum) = current.checked_add(delta) else {
-                    return Applied::BadRequest(format!("{current} + {delta} overflows"));
-                };
-                self.kv.insert(key, Value::from(sum));
-                Applied::Value(Value::from(sum))
-            }
+            Command::Append { key, value } => self.append(key, value),
+            Command::Add { key, delta } => self.add(key, delta),
+            Command::Txn { mops } => self.txn(mops),
+            Command::FencedWrite { key, value, token } => self.fenced_write(key, value, token),
             Command::Acquire {
                 lock,
                 owner,
                 ttl_ms,
-            } => {
-                let l = self.locks.entry(lock.clone()).or_default();
-                if let Some(h) = &l.holder {
-                    return Applied::LockHeld {
-                        holder: h.owner.clone(),
-                    };
-                }
-                l.last_token = l
-                    .last_token
-                    .checked_add(1)
-                    .expect("fencing tokens never reach u64::MAX");
-                let granted = Lease {
-                    owner,
-                    token: l.last_token,
-                    ttl_ms,
-                    renewals: 0,
-                };
-                l.holder = Some(granted.clone());
-                lease.push(LeaseChange::Started {
-                    lock,
-                    lease: granted,
-                });
-                Applied::Token(l.last_token)
-            }
+            } => self.acquire(lock, owner, ttl_ms, lease),
             Command::Renew {
                 lock,
                 owner,
                 token,
                 ttl_ms,
-            } => match self.locks.get_mut(&lock).and_then(|l| l.holder.as_mut()) {
-                Some(h) if h.owner == owner && h.token == token => {
-                    h.ttl_ms = ttl_ms;
-                    h.renewals += 1;
-                    lease.push(LeaseChange::Started {
-                        lock,
-                        lease: h.clone(),
-                    });
-                    Applied::Ok
-                }
-                _ => Applied::NotHolder,
-            },
-            Command::Release { lock, owner, token } => match self.locks.get_mut(&lock) {
-                Some(l)
-                    if l.holder
-                        .as_ref()
-                        .is_some_and(|h| h.owner == owner && h.token == token) =>
-                {
-                    l.holder = None;
-                    lease.push(LeaseChange::Ended { lock });
-                    Applied::Ok
-                }
-                _ => Applied::NotHolder,
-            },
-            Command::FencedWrite { key, value, token } => {
-                let highest = self.fences.get(&key).copied().unwrap_or(0);
-                if token < highest && !self.no_fence {
-                    return Applied::StaleToken { highest };
-                }
-                self.fences.insert(key.clone(), highest.max(token));
-                self.kv.insert(key, value);
-                Applied::Ok
-            }
-            Command::Txn { mops } => match txn::execute(&self.kv, &mops) {
-                Ok((results, writes)) => {
-                    let first_written = self
-                        .non_atomic_txns
-                        .then(|| mops.iter().find(|m| m.kind != txn::MicroOpKind::Read))
-                        .flatten()
-                        .map(|m| m.key.clone());
-                    match first_written {
-                        None => self.kv.extend(writes),
-                        Some(first) => {
-                            self.kv
-                                .extend(writes.into_iter().filter(|(k, _)| *k == first));
-                            self.held_back
-                                .extend(mops.into_iter().filter(|m| {
-                                    m.kind != txn::MicroOpKind::Read && m.key != first
-                                }));
-                        }
-                    }
-                    Applied::Value(
-                        serde_json::to_value(results).expect("micro-ops always serialize"),
-                    )
-                }
-                Err(reason) => Applied::BadRequest(reason),
-            },
+            } => self.renew(lock, owner, token, ttl_ms, lease),
+            Command::Release { lock, owner, token } => self.release(lock, owner, token, lease),
             Command::Expire {
                 lock,
                 token,
                 renewals,
-            } => {
-                if let Some(l) = self.locks.get_mut(&lock) {
-                    if l.holder
-                        .as_ref()
-                        .is_some_and(|h| h.token == token && h.renewals == renewals)
-                    {
-                        l.holder = None;
-                        lease.push(LeaseChange::Ended { lock });
+            } => self.expire(lock, token, renewals, lease),
+        }
+    }
+
+    /// Appends `value` to the list at `key` (absent or null: empty).
+    fn append(&mut self, key: String, value: Value) -> Applied {
+        let mut list = match self.kv.get(&key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.clone(),
+            Some(other) => {
+                return Applied::BadRequest(format!(
+                    "append to {key:?}, which holds {other}, not a list"
+                ))
+            }
+        };
+        list.push(value);
+        let value = Value::Array(list);
+        self.kv.insert(key, value.clone());
+        Applied::Value(value)
+    }
+
+    /// Adds `delta` to the integer at `key` (absent or null: 0).
+    fn add(&mut self, key: String, delta: i64) -> Applied {
+        let current = match self.kv.get(&key) {
+            None | Some(Value::Null) => 0,
+            Some(v) => match v.as_i64() {
+                Some(n) => n,
+                None => {
+                    return Applied::BadRequest(format!(
+                        "add to {key:?}, which holds {v}, not an integer"
+                    ))
+                }
+            },
+        };
+        let Some(sum) = current.checked_add(delta) else {
+            return Applied::BadRequest(format!("{current} + {delta} overflows"));
+        };
+        self.kv.insert(key, Value::from(sum));
+        Applied::Value(Value::from(sum))
+    }
+
+    /// A transaction's micro-ops as one command (under the planted
+    /// `txn-non-atomic`, all but the first key's writes held back).
+    fn txn(&mut self, mops: Vec<txn::MicroOp>) -> Applied {
+        match txn::execute(&self.kv, &mops) {
+            Ok((results, writes)) => {
+                let first_written = self
+                    .non_atomic_txns
+                    .then(|| mops.iter().find(|m| m.kind != txn::MicroOpKind::Read))
+                    .flatten()
+                    .map(|m| m.key.clone());
+                match first_written {
+                    None => self.kv.extend(writes),
+                    Some(first) => {
+                        self.kv
+                            .extend(writes.into_iter().filter(|(k, _)| *k == first));
+                        self.held_back.extend(
+                            mops.into_iter()
+                                .filter(|m| m.kind != txn::MicroOpKind::Read && m.key != first),
+                        );
                     }
                 }
+                Applied::Value(serde_json::to_value(results).expect("micro-ops always serialize"))
+            }
+            Err(reason) => Applied::BadRequest(reason),
+        }
+    }
+
+    /// A write that a token below the highest seen for `key` may not make
+    /// (unless the planted `no-fence` is on).
+    fn fenced_write(&mut self, key: String, value: Value, token: u64) -> Applied {
+        let highest = self.fences.get(&key).copied().unwrap_or(0);
+        if token < highest && !self.no_fence {
+            return Applied::StaleToken { highest };
+        }
+        self.fences.insert(key.clone(), highest.max(token));
+        self.kv.insert(key, value);
+        Applied::Ok
+    }
+
+    /// Grants a free lock a lease with the next fencing token.
+    fn acquire(
+        &mut self,
+        lock: String,
+        owner: String,
+        ttl_ms: u64,
+        lease: &mut Vec<LeaseChange>,
+    ) -> Applied {
+        let l = self.locks.entry(lock.clone()).or_default();
+        if let Some(h) = &l.holder {
+            return Applied::LockHeld {
+                holder: h.owner.clone(),
+            };
+        }
+        l.last_token = l
+            .last_token
+            .checked_add(1)
+            .expect("fencing tokens never reach u64::MAX");
+        let granted = Lease {
+            owner,
+            token: l.last_token,
+            ttl_ms,
+            renewals: 0,
+        };
+        l.holder = Some(granted.clone());
+        lease.push(LeaseChange::Started {
+            lock,
+            lease: granted,
+        });
+        Applied::Token(l.last_token)
+    }
+
+    /// Extends the holder's lease (its owner and token must match).
+    fn renew(
+        &mut self,
+        lock: String,
+        owner: String,
+        token: u64,
+        ttl_ms: u64,
+        lease: &mut Vec<LeaseChange>,
+    ) -> Applied {
+        match self.locks.get_mut(&lock).and_then(|l| l.holder.as_mut()) {
+            Some(h) if h.owner == owner && h.token == token => {
+                h.ttl_ms = ttl_ms;
+                h.renewals += 1;
+                lease.push(LeaseChange::Started {
+                    lock,
+                    lease: h.clone(),
+                });
                 Applied::Ok
             }
+            _ => Applied::NotHolder,
         }
+    }
+
+    /// Frees the lock if the caller holds it (owner and token).
+    fn release(
+        &mut self,
+        lock: String,
+        owner: String,
+        token: u64,
+        lease: &mut Vec<LeaseChange>,
+    ) -> Applied {
+        match self.locks.get_mut(&lock) {
+            Some(l)
+                if l.holder
+                    .as_ref()
+                    .is_some_and(|h| h.owner == owner && h.token == token) =>
+            {
+                l.holder = None;
+                lease.push(LeaseChange::Ended { lock });
+                Applied::Ok
+            }
+            _ => Applied::NotHolder,
+        }
+    }
+
+    /// Ends a lease that ran out: only the one it was set for (same token,
+    /// not renewed since).
+    fn expire(
+        &mut self,
+        lock: String,
+        token: u64,
+        renewals: u64,
+        lease: &mut Vec<LeaseChange>,
+    ) -> Applied {
+        if let Some(l) = self.locks.get_mut(&lock) {
+            if l.holder
+                .as_ref()
+                .is_some_and(|h| h.token == token && h.renewals == renewals)
+            {
+                l.holder = None;
+                lease.push(LeaseChange::Ended { lock });
+            }
+        }
+        Applied::Ok
     }
 
     /// Runs a transaction's micro-ops against the current state without
