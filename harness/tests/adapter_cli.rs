@@ -14,19 +14,7 @@ mod test_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use test_common::BIN;
-
-fn faultline(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("faultline runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use test_common::{faultline, BIN};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/adapters")

@@ -17,31 +17,9 @@ mod test_common;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use test_common::{args, run_test};
+use test_common::{args, one_cluster, run_dir, run_test};
 
 const SEED: u64 = 1717;
-
-/// One cluster at a time (see test_shards.rs).
-static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
-    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The one run directory under `store` (store/<test>/<id>/).
-fn run_dir(store: &Path) -> PathBuf {
-    let real_dirs = |dir: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .expect("a store directory")
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
-            .collect()
-    };
-    let mut dirs: Vec<PathBuf> = real_dirs(store).iter().flat_map(|t| real_dirs(t)).collect();
-    assert_eq!(dirs.len(), 1, "one run in {}: {dirs:?}", store.display());
-    dirs.pop().expect("one run")
-}
 
 /// Every regular file under `dir`.
 fn files_under(dir: &Path) -> Vec<PathBuf> {

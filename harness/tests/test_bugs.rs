@@ -17,7 +17,7 @@ mod test_common;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use test_common::{args, caught_within, run_test, BIN};
+use test_common::{args, caught_within, one_cluster, run_test, BIN};
 
 /// Seed of the first run of each test (the nemesis schedule and the ops).
 const SEED: u64 = 20260126;
@@ -75,13 +75,9 @@ fn test_args(store: &str, workload: &str, nemesis: &str) -> Vec<String> {
     ])
 }
 
-/// One matrix at a time: the two tests would otherwise run their 5-node
-/// clusters side by side on a 2-core machine.
-static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn every_listed_bug_is_caught_and_the_same_tests_without_it_pass() {
-    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_cluster();
     bug_matrix(&[]);
 }
 
@@ -90,7 +86,7 @@ fn every_listed_bug_is_caught_and_the_same_tests_without_it_pass() {
 /// cluster must neither hide a bug nor raise a false alarm.
 #[test]
 fn with_auth_every_listed_bug_is_caught_and_the_same_tests_without_it_pass() {
-    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_cluster();
     bug_matrix(&["--auth"]);
 }
 

@@ -2,22 +2,11 @@
 //! run stores what docs/store.md promises and `analyze` agrees with it;
 //! bad input exits 254 with a message naming what was wrong.
 
+mod test_common;
+
 use std::path::Path;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
-
-fn faultline(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("faultline runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use test_common::faultline;
 
 #[test]
 fn bad_flags_exit_254_naming_the_flag() {

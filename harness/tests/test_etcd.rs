@@ -16,7 +16,7 @@ mod test_common;
 
 use std::path::Path;
 use std::process::Command;
-use test_common::{args, run_test};
+use test_common::{args, live_processes, run_test, wait_for_exit};
 
 const SEED: u64 = 20261206;
 
@@ -30,20 +30,11 @@ fn enabled(test: &str) -> bool {
 
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(needle) && !cmd.contains("cargo") && !cmd.contains("test_etcd") {
-            found.push(cmd);
-        }
-    }
-    found
+    live_processes()
+        .into_iter()
+        .map(|(_, cmd)| cmd)
+        .filter(|cmd| cmd.contains(needle) && !cmd.contains("cargo") && !cmd.contains("test_etcd"))
+        .collect()
 }
 
 /// The test.json of every run in `store`.
@@ -574,17 +565,7 @@ fn an_interrupted_etcd_run_leaves_no_member_and_no_rule() {
     }
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("faultline did not exit within 60 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(60), "SIGINT");
     let mut stderr = String::new();
     use std::io::Read;
     child

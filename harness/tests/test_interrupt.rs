@@ -4,31 +4,19 @@
 //! chain of the run left — and leave a history `faultline analyze` can
 //! check.
 
+mod test_common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+use test_common::{live_processes, wait_for_exit, BIN};
 
 /// Processes whose command line mentions `needle` (our run's store).
 fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(needle) && cmd.contains(" node ") {
-            found.push((pid, cmd));
-        }
-    }
-    found
+    live_processes()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(needle) && cmd.contains(" node "))
+        .collect()
 }
 
 fn wait_for_fault(history: &Path, deadline: Instant) -> bool {
@@ -70,17 +58,7 @@ fn interrupt_mid_run(signal: libc::c_int, signal_name: &str) {
     let nodes_before = processes_mentioning(&store_path).len();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("faultline did not exit within 60 s of {signal_name}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(60), signal_name);
     let output = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

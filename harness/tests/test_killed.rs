@@ -12,12 +12,13 @@
 //! `FAULTLINE_ETCD_TESTS=1 cargo test --release --workspace --test test_killed -- --ignored`
 //! (.ci/etcd.sh).
 
+mod test_common;
+
 use faultline::ledger::{ledger_dir, process, Recorded, Resource};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
+use test_common::{live_processes, BIN};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -27,28 +28,10 @@ fn is_root() -> bool {
 /// Live processes whose command line mentions `needle` (the run's store)
 /// and runs a node.
 fn nodes_mentioning(needle: &str) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        let runs_a_node = cmd.contains(" node ") || cmd.contains("etcd");
-        if !zombie && cmd.contains(needle) && runs_a_node {
-            found.push((pid, cmd));
-        }
-    }
-    found
+    live_processes()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(needle) && (cmd.contains(" node ") || cmd.contains("etcd")))
+        .collect()
 }
 
 fn chain_exists(chain: &str) -> bool {

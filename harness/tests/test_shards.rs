@@ -15,35 +15,9 @@ mod test_common;
 use faultline_checker::history::Process;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use test_common::{args, run_test, BIN};
+use test_common::{args, one_cluster, run_dir, run_test, BIN};
 
 const SEED: u64 = 11;
-
-/// One cluster at a time: the tests of this file would otherwise run their
-/// 5-node clusters side by side on a 2-core machine, and a membership change
-/// starved of CPU can time out.
-static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
-    // A test that failed while holding the lock poisons it; the next may still run.
-    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The one run directory under `store` (store/<test>/<id>/; `latest`
-/// links are skipped).
-fn run_dir(store: &Path) -> PathBuf {
-    let real_dirs = |dir: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .expect("a store directory")
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
-            .collect()
-    };
-    let mut dirs: Vec<PathBuf> = real_dirs(store).iter().flat_map(|t| real_dirs(t)).collect();
-    assert_eq!(dirs.len(), 1, "one run in {}: {dirs:?}", store.display());
-    dirs.pop().expect("one run")
-}
 
 /// Runs the sharded membership test with `consensus`; None when it ended
 /// valid with a completed membership change and the report shows it.

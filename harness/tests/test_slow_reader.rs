@@ -4,21 +4,10 @@
 //! node-memory check with the node's peak RSS under the stated bound.
 //! Systems the fault does not fit say so instead of faking it.
 
+mod test_common;
+
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_faultline");
-
-fn faultline(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("faultline runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use test_common::faultline;
 
 #[test]
 fn a_run_under_slow_readers_is_valid_and_records_the_nodes_peak_memory() {
