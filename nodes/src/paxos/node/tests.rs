@@ -1518,3 +1518,49 @@ fn a_joining_acceptor_never_votes_below_its_join_floor() {
         Payload::Paxos(PaxosMessage::Promise { ballot, .. }) if ballot == b4
     )));
 }
+
+/// Regression (issue 21, finding 3): InstallSnapshot carried the whole state
+/// machine in one message, so a state machine of more than about 45 MiB
+/// (64 MiB after base64 and framing) passed the peer line limit, was lost,
+/// and was resent forever: an acceptor that needed it never caught up.
+#[test]
+fn a_snapshot_larger_than_the_peer_line_limit_reaches_a_lagging_acceptor() {
+    use crate::protocol::line::MAX_PEER_LINE_BYTES;
+    use crate::server::{NODE_MAX_BATCH_BYTES, NODE_MAX_BATCH_ENTRIES};
+    let mut c = Cluster::new(3);
+    c.batch_limits = Some((NODE_MAX_BATCH_ENTRIES, NODE_MAX_BATCH_BYTES));
+    for id in 1..=3 {
+        c.restart(NodeId(id));
+    }
+    c.line_limit = Some(MAX_PEER_LINE_BYTES);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    c.isolate(f);
+    for v in 0..5u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+        c.deliver_all();
+    }
+    // 50 MiB of state: about 67 MiB as one base64 line.
+    let state: Vec<u8> = (0..50u32 << 20).map(|k| (k % 251) as u8).collect();
+    let applied = c.node(l.0).log().applied();
+    let meta = c
+        .node(l.0)
+        .snapshot_taken(applied, state.clone())
+        .expect("snapshot");
+    c.heal();
+    c.tick_all(60);
+    assert_eq!(c.oversized, 0, "no message passed the peer line limit");
+    assert!(
+        c.node(f).log().snapshot_index() >= meta.index,
+        "the acceptor installed the snapshot"
+    );
+    assert!(
+        c.storage[&NodeId(f)]
+            .durable()
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.data == state),
+        "the acceptor holds the whole state durably, byte for byte"
+    );
+    assert_eq!(c.node(f).log().commit(), c.node(l.0).log().commit());
+}
