@@ -97,6 +97,10 @@ pub struct SimOptions {
     /// The watchdog's bounds ([`super::watchdog`]): a run that passes one
     /// fails as a liveness failure instead of running without end.
     pub limits: SimLimits,
+    /// `CoreConfig::snapshot_chunk_bytes` for every core; None: drawn from
+    /// the seed (7, 16, 64 bytes or 1 MiB). A seed pinned before snapshots
+    /// were chunked replays its scenario with one chunk (1 MiB).
+    pub snapshot_chunk_bytes: Option<usize>,
 }
 
 impl SimOptions {
@@ -119,6 +123,7 @@ impl SimOptions {
             membership_bug: false,
             reuse_ids: false,
             limits: SimLimits::default(),
+            snapshot_chunk_bytes: None,
         }
     }
 
@@ -487,8 +492,9 @@ impl<C: SimCore> World<C> {
         let max_batch = rng.pick(&[1usize, 4, 64]);
         let snapshot_every = rng.pick(&[8u64, 32, 128]);
         // From a stream of its own: the world's draws stay as they were.
-        let snapshot_chunk_bytes =
-            SimRng::new(opts.seed ^ (0xC4u64 << 56)).pick(&[7usize, 16, 64, 1 << 20]);
+        let snapshot_chunk_bytes = opts.snapshot_chunk_bytes.unwrap_or_else(|| {
+            SimRng::new(opts.seed ^ (0xC4u64 << 56)).pick(&[7usize, 16, 64, 1 << 20])
+        });
         let skewed = opts.clock_skew && rng.chance(0.5);
         let tick_us: Vec<u64> = (0..pool_size)
             .map(|_| {
