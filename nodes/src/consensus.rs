@@ -93,8 +93,12 @@
 //!   The runtime then stores `Snapshot { meta, data }` durably and only after
 //!   that may delete its stored entries ≤ `i`.
 //! - Catching up: a leader sends a follower whose next entry was compacted
-//!   away an InstallSnapshot; the follower's core puts it in
-//!   [`Ready::snapshot`], handled by rules 1 and 3 above.
+//!   away an InstallSnapshot, in chunks of at most
+//!   [`CoreConfig::snapshot_chunk_bytes`] ([`crate::snapshot_transfer`]);
+//!   the follower's core assembles them in memory and, once the last one
+//!   arrived, puts the whole snapshot in [`Ready::snapshot`], handled by
+//!   rules 1 and 3 above. Nothing of a snapshot is applied, made durable or
+//!   acknowledged as installed before its last chunk.
 //!
 //! # Planted bugs
 //! [`CoreConfig::bugs`] lists the planted bugs. Only one changes a core:
@@ -354,13 +358,20 @@ impl Payload {
         }
     }
 
-    /// Whether the message carries a whole state-machine snapshot.
+    /// Whether the message carries a chunk of a state-machine snapshot.
     pub fn is_snapshot(&self) -> bool {
-        matches!(
-            self,
-            Payload::Raft(crate::raft::message::RaftMessage::InstallSnapshot { .. })
-                | Payload::Paxos(crate::paxos::message::PaxosMessage::InstallSnapshot { .. })
-        )
+        self.snapshot_chunk().is_some()
+    }
+
+    /// The snapshot chunk the message carries (an InstallSnapshot), if any.
+    pub fn snapshot_chunk(&self) -> Option<&crate::snapshot_transfer::SnapshotChunk> {
+        match self {
+            Payload::Raft(crate::raft::message::RaftMessage::InstallSnapshot { chunk, .. })
+            | Payload::Paxos(crate::paxos::message::PaxosMessage::InstallSnapshot {
+                chunk, ..
+            }) => Some(chunk),
+            _ => None,
+        }
     }
 }
 
@@ -542,8 +553,12 @@ pub struct CoreConfig {
     /// first entry, which always goes): the message must fit the peer line
     /// limit however large the values ([`Entry::payload_bytes`]).
     pub max_batch_bytes: usize,
-    /// At most this many append messages unacknowledged per follower.
+    /// At most this many append messages unacknowledged per follower (and
+    /// as many snapshot chunks).
     pub max_inflight_appends: usize,
+    /// At most this many snapshot bytes in one InstallSnapshot chunk: a
+    /// snapshot of any size reaches a follower under the peer line limit.
+    pub snapshot_chunk_bytes: usize,
     /// Raft §9.6: ask before disrupting the cluster with a higher term.
     pub pre_vote: bool,
     /// A leader that has not heard from a quorum for an election timeout steps down.
@@ -582,6 +597,7 @@ impl CoreConfig {
             max_batch_entries: 64,
             max_batch_bytes: 1 << 20,
             max_inflight_appends: 4,
+            snapshot_chunk_bytes: 1 << 20,
             pre_vote: true,
             check_quorum: true,
             lease_reads: false,

@@ -17,6 +17,7 @@ pub mod raft;
 pub mod ring;
 pub mod server;
 pub mod sim;
+pub mod snapshot_transfer;
 pub mod splitmix;
 pub mod state;
 pub mod storage;

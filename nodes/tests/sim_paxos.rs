@@ -41,8 +41,8 @@ fn paxos_passes_seeds() {
     let t = sweep::<PaxosNode>("paxos_passes_seeds", 0, OnFailure::Stop, SimOptions::new);
     let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
-        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshots sent, {} transfers",
-        t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.transfers
+        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshot chunks sent, {} snapshots installed from several chunks, {} transfers",
+        t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.multi_chunk_installs, s.transfers
     );
     // The runs must have exercised something: faults, elections, work.
     assert!(
@@ -57,6 +57,12 @@ fn paxos_passes_seeds() {
     );
     assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
     assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
+    if seeds >= 100 {
+        assert!(
+            s.multi_chunk_installs > 0,
+            "no snapshot was ever installed from more than one chunk"
+        );
+    }
 }
 
 /// Membership changes in the random schedule (add, remove, swap voters;
@@ -79,7 +85,8 @@ fn paxos_membership_passes_seeds() {
     eprintln!(
         "{seeds} seeds with membership changes: {} ok operations; changes {} requested, \
          {} accepted, {} done (in {} seeds); {} joins \
-         ({} by snapshot, {} of wiped ids), {} removals ({} leaders)",
+         ({} by snapshot, {} of wiped ids), {} removals ({} leaders); \
+         {} snapshots installed from several chunks",
         t.ok_ops,
         s.membership_requested,
         s.membership_accepted,
@@ -89,7 +96,8 @@ fn paxos_membership_passes_seeds() {
         s.joined_by_snapshot,
         s.rejoins,
         s.removals,
-        s.leader_removals
+        s.leader_removals,
+        s.multi_chunk_installs
     );
     assert!(
         t.ok_ops >= seeds * 10,
@@ -122,6 +130,10 @@ fn paxos_membership_passes_seeds() {
         );
         assert!(s.leader_removals > 0, "no leader ever removed itself");
         assert!(s.rejoins > 0, "no wiped node id was ever added back");
+        assert!(
+            s.multi_chunk_installs > 0,
+            "no snapshot was ever installed from more than one chunk"
+        );
     }
 }
 
@@ -133,6 +145,9 @@ fn paxos_membership_passes_seeds() {
 fn seed_1052535_a_wiped_node_added_back_never_votes_for_its_old_self() {
     let opts = SimOptions {
         reuse_ids: true,
+        // Found when a snapshot travelled in one message: its scenario
+        // needs snapshots in one chunk.
+        snapshot_chunk_bytes: Some(1 << 20),
         ..SimOptions::with_membership(1052535)
     };
     let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());

@@ -10,13 +10,16 @@
 //! first entry, then append" replaces exactly the changed slots and keeps
 //! every other accepted value (an acceptor never forgets an accepted value).
 
+use std::sync::Arc;
+
 use crate::consensus::{Entry, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
 
 use super::ballot::Stamp;
 
 #[derive(Clone, Debug, Default)]
 pub struct PaxosLog {
-    snapshot: Snapshot,
+    /// Shared with the leader's snapshot transfers (no copy per peer).
+    snapshot: Arc<Snapshot>,
     /// Slots `snapshot.index + 1 ..= last`.
     entries: Vec<Entry>,
     commit: LogIndex,
@@ -35,7 +38,7 @@ impl PaxosLog {
         entries: Vec<Entry>,
         commit: LogIndex,
     ) -> Result<PaxosLog, String> {
-        let snapshot = snapshot.unwrap_or_default();
+        let snapshot = Arc::new(snapshot.unwrap_or_default());
         let mut expect = snapshot.meta.index.next();
         for e in &entries {
             if e.index != expect {
@@ -90,6 +93,10 @@ impl PaxosLog {
 
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
+    }
+    /// The snapshot, shared (for a transfer to a peer).
+    pub fn shared_snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot)
     }
     pub fn snapshot_index(&self) -> LogIndex {
         self.snapshot.meta.index
@@ -297,7 +304,8 @@ impl PaxosLog {
     /// What must be written: the snapshot (if installed) and every slot
     /// from the lowest changed one to the end.
     pub fn take_unstable(&mut self) -> (Option<Snapshot>, Vec<Entry>) {
-        let snapshot = std::mem::take(&mut self.snapshot_unstable).then(|| self.snapshot.clone());
+        let snapshot =
+            std::mem::take(&mut self.snapshot_unstable).then(|| (*self.snapshot).clone());
         let entries = match self.unstable_from.take() {
             Some(from) => self.entries_after(from.prev()).to_vec(),
             None => Vec::new(),
@@ -318,10 +326,10 @@ impl PaxosLog {
             voters,
             outgoing: Vec::new(),
         };
-        self.snapshot = Snapshot {
+        self.snapshot = Arc::new(Snapshot {
             meta: meta.clone(),
             data,
-        };
+        });
         if let Some(u) = self.unstable_from {
             if u <= index {
                 self.unstable_from = (!self.entries.is_empty()).then(|| index.next());
@@ -341,7 +349,7 @@ impl PaxosLog {
         );
         let keep: Vec<Entry> = self.entries_after(index).to_vec();
         self.entries = keep;
-        self.snapshot = snapshot;
+        self.snapshot = Arc::new(snapshot);
         self.commit = index;
         self.applied = index;
         self.snapshot_unstable = true;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ballot::Ballot;
 use crate::consensus::{Entry, LogIndex, Snapshot, Term};
+use crate::snapshot_transfer::SnapshotChunk;
 
 /// One Paxos message (the `paxos` payload of a [`crate::consensus::Message`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,8 +68,22 @@ pub enum PaxosMessage {
         read_seq: u64,
         agreed: LogIndex,
     },
-    /// Catch-up for an acceptor whose next slot was compacted away.
-    InstallSnapshot { ballot: Ballot, snapshot: Snapshot },
+    /// Catch-up for an acceptor whose next slot was compacted away, in
+    /// chunks ([`SnapshotChunk`]: offset, data, done). Every chunk but the
+    /// last is answered by `InstallSnapshotReply`; the last, once the
+    /// whole snapshot is durable, by `Accepted` (agreed at least its index).
+    InstallSnapshot {
+        ballot: Ballot,
+        chunk: SnapshotChunk,
+    },
+    /// The acceptor holds the first `received` bytes of the snapshot at
+    /// `index` after the chunk at `offset` (not taken if `received ≤ offset`).
+    InstallSnapshotReply {
+        ballot: Ballot,
+        index: LogIndex,
+        offset: u64,
+        received: u64,
+    },
     /// Leadership transfer: campaign now. `commit` lets a leader that a
     /// new configuration removed tell its successor that the configuration
     /// making it a voter is chosen.
@@ -92,6 +107,7 @@ impl PaxosMessage {
             | PaxosMessage::Heartbeat { ballot, .. }
             | PaxosMessage::HeartbeatReply { ballot, .. }
             | PaxosMessage::InstallSnapshot { ballot, .. }
+            | PaxosMessage::InstallSnapshotReply { ballot, .. }
             | PaxosMessage::TimeoutNow { ballot, .. } => *ballot,
         }
     }
@@ -114,6 +130,7 @@ impl PaxosMessage {
             PaxosMessage::Heartbeat { .. } => "heartbeat",
             PaxosMessage::HeartbeatReply { .. } => "heartbeat-reply",
             PaxosMessage::InstallSnapshot { .. } => "install-snapshot",
+            PaxosMessage::InstallSnapshotReply { .. } => "install-snapshot-reply",
             PaxosMessage::TimeoutNow { .. } => "timeout-now",
         }
     }
@@ -167,9 +184,15 @@ impl PaxosMessage {
                 read_seq,
                 agreed,
             } => format!("{kind} {ballot:?} seq={read_seq} agreed={agreed}"),
-            PaxosMessage::InstallSnapshot { ballot, snapshot } => {
-                format!("{kind} {ballot:?} at={}", snapshot.meta.index)
+            PaxosMessage::InstallSnapshot { ballot, chunk } => {
+                format!("{kind} {ballot:?} {}", chunk.summary())
             }
+            PaxosMessage::InstallSnapshotReply {
+                ballot,
+                index,
+                offset,
+                received,
+            } => format!("{kind} {ballot:?} at={index} offset={offset} received={received}"),
             PaxosMessage::TimeoutNow { ballot, commit } => {
                 format!("{kind} {ballot:?} commit={commit}")
             }

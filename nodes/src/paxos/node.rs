@@ -34,6 +34,8 @@ use crate::consensus::{
     Role, Snapshot, SnapshotError, SnapshotMeta, SoftState, Status, StepError, TransferError,
 };
 
+use crate::snapshot_transfer::{ChunkOutcome, SnapshotAssembly, SnapshotChunk, SnapshotSender};
+
 use super::ballot::{Ballot, Stamp};
 use super::log::PaxosLog;
 use super::message::PaxosMessage;
@@ -118,7 +120,8 @@ struct Peer {
     /// Heard from since the last check-quorum.
     recent_active: bool,
     read_seq_acked: u64,
-    snapshot_sent_tick: Option<u64>,
+    /// The snapshot being sent in chunks, if the peer lacks compacted slots.
+    snapshot: Option<SnapshotSender>,
     /// The tick of the last rewind of `next` on a reply (at most one a
     /// tick: the network duplicates replies, and a rewind on every copy
     /// resent the whole window once per copy, a storm that doubled as it went).
@@ -139,7 +142,7 @@ impl Peer {
             reported: agreed,
             recent_active: true,
             read_seq_acked: 0,
-            snapshot_sent_tick: None,
+            snapshot: None,
             rewound_tick: None,
             departing: None,
         }
@@ -238,6 +241,9 @@ pub struct PaxosNode {
     transferee: Option<NodeId>,
     transfer_elapsed_ticks: u64,
 
+    /// Acceptor: the leader's snapshot being assembled from its chunks.
+    incoming_snapshot: Option<SnapshotAssembly>,
+
     msgs: Vec<Message>,
     last_hard_state: HardState,
     last_soft_state: SoftState,
@@ -294,7 +300,10 @@ impl PaxosNode {
                 "heartbeat interval must be below the election timeout".into(),
             ));
         }
-        if cfg.max_batch_entries == 0 || cfg.max_inflight_appends == 0 {
+        if cfg.max_batch_entries == 0
+            || cfg.max_inflight_appends == 0
+            || cfg.snapshot_chunk_bytes == 0
+        {
             return Err(ConfigError::Invalid(
                 "batch and inflight limits must be ≥ 1".into(),
             ));
@@ -360,6 +369,7 @@ impl PaxosNode {
             read_outcomes: Vec::new(),
             transferee: None,
             transfer_elapsed_ticks: 0,
+            incoming_snapshot: None,
             msgs: Vec::new(),
             last_hard_state: hs,
             last_soft_state: soft,
@@ -621,6 +631,8 @@ impl PaxosNode {
         self.see(b);
         self.agreed = self.log.commit();
         self.recompute_agreed();
+        // A snapshot is assembled only from the leader of the promised ballot.
+        self.incoming_snapshot = None;
     }
 
     /// Extend `agreed` over slots accepted at the promised ballot.
@@ -965,21 +977,18 @@ impl PaxosNode {
                 let pr = &self.peers[&to];
                 (pr.next, pr.inflight)
             };
-            if inflight >= self.cfg.max_inflight_appends {
+            let shared = self.log.shared_snapshot();
+            let pr = self.peers.get_mut(&to).expect("a peer of the group");
+            if next <= snap_index || pr.snapshot.is_some() {
+                // The slots it lacks were compacted away: send the snapshot
+                // in chunks, paced by their own window; no Accept until the
+                // acceptor took it (its Accepted ends the transfer).
+                pr.snapshot
+                    .get_or_insert_with(|| SnapshotSender::new(shared));
+                self.send_snapshot_chunks(to);
                 return;
             }
-            if next <= snap_index {
-                let pr = self.peers.get_mut(&to).expect("a peer of the group");
-                let due = pr
-                    .snapshot_sent_tick
-                    .is_none_or(|t| t + self.cfg.election_timeout_ticks <= self.now_ticks);
-                if due {
-                    pr.snapshot_sent_tick = Some(self.now_ticks);
-                    pr.inflight += 1;
-                    pr.next = snap_index.next();
-                    let snapshot = self.log.snapshot().clone();
-                    self.send(to, PaxosMessage::InstallSnapshot { ballot, snapshot });
-                }
+            if inflight >= self.cfg.max_inflight_appends {
                 return;
             }
             if next > last {
@@ -1029,6 +1038,24 @@ impl PaxosNode {
                 },
             );
             sent_any = true;
+        }
+    }
+
+    /// Send `to` the next chunks of its snapshot transfer, as many as the
+    /// window (`max_inflight_appends` unanswered chunks) lets through.
+    fn send_snapshot_chunks(&mut self, to: NodeId) {
+        let (chunk_bytes, window, ballot) = (
+            self.cfg.snapshot_chunk_bytes,
+            self.cfg.max_inflight_appends,
+            self.promised,
+        );
+        while let Some(chunk) = self
+            .peers
+            .get_mut(&to)
+            .and_then(|pr| pr.snapshot.as_mut())
+            .and_then(|tx| tx.next_chunk(chunk_bytes, window))
+        {
+            self.send(to, PaxosMessage::InstallSnapshot { ballot, chunk });
         }
     }
 
@@ -1357,30 +1384,32 @@ impl PaxosNode {
                     },
                 );
             }
-            PaxosMessage::InstallSnapshot { ballot, snapshot } => {
+            PaxosMessage::InstallSnapshot { ballot, chunk } => {
                 if !self.heard_leader(from, ballot) {
                     return;
                 }
-                let ids_ok = snapshot
-                    .meta
-                    .voters
-                    .iter()
-                    .all(|v| v.0 >= 1 && v.0 <= Ballot::MAX_NODE);
-                if ids_ok && snapshot.meta.index > self.log.commit() {
-                    self.log.restore(snapshot);
-                    self.known_config = self.config_from_log(self.log.commit().next());
-                    self.agreed = self.log.commit();
-                    self.recompute_agreed();
+                self.handle_snapshot_chunk(from, ballot, chunk);
+            }
+            PaxosMessage::InstallSnapshotReply {
+                ballot,
+                index,
+                offset,
+                received,
+            } => {
+                if self.role != Role::Leader || ballot != self.promised {
+                    return;
                 }
-                let agreed = self.agreed;
-                self.send(
-                    from,
-                    PaxosMessage::Accepted {
-                        ballot,
-                        ok: true,
-                        agreed,
-                    },
-                );
+                let now = self.now_ticks;
+                let Some(pr) = self.peers.get_mut(&from) else {
+                    return;
+                };
+                let Some(tx) = pr.snapshot.as_mut().filter(|tx| tx.index() == index) else {
+                    return; // an answer about a transfer that is over
+                };
+                tx.answered(offset, received, now);
+                pr.recent_active = true;
+                pr.last_reply_tick = now;
+                self.send_snapshot_chunks(from);
             }
             PaxosMessage::TimeoutNow { ballot, commit } => {
                 if ballot.node() == from && ballot == self.promised && self.role != Role::Leader {
@@ -1417,6 +1446,12 @@ impl PaxosNode {
                 pr.recent_active = true;
                 pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(read_seq_now));
                 pr.reported = pr.reported.max(agreed.min(last));
+                let stall_ticks = self.cfg.election_timeout_ticks;
+                if let Some(tx) = pr.snapshot.as_mut() {
+                    // Chunks or the last answer were lost: go on from what
+                    // the acceptor confirmed holding (pump sends them).
+                    tx.resume_if_stalled(stall_ticks);
+                }
                 if pr.inflight == 0 && pr.next > agreed.min(last).max(pr.agreed).next() {
                     // An idle leader still catches up a peer that lacks slots.
                     pr.next = agreed.min(last).max(pr.agreed).next();
@@ -1434,6 +1469,58 @@ impl PaxosNode {
                 self.pump(from, false);
             }
         }
+    }
+
+    /// Acceptor: a chunk of the leader's snapshot. A snapshot at or below
+    /// what this node knows chosen is answered at once (`Accepted` with
+    /// what it holds). Else the chunk joins the assembly of this leader's
+    /// snapshot at this ballot ([`SnapshotAssembly`]: in order, restarted
+    /// on a new snapshot, never larger than the snapshot); only the last
+    /// chunk installs it, and its `Accepted` goes out in the Ready that
+    /// carries the snapshot, so only once it is durable.
+    fn handle_snapshot_chunk(&mut self, from: NodeId, ballot: Ballot, chunk: SnapshotChunk) {
+        let ids_ok = chunk
+            .meta
+            .voters
+            .iter()
+            .all(|v| v.0 >= 1 && v.0 <= Ballot::MAX_NODE);
+        let (index, offset) = (chunk.meta.index, chunk.offset);
+        if !ids_ok || index <= self.log.commit() {
+            self.incoming_snapshot = None;
+        } else {
+            let term = ballot.term();
+            match SnapshotAssembly::take(&mut self.incoming_snapshot, from, term, chunk) {
+                ChunkOutcome::Dropped(_) => return,
+                ChunkOutcome::Partial { received } => {
+                    self.send(
+                        from,
+                        PaxosMessage::InstallSnapshotReply {
+                            ballot,
+                            index,
+                            offset,
+                            received,
+                        },
+                    );
+                    return;
+                }
+                ChunkOutcome::Complete(snapshot) => {
+                    // Commit cannot have passed it: checked for this chunk.
+                    self.log.restore(snapshot);
+                    self.known_config = self.config_from_log(self.log.commit().next());
+                    self.agreed = self.log.commit();
+                    self.recompute_agreed();
+                }
+            }
+        }
+        let agreed = self.agreed;
+        self.send(
+            from,
+            PaxosMessage::Accepted {
+                ballot,
+                ok: true,
+                agreed,
+            },
+        );
     }
 
     fn handle_accept(
@@ -1534,6 +1621,14 @@ impl PaxosNode {
             pr.next = agreed.max(pr.agreed).next();
             pr.rewound_tick = Some(self.now_ticks);
         }
+        if pr
+            .snapshot
+            .as_ref()
+            .is_some_and(|tx| pr.agreed >= tx.index())
+        {
+            // The acceptor holds the snapshot (durably): the transfer is over.
+            pr.snapshot = None;
+        }
         if pr.next <= pr.agreed {
             pr.next = pr.agreed.next();
         }
@@ -1555,6 +1650,11 @@ impl PaxosNode {
     fn tick_leader(&mut self) {
         self.heartbeat_elapsed_ticks += 1;
         self.election_elapsed_ticks += 1;
+        for pr in self.peers.values_mut() {
+            if let Some(tx) = pr.snapshot.as_mut() {
+                tx.tick();
+            }
+        }
         if self.transferee.is_some() {
             self.transfer_elapsed_ticks += 1;
             if self.transfer_elapsed_ticks >= self.cfg.election_timeout_ticks {

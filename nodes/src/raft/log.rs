@@ -5,12 +5,15 @@
 //! snapshot; terms never decrease along the log; snapshot index ≤ applied ≤
 //! commit ≤ last index; a committed entry is never truncated or replaced.
 
+use std::sync::Arc;
+
 use crate::consensus::{Entry, LogIndex, Snapshot, SnapshotMeta, Term};
 
 #[derive(Clone, Debug)]
 pub struct RaftLog {
     /// Everything up to `snapshot.meta.index` (index 0 = no snapshot yet).
-    snapshot: Snapshot,
+    /// Shared with the leader's snapshot transfers (no copy per follower).
+    snapshot: Arc<Snapshot>,
     /// `entries[k].index == snapshot.meta.index + 1 + k`.
     entries: Vec<Entry>,
     commit: LogIndex,
@@ -31,7 +34,7 @@ impl RaftLog {
         entries: Vec<Entry>,
         commit: LogIndex,
     ) -> Result<RaftLog, String> {
-        let snapshot = snapshot.unwrap_or_default();
+        let snapshot = Arc::new(snapshot.unwrap_or_default());
         let base = snapshot.meta.index;
         for (k, e) in entries.iter().enumerate() {
             let want = LogIndex(base.0 + 1 + k as u64);
@@ -97,6 +100,10 @@ impl RaftLog {
 
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
+    }
+    /// The snapshot, shared (for a transfer to a follower).
+    pub fn shared_snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot)
     }
     pub fn snapshot_index(&self) -> LogIndex {
         self.snapshot.meta.index
@@ -325,7 +332,7 @@ impl RaftLog {
     /// What storage must write next: (snapshot to install, entries to append).
     pub fn take_unstable(&mut self) -> (Option<Snapshot>, Vec<Entry>) {
         let snap = if std::mem::take(&mut self.snapshot_dirty) {
-            Some(self.snapshot.clone())
+            Some((*self.snapshot).clone())
         } else {
             None
         };
@@ -367,7 +374,7 @@ impl RaftLog {
             .expect("an applied index above the snapshot is in memory");
         let drop = (index.0 - self.snapshot.meta.index.0) as usize;
         self.entries.drain(..drop);
-        self.snapshot = Snapshot {
+        self.snapshot = Arc::new(Snapshot {
             meta: SnapshotMeta {
                 index,
                 term,
@@ -375,7 +382,7 @@ impl RaftLog {
                 outgoing: membership.outgoing,
             },
             data,
-        };
+        });
         if let Some(d) = self.dirty_from {
             if d <= index {
                 self.dirty_from = if self.last_index() > index {
@@ -399,7 +406,7 @@ impl RaftLog {
         self.commit = snapshot.meta.index;
         self.applied = snapshot.meta.index;
         self.persisted = self.persisted.min(snapshot.meta.index);
-        self.snapshot = snapshot;
+        self.snapshot = Arc::new(snapshot);
         self.dirty_from = None;
         self.snapshot_dirty = true;
         self.check();

@@ -15,7 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::consensus::{Entry, LogIndex, Snapshot, Term};
+use crate::consensus::{Entry, LogIndex, Term};
+use crate::snapshot_transfer::SnapshotChunk;
 
 /// One Raft message (the `raft` payload of a [`crate::consensus::Message`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,10 +77,24 @@ pub enum RaftMessage {
         #[serde(default)]
         session: u64,
     },
-    /// §7: the follower's next entry was compacted away on the leader.
+    /// §7: the follower's next entry was compacted away on the leader. The
+    /// snapshot travels in chunks ([`SnapshotChunk`]: offset, data, done);
+    /// the follower answers every chunk but the last with
+    /// `InstallSnapshotResponse`, and the last, once the whole snapshot is
+    /// durable, with a successful `AppendResponse` at its index.
     InstallSnapshot {
         term: Term,
-        snapshot: Snapshot,
+        chunk: SnapshotChunk,
+        #[serde(default)]
+        session: u64,
+    },
+    /// The follower holds the first `received` bytes of the snapshot at
+    /// `index` after the chunk at `offset` (not taken if `received ≤ offset`).
+    InstallSnapshotResponse {
+        term: Term,
+        index: LogIndex,
+        offset: u64,
+        received: u64,
         #[serde(default)]
         session: u64,
     },
@@ -97,6 +112,7 @@ impl RaftMessage {
             | RaftMessage::Heartbeat { term, .. }
             | RaftMessage::HeartbeatResponse { term, .. }
             | RaftMessage::InstallSnapshot { term, .. }
+            | RaftMessage::InstallSnapshotResponse { term, .. }
             | RaftMessage::TimeoutNow { term } => *term,
         }
     }
@@ -112,6 +128,7 @@ impl RaftMessage {
             RaftMessage::Heartbeat { .. } => "heartbeat",
             RaftMessage::HeartbeatResponse { .. } => "heartbeat-response",
             RaftMessage::InstallSnapshot { .. } => "install-snapshot",
+            RaftMessage::InstallSnapshotResponse { .. } => "install-snapshot-response",
             RaftMessage::TimeoutNow { .. } => "timeout-now",
         }
     }
@@ -162,10 +179,18 @@ impl RaftMessage {
             RaftMessage::HeartbeatResponse { term, read_seq, .. } => {
                 format!("{kind} {term} seq={read_seq}")
             }
-            RaftMessage::InstallSnapshot { term, snapshot, .. } => format!(
-                "{kind} {term} at={}/{} voters={:?}",
-                snapshot.meta.index, snapshot.meta.term, snapshot.meta.voters
+            RaftMessage::InstallSnapshot { term, chunk, .. } => format!(
+                "{kind} {term} {} voters={:?}",
+                chunk.summary(),
+                chunk.meta.voters
             ),
+            RaftMessage::InstallSnapshotResponse {
+                term,
+                index,
+                offset,
+                received,
+                ..
+            } => format!("{kind} {term} at={index} offset={offset} received={received}"),
             RaftMessage::TimeoutNow { term } => format!("{kind} {term}"),
         }
     }

@@ -11,7 +11,8 @@
 //! Features: randomized election timeouts, pre-vote (§9.6) and check-quorum
 //! with leader stickiness, pipelined appends with per-follower flow control
 //! and conflict-term back-off, commit by counting only current-term entries
-//! (§5.4.2), snapshots and InstallSnapshot (§7), leadership transfer via
+//! (§5.4.2), snapshots and InstallSnapshot in chunks bounded by bytes (§7,
+//! [`crate::snapshot_transfer`]), leadership transfer via
 //! TimeoutNow, membership changes by joint consensus (§6 of Ongaro's
 //! thesis).
 //!
@@ -96,6 +97,8 @@ use crate::consensus::{
     Role, SnapshotError, SnapshotMeta, SoftState, Status, StepError, Term, TransferError,
 };
 
+use crate::snapshot_transfer::{ChunkOutcome, SnapshotAssembly, SnapshotChunk, SnapshotSender};
+
 use super::log::RaftLog;
 use super::message::RaftMessage;
 use super::progress::{Progress, ProgressState};
@@ -146,6 +149,9 @@ pub struct RaftNode {
 
     transferee: Option<NodeId>,
     transfer_elapsed_ticks: u64,
+
+    /// Follower: the leader's snapshot being assembled from its chunks.
+    incoming_snapshot: Option<SnapshotAssembly>,
 
     msgs: Vec<Message>,
     last_hard_state: HardState,
@@ -231,9 +237,12 @@ impl RaftNode {
                 "heartbeat interval must be below the election timeout".into(),
             ));
         }
-        if cfg.max_batch_entries == 0 || cfg.max_inflight_appends == 0 {
+        if cfg.max_batch_entries == 0
+            || cfg.max_inflight_appends == 0
+            || cfg.snapshot_chunk_bytes == 0
+        {
             return Err(ConfigError::Invalid(
-                "batch and inflight limits must be ≥ 1".into(),
+                "batch, inflight and snapshot chunk limits must be ≥ 1".into(),
             ));
         }
         if cfg.lease_reads && !cfg.check_quorum {
@@ -290,6 +299,7 @@ impl RaftNode {
             read_outcomes: Vec::new(),
             transferee: None,
             transfer_elapsed_ticks: 0,
+            incoming_snapshot: None,
             msgs: Vec::new(),
             last_hard_state: HardState {
                 term: hs.term,
@@ -664,6 +674,8 @@ impl RaftNode {
         self.progress.clear();
         self.transferee = None;
         self.transfer_elapsed_ticks = 0;
+        // A snapshot is assembled only from the leader of the current term.
+        self.incoming_snapshot = None;
         self.fail_reads();
     }
 
@@ -794,21 +806,12 @@ impl RaftNode {
                     prev < self.log.snapshot_index(),
                     "prev is missing only when compacted"
                 );
-                let snapshot = self.log.snapshot().clone();
-                let index = snapshot.meta.index;
+                let sender = SnapshotSender::new(self.log.shared_snapshot());
                 self.progress
                     .get_mut(&to)
                     .expect("peer")
-                    .become_snapshot(index);
-                let term = self.term;
-                self.send(
-                    to,
-                    RaftMessage::InstallSnapshot {
-                        term,
-                        snapshot,
-                        session,
-                    },
-                );
+                    .become_snapshot(sender);
+                self.send_snapshot_chunks(to);
             }
             Some(prev_term) => {
                 let entries = self.log.batch(
@@ -834,6 +837,35 @@ impl RaftNode {
                     },
                 );
             }
+        }
+    }
+
+    /// Send `to` the next chunks of its snapshot transfer, as many as the
+    /// window (`max_inflight_appends` unanswered chunks) lets through.
+    fn send_snapshot_chunks(&mut self, to: NodeId) {
+        let (chunk_bytes, window, term) = (
+            self.cfg.snapshot_chunk_bytes,
+            self.cfg.max_inflight_appends,
+            self.term,
+        );
+        loop {
+            let pr = self.progress.get_mut(&to).expect("a progress per peer");
+            let session = pr.session;
+            let Some(chunk) = pr
+                .snapshot
+                .as_mut()
+                .and_then(|tx| tx.next_chunk(chunk_bytes, window))
+            else {
+                return;
+            };
+            self.send(
+                to,
+                RaftMessage::InstallSnapshot {
+                    term,
+                    chunk,
+                    session,
+                },
+            );
         }
     }
 
@@ -1126,37 +1158,30 @@ impl RaftNode {
             }
             RaftMessage::InstallSnapshot {
                 term,
-                snapshot,
+                chunk,
                 session,
             } => {
                 self.follow(term, from);
-                let index = snapshot.meta.index;
-                let match_index = if index <= self.log.commit() {
-                    self.log.commit()
-                } else if self.log.term_at(index) == Some(snapshot.meta.term) {
-                    self.log.commit_to(index);
-                    index
-                } else {
-                    self.base_config = Membership {
-                        voters: snapshot.meta.voters.clone(),
-                        outgoing: snapshot.meta.outgoing.clone(),
-                    };
-                    self.configs.clear();
-                    self.log.restore(snapshot);
-                    index
+                self.handle_snapshot_chunk(from, term, session, chunk);
+            }
+            RaftMessage::InstallSnapshotResponse {
+                term: _,
+                index,
+                offset,
+                received,
+                session,
+            } => {
+                if self.role != Role::Leader || !self.in_session(from, session) {
+                    return;
+                }
+                let now = self.now_ticks;
+                let pr = self.progress.get_mut(&from).expect("in session: tracked");
+                let Some(tx) = pr.snapshot.as_mut().filter(|tx| tx.index() == index) else {
+                    return; // an answer about a transfer that is over
                 };
-                self.send(
-                    from,
-                    RaftMessage::AppendResponse {
-                        term,
-                        success: true,
-                        match_index,
-                        rejected: LogIndex(0),
-                        conflict_index: LogIndex(0),
-                        conflict_term: None,
-                        session,
-                    },
-                );
+                tx.answered(offset, received, now);
+                pr.recent_active = true;
+                self.send_snapshot_chunks(from);
             }
             RaftMessage::TimeoutNow { term } => {
                 assert_eq!(term, self.term, "same-term TimeoutNow after the term check");
@@ -1201,14 +1226,17 @@ impl RaftNode {
                 pr.heard();
                 pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(self.read_seq));
                 let behind = pr.matched < last;
-                if matches!(pr.state, ProgressState::Snapshot { .. })
-                    && pr.snapshot_elapsed_ticks >= self.cfg.election_timeout_ticks
-                {
-                    // The snapshot was lost: try again.
-                    pr.become_probe();
-                }
+                let stall_ticks = self.cfg.election_timeout_ticks;
+                let resumed = pr
+                    .snapshot
+                    .as_mut()
+                    .is_some_and(|tx| tx.resume_if_stalled(stall_ticks));
                 self.advance_reads();
-                if behind {
+                if resumed {
+                    // Chunks or the last answer were lost: go on from
+                    // what the follower confirmed holding.
+                    self.send_snapshot_chunks(from);
+                } else if behind {
                     self.send_append(from, true);
                 }
             }
@@ -1222,6 +1250,88 @@ impl RaftNode {
         self.progress
             .get(&from)
             .is_some_and(|pr| pr.session == session)
+    }
+
+    /// Follower: a chunk of the leader's snapshot (§7). A snapshot this
+    /// node's log already covers (at or below commit, or matching an entry
+    /// it holds) is acknowledged at once and nothing is assembled. Else
+    /// the chunk joins the assembly of this leader's snapshot in this term
+    /// ([`SnapshotAssembly`]: in order, restarted on a new snapshot, never
+    /// larger than the snapshot); only the last chunk installs it, and the
+    /// success answer goes out in the same Ready as the snapshot, so only
+    /// once it is durable.
+    fn handle_snapshot_chunk(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        session: u64,
+        chunk: SnapshotChunk,
+    ) {
+        let (index, offset) = (chunk.meta.index, chunk.offset);
+        if let Some(match_index) = self.covers_snapshot(&chunk.meta) {
+            self.incoming_snapshot = None;
+            self.send_snapshot_installed(from, term, session, match_index);
+            return;
+        }
+        match SnapshotAssembly::take(&mut self.incoming_snapshot, from, term, chunk) {
+            ChunkOutcome::Dropped(_) => {}
+            ChunkOutcome::Partial { received } => self.send(
+                from,
+                RaftMessage::InstallSnapshotResponse {
+                    term,
+                    index,
+                    offset,
+                    received,
+                    session,
+                },
+            ),
+            ChunkOutcome::Complete(snapshot) => {
+                // Commit cannot have passed the snapshot meanwhile (the
+                // check above ran for this very chunk), so it is news.
+                self.base_config = Membership {
+                    voters: snapshot.meta.voters.clone(),
+                    outgoing: snapshot.meta.outgoing.clone(),
+                };
+                self.configs.clear();
+                self.log.restore(snapshot);
+                self.send_snapshot_installed(from, term, session, index);
+            }
+        }
+    }
+
+    /// The match index to answer a snapshot at `meta` with if this node's
+    /// log already holds what it covers; None if it must be installed.
+    fn covers_snapshot(&mut self, meta: &SnapshotMeta) -> Option<LogIndex> {
+        if meta.index <= self.log.commit() {
+            return Some(self.log.commit());
+        }
+        if self.log.term_at(meta.index) == Some(meta.term) {
+            // Log matching (§5.3): our log is the leader's through it.
+            self.log.commit_to(meta.index);
+            return Some(meta.index);
+        }
+        None
+    }
+
+    fn send_snapshot_installed(
+        &mut self,
+        to: NodeId,
+        term: Term,
+        session: u64,
+        match_index: LogIndex,
+    ) {
+        self.send(
+            to,
+            RaftMessage::AppendResponse {
+                term,
+                success: true,
+                match_index,
+                rejected: LogIndex(0),
+                conflict_index: LogIndex(0),
+                conflict_term: None,
+                session,
+            },
+        );
     }
 
     /// A message from the leader of our term.
@@ -1379,8 +1489,8 @@ impl RaftNode {
         self.heartbeat_elapsed_ticks += 1;
         self.election_elapsed_ticks += 1;
         for pr in self.progress.values_mut() {
-            if matches!(pr.state, ProgressState::Snapshot { .. }) {
-                pr.snapshot_elapsed_ticks += 1;
+            if let Some(tx) = pr.snapshot.as_mut() {
+                tx.tick();
             }
         }
         if self.transferee.is_some() {

@@ -2,12 +2,14 @@
 //!
 //! Probe: one append in flight at a time, until the leader finds where the
 //! logs agree. Replicate: appends are pipelined, at most `max_inflight` of
-//! them unacknowledged. Snapshot: an InstallSnapshot is in flight; nothing
-//! else is sent until it is acknowledged or times out.
+//! them unacknowledged. Snapshot: a snapshot is being sent in chunks
+//! ([`SnapshotSender`]: at most `max_inflight` chunks unanswered); no append
+//! is sent until the follower acknowledges the whole snapshot.
 
 use std::collections::VecDeque;
 
 use crate::consensus::{LogIndex, Term};
+use crate::snapshot_transfer::SnapshotSender;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgressState {
@@ -31,8 +33,8 @@ pub struct Progress {
     pub recent_active: bool,
     /// The highest ReadIndex round the follower acknowledged.
     pub read_seq_acked: u64,
-    /// Ticks since the snapshot was sent (Snapshot state).
-    pub snapshot_elapsed_ticks: u64,
+    /// The snapshot transfer (Some exactly in the Snapshot state).
+    pub snapshot: Option<SnapshotSender>,
     /// The leader's number for this record: every message to the follower
     /// carries it and every answer echoes it, so answers meant for an
     /// earlier record of the same node id are told apart.
@@ -50,7 +52,7 @@ impl Progress {
             inflight: VecDeque::new(),
             recent_active: true,
             read_seq_acked: 0,
-            snapshot_elapsed_ticks: 0,
+            snapshot: None,
         }
     }
 
@@ -70,6 +72,7 @@ impl Progress {
         self.state = ProgressState::Probe;
         self.paused = false;
         self.inflight.clear();
+        self.snapshot = None;
     }
 
     pub fn become_replicate(&mut self) {
@@ -77,13 +80,16 @@ impl Progress {
         self.next = self.matched.next();
         self.paused = false;
         self.inflight.clear();
+        self.snapshot = None;
     }
 
-    pub fn become_snapshot(&mut self, index: LogIndex) {
-        self.state = ProgressState::Snapshot { index };
+    pub fn become_snapshot(&mut self, sender: SnapshotSender) {
+        self.state = ProgressState::Snapshot {
+            index: sender.index(),
+        };
         self.paused = false;
         self.inflight.clear();
-        self.snapshot_elapsed_ticks = 0;
+        self.snapshot = Some(sender);
     }
 
     /// An append with entries up to `last` was sent.

@@ -78,6 +78,10 @@ pub const NODE_MAX_BATCH_ENTRIES: usize = 512;
 /// whatever the values' size.
 pub const NODE_MAX_BATCH_BYTES: usize = 4 << 20;
 
+/// At most this many snapshot bytes in one InstallSnapshot chunk (about
+/// 5.4 MiB on the wire): a state machine of any size reaches a follower.
+pub const NODE_SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
+
 /// Build the consensus core for `group` from its recovered storage.
 /// `voters` seeds a brand-new group (unsharded: every peer; sharded: the
 /// placement's replicas of the shard); empty makes a joining core.
@@ -98,6 +102,7 @@ pub fn make_core(
     core_cfg.bugs = cfg.bugs.clone();
     core_cfg.max_batch_entries = NODE_MAX_BATCH_ENTRIES;
     core_cfg.max_batch_bytes = NODE_MAX_BATCH_BYTES;
+    core_cfg.snapshot_chunk_bytes = NODE_SNAPSHOT_CHUNK_BYTES;
     // Distinct per node and per start: elections must not tie forever.
     core_cfg.seed = rand::random::<u64>() ^ cfg.id.0;
     match cfg.consensus {

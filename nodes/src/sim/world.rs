@@ -97,6 +97,10 @@ pub struct SimOptions {
     /// The watchdog's bounds ([`super::watchdog`]): a run that passes one
     /// fails as a liveness failure instead of running without end.
     pub limits: SimLimits,
+    /// `CoreConfig::snapshot_chunk_bytes` for every core; None: drawn from
+    /// the seed (7, 16, 64 bytes or 1 MiB). A seed pinned before snapshots
+    /// were chunked replays its scenario with one chunk (1 MiB).
+    pub snapshot_chunk_bytes: Option<usize>,
 }
 
 impl SimOptions {
@@ -119,6 +123,7 @@ impl SimOptions {
             membership_bug: false,
             reuse_ids: false,
             limits: SimLimits::default(),
+            snapshot_chunk_bytes: None,
         }
     }
 
@@ -146,7 +151,11 @@ pub struct SimStats {
     pub transfers: u64,
     pub terms_with_leader: u64,
     pub entries_applied: u64,
+    /// InstallSnapshot messages sent (one per chunk).
     pub snapshots_sent: u64,
+    /// Snapshots installed from their last chunk after earlier ones (a
+    /// snapshot assembled from more than one chunk).
+    pub multi_chunk_installs: u64,
     pub unsynced_writes_lost: u64,
     /// `change_membership` calls the world made / the leader accepted.
     pub membership_requested: u64,
@@ -184,6 +193,7 @@ impl SimStats {
         self.terms_with_leader += other.terms_with_leader;
         self.entries_applied += other.entries_applied;
         self.snapshots_sent += other.snapshots_sent;
+        self.multi_chunk_installs += other.multi_chunk_installs;
         self.unsynced_writes_lost += other.unsynced_writes_lost;
         self.membership_requested += other.membership_requested;
         self.membership_accepted += other.membership_accepted;
@@ -408,6 +418,13 @@ struct World<C: SimCore> {
     stats: SimStats,
     max_inflight: usize,
     max_batch: usize,
+    /// `CoreConfig::snapshot_chunk_bytes`: small on most seeds (the
+    /// registers' snapshots are tens to hundreds of bytes), so snapshots
+    /// travel in many chunks.
+    snapshot_chunk_bytes: usize,
+    /// The message being delivered is the last chunk of a snapshot sent in
+    /// more than one (counted as a multi-chunk install if it installs).
+    last_chunk_of_many: bool,
     knobs: Knobs,
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
@@ -474,6 +491,10 @@ impl<C: SimCore> World<C> {
         let max_inflight = rng.pick(&[1usize, 2, 4, 8]);
         let max_batch = rng.pick(&[1usize, 4, 64]);
         let snapshot_every = rng.pick(&[8u64, 32, 128]);
+        // From a stream of its own: the world's draws stay as they were.
+        let snapshot_chunk_bytes = opts.snapshot_chunk_bytes.unwrap_or_else(|| {
+            SimRng::new(opts.seed ^ (0xC4u64 << 56)).pick(&[7usize, 16, 64, 1 << 20])
+        });
         let skewed = opts.clock_skew && rng.chance(0.5);
         let tick_us: Vec<u64> = (0..pool_size)
             .map(|_| {
@@ -558,6 +579,8 @@ impl<C: SimCore> World<C> {
             stats: SimStats::default(),
             max_inflight,
             max_batch,
+            snapshot_chunk_bytes,
+            last_chunk_of_many: false,
             knobs,
             oracle: C::new_oracle(n),
             watchdog: Watchdog::new(opts_limits),
@@ -644,6 +667,7 @@ impl<C: SimCore> World<C> {
         cfg.lease_reads = self.opts.lease_reads;
         cfg.max_inflight_appends = self.max_inflight;
         cfg.max_batch_entries = self.max_batch;
+        cfg.snapshot_chunk_bytes = self.snapshot_chunk_bytes;
         cfg.pre_vote = self.knobs.pre_vote;
         cfg.check_quorum = self.knobs.check_quorum || self.opts.lease_reads;
         cfg.election_timeout_ticks = self.knobs.election_timeout_ticks;
@@ -724,6 +748,10 @@ impl<C: SimCore> World<C> {
                 let (kind, term) = (msg.payload.kind(), msg.payload.term());
                 let summary = self.opts.trace.then(|| msg.payload.summary());
                 let from = msg.from;
+                self.last_chunk_of_many = msg
+                    .payload
+                    .snapshot_chunk()
+                    .is_some_and(|c| c.done && c.offset > 0);
                 if let Err(e) = core.step(msg) {
                     return Err(Violation {
                         property: "message accepted",
@@ -736,7 +764,9 @@ impl<C: SimCore> World<C> {
                     Some(s) => format!("{from} -> {to} {s}"),
                     None => format!("{from} -> {to} {kind} {term}"),
                 });
-                self.post_step(to)
+                let stepped = self.post_step(to);
+                self.last_chunk_of_many = false;
+                stepped
             }
             Ev::Synced(id, inc, seq) => {
                 let host = &mut self.hosts[Self::idx(id)];
@@ -1419,6 +1449,9 @@ impl<C: SimCore> World<C> {
                 readys += 1;
                 self.watchdog.ready_drained(id, readys, self.now_us)?;
                 let rd = core.ready();
+                if rd.snapshot.is_some() && self.last_chunk_of_many {
+                    self.stats.multi_chunk_installs += 1;
+                }
                 process_ready(
                     host,
                     rd,

@@ -65,6 +65,9 @@ pub fn replay_env(opts: &SimOptions) -> String {
     if !opts.clock_skew {
         env.push("FAULTLINE_SIM_CLOCK_SKEW=0".into());
     }
+    if let Some(bytes) = opts.snapshot_chunk_bytes {
+        env.push(format!("FAULTLINE_SIM_SNAPSHOT_CHUNK_BYTES={bytes}"));
+    }
     env.join(" ")
 }
 
@@ -90,6 +93,9 @@ pub fn options_from_env() -> SimOptions {
     opts.faults = env_flag("FAULTLINE_SIM_FAULTS").unwrap_or(true);
     opts.clock_skew = env_flag("FAULTLINE_SIM_CLOCK_SKEW").unwrap_or(true);
     opts.trace = env_flag("FAULTLINE_SIM_TRACE").unwrap_or(false);
+    opts.snapshot_chunk_bytes = std::env::var("FAULTLINE_SIM_SNAPSHOT_CHUNK_BYTES")
+        .ok()
+        .map(|_| env_u64("FAULTLINE_SIM_SNAPSHOT_CHUNK_BYTES", 0) as usize);
     opts
 }
 

@@ -23,6 +23,8 @@ struct Cluster {
     joining: BTreeSet<NodeId>,
     /// (max_batch_entries, max_batch_bytes) for cores started from now on.
     batch_limits: Option<(usize, usize)>,
+    /// `snapshot_chunk_bytes` for cores started from now on.
+    snapshot_chunk_bytes: Option<usize>,
     /// If set, a message whose JSON line is longer is lost, as the real
     /// transport's line reader refuses it; `oversized` counts them.
     line_limit: Option<usize>,
@@ -65,6 +67,7 @@ impl Cluster {
             n,
             joining: BTreeSet::new(),
             batch_limits: None,
+            snapshot_chunk_bytes: None,
             line_limit: None,
             oversized: 0,
         };
@@ -100,6 +103,9 @@ impl Cluster {
         if let Some((entries, bytes)) = self.batch_limits {
             c.max_batch_entries = entries;
             c.max_batch_bytes = bytes;
+        }
+        if let Some(bytes) = self.snapshot_chunk_bytes {
+            c.snapshot_chunk_bytes = bytes;
         }
         let mut node = PaxosNode::new(c, rec).expect("recovers");
         node.enable_journal();
@@ -1517,4 +1523,69 @@ fn a_joining_acceptor_never_votes_below_its_join_floor() {
         m.payload,
         Payload::Paxos(PaxosMessage::Promise { ballot, .. }) if ballot == b4
     )));
+}
+
+/// Regression (issue 21, finding 3): InstallSnapshot carried the whole state
+/// machine in one message, so a state machine of more than about 45 MiB
+/// (64 MiB after base64 and framing) passed the peer line limit, was lost,
+/// and was resent forever: an acceptor that needed it never caught up.
+#[test]
+fn a_snapshot_larger_than_the_peer_line_limit_reaches_a_lagging_acceptor() {
+    let (mut c, f, l, meta, state) =
+        large_snapshot_to_a_lagger(crate::server::NODE_SNAPSHOT_CHUNK_BYTES);
+    assert_eq!(c.oversized, 0, "no message passed the peer line limit");
+    assert!(
+        c.node(f).log().snapshot_index() >= meta.index,
+        "the acceptor installed the snapshot"
+    );
+    assert!(
+        c.storage[&NodeId(f)]
+            .durable()
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.data == state),
+        "the acceptor holds the whole state durably, byte for byte"
+    );
+    assert_eq!(c.node(f).log().commit(), c.node(l).log().commit());
+}
+
+/// Proof of power for the test above: with the whole snapshot in one
+/// message, as before chunking, the line limit drops it every time.
+#[test]
+fn a_snapshot_in_one_message_never_reaches_a_lagging_acceptor() {
+    let (mut c, f, _, meta, _) = large_snapshot_to_a_lagger(usize::MAX);
+    assert!(c.oversized > 0, "the one message passed the line limit");
+    assert!(c.node(f).log().snapshot_index() < meta.index);
+}
+
+/// A 3-node cluster with the node's batch limits and the peer line limit,
+/// a lagging acceptor, and a 50 MiB snapshot on the leader sent in chunks
+/// of `chunk_bytes`: (cluster, lagger, leader, the snapshot's meta, its data).
+fn large_snapshot_to_a_lagger(chunk_bytes: usize) -> (Cluster, u64, u64, SnapshotMeta, Vec<u8>) {
+    use crate::protocol::line::MAX_PEER_LINE_BYTES;
+    use crate::server::{NODE_MAX_BATCH_BYTES, NODE_MAX_BATCH_ENTRIES};
+    let mut c = Cluster::new(3);
+    c.batch_limits = Some((NODE_MAX_BATCH_ENTRIES, NODE_MAX_BATCH_BYTES));
+    c.snapshot_chunk_bytes = Some(chunk_bytes);
+    for id in 1..=3 {
+        c.restart(NodeId(id));
+    }
+    c.line_limit = Some(MAX_PEER_LINE_BYTES);
+    let l = c.elect();
+    let f = (1..=3).find(|&i| i != l.0).expect("a follower");
+    c.isolate(f);
+    for v in 0..5u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+        c.deliver_all();
+    }
+    // 50 MiB of state: about 67 MiB as one base64 line.
+    let state: Vec<u8> = (0..50u32 << 20).map(|k| (k % 251) as u8).collect();
+    let applied = c.node(l.0).log().applied();
+    let meta = c
+        .node(l.0)
+        .snapshot_taken(applied, state.clone())
+        .expect("snapshot");
+    c.heal();
+    c.tick_all(60);
+    (c, f, l.0, meta, state)
 }

@@ -1445,7 +1445,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
             3,
             RaftMessage::InstallSnapshot {
                 term: Term(2),
-                snapshot,
+                chunk: crate::snapshot_transfer::SnapshotChunk::whole(snapshot),
                 session: 1,
             },
         ),
@@ -1555,4 +1555,77 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
         ids(&[1, 4, 5]),
         "past its floor, n3 campaigns in [1,3,4,5] joint with [1,4,5]"
     );
+}
+
+/// Regression (issue 21, finding 3): InstallSnapshot carried the whole state
+/// machine in one message, so a state machine of more than about 45 MiB
+/// (64 MiB after base64 and framing) passed the peer line limit, was lost,
+/// and was resent forever: a follower that needed it never caught up.
+#[test]
+fn a_snapshot_larger_than_the_peer_line_limit_reaches_a_lagging_follower() {
+    let (c, lagger, leader, state) = large_snapshot_to_a_lagger(NODE_SNAPSHOT_CHUNK_BYTES);
+    assert_eq!(c.oversized, 0, "no message passed the peer line limit");
+    assert_eq!(
+        c.snapshots_installed.get(&lagger).copied(),
+        Some(1),
+        "the snapshot reached the lagger, once"
+    );
+    assert!(
+        c.nodes[&lagger].log().snapshot().data == state,
+        "the lagger holds the whole state, byte for byte"
+    );
+    assert_eq!(
+        c.nodes[&lagger].log().last_index(),
+        c.nodes[&leader].log().last_index()
+    );
+}
+
+/// Proof of power for the test above: with the whole snapshot in one
+/// message, as before chunking, the line limit drops it every time.
+#[test]
+fn a_snapshot_in_one_message_never_reaches_a_lagging_follower() {
+    let (c, lagger, _, _) = large_snapshot_to_a_lagger(usize::MAX);
+    assert!(c.oversized > 0, "the one message passed the line limit");
+    assert_eq!(c.snapshots_installed.get(&lagger), None);
+}
+
+use crate::server::NODE_SNAPSHOT_CHUNK_BYTES;
+
+/// A 3-node cluster with the node's batch limits and the peer line limit,
+/// a lagging follower, and a 50 MiB snapshot on the leader sent in chunks of
+/// `chunk_bytes`: (cluster, lagger, leader, the snapshot's data).
+fn large_snapshot_to_a_lagger(chunk_bytes: usize) -> (Cluster, NodeId, NodeId, Vec<u8>) {
+    use crate::protocol::line::MAX_PEER_LINE_BYTES;
+    use crate::server::{NODE_MAX_BATCH_BYTES, NODE_MAX_BATCH_ENTRIES};
+    let mut c = Cluster::with(3, |cfg| {
+        cfg.max_batch_entries = NODE_MAX_BATCH_ENTRIES;
+        cfg.max_batch_bytes = NODE_MAX_BATCH_BYTES;
+        cfg.snapshot_chunk_bytes = chunk_bytes;
+    });
+    c.line_limit = Some(MAX_PEER_LINE_BYTES);
+    let leader = c.elect();
+    let lagger = (1..=3)
+        .map(NodeId)
+        .find(|&n| n != leader)
+        .expect("a follower");
+    c.isolate(lagger.0);
+    for k in 0..5u8 {
+        c.nodes
+            .get_mut(&leader)
+            .expect("leader")
+            .propose(vec![k])
+            .expect("leader accepts");
+        c.settle();
+    }
+    // 50 MiB of state: about 67 MiB as one base64 line.
+    let state: Vec<u8> = (0..50u32 << 20).map(|k| (k % 251) as u8).collect();
+    let applied = c.nodes[&leader].log().applied();
+    c.nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .snapshot_taken(applied, state.clone())
+        .expect("applied");
+    c.heal();
+    c.tick_all(60);
+    (c, lagger, leader, state)
 }
