@@ -28,6 +28,8 @@ command -v ps >/dev/null || missing+=(procps)
 command -v unshare >/dev/null || missing+=(util-linux)
 # lab_etcd: the hosts run this machine's etcd (they share its filesystem).
 command -v etcd >/dev/null || missing+=(etcd-server)
+# lab_adapter: the faultline-node adapter's client runs here.
+[ -x /usr/bin/python3 ] || missing+=(python3)
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(libfaketime faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
@@ -57,10 +59,10 @@ cleanup() { "$BIN" lab down --dir "$LAB" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 echo "== lab: failure paths and remote operations against real sshd"
-if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd -- --ignored --test-threads=1; then
-  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd)"
+if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd --test lab_adapter -- --ignored --test-threads=1; then
+  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter)"
 else
-  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd)"
+  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter)"
 fi
 
 echo "== lab: 5 hosts"
