@@ -215,20 +215,12 @@ fn remote_mode_refuses_what_cannot_run_on_the_hosts_naming_file_and_line() {
         assert!(err.contains("cannot run in remote mode"), "{f}: {err}");
         assert!(err.contains(want), "{f}: want {want:?} in:\n{err}");
         // The same file runs in local mode: only remote mode refuses it
-        // (checked up to the plan: an unknown workload is what stops it).
-        let (code, _, err) = faultline(&[
-            "test",
-            "--system",
-            f,
-            "--store",
-            s,
-            "--workload",
-            "no-such-workload",
-        ]);
+        // (checked up to the plan: --node-count 0 is what stops it).
+        let (code, _, err) = faultline(&["test", "--system", f, "--store", s, "--node-count", "0"]);
         assert_eq!(code, Some(254), "{f}: {err}");
         assert!(!err.contains("remote mode"), "{f}: {err}");
         assert!(
-            err.contains("--workload \"no-such-workload\""),
+            err.contains("--node-count 0: use 1 to 200 nodes"),
             "{f}: {err}"
         );
     }
