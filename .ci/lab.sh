@@ -28,8 +28,13 @@ command -v ps >/dev/null || missing+=(procps)
 command -v unshare >/dev/null || missing+=(util-linux)
 # lab_etcd: the hosts run this machine's etcd (they share its filesystem).
 command -v etcd >/dev/null || missing+=(etcd-server)
-# lab_adapter: the faultline-node adapter's client runs here.
+# lab_adapter: the adapters' clients run here (Redis's with python3-redis);
+# the hosts run this machine's redis-server and redis-sentinel.
 [ -x /usr/bin/python3 ] || missing+=(python3)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+/usr/bin/python3 -c 'import redis' 2>/dev/null || missing+=(python3-redis)
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(libfaketime faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq

@@ -599,8 +599,10 @@ impl Cluster for RemoteCluster {
             let node = &self.nodes[i];
             let addr = &self.config.plan.hosts[i];
             let sudo = if ssh.needs_sudo(addr) { "sudo -n " } else { "" };
+            // The pidfile names the leader of the node's process group:
+            // the signal goes to the whole group (an adapter's daemons).
             out.push_str(&format!(
-                "  {}: client {} on {}; stop it: ssh -p {} {}@{} '{sudo}kill -TERM $(cat {})'\n",
+                "  {}: client {} on {}; stop it: ssh -p {} {}@{} '{sudo}kill -TERM -$(cat {})'\n",
                 node.name,
                 node.client_addr,
                 s.name(),

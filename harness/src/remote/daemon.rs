@@ -46,9 +46,11 @@ pub enum ProcState {
 /// Shell function: `alive PID` succeeds for a running or stopped process,
 /// fails for a missing one or a zombie.
 /// `group PID` succeeds while any process of process group PID is
-/// running or stopped (a zombie does not count).
+/// running or stopped (a zombie does not count); `awake PID` while any of
+/// them is not stopped.
 const ALIVE_FN: &str = "alive() { s=$(ps -o stat= -p \"$1\" 2>/dev/null) && [ -n \"$s\" ] && [ \"${s#Z}\" = \"$s\" ]; }; \
-group() { ps -e -o pgid=,stat= | awk -v g=\"$1\" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'; }";
+group() { ps -e -o pgid=,stat= | awk -v g=\"$1\" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'; }; \
+awake() { ps -e -o pgid=,stat= | awk -v g=\"$1\" '$1 == g && $2 !~ /^[TZ]/ { f = 1 } END { exit !f }'; }";
 
 /// The shell script that starts `spec` detached; prints the new pid.
 /// Exit 3 if it is already running.
@@ -116,8 +118,8 @@ pub fn stop_script(layout: &Layout, node: &str, grace: Duration) -> String {
 
 /// Sends `signal` (KILL, STOP, CONT, TERM) to the node's process group;
 /// prints `sent` or `gone`. After KILL it waits until no process of the
-/// group is alive, after
-/// STOP until it is stopped, after CONT until it runs.
+/// group is alive, after STOP until every one of them is stopped (a pause
+/// returns with the whole node frozen), after CONT until the leader runs.
 pub fn signal_script(layout: &Layout, node: &str, signal: &str) -> String {
     assert!(
         ["KILL", "STOP", "CONT", "TERM"].contains(&signal),
@@ -127,7 +129,7 @@ pub fn signal_script(layout: &Layout, node: &str, signal: &str) -> String {
     // process is in the state the signal asks for, so callers see it.
     let wait = match signal {
         "KILL" => "i=0; while group \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; ",
-        "STOP" => "i=0; while ! ps -o stat= -p \"$PID\" | grep -q '^T' && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
+        "STOP" => "i=0; while awake \"$PID\" && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
         "CONT" => "i=0; while ps -o stat= -p \"$PID\" | grep -q '^T' && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
         _ => "",
     };
