@@ -28,6 +28,13 @@ command -v ps >/dev/null || missing+=(procps)
 command -v unshare >/dev/null || missing+=(util-linux)
 # lab_etcd: the hosts run this machine's etcd (they share its filesystem).
 command -v etcd >/dev/null || missing+=(etcd-server)
+# lab_adapter: the adapters' clients run here (Redis's with python3-redis);
+# the hosts run this machine's redis-server and redis-sentinel.
+[ -x /usr/bin/python3 ] || missing+=(python3)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+/usr/bin/python3 -c 'import redis' 2>/dev/null || missing+=(python3-redis)
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing+=(libfaketime faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
@@ -57,10 +64,10 @@ cleanup() { "$BIN" lab down --dir "$LAB" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 echo "== lab: failure paths and remote operations against real sshd"
-if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd -- --ignored --test-threads=1; then
-  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd)"
+if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd --test lab_adapter -- --ignored --test-threads=1; then
+  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter)"
 else
-  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd)"
+  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter)"
 fi
 
 echo "== lab: 5 hosts"

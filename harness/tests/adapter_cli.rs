@@ -155,6 +155,68 @@ fn a_bad_adapter_file_or_flag_exits_254_naming_file_line_and_what() {
 }
 
 #[test]
+fn remote_mode_refuses_what_cannot_run_on_the_hosts_naming_file_and_line() {
+    // Refused while planning: no host is contacted (127.0.0.1 is never
+    // dialled), no run directory made.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let s = store.to_str().expect("utf-8");
+    let key = dir.path().join("id_ed25519");
+    std::fs::write(&key, "not a key: never read, the run is refused first").expect("key");
+    let k = key.to_str().expect("utf-8");
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            node_adapter(dir.path(), "ready.toml", |t| {
+                t.replace(
+                    "[[node.daemon]]",
+                    "ready = \"test -d {{data_dir}}\"\n\n[[node.daemon]]",
+                )
+            }),
+            "ready.toml:22: node.ready: in remote mode node.ready runs on this machine",
+        ),
+        (
+            node_adapter(dir.path(), "rundir.toml", |t| {
+                t.replace(
+                    "[[node.daemon]]",
+                    "setup = \"cp {{run_dir}}/seed.txt .\"\n\n[[node.daemon]]",
+                )
+            }),
+            "rundir.toml:22: node.setup: {{run_dir}} is the run's directory on this machine, and in remote mode node.setup runs on each host",
+        ),
+    ];
+    for (file, want) in cases {
+        let f = file.to_str().expect("utf-8");
+        let (code, _, err) = faultline(&[
+            "test",
+            "--system",
+            f,
+            "--store",
+            s,
+            "--nodes",
+            "127.0.0.1",
+            "--ssh-key",
+            k,
+            "--ssh-config",
+            "none",
+        ]);
+        assert_eq!(code, Some(254), "{f}: {err}");
+        assert!(err.contains("cannot run in remote mode"), "{f}: {err}");
+        assert!(err.contains(want), "{f}: want {want:?} in:\n{err}");
+        // The same file runs in local mode: only remote mode refuses it
+        // (checked up to the plan: --node-count 0 is what stops it).
+        let (code, _, err) = faultline(&["test", "--system", f, "--store", s, "--node-count", "0"]);
+        assert_eq!(code, Some(254), "{f}: {err}");
+        assert!(!err.contains("remote mode"), "{f}: {err}");
+        assert!(
+            err.contains("--node-count 0: use 1 to 200 nodes"),
+            "{f}: {err}"
+        );
+    }
+    let runs = std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(runs, 0, "a refused run made a run directory");
+}
+
+#[test]
 fn a_start_command_that_exits_at_once_names_the_node_and_leaves_nothing() {
     require_python();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -559,6 +559,20 @@ impl AdapterFile {
         })
     }
 
+    /// The templates that run where a node does (on its host in remote
+    /// mode): install, the node's setup, daemons, stop and logs, and the
+    /// list items (node commands use them).
+    pub fn host_templates(&self) -> Vec<&Template> {
+        let mut all: Vec<&Template> = Vec::new();
+        all.extend(self.install.iter());
+        all.extend(self.node.setup.iter());
+        all.extend(self.node.daemons.iter().map(|d| &d.start));
+        all.extend(self.node.stop.iter());
+        all.extend(self.node.logs.iter());
+        all.extend(self.lists.values().map(|l| &l.item));
+        all
+    }
+
     /// The params with `--param NAME=VALUE` overrides applied; an unknown
     /// name or a value that is not one plain word is refused.
     pub fn params_with(

@@ -18,12 +18,13 @@ use super::client_process::ClientCommand;
 use super::command;
 use super::file::AdapterFile;
 use super::node::{node_named, node_script};
-use super::template::{NodeValues, Template, Values};
+use super::template::{Key, NodeValues, Template, Values};
 use crate::cluster::{procfs, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::run::isolation::IsolationLevel;
 use crate::system::{
-    NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support, System, SystemKind,
+    NodeFaults, NodeSite, Ports, ProcessSpec, RemoteFiles, RemoteProgram, Support, System,
+    SystemKind,
 };
 use anyhow::{bail, Context};
 use faultline_results::RunDir;
@@ -62,6 +63,8 @@ pub struct AdapterSystem {
     /// The run's level, for a file that declares `[isolation]`.
     isolation: Option<IsolationLevel>,
     replacements: Replacements,
+    /// Remote mode: the hosts' folder (`--remote-dir`); None: local mode.
+    remote_dir: Option<String>,
 }
 
 /// What a run asks of an adapter, besides the file.
@@ -74,6 +77,8 @@ pub struct AdapterRun {
     pub concurrency: u32,
     /// The plan's level (`AdapterFile::isolation_level`).
     pub isolation: Option<IsolationLevel>,
+    /// Remote mode: the hosts' folder (`--remote-dir`); None: local mode.
+    pub remote_dir: Option<String>,
 }
 
 /// The programs of `requires` that are not there; empty when all are.
@@ -99,6 +104,7 @@ impl AdapterSystem {
             concurrency: u64::from(run.concurrency.max(1)),
             isolation: run.isolation,
             replacements: Replacements::default(),
+            remote_dir: run.remote_dir,
         };
         if let Some(template) = system.file.version.clone() {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -158,6 +164,29 @@ impl AdapterSystem {
         }
     }
 
+    /// Where the adapter's directory and faultline are on a remote host.
+    fn host_paths(&self) -> Option<(PathBuf, PathBuf)> {
+        let layout = crate::remote::Layout::new(self.remote_dir.clone()?);
+        Some((
+            PathBuf::from(layout.adapter(&self.file.name)),
+            PathBuf::from(layout.bin()),
+        ))
+    }
+
+    /// Runs `f` with the values of a command that runs where the node
+    /// does: this machine's in local mode, the host's paths in remote mode
+    /// (`{{run_dir}}` is refused in those commands up front, see
+    /// [`remote_refusal`]).
+    fn with_node_values<R>(&self, nodes: &[NodeValues], f: impl FnOnce(&Values<'_>) -> R) -> R {
+        let mut values = self.values(nodes);
+        let host = self.host_paths();
+        if let Some((adapter_dir, faultline)) = &host {
+            values.adapter_dir = adapter_dir;
+            values.faultline = faultline;
+        }
+        f(&values)
+    }
+
     /// Runs a cluster command once, in the run directory.
     async fn cluster_command(
         &self,
@@ -181,23 +210,25 @@ impl AdapterSystem {
             .position(|n| n.id == site.node.id)
             .ok_or_else(|| format!("{} is not in its own cluster", site.node.name))?;
         let values = self.values_of(site.cluster, Some((index, &site.data_dir)));
-        let values = self.values(&values);
-        let render = |t: &Template| {
-            t.render(&values, Some(index), None)
-                .map_err(|e| e.to_string())
-        };
-        let setup = self.file.node.setup.as_ref().map(render).transpose()?;
-        let daemons = self
-            .file
-            .node
-            .daemons
-            .iter()
-            .map(|d| Ok((d.name.clone(), render(&d.start)?)))
-            .collect::<Result<Vec<_>, String>>()?;
+        let (setup, daemons) = self.with_node_values(&values, |values| {
+            let render = |t: &Template| {
+                t.render(values, Some(index), None)
+                    .map_err(|e| e.to_string())
+            };
+            let setup = self.file.node.setup.as_ref().map(render).transpose()?;
+            let daemons = self
+                .file
+                .node
+                .daemons
+                .iter()
+                .map(|d| Ok((d.name.clone(), render(&d.start)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok::<_, String>((setup, daemons))
+        })?;
         super::template::check_word(&site.data_dir)
             .map_err(|why| format!("the data directory {:?} {why}", site.data_dir))?;
         Ok(format!(
-            "cd {dir} || exit {RENDER_FAILED_STATUS}\n{}",
+            "mkdir -p {dir} && cd {dir} || exit {RENDER_FAILED_STATUS}\n{}",
             node_script(&site.node.name, setup.as_deref(), &daemons),
             dir = site.data_dir
         ))
@@ -294,6 +325,10 @@ impl AdapterSystem {
     /// Go program, one that dropped LD_PRELOAD). None when the node was not
     /// given libfaketime, or every daemon maps it.
     fn clock_deaf_daemon(&self, name: &str) -> Option<String> {
+        // Remote nodes' processes are not in this machine's /proc.
+        if self.remote_dir.is_some() {
+            return None;
+        }
         let lines = self.current_log(name);
         let script_pid: i32 = lines.first().and_then(|l| {
             let rest = l.split_once("starting (pid ")?.1;
@@ -464,8 +499,56 @@ impl System for AdapterSystem {
     }
 
     fn remote_program(&self) -> RemoteProgram {
-        // Remote mode with an adapter is refused when the run is planned.
-        RemoteProgram::Upload(self.faultline.clone())
+        let (adapter_dir, faultline) = self
+            .host_paths()
+            .unwrap_or_else(|| (self.file.dir.clone(), self.faultline.clone()));
+        let runs_faultline = self
+            .file
+            .host_templates()
+            .iter()
+            .any(|t| t.keys().any(|k| *k == Key::Faultline));
+        RemoteProgram::Files(RemoteFiles {
+            dir: self.file.dir.clone(),
+            remote_dir: adapter_dir.display().to_string(),
+            faultline: runs_faultline
+                .then(|| (self.faultline.clone(), faultline.display().to_string())),
+            requires: self.file.requires.clone(),
+            program: "/bin/bash".to_string(),
+        })
+    }
+
+    fn remote_ports(&self) -> Option<Vec<u16>> {
+        Some(self.file.node.ports.iter().map(|(_, port)| *port).collect())
+    }
+
+    fn remote_install(&self, cluster: &[NodeInfo]) -> anyhow::Result<Option<String>> {
+        let Some(install) = &self.file.install else {
+            return Ok(None);
+        };
+        let values = self.values_of(cluster, None);
+        let text = self.with_node_values(&values, |values| install.render(values, None, None))?;
+        Ok(Some(text))
+    }
+
+    fn log_files(&self, site: &NodeSite<'_>) -> Vec<String> {
+        let Some(index) = site.cluster.iter().position(|n| n.id == site.node.id) else {
+            return Vec::new();
+        };
+        let values = self.values_of(site.cluster, Some((index, &site.data_dir)));
+        self.with_node_values(&values, |values| {
+            self.file
+                .node
+                .logs
+                .iter()
+                .filter_map(|t| match t.render(values, Some(index), None) {
+                    Ok(path) => Some(path),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        None
+                    }
+                })
+                .collect()
+        })
     }
 
     fn process(&self, site: &NodeSite<'_>) -> ProcessSpec {
@@ -637,4 +720,32 @@ impl Client for WorkerClient {
 /// `text` as one single-quoted shell word.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Why `file` cannot run in remote mode, if it cannot: a command that runs
+/// on the hosts names `{{run_dir}}` (the run's directory is on this
+/// machine), or `node.ready` (which runs here, probing the node from
+/// outside) names `{{data_dir}}` (which is on the host). Checked before
+/// anything starts; the message names the file, line and setting.
+pub fn remote_refusal(file: &AdapterFile) -> Option<String> {
+    for t in file.host_templates() {
+        if t.keys().any(|k| *k == Key::RunDir) {
+            return Some(format!(
+                "{}: {{{{run_dir}}}} is the run's directory on this machine, and in remote mode {} runs on each host; \
+                 use {{{{data_dir}}}} (the node's directory on its host) or {{{{adapter_dir}}}} (the adapter's files, uploaded)",
+                t.origin(),
+                t.origin().field
+            ));
+        }
+    }
+    if let Some(ready) = &file.node.ready {
+        if ready.keys().any(|k| *k == Key::DataDir) {
+            return Some(format!(
+                "{}: in remote mode node.ready runs on this machine (it probes the node from outside), \
+                 where the node's {{{{data_dir}}}} is not; probe its address and ports instead",
+                ready.origin()
+            ));
+        }
+    }
+    None
 }

@@ -7,7 +7,7 @@
 //! cluster down on every path (done, error, interrupt, panic) before
 //! checking the history and printing the results.
 
-use crate::adapter::system::{missing_programs, AdapterRun, AdapterSystem};
+use crate::adapter::system::{missing_programs, remote_refusal, AdapterRun, AdapterSystem};
 use crate::adapter::AdapterFile;
 use crate::cluster::local::{LocalCluster, LocalConfig};
 use crate::cluster::{Cluster, Mechanism};
@@ -427,10 +427,18 @@ fn adapter_file(args: &Args) -> anyhow::Result<Option<AdapterFile>> {
         || args.remote.lab.is_some()
         || args.remote.nodes_file.is_some()
     {
-        return Err(bad_input(format!(
-            "--system {}: adapters run in local mode only for now (remote mode with an adapter is not built yet)",
-            args.system
-        )));
+        if let Some(why) = remote_refusal(&file) {
+            return Err(bad_input(format!(
+                "--system {} cannot run in remote mode: {why}",
+                args.system
+            )));
+        }
+        crate::remote::files::check_size(&file.dir).map_err(|why| {
+            bad_input(format!(
+                "--system {} cannot run in remote mode: {why}",
+                args.system
+            ))
+        })?;
     }
     adapter_params(&file, args)?;
     let missing = missing_programs(&file);
@@ -568,6 +576,7 @@ pub fn system_for(
     binary: std::path::PathBuf,
     run_dir: &RunDir,
     etcd: Option<crate::system::etcd::EtcdSystem>,
+    remote_dir: Option<String>,
 ) -> anyhow::Result<std::sync::Arc<dyn System>> {
     let system: std::sync::Arc<dyn System> = match plan.system {
         SystemKind::Etcd => std::sync::Arc::new(
@@ -596,6 +605,7 @@ pub fn system_for(
                     op_timeout: Duration::from_millis(plan.op_timeout_ms),
                     concurrency: plan.concurrency,
                     isolation: plan.isolation,
+                    remote_dir,
                 },
             )?)
         }
@@ -714,6 +724,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         },
         &run_dir,
         etcd,
+        remote.as_ref().map(|r| r.remote_dir.clone()),
     )?;
     let workload = workload_for(
         plan.workload,

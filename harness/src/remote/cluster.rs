@@ -5,7 +5,10 @@
 //! Mechanisms: partitions and loss by iptables rules on each host (by peer
 //! address, so the controller's clients and SSH are never cut), latency by
 //! tc netem on the packets to peers, kill and pause by signals to the
-//! node's pidfile, clock offset by the node's libfaketime timestamp file.
+//! process group of the node's pidfile, clock offset by the node's
+//! libfaketime timestamp file. An adapter (`RemoteProgram::Files`) gets its
+//! directory uploaded and its install run first (remote/files.rs), its
+//! ports from its file, and its `node.logs` fetched with the node's log.
 //! Every call that touches several hosts works them in parallel.
 //!
 //! Guarantees: `heal_all` retries hosts that are unreachable for a while
@@ -149,10 +152,14 @@ impl RemoteCluster {
                 ))
             })
         };
-        let (client_port, peer_port) = (port(ports.client)?, port(ports.peer)?);
-        let all_ports = (0..ports.count)
-            .map(port)
-            .collect::<anyhow::Result<Vec<u16>>>()?;
+        // A system that fixes its ports (an adapter's node.ports) keeps them.
+        let all_ports = match config.system.remote_ports() {
+            Some(fixed) => fixed,
+            None => (0..ports.count)
+                .map(port)
+                .collect::<anyhow::Result<Vec<u16>>>()?,
+        };
+        let (client_port, peer_port) = (all_ports[ports.client], all_ports[ports.peer]);
         let mut nodes = Vec::with_capacity(n);
         for (i, h) in config.plan.hosts.iter().enumerate() {
             let ip = (h.host.as_str(), config.plan.node_port)
@@ -199,6 +206,22 @@ impl RemoteCluster {
                 needs.push(Need::Etcd);
                 (program.to_string(), hosts.prepare_with(&needs, None)?)
             }
+            RemoteProgram::Files(files) => {
+                let faultline = files
+                    .faultline
+                    .as_ref()
+                    .map(|(local, remote)| (local.as_path(), remote.as_str()));
+                let deployed = hosts.prepare_with(&config.needs, faultline)?;
+                super::files::upload(&hosts.hosts, &files)?;
+                let install = config.system.remote_install(&nodes)?;
+                let ran = super::files::ensure_requires(&hosts.hosts, &files, install.as_deref())?;
+                for (i, ran) in ran.into_iter().enumerate() {
+                    if ran {
+                        tracing::info!(host = %hosts.session(i).name(), "ran the adapter's install");
+                    }
+                }
+                (files.program.clone(), deployed)
+            }
         };
         // What the hosts run is the version under test: a package's
         // program says it on each host (an uploaded one already did).
@@ -218,7 +241,7 @@ impl RemoteCluster {
                     })
                     .collect()
             }
-            RemoteProgram::Upload(_) => Vec::new(),
+            RemoteProgram::Upload(_) | RemoteProgram::Files(_) => Vec::new(),
         };
         let prepare_ms = start.elapsed().as_millis() as u64;
         for d in &deployed {
@@ -296,6 +319,7 @@ impl RemoteCluster {
     fn wait_ready(&self, i: usize) -> anyhow::Result<()> {
         let addr = self.nodes[i].client_addr;
         let deadline = Instant::now() + READY_TIMEOUT;
+        let mut next_look = Instant::now() + Duration::from_secs(1);
         loop {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
                 Ok(_) => return Ok(()),
@@ -307,6 +331,56 @@ impl RemoteCluster {
                     )
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+            // A node that exited will never answer: say so now, with its
+            // log's last lines, rather than at the timeout.
+            if Instant::now() >= next_look {
+                next_look = Instant::now() + Duration::from_secs(1);
+                let name = &self.nodes[i].name;
+                if let Ok(ProcState::Gone) = self.hosts.state(i, name) {
+                    let tail = self
+                        .hosts
+                        .session(i)
+                        .run_root(&format!(
+                            "tail -n 12 {} 2>/dev/null; true",
+                            crate::ssh::sh_quote(&self.hosts.layout.log(name))
+                        ))
+                        .unwrap_or_default();
+                    bail!(
+                        "{name} ({}) exited before it answered on {addr}; the last lines of its log ({}):\n  {}",
+                        self.hosts.session(i).name(),
+                        self.hosts.layout.log(name),
+                        tail.trim_end().replace('\n', "\n  ")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Fetches node `i`'s other log files (the system's
+    /// [`System::log_files`]) into `nodes/<name>/` in the store; a file
+    /// that is not there is logged, not an error (a node may not have
+    /// written it yet).
+    fn fetch_log_files(&self, i: usize) {
+        let info = &self.nodes[i];
+        let layout = &self.hosts.layout;
+        let files = self.config.system.log_files(&NodeSite {
+            node: info,
+            cluster: &self.nodes,
+            data_dir: format!("{}/data", layout.node_dir(&info.name)),
+            program: self.program.clone(),
+        });
+        let Some(dir) = self.config.logs[i].parent().map(|d| d.join(&info.name)) else {
+            return;
+        };
+        for remote in files {
+            let name = std::path::Path::new(&remote)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "log".into());
+            let _ = std::fs::create_dir_all(&dir);
+            if let Err(e) = self.hosts.session(i).download(&remote, &dir.join(&name)) {
+                tracing::warn!(node = %info.name, "fetching {remote}: {e}");
             }
         }
     }
@@ -482,6 +556,7 @@ impl Cluster for RemoteCluster {
             if let Some(dir) = local.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
+            self.fetch_log_files(i);
             s.download(&self.hosts.layout.log(&self.nodes[i].name), local)
         });
         if let Err(e) = crate::ssh::all_ok(results) {
@@ -524,8 +599,10 @@ impl Cluster for RemoteCluster {
             let node = &self.nodes[i];
             let addr = &self.config.plan.hosts[i];
             let sudo = if ssh.needs_sudo(addr) { "sudo -n " } else { "" };
+            // The pidfile names the leader of the node's process group:
+            // the signal goes to the whole group (an adapter's daemons).
             out.push_str(&format!(
-                "  {}: client {} on {}; stop it: ssh -p {} {}@{} '{sudo}kill -TERM $(cat {})'\n",
+                "  {}: client {} on {}; stop it: ssh -p {} {}@{} '{sudo}kill -TERM -$(cat {})'\n",
                 node.name,
                 node.client_addr,
                 s.name(),

@@ -1,13 +1,16 @@
 //! Node daemons on a remote host: started detached (own session, stdio to
 //! its log, nothing left holding the SSH channel), tracked by a pidfile the
 //! process itself writes, stopped, killed, paused and resumed by signals to
-//! that pid.
+//! that pid's process group (the node is its session's leader, so the group
+//! is the node and every child it started that stayed in it: an adapter's
+//! node script and its daemons).
 //!
 //! Guarantees: a start never launches a second copy while the pidfile names
 //! a live process; "alive" means running or stopped, never a zombie (a
 //! process SIGKILLed a moment ago is a zombie until reaped, and `kill -0`
-//! still succeeds on it); stop sends SIGTERM, waits up to the grace period,
-//! then SIGKILL, and removes the pidfile.
+//! still succeeds on it); stop sends SIGTERM to the group, waits up to the
+//! grace period until no process of the group is alive, then SIGKILL, and
+//! removes the pidfile; a kill waits until the whole group is gone.
 
 use super::layout::Layout;
 use crate::ssh::{sh_join, sh_quote, Session, SshError};
@@ -42,7 +45,12 @@ pub enum ProcState {
 
 /// Shell function: `alive PID` succeeds for a running or stopped process,
 /// fails for a missing one or a zombie.
-const ALIVE_FN: &str = "alive() { s=$(ps -o stat= -p \"$1\" 2>/dev/null) && [ -n \"$s\" ] && [ \"${s#Z}\" = \"$s\" ]; }";
+/// `group PID` succeeds while any process of process group PID is
+/// running or stopped (a zombie does not count); `awake PID` while any of
+/// them is not stopped.
+const ALIVE_FN: &str = "alive() { s=$(ps -o stat= -p \"$1\" 2>/dev/null) && [ -n \"$s\" ] && [ \"${s#Z}\" = \"$s\" ]; }; \
+group() { ps -e -o pgid=,stat= | awk -v g=\"$1\" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'; }; \
+awake() { ps -e -o pgid=,stat= | awk -v g=\"$1\" '$1 == g && $2 !~ /^[TZ]/ { f = 1 } END { exit !f }'; }";
 
 /// The shell script that starts `spec` detached; prints the new pid.
 /// Exit 3 if it is already running.
@@ -96,21 +104,22 @@ pub fn stop_script(layout: &Layout, node: &str, grace: Duration) -> String {
     let tries = (grace.as_millis() / 50).max(1);
     format!(
         "{ALIVE_FN}; {read}; \
-         if ! alive \"$PID\"; then rm -f {p}; echo gone; exit 0; fi; \
-         kill -CONT \"$PID\" 2>/dev/null; kill -TERM \"$PID\" 2>/dev/null; \
-         i=0; while alive \"$PID\" && [ $i -lt {tries} ]; do sleep 0.05; i=$((i+1)); done; \
-         if alive \"$PID\"; then kill -KILL \"$PID\" 2>/dev/null; \
-           i=0; while alive \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
-           alive \"$PID\" && {{ echo \"pid $PID survives SIGKILL\" >&2; exit 1; }}; rm -f {p}; echo killed; \
+         if ! alive \"$PID\" && ! group \"$PID\"; then rm -f {p}; echo gone; exit 0; fi; \
+         kill -CONT -\"$PID\" 2>/dev/null; kill -TERM -\"$PID\" 2>/dev/null; \
+         i=0; while group \"$PID\" && [ $i -lt {tries} ]; do sleep 0.05; i=$((i+1)); done; \
+         if group \"$PID\"; then kill -KILL -\"$PID\" 2>/dev/null; \
+           i=0; while group \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
+           group \"$PID\" && {{ echo \"process group $PID survives SIGKILL\" >&2; exit 1; }}; rm -f {p}; echo killed; \
          else rm -f {p}; echo stopped; fi",
         read = layout.read_pid(node),
         p = sh_quote(&layout.pidfile(node)),
     )
 }
 
-/// Sends `signal` (KILL, STOP, CONT, TERM) to the node; prints `sent` or
-/// `gone`. After KILL it waits until the process is no longer alive, after
-/// STOP until it is stopped, after CONT until it runs.
+/// Sends `signal` (KILL, STOP, CONT, TERM) to the node's process group;
+/// prints `sent` or `gone`. After KILL it waits until no process of the
+/// group is alive, after STOP until every one of them is stopped (a pause
+/// returns with the whole node frozen), after CONT until the leader runs.
 pub fn signal_script(layout: &Layout, node: &str, signal: &str) -> String {
     assert!(
         ["KILL", "STOP", "CONT", "TERM"].contains(&signal),
@@ -119,13 +128,13 @@ pub fn signal_script(layout: &Layout, node: &str, signal: &str) -> String {
     // Signals are delivered asynchronously: wait (bounded) until the
     // process is in the state the signal asks for, so callers see it.
     let wait = match signal {
-        "KILL" => "i=0; while alive \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; ",
-        "STOP" => "i=0; while ! ps -o stat= -p \"$PID\" | grep -q '^T' && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
+        "KILL" => "i=0; while group \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; ",
+        "STOP" => "i=0; while awake \"$PID\" && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
         "CONT" => "i=0; while ps -o stat= -p \"$PID\" | grep -q '^T' && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done; ",
         _ => "",
     };
     format!(
-        "{ALIVE_FN}; {read}; if ! alive \"$PID\"; then echo gone; exit 0; fi; kill -{signal} \"$PID\" && {wait}echo sent",
+        "{ALIVE_FN}; {read}; if ! alive \"$PID\"; then echo gone; exit 0; fi; kill -{signal} -\"$PID\" && {wait}echo sent",
         read = layout.read_pid(node),
     )
 }
@@ -282,6 +291,70 @@ mod tests {
         assert_eq!(out, "killed");
         let log = std::fs::read_to_string(layout.log("n2")).unwrap_or_default();
         assert!(!log.contains("not found"), "{log}");
+    }
+
+    /// The pids of process group `pgid` that are not zombies.
+    fn group_members(pgid: &str) -> Vec<String> {
+        let out = sh("ps -e -o pid=,pgid=,stat=").1;
+        out.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[1] == pgid && !f[2].starts_with('Z')).then(|| f[0].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn signals_reach_every_process_of_the_nodes_group() {
+        // An adapter's node: a script whose daemons are its children. A
+        // kill that reached only the script would leave them running.
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_str().unwrap());
+        let mut sp = spec("n5");
+        sp.program = "sh".into();
+        sp.args = vec!["-c".into(), "sleep 30 & sleep 31 & wait".into()];
+        let (code, pid, err) = sh(&start_script(&layout, &sp));
+        assert_eq!(code, 0, "{err}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while group_members(&pid).len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            group_members(&pid).len(),
+            3,
+            "the script and its two daemons"
+        );
+        assert_eq!(sh(&signal_script(&layout, "n5", "STOP")).1, "sent");
+        let states = sh("ps -e -o pgid=,stat=").1;
+        let frozen = states
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(pid.as_str()))
+            .all(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|s| s.starts_with('T'))
+            });
+        assert!(frozen, "every process of the group is stopped:\n{states}");
+        assert_eq!(sh(&signal_script(&layout, "n5", "CONT")).1, "sent");
+        assert_eq!(sh(&signal_script(&layout, "n5", "KILL")).1, "sent");
+        assert_eq!(
+            group_members(&pid),
+            Vec::<String>::new(),
+            "a kill leaves no daemon"
+        );
+        // Stop, too, ends the whole group.
+        let (code, pid, err) = sh(&start_script(&layout, &sp));
+        assert_eq!(code, 0, "{err}");
+        while group_members(&pid).len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (code, out, err) = sh(&stop_script(&layout, "n5", Duration::from_secs(2)));
+        assert_eq!((code, out.as_str()), (0, "stopped"), "{err}");
+        assert_eq!(
+            group_members(&pid),
+            Vec::<String>::new(),
+            "a stop leaves no daemon"
+        );
     }
 
     #[test]

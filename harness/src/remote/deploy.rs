@@ -37,6 +37,8 @@ impl Need {
                 ("setsid", "exists setsid", "util-linux"),
                 ("nohup", "exists nohup", "coreutils"),
                 ("sha256sum", "exists sha256sum", "coreutils"),
+                // Tells whether any process of a node's group is alive.
+                ("awk", "exists awk", "mawk"),
             ],
             Need::Iptables => &[("iptables", "exists iptables", "iptables")],
             Need::Tc => &[

@@ -119,7 +119,7 @@ pub fn clock_script(layout: &Layout, node: &str, spec: &str) -> String {
 }
 
 /// Undoes every fault on the host: flushes and removes our chains, removes
-/// a netem root qdisc, resets the clocks of `nodes` and resumes them if
+/// a netem root qdisc, resets the clocks of `nodes` and resumes them (their process groups) if
 /// paused. Safe to run again and again.
 pub fn heal_script(layout: &Layout, nodes: &[String]) -> String {
     let mut s = String::from("command -v iptables >/dev/null 2>&1 && { ");
@@ -137,7 +137,7 @@ pub fn heal_script(layout: &Layout, nodes: &[String]) -> String {
         let f = sh_quote(&layout.faketime(n));
         s.push_str(&format!("[ -f {f} ] && echo +0 > {f}; "));
         s.push_str(&format!(
-            "PID=$(cat {} 2>/dev/null) && [ -n \"$PID\" ] && kill -CONT \"$PID\" 2>/dev/null; ",
+            "PID=$(cat {} 2>/dev/null) && [ -n \"$PID\" ] && kill -CONT -\"$PID\" 2>/dev/null; ",
             sh_quote(&layout.pidfile(n))
         ));
     }

@@ -1,6 +1,6 @@
 //! Where things live on a remote host, under one folder (default
-//! `/var/lib/faultline`): the deployed executable, and per node its data
-//! folder, pidfile, log and libfaketime timestamp file.
+//! `/var/lib/faultline`): the deployed executable, an adapter's directory,
+//! and per node its data folder, pidfile, log and libfaketime timestamp file.
 
 use crate::ssh::sh_quote;
 
@@ -22,6 +22,11 @@ impl Layout {
     /// An uploaded program called `name` (a system's own binary).
     pub fn program(&self, name: &str) -> String {
         format!("{}/bin/{name}", self.dir)
+    }
+
+    /// Where an adapter's directory goes (`{{adapter_dir}}` on the host).
+    pub fn adapter(&self, name: &str) -> String {
+        format!("{}/adapters/{name}", self.dir)
     }
 
     /// One node's folder (its working directory and data).

@@ -3,7 +3,8 @@
 //! [`RemoteArgs`] are the flags (`--nodes`, `--nodes-file`, `--lab`, the
 //! `--ssh-*` flags); [`RemoteHosts`] does everything on the hosts: check and
 //! install tools, deploy the executable ([`deploy`]), run node daemons by
-//! pidfile ([`daemon`]), inject and heal faults ([`faults`]), fetch logs.
+//! pidfile ([`daemon`]), inject and heal faults ([`faults`]), fetch logs;
+//! for an adapter, upload its directory and run its install ([`files`]).
 //! Every remote command is a shell script built here from quoted parts;
 //! everything a host keeps lives under one folder ([`Layout`]).
 
@@ -12,6 +13,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod deploy;
 pub mod faults;
+pub mod files;
 pub mod layout;
 pub mod remote_hosts;
 

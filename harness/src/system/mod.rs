@@ -156,6 +156,26 @@ pub enum RemoteProgram {
         package: &'static str,
         program: &'static str,
     },
+    /// An adapter's files ([`RemoteFiles`]): its directory uploaded, its
+    /// `install` run where its `requires` are missing, its node script run
+    /// by the host's bash.
+    Files(RemoteFiles),
+}
+
+/// What an adapter puts on each host (docs/adapters.md, remote mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteFiles {
+    /// The adapter file's directory (everything in it), and where it goes
+    /// on the host.
+    pub dir: PathBuf,
+    pub remote_dir: String,
+    /// This faultline executable and its path on the host, when the node's
+    /// commands run it (`{{faultline}}`).
+    pub faultline: Option<(PathBuf, String)>,
+    /// Programs every host must have (`requires`).
+    pub requires: Vec<String>,
+    /// The program the node runs (bash, for the node script).
+    pub program: String,
 }
 
 /// Whether a system can take a kind of fault.
@@ -242,6 +262,24 @@ pub trait System: Send + Sync {
     fn local_program(&self) -> PathBuf;
     /// What a remote host needs.
     fn remote_program(&self) -> RemoteProgram;
+    /// The port numbers a remote node listens on, when the system fixes
+    /// them (an adapter's `node.ports`); None: from `--node-port` up.
+    fn remote_ports(&self) -> Option<Vec<u16>> {
+        None
+    }
+    /// The command each remote host runs once, as root, before the run when
+    /// it lacks a program of [`RemoteFiles::requires`] (an adapter's
+    /// `install`), filled in for `cluster`; None: nothing to install.
+    fn remote_install(&self, cluster: &[NodeInfo]) -> anyhow::Result<Option<String>> {
+        let _ = cluster;
+        Ok(None)
+    }
+    /// Files on the node's host, besides its output, that go into the
+    /// store at the end (an adapter's `node.logs`).
+    fn log_files(&self, site: &NodeSite<'_>) -> Vec<String> {
+        let _ = site;
+        Vec::new()
+    }
     /// How to run one node.
     fn process(&self, site: &NodeSite<'_>) -> ProcessSpec;
     /// The slow-reader fault's request lines (nemesis/slow_reader.rs): one
