@@ -49,11 +49,34 @@ struct Append {
     intermediate: bool,
 }
 
-/// A read micro-op of an `ok` transaction.
+/// A read micro-op of an `ok` transaction, with where its elements are
+/// (copied from the micro-op, so the passes over the reads of a key need
+/// not look each micro-op up: they were the analysis's cache misses).
 #[derive(Clone, Copy, Debug)]
 struct Read {
     txn: u32,
     mop: u32,
+    /// `elems[start..start + len]` of the history.
+    start: u32,
+    len: u32,
+}
+
+impl Read {
+    const EMPTY: Read = Read {
+        txn: 0,
+        mop: 0,
+        start: 0,
+        len: 0,
+    };
+
+    fn of(txn: u32, mop: u32, m: &Mop) -> Read {
+        Read {
+            txn,
+            mop,
+            start: m.start,
+            len: m.len,
+        }
+    }
 }
 
 /// Known reads of `ok` transactions, grouped by key: key `k`'s are
@@ -61,6 +84,13 @@ struct Read {
 pub struct ReadsByKey {
     offsets: Vec<u32>,
     reads: Vec<Read>,
+}
+
+impl ReadsByKey {
+    /// The reads of key `k`.
+    fn of(&self, k: u32) -> &[Read] {
+        &self.reads[self.offsets[k as usize] as usize..self.offsets[k as usize + 1] as usize]
+    }
 }
 
 /// Reads that may take part in a lost update (see
@@ -258,13 +288,7 @@ impl<'h> ListAppend<'h> {
                 }
                 for (i, m) in h.mops_of(t).iter().enumerate() {
                     if m.kind == MopKind::Read && m.known {
-                        f(
-                            Read {
-                                txn: t as u32,
-                                mop: txn.mops.start + i as u32,
-                            },
-                            m,
-                        );
+                        f(Read::of(t as u32, txn.mops.start + i as u32, m), m);
                     }
                 }
             }
@@ -274,7 +298,7 @@ impl<'h> ListAppend<'h> {
             offsets[k + 1] += offsets[k];
         }
         let mut fill = offsets.clone();
-        let mut reads = vec![Read { txn: 0, mop: 0 }; offsets[keys] as usize];
+        let mut reads = vec![Read::EMPTY; offsets[keys] as usize];
         each_read(&mut |r, m| {
             let slot = &mut fill[m.key as usize];
             reads[*slot as usize] = r;
@@ -297,18 +321,25 @@ impl<'h> ListAppend<'h> {
         self.order_offsets = Vec::with_capacity(keys + 1);
         self.order_offsets.push(0);
         self.regular = vec![true; keys];
-        let mut seen: HashSet<Scalar, FxBuildHasher> = HashSet::default();
+        let elems = |r: &Read| &h.elems[r.start as usize..(r.start + r.len) as usize];
+        // Elements nobody appended seen so far in a key's longest read
+        // (appended ones are told apart by their place in the order).
+        let mut seen_unappended: HashSet<Scalar, FxBuildHasher> = HashSet::default();
         for k in 0..keys {
             let key_reads = &reads[offsets[k] as usize..offsets[k + 1] as usize];
+            let start = self.order_elems.len();
             let longest = key_reads
                 .iter()
                 .copied()
-                .max_by_key(|r| (self.mop(*r).len, std::cmp::Reverse(r.mop)));
+                .max_by_key(|r| (r.len, std::cmp::Reverse(r.mop)));
             if let Some(longest) = longest {
-                let long = h.read_elems(self.mop(longest));
+                let long = elems(&longest);
                 let mut conflict = None;
                 for r in key_reads {
-                    if !long.starts_with(h.read_elems(self.mop(*r))) {
+                    // Reads stored in the longest's place (the builder's
+                    // shared canonical list) are its prefixes already.
+                    let shared = r.start == longest.start && r.len <= longest.len;
+                    if !shared && !long.starts_with(elems(r)) {
                         self.regular[k] = false;
                         conflict.get_or_insert(*r);
                     }
@@ -322,30 +353,34 @@ impl<'h> ListAppend<'h> {
                             steps: Vec::new(),
                             explanation: format!(
                                 "T1 read {k} = {}, and T2 read {k} = {}: the first is not a prefix of the second, so no single order of appends to {k} explains both reads.",
-                                h.show_list(h.read_elems(self.mop(r))),
+                                h.show_list(elems(&r)),
                                 h.show_list(long),
                                 k = h.show_key(k as u32)
                             ),
                         }
                     });
                 }
-                seen.clear();
+                // The order: the longest read without its duplicates. An
+                // append already placed (its `pos` set, which only this
+                // key's pass does) is a duplicate.
+                seen_unappended.clear();
                 for &e in long {
-                    if seen.insert(e) {
-                        self.order_elems.push(e);
+                    let id = self.append_of.get(k as u32, e).unwrap_or(NONE);
+                    let first = if id == NONE {
+                        seen_unappended.insert(e)
                     } else {
+                        self.appends[id as usize].pos == NONE
+                    };
+                    if !first {
                         self.regular[k] = false;
+                        continue;
                     }
+                    if id != NONE {
+                        self.appends[id as usize].pos = (self.order_elems.len() - start) as u32;
+                    }
+                    self.order_elems.push(e);
+                    self.order.push(id);
                 }
-            }
-            let start = *self.order_offsets.last().expect("starts with 0") as usize;
-            for i in start..self.order_elems.len() {
-                let e = self.order_elems[i];
-                let id = self.append_of.get(k as u32, e).unwrap_or(NONE);
-                if id != NONE {
-                    self.appends[id as usize].pos = (i - start) as u32;
-                }
-                self.order.push(id);
             }
             self.order_offsets.push(self.order_elems.len() as u32);
         }
@@ -359,18 +394,18 @@ impl<'h> ListAppend<'h> {
     /// The state a read saw: the number of elements of the version order
     /// before and at its last element. `None` when its last element is
     /// not in the order (an incompatible read).
-    fn slot(&self, m: &Mop) -> Option<u32> {
-        if m.len == 0 {
+    fn slot(&self, key: u32, r: &Read) -> Option<u32> {
+        if r.len == 0 {
             return Some(0);
         }
-        if self.regular[m.key as usize] {
-            return Some(m.len);
+        if self.regular[key as usize] {
+            return Some(r.len);
         }
-        let last = *self.h.read_elems(m).last().expect("len > 0");
-        let k = m.key as usize;
+        let last = *self.elems(r).last().expect("len > 0");
+        let k = key as usize;
         let elems =
             &self.order_elems[self.order_offsets[k] as usize..self.order_offsets[k + 1] as usize];
-        match self.append_of.get(m.key, last) {
+        match self.append_of.get(key, last) {
             Some(id) if self.appends[id as usize].pos != NONE => {
                 Some(self.appends[id as usize].pos + 1)
             }
@@ -384,29 +419,31 @@ impl<'h> ListAppend<'h> {
 
     /// Readers per state, from the reads grouped by key (so each state's
     /// readers stay in transaction order).
-    fn index_readers(&mut self, ReadsByKey { reads, .. }: &ReadsByKey) {
+    fn index_readers(&mut self, reads: &ReadsByKey) {
         let keys = self.h.key_count();
         let slots = self.order.len() + keys;
         let mut offsets = vec![0u32; slots + 2];
         // Counted one place up, so after the prefix sums `offsets[id + 1]`
         // is where state `id`'s readers start, and filling moves it to
         // where they end.
-        for r in reads {
-            let m = self.mop(*r);
-            if let Some(s) = self.slot(m) {
-                offsets[self.slot_id(m.key, s) + 2] += 1;
+        for k in 0..keys as u32 {
+            for r in reads.of(k) {
+                if let Some(s) = self.slot(k, r) {
+                    offsets[self.slot_id(k, s) + 2] += 1;
+                }
             }
         }
         for i in 0..slots {
             offsets[i + 2] += offsets[i + 1];
         }
-        let mut readers = vec![Read { txn: 0, mop: 0 }; offsets[slots + 1] as usize];
-        for r in reads {
-            let m = self.mop(*r);
-            if let Some(s) = self.slot(m) {
-                let fill = &mut offsets[self.slot_id(m.key, s) + 1];
-                readers[*fill as usize] = *r;
-                *fill += 1;
+        let mut readers = vec![Read::EMPTY; offsets[slots + 1] as usize];
+        for k in 0..keys as u32 {
+            for r in reads.of(k) {
+                if let Some(s) = self.slot(k, r) {
+                    let fill = &mut offsets[self.slot_id(k, s) + 1];
+                    readers[*fill as usize] = *r;
+                    *fill += 1;
+                }
             }
         }
         offsets.pop();
@@ -453,12 +490,11 @@ impl<'h> ListAppend<'h> {
             let first_bad = order.iter().position(|id| bad(*id));
             let key_reads = &reads[offsets[k] as usize..offsets[k + 1] as usize];
             for r in key_reads {
-                let m = self.mop(*r);
-                let elems = h.read_elems(m);
+                let elems = self.elems(r);
                 if self.regular[k] {
                     if let Some(fb) = first_bad {
-                        if (fb as u32) < m.len {
-                            self.report_bad_elements(*r, &order[fb..m.len as usize], anomalies);
+                        if (fb as u32) < r.len {
+                            self.report_bad_elements(*r, &order[fb..r.len as usize], anomalies);
                         }
                     }
                 } else {
@@ -469,7 +505,7 @@ impl<'h> ListAppend<'h> {
                     self.report_bad_elements(*r, &ids, anomalies);
                     self.report_duplicates(*r, anomalies);
                 }
-                self.report_intermediate(*r, anomalies);
+                self.report_intermediate(k as u32, *r, anomalies);
             }
         }
     }
@@ -546,13 +582,13 @@ impl<'h> ListAppend<'h> {
         }
     }
 
-    fn report_intermediate(&self, r: Read, anomalies: &mut Anomalies) {
+    fn report_intermediate(&self, key: u32, r: Read, anomalies: &mut Anomalies) {
         let h = self.h;
-        let m = self.mop(r);
-        let Some(a) = self.last_writer(m).copied() else {
+        let Some(a) = self.last_writer(key, &r).copied() else {
             return;
         };
         if a.intermediate && a.txn != r.txn {
+            let m = self.mop(r);
             anomalies.add("G1b", || {
                 let ids = vec![r.txn as usize, a.txn as usize];
                 Case {
@@ -606,10 +642,7 @@ impl<'h> ListAppend<'h> {
                         .iter()
                         .any(|n| n.key == m.key && n.kind == MopKind::Append)
                 {
-                    candidates.push(Read {
-                        txn: t as u32,
-                        mop: txn.mops.start + i as u32,
-                    });
+                    candidates.push(Read::of(t as u32, txn.mops.start + i as u32, m));
                 }
             }
             for (i, m) in mops.iter().enumerate() {
@@ -745,9 +778,9 @@ impl<'h> ListAppend<'h> {
         let h = self.h;
         let mut candidates: Vec<(u32, u32, u32, u32)> = Vec::new(); // key, slot, txn, mop
         for r in found.0 {
-            let m = self.mop(r);
-            if let Some(s) = self.slot(m) {
-                candidates.push((m.key, s, r.txn, r.mop));
+            let key = self.mop(r).key;
+            if let Some(s) = self.slot(key, &r) {
+                candidates.push((key, s, r.txn, r.mop));
             }
         }
         candidates.sort_unstable();
@@ -776,7 +809,7 @@ impl<'h> ListAppend<'h> {
 
     /// The ww and rw edges (from the appends) on another core, the wr
     /// edges (from the reads) on this one: two lists.
-    fn edges(&self, ReadsByKey { reads, .. }: &ReadsByKey, edges: &mut EdgeList) -> EdgeList {
+    fn edges(&self, reads: &ReadsByKey, edges: &mut EdgeList) -> EdgeList {
         std::thread::scope(|scope| {
             let from_appends = scope.spawn(|| {
                 let mut list = EdgeList::default();
@@ -798,12 +831,14 @@ impl<'h> ListAppend<'h> {
                 }
                 list
             });
-            edges.reserve(reads.len());
+            edges.reserve(reads.reads.len());
             // wr: the appender of a read's last element precedes the reader.
-            for r in reads {
-                if let Some(a) = self.last_writer(self.mop(*r)) {
-                    if !self.failed(a.txn) {
-                        edges.add(a.txn as usize, r.txn as usize, Rels::WR);
+            for k in 0..self.h.key_count() as u32 {
+                for r in reads.of(k) {
+                    if let Some(a) = self.last_writer(k, r) {
+                        if !self.failed(a.txn) {
+                            edges.add(a.txn as usize, r.txn as usize, Rels::WR);
+                        }
                     }
                 }
             }
@@ -813,17 +848,22 @@ impl<'h> ListAppend<'h> {
         })
     }
 
-    fn last_writer(&self, m: &Mop) -> Option<&Append> {
-        if m.len == 0 {
+    fn last_writer(&self, key: u32, r: &Read) -> Option<&Append> {
+        if r.len == 0 {
             return None;
         }
-        if self.regular[m.key as usize] {
-            return self.writer_at(m.key, m.len);
+        if self.regular[key as usize] {
+            return self.writer_at(key, r.len);
         }
-        let last = *self.h.read_elems(m).last()?;
+        let last = *self.elems(r).last()?;
         self.append_of
-            .get(m.key, last)
+            .get(key, last)
             .map(|id| &self.appends[id as usize])
+    }
+
+    /// What a read read.
+    fn elems(&self, r: &Read) -> &[Scalar] {
+        &self.h.elems[r.start as usize..(r.start + r.len) as usize]
     }
 
     /// Why `a` precedes `b` by `rel` (ww, wr or rw), naming them `an`, `bn`.
@@ -841,7 +881,7 @@ impl<'h> ListAppend<'h> {
                 if m.kind != MopKind::Read || !m.known {
                     return None;
                 }
-                let w = self.last_writer(m)?;
+                let w = self.last_writer(m.key, &Read::of(b as u32, 0, m))?;
                 (w.txn as usize == a).then(|| {
                     format!(
                         "{bn} read {} = {}, which ends with {an}'s append of {}",
