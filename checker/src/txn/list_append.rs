@@ -109,17 +109,10 @@ struct AppendIndex {
 }
 
 impl AppendIndex {
-    /// Sizes the dense tables from every append of the history.
-    fn new(h: &TxnHistory) -> AppendIndex {
-        let keys = h.key_count();
-        let mut count = vec![0u64; keys];
-        let mut max = vec![0u64; keys];
-        for m in &h.mops {
-            if m.kind == MopKind::Append {
-                count[m.key as usize] += 1;
-                max[m.key as usize] = max[m.key as usize].max(m.value);
-            }
-        }
+    /// Sizes the dense tables from the number of appends to each key and
+    /// the largest value appended.
+    fn sized(count: &[u64], max: &[u64]) -> AppendIndex {
+        let keys = count.len();
         let mut tables = Vec::with_capacity(keys);
         let mut size = 0u64;
         for k in 0..keys {
@@ -207,11 +200,11 @@ impl<'h> ListAppend<'h> {
         anomalies: &mut Anomalies,
         edges: &mut Vec<EdgeList>,
     ) -> Result<ListAppend<'h>, CheckError> {
-        let append_of = AppendIndex::new(h);
+        let (appends, append_of) = Self::index_appends(h)?;
         let mut la = ListAppend {
             h,
             outcomes: h.txns.iter().map(|t| t.outcome).collect(),
-            appends: Vec::new(),
+            appends,
             append_of,
             order_offsets: Vec::new(),
             order: Vec::new(),
@@ -220,7 +213,6 @@ impl<'h> ListAppend<'h> {
             slot_offsets: Vec::new(),
             slot_readers: Vec::new(),
         };
-        la.index_appends()?;
         let reads_by_key = reads_by_key();
         la.version_orders(&reads_by_key, anomalies);
         la.index_readers(&reads_by_key);
@@ -237,9 +229,16 @@ impl<'h> ListAppend<'h> {
         self.outcomes[txn as usize] == Outcome::Fail
     }
 
-    fn index_appends(&mut self) -> Result<(), CheckError> {
-        let h = self.h;
-        self.appends.reserve(h.mops.len());
+    /// Every append, in transaction order (its id is its place), and the
+    /// index of them by (key, value). One pass over the transactions
+    /// collects them and sizes the index; the index is filled from the
+    /// collected appends, not from a second pass over the transactions.
+    fn index_appends(h: &TxnHistory) -> Result<(Vec<Append>, AppendIndex), CheckError> {
+        let keys = h.key_count();
+        let mut count = vec![0u64; keys];
+        let mut max = vec![0u64; keys];
+        // Room for every micro-op (untouched room costs no memory).
+        let mut appends = Vec::with_capacity(h.mops.len());
         for t in 0..h.txns.len() {
             let mops = h.mops_of(t);
             for (i, m) in mops.iter().enumerate() {
@@ -249,22 +248,9 @@ impl<'h> ListAppend<'h> {
                 let intermediate = mops[i + 1..]
                     .iter()
                     .any(|n| n.kind == MopKind::Append && n.key == m.key);
-                let id = self.appends.len() as u32;
-                if let Some(other) = self.append_of.insert(m.key, m.value, id) {
-                    let first = self.appends[other as usize].txn as usize;
-                    return Err(CheckError::Op {
-                        model: "list-append".into(),
-                        index: h.txns[t].invoke_index,
-                        op: h.show_txn(t),
-                        message: format!(
-                            "appends {} to key {}, which {} appended too: list-append needs every value appended to a key once",
-                            h.show(m.value),
-                            h.show_key(m.key),
-                            if first == t { "it".to_string() } else { format!("the transaction at line {}", h.txns[first].line) }
-                        ),
-                    });
-                }
-                self.appends.push(Append {
+                count[m.key as usize] += 1;
+                max[m.key as usize] = max[m.key as usize].max(m.value);
+                appends.push(Append {
                     txn: t as u32,
                     key: m.key,
                     value: m.value,
@@ -273,7 +259,25 @@ impl<'h> ListAppend<'h> {
                 });
             }
         }
-        Ok(())
+        let mut append_of = AppendIndex::sized(&count, &max);
+        for (id, a) in appends.iter().enumerate() {
+            if let Some(other) = append_of.insert(a.key, a.value, id as u32) {
+                let t = a.txn as usize;
+                let first = appends[other as usize].txn as usize;
+                return Err(CheckError::Op {
+                    model: "list-append".into(),
+                    index: h.txns[t].invoke_index,
+                    op: h.show_txn(t),
+                    message: format!(
+                        "appends {} to key {}, which {} appended too: list-append needs every value appended to a key once",
+                        h.show(a.value),
+                        h.show_key(a.key),
+                        if first == t { "it".to_string() } else { format!("the transaction at line {}", h.txns[first].line) }
+                    ),
+                });
+            }
+        }
+        Ok((appends, append_of))
     }
 
     /// Known reads of `ok` transactions, grouped by key, each key's in
@@ -281,29 +285,31 @@ impl<'h> ListAppend<'h> {
     pub fn reads_by_key(h: &TxnHistory) -> ReadsByKey {
         let keys = h.key_count();
         let mut offsets = vec![0u32; keys + 1];
-        let each_read = |f: &mut dyn FnMut(Read, &Mop)| {
-            for (t, txn) in h.txns.iter().enumerate() {
-                if txn.outcome != Outcome::Ok {
-                    continue;
-                }
-                for (i, m) in h.mops_of(t).iter().enumerate() {
-                    if m.kind == MopKind::Read && m.known {
-                        f(Read::of(t as u32, txn.mops.start + i as u32, m), m);
-                    }
+        // One pass over the transactions collects the reads with their
+        // keys; the counting sort's second pass reads that, not the
+        // transactions again.
+        let mut found: Vec<(u32, Read)> = Vec::with_capacity(h.mops.len());
+        for (t, txn) in h.txns.iter().enumerate() {
+            if txn.outcome != Outcome::Ok {
+                continue;
+            }
+            for (i, m) in h.mops_of(t).iter().enumerate() {
+                if m.kind == MopKind::Read && m.known {
+                    offsets[m.key as usize + 1] += 1;
+                    found.push((m.key, Read::of(t as u32, txn.mops.start + i as u32, m)));
                 }
             }
-        };
-        each_read(&mut |_, m| offsets[m.key as usize + 1] += 1);
+        }
         for k in 0..keys {
             offsets[k + 1] += offsets[k];
         }
         let mut fill = offsets.clone();
         let mut reads = vec![Read::EMPTY; offsets[keys] as usize];
-        each_read(&mut |r, m| {
-            let slot = &mut fill[m.key as usize];
+        for (key, r) in found {
+            let slot = &mut fill[key as usize];
             reads[*slot as usize] = r;
             *slot += 1;
-        });
+        }
         ReadsByKey { offsets, reads }
     }
 
@@ -814,12 +820,14 @@ impl<'h> ListAppend<'h> {
             let from_appends = scope.spawn(|| {
                 let mut list = EdgeList::default();
                 list.reserve(2 * self.appends.len());
-                // ww and rw, from each append's place in the version order.
-                for a in &self.appends {
+                // ww and rw, from each append's place in the version order:
+                // key by key along the order (so each key's states and
+                // their readers are read in place, not looked up at random),
+                // then the appends nobody read.
+                let mut add = |a: &Append, prev: u32| {
                     if self.failed(a.txn) {
-                        continue;
+                        return;
                     }
-                    let prev = self.prev_slot(a);
                     if let Some(w) = self.writer_at(a.key, prev) {
                         if !self.failed(w.txn) {
                             list.add(w.txn as usize, a.txn as usize, Rels::WW);
@@ -828,6 +836,19 @@ impl<'h> ListAppend<'h> {
                     for r in self.readers(a.key, prev) {
                         list.add(r.txn as usize, a.txn as usize, Rels::RW);
                     }
+                };
+                for k in 0..self.h.key_count() as u32 {
+                    for (i, &id) in self.order_of(k).iter().enumerate() {
+                        if id == NONE {
+                            continue;
+                        }
+                        let a = &self.appends[id as usize];
+                        debug_assert_eq!(a.pos, i as u32, "an append's place is where it is");
+                        add(a, i as u32);
+                    }
+                }
+                for a in self.appends.iter().filter(|a| a.pos == NONE) {
+                    add(a, self.prev_slot(a));
                 }
                 list
             });
