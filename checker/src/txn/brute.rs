@@ -81,7 +81,9 @@ impl Search<'_> {
         let invoke = self.h.txns[t].invoke_pos;
         self.candidates.iter().all(|u| {
             let x = &self.h.txns[*u];
-            self.placed[*u] || x.outcome != Outcome::Ok || x.complete_pos.is_none_or(|c| c > invoke)
+            self.placed[*u]
+                || x.outcome != Outcome::Ok
+                || x.complete_pos().is_none_or(|c| c > invoke)
         })
     }
 

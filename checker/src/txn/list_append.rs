@@ -49,11 +49,34 @@ struct Append {
     intermediate: bool,
 }
 
-/// A read micro-op of an `ok` transaction.
+/// A read micro-op of an `ok` transaction, with where its elements are
+/// (copied from the micro-op, so the passes over the reads of a key need
+/// not look each micro-op up: they were the analysis's cache misses).
 #[derive(Clone, Copy, Debug)]
 struct Read {
     txn: u32,
     mop: u32,
+    /// `elems[start..start + len]` of the history.
+    start: u32,
+    len: u32,
+}
+
+impl Read {
+    const EMPTY: Read = Read {
+        txn: 0,
+        mop: 0,
+        start: 0,
+        len: 0,
+    };
+
+    fn of(txn: u32, mop: u32, m: &Mop) -> Read {
+        Read {
+            txn,
+            mop,
+            start: m.start,
+            len: m.len,
+        }
+    }
 }
 
 /// Known reads of `ok` transactions, grouped by key: key `k`'s are
@@ -61,6 +84,13 @@ struct Read {
 pub struct ReadsByKey {
     offsets: Vec<u32>,
     reads: Vec<Read>,
+}
+
+impl ReadsByKey {
+    /// The reads of key `k`.
+    fn of(&self, k: u32) -> &[Read] {
+        &self.reads[self.offsets[k as usize] as usize..self.offsets[k as usize + 1] as usize]
+    }
 }
 
 /// Reads that may take part in a lost update (see
@@ -79,17 +109,10 @@ struct AppendIndex {
 }
 
 impl AppendIndex {
-    /// Sizes the dense tables from every append of the history.
-    fn new(h: &TxnHistory) -> AppendIndex {
-        let keys = h.key_count();
-        let mut count = vec![0u64; keys];
-        let mut max = vec![0u64; keys];
-        for m in &h.mops {
-            if m.kind == MopKind::Append {
-                count[m.key as usize] += 1;
-                max[m.key as usize] = max[m.key as usize].max(m.value);
-            }
-        }
+    /// Sizes the dense tables from the number of appends to each key and
+    /// the largest value appended.
+    fn sized(count: &[u64], max: &[u64]) -> AppendIndex {
+        let keys = count.len();
         let mut tables = Vec::with_capacity(keys);
         let mut size = 0u64;
         for k in 0..keys {
@@ -177,11 +200,11 @@ impl<'h> ListAppend<'h> {
         anomalies: &mut Anomalies,
         edges: &mut Vec<EdgeList>,
     ) -> Result<ListAppend<'h>, CheckError> {
-        let append_of = AppendIndex::new(h);
+        let (appends, append_of) = Self::index_appends(h)?;
         let mut la = ListAppend {
             h,
             outcomes: h.txns.iter().map(|t| t.outcome).collect(),
-            appends: Vec::new(),
+            appends,
             append_of,
             order_offsets: Vec::new(),
             order: Vec::new(),
@@ -190,7 +213,6 @@ impl<'h> ListAppend<'h> {
             slot_offsets: Vec::new(),
             slot_readers: Vec::new(),
         };
-        la.index_appends()?;
         let reads_by_key = reads_by_key();
         la.version_orders(&reads_by_key, anomalies);
         la.index_readers(&reads_by_key);
@@ -207,9 +229,16 @@ impl<'h> ListAppend<'h> {
         self.outcomes[txn as usize] == Outcome::Fail
     }
 
-    fn index_appends(&mut self) -> Result<(), CheckError> {
-        let h = self.h;
-        self.appends.reserve(h.mops.len());
+    /// Every append, in transaction order (its id is its place), and the
+    /// index of them by (key, value). One pass over the transactions
+    /// collects them and sizes the index; the index is filled from the
+    /// collected appends, not from a second pass over the transactions.
+    fn index_appends(h: &TxnHistory) -> Result<(Vec<Append>, AppendIndex), CheckError> {
+        let keys = h.key_count();
+        let mut count = vec![0u64; keys];
+        let mut max = vec![0u64; keys];
+        // Room for every micro-op (untouched room costs no memory).
+        let mut appends = Vec::with_capacity(h.mops.len());
         for t in 0..h.txns.len() {
             let mops = h.mops_of(t);
             for (i, m) in mops.iter().enumerate() {
@@ -219,22 +248,9 @@ impl<'h> ListAppend<'h> {
                 let intermediate = mops[i + 1..]
                     .iter()
                     .any(|n| n.kind == MopKind::Append && n.key == m.key);
-                let id = self.appends.len() as u32;
-                if let Some(other) = self.append_of.insert(m.key, m.value, id) {
-                    let first = self.appends[other as usize].txn as usize;
-                    return Err(CheckError::Op {
-                        model: "list-append".into(),
-                        index: h.txns[t].invoke_index,
-                        op: h.show_txn(t),
-                        message: format!(
-                            "appends {} to key {}, which {} appended too: list-append needs every value appended to a key once",
-                            h.show(m.value),
-                            h.show_key(m.key),
-                            if first == t { "it".to_string() } else { format!("the transaction at line {}", h.txns[first].line) }
-                        ),
-                    });
-                }
-                self.appends.push(Append {
+                count[m.key as usize] += 1;
+                max[m.key as usize] = max[m.key as usize].max(m.value);
+                appends.push(Append {
                     txn: t as u32,
                     key: m.key,
                     value: m.value,
@@ -243,7 +259,25 @@ impl<'h> ListAppend<'h> {
                 });
             }
         }
-        Ok(())
+        let mut append_of = AppendIndex::sized(&count, &max);
+        for (id, a) in appends.iter().enumerate() {
+            if let Some(other) = append_of.insert(a.key, a.value, id as u32) {
+                let t = a.txn as usize;
+                let first = appends[other as usize].txn as usize;
+                return Err(CheckError::Op {
+                    model: "list-append".into(),
+                    index: h.txns[t].invoke_index,
+                    op: h.show_txn(t),
+                    message: format!(
+                        "appends {} to key {}, which {} appended too: list-append needs every value appended to a key once",
+                        h.show(a.value),
+                        h.show_key(a.key),
+                        if first == t { "it".to_string() } else { format!("the transaction at line {}", h.txns[first].line) }
+                    ),
+                });
+            }
+        }
+        Ok((appends, append_of))
     }
 
     /// Known reads of `ok` transactions, grouped by key, each key's in
@@ -251,35 +285,31 @@ impl<'h> ListAppend<'h> {
     pub fn reads_by_key(h: &TxnHistory) -> ReadsByKey {
         let keys = h.key_count();
         let mut offsets = vec![0u32; keys + 1];
-        let each_read = |f: &mut dyn FnMut(Read, &Mop)| {
-            for (t, txn) in h.txns.iter().enumerate() {
-                if txn.outcome != Outcome::Ok {
-                    continue;
-                }
-                for (i, m) in h.mops_of(t).iter().enumerate() {
-                    if m.kind == MopKind::Read && m.known {
-                        f(
-                            Read {
-                                txn: t as u32,
-                                mop: txn.mops.start + i as u32,
-                            },
-                            m,
-                        );
-                    }
+        // One pass over the transactions collects the reads with their
+        // keys; the counting sort's second pass reads that, not the
+        // transactions again.
+        let mut found: Vec<(u32, Read)> = Vec::with_capacity(h.mops.len());
+        for (t, txn) in h.txns.iter().enumerate() {
+            if txn.outcome != Outcome::Ok {
+                continue;
+            }
+            for (i, m) in h.mops_of(t).iter().enumerate() {
+                if m.kind == MopKind::Read && m.known {
+                    offsets[m.key as usize + 1] += 1;
+                    found.push((m.key, Read::of(t as u32, txn.mops.start + i as u32, m)));
                 }
             }
-        };
-        each_read(&mut |_, m| offsets[m.key as usize + 1] += 1);
+        }
         for k in 0..keys {
             offsets[k + 1] += offsets[k];
         }
         let mut fill = offsets.clone();
-        let mut reads = vec![Read { txn: 0, mop: 0 }; offsets[keys] as usize];
-        each_read(&mut |r, m| {
-            let slot = &mut fill[m.key as usize];
+        let mut reads = vec![Read::EMPTY; offsets[keys] as usize];
+        for (key, r) in found {
+            let slot = &mut fill[key as usize];
             reads[*slot as usize] = r;
             *slot += 1;
-        });
+        }
         ReadsByKey { offsets, reads }
     }
 
@@ -297,18 +327,25 @@ impl<'h> ListAppend<'h> {
         self.order_offsets = Vec::with_capacity(keys + 1);
         self.order_offsets.push(0);
         self.regular = vec![true; keys];
-        let mut seen: HashSet<Scalar, FxBuildHasher> = HashSet::default();
+        let elems = |r: &Read| &h.elems[r.start as usize..(r.start + r.len) as usize];
+        // Elements nobody appended seen so far in a key's longest read
+        // (appended ones are told apart by their place in the order).
+        let mut seen_unappended: HashSet<Scalar, FxBuildHasher> = HashSet::default();
         for k in 0..keys {
             let key_reads = &reads[offsets[k] as usize..offsets[k + 1] as usize];
+            let start = self.order_elems.len();
             let longest = key_reads
                 .iter()
                 .copied()
-                .max_by_key(|r| (self.mop(*r).len, std::cmp::Reverse(r.mop)));
+                .max_by_key(|r| (r.len, std::cmp::Reverse(r.mop)));
             if let Some(longest) = longest {
-                let long = h.read_elems(self.mop(longest));
+                let long = elems(&longest);
                 let mut conflict = None;
                 for r in key_reads {
-                    if !long.starts_with(h.read_elems(self.mop(*r))) {
+                    // Reads stored in the longest's place (the builder's
+                    // shared canonical list) are its prefixes already.
+                    let shared = r.start == longest.start && r.len <= longest.len;
+                    if !shared && !long.starts_with(elems(r)) {
                         self.regular[k] = false;
                         conflict.get_or_insert(*r);
                     }
@@ -322,30 +359,34 @@ impl<'h> ListAppend<'h> {
                             steps: Vec::new(),
                             explanation: format!(
                                 "T1 read {k} = {}, and T2 read {k} = {}: the first is not a prefix of the second, so no single order of appends to {k} explains both reads.",
-                                h.show_list(h.read_elems(self.mop(r))),
+                                h.show_list(elems(&r)),
                                 h.show_list(long),
                                 k = h.show_key(k as u32)
                             ),
                         }
                     });
                 }
-                seen.clear();
+                // The order: the longest read without its duplicates. An
+                // append already placed (its `pos` set, which only this
+                // key's pass does) is a duplicate.
+                seen_unappended.clear();
                 for &e in long {
-                    if seen.insert(e) {
-                        self.order_elems.push(e);
+                    let id = self.append_of.get(k as u32, e).unwrap_or(NONE);
+                    let first = if id == NONE {
+                        seen_unappended.insert(e)
                     } else {
+                        self.appends[id as usize].pos == NONE
+                    };
+                    if !first {
                         self.regular[k] = false;
+                        continue;
                     }
+                    if id != NONE {
+                        self.appends[id as usize].pos = (self.order_elems.len() - start) as u32;
+                    }
+                    self.order_elems.push(e);
+                    self.order.push(id);
                 }
-            }
-            let start = *self.order_offsets.last().expect("starts with 0") as usize;
-            for i in start..self.order_elems.len() {
-                let e = self.order_elems[i];
-                let id = self.append_of.get(k as u32, e).unwrap_or(NONE);
-                if id != NONE {
-                    self.appends[id as usize].pos = (i - start) as u32;
-                }
-                self.order.push(id);
             }
             self.order_offsets.push(self.order_elems.len() as u32);
         }
@@ -359,18 +400,18 @@ impl<'h> ListAppend<'h> {
     /// The state a read saw: the number of elements of the version order
     /// before and at its last element. `None` when its last element is
     /// not in the order (an incompatible read).
-    fn slot(&self, m: &Mop) -> Option<u32> {
-        if m.len == 0 {
+    fn slot(&self, key: u32, r: &Read) -> Option<u32> {
+        if r.len == 0 {
             return Some(0);
         }
-        if self.regular[m.key as usize] {
-            return Some(m.len);
+        if self.regular[key as usize] {
+            return Some(r.len);
         }
-        let last = *self.h.read_elems(m).last().expect("len > 0");
-        let k = m.key as usize;
+        let last = *self.elems(r).last().expect("len > 0");
+        let k = key as usize;
         let elems =
             &self.order_elems[self.order_offsets[k] as usize..self.order_offsets[k + 1] as usize];
-        match self.append_of.get(m.key, last) {
+        match self.append_of.get(key, last) {
             Some(id) if self.appends[id as usize].pos != NONE => {
                 Some(self.appends[id as usize].pos + 1)
             }
@@ -384,29 +425,31 @@ impl<'h> ListAppend<'h> {
 
     /// Readers per state, from the reads grouped by key (so each state's
     /// readers stay in transaction order).
-    fn index_readers(&mut self, ReadsByKey { reads, .. }: &ReadsByKey) {
+    fn index_readers(&mut self, reads: &ReadsByKey) {
         let keys = self.h.key_count();
         let slots = self.order.len() + keys;
         let mut offsets = vec![0u32; slots + 2];
         // Counted one place up, so after the prefix sums `offsets[id + 1]`
         // is where state `id`'s readers start, and filling moves it to
         // where they end.
-        for r in reads {
-            let m = self.mop(*r);
-            if let Some(s) = self.slot(m) {
-                offsets[self.slot_id(m.key, s) + 2] += 1;
+        for k in 0..keys as u32 {
+            for r in reads.of(k) {
+                if let Some(s) = self.slot(k, r) {
+                    offsets[self.slot_id(k, s) + 2] += 1;
+                }
             }
         }
         for i in 0..slots {
             offsets[i + 2] += offsets[i + 1];
         }
-        let mut readers = vec![Read { txn: 0, mop: 0 }; offsets[slots + 1] as usize];
-        for r in reads {
-            let m = self.mop(*r);
-            if let Some(s) = self.slot(m) {
-                let fill = &mut offsets[self.slot_id(m.key, s) + 1];
-                readers[*fill as usize] = *r;
-                *fill += 1;
+        let mut readers = vec![Read::EMPTY; offsets[slots + 1] as usize];
+        for k in 0..keys as u32 {
+            for r in reads.of(k) {
+                if let Some(s) = self.slot(k, r) {
+                    let fill = &mut offsets[self.slot_id(k, s) + 1];
+                    readers[*fill as usize] = *r;
+                    *fill += 1;
+                }
             }
         }
         offsets.pop();
@@ -453,12 +496,11 @@ impl<'h> ListAppend<'h> {
             let first_bad = order.iter().position(|id| bad(*id));
             let key_reads = &reads[offsets[k] as usize..offsets[k + 1] as usize];
             for r in key_reads {
-                let m = self.mop(*r);
-                let elems = h.read_elems(m);
+                let elems = self.elems(r);
                 if self.regular[k] {
                     if let Some(fb) = first_bad {
-                        if (fb as u32) < m.len {
-                            self.report_bad_elements(*r, &order[fb..m.len as usize], anomalies);
+                        if (fb as u32) < r.len {
+                            self.report_bad_elements(*r, &order[fb..r.len as usize], anomalies);
                         }
                     }
                 } else {
@@ -469,7 +511,7 @@ impl<'h> ListAppend<'h> {
                     self.report_bad_elements(*r, &ids, anomalies);
                     self.report_duplicates(*r, anomalies);
                 }
-                self.report_intermediate(*r, anomalies);
+                self.report_intermediate(k as u32, *r, anomalies);
             }
         }
     }
@@ -546,13 +588,13 @@ impl<'h> ListAppend<'h> {
         }
     }
 
-    fn report_intermediate(&self, r: Read, anomalies: &mut Anomalies) {
+    fn report_intermediate(&self, key: u32, r: Read, anomalies: &mut Anomalies) {
         let h = self.h;
-        let m = self.mop(r);
-        let Some(a) = self.last_writer(m).copied() else {
+        let Some(a) = self.last_writer(key, &r).copied() else {
             return;
         };
         if a.intermediate && a.txn != r.txn {
+            let m = self.mop(r);
             anomalies.add("G1b", || {
                 let ids = vec![r.txn as usize, a.txn as usize];
                 Case {
@@ -606,10 +648,7 @@ impl<'h> ListAppend<'h> {
                         .iter()
                         .any(|n| n.key == m.key && n.kind == MopKind::Append)
                 {
-                    candidates.push(Read {
-                        txn: t as u32,
-                        mop: txn.mops.start + i as u32,
-                    });
+                    candidates.push(Read::of(t as u32, txn.mops.start + i as u32, m));
                 }
             }
             for (i, m) in mops.iter().enumerate() {
@@ -745,9 +784,9 @@ impl<'h> ListAppend<'h> {
         let h = self.h;
         let mut candidates: Vec<(u32, u32, u32, u32)> = Vec::new(); // key, slot, txn, mop
         for r in found.0 {
-            let m = self.mop(r);
-            if let Some(s) = self.slot(m) {
-                candidates.push((m.key, s, r.txn, r.mop));
+            let key = self.mop(r).key;
+            if let Some(s) = self.slot(key, &r) {
+                candidates.push((key, s, r.txn, r.mop));
             }
         }
         candidates.sort_unstable();
@@ -776,17 +815,19 @@ impl<'h> ListAppend<'h> {
 
     /// The ww and rw edges (from the appends) on another core, the wr
     /// edges (from the reads) on this one: two lists.
-    fn edges(&self, ReadsByKey { reads, .. }: &ReadsByKey, edges: &mut EdgeList) -> EdgeList {
+    fn edges(&self, reads: &ReadsByKey, edges: &mut EdgeList) -> EdgeList {
         std::thread::scope(|scope| {
             let from_appends = scope.spawn(|| {
                 let mut list = EdgeList::default();
                 list.reserve(2 * self.appends.len());
-                // ww and rw, from each append's place in the version order.
-                for a in &self.appends {
+                // ww and rw, from each append's place in the version order:
+                // key by key along the order (so each key's states and
+                // their readers are read in place, not looked up at random),
+                // then the appends nobody read.
+                let mut add = |a: &Append, prev: u32| {
                     if self.failed(a.txn) {
-                        continue;
+                        return;
                     }
-                    let prev = self.prev_slot(a);
                     if let Some(w) = self.writer_at(a.key, prev) {
                         if !self.failed(w.txn) {
                             list.add(w.txn as usize, a.txn as usize, Rels::WW);
@@ -795,15 +836,30 @@ impl<'h> ListAppend<'h> {
                     for r in self.readers(a.key, prev) {
                         list.add(r.txn as usize, a.txn as usize, Rels::RW);
                     }
+                };
+                for k in 0..self.h.key_count() as u32 {
+                    for (i, &id) in self.order_of(k).iter().enumerate() {
+                        if id == NONE {
+                            continue;
+                        }
+                        let a = &self.appends[id as usize];
+                        debug_assert_eq!(a.pos, i as u32, "an append's place is where it is");
+                        add(a, i as u32);
+                    }
+                }
+                for a in self.appends.iter().filter(|a| a.pos == NONE) {
+                    add(a, self.prev_slot(a));
                 }
                 list
             });
-            edges.reserve(reads.len());
+            edges.reserve(reads.reads.len());
             // wr: the appender of a read's last element precedes the reader.
-            for r in reads {
-                if let Some(a) = self.last_writer(self.mop(*r)) {
-                    if !self.failed(a.txn) {
-                        edges.add(a.txn as usize, r.txn as usize, Rels::WR);
+            for k in 0..self.h.key_count() as u32 {
+                for r in reads.of(k) {
+                    if let Some(a) = self.last_writer(k, r) {
+                        if !self.failed(a.txn) {
+                            edges.add(a.txn as usize, r.txn as usize, Rels::WR);
+                        }
                     }
                 }
             }
@@ -813,17 +869,22 @@ impl<'h> ListAppend<'h> {
         })
     }
 
-    fn last_writer(&self, m: &Mop) -> Option<&Append> {
-        if m.len == 0 {
+    fn last_writer(&self, key: u32, r: &Read) -> Option<&Append> {
+        if r.len == 0 {
             return None;
         }
-        if self.regular[m.key as usize] {
-            return self.writer_at(m.key, m.len);
+        if self.regular[key as usize] {
+            return self.writer_at(key, r.len);
         }
-        let last = *self.h.read_elems(m).last()?;
+        let last = *self.elems(r).last()?;
         self.append_of
-            .get(m.key, last)
+            .get(key, last)
             .map(|id| &self.appends[id as usize])
+    }
+
+    /// What a read read.
+    fn elems(&self, r: &Read) -> &[Scalar] {
+        &self.h.elems[r.start as usize..(r.start + r.len) as usize]
     }
 
     /// Why `a` precedes `b` by `rel` (ww, wr or rw), naming them `an`, `bn`.
@@ -841,7 +902,7 @@ impl<'h> ListAppend<'h> {
                 if m.kind != MopKind::Read || !m.known {
                     return None;
                 }
-                let w = self.last_writer(m)?;
+                let w = self.last_writer(m.key, &Read::of(b as u32, 0, m))?;
                 (w.txn as usize == a).then(|| {
                     format!(
                         "{bn} read {} = {}, which ends with {an}'s append of {}",

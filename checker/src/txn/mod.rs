@@ -475,14 +475,14 @@ fn realtime_edges(h: &TxnHistory, edges: &mut EdgeList) {
     // or later.
     let mut earliest = vec![u64::MAX; n + 1];
     for (t, txn) in h.txns.iter().enumerate().rev() {
-        let done = match (txn.outcome, txn.complete_pos) {
+        let done = match (txn.outcome, txn.complete_pos()) {
             (Outcome::Ok, Some(c)) => c,
             _ => u64::MAX,
         };
         earliest[t] = earliest[t + 1].min(done);
     }
     for (b, txn) in h.txns.iter().enumerate() {
-        let (Outcome::Ok, Some(done)) = (txn.outcome, txn.complete_pos) else {
+        let (Outcome::Ok, Some(done)) = (txn.outcome, txn.complete_pos()) else {
             continue;
         };
         let first = first_invoked_after(&invoked, b + 1, done);
@@ -524,7 +524,7 @@ fn realtime_edges_by_buffer(h: &TxnHistory) -> Vec<(usize, usize)> {
         .txns
         .iter()
         .enumerate()
-        .filter_map(|(t, x)| match (x.outcome, x.complete_pos) {
+        .filter_map(|(t, x)| match (x.outcome, x.complete_pos()) {
             (Outcome::Ok, Some(c)) => Some((c, t)),
             _ => None,
         })
@@ -597,7 +597,7 @@ fn explain_edge(
         Rels::PROCESS => Some(format!("both ran on process {}, {an} first", x.process)),
         Rels::REALTIME => Some(format!(
             "{an} completed (event {}) before {bn} was invoked (event {})",
-            x.complete_index
+            x.complete_index()
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "?".into()),
             y.invoke_index

@@ -428,7 +428,7 @@ impl<'h> RwRegister<'h> {
                 continue;
             }
             events.push((txn.invoke_pos, false, t));
-            if let (Outcome::Ok, Some(c)) = (txn.outcome, txn.complete_pos) {
+            if let (Outcome::Ok, Some(c)) = (txn.outcome, txn.complete_pos()) {
                 events.push((c, true, t));
             }
         }
