@@ -148,6 +148,10 @@ pub struct RaftNode {
     transfer_elapsed_ticks: u64,
 
     msgs: Vec<Message>,
+    /// Leader: entries were proposed since the last Ready; [`Consensus::ready`]
+    /// sends them, so the proposals of one batch travel in one append per
+    /// follower instead of filling the in-flight window one entry at a time.
+    appends_due: bool,
     last_hard_state: HardState,
     last_soft_state: SoftState,
     next_persist_id: u64,
@@ -291,6 +295,7 @@ impl RaftNode {
             transferee: None,
             transfer_elapsed_ticks: 0,
             msgs: Vec::new(),
+            appends_due: false,
             last_hard_state: HardState {
                 term: hs.term,
                 vote: hs.vote,
@@ -839,6 +844,18 @@ impl RaftNode {
                     },
                 );
             }
+        }
+    }
+
+    /// The appends [`Consensus::propose`] left for the Ready: one per
+    /// follower the window allows, each with every entry it lacks (up to
+    /// the batch limits). A node that stepped down since sends none.
+    fn send_due_appends(&mut self) {
+        if !std::mem::take(&mut self.appends_due) || self.role != Role::Leader {
+            return;
+        }
+        for p in self.tracked() {
+            self.send_append(p, false);
         }
     }
 
@@ -1522,9 +1539,8 @@ impl Consensus for RaftNode {
             term,
             kind: EntryKind::Normal(command),
         }]);
-        for p in self.tracked() {
-            self.send_append(p, false);
-        }
+        // Sent by the next `ready`, with every entry proposed until then.
+        self.appends_due = true;
         let me = self.cfg.id;
         if self.has_quorum(|v| v == me) {
             self.maybe_commit();
@@ -1632,7 +1648,8 @@ impl Consensus for RaftNode {
     }
 
     fn has_ready(&self) -> bool {
-        !self.msgs.is_empty()
+        self.appends_due
+            || !self.msgs.is_empty()
             || self.log.has_unstable()
             || self.log.has_committed()
             || !self.read_outcomes.is_empty()
@@ -1641,6 +1658,7 @@ impl Consensus for RaftNode {
     }
 
     fn ready(&mut self) -> Ready {
+        self.send_due_appends();
         let (snapshot, entries) = self.log.take_unstable();
         let hs = self.hard_state();
         let hard_state = (hs != self.last_hard_state).then_some(hs);
