@@ -1,8 +1,8 @@
 //! One consensus group on one node: core + storage + state machine.
 //!
 //! Drives the core by the contract of [`crate::consensus`]: for each Ready,
-//! persist (one fsync for the batch), acknowledge `persisted`, then send its
-//! messages, then apply committed entries and answer the clients whose
+//! send its early messages (a leader's appends), persist (one fsync for the
+//! batch), acknowledge `persisted`, then send its messages, then apply committed entries and answer the clients whose
 //! proposals they are, then answer reads whose index is applied, then react
 //! to a leadership change (restart lease timers).
 //!
@@ -340,10 +340,17 @@ impl Group {
             hard_state,
             entries,
             messages,
+            early_messages,
             committed,
             reads,
             soft_state,
         } = rd;
+        // 0. A leader's appends go out while its own write is made durable
+        // (Raft thesis §10.2.1): the core counts the leader toward a commit
+        // only once `persisted` is called below.
+        for m in early_messages {
+            transport.send(m);
+        }
         // 1. Persist: one durable write for the whole Ready.
         if snapshot.is_some() || hard_state.is_some() || !entries.is_empty() {
             let durable = self.storage.hard_state();
@@ -802,7 +809,14 @@ mod tests {
         /// Set: a follower of this leader, with `voters` as its configuration.
         follower_of: Option<NodeId>,
         voters: Vec<NodeId>,
+        /// Set: the transport's captured queue, whose length `persisted`
+        /// records in `queued_at_persisted` (what was sent before it).
+        outbox: Option<Arc<Mutex<CapturedMessages>>>,
+        queued_at_persisted: Vec<usize>,
     }
+
+    type CapturedMessages =
+        tokio::sync::mpsc::Receiver<(tokio::time::Instant, crate::consensus::Message)>;
 
     struct FakeCore(Arc<Mutex<Script>>);
 
@@ -861,7 +875,12 @@ mod tests {
                 .unwrap_or_default()
         }
         fn persisted(&mut self, persist_id: u64) {
-            self.0.lock().expect("script").persisted.push(persist_id);
+            let mut s = self.0.lock().expect("script");
+            s.persisted.push(persist_id);
+            if let Some(outbox) = s.outbox.clone() {
+                let queued = outbox.lock().expect("outbox").len();
+                s.queued_at_persisted.push(queued);
+            }
         }
         fn status(&self) -> Status {
             let s = self.0.lock().expect("script");
@@ -974,6 +993,44 @@ mod tests {
             key: key.into(),
             value: json!(v),
         }
+    }
+
+    fn timeout_now(to: u64) -> crate::consensus::Message {
+        crate::consensus::Message {
+            group: GroupId(0),
+            from: NodeId(1),
+            to: NodeId(to),
+            payload: crate::consensus::Payload::Raft(
+                crate::raft::message::RaftMessage::TimeoutNow { term: Term(2) },
+            ),
+        }
+    }
+
+    /// The ordering rule and its one exception: a Ready's early messages
+    /// (a leader's appends) go out before its write is durable, its other
+    /// messages only after `persisted`.
+    #[test]
+    fn early_messages_leave_before_the_write_and_the_others_after_persisted() {
+        let mut f = fixture();
+        let (transport, outbox) = Transport::capture(&[NodeId(2), NodeId(3)]);
+        let outbox = Arc::new(Mutex::new(outbox));
+        f.transport = transport;
+        f.script.lock().expect("script").outbox = Some(outbox.clone());
+        f.push(Ready {
+            persist_id: 1,
+            entries: vec![normal(1, 2, write("x", 1))],
+            early_messages: vec![timeout_now(2), timeout_now(3)],
+            messages: vec![timeout_now(2)],
+            ..Ready::default()
+        });
+        let script = f.script.lock().expect("script");
+        assert_eq!(script.persisted, vec![1]);
+        assert_eq!(
+            script.queued_at_persisted,
+            vec![2],
+            "the early messages, and only they, were sent before persisted"
+        );
+        assert_eq!(outbox.lock().expect("outbox").len(), 3, "then the rest");
     }
 
     #[test]
@@ -1232,6 +1289,7 @@ mod tests {
                         let rd = core.ready();
                         core.persisted(rd.persist_id);
                         self.committed.entry(*id).or_default().extend(rd.committed);
+                        queue.extend(rd.early_messages);
                         queue.extend(rd.messages);
                     }
                 }

@@ -9,7 +9,10 @@
 //!
 //! Guarantees: a reply `ok` to a write is sent only after its entry was
 //! committed and applied, and every Ready's writes are fsynced before its
-//! messages go out (unless the `no-fsync` bug is on); a read is answered
+//! acknowledgement and its messages go out, but for a leader's appends of
+//! its own entries, which go out while it writes them (Raft thesis
+//! §10.2.1; [`crate::consensus::Ready::early_messages`]) (unless the
+//! `no-fsync` bug is on); a read is answered
 //! after a ReadIndex round (unless `stale-read`); requests not answered in
 //! time get `timeout` (not definite).
 //!
