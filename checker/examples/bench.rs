@@ -1,5 +1,6 @@
 //! The checker's benchmark: check time only (parsing excluded, as in
-//! Porcupine's own numbers), best of several runs.
+//! Porcupine's own numbers), best and mean of several runs; the speed-up
+//! is of the mean, as Porcupine's ns/op is.
 //!
 //!     cargo run --release -p faultline-checker --example bench [-- NAME...]
 //!
@@ -30,26 +31,30 @@ use faultline_checker::linearizable::check_linearizable;
 use faultline_checker::{read_history, CheckOptions, ModelKind, Operations, VerdictKind};
 use std::time::{Duration, Instant};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/porcupine"
-);
+#[path = "../tests/support/testdata.rs"]
+mod testdata;
+use testdata::testdata_dir;
 
 fn load(file: &str) -> Operations {
-    let text = std::fs::read_to_string(format!("{DIR}/{file}")).expect("testdata present");
+    let text = std::fs::read_to_string(testdata_dir().join(file)).expect("testdata present");
     let h = read_history(file, &text, None).expect("parses");
     Operations::from_events(file, &h.events, &h.lines).expect("well formed")
 }
 
-fn time_best(runs: usize, mut f: impl FnMut() -> VerdictKind) -> (Duration, VerdictKind) {
+/// Runs `f` `runs` times: the best and the mean time (Porcupine's ns/op
+/// is a mean), and the last verdict.
+fn time_runs(runs: usize, mut f: impl FnMut() -> VerdictKind) -> (Duration, Duration, VerdictKind) {
     let mut best = Duration::MAX;
+    let mut total = Duration::ZERO;
     let mut verdict = VerdictKind::Unknown;
     for _ in 0..runs {
         let t = Instant::now();
         verdict = f();
-        best = best.min(t.elapsed());
+        let d = t.elapsed();
+        best = best.min(d);
+        total += d;
     }
-    (best, verdict)
+    (best, total / runs as u32, verdict)
 }
 
 fn check(ops: &Operations, model: ModelKind, partition: bool) -> VerdictKind {
@@ -107,13 +112,14 @@ fn porcupine_s(
     }
 }
 
-fn report(name: &str, porcupine_s: f64, d: Duration, v: VerdictKind) {
-    let s = d.as_secs_f64();
+/// One case: best and mean, and the speed-up of the mean over Porcupine's.
+fn report(name: &str, porcupine_s: f64, (best, mean, v): (Duration, Duration, VerdictKind)) {
     println!(
-        "{name:<28} {:>10.3} ms   verdict {v:<8} porcupine {:>7.0} ms   speed-up {:>6.1}x",
-        s * 1e3,
+        "{name:<24} best {:>8.3} ms  mean {:>8.3} ms  verdict {v:<8} porcupine {:>7.1} ms  speed-up {:>6.1}x",
+        best.as_secs_f64() * 1e3,
+        mean.as_secs_f64() * 1e3,
         porcupine_s * 1e3,
-        porcupine_s / s
+        porcupine_s / mean.as_secs_f64()
     );
 }
 
@@ -326,20 +332,20 @@ fn main() {
     }
     let want = |n: &str| args.is_empty() || args.iter().any(|a| a == n);
     println!(
-        "check time only, best of several runs; {} cores",
+        "check time only, best and mean of several runs; {} cores",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
     if want("etcd-all") {
-        let tsv = std::fs::read_to_string(format!("{DIR}/expected.tsv")).expect("testdata");
+        let tsv = std::fs::read_to_string(testdata_dir().join("expected.tsv")).expect("testdata");
         let all: Vec<Operations> = tsv
             .lines()
             .filter_map(|l| l.split('\t').next())
             .filter(|f| f.starts_with("jepsen/") && !f.ends_with("etcd_095.log"))
             .map(load)
             .collect();
-        let (d, v) = time_best(5, || {
+        let timing = time_runs(20, || {
             all.iter()
                 .map(|ops| check(ops, ModelKind::CasRegister, true))
                 .max()
@@ -348,38 +354,34 @@ fn main() {
         report(
             &format!("etcd all {} logs", all.len()),
             porcupine_s(&porcupine, "EtcdJepsen", false, 0.365),
-            d,
-            v,
+            timing,
         );
     }
     if want("etcd-002") {
         let ops = load("jepsen/etcd_002.log");
-        let (d, v) = time_best(20, || check(&ops, ModelKind::CasRegister, true));
+        let timing = time_runs(50, || check(&ops, ModelKind::CasRegister, true));
         report(
             "etcd_002",
             porcupine_s(&porcupine, "EtcdJepsen002", true, 0.146),
-            d,
-            v,
+            timing,
         );
     }
     if want("kv-c50-split") {
         let ops = load("kv/c50-ok.txt");
-        let (d, v) = time_best(10, || check(&ops, ModelKind::Kv, true));
+        let timing = time_runs(50, || check(&ops, ModelKind::Kv, true));
         report(
             "kv c50-ok split by key",
             porcupine_s(&porcupine, "Kv50ClientsOk", true, 0.113),
-            d,
-            v,
+            timing,
         );
     }
     if want("kv-c10-whole") {
         let ops = load("kv/c10-ok.txt");
-        let (d, v) = time_best(3, || check(&ops, ModelKind::Kv, false));
+        let timing = time_runs(20, || check(&ops, ModelKind::Kv, false));
         report(
             "kv c10-ok as one map",
             porcupine_s(&porcupine, "KvNoPartition10ClientsOk", true, 1.448),
-            d,
-            v,
+            timing,
         );
     }
     if want("kv-all") {
@@ -393,7 +395,7 @@ fn main() {
                     time_limit: Some(Duration::from_secs(10)),
                     ..CheckOptions::default()
                 };
-                let (d, v) = time_best(1, || {
+                let (d, _, v) = time_runs(1, || {
                     check_linearizable(&ops, ModelKind::Kv, &opts)
                         .expect("fits")
                         .verdict

@@ -8,13 +8,13 @@ use faultline_checker::{
     read_history, CheckOptions, HistoryError, ModelKind, Operations, VerdictKind,
 };
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/porcupine"
-);
+#[path = "support/testdata.rs"]
+mod testdata;
+use testdata::testdata_dir;
 
 fn cases() -> Vec<(String, ModelKind, VerdictKind)> {
-    let tsv = std::fs::read_to_string(format!("{DIR}/expected.tsv")).expect("testdata present");
+    let tsv =
+        std::fs::read_to_string(testdata_dir().join("expected.tsv")).expect("testdata present");
     tsv.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -31,7 +31,7 @@ fn cases() -> Vec<(String, ModelKind, VerdictKind)> {
 }
 
 fn load(file: &str) -> Result<Operations, HistoryError> {
-    let text = std::fs::read_to_string(format!("{DIR}/{file}")).expect("readable");
+    let text = std::fs::read_to_string(testdata_dir().join(file)).expect("readable");
     let h = read_history(file, &text, None)?;
     Operations::from_events(file, &h.events, &h.lines)
 }

@@ -376,3 +376,182 @@ fn a_daemon_that_ignores_libfaketime_stops_a_clock_run_instead_of_faking_it() {
     let left = left_running(&dir.path().to_string_lossy());
     assert!(left.is_empty(), "left running: {left:?}");
 }
+
+/// The faultline-node adapter taking isolation levels and one node at
+/// most: its setup writes the run's level where the test can read it.
+fn leveled_adapter(dir: &Path) -> PathBuf {
+    node_adapter(dir, "leveled.toml", |t| {
+        let t = t.replacen(
+            "\n[params]",
+            "\nmax_nodes = 1\n\n[isolation]\nlevels = [\"read-committed\", \"serializable\"]\ndefault = \"serializable\"\n\n[params]",
+            1,
+        );
+        t.replacen(
+            "[[node.daemon]]",
+            "setup = \"echo {{isolation}} > {{data_dir}}/isolation\"\n\n[[node.daemon]]",
+            1,
+        )
+    })
+}
+
+#[test]
+fn isolation_is_refused_by_systems_without_levels_and_checked_against_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let s = store.to_str().expect("utf-8");
+    let plain = node_adapter(dir.path(), "plain.toml", |t| t);
+    let leveled = leveled_adapter(dir.path());
+    let (p, l) = (
+        plain.to_str().expect("utf-8"),
+        leveled.to_str().expect("utf-8"),
+    );
+    for (args, want) in [
+        (
+            vec!["--isolation", "serializable"],
+            "--isolation serializable: --system faultline offers no isolation levels",
+        ),
+        (
+            vec!["--system", "etcd", "--isolation", "read-committed"],
+            "--isolation read-committed: --system etcd offers no isolation levels",
+        ),
+        (
+            vec!["--system", p, "--isolation", "serializable"],
+            "plain.toml declares no [isolation] levels, so faultline-node runs at the one it has",
+        ),
+        (
+            vec![
+                "--system",
+                l,
+                "--node-count",
+                "1",
+                "--isolation",
+                "repeatable-read",
+            ],
+            "--isolation repeatable-read: ",
+        ),
+        (vec!["--system", l, "--node-count", "3"], "--node-count 3: "),
+        (
+            vec!["--system", l, "--isolation", "serialisable"],
+            "serialisable",
+        ),
+    ] {
+        let mut a = vec!["test", "--workload", "register", "--store", s];
+        a.extend(args.iter().copied());
+        let (code, _, err) = faultline(&a);
+        assert_eq!(code, Some(254), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in:\n{err}");
+    }
+    let (_, _, err) = faultline(&[
+        "test",
+        "--system",
+        l,
+        "--node-count",
+        "1",
+        "--isolation",
+        "repeatable-read",
+        "--store",
+        s,
+    ]);
+    assert!(
+        err.contains("leveled.toml takes read-committed, serializable"),
+        "{err}"
+    );
+    let (_, _, err) = faultline(&["test", "--system", l, "--store", s]);
+    assert!(
+        err.contains("leveled.toml runs at most 1 node (its max_nodes); use --node-count 1"),
+        "{err}"
+    );
+    let runs = std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(runs, 0, "a refused run made a run directory");
+}
+
+#[test]
+fn the_isolation_level_reaches_the_adapters_commands_and_test_json() {
+    require_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let leveled = leveled_adapter(dir.path());
+    for (flag, level) in [
+        (None, "serializable"),
+        (Some("read-committed"), "read-committed"),
+    ] {
+        let mut args = vec![
+            "test",
+            "--system",
+            leveled.to_str().expect("utf-8"),
+            "--node-count",
+            "1",
+            "--workload",
+            "register",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "2s",
+            "--store",
+            store.to_str().expect("utf-8"),
+        ];
+        if let Some(f) = flag {
+            args.extend(["--isolation", f]);
+        }
+        let (code, out, err) = faultline(&args);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        let written = std::fs::read_to_string(store.join("latest/nodes/n1/isolation"))
+            .expect("the setup wrote {{isolation}}");
+        assert_eq!(written.trim(), level, "{{{{isolation}}}} with {flag:?}");
+        let test_json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(store.join("latest/test.json")).expect("test.json"),
+        )
+        .expect("test.json parses");
+        assert_eq!(test_json["plan"]["isolation"], level, "{test_json}");
+        assert_eq!(
+            test_json["system"]["settings"]["isolation_levels"],
+            serde_json::json!(["read-committed", "serializable"])
+        );
+        assert!(
+            test_json["plan"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(&format!("-{level}"))),
+            "the test's name says its level: {test_json}"
+        );
+    }
+    let left = left_running(&dir.path().to_string_lossy());
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn postgres_missing_is_refused_naming_the_debian_package() {
+    // The shipped PostgreSQL adapter on a machine without PostgreSQL 15:
+    // its programs pointed at a version that is not installed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shipped = std::fs::read_to_string(examples().join("postgres.toml")).expect("shipped");
+    let text = shipped
+        .replace(
+            "/usr/lib/postgresql/15/",
+            "/usr/lib/postgresql/faultline-test-absent/",
+        )
+        .replace("{{adapter_dir}}", &examples().to_string_lossy());
+    let file = dir.path().join("postgres.toml");
+    std::fs::write(&file, text).expect("write");
+    let store = dir.path().join("store");
+    let (code, _, err) = faultline(&[
+        "test",
+        "--system",
+        file.to_str().expect("utf-8"),
+        "--node-count",
+        "1",
+        "--workload",
+        "list-append",
+        "--store",
+        store.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(254), "{err}");
+    assert!(
+        err.contains("requires /usr/lib/postgresql/faultline-test-absent/bin/postgres"),
+        "{err}"
+    );
+    assert!(
+        err.contains("apt-get install -y postgresql python3-psycopg2"),
+        "names the Debian package: {err}"
+    );
+    assert!(!store.exists() || std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0) == 0);
+}

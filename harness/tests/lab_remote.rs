@@ -141,7 +141,7 @@ fn deploy_daemons_faults_heal_and_logs_on_a_real_lab() {
     assert!(h.rules(1).unwrap().contains("statistic"));
 
     // Clock: +1 hour on host 1's node only.
-    h.clock(0, "n1", 3_600_000, 1.0).expect("clock");
+    h.clock(0, "n1", "+3600.000").expect("clock");
     std::thread::sleep(Duration::from_millis(1500)); // let the ticker write a new value
     let skew = |i: usize| -> i64 {
         let out = h

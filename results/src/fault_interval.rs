@@ -52,6 +52,7 @@ fn describe(value: &Value) -> String {
         "nodes",
         "mode",
         "offsets_ms",
+        "rates",
         "probability",
         "delay_ms",
     ] {

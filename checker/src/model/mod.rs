@@ -52,6 +52,11 @@ pub struct Ctx {
     /// same fingerprint (`NO_ID` at the end of a chain).
     fingerprints: Vec<Fingerprint>,
     same_fingerprint: Vec<u32>,
+    /// Per id: where its text's prefix hashes start in `prefix_hashes`
+    /// (`NO_ID` until asked for): entry `i` is the hash of its first `i`
+    /// bytes, for [`Ctx::may_be_prefix`].
+    prefix_at: Vec<u32>,
+    prefix_hashes: Vec<u64>,
     /// kv `append`: (current value, suffix) -> concatenation.
     pub(crate) append_cache: HashMap<(u32, u32), u32, FxBuildHasher>,
     /// Models over a whole map: key -> slot.
@@ -125,6 +130,7 @@ impl Ctx {
         self.values.push(slot);
         self.fingerprints.push(fingerprint);
         self.same_fingerprint.push(NO_ID);
+        self.prefix_at.push(NO_ID);
         id
     }
 
@@ -249,6 +255,39 @@ impl Ctx {
         id
     }
 
+    /// False when the text of `prefix` is certainly not a prefix of the
+    /// text of `whole`: their fingerprints disagree. True may be wrong
+    /// (two texts with one fingerprint), so a caller may prune on false
+    /// only. Exact when the texts are as long: then only `prefix ==
+    /// whole` is true, since appending grows a text and only equal ids
+    /// are equal values.
+    pub(crate) fn may_be_prefix(&mut self, prefix: u32, whole: u32) -> bool {
+        if prefix == whole || prefix == NIL {
+            return true;
+        }
+        let (short, long) = (
+            self.fingerprints[prefix as usize],
+            self.fingerprints[whole as usize],
+        );
+        if short.len >= long.len {
+            return false;
+        }
+        let mut at = self.prefix_at[whole as usize];
+        if at == NO_ID {
+            at = u32::try_from(self.prefix_hashes.len()).expect("fewer than 2^32 prefix hashes");
+            let text = self.text(whole);
+            let mut hash = 0u64;
+            self.prefix_hashes.push(hash);
+            for b in text.bytes() {
+                hash = hash.wrapping_mul(BASE).wrapping_add(b as u64 + 1);
+                self.prefix_hashes.push(hash);
+            }
+            debug_assert_eq!(hash, long.hash, "prefix hashes end at the fingerprint");
+            self.prefix_at[whole as usize] = at;
+        }
+        self.prefix_hashes[at as usize + short.len as usize] == short.hash
+    }
+
     /// The slot of a key for models over a whole map.
     pub(crate) fn slot(&mut self, key: &Value) -> u32 {
         let k = key.to_string();
@@ -334,6 +373,21 @@ impl ModelOptions {
     }
 }
 
+/// What an operation may do to a state, whatever the state: the search's
+/// look-ahead follows a state through operations that grow it or set it
+/// to a value, to the reads after them (see `search`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach<S> {
+    /// Leaves the state as it was (a read, a cas that did not swap) or
+    /// grows it, never undoing what is in it (a kv `append`).
+    Grows,
+    /// Leaves it or grows it, or sets it to this state (a write; a cas
+    /// that may swap).
+    Sets(S),
+    /// Anything else.
+    Any,
+}
+
 /// A sequential specification. See the module docs.
 pub trait Model: Sync + Clone {
     type State: Clone + Eq + Hash + Send + Sync + fmt::Debug;
@@ -351,6 +405,22 @@ pub trait Model: Sync + Clone {
     /// operations are dropped before the search, and a succeeding one is
     /// linearized at once (see `search`).
     fn read_only(&self, op: &Self::Op) -> bool;
+    /// What `op` may do to the state, for the search's look-ahead to the
+    /// reads left ([`Reach`]). `Any` (the default) ends the look-ahead.
+    fn reach(&self, _op: &Self::Op) -> Reach<Self::State> {
+        Reach::Any
+    }
+    /// True when `op` is a read that [`Model::may_grow_into`] may refuse.
+    fn pins(&self, _op: &Self::Op) -> bool {
+        false
+    }
+    /// For a read that [`Model::pins`]: false only when no sequence of
+    /// operations that [`Reach::Grows`] takes `state` to one that `read`
+    /// accepts. True when it may (a guess that errs towards true costs
+    /// speed, never a verdict).
+    fn may_grow_into(&self, _ctx: &mut Ctx, _state: &Self::State, _read: &Self::Op) -> bool {
+        true
+    }
     /// The independent component (key) an operation touches, for models
     /// that are maps of independent objects; `None` otherwise. Operations
     /// of different components commute, which the search uses to jump

@@ -10,7 +10,7 @@
 //! and reads an `ok` read of nil per [`ModelOptions::nil_reads`]: as "no
 //! value" (faultline, Porcupine) or as "not known" (Knossos).
 
-use super::{Ctx, Model, ModelOptions, NilReads, NIL};
+use super::{Ctx, Model, ModelOptions, NilReads, Reach, NIL};
 use crate::history::Value;
 use crate::operation::{Operation, Outcome};
 
@@ -172,6 +172,31 @@ impl Model for Register {
     }
     fn read_only(&self, op: &RegOp) -> bool {
         matches!(op, RegOp::Read(_))
+    }
+    fn reach(&self, op: &RegOp) -> Reach<u32> {
+        match *op {
+            RegOp::Read(_) | RegOp::Append(_) => Reach::Grows,
+            RegOp::Cas {
+                ok: Some(false), ..
+            } => Reach::Grows,
+            RegOp::Write(v) | RegOp::Cas { new: v, .. } => Reach::Sets(v),
+        }
+    }
+    /// Only a kv's reads: on the etcd logs (cas-registers, many crashed
+    /// writes) the look-ahead costs more than it saves.
+    fn pins(&self, op: &RegOp) -> bool {
+        self.flavour == Flavour::Kv && matches!(op, RegOp::Read(Some(_)))
+    }
+    /// Through reads and appends, the text read must start with the
+    /// state's text (appends), or be the state itself (no appends: the
+    /// register and cas-register have none).
+    #[inline]
+    fn may_grow_into(&self, ctx: &mut Ctx, state: &u32, read: &RegOp) -> bool {
+        match *read {
+            RegOp::Read(Some(v)) if self.flavour == Flavour::Kv => ctx.may_be_prefix(*state, v),
+            RegOp::Read(Some(v)) => *state == v,
+            _ => true,
+        }
     }
     fn show(&self, ctx: &Ctx, state: &u32) -> String {
         show_value(ctx, *state)

@@ -60,6 +60,17 @@ impl Anomalies {
         }
     }
 
+    /// Adds every case of `other`, as if each had been added here after
+    /// those already here.
+    pub fn merge(&mut self, other: Anomalies) {
+        for (name, cases) in other.types {
+            let entry = self.types.entry(name).or_default();
+            entry.count += cases.count;
+            let room = MAX_EXAMPLES.saturating_sub(entry.examples.len());
+            entry.examples.extend(cases.examples.into_iter().take(room));
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.types.contains_key(name)
     }

@@ -78,6 +78,9 @@ pub struct EdgeList {
 
 impl EdgeList {
     pub fn add(&mut self, from: usize, to: usize, rel: Rels) {
+        // Tarjan follows every edge when its mask covers every relation
+        // present, so an edge must carry one.
+        debug_assert!(!rel.is_empty(), "an edge carries a relation");
         if from != to {
             self.edges.push((from as u32, to as u32, rel));
         }
@@ -88,70 +91,116 @@ impl EdgeList {
     pub fn reserve(&mut self, more: usize) {
         self.edges.reserve(more);
     }
-    /// Moves every edge of `other` here.
-    pub fn append(&mut self, mut other: EdgeList) {
-        self.edges.append(&mut other.edges);
-    }
     pub fn is_empty(&self) -> bool {
         self.edges.is_empty()
     }
 }
 
 /// A directed graph over `0..vertex_count`, parallel edges merged (their
-/// relations or-ed together).
+/// relations or-ed together), each vertex's edges sorted by target.
 pub struct Graph {
     offsets: Vec<u32>,
     targets: Vec<u32>,
     rels: Vec<Rels>,
+    /// Every relation some edge carries.
+    present: Rels,
 }
+
+/// Vertices below this many are built on one core.
+const PARALLEL_VERTICES: usize = 1 << 16;
 
 impl Graph {
     pub fn build(vertex_count: usize, list: EdgeList) -> Graph {
-        let mut offsets = vec![0u32; vertex_count + 1];
-        for &(from, _, _) in &list.edges {
-            offsets[from as usize + 1] += 1;
-        }
-        for i in 0..vertex_count {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut fill = offsets.clone();
-        let mut targets = vec![0u32; list.edges.len()];
-        let mut rels = vec![Rels::NONE; list.edges.len()];
-        for (from, to, rel) in list.edges {
-            let slot = &mut fill[from as usize];
-            targets[*slot as usize] = to;
-            rels[*slot as usize] = rel;
-            *slot += 1;
-        }
-        // Merge parallel edges, vertex by vertex, compacting in place.
-        let mut write = 0usize;
-        let mut merged_offsets = vec![0u32; vertex_count + 1];
-        let mut scratch: Vec<(u32, Rels)> = Vec::new();
-        for v in 0..vertex_count {
-            let (start, end) = (offsets[v] as usize, offsets[v + 1] as usize);
-            scratch.clear();
-            scratch.extend((start..end).map(|i| (targets[i], rels[i])));
-            scratch.sort_unstable_by_key(|e| e.0);
-            let mut last: Option<u32> = None;
-            for &(to, rel) in &scratch {
-                if last == Some(to) {
-                    rels[write - 1] = rels[write - 1] | rel;
-                } else {
-                    targets[write] = to;
-                    rels[write] = rel;
-                    write += 1;
-                    last = Some(to);
-                }
-            }
-            merged_offsets[v + 1] = write as u32;
-        }
-        targets.truncate(write);
-        rels.truncate(write);
+        Graph::build_from(vertex_count, &[list])
+    }
+
+    /// Builds from several edge lists at once (no list is copied into
+    /// another first). Large graphs are built in two halves by source
+    /// vertex, one per core, each scanning every list for its edges.
+    pub fn build_from(vertex_count: usize, lists: &[EdgeList]) -> Graph {
+        let (offsets, targets, rels, present) = if vertex_count < PARALLEL_VERTICES {
+            Graph::build_range(0..vertex_count, lists)
+        } else {
+            let middle = vertex_count / 2;
+            let (
+                (mut offsets, mut targets, mut rels, low_present),
+                (high_offsets, high_targets, high_rels, high_present),
+            ) = std::thread::scope(|scope| {
+                let high = scope.spawn(|| Graph::build_range(middle..vertex_count, lists));
+                let low = Graph::build_range(0..middle, lists);
+                (low, high.join().expect("building the graph does not panic"))
+            });
+            let shift = targets.len() as u32;
+            offsets.pop();
+            offsets.extend(high_offsets.iter().map(|o| o + shift));
+            targets.extend_from_slice(&high_targets);
+            rels.extend_from_slice(&high_rels);
+            (offsets, targets, rels, low_present | high_present)
+        };
         Graph {
-            offsets: merged_offsets,
+            offsets,
             targets,
             rels,
+            present,
         }
+    }
+
+    /// The merged, sorted adjacency of the vertices in `range`: offsets
+    /// (from 0, one more than the vertices), targets, relations, and every
+    /// relation they carry.
+    fn build_range(
+        range: std::ops::Range<usize>,
+        lists: &[EdgeList],
+    ) -> (Vec<u32>, Vec<u32>, Vec<Rels>, Rels) {
+        let (low, high) = (range.start as u32, range.end as u32);
+        let n = range.len();
+        let mut offsets = vec![0u32; n + 1];
+        for list in lists {
+            for &(from, _, _) in &list.edges {
+                if from >= low && from < high {
+                    offsets[(from - low) as usize + 1] += 1;
+                }
+            }
+        }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        // Each edge packed as target << 8 | relations, so sorting a
+        // vertex's edges sorts them by target.
+        let mut fill = offsets.clone();
+        let mut packed = vec![0u64; offsets[n] as usize];
+        for list in lists {
+            for &(from, to, rel) in &list.edges {
+                if from >= low && from < high {
+                    let slot = &mut fill[(from - low) as usize];
+                    packed[*slot as usize] = (to as u64) << 8 | rel.0 as u64;
+                    *slot += 1;
+                }
+            }
+        }
+        drop(fill);
+        // Merge parallel edges, vertex by vertex.
+        let mut targets = Vec::with_capacity(packed.len());
+        let mut rels = Vec::with_capacity(packed.len());
+        let mut merged_offsets = vec![0u32; n + 1];
+        for v in 0..n {
+            let edges = &mut packed[offsets[v] as usize..offsets[v + 1] as usize];
+            edges.sort_unstable();
+            let first = targets.len();
+            for &e in edges.iter() {
+                let (to, rel) = ((e >> 8) as u32, Rels(e as u8));
+                if targets.len() > first && targets.last() == Some(&to) {
+                    let last = rels.len() - 1;
+                    rels[last] = rels[last] | rel;
+                } else {
+                    targets.push(to);
+                    rels.push(rel);
+                }
+            }
+            merged_offsets[v + 1] = targets.len() as u32;
+        }
+        let present = rels.iter().fold(Rels::NONE, |acc, r| acc | *r);
+        (merged_offsets, targets, rels, present)
     }
 
     pub fn vertex_count(&self) -> usize {
@@ -202,6 +251,7 @@ impl Graph {
                 None => Some(v),
             }
         };
+        let every_edge = mask.contains(self.present);
         let m = order.len();
         let mut index = vec![UNSEEN; m];
         let mut low = vec![0u32; m];
@@ -227,7 +277,7 @@ impl Graph {
                 while *pos < end {
                     let i = *pos;
                     *pos += 1;
-                    if !self.rels[i].intersects(mask) {
+                    if !every_edge && !self.rels[i].intersects(mask) {
                         continue;
                     }
                     let Some(w) = index_of(self.targets[i] as usize) else {

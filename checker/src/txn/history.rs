@@ -239,32 +239,20 @@ impl TxnHistory {
                 (Outcome::Ok, Some(v)) => v,
                 _ => &op.input,
             };
-            let mut mops = Vec::new();
-            let mut elems = Vec::new();
-            b.parse_value(
-                value,
-                outcome == Outcome::Ok,
-                op.index,
-                &op.f,
-                &mut mops,
-                &mut elems,
-            )?;
-            b.add_txn(
-                Txn {
-                    process: op.process,
-                    outcome,
-                    invoke_pos: op.invoke_pos,
-                    complete_pos: op.complete_pos,
-                    invoke_index: op.index,
-                    complete_index: None,
-                    invoke_time: op.invoke_time,
-                    complete_time: op.complete_time,
-                    line: op.line,
-                    mops: 0..0,
-                },
-                mops,
-                elems,
-            );
+            let start = b.history.mops.len() as u32;
+            b.parse_into_history(value, outcome == Outcome::Ok, op.index, &op.f)?;
+            b.history.txns.push(Txn {
+                process: op.process,
+                outcome,
+                invoke_pos: op.invoke_pos,
+                complete_pos: op.complete_pos,
+                invoke_index: op.index,
+                complete_index: None,
+                invoke_time: op.invoke_time,
+                complete_time: op.complete_time,
+                line: op.line,
+                mops: start..b.history.mops.len() as u32,
+            });
         }
         b.history.event_count = ops.event_count;
         Ok(b.history)
@@ -272,18 +260,46 @@ impl TxnHistory {
 }
 
 /// Builds a [`TxnHistory`] from events, one at a time.
+///
+/// List reads share storage: Elle's list-append reads of a key are
+/// almost all prefixes of one another, so each key keeps its longest
+/// read so far (its canonical list) in [`TxnHistory::elems`], and a read
+/// that is a prefix of it points into it instead of copying its
+/// elements; a read that extends it extends it in place (each canonical
+/// list has spare room, doubled when it runs out). Only a read that
+/// disagrees with the canonical list gets its own copy. This is storage
+/// only: every read's `read_elems` is exactly what it read.
 pub struct TxnHistoryBuilder {
     model: TxnModel,
     history: TxnHistory,
-    /// Per process: its outstanding transaction (if any) and that
+    /// Per process: its slot in `pending`.
+    process_slots: HashMap<u64, u32, FxBuildHasher>,
+    /// Per slot: the process's outstanding transaction (if any) and that
     /// invoke's micro-ops (the buffer is kept and reused).
-    pending: HashMap<u64, (u32, Vec<Mop>), FxBuildHasher>,
+    pending: Vec<(u64, u32, Vec<Mop>)>,
+    /// Key numbers of small integer keys, by the key itself (no hashing
+    /// for Elle's generators' keys); other keys go to `key_ids`.
+    dense_key_ids: Vec<u32>,
     key_ids: HashMap<Scalar, u32, FxBuildHasher>,
     interned_ids: HashMap<String, u64, FxBuildHasher>,
+    /// Per key number: its canonical list in `history.elems`.
+    lists: Vec<ListRegion>,
     position: u64,
 }
 
 const IDLE: u32 = u32::MAX;
+
+/// Keys below this are looked up by index (at most 4 MiB of table).
+const DENSE_KEYS: u64 = 1 << 20;
+
+/// A key's canonical list: `elems[start..start + len]`, with room up to
+/// `start + cap` that no read points into yet.
+#[derive(Clone, Copy, Default)]
+struct ListRegion {
+    start: u32,
+    len: u32,
+    cap: u32,
+}
 
 impl TxnHistoryBuilder {
     pub fn new(source_name: &str, model: TxnModel) -> TxnHistoryBuilder {
@@ -293,9 +309,12 @@ impl TxnHistoryBuilder {
                 source_name: source_name.to_string(),
                 ..TxnHistory::default()
             },
-            pending: HashMap::default(),
+            process_slots: HashMap::default(),
+            pending: Vec::new(),
+            dense_key_ids: Vec::new(),
             key_ids: HashMap::default(),
             interned_ids: HashMap::default(),
+            lists: Vec::new(),
             position: 0,
         }
     }
@@ -309,19 +328,21 @@ impl TxnHistoryBuilder {
         let Process::Client(process) = ev.process else {
             return Ok(());
         };
-        let (outstanding, mut invoke_mops) = match self.pending.get_mut(&process) {
-            Some((t, mops)) => (*t, std::mem::take(mops)),
-            None => (IDLE, Vec::new()),
-        };
-        let result = self.take(ev, line, pos, process, outstanding, &mut invoke_mops);
-        match self.pending.get_mut(&process) {
-            Some(entry) => entry.1 = invoke_mops,
+        let slot = match self.process_slots.get(&process) {
+            Some(&slot) => slot as usize,
             None => {
-                self.pending.insert(process, (IDLE, invoke_mops));
+                let slot = self.pending.len();
+                self.process_slots.insert(process, slot as u32);
+                self.pending.push((process, IDLE, Vec::new()));
+                slot
             }
-        }
-        let next = result?;
-        self.pending.get_mut(&process).expect("just inserted").0 = next;
+        };
+        let outstanding = self.pending[slot].1;
+        let mut invoke_mops = std::mem::take(&mut self.pending[slot].2);
+        let result = self.take(ev, line, pos, process, outstanding, &mut invoke_mops);
+        let entry = &mut self.pending[slot];
+        entry.2 = invoke_mops;
+        entry.1 = result?;
         Ok(())
     }
 
@@ -400,13 +421,7 @@ impl TxnHistoryBuilder {
                 }
                 let start = self.history.mops.len() as u32;
                 if kind == EventType::Ok {
-                    let mut mops = std::mem::take(&mut self.history.mops);
-                    let mut elems = std::mem::take(&mut self.history.elems);
-                    let parsed =
-                        self.parse_value(&ev.value, true, ev.index, &ev.f, &mut mops, &mut elems);
-                    self.history.mops = mops;
-                    self.history.elems = elems;
-                    parsed?;
+                    self.parse_into_history(&ev.value, true, ev.index, &ev.f)?;
                 } else {
                     self.history.mops.extend_from_slice(invoke_mops);
                 }
@@ -431,8 +446,8 @@ impl TxnHistoryBuilder {
     pub fn finish(mut self) -> Result<TxnHistory, CheckError> {
         let mut left: Vec<(u32, Vec<Mop>)> = self
             .pending
-            .drain()
-            .map(|(_, p)| p)
+            .drain(..)
+            .map(|(_, t, mops)| (t, mops))
             .filter(|p| p.0 != IDLE)
             .collect();
         left.sort_by_key(|p| p.0);
@@ -447,19 +462,21 @@ impl TxnHistoryBuilder {
         Ok(self.history)
     }
 
-    fn add_txn(&mut self, mut txn: Txn, mops: Vec<Mop>, elems: Vec<Scalar>) {
-        let h = &mut self.history;
-        let base = u32::try_from(h.elems.len()).expect("fewer than 2^32 read elements");
-        h.elems.extend_from_slice(&elems);
-        let start = h.mops.len() as u32;
-        h.mops.extend(mops.into_iter().map(|mut m| {
-            if m.kind == MopKind::Read && m.known && m.start != u32::MAX {
-                m.start += base;
-            }
-            m
-        }));
-        txn.mops = start..h.mops.len() as u32;
-        h.txns.push(txn);
+    /// Parses a transaction's value into the history's own micro-ops and
+    /// read elements.
+    fn parse_into_history(
+        &mut self,
+        value: &Value,
+        completed: bool,
+        index: u64,
+        f: &str,
+    ) -> Result<(), CheckError> {
+        let mut mops = std::mem::take(&mut self.history.mops);
+        let mut elems = std::mem::take(&mut self.history.elems);
+        let parsed = self.parse_value(value, completed, index, f, &mut mops, &mut elems);
+        self.history.mops = mops;
+        self.history.elems = elems;
+        parsed
     }
 
     fn encode(&mut self, v: &Value) -> Option<Scalar> {
@@ -489,13 +506,89 @@ impl TxnHistoryBuilder {
     }
 
     fn key_id(&mut self, k: Scalar) -> u32 {
-        if let Some(&id) = self.key_ids.get(&k) {
+        if k < DENSE_KEYS {
+            if let Some(&id) = self.dense_key_ids.get(k as usize) {
+                if id != IDLE {
+                    return id;
+                }
+            }
+        } else if let Some(&id) = self.key_ids.get(&k) {
             return id;
         }
         let id = self.history.keys.len() as u32;
         self.history.keys.push(k);
-        self.key_ids.insert(k, id);
+        self.lists.push(ListRegion::default());
+        if k < DENSE_KEYS {
+            if self.dense_key_ids.len() <= k as usize {
+                let len = (k as usize + 1).max(2 * self.dense_key_ids.len());
+                self.dense_key_ids
+                    .resize(len.min(DENSE_KEYS as usize), IDLE);
+            }
+            self.dense_key_ids[k as usize] = id;
+        } else {
+            self.key_ids.insert(k, id);
+        }
         id
+    }
+
+    /// Stores a list read of `key` in `elems`, sharing the key's
+    /// canonical list where the read agrees with it; returns its
+    /// `(start, len)`.
+    fn store_list(
+        &mut self,
+        key: u32,
+        list: &[Value],
+        elems: &mut Vec<Scalar>,
+    ) -> Result<(u32, u32), String> {
+        let element = |this: &mut Self, e: &Value| {
+            this.encode(e)
+                .ok_or_else(|| format!("list elements must be scalars, got {e}"))
+        };
+        let mut canon = self.lists[key as usize];
+        let n = list.len();
+        let base = canon.start as usize;
+        // How far the read agrees with the canonical list.
+        let mut same = 0;
+        let mut first_other = None;
+        while same < n && same < canon.len as usize {
+            let e = element(self, &list[same])?;
+            if elems[base + same] != e {
+                first_other = Some(e);
+                break;
+            }
+            same += 1;
+        }
+        if same == n {
+            return Ok((canon.start, n as u32));
+        }
+        if let Some(e) = first_other {
+            // Disagrees: a copy of its own.
+            let start = elems.len();
+            elems.extend_from_within(base..base + same);
+            elems.push(e);
+            for v in &list[same + 1..] {
+                let e = element(self, v)?;
+                elems.push(e);
+            }
+            return Ok((region_index(start)?, n as u32));
+        }
+        // Extends the canonical list: in place, moved to a roomier place
+        // at the end when full.
+        if n > canon.cap as usize {
+            let start = elems.len();
+            let cap = (2 * n).max(8);
+            elems.extend_from_within(base..base + same);
+            elems.resize(start + cap, 0);
+            canon.start = region_index(start)?;
+            canon.cap = region_index(cap)?;
+        }
+        let base = canon.start as usize;
+        for (i, v) in list.iter().enumerate().skip(same) {
+            elems[base + i] = element(self, v)?;
+        }
+        canon.len = n as u32;
+        self.lists[key as usize] = canon;
+        Ok((canon.start, n as u32))
     }
 
     /// Parses a transaction's value into micro-ops appended to `mops`
@@ -572,22 +665,13 @@ impl TxnHistoryBuilder {
             (TxnModel::ListAppend, "r") => {
                 if completed {
                     mop.known = true;
-                    mop.start = elems.len() as u32;
-                    match v {
-                        Value::Null => {}
-                        Value::Array(list) => {
-                            for e in list {
-                                let e = self.encode(e).ok_or_else(|| {
-                                    format!("list elements must be scalars, got {e}")
-                                })?;
-                                elems.push(e);
-                            }
-                        }
+                    (mop.start, mop.len) = match v {
+                        Value::Null => self.store_list(key, &[], elems)?,
+                        Value::Array(list) => self.store_list(key, list, elems)?,
                         other => {
                             return Err(format!("a list read must be a list or nil, got {other}"))
                         }
-                    }
-                    mop.len = elems.len() as u32 - mop.start;
+                    };
                 }
             }
             (TxnModel::RwRegister, "r") => {
@@ -613,6 +697,11 @@ impl TxnHistoryBuilder {
         }
         Ok(mop)
     }
+}
+
+/// An index into the read elements, which stay below 2^32.
+fn region_index(i: usize) -> Result<u32, String> {
+    u32::try_from(i).map_err(|_| "more than 2^32 list elements read in all".to_string())
 }
 
 fn short(v: &Value) -> String {
@@ -688,6 +777,64 @@ mod tests {
             h.show_txn(0),
             "p1 ok [[append x 1] [r x [1]]] (event 0, line 1)"
         );
+    }
+
+    /// Reads share a key's canonical list: prefixes point into it,
+    /// extensions grow it (in place, or moved when out of room), and a
+    /// read that disagrees gets its own copy; each read still shows
+    /// exactly what it read, whatever was read after it.
+    #[test]
+    fn shared_list_reads_each_show_what_they_read() {
+        let reads: Vec<(&str, Vec<u64>)> = vec![
+            ("x", vec![]),
+            ("x", vec![1, 2]),
+            ("y", vec![7]),
+            ("x", vec![1]),
+            ("x", vec![1, 2, 3]),
+            (
+                "x",
+                vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17],
+            ),
+            ("x", vec![1, 2, 9]),
+            ("y", vec![7, 8]),
+            ("x", vec![1, 2, 3, 4]),
+            ("x", vec![2]),
+            (
+                "x",
+                vec![
+                    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+                ],
+            ),
+            ("y", vec![]),
+        ];
+        let mut b = TxnHistoryBuilder::new("h", TxnModel::ListAppend);
+        let mut line = 0;
+        for (i, (k, list)) in reads.iter().enumerate() {
+            let p = i as u64;
+            line += 1;
+            b.push(
+                &ev(2 * p, p, EventType::Invoke, json!([["r", k, null]])),
+                line,
+            )
+            .expect("valid invoke");
+            line += 1;
+            b.push(
+                &ev(2 * p + 1, p, EventType::Ok, json!([["r", k, list]])),
+                line,
+            )
+            .expect("valid completion");
+        }
+        let h = b.finish().expect("a history");
+        for (t, (k, list)) in reads.iter().enumerate() {
+            let m = h.mops_of(t)[0];
+            assert_eq!(h.show_key(m.key), *k);
+            assert_eq!(h.read_elems(&m), list.as_slice(), "read {t}");
+        }
+        let start = |t: usize| h.mops_of(t)[0].start;
+        assert_eq!(start(3), start(1), "[1] is stored as a prefix of [1 2]");
+        assert_eq!(start(8), start(5), "[1 2 3 4] is a prefix of the 17");
+        assert_ne!(start(6), start(5), "[1 2 9] disagrees: a copy");
+        assert_eq!(start(10), start(5), "18 elements fit the room of 17");
     }
 
     #[test]

@@ -56,6 +56,17 @@ struct Read {
     mop: u32,
 }
 
+/// Known reads of `ok` transactions, grouped by key: key `k`'s are
+/// `reads[offsets[k]..offsets[k + 1]]`.
+pub struct ReadsByKey {
+    offsets: Vec<u32>,
+    reads: Vec<Read>,
+}
+
+/// Reads that may take part in a lost update (see
+/// [`ListAppend::internal`]).
+pub struct LostUpdateCandidates(Vec<Read>);
+
 /// (key, value) → append, dense where a key's values are small integers
 /// (Elle's generators append 1, 2, 3, … to each key), hashed otherwise.
 #[derive(Default)]
@@ -132,6 +143,9 @@ impl AppendIndex {
 /// which state. Kept to explain edges.
 pub struct ListAppend<'h> {
     h: &'h TxnHistory,
+    /// Each transaction's outcome, one byte each (the transactions
+    /// themselves are large, and edges look outcomes up at random).
+    outcomes: Vec<Outcome>,
     appends: Vec<Append>,
     append_of: AppendIndex,
     /// Per key, `order_offsets[k]..order_offsets[k + 1]` of `order`
@@ -150,17 +164,25 @@ pub struct ListAppend<'h> {
 
 impl<'h> ListAppend<'h> {
     /// Analyses a list-append history: anomalies found without cycles go
-    /// to `anomalies`, dependency edges to `edges`. Fails only on input
+    /// to `anomalies`, dependency edges (as lists) to `edges`. Fails only on input
     /// that breaks the workload's rules (a value appended twice to a key).
+    ///
+    /// `reads_by_key` gives [`ListAppend::reads_by_key`] of `h`, and
+    /// `lost_update_candidates` what [`ListAppend::internal`] returns,
+    /// which [`super::check`] computes on another core meanwhile.
     pub fn analyze(
         h: &'h TxnHistory,
+        reads_by_key: impl FnOnce() -> ReadsByKey,
+        lost_update_candidates: impl FnOnce() -> LostUpdateCandidates,
         anomalies: &mut Anomalies,
-        edges: &mut EdgeList,
+        edges: &mut Vec<EdgeList>,
     ) -> Result<ListAppend<'h>, CheckError> {
+        let append_of = AppendIndex::new(h);
         let mut la = ListAppend {
             h,
+            outcomes: h.txns.iter().map(|t| t.outcome).collect(),
             appends: Vec::new(),
-            append_of: AppendIndex::new(h),
+            append_of,
             order_offsets: Vec::new(),
             order: Vec::new(),
             order_elems: Vec::new(),
@@ -169,19 +191,20 @@ impl<'h> ListAppend<'h> {
             slot_readers: Vec::new(),
         };
         la.index_appends()?;
-        let reads_by_key = la.reads_by_key();
+        let reads_by_key = reads_by_key();
         la.version_orders(&reads_by_key, anomalies);
-        la.index_readers();
+        la.index_readers(&reads_by_key);
         la.read_anomalies(&reads_by_key, anomalies);
-        la.internal(anomalies);
         la.dirty_updates(anomalies);
-        la.lost_updates(anomalies);
-        la.edges(edges);
+        la.lost_updates(lost_update_candidates(), anomalies);
+        edges.push(EdgeList::default());
+        let from_appends = la.edges(&reads_by_key, edges.last_mut().expect("just pushed"));
+        edges.push(from_appends);
         Ok(la)
     }
 
     fn failed(&self, txn: u32) -> bool {
-        self.h.txns[txn as usize].outcome == Outcome::Fail
+        self.outcomes[txn as usize] == Outcome::Fail
     }
 
     fn index_appends(&mut self) -> Result<(), CheckError> {
@@ -223,9 +246,9 @@ impl<'h> ListAppend<'h> {
         Ok(())
     }
 
-    /// Known reads of `ok` transactions, grouped by key.
-    fn reads_by_key(&self) -> (Vec<u32>, Vec<Read>) {
-        let h = self.h;
+    /// Known reads of `ok` transactions, grouped by key, each key's in
+    /// transaction order.
+    pub fn reads_by_key(h: &TxnHistory) -> ReadsByKey {
         let keys = h.key_count();
         let mut offsets = vec![0u32; keys + 1];
         let each_read = |f: &mut dyn FnMut(Read, &Mop)| {
@@ -257,7 +280,7 @@ impl<'h> ListAppend<'h> {
             reads[*slot as usize] = r;
             *slot += 1;
         });
-        (offsets, reads)
+        ReadsByKey { offsets, reads }
     }
 
     fn mop(&self, r: Read) -> &Mop {
@@ -266,7 +289,7 @@ impl<'h> ListAppend<'h> {
 
     fn version_orders(
         &mut self,
-        (offsets, reads): &(Vec<u32>, Vec<Read>),
+        ReadsByKey { offsets, reads }: &ReadsByKey,
         anomalies: &mut Anomalies,
     ) {
         let h = self.h;
@@ -359,41 +382,34 @@ impl<'h> ListAppend<'h> {
         (self.order_offsets[key as usize] + key + slot) as usize
     }
 
-    fn index_readers(&mut self) {
-        let h = self.h;
-        let keys = h.key_count();
+    /// Readers per state, from the reads grouped by key (so each state's
+    /// readers stay in transaction order).
+    fn index_readers(&mut self, ReadsByKey { reads, .. }: &ReadsByKey) {
+        let keys = self.h.key_count();
         let slots = self.order.len() + keys;
-        let mut offsets = vec![0u32; slots + 1];
-        let mut placed: Vec<(usize, Read)> = Vec::new();
-        for (t, txn) in h.txns.iter().enumerate() {
-            if txn.outcome != Outcome::Ok {
-                continue;
-            }
-            for (i, m) in h.mops_of(t).iter().enumerate() {
-                if m.kind == MopKind::Read && m.known {
-                    if let Some(s) = self.slot(m) {
-                        let id = self.slot_id(m.key, s);
-                        offsets[id + 1] += 1;
-                        placed.push((
-                            id,
-                            Read {
-                                txn: t as u32,
-                                mop: txn.mops.start + i as u32,
-                            },
-                        ));
-                    }
-                }
+        let mut offsets = vec![0u32; slots + 2];
+        // Counted one place up, so after the prefix sums `offsets[id + 1]`
+        // is where state `id`'s readers start, and filling moves it to
+        // where they end.
+        for r in reads {
+            let m = self.mop(*r);
+            if let Some(s) = self.slot(m) {
+                offsets[self.slot_id(m.key, s) + 2] += 1;
             }
         }
         for i in 0..slots {
-            offsets[i + 1] += offsets[i];
+            offsets[i + 2] += offsets[i + 1];
         }
-        let mut fill = offsets.clone();
-        let mut readers = vec![Read { txn: 0, mop: 0 }; placed.len()];
-        for (id, r) in placed {
-            readers[fill[id] as usize] = r;
-            fill[id] += 1;
+        let mut readers = vec![Read { txn: 0, mop: 0 }; offsets[slots + 1] as usize];
+        for r in reads {
+            let m = self.mop(*r);
+            if let Some(s) = self.slot(m) {
+                let fill = &mut offsets[self.slot_id(m.key, s) + 1];
+                readers[*fill as usize] = *r;
+                *fill += 1;
+            }
         }
+        offsets.pop();
         self.slot_offsets = offsets;
         self.slot_readers = readers;
     }
@@ -425,7 +441,11 @@ impl<'h> ListAppend<'h> {
     }
 
     /// G1a, G1b, garbage reads and duplicates, read by read.
-    fn read_anomalies(&self, (offsets, reads): &(Vec<u32>, Vec<Read>), anomalies: &mut Anomalies) {
+    fn read_anomalies(
+        &self,
+        ReadsByKey { offsets, reads }: &ReadsByKey,
+        anomalies: &mut Anomalies,
+    ) {
         let h = self.h;
         for k in 0..h.key_count() {
             let order = self.order_of(k as u32);
@@ -556,9 +576,15 @@ impl<'h> ListAppend<'h> {
     /// Internal consistency and future reads, within each `ok` transaction
     /// that touches a key more than once. A read must show the
     /// transaction's own earlier read of the key followed by its appends
-    /// since, or (with no earlier read) end with its appends so far.
-    fn internal(&self, anomalies: &mut Anomalies) {
-        let h = self.h;
+    /// since, or (with no earlier read) end with its appends so far. Needs
+    /// nothing but the history, so [`super::check`] runs it on another
+    /// core beside [`ListAppend::analyze`].
+    ///
+    /// Returns, from the same transactions, the candidates for lost
+    /// updates: reads that come first on their key in their transaction,
+    /// which then appends to that key (in transaction order).
+    pub fn internal(h: &TxnHistory, anomalies: &mut Anomalies) -> LostUpdateCandidates {
+        let mut candidates = Vec::new();
         for (t, txn) in h.txns.iter().enumerate() {
             if txn.outcome != Outcome::Ok {
                 continue;
@@ -570,6 +596,21 @@ impl<'h> ListAppend<'h> {
                 .any(|(i, m)| mops[i + 1..].iter().any(|n| n.key == m.key));
             if !repeats {
                 continue;
+            }
+            for (i, m) in mops.iter().enumerate() {
+                let first_on_key = !mops[..i].iter().any(|n| n.key == m.key);
+                if first_on_key
+                    && m.kind == MopKind::Read
+                    && m.known
+                    && mops[i + 1..]
+                        .iter()
+                        .any(|n| n.key == m.key && n.kind == MopKind::Append)
+                {
+                    candidates.push(Read {
+                        txn: t as u32,
+                        mop: txn.mops.start + i as u32,
+                    });
+                }
             }
             for (i, m) in mops.iter().enumerate() {
                 let before = &mops[..i];
@@ -654,6 +695,7 @@ impl<'h> ListAppend<'h> {
                 }
             }
         }
+        LostUpdateCandidates(candidates)
     }
 
     /// A committed append right after an aborted one in a version order.
@@ -666,7 +708,7 @@ impl<'h> ListAppend<'h> {
                     continue;
                 }
                 let a = self.appends[id as usize];
-                let outcome = h.txns[a.txn as usize].outcome;
+                let outcome = self.outcomes[a.txn as usize];
                 match (last.0, outcome) {
                     (Outcome::Fail, Outcome::Ok) => {
                         let aborted = last.1.expect("a failed append came first");
@@ -699,27 +741,13 @@ impl<'h> ListAppend<'h> {
 
     /// Two committed transactions that read the same state of a key and
     /// both appended to it.
-    fn lost_updates(&self, anomalies: &mut Anomalies) {
+    fn lost_updates(&self, found: LostUpdateCandidates, anomalies: &mut Anomalies) {
         let h = self.h;
         let mut candidates: Vec<(u32, u32, u32, u32)> = Vec::new(); // key, slot, txn, mop
-        for (t, txn) in h.txns.iter().enumerate() {
-            if txn.outcome != Outcome::Ok {
-                continue;
-            }
-            let mops = h.mops_of(t);
-            for (i, m) in mops.iter().enumerate() {
-                let first_on_key = !mops[..i].iter().any(|n| n.key == m.key);
-                if first_on_key
-                    && m.kind == MopKind::Read
-                    && m.known
-                    && mops[i + 1..]
-                        .iter()
-                        .any(|n| n.key == m.key && n.kind == MopKind::Append)
-                {
-                    if let Some(s) = self.slot(m) {
-                        candidates.push((m.key, s, t as u32, txn.mops.start + i as u32));
-                    }
-                }
+        for r in found.0 {
+            let m = self.mop(r);
+            if let Some(s) = self.slot(m) {
+                candidates.push((m.key, s, r.txn, r.mop));
             }
         }
         candidates.sort_unstable();
@@ -746,40 +774,43 @@ impl<'h> ListAppend<'h> {
         }
     }
 
-    fn edges(&self, edges: &mut EdgeList) {
-        let h = self.h;
-        edges.reserve(h.mops.len() * 2);
-        // wr: the appender of a read's last element precedes the reader.
-        for (t, txn) in h.txns.iter().enumerate() {
-            if txn.outcome != Outcome::Ok {
-                continue;
-            }
-            for m in h.mops_of(t) {
-                if m.kind != MopKind::Read || !m.known || m.len == 0 {
-                    continue;
+    /// The ww and rw edges (from the appends) on another core, the wr
+    /// edges (from the reads) on this one: two lists.
+    fn edges(&self, ReadsByKey { reads, .. }: &ReadsByKey, edges: &mut EdgeList) -> EdgeList {
+        std::thread::scope(|scope| {
+            let from_appends = scope.spawn(|| {
+                let mut list = EdgeList::default();
+                list.reserve(2 * self.appends.len());
+                // ww and rw, from each append's place in the version order.
+                for a in &self.appends {
+                    if self.failed(a.txn) {
+                        continue;
+                    }
+                    let prev = self.prev_slot(a);
+                    if let Some(w) = self.writer_at(a.key, prev) {
+                        if !self.failed(w.txn) {
+                            list.add(w.txn as usize, a.txn as usize, Rels::WW);
+                        }
+                    }
+                    for r in self.readers(a.key, prev) {
+                        list.add(r.txn as usize, a.txn as usize, Rels::RW);
+                    }
                 }
-                if let Some(a) = self.last_writer(m) {
+                list
+            });
+            edges.reserve(reads.len());
+            // wr: the appender of a read's last element precedes the reader.
+            for r in reads {
+                if let Some(a) = self.last_writer(self.mop(*r)) {
                     if !self.failed(a.txn) {
-                        edges.add(a.txn as usize, t, Rels::WR);
+                        edges.add(a.txn as usize, r.txn as usize, Rels::WR);
                     }
                 }
             }
-        }
-        // ww and rw, from each append's place in the version order.
-        for a in &self.appends {
-            if self.failed(a.txn) {
-                continue;
-            }
-            let prev = self.prev_slot(a);
-            if let Some(w) = self.writer_at(a.key, prev) {
-                if !self.failed(w.txn) {
-                    edges.add(w.txn as usize, a.txn as usize, Rels::WW);
-                }
-            }
-            for r in self.readers(a.key, prev) {
-                edges.add(r.txn as usize, a.txn as usize, Rels::RW);
-            }
-        }
+            from_appends
+                .join()
+                .expect("inferring ww and rw edges does not panic")
+        })
     }
 
     fn last_writer(&self, m: &Mop) -> Option<&Append> {

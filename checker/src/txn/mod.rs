@@ -214,24 +214,58 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
         Rels::NONE
     };
     let mut anomalies = Anomalies::default();
-    let mut edges = EdgeList::default();
-    // The order edges need only the history: build them on another core
-    // while the model infers the data edges.
-    let (analysis, order_edges) = std::thread::scope(|scope| {
-        let order_edges = scope.spawn(|| {
+    let mut edges = vec![EdgeList::default()];
+    // The order edges (and list-append's internal consistency) need only
+    // the history: build them on another core while the model infers the
+    // data edges.
+    // Sent by the other core as soon as each is ready; a send fails only
+    // when the analysis already failed (and dropped its receivers), which
+    // the caller reports.
+    let (reads_sender, reads) = std::sync::mpsc::sync_channel(1);
+    let (candidates_sender, candidates) = std::sync::mpsc::sync_channel(1);
+    let (analysis, (order_edges, internal, outcome_counts)) = std::thread::scope(|scope| {
+        let order_edges = scope.spawn(move || {
+            let mut outcome_counts = [0usize; 3];
+            for t in &h.txns {
+                outcome_counts[match t.outcome {
+                    Outcome::Ok => 0,
+                    Outcome::Info => 1,
+                    Outcome::Fail => 2,
+                }] += 1;
+            }
+            let mut internal = Anomalies::default();
+            if model == TxnModel::ListAppend {
+                let _ = reads_sender.send(list_append::ListAppend::reads_by_key(h));
+                let _ = candidates_sender.send(list_append::ListAppend::internal(h, &mut internal));
+            }
+            drop((reads_sender, candidates_sender));
             let mut list = EdgeList::default();
             match order {
                 Rels::REALTIME => realtime_edges(h, &mut list),
                 Rels::PROCESS => process_edges(h, &mut list),
                 _ => {}
             }
-            list
+            (list, internal, outcome_counts)
         });
         let analysis = match model {
-            TxnModel::ListAppend => list_append::ListAppend::analyze(h, &mut anomalies, &mut edges)
-                .map(Analysis::ListAppend),
+            TxnModel::ListAppend => list_append::ListAppend::analyze(
+                h,
+                || {
+                    reads
+                        .recv()
+                        .expect("the other core sends the reads unless it panicked")
+                },
+                || {
+                    candidates
+                        .recv()
+                        .expect("the other core sends the candidates unless it panicked")
+                },
+                &mut anomalies,
+                &mut edges,
+            )
+            .map(Analysis::ListAppend),
             TxnModel::RwRegister => {
-                rw_register::RwRegister::analyze(h, opts.inference, &mut anomalies, &mut edges)
+                rw_register::RwRegister::analyze(h, opts.inference, &mut anomalies, &mut edges[0])
                     .map(Analysis::RwRegister)
             }
         };
@@ -243,7 +277,7 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
         )
     });
     let analysis = analysis?;
-    edges.append(order_edges);
+    anomalies.merge(internal);
     let analyzed = started.elapsed();
     // Search only the types whose edges the graph has.
     let specs: Vec<cycle::CycleSpec> = specs
@@ -253,16 +287,18 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
             needs.is_empty() || needs == order
         })
         .collect();
+    let [ok, info, fail] = outcome_counts;
     let mut stats = TxnStats {
         txns: h.txns.len(),
-        ok: h.txns.iter().filter(|t| t.outcome == Outcome::Ok).count(),
-        info: h.txns.iter().filter(|t| t.outcome == Outcome::Info).count(),
-        fail: h.txns.iter().filter(|t| t.outcome == Outcome::Fail).count(),
+        ok,
+        info,
+        fail,
         keys: h.key_count(),
-        edges: edges.len(),
+        edges: edges.iter().map(EdgeList::len).sum::<usize>() + order_edges.len(),
         ..TxnStats::default()
     };
-    let graph = Graph::build(h.txns.len(), edges);
+    edges.push(order_edges);
+    let graph = Graph::build_from(h.txns.len(), &edges);
     stats.edges = graph.edge_count();
     let built = started.elapsed();
     let mask = specs.iter().fold(Rels::NONE, |m, s| m | s.allowed);
@@ -423,9 +459,67 @@ fn process_edges(h: &TxnHistory, edges: &mut EdgeList) {
 
 /// Real-time order, transitively reduced as Elle does: each invoke gets
 /// an edge from every `ok` transaction that completed before it and is not
-/// already implied by another such (a completed transaction leaves the
-/// buffer once one that began after it completes).
+/// already implied by another such (a completed transaction stops
+/// preceding directly once one that began after it completes).
+///
+/// Transactions are numbered in invoke order, so the transactions an `ok`
+/// transaction `b` precedes directly are a range of numbers: those
+/// invoked after `b` completed and before the first completion of a
+/// transaction invoked after that. Both ends are near `b`, found by
+/// galloping; the earliest completion from each transaction on is one
+/// suffix minimum. Linear in the history and its edges, no sorting.
 fn realtime_edges(h: &TxnHistory, edges: &mut EdgeList) {
+    let n = h.txns.len();
+    let invoked: Vec<u64> = h.txns.iter().map(|t| t.invoke_pos).collect();
+    // earliest[i]: the first completion of an `ok` transaction numbered i
+    // or later.
+    let mut earliest = vec![u64::MAX; n + 1];
+    for (t, txn) in h.txns.iter().enumerate().rev() {
+        let done = match (txn.outcome, txn.complete_pos) {
+            (Outcome::Ok, Some(c)) => c,
+            _ => u64::MAX,
+        };
+        earliest[t] = earliest[t + 1].min(done);
+    }
+    for (b, txn) in h.txns.iter().enumerate() {
+        let (Outcome::Ok, Some(done)) = (txn.outcome, txn.complete_pos) else {
+            continue;
+        };
+        let first = first_invoked_after(&invoked, b + 1, done);
+        let cut = earliest[first];
+        let end = if cut == u64::MAX {
+            n
+        } else {
+            first_invoked_after(&invoked, first, cut)
+        };
+        for t in first..end {
+            if h.txns[t].outcome != Outcome::Fail {
+                edges.add(b, t, Rels::REALTIME);
+            }
+        }
+    }
+}
+
+/// The first transaction numbered `from` or later invoked after event
+/// position `pos` (`invoked` is increasing), by galloping from `from`.
+fn first_invoked_after(invoked: &[u64], from: usize, pos: u64) -> usize {
+    let mut low = from;
+    let mut step = 1;
+    let mut high = from;
+    while high < invoked.len() && invoked[high] <= pos {
+        low = high + 1;
+        high += step;
+        step *= 2;
+    }
+    let high = high.min(invoked.len());
+    low + invoked[low..high].partition_point(|p| *p <= pos)
+}
+
+/// The real-time edges by the buffer algorithm that [`realtime_edges`]
+/// replaced (a completed transaction leaves the buffer once one that
+/// began after it completes), to test that both give the same edges.
+#[cfg(test)]
+fn realtime_edges_by_buffer(h: &TxnHistory) -> Vec<(usize, usize)> {
     let mut completions: Vec<(u64, usize)> = h
         .txns
         .iter()
@@ -436,7 +530,8 @@ fn realtime_edges(h: &TxnHistory, edges: &mut EdgeList) {
         })
         .collect();
     completions.sort_unstable();
-    let mut buffer: Vec<(usize, u64)> = Vec::new(); // (txn, completion position)
+    let mut out = Vec::new();
+    let mut buffer: Vec<(usize, u64)> = Vec::new();
     let mut next = completions.iter().peekable();
     for (t, txn) in h.txns.iter().enumerate() {
         while let Some(&&(c, done)) = next.peek() {
@@ -451,10 +546,10 @@ fn realtime_edges(h: &TxnHistory, edges: &mut EdgeList) {
         if txn.outcome == Outcome::Fail {
             continue;
         }
-        for &(b, _) in &buffer {
-            edges.add(b, t, Rels::REALTIME);
-        }
+        out.extend(buffer.iter().filter(|(b, _)| *b != t).map(|(b, _)| (*b, t)));
     }
+    out.sort_unstable();
+    out
 }
 
 /// A cycle explained step by step, in words.

@@ -437,3 +437,69 @@ fn a_time_limit_of_zero_gives_unknown_not_a_hang() {
         other => panic!("expected unknown, got {other}"),
     }
 }
+
+/// The real-time edges, found as ranges of transaction numbers, are
+/// exactly those of the buffer algorithm, on random interleavings of 2-6
+/// processes with ok, failed, crashed and never-completed transactions.
+#[test]
+fn realtime_ranges_give_the_buffer_algorithms_edges() {
+    let mut seed = 0x1234_5678_u64;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut nonempty = 0;
+    for _ in 0..2000 {
+        let processes = 2 + next(5);
+        let mut running = vec![false; processes as usize];
+        let mut evs: Vec<(u64, &str, Value)> = Vec::new();
+        let steps = 2 + next(30);
+        for _ in 0..steps {
+            let p = next(processes);
+            let value = json!([["append", "x", evs.len()]]);
+            if running[p as usize] {
+                let kind = ["ok", "ok", "fail", "info"][next(4) as usize];
+                evs.push((p, kind, value));
+                running[p as usize] = false;
+            } else {
+                evs.push((p, "invoke", value));
+                running[p as usize] = true;
+            }
+        }
+        // Crashed processes never invoke again.
+        let mut retired = std::collections::HashSet::new();
+        let evs: Vec<(u64, &str, Value)> = evs
+            .into_iter()
+            .filter_map(|(p, kind, v)| {
+                if retired.contains(&p) {
+                    return None;
+                }
+                if kind == "info" {
+                    retired.insert(p);
+                }
+                Some((p, kind, v))
+            })
+            .collect();
+        if evs.is_empty() {
+            continue;
+        }
+        let h = build(TxnModel::ListAppend, &events(&evs));
+        let mut list = graph::EdgeList::default();
+        realtime_edges(&h, &mut list);
+        let g = Graph::build(h.txns.len(), list);
+        let mut got: Vec<(usize, usize)> = (0..h.txns.len())
+            .flat_map(|a| g.out(a).map(move |(b, _)| (a, b)))
+            .collect();
+        got.sort_unstable();
+        let mut expected = realtime_edges_by_buffer(&h);
+        expected.dedup();
+        nonempty += !expected.is_empty() as usize;
+        assert_eq!(got, expected, "{evs:?}");
+    }
+    assert!(
+        nonempty > 1000,
+        "the cases have real-time edges: {nonempty}"
+    );
+}

@@ -6,6 +6,7 @@
 
 use super::template::{check_word, line_of, ListSpec, Names, Origin, Over, Scope, Template};
 use crate::nemesis::FaultKind;
+use crate::run::isolation::IsolationLevel;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,6 +62,16 @@ pub struct DaemonSpec {
     pub start: Template,
 }
 
+/// The isolation levels a system takes (`[isolation]`), given to its
+/// commands as `{{isolation}}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsolationSpec {
+    /// The levels `--isolation` may name, in the file's order.
+    pub levels: Vec<IsolationLevel>,
+    /// The level of a run without `--isolation`.
+    pub default: IsolationLevel,
+}
+
 /// What faultline does on every node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSpec {
@@ -86,6 +97,11 @@ pub struct AdapterFile {
     pub install: Option<Template>,
     pub workloads: Vec<String>,
     pub faults: Vec<FaultKind>,
+    /// The most nodes the system runs (`max_nodes`; a single-node
+    /// database says 1); None: any number.
+    pub max_nodes: Option<u32>,
+    /// The isolation levels it takes; None: `--isolation` is refused.
+    pub isolation: Option<IsolationSpec>,
     /// Params and their defaults (`--param NAME=VALUE` overrides).
     pub params: BTreeMap<String, String>,
     pub lists: BTreeMap<String, ListSpec>,
@@ -104,11 +120,20 @@ struct RawFile {
     install: Option<Spanned<String>>,
     workloads: Spanned<Vec<Spanned<String>>>,
     faults: Spanned<Vec<Spanned<String>>>,
+    max_nodes: Option<Spanned<u32>>,
+    isolation: Option<Spanned<RawIsolation>>,
     params: Option<BTreeMap<String, Spanned<String>>>,
     lists: Option<BTreeMap<String, Spanned<RawList>>>,
     node: Spanned<RawNode>,
     cluster: Option<RawCluster>,
     client: Spanned<RawClient>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIsolation {
+    levels: Spanned<Vec<Spanned<String>>>,
+    default: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +240,50 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// `[isolation]`: known, distinct levels, and a default among them.
+    fn isolation(&self, raw: &RawIsolation) -> Result<IsolationSpec, AdapterFileError> {
+        let mut levels = Vec::new();
+        for l in raw.levels.get_ref() {
+            let level: IsolationLevel = l
+                .get_ref()
+                .parse()
+                .map_err(|e| self.error_at(l.span(), format!("isolation.levels: {e}")))?;
+            if levels.contains(&level) {
+                return Err(self.error_at(
+                    l.span(),
+                    format!("isolation.levels: {level} is listed twice"),
+                ));
+            }
+            levels.push(level);
+        }
+        if levels.is_empty() {
+            return Err(self.error_at(
+                raw.levels.span(),
+                "isolation.levels: list at least one level",
+            ));
+        }
+        let default: IsolationLevel =
+            raw.default.get_ref().parse().map_err(|e| {
+                self.error_at(raw.default.span(), format!("isolation.default: {e}"))
+            })?;
+        if !levels.contains(&default) {
+            return Err(self.error_at(
+                raw.default.span(),
+                format!(
+                    "isolation.default: {default} is not one of its levels ({})",
+                    levels
+                        .iter()
+                        .map(|l| l.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        Ok(IsolationSpec { levels, default })
+    }
+}
+
 impl AdapterFile {
     /// Reads and checks the adapter file at `path`.
     pub fn read(path: &Path) -> Result<AdapterFile, AdapterFileError> {
@@ -299,6 +368,22 @@ impl AdapterFile {
         faults.sort();
         faults.dedup();
 
+        let max_nodes = match &file.max_nodes {
+            Some(m) if *m.get_ref() == 0 || *m.get_ref() > 200 => {
+                return Err(reader.error_at(
+                    m.span(),
+                    format!("max_nodes = {}: use 1 to 200", m.get_ref()),
+                ))
+            }
+            Some(m) => Some(*m.get_ref()),
+            None => None,
+        };
+        let isolation = file
+            .isolation
+            .as_ref()
+            .map(|i| reader.isolation(i.get_ref()))
+            .transpose()?;
+
         let mut params = BTreeMap::new();
         for (k, v) in file.params.iter().flatten() {
             if !plain_name(k) {
@@ -344,6 +429,7 @@ impl AdapterFile {
             ports: ports.iter().map(|(p, _)| p.clone()).collect(),
             params: params.keys().cloned().collect(),
             lists: Vec::new(),
+            isolation: isolation.is_some(),
         };
         // List items are node templates that may not use lists themselves.
         let mut lists = BTreeMap::new();
@@ -457,6 +543,8 @@ impl AdapterFile {
             install: reader.optional(&file.install, "install", Scope::Cluster, &names)?,
             workloads,
             faults,
+            max_nodes,
+            isolation,
             params,
             lists,
             node: node_spec,
@@ -496,6 +584,36 @@ impl AdapterFile {
             *slot = v.clone();
         }
         Ok(params)
+    }
+
+    /// The isolation level of a run that asks for `requested` (None: the
+    /// file's default): one of the file's levels, or None for a file that
+    /// declares none. A level the file does not take is refused, naming
+    /// the ones it does.
+    pub fn isolation_level(
+        &self,
+        requested: Option<IsolationLevel>,
+    ) -> Result<Option<IsolationLevel>, String> {
+        match (&self.isolation, requested) {
+            (None, None) => Ok(None),
+            (Some(spec), None) => Ok(Some(spec.default)),
+            (Some(spec), Some(level)) if spec.levels.contains(&level) => Ok(Some(level)),
+            (Some(spec), Some(level)) => Err(format!(
+                "--isolation {level}: {} takes {} (its [isolation] levels)",
+                self.path.display(),
+                spec.levels
+                    .iter()
+                    .map(|l| l.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (None, Some(level)) => Err(format!(
+                "--isolation {level}: {} declares no [isolation] levels, so {} runs at the one it has; \
+                 run without --isolation",
+                self.path.display(),
+                self.name
+            )),
+        }
     }
 
     /// The port names, in the file's order.
@@ -679,6 +797,67 @@ command = "python3 {{adapter_dir}}/client.py {{worker}}"
         assert!(e.contains("node.daemon: name \"Server X\""), "{e}");
         let e = error("name = \"x\"\nworkloads = [\"set\"\n");
         assert!(e.starts_with("/ad/demo.toml:"), "{e}");
+    }
+
+    #[test]
+    fn max_nodes_and_isolation_levels_are_read_and_checked() {
+        let a = parse(GOOD).expect("parses");
+        assert_eq!((a.max_nodes, &a.isolation), (None, &None));
+        assert_eq!(a.isolation_level(None), Ok(None));
+        let e = a
+            .isolation_level(Some(IsolationLevel::Serializable))
+            .expect_err("no levels declared");
+        assert!(
+            e.contains("--isolation serializable: /ad/demo.toml declares no [isolation] levels"),
+            "{e}"
+        );
+        let with = GOOD.replace(
+            "[params]",
+            "max_nodes = 1\n\n[isolation]\nlevels = [\"read-committed\", \"serializable\"]\ndefault = \"serializable\"\n\n[params]",
+        )
+        .replace("client.py {{worker}}", "client.py {{worker}} {{isolation}}");
+        let a = parse(&with).expect("parses");
+        assert_eq!(a.max_nodes, Some(1));
+        assert_eq!(
+            a.isolation,
+            Some(IsolationSpec {
+                levels: vec![IsolationLevel::ReadCommitted, IsolationLevel::Serializable],
+                default: IsolationLevel::Serializable,
+            })
+        );
+        assert_eq!(
+            a.isolation_level(None),
+            Ok(Some(IsolationLevel::Serializable))
+        );
+        assert_eq!(
+            a.isolation_level(Some(IsolationLevel::ReadCommitted)),
+            Ok(Some(IsolationLevel::ReadCommitted))
+        );
+        let e = a
+            .isolation_level(Some(IsolationLevel::RepeatableRead))
+            .expect_err("not one of its levels");
+        assert!(
+            e.contains("/ad/demo.toml takes read-committed, serializable"),
+            "{e}"
+        );
+        let e = error(&with.replace(
+            "default = \"serializable\"",
+            "default = \"repeatable-read\"",
+        ));
+        assert!(
+            e.contains(":12: isolation.default: repeatable-read is not one of its levels (read-committed, serializable)"),
+            "{e}"
+        );
+        let e = error(&with.replace("\"read-committed\",", "\"read-comitted\","));
+        assert!(
+            e.contains(":11: isolation.levels: \"read-comitted\" is not an isolation level"),
+            "{e}"
+        );
+        let e = error(&with.replace("max_nodes = 1", "max_nodes = 0"));
+        assert!(e.contains(":8: max_nodes = 0: use 1 to 200"), "{e}");
+        // Without [isolation], {{isolation}} is an unknown value.
+        let e = error(&GOOD.replace("client.py {{worker}}", "client.py {{isolation}}"));
+        assert!(e.contains("the file declares no [isolation] levels"), "{e}");
     }
 
     #[test]

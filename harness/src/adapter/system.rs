@@ -21,6 +21,7 @@ use super::node::{node_named, node_script};
 use super::template::{NodeValues, Template, Values};
 use crate::cluster::{procfs, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
+use crate::run::isolation::IsolationLevel;
 use crate::system::{
     NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram, Support, System, SystemKind,
 };
@@ -58,6 +59,8 @@ pub struct AdapterSystem {
     concurrency: u64,
     /// `version`'s first line (or the adapter's name).
     version: String,
+    /// The run's level, for a file that declares `[isolation]`.
+    isolation: Option<IsolationLevel>,
     replacements: Replacements,
 }
 
@@ -69,6 +72,8 @@ pub struct AdapterRun {
     pub faultline: PathBuf,
     pub op_timeout: Duration,
     pub concurrency: u32,
+    /// The plan's level (`AdapterFile::isolation_level`).
+    pub isolation: Option<IsolationLevel>,
 }
 
 /// The programs of `requires` that are not there; empty when all are.
@@ -92,6 +97,7 @@ impl AdapterSystem {
             faultline: run.faultline,
             op_timeout: run.op_timeout,
             concurrency: u64::from(run.concurrency.max(1)),
+            isolation: run.isolation,
             replacements: Replacements::default(),
         };
         if let Some(template) = system.file.version.clone() {
@@ -148,6 +154,7 @@ impl AdapterSystem {
             adapter_dir: &self.file.dir,
             faultline: &self.faultline,
             run_dir: self.run_dir.path(),
+            isolation: self.isolation.map(IsolationLevel::name),
         }
     }
 
@@ -581,6 +588,8 @@ impl System for AdapterSystem {
             "workloads": self.file.workloads,
             "faults": self.file.faults.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             "ports": self.file.port_names(),
+            "max_nodes": self.file.max_nodes,
+            "isolation_levels": self.file.isolation.as_ref().map(|i| i.levels.iter().map(|l| l.name()).collect::<Vec<_>>()),
             "client": self.file.client.source(),
         })
     }

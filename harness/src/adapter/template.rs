@@ -102,6 +102,8 @@ pub enum Key {
     Faultline,
     RunDir,
     Worker,
+    /// The run's isolation level (`--isolation`, or `[isolation]`'s default).
+    Isolation,
 }
 
 /// The names an adapter file declares, against which placeholders are
@@ -112,12 +114,14 @@ pub struct Names {
     pub params: Vec<String>,
     /// Each list's name and what it runs over.
     pub lists: Vec<(String, Over)>,
+    /// Whether the file declares `[isolation]` levels (`{{isolation}}`).
+    pub isolation: bool,
 }
 
 /// Every placeholder, for error messages.
 pub const PLACEHOLDERS_HELP: &str = "id, name, ip, port.P, addr.P, data_dir (a node's own); \
 nN.id, nN.name, nN.ip, nN.port.P, nN.addr.P (node N); nodes.F and peers.F (F of every node, or every other node, comma-joined); \
-list.L ([lists]); node_count, param.X, adapter_dir, faultline, run_dir; worker (client only)";
+list.L ([lists]); node_count, param.X, adapter_dir, faultline, run_dir; isolation ([isolation]); worker (client only)";
 
 fn list_or_none(names: &[String]) -> String {
     if names.is_empty() {
@@ -147,6 +151,13 @@ impl Key {
             "adapter_dir" => return Ok(Key::AdapterDir),
             "faultline" => return Ok(Key::Faultline),
             "run_dir" => return Ok(Key::RunDir),
+            "isolation" if names.isolation => return Ok(Key::Isolation),
+            "isolation" => {
+                return Err(
+                    "the file declares no [isolation] levels (levels = [...], default = ...), so a run has none to give"
+                        .to_string(),
+                )
+            }
             "worker" if scope == Scope::Client => return Ok(Key::Worker),
             "worker" => {
                 return Err(format!(
@@ -448,6 +459,8 @@ pub struct Values<'a> {
     pub adapter_dir: &'a Path,
     pub faultline: &'a Path,
     pub run_dir: &'a Path,
+    /// The run's isolation level, for a file that declares levels.
+    pub isolation: Option<&'a str>,
 }
 
 impl Values<'_> {
@@ -513,6 +526,10 @@ impl Values<'_> {
             Key::Worker => worker
                 .map(|w| w.to_string())
                 .ok_or_else(|| "no worker here".to_string()),
+            Key::Isolation => self
+                .isolation
+                .map(str::to_string)
+                .ok_or_else(|| "the run has no isolation level".to_string()),
         }
     }
 }
@@ -530,6 +547,7 @@ mod tests {
                 ("cluster".into(), Over::Nodes),
                 ("others".into(), Over::Peers),
             ],
+            isolation: true,
         }
     }
 
@@ -602,6 +620,7 @@ mod tests {
             adapter_dir: Path::new("/a"),
             faultline: Path::new("/bin/faultline"),
             run_dir: Path::new("/s"),
+            isolation: Some("repeatable-read"),
         };
         t.render(&values, node, Some(4))
     }
@@ -611,7 +630,7 @@ mod tests {
         let t = parse(
             "{{id}} {{name}} {{ip}} {{port.redis}} {{addr.sentinel}} {{data_dir}} {{n1.addr.redis}} \
              {{nodes.ip}} {{peers.port.redis}} {{ list.cluster }} [{{list.others}}] {{node_count}} \
-             {{param.quorum}} {{adapter_dir}} {{faultline}} {{run_dir}}",
+             {{param.quorum}} {{adapter_dir}} {{faultline}} {{run_dir}} {{isolation}}",
             Scope::Node,
         )
         .expect("parses");
@@ -620,7 +639,7 @@ mod tests {
             "2 n2 127.0.0.12 6002 127.0.0.12:7002 /s/n2 127.0.0.11:6001 \
              127.0.0.11,127.0.0.12,127.0.0.13 6001,6003 \
              n1=http://127.0.0.11:6001,n2=http://127.0.0.12:6002,n3=http://127.0.0.13:6003 \
-             [n1=http://127.0.0.11:6001 n3=http://127.0.0.13:6003] 3 2 /a /bin/faultline /s"
+             [n1=http://127.0.0.11:6001 n3=http://127.0.0.13:6003] 3 2 /a /bin/faultline /s repeatable-read"
         );
         let c = parse("python3 c.py {{worker}} {{n3.ip}}", Scope::Client).expect("parses");
         assert_eq!(
@@ -674,6 +693,25 @@ mod tests {
         assert!(e.message.contains("numbered from 1"), "{}", e.message);
         let e = parse("echo {{ip", Scope::Node).expect_err("unclosed");
         assert!(e.message.contains("no closing"), "{}", e.message);
+        let without_levels = Names {
+            isolation: false,
+            ..names()
+        };
+        let e = Template::parse(
+            "client --isolation {{isolation}}",
+            Scope::Client,
+            &without_levels,
+            origin("client.command"),
+            None,
+        )
+        .expect_err("no [isolation] declared");
+        assert!(
+            e.message.starts_with(
+                "client.command: {{isolation}}: the file declares no [isolation] levels"
+            ),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

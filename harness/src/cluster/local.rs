@@ -20,9 +20,10 @@
 //!
 //! Children run in their own process group, so a Ctrl-C at the terminal
 //! reaches the harness (which heals and stops them), not the nodes. Every
-//! signal goes to the node's whole process group: a node that is a script
-//! running several daemons (an adapter's node) is killed, paused and
-//! resumed as one machine would be, and teardown leaves none of them.
+//! signal goes to the node's whole process group, and to any descendant
+//! that left it (PostgreSQL's backends call setsid()): a node that is a
+//! script running several daemons (an adapter's node) is killed, paused
+//! and resumed as one machine would be, and teardown leaves none of them.
 //!
 //! A system whose nodes dial their peers without binding their own address
 //! (etcd: every connection then comes from 127.0.0.1) cannot be cut by
@@ -39,7 +40,7 @@
 
 use super::iptables::Iptables;
 use super::procfs;
-use super::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use super::{ClockFault, Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
 use crate::ledger::{Held, Ledger, Lifetime, Resource};
 use crate::nemesis::FaultKind;
 use crate::system::{MessageFilter, NodeSite, Support, System};
@@ -102,6 +103,8 @@ struct Proc {
     paused: bool,
     /// The filter and clock settings the node has not acknowledged yet.
     dirty: bool,
+    /// When the process was started (libfaketime's rate counts from then).
+    started_at: Option<Instant>,
 }
 
 /// A local cluster. See the module docs.
@@ -123,7 +126,7 @@ pub struct LocalCluster {
     faketime_held: Mutex<Vec<Option<Held>>>,
     procs: Mutex<Vec<Proc>>,
     filters: Mutex<Vec<Filter>>,
-    clocks_ms: Mutex<Vec<i64>>,
+    clocks: Mutex<Vec<ClockFault>>,
     mechanisms: Mechanisms,
     /// Why each unsupported kind of fault is.
     unsupported: BTreeMap<FaultKind, String>,
@@ -395,6 +398,7 @@ impl LocalCluster {
                 paused_held: None,
                 paused: false,
                 dirty: false,
+                started_at: None,
             })
             .collect();
         Ok(LocalCluster {
@@ -409,7 +413,7 @@ impl LocalCluster {
             data_dirs,
             procs: Mutex::new(procs),
             filters: Mutex::new(vec![Filter::default(); n as usize]),
-            clocks_ms: Mutex::new(vec![0; n as usize]),
+            clocks: Mutex::new(vec![ClockFault::TRUE; n as usize]),
             mechanisms,
             unsupported,
             config,
@@ -449,7 +453,8 @@ impl LocalCluster {
         log.with_extension("faketime")
     }
 
-    fn write_faketime(&self, i: usize, offset_ms: i64) -> anyhow::Result<()> {
+    /// Writes node `i`'s libfaketime file for a process started `age` ago.
+    fn write_faketime(&self, i: usize, fault: ClockFault, age: Duration) -> anyhow::Result<()> {
         let path = self.faketime_file(i);
         {
             let mut held = self.faketime_held.lock().expect("faketime lock poisoned");
@@ -460,9 +465,7 @@ impl LocalCluster {
                 })?);
             }
         }
-        let sign = if offset_ms < 0 { '-' } else { '+' };
-        let ms = offset_ms.unsigned_abs();
-        let text = format!("{sign}{}.{:03}\n", ms / 1000, ms % 1000);
+        let text = format!("{}\n", fault.faketime_spec(age));
         faultline_results::store::write_atomically(&path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))
     }
@@ -501,8 +504,9 @@ impl LocalCluster {
             cmd.uid(owners[i]).gid(owners[i]);
         }
         if let Some(lib) = &self.faketime {
-            let offset = self.clocks_ms.lock().expect("clock lock poisoned")[i];
-            self.write_faketime(i, offset)?;
+            // The process about to start loads libfaketime now: age 0.
+            let fault = self.clocks.lock().expect("clock lock poisoned")[i];
+            self.write_faketime(i, fault, Duration::ZERO)?;
             cmd.env("LD_PRELOAD", lib)
                 .env("FAKETIME_TIMESTAMP_FILE", self.faketime_file(i))
                 // Re-read the file at most once a second.
@@ -525,16 +529,17 @@ impl LocalCluster {
         let procs = self.procs.lock().expect("procs lock poisoned");
         if let Some(child) = &procs[i].child {
             let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
-            // SAFETY: kill(2) to the process group of our own unreaped child
-            // (it leads its group: process_group(0); unreaped, its id cannot
-            // be reused).
-            if unsafe { libc::kill(-pid, sig) } != 0 {
+            // SAFETY: kill(2) with signal 0 to the process group of our own
+            // unreaped child (it leads its group: process_group(0);
+            // unreaped, its id cannot be reused): only whether it exists.
+            if unsafe { libc::kill(-pid, 0) } != 0 {
                 bail!(
                     "signal {sig} to {}: {}",
                     self.nodes[i].name,
                     std::io::Error::last_os_error()
                 );
             }
+            signal_node(pid, sig);
         }
         Ok(())
     }
@@ -573,8 +578,8 @@ impl LocalCluster {
             self.config.system.set_filter(node, &filter)?;
         }
         if mech.clock == Mechanism::NodeClock {
-            let offset_ms = self.clocks_ms.lock().expect("clock lock poisoned")[i];
-            self.config.system.set_clock(node, offset_ms)?;
+            let fault = self.clocks.lock().expect("clock lock poisoned")[i];
+            self.config.system.set_clock(node, fault)?;
         }
         Ok(())
     }
@@ -620,7 +625,7 @@ impl LocalCluster {
             p.dirty || self.filters.lock().expect("filter lock poisoned")[i] != Filter::default()
         };
         let needs_clock = self.mechanisms.clock == Mechanism::NodeClock
-            && self.clocks_ms.lock().expect("clock lock poisoned")[i] != 0;
+            && !self.clocks.lock().expect("clock lock poisoned")[i].is_true();
         if !dirty && !needs_clock {
             return;
         }
@@ -777,6 +782,7 @@ impl Cluster for LocalCluster {
             procs[i].forget();
             procs[i].child = Some(child);
             procs[i].held = Some(held);
+            procs[i].started_at = Some(Instant::now());
         }
         self.push_when_ready(i);
         Ok(())
@@ -908,14 +914,17 @@ impl Cluster for LocalCluster {
         self.push_all()
     }
 
-    fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()> {
+    fn set_clock(&self, node: NodeId, fault: ClockFault) -> anyhow::Result<()> {
         let i = self.index(node)?;
-        if offset_ms != 0 {
+        if !fault.is_true() {
             self.check_supported(FaultKind::Clock)?;
         }
-        self.clocks_ms.lock().expect("clock lock poisoned")[i] = offset_ms;
+        self.clocks.lock().expect("clock lock poisoned")[i] = fault;
         if self.faketime.is_some() {
-            return self.write_faketime(i, offset_ms);
+            let age = self.procs.lock().expect("procs lock poisoned")[i]
+                .started_at
+                .map_or(Duration::ZERO, |at| at.elapsed());
+            return self.write_faketime(i, fault, age);
         }
         let running = self.procs.lock().expect("procs lock poisoned")[i]
             .child
@@ -955,19 +964,19 @@ impl Cluster for LocalCluster {
             *f = Filter::default();
         }
         let offsets: Vec<usize> = {
-            let mut clocks = self.clocks_ms.lock().expect("clock lock poisoned");
+            let mut clocks = self.clocks.lock().expect("clock lock poisoned");
             let changed = clocks
                 .iter()
                 .enumerate()
-                .filter(|(_, &c)| c != 0)
+                .filter(|(_, c)| !c.is_true())
                 .map(|(i, _)| i)
                 .collect();
-            clocks.iter_mut().for_each(|c| *c = 0);
+            clocks.iter_mut().for_each(|c| *c = ClockFault::TRUE);
             changed
         };
         if self.faketime.is_some() {
             for i in offsets {
-                if let Err(e) = self.write_faketime(i, 0) {
+                if let Err(e) = self.write_faketime(i, ClockFault::TRUE, Duration::ZERO) {
                     first_error.get_or_insert(e);
                 }
             }
@@ -1167,9 +1176,59 @@ fn release(held: Option<Held>) {
 /// leads its own). Call it only before `child` is reaped.
 fn kill_group(child: &Child, signal: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) to the group of our own unreaped child.
+        signal_node(pid, signal);
+    }
+}
+
+/// Sends `signal` to the node whose process group `leader` leads: to the
+/// group, and to every descendant of the leader that left it (a daemon
+/// whose children call setsid(), as every child of PostgreSQL's postmaster
+/// does: a signal to the group alone would pause the postmaster while its
+/// backends go on serving). Such a tree is first frozen (SIGSTOP, again
+/// until no new descendant appears: a stopped process forks nothing), so
+/// that no child escapes between the listing and the signal, and a
+/// SIGKILL still finds the children that its parent's death would
+/// orphan; after any signal but SIGSTOP and SIGKILL the tree is woken
+/// (SIGCONT) so it can act on it. A node with no such descendant gets one
+/// signal to its group, as before.
+fn signal_node(leader: libc::pid_t, signal: libc::c_int) {
+    let send = |pid: libc::pid_t, sig: libc::c_int| {
+        // SAFETY: kill(2) has no memory preconditions. Its target is the
+        // group of our own unreaped child (whose id cannot be reused) or a
+        // descendant listed from /proc a moment ago (a pid reused within
+        // that moment is the risk any kill by pid takes).
         unsafe {
-            libc::kill(-pid, signal);
+            libc::kill(pid, sig);
+        }
+    };
+    let mut outside = procfs::descendants_outside_group(leader);
+    if outside.is_empty() {
+        send(-leader, signal);
+        return;
+    }
+    if signal != libc::SIGCONT {
+        send(-leader, libc::SIGSTOP);
+        // Bounded: a frozen tree stops growing at once.
+        for _ in 0..16 {
+            for &pid in &outside {
+                send(pid, libc::SIGSTOP);
+            }
+            let now = procfs::descendants_outside_group(leader);
+            let grown = now.iter().any(|p| !outside.contains(p));
+            outside = now;
+            if !grown {
+                break;
+            }
+        }
+    }
+    send(-leader, signal);
+    for &pid in &outside {
+        send(pid, signal);
+    }
+    if signal != libc::SIGSTOP && signal != libc::SIGKILL && signal != libc::SIGCONT {
+        send(-leader, libc::SIGCONT);
+        for &pid in &outside {
+            send(pid, libc::SIGCONT);
         }
     }
 }
@@ -1177,4 +1236,78 @@ fn kill_group(child: &Child, signal: libc::c_int) {
 /// Is `path` a usable libfaketime? (For test.json and diagnostics.)
 pub fn libfaketime() -> Option<&'static Path> {
     LIBFAKETIME_PATHS.iter().map(Path::new).find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state letter of `pid` (None: gone or a zombie).
+    fn state(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .next()?
+            .chars()
+            .next()?;
+        (state != 'Z').then_some(state)
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_signal_reaches_descendants_that_left_the_nodes_group() {
+        // A node whose daemon's child made a session of its own, as every
+        // child of PostgreSQL's postmaster does.
+        let mut node = Command::new("/bin/sh")
+            .arg("-c")
+            .arg("setsid sleep 31 & sleep 30 & wait")
+            .process_group(0)
+            .spawn()
+            .expect("sh runs");
+        let leader = node.id() as i32;
+        let mut outside = Vec::new();
+        wait_for("the setsid'd child", || {
+            outside = procfs::descendants_outside_group(leader);
+            outside.len() == 1
+        });
+        let escaped = outside[0];
+        // Whatever fails below, no process of the test is left (stopped).
+        struct KillOnDrop(i32, i32);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                // SAFETY: kill(2) to the processes this test started.
+                unsafe {
+                    libc::kill(self.0, libc::SIGKILL);
+                    libc::kill(-self.1, libc::SIGKILL);
+                }
+            }
+        }
+        let _guard = KillOnDrop(escaped, leader);
+        signal_node(leader, libc::SIGSTOP);
+        // A signal is delivered when its target next runs: wait, never
+        // assert at once (CI-like load saw the group not yet stopped).
+        wait_for("the escaped child to stop", || state(escaped) == Some('T'));
+        wait_for("the group to stop", || {
+            procfs::group_members(leader).iter().all(|p| p.state == 'T')
+        });
+        signal_node(leader, libc::SIGCONT);
+        wait_for("the escaped child to run", || state(escaped) != Some('T'));
+        signal_node(leader, libc::SIGKILL);
+        let _ = node.wait();
+        wait_for("the escaped child to die", || state(escaped).is_none());
+        // A killed process exits when it next runs (CI-like load saw the
+        // group's sleep not yet gone when its leader was reaped).
+        wait_for("the group to die", || {
+            procfs::group_members(leader).is_empty()
+        });
+    }
 }

@@ -13,11 +13,13 @@
 //! filter rule — and may be called any number of times.
 
 pub mod admin;
+pub mod clock_fault;
 pub mod groups;
 pub mod iptables;
 pub mod local;
 pub mod procfs;
 
+pub use clock_fault::ClockFault;
 use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -182,8 +184,9 @@ pub trait Cluster: Send + Sync {
     fn set_loss(&self, probability: f64) -> anyhow::Result<()>;
     /// Delays every message between nodes by this much (0: none).
     fn set_latency(&self, delay_ms: u64) -> anyhow::Result<()>;
-    /// Shifts a node's clock by `offset_ms` from true time (0: true time).
-    fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()>;
+    /// Sets a node's clock off true time by an offset and a rate
+    /// ([`ClockFault::TRUE`]: true time).
+    fn set_clock(&self, node: NodeId, fault: ClockFault) -> anyhow::Result<()>;
     /// Undoes every partition, loss, latency and clock fault and resumes
     /// paused nodes. Killed nodes stay down (the nemesis restarts them).
     fn heal_all(&self) -> anyhow::Result<()>;

@@ -1,5 +1,6 @@
 //! What /proc says about a node's processes: the members of a process
-//! group, their memory (the slow-reader fault), and whether a process has
+//! group, the descendants that left it (PostgreSQL's children each call
+//! setsid()), their memory (the slow-reader fault), and whether a process has
 //! a library mapped (libfaketime only
 //! moves the clock of a process it was loaded into: a statically linked
 //! program, or a Go program reading the time through the vDSO, ignores it).
@@ -16,17 +17,59 @@ pub struct ProcInfo {
     pub state: char,
 }
 
-/// Parses /proc/PID/stat: (name, state, process group).
-fn parse_stat(stat: &str) -> Option<(String, char, i32)> {
+/// Parses /proc/PID/stat: (name, state, parent, process group).
+fn parse_stat(stat: &str) -> Option<(String, char, i32, i32)> {
     // The name is in parentheses and may itself hold spaces or ')'.
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let name = stat.get(open + 1..close)?.to_string();
     let mut rest = stat.get(close + 1..)?.split_whitespace();
     let state = rest.next()?.chars().next()?;
-    let _ppid = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
     let pgrp = rest.next()?.parse().ok()?;
-    Some((name, state, pgrp))
+    Some((name, state, ppid, pgrp))
+}
+
+/// Every live process: (pid, parent, process group).
+fn every_process() -> Vec<(i32, i32, i32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (_, state, ppid, pgrp) = parse_stat(&stat)?;
+            (state != 'Z').then_some((pid, ppid, pgrp))
+        })
+        .collect()
+}
+
+/// The live descendants of `leader` (children, their children, …) that
+/// are not in `leader`'s process group: processes that called setsid() or
+/// setpgid(), as every child of PostgreSQL's postmaster does. A signal to
+/// the group misses them. Sorted by pid.
+pub fn descendants_outside_group(leader: i32) -> Vec<i32> {
+    let all = every_process();
+    let mut tree = vec![leader];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        next += 1;
+        for &(pid, ppid, _) in &all {
+            if ppid == parent && !tree.contains(&pid) {
+                tree.push(pid);
+            }
+        }
+    }
+    let mut outside: Vec<i32> = all
+        .iter()
+        .filter(|&&(pid, _, pgrp)| pid != leader && pgrp != leader && tree.contains(&pid))
+        .map(|&(pid, _, _)| pid)
+        .collect();
+    outside.sort_unstable();
+    outside
 }
 
 /// Every live (not zombie) process of process group `pgid`.
@@ -46,7 +89,7 @@ pub fn group_members(pgid: i32) -> Vec<ProcInfo> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        if let Some((name, state, pgrp)) = parse_stat(&stat) {
+        if let Some((name, state, _, pgrp)) = parse_stat(&stat) {
             if pgrp == pgid && state != 'Z' {
                 members.push(ProcInfo { pid, name, state });
             }
@@ -134,11 +177,45 @@ mod tests {
         let s = "4242 (redis-server *:6379) S 1 4240 4240 0 -1";
         assert_eq!(
             parse_stat(s),
-            Some(("redis-server *:6379".into(), 'S', 4240))
+            Some(("redis-server *:6379".into(), 'S', 1, 4240))
         );
         let s = "7 (a) b) T 1 9 9";
-        assert_eq!(parse_stat(s), Some(("a) b".into(), 'T', 9)));
+        assert_eq!(parse_stat(s), Some(("a) b".into(), 'T', 1, 9)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn descendants_that_left_the_group_are_found_and_members_are_not() {
+        // A group leader with a child in its group and a grandchild that
+        // made a session of its own (as PostgreSQL's backends do).
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg("sleep 30 & setsid sleep 31 & wait")
+            .process_group(0)
+            .spawn()
+            .expect("sh runs");
+        let leader = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut outside = Vec::new();
+        while std::time::Instant::now() < deadline {
+            outside = descendants_outside_group(leader);
+            if outside.len() == 1 && group_members(leader).len() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(outside.len(), 1, "{outside:?}");
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", outside[0])).expect("cmdline");
+        assert_eq!(
+            cmdline, b"sleep\x0031\x00",
+            "the setsid'd sleep, not the group's"
+        );
+        // SAFETY: kill(2) on the processes this test created.
+        unsafe {
+            libc::kill(outside[0], libc::SIGKILL);
+            libc::kill(-leader, libc::SIGKILL);
+        }
+        let _ = child.wait();
     }
 
     #[test]

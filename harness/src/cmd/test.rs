@@ -14,6 +14,7 @@ use crate::cluster::{Cluster, Mechanism};
 use crate::exit::{bad_input, Exit};
 use crate::nemesis::FaultKind;
 use crate::parse::{self, Concurrency};
+use crate::run::isolation::IsolationLevel;
 use crate::run::plan::{consensus_kind, Sharding, TestPlan};
 use crate::run::recorder::Recorder;
 use crate::system::faultline::auth::AuthToken;
@@ -48,6 +49,11 @@ pub struct Args {
     /// Nodes in the cluster.
     #[arg(long, default_value_t = 5)]
     pub node_count: u32,
+    /// The isolation level the system runs transactions at, for a system
+    /// that offers several (an adapter file's [isolation] levels, e.g.
+    /// PostgreSQL's); the checker still judges against strict-serializable.
+    #[arg(long, value_name = "LEVEL", value_parser = parse::one_of(IsolationLevel::ALL))]
+    pub isolation: Option<IsolationLevel>,
     /// Client workers: a number (10) or per node (3n).
     #[arg(long, default_value = "2n", value_parser = parse::concurrency)]
     pub concurrency: Concurrency,
@@ -241,6 +247,28 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             args.node_count
         )));
     }
+    if let Some(max) = adapter.as_ref().and_then(|f| f.max_nodes) {
+        if node_count > max {
+            return Err(bad_input(format!(
+                "{nodes_flag} {node_count}: {} runs at most {max} node{} (its max_nodes); use {nodes_flag} {max}",
+                args.system,
+                if max == 1 { "" } else { "s" }
+            )));
+        }
+    }
+    let isolation = match &adapter {
+        Some(file) => file.isolation_level(args.isolation).map_err(bad_input)?,
+        None => match args.isolation {
+            Some(level) => {
+                return Err(bad_input(format!(
+                    "--isolation {level}: --system {system} offers no isolation levels to choose \
+                     from; --isolation is for a system that does (an adapter file's [isolation], \
+                     docs/adapters.md)"
+                )))
+            }
+            None => None,
+        },
+    };
     if !args.rate.is_finite() || args.rate < 0.0 {
         return Err(bad_input(format!(
             "--rate {}: use a number of operations per second ≥ 0",
@@ -322,6 +350,10 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
             if let Some(s) = &sharding {
                 n.push_str(&format!("-s{}r{}", s.shards, s.replicas));
             }
+            if let Some(level) = isolation {
+                n.push('-');
+                n.push_str(level.name());
+            }
             n
         }
     };
@@ -353,6 +385,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         sharding,
         value_shape,
         auth: args.auth,
+        isolation,
     })
 }
 
@@ -562,6 +595,7 @@ pub fn system_for(
                     faultline: binary,
                     op_timeout: Duration::from_millis(plan.op_timeout_ms),
                     concurrency: plan.concurrency,
+                    isolation: plan.isolation,
                 },
             )?)
         }

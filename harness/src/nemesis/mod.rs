@@ -29,7 +29,7 @@ pub mod ring_plan;
 pub mod shape;
 pub mod slow_reader;
 
-use crate::cluster::{Cluster, Mechanism, NodeId};
+use crate::cluster::{ClockFault, Cluster, Mechanism, NodeId};
 use crate::run::recorder::Recorder;
 use anyhow::Context;
 use rand::rngs::SmallRng;
@@ -476,18 +476,16 @@ impl Nemesis {
                 let mut nodes = self.nodes();
                 nodes.shuffle(&mut self.rng);
                 let count = self.rng.gen_range(1..=nodes.len());
-                let offsets: Vec<(NodeId, i64)> = nodes[..count]
+                let faults: Vec<(NodeId, ClockFault)> = nodes[..count]
                     .iter()
-                    .map(|&n| {
-                        let ms = self.rng.gen_range(1_000..=120_000i64);
-                        (n, if self.rng.gen_bool(0.5) { ms } else { -ms })
-                    })
+                    .map(|&n| (n, clock_fault(&mut self.rng)))
                     .collect();
                 let value = json!({
-                    "offsets_ms": offsets.iter().map(|(n, o)| (n.name(), json!(o))).collect::<serde_json::Map<_, _>>(),
+                    "offsets_ms": faults.iter().map(|(n, c)| (n.name(), json!(c.offset_ms))).collect::<serde_json::Map<_, _>>(),
+                    "rates": faults.iter().filter(|(_, c)| c.changes_rate()).map(|(n, c)| (n.name(), json!(c.rate))).collect::<serde_json::Map<_, _>>(),
                 });
                 let r = blocking(&self.cluster, move |c| {
-                    offsets.iter().try_for_each(|&(n, o)| c.set_clock(n, o))
+                    faults.iter().try_for_each(|&(n, f)| c.set_clock(n, f))
                 })
                 .await;
                 (Active::Clock, value, r)
@@ -554,7 +552,9 @@ impl Nemesis {
                 (
                     json!({}),
                     blocking(&self.cluster, move |c| {
-                        nodes.iter().try_for_each(|&n| c.set_clock(n, 0))
+                        nodes
+                            .iter()
+                            .try_for_each(|&n| c.set_clock(n, ClockFault::TRUE))
                     })
                     .await,
                 )
@@ -729,6 +729,23 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
         r = stop.wait_for(|s| *s) => { let _ = r; true }
     };
     stopped || *stop.borrow()
+}
+
+/// Rates a clock fault may run at, besides true speed: half of the faults
+/// drift, slow or fast, as far as half or twice true speed.
+const CLOCK_RATES: [f64; 4] = [0.5, 0.75, 1.5, 2.0];
+
+/// One node's clock fault: an offset of 1 s to 2 min either way, and on
+/// half of them a rate off true speed.
+fn clock_fault(rng: &mut SmallRng) -> ClockFault {
+    let ms = rng.gen_range(1_000..=120_000i64);
+    let offset_ms = if rng.gen_bool(0.5) { ms } else { -ms };
+    let rate = if rng.gen_bool(0.5) {
+        1.0
+    } else {
+        *CLOCK_RATES.choose(rng).expect("a rate")
+    };
+    ClockFault { offset_ms, rate }
 }
 
 #[cfg(test)]

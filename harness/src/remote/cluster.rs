@@ -17,7 +17,7 @@ use super::args::RemotePlan;
 use super::daemon::{DaemonSpec, ProcState};
 use super::deploy::{Deployed, Need};
 use super::remote_hosts::RemoteHosts;
-use crate::cluster::{Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use crate::cluster::{ClockFault, Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::system::{NodeSite, RemoteProgram, Support, System};
 use anyhow::{bail, Context};
@@ -110,6 +110,9 @@ pub struct RemoteCluster {
     /// What each host's program said to `--version`, when the hosts bring
     /// the program themselves (a package): (host, version).
     host_versions: Vec<(String, String)>,
+    /// When each node's daemon was last started: libfaketime's rate counts
+    /// from then ([`ClockFault::faketime_spec`]).
+    started: Mutex<Vec<Option<Instant>>>,
     torn_down: Mutex<bool>,
 }
 
@@ -245,6 +248,7 @@ impl RemoteCluster {
             unsupported,
             prepare_ms,
             host_versions,
+            started: Mutex::new(vec![None; n]),
             torn_down: Mutex::new(false),
         })
     }
@@ -345,6 +349,7 @@ impl Cluster for RemoteCluster {
         match self.hosts.start(i, &self.spec(i)) {
             Ok(pid) => {
                 tracing::info!(node = %node, host = %self.hosts.session(i).name(), pid, "node started");
+                self.started.lock().expect("start times lock poisoned")[i] = Some(Instant::now());
                 Ok(())
             }
             // Exit 3: already running, which is what was asked for.
@@ -436,13 +441,15 @@ impl Cluster for RemoteCluster {
             .context("latency")
     }
 
-    fn set_clock(&self, node: NodeId, offset_ms: i64) -> anyhow::Result<()> {
+    fn set_clock(&self, node: NodeId, fault: ClockFault) -> anyhow::Result<()> {
         let i = self.index(node)?;
         if !self.config.needs.contains(&Need::Faketime) {
             bail!("clock faults were not planned for this run (libfaketime is preloaded only when the clock nemesis is on)");
         }
+        let age = self.started.lock().expect("start times lock poisoned")[i]
+            .map_or(Duration::ZERO, |at| at.elapsed());
         self.hosts
-            .clock(i, &self.nodes[i].name, offset_ms, 1.0)
+            .clock(i, &self.nodes[i].name, &fault.faketime_spec(age))
             .with_context(|| format!("clock of {node}"))
     }
 

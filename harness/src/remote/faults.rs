@@ -108,27 +108,13 @@ pub fn latency_off_script() -> String {
     )
 }
 
-/// The libfaketime spec for an offset and a rate: `+10.000`, `-0.250 x2`.
-pub fn faketime_spec(offset_ms: i64, rate: f64) -> String {
-    let sign = if offset_ms < 0 { '-' } else { '+' };
-    let abs = offset_ms.unsigned_abs();
-    let mut s = format!("{sign}{}.{:03}", abs / 1000, abs % 1000);
-    if (rate - 1.0).abs() > 1e-9 {
-        s.push_str(&format!(" x{rate}"));
-    }
-    s
-}
-
-/// Sets `node`'s clock to real time + `offset_ms`, running at `rate`.
-pub fn clock_script(layout: &Layout, node: &str, offset_ms: i64, rate: f64) -> String {
-    assert!(
-        rate > 0.0 && rate.is_finite(),
-        "clock rate {rate} must be positive"
-    );
+/// Sets `node`'s clock by writing this libfaketime spec
+/// ([`crate::cluster::clock_fault::ClockFault::faketime_spec`]).
+pub fn clock_script(layout: &Layout, node: &str, spec: &str) -> String {
     let f = sh_quote(&layout.faketime(node));
     format!(
         "printf '%s\\n' {} > {f}.tmp && mv -f {f}.tmp {f} && echo ok",
-        sh_quote(&faketime_spec(offset_ms, rate))
+        sh_quote(spec)
     )
 }
 
@@ -195,15 +181,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn faketime_specs() {
-        assert_eq!(faketime_spec(0, 1.0), "+0.000");
-        assert_eq!(faketime_spec(10_000, 1.0), "+10.000");
-        assert_eq!(faketime_spec(-250, 1.0), "-0.250");
-        assert_eq!(faketime_spec(-3_600_000, 2.0), "-3600.000 x2");
-        assert_eq!(faketime_spec(1, 0.5), "+0.001 x0.5");
-    }
-
-    #[test]
     fn partition_rules_are_per_peer_in_our_chain() {
         let s = partition_script(&["10.77.0.12".into(), "10.77.0.13".into()]);
         assert!(s.contains("iptables -w -A FL-PARTITION -s 10.77.0.12 -j DROP"));
@@ -248,7 +225,7 @@ mod tests {
             loss_script(&["a".into()], 0.5),
             latency_script(&["a".into(), "b".into()], 50, 10),
             latency_off_script(),
-            clock_script(&layout, "n1", -5000, 1.5),
+            clock_script(&layout, "n1", "-5.000 x1.5"),
         ] {
             let out = std::process::Command::new("sh")
                 .arg("-n")
@@ -271,7 +248,7 @@ mod tests {
         std::fs::create_dir_all(layout.node_dir("n1")).unwrap();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(clock_script(&layout, "n1", 10_500, 2.0))
+            .arg(clock_script(&layout, "n1", "+10.500 x2"))
             .output()
             .unwrap();
         assert!(out.status.success());

@@ -187,11 +187,11 @@ impl RemoteHosts {
         )
     }
 
-    /// Node `node` on host `i` sees real time + `offset_ms`, running at `rate`.
-    pub fn clock(&self, i: usize, node: &str, offset_ms: i64, rate: f64) -> Result<(), SshError> {
+    /// Node `node` on host `i` gets this libfaketime spec.
+    pub fn clock(&self, i: usize, node: &str, spec: &str) -> Result<(), SshError> {
         faults::apply(
             self.session(i),
-            &faults::clock_script(&self.layout, node, offset_ms, rate),
+            &faults::clock_script(&self.layout, node, spec),
             "clock",
         )
     }

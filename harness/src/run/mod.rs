@@ -16,6 +16,7 @@
 //! interrupt), so a dropped [`execute`] future leaves nothing behind.
 
 pub mod generator;
+pub mod isolation;
 pub mod plan;
 pub mod probe;
 pub mod progress;

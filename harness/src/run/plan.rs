@@ -9,6 +9,7 @@
 //! `members`; `system` added, absent meaning faultline), so old runs still
 //! re-analyze.
 
+use super::isolation::IsolationLevel;
 use crate::nemesis::ring_plan::RingPlan;
 use crate::nemesis::FaultKind;
 use crate::system::SystemKind;
@@ -58,6 +59,9 @@ pub struct TestPlan {
     /// `--auth`: the nodes require a token made for the run (test.json
     /// says only that; the token stays in the run's `.auth-token`).
     pub auth: bool,
+    /// `--isolation`, or the adapter file's default level: what the system
+    /// runs its transactions at. None: the system takes no level.
+    pub isolation: Option<IsolationLevel>,
 }
 
 /// A sharded cluster's ring, planned once.
@@ -179,6 +183,9 @@ struct PlanRecord {
     /// `--auth` (absent: off).
     #[serde(default)]
     auth: bool,
+    /// The isolation level the system ran at (absent: it takes none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    isolation: Option<IsolationLevel>,
 }
 
 fn default_system() -> SystemKind {
@@ -225,6 +232,7 @@ impl From<TestPlan> for PlanRecord {
             value_size_bytes: p.value_shape.map(|v| v.size_bytes),
             value_depth: p.value_shape.map(|v| v.depth),
             auth: p.auth,
+            isolation: p.isolation,
         }
     }
 }
@@ -276,6 +284,7 @@ impl TryFrom<PlanRecord> for TestPlan {
                 }
             }),
             auth: r.auth,
+            isolation: r.isolation,
         })
     }
 }
@@ -311,6 +320,7 @@ mod tests {
                 depth: 20,
             }),
             auth: sharded,
+            isolation: sharded.then_some(IsolationLevel::RepeatableRead),
         }
     }
 
@@ -337,6 +347,10 @@ mod tests {
             assert_eq!(v["consensus"], "paxos");
             assert_eq!(v["system"], "faultline");
             assert_eq!(v["auth"], sharded, "test.json says whether auth was on");
+            match sharded {
+                true => assert_eq!(v["isolation"], "repeatable-read"),
+                false => assert!(v.get("isolation").is_none(), "no level: no key"),
+            }
             let back: TestPlan = serde_json::from_value(v).expect("reads back");
             assert_eq!(back, p);
         }
@@ -354,6 +368,7 @@ mod tests {
             "value_size_bytes",
             "value_depth",
             "auth",
+            "isolation",
         ] {
             v.as_object_mut().expect("object").remove(k);
         }
@@ -363,6 +378,10 @@ mod tests {
         assert_eq!(p.system, SystemKind::Faultline);
         assert!(!p.sharded());
         assert!(!p.auth, "a plan from before --auth ran without it");
+        assert_eq!(
+            p.isolation, None,
+            "a plan from before --isolation took no level"
+        );
     }
 
     #[test]
@@ -371,5 +390,9 @@ mod tests {
         v["bug"] = serde_json::json!("no-such-bug");
         let e = serde_json::from_value::<TestPlan>(v).expect_err("unknown bug");
         assert!(e.to_string().contains("no-such-bug"), "{e}");
+        let mut v = serde_json::to_value(plan(false)).expect("serializes");
+        v["isolation"] = serde_json::json!("serialisable");
+        let e = serde_json::from_value::<TestPlan>(v).expect_err("unknown level");
+        assert!(e.to_string().contains("serialisable"), "{e}");
     }
 }

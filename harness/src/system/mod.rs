@@ -37,7 +37,7 @@
 pub mod etcd;
 pub mod faultline;
 
-use crate::cluster::{NodeId, NodeInfo};
+use crate::cluster::{ClockFault, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use faultline_workloads::{BoxFuture, Client, WorkloadKind};
 use serde::{Deserialize, Serialize};
@@ -261,9 +261,9 @@ pub trait System: Send + Sync {
         let _ = filter;
         anyhow::bail!("{}: {} has no message filter", node.name, self.kind())
     }
-    /// Shifts a node's own clock (only if [`NodeFaults::own_clock`]).
-    fn set_clock(&self, node: &NodeInfo, offset_ms: i64) -> anyhow::Result<()> {
-        let _ = offset_ms;
+    /// Sets a node's own clock (only if [`NodeFaults::own_clock`]).
+    fn set_clock(&self, node: &NodeInfo, fault: ClockFault) -> anyhow::Result<()> {
+        let _ = fault;
         anyhow::bail!("{}: {} has no clock of its own", node.name, self.kind())
     }
     /// Waits until the cluster has elected (every group, where there are

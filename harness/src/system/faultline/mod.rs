@@ -16,7 +16,7 @@ use super::{
     AuthProbe, CatchUp, MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram,
     Support, System, SystemKind,
 };
-use crate::cluster::{admin, NodeId, NodeInfo};
+use crate::cluster::{admin, ClockFault, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::run::probe;
 use anyhow::bail;
@@ -172,8 +172,9 @@ impl System for FaultlineSystem {
         admin::call(node.client_addr, self.token(), &request, ADMIN_TIMEOUT).map(|_| ())
     }
 
-    fn set_clock(&self, node: &NodeInfo, offset_ms: i64) -> anyhow::Result<()> {
-        let request = serde_json::json!({"op": "clock", "offset_ms": offset_ms, "rate": 1.0});
+    fn set_clock(&self, node: &NodeInfo, fault: ClockFault) -> anyhow::Result<()> {
+        let request =
+            serde_json::json!({"op": "clock", "offset_ms": fault.offset_ms, "rate": fault.rate});
         admin::call(node.client_addr, self.token(), &request, ADMIN_TIMEOUT).map(|_| ())
     }
 
