@@ -1,10 +1,15 @@
 //! One consensus group on one node: core + storage + state machine.
 //!
 //! Drives the core by the contract of [`crate::consensus`]: for each Ready,
-//! send its early messages (a leader's appends), persist (one fsync for the
-//! batch), acknowledge `persisted`, then send its messages, then apply committed entries and answer the clients whose
-//! proposals they are, then answer reads whose index is applied, then react
-//! to a leadership change (restart lease timers).
+//! send its early messages (a leader's appends), write its records and hand
+//! their fsync to the WAL's sync thread, then apply committed entries and
+//! answer the clients whose proposals they are, then answer reads whose
+//! index is applied, then react to a leadership change (restart lease
+//! timers). The Ready's `persisted` and its messages wait in order
+//! ([`HeldReady`]) until its write is durable, as the simulator holds them:
+//! the core thread keeps taking requests and messages meanwhile, and what
+//! they write shares the next fsync. A Ready that installs a snapshot is
+//! made durable on the core thread (after every earlier write).
 //!
 //! Client writes are matched to committed entries by (index, term) in a
 //! [`PendingWrites`] table: the entry committed at the proposal's index
@@ -14,7 +19,7 @@
 //! not this node's own log dropping the entry, which other nodes may still
 //! hold and commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -57,6 +62,17 @@ struct PendingRead {
     deadline: Instant,
 }
 
+/// A Ready whose write the sync thread has not made durable yet: its
+/// acknowledgement and its messages wait for it (the ordering rule).
+#[derive(Debug)]
+struct HeldReady {
+    /// The storage write that must be durable first.
+    seq: u64,
+    /// Acknowledges this Ready and every Ready before it.
+    persist_id: u64,
+    messages: Vec<crate::consensus::Message>,
+}
+
 /// The leader's timer for one lease.
 #[derive(Clone, Debug, PartialEq)]
 struct LeaseTimer {
@@ -86,6 +102,8 @@ pub struct Group {
     consensus_name: &'static str,
 
     pending_writes: PendingWrites<PendingWrite>,
+    /// Readys waiting for their write to be durable, oldest first.
+    held: VecDeque<HeldReady>,
     /// Reads received since the last `read_index`: issued together.
     read_batch: Vec<PendingRead>,
     reads_in_flight: HashMap<u64, Vec<PendingRead>>,
@@ -147,6 +165,7 @@ impl Group {
             bugs: cfg.bugs.clone(),
             consensus_name: cfg.consensus.name(),
             pending_writes: PendingWrites::default(),
+            held: VecDeque::new(),
             read_batch: Vec::new(),
             reads_in_flight: HashMap::new(),
             reads_ready: BTreeMap::new(),
@@ -318,13 +337,48 @@ impl Group {
         self.core.has_ready()
     }
 
-    /// Handle every pending Ready by the ordering rule.
+    /// Tell the WAL's sync thread whom to wake after each fsync.
+    pub fn set_waker(&mut self, waker: crate::storage::syncer::Waker) {
+        self.storage.set_waker(waker);
+    }
+
+    /// Handle every pending Ready by the ordering rule, and release the
+    /// held ones whose write became durable. Never waits for an fsync
+    /// (but to install a snapshot or compact the log).
     pub fn drive(&mut self, transport: &Transport, clock: &NodeClock) -> Result<(), StorageError> {
-        while self.core.has_ready() {
-            let rd = self.core.ready();
-            self.handle_ready(rd, transport, clock)?;
+        loop {
+            self.release_durable(transport)?;
+            while self.core.has_ready() {
+                let rd = self.core.ready();
+                self.handle_ready(rd, transport, clock)?;
+                self.release_durable(transport)?;
+            }
+            if !self.maybe_compact()? {
+                return Ok(());
+            }
         }
-        self.maybe_compact()?;
+    }
+
+    /// Acknowledge and send every held Ready whose write is durable, in order.
+    fn release_durable(&mut self, transport: &Transport) -> Result<(), StorageError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let durable = self.storage.durable()?;
+        while self.held.front().is_some_and(|h| h.seq <= durable) {
+            let h = self.held.pop_front().expect("front exists");
+            self.release(h.persist_id, h.messages, transport);
+        }
+        Ok(())
+    }
+
+    /// Block until every held Ready is durable, then release them all.
+    pub fn wait_writes(&mut self, transport: &Transport) -> Result<(), StorageError> {
+        if !self.held.is_empty() {
+            self.storage.wait_durable()?;
+            self.release_durable(transport)?;
+        }
+        assert!(self.held.is_empty(), "every write handed out is durable");
         Ok(())
     }
 
@@ -351,24 +405,41 @@ impl Group {
         for m in early_messages {
             transport.send(m);
         }
-        // 1. Persist: one durable write for the whole Ready.
-        if snapshot.is_some() || hard_state.is_some() || !entries.is_empty() {
-            let durable = self.storage.hard_state();
-            // A hard state that only moves the commit index need not be
-            // fsynced on its own: a lagging commit index is always safe.
-            let must_sync = snapshot.is_some()
-                || !entries.is_empty()
-                || hard_state.is_some_and(|hs| hs.term != durable.term || hs.vote != durable.vote);
+        // 1. Persist: one durable write for the whole Ready; 2. only once
+        // it is durable, acknowledge and send.
+        if snapshot.is_some() {
+            // Rare: the snapshot file is renamed into place once its WAL
+            // record is durable, so this write is made durable here, after
+            // every earlier one.
+            self.wait_writes(transport)?;
             self.storage
                 .stage(snapshot.as_ref(), hard_state, &entries)?;
-            if must_sync {
-                self.storage.sync()?;
+            self.storage.sync()?;
+            self.release(persist_id, messages, transport);
+        } else {
+            let staged = self.storage.hard_state();
+            // A hard state that only moves the commit index need not be
+            // fsynced on its own: a lagging commit index is always safe.
+            let must_sync = !entries.is_empty()
+                || hard_state.is_some_and(|hs| hs.term != staged.term || hs.vote != staged.vote);
+            if hard_state.is_some() || !entries.is_empty() {
+                self.storage.stage(None, hard_state, &entries)?;
             }
-        }
-        // 2. Only now acknowledge and send.
-        self.core.persisted(persist_id);
-        for m in messages {
-            transport.send(m);
+            if must_sync {
+                let seq = self.storage.start_sync()?;
+                self.held.push_back(HeldReady {
+                    seq,
+                    persist_id,
+                    messages,
+                });
+            } else if let Some(last) = self.held.back_mut() {
+                // Nothing of its own to write; its messages keep their
+                // place behind an earlier Ready still being synced.
+                last.persist_id = persist_id;
+                last.messages.extend(messages);
+            } else {
+                self.release(persist_id, messages, transport);
+            }
         }
         // 3. Apply.
         if let Some(snap) = snapshot {
@@ -458,6 +529,19 @@ impl Group {
             tracing::info!(group = %self.id, role = %ss.role, term = ss.term.0, leader = ?ss.leader.map(|l| l.0), "role changed");
         }
         Ok(())
+    }
+
+    /// A Ready's write is durable: acknowledge it, then send its messages.
+    fn release(
+        &mut self,
+        persist_id: u64,
+        messages: Vec<crate::consensus::Message>,
+        transport: &Transport,
+    ) {
+        self.core.persisted(persist_id);
+        for m in messages {
+            transport.send(m);
+        }
     }
 
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
@@ -678,11 +762,14 @@ impl Group {
         self.not_leader(id, e)
     }
 
-    fn maybe_compact(&mut self) -> Result<(), StorageError> {
+    /// Compact if enough entries were applied since the last snapshot;
+    /// whether it did (the rewrite made every held write durable).
+    fn maybe_compact(&mut self) -> Result<bool, StorageError> {
         if self.applied.0 < self.last_snapshot.0 + self.snapshot_every_entries {
-            return Ok(());
+            return Ok(false);
         }
-        self.take_snapshot()
+        self.take_snapshot()?;
+        Ok(true)
     }
 
     /// Snapshot the state machine at the applied index and compact the log.
@@ -971,6 +1058,11 @@ mod tests {
         }
         fn push(&mut self, rd: Ready) {
             self.script.lock().expect("script").readys.push_back(rd);
+            self.group
+                .drive(&self.transport, &self.clock)
+                .expect("drive");
+            // Wait for the sync thread, then take what its release unblocked.
+            self.group.wait_writes(&self.transport).expect("fsync");
             self.group
                 .drive(&self.transport, &self.clock)
                 .expect("drive");
@@ -1278,6 +1370,10 @@ mod tests {
         fn settle(&mut self) {
             loop {
                 let mut queue = Vec::new();
+                self.a
+                    .drive(&self.transport, &self.clock)
+                    .expect("A's storage");
+                self.a.wait_writes(&self.transport).expect("A's fsync");
                 self.a
                     .drive(&self.transport, &self.clock)
                     .expect("A's storage");
