@@ -1125,6 +1125,72 @@ mod tests {
         assert_eq!(outbox.lock().expect("outbox").len(), 3, "then the rest");
     }
 
+    /// The ordering rule with the fsync off the core thread: while a
+    /// Ready's write is not durable, neither it nor a later Ready is
+    /// acknowledged or sends a message (not even one with nothing to
+    /// write); once the sync thread reports, all go, in order. Meanwhile
+    /// committed entries are applied and answered (a quorum holds them).
+    #[test]
+    fn held_readys_are_acknowledged_and_sent_in_order_only_once_their_write_is_durable() {
+        let mut f = fixture();
+        let (transport, outbox) = Transport::capture(&[NodeId(2), NodeId(3)]);
+        let outbox = Arc::new(Mutex::new(outbox));
+        f.transport = transport;
+        f.script.lock().expect("script").outbox = Some(outbox.clone());
+        f.group.storage.pause_syncs(true).expect("pause");
+        f.request(
+            7,
+            Op::Write {
+                key: "x".into(),
+                value: json!(1),
+            },
+        );
+        {
+            let mut s = f.script.lock().expect("script");
+            s.readys.push_back(Ready {
+                persist_id: 1,
+                entries: vec![normal(1, 2, write("x", 1))],
+                early_messages: vec![timeout_now(3)],
+                messages: vec![timeout_now(2)],
+                ..Ready::default()
+            });
+            s.readys.push_back(Ready {
+                persist_id: 2,
+                messages: vec![timeout_now(3)],
+                ..Ready::default()
+            });
+            s.readys.push_back(Ready {
+                persist_id: 3,
+                entries: vec![normal(2, 2, write("y", 2))],
+                messages: vec![timeout_now(2)],
+                committed: vec![normal(1, 2, write("x", 1))],
+                ..Ready::default()
+            });
+        }
+        f.group.drive(&f.transport, &f.clock).expect("drive");
+        assert!(
+            f.script.lock().expect("script").persisted.is_empty(),
+            "nothing is acknowledged before its write is durable"
+        );
+        let sent = |outbox: &Arc<Mutex<CapturedMessages>>| {
+            let mut o = outbox.lock().expect("outbox");
+            std::iter::from_fn(|| o.try_recv().ok().map(|(_, m)| m.to.0)).collect::<Vec<_>>()
+        };
+        assert_eq!(sent(&outbox), vec![3], "only the early message left");
+        let r = f.reply().expect("the committed write is answered");
+        assert_eq!((r.id, r.ok), (Some(7), true));
+        f.group.storage.pause_syncs(false).expect("resume");
+        f.group.wait_writes(&f.transport).expect("fsync");
+        let script = f.script.lock().expect("script");
+        assert_eq!(
+            script.persisted,
+            vec![2, 3],
+            "the first held write acknowledges the Ready with nothing to write behind it"
+        );
+        assert_eq!(script.queued_at_persisted, vec![0, 2]);
+        assert_eq!(sent(&outbox), vec![2, 3, 2], "in the Readys' order");
+    }
+
     #[test]
     fn a_write_is_answered_only_when_its_entry_commits_with_its_term() {
         let mut f = fixture();

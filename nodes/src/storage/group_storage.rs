@@ -68,6 +68,9 @@ pub struct GroupStorage {
     syncer: Option<Syncer>,
     /// What the sync thread calls after each fsync.
     waker: Option<Waker>,
+    /// Tests: writes are not handed to the sync thread while set.
+    #[cfg(test)]
+    syncs_paused: bool,
 }
 
 impl std::fmt::Debug for GroupStorage {
@@ -166,6 +169,8 @@ impl GroupStorage {
                 durable_seq: 0,
                 syncer: None,
                 waker: None,
+                #[cfg(test)]
+                syncs_paused: false,
             },
             recovered,
         ))
@@ -309,6 +314,16 @@ impl GroupStorage {
             return Ok(self.written_seq);
         }
         self.wal.write_pending()?;
+        #[cfg(test)]
+        if self.syncs_paused {
+            return Ok(self.written_seq);
+        }
+        self.request_sync()?;
+        Ok(self.written_seq)
+    }
+
+    /// Hand the fsync of everything written so far to the sync thread.
+    fn request_sync(&mut self) -> Result<(), StorageError> {
         let syncer = match &mut self.syncer {
             Some(s) => s,
             None => {
@@ -321,7 +336,18 @@ impl GroupStorage {
             self.wal.file(),
             self.wal.path().to_path_buf(),
         );
-        Ok(self.written_seq)
+        Ok(())
+    }
+
+    /// Tests: hold every write back from the sync thread (it stays not
+    /// durable) until called with `false`, which hands them all over.
+    #[cfg(test)]
+    pub(crate) fn pause_syncs(&mut self, paused: bool) -> Result<(), StorageError> {
+        self.syncs_paused = paused;
+        if !paused && self.written_seq > self.durable_seq {
+            self.request_sync()?;
+        }
+        Ok(())
     }
 
     /// The number of the last write known durable (never blocks). An
