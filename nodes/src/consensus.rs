@@ -58,7 +58,10 @@
 //!      entry's index, then append.)
 //! 2. **Only after that write is durable**, call
 //!    [`Consensus::persisted`]`(ready.persist_id)`, and only then send
-//!    [`Ready::messages`]. A vote, an append acknowledgement and a term bump
+//!    [`Ready::messages`]. The one exception: [`Ready::early_messages`]
+//!    (a Raft leader's appends, Raft thesis §10.2.1) may be sent before
+//!    step 1, in parallel with the write; a core puts a message there only
+//!    if its safety does not rest on this Ready's write. A vote, an append acknowledgement and a term bump
 //!    are promises about durable state: sending one before the fsync is the
 //!    `no-fsync` bug. Readys are persisted and acknowledged in the order they
 //!    were taken; `persisted(n)` acknowledges every Ready with id ≤ n.
@@ -427,6 +430,14 @@ pub struct Ready {
     pub entries: Vec<Entry>,
     /// Send only after the writes above are durable.
     pub messages: Vec<Message>,
+    /// May be sent before the writes above are durable, while they are
+    /// made so, and before `messages`: a leader's appends of its own
+    /// entries (Raft thesis §10.2.1). Safe because the leader counts
+    /// itself toward a commit only once `persisted` says its entries are
+    /// durable, and because a core puts a message here only when the term
+    /// (and vote) it carries are already durable: a restarted leader that
+    /// lost the entries can never lead that term again to write others.
+    pub early_messages: Vec<Message>,
     /// Apply in order (after installing `snapshot`).
     pub committed: Vec<Entry>,
     pub reads: Vec<ReadOutcome>,

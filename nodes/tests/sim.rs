@@ -122,6 +122,32 @@ fn raft_membership_passes_seeds() {
     assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
 }
 
+/// The first seed of the membership sweep (re-used ids) from `start` on
+/// whose run re-adds at least `rejoins` wiped ids; every seed on the way
+/// must pass. A regression seed's trace changes whenever message timing
+/// does (issue 12 batched the appends and sent the leader's early), so the
+/// scenario is looked for from the seed that first showed it.
+fn first_seed_rejoining(start: u64, rejoins: u64) -> (u64, SimOutcome) {
+    const MAX_SEEDS: u64 = 400;
+    for seed in start..start + MAX_SEEDS {
+        let opts = SimOptions {
+            reuse_ids: true,
+            // Both regression seeds were found when a snapshot travelled
+            // in one message: their scenarios need snapshots in one chunk.
+            snapshot_chunk_bytes: Some(1 << 20),
+            ..SimOptions::with_membership(seed)
+        };
+        let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
+        if outcome.stats.rejoins >= rejoins {
+            return (seed, outcome);
+        }
+    }
+    panic!(
+        "no seed in {start}..{} re-adds {rejoins} wiped ids",
+        start + MAX_SEEDS
+    );
+}
+
 /// Seed 1015515 of the membership sweep never ended (issue 20): a wiped
 /// node id's previous incarnation acknowledged entries that reached the
 /// leader after the id was added back, and the leader probed the new, empty
@@ -129,18 +155,8 @@ fn raft_membership_passes_seeds() {
 /// a_stale_ack_from_a_wiped_incarnation_of_a_reused_node_id_is_ignored).
 #[test]
 fn seed_1015515_a_stale_ack_from_a_wiped_node_id_no_longer_storms() {
-    let opts = SimOptions {
-        reuse_ids: true,
-        // Found when a snapshot travelled in one message: its scenario
-        // needs snapshots in one chunk.
-        snapshot_chunk_bytes: Some(1 << 20),
-        ..SimOptions::with_membership(1015515)
-    };
-    let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
-    assert!(
-        outcome.stats.rejoins > 0,
-        "the seed still re-adds a wiped id"
-    );
+    let (seed, outcome) = first_seed_rejoining(1015515, 1);
+    eprintln!("seed {seed} re-adds a wiped id: {:?}", outcome.stats);
 }
 
 /// Seed 1055330 of the membership sweep elected a leader without a committed
@@ -150,19 +166,8 @@ fn seed_1015515_a_stale_ack_from_a_wiped_node_id_no_longer_storms() {
 /// a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_old_configuration).
 #[test]
 fn seed_1055330_rejoined_node_ids_no_longer_elect_a_leader_in_a_stale_configuration() {
-    let opts = SimOptions {
-        reuse_ids: true,
-        // Found when a snapshot travelled in one message: its scenario
-        // needs snapshots in one chunk.
-        snapshot_chunk_bytes: Some(1 << 20),
-        ..SimOptions::with_membership(1055330)
-    };
-    let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
-    assert!(
-        outcome.stats.rejoins >= 2,
-        "the seed still re-adds wiped ids: {:?}",
-        outcome.stats
-    );
+    let (seed, outcome) = first_seed_rejoining(1055330, 2);
+    eprintln!("seed {seed} re-adds two wiped ids: {:?}", outcome.stats);
 }
 
 /// Replays one seed (FAULTLINE_SIM_SEED, default 1, with the options the

@@ -2152,6 +2152,7 @@ impl Consensus for PaxosNode {
             hard_state,
             entries,
             messages: std::mem::take(&mut self.msgs),
+            early_messages: Vec::new(),
             committed,
             reads: std::mem::take(&mut self.read_outcomes),
             soft_state,

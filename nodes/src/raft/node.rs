@@ -2,7 +2,8 @@
 //!
 //! Implements [`Consensus`]; see [`crate::consensus`] for the contract with
 //! the runtime. What it guarantees, given a runtime that follows the
-//! contract (persist before send): at most one leader per term (§5.2), log
+//! contract (persist before send; a leader's own appends may go early, see
+//! [`Ready::early_messages`]): at most one leader per term (§5.2), log
 //! matching (§5.3), leader completeness (§5.4) and therefore state machine
 //! safety; ReadIndex reads (§6.4 of Ongaro's thesis) are linearizable.
 //! Leader lease reads are linearizable only with bounded clock drift and are
@@ -10,6 +11,9 @@
 //!
 //! Features: randomized election timeouts, pre-vote (§9.6) and check-quorum
 //! with leader stickiness, pipelined appends with per-follower flow control
+//! (the proposals between two Readys leave as one append per follower; a
+//! leader's appends leave while it writes its own entries, Raft thesis
+//! §10.2.1)
 //! and conflict-term back-off, commit by counting only current-term entries
 //! (§5.4.2), snapshots and InstallSnapshot in chunks bounded by bytes (§7,
 //! [`crate::snapshot_transfer`]), leadership transfer via
@@ -154,11 +158,19 @@ pub struct RaftNode {
     incoming_snapshot: Option<SnapshotAssembly>,
 
     msgs: Vec<Message>,
+    /// Leader: entries were proposed since the last Ready; [`Consensus::ready`]
+    /// sends them, so the proposals of one batch travel in one append per
+    /// follower instead of filling the in-flight window one entry at a time.
+    appends_due: bool,
     last_hard_state: HardState,
     last_soft_state: SoftState,
     next_persist_id: u64,
     /// (persist id, last index, last term) of Readys not yet durable.
     unpersisted: VecDeque<(u64, LogIndex, Term)>,
+    /// (persist id, term, vote) of Readys with a hard state not yet durable.
+    unpersisted_votes: VecDeque<(u64, Term, Option<NodeId>)>,
+    /// The term and vote storage holds durably (as far as `persisted` said).
+    durable_vote: (Term, Option<NodeId>),
 
     /// The configuration as of the snapshot (or [`CoreConfig::voters`]).
     base_config: Membership,
@@ -301,6 +313,7 @@ impl RaftNode {
             transfer_elapsed_ticks: 0,
             incoming_snapshot: None,
             msgs: Vec::new(),
+            appends_due: false,
             last_hard_state: HardState {
                 term: hs.term,
                 vote: hs.vote,
@@ -309,6 +322,8 @@ impl RaftNode {
             last_soft_state: soft,
             next_persist_id: 0,
             unpersisted: VecDeque::new(),
+            unpersisted_votes: VecDeque::new(),
+            durable_vote: (hs.term, hs.vote),
             base_config,
             configs,
             skip_joint_bug: false,
@@ -866,6 +881,18 @@ impl RaftNode {
                     session,
                 },
             );
+        }
+    }
+
+    /// The appends [`Consensus::propose`] left for the Ready: one per
+    /// follower the window allows, each with every entry it lacks (up to
+    /// the batch limits). A node that stepped down since sends none.
+    fn send_due_appends(&mut self) {
+        if !std::mem::take(&mut self.appends_due) || self.role != Role::Leader {
+            return;
+        }
+        for p in self.tracked() {
+            self.send_append(p, false);
         }
     }
 
@@ -1627,9 +1654,8 @@ impl Consensus for RaftNode {
             term,
             kind: EntryKind::Normal(command),
         }]);
-        for p in self.tracked() {
-            self.send_append(p, false);
-        }
+        // Sent by the next `ready`, with every entry proposed until then.
+        self.appends_due = true;
         let me = self.cfg.id;
         if self.has_quorum(|v| v == me) {
             self.maybe_commit();
@@ -1737,7 +1763,8 @@ impl Consensus for RaftNode {
     }
 
     fn has_ready(&self) -> bool {
-        !self.msgs.is_empty()
+        self.appends_due
+            || !self.msgs.is_empty()
             || self.log.has_unstable()
             || self.log.has_committed()
             || !self.read_outcomes.is_empty()
@@ -1746,6 +1773,7 @@ impl Consensus for RaftNode {
     }
 
     fn ready(&mut self) -> Ready {
+        self.send_due_appends();
         let (snapshot, entries) = self.log.take_unstable();
         let hs = self.hard_state();
         let hard_state = (hs != self.last_hard_state).then_some(hs);
@@ -1762,6 +1790,12 @@ impl Consensus for RaftNode {
             self.unpersisted
                 .push_back((persist_id, s.meta.index, s.meta.term));
         }
+        if let Some(hs) = hard_state {
+            if (hs.term, hs.vote) != self.durable_vote {
+                self.unpersisted_votes
+                    .push_back((persist_id, hs.term, hs.vote));
+            }
+        }
         let committed = self.log.take_committed();
         if let Some(s) = &snapshot {
             if let Some(first) = committed.first() {
@@ -1771,12 +1805,14 @@ impl Consensus for RaftNode {
                 );
             }
         }
+        let (early_messages, messages) = self.split_early_messages();
         Ready {
             persist_id,
             snapshot,
             hard_state,
             entries,
-            messages: std::mem::take(&mut self.msgs),
+            messages,
+            early_messages,
             committed,
             reads: std::mem::take(&mut self.read_outcomes),
             soft_state,
@@ -1795,6 +1831,14 @@ impl Consensus for RaftNode {
         {
             let (_, index, term) = self.unpersisted.pop_front().expect("front exists");
             self.log.stable_to(index, term);
+        }
+        while self
+            .unpersisted_votes
+            .front()
+            .is_some_and(|(id, _, _)| *id <= persist_id)
+        {
+            let (_, term, vote) = self.unpersisted_votes.pop_front().expect("front exists");
+            self.durable_vote = (term, vote);
         }
         if self.role == Role::Leader {
             self.maybe_commit();
@@ -1820,6 +1864,29 @@ impl Consensus for RaftNode {
 }
 
 impl RaftNode {
+    /// This Ready's messages, split into those that may leave before its
+    /// write is durable and the rest (see [`Ready::early_messages`]): a
+    /// leader's appends, once its term and its vote for itself are
+    /// durable (Raft thesis §10.2.1). The leader counts itself toward a
+    /// commit only from `persisted` ([`RaftNode::maybe_commit`]); and were
+    /// it to crash and lose the entries, it could never lead this term
+    /// again (its durable vote went to itself, so a new campaign needs a
+    /// new term), so no other entry can ever take their place in this term.
+    fn split_early_messages(&mut self) -> (Vec<Message>, Vec<Message>) {
+        let msgs = std::mem::take(&mut self.msgs);
+        let leading_durably =
+            self.role == Role::Leader && self.durable_vote == (self.term, Some(self.cfg.id));
+        if !leading_durably {
+            return (Vec::new(), msgs);
+        }
+        msgs.into_iter().partition(|m| {
+            matches!(
+                &m.payload,
+                Payload::Raft(RaftMessage::AppendEntries { term, .. }) if *term == self.term
+            )
+        })
+    }
+
     fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,

@@ -2,9 +2,10 @@
 //!
 //! It blocks for the next event or tick, then drains every event already
 //! queued (client requests, peer messages) into the cores before it drives
-//! them: all the proposals that arrived meanwhile land in one Ready and one
-//! fsync (group commit). fsync blocks only this thread; the network keeps
-//! queueing for the next batch.
+//! them: all the proposals that arrived meanwhile land in one Ready. The
+//! fsync runs on each WAL's sync thread, which wakes this loop when it is
+//! done ([`Event::Wake`]); this thread keeps taking events meanwhile, and
+//! what they write shares the next fsync (group commit).
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ pub enum Event {
         op: ClientOp,
     },
     Peer(Message),
+    /// A WAL's sync thread finished an fsync: drive the groups.
+    Wake,
     Shutdown,
 }
 
@@ -59,6 +62,7 @@ pub fn run(
                 Event::Shutdown => break 'outer Ok(()),
                 Event::Client { group, op } => host.handle(group, op, now),
                 Event::Peer(msg) => host.step(msg),
+                Event::Wake => {}
             }
             handled += 1;
             next = if handled < MAX_EVENTS_PER_BATCH {

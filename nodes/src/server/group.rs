@@ -1,10 +1,15 @@
 //! One consensus group on one node: core + storage + state machine.
 //!
 //! Drives the core by the contract of [`crate::consensus`]: for each Ready,
-//! persist (one fsync for the batch), acknowledge `persisted`, then send its
-//! messages, then apply committed entries and answer the clients whose
-//! proposals they are, then answer reads whose index is applied, then react
-//! to a leadership change (restart lease timers).
+//! send its early messages (a leader's appends), write its records and hand
+//! their fsync to the WAL's sync thread, then apply committed entries and
+//! answer the clients whose proposals they are, then answer reads whose
+//! index is applied, then react to a leadership change (restart lease
+//! timers). The Ready's `persisted` and its messages wait in order
+//! ([`HeldReady`]) until its write is durable, as the simulator holds them:
+//! the core thread keeps taking requests and messages meanwhile, and what
+//! they write shares the next fsync. A Ready that installs a snapshot is
+//! made durable on the core thread (after every earlier write).
 //!
 //! Client writes are matched to committed entries by (index, term) in a
 //! [`PendingWrites`] table: the entry committed at the proposal's index
@@ -14,7 +19,7 @@
 //! not this node's own log dropping the entry, which other nodes may still
 //! hold and commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -57,6 +62,17 @@ struct PendingRead {
     deadline: Instant,
 }
 
+/// A Ready whose write the sync thread has not made durable yet: its
+/// acknowledgement and its messages wait for it (the ordering rule).
+#[derive(Debug)]
+struct HeldReady {
+    /// The storage write that must be durable first.
+    seq: u64,
+    /// Acknowledges this Ready and every Ready before it.
+    persist_id: u64,
+    messages: Vec<crate::consensus::Message>,
+}
+
 /// The leader's timer for one lease.
 #[derive(Clone, Debug, PartialEq)]
 struct LeaseTimer {
@@ -86,6 +102,8 @@ pub struct Group {
     consensus_name: &'static str,
 
     pending_writes: PendingWrites<PendingWrite>,
+    /// Readys waiting for their write to be durable, oldest first.
+    held: VecDeque<HeldReady>,
     /// Reads received since the last `read_index`: issued together.
     read_batch: Vec<PendingRead>,
     reads_in_flight: HashMap<u64, Vec<PendingRead>>,
@@ -147,6 +165,7 @@ impl Group {
             bugs: cfg.bugs.clone(),
             consensus_name: cfg.consensus.name(),
             pending_writes: PendingWrites::default(),
+            held: VecDeque::new(),
             read_batch: Vec::new(),
             reads_in_flight: HashMap::new(),
             reads_ready: BTreeMap::new(),
@@ -318,13 +337,48 @@ impl Group {
         self.core.has_ready()
     }
 
-    /// Handle every pending Ready by the ordering rule.
+    /// Tell the WAL's sync thread whom to wake after each fsync.
+    pub fn set_waker(&mut self, waker: crate::storage::syncer::Waker) {
+        self.storage.set_waker(waker);
+    }
+
+    /// Handle every pending Ready by the ordering rule, and release the
+    /// held ones whose write became durable. Never waits for an fsync
+    /// (but to install a snapshot or compact the log).
     pub fn drive(&mut self, transport: &Transport, clock: &NodeClock) -> Result<(), StorageError> {
-        while self.core.has_ready() {
-            let rd = self.core.ready();
-            self.handle_ready(rd, transport, clock)?;
+        loop {
+            self.release_durable(transport)?;
+            while self.core.has_ready() {
+                let rd = self.core.ready();
+                self.handle_ready(rd, transport, clock)?;
+                self.release_durable(transport)?;
+            }
+            if !self.maybe_compact()? {
+                return Ok(());
+            }
         }
-        self.maybe_compact()?;
+    }
+
+    /// Acknowledge and send every held Ready whose write is durable, in order.
+    fn release_durable(&mut self, transport: &Transport) -> Result<(), StorageError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let durable = self.storage.durable()?;
+        while self.held.front().is_some_and(|h| h.seq <= durable) {
+            let h = self.held.pop_front().expect("front exists");
+            self.release(h.persist_id, h.messages, transport);
+        }
+        Ok(())
+    }
+
+    /// Block until every held Ready is durable, then release them all.
+    pub fn wait_writes(&mut self, transport: &Transport) -> Result<(), StorageError> {
+        if !self.held.is_empty() {
+            self.storage.wait_durable()?;
+            self.release_durable(transport)?;
+        }
+        assert!(self.held.is_empty(), "every write handed out is durable");
         Ok(())
     }
 
@@ -340,28 +394,52 @@ impl Group {
             hard_state,
             entries,
             messages,
+            early_messages,
             committed,
             reads,
             soft_state,
         } = rd;
-        // 1. Persist: one durable write for the whole Ready.
-        if snapshot.is_some() || hard_state.is_some() || !entries.is_empty() {
-            let durable = self.storage.hard_state();
-            // A hard state that only moves the commit index need not be
-            // fsynced on its own: a lagging commit index is always safe.
-            let must_sync = snapshot.is_some()
-                || !entries.is_empty()
-                || hard_state.is_some_and(|hs| hs.term != durable.term || hs.vote != durable.vote);
+        // 0. A leader's appends go out while its own write is made durable
+        // (Raft thesis §10.2.1): the core counts the leader toward a commit
+        // only once `persisted` is called below.
+        for m in early_messages {
+            transport.send(m);
+        }
+        // 1. Persist: one durable write for the whole Ready; 2. only once
+        // it is durable, acknowledge and send.
+        if snapshot.is_some() {
+            // Rare: the snapshot file is renamed into place once its WAL
+            // record is durable, so this write is made durable here, after
+            // every earlier one.
+            self.wait_writes(transport)?;
             self.storage
                 .stage(snapshot.as_ref(), hard_state, &entries)?;
-            if must_sync {
-                self.storage.sync()?;
+            self.storage.sync()?;
+            self.release(persist_id, messages, transport);
+        } else {
+            let staged = self.storage.hard_state();
+            // A hard state that only moves the commit index need not be
+            // fsynced on its own: a lagging commit index is always safe.
+            let must_sync = !entries.is_empty()
+                || hard_state.is_some_and(|hs| hs.term != staged.term || hs.vote != staged.vote);
+            if hard_state.is_some() || !entries.is_empty() {
+                self.storage.stage(None, hard_state, &entries)?;
             }
-        }
-        // 2. Only now acknowledge and send.
-        self.core.persisted(persist_id);
-        for m in messages {
-            transport.send(m);
+            if must_sync {
+                let seq = self.storage.start_sync()?;
+                self.held.push_back(HeldReady {
+                    seq,
+                    persist_id,
+                    messages,
+                });
+            } else if let Some(last) = self.held.back_mut() {
+                // Nothing of its own to write; its messages keep their
+                // place behind an earlier Ready still being synced.
+                last.persist_id = persist_id;
+                last.messages.extend(messages);
+            } else {
+                self.release(persist_id, messages, transport);
+            }
         }
         // 3. Apply.
         if let Some(snap) = snapshot {
@@ -451,6 +529,19 @@ impl Group {
             tracing::info!(group = %self.id, role = %ss.role, term = ss.term.0, leader = ?ss.leader.map(|l| l.0), "role changed");
         }
         Ok(())
+    }
+
+    /// A Ready's write is durable: acknowledge it, then send its messages.
+    fn release(
+        &mut self,
+        persist_id: u64,
+        messages: Vec<crate::consensus::Message>,
+        transport: &Transport,
+    ) {
+        self.core.persisted(persist_id);
+        for m in messages {
+            transport.send(m);
+        }
     }
 
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
@@ -671,11 +762,14 @@ impl Group {
         self.not_leader(id, e)
     }
 
-    fn maybe_compact(&mut self) -> Result<(), StorageError> {
+    /// Compact if enough entries were applied since the last snapshot;
+    /// whether it did (the rewrite made every held write durable).
+    fn maybe_compact(&mut self) -> Result<bool, StorageError> {
         if self.applied.0 < self.last_snapshot.0 + self.snapshot_every_entries {
-            return Ok(());
+            return Ok(false);
         }
-        self.take_snapshot()
+        self.take_snapshot()?;
+        Ok(true)
     }
 
     /// Snapshot the state machine at the applied index and compact the log.
@@ -802,7 +896,14 @@ mod tests {
         /// Set: a follower of this leader, with `voters` as its configuration.
         follower_of: Option<NodeId>,
         voters: Vec<NodeId>,
+        /// Set: the transport's captured queue, whose length `persisted`
+        /// records in `queued_at_persisted` (what was sent before it).
+        outbox: Option<Arc<Mutex<CapturedMessages>>>,
+        queued_at_persisted: Vec<usize>,
     }
+
+    type CapturedMessages =
+        tokio::sync::mpsc::Receiver<(tokio::time::Instant, crate::consensus::Message)>;
 
     struct FakeCore(Arc<Mutex<Script>>);
 
@@ -861,7 +962,12 @@ mod tests {
                 .unwrap_or_default()
         }
         fn persisted(&mut self, persist_id: u64) {
-            self.0.lock().expect("script").persisted.push(persist_id);
+            let mut s = self.0.lock().expect("script");
+            s.persisted.push(persist_id);
+            if let Some(outbox) = s.outbox.clone() {
+                let queued = outbox.lock().expect("outbox").len();
+                s.queued_at_persisted.push(queued);
+            }
         }
         fn status(&self) -> Status {
             let s = self.0.lock().expect("script");
@@ -955,6 +1061,11 @@ mod tests {
             self.group
                 .drive(&self.transport, &self.clock)
                 .expect("drive");
+            // Wait for the sync thread, then take what its release unblocked.
+            self.group.wait_writes(&self.transport).expect("fsync");
+            self.group
+                .drive(&self.transport, &self.clock)
+                .expect("drive");
         }
         fn reply(&mut self) -> Option<Reply> {
             self.replies.try_recv().ok().map(|o| o.reply)
@@ -974,6 +1085,110 @@ mod tests {
             key: key.into(),
             value: json!(v),
         }
+    }
+
+    fn timeout_now(to: u64) -> crate::consensus::Message {
+        crate::consensus::Message {
+            group: GroupId(0),
+            from: NodeId(1),
+            to: NodeId(to),
+            payload: crate::consensus::Payload::Raft(
+                crate::raft::message::RaftMessage::TimeoutNow { term: Term(2) },
+            ),
+        }
+    }
+
+    /// The ordering rule and its one exception: a Ready's early messages
+    /// (a leader's appends) go out before its write is durable, its other
+    /// messages only after `persisted`.
+    #[test]
+    fn early_messages_leave_before_the_write_and_the_others_after_persisted() {
+        let mut f = fixture();
+        let (transport, outbox) = Transport::capture(&[NodeId(2), NodeId(3)]);
+        let outbox = Arc::new(Mutex::new(outbox));
+        f.transport = transport;
+        f.script.lock().expect("script").outbox = Some(outbox.clone());
+        f.push(Ready {
+            persist_id: 1,
+            entries: vec![normal(1, 2, write("x", 1))],
+            early_messages: vec![timeout_now(2), timeout_now(3)],
+            messages: vec![timeout_now(2)],
+            ..Ready::default()
+        });
+        let script = f.script.lock().expect("script");
+        assert_eq!(script.persisted, vec![1]);
+        assert_eq!(
+            script.queued_at_persisted,
+            vec![2],
+            "the early messages, and only they, were sent before persisted"
+        );
+        assert_eq!(outbox.lock().expect("outbox").len(), 3, "then the rest");
+    }
+
+    /// The ordering rule with the fsync off the core thread: while a
+    /// Ready's write is not durable, neither it nor a later Ready is
+    /// acknowledged or sends a message (not even one with nothing to
+    /// write); once the sync thread reports, all go, in order. Meanwhile
+    /// committed entries are applied and answered (a quorum holds them).
+    #[test]
+    fn held_readys_are_acknowledged_and_sent_in_order_only_once_their_write_is_durable() {
+        let mut f = fixture();
+        let (transport, outbox) = Transport::capture(&[NodeId(2), NodeId(3)]);
+        let outbox = Arc::new(Mutex::new(outbox));
+        f.transport = transport;
+        f.script.lock().expect("script").outbox = Some(outbox.clone());
+        f.group.storage.pause_syncs(true).expect("pause");
+        f.request(
+            7,
+            Op::Write {
+                key: "x".into(),
+                value: json!(1),
+            },
+        );
+        {
+            let mut s = f.script.lock().expect("script");
+            s.readys.push_back(Ready {
+                persist_id: 1,
+                entries: vec![normal(1, 2, write("x", 1))],
+                early_messages: vec![timeout_now(3)],
+                messages: vec![timeout_now(2)],
+                ..Ready::default()
+            });
+            s.readys.push_back(Ready {
+                persist_id: 2,
+                messages: vec![timeout_now(3)],
+                ..Ready::default()
+            });
+            s.readys.push_back(Ready {
+                persist_id: 3,
+                entries: vec![normal(2, 2, write("y", 2))],
+                messages: vec![timeout_now(2)],
+                committed: vec![normal(1, 2, write("x", 1))],
+                ..Ready::default()
+            });
+        }
+        f.group.drive(&f.transport, &f.clock).expect("drive");
+        assert!(
+            f.script.lock().expect("script").persisted.is_empty(),
+            "nothing is acknowledged before its write is durable"
+        );
+        let sent = |outbox: &Arc<Mutex<CapturedMessages>>| {
+            let mut o = outbox.lock().expect("outbox");
+            std::iter::from_fn(|| o.try_recv().ok().map(|(_, m)| m.to.0)).collect::<Vec<_>>()
+        };
+        assert_eq!(sent(&outbox), vec![3], "only the early message left");
+        let r = f.reply().expect("the committed write is answered");
+        assert_eq!((r.id, r.ok), (Some(7), true));
+        f.group.storage.pause_syncs(false).expect("resume");
+        f.group.wait_writes(&f.transport).expect("fsync");
+        let script = f.script.lock().expect("script");
+        assert_eq!(
+            script.persisted,
+            vec![2, 3],
+            "the first held write acknowledges the Ready with nothing to write behind it"
+        );
+        assert_eq!(script.queued_at_persisted, vec![0, 2]);
+        assert_eq!(sent(&outbox), vec![2, 3, 2], "in the Readys' order");
     }
 
     #[test]
@@ -1224,6 +1439,10 @@ mod tests {
                 self.a
                     .drive(&self.transport, &self.clock)
                     .expect("A's storage");
+                self.a.wait_writes(&self.transport).expect("A's fsync");
+                self.a
+                    .drive(&self.transport, &self.clock)
+                    .expect("A's storage");
                 while let Ok((_, m)) = self.a_out.try_recv() {
                     queue.push(m);
                 }
@@ -1232,6 +1451,7 @@ mod tests {
                         let rd = core.ready();
                         core.persisted(rd.persist_id);
                         self.committed.entry(*id).or_default().extend(rd.committed);
+                        queue.extend(rd.early_messages);
                         queue.extend(rd.messages);
                     }
                 }

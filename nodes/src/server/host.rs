@@ -40,6 +40,7 @@ use crate::consensus::{
     Consensus, GroupId, LogIndex, MembershipError, Message, NodeId, Recovered, Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
+use crate::storage::syncer::Waker;
 use crate::storage::{GroupStorage, StorageError};
 use crate::transport::Transport;
 
@@ -72,6 +73,8 @@ pub struct Host {
     /// A storage failure met while answering an admin request: the next
     /// [`Host::drive`] returns it and the node stops.
     fatal: Option<StorageError>,
+    /// Given to every group's WAL sync thread: wakes the core thread.
+    waker: Option<Waker>,
 }
 
 impl Host {
@@ -117,6 +120,7 @@ impl Host {
             make_core,
             removed_since: BTreeMap::new(),
             fatal: None,
+            waker: None,
         };
         for (g, voters) in host.file.hosted(&initial) {
             host.check_group_id(g).map_err(|e| {
@@ -139,8 +143,22 @@ impl Host {
     fn open_group(&self, g: GroupId, voters: Vec<NodeId>) -> Result<Group, NodeError> {
         let floor = self.file.join_floor(g);
         let make = |g: GroupId, rec: Recovered| (self.make_core)(g, voters.clone(), floor, rec);
-        Group::open(&self.cfg, g, self.clock.clone(), &make)
-            .map_err(|reason| NodeError::Open { group: g, reason })
+        let mut group = Group::open(&self.cfg, g, self.clock.clone(), &make)
+            .map_err(|reason| NodeError::Open { group: g, reason })?;
+        if let Some(w) = &self.waker {
+            group.set_waker(w.clone());
+        }
+        Ok(group)
+    }
+
+    /// What every group's WAL sync thread calls after an fsync, so that
+    /// the core thread drives the group again (now and for groups opened
+    /// later).
+    pub fn set_waker(&mut self, waker: Waker) {
+        for g in self.groups.values_mut() {
+            g.set_waker(waker.clone());
+        }
+        self.waker = Some(waker);
     }
 
     /// The hosted groups, in order.

@@ -4,12 +4,16 @@
 //! Threads: a small tokio runtime serves connections (clients, admin tools
 //! and peers on one port) and sends peer messages; one OS thread
 //! ([`core_loop`]) owns every group and is the only one that touches the
-//! cores, the WAL and the state machine. The runtime is generic over the
+//! cores, writes the WAL and runs the state machine; each group's WAL has
+//! a sync thread that only fsyncs it ([`crate::storage::syncer`]). The runtime is generic over the
 //! core (`Box<dyn Consensus>`): it never names a protocol except to build it.
 //!
 //! Guarantees: a reply `ok` to a write is sent only after its entry was
 //! committed and applied, and every Ready's writes are fsynced before its
-//! messages go out (unless the `no-fsync` bug is on); a read is answered
+//! acknowledgement and its messages go out, but for a leader's appends of
+//! its own entries, which go out while it writes them (Raft thesis
+//! §10.2.1; [`crate::consensus::Ready::early_messages`]) (unless the
+//! `no-fsync` bug is on); a read is answered
 //! after a ReadIndex round (unless `stale-read`); requests not answered in
 //! time get `timeout` (not definite).
 //!
@@ -124,7 +128,7 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
     }
     let clock = NodeClock::new();
     let core_cfg = cfg.clone();
-    let host = Host::open(
+    let mut host = Host::open(
         cfg.clone(),
         clock.clone(),
         Box::new(move |g, voters, floor, rec| make_core(&core_cfg, g, voters, floor, rec)),
@@ -166,6 +170,11 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
     };
 
     let (events_tx, events_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE_LEN);
+    let wake_tx = events_tx.clone();
+    // A full queue needs no wake-up: the loop drives the groups after it.
+    host.set_waker(Arc::new(move || {
+        let _ = wake_tx.try_send(Event::Wake);
+    }));
     let shared = Arc::new(connection::Shared {
         id: cfg.id,
         auth_token: cfg.auth_token.clone(),

@@ -1,8 +1,9 @@
 //! Simulation: 3 to 7 consensus cores in one thread, one seed, virtual time.
 //!
 //! The world is protocol-independent: it drives any [`SimCore`] through the
-//! [`crate::consensus`] contract exactly as the real node does (persist,
-//! then `persisted`, then send; apply; answer reads). Around the cores it
+//! [`crate::consensus`] contract exactly as the real node does (send the
+//! early messages, persist, then `persisted`, then send; apply; answer
+//! reads). Around the cores it
 //! puts a network that drops, delays, duplicates, reorders and partitions
 //! ([`SimNetwork`]), disks that lose unsynced writes on a crash
 //! ([`SimStorage`]), a nemesis (partitions, crashes of one node or of a
@@ -1555,7 +1556,7 @@ impl<C: SimCore> World<C> {
 /// The ordering rule of [`crate::consensus`] for one Ready, in the simulator.
 fn process_ready<C: SimCore>(
     host: &mut Host<C>,
-    rd: Ready,
+    mut rd: Ready,
     monitor: &mut SafetyMonitor,
     now_us: u64,
     no_fsync: bool,
@@ -1566,6 +1567,12 @@ fn process_ready<C: SimCore>(
     if !rd.entries.is_empty() {
         monitor.appended(id, &rd.entries, &core.view(), now_us)?;
     }
+    // 0. A leader's appends may leave before its write is durable.
+    out.extend(
+        std::mem::take(&mut rd.early_messages)
+            .into_iter()
+            .map(Effect::Send),
+    );
     // 1. Persist (buffered until synced); 2. persisted + send after the sync.
     if rd.must_persist() {
         let seq = host.storage.write(Write::Ready {

@@ -6,6 +6,11 @@
 //! [`GroupStorage::stage`] buffers what a `Ready` asks to persist;
 //! [`GroupStorage::sync`] makes the batch durable with one fsync, and only
 //! then may the runtime acknowledge anything that depends on it.
+//! [`GroupStorage::start_sync`] does the same off the calling thread: it
+//! writes the batch and hands the fsync to the WAL's sync thread
+//! ([`super::syncer`]), returning a write number that
+//! [`GroupStorage::durable`] reports once it is durable. Writes staged
+//! while a sync runs share the next fsync.
 //!
 //! A new snapshot (installed from the leader, or taken by compaction) is
 //! atomic with its WAL record, the commit point: it is first written
@@ -23,9 +28,11 @@
 //! out every [`LAZY_FLUSH_INTERVAL`]: a SIGKILL loses what was acknowledged.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::record::WalRecord;
+use super::syncer::{Syncer, Waker};
 use super::wal::{create_dir_durably, sync_dir, Wal};
 use super::{snapshot_file, StorageError};
 use crate::consensus::{Entry, GroupId, HardState, LogIndex, Recovered, Snapshot, Term};
@@ -38,7 +45,6 @@ pub const LAZY_FLUSH_INTERVAL: Duration = Duration::from_millis(5000);
 
 /// One group's WAL and snapshot, plus an in-memory copy of the entries after
 /// the snapshot (to rewrite the WAL on compaction).
-#[derive(Debug)]
 pub struct GroupStorage {
     dir: PathBuf,
     wal: Wal,
@@ -54,6 +60,30 @@ pub struct GroupStorage {
     no_fsync: bool,
     last_flush: Instant,
     scratch: Vec<u8>,
+    /// The number of the last write handed out (by `start_sync` or `sync`).
+    written_seq: u64,
+    /// Writes through this number are durable (by `sync` or a rewrite).
+    durable_seq: u64,
+    /// The sync thread, started by the first `start_sync`.
+    syncer: Option<Syncer>,
+    /// What the sync thread calls after each fsync.
+    waker: Option<Waker>,
+    /// Tests: writes are not handed to the sync thread while set.
+    #[cfg(test)]
+    syncs_paused: bool,
+}
+
+impl std::fmt::Debug for GroupStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupStorage")
+            .field("dir", &self.dir)
+            .field("snapshot_index", &self.snapshot_index)
+            .field("entries", &self.entries.len())
+            .field("written_seq", &self.written_seq)
+            .field("durable_seq", &self.durable_seq)
+            .field("syncer", &self.syncer)
+            .finish()
+    }
 }
 
 impl GroupStorage {
@@ -135,6 +165,12 @@ impl GroupStorage {
                 no_fsync,
                 last_flush: Instant::now(),
                 scratch: Vec::new(),
+                written_seq: 0,
+                durable_seq: 0,
+                syncer: None,
+                waker: None,
+                #[cfg(test)]
+                syncs_paused: false,
             },
             recovered,
         ))
@@ -229,10 +265,13 @@ impl GroupStorage {
         self.wal.append(&self.scratch);
     }
 
-    /// Make every staged record durable: write and fsync once. With the
+    /// Make every staged record durable: write and fsync once, on this
+    /// thread (after any sync the sync thread still runs). With the
     /// `no-fsync` bug, returns at once and leaves them in memory.
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.written_seq += 1;
         if self.no_fsync {
+            self.durable_seq = self.written_seq;
             if self.snapshot_pending {
                 // Even the bug keeps the files consistent for a SIGKILL:
                 // the record reaches the page cache before the rename.
@@ -241,10 +280,91 @@ impl GroupStorage {
             }
             return Ok(());
         }
+        if let Some(syncer) = &mut self.syncer {
+            syncer.wait_all()?;
+        }
         if self.wal.has_pending() {
             self.wal.sync()?;
         }
+        self.durable_seq = self.written_seq;
         self.install_pending_snapshot()
+    }
+
+    /// The function the sync thread calls after each fsync (the node
+    /// wakes its core thread with it). Without one, nobody is told.
+    pub fn set_waker(&mut self, waker: Waker) {
+        self.waker = Some(waker);
+    }
+
+    /// Write every staged record to the file and hand its fsync to the
+    /// sync thread. Returns the write's number: it is durable once
+    /// [`GroupStorage::durable`] reaches it. With the `no-fsync` bug the
+    /// records stay in memory and the number counts as durable at once.
+    /// A staged snapshot is never synced this way (it needs its rename
+    /// after the fsync): use [`GroupStorage::sync`].
+    pub fn start_sync(&mut self) -> Result<u64, StorageError> {
+        if self.snapshot_pending {
+            return Err(StorageError::Contract(
+                "a staged snapshot is made durable by sync, not start_sync".to_string(),
+            ));
+        }
+        self.written_seq += 1;
+        if self.no_fsync {
+            self.durable_seq = self.written_seq;
+            return Ok(self.written_seq);
+        }
+        self.wal.write_pending()?;
+        #[cfg(test)]
+        if self.syncs_paused {
+            return Ok(self.written_seq);
+        }
+        self.request_sync()?;
+        Ok(self.written_seq)
+    }
+
+    /// Hand the fsync of everything written so far to the sync thread.
+    fn request_sync(&mut self) -> Result<(), StorageError> {
+        let syncer = match &mut self.syncer {
+            Some(s) => s,
+            None => {
+                let waker = self.waker.clone().unwrap_or_else(|| Arc::new(|| {}));
+                self.syncer.insert(Syncer::start(waker)?)
+            }
+        };
+        syncer.request(
+            self.written_seq,
+            self.wal.file(),
+            self.wal.path().to_path_buf(),
+        );
+        Ok(())
+    }
+
+    /// Tests: hold every write back from the sync thread (it stays not
+    /// durable) until called with `false`, which hands them all over.
+    #[cfg(test)]
+    pub(crate) fn pause_syncs(&mut self, paused: bool) -> Result<(), StorageError> {
+        self.syncs_paused = paused;
+        if !paused && self.written_seq > self.durable_seq {
+            self.request_sync()?;
+        }
+        Ok(())
+    }
+
+    /// The number of the last write known durable (never blocks). An
+    /// fsync that failed is an error: the node must stop.
+    pub fn durable(&mut self) -> Result<u64, StorageError> {
+        if let Some(syncer) = &mut self.syncer {
+            self.durable_seq = self.durable_seq.max(syncer.poll()?);
+        }
+        Ok(self.durable_seq)
+    }
+
+    /// Block until every write handed to the sync thread is durable.
+    pub fn wait_durable(&mut self) -> Result<u64, StorageError> {
+        if let Some(syncer) = &mut self.syncer {
+            self.durable_seq = self.durable_seq.max(syncer.wait_all()?);
+        }
+        Ok(self.durable_seq)
     }
 
     /// The WAL record of a staged snapshot is durable: put the file in place.
@@ -276,6 +396,8 @@ impl GroupStorage {
         if snap.meta.index <= self.snapshot_index {
             return Ok(());
         }
+        // Nothing of the old file may still be in the sync thread's hands.
+        self.wait_durable()?;
         snapshot_file::write(&self.dir.join("snapshot.pending"), snap)?;
         self.snapshot_pending = true;
         self.snapshot_index = snap.meta.index;
@@ -296,6 +418,9 @@ impl GroupStorage {
             payloads.push(buf);
         }
         self.wal.rewrite(&payloads)?;
+        // The fresh file holds, fsynced, everything staged so far.
+        self.written_seq += 1;
+        self.durable_seq = self.written_seq;
         self.install_pending_snapshot()
     }
 

@@ -1,7 +1,9 @@
 //! Durable storage of the real node: one WAL and one snapshot per group.
 //!
 //! Guarantees: nothing the runtime acknowledges is lost by a crash, because
-//! [`GroupStorage::sync`] fsyncs before it returns (one fsync per batch);
+//! [`GroupStorage::sync`] fsyncs before it returns (one fsync per batch),
+//! and [`GroupStorage::durable`] reports a write made by
+//! [`GroupStorage::start_sync`] only after the sync thread fsynced it;
 //! every record carries a CRC32; recovery truncates a torn tail and refuses
 //! to start on corruption in the middle with an error naming file and
 //! offset; every path carries the group id (`<data-dir>/group-<id>/`).
@@ -9,6 +11,7 @@
 pub mod group_storage;
 pub mod record;
 pub mod snapshot_file;
+pub mod syncer;
 pub mod wal;
 
 pub use group_storage::GroupStorage;

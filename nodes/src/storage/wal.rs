@@ -18,6 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::StorageError;
 
@@ -32,7 +33,8 @@ pub const MAX_RECORD_BYTES: usize = 256 << 20;
 #[derive(Debug)]
 pub struct Wal {
     path: PathBuf,
-    file: File,
+    /// Shared with the sync thread ([`super::syncer`]), which fsyncs it.
+    file: Arc<File>,
     /// Frames appended but not yet written to the file.
     pending: Vec<u8>,
     /// Bytes in the file (written, maybe not yet fsynced).
@@ -96,7 +98,7 @@ impl Wal {
         Ok((
             Wal {
                 path: path.to_path_buf(),
-                file,
+                file: Arc::new(file),
                 pending: Vec::new(),
                 written_bytes: good_len as u64,
             },
@@ -134,7 +136,7 @@ impl Wal {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.file
+        (&*self.file)
             .write_all(&self.pending)
             .map_err(|e| StorageError::io(&self.path, e))?;
         self.written_bytes += self.pending.len() as u64;
@@ -160,6 +162,11 @@ impl Wal {
         &self.path
     }
 
+    /// The open file, for the sync thread to fsync.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
     /// Atomically replace the WAL with one holding exactly `payloads`: write
     /// a temporary file, fsync, rename over the WAL, fsync the directory.
     /// Pending records are discarded: `payloads` must already include them.
@@ -167,7 +174,7 @@ impl Wal {
         let tmp = self.path.with_extension("rewrite.tmp");
         let mut fresh = Wal {
             path: tmp.clone(),
-            file: File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?,
+            file: Arc::new(File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?),
             pending: MAGIC.to_vec(),
             written_bytes: 0,
         };

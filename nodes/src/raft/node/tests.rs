@@ -90,6 +90,7 @@ impl Cluster {
                     }
                     self.applied.entry(id).or_default().extend(rd.committed);
                     self.reads.entry(id).or_default().extend(rd.reads);
+                    self.queue.extend(rd.early_messages);
                     self.queue.extend(rd.messages);
                 }
             }
@@ -203,6 +204,168 @@ fn three_nodes_elect_one_leader_and_replicate_in_order() {
         );
     }
     assert_eq!(c.leaders(), vec![leader], "still one leader");
+}
+
+/// The entries a Ready's appends to `to` carry, early and late, as
+/// (early?, first index, entries).
+fn appends_to(rd: &Ready, to: NodeId) -> Vec<(bool, LogIndex, usize)> {
+    let early = rd.early_messages.iter().map(|m| (true, m));
+    let late = rd.messages.iter().map(|m| (false, m));
+    early
+        .chain(late)
+        .filter(|(_, m)| m.to == to)
+        .filter_map(|(e, m)| match &m.payload {
+            Payload::Raft(RaftMessage::AppendEntries {
+                prev_log_index,
+                entries,
+                ..
+            }) => Some((e, prev_log_index.next(), entries.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Regression: every proposal sent its own one-entry append, so a batch
+/// of proposals filled the in-flight window (4 appends) and the rest of
+/// the batch waited a round trip for an acknowledgement.
+#[test]
+fn proposals_between_two_readys_travel_in_one_append_per_follower() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let first = c.nodes[&leader].log().last_index().next();
+    for k in 0..10u8 {
+        c.nodes
+            .get_mut(&leader)
+            .expect("leader")
+            .propose(vec![k])
+            .expect("leader accepts");
+    }
+    let rd = c.nodes.get_mut(&leader).expect("leader").ready();
+    assert_eq!(rd.entries.len(), 10, "one write for the batch");
+    for f in (1..=3).map(NodeId).filter(|&n| n != leader) {
+        assert_eq!(
+            appends_to(&rd, f),
+            vec![(true, first, 10)],
+            "one append with the whole batch to {f}"
+        );
+    }
+}
+
+/// Raft thesis §10.2.1: a leader's appends may leave before its own write
+/// is durable, but it counts itself toward a commit only after it is.
+#[test]
+fn a_leader_sends_its_appends_before_its_write_is_durable_and_counts_itself_only_after() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let followers: Vec<NodeId> = (1..=3).map(NodeId).filter(|&n| n != leader).collect();
+    let p = c
+        .nodes
+        .get_mut(&leader)
+        .expect("leader")
+        .propose(b"x".to_vec())
+        .expect("leader accepts");
+    let rd = c.nodes.get_mut(&leader).expect("leader").ready();
+    assert_eq!(rd.entries.last().map(|e| e.index), Some(p.index));
+    assert!(
+        rd.messages
+            .iter()
+            .all(|m| !matches!(m.payload, Payload::Raft(RaftMessage::AppendEntries { .. }))),
+        "no append waits for the write"
+    );
+    assert_eq!(rd.early_messages.len(), 2, "one early append per follower");
+    // One follower acknowledges while the leader's write is still in flight:
+    // one durable copy of two is no majority of three.
+    let to_f0: Vec<Message> = rd
+        .early_messages
+        .iter()
+        .filter(|m| m.to == followers[0])
+        .cloned()
+        .collect();
+    for m in to_f0 {
+        c.nodes
+            .get_mut(&followers[0])
+            .expect("f0")
+            .step(m)
+            .expect("valid");
+    }
+    let f0 = c.nodes.get_mut(&followers[0]).expect("f0");
+    let frd = f0.ready();
+    assert!(
+        frd.early_messages.is_empty(),
+        "a follower's acknowledgement is never early"
+    );
+    f0.persisted(frd.persist_id);
+    for m in frd.messages {
+        c.nodes
+            .get_mut(&leader)
+            .expect("leader")
+            .step(m)
+            .expect("valid");
+    }
+    let l = c.nodes.get_mut(&leader).expect("leader");
+    assert!(
+        l.log().commit() < p.index,
+        "the leader does not count its own write before it is durable"
+    );
+    l.persisted(rd.persist_id);
+    assert_eq!(
+        l.log().commit(),
+        p.index,
+        "durable here and on f0: committed"
+    );
+}
+
+/// A leader whose vote for itself is not durable sends nothing early:
+/// were it to crash, it could forget that vote and lead the same term
+/// again, with other entries. (A runtime that keeps the ordering rule
+/// never gets here, as votes answer requests sent after the write; the
+/// core does not rely on it.)
+#[test]
+fn a_leader_whose_vote_is_not_durable_sends_no_append_early() {
+    let mut c = Cluster::new(3);
+    // As a transfer would: fresh followers otherwise keep a lease.
+    c.node(1).campaign(false, true);
+    let rd = c.node(1).ready();
+    assert_eq!(
+        rd.hard_state.map(|hs| hs.vote),
+        Some(Some(NodeId(1))),
+        "the campaign's vote is in this Ready"
+    );
+    // Not persisted; the requests are delivered all the same.
+    for m in rd.messages {
+        let to = m.to;
+        c.node(to.0).step(m).expect("valid");
+        let answer = c.node(to.0).ready();
+        c.node(to.0).persisted(answer.persist_id);
+        for a in answer.messages {
+            c.node(1).step(a).expect("valid");
+        }
+    }
+    assert_eq!(c.node(1).role(), Role::Leader);
+    let rd = c.node(1).ready();
+    assert!(rd.early_messages.is_empty(), "nothing early: {rd:?}");
+    assert_eq!(
+        appends_to(&rd, NodeId(2)).first().map(|a| a.0),
+        Some(false),
+        "the append waits for the write"
+    );
+    c.node(1).persisted(rd.persist_id);
+    for m in rd.messages {
+        let to = m.to;
+        c.node(to.0).step(m).expect("valid");
+        let answer = c.node(to.0).ready();
+        c.node(to.0).persisted(answer.persist_id);
+        for a in answer.messages {
+            c.node(1).step(a).expect("valid");
+        }
+    }
+    let p = c.node(1).propose(b"z".to_vec()).expect("leads");
+    let rd = c.node(1).ready();
+    assert_eq!(
+        appends_to(&rd, NodeId(3)),
+        vec![(true, p.index, 1)],
+        "once the vote is durable, appends go early"
+    );
 }
 
 #[test]
@@ -436,6 +599,7 @@ fn read_index_waits_for_a_heartbeat_quorum() {
         .messages
         .iter()
         .any(|m| matches!(m.payload, Payload::Raft(RaftMessage::Heartbeat { .. }))));
+    c.queue.extend(rd.early_messages);
     c.queue.extend(rd.messages);
     c.settle();
     let commit = c.nodes[&leader].log().commit();
@@ -1269,8 +1433,12 @@ fn vote_requests_from_outside_the_config_are_ignored() {
         .expect("accepted, then ignored");
     }
     assert_eq!(n.term(), term, "a removed node cannot bump our term");
+    let rd = n.ready();
     assert!(
-        !n.ready().messages.iter().any(|m| m.to == NodeId(9)),
+        !rd.early_messages
+            .iter()
+            .chain(&rd.messages)
+            .any(|m| m.to == NodeId(9)),
         "and gets no answer"
     );
 }
@@ -1425,7 +1593,10 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
         n.step(m).expect("a valid message");
         let rd = n.ready();
         n.persisted(rd.persist_id);
-        rd.messages
+        rd.early_messages
+            .into_iter()
+            .chain(rd.messages)
+            .collect::<Vec<_>>()
     };
     // The leader of term 2 sends an old snapshot (index 25): its voters
     // [2,3,5] are n3's and n2's wiped old selves.
@@ -1461,6 +1632,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
         n.tick();
         let rd = n.ready();
         n.persisted(rd.persist_id);
+        sent.extend(rd.early_messages);
         sent.extend(rd.messages);
     }
     assert!(
@@ -1541,6 +1713,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
         n.tick();
         let rd = n.ready();
         n.persisted(rd.persist_id);
+        sent.extend(rd.early_messages);
         sent.extend(rd.messages);
     }
     let mut asked: Vec<NodeId> = sent
