@@ -13,8 +13,7 @@
 mod test_common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use test_common::{faultline, BIN};
+use test_common::faultline;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/adapters")

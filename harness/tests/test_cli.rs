@@ -5,7 +5,6 @@
 mod test_common;
 
 use std::path::Path;
-use std::process::Command;
 use test_common::faultline;
 
 #[test]

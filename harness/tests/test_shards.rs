@@ -13,7 +13,6 @@
 mod test_common;
 
 use faultline_checker::history::Process;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use test_common::{args, one_cluster, run_dir, run_test, BIN};
 

@@ -6,7 +6,6 @@
 
 mod test_common;
 
-use std::process::Command;
 use test_common::faultline;
 
 #[test]
