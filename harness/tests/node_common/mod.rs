@@ -13,15 +13,37 @@ use faultline_nodes::protocol::{Op, Reply};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_faultline");
 
-/// Free loopback ports, distinct (bound at once, then released).
+/// Free loopback ports, distinct, from below the kernel's ephemeral range.
+///
+/// A port the kernel hands out for `bind(:0)` is an ephemeral port: once it
+/// is released, any outgoing connection of this machine may take it as its
+/// local port before the node that was meant to listen there starts (a
+/// node that joins a scenario late lost its port that way: "Address already
+/// in use"). Ports below `ip_local_port_range` are never picked for
+/// outgoing connections, and a per-process counter keeps the tests of one
+/// binary (run side by side) apart; each port is checked free by binding it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(12_000).max(1024);
+    let span = ephemeral_low - low;
+    let start = std::process::id() * 7919 % span;
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..span {
+        if ports.len() == n {
+            break;
+        }
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "{n} free ports below {ephemeral_low}");
+    ports
 }
 
 /// One node process of a test cluster.
