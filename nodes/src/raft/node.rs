@@ -1297,7 +1297,7 @@ impl RaftNode {
         let (index, offset) = (chunk.meta.index, chunk.offset);
         if let Some(match_index) = self.covers_snapshot(&chunk.meta) {
             self.incoming_snapshot = None;
-            self.send_snapshot_installed(from, term, session, match_index);
+            self.send_append_success(from, term, session, match_index);
             return;
         }
         match SnapshotAssembly::take(&mut self.incoming_snapshot, from, term, chunk) {
@@ -1321,7 +1321,7 @@ impl RaftNode {
                 };
                 self.configs.clear();
                 self.log.restore(snapshot);
-                self.send_snapshot_installed(from, term, session, index);
+                self.send_append_success(from, term, session, index);
             }
         }
     }
@@ -1340,13 +1340,8 @@ impl RaftNode {
         None
     }
 
-    fn send_snapshot_installed(
-        &mut self,
-        to: NodeId,
-        term: Term,
-        session: u64,
-        match_index: LogIndex,
-    ) {
+    /// Tells the leader that this log matches its own through `match_index`.
+    fn send_append_success(&mut self, to: NodeId, term: Term, session: u64, match_index: LogIndex) {
         self.send(
             to,
             RaftMessage::AppendResponse {
@@ -1394,18 +1389,7 @@ impl RaftNode {
         if prev < self.log.commit() {
             // Everything through commit matches the leader already.
             let match_index = self.log.commit();
-            self.send(
-                from,
-                RaftMessage::AppendResponse {
-                    term,
-                    success: true,
-                    match_index,
-                    rejected: LogIndex(0),
-                    conflict_index: LogIndex(0),
-                    conflict_term: None,
-                    session,
-                },
-            );
+            self.send_append_success(from, term, session, match_index);
             return;
         }
         let new_configs = config_entries(&entries);
@@ -1413,18 +1397,7 @@ impl RaftNode {
             Some(last_new) => {
                 self.sync_configs(new_configs);
                 self.log.commit_to(leader_commit.min(last_new));
-                self.send(
-                    from,
-                    RaftMessage::AppendResponse {
-                        term,
-                        success: true,
-                        match_index: last_new,
-                        rejected: LogIndex(0),
-                        conflict_index: LogIndex(0),
-                        conflict_term: None,
-                        session,
-                    },
-                );
+                self.send_append_success(from, term, session, last_new);
             }
             None => {
                 let (conflict_index, conflict_term) = if prev > self.log.last_index() {
