@@ -14,7 +14,7 @@
 
 mod lab_support;
 
-use lab_support::{enabled, faultline, text, TestLab};
+use lab_support::{enabled, faultline, on_host, text, TestLab};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -27,19 +27,13 @@ fn adapter(name: &str) -> PathBuf {
 /// What is left on host `addr`: iptables rules of ours and processes
 /// named `comm`.
 fn leftovers(lab: &TestLab, addr: &str, comm: &str) -> String {
-    let out = Command::new("ssh")
-        .args(["-i", &format!("{}/id_ed25519", lab.dir_str())])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}/known_hosts", lab.dir_str()),
-        ])
-        .args(["-o", "BatchMode=yes", &format!("root@{addr}")])
-        .arg(format!(
+    on_host(
+        lab,
+        addr,
+        &format!(
             "echo rules=$(iptables -w -S | grep -c FL-) procs=$(ps -e -o comm= | grep -c '^{comm}')"
-        ))
-        .output()
-        .expect("ssh runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        ),
+    )
 }
 
 fn run_test(lab: &TestLab, store: &Path, name: &str, rest: &[&str]) -> Output {

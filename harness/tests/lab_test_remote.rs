@@ -8,21 +8,14 @@
 
 mod lab_support;
 
-use lab_support::{enabled, faultline, text, TestLab};
+use lab_support::{enabled, faultline, on_host, text, TestLab};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 /// What is left on host `addr`: (iptables rules of ours, node processes, clock files not at +0).
 fn leftovers(lab: &TestLab, addr: &str) -> String {
-    let out = Command::new("ssh")
-        .args(["-i", &format!("{}/id_ed25519", lab.dir_str())])
-        .args(["-o", &format!("UserKnownHostsFile={}/known_hosts", lab.dir_str())])
-        .args(["-o", "BatchMode=yes", &format!("root@{addr}")])
-        .arg("echo rules=$(iptables -w -S | grep -c FL-) procs=$(ps -e -o comm= | grep -c '^faultline') clocks=$(cat /var/lib/faultline/nodes/*/faketime 2>/dev/null | grep -vc '^+0$')")
-        .output()
-        .expect("ssh runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    on_host(lab, addr, "echo rules=$(iptables -w -S | grep -c FL-) procs=$(ps -e -o comm= | grep -c '^faultline') clocks=$(cat /var/lib/faultline/nodes/*/faketime 2>/dev/null | grep -vc '^+0$')")
 }
 
 fn run_dir(store: &Path, name: &str) -> std::path::PathBuf {

@@ -93,3 +93,19 @@ impl Drop for TestLab {
         }
     }
 }
+
+/// Runs `script` as root on the lab host at `addr` over SSH (the lab's own
+/// key and known_hosts) and returns what it printed, trimmed.
+pub fn on_host(lab: &TestLab, addr: &str, script: &str) -> String {
+    let out = Command::new("ssh")
+        .args(["-i", &format!("{}/id_ed25519", lab.dir_str())])
+        .args([
+            "-o",
+            &format!("UserKnownHostsFile={}/known_hosts", lab.dir_str()),
+        ])
+        .args(["-o", "BatchMode=yes", &format!("root@{addr}")])
+        .arg(script)
+        .output()
+        .expect("ssh runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
