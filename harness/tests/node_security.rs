@@ -199,6 +199,58 @@ fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     assert!(!log.contains(TOKEN), "the token must never be logged");
 }
 
+/// The open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the node's /proc/PID/fd")
+        .count()
+}
+
+/// Regression: with a token, a connection closed before its first line
+/// (a port probe, an impostor that gives up) left its serving task waiting
+/// forever on its own writer, so every such connection kept two tasks and
+/// its socket: a node probed in a loop ran out of descriptors.
+#[test]
+fn connections_closed_before_auth_are_released() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let token_file = root.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
+    let token_arg = token_file.to_str().expect("utf-8 path").to_string();
+    let mut nodes = cluster(1, root.path(), &["--auth-token-file", &token_arg]);
+    nodes[0].start();
+    let addr = nodes[0].addr.to_string();
+    let pid = nodes[0].child.as_ref().expect("started").id();
+    // A first probe and its release, so the baseline has whatever a served
+    // connection leaves for good (none expected).
+    drop(TcpStream::connect(&addr).expect("connect"));
+    std::thread::sleep(Duration::from_millis(200));
+    let baseline = open_fds(pid);
+    const PROBES: usize = 100;
+    for _ in 0..PROBES {
+        drop(TcpStream::connect(&addr).expect("connect"));
+    }
+    // Each closed connection is released when the node reads its EOF; wait
+    // for that (the node is idle), not for a fixed time.
+    let mut open = open_fds(pid);
+    for _ in 0..100 {
+        if open <= baseline + 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        open = open_fds(pid);
+    }
+    assert!(
+        open <= baseline + 2,
+        "{PROBES} connections closed before auth still hold {} descriptors of the node \
+         ({baseline} before, {open} after)",
+        open.saturating_sub(baseline)
+    );
+    // The node still serves an authenticated client.
+    let auth = format!("{{\"id\":1,\"op\":\"auth\",\"token\":\"{TOKEN}\"}}\n");
+    let r = exchange(&addr, &[auth.as_bytes()], 1);
+    assert_eq!(r[0]["ok"], json!(true), "{r:?}");
+}
+
 #[test]
 fn a_wal_corrupted_in_the_middle_refuses_to_start_with_file_and_offset() {
     let root = tempfile::tempdir().expect("tempdir");

@@ -105,7 +105,7 @@ async fn writer(
 /// After refusing a connection: read and discard what the client still
 /// sends (bounded in time and bytes) so that closing does not reset the
 /// connection before the client has read the refusal.
-async fn linger(reader: LineReader<BufReader<tokio::net::tcp::OwnedReadHalf>>) {
+async fn linger(reader: Lines) {
     use tokio::io::AsyncReadExt;
     let mut inner = reader.into_inner();
     let mut sink = [0u8; 16 * 1024];
@@ -141,6 +141,19 @@ async fn next_permit(budget: &Arc<Semaphore>) -> OwnedSemaphorePermit {
         .expect("a connection's reply budget is never closed")
 }
 
+/// The read half of a connection, line by line.
+type Lines = LineReader<BufReader<tokio::net::tcp::OwnedReadHalf>>;
+
+/// What a connection does after one request.
+enum After {
+    /// Read the next request.
+    Continue,
+    /// The first line was `hello`: the connection is a peer's from now on.
+    BecomePeer(NodeId),
+    /// Send this last reply and close.
+    Refuse(Reply),
+}
+
 /// Serve one connection until it closes.
 pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     stream.set_nodelay(true).ok();
@@ -153,54 +166,18 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     let mut close_tx = Some(close_tx);
 
     if let Some(expected) = &shared.auth_token {
-        let authorized = match reader.next_line().await {
-            Ok(Some(line)) => match Request::decode(line) {
-                Ok(Request {
-                    id,
-                    op: Op::Auth { token },
-                }) if token_matches(&token, expected) => Some(id),
-                Ok(Request { id, .. }) => {
-                    tracing::info!(%remote, "connection refused: first line is not a valid auth");
-                    close(
-                        &reply_tx,
-                        &mut close_tx,
-                        Reply::error(id, ErrorCode::Unauthorized),
-                    );
-                    None
-                }
-                Err(e) => {
-                    tracing::info!(%remote, "connection refused: first line is not a request");
-                    close(
-                        &reply_tx,
-                        &mut close_tx,
-                        Reply::error(e.id, ErrorCode::Unauthorized),
-                    );
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(_) => {
-                close(
-                    &reply_tx,
-                    &mut close_tx,
-                    Reply::error(None, ErrorCode::Unauthorized),
-                );
-                None
-            }
+        let refusal = match authenticate(&mut reader, &budget, &reply_tx, remote, expected).await {
+            Ok(()) => None,
+            Err(refusal) => Some(refusal),
         };
-        match authorized {
-            // Acknowledged only when the auth line carries an id: a client
-            // that sends auth without one does not expect a reply.
-            Some(Some(id)) => {
-                let sink = ReplySink::owed(reply_tx.clone(), next_permit(&budget).await);
-                let _ = sink.send(Reply::ok(Some(id)));
+        if let Some(refusal) = refusal {
+            if let Some(reply) = refusal {
+                close(&reply_tx, &mut close_tx, reply);
             }
-            Some(None) => {}
-            None => {
-                let _ = writer_task.await;
-                linger(reader).await;
-                return;
-            }
+            drop(reply_tx);
+            let _ = writer_task.await;
+            linger(reader).await;
+            return;
         }
     }
 
@@ -210,111 +187,38 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
         // requests wait in its socket until it reads some replies.
         let permit = next_permit(&budget).await;
         let sink = ReplySink::owed(reply_tx.clone(), permit);
-        let line = match reader.next_line().await {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
+        let after = match reader.next_line().await {
+            Ok(Some(line)) => match Request::decode(line) {
+                Ok(request) => handle_request(request, first, sink, &shared),
+                Err(e) => {
+                    let _ = sink.send(Reply::bad_request(e.id, e.reason));
+                    After::Continue
+                }
+            },
+            Ok(None) | Err(LineError::Io(_)) => break,
             Err(LineError::TooLarge { limit }) => {
                 tracing::info!(%remote, limit, "line too large; closing");
-                close(
-                    &reply_tx,
-                    &mut close_tx,
+                After::Refuse(
                     Reply::error(None, ErrorCode::TooLarge)
                         .with("reason", format!("a line is at most {limit} bytes")),
-                );
+                )
+            }
+        };
+        match after {
+            After::Continue => {}
+            After::BecomePeer(node) => {
+                if let Some(c) = close_tx.take() {
+                    let _ = c.send(());
+                }
+                serve_peer(reader, node, remote, &shared).await;
+                return;
+            }
+            After::Refuse(reply) => {
+                close(&reply_tx, &mut close_tx, reply);
                 drop(reply_tx);
                 let _ = writer_task.await;
                 linger(reader).await;
                 return;
-            }
-            Err(LineError::Io(_)) => break,
-        };
-        let req = match Request::decode(line) {
-            Ok(req) => req,
-            Err(e) => {
-                let _ = sink.send(Reply::bad_request(e.id, e.reason));
-                first = false;
-                continue;
-            }
-        };
-        let id = req.id;
-        match req.op {
-            Op::Hello { node } if first => {
-                if let Some(c) = close_tx.take() {
-                    let _ = c.send(());
-                }
-                serve_peer(reader, NodeId(node), remote, &shared).await;
-                return;
-            }
-            Op::Hello { .. } => {
-                let _ = sink.send(Reply::bad_request(id, "`hello` must be the first line"));
-            }
-            Op::Auth { token } => {
-                let ok = shared
-                    .auth_token
-                    .as_deref()
-                    .is_none_or(|t| token_matches(&token, t));
-                if ok {
-                    if id.is_some() {
-                        let _ = sink.send(Reply::ok(id));
-                    }
-                } else {
-                    close(
-                        &reply_tx,
-                        &mut close_tx,
-                        Reply::error(id, ErrorCode::Unauthorized),
-                    );
-                    drop(reply_tx);
-                    let _ = writer_task.await;
-                    linger(reader).await;
-                    return;
-                }
-            }
-            Op::Filter {
-                drop,
-                delay_ms,
-                loss,
-            } => {
-                if !(0.0..=1.0).contains(&loss) {
-                    let _ = sink.send(Reply::bad_request(
-                        id,
-                        format!("loss must be in [0, 1], got {loss}"),
-                    ));
-                } else {
-                    shared.filter.set(FilterRules {
-                        drop: drop.into_iter().map(NodeId).collect(),
-                        delay_ms,
-                        loss,
-                    });
-                    tracing::warn!(rules = ?shared.filter.rules(), "message filter changed");
-                    let _ = sink.send(Reply::ok(id));
-                }
-            }
-            Op::Clock { offset_ms, rate } => match shared.clock.set(offset_ms, rate) {
-                Ok(()) => {
-                    tracing::warn!(offset_ms, rate, "node clock changed");
-                    let _ = sink.send(Reply::ok(id));
-                }
-                Err(reason) => {
-                    let _ = sink.send(Reply::bad_request(id, reason));
-                }
-            },
-            op => {
-                let event = Event::Client {
-                    group: None,
-                    op: ClientOp {
-                        id,
-                        op,
-                        reply: sink,
-                    },
-                };
-                let refused = match shared.events.try_send(event) {
-                    Ok(()) => None,
-                    Err(TrySendError::Full(ev)) => Some((ev, ErrorCode::Overloaded)),
-                    Err(TrySendError::Disconnected(ev)) => Some((ev, ErrorCode::ShuttingDown)),
-                };
-                if let Some((Event::Client { op, .. }, code)) = refused {
-                    let _ = op.reply.send(Reply::error(id, code));
-                }
             }
         }
         first = false;
@@ -324,12 +228,124 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     drop(reply_tx);
 }
 
-async fn serve_peer(
-    mut reader: LineReader<BufReader<tokio::net::tcp::OwnedReadHalf>>,
-    from: NodeId,
+/// A node with a token: the first line must be `auth` with it. `Ok` lets
+/// the connection on (the auth acknowledged when it carries an id: a
+/// client that sends auth without one does not expect a reply); `Err`
+/// closes it, with the refusal to send if there is one to send.
+async fn authenticate(
+    reader: &mut Lines,
+    budget: &Arc<Semaphore>,
+    reply_tx: &mpsc::UnboundedSender<OwedReply>,
     remote: SocketAddr,
-    shared: &Shared,
-) {
+    expected: &str,
+) -> Result<(), Option<Reply>> {
+    let line = match reader.next_line().await {
+        Ok(Some(line)) => line,
+        Ok(None) => return Err(None),
+        Err(_) => return Err(Some(Reply::error(None, ErrorCode::Unauthorized))),
+    };
+    match Request::decode(line) {
+        Ok(Request {
+            id,
+            op: Op::Auth { token },
+        }) if token_matches(&token, expected) => {
+            if let Some(id) = id {
+                let sink = ReplySink::owed(reply_tx.clone(), next_permit(budget).await);
+                let _ = sink.send(Reply::ok(Some(id)));
+            }
+            Ok(())
+        }
+        Ok(Request { id, .. }) => {
+            tracing::info!(%remote, "connection refused: first line is not a valid auth");
+            Err(Some(Reply::error(id, ErrorCode::Unauthorized)))
+        }
+        Err(e) => {
+            tracing::info!(%remote, "connection refused: first line is not a request");
+            Err(Some(Reply::error(e.id, ErrorCode::Unauthorized)))
+        }
+    }
+}
+
+/// One request of a client or admin connection: the node-wide controls
+/// (auth, filter, clock) answered here, everything else handed to the core
+/// loop with its reply sink.
+fn handle_request(request: Request, first: bool, sink: ReplySink, shared: &Shared) -> After {
+    let id = request.id;
+    match request.op {
+        Op::Hello { node } if first => return After::BecomePeer(NodeId(node)),
+        Op::Hello { .. } => {
+            let _ = sink.send(Reply::bad_request(id, "`hello` must be the first line"));
+        }
+        Op::Auth { token } => {
+            let ok = shared
+                .auth_token
+                .as_deref()
+                .is_none_or(|t| token_matches(&token, t));
+            if !ok {
+                return After::Refuse(Reply::error(id, ErrorCode::Unauthorized));
+            }
+            if id.is_some() {
+                let _ = sink.send(Reply::ok(id));
+            }
+        }
+        Op::Filter {
+            drop,
+            delay_ms,
+            loss,
+        } => {
+            let _ = sink.send(set_filter(shared, id, drop, delay_ms, loss));
+        }
+        Op::Clock { offset_ms, rate } => {
+            let reply = match shared.clock.set(offset_ms, rate) {
+                Ok(()) => {
+                    tracing::warn!(offset_ms, rate, "node clock changed");
+                    Reply::ok(id)
+                }
+                Err(reason) => Reply::bad_request(id, reason),
+            };
+            let _ = sink.send(reply);
+        }
+        op => forward(shared, id, op, sink),
+    }
+    After::Continue
+}
+
+/// The admin `filter` request: the message filter's new rules.
+fn set_filter(shared: &Shared, id: Option<u64>, drop: Vec<u64>, delay_ms: u64, loss: f64) -> Reply {
+    if !(0.0..=1.0).contains(&loss) {
+        return Reply::bad_request(id, format!("loss must be in [0, 1], got {loss}"));
+    }
+    shared.filter.set(FilterRules {
+        drop: drop.into_iter().map(NodeId).collect(),
+        delay_ms,
+        loss,
+    });
+    tracing::warn!(rules = ?shared.filter.rules(), "message filter changed");
+    Reply::ok(id)
+}
+
+/// Hand a data or group request to the core loop; a full or closed queue
+/// is answered at once (overloaded, shutting down).
+fn forward(shared: &Shared, id: Option<u64>, op: Op, sink: ReplySink) {
+    let event = Event::Client {
+        group: None,
+        op: ClientOp {
+            id,
+            op,
+            reply: sink,
+        },
+    };
+    let refused = match shared.events.try_send(event) {
+        Ok(()) => None,
+        Err(TrySendError::Full(ev)) => Some((ev, ErrorCode::Overloaded)),
+        Err(TrySendError::Disconnected(ev)) => Some((ev, ErrorCode::ShuttingDown)),
+    };
+    if let Some((Event::Client { op, .. }, code)) = refused {
+        let _ = op.reply.send(Reply::error(id, code));
+    }
+}
+
+async fn serve_peer(mut reader: Lines, from: NodeId, remote: SocketAddr, shared: &Shared) {
     if from == shared.id || !shared.peers.contains_key(&from) {
         tracing::warn!(%remote, node = from.0, "hello from a node that is not a peer; closing");
         return;
