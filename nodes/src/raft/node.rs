@@ -107,6 +107,18 @@ use super::log::RaftLog;
 use super::message::RaftMessage;
 use super::progress::{Progress, ProgressState};
 
+/// How a node asks for votes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Campaign {
+    /// §9.6: ask whether a vote would be granted, without a new term.
+    PreVote,
+    /// §5.2: a new term and real votes.
+    Election,
+    /// §3.10: a real election that the leader asked for (TimeoutNow), let
+    /// through the voters' leader stickiness.
+    Transfer,
+}
+
 /// A ReadIndex request waiting for a heartbeat quorum.
 #[derive(Clone, Debug)]
 struct PendingRead {
@@ -756,8 +768,10 @@ impl RaftNode {
         self.maybe_commit();
     }
 
-    fn campaign(&mut self, pre_vote: bool, transfer: bool) {
+    fn campaign(&mut self, kind: Campaign) {
         assert!(self.promotable(), "only a voter campaigns");
+        let pre_vote = kind == Campaign::PreVote;
+        let transfer = kind == Campaign::Transfer;
         if pre_vote {
             self.become_pre_candidate();
         } else {
@@ -788,7 +802,7 @@ impl RaftNode {
     fn tally_votes(&mut self, pre_vote: bool) {
         if self.has_quorum(|v| self.votes.get(&v) == Some(&true)) {
             if pre_vote {
-                self.campaign(false, false);
+                self.campaign(Campaign::Election);
             } else {
                 self.become_leader();
             }
@@ -1024,86 +1038,9 @@ impl RaftNode {
     // ----- message handling -----
 
     fn handle(&mut self, from: NodeId, msg: RaftMessage) {
-        // A joining node (no configuration yet, or a log below its join
-        // floor) votes only for candidates at or past its floor: their
-        // configuration is the one that added it or a later one, never a
-        // stale one that still counts a wiped earlier incarnation of its id.
-        // Every other node answers only the voters of its configuration.
-        let joining = self.membership().voters.is_empty() || !self.reached_join_floor();
-        let vote_allowed = match (&msg, self.cfg.join_floor) {
-            (
-                RaftMessage::RequestVote {
-                    last_log_term,
-                    last_log_index,
-                    ..
-                },
-                Some(floor),
-            ) if joining => (*last_log_term, *last_log_index) >= floor,
-            _ if joining => false,
-            _ => self.membership().contains(from),
-        };
-        if matches!(
-            msg,
-            RaftMessage::RequestVote { .. } | RaftMessage::VoteResponse { .. }
-        ) && !vote_allowed
-        {
-            // A removed (or not yet known) node must not disrupt us: its
-            // votes and vote requests are not ours to count or answer.
+        if !self.admits(from, &msg) || !self.observe_term(from, &msg) {
             return;
         }
-        let m_term = msg.term();
-        if m_term > self.term {
-            match &msg {
-                RaftMessage::RequestVote { transfer, .. } if !*transfer && self.in_lease() => {
-                    // Leader stickiness: we heard from a live leader within
-                    // an election timeout; do not help depose it.
-                    return;
-                }
-                RaftMessage::RequestVote { pre_vote: true, .. } => {}
-                RaftMessage::VoteResponse {
-                    pre_vote: true,
-                    granted: true,
-                    ..
-                } => {}
-                RaftMessage::AppendEntries { .. }
-                | RaftMessage::Heartbeat { .. }
-                | RaftMessage::InstallSnapshot { .. } => {
-                    self.become_follower(m_term, Some(from));
-                }
-                _ => self.become_follower(m_term, None),
-            }
-        } else if m_term < self.term {
-            match msg {
-                RaftMessage::AppendEntries { .. }
-                | RaftMessage::Heartbeat { .. }
-                | RaftMessage::InstallSnapshot { .. } => {
-                    // Tell a deposed leader about the new term.
-                    let term = self.term;
-                    self.send(
-                        from,
-                        RaftMessage::HeartbeatResponse {
-                            term,
-                            read_seq: 0,
-                            session: 0,
-                        },
-                    );
-                }
-                RaftMessage::RequestVote { pre_vote, .. } => {
-                    let term = self.term;
-                    self.send(
-                        from,
-                        RaftMessage::VoteResponse {
-                            term,
-                            pre_vote,
-                            granted: false,
-                        },
-                    );
-                }
-                _ => {}
-            }
-            return;
-        }
-
         match msg {
             RaftMessage::RequestVote {
                 term,
@@ -1111,42 +1048,12 @@ impl RaftNode {
                 transfer: _,
                 last_log_index,
                 last_log_term,
-            } => {
-                let can_vote = self.vote == Some(from)
-                    || (self.vote.is_none() && self.leader.is_none())
-                    || (pre_vote && term > self.term);
-                let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
-                if granted && !pre_vote {
-                    assert_eq!(term, self.term, "a real vote is in our term");
-                    self.vote = Some(from);
-                    self.election_elapsed_ticks = 0;
-                }
-                let reply_term = if granted { term } else { self.term };
-                self.send(
-                    from,
-                    RaftMessage::VoteResponse {
-                        term: reply_term,
-                        pre_vote,
-                        granted,
-                    },
-                );
-            }
+            } => self.handle_request_vote(from, term, pre_vote, last_log_index, last_log_term),
             RaftMessage::VoteResponse {
                 term,
                 pre_vote,
                 granted,
-            } => {
-                let expected = match (self.role, pre_vote) {
-                    (Role::PreCandidate, true) => self.term.next(),
-                    (Role::Candidate, false) => self.term,
-                    _ => return,
-                };
-                if granted && term != expected {
-                    return;
-                }
-                self.votes.insert(from, granted);
-                self.tally_votes(pre_vote);
-            }
+            } => self.handle_vote_response(from, term, pre_vote, granted),
             RaftMessage::AppendEntries {
                 term,
                 prev_log_index,
@@ -1170,19 +1077,7 @@ impl RaftNode {
                 commit,
                 read_seq,
                 session,
-            } => {
-                self.follow(term, from);
-                let commit = commit.min(self.log.last_index());
-                self.log.commit_to(commit);
-                self.send(
-                    from,
-                    RaftMessage::HeartbeatResponse {
-                        term,
-                        read_seq,
-                        session,
-                    },
-                );
-            }
+            } => self.handle_heartbeat(from, term, commit, read_seq, session),
             RaftMessage::InstallSnapshot {
                 term,
                 chunk,
@@ -1197,26 +1092,8 @@ impl RaftNode {
                 offset,
                 received,
                 session,
-            } => {
-                if self.role != Role::Leader || !self.in_session(from, session) {
-                    return;
-                }
-                let now = self.now_ticks;
-                let pr = self.progress.get_mut(&from).expect("in session: tracked");
-                let Some(tx) = pr.snapshot.as_mut().filter(|tx| tx.index() == index) else {
-                    return; // an answer about a transfer that is over
-                };
-                tx.answered(offset, received, now);
-                pr.recent_active = true;
-                self.send_snapshot_chunks(from);
-            }
-            RaftMessage::TimeoutNow { term } => {
-                assert_eq!(term, self.term, "same-term TimeoutNow after the term check");
-                if self.role != Role::Leader && self.promotable() {
-                    // Skip pre-vote; `transfer` lets it through leader stickiness.
-                    self.campaign(false, true);
-                }
-            }
+            } => self.handle_snapshot_response(from, index, offset, received, session),
+            RaftMessage::TimeoutNow { term } => self.handle_timeout_now(term),
             RaftMessage::AppendResponse {
                 term: _,
                 success,
@@ -1242,31 +1119,227 @@ impl RaftNode {
                 term: _,
                 read_seq,
                 session,
-            } => {
-                if self.role != Role::Leader || !self.in_session(from, session) {
-                    return;
+            } => self.handle_heartbeat_response(from, read_seq, session),
+        }
+    }
+
+    /// Whether a message from `from` is ours to look at. Votes and vote
+    /// requests count only from the voters of our configuration: a removed
+    /// (or not yet known) node must not disrupt us. A joining node (no
+    /// configuration yet, or a log below its join floor) votes only for
+    /// candidates at or past its floor: their configuration is the one that
+    /// added it or a later one, never a stale one that still counts a wiped
+    /// earlier incarnation of its id.
+    fn admits(&self, from: NodeId, msg: &RaftMessage) -> bool {
+        let is_vote = matches!(
+            msg,
+            RaftMessage::RequestVote { .. } | RaftMessage::VoteResponse { .. }
+        );
+        if !is_vote {
+            return true;
+        }
+        let joining = self.membership().voters.is_empty() || !self.reached_join_floor();
+        match (msg, self.cfg.join_floor) {
+            (
+                RaftMessage::RequestVote {
+                    last_log_term,
+                    last_log_index,
+                    ..
+                },
+                Some(floor),
+            ) if joining => (*last_log_term, *last_log_index) >= floor,
+            _ if joining => false,
+            _ => self.membership().contains(from),
+        }
+    }
+
+    /// §5.1: a message from a later term makes us follow that term (unless
+    /// leader stickiness or pre-vote says otherwise); one from an earlier
+    /// term is answered with ours and goes no further. Returns whether the
+    /// message is for our term and should be handled.
+    fn observe_term(&mut self, from: NodeId, msg: &RaftMessage) -> bool {
+        let message_term = msg.term();
+        if message_term > self.term {
+            match msg {
+                RaftMessage::RequestVote { transfer, .. } if !*transfer && self.in_lease() => {
+                    // Leader stickiness: we heard from a live leader within
+                    // an election timeout; do not help depose it.
+                    return false;
                 }
-                let last = self.log.last_index();
-                let Some(pr) = self.progress.get_mut(&from) else {
-                    return; // no longer a peer
-                };
-                pr.heard();
-                pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(self.read_seq));
-                let behind = pr.matched < last;
-                let stall_ticks = self.cfg.election_timeout_ticks;
-                let resumed = pr
-                    .snapshot
-                    .as_mut()
-                    .is_some_and(|tx| tx.resume_if_stalled(stall_ticks));
-                self.advance_reads();
-                if resumed {
-                    // Chunks or the last answer were lost: go on from
-                    // what the follower confirmed holding.
-                    self.send_snapshot_chunks(from);
-                } else if behind {
-                    self.send_append(from, true);
+                RaftMessage::RequestVote { pre_vote: true, .. } => {}
+                RaftMessage::VoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                    ..
+                } => {}
+                RaftMessage::AppendEntries { .. }
+                | RaftMessage::Heartbeat { .. }
+                | RaftMessage::InstallSnapshot { .. } => {
+                    self.become_follower(message_term, Some(from));
                 }
+                _ => self.become_follower(message_term, None),
             }
+            return true;
+        }
+        if message_term < self.term {
+            self.answer_stale(from, msg);
+            return false;
+        }
+        true
+    }
+
+    /// A message from an earlier term: tell a deposed leader about the new
+    /// term, refuse a stale candidate; anything else is dropped.
+    fn answer_stale(&mut self, from: NodeId, msg: &RaftMessage) {
+        let term = self.term;
+        match *msg {
+            RaftMessage::AppendEntries { .. }
+            | RaftMessage::Heartbeat { .. }
+            | RaftMessage::InstallSnapshot { .. } => self.send(
+                from,
+                RaftMessage::HeartbeatResponse {
+                    term,
+                    read_seq: 0,
+                    session: 0,
+                },
+            ),
+            RaftMessage::RequestVote { pre_vote, .. } => self.send(
+                from,
+                RaftMessage::VoteResponse {
+                    term,
+                    pre_vote,
+                    granted: false,
+                },
+            ),
+            _ => {}
+        }
+    }
+
+    /// §5.2, §5.4.1 (and §9.6 for a pre-vote): grant a vote to a candidate
+    /// whose log is at least as up to date as ours, once per term.
+    fn handle_request_vote(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        pre_vote: bool,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    ) {
+        let can_vote = self.vote == Some(from)
+            || (self.vote.is_none() && self.leader.is_none())
+            || (pre_vote && term > self.term);
+        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        if granted && !pre_vote {
+            assert_eq!(term, self.term, "a real vote is in our term");
+            self.vote = Some(from);
+            self.election_elapsed_ticks = 0;
+        }
+        let reply_term = if granted { term } else { self.term };
+        self.send(
+            from,
+            RaftMessage::VoteResponse {
+                term: reply_term,
+                pre_vote,
+                granted,
+            },
+        );
+    }
+
+    /// A vote (or pre-vote) for the campaign we run now; any other is late.
+    fn handle_vote_response(&mut self, from: NodeId, term: Term, pre_vote: bool, granted: bool) {
+        let expected = match (self.role, pre_vote) {
+            (Role::PreCandidate, true) => self.term.next(),
+            (Role::Candidate, false) => self.term,
+            _ => return,
+        };
+        if granted && term != expected {
+            return;
+        }
+        self.votes.insert(from, granted);
+        self.tally_votes(pre_vote);
+    }
+
+    /// Follower: the leader's heartbeat moves commit up to what this log
+    /// holds and echoes the read round (§6.4 ReadIndex).
+    fn handle_heartbeat(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        commit: LogIndex,
+        read_seq: u64,
+        session: u64,
+    ) {
+        self.follow(term, from);
+        let commit = commit.min(self.log.last_index());
+        self.log.commit_to(commit);
+        self.send(
+            from,
+            RaftMessage::HeartbeatResponse {
+                term,
+                read_seq,
+                session,
+            },
+        );
+    }
+
+    /// Leader: a follower's answer to a snapshot chunk moves that transfer
+    /// on.
+    fn handle_snapshot_response(
+        &mut self,
+        from: NodeId,
+        index: LogIndex,
+        offset: u64,
+        received: u64,
+        session: u64,
+    ) {
+        if self.role != Role::Leader || !self.in_session(from, session) {
+            return;
+        }
+        let now = self.now_ticks;
+        let progress = self.progress.get_mut(&from).expect("in session: tracked");
+        let Some(transfer) = progress.snapshot.as_mut().filter(|tx| tx.index() == index) else {
+            return; // an answer about a transfer that is over
+        };
+        transfer.answered(offset, received, now);
+        progress.recent_active = true;
+        self.send_snapshot_chunks(from);
+    }
+
+    /// §3.10 leadership transfer: the leader asks us to campaign now.
+    fn handle_timeout_now(&mut self, term: Term) {
+        assert_eq!(term, self.term, "same-term TimeoutNow after the term check");
+        if self.role != Role::Leader && self.promotable() {
+            // Skip pre-vote; a transfer gets through leader stickiness.
+            self.campaign(Campaign::Transfer);
+        }
+    }
+
+    /// Leader: a follower answered a heartbeat: it is alive, it confirms a
+    /// read round, and if it is behind it gets entries (or the rest of a
+    /// stalled snapshot).
+    fn handle_heartbeat_response(&mut self, from: NodeId, read_seq: u64, session: u64) {
+        if self.role != Role::Leader || !self.in_session(from, session) {
+            return;
+        }
+        let last = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return; // no longer a peer
+        };
+        progress.heard();
+        progress.read_seq_acked = progress.read_seq_acked.max(read_seq.min(self.read_seq));
+        let behind = progress.matched < last;
+        let stall_ticks = self.cfg.election_timeout_ticks;
+        let resumed = progress
+            .snapshot
+            .as_mut()
+            .is_some_and(|tx| tx.resume_if_stalled(stall_ticks));
+        self.advance_reads();
+        if resumed {
+            // Chunks or the last answer were lost: go on from what the
+            // follower confirmed holding.
+            self.send_snapshot_chunks(from);
+        } else if behind {
+            self.send_append(from, true);
         }
     }
 
@@ -1572,8 +1645,12 @@ impl Consensus for RaftNode {
             // grants the votes it may grant.
             if self.election_elapsed_ticks >= self.randomized_timeout_ticks && self.promotable() {
                 self.election_elapsed_ticks = 0;
-                let pre_vote = self.cfg.pre_vote;
-                self.campaign(pre_vote, false);
+                let kind = if self.cfg.pre_vote {
+                    Campaign::PreVote
+                } else {
+                    Campaign::Election
+                };
+                self.campaign(kind);
             }
         }
         self.check_invariants();

@@ -324,7 +324,7 @@ fn a_leader_sends_its_appends_before_its_write_is_durable_and_counts_itself_only
 fn a_leader_whose_vote_is_not_durable_sends_no_append_early() {
     let mut c = Cluster::new(3);
     // As a transfer would: fresh followers otherwise keep a lease.
-    c.node(1).campaign(false, true);
+    c.node(1).campaign(Campaign::Transfer);
     let rd = c.node(1).ready();
     assert_eq!(
         rd.hard_state.map(|hs| hs.vote),
@@ -780,7 +780,7 @@ fn an_old_term_entry_on_a_majority_is_not_committed_by_counting() {
     // Node 1 has (1,t1),(2,t2); node 2 has the same; node 3 has only (1,t1).
     let mut n1 =
         RaftNode::new(config(1, 3), recovered(vec![old(1, 1), old(2, 2)], 3)).expect("valid");
-    n1.campaign(false, false);
+    n1.campaign(Campaign::Election);
     assert_eq!(n1.term(), Term(4));
     let _ = n1.ready();
     for from in [2, 3] {
@@ -1011,7 +1011,7 @@ fn joint_candidate() -> RaftNode {
         "the uncommitted config entry is in force"
     );
     assert!(n.status().membership_pending);
-    n.campaign(false, false);
+    n.campaign(Campaign::Election);
     assert_eq!(n.term(), Term(2));
     let rd = n.ready();
     let mut asked: Vec<NodeId> = rd.messages.iter().map(|m| m.to).collect();
@@ -1449,7 +1449,7 @@ fn joining_nodes_vote_only_for_candidates_holding_the_entry_that_added_them() {
     // a floor it must not, or a stale candidate counting a re-used node id
     // could win; with one, only candidates that hold that entry.
     let mut n = joint_candidate();
-    n.campaign(false, false);
+    n.campaign(Campaign::Election);
     let requests = n.ready().messages;
     let mut cfg = CoreConfig::new(NodeId(4), GroupId(1), Vec::new());
     cfg.seed = 4;
