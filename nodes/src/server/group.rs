@@ -30,8 +30,8 @@ use super::config::NodeConfig;
 use super::pending_writes::PendingWrites;
 use crate::bug::Bug;
 use crate::consensus::{
-    Consensus, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role, Snapshot,
-    Term,
+    Consensus, Entry, EntryKind, GroupId, HardState, LogIndex, NodeId, NotLeader, ReadOutcome,
+    Ready, Role, Snapshot, SoftState, Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
 use crate::state::{Applied, Command, LeaseChange, MicroOpKind, StateMachine};
@@ -382,6 +382,9 @@ impl Group {
         Ok(())
     }
 
+    /// One Ready, in the order the consensus contract demands: persist,
+    /// acknowledge and send (once durable), apply, answer reads, and take
+    /// note of the role.
     fn handle_ready(
         &mut self,
         rd: Ready,
@@ -417,118 +420,151 @@ impl Group {
             self.storage.sync()?;
             self.release(persist_id, messages, transport);
         } else {
-            let staged = self.storage.hard_state();
-            // A hard state that only moves the commit index need not be
-            // fsynced on its own: a lagging commit index is always safe.
-            let must_sync = !entries.is_empty()
-                || hard_state.is_some_and(|hs| hs.term != staged.term || hs.vote != staged.vote);
-            if hard_state.is_some() || !entries.is_empty() {
-                self.storage.stage(None, hard_state, &entries)?;
-            }
-            if must_sync {
-                let seq = self.storage.start_sync()?;
-                self.held.push_back(HeldReady {
-                    seq,
-                    persist_id,
-                    messages,
-                });
-            } else if let Some(last) = self.held.back_mut() {
-                // Nothing of its own to write; its messages keep their
-                // place behind an earlier Ready still being synced.
-                last.persist_id = persist_id;
-                last.messages.extend(messages);
-            } else {
-                self.release(persist_id, messages, transport);
-            }
+            self.persist(persist_id, hard_state, &entries, messages, transport)?;
         }
         // 3. Apply.
         if let Some(snap) = snapshot {
             self.install_snapshot(&snap)?;
         }
-        for e in committed {
-            assert_eq!(
-                e.index,
-                self.applied.next(),
-                "committed entries arrive in order"
-            );
-            self.applied = e.index;
-            if self.role == Role::Leader && e.term == self.term {
-                self.caught_up = true;
-            }
-            let outcome = match e.kind {
-                EntryKind::Normal(data) => match Command::decode(&data) {
-                    Ok(cmd) => {
-                        let mut changes = Vec::new();
-                        let applied = self.sm.apply(cmd, &mut changes);
-                        self.on_lease_changes(changes, clock);
-                        Some(applied)
-                    }
-                    Err(err) => {
-                        tracing::error!(group = %self.id, index = e.index.0, error = %err, "committed entry is not a command; skipped");
-                        None
-                    }
-                },
-                EntryKind::ConfigChange(m) => {
-                    // A committed simple configuration without this node
-                    // ends its part in the group; a later one with it (a
-                    // re-add) cancels that.
-                    let removed = !m.is_joint() && !m.contains(self.node);
-                    if removed != self.removed {
-                        tracing::info!(group = %self.id, voters = ?m.voters, removed, "committed configuration applied");
-                    }
-                    self.removed = removed;
-                    None
-                }
-                EntryKind::Noop => None,
-            };
-            let settled = self.pending_writes.settle(e.index, e.term);
-            if let Some(p) = settled.ours {
-                let reply = match outcome {
-                    Some(a) => applied_reply(p.id, a),
-                    None => Reply::bad_request(p.id, "entry did not decode"),
-                };
-                let _ = p.reply.send(reply);
-            }
-            for p in settled.lost {
-                // Another term's entry committed at the index: ours never will.
-                let _ = p
-                    .reply
-                    .send(self.not_leader(p.id, NotLeader { leader: None }));
-            }
+        for entry in committed {
+            self.apply_committed(entry, clock);
         }
         // 4. Reads.
-        for r in reads {
-            match r {
-                ReadOutcome::Ready { ctx, index } => {
-                    if let Some(batch) = self.reads_in_flight.remove(&ctx) {
-                        self.reads_ready.insert((index, ctx), batch);
-                    }
-                }
-                ReadOutcome::Failed { ctx, error } => {
-                    if let Some(batch) = self.reads_in_flight.remove(&ctx) {
-                        for p in batch {
-                            let _ = p.reply.send(self.not_leader(p.id, error));
-                        }
-                    }
-                }
-            }
+        for read in reads {
+            self.read_outcome(read);
         }
         self.answer_ready_reads();
         // 5. Leadership.
-        if let Some(ss) = soft_state {
-            let was_leader = self.role == Role::Leader;
-            self.role = ss.role;
-            self.term = ss.term;
-            self.leader = ss.leader;
-            self.caught_up = false;
-            if ss.role == Role::Leader && !was_leader {
-                self.start_lease_timers(clock);
-            } else if ss.role != Role::Leader {
-                self.lease_timers.clear();
-            }
-            tracing::info!(group = %self.id, role = %ss.role, term = ss.term.0, leader = ?ss.leader.map(|l| l.0), "role changed");
+        if let Some(soft_state) = soft_state {
+            self.role_changed(soft_state, clock);
         }
         Ok(())
+    }
+
+    /// Stage a Ready's hard state and entries; its messages go out once
+    /// they are durable ([`HeldReady`]), or at once when nothing needs a
+    /// sync and nothing earlier is still syncing.
+    fn persist(
+        &mut self,
+        persist_id: u64,
+        hard_state: Option<HardState>,
+        entries: &[Entry],
+        messages: Vec<crate::consensus::Message>,
+        transport: &Transport,
+    ) -> Result<(), StorageError> {
+        let staged = self.storage.hard_state();
+        // A hard state that only moves the commit index need not be
+        // fsynced on its own: a lagging commit index is always safe.
+        let must_sync = !entries.is_empty()
+            || hard_state.is_some_and(|hs| hs.term != staged.term || hs.vote != staged.vote);
+        if hard_state.is_some() || !entries.is_empty() {
+            self.storage.stage(None, hard_state, entries)?;
+        }
+        if must_sync {
+            let seq = self.storage.start_sync()?;
+            self.held.push_back(HeldReady {
+                seq,
+                persist_id,
+                messages,
+            });
+        } else if let Some(last) = self.held.back_mut() {
+            // Nothing of its own to write; its messages keep their
+            // place behind an earlier Ready still being synced.
+            last.persist_id = persist_id;
+            last.messages.extend(messages);
+        } else {
+            self.release(persist_id, messages, transport);
+        }
+        Ok(())
+    }
+
+    /// Apply one committed entry and answer the writes proposed at its
+    /// index ([`PendingWrites::settle`]).
+    fn apply_committed(&mut self, entry: Entry, clock: &NodeClock) {
+        assert_eq!(
+            entry.index,
+            self.applied.next(),
+            "committed entries arrive in order"
+        );
+        self.applied = entry.index;
+        if self.role == Role::Leader && entry.term == self.term {
+            self.caught_up = true;
+        }
+        let outcome = match entry.kind {
+            EntryKind::Normal(data) => match Command::decode(&data) {
+                Ok(cmd) => {
+                    let mut changes = Vec::new();
+                    let applied = self.sm.apply(cmd, &mut changes);
+                    self.on_lease_changes(changes, clock);
+                    Some(applied)
+                }
+                Err(err) => {
+                    tracing::error!(group = %self.id, index = entry.index.0, error = %err, "committed entry is not a command; skipped");
+                    None
+                }
+            },
+            EntryKind::ConfigChange(m) => {
+                // A committed simple configuration without this node
+                // ends its part in the group; a later one with it (a
+                // re-add) cancels that.
+                let removed = !m.is_joint() && !m.contains(self.node);
+                if removed != self.removed {
+                    tracing::info!(group = %self.id, voters = ?m.voters, removed, "committed configuration applied");
+                }
+                self.removed = removed;
+                None
+            }
+            EntryKind::Noop => None,
+        };
+        let settled = self.pending_writes.settle(entry.index, entry.term);
+        if let Some(p) = settled.ours {
+            let reply = match outcome {
+                Some(a) => applied_reply(p.id, a),
+                None => Reply::bad_request(p.id, "entry did not decode"),
+            };
+            let _ = p.reply.send(reply);
+        }
+        for p in settled.lost {
+            // Another term's entry committed at the index: ours never will.
+            let _ = p
+                .reply
+                .send(self.not_leader(p.id, NotLeader { leader: None }));
+        }
+    }
+
+    /// A ReadIndex round ended: its reads wait for their index to be
+    /// applied, or fail.
+    fn read_outcome(&mut self, read: ReadOutcome) {
+        match read {
+            ReadOutcome::Ready { ctx, index } => {
+                if let Some(batch) = self.reads_in_flight.remove(&ctx) {
+                    self.reads_ready.insert((index, ctx), batch);
+                }
+            }
+            ReadOutcome::Failed { ctx, error } => {
+                if let Some(batch) = self.reads_in_flight.remove(&ctx) {
+                    for p in batch {
+                        let _ = p.reply.send(self.not_leader(p.id, error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The core's role, term or leader changed: a new leader starts the
+    /// lease timers, a node that stops leading drops them.
+    fn role_changed(&mut self, soft_state: SoftState, clock: &NodeClock) {
+        let was_leader = self.role == Role::Leader;
+        self.role = soft_state.role;
+        self.term = soft_state.term;
+        self.leader = soft_state.leader;
+        self.caught_up = false;
+        if soft_state.role == Role::Leader && !was_leader {
+            self.start_lease_timers(clock);
+        } else if soft_state.role != Role::Leader {
+            self.lease_timers.clear();
+        }
+        tracing::info!(group = %self.id, role = %soft_state.role, term = soft_state.term.0, leader = ?soft_state.leader.map(|l| l.0), "role changed");
     }
 
     /// A Ready's write is durable: acknowledge it, then send its messages.
