@@ -55,14 +55,20 @@ fn closed_after(addr: &str, lines: &[&[u8]]) -> (Vec<Value>, bool) {
     (replies, closed)
 }
 
+/// One node, started with [`TOKEN`] in a token file under `root`.
+fn one_node_with_token(root: &std::path::Path) -> Vec<NodeProc> {
+    let token_file = root.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
+    let token_arg = token_file.to_str().expect("utf-8 path").to_string();
+    let mut nodes = cluster(1, root, &["--auth-token-file", &token_arg]);
+    nodes[0].start();
+    nodes
+}
+
 #[test]
 fn auth_bad_input_and_oversized_lines_never_crash_the_node() {
     let root = tempfile::tempdir().expect("tempdir");
-    let token_file = root.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let token_arg = token_file.to_str().expect("utf-8 path").to_string();
-    let mut nodes = cluster(1, root.path(), &["--auth-token-file", &token_arg]);
-    nodes[0].start();
+    let mut nodes = one_node_with_token(root.path());
     let addr = nodes[0].addr.to_string();
 
     // No auth first: unauthorized, then closed.
@@ -213,11 +219,7 @@ fn open_fds(pid: u32) -> usize {
 #[test]
 fn connections_closed_before_auth_are_released() {
     let root = tempfile::tempdir().expect("tempdir");
-    let token_file = root.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let token_arg = token_file.to_str().expect("utf-8 path").to_string();
-    let mut nodes = cluster(1, root.path(), &["--auth-token-file", &token_arg]);
-    nodes[0].start();
+    let nodes = one_node_with_token(root.path());
     let addr = nodes[0].addr.to_string();
     let pid = nodes[0].child.as_ref().expect("started").id();
     // A first probe and its release, so the baseline has whatever a served
