@@ -276,15 +276,15 @@ fn main() {
         .map(|s| s.parse().expect("--runs N"))
         .unwrap_or(5)
         .max(1);
+    // Source lines, as a reader hands them out with the events.
+    let lines: Vec<usize> = (1..=events.len()).collect();
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
     for run in 0..runs {
         let cpu0 = cpu_seconds();
         let t0 = Instant::now();
         let mut b = TxnHistoryBuilder::new("generated", TxnModel::ListAppend);
-        for (i, e) in events.iter().enumerate() {
-            b.push(e, i + 1).expect("well-formed");
-        }
+        b.push_batch(&events, &lines).expect("well-formed");
         let h = b.finish().expect("a history");
         let built = t0.elapsed();
         let t1 = Instant::now();

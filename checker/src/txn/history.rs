@@ -22,6 +22,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
+mod batch;
+
 /// A key or value, encoded: small non-negative integers as themselves,
 /// anything else as an interned id with the top bit set.
 pub type Scalar = u64;
@@ -321,6 +323,10 @@ pub struct TxnHistoryBuilder {
     /// Per key number: its canonical list in `history.elems`.
     lists: Vec<ListRegion>,
     position: u64,
+    /// Set only in a builder taking the second half of a batch
+    /// ([`TxnHistoryBuilder::push_batch`]): completions whose invoke is in
+    /// the first half.
+    orphans: Option<Vec<batch::Orphan>>,
 }
 
 const IDLE: u32 = u32::MAX;
@@ -352,6 +358,7 @@ impl TxnHistoryBuilder {
             interned_ids: HashMap::default(),
             lists: Vec::new(),
             position: 0,
+            orphans: None,
         }
     }
 
@@ -370,6 +377,9 @@ impl TxnHistoryBuilder {
                 let slot = self.pending.len();
                 self.process_slots.insert(process, slot as u32);
                 self.pending.push((process, IDLE, Vec::new()));
+                if self.orphans.is_some() && ev.kind != EventType::Invoke {
+                    return self.orphan(ev, line, pos, slot);
+                }
                 slot
             }
         };
