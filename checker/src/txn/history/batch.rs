@@ -20,7 +20,7 @@
 //! the second half be pushed again one event at a time, so errors are
 //! exactly [`TxnHistoryBuilder::push`]'s.
 
-use super::{ListRegion, Mop, MopKind, Scalar, TxnHistory, TxnHistoryBuilder, IDLE, INTERNED, NIL};
+use super::{ListRegion, Mop, Scalar, TxnHistory, TxnHistoryBuilder, IDLE, INTERNED, NIL};
 use crate::error::{CheckError, HistoryError};
 use crate::history::{Event, EventType};
 use crate::operation::Outcome;
@@ -316,17 +316,12 @@ impl Renumber {
     }
 
     fn mop(&self, m: &Mop) -> Mop {
-        let list_read = m.kind == MopKind::Read && m.known && m.len != u32::MAX;
-        Mop {
-            key: self.keys[m.key as usize],
-            value: self.scalar(m.value),
-            start: if list_read {
-                m.start + self.elems_base
-            } else {
-                m.start
-            },
-            ..*m
+        let mut m = m.with_elems_moved(self.elems_base);
+        m.key = self.keys[m.key as usize];
+        if !m.is_list_read() {
+            m.word = self.scalar(m.word);
         }
+        m
     }
 }
 
@@ -486,13 +481,12 @@ mod tests {
     /// A micro-op with its read's elements resolved (where they are
     /// stored is all a batch may change).
     fn resolved(h: &TxnHistory, m: &Mop) -> String {
-        let list_read = m.kind == MopKind::Read && m.known && m.len != u32::MAX;
-        let elems = list_read.then(|| h.read_elems(m).to_vec());
+        let elems = m.is_list_read().then(|| h.read_elems(m).to_vec());
         format!(
             "{:?} {} {} {} {elems:?}",
             m.kind,
             m.key,
-            h.show(m.value),
+            h.show(m.value()),
             m.known
         )
     }
