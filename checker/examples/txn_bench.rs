@@ -12,13 +12,16 @@
 //!     cargo run --release -p faultline-checker --example txn_bench -- --write-edn gen1m.edn
 //!
 //! Prints two numbers against the goals:
-//! - check time: building the compact history from events plus the check,
-//!   in transactions per second (best and median of `--runs`, default 5;
-//!   goal 1,000,000 txns/s);
+//! - check time: building the compact history from the events in memory
+//!   (one `TxnHistoryBuilder::push_batch`, which builds the two halves on
+//!   two cores) plus the check, in transactions per second (best and
+//!   median of `--runs`, default 5; goal 1,000,000 txns/s);
 //! - end to end, with `--faultline BIN`: the same history written as
 //!   Jepsen EDN and checked by `BIN check --model list-append FILE` under
 //!   `/usr/bin/time`, its wall time and peak RSS (goal: under 10 s and
-//!   2 GiB). Without `--faultline` it prints the command to time instead.
+//!   2 GiB). `faultline check` streams the file's events to
+//!   `TxnHistoryBuilder::push` one at a time, on one core. Without
+//!   `--faultline` it prints the command to time instead.
 
 use faultline_checker::history::{Event, EventType, Process, Value};
 use faultline_checker::txn::{self, TxnHistoryBuilder, TxnModel, TxnOptions};

@@ -9,8 +9,10 @@
 //! plain integers and never hash a JSON value.
 //!
 //! [`TxnHistoryBuilder`] takes events one at a time (so a streaming reader
-//! need not keep the file) and pairs invokes with completions by the
-//! history's rules (docs/history-format.md). An `ok` transaction's micro-ops
+//! need not keep the file), or a batch of them on two cores
+//! ([`TxnHistoryBuilder::push_batch`], the same history), and pairs
+//! invokes with completions by the history's rules
+//! (docs/history-format.md). An `ok` transaction's micro-ops
 //! come from its completion (reads filled in); a `fail` or `info` one keeps
 //! its invoke's, whose reads are unknown.
 
