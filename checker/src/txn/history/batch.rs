@@ -459,7 +459,7 @@ mod tests {
                                 1 if bad && rng.below(30) == 0 => json!(["cas", k, 1]),
                                 _ => {
                                     next_value += 1;
-                                    let v = if next_value % 7 == 0 {
+                                    let v = if next_value.is_multiple_of(7) {
                                         json!(format!("v{next_value}"))
                                     } else {
                                         json!(next_value)
