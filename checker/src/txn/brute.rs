@@ -92,8 +92,8 @@ impl Search<'_> {
         for m in self.h.mops_of(t) {
             let k = m.key as usize;
             match (self.model, m.kind) {
-                (_, MopKind::Append) => self.lists[k].push(m.value),
-                (_, MopKind::Write) => self.registers[k] = m.value,
+                (_, MopKind::Append) => self.lists[k].push(m.value()),
+                (_, MopKind::Write) => self.registers[k] = m.value(),
                 (_, MopKind::Read) if !m.known => {}
                 (TxnModel::ListAppend, MopKind::Read) => {
                     if self.h.read_elems(m) != self.lists[k].as_slice() {
@@ -101,7 +101,7 @@ impl Search<'_> {
                     }
                 }
                 (TxnModel::RwRegister, MopKind::Read) => {
-                    if m.value != self.registers[k] {
+                    if m.value() != self.registers[k] {
                         return false;
                     }
                 }

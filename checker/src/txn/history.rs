@@ -9,8 +9,10 @@
 //! plain integers and never hash a JSON value.
 //!
 //! [`TxnHistoryBuilder`] takes events one at a time (so a streaming reader
-//! need not keep the file) and pairs invokes with completions by the
-//! history's rules (docs/history-format.md). An `ok` transaction's micro-ops
+//! need not keep the file), or a batch of them on two cores
+//! ([`TxnHistoryBuilder::push_batch`], the same history), and pairs
+//! invokes with completions by the history's rules
+//! (docs/history-format.md). An `ok` transaction's micro-ops
 //! come from its completion (reads filled in); a `fail` or `info` one keeps
 //! its invoke's, whose reads are unknown.
 
@@ -21,6 +23,8 @@ use crate::operation::{Operations, Outcome};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
+
+mod batch;
 
 /// A key or value, encoded: small non-negative integers as themselves,
 /// anything else as an interned id with the top bit set.
@@ -83,26 +87,94 @@ pub enum MopKind {
     Read,
 }
 
-/// One micro-op. For a list read, `elems` indexes
-/// [`TxnHistory::elems`]; for a register read `value` is what was read.
-/// A read whose result is unknown (an invoke, or a `fail`/`info`
+/// One micro-op, 16 bytes (every pass over the micro-ops is memory
+/// traffic): a value, or for a known list read where its elements are.
+/// For a list read, [`Mop::start`] and [`Mop::read_len`] index
+/// [`TxnHistory::elems`]; for a register read [`Mop::value`] is what was
+/// read. A read whose result is unknown (an invoke, or a `fail`/`info`
 /// transaction) has `known == false`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mop {
     pub kind: MopKind,
+    pub known: bool,
+    /// A known list read: `word` is its elements' `start | len << 32`.
+    list: bool,
     /// Dense key number: [`TxnHistory::key_name`] gives it back.
     pub key: u32,
-    /// The appended or written value, or a register read's value.
-    pub value: Scalar,
-    /// A list read's elements, as `start..start + len` of `elems`.
-    pub start: u32,
-    pub len: u32,
-    pub known: bool,
+    /// The appended or written value, a register read's value, or a list
+    /// read's elements.
+    word: u64,
 }
 
 impl Mop {
+    /// A micro-op with a value (`NIL` for a read not known).
+    fn with_value(kind: MopKind, key: u32, value: Scalar, known: bool) -> Mop {
+        Mop {
+            kind,
+            known,
+            list: false,
+            key,
+            word: value,
+        }
+    }
+
+    /// A known list read of `elems[start..start + len]`.
+    fn list_read(key: u32, (start, len): (u32, u32)) -> Mop {
+        Mop {
+            kind: MopKind::Read,
+            known: true,
+            list: true,
+            key,
+            word: start as u64 | (len as u64) << 32,
+        }
+    }
+
     pub fn is_write(&self) -> bool {
         matches!(self.kind, MopKind::Append | MopKind::Write)
+    }
+
+    /// The appended or written value, or a register read's value (`NIL`
+    /// for a list read, and for a read not known).
+    pub fn value(&self) -> Scalar {
+        if self.list {
+            NIL
+        } else {
+            self.word
+        }
+    }
+
+    /// Whether this is a known list read (its elements in `elems`).
+    pub fn is_list_read(&self) -> bool {
+        self.list
+    }
+
+    /// A known list read's first element in [`TxnHistory::elems`];
+    /// `u32::MAX` for any other micro-op.
+    pub fn start(&self) -> u32 {
+        if self.list {
+            self.word as u32
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// A known list read's length; `u32::MAX` for any other micro-op.
+    pub fn read_len(&self) -> u32 {
+        if self.list {
+            (self.word >> 32) as u32
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// The same micro-op with its list read's elements moved on by
+    /// `shift` (other micro-ops unchanged).
+    fn with_elems_moved(self, shift: u32) -> Mop {
+        if self.list {
+            Mop::list_read(self.key, (self.start() + shift, self.read_len()))
+        } else {
+            self
+        }
     }
 }
 
@@ -191,7 +263,8 @@ impl TxnHistory {
 
     /// The elements of a known list read.
     pub fn read_elems(&self, m: &Mop) -> &[Scalar] {
-        &self.elems[m.start as usize..(m.start + m.len) as usize]
+        let start = m.start() as usize;
+        &self.elems[start..start + m.read_len() as usize]
     }
 
     pub fn key_count(&self) -> usize {
@@ -230,11 +303,11 @@ impl TxnHistory {
     pub fn show_mop(&self, m: &Mop) -> String {
         let key = self.show_key(m.key);
         match m.kind {
-            MopKind::Append => format!("[append {key} {}]", self.show(m.value)),
-            MopKind::Write => format!("[w {key} {}]", self.show(m.value)),
+            MopKind::Append => format!("[append {key} {}]", self.show(m.value())),
+            MopKind::Write => format!("[w {key} {}]", self.show(m.value())),
             MopKind::Read if !m.known => format!("[r {key} nil]"),
-            MopKind::Read if m.len == u32::MAX || m.start == u32::MAX => {
-                format!("[r {key} {}]", self.show(m.value))
+            MopKind::Read if !m.is_list_read() => {
+                format!("[r {key} {}]", self.show(m.value()))
             }
             MopKind::Read => format!("[r {key} {}]", self.show_list(self.read_elems(m))),
         }
@@ -321,6 +394,10 @@ pub struct TxnHistoryBuilder {
     /// Per key number: its canonical list in `history.elems`.
     lists: Vec<ListRegion>,
     position: u64,
+    /// Set only in a builder taking the second half of a batch
+    /// ([`TxnHistoryBuilder::push_batch`]): completions whose invoke is in
+    /// the first half.
+    orphans: Option<Vec<batch::Orphan>>,
 }
 
 const IDLE: u32 = u32::MAX;
@@ -352,6 +429,7 @@ impl TxnHistoryBuilder {
             interned_ids: HashMap::default(),
             lists: Vec::new(),
             position: 0,
+            orphans: None,
         }
     }
 
@@ -370,6 +448,9 @@ impl TxnHistoryBuilder {
                 let slot = self.pending.len();
                 self.process_slots.insert(process, slot as u32);
                 self.pending.push((process, IDLE, Vec::new()));
+                if self.orphans.is_some() && ev.kind != EventType::Invoke {
+                    return self.orphan(ev, line, pos, slot);
+                }
                 slot
             }
         };
@@ -670,59 +751,40 @@ impl TxnHistoryBuilder {
             .encode(k)
             .ok_or_else(|| format!("the key must be a scalar, got {k}"))?;
         let key = self.key_id(key);
-        let mut mop = Mop {
-            kind: MopKind::Read,
-            key,
-            value: NIL,
-            start: u32::MAX,
-            len: u32::MAX,
-            known: false,
+        let value = |this: &mut Self, v: &Value, what: &str| {
+            this.encode(v)
+                .ok_or_else(|| format!("{what} must be a scalar, got {v}"))
         };
         match (self.model, f) {
-            (TxnModel::ListAppend, "append") | (TxnModel::RwRegister, "w") => {
-                mop.kind = if f == "w" {
-                    MopKind::Write
-                } else {
-                    MopKind::Append
-                };
-                mop.value = self
-                    .encode(v)
-                    .ok_or_else(|| format!("the value must be a scalar, got {v}"))?;
+            (TxnModel::ListAppend, "append") => {
+                let v = value(self, v, "the value")?;
+                Ok(Mop::with_value(MopKind::Append, key, v, false))
             }
-            (TxnModel::ListAppend, "r") => {
-                if completed {
-                    mop.known = true;
-                    (mop.start, mop.len) = match v {
-                        Value::Null => self.store_list(key, &[], elems)?,
-                        Value::Array(list) => self.store_list(key, list, elems)?,
-                        other => {
-                            return Err(format!("a list read must be a list or nil, got {other}"))
-                        }
-                    };
-                }
+            (TxnModel::RwRegister, "w") => {
+                let v = value(self, v, "the value")?;
+                Ok(Mop::with_value(MopKind::Write, key, v, false))
             }
+            (_, "r") if !completed => Ok(Mop::with_value(MopKind::Read, key, NIL, false)),
+            (TxnModel::ListAppend, "r") => match v {
+                Value::Null => Ok(Mop::list_read(key, self.store_list(key, &[], elems)?)),
+                Value::Array(list) => Ok(Mop::list_read(key, self.store_list(key, list, elems)?)),
+                other => Err(format!("a list read must be a list or nil, got {other}")),
+            },
             (TxnModel::RwRegister, "r") => {
-                if completed {
-                    mop.known = true;
-                    mop.value = match v {
-                        Value::Null => NIL,
-                        other => self.encode(other).ok_or_else(|| {
-                            format!("a register value must be a scalar, got {other}")
-                        })?,
-                    };
+                let v = match v {
+                    Value::Null => NIL,
+                    other => value(self, other, "a register value")?,
+                };
+                Ok(Mop::with_value(MopKind::Read, key, v, true))
+            }
+            (model, other) => Err(format!(
+                "{model} takes {}, not {other:?}",
+                match model {
+                    TxnModel::ListAppend => "append and r",
+                    TxnModel::RwRegister => "w and r",
                 }
-            }
-            (model, other) => {
-                return Err(format!(
-                    "{model} takes {}, not {other:?}",
-                    match model {
-                        TxnModel::ListAppend => "append and r",
-                        TxnModel::RwRegister => "w and r",
-                    }
-                ))
-            }
+            )),
         }
-        Ok(mop)
     }
 }
 
@@ -818,6 +880,12 @@ mod tests {
         assert_eq!(std::mem::size_of::<Txn>(), 64);
     }
 
+    /// Every pass over the micro-ops is memory traffic: keep them small.
+    #[test]
+    fn a_mop_stays_16_bytes() {
+        assert_eq!(std::mem::size_of::<Mop>(), 16);
+    }
+
     /// Reads share a key's canonical list: prefixes point into it,
     /// extensions grow it (in place, or moved when out of room), and a
     /// read that disagrees gets its own copy; each read still shows
@@ -869,7 +937,7 @@ mod tests {
             assert_eq!(h.show_key(m.key), *k);
             assert_eq!(h.read_elems(&m), list.as_slice(), "read {t}");
         }
-        let start = |t: usize| h.mops_of(t)[0].start;
+        let start = |t: usize| h.mops_of(t)[0].start();
         assert_eq!(start(3), start(1), "[1] is stored as a prefix of [1 2]");
         assert_eq!(start(8), start(5), "[1 2 3 4] is a prefix of the 17");
         assert_ne!(start(6), start(5), "[1 2 9] disagrees: a copy");

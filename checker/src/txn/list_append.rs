@@ -73,8 +73,8 @@ impl Read {
         Read {
             txn,
             mop,
-            start: m.start,
-            len: m.len,
+            start: m.start(),
+            len: m.read_len(),
         }
     }
 }
@@ -249,11 +249,11 @@ impl<'h> ListAppend<'h> {
                     .iter()
                     .any(|n| n.kind == MopKind::Append && n.key == m.key);
                 count[m.key as usize] += 1;
-                max[m.key as usize] = max[m.key as usize].max(m.value);
+                max[m.key as usize] = max[m.key as usize].max(m.value());
                 appends.push(Append {
                     txn: t as u32,
                     key: m.key,
-                    value: m.value,
+                    value: m.value(),
                     pos: NONE,
                     intermediate,
                 });
@@ -659,7 +659,7 @@ impl<'h> ListAppend<'h> {
                             r.kind == MopKind::Read
                                 && r.known
                                 && r.key == m.key
-                                && h.read_elems(r).contains(&m.value)
+                                && h.read_elems(r).contains(&m.value())
                         });
                         if let Some((j, r)) = future {
                             anomalies.add("future-read", || {
@@ -672,7 +672,7 @@ impl<'h> ListAppend<'h> {
                                         "T1's micro-op {} {} shows {}, which T1 itself appends later, in micro-op {}.",
                                         j + 1,
                                         h.show_mop(r),
-                                        h.show(m.value),
+                                        h.show(m.value()),
                                         i + 1
                                     ),
                                 }
@@ -689,7 +689,7 @@ impl<'h> ListAppend<'h> {
                             since
                                 .iter()
                                 .filter(|a| a.kind == MopKind::Append && a.key == m.key)
-                                .map(|a| a.value)
+                                .map(|a| a.value())
                         };
                         if base.is_none() && appended().next().is_none() {
                             continue;
@@ -891,7 +891,7 @@ impl<'h> ListAppend<'h> {
     pub fn explain(&self, a: usize, b: usize, rel: Rels, an: &str, bn: &str) -> Option<String> {
         let h = self.h;
         let state = |m: &Mop| -> String {
-            if m.len == 0 {
+            if m.read_len() == 0 {
                 "[] (its initial, empty state)".into()
             } else {
                 h.show_list(h.read_elems(m))
@@ -963,7 +963,7 @@ impl<'h> ListAppend<'h> {
             .filter(|m| m.kind == MopKind::Append)
             .filter_map(move |m| {
                 self.append_of
-                    .get(m.key, m.value)
+                    .get(m.key, m.value())
                     .map(|id| &self.appends[id as usize])
             })
     }

@@ -194,45 +194,132 @@ enum Analysis<'h> {
     RwRegister(rw_register::RwRegister<'h>),
 }
 
-/// Checks a transactional history.
+/// Checks a transactional history, in four steps: which anomalies and
+/// edges the models ask for ([`Plan`]), the model's analysis beside the
+/// order edges ([`analyze`]), the graph, and the cycle search per
+/// component ([`search_components`]); then the verdict.
 pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCheck, CheckError> {
     let started = Instant::now();
     let deadline = opts.time_limit.map(|d| started + d);
-    let prohibited = consistency::prohibited_anomalies(&opts.consistency_models);
-    let specs: Vec<cycle::CycleSpec> = cycle::specs()
-        .into_iter()
-        .filter(|s| prohibited.contains(s.name))
-        .collect();
-    let wants = |r: Rels| specs.iter().any(|s| s.required.contains(r));
-    // Real time covers process order (a process's transactions follow each
-    // other in real time), so only one of the two is added, as Elle does.
-    let order = if wants(Rels::REALTIME) {
-        Rels::REALTIME
-    } else if wants(Rels::PROCESS) {
-        Rels::PROCESS
-    } else {
-        Rels::NONE
+    let plan = Plan::new(&opts.consistency_models);
+    let Analyzed {
+        analysis,
+        mut anomalies,
+        mut edges,
+        order_edges,
+        outcome_counts: [ok, info, fail],
+    } = analyze(h, model, opts, plan.order)?;
+    let analyzed = started.elapsed();
+    let mut stats = TxnStats {
+        txns: h.txns.len(),
+        ok,
+        info,
+        fail,
+        keys: h.key_count(),
+        ..TxnStats::default()
     };
+    edges.push(order_edges);
+    let graph = Graph::build_from(h.txns.len(), &edges);
+    drop(edges);
+    stats.edges = graph.edge_count();
+    let built = started.elapsed();
+    let explain = |c: &Cycle| explain_cycle(h, &analysis, c);
+    let incomplete = search_components(
+        &graph,
+        &plan,
+        opts.search_budget,
+        deadline,
+        &mut anomalies,
+        &mut stats,
+        &explain,
+    );
+    stats.analysis_ms = analyzed.as_millis() as u64;
+    stats.graph_ms = (built - analyzed).as_millis() as u64;
+    stats.search_ms = (started.elapsed() - built).as_millis() as u64;
+    let all_anomalies = anomalies.names();
+    let verdict = verdict(model, opts, &plan.prohibited, anomalies, incomplete);
+    Ok(TxnCheck {
+        verdict,
+        stats,
+        all_anomalies,
+    })
+}
+
+/// What the requested models ask of a check: the anomalies they
+/// prohibit, the cycle types to search for, and which order edges
+/// (process or real time) the graph needs.
+struct Plan {
+    prohibited: BTreeSet<&'static str>,
+    /// Only the types whose edges the graph has.
+    specs: Vec<cycle::CycleSpec>,
+    order: Rels,
+}
+
+impl Plan {
+    fn new(consistency_models: &[&'static str]) -> Plan {
+        let prohibited = consistency::prohibited_anomalies(consistency_models);
+        let specs: Vec<cycle::CycleSpec> = cycle::specs()
+            .into_iter()
+            .filter(|s| prohibited.contains(s.name))
+            .collect();
+        let wants = |r: Rels| specs.iter().any(|s| s.required.contains(r));
+        // Real time covers process order (a process's transactions follow
+        // each other in real time), so only one of the two is added, as
+        // Elle does.
+        let order = if wants(Rels::REALTIME) {
+            Rels::REALTIME
+        } else if wants(Rels::PROCESS) {
+            Rels::PROCESS
+        } else {
+            Rels::NONE
+        };
+        let specs = specs
+            .into_iter()
+            .filter(|s| {
+                let needs = s.required & (Rels::PROCESS | Rels::REALTIME);
+                needs.is_empty() || needs == order
+            })
+            .collect();
+        Plan {
+            prohibited,
+            specs,
+            order,
+        }
+    }
+}
+
+/// What the analysis step found.
+struct Analyzed<'h> {
+    analysis: Analysis<'h>,
+    anomalies: Anomalies,
+    /// The data edges, in lists.
+    edges: Vec<EdgeList>,
+    /// Process or real-time edges, as the plan asks.
+    order_edges: EdgeList,
+    /// Transactions `ok`, `info`, `fail`.
+    outcome_counts: [usize; 3],
+}
+
+/// The model's analysis (data edges and non-cycle anomalies) on this
+/// core, and on another meanwhile what needs only the history: outcome
+/// counts, the order edges and, for list-append, the reads by key and
+/// internal consistency, which the analysis takes as they are ready.
+fn analyze<'h>(
+    h: &'h TxnHistory,
+    model: TxnModel,
+    opts: &TxnOptions,
+    order: Rels,
+) -> Result<Analyzed<'h>, CheckError> {
     let mut anomalies = Anomalies::default();
     let mut edges = vec![EdgeList::default()];
-    // The order edges (and list-append's internal consistency) need only
-    // the history: build them on another core while the model infers the
-    // data edges.
     // Sent by the other core as soon as each is ready; a send fails only
     // when the analysis already failed (and dropped its receivers), which
     // the caller reports.
     let (reads_sender, reads) = std::sync::mpsc::sync_channel(1);
     let (candidates_sender, candidates) = std::sync::mpsc::sync_channel(1);
     let (analysis, (order_edges, internal, outcome_counts)) = std::thread::scope(|scope| {
-        let order_edges = scope.spawn(move || {
-            let mut outcome_counts = [0usize; 3];
-            for t in &h.txns {
-                outcome_counts[match t.outcome {
-                    Outcome::Ok => 0,
-                    Outcome::Info => 1,
-                    Outcome::Fail => 2,
-                }] += 1;
-            }
+        let beside = scope.spawn(move || {
+            let outcome_counts = outcome_counts(h);
             let mut internal = Anomalies::default();
             if model == TxnModel::ListAppend {
                 let _ = reads_sender.send(list_append::ListAppend::reads_by_key(h));
@@ -269,90 +356,104 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
                     .map(Analysis::RwRegister)
             }
         };
-        (
-            analysis,
-            order_edges
-                .join()
-                .expect("building order edges does not panic"),
-        )
+        let beside = beside.join().expect("building order edges does not panic");
+        (analysis, beside)
     });
     let analysis = analysis?;
     anomalies.merge(internal);
-    let analyzed = started.elapsed();
-    // Search only the types whose edges the graph has.
-    let specs: Vec<cycle::CycleSpec> = specs
-        .into_iter()
-        .filter(|s| {
-            let needs = s.required & (Rels::PROCESS | Rels::REALTIME);
-            needs.is_empty() || needs == order
-        })
-        .collect();
-    let [ok, info, fail] = outcome_counts;
-    let mut stats = TxnStats {
-        txns: h.txns.len(),
-        ok,
-        info,
-        fail,
-        keys: h.key_count(),
-        edges: edges.iter().map(EdgeList::len).sum::<usize>() + order_edges.len(),
-        ..TxnStats::default()
-    };
-    edges.push(order_edges);
-    let graph = Graph::build_from(h.txns.len(), &edges);
-    stats.edges = graph.edge_count();
-    let built = started.elapsed();
-    let mask = specs.iter().fold(Rels::NONE, |m, s| m | s.allowed);
-    let mut incomplete = Vec::new();
-    if !mask.is_empty() {
-        let components = graph.sccs(mask, None);
-        stats.components = components.len();
-        stats.largest_component = components.iter().map(Vec::len).max().unwrap_or(0);
-        for (i, component) in components.iter().enumerate() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                incomplete.push(format!(
-                    "time limit reached: {} of {} cyclic components searched; the other {} (largest {} transactions) were not",
-                    i,
-                    components.len(),
-                    components.len() - i,
-                    components[i..].iter().map(Vec::len).max().unwrap_or(0)
-                ));
-                break;
-            }
-            let explain = |c: &Cycle| explain_cycle(h, &analysis, c);
-            search_component(
-                &graph,
-                component,
-                &specs,
-                &prohibited,
-                mask,
-                opts.search_budget,
-                deadline,
-                &mut anomalies,
-                &mut incomplete,
-                &mut stats,
-                &explain,
-            );
-        }
+    Ok(Analyzed {
+        analysis,
+        anomalies,
+        edges,
+        order_edges,
+        outcome_counts,
+    })
+}
+
+/// Transactions `ok`, `info`, `fail`.
+fn outcome_counts(h: &TxnHistory) -> [usize; 3] {
+    let mut counts = [0usize; 3];
+    for t in &h.txns {
+        counts[match t.outcome {
+            Outcome::Ok => 0,
+            Outcome::Info => 1,
+            Outcome::Fail => 2,
+        }] += 1;
     }
-    stats.analysis_ms = analyzed.as_millis() as u64;
-    stats.graph_ms = (built - analyzed).as_millis() as u64;
-    stats.search_ms = (started.elapsed() - built).as_millis() as u64;
+    counts
+}
+
+/// Searches each cyclic component for the plan's cycle types until the
+/// deadline; returns what was not fully searched.
+fn search_components(
+    graph: &Graph,
+    plan: &Plan,
+    budget: u64,
+    deadline: Option<Instant>,
+    anomalies: &mut Anomalies,
+    stats: &mut TxnStats,
+    explain: &dyn Fn(&Cycle) -> Case,
+) -> Vec<String> {
+    let mask = plan.specs.iter().fold(Rels::NONE, |m, s| m | s.allowed);
+    let mut incomplete = Vec::new();
+    if mask.is_empty() {
+        return incomplete;
+    }
+    let components = graph.sccs(mask, None);
+    stats.components = components.len();
+    stats.largest_component = components.iter().map(Vec::len).max().unwrap_or(0);
+    for (i, component) in components.iter().enumerate() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            incomplete.push(format!(
+                "time limit reached: {} of {} cyclic components searched; the other {} (largest {} transactions) were not",
+                i,
+                components.len(),
+                components.len() - i,
+                components[i..].iter().map(Vec::len).max().unwrap_or(0)
+            ));
+            break;
+        }
+        search_component(
+            graph,
+            component,
+            &plan.specs,
+            &plan.prohibited,
+            mask,
+            budget,
+            deadline,
+            anomalies,
+            &mut incomplete,
+            stats,
+            explain,
+        );
+    }
+    incomplete
+}
+
+/// Invalid when an anomaly the models prohibit was found; otherwise
+/// unknown when a search did not finish, else valid.
+fn verdict(
+    model: TxnModel,
+    opts: &TxnOptions,
+    prohibited: &BTreeSet<&'static str>,
+    mut anomalies: Anomalies,
+    incomplete: Vec<String>,
+) -> Verdict {
     let found: Vec<&'static str> = anomalies.names();
     let bad: Vec<&'static str> = found
         .iter()
         .copied()
         .filter(|a| prohibited.contains(a))
         .collect();
-    let (not, also_not) = consistency::boundary(&found);
-    let verdict = if !bad.is_empty() {
-        let mut shown = anomalies.clone();
-        shown.types.retain(|k, _| prohibited.contains(k));
+    if !bad.is_empty() {
+        let (not, also_not) = consistency::boundary(&found);
+        anomalies.types.retain(|k, _| prohibited.contains(k));
         Verdict::Invalid {
             witness: Witness::Txn(Box::new(TxnWitness {
                 model,
                 consistency_models: opts.consistency_models.clone(),
                 anomaly_types: bad,
-                anomalies: shown,
+                anomalies,
                 not,
                 also_not,
                 incomplete,
@@ -365,12 +466,7 @@ pub fn check(h: &TxnHistory, model: TxnModel, opts: &TxnOptions) -> Result<TxnCh
         ))
     } else {
         Verdict::Valid
-    };
-    Ok(TxnCheck {
-        verdict,
-        stats,
-        all_anomalies: found,
-    })
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

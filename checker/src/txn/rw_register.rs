@@ -89,12 +89,12 @@ fn externals(h: &TxnHistory, t: usize) -> (Vec<(u32, Scalar)>, Vec<(u32, Scalar)
                 let touched =
                     reads.iter().any(|r| r.0 == m.key) || writes.iter().any(|w| w.0 == m.key);
                 if !touched {
-                    reads.push((m.key, m.value));
+                    reads.push((m.key, m.value()));
                 }
             }
             MopKind::Write => match writes.iter_mut().find(|w| w.0 == m.key) {
-                Some(w) => w.1 = m.value,
-                None => writes.push((m.key, m.value)),
+                Some(w) => w.1 = m.value(),
+                None => writes.push((m.key, m.value())),
             },
             _ => {}
         }
@@ -135,11 +135,11 @@ impl<'h> RwRegister<'h> {
                 let intermediate = mops[i + 1..]
                     .iter()
                     .any(|n| n.kind == MopKind::Write && n.key == m.key);
-                if m.value == NIL {
+                if m.value() == NIL {
                     return Err(self.bad(t, format!("writes nil to key {}: rw-register needs written values to be unique and not nil", h.show_key(m.key))));
                 }
                 if let Some(other) = self.writes.insert(
-                    (m.key, m.value),
+                    (m.key, m.value()),
                     Write {
                         txn: t as u32,
                         intermediate,
@@ -149,7 +149,7 @@ impl<'h> RwRegister<'h> {
                         t,
                         format!(
                             "writes {} to key {}, which the transaction at line {} wrote too: rw-register needs every value written to a key once",
-                            h.show(m.value),
+                            h.show(m.value()),
                             h.show_key(m.key),
                             h.txns[other.txn as usize].line
                         ),
@@ -186,11 +186,11 @@ impl<'h> RwRegister<'h> {
                 continue;
             }
             for m in h.mops_of(t) {
-                if m.kind != MopKind::Read || !m.known || m.value == NIL {
+                if m.kind != MopKind::Read || !m.known || m.value() == NIL {
                     continue;
                 }
-                let read = format!("{} = {}", h.show_key(m.key), h.show(m.value));
-                match self.writes.get(&(m.key, m.value)) {
+                let read = format!("{} = {}", h.show_key(m.key), h.show(m.value()));
+                match self.writes.get(&(m.key, m.value())) {
                     None => anomalies.add("garbage-read", || {
                         let ids = vec![t];
                         Case {
@@ -240,11 +240,11 @@ impl<'h> RwRegister<'h> {
                 let known = state.iter().position(|s| s.0 == m.key);
                 match m.kind {
                     MopKind::Write => match known {
-                        Some(s) => state[s] = (m.key, m.value, i),
-                        None => state.push((m.key, m.value, i)),
+                        Some(s) => state[s] = (m.key, m.value(), i),
+                        None => state.push((m.key, m.value(), i)),
                     },
                     MopKind::Read if m.known => match known {
-                        Some(s) if state[s].1 != m.value => {
+                        Some(s) if state[s].1 != m.value() => {
                             let (_, expected, j) = state[s];
                             anomalies.add("internal", || {
                                 let ids = vec![t];
@@ -266,7 +266,7 @@ impl<'h> RwRegister<'h> {
                             break;
                         }
                         Some(_) => {}
-                        None => state.push((m.key, m.value, i)),
+                        None => state.push((m.key, m.value(), i)),
                     },
                     _ => {}
                 }
