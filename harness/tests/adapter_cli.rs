@@ -182,6 +182,16 @@ fn remote_mode_refuses_what_cannot_run_on_the_hosts_naming_file_and_line() {
             }),
             "rundir.toml:22: node.setup: {{run_dir}} is the run's directory on this machine, and in remote mode node.setup runs on each host",
         ),
+        (
+            // version runs on the first host in remote mode.
+            node_adapter(dir.path(), "version.toml", |t| {
+                t.replace(
+                    "requires = [",
+                    "version = \"cat {{run_dir}}/version.txt\"\nrequires = [",
+                )
+            }),
+            "version.toml:9: version: {{run_dir}} is the run's directory on this machine, and in remote mode version runs on the first host",
+        ),
     ];
     for (file, want) in cases {
         let f = file.to_str().expect("utf-8");
@@ -377,6 +387,91 @@ fn kill_and_pause_reach_the_whole_node_and_the_run_ends_valid() {
     assert!(restarts > 0, "no node was killed and restarted");
     let test_json = std::fs::read_to_string(store.join("latest/test.json")).expect("test.json");
     assert!(test_json.contains("\"kind\": \"adapter\""), "{test_json}");
+    let left = left_running(&dir.path().to_string_lossy());
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn node_stop_runs_when_the_run_ends_and_a_failing_one_falls_back_to_signals() {
+    require_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A stop that leaves a mark in the node's data folder and then ends
+    // its daemon (found by its data folder on its command line, which the
+    // node script's own also holds: hence the program at its start).
+    let clean = node_adapter(dir.path(), "stop.toml", |t| {
+        t.replace(
+            "[[node.daemon]]",
+            "stop = \"\"\"echo stopped > stop-marker; pkill -TERM -f -- '^[^ ]*faultline node .*--data-dir {{data_dir}} '\"\"\"\n\n[[node.daemon]]",
+        )
+    });
+    let failing = node_adapter(dir.path(), "stop-fails.toml", |t| {
+        t.replace(
+            "[[node.daemon]]",
+            "stop = \"echo will not stop >&2; exit 3\"\n\n[[node.daemon]]",
+        )
+    });
+    let run = |file: &Path, store: &Path| {
+        faultline(&[
+            "test",
+            "--system",
+            file.to_str().expect("utf-8"),
+            "--workload",
+            "register",
+            "--nemesis",
+            "none",
+            "--node-count",
+            "3",
+            "--time-limit",
+            "3s",
+            "--store",
+            store.to_str().expect("utf-8"),
+        ])
+    };
+    let store = dir.path().join("store-clean");
+    let (code, out, err) = run(&clean, &store);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(!err.contains("node.stop"), "every node.stop worked: {err}");
+    for n in 1..=3 {
+        let marker = store.join(format!("latest/nodes/n{n}/stop-marker"));
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap_or_default(),
+            "stopped\n",
+            "n{n}'s node.stop ran in its data folder ({})",
+            marker.display()
+        );
+        // The daemon exited because of it (the script saw it end), not by
+        // the signals to the node's whole group.
+        let log = std::fs::read_to_string(store.join(format!("latest/nodes/n{n}.log")))
+            .expect("node log");
+        let stop = log
+            .find(&format!("faultline: n{n}: node.stop"))
+            .unwrap_or_else(|| panic!("n{n}: no node.stop in its log:\n{log}"));
+        assert!(
+            log[stop..].contains(&format!("faultline: n{n}: daemon node (pid ")),
+            "n{n}: its daemon did not exit after node.stop:\n{log}"
+        );
+    }
+
+    let store = dir.path().join("store-failing");
+    let (code, out, err) = run(&failing, &store);
+    assert_eq!(
+        code,
+        Some(0),
+        "a failing stop changes no verdict: {out}\n{err}"
+    );
+    for n in 1..=3 {
+        assert!(
+            err.contains(&format!("n{n}: node.stop failed (exit status 3)"))
+                && err.contains("stopping it by signals"),
+            "n{n}: the failure is said: {err}"
+        );
+        let log = std::fs::read_to_string(store.join(format!("latest/nodes/n{n}.log")))
+            .expect("node log");
+        assert!(
+            log.contains("will not stop"),
+            "n{n}: its output is in its log:\n{log}"
+        );
+    }
     let left = left_running(&dir.path().to_string_lossy());
     assert!(left.is_empty(), "left running: {left:?}");
 }

@@ -167,6 +167,218 @@ fn the_faultline_node_adapter_in_the_lab_is_valid_and_its_planted_bug_is_caught(
     }
 }
 
+/// The faultline-node adapter with `edit` applied, alone in a folder of
+/// its own under `dir` (remote mode uploads the file's folder), its
+/// `{{adapter_dir}}` the shipped one (the lab's hosts share this machine's
+/// files).
+fn edited_node_adapter(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let shipped = adapter("faultline-node.toml");
+    let text = std::fs::read_to_string(&shipped).expect("shipped adapter");
+    let examples = shipped.parent().expect("examples folder").to_path_buf();
+    let text = text.replace("{{adapter_dir}}", &examples.to_string_lossy());
+    let folder = dir.join(name.trim_end_matches(".toml"));
+    std::fs::create_dir_all(&folder).expect("adapter folder");
+    let path = folder.join(name);
+    std::fs::write(&path, edit(text)).expect("write adapter");
+    path
+}
+
+fn run_file(lab: &TestLab, store: &Path, file: &Path, rest: &[&str]) -> Output {
+    Command::new(faultline())
+        .args(["test", "--lab", lab.dir_str()])
+        .args(["--system", file.to_str().expect("utf-8")])
+        .args(["--store", store.to_str().expect("utf-8")])
+        .args(["--workload", "register", "--node-count", "3"])
+        .args(rest)
+        .output()
+        .expect("faultline runs")
+}
+
+/// Remote mode runs on the hosts what concerns the hosts: `requires` is
+/// checked there (a program only the hosts have, made by the file's
+/// `install` in a host's private /run, is not asked of this machine) and
+/// `version` runs on the first host; `node.stop` runs on each host when
+/// the run ends; kills, pauses and the stop reach a daemon that
+/// double-forked out of its node's process group; and a daemon that does
+/// not map libfaketime stops a clock run, named with its host. Each part
+/// fails without its change: this machine lacks the program (exit 254
+/// before), the marker would be missing, the escaped sleeps left running,
+/// and the clock run would go on valid.
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn remote_mode_runs_version_requires_stop_and_the_clock_check_on_the_hosts() {
+    if !enabled("lab_adapter hosts") {
+        return;
+    }
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "the faultline-node adapter's client needs /usr/bin/python3 on this machine"
+    );
+    const TOOL: &str = "/run/faultline-lab-tool";
+    assert!(
+        !Path::new(TOOL).exists(),
+        "{TOOL} must exist only on the lab's hosts (their /run is their own)"
+    );
+    let lab = TestLab::up(3);
+    let files = tempfile::tempdir().expect("tempdir");
+    let store = tempfile::tempdir().expect("tempdir");
+
+    let hosts_file = edited_node_adapter(files.path(), "hosts.toml", |t| {
+        t.replace(
+            "requires = [",
+            &format!(
+                "version = \"{TOOL}\"\ninstall = \"printf '#!/bin/sh\\\\necho lab-tool 1.2\\\\n' > {TOOL} && chmod +x {TOOL}\"\nrequires = [\"{TOOL}\", "
+            ),
+        )
+        .replace(
+            "[[node.daemon]]",
+            "stop = \"\"\"echo stopped > stop-marker; pkill -TERM -f -- '^[^ ]*faultline node .*--data-dir {{data_dir}} '\"\"\"\n\
+             logs = [\"{{data_dir}}/stop-marker\"]\n\n\
+             [[node.daemon]]\nname = \"sidecar\"\n\
+             start = \"setsid sh -c 'sleep 600 & exit 0'; exec sleep 601\"\n\n[[node.daemon]]",
+        )
+    });
+    let out = run_file(
+        &lab,
+        store.path(),
+        &hosts_file,
+        &[
+            "--nemesis",
+            "kill,pause",
+            "--nemesis-interval",
+            "3s",
+            "--time-limit",
+            "15s",
+            "--seed",
+            "5",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "want valid:\n{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Every node.stop ran and ended its node's daemons; the sidecar's
+    // escaped sleep is the node's too, which no node.stop here ends: the
+    // run says so, and the signals after it end it (checked below).
+    for bad in [
+        "node.stop failed",
+        "node.stop timed out",
+        "node.stop could not run",
+    ] {
+        assert!(!err.contains(bad), "{bad}:\n{err}");
+    }
+    let dir = store.path().join("latest");
+    let test: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("test.json")).expect("test.json"))
+            .expect("json");
+    assert_eq!(test["system"]["version"], "lab-tool 1.2", "{test}");
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    assert!(
+        history.contains("start-kill") || history.contains("start-pause"),
+        "no kill or pause"
+    );
+    for n in 1..=3 {
+        let marker = dir.join(format!("nodes/n{n}/stop-marker"));
+        assert_eq!(
+            std::fs::read_to_string(&marker).unwrap_or_default(),
+            "stopped\n",
+            "n{n}'s node.stop ran on its host ({} fetched)",
+            marker.display()
+        );
+        let log = std::fs::read_to_string(dir.join(format!("nodes/n{n}.log"))).unwrap_or_default();
+        let stop = log
+            .rfind(&format!("faultline: n{n}: node.stop"))
+            .unwrap_or_else(|| panic!("n{n}: no node.stop in its log:\n{log}"));
+        assert!(
+            log[stop..].contains(&format!("faultline: n{n}: daemon node (pid ")),
+            "n{n}: its daemon did not exit after node.stop:\n{log}"
+        );
+    }
+    for i in 1..=3 {
+        // The setsid'd sleep of every incarnation died with its node.
+        assert_eq!(
+            leftovers(&lab, &lab.addr(i), "sleep"),
+            "rules=0 procs=0",
+            "host {i}"
+        );
+        assert_eq!(
+            leftovers(&lab, &lab.addr(i), "faultline"),
+            "rules=0 procs=0",
+            "host {i}"
+        );
+    }
+
+    // What the hosts lack is named with the host.
+    let absent = edited_node_adapter(files.path(), "absent.toml", |t| {
+        t.replace(
+            "requires = [",
+            "requires = [\"/run/faultline-lab-absent\", ",
+        )
+    });
+    let out = run_file(
+        &lab,
+        store.path(),
+        &absent,
+        &["--nemesis", "none", "--time-limit", "5s"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(
+        err.contains("10.77.0.11")
+            && err.contains(
+                "/run/faultline-lab-absent not found, and the adapter has no install command"
+            ),
+        "{err}"
+    );
+    let bad_version = edited_node_adapter(files.path(), "version.toml", |t| {
+        t.replace(
+            "requires = [",
+            "version = \"echo no version here >&2; exit 4\"\nrequires = [",
+        )
+    });
+    let out = run_file(
+        &lab,
+        store.path(),
+        &bad_version,
+        &["--nemesis", "none", "--time-limit", "5s"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(
+        err.contains("10.77.0.11: the adapter's version")
+            && err.contains("exited with status 4")
+            && err.contains("no version here"),
+        "{err}"
+    );
+
+    // A daemon that drops LD_PRELOAD: the clock run stops, naming it.
+    let deaf = edited_node_adapter(files.path(), "deaf.toml", |t| {
+        t.replace(
+            "[lists.peers]",
+            "[[node.daemon]]\nname = \"sidecar\"\nstart = \"exec env -u LD_PRELOAD sleep 600\"\n\n[lists.peers]",
+        )
+    });
+    let out = run_file(
+        &lab,
+        store.path(),
+        &deaf,
+        &["--nemesis", "clock", "--time-limit", "10s"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(
+        err.contains("daemon sidecar (pid ")
+            && err.contains("does not map libfaketime")
+            && err.contains("(on 10.77.0.1"),
+        "{err}"
+    );
+    for i in 1..=3 {
+        assert_eq!(
+            leftovers(&lab, &lab.addr(i), "sleep"),
+            "rules=0 procs=0",
+            "host {i}"
+        );
+    }
+}
+
 /// Runs redis-sentinel.toml on the lab with `--workload set`.
 fn run_redis(lab: &TestLab, store: &Path, nemesis: &str, seed: u64) -> Output {
     let system = adapter("redis-sentinel.toml");

@@ -559,12 +559,13 @@ impl AdapterFile {
         })
     }
 
-    /// The templates that run where a node does (on its host in remote
-    /// mode): install, the node's setup, daemons, stop and logs, and the
-    /// list items (node commands use them).
+    /// The templates that run on the hosts in remote mode: install,
+    /// version (on the first host), the node's setup, daemons, stop and
+    /// logs, and the list items (node commands use them).
     pub fn host_templates(&self) -> Vec<&Template> {
         let mut all: Vec<&Template> = Vec::new();
         all.extend(self.install.iter());
+        all.extend(self.version.iter());
         all.extend(self.node.setup.iter());
         all.extend(self.node.daemons.iter().map(|d| &d.start));
         all.extend(self.node.stop.iter());

@@ -106,7 +106,13 @@ impl AdapterSystem {
             replacements: Replacements::default(),
             remote_dir: run.remote_dir,
         };
-        if let Some(template) = system.file.version.clone() {
+        // Remote mode asks the first host (System::remote_version): what
+        // runs there is what is under test, and this machine may lack it.
+        let local_version = system
+            .remote_dir
+            .is_none()
+            .then(|| system.file.version.clone());
+        if let Some(template) = local_version.flatten() {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -320,12 +326,23 @@ impl AdapterSystem {
             .collect()
     }
 
+    /// The end of the message about a daemon that does not map the
+    /// libfaketime preloaded into it (local and remote mode say the same).
+    fn clock_deaf_tail(&self) -> String {
+        format!(
+            "does not map libfaketime, so clock faults would not reach it (a static binary, a Go program, \
+             or LD_PRELOAD dropped); leave clock out of --nemesis, or out of {}'s faults",
+            self.file.path.display()
+        )
+    }
+
     /// Why node `name`'s clock cannot be faulted although libfaketime was
     /// preloaded into it: a daemon that does not map it (a static binary, a
     /// Go program, one that dropped LD_PRELOAD). None when the node was not
     /// given libfaketime, or every daemon maps it.
     fn clock_deaf_daemon(&self, name: &str) -> Option<String> {
-        // Remote nodes' processes are not in this machine's /proc.
+        // Remote nodes' processes are not in this machine's /proc: their
+        // hosts run the same check (System::host_check).
         if self.remote_dir.is_some() {
             return None;
         }
@@ -346,11 +363,9 @@ impl AdapterSystem {
             .find_map(|(daemon, pid)| {
                 (procfs::maps_library(pid, "libfaketime") == Some(false)).then(|| {
                     format!(
-                    "{name}: daemon {daemon} (pid {pid}) does not map libfaketime, so clock faults \
-                     would not reach it (a static binary, a Go program, or LD_PRELOAD dropped); \
-                     leave clock out of --nemesis, or out of {}'s faults",
-                    self.file.path.display()
-                )
+                        "{name}: daemon {daemon} (pid {pid}) {}",
+                        self.clock_deaf_tail()
+                    )
                 })
             })
     }
@@ -528,6 +543,37 @@ impl System for AdapterSystem {
         let values = self.values_of(cluster, None);
         let text = self.with_node_values(&values, |values| install.render(values, None, None))?;
         Ok(Some(text))
+    }
+
+    fn remote_version(&self, cluster: &[NodeInfo]) -> anyhow::Result<Option<String>> {
+        let Some(version) = &self.file.version else {
+            return Ok(None);
+        };
+        let values = self.values_of(cluster, None);
+        let text = self.with_node_values(&values, |values| version.render(values, None, None))?;
+        Ok(Some(text))
+    }
+
+    fn stop_command(&self, site: &NodeSite<'_>) -> Option<String> {
+        let stop = self.file.node.stop.as_ref()?;
+        let index = site.cluster.iter().position(|n| n.id == site.node.id)?;
+        let values = self.values_of(site.cluster, Some((index, &site.data_dir)));
+        match self.with_node_values(&values, |values| stop.render(values, Some(index), None)) {
+            Ok(text) => Some(text),
+            // Checked when the file was read; a value filled in now (a
+            // param, a path) can still be refused: then signals stop it.
+            Err(e) => {
+                tracing::warn!("{}: {e}; stopping it by signals", site.node.name);
+                None
+            }
+        }
+    }
+
+    fn host_check(&self, site: &NodeSite<'_>, log: &str) -> Option<String> {
+        self.file
+            .faults
+            .contains(&FaultKind::Clock)
+            .then(|| clock_check_script(&site.node.name, log, &self.clock_deaf_tail()))
     }
 
     fn log_files(&self, site: &NodeSite<'_>) -> Vec<String> {
@@ -717,6 +763,30 @@ impl Client for WorkerClient {
     }
 }
 
+/// Shell: the check [`AdapterSystem::clock_deaf_daemon`] makes, run on a
+/// remote node's host from its `log` there: when the node script of the
+/// node's current incarnation has libfaketime in its `LD_PRELOAD`, prints
+/// a line for every daemon it started that does not map it (`tail` ends
+/// the line); prints nothing otherwise (also for a daemon already gone).
+pub fn clock_check_script(name: &str, log: &str, tail: &str) -> String {
+    let log = shell_quote(log);
+    let starting = shell_quote(&format!("^faultline: {name}: starting (pid "));
+    let daemon = shell_quote(&format!(
+        "s/^faultline: {name}: daemon \\([^ ]*\\) started, pid \\([0-9]*\\)$/\\1 \\2/p"
+    ));
+    format!(
+        "line=$(grep -n {starting} {log} | tail -n 1); [ -n \"$line\" ] || exit 0; \
+         from=${{line%%:*}}; pid=$(printf '%s\\n' \"$line\" | sed 's/.*(pid \\([0-9]*\\)).*/\\1/'); \
+         tr '\\0' '\\n' < /proc/\"$pid\"/environ 2>/dev/null | grep -q '^LD_PRELOAD=.*libfaketime' || exit 0; \
+         tail -n +\"$from\" {log} | sed -n {daemon} | while read -r d p; do \
+         [ -r /proc/\"$p\"/maps ] || continue; \
+         grep -q libfaketime /proc/\"$p\"/maps 2>/dev/null || printf '%s: daemon %s (pid %s) %s\\n' {name} \"$d\" \"$p\" {tail}; \
+         done; true",
+        name = shell_quote(name),
+        tail = shell_quote(tail),
+    )
+}
+
 /// `text` as one single-quoted shell word.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
@@ -730,8 +800,12 @@ fn shell_quote(text: &str) -> String {
 pub fn remote_refusal(file: &AdapterFile) -> Option<String> {
     for t in file.host_templates() {
         if t.keys().any(|k| *k == Key::RunDir) {
+            let hosts = match t.origin().field.as_str() {
+                "version" => "the first host",
+                _ => "each host",
+            };
             return Some(format!(
-                "{}: {{{{run_dir}}}} is the run's directory on this machine, and in remote mode {} runs on each host; \
+                "{}: {{{{run_dir}}}} is the run's directory on this machine, and in remote mode {} runs on {hosts}; \
                  use {{{{data_dir}}}} (the node's directory on its host) or {{{{adapter_dir}}}} (the adapter's files, uploaded)",
                 t.origin(),
                 t.origin().field
@@ -748,4 +822,104 @@ pub fn remote_refusal(file: &AdapterFile) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    /// Kills and reaps the test's processes, whatever fails.
+    struct Reaped(Vec<Child>);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Waits until `pid` has exec'd (its /proc/PID/maps names `what`).
+    fn mapped(pid: u32, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            if maps.contains(what) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{pid} never mapped {what}");
+    }
+
+    #[test]
+    fn the_hosts_clock_check_names_a_daemon_that_does_not_map_libfaketime() {
+        // The script's environment names libfaketime (a path that need not
+        // exist: ld.so skips it); one daemon maps a file whose name holds
+        // "libfaketime", the other does not.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mapping = dir.path().join("libfaketime-sleep");
+        std::fs::copy("/bin/sleep", &mapping).expect("copy sleep");
+        let spawn = |program: &Path, preload: bool| {
+            let mut cmd = Command::new(program);
+            cmd.arg("30");
+            if preload {
+                cmd.env("LD_PRELOAD", "/nonexistent/faketime/libfaketime.so.1");
+            }
+            cmd.stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("sleep runs")
+        };
+        let mut procs = Reaped(Vec::new());
+        procs.0.push(spawn(Path::new("/bin/sleep"), true));
+        procs.0.push(spawn(&mapping, false));
+        procs.0.push(spawn(Path::new("/bin/sleep"), false));
+        let [script, good, deaf] = [0, 1, 2].map(|i| procs.0[i].id());
+        mapped(good, "libfaketime-sleep");
+        mapped(deaf, "sleep");
+        let log = dir.path().join("node.log");
+        // An earlier incarnation's daemons are not this one's.
+        std::fs::write(
+            &log,
+            format!(
+                "faultline: n1: starting (pid 1)\nfaultline: n1: daemon old started, pid {deaf}\n\
+                 faultline: n1: starting (pid {script})\nfaultline: n1: daemon good started, pid {good}\n\
+                 faultline: n1: daemon deaf started, pid {deaf}\nfaultline: n1: daemon gone started, pid 999999999\n"
+            ),
+        )
+        .expect("log");
+        let run = |text: &str| {
+            let out = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(text)
+                .output()
+                .expect("sh runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let said = run(&clock_check_script(
+            "n1",
+            log.to_str().expect("utf-8"),
+            "does not map it",
+        ));
+        assert_eq!(
+            said,
+            format!("n1: daemon deaf (pid {deaf}) does not map it\n")
+        );
+        // A node script without libfaketime preloaded: nothing to check.
+        let text = std::fs::read_to_string(&log).expect("log");
+        std::fs::write(
+            &log,
+            text.replace(&format!("(pid {script})"), &format!("(pid {deaf})")),
+        )
+        .expect("log");
+        let said = run(&clock_check_script("n1", log.to_str().expect("utf-8"), "x"));
+        assert_eq!(said, "");
+    }
 }

@@ -40,7 +40,10 @@
 
 use super::iptables::Iptables;
 use super::procfs;
-use super::{ClockFault, Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
+use super::{
+    ClockFault, Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo, NODE_STOP_GRACE,
+    NODE_STOP_TIMEOUT,
+};
 use crate::ledger::{Held, Ledger, Lifetime, Resource};
 use crate::nemesis::FaultKind;
 use crate::system::{MessageFilter, NodeSite, Support, System};
@@ -525,6 +528,122 @@ impl LocalCluster {
         Ok((child, held))
     }
 
+    /// Runs the stop command ([`System::stop_command`]) of every node that
+    /// is still running, all at once, and waits up to [`NODE_STOP_GRACE`]
+    /// for each node it ran for to exit. One that fails, outlives
+    /// [`NODE_STOP_TIMEOUT`] or leaves its node running is said in the
+    /// run's output; the caller's signals stop what is left.
+    fn run_stop_commands(&self, procs: &[Proc]) {
+        let jobs: Vec<(usize, String, i32)> = procs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let pgid = i32::try_from(p.child.as_ref()?.id()).ok()?;
+                if procfs::group_members(pgid).is_empty() {
+                    return None;
+                }
+                let command = self.config.system.stop_command(&NodeSite {
+                    node: &self.nodes[i],
+                    cluster: &self.nodes,
+                    data_dir: self.data_dirs[i].display().to_string(),
+                    program: self.config.system.local_program().display().to_string(),
+                })?;
+                Some((i, command, pgid))
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (i, command, pgid) in &jobs {
+                scope.spawn(move || {
+                    let name = &self.nodes[*i].name;
+                    // A paused node is woken: it could not act on its stop.
+                    signal_node(*pgid, libc::SIGCONT);
+                    match self.run_stop_command(*i, command) {
+                        Ok(()) => {
+                            let deadline = Instant::now() + NODE_STOP_GRACE;
+                            while Instant::now() < deadline
+                                && !procfs::group_members(*pgid).is_empty()
+                            {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            if !procfs::group_members(*pgid).is_empty() {
+                                tracing::warn!(
+                                    "{name}: node.stop succeeded but the node still runs {NODE_STOP_GRACE:?} later; stopping it by signals"
+                                );
+                            }
+                        }
+                        Err(why) => tracing::warn!(
+                            "{name}: node.stop {why} (its output is in {}); stopping it by signals",
+                            self.config.logs[*i].display()
+                        ),
+                    }
+                });
+            }
+        });
+    }
+
+    /// Runs node `i`'s stop `command` under `sh -c` in its data folder,
+    /// its output appended to the node's log, killed (its whole process
+    /// group) at [`NODE_STOP_TIMEOUT`]. Err: how it failed, in words.
+    fn run_stop_command(&self, i: usize, command: &str) -> Result<(), String> {
+        let name = &self.nodes[i].name;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.config.logs[i])
+            .map_err(|e| format!("could not run: {}: {e}", self.config.logs[i].display()))?;
+        // Its output follows this line in the node's log (as remote mode's).
+        let _ = std::io::Write::write_all(
+            &mut log,
+            format!("faultline: {name}: node.stop\n").as_bytes(),
+        );
+        let err_log = log.try_clone().map_err(|e| format!("could not run: {e}"))?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(command)
+            .current_dir(&self.data_dirs[i])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log))
+            .process_group(0);
+        if let Some(owners) = &self.owners {
+            cmd.uid(owners[i]).gid(owners[i]);
+        }
+        let (mut child, held) = self
+            .config
+            .ledger
+            .spawn(cmd, &format!("{name} node.stop"))
+            .map_err(|e| format!("could not run: {e:#}"))?;
+        let deadline = Instant::now() + NODE_STOP_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(None) | Err(_) => break None,
+            }
+        };
+        // Whatever the command left in its group goes with it (a group id
+        // is not reused while a process of the group lives).
+        let pgid = child.id() as i32;
+        if status.is_none() || !procfs::group_members(pgid).is_empty() {
+            // SAFETY: kill(2) on the process group this call created.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+        let _ = child.wait();
+        release(Some(held));
+        match status {
+            Some(s) if s.success() => Ok(()),
+            Some(s) => Err(match s.code() {
+                Some(code) => format!("failed (exit status {code})"),
+                None => "failed (killed by a signal)".to_string(),
+            }),
+            None => Err(format!("timed out after {NODE_STOP_TIMEOUT:?}")),
+        }
+    }
+
     fn signal(&self, i: usize, sig: libc::c_int) -> anyhow::Result<()> {
         let procs = self.procs.lock().expect("procs lock poisoned");
         if let Some(child) = &procs[i].child {
@@ -999,6 +1118,9 @@ impl Cluster for LocalCluster {
             }
         }
         let mut procs = self.procs.lock().expect("procs lock poisoned");
+        // The system's own stop first (an adapter's node.stop), then the
+        // signals below for whatever it left.
+        self.run_stop_commands(&procs);
         // SIGCONT then SIGTERM to every node's group; SIGKILL to the groups
         // of whoever is left after 3 s. A group is signalled before its
         // leader is reaped (an unreaped leader keeps the group id from being

@@ -23,6 +23,15 @@ pub use clock_fault::ClockFault;
 use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long a system's stop command ([`crate::system::System::stop_command`])
+/// may run at the end of a run before it is killed and the node is stopped
+/// by signals.
+pub const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// After a stop command succeeded, how long the node gets to exit before
+/// it is stopped by signals.
+pub const NODE_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A node's id, as `faultline node --id` takes it: 1, 2, …
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

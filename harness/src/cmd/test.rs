@@ -423,10 +423,10 @@ fn adapter_file(args: &Args) -> anyhow::Result<Option<AdapterFile>> {
     }
     let file = AdapterFile::read(std::path::Path::new(&args.system))
         .map_err(|e| bad_input(format!("--system {e}")))?;
-    if !args.remote.nodes.is_empty()
+    let remote = !args.remote.nodes.is_empty()
         || args.remote.lab.is_some()
-        || args.remote.nodes_file.is_some()
-    {
+        || args.remote.nodes_file.is_some();
+    if remote {
         if let Some(why) = remote_refusal(&file) {
             return Err(bad_input(format!(
                 "--system {} cannot run in remote mode: {why}",
@@ -441,7 +441,12 @@ fn adapter_file(args: &Args) -> anyhow::Result<Option<AdapterFile>> {
         })?;
     }
     adapter_params(&file, args)?;
-    let missing = missing_programs(&file);
+    // Remote mode checks them on every host, where the commands run
+    // (remote/files.rs), not here.
+    let missing = match remote {
+        true => Vec::new(),
+        false => missing_programs(&file),
+    };
     if !missing.is_empty() {
         return Err(bad_input(format!(
             "--system {}: requires {}, not found on PATH{}",

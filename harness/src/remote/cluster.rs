@@ -17,7 +17,7 @@
 //! run, and is idempotent.
 
 use super::args::RemotePlan;
-use super::daemon::{DaemonSpec, ProcState};
+use super::daemon::{self, DaemonSpec, ProcState, StopOutcome};
 use super::deploy::{Deployed, Need};
 use super::remote_hosts::RemoteHosts;
 use crate::cluster::{ClockFault, Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 pub const HEAL_BUDGET: Duration = Duration::from_secs(60);
 /// How long a node gets to answer on its port after start.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an adapter's `version` may take on a host.
+pub const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to build a remote cluster.
 #[derive(Clone)]
@@ -136,6 +138,41 @@ fn host_version(said: &[(String, String)]) -> Option<String> {
     }
 }
 
+/// Runs an adapter's `version` command on host `s` (as root, in the
+/// adapter's folder there): (host, its first line). An error names the
+/// host, the command and how it failed.
+fn remote_version(
+    s: &crate::ssh::Session,
+    files: &crate::system::RemoteFiles,
+    command: &str,
+) -> anyhow::Result<(String, String)> {
+    let script = format!(
+        "cd {} && {command}",
+        crate::ssh::sh_quote(&files.remote_dir)
+    );
+    let out = s
+        .exec_root(&script, VERSION_TIMEOUT)
+        .with_context(|| format!("{}: running the adapter's version ({command})", s.name()))?;
+    let said = format!("{}\n{}", out.stdout, out.stderr);
+    if !out.success() {
+        let lines: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+        bail!(
+            "{}: the adapter's version ({command}) exited with status {}: {}",
+            s.name(),
+            out.status,
+            lines[lines.len().saturating_sub(5)..].join(" | ")
+        );
+    }
+    let first = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string();
+    Ok((s.name(), first))
+}
+
 impl RemoteCluster {
     /// Connects to every host, checks the tools, deploys the executable.
     pub fn new(config: RemoteConfig) -> anyhow::Result<RemoteCluster> {
@@ -186,6 +223,8 @@ impl RemoteCluster {
                 .collect(),
         );
         let start = Instant::now();
+        // An adapter's `version`, asked of the first host.
+        let mut adapter_version = None;
         let (program, deployed) = match config.system.remote_program() {
             RemoteProgram::Upload(local) => {
                 let name = local
@@ -220,12 +259,17 @@ impl RemoteCluster {
                         tracing::info!(host = %hosts.session(i).name(), "ran the adapter's install");
                     }
                 }
+                if let Some(version) = config.system.remote_version(&nodes)? {
+                    let said = remote_version(hosts.session(0), &files, &version)?;
+                    // A version that prints nothing leaves the adapter's name.
+                    adapter_version = Some(said).filter(|(_, v)| !v.is_empty());
+                }
                 (files.program.clone(), deployed)
             }
         };
         // What the hosts run is the version under test: a package's
         // program says it on each host (an uploaded one already did).
-        let host_versions: Vec<(String, String)> = match config.system.remote_program() {
+        let mut host_versions: Vec<(String, String)> = match config.system.remote_program() {
             RemoteProgram::Package { .. } => {
                 let said = hosts
                     .hosts
@@ -243,6 +287,7 @@ impl RemoteCluster {
             }
             RemoteProgram::Upload(_) | RemoteProgram::Files(_) => Vec::new(),
         };
+        host_versions.extend(adapter_version);
         let prepare_ms = start.elapsed().as_millis() as u64;
         for d in &deployed {
             tracing::info!(host = %d.host, upload = ?d.upload, ms = d.elapsed.as_millis() as u64, "deployed");
@@ -357,6 +402,79 @@ impl RemoteCluster {
         }
     }
 
+    /// Node `i`'s [`NodeSite`].
+    fn site(&self, i: usize) -> NodeSite<'_> {
+        NodeSite {
+            node: &self.nodes[i],
+            cluster: &self.nodes,
+            data_dir: format!("{}/data", self.hosts.layout.node_dir(&self.nodes[i].name)),
+            program: self.program.clone(),
+        }
+    }
+
+    /// Runs the system's check of a started node on its host
+    /// ([`System::host_check`]): an error naming the node and host when it
+    /// says the node cannot be run as planned.
+    fn check_on_host(&self, i: usize) -> anyhow::Result<()> {
+        let name = &self.nodes[i].name;
+        let log = self.hosts.layout.log(name);
+        let Some(script) = self.config.system.host_check(&self.site(i), &log) else {
+            return Ok(());
+        };
+        let host = self.hosts.session(i).name();
+        let said = self
+            .hosts
+            .session(i)
+            .run_root(&script)
+            .with_context(|| format!("checking node {name} on {host}"))?;
+        if !said.trim().is_empty() {
+            bail!("node {} (on {host})", said.trim());
+        }
+        Ok(())
+    }
+
+    /// Runs every running node's own stop command ([`System::stop_command`])
+    /// on its host, all at once; says in the run's output which failed,
+    /// timed out or left its node running. The caller's stop (SIGTERM,
+    /// then SIGKILL) ends what is left.
+    fn run_stop_commands(&self) {
+        let results = self.hosts.hosts.each(|i, s| {
+            let site = self.site(i);
+            let Some(command) = self.config.system.stop_command(&site) else {
+                return Ok(None);
+            };
+            daemon::stop_command(
+                s,
+                &self.hosts.layout,
+                &self.nodes[i].name,
+                &site.data_dir,
+                &command,
+                crate::cluster::NODE_STOP_TIMEOUT,
+                crate::cluster::NODE_STOP_GRACE,
+            )
+            .map(Some)
+        });
+        for (i, result) in results.into_iter().enumerate() {
+            let name = &self.nodes[i].name;
+            let host = self.hosts.session(i).name();
+            let why = match result {
+                Ok(None | Some(StopOutcome::Gone | StopOutcome::Stopped)) => continue,
+                Ok(Some(StopOutcome::StillRunning)) => format!(
+                    "succeeded but the node still runs {:?} later",
+                    crate::cluster::NODE_STOP_GRACE
+                ),
+                Ok(Some(StopOutcome::Failed(code))) => format!("failed (exit status {code})"),
+                Ok(Some(StopOutcome::TimedOut)) => {
+                    format!("timed out after {:?}", crate::cluster::NODE_STOP_TIMEOUT)
+                }
+                Err(e) => format!("could not run: {e}"),
+            };
+            tracing::warn!(
+                "{name} (on {host}): node.stop {why} (its output is in the node's log); stopping it by signals"
+            );
+        }
+    }
+
     /// Fetches node `i`'s other log files (the system's
     /// [`System::log_files`]) into `nodes/<name>/` in the store; a file
     /// that is not there is logged, not an error (a node may not have
@@ -406,7 +524,8 @@ impl Cluster for RemoteCluster {
     fn start_all(&self) -> anyhow::Result<()> {
         let results = self.hosts.hosts.each(|i, _| -> anyhow::Result<()> {
             self.start(self.nodes[i].id)?;
-            self.wait_ready(i)
+            self.wait_ready(i)?;
+            self.check_on_host(i)
         });
         let errors: Vec<String> = results
             .into_iter()
@@ -547,6 +666,7 @@ impl Cluster for RemoteCluster {
         if let Err(e) = self.hosts.heal_all(&names, HEAL_BUDGET) {
             errors.push(format!("heal: {e}"));
         }
+        self.run_stop_commands();
         if let Err(e) = self.hosts.stop_all(&names, Duration::from_secs(5)) {
             errors.push(format!("stop: {e}"));
         }

@@ -136,10 +136,7 @@ pub fn heal_script(layout: &Layout, nodes: &[String]) -> String {
     for n in nodes {
         let f = sh_quote(&layout.faketime(n));
         s.push_str(&format!("[ -f {f} ] && echo +0 > {f}; "));
-        s.push_str(&format!(
-            "PID=$(cat {} 2>/dev/null) && [ -n \"$PID\" ] && kill -CONT -\"$PID\" 2>/dev/null; ",
-            sh_quote(&layout.pidfile(n))
-        ));
+        s.push_str(&super::daemon::resume_part(layout, n));
     }
     s.push_str("echo healed");
     s
@@ -207,7 +204,7 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("echo +0 > /v/nodes/n1/faketime"));
-        assert!(s.contains("kill -CONT"));
+        assert!(s.contains("signal_all CONT"), "{s}");
         // The script must be valid sh.
         let out = std::process::Command::new("sh")
             .arg("-n")

@@ -274,6 +274,29 @@ pub trait System: Send + Sync {
         let _ = cluster;
         Ok(None)
     }
+    /// The version command a remote run asks the first host (an adapter's
+    /// `version`, with the hosts' paths); None: the system says its
+    /// version itself ([`System::version`]).
+    fn remote_version(&self, cluster: &[NodeInfo]) -> anyhow::Result<Option<String>> {
+        let _ = cluster;
+        Ok(None)
+    }
+    /// The command that stops the node cleanly (an adapter's `node.stop`),
+    /// run on the node's host in its data folder when the run ends, before
+    /// the cluster's SIGTERM and SIGKILL to what is left; None: signals only.
+    fn stop_command(&self, site: &NodeSite<'_>) -> Option<String> {
+        let _ = site;
+        None
+    }
+    /// A shell script a remote cluster runs on the node's host once the
+    /// node answers, given the host's path of the node's log: it prints
+    /// nothing when the node can be run as planned, else why not (an
+    /// adapter: a daemon that does not map the libfaketime preloaded into
+    /// it). None: nothing to check.
+    fn host_check(&self, site: &NodeSite<'_>, log: &str) -> Option<String> {
+        let _ = (site, log);
+        None
+    }
     /// Files on the node's host, besides its output, that go into the
     /// store at the end (an adapter's `node.logs`).
     fn log_files(&self, site: &NodeSite<'_>) -> Vec<String> {
