@@ -339,3 +339,52 @@ fn no_fsync_bug_is_caught() {
     let (seed, what) = found.expect("no-fsync went unnoticed for 200 seeds");
     eprintln!("no-fsync caught at seed {seed}: {what}");
 }
+
+/// Exploration (not in CI): FAULTLINE_SIM_SEEDS seeds from
+/// FAULTLINE_SIM_SEED_START with the planted early-fail bug, every failing
+/// seed listed.
+#[test]
+#[ignore]
+fn hunt_early_fail() {
+    let start = sim_common::env_u64("FAULTLINE_SIM_SEED_START", 0);
+    let seeds = sim_common::env_u64("FAULTLINE_SIM_SEEDS", 100);
+    let nodes = sim_common::env_u64("FAULTLINE_SIM_NODES", 0);
+    let (mut reused, mut failed) = (0, 0);
+    for seed in start..start + seeds {
+        let mut opts = SimOptions::new(seed);
+        opts.early_fail_bug = true;
+        if nodes > 0 {
+            opts.nodes = Some(nodes as usize);
+        }
+        opts.trace = std::env::var("FAULTLINE_SIM_TRACE").is_ok();
+        opts.clients = sim_common::env_u64("HUNT_CLIENTS", 4) as usize;
+        opts.op_timeout_ms = sim_common::env_u64("HUNT_TIMEOUT_MS", 600);
+        if std::env::var("FAULTLINE_SIM_CHURN").is_ok() {
+            opts.churn = Some(sim_common::env_u64("FAULTLINE_SIM_CHURN", 0) == 1);
+        }
+        match check_seed(&opts) {
+            Ok(o) => {
+                if o.stats.writes_at_reused_index > 0 && opts.trace {
+                    for line in &o.trace {
+                        eprintln!("{line}");
+                    }
+                }
+                if o.stats.writes_at_reused_index > 0 {
+                    eprintln!(
+                        "seed {seed}: {} writes at a reused index, {} ok ops",
+                        o.stats.writes_at_reused_index,
+                        o.history.count(SimEventKind::Ok)
+                    );
+                }
+                reused += o.stats.writes_at_reused_index
+            }
+            Err(f) => {
+                failed += 1;
+                eprintln!("{}", f.report());
+            }
+        }
+    }
+    eprintln!(
+        "{seeds} seeds: {failed} failed, {reused} writes at a reused index in the passing ones"
+    );
+}

@@ -52,6 +52,15 @@ pub fn replay_env(opts: &SimOptions) -> String {
     if opts.membership_bug {
         env.push("FAULTLINE_SIM_MEMBERSHIP_BUG=1".into());
     }
+    if let Some(n) = opts.nodes {
+        env.push(format!("FAULTLINE_SIM_NODES={n}"));
+    }
+    if let Some(churn) = opts.churn {
+        env.push(format!("FAULTLINE_SIM_CHURN={}", u8::from(churn)));
+    }
+    if opts.early_fail_bug {
+        env.push("FAULTLINE_SIM_EARLY_FAIL_BUG=1".into());
+    }
     if !opts.bugs.is_empty() {
         let bugs: Vec<String> = opts.bugs.iter().map(|b| b.to_string()).collect();
         env.push(format!("FAULTLINE_SIM_BUG={}", bugs.join(",")));
@@ -78,6 +87,11 @@ pub fn options_from_env() -> SimOptions {
     opts.membership = env_flag("FAULTLINE_SIM_MEMBERSHIP").unwrap_or(false);
     opts.membership_bug = env_flag("FAULTLINE_SIM_MEMBERSHIP_BUG").unwrap_or(false);
     opts.membership |= opts.membership_bug;
+    opts.early_fail_bug = env_flag("FAULTLINE_SIM_EARLY_FAIL_BUG").unwrap_or(false);
+    opts.churn = env_flag("FAULTLINE_SIM_CHURN");
+    opts.nodes = std::env::var("FAULTLINE_SIM_NODES")
+        .ok()
+        .map(|_| env_u64("FAULTLINE_SIM_NODES", 0) as usize);
     opts.reuse_ids = env_flag("FAULTLINE_SIM_REUSE_IDS").unwrap_or(opts.membership);
     if let Ok(list) = std::env::var("FAULTLINE_SIM_BUG") {
         opts.bugs = list
