@@ -28,10 +28,18 @@
 //! were scheduled, and no hash map is iterated where order matters, so a seed
 //! replays the same trace (its fingerprint is `SimOutcome::trace_hash`).
 //!
+//! Clients' writes are matched to committed entries by the node's own
+//! table ([`PendingWrites`], deadlines in virtual µs): ok when the entry at
+//! the proposal's (index, term) commits, definite fail when another term
+//! commits there, unknown (the client times out) on a snapshot covering
+//! it, a crash or the deadline.
+//!
 //! Planted bugs: [`Bug::StaleRead`] goes to the cores (it is theirs);
 //! [`Bug::NoFsync`] is the runtime's: a Ready's messages go out and
 //! `persisted` is called before its write is durable, and writes reach the
-//! disk only by a lazy periodic flush.
+//! disk only by a lazy periodic flush. [`SimOptions::early_fail_bug`]
+//! (simulator only, no [`Bug`]) reverts issue 21 finding 1's fix in the
+//! pending-write table.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -97,7 +105,8 @@ pub struct SimOptions {
     /// no node can run with it.
     pub early_fail_bug: bool,
     /// Leadership churn: on top of the usual nemesis, partitions that change
-    /// every 20 to 150 ms ([`World::churn_partition`]). None: drawn from
+    /// every 20 to 150 ms (two or three random sides, or the leader with
+    /// one peer). None: drawn from
     /// the seed (a quarter of the seeds, from a stream of its own so the
     /// other draws stay as they were).
     pub churn: Option<bool>,
@@ -177,6 +186,14 @@ pub struct SimStats {
     /// wait for the commit there; the planted early-fail bug fails the
     /// older at once).
     pub writes_at_reused_index: u64,
+    /// With the planted early-fail bug: writes it answered definite fail at
+    /// once, and how many of those committed after all (applied by some
+    /// node at their (index, term)): each is a fail that took effect.
+    pub writes_failed_early: u64,
+    pub failed_early_committed: u64,
+    /// Of the writes failed early: those another live node held at
+    /// (index, term) at that moment (they could still commit).
+    pub failed_early_held_elsewhere: u64,
     /// `change_membership` calls the world made / the leader accepted.
     pub membership_requested: u64,
     pub membership_accepted: u64,
@@ -216,6 +233,9 @@ impl SimStats {
         self.multi_chunk_installs += other.multi_chunk_installs;
         self.unsynced_writes_lost += other.unsynced_writes_lost;
         self.writes_at_reused_index += other.writes_at_reused_index;
+        self.writes_failed_early += other.writes_failed_early;
+        self.failed_early_committed += other.failed_early_committed;
+        self.failed_early_held_elsewhere += other.failed_early_held_elsewhere;
         self.membership_requested += other.membership_requested;
         self.membership_accepted += other.membership_accepted;
         self.membership_done += other.membership_done;
@@ -348,6 +368,8 @@ struct PendingOp {
 struct SimWrite {
     client: usize,
     op_id: u64,
+    /// Where the proposal landed (index, term).
+    at: (LogIndex, Term),
 }
 
 struct Client {
@@ -458,6 +480,8 @@ struct World<C: SimCore> {
     knobs: Knobs,
     /// [`SimOptions::churn`], decided.
     churn: bool,
+    /// Where the writes the planted early-fail bug failed were proposed.
+    failed_early: Vec<(LogIndex, Term)>,
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
     watchdog: Watchdog,
@@ -478,6 +502,11 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     let violation = world.run().err();
     world.stats.terms_with_leader = world.monitor.terms_with_leader() as u64;
     world.stats.entries_applied = world.monitor.applied_count() as u64;
+    world.stats.failed_early_committed = world
+        .failed_early
+        .iter()
+        .filter(|&&(index, term)| world.monitor.applied_term(index) == Some(term))
+        .count() as u64;
     let peaks = world.watchdog.peaks();
     world.stats.peak_messages_in_flight = peaks.messages_in_flight;
     world.stats.peak_readys_per_step = peaks.readys_per_step;
@@ -622,6 +651,7 @@ impl<C: SimCore> World<C> {
             last_chunk_of_many: false,
             knobs,
             churn,
+            failed_early: Vec::new(),
             oracle: C::new_oracle(n),
             watchdog: Watchdog::new(opts_limits),
         }
@@ -1433,7 +1463,11 @@ impl<C: SimCore> World<C> {
                         p.index,
                         p.term,
                         deadline_us,
-                        SimWrite { client, op_id },
+                        SimWrite {
+                            client,
+                            op_id,
+                            at: (p.index, p.term),
+                        },
                     );
                 })
             }
@@ -1448,6 +1482,16 @@ impl<C: SimCore> World<C> {
             });
         }
         for w in failed_early {
+            self.stats.writes_failed_early += 1;
+            self.failed_early.push(w.at);
+            let (index, term) = w.at;
+            let held = self.hosts.iter().any(|h| {
+                h.id != node
+                    && h.core
+                        .as_ref()
+                        .is_some_and(|c| c.view().term_at(index) == Some(term))
+            });
+            self.stats.failed_early_held_elsewhere += u64::from(held);
             let d = self.rng.range(50, 500);
             self.schedule(
                 d,
@@ -1764,7 +1808,7 @@ fn process_ready<C: SimCore>(
         };
         host.applied = e.index;
         let settled = host.pending_writes.settle(e.index, e.term);
-        if let Some(SimWrite { client, op_id }) = settled.ours {
+        if let Some(SimWrite { client, op_id, .. }) = settled.ours {
             let (applied_op, res) = result.expect("our proposal was a register command");
             assert_eq!(
                 applied_op, op_id,
@@ -1780,7 +1824,7 @@ fn process_ready<C: SimCore>(
                 reply,
             });
         }
-        for SimWrite { client, op_id } in settled.lost {
+        for SimWrite { client, op_id, .. } in settled.lost {
             // Another term's entry committed at the index: ours never will
             // (the node answers `not-leader`, definite).
             out.push(Effect::Reply {
