@@ -6,14 +6,15 @@
 //!     FAULTLINE_SIM_SEED=1234 FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- replay --nocapture
 //! (the command carries the seed's options: FAULTLINE_SIM_BUG=stale-read for a planted bug,
 //! FAULTLINE_SIM_MEMBERSHIP=1 FAULTLINE_SIM_REUSE_IDS=1 for a seed of the membership sweep,
-//! FAULTLINE_SIM_MEMBERSHIP_BUG=1 for the planted skip-the-joint-phase bug).
+//! FAULTLINE_SIM_MEMBERSHIP_BUG=1 for the planted skip-the-joint-phase bug,
+//! FAULTLINE_SIM_EARLY_FAIL_BUG=1 for issue 21 finding 1's fix reverted).
 //! A longer sweep: FAULTLINE_SIM_SEEDS=100000 [FAULTLINE_SIM_SEED_START=N] cargo test -p faultline-nodes --release --test sim -- raft_passes_seeds --nocapture
 mod sim_common;
 
 use faultline_nodes::bug::Bug;
 use faultline_nodes::raft::RaftNode;
 use faultline_nodes::sim::watchdog::LIVENESS;
-use faultline_nodes::sim::{self, SimEventKind, SimOptions, SimOutcome};
+use faultline_nodes::sim::{self, SimEventKind, SimOptions, SimOutcome, SimStats};
 use sim_common::storm::StormCore;
 use sim_common::sweep::{sweep, OnFailure};
 use sim_common::{Failure, Swept};
@@ -338,4 +339,55 @@ fn no_fsync_bug_is_caught() {
     let found = find_bug(Bug::NoFsync, 200);
     let (seed, what) = found.expect("no-fsync went unnoticed for 200 seeds");
     eprintln!("no-fsync caught at seed {seed}: {what}");
+}
+
+/// Issue 21, finding 1, in the simulator: a leader that proposes at an
+/// index where it still holds an older term's pending write keeps both
+/// pending (only the commit there decides); with the planted early-fail bug
+/// (the fix reverted) the older write is answered definite fail at once.
+/// Over the same seeds: the scenario happens, the bug fails writes early,
+/// and without it none is. (Whether such a write then commits, a
+/// linearizability failure, is what hunt_early_fail looks for; see its
+/// note.)
+#[test]
+fn a_write_at_a_reused_index_is_failed_early_only_with_the_planted_bug() {
+    let seeds = 0..300;
+    let (mut with_bug, mut without) = (SimStats::default(), SimStats::default());
+    for seed in seeds.clone() {
+        let opts = sim_common::reused_index_options(seed);
+        without.add(&check_seed(&opts).unwrap_or_else(|f| f.fail()).stats);
+        let buggy = SimOptions {
+            early_fail_bug: true,
+            ..opts
+        };
+        with_bug.add(&check_seed(&buggy).unwrap_or_else(|f| f.fail()).stats);
+    }
+    eprintln!(
+        "seeds {seeds:?}: without the bug {} writes at a reused index, {} failed early; with it {} and {} ({} of those committed)",
+        without.writes_at_reused_index,
+        without.writes_failed_early,
+        with_bug.writes_at_reused_index,
+        with_bug.writes_failed_early,
+        with_bug.failed_early_committed
+    );
+    assert!(
+        without.writes_at_reused_index > 0,
+        "the scenario never happened in {seeds:?}"
+    );
+    assert_eq!(
+        without.writes_failed_early, 0,
+        "without the bug no write is failed before the commit at its index"
+    );
+    assert!(
+        with_bug.writes_failed_early > 0,
+        "the planted bug failed no write early in {seeds:?}"
+    );
+}
+
+/// Exploration (not in CI): the planted early-fail bug over
+/// FAULTLINE_SIM_SEEDS seeds ([`sim_common::hunt_early_fail`]).
+#[test]
+#[ignore]
+fn hunt_early_fail() {
+    sim_common::hunt_early_fail::<RaftNode>();
 }

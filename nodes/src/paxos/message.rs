@@ -27,19 +27,33 @@ pub enum PaxosMessage {
     },
     /// Phase 1a [P1a] for every slot after `commit` at once. `transfer`
     /// marks a campaign asked for by the leader (passes leader stickiness).
+    /// `resume`: the rest of a Promise already made at this ballot, whose
+    /// last part ended before this slot (see `Promise::more`); no new
+    /// promise is asked for.
     Prepare {
         ballot: Ballot,
         commit: LogIndex,
         transfer: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<LogIndex>,
     },
     /// Phase 1b [P1b]: the acceptor's accepted values after the candidate's
     /// commit, and its own commit (its entries up to there are chosen). The
     /// snapshot comes along when it covers slots the candidate lacks.
+    /// Bounded like an Accept (`max_batch_entries`, `max_batch_bytes`):
+    /// `more` says the acceptor holds slots after `entries`, to be asked
+    /// for by a Prepare with `resume`; `resume` here echoes the Prepare's
+    /// when `entries` continue an earlier part (None: a whole new promise,
+    /// from the candidate's commit).
     Promise {
         ballot: Ballot,
         commit: LogIndex,
         snapshot: Option<Snapshot>,
         entries: Vec<Entry>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<LogIndex>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// `ballot` was refused: the sender promised `promised` (preempted).
     Nack { ballot: Ballot, promised: Ballot },
@@ -146,16 +160,21 @@ impl PaxosMessage {
                 granted,
                 promised,
             } => format!("{kind} {ballot:?} granted={granted} promised={promised:?}"),
-            PaxosMessage::Prepare { ballot, commit, .. } => {
-                format!("{kind} {ballot:?} commit={commit}")
-            }
+            PaxosMessage::Prepare {
+                ballot,
+                commit,
+                resume,
+                ..
+            } => format!("{kind} {ballot:?} commit={commit} resume={resume:?}"),
             PaxosMessage::Promise {
                 ballot,
                 commit,
                 snapshot,
                 entries,
+                resume,
+                more,
             } => format!(
-                "{kind} {ballot:?} commit={commit} snapshot={} n={}",
+                "{kind} {ballot:?} commit={commit} snapshot={} n={} resume={resume:?} more={more}",
                 snapshot.is_some(),
                 entries.len()
             ),

@@ -30,7 +30,9 @@
 //!
 //! # The protocol (see [`node`] for the guarantees)
 //! A stable leader runs phase 1 once for all slots after its commit
-//! (Prepare/Promise carry whole log suffixes), re-proposes at its ballot the
+//! (a Prepare asks for the acceptor's whole log suffix; the Promise brings
+//! it in parts bounded like an Accept, see "Promises in parts" below),
+//! re-proposes at its ballot the
 //! highest-ballot value of every slot the promisers hold, fills slots no
 //! promiser holds with no-ops, then runs only phase 2: Accepts batched
 //! (`max_batch_entries`) and pipelined (`max_inflight_appends` messages per
@@ -177,6 +179,31 @@
 //! learn those slots before it votes after them. (Before this rule, seed
 //! 1052535 of the membership sweep chose two values at one slot: A1 had
 //! learned A0's configuration entry chosen and promised as a voter of it.)
+//! (e) Promises in parts (issue 21, finding 3: one Promise of a long
+//! suffix of large values passed the peer line limit and phase 1 never
+//! ended). An acceptor sends at most `max_batch_entries` /
+//! `max_batch_bytes` of its suffix (at least one entry) and sets `more`;
+//! the candidate asks for the rest with a Prepare at the same ballot and
+//! `resume` = the slot after the last part (no new promise: the acceptor
+//! has promised that ballot, and answers a resume only at its current
+//! promise, else it promises afresh from the candidate's commit). A promise
+//! counts towards the quorum only when whole, so the merge, and phase 2,
+//! cover exactly the slots an unbounded Promise would have. Its parts are
+//! read at different times, which is safe: after promising b the acceptor
+//! accepts nothing below b, so each part reports values genuinely accepted
+//! below b that no later part contradicts (a slot re-accepted at b itself
+//! holds b's own value); (b)'s P2c argument is per slot, and "supersets of
+//! promises are harmless". The chosen prefix comes from the first part's
+//! commit only: a slot chosen then never changes value, so the later
+//! parts report those slots as the first would have, while a commit the
+//! acceptor learned between parts could cover a slot an earlier part
+//! reported with an older, unchosen value. A promise that skipped a part
+//! (duplicate, stale or reordered part) is not put together: the part is
+//! dropped; a leader re-running phase 1 resends the Prepare from where the
+//! promise stopped every heartbeat interval, a candidate campaigns again at
+//! its election timeout (as when a whole Promise was lost).
+//! Not bounded: the snapshot a Promise carries when the acceptor's
+//! snapshot covers slots the candidate lacks.
 //!
 //! # Simulation
 //! [`sim`] plugs the core into the deterministic simulator

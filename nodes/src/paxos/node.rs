@@ -93,6 +93,12 @@ impl PromiseData {
         }
         self.entries.get((index.0 - first.0) as usize)
     }
+    /// The slot after the last entry reported so far (where the next part
+    /// of a promise in parts starts).
+    fn next_part(&self) -> LogIndex {
+        self.entries.last().map_or(self.commit, |e| e.index).next()
+    }
+
     fn last(&self) -> LogIndex {
         self.entries
             .last()
@@ -155,7 +161,11 @@ impl Peer {
 struct Round {
     voters: Vec<NodeId>,
     transfer: bool,
+    /// Whole promises: only these count towards the quorum.
     promises: BTreeMap<NodeId, PromiseData>,
+    /// Promises whose acceptor said it holds more (`Promise::more`): the
+    /// parts so far, completed by Prepares with `resume`.
+    partial: BTreeMap<NodeId, PromiseData>,
 }
 
 /// How a finished phase-1 round leaves the candidate or leader.
@@ -729,6 +739,7 @@ impl PaxosNode {
             voters: self.known_config.clone(),
             transfer,
             promises: BTreeMap::new(),
+            partial: BTreeMap::new(),
         });
         if self.role == Role::Leader {
             self.sync_peers();
@@ -738,25 +749,28 @@ impl PaxosNode {
         self.tally_round();
     }
 
-    /// (Re)send the round's Prepare to every voter that has not promised.
+    /// (Re)send the round's Prepare to every voter that has not promised
+    /// (whole): from where its promise stopped if it sent part of one.
     fn send_prepares(&mut self) {
         let Some(r) = &self.round else {
             return;
         };
         let (ballot, commit, transfer) = (self.promised, self.log.commit(), r.transfer);
-        let missing: Vec<NodeId> = r
+        let missing: Vec<(NodeId, Option<LogIndex>)> = r
             .voters
             .iter()
             .copied()
             .filter(|v| *v != self.cfg.id && !r.promises.contains_key(v))
+            .map(|v| (v, r.partial.get(&v).map(PromiseData::next_part)))
             .collect();
-        for p in missing {
+        for (p, resume) in missing {
             self.send(
                 p,
                 PaxosMessage::Prepare {
                     ballot,
                     commit,
                     transfer,
+                    resume,
                 },
             );
         }
@@ -1270,6 +1284,7 @@ impl PaxosNode {
                 ballot,
                 commit,
                 transfer,
+                resume,
             } => {
                 if ballot.node() != from || !self.may_campaign_here(from) || self.provisional {
                     // (An empty joining acceptor may be a wiped voter added
@@ -1282,7 +1297,8 @@ impl PaxosNode {
                     self.send(from, PaxosMessage::Nack { ballot, promised });
                     return;
                 }
-                if ballot > self.promised {
+                let fresh = ballot > self.promised;
+                if fresh {
                     if !transfer && self.in_lease() {
                         // Leader stickiness: a live leader is not deposed.
                         return;
@@ -1290,61 +1306,25 @@ impl PaxosNode {
                     self.promise(ballot);
                     self.become_follower(None);
                 }
-                // (ballot == promised: a duplicate; promise again.)
-                let snapshot =
-                    (self.log.snapshot_index() > commit).then(|| self.log.snapshot().clone());
-                let entries = self.log.entries_after(commit).to_vec();
-                let my_commit = self.log.commit();
-                self.send(
-                    from,
-                    PaxosMessage::Promise {
-                        ballot,
-                        commit: my_commit,
-                        snapshot,
-                        entries,
-                    },
-                );
+                // (ballot == promised: a duplicate, or the rest of a promise
+                // made in parts.)
+                let promise = self.promise_part(ballot, commit, resume.filter(|_| !fresh));
+                self.send(from, promise);
             }
             PaxosMessage::Promise {
                 ballot,
                 commit,
                 snapshot,
                 entries,
+                resume,
+                more,
             } => {
-                let well_formed = entries.windows(2).all(|w| w[1].index == w[0].index.next())
-                    && entries.iter().all(|e| {
-                        let s = Stamp::of(e.term);
-                        s.accepted < ballot && s.origin <= s.accepted
-                    })
-                    && entries.first().is_none_or(|e| {
-                        e.index > snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index)
-                    })
-                    && snapshot.as_ref().is_none_or(|s| s.meta.index <= commit);
-                // Whatever it claims chosen beyond what we know, it must hold.
-                let known = self
-                    .log
-                    .commit()
-                    .max(snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index));
-                let covers = commit <= known
-                    || (entries.first().is_some_and(|e| e.index == known.next())
-                        && entries.last().is_some_and(|e| e.index >= commit));
-                if !well_formed || !covers {
-                    return;
-                }
-                if ballot != self.promised {
-                    return;
-                }
-                if let Some(r) = self.round.as_mut().filter(|r| r.voters.contains(&from)) {
-                    r.promises.insert(
-                        from,
-                        PromiseData {
-                            commit,
-                            snapshot,
-                            entries,
-                        },
-                    );
-                    self.tally_round();
-                }
+                let part = PromiseData {
+                    commit,
+                    snapshot,
+                    entries,
+                };
+                self.handle_promise(from, ballot, part, resume, more);
             }
             PaxosMessage::Nack {
                 ballot: _,
@@ -1478,6 +1458,131 @@ impl PaxosNode {
     /// on a new snapshot, never larger than the snapshot); only the last
     /// chunk installs it, and its `Accepted` goes out in the Ready that
     /// carries the snapshot, so only once it is durable.
+    /// The acceptor's Promise at `ballot` (promised) to a candidate whose
+    /// commit is `commit`: its accepted values after that commit, or after
+    /// `resume` for the rest of a promise made in parts, at most
+    /// `max_batch_entries` and `max_batch_bytes` of them (at least one):
+    /// `more` if it holds slots after them.
+    fn promise_part(
+        &self,
+        ballot: Ballot,
+        commit: LogIndex,
+        resume: Option<LogIndex>,
+    ) -> PaxosMessage {
+        // A resume at or below what the candidate knows chosen or what we
+        // compacted cannot continue: promise again from the start.
+        let resume = resume.filter(|&at| at > commit.next() && at > self.log.snapshot_index());
+        let (snapshot, rest) = match resume {
+            Some(at) => (None, self.log.entries_after(at.prev())),
+            None => (
+                (self.log.snapshot_index() > commit).then(|| self.log.snapshot().clone()),
+                self.log.entries_after(commit),
+            ),
+        };
+        let n =
+            crate::consensus::batch_len(rest, self.cfg.max_batch_entries, self.cfg.max_batch_bytes);
+        PaxosMessage::Promise {
+            ballot,
+            commit: self.log.commit(),
+            snapshot,
+            entries: rest[..n].to_vec(),
+            resume,
+            more: n < rest.len(),
+        }
+    }
+
+    /// A Promise (or a part of one) from `from`. A promise counts towards
+    /// the round only whole: the parts are put together first, each asked
+    /// for at the same ballot from where the last one stopped. The first
+    /// part's commit and snapshot stand for the whole (a chosen slot's
+    /// value never changes, so later parts report those slots as the
+    /// first would have).
+    fn handle_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        part: PromiseData,
+        resume: Option<LogIndex>,
+        more: bool,
+    ) {
+        if ballot != self.promised {
+            return;
+        }
+        let Some(r) = self.round.as_mut().filter(|r| r.voters.contains(&from)) else {
+            return;
+        };
+        let data = match resume {
+            None => part,
+            Some(at) => {
+                let Some(mut so_far) = r.partial.remove(&from) else {
+                    return;
+                };
+                let continues = so_far.next_part() == at
+                    && part.snapshot.is_none()
+                    && part.entries.first().is_none_or(|e| e.index == at);
+                if !continues {
+                    // A duplicate or a stale part: keep what we have.
+                    r.partial.insert(from, so_far);
+                    return;
+                }
+                so_far.entries.extend(part.entries);
+                so_far
+            }
+        };
+        if more {
+            if resume.is_none() && r.promises.contains_key(&from) {
+                // A duplicate first part of a promise we hold whole.
+                return;
+            }
+            let Some(last) = data.entries.last() else {
+                return; // "more" with nothing in it: no progress, ignore
+            };
+            let at = last.index.next();
+            r.promises.remove(&from);
+            r.partial.insert(from, data);
+            let (commit, transfer) = (self.log.commit(), r.transfer);
+            self.send(
+                from,
+                PaxosMessage::Prepare {
+                    ballot,
+                    commit,
+                    transfer,
+                    resume: Some(at),
+                },
+            );
+            return;
+        }
+        if !self.promise_is_sound(ballot, &data) {
+            return;
+        }
+        let r = self.round.as_mut().expect("checked above");
+        r.partial.remove(&from);
+        r.promises.insert(from, data);
+        self.tally_round();
+    }
+
+    /// A whole promise at `ballot` is well formed (contiguous entries after
+    /// its snapshot, each accepted below `ballot`), and holds every slot it
+    /// claims chosen beyond what we know.
+    fn promise_is_sound(&self, ballot: Ballot, p: &PromiseData) -> bool {
+        let snapshot_index = p.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+        let well_formed = p
+            .entries
+            .windows(2)
+            .all(|w| w[1].index == w[0].index.next())
+            && p.entries.iter().all(|e| {
+                let s = Stamp::of(e.term);
+                s.accepted < ballot && s.origin <= s.accepted
+            })
+            && p.entries.first().is_none_or(|e| e.index > snapshot_index)
+            && snapshot_index <= p.commit;
+        let known = self.log.commit().max(snapshot_index);
+        let covers = p.commit <= known
+            || (p.entries.first().is_some_and(|e| e.index <= known.next())
+                && p.entries.last().is_some_and(|e| e.index >= p.commit));
+        well_formed && covers
+    }
+
     fn handle_snapshot_chunk(&mut self, from: NodeId, ballot: Ballot, chunk: SnapshotChunk) {
         let ids_ok = chunk
             .meta

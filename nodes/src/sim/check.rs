@@ -221,6 +221,11 @@ impl SafetyMonitor {
         self.max_term
     }
 
+    /// The term of the entry some node applied at `index`, if any.
+    pub fn applied_term(&self, index: LogIndex) -> Option<Term> {
+        self.applied.get(&index).map(|&(term, ..)| term)
+    }
+
     pub fn applied_count(&self) -> usize {
         self.applied.len()
     }

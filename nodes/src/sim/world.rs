@@ -28,10 +28,18 @@
 //! were scheduled, and no hash map is iterated where order matters, so a seed
 //! replays the same trace (its fingerprint is `SimOutcome::trace_hash`).
 //!
+//! Clients' writes are matched to committed entries by the node's own
+//! table ([`PendingWrites`], deadlines in virtual µs): ok when the entry at
+//! the proposal's (index, term) commits, definite fail when another term
+//! commits there, unknown (the client times out) on a snapshot covering
+//! it, a crash or the deadline.
+//!
 //! Planted bugs: [`Bug::StaleRead`] goes to the cores (it is theirs);
 //! [`Bug::NoFsync`] is the runtime's: a Ready's messages go out and
 //! `persisted` is called before its write is durable, and writes reach the
-//! disk only by a lazy periodic flush.
+//! disk only by a lazy periodic flush. [`SimOptions::early_fail_bug`]
+//! (simulator only, no [`Bug`]) reverts issue 21 finding 1's fix in the
+//! pending-write table.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -52,6 +60,7 @@ use crate::consensus::{
     CoreConfig, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role, Snapshot,
     Term, TICK_INTERVAL_MS,
 };
+use crate::server::pending_writes::PendingWrites;
 
 /// What one simulation run does.
 #[derive(Clone, Debug)]
@@ -89,6 +98,18 @@ pub struct SimOptions {
     /// A planted membership bug for the proof of power: every core is asked
     /// to [`SimCore::plant_membership_bug`] (Raft: skip the joint phase).
     pub membership_bug: bool,
+    /// A planted runtime bug for the proof of power (issue 21, finding 1's
+    /// fix reverted): a write proposed at an index where the host already
+    /// holds an older term's pending write fails that older write at once,
+    /// definitely ([`PendingWrites::planted_early_fail`]). Simulator only:
+    /// no node can run with it.
+    pub early_fail_bug: bool,
+    /// Leadership churn: on top of the usual nemesis, partitions that change
+    /// every 20 to 150 ms (two or three random sides, or the leader with
+    /// one peer). None: drawn from
+    /// the seed (a quarter of the seeds, from a stream of its own so the
+    /// other draws stay as they were).
+    pub churn: Option<bool>,
     /// With `membership`: the world may re-add a node id whose disk it
     /// wiped after a removal (as the real runtime does). Off: only ids that
     /// never left the group are added (a wiped voter forgot its promises;
@@ -122,6 +143,8 @@ impl SimOptions {
             membership: false,
             pool: None,
             membership_bug: false,
+            early_fail_bug: false,
+            churn: None,
             reuse_ids: false,
             limits: SimLimits::default(),
             snapshot_chunk_bytes: None,
@@ -158,6 +181,19 @@ pub struct SimStats {
     /// snapshot assembled from more than one chunk).
     pub multi_chunk_installs: u64,
     pub unsynced_writes_lost: u64,
+    /// Client writes proposed at an index where the same host still held
+    /// an older term's pending write (issue 21, finding 1's scenario: both
+    /// wait for the commit there; the planted early-fail bug fails the
+    /// older at once).
+    pub writes_at_reused_index: u64,
+    /// With the planted early-fail bug: writes it answered definite fail at
+    /// once, and how many of those committed after all (applied by some
+    /// node at their (index, term)): each is a fail that took effect.
+    pub writes_failed_early: u64,
+    pub failed_early_committed: u64,
+    /// Of the writes failed early: those another live node held at
+    /// (index, term) at that moment (they could still commit).
+    pub failed_early_held_elsewhere: u64,
     /// `change_membership` calls the world made / the leader accepted.
     pub membership_requested: u64,
     pub membership_accepted: u64,
@@ -196,6 +232,10 @@ impl SimStats {
         self.snapshots_sent += other.snapshots_sent;
         self.multi_chunk_installs += other.multi_chunk_installs;
         self.unsynced_writes_lost += other.unsynced_writes_lost;
+        self.writes_at_reused_index += other.writes_at_reused_index;
+        self.writes_failed_early += other.writes_failed_early;
+        self.failed_early_committed += other.failed_early_committed;
+        self.failed_early_held_elsewhere += other.failed_early_held_elsewhere;
         self.membership_requested += other.membership_requested;
         self.membership_accepted += other.membership_accepted;
         self.membership_done += other.membership_done;
@@ -323,6 +363,15 @@ struct PendingOp {
     in_flight: bool,
 }
 
+/// A client write a host proposed: whom to answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SimWrite {
+    client: usize,
+    op_id: u64,
+    /// Where the proposal landed (index, term).
+    at: (LogIndex, Term),
+}
+
 struct Client {
     process: u64,
     leader_hint: Option<NodeId>,
@@ -340,7 +389,9 @@ struct Host<C> {
     /// Readys whose messages wait for their write to be durable.
     held: VecDeque<(u64, u64, Vec<Message>)>,
     last_sync_us: u64,
-    proposals: BTreeMap<LogIndex, (Term, usize, u64)>,
+    /// Client writes proposed here and not answered: the node's own
+    /// table ([`PendingWrites`]), deadlines in virtual µs.
+    pending_writes: PendingWrites<SimWrite, u64>,
     reads: BTreeMap<u64, (usize, u64, u64)>,
     waiting_reads: Vec<(LogIndex, u64)>,
     snapshot_every: u64,
@@ -427,6 +478,10 @@ struct World<C: SimCore> {
     /// more than one (counted as a multi-chunk install if it installs).
     last_chunk_of_many: bool,
     knobs: Knobs,
+    /// [`SimOptions::churn`], decided.
+    churn: bool,
+    /// Where the writes the planted early-fail bug failed were proposed.
+    failed_early: Vec<(LogIndex, Term)>,
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
     watchdog: Watchdog,
@@ -447,6 +502,11 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     let violation = world.run().err();
     world.stats.terms_with_leader = world.monitor.terms_with_leader() as u64;
     world.stats.entries_applied = world.monitor.applied_count() as u64;
+    world.stats.failed_early_committed = world
+        .failed_early
+        .iter()
+        .filter(|&&(index, term)| world.monitor.applied_term(index) == Some(term))
+        .count() as u64;
     let peaks = world.watchdog.peaks();
     world.stats.peak_messages_in_flight = peaks.messages_in_flight;
     world.stats.peak_readys_per_step = peaks.readys_per_step;
@@ -496,6 +556,9 @@ impl<C: SimCore> World<C> {
         let snapshot_chunk_bytes = opts.snapshot_chunk_bytes.unwrap_or_else(|| {
             SimRng::new(opts.seed ^ (0xC4u64 << 56)).pick(&[7usize, 16, 64, 1 << 20])
         });
+        let churn = opts
+            .churn
+            .unwrap_or_else(|| SimRng::new(opts.seed ^ (0xC5u64 << 56)).chance(0.25));
         let skewed = opts.clock_skew && rng.chance(0.5);
         let tick_us: Vec<u64> = (0..pool_size)
             .map(|_| {
@@ -523,7 +586,11 @@ impl<C: SimCore> World<C> {
                 applied: LogIndex(0),
                 held: VecDeque::new(),
                 last_sync_us: 0,
-                proposals: BTreeMap::new(),
+                pending_writes: if opts.early_fail_bug {
+                    PendingWrites::planted_early_fail()
+                } else {
+                    PendingWrites::default()
+                },
                 reads: BTreeMap::new(),
                 waiting_reads: Vec::new(),
                 snapshot_every,
@@ -583,6 +650,8 @@ impl<C: SimCore> World<C> {
             snapshot_chunk_bytes,
             last_chunk_of_many: false,
             knobs,
+            churn,
+            failed_early: Vec::new(),
             oracle: C::new_oracle(n),
             watchdog: Watchdog::new(opts_limits),
         }
@@ -717,7 +786,9 @@ impl<C: SimCore> World<C> {
         host.leading = false;
         let lost = host.storage.crash();
         host.held.clear();
-        host.proposals.clear();
+        // Their clients time out: the outcome is unknown (the node answers
+        // `shutting-down`, or its connections drop).
+        host.pending_writes.take_all();
         host.reads.clear();
         host.waiting_reads.clear();
         self.stats.crashes += 1;
@@ -735,6 +806,9 @@ impl<C: SimCore> World<C> {
                     return Ok(());
                 }
                 host.core.as_mut().expect("alive").tick();
+                // Late writes: the node answers `timeout`; the client has
+                // already recorded its own timeout (unknown) by then.
+                host.pending_writes.take_expired(self.now_us);
                 let every = host.tick_us;
                 self.note(3, id.0, 0, || format!("{id} tick"));
                 self.schedule(every, Ev::Tick(id, inc));
@@ -879,6 +953,12 @@ impl<C: SimCore> World<C> {
         if !self.faults_on {
             return Ok(());
         }
+        if self.churn && self.rng.chance(0.6) {
+            self.churn_partition();
+            let d = self.rng.range(20_000, 150_000);
+            self.schedule(d, Ev::Nemesis);
+            return Ok(());
+        }
         let n = self.hosts.len();
         let roll = self.rng.below(100);
         let up: Vec<NodeId> = self
@@ -968,6 +1048,42 @@ impl<C: SimCore> World<C> {
         let d = self.rng.range(30_000, 400_000);
         self.schedule(d, Ev::Nemesis);
         Ok(())
+    }
+
+    /// Leadership churn ([`SimOptions::churn`]): a new partition every 20
+    /// to 150 ms (two or three random sides, or the leader with one peer),
+    /// now and then healed. Leaders are elected on one side and their
+    /// appends reach whoever the next partition puts beside them, and the
+    /// deposed leaders stay up with what they hold pending: the scenario
+    /// of issue 21's finding 1 (a leader that proposes again at an index
+    /// whose entry another node may still commit).
+    fn churn_partition(&mut self) {
+        let roll = self.rng.below(100);
+        if roll < 70 {
+            let count = if self.rng.chance(0.3) { 3 } else { 2 };
+            let mut sides = vec![Vec::new(); count];
+            for &v in &self.pool {
+                sides[self.rng.below(count as u64) as usize].push(v);
+            }
+            self.stats.partitions += 1;
+            self.note(7, count as u64, 1, || format!("churn: partition {sides:?}"));
+            self.net.partition(&sides);
+        } else if roll < 85 {
+            let Some(l) = self.first_leader() else {
+                return;
+            };
+            let others: Vec<NodeId> = self.pool.iter().copied().filter(|&v| v != l).collect();
+            let peer = self.rng.pick(&others);
+            let rest: Vec<NodeId> = others.into_iter().filter(|&v| v != peer).collect();
+            self.stats.partitions += 1;
+            self.note(7, l.0, peer.0, || {
+                format!("churn: isolate leader {l} with {peer}")
+            });
+            self.net.partition(&[vec![l, peer], rest]);
+        } else {
+            self.net.heal();
+            self.note(8, 1, 0, || "churn: heal".into());
+        }
     }
 
     // ----- membership -----
@@ -1163,7 +1279,9 @@ impl<C: SimCore> World<C> {
         host.storage = SimStorage::default();
         host.sm = Registers::default();
         host.applied = LogIndex(0);
-        host.proposals.clear();
+        // Their clients time out: the outcome is unknown (the node answers
+        // `shutting-down`, or its connections drop).
+        host.pending_writes.take_all();
         host.reads.clear();
         host.waiting_reads.clear();
         host.hosting = false;
@@ -1321,6 +1439,7 @@ impl<C: SimCore> World<C> {
             );
             return Ok(());
         };
+        let mut reused_index = false;
         let result = match kind {
             OpKind::Read => {
                 self.next_ctx += 1;
@@ -1335,11 +1454,55 @@ impl<C: SimCore> World<C> {
                     _ => RegisterOp::Write { key, value: v },
                 };
                 let cmd = RegisterCommand { op_id, op };
+                let deadline_us = self.now_us + self.opts.op_timeout_ms * 1000;
                 core.propose(cmd.encode()).map(|p| {
-                    host.proposals.insert(p.index, (p.term, client, op_id));
+                    if host.pending_writes.count_at(p.index) > 0 {
+                        reused_index = true;
+                    }
+                    host.pending_writes.insert(
+                        p.index,
+                        p.term,
+                        deadline_us,
+                        SimWrite {
+                            client,
+                            op_id,
+                            at: (p.index, p.term),
+                        },
+                    );
                 })
             }
         };
+        // Only with the planted early-fail bug: the writes a proposal at
+        // their index failed at once, as the node did before issue 21.
+        let failed_early = host.pending_writes.take_failed_early();
+        if reused_index {
+            self.stats.writes_at_reused_index += 1;
+            self.note(16, node.0, op_id, || {
+                format!("{node} proposes op {op_id} at an index holding an older term's write")
+            });
+        }
+        for w in failed_early {
+            self.stats.writes_failed_early += 1;
+            self.failed_early.push(w.at);
+            let (index, term) = w.at;
+            let held = self.hosts.iter().any(|h| {
+                h.id != node
+                    && h.core
+                        .as_ref()
+                        .is_some_and(|c| c.view().term_at(index) == Some(term))
+            });
+            self.stats.failed_early_held_elsewhere += u64::from(held);
+            let d = self.rng.range(50, 500);
+            self.schedule(
+                d,
+                Ev::Reply {
+                    client: w.client,
+                    op_id: w.op_id,
+                    node,
+                    reply: Reply::Fail("not-leader"),
+                },
+            );
+        }
         if let Err(e) = result {
             let d = self.rng.range(50, 500);
             self.schedule(
@@ -1644,25 +1807,30 @@ fn process_ready<C: SimCore>(
             }
         };
         host.applied = e.index;
-        if let Some((term, client, op_id)) = host.proposals.remove(&e.index) {
-            let reply = if term != e.term {
-                // Another entry took the index: ours can never commit.
-                Reply::Fail("overwritten")
-            } else {
-                let (applied_op, res) = result.expect("our proposal was a register command");
-                assert_eq!(
-                    applied_op, op_id,
-                    "the entry at our (index, term) is our command"
-                );
-                match res {
-                    Applied::Ok => Reply::Ok(Value::Null),
-                    Applied::CasMismatch => Reply::Fail("cas-mismatch"),
-                }
+        let settled = host.pending_writes.settle(e.index, e.term);
+        if let Some(SimWrite { client, op_id, .. }) = settled.ours {
+            let (applied_op, res) = result.expect("our proposal was a register command");
+            assert_eq!(
+                applied_op, op_id,
+                "the entry at our (index, term) is our command"
+            );
+            let reply = match res {
+                Applied::Ok => Reply::Ok(Value::Null),
+                Applied::CasMismatch => Reply::Fail("cas-mismatch"),
             };
             out.push(Effect::Reply {
                 client,
                 op_id,
                 reply,
+            });
+        }
+        for SimWrite { client, op_id, .. } in settled.lost {
+            // Another term's entry committed at the index: ours never will
+            // (the node answers `not-leader`, definite).
+            out.push(Effect::Reply {
+                client,
+                op_id,
+                reply: Reply::Fail("not-leader"),
             });
         }
     }
@@ -1717,7 +1885,8 @@ fn process_ready<C: SimCore>(
 fn restore<C>(host: &mut Host<C>, s: &Snapshot) -> Result<(), Violation> {
     host.sm = Registers::restore(&s.data).expect("snapshots come from the simulator's registers");
     host.applied = s.meta.index;
-    // Proposals the snapshot covers have an unknown outcome here.
-    host.proposals = host.proposals.split_off(&s.meta.index.next());
+    // Proposals the snapshot covers have an unknown outcome here (the node
+    // answers them `timeout`).
+    host.pending_writes.take_through(s.meta.index);
     Ok(())
 }

@@ -14,7 +14,9 @@ use faultline_checker::history::{Event, EventType, Process, Value};
 use faultline_checker::linearizable::check_linearizable;
 use faultline_checker::{CheckOptions, ModelKind, Operations, Verdict};
 use faultline_nodes::bug::Bug;
-use faultline_nodes::sim::{self, History, SimCore, SimEventKind, SimOptions, SimOutcome};
+use faultline_nodes::sim::{
+    self, History, SimCore, SimEventKind, SimOptions, SimOutcome, SimStats,
+};
 
 /// A core the sweeps run, and how to replay one of its seeds.
 pub trait Swept: SimCore {
@@ -52,6 +54,25 @@ pub fn replay_env(opts: &SimOptions) -> String {
     if opts.membership_bug {
         env.push("FAULTLINE_SIM_MEMBERSHIP_BUG=1".into());
     }
+    if let Some(n) = opts.nodes {
+        env.push(format!("FAULTLINE_SIM_NODES={n}"));
+    }
+    let defaults = SimOptions::new(opts.seed);
+    if opts.clients != defaults.clients {
+        env.push(format!("FAULTLINE_SIM_CLIENTS={}", opts.clients));
+    }
+    if opts.op_timeout_ms != defaults.op_timeout_ms {
+        env.push(format!(
+            "FAULTLINE_SIM_OP_TIMEOUT_MS={}",
+            opts.op_timeout_ms
+        ));
+    }
+    if let Some(churn) = opts.churn {
+        env.push(format!("FAULTLINE_SIM_CHURN={}", u8::from(churn)));
+    }
+    if opts.early_fail_bug {
+        env.push("FAULTLINE_SIM_EARLY_FAIL_BUG=1".into());
+    }
     if !opts.bugs.is_empty() {
         let bugs: Vec<String> = opts.bugs.iter().map(|b| b.to_string()).collect();
         env.push(format!("FAULTLINE_SIM_BUG={}", bugs.join(",")));
@@ -78,6 +99,13 @@ pub fn options_from_env() -> SimOptions {
     opts.membership = env_flag("FAULTLINE_SIM_MEMBERSHIP").unwrap_or(false);
     opts.membership_bug = env_flag("FAULTLINE_SIM_MEMBERSHIP_BUG").unwrap_or(false);
     opts.membership |= opts.membership_bug;
+    opts.early_fail_bug = env_flag("FAULTLINE_SIM_EARLY_FAIL_BUG").unwrap_or(false);
+    opts.churn = env_flag("FAULTLINE_SIM_CHURN");
+    opts.clients = env_u64("FAULTLINE_SIM_CLIENTS", opts.clients as u64) as usize;
+    opts.op_timeout_ms = env_u64("FAULTLINE_SIM_OP_TIMEOUT_MS", opts.op_timeout_ms);
+    opts.nodes = std::env::var("FAULTLINE_SIM_NODES")
+        .ok()
+        .map(|_| env_u64("FAULTLINE_SIM_NODES", 0) as usize);
     opts.reuse_ids = env_flag("FAULTLINE_SIM_REUSE_IDS").unwrap_or(opts.membership);
     if let Ok(list) = std::env::var("FAULTLINE_SIM_BUG") {
         opts.bugs = list
@@ -230,4 +258,53 @@ pub fn replay<C: Swept>() {
     if let Err(f) = check_seed::<C>(&opts) {
         f.fail();
     }
+}
+
+/// The options of the early-fail runs: churn (leaders deposed while they
+/// hold writes), five nodes (issue 21 finding 1's scenario needs them),
+/// eight clients waiting 1.5 s (a deposed leader holds several writes, and
+/// their clients still wait when it proposes again at their indexes).
+pub fn reused_index_options(seed: u64) -> SimOptions {
+    SimOptions {
+        nodes: Some(5),
+        clients: 8,
+        op_timeout_ms: 1_500,
+        churn: Some(true),
+        ..SimOptions::new(seed)
+    }
+}
+
+/// FAULTLINE_SIM_SEEDS seeds (default 100) from FAULTLINE_SIM_SEED_START
+/// (default 0) of core `C` with the planted early-fail bug under
+/// [`reused_index_options`] (FAULTLINE_SIM_NODES, default 5; 0: the seed's
+/// own 3 to 7): every failing seed listed with its replay command, then how
+/// often the bug fired and how many of the writes it failed committed
+/// after all.
+pub fn hunt_early_fail<C: Swept>() {
+    let start = env_u64("FAULTLINE_SIM_SEED_START", 0);
+    let seeds = env_u64("FAULTLINE_SIM_SEEDS", 100);
+    let nodes = env_u64("FAULTLINE_SIM_NODES", 5);
+    let mut total = SimStats::default();
+    let mut failed = 0;
+    for seed in start..start + seeds {
+        let opts = SimOptions {
+            early_fail_bug: true,
+            nodes: (nodes > 0).then_some(nodes as usize),
+            ..reused_index_options(seed)
+        };
+        match check_seed::<C>(&opts) {
+            Ok(o) => total.add(&o.stats),
+            Err(f) => {
+                failed += 1;
+                eprintln!("{}", f.report());
+            }
+        }
+    }
+    eprintln!(
+        "{seeds} seeds from {start}: {failed} failed; in the others {} writes at a reused index, {} failed early, {} of those held by another node then, {} committed",
+        total.writes_at_reused_index,
+        total.writes_failed_early,
+        total.failed_early_held_elsewhere,
+        total.failed_early_committed
+    );
 }

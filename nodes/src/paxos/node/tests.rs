@@ -399,6 +399,8 @@ fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
             commit: LogIndex(0),
             snapshot: None,
             entries,
+            resume: None,
+            more: false,
         }),
     };
     node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)]))
@@ -429,6 +431,8 @@ fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
             commit: LogIndex(0),
             snapshot: None,
             entries,
+            resume: None,
+            more: false,
         }),
     };
     node.step(promise(1, vec![e(1, b1, 10), e(2, b1, 20), e(3, b1, 30)]))
@@ -478,6 +482,8 @@ fn a_slot_nobody_accepted_becomes_a_noop() {
             commit: LogIndex(0),
             snapshot: None,
             entries,
+            resume: None,
+            more: false,
         }),
     })
     .expect("promise");
@@ -780,6 +786,8 @@ fn a_candidate_leads_only_once_its_own_promise_is_durable() {
                 commit: LogIndex(0),
                 snapshot: None,
                 entries: vec![],
+                resume: None,
+                more: false,
             }),
         };
         node.step(m).expect("promise");
@@ -1139,6 +1147,7 @@ fn a_removed_leader_hands_over_and_steps_down() {
                 ballot,
                 commit: LogIndex(0),
                 transfer: true,
+                resume: None,
             }),
         })
         .expect("accepted, then ignored");
@@ -1194,6 +1203,7 @@ fn an_empty_joining_acceptor_promises_nothing_until_a_configuration_includes_it(
             ballot,
             commit: LogIndex(0),
             transfer: true,
+            resume: None,
         }),
     };
     node.step(prepare(Ballot::new(5, NodeId(1))))
@@ -1441,6 +1451,7 @@ fn a_joining_acceptor_never_votes_below_its_join_floor() {
             ballot: b2,
             commit: LogIndex(1),
             transfer: true,
+            resume: None,
         }),
     })
     .expect("step");
@@ -1515,6 +1526,7 @@ fn a_joining_acceptor_never_votes_below_its_join_floor() {
             ballot: b4,
             commit: LogIndex(6),
             transfer: true,
+            resume: None,
         }),
     })
     .expect("step");
@@ -1588,4 +1600,157 @@ fn large_snapshot_to_a_lagger(chunk_bytes: usize) -> (Cluster, u64, u64, Snapsho
     c.heal();
     c.tick_all(60);
     (c, f, l.0, meta, state)
+}
+
+/// Regression (issue 21, finding 3, Paxos's side): a Promise carried the
+/// acceptor's whole accepted suffix after the candidate's commit, so after
+/// 60 values of 900 KiB the one Promise (about 72 MiB in base64) passed the
+/// 64 MiB peer line limit, was lost on every resend, and the candidate never
+/// finished phase 1. Now a Promise is bounded like an Accept and says where
+/// it stopped; the candidate asks for the rest at the same ballot.
+#[test]
+fn a_candidate_behind_large_values_finishes_phase_one_under_the_peer_line_limit() {
+    use crate::protocol::line::MAX_PEER_LINE_BYTES;
+    use crate::server::{NODE_MAX_BATCH_BYTES, NODE_MAX_BATCH_ENTRIES};
+    let mut c = Cluster::new(3);
+    c.batch_limits = Some((NODE_MAX_BATCH_ENTRIES, NODE_MAX_BATCH_BYTES));
+    for id in 1..=3 {
+        c.restart(NodeId(id));
+    }
+    c.line_limit = Some(MAX_PEER_LINE_BYTES);
+    let l = c.elect();
+    let ballot = c.node(l.0).promised();
+    let mut others = (1..=3).filter(|&i| i != l.0);
+    let (a, f) = (
+        others.next().expect("an acceptor"),
+        others.next().expect("a lagging candidate"),
+    );
+    // The leader and `a` choose 60 large values; `f` hears none of them.
+    c.cut_both(l.0, f);
+    c.cut_both(a, f);
+    const VALUE_BYTES: usize = 900 << 10;
+    let values = 60u8;
+    for v in 0..values {
+        c.node(l.0).propose(vec![v; VALUE_BYTES]).expect("leader");
+        c.deliver_all();
+    }
+    assert_eq!(c.oversized, 0, "the accepts stayed under the line limit");
+    c.crash(l.0);
+    c.heal();
+    // The old leader's hand-over reaches `f`: it campaigns at once, and
+    // `a`'s promise must bring it every value.
+    c.net.push_back(Message {
+        group: GroupId(1),
+        from: l,
+        to: NodeId(f),
+        payload: Payload::Paxos(PaxosMessage::TimeoutNow {
+            ballot,
+            commit: LogIndex(0),
+        }),
+    });
+    c.deliver_all();
+    assert_eq!(
+        c.oversized, 0,
+        "no Promise passed the peer line limit (it was lost, and phase 1 never ended)"
+    );
+    assert_eq!(c.leaders(), vec![NodeId(f)], "the candidate leads");
+    c.tick_all(5);
+    let chosen: Vec<EntryKind> = c
+        .values(f)
+        .into_iter()
+        .filter(|k| matches!(k, EntryKind::Normal(_)))
+        .collect();
+    assert_eq!(
+        chosen.len(),
+        values as usize,
+        "the new leader applied every value"
+    );
+    for (v, kind) in chosen.iter().enumerate() {
+        assert_eq!(kind, &EntryKind::Normal(vec![v as u8; VALUE_BYTES]));
+    }
+}
+
+/// A Promise in parts: each part within the byte budget, the rest asked for
+/// at the same ballot from where the last part stopped, and a duplicate or
+/// stale part changes nothing.
+#[test]
+fn a_promise_comes_in_parts_each_within_the_byte_budget() {
+    let b1 = Ballot::new(1, NodeId(1));
+    let mut c2 = cfg(2, 3, &[]);
+    c2.max_batch_entries = 100;
+    c2.max_batch_bytes = 10;
+    let entries: Vec<Entry> = (1..=7)
+        .map(|i| Entry {
+            index: LogIndex(i),
+            term: Stamp::new(b1, b1).term(),
+            kind: EntryKind::Normal(vec![i as u8; 4]),
+        })
+        .collect();
+    let mut acceptor = PaxosNode::new(
+        c2,
+        Recovered {
+            hard_state: HardState {
+                term: b1.term(),
+                vote: None,
+                commit: LogIndex(0),
+            },
+            snapshot: None,
+            entries,
+        },
+    )
+    .expect("recovers");
+    let b3 = Ballot::new(3, NodeId(3));
+    let prepare = |resume: Option<LogIndex>| Message {
+        group: GroupId(1),
+        from: NodeId(3),
+        to: NodeId(2),
+        payload: Payload::Paxos(PaxosMessage::Prepare {
+            ballot: b3,
+            commit: LogIndex(0),
+            transfer: true,
+            resume,
+        }),
+    };
+    let mut parts = Vec::new();
+    let mut resume = None;
+    for _ in 0..10 {
+        acceptor.step(prepare(resume)).expect("prepare");
+        let rd = acceptor.ready();
+        acceptor.persisted(rd.persist_id);
+        let msgs: Vec<Message> = rd
+            .messages
+            .into_iter()
+            .chain(acceptor.ready().messages)
+            .collect();
+        let Some(Payload::Paxos(PaxosMessage::Promise {
+            entries,
+            more,
+            resume: echoed,
+            ..
+        })) = msgs.into_iter().map(|m| m.payload).last()
+        else {
+            panic!("a promise");
+        };
+        assert_eq!(echoed, resume, "a part says which part it is");
+        let bytes: usize = entries.iter().map(Entry::payload_bytes).sum();
+        assert!(
+            entries.len() == 1 || bytes <= 10,
+            "a part holds at most the budget (or one entry)"
+        );
+        resume = entries.last().map(|e| e.index.next());
+        parts.push(entries);
+        if !more {
+            break;
+        }
+    }
+    let slots: Vec<u64> = parts.iter().flatten().map(|e| e.index.0).collect();
+    assert_eq!(
+        slots,
+        (1..=7).collect::<Vec<_>>(),
+        "every slot once, in order"
+    );
+    assert!(
+        parts.len() >= 3,
+        "4-byte values, 10-byte budget: parts of two"
+    );
 }
