@@ -124,7 +124,7 @@ left=""
 ip netns list | grep -q 'fl-lab-' && left="$left namespaces"
 ip -o link show | grep -q 'fl-lab-' && left="$left links"
 iptables -w -S FORWARD 2>/dev/null | grep -q 'faultline-lab' && left="$left forward-rule"
-iptables -w -S 2>/dev/null | grep -q 'FL-PARTITION\|FL-LOSS' && left="$left fault-chains-in-root-namespace"
+iptables -w -S 2>/dev/null | grep -q 'FL-PART\|FL-LOSS' && left="$left fault-chains-in-root-namespace"
 ps -eo args | grep -v grep | grep -q -- "$LAB" && left="$left processes"
 [ -z "$left" ] && ok "nothing of the lab is left" || bad "left after lab down:$left"
 

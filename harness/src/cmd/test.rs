@@ -743,6 +743,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         Some(r) => {
             use crate::remote::cluster::{needs_for, RemoteCluster, RemoteConfig};
             let c = RemoteCluster::new(RemoteConfig {
+                ledger: ledger.clone(),
                 plan: r.clone(),
                 system: Arc::clone(&system),
                 logs: names.iter().map(|n| run_dir.node_log(n)).collect(),

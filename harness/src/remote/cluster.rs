@@ -38,6 +38,9 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How to build a remote cluster.
 #[derive(Clone)]
 pub struct RemoteConfig {
+    /// The run's ledger: each host is recorded in it before the run makes
+    /// anything there, and everything made there carries its run id.
+    pub ledger: crate::ledger::Ledger,
     pub plan: RemotePlan,
     /// What runs on the nodes.
     pub system: Arc<dyn System>,
@@ -117,6 +120,9 @@ pub struct RemoteCluster {
     /// from then ([`ClockFault::faketime_spec`]).
     started: Mutex<Vec<Option<Instant>>>,
     torn_down: Mutex<bool>,
+    /// Each host's ledger entry, released once the run has removed what it
+    /// made there.
+    held: Mutex<Vec<Option<crate::ledger::Held>>>,
 }
 
 /// The version under test from what the hosts said: one version when they
@@ -179,6 +185,7 @@ impl RemoteCluster {
         }
         let (mechanisms, unsupported) = remote_mechanisms(&*config.system);
         let mut hosts = RemoteHosts::new(&config.plan);
+        hosts.set_run_id(config.ledger.run_id());
         hosts.set_addresses(
             nodes
                 .iter()
@@ -247,6 +254,20 @@ impl RemoteCluster {
         for d in &deployed {
             tracing::info!(host = %d.host, upload = ?d.upload, ms = d.elapsed.as_millis() as u64, "deployed");
         }
+        // Recorded before the run makes anything on a host, so a heal
+        // reaches every host where a run that died left something.
+        let mut held = Vec::with_capacity(n);
+        for (i, node) in nodes.iter().enumerate() {
+            let entry = config
+                .ledger
+                .record(crate::ledger::Resource::RemoteHost {
+                    login: crate::ledger::RemoteLogin::of(hosts.session(i)),
+                    remote_dir: hosts.layout.dir.clone(),
+                    nodes: vec![node.name.clone()],
+                })
+                .context("recording the host in the run's ledger")?;
+            held.push(Some(entry));
+        }
         let fresh = hosts.hosts.each(|i, _| hosts.reset(i, &nodes[i].name));
         crate::ssh::all_ok(fresh)
             .map_err(anyhow::Error::new)
@@ -273,6 +294,7 @@ impl RemoteCluster {
             host_versions,
             started: Mutex::new(vec![None; n]),
             torn_down: Mutex::new(false),
+            held: Mutex::new(held),
         })
     }
 
@@ -298,11 +320,17 @@ impl RemoteCluster {
             data_dir: format!("{}/data", layout.node_dir(&info.name)),
             program: self.program.clone(),
         });
+        // The mark a heal finds the run's daemons (and their children) by.
+        let mut env = process.env;
+        env.push((
+            crate::ledger::RUN_ID_ENV.to_string(),
+            self.hosts.run_id().to_string(),
+        ));
         DaemonSpec {
             name: info.name.clone(),
             program: process.program,
             args: process.args,
-            env: process.env,
+            env,
             faketime_lib: if self.config.needs.contains(&Need::Faketime) {
                 self.hosts.faketime_lib(i)
             } else {
@@ -381,6 +409,19 @@ impl RemoteCluster {
             let _ = std::fs::create_dir_all(&dir);
             if let Err(e) = self.hosts.session(i).download(&remote, &dir.join(&name)) {
                 tracing::warn!(node = %info.name, "fetching {remote}: {e}");
+            }
+        }
+    }
+
+    /// Releases every host's ledger entry: the run made nothing there that
+    /// is still its to undo.
+    fn release_hosts(&self) {
+        let mut held = self.held.lock().expect("held lock poisoned");
+        for entry in held.iter_mut() {
+            if let Some(entry) = entry.take() {
+                if let Err(e) = entry.release() {
+                    tracing::warn!("releasing a host in the run's ledger: {e:#}");
+                }
             }
         }
     }
@@ -550,6 +591,13 @@ impl Cluster for RemoteCluster {
         if let Err(e) = self.hosts.stop_all(&names, Duration::from_secs(5)) {
             errors.push(format!("stop: {e}"));
         }
+        if errors.is_empty() {
+            match self.hosts.remove_run_dirs() {
+                // Nothing of the run is left on the hosts.
+                Ok(()) => self.release_hosts(),
+                Err(e) => errors.push(format!("removing the run's folder: {e}")),
+            }
+        }
         // Logs last, so they hold everything the nodes wrote.
         let results = self.hosts.hosts.each(|i, s| {
             let local = &self.config.logs[i];
@@ -582,6 +630,11 @@ impl Cluster for RemoteCluster {
             bail!("the cluster is already torn down");
         }
         self.heal_all()?;
+        // The nodes are left on purpose: no longer the run's to undo.
+        self.release_hosts();
+        if let Err(e) = self.config.ledger.close() {
+            tracing::warn!("closing the run's ledger: {e:#}");
+        }
         // The logs as they are now; the nodes go on writing theirs.
         let results = self.hosts.hosts.each(|i, s| {
             let local = &self.config.logs[i];
