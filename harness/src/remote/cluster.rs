@@ -9,6 +9,8 @@
 //! libfaketime timestamp file. An adapter (`RemoteProgram::Files`) gets its
 //! directory uploaded and its install run first (remote/files.rs), its
 //! ports from its file, and its `node.logs` fetched with the node's log.
+//! With `--auth`, the run's token file goes to each host (mode 0600, in the
+//! run's folder) and the nodes read it there.
 //! Every call that touches several hosts works them in parallel.
 //!
 //! Guarantees: `heal_all` retries hosts that are unreachable for a while
@@ -272,6 +274,15 @@ impl RemoteCluster {
         crate::ssh::all_ok(fresh)
             .map_err(anyhow::Error::new)
             .context("clearing nodes left from an earlier run")?;
+        // --auth: the run's token, as a private file in the run's folder on
+        // each host (by SFTP: no command line carries it).
+        if let Some(local) = config.system.auth_token_file() {
+            let remote = hosts.layout.auth_token(hosts.run_id());
+            let sent = hosts.hosts.each(|_, s| s.upload_private(local, &remote));
+            crate::ssh::all_ok(sent)
+                .map_err(anyhow::Error::new)
+                .context("copying the run's auth token to the hosts")?;
+        }
         if config.needs.contains(&Need::Faketime) {
             for i in 0..n {
                 if hosts.faketime_lib(i).is_none() {
@@ -319,6 +330,11 @@ impl RemoteCluster {
             cluster: &self.nodes,
             data_dir: format!("{}/data", layout.node_dir(&info.name)),
             program: self.program.clone(),
+            auth_token_file: self
+                .config
+                .system
+                .auth_token_file()
+                .map(|_| layout.auth_token(self.hosts.run_id())),
         });
         // The mark a heal finds the run's daemons (and their children) by.
         let mut env = process.env;
@@ -397,6 +413,11 @@ impl RemoteCluster {
             cluster: &self.nodes,
             data_dir: format!("{}/data", layout.node_dir(&info.name)),
             program: self.program.clone(),
+            auth_token_file: self
+                .config
+                .system
+                .auth_token_file()
+                .map(|_| layout.auth_token(self.hosts.run_id())),
         });
         let Some(dir) = self.config.logs[i].parent().map(|d| d.join(&info.name)) else {
             return;

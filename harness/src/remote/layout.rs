@@ -35,6 +35,12 @@ impl Layout {
         format!("{}/runs/{run_id}", self.dir)
     }
 
+    /// Run `run_id`'s auth token on the host (`--auth`; mode 0600, in the
+    /// run's folder, so whatever removes the run's files removes it).
+    pub fn auth_token(&self, run_id: &str) -> String {
+        format!("{}/auth-token", self.run_dir(run_id))
+    }
+
     /// The deployed executable.
     pub fn bin(&self) -> String {
         format!("{}/bin/faultline", self.dir)
