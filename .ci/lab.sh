@@ -64,10 +64,10 @@ cleanup() { "$BIN" lab down --dir "$LAB" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 echo "== lab: failure paths and remote operations against real sshd"
-if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd --test lab_adapter -- --ignored --test-threads=1; then
-  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter)"
+if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd --test lab_adapter --test lab_killed --test lab_auth -- --ignored --test-threads=1; then
+  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter, lab_killed, lab_auth)"
 else
-  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter)"
+  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter, lab_killed, lab_auth)"
 fi
 
 echo "== lab: 5 hosts"
@@ -124,7 +124,7 @@ left=""
 ip netns list | grep -q 'fl-lab-' && left="$left namespaces"
 ip -o link show | grep -q 'fl-lab-' && left="$left links"
 iptables -w -S FORWARD 2>/dev/null | grep -q 'faultline-lab' && left="$left forward-rule"
-iptables -w -S 2>/dev/null | grep -q 'FL-PARTITION\|FL-LOSS' && left="$left fault-chains-in-root-namespace"
+iptables -w -S 2>/dev/null | grep -q 'FL-PART\|FL-LOSS' && left="$left fault-chains-in-root-namespace"
 ps -eo args | grep -v grep | grep -q -- "$LAB" && left="$left processes"
 [ -z "$left" ] && ok "nothing of the lab is left" || bad "left after lab down:$left"
 

@@ -132,7 +132,7 @@ fn deploy_daemons_faults_heal_and_logs_on_a_real_lab() {
     assert!(h
         .rules(1)
         .unwrap()
-        .contains(&format!("-A FL-PARTITION -s {a1}/32 -j DROP")));
+        .contains(&format!("-A {} -s {a1}/32 -j DROP", h.partition_chain())));
 
     // Loss with probability 1: every packet from host 1 dropped.
     h.partition(1, &[]).expect("partition off");

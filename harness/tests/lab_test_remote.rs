@@ -13,9 +13,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// What is left on host `addr`: (iptables rules of ours, node processes, clock files not at +0).
+/// What is left on host `addr`: (iptables rules of ours, node processes,
+/// runs' folders of clock files).
 fn leftovers(lab: &TestLab, addr: &str) -> String {
-    on_host(lab, addr, "echo rules=$(iptables -w -S | grep -c FL-) procs=$(ps -e -o comm= | grep -c '^faultline') clocks=$(cat /var/lib/faultline/nodes/*/faketime 2>/dev/null | grep -vc '^+0$')")
+    on_host(lab, addr, "echo rules=$(iptables -w -S | grep -c FL-) procs=$(ps -e -o comm= | grep -c '^faultline') clocks=$(ls /var/lib/faultline/runs 2>/dev/null | wc -l)")
 }
 
 fn run_dir(store: &Path, name: &str) -> std::path::PathBuf {

@@ -245,7 +245,6 @@ fn auth_with_a_system_that_cannot_take_a_token_exits_254_and_starts_nothing() {
             &["--system", "etcd"][..],
             "etcd cannot take the run's token",
         ),
-        (&["--nodes", "h1,h2,h3"][..], "local clusters only"),
         (
             &["--system", &adapter][..],
             "adapter cannot take the run's token",

@@ -493,6 +493,11 @@ impl LocalCluster {
             cluster: &self.nodes,
             data_dir: data_dir.display().to_string(),
             program: self.config.system.local_program().display().to_string(),
+            auth_token_file: self
+                .config
+                .system
+                .auth_token_file()
+                .map(|f| f.display().to_string()),
         });
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)

@@ -294,7 +294,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         }
     }
     if args.auth {
-        auth_supported(args, system)?;
+        auth_supported(system)?;
     }
     if args.time_limit.is_zero() || args.op_timeout.is_zero() || args.nemesis_interval.is_zero() {
         return Err(bad_input(
@@ -389,21 +389,13 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
     })
 }
 
-/// `--auth` runs faultline's own node, in local mode: refused (254)
-/// elsewhere, naming why.
-fn auth_supported(args: &Args, system: SystemKind) -> anyhow::Result<()> {
+/// `--auth` runs faultline's own node (local or remote): refused (254)
+/// for other systems, naming why.
+fn auth_supported(system: SystemKind) -> anyhow::Result<()> {
     if system != SystemKind::Faultline {
         return Err(bad_input(format!(
             "--auth: {system} cannot take the run's token (only faultline's own node reads --auth-token-file); run without --auth"
         )));
-    }
-    if !args.remote.nodes.is_empty()
-        || args.remote.lab.is_some()
-        || args.remote.nodes_file.is_some()
-    {
-        return Err(bad_input(
-            "--auth runs local clusters only for now (remote mode does not upload the token yet); run without --auth",
-        ));
     }
     Ok(())
 }
@@ -748,6 +740,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         Some(r) => {
             use crate::remote::cluster::{needs_for, RemoteCluster, RemoteConfig};
             let c = RemoteCluster::new(RemoteConfig {
+                ledger: ledger.clone(),
                 plan: r.clone(),
                 system: Arc::clone(&system),
                 logs: names.iter().map(|n| run_dir.node_log(n)).collect(),

@@ -5,7 +5,9 @@
 //! resource ([`super::Resource`] says what undoing means for each kind),
 //! then kills any process still marked with the run's id (children the
 //! ledger never saw), and reports one [`Action`] per thing it actually
-//! undid: a resource already gone is checked and not reported. A ledger
+//! undid: a resource already gone is checked and not reported. A remote
+//! run's hosts are reached over SSH again ([`super::remote_host`]); one
+//! that cannot be reached is an error, and its entry stays. A ledger
 //! healed completely gets a `healed` line and moves into its run
 //! directory; one with a failure stays for the next heal (as root, say).
 
@@ -121,9 +123,8 @@ fn heal_ledger(path: &Path, report: &mut HealReport) -> anyhow::Result<()> {
         let mut held: Vec<&Resource> = recorded.held.values().collect();
         held.sort_by_key(|r| r.heal_rank());
         for resource in held {
-            match undo(resource) {
-                Ok(Some(action)) => actions.push(action),
-                Ok(None) => {}
+            match undo(&run_id, resource) {
+                Ok(done) => actions.extend(done),
                 Err(e) => errors.push(format!("run {run_id}: {}: {e:#}", resource.describe())),
             }
         }
@@ -180,23 +181,29 @@ fn read_ledger(path: &Path) -> anyhow::Result<Recorded> {
     Ok(Recorded::parse(&std::fs::read(path).context("reading")?))
 }
 
-/// Undoes one resource; Some(what was done), or None if it was gone.
-fn undo(resource: &Resource) -> anyhow::Result<Option<String>> {
-    match resource {
-        Resource::Paused { name, identity } => Ok(kill(*identity).then(|| {
+/// Undoes one resource of run `run_id`: what was done, one line per thing
+/// (none if it was gone).
+fn undo(run_id: &str, resource: &Resource) -> anyhow::Result<Vec<String>> {
+    let done = match resource {
+        Resource::Paused { name, identity } => kill(*identity).then(|| {
             format!(
                 "killed {name} (pid {}), paused by the run; not resumed",
                 identity.pid
             )
-        })),
+        }),
         Resource::Process { name, identity } => {
-            Ok(kill(*identity)
-                .then(|| format!("killed {name} (pid {}), still running", identity.pid)))
+            kill(*identity).then(|| format!("killed {name} (pid {}), still running", identity.pid))
         }
-        Resource::IptablesChain { chain } => undo_chain(chain),
-        Resource::File { path, what } => undo_file(path, what),
-        Resource::Lab { dir } => undo_lab(dir),
-    }
+        Resource::IptablesChain { chain } => undo_chain(chain)?,
+        Resource::File { path, what } => undo_file(path, what)?,
+        Resource::Lab { dir } => undo_lab(dir)?,
+        Resource::RemoteHost {
+            login,
+            remote_dir,
+            nodes,
+        } => return super::remote_host::undo(run_id, login, remote_dir, nodes),
+    };
+    Ok(done.into_iter().collect())
 }
 
 /// Deletes a file, or a folder faultline made (named `faultline-…`).

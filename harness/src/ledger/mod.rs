@@ -23,7 +23,10 @@
 //!   a later heal finds its children too ([`process`]);
 //! - heal never touches a ledger a live run holds, never resumes a paused
 //!   process (it kills it), and acts on a process only if its pid still
-//!   names the same process (start time).
+//!   names the same process (start time);
+//! - a remote run records each SSH host before it makes anything there;
+//!   heal logs in again (bounded timeouts) and removes what carries the
+//!   run's id ([`remote_host`]); an unreachable host keeps its entry.
 //!
 //! Without a store (unit tests, tools) [`Ledger::unrecorded`] gives the
 //! same process guarantees with nothing written.
@@ -31,10 +34,12 @@
 pub mod file;
 pub mod heal;
 pub mod process;
+pub mod remote_host;
 pub mod resource;
 
 pub use file::{Line, Recorded};
 pub use process::{ProcessIdentity, RUN_ID_ENV};
+pub use remote_host::RemoteLogin;
 pub use resource::Resource;
 
 use anyhow::{bail, Context};

@@ -2,6 +2,7 @@
 //! ledger records it, and how `heal` undoes it when the run could not.
 
 use super::process::ProcessIdentity;
+use super::remote_host::RemoteLogin;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -35,6 +36,19 @@ pub enum Resource {
     /// private data folders, `faultline-<run id>`). Undone: deleted (a
     /// folder only if its name starts `faultline-`).
     File { path: PathBuf, what: String },
+    /// What a remote run makes on one SSH host, all named by its run id
+    /// (`remote::leftovers`): its node daemons and their children, its
+    /// iptables chains, its folder of clock files under `remote_dir`.
+    /// Recorded before the run makes anything there. Undone over SSH: the
+    /// daemons killed (a paused one too, never resumed), the chains
+    /// unhooked and deleted, the folder removed.
+    RemoteHost {
+        #[serde(flatten)]
+        login: RemoteLogin,
+        remote_dir: String,
+        /// The run's nodes on the host (for messages).
+        nodes: Vec<String>,
+    },
     /// A lab being built by `faultline lab up` in `dir` (namespaces,
     /// bridge, sshd processes). Released once the lab is complete: from
     /// then on it is meant to stay until `lab down`. Undone: `lab down`.
@@ -52,6 +66,9 @@ impl Resource {
             Resource::IptablesChain { chain } => format!("iptables chain {chain}"),
             Resource::File { path, what } => format!("{what} {}", path.display()),
             Resource::Lab { dir } => format!("lab in {}", dir.display()),
+            Resource::RemoteHost { login, .. } => {
+                format!("the run's daemons, chains and files on {}", login.name())
+            }
         }
     }
 
@@ -62,6 +79,7 @@ impl Resource {
         match self {
             Resource::Paused { .. } => 0,
             Resource::Process { .. } => 1,
+            Resource::RemoteHost { .. } => 1,
             Resource::IptablesChain { .. } => 2,
             Resource::File { .. } => 3,
             Resource::Lab { .. } => 4,
@@ -95,5 +113,23 @@ mod tests {
             serde_json::to_string(&c).expect("serialize"),
             r#"{"kind":"iptables-chain","chain":"FAULTLINE-1"}"#
         );
+        let h = Resource::RemoteHost {
+            login: RemoteLogin {
+                host: "10.77.0.11".into(),
+                port: 22,
+                user: "root".into(),
+                key: Some("/lab/id_ed25519".into()),
+                identity_files: vec![],
+                known_hosts: "/lab/known_hosts".into(),
+            },
+            remote_dir: "/var/lib/faultline".into(),
+            nodes: vec!["n1".into()],
+        };
+        let text = serde_json::to_string(&h).expect("serialize");
+        assert_eq!(
+            text,
+            r#"{"kind":"remote-host","host":"10.77.0.11","port":22,"user":"root","key":"/lab/id_ed25519","known_hosts":"/lab/known_hosts","remote_dir":"/var/lib/faultline","nodes":["n1"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Resource>(&text).expect("parse"), h);
     }
 }

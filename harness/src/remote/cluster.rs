@@ -9,6 +9,8 @@
 //! libfaketime timestamp file. An adapter (`RemoteProgram::Files`) gets its
 //! directory uploaded and its install run first (remote/files.rs), its
 //! ports from its file, and its `node.logs` fetched with the node's log.
+//! With `--auth`, the run's token file goes to each host (mode 0600, in the
+//! run's folder) and the nodes read it there.
 //! Every call that touches several hosts works them in parallel.
 //!
 //! Guarantees: `heal_all` retries hosts that are unreachable for a while
@@ -40,6 +42,9 @@ pub const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How to build a remote cluster.
 #[derive(Clone)]
 pub struct RemoteConfig {
+    /// The run's ledger: each host is recorded in it before the run makes
+    /// anything there, and everything made there carries its run id.
+    pub ledger: crate::ledger::Ledger,
     pub plan: RemotePlan,
     /// What runs on the nodes.
     pub system: Arc<dyn System>,
@@ -119,6 +124,9 @@ pub struct RemoteCluster {
     /// from then ([`ClockFault::faketime_spec`]).
     started: Mutex<Vec<Option<Instant>>>,
     torn_down: Mutex<bool>,
+    /// Each host's ledger entry, released once the run has removed what it
+    /// made there.
+    held: Mutex<Vec<Option<crate::ledger::Held>>>,
 }
 
 /// The version under test from what the hosts said: one version when they
@@ -216,6 +224,7 @@ impl RemoteCluster {
         }
         let (mechanisms, unsupported) = remote_mechanisms(&*config.system);
         let mut hosts = RemoteHosts::new(&config.plan);
+        hosts.set_run_id(config.ledger.run_id());
         hosts.set_addresses(
             nodes
                 .iter()
@@ -292,10 +301,33 @@ impl RemoteCluster {
         for d in &deployed {
             tracing::info!(host = %d.host, upload = ?d.upload, ms = d.elapsed.as_millis() as u64, "deployed");
         }
+        // Recorded before the run makes anything on a host, so a heal
+        // reaches every host where a run that died left something.
+        let mut held = Vec::with_capacity(n);
+        for (i, node) in nodes.iter().enumerate() {
+            let entry = config
+                .ledger
+                .record(crate::ledger::Resource::RemoteHost {
+                    login: crate::ledger::RemoteLogin::of(hosts.session(i)),
+                    remote_dir: hosts.layout.dir.clone(),
+                    nodes: vec![node.name.clone()],
+                })
+                .context("recording the host in the run's ledger")?;
+            held.push(Some(entry));
+        }
         let fresh = hosts.hosts.each(|i, _| hosts.reset(i, &nodes[i].name));
         crate::ssh::all_ok(fresh)
             .map_err(anyhow::Error::new)
             .context("clearing nodes left from an earlier run")?;
+        // --auth: the run's token, as a private file in the run's folder on
+        // each host (by SFTP: no command line carries it).
+        if let Some(local) = config.system.auth_token_file() {
+            let remote = hosts.layout.auth_token(hosts.run_id());
+            let sent = hosts.hosts.each(|_, s| s.upload_private(local, &remote));
+            crate::ssh::all_ok(sent)
+                .map_err(anyhow::Error::new)
+                .context("copying the run's auth token to the hosts")?;
+        }
         if config.needs.contains(&Need::Faketime) {
             for i in 0..n {
                 if hosts.faketime_lib(i).is_none() {
@@ -318,6 +350,7 @@ impl RemoteCluster {
             host_versions,
             started: Mutex::new(vec![None; n]),
             torn_down: Mutex::new(false),
+            held: Mutex::new(held),
         })
     }
 
@@ -342,12 +375,23 @@ impl RemoteCluster {
             cluster: &self.nodes,
             data_dir: format!("{}/data", layout.node_dir(&info.name)),
             program: self.program.clone(),
+            auth_token_file: self
+                .config
+                .system
+                .auth_token_file()
+                .map(|_| layout.auth_token(self.hosts.run_id())),
         });
+        // The mark a heal finds the run's daemons (and their children) by.
+        let mut env = process.env;
+        env.push((
+            crate::ledger::RUN_ID_ENV.to_string(),
+            self.hosts.run_id().to_string(),
+        ));
         DaemonSpec {
             name: info.name.clone(),
             program: process.program,
             args: process.args,
-            env: process.env,
+            env,
             faketime_lib: if self.config.needs.contains(&Need::Faketime) {
                 self.hosts.faketime_lib(i)
             } else {
@@ -487,6 +531,11 @@ impl RemoteCluster {
             cluster: &self.nodes,
             data_dir: format!("{}/data", layout.node_dir(&info.name)),
             program: self.program.clone(),
+            auth_token_file: self
+                .config
+                .system
+                .auth_token_file()
+                .map(|_| layout.auth_token(self.hosts.run_id())),
         });
         let Some(dir) = self.config.logs[i].parent().map(|d| d.join(&info.name)) else {
             return;
@@ -499,6 +548,19 @@ impl RemoteCluster {
             let _ = std::fs::create_dir_all(&dir);
             if let Err(e) = self.hosts.session(i).download(&remote, &dir.join(&name)) {
                 tracing::warn!(node = %info.name, "fetching {remote}: {e}");
+            }
+        }
+    }
+
+    /// Releases every host's ledger entry: the run made nothing there that
+    /// is still its to undo.
+    fn release_hosts(&self) {
+        let mut held = self.held.lock().expect("held lock poisoned");
+        for entry in held.iter_mut() {
+            if let Some(entry) = entry.take() {
+                if let Err(e) = entry.release() {
+                    tracing::warn!("releasing a host in the run's ledger: {e:#}");
+                }
             }
         }
     }
@@ -670,6 +732,13 @@ impl Cluster for RemoteCluster {
         if let Err(e) = self.hosts.stop_all(&names, Duration::from_secs(5)) {
             errors.push(format!("stop: {e}"));
         }
+        if errors.is_empty() {
+            match self.hosts.remove_run_dirs() {
+                // Nothing of the run is left on the hosts.
+                Ok(()) => self.release_hosts(),
+                Err(e) => errors.push(format!("removing the run's folder: {e}")),
+            }
+        }
         // Logs last, so they hold everything the nodes wrote.
         let results = self.hosts.hosts.each(|i, s| {
             let local = &self.config.logs[i];
@@ -702,6 +771,11 @@ impl Cluster for RemoteCluster {
             bail!("the cluster is already torn down");
         }
         self.heal_all()?;
+        // The nodes are left on purpose: no longer the run's to undo.
+        self.release_hosts();
+        if let Err(e) = self.config.ledger.close() {
+            tracing::warn!("closing the run's ledger: {e:#}");
+        }
         // The logs as they are now; the nodes go on writing theirs.
         let results = self.hosts.hosts.each(|i, s| {
             let local = &self.config.logs[i];

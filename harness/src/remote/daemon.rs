@@ -109,9 +109,11 @@ pub fn start_script(layout: &Layout, spec: &DaemonSpec) -> String {
         if !spec.fake_monotonic {
             env.push("FAKETIME_DONT_FAKE_MONOTONIC=1".into());
         }
+        let ft_dir = ft.rsplit_once('/').map_or(".", |(d, _)| d);
         // A node starts with its clock true; a clock fault rewrites this file.
         prep = format!(
-            "echo +0 > {}.tmp && mv -f {}.tmp {}; ",
+            "mkdir -p {} && echo +0 > {}.tmp && mv -f {}.tmp {}; ",
+            sh_quote(ft_dir),
             sh_quote(&ft),
             sh_quote(&ft),
             sh_quote(&ft)
@@ -257,12 +259,20 @@ pub fn state_script(layout: &Layout, node: &str) -> String {
     )
 }
 
-/// Stops a node left over from an earlier run (if any) and removes its
-/// data, log and clock file, so a run starts from nothing.
+/// Kills a node left over from an earlier run (if any: its whole process
+/// group, with SIGKILL and never SIGCONT, so a paused leftover never runs
+/// again) and removes its data, log and clock file, so a run starts from
+/// nothing.
 pub fn reset_script(layout: &Layout, node: &str) -> String {
     format!(
-        "( {stop} ) >/dev/null || exit 1; rm -rf {data} {log} {ft} || exit 1; echo reset",
-        stop = stop_script(layout, node, Duration::from_secs(2)),
+        "( {ALIVE_FN}; {read}; \
+           if alive \"$PID\" || group \"$PID\"; then kill -KILL -\"$PID\" 2>/dev/null; kill -KILL \"$PID\" 2>/dev/null; \
+             i=0; while group \"$PID\" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
+             group \"$PID\" && {{ echo \"process group $PID survives SIGKILL\" >&2; exit 1; }}; fi; \
+           rm -f {p} ) >/dev/null || exit 1; \
+         rm -rf {data} {log} {ft} || exit 1; echo reset",
+        read = layout.read_pid(node),
+        p = sh_quote(&layout.pidfile(node)),
         data = sh_quote(&format!("{}/data", layout.node_dir(node))),
         log = sh_quote(&layout.log(node)),
         ft = sh_quote(&layout.faketime(node)),
@@ -684,6 +694,8 @@ mod tests {
         assert!(!std::path::Path::new(&layout.log("n4")).exists());
         // On a host that never ran the node: nothing to do, still fine.
         assert_eq!(sh(&reset_script(&layout, "n9")).1, "reset");
+        // A paused leftover of a dead run is killed, never woken first.
+        assert!(!reset_script(&layout, "n4").contains("CONT"));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Faults on a remote host, as shell scripts run as root over SSH.
 //!
 //! - Partitions: `iptables` DROP rules on INPUT, one per peer address the
-//!   host must not hear from, in a chain of our own (`FL-PARTITION`), so
-//!   healing is one flush and never touches anyone else's rules.
-//! - Packet loss: the `statistic` match in chain `FL-LOSS`, per peer
-//!   address (never the controller's, so SSH keeps working).
+//!   host must not hear from, in a chain of the run's own
+//!   (`FL-PART-<run id>`), so healing is one flush and never touches
+//!   anyone else's rules, and a run that died is found by its id
+//!   ([`super::leftovers`]).
+//! - Packet loss: the `statistic` match in chain `FL-LOSS-<run id>`, per
+//!   peer address (never the controller's, so SSH keeps working).
 //! - Latency: `tc netem` on the interface that routes to the peers, for
 //!   packets to the peers only; on a kernel without netem the error names
 //!   the host (no pretending).
@@ -16,13 +18,21 @@
 use super::layout::Layout;
 use crate::ssh::{sh_quote, Session, SshError};
 
-pub const PARTITION_CHAIN: &str = "FL-PARTITION";
-pub const LOSS_CHAIN: &str = "FL-LOSS";
+/// The run's partition chain on every host (28 characters at most, as
+/// iptables allows: run ids are 8).
+pub fn partition_chain(run_id: &str) -> String {
+    format!("FL-PART-{run_id}")
+}
 
-/// Creates our chains and hooks them into INPUT once.
-fn ensure_chains() -> String {
+/// The run's packet-loss chain on every host.
+pub fn loss_chain(run_id: &str) -> String {
+    format!("FL-LOSS-{run_id}")
+}
+
+/// Creates the run's chains and hooks them into INPUT once.
+fn ensure_chains(run_id: &str) -> String {
     let mut s = String::new();
-    for chain in [PARTITION_CHAIN, LOSS_CHAIN] {
+    for chain in [partition_chain(run_id), loss_chain(run_id)] {
         s.push_str(&format!(
             "iptables -w -N {chain} 2>/dev/null; iptables -w -C INPUT -j {chain} 2>/dev/null || iptables -w -I INPUT -j {chain} || exit 1; "
         ));
@@ -31,12 +41,13 @@ fn ensure_chains() -> String {
 }
 
 /// Drop everything from `peers` (replacing the previous partition rules).
-pub fn partition_script(peers: &[String]) -> String {
-    let mut s = ensure_chains();
-    s.push_str(&format!("iptables -w -F {PARTITION_CHAIN} || exit 1; "));
+pub fn partition_script(run_id: &str, peers: &[String]) -> String {
+    let chain = partition_chain(run_id);
+    let mut s = ensure_chains(run_id);
+    s.push_str(&format!("iptables -w -F {chain} || exit 1; "));
     for p in peers {
         s.push_str(&format!(
-            "iptables -w -A {PARTITION_CHAIN} -s {} -j DROP || exit 1; ",
+            "iptables -w -A {chain} -s {} -j DROP || exit 1; ",
             sh_quote(p)
         ));
     }
@@ -45,16 +56,17 @@ pub fn partition_script(peers: &[String]) -> String {
 }
 
 /// Drop each packet from `peers` with `probability` (0..=1).
-pub fn loss_script(peers: &[String], probability: f64) -> String {
+pub fn loss_script(run_id: &str, peers: &[String], probability: f64) -> String {
     assert!(
         (0.0..=1.0).contains(&probability),
         "loss probability {probability} out of 0..=1"
     );
-    let mut s = ensure_chains();
-    s.push_str(&format!("iptables -w -F {LOSS_CHAIN} || exit 1; "));
+    let chain = loss_chain(run_id);
+    let mut s = ensure_chains(run_id);
+    s.push_str(&format!("iptables -w -F {chain} || exit 1; "));
     for p in peers {
         s.push_str(&format!(
-            "iptables -w -A {LOSS_CHAIN} -s {} -m statistic --mode random --probability {probability:.4} -j DROP || exit 1; ",
+            "iptables -w -A {chain} -s {} -m statistic --mode random --probability {probability:.4} -j DROP || exit 1; ",
             sh_quote(p)
         ));
     }
@@ -118,12 +130,14 @@ pub fn clock_script(layout: &Layout, node: &str, spec: &str) -> String {
     )
 }
 
-/// Undoes every fault on the host: flushes and removes our chains, removes
-/// a netem root qdisc, resets the clocks of `nodes` and resumes them (their process groups) if
-/// paused. Safe to run again and again.
-pub fn heal_script(layout: &Layout, nodes: &[String]) -> String {
+/// Undoes every fault of the live run `run_id` on the host: flushes and
+/// removes its chains, removes a netem root qdisc, resets the clocks of
+/// `nodes` and resumes them (their process groups) if paused. Safe to run
+/// again and again. (A dead run's leftovers are killed, never resumed:
+/// [`super::leftovers::heal_run_script`].)
+pub fn heal_script(layout: &Layout, run_id: &str, nodes: &[String]) -> String {
     let mut s = String::from("command -v iptables >/dev/null 2>&1 && { ");
-    for chain in [PARTITION_CHAIN, LOSS_CHAIN] {
+    for chain in [partition_chain(run_id), loss_chain(run_id)] {
         s.push_str(&format!(
             "while iptables -w -D INPUT -j {chain} 2>/dev/null; do :; done; iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; "
         ));
@@ -142,9 +156,13 @@ pub fn heal_script(layout: &Layout, nodes: &[String]) -> String {
     s
 }
 
-/// The rules now in our chains (for status and tests).
-pub fn rules_script() -> String {
-    format!("iptables -w -S {PARTITION_CHAIN} 2>/dev/null; iptables -w -S {LOSS_CHAIN} 2>/dev/null; true")
+/// The rules now in the run's chains (for status and tests).
+pub fn rules_script(run_id: &str) -> String {
+    format!(
+        "iptables -w -S {} 2>/dev/null; iptables -w -S {} 2>/dev/null; true",
+        partition_chain(run_id),
+        loss_chain(run_id)
+    )
 }
 
 /// Runs a fault script, turning the netem marker into a clear message.
@@ -177,17 +195,19 @@ pub fn apply(s: &Session, script: &str, what: &str) -> Result<(), SshError> {
 mod tests {
     use super::*;
 
+    const RUN: &str = "0000abcd";
+
     #[test]
     fn partition_rules_are_per_peer_in_our_chain() {
-        let s = partition_script(&["10.77.0.12".into(), "10.77.0.13".into()]);
-        assert!(s.contains("iptables -w -A FL-PARTITION -s 10.77.0.12 -j DROP"));
-        assert!(s.contains("iptables -w -A FL-PARTITION -s 10.77.0.13 -j DROP"));
+        let s = partition_script(RUN, &["10.77.0.12".into(), "10.77.0.13".into()]);
+        assert!(s.contains("iptables -w -A FL-PART-0000abcd -s 10.77.0.12 -j DROP"));
+        assert!(s.contains("iptables -w -A FL-PART-0000abcd -s 10.77.0.13 -j DROP"));
         assert!(
-            s.contains("iptables -w -F FL-PARTITION"),
+            s.contains("iptables -w -F FL-PART-0000abcd"),
             "replaces the previous partition"
         );
         assert!(!s.contains("-A INPUT"), "never appends to INPUT directly");
-        let l = loss_script(&["10.77.0.12".into()], 0.1);
+        let l = loss_script(RUN, &["10.77.0.12".into()], 0.1);
         assert!(
             l.contains("-s 10.77.0.12 -m statistic --mode random --probability 0.1000 -j DROP"),
             "{l}"
@@ -197,8 +217,11 @@ mod tests {
     #[test]
     fn heal_removes_chains_netem_clock_and_pause() {
         let layout = Layout::new("/v");
-        let s = heal_script(&layout, &["n1".into()]);
-        assert!(s.contains("iptables -w -X FL-PARTITION") && s.contains("iptables -w -X FL-LOSS"));
+        let s = heal_script(&layout, RUN, &["n1".into()]);
+        assert!(
+            s.contains("iptables -w -X FL-PART-0000abcd")
+                && s.contains("iptables -w -X FL-LOSS-0000abcd")
+        );
         assert!(
             s.contains("grep -q '^qdisc prio 7f1:' && tc qdisc del dev \"$DEV\" root"),
             "{s}"
@@ -218,8 +241,8 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         for script in [
-            partition_script(&["a".into()]),
-            loss_script(&["a".into()], 0.5),
+            partition_script(RUN, &["a".into()]),
+            loss_script(RUN, &["a".into()], 0.5),
             latency_script(&["a".into(), "b".into()], 50, 10),
             latency_off_script(),
             clock_script(&layout, "n1", "-5.000 x1.5"),
@@ -258,7 +281,7 @@ mod tests {
         let out = std::process::Command::new("sh")
             .env("PATH", "/usr/bin:/bin")
             .arg("-c")
-            .arg(heal_script(&layout, &["n1".into()]))
+            .arg(heal_script(&layout, RUN, &["n1".into()]))
             .output()
             .unwrap();
         assert!(out.status.success());

@@ -1,17 +1,44 @@
 //! Where things live on a remote host, under one folder (default
 //! `/var/lib/faultline`): the deployed executable, an adapter's directory,
-//! and per node its data folder, pidfile, log and libfaketime timestamp file.
+//! and per node its data folder, pidfile and log; per run
+//! (`runs/<run id>/`) the libfaketime timestamp files, so that what a run
+//! that died left is found by its id ([`super::leftovers`]).
 
 use crate::ssh::sh_quote;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub dir: String,
+    /// The run whose files this layout names (see [`Layout::for_run`]).
+    run: Option<String>,
 }
 
 impl Layout {
     pub fn new(dir: impl Into<String>) -> Layout {
-        Layout { dir: dir.into() }
+        Layout {
+            dir: dir.into(),
+            run: None,
+        }
+    }
+
+    /// The same folder, for run `run_id`: its clock files go into the
+    /// run's own folder.
+    pub fn for_run(self, run_id: &str) -> Layout {
+        Layout {
+            run: Some(run_id.to_string()),
+            ..self
+        }
+    }
+
+    /// The folder of run `run_id`'s files on the host.
+    pub fn run_dir(&self, run_id: &str) -> String {
+        format!("{}/runs/{run_id}", self.dir)
+    }
+
+    /// Run `run_id`'s auth token on the host (`--auth`; mode 0600, in the
+    /// run's folder, so whatever removes the run's files removes it).
+    pub fn auth_token(&self, run_id: &str) -> String {
+        format!("{}/auth-token", self.run_dir(run_id))
     }
 
     /// The deployed executable.
@@ -42,9 +69,13 @@ impl Layout {
         format!("{}/node.log", self.node_dir(node))
     }
 
-    /// The libfaketime timestamp file the node reads its clock fault from.
+    /// The libfaketime timestamp file the node reads its clock fault from:
+    /// in the run's folder when the layout has a run.
     pub fn faketime(&self, node: &str) -> String {
-        format!("{}/faketime", self.node_dir(node))
+        match &self.run {
+            Some(run) => format!("{}/{node}.faketime", self.run_dir(run)),
+            None => format!("{}/faketime", self.node_dir(node)),
+        }
     }
 
     /// Shell: `PID=...` from the pidfile, or exit 0 with `gone` printed.
@@ -84,6 +115,12 @@ mod tests {
         assert_eq!(l.pidfile("n1"), "/var/lib/faultline/nodes/n1/node.pid");
         assert_eq!(l.log("n1"), "/var/lib/faultline/nodes/n1/node.log");
         assert_eq!(l.faketime("n1"), "/var/lib/faultline/nodes/n1/faketime");
+        let l = l.for_run("1a2b3c4d");
+        assert_eq!(
+            l.faketime("n1"),
+            "/var/lib/faultline/runs/1a2b3c4d/n1.faketime"
+        );
+        assert_eq!(l.pidfile("n1"), "/var/lib/faultline/nodes/n1/node.pid");
     }
 
     #[test]

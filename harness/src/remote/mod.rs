@@ -6,7 +6,9 @@
 //! pidfile ([`daemon`]), inject and heal faults ([`faults`]), fetch logs;
 //! for an adapter, upload its directory and run its install ([`files`]).
 //! Every remote command is a shell script built here from quoted parts;
-//! everything a host keeps lives under one folder ([`Layout`]).
+//! everything a host keeps lives under one folder ([`Layout`]). What a run
+//! makes on a host is named by its run id, so the ledger's heal removes
+//! what a run that died left there ([`leftovers`]).
 
 pub mod args;
 pub mod cluster;
@@ -15,6 +17,7 @@ pub mod deploy;
 pub mod faults;
 pub mod files;
 pub mod layout;
+pub mod leftovers;
 pub mod remote_hosts;
 
 pub use args::{parse_duration, RemoteArgs, RemotePlan};

@@ -27,18 +27,40 @@ pub struct RemoteHosts {
     /// The hosts' IP addresses as peers see them (set from resolved node
     /// addresses); host names as given when not set.
     peer_ips: Option<Vec<String>>,
+    /// The run whose chains, daemons and files these are (see
+    /// [`super::leftovers`]).
+    run_id: String,
 }
 
 impl RemoteHosts {
+    /// The hosts of `plan`, for a fresh run id (a run that has its own
+    /// sets it: [`RemoteHosts::set_run_id`]).
     pub fn new(plan: &RemotePlan) -> RemoteHosts {
+        let run_id = crate::ledger::new_run_id();
         RemoteHosts {
             hosts: Hosts::new(plan.hosts.clone(), plan.ssh.clone()),
-            layout: Layout::new(plan.remote_dir.clone()),
+            layout: Layout::new(plan.remote_dir.clone()).for_run(&run_id),
             node_bin: plan.node_bin.clone(),
             install_deps: plan.install_deps,
             tools: Vec::new(),
             peer_ips: None,
+            run_id,
         }
+    }
+
+    /// Names everything made on the hosts from now on after run `run_id`.
+    pub fn set_run_id(&mut self, run_id: &str) {
+        self.layout = Layout::new(self.layout.dir.clone()).for_run(run_id);
+        self.run_id = run_id.to_string();
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The run's partition chain on every host.
+    pub fn partition_chain(&self) -> String {
+        faults::partition_chain(&self.run_id)
     }
 
     pub fn len(&self) -> usize {
@@ -140,7 +162,7 @@ impl RemoteHosts {
         let peers = self.peer_addrs(from);
         faults::apply(
             self.session(i),
-            &faults::partition_script(&peers),
+            &faults::partition_script(&self.run_id, &peers),
             "partition",
         )
     }
@@ -157,7 +179,7 @@ impl RemoteHosts {
         let peers = self.peer_addrs(from);
         faults::apply(
             self.session(i),
-            &faults::loss_script(&peers, probability),
+            &faults::loss_script(&self.run_id, &peers, probability),
             "packet loss",
         )
     }
@@ -201,14 +223,18 @@ impl RemoteHosts {
     pub fn heal_all(&self, nodes: &[Vec<String>], budget: Duration) -> Result<(), HostErrors> {
         assert_eq!(nodes.len(), self.len(), "one list per host");
         all_ok(self.hosts.each(|i, s| {
-            s.run_root_retrying(&faults::heal_script(&self.layout, &nodes[i]), budget)
+            s.run_root_retrying(
+                &faults::heal_script(&self.layout, &self.run_id, &nodes[i]),
+                budget,
+            )
         }))
         .map(|_| ())
     }
 
     /// The rules in our iptables chains on host `i` (for checks).
     pub fn rules(&self, i: usize) -> Result<String, SshError> {
-        self.session(i).run_root(&faults::rules_script())
+        self.session(i)
+            .run_root(&faults::rules_script(&self.run_id))
     }
 
     /// Downloads each host's node logs into `store/nodes/<host>/<node>.log`.
@@ -246,6 +272,17 @@ impl RemoteHosts {
             }
             Ok(())
         }))
+        .map(|_| ())
+    }
+
+    /// Removes the run's folder (its clock files) from every host, once
+    /// its nodes are stopped.
+    pub fn remove_run_dirs(&self) -> Result<(), HostErrors> {
+        let dir = crate::ssh::sh_quote(&self.layout.run_dir(&self.run_id));
+        all_ok(
+            self.hosts
+                .each(|_, s| s.run_root(&format!("rm -rf {dir} && echo removed"))),
+        )
         .map(|_| ())
     }
 

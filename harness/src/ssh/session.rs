@@ -215,7 +215,7 @@ impl Session {
             self.run_root(&format!("mkdir -p {}", sh_quote(dir)))?;
             format!("{remote}.upload-{}", std::process::id())
         };
-        let bytes = self.sftp_put(local, &staging)?;
+        let bytes = self.sftp_put(local, &staging, 0o755)?;
         let install = format!(
             "mkdir -p {d} && chmod 0755 {s} && mv -f {s} {r} && sha256sum {r}",
             d = sh_quote(dir),
@@ -269,7 +269,36 @@ impl Session {
         result
     }
 
-    fn sftp_put(&self, local: &Path, remote: &str) -> Result<u64, SshError> {
+    /// Uploads `local` to `remote` by SFTP as a private file: created with
+    /// mode 0600 (never readable by others, not even for a moment), in a
+    /// folder made with umask 077, then moved into place as root. For a
+    /// secret (a run's auth token): no command line carries its content.
+    pub fn upload_private(&self, local: &Path, remote: &str) -> Result<(), SshError> {
+        let dir = Path::new(remote)
+            .parent()
+            .and_then(Path::to_str)
+            .unwrap_or("/");
+        self.run_root(&format!("umask 077 && mkdir -p {}", sh_quote(dir)))?;
+        let staging = if self.cfg.needs_sudo(&self.addr) {
+            let host: String = self
+                .name()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            format!("/tmp/.faultline-private-{}-{host}", std::process::id())
+        } else {
+            format!("{remote}.upload-{}", std::process::id())
+        };
+        self.sftp_put(local, &staging, 0o600)?;
+        self.run_root(&format!(
+            "chmod 0600 {s} && mv -f {s} {r}",
+            s = sh_quote(&staging),
+            r = sh_quote(remote)
+        ))
+        .map(|_| ())
+    }
+
+    fn sftp_put(&self, local: &Path, remote: &str, mode: i32) -> Result<u64, SshError> {
         let transfer = |cause: String| SshError::Transfer {
             host: self.name(),
             path: remote.to_string(),
@@ -290,7 +319,12 @@ impl Session {
                 .sftp()
                 .map_err(|e| transfer(format!("sftp: {e}")))?;
             let mut file = sftp
-                .create(Path::new(remote))
+                .open_mode(
+                    Path::new(remote),
+                    ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE,
+                    mode,
+                    ssh2::OpenType::File,
+                )
                 .map_err(|e| transfer(format!("create: {e}")))?;
             let mut buf = vec![0u8; 256 * 1024];
             let mut total = 0u64;

@@ -142,6 +142,10 @@ pub struct NodeSite<'a> {
     pub data_dir: String,
     /// The program to run, where the cluster put it or found it.
     pub program: String,
+    /// The run's auth token file where the node runs (`--auth`; None
+    /// without it): the run's own in local mode, a copy on the host in
+    /// remote mode.
+    pub auth_token_file: Option<String>,
 }
 
 /// What a remote host needs to run a node.
@@ -368,6 +372,11 @@ pub trait System: Send + Sync {
     /// The token every connection to its nodes sends first (`faultline
     /// test --auth`), for the harness's own admin requests; None: no auth.
     fn auth_token(&self) -> Option<&str> {
+        None
+    }
+    /// The file that holds that token on this machine (mode 0600), which
+    /// remote mode copies to each host; None: no auth.
+    fn auth_token_file(&self) -> Option<&std::path::Path> {
         None
     }
     /// With auth on: what every node answers a request sent without the

@@ -383,6 +383,7 @@ mod tests {
             cluster: &nodes,
             data_dir: "/d/n2".into(),
             program: "/usr/bin/etcd".into(),
+            auth_token_file: None,
         });
         let args = spec.args.join(" ");
         assert!(args.contains("--name n2 --data-dir /d/n2"), "{args}");

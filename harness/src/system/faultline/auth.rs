@@ -2,7 +2,10 @@
 //! kept in one file of mode 0600 in the run's directory (a dot file, which
 //! `faultline serve` neither lists nor serves), handed to every node with
 //! `--auth-token-file` and sent first on every connection the harness
-//! opens (workers, probes, admin requests).
+//! opens (workers, probes, admin requests). In remote mode each host gets
+//! a copy of the file, mode 0600, in the run's folder there
+//! (`remote::Layout::auth_token`, sent by SFTP: no command line carries
+//! the token), removed with that folder.
 //!
 //! Guarantees: the token itself is in that file and in memory only; this
 //! type's `Debug` shows the file, never the token, so no log, test.json or

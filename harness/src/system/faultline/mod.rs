@@ -148,9 +148,9 @@ impl System for FaultlineSystem {
             site.data_dir.clone(),
         ];
         args.extend(self.node_args.iter().cloned());
-        if let Some(auth) = &self.auth {
+        if let Some(file) = &site.auth_token_file {
             args.push("--auth-token-file".into());
-            args.push(auth.file().display().to_string());
+            args.push(file.clone());
         }
         ProcessSpec {
             program: site.program.clone(),
@@ -276,6 +276,10 @@ impl System for FaultlineSystem {
             }
             Some(probe::wait_for_caught_up(nodes, bind_ip, self.token(), timeout).await)
         })
+    }
+
+    fn auth_token_file(&self) -> Option<&std::path::Path> {
+        self.auth.as_ref().map(auth::AuthToken::file)
     }
 
     fn auth_token(&self) -> Option<&str> {
