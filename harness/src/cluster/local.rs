@@ -473,6 +473,21 @@ impl LocalCluster {
             .with_context(|| format!("writing {}", path.display()))
     }
 
+    /// Node `i`'s [`NodeSite`].
+    fn site(&self, i: usize) -> NodeSite<'_> {
+        NodeSite {
+            node: &self.nodes[i],
+            cluster: &self.nodes,
+            data_dir: self.data_dirs[i].display().to_string(),
+            program: self.config.system.local_program().display().to_string(),
+            auth_token_file: self
+                .config
+                .system
+                .auth_token_file()
+                .map(|f| f.display().to_string()),
+        }
+    }
+
     fn spawn(&self, i: usize) -> anyhow::Result<(Child, Held)> {
         let info = &self.nodes[i];
         let data_dir = &self.data_dirs[i];
@@ -488,17 +503,7 @@ impl LocalCluster {
             .append(true)
             .open(log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        let spec = self.config.system.process(&NodeSite {
-            node: info,
-            cluster: &self.nodes,
-            data_dir: data_dir.display().to_string(),
-            program: self.config.system.local_program().display().to_string(),
-            auth_token_file: self
-                .config
-                .system
-                .auth_token_file()
-                .map(|f| f.display().to_string()),
-        });
+        let spec = self.config.system.process(&self.site(i));
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -547,12 +552,7 @@ impl LocalCluster {
                 if procfs::group_members(pgid).is_empty() {
                     return None;
                 }
-                let command = self.config.system.stop_command(&NodeSite {
-                    node: &self.nodes[i],
-                    cluster: &self.nodes,
-                    data_dir: self.data_dirs[i].display().to_string(),
-                    program: self.config.system.local_program().display().to_string(),
-                })?;
+                let command = self.config.system.stop_command(&self.site(i))?;
                 Some((i, command, pgid))
             })
             .collect();

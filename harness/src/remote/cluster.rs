@@ -369,18 +369,7 @@ impl RemoteCluster {
 
     fn spec(&self, i: usize) -> DaemonSpec {
         let info = &self.nodes[i];
-        let layout = &self.hosts.layout;
-        let process = self.config.system.process(&NodeSite {
-            node: info,
-            cluster: &self.nodes,
-            data_dir: format!("{}/data", layout.node_dir(&info.name)),
-            program: self.program.clone(),
-            auth_token_file: self
-                .config
-                .system
-                .auth_token_file()
-                .map(|_| layout.auth_token(self.hosts.run_id())),
-        });
+        let process = self.config.system.process(&self.site(i));
         // The mark a heal finds the run's daemons (and their children) by.
         let mut env = process.env;
         env.push((
@@ -448,11 +437,17 @@ impl RemoteCluster {
 
     /// Node `i`'s [`NodeSite`].
     fn site(&self, i: usize) -> NodeSite<'_> {
+        let layout = &self.hosts.layout;
         NodeSite {
             node: &self.nodes[i],
             cluster: &self.nodes,
-            data_dir: format!("{}/data", self.hosts.layout.node_dir(&self.nodes[i].name)),
+            data_dir: format!("{}/data", layout.node_dir(&self.nodes[i].name)),
             program: self.program.clone(),
+            auth_token_file: self
+                .config
+                .system
+                .auth_token_file()
+                .map(|_| layout.auth_token(self.hosts.run_id())),
         }
     }
 
@@ -525,18 +520,7 @@ impl RemoteCluster {
     /// written it yet).
     fn fetch_log_files(&self, i: usize) {
         let info = &self.nodes[i];
-        let layout = &self.hosts.layout;
-        let files = self.config.system.log_files(&NodeSite {
-            node: info,
-            cluster: &self.nodes,
-            data_dir: format!("{}/data", layout.node_dir(&info.name)),
-            program: self.program.clone(),
-            auth_token_file: self
-                .config
-                .system
-                .auth_token_file()
-                .map(|_| layout.auth_token(self.hosts.run_id())),
-        });
+        let files = self.config.system.log_files(&self.site(i));
         let Some(dir) = self.config.logs[i].parent().map(|d| d.join(&info.name)) else {
             return;
         };
