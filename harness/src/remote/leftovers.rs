@@ -100,14 +100,17 @@ mod tests {
     use super::*;
     use std::process::Command;
 
+    // Each test marks its processes with a run id of its own: tests run
+    // in parallel, and a heal kills every process of its run id.
     const RUN: &str = "1a2b3c4d";
+    const RUN_CHILD: &str = "1a2b3c4e";
 
-    fn heal(layout: &Layout, nodes: &[&str]) -> (i32, String, String) {
+    fn heal(layout: &Layout, run: &str, nodes: &[&str]) -> (i32, String, String) {
         let nodes: Vec<String> = nodes.iter().map(|s| s.to_string()).collect();
         let out = Command::new("sh")
             .env("PATH", "/usr/bin:/bin")
             .arg("-c")
-            .arg(heal_run_script(layout, RUN, &nodes))
+            .arg(heal_run_script(layout, run, &nodes))
             .output()
             .expect("sh runs");
         (
@@ -165,7 +168,7 @@ mod tests {
         std::fs::create_dir_all(&run_dir).expect("mkdir");
         std::fs::write(layout.faketime("n1"), "+5\n").expect("write");
 
-        let (code, out, err) = heal(&layout, &["n1", "n2"]);
+        let (code, out, err) = heal(&layout, RUN, &["n1", "n2"]);
         assert_eq!(code, 0, "{err}");
         let mut lines: Vec<&str> = out.lines().collect();
         lines.sort();
@@ -186,7 +189,7 @@ mod tests {
         assert!(!std::path::Path::new(&layout.pidfile("n1")).exists());
         assert!(std::path::Path::new(&layout.pidfile("n3")).exists());
 
-        let (code, out, err) = heal(&layout, &["n1", "n2"]);
+        let (code, out, err) = heal(&layout, RUN, &["n1", "n2"]);
         assert_eq!((code, out.as_str()), (0, ""), "nothing twice: {err}");
         // SAFETY: SIGKILL to a process this test started.
         unsafe { libc::kill(other as libc::pid_t, libc::SIGKILL) };
@@ -195,13 +198,13 @@ mod tests {
     #[test]
     fn an_unrecorded_child_of_the_run_is_named_by_its_command_line() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let layout = Layout::new(dir.path().to_str().expect("utf-8")).for_run(RUN);
+        let layout = Layout::new(dir.path().to_str().expect("utf-8")).for_run(RUN_CHILD);
         let mut child = Command::new("sleep")
             .arg("61")
-            .env(RUN_ID_ENV, RUN)
+            .env(RUN_ID_ENV, RUN_CHILD)
             .spawn()
             .expect("spawn");
-        let (code, out, err) = heal(&layout, &["n1"]);
+        let (code, out, err) = heal(&layout, RUN_CHILD, &["n1"]);
         assert_eq!(code, 0, "{err}");
         assert_eq!(
             out,
