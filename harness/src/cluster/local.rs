@@ -1369,18 +1369,7 @@ pub fn libfaketime() -> Option<&'static Path> {
 mod tests {
     use super::*;
 
-    /// The state letter of `pid` (None: gone or a zombie).
-    fn state(pid: i32) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let state = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .next()?
-            .chars()
-            .next()?;
-        (state != 'Z').then_some(state)
-    }
+    use crate::cluster::procfs::state;
 
     fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -30,6 +30,14 @@ fn parse_stat(stat: &str) -> Option<(String, char, i32, i32)> {
     Some((name, state, ppid, pgrp))
 }
 
+/// The state letter of `pid` (`R`, `S`, `T` stopped, …); None when it is
+/// gone or a zombie.
+pub fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, state, _, _) = parse_stat(&stat)?;
+    (state != 'Z').then_some(state)
+}
+
 /// Every live process: (pid, parent, process group).
 fn every_process() -> Vec<(i32, i32, i32)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -513,17 +513,10 @@ mod tests {
         );
     }
 
-    /// The state letter of `pid` (None: gone or a zombie).
+    /// The state letter of `pid` as the script printed it (None: gone or
+    /// a zombie).
     fn proc_state(pid: &str) -> Option<char> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let state = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .next()?
-            .chars()
-            .next()?;
-        (state != 'Z').then_some(state)
+        crate::cluster::procfs::state(pid.trim().parse().ok()?)
     }
 
     fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
