@@ -13,6 +13,7 @@ pub mod client;
 pub mod consensus;
 pub mod paxos;
 pub mod protocol;
+pub mod quorum;
 pub mod raft;
 pub mod ring;
 pub mod server;

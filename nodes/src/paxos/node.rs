@@ -34,6 +34,7 @@ use crate::consensus::{
     Role, Snapshot, SnapshotError, SnapshotMeta, SoftState, Status, StepError, TransferError,
 };
 
+use crate::quorum::Majority;
 use crate::snapshot_transfer::{ChunkOutcome, SnapshotAssembly, SnapshotChunk, SnapshotSender};
 
 use super::ballot::{Ballot, Stamp};
@@ -57,10 +58,6 @@ pub enum Observation {
     /// The core's configuration is the seed ([`CoreConfig::voters`]): no
     /// configuration entry or snapshot in its durable state.
     Seeded(Vec<NodeId>),
-}
-
-fn quorum_of(voters: &[NodeId]) -> usize {
-    voters.len() / 2 + 1
 }
 
 /// The voters of a configuration entry.
@@ -153,6 +150,19 @@ impl Peer {
             departing: None,
         }
     }
+}
+
+/// How a node seeks leadership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Campaign {
+    /// Ask whether acceptors would promise a higher ballot (PrePrepare),
+    /// without raising anyone's promise: the pre-vote of Raft §9.6.
+    PreBallot,
+    /// Phase 1 at a new ballot.
+    Ballot,
+    /// Phase 1 at a new ballot that the leader asked for (TimeoutNow): the
+    /// Prepare says so, letting it through acceptors' leader stickiness.
+    Transfer,
 }
 
 /// A phase-1 round: promises at our ballot from a quorum of `voters`, the
@@ -698,7 +708,7 @@ impl PaxosNode {
         self.promised.max(self.max_seen).next_for(self.cfg.id)
     }
 
-    fn campaign(&mut self, pre: bool, transfer: bool) {
+    fn campaign(&mut self, kind: Campaign) {
         assert_ne!(self.role, Role::Leader, "a leader does not campaign");
         assert!(self.is_member(), "only a voter campaigns");
         self.fail_reads();
@@ -708,7 +718,7 @@ impl PaxosNode {
         self.peers.clear();
         self.round = None;
         self.covered = None;
-        if pre {
+        if kind == Campaign::PreBallot {
             self.role = Role::PreCandidate;
             self.pre_ballot = self.next_ballot();
             self.pre_votes.clear();
@@ -724,7 +734,7 @@ impl PaxosNode {
             let ballot = self.next_ballot();
             self.promise(ballot);
             self.role = Role::Candidate;
-            self.start_round(transfer);
+            self.start_round(kind == Campaign::Transfer);
         }
     }
 
@@ -777,21 +787,11 @@ impl PaxosNode {
     }
 
     fn tally_pre_votes(&mut self) {
-        let config = &self.known_config;
-        let granted = self
-            .pre_votes
-            .iter()
-            .filter(|(n, g)| **g && config.contains(n))
-            .count();
-        let refused = self
-            .pre_votes
-            .iter()
-            .filter(|(n, g)| !**g && config.contains(n))
-            .count();
-        let quorum = quorum_of(config);
-        if granted >= quorum {
-            self.campaign(false, false);
-        } else if refused >= quorum {
+        let config = Majority::new(&self.known_config);
+        let answered = |node: NodeId, granted: bool| self.pre_votes.get(&node) == Some(&granted);
+        if config.agrees(|n| answered(n, true)) {
+            self.campaign(Campaign::Ballot);
+        } else if config.agrees(|n| answered(n, false)) {
             self.become_follower(None);
         }
     }
@@ -807,8 +807,9 @@ impl PaxosNode {
         // Our own acceptor is always part of the quorum: its accepted values
         // join the merge, so its promise must be durable first.
         let own_durable = self.durable_promised == self.promised && r.voters.contains(&self.cfg.id);
-        let promised = r.promises.keys().filter(|p| r.voters.contains(p)).count();
-        if own_durable && promised + 1 >= quorum_of(&r.voters) {
+        let me = self.cfg.id;
+        let promised = |v: NodeId| v == me || r.promises.contains_key(&v);
+        if own_durable && Majority::new(&r.voters).agrees(promised) {
             self.finish_round();
         }
     }
@@ -1091,19 +1092,17 @@ impl PaxosNode {
     /// How far a quorum of `voters` agreed, each capped at `cap` (our own
     /// acceptor counts its durable accepts).
     fn quorum_agreed(&self, voters: &[NodeId], cap: LogIndex) -> LogIndex {
-        let mut agreed: Vec<LogIndex> = voters
-            .iter()
-            .map(|v| {
-                let a = if *v == self.cfg.id {
-                    self.self_durable
-                } else {
-                    self.peers.get(v).map_or(LogIndex(0), |p| p.agreed)
-                };
-                a.min(cap)
-            })
-            .collect();
-        agreed.sort_unstable_by(|a, b| b.cmp(a));
-        agreed[quorum_of(voters) - 1]
+        let agreed = |v: NodeId| {
+            let a = if v == self.cfg.id {
+                self.self_durable
+            } else {
+                self.peers.get(&v).map_or(LogIndex(0), |p| p.agreed)
+            };
+            a.min(cap)
+        };
+        Majority::new(voters)
+            .committed(agreed)
+            .expect("a configuration in play has voters")
     }
 
     /// Commit what quorums agreed on, slot range by slot range, each in the
@@ -1181,18 +1180,16 @@ impl PaxosNode {
         self.configs_in_play()
             .into_iter()
             .map(|voters| {
-                let mut acked: Vec<u64> = voters
-                    .iter()
-                    .map(|v| {
-                        if *v == self.cfg.id {
-                            self.read_seq
-                        } else {
-                            self.peers.get(v).map_or(0, |p| p.read_seq_acked)
-                        }
-                    })
-                    .collect();
-                acked.sort_unstable_by(|a, b| b.cmp(a));
-                acked[quorum_of(voters) - 1]
+                let acked = |v: NodeId| {
+                    if v == self.cfg.id {
+                        self.read_seq
+                    } else {
+                        self.peers.get(&v).map_or(0, |p| p.read_seq_acked)
+                    }
+                };
+                Majority::new(voters)
+                    .committed(acked)
+                    .expect("a configuration in play has voters")
             })
             .min()
             .expect("the configuration in force is in play")
@@ -1397,7 +1394,7 @@ impl PaxosNode {
                     // configuration that makes us a voter.
                     self.learn_commit(commit);
                     if self.is_member() && !self.provisional {
-                        self.campaign(false, true);
+                        self.campaign(Campaign::Transfer);
                     }
                 }
             }
@@ -1769,14 +1766,10 @@ impl PaxosNode {
         if self.election_elapsed_ticks >= self.cfg.election_timeout_ticks {
             self.election_elapsed_ticks = 0;
             if self.cfg.check_quorum {
-                let active = self
-                    .known_config
-                    .iter()
-                    .filter(|v| {
-                        **v == self.cfg.id || self.peers.get(v).is_some_and(|p| p.recent_active)
-                    })
-                    .count();
-                if active < quorum_of(&self.known_config) {
+                let me = self.cfg.id;
+                let active =
+                    |v: NodeId| v == me || self.peers.get(&v).is_some_and(|p| p.recent_active);
+                if !Majority::new(&self.known_config).agrees(active) {
                     self.become_follower(None);
                     return;
                 }
@@ -1978,8 +1971,12 @@ impl Consensus for PaxosNode {
             }
             if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
                 if self.is_member() && !self.provisional {
-                    let pre = self.cfg.pre_vote;
-                    self.campaign(pre, false);
+                    let kind = if self.cfg.pre_vote {
+                        Campaign::PreBallot
+                    } else {
+                        Campaign::Ballot
+                    };
+                    self.campaign(kind);
                 } else {
                     // Not a voter of the configuration in force (joining,
                     // or removed): no initiative.

@@ -101,6 +101,7 @@ use crate::consensus::{
     Role, SnapshotError, SnapshotMeta, SoftState, Status, StepError, Term, TransferError,
 };
 
+use crate::quorum::{Joint, VoteResult};
 use crate::snapshot_transfer::{ChunkOutcome, SnapshotAssembly, SnapshotChunk, SnapshotSender};
 
 use super::log::RaftLog;
@@ -191,22 +192,6 @@ pub struct RaftNode {
     configs: Vec<(LogIndex, Term, Membership)>,
     /// Planted bug (proof of power only): changes skip the joint phase.
     skip_joint_bug: bool,
-}
-
-/// A majority of `half` satisfies `pred`.
-fn half_agrees(half: &[NodeId], pred: &impl Fn(NodeId) -> bool) -> bool {
-    let yes = half.iter().filter(|&&v| pred(v)).count();
-    yes > half.len() / 2
-}
-
-/// The largest value a majority of `half` reaches (None for no members).
-fn half_quorum_value<T: Ord + Copy>(half: &[NodeId], value: &impl Fn(NodeId) -> T) -> Option<T> {
-    if half.is_empty() {
-        return None;
-    }
-    let mut vals: Vec<T> = half.iter().map(|&v| value(v)).collect();
-    vals.sort_unstable_by(|a, b| b.cmp(a));
-    Some(vals[half.len() / 2])
 }
 
 /// The config entries of `entries`, as (index, term, configuration).
@@ -442,33 +427,18 @@ impl RaftNode {
 
     /// A majority of every half of the configuration satisfies `pred`.
     fn has_quorum(&self, pred: impl Fn(NodeId) -> bool) -> bool {
-        let c = self.membership();
-        !c.voters.is_empty()
-            && half_agrees(&c.voters, &pred)
-            && (c.outgoing.is_empty() || half_agrees(&c.outgoing, &pred))
+        Joint::of(self.membership()).agrees(pred)
     }
 
     /// The largest value a quorum (a majority of every half) reaches.
     fn quorum_value<T: Ord + Copy>(&self, value: impl Fn(NodeId) -> T) -> Option<T> {
-        let c = self.membership();
-        let new = half_quorum_value(&c.voters, &value)?;
-        match half_quorum_value(&c.outgoing, &value) {
-            Some(old) => Some(new.min(old)),
-            None => Some(new),
-        }
+        Joint::of(self.membership()).committed(value)
     }
 
     /// Whether the refusals already make the election impossible to win.
     fn vote_lost(&self) -> bool {
-        let c = self.membership();
-        let refused = |half: &[NodeId]| {
-            let n = half
-                .iter()
-                .filter(|v| self.votes.get(v) == Some(&false))
-                .count();
-            !half.is_empty() && n > half.len() - (half.len() / 2 + 1)
-        };
-        refused(&c.voters) || refused(&c.outgoing)
+        let votes = |v: NodeId| self.votes.get(&v).copied();
+        Joint::of(self.membership()).vote_result(votes) == VoteResult::Lost
     }
 
     /// Every voter of the configuration (both halves) but this node.

@@ -378,7 +378,7 @@ fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
     };
     let mut node = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
     // Candidate 3 runs phase 1 with ballot b3.
-    node.campaign(false, false);
+    node.campaign(Campaign::Ballot);
     let b3 = node.promised();
     assert_eq!(b3.node(), NodeId(3));
     let rd = node.ready();
@@ -418,7 +418,7 @@ fn phase_one_picks_the_value_of_the_highest_ballot_and_fills_gaps_with_noops() {
     );
 
     let mut node = PaxosNode::new(cfg(3, 5, &[]), Recovered::default()).expect("fresh");
-    node.campaign(false, false);
+    node.campaign(Campaign::Ballot);
     let b3 = node.promised();
     let rd = node.ready();
     node.persisted(rd.persist_id);
@@ -464,7 +464,7 @@ fn a_slot_nobody_accepted_becomes_a_noop() {
     // P2c then leaves the leader free there, and it proposes a no-op.
     let b1 = Ballot::new(1, NodeId(1));
     let mut node = PaxosNode::new(cfg(2, 3, &[]), Recovered::default()).expect("fresh");
-    node.campaign(false, false);
+    node.campaign(Campaign::Ballot);
     let b = node.promised();
     let rd = node.ready();
     node.persisted(rd.persist_id);
@@ -773,7 +773,7 @@ fn the_journal_sees_promises_accepts_and_learned_values() {
 #[test]
 fn a_candidate_leads_only_once_its_own_promise_is_durable() {
     let mut node = PaxosNode::new(cfg(1, 5, &[]), Recovered::default()).expect("fresh");
-    node.campaign(false, false);
+    node.campaign(Campaign::Ballot);
     let b = node.promised();
     let rd = node.ready();
     for from in 2..=4 {
