@@ -242,8 +242,23 @@ fn witness_files(run: &RunDir) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The report page: a header, then one section after another.
 fn render(p: &Page) -> String {
     let mut o = String::with_capacity(256 * 1024);
+    header(&mut o, p);
+    verdicts_section(&mut o, p);
+    plots_section(&mut o, p);
+    timeline_section(&mut o, p);
+    shards_section(&mut o, p);
+    percentiles_section(&mut o, p);
+    faults_section(&mut o, p);
+    options_section(&mut o, p);
+    footer(&mut o);
+    o
+}
+
+/// The title, the verdict badge, the run's size and the file links.
+fn header(o: &mut String, p: &Page) {
     let verdict = p.results.map(|r| r.verdict);
     let title = format!(
         "{} {} — {}",
@@ -282,8 +297,10 @@ fn render(p: &Page) -> String {
         let _ = write!(o, r#"<a href="{}">{}</a>"#, escape(&href), escape(&text));
     }
     o.push_str("</p>");
+}
 
-    // Verdicts and witnesses.
+/// The checkers' verdicts, their witnesses, and the witness renderings saved beside the history.
+fn verdicts_section(o: &mut String, p: &Page) {
     o.push_str("<h2 id=verdicts>Verdicts</h2>");
     match p.results {
         None => o.push_str("<p>No results.json: this run was never checked (<code>faultline analyze</code> checks it).</p>"),
@@ -323,8 +340,10 @@ fn render(p: &Page) -> String {
             n = escape(&name)
         );
     }
+}
 
-    // Plots.
+/// Latency and throughput plots (SVG inline, PNG linked), with the outcome legend.
+fn plots_section(o: &mut String, p: &Page) {
     o.push_str("<h2 id=plots>Plots</h2>");
     let legend: String = OpOutcome::ALL
         .iter()
@@ -360,13 +379,17 @@ fn render(p: &Page) -> String {
         }
         o.push_str("</figure>");
     }
+}
 
-    // Timeline.
+/// One row per process, bars from invoke to completion, fault bands.
+fn timeline_section(o: &mut String, p: &Page) {
     o.push_str("<h2 id=timeline>Timeline</h2><p class=meta>One row per process; bars from invoke to completion, coloured by outcome (hatched: never completed); bands: faults. Hover for details.</p><div class=timeline-wrap>");
     o.push_str(p.timeline);
     o.push_str("</div>");
+}
 
-    // Shards: who owns which over time (sharded runs only).
+/// Who owned which shard over time (sharded runs only).
+fn shards_section(o: &mut String, p: &Page) {
     let own = &p.data.ownership;
     if !own.is_empty() {
         let _ = write!(
@@ -384,15 +407,19 @@ fn render(p: &Page) -> String {
             o.push_str(&shard_timeline::changes_table(own));
         }
     }
+}
 
-    // Percentiles.
+/// Latency percentiles per outcome.
+fn percentiles_section(o: &mut String, p: &Page) {
     o.push_str("<h2 id=percentiles>Latency percentiles</h2>");
     metrics_table(
-        &mut o,
+        o,
         &outcome_rows(&p.data.histograms, p.data.end_ns as f64 / 1e9),
     );
+}
 
-    // Faults.
+/// Every fault, when it started and ended, and whether it healed.
+fn faults_section(o: &mut String, p: &Page) {
     let _ = write!(o, "<h2 id=faults>Faults</h2>");
     if p.data.faults.is_empty() {
         o.push_str("<p>No faults.</p>");
@@ -412,8 +439,10 @@ fn render(p: &Page) -> String {
         }
         o.push_str("</table>");
     }
+}
 
-    // Options.
+/// The plan the run was made with, and test.json whole.
+fn options_section(o: &mut String, p: &Page) {
     o.push_str("<h2 id=options>Options</h2>");
     match p.test {
         Some(t) => {
@@ -441,13 +470,16 @@ fn render(p: &Page) -> String {
         }
         None => o.push_str("<p>No test.json.</p>"),
     }
+}
+
+/// Which faultline built the page, from which file.
+fn footer(o: &mut String) {
     let _ = writeln!(
         o,
         "<p class=meta>Built by faultline {} from {}.</p></body></html>",
         env!("CARGO_PKG_VERSION"),
         escape(HISTORY_FILE)
     );
-    o
 }
 
 #[cfg(test)]
