@@ -1802,3 +1802,206 @@ fn large_snapshot_to_a_lagger(chunk_bytes: usize) -> (Cluster, NodeId, NodeId, V
     c.tick_all(60);
     (c, lagger, leader, state)
 }
+
+// ----- whole Readys pinned for the key transitions -----
+//
+// Each test states the entire Ready a transition produces (openraft's engine
+// tests assert the exact command list): what is written, what waits for the
+// write, what may go before it, what is applied. A change to the ordering
+// rule shows here as a diff, not as a rare simulator seed.
+
+fn request_vote(to: u64, term: u64, pre_vote: bool) -> Message {
+    raft_msg(
+        1,
+        to,
+        RaftMessage::RequestVote {
+            term: Term(term),
+            pre_vote,
+            transfer: false,
+            last_log_index: LogIndex(0),
+            last_log_term: Term(0),
+        },
+    )
+}
+
+fn noop(index: u64, term: u64) -> Entry {
+    Entry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Noop,
+    }
+}
+
+fn soft(role: Role, term: u64, leader: Option<u64>) -> Option<SoftState> {
+    Some(SoftState {
+        role,
+        term: Term(term),
+        leader: leader.map(NodeId),
+    })
+}
+
+fn hard(term: u64, vote: Option<u64>, commit: u64) -> Option<HardState> {
+    Some(HardState {
+        term: Term(term),
+        vote: vote.map(NodeId),
+        commit: LogIndex(commit),
+    })
+}
+
+/// Node 1 of three, just elected in term 1: the Ready that made it leader,
+/// not yet persisted.
+fn elected_leader() -> (RaftNode, Ready) {
+    let mut n1 = RaftNode::new(config(1, 3), Recovered::default()).expect("valid config");
+    n1.campaign(Campaign::Election);
+    let election = n1.ready();
+    n1.persisted(election.persist_id);
+    n1.step(vote_granted(2, 1)).expect("a vote of term 1");
+    let won = n1.ready();
+    (n1, won)
+}
+
+#[test]
+fn a_pre_vote_asks_every_voter_and_writes_nothing() {
+    let mut n1 = RaftNode::new(config(1, 3), Recovered::default()).expect("valid config");
+    n1.campaign(Campaign::PreVote);
+    let rd = n1.ready();
+    assert_eq!(
+        rd,
+        Ready {
+            persist_id: rd.persist_id,
+            snapshot: None,
+            hard_state: None,
+            entries: vec![],
+            messages: vec![request_vote(2, 1, true), request_vote(3, 1, true)],
+            early_messages: vec![],
+            committed: vec![],
+            reads: vec![],
+            soft_state: soft(Role::PreCandidate, 0, None),
+        },
+        "§9.6: the pre-vote asks about term 1 without anyone taking it"
+    );
+}
+
+#[test]
+fn a_granted_pre_vote_starts_an_election_whose_requests_wait_for_the_vote_to_be_durable() {
+    let mut n1 = RaftNode::new(config(1, 3), Recovered::default()).expect("valid config");
+    n1.campaign(Campaign::PreVote);
+    let pre = n1.ready();
+    n1.persisted(pre.persist_id);
+    let granted = RaftMessage::VoteResponse {
+        term: Term(1),
+        pre_vote: true,
+        granted: true,
+    };
+    n1.step(raft_msg(2, 1, granted)).expect("a pre-vote answer");
+    let rd = n1.ready();
+    assert_eq!(
+        rd,
+        Ready {
+            persist_id: rd.persist_id,
+            snapshot: None,
+            hard_state: hard(1, Some(1), 0),
+            entries: vec![],
+            messages: vec![request_vote(2, 1, false), request_vote(3, 1, false)],
+            early_messages: vec![],
+            committed: vec![],
+            reads: vec![],
+            soft_state: soft(Role::Candidate, 1, None),
+        },
+        "§5.2: term and vote for itself written; the requests go in `messages`, after the write"
+    );
+}
+
+#[test]
+fn an_elected_leader_appends_a_noop_and_sends_it_while_its_own_write_is_made_durable() {
+    let (n1, rd) = elected_leader();
+    let append = |to: u64| {
+        raft_msg(
+            1,
+            to,
+            RaftMessage::AppendEntries {
+                term: Term(1),
+                prev_log_index: LogIndex(0),
+                prev_log_term: Term(0),
+                entries: vec![noop(1, 1)],
+                leader_commit: LogIndex(0),
+                session: n1.progress[&NodeId(to)].session,
+            },
+        )
+    };
+    assert_eq!(
+        rd,
+        Ready {
+            persist_id: rd.persist_id,
+            snapshot: None,
+            hard_state: None,
+            entries: vec![noop(1, 1)],
+            messages: vec![],
+            early_messages: vec![append(2), append(3)],
+            committed: vec![],
+            reads: vec![],
+            soft_state: soft(Role::Leader, 1, Some(1)),
+        },
+        "§5.4.2 no-op; §10.2.1: the appends may leave before the leader's own write is durable"
+    );
+}
+
+#[test]
+fn a_follower_writes_the_leaders_entries_before_it_answers() {
+    let (_, won) = elected_leader();
+    let mut n2 = RaftNode::new(config(2, 3), Recovered::default()).expect("valid config");
+    let to_n2 = won.early_messages.iter().filter(|m| m.to == NodeId(2));
+    for m in to_n2 {
+        n2.step(m.clone()).expect("the leader's append");
+    }
+    let rd = n2.ready();
+    let answer = RaftMessage::AppendResponse {
+        term: Term(1),
+        success: true,
+        match_index: LogIndex(1),
+        rejected: LogIndex(0),
+        conflict_index: LogIndex(0),
+        conflict_term: None,
+        session: 1,
+    };
+    assert_eq!(
+        rd,
+        Ready {
+            persist_id: rd.persist_id,
+            snapshot: None,
+            hard_state: hard(1, None, 0),
+            entries: vec![noop(1, 1)],
+            messages: vec![raft_msg(2, 1, answer)],
+            early_messages: vec![],
+            committed: vec![],
+            reads: vec![],
+            soft_state: soft(Role::Follower, 1, Some(1)),
+        },
+        "§5.3: the new term and the entry are written; the answer waits for the write"
+    );
+}
+
+#[test]
+fn a_quorums_acknowledgement_commits_the_entry_and_hands_it_over_to_apply() {
+    let (mut n1, won) = elected_leader();
+    n1.persisted(won.persist_id);
+    assert!(!n1.has_ready(), "nothing owed until a follower answers");
+    let ack = acked(&n1, 2, 1, 1);
+    n1.step(ack).expect("an acknowledgement");
+    let rd = n1.ready();
+    assert_eq!(
+        rd,
+        Ready {
+            persist_id: rd.persist_id,
+            snapshot: None,
+            hard_state: hard(1, Some(1), 1),
+            entries: vec![],
+            messages: vec![],
+            early_messages: vec![],
+            committed: vec![noop(1, 1)],
+            reads: vec![],
+            soft_state: None,
+        },
+        "§5.3/§5.4.2: itself and node 2 hold index 1 of its own term: committed, to apply"
+    );
+}
