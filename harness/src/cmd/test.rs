@@ -616,17 +616,6 @@ pub fn system_for(
     Ok(system)
 }
 
-/// Waits for SIGINT or SIGTERM; returns which.
-async fn interrupted(
-    mut sigint: tokio::signal::unix::Signal,
-    mut sigterm: tokio::signal::unix::Signal,
-) -> &'static str {
-    tokio::select! {
-        _ = sigint.recv() => "SIGINT",
-        _ = sigterm.recv() => "SIGTERM",
-    }
-}
-
 /// Runs the test `--test-count` times (stopping at the first run that is
 /// not valid) and exits with the worst result; with `--leave-db-running`,
 /// the last run's cluster stays up.
@@ -671,7 +660,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 }
 
 /// One run of the test: its verdict, and its cluster, healed and still up,
-/// when `--leave-db-running` and the run completed.
+/// when `--leave-db-running` and the run completed. The steps: plan, find
+/// what must exist before anything is made, make the run's folder, ledger
+/// and system, start the cluster, record test.json, run, then stop (or
+/// keep) the cluster and check the history.
 fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     let remote = args.remote.resolve()?;
     let plan = match &remote {
@@ -695,14 +687,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         .build()
         .context("starting the async runtime")?;
     // Catch signals before anything exists that must be cleaned up.
-    let (sigint, sigterm) = {
-        let _guard = rt.enter();
-        use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-        )
-    };
+    let signals = Signals::install(&rt)?;
 
     let started_at = chrono::Utc::now();
     let run_dir = RunDir::create(&args.store, &plan.name, started_at)
@@ -714,7 +699,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         .context("opening the run's ledger")?;
     let system = system_for(
         &plan,
-        &args,
+        args,
         match &remote {
             Some(r) => r.node_bin.clone(),
             None => std::env::current_exe().context("finding the faultline executable")?,
@@ -725,8 +710,108 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     )?;
     let workload = workload_for(
         plan.workload,
-        &workload_options(&args, system.lock_keepalive()),
+        &workload_options(args, system.lock_keepalive()),
     );
+    let (cluster, bind_ip) = make_cluster(ClusterSite {
+        args,
+        plan: &plan,
+        system: &system,
+        run_dir: &run_dir,
+        run_id: &run_id,
+        remote: remote.as_ref(),
+        ledger: &ledger,
+    })?;
+    let unsupported = unsupported_faults(&plan, cluster.as_ref());
+    write_test_json(
+        &run_dir,
+        &plan,
+        &run_id,
+        started_at,
+        system.as_ref(),
+        cluster.as_ref(),
+        &unsupported,
+    )?;
+    announce(&plan, &run_dir, cluster.mechanisms().partition);
+
+    let writer = HistoryWriter::create(&run_dir.history()).context("creating history.jsonl")?;
+    let recorder = Arc::new(Recorder::new(writer));
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = crate::run::execute(crate::run::Run {
+                plan: &plan,
+                workload: workload.as_ref(),
+                system: Arc::clone(&system),
+                cluster: Arc::clone(&cluster),
+                bind_ip,
+                recorder: Arc::clone(&recorder),
+                unsupported: &unsupported,
+                show_progress: !args.json,
+            }) => Ok(r),
+            s = signals.first() => Err(s),
+        }
+    });
+    // Cancel every task (workers, nemesis) before tearing down, so nothing
+    // restarts a node afterwards.
+    rt.shutdown_timeout(Duration::from_secs(10));
+    let finished = Finished {
+        outcome,
+        cluster,
+        ledger,
+        recorder,
+    };
+    finish(args, &plan, system.as_ref(), &run_dir, finished)
+}
+
+/// SIGINT and SIGTERM, caught for the whole run.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install(rt: &tokio::runtime::Runtime) -> anyhow::Result<Signals> {
+        let _guard = rt.enter();
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM; returns which.
+    async fn first(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// What a cluster is made from.
+struct ClusterSite<'a> {
+    args: &'a Args,
+    plan: &'a TestPlan,
+    system: &'a Arc<dyn System>,
+    run_dir: &'a RunDir,
+    run_id: &'a str,
+    remote: Option<&'a crate::remote::RemotePlan>,
+    ledger: &'a crate::ledger::Ledger,
+}
+
+/// The run's cluster: SSH hosts in remote mode, else local processes; and
+/// the address local clients bind (so partitions can tell them apart).
+fn make_cluster(
+    site: ClusterSite<'_>,
+) -> anyhow::Result<(Arc<dyn Cluster>, Option<std::net::IpAddr>)> {
+    let ClusterSite {
+        args,
+        plan,
+        system,
+        run_dir,
+        run_id,
+        remote,
+        ledger,
+    } = site;
     let names: Vec<String> = (1..=plan.node_count).map(|i| format!("n{i}")).collect();
     // The faults this system can take at all: the remote hosts need tools
     // (and local nodes libfaketime) only for those.
@@ -736,43 +821,42 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         .copied()
         .filter(|&k| system.fault_support(k) == Support::Supported)
         .collect();
-    let (cluster, bind_ip): (Arc<dyn Cluster>, Option<std::net::IpAddr>) = match &remote {
-        Some(r) => {
-            use crate::remote::cluster::{needs_for, RemoteCluster, RemoteConfig};
-            let c = RemoteCluster::new(RemoteConfig {
-                ledger: ledger.clone(),
-                plan: r.clone(),
-                system: Arc::clone(&system),
-                logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
-                needs: needs_for(&wanted),
-            })
-            .context("preparing the SSH hosts")?;
-            (Arc::new(c), None)
-        }
-        None => {
-            let c = LocalCluster::new(LocalConfig {
-                system: Arc::clone(&system),
-                node_count: plan.node_count,
-                data_dirs: names.iter().map(|n| run_dir.node_data_dir(n)).collect(),
-                logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
-                run_id: run_id.clone(),
-                allow_iptables: !args.no_iptables,
-                want_faketime: wanted.contains(&FaultKind::Clock),
-                ledger: ledger.clone(),
-                node_lifetime: if args.leave_db_running {
-                    crate::ledger::Lifetime::MayOutliveHarness
-                } else {
-                    crate::ledger::Lifetime::DiesWithHarness
-                },
-            })
-            .context("planning the local cluster")?;
-            let ip = c.client_bind_ip();
-            (Arc::new(c), ip)
-        }
-    };
+    if let Some(r) = remote {
+        use crate::remote::cluster::{needs_for, RemoteCluster, RemoteConfig};
+        let c = RemoteCluster::new(RemoteConfig {
+            ledger: ledger.clone(),
+            plan: r.clone(),
+            system: Arc::clone(system),
+            logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
+            needs: needs_for(&wanted),
+        })
+        .context("preparing the SSH hosts")?;
+        return Ok((Arc::new(c), None));
+    }
+    let c = LocalCluster::new(LocalConfig {
+        system: Arc::clone(system),
+        node_count: plan.node_count,
+        data_dirs: names.iter().map(|n| run_dir.node_data_dir(n)).collect(),
+        logs: names.iter().map(|n| run_dir.node_log(n)).collect(),
+        run_id: run_id.to_string(),
+        allow_iptables: !args.no_iptables,
+        want_faketime: wanted.contains(&FaultKind::Clock),
+        ledger: ledger.clone(),
+        node_lifetime: if args.leave_db_running {
+            crate::ledger::Lifetime::MayOutliveHarness
+        } else {
+            crate::ledger::Lifetime::DiesWithHarness
+        },
+    })
+    .context("planning the local cluster")?;
+    let ip = c.client_bind_ip();
+    Ok((Arc::new(c), ip))
+}
+
+/// Faults asked for that this system or machine cannot make: said here (in
+/// test.json and the history too), and left out of the schedule.
+fn unsupported_faults(plan: &TestPlan, cluster: &dyn Cluster) -> Vec<(FaultKind, String)> {
     let mechanisms = cluster.mechanisms();
-    // Faults asked for that this system or machine cannot make: said here,
-    // in test.json and in the history, and left out of the schedule.
     let unsupported: Vec<(FaultKind, String)> = plan
         .nemesis
         .iter()
@@ -791,6 +875,19 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
             plan.system
         );
     }
+    unsupported
+}
+
+/// test.json: the plan, the system and its version, the fault mechanisms.
+fn write_test_json(
+    run_dir: &RunDir,
+    plan: &TestPlan,
+    run_id: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    system: &dyn System,
+    cluster: &dyn Cluster,
+    unsupported: &[(FaultKind, String)],
+) -> anyhow::Result<()> {
     let test_json = serde_json::json!({
         "plan": plan,
         "run_id": run_id,
@@ -806,7 +903,7 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
             .map(|(k, why)| (k.as_str().to_string(), serde_json::json!(why)))
             .collect::<serde_json::Map<_, _>>(),
         "command_line": std::env::args().collect::<Vec<_>>(),
-        "mechanisms": mechanisms,
+        "mechanisms": cluster.mechanisms(),
         "notes": {
             "latency": "the nodes' own delay filter: tc netem on lo would delay the clients too",
             "clock": "libfaketime shifts the wall clock only (FAKETIME_DONT_FAKE_MONOTONIC=1); without libfaketime, the node's own clock offset",
@@ -815,7 +912,11 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     });
     run_dir
         .write_test_json(&test_json)
-        .context("writing test.json")?;
+        .context("writing test.json")
+}
+
+/// The run's one-line summary on stderr, and the same in the run's log.
+fn announce(plan: &TestPlan, run_dir: &RunDir, partition: Mechanism) {
     let shards = match &plan.sharding {
         Some(s) => format!(
             ", {} shards × {} replicas (members {})",
@@ -829,6 +930,12 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         ),
         None => String::new(),
     };
+    let nemesis = plan
+        .nemesis
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     crate::errln!(
         "faultline: {} — {} nodes{shards}, {} workers at {}/s for {:.0}s, nemesis [{}] (partition: {}), seed {}\nfaultline: store {}",
         plan.workload,
@@ -836,70 +943,61 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         plan.concurrency,
         plan.rate_per_s,
         plan.time_limit_s,
-        plan.nemesis
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        mechanisms.partition.as_str(),
+        nemesis,
+        partition.as_str(),
         plan.seed,
         run_dir.path().display()
     );
-
     tracing::info!(
         "test {}: {} on {} ({} nodes), nemesis [{}], seed {}, in {}",
         plan.name,
         plan.workload,
         plan.system,
         plan.node_count,
-        plan.nemesis
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        nemesis,
         plan.seed,
         run_dir.path().display()
     );
-    let writer = HistoryWriter::create(&run_dir.history()).context("creating history.jsonl")?;
-    let recorder = Arc::new(Recorder::new(writer));
-    let dyn_cluster: Arc<dyn Cluster> = cluster.clone();
-    let outcome = rt.block_on(async {
-        tokio::select! {
-            r = crate::run::execute(crate::run::Run {
-                plan: &plan,
-                workload: workload.as_ref(),
-                system: Arc::clone(&system),
-                cluster: dyn_cluster,
-                bind_ip,
-                recorder: Arc::clone(&recorder),
-                unsupported: &unsupported,
-                show_progress: !args.json,
-            }) => Ok(r),
-            s = interrupted(sigint, sigterm) => Err(s),
-        }
-    });
-    // Cancel every task (workers, nemesis) before tearing down, so nothing
-    // restarts a node afterwards.
-    rt.shutdown_timeout(Duration::from_secs(10));
+}
+
+/// A run whose workers and nemesis have stopped.
+struct Finished {
+    /// The run loop's result, or the signal that ended it.
+    outcome: Result<anyhow::Result<()>, &'static str>,
+    cluster: Arc<dyn Cluster>,
+    ledger: crate::ledger::Ledger,
+    recorder: Arc<Recorder>,
+}
+
+/// Stops the cluster (or, with --leave-db-running after a run that
+/// completed, heals it and keeps it), closes the history, checks it and
+/// prints the results.
+fn finish(
+    args: &Args,
+    plan: &TestPlan,
+    system: &dyn System,
+    run_dir: &RunDir,
+    run: Finished,
+) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
     // --leave-db-running: a run that completed keeps its nodes, healed.
-    let keep = args.leave_db_running && matches!(outcome, Ok(Ok(())));
+    let keep = args.leave_db_running && matches!(run.outcome, Ok(Ok(())));
     let teardown = if keep {
-        cluster.heal_all().context("healing every fault")
+        run.cluster.heal_all().context("healing every fault")
     } else {
-        cluster.teardown()
+        run.cluster.teardown()
     };
     if !keep {
         // A kept cluster's ledger is closed when it is left running.
-        if let Err(e) = ledger.close() {
+        if let Err(e) = run.ledger.close() {
             crate::errln!("faultline: warning: {e:#}");
         }
     }
-    let history = match Arc::try_unwrap(recorder) {
+    let history = match Arc::try_unwrap(run.recorder) {
         Ok(r) => r.finish().context("closing the history"),
         Err(_) => Ok(0),
     };
     let run_path = run_dir.path().display().to_string();
-    match outcome {
+    match run.outcome {
         Err(signal) => {
             teardown.context("healing and stopping the cluster after an interrupt")?;
             return Err(anyhow::anyhow!(
@@ -922,13 +1020,13 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
             if let Some(note) = system.closing_note() {
                 crate::errln!("faultline: {note}");
             }
-            crate::analysis::analyze_run(&run_dir, &plan)
+            crate::analysis::analyze_run(run_dir, plan)
         });
     let results = match checked {
         Ok(results) => results,
         Err(e) => {
             if keep {
-                if let Err(t) = cluster.teardown() {
+                if let Err(t) = run.cluster.teardown() {
                     tracing::error!("tearing down after an error: {t:#}");
                 }
             }
@@ -949,5 +1047,5 @@ fn run_once(args: &Args) -> anyhow::Result<(Exit, Option<Arc<dyn Cluster>>)> {
         VerdictKind::Invalid => Exit::Invalid,
         VerdictKind::Unknown => Exit::Unknown,
     };
-    Ok((exit, keep.then_some(cluster)))
+    Ok((exit, keep.then_some(run.cluster)))
 }
