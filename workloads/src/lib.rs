@@ -11,8 +11,10 @@
 //! everything else is `info`. The [`client::Client`] trait (Jepsen's Client
 //! protocol) is what every system under test implements, in the harness;
 //! [`fake_client`] executes calls in memory (for tests and the generator
-//! benchmark). [`tcp_client`] and [`protocol`] are faultline's own node's
-//! wire client, which the harness's faultline system wraps.
+//! benchmark). [`tcp_client`] is faultline's own node's wire client (the
+//! home-node policy over `faultline_nodes::client::Connection`, speaking
+//! `faultline_nodes::protocol`, the only definition of that wire format),
+//! which the harness's faultline system wraps.
 
 pub mod call;
 pub mod client;
@@ -22,7 +24,6 @@ pub mod kv;
 pub mod lock;
 pub mod lock_counter;
 pub mod op;
-pub mod protocol;
 pub mod register;
 pub mod set;
 pub mod tcp_client;

@@ -1,25 +1,26 @@
-//! faultline's own node's client: it speaks the node protocol (docs/protocol.md) over TCP:
-//! one JSON object a line, one request outstanding per connection.
+//! faultline's own node's client: it speaks the node protocol (docs/protocol.md,
+//! the types of `faultline_nodes::protocol`) over `faultline_nodes::client`'s
+//! [`Connection`], one request outstanding per connection.
 //!
-//! It keeps one connection per node. Every call starts at the worker's home
-//! node (as Jepsen binds each client to a node, so that a node cut off with
-//! its clients keeps serving them, and stale answers can show) and follows
-//! `not-leader` and `moved` redirects (definite, so safe to retry) until
-//! the call's timeout: a redirect to the node just asked, or to no known
-//! node, moves on to the next node instead. Once a request has been written, any failure to read its
-//! reply makes the call [`CallResult::Unknown`]; it is never retried.
+//! This is the home-node policy on top of that connection, and nothing
+//! more. It keeps one connection per node. Every call starts at the
+//! worker's home node (as Jepsen binds each client to a node, so that a
+//! node cut off with its clients keeps serving them, and stale answers can
+//! show) and follows `not-leader` and `moved` redirects (definite, so safe
+//! to retry) until the call's timeout: a redirect to the node just asked,
+//! or to no known node, moves on to the next node instead. Once a request
+//! has been sent, any failure to read its reply makes the call
+//! [`CallResult::Unknown`]; it is never retried.
 //!
-//! This is transport only: the harness's faultline system maps a
-//! system-neutral call to a [`Request`] and a [`CallResult`] to an answer.
+//! The harness's faultline system maps a system-neutral call to an [`Op`]
+//! and a [`CallResult`] to an answer.
 
-use crate::protocol::{Envelope, Reply, Request};
+use faultline_nodes::client::{ClientError, ConnectOptions, Connection};
+use faultline_nodes::protocol::{ErrorCode, Op, Reply};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 /// How a call ended, from the client's point of view.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,23 +43,16 @@ pub struct NodeAddr {
     pub addr: SocketAddr,
 }
 
-struct Conn {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-    line: String,
-}
-
 /// The TCP client of one worker.
 pub struct TcpClient {
     nodes: Vec<NodeAddr>,
     home: usize,
-    conns: HashMap<usize, Conn>,
-    bind_ip: Option<IpAddr>,
-    auth_token: Option<String>,
-    next_id: u64,
+    conns: HashMap<usize, Connection>,
+    options: ConnectOptions,
 }
 
-/// The longest a connect may take before the node counts as unreachable.
+/// The longest a connect (and its auth exchange) may take before the node
+/// counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl TcpClient {
@@ -77,59 +71,33 @@ impl TcpClient {
             nodes,
             home,
             conns: HashMap::new(),
-            bind_ip,
-            auth_token,
-            next_id: 1,
+            options: ConnectOptions {
+                auth_token,
+                bind_ip,
+                connect_timeout: CONNECT_TIMEOUT,
+            },
         }
     }
 
-    /// True when a cached connection still looks usable: the peer has not
-    /// closed or reset it and nothing unasked-for is waiting on it. A node
-    /// that died since the last request is noticed here, before a request
-    /// is written, so the request counts as never sent instead of unknown.
-    fn still_open(conn: &Conn) -> bool {
-        if !conn.reader.buffer().is_empty() {
-            return false;
-        }
-        let mut byte = [0u8; 1];
-        match conn.reader.get_ref().try_read(&mut byte) {
-            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-            // EOF (the peer closed) or a stray late reply: start afresh.
-            Ok(_) => false,
-        }
-    }
-
-    async fn connect(&mut self, i: usize, deadline: Instant) -> std::io::Result<()> {
+    /// The connection to node `i`: the cached one while the node has not
+    /// closed it (a node that died since the last request is noticed here,
+    /// before a request is sent, so the request counts as never sent
+    /// instead of unknown), else a new one.
+    async fn connection(&mut self, i: usize, deadline: Instant) -> Result<Connection, ClientError> {
         if let Some(conn) = self.conns.get(&i) {
-            if Self::still_open(conn) {
-                return Ok(());
+            if !conn.is_closed() {
+                return Ok(conn.clone());
             }
             self.conns.remove(&i);
         }
-        let addr = self.nodes[i].addr;
-        let connect_deadline = deadline.min(Instant::now() + CONNECT_TIMEOUT);
-        let stream = timeout_at(connect_deadline, connect_from(addr, self.bind_ip))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        stream.set_nodelay(true)?;
-        let (r, w) = stream.into_split();
-        let mut conn = Conn {
-            reader: BufReader::new(r),
-            writer: w,
-            line: String::new(),
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let options = ConnectOptions {
+            connect_timeout: self.options.connect_timeout.min(remaining),
+            ..self.options.clone()
         };
-        if let Some(token) = &self.auth_token {
-            let line = auth_line(token);
-            timeout_at(connect_deadline, conn.writer.write_all(line.as_bytes()))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "auth timed out")
-                })??;
-        }
-        self.conns.insert(i, conn);
-        Ok(())
+        let conn = Connection::connect(&self.nodes[i].addr.to_string(), &options).await?;
+        self.conns.insert(i, conn.clone());
+        Ok(conn)
     }
 
     fn index_of(&self, addr: &str) -> Option<usize> {
@@ -141,144 +109,66 @@ impl TcpClient {
     async fn attempt(
         &mut self,
         i: usize,
-        request: &Request,
+        op: &Op,
         deadline: Instant,
     ) -> Result<Reply, (bool, String)> {
-        self.connect(i, deadline)
+        let conn = self
+            .connection(i, deadline)
             .await
             .map_err(|e| (false, format!("connect: {e}")))?;
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut line =
-            serde_json::to_string(&Envelope { id, request }).expect("requests serialize");
-        line.push('\n');
-        let conn = self.conns.get_mut(&i).expect("connected above");
-        // A failed write may still have delivered the whole line: unknown.
-        match timeout_at(deadline, conn.writer.write_all(line.as_bytes())).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match conn.call(op.clone(), remaining).await {
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                // A connection that lost a reply is not used again: a late
+                // reply must not wait on it, nor a dead socket linger.
                 self.conns.remove(&i);
-                return Err((true, format!("write: {e}")));
-            }
-            Err(_) => {
-                self.conns.remove(&i);
-                return Err((true, "timeout".into()));
-            }
-        }
-        loop {
-            conn.line.clear();
-            match timeout_at(deadline, conn.reader.read_line(&mut conn.line)).await {
-                Err(_) => {
-                    self.conns.remove(&i);
-                    return Err((true, "timeout".into()));
-                }
-                Ok(Err(e)) => {
-                    self.conns.remove(&i);
-                    return Err((true, format!("read: {e}")));
-                }
-                Ok(Ok(0)) => {
-                    self.conns.remove(&i);
-                    return Err((true, "connection closed".into()));
-                }
-                Ok(Ok(_)) => {}
-            }
-            match serde_json::from_str::<Reply>(&conn.line) {
-                Ok(reply) if reply.id == Some(id) || reply.id.is_none() => return Ok(reply),
-                Ok(_) => continue, // a late reply to an earlier request
-                Err(e) => {
-                    self.conns.remove(&i);
-                    return Err((true, format!("bad reply: {e}")));
-                }
+                let sent = !e.not_sent();
+                let error = match e {
+                    ClientError::Timeout { .. } => "timeout".to_string(),
+                    ClientError::Closed { .. } => "connection closed".to_string(),
+                    other => other.to_string(),
+                };
+                Err((sent, error))
             }
         }
     }
-}
 
-/// The line that authenticates a connection to a node started with
-/// `--auth-token-file` (docs/protocol.md): an `auth` without an id, which
-/// the node does not answer when the token is right; sent first.
-pub fn auth_line(token: &str) -> String {
-    let mut line = serde_json::to_string(&serde_json::json!({"op": "auth", "token": token}))
-        .expect("a JSON value serializes");
-    line.push('\n');
-    line
-}
-
-/// Connect to `addr`, from `bind_ip` when given (the lab binds each host's
-/// address so that partitions by source address hold).
-pub async fn connect_from(addr: SocketAddr, bind_ip: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    match bind_ip {
-        None => TcpStream::connect(addr).await,
-        Some(ip) => {
-            let socket = if addr.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.bind(SocketAddr::new(ip, 0))?;
-            socket.connect(addr).await
-        }
-    }
-}
-
-impl TcpClient {
-    /// Sends `request`, following `not-leader` and `moved` redirects (they
-    /// are definite, so retrying is safe) within `timeout`.
-    pub async fn call(&mut self, request: &Request, timeout: Duration) -> CallResult {
+    /// Sends `op`, following `not-leader` and `moved` redirects (they are
+    /// definite, so retrying is safe) within `timeout`.
+    pub async fn call(&mut self, op: &Op, timeout: Duration) -> CallResult {
         let deadline = Instant::now() + timeout;
         let n = self.nodes.len();
         let mut target = self.home;
         let mut last_error = String::from("no attempt");
         let mut last_node = None;
-        let mut attempts = 0u32;
+        let mut attempts = 0usize;
         while Instant::now() < deadline {
             attempts += 1;
             let name = self.nodes[target].name.clone();
             last_node = Some(name.clone());
-            match self.attempt(target, request, deadline).await {
+            // After a full round of nodes, a longer pause.
+            let pause_ms = if attempts.is_multiple_of(n) { 50 } else { 5 };
+            match self.attempt(target, op, deadline).await {
                 Ok(reply)
                     if !reply.ok
-                        && matches!(reply.error.as_deref(), Some("not-leader" | "moved")) =>
+                        && matches!(reply.error, Some(ErrorCode::NotLeader | ErrorCode::Moved)) =>
                 {
-                    last_error = reply.error.clone().unwrap_or_default();
-                    let next = reply.leader_addr().and_then(|a| self.index_of(a));
-                    let pause_ms = match next {
-                        Some(j) if j != target => {
-                            target = j;
-                            0
-                        }
+                    last_error = reply.error.map(|e| e.to_string()).unwrap_or_default();
+                    match reply.leader().and_then(|a| self.index_of(a)) {
+                        Some(j) if j != target => target = j,
                         _ => {
                             target = (target + 1) % n;
-                            if (attempts as usize).is_multiple_of(n) {
-                                50
-                            } else {
-                                5
-                            }
+                            pause_until(deadline, pause_ms).await;
                         }
-                    };
-                    if pause_ms > 0 {
-                        tokio::time::sleep_until(
-                            deadline.min(Instant::now() + Duration::from_millis(pause_ms)),
-                        )
-                        .await;
                     }
                 }
-                Ok(reply) => {
-                    return CallResult::Replied { node: name, reply };
-                }
+                Ok(reply) => return CallResult::Replied { node: name, reply },
                 Err((true, error)) => return CallResult::Unknown { node: name, error },
                 Err((false, error)) => {
                     last_error = error;
                     target = (target + 1) % n;
-                    let pause = if (attempts as usize).is_multiple_of(n) {
-                        50
-                    } else {
-                        5
-                    };
-                    tokio::time::sleep_until(
-                        deadline.min(Instant::now() + Duration::from_millis(pause)),
-                    )
-                    .await;
+                    pause_until(deadline, pause_ms).await;
                 }
             }
         }
@@ -289,45 +179,15 @@ impl TcpClient {
     }
 }
 
-/// Asks one node for its `status` (docs/protocol.md, admin operations),
-/// first sending `auth_token` when given (a node started with a token
-/// answers nothing else).
-pub async fn status(
-    addr: SocketAddr,
-    bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
-    timeout: Duration,
-) -> Result<Reply, String> {
-    request_once(addr, bind_ip, auth_token, &Request::Status, timeout).await
-}
-
-/// Sends `request` to the one node at `addr` (no redirect followed), first
-/// `auth_token` when given, and returns its reply or why none came.
-pub async fn request_once(
-    addr: SocketAddr,
-    bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
-    request: &Request,
-    timeout: Duration,
-) -> Result<Reply, String> {
-    let mut c = TcpClient::new(
-        vec![NodeAddr {
-            name: addr.to_string(),
-            addr,
-        }],
-        0,
-        bind_ip,
-        auth_token.map(str::to_string),
-    );
-    c.attempt(0, request, Instant::now() + timeout)
-        .await
-        .map_err(|(_, e)| e)
+/// Sleeps `ms`, or until `deadline` if that comes first.
+async fn pause_until(deadline: Instant, ms: u64) {
+    tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(ms))).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncBufReadExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
 
     type Responder =
@@ -375,7 +235,7 @@ mod tests {
 
     /// `write x 1`.
     async fn write_x(c: &mut TcpClient, timeout: Duration) -> CallResult {
-        let write = Request::Write {
+        let write = Op::Write {
             key: "x".into(),
             value: 1.into(),
         };
@@ -405,18 +265,18 @@ mod tests {
         ];
         let mut c = TcpClient::new(nodes, 0, None, None);
         let r = c
-            .call(&Request::Read { key: "x".into() }, Duration::from_secs(5))
+            .call(&Op::Read { key: "x".into() }, Duration::from_secs(5))
             .await;
         match r {
             CallResult::Replied { node, reply } => {
                 assert_eq!(node, "n2");
-                assert_eq!(reply.value, Some(serde_json::json!(7)));
+                assert_eq!(reply.value(), &serde_json::json!(7));
             }
             other => panic!("expected a reply, got {other:?}"),
         }
         assert_eq!(c.home, 0, "the home node stays");
         let r = c
-            .call(&Request::Read { key: "x".into() }, Duration::from_secs(5))
+            .call(&Op::Read { key: "x".into() }, Duration::from_secs(5))
             .await;
         assert!(
             matches!(r, CallResult::Replied { ref node, .. } if node == "n2"),
@@ -464,7 +324,7 @@ mod tests {
         for home in [0, 3] {
             let mut c = TcpClient::new(nodes.clone(), home, None, None);
             let r = c
-                .call(&Request::Read { key: "k".into() }, Duration::from_secs(5))
+                .call(&Op::Read { key: "k".into() }, Duration::from_secs(5))
                 .await;
             assert!(
                 matches!(&r, CallResult::Replied { node, reply } if node == "n3" && reply.ok),

@@ -1,53 +1,13 @@
-//! The sharded node's admin operations, asynchronously (docs/protocol.md:
-//! `groups`, `join-group`, `leave-group`, `change-membership`,
-//! `set-members`): the request shapes, the reply of `groups` as types, and
-//! one call with a timeout.
-//!
-//! Guarantees: [`call`] never panics on what a node sends; it tells a
-//! refusal (the node answered `ok: false`, with its error code and leader
-//! hint: definite, nothing was done) from no answer (unreachable, timeout,
-//! bad reply: the request may or may not have been applied), which is what
-//! a caller needs to decide whether to retry.
+//! The sharded node's `groups` reply (docs/protocol.md) as types, and the
+//! call that asks for it. The admin requests themselves (`join-group`,
+//! `leave-group`, `change-membership`, `set-members`) are typed ops of
+//! `faultline_nodes::protocol`, sent by [`super::admin::call`].
 
+use super::admin::{self, AdminError};
+use faultline_nodes::protocol::Op;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-/// The longest admin reply line read (a `groups` reply of many groups).
-const MAX_REPLY_BYTES: u64 = 4 << 20;
-
-/// Why an admin call did not succeed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AdminError {
-    /// The node answered `ok: false`: nothing was done.
-    #[error("{addr} refused {op}: {code}{}", leader.as_ref().map(|l| format!(" (leader {l})")).unwrap_or_default())]
-    Refused {
-        addr: SocketAddr,
-        op: String,
-        code: String,
-        /// `leader` of a `not-leader` or `moved` reply.
-        leader: Option<String>,
-    },
-    /// No usable answer: the request may or may not have taken effect.
-    #[error("{addr}: {op}: {reason}")]
-    NoAnswer {
-        addr: SocketAddr,
-        op: String,
-        reason: String,
-    },
-}
-
-impl AdminError {
-    /// The node's error code of a refusal.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            AdminError::Refused { code, .. } => Some(code),
-            AdminError::NoAnswer { .. } => None,
-        }
-    }
-}
 
 /// Reads a missing or null field as its default (a node with nothing to
 /// say may send null).
@@ -119,77 +79,6 @@ impl NodeGroups {
     }
 }
 
-/// Sends one admin request (a JSON object with `op`) and returns the whole
-/// reply object of an `ok` answer; with `auth_token`, after authenticating.
-pub async fn call(
-    addr: SocketAddr,
-    bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
-    request: &Value,
-    timeout: Duration,
-) -> Result<Value, AdminError> {
-    let op = request
-        .get("op")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_string();
-    let no_answer = |reason: String| AdminError::NoAnswer {
-        addr,
-        op: op.clone(),
-        reason,
-    };
-    let exchange = async {
-        let mut stream = faultline_workloads::tcp_client::connect_from(addr, bind_ip)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let mut req = request.clone();
-        req["id"] = json!(1);
-        let mut line = auth_token
-            .map(faultline_workloads::tcp_client::auth_line)
-            .unwrap_or_default();
-        line.push_str(&req.to_string());
-        line.push('\n');
-        stream
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut reader = BufReader::new(stream).take(MAX_REPLY_BYTES);
-        let mut reply = String::new();
-        let n = reader
-            .read_line(&mut reply)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("connection closed without a reply".to_string());
-        }
-        Ok(reply)
-    };
-    let reply = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| no_answer(format!("no reply within {timeout:?}")))?
-        .map_err(&no_answer)?;
-    let v: Value = serde_json::from_str(&reply)
-        .map_err(|e| no_answer(format!("bad JSON reply ({e}): {:.200}", reply.trim())))?;
-    match v.get("ok") {
-        Some(Value::Bool(true)) => Ok(v),
-        Some(Value::Bool(false)) => Err(AdminError::Refused {
-            addr,
-            op,
-            code: v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string(),
-            leader: v.get("leader").and_then(Value::as_str).map(str::to_string),
-        }),
-        _ => Err(no_answer(format!(
-            "reply has no ok flag: {:.200}",
-            reply.trim()
-        ))),
-    }
-}
-
 /// Asks a node for its groups and ring view.
 pub async fn groups(
     addr: SocketAddr,
@@ -197,58 +86,23 @@ pub async fn groups(
     auth_token: Option<&str>,
     timeout: Duration,
 ) -> Result<NodeGroups, AdminError> {
-    let v = call(addr, bind_ip, auth_token, &json!({"op": "groups"}), timeout).await?;
-    serde_json::from_value(v).map_err(|e| AdminError::NoAnswer {
-        addr,
-        op: "groups".into(),
-        reason: format!("bad groups reply: {e}"),
+    let reply = admin::call(addr, bind_ip, auth_token, Op::Groups, timeout).await?;
+    serde_json::from_value(serde_json::Value::Object(reply.fields)).map_err(|e| {
+        AdminError::NoAnswer {
+            addr,
+            op: "groups",
+            reason: format!("bad groups reply: {e}"),
+        }
     })
-}
-
-/// `join-group`: host `group` as a joining core (idempotent).
-pub fn join_group(group: u64) -> Value {
-    json!({"op": "join-group", "group": group})
-}
-
-/// `leave-group`: drop `group` and its storage (a node already removed).
-pub fn leave_group(group: u64) -> Value {
-    json!({"op": "leave-group", "group": group})
-}
-
-/// `change-membership`: at the group's leader, move it to `voters`.
-pub fn change_membership(group: u64, voters: &[u64]) -> Value {
-    json!({"op": "change-membership", "group": group, "voters": voters})
-}
-
-/// `set-members`: replace the node's ring view.
-pub fn set_members(members: &[u64]) -> Value {
-    json!({"op": "set-members", "members": members})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
+    use crate::cluster::admin::tests::fixed_reply_node;
 
-    /// A node stand-in that answers every line with `reply`.
-    async fn node(reply: &'static str) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let (r, mut w) = s.into_split();
-                    let mut lines = BufReader::new(r).lines();
-                    while let Ok(Some(_)) = lines.next_line().await {
-                        if reply.is_empty() {
-                            return;
-                        }
-                        let _ = w.write_all(format!("{reply}\n").as_bytes()).await;
-                    }
-                });
-            }
-        });
-        addr
+    async fn node(reply: &str) -> SocketAddr {
+        fixed_reply_node(reply.to_string()).await
     }
 
     const T: Duration = Duration::from_secs(2);
@@ -279,37 +133,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refusal_carries_its_code_and_leader_and_silence_is_no_answer() {
-        let addr = node(
-            r#"{"id":1,"ok":false,"error":"not-leader","definite":true,"leader":"127.0.0.3:9"}"#,
-        )
-        .await;
-        let e = call(addr, None, None, &change_membership(2, &[1, 2, 4]), T)
-            .await
-            .expect_err("refused");
-        assert_eq!(e.code(), Some("not-leader"));
-        assert!(matches!(&e, AdminError::Refused { leader: Some(l), .. } if l == "127.0.0.3:9"));
-        let mute = node("").await;
-        let e = call(mute, None, None, &join_group(1), T)
-            .await
-            .expect_err("closed");
-        assert!(matches!(e, AdminError::NoAnswer { .. }), "{e:?}");
+    async fn an_unreadable_groups_reply_is_no_answer() {
         let garbage = node("not json").await;
         let e = groups(garbage, None, None, T).await.expect_err("garbage");
-        assert!(e.to_string().contains("bad JSON"), "{e}");
-    }
-
-    #[test]
-    fn request_shapes_follow_the_protocol() {
-        assert_eq!(
-            change_membership(3, &[1, 2, 5]),
-            json!({"op":"change-membership","group":3,"voters":[1,2,5]})
-        );
-        assert_eq!(
-            set_members(&[1, 4]),
-            json!({"op":"set-members","members":[1,4]})
-        );
-        assert_eq!(join_group(0), json!({"op":"join-group","group":0}));
-        assert_eq!(leave_group(6), json!({"op":"leave-group","group":6}));
+        assert!(matches!(e, AdminError::NoAnswer { .. }), "{e:?}");
+        let not_groups = node(r#"{"id":1,"ok":true,"groups":[{"group":"zero"}]}"#).await;
+        let e = groups(not_groups, None, None, T)
+            .await
+            .expect_err("a group id that is not a number");
+        assert!(e.to_string().contains("bad groups reply"), "{e}");
     }
 }

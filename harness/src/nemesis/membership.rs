@@ -22,9 +22,11 @@
 //! is safe.
 
 use super::ring_plan::{names, Step};
-use crate::cluster::groups::{self, AdminError, GroupInfo};
+use crate::cluster::admin::{self, AdminError};
+use crate::cluster::groups::{self, GroupInfo};
 use crate::cluster::NodeInfo;
 use crate::run::probe::futures_join_all;
+use faultline_nodes::protocol::{ErrorCode, Op};
 use faultline_nodes::ring::ShardMove;
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -167,16 +169,18 @@ impl Admin {
         self.nodes.iter().find(|n| u64::from(n.id.0) == id)
     }
 
-    async fn call(&self, id: u64, request: &Value) -> Result<Value, AdminError> {
+    async fn call(&self, id: u64, op: Op) -> Result<(), AdminError> {
         let Some(n) = self.node(id) else {
             return Err(AdminError::NoAnswer {
                 addr: ([0, 0, 0, 0], 0).into(),
-                op: request["op"].as_str().unwrap_or("?").into(),
+                op: op.name(),
                 reason: format!("no node n{id} in the cluster"),
             });
         };
         let token = self.auth_token.as_deref();
-        groups::call(n.client_addr, self.bind_ip, token, request, ADMIN_TIMEOUT).await
+        admin::call(n.client_addr, self.bind_ip, token, op, ADMIN_TIMEOUT)
+            .await
+            .map(|_| ())
     }
 
     /// The leader's view of `group` (highest term among nodes that say
@@ -227,11 +231,14 @@ pub async fn set_members_everywhere(admin: &Arc<Admin>, members: &[u64]) -> Vec<
     let sets = admin.nodes.iter().map(|n| {
         let admin = Arc::clone(admin);
         let id = u64::from(n.id.0);
-        let request = groups::set_members(members);
+        let members = members.to_vec();
         async move {
             let mut last = None;
             for attempt in 0..10u32 {
-                match admin.call(id, &request).await {
+                let set = Op::SetMembers {
+                    members: members.clone(),
+                };
+                match admin.call(id, set).await {
                     Ok(_) => return None,
                     Err(e) => last = Some(format!("n{id}: {e}")),
                 }
@@ -264,10 +271,14 @@ async fn move_shard(admin: &Admin, m: &ShardMove, mut deadline: Deadline) -> Mov
     for &node in &target {
         let mut backoff = MIN_BACKOFF;
         loop {
-            match admin.call(node, &groups::join_group(group)).await {
-                Ok(_) => break,
+            let join = Op::JoinGroup { group, term: None };
+            match admin.call(node, join).await {
+                Ok(()) => break,
                 Err(e @ AdminError::Refused { .. })
-                    if matches!(e.code(), Some("bad-request" | "unsupported")) =>
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::BadRequest | ErrorCode::Unsupported)
+                    ) =>
                 {
                     return give_up("failed", format!("join-group: {e}"));
                 }
@@ -303,10 +314,11 @@ async fn move_shard(admin: &Admin, m: &ShardMove, mut deadline: Deadline) -> Mov
             tokio::time::sleep(MIN_BACKOFF * 2).await;
             continue;
         }
-        match admin
-            .call(leader, &groups::change_membership(group, &target))
-            .await
-        {
+        let change = Op::ChangeMembership {
+            group,
+            voters: target.clone(),
+        };
+        match admin.call(leader, change).await {
             Ok(_) => {
                 last = format!("n{leader} accepted; not settled yet");
                 backoff = MIN_BACKOFF;
@@ -316,10 +328,10 @@ async fn move_shard(admin: &Admin, m: &ShardMove, mut deadline: Deadline) -> Mov
             Err(e) => {
                 // bad-request may be a leader that just gave the group up:
                 // a few more tries before it counts as a refusal.
-                if e.code() == Some("bad-request") {
+                if e.code() == Some(ErrorCode::BadRequest) {
                     bad_requests += 1;
                 }
-                if e.code() == Some("unsupported") || bad_requests >= BAD_REQUEST_TRIES {
+                if e.code() == Some(ErrorCode::Unsupported) || bad_requests >= BAD_REQUEST_TRIES {
                     return give_up("failed", format!("change-membership: {e}"));
                 }
                 last = format!("change-membership: {e}");
@@ -332,7 +344,7 @@ async fn move_shard(admin: &Admin, m: &ShardMove, mut deadline: Deadline) -> Mov
     // configuration commit); a refusal is only a note.
     let mut notes = Vec::new();
     for node in removed {
-        if let Err(e) = admin.call(node, &groups::leave_group(group)).await {
+        if let Err(e) = admin.call(node, Op::LeaveGroup { group }).await {
             notes.push(format!("leave-group n{node}: {e}"));
         }
     }

@@ -4,10 +4,27 @@
 
 use crate::cluster::groups;
 use crate::cluster::{NodeId, NodeInfo};
-use faultline_workloads::tcp_client::status;
+use faultline_nodes::client::{call_once, ClientError, ConnectOptions};
+use faultline_nodes::protocol::{Op, Reply};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+/// Asks the node at `addr` for its `status`, first sending `auth_token`
+/// when given (a node started with a token answers nothing else).
+pub async fn status(
+    addr: SocketAddr,
+    bind_ip: Option<IpAddr>,
+    auth_token: Option<&str>,
+    timeout: Duration,
+) -> Result<Reply, ClientError> {
+    let options = ConnectOptions {
+        auth_token: auth_token.map(str::to_string),
+        bind_ip,
+        connect_timeout: timeout,
+    };
+    call_once(&addr.to_string(), &options, Op::Status, timeout).await
+}
 
 /// The node that says it is leader with the highest term, if any answers.
 pub async fn find_leader(
@@ -28,14 +45,18 @@ pub async fn find_leader(
             continue;
         }
         let role = reply
-            .rest
+            .fields
             .get("role")
             .and_then(|v| v.as_str())
             .unwrap_or("");
         if role != "leader" {
             continue;
         }
-        let term = reply.rest.get("term").and_then(|v| v.as_u64()).unwrap_or(0);
+        let term = reply
+            .fields
+            .get("term")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         if best.is_none_or(|(t, _)| term > t) {
             best = Some((term, id));
         }
@@ -152,7 +173,7 @@ pub async fn applied_indexes(
             let applied = reply
                 .ok()
                 .filter(|r| r.ok)
-                .and_then(|r| r.rest.get("applied_index").and_then(|v| v.as_u64()));
+                .and_then(|r| r.fields.get("applied_index").and_then(|v| v.as_u64()));
             (name, applied)
         })
         .collect()
@@ -197,25 +218,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::TcpListener;
 
     /// A node stand-in answering every request with `reply`.
     async fn node(id: u32, reply: String) -> NodeInfo {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                let reply = reply.clone();
-                tokio::spawn(async move {
-                    let (r, mut w) = s.into_split();
-                    let mut lines = BufReader::new(r).lines();
-                    while let Ok(Some(_)) = lines.next_line().await {
-                        let _ = w.write_all(format!("{reply}\n").as_bytes()).await;
-                    }
-                });
-            }
-        });
+        let addr = crate::cluster::admin::tests::fixed_reply_node(reply).await;
         NodeInfo::one_port(NodeId(id), addr)
     }
 

@@ -1,26 +1,113 @@
-//! One pipelined connection to one node.
+//! One pipelined connection to one node: the only client-side connection
+//! of the node protocol (docs/protocol.md).
+//!
+//! Every program that talks to a node uses it: [`super::Client`], the
+//! workload client (workloads/src/tcp_client.rs), the harness's admin
+//! requests and its probes. [`open_stream`] is the one place a byte stream
+//! to a node is made (TCP, bound to a source IP when asked); the rest is
+//! generic over any `AsyncRead + AsyncWrite` stream ([`Connection::over`]),
+//! so a TLS stream goes under every client by extending [`open_stream`]
+//! and [`ConnectOptions`] alone.
 //!
 //! Requests get ids from a per-connection counter; a reader task routes
 //! each reply to its caller by id, so many calls may be in flight at once.
-//! A call that gets no reply in time, or whose connection closes, returns
-//! [`ClientError::Timeout`] or [`ClientError::Closed`]: the caller cannot know
-//! whether it happened (record it as `info`).
+//! Replies are read by a bounded line reader ([`MAX_REPLY_LINE_BYTES`]).
+//! With a token, the connection authenticates first and waits for the
+//! node's answer, so a refused token is [`ClientError::Unauthorized`]
+//! before any request is sent. A call that never left is
+//! [`ClientError::NotSent`] (definite: nothing happened); a call that gets
+//! no reply in time, or whose connection closes, returns
+//! [`ClientError::Timeout`] or [`ClientError::Closed`]: the caller cannot
+//! know whether it happened (record it as `info`).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ClientError;
-use crate::protocol::{ErrorCode, LineReader, Op, Reply, Request, MAX_CLIENT_LINE_BYTES};
+use crate::protocol::{ErrorCode, LineReader, Op, Reply, Request, MAX_REPLY_LINE_BYTES};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
-/// A connection; cheap to clone (clones share the socket).
+/// How a connection is opened. A TLS option belongs here, used by
+/// [`open_stream`].
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Sent as the first line (`auth` with an id), its answer awaited.
+    pub auth_token: Option<String>,
+    /// Bind the outgoing socket to this address (the lab binds each host's
+    /// address, so that partitions by source address hold; locally, client
+    /// traffic leaves from an address no packet filter between nodes names).
+    pub bind_ip: Option<IpAddr>,
+    /// The longest the connect and the auth exchange may take together.
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    pub fn new(connect_timeout: Duration) -> ConnectOptions {
+        ConnectOptions {
+            auth_token: None,
+            bind_ip: None,
+            connect_timeout,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    /// Never shows the token, only whether there is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("auth", &self.auth_token.is_some())
+            .field("bind_ip", &self.bind_ip)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// Opens the byte stream to the node at `addr`: TCP with nodelay, from
+/// `options.bind_ip` when given. The one place a stream to a node is made.
+pub async fn open_stream(addr: &str, options: &ConnectOptions) -> Result<TcpStream, ClientError> {
+    let connect_err = |reason: String| ClientError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    let stream = match options.bind_ip {
+        None => TcpStream::connect(addr)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?,
+        Some(ip) => {
+            let target: SocketAddr = tokio::net::lookup_host(addr)
+                .await
+                .map_err(|e| connect_err(format!("resolving: {e}")))?
+                .next()
+                .ok_or_else(|| connect_err("resolves to no address".into()))?;
+            let socket = if target.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(|e| connect_err(e.to_string()))?;
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .map_err(|e| connect_err(format!("binding {ip}: {e}")))?;
+            socket
+                .connect(target)
+                .await
+                .map_err(|e| connect_err(e.to_string()))?
+        }
+    };
+    stream.set_nodelay(true).ok();
+    Ok(stream)
+}
+
+/// A connection; cheap to clone (clones share the socket). The socket
+/// closes when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct Connection {
     addr: String,
@@ -31,113 +118,47 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connect to `addr`, authenticate with `token` if given.
-    pub async fn connect(
+    /// Connect to `addr` ([`open_stream`]) and authenticate when
+    /// `options` has a token, all within `options.connect_timeout`.
+    pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Connection, ClientError> {
+        let timed_out = || ClientError::Connect {
+            addr: addr.to_string(),
+            reason: format!("no connection within {:?}", options.connect_timeout),
+        };
+        tokio::time::timeout(options.connect_timeout, async {
+            let stream = open_stream(addr, options).await?;
+            Connection::over(stream, addr, options.auth_token.as_deref()).await
+        })
+        .await
+        .map_err(|_| timed_out())?
+    }
+
+    /// Runs the protocol over an open `stream` to the node at `addr`
+    /// (authenticating first with `token`). The caller bounds its time.
+    pub async fn over<S>(
+        stream: S,
         addr: &str,
         token: Option<&str>,
-        connect_timeout: Duration,
-    ) -> Result<Connection, ClientError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Connect {
-                addr: addr.to_string(),
-                reason: "connect timed out".into(),
-            })?
-            .map_err(|e| ClientError::Connect {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
-        stream.set_nodelay(true).ok();
-        let (read, mut write) = stream.into_split();
-        let mut reader = LineReader::new(BufReader::new(read), MAX_CLIENT_LINE_BYTES);
-
+    ) -> Result<Connection, ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut reader = LineReader::new(BufReader::new(read), MAX_REPLY_LINE_BYTES);
         if let Some(token) = token {
-            let auth = Request {
-                id: Some(0),
-                op: Op::Auth {
-                    token: token.to_string(),
-                },
-            };
-            let connect_err = |reason: String| ClientError::Connect {
-                addr: addr.to_string(),
-                reason,
-            };
-            write
-                .write_all(&auth.encode())
-                .await
-                .map_err(|e| connect_err(e.to_string()))?;
-            let line = tokio::time::timeout(connect_timeout, reader.next_line())
-                .await
-                .map_err(|_| connect_err("no reply to auth".into()))?
-                .map_err(|e| connect_err(e.to_string()))?
-                .ok_or_else(|| connect_err("closed during auth".into()))?;
-            let reply =
-                Reply::decode(line).map_err(|e| connect_err(format!("bad auth reply: {e}")))?;
-            if !reply.ok {
-                return Err(ClientError::Unauthorized {
-                    addr: addr.to_string(),
-                });
-            }
+            authenticate(&mut reader, &mut write, addr, token).await?;
         }
 
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
-        let (lines_tx, mut lines_rx) = mpsc::channel::<Vec<u8>>(1024);
-
-        // Writer: batches whatever is queued into one write.
-        let closed_w = closed.clone();
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while let Some(line) = lines_rx.recv().await {
-                buf.clear();
-                buf.extend_from_slice(&line);
-                while let Ok(more) = lines_rx.try_recv() {
-                    buf.extend_from_slice(&more);
-                }
-                if write.write_all(&buf).await.is_err() {
-                    break;
-                }
-            }
-            closed_w.store(true, Ordering::SeqCst);
-            let _ = write.shutdown().await;
-        });
-
-        // Reader: routes replies to callers by id.
-        let pending_r = pending.clone();
-        let closed_r = closed.clone();
-        let addr_r = addr.to_string();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = reader.next_line().await {
-                match Reply::decode(line) {
-                    Ok(reply) => {
-                        let waiter = reply
-                            .id
-                            .and_then(|id| pending_r.lock().expect("pending lock").remove(&id));
-                        match waiter {
-                            Some(tx) => {
-                                let _ = tx.send(reply);
-                            }
-                            None if reply.error == Some(ErrorCode::TooLarge)
-                                || reply.error == Some(ErrorCode::Unauthorized) =>
-                            {
-                                break
-                            }
-                            None => {
-                                tracing::debug!(addr = %addr_r, ?reply.id, "reply for no pending request")
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(addr = %addr_r, error = %e, "undecodable reply; closing");
-                        break;
-                    }
-                }
-            }
-            closed_r.store(true, Ordering::SeqCst);
-            // Dropping the senders wakes every waiter with Closed.
-            pending_r.lock().expect("pending lock").clear();
-        });
-
+        let (lines_tx, lines_rx) = mpsc::channel::<Vec<u8>>(1024);
+        tokio::spawn(write_lines(write, lines_rx, closed.clone()));
+        tokio::spawn(route_replies(
+            reader,
+            pending.clone(),
+            closed.clone(),
+            addr.to_string(),
+        ));
         Ok(Connection {
             addr: addr.to_string(),
             next_id: Arc::new(AtomicU64::new(1)),
@@ -151,7 +172,8 @@ impl Connection {
         &self.addr
     }
 
-    /// Whether the connection is known to be closed.
+    /// Whether the connection is known to be closed (the node closed it,
+    /// or a write failed): a new request on it would not be sent.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst) || self.lines.is_closed()
     }
@@ -186,5 +208,273 @@ impl Connection {
                 })
             }
         }
+    }
+}
+
+/// Connects to `addr`, sends `op` and returns its reply: one request on a
+/// fresh connection (probes, admin requests). `options.connect_timeout`
+/// bounds the connect; `timeout` the reply.
+pub async fn call_once(
+    addr: &str,
+    options: &ConnectOptions,
+    op: Op,
+    timeout: Duration,
+) -> Result<Reply, ClientError> {
+    Connection::connect(addr, options)
+        .await?
+        .call(op, timeout)
+        .await
+}
+
+/// `auth` with id 0, then its answer: ok, or `Unauthorized`.
+async fn authenticate<R, W>(
+    reader: &mut LineReader<R>,
+    write: &mut W,
+    addr: &str,
+    token: &str,
+) -> Result<(), ClientError>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let connect_err = |reason: String| ClientError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    let auth = Request {
+        id: Some(0),
+        op: Op::Auth {
+            token: token.to_string(),
+        },
+    };
+    write
+        .write_all(&auth.encode())
+        .await
+        .map_err(|e| connect_err(e.to_string()))?;
+    let line = reader
+        .next_line()
+        .await
+        .map_err(|e| connect_err(e.to_string()))?
+        .ok_or_else(|| connect_err("closed during auth".into()))?;
+    let reply = Reply::decode(line).map_err(|e| connect_err(format!("bad auth reply: {e}")))?;
+    if !reply.ok {
+        return Err(ClientError::Unauthorized {
+            addr: addr.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The writer task: batches whatever is queued into one write; marks the
+/// connection closed when a write fails or every sender is gone.
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut write: W,
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    closed: Arc<AtomicBool>,
+) {
+    let mut buf = Vec::new();
+    while let Some(line) = lines.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&line);
+        while let Ok(more) = lines.try_recv() {
+            buf.extend_from_slice(&more);
+        }
+        if write.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    closed.store(true, Ordering::SeqCst);
+    let _ = write.shutdown().await;
+}
+
+/// The reader task: routes each reply to its caller by id. At the end of
+/// the stream, on an undecodable or over-long line, or on an `unauthorized`
+/// or `too-large` reply nobody waits for (the node closes next), it marks
+/// the connection closed and wakes every waiter with `Closed`.
+async fn route_replies<R: tokio::io::AsyncBufRead + Unpin>(
+    mut reader: LineReader<R>,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+    addr: String,
+) {
+    loop {
+        let line = match reader.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "unreadable reply; closing");
+                break;
+            }
+        };
+        let reply = match Reply::decode(line) {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "undecodable reply; closing");
+                break;
+            }
+        };
+        let waiter = reply
+            .id
+            .and_then(|id| pending.lock().expect("pending lock").remove(&id));
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(reply);
+            }
+            None if reply.error == Some(ErrorCode::TooLarge)
+                || reply.error == Some(ErrorCode::Unauthorized) =>
+            {
+                break
+            }
+            None => tracing::debug!(%addr, ?reply.id, "reply for no pending request"),
+        }
+    }
+    closed.store(true, Ordering::SeqCst);
+    // Dropping the senders wakes every waiter with Closed.
+    pending.lock().expect("pending lock").clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    /// A node stand-in: answers each request line with `answer(request)`
+    /// (its id echoed), or closes the connection on None.
+    async fn node(answer: fn(&Request) -> Option<Reply>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (r, mut w) = stream.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let request = Request::decode(line.as_bytes()).expect("a valid request");
+                        let Some(mut reply) = answer(&request) else {
+                            return;
+                        };
+                        reply.id = request.id;
+                        if w.write_all(&reply.encode()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn options(token: Option<&str>) -> ConnectOptions {
+        ConnectOptions {
+            auth_token: token.map(str::to_string),
+            ..ConnectOptions::new(Duration::from_secs(5))
+        }
+    }
+
+    /// Accepts the token `good`, echoes a read's key as its value.
+    fn checks_the_token(request: &Request) -> Option<Reply> {
+        Some(match &request.op {
+            Op::Auth { token } if token == "good" => Reply::ok(None),
+            Op::Auth { .. } => Reply::error(None, ErrorCode::Unauthorized),
+            Op::Read { key } => Reply::ok(None).with("value", key.as_str()),
+            _ => Reply::bad_request(None, "unexpected"),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_good_token_is_acknowledged_first_and_a_bad_one_is_refused_before_any_request() {
+        let addr = node(checks_the_token).await;
+        let c = Connection::connect(&addr, &options(Some("good")))
+            .await
+            .expect("authenticated");
+        let reply = c
+            .call(Op::Read { key: "k".into() }, Duration::from_secs(5))
+            .await
+            .expect("a reply");
+        assert_eq!(reply.value(), &serde_json::json!("k"));
+        let refused = Connection::connect(&addr, &options(Some("bad")))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&refused, ClientError::Unauthorized { .. }),
+            "{refused:?}"
+        );
+        assert!(refused.not_sent(), "a refused token sends no request");
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_and_silence_are_both_unknown() {
+        let silent = node(|request| match request.op {
+            Op::Status => None,
+            _ => Some(Reply::ok(None)),
+        })
+        .await;
+        let c = Connection::connect(&silent, &options(None))
+            .await
+            .expect("connected");
+        let e = c
+            .call(Op::Status, Duration::from_secs(5))
+            .await
+            .expect_err("closed");
+        assert!(matches!(e, ClientError::Closed { .. }), "{e:?}");
+        assert!(!e.not_sent());
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mute = listener.local_addr().expect("addr").to_string();
+        let held = tokio::spawn(async move { listener.accept().await });
+        let c = Connection::connect(&mute, &options(None))
+            .await
+            .expect("connected");
+        let e = c
+            .call(Op::Status, Duration::from_millis(100))
+            .await
+            .expect_err("no reply");
+        assert!(matches!(e, ClientError::Timeout { .. }), "{e:?}");
+        assert!(!e.not_sent());
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_is_not_sent() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = l.local_addr().expect("addr").to_string();
+        drop(l);
+        let e = call_once(&dead, &options(None), Op::Status, Duration::from_secs(1))
+            .await
+            .expect_err("refused");
+        assert!(e.not_sent(), "{e:?}");
+        assert!(matches!(e, ClientError::Connect { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn options_never_show_the_token() {
+        let shown = format!("{:?}", options(Some("s3cret-token")));
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_bound_connection_leaves_from_its_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let source = tokio::spawn(async move {
+            let (_, peer) = listener.accept().await.expect("accept");
+            peer.ip()
+        });
+        let bound = ConnectOptions {
+            bind_ip: Some("127.0.0.7".parse().expect("ip")),
+            ..options(None)
+        };
+        let _c = open_stream(&addr, &bound).await.expect("connected");
+        assert_eq!(
+            source.await.expect("accepted").to_string(),
+            "127.0.0.7",
+            "bound to the asked address"
+        );
     }
 }

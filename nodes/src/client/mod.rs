@@ -1,6 +1,9 @@
-//! A small async client for the node protocol (docs/protocol.md).
+//! The async client of the node protocol (docs/protocol.md).
 //!
-//! [`Connection`] is one pipelined connection to one node. [`Client`] talks
+//! [`Connection`] is one pipelined connection to one node, and the only
+//! one: every client of a node (this module's [`Client`], the workload
+//! client, the harness's admin requests and probes) runs over it; a stream
+//! to a node is made in one place, [`connection::open_stream`]. [`Client`] talks
 //! to a cluster: it sends to the node it believes leads, follows `not-leader`
 //! and `moved` redirects (both definite: nothing happened, so retrying is
 //! safe; at most `max_attempts` hops), tries the next node when the
@@ -27,9 +30,10 @@
 
 pub mod connection;
 
-pub use connection::Connection;
+pub use connection::{call_once, open_stream, ConnectOptions, Connection};
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -90,6 +94,8 @@ pub struct ClientConfig {
     pub nodes: Vec<String>,
     /// Sent as the first line of every connection when set.
     pub auth_token: Option<String>,
+    /// The source address of every connection, when set.
+    pub bind_ip: Option<IpAddr>,
     /// How long one call may wait for its reply, redirects included.
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -110,6 +116,7 @@ impl ClientConfig {
         ClientConfig {
             nodes,
             auth_token: None,
+            bind_ip: None,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
             max_attempts: 20,
@@ -215,12 +222,12 @@ impl Client {
                 return Ok(c.clone());
             }
         }
-        let c = Connection::connect(
-            addr,
-            self.config.auth_token.as_deref(),
-            self.config.connect_timeout,
-        )
-        .await?;
+        let options = ConnectOptions {
+            auth_token: self.config.auth_token.clone(),
+            bind_ip: self.config.bind_ip,
+            connect_timeout: self.config.connect_timeout,
+        };
+        let c = Connection::connect(addr, &options).await?;
         conns.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -11,6 +11,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 pub const MAX_CLIENT_LINE_BYTES: usize = 1 << 20;
 /// Peer lines carry batches of entries and snapshots: 64 MiB.
 pub const MAX_PEER_LINE_BYTES: usize = 64 << 20;
+/// Reply lines, as a client reads them: 64 MiB. A reply may be far longer
+/// than any request (a read of a set's list that grew by a million appends).
+pub const MAX_REPLY_LINE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {

@@ -16,8 +16,8 @@
 use crate::cluster::NodeInfo;
 use crate::system::AuthProbe;
 use anyhow::Context;
-use faultline_workloads::protocol::Request;
-use faultline_workloads::tcp_client::request_once;
+use faultline_nodes::client::{call_once, ConnectOptions};
+use faultline_nodes::protocol::{ErrorCode, Op};
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -81,19 +81,21 @@ pub async fn probe_without_token(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) ->
     let asks = nodes.iter().map(|n| {
         let (name, addr) = (n.name.clone(), n.client_addr);
         async move {
-            let request = Request::Read {
+            let read = Op::Read {
                 key: "faultline-auth-probe".into(),
             };
-            let reply = request_once(addr, bind_ip, None, &request, PROBE_TIMEOUT).await;
+            let options = ConnectOptions {
+                bind_ip,
+                ..ConnectOptions::new(PROBE_TIMEOUT)
+            };
+            let reply = call_once(&addr.to_string(), &options, read, PROBE_TIMEOUT).await;
             (name, reply)
         }
     });
     let mut probe = AuthProbe::default();
     for (name, reply) in crate::run::probe::futures_join_all(asks).await {
         match reply {
-            Ok(r) if !r.ok && r.error.as_deref() == Some("unauthorized") => {
-                probe.refused.push(name)
-            }
+            Ok(r) if !r.ok && r.error == Some(ErrorCode::Unauthorized) => probe.refused.push(name),
             Ok(r) => {
                 let answer = match r.error {
                     Some(e) => format!("error {e}"),
@@ -102,7 +104,7 @@ pub async fn probe_without_token(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) ->
                 probe.served.insert(name, answer);
             }
             Err(why) => {
-                probe.no_answer.insert(name, why);
+                probe.no_answer.insert(name, why.to_string());
             }
         }
     }
@@ -138,26 +140,8 @@ mod tests {
     }
 
     /// A node stand-in that answers every line with `reply` (or closes).
-    async fn node(id: u32, reply: &'static str) -> NodeInfo {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let (r, mut w) = s.into_split();
-                    let mut lines = BufReader::new(r).lines();
-                    while let Ok(Some(_)) = lines.next_line().await {
-                        if reply.is_empty() {
-                            return;
-                        }
-                        let _ = w.write_all(format!("{reply}\n").as_bytes()).await;
-                    }
-                });
-            }
-        });
+    async fn node(id: u32, reply: &str) -> NodeInfo {
+        let addr = crate::cluster::admin::tests::fixed_reply_node(reply.to_string()).await;
         NodeInfo::one_port(crate::cluster::NodeId(id), addr)
     }
 

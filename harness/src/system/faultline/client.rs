@@ -1,16 +1,18 @@
 //! The client of faultline's node behind the system boundary: a
-//! system-neutral [`Call`] becomes a request of the node protocol
-//! (docs/protocol.md) sent by [`TcpClient`], and the transport's
+//! system-neutral [`Call`] becomes an [`Op`] of the node protocol
+//! (docs/protocol.md, `faultline_nodes::protocol`) sent by [`TcpClient`], and the transport's
 //! [`CallResult`] becomes an [`Answer`]: an `ok` reply is `ok`; an error
 //! reply flagged `definite`, or a request that reached no node, is `fail`;
 //! anything else (no reply, an error not flagged definite) is `info`.
 //!
-//! This is the one place that knows both the neutral calls and the node's
-//! wire types, so a change of the wire format stays here.
+//! This is the one place that maps the neutral calls to the node's wire
+//! types.
 
 use anyhow::bail;
-use faultline_workloads::protocol::Request;
+use faultline_nodes::protocol::{Op, Reply};
+use faultline_nodes::state::{MicroOp as WireMicroOp, MicroOpKind as WireMicroOpKind};
 use faultline_workloads::tcp_client::{CallResult, NodeAddr, TcpClient};
+use faultline_workloads::MicroOpKind;
 use faultline_workloads::{Answer, BoxFuture, Call, Client, Outcome};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -29,21 +31,21 @@ impl FaultlineClient {
 
 /// The node protocol's request for a call; None for calls faultline's
 /// node has no request for (its system refuses their workloads up front).
-pub fn request(call: &Call) -> Option<Request> {
+pub fn request(call: &Call) -> Option<Op> {
     Some(match call.clone() {
-        Call::Read { key } => Request::Read { key },
-        Call::Write { key, value } => Request::Write { key, value },
-        Call::Cas { key, from, to } => Request::Cas { key, from, to },
-        Call::SetAdd { key, element } => Request::Append {
+        Call::Read { key } => Op::Read { key },
+        Call::Write { key, value } => Op::Write { key, value },
+        Call::Cas { key, from, to } => Op::Cas { key, from, to },
+        Call::SetAdd { key, element } => Op::Append {
             key,
             value: element,
         },
-        Call::Increment { key, delta } => Request::Add { key, delta },
+        Call::Increment { key, delta } => Op::Add { key, delta },
         Call::Acquire {
             lock,
             owner,
             ttl_ms,
-        } => Request::Acquire {
+        } => Op::Acquire {
             lock,
             owner,
             ttl_ms,
@@ -53,22 +55,35 @@ pub fn request(call: &Call) -> Option<Request> {
             owner,
             token,
             ttl_ms,
-        } => Request::Renew {
+        } => Op::Renew {
             lock,
             owner,
             token,
             ttl_ms,
         },
-        Call::Release { lock, owner, token } => Request::Release { lock, owner, token },
-        Call::FencedWrite { key, value, token } => Request::FencedWrite { key, value, token },
+        Call::Release { lock, owner, token } => Op::Release { lock, owner, token },
+        Call::FencedWrite { key, value, token } => Op::FencedWrite { key, value, token },
         Call::LockedIncrement { .. } | Call::ReadResource { .. } => return None,
-        Call::Txn { value } => Request::Txn {
+        Call::Txn { value } => Op::Txn {
             mops: value
-                .into_iter()
-                .map(|m| (m.kind.name().to_string(), m.key, m.value))
+                .iter()
+                .map(|m| WireMicroOp {
+                    kind: match m.kind {
+                        MicroOpKind::Read => WireMicroOpKind::Read,
+                        MicroOpKind::Write => WireMicroOpKind::Write,
+                        MicroOpKind::Append => WireMicroOpKind::Append,
+                    },
+                    key: m.key_string(),
+                    value: m.value.clone(),
+                })
                 .collect(),
         },
     })
+}
+
+/// A reply's `value`, None when absent or null (a read of a missing key).
+fn value_of(reply: &Reply) -> Option<serde_json::Value> {
+    reply.fields.get("value").filter(|v| !v.is_null()).cloned()
 }
 
 /// The answer for what the transport saw.
@@ -77,14 +92,17 @@ pub fn answer(result: CallResult) -> Answer {
         CallResult::Replied { node, reply } => Answer {
             outcome: if reply.ok {
                 Outcome::Ok
-            } else if reply.is_definite() {
+            } else if reply.is_definite_failure() {
                 Outcome::Fail
             } else {
                 Outcome::Info
             },
-            value: reply.value,
-            token: reply.token,
-            error: if reply.ok { None } else { reply.error },
+            value: value_of(&reply),
+            token: reply.token(),
+            error: match reply.ok {
+                true => None,
+                false => reply.error.map(|code| code.as_str().to_string()),
+            },
             node: Some(node),
         },
         CallResult::NotSent { node, error } => Answer::fail(error, node),
@@ -112,7 +130,7 @@ pub async fn wait_until_serving(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut client = TcpClient::new(addrs, 0, bind_ip, auth_token.map(str::to_string));
-    let probe = Request::Read {
+    let probe = Op::Read {
         key: "faultline-ready".into(),
     };
     let mut last = String::new();
@@ -129,7 +147,7 @@ pub async fn wait_until_serving(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faultline_workloads::protocol::Reply;
+    use faultline_nodes::protocol::ErrorCode;
     use serde_json::json;
 
     #[test]
@@ -138,23 +156,28 @@ mod tests {
             node: "n2".into(),
             reply,
         };
-        let ok = answer(replied(Reply {
-            token: Some(7),
-            ..Reply::ok(Some(json!(3)))
-        }));
+        let ok = answer(replied(
+            Reply::ok(Some(1)).with("value", json!(3)).with("token", 7),
+        ));
         assert_eq!(
             (ok.outcome, ok.value, ok.token, ok.error, ok.node.as_deref()),
             (Outcome::Ok, Some(json!(3)), Some(7), None, Some("n2"))
         );
-        let definite = answer(replied(Reply::error("cas-mismatch", true)));
+        let definite = answer(replied(Reply::error(Some(1), ErrorCode::CasMismatch)));
         assert_eq!(
             (definite.outcome, definite.error.as_deref()),
             (Outcome::Fail, Some("cas-mismatch"))
         );
-        let maybe = answer(replied(Reply::error("timeout", false)));
+        let maybe = answer(replied(Reply::error(Some(1), ErrorCode::Timeout)));
         assert_eq!(maybe.outcome, Outcome::Info);
-        let unflagged: Reply = serde_json::from_str(r#"{"ok":false,"error":"x"}"#).expect("parses");
+        let unflagged = Reply::decode(br#"{"id":1,"ok":false,"error":"x"}"#).expect("parses");
         assert_eq!(answer(replied(unflagged)).outcome, Outcome::Info);
+        let null_read = answer(replied(Reply::ok(Some(1)).with("value", json!(null))));
+        assert_eq!(
+            (null_read.outcome, null_read.value),
+            (Outcome::Ok, None),
+            "a null value is no value, as before"
+        );
         let not_sent = answer(CallResult::NotSent {
             node: None,
             error: "refused".into(),

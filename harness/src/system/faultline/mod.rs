@@ -20,6 +20,7 @@ use crate::cluster::{admin, ClockFault, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::run::probe;
 use anyhow::bail;
+use faultline_nodes::protocol::{Op, Request};
 use faultline_workloads::tcp_client::{NodeAddr, TcpClient};
 use faultline_workloads::{BoxFuture, Client, WorkloadKind};
 use std::net::IpAddr;
@@ -88,23 +89,38 @@ impl System for FaultlineSystem {
     ) -> Option<crate::nemesis::slow_reader::SlowReaderLines> {
         // A key no workload uses (docs/protocol.md, "Requests and replies").
         let key = "faultline-slow-reader";
-        let line = |request: serde_json::Value| {
-            let mut bytes = request.to_string().into_bytes();
-            bytes.push(b'\n');
-            bytes
-        };
-        // With --auth a connection's first line is the token, or the node
-        // closes it and the fault would measure nothing.
+        // With --auth a connection's first line is the token (without an
+        // id: the node does not answer it), or the node closes it and the
+        // fault would measure nothing.
         let mut store = match self.token() {
-            Some(token) => faultline_workloads::tcp_client::auth_line(token).into_bytes(),
+            Some(token) => Request {
+                id: None,
+                op: Op::Auth {
+                    token: token.to_string(),
+                },
+            }
+            .encode(),
             None => Vec::new(),
         };
-        store.extend(line(serde_json::json!({
-            "id": 0, "op": "write", "key": key, "value": "v".repeat(value_bytes),
-        })));
+        let write = Op::Write {
+            key: key.into(),
+            value: serde_json::Value::String("v".repeat(value_bytes)),
+        };
+        store.extend(
+            Request {
+                id: Some(0),
+                op: write,
+            }
+            .encode(),
+        );
+        let read = Op::Read { key: key.into() };
         Some(crate::nemesis::slow_reader::SlowReaderLines {
             store,
-            read: line(serde_json::json!({"id": 1, "op": "read", "key": key})),
+            read: Request {
+                id: Some(1),
+                op: read,
+            }
+            .encode(),
         })
     }
 
@@ -163,19 +179,22 @@ impl System for FaultlineSystem {
     }
 
     fn set_filter(&self, node: &NodeInfo, filter: &MessageFilter) -> anyhow::Result<()> {
-        let request = serde_json::json!({
-            "op": "filter",
-            "drop": filter.drop,
-            "delay_ms": filter.delay_ms,
-            "loss": filter.loss,
-        });
-        admin::call(node.client_addr, self.token(), &request, ADMIN_TIMEOUT).map(|_| ())
+        let op = Op::Filter {
+            drop: filter.drop.iter().map(|&id| u64::from(id)).collect(),
+            delay_ms: filter.delay_ms,
+            loss: filter.loss,
+        };
+        admin::call_blocking(node.client_addr, self.token(), op, ADMIN_TIMEOUT)?;
+        Ok(())
     }
 
     fn set_clock(&self, node: &NodeInfo, fault: ClockFault) -> anyhow::Result<()> {
-        let request =
-            serde_json::json!({"op": "clock", "offset_ms": fault.offset_ms, "rate": fault.rate});
-        admin::call(node.client_addr, self.token(), &request, ADMIN_TIMEOUT).map(|_| ())
+        let op = Op::Clock {
+            offset_ms: fault.offset_ms,
+            rate: fault.rate,
+        };
+        admin::call_blocking(node.client_addr, self.token(), op, ADMIN_TIMEOUT)?;
+        Ok(())
     }
 
     fn await_leader<'a>(
