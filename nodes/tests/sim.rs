@@ -29,7 +29,11 @@ fn check_seed(opts: &SimOptions) -> Result<SimOutcome, Failure> {
 
 #[test]
 fn raft_passes_seeds() {
-    let t = sweep::<RaftNode>("raft_passes_seeds", 0, OnFailure::Stop, SimOptions::new);
+    // With the leader delivery fault drawn from each seed (a third of them).
+    let t = sweep::<RaftNode>("raft_passes_seeds", 0, OnFailure::Stop, |seed| SimOptions {
+        delivery_fault: None,
+        ..SimOptions::new(seed)
+    });
     let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
         "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshot chunks sent, {} snapshots installed from several chunks, {} transfers, {} unknown verdicts",
@@ -71,6 +75,7 @@ fn raft_membership_passes_seeds() {
     let t = sweep::<RaftNode>("raft_membership_passes_seeds", 0, OnFailure::Stop, |seed| {
         SimOptions {
             reuse_ids: true,
+            delivery_fault: None,
             ..SimOptions::with_membership(seed)
         }
     });

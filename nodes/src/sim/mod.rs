@@ -21,6 +21,7 @@
 
 pub mod check;
 pub mod core;
+pub mod delivery_fault;
 pub mod fnv;
 pub mod history;
 pub mod network;
@@ -32,6 +33,7 @@ pub mod world;
 
 pub use check::Violation;
 pub use core::SimCore;
+pub use delivery_fault::{DeliveryFaultPlan, DeliveryFaultStats};
 pub use history::{History, SimEvent, SimEventKind};
 pub use watchdog::SimLimits;
 pub use world::{run, SimOptions, SimOutcome, SimStats};

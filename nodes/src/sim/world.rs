@@ -48,6 +48,7 @@ use serde_json::Value;
 
 use super::check::{SafetyMonitor, Violation};
 use super::core::SimCore;
+use super::delivery_fault::{DeliveryFault, DeliveryFaultPlan, DeliveryFaultStats};
 use super::fnv::Fnv;
 use super::history::{History, SimEventKind};
 use super::network::{NetworkFaults, SimNetwork};
@@ -123,6 +124,10 @@ pub struct SimOptions {
     /// the seed (7, 16, 64 bytes or 1 MiB). A seed pinned before snapshots
     /// were chunked replays its scenario with one chunk (1 MiB).
     pub snapshot_chunk_bytes: Option<usize>,
+    /// The leader delivery fault ([`super::delivery_fault`]). Off by
+    /// default (seeds replay as before); None: drawn from the seed (on a
+    /// third of the seeds, from a stream of its own).
+    pub delivery_fault: Option<DeliveryFaultPlan>,
 }
 
 impl SimOptions {
@@ -148,6 +153,7 @@ impl SimOptions {
             reuse_ids: false,
             limits: SimLimits::default(),
             snapshot_chunk_bytes: None,
+            delivery_fault: Some(DeliveryFaultPlan::off()),
         }
     }
 
@@ -216,6 +222,8 @@ pub struct SimStats {
     pub peak_messages_in_flight: u64,
     pub peak_readys_per_step: u64,
     pub peak_events_per_virtual_ms: u64,
+    /// What the leader delivery fault did.
+    pub delivery: DeliveryFaultStats,
 }
 
 impl SimStats {
@@ -252,6 +260,7 @@ impl SimStats {
         self.peak_events_per_virtual_ms = self
             .peak_events_per_virtual_ms
             .max(other.peak_events_per_virtual_ms);
+        self.delivery.add(&other.delivery);
     }
 }
 
@@ -327,6 +336,9 @@ enum Ev {
     Nemesis,
     Membership,
     Restart(NodeId),
+    /// A leader's delivery-fault window ends with its crash (if it still
+    /// runs that incarnation and term).
+    WindowCrash(NodeId, u64, Term),
     EndFaults,
 }
 
@@ -485,6 +497,7 @@ struct World<C: SimCore> {
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
     watchdog: Watchdog,
+    delivery: DeliveryFault,
 }
 
 /// Core settings drawn from the seed, so the sweep covers them all.
@@ -511,6 +524,7 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     world.stats.peak_messages_in_flight = peaks.messages_in_flight;
     world.stats.peak_readys_per_step = peaks.readys_per_step;
     world.stats.peak_events_per_virtual_ms = peaks.events_per_virtual_ms;
+    world.stats.delivery = world.delivery.stats().clone();
     SimOutcome {
         seed: opts.seed,
         nodes: world.hosts.len(),
@@ -619,6 +633,7 @@ impl<C: SimCore> World<C> {
             .collect();
         let no_fsync = opts.has_bug(Bug::NoFsync);
         let opts_limits = opts.limits;
+        let delivery = DeliveryFault::new(opts.seed, opts.delivery_fault);
         let stop_ops_us =
             (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
         World {
@@ -654,6 +669,7 @@ impl<C: SimCore> World<C> {
             failed_early: Vec::new(),
             oracle: C::new_oracle(n),
             watchdog: Watchdog::new(opts_limits),
+            delivery,
         }
     }
 
@@ -933,9 +949,22 @@ impl<C: SimCore> World<C> {
                 self.start_node(id)
             }
             Ev::Membership => self.membership_change(),
+            Ev::WindowCrash(id, inc, term) => {
+                let host = &self.hosts[Self::idx(id)];
+                let same = host.incarnation == inc
+                    && host.core.as_ref().is_some_and(|c| c.status().term == term);
+                if self.faults_on && same {
+                    self.delivery.crashed();
+                    self.crash(id);
+                    let d = self.delivery.restart_after_us();
+                    self.schedule(d, Ev::Restart(id));
+                }
+                Ok(())
+            }
             Ev::EndFaults => {
                 self.faults_on = false;
                 self.net.heal();
+                self.delivery.heal();
                 self.net.faults = NetworkFaults::none();
                 self.note(6, 0, 0, || "faults end: heal, restart every node".into());
                 for i in 0..self.hosts.len() {
@@ -1653,12 +1682,21 @@ impl<C: SimCore> World<C> {
     }
 
     fn apply_effects(&mut self, id: NodeId, effects: Vec<Effect>) -> Result<(), Violation> {
+        // A new leader's window opens before its first (early) appends go.
+        for e in &effects {
+            if let Effect::Role(ss) = e {
+                self.open_delivery_window(id, ss);
+            }
+        }
         for e in effects {
             match e {
                 Effect::Send(msg) => {
                     self.stats.messages_sent += 1;
                     if msg.payload.is_snapshot() {
                         self.stats.snapshots_sent += 1;
+                    }
+                    if self.delivery.withholds(&msg, self.now_us) {
+                        continue;
                     }
                     for d in self.net.plan(&mut self.rng, msg.from, msg.to) {
                         self.watchdog.message_sent(&msg);
@@ -1713,6 +1751,32 @@ impl<C: SimCore> World<C> {
             }
         }
         Ok(())
+    }
+}
+
+impl<C: SimCore> World<C> {
+    /// [`DeliveryFault`]: maybe cut a new leader off from some peers for a
+    /// while, and schedule its crash at the window's end.
+    fn open_delivery_window(&mut self, id: NodeId, ss: &crate::consensus::SoftState) {
+        if ss.role != Role::Leader || !self.faults_on {
+            return;
+        }
+        let Some(end) = self
+            .delivery
+            .leader_elected(id, ss.term, &self.pool, self.now_us)
+        else {
+            return;
+        };
+        let inc = self.hosts[Self::idx(id)].incarnation;
+        self.note(17, id.0, end.after_us, || {
+            format!(
+                "{id}'s messages of {} reach only {:?} for {} µs (crash at the end: {})",
+                ss.term, end.reach, end.after_us, end.crash
+            )
+        });
+        if end.crash {
+            self.schedule(end.after_us, Ev::WindowCrash(id, inc, ss.term));
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use faultline_checker::linearizable::check_linearizable;
 use faultline_checker::{CheckOptions, ModelKind, Operations, Verdict};
 use faultline_nodes::bug::Bug;
 use faultline_nodes::sim::{
-    self, History, SimCore, SimEventKind, SimOptions, SimOutcome, SimStats,
+    self, DeliveryFaultPlan, History, SimCore, SimEventKind, SimOptions, SimOutcome, SimStats,
 };
 
 /// A core the sweeps run, and how to replay one of its seeds.
@@ -61,6 +61,15 @@ pub fn replay_env(opts: &SimOptions) -> String {
     if opts.clients != defaults.clients {
         env.push(format!("FAULTLINE_SIM_CLIENTS={}", opts.clients));
     }
+    if opts.duration_ms != defaults.duration_ms {
+        env.push(format!("FAULTLINE_SIM_DURATION_MS={}", opts.duration_ms));
+    }
+    if opts.settle_ms != defaults.settle_ms {
+        env.push(format!("FAULTLINE_SIM_SETTLE_MS={}", opts.settle_ms));
+    }
+    if opts.keys != defaults.keys {
+        env.push(format!("FAULTLINE_SIM_KEYS={}", opts.keys));
+    }
     if opts.op_timeout_ms != defaults.op_timeout_ms {
         env.push(format!(
             "FAULTLINE_SIM_OP_TIMEOUT_MS={}",
@@ -89,6 +98,11 @@ pub fn replay_env(opts: &SimOptions) -> String {
     if let Some(bytes) = opts.snapshot_chunk_bytes {
         env.push(format!("FAULTLINE_SIM_SNAPSHOT_CHUNK_BYTES={bytes}"));
     }
+    match opts.delivery_fault {
+        None => env.push("FAULTLINE_SIM_DELIVERY_FAULT=seed".into()),
+        Some(plan) if !plan.is_off() => env.push(format!("FAULTLINE_SIM_DELIVERY_FAULT={plan}")),
+        Some(_) => {}
+    }
     env.join(" ")
 }
 
@@ -103,6 +117,9 @@ pub fn options_from_env() -> SimOptions {
     opts.churn = env_flag("FAULTLINE_SIM_CHURN");
     opts.clients = env_u64("FAULTLINE_SIM_CLIENTS", opts.clients as u64) as usize;
     opts.op_timeout_ms = env_u64("FAULTLINE_SIM_OP_TIMEOUT_MS", opts.op_timeout_ms);
+    opts.duration_ms = env_u64("FAULTLINE_SIM_DURATION_MS", opts.duration_ms);
+    opts.settle_ms = env_u64("FAULTLINE_SIM_SETTLE_MS", opts.settle_ms);
+    opts.keys = env_u64("FAULTLINE_SIM_KEYS", opts.keys);
     opts.nodes = std::env::var("FAULTLINE_SIM_NODES")
         .ok()
         .map(|_| env_u64("FAULTLINE_SIM_NODES", 0) as usize);
@@ -124,7 +141,21 @@ pub fn options_from_env() -> SimOptions {
     opts.snapshot_chunk_bytes = std::env::var("FAULTLINE_SIM_SNAPSHOT_CHUNK_BYTES")
         .ok()
         .map(|_| env_u64("FAULTLINE_SIM_SNAPSHOT_CHUNK_BYTES", 0) as usize);
+    opts.delivery_fault = delivery_fault_from_env();
     opts
+}
+
+/// FAULTLINE_SIM_DELIVERY_FAULT: `seed` (None: the seed draws its plan),
+/// `off`, `narrow` or what a replay command prints; unset: off.
+pub fn delivery_fault_from_env() -> Option<DeliveryFaultPlan> {
+    match std::env::var("FAULTLINE_SIM_DELIVERY_FAULT") {
+        Err(_) => Some(DeliveryFaultPlan::off()),
+        Ok(text) if text.trim() == "seed" => None,
+        Ok(text) => Some(
+            text.parse()
+                .unwrap_or_else(|e| panic!("FAULTLINE_SIM_DELIVERY_FAULT: {e}")),
+        ),
+    }
 }
 
 /// The command that replays the seed of `opts` for core `C`.
@@ -263,21 +294,35 @@ pub fn replay<C: Swept>() {
 /// The options of the early-fail runs: churn (leaders deposed while they
 /// hold writes), five nodes (issue 21 finding 1's scenario needs them),
 /// eight clients waiting 1.5 s (a deposed leader holds several writes, and
-/// their clients still wait when it proposes again at their indexes).
+/// their clients still wait when it proposes again at their indexes); no
+/// leader delivery fault (see [`finding1_options`]).
 pub fn reused_index_options(seed: u64) -> SimOptions {
     SimOptions {
         nodes: Some(5),
         clients: 8,
         op_timeout_ms: 1_500,
         churn: Some(true),
+        delivery_fault: Some(DeliveryFaultPlan::off()),
         ..SimOptions::new(seed)
+    }
+}
+
+/// [`reused_index_options`] with the narrow leader delivery fault
+/// ([`DeliveryFaultPlan::narrow`]): new leaders reach at most one peer for
+/// a while and half of them crash then, so that a new leader's first
+/// append truncates an old leader's suffix while another node still holds
+/// it (issue 21 finding 1's scenario).
+pub fn finding1_options(seed: u64) -> SimOptions {
+    SimOptions {
+        delivery_fault: Some(DeliveryFaultPlan::narrow()),
+        ..reused_index_options(seed)
     }
 }
 
 /// FAULTLINE_SIM_SEEDS seeds (default 100) from FAULTLINE_SIM_SEED_START
 /// (default 0) of core `C` with the planted early-fail bug under
-/// [`reused_index_options`] (FAULTLINE_SIM_NODES, default 5; 0: the seed's
-/// own 3 to 7): every failing seed listed with its replay command, then how
+/// [`finding1_options`] (FAULTLINE_SIM_NODES, default 5; 0: the seed's
+/// own 3 to 7; FAULTLINE_SIM_DELIVERY_FAULT, default narrow): every failing seed listed with its replay command, then how
 /// often the bug fired and how many of the writes it failed committed
 /// after all.
 pub fn hunt_early_fail<C: Swept>() {
@@ -290,10 +335,30 @@ pub fn hunt_early_fail<C: Swept>() {
         let opts = SimOptions {
             early_fail_bug: true,
             nodes: (nodes > 0).then_some(nodes as usize),
-            ..reused_index_options(seed)
+            delivery_fault: std::env::var("FAULTLINE_SIM_DELIVERY_FAULT")
+                .map_or(Some(DeliveryFaultPlan::narrow()), |_| {
+                    delivery_fault_from_env()
+                }),
+            churn: env_flag("FAULTLINE_SIM_CHURN").or(Some(true)),
+            ..finding1_options(seed)
+        };
+        let opts = SimOptions {
+            op_timeout_ms: env_u64("FAULTLINE_SIM_OP_TIMEOUT_MS", opts.op_timeout_ms),
+            duration_ms: env_u64("FAULTLINE_SIM_DURATION_MS", opts.duration_ms),
+            settle_ms: env_u64("FAULTLINE_SIM_SETTLE_MS", opts.settle_ms),
+            keys: env_u64("FAULTLINE_SIM_KEYS", opts.keys),
+            ..opts
         };
         match check_seed::<C>(&opts) {
-            Ok(o) => total.add(&o.stats),
+            Ok(o) => {
+                if o.stats.failed_early_committed > 0 {
+                    eprintln!(
+                        "seed {seed}: {} writes failed early committed, unseen by the checker",
+                        o.stats.failed_early_committed
+                    );
+                }
+                total.add(&o.stats)
+            }
             Err(f) => {
                 failed += 1;
                 eprintln!("{}", f.report());
@@ -307,4 +372,5 @@ pub fn hunt_early_fail<C: Swept>() {
         total.failed_early_held_elsewhere,
         total.failed_early_committed
     );
+    eprintln!("leader delivery fault in the others: {:?}", total.delivery);
 }

@@ -194,8 +194,10 @@ pub fn sweep<C: Swept>(
     let mut progress = Progress::new(name, seeds);
     let mut totals = Totals::default();
     let mut limits = SimLimits::default();
+    let mut with_delivery_fault = false;
     for seed in start..start + seeds {
         let opts = options(seed);
+        with_delivery_fault |= opts.delivery_fault.is_none();
         limits = opts.limits;
         let began = Instant::now();
         let (outcome, decided) = match check_seed_verdict::<C>(&opts) {
@@ -218,6 +220,19 @@ pub fn sweep<C: Swept>(
         totals.stats.add(&outcome.stats);
     }
     progress.finish(&limits);
+    let d = &totals.stats.delivery;
+    eprintln!(
+        "{name}: leader delivery fault: {} windows ({} reaching no peer), {} messages withheld, {} leaders crashed at a window's end",
+        d.windows, d.windows_reaching_none, d.messages_withheld, d.crashes
+    );
+    if totals.seeds >= 100 && with_delivery_fault {
+        // A third of the seeds draw the fault (sim/delivery_fault.rs).
+        assert!(
+            d.windows > 0 && d.messages_withheld > 0,
+            "{name}: the leader delivery fault never acted in {} seeds",
+            totals.seeds
+        );
+    }
     assert_eq!(
         totals.failed, 0,
         "{name}: {} of {seeds} seeds failed (listed above)",
