@@ -1,6 +1,7 @@
 //! Deterministic simulation of the Raft core (nodes/src/sim): many seeds of
 //! faults, each checked step by step for Raft's safety properties and at the
-//! end for linearizability (faultline-checker, `cas-register` per key).
+//! end for linearizability (faultline-checker, `cas-register` per key) and, on
+//! the seeds with lock clients, for the `fencing` and `mutual-exclusion` checkers.
 //!
 //! A failure prints its seed and the command that replays it, e.g.:
 //!     FAULTLINE_SIM_SEED=1234 FAULTLINE_SIM_TRACE=1 cargo test -p faultline-nodes --release --test sim -- replay --nocapture
@@ -49,6 +50,12 @@ fn raft_passes_seeds() {
         t.ok_ops >= seeds * 20,
         "clients got too little done: {} ok ops over {seeds} seeds",
         t.ok_ops
+    );
+    // The lock clients (a share of the seeds) got leases.
+    assert!(
+        t.granted_acquires >= seeds,
+        "the lock clients got too few leases: {} over {seeds} seeds",
+        t.granted_acquires
     );
     assert!(
         s.terms_with_leader >= seeds,
@@ -271,7 +278,7 @@ fn a_quiet_cluster_completes_every_operation() {
             .expect("some operation succeeds");
         let bad_fails: Vec<_> = h.events[first_ok..]
             .iter()
-            .filter(|e| e.kind == SimEventKind::Fail && e.error.as_deref() != Some("cas-mismatch"))
+            .filter(|e| e.kind == SimEventKind::Fail && !sim_common::an_answer_without_faults(e))
             .collect();
         assert!(
             bad_fails.is_empty(),
@@ -395,4 +402,18 @@ fn a_write_at_a_reused_index_is_failed_early_only_with_the_planted_bug() {
 #[ignore]
 fn hunt_early_fail() {
     sim_common::hunt_early_fail::<RaftNode>();
+}
+
+/// Lease expiry is simulated: a new leader that expires every lease at
+/// once lets a second owner in while the first one's lease holds.
+#[test]
+fn lock_early_expiry_bug_is_caught() {
+    sim_common::lock_bug_is_caught::<RaftNode>(Bug::LockEarlyExpiry, "mutual-exclusion");
+}
+
+/// Fencing is simulated: a resource that ignores tokens accepts a slow
+/// holder's write after a newer holder's.
+#[test]
+fn no_fence_bug_is_caught() {
+    sim_common::lock_bug_is_caught::<RaftNode>(Bug::NoFence, "fencing");
 }

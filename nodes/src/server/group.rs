@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::applier::{Applier, Outcome};
 use super::clock::NodeClock;
 use super::config::NodeConfig;
 use super::pending_writes::PendingWrites;
@@ -34,7 +35,7 @@ use crate::consensus::{
     Ready, Role, Snapshot, SoftState, Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
-use crate::state::{Applied, Command, LeaseChange, MicroOpKind, StateMachine};
+use crate::state::{Applied, Command, MicroOpKind};
 use crate::storage::{GroupStorage, StorageError};
 use crate::transport::Transport;
 
@@ -73,27 +74,15 @@ struct HeldReady {
     messages: Vec<crate::consensus::Message>,
 }
 
-/// The leader's timer for one lease.
-#[derive(Clone, Debug, PartialEq)]
-struct LeaseTimer {
-    token: u64,
-    renewals: u64,
-    /// On the node's clock.
-    deadline_ms: f64,
-}
-
-/// How long the leader waits before proposing an expiry again if the last
-/// one did not take effect.
-const EXPIRE_RETRY_MS: f64 = 500.0;
-
 /// The runtime of one group.
 pub struct Group {
     id: GroupId,
     node: NodeId,
     core: Box<dyn Consensus>,
     storage: GroupStorage,
-    sm: StateMachine,
-    applied: LogIndex,
+    /// The state machine, the applied index and the leader's lease timers
+    /// (sans IO, shared with the simulator).
+    applier: Applier,
     last_snapshot: LogIndex,
     snapshot_every_entries: u64,
     request_timeout: std::time::Duration,
@@ -113,10 +102,6 @@ pub struct Group {
     role: Role,
     term: Term,
     leader: Option<NodeId>,
-    /// A leader has applied an entry of its own term (its log is the
-    /// cluster's); until then, leases it learns of were granted before it led.
-    caught_up: bool,
-    lease_timers: BTreeMap<String, LeaseTimer>,
     clock: NodeClock,
     /// The last committed configuration this node applied leaves it out:
     /// the group is no longer this node's (the host retires it).
@@ -137,18 +122,13 @@ impl Group {
         let (storage, recovered) =
             GroupStorage::open(&cfg.data_dir, group, cfg.has_bug(Bug::NoFsync))
                 .map_err(|e| e.to_string())?;
-        let mut sm = StateMachine::new(cfg.has_bug(Bug::NoFence))
-            .with_non_atomic_txns(cfg.has_bug(Bug::TxnNonAtomic));
-        let mut applied = LogIndex(0);
-        if let Some(snap) = &recovered.snapshot {
-            sm.restore(&snap.data).map_err(|e| {
-                format!(
-                    "{}: the snapshot's state machine does not decode: {e}",
-                    storage.dir().join("snapshot").display()
-                )
-            })?;
-            applied = snap.meta.index;
-        }
+        let applier = Applier::with_bugs(&cfg.bugs, recovered.snapshot.as_ref()).map_err(|e| {
+            format!(
+                "{}: the snapshot's state machine does not decode: {e}",
+                storage.dir().join("snapshot").display()
+            )
+        })?;
+        let applied = applier.applied();
         let core = make_core(group, recovered)?;
         let status = core.status();
         Ok(Group {
@@ -156,8 +136,7 @@ impl Group {
             node: cfg.id,
             core,
             storage,
-            sm,
-            applied,
+            applier,
             last_snapshot: applied,
             snapshot_every_entries: cfg.snapshot_every_entries.max(1),
             request_timeout: cfg.request_timeout,
@@ -173,8 +152,6 @@ impl Group {
             role: status.role,
             term: status.term,
             leader: status.leader,
-            caught_up: false,
-            lease_timers: BTreeMap::new(),
             clock,
             removed: false,
         })
@@ -210,9 +187,9 @@ impl Group {
 
     pub fn tick(&mut self, clock: &NodeClock) {
         self.core.tick();
-        if self.role == Role::Leader {
-            self.fire_lease_timers(clock.now_ms());
-        }
+        let core = &mut self.core;
+        self.applier
+            .fire_lease_timers(clock.now_ms(), |cmd| core.propose(cmd).is_ok());
     }
 
     /// Take a client request for this group.
@@ -256,7 +233,7 @@ impl Group {
                 {
                     // Planted: a read-only txn answered from this node's
                     // own applied state, whatever its role, without the log.
-                    let _ = reply.send(match self.sm.execute_txn(&mops) {
+                    let _ = reply.send(match self.applier.state().execute_txn(&mops) {
                         Ok((results, _)) => applied_reply(
                             id,
                             Applied::Value(
@@ -481,41 +458,24 @@ impl Group {
     /// Apply one committed entry and answer the writes proposed at its
     /// index ([`PendingWrites::settle`]).
     fn apply_committed(&mut self, entry: Entry, clock: &NodeClock) {
-        assert_eq!(
-            entry.index,
-            self.applied.next(),
-            "committed entries arrive in order"
-        );
-        self.applied = entry.index;
-        if self.role == Role::Leader && entry.term == self.term {
-            self.caught_up = true;
-        }
-        let outcome = match entry.kind {
-            EntryKind::Normal(data) => match Command::decode(&data) {
-                Ok(cmd) => {
-                    let mut changes = Vec::new();
-                    let applied = self.sm.apply(cmd, &mut changes);
-                    self.on_lease_changes(changes, clock);
-                    Some(applied)
-                }
-                Err(err) => {
-                    tracing::error!(group = %self.id, index = entry.index.0, error = %err, "committed entry is not a command; skipped");
-                    None
-                }
-            },
-            EntryKind::ConfigChange(m) => {
-                // A committed simple configuration without this node
-                // ends its part in the group; a later one with it (a
-                // re-add) cancels that.
-                let removed = !m.is_joint() && !m.contains(self.node);
-                if removed != self.removed {
-                    tracing::info!(group = %self.id, voters = ?m.voters, removed, "committed configuration applied");
-                }
-                self.removed = removed;
+        let outcome = match self.applier.apply(&entry, clock.now_ms()) {
+            Outcome::Applied(applied) => Some(applied),
+            Outcome::Undecodable(err) => {
+                tracing::error!(group = %self.id, index = entry.index.0, error = %err, "committed entry is not a command; skipped");
                 None
             }
-            EntryKind::Noop => None,
+            Outcome::NotACommand => None,
         };
+        if let EntryKind::ConfigChange(m) = &entry.kind {
+            // A committed simple configuration without this node
+            // ends its part in the group; a later one with it (a
+            // re-add) cancels that.
+            let removed = !m.is_joint() && !m.contains(self.node);
+            if removed != self.removed {
+                tracing::info!(group = %self.id, voters = ?m.voters, removed, "committed configuration applied");
+            }
+            self.removed = removed;
+        }
         let settled = self.pending_writes.settle(entry.index, entry.term);
         if let Some(p) = settled.ours {
             let reply = match outcome {
@@ -554,16 +514,12 @@ impl Group {
     /// The core's role, term or leader changed: a new leader starts the
     /// lease timers, a node that stops leading drops them.
     fn role_changed(&mut self, soft_state: SoftState, clock: &NodeClock) {
-        let was_leader = self.role == Role::Leader;
         self.role = soft_state.role;
         self.term = soft_state.term;
         self.leader = soft_state.leader;
-        self.caught_up = false;
-        if soft_state.role == Role::Leader && !was_leader {
-            self.start_lease_timers(clock);
-        } else if soft_state.role != Role::Leader {
-            self.lease_timers.clear();
-        }
+        let core = &mut self.core;
+        self.applier
+            .role_changed(&soft_state, clock.now_ms(), |cmd| core.propose(cmd).is_ok());
         tracing::info!(group = %self.id, role = %soft_state.role, term = soft_state.term.0, leader = ?soft_state.leader.map(|l| l.0), "role changed");
     }
 
@@ -582,116 +538,30 @@ impl Group {
 
     fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
         // A snapshot we cannot read: continuing would diverge; stop the node.
-        self.sm.restore(&snap.data).map_err(|e| {
+        self.applier.restore(snap).map_err(|e| {
             StorageError::Contract(format!(
                 "group {}: snapshot at {} does not decode: {e}",
                 self.id, snap.meta.index
             ))
         })?;
-        self.applied = snap.meta.index;
         self.last_snapshot = snap.meta.index;
         tracing::info!(group = %self.id, index = snap.meta.index.0, bytes = snap.data.len(), "installed a snapshot from the leader");
         // Proposals the snapshot covers: we cannot tell whether they were ours.
         for p in self.pending_writes.take_through(snap.meta.index) {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
-        // Leaders never install snapshots; a follower has no timers.
-        self.lease_timers.clear();
         Ok(())
     }
 
     fn answer_ready_reads(&mut self) {
         while let Some(entry) = self.reads_ready.first_entry() {
-            if entry.key().0 > self.applied {
+            if entry.key().0 > self.applier.applied() {
                 break;
             }
             for p in entry.remove() {
                 let _ = p
                     .reply
-                    .send(Reply::ok(p.id).with("value", self.sm.read(&p.key)));
-            }
-        }
-    }
-
-    fn on_lease_changes(&mut self, changes: Vec<LeaseChange>, clock: &NodeClock) {
-        if self.role != Role::Leader {
-            return;
-        }
-        // Bug lock-early-expiry: leases granted under an earlier leader,
-        // which this one applies only now, are expired at once too.
-        let early = self.bugs.contains(&Bug::LockEarlyExpiry) && !self.caught_up;
-        for c in changes {
-            match c {
-                LeaseChange::Started { lock, lease } => {
-                    let now = clock.now_ms();
-                    self.lease_timers.insert(
-                        lock,
-                        LeaseTimer {
-                            token: lease.token,
-                            renewals: lease.renewals,
-                            deadline_ms: if early {
-                                now
-                            } else {
-                                now + lease.ttl_ms as f64
-                            },
-                        },
-                    );
-                }
-                LeaseChange::Ended { lock } => {
-                    self.lease_timers.remove(&lock);
-                }
-            }
-        }
-    }
-
-    /// A new leader restarts every lease's timer with its full ttl, so a
-    /// leader change never ends a lease early (bug `lock-early-expiry`:
-    /// expire them all at once instead).
-    fn start_lease_timers(&mut self, clock: &NodeClock) {
-        let now = clock.now_ms();
-        let early = self.bugs.contains(&Bug::LockEarlyExpiry);
-        self.lease_timers = self
-            .sm
-            .leases()
-            .map(|(lock, lease)| {
-                (
-                    lock.to_string(),
-                    LeaseTimer {
-                        token: lease.token,
-                        renewals: lease.renewals,
-                        deadline_ms: if early {
-                            now
-                        } else {
-                            now + lease.ttl_ms as f64
-                        },
-                    },
-                )
-            })
-            .collect();
-        if early && !self.lease_timers.is_empty() {
-            tracing::warn!(group = %self.id, leases = self.lease_timers.len(), "bug lock-early-expiry: expiring every lease at once");
-            self.fire_lease_timers(now);
-        }
-    }
-
-    fn fire_lease_timers(&mut self, now_ms: f64) {
-        let due: Vec<(String, LeaseTimer)> = self
-            .lease_timers
-            .iter()
-            .filter(|(_, t)| t.deadline_ms <= now_ms)
-            .map(|(l, t)| (l.clone(), t.clone()))
-            .collect();
-        for (lock, timer) in due {
-            let cmd = Command::Expire {
-                lock: lock.clone(),
-                token: timer.token,
-                renewals: timer.renewals,
-            };
-            if self.core.propose(cmd.encode()).is_err() {
-                return; // no longer leader; the timers are cleared on the role change
-            }
-            if let Some(t) = self.lease_timers.get_mut(&lock) {
-                t.deadline_ms = now_ms + EXPIRE_RETRY_MS;
+                    .send(Reply::ok(p.id).with("value", self.applier.read(&p.key)));
             }
         }
     }
@@ -787,7 +657,7 @@ impl Group {
         if status.membership_pending {
             return Ok(Err(crate::consensus::MembershipError::InProgress));
         }
-        if self.applied > status.snapshot_index {
+        if self.applier.applied() > status.snapshot_index {
             self.take_snapshot()?;
         }
         Ok(self.core.change_membership(voters))
@@ -801,7 +671,7 @@ impl Group {
     /// Compact if enough entries were applied since the last snapshot;
     /// whether it did (the rewrite made every held write durable).
     fn maybe_compact(&mut self) -> Result<bool, StorageError> {
-        if self.applied.0 < self.last_snapshot.0 + self.snapshot_every_entries {
+        if self.applier.applied().0 < self.last_snapshot.0 + self.snapshot_every_entries {
             return Ok(false);
         }
         self.take_snapshot()?;
@@ -810,16 +680,19 @@ impl Group {
 
     /// Snapshot the state machine at the applied index and compact the log.
     fn take_snapshot(&mut self) -> Result<(), StorageError> {
-        let data = self.sm.snapshot();
-        match self.core.snapshot_taken(self.applied, data.clone()) {
+        let data = self.applier.snapshot();
+        match self
+            .core
+            .snapshot_taken(self.applier.applied(), data.clone())
+        {
             Ok(meta) => {
                 self.storage.compact(&Snapshot { meta, data })?;
-                self.last_snapshot = self.applied;
-                tracing::info!(group = %self.id, index = self.applied.0, "snapshot taken; log compacted");
+                self.last_snapshot = self.applier.applied();
+                tracing::info!(group = %self.id, index = self.applier.applied().0, "snapshot taken; log compacted");
             }
             Err(e) => {
                 tracing::warn!(group = %self.id, error = %e, "snapshot refused by the core");
-                self.last_snapshot = self.applied;
+                self.last_snapshot = self.applier.applied();
             }
         }
         Ok(())
@@ -851,7 +724,7 @@ impl Group {
             "voters": s.membership.voters.iter().map(|n| n.0).collect::<Vec<_>>(),
             "outgoing": s.membership.outgoing.iter().map(|n| n.0).collect::<Vec<_>>(),
             "pending": s.membership_pending,
-            "applied_index": self.applied.0,
+            "applied_index": self.applier.applied().0,
             "commit_index": s.commit_index.0,
             "joining": joining,
             "retiring": self.removed,
@@ -869,7 +742,7 @@ impl Group {
             ("leader", json!(s.leader.map(|l| l.0))),
             ("leader_addr", json!(self.addr_of(s.leader))),
             ("commit_index", json!(s.commit_index.0)),
-            ("applied_index", json!(self.applied.0)),
+            ("applied_index", json!(self.applier.applied().0)),
             ("last_index", json!(s.last_index.0)),
             ("log_len", json!(s.log_len)),
             (
@@ -877,7 +750,7 @@ impl Group {
                 json!(self.storage.snapshot_index().0.max(s.snapshot_index.0)),
             ),
             ("wal_bytes", json!(self.storage.wal_bytes())),
-            ("keys", json!(self.sm.key_count())),
+            ("keys", json!(self.applier.state().key_count())),
             ("consensus", json!(self.consensus_name)),
             ("clock_offset_ms", json!(self.clock.offset_ms())),
             ("clock_rate", json!(self.clock.rate())),
@@ -1376,7 +1249,7 @@ mod tests {
             ..Ready::default()
         });
         assert!(f.reply().is_none());
-        assert_eq!(f.group.sm.read("c"), json!(1));
+        assert_eq!(f.group.applier.read("c"), json!(1));
     }
 
     /// Five nodes for finding 1 of issue 21: node 1 ("A") is the real

@@ -24,6 +24,7 @@
 //! run time by admin requests, recorded in `groups.json`
 //! ([`groups_file`]).
 
+pub mod applier;
 pub mod clock;
 pub mod config;
 pub mod connection;

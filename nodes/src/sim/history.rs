@@ -22,11 +22,13 @@ pub struct SimEvent {
     pub time_ns: u64,
     pub process: u64,
     pub kind: SimEventKind,
-    /// `read`, `write` or `cas`.
+    /// `read`, `write` or `cas`; `acquire`, `renew`, `release` or
+    /// `fenced-write` (lock clients).
     pub f: &'static str,
     pub key: u64,
     /// As in the `cas-register` model: write v → v; cas → [from, to];
-    /// read → null on invoke, the value (or null) on ok.
+    /// read → null on invoke, the value (or null) on ok. Lock ops as the
+    /// harness's lock workload records them ([`super::clients::OpKind`]).
     pub value: Value,
     pub node: Option<NodeId>,
     pub error: Option<String>,

@@ -2,11 +2,16 @@
 //!
 //! 3 to 7 cores run in one thread under one u64 seed and virtual time,
 //! behind a network that drops, delays, duplicates, reorders and partitions
-//! messages, on disks that lose unsynced writes when a node crashes. Clients
-//! run read / write / cas on registers and record a history. After every
+//! messages, on disks that lose unsynced writes when a node crashes. Every
+//! node applies the node's own state machine through the runtime's
+//! [`crate::server::applier::Applier`] (the real [`crate::state::Command`]
+//! encoding, lease timers on virtual time). Clients ([`clients`]) run read /
+//! write / cas on registers and, on a share of the seeds, acquire / fenced
+//! write / renew / release on a lock, and record a history. After every
 //! step the safety properties of Raft's Figure 3 are checked
 //! ([`check::SafetyMonitor`]); the tests (nodes/tests/sim.rs) check the
-//! history for linearizability with the checker crate.
+//! registers' history for linearizability and the locks' with the
+//! harness's `fencing` and `mutual-exclusion` checkers (checker crate).
 //!
 //! With [`SimOptions::membership`] (opt-in) the group also changes its
 //! voters under the faults: the world asks the leader to add, remove or swap
@@ -20,12 +25,12 @@
 //! protocol plugs in through [`core::SimCore`].
 
 pub mod check;
+pub mod clients;
 pub mod core;
 pub mod delivery_fault;
 pub mod fnv;
 pub mod history;
 pub mod network;
-pub mod register;
 pub mod rng;
 pub mod storage;
 pub mod watchdog;

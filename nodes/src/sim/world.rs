@@ -7,8 +7,11 @@
 //! puts a network that drops, delays, duplicates, reorders and partitions
 //! ([`SimNetwork`]), disks that lose unsynced writes on a crash
 //! ([`SimStorage`]), a nemesis (partitions, crashes of one node or of a
-//! majority, leadership transfers) and clients that run read / write / cas
-//! on integer registers and record a history. After every step the
+//! majority, leadership transfers) and clients ([`super::clients`]) that
+//! send the node's commands (registers; on a share of the seeds, a lock and
+//! a fenced resource) and record a history. Committed entries go through
+//! the runtime's own [`Applier`] (state machine and lease timers, virtual
+//! time as its clock). After every step the
 //! [`SafetyMonitor`] checks the protocol's safety properties; the first
 //! violation stops the run.
 //!
@@ -35,6 +38,8 @@
 //! it, a crash or the deadline.
 //!
 //! Planted bugs: [`Bug::StaleRead`] goes to the cores (it is theirs);
+//! [`Bug::LockEarlyExpiry`], [`Bug::NoFence`] and [`Bug::TxnNonAtomic`] to
+//! the [`Applier`], as in the node;
 //! [`Bug::NoFsync`] is the runtime's: a Ready's messages go out and
 //! `persisted` is called before its write is durable, and writes reach the
 //! disk only by a lazy periodic flush. [`SimOptions::early_fail_bug`]
@@ -47,12 +52,12 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use serde_json::Value;
 
 use super::check::{SafetyMonitor, Violation};
+use super::clients::{self, LockClient, OpKind};
 use super::core::SimCore;
 use super::delivery_fault::{DeliveryFault, DeliveryFaultPlan, DeliveryFaultStats};
 use super::fnv::Fnv;
 use super::history::{History, SimEventKind};
 use super::network::{NetworkFaults, SimNetwork};
-use super::register::{Applied, RegisterCommand, RegisterOp, Registers};
 use super::rng::SimRng;
 use super::storage::{SimStorage, Write};
 use super::watchdog::{SimLimits, Watchdog};
@@ -61,7 +66,9 @@ use crate::consensus::{
     CoreConfig, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role, Snapshot,
     Term, TICK_INTERVAL_MS,
 };
+use crate::server::applier::{Applier, Outcome};
 use crate::server::pending_writes::PendingWrites;
+use crate::state::Applied;
 
 /// What one simulation run does.
 #[derive(Clone, Debug)]
@@ -128,6 +135,10 @@ pub struct SimOptions {
     /// default (seeds replay as before); None: drawn from the seed (on a
     /// third of the seeds, from a stream of its own).
     pub delivery_fault: Option<DeliveryFaultPlan>,
+    /// Lock clients ([`clients::LockClient`]) beside the register clients:
+    /// acquire, fenced write, renew or release on one lock. None: drawn
+    /// from the seed (2 on a third of the seeds, from a stream of its own).
+    pub lock_clients: Option<usize>,
 }
 
 impl SimOptions {
@@ -154,6 +165,7 @@ impl SimOptions {
             limits: SimLimits::default(),
             snapshot_chunk_bytes: None,
             delivery_fault: Some(DeliveryFaultPlan::off()),
+            lock_clients: None,
         }
     }
 
@@ -280,30 +292,6 @@ pub struct SimOutcome {
     pub stats: SimStats,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OpKind {
-    Read,
-    Write(u64),
-    Cas(u64, u64),
-}
-
-impl OpKind {
-    fn f(self) -> &'static str {
-        match self {
-            OpKind::Read => "read",
-            OpKind::Write(_) => "write",
-            OpKind::Cas(..) => "cas",
-        }
-    }
-    fn value(self) -> Value {
-        match self {
-            OpKind::Read => Value::Null,
-            OpKind::Write(v) => Value::from(v),
-            OpKind::Cas(a, b) => Value::from(vec![a, b]),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 enum Reply {
     Redirect(Option<NodeId>),
@@ -382,12 +370,17 @@ struct SimWrite {
     op_id: u64,
     /// Where the proposal landed (index, term).
     at: (LogIndex, Term),
+    /// The proposed command's bytes, hashed: the entry that commits at
+    /// `at` must be this one.
+    command_hash: u64,
 }
 
 struct Client {
     process: u64,
     leader_hint: Option<NodeId>,
     op: Option<PendingOp>,
+    /// A lock client's lease (None: a register client).
+    lock: Option<LockClient>,
 }
 
 /// One simulated node: the core plus the runtime around it.
@@ -396,8 +389,9 @@ struct Host<C> {
     incarnation: u64,
     core: Option<C>,
     storage: SimStorage,
-    sm: Registers,
-    applied: LogIndex,
+    /// The node's state machine and lease timers, driven as the runtime
+    /// drives them ([`Applier`]), on virtual time.
+    applier: Applier,
     /// Readys whose messages wait for their write to be durable.
     held: VecDeque<(u64, u64, Vec<Message>)>,
     last_sync_us: u64,
@@ -483,7 +477,7 @@ struct World<C: SimCore> {
     max_inflight: usize,
     max_batch: usize,
     /// `CoreConfig::snapshot_chunk_bytes`: small on most seeds (the
-    /// registers' snapshots are tens to hundreds of bytes), so snapshots
+    /// state machine's snapshots are tens to hundreds of bytes), so snapshots
     /// travel in many chunks.
     snapshot_chunk_bytes: usize,
     /// The message being delivered is the last chunk of a snapshot sent in
@@ -596,8 +590,7 @@ impl<C: SimCore> World<C> {
                 incarnation: 0,
                 core: None,
                 storage: SimStorage::default(),
-                sm: Registers::default(),
-                applied: LogIndex(0),
+                applier: fresh_applier(&opts.bugs),
                 held: VecDeque::new(),
                 last_sync_us: 0,
                 pending_writes: if opts.early_fail_bug {
@@ -624,11 +617,20 @@ impl<C: SimCore> World<C> {
                 removed_leader: false,
             })
             .collect();
-        let clients = (0..opts.clients)
+        // From a stream of its own: the world's draws stay as they were.
+        let lock_clients = opts.lock_clients.unwrap_or_else(|| {
+            if SimRng::new(opts.seed ^ (0xC6u64 << 56)).chance(1.0 / 3.0) {
+                2
+            } else {
+                0
+            }
+        });
+        let clients: Vec<Client> = (0..opts.clients + lock_clients)
             .map(|c| Client {
                 process: c as u64,
                 leader_hint: None,
                 op: None,
+                lock: (c >= opts.clients).then(LockClient::default),
             })
             .collect();
         let no_fsync = opts.has_bug(Bug::NoFsync);
@@ -638,7 +640,7 @@ impl<C: SimCore> World<C> {
             (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
         World {
             monitor: SafetyMonitor::new(C::CHECKS),
-            next_process: opts.clients as u64,
+            next_process: clients.len() as u64,
             faults_on: opts.faults,
             opts,
             rng,
@@ -776,11 +778,8 @@ impl<C: SimCore> World<C> {
         let host = &mut self.hosts[i];
         host.incarnation += 1;
         let snap = host.storage.durable().snapshot.clone();
-        host.sm = match &snap {
-            Some(s) => Registers::restore(&s.data).expect("the simulator's own snapshot parses"),
-            None => Registers::default(),
-        };
-        host.applied = snap.map_or(LogIndex(0), |s| s.meta.index);
+        host.applier = Applier::with_bugs(&self.opts.bugs, snap.as_ref())
+            .expect("the simulator's own snapshot parses");
         host.core = Some(core);
         let inc = host.incarnation;
         let phase = self.rng.range(1, self.hosts[i].tick_us);
@@ -821,7 +820,11 @@ impl<C: SimCore> World<C> {
                 if host.incarnation != inc || host.core.is_none() {
                     return Ok(());
                 }
-                host.core.as_mut().expect("alive").tick();
+                let core = host.core.as_mut().expect("alive");
+                core.tick();
+                // The runtime's lease timers, on virtual time.
+                host.applier
+                    .fire_lease_timers(now_ms(self.now_us), |cmd| core.propose(cmd).is_ok());
                 // Late writes: the node answers `timeout`; the client has
                 // already recorded its own timeout (unknown) by then.
                 host.pending_writes.take_expired(self.now_us);
@@ -905,6 +908,10 @@ impl<C: SimCore> World<C> {
                     let op = c.op.take().expect("pending");
                     let process = c.process;
                     c.leader_hint = None;
+                    if let Some(lock) = &mut c.lock {
+                        lock.ended(&op.kind, None);
+                    }
+                    let owner = clients::owner(process);
                     if op.in_flight {
                         self.history.record(
                             self.now_us * 1000,
@@ -912,7 +919,7 @@ impl<C: SimCore> World<C> {
                             SimEventKind::Info,
                             op.kind.f(),
                             op.key,
-                            op.kind.value(),
+                            op.kind.value(&owner),
                             None,
                             Some("timeout".into()),
                         );
@@ -927,7 +934,7 @@ impl<C: SimCore> World<C> {
                             SimEventKind::Fail,
                             op.kind.f(),
                             op.key,
-                            op.kind.value(),
+                            op.kind.value(&owner),
                             None,
                             Some("not-leader".into()),
                         );
@@ -1243,12 +1250,13 @@ impl<C: SimCore> World<C> {
         let Some(core) = host.core.as_mut() else {
             return;
         };
-        if host.applied <= core.status().snapshot_index {
+        let applied = host.applier.applied();
+        if applied <= core.status().snapshot_index {
             return;
         }
-        let data = host.sm.snapshot();
+        let data = host.applier.snapshot();
         let meta = core
-            .snapshot_taken(host.applied, data.clone())
+            .snapshot_taken(applied, data.clone())
             .expect("the applied index can be snapshotted");
         let seq = host.storage.write(Write::Compact(Snapshot { meta, data }));
         if !self.no_fsync {
@@ -1306,8 +1314,7 @@ impl<C: SimCore> World<C> {
         });
         host.incarnation += 1;
         host.storage = SimStorage::default();
-        host.sm = Registers::default();
-        host.applied = LogIndex(0);
+        host.applier = fresh_applier(&self.opts.bugs);
         // Their clients time out: the outcome is unknown (the node answers
         // `shutting-down`, or its connections drop).
         host.pending_writes.take_all();
@@ -1389,14 +1396,23 @@ impl<C: SimCore> World<C> {
         if self.now_us >= self.stop_ops_us || self.clients[client].op.is_some() {
             return;
         }
-        let key = self.rng.below(self.opts.keys);
-        let kind = match self.rng.below(10) {
-            0..=3 => OpKind::Read,
-            4..=6 => OpKind::Write(self.rng.below(5)),
-            _ => OpKind::Cas(self.rng.below(5), self.rng.below(5)),
-        };
         self.next_op_id += 1;
         let op_id = self.next_op_id;
+        let (kind, key) = match self.clients[client].lock {
+            Some(lock) => {
+                let renew = self.rng.chance(0.5);
+                (lock.next(renew, op_id), clients::LOCK_KEY)
+            }
+            None => {
+                let key = self.rng.below(self.opts.keys);
+                let kind = match self.rng.below(10) {
+                    0..=3 => OpKind::Read,
+                    4..=6 => OpKind::Write(self.rng.below(5)),
+                    _ => OpKind::Cas(self.rng.below(5), self.rng.below(5)),
+                };
+                (kind, key)
+            }
+        };
         let process = self.clients[client].process;
         self.history.record(
             self.now_us * 1000,
@@ -1404,7 +1420,7 @@ impl<C: SimCore> World<C> {
             SimEventKind::Invoke,
             kind.f(),
             key,
-            kind.value(),
+            kind.value(&clients::owner(process)),
             None,
             None,
         );
@@ -1450,7 +1466,8 @@ impl<C: SimCore> World<C> {
         };
         // From here until a definite reply, the outcome is unknown.
         op.in_flight = true;
-        let (kind, key) = (op.kind, op.key);
+        let (kind, key) = (op.kind.clone(), op.key);
+        let owner = clients::owner(self.clients[client].process);
         let i = Self::idx(node);
         let host = &mut self.hosts[i];
         let Some(core) = host.core.as_mut() else {
@@ -1469,22 +1486,19 @@ impl<C: SimCore> World<C> {
             return Ok(());
         };
         let mut reused_index = false;
-        let result = match kind {
-            OpKind::Read => {
+        let result = match kind.command(key, &owner) {
+            None => {
                 self.next_ctx += 1;
                 let ctx = self.next_ctx;
                 core.read_index(ctx).map(|()| {
                     host.reads.insert(ctx, (client, op_id, key));
                 })
             }
-            OpKind::Write(v) | OpKind::Cas(_, v) => {
-                let op = match kind {
-                    OpKind::Cas(from, _) => RegisterOp::Cas { key, from, to: v },
-                    _ => RegisterOp::Write { key, value: v },
-                };
-                let cmd = RegisterCommand { op_id, op };
+            Some(cmd) => {
+                let bytes = cmd.encode();
+                let command_hash = hash_bytes(&bytes);
                 let deadline_us = self.now_us + self.opts.op_timeout_ms * 1000;
-                core.propose(cmd.encode()).map(|p| {
+                core.propose(bytes).map(|p| {
                     if host.pending_writes.count_at(p.index) > 0 {
                         reused_index = true;
                     }
@@ -1496,6 +1510,7 @@ impl<C: SimCore> World<C> {
                             client,
                             op_id,
                             at: (p.index, p.term),
+                            command_hash,
                         },
                     );
                 })
@@ -1568,14 +1583,21 @@ impl<C: SimCore> World<C> {
                 let d = self.rng.range(5_000, 25_000);
                 self.schedule_resend(client, op_id, d);
             }
-            Reply::Ok(value) => {
+            Reply::Ok(answer) => {
                 let c = &mut self.clients[client];
                 let op = c.op.take().expect("pending");
                 c.leader_hint = Some(node);
-                let value = match op.kind {
-                    OpKind::Read => value,
-                    k => k.value(),
-                };
+                let value = op.kind.ok_value(&clients::owner(process), answer.clone());
+                let is_lock = c.lock.is_some();
+                if let Some(lock) = &mut c.lock {
+                    lock.ended(&op.kind, Some(&answer));
+                }
+                let mut delay_us = self.rng.range(0, 10_000);
+                // Now and then a slow holder: it writes only after its
+                // lease ran out, when a newer holder may have written.
+                if is_lock && op.kind == OpKind::Acquire && self.rng.chance(0.2) {
+                    delay_us = clients::LEASE_TTL_MS * 1000 * 3 / 2;
+                }
                 self.history.record(
                     now_ns,
                     process,
@@ -1586,18 +1608,21 @@ impl<C: SimCore> World<C> {
                     Some(node),
                     None,
                 );
-                let d = self.rng.range(0, 10_000);
-                self.schedule(d, Ev::NextOp(client));
+                self.schedule(delay_us, Ev::NextOp(client));
             }
             Reply::Fail(why) => {
-                let op = self.clients[client].op.take().expect("pending");
+                let c = &mut self.clients[client];
+                let op = c.op.take().expect("pending");
+                if let Some(lock) = &mut c.lock {
+                    lock.ended(&op.kind, None);
+                }
                 self.history.record(
                     now_ns,
                     process,
                     SimEventKind::Fail,
                     op.kind.f(),
                     op.key,
-                    op.kind.value(),
+                    op.kind.value(&clients::owner(process)),
                     Some(node),
                     Some(why.into()),
                 );
@@ -1845,43 +1870,43 @@ fn process_ready<C: SimCore>(
         restore(host, s)?;
     }
     for e in &rd.committed {
-        if e.index != host.applied.next() {
+        if e.index != host.applier.applied().next() {
             return Err(Violation {
                 property: "apply in order",
-                detail: format!("{id} applied {} then {}", host.applied, e.index),
+                detail: format!("{id} applied {} then {}", host.applier.applied(), e.index),
                 time_us: now_us,
             });
         }
         monitor.applied(id, e, now_us)?;
-        let result = match &e.kind {
-            EntryKind::Normal(bytes) => {
-                let cmd = RegisterCommand::decode(bytes)
-                    .expect("the simulator only proposes register commands");
-                Some((cmd.op_id, host.sm.apply(cmd.op)))
+        if let EntryKind::ConfigChange(m) = &e.kind {
+            out.push(Effect::Config(e.index, e.term, m.clone()));
+            if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
+                // The runtime's rule: the group is no longer this node's.
+                host.removed = true;
+                host.removed_leader = was_leading || host.leading;
             }
-            EntryKind::Noop => None,
-            EntryKind::ConfigChange(m) => {
-                out.push(Effect::Config(e.index, e.term, m.clone()));
-                if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
-                    // The runtime's rule: the group is no longer this node's.
-                    host.removed = true;
-                    host.removed_leader = was_leading || host.leading;
-                }
-                None
-            }
-        };
-        host.applied = e.index;
+        }
+        let outcome = host.applier.apply(e, now_ms(now_us));
         let settled = host.pending_writes.settle(e.index, e.term);
-        if let Some(SimWrite { client, op_id, .. }) = settled.ours {
-            let (applied_op, res) = result.expect("our proposal was a register command");
+        if let Some(SimWrite {
+            client,
+            op_id,
+            command_hash,
+            ..
+        }) = settled.ours
+        {
+            let EntryKind::Normal(bytes) = &e.kind else {
+                panic!("the entry at our proposal's (index, term) is a command");
+            };
             assert_eq!(
-                applied_op, op_id,
+                hash_bytes(bytes),
+                command_hash,
                 "the entry at our (index, term) is our command"
             );
-            let reply = match res {
-                Applied::Ok => Reply::Ok(Value::Null),
-                Applied::CasMismatch => Reply::Fail("cas-mismatch"),
+            let Outcome::Applied(applied) = outcome else {
+                panic!("our command applies: {outcome:?}");
             };
+            let reply = reply_to(applied);
             out.push(Effect::Reply {
                 client,
                 op_id,
@@ -1913,12 +1938,12 @@ fn process_ready<C: SimCore>(
             }
         }
     }
-    let applied = host.applied;
+    let applied = host.applier.applied();
     let mut still = Vec::new();
     for (index, ctx) in std::mem::take(&mut host.waiting_reads) {
         if index <= applied {
             if let Some((client, op_id, key)) = host.reads.remove(&ctx) {
-                let value = host.sm.get(key).map_or(Value::Null, Value::from);
+                let value = host.applier.read(&clients::register_name(key));
                 out.push(Effect::Reply {
                     client,
                     op_id,
@@ -1930,13 +1955,18 @@ fn process_ready<C: SimCore>(
         }
     }
     host.waiting_reads = still;
-    // Compact now and then.
+    // 5. Leadership: a new leader restarts the lease timers.
     let core = host.core.as_mut().expect("alive");
+    if let Some(ss) = &rd.soft_state {
+        host.applier
+            .role_changed(ss, now_ms(now_us), |cmd| core.propose(cmd).is_ok());
+    }
+    // Compact now and then.
     let snap_index = core.status().snapshot_index;
-    if host.applied.0 >= snap_index.0 + host.snapshot_every {
-        let data = host.sm.snapshot();
+    if applied.0 >= snap_index.0 + host.snapshot_every {
+        let data = host.applier.snapshot();
         let meta = core
-            .snapshot_taken(host.applied, data.clone())
+            .snapshot_taken(applied, data.clone())
             .expect("the applied index can be snapshotted");
         let seq = host.storage.write(Write::Compact(Snapshot { meta, data }));
         if !no_fsync {
@@ -1947,10 +1977,49 @@ fn process_ready<C: SimCore>(
 }
 
 fn restore<C>(host: &mut Host<C>, s: &Snapshot) -> Result<(), Violation> {
-    host.sm = Registers::restore(&s.data).expect("snapshots come from the simulator's registers");
-    host.applied = s.meta.index;
+    host.applier
+        .restore(s)
+        .expect("snapshots come from the node's state machine");
     // Proposals the snapshot covers have an unknown outcome here (the node
     // answers them `timeout`).
     host.pending_writes.take_through(s.meta.index);
     Ok(())
+}
+
+/// A node's empty state machine with the run's planted bugs.
+fn fresh_applier(bugs: &[Bug]) -> Applier {
+    Applier::with_bugs(bugs, None).expect("no snapshot to decode")
+}
+
+/// Virtual time as the runtime's clock reads it (ms). Lease timers run on
+/// true virtual time, not a node's skewed tick rate: the lock checkers
+/// assume clocks that keep time, as the harness's runs do.
+fn now_ms(now_us: u64) -> f64 {
+    now_us as f64 / 1000.0
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h.u64(u64::from_le_bytes(word));
+    }
+    h.u64(bytes.len() as u64);
+    h.finish()
+}
+
+/// The node's answer to a client whose command applied, as the simulator's
+/// clients see it (the node's `applied_reply`, without the wire).
+fn reply_to(applied: Applied) -> Reply {
+    match applied {
+        Applied::Ok => Reply::Ok(Value::Null),
+        Applied::Value(v) => Reply::Ok(v),
+        Applied::Token(t) => Reply::Ok(Value::from(t)),
+        Applied::CasMismatch { .. } => Reply::Fail("cas-mismatch"),
+        Applied::LockHeld { .. } => Reply::Fail("lock-held"),
+        Applied::NotHolder => Reply::Fail("not-holder"),
+        Applied::StaleToken { .. } => Reply::Fail("stale-token"),
+        Applied::BadRequest(_) => Reply::Fail("bad-request"),
+    }
 }

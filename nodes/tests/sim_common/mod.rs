@@ -12,10 +12,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use faultline_checker::history::{Event, EventType, Process, Value};
 use faultline_checker::linearizable::check_linearizable;
-use faultline_checker::{CheckOptions, ModelKind, Operations, Verdict};
+use faultline_checker::{check_workload, CheckOptions, ModelKind, Operations, Verdict, Workload};
 use faultline_nodes::bug::Bug;
 use faultline_nodes::sim::{
-    self, DeliveryFaultPlan, History, SimCore, SimEventKind, SimOptions, SimOutcome, SimStats,
+    self, DeliveryFaultPlan, History, SimCore, SimEvent, SimEventKind, SimOptions, SimOutcome,
+    SimStats,
 };
 
 /// A core the sweeps run, and how to replay one of its seeds.
@@ -103,6 +104,9 @@ pub fn replay_env(opts: &SimOptions) -> String {
         Some(plan) if !plan.is_off() => env.push(format!("FAULTLINE_SIM_DELIVERY_FAULT={plan}")),
         Some(_) => {}
     }
+    if let Some(n) = opts.lock_clients {
+        env.push(format!("FAULTLINE_SIM_LOCK_CLIENTS={n}"));
+    }
     env.join(" ")
 }
 
@@ -124,16 +128,7 @@ pub fn options_from_env() -> SimOptions {
         .ok()
         .map(|_| env_u64("FAULTLINE_SIM_NODES", 0) as usize);
     opts.reuse_ids = env_flag("FAULTLINE_SIM_REUSE_IDS").unwrap_or(opts.membership);
-    if let Ok(list) = std::env::var("FAULTLINE_SIM_BUG") {
-        opts.bugs = list
-            .split(',')
-            .map(|b| {
-                b.trim()
-                    .parse::<Bug>()
-                    .unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))
-            })
-            .collect();
-    }
+    opts.bugs = bugs_from_env();
     opts.lease_reads = env_flag("FAULTLINE_SIM_LEASE_READS").unwrap_or(false);
     opts.faults = env_flag("FAULTLINE_SIM_FAULTS").unwrap_or(true);
     opts.clock_skew = env_flag("FAULTLINE_SIM_CLOCK_SKEW").unwrap_or(true);
@@ -142,6 +137,9 @@ pub fn options_from_env() -> SimOptions {
         .ok()
         .map(|_| env_u64("FAULTLINE_SIM_SNAPSHOT_CHUNK_BYTES", 0) as usize);
     opts.delivery_fault = delivery_fault_from_env();
+    opts.lock_clients = std::env::var("FAULTLINE_SIM_LOCK_CLIENTS")
+        .ok()
+        .map(|_| env_u64("FAULTLINE_SIM_LOCK_CLIENTS", 0) as usize);
     opts
 }
 
@@ -158,6 +156,20 @@ pub fn delivery_fault_from_env() -> Option<DeliveryFaultPlan> {
     }
 }
 
+/// The planted bugs FAULTLINE_SIM_BUG names (comma-separated; none if unset).
+pub fn bugs_from_env() -> Vec<Bug> {
+    let Ok(list) = std::env::var("FAULTLINE_SIM_BUG") else {
+        return Vec::new();
+    };
+    list.split(',')
+        .map(|b| {
+            b.trim()
+                .parse::<Bug>()
+                .unwrap_or_else(|e| panic!("FAULTLINE_SIM_BUG: {e}"))
+        })
+        .collect()
+}
+
 /// The command that replays the seed of `opts` for core `C`.
 pub fn replay_command<C: Swept>(opts: &SimOptions) -> String {
     format!(
@@ -168,9 +180,11 @@ pub fn replay_command<C: Swept>(opts: &SimOptions) -> String {
     )
 }
 
-pub fn to_events(h: &History) -> Vec<Event> {
+/// The history's events whose `f` is one of `fs`, as the checker reads them.
+pub fn to_events(h: &History, fs: &[&str]) -> Vec<Event> {
     h.events
         .iter()
+        .filter(|e| fs.contains(&e.f))
         .map(|e| Event {
             index: e.index,
             time: e.time_ns,
@@ -212,10 +226,15 @@ impl Failure {
     }
 }
 
-/// Linearizability of the clients' history: Ok(true) valid, Ok(false)
-/// unknown (search gave up), Err(why) invalid.
+/// The register clients' operations.
+pub const REGISTER_FS: [&str; 3] = ["read", "write", "cas"];
+/// The lock clients' operations.
+pub const LOCK_FS: [&str; 4] = ["acquire", "renew", "release", "fenced-write"];
+
+/// Linearizability of the register clients' history: Ok(true) valid,
+/// Ok(false) unknown (search gave up), Err(why) invalid.
 pub fn linearizable(h: &History) -> Result<bool, String> {
-    let events = to_events(h);
+    let events = to_events(h, &REGISTER_FS);
     let ops = Operations::from_events("sim", &events, &[])
         .map_err(|e| format!("history does not parse: {e}"))?;
     let opts = CheckOptions {
@@ -237,6 +256,52 @@ pub fn linearizable(h: &History) -> Result<bool, String> {
         }
         _ => Ok(false),
     }
+}
+
+/// A definite fail that a cluster without faults gives too: a cas whose
+/// compare failed, an acquire of a held lock, a renew or release of a lease
+/// that ran out, a fenced write with a stale token (a slow holder's).
+pub fn an_answer_without_faults(e: &SimEvent) -> bool {
+    let expected: &[&str] = match e.f {
+        "cas" => &["cas-mismatch"],
+        "acquire" => &["lock-held"],
+        "renew" | "release" => &["not-holder"],
+        "fenced-write" => &["stale-token"],
+        _ => &[],
+    };
+    e.error
+        .as_deref()
+        .is_some_and(|why| expected.contains(&why))
+}
+
+/// The lock clients' history through the checkers the harness runs for
+/// `--workload lock` (`fencing`, `mutual-exclusion`): Err(why) if one
+/// finds it invalid. A seed without lock clients has nothing to check.
+pub fn lock_safe(h: &History) -> Result<(), String> {
+    let events = to_events(h, &LOCK_FS);
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ops = Operations::from_events("sim", &events, &[])
+        .map_err(|e| format!("lock history does not parse: {e}"))?;
+    let opts = CheckOptions {
+        threads: 1,
+        ..CheckOptions::default()
+    };
+    let report =
+        check_workload(&ops, Workload::Lock, &opts).map_err(|e| format!("checker error: {e}"))?;
+    for r in &report.results {
+        if let Verdict::Invalid { witness } = &r.verdict {
+            let w = format!("{witness:?}");
+            return Err(format!(
+                "{} ({}): {}",
+                r.name,
+                r.summary,
+                w.chars().take(1500).collect::<String>()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Run one seed and check it; Ok(outcome) when everything holds.
@@ -263,6 +328,7 @@ pub fn check_seed_verdict<C: Swept>(opts: &SimOptions) -> Result<(SimOutcome, bo
     if let Some(v) = &outcome.violation {
         return Err(failure(v.to_string()));
     }
+    lock_safe(&outcome.history).map_err(&failure)?;
     match linearizable(&outcome.history) {
         Ok(decided) => Ok((outcome, decided)),
         Err(what) => Err(failure(what)),
@@ -289,6 +355,35 @@ pub fn replay<C: Swept>() {
     if let Err(f) = check_seed::<C>(&opts) {
         f.fail();
     }
+}
+
+/// The first of seeds 0..`max_seeds` (default options: lock clients on a
+/// share of them) that fails with `bug` planted.
+pub fn first_failure_with<C: Swept>(bug: Bug, max_seeds: u64) -> Option<Failure> {
+    (0..max_seeds).find_map(|seed| {
+        let mut opts = SimOptions::new(seed);
+        opts.bugs = vec![bug];
+        check_seed::<C>(&opts).err()
+    })
+}
+
+/// A planted lock bug must fail a seed within 500, by the lock checker
+/// `checker`, with a replay command that plants it again.
+pub fn lock_bug_is_caught<C: Swept>(bug: Bug, checker: &str) {
+    let max_seeds = 500;
+    let f = first_failure_with::<C>(bug, max_seeds)
+        .unwrap_or_else(|| panic!("{bug} went unnoticed for {max_seeds} seeds"));
+    eprintln!("{bug} caught: {}", f.report());
+    assert!(
+        f.what.starts_with(checker),
+        "{bug} must break {checker}, got: {}",
+        f.what
+    );
+    assert!(
+        f.replay.contains(&format!("FAULTLINE_SIM_BUG={bug}")),
+        "the replay command plants the bug: {}",
+        f.replay
+    );
 }
 
 /// The options of the early-fail runs: churn (leaders deposed while they

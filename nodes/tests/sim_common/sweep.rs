@@ -27,6 +27,8 @@ pub enum OnFailure {
 pub struct Totals {
     pub seeds: u64,
     pub ok_ops: u64,
+    /// Acquires granted to the lock clients.
+    pub granted_acquires: u64,
     /// Seeds whose linearizability search gave up (verdict unknown).
     pub unknown: u64,
     /// Seeds in which at least one membership change finished.
@@ -196,7 +198,9 @@ pub fn sweep<C: Swept>(
     let mut limits = SimLimits::default();
     let mut with_delivery_fault = false;
     for seed in start..start + seeds {
-        let opts = options(seed);
+        let mut opts = options(seed);
+        // FAULTLINE_SIM_BUG plants bugs in the sweep (a proof of power).
+        opts.bugs.extend(super::bugs_from_env());
         with_delivery_fault |= opts.delivery_fault.is_none();
         limits = opts.limits;
         let began = Instant::now();
@@ -216,6 +220,12 @@ pub fn sweep<C: Swept>(
         }
         totals.seeds += 1;
         totals.ok_ops += outcome.history.count(SimEventKind::Ok) as u64;
+        totals.granted_acquires += outcome
+            .history
+            .events
+            .iter()
+            .filter(|e| e.kind == SimEventKind::Ok && e.f == "acquire")
+            .count() as u64;
         totals.seeds_with_change += u64::from(outcome.stats.membership_done > 0);
         totals.stats.add(&outcome.stats);
     }

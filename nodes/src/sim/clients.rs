@@ -1,0 +1,203 @@
+//! The simulator's client operations, as the node's own [`Command`]s.
+//!
+//! Register clients run read / write / cas on integer registers (keys
+//! `r0`, `r1`, …; reads through ReadIndex, the rest through the log). Lock
+//! clients run the harness's `--workload lock` shape on one lock and one
+//! fenced resource: acquire, then a fenced write with the token, then renew
+//! or release; now and then a slow holder waits past its lease before its
+//! write, so that a newer holder has written first and a stale token must
+//! be refused. What each op records follows the checker's models
+//! (`cas-register`; the `fencing` and `mutual-exclusion` checkers).
+//!
+//! Guarantees: every command a client sends is one the node's protocol
+//! sends for the same request; an op's history values depend only on the
+//! op and its answer.
+
+use serde_json::{json, Value};
+
+use crate::state::Command;
+
+/// The lease a lock client asks for, in virtual milliseconds.
+pub const LEASE_TTL_MS: u64 = 800;
+/// The lock every lock client contends for (history key).
+pub const LOCK_KEY: u64 = 0;
+/// The fenced resource (history key).
+pub const RESOURCE_KEY: u64 = 0;
+const LOCK_NAME: &str = "lock";
+const RESOURCE_NAME: &str = "fenced";
+
+/// One client operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Read,
+    Write(u64),
+    Cas(u64, u64),
+    Acquire,
+    Renew { token: u64 },
+    Release { token: u64 },
+    FencedWrite { token: u64, value: u64 },
+}
+
+impl OpKind {
+    /// The history's `f`.
+    pub fn f(&self) -> &'static str {
+        match self {
+            OpKind::Read => "read",
+            OpKind::Write(_) => "write",
+            OpKind::Cas(..) => "cas",
+            OpKind::Acquire => "acquire",
+            OpKind::Renew { .. } => "renew",
+            OpKind::Release { .. } => "release",
+            OpKind::FencedWrite { .. } => "fenced-write",
+        }
+    }
+
+    pub fn is_lock(&self) -> bool {
+        !matches!(self, OpKind::Read | OpKind::Write(_) | OpKind::Cas(..))
+    }
+
+    /// The value an invoke records (and a fail or info repeats).
+    pub fn value(&self, owner: &str) -> Value {
+        match self {
+            OpKind::Read => Value::Null,
+            OpKind::Write(v) => Value::from(*v),
+            OpKind::Cas(a, b) => Value::from(vec![*a, *b]),
+            OpKind::Acquire => json!({"owner": owner, "ttl_ms": LEASE_TTL_MS}),
+            OpKind::Renew { token } => {
+                json!({"owner": owner, "token": token, "ttl_ms": LEASE_TTL_MS})
+            }
+            OpKind::Release { token } => json!({"owner": owner, "token": token}),
+            OpKind::FencedWrite { token, value } => json!({"token": token, "value": value}),
+        }
+    }
+
+    /// The value an ok records, given the node's answer.
+    pub fn ok_value(&self, owner: &str, answer: Value) -> Value {
+        match self {
+            OpKind::Read => answer,
+            OpKind::Acquire => {
+                let mut v = self.value(owner);
+                v["token"] = answer;
+                v
+            }
+            _ => self.value(owner),
+        }
+    }
+
+    /// The node's command for this op on history key `key` (None: a read,
+    /// which goes through ReadIndex, not the log).
+    pub fn command(&self, key: u64, owner: &str) -> Option<Command> {
+        let owner = owner.to_string();
+        Some(match *self {
+            OpKind::Read => return None,
+            OpKind::Write(v) => Command::Write {
+                key: register_name(key),
+                value: Value::from(v),
+            },
+            OpKind::Cas(from, to) => Command::Cas {
+                key: register_name(key),
+                from: Value::from(from),
+                to: Value::from(to),
+            },
+            OpKind::Acquire => Command::Acquire {
+                lock: LOCK_NAME.into(),
+                owner,
+                ttl_ms: LEASE_TTL_MS,
+            },
+            OpKind::Renew { token } => Command::Renew {
+                lock: LOCK_NAME.into(),
+                owner,
+                token,
+                ttl_ms: LEASE_TTL_MS,
+            },
+            OpKind::Release { token } => Command::Release {
+                lock: LOCK_NAME.into(),
+                owner,
+                token,
+            },
+            OpKind::FencedWrite { token, value } => Command::FencedWrite {
+                key: RESOURCE_NAME.into(),
+                value: Value::from(value),
+                token,
+            },
+        })
+    }
+}
+
+/// The state machine's key of register `key`.
+pub fn register_name(key: u64) -> String {
+    format!("r{key}")
+}
+
+/// The owner name a process uses in lock commands.
+pub fn owner(process: u64) -> String {
+    format!("p{process}")
+}
+
+/// What a lock client holds, and so what it does next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockClient {
+    /// The token of the lease it believes it holds.
+    pub held: Option<u64>,
+    /// Its last fenced write was done: renew or release next.
+    pub wrote: bool,
+}
+
+impl LockClient {
+    /// The next op: acquire when holding nothing, a fenced write once per
+    /// grant or renew, then renew (`renew` true) or release.
+    pub fn next(&self, renew: bool, value: u64) -> OpKind {
+        match self.held {
+            None => OpKind::Acquire,
+            Some(token) if !self.wrote => OpKind::FencedWrite { token, value },
+            Some(token) if renew => OpKind::Renew { token },
+            Some(token) => OpKind::Release { token },
+        }
+    }
+
+    /// The op `kind` ended: ok (`Some(answer)`), or not (`None`: a definite
+    /// fail or unknown). A holder that fails to write or renew, or asks to
+    /// release, holds nothing any more.
+    pub fn ended(&mut self, kind: &OpKind, answer: Option<&Value>) {
+        match (kind, answer) {
+            (OpKind::Acquire, Some(token)) => {
+                self.held = token.as_u64();
+                self.wrote = false;
+            }
+            (OpKind::FencedWrite { .. }, Some(_)) => self.wrote = true,
+            (OpKind::Renew { .. }, Some(_)) => self.wrote = false,
+            (OpKind::Acquire, None) => {}
+            _ => *self = LockClient::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_client_acquires_writes_then_renews_or_releases() {
+        let mut c = LockClient::default();
+        assert_eq!(c.next(true, 1), OpKind::Acquire);
+        c.ended(&OpKind::Acquire, Some(&Value::from(7)));
+        assert_eq!(c.next(true, 1), OpKind::FencedWrite { token: 7, value: 1 });
+        c.ended(
+            &OpKind::FencedWrite { token: 7, value: 1 },
+            Some(&Value::Null),
+        );
+        assert_eq!(c.next(true, 1), OpKind::Renew { token: 7 });
+        assert_eq!(c.next(false, 1), OpKind::Release { token: 7 });
+        c.ended(&OpKind::Release { token: 7 }, Some(&Value::Null));
+        assert_eq!(c.next(true, 1), OpKind::Acquire);
+    }
+
+    #[test]
+    fn an_acquire_records_its_token_as_the_fencing_checker_reads_it() {
+        let v = OpKind::Acquire.ok_value("p3", Value::from(4));
+        assert_eq!(
+            v,
+            json!({"owner": "p3", "ttl_ms": LEASE_TTL_MS, "token": 4})
+        );
+    }
+}
