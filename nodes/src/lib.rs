@@ -22,5 +22,6 @@ pub mod snapshot_transfer;
 pub mod splitmix;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 pub mod wire_bytes;

@@ -14,6 +14,7 @@ use anyhow::Context;
 use faultline_nodes::bug::Bug;
 use faultline_nodes::consensus::NodeId;
 use faultline_nodes::server::{self, ConsensusKind, NodeConfig, NodeError, Sharding};
+use faultline_nodes::tls::{NodeTls, TlsFiles};
 
 use crate::exit::{bad_input, Exit};
 
@@ -48,6 +49,17 @@ pub struct Args {
     /// Require this token (the file's first line) on every connection.
     #[arg(long)]
     pub auth_token_file: Option<PathBuf>,
+    /// This node's TLS certificate (PEM; it must name the node, see
+    /// docs/protocol.md). With --tls-key and --tls-ca, every connection
+    /// speaks TLS and peers use mutual TLS.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) that peers' and clients' certificates must chain to.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
     /// Write the process id here.
     #[arg(long)]
     pub pidfile: Option<PathBuf>,
@@ -146,6 +158,32 @@ fn read_token(path: &PathBuf) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// `--tls-cert`, `--tls-key` and `--tls-ca`: all three or none.
+fn tls_files(args: &Args) -> anyhow::Result<Option<TlsFiles>> {
+    match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: ca.clone(),
+        })),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "--tls-cert"),
+                (key.is_none(), "--tls-key"),
+                (ca.is_none(), "--tls-ca"),
+            ]
+            .into_iter()
+            .filter_map(|(absent, flag)| absent.then_some(flag))
+            .collect();
+            Err(bad_input(format!(
+                "--tls-cert, --tls-key and --tls-ca go together (all three or none); missing {}",
+                missing.join(" and ")
+            )))
+        }
+    }
+}
+
 /// Send this process's stderr (where logs go) to `path`, appending.
 fn redirect_stderr(path: &PathBuf) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
@@ -195,6 +233,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     cfg.bugs = args.bugs.clone();
     cfg.bugs.dedup();
     cfg.auth_token = args.auth_token_file.as_ref().map(read_token).transpose()?;
+    cfg.tls = tls_files(&args)?
+        .map(|files| NodeTls::load(&files, NodeId(id)))
+        .transpose()
+        .map_err(|e| bad_input(e.to_string()))?;
     cfg.tick_ms = args.tick_ms;
     cfg.election_timeout_ms = args.election_timeout_ms;
     cfg.heartbeat_ms = args.heartbeat_ms;

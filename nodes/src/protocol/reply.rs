@@ -32,6 +32,9 @@ pub enum ErrorCode {
     InProgress,
     /// The consensus core cannot change membership (definite).
     Unsupported,
+    /// A plain (not TLS) connection to a node that speaks TLS only; sent
+    /// once, in plain text, before the node closes (definite).
+    TlsRequired,
     /// A code this version does not know (a newer node): treated as not definite.
     #[serde(other)]
     Unknown,
@@ -62,6 +65,7 @@ impl ErrorCode {
             ErrorCode::Moved => "moved",
             ErrorCode::InProgress => "in-progress",
             ErrorCode::Unsupported => "unsupported",
+            ErrorCode::TlsRequired => "tls-required",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -200,6 +204,7 @@ mod tests {
             ErrorCode::Moved,
             ErrorCode::InProgress,
             ErrorCode::Unsupported,
+            ErrorCode::TlsRequired,
         ] {
             let line = serde_json::to_string(&code).expect("code");
             assert_eq!(line, format!("\"{}\"", code.as_str()));

@@ -52,6 +52,8 @@ pub struct NodeConfig {
     pub bugs: Vec<Bug>,
     /// Required as the first line of every connection when set. Never logged.
     pub auth_token: Option<String>,
+    /// TLS on every connection, peers' mutual (`--tls-cert/--tls-key/--tls-ca`).
+    pub tls: Option<crate::tls::NodeTls>,
     /// Unsharded: the consensus groups hosted by this node, every peer a
     /// voter (client ops go to the first). Ignored when `sharding` is set.
     pub groups: Vec<GroupId>,
@@ -85,6 +87,7 @@ impl NodeConfig {
             consensus: ConsensusKind::Raft,
             bugs: Vec::new(),
             auth_token: None,
+            tls: None,
             groups: vec![GroupId(0)],
             sharding: None,
             tick_ms: TICK_INTERVAL_MS,
@@ -118,6 +121,15 @@ impl NodeConfig {
                 }
             }
             Some(_) => {}
+        }
+        if let Some(tls) = &self.tls {
+            if tls.id() != self.id {
+                return Err(format!(
+                    "the TLS certificate is node {}'s, but this node is {}",
+                    tls.id().0,
+                    self.id.0
+                ));
+            }
         }
         if self.peers.contains_key(&NodeId(0)) {
             return Err("node ids start at 1".into());

@@ -1,5 +1,13 @@
 //! One accepted TCP connection: a client, an admin tool or a peer.
 //!
+//! With TLS (`--tls-cert`), the connection must open with a TLS handshake:
+//! a first byte that is not a handshake record gets one plain
+//! `tls-required` line and the connection is closed; a failed handshake (a
+//! client certificate of another CA, say) is closed. Over TLS, a `hello`
+//! is taken only with a client certificate that names the node it claims
+//! ([`crate::tls::certificate_names_node`]); anything else is refused
+//! `unauthorized`, and logged. Everything below works the same over TLS.
+//!
 //! With an auth token, the first line must be `auth` with that token, else
 //! the connection gets `unauthorized` and is closed. The next line decides
 //! what the connection is: `hello` makes it a peer's (every later line is a
@@ -19,8 +27,8 @@ use std::net::SocketAddr;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -33,6 +41,7 @@ use crate::protocol::{
     ErrorCode, LineError, LineReader, Op, Reply, Request, MAX_CLIENT_LINE_BYTES,
     MAX_PEER_LINE_BYTES,
 };
+use crate::tls::{certificate_names_node, NodeTls, ServerTlsStream, HANDSHAKE_RECORD_TYPE};
 use crate::transport::{decode_message, Filter, FilterRules};
 
 /// What every connection handler shares.
@@ -44,6 +53,8 @@ pub struct Shared {
     pub filter: Filter,
     pub clock: NodeClock,
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// With TLS, every connection must speak it.
+    pub tls: Option<NodeTls>,
 }
 
 /// Compare without an early exit, so timing does not leak the token.
@@ -59,7 +70,7 @@ fn token_matches(given: &str, expected: &str) -> bool {
 /// Writes replies in batches; on `close`, writes what is queued and shuts
 /// the socket. A reply's permit is given back only once it is written.
 async fn writer(
-    mut w: OwnedWriteHalf,
+    mut w: Writer,
     mut rx: mpsc::UnboundedReceiver<OwedReply>,
     mut close: oneshot::Receiver<()>,
 ) {
@@ -89,7 +100,8 @@ async fn writer(
             buf.extend_from_slice(&more.reply.encode());
             batch.push(more);
         }
-        if w.write_all(&buf).await.is_err() {
+        // TLS buffers what it could not send at once: flush it.
+        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
             return;
         }
         batch.drain(..).for_each(OwedReply::written);
@@ -99,15 +111,14 @@ async fn writer(
         buf.extend_from_slice(&more.reply.encode());
     }
     let _ = w.write_all(&buf).await;
+    let _ = w.flush().await;
     let _ = w.shutdown().await;
 }
 
 /// After refusing a connection: read and discard what the client still
 /// sends (bounded in time and bytes) so that closing does not reset the
 /// connection before the client has read the refusal.
-async fn linger(reader: Lines) {
-    use tokio::io::AsyncReadExt;
-    let mut inner = reader.into_inner();
+async fn linger(mut inner: impl AsyncRead + Unpin) {
     let mut sink = [0u8; 16 * 1024];
     let mut left: usize = 16 << 20;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
@@ -141,8 +152,40 @@ async fn next_permit(budget: &Arc<Semaphore>) -> OwnedSemaphorePermit {
         .expect("a connection's reply budget is never closed")
 }
 
+/// The read half of a connection (plain or TLS).
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// The write half of a connection (plain or TLS).
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 /// The read half of a connection, line by line.
-type Lines = LineReader<BufReader<tokio::net::tcp::OwnedReadHalf>>;
+type Lines = LineReader<BufReader<Reader>>;
+
+/// How a connection came in: what a `hello` is checked against.
+#[derive(Debug)]
+enum Channel {
+    /// Plain TCP: a node without TLS.
+    Plain,
+    /// TLS, with the client's certificate (verified against the CA in the
+    /// handshake) if it presented one.
+    Tls {
+        certificate: Option<CertificateDer<'static>>,
+    },
+}
+
+impl Channel {
+    /// Whether a `hello` claiming `node` may open a peer session here.
+    fn admits_peer(&self, node: NodeId) -> Result<(), &'static str> {
+        match self {
+            Channel::Plain => Ok(()),
+            Channel::Tls { certificate: None } => Err("a peer must present its node certificate"),
+            Channel::Tls {
+                certificate: Some(cert),
+            } if certificate_names_node(cert, node) => Ok(()),
+            Channel::Tls { .. } => {
+                Err("the peer's certificate does not name the node its hello claims")
+            }
+        }
+    }
+}
 
 /// What a connection does after one request.
 enum After {
@@ -157,7 +200,71 @@ enum After {
 /// Serve one connection until it closes.
 pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     stream.set_nodelay(true).ok();
-    let (r, w) = stream.into_split();
+    let Some(tls) = shared.tls.clone() else {
+        let (r, w) = stream.into_split();
+        serve_channel(Box::new(r), Box::new(w), Channel::Plain, remote, shared).await;
+        return;
+    };
+    let Some(stream) = accept_tls(stream, remote, &tls).await else {
+        return;
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| cert.clone().into_owned());
+    let (r, w) = tokio::io::split(stream);
+    let channel = Channel::Tls { certificate };
+    serve_channel(Box::new(r), Box::new(w), channel, remote, shared).await;
+}
+
+/// The TLS handshake of a connection to a TLS node; `None` when refused
+/// (a plain client is told `tls-required` first).
+async fn accept_tls(
+    stream: TcpStream,
+    remote: SocketAddr,
+    tls: &NodeTls,
+) -> Option<ServerTlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(crate::tls::node::HANDSHAKE_TIMEOUT, stream.peek(&mut first));
+    match peeked.await {
+        Ok(Ok(1)) => {}
+        _ => return None,
+    }
+    if first[0] != HANDSHAKE_RECORD_TYPE {
+        tracing::info!(%remote, "plain connection to a TLS port refused (tls-required)");
+        refuse_plain(stream).await;
+        return None;
+    }
+    match tls.accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::info!(%remote, error = %e, "TLS handshake failed; connection refused");
+            None
+        }
+    }
+}
+
+/// One plain `tls-required` line, then close (after a linger, so that the
+/// client reads it rather than a reset).
+async fn refuse_plain(mut stream: TcpStream) {
+    let reply = Reply::error(None, ErrorCode::TlsRequired)
+        .with("reason", "this node speaks TLS only: connect with TLS");
+    if stream.write_all(&reply.encode()).await.is_ok() {
+        let _ = stream.shutdown().await;
+        linger(stream).await;
+    }
+}
+
+/// Serve a connection, plain or TLS, until it closes.
+async fn serve_channel(
+    r: Reader,
+    w: Writer,
+    channel: Channel,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+) {
     let mut reader = LineReader::new(BufReader::new(r), MAX_CLIENT_LINE_BYTES);
     let (reply_tx, reply_rx) = mpsc::unbounded_channel::<OwedReply>();
     let budget = Arc::new(Semaphore::new(MAX_OWED_REPLIES));
@@ -176,7 +283,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
             }
             drop(reply_tx);
             let _ = writer_task.await;
-            linger(reader).await;
+            linger(reader.into_inner()).await;
             return;
         }
     }
@@ -204,6 +311,18 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                 )
             }
         };
+        let after = match after {
+            After::BecomePeer(node) => match channel.admits_peer(node) {
+                Ok(()) => After::BecomePeer(node),
+                Err(reason) => {
+                    tracing::warn!(%remote, node = node.0, reason, "peer refused");
+                    After::Refuse(
+                        Reply::error(None, ErrorCode::Unauthorized).with("reason", reason),
+                    )
+                }
+            },
+            other => other,
+        };
         match after {
             After::Continue => {}
             After::BecomePeer(node) => {
@@ -217,7 +336,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
                 close(&reply_tx, &mut close_tx, reply);
                 drop(reply_tx);
                 let _ = writer_task.await;
-                linger(reader).await;
+                linger(reader.into_inner()).await;
                 return;
             }
         }
@@ -403,6 +522,7 @@ mod tests {
             filter: Filter::default(),
             clock: NodeClock::new(),
             peers: BTreeMap::new(),
+            tls: None,
         });
         tokio::spawn(async move {
             while let Ok((stream, remote)) = listener.accept().await {

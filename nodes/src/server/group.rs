@@ -940,6 +940,7 @@ mod tests {
             addr.ip(),
             BTreeMap::new(),
             None,
+            None,
             Default::default(),
         );
         let (sink, replies) = tokio::sync::mpsc::unbounded_channel();

@@ -778,6 +778,7 @@ mod tests {
             "127.0.0.1".parse().expect("ip"),
             BTreeMap::new(),
             None,
+            None,
             Default::default(),
         );
         host.drive(&transport, &NodeClock::new()).expect("drive");

@@ -166,6 +166,7 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
             cfg.listen.ip(),
             peers_but_me,
             cfg.auth_token.clone(),
+            cfg.tls.clone(),
             filter.clone(),
         )
     };
@@ -183,6 +184,7 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
         filter,
         clock: clock.clone(),
         peers: cfg.peers.clone(),
+        tls: cfg.tls.clone(),
     });
 
     let core_clock = clock.clone();

@@ -3,7 +3,10 @@
 //! Peers use the client port. A node dials each peer once (one outgoing
 //! connection per peer, used only for sending), binds the socket's source
 //! address to its own listen IP (so a packet filter on `127.0.0.N` pairs
-//! cuts exactly one link), authenticates if a token is set, sends
+//! cuts exactly one link), opens mutual TLS if the node has it (the peer's
+//! certificate must name the node id dialled, and this node presents its
+//! own, which the peer checks against the id of the hello), authenticates
+//! if a token is set, sends
 //! `{"op":"hello","node":ID}` and then one JSON line per [`Message`].
 //! Incoming peer connections are read by the server (`server::connection`).
 //!
@@ -23,13 +26,14 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::consensus::{Message, NodeId};
 use crate::protocol::{Op, Request};
+use crate::tls::NodeTls;
 
 /// Messages queued per peer before new ones are dropped.
 pub const PEER_QUEUE_LEN: usize = 8192;
@@ -59,6 +63,7 @@ impl Transport {
         bind_ip: IpAddr,
         peers: BTreeMap<NodeId, SocketAddr>,
         auth_token: Option<String>,
+        tls: Option<NodeTls>,
         filter: Filter,
     ) -> Transport {
         let mut queues = BTreeMap::new();
@@ -72,6 +77,7 @@ impl Transport {
                 addr,
                 bind_ip,
                 auth_token.clone(),
+                tls.clone(),
                 filter.clone(),
                 rx,
             ));
@@ -116,22 +122,52 @@ async fn dial(bind_ip: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// A connection to a peer as the sender holds it: plain or TLS.
+type PeerStream = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Dial `peer` and, with TLS, open mutual TLS to it.
+async fn connect(
+    bind_ip: IpAddr,
+    addr: SocketAddr,
+    peer: NodeId,
+    tls: Option<&NodeTls>,
+) -> std::io::Result<PeerStream> {
+    let stream = dial(bind_ip, addr).await?;
+    match tls {
+        None => Ok(Box::new(stream)),
+        Some(tls) => Ok(Box::new(tls.connect_peer(stream, peer).await?)),
+    }
+}
+
+/// Write `buf` and flush it (TLS buffers what the socket did not take).
+async fn send_all(stream: &mut PeerStream, buf: &[u8]) -> std::io::Result<()> {
+    stream.write_all(buf).await?;
+    stream.flush().await
+}
+
 async fn peer_sender(
     id: NodeId,
     peer: NodeId,
     addr: SocketAddr,
     bind_ip: IpAddr,
     auth_token: Option<String>,
+    tls: Option<NodeTls>,
     filter: Filter,
     mut rx: mpsc::Receiver<(Instant, Message)>,
 ) {
     let mut backoff = Duration::from_millis(20);
     let mut buf = Vec::with_capacity(64 * 1024);
     'reconnect: loop {
-        let mut stream = match dial(bind_ip, addr).await {
+        let mut stream = match connect(bind_ip, addr, peer, tls.as_ref()).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::debug!(%peer, %addr, error = %e, "cannot reach peer; retrying");
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    // A TLS refusal (a certificate that does not name
+                    // `peer`, or of another CA): worth a warning.
+                    tracing::warn!(%peer, %addr, error = %e, "TLS to peer refused; retrying");
+                } else {
+                    tracing::debug!(%peer, %addr, error = %e, "cannot reach peer; retrying");
+                }
                 // Messages queued meanwhile are stale: drop them.
                 while rx.try_recv().is_ok() {}
                 tokio::time::sleep(backoff).await;
@@ -161,7 +197,7 @@ async fn peer_sender(
             }
             .encode(),
         );
-        if stream.write_all(&buf).await.is_err() {
+        if send_all(&mut stream, &buf).await.is_err() {
             continue 'reconnect;
         }
         tracing::debug!(%peer, %addr, "connected to peer");
@@ -202,7 +238,7 @@ async fn peer_sender(
             if buf.is_empty() {
                 continue;
             }
-            if let Err(e) = stream.write_all(&buf).await {
+            if let Err(e) = send_all(&mut stream, &buf).await {
                 tracing::debug!(%peer, error = %e, "peer connection broke; reconnecting");
                 continue 'reconnect;
             }

@@ -82,6 +82,7 @@ impl Link {
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 [(NodeId(2), addr)].into_iter().collect(),
                 None,
+                None,
                 filter.clone(),
             )
         };
