@@ -63,8 +63,8 @@ use super::storage::{SimStorage, Write};
 use super::watchdog::{SimLimits, Watchdog};
 use crate::bug::Bug;
 use crate::consensus::{
-    CoreConfig, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role, Snapshot,
-    Term, TICK_INTERVAL_MS,
+    CoreConfig, Entry, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role,
+    Snapshot, Term, TICK_INTERVAL_MS,
 };
 use crate::server::applier::{Applier, Outcome};
 use crate::server::pending_writes::PendingWrites;
@@ -813,81 +813,13 @@ impl<C: SimCore> World<C> {
         });
     }
 
+    /// One event: each kind has its own method below.
     fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
         match ev {
-            Ev::Tick(id, inc) => {
-                let host = &mut self.hosts[Self::idx(id)];
-                if host.incarnation != inc || host.core.is_none() {
-                    return Ok(());
-                }
-                let core = host.core.as_mut().expect("alive");
-                core.tick();
-                // The runtime's lease timers, on virtual time.
-                host.applier
-                    .fire_lease_timers(now_ms(self.now_us), |cmd| core.propose(cmd).is_ok());
-                // Late writes: the node answers `timeout`; the client has
-                // already recorded its own timeout (unknown) by then.
-                host.pending_writes.take_expired(self.now_us);
-                let every = host.tick_us;
-                self.note(3, id.0, 0, || format!("{id} tick"));
-                self.schedule(every, Ev::Tick(id, inc));
-                self.post_step(id)
-            }
-            Ev::Deliver(msg) => {
-                let to = msg.to;
-                let host = &mut self.hosts[Self::idx(to)];
-                let Some(core) = host.core.as_mut() else {
-                    return Ok(());
-                };
-                let (kind, term) = (msg.payload.kind(), msg.payload.term());
-                let summary = self.opts.trace.then(|| msg.payload.summary());
-                let from = msg.from;
-                self.last_chunk_of_many = msg
-                    .payload
-                    .snapshot_chunk()
-                    .is_some_and(|c| c.done && c.offset > 0);
-                if let Err(e) = core.step(msg) {
-                    return Err(Violation {
-                        property: "message accepted",
-                        detail: format!("{to} refused a message from {from}: {e}"),
-                        time_us: self.now_us,
-                    });
-                }
-                self.stats.messages_delivered += 1;
-                self.note(4, from.0 * 100 + to.0, term.0, || match summary {
-                    Some(s) => format!("{from} -> {to} {s}"),
-                    None => format!("{from} -> {to} {kind} {term}"),
-                });
-                let stepped = self.post_step(to);
-                self.last_chunk_of_many = false;
-                stepped
-            }
-            Ev::Synced(id, inc, seq) => {
-                let host = &mut self.hosts[Self::idx(id)];
-                if host.incarnation != inc || host.core.is_none() {
-                    return Ok(());
-                }
-                host.storage.sync_to(seq);
-                let mut out = Vec::new();
-                while host.held.front().is_some_and(|(s, _, _)| *s <= seq) {
-                    let (_, pid, msgs) = host.held.pop_front().expect("front exists");
-                    host.core.as_mut().expect("alive").persisted(pid);
-                    out.extend(msgs.into_iter().map(Effect::Send));
-                }
-                self.note(5, id.0, seq, || format!("{id} fsync through write {seq}"));
-                self.apply_effects(id, out)?;
-                self.post_step(id)
-            }
-            Ev::LazyFlush(id, inc) => {
-                let host = &mut self.hosts[Self::idx(id)];
-                if host.incarnation != inc || host.core.is_none() {
-                    return Ok(());
-                }
-                host.storage.sync_all();
-                let d = self.rng.range(100_000, 400_000);
-                self.schedule(d, Ev::LazyFlush(id, inc));
-                Ok(())
-            }
+            Ev::Tick(id, inc) => self.on_tick(id, inc),
+            Ev::Deliver(msg) => self.on_deliver(msg),
+            Ev::Synced(id, inc, seq) => self.on_synced(id, inc, seq),
+            Ev::LazyFlush(id, inc) => self.on_lazy_flush(id, inc),
             Ev::Request {
                 client,
                 op_id,
@@ -903,44 +835,7 @@ impl<C: SimCore> World<C> {
                 Ok(())
             }
             Ev::Timeout { client, op_id } => {
-                let c = &mut self.clients[client];
-                if c.op.as_ref().is_some_and(|o| o.op_id == op_id) {
-                    let op = c.op.take().expect("pending");
-                    let process = c.process;
-                    c.leader_hint = None;
-                    if let Some(lock) = &mut c.lock {
-                        lock.ended(&op.kind, None);
-                    }
-                    let owner = clients::owner(process);
-                    if op.in_flight {
-                        self.history.record(
-                            self.now_us * 1000,
-                            process,
-                            SimEventKind::Info,
-                            op.kind.f(),
-                            op.key,
-                            op.kind.value(&owner),
-                            None,
-                            Some("timeout".into()),
-                        );
-                        // A process that got `info` never issues again.
-                        self.clients[client].process = self.next_process;
-                        self.next_process += 1;
-                    } else {
-                        // Every attempt was refused: definitely not done.
-                        self.history.record(
-                            self.now_us * 1000,
-                            process,
-                            SimEventKind::Fail,
-                            op.kind.f(),
-                            op.key,
-                            op.kind.value(&owner),
-                            None,
-                            Some("not-leader".into()),
-                        );
-                    }
-                    self.schedule(1_000, Ev::NextOp(client));
-                }
+                self.on_timeout(client, op_id);
                 Ok(())
             }
             Ev::NextOp(client) => {
@@ -948,41 +843,175 @@ impl<C: SimCore> World<C> {
                 Ok(())
             }
             Ev::Nemesis => self.nemesis(),
-            Ev::Restart(id) => {
-                let host = &self.hosts[Self::idx(id)];
-                if host.core.is_some() || !host.hosting {
-                    return Ok(());
-                }
-                self.start_node(id)
-            }
+            Ev::Restart(id) => self.on_restart(id),
             Ev::Membership => self.membership_change(),
-            Ev::WindowCrash(id, inc, term) => {
-                let host = &self.hosts[Self::idx(id)];
-                let same = host.incarnation == inc
-                    && host.core.as_ref().is_some_and(|c| c.status().term == term);
-                if self.faults_on && same {
-                    self.delivery.crashed();
-                    self.crash(id);
-                    let d = self.delivery.restart_after_us();
-                    self.schedule(d, Ev::Restart(id));
-                }
-                Ok(())
+            Ev::WindowCrash(id, inc, term) => self.on_window_crash(id, inc, term),
+            Ev::EndFaults => self.on_end_faults(),
+        }
+    }
+
+    /// A node's tick: the core's timers, the runtime's lease timers and
+    /// pending-write deadlines, on virtual time.
+    fn on_tick(&mut self, id: NodeId, inc: u64) -> Result<(), Violation> {
+        let host = &mut self.hosts[Self::idx(id)];
+        if host.incarnation != inc || host.core.is_none() {
+            return Ok(());
+        }
+        let core = host.core.as_mut().expect("alive");
+        core.tick();
+        // The runtime's lease timers, on virtual time.
+        host.applier
+            .fire_lease_timers(now_ms(self.now_us), |cmd| core.propose(cmd).is_ok());
+        // Late writes: the node answers `timeout`; the client has
+        // already recorded its own timeout (unknown) by then.
+        host.pending_writes.take_expired(self.now_us);
+        let every = host.tick_us;
+        self.note(3, id.0, 0, || format!("{id} tick"));
+        self.schedule(every, Ev::Tick(id, inc));
+        self.post_step(id)
+    }
+
+    /// A message arrives at its node (if it runs).
+    fn on_deliver(&mut self, msg: Message) -> Result<(), Violation> {
+        let to = msg.to;
+        let host = &mut self.hosts[Self::idx(to)];
+        let Some(core) = host.core.as_mut() else {
+            return Ok(());
+        };
+        let (kind, term) = (msg.payload.kind(), msg.payload.term());
+        let summary = self.opts.trace.then(|| msg.payload.summary());
+        let from = msg.from;
+        self.last_chunk_of_many = msg
+            .payload
+            .snapshot_chunk()
+            .is_some_and(|c| c.done && c.offset > 0);
+        if let Err(e) = core.step(msg) {
+            return Err(Violation {
+                property: "message accepted",
+                detail: format!("{to} refused a message from {from}: {e}"),
+                time_us: self.now_us,
+            });
+        }
+        self.stats.messages_delivered += 1;
+        self.note(4, from.0 * 100 + to.0, term.0, || match summary {
+            Some(s) => format!("{from} -> {to} {s}"),
+            None => format!("{from} -> {to} {kind} {term}"),
+        });
+        let stepped = self.post_step(to);
+        self.last_chunk_of_many = false;
+        stepped
+    }
+
+    /// A node's disk reports writes durable through `seq`: the Readys held
+    /// for them are acknowledged and their messages sent.
+    fn on_synced(&mut self, id: NodeId, inc: u64, seq: u64) -> Result<(), Violation> {
+        let host = &mut self.hosts[Self::idx(id)];
+        if host.incarnation != inc || host.core.is_none() {
+            return Ok(());
+        }
+        host.storage.sync_to(seq);
+        let mut out = Vec::new();
+        while host.held.front().is_some_and(|(s, _, _)| *s <= seq) {
+            let (_, pid, msgs) = host.held.pop_front().expect("front exists");
+            host.core.as_mut().expect("alive").persisted(pid);
+            out.extend(msgs.into_iter().map(Effect::Send));
+        }
+        self.note(5, id.0, seq, || format!("{id} fsync through write {seq}"));
+        self.apply_effects(id, out)?;
+        self.post_step(id)
+    }
+
+    /// The OS writes a node's dirty pages back on its own.
+    fn on_lazy_flush(&mut self, id: NodeId, inc: u64) -> Result<(), Violation> {
+        let host = &mut self.hosts[Self::idx(id)];
+        if host.incarnation != inc || host.core.is_none() {
+            return Ok(());
+        }
+        host.storage.sync_all();
+        let d = self.rng.range(100_000, 400_000);
+        self.schedule(d, Ev::LazyFlush(id, inc));
+        Ok(())
+    }
+
+    /// A client gives up on its operation: `info` if any attempt may have
+    /// reached a node, else a definite `fail`.
+    fn on_timeout(&mut self, client: usize, op_id: u64) {
+        let c = &mut self.clients[client];
+        if c.op.as_ref().is_some_and(|o| o.op_id == op_id) {
+            let op = c.op.take().expect("pending");
+            let process = c.process;
+            c.leader_hint = None;
+            if let Some(lock) = &mut c.lock {
+                lock.ended(&op.kind, None);
             }
-            Ev::EndFaults => {
-                self.faults_on = false;
-                self.net.heal();
-                self.delivery.heal();
-                self.net.faults = NetworkFaults::none();
-                self.note(6, 0, 0, || "faults end: heal, restart every node".into());
-                for i in 0..self.hosts.len() {
-                    let id = self.hosts[i].id;
-                    if self.hosts[i].core.is_none() && self.hosts[i].hosting {
-                        self.start_node(id)?;
-                    }
-                }
-                Ok(())
+            let owner = clients::owner(process);
+            if op.in_flight {
+                self.history.record(
+                    self.now_us * 1000,
+                    process,
+                    SimEventKind::Info,
+                    op.kind.f(),
+                    op.key,
+                    op.kind.value(&owner),
+                    None,
+                    Some("timeout".into()),
+                );
+                // A process that got `info` never issues again.
+                self.clients[client].process = self.next_process;
+                self.next_process += 1;
+            } else {
+                // Every attempt was refused: definitely not done.
+                self.history.record(
+                    self.now_us * 1000,
+                    process,
+                    SimEventKind::Fail,
+                    op.kind.f(),
+                    op.key,
+                    op.kind.value(&owner),
+                    None,
+                    Some("not-leader".into()),
+                );
+            }
+            self.schedule(1_000, Ev::NextOp(client));
+        }
+    }
+
+    fn on_restart(&mut self, id: NodeId) -> Result<(), Violation> {
+        let host = &self.hosts[Self::idx(id)];
+        if host.core.is_some() || !host.hosting {
+            return Ok(());
+        }
+        self.start_node(id)
+    }
+
+    /// A leader's delivery-fault window ends with its crash.
+    fn on_window_crash(&mut self, id: NodeId, inc: u64, term: Term) -> Result<(), Violation> {
+        let host = &self.hosts[Self::idx(id)];
+        let same =
+            host.incarnation == inc && host.core.as_ref().is_some_and(|c| c.status().term == term);
+        if self.faults_on && same {
+            self.delivery.crashed();
+            self.crash(id);
+            let d = self.delivery.restart_after_us();
+            self.schedule(d, Ev::Restart(id));
+        }
+        Ok(())
+    }
+
+    /// The fault period ends: heal, restart every node.
+    fn on_end_faults(&mut self) -> Result<(), Violation> {
+        self.faults_on = false;
+        self.net.heal();
+        self.delivery.heal();
+        self.net.faults = NetworkFaults::none();
+        self.note(6, 0, 0, || "faults end: heal, restart every node".into());
+        for i in 0..self.hosts.len() {
+            let id = self.hosts[i].id;
+            if self.hosts[i].core.is_none() && self.hosts[i].hosting {
+                self.start_node(id)?;
             }
         }
+        Ok(())
     }
 
     fn nemesis(&mut self) -> Result<(), Violation> {
@@ -1805,7 +1834,10 @@ impl<C: SimCore> World<C> {
     }
 }
 
-/// The ordering rule of [`crate::consensus`] for one Ready, in the simulator.
+/// The ordering rule of [`crate::consensus`] for one Ready, in the
+/// simulator: send what may go early, persist (holding the rest until the
+/// sync), note a joining node's first configuration, apply, answer reads,
+/// then leadership and compaction.
 fn process_ready<C: SimCore>(
     host: &mut Host<C>,
     mut rd: Ready,
@@ -1815,10 +1847,42 @@ fn process_ready<C: SimCore>(
     out: &mut Vec<Effect>,
 ) -> Result<(), Violation> {
     let id = host.id;
-    let core = host.core.as_mut().expect("processing a live core's Ready");
+    let core = host.core.as_ref().expect("processing a live core's Ready");
     if !rd.entries.is_empty() {
         monitor.appended(id, &rd.entries, &core.view(), now_us)?;
     }
+    let messages = std::mem::take(&mut rd.messages);
+    persist_and_send(host, &mut rd, messages, no_fsync, out);
+    let was_leading = host.leading;
+    if let Some(ss) = rd.soft_state {
+        host.leading = ss.role == Role::Leader;
+        out.push(Effect::Role(ss));
+    }
+    if host.joining {
+        note_joined(host, &rd, out);
+    }
+    // 3. Apply: snapshot first, then committed entries in order.
+    if let Some(s) = &rd.snapshot {
+        restore(host, s)?;
+    }
+    for e in &rd.committed {
+        apply_entry(host, e, was_leading, monitor, now_us, out)?;
+    }
+    answer_reads(host, &rd.reads, out);
+    lead_and_compact(host, &rd, now_us, no_fsync, out);
+    Ok(())
+}
+
+/// Steps 0-2: a leader's early appends go at once; the Ready's writes are
+/// buffered, and its acknowledgement and messages held until the sync
+/// (or, behind an earlier Ready still syncing, appended to its messages).
+fn persist_and_send<C: SimCore>(
+    host: &mut Host<C>,
+    rd: &mut Ready,
+    messages: Vec<Message>,
+    no_fsync: bool,
+    out: &mut Vec<Effect>,
+) {
     // 0. A leader's appends may leave before its write is durable.
     out.extend(
         std::mem::take(&mut rd.early_messages)
@@ -1834,97 +1898,108 @@ fn process_ready<C: SimCore>(
         });
         if no_fsync {
             // Planted bug: acknowledge before the write is durable.
+            let core = host.core.as_mut().expect("processing a live core's Ready");
             core.persisted(rd.persist_id);
-            out.extend(rd.messages.into_iter().map(Effect::Send));
+            out.extend(messages.into_iter().map(Effect::Send));
         } else {
-            host.held.push_back((seq, rd.persist_id, rd.messages));
+            host.held.push_back((seq, rd.persist_id, messages));
             out.push(Effect::Sync(seq));
         }
     } else if let Some(last) = host.held.back_mut() {
         // Keep message order behind an earlier Ready still being synced.
-        last.2.extend(rd.messages);
+        last.2.extend(messages);
     } else {
-        out.extend(rd.messages.into_iter().map(Effect::Send));
+        out.extend(messages.into_iter().map(Effect::Send));
     }
-    let was_leading = host.leading;
-    if let Some(ss) = rd.soft_state {
-        host.leading = ss.role == Role::Leader;
-        out.push(Effect::Role(ss));
+}
+
+/// A joining node becomes a member once a configuration reaches it, by
+/// snapshot or in its log.
+fn note_joined<C>(host: &mut Host<C>, rd: &Ready, out: &mut Vec<Effect>) {
+    let by_snapshot = rd
+        .snapshot
+        .as_ref()
+        .is_some_and(|s| !s.meta.voters.is_empty());
+    let by_log = rd
+        .entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::ConfigChange(_)));
+    if by_snapshot || by_log {
+        host.joining = false;
+        out.push(Effect::Joined { by_snapshot });
     }
-    if host.joining {
-        let by_snapshot = rd
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| !s.meta.voters.is_empty());
-        let by_log = rd
-            .entries
-            .iter()
-            .any(|e| matches!(e.kind, EntryKind::ConfigChange(_)));
-        if by_snapshot || by_log {
-            host.joining = false;
-            out.push(Effect::Joined { by_snapshot });
+}
+
+/// Step 3 for one committed entry: in order, checked, applied through the
+/// node's applier, and the pending write at its index settled.
+fn apply_entry<C: SimCore>(
+    host: &mut Host<C>,
+    e: &Entry,
+    was_leading: bool,
+    monitor: &mut SafetyMonitor,
+    now_us: u64,
+    out: &mut Vec<Effect>,
+) -> Result<(), Violation> {
+    let id = host.id;
+    if e.index != host.applier.applied().next() {
+        return Err(Violation {
+            property: "apply in order",
+            detail: format!("{id} applied {} then {}", host.applier.applied(), e.index),
+            time_us: now_us,
+        });
+    }
+    monitor.applied(id, e, now_us)?;
+    if let EntryKind::ConfigChange(m) = &e.kind {
+        out.push(Effect::Config(e.index, e.term, m.clone()));
+        if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
+            // The runtime's rule: the group is no longer this node's.
+            host.removed = true;
+            host.removed_leader = was_leading || host.leading;
         }
     }
-    // 3. Apply: snapshot first, then committed entries in order.
-    if let Some(s) = &rd.snapshot {
-        restore(host, s)?;
-    }
-    for e in &rd.committed {
-        if e.index != host.applier.applied().next() {
-            return Err(Violation {
-                property: "apply in order",
-                detail: format!("{id} applied {} then {}", host.applier.applied(), e.index),
-                time_us: now_us,
-            });
-        }
-        monitor.applied(id, e, now_us)?;
-        if let EntryKind::ConfigChange(m) = &e.kind {
-            out.push(Effect::Config(e.index, e.term, m.clone()));
-            if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
-                // The runtime's rule: the group is no longer this node's.
-                host.removed = true;
-                host.removed_leader = was_leading || host.leading;
-            }
-        }
-        let outcome = host.applier.apply(e, now_ms(now_us));
-        let settled = host.pending_writes.settle(e.index, e.term);
-        if let Some(SimWrite {
+    let outcome = host.applier.apply(e, now_ms(now_us));
+    let settled = host.pending_writes.settle(e.index, e.term);
+    if let Some(SimWrite {
+        client,
+        op_id,
+        command_hash,
+        ..
+    }) = settled.ours
+    {
+        let EntryKind::Normal(bytes) = &e.kind else {
+            panic!("the entry at our proposal's (index, term) is a command");
+        };
+        assert_eq!(
+            hash_bytes(bytes),
+            command_hash,
+            "the entry at our (index, term) is our command"
+        );
+        let Outcome::Applied(applied) = outcome else {
+            panic!("our command applies: {outcome:?}");
+        };
+        let reply = reply_to(applied);
+        out.push(Effect::Reply {
             client,
             op_id,
-            command_hash,
-            ..
-        }) = settled.ours
-        {
-            let EntryKind::Normal(bytes) = &e.kind else {
-                panic!("the entry at our proposal's (index, term) is a command");
-            };
-            assert_eq!(
-                hash_bytes(bytes),
-                command_hash,
-                "the entry at our (index, term) is our command"
-            );
-            let Outcome::Applied(applied) = outcome else {
-                panic!("our command applies: {outcome:?}");
-            };
-            let reply = reply_to(applied);
-            out.push(Effect::Reply {
-                client,
-                op_id,
-                reply,
-            });
-        }
-        for SimWrite { client, op_id, .. } in settled.lost {
-            // Another term's entry committed at the index: ours never will
-            // (the node answers `not-leader`, definite).
-            out.push(Effect::Reply {
-                client,
-                op_id,
-                reply: Reply::Fail("not-leader"),
-            });
-        }
+            reply,
+        });
     }
-    // 4. Reads.
-    for r in &rd.reads {
+    for SimWrite { client, op_id, .. } in settled.lost {
+        // Another term's entry committed at the index: ours never will
+        // (the node answers `not-leader`, definite).
+        out.push(Effect::Reply {
+            client,
+            op_id,
+            reply: Reply::Fail("not-leader"),
+        });
+    }
+    Ok(())
+}
+
+/// Step 4: reads the core confirmed wait until their index is applied;
+/// refused ones are redirected.
+fn answer_reads<C>(host: &mut Host<C>, reads: &[ReadOutcome], out: &mut Vec<Effect>) {
+    for r in reads {
         match *r {
             ReadOutcome::Ready { ctx, index } => host.waiting_reads.push((index, ctx)),
             ReadOutcome::Failed { ctx, error } => {
@@ -1955,7 +2030,17 @@ fn process_ready<C: SimCore>(
         }
     }
     host.waiting_reads = still;
-    // 5. Leadership: a new leader restarts the lease timers.
+}
+
+/// Step 5: a new leader restarts the lease timers; compact now and then.
+fn lead_and_compact<C: SimCore>(
+    host: &mut Host<C>,
+    rd: &Ready,
+    now_us: u64,
+    no_fsync: bool,
+    out: &mut Vec<Effect>,
+) {
+    let applied = host.applier.applied();
     let core = host.core.as_mut().expect("alive");
     if let Some(ss) = &rd.soft_state {
         host.applier
@@ -1973,7 +2058,6 @@ fn process_ready<C: SimCore>(
             out.push(Effect::Sync(seq));
         }
     }
-    Ok(())
 }
 
 fn restore<C>(host: &mut Host<C>, s: &Snapshot) -> Result<(), Violation> {
