@@ -532,6 +532,70 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     }
 }
 
+impl<C> Host<C> {
+    /// A host of the pool before its node first starts: `voters` are the
+    /// seed configuration (empty for a spare id).
+    fn new(
+        id: NodeId,
+        opts: &SimOptions,
+        voters: &[NodeId],
+        snapshot_every: u64,
+        tick_us: u64,
+    ) -> Host<C> {
+        Host {
+            id,
+            incarnation: 0,
+            core: None,
+            storage: SimStorage::default(),
+            applier: fresh_applier(&opts.bugs),
+            held: VecDeque::new(),
+            last_sync_us: 0,
+            pending_writes: if opts.early_fail_bug {
+                PendingWrites::planted_early_fail()
+            } else {
+                PendingWrites::default()
+            },
+            reads: BTreeMap::new(),
+            waiting_reads: Vec::new(),
+            snapshot_every,
+            tick_us,
+            hosting: voters.contains(&id),
+            seed_voters: if voters.contains(&id) {
+                voters.to_vec()
+            } else {
+                Vec::new()
+            },
+            member_from: LogIndex(0),
+            joining: false,
+            join_floor: None,
+            left: None,
+            removed: false,
+            leading: false,
+            removed_leader: false,
+        }
+    }
+}
+
+/// The register clients, and on a third of the seeds two lock clients.
+fn clients_for(opts: &SimOptions) -> Vec<Client> {
+    // From a stream of its own: the world's draws stay as they were.
+    let lock_clients = opts.lock_clients.unwrap_or_else(|| {
+        if SimRng::new(opts.seed ^ (0xC6u64 << 56)).chance(1.0 / 3.0) {
+            2
+        } else {
+            0
+        }
+    });
+    (0..opts.clients + lock_clients)
+        .map(|c| Client {
+            process: c as u64,
+            leader_hint: None,
+            op: None,
+            lock: (c >= opts.clients).then(LockClient::default),
+        })
+        .collect()
+}
+
 impl<C: SimCore> World<C> {
     fn new(opts: SimOptions) -> World<C> {
         let mut rng = SimRng::new(opts.seed);
@@ -585,54 +649,17 @@ impl<C: SimCore> World<C> {
         };
         let hosts = pool
             .iter()
-            .map(|&id| Host {
-                id,
-                incarnation: 0,
-                core: None,
-                storage: SimStorage::default(),
-                applier: fresh_applier(&opts.bugs),
-                held: VecDeque::new(),
-                last_sync_us: 0,
-                pending_writes: if opts.early_fail_bug {
-                    PendingWrites::planted_early_fail()
-                } else {
-                    PendingWrites::default()
-                },
-                reads: BTreeMap::new(),
-                waiting_reads: Vec::new(),
-                snapshot_every,
-                tick_us: tick_us[(id.0 - 1) as usize],
-                hosting: voters.contains(&id),
-                seed_voters: if voters.contains(&id) {
-                    voters.clone()
-                } else {
-                    Vec::new()
-                },
-                member_from: LogIndex(0),
-                joining: false,
-                join_floor: None,
-                left: None,
-                removed: false,
-                leading: false,
-                removed_leader: false,
+            .map(|&id| {
+                Host::new(
+                    id,
+                    &opts,
+                    &voters,
+                    snapshot_every,
+                    tick_us[(id.0 - 1) as usize],
+                )
             })
             .collect();
-        // From a stream of its own: the world's draws stay as they were.
-        let lock_clients = opts.lock_clients.unwrap_or_else(|| {
-            if SimRng::new(opts.seed ^ (0xC6u64 << 56)).chance(1.0 / 3.0) {
-                2
-            } else {
-                0
-            }
-        });
-        let clients: Vec<Client> = (0..opts.clients + lock_clients)
-            .map(|c| Client {
-                process: c as u64,
-                leader_hint: None,
-                op: None,
-                lock: (c >= opts.clients).then(LockClient::default),
-            })
-            .collect();
+        let clients = clients_for(&opts);
         let no_fsync = opts.has_bug(Bug::NoFsync);
         let opts_limits = opts.limits;
         let delivery = DeliveryFault::new(opts.seed, opts.delivery_fault);
