@@ -163,14 +163,12 @@ fn seed_1052535_a_wiped_node_added_back_never_votes_for_its_old_self() {
     );
 }
 
-/// Open (found when the leader delivery fault was added, not fixed): seed
-/// 463 of the membership sweep (wiped ids re-added), with the delivery
-/// fault the seed draws, has n5 learn a value at slot 4 that no quorum of
-/// its configuration accepted. The membership sweep runs without the fault
-/// until this is understood; this test reproduces it (it fails today).
+/// Found when the leader delivery fault was added: n1 durably accepted
+/// slot 4 in the clean flush of its removal, n5 counted its Accepted, and
+/// the oracle, never fed what that flush journaled, called the value
+/// learned at slot 4 unchosen (the world dropped the core's journal).
 #[test]
-#[ignore]
-fn seed_463_membership_with_the_leader_delivery_fault_learns_an_unchosen_value() {
+fn seed_463_a_removed_nodes_last_accepts_reach_the_oracle() {
     let opts = SimOptions {
         reuse_ids: true,
         delivery_fault: None,

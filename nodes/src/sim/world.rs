@@ -1299,6 +1299,16 @@ impl<C: SimCore> World<C> {
             core.persisted(pid);
             out.extend(msgs.into_iter().map(Effect::Send));
         }
+        // What the flush made durable (a Paxos accept whose Accepted goes
+        // out below) is fact for the cross-node checks too, as after any
+        // sync: dropped with the core, the oracle would see a peer count
+        // an acceptor it never heard of (seed 463 of the membership sweep).
+        core.check_cluster(self.oracle.as_mut(), id)
+            .map_err(|(property, detail)| Violation {
+                property,
+                detail,
+                time_us: self.now_us,
+            })?;
         let st = core.status();
         host.left = Some(match host.left {
             None => (st.term, st.last_index),
