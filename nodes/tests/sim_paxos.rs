@@ -163,12 +163,16 @@ fn seed_1052535_a_wiped_node_added_back_never_votes_for_its_old_self() {
     );
 }
 
-/// Found when the leader delivery fault was added: n1 durably accepted
-/// slot 4 in the clean flush of its removal, n5 counted its Accepted, and
-/// the oracle, never fed what that flush journaled, called the value
-/// learned at slot 4 unchosen (the world dropped the core's journal).
+/// Found when the leader delivery fault was added (a false alarm: "n5
+/// learned a value at slot 4 that no quorum accepted"): n1 applied slots 1
+/// to 3 in one batch, slot 1 dropping it and slot 3 adding it back, and the
+/// world wiped it (fixed: the last configuration applied decides, as in the
+/// runtime); in that removal's flush n1 durably accepted slot 4, n5 counted
+/// it, and the world dropped the journal the oracle needed (fixed: it is
+/// checked). With the removal rule fixed n1 is no longer wiped here, so
+/// the journal fix rests on this seed at the commit that made it.
 #[test]
-fn seed_463_a_removed_nodes_last_accepts_reach_the_oracle() {
+fn seed_463_one_commit_that_removes_and_re_adds_a_node_raises_no_false_alarm() {
     let opts = SimOptions {
         reuse_ids: true,
         delivery_fault: None,

@@ -1790,6 +1790,24 @@ impl<C: SimCore> World<C> {
     }
 }
 
+/// The runtime's removal rule (server/group.rs, applying a committed
+/// `ConfigChange`): every configuration applied after the entry that last
+/// added `id` (`member_from`) decides anew whether the group is still
+/// `id`'s, so a re-add later in the same batch cancels an earlier removal.
+/// Entries at or below `member_from` are history the node replays.
+fn removed_after(
+    removed: bool,
+    id: NodeId,
+    member_from: LogIndex,
+    index: LogIndex,
+    m: &crate::consensus::Membership,
+) -> bool {
+    if index <= member_from {
+        return removed;
+    }
+    !m.is_joint() && !m.contains(id)
+}
+
 /// The ordering rule of [`crate::consensus`] for one Ready, in the simulator.
 fn process_ready<C: SimCore>(
     host: &mut Host<C>,
@@ -1872,11 +1890,8 @@ fn process_ready<C: SimCore>(
             EntryKind::Noop => None,
             EntryKind::ConfigChange(m) => {
                 out.push(Effect::Config(e.index, e.term, m.clone()));
-                if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
-                    // The runtime's rule: the group is no longer this node's.
-                    host.removed = true;
-                    host.removed_leader = was_leading || host.leading;
-                }
+                host.removed = removed_after(host.removed, id, host.member_from, e.index, m);
+                host.removed_leader = host.removed && (was_leading || host.leading);
                 None
             }
         };
@@ -1963,4 +1978,58 @@ fn restore<C>(host: &mut Host<C>, s: &Snapshot) -> Result<(), Violation> {
     // answers them `timeout`).
     host.pending_writes.take_through(s.meta.index);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::Membership;
+
+    fn voters(ids: &[u64]) -> Membership {
+        Membership::simple(ids.iter().copied().map(NodeId).collect())
+    }
+
+    /// Seed 463 of the membership sweep: n1 learned slots 1 to 3 chosen in
+    /// one Ready, slot 1 removing it and slot 3 adding it back; the world
+    /// wiped it although the configuration in force named it.
+    #[test]
+    fn a_re_add_later_in_the_same_batch_cancels_the_removal() {
+        let n1 = NodeId(1);
+        let after_slot_1 = removed_after(
+            false,
+            n1,
+            LogIndex(0),
+            LogIndex(1),
+            &voters(&[2, 3, 4, 5, 7]),
+        );
+        assert!(after_slot_1, "a configuration without n1 removes it");
+        let after_slot_3 = removed_after(
+            after_slot_1,
+            n1,
+            LogIndex(0),
+            LogIndex(3),
+            &voters(&[1, 2, 3, 4, 5, 6]),
+        );
+        assert!(!after_slot_3, "the configuration at slot 3 names n1 again");
+    }
+
+    #[test]
+    fn configurations_up_to_the_adding_entry_are_history() {
+        let n7 = NodeId(7);
+        // Added by the entry at slot 5: the seed configuration at 2 without it is history.
+        assert!(!removed_after(
+            false,
+            n7,
+            LogIndex(5),
+            LogIndex(2),
+            &voters(&[1, 2, 3])
+        ));
+        assert!(removed_after(
+            false,
+            n7,
+            LogIndex(5),
+            LogIndex(6),
+            &voters(&[1, 2, 3])
+        ));
+    }
 }
