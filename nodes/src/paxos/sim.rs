@@ -25,7 +25,10 @@
 //! configurations after the one that removed it).
 //!
 //! The oracle only believes durable facts, which the core records when the
-//! runtime acknowledges a write: with the `no-fsync` bug those are lies,
+//! runtime acknowledges a write (the world hands it the journal after every
+//! step and after a removed node's last flush: an accept made durable there
+//! is counted by the leader that gets its Accepted, so the oracle must
+//! count it too; seed 463 of the membership sweep): with the `no-fsync` bug those are lies,
 //! and the oracle sees the consequences (a broken promise, two values
 //! chosen at one slot).
 

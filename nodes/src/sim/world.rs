@@ -1363,6 +1363,16 @@ impl<C: SimCore> World<C> {
             core.persisted(pid);
             out.extend(msgs.into_iter().map(Effect::Send));
         }
+        // What the flush made durable (a Paxos accept whose Accepted goes
+        // out below) is fact for the cross-node checks too, as after any
+        // sync: dropped with the core, the oracle would see a peer count
+        // an acceptor it never heard of (seed 463 of the membership sweep).
+        core.check_cluster(self.oracle.as_mut(), id)
+            .map_err(|(property, detail)| Violation {
+                property,
+                detail,
+                time_us: self.now_us,
+            })?;
         let st = core.status();
         host.left = Some(match host.left {
             None => (st.term, st.last_index),
@@ -1861,6 +1871,24 @@ impl<C: SimCore> World<C> {
     }
 }
 
+/// The runtime's removal rule (server/group.rs, applying a committed
+/// `ConfigChange`): every configuration applied after the entry that last
+/// added `id` (`member_from`) decides anew whether the group is still
+/// `id`'s, so a re-add later in the same batch cancels an earlier removal.
+/// Entries at or below `member_from` are history the node replays.
+fn removed_after(
+    removed: bool,
+    id: NodeId,
+    member_from: LogIndex,
+    index: LogIndex,
+    m: &crate::consensus::Membership,
+) -> bool {
+    if index <= member_from {
+        return removed;
+    }
+    !m.is_joint() && !m.contains(id)
+}
+
 /// The ordering rule of [`crate::consensus`] for one Ready, in the
 /// simulator: send what may go early, persist (holding the rest until the
 /// sync), note a joining node's first configuration, apply, answer reads,
@@ -1978,11 +2006,8 @@ fn apply_entry<C: SimCore>(
     monitor.applied(id, e, now_us)?;
     if let EntryKind::ConfigChange(m) = &e.kind {
         out.push(Effect::Config(e.index, e.term, m.clone()));
-        if !m.is_joint() && !m.contains(id) && e.index > host.member_from {
-            // The runtime's rule: the group is no longer this node's.
-            host.removed = true;
-            host.removed_leader = was_leading || host.leading;
-        }
+        host.removed = removed_after(host.removed, id, host.member_from, e.index, m);
+        host.removed_leader = host.removed && (was_leading || host.leading);
     }
     let outcome = host.applier.apply(e, now_ms(now_us));
     let settled = host.pending_writes.settle(e.index, e.term);
@@ -2132,5 +2157,59 @@ fn reply_to(applied: Applied) -> Reply {
         Applied::NotHolder => Reply::Fail("not-holder"),
         Applied::StaleToken { .. } => Reply::Fail("stale-token"),
         Applied::BadRequest(_) => Reply::Fail("bad-request"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::Membership;
+
+    fn voters(ids: &[u64]) -> Membership {
+        Membership::simple(ids.iter().copied().map(NodeId).collect())
+    }
+
+    /// Seed 463 of the membership sweep: n1 learned slots 1 to 3 chosen in
+    /// one Ready, slot 1 removing it and slot 3 adding it back; the world
+    /// wiped it although the configuration in force named it.
+    #[test]
+    fn a_re_add_later_in_the_same_batch_cancels_the_removal() {
+        let n1 = NodeId(1);
+        let after_slot_1 = removed_after(
+            false,
+            n1,
+            LogIndex(0),
+            LogIndex(1),
+            &voters(&[2, 3, 4, 5, 7]),
+        );
+        assert!(after_slot_1, "a configuration without n1 removes it");
+        let after_slot_3 = removed_after(
+            after_slot_1,
+            n1,
+            LogIndex(0),
+            LogIndex(3),
+            &voters(&[1, 2, 3, 4, 5, 6]),
+        );
+        assert!(!after_slot_3, "the configuration at slot 3 names n1 again");
+    }
+
+    #[test]
+    fn configurations_up_to_the_adding_entry_are_history() {
+        let n7 = NodeId(7);
+        // Added by the entry at slot 5: the seed configuration at 2 without it is history.
+        assert!(!removed_after(
+            false,
+            n7,
+            LogIndex(5),
+            LogIndex(2),
+            &voters(&[1, 2, 3])
+        ));
+        assert!(removed_after(
+            false,
+            n7,
+            LogIndex(5),
+            LogIndex(6),
+            &voters(&[1, 2, 3])
+        ));
     }
 }
