@@ -155,17 +155,18 @@ fn run(inbox: Receiver<Request>, report: Sender<Result<u64, StorageError>>, wake
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn every_request_is_reported_durable_and_wakes_the_owner() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
         let file = Arc::new(File::create(&path).expect("create"));
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let counter = wakes.clone();
+        // The thread reports, then wakes: `wait_all` may return before the
+        // wake has run, so the test waits for the wake itself (it once read
+        // a counter right after `wait_all` and failed under load).
+        let (woken, wakes) = mpsc::channel::<()>();
         let mut s = Syncer::start(Arc::new(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = woken.send(());
         }))
         .expect("start");
         for seq in 1..=5 {
@@ -173,7 +174,9 @@ mod tests {
             s.request(seq, file.clone(), path.clone());
         }
         assert_eq!(s.wait_all().expect("synced"), 5);
-        assert!(wakes.load(Ordering::SeqCst) >= 1, "the owner was woken");
+        wakes
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the owner is woken after a report");
         assert_eq!(s.poll().expect("no error"), 5);
     }
 
