@@ -1246,68 +1246,22 @@ impl PaxosNode {
         true
     }
 
+    /// One message: the ballot seen, then one handler per kind.
     fn handle(&mut self, from: NodeId, msg: PaxosMessage) {
         self.see(msg.ballot());
         match msg {
-            PaxosMessage::PrePrepare { ballot } => {
-                // A node outside our configurations (a removed one that
-                // does not know it yet) gets no promise.
-                let granted = ballot > self.promised
-                    && !self.in_lease()
-                    && !self.provisional
-                    && self.may_campaign_here(from);
-                let promised = self.promised;
-                self.send(
-                    from,
-                    PaxosMessage::PrePromise {
-                        ballot,
-                        granted,
-                        promised,
-                    },
-                );
-            }
+            PaxosMessage::PrePrepare { ballot } => self.handle_pre_prepare(from, ballot),
             PaxosMessage::PrePromise {
                 ballot,
                 granted,
                 promised,
-            } => {
-                self.see(promised);
-                if self.role == Role::PreCandidate && ballot == self.pre_ballot {
-                    self.pre_votes.insert(from, granted);
-                    self.tally_pre_votes();
-                }
-            }
+            } => self.handle_pre_promise(from, ballot, granted, promised),
             PaxosMessage::Prepare {
                 ballot,
                 commit,
                 transfer,
                 resume,
-            } => {
-                if ballot.node() != from || !self.may_campaign_here(from) || self.provisional {
-                    // (An empty joining acceptor may be a wiped voter added
-                    // back: its empty report could hide what its old self
-                    // accepted from a candidate that still counts it.)
-                    return;
-                }
-                if ballot < self.promised {
-                    let promised = self.promised;
-                    self.send(from, PaxosMessage::Nack { ballot, promised });
-                    return;
-                }
-                let fresh = ballot > self.promised;
-                if fresh {
-                    if !transfer && self.in_lease() {
-                        // Leader stickiness: a live leader is not deposed.
-                        return;
-                    }
-                    self.promise(ballot);
-                    self.become_follower(None);
-                }
-                // (ballot == promised: a duplicate, or the rest of a promise
-                // made in parts.)
-                let promise = self.promise_part(ballot, commit, resume.filter(|_| !fresh));
-                self.send(from, promise);
-            }
+            } => self.handle_prepare(from, ballot, commit, transfer, resume),
             PaxosMessage::Promise {
                 ballot,
                 commit,
@@ -1326,126 +1280,224 @@ impl PaxosNode {
             PaxosMessage::Nack {
                 ballot: _,
                 promised,
-            } => {
-                if promised > self.promised {
-                    self.promise(promised);
-                    self.become_follower(None);
-                }
-            }
+            } => self.handle_nack(promised),
             PaxosMessage::Accept {
                 ballot,
                 entries,
                 commit,
             } => {
-                if !self.heard_leader(from, ballot) {
-                    return;
+                if self.heard_leader(from, ballot) {
+                    self.handle_accept(from, ballot, entries, commit);
                 }
-                self.handle_accept(from, ballot, entries, commit);
             }
             PaxosMessage::Heartbeat {
                 ballot,
                 commit,
                 read_seq,
-            } => {
-                if !self.heard_leader(from, ballot) {
-                    return;
-                }
-                self.learn_commit(commit);
-                let agreed = self.agreed;
-                self.send(
-                    from,
-                    PaxosMessage::HeartbeatReply {
-                        ballot,
-                        read_seq,
-                        agreed,
-                    },
-                );
-            }
+            } => self.handle_heartbeat(from, ballot, commit, read_seq),
             PaxosMessage::InstallSnapshot { ballot, chunk } => {
-                if !self.heard_leader(from, ballot) {
-                    return;
+                if self.heard_leader(from, ballot) {
+                    self.handle_snapshot_chunk(from, ballot, chunk);
                 }
-                self.handle_snapshot_chunk(from, ballot, chunk);
             }
             PaxosMessage::InstallSnapshotReply {
                 ballot,
                 index,
                 offset,
                 received,
-            } => {
-                if self.role != Role::Leader || ballot != self.promised {
-                    return;
-                }
-                let now = self.now_ticks;
-                let Some(pr) = self.peers.get_mut(&from) else {
-                    return;
-                };
-                let Some(tx) = pr.snapshot.as_mut().filter(|tx| tx.index() == index) else {
-                    return; // an answer about a transfer that is over
-                };
-                tx.answered(offset, received, now);
-                pr.recent_active = true;
-                pr.last_reply_tick = now;
-                self.send_snapshot_chunks(from);
-            }
+            } => self.handle_snapshot_reply(from, ballot, index, offset, received),
             PaxosMessage::TimeoutNow { ballot, commit } => {
-                if ballot.node() == from && ballot == self.promised && self.role != Role::Leader {
-                    // A leader handing over may have just chosen the
-                    // configuration that makes us a voter.
-                    self.learn_commit(commit);
-                    if self.is_member() && !self.provisional {
-                        self.campaign(Campaign::Transfer);
-                    }
-                }
+                self.handle_timeout_now(from, ballot, commit)
             }
             PaxosMessage::Accepted { ballot, ok, agreed } => {
-                if self.role != Role::Leader
-                    || ballot != self.promised
-                    || !self.peers.contains_key(&from)
+                if self.role == Role::Leader
+                    && ballot == self.promised
+                    && self.peers.contains_key(&from)
                 {
-                    return;
+                    self.handle_accepted(from, ok, agreed);
                 }
-                self.handle_accepted(from, ok, agreed);
             }
             PaxosMessage::HeartbeatReply {
                 ballot,
                 read_seq,
                 agreed,
-            } => {
-                if self.role != Role::Leader || ballot != self.promised {
-                    return;
-                }
-                let last = self.log.last_index();
-                let read_seq_now = self.read_seq;
-                let Some(pr) = self.peers.get_mut(&from) else {
-                    return;
-                };
-                pr.recent_active = true;
-                pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(read_seq_now));
-                pr.reported = pr.reported.max(agreed.min(last));
-                let stall_ticks = self.cfg.election_timeout_ticks;
-                if let Some(tx) = pr.snapshot.as_mut() {
-                    // Chunks or the last answer were lost: go on from what
-                    // the acceptor confirmed holding (pump sends them).
-                    tx.resume_if_stalled(stall_ticks);
-                }
-                if pr.inflight == 0 && pr.next > agreed.min(last).max(pr.agreed).next() {
-                    // An idle leader still catches up a peer that lacks slots.
-                    pr.next = agreed.min(last).max(pr.agreed).next();
-                }
-                if pr
-                    .departing
-                    .is_some_and(|(slot, seq)| read_seq > seq && agreed >= slot)
-                {
-                    // It learned the commit that removed it.
-                    self.peers.remove(&from);
-                    self.advance_reads();
-                    return;
-                }
-                self.advance_reads();
-                self.pump(from, false);
+            } => self.handle_heartbeat_reply(from, ballot, read_seq, agreed),
+        }
+    }
+
+    /// Pre-vote: would we promise `ballot`? (No while a leader's lease
+    /// holds, nor to a node outside our configurations.)
+    fn handle_pre_prepare(&mut self, from: NodeId, ballot: Ballot) {
+        // A node outside our configurations (a removed one that
+        // does not know it yet) gets no promise.
+        let granted = ballot > self.promised
+            && !self.in_lease()
+            && !self.provisional
+            && self.may_campaign_here(from);
+        let promised = self.promised;
+        self.send(
+            from,
+            PaxosMessage::PrePromise {
+                ballot,
+                granted,
+                promised,
+            },
+        );
+    }
+
+    fn handle_pre_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        granted: bool,
+        promised: Ballot,
+    ) {
+        self.see(promised);
+        if self.role == Role::PreCandidate && ballot == self.pre_ballot {
+            self.pre_votes.insert(from, granted);
+            self.tally_pre_votes();
+        }
+    }
+
+    /// Acceptor, phase 1: promise `ballot` (or refuse it with a Nack) and
+    /// report what we accepted after `commit`, in parts from `resume`.
+    fn handle_prepare(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        commit: LogIndex,
+        transfer: bool,
+        resume: Option<LogIndex>,
+    ) {
+        if ballot.node() != from || !self.may_campaign_here(from) || self.provisional {
+            // (An empty joining acceptor may be a wiped voter added
+            // back: its empty report could hide what its old self
+            // accepted from a candidate that still counts it.)
+            return;
+        }
+        if ballot < self.promised {
+            let promised = self.promised;
+            self.send(from, PaxosMessage::Nack { ballot, promised });
+            return;
+        }
+        let fresh = ballot > self.promised;
+        if fresh {
+            if !transfer && self.in_lease() {
+                // Leader stickiness: a live leader is not deposed.
+                return;
+            }
+            self.promise(ballot);
+            self.become_follower(None);
+        }
+        // (ballot == promised: a duplicate, or the rest of a promise
+        // made in parts.)
+        let promise = self.promise_part(ballot, commit, resume.filter(|_| !fresh));
+        self.send(from, promise);
+    }
+
+    /// Someone promised a higher ballot: follow it.
+    fn handle_nack(&mut self, promised: Ballot) {
+        if promised > self.promised {
+            self.promise(promised);
+            self.become_follower(None);
+        }
+    }
+
+    /// Acceptor: the leader's heartbeat carries its commit and a read round.
+    fn handle_heartbeat(&mut self, from: NodeId, ballot: Ballot, commit: LogIndex, read_seq: u64) {
+        if !self.heard_leader(from, ballot) {
+            return;
+        }
+        self.learn_commit(commit);
+        let agreed = self.agreed;
+        self.send(
+            from,
+            PaxosMessage::HeartbeatReply {
+                ballot,
+                read_seq,
+                agreed,
+            },
+        );
+    }
+
+    /// Leader: an acceptor's answer about a snapshot transfer.
+    fn handle_snapshot_reply(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        index: LogIndex,
+        offset: u64,
+        received: u64,
+    ) {
+        if self.role != Role::Leader || ballot != self.promised {
+            return;
+        }
+        let now = self.now_ticks;
+        let Some(pr) = self.peers.get_mut(&from) else {
+            return;
+        };
+        let Some(tx) = pr.snapshot.as_mut().filter(|tx| tx.index() == index) else {
+            return; // an answer about a transfer that is over
+        };
+        tx.answered(offset, received, now);
+        pr.recent_active = true;
+        pr.last_reply_tick = now;
+        self.send_snapshot_chunks(from);
+    }
+
+    /// The leader hands over to us (leadership transfer).
+    fn handle_timeout_now(&mut self, from: NodeId, ballot: Ballot, commit: LogIndex) {
+        if ballot.node() == from && ballot == self.promised && self.role != Role::Leader {
+            // A leader handing over may have just chosen the
+            // configuration that makes us a voter.
+            self.learn_commit(commit);
+            if self.is_member() && !self.provisional {
+                self.campaign(Campaign::Transfer);
             }
         }
+    }
+
+    /// Leader: an acceptor's answer to a heartbeat (read rounds, what it
+    /// holds, a stalled snapshot, a departing peer).
+    fn handle_heartbeat_reply(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        read_seq: u64,
+        agreed: LogIndex,
+    ) {
+        if self.role != Role::Leader || ballot != self.promised {
+            return;
+        }
+        let last = self.log.last_index();
+        let read_seq_now = self.read_seq;
+        let Some(pr) = self.peers.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        pr.read_seq_acked = pr.read_seq_acked.max(read_seq.min(read_seq_now));
+        pr.reported = pr.reported.max(agreed.min(last));
+        let stall_ticks = self.cfg.election_timeout_ticks;
+        if let Some(tx) = pr.snapshot.as_mut() {
+            // Chunks or the last answer were lost: go on from what
+            // the acceptor confirmed holding (pump sends them).
+            tx.resume_if_stalled(stall_ticks);
+        }
+        if pr.inflight == 0 && pr.next > agreed.min(last).max(pr.agreed).next() {
+            // An idle leader still catches up a peer that lacks slots.
+            pr.next = agreed.min(last).max(pr.agreed).next();
+        }
+        if pr
+            .departing
+            .is_some_and(|(slot, seq)| read_seq > seq && agreed >= slot)
+        {
+            // It learned the commit that removed it.
+            self.peers.remove(&from);
+            self.advance_reads();
+            return;
+        }
+        self.advance_reads();
+        self.pump(from, false);
     }
 
     /// Acceptor: a chunk of the leader's snapshot. A snapshot at or below
