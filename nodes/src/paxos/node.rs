@@ -279,82 +279,14 @@ pub struct PaxosNode {
 impl PaxosNode {
     /// A core from what storage made durable.
     pub fn new(cfg: CoreConfig, recovered: Recovered) -> Result<PaxosNode, ConfigError> {
-        if cfg.id.0 == 0 || cfg.id.0 > Ballot::MAX_NODE {
-            return Err(ConfigError::Invalid(format!(
-                "Paxos node ids are 1..={}; {} is not",
-                Ballot::MAX_NODE,
-                cfg.id
-            )));
-        }
-        // Empty voters: joining a running group (see the module docs).
-        if !cfg.voters.is_empty() && !cfg.voters.contains(&cfg.id) {
-            return Err(ConfigError::NotAVoter {
-                id: cfg.id,
-                voters: cfg.voters.clone(),
-            });
-        }
-        let distinct: BTreeSet<NodeId> = cfg.voters.iter().copied().collect();
-        if distinct.len() != cfg.voters.len() {
-            return Err(ConfigError::Invalid(format!(
-                "voters {:?} repeat a node",
-                cfg.voters
-            )));
-        }
-        if let Some(bad) = cfg
-            .voters
-            .iter()
-            .find(|v| v.0 == 0 || v.0 > Ballot::MAX_NODE)
-        {
-            return Err(ConfigError::Invalid(format!(
-                "Paxos node ids are 1..={}; {bad} is not",
-                Ballot::MAX_NODE
-            )));
-        }
-        if cfg.election_timeout_ticks < 2 || cfg.heartbeat_interval_ticks == 0 {
-            return Err(ConfigError::Invalid(
-                "election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into(),
-            ));
-        }
-        if cfg.heartbeat_interval_ticks >= cfg.election_timeout_ticks {
-            return Err(ConfigError::Invalid(
-                "heartbeat interval must be below the election timeout".into(),
-            ));
-        }
-        if cfg.max_batch_entries == 0
-            || cfg.max_inflight_appends == 0
-            || cfg.snapshot_chunk_bytes == 0
-        {
-            return Err(ConfigError::Invalid(
-                "batch and inflight limits must be ≥ 1".into(),
-            ));
-        }
+        check_config(&cfg)?;
         let hs = recovered.hard_state;
         // (A joining core may start with a ballot floor as its promise.)
         let blank = hs.commit == LogIndex(0)
             && recovered.snapshot.is_none()
             && recovered.entries.is_empty()
             && cfg.voters.is_empty();
-        if hs.vote.is_some() {
-            return Err(ConfigError::Recovered(format!(
-                "a Paxos hard state has no vote, found {:?} (Raft state?)",
-                hs.vote
-            )));
-        }
-        let promised = Ballot::from_term(hs.term).ok_or_else(|| {
-            ConfigError::Recovered(format!("term {} is not a Paxos ballot", hs.term))
-        })?;
-        let log = PaxosLog::recovered(recovered.snapshot, recovered.entries, hs.commit)
-            .map_err(ConfigError::Recovered)?;
-        if let Some(e) = log.entries().iter().find(|e| {
-            Stamp::of(e.term).accepted > promised
-                || Stamp::of(e.term).origin > Stamp::of(e.term).accepted
-        }) {
-            return Err(ConfigError::Recovered(format!(
-                "entry {} has stamp {:?} beyond the promised ballot {promised}",
-                e.index,
-                Stamp::of(e.term)
-            )));
-        }
+        let (promised, log) = recovered_log(recovered)?;
         let soft = SoftState {
             role: Role::Follower,
             term: promised.term(),
@@ -2362,6 +2294,88 @@ impl Consensus for PaxosNode {
                 || (self.role == Role::Leader && (self.round.is_some() || self.covered.is_some())),
         }
     }
+}
+
+/// A configuration a Paxos core can run with: node ids that fit a ballot,
+/// distinct voters that include this node (or none: joining), and timers
+/// and limits that make sense.
+fn check_config(cfg: &CoreConfig) -> Result<(), ConfigError> {
+    if cfg.id.0 == 0 || cfg.id.0 > Ballot::MAX_NODE {
+        return Err(ConfigError::Invalid(format!(
+            "Paxos node ids are 1..={}; {} is not",
+            Ballot::MAX_NODE,
+            cfg.id
+        )));
+    }
+    // Empty voters: joining a running group (see the module docs).
+    if !cfg.voters.is_empty() && !cfg.voters.contains(&cfg.id) {
+        return Err(ConfigError::NotAVoter {
+            id: cfg.id,
+            voters: cfg.voters.clone(),
+        });
+    }
+    let distinct: BTreeSet<NodeId> = cfg.voters.iter().copied().collect();
+    if distinct.len() != cfg.voters.len() {
+        return Err(ConfigError::Invalid(format!(
+            "voters {:?} repeat a node",
+            cfg.voters
+        )));
+    }
+    if let Some(bad) = cfg
+        .voters
+        .iter()
+        .find(|v| v.0 == 0 || v.0 > Ballot::MAX_NODE)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "Paxos node ids are 1..={}; {bad} is not",
+            Ballot::MAX_NODE
+        )));
+    }
+    if cfg.election_timeout_ticks < 2 || cfg.heartbeat_interval_ticks == 0 {
+        return Err(ConfigError::Invalid(
+            "election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into(),
+        ));
+    }
+    if cfg.heartbeat_interval_ticks >= cfg.election_timeout_ticks {
+        return Err(ConfigError::Invalid(
+            "heartbeat interval must be below the election timeout".into(),
+        ));
+    }
+    if cfg.max_batch_entries == 0 || cfg.max_inflight_appends == 0 || cfg.snapshot_chunk_bytes == 0
+    {
+        return Err(ConfigError::Invalid(
+            "batch and inflight limits must be ≥ 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The promised ballot and the log a core restarts with, refused when they
+/// cannot be Paxos state (a vote, a term that is no ballot, an entry
+/// stamped beyond the promise).
+fn recovered_log(recovered: Recovered) -> Result<(Ballot, PaxosLog), ConfigError> {
+    let hs = recovered.hard_state;
+    if hs.vote.is_some() {
+        return Err(ConfigError::Recovered(format!(
+            "a Paxos hard state has no vote, found {:?} (Raft state?)",
+            hs.vote
+        )));
+    }
+    let promised = Ballot::from_term(hs.term)
+        .ok_or_else(|| ConfigError::Recovered(format!("term {} is not a Paxos ballot", hs.term)))?;
+    let log = PaxosLog::recovered(recovered.snapshot, recovered.entries, hs.commit)
+        .map_err(ConfigError::Recovered)?;
+    if let Some(e) = log.entries().iter().find(|e| {
+        Stamp::of(e.term).accepted > promised
+            || Stamp::of(e.term).origin > Stamp::of(e.term).accepted
+    }) {
+        return Err(ConfigError::Recovered(format!(
+            "entry {} has stamp {:?} beyond the promised ballot {promised}",
+            e.index,
+            Stamp::of(e.term)
+        )));
+    }
+    Ok((promised, log))
 }
 
 #[cfg(test)]
