@@ -178,6 +178,15 @@ struct Round {
     partial: BTreeMap<NodeId, PromiseData>,
 }
 
+/// Phase 1's merge of the promises: the slots after our commit as we will
+/// accept them, how far they are known chosen, and the last slot anyone
+/// reported.
+struct Merge {
+    merged: Vec<Entry>,
+    chosen_to: LogIndex,
+    max_slot: LogIndex,
+}
+
 /// How a finished phase-1 round leaves the candidate or leader.
 enum RoundEnd {
     /// The chosen prefix the promises revealed ends in another
@@ -761,7 +770,59 @@ impl PaxosNode {
         assert_eq!(self.durable_promised, b, "our own promise is durable");
         let round = self.round.take().expect("a round to finish");
         let promises = round.promises;
-        // 1. A promiser's snapshot beyond what we know is chosen.
+        self.restore_best_snapshot(&promises);
+        let base = self.log.commit();
+        let Merge {
+            mut merged,
+            chosen_to,
+            max_slot,
+        } = self.merge_promises(&promises, b, base);
+        let (cut, end) = self.round_reach(&merged, chosen_to, max_slot, &round.voters);
+        merged.truncate((cut.0 - base.0) as usize);
+        if !merged.is_empty() {
+            if self.journal.is_some() {
+                self.fresh_accepts.extend(merged.iter().cloned());
+            }
+            self.log.overwrite(merged);
+        }
+        self.advance_commit(chosen_to);
+        self.agreed = self.log.commit();
+        self.recompute_agreed();
+        assert_eq!(
+            self.agreed, cut,
+            "we accepted every slot this round decided"
+        );
+        match end {
+            RoundEnd::Again => {
+                if !self.is_member() {
+                    // A configuration without us is chosen: not ours to lead.
+                    self.become_follower(None);
+                    return;
+                }
+                if self.role == Role::Leader {
+                    self.covered = Some(self.log.commit());
+                }
+                self.start_round(round.transfer);
+            }
+            RoundEnd::Lead(covered) => {
+                self.covered = covered;
+                self.recovery_end = cut;
+                if self.role == Role::Candidate {
+                    self.become_leader(&promises);
+                } else {
+                    self.sync_peers();
+                    for p in self.peer_ids() {
+                        self.pump(p, true);
+                    }
+                    self.maybe_commit();
+                }
+            }
+        }
+    }
+
+    /// Step 1 of finishing a round: a promiser's snapshot beyond what we
+    /// know is chosen replaces our log's prefix.
+    fn restore_best_snapshot(&mut self, promises: &BTreeMap<NodeId, PromiseData>) {
         let best = promises
             .values()
             .filter_map(|p| p.snapshot.as_ref())
@@ -771,7 +832,17 @@ impl PaxosNode {
             self.log.restore(s.clone());
             self.known_config = self.config_from_log(self.log.commit().next());
         }
-        let base = self.log.commit();
+    }
+
+    /// Steps 2-4: every slot after `base`, stamped with ballot `b`: the
+    /// chosen prefix as the promisers hold it, then P2c (the value of the
+    /// highest ballot any promiser accepted), else a no-op.
+    fn merge_promises(
+        &self,
+        promises: &BTreeMap<NodeId, PromiseData>,
+        b: Ballot,
+        base: LogIndex,
+    ) -> Merge {
         // 2. The chosen prefix: every promiser's entries up to its commit are chosen.
         let chosen_to = promises
             .values()
@@ -817,9 +888,24 @@ impl PaxosNode {
                 kind,
             });
         }
-        // 5. How far this round's quorum speaks for the slots: the chosen
-        // prefix always; beyond it only while the round's configuration
-        // governs, i.e. up to the first configuration slot.
+        Merge {
+            merged,
+            chosen_to,
+            max_slot,
+        }
+    }
+
+    /// Step 5: how far this round's quorum speaks for the slots, and what
+    /// comes next: the chosen prefix always; beyond it only while the
+    /// round's configuration governs, i.e. up to the first configuration
+    /// slot. A chosen prefix in another configuration means phase 1 again.
+    fn round_reach(
+        &self,
+        merged: &[Entry],
+        chosen_to: LogIndex,
+        max_slot: LogIndex,
+        voters: &[NodeId],
+    ) -> (LogIndex, RoundEnd) {
         let config_after_chosen = merged
             .iter()
             .take_while(|e| e.index <= chosen_to)
@@ -827,7 +913,7 @@ impl PaxosNode {
             .last()
             .map(<[NodeId]>::to_vec)
             .unwrap_or_else(|| self.known_config.clone());
-        let (cut, end) = if !same_voters(&config_after_chosen, &round.voters) {
+        if !same_voters(&config_after_chosen, voters) {
             (chosen_to, RoundEnd::Again)
         } else {
             match merged
@@ -836,46 +922,6 @@ impl PaxosNode {
             {
                 Some(e) => (e.index, RoundEnd::Lead(Some(e.index))),
                 None => (max_slot, RoundEnd::Lead(None)),
-            }
-        };
-        merged.truncate((cut.0 - base.0) as usize);
-        if !merged.is_empty() {
-            if self.journal.is_some() {
-                self.fresh_accepts.extend(merged.iter().cloned());
-            }
-            self.log.overwrite(merged);
-        }
-        self.advance_commit(chosen_to);
-        self.agreed = self.log.commit();
-        self.recompute_agreed();
-        assert_eq!(
-            self.agreed, cut,
-            "we accepted every slot this round decided"
-        );
-        match end {
-            RoundEnd::Again => {
-                if !self.is_member() {
-                    // A configuration without us is chosen: not ours to lead.
-                    self.become_follower(None);
-                    return;
-                }
-                if self.role == Role::Leader {
-                    self.covered = Some(self.log.commit());
-                }
-                self.start_round(round.transfer);
-            }
-            RoundEnd::Lead(covered) => {
-                self.covered = covered;
-                self.recovery_end = cut;
-                if self.role == Role::Candidate {
-                    self.become_leader(&promises);
-                } else {
-                    self.sync_peers();
-                    for p in self.peer_ids() {
-                        self.pump(p, true);
-                    }
-                    self.maybe_commit();
-                }
             }
         }
     }
