@@ -621,6 +621,59 @@ impl CoreConfig {
     pub fn has_bug(&self, bug: Bug) -> bool {
         self.bugs.contains(&bug)
     }
+
+    /// The checks every core makes of its configuration: this node among
+    /// distinct voters (or no voters: joining), an election timeout of at
+    /// least 2 ticks above a heartbeat of at least 1, and limits of at
+    /// least 1. A core adds its own (Raft: lease reads need check-quorum;
+    /// Paxos: ids that fit a ballot).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
+            return Err(ConfigError::NotAVoter {
+                id: self.id,
+                voters: self.voters.clone(),
+            });
+        }
+        let distinct: std::collections::BTreeSet<NodeId> = self.voters.iter().copied().collect();
+        if distinct.len() != self.voters.len() {
+            return Err(ConfigError::Invalid(format!(
+                "voters {:?} repeat a node",
+                self.voters
+            )));
+        }
+        if self.election_timeout_ticks < 2 || self.heartbeat_interval_ticks == 0 {
+            return Err(ConfigError::Invalid(
+                "election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into(),
+            ));
+        }
+        if self.heartbeat_interval_ticks >= self.election_timeout_ticks {
+            return Err(ConfigError::Invalid(
+                "heartbeat interval must be below the election timeout".into(),
+            ));
+        }
+        if self.max_batch_entries == 0
+            || self.max_inflight_appends == 0
+            || self.snapshot_chunk_bytes == 0
+        {
+            return Err(ConfigError::Invalid(
+                "batch, inflight and snapshot chunk limits must be ≥ 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An election timeout drawn from [t, 2t) ticks, t the configured
+    /// minimum, from one pseudo-random value (both cores draw it so).
+    pub fn randomized_timeout_ticks(&self, random: u64) -> u64 {
+        let t = self.election_timeout_ticks;
+        let ticks = t + random % t;
+        assert!(ticks >= t, "randomized timeout below the minimum");
+        assert!(
+            ticks < 2 * t,
+            "randomized timeout at or beyond twice the minimum"
+        );
+        ticks
+    }
 }
 
 /// A bad [`CoreConfig`] or [`Recovered`] state.

@@ -548,16 +548,8 @@ impl PaxosNode {
     }
 
     fn reset_randomized_timeout(&mut self) {
-        let t = self.cfg.election_timeout_ticks;
-        self.randomized_timeout_ticks = t + self.next_random() % t;
-        assert!(
-            self.randomized_timeout_ticks >= t,
-            "randomized timeout below the minimum"
-        );
-        assert!(
-            self.randomized_timeout_ticks < 2 * t,
-            "randomized timeout at or beyond twice the minimum"
-        );
+        let random = self.next_random();
+        self.randomized_timeout_ticks = self.cfg.randomized_timeout_ticks(random);
     }
 
     fn send(&mut self, to: NodeId, msg: PaxosMessage) {
@@ -2343,28 +2335,13 @@ impl Consensus for PaxosNode {
 }
 
 /// A configuration a Paxos core can run with: node ids that fit a ballot,
-/// distinct voters that include this node (or none: joining), and timers
-/// and limits that make sense.
+/// then every core's checks ([`CoreConfig::check`]).
 fn check_config(cfg: &CoreConfig) -> Result<(), ConfigError> {
     if cfg.id.0 == 0 || cfg.id.0 > Ballot::MAX_NODE {
         return Err(ConfigError::Invalid(format!(
             "Paxos node ids are 1..={}; {} is not",
             Ballot::MAX_NODE,
             cfg.id
-        )));
-    }
-    // Empty voters: joining a running group (see the module docs).
-    if !cfg.voters.is_empty() && !cfg.voters.contains(&cfg.id) {
-        return Err(ConfigError::NotAVoter {
-            id: cfg.id,
-            voters: cfg.voters.clone(),
-        });
-    }
-    let distinct: BTreeSet<NodeId> = cfg.voters.iter().copied().collect();
-    if distinct.len() != cfg.voters.len() {
-        return Err(ConfigError::Invalid(format!(
-            "voters {:?} repeat a node",
-            cfg.voters
         )));
     }
     if let Some(bad) = cfg
@@ -2377,22 +2354,8 @@ fn check_config(cfg: &CoreConfig) -> Result<(), ConfigError> {
             Ballot::MAX_NODE
         )));
     }
-    if cfg.election_timeout_ticks < 2 || cfg.heartbeat_interval_ticks == 0 {
-        return Err(ConfigError::Invalid(
-            "election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into(),
-        ));
-    }
-    if cfg.heartbeat_interval_ticks >= cfg.election_timeout_ticks {
-        return Err(ConfigError::Invalid(
-            "heartbeat interval must be below the election timeout".into(),
-        ));
-    }
-    if cfg.max_batch_entries == 0 || cfg.max_inflight_appends == 0 || cfg.snapshot_chunk_bytes == 0
-    {
-        return Err(ConfigError::Invalid(
-            "batch and inflight limits must be ≥ 1".into(),
-        ));
-    }
+    // Empty voters: joining a running group (see the module docs).
+    cfg.check()?;
     Ok(())
 }
 

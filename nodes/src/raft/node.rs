@@ -223,37 +223,7 @@ impl RaftNode {
     /// A core from what storage made durable.
     pub fn new(cfg: CoreConfig, recovered: Recovered) -> Result<RaftNode, ConfigError> {
         // Empty voters: a joining node (it learns its configuration later).
-        if !cfg.voters.is_empty() && !cfg.voters.contains(&cfg.id) {
-            return Err(ConfigError::NotAVoter {
-                id: cfg.id,
-                voters: cfg.voters.clone(),
-            });
-        }
-        let distinct: BTreeSet<NodeId> = cfg.voters.iter().copied().collect();
-        if distinct.len() != cfg.voters.len() {
-            return Err(ConfigError::Invalid(format!(
-                "voters {:?} repeat a node",
-                cfg.voters
-            )));
-        }
-        if cfg.election_timeout_ticks < 2 || cfg.heartbeat_interval_ticks == 0 {
-            return Err(ConfigError::Invalid(
-                "election timeout needs ≥ 2 ticks, heartbeat ≥ 1".into(),
-            ));
-        }
-        if cfg.heartbeat_interval_ticks >= cfg.election_timeout_ticks {
-            return Err(ConfigError::Invalid(
-                "heartbeat interval must be below the election timeout".into(),
-            ));
-        }
-        if cfg.max_batch_entries == 0
-            || cfg.max_inflight_appends == 0
-            || cfg.snapshot_chunk_bytes == 0
-        {
-            return Err(ConfigError::Invalid(
-                "batch, inflight and snapshot chunk limits must be ≥ 1".into(),
-            ));
-        }
+        cfg.check()?;
         if cfg.lease_reads && !cfg.check_quorum {
             return Err(ConfigError::Invalid("lease reads need check-quorum".into()));
         }
@@ -627,16 +597,8 @@ impl RaftNode {
     }
 
     fn reset_randomized_timeout(&mut self) {
-        let t = self.cfg.election_timeout_ticks;
-        self.randomized_timeout_ticks = t + self.next_random() % t;
-        assert!(
-            self.randomized_timeout_ticks >= t,
-            "randomized timeout below the minimum"
-        );
-        assert!(
-            self.randomized_timeout_ticks < 2 * t,
-            "randomized timeout at or beyond twice the minimum"
-        );
+        let random = self.next_random();
+        self.randomized_timeout_ticks = self.cfg.randomized_timeout_ticks(random);
     }
 
     fn send(&mut self, to: NodeId, msg: RaftMessage) {
