@@ -1394,6 +1394,25 @@ fn an_acceptor_lagging_behind_large_values_catches_up_under_the_peer_line_limit(
 /// Seed 1052535 (membership sweep): a wiped id added back at slot 106
 /// promised and accepted at slot 100, where the configuration still named
 /// its old self, and two values were chosen there.
+/// Slot `i` holding `kind`, proposed and accepted at ballot `b`.
+fn stamped(b: Ballot, i: u64, kind: EntryKind) -> Entry {
+    Entry {
+        index: LogIndex(i),
+        term: Stamp::new(b, b).term(),
+        kind,
+    }
+}
+
+/// A message of group 1 from node `from` to node `to`.
+fn paxos_msg(from: u64, to: u64, msg: PaxosMessage) -> Message {
+    Message {
+        group: GroupId(1),
+        from: NodeId(from),
+        to: NodeId(to),
+        payload: Payload::Paxos(msg),
+    }
+}
+
 #[test]
 fn a_joining_acceptor_never_votes_below_its_join_floor() {
     let b = Ballot::new(3, NodeId(1));
@@ -1402,28 +1421,16 @@ fn a_joining_acceptor_never_votes_below_its_join_floor() {
     // Added back by the configuration entry at slot 6.
     c4.join_floor = Some((b.term(), LogIndex(6)));
     let mut node = PaxosNode::new(c4, Recovered::default()).expect("joining");
-    let entry = |i: u64, kind: EntryKind| Entry {
-        index: LogIndex(i),
-        term: Stamp::new(b, b).term(),
-        kind,
-    };
-    let from_leader = |msg: PaxosMessage| Message {
-        group: GroupId(1),
-        from: NodeId(1),
-        to: NodeId(4),
-        payload: Payload::Paxos(msg),
-    };
-    let accepted = |ok: bool, agreed: u64| {
-        vec![Message {
-            group: GroupId(1),
-            from: NodeId(4),
-            to: NodeId(1),
-            payload: Payload::Paxos(PaxosMessage::Accepted {
-                ballot: b,
-                ok,
-                agreed: LogIndex(agreed),
-            }),
-        }]
+    let entry = |i: u64, kind: EntryKind| stamped(b, i, kind);
+    let from_leader = |msg: PaxosMessage| paxos_msg(1, 4, msg);
+    // Node 4's answer to the leader (node 1).
+    let accepted = |ballot: Ballot, ok: bool, agreed: u64| {
+        let agreed = LogIndex(agreed);
+        vec![paxos_msg(
+            4,
+            1,
+            PaxosMessage::Accepted { ballot, ok, agreed },
+        )]
     };
     // Slot 1 (its old self's configuration) is chosen: learned. Slots 2
     // and 3 are not known chosen and lie below the floor: refused.
@@ -1436,24 +1443,23 @@ fn a_joining_acceptor_never_votes_below_its_join_floor() {
     .expect("step");
     let rd = node.ready();
     assert_eq!(rd.entries, vec![old_config], "only the chosen slot");
-    assert_eq!(rd.messages, accepted(false, 1));
+    assert_eq!(rd.messages, accepted(b, false, 1));
     node.persisted(rd.persist_id);
     assert_eq!(node.log().commit(), LogIndex(1));
     assert!(node.is_member(), "the old configuration names its id");
     // A candidate that counts it in that configuration gets no promise:
     // its report would hide what its old self accepted at slots 2 to 5.
     let b2 = Ballot::new(5, NodeId(2));
-    node.step(Message {
-        group: GroupId(1),
-        from: NodeId(2),
-        to: NodeId(4),
-        payload: Payload::Paxos(PaxosMessage::Prepare {
+    node.step(paxos_msg(
+        2,
+        4,
+        PaxosMessage::Prepare {
             ballot: b2,
             commit: LogIndex(1),
             transfer: true,
             resume: None,
-        }),
-    })
+        },
+    ))
     .expect("step");
     assert!(
         node.ready().messages.is_empty(),
@@ -1467,68 +1473,49 @@ fn a_joining_acceptor_never_votes_below_its_join_floor() {
     // Once slots 2 to 5 are chosen it learns them, and votes from the
     // floor on: its own adding entry at 6 and slot 7.
     let b3 = Ballot::new(6, NodeId(1));
-    let entry3 = |i: u64, kind: EntryKind| Entry {
-        index: LogIndex(i),
-        term: Stamp::new(b3, b3).term(),
-        kind,
-    };
+    let entry3 = |i: u64, kind: EntryKind| stamped(b3, i, kind);
     let batch: Vec<Entry> = (2..=5)
         .map(|i| entry3(i, cmd(i as u8)))
         .chain([entry3(6, config(&[1, 2, 3, 4])), entry3(7, cmd(7))])
         .collect();
-    node.step(Message {
-        group: GroupId(1),
-        from: NodeId(1),
-        to: NodeId(4),
-        payload: Payload::Paxos(PaxosMessage::Accept {
+    node.step(paxos_msg(
+        1,
+        4,
+        PaxosMessage::Accept {
             ballot: b3,
             entries: batch.clone(),
             commit: LogIndex(5),
-        }),
-    })
+        },
+    ))
     .expect("step");
     let rd = node.ready();
     assert_eq!(rd.entries, batch);
-    assert_eq!(
-        rd.messages,
-        vec![Message {
-            group: GroupId(1),
-            from: NodeId(4),
-            to: NodeId(1),
-            payload: Payload::Paxos(PaxosMessage::Accepted {
-                ballot: b3,
-                ok: true,
-                agreed: LogIndex(7),
-            }),
-        }]
-    );
+    assert_eq!(rd.messages, accepted(b3, true, 7));
     node.persisted(rd.persist_id);
     // Its adding entry chosen, it is a voter of its new self's configuration.
-    node.step(Message {
-        group: GroupId(1),
-        from: NodeId(1),
-        to: NodeId(4),
-        payload: Payload::Paxos(PaxosMessage::Heartbeat {
+    node.step(paxos_msg(
+        1,
+        4,
+        PaxosMessage::Heartbeat {
             ballot: b3,
             commit: LogIndex(6),
             read_seq: 1,
-        }),
-    })
+        },
+    ))
     .expect("step");
     let _ = node.ready();
     assert_eq!(node.known_config(), ids(&[1, 2, 3, 4]).as_slice());
     let b4 = Ballot::new(9, NodeId(2));
-    node.step(Message {
-        group: GroupId(1),
-        from: NodeId(2),
-        to: NodeId(4),
-        payload: Payload::Paxos(PaxosMessage::Prepare {
+    node.step(paxos_msg(
+        2,
+        4,
+        PaxosMessage::Prepare {
             ballot: b4,
             commit: LogIndex(6),
             transfer: true,
             resume: None,
-        }),
-    })
+        },
+    ))
     .expect("step");
     let rd = node.ready();
     assert!(rd.messages.iter().any(|m| matches!(

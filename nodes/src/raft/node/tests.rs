@@ -1574,6 +1574,42 @@ fn votes_granted(messages: &[Message]) -> Vec<(NodeId, bool)> {
 /// to an old snapshot whose configuration named their old selves, and one
 /// won an election in it with the other's vote. Below its join floor a
 /// joining core neither campaigns nor votes in such a configuration.
+/// Steps `m` into `n`, persists the Ready at once and returns what it sends.
+fn step_drained(n: &mut RaftNode, m: Message) -> Vec<Message> {
+    n.step(m).expect("a valid message");
+    let rd = n.ready();
+    n.persisted(rd.persist_id);
+    rd.early_messages.into_iter().chain(rd.messages).collect()
+}
+
+/// Ticks `n` `ticks` times, persisting each Ready at once; what it sent.
+fn tick_drained(n: &mut RaftNode, ticks: usize) -> Vec<Message> {
+    let mut sent = Vec::new();
+    for _ in 0..ticks {
+        n.tick();
+        let rd = n.ready();
+        n.persisted(rd.persist_id);
+        sent.extend(rd.early_messages);
+        sent.extend(rd.messages);
+    }
+    sent
+}
+
+/// A RequestVote (or pre-vote) from `from` whose log ends at `last`.
+fn vote_request(from: u64, to: u64, term: Term, pre_vote: bool, last: (LogIndex, Term)) -> Message {
+    raft_msg(
+        from,
+        to,
+        RaftMessage::RequestVote {
+            term,
+            pre_vote,
+            transfer: false,
+            last_log_index: last.0,
+            last_log_term: last.1,
+        },
+    )
+}
+
 #[test]
 fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_old_configuration() {
     // n3 was added back by [2,3,4] (joint with [1,4,5]) at index 27, term 2.
@@ -1589,15 +1625,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
         ..Recovered::default()
     };
     let mut n = RaftNode::new(cfg, r).expect("a joining core");
-    let step = |n: &mut RaftNode, m: Message| -> Vec<Message> {
-        n.step(m).expect("a valid message");
-        let rd = n.ready();
-        n.persisted(rd.persist_id);
-        rd.early_messages
-            .into_iter()
-            .chain(rd.messages)
-            .collect::<Vec<_>>()
-    };
+    let step = step_drained;
     // The leader of term 2 sends an old snapshot (index 25): its voters
     // [2,3,5] are n3's and n2's wiped old selves.
     let snapshot = Snapshot {
@@ -1627,14 +1655,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
         "it holds the old configuration"
     );
     // The leader dies before n3 gets further: n3 must not campaign in [2,3,5].
-    let mut sent = Vec::new();
-    for _ in 0..100 {
-        n.tick();
-        let rd = n.ready();
-        n.persisted(rd.persist_id);
-        sent.extend(rd.early_messages);
-        sent.extend(rd.messages);
-    }
+    let sent = tick_drained(&mut n, 100);
     assert!(
         !sent
             .iter()
@@ -1646,17 +1667,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
     for pre_vote in [true, false] {
         let replies = step(
             &mut n,
-            raft_msg(
-                2,
-                3,
-                RaftMessage::RequestVote {
-                    term: Term(3),
-                    pre_vote,
-                    transfer: false,
-                    last_log_index: LogIndex(25),
-                    last_log_term: Term(1),
-                },
-            ),
+            vote_request(2, 3, Term(3), pre_vote, (LogIndex(25), Term(1))),
         );
         assert!(
             votes_granted(&replies).iter().all(|&(_, granted)| !granted),
@@ -1668,17 +1679,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
     // live): n4 of [1,4,5], whose log ends at (index 27, term 3).
     let replies = step(
         &mut n,
-        raft_msg(
-            4,
-            3,
-            RaftMessage::RequestVote {
-                term: Term(3),
-                pre_vote: false,
-                transfer: false,
-                last_log_index: LogIndex(27),
-                last_log_term: Term(3),
-            },
-        ),
+        vote_request(4, 3, Term(3), false, (LogIndex(27), Term(3))),
     );
     assert_eq!(votes_granted(&replies), vec![(NodeId(4), true)]);
     // n4 leads term 3 without the entry that added n3 (it was truncated):
@@ -1708,14 +1709,7 @@ fn a_rejoined_node_id_below_its_join_floor_neither_campaigns_nor_votes_in_its_ol
             },
         ),
     );
-    let mut sent = Vec::new();
-    for _ in 0..100 {
-        n.tick();
-        let rd = n.ready();
-        n.persisted(rd.persist_id);
-        sent.extend(rd.early_messages);
-        sent.extend(rd.messages);
-    }
+    let sent = tick_drained(&mut n, 100);
     let mut asked: Vec<NodeId> = sent
         .iter()
         .filter(|m| matches!(m.payload, Payload::Raft(RaftMessage::RequestVote { .. })))
