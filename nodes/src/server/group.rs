@@ -1,12 +1,13 @@
 //! One consensus group on one node: core + storage + state machine.
 //!
-//! Drives the core by the contract of [`crate::consensus`]: for each Ready,
-//! send its early messages (a leader's appends), write its records and hand
-//! their fsync to the WAL's sync thread, then apply committed entries and
-//! answer the clients whose proposals they are, then answer reads whose
-//! index is applied, then react to a leadership change (restart lease
-//! timers). The Ready's `persisted` and its messages wait in order
-//! ([`HeldReady`]) until its write is durable, as the simulator holds them:
+//! Drives the core by the contract of [`crate::consensus`], through the
+//! ordering rule the simulator runs too ([`super::ordering`]): for each
+//! Ready, send its early messages (a leader's appends), write its records
+//! and hand their fsync to the WAL's sync thread, then apply committed
+//! entries and answer the clients whose proposals they are, then answer
+//! reads whose index is applied, then react to a leadership change (restart
+//! lease timers). The Ready's `persisted` and its messages wait in order
+//! ([`HeldReadys`]) until its write is durable:
 //! the core thread keeps taking requests and messages meanwhile, and what
 //! they write shares the next fsync. A Ready that installs a snapshot is
 //! made durable on the core thread (after every earlier write).
@@ -19,7 +20,7 @@
 //! not this node's own log dropping the entry, which other nodes may still
 //! hold and commit.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -28,11 +29,12 @@ use serde_json::{json, Value};
 use super::applier::{Applier, Outcome};
 use super::clock::NodeClock;
 use super::config::NodeConfig;
+use super::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps};
 use super::pending_writes::PendingWrites;
 use crate::bug::Bug;
 use crate::consensus::{
-    Consensus, Entry, EntryKind, GroupId, HardState, LogIndex, NodeId, NotLeader, ReadOutcome,
-    Ready, Role, Snapshot, SoftState, Term,
+    Consensus, Entry, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role,
+    Snapshot, SoftState, Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
 use crate::state::{Applied, Command, MicroOpKind};
@@ -63,17 +65,6 @@ struct PendingRead {
     deadline: Instant,
 }
 
-/// A Ready whose write the sync thread has not made durable yet: its
-/// acknowledgement and its messages wait for it (the ordering rule).
-#[derive(Debug)]
-struct HeldReady {
-    /// The storage write that must be durable first.
-    seq: u64,
-    /// Acknowledges this Ready and every Ready before it.
-    persist_id: u64,
-    messages: Vec<crate::consensus::Message>,
-}
-
 /// The runtime of one group.
 pub struct Group {
     id: GroupId,
@@ -92,7 +83,7 @@ pub struct Group {
 
     pending_writes: PendingWrites<PendingWrite>,
     /// Readys waiting for their write to be durable, oldest first.
-    held: VecDeque<HeldReady>,
+    held: HeldReadys,
     /// Reads received since the last `read_index`: issued together.
     read_batch: Vec<PendingRead>,
     reads_in_flight: HashMap<u64, Vec<PendingRead>>,
@@ -144,7 +135,7 @@ impl Group {
             bugs: cfg.bugs.clone(),
             consensus_name: cfg.consensus.name(),
             pending_writes: PendingWrites::default(),
-            held: VecDeque::new(),
+            held: HeldReadys::new(),
             read_batch: Vec::new(),
             reads_in_flight: HashMap::new(),
             reads_ready: BTreeMap::new(),
@@ -342,9 +333,8 @@ impl Group {
             return Ok(());
         }
         let durable = self.storage.durable()?;
-        while self.held.front().is_some_and(|h| h.seq <= durable) {
-            let h = self.held.pop_front().expect("front exists");
-            self.release(h.persist_id, h.messages, transport);
+        for r in self.held.release_through(durable) {
+            self.release(r.persist_id, r.messages, transport);
         }
         Ok(())
     }
@@ -359,34 +349,41 @@ impl Group {
         Ok(())
     }
 
-    /// One Ready, in the order the consensus contract demands: persist,
-    /// acknowledge and send (once durable), apply, answer reads, and take
-    /// note of the role.
+    /// One Ready, by the ordering rule ([`ordering::process`]).
     fn handle_ready(
         &mut self,
         rd: Ready,
         transport: &Transport,
         clock: &NodeClock,
     ) -> Result<(), StorageError> {
-        let Ready {
+        let staged = self.storage.hard_state();
+        ordering::process(
+            rd,
+            staged,
+            &mut NodeSteps {
+                group: self,
+                transport,
+                clock,
+            },
+        )
+    }
+
+    /// Steps 1 and 2: stage the Ready's records; its acknowledgement and
+    /// messages go out once they are durable ([`HeldReadys`]), or at once
+    /// when nothing needs a sync and nothing earlier is still syncing.
+    fn persist(
+        &mut self,
+        persist: Persist,
+        ready: Persisted,
+        transport: &Transport,
+    ) -> Result<(), StorageError> {
+        let Persisted {
             persist_id,
             snapshot,
             hard_state,
             entries,
             messages,
-            early_messages,
-            committed,
-            reads,
-            soft_state,
-        } = rd;
-        // 0. A leader's appends go out while its own write is made durable
-        // (Raft thesis §10.2.1): the core counts the leader toward a commit
-        // only once `persisted` is called below.
-        for m in early_messages {
-            transport.send(m);
-        }
-        // 1. Persist: one durable write for the whole Ready; 2. only once
-        // it is durable, acknowledge and send.
+        } = ready;
         if snapshot.is_some() {
             // Rare: the snapshot file is renamed into place once its WAL
             // record is durable, so this write is made durable here, after
@@ -396,61 +393,16 @@ impl Group {
                 .stage(snapshot.as_ref(), hard_state, &entries)?;
             self.storage.sync()?;
             self.release(persist_id, messages, transport);
-        } else {
-            self.persist(persist_id, hard_state, &entries, messages, transport)?;
+            return Ok(());
         }
-        // 3. Apply.
-        if let Some(snap) = snapshot {
-            self.install_snapshot(&snap)?;
+        if persist != Persist::Nothing {
+            self.storage.stage(None, hard_state, &entries)?;
         }
-        for entry in committed {
-            self.apply_committed(entry, clock);
-        }
-        // 4. Reads.
-        for read in reads {
-            self.read_outcome(read);
-        }
-        self.answer_ready_reads();
-        // 5. Leadership.
-        if let Some(soft_state) = soft_state {
-            self.role_changed(soft_state, clock);
-        }
-        Ok(())
-    }
-
-    /// Stage a Ready's hard state and entries; its messages go out once
-    /// they are durable ([`HeldReady`]), or at once when nothing needs a
-    /// sync and nothing earlier is still syncing.
-    fn persist(
-        &mut self,
-        persist_id: u64,
-        hard_state: Option<HardState>,
-        entries: &[Entry],
-        messages: Vec<crate::consensus::Message>,
-        transport: &Transport,
-    ) -> Result<(), StorageError> {
-        let staged = self.storage.hard_state();
-        // A hard state that only moves the commit index need not be
-        // fsynced on its own: a lagging commit index is always safe.
-        let must_sync = !entries.is_empty()
-            || hard_state.is_some_and(|hs| hs.term != staged.term || hs.vote != staged.vote);
-        if hard_state.is_some() || !entries.is_empty() {
-            self.storage.stage(None, hard_state, entries)?;
-        }
-        if must_sync {
+        if persist == Persist::Sync {
             let seq = self.storage.start_sync()?;
-            self.held.push_back(HeldReady {
-                seq,
-                persist_id,
-                messages,
-            });
-        } else if let Some(last) = self.held.back_mut() {
-            // Nothing of its own to write; its messages keep their
-            // place behind an earlier Ready still being synced.
-            last.persist_id = persist_id;
-            last.messages.extend(messages);
-        } else {
-            self.release(persist_id, messages, transport);
+            self.held.hold(seq, persist_id, messages);
+        } else if let Some(r) = self.held.after_the_held(persist_id, messages) {
+            self.release(r.persist_id, r.messages, transport);
         }
         Ok(())
     }
@@ -763,6 +715,45 @@ impl Group {
 }
 
 /// The reply for an applied command.
+/// The node's way of carrying out each step of the ordering rule.
+struct NodeSteps<'a> {
+    group: &'a mut Group,
+    transport: &'a Transport,
+    clock: &'a NodeClock,
+}
+
+impl ReadySteps for NodeSteps<'_> {
+    type Error = StorageError;
+
+    fn send(&mut self, message: crate::consensus::Message) {
+        self.transport.send(message);
+    }
+
+    fn persist(&mut self, persist: Persist, ready: Persisted) -> Result<(), StorageError> {
+        self.group.persist(persist, ready, self.transport)
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.group.install_snapshot(snapshot)
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), StorageError> {
+        self.group.apply_committed(entry, self.clock);
+        Ok(())
+    }
+
+    fn reads(&mut self, reads: Vec<ReadOutcome>) {
+        for read in reads {
+            self.group.read_outcome(read);
+        }
+        self.group.answer_ready_reads();
+    }
+
+    fn role_changed(&mut self, soft_state: SoftState) {
+        self.group.role_changed(soft_state, self.clock);
+    }
+}
+
 fn applied_reply(id: Option<u64>, a: Applied) -> Reply {
     match a {
         Applied::Ok => Reply::ok(id),

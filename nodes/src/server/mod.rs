@@ -32,6 +32,7 @@ pub mod core_loop;
 pub mod group;
 pub mod groups_file;
 pub mod host;
+pub mod ordering;
 pub mod pending_writes;
 pub mod reply_sink;
 pub mod shard_map;

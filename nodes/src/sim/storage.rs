@@ -68,6 +68,22 @@ impl SimStorage {
         self.unsynced.len()
     }
 
+    /// The hard state last written, synced or not (what the ordering
+    /// rule compares a Ready's against).
+    pub fn staged_hard_state(&self) -> HardState {
+        self.unsynced
+            .iter()
+            .rev()
+            .find_map(|(_, w)| match w {
+                Write::Ready {
+                    hard_state: Some(hs),
+                    ..
+                } => Some(*hs),
+                _ => None,
+            })
+            .unwrap_or(self.durable.hard_state)
+    }
+
     pub fn durable(&self) -> &Durable {
         &self.durable
     }

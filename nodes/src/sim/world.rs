@@ -47,7 +47,7 @@
 //! pending-write table.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use serde_json::Value;
 
@@ -64,9 +64,10 @@ use super::watchdog::{SimLimits, Watchdog};
 use crate::bug::Bug;
 use crate::consensus::{
     CoreConfig, Entry, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role,
-    Snapshot, Term, TICK_INTERVAL_MS,
+    Snapshot, SoftState, Term, TICK_INTERVAL_MS,
 };
 use crate::server::applier::{Applier, Outcome};
+use crate::server::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps, Release};
 use crate::server::pending_writes::PendingWrites;
 use crate::state::Applied;
 
@@ -393,7 +394,7 @@ struct Host<C> {
     /// drives them ([`Applier`]), on virtual time.
     applier: Applier,
     /// Readys whose messages wait for their write to be durable.
-    held: VecDeque<(u64, u64, Vec<Message>)>,
+    held: HeldReadys,
     last_sync_us: u64,
     /// Client writes proposed here and not answered: the node's own
     /// table ([`PendingWrites`]), deadlines in virtual µs.
@@ -548,7 +549,7 @@ impl<C> Host<C> {
             core: None,
             storage: SimStorage::default(),
             applier: fresh_applier(&opts.bugs),
-            held: VecDeque::new(),
+            held: HeldReadys::new(),
             last_sync_us: 0,
             pending_writes: if opts.early_fail_bug {
                 PendingWrites::planted_early_fail()
@@ -938,10 +939,8 @@ impl<C: SimCore> World<C> {
         }
         host.storage.sync_to(seq);
         let mut out = Vec::new();
-        while host.held.front().is_some_and(|(s, _, _)| *s <= seq) {
-            let (_, pid, msgs) = host.held.pop_front().expect("front exists");
-            host.core.as_mut().expect("alive").persisted(pid);
-            out.extend(msgs.into_iter().map(Effect::Send));
+        for released in host.held.release_through(seq) {
+            release(host, released, &mut out);
         }
         self.note(5, id.0, seq, || format!("{id} fsync through write {seq}"));
         self.apply_effects(id, out)?;
@@ -1359,9 +1358,9 @@ impl<C: SimCore> World<C> {
         // A clean shutdown: the disk is synced, then what waited for it is sent.
         host.storage.sync_all();
         let mut out = Vec::new();
-        while let Some((_, pid, msgs)) = host.held.pop_front() {
-            core.persisted(pid);
-            out.extend(msgs.into_iter().map(Effect::Send));
+        for released in host.held.release_through(u64::MAX) {
+            core.persisted(released.persist_id);
+            out.extend(released.messages.into_iter().map(Effect::Send));
         }
         // What the flush made durable (a Paxos accept whose Accepted goes
         // out below) is fact for the cross-node checks too, as after any
@@ -1889,13 +1888,13 @@ fn removed_after(
     !m.is_joint() && !m.contains(id)
 }
 
-/// The ordering rule of [`crate::consensus`] for one Ready, in the
-/// simulator: send what may go early, persist (holding the rest until the
-/// sync), note a joining node's first configuration, apply, answer reads,
-/// then leadership and compaction.
+/// One Ready, by the node's ordering rule ([`ordering::process`]), with
+/// the simulator's checks and bookkeeping around it: the safety monitor
+/// sees what is appended, a joining node notes its first configuration,
+/// and the node compacts now and then afterwards.
 fn process_ready<C: SimCore>(
     host: &mut Host<C>,
-    mut rd: Ready,
+    rd: Ready,
     monitor: &mut SafetyMonitor,
     now_us: u64,
     no_fsync: bool,
@@ -1906,66 +1905,118 @@ fn process_ready<C: SimCore>(
     if !rd.entries.is_empty() {
         monitor.appended(id, &rd.entries, &core.view(), now_us)?;
     }
-    let messages = std::mem::take(&mut rd.messages);
-    persist_and_send(host, &mut rd, messages, no_fsync, out);
     let was_leading = host.leading;
-    if let Some(ss) = rd.soft_state {
+    if let Some(ss) = &rd.soft_state {
         host.leading = ss.role == Role::Leader;
-        out.push(Effect::Role(ss));
+        out.push(Effect::Role(*ss));
     }
     if host.joining {
         note_joined(host, &rd, out);
     }
-    // 3. Apply: snapshot first, then committed entries in order.
-    if let Some(s) = &rd.snapshot {
-        restore(host, s)?;
-    }
-    for e in &rd.committed {
-        apply_entry(host, e, was_leading, monitor, now_us, out)?;
-    }
-    answer_reads(host, &rd.reads, out);
-    lead_and_compact(host, &rd, now_us, no_fsync, out);
+    let staged = host.storage.staged_hard_state();
+    ordering::process(
+        rd,
+        staged,
+        &mut SimSteps {
+            host: &mut *host,
+            monitor,
+            now_us,
+            no_fsync,
+            was_leading,
+            out: &mut *out,
+        },
+    )?;
+    compact_now_and_then(host, no_fsync, out);
     Ok(())
 }
 
-/// Steps 0-2: a leader's early appends go at once; the Ready's writes are
-/// buffered, and its acknowledgement and messages held until the sync
-/// (or, behind an earlier Ready still syncing, appended to its messages).
-fn persist_and_send<C: SimCore>(
-    host: &mut Host<C>,
-    rd: &mut Ready,
-    messages: Vec<Message>,
+/// The simulator's way of carrying out each step of the ordering rule:
+/// writes go to the simulated disk, messages and replies become effects.
+struct SimSteps<'a, C> {
+    host: &'a mut Host<C>,
+    monitor: &'a mut SafetyMonitor,
+    now_us: u64,
     no_fsync: bool,
-    out: &mut Vec<Effect>,
-) {
-    // 0. A leader's appends may leave before its write is durable.
-    out.extend(
-        std::mem::take(&mut rd.early_messages)
-            .into_iter()
-            .map(Effect::Send),
-    );
-    // 1. Persist (buffered until synced); 2. persisted + send after the sync.
-    if rd.must_persist() {
-        let seq = host.storage.write(Write::Ready {
-            snapshot: rd.snapshot.clone(),
-            hard_state: rd.hard_state,
-            entries: rd.entries.clone(),
-        });
-        if no_fsync {
-            // Planted bug: acknowledge before the write is durable.
-            let core = host.core.as_mut().expect("processing a live core's Ready");
-            core.persisted(rd.persist_id);
-            out.extend(messages.into_iter().map(Effect::Send));
-        } else {
-            host.held.push_back((seq, rd.persist_id, messages));
-            out.push(Effect::Sync(seq));
-        }
-    } else if let Some(last) = host.held.back_mut() {
-        // Keep message order behind an earlier Ready still being synced.
-        last.2.extend(messages);
-    } else {
-        out.extend(messages.into_iter().map(Effect::Send));
+    was_leading: bool,
+    out: &'a mut Vec<Effect>,
+}
+
+impl<C: SimCore> ReadySteps for SimSteps<'_, C> {
+    type Error = Violation;
+
+    fn send(&mut self, message: Message) {
+        self.out.push(Effect::Send(message));
     }
+
+    fn persist(&mut self, persist: Persist, ready: Persisted) -> Result<(), Violation> {
+        let Persisted {
+            persist_id,
+            snapshot,
+            hard_state,
+            entries,
+            messages,
+        } = ready;
+        let host = &mut *self.host;
+        let seq = (persist != Persist::Nothing).then(|| {
+            host.storage.write(Write::Ready {
+                snapshot,
+                hard_state,
+                entries,
+            })
+        });
+        let release_now = match (seq, persist) {
+            // Planted bug: acknowledge before the write is durable.
+            (Some(_), _) if self.no_fsync => Some(Release {
+                persist_id,
+                messages,
+            }),
+            (Some(seq), Persist::Sync) => {
+                host.held.hold(seq, persist_id, messages);
+                self.out.push(Effect::Sync(seq));
+                None
+            }
+            _ => host.held.after_the_held(persist_id, messages),
+        };
+        if let Some(released) = release_now {
+            release(host, released, self.out);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Violation> {
+        restore(self.host, snapshot)
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), Violation> {
+        apply_entry(
+            self.host,
+            &entry,
+            self.was_leading,
+            self.monitor,
+            self.now_us,
+            self.out,
+        )
+    }
+
+    fn reads(&mut self, reads: Vec<ReadOutcome>) {
+        answer_reads(self.host, &reads, self.out);
+    }
+
+    fn role_changed(&mut self, soft_state: SoftState) {
+        let core = self.host.core.as_mut().expect("alive");
+        self.host
+            .applier
+            .role_changed(&soft_state, now_ms(self.now_us), |cmd| {
+                core.propose(cmd).is_ok()
+            });
+    }
+}
+
+/// Step 2 once a write is durable: acknowledge, then send.
+fn release<C: SimCore>(host: &mut Host<C>, released: Release, out: &mut Vec<Effect>) {
+    let core = host.core.as_mut().expect("releasing a live core's Ready");
+    core.persisted(released.persist_id);
+    out.extend(released.messages.into_iter().map(Effect::Send));
 }
 
 /// A joining node becomes a member once a configuration reaches it, by
@@ -2084,21 +2135,12 @@ fn answer_reads<C>(host: &mut Host<C>, reads: &[ReadOutcome], out: &mut Vec<Effe
     host.waiting_reads = still;
 }
 
-/// Step 5: a new leader restarts the lease timers; compact now and then.
-fn lead_and_compact<C: SimCore>(
-    host: &mut Host<C>,
-    rd: &Ready,
-    now_us: u64,
-    no_fsync: bool,
-    out: &mut Vec<Effect>,
-) {
+/// After a Ready: compact now and then.
+fn compact_now_and_then<C: SimCore>(host: &mut Host<C>, no_fsync: bool, out: &mut Vec<Effect>) {
     let applied = host.applier.applied();
-    let core = host.core.as_mut().expect("alive");
-    if let Some(ss) = &rd.soft_state {
-        host.applier
-            .role_changed(ss, now_ms(now_us), |cmd| core.propose(cmd).is_ok());
-    }
-    // Compact now and then.
+    let Some(core) = host.core.as_mut() else {
+        return;
+    };
     let snap_index = core.status().snapshot_index;
     if applied.0 >= snap_index.0 + host.snapshot_every {
         let data = host.applier.snapshot();
