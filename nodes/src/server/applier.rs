@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::bug::Bug;
 use crate::consensus::{Entry, EntryKind, LogIndex, Role, Snapshot, SoftState, Term};
+use crate::state::txn::{MicroOp, MicroOpKind};
 use crate::state::{Applied, Command, LeaseChange, StateMachine};
 
 /// How long the leader waits before proposing an expiry again if the last
@@ -58,6 +59,8 @@ pub struct Applier {
     lease_timers: BTreeMap<String, LeaseTimer>,
     /// Planted bug `lock-early-expiry`.
     early_expiry: bool,
+    /// Planted `txn-follower-read`: read-only txns answered from here.
+    local_txn_reads: bool,
 }
 
 impl Applier {
@@ -71,6 +74,7 @@ impl Applier {
             caught_up: false,
             lease_timers: BTreeMap::new(),
             early_expiry,
+            local_txn_reads: false,
         }
     }
 
@@ -87,11 +91,25 @@ impl Applier {
             sm.restore(&snap.data)?;
             applied = snap.meta.index;
         }
-        Ok(Applier::new(
-            sm,
-            applied,
-            bugs.contains(&Bug::LockEarlyExpiry),
-        ))
+        let mut applier = Applier::new(sm, applied, bugs.contains(&Bug::LockEarlyExpiry));
+        applier.local_txn_reads = bugs.contains(&Bug::TxnFollowerRead);
+        Ok(applier)
+    }
+
+    /// The planted `txn-follower-read` bug: a read-only transaction is
+    /// answered at once from this node's applied state, whatever its role,
+    /// without the log (Some: the answer, or why the txn is refused).
+    /// None without the bug, or for a txn that writes: it goes through the
+    /// log. The node and the simulator both ask here before proposing.
+    pub fn planted_local_txn(&self, mops: &[MicroOp]) -> Option<Result<Value, String>> {
+        if !self.local_txn_reads || mops.iter().any(|m| m.kind != MicroOpKind::Read) {
+            return None;
+        }
+        Some(
+            self.sm.execute_txn(mops).map(|(results, _)| {
+                serde_json::to_value(results).expect("micro-ops always serialize")
+            }),
+        )
     }
 
     pub fn state(&self) -> &StateMachine {

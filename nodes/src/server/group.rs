@@ -37,7 +37,7 @@ use crate::consensus::{
     Snapshot, SoftState, Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
-use crate::state::{Applied, Command, MicroOpKind};
+use crate::state::{Applied, Command};
 use crate::storage::{GroupStorage, StorageError};
 use crate::transport::Transport;
 
@@ -219,18 +219,9 @@ impl Group {
                     let _ = reply.send(Reply::bad_request(id, reason));
                     return;
                 }
-                if self.bugs.contains(&Bug::TxnFollowerRead)
-                    && mops.iter().all(|m| m.kind == MicroOpKind::Read)
-                {
-                    // Planted: a read-only txn answered from this node's
-                    // own applied state, whatever its role, without the log.
-                    let _ = reply.send(match self.applier.state().execute_txn(&mops) {
-                        Ok((results, _)) => applied_reply(
-                            id,
-                            Applied::Value(
-                                serde_json::to_value(results).expect("micro-ops always serialize"),
-                            ),
-                        ),
+                if let Some(answer) = self.applier.planted_local_txn(&mops) {
+                    let _ = reply.send(match answer {
+                        Ok(results) => applied_reply(id, Applied::Value(results)),
                         Err(reason) => Reply::bad_request(id, reason),
                     });
                     return;

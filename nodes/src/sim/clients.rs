@@ -6,8 +6,11 @@
 //! fenced resource: acquire, then a fenced write with the token, then renew
 //! or release; now and then a slow holder waits past its lease before its
 //! write, so that a newer holder has written first and a stale token must
-//! be refused. What each op records follows the checker's models
-//! (`cas-register`; the `fencing` and `mutual-exclusion` checkers).
+//! be refused. Transaction clients run the harness's `--workload
+//! list-append` shape: one to four micro-ops (appends of values unique in
+//! the run, list reads) on a few keys, as one `Command::Txn`. What each op
+//! records follows the checker's models (`cas-register`; the `fencing` and
+//! `mutual-exclusion` checkers; list-append, checked strict serializable).
 //!
 //! Guarantees: every command a client sends is one the node's protocol
 //! sends for the same request; an op's history values depend only on the
@@ -15,6 +18,7 @@
 
 use serde_json::{json, Value};
 
+use crate::state::txn::{MicroOp, MicroOpKind};
 use crate::state::Command;
 
 /// The lease a lock client asks for, in virtual milliseconds.
@@ -26,6 +30,45 @@ pub const RESOURCE_KEY: u64 = 0;
 const LOCK_NAME: &str = "lock";
 const RESOURCE_NAME: &str = "fenced";
 
+/// How many list keys transaction clients share (history keys 0..).
+pub const TXN_KEYS: u64 = 4;
+/// The history key a transaction is recorded under (its micro-ops name theirs).
+pub const TXN_KEY: u64 = 0;
+
+/// One micro-op of a list-append transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnMop {
+    /// Append the value (unique in the run) to list `key`.
+    Append { key: u64, value: u64 },
+    /// Read list `key`.
+    Read { key: u64 },
+}
+
+impl TxnMop {
+    /// As the history records it: `["append", k, v]` or `["r", k, list]`.
+    fn recorded(&self, read: Value) -> Value {
+        match *self {
+            TxnMop::Append { key, value } => json!(["append", key, value]),
+            TxnMop::Read { key } => json!(["r", key, read]),
+        }
+    }
+
+    fn command(&self) -> MicroOp {
+        match *self {
+            TxnMop::Append { key, value } => MicroOp {
+                kind: MicroOpKind::Append,
+                key: list_name(key),
+                value: Value::from(value),
+            },
+            TxnMop::Read { key } => MicroOp {
+                kind: MicroOpKind::Read,
+                key: list_name(key),
+                value: Value::Null,
+            },
+        }
+    }
+}
+
 /// One client operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpKind {
@@ -36,6 +79,7 @@ pub enum OpKind {
     Renew { token: u64 },
     Release { token: u64 },
     FencedWrite { token: u64, value: u64 },
+    Txn(Vec<TxnMop>),
 }
 
 impl OpKind {
@@ -49,11 +93,18 @@ impl OpKind {
             OpKind::Renew { .. } => "renew",
             OpKind::Release { .. } => "release",
             OpKind::FencedWrite { .. } => "fenced-write",
+            OpKind::Txn(_) => "txn",
         }
     }
 
     pub fn is_lock(&self) -> bool {
-        !matches!(self, OpKind::Read | OpKind::Write(_) | OpKind::Cas(..))
+        matches!(
+            self,
+            OpKind::Acquire
+                | OpKind::Renew { .. }
+                | OpKind::Release { .. }
+                | OpKind::FencedWrite { .. }
+        )
     }
 
     /// The value an invoke records (and a fail or info repeats).
@@ -68,6 +119,7 @@ impl OpKind {
             }
             OpKind::Release { token } => json!({"owner": owner, "token": token}),
             OpKind::FencedWrite { token, value } => json!({"token": token, "value": value}),
+            OpKind::Txn(mops) => mops.iter().map(|m| m.recorded(Value::Null)).collect(),
         }
     }
 
@@ -80,6 +132,7 @@ impl OpKind {
                 v["token"] = answer;
                 v
             }
+            OpKind::Txn(mops) => filled(mops, &answer),
             _ => self.value(owner),
         }
     }
@@ -88,16 +141,16 @@ impl OpKind {
     /// which goes through ReadIndex, not the log).
     pub fn command(&self, key: u64, owner: &str) -> Option<Command> {
         let owner = owner.to_string();
-        Some(match *self {
+        Some(match self {
             OpKind::Read => return None,
             OpKind::Write(v) => Command::Write {
                 key: register_name(key),
-                value: Value::from(v),
+                value: Value::from(*v),
             },
             OpKind::Cas(from, to) => Command::Cas {
                 key: register_name(key),
-                from: Value::from(from),
-                to: Value::from(to),
+                from: Value::from(*from),
+                to: Value::from(*to),
             },
             OpKind::Acquire => Command::Acquire {
                 lock: LOCK_NAME.into(),
@@ -107,21 +160,49 @@ impl OpKind {
             OpKind::Renew { token } => Command::Renew {
                 lock: LOCK_NAME.into(),
                 owner,
-                token,
+                token: *token,
                 ttl_ms: LEASE_TTL_MS,
             },
             OpKind::Release { token } => Command::Release {
                 lock: LOCK_NAME.into(),
                 owner,
-                token,
+                token: *token,
             },
             OpKind::FencedWrite { token, value } => Command::FencedWrite {
                 key: RESOURCE_NAME.into(),
-                value: Value::from(value),
-                token,
+                value: Value::from(*value),
+                token: *token,
+            },
+            OpKind::Txn(mops) => Command::Txn {
+                mops: mops.iter().map(TxnMop::command).collect(),
             },
         })
     }
+}
+
+/// A transaction's micro-ops with each read's list taken from the node's
+/// answer (its micro-ops, `[f, key, value]`, in order; a list never
+/// appended to reads as null: `[]`).
+fn filled(mops: &[TxnMop], answer: &Value) -> Value {
+    let answered = answer
+        .as_array()
+        .filter(|a| a.len() == mops.len())
+        .expect("the node answers a transaction with its micro-ops, one for one");
+    mops.iter()
+        .zip(answered)
+        .map(|(m, a)| {
+            let read = match a.get(2) {
+                Some(Value::Null) | None => Value::Array(Vec::new()),
+                Some(v) => v.clone(),
+            };
+            m.recorded(read)
+        })
+        .collect()
+}
+
+/// The state machine's key of list `key`.
+pub fn list_name(key: u64) -> String {
+    format!("l{key}")
 }
 
 /// The state machine's key of register `key`.
@@ -190,6 +271,25 @@ mod tests {
         assert_eq!(c.next(false, 1), OpKind::Release { token: 7 });
         c.ended(&OpKind::Release { token: 7 }, Some(&Value::Null));
         assert_eq!(c.next(true, 1), OpKind::Acquire);
+    }
+
+    #[test]
+    fn a_transaction_records_its_reads_from_the_answer_in_order() {
+        let t = OpKind::Txn(vec![
+            TxnMop::Append { key: 1, value: 9 },
+            TxnMop::Read { key: 1 },
+            TxnMop::Read { key: 2 },
+        ]);
+        assert_eq!(
+            t.value("p0"),
+            json!([["append", 1, 9], ["r", 1, null], ["r", 2, null]])
+        );
+        let answer = json!([["append", "l1", 9], ["r", "l1", [3, 9]], ["r", "l2", null]]);
+        assert_eq!(
+            t.ok_value("p0", answer),
+            json!([["append", 1, 9], ["r", 1, [3, 9]], ["r", 2, []]])
+        );
+        assert!(!t.is_lock());
     }
 
     #[test]

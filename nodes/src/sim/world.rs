@@ -52,7 +52,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use serde_json::Value;
 
 use super::check::{SafetyMonitor, Violation};
-use super::clients::{self, LockClient, OpKind};
+use super::clients::{self, LockClient, OpKind, TxnMop};
 use super::core::SimCore;
 use super::delivery_fault::{DeliveryFault, DeliveryFaultPlan, DeliveryFaultStats};
 use super::fnv::Fnv;
@@ -69,7 +69,7 @@ use crate::consensus::{
 use crate::server::applier::{Applier, Outcome};
 use crate::server::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps, Release};
 use crate::server::pending_writes::PendingWrites;
-use crate::state::Applied;
+use crate::state::{Applied, Command};
 
 /// What one simulation run does.
 #[derive(Clone, Debug)]
@@ -140,6 +140,10 @@ pub struct SimOptions {
     /// acquire, fenced write, renew or release on one lock. None: drawn
     /// from the seed (2 on a third of the seeds, from a stream of its own).
     pub lock_clients: Option<usize>,
+    /// Transaction clients (list-append, [`clients::TxnMop`]) beside the
+    /// others. None: drawn from the seed (2 on a third of the seeds, from a
+    /// stream of its own).
+    pub txn_clients: Option<usize>,
 }
 
 impl SimOptions {
@@ -167,6 +171,7 @@ impl SimOptions {
             snapshot_chunk_bytes: None,
             delivery_fault: Some(DeliveryFaultPlan::off()),
             lock_clients: None,
+            txn_clients: None,
         }
     }
 
@@ -380,8 +385,10 @@ struct Client {
     process: u64,
     leader_hint: Option<NodeId>,
     op: Option<PendingOp>,
-    /// A lock client's lease (None: a register client).
+    /// A lock client's lease (None: a register or transaction client).
     lock: Option<LockClient>,
+    /// A transaction client (list-append).
+    txn: bool,
 }
 
 /// One simulated node: the core plus the runtime around it.
@@ -579,20 +586,27 @@ impl<C> Host<C> {
 
 /// The register clients, and on a third of the seeds two lock clients.
 fn clients_for(opts: &SimOptions) -> Vec<Client> {
-    // From a stream of its own: the world's draws stay as they were.
-    let lock_clients = opts.lock_clients.unwrap_or_else(|| {
-        if SimRng::new(opts.seed ^ (0xC6u64 << 56)).chance(1.0 / 3.0) {
+    // From streams of their own: the world's draws stay as they were.
+    let drawn = |stream: u64| {
+        if SimRng::new(opts.seed ^ (stream << 56)).chance(1.0 / 3.0) {
             2
         } else {
             0
         }
-    });
-    (0..opts.clients + lock_clients)
+    };
+    let lock_clients = opts.lock_clients.unwrap_or_else(|| drawn(0xC6));
+    let txn_clients = opts.txn_clients.unwrap_or_else(|| drawn(0xD7));
+    let locks_from = opts.clients;
+    let txns_from = locks_from + lock_clients;
+    (0..txns_from + txn_clients)
         .map(|c| Client {
             process: c as u64,
             leader_hint: None,
             op: None,
-            lock: (c >= opts.clients).then(LockClient::default),
+            lock: (locks_from..txns_from)
+                .contains(&c)
+                .then(LockClient::default),
+            txn: c >= txns_from,
         })
         .collect()
 }
@@ -1468,6 +1482,7 @@ impl<C: SimCore> World<C> {
                 let renew = self.rng.chance(0.5);
                 (lock.next(renew, op_id), clients::LOCK_KEY)
             }
+            None if self.clients[client].txn => (self.next_txn(op_id), clients::TXN_KEY),
             None => {
                 let key = self.rng.below(self.opts.keys);
                 let kind = match self.rng.below(10) {
@@ -1501,6 +1516,26 @@ impl<C: SimCore> World<C> {
             Ev::Timeout { client, op_id },
         );
         self.send_request(client, op_id);
+    }
+
+    /// One to four micro-ops on the transaction keys: appends of values
+    /// unique in the run (from `op_id` and the position) or list reads.
+    fn next_txn(&mut self, op_id: u64) -> OpKind {
+        let len = 1 + self.rng.below(4);
+        let mops = (0..len)
+            .map(|i| {
+                let key = self.rng.below(clients::TXN_KEYS);
+                if self.rng.chance(0.5) {
+                    TxnMop::Append {
+                        key,
+                        value: op_id * 4 + i,
+                    }
+                } else {
+                    TxnMop::Read { key }
+                }
+            })
+            .collect();
+        OpKind::Txn(mops)
     }
 
     fn send_request(&mut self, client: usize, op_id: u64) {
@@ -1550,8 +1585,29 @@ impl<C: SimCore> World<C> {
             );
             return Ok(());
         };
+        let command = kind.command(key, &owner);
+        if let Some(Command::Txn { mops }) = &command {
+            // As the node asks before proposing (planted txn-follower-read).
+            if let Some(answer) = host.applier.planted_local_txn(mops) {
+                let reply = match answer {
+                    Ok(results) => Reply::Ok(results),
+                    Err(_) => Reply::Fail("bad-request"),
+                };
+                let d = self.rng.range(50, 500);
+                self.schedule(
+                    d,
+                    Ev::Reply {
+                        client,
+                        op_id,
+                        node,
+                        reply,
+                    },
+                );
+                return Ok(());
+            }
+        }
         let mut reused_index = false;
-        let result = match kind.command(key, &owner) {
+        let result = match command {
             None => {
                 self.next_ctx += 1;
                 let ctx = self.next_ctx;

@@ -107,6 +107,9 @@ pub fn replay_env(opts: &SimOptions) -> String {
     if let Some(n) = opts.lock_clients {
         env.push(format!("FAULTLINE_SIM_LOCK_CLIENTS={n}"));
     }
+    if let Some(n) = opts.txn_clients {
+        env.push(format!("FAULTLINE_SIM_TXN_CLIENTS={n}"));
+    }
     env.join(" ")
 }
 
@@ -140,6 +143,9 @@ pub fn options_from_env() -> SimOptions {
     opts.lock_clients = std::env::var("FAULTLINE_SIM_LOCK_CLIENTS")
         .ok()
         .map(|_| env_u64("FAULTLINE_SIM_LOCK_CLIENTS", 0) as usize);
+    opts.txn_clients = std::env::var("FAULTLINE_SIM_TXN_CLIENTS")
+        .ok()
+        .map(|_| env_u64("FAULTLINE_SIM_TXN_CLIENTS", 0) as usize);
     opts
 }
 
@@ -196,7 +202,8 @@ pub fn to_events(h: &History, fs: &[&str]) -> Vec<Event> {
                 SimEventKind::Info => EventType::Info,
             },
             f: e.f.to_string(),
-            key: Some(Value::from(e.key)),
+            // A transaction names its keys in its micro-ops.
+            key: (e.f != "txn").then(|| Value::from(e.key)),
             value: e.value.clone(),
             node: e.node.map(|n| n.to_string()),
             error: e.error.clone(),
@@ -230,6 +237,8 @@ impl Failure {
 pub const REGISTER_FS: [&str; 3] = ["read", "write", "cas"];
 /// The lock clients' operations.
 pub const LOCK_FS: [&str; 4] = ["acquire", "renew", "release", "fenced-write"];
+/// The transaction clients' operations.
+pub const TXN_FS: [&str; 1] = ["txn"];
 
 /// Linearizability of the register clients' history: Ok(true) valid,
 /// Ok(false) unknown (search gave up), Err(why) invalid.
@@ -278,18 +287,32 @@ pub fn an_answer_without_faults(e: &SimEvent) -> bool {
 /// `--workload lock` (`fencing`, `mutual-exclusion`): Err(why) if one
 /// finds it invalid. A seed without lock clients has nothing to check.
 pub fn lock_safe(h: &History) -> Result<(), String> {
-    let events = to_events(h, &LOCK_FS);
+    checked_by_workload(h, &LOCK_FS, Workload::Lock)
+}
+
+/// The transaction clients' history through the checker the harness runs
+/// for `--workload list-append` (Elle's list-append, strict serializable):
+/// Err(why) if it finds an anomaly. A seed without transaction clients has
+/// nothing to check.
+pub fn txn_safe(h: &History) -> Result<(), String> {
+    checked_by_workload(h, &TXN_FS, Workload::ListAppend)
+}
+
+/// The events of `fs` through the checkers of `workload`: Err(why) naming
+/// the first that finds the history invalid.
+fn checked_by_workload(h: &History, fs: &[&str], workload: Workload) -> Result<(), String> {
+    let events = to_events(h, fs);
     if events.is_empty() {
         return Ok(());
     }
     let ops = Operations::from_events("sim", &events, &[])
-        .map_err(|e| format!("lock history does not parse: {e}"))?;
+        .map_err(|e| format!("{workload:?} history does not parse: {e}"))?;
     let opts = CheckOptions {
         threads: 1,
         ..CheckOptions::default()
     };
     let report =
-        check_workload(&ops, Workload::Lock, &opts).map_err(|e| format!("checker error: {e}"))?;
+        check_workload(&ops, workload, &opts).map_err(|e| format!("checker error: {e}"))?;
     for r in &report.results {
         if let Verdict::Invalid { witness } = &r.verdict {
             let w = format!("{witness:?}");
@@ -329,6 +352,7 @@ pub fn check_seed_verdict<C: Swept>(opts: &SimOptions) -> Result<(SimOutcome, bo
         return Err(failure(v.to_string()));
     }
     lock_safe(&outcome.history).map_err(&failure)?;
+    txn_safe(&outcome.history).map_err(&failure)?;
     match linearizable(&outcome.history) {
         Ok(decided) => Ok((outcome, decided)),
         Err(what) => Err(failure(what)),
@@ -367,9 +391,10 @@ pub fn first_failure_with<C: Swept>(bug: Bug, max_seeds: u64) -> Option<Failure>
     })
 }
 
-/// A planted lock bug must fail a seed within 500, by the lock checker
-/// `checker`, with a replay command that plants it again.
-pub fn lock_bug_is_caught<C: Swept>(bug: Bug, checker: &str) {
+/// A planted bug must fail a seed within 500, by the checker `checker`
+/// (a lock or transaction checker's name), with a replay command that
+/// plants it again.
+pub fn bug_is_caught_by<C: Swept>(bug: Bug, checker: &str) {
     let max_seeds = 500;
     let f = first_failure_with::<C>(bug, max_seeds)
         .unwrap_or_else(|| panic!("{bug} went unnoticed for {max_seeds} seeds"));
