@@ -1,0 +1,352 @@
+//! The clients' side: the next op, requests to nodes (proposals, reads,
+//! the planted local txn read), replies and timeouts, as history events.
+
+use super::*;
+
+impl<C: SimCore> World<C> {
+    /// A client gives up on its operation: `info` if any attempt may have
+    /// reached a node, else a definite `fail`.
+    pub(super) fn on_timeout(&mut self, client: usize, op_id: u64) {
+        let c = &mut self.clients[client];
+        if c.op.as_ref().is_some_and(|o| o.op_id == op_id) {
+            let op = c.op.take().expect("pending");
+            let process = c.process;
+            c.leader_hint = None;
+            if let Some(lock) = &mut c.lock {
+                lock.ended(&op.kind, None);
+            }
+            let owner = clients::owner(process);
+            if op.in_flight {
+                self.history.record(
+                    self.now_us * 1000,
+                    process,
+                    SimEventKind::Info,
+                    op.kind.f(),
+                    op.key,
+                    op.kind.value(&owner),
+                    None,
+                    Some("timeout".into()),
+                );
+                // A process that got `info` never issues again.
+                self.clients[client].process = self.next_process;
+                self.next_process += 1;
+            } else {
+                // Every attempt was refused: definitely not done.
+                self.history.record(
+                    self.now_us * 1000,
+                    process,
+                    SimEventKind::Fail,
+                    op.kind.f(),
+                    op.key,
+                    op.kind.value(&owner),
+                    None,
+                    Some("not-leader".into()),
+                );
+            }
+            self.schedule(1_000, Ev::NextOp(client));
+        }
+    }
+
+    pub(super) fn next_op(&mut self, client: usize) {
+        if self.now_us >= self.stop_ops_us || self.clients[client].op.is_some() {
+            return;
+        }
+        self.next_op_id += 1;
+        let op_id = self.next_op_id;
+        let (kind, key) = match self.clients[client].lock {
+            Some(lock) => {
+                let renew = self.rng.chance(0.5);
+                (lock.next(renew, op_id), clients::LOCK_KEY)
+            }
+            None if self.clients[client].txn => (self.next_txn(op_id), clients::TXN_KEY),
+            None => {
+                let key = self.rng.below(self.opts.keys);
+                let kind = match self.rng.below(10) {
+                    0..=3 => OpKind::Read,
+                    4..=6 => OpKind::Write(self.rng.below(5)),
+                    _ => OpKind::Cas(self.rng.below(5), self.rng.below(5)),
+                };
+                (kind, key)
+            }
+        };
+        let process = self.clients[client].process;
+        self.history.record(
+            self.now_us * 1000,
+            process,
+            SimEventKind::Invoke,
+            kind.f(),
+            key,
+            kind.value(&clients::owner(process)),
+            None,
+            None,
+        );
+        self.clients[client].op = Some(PendingOp {
+            op_id,
+            kind,
+            key,
+            attempts: 0,
+            in_flight: false,
+        });
+        self.schedule(
+            self.opts.op_timeout_ms * 1000,
+            Ev::Timeout { client, op_id },
+        );
+        self.send_request(client, op_id);
+    }
+
+    /// One to four micro-ops on the transaction keys: appends of values
+    /// unique in the run (from `op_id` and the position) or list reads.
+    pub(super) fn next_txn(&mut self, op_id: u64) -> OpKind {
+        let len = 1 + self.rng.below(4);
+        let mops = (0..len)
+            .map(|i| {
+                let key = self.rng.below(clients::TXN_KEYS);
+                if self.rng.chance(0.5) {
+                    TxnMop::Append {
+                        key,
+                        value: op_id * 4 + i,
+                    }
+                } else {
+                    TxnMop::Read { key }
+                }
+            })
+            .collect();
+        OpKind::Txn(mops)
+    }
+
+    pub(super) fn send_request(&mut self, client: usize, op_id: u64) {
+        let hint = self.clients[client].leader_hint;
+        // Now and then ask any node: with stale-read, followers answer.
+        let node = match hint {
+            Some(h) if !self.rng.chance(0.2) => h,
+            _ => self.rng.pick(&self.pool),
+        };
+        let d = self.rng.range(50, 500);
+        self.schedule(
+            d,
+            Ev::Request {
+                client,
+                op_id,
+                node,
+            },
+        );
+    }
+
+    pub(super) fn request(
+        &mut self,
+        client: usize,
+        op_id: u64,
+        node: NodeId,
+    ) -> Result<(), Violation> {
+        let Some(op) = self.clients[client]
+            .op
+            .as_mut()
+            .filter(|o| o.op_id == op_id)
+        else {
+            return Ok(());
+        };
+        // From here until a definite reply, the outcome is unknown.
+        op.in_flight = true;
+        let (kind, key) = (op.kind.clone(), op.key);
+        let owner = clients::owner(self.clients[client].process);
+        let i = Self::idx(node);
+        let host = &mut self.hosts[i];
+        let Some(core) = host.core.as_mut() else {
+            // Connection refused: definite, nothing happened.
+            let reply = Reply::Redirect(None);
+            let d = self.rng.range(50, 500);
+            self.schedule(
+                d,
+                Ev::Reply {
+                    client,
+                    op_id,
+                    node,
+                    reply,
+                },
+            );
+            return Ok(());
+        };
+        let command = kind.command(key, &owner);
+        if let Some(Command::Txn { mops }) = &command {
+            // As the node asks before proposing (planted txn-follower-read).
+            if let Some(answer) = host.applier.planted_local_txn(mops) {
+                let reply = match answer {
+                    Ok(results) => Reply::Ok(results),
+                    Err(_) => Reply::Fail("bad-request"),
+                };
+                let d = self.rng.range(50, 500);
+                self.schedule(
+                    d,
+                    Ev::Reply {
+                        client,
+                        op_id,
+                        node,
+                        reply,
+                    },
+                );
+                return Ok(());
+            }
+        }
+        let mut reused_index = false;
+        let result = match command {
+            None => {
+                self.next_ctx += 1;
+                let ctx = self.next_ctx;
+                core.read_index(ctx).map(|()| {
+                    host.reads.insert(ctx, (client, op_id, key));
+                })
+            }
+            Some(cmd) => {
+                let bytes = cmd.encode();
+                let command_hash = hash_bytes(&bytes);
+                let deadline_us = self.now_us + self.opts.op_timeout_ms * 1000;
+                core.propose(bytes).map(|p| {
+                    if host.pending_writes.count_at(p.index) > 0 {
+                        reused_index = true;
+                    }
+                    host.pending_writes.insert(
+                        p.index,
+                        p.term,
+                        deadline_us,
+                        SimWrite {
+                            client,
+                            op_id,
+                            at: (p.index, p.term),
+                            command_hash,
+                        },
+                    );
+                })
+            }
+        };
+        // Only with the planted early-fail bug: the writes a proposal at
+        // their index failed at once, as the node did before issue 21.
+        let failed_early = host.pending_writes.take_failed_early();
+        if reused_index {
+            self.stats.writes_at_reused_index += 1;
+            self.note(16, node.0, op_id, || {
+                format!("{node} proposes op {op_id} at an index holding an older term's write")
+            });
+        }
+        for w in failed_early {
+            self.stats.writes_failed_early += 1;
+            self.failed_early.push(w.at);
+            let (index, term) = w.at;
+            let held = self.hosts.iter().any(|h| {
+                h.id != node
+                    && h.core
+                        .as_ref()
+                        .is_some_and(|c| c.view().term_at(index) == Some(term))
+            });
+            self.stats.failed_early_held_elsewhere += u64::from(held);
+            let d = self.rng.range(50, 500);
+            self.schedule(
+                d,
+                Ev::Reply {
+                    client: w.client,
+                    op_id: w.op_id,
+                    node,
+                    reply: Reply::Fail("not-leader"),
+                },
+            );
+        }
+        if let Err(e) = result {
+            let d = self.rng.range(50, 500);
+            self.schedule(
+                d,
+                Ev::Reply {
+                    client,
+                    op_id,
+                    node,
+                    reply: Reply::Redirect(e.leader),
+                },
+            );
+        }
+        self.note(10, node.0, op_id, || {
+            format!("client {client} op {op_id} {} at {node}", kind.f())
+        });
+        self.post_step(node)
+    }
+
+    pub(super) fn reply(&mut self, client: usize, op_id: u64, node: NodeId, reply: Reply) {
+        let now_ns = self.now_us * 1000;
+        if self.clients[client].op.as_ref().map(|o| o.op_id) != Some(op_id) {
+            return;
+        }
+        let process = self.clients[client].process;
+        match reply {
+            Reply::Redirect(hint) => {
+                let c = &mut self.clients[client];
+                c.leader_hint = hint;
+                let op = c.op.as_mut().expect("pending");
+                op.attempts += 1;
+                op.in_flight = false;
+                // Back off a little so an election can finish; the op's
+                // timeout ends the retries.
+                let d = self.rng.range(5_000, 25_000);
+                self.schedule_resend(client, op_id, d);
+            }
+            Reply::Ok(answer) => {
+                let c = &mut self.clients[client];
+                let op = c.op.take().expect("pending");
+                c.leader_hint = Some(node);
+                let value = op.kind.ok_value(&clients::owner(process), answer.clone());
+                let is_lock = c.lock.is_some();
+                if let Some(lock) = &mut c.lock {
+                    lock.ended(&op.kind, Some(&answer));
+                }
+                let mut delay_us = self.rng.range(0, 10_000);
+                // Now and then a slow holder: it writes only after its
+                // lease ran out, when a newer holder may have written.
+                if is_lock && op.kind == OpKind::Acquire && self.rng.chance(0.2) {
+                    delay_us = clients::LEASE_TTL_MS * 1000 * 3 / 2;
+                }
+                self.history.record(
+                    now_ns,
+                    process,
+                    SimEventKind::Ok,
+                    op.kind.f(),
+                    op.key,
+                    value,
+                    Some(node),
+                    None,
+                );
+                self.schedule(delay_us, Ev::NextOp(client));
+            }
+            Reply::Fail(why) => {
+                let c = &mut self.clients[client];
+                let op = c.op.take().expect("pending");
+                if let Some(lock) = &mut c.lock {
+                    lock.ended(&op.kind, None);
+                }
+                self.history.record(
+                    now_ns,
+                    process,
+                    SimEventKind::Fail,
+                    op.kind.f(),
+                    op.key,
+                    op.kind.value(&clients::owner(process)),
+                    Some(node),
+                    Some(why.into()),
+                );
+                let d = self.rng.range(0, 10_000);
+                self.schedule(d, Ev::NextOp(client));
+            }
+        }
+    }
+
+    pub(super) fn schedule_resend(&mut self, client: usize, op_id: u64, delay_us: u64) {
+        let hint = self.clients[client].leader_hint;
+        let node = match hint {
+            Some(h) => h,
+            None => self.rng.pick(&self.pool),
+        };
+        self.schedule(
+            delay_us,
+            Ev::Request {
+                client,
+                op_id,
+                node,
+            },
+        );
+    }
+}
