@@ -57,14 +57,14 @@ pub struct SimOptions {
     /// protocols that cannot tell a stale leader from a current one without
     /// them stay safe only if ids are never reused).
     pub reuse_ids: bool,
-    /// The watchdog's bounds ([`super::watchdog`]): a run that passes one
+    /// The watchdog's bounds ([`crate::sim::watchdog`]): a run that passes one
     /// fails as a liveness failure instead of running without end.
     pub limits: SimLimits,
     /// `CoreConfig::snapshot_chunk_bytes` for every core; None: drawn from
     /// the seed (7, 16, 64 bytes or 1 MiB). A seed pinned before snapshots
     /// were chunked replays its scenario with one chunk (1 MiB).
     pub snapshot_chunk_bytes: Option<usize>,
-    /// The leader delivery fault ([`super::delivery_fault`]). Off by
+    /// The leader delivery fault ([`crate::sim::delivery_fault`]). Off by
     /// default (seeds replay as before); None: drawn from the seed (on a
     /// third of the seeds, from a stream of its own).
     pub delivery_fault: Option<DeliveryFaultPlan>,
