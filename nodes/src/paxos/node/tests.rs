@@ -2084,3 +2084,87 @@ fn stale_duplicate_or_foreign_snapshot_parts_never_complete_a_promise() {
     );
     assert_eq!(candidate.log().snapshot_index(), LogIndex(0));
 }
+
+/// A candidate whose promiser's snapshot moved since its last election
+/// timeout keeps its ballot and asks again where each promise stopped (a
+/// lost part costs a timeout, not the transfer); with no progress since,
+/// it campaigns again, as before.
+#[test]
+fn a_candidate_keeps_its_ballot_while_a_promised_snapshot_arrives() {
+    let b1 = Ballot::new(1, NodeId(1));
+    let meta = SnapshotMeta {
+        index: LogIndex(4),
+        term: Stamp::new(b1, b1).term(),
+        voters: ids(&[1, 2, 3]),
+        outgoing: Vec::new(),
+    };
+    let mut candidate = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
+    candidate.campaign(Campaign::Ballot);
+    let b = candidate.promised();
+    let campaign = candidate.ready();
+    candidate.persisted(campaign.persist_id);
+    let first = paxos_msg(
+        2,
+        3,
+        PaxosMessage::Promise {
+            ballot: b,
+            commit: LogIndex(4),
+            snapshot: Some(SnapshotChunk {
+                meta,
+                total_bytes: 10,
+                offset: 0,
+                data: vec![7; 4],
+                done: false,
+            }),
+            entries: vec![],
+            resume: None,
+            more: true,
+        },
+    );
+    candidate.step(first).expect("first part");
+    let asked = candidate.ready();
+    candidate.persisted(asked.persist_id);
+    // The part the candidate asked for is lost. Tick to the next timeout.
+    let prepares = |n: &mut PaxosNode| -> Vec<(NodeId, Ballot, Option<Resume>)> {
+        for _ in 0..1000 {
+            n.tick();
+            let rd = n.ready();
+            n.persisted(rd.persist_id);
+            let sent: Vec<_> = rd
+                .messages
+                .into_iter()
+                .filter_map(|m| match m.payload {
+                    Payload::Paxos(PaxosMessage::Prepare { ballot, resume, .. }) => {
+                        Some((m.to, ballot, resume))
+                    }
+                    Payload::Paxos(PaxosMessage::PrePrepare { ballot }) => {
+                        Some((m.to, ballot, None))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !sent.is_empty() {
+                return sent;
+            }
+        }
+        panic!("no timeout in 1000 ticks");
+    };
+    let resume = Some(Resume::Snapshot {
+        index: LogIndex(4),
+        offset: 4,
+    });
+    assert_eq!(
+        prepares(&mut candidate),
+        vec![(NodeId(1), b, None), (NodeId(2), b, resume)],
+        "the same ballot; the promise in parts asked for where it stopped"
+    );
+    assert_eq!(
+        (candidate.role(), candidate.promised()),
+        (Role::Candidate, b)
+    );
+    let again = prepares(&mut candidate);
+    assert!(
+        again.iter().all(|(_, ballot, _)| *ballot > b),
+        "no progress since: a new campaign, at a higher ballot ({again:?})"
+    );
+}
