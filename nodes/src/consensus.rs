@@ -366,6 +366,16 @@ impl Payload {
         self.snapshot_chunk().is_some()
     }
 
+    /// The snapshot chunk a Paxos Promise (part) carries, if any.
+    pub fn promise_snapshot_chunk(&self) -> Option<&crate::snapshot_transfer::SnapshotChunk> {
+        match self {
+            Payload::Paxos(crate::paxos::message::PaxosMessage::Promise { snapshot, .. }) => {
+                snapshot.as_ref()
+            }
+            _ => None,
+        }
+    }
+
     /// The snapshot chunk the message carries (an InstallSnapshot), if any.
     pub fn snapshot_chunk(&self) -> Option<&crate::snapshot_transfer::SnapshotChunk> {
         match self {

@@ -3,7 +3,10 @@
 //! carries its `offset`, its `data` and whether it is the last, `done`).
 //! Both cores' InstallSnapshot carry a [`SnapshotChunk`]; the leader keeps a
 //! [`SnapshotSender`] per peer it catches up, the receiver a
-//! [`SnapshotAssembly`].
+//! [`SnapshotAssembly`]. A Paxos Promise's snapshot travels in the same
+//! chunks ([`SnapshotChunk::cut`], one a Promise part, asked for by the
+//! candidate, see the paxos module docs (f)); the candidate assembles each
+//! promiser's with a [`SnapshotAssembly`].
 //!
 //! Before, InstallSnapshot carried the whole state machine in one message:
 //! past about 45 MiB (64 MiB after base64 and framing) it passed the peer
@@ -58,6 +61,34 @@ impl SnapshotChunk {
             data: snapshot.data,
             done: true,
         }
+    }
+
+    /// The chunk of `snapshot` that starts at byte `offset`: at most
+    /// `chunk_bytes` of data, `done` iff it reaches the end. None if
+    /// `offset` is past the end. The one place a snapshot is cut: the
+    /// leader's [`SnapshotSender`] and a Paxos acceptor's Promise in parts
+    /// (which keeps no sender: each part is cut where the candidate asks).
+    pub fn cut(snapshot: &Snapshot, offset: u64, chunk_bytes: usize) -> Option<SnapshotChunk> {
+        assert!(chunk_bytes > 0, "a chunk carries at least one byte");
+        let total = snapshot.data.len() as u64;
+        if offset > total {
+            return None;
+        }
+        let end = total.min(offset.saturating_add(chunk_bytes as u64));
+        let chunk = SnapshotChunk {
+            meta: snapshot.meta.clone(),
+            total_bytes: total,
+            offset,
+            data: snapshot.data[offset as usize..end as usize].to_vec(),
+            done: end == total,
+        };
+        debug_assert!(chunk.check().is_ok(), "we cut well-formed chunks");
+        Some(chunk)
+    }
+
+    /// The byte after this chunk's data (where the next chunk starts).
+    pub fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
     }
 
     /// Whether the chunk is consistent: it lies within the snapshot, and
@@ -153,18 +184,9 @@ impl SnapshotSender {
         if self.done_sent || self.inflight.len() >= window.max(1) {
             return None;
         }
-        let total = self.snapshot.data.len() as u64;
-        assert!(self.next <= total, "the next byte is within the snapshot");
-        let end = total.min(self.next.saturating_add(chunk_bytes as u64));
-        let data = self.snapshot.data[self.next as usize..end as usize].to_vec();
-        let chunk = SnapshotChunk {
-            meta: self.snapshot.meta.clone(),
-            total_bytes: total,
-            offset: self.next,
-            data,
-            done: end == total,
-        };
-        debug_assert!(chunk.check().is_ok(), "we send well-formed chunks");
+        let chunk = SnapshotChunk::cut(&self.snapshot, self.next, chunk_bytes)
+            .expect("the next byte is within the snapshot");
+        let end = chunk.end();
         self.inflight.push_back(end);
         self.next = end;
         self.done_sent = chunk.done;
@@ -249,6 +271,11 @@ pub enum ChunkOutcome {
 }
 
 impl SnapshotAssembly {
+    /// The index of the snapshot being assembled.
+    pub fn index(&self) -> LogIndex {
+        self.meta.index
+    }
+
     /// How many bytes are held.
     pub fn held_bytes(&self) -> u64 {
         self.data.len() as u64

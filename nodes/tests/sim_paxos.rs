@@ -48,8 +48,9 @@ fn paxos_passes_seeds() {
     });
     let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
-        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshot chunks sent, {} snapshots installed from several chunks, {} transfers",
-        t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.multi_chunk_installs, s.transfers
+        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshot chunks sent, {} snapshots installed from several chunks, {} transfers, {} Promise snapshots taken in chunks ({} chunks)",
+        t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.multi_chunk_installs, s.transfers,
+        s.chunked_promise_snapshots, s.promise_snapshot_chunks
     );
     // The runs must have exercised something: faults, elections, work.
     assert!(
@@ -74,6 +75,10 @@ fn paxos_passes_seeds() {
         assert!(
             s.multi_chunk_installs > 0,
             "no snapshot was ever installed from more than one chunk"
+        );
+        assert!(
+            s.chunked_promise_snapshots > 0,
+            "no Promise ever carried its snapshot in more than one chunk"
         );
     }
 }
@@ -101,7 +106,8 @@ fn paxos_membership_passes_seeds() {
         "{seeds} seeds with membership changes: {} ok operations; changes {} requested, \
          {} accepted, {} done (in {} seeds); {} joins \
          ({} by snapshot, {} of wiped ids), {} removals ({} leaders); \
-         {} snapshots installed from several chunks",
+         {} snapshots installed from several chunks; \
+         {} Promise snapshots taken in chunks ({} chunks)",
         t.ok_ops,
         s.membership_requested,
         s.membership_accepted,
@@ -112,7 +118,9 @@ fn paxos_membership_passes_seeds() {
         s.rejoins,
         s.removals,
         s.leader_removals,
-        s.multi_chunk_installs
+        s.multi_chunk_installs,
+        s.chunked_promise_snapshots,
+        s.promise_snapshot_chunks
     );
     assert!(
         t.ok_ops >= seeds * 10,
@@ -148,6 +156,10 @@ fn paxos_membership_passes_seeds() {
         assert!(
             s.multi_chunk_installs > 0,
             "no snapshot was ever installed from more than one chunk"
+        );
+        assert!(
+            s.chunked_promise_snapshots > 0,
+            "no Promise ever carried its snapshot in more than one chunk"
         );
     }
 }

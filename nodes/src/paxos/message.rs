@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ballot::Ballot;
-use crate::consensus::{Entry, LogIndex, Snapshot, Term};
+use crate::consensus::{Entry, LogIndex, Term};
 use crate::snapshot_transfer::SnapshotChunk;
 
 /// One Paxos message (the `paxos` payload of a [`crate::consensus::Message`]).
@@ -27,31 +27,33 @@ pub enum PaxosMessage {
     },
     /// Phase 1a [P1a] for every slot after `commit` at once. `transfer`
     /// marks a campaign asked for by the leader (passes leader stickiness).
-    /// `resume`: the rest of a Promise already made at this ballot, whose
-    /// last part ended before this slot (see `Promise::more`); no new
-    /// promise is asked for.
+    /// `resume`: the rest of a Promise already made at this ballot, from
+    /// where its last part ended (see `Promise::more`); no new promise is
+    /// asked for.
     Prepare {
         ballot: Ballot,
         commit: LogIndex,
         transfer: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        resume: Option<LogIndex>,
+        resume: Option<Resume>,
     },
     /// Phase 1b [P1b]: the acceptor's accepted values after the candidate's
     /// commit, and its own commit (its entries up to there are chosen). The
-    /// snapshot comes along when it covers slots the candidate lacks.
+    /// snapshot comes along when it covers slots the candidate lacks, in
+    /// chunks like an InstallSnapshot's (`snapshot_chunk_bytes`, one chunk
+    /// a part; entries only in the part whose chunk is the last).
     /// Bounded like an Accept (`max_batch_entries`, `max_batch_bytes`):
-    /// `more` says the acceptor holds slots after `entries`, to be asked
-    /// for by a Prepare with `resume`; `resume` here echoes the Prepare's
-    /// when `entries` continue an earlier part (None: a whole new promise,
-    /// from the candidate's commit).
+    /// `more` says the acceptor holds more (snapshot bytes or slots), to
+    /// be asked for by a Prepare with `resume`; `resume` here echoes the
+    /// Prepare's when this part continues an earlier one (None: a whole
+    /// new promise, from the candidate's commit).
     Promise {
         ballot: Ballot,
         commit: LogIndex,
-        snapshot: Option<Snapshot>,
+        snapshot: Option<SnapshotChunk>,
         entries: Vec<Entry>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        resume: Option<LogIndex>,
+        resume: Option<Resume>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         more: bool,
     },
@@ -106,6 +108,17 @@ pub enum PaxosMessage {
         #[serde(default)]
         commit: LogIndex,
     },
+}
+
+/// Where the next part of a promise made in parts starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resume {
+    /// The acceptor's snapshot at `index`, from byte `offset` (the
+    /// snapshot is still being sent; no entry has been).
+    Snapshot { index: LogIndex, offset: u64 },
+    /// The accepted values from this slot on.
+    Slot(LogIndex),
 }
 
 impl PaxosMessage {
@@ -175,7 +188,9 @@ impl PaxosMessage {
                 more,
             } => format!(
                 "{kind} {ballot:?} commit={commit} snapshot={} n={} resume={resume:?} more={more}",
-                snapshot.is_some(),
+                snapshot
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), SnapshotChunk::summary),
                 entries.len()
             ),
             PaxosMessage::Nack { ballot, promised } => {

@@ -31,7 +31,8 @@
 //! # The protocol (see [`node`] for the guarantees)
 //! A stable leader runs phase 1 once for all slots after its commit
 //! (a Prepare asks for the acceptor's whole log suffix; the Promise brings
-//! it in parts bounded like an Accept, see "Promises in parts" below),
+//! it in parts bounded like an Accept, its snapshot first in chunks, see
+//! (e) and (f) below),
 //! re-proposes at its ballot the
 //! highest-ballot value of every slot the promisers hold, fills slots no
 //! promiser holds with no-ops, then runs only phase 2: Accepts batched
@@ -202,8 +203,54 @@
 //! dropped; a leader re-running phase 1 resends the Prepare from where the
 //! promise stopped every heartbeat interval, a candidate campaigns again at
 //! its election timeout (as when a whole Promise was lost).
-//! Not bounded: the snapshot a Promise carries when the acceptor's
-//! snapshot covers slots the candidate lacks.
+//! (f) A Promise's snapshot in chunks (issue 21, finding 3's last piece: a
+//! Promise carried the acceptor's whole snapshot when it covered slots the
+//! candidate lacked, so past the peer line limit it was lost on every
+//! resend and a candidate behind a compaction never finished phase 1).
+//! The snapshot comes first, one chunk a part, cut by
+//! [`crate::snapshot_transfer::SnapshotChunk::cut`] (the chunker Raft's and
+//! Paxos's InstallSnapshot use, `snapshot_chunk_bytes`); the candidate asks
+//! for the next with a Prepare at the same ballot, `resume` = (the
+//! snapshot's index, the next byte), and puts the chunks together with a
+//! [`crate::snapshot_transfer::SnapshotAssembly`] per promiser (in order,
+//! one sender, one ballot, one snapshot: a chunk that does not continue it
+//! drops the promise's parts, and the next Prepare asks from the start).
+//! The entries follow in the part with the last chunk and after it, as in
+//! (e). The acceptor keeps no state for it: each part is cut where the
+//! candidate asks, from the snapshot it holds.
+//! - *Nothing before the last chunk.* Until then the promise is partial:
+//!   it does not count towards the quorum, and the merge (which installs
+//!   the best promiser's snapshot, `restore_best_snapshot`) reads only
+//!   whole promises. So a candidate installs, writes and sends nothing
+//!   that depends on a snapshot it holds in part; what it holds is in
+//!   memory only, and dropped with the round.
+//! - *One snapshot, whole.* The chunks put together are all of one
+//!   acceptor's snapshot at one index (every chunk names its index and
+//!   size; the acceptor cuts a resume only from a snapshot at that index,
+//!   else it promises again from the start, which the candidate takes as a
+//!   new promise). An acceptor holds at most one snapshot per index (it
+//!   compacts and installs only forwards, and recovers the one it made
+//!   durable), so the bytes are that snapshot's, and it is the state after
+//!   slots that were chosen, whenever it was read: installing it is what
+//!   an unbounded Promise's snapshot did. A duplicate first part of the
+//!   promise being taken (same commit, same snapshot, bytes already held)
+//!   is ignored rather than starting over: continuing reads the same
+//!   snapshot.
+//! - *A newer ballot.* The acceptor that promised it answers the old
+//!   ballot's resumes with a Nack, and the candidate that learns of it
+//!   (or promises it) drops its round, assemblies included; parts at any
+//!   ballot but the candidate's current one are ignored. Nothing was
+//!   installed, so nothing is undone.
+//! - *A restart.* The candidate's round is volatile: after a restart it
+//!   campaigns afresh. The acceptor's promise is durable and its parts are
+//!   stateless, so a resume after its restart continues from the snapshot
+//!   it recovered if the index matches, else it promises again from the
+//!   start. Either way the argument of (e) applies to the parts.
+//! - *Liveness.* A transfer is one chunk a round trip. A candidate whose
+//!   promisers' snapshots progressed since its last election timeout keeps
+//!   its ballot and resends the Prepares from where each promise stopped
+//!   (a lost part costs one timeout, not the transfer); without progress
+//!   it campaigns again, as before.
 //!
 //! # Simulation
 //! [`sim`] plugs the core into the deterministic simulator

@@ -31,7 +31,7 @@ use crate::bug::Bug;
 use crate::consensus::{
     ConfigError, Consensus, CoreConfig, Entry, EntryKind, GroupId, HardState, LogIndex, Membership,
     MembershipError, Message, NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered,
-    Role, Snapshot, SnapshotError, SnapshotMeta, SoftState, Status, StepError, TransferError,
+    Role, Snapshot, SnapshotError, SnapshotMeta, SoftState, Status, StepError, Term, TransferError,
 };
 
 use crate::quorum::Majority;
@@ -39,7 +39,7 @@ use crate::snapshot_transfer::{ChunkOutcome, SnapshotAssembly, SnapshotChunk, Sn
 
 use super::ballot::{Ballot, Stamp};
 use super::log::PaxosLog;
-use super::message::PaxosMessage;
+use super::message::{PaxosMessage, Resume};
 
 /// What the simulator's cross-node checks learn from a core: only durable
 /// facts (recorded when the runtime acknowledges the write) and learned
@@ -79,7 +79,20 @@ fn same_voters(a: &[NodeId], b: &[NodeId]) -> bool {
 struct PromiseData {
     commit: LogIndex,
     snapshot: Option<Snapshot>,
+    /// The promiser's snapshot while its chunks arrive, one a part: a
+    /// promise is not whole before its last chunk, and nothing of it is
+    /// used before the promise is whole.
+    assembly: Option<SnapshotAssembly>,
     entries: Vec<Entry>,
+}
+
+/// One part of a Promise, as it came.
+struct PromisePart {
+    commit: LogIndex,
+    chunk: Option<SnapshotChunk>,
+    entries: Vec<Entry>,
+    resume: Option<Resume>,
+    more: bool,
 }
 
 impl PromiseData {
@@ -90,10 +103,82 @@ impl PromiseData {
         }
         self.entries.get((index.0 - first.0) as usize)
     }
-    /// The slot after the last entry reported so far (where the next part
-    /// of a promise in parts starts).
-    fn next_part(&self) -> LogIndex {
-        self.entries.last().map_or(self.commit, |e| e.index).next()
+    /// A new promise, from its first part's commit.
+    fn new(commit: LogIndex) -> PromiseData {
+        PromiseData {
+            commit,
+            snapshot: None,
+            assembly: None,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Where the next part of a promise in parts starts: the snapshot's
+    /// next byte while it arrives, else the slot after the last entry
+    /// reported so far.
+    fn next_part(&self) -> Resume {
+        match &self.assembly {
+            Some(a) => Resume::Snapshot {
+                index: a.index(),
+                offset: a.held_bytes(),
+            },
+            None => Resume::Slot(self.entries.last().map_or(self.commit, |e| e.index).next()),
+        }
+    }
+
+    /// Whether `part`, a first part, repeats this promise's: the same
+    /// commit and a chunk of the same snapshot that we already hold.
+    fn repeats(&self, part: &PromisePart) -> bool {
+        let Some(chunk) = &part.chunk else {
+            return false;
+        };
+        let held = match (&self.assembly, &self.snapshot) {
+            (Some(a), _) => a.index() == chunk.meta.index && a.held_bytes() >= chunk.end(),
+            (None, Some(s)) => s.meta.index == chunk.meta.index,
+            (None, None) => false,
+        };
+        part.resume.is_none() && self.commit == part.commit && held
+    }
+
+    /// Take `part`, which continues this promise from `resume` (None: its
+    /// first part): its snapshot chunk into the assembly, its entries after
+    /// the snapshot. False: it does not continue the promise (a chunk
+    /// refused, entries before the snapshot's end or not where asked);
+    /// then what this holds is no longer the promise.
+    fn take_part(&mut self, from: NodeId, term: Term, part: PromisePart) -> bool {
+        let snapshot_whole = match (part.resume, part.chunk) {
+            (Some(Resume::Slot(at)), None) => part.entries.first().is_none_or(|e| e.index == at),
+            (None, None) => true,
+            (Some(Resume::Slot(_)), Some(_)) | (Some(Resume::Snapshot { .. }), None) => {
+                return false;
+            }
+            (resume, Some(chunk)) => {
+                let expected = match resume {
+                    Some(Resume::Snapshot { index, offset }) => (index, offset),
+                    _ => (chunk.meta.index, 0),
+                };
+                if (chunk.meta.index, chunk.offset) != expected {
+                    return false;
+                }
+                let (end, index) = (chunk.end(), chunk.meta.index);
+                match SnapshotAssembly::take(&mut self.assembly, from, term, chunk) {
+                    ChunkOutcome::Complete(snapshot) => {
+                        self.snapshot = Some(snapshot);
+                        part.entries.first().is_none_or(|e| e.index == index.next())
+                    }
+                    // Taken; the entries come with the last chunk.
+                    ChunkOutcome::Partial { received } => {
+                        received == end && part.entries.is_empty() && part.more
+                    }
+                    ChunkOutcome::Dropped(_) => false,
+                }
+            }
+        };
+        if !snapshot_whole {
+            return false;
+        }
+        self.entries.extend(part.entries);
+        true
     }
 
     fn last(&self) -> LogIndex {
@@ -176,6 +261,10 @@ struct Round {
     /// Promises whose acceptor said it holds more (`Promise::more`): the
     /// parts so far, completed by Prepares with `resume`.
     partial: BTreeMap<NodeId, PromiseData>,
+    /// A chunk of a promiser's snapshot was taken since the last election
+    /// timeout: a candidate keeps its ballot (a new one would start every
+    /// transfer again) and asks again where each promise stopped.
+    snapshot_progress: bool,
 }
 
 /// Phase 1's merge of the promises: the slots after our commit as we will
@@ -683,6 +772,7 @@ impl PaxosNode {
             transfer,
             promises: BTreeMap::new(),
             partial: BTreeMap::new(),
+            snapshot_progress: false,
         });
         if self.role == Role::Leader {
             self.sync_peers();
@@ -699,7 +789,7 @@ impl PaxosNode {
             return;
         };
         let (ballot, commit, transfer) = (self.promised, self.log.commit(), r.transfer);
-        let missing: Vec<(NodeId, Option<LogIndex>)> = r
+        let missing: Vec<(NodeId, Option<Resume>)> = r
             .voters
             .iter()
             .copied()
@@ -1240,12 +1330,14 @@ impl PaxosNode {
                 resume,
                 more,
             } => {
-                let part = PromiseData {
+                let part = PromisePart {
                     commit,
-                    snapshot,
+                    chunk: snapshot,
                     entries,
+                    resume,
+                    more,
                 };
-                self.handle_promise(from, ballot, part, resume, more);
+                self.handle_promise(from, ballot, part);
             }
             PaxosMessage::Nack {
                 ballot: _,
@@ -1337,7 +1429,7 @@ impl PaxosNode {
         ballot: Ballot,
         commit: LogIndex,
         transfer: bool,
-        resume: Option<LogIndex>,
+        resume: Option<Resume>,
     ) {
         if ballot.node() != from || !self.may_campaign_here(from) || self.provisional {
             // (An empty joining acceptor may be a wiped voter added
@@ -1470,93 +1562,110 @@ impl PaxosNode {
         self.pump(from, false);
     }
 
-    /// Acceptor: a chunk of the leader's snapshot. A snapshot at or below
-    /// what this node knows chosen is answered at once (`Accepted` with
-    /// what it holds). Else the chunk joins the assembly of this leader's
-    /// snapshot at this ballot ([`SnapshotAssembly`]: in order, restarted
-    /// on a new snapshot, never larger than the snapshot); only the last
-    /// chunk installs it, and its `Accepted` goes out in the Ready that
-    /// carries the snapshot, so only once it is durable.
     /// The acceptor's Promise at `ballot` (promised) to a candidate whose
-    /// commit is `commit`: its accepted values after that commit, or after
-    /// `resume` for the rest of a promise made in parts, at most
-    /// `max_batch_entries` and `max_batch_bytes` of them (at least one):
-    /// `more` if it holds slots after them.
+    /// commit is `commit`: its snapshot if it covers slots the candidate
+    /// lacks, one chunk a part (`snapshot_chunk_bytes`), then its accepted
+    /// values after that commit, at most `max_batch_entries` and
+    /// `max_batch_bytes` of them (at least one), from `resume` for the rest
+    /// of a promise made in parts; `more` if it holds more. Stateless: each
+    /// part is cut where the candidate asks.
     fn promise_part(
         &self,
         ballot: Ballot,
         commit: LogIndex,
-        resume: Option<LogIndex>,
+        resume: Option<Resume>,
     ) -> PaxosMessage {
-        // A resume at or below what the candidate knows chosen or what we
-        // compacted cannot continue: promise again from the start.
-        let resume = resume.filter(|&at| at > commit.next() && at > self.log.snapshot_index());
-        let (snapshot, rest) = match resume {
-            Some(at) => (None, self.log.entries_after(at.prev())),
-            None => (
-                (self.log.snapshot_index() > commit).then(|| self.log.snapshot().clone()),
-                self.log.entries_after(commit),
-            ),
+        let snapshot = self.log.snapshot();
+        let snapshot_index = snapshot.meta.index;
+        // A resume that cannot continue (at or below what the candidate
+        // knows chosen, slots we compacted, a snapshot we no longer hold)
+        // is answered by a promise again from the start.
+        let resume = resume.filter(|r| match *r {
+            Resume::Slot(at) => at > commit.next() && at > snapshot_index,
+            Resume::Snapshot { index, offset } => {
+                index == snapshot_index
+                    && index > commit
+                    && offset > 0
+                    && offset < snapshot.data.len() as u64
+            }
+        });
+        let chunk_bytes = self.cfg.snapshot_chunk_bytes;
+        let chunk = match resume {
+            None => (snapshot_index > commit).then_some(0),
+            Some(Resume::Snapshot { offset, .. }) => Some(offset),
+            Some(Resume::Slot(_)) => None,
+        }
+        .map(|offset| {
+            SnapshotChunk::cut(snapshot, offset, chunk_bytes)
+                .expect("an offset within the snapshot")
+        });
+        let snapshot_pending = chunk.as_ref().is_some_and(|c| !c.done);
+        let rest = match resume {
+            // The entries follow the snapshot's last chunk.
+            _ if snapshot_pending => &[][..],
+            Some(Resume::Slot(at)) => self.log.entries_after(at.prev()),
+            _ => self.log.entries_after(commit),
         };
         let n =
             crate::consensus::batch_len(rest, self.cfg.max_batch_entries, self.cfg.max_batch_bytes);
         PaxosMessage::Promise {
             ballot,
             commit: self.log.commit(),
-            snapshot,
+            snapshot: chunk,
             entries: rest[..n].to_vec(),
             resume,
-            more: n < rest.len(),
+            more: snapshot_pending || n < rest.len(),
         }
     }
 
     /// A Promise (or a part of one) from `from`. A promise counts towards
-    /// the round only whole: the parts are put together first, each asked
-    /// for at the same ballot from where the last one stopped. The first
-    /// part's commit and snapshot stand for the whole (a chosen slot's
-    /// value never changes, so later parts report those slots as the
-    /// first would have).
-    fn handle_promise(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        part: PromiseData,
-        resume: Option<LogIndex>,
-        more: bool,
-    ) {
+    /// the round only whole: the parts are put together first (the
+    /// snapshot's chunks in order, then the entries), each asked for at
+    /// the same ballot from where the last one stopped. The first part's
+    /// commit stands for the whole (a chosen slot's value never changes,
+    /// so later parts report those slots as the first would have).
+    fn handle_promise(&mut self, from: NodeId, ballot: Ballot, part: PromisePart) {
         if ballot != self.promised {
             return;
         }
+        let term = ballot.term();
         let Some(r) = self.round.as_mut().filter(|r| r.voters.contains(&from)) else {
             return;
         };
-        let data = match resume {
-            None => part,
-            Some(at) => {
-                let Some(mut so_far) = r.partial.remove(&from) else {
-                    return;
-                };
-                let continues = so_far.next_part() == at
-                    && part.snapshot.is_none()
-                    && part.entries.first().is_none_or(|e| e.index == at);
-                if !continues {
-                    // A duplicate or a stale part: keep what we have.
-                    r.partial.insert(from, so_far);
+        let (resume, more) = (part.resume, part.more);
+        let mut data = match resume {
+            None => {
+                if more && r.promises.contains_key(&from) {
+                    // A duplicate first part of a promise we hold whole.
                     return;
                 }
-                so_far.entries.extend(part.entries);
-                so_far
+                if r.partial.get(&from).is_some_and(|p| p.repeats(&part)) {
+                    // A duplicate first part of the promise whose snapshot
+                    // we are taking: starting over would only repeat it.
+                    return;
+                }
+                PromiseData::new(part.commit)
+            }
+            Some(at) => {
+                if r.partial.get(&from).is_none_or(|p| p.next_part() != at) {
+                    // A duplicate or a stale part: keep what we have.
+                    return;
+                }
+                r.partial.remove(&from).expect("just seen")
             }
         };
+        let chunk_taken = part.chunk.is_some();
+        if !data.take_part(from, term, part) {
+            // Not a continuation: the parts so far are dropped, and the
+            // Prepare's resend asks for the promise from the start.
+            return;
+        }
         if more {
-            if resume.is_none() && r.promises.contains_key(&from) {
-                // A duplicate first part of a promise we hold whole.
-                return;
-            }
-            let Some(last) = data.entries.last() else {
+            if data.assembly.is_none() && data.entries.is_empty() && !chunk_taken {
                 return; // "more" with nothing in it: no progress, ignore
-            };
-            let at = last.index.next();
+            }
+            let at = data.next_part();
+            r.snapshot_progress |= chunk_taken;
             r.promises.remove(&from);
             r.partial.insert(from, data);
             let (commit, transfer) = (self.log.commit(), r.transfer);
@@ -1571,7 +1680,8 @@ impl PaxosNode {
             );
             return;
         }
-        if !self.promise_is_sound(ballot, &data) {
+        if data.assembly.is_some() || !self.promise_is_sound(ballot, &data) {
+            // (A promise that says it is whole before its snapshot is.)
             return;
         }
         let r = self.round.as_mut().expect("checked above");
@@ -1594,7 +1704,13 @@ impl PaxosNode {
                 s.accepted < ballot && s.origin <= s.accepted
             })
             && p.entries.first().is_none_or(|e| e.index > snapshot_index)
-            && snapshot_index <= p.commit;
+            && snapshot_index <= p.commit
+            && p.snapshot.as_ref().is_none_or(|s| {
+                s.meta
+                    .voters
+                    .iter()
+                    .all(|v| v.0 >= 1 && v.0 <= Ballot::MAX_NODE)
+            });
         let known = self.log.commit().max(snapshot_index);
         let covers = p.commit <= known
             || (p.entries.first().is_some_and(|e| e.index <= known.next())
@@ -1602,6 +1718,13 @@ impl PaxosNode {
         well_formed && covers
     }
 
+    /// Acceptor: a chunk of the leader's snapshot. A snapshot at or below
+    /// what this node knows chosen is answered at once (`Accepted` with
+    /// what it holds). Else the chunk joins the assembly of this leader's
+    /// snapshot at this ballot ([`SnapshotAssembly`]: in order, restarted
+    /// on a new snapshot, never larger than the snapshot); only the last
+    /// chunk installs it, and its `Accepted` goes out in the Ready that
+    /// carries the snapshot, so only once it is durable.
     fn handle_snapshot_chunk(&mut self, from: NodeId, ballot: Ballot, chunk: SnapshotChunk) {
         let ids_ok = chunk
             .meta
@@ -1992,7 +2115,19 @@ impl Consensus for PaxosNode {
                 self.fresh = false;
             }
             if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
-                if self.is_member() && !self.provisional {
+                if self.role == Role::Candidate
+                    && self
+                        .round
+                        .as_mut()
+                        .is_some_and(|r| std::mem::take(&mut r.snapshot_progress))
+                {
+                    // A promiser's snapshot is still arriving, chunk by
+                    // chunk, and moved since the last timeout: keep the
+                    // ballot (a new one would start every transfer again)
+                    // and ask again where each promise stopped.
+                    self.election_elapsed_ticks = 0;
+                    self.send_prepares();
+                } else if self.is_member() && !self.provisional {
                     let kind = if self.cfg.pre_vote {
                         Campaign::PreBallot
                     } else {

@@ -1687,7 +1687,7 @@ fn a_promise_comes_in_parts_each_within_the_byte_budget() {
     )
     .expect("recovers");
     let b3 = Ballot::new(3, NodeId(3));
-    let prepare = |resume: Option<LogIndex>| Message {
+    let prepare = |resume: Option<Resume>| Message {
         group: GroupId(1),
         from: NodeId(3),
         to: NodeId(2),
@@ -1724,7 +1724,7 @@ fn a_promise_comes_in_parts_each_within_the_byte_budget() {
             entries.len() == 1 || bytes <= 10,
             "a part holds at most the budget (or one entry)"
         );
-        resume = entries.last().map(|e| e.index.next());
+        resume = entries.last().map(|e| Resume::Slot(e.index.next()));
         parts.push(entries);
         if !more {
             break;
@@ -1739,5 +1739,432 @@ fn a_promise_comes_in_parts_each_within_the_byte_budget() {
     assert!(
         parts.len() >= 3,
         "4-byte values, 10-byte budget: parts of two"
+    );
+}
+
+/// Regression (issue 21, finding 3, the Promise's snapshot): a Promise
+/// carried the acceptor's whole snapshot in one message when it covered
+/// slots the candidate lacked, so with a 50 MiB state machine (about 67 MiB
+/// as one base64 line) the Promise passed the 64 MiB peer line limit, was
+/// lost on every resend, and a candidate behind a compaction never finished
+/// phase 1 (membership changes and recovery stalled). Now the snapshot
+/// comes in chunks, one a part, asked for at the same ballot.
+#[test]
+fn a_candidate_behind_a_snapshot_larger_than_the_peer_line_limit_finishes_phase_one() {
+    let (mut c, f, meta, state) =
+        large_snapshot_to_a_candidate(crate::server::NODE_SNAPSHOT_CHUNK_BYTES);
+    assert_eq!(
+        c.oversized, 0,
+        "no Promise passed the peer line limit (it was lost, and phase 1 never ended)"
+    );
+    assert_eq!(c.leaders(), vec![NodeId(f)], "the candidate leads");
+    assert!(
+        c.node(f).log().snapshot_index() >= meta.index,
+        "the candidate installed the promiser's snapshot"
+    );
+    assert!(
+        c.storage[&NodeId(f)]
+            .durable()
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.data == state),
+        "the new leader holds the whole state durably, byte for byte"
+    );
+    assert!(c.node(f).log().commit() >= meta.index);
+}
+
+/// Proof of power for the test above: with the snapshot in one chunk, as
+/// the Promise carried it before, the line limit drops it every time.
+#[test]
+fn a_promise_with_its_snapshot_in_one_message_never_reaches_the_candidate() {
+    let (mut c, f, meta, _) = large_snapshot_to_a_candidate(usize::MAX);
+    assert!(c.oversized > 0, "the one Promise passed the line limit");
+    assert!(c.leaders().is_empty(), "phase 1 never ended");
+    assert!(c.node(f).log().snapshot_index() < meta.index);
+}
+
+/// A 3-node cluster with the node's batch limits and the peer line limit:
+/// the leader and one acceptor choose five values, and the acceptor
+/// compacts them into a 50 MiB snapshot; the third node heard none of it.
+/// The leader dies, its hand-over makes the third node campaign, and the
+/// acceptor's Promise must bring it the snapshot, cut in chunks of
+/// `chunk_bytes`: (cluster, the candidate, the snapshot's meta, its data).
+fn large_snapshot_to_a_candidate(chunk_bytes: usize) -> (Cluster, u64, SnapshotMeta, Vec<u8>) {
+    use crate::protocol::line::MAX_PEER_LINE_BYTES;
+    use crate::server::{NODE_MAX_BATCH_BYTES, NODE_MAX_BATCH_ENTRIES};
+    let mut c = Cluster::new(3);
+    c.batch_limits = Some((NODE_MAX_BATCH_ENTRIES, NODE_MAX_BATCH_BYTES));
+    c.snapshot_chunk_bytes = Some(chunk_bytes);
+    for id in 1..=3 {
+        c.restart(NodeId(id));
+    }
+    c.line_limit = Some(MAX_PEER_LINE_BYTES);
+    let l = c.elect();
+    let ballot = c.node(l.0).promised();
+    let mut others = (1..=3).filter(|&i| i != l.0);
+    let (a, f) = (
+        others.next().expect("an acceptor"),
+        others.next().expect("a lagging candidate"),
+    );
+    c.cut_both(l.0, f);
+    c.cut_both(a, f);
+    for v in 0..5u8 {
+        c.node(l.0).propose(vec![v]).expect("leader");
+        c.deliver_all();
+    }
+    // 50 MiB of state: about 67 MiB as one base64 line.
+    let state: Vec<u8> = (0..50u32 << 20).map(|k| (k % 251) as u8).collect();
+    let applied = c.node(a).log().applied();
+    assert!(applied > LogIndex(0), "the acceptor applied chosen values");
+    let meta = c
+        .node(a)
+        .snapshot_taken(applied, state.clone())
+        .expect("snapshot");
+    c.crash(l.0);
+    c.heal();
+    c.net.push_back(paxos_msg(
+        l.0,
+        f,
+        PaxosMessage::TimeoutNow {
+            ballot,
+            commit: LogIndex(0),
+        },
+    ));
+    c.deliver_all();
+    (c, f, meta, state)
+}
+
+/// Pins the Readys of a Promise whose snapshot comes in chunks: the
+/// acceptor's first part is the snapshot's first chunk, without entries,
+/// written with its new promise; the candidate installs nothing and asks
+/// for the next byte at the same ballot; the last chunk brings the
+/// entries, and only then does the promise count.
+#[test]
+fn a_promise_sends_its_snapshot_as_a_first_chunk_and_the_candidate_asks_for_the_rest() {
+    let b1 = Ballot::new(1, NodeId(1));
+    let meta = SnapshotMeta {
+        index: LogIndex(4),
+        term: Stamp::new(b1, b1).term(),
+        voters: ids(&[1, 2, 3]),
+        outgoing: Vec::new(),
+    };
+    let data: Vec<u8> = (0..10).collect();
+    let mut c2 = cfg(2, 3, &[]);
+    c2.snapshot_chunk_bytes = 4;
+    let recovered = Recovered {
+        hard_state: HardState {
+            term: b1.term(),
+            vote: None,
+            commit: LogIndex(4),
+        },
+        snapshot: Some(Snapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        }),
+        entries: vec![stamped(b1, 5, cmd(5))],
+    };
+    let mut acceptor = PaxosNode::new(c2, recovered).expect("recovers");
+    let mut candidate = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
+    // (A transfer's Prepare passes the freshly restarted acceptor's
+    // leader stickiness.)
+    candidate.campaign(Campaign::Transfer);
+    let b = candidate.promised();
+    let campaign = candidate.ready();
+    candidate.persisted(campaign.persist_id);
+    let prepare = |resume: Option<Resume>| {
+        paxos_msg(
+            3,
+            2,
+            PaxosMessage::Prepare {
+                ballot: b,
+                commit: LogIndex(0),
+                transfer: true,
+                resume,
+            },
+        )
+    };
+    assert!(campaign.messages.contains(&prepare(None)));
+    let chunk = |offset: usize, end: usize| SnapshotChunk {
+        meta: meta.clone(),
+        total_bytes: 10,
+        offset: offset as u64,
+        data: data[offset..end].to_vec(),
+        done: end == 10,
+    };
+    let part = |snapshot: SnapshotChunk, entries: Vec<Entry>, resume: Option<Resume>| {
+        let more = !snapshot.done;
+        paxos_msg(
+            2,
+            3,
+            PaxosMessage::Promise {
+                ballot: b,
+                commit: LogIndex(4),
+                snapshot: Some(snapshot),
+                entries,
+                resume,
+                more,
+            },
+        )
+    };
+    let from = |offset: u64| {
+        Some(Resume::Snapshot {
+            index: LogIndex(4),
+            offset,
+        })
+    };
+
+    acceptor.step(prepare(None)).expect("prepare");
+    let rd = acceptor.ready();
+    assert_eq!(
+        rd,
+        Ready {
+            persist_id: rd.persist_id,
+            snapshot: None,
+            hard_state: Some(HardState {
+                term: b.term(),
+                vote: None,
+                commit: LogIndex(4),
+            }),
+            entries: vec![],
+            messages: vec![part(chunk(0, 4), vec![], None)],
+            early_messages: vec![],
+            committed: vec![],
+            reads: vec![],
+            soft_state: Some(SoftState {
+                role: Role::Follower,
+                term: b.term(),
+                leader: None,
+            }),
+        },
+        "the promise is written; the Promise (after the write) holds the first 4 bytes"
+    );
+    acceptor.persisted(rd.persist_id);
+
+    candidate.step(rd.messages[0].clone()).expect("first part");
+    let rd = candidate.ready();
+    assert_eq!(
+        rd,
+        Ready {
+            persist_id: rd.persist_id,
+            snapshot: None,
+            hard_state: None,
+            entries: vec![],
+            messages: vec![prepare(from(4))],
+            early_messages: vec![],
+            committed: vec![],
+            reads: vec![],
+            soft_state: None,
+        },
+        "nothing installed or written; the rest asked for at the same ballot"
+    );
+    assert_eq!(candidate.role(), Role::Candidate);
+
+    acceptor.step(prepare(from(4))).expect("resume");
+    let rd = acceptor.ready();
+    assert_eq!(
+        rd.messages,
+        vec![part(chunk(4, 8), vec![], from(4))],
+        "no new promise: the next chunk"
+    );
+    assert!(!rd.must_persist());
+    candidate.step(rd.messages[0].clone()).expect("second part");
+    let rd = candidate.ready();
+    assert_eq!(rd.messages, vec![prepare(from(8))]);
+    assert!(!rd.must_persist(), "still nothing installed");
+
+    acceptor.step(prepare(from(8))).expect("resume");
+    let rd = acceptor.ready();
+    let last = part(chunk(8, 10), vec![stamped(b1, 5, cmd(5))], from(8));
+    assert_eq!(rd.messages, vec![last], "the last chunk brings the entries");
+    candidate.step(rd.messages[0].clone()).expect("last part");
+    assert_eq!(candidate.role(), Role::Leader, "the whole promise counts");
+    let rd = candidate.ready();
+    assert_eq!(
+        rd.snapshot,
+        Some(Snapshot {
+            meta: meta.clone(),
+            data
+        }),
+        "the promiser's snapshot is installed whole, in the leader's first Ready"
+    );
+    assert_eq!(
+        rd.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![LogIndex(5)],
+        "slot 5 re-proposed at the new ballot"
+    );
+}
+
+/// A duplicated or stale part of a snapshot in chunks changes nothing, a
+/// chunk that does not continue the snapshot drops the promise's parts
+/// (the next Prepare asks from the start), and a part at an older ballot
+/// is ignored.
+#[test]
+fn stale_duplicate_or_foreign_snapshot_parts_never_complete_a_promise() {
+    let b1 = Ballot::new(1, NodeId(1));
+    let meta = SnapshotMeta {
+        index: LogIndex(4),
+        term: Stamp::new(b1, b1).term(),
+        voters: ids(&[1, 2, 3]),
+        outgoing: Vec::new(),
+    };
+    let data: Vec<u8> = (0..10).collect();
+    let mut candidate = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
+    candidate.campaign(Campaign::Ballot);
+    let b = candidate.promised();
+    let campaign = candidate.ready();
+    candidate.persisted(campaign.persist_id);
+    let part = |ballot: Ballot, offset: usize, end: usize, resume: Option<Resume>| {
+        paxos_msg(
+            2,
+            3,
+            PaxosMessage::Promise {
+                ballot,
+                commit: LogIndex(4),
+                snapshot: Some(SnapshotChunk {
+                    meta: meta.clone(),
+                    total_bytes: 10,
+                    offset: offset as u64,
+                    data: data[offset..end].to_vec(),
+                    done: end == 10,
+                }),
+                entries: vec![],
+                resume,
+                more: end < 10,
+            },
+        )
+    };
+    let from = |offset: u64| {
+        Some(Resume::Snapshot {
+            index: LogIndex(4),
+            offset,
+        })
+    };
+    let asks = |n: &mut PaxosNode| -> Vec<Option<Resume>> {
+        n.ready()
+            .messages
+            .into_iter()
+            .filter_map(|m| match m.payload {
+                Payload::Paxos(PaxosMessage::Prepare { resume, .. }) => Some(resume),
+                _ => None,
+            })
+            .collect()
+    };
+    candidate.step(part(b, 0, 4, None)).expect("first");
+    assert_eq!(asks(&mut candidate), vec![from(4)]);
+    // The same first part again (the network duplicates): no restart.
+    candidate.step(part(b, 0, 4, None)).expect("duplicate");
+    assert_eq!(asks(&mut candidate), Vec::<Option<Resume>>::new());
+    // A part from further on (a gap) or at a ballot not ours: ignored.
+    candidate.step(part(b, 8, 10, from(8))).expect("ahead");
+    let other = Ballot::new(9, NodeId(1));
+    assert_ne!(other, b);
+    candidate
+        .step(part(other, 4, 8, from(4)))
+        .expect("another ballot");
+    assert_eq!(asks(&mut candidate), Vec::<Option<Resume>>::new());
+    assert_eq!(candidate.role(), Role::Candidate);
+    // Where it was asked, but from another snapshot: the parts are dropped.
+    let mut foreign = part(b, 4, 8, from(4));
+    if let Payload::Paxos(PaxosMessage::Promise {
+        snapshot: Some(chunk),
+        ..
+    }) = &mut foreign.payload
+    {
+        chunk.total_bytes = 11;
+    }
+    candidate.step(foreign).expect("foreign");
+    assert_eq!(asks(&mut candidate), Vec::<Option<Resume>>::new());
+    // So the rest no longer completes it.
+    candidate.step(part(b, 4, 8, from(4))).expect("late");
+    candidate.step(part(b, 8, 10, from(8))).expect("late");
+    assert_eq!(
+        candidate.role(),
+        Role::Candidate,
+        "no promise was put together"
+    );
+    assert_eq!(candidate.log().snapshot_index(), LogIndex(0));
+}
+
+/// A candidate whose promiser's snapshot moved since its last election
+/// timeout keeps its ballot and asks again where each promise stopped (a
+/// lost part costs a timeout, not the transfer); with no progress since,
+/// it campaigns again, as before.
+#[test]
+fn a_candidate_keeps_its_ballot_while_a_promised_snapshot_arrives() {
+    let b1 = Ballot::new(1, NodeId(1));
+    let meta = SnapshotMeta {
+        index: LogIndex(4),
+        term: Stamp::new(b1, b1).term(),
+        voters: ids(&[1, 2, 3]),
+        outgoing: Vec::new(),
+    };
+    let mut candidate = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
+    candidate.campaign(Campaign::Ballot);
+    let b = candidate.promised();
+    let campaign = candidate.ready();
+    candidate.persisted(campaign.persist_id);
+    let first = paxos_msg(
+        2,
+        3,
+        PaxosMessage::Promise {
+            ballot: b,
+            commit: LogIndex(4),
+            snapshot: Some(SnapshotChunk {
+                meta,
+                total_bytes: 10,
+                offset: 0,
+                data: vec![7; 4],
+                done: false,
+            }),
+            entries: vec![],
+            resume: None,
+            more: true,
+        },
+    );
+    candidate.step(first).expect("first part");
+    let asked = candidate.ready();
+    candidate.persisted(asked.persist_id);
+    // The part the candidate asked for is lost. Tick to the next timeout.
+    let prepares = |n: &mut PaxosNode| -> Vec<(NodeId, Ballot, Option<Resume>)> {
+        for _ in 0..1000 {
+            n.tick();
+            let rd = n.ready();
+            n.persisted(rd.persist_id);
+            let sent: Vec<_> = rd
+                .messages
+                .into_iter()
+                .filter_map(|m| match m.payload {
+                    Payload::Paxos(PaxosMessage::Prepare { ballot, resume, .. }) => {
+                        Some((m.to, ballot, resume))
+                    }
+                    Payload::Paxos(PaxosMessage::PrePrepare { ballot }) => {
+                        Some((m.to, ballot, None))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !sent.is_empty() {
+                return sent;
+            }
+        }
+        panic!("no timeout in 1000 ticks");
+    };
+    let resume = Some(Resume::Snapshot {
+        index: LogIndex(4),
+        offset: 4,
+    });
+    assert_eq!(
+        prepares(&mut candidate),
+        vec![(NodeId(1), b, None), (NodeId(2), b, resume)],
+        "the same ballot; the promise in parts asked for where it stopped"
+    );
+    assert_eq!(
+        (candidate.role(), candidate.promised()),
+        (Role::Candidate, b)
+    );
+    let again = prepares(&mut candidate);
+    assert!(
+        again.iter().all(|(_, ballot, _)| *ballot > b),
+        "no progress since: a new campaign, at a higher ballot ({again:?})"
     );
 }

@@ -79,6 +79,11 @@ impl<C: SimCore> World<C> {
                     if msg.payload.is_snapshot() {
                         self.stats.snapshots_sent += 1;
                     }
+                    if let Some(c) = msg.payload.promise_snapshot_chunk() {
+                        let chunked = c.offset > 0 || !c.done;
+                        self.stats.promise_snapshot_chunks += u64::from(chunked);
+                        self.stats.chunked_promise_snapshots += u64::from(c.done && c.offset > 0);
+                    }
                     if self.delivery.withholds(&msg, self.now_us) {
                         continue;
                     }

@@ -18,6 +18,12 @@ pub struct SimStats {
     /// Snapshots installed from their last chunk after earlier ones (a
     /// snapshot assembled from more than one chunk).
     pub multi_chunk_installs: u64,
+    /// Paxos Promise parts sent with a chunk of a snapshot that took more
+    /// than one chunk, and of those the last chunks: each is a Promise
+    /// snapshot the candidate took chunk by chunk (the acceptor cuts a
+    /// chunk only where the candidate asks, after the one before).
+    pub promise_snapshot_chunks: u64,
+    pub chunked_promise_snapshots: u64,
     pub unsynced_writes_lost: u64,
     /// Client writes proposed at an index where the same host still held
     /// an older term's pending write (issue 21, finding 1's scenario: both
@@ -71,6 +77,8 @@ impl SimStats {
         self.entries_applied += other.entries_applied;
         self.snapshots_sent += other.snapshots_sent;
         self.multi_chunk_installs += other.multi_chunk_installs;
+        self.promise_snapshot_chunks += other.promise_snapshot_chunks;
+        self.chunked_promise_snapshots += other.chunked_promise_snapshots;
         self.unsynced_writes_lost += other.unsynced_writes_lost;
         self.writes_at_reused_index += other.writes_at_reused_index;
         self.writes_failed_early += other.writes_failed_early;
