@@ -361,10 +361,12 @@ async fn authenticate(
     let line = match reader.next_line().await {
         Ok(Some(line)) => line,
         Ok(None) => return Err(None),
-        Err(_) => {
+        Err(LineError::TooLarge { .. }) => {
             refuse(None, "the first line is too large to be an auth");
             return Err(Some(Reply::error(None, ErrorCode::Unauthorized)));
         }
+        // The connection went away: nothing to refuse.
+        Err(LineError::Io(_)) => return Err(None),
     };
     let request = match Request::decode(line) {
         Ok(request) => request,
