@@ -171,12 +171,31 @@ fn each_role_token_is_allowed_its_ops_and_refused_the_others() {
             assert!(reason.contains("needs an admin credential"), "{reason}");
             assert!(reason.contains("role is client"), "{reason}");
         }
+        // The read runs concurrently with the write (pipelined): it may
+        // see either value; it is read back after the write below.
         assert_ne!(error_of(&replies[&1]), "unauthorized", "{replies:?}");
+        assert_ne!(error_of(&replies[&5]), "unauthorized", "{replies:?}");
         if replies[&1]["ok"] == json!(true) {
-            assert_eq!(replies[&5]["value"], json!("by-client"), "{replies:?}");
             break;
         }
         // A leader change in between: try again.
+        assert!(start.elapsed() < Duration::from_secs(60), "{replies:?}");
+    }
+
+    // Read back (from whichever node leads now: a leader change answers
+    // not-leader, and the read is asked again).
+    let start = Instant::now();
+    let lines = [
+        auth(CLIENT_TOKEN),
+        json!({"id": 1, "op": "read", "key": "k"}),
+    ];
+    loop {
+        let now = leader_with(&nodes, &[auth(ADMIN_TOKEN)]);
+        let (replies, _) = exchange(now, &lines, 1);
+        if replies.first().is_some_and(|r| r["ok"] == json!(true)) {
+            assert_eq!(replies[0]["value"], json!("by-client"), "{replies:?}");
+            break;
+        }
         assert!(start.elapsed() < Duration::from_secs(60), "{replies:?}");
     }
 
