@@ -113,9 +113,12 @@ async fn tls_leader(tls: &ClientTls, addrs: &[SocketAddr], token: Option<&str>) 
     }
 }
 
-/// Write `key = value` through the leader and read it back, over TLS.
+/// Write `key = value` through the leader and read it back, over TLS:
+/// the leader found with `admin` (status is an admin op), the write and
+/// read made with `tls`.
 async fn tls_write_and_read(
     tls: &ClientTls,
+    admin: &ClientTls,
     addrs: &[SocketAddr],
     token: Option<&str>,
     key: &str,
@@ -123,7 +126,7 @@ async fn tls_write_and_read(
 ) {
     let start = Instant::now();
     let leader = loop {
-        let leader = tls_leader(tls, addrs, token).await;
+        let leader = tls_leader(admin, addrs, token).await;
         let write = json!({"id": 2, "op": "write", "key": key, "value": value});
         let reply = tls_call(tls, leader, token, write).await;
         if reply.as_ref().is_some_and(|r| r["ok"] == json!(true)) {
@@ -183,11 +186,13 @@ fn a_tls_cluster_elects_a_leader_and_serves_writes_and_reads() {
     let token_arg = token_file.to_str().expect("utf-8 path").to_string();
     let (nodes, pki) = tls_cluster(root.path(), 3, &["--auth-token-file", &token_arg]);
     let client = ClientTls::from_files(&pki.roles[&Role::Client]).expect("client TLS");
+    let admin = ClientTls::from_files(&pki.roles[&Role::Admin]).expect("admin TLS");
     runtime().block_on(async {
         // Nodes speak TLS only: a leader means the peers' mutual TLS works.
-        tls_write_and_read(&client, &addrs(&nodes), Some(TOKEN), "tls-key", "tls-value").await;
+        let all = addrs(&nodes);
+        tls_write_and_read(&client, &admin, &all, Some(TOKEN), "tls-key", "tls-value").await;
         // The token works the same over TLS: without it, unauthorized.
-        let leader = tls_leader(&client, &addrs(&nodes), Some(TOKEN)).await;
+        let leader = tls_leader(&admin, &addrs(&nodes), Some(TOKEN)).await;
         let reply = tls_call(
             &client,
             leader,
@@ -198,7 +203,7 @@ fn a_tls_cluster_elects_a_leader_and_serves_writes_and_reads() {
         .expect("a refusal");
         assert_eq!(reply["error"], json!("unauthorized"), "{reply}");
         let reply = tls_call(
-            &client,
+            &admin,
             leader,
             Some("guess"),
             json!({"id": 5, "op": "status"}),
@@ -241,15 +246,16 @@ fn plain_clients_and_clients_of_another_ca_are_refused() {
 
     let other = pki_of_another_ca(root.path());
     runtime().block_on(async {
-        // With the run's CA, with or without a role certificate: served.
+        // With the run's CA and the admin certificate: served; without a
+        // certificate, the handshake succeeds but no role is granted
+        // (server::access): unauthorized.
         let status = json!({"id": 1, "op": "status"});
-        for client in [
-            ClientTls::from_files(&pki.roles[&Role::Admin]).expect("admin TLS"),
-            ClientTls::load(&pki.ca, None).expect("TLS without a certificate"),
-        ] {
-            let reply = tls_call(&client, addr, None, status.clone()).await;
-            assert_eq!(reply.expect("a reply")["ok"], json!(true));
-        }
+        let admin = ClientTls::from_files(&pki.roles[&Role::Admin]).expect("admin TLS");
+        let reply = tls_call(&admin, addr, None, status.clone()).await;
+        assert_eq!(reply.expect("a reply")["ok"], json!(true));
+        let none = ClientTls::load(&pki.ca, None).expect("TLS without a certificate");
+        let reply = tls_call(&none, addr, None, status.clone()).await;
+        assert_eq!(reply.expect("a reply")["error"], json!("unauthorized"));
         // A client certificate of another CA: the handshake fails (at once,
         // or at the first read under TLS 1.3); never a reply.
         let foreign = &other.roles[&Role::Client];
@@ -286,10 +292,11 @@ fn a_peer_certificate_of_node_2_cannot_claim_node_3() {
     let root = tempfile::tempdir().expect("tempdir");
     let (nodes, pki) = tls_cluster(root.path(), 3, &[]);
     let client = ClientTls::from_files(&pki.roles[&Role::Client]).expect("client TLS");
+    let admin = ClientTls::from_files(&pki.roles[&Role::Admin]).expect("admin TLS");
     let as_node_2 = ClientTls::from_files(&pki.nodes[&NodeId(2)]).expect("node 2's TLS");
     let addr = nodes[0].addr;
     runtime().block_on(async {
-        tls_write_and_read(&client, &addrs(&nodes), None, "before", "1").await;
+        tls_write_and_read(&client, &admin, &addrs(&nodes), None, "before", "1").await;
         // Node 2's certificate, claiming node 3: refused, closed.
         let hello = json!({"op": "hello", "node": 3});
         let replies = tls_exchange(&as_node_2, addr, std::slice::from_ref(&hello), 2)
@@ -322,7 +329,7 @@ fn a_peer_certificate_of_node_2_cannot_claim_node_3() {
         let _ = tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut line)).await;
         assert_eq!(line, "", "a true peer's hello was answered");
         // The cluster still works.
-        tls_write_and_read(&client, &addrs(&nodes), None, "after", "2").await;
+        tls_write_and_read(&client, &admin, &addrs(&nodes), None, "after", "2").await;
     });
     let log = log_of(&nodes[0]);
     assert!(
@@ -386,8 +393,16 @@ fn a_proxy_sees_keys_and_values_only_without_tls() {
     let capture = Arc::new(Mutex::new(Vec::new()));
     let proxy = recording_proxy(nodes[0].addr, capture.clone());
     let client = ClientTls::from_files(&pki.roles[&Role::Client]).expect("client TLS");
+    let admin = ClientTls::from_files(&pki.roles[&Role::Admin]).expect("admin TLS");
     // The proxy listens on 127.0.0.1, which the node's certificate names.
-    rt.block_on(tls_write_and_read(&client, &[proxy], None, KEY, VALUE));
+    rt.block_on(tls_write_and_read(
+        &client,
+        &admin,
+        &[proxy],
+        None,
+        KEY,
+        VALUE,
+    ));
     let seen = capture.lock().expect("capture").clone();
     assert!(
         seen.len() > 1000,

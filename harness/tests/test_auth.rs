@@ -82,6 +82,7 @@ fn check_auth_run(store: &Path, nodes: usize) -> Vec<String> {
             "the node logs show {refusals} refused connections, want {nodes} (the probe's)"
         ));
     }
+    problems.extend(check_audit_logs(&run, nodes));
     let test: Value =
         serde_json::from_slice(&std::fs::read(run.join("test.json")).expect("test.json"))
             .expect("test.json is JSON");
@@ -121,6 +122,50 @@ fn check_auth_run(store: &Path, nodes: usize) -> Vec<String> {
                 problems.push(format!("auth check's refusals: {}", c["detail"]));
             }
         }
+    }
+    problems
+}
+
+/// The nodes' audit logs (nodes/nI/audit.jsonl, in the store with the
+/// rest of the run): each records the probe's refused request (role
+/// `none`, `unauthorized`), and they record the harness's admin requests
+/// (`status` or `groups` at least) as `ok`. (The token is looked for in every file of
+/// the run above, these included.)
+fn check_audit_logs(run: &Path, nodes: usize) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut admin_ok = 0;
+    for i in 1..=nodes {
+        let path = run.join("nodes").join(format!("n{i}")).join("audit.jsonl");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(format!("no audit log at {}", path.display()));
+            continue;
+        };
+        let entries: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if entries.len() != text.lines().count() {
+            problems.push(format!("{} has a line that is not JSON", path.display()));
+        }
+        let refused = entries
+            .iter()
+            .filter(|e| e["role"] == "none" && e["outcome"] == "unauthorized")
+            .count();
+        if refused != 1 {
+            problems.push(format!(
+                "{} records {refused} refused requests, want 1 (the probe's)",
+                path.display()
+            ));
+        }
+        admin_ok += entries
+            .iter()
+            .filter(|e| e["outcome"] == "ok" && e["role"] == "any")
+            .count();
+    }
+    // Admin ops only are recorded when allowed (data ops are not): the
+    // harness's `status` (unsharded) or `groups` (sharded) probes at least.
+    if admin_ok == 0 {
+        problems.push("no audit log records an admin request of the harness".into());
     }
     problems
 }

@@ -26,6 +26,11 @@ pub enum Bug {
     /// state (a follower's, a deposed leader's), not through the log:
     /// serializable, but stale, so not strict serializable.
     TxnFollowerRead,
+    /// Access (server/access.rs): a client credential may call admin ops.
+    ClientAdmin,
+    /// Access (server/access.rs): a peer's `hello` is taken whatever id it
+    /// claims, not only the id its node certificate names.
+    PeerIdUnchecked,
 }
 
 impl Bug {
@@ -38,6 +43,14 @@ impl Bug {
         Bug::TxnFollowerRead,
     ];
 
+    /// Access bugs: parsed by `--bug`, but not in [`Bug::ALL`] (so not in
+    /// `--list-bugs`, whose every line test_bugs.rs runs and expects caught)
+    /// until the impostor nemesis and the `access` checker (issue 19, item
+    /// 4) catch them in a run. What catches them today: the refusal tests
+    /// of harness/tests/node_roles.rs and server::access's unit tests, which
+    /// show each refusal disappear with its bug.
+    pub const ACCESS: [Bug; 2] = [Bug::ClientAdmin, Bug::PeerIdUnchecked];
+
     pub fn name(self) -> &'static str {
         match self {
             Bug::StaleRead => "stale-read",
@@ -46,6 +59,8 @@ impl Bug {
             Bug::NoFence => "no-fence",
             Bug::TxnNonAtomic => "txn-non-atomic",
             Bug::TxnFollowerRead => "txn-follower-read",
+            Bug::ClientAdmin => "client-admin",
+            Bug::PeerIdUnchecked => "peer-id-unchecked",
         }
     }
 
@@ -58,6 +73,8 @@ impl Bug {
             Bug::NoFence => "lock",
             Bug::TxnNonAtomic => "list-append",
             Bug::TxnFollowerRead => "list-append",
+            // Any workload: the impostor's attempts, not the data, show it.
+            Bug::ClientAdmin | Bug::PeerIdUnchecked => "register",
         }
     }
 
@@ -76,6 +93,8 @@ impl Bug {
             Bug::TxnNonAtomic => "none",
             // A partitioned follower falls behind and keeps answering.
             Bug::TxnFollowerRead => "partition",
+            // Not yet a nemesis of faultline (issue 19, item 4).
+            Bug::ClientAdmin | Bug::PeerIdUnchecked => "impostor",
         }
     }
 
@@ -91,6 +110,8 @@ impl Bug {
             Bug::TxnFollowerRead => {
                 "read-only txns answered from the node's local state, not through the log"
             }
+            Bug::ClientAdmin => "a client credential may call admin ops",
+            Bug::PeerIdUnchecked => "a peer's hello is taken whatever node id it claims",
         }
     }
 
@@ -122,6 +143,7 @@ impl FromStr for Bug {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Bug::ALL
             .into_iter()
+            .chain(Bug::ACCESS)
             .find(|b| b.name() == s)
             .ok_or_else(|| UnknownBug(s.to_string()))
     }
@@ -133,7 +155,7 @@ mod tests {
 
     #[test]
     fn every_bug_round_trips_through_its_name() {
-        for bug in Bug::ALL {
+        for bug in Bug::ALL.into_iter().chain(Bug::ACCESS) {
             assert_eq!(bug.name().parse::<Bug>().expect("listed name parses"), bug);
         }
         assert!("no-such-bug".parse::<Bug>().is_err());

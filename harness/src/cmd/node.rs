@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use faultline_nodes::bug::Bug;
 use faultline_nodes::consensus::NodeId;
+use faultline_nodes::server::access::Tokens;
 use faultline_nodes::server::{self, ConsensusKind, NodeConfig, NodeError, Sharding};
 use faultline_nodes::tls::{NodeTls, TlsFiles};
 
@@ -46,9 +47,25 @@ pub struct Args {
     /// Plant a bug (repeatable; `--list-bugs` lists them).
     #[arg(long = "bug")]
     pub bugs: Vec<Bug>,
-    /// Require this token (the file's first line) on every connection.
+    /// Require a token (the file's first line) on every connection; this
+    /// one grants every role (client, admin, peer).
     #[arg(long)]
     pub auth_token_file: Option<PathBuf>,
+    /// A token that grants the client role (data operations).
+    #[arg(long)]
+    pub client_token_file: Option<PathBuf>,
+    /// A token that grants the admin role (status and the controls, and
+    /// data operations).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// A token that grants the peer role (and that this node sends to its
+    /// peers instead of --auth-token-file's).
+    #[arg(long)]
+    pub peer_token_file: Option<PathBuf>,
+    /// The audit log (JSON lines, appended): every admin op and every
+    /// refusal. Default: DATA_DIR/audit.jsonl.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
     /// This node's TLS certificate (PEM; it must name the node, see
     /// docs/protocol.md). With --tls-key and --tls-ca, every connection
     /// speaks TLS and peers use mutual TLS.
@@ -144,18 +161,30 @@ pub fn parse_peers(s: &str) -> anyhow::Result<BTreeMap<NodeId, SocketAddr>> {
     Ok(peers)
 }
 
-/// Read the token: the file's first line, trimmed, not empty. Never logged.
-fn read_token(path: &PathBuf) -> anyhow::Result<String> {
+/// Read a token for `flag`: the file's first line, trimmed, not empty.
+/// Never logged.
+fn read_token(flag: &str, path: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else { return Ok(None) };
     let text = std::fs::read_to_string(path)
-        .map_err(|e| bad_input(format!("--auth-token-file {}: {e}", path.display())))?;
+        .map_err(|e| bad_input(format!("{flag} {}: {e}", path.display())))?;
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
         return Err(bad_input(format!(
-            "--auth-token-file {}: the first line is empty",
+            "{flag} {}: the first line is empty",
             path.display()
         )));
     }
-    Ok(token)
+    Ok(Some(token))
+}
+
+/// The node's tokens from the four token flags.
+fn tokens(args: &Args) -> anyhow::Result<Tokens> {
+    Ok(Tokens {
+        all: read_token("--auth-token-file", args.auth_token_file.as_ref())?,
+        client: read_token("--client-token-file", args.client_token_file.as_ref())?,
+        admin: read_token("--admin-token-file", args.admin_token_file.as_ref())?,
+        peer: read_token("--peer-token-file", args.peer_token_file.as_ref())?,
+    })
 }
 
 /// `--tls-cert`, `--tls-key` and `--tls-ca`: all three or none.
@@ -232,7 +261,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     };
     cfg.bugs = args.bugs.clone();
     cfg.bugs.dedup();
-    cfg.auth_token = args.auth_token_file.as_ref().map(read_token).transpose()?;
+    cfg.tokens = tokens(&args)?;
+    cfg.audit_log = args.audit_log.clone();
     cfg.tls = tls_files(&args)?
         .map(|files| NodeTls::load(&files, NodeId(id)))
         .transpose()

@@ -271,6 +271,14 @@ fn replies() -> Vec<(Reply, &'static str)> {
             r#"{"id":null,"ok":false,"error":"unauthorized","definite":true}"#,
         ),
         (
+            // A request the connection's role may not make (server::access).
+            Reply::error(Some(7), ErrorCode::Unauthorized).with(
+                "reason",
+                "`status` needs an admin credential; this connection's role is client",
+            ),
+            r#"{"id":7,"ok":false,"error":"unauthorized","definite":true,"reason":"`status` needs an admin credential; this connection's role is client"}"#,
+        ),
+        (
             Reply::bad_request(None, "malformed JSON"),
             r#"{"id":null,"ok":false,"error":"bad-request","definite":true,"reason":"malformed JSON"}"#,
         ),

@@ -50,8 +50,11 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub consensus: ConsensusKind,
     pub bugs: Vec<Bug>,
-    /// Required as the first line of every connection when set. Never logged.
-    pub auth_token: Option<String>,
+    /// Tokens, one of which is required as the first line of every
+    /// connection when any is set (server::access). Never logged.
+    pub tokens: super::access::Tokens,
+    /// The audit log (server::audit); None: `<data_dir>/audit.jsonl`.
+    pub audit_log: Option<PathBuf>,
     /// TLS on every connection, peers' mutual (`--tls-cert/--tls-key/--tls-ca`).
     pub tls: Option<crate::tls::NodeTls>,
     /// Unsharded: the consensus groups hosted by this node, every peer a
@@ -86,7 +89,8 @@ impl NodeConfig {
             data_dir,
             consensus: ConsensusKind::Raft,
             bugs: Vec::new(),
-            auth_token: None,
+            tokens: super::access::Tokens::default(),
+            audit_log: None,
             tls: None,
             groups: vec![GroupId(0)],
             sharding: None,
@@ -97,6 +101,13 @@ impl NodeConfig {
             request_timeout: Duration::from_secs(4),
             snapshot_every_entries: 10_000,
         }
+    }
+
+    /// Where the audit log is written.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.jsonl"))
     }
 
     pub fn has_bug(&self, bug: Bug) -> bool {
@@ -130,6 +141,13 @@ impl NodeConfig {
                     self.id.0
                 ));
             }
+        }
+        let tokens = &self.tokens;
+        let role_tokens = tokens.client.is_some() || tokens.admin.is_some();
+        if role_tokens && tokens.for_peers().is_none() {
+            return Err(
+                "--client-token-file or --admin-token-file without --peer-token-file (or --auth-token-file): the node could not reach its peers".into(),
+            );
         }
         if self.peers.contains_key(&NodeId(0)) {
             return Err("node ids start at 1".into());

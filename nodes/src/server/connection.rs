@@ -3,18 +3,21 @@
 //! With TLS (`--tls-cert`), the connection must open with a TLS handshake:
 //! a first byte that is not a handshake record gets one plain
 //! `tls-required` line and the connection is closed; a failed handshake (a
-//! client certificate of another CA, say) is closed. Over TLS, a `hello`
-//! is taken only with a client certificate that names the node it claims
-//! ([`crate::tls::certificate_names_node`]); anything else is refused
-//! `unauthorized`, and logged. Everything below works the same over TLS.
+//! client certificate of another CA, say) is closed. Everything below
+//! works the same over TLS.
 //!
-//! With an auth token, the first line must be `auth` with that token, else
-//! the connection gets `unauthorized` and is closed. The next line decides
-//! what the connection is: `hello` makes it a peer's (every later line is a
-//! consensus message), anything else a client's. Bad lines get a
-//! `bad-request` reply; a line over the limit gets `too-large` and the
-//! connection is closed. Nothing here panics on input, and the token never
-//! reaches a log.
+//! With tokens, the first line must be `auth` with one of the node's
+//! tokens, else the connection gets `unauthorized` and is closed. The
+//! connection's roles are then decided once, from its token and its client
+//! certificate ([`super::access`]), and every request is checked against
+//! them there: a request its roles do not allow gets `unauthorized` (the
+//! connection stays open). The next line decides what the connection is:
+//! `hello` makes it a peer's (every later line is a consensus message) if
+//! its roles hold that node's peer role, else `unauthorized` and closed;
+//! anything else a client's. Bad lines get a `bad-request` reply; a line
+//! over the limit gets `too-large` and the connection is closed. Every
+//! refusal and every admin op goes to the audit log ([`super::audit`]).
+//! Nothing here panics on input, and no token reaches a log.
 //!
 //! Back-pressure: the reader takes a permit (of [`MAX_OWED_REPLIES`])
 //! before it reads each line, and the writer gives it back once the reply
@@ -27,11 +30,12 @@ use std::net::SocketAddr;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
-use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::access::{Access, OpClass, Roles};
+use super::audit::AuditLog;
 use super::clock::NodeClock;
 use super::core_loop::Event;
 use super::group::ClientOp;
@@ -41,30 +45,22 @@ use crate::protocol::{
     ErrorCode, LineError, LineReader, Op, Reply, Request, MAX_CLIENT_LINE_BYTES,
     MAX_PEER_LINE_BYTES,
 };
-use crate::tls::{certificate_names_node, NodeTls, ServerTlsStream, HANDSHAKE_RECORD_TYPE};
+use crate::tls::{NodeTls, ServerTlsStream, HANDSHAKE_RECORD_TYPE};
 use crate::transport::{decode_message, Filter, FilterRules};
 
 /// What every connection handler shares.
 #[derive(Debug)]
 pub struct Shared {
     pub id: NodeId,
-    pub auth_token: Option<String>,
+    /// Tokens, TLS and the planted access bugs: who may do what.
+    pub access: Access,
+    pub audit: AuditLog,
     pub events: SyncSender<Event>,
     pub filter: Filter,
     pub clock: NodeClock,
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// With TLS, every connection must speak it.
     pub tls: Option<NodeTls>,
-}
-
-/// Compare without an early exit, so timing does not leak the token.
-fn token_matches(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    let mut diff = (a.len() != b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
 }
 
 /// Writes replies in batches; on `close`, writes what is queued and shuts
@@ -159,32 +155,11 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 /// The read half of a connection, line by line.
 type Lines = LineReader<BufReader<Reader>>;
 
-/// How a connection came in: what a `hello` is checked against.
-#[derive(Debug)]
-enum Channel {
-    /// Plain TCP: a node without TLS.
-    Plain,
-    /// TLS, with the client's certificate (verified against the CA in the
-    /// handshake) if it presented one.
-    Tls {
-        certificate: Option<CertificateDer<'static>>,
-    },
-}
-
-impl Channel {
-    /// Whether a `hello` claiming `node` may open a peer session here.
-    fn admits_peer(&self, node: NodeId) -> Result<(), &'static str> {
-        match self {
-            Channel::Plain => Ok(()),
-            Channel::Tls { certificate: None } => Err("a peer must present its node certificate"),
-            Channel::Tls {
-                certificate: Some(cert),
-            } if certificate_names_node(cert, node) => Ok(()),
-            Channel::Tls { .. } => {
-                Err("the peer's certificate does not name the node its hello claims")
-            }
-        }
-    }
+/// Who is on the other end of a connection: its address and its roles.
+#[derive(Clone, Copy, Debug)]
+struct Session {
+    remote: SocketAddr,
+    roles: Roles,
 }
 
 /// What a connection does after one request.
@@ -202,21 +177,23 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     stream.set_nodelay(true).ok();
     let Some(tls) = shared.tls.clone() else {
         let (r, w) = stream.into_split();
-        serve_channel(Box::new(r), Box::new(w), Channel::Plain, remote, shared).await;
+        let roles = shared.access.certificate_roles(None, []);
+        serve_channel(Box::new(r), Box::new(w), roles, remote, shared).await;
         return;
     };
-    let Some(stream) = accept_tls(stream, remote, &tls).await else {
+    let Some(stream) = accept_tls(stream, remote, &tls, &shared).await else {
         return;
     };
     let certificate = stream
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|cert| cert.clone().into_owned());
+        .and_then(|chain| chain.first());
+    let roles = shared
+        .access
+        .certificate_roles(certificate, shared.peers.keys().copied());
     let (r, w) = tokio::io::split(stream);
-    let channel = Channel::Tls { certificate };
-    serve_channel(Box::new(r), Box::new(w), channel, remote, shared).await;
+    serve_channel(Box::new(r), Box::new(w), roles, remote, shared).await;
 }
 
 /// The TLS handshake of a connection to a TLS node; `None` when refused
@@ -225,6 +202,7 @@ async fn accept_tls(
     stream: TcpStream,
     remote: SocketAddr,
     tls: &NodeTls,
+    shared: &Shared,
 ) -> Option<ServerTlsStream<TcpStream>> {
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(crate::tls::node::HANDSHAKE_TIMEOUT, stream.peek(&mut first));
@@ -234,6 +212,10 @@ async fn accept_tls(
     }
     if first[0] != HANDSHAKE_RECORD_TYPE {
         tracing::info!(%remote, "plain connection to a TLS port refused (tls-required)");
+        let entry = shared.audit.entry(remote, Roles::NONE.label(), None);
+        shared
+            .audit
+            .refused(entry, "tls-required", "a plain connection to a TLS port");
         refuse_plain(stream).await;
         return None;
     }
@@ -241,6 +223,9 @@ async fn accept_tls(
         Ok(stream) => Some(stream),
         Err(e) => {
             tracing::info!(%remote, error = %e, "TLS handshake failed; connection refused");
+            let entry = shared.audit.entry(remote, Roles::NONE.label(), None);
+            let reason = format!("TLS handshake failed: {e}");
+            shared.audit.refused(entry, "tls-handshake-failed", reason);
             None
         }
     }
@@ -261,7 +246,7 @@ async fn refuse_plain(mut stream: TcpStream) {
 async fn serve_channel(
     r: Reader,
     w: Writer,
-    channel: Channel,
+    certificate_roles: Roles,
     remote: SocketAddr,
     shared: Arc<Shared>,
 ) {
@@ -272,21 +257,26 @@ async fn serve_channel(
     let writer_task = tokio::spawn(writer(w, reply_rx, close_rx));
     let mut close_tx = Some(close_tx);
 
-    if let Some(expected) = &shared.auth_token {
-        let refusal = match authenticate(&mut reader, &budget, &reply_tx, remote, expected).await {
-            Ok(()) => None,
-            Err(refusal) => Some(refusal),
-        };
-        if let Some(refusal) = refusal {
-            if let Some(reply) = refusal {
-                close(&reply_tx, &mut close_tx, reply);
+    let token_roles = if shared.access.requires_token() {
+        match authenticate(&mut reader, &budget, &reply_tx, remote, &shared).await {
+            Ok(roles) => roles,
+            Err(refusal) => {
+                if let Some(reply) = refusal {
+                    close(&reply_tx, &mut close_tx, reply);
+                }
+                drop(reply_tx);
+                let _ = writer_task.await;
+                linger(reader.into_inner()).await;
+                return;
             }
-            drop(reply_tx);
-            let _ = writer_task.await;
-            linger(reader.into_inner()).await;
-            return;
         }
-    }
+    } else {
+        Roles::ALL
+    };
+    let session = Session {
+        remote,
+        roles: certificate_roles.intersect(token_roles),
+    };
 
     let mut first = true;
     loop {
@@ -296,7 +286,7 @@ async fn serve_channel(
         let sink = ReplySink::owed(reply_tx.clone(), permit);
         let after = match reader.next_line().await {
             Ok(Some(line)) => match Request::decode(line) {
-                Ok(request) => handle_request(request, first, sink, &shared),
+                Ok(request) => handle_request(request, first, sink, &shared, session),
                 Err(e) => {
                     let _ = sink.send(Reply::bad_request(e.id, e.reason));
                     After::Continue
@@ -312,10 +302,15 @@ async fn serve_channel(
             }
         };
         let after = match after {
-            After::BecomePeer(node) => match channel.admits_peer(node) {
+            After::BecomePeer(node) => match shared.access.check_hello(session.roles, node) {
                 Ok(()) => After::BecomePeer(node),
                 Err(reason) => {
                     tracing::warn!(%remote, node = node.0, reason, "peer refused");
+                    let hello = Op::Hello { node: node.0 };
+                    let entry = shared
+                        .audit
+                        .entry(remote, session.roles.label(), Some(&hello));
+                    shared.audit.refused(entry, "unauthorized", reason);
                     After::Refuse(
                         Reply::error(None, ErrorCode::Unauthorized).with("reason", reason),
                     )
@@ -347,60 +342,103 @@ async fn serve_channel(
     drop(reply_tx);
 }
 
-/// A node with a token: the first line must be `auth` with it. `Ok` lets
-/// the connection on (the auth acknowledged when it carries an id: a
-/// client that sends auth without one does not expect a reply); `Err`
-/// closes it, with the refusal to send if there is one to send.
+/// A node with tokens: the first line must be `auth` with one of them.
+/// `Ok` lets the connection on with the roles its token grants (the auth
+/// acknowledged when it carries an id: a client that sends auth without
+/// one does not expect a reply); `Err` closes it, with the refusal to send
+/// if there is one to send. Refusals are audited.
 async fn authenticate(
     reader: &mut Lines,
     budget: &Arc<Semaphore>,
     reply_tx: &mpsc::UnboundedSender<OwedReply>,
     remote: SocketAddr,
-    expected: &str,
-) -> Result<(), Option<Reply>> {
+    shared: &Shared,
+) -> Result<Roles, Option<Reply>> {
+    let refuse = |op: Option<&Op>, reason: &str| {
+        let entry = shared.audit.entry(remote, Roles::NONE.label(), op);
+        shared.audit.refused(entry, "unauthorized", reason);
+    };
     let line = match reader.next_line().await {
         Ok(Some(line)) => line,
         Ok(None) => return Err(None),
-        Err(_) => return Err(Some(Reply::error(None, ErrorCode::Unauthorized))),
+        Err(LineError::TooLarge { .. }) => {
+            refuse(None, "the first line is too large to be an auth");
+            return Err(Some(Reply::error(None, ErrorCode::Unauthorized)));
+        }
+        // The connection went away: nothing to refuse.
+        Err(LineError::Io(_)) => return Err(None),
     };
-    match Request::decode(line) {
-        Ok(Request {
-            id,
-            op: Op::Auth { token },
-        }) if token_matches(&token, expected) => {
-            if let Some(id) = id {
-                let sink = ReplySink::owed(reply_tx.clone(), next_permit(budget).await);
-                let _ = sink.send(Reply::ok(Some(id)));
-            }
-            Ok(())
-        }
-        Ok(Request { id, .. }) => {
-            tracing::info!(%remote, "connection refused: first line is not a valid auth");
-            Err(Some(Reply::error(id, ErrorCode::Unauthorized)))
-        }
+    let request = match Request::decode(line) {
+        Ok(request) => request,
         Err(e) => {
             tracing::info!(%remote, "connection refused: first line is not a request");
-            Err(Some(Reply::error(e.id, ErrorCode::Unauthorized)))
+            refuse(None, "the first line is not a request");
+            return Err(Some(Reply::error(e.id, ErrorCode::Unauthorized)));
         }
+    };
+    let roles = match &request.op {
+        Op::Auth { token } => shared.access.token_roles(token),
+        _ => None,
+    };
+    let Some(roles) = roles else {
+        tracing::info!(%remote, "connection refused: first line is not a valid auth");
+        let reason = match request.op {
+            Op::Auth { .. } => "not one of the node's tokens",
+            _ => "the first line is not `auth`",
+        };
+        refuse(Some(&request.op), reason);
+        return Err(Some(Reply::error(request.id, ErrorCode::Unauthorized)));
+    };
+    if let Some(id) = request.id {
+        let sink = ReplySink::owed(reply_tx.clone(), next_permit(budget).await);
+        let _ = sink.send(Reply::ok(Some(id)));
     }
+    Ok(roles)
 }
 
-/// One request of a client or admin connection: the node-wide controls
-/// (auth, filter, clock) answered here, everything else handed to the core
-/// loop with its reply sink.
-fn handle_request(request: Request, first: bool, sink: ReplySink, shared: &Shared) -> After {
+/// One request of a client or admin connection: checked against the
+/// connection's roles (a refusal answered `unauthorized` and audited; an
+/// admin op audited with its outcome), then the node-wide controls (auth,
+/// filter, clock) answered here, everything else handed to the core loop
+/// with its reply sink.
+fn handle_request(
+    request: Request,
+    first: bool,
+    sink: ReplySink,
+    shared: &Shared,
+    session: Session,
+) -> After {
     let id = request.id;
+    let audit = &shared.audit;
+    if let Err(reason) = shared.access.check_op(session.roles, &request.op) {
+        tracing::info!(remote = %session.remote, op = request.op.name(), "request refused (unauthorized)");
+        let entry = audit.entry(session.remote, session.roles.label(), Some(&request.op));
+        audit.refused(entry, "unauthorized", reason.clone());
+        let _ = sink.send(Reply::error(id, ErrorCode::Unauthorized).with("reason", reason));
+        return After::Continue;
+    }
+    let sink = match OpClass::of(&request.op) {
+        OpClass::Admin => {
+            let entry = audit.entry(session.remote, session.roles.label(), Some(&request.op));
+            sink.audited(audit.pending(entry))
+        }
+        OpClass::Data | OpClass::Session => sink,
+    };
     match request.op {
         Op::Hello { node } if first => return After::BecomePeer(NodeId(node)),
         Op::Hello { .. } => {
             let _ = sink.send(Reply::bad_request(id, "`hello` must be the first line"));
         }
         Op::Auth { token } => {
-            let ok = shared
-                .auth_token
-                .as_deref()
-                .is_none_or(|t| token_matches(&token, t));
+            // A later `auth` is checked, but never changes the roles.
+            let ok = !shared.access.requires_token() || shared.access.token_roles(&token).is_some();
             if !ok {
+                let entry = audit.entry(
+                    session.remote,
+                    session.roles.label(),
+                    Some(&Op::Auth { token }),
+                );
+                audit.refused(entry, "unauthorized", "not one of the node's tokens");
                 return After::Refuse(Reply::error(id, ErrorCode::Unauthorized));
             }
             if id.is_some() {
@@ -467,6 +505,11 @@ fn forward(shared: &Shared, id: Option<u64>, op: Op, sink: ReplySink) {
 async fn serve_peer(mut reader: Lines, from: NodeId, remote: SocketAddr, shared: &Shared) {
     if from == shared.id || !shared.peers.contains_key(&from) {
         tracing::warn!(%remote, node = from.0, "hello from a node that is not a peer; closing");
+        let hello = Op::Hello { node: from.0 };
+        let entry = shared.audit.entry(remote, "peer".into(), Some(&hello));
+        shared
+            .audit
+            .refused(entry, "unauthorized", "not a peer of this node");
         return;
     }
     reader.set_limit(MAX_PEER_LINE_BYTES);
@@ -517,7 +560,8 @@ mod tests {
         let (events, received) = std::sync::mpsc::sync_channel(1 << 20);
         let shared = Arc::new(Shared {
             id: NodeId(1),
-            auth_token: None,
+            access: Access::new(Default::default(), false, &[]),
+            audit: AuditLog::disabled(NodeId(1)),
             events,
             filter: Filter::default(),
             clock: NodeClock::new(),
@@ -611,14 +655,5 @@ mod tests {
             .await
             .expect("the status request is read");
         assert_eq!(op[0].id, Some(9));
-    }
-
-    #[test]
-    fn token_comparison_is_exact() {
-        assert!(token_matches("s3cret", "s3cret"));
-        assert!(!token_matches("s3cre", "s3cret"));
-        assert!(!token_matches("s3cret!", "s3cret"));
-        assert!(!token_matches("", "s3cret"));
-        assert!(!token_matches("S3cret", "s3cret"));
     }
 }

@@ -24,7 +24,9 @@
 //! run time by admin requests, recorded in `groups.json`
 //! ([`groups_file`]).
 
+pub mod access;
 pub mod applier;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod connection;
@@ -166,7 +168,7 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
             cfg.id,
             cfg.listen.ip(),
             peers_but_me,
-            cfg.auth_token.clone(),
+            cfg.tokens.for_peers().map(str::to_string),
             cfg.tls.clone(),
             filter.clone(),
         )
@@ -178,9 +180,13 @@ pub fn run(cfg: NodeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(),
     host.set_waker(Arc::new(move || {
         let _ = wake_tx.try_send(Event::Wake);
     }));
+    let audit_path = cfg.audit_log_path();
+    let audit = audit::AuditLog::open(cfg.id, &audit_path)
+        .map_err(|e| NodeError::Config(format!("--audit-log {}: {e}", audit_path.display())))?;
     let shared = Arc::new(connection::Shared {
         id: cfg.id,
-        auth_token: cfg.auth_token.clone(),
+        access: access::Access::new(cfg.tokens.clone(), cfg.tls.is_some(), &cfg.bugs),
+        audit,
         events: events_tx.clone(),
         filter,
         clock: clock.clone(),

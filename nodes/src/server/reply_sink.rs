@@ -12,6 +12,7 @@
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::audit::PendingAudit;
 use crate::protocol::Reply;
 
 /// Replies a connection may owe (requests read, replies not yet written)
@@ -40,12 +41,18 @@ impl OwedReply {
 pub struct ReplySink {
     tx: UnboundedSender<OwedReply>,
     permit: Option<OwnedSemaphorePermit>,
+    /// An admin op's audit entry, recorded with the reply's outcome.
+    audit: Option<PendingAudit>,
 }
 
 impl ReplySink {
     /// A sink not counted against any budget (tests, tools).
     pub fn new(tx: UnboundedSender<OwedReply>) -> ReplySink {
-        ReplySink { tx, permit: None }
+        ReplySink {
+            tx,
+            permit: None,
+            audit: None,
+        }
     }
 
     /// The sink of a request read under `permit`.
@@ -53,11 +60,22 @@ impl ReplySink {
         ReplySink {
             tx,
             permit: Some(permit),
+            audit: None,
         }
+    }
+
+    /// The same sink, recording `audit` with the reply's outcome (or as
+    /// unanswered if the sink is dropped).
+    pub fn audited(mut self, audit: PendingAudit) -> ReplySink {
+        self.audit = Some(audit);
+        self
     }
 
     /// Hand the reply to the writer; Err if the connection is gone.
     pub fn send(mut self, reply: Reply) -> Result<(), Reply> {
+        if let Some(audit) = self.audit.take() {
+            audit.finish(&reply);
+        }
         let owed = OwedReply {
             reply,
             permit: self.permit.take(),
