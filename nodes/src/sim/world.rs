@@ -52,9 +52,10 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use serde_json::Value;
 
 use super::check::{SafetyMonitor, Violation};
-use super::clients::{self, LockClient, OpKind};
+use super::clients::{self, LockClient, OpKind, RegisterOps, RegisterValues};
 use super::core::SimCore;
 use super::delivery_fault::{DeliveryFault, DeliveryFaultPlan, DeliveryFaultStats};
+use super::failed_writes::{FailedWrite, FailedWrites};
 use super::fnv::Fnv;
 use super::history::{History, SimEventKind};
 use super::network::{NetworkFaults, SimNetwork};
@@ -139,6 +140,10 @@ pub struct SimOptions {
     /// acquire, fenced write, renew or release on one lock. None: drawn
     /// from the seed (2 on a third of the seeds, from a stream of its own).
     pub lock_clients: Option<usize>,
+    /// The values register clients write ([`RegisterValues`]): small by
+    /// default (seeds replay as before); fresh makes a write that took
+    /// effect after a `fail` visible to the next read.
+    pub register_values: RegisterValues,
 }
 
 impl SimOptions {
@@ -166,6 +171,7 @@ impl SimOptions {
             snapshot_chunk_bytes: None,
             delivery_fault: Some(DeliveryFaultPlan::off()),
             lock_clients: None,
+            register_values: RegisterValues::Small,
         }
     }
 
@@ -443,6 +449,12 @@ enum Effect {
     Joined {
         by_snapshot: bool,
     },
+    /// A write was answered definite `fail` (another term committed at
+    /// its index): noted for [`FailedWrites`].
+    FailedWrite {
+        op_id: u64,
+        at: (LogIndex, Term),
+    },
 }
 
 struct World<C: SimCore> {
@@ -486,8 +498,10 @@ struct World<C: SimCore> {
     knobs: Knobs,
     /// [`SimOptions::churn`], decided.
     churn: bool,
-    /// Where the writes the planted early-fail bug failed were proposed.
-    failed_early: Vec<(LogIndex, Term)>,
+    /// Every write answered definite `fail`, checked at the end: none
+    /// may have committed.
+    failed_writes: FailedWrites,
+    registers: RegisterOps,
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
     watchdog: Watchdog,
@@ -506,13 +520,16 @@ struct Knobs {
 /// Run one simulation of protocol `C`.
 pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     let mut world = World::<C>::new(opts.clone());
-    let violation = world.run().err();
+    let violation = world
+        .run()
+        .and_then(|()| world.failed_writes.check(&world.monitor, world.now_us))
+        .err();
     world.stats.terms_with_leader = world.monitor.terms_with_leader() as u64;
     world.stats.entries_applied = world.monitor.applied_count() as u64;
     world.stats.failed_early_committed = world
-        .failed_early
-        .iter()
-        .filter(|&&(index, term)| world.monitor.applied_term(index) == Some(term))
+        .failed_writes
+        .committed(&world.monitor)
+        .filter(|w| w.early)
         .count() as u64;
     let peaks = world.watchdog.peaks();
     world.stats.peak_messages_in_flight = peaks.messages_in_flight;
@@ -662,6 +679,7 @@ impl<C: SimCore> World<C> {
         let clients = clients_for(&opts);
         let no_fsync = opts.has_bug(Bug::NoFsync);
         let opts_limits = opts.limits;
+        let opts_values = opts.register_values;
         let delivery = DeliveryFault::new(opts.seed, opts.delivery_fault);
         let stop_ops_us =
             (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
@@ -695,7 +713,8 @@ impl<C: SimCore> World<C> {
             last_chunk_of_many: false,
             knobs,
             churn,
-            failed_early: Vec::new(),
+            failed_writes: FailedWrites::default(),
+            registers: RegisterOps::new(opts_values),
             oracle: C::new_oracle(n),
             watchdog: Watchdog::new(opts_limits),
             delivery,
@@ -1469,15 +1488,7 @@ impl<C: SimCore> World<C> {
                 let renew = self.rng.chance(0.5);
                 (lock.next(renew, op_id), clients::LOCK_KEY)
             }
-            None => {
-                let key = self.rng.below(self.opts.keys);
-                let kind = match self.rng.below(10) {
-                    0..=3 => OpKind::Read,
-                    4..=6 => OpKind::Write(self.rng.below(5)),
-                    _ => OpKind::Cas(self.rng.below(5), self.rng.below(5)),
-                };
-                (kind, key)
-            }
+            None => self.registers.next(&mut self.rng, self.opts.keys, op_id),
         };
         let process = self.clients[client].process;
         self.history.record(
@@ -1593,8 +1604,15 @@ impl<C: SimCore> World<C> {
         }
         for w in failed_early {
             self.stats.writes_failed_early += 1;
-            self.failed_early.push(w.at);
             let (index, term) = w.at;
+            self.failed_writes.failed(FailedWrite {
+                index,
+                term,
+                node,
+                time_us: self.now_us,
+                op_id: w.op_id,
+                early: true,
+            });
             let held = self.hosts.iter().any(|h| {
                 h.id != node
                     && h.core
@@ -1655,8 +1673,9 @@ impl<C: SimCore> World<C> {
                 c.leader_hint = Some(node);
                 let value = op.kind.ok_value(&clients::owner(process), answer.clone());
                 let is_lock = c.lock.is_some();
-                if let Some(lock) = &mut c.lock {
-                    lock.ended(&op.kind, Some(&answer));
+                match &mut c.lock {
+                    Some(lock) => lock.ended(&op.kind, Some(&answer)),
+                    None => self.registers.ended_ok(&op.kind, op.key, &answer),
                 }
                 let mut delay_us = self.rng.range(0, 10_000);
                 // Now and then a slow holder: it writes only after its
@@ -1832,6 +1851,14 @@ impl<C: SimCore> World<C> {
                         },
                     );
                 }
+                Effect::FailedWrite { op_id, at } => self.failed_writes.failed(FailedWrite {
+                    index: at.0,
+                    term: at.1,
+                    node: id,
+                    time_us: self.now_us,
+                    op_id,
+                    early: false,
+                }),
                 Effect::Sync(seq) => {
                     let host = &mut self.hosts[Self::idx(id)];
                     let at = (self.now_us + self.rng.range(100, 2_000)).max(host.last_sync_us);
@@ -2036,9 +2063,13 @@ fn apply_entry<C: SimCore>(
             reply,
         });
     }
-    for SimWrite { client, op_id, .. } in settled.lost {
+    for SimWrite {
+        client, op_id, at, ..
+    } in settled.lost
+    {
         // Another term's entry committed at the index: ours never will
         // (the node answers `not-leader`, definite).
+        out.push(Effect::FailedWrite { op_id, at });
         out.push(Effect::Reply {
             client,
             op_id,
