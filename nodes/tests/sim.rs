@@ -14,6 +14,8 @@ mod sim_common;
 
 use faultline_nodes::bug::Bug;
 use faultline_nodes::raft::RaftNode;
+use faultline_nodes::sim::check::LINEARIZABILITY;
+use faultline_nodes::sim::failed_writes::FAILED_WRITE_NEVER_COMMITS;
 use faultline_nodes::sim::watchdog::LIVENESS;
 use faultline_nodes::sim::{self, SimEventKind, SimOptions, SimOutcome, SimStats};
 use sim_common::storm::StormCore;
@@ -358,13 +360,15 @@ fn no_fsync_bug_is_caught() {
 /// pending (only the commit there decides); with the planted early-fail bug
 /// (the fix reverted) the older write is answered definite fail at once.
 /// Over the same seeds: the scenario happens, the bug fails writes early,
-/// and without it none is. (Whether such a write then commits, a
-/// linearizability failure, is what hunt_early_fail looks for; see its
-/// note.)
+/// and without it none is; the world's failed-write check trips on exactly
+/// the seeds where such a write committed. (That a client can see it, a
+/// linearizability failure, is
+/// finding_1_reverted_is_caught_as_a_linearizability_failure.)
 #[test]
 fn a_write_at_a_reused_index_is_failed_early_only_with_the_planted_bug() {
     let seeds = 0..300;
     let (mut with_bug, mut without) = (SimStats::default(), SimStats::default());
+    let mut tripped = 0;
     for seed in seeds.clone() {
         let opts = sim_common::reused_index_options(seed);
         without.add(&check_seed(&opts).unwrap_or_else(|f| f.fail()).stats);
@@ -372,7 +376,19 @@ fn a_write_at_a_reused_index_is_failed_early_only_with_the_planted_bug() {
             early_fail_bug: true,
             ..opts
         };
-        with_bug.add(&check_seed(&buggy).unwrap_or_else(|f| f.fail()).stats);
+        let outcome = sim::run::<RaftNode>(&buggy);
+        assert!(
+            sim_common::only_failed_write_violation(&outcome),
+            "seed {seed}: {:?}",
+            outcome.violation
+        );
+        assert_eq!(
+            outcome.violation.is_some(),
+            outcome.stats.failed_early_committed > 0,
+            "seed {seed}: the failed-write check trips iff a write failed early committed"
+        );
+        tripped += u64::from(outcome.violation.is_some());
+        with_bug.add(&outcome.stats);
     }
     eprintln!(
         "seeds {seeds:?}: without the bug {} writes at a reused index, {} failed early; with it {} and {} ({} of those committed)",
@@ -382,6 +398,7 @@ fn a_write_at_a_reused_index_is_failed_early_only_with_the_planted_bug() {
         with_bug.writes_failed_early,
         with_bug.failed_early_committed
     );
+    eprintln!("the failed-write check tripped on {tripped} seeds");
     assert!(
         without.writes_at_reused_index > 0,
         "the scenario never happened in {seeds:?}"
@@ -394,6 +411,57 @@ fn a_write_at_a_reused_index_is_failed_early_only_with_the_planted_bug() {
         with_bug.writes_failed_early > 0,
         "the planted bug failed no write early in {seeds:?}"
     );
+}
+
+/// Issue 21, finding 1, caught by the history checker: with the fix
+/// reverted (the planted early-fail bug), a seed of
+/// [`sim_common::finding1_visible_options`] (fresh register values, the
+/// leader delivery fault) records a write as `fail` that a later read
+/// sees: not linearizable. The world's failed-write check trips on the same
+/// seed, and with the fix every seed up to it passes every check.
+#[test]
+fn finding_1_reverted_is_caught_as_a_linearizability_failure() {
+    const MAX_SEEDS: u64 = 4_000;
+    let found = (0..MAX_SEEDS).find_map(|seed| {
+        let buggy = SimOptions {
+            early_fail_bug: true,
+            ..sim_common::finding1_visible_options(seed)
+        };
+        let v = sim_common::verdicts::<RaftNode>(&buggy);
+        assert!(
+            sim_common::only_failed_write_violation(&v.outcome),
+            "seed {seed}: {:?}\nreplay: {}",
+            v.outcome.violation,
+            v.replay
+        );
+        v.linearizability.clone().err().map(|what| (seed, what, v))
+    });
+    let (seed, what, v) = found.unwrap_or_else(|| {
+        panic!("finding 1 reverted: no history of seeds 0..{MAX_SEEDS} fails linearizability")
+    });
+    eprintln!(
+        "finding 1 reverted: first seed not linearizable: {seed}: {what}\nreplay: {}",
+        v.replay
+    );
+    assert!(
+        what.starts_with(LINEARIZABILITY),
+        "seed {seed}: the checker must decide, not fail: {what}"
+    );
+    assert!(
+        v.replay.contains("FAULTLINE_SIM_EARLY_FAIL_BUG=1")
+            && v.replay.contains("FAULTLINE_SIM_FRESH_VALUES=1"),
+        "the replay command plants the bug with fresh values: {}",
+        v.replay
+    );
+    let world = v.outcome.violation.as_ref().unwrap_or_else(|| {
+        panic!("seed {seed}: a fail write took effect, yet the failed-write check did not trip")
+    });
+    assert_eq!(world.property, FAILED_WRITE_NEVER_COMMITS, "seed {seed}");
+    eprintln!("the world's check on seed {seed}: {world}");
+    for clean in 0..=seed {
+        check_seed(&sim_common::finding1_visible_options(clean)).unwrap_or_else(|f| f.fail());
+    }
+    eprintln!("with the fix, seeds 0..={seed} pass");
 }
 
 /// Exploration (not in CI): the planted early-fail bug over

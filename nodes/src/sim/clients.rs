@@ -12,12 +12,22 @@
 //! records follows the checker's models (`cas-register`; the `fencing` and
 //! `mutual-exclusion` checkers; list-append, checked strict serializable).
 //!
+//! Register values ([`RegisterValues`]): small (0 to 4, so that cas often
+//! matches and the checker's search has collisions to sort out) or fresh
+//! (every write and cas writes a value no other op of the run writes, and a
+//! cas expects the last value acknowledged for its key): then a write that
+//! took effect although its client was told `fail` is seen by the checker
+//! as soon as a read returns its value (issue 21, finding 1).
+//!
 //! Guarantees: every command a client sends is one the node's protocol
 //! sends for the same request; an op's history values depend only on the
 //! op and its answer.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
+use super::rng::SimRng;
 use crate::state::txn::{MicroOp, MicroOpKind};
 use crate::state::Command;
 
@@ -215,6 +225,70 @@ pub fn owner(process: u64) -> String {
     format!("p{process}")
 }
 
+/// The values register clients write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RegisterValues {
+    /// 0 to 4, drawn at random (writes and both sides of a cas).
+    #[default]
+    Small,
+    /// Unique in the run (the op's id), a cas expecting the last value
+    /// acknowledged for its key.
+    Fresh,
+}
+
+/// The register clients' next operations.
+#[derive(Clone, Debug, Default)]
+pub struct RegisterOps {
+    values: RegisterValues,
+    /// Per key, the last value an ok op returned or wrote (Fresh only).
+    last_seen: BTreeMap<u64, u64>,
+}
+
+impl RegisterOps {
+    pub fn new(values: RegisterValues) -> RegisterOps {
+        RegisterOps {
+            values,
+            last_seen: BTreeMap::new(),
+        }
+    }
+
+    /// The next op and its key: 40% reads, 30% writes, 30% cas. With
+    /// [`RegisterValues::Small`] the draws are the ones the simulator made
+    /// before fresh values existed (seeds replay as before); with
+    /// [`RegisterValues::Fresh`], `op_id` is the value written, and a cas
+    /// on a key nothing was seen on yet is a write.
+    pub fn next(&mut self, rng: &mut SimRng, keys: u64, op_id: u64) -> (OpKind, u64) {
+        let key = rng.below(keys);
+        let roll = rng.below(10);
+        let kind = match (self.values, roll) {
+            (_, 0..=3) => OpKind::Read,
+            (RegisterValues::Small, 4..=6) => OpKind::Write(rng.below(5)),
+            (RegisterValues::Small, _) => OpKind::Cas(rng.below(5), rng.below(5)),
+            (RegisterValues::Fresh, 4..=6) => OpKind::Write(op_id),
+            (RegisterValues::Fresh, _) => match self.last_seen.get(&key) {
+                Some(&from) => OpKind::Cas(from, op_id),
+                None => OpKind::Write(op_id),
+            },
+        };
+        (kind, key)
+    }
+
+    /// Op `kind` on `key` ended ok with `answer` (a read's value).
+    pub fn ended_ok(&mut self, kind: &OpKind, key: u64, answer: &Value) {
+        if self.values != RegisterValues::Fresh {
+            return;
+        }
+        let seen = match *kind {
+            OpKind::Read => answer.as_u64(),
+            OpKind::Write(v) | OpKind::Cas(_, v) => Some(v),
+            _ => None,
+        };
+        if let Some(v) = seen {
+            self.last_seen.insert(key, v);
+        }
+    }
+}
+
 /// What a lock client holds, and so what it does next.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LockClient {
@@ -290,6 +364,47 @@ mod tests {
             json!([["append", 1, 9], ["r", 1, [3, 9]], ["r", 2, []]])
         );
         assert!(!t.is_lock());
+    }
+
+    #[test]
+    fn fresh_values_are_the_op_ids_and_a_cas_expects_the_last_value_seen() {
+        let mut ops = RegisterOps::new(RegisterValues::Fresh);
+        let mut rng = SimRng::new(5);
+        let mut writes = Vec::new();
+        for op_id in 1..200 {
+            let (kind, key) = ops.next(&mut rng, 1, op_id);
+            assert_eq!(key, 0);
+            match kind {
+                OpKind::Read => {}
+                OpKind::Write(v) => writes.push(v),
+                OpKind::Cas(from, to) => {
+                    assert_eq!(Some(&from), ops.last_seen.get(&0), "op {op_id}");
+                    writes.push(to);
+                }
+                other => panic!("a register op, not {other:?}"),
+            }
+            ops.ended_ok(&kind, key, &Value::from(op_id));
+        }
+        let mut unique = writes.clone();
+        unique.dedup();
+        assert_eq!(unique, writes, "every value is written once");
+        assert!(writes.len() > 50);
+    }
+
+    #[test]
+    fn small_values_draw_as_before() {
+        // The draws of the world before RegisterOps: key, roll, values.
+        let (mut a, mut b) = (SimRng::new(11), SimRng::new(11));
+        let mut ops = RegisterOps::new(RegisterValues::Small);
+        for op_id in 0..100 {
+            let key = a.below(3);
+            let expected = match a.below(10) {
+                0..=3 => OpKind::Read,
+                4..=6 => OpKind::Write(a.below(5)),
+                _ => OpKind::Cas(a.below(5), a.below(5)),
+            };
+            assert_eq!(ops.next(&mut b, 3, op_id), (expected, key));
+        }
     }
 
     #[test]

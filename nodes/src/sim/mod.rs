@@ -13,6 +13,11 @@
 //! registers' history for linearizability and the locks' with the
 //! harness's `fencing` and `mutual-exclusion` checkers (checker crate).
 //!
+//! A write answered definite `fail` must never commit
+//! ([`failed_writes`], checked at the end of each run); with fresh register
+//! values ([`clients::RegisterValues::Fresh`]) a read shows the history
+//! checker any such write too.
+//!
 //! With [`SimOptions::membership`] (opt-in) the group also changes its
 //! voters under the faults: the world asks the leader to add, remove or swap
 //! voters out of a larger pool of node ids, starts joining cores on added
@@ -28,6 +33,7 @@ pub mod check;
 pub mod clients;
 pub mod core;
 pub mod delivery_fault;
+pub mod failed_writes;
 pub mod fnv;
 pub mod history;
 pub mod network;

@@ -72,9 +72,10 @@ use std::collections::{BTreeMap, BinaryHeap};
 use serde_json::Value;
 
 use super::check::{SafetyMonitor, Violation};
-use super::clients::{self, LockClient, OpKind, TxnMop};
+use super::clients::{self, LockClient, OpKind, RegisterOps, RegisterValues, TxnMop};
 use super::core::SimCore;
 use super::delivery_fault::{DeliveryFault, DeliveryFaultPlan, DeliveryFaultStats};
+use super::failed_writes::{FailedWrite, FailedWrites};
 use super::fnv::Fnv;
 use super::history::{History, SimEventKind};
 use super::network::{NetworkFaults, SimNetwork};
@@ -244,6 +245,12 @@ enum Effect {
     Joined {
         by_snapshot: bool,
     },
+    /// A write was answered definite `fail` (another term committed at
+    /// its index): noted for [`FailedWrites`].
+    FailedWrite {
+        op_id: u64,
+        at: (LogIndex, Term),
+    },
 }
 
 struct World<C: SimCore> {
@@ -287,8 +294,10 @@ struct World<C: SimCore> {
     knobs: Knobs,
     /// [`SimOptions::churn`], decided.
     churn: bool,
-    /// Where the writes the planted early-fail bug failed were proposed.
-    failed_early: Vec<(LogIndex, Term)>,
+    /// Every write answered definite `fail`, checked at the end: none
+    /// may have committed.
+    failed_writes: FailedWrites,
+    registers: RegisterOps,
     /// The protocol's cross-node checks ([`SimCore::check_cluster`]).
     oracle: Box<dyn std::any::Any>,
     watchdog: Watchdog,
@@ -307,13 +316,16 @@ struct Knobs {
 /// Run one simulation of protocol `C`.
 pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     let mut world = World::<C>::new(opts.clone());
-    let violation = world.run().err();
+    let violation = world
+        .run()
+        .and_then(|()| world.failed_writes.check(&world.monitor, world.now_us))
+        .err();
     world.stats.terms_with_leader = world.monitor.terms_with_leader() as u64;
     world.stats.entries_applied = world.monitor.applied_count() as u64;
     world.stats.failed_early_committed = world
-        .failed_early
-        .iter()
-        .filter(|&&(index, term)| world.monitor.applied_term(index) == Some(term))
+        .failed_writes
+        .committed(&world.monitor)
+        .filter(|w| w.early)
         .count() as u64;
     let peaks = world.watchdog.peaks();
     world.stats.peak_messages_in_flight = peaks.messages_in_flight;
@@ -470,6 +482,7 @@ impl<C: SimCore> World<C> {
         let clients = clients_for(&opts);
         let no_fsync = opts.has_bug(Bug::NoFsync);
         let opts_limits = opts.limits;
+        let opts_values = opts.register_values;
         let delivery = DeliveryFault::new(opts.seed, opts.delivery_fault);
         let stop_ops_us =
             (opts.duration_ms + opts.settle_ms).saturating_sub(opts.op_timeout_ms) * 1000;
@@ -503,7 +516,8 @@ impl<C: SimCore> World<C> {
             last_chunk_of_many: false,
             knobs,
             churn,
-            failed_early: Vec::new(),
+            failed_writes: FailedWrites::default(),
+            registers: RegisterOps::new(opts_values),
             oracle: C::new_oracle(n),
             watchdog: Watchdog::new(opts_limits),
             delivery,

@@ -76,6 +76,10 @@ pub struct SimOptions {
     /// others. None: drawn from the seed (2 on a third of the seeds, from a
     /// stream of its own).
     pub txn_clients: Option<usize>,
+    /// The values register clients write ([`RegisterValues`]): small by
+    /// default (seeds replay as before); fresh makes a write that took
+    /// effect after a `fail` visible to the next read.
+    pub register_values: RegisterValues,
 }
 
 impl SimOptions {
@@ -104,6 +108,7 @@ impl SimOptions {
             delivery_fault: Some(DeliveryFaultPlan::off()),
             lock_clients: None,
             txn_clients: None,
+            register_values: RegisterValues::Small,
         }
     }
 

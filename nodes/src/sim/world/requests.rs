@@ -59,15 +59,7 @@ impl<C: SimCore> World<C> {
                 (lock.next(renew, op_id), clients::LOCK_KEY)
             }
             None if self.clients[client].txn => (self.next_txn(op_id), clients::TXN_KEY),
-            None => {
-                let key = self.rng.below(self.opts.keys);
-                let kind = match self.rng.below(10) {
-                    0..=3 => OpKind::Read,
-                    4..=6 => OpKind::Write(self.rng.below(5)),
-                    _ => OpKind::Cas(self.rng.below(5), self.rng.below(5)),
-                };
-                (kind, key)
-            }
+            None => self.registers.next(&mut self.rng, self.opts.keys, op_id),
         };
         let process = self.clients[client].process;
         self.history.record(
@@ -229,8 +221,15 @@ impl<C: SimCore> World<C> {
         }
         for w in failed_early {
             self.stats.writes_failed_early += 1;
-            self.failed_early.push(w.at);
             let (index, term) = w.at;
+            self.failed_writes.failed(FailedWrite {
+                index,
+                term,
+                node,
+                time_us: self.now_us,
+                op_id: w.op_id,
+                early: true,
+            });
             let held = self.hosts.iter().any(|h| {
                 h.id != node
                     && h.core
@@ -291,8 +290,9 @@ impl<C: SimCore> World<C> {
                 c.leader_hint = Some(node);
                 let value = op.kind.ok_value(&clients::owner(process), answer.clone());
                 let is_lock = c.lock.is_some();
-                if let Some(lock) = &mut c.lock {
-                    lock.ended(&op.kind, Some(&answer));
+                match &mut c.lock {
+                    Some(lock) => lock.ended(&op.kind, Some(&answer)),
+                    None => self.registers.ended_ok(&op.kind, op.key, &answer),
                 }
                 let mut delay_us = self.rng.range(0, 10_000);
                 // Now and then a slow holder: it writes only after its

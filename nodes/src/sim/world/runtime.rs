@@ -130,6 +130,14 @@ impl<C: SimCore> World<C> {
                         },
                     );
                 }
+                Effect::FailedWrite { op_id, at } => self.failed_writes.failed(FailedWrite {
+                    index: at.0,
+                    term: at.1,
+                    node: id,
+                    time_us: self.now_us,
+                    op_id,
+                    early: false,
+                }),
                 Effect::Sync(seq) => {
                     let host = &mut self.hosts[Self::idx(id)];
                     let at = (self.now_us + self.rng.range(100, 2_000)).max(host.last_sync_us);
@@ -342,9 +350,13 @@ pub(super) fn apply_entry<C: SimCore>(
             reply,
         });
     }
-    for SimWrite { client, op_id, .. } in settled.lost {
+    for SimWrite {
+        client, op_id, at, ..
+    } in settled.lost
+    {
         // Another term's entry committed at the index: ours never will
         // (the node answers `not-leader`, definite).
+        out.push(Effect::FailedWrite { op_id, at });
         out.push(Effect::Reply {
             client,
             op_id,
