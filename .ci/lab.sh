@@ -64,10 +64,10 @@ cleanup() { "$BIN" lab down --dir "$LAB" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 echo "== lab: failure paths and remote operations against real sshd"
-if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd --test lab_adapter --test lab_killed --test lab_auth -- --ignored --test-threads=1; then
-  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter, lab_killed, lab_auth)"
+if FAULTLINE_LAB_TESTS=1 cargo test --release --workspace --test ssh_failures --test ssh_config_lab --test lab_remote --test lab_test_remote --test test_shards_lab --test lab_etcd --test lab_adapter --test lab_killed --test lab_auth --test lab_tls -- --ignored --test-threads=1; then
+  ok "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter, lab_killed, lab_auth, lab_tls)"
 else
-  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter, lab_killed, lab_auth)"
+  bad "gated lab tests (ssh_failures, ssh_config_lab, lab_remote, lab_test_remote, test_shards_lab, lab_etcd, lab_adapter, lab_killed, lab_auth, lab_tls)"
 fi
 
 echo "== lab: 5 hosts"

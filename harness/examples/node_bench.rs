@@ -13,6 +13,12 @@
 //!     target/release/examples/node_bench --target both
 //!     target/release/examples/node_bench --target faultline [--consensus raft|paxos|both]
 //!     target/release/examples/node_bench --target etcd --etcd-bin etcd
+//!     target/release/examples/node_bench --tls [--consensus raft|paxos|both]
+//!
+//! `--tls` runs each faultline cluster twice in the same run, plain TCP
+//! and then TLS (a CA made for the run, a certificate per node, clients
+//! presenting the client role's, as `faultline test --tls`), and prints
+//! TLS's throughput and p99 against plain's.
 //!
 //! Each client has its own connection and one request in flight; the
 //! latency of a request is from send to reply. Writes are etcd Puts;
@@ -31,7 +37,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use faultline_nodes::client::{Client, ClientConfig, Outcome};
+use faultline_nodes::consensus::NodeId;
 use faultline_nodes::protocol::Op;
+use faultline_nodes::tls::{CertAuthority, ClientTls, Role};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 
@@ -86,6 +94,16 @@ struct Args {
     /// First loopback port to use (each node takes two: client/peer).
     #[arg(long, default_value_t = 23400)]
     base_port: u16,
+    /// Run each faultline cluster plain and then with TLS, and compare.
+    #[arg(long)]
+    tls: bool,
+}
+
+/// How the clients reach a faultline cluster.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Transport {
+    Plain,
+    Tls,
 }
 
 struct Procs(Vec<Child>);
@@ -111,15 +129,29 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut runs: Vec<(&str, Option<&str>)> = match args.consensus {
-        ConsensusArg::Raft => vec![("raft", Some("raft"))],
-        ConsensusArg::Paxos => vec![("paxos", Some("paxos"))],
-        ConsensusArg::Both => vec![("raft", Some("raft")), ("paxos", Some("paxos"))],
+    let consensus: Vec<&str> = match args.consensus {
+        ConsensusArg::Raft => vec!["raft"],
+        ConsensusArg::Paxos => vec!["paxos"],
+        ConsensusArg::Both => vec!["raft", "paxos"],
     };
+    let transports: &[Transport] = match args.tls {
+        true => &[Transport::Plain, Transport::Tls],
+        false => &[Transport::Plain],
+    };
+    let mut runs: Vec<(String, Option<&str>, Transport)> = Vec::new();
+    for c in consensus {
+        for &t in transports {
+            let label = match t {
+                Transport::Plain => c.to_string(),
+                Transport::Tls => format!("{c}+tls"),
+            };
+            runs.push((label, Some(c), t));
+        }
+    }
     match args.target {
         Target::Faultline => {}
-        Target::Etcd => runs = vec![("etcd", None)],
-        Target::Both => runs.push(("etcd", None)),
+        Target::Etcd => runs = vec![("etcd".into(), None, Transport::Plain)],
+        Target::Both => runs.push(("etcd".into(), None, Transport::Plain)),
     }
     // (system, phase) -> (ops/s, p99 ms), for the closing comparison.
     let mut measured: Vec<(String, &str, f64, f64)> = Vec::new();
@@ -131,12 +163,12 @@ fn main() -> anyhow::Result<()> {
         "{:<8} {:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7}",
         "system", "phase", "ops", "ops/s", "p50_ms", "p99_ms", "max_ms", "errors"
     );
-    for (label, consensus) in runs {
+    for (label, consensus, transport) in runs {
         let tmp = tempfile::Builder::new()
             .prefix("node-bench-")
             .tempdir_in(args.data_root.clone().unwrap_or(std::env::temp_dir()))?;
         let (procs, system): (Procs, System) = match consensus {
-            Some(c) => start_faultline(&args, c, tmp.path())?,
+            Some(c) => start_faultline(&args, c, transport, tmp.path())?,
             None => start_etcd(&args, tmp.path())?,
         };
         let system = Arc::new(system);
@@ -153,7 +185,7 @@ fn main() -> anyhow::Result<()> {
             ));
             println!(
                 "{:<8} {:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
-                label,
+                &label,
                 phase,
                 ops,
                 ops as f64 / args.seconds as f64,
@@ -167,7 +199,32 @@ fn main() -> anyhow::Result<()> {
         drop(procs);
     }
     compare(&measured);
+    compare_tls(&measured);
     Ok(())
+}
+
+/// Each consensus with TLS against plain TCP, phase by phase, when both ran.
+fn compare_tls(measured: &[(String, &str, f64, f64)]) {
+    for phase in ["write", "mixed"] {
+        for system in ["raft", "paxos"] {
+            let find = |label: &str| {
+                measured
+                    .iter()
+                    .find(|m| m.0 == label && m.1 == phase)
+                    .map(|m| (m.2, m.3))
+            };
+            let (Some((plain_ops, plain_p99)), Some((tls_ops, tls_p99))) =
+                (find(system), find(&format!("{system}+tls")))
+            else {
+                continue;
+            };
+            println!(
+                "{phase}: {system} with TLS {tls_ops:.0} ops/s p99 {tls_p99:.2} ms vs plain {plain_ops:.0} ops/s p99 {plain_p99:.2} ms: {:.2}x the throughput, p99 {:.2}x",
+                tls_ops / plain_ops.max(f64::MIN_POSITIVE),
+                tls_p99 / plain_p99.max(f64::MIN_POSITIVE),
+            );
+        }
+    }
 }
 
 /// faultline's node against etcd, phase by phase, when both ran.
@@ -196,8 +253,13 @@ fn compare(measured: &[(String, &str, f64, f64)]) {
 
 /// A system under benchmark.
 enum System {
-    Faultline { nodes: Vec<String> },
-    Etcd { endpoints: Vec<SocketAddr> },
+    Faultline {
+        nodes: Vec<String>,
+        tls: Option<ClientTls>,
+    },
+    Etcd {
+        endpoints: Vec<SocketAddr>,
+    },
 }
 
 impl System {
@@ -205,8 +267,10 @@ impl System {
         let start = Instant::now();
         loop {
             let ready = match self {
-                System::Faultline { nodes } => {
-                    let c = Client::new(ClientConfig::new(nodes.clone()));
+                System::Faultline { nodes, tls } => {
+                    let mut cfg = ClientConfig::new(nodes.clone());
+                    cfg.tls = tls.clone();
+                    let c = Client::new(cfg);
                     c.call(Op::Write {
                         key: "ready".into(),
                         value: serde_json::json!(1),
@@ -278,9 +342,10 @@ async fn run_phase(
                 E(etcd_client::Client),
             }
             let mut conn = match &*system {
-                System::Faultline { nodes } => {
+                System::Faultline { nodes, tls } => {
                     let mut cfg = ClientConfig::new(nodes.clone());
                     cfg.timeout = Duration::from_secs(5);
+                    cfg.tls = tls.clone();
                     Conn::F(Client::new(cfg))
                 }
                 System::Etcd { .. } => Conn::E(
@@ -348,6 +413,7 @@ async fn run_phase(
 fn start_faultline(
     args: &Args,
     consensus: &str,
+    transport: Transport,
     root: &std::path::Path,
 ) -> anyhow::Result<(Procs, System)> {
     let bin = match &args.faultline {
@@ -367,8 +433,36 @@ fn start_faultline(
         .map(|(i, a)| format!("{}={a}", i + 1))
         .collect::<Vec<_>>()
         .join(",");
+    // TLS: the run's certificates (node i on 127.0.0.i), as `faultline
+    // test --tls` issues them; clients present the client role's.
+    let pki = match transport {
+        Transport::Plain => None,
+        Transport::Tls => {
+            let ca = CertAuthority::generate().context("a CA")?;
+            let nodes: Vec<_> = (1..=3u64)
+                .map(|i| (NodeId(i), vec![format!("127.0.0.{i}").parse().expect("ip")]))
+                .collect();
+            Some(ca.write_run(&root.join("tls"), &nodes)?)
+        }
+    };
+    let client_tls = match &pki {
+        Some(pki) => Some(ClientTls::from_files(&pki.roles[&Role::Client])?),
+        None => None,
+    };
     let mut procs = Procs(Vec::new());
     for (i, a) in addrs.iter().enumerate() {
+        let mut tls_args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(pki) = &pki {
+            let files = &pki.nodes[&NodeId(i as u64 + 1)];
+            for (flag, path) in [
+                ("--tls-cert", &files.cert),
+                ("--tls-key", &files.key),
+                ("--tls-ca", &files.ca),
+            ] {
+                tls_args.push(flag.into());
+                tls_args.push(path.into());
+            }
+        }
         let child = Command::new(&bin)
             .args([
                 "node",
@@ -382,13 +476,20 @@ fn start_faultline(
             ])
             .arg(root.join(format!("n{}", i + 1)))
             .args(["--consensus", consensus])
+            .args(&tls_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         procs.0.push(child);
     }
-    Ok((procs, System::Faultline { nodes: addrs }))
+    Ok((
+        procs,
+        System::Faultline {
+            nodes: addrs,
+            tls: client_tls,
+        },
+    ))
 }
 
 fn start_etcd(args: &Args, root: &std::path::Path) -> anyhow::Result<(Procs, System)> {

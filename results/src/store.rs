@@ -19,6 +19,10 @@ pub const LATEST_LINK: &str = "latest";
 /// The run's auth token (`faultline test --auth`), mode 0600: a dot file,
 /// so `faultline serve` neither lists nor serves it.
 pub const AUTH_TOKEN_FILE: &str = ".auth-token";
+/// The run's TLS certificates and keys (`faultline test --tls`; keys mode
+/// 0600, the folder 0700): a dot folder, so `faultline serve` neither
+/// lists nor serves it.
+pub const TLS_DIR: &str = ".tls";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -140,6 +144,10 @@ impl RunDir {
     /// `.auth-token`: the run's auth token, when it has one.
     pub fn auth_token_file(&self) -> PathBuf {
         self.path.join(AUTH_TOKEN_FILE)
+    }
+    /// `.tls/`: the run's certificates and keys, when it has TLS.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.path.join(TLS_DIR)
     }
     /// `nodes/<name>/`: the node's data directory.
     pub fn node_data_dir(&self, node: &str) -> PathBuf {

@@ -15,7 +15,7 @@
 //! The harness's faultline system maps a system-neutral call to an [`Op`]
 //! and a [`CallResult`] to an answer.
 
-use faultline_nodes::client::{ClientError, ConnectOptions, Connection};
+use faultline_nodes::client::{ClientError, ConnectOptions, Connection, Credentials};
 use faultline_nodes::protocol::{ErrorCode, Op, Reply};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -58,12 +58,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 impl TcpClient {
     /// A client whose home is node `home` (modulo the node count).
     /// Outgoing connections bind to `bind_ip` when given (so packet filters
-    /// between node addresses never match client traffic).
+    /// between node addresses never match client traffic); every connection
+    /// presents `credentials` (TLS and the auth token, when the run has them).
     pub fn new(
         nodes: Vec<NodeAddr>,
         home: usize,
         bind_ip: Option<IpAddr>,
-        auth_token: Option<String>,
+        credentials: Credentials,
     ) -> TcpClient {
         assert!(!nodes.is_empty(), "a client needs at least one node");
         let home = home % nodes.len();
@@ -71,11 +72,7 @@ impl TcpClient {
             nodes,
             home,
             conns: HashMap::new(),
-            options: ConnectOptions {
-                auth_token,
-                bind_ip,
-                connect_timeout: CONNECT_TIMEOUT,
-            },
+            options: credentials.options(bind_ip, CONNECT_TIMEOUT),
         }
     }
 
@@ -229,7 +226,7 @@ mod tests {
             }],
             0,
             None,
-            None,
+            Credentials::none(),
         )
     }
 
@@ -263,7 +260,7 @@ mod tests {
                 addr: leader,
             },
         ];
-        let mut c = TcpClient::new(nodes, 0, None, None);
+        let mut c = TcpClient::new(nodes, 0, None, Credentials::none());
         let r = c
             .call(&Op::Read { key: "x".into() }, Duration::from_secs(5))
             .await;
@@ -322,7 +319,7 @@ mod tests {
             })
             .collect();
         for home in [0, 3] {
-            let mut c = TcpClient::new(nodes.clone(), home, None, None);
+            let mut c = TcpClient::new(nodes.clone(), home, None, Credentials::none());
             let r = c
                 .call(&Op::Read { key: "k".into() }, Duration::from_secs(5))
                 .await;

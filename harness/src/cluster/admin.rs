@@ -11,7 +11,7 @@
 //! a caller needs to decide whether to retry. [`call_blocking`] is the same
 //! for the synchronous cluster code.
 
-use faultline_nodes::client::{call_once, ConnectOptions};
+use faultline_nodes::client::{call_once, Credentials};
 use faultline_nodes::protocol::{ErrorCode, Op, Reply};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -53,16 +53,12 @@ impl AdminError {
 pub async fn call(
     addr: SocketAddr,
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
     op: Op,
     timeout: Duration,
 ) -> Result<Reply, AdminError> {
     let name = op.name();
-    let options = ConnectOptions {
-        auth_token: auth_token.map(str::to_string),
-        bind_ip,
-        connect_timeout: timeout,
-    };
+    let options = credentials.options(bind_ip, timeout);
     let reply = call_once(&addr.to_string(), &options, op, timeout)
         .await
         .map_err(|e| AdminError::NoAnswer {
@@ -86,7 +82,7 @@ pub async fn call(
 /// any thread, inside a runtime or not.
 pub fn call_blocking(
     addr: SocketAddr,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
     op: Op,
     timeout: Duration,
 ) -> Result<Reply, AdminError> {
@@ -102,7 +98,7 @@ pub fn call_blocking(
                         op: name,
                         reason: format!("starting a runtime: {e}"),
                     })?;
-                runtime.block_on(call(addr, None, auth_token, op, timeout))
+                runtime.block_on(call(addr, None, credentials, op, timeout))
             })
             .join()
             .unwrap_or_else(|_| {
@@ -158,7 +154,7 @@ pub(crate) mod tests {
             group: 2,
             voters: vec![1, 2, 4],
         };
-        let e = call(addr, None, None, change, T)
+        let e = call(addr, None, &Credentials::none(), change, T)
             .await
             .expect_err("refused");
         assert_eq!(e.code(), Some(ErrorCode::NotLeader));
@@ -168,7 +164,9 @@ pub(crate) mod tests {
             group: 1,
             term: None,
         };
-        let e = call(mute, None, None, join, T).await.expect_err("closed");
+        let e = call(mute, None, &Credentials::none(), join, T)
+            .await
+            .expect_err("closed");
         assert!(matches!(e, AdminError::NoAnswer { .. }), "{e:?}");
     }
 
@@ -180,13 +178,18 @@ pub(crate) mod tests {
             offset_ms: 5,
             rate: 1.0,
         };
-        assert!(call_blocking(addr, None, clock(), T).expect("ok").ok);
-        let inside = runtime.block_on(async { call_blocking(addr, None, clock(), T) });
+        assert!(
+            call_blocking(addr, &Credentials::none(), clock(), T)
+                .expect("ok")
+                .ok
+        );
+        let inside =
+            runtime.block_on(async { call_blocking(addr, &Credentials::none(), clock(), T) });
         assert!(inside.expect("ok inside a runtime").ok);
         let refuses = runtime.block_on(fixed_reply_node(
             r#"{"id":1,"ok":false,"error":"bad-request","definite":true}"#.into(),
         ));
-        let e = call_blocking(refuses, None, clock(), T).expect_err("refused");
+        let e = call_blocking(refuses, &Credentials::none(), clock(), T).expect_err("refused");
         assert_eq!(e.code(), Some(ErrorCode::BadRequest));
     }
 }

@@ -4,6 +4,7 @@
 //! `faultline_nodes::protocol`, sent by [`super::admin::call`].
 
 use super::admin::{self, AdminError};
+use faultline_nodes::client::Credentials;
 use faultline_nodes::protocol::Op;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -83,10 +84,10 @@ impl NodeGroups {
 pub async fn groups(
     addr: SocketAddr,
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<NodeGroups, AdminError> {
-    let reply = admin::call(addr, bind_ip, auth_token, Op::Groups, timeout).await?;
+    let reply = admin::call(addr, bind_ip, credentials, Op::Groups, timeout).await?;
     serde_json::from_value(serde_json::Value::Object(reply.fields)).map_err(|e| {
         AdminError::NoAnswer {
             addr,
@@ -113,7 +114,9 @@ mod tests {
             r#"{"id":1,"ok":true,"node":2,"shards":8,"replicas":3,"members":[1,2,3],"groups":[{"group":0,"role":"leader","term":3,"leader":2,"leader_addr":"127.0.0.2:7","voters":[3,1,2],"outgoing":[],"pending":false,"applied_index":9,"commit_index":9},{"group":4,"role":"follower","term":1,"leader":null,"leader_addr":null,"voters":[1,2,4],"outgoing":[1,2,3],"pending":true,"joining":false,"retiring":false}]}"#,
         )
         .await;
-        let g = groups(addr, None, None, T).await.expect("groups");
+        let g = groups(addr, None, &Credentials::none(), T)
+            .await
+            .expect("groups");
         assert_eq!(g.members, [1, 2, 3]);
         let g0 = g.group(0).expect("group 0");
         assert!(g0.is_leader());
@@ -125,7 +128,7 @@ mod tests {
         assert!(g.group(7).is_none());
         let bare =
             node(r#"{"id":1,"ok":true,"members":null,"groups":[{"group":1,"voters":null}]}"#).await;
-        let g = groups(bare, None, None, T)
+        let g = groups(bare, None, &Credentials::none(), T)
             .await
             .expect("nulls read as empty");
         assert!(g.members.is_empty());
@@ -135,10 +138,12 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_groups_reply_is_no_answer() {
         let garbage = node("not json").await;
-        let e = groups(garbage, None, None, T).await.expect_err("garbage");
+        let e = groups(garbage, None, &Credentials::none(), T)
+            .await
+            .expect_err("garbage");
         assert!(matches!(e, AdminError::NoAnswer { .. }), "{e:?}");
         let not_groups = node(r#"{"id":1,"ok":true,"groups":[{"group":"zero"}]}"#).await;
-        let e = groups(not_groups, None, None, T)
+        let e = groups(not_groups, None, &Credentials::none(), T)
             .await
             .expect_err("a group id that is not a number");
         assert!(e.to_string().contains("bad groups reply"), "{e}");

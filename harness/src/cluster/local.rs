@@ -46,7 +46,7 @@ use super::{
 };
 use crate::ledger::{Held, Ledger, Lifetime, Resource};
 use crate::nemesis::FaultKind;
-use crate::system::{MessageFilter, NodeSite, Support, System};
+use crate::system::{MessageFilter, NodeSite, SiteTls, Support, System};
 use anyhow::{bail, Context};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -121,6 +121,8 @@ pub struct LocalCluster {
     /// Where each node keeps its data (the configured folder, or a private
     /// one under the temporary directory; see the module docs).
     data_dirs: Vec<PathBuf>,
+    /// Each node's TLS files (`--tls`), issued before anything starts.
+    tls: Vec<Option<SiteTls>>,
     faketime: Option<PathBuf>,
     /// The ledger's entries for the chain, the private data folders and
     /// each libfaketime file.
@@ -324,6 +326,13 @@ impl LocalCluster {
                 }
             })
             .collect();
+        let tls = nodes
+            .iter()
+            .map(|node| {
+                let files = config.system.node_tls_files(node)?;
+                Ok(files.as_ref().map(SiteTls::local))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let by_owner = !config.system.node_faults().binds_source_ip;
         let owners: Option<Vec<u32>> =
             (by_owner && per_node_ip && config.allow_iptables).then(|| {
@@ -414,6 +423,7 @@ impl LocalCluster {
             faketime_held: Mutex::new((0..n).map(|_| None).collect()),
             owners: owners.filter(|_| iptables_in_use),
             data_dirs,
+            tls,
             procs: Mutex::new(procs),
             filters: Mutex::new(vec![Filter::default(); n as usize]),
             clocks: Mutex::new(vec![ClockFault::TRUE; n as usize]),
@@ -485,6 +495,7 @@ impl LocalCluster {
                 .system
                 .auth_token_file()
                 .map(|f| f.display().to_string()),
+            tls: self.tls[i].clone(),
         }
     }
 

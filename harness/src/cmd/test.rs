@@ -18,6 +18,7 @@ use crate::run::isolation::IsolationLevel;
 use crate::run::plan::{consensus_kind, Sharding, TestPlan};
 use crate::run::recorder::Recorder;
 use crate::system::faultline::auth::AuthToken;
+use crate::system::faultline::tls::RunTls;
 use crate::system::faultline::FaultlineSystem;
 use crate::system::{Support, System, SystemKind};
 use anyhow::Context;
@@ -154,6 +155,13 @@ pub struct Args {
     /// check). faultline's own node, local mode.
     #[arg(long)]
     pub auth: bool,
+    /// Run the nodes with TLS only, under a CA made for this run (its key
+    /// never written): a certificate per node (its id and addresses) and per
+    /// role, in the run's `.tls/` (keys mode 0600; copied 0600 to each host
+    /// in remote mode). Workers connect with the client role's certificate,
+    /// probes and admin requests with the admin role's. faultline's own node.
+    #[arg(long)]
+    pub tls: bool,
     /// Remote mode (one node per SSH host): --nodes, --nodes-file, --lab and the --ssh-* flags.
     #[command(flatten)]
     pub remote: crate::remote::RemoteArgs,
@@ -296,6 +304,9 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
     if args.auth {
         auth_supported(system)?;
     }
+    if args.tls {
+        tls_supported(system)?;
+    }
     if args.time_limit.is_zero() || args.op_timeout.is_zero() || args.nemesis_interval.is_zero() {
         return Err(bad_input(
             "--time-limit, --op-timeout and --nemesis-interval must be more than 0",
@@ -385,6 +396,7 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
         sharding,
         value_shape,
         auth: args.auth,
+        tls: args.tls,
         isolation,
     })
 }
@@ -395,6 +407,17 @@ fn auth_supported(system: SystemKind) -> anyhow::Result<()> {
     if system != SystemKind::Faultline {
         return Err(bad_input(format!(
             "--auth: {system} cannot take the run's token (only faultline's own node reads --auth-token-file); run without --auth"
+        )));
+    }
+    Ok(())
+}
+
+/// `--tls` runs faultline's own node (local or remote): refused (254) for
+/// other systems, naming why.
+fn tls_supported(system: SystemKind) -> anyhow::Result<()> {
+    if system != SystemKind::Faultline {
+        return Err(bad_input(format!(
+            "--tls: {system} cannot be run with the run's certificates (only faultline's own node takes --tls-cert/--tls-key/--tls-ca here); run without --tls"
         )));
     }
     Ok(())
@@ -586,6 +609,10 @@ pub fn system_for(
             shards: plan.sharding.as_ref().map(|s| s.shards),
             auth: match plan.auth {
                 true => Some(AuthToken::create(&run_dir.auth_token_file())?),
+                false => None,
+            },
+            tls: match plan.tls {
+                true => Some(std::sync::Arc::new(RunTls::create(&run_dir.tls_dir())?)),
                 false => None,
             },
         }),

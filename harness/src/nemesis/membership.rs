@@ -26,6 +26,7 @@ use crate::cluster::admin::{self, AdminError};
 use crate::cluster::groups::{self, GroupInfo};
 use crate::cluster::NodeInfo;
 use crate::run::probe::futures_join_all;
+use faultline_nodes::client::Credentials;
 use faultline_nodes::protocol::{ErrorCode, Op};
 use faultline_nodes::ring::ShardMove;
 use serde_json::{json, Value};
@@ -145,8 +146,9 @@ impl Deadline {
 pub struct Admin {
     pub nodes: Vec<NodeInfo>,
     pub bind_ip: Option<IpAddr>,
-    /// Sent first on every admin connection (`faultline test --auth`).
-    pub auth_token: Option<String>,
+    /// Presented on every admin connection (`faultline test --auth`,
+    /// `--tls`).
+    pub credentials: Credentials,
     /// How long one change may take ([`CHANGE_TIMEOUT`]).
     pub change_timeout: Duration,
     /// How long a change still gets once the run stops ([`STOP_GRACE`]).
@@ -159,7 +161,7 @@ impl Admin {
         Admin {
             nodes,
             bind_ip,
-            auth_token: None,
+            credentials: Credentials::none(),
             change_timeout: CHANGE_TIMEOUT,
             stop_grace: STOP_GRACE,
         }
@@ -177,10 +179,15 @@ impl Admin {
                 reason: format!("no node n{id} in the cluster"),
             });
         };
-        let token = self.auth_token.as_deref();
-        admin::call(n.client_addr, self.bind_ip, token, op, ADMIN_TIMEOUT)
-            .await
-            .map(|_| ())
+        admin::call(
+            n.client_addr,
+            self.bind_ip,
+            &self.credentials,
+            op,
+            ADMIN_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The leader's view of `group` (highest term among nodes that say
@@ -188,9 +195,9 @@ impl Admin {
     async fn leader_of(&self, group: u64) -> Option<(u64, GroupInfo)> {
         let asks = self.nodes.iter().map(|n| {
             let (id, addr, bind) = (u64::from(n.id.0), n.client_addr, self.bind_ip);
-            let token = self.auth_token.clone();
+            let credentials = self.credentials.clone();
             async move {
-                let reply = groups::groups(addr, bind, token.as_deref(), ADMIN_TIMEOUT).await;
+                let reply = groups::groups(addr, bind, &credentials, ADMIN_TIMEOUT).await;
                 (id, reply)
             }
         });

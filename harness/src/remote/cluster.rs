@@ -124,6 +124,8 @@ pub struct RemoteCluster {
     /// from then ([`ClockFault::faketime_spec`]).
     started: Mutex<Vec<Option<Instant>>>,
     torn_down: Mutex<bool>,
+    /// `--tls`: each host holds its node's TLS files ([`Layout::tls`]).
+    tls: bool,
     /// Each host's ledger entry, released once the run has removed what it
     /// made there.
     held: Mutex<Vec<Option<crate::ledger::Held>>>,
@@ -328,6 +330,26 @@ impl RemoteCluster {
                 .map_err(anyhow::Error::new)
                 .context("copying the run's auth token to the hosts")?;
         }
+        // --tls: each node's certificate and key and the run's CA, as
+        // private files in the run's folder on its host (only its own key).
+        let mut tls = Vec::with_capacity(n);
+        for node in &nodes {
+            tls.push(config.system.node_tls_files(node)?);
+        }
+        if tls.iter().any(Option::is_some) {
+            let remote = hosts.layout.tls(hosts.run_id());
+            let sent = hosts.hosts.each(|i, s| {
+                let Some(files) = &tls[i] else {
+                    return Ok(());
+                };
+                s.upload_private(&files.cert, &remote.cert)?;
+                s.upload_private(&files.key, &remote.key)?;
+                s.upload_private(&files.ca, &remote.ca)
+            });
+            crate::ssh::all_ok(sent)
+                .map_err(anyhow::Error::new)
+                .context("copying the run's TLS files to the hosts")?;
+        }
         if config.needs.contains(&Need::Faketime) {
             for i in 0..n {
                 if hosts.faketime_lib(i).is_none() {
@@ -350,6 +372,7 @@ impl RemoteCluster {
             host_versions,
             started: Mutex::new(vec![None; n]),
             torn_down: Mutex::new(false),
+            tls: tls.iter().any(Option::is_some),
             held: Mutex::new(held),
         })
     }
@@ -448,6 +471,7 @@ impl RemoteCluster {
                 .system
                 .auth_token_file()
                 .map(|_| layout.auth_token(self.hosts.run_id())),
+            tls: self.tls.then(|| layout.tls(self.hosts.run_id())),
         }
     }
 

@@ -41,6 +41,18 @@ impl Layout {
         format!("{}/auth-token", self.run_dir(run_id))
     }
 
+    /// Run `run_id`'s TLS files of the host's node on the host (`--tls`:
+    /// its certificate, its key and the run's CA, each mode 0600, in the
+    /// run's folder, so whatever removes the run's files removes them).
+    pub fn tls(&self, run_id: &str) -> crate::system::SiteTls {
+        let dir = self.run_dir(run_id);
+        crate::system::SiteTls {
+            cert: format!("{dir}/tls-node.pem"),
+            key: format!("{dir}/tls-node.key"),
+            ca: format!("{dir}/tls-ca.pem"),
+        }
+    }
+
     /// The deployed executable.
     pub fn bin(&self) -> String {
         format!("{}/bin/faultline", self.dir)

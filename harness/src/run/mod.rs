@@ -171,7 +171,7 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
         Some(plan) if kinds.contains(&FaultKind::Membership) => Some(MembershipNemesis {
             plan,
             admin: Arc::new(Admin {
-                auth_token: system.auth_token().map(str::to_string),
+                credentials: system.admin_credentials(),
                 ..Admin::new(nodes.clone(), bind_ip)
             }),
         }),

@@ -59,6 +59,10 @@ pub struct TestPlan {
     /// `--auth`: the nodes require a token made for the run (test.json
     /// says only that; the token stays in the run's `.auth-token`).
     pub auth: bool,
+    /// `--tls`: the nodes serve TLS only, with certificates of a CA made
+    /// for the run (test.json says only that; the files stay in the run's
+    /// `.tls/`, and the CA's key in memory).
+    pub tls: bool,
     /// `--isolation`, or the adapter file's default level: what the system
     /// runs its transactions at. None: the system takes no level.
     pub isolation: Option<IsolationLevel>,
@@ -183,6 +187,9 @@ struct PlanRecord {
     /// `--auth` (absent: off).
     #[serde(default)]
     auth: bool,
+    /// `--tls` (absent: off).
+    #[serde(default)]
+    tls: bool,
     /// The isolation level the system ran at (absent: it takes none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     isolation: Option<IsolationLevel>,
@@ -232,6 +239,7 @@ impl From<TestPlan> for PlanRecord {
             value_size_bytes: p.value_shape.map(|v| v.size_bytes),
             value_depth: p.value_shape.map(|v| v.depth),
             auth: p.auth,
+            tls: p.tls,
             isolation: p.isolation,
         }
     }
@@ -284,6 +292,7 @@ impl TryFrom<PlanRecord> for TestPlan {
                 }
             }),
             auth: r.auth,
+            tls: r.tls,
             isolation: r.isolation,
         })
     }
@@ -320,6 +329,7 @@ mod tests {
                 depth: 20,
             }),
             auth: sharded,
+            tls: sharded,
             isolation: sharded.then_some(IsolationLevel::RepeatableRead),
         }
     }
@@ -347,6 +357,7 @@ mod tests {
             assert_eq!(v["consensus"], "paxos");
             assert_eq!(v["system"], "faultline");
             assert_eq!(v["auth"], sharded, "test.json says whether auth was on");
+            assert_eq!(v["tls"], sharded, "test.json says whether TLS was on");
             match sharded {
                 true => assert_eq!(v["isolation"], "repeatable-read"),
                 false => assert!(v.get("isolation").is_none(), "no level: no key"),
@@ -368,6 +379,7 @@ mod tests {
             "value_size_bytes",
             "value_depth",
             "auth",
+            "tls",
             "isolation",
         ] {
             v.as_object_mut().expect("object").remove(k);
@@ -378,6 +390,7 @@ mod tests {
         assert_eq!(p.system, SystemKind::Faultline);
         assert!(!p.sharded());
         assert!(!p.auth, "a plan from before --auth ran without it");
+        assert!(!p.tls, "a plan from before --tls ran without it");
         assert_eq!(
             p.isolation, None,
             "a plan from before --isolation took no level"

@@ -1,28 +1,25 @@
 //! Asking nodes who leads (`status`, and `groups` for a sharded cluster,
 //! where every shard is a group with its own leader; docs/protocol.md).
-//! Every probe sends the run's auth token first when it has one.
+//! Every probe presents the run's credentials (TLS, then the auth token)
+//! when it has them.
 
 use crate::cluster::groups;
 use crate::cluster::{NodeId, NodeInfo};
-use faultline_nodes::client::{call_once, ClientError, ConnectOptions};
+use faultline_nodes::client::{call_once, ClientError, Credentials};
 use faultline_nodes::protocol::{Op, Reply};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// Asks the node at `addr` for its `status`, first sending `auth_token`
-/// when given (a node started with a token answers nothing else).
+/// Asks the node at `addr` for its `status`, presenting `credentials`
+/// (a node started with a token answers nothing else).
 pub async fn status(
     addr: SocketAddr,
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Result<Reply, ClientError> {
-    let options = ConnectOptions {
-        auth_token: auth_token.map(str::to_string),
-        bind_ip,
-        connect_timeout: timeout,
-    };
+    let options = credentials.options(bind_ip, timeout);
     call_once(&addr.to_string(), &options, Op::Status, timeout).await
 }
 
@@ -30,13 +27,13 @@ pub async fn status(
 pub async fn find_leader(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
 ) -> Option<NodeId> {
     let timeout = Duration::from_millis(500);
     let asks = nodes.iter().map(|n| {
         let (id, addr) = (n.id, n.client_addr);
-        let token = auth_token.map(str::to_string);
-        async move { (id, status(addr, bind_ip, token.as_deref(), timeout).await) }
+        let credentials = credentials.clone();
+        async move { (id, status(addr, bind_ip, &credentials, timeout).await) }
     });
     let mut best: Option<(u64, NodeId)> = None;
     for (id, reply) in futures_join_all(asks).await {
@@ -68,12 +65,12 @@ pub async fn find_leader(
 pub async fn wait_for_leader(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> Option<NodeId> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(l) = find_leader(nodes, bind_ip, auth_token).await {
+        if let Some(l) = find_leader(nodes, bind_ip, credentials).await {
             return Some(l);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -88,14 +85,14 @@ pub async fn wait_for_leader(
 pub async fn group_leaders(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
 ) -> BTreeMap<u64, (u64, NodeId)> {
     let timeout = Duration::from_millis(500);
     let asks = nodes.iter().map(|n| {
         let (id, addr) = (n.id, n.client_addr);
-        let token = auth_token.map(str::to_string);
+        let credentials = credentials.clone();
         async move {
-            let reply = groups::groups(addr, bind_ip, token.as_deref(), timeout).await;
+            let reply = groups::groups(addr, bind_ip, &credentials, timeout).await;
             (id, reply)
         }
     });
@@ -117,10 +114,10 @@ pub async fn group_leaders(
 pub async fn busiest_leader(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
 ) -> Option<NodeId> {
     let mut counts: BTreeMap<NodeId, usize> = BTreeMap::new();
-    for (_, (_, node)) in group_leaders(nodes, bind_ip, auth_token).await {
+    for (_, (_, node)) in group_leaders(nodes, bind_ip, credentials).await {
         *counts.entry(node).or_insert(0) += 1;
     }
     counts
@@ -134,13 +131,13 @@ pub async fn busiest_leader(
 pub async fn wait_for_group_leaders(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
     shards: u32,
     timeout: Duration,
 ) -> Result<(), Vec<u64>> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let leaders = group_leaders(nodes, bind_ip, auth_token).await;
+        let leaders = group_leaders(nodes, bind_ip, credentials).await;
         let missing: Vec<u64> = (0..u64::from(shards))
             .filter(|s| !leaders.contains_key(s))
             .collect();
@@ -158,13 +155,13 @@ pub async fn wait_for_group_leaders(
 pub async fn applied_indexes(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
 ) -> BTreeMap<String, Option<u64>> {
     let timeout = Duration::from_millis(500);
     let asks = nodes.iter().map(|n| {
         let (name, addr) = (n.name.clone(), n.client_addr);
-        let token = auth_token.map(str::to_string);
-        async move { (name, status(addr, bind_ip, token.as_deref(), timeout).await) }
+        let credentials = credentials.clone();
+        async move { (name, status(addr, bind_ip, &credentials, timeout).await) }
     });
     futures_join_all(asks)
         .await
@@ -185,12 +182,12 @@ pub async fn applied_indexes(
 pub async fn wait_for_caught_up(
     nodes: &[NodeInfo],
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: &Credentials,
     timeout: Duration,
 ) -> crate::system::CatchUp {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let applied = applied_indexes(nodes, bind_ip, auth_token).await;
+        let applied = applied_indexes(nodes, bind_ip, credentials).await;
         let mut positions = applied.values();
         let first = positions.next().copied().flatten();
         let caught_up = first.is_some() && positions.all(|&p| p == first);
@@ -241,17 +238,20 @@ mod tests {
         // n3 answers nonsense: ignored, not fatal.
         let n3 = node(3, "garbage".into()).await;
         let nodes = [n1, n2, n3];
-        let leaders = group_leaders(&nodes, None, None).await;
+        let leaders = group_leaders(&nodes, None, &Credentials::none()).await;
         assert_eq!(leaders.get(&0), Some(&(3, NodeId(2))));
         assert_eq!(leaders.get(&1), Some(&(4, NodeId(2))));
-        assert_eq!(busiest_leader(&nodes, None, None).await, Some(NodeId(2)));
+        assert_eq!(
+            busiest_leader(&nodes, None, &Credentials::none()).await,
+            Some(NodeId(2))
+        );
         let t = Duration::from_millis(300);
         assert_eq!(
-            wait_for_group_leaders(&nodes, None, None, 2, t).await,
+            wait_for_group_leaders(&nodes, None, &Credentials::none(), 2, t).await,
             Ok(())
         );
         assert_eq!(
-            wait_for_group_leaders(&nodes, None, None, 4, t).await,
+            wait_for_group_leaders(&nodes, None, &Credentials::none(), 4, t).await,
             Err(vec![2, 3]),
             "s2 and s3 have no leader"
         );

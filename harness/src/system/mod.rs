@@ -26,8 +26,10 @@
 //!   ([`System::await_caught_up`]; a system that cannot tell says None);
 //! - one [`Client`] per worker ([`System::client`], Jepsen's Client `open!`):
 //!   system-neutral [`faultline_workloads::Call`]s in, answers out;
-//! - with `--auth`, the token its connections send ([`System::auth_token`])
-//!   and what its nodes answer without it ([`System::auth_probe`]).
+//! - with `--auth` and `--tls`, what its own connections present
+//!   ([`System::admin_credentials`]), what its nodes answer without the
+//!   token ([`System::auth_probe`]) and each node's TLS files
+//!   ([`System::node_tls_files`]).
 //!
 //! Guarantees every implementation keeps: nothing it returns starts a
 //! process or opens a connection that outlives the cluster's teardown; a
@@ -146,6 +148,29 @@ pub struct NodeSite<'a> {
     /// without it): the run's own in local mode, a copy on the host in
     /// remote mode.
     pub auth_token_file: Option<String>,
+    /// The node's TLS files where the node runs (`--tls`; None without
+    /// it): the run's own in local mode, copies on the host in remote mode.
+    pub tls: Option<SiteTls>,
+}
+
+/// A node's TLS files where the node runs (its `--tls-cert`, `--tls-key`
+/// and `--tls-ca`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteTls {
+    pub cert: String,
+    pub key: String,
+    pub ca: String,
+}
+
+impl SiteTls {
+    /// The files at their paths on this machine (local mode).
+    pub fn local(files: &faultline_nodes::tls::TlsFiles) -> SiteTls {
+        SiteTls {
+            cert: files.cert.display().to_string(),
+            key: files.key.display().to_string(),
+            ca: files.ca.display().to_string(),
+        }
+    }
 }
 
 /// What a remote host needs to run a node.
@@ -369,10 +394,22 @@ pub trait System: Send + Sync {
     fn closing_note(&self) -> Option<String> {
         None
     }
-    /// The token every connection to its nodes sends first (`faultline
-    /// test --auth`), for the harness's own admin requests; None: no auth.
-    fn auth_token(&self) -> Option<&str> {
-        None
+    /// What the harness's own probes and admin requests present to its
+    /// nodes (`faultline test --auth`: the token; `--tls`: the admin
+    /// role's certificate); nothing by default.
+    fn admin_credentials(&self) -> faultline_nodes::client::Credentials {
+        faultline_nodes::client::Credentials::none()
+    }
+    /// With `--tls`: node `node`'s certificate, key and the run's CA on
+    /// this machine (issued for the node's addresses on first ask; keys
+    /// mode 0600), which remote mode copies to the node's host. None: no
+    /// TLS.
+    fn node_tls_files(
+        &self,
+        node: &NodeInfo,
+    ) -> anyhow::Result<Option<faultline_nodes::tls::TlsFiles>> {
+        let _ = node;
+        Ok(None)
     }
     /// The file that holds that token on this machine (mode 0600), which
     /// remote mode copies to each host; None: no auth.

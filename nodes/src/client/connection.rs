@@ -4,10 +4,12 @@
 //! Every program that talks to a node uses it: [`super::Client`], the
 //! workload client (workloads/src/tcp_client.rs), the harness's admin
 //! requests and its probes. [`open_stream`] is the one place a byte stream
-//! to a node is made (TCP, bound to a source IP when asked); the rest is
-//! generic over any `AsyncRead + AsyncWrite` stream ([`Connection::over`]),
-//! so a TLS stream goes under every client by extending [`open_stream`]
-//! and [`ConnectOptions`] alone.
+//! to a node is made (TCP, bound to a source IP when asked, and TLS when
+//! [`ConnectOptions::tls`] is set: the node's certificate must chain to the
+//! run's CA and name the IP address dialled); the rest is generic over any
+//! `AsyncRead + AsyncWrite` stream ([`Connection::over`]), so every client
+//! gets TLS by its options alone. A TLS handshake that fails is a
+//! [`ClientError::Connect`]: nothing was sent.
 //!
 //! Requests get ids from a per-connection counter; a reader task routes
 //! each reply to its caller by id, so many calls may be in flight at once.
@@ -22,25 +24,69 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ClientError;
 use crate::protocol::{ErrorCode, LineReader, Op, Reply, Request, MAX_REPLY_LINE_BYTES};
+use crate::tls::{ClientTls, ClientTlsStream};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
-/// How a connection is opened. A TLS option belongs here, used by
-/// [`open_stream`].
+/// What a client presents to a node: the run's token (`--auth`) and its
+/// TLS identity (`--tls`: the CA it trusts and a role certificate). Cheap
+/// to clone; `Debug` shows neither the token nor any key.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub auth_token: Option<String>,
+    pub tls: Option<ClientTls>,
+}
+
+impl Credentials {
+    /// No token, no TLS: a plain connection.
+    pub fn none() -> Credentials {
+        Credentials::default()
+    }
+
+    /// Options that present these credentials, from `bind_ip` when given,
+    /// connecting within `connect_timeout`.
+    pub fn options(&self, bind_ip: Option<IpAddr>, connect_timeout: Duration) -> ConnectOptions {
+        ConnectOptions {
+            auth_token: self.auth_token.clone(),
+            tls: self.tls.clone(),
+            bind_ip,
+            connect_timeout,
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Only whether there is a token and TLS.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("auth", &self.auth_token.is_some())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// How a connection is opened, used by [`open_stream`] and
+/// [`Connection::connect`].
 #[derive(Clone, Default)]
 pub struct ConnectOptions {
     /// Sent as the first line (`auth` with an id), its answer awaited.
     pub auth_token: Option<String>,
+    /// TLS: trust the run's CA (the node's certificate must name the IP
+    /// dialled) and present a role certificate. None: plain TCP.
+    pub tls: Option<ClientTls>,
     /// Bind the outgoing socket to this address (the lab binds each host's
     /// address, so that partitions by source address hold; locally, client
     /// traffic leaves from an address no packet filter between nodes names).
@@ -53,6 +99,7 @@ impl ConnectOptions {
     pub fn new(connect_timeout: Duration) -> ConnectOptions {
         ConnectOptions {
             auth_token: None,
+            tls: None,
             bind_ip: None,
             connect_timeout,
         }
@@ -64,15 +111,92 @@ impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectOptions")
             .field("auth", &self.auth_token.is_some())
+            .field("tls", &self.tls.is_some())
             .field("bind_ip", &self.bind_ip)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
 
+/// A byte stream to a node: plain TCP, or TLS over it.
+#[derive(Debug)]
+pub enum NodeStream {
+    Plain(TcpStream),
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+impl NodeStream {
+    /// Whether the stream is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, NodeStream::Tls(_))
+    }
+}
+
+impl AsyncRead for NodeStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for NodeStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Opens the byte stream to the node at `addr`: TCP with nodelay, from
-/// `options.bind_ip` when given. The one place a stream to a node is made.
-pub async fn open_stream(addr: &str, options: &ConnectOptions) -> Result<TcpStream, ClientError> {
+/// `options.bind_ip` when given, then TLS when `options.tls` is set (the
+/// node's certificate must name the IP address connected to). The one
+/// place a stream to a node is made.
+pub async fn open_stream(addr: &str, options: &ConnectOptions) -> Result<NodeStream, ClientError> {
+    let connect_err = |reason: String| ClientError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    let stream = open_tcp(addr, options).await?;
+    let Some(tls) = &options.tls else {
+        return Ok(NodeStream::Plain(stream));
+    };
+    let peer = stream
+        .peer_addr()
+        .map_err(|e| connect_err(format!("reading the peer address: {e}")))?;
+    let stream = tls
+        .connect_stream(stream, ServerName::IpAddress(peer.ip().into()))
+        .await
+        .map_err(|e| connect_err(format!("TLS handshake: {e}")))?;
+    Ok(NodeStream::Tls(Box::new(stream)))
+}
+
+/// The TCP part of [`open_stream`].
+async fn open_tcp(addr: &str, options: &ConnectOptions) -> Result<TcpStream, ClientError> {
     let connect_err = |reason: String| ClientError::Connect {
         addr: addr.to_string(),
         reason,
@@ -288,8 +412,9 @@ async fn write_lines<W: AsyncWrite + Unpin>(
 }
 
 /// The reader task: routes each reply to its caller by id. At the end of
-/// the stream, on an undecodable or over-long line, or on an `unauthorized`
-/// or `too-large` reply nobody waits for (the node closes next), it marks
+/// the stream, on an undecodable or over-long line, or on an `unauthorized`,
+/// `too-large` or `tls-required` reply nobody waits for (the node closes
+/// next), it marks
 /// the connection closed and wakes every waiter with `Closed`.
 async fn route_replies<R: tokio::io::AsyncBufRead + Unpin>(
     mut reader: LineReader<R>,
@@ -321,7 +446,8 @@ async fn route_replies<R: tokio::io::AsyncBufRead + Unpin>(
                 let _ = tx.send(reply);
             }
             None if reply.error == Some(ErrorCode::TooLarge)
-                || reply.error == Some(ErrorCode::Unauthorized) =>
+                || reply.error == Some(ErrorCode::Unauthorized)
+                || reply.error == Some(ErrorCode::TlsRequired) =>
             {
                 break
             }
@@ -454,6 +580,113 @@ mod tests {
     fn options_never_show_the_token() {
         let shown = format!("{:?}", options(Some("s3cret-token")));
         assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    /// A TLS stand-in of node 1 (its run's files under `dir`, its
+    /// certificate naming `cert_ip`), on 127.0.0.1: answers each request
+    /// line like [`checks_the_token`]; a plain client gets nothing.
+    async fn tls_node(dir: &std::path::Path, cert_ip: &str) -> (String, crate::tls::RunPki) {
+        use crate::consensus::NodeId;
+        use crate::tls::{CertAuthority, NodeTls};
+        let ca = CertAuthority::generate().expect("a CA");
+        let ips = vec![cert_ip.parse().expect("ip")];
+        let pki = ca.write_run(dir, &[(NodeId(1), ips)]).expect("files");
+        let tls = NodeTls::load(&pki.nodes[&NodeId(1)], NodeId(1)).expect("node TLS");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let (r, mut w) = tokio::io::split(stream);
+                    let mut lines = BufReader::new(r).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let request = Request::decode(line.as_bytes()).expect("a valid request");
+                        let Some(mut reply) = checks_the_token(&request) else {
+                            return;
+                        };
+                        reply.id = request.id;
+                        if w.write_all(&reply.encode()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, pki)
+    }
+
+    fn tls_options(files: &crate::tls::TlsFiles, token: Option<&str>) -> ConnectOptions {
+        ConnectOptions {
+            tls: Some(ClientTls::from_files(files).expect("client TLS")),
+            ..options(token)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_tls_options_speaks_tls_and_authenticates_inside_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (addr, pki) = tls_node(dir.path(), "127.0.0.1").await;
+        let role = &pki.roles[&crate::tls::Role::Client];
+        let stream = open_stream(&addr, &tls_options(role, None))
+            .await
+            .expect("TLS");
+        assert!(stream.is_tls());
+        let c = Connection::connect(&addr, &tls_options(role, Some("good")))
+            .await
+            .expect("TLS and the token");
+        let reply = c
+            .call(Op::Read { key: "k".into() }, Duration::from_secs(5))
+            .await
+            .expect("a reply over TLS");
+        assert_eq!(reply.value(), &serde_json::json!("k"));
+        let refused = Connection::connect(&addr, &tls_options(role, Some("bad")))
+            .await
+            .expect_err("a bad token inside TLS");
+        assert!(
+            matches!(refused, ClientError::Unauthorized { .. }),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tls_to_a_node_whose_certificate_names_another_ip_or_ca_is_not_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The certificate names 127.0.0.2; the node listens on 127.0.0.1.
+        let (addr, pki) = tls_node(&dir.path().join("a"), "127.0.0.2").await;
+        let role = &pki.roles[&crate::tls::Role::Client];
+        let e = Connection::connect(&addr, &tls_options(role, None))
+            .await
+            .expect_err("the name check fails");
+        assert!(e.not_sent(), "{e:?}");
+        assert!(e.to_string().contains("TLS handshake"), "{e}");
+        // A client that trusts another CA.
+        let (addr, _) = tls_node(&dir.path().join("b"), "127.0.0.1").await;
+        let e = Connection::connect(&addr, &tls_options(role, None))
+            .await
+            .expect_err("another CA");
+        assert!(e.not_sent(), "{e:?}");
+        // A plain stream stays plain.
+        let plain = open_stream(&addr, &options(None)).await.expect("TCP");
+        assert!(!plain.is_tls());
+    }
+
+    #[test]
+    fn credentials_never_show_the_token() {
+        let credentials = Credentials {
+            auth_token: Some("s3cret-token".into()),
+            tls: None,
+        };
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let options = credentials.options(None, Duration::from_secs(1));
+        assert_eq!(options.auth_token.as_deref(), Some("s3cret-token"));
+        assert!(options.tls.is_none());
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@
 
 pub mod connection;
 
-pub use connection::{call_once, open_stream, ConnectOptions, Connection};
+pub use connection::{call_once, open_stream, ConnectOptions, Connection, Credentials, NodeStream};
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -94,6 +94,8 @@ pub struct ClientConfig {
     pub nodes: Vec<String>,
     /// Sent as the first line of every connection when set.
     pub auth_token: Option<String>,
+    /// TLS to every node when set (ConnectOptions::tls).
+    pub tls: Option<crate::tls::ClientTls>,
     /// The source address of every connection, when set.
     pub bind_ip: Option<IpAddr>,
     /// How long one call may wait for its reply, redirects included.
@@ -116,6 +118,7 @@ impl ClientConfig {
         ClientConfig {
             nodes,
             auth_token: None,
+            tls: None,
             bind_ip: None,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
@@ -224,6 +227,7 @@ impl Client {
         }
         let options = ConnectOptions {
             auth_token: self.config.auth_token.clone(),
+            tls: self.config.tls.clone(),
             bind_ip: self.config.bind_ip,
             connect_timeout: self.config.connect_timeout,
         };

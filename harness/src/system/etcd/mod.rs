@@ -384,6 +384,7 @@ mod tests {
             data_dir: "/d/n2".into(),
             program: "/usr/bin/etcd".into(),
             auth_token_file: None,
+            tls: None,
         });
         let args = spec.args.join(" ");
         assert!(args.contains("--name n2 --data-dir /d/n2"), "{args}");

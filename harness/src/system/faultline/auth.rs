@@ -16,8 +16,9 @@
 use crate::cluster::NodeInfo;
 use crate::system::AuthProbe;
 use anyhow::Context;
-use faultline_nodes::client::{call_once, ConnectOptions};
+use faultline_nodes::client::{call_once, Credentials};
 use faultline_nodes::protocol::{ErrorCode, Op};
+use faultline_nodes::tls::ClientTls;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -74,19 +75,25 @@ impl AuthToken {
     }
 }
 
-/// Sends every node a `read` without the token, concurrently, and sorts
-/// the nodes by what they answered: `unauthorized` (refused, as they
-/// must), anything else (served), or nothing (no answer, and why).
-pub async fn probe_without_token(nodes: &[NodeInfo], bind_ip: Option<IpAddr>) -> AuthProbe {
+/// Sends every node a `read` without the token (inside TLS when the run
+/// has it: `tls`), concurrently, and sorts the nodes by what they
+/// answered: `unauthorized` (refused, as they must), anything else
+/// (served), or nothing (no answer, and why).
+pub async fn probe_without_token(
+    nodes: &[NodeInfo],
+    bind_ip: Option<IpAddr>,
+    tls: Option<ClientTls>,
+) -> AuthProbe {
+    let credentials = Credentials {
+        auth_token: None,
+        tls,
+    };
     let asks = nodes.iter().map(|n| {
         let (name, addr) = (n.name.clone(), n.client_addr);
+        let options = credentials.options(bind_ip, PROBE_TIMEOUT);
         async move {
             let read = Op::Read {
                 key: "faultline-auth-probe".into(),
-            };
-            let options = ConnectOptions {
-                bind_ip,
-                ..ConnectOptions::new(PROBE_TIMEOUT)
             };
             let reply = call_once(&addr.to_string(), &options, read, PROBE_TIMEOUT).await;
             (name, reply)
@@ -155,7 +162,7 @@ mod tests {
         let serves = node(2, r#"{"id":1,"ok":true,"value":null}"#).await;
         let redirects = node(3, r#"{"id":1,"ok":false,"error":"not-leader"}"#).await;
         let closes = node(4, "").await;
-        let probe = probe_without_token(&[refuses, serves, redirects, closes], None).await;
+        let probe = probe_without_token(&[refuses, serves, redirects, closes], None, None).await;
         assert_eq!(probe.refused, vec!["n1".to_string()]);
         assert_eq!(
             probe.served.get("n2").map(String::as_str),

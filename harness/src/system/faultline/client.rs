@@ -9,6 +9,7 @@
 //! types.
 
 use anyhow::bail;
+use faultline_nodes::client::Credentials;
 use faultline_nodes::protocol::{Op, Reply};
 use faultline_nodes::state::{MicroOp as WireMicroOp, MicroOpKind as WireMicroOpKind};
 use faultline_workloads::tcp_client::{CallResult, NodeAddr, TcpClient};
@@ -125,11 +126,11 @@ impl Client for FaultlineClient {
 pub async fn wait_until_serving(
     addrs: Vec<NodeAddr>,
     bind_ip: Option<IpAddr>,
-    auth_token: Option<&str>,
+    credentials: Credentials,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut client = TcpClient::new(addrs, 0, bind_ip, auth_token.map(str::to_string));
+    let mut client = TcpClient::new(addrs, 0, bind_ip, credentials);
     let probe = Op::Read {
         key: "faultline-ready".into(),
     };

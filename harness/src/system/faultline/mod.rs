@@ -7,10 +7,14 @@
 //! offset of its own (admin `filter` and `clock`, docs/protocol.md), so
 //! partitions work without iptables and clocks without libfaketime. Who
 //! leads comes from `status` (unsharded) or `groups` (sharded: every shard
-//! is a group with its own leader).
+//! is a group with its own leader). With `--tls` (tls.rs) every node runs
+//! with its own certificate and the run's CA, workers connect with the
+//! `client` role's certificate and the harness's probes and admin requests
+//! with the `admin` role's.
 
 pub mod auth;
 pub mod client;
+pub mod tls;
 
 use super::{
     AuthProbe, CatchUp, MessageFilter, NodeFaults, NodeSite, Ports, ProcessSpec, RemoteProgram,
@@ -20,11 +24,14 @@ use crate::cluster::{admin, ClockFault, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::run::probe;
 use anyhow::bail;
+use faultline_nodes::client::Credentials;
 use faultline_nodes::protocol::{Op, Request};
+use faultline_nodes::tls::{ClientTls, TlsFiles};
 use faultline_workloads::tcp_client::{NodeAddr, TcpClient};
 use faultline_workloads::{BoxFuture, Client, WorkloadKind};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a filter or clock request may take.
@@ -44,11 +51,39 @@ pub struct FaultlineSystem {
     pub shards: Option<u32>,
     /// `--auth`: every node gets the token file, every connection sends it.
     pub auth: Option<auth::AuthToken>,
+    /// `--tls`: the run's CA and certificates; every node serves TLS only,
+    /// every connection opens TLS.
+    pub tls: Option<Arc<tls::RunTls>>,
+}
+
+/// Whose certificate a connection presents (`--tls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presenter {
+    /// A workload's worker: the `client` role.
+    Worker,
+    /// The harness's probes and admin requests: the `admin` role.
+    Harness,
 }
 
 impl FaultlineSystem {
     fn token(&self) -> Option<&str> {
         self.auth.as_ref().map(auth::AuthToken::token)
+    }
+
+    fn client_tls(&self, presenter: Presenter) -> Option<ClientTls> {
+        let tls = self.tls.as_ref()?;
+        Some(match presenter {
+            Presenter::Worker => tls.client(),
+            Presenter::Harness => tls.admin(),
+        })
+    }
+
+    /// The token and TLS identity `presenter`'s connections present.
+    fn credentials(&self, presenter: Presenter) -> Credentials {
+        Credentials {
+            auth_token: self.token().map(str::to_string),
+            tls: self.client_tls(presenter),
+        }
     }
 }
 
@@ -73,6 +108,13 @@ impl System for FaultlineSystem {
     }
 
     fn fault_support(&self, kind: FaultKind) -> Support {
+        if kind == FaultKind::SlowReader && self.tls.is_some() {
+            return Support::Unsupported(
+                "the slow-reader fault writes plain request lines on TCP; a --tls node refuses \
+                 them (tls-required), so it runs without --tls only"
+                    .into(),
+            );
+        }
         match (kind, self.shards) {
             (FaultKind::SlowReader, Some(_)) => Support::Unsupported(
                 "the slow-reader fault reads one key from one group's leader; a sharded node \
@@ -168,6 +210,16 @@ impl System for FaultlineSystem {
             args.push("--auth-token-file".into());
             args.push(file.clone());
         }
+        if let Some(tls) = &site.tls {
+            for (flag, path) in [
+                ("--tls-cert", &tls.cert),
+                ("--tls-key", &tls.key),
+                ("--tls-ca", &tls.ca),
+            ] {
+                args.push(flag.into());
+                args.push(path.clone());
+            }
+        }
         ProcessSpec {
             program: site.program.clone(),
             args,
@@ -184,7 +236,12 @@ impl System for FaultlineSystem {
             delay_ms: filter.delay_ms,
             loss: filter.loss,
         };
-        admin::call_blocking(node.client_addr, self.token(), op, ADMIN_TIMEOUT)?;
+        admin::call_blocking(
+            node.client_addr,
+            &self.credentials(Presenter::Harness),
+            op,
+            ADMIN_TIMEOUT,
+        )?;
         Ok(())
     }
 
@@ -193,7 +250,12 @@ impl System for FaultlineSystem {
             offset_ms: fault.offset_ms,
             rate: fault.rate,
         };
-        admin::call_blocking(node.client_addr, self.token(), op, ADMIN_TIMEOUT)?;
+        admin::call_blocking(
+            node.client_addr,
+            &self.credentials(Presenter::Harness),
+            op,
+            ADMIN_TIMEOUT,
+        )?;
         Ok(())
     }
 
@@ -204,8 +266,9 @@ impl System for FaultlineSystem {
         timeout: Duration,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
+            let credentials = self.credentials(Presenter::Harness);
             match self.shards {
-                None => match probe::wait_for_leader(nodes, bind_ip, self.token(), timeout).await {
+                None => match probe::wait_for_leader(nodes, bind_ip, &credentials, timeout).await {
                     Some(leader) => {
                         tracing::info!(%leader, "leader elected");
                         Ok(())
@@ -213,9 +276,14 @@ impl System for FaultlineSystem {
                     None => bail!("no node became leader"),
                 },
                 Some(shards) => {
-                    let token = self.token();
-                    match probe::wait_for_group_leaders(nodes, bind_ip, token, shards, timeout)
-                        .await
+                    match probe::wait_for_group_leaders(
+                        nodes,
+                        bind_ip,
+                        &credentials,
+                        shards,
+                        timeout,
+                    )
+                    .await
                     {
                         Ok(()) => {
                             tracing::info!(shards, "every shard has a leader");
@@ -245,7 +313,7 @@ impl System for FaultlineSystem {
         Box::pin(client::wait_until_serving(
             node_addrs(nodes),
             bind_ip,
-            self.token(),
+            self.credentials(Presenter::Worker),
             timeout,
         ))
     }
@@ -256,10 +324,11 @@ impl System for FaultlineSystem {
         bind_ip: Option<IpAddr>,
     ) -> BoxFuture<'a, Option<NodeId>> {
         Box::pin(async move {
+            let credentials = self.credentials(Presenter::Harness);
             if self.shards.is_some() {
-                probe::busiest_leader(nodes, bind_ip, self.token()).await
+                probe::busiest_leader(nodes, bind_ip, &credentials).await
             } else {
-                probe::find_leader(nodes, bind_ip, self.token()).await
+                probe::find_leader(nodes, bind_ip, &credentials).await
             }
         })
     }
@@ -277,7 +346,7 @@ impl System for FaultlineSystem {
             node_addrs(nodes),
             worker,
             bind_ip,
-            self.token().map(str::to_string),
+            self.credentials(Presenter::Worker),
         ))))
     }
 
@@ -293,7 +362,8 @@ impl System for FaultlineSystem {
             if self.shards.is_some() {
                 return None;
             }
-            Some(probe::wait_for_caught_up(nodes, bind_ip, self.token(), timeout).await)
+            let credentials = self.credentials(Presenter::Harness);
+            Some(probe::wait_for_caught_up(nodes, bind_ip, &credentials, timeout).await)
         })
     }
 
@@ -301,8 +371,15 @@ impl System for FaultlineSystem {
         self.auth.as_ref().map(auth::AuthToken::file)
     }
 
-    fn auth_token(&self) -> Option<&str> {
-        self.token()
+    fn admin_credentials(&self) -> Credentials {
+        self.credentials(Presenter::Harness)
+    }
+
+    fn node_tls_files(&self, node: &NodeInfo) -> anyhow::Result<Option<TlsFiles>> {
+        self.tls
+            .as_ref()
+            .map(|tls| tls.node_files(node))
+            .transpose()
     }
 
     fn auth_probe<'a>(
@@ -312,7 +389,10 @@ impl System for FaultlineSystem {
     ) -> BoxFuture<'a, Option<AuthProbe>> {
         Box::pin(async move {
             match self.auth {
-                Some(_) => Some(auth::probe_without_token(nodes, bind_ip).await),
+                Some(_) => {
+                    let tls = self.client_tls(Presenter::Harness);
+                    Some(auth::probe_without_token(nodes, bind_ip, tls).await)
+                }
                 None => None,
             }
         })
@@ -324,6 +404,7 @@ impl System for FaultlineSystem {
             "node_args": self.node_args,
             "node_log_level": self.node_log_level,
             "auth": self.auth.is_some(),
+            "tls": self.tls.is_some(),
         })
     }
 }

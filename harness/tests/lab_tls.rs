@@ -1,0 +1,128 @@
+//! `faultline test --tls --auth` in remote mode against a 3-host lab: each
+//! host gets its own node's certificate and key and the run's CA as private
+//! files (mode 0600, in the run's folder), every node starts with
+//! `--tls-cert/--tls-key/--tls-ca`, every connection of the harness opens
+//! TLS (no node log shows a plain connection refused), and the run ends
+//! valid with the auth probe (sent inside TLS) refused by every node. No
+//! copy is left on a host after the run.
+//!
+//! Needs root: `FAULTLINE_LAB_TESTS=1 cargo test -p faultline --test lab_tls -- --ignored`
+//! (.ci/lab.sh, inside `flock /tmp/faultline-lab.lock`).
+
+mod lab_support;
+
+use lab_support::{enabled, faultline, on_host, text, TestLab};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOSTS: usize = 3;
+
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn a_remote_tls_run_is_valid_and_each_host_holds_only_its_node_s_private_files() {
+    if !enabled("lab_tls") {
+        return;
+    }
+    let lab = TestLab::up(HOSTS);
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(faultline())
+        .args(["test", "--lab", lab.dir_str(), "--store"])
+        .arg(store.path())
+        .args(["--name", "tls", "--workload", "register", "--tls", "--auth"])
+        .args(["--nemesis", "partition,kill", "--nemesis-interval", "3s"])
+        .args(["--time-limit", "12s", "--seed", "29"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("faultline starts");
+
+    // While the run is on: each host holds its node's files, private.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let test_json = store.path().join("latest/test.json");
+    let run_id = loop {
+        if let Some(id) = std::fs::read_to_string(&test_json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|j| j["run_id"].as_str().map(str::to_string))
+        {
+            break id;
+        }
+        assert!(child.try_wait().expect("wait").is_none(), "ended early");
+        assert!(Instant::now() < deadline, "no test.json in time");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let dir = format!("/var/lib/faultline/runs/{run_id}");
+    for i in 1..=HOSTS {
+        let lines = loop {
+            let said = on_host(
+                &lab,
+                &lab.addr(i),
+                &format!(
+                    "stat -c '%a %U' {dir}/tls-node.key {dir}/tls-node.pem {dir}/tls-ca.pem && \
+                     openssl x509 -noout -ext subjectAltName -in {dir}/tls-node.pem 2>/dev/null | grep -c 'node-{i}.faultline.invalid'; \
+                     ps -e -o args= | grep -c '^[^ ]*faultline node .*--tls-key {dir}/tls-node.key'"
+                ),
+            );
+            let lines: Vec<String> = said.lines().map(str::to_string).collect();
+            if lines.len() == 5 && lines[4] != "0" {
+                break lines;
+            }
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "host {i}: {said:?}"
+            );
+            assert!(Instant::now() < deadline, "host {i}: {said:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        for (line, file) in lines[..3].iter().zip(["key", "certificate", "CA"]) {
+            assert_eq!(line, "600 root", "host {i}: the {file}'s mode and owner");
+        }
+        assert_eq!(lines[3], "1", "host {i}: the certificate is node {i}'s");
+    }
+    let out = child.wait_with_output().expect("faultline ends");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let run = std::fs::canonicalize(store.path().join("latest")).expect("the run's folder");
+    let test: Value =
+        serde_json::from_slice(&std::fs::read(run.join("test.json")).expect("test.json"))
+            .expect("JSON");
+    assert_eq!(test["plan"]["tls"], Value::Bool(true));
+    for i in 1..=HOSTS {
+        let log = std::fs::read_to_string(run.join("nodes").join(format!("n{i}.log")))
+            .expect("every node's log is fetched");
+        assert_eq!(
+            log.matches("plain connection to a TLS port refused")
+                .count(),
+            0,
+            "n{i}: every connection of the harness opens TLS"
+        );
+    }
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(run.join("results.json")).expect("results.json"))
+            .expect("JSON");
+    let auth = results["checkers"]
+        .as_array()
+        .expect("checkers")
+        .iter()
+        .find(|c| c["checker"] == "auth")
+        .expect("an auth check");
+    let want = format!("{HOSTS} of {HOSTS} nodes refused a request without the token");
+    assert_eq!(auth["verdict"], "valid", "{auth}");
+    assert!(
+        auth["summary"].as_str().unwrap_or("").starts_with(&want),
+        "{auth}"
+    );
+    for i in 1..=HOSTS {
+        assert_eq!(
+            on_host(
+                &lab,
+                &lab.addr(i),
+                &format!("ls -d {dir} 2>/dev/null | wc -l")
+            ),
+            "0",
+            "host {i}: the TLS files are removed with the run's folder"
+        );
+    }
+}
