@@ -1834,13 +1834,8 @@ fn large_snapshot_to_a_candidate(chunk_bytes: usize) -> (Cluster, u64, SnapshotM
     (c, f, meta, state)
 }
 
-/// Pins the Readys of a Promise whose snapshot comes in chunks: the
-/// acceptor's first part is the snapshot's first chunk, without entries,
-/// written with its new promise; the candidate installs nothing and asks
-/// for the next byte at the same ballot; the last chunk brings the
-/// entries, and only then does the promise count.
-#[test]
-fn a_promise_sends_its_snapshot_as_a_first_chunk_and_the_candidate_asks_for_the_rest() {
+/// A snapshot of slots 1 to 4 chosen at ballot 1, ten bytes of state.
+fn ten_byte_snapshot() -> (Ballot, SnapshotMeta, Vec<u8>) {
     let b1 = Ballot::new(1, NodeId(1));
     let meta = SnapshotMeta {
         index: LogIndex(4),
@@ -1848,7 +1843,12 @@ fn a_promise_sends_its_snapshot_as_a_first_chunk_and_the_candidate_asks_for_the_
         voters: ids(&[1, 2, 3]),
         outgoing: Vec::new(),
     };
-    let data: Vec<u8> = (0..10).collect();
+    (b1, meta, (0..10).collect())
+}
+
+/// Acceptor 2 restarted from that snapshot and slot 5, sending snapshots
+/// in chunks of 4 bytes.
+fn acceptor_behind(meta: &SnapshotMeta, data: &[u8], b1: Ballot) -> PaxosNode {
     let mut c2 = cfg(2, 3, &[]);
     c2.snapshot_chunk_bytes = 4;
     let recovered = Recovered {
@@ -1859,18 +1859,67 @@ fn a_promise_sends_its_snapshot_as_a_first_chunk_and_the_candidate_asks_for_the_
         },
         snapshot: Some(Snapshot {
             meta: meta.clone(),
-            data: data.clone(),
+            data: data.to_vec(),
         }),
         entries: vec![stamped(b1, 5, cmd(5))],
     };
-    let mut acceptor = PaxosNode::new(c2, recovered).expect("recovers");
+    PaxosNode::new(c2, recovered).expect("recovers")
+}
+
+/// A fresh node 3 that campaigned (its campaign's Ready persisted).
+fn candidate_of(campaign: Campaign) -> (PaxosNode, Ready) {
     let mut candidate = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
+    candidate.campaign(campaign);
+    let rd = candidate.ready();
+    candidate.persisted(rd.persist_id);
+    (candidate, rd)
+}
+
+/// The Ready of an acceptor that promises `b` (commit 4) and sends
+/// `promise` once that is written.
+fn a_promise_written(persist_id: u64, b: Ballot, promise: Message) -> Ready {
+    Ready {
+        persist_id,
+        snapshot: None,
+        hard_state: Some(HardState {
+            term: b.term(),
+            vote: None,
+            commit: LogIndex(4),
+        }),
+        entries: vec![],
+        messages: vec![promise],
+        early_messages: vec![],
+        committed: vec![],
+        reads: vec![],
+        soft_state: Some(SoftState {
+            role: Role::Follower,
+            term: b.term(),
+            leader: None,
+        }),
+    }
+}
+
+/// A Prepare's (or Promise's) place in the snapshot at slot 4.
+fn resume_from(offset: u64) -> Option<Resume> {
+    Some(Resume::Snapshot {
+        index: LogIndex(4),
+        offset,
+    })
+}
+
+/// Pins the Readys of a Promise whose snapshot comes in chunks: the
+/// acceptor's first part is the snapshot's first chunk, without entries,
+/// written with its new promise; the candidate installs nothing and asks
+/// for the next byte at the same ballot; the last chunk brings the
+/// entries, and only then does the promise count.
+#[test]
+fn a_promise_sends_its_snapshot_as_a_first_chunk_and_the_candidate_asks_for_the_rest() {
+    let (b1, meta, data) = ten_byte_snapshot();
+    let mut acceptor = acceptor_behind(&meta, &data, b1);
     // (A transfer's Prepare passes the freshly restarted acceptor's
     // leader stickiness.)
-    candidate.campaign(Campaign::Transfer);
+    let (mut candidate, campaign) = candidate_of(Campaign::Transfer);
     let b = candidate.promised();
-    let campaign = candidate.ready();
-    candidate.persisted(campaign.persist_id);
     let prepare = |resume: Option<Resume>| {
         paxos_msg(
             3,
@@ -1906,36 +1955,13 @@ fn a_promise_sends_its_snapshot_as_a_first_chunk_and_the_candidate_asks_for_the_
             },
         )
     };
-    let from = |offset: u64| {
-        Some(Resume::Snapshot {
-            index: LogIndex(4),
-            offset,
-        })
-    };
+    let from = resume_from;
 
     acceptor.step(prepare(None)).expect("prepare");
     let rd = acceptor.ready();
     assert_eq!(
         rd,
-        Ready {
-            persist_id: rd.persist_id,
-            snapshot: None,
-            hard_state: Some(HardState {
-                term: b.term(),
-                vote: None,
-                commit: LogIndex(4),
-            }),
-            entries: vec![],
-            messages: vec![part(chunk(0, 4), vec![], None)],
-            early_messages: vec![],
-            committed: vec![],
-            reads: vec![],
-            soft_state: Some(SoftState {
-                role: Role::Follower,
-                term: b.term(),
-                leader: None,
-            }),
-        },
+        a_promise_written(rd.persist_id, b, part(chunk(0, 4), vec![], None)),
         "the promise is written; the Promise (after the write) holds the first 4 bytes"
     );
     acceptor.persisted(rd.persist_id);
@@ -2000,19 +2026,9 @@ fn a_promise_sends_its_snapshot_as_a_first_chunk_and_the_candidate_asks_for_the_
 /// is ignored.
 #[test]
 fn stale_duplicate_or_foreign_snapshot_parts_never_complete_a_promise() {
-    let b1 = Ballot::new(1, NodeId(1));
-    let meta = SnapshotMeta {
-        index: LogIndex(4),
-        term: Stamp::new(b1, b1).term(),
-        voters: ids(&[1, 2, 3]),
-        outgoing: Vec::new(),
-    };
-    let data: Vec<u8> = (0..10).collect();
-    let mut candidate = PaxosNode::new(cfg(3, 3, &[]), Recovered::default()).expect("fresh");
-    candidate.campaign(Campaign::Ballot);
+    let (_, meta, data) = ten_byte_snapshot();
+    let (mut candidate, _) = candidate_of(Campaign::Ballot);
     let b = candidate.promised();
-    let campaign = candidate.ready();
-    candidate.persisted(campaign.persist_id);
     let part = |ballot: Ballot, offset: usize, end: usize, resume: Option<Resume>| {
         paxos_msg(
             2,
@@ -2033,12 +2049,7 @@ fn stale_duplicate_or_foreign_snapshot_parts_never_complete_a_promise() {
             },
         )
     };
-    let from = |offset: u64| {
-        Some(Resume::Snapshot {
-            index: LogIndex(4),
-            offset,
-        })
-    };
+    let from = resume_from;
     let asks = |n: &mut PaxosNode| -> Vec<Option<Resume>> {
         n.ready()
             .messages

@@ -2,6 +2,7 @@
 //! the planted local txn read), replies and timeouts, as history events.
 
 use super::*;
+use crate::consensus::NotLeader;
 
 impl<C: SimCore> World<C> {
     /// A client gives up on its operation: `info` if any attempt may have
@@ -141,23 +142,12 @@ impl<C: SimCore> World<C> {
         op.in_flight = true;
         let (kind, key) = (op.kind.clone(), op.key);
         let owner = clients::owner(self.clients[client].process);
-        let i = Self::idx(node);
-        let host = &mut self.hosts[i];
-        let Some(core) = host.core.as_mut() else {
+        let host = &self.hosts[Self::idx(node)];
+        if host.core.is_none() {
             // Connection refused: definite, nothing happened.
-            let reply = Reply::Redirect(None);
-            let d = self.rng.range(50, 500);
-            self.schedule(
-                d,
-                Ev::Reply {
-                    client,
-                    op_id,
-                    node,
-                    reply,
-                },
-            );
+            self.reply_soon(client, op_id, node, Reply::Redirect(None));
             return Ok(());
-        };
+        }
         let command = kind.command(key, &owner);
         if let Some(Command::Txn { mops }) = &command {
             // As the node asks before proposing (planted txn-follower-read).
@@ -166,59 +156,77 @@ impl<C: SimCore> World<C> {
                     Ok(results) => Reply::Ok(results),
                     Err(_) => Reply::Fail("bad-request"),
                 };
-                let d = self.rng.range(50, 500);
-                self.schedule(
-                    d,
-                    Ev::Reply {
-                        client,
-                        op_id,
-                        node,
-                        reply,
-                    },
-                );
+                self.reply_soon(client, op_id, node, reply);
                 return Ok(());
             }
         }
-        let mut reused_index = false;
-        let result = match command {
-            None => {
-                self.next_ctx += 1;
-                let ctx = self.next_ctx;
-                core.read_index(ctx).map(|()| {
-                    host.reads.insert(ctx, (client, op_id, key));
-                })
-            }
-            Some(cmd) => {
-                let bytes = cmd.encode();
-                let command_hash = hash_bytes(&bytes);
-                let deadline_us = self.now_us + self.opts.op_timeout_ms * 1000;
-                core.propose(bytes).map(|p| {
-                    if host.pending_writes.count_at(p.index) > 0 {
-                        reused_index = true;
-                    }
-                    host.pending_writes.insert(
-                        p.index,
-                        p.term,
-                        deadline_us,
-                        SimWrite {
-                            client,
-                            op_id,
-                            at: (p.index, p.term),
-                            command_hash,
-                        },
-                    );
-                })
-            }
-        };
+        let (result, reused_index) = self.submit(client, op_id, key, node, command);
         // Only with the planted early-fail bug: the writes a proposal at
         // their index failed at once, as the node did before issue 21.
-        let failed_early = host.pending_writes.take_failed_early();
+        let failed_early = self.hosts[Self::idx(node)]
+            .pending_writes
+            .take_failed_early();
         if reused_index {
             self.stats.writes_at_reused_index += 1;
             self.note(16, node.0, op_id, || {
                 format!("{node} proposes op {op_id} at an index holding an older term's write")
             });
         }
+        self.answer_failed_early(node, failed_early);
+        if let Err(e) = result {
+            self.reply_soon(client, op_id, node, Reply::Redirect(e.leader));
+        }
+        self.note(10, node.0, op_id, || {
+            format!("client {client} op {op_id} {} at {node}", kind.f())
+        });
+        self.post_step(node)
+    }
+
+    /// Hand an op to `node`'s core: a read through ReadIndex, anything
+    /// else proposed and noted in its pending-write table. Also says
+    /// whether the proposal landed at an index holding an older write.
+    fn submit(
+        &mut self,
+        client: usize,
+        op_id: u64,
+        key: u64,
+        node: NodeId,
+        command: Option<Command>,
+    ) -> (Result<(), NotLeader>, bool) {
+        let deadline_us = self.now_us + self.opts.op_timeout_ms * 1000;
+        let host = &mut self.hosts[Self::idx(node)];
+        let core = host.core.as_mut().expect("a live node takes the request");
+        let Some(cmd) = command else {
+            self.next_ctx += 1;
+            let ctx = self.next_ctx;
+            let result = core.read_index(ctx).map(|()| {
+                host.reads.insert(ctx, (client, op_id, key));
+            });
+            return (result, false);
+        };
+        let bytes = cmd.encode();
+        let command_hash = hash_bytes(&bytes);
+        let mut reused_index = false;
+        let result = core.propose(bytes).map(|p| {
+            reused_index = host.pending_writes.count_at(p.index) > 0;
+            host.pending_writes.insert(
+                p.index,
+                p.term,
+                deadline_us,
+                SimWrite {
+                    client,
+                    op_id,
+                    at: (p.index, p.term),
+                    command_hash,
+                },
+            );
+        });
+        (result, reused_index)
+    }
+
+    /// The planted early-fail bug failed these writes at once: noted for
+    /// the world's check, counted, and answered `not-leader`.
+    fn answer_failed_early(&mut self, node: NodeId, failed_early: Vec<SimWrite>) {
         for w in failed_early {
             self.stats.writes_failed_early += 1;
             let (index, term) = w.at;
@@ -237,33 +245,22 @@ impl<C: SimCore> World<C> {
                         .is_some_and(|c| c.view().term_at(index) == Some(term))
             });
             self.stats.failed_early_held_elsewhere += u64::from(held);
-            let d = self.rng.range(50, 500);
-            self.schedule(
-                d,
-                Ev::Reply {
-                    client: w.client,
-                    op_id: w.op_id,
-                    node,
-                    reply: Reply::Fail("not-leader"),
-                },
-            );
+            self.reply_soon(w.client, w.op_id, node, Reply::Fail("not-leader"));
         }
-        if let Err(e) = result {
-            let d = self.rng.range(50, 500);
-            self.schedule(
-                d,
-                Ev::Reply {
-                    client,
-                    op_id,
-                    node,
-                    reply: Reply::Redirect(e.leader),
-                },
-            );
-        }
-        self.note(10, node.0, op_id, || {
-            format!("client {client} op {op_id} {} at {node}", kind.f())
-        });
-        self.post_step(node)
+    }
+
+    /// `node` answers the client after 50-500 µs.
+    fn reply_soon(&mut self, client: usize, op_id: u64, node: NodeId, reply: Reply) {
+        let d = self.rng.range(50, 500);
+        self.schedule(
+            d,
+            Ev::Reply {
+                client,
+                op_id,
+                node,
+                reply,
+            },
+        );
     }
 
     pub(super) fn reply(&mut self, client: usize, op_id: u64, node: NodeId, reply: Reply) {
