@@ -17,7 +17,7 @@ use faultline_nodes::raft::RaftNode;
 use faultline_nodes::sim::check::LINEARIZABILITY;
 use faultline_nodes::sim::failed_writes::FAILED_WRITE_NEVER_COMMITS;
 use faultline_nodes::sim::watchdog::LIVENESS;
-use faultline_nodes::sim::{self, SimEventKind, SimOptions, SimOutcome, SimStats};
+use faultline_nodes::sim::{self, SimOptions, SimOutcome, SimStats};
 use sim_common::storm::StormCore;
 use sim_common::sweep::{sweep, OnFailure};
 use sim_common::{Failure, Swept};
@@ -261,36 +261,11 @@ fn the_same_seed_gives_the_same_trace() {
 
 #[test]
 fn a_quiet_cluster_completes_every_operation() {
-    for seed in 0..20 {
-        let mut opts = SimOptions::new(seed);
-        opts.faults = false;
-        opts.clock_skew = false;
-        let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
-        let h = &outcome.history;
-        assert_eq!(
-            h.count(SimEventKind::Info),
-            0,
-            "seed {seed}: no operation may time out without faults"
-        );
-        // Once the first leader is up, every operation succeeds (or its cas mismatches).
-        let first_ok = h
-            .events
-            .iter()
-            .position(|e| e.kind == SimEventKind::Ok)
-            .expect("some operation succeeds");
-        let bad_fails: Vec<_> = h.events[first_ok..]
-            .iter()
-            .filter(|e| e.kind == SimEventKind::Fail && !sim_common::an_answer_without_faults(e))
-            .collect();
-        assert!(
-            bad_fails.is_empty(),
-            "seed {seed}: only cas mismatches may fail without faults: {bad_fails:?}"
-        );
-        assert!(
-            h.count(SimEventKind::Ok) > 50,
-            "seed {seed}: a quiet cluster gets work done"
-        );
-    }
+    sim_common::a_quiet_cluster_completes_every_operation::<RaftNode>(|seed| SimOptions {
+        faults: false,
+        clock_skew: false,
+        ..SimOptions::new(seed)
+    });
 }
 
 #[test]
@@ -303,26 +278,13 @@ fn lease_reads_hold_without_clock_drift() {
     }
 }
 
-/// Runs seeds with a planted bug until one fails; returns the first seed found.
-fn find_bug(bug: Bug, max_seeds: u64) -> Option<(u64, String)> {
-    for seed in 0..max_seeds {
-        let mut opts = SimOptions::new(seed);
-        opts.bugs = vec![bug];
-        if let Err(f) = check_seed(&opts) {
-            return Some((f.seed, f.what));
-        }
-    }
-    None
-}
-
 #[test]
 fn stale_read_bug_is_caught() {
-    let found = find_bug(Bug::StaleRead, 50);
-    let (seed, what) = found.expect("stale-read went unnoticed for 50 seeds");
-    eprintln!("stale-read caught at seed {seed}: {what}");
+    let f = sim_common::bug_is_caught::<RaftNode>(Bug::StaleRead, 50);
     assert!(
-        what.contains("linearizability"),
-        "a stale read is a linearizability violation, got: {what}"
+        f.what.contains("linearizability"),
+        "a stale read is a linearizability violation, got: {}",
+        f.what
     );
 }
 
@@ -350,9 +312,7 @@ fn skipping_the_joint_phase_is_caught() {
 
 #[test]
 fn no_fsync_bug_is_caught() {
-    let found = find_bug(Bug::NoFsync, 200);
-    let (seed, what) = found.expect("no-fsync went unnoticed for 200 seeds");
-    eprintln!("no-fsync caught at seed {seed}: {what}");
+    sim_common::bug_is_caught::<RaftNode>(Bug::NoFsync, 200);
 }
 
 /// Issue 21, finding 1, in the simulator: a leader that proposes at an

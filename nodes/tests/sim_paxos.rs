@@ -25,7 +25,7 @@ mod sim_common;
 
 use faultline_nodes::bug::Bug;
 use faultline_nodes::paxos::PaxosNode;
-use faultline_nodes::sim::{self, SimEventKind, SimOptions, SimOutcome};
+use faultline_nodes::sim::{self, SimOptions, SimOutcome};
 use sim_common::sweep::{sweep, OnFailure};
 use sim_common::{Failure, Swept};
 
@@ -231,30 +231,10 @@ fn the_same_seed_gives_the_same_trace() {
 
 #[test]
 fn a_quiet_cluster_completes_every_operation() {
-    for seed in 0..20 {
-        let mut opts = SimOptions::new(seed);
-        opts.faults = false;
-        let outcome = check_seed(&opts).unwrap_or_else(|f| f.fail());
-        let h = &outcome.history;
-        assert_eq!(
-            h.count(SimEventKind::Info),
-            0,
-            "seed {seed}: no operation may time out without faults"
-        );
-        let bad_fails = h
-            .events
-            .iter()
-            .filter(|e| e.kind == SimEventKind::Fail && !sim_common::an_answer_without_faults(e))
-            .count();
-        assert_eq!(
-            bad_fails, 0,
-            "seed {seed}: only cas mismatches may fail without faults"
-        );
-        assert!(
-            h.count(SimEventKind::Ok) > 50,
-            "seed {seed}: a quiet cluster gets work done"
-        );
-    }
+    sim_common::a_quiet_cluster_completes_every_operation::<PaxosNode>(|seed| SimOptions {
+        faults: false,
+        ..SimOptions::new(seed)
+    });
 }
 
 #[test]
@@ -268,34 +248,19 @@ fn reads_stay_linearizable_with_lease_reads_asked_for() {
     }
 }
 
-/// Runs seeds with a planted bug until one fails; returns the first seed found.
-fn find_bug(bug: Bug, max_seeds: u64) -> Option<(u64, String)> {
-    for seed in 0..max_seeds {
-        let mut opts = SimOptions::new(seed);
-        opts.bugs = vec![bug];
-        if let Err(f) = check_seed(&opts) {
-            return Some((f.seed, f.what));
-        }
-    }
-    None
-}
-
 #[test]
 fn stale_read_bug_is_caught() {
-    let found = find_bug(Bug::StaleRead, 50);
-    let (seed, what) = found.expect("stale-read went unnoticed for 50 seeds");
-    eprintln!("stale-read caught at seed {seed}: {what}");
+    let f = sim_common::bug_is_caught::<PaxosNode>(Bug::StaleRead, 50);
     assert!(
-        what.contains("linearizability"),
-        "a stale read is a linearizability violation, got: {what}"
+        f.what.contains("linearizability"),
+        "a stale read is a linearizability violation, got: {}",
+        f.what
     );
 }
 
 #[test]
 fn no_fsync_bug_is_caught() {
-    let found = find_bug(Bug::NoFsync, 200);
-    let (seed, what) = found.expect("no-fsync went unnoticed for 200 seeds");
-    eprintln!("no-fsync caught at seed {seed}: {what}");
+    sim_common::bug_is_caught::<PaxosNode>(Bug::NoFsync, 200);
 }
 
 /// A second membership sweep, over seeds the main sweep does not run and

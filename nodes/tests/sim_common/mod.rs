@@ -399,23 +399,59 @@ pub fn first_failure_with<C: Swept>(bug: Bug, max_seeds: u64) -> Option<Failure>
     })
 }
 
-/// A planted bug must fail a seed within 500, by the checker `checker`
-/// (a lock or transaction checker's name), with a replay command that
-/// plants it again.
-pub fn bug_is_caught_by<C: Swept>(bug: Bug, checker: &str) {
-    let max_seeds = 500;
+/// A planted bug must fail a seed within `max_seeds`, with a replay
+/// command that plants it again; returns the first failure.
+pub fn bug_is_caught<C: Swept>(bug: Bug, max_seeds: u64) -> Failure {
     let f = first_failure_with::<C>(bug, max_seeds)
         .unwrap_or_else(|| panic!("{bug} went unnoticed for {max_seeds} seeds"));
     eprintln!("{bug} caught: {}", f.report());
     assert!(
-        f.what.starts_with(checker),
-        "{bug} must break {checker}, got: {}",
-        f.what
-    );
-    assert!(
         f.replay.contains(&format!("FAULTLINE_SIM_BUG={bug}")),
         "the replay command plants the bug: {}",
         f.replay
+    );
+    f
+}
+
+/// Without faults every operation completes: none times out, and none
+/// fails but by an answer a healthy cluster gives too (a cas mismatch, a
+/// held lock, ...); and work gets done. `options(seed)` turns faults off.
+pub fn a_quiet_cluster_completes_every_operation<C: Swept>(options: impl Fn(u64) -> SimOptions) {
+    for seed in 0..20 {
+        let opts = options(seed);
+        assert!(!opts.faults, "a quiet cluster has no faults");
+        let outcome = check_seed::<C>(&opts).unwrap_or_else(|f| f.fail());
+        let h = &outcome.history;
+        assert_eq!(
+            h.count(SimEventKind::Info),
+            0,
+            "seed {seed}: no operation may time out without faults"
+        );
+        let bad_fails: Vec<_> = h
+            .events
+            .iter()
+            .filter(|e| e.kind == SimEventKind::Fail && !an_answer_without_faults(e))
+            .collect();
+        assert!(
+            bad_fails.is_empty(),
+            "seed {seed}: only answers a healthy cluster gives may fail: {bad_fails:?}"
+        );
+        assert!(
+            h.count(SimEventKind::Ok) > 50,
+            "seed {seed}: a quiet cluster gets work done"
+        );
+    }
+}
+
+/// A planted bug must fail a seed within 500, by the checker `checker`
+/// (a lock or transaction checker's name), with a replay command that
+/// plants it again.
+pub fn bug_is_caught_by<C: Swept>(bug: Bug, checker: &str) {
+    let f = bug_is_caught::<C>(bug, 500);
+    assert!(
+        f.what.starts_with(checker),
+        "{bug} must break {checker}, got: {}",
+        f.what
     );
 }
 
