@@ -20,7 +20,7 @@
 //! not this node's own log dropping the entry, which other nodes may still
 //! hold and commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -31,6 +31,7 @@ use super::clock::NodeClock;
 use super::config::NodeConfig;
 use super::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps};
 use super::pending_writes::PendingWrites;
+use super::read_queue::ReadQueue;
 use crate::bug::Bug;
 use crate::consensus::{
     Consensus, Entry, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role,
@@ -86,8 +87,8 @@ pub struct Group {
     held: HeldReadys,
     /// Reads received since the last `read_index`: issued together.
     read_batch: Vec<PendingRead>,
-    reads_in_flight: HashMap<u64, Vec<PendingRead>>,
-    reads_ready: BTreeMap<(LogIndex, u64), Vec<PendingRead>>,
+    /// Read batches between `read_index` and their answer.
+    reads: ReadQueue<Vec<PendingRead>>,
     next_read_ctx: u64,
 
     role: Role,
@@ -137,8 +138,7 @@ impl Group {
             pending_writes: PendingWrites::default(),
             held: HeldReadys::new(),
             read_batch: Vec::new(),
-            reads_in_flight: HashMap::new(),
-            reads_ready: BTreeMap::new(),
+            reads: ReadQueue::default(),
             next_read_ctx: 1,
             role: status.role,
             term: status.term,
@@ -280,9 +280,7 @@ impl Group {
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
         match self.core.read_index(ctx) {
-            Ok(()) => {
-                self.reads_in_flight.insert(ctx, batch);
-            }
+            Ok(()) => self.reads.issued(ctx, batch),
             Err(e) => {
                 for r in batch {
                     let _ = r.reply.send(self.not_leader(r.id, e));
@@ -438,18 +436,9 @@ impl Group {
     /// A ReadIndex round ended: its reads wait for their index to be
     /// applied, or fail.
     fn read_outcome(&mut self, read: ReadOutcome) {
-        match read {
-            ReadOutcome::Ready { ctx, index } => {
-                if let Some(batch) = self.reads_in_flight.remove(&ctx) {
-                    self.reads_ready.insert((index, ctx), batch);
-                }
-            }
-            ReadOutcome::Failed { ctx, error } => {
-                if let Some(batch) = self.reads_in_flight.remove(&ctx) {
-                    for p in batch {
-                        let _ = p.reply.send(self.not_leader(p.id, error));
-                    }
-                }
+        if let Some((batch, error)) = self.reads.outcome(read) {
+            for p in batch {
+                let _ = p.reply.send(self.not_leader(p.id, error));
             }
         }
     }
@@ -497,11 +486,8 @@ impl Group {
     }
 
     fn answer_ready_reads(&mut self) {
-        while let Some(entry) = self.reads_ready.first_entry() {
-            if entry.key().0 > self.applier.applied() {
-                break;
-            }
-            for p in entry.remove() {
+        for batch in self.reads.answerable(self.applier.applied()) {
+            for p in batch {
                 let _ = p
                     .reply
                     .send(Reply::ok(p.id).with("value", self.applier.read(&p.key)));
@@ -515,27 +501,11 @@ impl Group {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
         // Reads change nothing: a late read is safely answered `timeout` too.
-        let late_ctx: Vec<u64> = self
-            .reads_in_flight
-            .iter()
-            .filter(|(_, b)| b.first().is_some_and(|p| p.deadline <= now))
-            .map(|(c, _)| *c)
-            .collect();
-        for c in late_ctx {
-            for p in self.reads_in_flight.remove(&c).unwrap_or_default() {
-                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
-            }
-        }
-        let late_ready: Vec<(LogIndex, u64)> = self
-            .reads_ready
-            .iter()
-            .filter(|(_, b)| b.first().is_some_and(|p| p.deadline <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in late_ready {
-            for p in self.reads_ready.remove(&k).unwrap_or_default() {
-                let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
-            }
+        let late = self
+            .reads
+            .take_late(|b| b.first().is_some_and(|p| p.deadline <= now));
+        for p in late.into_iter().flatten() {
+            let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
     }
 
@@ -546,16 +516,7 @@ impl Group {
         }
         let reads = std::mem::take(&mut self.read_batch)
             .into_iter()
-            .chain(
-                std::mem::take(&mut self.reads_in_flight)
-                    .into_values()
-                    .flatten(),
-            )
-            .chain(
-                std::mem::take(&mut self.reads_ready)
-                    .into_values()
-                    .flatten(),
-            );
+            .chain(self.reads.take_all().into_iter().flatten());
         for p in reads {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
         }

@@ -36,6 +36,7 @@ pub mod groups_file;
 pub mod host;
 pub mod ordering;
 pub mod pending_writes;
+pub mod read_queue;
 pub mod reply_sink;
 pub mod shard_map;
 

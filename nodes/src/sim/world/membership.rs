@@ -185,8 +185,7 @@ impl<C: SimCore> World<C> {
         // Their clients time out: the outcome is unknown (the node answers
         // `shutting-down`, or its connections drop).
         host.pending_writes.take_all();
-        host.reads.clear();
-        host.waiting_reads.clear();
+        host.reads.take_all();
         host.hosting = false;
         host.seed_voters = Vec::new();
         host.member_from = LogIndex(0);

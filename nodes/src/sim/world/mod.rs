@@ -90,6 +90,7 @@ use crate::consensus::{
 use crate::server::applier::{Applier, Outcome};
 use crate::server::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps, Release};
 use crate::server::pending_writes::PendingWrites;
+use crate::server::read_queue::ReadQueue;
 use crate::state::{Applied, Command};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -200,8 +201,9 @@ struct Host<C> {
     /// Client writes proposed here and not answered: the node's own
     /// table ([`PendingWrites`]), deadlines in virtual µs.
     pending_writes: PendingWrites<SimWrite, u64>,
-    reads: BTreeMap<u64, (usize, u64, u64)>,
-    waiting_reads: Vec<(LogIndex, u64)>,
+    /// Reads between ReadIndex and their answer, as the node keeps them
+    /// ([`ReadQueue`]): (client, op id, register key).
+    reads: ReadQueue<(usize, u64, u64)>,
     snapshot_every: u64,
     /// Virtual µs between two ticks of this node's clock.
     tick_us: u64,
@@ -368,8 +370,7 @@ impl<C> Host<C> {
             } else {
                 PendingWrites::default()
             },
-            reads: BTreeMap::new(),
-            waiting_reads: Vec::new(),
+            reads: ReadQueue::default(),
             snapshot_every,
             tick_us,
             hosting: voters.contains(&id),
@@ -653,8 +654,7 @@ impl<C: SimCore> World<C> {
         // Their clients time out: the outcome is unknown (the node answers
         // `shutting-down`, or its connections drop).
         host.pending_writes.take_all();
-        host.reads.clear();
-        host.waiting_reads.clear();
+        host.reads.take_all();
         self.stats.crashes += 1;
         self.stats.unsynced_writes_lost += lost as u64;
         self.note(2, id.0, lost as u64, || {

@@ -200,7 +200,7 @@ impl<C: SimCore> World<C> {
             self.next_ctx += 1;
             let ctx = self.next_ctx;
             let result = core.read_index(ctx).map(|()| {
-                host.reads.insert(ctx, (client, op_id, key));
+                host.reads.issued(ctx, (client, op_id, key));
             });
             return (result, false);
         };

@@ -370,36 +370,22 @@ pub(super) fn apply_entry<C: SimCore>(
 /// refused ones are redirected.
 pub(super) fn answer_reads<C>(host: &mut Host<C>, reads: &[ReadOutcome], out: &mut Vec<Effect>) {
     for r in reads {
-        match *r {
-            ReadOutcome::Ready { ctx, index } => host.waiting_reads.push((index, ctx)),
-            ReadOutcome::Failed { ctx, error } => {
-                if let Some((client, op_id, _)) = host.reads.remove(&ctx) {
-                    out.push(Effect::Reply {
-                        client,
-                        op_id,
-                        reply: Reply::Redirect(error.leader),
-                    });
-                }
-            }
+        if let Some(((client, op_id, _), error)) = host.reads.outcome(*r) {
+            out.push(Effect::Reply {
+                client,
+                op_id,
+                reply: Reply::Redirect(error.leader),
+            });
         }
     }
-    let applied = host.applier.applied();
-    let mut still = Vec::new();
-    for (index, ctx) in std::mem::take(&mut host.waiting_reads) {
-        if index <= applied {
-            if let Some((client, op_id, key)) = host.reads.remove(&ctx) {
-                let value = host.applier.read(&clients::register_name(key));
-                out.push(Effect::Reply {
-                    client,
-                    op_id,
-                    reply: Reply::Ok(value),
-                });
-            }
-        } else {
-            still.push((index, ctx));
-        }
+    for (client, op_id, key) in host.reads.answerable(host.applier.applied()) {
+        let value = host.applier.read(&clients::register_name(key));
+        out.push(Effect::Reply {
+            client,
+            op_id,
+            reply: Reply::Ok(value),
+        });
     }
-    host.waiting_reads = still;
 }
 
 /// After a Ready: compact now and then.
