@@ -87,8 +87,9 @@ impl Outcome {
     }
 }
 
-/// How a [`Client`] behaves.
-#[derive(Clone, Debug)]
+/// How a [`Client`] behaves. Its `Debug` says whether a token is set,
+/// never the token.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Client addresses of the nodes (`host:port`).
     pub nodes: Vec<String>,
@@ -126,6 +127,22 @@ impl ClientConfig {
             retry_backoff: Duration::from_millis(50),
             shards: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("nodes", &self.nodes)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
+            .field("bind_ip", &self.bind_ip)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("shards", &self.shards)
+            .finish()
     }
 }
 
@@ -320,6 +337,19 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A config printed (a log line, a panic) never shows its token.
+    #[test]
+    fn a_client_config_never_prints_its_token() {
+        let mut c = ClientConfig::new(vec!["127.0.0.1:1".into()]);
+        c.auth_token = Some("s3cret-token-value".into());
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("<hidden>"),
+            "says a token is set: {printed}"
+        );
+    }
 
     /// A fake node: answers every request with `answer(request)`, counts them.
     async fn fake_node(
