@@ -145,7 +145,7 @@ pub fn cluster(n: usize, root: &Path, extra: &[&str]) -> Vec<NodeProc> {
 
 pub fn client_for(nodes: &[NodeProc], token: Option<&str>) -> Client {
     let mut cfg = ClientConfig::new(nodes.iter().map(|n| n.addr.to_string()).collect());
-    cfg.auth_token = token.map(str::to_string);
+    cfg.credentials.auth_token = token.map(str::to_string);
     cfg.timeout = Duration::from_secs(5);
     Client::new(cfg)
 }

@@ -87,16 +87,15 @@ impl Outcome {
     }
 }
 
-/// How a [`Client`] behaves. Its `Debug` says whether a token is set,
-/// never the token.
-#[derive(Clone)]
+/// How a [`Client`] behaves. Its `Debug` never shows the token or a key
+/// ([`Credentials`] hides them).
+#[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Client addresses of the nodes (`host:port`).
     pub nodes: Vec<String>,
-    /// Sent as the first line of every connection when set.
-    pub auth_token: Option<String>,
-    /// TLS to every node when set (ConnectOptions::tls).
-    pub tls: Option<crate::tls::ClientTls>,
+    /// The token (sent as the first line of every connection) and the TLS
+    /// identity every connection presents, when set.
+    pub credentials: Credentials,
     /// The source address of every connection, when set.
     pub bind_ip: Option<IpAddr>,
     /// How long one call may wait for its reply, redirects included.
@@ -118,8 +117,7 @@ impl ClientConfig {
     pub fn new(nodes: Vec<String>) -> ClientConfig {
         ClientConfig {
             nodes,
-            auth_token: None,
-            tls: None,
+            credentials: Credentials::none(),
             bind_ip: None,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
@@ -127,22 +125,6 @@ impl ClientConfig {
             retry_backoff: Duration::from_millis(50),
             shards: None,
         }
-    }
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("nodes", &self.nodes)
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "<hidden>"))
-            .field("tls", &self.tls)
-            .field("bind_ip", &self.bind_ip)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_attempts", &self.max_attempts)
-            .field("retry_backoff", &self.retry_backoff)
-            .field("shards", &self.shards)
-            .finish()
     }
 }
 
@@ -242,12 +224,10 @@ impl Client {
                 return Ok(c.clone());
             }
         }
-        let options = ConnectOptions {
-            auth_token: self.config.auth_token.clone(),
-            tls: self.config.tls.clone(),
-            bind_ip: self.config.bind_ip,
-            connect_timeout: self.config.connect_timeout,
-        };
+        let options = self
+            .config
+            .credentials
+            .options(self.config.bind_ip, self.config.connect_timeout);
         let c = Connection::connect(addr, &options).await?;
         conns.insert(addr.to_string(), c.clone());
         Ok(c)
@@ -342,11 +322,11 @@ mod tests {
     #[test]
     fn a_client_config_never_prints_its_token() {
         let mut c = ClientConfig::new(vec!["127.0.0.1:1".into()]);
-        c.auth_token = Some("s3cret-token-value".into());
+        c.credentials.auth_token = Some("s3cret-token-value".into());
         let printed = format!("{c:?}");
         assert!(!printed.contains("s3cret"), "{printed}");
         assert!(
-            printed.contains("<hidden>"),
+            printed.contains("auth: true"),
             "says a token is set: {printed}"
         );
     }
