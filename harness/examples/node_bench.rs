@@ -269,7 +269,7 @@ impl System {
             let ready = match self {
                 System::Faultline { nodes, tls } => {
                     let mut cfg = ClientConfig::new(nodes.clone());
-                    cfg.tls = tls.clone();
+                    cfg.credentials.tls = tls.clone();
                     let c = Client::new(cfg);
                     c.call(Op::Write {
                         key: "ready".into(),
@@ -345,7 +345,7 @@ async fn run_phase(
                 System::Faultline { nodes, tls } => {
                     let mut cfg = ClientConfig::new(nodes.clone());
                     cfg.timeout = Duration::from_secs(5);
-                    cfg.tls = tls.clone();
+                    cfg.credentials.tls = tls.clone();
                     Conn::F(Client::new(cfg))
                 }
                 System::Etcd { .. } => Conn::E(
