@@ -28,17 +28,16 @@ use serde_json::{json, Value};
 
 use super::applier::{Applier, Outcome};
 use super::clock::NodeClock;
+use super::compaction::{self, CompactionPolicy, SnapshotStore};
 use super::config::NodeConfig;
 use super::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps};
-use super::pending_writes::PendingWrites;
-use super::read_queue::ReadQueue;
+use super::requests::{self, GroupRequests, LandedWrite, Request};
 use crate::bug::Bug;
 use crate::consensus::{
     Consensus, Entry, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role,
     Snapshot, SoftState, Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
-use crate::state::{Applied, Command};
 use crate::storage::{GroupStorage, StorageError};
 use crate::transport::Transport;
 
@@ -58,6 +57,8 @@ struct PendingWrite {
     reply: ReplySink,
 }
 
+impl LandedWrite for PendingWrite {}
+
 #[derive(Debug)]
 struct PendingRead {
     id: Option<u64>,
@@ -75,20 +76,21 @@ pub struct Group {
     /// The state machine, the applied index and the leader's lease timers
     /// (sans IO, shared with the simulator).
     applier: Applier,
+    /// The index the last snapshot covers.
     last_snapshot: LogIndex,
-    snapshot_every_entries: u64,
+    compaction: CompactionPolicy,
     request_timeout: std::time::Duration,
     peers: BTreeMap<NodeId, SocketAddr>,
     bugs: Vec<Bug>,
     consensus_name: &'static str,
 
-    pending_writes: PendingWrites<PendingWrite>,
+    /// Writes proposed and read batches issued, not yet answered (the
+    /// request path shared with the simulator).
+    requests: GroupRequests<PendingWrite, Vec<PendingRead>>,
     /// Readys waiting for their write to be durable, oldest first.
     held: HeldReadys,
     /// Reads received since the last `read_index`: issued together.
     read_batch: Vec<PendingRead>,
-    /// Read batches between `read_index` and their answer.
-    reads: ReadQueue<Vec<PendingRead>>,
     next_read_ctx: u64,
 
     role: Role,
@@ -130,15 +132,14 @@ impl Group {
             storage,
             applier,
             last_snapshot: applied,
-            snapshot_every_entries: cfg.snapshot_every_entries.max(1),
+            compaction: CompactionPolicy::every(cfg.snapshot_every_entries),
             request_timeout: cfg.request_timeout,
             peers: cfg.peers.clone(),
             bugs: cfg.bugs.clone(),
             consensus_name: cfg.consensus.name(),
-            pending_writes: PendingWrites::default(),
+            requests: GroupRequests::default(),
             held: HeldReadys::new(),
             read_batch: Vec::new(),
-            reads: ReadQueue::default(),
             next_read_ctx: 1,
             role: status.role,
             term: status.term,
@@ -161,12 +162,7 @@ impl Group {
     /// over, or left) can only send the client back here.
     fn not_leader(&self, id: Option<u64>, e: NotLeader) -> Reply {
         let membership = self.core.status().membership;
-        let config_known = !membership.voters.is_empty() || membership.is_joint();
-        let hint = e
-            .leader
-            .or(self.leader)
-            .filter(|l| *l != self.node)
-            .filter(|l| !config_known || membership.contains(*l));
+        let hint = requests::leader_hint(e, self.leader, self.node, &membership);
         Reply::not_leader(id, self.addr_of(hint))
     }
 
@@ -183,12 +179,14 @@ impl Group {
             .fire_lease_timers(clock.now_ms(), |cmd| core.propose(cmd).is_ok());
     }
 
-    /// Take a client request for this group.
+    /// Take a client request for this group: a read joins the next
+    /// ReadIndex batch; a command is proposed (what each op is:
+    /// [`requests::route`]).
     pub fn handle(&mut self, req: ClientOp, now: Instant) {
         let ClientOp { id, op, reply } = req;
         let deadline = now + self.request_timeout;
-        let cmd = match op {
-            Op::Read { key } => {
+        let command = match requests::route(op, id, &self.applier) {
+            Request::Read { key } => {
                 self.read_batch.push(PendingRead {
                     id,
                     key,
@@ -197,12 +195,12 @@ impl Group {
                 });
                 return;
             }
-            Op::Status => {
+            Request::Status => {
                 let _ = reply.send(self.status_reply(id));
                 return;
             }
-            Op::TransferLeader { to, .. } => {
-                let r = match self.core.transfer_leader(NodeId(to)) {
+            Request::TransferLeader { to } => {
+                let r = match self.core.transfer_leader(to) {
                     Ok(()) => Reply::ok(id),
                     Err(crate::consensus::TransferError::NotLeader(e)) => self.not_leader(id, e),
                     Err(e) => Reply::bad_request(id, e.to_string()),
@@ -210,64 +208,18 @@ impl Group {
                 let _ = reply.send(r);
                 return;
             }
-            Op::Write { key, value } => Command::Write { key, value },
-            Op::Cas { key, from, to } => Command::Cas { key, from, to },
-            Op::Append { key, value } => Command::Append { key, value },
-            Op::Add { key, delta } => Command::Add { key, delta },
-            Op::Txn { mops } => {
-                if let Err(reason) = crate::state::txn::validate(&mops) {
-                    let _ = reply.send(Reply::bad_request(id, reason));
-                    return;
-                }
-                if let Some(answer) = self.applier.planted_local_txn(&mops) {
-                    let _ = reply.send(match answer {
-                        Ok(results) => applied_reply(id, Applied::Value(results)),
-                        Err(reason) => Reply::bad_request(id, reason),
-                    });
-                    return;
-                }
-                Command::Txn { mops }
-            }
-            Op::Acquire {
-                lock,
-                owner,
-                ttl_ms,
-            } => Command::Acquire {
-                lock,
-                owner,
-                ttl_ms,
-            },
-            Op::Renew {
-                lock,
-                owner,
-                token,
-                ttl_ms,
-            } => Command::Renew {
-                lock,
-                owner,
-                token,
-                ttl_ms,
-            },
-            Op::Release { lock, owner, token } => Command::Release { lock, owner, token },
-            Op::FencedWrite { key, value, token } => Command::FencedWrite { key, value, token },
-            other => {
-                let _ = reply.send(Reply::bad_request(
-                    id,
-                    format!("`{}` is not a group operation", other.name()),
-                ));
+            Request::Answered(answer) => {
+                let _ = reply.send(answer);
                 return;
             }
+            Request::Propose(command) => command,
         };
-        match self.core.propose(cmd.encode()) {
-            Ok(p) => {
-                // An older write this node proposed at the same index stays
-                // pending: its entry is gone from our log, not from others'.
-                self.pending_writes
-                    .insert(p.index, p.term, deadline, PendingWrite { id, reply });
-            }
-            Err(e) => {
-                let _ = reply.send(self.not_leader(id, e));
-            }
+        let write = PendingWrite { id, reply };
+        if let Err((write, e)) = self
+            .requests
+            .propose(&mut *self.core, &command, deadline, write)
+        {
+            let _ = write.reply.send(self.not_leader(id, e));
         }
     }
 
@@ -279,12 +231,9 @@ impl Group {
         let batch = std::mem::take(&mut self.read_batch);
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
-        match self.core.read_index(ctx) {
-            Ok(()) => self.reads.issued(ctx, batch),
-            Err(e) => {
-                for r in batch {
-                    let _ = r.reply.send(self.not_leader(r.id, e));
-                }
+        if let Err((batch, e)) = self.requests.read(&mut *self.core, ctx, batch) {
+            for r in batch {
+                let _ = r.reply.send(self.not_leader(r.id, e));
             }
         }
     }
@@ -397,16 +346,14 @@ impl Group {
     }
 
     /// Apply one committed entry and answer the writes proposed at its
-    /// index ([`PendingWrites::settle`]).
+    /// index ([`GroupRequests::apply`]).
     fn apply_committed(&mut self, entry: Entry, clock: &NodeClock) {
-        let outcome = match self.applier.apply(&entry, clock.now_ms()) {
-            Outcome::Applied(applied) => Some(applied),
-            Outcome::Undecodable(err) => {
-                tracing::error!(group = %self.id, index = entry.index.0, error = %err, "committed entry is not a command; skipped");
-                None
-            }
-            Outcome::NotACommand => None,
-        };
+        let applied = self
+            .requests
+            .apply(&mut self.applier, &entry, clock.now_ms());
+        if let Outcome::Undecodable(err) = &applied.outcome {
+            tracing::error!(group = %self.id, index = entry.index.0, error = %err, "committed entry is not a command; skipped");
+        }
         if let EntryKind::ConfigChange(m) = &entry.kind {
             // A committed simple configuration without this node
             // ends its part in the group; a later one with it (a
@@ -417,15 +364,10 @@ impl Group {
             }
             self.removed = removed;
         }
-        let settled = self.pending_writes.settle(entry.index, entry.term);
-        if let Some(p) = settled.ours {
-            let reply = match outcome {
-                Some(a) => applied_reply(p.id, a),
-                None => Reply::bad_request(p.id, "entry did not decode"),
-            };
-            let _ = p.reply.send(reply);
+        if let Some(p) = applied.ours {
+            let _ = p.reply.send(requests::outcome_reply(p.id, applied.outcome));
         }
-        for p in settled.lost {
+        for p in applied.lost {
             // Another term's entry committed at the index: ours never will.
             let _ = p
                 .reply
@@ -433,13 +375,19 @@ impl Group {
         }
     }
 
-    /// A ReadIndex round ended: its reads wait for their index to be
-    /// applied, or fail.
-    fn read_outcome(&mut self, read: ReadOutcome) {
-        if let Some((batch, error)) = self.reads.outcome(read) {
+    /// ReadIndex rounds ended: failed reads are answered `not-leader`,
+    /// reads whose index is applied are answered from the state machine.
+    fn reads_ended(&mut self, outcomes: Vec<ReadOutcome>) {
+        let ended = self.requests.reads_ended(outcomes, self.applier.applied());
+        for (batch, error) in ended.failed {
             for p in batch {
                 let _ = p.reply.send(self.not_leader(p.id, error));
             }
+        }
+        for p in ended.answerable.into_iter().flatten() {
+            let _ = p
+                .reply
+                .send(Reply::ok(p.id).with("value", self.applier.read(&p.key)));
         }
     }
 
@@ -479,31 +427,21 @@ impl Group {
         self.last_snapshot = snap.meta.index;
         tracing::info!(group = %self.id, index = snap.meta.index.0, bytes = snap.data.len(), "installed a snapshot from the leader");
         // Proposals the snapshot covers: we cannot tell whether they were ours.
-        for p in self.pending_writes.take_through(snap.meta.index) {
+        for p in self.requests.snapshot_installed(snap.meta.index) {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
         Ok(())
     }
 
-    fn answer_ready_reads(&mut self) {
-        for batch in self.reads.answerable(self.applier.applied()) {
-            for p in batch {
-                let _ = p
-                    .reply
-                    .send(Reply::ok(p.id).with("value", self.applier.read(&p.key)));
-            }
-        }
-    }
-
     /// Answer requests whose deadline passed with `timeout` (not definite).
     pub fn expire_requests(&mut self, now: Instant) {
-        for p in self.pending_writes.take_expired(now) {
+        for p in self.requests.expired_writes(now) {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
         // Reads change nothing: a late read is safely answered `timeout` too.
         let late = self
-            .reads
-            .take_late(|b| b.first().is_some_and(|p| p.deadline <= now));
+            .requests
+            .late_reads(|b| b.first().is_some_and(|p| p.deadline <= now));
         for p in late.into_iter().flatten() {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
@@ -511,12 +449,13 @@ impl Group {
 
     /// Everything still waiting gets `shutting-down` (not definite).
     pub fn shut_down(&mut self) {
-        for p in self.pending_writes.take_all() {
+        let (writes, read_batches) = self.requests.take_all();
+        for p in writes {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
         }
         let reads = std::mem::take(&mut self.read_batch)
             .into_iter()
-            .chain(self.reads.take_all().into_iter().flatten());
+            .chain(read_batches.into_iter().flatten());
         for p in reads {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
         }
@@ -575,7 +514,10 @@ impl Group {
     /// Compact if enough entries were applied since the last snapshot;
     /// whether it did (the rewrite made every held write durable).
     fn maybe_compact(&mut self) -> Result<bool, StorageError> {
-        if self.applier.applied().0 < self.last_snapshot.0 + self.snapshot_every_entries {
+        if !self
+            .compaction
+            .due(self.applier.applied(), self.last_snapshot)
+        {
             return Ok(false);
         }
         self.take_snapshot()?;
@@ -584,13 +526,8 @@ impl Group {
 
     /// Snapshot the state machine at the applied index and compact the log.
     fn take_snapshot(&mut self) -> Result<(), StorageError> {
-        let data = self.applier.snapshot();
-        match self
-            .core
-            .snapshot_taken(self.applier.applied(), data.clone())
-        {
-            Ok(meta) => {
-                self.storage.compact(&Snapshot { meta, data })?;
+        match compaction::take_snapshot(&mut *self.core, &self.applier, &mut self.storage)? {
+            Ok(_) => {
                 self.last_snapshot = self.applier.applied();
                 tracing::info!(group = %self.id, index = self.applier.applied().0, "snapshot taken; log compacted");
             }
@@ -666,7 +603,6 @@ impl Group {
     }
 }
 
-/// The reply for an applied command.
 /// The node's way of carrying out each step of the ordering rule.
 struct NodeSteps<'a> {
     group: &'a mut Group,
@@ -695,10 +631,7 @@ impl ReadySteps for NodeSteps<'_> {
     }
 
     fn reads(&mut self, reads: Vec<ReadOutcome>) {
-        for read in reads {
-            self.group.read_outcome(read);
-        }
-        self.group.answer_ready_reads();
+        self.group.reads_ended(reads);
     }
 
     fn role_changed(&mut self, soft_state: SoftState) {
@@ -706,22 +639,12 @@ impl ReadySteps for NodeSteps<'_> {
     }
 }
 
-fn applied_reply(id: Option<u64>, a: Applied) -> Reply {
-    match a {
-        Applied::Ok => Reply::ok(id),
-        Applied::Value(v) => Reply::ok(id).with("value", v),
-        Applied::Token(t) => Reply::ok(id).with("token", t),
-        Applied::CasMismatch { current } => {
-            Reply::error(id, ErrorCode::CasMismatch).with("value", current)
-        }
-        Applied::LockHeld { holder } => {
-            Reply::error(id, ErrorCode::LockHeld).with("holder", holder)
-        }
-        Applied::NotHolder => Reply::error(id, ErrorCode::NotHolder),
-        Applied::StaleToken { highest } => {
-            Reply::error(id, ErrorCode::StaleToken).with("token", highest)
-        }
-        Applied::BadRequest(reason) => Reply::bad_request(id, reason),
+/// The node's WAL directory keeps its snapshots.
+impl SnapshotStore for GroupStorage {
+    type Error = StorageError;
+
+    fn compact(&mut self, snapshot: Snapshot) -> Result<(), StorageError> {
+        GroupStorage::compact(self, &snapshot)
     }
 }
 
@@ -732,6 +655,7 @@ mod tests {
         Entry, HardState, Proposal, SnapshotError, SnapshotMeta, Status, StepError, TransferError,
     };
     use crate::server::reply_sink::OwedReply;
+    use crate::state::Command;
     use crate::storage::GroupStorage;
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};

@@ -28,6 +28,7 @@ pub mod access;
 pub mod applier;
 pub mod audit;
 pub mod clock;
+pub mod compaction;
 pub mod config;
 pub mod connection;
 pub mod core_loop;
@@ -38,6 +39,7 @@ pub mod ordering;
 pub mod pending_writes;
 pub mod read_queue;
 pub mod reply_sink;
+pub mod requests;
 pub mod shard_map;
 
 pub use clock::NodeClock;

@@ -1,4 +1,4 @@
-//! The simulator's client operations, as the node's own [`Command`]s.
+//! The simulator's client operations, as the node's own requests ([`Op`]).
 //!
 //! Register clients run read / write / cas on integer registers (keys
 //! `r0`, `r1`, …; reads through ReadIndex, the rest through the log). Lock
@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::rng::SimRng;
+use crate::protocol::Op;
 use crate::state::txn::{MicroOp, MicroOpKind};
-use crate::state::Command;
 
 /// The lease a lock client asks for, in virtual milliseconds.
 pub const LEASE_TTL_MS: u64 = 800;
@@ -147,46 +147,49 @@ impl OpKind {
         }
     }
 
-    /// The node's command for this op on history key `key` (None: a read,
-    /// which goes through ReadIndex, not the log).
-    pub fn command(&self, key: u64, owner: &str) -> Option<Command> {
+    /// The node's request for this op on history key `key`, as a client
+    /// sends it on the wire (the node's request path,
+    /// [`crate::server::requests::route`], makes it a read or a command).
+    pub fn request(&self, key: u64, owner: &str) -> Op {
         let owner = owner.to_string();
-        Some(match self {
-            OpKind::Read => return None,
-            OpKind::Write(v) => Command::Write {
+        match self {
+            OpKind::Read => Op::Read {
+                key: register_name(key),
+            },
+            OpKind::Write(v) => Op::Write {
                 key: register_name(key),
                 value: Value::from(*v),
             },
-            OpKind::Cas(from, to) => Command::Cas {
+            OpKind::Cas(from, to) => Op::Cas {
                 key: register_name(key),
                 from: Value::from(*from),
                 to: Value::from(*to),
             },
-            OpKind::Acquire => Command::Acquire {
+            OpKind::Acquire => Op::Acquire {
                 lock: LOCK_NAME.into(),
                 owner,
                 ttl_ms: LEASE_TTL_MS,
             },
-            OpKind::Renew { token } => Command::Renew {
+            OpKind::Renew { token } => Op::Renew {
                 lock: LOCK_NAME.into(),
                 owner,
                 token: *token,
                 ttl_ms: LEASE_TTL_MS,
             },
-            OpKind::Release { token } => Command::Release {
+            OpKind::Release { token } => Op::Release {
                 lock: LOCK_NAME.into(),
                 owner,
                 token: *token,
             },
-            OpKind::FencedWrite { token, value } => Command::FencedWrite {
+            OpKind::FencedWrite { token, value } => Op::FencedWrite {
                 key: RESOURCE_NAME.into(),
                 value: Value::from(*value),
                 token: *token,
             },
-            OpKind::Txn(mops) => Command::Txn {
+            OpKind::Txn(mops) => Op::Txn {
                 mops: mops.iter().map(TxnMop::command).collect(),
             },
-        })
+        }
     }
 }
 

@@ -184,8 +184,7 @@ impl<C: SimCore> World<C> {
         host.applier = fresh_applier(&self.opts.bugs);
         // Their clients time out: the outcome is unknown (the node answers
         // `shutting-down`, or its connections drop).
-        host.pending_writes.take_all();
-        host.reads.take_all();
+        host.requests.take_all();
         host.hosting = false;
         host.seed_voters = Vec::new();
         host.member_from = LogIndex(0);

@@ -88,16 +88,35 @@ use crate::consensus::{
     Snapshot, SoftState, Term, TICK_INTERVAL_MS,
 };
 use crate::server::applier::{Applier, Outcome};
+use crate::server::compaction::CompactionPolicy;
 use crate::server::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps, Release};
 use crate::server::pending_writes::PendingWrites;
-use crate::server::read_queue::ReadQueue;
-use crate::state::{Applied, Command};
+use crate::server::requests::{GroupRequests, LandedWrite};
+use crate::state::Command;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Reply {
     Redirect(Option<NodeId>),
     Ok(Value),
     Fail(&'static str),
+}
+
+impl Reply {
+    /// What a client makes of the node's answer on the wire: `ok` with
+    /// its value (or token), or `fail` with its error code.
+    fn from_wire(reply: &crate::protocol::Reply) -> Reply {
+        if reply.ok {
+            let answer = reply
+                .fields
+                .get("value")
+                .or_else(|| reply.fields.get("token"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            Reply::Ok(answer)
+        } else {
+            Reply::Fail(reply.error.map_or("unknown", |code| code.as_str()))
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -176,6 +195,12 @@ struct SimWrite {
     command_hash: u64,
 }
 
+impl LandedWrite for SimWrite {
+    fn landed(&mut self, proposal: crate::consensus::Proposal) {
+        self.at = (proposal.index, proposal.term);
+    }
+}
+
 struct Client {
     process: u64,
     leader_hint: Option<NodeId>,
@@ -198,13 +223,12 @@ struct Host<C> {
     /// Readys whose messages wait for their write to be durable.
     held: HeldReadys,
     last_sync_us: u64,
-    /// Client writes proposed here and not answered: the node's own
-    /// table ([`PendingWrites`]), deadlines in virtual µs.
-    pending_writes: PendingWrites<SimWrite, u64>,
-    /// Reads between ReadIndex and their answer, as the node keeps them
-    /// ([`ReadQueue`]): (client, op id, register key).
-    reads: ReadQueue<(usize, u64, u64)>,
-    snapshot_every: u64,
+    /// Client writes proposed here and reads between ReadIndex and their
+    /// answer, through the node's own request path ([`GroupRequests`]):
+    /// deadlines in virtual µs, reads as (client, op id, register key).
+    requests: GroupRequests<SimWrite, (usize, u64, u64), u64>,
+    /// When this node compacts (its threshold drawn from the seed).
+    compaction: CompactionPolicy,
     /// Virtual µs between two ticks of this node's clock.
     tick_us: u64,
     /// The node runs the group (a core, up or crashed); false before it
@@ -365,13 +389,12 @@ impl<C> Host<C> {
             applier: fresh_applier(&opts.bugs),
             held: HeldReadys::new(),
             last_sync_us: 0,
-            pending_writes: if opts.early_fail_bug {
+            requests: GroupRequests::new(if opts.early_fail_bug {
                 PendingWrites::planted_early_fail()
             } else {
                 PendingWrites::default()
-            },
-            reads: ReadQueue::default(),
-            snapshot_every,
+            }),
+            compaction: CompactionPolicy::every(snapshot_every),
             tick_us,
             hosting: voters.contains(&id),
             seed_voters: if voters.contains(&id) {
@@ -653,8 +676,7 @@ impl<C: SimCore> World<C> {
         host.held.clear();
         // Their clients time out: the outcome is unknown (the node answers
         // `shutting-down`, or its connections drop).
-        host.pending_writes.take_all();
-        host.reads.take_all();
+        host.requests.take_all();
         self.stats.crashes += 1;
         self.stats.unsynced_writes_lost += lost as u64;
         self.note(2, id.0, lost as u64, || {
@@ -713,7 +735,7 @@ impl<C: SimCore> World<C> {
             .fire_lease_timers(now_ms(self.now_us), |cmd| core.propose(cmd).is_ok());
         // Late writes: the node answers `timeout`; the client has
         // already recorded its own timeout (unknown) by then.
-        host.pending_writes.take_expired(self.now_us);
+        host.requests.expired_writes(self.now_us);
         let every = host.tick_us;
         self.note(3, id.0, 0, || format!("{id} tick"));
         self.schedule(every, Ev::Tick(id, inc));

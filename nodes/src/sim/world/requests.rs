@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::consensus::NotLeader;
+use crate::server::requests::{self, Request};
 
 impl<C: SimCore> World<C> {
     /// A client gives up on its operation: `info` if any attempt may have
@@ -148,24 +149,23 @@ impl<C: SimCore> World<C> {
             self.reply_soon(client, op_id, node, Reply::Redirect(None));
             return Ok(());
         }
-        let command = kind.command(key, &owner);
-        if let Some(Command::Txn { mops }) = &command {
-            // As the node asks before proposing (planted txn-follower-read).
-            if let Some(answer) = host.applier.planted_local_txn(mops) {
-                let reply = match answer {
-                    Ok(results) => Reply::Ok(results),
-                    Err(_) => Reply::Fail("bad-request"),
-                };
-                self.reply_soon(client, op_id, node, reply);
+        // The node's request path: a read, a command, or an answer at once
+        // (the planted txn-follower-read answers a txn locally).
+        let command = match requests::route(kind.request(key, &owner), None, &host.applier) {
+            Request::Read { .. } => None,
+            Request::Propose(command) => Some(command),
+            Request::Answered(answer) => {
+                self.reply_soon(client, op_id, node, Reply::from_wire(&answer));
                 return Ok(());
             }
-        }
+            Request::Status | Request::TransferLeader { .. } => {
+                panic!("the simulator's clients send neither status nor transfer-leader")
+            }
+        };
         let (result, reused_index) = self.submit(client, op_id, key, node, command);
         // Only with the planted early-fail bug: the writes a proposal at
         // their index failed at once, as the node did before issue 21.
-        let failed_early = self.hosts[Self::idx(node)]
-            .pending_writes
-            .take_failed_early();
+        let failed_early = self.hosts[Self::idx(node)].requests.take_failed_early();
         if reused_index {
             self.stats.writes_at_reused_index += 1;
             self.note(16, node.0, op_id, || {
@@ -182,9 +182,10 @@ impl<C: SimCore> World<C> {
         self.post_step(node)
     }
 
-    /// Hand an op to `node`'s core: a read through ReadIndex, anything
-    /// else proposed and noted in its pending-write table. Also says
-    /// whether the proposal landed at an index holding an older write.
+    /// Hand an op to `node`'s core through the node's request path
+    /// ([`GroupRequests`]): a read through ReadIndex, anything else
+    /// proposed and noted in its pending-write table. Also says whether
+    /// the proposal landed at an index holding an older write.
     fn submit(
         &mut self,
         client: usize,
@@ -199,29 +200,22 @@ impl<C: SimCore> World<C> {
         let Some(cmd) = command else {
             self.next_ctx += 1;
             let ctx = self.next_ctx;
-            let result = core.read_index(ctx).map(|()| {
-                host.reads.issued(ctx, (client, op_id, key));
-            });
+            let result = host
+                .requests
+                .read(core, ctx, (client, op_id, key))
+                .map_err(|(_, refused)| refused);
             return (result, false);
         };
-        let bytes = cmd.encode();
-        let command_hash = hash_bytes(&bytes);
-        let mut reused_index = false;
-        let result = core.propose(bytes).map(|p| {
-            reused_index = host.pending_writes.count_at(p.index) > 0;
-            host.pending_writes.insert(
-                p.index,
-                p.term,
-                deadline_us,
-                SimWrite {
-                    client,
-                    op_id,
-                    at: (p.index, p.term),
-                    command_hash,
-                },
-            );
-        });
-        (result, reused_index)
+        let write = SimWrite {
+            client,
+            op_id,
+            at: (LogIndex(0), Term(0)),
+            command_hash: hash_bytes(&cmd.encode()),
+        };
+        match host.requests.propose(core, &cmd, deadline_us, write) {
+            Ok(proposed) => (Ok(()), proposed.reused_index),
+            Err((_, refused)) => (Err(refused), false),
+        }
     }
 
     /// The planted early-fail bug failed these writes at once: noted for

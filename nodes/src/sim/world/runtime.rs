@@ -3,6 +3,8 @@
 //! (messages, syncs, replies, role and configuration changes) are carried out.
 
 use super::*;
+use crate::server::compaction::{self, SnapshotStore};
+use crate::server::requests::{self, AppliedEntry};
 
 impl<C: SimCore> World<C> {
     /// Drain the core's Readys, then check safety.
@@ -262,7 +264,7 @@ impl<C: SimCore> ReadySteps for SimSteps<'_, C> {
     }
 
     fn reads(&mut self, reads: Vec<ReadOutcome>) {
-        answer_reads(self.host, &reads, self.out);
+        answer_reads(self.host, reads, self.out);
     }
 
     fn role_changed(&mut self, soft_state: SoftState) {
@@ -323,14 +325,17 @@ pub(super) fn apply_entry<C: SimCore>(
         host.removed = removed_after(host.removed, id, host.member_from, e.index, m);
         host.removed_leader = host.removed && (was_leading || host.leading);
     }
-    let outcome = host.applier.apply(e, now_ms(now_us));
-    let settled = host.pending_writes.settle(e.index, e.term);
+    let AppliedEntry {
+        outcome,
+        ours,
+        lost,
+    } = host.requests.apply(&mut host.applier, e, now_ms(now_us));
     if let Some(SimWrite {
         client,
         op_id,
         command_hash,
         ..
-    }) = settled.ours
+    }) = ours
     {
         let EntryKind::Normal(bytes) = &e.kind else {
             panic!("the entry at our proposal's (index, term) is a command");
@@ -340,10 +345,11 @@ pub(super) fn apply_entry<C: SimCore>(
             command_hash,
             "the entry at our (index, term) is our command"
         );
-        let Outcome::Applied(applied) = outcome else {
-            panic!("our command applies: {outcome:?}");
-        };
-        let reply = reply_to(applied);
+        assert!(
+            matches!(outcome, Outcome::Applied(_)),
+            "our command applies: {outcome:?}"
+        );
+        let reply = Reply::from_wire(&requests::outcome_reply(None, outcome));
         out.push(Effect::Reply {
             client,
             op_id,
@@ -352,7 +358,7 @@ pub(super) fn apply_entry<C: SimCore>(
     }
     for SimWrite {
         client, op_id, at, ..
-    } in settled.lost
+    } in lost
     {
         // Another term's entry committed at the index: ours never will
         // (the node answers `not-leader`, definite).
@@ -368,17 +374,16 @@ pub(super) fn apply_entry<C: SimCore>(
 
 /// Step 4: reads the core confirmed wait until their index is applied;
 /// refused ones are redirected.
-pub(super) fn answer_reads<C>(host: &mut Host<C>, reads: &[ReadOutcome], out: &mut Vec<Effect>) {
-    for r in reads {
-        if let Some(((client, op_id, _), error)) = host.reads.outcome(*r) {
-            out.push(Effect::Reply {
-                client,
-                op_id,
-                reply: Reply::Redirect(error.leader),
-            });
-        }
+pub(super) fn answer_reads<C>(host: &mut Host<C>, reads: Vec<ReadOutcome>, out: &mut Vec<Effect>) {
+    let ended = host.requests.reads_ended(reads, host.applier.applied());
+    for ((client, op_id, _), error) in ended.failed {
+        out.push(Effect::Reply {
+            client,
+            op_id,
+            reply: Reply::Redirect(error.leader),
+        });
     }
-    for (client, op_id, key) in host.reads.answerable(host.applier.applied()) {
+    for (client, op_id, key) in ended.answerable {
         let value = host.applier.read(&clients::register_name(key));
         out.push(Effect::Reply {
             client,
@@ -388,7 +393,9 @@ pub(super) fn answer_reads<C>(host: &mut Host<C>, reads: &[ReadOutcome], out: &m
     }
 }
 
-/// After a Ready: compact now and then.
+/// After a Ready: compact when the node's policy says so
+/// ([`CompactionPolicy`], the threshold drawn per node from the seed),
+/// counted from the core's snapshot.
 pub(super) fn compact_now_and_then<C: SimCore>(
     host: &mut Host<C>,
     no_fsync: bool,
@@ -398,16 +405,39 @@ pub(super) fn compact_now_and_then<C: SimCore>(
     let Some(core) = host.core.as_mut() else {
         return;
     };
-    let snap_index = core.status().snapshot_index;
-    if applied.0 >= snap_index.0 + host.snapshot_every {
-        let data = host.applier.snapshot();
-        let meta = core
-            .snapshot_taken(applied, data.clone())
-            .expect("the applied index can be snapshotted");
-        let seq = host.storage.write(Write::Compact(Snapshot { meta, data }));
-        if !no_fsync {
-            out.push(Effect::Sync(seq));
+    if !host.compaction.due(applied, core.status().snapshot_index) {
+        return;
+    }
+    let mut disk = SimSnapshots {
+        storage: &mut host.storage,
+        no_fsync,
+        out,
+    };
+    match compaction::take_snapshot(core, &host.applier, &mut disk) {
+        Ok(taken) => {
+            taken.expect("the applied index can be snapshotted");
         }
+        Err(never) => match never {},
+    }
+}
+
+/// The simulated disk keeps a node's snapshot: the compaction is one write,
+/// synced like any other (but with the no-fsync bug).
+struct SimSnapshots<'a> {
+    storage: &'a mut SimStorage,
+    no_fsync: bool,
+    out: &'a mut Vec<Effect>,
+}
+
+impl SnapshotStore for SimSnapshots<'_> {
+    type Error = std::convert::Infallible;
+
+    fn compact(&mut self, snapshot: Snapshot) -> Result<(), Self::Error> {
+        let seq = self.storage.write(Write::Compact(snapshot));
+        if !self.no_fsync {
+            self.out.push(Effect::Sync(seq));
+        }
+        Ok(())
     }
 }
 
@@ -417,7 +447,7 @@ pub(super) fn restore<C>(host: &mut Host<C>, s: &Snapshot) -> Result<(), Violati
         .expect("snapshots come from the node's state machine");
     // Proposals the snapshot covers have an unknown outcome here (the node
     // answers them `timeout`).
-    host.pending_writes.take_through(s.meta.index);
+    host.requests.snapshot_installed(s.meta.index);
     Ok(())
 }
 
@@ -442,19 +472,4 @@ pub(super) fn hash_bytes(bytes: &[u8]) -> u64 {
     }
     h.u64(bytes.len() as u64);
     h.finish()
-}
-
-/// The node's answer to a client whose command applied, as the simulator's
-/// clients see it (the node's `applied_reply`, without the wire).
-pub(super) fn reply_to(applied: Applied) -> Reply {
-    match applied {
-        Applied::Ok => Reply::Ok(Value::Null),
-        Applied::Value(v) => Reply::Ok(v),
-        Applied::Token(t) => Reply::Ok(Value::from(t)),
-        Applied::CasMismatch { .. } => Reply::Fail("cas-mismatch"),
-        Applied::LockHeld { .. } => Reply::Fail("lock-held"),
-        Applied::NotHolder => Reply::Fail("not-holder"),
-        Applied::StaleToken { .. } => Reply::Fail("stale-token"),
-        Applied::BadRequest(_) => Reply::Fail("bad-request"),
-    }
 }
