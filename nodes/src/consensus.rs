@@ -607,6 +607,17 @@ pub struct CoreConfig {
 }
 
 impl CoreConfig {
+    /// A message from this core to `to` in its group.
+    pub fn message(&self, to: NodeId, payload: Payload) -> Message {
+        assert_ne!(to, self.id, "a core never messages itself");
+        Message {
+            group: self.group,
+            from: self.id,
+            to,
+            payload,
+        }
+    }
+
     /// Defaults for a group: 150–300 ms elections, 50 ms heartbeats.
     pub fn new(id: NodeId, group: GroupId, voters: Vec<NodeId>) -> CoreConfig {
         CoreConfig {

@@ -11,6 +11,7 @@
 pub mod bug;
 pub mod client;
 pub mod consensus;
+pub mod election_timer;
 pub mod paxos;
 pub mod protocol;
 pub mod quorum;

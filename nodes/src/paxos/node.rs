@@ -33,6 +33,7 @@ use crate::consensus::{
     MembershipError, Message, NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered,
     Role, Snapshot, SnapshotError, SnapshotMeta, SoftState, Status, StepError, Term, TransferError,
 };
+use crate::election_timer::{in_lease, ElectionTimer};
 
 use crate::quorum::Majority;
 use crate::snapshot_transfer::{ChunkOutcome, SnapshotAssembly, SnapshotChunk, SnapshotSender};
@@ -307,7 +308,7 @@ struct Unpersisted {
 #[derive(Debug)]
 pub struct PaxosNode {
     cfg: CoreConfig,
-    rng_state: u64,
+    election_timer: ElectionTimer,
 
     /// The highest ballot promised (persisted as `HardState::term`).
     promised: Ballot,
@@ -322,7 +323,6 @@ pub struct PaxosNode {
     agreed: LogIndex,
 
     election_elapsed_ticks: u64,
-    randomized_timeout_ticks: u64,
     heartbeat_elapsed_ticks: u64,
     now_ticks: u64,
     /// Leader stickiness right after a restart: we may have promised a
@@ -391,7 +391,7 @@ impl PaxosNode {
             leader: None,
         };
         let mut node = PaxosNode {
-            rng_state: cfg.seed ^ 0x5DEE_CE66_D1CE_4E5B,
+            election_timer: ElectionTimer::new(cfg.seed, 0x5DEE_CE66_D1CE_4E5B),
             cfg,
             promised,
             max_seen: promised,
@@ -401,7 +401,6 @@ impl PaxosNode {
             agreed: log.commit(),
             log,
             election_elapsed_ticks: 0,
-            randomized_timeout_ticks: 0,
             heartbeat_elapsed_ticks: 0,
             now_ticks: 0,
             fresh: true,
@@ -632,29 +631,18 @@ impl PaxosNode {
         true
     }
 
-    fn next_random(&mut self) -> u64 {
-        crate::splitmix::splitmix64(&mut self.rng_state)
-    }
-
     fn reset_randomized_timeout(&mut self) {
-        let random = self.next_random();
-        self.randomized_timeout_ticks = self.cfg.randomized_timeout_ticks(random);
+        self.election_timer.reset(&self.cfg);
     }
 
     fn send(&mut self, to: NodeId, msg: PaxosMessage) {
-        assert_ne!(to, self.cfg.id, "a core never messages itself");
-        self.msgs.push(Message {
-            group: self.cfg.group,
-            from: self.cfg.id,
-            to,
-            payload: Payload::Paxos(msg),
-        });
+        let message = self.cfg.message(to, Payload::Paxos(msg));
+        self.msgs.push(message);
     }
 
     fn in_lease(&self) -> bool {
-        self.cfg.check_quorum
-            && (self.leader.is_some() || self.fresh)
-            && self.election_elapsed_ticks < self.cfg.election_timeout_ticks
+        let knows_leader = self.leader.is_some() || self.fresh;
+        in_lease(&self.cfg, knows_leader, self.election_elapsed_ticks)
     }
 
     fn see(&mut self, b: Ballot) {
@@ -2114,7 +2102,7 @@ impl Consensus for PaxosNode {
             if self.election_elapsed_ticks >= self.cfg.election_timeout_ticks {
                 self.fresh = false;
             }
-            if self.election_elapsed_ticks >= self.randomized_timeout_ticks {
+            if self.election_elapsed_ticks >= self.election_timer.timeout_ticks() {
                 if self.role == Role::Candidate
                     && self
                         .round

@@ -100,6 +100,7 @@ use crate::consensus::{
     MembershipError, Message, NodeId, NotLeader, Payload, Proposal, ReadOutcome, Ready, Recovered,
     Role, SnapshotError, SnapshotMeta, SoftState, Status, StepError, Term, TransferError,
 };
+use crate::election_timer::{in_lease, ElectionTimer};
 
 use crate::quorum::{Joint, VoteResult};
 use crate::snapshot_transfer::{ChunkOutcome, SnapshotAssembly, SnapshotChunk, SnapshotSender};
@@ -132,7 +133,7 @@ struct PendingRead {
 #[derive(Debug)]
 pub struct RaftNode {
     cfg: CoreConfig,
-    rng_state: u64,
+    election_timer: ElectionTimer,
 
     term: Term,
     vote: Option<NodeId>,
@@ -143,7 +144,6 @@ pub struct RaftNode {
     /// Ticks since we last heard from a leader (follower), or since the
     /// last check-quorum (leader).
     election_elapsed_ticks: u64,
-    randomized_timeout_ticks: u64,
     heartbeat_elapsed_ticks: u64,
     now_ticks: u64,
     /// Leader stickiness applies right after a restart too: we may have
@@ -256,7 +256,7 @@ impl RaftNode {
             leader: None,
         };
         let mut node = RaftNode {
-            rng_state: cfg.seed ^ 0x9E37_79B9_7F4A_7C15,
+            election_timer: ElectionTimer::new(cfg.seed, 0x9E37_79B9_7F4A_7C15),
             cfg,
             term: hs.term,
             vote: hs.vote,
@@ -264,7 +264,6 @@ impl RaftNode {
             leader: None,
             log,
             election_elapsed_ticks: 0,
-            randomized_timeout_ticks: 0,
             heartbeat_elapsed_ticks: 0,
             now_ticks: 0,
             fresh: true,
@@ -592,29 +591,18 @@ impl RaftNode {
         }
     }
 
-    fn next_random(&mut self) -> u64 {
-        crate::splitmix::splitmix64(&mut self.rng_state)
-    }
-
     fn reset_randomized_timeout(&mut self) {
-        let random = self.next_random();
-        self.randomized_timeout_ticks = self.cfg.randomized_timeout_ticks(random);
+        self.election_timer.reset(&self.cfg);
     }
 
     fn send(&mut self, to: NodeId, msg: RaftMessage) {
-        assert_ne!(to, self.cfg.id, "a core never messages itself");
-        self.msgs.push(Message {
-            group: self.cfg.group,
-            from: self.cfg.id,
-            to,
-            payload: Payload::Raft(msg),
-        });
+        let message = self.cfg.message(to, Payload::Raft(msg));
+        self.msgs.push(message);
     }
 
     fn in_lease(&self) -> bool {
-        self.cfg.check_quorum
-            && (self.leader.is_some() || self.fresh)
-            && self.election_elapsed_ticks < self.cfg.election_timeout_ticks
+        let knows_leader = self.leader.is_some() || self.fresh;
+        in_lease(&self.cfg, knows_leader, self.election_elapsed_ticks)
     }
 
     // ----- role changes -----
@@ -1575,7 +1563,9 @@ impl Consensus for RaftNode {
             // A node that may not campaign keeps counting: past an election
             // timeout without a leader it is out of the leader's lease and
             // grants the votes it may grant.
-            if self.election_elapsed_ticks >= self.randomized_timeout_ticks && self.promotable() {
+            if self.election_elapsed_ticks >= self.election_timer.timeout_ticks()
+                && self.promotable()
+            {
                 self.election_elapsed_ticks = 0;
                 let kind = if self.cfg.pre_vote {
                     Campaign::PreVote
