@@ -241,22 +241,7 @@ fn planted_spin_replay() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    for seed in [3, 17, 99] {
-        let a = sim::run::<RaftNode>(&SimOptions::new(seed));
-        let b = sim::run::<RaftNode>(&SimOptions::new(seed));
-        assert_eq!(
-            a.trace_hash, b.trace_hash,
-            "seed {seed} replays differently"
-        );
-        assert_eq!(a.history, b.history, "seed {seed}: histories differ");
-        assert_eq!(a.stats, b.stats);
-    }
-    let a = sim::run::<RaftNode>(&SimOptions::new(1));
-    let b = sim::run::<RaftNode>(&SimOptions::new(2));
-    assert_ne!(
-        a.trace_hash, b.trace_hash,
-        "different seeds must give different traces"
-    );
+    sim_common::the_same_seed_gives_the_same_trace::<RaftNode>();
 }
 
 #[test]
@@ -280,12 +265,7 @@ fn lease_reads_hold_without_clock_drift() {
 
 #[test]
 fn stale_read_bug_is_caught() {
-    let f = sim_common::bug_is_caught::<RaftNode>(Bug::StaleRead, 50);
-    assert!(
-        f.what.contains("linearizability"),
-        "a stale read is a linearizability violation, got: {}",
-        f.what
-    );
+    sim_common::stale_read_is_caught_as_a_linearizability_failure::<RaftNode>();
 }
 
 /// Proof of power for the membership sweep: cores that skip the joint phase

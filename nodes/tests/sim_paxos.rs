@@ -25,7 +25,7 @@ mod sim_common;
 
 use faultline_nodes::bug::Bug;
 use faultline_nodes::paxos::PaxosNode;
-use faultline_nodes::sim::{self, SimOptions, SimOutcome};
+use faultline_nodes::sim::{SimOptions, SimOutcome};
 use sim_common::sweep::{sweep, OnFailure};
 use sim_common::{Failure, Swept};
 
@@ -211,22 +211,7 @@ fn replay() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    for seed in [3, 17, 99] {
-        let a = sim::run::<PaxosNode>(&SimOptions::new(seed));
-        let b = sim::run::<PaxosNode>(&SimOptions::new(seed));
-        assert_eq!(
-            a.trace_hash, b.trace_hash,
-            "seed {seed} replays differently"
-        );
-        assert_eq!(a.history, b.history, "seed {seed}: histories differ");
-        assert_eq!(a.stats, b.stats);
-    }
-    let a = sim::run::<PaxosNode>(&SimOptions::new(1));
-    let b = sim::run::<PaxosNode>(&SimOptions::new(2));
-    assert_ne!(
-        a.trace_hash, b.trace_hash,
-        "different seeds must give different traces"
-    );
+    sim_common::the_same_seed_gives_the_same_trace::<PaxosNode>();
 }
 
 #[test]
@@ -250,12 +235,7 @@ fn reads_stay_linearizable_with_lease_reads_asked_for() {
 
 #[test]
 fn stale_read_bug_is_caught() {
-    let f = sim_common::bug_is_caught::<PaxosNode>(Bug::StaleRead, 50);
-    assert!(
-        f.what.contains("linearizability"),
-        "a stale read is a linearizability violation, got: {}",
-        f.what
-    );
+    sim_common::stale_read_is_caught_as_a_linearizability_failure::<PaxosNode>();
 }
 
 #[test]

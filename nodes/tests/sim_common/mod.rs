@@ -413,6 +413,38 @@ pub fn bug_is_caught<C: Swept>(bug: Bug, max_seeds: u64) -> Failure {
     f
 }
 
+/// A seed replays the same trace, history and counters; another seed
+/// gives another trace.
+pub fn the_same_seed_gives_the_same_trace<C: Swept>() {
+    for seed in [3, 17, 99] {
+        let a = sim::run::<C>(&SimOptions::new(seed));
+        let b = sim::run::<C>(&SimOptions::new(seed));
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed} replays differently"
+        );
+        assert_eq!(a.history, b.history, "seed {seed}: histories differ");
+        assert_eq!(a.stats, b.stats);
+    }
+    let a = sim::run::<C>(&SimOptions::new(1));
+    let b = sim::run::<C>(&SimOptions::new(2));
+    assert_ne!(
+        a.trace_hash, b.trace_hash,
+        "different seeds must give different traces"
+    );
+}
+
+/// The planted stale read is caught within 50 seeds, by the
+/// linearizability check.
+pub fn stale_read_is_caught_as_a_linearizability_failure<C: Swept>() {
+    let f = bug_is_caught::<C>(Bug::StaleRead, 50);
+    assert!(
+        f.what.contains("linearizability"),
+        "a stale read is a linearizability violation, got: {}",
+        f.what
+    );
+}
+
 /// Without faults every operation completes: none times out, and none
 /// fails but by an answer a healthy cluster gives too (a cas mismatch, a
 /// held lock, ...); and work gets done. `options(seed)` turns faults off.
