@@ -42,36 +42,9 @@ fn raft_passes_seeds() {
         "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshot chunks sent, {} snapshots installed from several chunks, {} transfers, {} unknown verdicts",
         t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.multi_chunk_installs, s.transfers, t.unknown
     );
-    assert!(
-        t.unknown * 20 <= seeds,
-        "the linearizability search gave up on {} of {seeds} seeds",
-        t.unknown
-    );
+    t.assert_mostly_decided();
     // The runs must have exercised something: faults, elections, work.
-    assert!(
-        t.ok_ops >= seeds * 20,
-        "clients got too little done: {} ok ops over {seeds} seeds",
-        t.ok_ops
-    );
-    // The lock clients (a share of the seeds) got leases.
-    assert!(
-        t.granted_acquires >= seeds,
-        "the lock clients got too few leases: {} over {seeds} seeds",
-        t.granted_acquires
-    );
-    assert!(
-        s.terms_with_leader >= seeds,
-        "too few elections: {}",
-        s.terms_with_leader
-    );
-    assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
-    assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
-    if seeds >= 100 {
-        assert!(
-            s.multi_chunk_installs > 0,
-            "no snapshot was ever installed from more than one chunk"
-        );
-    }
+    t.assert_exercised();
 }
 
 /// Membership changes under faults: each seed starts 3 to 5 voters out of a
@@ -105,16 +78,8 @@ fn raft_membership_passes_seeds() {
         s.multi_chunk_installs,
         t.unknown
     );
-    assert!(
-        t.unknown * 20 <= seeds,
-        "the linearizability search gave up on {} of {seeds} seeds",
-        t.unknown
-    );
-    assert!(
-        t.ok_ops >= seeds * 20,
-        "clients got too little done: {} ok ops over {seeds} seeds",
-        t.ok_ops
-    );
+    t.assert_mostly_decided();
+    t.assert_ops_per_seed(20);
     assert!(
         s.membership_done >= seeds,
         "too few membership changes finished: {} over {seeds} seeds",
@@ -240,11 +205,6 @@ fn planted_spin_replay() {
 }
 
 #[test]
-fn the_same_seed_gives_the_same_trace() {
-    sim_common::the_same_seed_gives_the_same_trace::<RaftNode>();
-}
-
-#[test]
 fn a_quiet_cluster_completes_every_operation() {
     sim_common::a_quiet_cluster_completes_every_operation::<RaftNode>(|seed| SimOptions {
         faults: false,
@@ -261,11 +221,6 @@ fn lease_reads_hold_without_clock_drift() {
         opts.clock_skew = false;
         check_seed(&opts).unwrap_or_else(|f| panic!("lease reads, seed {}: {}", f.seed, f.what));
     }
-}
-
-#[test]
-fn stale_read_bug_is_caught() {
-    sim_common::stale_read_is_caught_as_a_linearizability_failure::<RaftNode>();
 }
 
 /// Proof of power for the membership sweep: cores that skip the joint phase
@@ -412,30 +367,4 @@ fn hunt_early_fail() {
     sim_common::hunt_early_fail::<RaftNode>();
 }
 
-/// Lease expiry is simulated: a new leader that expires every lease at
-/// once lets a second owner in while the first one's lease holds.
-#[test]
-fn lock_early_expiry_bug_is_caught() {
-    sim_common::bug_is_caught_by::<RaftNode>(Bug::LockEarlyExpiry, "mutual-exclusion");
-}
-
-/// Fencing is simulated: a resource that ignores tokens accepts a slow
-/// holder's write after a newer holder's.
-#[test]
-fn no_fence_bug_is_caught() {
-    sim_common::bug_is_caught_by::<RaftNode>(Bug::NoFence, "fencing");
-}
-
-/// Transactions are simulated: half a transaction applied one entry late
-/// is seen by the next one (Elle's list-append finds the cycle).
-#[test]
-fn txn_non_atomic_bug_is_caught() {
-    sim_common::bug_is_caught_by::<RaftNode>(Bug::TxnNonAtomic, "list-append");
-}
-
-/// A read-only transaction answered from a lagging node's own state is
-/// stale: serializable, not strict serializable.
-#[test]
-fn txn_follower_read_bug_is_caught() {
-    sim_common::bug_is_caught_by::<RaftNode>(Bug::TxnFollowerRead, "list-append");
-}
+sim_common::tests_for_every_core!(RaftNode);

@@ -25,7 +25,7 @@ mod sim_common;
 
 use faultline_nodes::bug::Bug;
 use faultline_nodes::paxos::PaxosNode;
-use faultline_nodes::sim::{SimOptions, SimOutcome};
+use faultline_nodes::sim::{SimOptions, SimOutcome, SimStats};
 use sim_common::sweep::{sweep, OnFailure};
 use sim_common::{Failure, Swept};
 
@@ -53,34 +53,18 @@ fn paxos_passes_seeds() {
         s.chunked_promise_snapshots, s.promise_snapshot_chunks
     );
     // The runs must have exercised something: faults, elections, work.
-    assert!(
-        t.ok_ops >= seeds * 20,
-        "clients got too little done: {} ok ops over {seeds} seeds",
-        t.ok_ops
-    );
-    // The lock clients (a share of the seeds) got leases.
-    assert!(
-        t.granted_acquires >= seeds,
-        "the lock clients got too few leases: {} over {seeds} seeds",
-        t.granted_acquires
-    );
-    assert!(
-        s.terms_with_leader >= seeds,
-        "too few elections: {}",
-        s.terms_with_leader
-    );
-    assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
-    assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
+    t.assert_exercised();
     if seeds >= 100 {
-        assert!(
-            s.multi_chunk_installs > 0,
-            "no snapshot was ever installed from more than one chunk"
-        );
-        assert!(
-            s.chunked_promise_snapshots > 0,
-            "no Promise ever carried its snapshot in more than one chunk"
-        );
+        assert_a_promise_came_in_chunks(s);
     }
+}
+
+/// Some Promise carried its snapshot in more than one chunk.
+fn assert_a_promise_came_in_chunks(s: &SimStats) {
+    assert!(
+        s.chunked_promise_snapshots > 0,
+        "no Promise ever carried its snapshot in more than one chunk"
+    );
 }
 
 /// Membership changes in the random schedule (add, remove, swap voters;
@@ -122,11 +106,7 @@ fn paxos_membership_passes_seeds() {
         s.chunked_promise_snapshots,
         s.promise_snapshot_chunks
     );
-    assert!(
-        t.ok_ops >= seeds * 10,
-        "clients got too little done: {} ok ops over {seeds} seeds",
-        t.ok_ops
-    );
+    t.assert_ops_per_seed(10);
     // Changes must actually finish, in most seeds, and exercise the paths
     // that matter: new voters catching up, removed nodes (leaders too) leaving.
     assert!(
@@ -157,10 +137,7 @@ fn paxos_membership_passes_seeds() {
             s.multi_chunk_installs > 0,
             "no snapshot was ever installed from more than one chunk"
         );
-        assert!(
-            s.chunked_promise_snapshots > 0,
-            "no Promise ever carried its snapshot in more than one chunk"
-        );
+        assert_a_promise_came_in_chunks(s);
     }
 }
 
@@ -210,11 +187,6 @@ fn replay() {
 }
 
 #[test]
-fn the_same_seed_gives_the_same_trace() {
-    sim_common::the_same_seed_gives_the_same_trace::<PaxosNode>();
-}
-
-#[test]
 fn a_quiet_cluster_completes_every_operation() {
     sim_common::a_quiet_cluster_completes_every_operation::<PaxosNode>(|seed| SimOptions {
         faults: false,
@@ -231,11 +203,6 @@ fn reads_stay_linearizable_with_lease_reads_asked_for() {
         opts.lease_reads = true;
         check_seed(&opts).unwrap_or_else(|f| panic!("lease reads, seed {}: {}", f.seed, f.what));
     }
-}
-
-#[test]
-fn stale_read_bug_is_caught() {
-    sim_common::stale_read_is_caught_as_a_linearizability_failure::<PaxosNode>();
 }
 
 #[test]
@@ -271,30 +238,4 @@ fn hunt_early_fail() {
     sim_common::hunt_early_fail::<PaxosNode>();
 }
 
-/// Lease expiry is simulated: a new leader that expires every lease at
-/// once lets a second owner in while the first one's lease holds.
-#[test]
-fn lock_early_expiry_bug_is_caught() {
-    sim_common::bug_is_caught_by::<PaxosNode>(Bug::LockEarlyExpiry, "mutual-exclusion");
-}
-
-/// Fencing is simulated: a resource that ignores tokens accepts a slow
-/// holder's write after a newer holder's.
-#[test]
-fn no_fence_bug_is_caught() {
-    sim_common::bug_is_caught_by::<PaxosNode>(Bug::NoFence, "fencing");
-}
-
-/// Transactions are simulated: half a transaction applied one entry late
-/// is seen by the next one (Elle's list-append finds the cycle).
-#[test]
-fn txn_non_atomic_bug_is_caught() {
-    sim_common::bug_is_caught_by::<PaxosNode>(Bug::TxnNonAtomic, "list-append");
-}
-
-/// A read-only transaction answered from a lagging node's own state is
-/// stale: serializable, not strict serializable.
-#[test]
-fn txn_follower_read_bug_is_caught() {
-    sim_common::bug_is_caught_by::<PaxosNode>(Bug::TxnFollowerRead, "list-append");
-}
+sim_common::tests_for_every_core!(PaxosNode);

@@ -652,3 +652,58 @@ pub fn hunt_early_fail<C: Swept>() {
     );
     eprintln!("leader delivery fault: {:?}", total.delivery);
 }
+
+/// The tests both sweeps' binaries run alike, for core `$core`: same seed,
+/// same trace; and each planted bug caught (by linearizability, or by the
+/// harness's checker named).
+macro_rules! tests_for_every_core {
+    ($core:ty) => {
+        #[test]
+        fn the_same_seed_gives_the_same_trace() {
+            sim_common::the_same_seed_gives_the_same_trace::<$core>();
+        }
+
+        #[test]
+        fn stale_read_bug_is_caught() {
+            sim_common::stale_read_is_caught_as_a_linearizability_failure::<$core>();
+        }
+
+        /// Lease expiry is simulated: a new leader that expires every lease at
+        /// once lets a second owner in while the first one's lease holds.
+        #[test]
+        fn lock_early_expiry_bug_is_caught() {
+            sim_common::bug_is_caught_by::<$core>(
+                faultline_nodes::bug::Bug::LockEarlyExpiry,
+                "mutual-exclusion",
+            );
+        }
+
+        /// Fencing is simulated: a resource that ignores tokens accepts a slow
+        /// holder's write after a newer holder's.
+        #[test]
+        fn no_fence_bug_is_caught() {
+            sim_common::bug_is_caught_by::<$core>(faultline_nodes::bug::Bug::NoFence, "fencing");
+        }
+
+        /// Transactions are simulated: half a transaction applied one entry late
+        /// is seen by the next one (Elle's list-append finds the cycle).
+        #[test]
+        fn txn_non_atomic_bug_is_caught() {
+            sim_common::bug_is_caught_by::<$core>(
+                faultline_nodes::bug::Bug::TxnNonAtomic,
+                "list-append",
+            );
+        }
+
+        /// A read-only transaction answered from a lagging node's own state is
+        /// stale: serializable, not strict serializable.
+        #[test]
+        fn txn_follower_read_bug_is_caught() {
+            sim_common::bug_is_caught_by::<$core>(
+                faultline_nodes::bug::Bug::TxnFollowerRead,
+                "list-append",
+            );
+        }
+    };
+}
+pub(crate) use tests_for_every_core;

@@ -39,6 +39,55 @@ pub struct Totals {
     pub stats: SimStats,
 }
 
+impl Totals {
+    /// The linearizability search decided at least 19 seeds in 20.
+    pub fn assert_mostly_decided(&self) {
+        assert!(
+            self.unknown * 20 <= self.seeds,
+            "the linearizability search gave up on {} of {} seeds",
+            self.unknown,
+            self.seeds
+        );
+    }
+
+    /// Clients completed at least `per_seed` ok operations a seed.
+    pub fn assert_ops_per_seed(&self, per_seed: u64) {
+        assert!(
+            self.ok_ops >= self.seeds * per_seed,
+            "clients got too little done: {} ok ops over {} seeds",
+            self.ok_ops,
+            self.seeds
+        );
+    }
+
+    /// A sweep without membership changes exercised something: work (20
+    /// ok operations a seed), leases for the lock clients (a share of the
+    /// seeds), elections, crashes, snapshots sent, and over 100 seeds or
+    /// more a snapshot installed from several chunks.
+    pub fn assert_exercised(&self) {
+        let (seeds, s) = (self.seeds, &self.stats);
+        self.assert_ops_per_seed(20);
+        assert!(
+            self.granted_acquires >= seeds,
+            "the lock clients got too few leases: {} over {seeds} seeds",
+            self.granted_acquires
+        );
+        assert!(
+            s.terms_with_leader >= seeds,
+            "too few elections: {}",
+            s.terms_with_leader
+        );
+        assert!(s.crashes >= seeds / 2, "too few crashes: {}", s.crashes);
+        assert!(s.snapshots_sent > 0, "no follower ever needed a snapshot");
+        if seeds >= 100 {
+            assert!(
+                s.multi_chunk_installs > 0,
+                "no snapshot was ever installed from more than one chunk"
+            );
+        }
+    }
+}
+
 /// The smallest and the largest value one quantity took over the seeds.
 #[derive(Clone, Copy, Debug)]
 struct Spread {
