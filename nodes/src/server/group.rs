@@ -13,8 +13,10 @@
 //! made durable on the core thread (after every earlier write).
 //!
 //! Client writes are matched to committed entries by (index, term) in a
-//! [`PendingWrites`] table: the entry committed at the proposal's index
-//! with the proposal's term means it happened; another term committed there
+//! [`PendingWrites`](super::pending_writes::PendingWrites) table, through
+//! the request path the simulator runs too ([`GroupRequests`]): the entry
+//! committed at the proposal's index with the proposal's term means it
+//! happened; another term committed there
 //! means it definitely did not (`not-leader`, definite); no answer by the
 //! deadline means `timeout` (not definite). Nothing else settles a write:
 //! not this node's own log dropping the entry, which other nodes may still
