@@ -192,6 +192,7 @@ impl<C: SimCore> World<C> {
         host.join_floor = None;
         host.removed = false;
         host.leading = false;
+        host.leader = None;
         host.removed_leader = false;
         self.stats.removals += 1;
         self.wiped.insert(id);

@@ -91,7 +91,7 @@ use crate::server::applier::{Applier, Outcome};
 use crate::server::compaction::CompactionPolicy;
 use crate::server::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps, Release};
 use crate::server::pending_writes::PendingWrites;
-use crate::server::requests::{GroupRequests, LandedWrite};
+use crate::server::requests::{leader_hint, GroupRequests, LandedWrite};
 use crate::state::Command;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -252,6 +252,9 @@ struct Host<C> {
     removed: bool,
     /// The core led when it was last heard of (its latest soft state).
     leading: bool,
+    /// The leader its latest soft state named (the node's `leader`, for the
+    /// hint of a `not-leader` reply).
+    leader: Option<NodeId>,
     /// It led until the configuration that removed it committed.
     removed_leader: bool,
 }
@@ -371,6 +374,19 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
     }
 }
 
+impl<C: SimCore> Host<C> {
+    /// The leader a `not-leader` reply names, by the node's rule
+    /// ([`leader_hint`]).
+    fn leader_hint(&self, refused: crate::consensus::NotLeader) -> Option<NodeId> {
+        let membership = self
+            .core
+            .as_ref()
+            .map(|core| core.status().membership)
+            .unwrap_or_default();
+        leader_hint(refused, self.leader, self.id, &membership)
+    }
+}
+
 impl<C> Host<C> {
     /// A host of the pool before its node first starts: `voters` are the
     /// seed configuration (empty for a spare id).
@@ -408,6 +424,7 @@ impl<C> Host<C> {
             left: None,
             removed: false,
             leading: false,
+            leader: None,
             removed_leader: false,
         }
     }
@@ -672,6 +689,7 @@ impl<C: SimCore> World<C> {
         }
         host.core = None;
         host.leading = false;
+        host.leader = None;
         let lost = host.storage.crash();
         host.held.clear();
         // Their clients time out: the outcome is unknown (the node answers

@@ -174,7 +174,8 @@ impl<C: SimCore> World<C> {
         }
         self.answer_failed_early(node, failed_early);
         if let Err(e) = result {
-            self.reply_soon(client, op_id, node, Reply::Redirect(e.leader));
+            let hint = self.hosts[Self::idx(node)].leader_hint(e);
+            self.reply_soon(client, op_id, node, Reply::Redirect(hint));
         }
         self.note(10, node.0, op_id, || {
             format!("client {client} op {op_id} {} at {node}", kind.f())

@@ -173,6 +173,7 @@ pub(super) fn process_ready<C: SimCore>(
     let was_leading = host.leading;
     if let Some(ss) = &rd.soft_state {
         host.leading = ss.role == Role::Leader;
+        host.leader = ss.leader;
         out.push(Effect::Role(*ss));
     }
     if host.joining {
@@ -374,13 +375,17 @@ pub(super) fn apply_entry<C: SimCore>(
 
 /// Step 4: reads the core confirmed wait until their index is applied;
 /// refused ones are redirected.
-pub(super) fn answer_reads<C>(host: &mut Host<C>, reads: Vec<ReadOutcome>, out: &mut Vec<Effect>) {
+pub(super) fn answer_reads<C: SimCore>(
+    host: &mut Host<C>,
+    reads: Vec<ReadOutcome>,
+    out: &mut Vec<Effect>,
+) {
     let ended = host.requests.reads_ended(reads, host.applier.applied());
     for ((client, op_id, _), error) in ended.failed {
         out.push(Effect::Reply {
             client,
             op_id,
-            reply: Reply::Redirect(error.leader),
+            reply: Reply::Redirect(host.leader_hint(error)),
         });
     }
     for (client, op_id, key) in ended.answerable {
