@@ -24,6 +24,17 @@ struct Inner {
     next_index: u64,
     /// The first write or flush error; once set, every later record fails.
     failed: Option<String>,
+    /// The time of the last event recorded (0 before any).
+    last_time: u64,
+}
+
+/// Which time an event gets.
+#[derive(Clone, Copy)]
+enum Stamp {
+    /// Now, since the writer's start.
+    Now,
+    /// The last recorded event's.
+    LastEvent,
 }
 
 /// Records events to a JSON Lines file. Cheap to share: `record` takes `&self`.
@@ -50,6 +61,7 @@ impl HistoryWriter {
             out: BufWriter::with_capacity(256 * 1024, file),
             next_index: 0,
             failed: None,
+            last_time: 0,
         }));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flusher = {
@@ -81,6 +93,17 @@ impl HistoryWriter {
     /// Sets `event.index` and `event.time` and appends it. Returns an error if
     /// this or any earlier write failed (the history is then incomplete).
     pub fn record(&self, event: &mut Event) -> io::Result<()> {
+        self.append(event, Stamp::Now)
+    }
+
+    /// As [`record`](Self::record), but `event.time` is the time of the
+    /// last event recorded so far: for events about the run written after
+    /// it ended (the nodes' audit logs), which must not lengthen it.
+    pub fn record_at_last_time(&self, event: &mut Event) -> io::Result<()> {
+        self.append(event, Stamp::LastEvent)
+    }
+
+    fn append(&self, event: &mut Event, stamp: Stamp) -> io::Result<()> {
         let mut inner = self
             .inner
             .lock()
@@ -91,7 +114,11 @@ impl HistoryWriter {
             )));
         }
         event.index = inner.next_index;
-        event.time = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        event.time = match stamp {
+            Stamp::Now => u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Stamp::LastEvent => inner.last_time,
+        };
+        inner.last_time = event.time;
         let result = serde_json::to_writer(&mut inner.out, event)
             .map_err(io::Error::from)
             .and_then(|()| inner.out.write_all(b"\n"));
@@ -225,6 +252,24 @@ mod tests {
             assert_eq!(e.index, i as u64);
         }
         assert!(back.events.windows(2).all(|w| w[0].time <= w[1].time));
+    }
+
+    #[test]
+    fn an_event_at_the_last_time_does_not_lengthen_the_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history.jsonl");
+        let w = HistoryWriter::create(&path).expect("create");
+        let mut first = ev(1, EventType::Invoke);
+        w.record(&mut first).expect("record");
+        std::thread::sleep(Duration::from_millis(5));
+        let mut late = ev(2, EventType::Invoke);
+        w.record_at_last_time(&mut late).expect("record");
+        assert_eq!(late.time, first.time);
+        assert_eq!(late.index, first.index + 1);
+        let mut next = ev(3, EventType::Invoke);
+        w.record(&mut next).expect("record");
+        assert!(next.time > late.time, "{next:?}");
+        w.finish().expect("finish");
     }
 
     #[test]

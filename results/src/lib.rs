@@ -7,6 +7,7 @@
 //! latency percentiles, `results.json`, and the tables printed at the end of
 //! a run. Nothing here knows about networks or clusters.
 
+pub mod audit;
 pub mod compare;
 pub mod fault_interval;
 pub mod histogram_log;
@@ -18,6 +19,7 @@ pub mod op_span;
 pub mod op_stats;
 pub mod plot;
 pub mod report;
+pub mod report_audit;
 pub mod run_metrics;
 pub mod run_results;
 pub mod serve;

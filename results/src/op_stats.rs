@@ -36,7 +36,8 @@ pub struct Summary {
     pub total: OpStats,
     /// From the first to the last event.
     pub duration_s: f64,
-    /// Nemesis events (each fault's start and stop).
+    /// Nemesis events (each fault's start and stop), audit events not
+    /// counted (docs/history-format.md).
     pub nemesis_events: u64,
 }
 
@@ -119,7 +120,7 @@ pub fn summarize(events: &[Event]) -> Summary {
     for e in events {
         let p = match e.process {
             Process::Nemesis => {
-                nemesis_events += 1;
+                nemesis_events += u64::from(!crate::audit::is_audit_event(e));
                 continue;
             }
             Process::Client(p) => p,
@@ -172,6 +173,14 @@ mod tests {
             e(60, Some(3), Invoke, "write"), // never completes
             e(1000, None, Info, "stop-kill"),
         ];
+        let mut audit = e(1000, None, Info, crate::audit::AUDIT_F);
+        audit.value = serde_json::json!({"node": "n1"});
+        let with_audit: Vec<Event> = h.iter().cloned().chain([audit]).collect();
+        assert_eq!(
+            summarize(&with_audit),
+            summarize(&h),
+            "an audit event is no fault and no operation"
+        );
         let s = summarize(&h);
         assert_eq!(s.nemesis_events, 2);
         assert!((s.duration_s - 1.0).abs() < 1e-9);

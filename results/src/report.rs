@@ -252,6 +252,7 @@ fn render(p: &Page) -> String {
     shards_section(&mut o, p);
     percentiles_section(&mut o, p);
     faults_section(&mut o, p);
+    crate::report_audit::audit_section(&mut o, &p.data.audit);
     options_section(&mut o, p);
     footer(&mut o);
     o
@@ -611,6 +612,58 @@ mod tests {
         build(&plain).expect("report");
         let html = std::fs::read_to_string(plain.join(REPORT_FILE)).expect("read");
         assert!(!html.contains("id=shards"));
+    }
+
+    #[test]
+    fn a_run_with_audit_events_has_an_audit_section_and_no_more_faults() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let run = write_run(
+            root.path(),
+            &RunSpec {
+                ops: 100,
+                ..RunSpec::default()
+            },
+        );
+        build(&run).expect("report");
+        let before = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
+        assert!(!before.contains("id=audit"), "no audit events, no section");
+        let path = run.join(HISTORY_FILE);
+        let text = std::fs::read_to_string(&path).expect("read");
+        let events = crate::read_history(&path).expect("history").events;
+        let last = events.last().expect("events");
+        let summary = serde_json::json!({"node":"n1","file":"nodes/n1/audit.jsonl","entries":2,"recorded":2,"omitted":0,"by_outcome":{"ok":1,"unauthorized":1},"by_role":{"admin":1,"none":1}});
+        let ok = serde_json::json!({"node":"n1","time_ms":1,"at_ns":2_000_000_000i64,"role":"admin","peer":"127.0.0.250:1","op":"status","outcome":"ok"});
+        let refused = serde_json::json!({"node":"n1","time_ms":1,"role":"none","peer":"127.0.0.250:2","op":"read","outcome":"unauthorized","reason":"no token"});
+        let mut extra = String::new();
+        for (i, (f, value)) in [("audit-log", summary), ("audit", ok), ("audit", refused)]
+            .into_iter()
+            .enumerate()
+        {
+            let e = serde_json::json!({"index":last.index + 1 + i as u64,"time":last.time,"process":"nemesis","type":"info","f":f,"value":value});
+            extra.push_str(&format!("{e}\n"));
+        }
+        std::fs::write(&path, format!("{text}{extra}")).expect("write");
+        build(&run).expect("report");
+        let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
+        for needle in [
+            "<h2 id=audit>Audit</h2>",
+            "<h3 id=\"audit-n1\">n1</h3><p class=meta>2 entries",
+            "<td>unauthorized</td>",
+            "<td class=n>2.000</td>",
+        ] {
+            assert!(html.contains(needle), "missing {needle}");
+        }
+        let faults = |h: &str| {
+            h.split("<span>")
+                .find_map(|s| s.split_once(" faults</span>"))
+                .map(|(n, _)| n.to_string())
+        };
+        assert_eq!(faults(&before).as_deref(), Some("2"), "partition and kill");
+        assert_eq!(
+            faults(&html),
+            faults(&before),
+            "audit events are not faults"
+        );
     }
 
     #[test]

@@ -161,6 +161,8 @@ pub struct RunData {
     pub truncated: bool,
     /// Which nodes own which shards over time (empty for unsharded runs).
     pub ownership: ShardOwnership,
+    /// The nodes' audit events, per node (empty: none in the history).
+    pub audit: Vec<crate::audit::NodeAudit>,
 }
 
 impl RunData {
@@ -179,6 +181,7 @@ impl RunData {
             events: history.events.len() as u64,
             truncated: history.truncated_tail,
             ownership: ShardOwnership::of_history(&history.events, end_ns),
+            audit: crate::audit::of_history(&history.events),
         })
     }
 }

@@ -154,6 +154,13 @@ impl RunDir {
         self.path.join(NODES_DIR).join(node)
     }
     /// `nodes/<name>.log`: the node's stdout and stderr, across restarts.
+    /// Where node `node`'s audit log is kept: `nodes/<node>/audit.jsonl`
+    /// (local runs: the node's own, in its data folder; remote runs: the
+    /// copy fetched from its host).
+    pub fn node_audit_log(&self, node: &str) -> PathBuf {
+        self.node_data_dir(node).join(crate::audit::AUDIT_FILE)
+    }
+
     pub fn node_log(&self, node: &str) -> PathBuf {
         self.path.join(NODES_DIR).join(format!("{node}.log"))
     }
