@@ -5,12 +5,15 @@
 //! ends valid; the probe's request without the token is refused by every
 //! node and counted by results.json's `auth` check (and nothing else is
 //! refused: the node logs show one refusal each). The token is in no file
-//! of the run but its `.auth-token`, and no copy is left on a host.
+//! of the run but its `.auth-token`, and no copy is left on a host. Each
+//! host's audit log is fetched into the store (`nodes/nI/audit.jsonl`)
+//! and reaches the history and report.html.
 //!
 //! Needs root: `FAULTLINE_LAB_TESTS=1 cargo test -p faultline --test lab_auth -- --ignored`
 //! (.ci/lab.sh, inside `flock /tmp/faultline-lab.lock`).
 
 mod lab_support;
+mod test_common;
 
 use lab_support::{enabled, faultline, on_host, text, TestLab};
 use serde_json::Value;
@@ -162,6 +165,21 @@ fn a_remote_auth_run_is_valid_and_a_request_without_the_token_is_refused_and_cou
         Some(HOSTS),
         "{auth}"
     );
+    // Each host's audit log is fetched into the store, and reaches the
+    // history (the probe's refusal, the admin requests) and the report.
+    for i in 1..=HOSTS {
+        let file = run.join("nodes").join(format!("n{i}")).join("audit.jsonl");
+        assert!(
+            file.is_file(),
+            "host {i}'s audit log fetched to {}",
+            file.display()
+        );
+    }
+    let problems = test_common::audit::audit_problems(&run, HOSTS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let problems =
+        test_common::audit::check_ignores_audit_events(&run, &["--workload", "register"]);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     for i in 1..=HOSTS {
         assert_eq!(
             on_host(

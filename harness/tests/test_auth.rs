@@ -7,7 +7,10 @@
 //! The token stays in the run's `.auth-token` (mode 0600): no other file
 //! of the run holds it, and the node logs show no refused connection but
 //! the probe's (one per node). `--auth` with a system that cannot take a
-//! token exits 254 and starts nothing.
+//! token exits 254 and starts nothing. Each node's audit log reaches the
+//! history (its `audit-log` and `audit` events: the probe's refusal, the
+//! harness's admin requests) and report.html's Audit section, and
+//! `faultline check` answers the same without those events.
 //!
 //! Runs are short, sequential (one cluster at a time on a 2-core machine)
 //! and seeded, so a failure prints the command that replays it.
@@ -86,6 +89,13 @@ fn check_auth_run(store: &Path, nodes: usize) -> Vec<String> {
     let test: Value =
         serde_json::from_slice(&std::fs::read(run.join("test.json")).expect("test.json"))
             .expect("test.json is JSON");
+    // The audit logs reach the history and the report, and change no verdict.
+    problems.extend(test_common::audit::audit_problems(&run, nodes));
+    let workload = test["plan"]["workload"].as_str().unwrap_or("register");
+    problems.extend(test_common::audit::check_ignores_audit_events(
+        &run,
+        &["--workload", workload],
+    ));
     if test["plan"]["auth"] != Value::Bool(true) {
         problems.push(format!(
             "test.json's plan.auth is {}, want true",

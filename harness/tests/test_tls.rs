@@ -169,7 +169,18 @@ fn tls_run(label: &str, (seconds, interval): (&str, &str), extra: &[&str]) -> Op
             r.code, r.command, r.digest
         ));
     }
-    let problems = check_tls_run(dir.path(), 3);
+    let mut problems = check_tls_run(dir.path(), 3);
+    // The audit logs reach the history and the report over TLS too.
+    let run = run_dir(dir.path());
+    problems.extend(test_common::audit::audit_problems(&run, 3));
+    let test: Value =
+        serde_json::from_slice(&std::fs::read(run.join("test.json")).expect("test.json"))
+            .expect("test.json is JSON");
+    let workload = test["plan"]["workload"].as_str().unwrap_or("register");
+    problems.extend(test_common::audit::check_ignores_audit_events(
+        &run,
+        &["--workload", workload],
+    ));
     (!problems.is_empty()).then(|| format!("{label}: {}\n  {}", problems.join("; "), r.command))
 }
 

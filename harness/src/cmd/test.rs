@@ -1019,6 +1019,13 @@ fn finish(
             crate::errln!("faultline: warning: {e:#}");
         }
     }
+    if matches!(run.outcome, Ok(Ok(()))) {
+        // The nodes have stopped (or, kept, wrote what they have so far):
+        // their audit logs into the history before it closes.
+        let appended =
+            crate::run::audit::append_audit_events(&run.recorder, run_dir, run.cluster.nodes());
+        tracing::info!("{appended} audit events appended to the history");
+    }
     let history = match Arc::try_unwrap(run.recorder) {
         Ok(r) => r.finish().context("closing the history"),
         Err(_) => Ok(0),

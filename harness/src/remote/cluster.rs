@@ -24,6 +24,7 @@ use super::deploy::{Deployed, Need};
 use super::remote_hosts::RemoteHosts;
 use crate::cluster::{ClockFault, Cluster, Cut, Mechanism, Mechanisms, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
+use crate::run::audit;
 use crate::system::{NodeSite, RemoteProgram, Support, System};
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
@@ -560,6 +561,36 @@ impl RemoteCluster {
         }
     }
 
+    /// Fetches node `i`'s audit log (the system's [`System::audit_log`])
+    /// into the store's `nodes/<name>/audit.jsonl`, at most
+    /// [`audit::MAX_FETCH_BYTES`] of it (a longer one is cut after a whole
+    /// line, with a note); a node without one is skipped, a failure logged.
+    fn fetch_audit_log(&self, i: usize) {
+        let info = &self.nodes[i];
+        let Some(remote) = self.config.system.audit_log(&self.site(i)) else {
+            return;
+        };
+        let Some(dir) = self.config.logs[i].parent().map(|d| d.join(&info.name)) else {
+            return;
+        };
+        let local = dir.join(faultline_results::audit::AUDIT_FILE);
+        let _ = std::fs::create_dir_all(&dir);
+        match self
+            .hosts
+            .session(i)
+            .download_prefix(&remote, &local, audit::MAX_FETCH_BYTES)
+        {
+            Ok(None) => tracing::debug!(node = %info.name, "no audit log at {remote}"),
+            Ok(Some((copied, file_bytes))) if copied < file_bytes => {
+                if let Err(e) = audit::mark_cut(&local, file_bytes) {
+                    tracing::warn!(node = %info.name, "cutting {}: {e}", local.display());
+                }
+            }
+            Ok(Some(_)) => {}
+            Err(e) => tracing::warn!(node = %info.name, "fetching {remote}: {e}"),
+        }
+    }
+
     /// Releases every host's ledger entry: the run made nothing there that
     /// is still its to undo.
     fn release_hosts(&self) {
@@ -754,6 +785,7 @@ impl Cluster for RemoteCluster {
                 let _ = std::fs::create_dir_all(dir);
             }
             self.fetch_log_files(i);
+            self.fetch_audit_log(i);
             s.download(&self.hosts.layout.log(&self.nodes[i].name), local)
         });
         if let Err(e) = crate::ssh::all_ok(results) {

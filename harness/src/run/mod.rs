@@ -15,6 +15,7 @@
 //! the caller tears the cluster down on every path (success, error,
 //! interrupt), so a dropped [`execute`] future leaves nothing behind.
 
+pub mod audit;
 pub mod generator;
 pub mod isolation;
 pub mod plan;

@@ -79,6 +79,23 @@ impl Recorder {
         self.writer.record(&mut e)
     }
 
+    /// An audit event of `node` (`audit` or `audit-log`, run/audit.rs),
+    /// written after the run: stamped with the last event's time.
+    pub fn audit(&self, f: &str, node: &str, value: Value) -> std::io::Result<()> {
+        let mut e = Event {
+            index: 0,
+            time: 0,
+            process: Process::Nemesis,
+            kind: EventType::Info,
+            f: f.to_string(),
+            key: None,
+            value,
+            node: Some(node.to_string()),
+            error: None,
+        };
+        self.writer.record_at_last_time(&mut e)
+    }
+
     /// A nemesis event: `f` is `start-<fault>` or `stop-<fault>`.
     pub fn nemesis(&self, f: String, value: Value, error: Option<String>) -> std::io::Result<()> {
         if f.starts_with("start-") {

@@ -269,6 +269,54 @@ impl Session {
         result
     }
 
+    /// Downloads at most `max_bytes` of `remote` into `local` by SFTP:
+    /// the bytes copied and the remote file's size, or None when there is
+    /// no such file (nothing is created then).
+    pub fn download_prefix(
+        &self,
+        remote: &str,
+        local: &Path,
+        max_bytes: u64,
+    ) -> Result<Option<(u64, u64)>, SshError> {
+        let transfer = |cause: String| SshError::Transfer {
+            host: self.name(),
+            path: remote.to_string(),
+            cause,
+        };
+        let mut guard = self.conn.lock().expect("session lock is never poisoned");
+        if guard.is_none() {
+            *guard = Some(self.open()?);
+        }
+        let conn = guard.as_ref().expect("connected just above");
+        conn.sess.set_blocking(true);
+        conn.sess.set_timeout(timeout_ms(self.cfg.command_timeout));
+        let result = (|| {
+            let sftp = conn
+                .sess
+                .sftp()
+                .map_err(|e| transfer(format!("sftp: {e}")))?;
+            // LIBSSH2_FX_NO_SUCH_FILE
+            const NO_SUCH_FILE: ssh2::ErrorCode = ssh2::ErrorCode::SFTP(2);
+            let file_bytes = match sftp.stat(Path::new(remote)) {
+                Ok(stat) => stat.size.unwrap_or(0),
+                Err(e) if e.code() == NO_SUCH_FILE => return Ok(None),
+                Err(e) => return Err(transfer(format!("stat: {e}"))),
+            };
+            let file = sftp
+                .open(Path::new(remote))
+                .map_err(|e| transfer(format!("open: {e}")))?;
+            let mut out = std::fs::File::create(local)
+                .map_err(|e| transfer(format!("create {}: {e}", local.display())))?;
+            let copied = std::io::copy(&mut file.take(max_bytes), &mut out)
+                .map_err(|e| transfer(format!("copy: {e}")))?;
+            Ok(Some((copied, file_bytes.max(copied))))
+        })();
+        if result.is_err() {
+            guard.take();
+        }
+        result
+    }
+
     /// Uploads `local` to `remote` by SFTP as a private file: created with
     /// mode 0600 (never readable by others, not even for a moment), in a
     /// folder made with umask 077, then moved into place as root. For a

@@ -332,6 +332,14 @@ pub trait System: Send + Sync {
         let _ = site;
         Vec::new()
     }
+    /// The node's audit log on its host (faultline's node:
+    /// `<data dir>/audit.jsonl`), which a remote run fetches into the
+    /// store's `nodes/<node>/audit.jsonl` (run/audit.rs); None: the system
+    /// keeps none.
+    fn audit_log(&self, site: &NodeSite<'_>) -> Option<String> {
+        let _ = site;
+        None
+    }
     /// How to run one node.
     fn process(&self, site: &NodeSite<'_>) -> ProcessSpec;
     /// The slow-reader fault's request lines (nemesis/slow_reader.rs): one

@@ -3,6 +3,8 @@
 //! code, the command that replays it, and a digest of what it printed.
 #![allow(dead_code)]
 
+pub mod audit;
+
 use std::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_faultline");

@@ -187,6 +187,16 @@ impl System for FaultlineSystem {
         RemoteProgram::Upload(self.binary.clone())
     }
 
+    fn audit_log(&self, site: &NodeSite<'_>) -> Option<String> {
+        // The node's default (nodes/src/server/audit.rs): `--audit-log`
+        // is never among the arguments the harness gives it.
+        Some(format!(
+            "{}/{}",
+            site.data_dir,
+            faultline_results::audit::AUDIT_FILE
+        ))
+    }
+
     fn process(&self, site: &NodeSite<'_>) -> ProcessSpec {
         let peers = site
             .cluster
