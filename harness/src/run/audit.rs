@@ -119,13 +119,23 @@ pub fn read_node_audit(
     node: &str,
     history_start_ns: i128,
 ) -> std::io::Result<Option<NodeAuditFile>> {
+    read_node_audit_within(path, node, history_start_ns, MAX_READ_BYTES)
+}
+
+/// As [`read_node_audit`], reading at most `max_read_bytes` of the file.
+fn read_node_audit_within(
+    path: &Path,
+    node: &str,
+    history_start_ns: i128,
+    max_read_bytes: u64,
+) -> std::io::Result<Option<NodeAuditFile>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let file_bytes = file.metadata()?.len();
-    let mut reader = BufReader::new(file.take(MAX_READ_BYTES));
+    let mut reader = BufReader::new(file.take(max_read_bytes));
     let mut summary = AuditLogSummary {
         node: node.to_string(),
         file: format!("{NODES_DIR}/{node}/{AUDIT_FILE}"),
@@ -139,7 +149,7 @@ pub fn read_node_audit(
         let Some((bytes, whole)) = next_line(&mut reader, &mut line)? else {
             break;
         };
-        if !whole && read_bytes + bytes as u64 >= MAX_READ_BYTES {
+        if !whole && read_bytes + bytes as u64 >= max_read_bytes {
             // The read stopped inside this line: it is cut, not bad.
             break;
         }
@@ -187,7 +197,7 @@ pub fn read_node_audit(
             records.push(record);
         }
     }
-    if file_bytes > MAX_READ_BYTES && summary.cut.is_none() {
+    if file_bytes > max_read_bytes && summary.cut.is_none() {
         summary.cut = Some(AuditCut {
             kept_bytes: read_bytes,
             file_bytes,
@@ -332,6 +342,43 @@ mod tests {
             Some(-1_000_000_000),
             "before the history started: negative"
         );
+    }
+
+    #[test]
+    fn a_file_past_the_read_bound_is_read_to_its_last_whole_line_and_noted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let line = entry(1_700_000_000_000, "status", "admin", "ok");
+        let text = format!("{line}\n").repeat(10);
+        std::fs::write(&path, &text).expect("write");
+        let each = line.len() as u64 + 1;
+        // The bound falls inside the fourth line: three are read, whole.
+        let got = read_node_audit_within(&path, "n1", START_NS, 3 * each + 5)
+            .expect("read")
+            .expect("a file");
+        assert_eq!(got.summary.entries, 3);
+        assert_eq!(
+            got.summary.unreadable, 0,
+            "a line cut by the bound is not bad"
+        );
+        assert_eq!(
+            got.summary.cut,
+            Some(AuditCut {
+                kept_bytes: 3 * each,
+                file_bytes: 10 * each
+            })
+        );
+        // A bound on a line's end: no partial line at all.
+        let got = read_node_audit_within(&path, "n1", START_NS, 4 * each)
+            .expect("read")
+            .expect("a file");
+        assert_eq!((got.summary.entries, got.summary.unreadable), (4, 0));
+        assert_eq!(got.summary.cut.map(|c| c.kept_bytes), Some(4 * each));
+        // Within the bound: nothing cut.
+        let got = read_node_audit_within(&path, "n1", START_NS, 10 * each)
+            .expect("read")
+            .expect("a file");
+        assert_eq!((got.summary.entries, got.summary.cut), (10, None));
     }
 
     #[test]
