@@ -250,8 +250,16 @@ impl Connection {
             reason: format!("no connection within {:?}", options.connect_timeout),
         };
         tokio::time::timeout(options.connect_timeout, async {
-            let stream = open_stream(addr, options).await?;
-            Connection::over(stream, addr, options.auth_token.as_deref()).await
+            let token = options.auth_token.as_deref();
+            match open_stream(addr, options).await? {
+                // A TCP stream splits into owned halves without a lock
+                // between them; TLS needs tokio's split (a mutex per poll).
+                NodeStream::Plain(tcp) => {
+                    let (read, write) = tcp.into_split();
+                    Connection::over_halves(read, write, addr, token).await
+                }
+                tls => Connection::over(tls, addr, token).await,
+            }
         })
         .await
         .map_err(|_| timed_out())?
@@ -267,7 +275,21 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (read, mut write) = tokio::io::split(stream);
+        let (read, write) = tokio::io::split(stream);
+        Connection::over_halves(read, write, addr, token).await
+    }
+
+    /// [`Connection::over`] on a stream already split into its two halves.
+    async fn over_halves<R, W>(
+        read: R,
+        mut write: W,
+        addr: &str,
+        token: Option<&str>,
+    ) -> Result<Connection, ClientError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut reader = LineReader::new(BufReader::new(read), MAX_REPLY_LINE_BYTES);
         if let Some(token) = token {
             authenticate(&mut reader, &mut write, addr, token).await?;
