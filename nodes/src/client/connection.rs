@@ -425,7 +425,9 @@ async fn write_lines<W: AsyncWrite + Unpin>(
         while let Ok(more) = lines.try_recv() {
             buf.extend_from_slice(&more);
         }
-        if write.write_all(&buf).await.is_err() {
+        // TLS keeps what the socket did not take at once: flush it, or a
+        // request could wait there for the next one.
+        if write.write_all(&buf).await.is_err() || write.flush().await.is_err() {
             break;
         }
     }
