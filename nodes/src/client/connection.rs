@@ -239,6 +239,10 @@ pub struct Connection {
     pending: Pending,
     lines: mpsc::Sender<Vec<u8>>,
     closed: Arc<AtomicBool>,
+    /// The reply without an id the node closed the connection with
+    /// (`unauthorized` after a refused `hello`, `tls-required`,
+    /// `too-large`), once it came.
+    refusal: Arc<Mutex<Option<Reply>>>,
 }
 
 impl Connection {
@@ -297,12 +301,14 @@ impl Connection {
 
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
+        let refusal = Arc::new(Mutex::new(None));
         let (lines_tx, lines_rx) = mpsc::channel::<Vec<u8>>(1024);
         tokio::spawn(write_lines(write, lines_rx, closed.clone()));
         tokio::spawn(route_replies(
             reader,
             pending.clone(),
             closed.clone(),
+            refusal.clone(),
             addr.to_string(),
         ));
         Ok(Connection {
@@ -311,6 +317,7 @@ impl Connection {
             pending,
             lines: lines_tx,
             closed,
+            refusal,
         })
     }
 
@@ -322,6 +329,31 @@ impl Connection {
     /// or a write failed): a new request on it would not be sent.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst) || self.lines.is_closed()
+    }
+
+    /// The reply without an id that the node closed this connection with
+    /// (a refused `hello`'s `unauthorized`, `tls-required`, `too-large`),
+    /// if one came: a call that ended `Closed` can tell why from it.
+    pub fn refusal(&self) -> Option<Reply> {
+        self.refusal.lock().expect("refusal lock").clone()
+    }
+
+    /// Sends one peer message line (a connection after `hello` carries
+    /// them; no reply comes). `Err(NotSent)` when the connection is
+    /// already closed.
+    pub async fn send_peer_message(
+        &self,
+        msg: &crate::consensus::Message,
+    ) -> Result<(), ClientError> {
+        let not_sent = || ClientError::NotSent {
+            addr: self.addr.clone(),
+        };
+        if self.is_closed() {
+            return Err(not_sent());
+        }
+        let mut line = Vec::new();
+        crate::transport::encode_message(msg, &mut line);
+        self.lines.send(line).await.map_err(|_| not_sent())
     }
 
     /// Send `op` and wait for its reply, at most `timeout`.
@@ -444,6 +476,7 @@ async fn route_replies<R: tokio::io::AsyncBufRead + Unpin>(
     mut reader: LineReader<R>,
     pending: Pending,
     closed: Arc<AtomicBool>,
+    refusal: Arc<Mutex<Option<Reply>>>,
     addr: String,
 ) {
     loop {
@@ -473,7 +506,8 @@ async fn route_replies<R: tokio::io::AsyncBufRead + Unpin>(
                 || reply.error == Some(ErrorCode::Unauthorized)
                 || reply.error == Some(ErrorCode::TlsRequired) =>
             {
-                break
+                *refusal.lock().expect("refusal lock") = Some(reply);
+                break;
             }
             None => tracing::debug!(%addr, ?reply.id, "reply for no pending request"),
         }
