@@ -1,7 +1,9 @@
 //! Checkers that are not linearizability searches: set, counter, fencing
-//! and mutual exclusion of leases, and stats. Each is a single pass (plus
-//! a sort) over the operations, so it scales to any history.
+//! and mutual exclusion of leases, stats, and access (the impostor's
+//! attempts). Each is a single pass (plus a sort) over the operations or
+//! events, so it scales to any history.
 
+pub mod access;
 pub mod counter;
 pub mod fencing;
 pub mod mutex;
