@@ -44,6 +44,9 @@ pub fn analyze_run(run: &RunDir, plan: &TestPlan) -> anyhow::Result<RunResults> 
     if let Some(memory) = crate::nemesis::slow_reader::check(&history.events) {
         checkers.push(memory);
     }
+    if let Some(access) = faultline_checker::checkers::access::check(&history.events) {
+        checkers.push(access_outcome(access));
+    }
     let results = RunResults {
         verdict: RunResults::overall(&checkers),
         checkers,
@@ -191,6 +194,18 @@ pub fn caught_up(events: &[faultline_checker::history::Event]) -> Option<Checker
             ),
         )
     })
+}
+
+/// The `access` checker's verdict as results.json keeps it (the counts and
+/// each accepted attempt in its detail).
+fn access_outcome(access: faultline_checker::checkers::access::AccessVerdict) -> CheckerOutcome {
+    CheckerOutcome {
+        checker: "access".into(),
+        scope: None,
+        verdict: access.verdict,
+        summary: access.summary.clone(),
+        detail: serde_json::to_value(&access).unwrap_or(serde_json::Value::Null),
+    }
 }
 
 /// The `auth` check, from the run's `auth` nemesis event (`--auth`: every

@@ -245,6 +245,7 @@ fn local_mechanisms(
         pause: Mechanism::Signal,
         membership: Mechanism::Admin,
         slow_reader: Mechanism::UnreadConnections,
+        impostor: Mechanism::ImpostorConnections,
     };
     for kind in FaultKind::ALL {
         if let Support::Unsupported(why) = system.fault_support(kind) {

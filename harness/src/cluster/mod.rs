@@ -102,6 +102,8 @@ pub enum Mechanism {
     /// Client connections that write requests and never read (the
     /// slow-reader fault), the node's memory read from /proc.
     UnreadConnections,
+    /// Connections with wrong or missing credentials (the impostor).
+    ImpostorConnections,
     /// This cluster cannot make this kind of fault (the system or the
     /// machine lacks what it takes); [`Cluster::unsupported`] says why.
     Unsupported,
@@ -118,6 +120,7 @@ impl Mechanism {
             Mechanism::NodeClock => "node-clock",
             Mechanism::Admin => "admin",
             Mechanism::UnreadConnections => "unread-connections",
+            Mechanism::ImpostorConnections => "impostor-connections",
             Mechanism::Unsupported => "unsupported",
         }
     }
@@ -134,6 +137,7 @@ pub struct Mechanisms {
     pub pause: Mechanism,
     pub membership: Mechanism,
     pub slow_reader: Mechanism,
+    pub impostor: Mechanism,
 }
 
 impl Mechanisms {
@@ -149,6 +153,7 @@ impl Mechanisms {
             FaultKind::Latency => self.latency,
             FaultKind::Membership => self.membership,
             FaultKind::SlowReader => self.slow_reader,
+            FaultKind::Impostor => self.impostor,
         }
     }
 
@@ -164,6 +169,7 @@ impl Mechanisms {
             FaultKind::Latency => &mut self.latency,
             FaultKind::Membership => &mut self.membership,
             FaultKind::SlowReader => &mut self.slow_reader,
+            FaultKind::Impostor => &mut self.impostor,
         };
         *slot = mechanism;
     }

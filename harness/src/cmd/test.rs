@@ -66,8 +66,10 @@ pub struct Args {
     pub time_limit: Duration,
     /// Faults: a comma list of partition, kill, pause, clock, loss, latency,
     /// membership (ring changes; needs --shards), slow-reader (clients that
-    /// never read; the node's memory checked); or all (every kind but
-    /// slow-reader); or none.
+    /// never read; the node's memory checked), impostor (connections with
+    /// wrong or missing credentials; needs --auth or --tls; judged by the
+    /// access checker); or all (every kind but slow-reader and impostor);
+    /// or none.
     #[arg(long, default_value = "partition,kill", value_delimiter = ',', value_parser = nemesis_names())]
     pub nemesis: Vec<String>,
     /// Time between the starts of two faults.
@@ -314,6 +316,12 @@ pub fn plan_for(args: &Args, node_count: u32, nodes_flag: &str) -> anyhow::Resul
     }
     let mut kinds = crate::nemesis::parse_kinds(&args.nemesis.join(","), args.shards.is_some())
         .map_err(|e| bad_input(format!("--nemesis: {e}")))?;
+    if kinds.contains(&FaultKind::Impostor) && !args.auth && !args.tls {
+        return Err(bad_input(
+            "--nemesis impostor needs --auth or --tls: without credentials the node admits anyone \
+             by design, so there is no impostor to refuse",
+        ));
+    }
     if let Some(file) = &adapter {
         kinds = adapter_kinds(file, args, workload, kinds)?;
     }

@@ -24,6 +24,7 @@
 //! (or is abandoned), and the ring keeps its last members. `run` returns
 //! when both tracks are done.
 
+pub mod impostor;
 pub mod membership;
 pub mod ring_plan;
 pub mod shape;
@@ -60,11 +61,14 @@ pub enum FaultKind {
     /// Clients that write requests and never read the replies, the node's
     /// memory checked ([`slow_reader`]).
     SlowReader,
+    /// Connections that try to get in without the right credential, judged
+    /// by the `access` checker ([`impostor`]).
+    Impostor,
 }
 
 impl FaultKind {
     /// Every kind `--nemesis` names.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
@@ -73,18 +77,20 @@ impl FaultKind {
         FaultKind::Latency,
         FaultKind::Membership,
         FaultKind::SlowReader,
+        FaultKind::Impostor,
     ];
 
     /// What `--nemesis all` means: every kind, but membership only on a
     /// sharded cluster, and never slow-reader (a resource fault, asked for
     /// by name: it is checked by the node's memory, not by the history, and
     /// would take a turn from the faults the existing `all` runs are timed
-    /// for).
+    /// for) nor impostor (asked for by name too: it needs `--auth` or
+    /// `--tls`, and is judged by the `access` checker).
     pub fn all(sharded: bool) -> Vec<FaultKind> {
         FaultKind::ALL
             .into_iter()
             .filter(|&k| sharded || k != FaultKind::Membership)
-            .filter(|&k| k != FaultKind::SlowReader)
+            .filter(|&k| k != FaultKind::SlowReader && k != FaultKind::Impostor)
             .collect()
     }
 
@@ -98,6 +104,7 @@ impl FaultKind {
             FaultKind::Latency => "latency",
             FaultKind::Membership => "membership",
             FaultKind::SlowReader => "slow-reader",
+            FaultKind::Impostor => "impostor",
         }
     }
 
@@ -113,7 +120,8 @@ impl FaultKind {
 
 /// The kinds as `--nemesis` lists them, for help and errors.
 pub const KINDS_HELP: &str =
-    "partition, kill, pause, clock, loss, latency, membership (with --shards), slow-reader";
+    "partition, kill, pause, clock, loss, latency, membership (with --shards), slow-reader, \
+     impostor (with --auth or --tls)";
 
 /// Parses `--nemesis`: a comma list of kinds, or `all`, or `none`.
 /// `membership` needs a sharded cluster; `all` includes it only there.
@@ -244,6 +252,7 @@ enum Active {
     Loss,
     Latency,
     SlowReader(SlowReaderWindow),
+    Impostor,
 }
 
 /// A slow-reader fault in effect: its node, its open connections, and the
@@ -277,6 +286,7 @@ pub struct Nemesis {
     active: Option<(FaultKind, Active)>,
     membership: Option<MembershipNemesis>,
     slow_reader: Option<slow_reader::SlowReaderSetup>,
+    impostor: Option<impostor::ImpostorSetup>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -317,7 +327,15 @@ impl Nemesis {
             active: None,
             membership,
             slow_reader: None,
+            impostor: None,
         }
+    }
+
+    /// What the impostor presents (the system's credentials for it);
+    /// without it an impostor fault fails to start, recorded as such.
+    pub fn with_impostor(mut self, setup: impostor::ImpostorSetup) -> Nemesis {
+        self.impostor = Some(setup);
+        self
     }
 
     /// What the slow-reader fault writes (the system's request lines);
@@ -433,6 +451,9 @@ impl Nemesis {
             anyhow::bail!("membership changes run on their own track, not in the rotation");
         }
         let f = format!("start-{}", kind.as_str());
+        if kind == FaultKind::Impostor {
+            return self.start_impostor(f, mechanism).await;
+        }
         let (active, mut value, result) = match kind {
             FaultKind::Partition => {
                 let shape = Shape::ALL[weighted(&mut self.rng, &Shape::WEIGHTS)];
@@ -506,7 +527,7 @@ impl Nemesis {
                 let (window, value, r) = self.start_slow_reader().await;
                 (Active::SlowReader(window), value, r)
             }
-            FaultKind::Membership => unreachable!("handled above"),
+            FaultKind::Membership | FaultKind::Impostor => unreachable!("handled above"),
         };
         value["mechanism"] = json!(mechanism);
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
@@ -568,6 +589,7 @@ impl Nemesis {
                 blocking(&self.cluster, |c| c.set_latency(0)).await,
             ),
             Active::SlowReader(window) => self.stop_slow_reader(window).await,
+            Active::Impostor => (json!({}), Ok(())),
         };
         let mut value = value;
         value["mechanism"] = json!(mechanism);
@@ -580,6 +602,30 @@ impl Nemesis {
             return Ok(());
         }
         result
+    }
+
+    /// The impostor's turn: `start-impostor`, then one `impostor` event per
+    /// attempt on every node, the summary (attempts, accepted) in the
+    /// start's value, which is recorded first.
+    async fn start_impostor(&mut self, f: String, mechanism: &'static str) -> anyhow::Result<()> {
+        let nodes = self.cluster.nodes().to_vec();
+        self.active = Some((FaultKind::Impostor, Active::Impostor));
+        let value = json!({"nodes": nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), "mechanism": mechanism});
+        let Some(setup) = &self.impostor else {
+            let error = "the system gave no credentials for the impostor".to_string();
+            return self.record(f, value, Some(error));
+        };
+        self.record(f, value, None)?;
+        let attempts = impostor::attempt_all(setup, &nodes).await;
+        for attempt in &attempts {
+            self.record("impostor".into(), attempt.value(), None)?;
+        }
+        let accepted = attempts
+            .iter()
+            .filter(|a| matches!(a.outcome, impostor::Outcome::Accepted { .. }))
+            .count();
+        tracing::info!(attempts = attempts.len(), accepted, "impostor turn done");
+        Ok(())
     }
 
     /// Opens the slow readers on the leader (whose replies carry the
@@ -759,6 +805,11 @@ mod tests {
             [FaultKind::Partition, FaultKind::Kill]
         );
         assert_eq!(parse_kinds("all", false).expect("ok").len(), 6);
+        assert_eq!(
+            parse_kinds("all,impostor", false).expect("ok").len(),
+            7,
+            "impostor is asked for by name"
+        );
         assert!(parse_kinds("none", false).expect("ok").is_empty());
         assert_eq!(
             parse_kinds("kill, kill", false).expect("ok"),

@@ -92,6 +92,7 @@ fn remote_mechanisms(system: &dyn System) -> (Mechanisms, BTreeMap<FaultKind, St
         pause: Mechanism::Signal,
         membership: Mechanism::Admin,
         slow_reader: Mechanism::Unsupported,
+        impostor: Mechanism::ImpostorConnections,
     };
     unsupported.insert(
         FaultKind::SlowReader,

@@ -194,6 +194,14 @@ pub async fn execute(run: Run<'_>) -> anyhow::Result<()> {
     if let Some(lines) = slow_reader {
         nemesis = nemesis.with_slow_reader(slow_reader::SlowReaderSetup { lines, bind_ip });
     }
+    if plan.nemesis.contains(&FaultKind::Impostor) {
+        if let Some(setup) = system
+            .impostor(&nodes, bind_ip)
+            .context("preparing the impostor's credentials")?
+        {
+            nemesis = nemesis.with_impostor(setup);
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
 

@@ -424,6 +424,17 @@ pub trait System: Send + Sync {
     fn auth_token_file(&self) -> Option<&std::path::Path> {
         None
     }
+    /// What the impostor fault presents to `nodes` (nemesis/impostor.rs):
+    /// the run's credentials it may use and what it tries without them.
+    /// None: this system has no impostor.
+    fn impostor(
+        &self,
+        nodes: &[NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> anyhow::Result<Option<crate::nemesis::impostor::ImpostorSetup>> {
+        let _ = (nodes, bind_ip);
+        Ok(None)
+    }
     /// With auth on: what every node answers a request sent without the
     /// token (each must refuse it), recorded as the nemesis event `auth`
     /// and judged by the `auth` check. None: this run has no auth.

@@ -195,6 +195,11 @@ impl System for EtcdSystem {
                  (whose flow control bounds what a client that never reads can queue), not built for it"
                     .into(),
             ),
+            FaultKind::Impostor => Support::Unsupported(
+                "the impostor speaks faultline's node protocol and its credentials; etcd's auth is not \
+                 built for it"
+                    .into(),
+            ),
             _ => Support::Supported,
         }
     }

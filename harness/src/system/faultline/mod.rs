@@ -23,7 +23,7 @@ use super::{
 use crate::cluster::{admin, ClockFault, NodeId, NodeInfo};
 use crate::nemesis::FaultKind;
 use crate::run::probe;
-use anyhow::bail;
+use anyhow::{bail, Context};
 use faultline_nodes::client::Credentials;
 use faultline_nodes::protocol::{Op, Request};
 use faultline_nodes::tls::{ClientTls, TlsFiles};
@@ -108,6 +108,12 @@ impl System for FaultlineSystem {
     }
 
     fn fault_support(&self, kind: FaultKind) -> Support {
+        if kind == FaultKind::Impostor && self.auth.is_none() && self.tls.is_none() {
+            return Support::Unsupported(
+                "without --auth or --tls the node admits anyone by design: the impostor needs one"
+                    .into(),
+            );
+        }
         if kind == FaultKind::SlowReader && self.tls.is_some() {
             return Support::Unsupported(
                 "the slow-reader fault writes plain request lines on TCP; a --tls node refuses \
@@ -390,6 +396,36 @@ impl System for FaultlineSystem {
             .as_ref()
             .map(|tls| tls.node_files(node))
             .transpose()
+    }
+
+    fn impostor(
+        &self,
+        nodes: &[NodeInfo],
+        bind_ip: Option<IpAddr>,
+    ) -> anyhow::Result<Option<crate::nemesis::impostor::ImpostorSetup>> {
+        let mut setup = crate::nemesis::impostor::ImpostorSetup {
+            bind_ip,
+            token_required: self.auth.is_some(),
+            tls: self.tls.is_some(),
+            ..Default::default()
+        };
+        if let Some(tls) = &self.tls {
+            setup.anonymous.tls = Some(tls.anonymous().context("the impostor's TLS")?);
+            // The worker's credential: the client role (its certificate;
+            // with --auth the run's token too, whose roles it narrows).
+            setup.client = Some(self.credentials(Presenter::Worker));
+            for node in nodes {
+                let tls = tls
+                    .node_client(node)
+                    .with_context(|| format!("{}'s certificate for the impostor", node.name))?;
+                let credentials = Credentials {
+                    auth_token: self.token().map(str::to_string),
+                    tls: Some(tls),
+                };
+                setup.node_credentials.push((node.id, credentials));
+            }
+        }
+        Ok(Some(setup))
     }
 
     fn auth_probe<'a>(

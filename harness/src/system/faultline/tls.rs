@@ -85,6 +85,19 @@ impl RunTls {
         self.admin.clone()
     }
 
+    /// A connector that trusts the run's CA and presents no certificate
+    /// (the impostor's "no credential").
+    pub fn anonymous(&self) -> anyhow::Result<ClientTls> {
+        ClientTls::load(&self.ca, None).context("loading the run's CA")
+    }
+
+    /// A connector that presents node `node`'s own certificate (the
+    /// impostor's peer credential bound to that node's id).
+    pub fn node_client(&self, node: &NodeInfo) -> anyhow::Result<ClientTls> {
+        let files = self.node_files(node)?;
+        ClientTls::from_files(&files).with_context(|| format!("loading {}'s TLS", node.name))
+    }
+
     /// Node `node`'s files (`node-<id>.pem`, `.key`, and the CA), issued
     /// for its id and every address it has on first ask; the same files
     /// after that (a restarted node keeps its certificate).
