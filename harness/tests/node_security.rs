@@ -309,10 +309,17 @@ fn list_bugs_prints_one_tab_separated_line_per_bug() {
         .lines()
         .map(|l| l.split('\t').next().unwrap_or(""))
         .collect();
-    for bug in ["stale-read", "no-fsync", "lock-early-expiry", "no-fence"] {
+    for bug in [
+        "stale-read",
+        "no-fsync",
+        "lock-early-expiry",
+        "no-fence",
+        "client-admin",
+        "peer-id-unchecked",
+    ] {
         assert!(names.contains(&bug), "{bug} missing from {text}");
     }
-    assert!(text.lines().all(|l| l.split('\t').count() == 4), "{text}");
+    assert!(text.lines().all(|l| l.split('\t').count() == 5), "{text}");
     let out = Command::new(BIN)
         .args([
             "node",

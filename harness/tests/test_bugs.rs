@@ -1,7 +1,10 @@
 //! The harness's proof of power: every bug `faultline node --list-bugs`
 //! lists, tested with the workload and nemesis it names, ends invalid
 //! (exit 1); the same tests with no bug end valid (exit 0); and so again
-//! with `--auth` (the secured cluster).
+//! with `--auth` (the secured cluster). Each run carries the flags the
+//! listing's fifth column says the bug needs (`--tls` for the access bugs,
+//! caught by the impostor nemesis through the `access` checker), and so
+//! does its run without the bug.
 //!
 //! Short runs (12 s of operations, a fault every 3 s: four faults, so the
 //! kill nemesis's rotation includes killing every node), one after another.
@@ -28,6 +31,8 @@ struct Listed {
     bug: String,
     workload: String,
     nemesis: String,
+    /// The flags the run needs (`-` in the listing: none).
+    flags: Vec<String>,
 }
 
 fn list_bugs() -> Vec<Listed> {
@@ -46,14 +51,20 @@ fn list_bugs() -> Vec<Listed> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            assert!(
-                f.len() >= 3,
-                "a --list-bugs line has name, workload, nemesis: {l:?}"
+            assert_eq!(
+                f.len(),
+                5,
+                "a --list-bugs line has name, workload, nemesis, description, flags: {l:?}"
             );
+            let flags = match f[4] {
+                "-" => Vec::new(),
+                flags => flags.split(' ').map(str::to_string).collect(),
+            };
             Listed {
                 bug: f[0].into(),
                 workload: f[1].into(),
                 nemesis: f[2].into(),
+                flags,
             }
         })
         .collect()
@@ -101,22 +112,28 @@ fn bug_matrix(extra: &[&str]) {
     for b in &bugs {
         let mut a = test_args(&store, &b.workload, &b.nemesis);
         a.extend(args(extra));
+        a.extend(b.flags.iter().cloned());
         a.extend(args(&["--bug", &b.bug]));
         failures.extend(caught_within(&a, SEED, ATTEMPTS, &format!("bug {}", b.bug)));
     }
-    let clean: BTreeSet<(String, String)> = bugs
+    let clean: BTreeSet<(String, String, Vec<String>)> = bugs
         .iter()
-        .map(|b| (b.workload.clone(), b.nemesis.clone()))
+        .map(|b| (b.workload.clone(), b.nemesis.clone(), b.flags.clone()))
         .collect();
-    for (workload, nemesis) in clean {
+    for (workload, nemesis, flags) in clean {
         let mut a = test_args(&store, &workload, &nemesis);
         a.extend(args(extra));
+        a.extend(flags.iter().cloned());
         a.extend(args(&["--seed", &SEED.to_string()]));
         let r = run_test(&a);
-        eprintln!("{workload} / {nemesis} without a bug: exit {:?}", r.code);
+        let flags = flags.join(" ");
+        eprintln!(
+            "{workload} / {nemesis} {flags} without a bug: exit {:?}",
+            r.code
+        );
         if r.code != Some(0) {
             failures.push(format!(
-                "{workload} / {nemesis} without a bug is not valid (exit {:?}, want 0)\n  {}\n{}",
+                "{workload} / {nemesis} {flags} without a bug is not valid (exit {:?}, want 0)\n  {}\n{}",
                 r.code, r.command, r.digest
             ));
         }

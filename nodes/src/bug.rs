@@ -1,8 +1,9 @@
 //! Planted bugs: `--bug NAME` makes a node wrong in one known way.
 //!
 //! The harness proves its power by catching every one of these. Each bug
-//! names the workload and nemesis that should catch it, so CI can test every
-//! bug with the right setup (`faultline node --list-bugs`).
+//! names the workload and nemesis that should catch it, and the flags the
+//! run needs (`--tls` for the access bugs), so CI can test every bug with
+//! the right setup (`faultline node --list-bugs`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,22 +35,41 @@ pub enum Bug {
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 8] = [
         Bug::StaleRead,
         Bug::NoFsync,
         Bug::LockEarlyExpiry,
         Bug::NoFence,
         Bug::TxnNonAtomic,
         Bug::TxnFollowerRead,
+        Bug::ClientAdmin,
+        Bug::PeerIdUnchecked,
     ];
 
-    /// Access bugs: parsed by `--bug`, but not in [`Bug::ALL`] (so not in
-    /// `--list-bugs`, whose every line test_bugs.rs runs and expects caught)
-    /// until the impostor nemesis and the `access` checker (issue 19, item
-    /// 4) catch them in a run. What catches them today: the refusal tests
-    /// of harness/tests/node_roles.rs and server::access's unit tests, which
-    /// show each refusal disappear with its bug.
+    /// Access bugs: caught by the impostor nemesis and the `access` checker
+    /// in a `--tls` run (and, below the harness, by the refusal tests of
+    /// harness/tests/node_roles.rs and server::access's unit tests).
     pub const ACCESS: [Bug; 2] = [Bug::ClientAdmin, Bug::PeerIdUnchecked];
+
+    /// Whether the deterministic simulator can show this bug. The access
+    /// bugs it cannot: it has no connections, no credentials and no
+    /// `hello` (its nodes exchange messages directly), so nothing there
+    /// asks the access check anything.
+    pub fn simulated(self) -> bool {
+        !Bug::ACCESS.contains(&self)
+    }
+
+    /// The `faultline test` flags a run needs for this bug to show (the
+    /// `--list-bugs` column). `--tls` for the access bugs: a peer bound to
+    /// its id exists only with node certificates, and the only credential
+    /// of the client role alone is the client role's certificate (`--auth`
+    /// makes one token of every role).
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            Bug::ClientAdmin | Bug::PeerIdUnchecked => &["--tls"],
+            _ => &[],
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -93,7 +113,7 @@ impl Bug {
             Bug::TxnNonAtomic => "none",
             // A partitioned follower falls behind and keeps answering.
             Bug::TxnFollowerRead => "partition",
-            // Not yet a nemesis of faultline (issue 19, item 4).
+            // Its attempts, judged by the `access` checker.
             Bug::ClientAdmin | Bug::PeerIdUnchecked => "impostor",
         }
     }
@@ -116,10 +136,16 @@ impl Bug {
     }
 
     /// One line of `faultline node --list-bugs`: NAME, workload, nemesis,
-    /// description, tab-separated.
+    /// description, flags the run needs (space-separated, `-` for none),
+    /// tab-separated. The flags come last so that readers of the first
+    /// four fields keep working.
     pub fn list_line(self) -> String {
+        let flags = match self.flags() {
+            [] => "-".to_string(),
+            flags => flags.join(" "),
+        };
         format!(
-            "{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{flags}",
             self.name(),
             self.workload(),
             self.nemesis(),
@@ -143,7 +169,6 @@ impl FromStr for Bug {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Bug::ALL
             .into_iter()
-            .chain(Bug::ACCESS)
             .find(|b| b.name() == s)
             .ok_or_else(|| UnknownBug(s.to_string()))
     }
@@ -155,16 +180,31 @@ mod tests {
 
     #[test]
     fn every_bug_round_trips_through_its_name() {
-        for bug in Bug::ALL.into_iter().chain(Bug::ACCESS) {
+        for bug in Bug::ALL {
             assert_eq!(bug.name().parse::<Bug>().expect("listed name parses"), bug);
         }
         assert!("no-such-bug".parse::<Bug>().is_err());
     }
 
     #[test]
-    fn list_line_has_four_tab_separated_fields() {
+    fn list_line_has_five_tab_separated_fields_the_flags_last() {
         for bug in Bug::ALL {
-            assert_eq!(bug.list_line().split('\t').count(), 4, "{bug}");
+            let line = bug.list_line();
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 5, "{bug}");
+            assert!(!fields[4].is_empty(), "{bug}: `-` stands for no flags");
+        }
+        assert!(Bug::PeerIdUnchecked.list_line().ends_with("\t--tls"));
+        assert!(Bug::StaleRead.list_line().ends_with("\t-"));
+    }
+
+    #[test]
+    fn the_access_bugs_are_listed_and_caught_by_the_impostor_with_tls() {
+        for bug in Bug::ACCESS {
+            assert!(Bug::ALL.contains(&bug), "{bug}");
+            assert_eq!(bug.nemesis(), "impostor");
+            assert_eq!(bug.flags(), ["--tls"]);
+            assert!(!bug.simulated(), "{bug}");
         }
     }
 }

@@ -704,6 +704,30 @@ macro_rules! tests_for_every_core {
                 "list-append",
             );
         }
+
+        /// Every bug `--list-bugs` lists has a sweep above that catches it,
+        /// except those the simulator cannot see: the access bugs (it has no
+        /// connections, credentials or `hello`; `Bug::simulated`), which the
+        /// harness's impostor nemesis catches instead (harness/tests/test_bugs.rs,
+        /// test_impostor.rs). A new listed bug fails this until it has a sweep here
+        /// or says why it cannot.
+        #[test]
+        fn every_listed_bug_the_simulator_can_see_has_a_sweep() {
+            use faultline_nodes::bug::Bug;
+            let swept = [
+                Bug::StaleRead,
+                Bug::NoFsync,
+                Bug::LockEarlyExpiry,
+                Bug::NoFence,
+                Bug::TxnNonAtomic,
+                Bug::TxnFollowerRead,
+            ];
+            let visible: Vec<Bug> = Bug::ALL.into_iter().filter(|b| b.simulated()).collect();
+            assert_eq!(visible, swept);
+            for bug in Bug::ACCESS {
+                assert!(!bug.simulated(), "{bug} is out of the sweeps with a reason");
+            }
+        }
     };
 }
 pub(crate) use tests_for_every_core;
