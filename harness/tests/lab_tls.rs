@@ -2,9 +2,10 @@
 //! host gets its own node's certificate and key and the run's CA as private
 //! files (mode 0600, in the run's folder), every node starts with
 //! `--tls-cert/--tls-key/--tls-ca`, every connection of the harness opens
-//! TLS (no node log shows a plain connection refused), and the run ends
-//! valid with the auth probe (sent inside TLS) refused by every node. No
-//! copy is left on a host after the run.
+//! TLS (no node log shows a plain connection refused but the impostor's
+//! own `plain-tcp` attempts), and the run ends valid with the auth probe
+//! (sent inside TLS) refused by every node and every impostor attempt
+//! refused (`access`). No copy is left on a host after the run.
 //!
 //! Needs root: `FAULTLINE_LAB_TESTS=1 cargo test -p faultline --test lab_tls -- --ignored`
 //! (.ci/lab.sh, inside `flock /tmp/faultline-lab.lock`).
@@ -30,7 +31,13 @@ fn a_remote_tls_run_is_valid_and_each_host_holds_only_its_node_s_private_files()
         .args(["test", "--lab", lab.dir_str(), "--store"])
         .arg(store.path())
         .args(["--name", "tls", "--workload", "register", "--tls", "--auth"])
-        .args(["--nemesis", "partition,kill", "--nemesis-interval", "3s"])
+        // Four turns of a rotation of three kinds: the impostor comes up.
+        .args([
+            "--nemesis",
+            "partition,kill,impostor",
+            "--nemesis-interval",
+            "3s",
+        ])
         .args(["--time-limit", "12s", "--seed", "29"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -89,25 +96,37 @@ fn a_remote_tls_run_is_valid_and_each_host_holds_only_its_node_s_private_files()
         serde_json::from_slice(&std::fs::read(run.join("test.json")).expect("test.json"))
             .expect("JSON");
     assert_eq!(test["plan"]["tls"], Value::Bool(true));
+    let history = std::fs::read_to_string(run.join("history.jsonl")).expect("history.jsonl");
+    let attempts: Vec<Value> = history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["process"] == "nemesis" && e["f"] == "impostor")
+        .map(|e| e["value"].clone())
+        .collect();
+    assert!(!attempts.is_empty(), "the impostor came up");
     for i in 1..=HOSTS {
         let log = std::fs::read_to_string(run.join("nodes").join(format!("n{i}.log")))
             .expect("every node's log is fetched");
+        let impostor_plain = attempts
+            .iter()
+            .filter(|a| a["node"] == format!("n{i}").as_str() && a["credential"] == "plain-tcp")
+            .count();
+        assert!(impostor_plain > 0, "n{i}: the impostor tried plain TCP");
         assert_eq!(
             log.matches("plain connection to a TLS port refused")
                 .count(),
-            0,
-            "n{i}: every connection of the harness opens TLS"
+            impostor_plain,
+            "n{i}: every connection of the harness but the impostor's plain ones opens TLS"
         );
     }
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(run.join("results.json")).expect("results.json"))
-            .expect("JSON");
-    let auth = results["checkers"]
-        .as_array()
-        .expect("checkers")
-        .iter()
-        .find(|c| c["checker"] == "auth")
-        .expect("an auth check");
+    let access = results_checker(&run, "access");
+    assert_eq!(access["verdict"], "valid", "{access}");
+    assert_eq!(
+        access["detail"]["attempts"].as_u64(),
+        Some(attempts.len() as u64),
+        "{access}"
+    );
+    let auth = results_checker(&run, "auth");
     let want = format!("{HOSTS} of {HOSTS} nodes refused a request without the token");
     assert_eq!(auth["verdict"], "valid", "{auth}");
     assert!(
@@ -125,4 +144,18 @@ fn a_remote_tls_run_is_valid_and_each_host_holds_only_its_node_s_private_files()
             "host {i}: the TLS files are removed with the run's folder"
         );
     }
+}
+
+/// The entry of `checker` in the run's results.json.
+fn results_checker(run: &std::path::Path, checker: &str) -> Value {
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(run.join("results.json")).expect("results.json"))
+            .expect("JSON");
+    results["checkers"]
+        .as_array()
+        .expect("checkers")
+        .iter()
+        .find(|c| c["checker"] == checker)
+        .unwrap_or_else(|| panic!("a {checker} check in {results}"))
+        .clone()
 }
