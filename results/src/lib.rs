@@ -13,6 +13,7 @@ pub mod fault_interval;
 pub mod histogram_log;
 pub mod history_reader;
 pub mod history_writer;
+pub mod impostor_table;
 pub mod junit;
 pub mod listing;
 pub mod op_span;

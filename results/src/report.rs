@@ -252,6 +252,7 @@ fn render(p: &Page) -> String {
     shards_section(&mut o, p);
     percentiles_section(&mut o, p);
     faults_section(&mut o, p);
+    impostor_section(&mut o, p);
     crate::report_audit::audit_section(&mut o, &p.data.audit);
     options_section(&mut o, p);
     footer(&mut o);
@@ -442,6 +443,36 @@ fn faults_section(o: &mut String, p: &Page) {
     }
 }
 
+/// The impostor's attempts and what the nodes did with them (the
+/// `access` checker's evidence); nothing when the run had no impostor.
+fn impostor_section(o: &mut String, p: &Page) {
+    if p.data.impostor.is_empty() {
+        return;
+    }
+    let total: u64 = p.data.impostor.iter().map(|r| r.count).sum();
+    let _ = write!(
+        o,
+        "<h2 id=impostor>Impostor attempts</h2><p class=meta>{total} attempts to get into a node \
+         without the right credential, grouped; accepted ones first (they fail the run).</p>"
+    );
+    o.push_str("<table class=impostor><tr><th>credential</th><th>ask</th><th>outcome</th><th>nodes</th><th>count</th><th>the node said</th></tr>");
+    for row in &p.data.impostor {
+        let nodes: Vec<&str> = row.nodes.iter().map(String::as_str).collect();
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td class=\"outcome-{}\">{}</td><td>{}</td><td class=n>{}</td><td>{}</td></tr>",
+            escape(&row.credential),
+            escape(&row.ask),
+            escape(&row.outcome),
+            escape(&row.outcome),
+            escape(&nodes.join(", ")),
+            row.count,
+            escape(&row.said)
+        );
+    }
+    o.push_str("</table>");
+}
+
 /// The plan the run was made with, and test.json whole.
 fn options_section(o: &mut String, p: &Page) {
     o.push_str("<h2 id=options>Options</h2>");
@@ -546,6 +577,48 @@ mod tests {
         for f in [LATENCY_LOG_FILE, LATENCY_TOTAL_FILE, THROUGHPUT_FILE] {
             assert!(run.join(f).is_file(), "{f}");
         }
+    }
+
+    #[test]
+    fn the_impostor_s_attempts_are_listed_accepted_first_and_absent_without_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let run = write_run(root.path(), &RunSpec::default());
+        build(&run).expect("report");
+        let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
+        assert!(!html.contains("id=impostor"), "no impostor, no section");
+
+        let history = run.join(HISTORY_FILE);
+        let text = std::fs::read_to_string(&history).expect("history");
+        let last: serde_json::Value =
+            serde_json::from_str(text.lines().last().expect("a line")).expect("json");
+        let (index, time) = (
+            last["index"].as_u64().expect("index"),
+            last["time"].as_u64().expect("time"),
+        );
+        let mut more = text.clone();
+        for (i, (credential, outcome)) in [("client", "refused"), ("node-1", "accepted")]
+            .into_iter()
+            .enumerate()
+        {
+            let event = serde_json::json!({
+                "index": index + 1 + i as u64, "time": time + 1, "process": "nemesis",
+                "type": "info", "f": "impostor",
+                "value": {"node": "n2", "credential": credential, "ask": "hello",
+                    "claims": "n3", "outcome": outcome, "code": "unauthorized"},
+            });
+            more.push_str(&format!("{event}\n"));
+        }
+        std::fs::write(&history, more).expect("write");
+        build(&run).expect("report");
+        let html = std::fs::read_to_string(run.join(REPORT_FILE)).expect("read");
+        let section = html
+            .split("<h2 id=impostor>")
+            .nth(1)
+            .expect("an impostor section");
+        let accepted = section.find("node-1").expect("the accepted row");
+        let refused = section.find("client").expect("the refused row");
+        assert!(accepted < refused, "accepted rows come first");
+        assert!(section.contains("hello as n3"), "{section}");
     }
 
     #[test]

@@ -163,6 +163,8 @@ pub struct RunData {
     pub ownership: ShardOwnership,
     /// The nodes' audit events, per node (empty: none in the history).
     pub audit: Vec<crate::audit::NodeAudit>,
+    /// The impostor's attempts, grouped (empty without the impostor).
+    pub impostor: Vec<crate::impostor_table::AttemptRow>,
 }
 
 impl RunData {
@@ -182,6 +184,7 @@ impl RunData {
             truncated: history.truncated_tail,
             ownership: ShardOwnership::of_history(&history.events, end_ns),
             audit: crate::audit::of_history(&history.events),
+            impostor: crate::impostor_table::attempt_rows(&history.events),
         })
     }
 }
