@@ -5,7 +5,9 @@
 //! TLS (no node log shows a plain connection refused but the impostor's
 //! own `plain-tcp` attempts), and the run ends valid with the auth probe
 //! (sent inside TLS) refused by every node and every impostor attempt
-//! refused (`access`). No copy is left on a host after the run.
+//! refused (`access`). No copy is left on a host after the run. And
+//! `--tls --auth --nemesis all,impostor` ends valid for every workload on
+//! Raft and on Paxos in the lab, every impostor attempt refused.
 //!
 //! Needs root: `FAULTLINE_LAB_TESTS=1 cargo test -p faultline --test lab_tls -- --ignored`
 //! (.ci/lab.sh, inside `flock /tmp/faultline-lab.lock`).
@@ -158,4 +160,56 @@ fn results_checker(run: &std::path::Path, checker: &str) -> Value {
         .find(|c| c["checker"] == checker)
         .unwrap_or_else(|| panic!("a {checker} check in {results}"))
         .clone()
+}
+
+/// Issue 19's bar in the lab: `faultline test --tls --auth --nemesis
+/// all,impostor` ends valid for every workload faultline's node takes, on
+/// Raft and on Paxos, over SSH on the lab's hosts; the access checker saw
+/// the impostor's attempts and every one was refused. Short runs (6 s, a
+/// fault a second), so each kind of fault and the impostor come up.
+#[test]
+#[ignore = "needs root and creates network namespaces; run by .ci/lab.sh with FAULTLINE_LAB_TESTS=1"]
+fn every_workload_is_valid_remotely_with_tls_auth_all_faults_and_the_impostor() {
+    if !enabled("lab_tls") {
+        return;
+    }
+    let lab = TestLab::up(HOSTS);
+    let mut failures = Vec::new();
+    // lock-counter is left out: faultline's node refuses it by design.
+    for consensus in ["raft", "paxos"] {
+        for workload in ["register", "kv", "lock", "set", "counter", "list-append"] {
+            let label = format!("{workload} / {consensus}");
+            let store = tempfile::tempdir().expect("tempdir");
+            let out = Command::new(faultline())
+                .args(["test", "--lab", lab.dir_str(), "--store"])
+                .arg(store.path())
+                .args(["--workload", workload, "--consensus", consensus])
+                .args(["--tls", "--auth", "--nemesis", "all,impostor"])
+                .args(["--nemesis-interval", "1s", "--time-limit", "6s"])
+                .args(["--seed", "31"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("faultline runs");
+            eprintln!("{label}: exit {:?}", out.status.code());
+            if out.status.code() != Some(0) {
+                failures.push(format!(
+                    "{label}: exit {:?}\n{}",
+                    out.status.code(),
+                    text(&out)
+                ));
+                continue;
+            }
+            let run = std::fs::canonicalize(store.path().join("latest")).expect("the run's folder");
+            let access = results_checker(&run, "access");
+            let all_refused = access["verdict"] == "valid"
+                && access["detail"]["attempts"].as_u64() > Some(0)
+                && access["detail"]["accepted"] == serde_json::json!([]);
+            if !all_refused {
+                failures.push(format!(
+                    "{label}: access {access}, want attempts, all refused"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
