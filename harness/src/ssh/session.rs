@@ -239,34 +239,14 @@ impl Session {
     /// Downloads `remote` into the local file `local` by SFTP. Returns the
     /// bytes copied.
     pub fn download(&self, remote: &str, local: &Path) -> Result<u64, SshError> {
-        let transfer = |cause: String| SshError::Transfer {
-            host: self.name(),
-            path: remote.to_string(),
-            cause,
-        };
-        let mut guard = self.conn.lock().expect("session lock is never poisoned");
-        if guard.is_none() {
-            *guard = Some(self.open()?);
-        }
-        let conn = guard.as_ref().expect("connected just above");
-        conn.sess.set_blocking(true);
-        conn.sess.set_timeout(timeout_ms(self.cfg.command_timeout));
-        let result = (|| {
-            let sftp = conn
-                .sess
-                .sftp()
-                .map_err(|e| transfer(format!("sftp: {e}")))?;
+        self.with_sftp(remote, |sftp, transfer| {
             let mut file = sftp
                 .open(Path::new(remote))
                 .map_err(|e| transfer(format!("open: {e}")))?;
             let mut out = std::fs::File::create(local)
                 .map_err(|e| transfer(format!("create {}: {e}", local.display())))?;
             std::io::copy(&mut file, &mut out).map_err(|e| transfer(format!("copy: {e}")))
-        })();
-        if result.is_err() {
-            guard.take();
-        }
-        result
+        })
     }
 
     /// Downloads at most `max_bytes` of `remote` into `local` by SFTP:
@@ -278,23 +258,7 @@ impl Session {
         local: &Path,
         max_bytes: u64,
     ) -> Result<Option<(u64, u64)>, SshError> {
-        let transfer = |cause: String| SshError::Transfer {
-            host: self.name(),
-            path: remote.to_string(),
-            cause,
-        };
-        let mut guard = self.conn.lock().expect("session lock is never poisoned");
-        if guard.is_none() {
-            *guard = Some(self.open()?);
-        }
-        let conn = guard.as_ref().expect("connected just above");
-        conn.sess.set_blocking(true);
-        conn.sess.set_timeout(timeout_ms(self.cfg.command_timeout));
-        let result = (|| {
-            let sftp = conn
-                .sess
-                .sftp()
-                .map_err(|e| transfer(format!("sftp: {e}")))?;
+        self.with_sftp(remote, |sftp, transfer| {
             // LIBSSH2_FX_NO_SUCH_FILE
             const NO_SUCH_FILE: ssh2::ErrorCode = ssh2::ErrorCode::SFTP(2);
             let file_bytes = match sftp.stat(Path::new(remote)) {
@@ -310,11 +274,7 @@ impl Session {
             let copied = std::io::copy(&mut file.take(max_bytes), &mut out)
                 .map_err(|e| transfer(format!("copy: {e}")))?;
             Ok(Some((copied, file_bytes.max(copied))))
-        })();
-        if result.is_err() {
-            guard.take();
-        }
-        result
+        })
     }
 
     /// Uploads `local` to `remote` by SFTP as a private file: created with
@@ -347,25 +307,9 @@ impl Session {
     }
 
     fn sftp_put(&self, local: &Path, remote: &str, mode: i32) -> Result<u64, SshError> {
-        let transfer = |cause: String| SshError::Transfer {
-            host: self.name(),
-            path: remote.to_string(),
-            cause,
-        };
         let mut input = std::fs::File::open(local)
-            .map_err(|e| transfer(format!("open {}: {e}", local.display())))?;
-        let mut guard = self.conn.lock().expect("session lock is never poisoned");
-        if guard.is_none() {
-            *guard = Some(self.open()?);
-        }
-        let conn = guard.as_ref().expect("connected just above");
-        conn.sess.set_blocking(true);
-        conn.sess.set_timeout(timeout_ms(self.cfg.command_timeout));
-        let result = (|| {
-            let sftp = conn
-                .sess
-                .sftp()
-                .map_err(|e| transfer(format!("sftp: {e}")))?;
+            .map_err(|e| self.transfer_error(remote, format!("open {}: {e}", local.display())))?;
+        self.with_sftp(remote, |sftp, transfer| {
             let mut file = sftp
                 .open_mode(
                     Path::new(remote),
@@ -389,11 +333,44 @@ impl Session {
             }
             file.close().map_err(|e| transfer(format!("close: {e}")))?;
             Ok(total)
-        })();
+        })
+    }
+
+    /// Runs `work` with an SFTP channel on this host's connection (opened
+    /// if there is none), blocking, under the command timeout; `work` gets
+    /// the channel and the error for `remote`. A failure drops the
+    /// connection, so the next call opens a fresh one.
+    fn with_sftp<T>(
+        &self,
+        remote: &str,
+        work: impl FnOnce(&ssh2::Sftp, &dyn Fn(String) -> SshError) -> Result<T, SshError>,
+    ) -> Result<T, SshError> {
+        let transfer = |cause: String| self.transfer_error(remote, cause);
+        let mut guard = self.conn.lock().expect("session lock is never poisoned");
+        if guard.is_none() {
+            *guard = Some(self.open()?);
+        }
+        let conn = guard.as_ref().expect("connected just above");
+        conn.sess.set_blocking(true);
+        conn.sess.set_timeout(timeout_ms(self.cfg.command_timeout));
+        let result = conn
+            .sess
+            .sftp()
+            .map_err(|e| transfer(format!("sftp: {e}")))
+            .and_then(|sftp| work(&sftp, &transfer));
         if result.is_err() {
             guard.take();
         }
         result
+    }
+
+    /// A failed transfer of `path` on this host.
+    fn transfer_error(&self, path: &str, cause: String) -> SshError {
+        SshError::Transfer {
+            host: self.name(),
+            path: path.to_string(),
+            cause,
+        }
     }
 
     /// Opens a connection, retrying TCP failures with back-off within the
