@@ -4,6 +4,11 @@
 //! at most `max_line_bytes` of a line and reports [`LineError::TooLarge`] as
 //! soon as a line is longer, so a peer cannot make the node allocate
 //! unboundedly by never sending a newline.
+//!
+//! [`LineReader::next_line`] is cancel-safe: a call dropped mid-line (a
+//! `select!` that chose another branch) keeps the part already read, and
+//! the next call goes on from there. A connection served from one task
+//! relies on it (`server::connection`).
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
@@ -28,7 +33,20 @@ pub enum LineError {
 pub struct LineReader<R> {
     inner: R,
     limit: usize,
+    /// The line being read: a partial line survives a cancelled call.
     buf: Vec<u8>,
+    /// Whether `buf` holds the line the last call returned (cleared when
+    /// the next call starts) rather than a partial one.
+    returned: Returned,
+}
+
+/// What `LineReader::buf` holds between calls.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Returned {
+    /// The start of a line a cancelled call had read: keep it.
+    Partial,
+    /// A line already handed out: drop it.
+    Line,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
@@ -37,6 +55,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             inner,
             limit,
             buf: Vec::new(),
+            returned: Returned::Partial,
         }
     }
 
@@ -48,12 +67,25 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// The next line without its newline (and without a trailing `\r`), or
     /// `None` at end of stream. A partial last line without newline is dropped.
     /// After `TooLarge` the stream is out of sync: close the connection.
+    /// Cancel-safe (see the module doc).
     pub async fn next_line(&mut self) -> Result<Option<&[u8]>, LineError> {
-        self.buf.clear();
+        match self.read_line().await? {
+            true => Ok(Some(&self.buf)),
+            false => Ok(None),
+        }
+    }
+
+    /// [`LineReader::next_line`] without the borrow: true when a line was
+    /// read (it is then [`LineReader::line`]), false at end of stream.
+    pub async fn read_line(&mut self) -> Result<bool, LineError> {
+        if self.returned == Returned::Line {
+            self.buf.clear();
+            self.returned = Returned::Partial;
+        }
         loop {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
-                return Ok(None);
+                return Ok(false);
             }
             match available.iter().position(|&b| b == b'\n') {
                 Some(pos) => {
@@ -65,7 +97,8 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                     if self.buf.last() == Some(&b'\r') {
                         self.buf.pop();
                     }
-                    return Ok(Some(&self.buf));
+                    self.returned = Returned::Line;
+                    return Ok(true);
                 }
                 None => {
                     let n = available.len();
@@ -79,15 +112,27 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
+    /// The line the last [`LineReader::read_line`] returned true for.
+    pub fn line(&self) -> &[u8] {
+        debug_assert!(self.returned == Returned::Line, "no line was read");
+        &self.buf
+    }
+
     pub fn into_inner(self) -> R {
         self.inner
+    }
+
+    /// The stream under the reader (to write to it, for a stream that is
+    /// read and written from one task). Bytes already buffered stay here.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::BufReader;
+    use tokio::io::{AsyncWriteExt, BufReader};
 
     fn reader(bytes: &'static [u8], limit: usize) -> LineReader<BufReader<&'static [u8]>> {
         // A tiny buffer so lines span many fill_buf calls.
@@ -120,6 +165,22 @@ mod tests {
             r.next_line().await.expect("exactly the limit is fine"),
             Some(&b"0123456789"[..])
         );
+    }
+
+    /// A call dropped mid-line (a `select!` that chose another branch)
+    /// must not lose the part of the line it had read: the server's TLS
+    /// connections select between reading a request and writing replies.
+    #[tokio::test]
+    async fn a_cancelled_call_keeps_the_partial_line() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = LineReader::new(BufReader::with_capacity(3, server), 100);
+        client.write_all(b"hello wo").await.expect("write");
+        let cancelled =
+            tokio::time::timeout(std::time::Duration::from_millis(50), r.next_line()).await;
+        assert!(cancelled.is_err(), "no newline yet: the call waits");
+        client.write_all(b"rld\nnext\n").await.expect("write");
+        assert_eq!(r.next_line().await.expect("ok"), Some(&b"hello world"[..]));
+        assert_eq!(r.next_line().await.expect("ok"), Some(&b"next"[..]));
     }
 
     proptest::proptest! {

@@ -19,11 +19,17 @@
 //! refusal and every admin op goes to the audit log ([`super::audit`]).
 //! Nothing here panics on input, and no token reaches a log.
 //!
-//! Back-pressure: the reader takes a permit (of [`MAX_OWED_REPLIES`])
-//! before it reads each line, and the writer gives it back once the reply
-//! is written to the socket (see [`super::reply_sink`]). A client that does
-//! not read its replies is therefore no longer read either, and what the
-//! node holds for the connection stays bounded.
+//! One task serves a connection, both ways: it waits for the next request
+//! line and, in between, writes the replies that have come (a [`Channel`]).
+//! A TLS stream is one state machine for both directions: split into two
+//! tasks, every read and write took a mutex and the two tasks contended for
+//! it (issue 19).
+//!
+//! Back-pressure: a permit (of [`MAX_OWED_REPLIES`]) is taken before each
+//! line is read and given back once its reply is written to the socket (see
+//! [`super::reply_sink`]). A client that does not read its replies is
+//! therefore no longer read either, and what the node holds for the
+//! connection stays bounded.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,7 +38,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::access::{Access, OpClass, Roles};
 use super::audit::AuditLog;
@@ -63,52 +69,114 @@ pub struct Shared {
     pub tls: Option<NodeTls>,
 }
 
-/// Writes replies in batches; on `close`, writes what is queued and shuts
-/// the socket. A reply's permit is given back only once it is written.
-async fn writer(
-    mut w: Writer,
-    mut rx: mpsc::UnboundedReceiver<OwedReply>,
-    mut close: oneshot::Receiver<()>,
-) {
-    let mut buf = Vec::with_capacity(4096);
-    let mut batch: Vec<OwedReply> = Vec::new();
-    // A dropped close sender (the reader ended without closing) is not a
-    // close: replies still owed are written as they come.
-    let mut close_armed = true;
-    loop {
-        let first = tokio::select! {
-            r = rx.recv() => r,
-            res = &mut close, if close_armed => {
-                if res.is_ok() {
-                    None
-                } else {
-                    close_armed = false;
-                    continue;
-                }
+/// A connection's socket, plain or TLS.
+trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
+
+/// A connection's requests, line by line.
+type Lines = LineReader<BufReader<Box<dyn Socket>>>;
+
+/// Replies are written in batches of at most about this many bytes.
+const MAX_REPLY_BATCH_BYTES: usize = 1 << 20;
+
+/// A connection served from one task: requests read line by line, and the
+/// replies that come in the meantime written between them.
+struct Channel {
+    lines: Lines,
+    replies: mpsc::UnboundedReceiver<OwedReply>,
+    /// The batch being written: its bytes, and the replies whose permits
+    /// come back once they are written.
+    buf: Vec<u8>,
+    batch: Vec<OwedReply>,
+}
+
+impl Channel {
+    fn new(socket: Box<dyn Socket>, replies: mpsc::UnboundedReceiver<OwedReply>) -> Channel {
+        Channel {
+            lines: LineReader::new(BufReader::new(socket), MAX_CLIENT_LINE_BYTES),
+            replies,
+            buf: Vec::with_capacity(4096),
+            batch: Vec::new(),
+        }
+    }
+
+    /// The next request line (then in `self.lines.line()`) with the permit
+    /// it was read under; `None` at the end of the stream. Replies that come
+    /// while it waits (for a permit or for the line) are written first.
+    async fn next_line(
+        &mut self,
+        budget: &Arc<Semaphore>,
+    ) -> Result<Option<OwnedSemaphorePermit>, LineError> {
+        // Owed before it is read: with the budget spent, the client's
+        // requests wait in its socket until it reads some replies.
+        let permit = loop {
+            tokio::select! {
+                biased;
+                Some(owed) = self.replies.recv() => self.write(owed).await?,
+                permit = next_permit(budget) => break permit,
             }
         };
-        let Some(first) = first else { break };
-        buf.clear();
-        buf.extend_from_slice(&first.reply.encode());
-        batch.push(first);
-        while buf.len() <= 1 << 20 {
-            let Ok(more) = rx.try_recv() else { break };
-            buf.extend_from_slice(&more.reply.encode());
-            batch.push(more);
+        loop {
+            tokio::select! {
+                biased;
+                Some(owed) = self.replies.recv() => self.write(owed).await?,
+                // Cancel-safe: a partial line waits in the reader.
+                read = self.lines.read_line() => return Ok(read?.then_some(permit)),
+            }
         }
+    }
+
+    /// Write `first` and whatever else is queued, in one write; the
+    /// permits come back once it is written.
+    async fn write(&mut self, first: OwedReply) -> std::io::Result<()> {
+        self.buf.clear();
+        self.buf.extend_from_slice(&first.reply.encode());
+        self.batch.push(first);
+        while self.buf.len() <= MAX_REPLY_BATCH_BYTES {
+            let Ok(more) = self.replies.try_recv() else {
+                break;
+            };
+            self.buf.extend_from_slice(&more.reply.encode());
+            self.batch.push(more);
+        }
+        let socket = self.lines.get_mut().get_mut();
+        socket.write_all(&self.buf).await?;
         // TLS buffers what it could not send at once: flush it.
-        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
-            return;
+        socket.flush().await?;
+        self.batch.drain(..).for_each(OwedReply::written);
+        Ok(())
+    }
+
+    /// The reader is done: replies still owed are written as they come
+    /// (until the last pending request is answered), then the socket is
+    /// shut. The connection's own sender must be dropped first.
+    async fn finish(mut self) {
+        while let Some(owed) = self.replies.recv().await {
+            if self.write(owed).await.is_err() {
+                return;
+            }
         }
-        batch.drain(..).for_each(OwedReply::written);
+        let _ = self.lines.get_mut().get_mut().shutdown().await;
     }
-    buf.clear();
-    while let Ok(more) = rx.try_recv() {
-        buf.extend_from_slice(&more.reply.encode());
+
+    /// Write the replies queued now and then `last`, and shut the writing
+    /// side (replies that come later are dropped). The reader is left to
+    /// linger on, or to serve a peer.
+    async fn close(mut self, last: Option<Reply>) -> Lines {
+        self.buf.clear();
+        while let Ok(owed) = self.replies.try_recv() {
+            self.buf.extend_from_slice(&owed.reply.encode());
+        }
+        if let Some(reply) = last {
+            self.buf.extend_from_slice(&reply.encode());
+        }
+        let socket = self.lines.get_mut().get_mut();
+        if socket.write_all(&self.buf).await.is_ok() {
+            let _ = socket.flush().await;
+        }
+        let _ = socket.shutdown().await;
+        self.lines
     }
-    let _ = w.write_all(&buf).await;
-    let _ = w.flush().await;
-    let _ = w.shutdown().await;
 }
 
 /// After refusing a connection: read and discard what the client still
@@ -126,18 +194,6 @@ async fn linger(mut inner: impl AsyncRead + Unpin) {
     }
 }
 
-/// Send a last reply, then close the connection once it is written.
-fn close(
-    tx: &mpsc::UnboundedSender<OwedReply>,
-    close_tx: &mut Option<oneshot::Sender<()>>,
-    reply: Reply,
-) {
-    let _ = ReplySink::new(tx.clone()).send(reply);
-    if let Some(c) = close_tx.take() {
-        let _ = c.send(());
-    }
-}
-
 /// The next permit of the connection's budget: waits while
 /// [`MAX_OWED_REPLIES`] replies are owed (the budget is never closed).
 async fn next_permit(budget: &Arc<Semaphore>) -> OwnedSemaphorePermit {
@@ -147,13 +203,6 @@ async fn next_permit(budget: &Arc<Semaphore>) -> OwnedSemaphorePermit {
         .await
         .expect("a connection's reply budget is never closed")
 }
-
-/// The read half of a connection (plain or TLS).
-type Reader = Box<dyn AsyncRead + Unpin + Send>;
-/// The write half of a connection (plain or TLS).
-type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-/// The read half of a connection, line by line.
-type Lines = LineReader<BufReader<Reader>>;
 
 /// Who is on the other end of a connection: its address and its roles.
 #[derive(Clone, Copy, Debug)]
@@ -176,9 +225,8 @@ enum After {
 pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     stream.set_nodelay(true).ok();
     let Some(tls) = shared.tls.clone() else {
-        let (r, w) = stream.into_split();
         let roles = shared.access.certificate_roles(None, []);
-        serve_channel(Box::new(r), Box::new(w), roles, remote, shared).await;
+        serve_channel(Box::new(stream), roles, remote, shared).await;
         return;
     };
     let Some(stream) = accept_tls(stream, remote, &tls, &shared).await else {
@@ -192,8 +240,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
     let roles = shared
         .access
         .certificate_roles(certificate, shared.peers.keys().copied());
-    let (r, w) = tokio::io::split(stream);
-    serve_channel(Box::new(r), Box::new(w), roles, remote, shared).await;
+    serve_channel(Box::new(stream), roles, remote, shared).await;
 }
 
 /// The TLS handshake of a connection to a TLS node; `None` when refused
@@ -244,29 +291,21 @@ async fn refuse_plain(mut stream: TcpStream) {
 
 /// Serve a connection, plain or TLS, until it closes.
 async fn serve_channel(
-    r: Reader,
-    w: Writer,
+    socket: Box<dyn Socket>,
     certificate_roles: Roles,
     remote: SocketAddr,
     shared: Arc<Shared>,
 ) {
-    let mut reader = LineReader::new(BufReader::new(r), MAX_CLIENT_LINE_BYTES);
     let (reply_tx, reply_rx) = mpsc::unbounded_channel::<OwedReply>();
+    let mut channel = Channel::new(socket, reply_rx);
     let budget = Arc::new(Semaphore::new(MAX_OWED_REPLIES));
-    let (close_tx, close_rx) = oneshot::channel();
-    let writer_task = tokio::spawn(writer(w, reply_rx, close_rx));
-    let mut close_tx = Some(close_tx);
 
     let token_roles = if shared.access.requires_token() {
-        match authenticate(&mut reader, &budget, &reply_tx, remote, &shared).await {
+        match authenticate(&mut channel.lines, &budget, &reply_tx, remote, &shared).await {
             Ok(roles) => roles,
             Err(refusal) => {
-                if let Some(reply) = refusal {
-                    close(&reply_tx, &mut close_tx, reply);
-                }
-                drop(reply_tx);
-                let _ = writer_task.await;
-                linger(reader.into_inner()).await;
+                let lines = channel.close(refusal).await;
+                linger(lines.into_inner()).await;
                 return;
             }
         }
@@ -280,18 +319,17 @@ async fn serve_channel(
 
     let mut first = true;
     loop {
-        // Owed before it is read: with the budget spent, the client's
-        // requests wait in its socket until it reads some replies.
-        let permit = next_permit(&budget).await;
-        let sink = ReplySink::owed(reply_tx.clone(), permit);
-        let after = match reader.next_line().await {
-            Ok(Some(line)) => match Request::decode(line) {
-                Ok(request) => handle_request(request, first, sink, &shared, session),
-                Err(e) => {
-                    let _ = sink.send(Reply::bad_request(e.id, e.reason));
-                    After::Continue
+        let after = match channel.next_line(&budget).await {
+            Ok(Some(permit)) => {
+                let sink = ReplySink::owed(reply_tx.clone(), permit);
+                match Request::decode(channel.lines.line()) {
+                    Ok(request) => handle_request(request, first, sink, &shared, session),
+                    Err(e) => {
+                        let _ = sink.send(Reply::bad_request(e.id, e.reason));
+                        After::Continue
+                    }
                 }
-            },
+            }
             Ok(None) | Err(LineError::Io(_)) => break,
             Err(LineError::TooLarge { limit }) => {
                 tracing::info!(%remote, limit, "line too large; closing");
@@ -321,25 +359,20 @@ async fn serve_channel(
         match after {
             After::Continue => {}
             After::BecomePeer(node) => {
-                if let Some(c) = close_tx.take() {
-                    let _ = c.send(());
-                }
-                serve_peer(reader, node, remote, &shared).await;
+                let lines = channel.close(None).await;
+                serve_peer(lines, node, remote, &shared).await;
                 return;
             }
             After::Refuse(reply) => {
-                close(&reply_tx, &mut close_tx, reply);
-                drop(reply_tx);
-                let _ = writer_task.await;
-                linger(reader.into_inner()).await;
+                let lines = channel.close(Some(reply)).await;
+                linger(lines.into_inner()).await;
                 return;
             }
         }
         first = false;
     }
-    // The reader is done; replies still owed are written as they come (the
-    // writer ends when the last pending request is answered).
     drop(reply_tx);
+    channel.finish().await;
 }
 
 /// A node with tokens: the first line must be `auth` with one of them.
@@ -552,7 +585,8 @@ mod tests {
 
     /// A node's connection handling over a real socket, with the core
     /// thread replaced by the test: it receives every request as an event.
-    async fn node_without_core() -> (SocketAddr, Receiver<Event>) {
+    /// With TLS, the node's certificates are a throw-away CA's.
+    async fn node_without_core(tls: Option<NodeTls>) -> (SocketAddr, Receiver<Event>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -560,13 +594,13 @@ mod tests {
         let (events, received) = std::sync::mpsc::sync_channel(1 << 20);
         let shared = Arc::new(Shared {
             id: NodeId(1),
-            access: Access::new(Default::default(), false, &[]),
+            access: Access::new(Default::default(), tls.is_some(), &[]),
             audit: AuditLog::disabled(NodeId(1)),
             events,
             filter: Filter::default(),
             clock: NodeClock::new(),
             peers: BTreeMap::new(),
-            tls: None,
+            tls,
         });
         tokio::spawn(async move {
             while let Ok((stream, remote)) = listener.accept().await {
@@ -574,6 +608,40 @@ mod tests {
             }
         });
         (addr, received)
+    }
+
+    /// How the test client reaches the node.
+    #[derive(Clone, Copy, Debug)]
+    enum Transport {
+        Plain,
+        Tls,
+    }
+
+    /// A client connection to a node without core, over `transport` (with
+    /// TLS, presenting the client role's certificate).
+    async fn connected_client(transport: Transport) -> (Box<dyn Socket>, Receiver<Event>) {
+        use crate::tls::{CertAuthority, ClientTls, Role};
+        match transport {
+            Transport::Plain => {
+                let (addr, received) = node_without_core(None).await;
+                let client = TcpStream::connect(addr).await.expect("connect");
+                (Box::new(client), received)
+            }
+            Transport::Tls => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let ca = CertAuthority::generate().expect("a CA");
+                let ips = vec!["127.0.0.1".parse().expect("ip")];
+                let pki = ca
+                    .write_run(dir.path(), &[(NodeId(1), ips)])
+                    .expect("files");
+                let tls = NodeTls::load(&pki.nodes[&NodeId(1)], NodeId(1)).expect("node TLS");
+                let (addr, received) = node_without_core(Some(tls)).await;
+                let client_tls =
+                    ClientTls::from_files(&pki.roles[&Role::Client]).expect("client TLS");
+                let client = client_tls.connect(addr).await.expect("TLS connect");
+                (Box::new(client), received)
+            }
+        }
     }
 
     /// The requests the node read, waiting for `n` (up to a minute, for a
@@ -597,10 +665,8 @@ mod tests {
     /// for a client that sends requests and never reads; 2 MiB of requests
     /// took a node from 19 MB to 815 MB. Now it is not read past the
     /// replies it is owed, and is read again as soon as replies are written.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_client_that_never_reads_is_not_read_past_its_owed_replies() {
-        let (addr, received) = node_without_core().await;
-        let mut client = TcpStream::connect(addr).await.expect("connect");
+    async fn a_client_that_never_reads_is_not_read_past_its_owed_replies(transport: Transport) {
+        let (mut client, received) = connected_client(transport).await;
         let mut lines = Vec::new();
         for id in 0..1000u64 {
             lines.extend_from_slice(
@@ -615,6 +681,7 @@ mod tests {
             .write_all(&lines)
             .await
             .expect("the socket buffers hold them");
+        client.flush().await.expect("the socket buffers hold them");
         let received = tokio::task::spawn_blocking(move || {
             let owed = read_exactly(&received, MAX_OWED_REPLIES);
             // Answer them (small replies: the socket takes them although
@@ -632,8 +699,69 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plain_client_that_never_reads_is_not_read_past_its_owed_replies() {
+        a_client_that_never_reads_is_not_read_past_its_owed_replies(Transport::Plain).await;
+    }
+
+    /// The same over TLS, where one task reads requests and writes replies
+    /// (issue 19): a reply written must still give its permit back, and
+    /// nothing past the budget may be read while replies wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tls_client_that_never_reads_is_not_read_past_its_owed_replies() {
+        a_client_that_never_reads_is_not_read_past_its_owed_replies(Transport::Tls).await;
+    }
+
+    /// Replies come back in the order the core answers them, each once,
+    /// while the client keeps sending: the one task that serves a TLS
+    /// connection writes between reads, and a read cut short by a reply
+    /// must not lose or reorder a request (issue 19).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tls_client_gets_every_reply_once_and_in_order_while_it_sends() {
+        const REQUESTS: u64 = 5000;
+        let (client, received) = connected_client(Transport::Tls).await;
+        let (read, mut write) = tokio::io::split(client);
+        // The core: answers each request as it comes.
+        let core = tokio::task::spawn_blocking(move || {
+            for expected in 0..REQUESTS {
+                match received.recv_timeout(Duration::from_secs(60)) {
+                    Ok(Event::Client { op, .. }) => {
+                        assert_eq!(op.id, Some(expected), "requests read in order");
+                        let _ = op.reply.send(Reply::ok(op.id));
+                    }
+                    other => panic!("request {expected}: {other:?}"),
+                }
+            }
+        });
+        // Each request in two TLS records, split mid-line, so that replies
+        // come while a line is half read.
+        let sender = tokio::spawn(async move {
+            for id in 0..REQUESTS {
+                let request = Request {
+                    id: Some(id),
+                    op: Op::Read { key: "k".into() },
+                }
+                .encode();
+                let (head, tail) = request.split_at(request.len() / 2);
+                for part in [head, tail] {
+                    write.write_all(part).await.expect("write");
+                    write.flush().await.expect("flush");
+                }
+            }
+            write
+        });
+        let mut reader = LineReader::new(BufReader::new(read), MAX_CLIENT_LINE_BYTES);
+        for expected in 0..REQUESTS {
+            let line = reader.next_line().await.expect("read").expect("a reply");
+            let reply = Reply::decode(line).expect("a reply");
+            assert_eq!(reply.id, Some(expected), "replies in order");
+        }
+        core.await.expect("the core saw every request in order");
+        drop(sender.await.expect("the sender"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn requests_that_are_not_answered_owe_nothing() {
-        let (addr, received) = node_without_core().await;
+        let (addr, received) = node_without_core(None).await;
         let mut client = TcpStream::connect(addr).await.expect("connect");
         // Bad lines are answered at once; auth without id gets no reply.
         let mut lines = b"not json\n{\"op\":\"auth\",\"token\":\"x\"}\n".repeat(200);
