@@ -86,14 +86,11 @@ pub struct Group {
     bugs: Vec<Bug>,
     consensus_name: &'static str,
 
-    /// Writes proposed and read batches issued, not yet answered (the
-    /// request path shared with the simulator).
-    requests: GroupRequests<PendingWrite, Vec<PendingRead>>,
+    /// Writes proposed and reads queued or issued, not yet answered (the
+    /// request path and read batching shared with the simulator).
+    requests: GroupRequests<PendingWrite, PendingRead>,
     /// Readys waiting for their write to be durable, oldest first.
     held: HeldReadys,
-    /// Reads received since the last `read_index`: issued together.
-    read_batch: Vec<PendingRead>,
-    next_read_ctx: u64,
 
     role: Role,
     term: Term,
@@ -141,8 +138,6 @@ impl Group {
             consensus_name: cfg.consensus.name(),
             requests: GroupRequests::default(),
             held: HeldReadys::new(),
-            read_batch: Vec::new(),
-            next_read_ctx: 1,
             role: status.role,
             term: status.term,
             leader: status.leader,
@@ -189,7 +184,7 @@ impl Group {
         let deadline = now + self.request_timeout;
         let command = match requests::route(op, id, &self.applier) {
             Request::Read { key } => {
-                self.read_batch.push(PendingRead {
+                self.requests.queue_read(PendingRead {
                     id,
                     key,
                     reply,
@@ -227,13 +222,7 @@ impl Group {
 
     /// Issue one `read_index` for every read received since the last call.
     pub fn flush_reads(&mut self) {
-        if self.read_batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.read_batch);
-        let ctx = self.next_read_ctx;
-        self.next_read_ctx += 1;
-        if let Err((batch, e)) = self.requests.read(&mut *self.core, ctx, batch) {
+        if let Err((batch, e)) = self.requests.flush_reads(&mut *self.core) {
             for r in batch {
                 let _ = r.reply.send(self.not_leader(r.id, e));
             }
@@ -386,7 +375,7 @@ impl Group {
                 let _ = p.reply.send(self.not_leader(p.id, error));
             }
         }
-        for p in ended.answerable.into_iter().flatten() {
+        for p in ended.answerable {
             let _ = p
                 .reply
                 .send(Reply::ok(p.id).with("value", self.applier.read(&p.key)));
@@ -441,23 +430,17 @@ impl Group {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
         // Reads change nothing: a late read is safely answered `timeout` too.
-        let late = self
-            .requests
-            .late_reads(|b| b.first().is_some_and(|p| p.deadline <= now));
-        for p in late.into_iter().flatten() {
+        for p in self.requests.late_reads(|p| p.deadline <= now) {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::Timeout));
         }
     }
 
     /// Everything still waiting gets `shutting-down` (not definite).
     pub fn shut_down(&mut self) {
-        let (writes, read_batches) = self.requests.take_all();
+        let (writes, reads) = self.requests.take_all();
         for p in writes {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
         }
-        let reads = std::mem::take(&mut self.read_batch)
-            .into_iter()
-            .chain(read_batches.into_iter().flatten());
         for p in reads {
             let _ = p.reply.send(Reply::error(p.id, ErrorCode::ShuttingDown));
         }

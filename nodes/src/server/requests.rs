@@ -8,8 +8,11 @@
 //!
 //! What stays with each runtime is IO and whom to answer: the write `W`
 //! and read `R` it keeps, the deadline `D` (the node: [`Instant`]; the
-//! simulator: virtual µs), how a reply travels, and when reads go to the
-//! core (the node batches the reads of one turn into one ReadIndex round).
+//! simulator: virtual µs), how a reply travels, and when its turn ends.
+//! Reads are batched here, for both: every read queued since the last
+//! [`GroupRequests::flush_reads`] shares one ReadIndex round (the node
+//! flushes once per turn of its core loop; the simulator once per
+//! simulated turn after the first read queued).
 //!
 //! Guarantees: a write is answered from its entry only when the entry at
 //! its (index, term) commits; another term's entry there fails it
@@ -181,10 +184,17 @@ pub struct AppliedEntry<W> {
 /// Reads whose ReadIndex round ended.
 #[derive(Debug)]
 pub struct ReadsEnded<R> {
-    /// Refused by the core: answer `not-leader`.
-    pub failed: Vec<(R, NotLeader)>,
+    /// Refused by the core, a round's batch at a time: answer `not-leader`.
+    pub failed: Vec<(Vec<R>, NotLeader)>,
     /// Confirmed and their index applied: answer from the state machine.
     pub answerable: Vec<R>,
+}
+
+/// Whether a queued read opened a new batch or joined the open one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchStart {
+    First,
+    Joined,
 }
 
 /// The writes and reads one group owes answers, `W` and `R` being whom to
@@ -192,7 +202,12 @@ pub struct ReadsEnded<R> {
 #[derive(Debug)]
 pub struct GroupRequests<W, R, D = Instant> {
     writes: PendingWrites<W, D>,
-    reads: ReadQueue<R>,
+    /// Reads queued since the last flush: issued together, in one round.
+    read_batch: Vec<R>,
+    /// Issued rounds, each with its batch (oldest read first).
+    reads: ReadQueue<Vec<R>>,
+    /// The context the next round is issued with (unique per group).
+    next_read_ctx: u64,
 }
 
 impl<W, R, D: Copy + Ord> Default for GroupRequests<W, R, D> {
@@ -206,7 +221,9 @@ impl<W, R, D: Copy + Ord> GroupRequests<W, R, D> {
     pub fn new(writes: PendingWrites<W, D>) -> Self {
         GroupRequests {
             writes,
+            read_batch: Vec::new(),
             reads: ReadQueue::default(),
+            next_read_ctx: 1,
         }
     }
 
@@ -246,19 +263,37 @@ impl<W, R, D: Copy + Ord> GroupRequests<W, R, D> {
         self.writes.take_failed_early()
     }
 
-    /// Start a ReadIndex round `ctx` for `read`; a refusal hands it back.
-    pub fn read<C: Consensus + ?Sized>(
+    /// Queue `read` for the next ReadIndex round; says whether it is the
+    /// first queued since the last flush (the simulator then schedules
+    /// the end of the turn).
+    pub fn queue_read(&mut self, read: R) -> BatchStart {
+        self.read_batch.push(read);
+        if self.read_batch.len() == 1 {
+            BatchStart::First
+        } else {
+            BatchStart::Joined
+        }
+    }
+
+    /// Issue one ReadIndex round for every read queued since the last
+    /// flush (none queued: nothing). A refusal hands the batch back, to be
+    /// answered with the leader the core knows.
+    pub fn flush_reads<C: Consensus + ?Sized>(
         &mut self,
         core: &mut C,
-        ctx: u64,
-        read: R,
-    ) -> Result<(), (R, NotLeader)> {
+    ) -> Result<(), (Vec<R>, NotLeader)> {
+        if self.read_batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.read_batch);
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
         match core.read_index(ctx) {
             Ok(()) => {
-                self.reads.issued(ctx, read);
+                self.reads.issued(ctx, batch);
                 Ok(())
             }
-            Err(e) => Err((read, e)),
+            Err(e) => Err((batch, e)),
         }
     }
 
@@ -287,7 +322,12 @@ impl<W, R, D: Copy + Ord> GroupRequests<W, R, D> {
             .collect();
         ReadsEnded {
             failed,
-            answerable: self.reads.answerable(applied),
+            answerable: self
+                .reads
+                .answerable(applied)
+                .into_iter()
+                .flatten()
+                .collect(),
         }
     }
 
@@ -303,14 +343,20 @@ impl<W, R, D: Copy + Ord> GroupRequests<W, R, D> {
         self.writes.take_expired(now)
     }
 
-    /// Reads `is_late` says are past their deadline (answer `timeout`).
+    /// Issued reads past their deadline (answer `timeout`): a round's
+    /// batch is late once its oldest read is, `is_late` judging it.
     pub fn late_reads(&mut self, is_late: impl Fn(&R) -> bool) -> Vec<R> {
-        self.reads.take_late(is_late)
+        let late = self
+            .reads
+            .take_late(|batch| batch.first().is_some_and(&is_late));
+        late.into_iter().flatten().collect()
     }
 
-    /// Everything still owed (the node stops, or crashed).
+    /// Everything still owed, queued reads too (the node stops, or crashed).
     pub fn take_all(&mut self) -> (Vec<W>, Vec<R>) {
-        (self.writes.take_all(), self.reads.take_all())
+        let mut reads = std::mem::take(&mut self.read_batch);
+        reads.extend(self.reads.take_all().into_iter().flatten());
+        (self.writes.take_all(), reads)
     }
 }
 
@@ -592,10 +638,11 @@ mod tests {
             .expect_err("a follower refuses");
         assert_eq!(write, Write("w", None), "never registered");
         assert_eq!(refused.leader, Some(NodeId(3)));
-        let (read, refused) = requests
-            .read(&mut core, 1, "r")
+        requests.queue_read("r");
+        let (batch, refused) = requests
+            .flush_reads(&mut core)
             .expect_err("a follower refuses");
-        assert_eq!((read, refused.leader), ("r", Some(NodeId(3))));
+        assert_eq!((batch, refused.leader), (vec!["r"], Some(NodeId(3))));
         assert_eq!(requests.take_all(), (Vec::new(), Vec::new()));
     }
 
@@ -603,8 +650,10 @@ mod tests {
     fn a_read_is_answerable_only_once_its_index_is_applied() {
         let mut core = FakeCore::leader(2);
         let mut requests = Requests::default();
-        requests.read(&mut core, 1, "first").expect("issued");
-        requests.read(&mut core, 2, "refused").expect("issued");
+        requests.queue_read("first");
+        requests.flush_reads(&mut core).expect("issued as round 1");
+        requests.queue_read("refused");
+        requests.flush_reads(&mut core).expect("issued as round 2");
         let outcomes = vec![
             ReadOutcome::Ready {
                 ctx: 1,
@@ -616,10 +665,56 @@ mod tests {
             },
         ];
         let ended = requests.reads_ended(outcomes, LogIndex(4));
-        assert_eq!(ended.failed, vec![("refused", NotLeader { leader: None })]);
+        assert_eq!(
+            ended.failed,
+            vec![(vec!["refused"], NotLeader { leader: None })]
+        );
         assert!(ended.answerable.is_empty(), "index 5 is not applied yet");
         let ended = requests.reads_ended(Vec::new(), LogIndex(5));
         assert_eq!(ended.answerable, vec!["first"]);
+    }
+
+    #[test]
+    fn reads_queued_before_a_flush_share_one_round_and_are_answered_together() {
+        let mut core = FakeCore::leader(2);
+        let mut requests = Requests::default();
+        assert_eq!(requests.queue_read("a"), BatchStart::First);
+        assert_eq!(requests.queue_read("b"), BatchStart::Joined);
+        requests
+            .flush_reads(&mut core)
+            .expect("one round, context 1");
+        requests
+            .flush_reads(&mut core)
+            .expect("nothing queued: no round");
+        assert_eq!(requests.queue_read("c"), BatchStart::First, "a new batch");
+        let ready = |ctx| ReadOutcome::Ready {
+            ctx,
+            index: LogIndex(3),
+        };
+        // "c" is queued, not issued: an outcome of a context never issued
+        // (3) changes nothing.
+        let ended = requests.reads_ended(vec![ready(1), ready(3)], LogIndex(3));
+        assert_eq!(ended.answerable, vec!["a", "b"]);
+        assert_eq!(
+            requests.take_all(),
+            (Vec::new(), vec!["c"]),
+            "c still queued"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_late_once_its_oldest_read_is() {
+        let mut core = FakeCore::leader(2);
+        let mut requests = Requests::default();
+        requests.queue_read("old");
+        requests.queue_read("young");
+        requests.flush_reads(&mut core).expect("issued");
+        assert!(requests.late_reads(|read| *read == "young").is_empty());
+        assert_eq!(
+            requests.late_reads(|read| *read == "old"),
+            vec!["old", "young"]
+        );
+        assert_eq!(requests.take_all(), (Vec::new(), Vec::new()));
     }
 
     /// A store that keeps the snapshots it was given.

@@ -141,6 +141,9 @@ enum Ev {
         op_id: u64,
     },
     NextOp(usize),
+    /// The end of a node's turn (of that incarnation): the reads queued
+    /// since its first go to the core as one ReadIndex round.
+    FlushReads(NodeId, u64),
     Nemesis,
     Membership,
     Restart(NodeId),
@@ -223,9 +226,10 @@ struct Host<C> {
     /// Readys whose messages wait for their write to be durable.
     held: HeldReadys,
     last_sync_us: u64,
-    /// Client writes proposed here and reads between ReadIndex and their
-    /// answer, through the node's own request path ([`GroupRequests`]):
-    /// deadlines in virtual µs, reads as (client, op id, register key).
+    /// Client writes proposed here and reads queued, then between
+    /// ReadIndex and their answer, through the node's own request path and
+    /// read batching ([`GroupRequests`]): deadlines in virtual µs, reads
+    /// as (client, op id, register key).
     requests: GroupRequests<SimWrite, (usize, u64, u64), u64>,
     /// When this node compacts (its threshold drawn from the seed).
     compaction: CompactionPolicy,
@@ -304,7 +308,6 @@ struct World<C: SimCore> {
     net: SimNetwork,
     no_fsync: bool,
     next_op_id: u64,
-    next_ctx: u64,
     next_process: u64,
     faults_on: bool,
     stop_ops_us: u64,
@@ -546,7 +549,6 @@ impl<C: SimCore> World<C> {
             net: SimNetwork::new(faults),
             no_fsync,
             next_op_id: 0,
-            next_ctx: 0,
             stop_ops_us,
             trace_hash: Fnv::new(),
             trace: Vec::new(),
@@ -731,6 +733,7 @@ impl<C: SimCore> World<C> {
                 self.next_op(client);
                 Ok(())
             }
+            Ev::FlushReads(id, inc) => self.flush_reads(id, inc),
             Ev::Nemesis => self.nemesis(),
             Ev::Restart(id) => self.on_restart(id),
             Ev::Membership => self.membership_change(),

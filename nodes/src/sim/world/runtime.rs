@@ -381,12 +381,15 @@ pub(super) fn answer_reads<C: SimCore>(
     out: &mut Vec<Effect>,
 ) {
     let ended = host.requests.reads_ended(reads, host.applier.applied());
-    for ((client, op_id, _), error) in ended.failed {
-        out.push(Effect::Reply {
-            client,
-            op_id,
-            reply: Reply::Redirect(host.leader_hint(error)),
-        });
+    for (batch, error) in ended.failed {
+        let hint = host.leader_hint(error);
+        for (client, op_id, _) in batch {
+            out.push(Effect::Reply {
+                client,
+                op_id,
+                reply: Reply::Redirect(hint),
+            });
+        }
     }
     for (client, op_id, key) in ended.answerable {
         let value = host.applier.read(&clients::register_name(key));
