@@ -33,6 +33,7 @@ use super::clock::NodeClock;
 use super::compaction::{self, CompactionPolicy, SnapshotStore};
 use super::config::NodeConfig;
 use super::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps};
+use super::removal::{Removal, Standing};
 use super::requests::{self, GroupRequests, LandedWrite, Request};
 use crate::bug::Bug;
 use crate::consensus::{
@@ -96,9 +97,10 @@ pub struct Group {
     term: Term,
     leader: Option<NodeId>,
     clock: NodeClock,
-    /// The last committed configuration this node applied leaves it out:
-    /// the group is no longer this node's (the host retires it).
-    removed: bool,
+    /// Whether the committed configurations applied leave this node out
+    /// (the rule shared with the simulator; the host retires the group once
+    /// [`Removal::has_left`]).
+    removal: Removal,
 }
 
 impl Group {
@@ -142,7 +144,7 @@ impl Group {
             term: status.term,
             leader: status.leader,
             clock,
-            removed: false,
+            removal: Removal::default(),
         })
     }
 
@@ -346,14 +348,10 @@ impl Group {
             tracing::error!(group = %self.id, index = entry.index.0, error = %err, "committed entry is not a command; skipped");
         }
         if let EntryKind::ConfigChange(m) = &entry.kind {
-            // A committed simple configuration without this node
-            // ends its part in the group; a later one with it (a
-            // re-add) cancels that.
-            let removed = !m.is_joint() && !m.contains(self.node);
-            if removed != self.removed {
+            if self.removal.applied(self.node, entry.index, m) == Standing::Changed {
+                let removed = self.removal.is_removed();
                 tracing::info!(group = %self.id, voters = ?m.voters, removed, "committed configuration applied");
             }
-            self.removed = removed;
         }
         if let Some(p) = applied.ours {
             let _ = p.reply.send(requests::outcome_reply(p.id, applied.outcome));
@@ -446,10 +444,10 @@ impl Group {
         }
     }
 
-    /// Whether a committed configuration without this node was applied
-    /// last (and none with it since).
-    pub fn is_removed(&self) -> bool {
-        self.removed
+    /// Whether this node has left the group: the configurations applied
+    /// and the core's latest one agree ([`Removal::has_left`]).
+    pub fn has_left(&self) -> bool {
+        self.removal.has_left(self.node, &self.core.status())
     }
 
     /// The highest term (ballot) this node has seen in the group.
@@ -553,7 +551,7 @@ impl Group {
             "applied_index": self.applier.applied().0,
             "commit_index": s.commit_index.0,
             "joining": joining,
-            "retiring": self.removed,
+            "retiring": self.removal.is_removed(),
         })
     }
 

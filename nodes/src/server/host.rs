@@ -483,17 +483,10 @@ impl Host {
     /// Groups removed for longer than the grace period whose own
     /// configuration still leaves this node out.
     fn retirements_due(&mut self, now: Instant) -> Vec<GroupId> {
-        let me = self.cfg.id;
         let mut due = Vec::new();
         for (g, group) in &self.groups {
-            // The last applied committed config, the core's latest one and
-            // its pending flag must all agree (a node catching up may replay
-            // an old removal before the config that re-added it).
-            let removed = group.is_removed() && {
-                let s = group.core_status();
-                !s.membership.contains(me) && !s.membership.is_joint() && !s.membership_pending
-            };
-            if !removed {
+            // The rule shared with the simulator (server/removal.rs).
+            if !group.has_left() {
                 self.removed_since.remove(g);
                 continue;
             }

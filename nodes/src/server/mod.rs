@@ -38,6 +38,7 @@ pub mod host;
 pub mod ordering;
 pub mod pending_writes;
 pub mod read_queue;
+pub mod removal;
 pub mod reply_sink;
 pub mod requests;
 pub mod shard_map;

@@ -69,7 +69,7 @@ impl<C: SimCore> World<C> {
             let added: Vec<NodeId> = new.iter().copied().filter(|n| !cur.contains(n)).collect();
             for &a in &added {
                 let i = Self::idx(a);
-                self.hosts[i].member_from = p.index;
+                self.hosts[i].removal = Removal::added_at(p.index);
                 if !self.hosts[i].hosting {
                     if self.wiped.contains(&a) {
                         self.stats.rejoins += 1;
@@ -187,10 +187,9 @@ impl<C: SimCore> World<C> {
         host.requests.take_all();
         host.hosting = false;
         host.seed_voters = Vec::new();
-        host.member_from = LogIndex(0);
         host.joining = false;
         host.join_floor = None;
-        host.removed = false;
+        host.removal = Removal::default();
         host.leading = false;
         host.leader = None;
         host.removed_leader = false;
@@ -259,77 +258,5 @@ impl<C: SimCore> World<C> {
                 time_us: self.now_us,
             }),
         }
-    }
-}
-
-/// The runtime's removal rule (server/group.rs, applying a committed
-/// `ConfigChange`): every configuration applied after the entry that last
-/// added `id` (`member_from`) decides anew whether the group is still
-/// `id`'s, so a re-add later in the same batch cancels an earlier removal.
-/// Entries at or below `member_from` are history the node replays.
-pub(super) fn removed_after(
-    removed: bool,
-    id: NodeId,
-    member_from: LogIndex,
-    index: LogIndex,
-    m: &crate::consensus::Membership,
-) -> bool {
-    if index <= member_from {
-        return removed;
-    }
-    !m.is_joint() && !m.contains(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::consensus::Membership;
-
-    fn voters(ids: &[u64]) -> Membership {
-        Membership::simple(ids.iter().copied().map(NodeId).collect())
-    }
-
-    /// Seed 463 of the membership sweep: n1 learned slots 1 to 3 chosen in
-    /// one Ready, slot 1 removing it and slot 3 adding it back; the world
-    /// wiped it although the configuration in force named it.
-    #[test]
-    fn a_re_add_later_in_the_same_batch_cancels_the_removal() {
-        let n1 = NodeId(1);
-        let after_slot_1 = removed_after(
-            false,
-            n1,
-            LogIndex(0),
-            LogIndex(1),
-            &voters(&[2, 3, 4, 5, 7]),
-        );
-        assert!(after_slot_1, "a configuration without n1 removes it");
-        let after_slot_3 = removed_after(
-            after_slot_1,
-            n1,
-            LogIndex(0),
-            LogIndex(3),
-            &voters(&[1, 2, 3, 4, 5, 6]),
-        );
-        assert!(!after_slot_3, "the configuration at slot 3 names n1 again");
-    }
-
-    #[test]
-    fn configurations_up_to_the_adding_entry_are_history() {
-        let n7 = NodeId(7);
-        // Added by the entry at slot 5: the seed configuration at 2 without it is history.
-        assert!(!removed_after(
-            false,
-            n7,
-            LogIndex(5),
-            LogIndex(2),
-            &voters(&[1, 2, 3])
-        ));
-        assert!(removed_after(
-            false,
-            n7,
-            LogIndex(5),
-            LogIndex(6),
-            &voters(&[1, 2, 3])
-        ));
     }
 }

@@ -61,7 +61,7 @@ mod requests;
 mod runtime;
 mod stats;
 
-use membership::removed_after;
+use crate::server::removal::Removal;
 pub use options::SimOptions;
 use runtime::{fresh_applier, hash_bytes, now_ms, release};
 pub use stats::{SimOutcome, SimStats};
@@ -241,10 +241,6 @@ struct Host<C> {
     /// `CoreConfig::voters` for this node: the initial voters for an initial
     /// member, empty for a node that joined later.
     seed_voters: Vec<NodeId>,
-    /// The index of the config entry that last added this node (0 for an
-    /// initial member). Configurations at or below it are history the node
-    /// replays while catching up, not its removal.
-    member_from: LogIndex,
     /// Started joining and has no configuration yet.
     joining: bool,
     /// `CoreConfig::join_floor`, from [`SimCore::joining`].
@@ -252,8 +248,10 @@ struct Host<C> {
     /// What its earlier incarnations left when they were wiped: the highest
     /// term and the last index they held (the runtime's groups.json).
     left: Option<(Term, LogIndex)>,
-    /// Applied a committed simple configuration without itself: stop and wipe.
-    removed: bool,
+    /// Whether the committed configurations it applied leave it out, with
+    /// the index of the entry that last added it (0 for an initial member):
+    /// the node's rule (server/removal.rs); once it has left, stop and wipe.
+    removal: Removal,
     /// The core led when it was last heard of (its latest soft state).
     leading: bool,
     /// The leader its latest soft state named (the node's `leader`, for the
@@ -421,11 +419,10 @@ impl<C> Host<C> {
             } else {
                 Vec::new()
             },
-            member_from: LogIndex(0),
             joining: false,
             join_floor: None,
             left: None,
-            removed: false,
+            removal: Removal::default(),
             leading: false,
             leader: None,
             removed_leader: false,

@@ -57,7 +57,11 @@ impl<C: SimCore> World<C> {
                     time_us: self.now_us,
                 })?;
         }
-        if self.hosts[i].removed {
+        let has_left = match self.hosts[i].core.as_ref() {
+            Some(core) => self.hosts[i].removal.has_left(id, &core.status()),
+            None => false,
+        };
+        if has_left {
             self.remove_node(id)?;
         }
         Ok(())
@@ -323,8 +327,8 @@ pub(super) fn apply_entry<C: SimCore>(
     monitor.applied(id, e, now_us)?;
     if let EntryKind::ConfigChange(m) = &e.kind {
         out.push(Effect::Config(e.index, e.term, m.clone()));
-        host.removed = removed_after(host.removed, id, host.member_from, e.index, m);
-        host.removed_leader = host.removed && (was_leading || host.leading);
+        host.removal.applied(id, e.index, m);
+        host.removed_leader = host.removal.is_removed() && (was_leading || host.leading);
     }
     let AppliedEntry {
         outcome,
