@@ -30,15 +30,15 @@ use serde_json::{json, Value};
 
 use super::applier::{Applier, Outcome};
 use super::clock::NodeClock;
-use super::compaction::{self, CompactionPolicy, SnapshotStore};
+use super::compaction::{Compaction, CompactionPolicy, SnapshotStore};
 use super::config::NodeConfig;
 use super::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps};
 use super::removal::{Removal, Standing};
 use super::requests::{self, GroupRequests, LandedWrite, Request};
 use crate::bug::Bug;
 use crate::consensus::{
-    Consensus, Entry, EntryKind, GroupId, LogIndex, NodeId, NotLeader, ReadOutcome, Ready, Role,
-    Snapshot, SoftState, Term,
+    Consensus, Entry, EntryKind, GroupId, NodeId, NotLeader, ReadOutcome, Ready, Role, Snapshot,
+    SoftState, Term,
 };
 use crate::protocol::{ErrorCode, Op, Reply};
 use crate::storage::{GroupStorage, StorageError};
@@ -79,9 +79,9 @@ pub struct Group {
     /// The state machine, the applied index and the leader's lease timers
     /// (sans IO, shared with the simulator).
     applier: Applier,
-    /// The index the last snapshot covers.
-    last_snapshot: LogIndex,
-    compaction: CompactionPolicy,
+    /// When to snapshot, counted from the last snapshot (shared with the
+    /// simulator).
+    compaction: Compaction,
     request_timeout: std::time::Duration,
     peers: BTreeMap<NodeId, SocketAddr>,
     bugs: Vec<Bug>,
@@ -132,8 +132,10 @@ impl Group {
             core,
             storage,
             applier,
-            last_snapshot: applied,
-            compaction: CompactionPolicy::every(cfg.snapshot_every_entries),
+            compaction: Compaction::new(
+                CompactionPolicy::every(cfg.snapshot_every_entries),
+                applied,
+            ),
             request_timeout: cfg.request_timeout,
             peers: cfg.peers.clone(),
             bugs: cfg.bugs.clone(),
@@ -413,7 +415,7 @@ impl Group {
                 self.id, snap.meta.index
             ))
         })?;
-        self.last_snapshot = snap.meta.index;
+        self.compaction.installed(snap.meta.index);
         tracing::info!(group = %self.id, index = snap.meta.index.0, bytes = snap.data.len(), "installed a snapshot from the leader");
         // Proposals the snapshot covers: we cannot tell whether they were ours.
         for p in self.requests.snapshot_installed(snap.meta.index) {
@@ -483,7 +485,7 @@ impl Group {
         if status.membership_pending {
             return Ok(Err(crate::consensus::MembershipError::InProgress));
         }
-        if self.applier.applied() > status.snapshot_index {
+        if self.compaction.behind(self.applier.applied()) {
             self.take_snapshot()?;
         }
         Ok(self.core.change_membership(voters))
@@ -497,10 +499,7 @@ impl Group {
     /// Compact if enough entries were applied since the last snapshot;
     /// whether it did (the rewrite made every held write durable).
     fn maybe_compact(&mut self) -> Result<bool, StorageError> {
-        if !self
-            .compaction
-            .due(self.applier.applied(), self.last_snapshot)
-        {
+        if !self.compaction.due(self.applier.applied()) {
             return Ok(false);
         }
         self.take_snapshot()?;
@@ -509,14 +508,15 @@ impl Group {
 
     /// Snapshot the state machine at the applied index and compact the log.
     fn take_snapshot(&mut self) -> Result<(), StorageError> {
-        match compaction::take_snapshot(&mut *self.core, &self.applier, &mut self.storage)? {
+        let taken = self
+            .compaction
+            .take(&mut *self.core, &self.applier, &mut self.storage)?;
+        match taken {
             Ok(_) => {
-                self.last_snapshot = self.applier.applied();
                 tracing::info!(group = %self.id, index = self.applier.applied().0, "snapshot taken; log compacted");
             }
             Err(e) => {
                 tracing::warn!(group = %self.id, error = %e, "snapshot refused by the core");
-                self.last_snapshot = self.applier.applied();
             }
         }
         Ok(())
@@ -635,7 +635,8 @@ impl SnapshotStore for GroupStorage {
 mod tests {
     use super::*;
     use crate::consensus::{
-        Entry, HardState, Proposal, SnapshotError, SnapshotMeta, Status, StepError, TransferError,
+        Entry, HardState, LogIndex, Proposal, SnapshotError, SnapshotMeta, Status, StepError,
+        TransferError,
     };
     use crate::server::reply_sink::OwedReply;
     use crate::state::Command;

@@ -107,18 +107,22 @@ impl<C: SimCore> World<C> {
         let Some(core) = host.core.as_mut() else {
             return;
         };
-        let applied = host.applier.applied();
-        if applied <= core.status().snapshot_index {
+        if !host.compaction.behind(host.applier.applied()) {
             return;
         }
-        let data = host.applier.snapshot();
-        let meta = core
-            .snapshot_taken(applied, data.clone())
-            .expect("the applied index can be snapshotted");
-        let seq = host.storage.write(Write::Compact(Snapshot { meta, data }));
-        if !self.no_fsync {
-            let _ = self.apply_effects(id, vec![Effect::Sync(seq)]);
+        let mut out = Vec::new();
+        let mut disk = SimSnapshots {
+            storage: &mut host.storage,
+            no_fsync: self.no_fsync,
+            out: &mut out,
+        };
+        match host.compaction.take(core, &host.applier, &mut disk) {
+            Ok(taken) => {
+                taken.expect("the applied index can be snapshotted");
+            }
+            Err(never) => match never {},
         }
+        let _ = self.apply_effects(id, out);
     }
 
     /// Host the group on `id` as a joining core (no voters, empty disk but

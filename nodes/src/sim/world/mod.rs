@@ -63,7 +63,7 @@ mod stats;
 
 use crate::server::removal::Removal;
 pub use options::SimOptions;
-use runtime::{fresh_applier, hash_bytes, now_ms, release};
+use runtime::{fresh_applier, hash_bytes, now_ms, release, SimSnapshots};
 pub use stats::{SimOutcome, SimStats};
 
 use std::cmp::Ordering;
@@ -88,7 +88,7 @@ use crate::consensus::{
     Snapshot, SoftState, Term, TICK_INTERVAL_MS,
 };
 use crate::server::applier::{Applier, Outcome};
-use crate::server::compaction::CompactionPolicy;
+use crate::server::compaction::{Compaction, CompactionPolicy};
 use crate::server::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps, Release};
 use crate::server::pending_writes::PendingWrites;
 use crate::server::requests::{leader_hint, GroupRequests, LandedWrite};
@@ -232,7 +232,7 @@ struct Host<C> {
     /// as (client, op id, register key).
     requests: GroupRequests<SimWrite, (usize, u64, u64), u64>,
     /// When this node compacts (its threshold drawn from the seed).
-    compaction: CompactionPolicy,
+    compaction: Compaction,
     /// Virtual µs between two ticks of this node's clock.
     tick_us: u64,
     /// The node runs the group (a core, up or crashed); false before it
@@ -411,7 +411,7 @@ impl<C> Host<C> {
             } else {
                 PendingWrites::default()
             }),
-            compaction: CompactionPolicy::every(snapshot_every),
+            compaction: Compaction::new(CompactionPolicy::every(snapshot_every), LogIndex(0)),
             tick_us,
             hosting: voters.contains(&id),
             seed_voters: if voters.contains(&id) {
@@ -669,6 +669,7 @@ impl<C: SimCore> World<C> {
         let snap = host.storage.durable().snapshot.clone();
         host.applier = Applier::with_bugs(&self.opts.bugs, snap.as_ref())
             .expect("the simulator's own snapshot parses");
+        host.compaction.restarted(host.applier.applied());
         host.core = Some(core);
         let inc = host.incarnation;
         let phase = self.rng.range(1, self.hosts[i].tick_us);

@@ -3,7 +3,7 @@
 //! (messages, syncs, replies, role and configuration changes) are carried out.
 
 use super::*;
-use crate::server::compaction::{self, SnapshotStore};
+use crate::server::compaction::SnapshotStore;
 use crate::server::requests::{self, AppliedEntry};
 
 impl<C: SimCore> World<C> {
@@ -407,7 +407,7 @@ pub(super) fn answer_reads<C: SimCore>(
 
 /// After a Ready: compact when the node's policy says so
 /// ([`CompactionPolicy`], the threshold drawn per node from the seed),
-/// counted from the core's snapshot.
+/// counted from the last snapshot as the node counts it ([`Compaction`]).
 pub(super) fn compact_now_and_then<C: SimCore>(
     host: &mut Host<C>,
     no_fsync: bool,
@@ -417,7 +417,7 @@ pub(super) fn compact_now_and_then<C: SimCore>(
     let Some(core) = host.core.as_mut() else {
         return;
     };
-    if !host.compaction.due(applied, core.status().snapshot_index) {
+    if !host.compaction.due(applied) {
         return;
     }
     let mut disk = SimSnapshots {
@@ -425,7 +425,7 @@ pub(super) fn compact_now_and_then<C: SimCore>(
         no_fsync,
         out,
     };
-    match compaction::take_snapshot(core, &host.applier, &mut disk) {
+    match host.compaction.take(core, &host.applier, &mut disk) {
         Ok(taken) => {
             taken.expect("the applied index can be snapshotted");
         }
@@ -435,10 +435,10 @@ pub(super) fn compact_now_and_then<C: SimCore>(
 
 /// The simulated disk keeps a node's snapshot: the compaction is one write,
 /// synced like any other (but with the no-fsync bug).
-struct SimSnapshots<'a> {
-    storage: &'a mut SimStorage,
-    no_fsync: bool,
-    out: &'a mut Vec<Effect>,
+pub(super) struct SimSnapshots<'a> {
+    pub(super) storage: &'a mut SimStorage,
+    pub(super) no_fsync: bool,
+    pub(super) out: &'a mut Vec<Effect>,
 }
 
 impl SnapshotStore for SimSnapshots<'_> {
@@ -460,6 +460,7 @@ pub(super) fn restore<C>(host: &mut Host<C>, s: &Snapshot) -> Result<(), Violati
     // Proposals the snapshot covers have an unknown outcome here (the node
     // answers them `timeout`).
     host.requests.snapshot_installed(s.meta.index);
+    host.compaction.installed(s.meta.index);
     Ok(())
 }
 
