@@ -141,9 +141,6 @@ enum Ev {
         op_id: u64,
     },
     NextOp(usize),
-    /// The end of a node's turn (of that incarnation): the reads queued
-    /// since its first go to the core as one ReadIndex round.
-    FlushReads(NodeId, u64),
     Nemesis,
     Membership,
     Restart(NodeId),
@@ -731,7 +728,6 @@ impl<C: SimCore> World<C> {
                 self.next_op(client);
                 Ok(())
             }
-            Ev::FlushReads(id, inc) => self.flush_reads(id, inc),
             Ev::Nemesis => self.nemesis(),
             Ev::Restart(id) => self.on_restart(id),
             Ev::Membership => self.membership_change(),
