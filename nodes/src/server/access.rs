@@ -295,6 +295,17 @@ impl Access {
         certificate: Option<&CertificateDer<'_>>,
         peers: impl IntoIterator<Item = NodeId>,
     ) -> Roles {
+        self.named_roles(certificate, peers)
+    }
+
+    /// [`Access::certificate_roles`] over what a certificate names, without
+    /// the certificate's bytes: the decision the node (over a verified
+    /// X.509 certificate) and the simulator (over a simulated one) share.
+    pub fn named_roles<N: CertificateNames + ?Sized>(
+        &self,
+        certificate: Option<&N>,
+        peers: impl IntoIterator<Item = NodeId>,
+    ) -> Roles {
         if !self.tls {
             return Roles::ALL;
         }
@@ -306,16 +317,28 @@ impl Access {
             (CertRole::Client, Roles::CLIENT),
             (CertRole::Admin, Roles::ADMIN),
         ] {
-            if certificate_names(cert, &role_name(role)) {
+            if cert.names_role(role) {
                 roles = roles.union(grants);
             }
         }
         for id in peers {
-            if certificate_names_node(cert, id) {
+            if cert.names_node(id) {
                 roles = roles.union(Roles::peer_of(id));
             }
         }
         roles
+    }
+
+    /// A connection's roles from both credentials, as the node's
+    /// connection decides them: the certificate's roles, cut to what the
+    /// `auth` token grants when the node requires one. `None`: refused
+    /// before any request (no token or a wrong one).
+    pub fn session_roles(&self, certificate_roles: Roles, token: Option<&str>) -> Option<Roles> {
+        if !self.requires_token() {
+            return Some(certificate_roles);
+        }
+        let token_roles = self.token_roles(token?)?;
+        Some(certificate_roles.intersect(token_roles))
     }
 
     /// Whether `roles` may send `op` (a client or admin request); the
@@ -353,6 +376,26 @@ impl Access {
             PeerRole::No if self.tls => Err("a peer must present its node certificate"),
             PeerRole::No => Err("this connection's token is not a peer's"),
         }
+    }
+}
+
+/// What a client certificate names, as far as access cares: the role
+/// names and the node ids. The node reads them from a verified X.509
+/// certificate; the simulator from its simulated credentials.
+pub trait CertificateNames {
+    /// Whether it names `role` (`<role>.role.faultline.invalid`).
+    fn names_role(&self, role: CertRole) -> bool;
+    /// Whether it names node `id` (`node-<id>.faultline.invalid`).
+    fn names_node(&self, id: NodeId) -> bool;
+}
+
+impl CertificateNames for CertificateDer<'_> {
+    fn names_role(&self, role: CertRole) -> bool {
+        certificate_names(self, &role_name(role))
+    }
+
+    fn names_node(&self, id: NodeId) -> bool {
+        certificate_names_node(self, id)
     }
 }
 

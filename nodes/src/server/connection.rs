@@ -300,8 +300,16 @@ async fn serve_channel(
     let mut channel = Channel::new(socket, reply_rx);
     let budget = Arc::new(Semaphore::new(MAX_OWED_REPLIES));
 
-    let token_roles = if shared.access.requires_token() {
-        match authenticate(&mut channel.lines, &budget, &reply_tx, remote, &shared).await {
+    let roles = if shared.access.requires_token() {
+        let roles = authenticate(
+            &mut channel.lines,
+            certificate_roles,
+            &budget,
+            &reply_tx,
+            remote,
+            &shared,
+        );
+        match roles.await {
             Ok(roles) => roles,
             Err(refusal) => {
                 let lines = channel.close(refusal).await;
@@ -310,12 +318,12 @@ async fn serve_channel(
             }
         }
     } else {
-        Roles::ALL
+        shared
+            .access
+            .session_roles(certificate_roles, None)
+            .expect("a node without tokens asks for none")
     };
-    let session = Session {
-        remote,
-        roles: certificate_roles.intersect(token_roles),
-    };
+    let session = Session { remote, roles };
 
     let mut first = true;
     loop {
@@ -376,12 +384,14 @@ async fn serve_channel(
 }
 
 /// A node with tokens: the first line must be `auth` with one of them.
-/// `Ok` lets the connection on with the roles its token grants (the auth
+/// `Ok` lets the connection on with its session's roles (the certificate's
+/// cut to the token's, [`Access::session_roles`]; the auth
 /// acknowledged when it carries an id: a client that sends auth without
 /// one does not expect a reply); `Err` closes it, with the refusal to send
 /// if there is one to send. Refusals are audited.
 async fn authenticate(
     reader: &mut Lines,
+    certificate_roles: Roles,
     budget: &Arc<Semaphore>,
     reply_tx: &mpsc::UnboundedSender<OwedReply>,
     remote: SocketAddr,
@@ -410,7 +420,7 @@ async fn authenticate(
         }
     };
     let roles = match &request.op {
-        Op::Auth { token } => shared.access.token_roles(token),
+        Op::Auth { token } => shared.access.session_roles(certificate_roles, Some(token)),
         _ => None,
     };
     let Some(roles) = roles else {
