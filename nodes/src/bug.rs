@@ -47,17 +47,11 @@ impl Bug {
     ];
 
     /// Access bugs: caught by the impostor nemesis and the `access` checker
-    /// in a `--tls` run (and, below the harness, by the refusal tests of
-    /// harness/tests/node_roles.rs and server::access's unit tests).
+    /// in a `--tls` run, by the simulator's impostor (sim/impostor.rs,
+    /// through the same access check) and, below both, by the refusal
+    /// tests of harness/tests/node_roles.rs and server::access's unit
+    /// tests.
     pub const ACCESS: [Bug; 2] = [Bug::ClientAdmin, Bug::PeerIdUnchecked];
-
-    /// Whether the deterministic simulator can show this bug. The access
-    /// bugs it cannot: it has no connections, no credentials and no
-    /// `hello` (its nodes exchange messages directly), so nothing there
-    /// asks the access check anything.
-    pub fn simulated(self) -> bool {
-        !Bug::ACCESS.contains(&self)
-    }
 
     /// The `faultline test` flags a run needs for this bug to show (the
     /// `--list-bugs` column). `--tls` for the access bugs: a peer bound to
@@ -204,7 +198,6 @@ mod tests {
             assert!(Bug::ALL.contains(&bug), "{bug}");
             assert_eq!(bug.nemesis(), "impostor");
             assert_eq!(bug.flags(), ["--tls"]);
-            assert!(!bug.simulated(), "{bug}");
         }
     }
 }

@@ -4,8 +4,9 @@
 //! A second protocol (Multi-Paxos) plugs in by implementing this trait.
 
 use crate::consensus::{
-    ConfigError, Consensus, CoreConfig, Entry, LogIndex, Recovered, Role, Term,
+    ConfigError, Consensus, CoreConfig, Entry, EntryKind, LogIndex, Payload, Recovered, Role, Term,
 };
+use crate::raft::message::RaftMessage;
 use crate::raft::RaftNode;
 
 /// Which generic checks hold for a protocol. Election safety and state
@@ -76,6 +77,13 @@ pub trait SimCore: Consensus + Sized {
     /// this core's membership changes unsafe in a known way (Raft: skip the
     /// joint phase, going from C_old straight to C_new). Default: no bug.
     fn plant_membership_bug(&mut self) {}
+    /// What a peer impostor let in under `claims`'s id sends this core to
+    /// do harm ([`crate::sim::impostor`]); only an access bug lets it in.
+    /// Default: nothing forged (the access check's failure alone shows the
+    /// bug).
+    fn forged_message(&self, _claims: crate::consensus::NodeId) -> Option<Payload> {
+        None
+    }
     /// Cross-node checks after every step of `node`; Err(property, detail).
     fn check_cluster(
         &mut self,
@@ -103,6 +111,42 @@ impl SimCore for RaftNode {
 
     fn check_self(&self) -> Result<(), String> {
         self.check_membership()
+    }
+
+    /// A candidate gets a granted vote it never won; a follower an
+    /// append of the leader's term with an entry the leader never wrote,
+    /// committed at once: two different entries may then commit at one
+    /// index (state machine safety, §5.4.3).
+    fn forged_message(&self, _claims: crate::consensus::NodeId) -> Option<Payload> {
+        let view = self.view();
+        let message = match view.role {
+            Role::Candidate => RaftMessage::VoteResponse {
+                term: view.term,
+                pre_vote: false,
+                granted: true,
+            },
+            Role::Follower => {
+                let last = view.last_index();
+                let command = crate::state::Command::Write {
+                    key: "r0".into(),
+                    value: serde_json::json!("forged"),
+                };
+                RaftMessage::AppendEntries {
+                    term: view.term,
+                    prev_log_index: last,
+                    prev_log_term: view.term_at(last).expect("the last index has a term"),
+                    entries: vec![Entry {
+                        index: LogIndex(last.0 + 1),
+                        term: view.term,
+                        kind: EntryKind::Normal(command.encode()),
+                    }],
+                    leader_commit: LogIndex(last.0 + 1),
+                    session: 0,
+                }
+            }
+            _ => return None,
+        };
+        Some(Payload::Raft(message))
     }
 
     fn view(&self) -> CoreView<'_> {

@@ -31,11 +31,13 @@
 
 pub mod check;
 pub mod clients;
+pub mod connection;
 pub mod core;
 pub mod delivery_fault;
 pub mod failed_writes;
 pub mod fnv;
 pub mod history;
+pub mod impostor;
 pub mod network;
 pub mod rng;
 pub mod storage;

@@ -54,6 +54,7 @@
 //! (simulator only, no [`Bug`]) reverts issue 21 finding 1's fix in the
 //! pending-write table.
 
+mod impostor;
 mod membership;
 mod nemesis;
 mod options;
@@ -73,11 +74,13 @@ use serde_json::Value;
 
 use super::check::{SafetyMonitor, Violation};
 use super::clients::{self, LockClient, OpKind, RegisterOps, RegisterValues, TxnMop};
+use super::connection::{self, Credential};
 use super::core::SimCore;
 use super::delivery_fault::{DeliveryFault, DeliveryFaultPlan, DeliveryFaultStats};
 use super::failed_writes::{FailedWrite, FailedWrites};
 use super::fnv::Fnv;
 use super::history::{History, SimEventKind};
+use super::impostor::Impostor;
 use super::network::{NetworkFaults, SimNetwork};
 use super::rng::SimRng;
 use super::storage::{SimStorage, Write};
@@ -87,6 +90,7 @@ use crate::consensus::{
     CoreConfig, Entry, EntryKind, GroupId, LogIndex, Message, NodeId, ReadOutcome, Ready, Role,
     Snapshot, SoftState, Term, TICK_INTERVAL_MS,
 };
+use crate::server::access::Access;
 use crate::server::applier::{Applier, Outcome};
 use crate::server::compaction::{Compaction, CompactionPolicy};
 use crate::server::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps, Release};
@@ -148,6 +152,8 @@ enum Ev {
     /// runs that incarnation and term).
     WindowCrash(NodeId, u64, Term),
     EndFaults,
+    /// The impostor's next attempt ([`Impostor`]).
+    Impostor,
 }
 
 struct Scheduled {
@@ -329,6 +335,11 @@ struct World<C: SimCore> {
     oracle: Box<dyn std::any::Any>,
     watchdog: Watchdog,
     delivery: DeliveryFault,
+    /// The nodes' access policy ([`connection::sim_access`]): every
+    /// message and request is admitted through it.
+    access: Access,
+    /// Attempts with credentials that must be refused, and their outcomes.
+    impostor: Impostor,
 }
 
 /// Core settings drawn from the seed, so the sweep covers them all.
@@ -369,6 +380,7 @@ pub fn run<C: SimCore>(opts: &SimOptions) -> SimOutcome {
         trace_hash: world.trace_hash.finish(),
         trace: world.trace,
         stats: world.stats,
+        impostor: world.impostor.attempts,
     }
 }
 
@@ -520,6 +532,7 @@ impl<C: SimCore> World<C> {
         let clients = clients_for(&opts);
         let no_fsync = opts.has_bug(Bug::NoFsync);
         let opts_limits = opts.limits;
+        let (opts_bugs, opts_seed) = (opts.bugs.clone(), opts.seed);
         let opts_values = opts.register_values;
         let delivery = DeliveryFault::new(opts.seed, opts.delivery_fault);
         let stop_ops_us =
@@ -558,6 +571,8 @@ impl<C: SimCore> World<C> {
             oracle: C::new_oracle(n),
             watchdog: Watchdog::new(opts_limits),
             delivery,
+            access: connection::sim_access(&opts_bugs),
+            impostor: Impostor::new(opts_seed),
         }
     }
 
@@ -605,6 +620,9 @@ impl<C: SimCore> World<C> {
             }
         }
         self.schedule(self.opts.duration_ms * 1000, Ev::EndFaults);
+        // Its own stream: the draws above stay as they were.
+        let d = self.impostor.next_delay_us();
+        self.schedule(d, Ev::Impostor);
         let end_us = (self.opts.duration_ms + self.opts.settle_ms) * 1000;
         self.watchdog.check_horizon(end_us)?;
         while let Some(s) = self.queue.pop() {
@@ -613,6 +631,12 @@ impl<C: SimCore> World<C> {
                 break;
             }
             self.now_us = s.time_us;
+            if matches!(s.ev, Ev::Impostor) {
+                // Not counted with the world's events: a seed's counters
+                // stay as they were without an access bug.
+                self.impostor_attempt()?;
+                continue;
+            }
             self.stats.events += 1;
             if matches!(s.ev, Ev::Deliver(_)) {
                 self.watchdog.message_arrived();
@@ -733,6 +757,7 @@ impl<C: SimCore> World<C> {
             Ev::Membership => self.membership_change(),
             Ev::WindowCrash(id, inc, term) => self.on_window_crash(id, inc, term),
             Ev::EndFaults => self.on_end_faults(),
+            Ev::Impostor => self.impostor_attempt(),
         }
     }
 
@@ -757,8 +782,24 @@ impl<C: SimCore> World<C> {
         self.post_step(id)
     }
 
-    /// A message arrives at its node (if it runs).
+    /// A message arrives at its node (if it runs), over a connection
+    /// presenting its sender's own credential: the node's access check
+    /// must let it in.
     fn on_deliver(&mut self, msg: Message) -> Result<(), Violation> {
+        let credential = Credential::node(msg.from);
+        if let Err(reason) = connection::admit_peer(&self.access, &credential, msg.from, &self.pool)
+        {
+            return Err(Violation {
+                property: "message accepted",
+                detail: format!("{} refused {}'s own credential: {reason}", msg.to, msg.from),
+                time_us: self.now_us,
+            });
+        }
+        self.step_message(msg)
+    }
+
+    /// A message the node's access check let in is stepped into its core.
+    fn step_message(&mut self, msg: Message) -> Result<(), Violation> {
         let to = msg.to;
         let host = &mut self.hosts[Self::idx(to)];
         let Some(core) = host.core.as_mut() else {

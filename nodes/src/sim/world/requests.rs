@@ -143,6 +143,15 @@ impl<C: SimCore> World<C> {
         op.in_flight = true;
         let (kind, key) = (op.kind.clone(), op.key);
         let owner = clients::owner(self.clients[client].process);
+        let op = kind.request(key, &owner);
+        let credential = Credential::client();
+        if let Err(reason) = connection::admit_request(&self.access, &credential, &op, &self.pool) {
+            return Err(Violation {
+                property: "request accepted",
+                detail: format!("{node} refused a client's `{}`: {reason}", op.name()),
+                time_us: self.now_us,
+            });
+        }
         let host = &self.hosts[Self::idx(node)];
         if host.core.is_none() {
             // Connection refused: definite, nothing happened.
@@ -151,7 +160,7 @@ impl<C: SimCore> World<C> {
         }
         // The node's request path: a read, a command, or an answer at once
         // (the planted txn-follower-read answers a txn locally).
-        let command = match requests::route(kind.request(key, &owner), None, &host.applier) {
+        let command = match requests::route(op, None, &host.applier) {
             Request::Read { .. } => None,
             Request::Propose(command) => Some(command),
             Request::Answered(answer) => {

@@ -124,4 +124,7 @@ pub struct SimOutcome {
     pub trace_hash: u64,
     pub trace: Vec<String>,
     pub stats: SimStats,
+    /// The impostor's attempts and how the nodes took them
+    /// ([`crate::sim::impostor`]).
+    pub impostor: Vec<crate::sim::impostor::ImpostorAttempt>,
 }
