@@ -13,6 +13,12 @@
 //! registers' history for linearizability and the locks' with the
 //! harness's `fencing` and `mutual-exclusion` checkers (checker crate).
 //!
+//! Every message and request crosses a simulated connection with its
+//! sender's credential, admitted by the node's own access check
+//! ([`connection`], server/access.rs); an impostor ([`impostor`]) tries
+//! credentials that must be refused, and the tests judge its attempts with
+//! the harness's `access` checker.
+//!
 //! A write answered definite `fail` must never commit
 //! ([`failed_writes`], checked at the end of each run); with fresh register
 //! values ([`clients::RegisterValues::Fresh`]) a read shows the history

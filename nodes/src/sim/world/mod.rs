@@ -45,6 +45,11 @@
 //! commits there, unknown (the client times out) on a snapshot covering
 //! it, a crash or the deadline.
 //!
+//! Connections ([`connection`]): every delivered message and client
+//! request presents its sender's credential and is admitted by the node's
+//! own access check; the impostor ([`Impostor`], `impostor.rs`) tries
+//! credentials that must be refused, now and then, against random nodes.
+//!
 //! Planted bugs: [`Bug::StaleRead`] goes to the cores (it is theirs);
 //! [`Bug::LockEarlyExpiry`], [`Bug::NoFence`] and [`Bug::TxnNonAtomic`] to
 //! the [`Applier`], as in the node;
@@ -52,7 +57,8 @@
 //! `persisted` is called before its write is durable, and writes reach the
 //! disk only by a lazy periodic flush. [`SimOptions::early_fail_bug`]
 //! (simulator only, no [`Bug`]) reverts issue 21 finding 1's fix in the
-//! pending-write table.
+//! pending-write table. [`Bug::ClientAdmin`] and [`Bug::PeerIdUnchecked`]
+//! act in the access check ([`connection::sim_access`]), as in the node.
 
 mod impostor;
 mod membership;
