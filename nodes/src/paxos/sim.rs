@@ -370,6 +370,31 @@ impl SimCore for PaxosNode {
         self.invariants()
     }
 
+    /// A candidate gets a promise with no accepted values, a leader an
+    /// acceptance of every slot it holds: either may then choose without
+    /// a real majority, and a value chosen earlier may be lost (P2).
+    fn forged_message(&self, _claims: NodeId) -> Option<crate::consensus::Payload> {
+        use super::message::PaxosMessage;
+        let ballot = self.promised();
+        let message = match self.role() {
+            crate::consensus::Role::Candidate => PaxosMessage::Promise {
+                ballot,
+                commit: self.log().commit(),
+                snapshot: None,
+                entries: Vec::new(),
+                resume: None,
+                more: false,
+            },
+            crate::consensus::Role::Leader => PaxosMessage::Accepted {
+                ballot,
+                ok: true,
+                agreed: self.view().last_index(),
+            },
+            _ => return None,
+        };
+        Some(crate::consensus::Payload::Paxos(message))
+    }
+
     fn new_oracle(voters: usize) -> Box<dyn std::any::Any> {
         Box::new(PaxosOracle::new(voters))
     }
