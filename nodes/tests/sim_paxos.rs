@@ -48,9 +48,9 @@ fn paxos_passes_seeds() {
     });
     let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
-        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshot chunks sent, {} snapshots installed from several chunks, {} transfers, {} Promise snapshots taken in chunks ({} chunks), {} ReadIndex rounds ({} reads joined one)",
+        "{seeds} seeds: {} ok operations, {} terms with a leader, {} crashes, {} snapshot chunks sent, {} snapshots installed from several chunks, {} transfers, {} Promise snapshots taken in chunks ({} chunks), {} ReadIndex rounds",
         t.ok_ops, s.terms_with_leader, s.crashes, s.snapshots_sent, s.multi_chunk_installs, s.transfers,
-        s.chunked_promise_snapshots, s.promise_snapshot_chunks, s.read_rounds, s.reads_batched
+        s.chunked_promise_snapshots, s.promise_snapshot_chunks, s.read_rounds
     );
     // The runs must have exercised something: faults, elections, work.
     t.assert_exercised();

@@ -11,8 +11,8 @@
 //! simulator: virtual µs), how a reply travels, and when its turn ends.
 //! Reads are batched here, for both: every read queued since the last
 //! [`GroupRequests::flush_reads`] shares one ReadIndex round (the node
-//! flushes once per turn of its core loop; the simulator once per
-//! simulated turn after the first read queued).
+//! flushes once per turn of its core loop; the simulator flushes each
+//! read as it queues it, a batch of one).
 //!
 //! Guarantees: a write is answered from its entry only when the entry at
 //! its (index, term) commits; another term's entry there fails it
@@ -264,8 +264,7 @@ impl<W, R, D: Copy + Ord> GroupRequests<W, R, D> {
     }
 
     /// Queue `read` for the next ReadIndex round; says whether it is the
-    /// first queued since the last flush (the simulator then schedules
-    /// the end of the turn).
+    /// first queued since the last flush or joined an open batch.
     pub fn queue_read(&mut self, read: R) -> BatchStart {
         self.read_batch.push(read);
         if self.read_batch.len() == 1 {

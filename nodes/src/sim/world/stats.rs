@@ -13,10 +13,9 @@ pub struct SimStats {
     pub transfers: u64,
     pub terms_with_leader: u64,
     pub entries_applied: u64,
-    /// ReadIndex rounds issued, and the reads that joined a round another
-    /// read opened (the node's batching of one turn's reads).
+    /// ReadIndex rounds issued (one per read: the simulator's batches are
+    /// of one).
     pub read_rounds: u64,
-    pub reads_batched: u64,
     /// InstallSnapshot messages sent (one per chunk).
     pub snapshots_sent: u64,
     /// Snapshots installed from their last chunk after earlier ones (a
@@ -80,7 +79,6 @@ impl SimStats {
         self.terms_with_leader += other.terms_with_leader;
         self.entries_applied += other.entries_applied;
         self.read_rounds += other.read_rounds;
-        self.reads_batched += other.reads_batched;
         self.snapshots_sent += other.snapshots_sent;
         self.multi_chunk_installs += other.multi_chunk_installs;
         self.promise_snapshot_chunks += other.promise_snapshot_chunks;
