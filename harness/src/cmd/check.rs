@@ -261,12 +261,28 @@ fn read(path: &Path, format: Option<Format>) -> anyhow::Result<(String, Operatio
     Ok((name, ops, format))
 }
 
-fn print_text(name: &str, format: &str, what: &str, ops: &Operations, report: &Report) {
-    let faults = match ops.faults.len() {
+/// ", N nemesis events, M audit entries" (either left out when none): the
+/// nodes' audit entries ride in the history as nemesis-process events, but
+/// they are not faults (as results.json's `stats.nemesis_events` counts).
+fn event_counts(ops: &Operations) -> String {
+    let audit = ops
+        .faults
+        .iter()
+        .filter(|f| {
+            f.f == faultline_results::audit::AUDIT_F || f.f == faultline_results::audit::AUDIT_LOG_F
+        })
+        .count();
+    let plural = |n: usize, one: &str, many: &str| match n {
         0 => String::new(),
-        1 => ", 1 nemesis event".to_string(),
-        n => format!(", {n} nemesis events"),
+        1 => format!(", 1 {one}"),
+        n => format!(", {n} {many}"),
     };
+    plural(ops.faults.len() - audit, "nemesis event", "nemesis events")
+        + &plural(audit, "audit entry", "audit entries")
+}
+
+fn print_text(name: &str, format: &str, what: &str, ops: &Operations, report: &Report) {
+    let faults = event_counts(ops);
     crate::outln!(
         "{name}: {} ({format}, {} operations{faults}, {what})",
         report.verdict,
@@ -329,6 +345,31 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).expect("temp file");
         p
+    }
+
+    /// The nodes' audit entries are nemesis-process events in the
+    /// history, but `check` must not count them as faults.
+    #[test]
+    fn audit_entries_are_counted_apart_from_nemesis_events() {
+        let text = [
+            r#"{"index":0,"process":0,"type":"invoke","f":"write","value":1,"time":1}"#,
+            r#"{"index":1,"process":"nemesis","type":"info","f":"start-partition","value":null,"time":2}"#,
+            r#"{"index":2,"process":"nemesis","type":"info","f":"audit","value":{},"time":3}"#,
+            r#"{"index":3,"process":"nemesis","type":"info","f":"audit","value":{},"time":4}"#,
+            r#"{"index":4,"process":"nemesis","type":"info","f":"audit-log","value":{},"time":5}"#,
+            r#"{"index":5,"process":0,"type":"ok","f":"write","value":1,"time":6}"#,
+        ]
+        .join("\n");
+        let (ops, _) =
+            Operations::read("h", text.as_bytes(), Some(Format::Jsonl)).expect("a history");
+        assert_eq!(event_counts(&ops), ", 1 nemesis event, 3 audit entries");
+        let (none, _) = Operations::read(
+            "h",
+            text.lines().next().expect("a line").as_bytes(),
+            Some(Format::Jsonl),
+        )
+        .expect("a history");
+        assert_eq!(event_counts(&none), "");
     }
 
     #[test]
