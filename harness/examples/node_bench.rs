@@ -21,7 +21,12 @@
 //! TLS's throughput and p99 against plain's.
 //!
 //! Each client has its own connection and one request in flight; the
-//! latency of a request is from send to reply. Writes are etcd Puts;
+//! latency of a request is from send to reply. Each phase also prints the
+//! CPU time per measured operation (user + system, all threads, over the
+//! measured seconds, from /proc on Linux; `-` elsewhere) of this program
+//! (`client_us`: the clients) and of the servers it started (`server_us`:
+//! the three nodes or etcd members), which stays comparable on a loaded
+//! machine where ops/s does not. Writes are etcd Puts;
 //! reads are linearizable Ranges (etcd's default), as faultline's reads
 //! are linearizable. Errors (timeouts, redirects that ran out) are
 //! counted, not timed.
@@ -117,10 +122,70 @@ impl Drop for Procs {
     }
 }
 
+impl Procs {
+    fn pids(&self) -> Vec<u32> {
+        self.0.iter().map(Child::id).collect()
+    }
+}
+
 #[derive(Default)]
 struct PhaseResult {
     hist: Option<Histogram<u64>>,
     errors: u64,
+    /// CPU over the measured seconds: (client, servers).
+    cpu: Option<(Duration, Duration)>,
+}
+
+/// CPU time (user + system, every thread) of this process and of the
+/// servers, at one moment.
+#[derive(Clone, Copy)]
+struct CpuSnapshot {
+    client: Duration,
+    servers: Duration,
+}
+
+impl CpuSnapshot {
+    /// None where /proc cannot tell (not Linux, or a server exited).
+    fn take(servers: &[u32]) -> Option<CpuSnapshot> {
+        let client = process_cpu("self")?;
+        let mut total = Duration::ZERO;
+        for pid in servers {
+            total += process_cpu(&pid.to_string())?;
+        }
+        Some(CpuSnapshot {
+            client,
+            servers: total,
+        })
+    }
+
+    /// (client, servers) spent from `self` to `later`.
+    fn until(self, later: CpuSnapshot) -> (Duration, Duration) {
+        (
+            later.client.saturating_sub(self.client),
+            later.servers.saturating_sub(self.servers),
+        )
+    }
+}
+
+/// utime + stime of /proc/`pid`/stat (summed over its threads), in the
+/// kernel's USER_HZ clock ticks, which Linux fixes at 100 a second for
+/// everything it exports to user space.
+fn process_cpu(pid: &str) -> Option<Duration> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from its `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
+}
+
+/// Microseconds of `cpu` per op, or `-` when not measured.
+fn per_op_us(cpu: Option<Duration>, ops: u64) -> String {
+    match cpu {
+        Some(cpu) if ops > 0 => format!("{:.1}", cpu.as_secs_f64() * 1e6 / ops as f64),
+        _ => "-".to_string(),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -160,8 +225,17 @@ fn main() -> anyhow::Result<()> {
         args.clients, args.seconds, args.keys, args.value_bytes, args.read_fraction
     );
     println!(
-        "{:<8} {:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "system", "phase", "ops", "ops/s", "p50_ms", "p99_ms", "max_ms", "errors"
+        "{:<8} {:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+        "system",
+        "phase",
+        "ops",
+        "ops/s",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "errors",
+        "client_us",
+        "server_us"
     );
     for (label, consensus, transport) in runs {
         let tmp = tempfile::Builder::new()
@@ -174,7 +248,7 @@ fn main() -> anyhow::Result<()> {
         let system = Arc::new(system);
         rt.block_on(system.wait_ready())?;
         for (phase, reads) in [("write", 0.0), ("mixed", args.read_fraction)] {
-            let r = rt.block_on(run_phase(system.clone(), &args, reads))?;
+            let r = rt.block_on(run_phase(system.clone(), &args, reads, &procs.pids()))?;
             let h = r.hist.expect("histogram");
             let ops = h.len();
             measured.push((
@@ -184,7 +258,7 @@ fn main() -> anyhow::Result<()> {
                 h.value_at_quantile(0.99) as f64 / 1000.0,
             ));
             println!(
-                "{:<8} {:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                "{:<8} {:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>9} {:>9}",
                 &label,
                 phase,
                 ops,
@@ -192,7 +266,9 @@ fn main() -> anyhow::Result<()> {
                 h.value_at_quantile(0.50) as f64 / 1000.0,
                 h.value_at_quantile(0.99) as f64 / 1000.0,
                 h.max() as f64 / 1000.0,
-                r.errors
+                r.errors,
+                per_op_us(r.cpu.map(|c| c.0), ops),
+                per_op_us(r.cpu.map(|c| c.1), ops),
             );
             std::io::stdout().flush()?;
         }
@@ -317,6 +393,7 @@ async fn run_phase(
     system: Arc<System>,
     args: &Args,
     read_fraction: f64,
+    servers: &[u32],
 ) -> anyhow::Result<PhaseResult> {
     let warmup = Duration::from_secs(1);
     let measure = Duration::from_secs(args.seconds);
@@ -396,9 +473,17 @@ async fn run_phase(
             (hist, errors)
         }));
     }
-    tokio::time::sleep(warmup + measure).await;
+    // The CPU of the measured seconds only: the ops timed are those that
+    // started in them.
+    tokio::time::sleep_until((start + warmup).into()).await;
+    let before = CpuSnapshot::take(servers);
+    tokio::time::sleep_until((start + warmup + measure).into()).await;
+    let after = CpuSnapshot::take(servers);
     stop.store(true, Ordering::Relaxed);
-    let mut total = PhaseResult::default();
+    let mut total = PhaseResult {
+        cpu: before.zip(after).map(|(before, after)| before.until(after)),
+        ..PhaseResult::default()
+    };
     for t in tasks {
         let (h, e) = t.await.context("client task")?;
         total.errors += e;
