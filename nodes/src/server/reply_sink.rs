@@ -41,8 +41,12 @@ impl OwedReply {
 pub struct ReplySink {
     tx: UnboundedSender<OwedReply>,
     permit: Option<OwnedSemaphorePermit>,
-    /// An admin op's audit entry, recorded with the reply's outcome.
-    audit: Option<PendingAudit>,
+    /// An admin op's audit entry, recorded with the reply's outcome. Boxed:
+    /// every request's sink is moved through the core thread (the event
+    /// channel, the read batches and queues, the pending writes), and the
+    /// entry inline made each sink over 200 bytes where data ops (which
+    /// never have one) need 32.
+    audit: Option<Box<PendingAudit>>,
 }
 
 impl ReplySink {
@@ -67,7 +71,7 @@ impl ReplySink {
     /// The same sink, recording `audit` with the reply's outcome (or as
     /// unanswered if the sink is dropped).
     pub fn audited(mut self, audit: PendingAudit) -> ReplySink {
-        self.audit = Some(audit);
+        self.audit = Some(Box::new(audit));
         self
     }
 
@@ -89,6 +93,18 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use tokio::sync::Semaphore;
+
+    /// A regression test: an inline audit entry made every request's sink
+    /// (and so every ClientOp, PendingRead and PendingWrite) over 200
+    /// bytes, copied at each move on the core thread.
+    #[test]
+    fn a_reply_sink_stays_four_words_so_requests_move_cheaply() {
+        assert!(
+            std::mem::size_of::<ReplySink>() <= 4 * std::mem::size_of::<usize>(),
+            "ReplySink is {} bytes",
+            std::mem::size_of::<ReplySink>()
+        );
+    }
 
     #[test]
     fn a_permit_comes_back_only_once_the_reply_is_written_or_never_sent() {
