@@ -28,10 +28,12 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::admin::AdminAnswer;
 use super::applier::{Applier, Outcome};
 use super::clock::NodeClock;
 use super::compaction::{Compaction, CompactionPolicy, SnapshotStore};
 use super::config::NodeConfig;
+use super::group_status::{GroupStatus, RuntimeReport};
 use super::ordering::{self, HeldReadys, Persist, Persisted, ReadySteps};
 use super::removal::{Removal, Standing};
 use super::requests::{self, GroupRequests, LandedWrite, Request};
@@ -201,12 +203,9 @@ impl Group {
                 return;
             }
             Request::TransferLeader { to } => {
-                let r = match self.core.transfer_leader(to) {
-                    Ok(()) => Reply::ok(id),
-                    Err(crate::consensus::TransferError::NotLeader(e)) => self.not_leader(id, e),
-                    Err(e) => Reply::bad_request(id, e.to_string()),
-                };
-                let _ = reply.send(r);
+                let answer =
+                    AdminAnswer::transfer_leader(&mut *self.core, to, self.leader, self.node);
+                let _ = reply.send(answer.reply(id, |node| self.addr_of(Some(node))));
                 return;
             }
             Request::Answered(answer) => {
@@ -527,12 +526,9 @@ impl Group {
         self.storage.flush_lazily(now)
     }
 
+    /// The reply to `status` ([`AdminAnswer::Status`]).
     pub fn status_reply(&self, id: Option<u64>) -> Reply {
-        let mut r = Reply::ok(id);
-        for (k, v) in self.status_fields() {
-            r = r.with(k, v);
-        }
-        r
+        AdminAnswer::Status(Box::new(self.status())).reply(id, |node| self.addr_of(Some(node)))
     }
 
     /// This group's entry in the `groups` reply.
@@ -555,34 +551,18 @@ impl Group {
         })
     }
 
-    /// The fields of `status` for this group.
-    pub fn status_fields(&self) -> Vec<(&'static str, Value)> {
-        let s = self.core.status();
-        vec![
-            ("node", json!(self.node.0)),
-            ("group", json!(self.id.0)),
-            ("role", json!(s.role.to_string())),
-            ("term", json!(s.term.0)),
-            ("leader", json!(s.leader.map(|l| l.0))),
-            ("leader_addr", json!(self.addr_of(s.leader))),
-            ("commit_index", json!(s.commit_index.0)),
-            ("applied_index", json!(self.applier.applied().0)),
-            ("last_index", json!(s.last_index.0)),
-            ("log_len", json!(s.log_len)),
-            (
-                "snapshot_index",
-                json!(self.storage.snapshot_index().0.max(s.snapshot_index.0)),
-            ),
-            ("wal_bytes", json!(self.storage.wal_bytes())),
-            ("keys", json!(self.applier.state().key_count())),
-            ("consensus", json!(self.consensus_name)),
-            ("clock_offset_ms", json!(self.clock.offset_ms())),
-            ("clock_rate", json!(self.clock.rate())),
-            (
-                "bugs",
-                json!(self.bugs.iter().map(|b| b.name()).collect::<Vec<_>>()),
-            ),
-        ]
+    /// This group's status ([`GroupStatus`]): the core's, the applier's
+    /// and what the WAL and the clock report.
+    pub fn status(&self) -> GroupStatus {
+        let runtime = RuntimeReport {
+            consensus: self.consensus_name,
+            stored_snapshot_index: self.storage.snapshot_index(),
+            wal_bytes: Some(self.storage.wal_bytes()),
+            clock_offset_ms: self.clock.offset_ms(),
+            clock_rate: self.clock.rate(),
+            bugs: self.bugs.iter().map(|b| b.name()).collect(),
+        };
+        GroupStatus::new(&self.core.status(), &self.applier, runtime)
     }
 }
 

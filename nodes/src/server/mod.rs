@@ -25,6 +25,7 @@
 //! ([`groups_file`]).
 
 pub mod access;
+pub mod admin;
 pub mod applier;
 pub mod audit;
 pub mod clock;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod connection;
 pub mod core_loop;
 pub mod group;
+pub mod group_status;
 pub mod groups_file;
 pub mod host;
 pub mod ordering;

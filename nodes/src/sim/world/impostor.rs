@@ -1,10 +1,13 @@
 //! The impostor's attempts against the nodes ([`crate::sim::impostor`]):
 //! each admitted or refused by the node's own access check
 //! ([`connection`]); an admitted one takes effect as the node would let
-//! it: an admin op through the node's request path, a forged consensus
-//! message stepped into the core.
+//! it: an admin op through the node's request path and answered as the
+//! node answers it (server/admin.rs), a forged consensus message stepped
+//! into the core.
 
 use super::*;
+use crate::server::admin::AdminAnswer;
+use crate::server::group_status::{GroupStatus, RuntimeReport};
 use crate::server::requests as node_requests;
 use crate::sim::impostor::{Attempt, AttemptOutcome, ImpostorAttempt};
 
@@ -67,21 +70,47 @@ impl<C: SimCore> World<C> {
         let host = &mut self.hosts[Self::idx(node)];
         let answer = match node_requests::route(op.clone(), None, &host.applier) {
             node_requests::Request::Status => {
-                let status = host.core.as_ref().expect("a live node").status();
-                format!("status: {:?} in {}", status.role, status.term)
+                AdminAnswer::Status(Box::new(self.group_status(node))).reply_line(None, address)
             }
             node_requests::Request::TransferLeader { to } => {
-                let core = host.core.as_mut().expect("a live node");
-                let transferred = core.transfer_leader(to).is_ok();
+                let answer = self.transfer_leader(node, to);
+                let transferred = answer == AdminAnswer::Transferred;
                 self.note(18, node.0, to.0, || {
                     format!("impostor's transfer-leader at {node} to {to}: {transferred}")
                 });
                 self.post_step(node)?;
-                format!("transfer-leader to {to}: {transferred}")
+                answer.reply_line(None, address)
             }
             other => format!("{other:?}"),
         };
         Ok(AttemptOutcome::Accepted(answer))
+    }
+
+    /// `transfer-leader` to `to` at the live node `node`, as the node's
+    /// group answers it ([`AdminAnswer::transfer_leader`]); the caller
+    /// handles the core's Readys after ([`World::post_step`]). The
+    /// nemesis's transfers come here too.
+    pub(super) fn transfer_leader(&mut self, node: NodeId, to: NodeId) -> AdminAnswer {
+        let host = &mut self.hosts[Self::idx(node)];
+        let core = host.core.as_mut().expect("a live node");
+        AdminAnswer::transfer_leader(core, to, host.leader, node)
+    }
+
+    /// The live node `node`'s `status` ([`GroupStatus`]): no WAL, a clock
+    /// with no offset at rate 1 (virtual time), the run's planted bugs.
+    fn group_status(&self, node: NodeId) -> GroupStatus {
+        let host = &self.hosts[Self::idx(node)];
+        let core = host.core.as_ref().expect("a live node");
+        let stored = host.storage.durable().snapshot.as_ref();
+        let runtime = RuntimeReport {
+            consensus: C::PROTOCOL,
+            stored_snapshot_index: stored.map_or(LogIndex(0), |snapshot| snapshot.meta.index),
+            wal_bytes: None,
+            clock_offset_ms: 0,
+            clock_rate: 1.0,
+            bugs: self.opts.bugs.iter().map(|bug| bug.name()).collect(),
+        };
+        GroupStatus::new(&core.status(), &host.applier, runtime)
     }
 
     /// Node `presents`'s own peer credential with a `hello` claiming
@@ -140,4 +169,10 @@ impl<C: SimCore> World<C> {
         }
         Ok(AttemptOutcome::Accepted(answer))
     }
+}
+
+/// A simulated node's name for clients: its id (the simulator has no
+/// addresses).
+fn address(node: NodeId) -> Option<String> {
+    Some(node.to_string())
 }

@@ -2,6 +2,7 @@
 //! leader delivery fault's windows.
 
 use super::*;
+use crate::server::admin::AdminAnswer;
 
 impl<C: SimCore> World<C> {
     pub(super) fn nemesis(&mut self) -> Result<(), Violation> {
@@ -87,12 +88,9 @@ impl<C: SimCore> World<C> {
             let leader = self.first_leader();
             if let Some(l) = leader {
                 let to = self.rng.pick(&self.pool);
-                let ok = self.hosts[Self::idx(l)]
-                    .core
-                    .as_mut()
-                    .expect("leader alive")
-                    .transfer_leader(to)
-                    .is_ok();
+                // As a `transfer-leader` request to the node is answered
+                // (server/admin.rs); a refused one changes nothing.
+                let ok = self.transfer_leader(l, to) == AdminAnswer::Transferred;
                 self.stats.transfers += 1;
                 self.note(9, l.0, to.0, || {
                     format!("transfer leader {l} -> {to}: {ok}")
