@@ -63,7 +63,7 @@ fn raft_membership_passes_seeds() {
     });
     let (seeds, s) = (t.seeds, &t.stats);
     eprintln!(
-        "{seeds} seeds with membership: {} ok operations, {} changes requested, {} accepted, {} done, {} joins ({} caught up by snapshot, {} by log), {} removals ({} of a leader), {} wiped ids re-added, {} crashes, {} snapshots installed from several chunks, {} unknown verdicts",
+        "{seeds} seeds with membership: {} ok operations, {} changes requested, {} accepted, {} done, {} joins ({} caught up by snapshot, {} by log), {} departures, {} removals wiped after their grace ({} of a leader), {} wiped ids re-added, {} crashes, {} snapshots installed from several chunks, {} unknown verdicts",
         t.ok_ops,
         s.membership_requested,
         s.membership_accepted,
@@ -71,6 +71,7 @@ fn raft_membership_passes_seeds() {
         s.joins,
         s.joined_by_snapshot,
         s.joined_by_log,
+        s.departures,
         s.removals,
         s.leader_removals,
         s.rejoins,

@@ -89,7 +89,7 @@ fn paxos_membership_passes_seeds() {
     eprintln!(
         "{seeds} seeds with membership changes: {} ok operations; changes {} requested, \
          {} accepted, {} done (in {} seeds); {} joins \
-         ({} by snapshot, {} of wiped ids), {} removals ({} leaders); \
+         ({} by snapshot, {} of wiped ids), {} departures, {} removals wiped after their grace ({} leaders); \
          {} snapshots installed from several chunks; \
          {} Promise snapshots taken in chunks ({} chunks)",
         t.ok_ops,
@@ -100,6 +100,7 @@ fn paxos_membership_passes_seeds() {
         s.joins,
         s.joined_by_snapshot,
         s.rejoins,
+        s.departures,
         s.removals,
         s.leader_removals,
         s.multi_chunk_installs,

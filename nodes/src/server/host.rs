@@ -34,6 +34,7 @@ use super::clock::NodeClock;
 use super::config::{check_members, NodeConfig};
 use super::group::{ClientOp, Group};
 use super::groups_file::GroupsFile;
+use super::removal::{retire_grace_ms, Due, Retirement};
 use super::shard_map::{route, Route, ShardMap};
 use super::NodeError;
 use crate::consensus::{
@@ -67,8 +68,9 @@ pub struct Host {
     shard_map: Option<ShardMap>,
     file: GroupsFile,
     make_core: CoreFactory,
-    /// When each removed group was first seen removed.
-    removed_since: BTreeMap<GroupId, Instant>,
+    /// Since when each group that has left was seen so (the grace rule
+    /// shared with the simulator, server/removal.rs).
+    retirements: BTreeMap<GroupId, Retirement<Instant>>,
     retire_grace: Duration,
     /// A storage failure met while answering an admin request: the next
     /// [`Host::drive`] returns it and the node stops.
@@ -111,14 +113,14 @@ impl Host {
             }
         };
         let mut host = Host {
-            retire_grace: Duration::from_millis(cfg.election_timeout_ms.saturating_mul(2).max(300)),
+            retire_grace: Duration::from_millis(retire_grace_ms(cfg.election_timeout_ms)),
             cfg,
             clock,
             groups: BTreeMap::new(),
             shard_map,
             file,
             make_core,
-            removed_since: BTreeMap::new(),
+            retirements: BTreeMap::new(),
             fatal: None,
             waker: None,
         };
@@ -348,7 +350,7 @@ impl Host {
         file.save(&self.cfg.data_dir)?;
         self.file = file;
         self.groups.insert(g, group);
-        self.removed_since.remove(&g);
+        self.retirements.remove(&g);
         tracing::info!(group = %g, term_floor = floor, "joined a group (joining core, no voters yet)");
         Ok(())
     }
@@ -424,7 +426,7 @@ impl Host {
         // every log that reaches (term, commit) holds it.
         let status = group.core_status();
         drop(group);
-        self.removed_since.remove(&g);
+        self.retirements.remove(&g);
         let mut file = self.file.clone();
         file.record_leave(g, status.term.0, status.commit_index.0);
         file.save(&self.cfg.data_dir)
@@ -485,13 +487,13 @@ impl Host {
     fn retirements_due(&mut self, now: Instant) -> Vec<GroupId> {
         let mut due = Vec::new();
         for (g, group) in &self.groups {
-            // The rule shared with the simulator (server/removal.rs).
+            // The rules shared with the simulator (server/removal.rs).
             if !group.has_left() {
-                self.removed_since.remove(g);
+                self.retirements.remove(g);
                 continue;
             }
-            let since = *self.removed_since.entry(*g).or_insert(now);
-            if now.duration_since(since) >= self.retire_grace {
+            let retirement = self.retirements.entry(*g).or_default();
+            if retirement.left(now, self.retire_grace) == Due::Now {
                 due.push(*g);
             }
         }

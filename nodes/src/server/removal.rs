@@ -1,7 +1,8 @@
-//! When a node has left a group, sans IO, written once for both runtimes
-//! (the node's group.rs and host.rs, and the simulator).
+//! When a node has left a group and when it retires it, sans IO, written
+//! once for both runtimes (the node's group.rs and host.rs, and the
+//! simulator).
 //!
-//! Two steps. Each committed configuration applied decides anew whether
+//! Three steps. Each committed configuration applied decides anew whether
 //! the group is still this node's ([`Removal::applied`]): a simple
 //! configuration without it removes it, a later one with it (a re-add,
 //! even in the same batch of committed entries) cancels that; joint
@@ -12,11 +13,78 @@
 //! change is pending (a node catching up may apply an old removal before
 //! the entry that re-added it reached its log).
 //!
-//! What stays with each runtime: the node retires the group after a grace
-//! period (so a removed leader can still tell the others), the simulator
-//! stops and wipes the node at once.
+//! Then, once it has left, a grace period ([`Retirement`], the length by
+//! [`retire_grace_ms`]: twice the election timeout, at least 300 ms) before
+//! the runtime retires the group (so a removed leader can still tell the
+//! others that the change committed); until then the group keeps running
+//! as a removed member, and a re-add (or its core's configuration naming
+//! it again) starts the count anew.
+//!
+//! What stays with each runtime: its clock (the node's [`std::time::Instant`],
+//! the simulator's virtual µs) and what retiring does (the node records the
+//! group as left and deletes its storage, the simulator stops and wipes
+//! the node).
+
+use std::ops::Sub;
 
 use crate::consensus::{LogIndex, Membership, NodeId, Status};
+
+/// The grace between leaving a group and retiring it, for an election
+/// timeout of `election_timeout_ms`: twice that, at least 300 ms.
+pub fn retire_grace_ms(election_timeout_ms: u64) -> u64 {
+    election_timeout_ms.saturating_mul(2).max(300)
+}
+
+/// Since when a node has left a group, on a runtime's clock `T` (an
+/// instant whose differences are graces `G`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retirement<T> {
+    /// When the node was first seen to have left, since it last had not.
+    left_since: Option<T>,
+}
+
+impl<T> Default for Retirement<T> {
+    fn default() -> Self {
+        Retirement { left_since: None }
+    }
+}
+
+/// Whether a group that has left is to be retired now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Still within its grace.
+    NotYet,
+    /// The grace is over: retire it.
+    Now,
+}
+
+impl<T: Copy> Retirement<T> {
+    /// The node has left the group ([`Removal::has_left`]) as of `now`:
+    /// retire it once `grace` has passed since it was first seen so.
+    pub fn left<G: Ord>(&mut self, now: T, grace: G) -> Due
+    where
+        T: Sub<Output = G>,
+    {
+        let since = *self.left_since.get_or_insert(now);
+        if now - since >= grace {
+            Due::Now
+        } else {
+            Due::NotYet
+        }
+    }
+
+    /// The node has not left (any more): a later departure waits a whole
+    /// grace again.
+    pub fn stayed(&mut self) {
+        self.left_since = None;
+    }
+
+    /// Whether the node is within its grace (seen to have left, not
+    /// retired).
+    pub fn is_pending(&self) -> bool {
+        self.left_since.is_some()
+    }
+}
 
 /// One node's standing in one group, from the configurations it applied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,5 +250,44 @@ mod tests {
         assert!(!removal.has_left(n1, &core_with(joint, false)));
         assert!(!removal.has_left(n1, &core_with(voters(&[2, 3]), true)));
         assert!(removal.has_left(n1, &core_with(voters(&[2, 3]), false)));
+    }
+
+    #[test]
+    fn the_grace_is_twice_the_election_timeout_and_at_least_300_ms() {
+        assert_eq!(retire_grace_ms(100), 300);
+        assert_eq!(retire_grace_ms(150), 300);
+        assert_eq!(retire_grace_ms(1000), 2000);
+        assert_eq!(retire_grace_ms(u64::MAX), u64::MAX);
+    }
+
+    /// The node's host and the simulator: a group that has left is retired
+    /// only a whole grace after it was first seen so; staying in between
+    /// starts the count anew.
+    #[test]
+    fn a_group_that_left_is_due_only_a_grace_after_it_was_first_seen_so() {
+        let mut retirement = Retirement::<u64>::default();
+        assert!(!retirement.is_pending());
+        assert_eq!(retirement.left(1_000, 300), Due::NotYet);
+        assert!(retirement.is_pending());
+        assert_eq!(retirement.left(1_299, 300), Due::NotYet);
+        assert_eq!(retirement.left(1_300, 300), Due::Now);
+        retirement.stayed();
+        assert!(!retirement.is_pending());
+        assert_eq!(retirement.left(2_000, 300), Due::NotYet, "counted anew");
+        assert_eq!(retirement.left(2_299, 300), Due::NotYet);
+        assert_eq!(retirement.left(2_300, 300), Due::Now);
+    }
+
+    #[test]
+    fn the_grace_runs_on_the_nodes_instants_too() {
+        let start = std::time::Instant::now();
+        let grace = std::time::Duration::from_millis(300);
+        let mut retirement = Retirement::default();
+        assert_eq!(retirement.left(start, grace), Due::NotYet);
+        assert_eq!(
+            retirement.left(start + std::time::Duration::from_millis(299), grace),
+            Due::NotYet
+        );
+        assert_eq!(retirement.left(start + grace, grace), Due::Now);
     }
 }

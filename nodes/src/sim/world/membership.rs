@@ -1,5 +1,6 @@
 //! Membership changes under faults: asking the leader, starting joining
-//! cores, wiping removed nodes, and the checks on configurations.
+//! cores, wiping removed nodes a grace after they left (the node's rule,
+//! server/removal.rs), and the checks on configurations.
 
 use super::*;
 
@@ -151,9 +152,9 @@ impl<C: SimCore> World<C> {
         self.start_node(id)
     }
 
-    /// `id` applied a committed configuration without itself: as the real
-    /// runtime does, stop the core (after a clean flush) and delete the
-    /// group's storage.
+    /// `id` left the group a grace ago: as the real runtime retires a
+    /// group, stop the core (after a clean flush) and delete the group's
+    /// storage.
     pub(super) fn remove_node(&mut self, id: NodeId) -> Result<(), Violation> {
         let i = Self::idx(id);
         let host = &mut self.hosts[i];
@@ -194,6 +195,7 @@ impl<C: SimCore> World<C> {
         host.joining = false;
         host.join_floor = None;
         host.removal = Removal::default();
+        host.retirement = Retirement::default();
         host.leading = false;
         host.leader = None;
         host.removed_leader = false;

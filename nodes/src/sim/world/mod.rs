@@ -20,9 +20,11 @@
 //! the current leader to `change_membership` (add one, remove one, swap one
 //! or two voters), starts a joining core (no voters, empty disk) on every
 //! added node that does not run the group, and, as the real runtime does,
-//! stops and wipes a node once it applied a committed simple configuration
-//! without itself (at an index above the entry that last added it: an old
-//! removal replayed while catching up does not count). Crashes, partitions
+//! stops and wipes a node a grace after it left the group (it applied a
+//! committed simple configuration without itself, at an index above the
+//! entry that last added it: an old removal replayed while catching up does
+//! not count; server/removal.rs); within the grace it runs on as a removed
+//! member, and a re-add keeps it. Crashes, partitions
 //! and loss go on meanwhile; a new leader must hold the latest configuration
 //! committed before its term.
 //!
@@ -68,7 +70,7 @@ mod requests;
 mod runtime;
 mod stats;
 
-use crate::server::removal::Removal;
+use crate::server::removal::{retire_grace_ms, Due, Removal, Retirement};
 pub use options::SimOptions;
 use runtime::{fresh_applier, hash_bytes, now_ms, release, SimSnapshots};
 pub use stats::{SimOutcome, SimStats};
@@ -259,8 +261,12 @@ struct Host<C> {
     left: Option<(Term, LogIndex)>,
     /// Whether the committed configurations it applied leave it out, with
     /// the index of the entry that last added it (0 for an initial member):
-    /// the node's rule (server/removal.rs); once it has left, stop and wipe.
+    /// the node's rule (server/removal.rs); once it has left, stop and wipe
+    /// it when its `retirement` is due.
     removal: Removal,
+    /// Since when it has left, in virtual µs (the node's grace rule,
+    /// server/removal.rs).
+    retirement: Retirement<u64>,
     /// The core led when it was last heard of (its latest soft state).
     leading: bool,
     /// The leader its latest soft state named (the node's `leader`, for the
@@ -438,6 +444,7 @@ impl<C> Host<C> {
             join_floor: None,
             left: None,
             removal: Removal::default(),
+            retirement: Retirement::default(),
             leading: false,
             leader: None,
             removed_leader: false,
@@ -715,6 +722,8 @@ impl<C: SimCore> World<C> {
             return;
         }
         host.core = None;
+        // As the node's host: when it left is kept in memory only.
+        host.retirement.stayed();
         host.leading = false;
         host.leader = None;
         let lost = host.storage.crash();

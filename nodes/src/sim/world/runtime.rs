@@ -57,14 +57,31 @@ impl<C: SimCore> World<C> {
                     time_us: self.now_us,
                 })?;
         }
-        let has_left = match self.hosts[i].core.as_ref() {
-            Some(core) => self.hosts[i].removal.has_left(id, &core.status()),
-            None => false,
-        };
-        if has_left {
+        if self.retirement_due(id) == Due::Now {
             self.remove_node(id)?;
         }
         Ok(())
+    }
+
+    /// Whether `id` has left the group ([`Removal::has_left`]) for a whole
+    /// grace ([`Retirement`]; the node's grace for its election timeout,
+    /// in virtual time).
+    fn retirement_due(&mut self, id: NodeId) -> Due {
+        let host = &mut self.hosts[Self::idx(id)];
+        let has_left = match host.core.as_ref() {
+            Some(core) => host.removal.has_left(id, &core.status()),
+            None => false,
+        };
+        if !has_left {
+            host.retirement.stayed();
+            return Due::NotYet;
+        }
+        if !host.retirement.is_pending() {
+            self.stats.departures += 1;
+        }
+        let election_timeout_ms = self.knobs.election_timeout_ticks * host.tick_us / 1000;
+        let grace_us = retire_grace_ms(election_timeout_ms) * 1000;
+        host.retirement.left(self.now_us, grace_us)
     }
 
     pub(super) fn apply_effects(

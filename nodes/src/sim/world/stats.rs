@@ -53,7 +53,11 @@ pub struct SimStats {
     /// from log entries.
     pub joined_by_snapshot: u64,
     pub joined_by_log: u64,
-    /// Nodes stopped and wiped after applying a configuration without them.
+    /// Nodes seen to have left the group (server/removal.rs's rule): their
+    /// grace began.
+    pub departures: u64,
+    /// Nodes stopped and wiped a grace after they left (a re-add or a crash
+    /// within the grace, or the run's end, spares the others).
     pub removals: u64,
     /// Removed leaders among those (they stepped down first).
     pub leader_removals: u64,
@@ -94,6 +98,7 @@ impl SimStats {
         self.joins += other.joins;
         self.joined_by_snapshot += other.joined_by_snapshot;
         self.joined_by_log += other.joined_by_log;
+        self.departures += other.departures;
         self.removals += other.removals;
         self.leader_removals += other.leader_removals;
         self.rejoins += other.rejoins;
