@@ -27,7 +27,8 @@
 //! With [`SimOptions::membership`] (opt-in) the group also changes its
 //! voters under the faults: the world asks the leader to add, remove or swap
 //! voters out of a larger pool of node ids, starts joining cores on added
-//! nodes and wipes removed ones, and checks that every committed
+//! nodes and wipes removed ones a grace after they left (the node's rule),
+//! and checks that every committed
 //! configuration reaches the later leaders.
 //!
 //! Guarantees: the same seed (and options) gives the same trace, bit for

@@ -30,8 +30,9 @@ pub struct SimOptions {
     /// to [`crate::consensus::Consensus::change_membership`] now and then
     /// (add one, remove one, swap one or two voters), starts a joining core
     /// (empty voters) on every added node that does not run the group, and
-    /// stops and wipes a node once it applied a committed simple
-    /// configuration without itself.
+    /// stops and wipes a node a grace after it applied a committed simple
+    /// configuration without itself (the node's retire grace,
+    /// server/removal.rs).
     pub membership: bool,
     /// With `membership`: the number of node ids (initial voters plus
     /// spares); None = initial voters + 2, at most 9.
