@@ -62,7 +62,7 @@ impl AdminAnswer {
             AdminAnswer::NotLeader { hint } => Reply::not_leader(id, hint.and_then(address_of)),
             AdminAnswer::BadRequest { reason } => Reply::bad_request(id, reason.clone()),
             AdminAnswer::Status(status) => {
-                let leader_address = status.leader.and_then(address_of);
+                let leader_address = status.core.leader.and_then(address_of);
                 let mut reply = Reply::ok(id);
                 for (name, value) in status.fields(leader_address) {
                     reply = reply.with(name, value);

@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 
 use super::applier::Applier;
-use crate::consensus::{GroupId, LogIndex, NodeId, Role, Status, Term};
+use crate::consensus::{LogIndex, Status};
 
 /// What the runtime around a core reports of itself for `status`.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,18 +29,14 @@ pub struct RuntimeReport {
     pub bugs: Vec<&'static str>,
 }
 
-/// One group's status on one node.
+/// One group's status on one node: the core's own, and what only the
+/// runtime knows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupStatus {
-    pub node: NodeId,
-    pub group: GroupId,
-    pub role: Role,
-    pub term: Term,
-    pub leader: Option<NodeId>,
-    pub commit_index: LogIndex,
+    /// The core's counters, as it reports them.
+    pub core: Status,
+    /// The state machine's applied index.
     pub applied_index: LogIndex,
-    pub last_index: LogIndex,
-    pub log_len: u64,
     /// The later of the stored snapshot and the core's.
     pub snapshot_index: LogIndex,
     pub keys: usize,
@@ -51,15 +47,8 @@ impl GroupStatus {
     /// The status of the group whose core reports `core`.
     pub fn new(core: &Status, applier: &Applier, runtime: RuntimeReport) -> GroupStatus {
         GroupStatus {
-            node: core.id,
-            group: core.group,
-            role: core.role,
-            term: core.term,
-            leader: core.leader,
-            commit_index: core.commit_index,
+            core: core.clone(),
             applied_index: applier.applied(),
-            last_index: core.last_index,
-            log_len: core.log_len,
             snapshot_index: runtime.stored_snapshot_index.max(core.snapshot_index),
             keys: applier.state().key_count(),
             runtime,
@@ -70,16 +59,16 @@ impl GroupStatus {
     /// leader's client address, if known.
     pub fn fields(&self, leader_address: Option<String>) -> Vec<(&'static str, Value)> {
         vec![
-            ("node", json!(self.node.0)),
-            ("group", json!(self.group.0)),
-            ("role", json!(self.role.to_string())),
-            ("term", json!(self.term.0)),
-            ("leader", json!(self.leader.map(|l| l.0))),
+            ("node", json!(self.core.id.0)),
+            ("group", json!(self.core.group.0)),
+            ("role", json!(self.core.role.to_string())),
+            ("term", json!(self.core.term.0)),
+            ("leader", json!(self.core.leader.map(|l| l.0))),
             ("leader_addr", json!(leader_address)),
-            ("commit_index", json!(self.commit_index.0)),
+            ("commit_index", json!(self.core.commit_index.0)),
             ("applied_index", json!(self.applied_index.0)),
-            ("last_index", json!(self.last_index.0)),
-            ("log_len", json!(self.log_len)),
+            ("last_index", json!(self.core.last_index.0)),
+            ("log_len", json!(self.core.log_len)),
             ("snapshot_index", json!(self.snapshot_index.0)),
             ("wal_bytes", json!(self.runtime.wal_bytes)),
             ("keys", json!(self.keys)),
