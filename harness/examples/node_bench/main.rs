@@ -20,6 +20,16 @@
 //! presenting the client role's, as `faultline test --tls`), and prints
 //! TLS's throughput and p99 against plain's.
 //!
+//! `--baseline OLD` compares two builds of the node on one machine (the
+//! way a change's cost is measured here; paired.rs says why):
+//!
+//!     target/release/examples/node_bench --baseline old/faultline --faultline new/faultline --rounds 16
+//!
+//! runs `--rounds` rounds of four clusters, baseline-this-this-baseline
+//! then the reverse, and ends with each phase's this/baseline ratios
+//! (ops/s, servers' and client's CPU per op): the median over the rounds
+//! and the mean with its 95% confidence interval.
+//!
 //! Each client has its own connection and one request in flight; the
 //! latency of a request is from send to reply. Each phase also prints the
 //! CPU time per measured operation (user + system, all threads, over the
@@ -47,6 +57,8 @@ use faultline_nodes::protocol::Op;
 use faultline_nodes::tls::{CertAuthority, ClientTls, Role};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
+
+mod paired;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq)]
 enum Target {
@@ -102,6 +114,16 @@ struct Args {
     /// Run each faultline cluster plain and then with TLS, and compare.
     #[arg(long)]
     tls: bool,
+    /// Compare the node of `--faultline` (or this build's) with this older
+    /// faultline binary, side by side: `--rounds` rounds of four runs,
+    /// baseline-this-this-baseline and then the reverse, so that the
+    /// machine's drift falls on both alike; prints each phase's ratios per
+    /// round with a 95% confidence interval.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Rounds of four runs for `--baseline`.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 }
 
 /// How the clients reach a faultline cluster.
@@ -180,11 +202,11 @@ fn process_cpu(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }
 
-/// Microseconds of `cpu` per op, or `-` when not measured.
-fn per_op_us(cpu: Option<Duration>, ops: u64) -> String {
+/// Microseconds of `cpu` per op, None when not measured.
+fn per_op_us(cpu: Option<Duration>, ops: u64) -> Option<f64> {
     match cpu {
-        Some(cpu) if ops > 0 => format!("{:.1}", cpu.as_secs_f64() * 1e6 / ops as f64),
-        _ => "-".to_string(),
+        Some(cpu) if ops > 0 => Some(cpu.as_secs_f64() * 1e6 / ops as f64),
+        _ => None,
     }
 }
 
@@ -218,14 +240,48 @@ fn main() -> anyhow::Result<()> {
         Target::Etcd => runs = vec![("etcd".into(), None, Transport::Plain)],
         Target::Both => runs.push(("etcd".into(), None, Transport::Plain)),
     }
-    // (system, phase) -> (ops/s, p99 ms), for the closing comparison.
-    let mut measured: Vec<(String, &str, f64, f64)> = Vec::new();
+    if let Some(baseline) = &args.baseline {
+        if args.target != Target::Faultline || args.tls {
+            bail!("--baseline compares two faultline binaries: it takes neither --target etcd|both nor --tls");
+        }
+        for binary in [baseline, &faultline_binary(&args)?] {
+            anyhow::ensure!(
+                binary.is_file(),
+                "the faultline binary {} does not exist",
+                binary.display()
+            );
+        }
+    }
+    print_header(&args);
+    if let Some(baseline) = &args.baseline {
+        let this = faultline_binary(&args)?;
+        return paired::compare_binaries(&rt, &args, baseline, &this, &runs);
+    }
+    let mut measured: Vec<PhaseRow> = Vec::new();
+    for (label, consensus, transport) in runs {
+        let cluster = match consensus {
+            Some(c) => Cluster::Faultline {
+                binary: faultline_binary(&args)?,
+                consensus: c,
+                transport,
+            },
+            None => Cluster::Etcd,
+        };
+        measured.extend(bench_cluster(&rt, &args, &label, &cluster)?);
+    }
+    compare(&measured);
+    compare_tls(&measured);
+    Ok(())
+}
+
+/// The run's settings and the table's header.
+fn print_header(args: &Args) {
     println!(
         "clients={} seconds={} keys={} value_bytes={} read_fraction={}",
         args.clients, args.seconds, args.keys, args.value_bytes, args.read_fraction
     );
     println!(
-        "{:<8} {:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+        "{:<10} {:<8} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
         "system",
         "phase",
         "ops",
@@ -237,57 +293,93 @@ fn main() -> anyhow::Result<()> {
         "client_us",
         "server_us"
     );
-    for (label, consensus, transport) in runs {
-        let tmp = tempfile::Builder::new()
-            .prefix("node-bench-")
-            .tempdir_in(args.data_root.clone().unwrap_or(std::env::temp_dir()))?;
-        let (procs, system): (Procs, System) = match consensus {
-            Some(c) => start_faultline(&args, c, transport, tmp.path())?,
-            None => start_etcd(&args, tmp.path())?,
+}
+
+/// What one benchmark run starts.
+enum Cluster<'a> {
+    Faultline {
+        binary: PathBuf,
+        consensus: &'a str,
+        transport: Transport,
+    },
+    Etcd,
+}
+
+/// One phase's numbers, as its table row prints them.
+struct PhaseRow {
+    label: String,
+    phase: &'static str,
+    ops_per_s: f64,
+    p99_ms: f64,
+    /// CPU µs per op of this program and of the servers (None: not measured).
+    client_us: Option<f64>,
+    server_us: Option<f64>,
+}
+
+/// Start `cluster` in a fresh directory, run the write and the mixed
+/// phase against it, print a row for each, and stop it.
+fn bench_cluster(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    label: &str,
+    cluster: &Cluster,
+) -> anyhow::Result<Vec<PhaseRow>> {
+    let tmp = tempfile::Builder::new()
+        .prefix("node-bench-")
+        .tempdir_in(args.data_root.clone().unwrap_or(std::env::temp_dir()))?;
+    let (procs, system): (Procs, System) = match cluster {
+        Cluster::Faultline {
+            binary,
+            consensus,
+            transport,
+        } => start_faultline(args, binary, consensus, *transport, tmp.path())?,
+        Cluster::Etcd => start_etcd(args, tmp.path())?,
+    };
+    let system = Arc::new(system);
+    rt.block_on(system.wait_ready())?;
+    let mut rows = Vec::new();
+    for (phase, reads) in [("write", 0.0), ("mixed", args.read_fraction)] {
+        let r = rt.block_on(run_phase(system.clone(), args, reads, &procs.pids()))?;
+        let h = r.hist.expect("histogram");
+        let ops = h.len();
+        let row = PhaseRow {
+            label: label.to_string(),
+            phase,
+            ops_per_s: ops as f64 / args.seconds as f64,
+            p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+            client_us: per_op_us(r.cpu.map(|c| c.0), ops),
+            server_us: per_op_us(r.cpu.map(|c| c.1), ops),
         };
-        let system = Arc::new(system);
-        rt.block_on(system.wait_ready())?;
-        for (phase, reads) in [("write", 0.0), ("mixed", args.read_fraction)] {
-            let r = rt.block_on(run_phase(system.clone(), &args, reads, &procs.pids()))?;
-            let h = r.hist.expect("histogram");
-            let ops = h.len();
-            measured.push((
-                label.to_string(),
-                phase,
-                ops as f64 / args.seconds as f64,
-                h.value_at_quantile(0.99) as f64 / 1000.0,
-            ));
-            println!(
-                "{:<8} {:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>9} {:>9}",
-                &label,
-                phase,
-                ops,
-                ops as f64 / args.seconds as f64,
-                h.value_at_quantile(0.50) as f64 / 1000.0,
-                h.value_at_quantile(0.99) as f64 / 1000.0,
-                h.max() as f64 / 1000.0,
-                r.errors,
-                per_op_us(r.cpu.map(|c| c.0), ops),
-                per_op_us(r.cpu.map(|c| c.1), ops),
-            );
-            std::io::stdout().flush()?;
-        }
-        drop(procs);
+        let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        println!(
+            "{:<10} {:<8} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>9} {:>9}",
+            label,
+            phase,
+            ops,
+            row.ops_per_s,
+            h.value_at_quantile(0.50) as f64 / 1000.0,
+            row.p99_ms,
+            h.max() as f64 / 1000.0,
+            r.errors,
+            us(row.client_us),
+            us(row.server_us),
+        );
+        std::io::stdout().flush()?;
+        rows.push(row);
     }
-    compare(&measured);
-    compare_tls(&measured);
-    Ok(())
+    drop(procs);
+    Ok(rows)
 }
 
 /// Each consensus with TLS against plain TCP, phase by phase, when both ran.
-fn compare_tls(measured: &[(String, &str, f64, f64)]) {
+fn compare_tls(measured: &[PhaseRow]) {
     for phase in ["write", "mixed"] {
         for system in ["raft", "paxos"] {
             let find = |label: &str| {
                 measured
                     .iter()
-                    .find(|m| m.0 == label && m.1 == phase)
-                    .map(|m| (m.2, m.3))
+                    .find(|m| m.label == label && m.phase == phase)
+                    .map(|m| (m.ops_per_s, m.p99_ms))
             };
             let (Some((plain_ops, plain_p99)), Some((tls_ops, tls_p99))) =
                 (find(system), find(&format!("{system}+tls")))
@@ -304,13 +396,13 @@ fn compare_tls(measured: &[(String, &str, f64, f64)]) {
 }
 
 /// faultline's node against etcd, phase by phase, when both ran.
-fn compare(measured: &[(String, &str, f64, f64)]) {
+fn compare(measured: &[PhaseRow]) {
     for phase in ["write", "mixed"] {
         let find = |system: &str| {
             measured
                 .iter()
-                .find(|m| m.0 == system && m.1 == phase)
-                .map(|m| (m.2, m.3))
+                .find(|m| m.label == system && m.phase == phase)
+                .map(|m| (m.ops_per_s, m.p99_ms))
         };
         let Some((etcd_ops, etcd_p99)) = find("etcd") else {
             continue;
@@ -495,20 +587,25 @@ async fn run_phase(
     Ok(total)
 }
 
+/// `--faultline`, or the faultline binary of the build this example is in.
+fn faultline_binary(args: &Args) -> anyhow::Result<PathBuf> {
+    match &args.faultline {
+        Some(b) => Ok(b.clone()),
+        None => Ok(std::env::current_exe()?
+            .parent()
+            .and_then(|p| p.parent())
+            .context("locating the faultline binary")?
+            .join("faultline")),
+    }
+}
+
 fn start_faultline(
     args: &Args,
+    bin: &std::path::Path,
     consensus: &str,
     transport: Transport,
     root: &std::path::Path,
 ) -> anyhow::Result<(Procs, System)> {
-    let bin = match &args.faultline {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .and_then(|p| p.parent())
-            .context("locating the faultline binary")?
-            .join("faultline"),
-    };
     let addrs: Vec<String> = (1..=3)
         .map(|i| format!("127.0.0.{i}:{}", args.base_port + i as u16))
         .collect();
@@ -548,7 +645,7 @@ fn start_faultline(
                 tls_args.push(path.into());
             }
         }
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .args([
                 "node",
                 "--id",
