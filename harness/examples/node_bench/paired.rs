@@ -32,53 +32,24 @@ impl Side {
     }
 }
 
-/// One phase's sums over a round's two runs of each side.
-#[derive(Clone, Copy, Default)]
-struct Sums {
-    ops_per_s: f64,
-    server_us: Option<f64>,
-    client_us: Option<f64>,
-    runs: u32,
+/// One round: each phase row of its four runs, with the side that ran it.
+type Round = Vec<(Side, PhaseRow)>;
+
+/// `field` summed over `side`'s runs of `phase` in `round`; None when a
+/// run did not measure it.
+fn sum(round: &Round, side: Side, phase: &str, field: fn(&PhaseRow) -> Option<f64>) -> Option<f64> {
+    round
+        .iter()
+        .filter(|(s, row)| *s == side && row.phase == phase)
+        .map(|(_, row)| field(row))
+        .sum()
 }
 
-impl Sums {
-    fn add(&mut self, row: &PhaseRow) {
-        let plus = |sum: Option<f64>, value: Option<f64>| match self.runs {
-            0 => value,
-            _ => sum.zip(value).map(|(s, v)| s + v),
-        };
-        self.server_us = plus(self.server_us, row.server_us);
-        self.client_us = plus(self.client_us, row.client_us);
-        self.ops_per_s += row.ops_per_s;
-        self.runs += 1;
-    }
-}
-
-/// One round: the sums of each phase, baseline and this.
-#[derive(Default)]
-struct Round {
-    /// (phase, baseline, this)
-    phases: Vec<(&'static str, Sums, Sums)>,
-}
-
-impl Round {
-    fn add(&mut self, side: Side, rows: &[PhaseRow]) {
-        for row in rows {
-            let at = match self.phases.iter().position(|p| p.0 == row.phase) {
-                Some(at) => at,
-                None => {
-                    self.phases
-                        .push((row.phase, Sums::default(), Sums::default()));
-                    self.phases.len() - 1
-                }
-            };
-            let (_, baseline, this) = &mut self.phases[at];
-            match side {
-                Side::Baseline => baseline.add(row),
-                Side::This => this.add(row),
-            }
-        }
-    }
+/// this/baseline of `field` over one round's runs of `phase`.
+fn ratio(round: &Round, phase: &str, field: fn(&PhaseRow) -> Option<f64>) -> Option<f64> {
+    let this = sum(round, Side::This, phase, field)?;
+    let baseline = sum(round, Side::Baseline, phase, field)?;
+    Some(this / baseline.max(f64::MIN_POSITIVE))
 }
 
 /// Every configured consensus (and transport), `args.rounds` rounds each,
@@ -105,7 +76,7 @@ pub(crate) fn compare_binaries(
         };
         let mut rounds = Vec::new();
         for round in 0..args.rounds {
-            let mut sums = Round::default();
+            let mut rows = Round::new();
             for side in order(round) {
                 let cluster = Cluster::Faultline {
                     binary: binary(side),
@@ -113,10 +84,10 @@ pub(crate) fn compare_binaries(
                     transport: *transport,
                 };
                 let row_label = format!("{label}-{}", side.name());
-                let rows = bench_cluster(rt, args, &row_label, &cluster)?;
-                sums.add(side, &rows);
+                let phases = bench_cluster(rt, args, &row_label, &cluster)?;
+                rows.extend(phases.into_iter().map(|row| (side, row)));
             }
-            rounds.push(sums);
+            rounds.push(rows);
         }
         for phase in ["write", "mixed"] {
             summaries.push(summarize(label, phase, &rounds));
@@ -140,47 +111,38 @@ fn order(round: u32) -> [Side; 4] {
 
 /// this/baseline for one phase over the rounds.
 fn summarize(label: &str, phase: &str, rounds: &[Round]) -> String {
-    let pairs: Vec<(Sums, Sums)> = rounds
-        .iter()
-        .filter_map(|r| r.phases.iter().find(|p| p.0 == phase))
-        .map(|p| (p.1, p.2))
-        .collect();
-    let ops: Vec<f64> = pairs
-        .iter()
-        .map(|(b, t)| t.ops_per_s / b.ops_per_s.max(f64::MIN_POSITIVE))
-        .collect();
-    let ratio_of = |field: fn(&Sums) -> Option<f64>| -> Option<Vec<f64>> {
-        pairs
+    let ratios = |field: fn(&PhaseRow) -> Option<f64>| -> Option<Vec<f64>> {
+        rounds
             .iter()
-            .map(|(b, t)| {
-                field(t)
-                    .zip(field(b))
-                    .map(|(t, b)| t / b.max(f64::MIN_POSITIVE))
-            })
+            .map(|round| ratio(round, phase, field))
             .collect()
     };
-    let per_run = |side: fn(&(Sums, Sums)) -> &Sums| -> Vec<f64> {
-        pairs
-            .iter()
-            .map(|p| side(p).ops_per_s / f64::from(side(p).runs.max(1)))
-            .collect()
-    };
+    let ops = ratios(|row| Some(row.ops_per_s)).expect("every run counts its ops");
     let mut line = format!(
         "{label} {phase}: this/baseline over {} rounds of 4 runs: ops/s {}",
-        pairs.len(),
+        rounds.len(),
         Spread::of(&ops)
     );
-    match ratio_of(|s| s.server_us) {
+    match ratios(|row| row.server_us) {
         Some(server) => line += &format!("; server CPU per op {}", Spread::of(&server)),
         None => line += "; server CPU per op not measured",
     }
-    if let Some(client) = ratio_of(|s| s.client_us) {
+    if let Some(client) = ratios(|row| row.client_us) {
         line += &format!("; client CPU per op {}", Spread::of(&client));
     }
+    let run_median = |side: Side| -> f64 {
+        let runs: Vec<f64> = rounds
+            .iter()
+            .flatten()
+            .filter(|(s, row)| *s == side && row.phase == phase)
+            .map(|(_, row)| row.ops_per_s)
+            .collect();
+        median(&runs)
+    };
     line += &format!(
         " (median ops/s of a run: baseline {:.0}, this {:.0})",
-        median(&per_run(|p| &p.0)),
-        median(&per_run(|p| &p.1))
+        run_median(Side::Baseline),
+        run_median(Side::This)
     );
     line
 }
@@ -297,16 +259,24 @@ mod tests {
             client_us: Some(10.0),
             server_us,
         };
-        let mut round = Round::default();
-        round.add(Side::Baseline, &[row("write", 100.0, Some(40.0))]);
-        round.add(Side::This, &[row("write", 90.0, Some(44.0))]);
-        round.add(Side::This, &[row("write", 110.0, None)]);
-        round.add(Side::Baseline, &[row("write", 100.0, Some(40.0))]);
-        let (phase, baseline, this) = round.phases[0];
-        assert_eq!(phase, "write");
-        assert_eq!((baseline.ops_per_s, baseline.runs), (200.0, 2));
-        assert_eq!(baseline.server_us, Some(80.0));
-        assert_eq!((this.ops_per_s, this.runs), (200.0, 2));
-        assert_eq!(this.server_us, None, "one run without CPU: not measured");
+        let round: Round = vec![
+            (Side::Baseline, row("write", 100.0, Some(40.0))),
+            (Side::Baseline, row("mixed", 7.0, Some(1.0))),
+            (Side::This, row("write", 90.0, Some(44.0))),
+            (Side::This, row("write", 110.0, None)),
+            (Side::Baseline, row("write", 100.0, Some(40.0))),
+        ];
+        let ops = |row: &PhaseRow| Some(row.ops_per_s);
+        let server = |row: &PhaseRow| row.server_us;
+        assert_eq!(sum(&round, Side::Baseline, "write", ops), Some(200.0));
+        assert_eq!(sum(&round, Side::Baseline, "write", server), Some(80.0));
+        assert_eq!(sum(&round, Side::This, "write", ops), Some(200.0));
+        assert_eq!(ratio(&round, "write", ops), Some(1.0));
+        assert_eq!(
+            sum(&round, Side::This, "write", server),
+            None,
+            "one run without CPU: not measured"
+        );
+        assert_eq!(ratio(&round, "write", server), None);
     }
 }
